@@ -1,0 +1,230 @@
+"""Shared helpers for the TAXII node benchmark: ports, processes, peak memory, statistics, timestamps."""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
+TAXII_HEADERS = {"Accept": TAXII_MEDIA_TYPE, "Content-Type": TAXII_MEDIA_TYPE}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path("/work/venv/bin")
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def taxii_timestamp(moment: datetime | None = None) -> str:
+    """Microsecond precision so an `added_after` taken between two envelopes separates them."""
+    moment = moment or datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile: with 200 samples p99 is the second slowest, never an interpolation."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-fraction * len(ordered) // 1))))
+    return ordered[rank - 1]
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def descendant_pids(pid: int) -> list[int]:
+    """Children found through /proc/<pid>/task/*/children, recursively (uvicorn workers are grandchildren)."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        task_dir = Path(f"/proc/{current}/task")
+        if not task_dir.exists():
+            continue
+        for task in task_dir.iterdir():
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in children:
+                child_pid = int(child)
+                if child_pid not in found:
+                    found.append(child_pid)
+                    pending.append(child_pid)
+    return found
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process plus its descendants.
+
+    Summing per-process peaks overstates a multi-worker server slightly (peaks need not coincide), which errs
+    on the side of reporting more memory, not less.
+    """
+    total_kb = _status_kb(pid, "VmHWM") + sum(_status_kb(child, "VmHWM") for child in descendant_pids(pid))
+    return round(total_kb / 1024, 1)
+
+
+def own_peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_measured(
+    command: Sequence[str], env: dict[str, str] | None = None, timeout_s: float | None = None
+) -> tuple[int, float, float, str, str]:
+    """Run a command to completion; return (exit code, wall seconds, peak RSS MB, stdout, stderr).
+
+    wait4 gives the child's own ru_maxrss, so the figure is the command's peak and not the benchmark's.
+    """
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    deadline = None if timeout_s is None else started + timeout_s
+    # Drain pipes in the background so a chatty child cannot block on a full pipe.
+    captured: dict[str, str] = {}
+
+    def drain(name: str, stream: Any) -> None:
+        captured[name] = stream.read()
+
+    readers = [
+        threading.Thread(target=drain, args=(name, stream), daemon=True)
+        for name, stream in (("out", process.stdout), ("err", process.stderr))
+    ]
+    for reader in readers:
+        reader.start()
+    while True:
+        waited_pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if waited_pid:
+            break
+        if deadline is not None and time.perf_counter() > deadline:
+            process.kill()
+            waited_pid, status, usage = os.wait4(process.pid, 0)
+            break
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join(timeout=5)
+    return (
+        process.returncode,
+        elapsed,
+        round(usage.ru_maxrss / 1024, 1),
+        captured.get("out", ""),
+        captured.get("err", ""),
+    )
+
+
+class ServerProcess:
+    """A server started as a real subprocess on loopback; memory is sampled before it is stopped."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        ready_url: str,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.command = list(command)
+        self.ready_url = ready_url
+        self.env = env
+        self.log_path = log_path
+        self.auth = auth
+        self.headers = headers or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.peak_rss_mb: float | None = None
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout_s
+        last_error = ""
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode}: {' '.join(self.command)}"
+                    f"{self._log_tail()}"
+                )
+            try:
+                response = httpx.get(self.ready_url, auth=self.auth, headers=self.headers, timeout=2.0)
+                if response.status_code < 500:
+                    return
+                last_error = f"HTTP {response.status_code}"
+            except httpx.TransportError as error:
+                last_error = str(error)
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout_s}s ({last_error}){self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        if self.log_path and self.log_path.exists():
+            return "\n" + self.log_path.read_text(errors="replace")[-2000:]
+        return ""
+
+    def sample_peak_rss(self) -> float | None:
+        if self.process is not None and self.process.poll() is None:
+            self.peak_rss_mb = peak_rss_mb(self.process.pid)
+        return self.peak_rss_mb
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.sample_peak_rss()
+        if self.process.poll() is None:
+            # The server runs in its own session, so its workers go with it; only this group is signalled.
+            try:
+                os.killpg(self.process.pid, 15)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

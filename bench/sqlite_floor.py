@@ -1,0 +1,125 @@
+"""The SQLite floor: the least work any SQLite-backed TAXII store must do to ingest objects.
+
+For every envelope of 1,000 objects as it arrives over HTTP (bytes): orjson-parse it, serialize each object
+back for storage, and executemany the rows into one WAL-mode table carrying the indexes a TAXII store needs:
+(collection, date_added) for paging, (collection, type, date_added) for `match[type]`, and unique
+(collection, id, modified) for versions. One transaction per envelope, like one POST. No HTTP, no validation,
+no policy: a server reaching a fraction of this figure is spending the rest on its own logic.
+
+    python -m bench.sqlite_floor --count 100000 --runs 3 [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.common import median, own_peak_rss_mb
+from bench.gen_stix import envelopes
+
+SCHEMA = """
+CREATE TABLE objects (
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    modified TEXT NOT NULL,
+    date_added TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX objects_added ON objects (collection, date_added);
+CREATE INDEX objects_type_added ON objects (collection, type, date_added);
+CREATE UNIQUE INDEX objects_version ON objects (collection, id, modified);
+"""
+COLLECTION = "5c9d8a3e-0000-4000-8000-000000000001"
+
+
+def ingest(db_path: Path, payloads: Sequence[bytes], synchronous: str = "NORMAL") -> dict[str, Any]:
+    """Ingest pre-serialized envelopes into a fresh database; returns objects/s over the whole run."""
+    connection = sqlite3.connect(db_path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(f"PRAGMA synchronous={synchronous}")
+    connection.executescript(SCHEMA)
+    # date_added comes from a monotonic counter so every row's value is distinct and ordered, as a server's
+    # clock-based stamps would be.
+    added = datetime.now(UTC)
+    step = timedelta(microseconds=1)
+    count = 0
+    started = time.perf_counter()
+    for payload in payloads:
+        objects = orjson.loads(payload)["objects"]
+        rows = []
+        for obj in objects:
+            added += step
+            rows.append(
+                (
+                    COLLECTION,
+                    obj["id"],
+                    obj["type"],
+                    obj.get("modified") or obj.get("created", ""),
+                    added.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    orjson.dumps(obj),
+                )
+            )
+        connection.execute("BEGIN")
+        connection.executemany("INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?, ?, ?)", rows)
+        connection.execute("COMMIT")
+        count += len(objects)
+    elapsed = time.perf_counter() - started
+    stored = connection.execute("SELECT count(*) FROM objects").fetchone()[0]
+    connection.close()
+    return {
+        "objects": count,
+        "stored": stored,
+        "seconds": round(elapsed, 3),
+        "objects_per_s": round(count / elapsed),
+    }
+
+
+def measure(payloads: Sequence[bytes], runs: int, synchronous: str = "NORMAL") -> dict[str, Any]:
+    results = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="kizuna-floor-") as tmp:
+            results.append(ingest(Path(tmp) / "floor.db", payloads, synchronous))
+    rates = [result["objects_per_s"] for result in results]
+    return {
+        "objects": results[0]["objects"],
+        "stored": results[0]["stored"],
+        "runs": rates,
+        "objects_per_s": median(rates),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--synchronous", default="NORMAL", choices=("OFF", "NORMAL", "FULL"))
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
+    args = parser.parse_args(argv)
+    payloads = envelopes(args.count)
+    result = measure(payloads, args.runs, args.synchronous)
+    result["peak_rss_mb"] = own_peak_rss_mb()
+    if args.json:
+        print(orjson.dumps(result).decode())
+    else:
+        print(
+            f"SQLite floor: {result['objects_per_s']:,.0f} objects/s "
+            f"(median of {args.runs}: {result['runs']}), "
+            f"{result['stored']:,} rows, peak RSS {result['peak_rss_mb']} MB"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
