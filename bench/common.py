@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import resource
 import socket
 import statistics
@@ -228,3 +229,157 @@ class ServerProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+# --- TAXII workload, shared by every server under test -----------------------------------------------------
+
+
+def post_envelopes(
+    client: httpx.Client,
+    objects_url: str,
+    payloads: Sequence[bytes],
+    marks: list[str],
+    status_url_prefix: str | None = None,
+    time_cap_s: float | None = None,
+) -> dict[str, Any]:
+    """POST pre-serialized envelopes one after another over one keep-alive connection.
+
+    Before each POST the client clock is appended to `marks`; those instants later serve as `added_after`
+    values that fall inside the collection. A server that answers with a pending status is polled until it
+    completes, and that wait counts in the time, so asynchronous ingest is not flattered.
+    """
+    started = time.perf_counter()
+    posted = succeeded = failed = 0
+    pending_ids: list[str] = []
+    capped = False
+    for payload in payloads:
+        if time_cap_s is not None and time.perf_counter() - started > time_cap_s:
+            capped = True
+            break
+        marks.append(taxii_timestamp())
+        response = client.post(objects_url, content=payload, headers=TAXII_HEADERS)
+        if response.status_code not in (200, 201, 202):
+            raise RuntimeError(f"POST {objects_url} -> {response.status_code}: {response.text[:500]}")
+        status = response.json()
+        posted += int(status.get("total_count", 0))
+        succeeded += int(status.get("success_count", 0))
+        failed += int(status.get("failure_count", 0))
+        if status.get("status") != "complete" and status_url_prefix and status.get("id"):
+            pending_ids.append(status["id"])
+    for status_id in pending_ids:
+        succeeded, failed = _wait_for_status(client, f"{status_url_prefix}{status_id}/", succeeded, failed)
+    elapsed = time.perf_counter() - started
+    return {
+        "objects": posted,
+        "succeeded": succeeded,
+        "failed": failed,
+        "seconds": round(elapsed, 3),
+        "objects_per_s": round(posted / elapsed) if elapsed else None,
+        "capped": capped,
+    }
+
+
+def _wait_for_status(client: httpx.Client, url: str, succeeded: int, failed: int) -> tuple[int, int]:
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = client.get(url, headers=TAXII_HEADERS).json()
+        if status.get("status") == "complete":
+            return succeeded + int(status.get("success_count", 0)), failed + int(
+                status.get("failure_count", 0)
+            )
+        time.sleep(0.01)
+    raise RuntimeError(f"status {url} still pending after 600 s")
+
+
+def page_latencies(
+    client: httpx.Client,
+    objects_url: str,
+    marks: Sequence[str],
+    queries: int,
+    seed: int,
+    request_timeout_s: float,
+    time_cap_s: float,
+    warmup: int = 5,
+) -> dict[str, Any]:
+    """Latency of `match[type]=indicator&added_after=<random earlier instant>&limit=100` pages.
+
+    The first `warmup` answers are not recorded (connection set-up, cold caches). If one request exceeds its
+    timeout the result says so instead of a latency.
+    """
+    rng = random.Random(seed)
+    latencies_ms: list[float] = []
+    returned = 0
+    started = time.perf_counter()
+    for index in range(queries + warmup):
+        if time.perf_counter() - started > time_cap_s:
+            break
+        params = {"match[type]": "indicator", "added_after": rng.choice(marks), "limit": "100"}
+        began = time.perf_counter()
+        try:
+            response = client.get(
+                objects_url, params=params, headers=TAXII_HEADERS, timeout=request_timeout_s
+            )
+        except httpx.TimeoutException:
+            return {"timeout_s": request_timeout_s, "queries": len(latencies_ms)}
+        took_ms = (time.perf_counter() - began) * 1000
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {objects_url} -> {response.status_code}: {response.text[:500]}")
+        objects = response.json().get("objects", [])
+        if len(objects) > 100 or any(obj.get("type") != "indicator" for obj in objects):
+            raise RuntimeError("filtered page returned objects outside the filter")
+        if index >= warmup:
+            latencies_ms.append(took_ms)
+            returned += len(objects)
+    return {
+        "queries": len(latencies_ms),
+        "p50_ms": round(percentile(latencies_ms, 0.50) or 0, 2) if latencies_ms else None,
+        "p99_ms": round(percentile(latencies_ms, 0.99) or 0, 2) if latencies_ms else None,
+        "avg_objects": round(returned / len(latencies_ms), 1) if latencies_ms else None,
+    }
+
+
+def read_all(
+    client: httpx.Client,
+    objects_url: str,
+    limit: int,
+    time_cap_s: float,
+    request_timeout_s: float = 120.0,
+) -> dict[str, Any]:
+    """Read a whole collection (every version) page by page, following `next`.
+
+    A server that pages by date instead of `next` is followed through X-TAXII-Date-Added-Last.
+    """
+    base = {"limit": str(limit), "match[version]": "all"}
+    params: dict[str, str] = dict(base)
+    count = pages = 0
+    started = time.perf_counter()
+    complete = False
+    while time.perf_counter() - started < time_cap_s:
+        try:
+            response = client.get(
+                objects_url, params=params, headers=TAXII_HEADERS, timeout=request_timeout_s
+            )
+        except httpx.TimeoutException:
+            break
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {objects_url} -> {response.status_code}: {response.text[:500]}")
+        envelope = response.json()
+        count += len(envelope.get("objects", []))
+        pages += 1
+        if not envelope.get("more"):
+            complete = True
+            break
+        if envelope.get("next"):
+            params = {**base, "next": str(envelope["next"])}
+        elif response.headers.get("X-TAXII-Date-Added-Last"):
+            params = {**base, "added_after": response.headers["X-TAXII-Date-Added-Last"]}
+        else:
+            raise RuntimeError("envelope says more but gives neither next nor X-TAXII-Date-Added-Last")
+    elapsed = time.perf_counter() - started
+    return {
+        "objects": count,
+        "pages": pages,
+        "seconds": round(elapsed, 3),
+        "objects_per_s": round(count / elapsed) if elapsed else None,
+        "complete": complete,
+    }
