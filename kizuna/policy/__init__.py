@@ -1,0 +1,67 @@
+"""Markings are law: the policy that decides what each principal may see of each object version.
+
+The core calls ``compile_viewer(viewer, ctx, collection_id)`` once per read and then
+``policy.decide(obj)`` per object version; see docs/policy.md for the rules.
+"""
+
+from kizuna.policy.decide import (
+    HIDDEN,
+    VISIBLE,
+    Decision,
+    Outcome,
+    ViewerPolicy,
+    compile_viewer,
+    decide,
+    filter_batch,
+    hide_dangling,
+)
+from kizuna.policy.model import (
+    Agreement,
+    MarkingInfo,
+    MarkingKind,
+    Organisation,
+    PolicyContext,
+    PolicyOptions,
+    Viewer,
+)
+from kizuna.policy.releasability import (
+    RELEASABILITY_EXTENSION_ID,
+    build_recipients_marking,
+    build_rel_to_marking,
+)
+from kizuna.policy.tlp import (
+    TLP2_IDS,
+    Normalisation,
+    TlpAliasTable,
+    TlpLevel,
+    normalise_objects,
+    shipped_objects,
+)
+
+__all__ = [
+    "HIDDEN",
+    "RELEASABILITY_EXTENSION_ID",
+    "TLP2_IDS",
+    "VISIBLE",
+    "Agreement",
+    "Decision",
+    "MarkingInfo",
+    "MarkingKind",
+    "Normalisation",
+    "Organisation",
+    "Outcome",
+    "PolicyContext",
+    "PolicyOptions",
+    "TlpAliasTable",
+    "TlpLevel",
+    "Viewer",
+    "ViewerPolicy",
+    "build_recipients_marking",
+    "build_rel_to_marking",
+    "compile_viewer",
+    "decide",
+    "filter_batch",
+    "hide_dangling",
+    "normalise_objects",
+    "shipped_objects",
+]

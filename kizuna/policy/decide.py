@@ -1,0 +1,361 @@
+"""The one policy decision: (viewer, object version) -> hidden / visible / visible-redacted.
+
+Hot path design: ``compile_viewer`` precomputes everything that depends only on the viewer (its
+identities, REL TO tokens, communities, agreements), and the compiled ``ViewerPolicy`` caches verdicts
+by ``(created_by_ref, object_marking_refs)``. An object without granular markings then costs a few
+dictionary look-ups. The rules themselves are stated in docs/policy.md.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from kizuna.policy.model import Agreement, MarkingKind, PolicyContext, Viewer
+from kizuna.policy.redact import Path, parse_selector, remove_paths
+from kizuna.policy.releasability import RELEASABILITY_EXTENSION_ID
+from kizuna.policy.tlp import TlpLevel
+
+StixObject = Mapping[str, Any]
+
+
+class Outcome(enum.Enum):
+    HIDDEN = "hidden"
+    VISIBLE = "visible"
+    REDACTED = "visible-redacted"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Result of ``decide``. For REDACTED, ``redacted`` is the object the viewer may receive."""
+
+    outcome: Outcome
+    redacted: dict[str, Any] | None = None
+
+    @property
+    def visible(self) -> bool:
+        return self.outcome is not Outcome.HIDDEN
+
+    def view(self, original: StixObject) -> StixObject | None:
+        """What to serve: the original, the redacted copy, or None (as if the object did not exist)."""
+        if self.outcome is Outcome.VISIBLE:
+            return original
+        return self.redacted
+
+
+VISIBLE: Final = Decision(Outcome.VISIBLE)
+HIDDEN: Final = Decision(Outcome.HIDDEN)
+
+_CACHE_LIMIT: Final = 8192
+
+
+class ViewerPolicy:
+    """The policy compiled for one viewer (and optionally one collection). Not thread-safe: compile one
+    per request or per worker; compiling is cheap."""
+
+    def __init__(self, viewer: Viewer, ctx: PolicyContext, collection_id: str | None = None) -> None:
+        self.viewer = viewer
+        self.ctx = ctx
+        self.collection_id = collection_id
+        self._compile()
+
+    # -- compilation --------------------------------------------------------------------------------
+
+    def _compile(self) -> None:
+        ctx, viewer, options = self.ctx, self.viewer, self.ctx.options
+        org = viewer.organisation
+        self._generation = ctx.generation
+        self._markings = ctx.markings_by_id
+        self._sees_everything = viewer.is_node_admin and options.admins_see_everything
+        identities = {i for i in (org.identity_id if org else None, viewer.identity_id) if i}
+        self._own: frozenset[str] = frozenset(identities)
+        self._identities = self._own
+        governing = viewer.agreement
+        self._cap: TlpLevel | None = governing.max_tlp if governing is not None else None
+        self._blocked = governing is not None and not governing.covers_collection(self.collection_id)
+        direct: list[Agreement]
+        if governing is not None:
+            direct = [governing]
+        elif org is not None:
+            direct = ctx.agreements_for_partner(org.identity_id)
+        else:
+            direct = []
+        direct = [a for a in direct if a.covers_collection(self.collection_id)]
+        self._direct = direct
+        clients: list[Agreement] = []
+        if org is not None and governing is None:
+            for patron in org.client_of:
+                clients.extend(
+                    a for a in ctx.agreements_for_partner(patron)
+                    if a.amber_extends_to_clients and a.covers_collection(self.collection_id)
+                )
+        self._clients = clients
+        tokens = set(identities)
+        if org is not None and org.country:
+            tokens.add(org.country.upper())
+        for agreement in direct:
+            tokens.update(agreement.releasability)
+        self._tokens: frozenset[str] = frozenset(tokens)
+        self._community = bool(org is not None and org.communities & ctx.shared_communities)
+        self._unknown_ok = options.unknown_markings == "carry"
+        self._unenforced_ok = options.unenforced_markings == "carry"
+        self._unmarked_tlp = options.unmarked_tlp
+        self._cap_recipients = options.agreement_caps_recipients
+        self._anonymous = (
+            ctx.anonymous_identity_id
+            if governing is not None and governing.anonymise_producer
+            else None
+        )
+        self._cache: dict[tuple[Any, ...], bool] = {}
+
+    def _refresh(self) -> None:
+        if self._generation != self.ctx.generation:
+            self._compile()
+
+    # -- marking rules ------------------------------------------------------------------------------
+
+    def _tlp_permits(self, level: TlpLevel, producer: str | None) -> bool:
+        if self._cap is not None and level > self._cap:
+            if not (level is TlpLevel.RED and not self._cap_recipients):
+                return False
+        if level is TlpLevel.CLEAR:
+            return True
+        if level is TlpLevel.RED:
+            return True  # RED admits only named recipients; checked against the recipients markings.
+        if level is TlpLevel.GREEN and self._community:
+            return True
+        for agreement in self._direct:
+            if agreement.max_tlp >= level and agreement.covers_producer(producer):
+                return True
+        if level <= TlpLevel.AMBER:
+            for agreement in self._clients:
+                if agreement.max_tlp >= level and agreement.covers_producer(producer):
+                    return True
+        return False
+
+    def permits(self, marking_refs: Iterable[str], producer: str | None) -> bool:
+        """Whether every marking in ``marking_refs`` admits this viewer for an object by ``producer``."""
+        markings = self._markings
+        has_tlp = False
+        red = False
+        named = False
+        for ref in marking_refs:
+            info = markings.get(ref)
+            if info is None:
+                if not self._unknown_ok:
+                    return False
+                continue
+            kind = info.kind
+            if kind is MarkingKind.TLP:
+                has_tlp = True
+                level = info.level
+                assert level is not None
+                if level is TlpLevel.RED:
+                    red = True
+                if not self._tlp_permits(level, producer):
+                    return False
+            elif kind is MarkingKind.REL_TO:
+                if not (info.tokens & self._tokens):
+                    return False
+            elif kind is MarkingKind.RECIPIENTS:
+                if not (info.identities & self._identities):
+                    return False
+                named = True
+            elif kind is MarkingKind.UNENFORCED:
+                if not self._unenforced_ok:
+                    return False
+        if red and not named:
+            return False
+        if not has_tlp and self._unmarked_tlp is not None:
+            if self._unmarked_tlp is TlpLevel.RED:
+                return False
+            return self._tlp_permits(self._unmarked_tlp, producer)
+        return True
+
+    def _cached_permits(self, refs: Sequence[str], producer: str | None) -> bool:
+        key = (producer, *refs)
+        verdict = self._cache.get(key)
+        if verdict is None:
+            verdict = self.permits(refs, producer)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = verdict
+        return verdict
+
+    # -- the decision -------------------------------------------------------------------------------
+
+    def decide(self, obj: StixObject) -> Decision:
+        """Decide one object version for this viewer."""
+        if self._generation != self.ctx.generation:
+            self._compile()
+        if self._sees_everything:
+            return VISIBLE
+        producer = obj.get("created_by_ref")
+        if producer is not None and producer in self._own:
+            return VISIBLE
+        if self._blocked:
+            return HIDDEN
+        refs = obj.get("object_marking_refs")
+        if refs is None:
+            if self._unmarked_tlp is not None and not self._cached_permits((), producer):
+                return HIDDEN
+        elif not self._cached_permits(refs, producer):
+            return HIDDEN
+        if "granular_markings" in obj:
+            return self._decide_granular(obj, refs or (), producer)
+        if "extensions" in obj and obj.get("type") == "marking-definition":
+            if not self._may_see_marking_definition(obj):
+                return HIDDEN
+        if self._anonymous is not None and producer is not None:
+            return Decision(Outcome.REDACTED, {**obj, "created_by_ref": self._anonymous})
+        return VISIBLE
+
+    def _may_see_marking_definition(self, obj: StixObject) -> bool:
+        # A recipients list names who receives TLP:RED content: it is itself shown only to them.
+        if RELEASABILITY_EXTENSION_ID not in obj["extensions"]:
+            return True
+        info = self._markings.get(str(obj.get("id")))
+        if info is None or info.kind is not MarkingKind.RECIPIENTS:
+            return True
+        return bool(info.identities & self._identities)
+
+    def _decide_granular(self, obj: StixObject, refs: Sequence[str], producer: str | None) -> Decision:
+        entries = obj["granular_markings"]
+        by_path: dict[Path, list[str]] = {}
+        if isinstance(entries, list):
+            for entry in entries:
+                if not isinstance(entry, Mapping) or not isinstance(entry.get("marking_ref"), str):
+                    continue
+                for selector in entry.get("selectors") or ():
+                    path = parse_selector(selector) if isinstance(selector, str) else None
+                    if path is not None:
+                        by_path.setdefault(path, []).append(entry["marking_ref"])
+        denied: list[Path] = []
+        for path in by_path:
+            # Markings on an ancestor selector also govern this path (a recipients list on
+            # ``external_references`` names who may read TLP:RED inside one of its items).
+            applying = list(refs)
+            for end in range(1, len(path) + 1):
+                applying.extend(by_path.get(path[:end], ()))
+            if not self._cached_permits(sorted(set(applying)), producer):
+                denied.append(path)
+        if not denied:
+            if self._anonymous is not None and producer is not None:
+                return Decision(Outcome.REDACTED, {**obj, "created_by_ref": self._anonymous})
+            return VISIBLE
+        redacted = remove_paths(obj, denied)
+        if redacted is None:
+            return HIDDEN
+        if self._anonymous is not None and producer is not None:
+            redacted["created_by_ref"] = self._anonymous
+        return Decision(Outcome.REDACTED, redacted)
+
+    def decide_many(self, objects: Iterable[StixObject]) -> list[Decision]:
+        decide = self.decide
+        return [decide(obj) for obj in objects]
+
+    def visible_objects(self, objects: Iterable[StixObject]) -> list[StixObject]:
+        """The objects to serve, in order, redacted where needed; hidden ones are simply absent."""
+        out: list[StixObject] = []
+        decide = self.decide
+        for obj in objects:
+            decision = decide(obj)
+            if decision is VISIBLE:
+                out.append(obj)
+            elif decision.redacted is not None:
+                out.append(decision.redacted)
+        return out
+
+
+def compile_viewer(viewer: Viewer, ctx: PolicyContext, collection_id: str | None = None) -> ViewerPolicy:
+    """Compile the policy for one viewer; reuse it for every object of a read."""
+    return ViewerPolicy(viewer, ctx, collection_id)
+
+
+def decide(viewer: Viewer, obj: StixObject, ctx: PolicyContext) -> Decision:
+    """Convenience form of ``compile_viewer(viewer, ctx).decide(obj)`` that reuses compiled policies."""
+    compiled = ctx.compiled_viewers.get(viewer)
+    if compiled is None:
+        if len(ctx.compiled_viewers) >= 1024:
+            ctx.compiled_viewers.clear()
+        compiled = ctx.compiled_viewers[viewer] = ViewerPolicy(viewer, ctx)
+    return compiled.decide(obj)
+
+
+# -- references to hidden objects -------------------------------------------------------------------
+
+_REF_LIST_TYPES: Final = frozenset({"report", "grouping", "note", "opinion", "observed-data"})
+
+
+def hide_dangling(
+    obj: StixObject, decision: Decision, is_visible: Callable[[str], bool]
+) -> Decision:
+    """Apply the no-dangling-disclosure rule on top of a decision.
+
+    - relationship: hidden if its source or target is hidden;
+    - sighting: hidden if ``sighting_of_ref`` is hidden; hidden ``observed_data_refs`` and
+      ``where_sighted_refs`` entries are removed;
+    - report, grouping, note, opinion, observed-data: hidden ``object_refs`` entries are removed, and the
+      object is hidden if none remain.
+
+    ``is_visible(id)`` answers whether the viewer may see (any version of) the referenced object.
+    """
+    view = decision.view(obj)
+    if view is None:
+        return decision
+    stix_type = view.get("type")
+    removals: list[Path] = []
+    if stix_type == "relationship":
+        if not (is_visible(str(view.get("source_ref"))) and is_visible(str(view.get("target_ref")))):
+            return HIDDEN
+        return decision
+    if stix_type == "sighting":
+        if not is_visible(str(view.get("sighting_of_ref"))):
+            return HIDDEN
+        for name in ("observed_data_refs", "where_sighted_refs"):
+            removals.extend(_hidden_items(view, name, is_visible))
+    elif stix_type in _REF_LIST_TYPES:
+        removals.extend(_hidden_items(view, "object_refs", is_visible))
+    if not removals:
+        return decision
+    redacted = remove_paths(view, removals)
+    if redacted is None:
+        return HIDDEN
+    return Decision(Outcome.REDACTED, redacted)
+
+
+def _hidden_items(view: StixObject, name: str, is_visible: Callable[[str], bool]) -> list[Path]:
+    refs = view.get(name)
+    if not isinstance(refs, list):
+        return []
+    return [(name, index) for index, ref in enumerate(refs) if not is_visible(str(ref))]
+
+
+def filter_batch(
+    policy: ViewerPolicy,
+    objects: Sequence[StixObject],
+    is_visible_elsewhere: Callable[[str], bool] | None = None,
+) -> list[StixObject]:
+    """Decide a batch and drop dangling references.
+
+    Ids decided visible within the batch count as visible; other ids are asked of
+    ``is_visible_elsewhere`` (e.g. a store lookup decided with the same policy); without it they count
+    as hidden, which is the safe default.
+    """
+    decisions = [policy.decide(obj) for obj in objects]
+    visible_ids = {str(obj.get("id")) for obj, d in zip(objects, decisions, strict=True) if d.visible}
+
+    def is_visible(ref: str) -> bool:
+        if ref in visible_ids:
+            return True
+        return is_visible_elsewhere(ref) if is_visible_elsewhere is not None else False
+
+    out: list[StixObject] = []
+    for obj, decision in zip(objects, decisions, strict=True):
+        final = hide_dangling(obj, decision, is_visible)
+        view = final.view(obj)
+        if view is not None:
+            out.append(view)
+    return out

@@ -1,0 +1,260 @@
+"""Property removal that keeps an object valid STIX 2.1.
+
+Granular-marking selectors (§7.2.3) name properties, dictionary keys and list items (``labels.[1]``).
+Removing content shifts list indices and can empty containers, so after a removal every remaining
+selector is re-addressed, selectors into removed content are dropped, and containers left empty are
+removed too (STIX forbids empty lists). Removing a property the object type requires makes the whole
+object unservable: ``remove_paths`` then returns None and the caller hides the object.
+
+Unchanged subtrees are shared with the input, not copied: callers treat objects as immutable.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+Component = str | int
+Path = tuple[Component, ...]
+
+_SDO_REQUIRED: Final = ("type", "spec_version", "id", "created", "modified")
+_SCO_REQUIRED: Final = ("type", "id")
+
+#: Properties that must survive redaction for the object to stay valid (§3-§7 per type).
+REQUIRED: Final[Mapping[str, tuple[str, ...]]] = {
+    "attack-pattern": (*_SDO_REQUIRED, "name"),
+    "campaign": (*_SDO_REQUIRED, "name"),
+    "course-of-action": (*_SDO_REQUIRED, "name"),
+    "grouping": (*_SDO_REQUIRED, "context", "object_refs"),
+    "identity": (*_SDO_REQUIRED, "name"),
+    "incident": (*_SDO_REQUIRED, "name"),
+    "indicator": (*_SDO_REQUIRED, "pattern", "pattern_type", "valid_from"),
+    "infrastructure": (*_SDO_REQUIRED, "name"),
+    "intrusion-set": (*_SDO_REQUIRED, "name"),
+    "location": _SDO_REQUIRED,
+    "malware": (*_SDO_REQUIRED, "is_family"),
+    "malware-analysis": (*_SDO_REQUIRED, "product"),
+    "note": (*_SDO_REQUIRED, "content", "object_refs"),
+    "observed-data": (*_SDO_REQUIRED, "first_observed", "last_observed", "number_observed"),
+    "opinion": (*_SDO_REQUIRED, "opinion", "object_refs"),
+    "report": (*_SDO_REQUIRED, "name", "published", "object_refs"),
+    "threat-actor": (*_SDO_REQUIRED, "name"),
+    "tool": (*_SDO_REQUIRED, "name"),
+    "vulnerability": (*_SDO_REQUIRED, "name"),
+    "relationship": (*_SDO_REQUIRED, "relationship_type", "source_ref", "target_ref"),
+    "sighting": (*_SDO_REQUIRED, "sighting_of_ref"),
+    "marking-definition": ("type", "spec_version", "id", "created"),
+    "language-content": (*_SDO_REQUIRED, "object_ref", "contents"),
+    "extension-definition": (
+        *_SDO_REQUIRED, "created_by_ref", "name", "schema", "version", "extension_types",
+    ),
+    "autonomous-system": (*_SCO_REQUIRED, "number"),
+    "directory": (*_SCO_REQUIRED, "path"),
+    "domain-name": (*_SCO_REQUIRED, "value"),
+    "email-addr": (*_SCO_REQUIRED, "value"),
+    "email-message": (*_SCO_REQUIRED, "is_multipart"),
+    "ipv4-addr": (*_SCO_REQUIRED, "value"),
+    "ipv6-addr": (*_SCO_REQUIRED, "value"),
+    "mac-addr": (*_SCO_REQUIRED, "value"),
+    "mutex": (*_SCO_REQUIRED, "name"),
+    "network-traffic": (*_SCO_REQUIRED, "protocols"),
+    "software": (*_SCO_REQUIRED, "name"),
+    "url": (*_SCO_REQUIRED, "value"),
+}
+
+#: "At least one of these groups must be fully present" rules.
+AT_LEAST_ONE_OF: Final[Mapping[str, tuple[tuple[str, ...], ...]]] = {
+    "location": (("region",), ("country",), ("latitude", "longitude")),
+    "malware-analysis": (("result",), ("analysis_sco_refs",)),
+    "observed-data": (("objects",), ("object_refs",)),
+    "file": (("hashes",), ("name",)),
+    "network-traffic": (("src_ref",), ("dst_ref",)),
+    "artifact": (("payload_bin",), ("url",)),
+}
+
+#: Properties Kizuna never removes by redaction: they carry the markings themselves.
+UNREMOVABLE: Final = frozenset({"object_marking_refs", "granular_markings"})
+
+
+def parse_selector(selector: str) -> Path | None:
+    """``external_references.[0].url`` -> ``("external_references", 0, "url")``; None if malformed."""
+    if not selector:
+        return None
+    path: list[Component] = []
+    for part in selector.split("."):
+        if part.startswith("[") and part.endswith("]"):
+            inner = part[1:-1]
+            if not inner.isdigit():
+                return None
+            path.append(int(inner))
+        elif part:
+            path.append(part)
+        else:
+            return None
+    return tuple(path)
+
+
+def format_selector(path: Path) -> str:
+    return ".".join(f"[{c}]" if isinstance(c, int) else c for c in path)
+
+
+def required_properties(stix_type: str) -> tuple[str, ...]:
+    if stix_type in REQUIRED:
+        return REQUIRED[stix_type]
+    if stix_type.startswith("x-"):
+        return ("type", "id")
+    return _SCO_REQUIRED
+
+
+def _nested_item_valid(path: Path, item: Mapping[str, Any]) -> bool:
+    """Whether a list item that lost properties is still a valid sub-object of its kind."""
+    if len(path) == 2 and isinstance(path[1], int):
+        if path[0] == "external_references":
+            return "source_name" in item and any(k in item for k in ("description", "url", "external_id"))
+        if path[0] == "kill_chain_phases":
+            return "kill_chain_name" in item and "phase_name" in item
+    return True
+
+
+class _Removal:
+    """State of one pruning pass, all in the input object's coordinates."""
+
+    __slots__ = ("removed", "shifts")
+
+    def __init__(self) -> None:
+        self.removed: set[Path] = set()
+        #: list path -> sorted indices removed from that list.
+        self.shifts: dict[Path, list[int]] = {}
+
+
+_REMOVE: Final = object()
+
+
+def _build_trie(paths: Iterable[Path]) -> dict[Component, Any]:
+    trie: dict[Component, Any] = {}
+    for path in sorted(set(paths), key=len):
+        node: Any = trie
+        for component in path[:-1]:
+            nxt = node.get(component)
+            if nxt is _REMOVE:
+                break
+            if nxt is None:
+                nxt = node[component] = {}
+            node = nxt
+        else:
+            node[path[-1]] = _REMOVE
+    return trie
+
+
+def _prune(value: Any, trie: dict[Component, Any], path: Path, state: _Removal) -> tuple[Any, bool]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            sub = trie.get(key)
+            if sub is None:
+                out[key] = item
+                continue
+            child = (*path, key)
+            if sub is not _REMOVE:
+                new_item, keep = _prune(item, sub, child, state)
+                if keep:
+                    out[key] = new_item
+                    continue
+            state.removed.add(child)
+        keep_dict = bool(out) or not value
+        return out, keep_dict and _nested_item_valid(path, out)
+    if isinstance(value, list):
+        items: list[Any] = []
+        gone: list[int] = []
+        for index, item in enumerate(value):
+            sub = trie.get(index)
+            if sub is None:
+                items.append(item)
+                continue
+            child = (*path, index)
+            if sub is not _REMOVE:
+                new_item, keep = _prune(item, sub, child, state)
+                if keep:
+                    items.append(new_item)
+                    continue
+            state.removed.add(child)
+            gone.append(index)
+        if gone:
+            state.shifts[path] = gone
+        return items, bool(items) or not value
+    # A selector that reaches below a scalar names nothing that exists; nothing to remove.
+    return value, True
+
+
+def _remap(path: Path, state: _Removal) -> Path | None:
+    """Where ``path`` (input coordinates) points after the removal; None if its content is gone."""
+    for end in range(1, len(path) + 1):
+        if path[:end] in state.removed:
+            return None
+    if not state.shifts:
+        return path
+    out = list(path)
+    for position, component in enumerate(path):
+        if isinstance(component, int):
+            gone = state.shifts.get(path[:position])
+            if gone:
+                out[position] = component - bisect_left(gone, component)
+    return tuple(out)
+
+
+def _rewrite_granular(entries: Any, state: _Removal) -> list[dict[str, Any]]:
+    rewritten: list[dict[str, Any]] = []
+    if not isinstance(entries, list):
+        return rewritten
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        selectors: list[str] = []
+        for selector in entry.get("selectors") or ():
+            parsed = parse_selector(selector) if isinstance(selector, str) else None
+            if parsed is None:
+                continue
+            moved = _remap(parsed, state)
+            if moved is not None:
+                text = format_selector(moved)
+                if text not in selectors:
+                    selectors.append(text)
+        if selectors:
+            rewritten.append({**entry, "selectors": selectors})
+    return rewritten
+
+
+def satisfies_required(obj: Mapping[str, Any]) -> bool:
+    """Whether ``obj`` still has every property its type requires."""
+    stix_type = str(obj.get("type", ""))
+    if any(name not in obj for name in required_properties(stix_type)):
+        return False
+    groups = AT_LEAST_ONE_OF.get(stix_type)
+    if groups and not any(all(name in obj for name in group) for group in groups):
+        return False
+    return True
+
+
+def remove_paths(obj: Mapping[str, Any], paths: Iterable[Path]) -> dict[str, Any] | None:
+    """Copy of ``obj`` without ``paths`` (input coordinates), granular markings re-addressed.
+
+    Returns None when the result would lack a required property, i.e. the object must be hidden.
+    """
+    wanted = [p for p in paths if p and p[0] not in UNREMOVABLE]
+    if not wanted:
+        return dict(obj)
+    state = _Removal()
+    pruned, _ = _prune(obj, _build_trie(wanted), (), state)
+    if not state.removed:
+        return dict(obj)
+    if not satisfies_required(pruned):
+        return None
+    if "granular_markings" in obj:
+        granular = _rewrite_granular(obj["granular_markings"], state)
+        if granular:
+            pruned["granular_markings"] = granular
+        else:
+            del pruned["granular_markings"]
+    result: dict[str, Any] = pruned
+    return result
