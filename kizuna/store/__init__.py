@@ -1,0 +1,20 @@
+"""Storage backends, chosen by URL: ``sqlite:///path/to/file.db`` or ``postgresql://…``."""
+
+from __future__ import annotations
+
+from kizuna.store.base import Store, StoreError
+
+
+def open_store(url: str) -> Store:
+    if url.startswith("sqlite:///"):
+        from kizuna.store.sqlite.store import SqliteStore
+
+        return SqliteStore(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        from kizuna.store.postgres.store import PostgresStore
+
+        return PostgresStore(url)
+    raise StoreError(f"unsupported store URL {url!r}: use sqlite:///path/to/file.db or postgresql://…")
+
+
+__all__ = ["Store", "StoreError", "open_store"]

@@ -1,0 +1,81 @@
+"""Node configuration: a data directory holding ``kizuna.toml`` (and, by default, the SQLite file).
+
+The directory comes from ``--data DIR`` or ``KIZUNA_DATA`` so that scripts and other tools
+can drive a node; everything a node needs to start is in that one file and the store.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_NAME = "kizuna.toml"
+DEFAULT_DATA_DIR = "kizuna-data"
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    data_dir: Path
+    store_url: str
+    default_page_size: int = 1000
+    max_page_size: int = 10000
+    status_retention_hours: int = 168
+
+    @property
+    def path(self) -> Path:
+        return self.data_dir / CONFIG_NAME
+
+
+def resolve_data_dir(option: str | os.PathLike[str] | None) -> Path:
+    return Path(option or os.environ.get("KIZUNA_DATA") or DEFAULT_DATA_DIR).resolve()
+
+
+def default_store_url(data_dir: Path) -> str:
+    return "sqlite:///" + str((data_dir / "kizuna.db").resolve()).lstrip("/")
+
+
+def load_config(data_dir: Path) -> NodeConfig:
+    path = data_dir / CONFIG_NAME
+    if not path.exists():
+        raise ConfigError(f"{path}: no Kizuna node here; create one with `kizuna --data {data_dir} init`")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    store = raw.get("store")
+    if not isinstance(store, str):
+        raise ConfigError(f"{path}: 'store' must be a store URL string")
+    server = raw.get("server", {})
+    try:
+        return NodeConfig(
+            data_dir=data_dir,
+            store_url=store,
+            default_page_size=int(server.get("default_page_size", 1000)),
+            max_page_size=int(server.get("max_page_size", 10000)),
+            status_retention_hours=int(server.get("status_retention_hours", 168)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: [server] values must be whole numbers ({exc})") from None
+
+
+def write_config(config: NodeConfig) -> None:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.path.write_text(
+        "# Kizuna node configuration\n"
+        f"store = {_toml_string(config.store_url)}\n\n"
+        "[server]\n"
+        f"default_page_size = {config.default_page_size}\n"
+        f"max_page_size = {config.max_page_size}\n"
+        f"status_retention_hours = {config.status_retention_hours}\n",
+        encoding="utf-8",
+    )
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

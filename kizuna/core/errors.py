@@ -1,0 +1,62 @@
+"""Errors a node reports to a client, each carrying its TAXII/HTTP status.
+
+They are raised anywhere in the core and rendered in one place at the HTTP edge, as
+TAXII error objects; their text never names an object the caller may not see.
+"""
+
+from __future__ import annotations
+
+
+class KizunaError(Exception):
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, description: str, *, title: str | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        if title is not None:
+            self.title = title
+
+
+class BadRequest(KizunaError):
+    status = 400
+    title = "Bad request"
+
+
+class Unauthorized(KizunaError):
+    status = 401
+    title = "Authentication required"
+
+
+class Forbidden(KizunaError):
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(KizunaError):
+    status = 404
+    title = "Not found"
+
+
+class NotAcceptable(KizunaError):
+    status = 406
+    title = "Not acceptable"
+
+
+class PayloadTooLarge(KizunaError):
+    status = 413
+    title = "Request body too large"
+
+
+class UnsupportedMediaType(KizunaError):
+    status = 415
+    title = "Unsupported media type"
+
+
+class Unprocessable(KizunaError):
+    status = 422
+    title = "Unprocessable content"
+
+
+class AdminError(KizunaError):
+    """A node administration step that cannot be done as asked (CLI)."""

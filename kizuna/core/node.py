@@ -1,0 +1,289 @@
+"""A Kizuna node: one organisation's store and the services every interface calls.
+
+The TAXII API, the CLI and later the console and federation are thin layers over this
+class; none of them talks to the store directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from kizuna.config import NodeConfig, default_store_url, load_config, write_config
+from kizuna.core.cursor import CursorCodec
+from kizuna.core.errors import AdminError, Forbidden, NotFound
+from kizuna.core.filters import Endpoint, Filters
+from kizuna.core.ingest import IngestReport, ingest
+from kizuna.core.principal import NODE_ADMIN, Principal
+from kizuna.core.query import Page, Reader
+from kizuna.core.tokens import authenticate_token, issue_token
+from kizuna.core.visibility import Viewer
+from kizuna.stix.timestamps import format_timestamp, now_micros
+from kizuna.store import open_store
+from kizuna.store.base import (
+    ApiRoot,
+    Collection,
+    Grant,
+    Organisation,
+    Store,
+    StoredStatus,
+    VersionSelector,
+)
+
+DEFAULT_API_ROOT = "main"
+DEFAULT_MAX_CONTENT_LENGTH = 100 * 1024 * 1024
+STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
+_API_ROOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ISO3 = re.compile(r"^[A-Z]{3}$")
+_ALL = VersionSelector(all=True)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionStatus:
+    collection: Collection
+    objects: int
+    first_added: int | None
+    last_added: int | None
+
+
+def _identity(name: str, country: str | None, created: str) -> dict[str, Any]:
+    identity: dict[str, Any] = {
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": f"identity--{uuid.uuid4()}",
+        "created": created,
+        "modified": created,
+        "name": name,
+        "identity_class": "organization",
+    }
+    if country:
+        identity["x_kizuna_country"] = country
+    return identity
+
+
+class Node:
+    def __init__(self, config: NodeConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        key = store.get_setting("cursor_key")
+        if key is None:
+            raise AdminError(f"{config.store_url}: this store has not been initialised; run `kizuna init`")
+        self.reader = Reader(
+            store, CursorCodec(base64.b64decode(key)), config.default_page_size, config.max_page_size
+        )
+        self._last_purge = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+    @classmethod
+    def open(cls, data_dir: Path) -> Node:
+        config = load_config(data_dir)
+        store = open_store(config.store_url)
+        store.migrate()
+        return cls(config, store)
+
+    @classmethod
+    def init(
+        cls, data_dir: Path, store_url: str | None = None, org_name: str | None = None,
+        country: str | None = None, title: str | None = None,
+    ) -> Node:
+        if (data_dir / "kizuna.toml").exists():
+            raise AdminError(f"{data_dir}: a Kizuna node already lives here")
+        config = NodeConfig(data_dir=data_dir, store_url=store_url or default_store_url(data_dir))
+        store = open_store(config.store_url)
+        store.migrate()
+        if store.get_setting("cursor_key") is not None:
+            store.close()
+            raise AdminError(f"{config.store_url}: this store already holds a node; use another database")
+        write_config(config)
+        store.set_setting_if_absent("cursor_key", base64.b64encode(secrets.token_bytes(32)).decode())
+        store.set_setting("title", title or f"Kizuna node of {org_name or 'this organisation'}")
+        node = cls(config, store)
+        identity = node.create_organisation(org_name or "This node", country)
+        store.set_setting("node_identity", identity["id"])
+        node.create_api_root(DEFAULT_API_ROOT, "Main API root", "Collections shared by this node")
+        return node
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- identity --------------------------------------------------------------------
+    @property
+    def title(self) -> str:
+        return self.store.get_setting("title") or "Kizuna node"
+
+    def identity(self) -> dict[str, Any]:
+        identity_id = self.store.get_setting("node_identity")
+        org = self.store.get_organisation(identity_id) if identity_id else None
+        return orjson.loads(org.identity) if org else {}
+
+    # -- administration ------------------------------------------------------------------
+    def create_api_root(
+        self, name: str, title: str, description: str | None = None,
+        max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
+    ) -> ApiRoot:
+        if not _API_ROOT_NAME.match(name) or name == "taxii2":
+            raise AdminError(f"API root name {name!r} must be letters, digits, '.', '_' or '-' (not 'taxii2')")
+        if max_content_length < 1:
+            raise AdminError("max_content_length must be greater than 0")
+        if self.store.get_api_root(name) is not None:
+            raise AdminError(f"API root {name!r} already exists")
+        root = ApiRoot(name, title, description, max_content_length)
+        self.store.create_api_root(root)
+        return root
+
+    def create_collection(
+        self, title: str, api_root: str = DEFAULT_API_ROOT, description: str | None = None,
+        alias: str | None = None,
+    ) -> Collection:
+        if self.store.get_api_root(api_root) is None:
+            raise AdminError(f"API root {api_root!r} does not exist")
+        if alias is not None and (not alias or "/" in alias or alias != alias.strip()):
+            raise AdminError(f"alias {alias!r} must be a non-empty word without '/' or spaces around it")
+        if alias is not None and self.store.get_collection(api_root, alias) is not None:
+            raise AdminError(f"alias {alias!r} is already used in API root {api_root!r}")
+        return self.store.create_collection(
+            str(uuid.uuid4()), api_root, title, description, alias, (STIX_MEDIA_TYPE,)
+        )
+
+    def find_collection(self, ref: str, api_root: str | None = None) -> Collection:
+        roots = [api_root] if api_root else [r.name for r in self.store.list_api_roots()]
+        for root in roots:
+            found = self.store.get_collection(root, ref)
+            if found is not None:
+                return found
+        raise AdminError(f"no collection {ref!r}" + (f" in API root {api_root!r}" if api_root else ""))
+
+    def create_organisation(self, name: str, country: str | None = None) -> dict[str, Any]:
+        if not name.strip():
+            raise AdminError("an organisation needs a name")
+        if country is not None and not _ISO3.match(country):
+            raise AdminError(f"country {country!r} must be an ISO 3166-1 alpha-3 code such as GBR or JPN")
+        if self.store.get_organisation(name) is not None:
+            raise AdminError(f"organisation {name!r} already exists")
+        identity = _identity(name, country, format_timestamp(now_micros())[:-4] + "Z")
+        self.store.create_organisation(Organisation(identity["id"], name, country, orjson.dumps(identity)))
+        return identity
+
+    def create_token(
+        self, organisation: str, read: Iterable[str] = (), write: Iterable[str] = (),
+        label: str | None = None,
+    ) -> tuple[str, str]:
+        org = self.store.get_organisation(organisation)
+        if org is None:
+            raise AdminError(f"no organisation {organisation!r}; create it with `kizuna orgs create`")
+        rights: dict[int, list[bool]] = {}
+        for ref in read:
+            rights.setdefault(self.find_collection(ref).pk, [False, False])[0] = True
+        for ref in write:
+            rights.setdefault(self.find_collection(ref).pk, [False, False])[1] = True
+        grants = [Grant(pk, r, w) for pk, (r, w) in sorted(rights.items())]
+        return issue_token(self.store, org.id, grants, label)
+
+    def revoke_token(self, token_id: str) -> None:
+        if not self.store.revoke_token(token_id, now_micros()):
+            raise AdminError(f"no active token {token_id!r}")
+
+    def collection_status(self) -> list[CollectionStatus]:
+        return [
+            CollectionStatus(c, *self.store.collection_stats(c.pk)) for c in self.store.list_collections()
+        ]
+
+    # -- requests --------------------------------------------------------------------
+    def authenticate(self, token: str) -> Principal | None:
+        return authenticate_token(self.store, token)
+
+    def api_root(self, name: str) -> ApiRoot:
+        root = self.store.get_api_root(name)
+        if root is None:
+            raise NotFound("no such API root")
+        return root
+
+    def collections_for(self, principal: Principal, api_root: str) -> list[Collection]:
+        self.api_root(api_root)
+        return [c for c in self.store.list_collections(api_root) if principal.sees_collection(c)]
+
+    def collection_for(self, principal: Principal, api_root: str, ref: str) -> Collection:
+        self.api_root(api_root)
+        collection = self.store.get_collection(api_root, ref)
+        if collection is None or not principal.sees_collection(collection):
+            raise NotFound("no such collection")
+        return collection
+
+    def readable(self, principal: Principal, api_root: str, ref: str) -> Viewer:
+        collection = self.collection_for(principal, api_root, ref)
+        if not principal.can_read(collection):
+            raise Forbidden("this token may not read this collection")
+        return Viewer(principal, collection)
+
+    def writable(self, principal: Principal, api_root: str, ref: str) -> Collection:
+        collection = self.collection_for(principal, api_root, ref)
+        if not principal.can_write(collection):
+            raise Forbidden("this token may not write to this collection")
+        return collection
+
+    def read(self, viewer: Viewer, endpoint: Endpoint, filters: Filters, object_id: str | None = None) -> Page:
+        return self.reader.page(viewer, endpoint, filters, object_id)
+
+    def add_objects(self, principal: Principal, collection: Collection, objects: list[Any]) -> IngestReport:
+        if not principal.can_write(collection):
+            raise Forbidden("this token may not write to this collection")
+        report = ingest(self.store, collection.pk, objects)
+        self.store.put_status(StoredStatus(
+            report.id, collection.api_root, principal.key, report.request_timestamp,
+            orjson.dumps(report.to_taxii()),
+        ))
+        self._purge_old_statuses()
+        return report
+
+    def status(self, principal: Principal, api_root: str, status_id: str) -> bytes:
+        self.api_root(api_root)
+        stored = self.store.get_status(status_id)
+        if stored is None or stored.api_root != api_root or not (
+            principal.is_admin or stored.token_id == principal.key
+        ):
+            raise NotFound("no such status resource")
+        return stored.body
+
+    def delete_object(self, principal: Principal, api_root: str, ref: str, object_id: str, filters: Filters) -> int:
+        collection = self.collection_for(principal, api_root, ref)
+        can_read, can_write = principal.can_read(collection), principal.can_write(collection)
+        if not (can_read and can_write):
+            raise Forbidden("deleting needs both read and write access to this collection")
+        viewer = Viewer(principal, collection)
+        rows = self.reader.visible_versions(viewer, object_id, filters)
+        if not rows:
+            raise NotFound("no such object in this collection")
+        return self.store.delete_versions(
+            collection.pk, object_id, VersionSelector(exact=tuple(r.version for r in rows)), None
+        )
+
+    def _purge_old_statuses(self) -> None:
+        now = now_micros()
+        if now - self._last_purge > 3600 * 1_000_000:
+            self._last_purge = now
+            self.store.purge_statuses(now - self.config.status_retention_hours * 3600 * 1_000_000)
+
+    # -- bulk paths for the CLI ------------------------------------------------------
+    def import_objects(self, collection: Collection, objects: Iterable[Any]) -> IngestReport:
+        return ingest(self.store, collection.pk, objects, keep_successes=False)
+
+    def export_objects(self, collection: Collection, principal: Principal = NODE_ADMIN) -> Iterator[bytes]:
+        """Every version of every object the principal may see, oldest first, as JSON bytes."""
+        viewer = Viewer(principal, collection)
+        filters = Filters(versions=_ALL)
+        while True:
+            page = self.reader.page(viewer, Endpoint.OBJECTS, filters)
+            for _, body in page.items:
+                yield body
+            if not page.more:
+                return
+            filters = Filters(versions=_ALL, next=page.next)
+

@@ -1,0 +1,30 @@
+"""Who is asking: a token of an organisation, with rights per collection."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from kizuna.store.base import Collection, Grant
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key: str  # stable identity for cursor binding: the token id, or "admin"
+    organisation_id: str | None
+    grants: Mapping[int, Grant] = field(default_factory=dict)
+    is_admin: bool = False
+
+    def can_read(self, collection: Collection) -> bool:
+        grant = self.grants.get(collection.pk)
+        return self.is_admin or (grant is not None and grant.can_read)
+
+    def can_write(self, collection: Collection) -> bool:
+        grant = self.grants.get(collection.pk)
+        return self.is_admin or (grant is not None and grant.can_write)
+
+    def sees_collection(self, collection: Collection) -> bool:
+        return self.can_read(collection) or self.can_write(collection)
+
+
+NODE_ADMIN = Principal(key="admin", organisation_id=None, is_admin=True)

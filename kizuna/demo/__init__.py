@@ -1,0 +1,83 @@
+"""``kizuna demo``: a node loaded with real public STIX content, in one command."""
+
+from __future__ import annotations
+
+import gzip
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from kizuna.config import CONFIG_NAME
+from kizuna.core.node import Node
+
+DEMO_CONTENT = (
+    ("attack-ics", "MITRE ATT&CK for ICS v18.1", "ics-attack-18.1.json.gz",
+     "© 2025 The MITRE Corporation; reproduced with permission (see ATTRIBUTION.txt)"),
+    ("oasis-examples", "OASIS STIX 2.1 examples", "oasis-examples.json.gz",
+     "Copyright (c) 2016 OASIS Open; BSD-3-Clause"),
+)
+DEMO_ORG = "Demo analysts"
+
+
+def load_demo(data_dir: Path) -> dict[str, Any]:
+    """Create (or reuse) the demo node in ``data_dir`` and return how to reach it."""
+    from kizuna.stix.bundle_stream import iter_bundle_objects
+
+    if (data_dir / CONFIG_NAME).exists():
+        node = Node.open(data_dir)
+    else:
+        node = Node.init(data_dir, org_name="Kizuna demo node", country="GBR", title="Kizuna demo node")
+    loaded: list[dict[str, Any]] = []
+    for alias, title, filename, credit in DEMO_CONTENT:
+        existing = node.store.get_collection("main", alias)
+        collection = existing or node.create_collection(title, "main", credit, alias)
+        if existing is None:
+            source = resources.files(__package__).joinpath(filename)
+            with source.open("rb") as raw, gzip.open(raw) as stream:
+                report = node.import_objects(
+                    collection, (obj for _, obj in iter_bundle_objects(stream, filename))
+                )
+            if report.failures:
+                raise click.ClickException(f"{filename}: {report.failures[0]['message']}")
+        loaded.append({"id": collection.id, "alias": alias, "title": title,
+                       "objects": node.store.collection_stats(collection.pk)[0]})
+    if node.store.get_organisation(DEMO_ORG) is None:
+        node.create_organisation(DEMO_ORG, "GBR")
+    refs = [str(c["id"]) for c in loaded]
+    token_id, token = node.create_token(DEMO_ORG, read=refs, write=refs, label="demo")
+    node.close()
+    return {"data_dir": str(data_dir), "collections": loaded, "token_id": token_id, "token": token}
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, type=int, show_default=True)
+@click.option("--no-serve", is_flag=True, help="Set up and print the details, but do not serve.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def demo(ctx: click.Context, host: str, port: int, no_serve: bool, as_json: bool) -> None:
+    """Start a demo node loaded with ATT&CK for ICS and the OASIS examples."""
+    info = load_demo(ctx.obj["data_dir"])
+    url = f"http://{host}:{port}/taxii2/"
+    info["taxii_url"] = url
+    if as_json:
+        click.echo(orjson.dumps(info).decode())
+    else:
+        click.echo(f"Kizuna demo node in {info['data_dir']}")
+        click.echo(f"  TAXII discovery: {url}")
+        for c in info["collections"]:
+            click.echo(f"  collection {c['id']}  ({c['objects']} objects, alias {c['alias']}): {c['title']}")
+        click.echo(f"  token (shown once): {info['token']}")
+        first = info["collections"][0]["id"]
+        click.echo(
+            f"Try: curl -H 'Authorization: Bearer {info['token']}' "
+            f"-H 'Accept: application/taxii+json;version=2.1' "
+            f"'http://{host}:{port}/main/collections/{first}/objects/?match[type]=malware&limit=5'"
+        )
+    if not no_serve:
+        from kizuna.cli import serve
+
+        ctx.invoke(serve, host=host, port=port, workers=1)

@@ -1,0 +1,51 @@
+"""STIX and TAXII timestamps as integer microseconds since the Unix epoch.
+
+Integers compare and index cheaply in both stores and make every ``date_added`` in a
+collection unique to the microsecond, which is what lets a client page with
+``added_after`` alone without skipping or repeating objects.  Input is lenient (any
+fractional precision, as the standards' own examples break the 6-digit rule); output
+is always the strict TAXII form ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import time
+
+_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|\+00:00)\Z")
+_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+
+
+def parse_timestamp(text: str) -> int:
+    """Microseconds since the epoch for an RFC 3339 UTC timestamp; ValueError otherwise.
+
+    Digits beyond the microsecond are truncated, never rounded, so that two
+    timestamps that differ only below a microsecond compare equal rather than out of order.
+    """
+    if not isinstance(text, str):
+        raise ValueError("timestamp must be a string")
+    match = _TIMESTAMP.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not an RFC 3339 UTC timestamp (YYYY-MM-DDTHH:MM:SS[.s+]Z)")
+    year, month, day, hour, minute, second, fraction = match.groups()
+    try:
+        days = _dt.date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid date: {exc}") from None
+    h, m, s = int(hour), int(minute), int(second)
+    if h > 23 or m > 59 or s > 60:
+        raise ValueError(f"{text!r} has an out-of-range time of day")
+    micros = int((fraction or "0")[:6].ljust(6, "0"))
+    return (((days * 24 + h) * 60 + m) * 60 + min(s, 59)) * 1_000_000 + micros
+
+
+def format_timestamp(micros: int) -> str:
+    """The TAXII timestamp form, always with six fractional digits and ``Z``."""
+    seconds, fraction = divmod(micros, 1_000_000)
+    moment = _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=seconds)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:06d}Z"
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000

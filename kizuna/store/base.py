@@ -1,0 +1,190 @@
+"""The storage interface every backend implements.
+
+TAXII semantics (filters, paging, visibility) live in ``kizuna.core``; a backend only
+stores rows and answers the narrow questions below, so SQLite and PostgreSQL cannot
+drift apart in behaviour.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class StoreError(Exception):
+    """A storage-level failure that the caller should report, not crash on."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class Conflict(StoreError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRoot:
+    name: str
+    title: str
+    description: str | None
+    max_content_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    pk: int
+    id: str
+    api_root: str
+    title: str
+    description: str | None
+    alias: str | None
+    media_types: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Organisation:
+    id: str  # the organisation's STIX identity id
+    name: str
+    country: str | None
+    identity: bytes  # the STIX identity object, serialised
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    collection_pk: int
+    can_read: bool
+    can_write: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    id: str
+    organisation_id: str
+    secret_hash: str
+    label: str | None
+    created_at: int
+    revoked_at: int | None
+    grants: tuple[Grant, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """One validated STIX object version on its way into a collection.
+
+    ``version`` is the object's ``modified`` (else ``created``) in microseconds; it is
+    None for unversioned objects (SCOs), which then take their ``date_added``.
+    """
+
+    stix_id: str
+    type: str
+    version: int | None
+    spec_version: str
+    created_by_ref: str | None
+    markings: str | None  # JSON list of every marking id the object uses, or None
+    body: bytes
+
+
+class Outcome(enum.Enum):
+    ADDED = "added"
+    DUPLICATE = "duplicate"  # the identical version is already stored: a success
+    CONFLICT = "conflict"  # same (id, version), different content: refused
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    outcome: Outcome
+    version: int
+    date_added: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    seq: int
+    stix_id: str
+    type: str
+    version: int
+    spec_version: str
+    date_added: int
+    created_by_ref: str | None
+    markings: str | None
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSelector:
+    """Which versions of each object ``match[version]`` asks for."""
+
+    all: bool = False
+    first: bool = False
+    last: bool = False
+    exact: tuple[int, ...] = ()
+
+    @classmethod
+    def latest(cls) -> VersionSelector:
+        return cls(last=True)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionQuery:
+    collection_pk: int
+    ids: tuple[str, ...] | None = None
+    types: tuple[str, ...] | None = None
+    versions: VersionSelector = field(default_factory=VersionSelector.latest)
+    spec_versions: tuple[str, ...] | None = None
+    added_after: int | None = None  # exclusive lower bound on date_added
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStatus:
+    id: str
+    api_root: str
+    token_id: str | None
+    created_at: int
+    body: bytes
+
+
+class Store(Protocol):
+    url: str
+
+    def migrate(self) -> int: ...
+    def close(self) -> None: ...
+
+    def get_setting(self, key: str) -> str | None: ...
+    def set_setting(self, key: str, value: str) -> None: ...
+    def set_setting_if_absent(self, key: str, value: str) -> str: ...
+
+    def create_api_root(self, root: ApiRoot) -> None: ...
+    def list_api_roots(self) -> list[ApiRoot]: ...
+    def get_api_root(self, name: str) -> ApiRoot | None: ...
+
+    def create_collection(
+        self, collection_id: str, api_root: str, title: str, description: str | None,
+        alias: str | None, media_types: Sequence[str],
+    ) -> Collection: ...
+    def list_collections(self, api_root: str | None = None) -> list[Collection]: ...
+    def get_collection(self, api_root: str, id_or_alias: str) -> Collection | None: ...
+
+    def create_organisation(self, org: Organisation) -> None: ...
+    def get_organisation(self, id_or_name: str) -> Organisation | None: ...
+    def list_organisations(self) -> list[Organisation]: ...
+
+    def create_token(self, token: TokenRecord) -> None: ...
+    def get_token(self, token_id: str) -> TokenRecord | None: ...
+    def list_tokens(self) -> list[TokenRecord]: ...
+    def revoke_token(self, token_id: str, at: int) -> bool: ...
+
+    def add_versions(self, collection_pk: int, versions: Sequence[NewVersion]) -> list[AddResult]: ...
+    def query_versions(self, query: VersionQuery) -> list[VersionRow]: ...
+    def delete_versions(
+        self, collection_pk: int, stix_id: str, selector: VersionSelector,
+        spec_versions: tuple[str, ...] | None,
+    ) -> int: ...
+    def collection_stats(self, collection_pk: int) -> tuple[int, int | None, int | None]: ...
+
+    def put_status(self, status: StoredStatus) -> None: ...
+    def get_status(self, status_id: str) -> StoredStatus | None: ...
+    def purge_statuses(self, created_before: int) -> int: ...

@@ -1,0 +1,44 @@
+"""Versioned schema of the PostgreSQL store; append new steps, never edit applied ones."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE node_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE api_roots (
+            name TEXT PRIMARY KEY, title TEXT NOT NULL, description TEXT,
+            max_content_length BIGINT NOT NULL);
+        CREATE TABLE collections (
+            pk BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+            api_root TEXT NOT NULL REFERENCES api_roots(name), title TEXT NOT NULL, description TEXT,
+            alias TEXT, media_types TEXT NOT NULL, last_added BIGINT NOT NULL DEFAULT 0,
+            UNIQUE (api_root, alias));
+        CREATE TABLE organisations (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, country TEXT, identity BYTEA NOT NULL);
+        CREATE TABLE tokens (
+            id TEXT PRIMARY KEY, organisation_id TEXT NOT NULL REFERENCES organisations(id),
+            secret_hash TEXT NOT NULL, label TEXT, created_at BIGINT NOT NULL, revoked_at BIGINT);
+        CREATE TABLE grants (
+            token_id TEXT NOT NULL REFERENCES tokens(id), collection_pk BIGINT NOT NULL,
+            can_read SMALLINT NOT NULL, can_write SMALLINT NOT NULL, PRIMARY KEY (token_id, collection_pk));
+        CREATE TABLE objects (
+            seq BIGSERIAL PRIMARY KEY, collection_pk BIGINT NOT NULL, stix_id TEXT NOT NULL,
+            type TEXT NOT NULL, version BIGINT NOT NULL, spec_version TEXT NOT NULL,
+            date_added BIGINT NOT NULL, created_by_ref TEXT, markings TEXT, body BYTEA NOT NULL,
+            is_first SMALLINT NOT NULL, is_last SMALLINT NOT NULL);
+        CREATE UNIQUE INDEX objects_version ON objects (collection_pk, stix_id, version);
+        CREATE UNIQUE INDEX objects_added ON objects (collection_pk, date_added);
+        CREATE INDEX objects_type_added ON objects (collection_pk, type, date_added);
+        CREATE TABLE tombstones (
+            collection_pk BIGINT NOT NULL, stix_id TEXT NOT NULL, version BIGINT NOT NULL,
+            deleted_at BIGINT NOT NULL);
+        CREATE INDEX tombstones_at ON tombstones (collection_pk, deleted_at);
+        CREATE TABLE statuses (
+            id TEXT PRIMARY KEY, api_root TEXT NOT NULL, token_id TEXT, created_at BIGINT NOT NULL,
+            body BYTEA NOT NULL);
+        CREATE INDEX statuses_created ON statuses (created_at);
+        """,
+    ),
+]

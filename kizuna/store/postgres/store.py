@@ -1,0 +1,117 @@
+"""PostgreSQL backend: how a node outgrows one machine.
+
+Several ``kizuna serve`` processes share one database and behave as one server: every
+piece of state (cursor key, statuses, tokens) lives here.  The collection row lock taken
+with ``SELECT … FOR UPDATE`` serialises writers of a collection until commit, and the
+database clock stamps ``date_added`` so that processes on different hosts agree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from kizuna.stix.timestamps import now_micros
+from kizuna.store.base import StoreError
+from kizuna.store.postgres.migrations import MIGRATIONS
+from kizuna.store.sql import SqlStore
+
+_PLACEHOLDER = re.compile(r"\?")
+_MIGRATION_LOCK = 0x6B697A75  # an arbitrary advisory-lock key for schema changes
+
+
+class _Cursor:
+    """Adapts ``?`` placeholders of the shared SQL to psycopg's ``%s``."""
+
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+        self._cur = cur
+        self._cache: dict[str, str] = {}
+
+    def _sql(self, sql: str) -> str:
+        converted = self._cache.get(sql)
+        if converted is None:
+            converted = _PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
+            self._cache[sql] = converted
+        return converted
+
+    def execute(self, sql: str, params: Any = ()) -> None:
+        self._cur.execute(self._sql(sql), params)  # type: ignore[call-overload]
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        self._cur.executemany(self._sql(sql), rows)  # type: ignore[call-overload]
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+
+class PostgresStore(SqlStore):
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 8) -> None:
+        self.url = url
+        try:
+            self._pool = ConnectionPool(
+                url, min_size=min_size, max_size=max_size, open=True, timeout=30,
+                kwargs={"autocommit": False},
+            )
+            self._pool.wait(timeout=30)
+        except (psycopg.Error, Exception) as exc:
+            raise StoreError(f"cannot connect to PostgreSQL at {url}: {exc}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                yield _Cursor(cur)
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        with self._pool.connection() as conn:
+            conn.autocommit = False
+            with conn.transaction(), conn.cursor() as cur:
+                yield _Cursor(cur)
+
+    def _lock_collection(self, cur: Any, collection_pk: int) -> tuple[int, int]:
+        cur.execute(
+            "SELECT last_added, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT "
+            "FROM collections WHERE pk = ? FOR UPDATE",
+            (collection_pk,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise StoreError(f"collection {collection_pk} does not exist")
+        return int(row[0]), int(row[1])
+
+    def migrate(self) -> int:
+        with self._write() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
+            )
+            cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            current = int(cur.fetchone()[0])
+            for version, script in MIGRATIONS:
+                if version > current:
+                    for statement in filter(str.strip, script.split(";")):
+                        cur.execute(statement)
+                    cur.execute(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                        (version, now_micros()),
+                    )
+                    current = version
+        return current
+
+    def close(self) -> None:
+        self._pool.close()

@@ -1,0 +1,419 @@
+"""SQL shared by the SQLite and PostgreSQL backends.
+
+Both speak the same statements written with ``?`` placeholders; a backend supplies
+connections, transactions, the collection write lock and the clock.  Writers of one
+collection are serialised by that lock and take their ``date_added`` values from a
+per-collection high-water mark inside it, so commit order equals ``date_added`` order
+and a reader paging by ``added_after`` can never skip a row that commits later.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from kizuna.store.base import (
+    AddResult,
+    ApiRoot,
+    Collection,
+    Grant,
+    NewVersion,
+    Organisation,
+    Outcome,
+    StoredStatus,
+    TokenRecord,
+    VersionQuery,
+    VersionRow,
+    VersionSelector,
+)
+
+_IN_CHUNK = 500
+_ROW_COLUMNS = "seq, stix_id, type, version, spec_version, date_added, created_by_ref, markings, body"
+
+
+def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+class SqlStore(abc.ABC):
+    url: str
+
+    # -- what a backend provides -------------------------------------------------
+    @abc.abstractmethod
+    def _read(self) -> AbstractContextManager[Any]:
+        """A cursor for reads (``execute``/``fetchall`` with ``?`` placeholders)."""
+
+    @abc.abstractmethod
+    def _write(self) -> AbstractContextManager[Any]:
+        """A cursor inside a write transaction that commits on success."""
+
+    @abc.abstractmethod
+    def _lock_collection(self, cur: Any, collection_pk: int) -> tuple[int, int]:
+        """Take the collection's write lock; return (last date_added, now) in µs."""
+
+    @abc.abstractmethod
+    def migrate(self) -> int: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    # -- settings ----------------------------------------------------------------
+    def get_setting(self, key: str) -> str | None:
+        with self._read() as cur:
+            cur.execute("SELECT value FROM node_settings WHERE key = ?", (key,))
+            row = cur.fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO node_settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def set_setting_if_absent(self, key: str, value: str) -> str:
+        """Store ``value`` unless another process got there first; return the winner."""
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO node_settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, value),
+            )
+            cur.execute("SELECT value FROM node_settings WHERE key = ?", (key,))
+            return str(cur.fetchone()[0])
+
+    # -- API roots and collections -----------------------------------------------
+    def create_api_root(self, root: ApiRoot) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO api_roots (name, title, description, max_content_length) VALUES (?, ?, ?, ?)",
+                (root.name, root.title, root.description, root.max_content_length),
+            )
+
+    def list_api_roots(self) -> list[ApiRoot]:
+        with self._read() as cur:
+            cur.execute("SELECT name, title, description, max_content_length FROM api_roots ORDER BY name")
+            return [ApiRoot(*row) for row in cur.fetchall()]
+
+    def get_api_root(self, name: str) -> ApiRoot | None:
+        with self._read() as cur:
+            cur.execute(
+                "SELECT name, title, description, max_content_length FROM api_roots WHERE name = ?", (name,)
+            )
+            row = cur.fetchone()
+        return None if row is None else ApiRoot(*row)
+
+    def create_collection(
+        self, collection_id: str, api_root: str, title: str, description: str | None,
+        alias: str | None, media_types: Sequence[str],
+    ) -> Collection:
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO collections (id, api_root, title, description, alias, media_types, last_added) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0) RETURNING pk",
+                (collection_id, api_root, title, description, alias, ",".join(media_types)),
+            )
+            pk = int(cur.fetchone()[0])
+        return Collection(pk, collection_id, api_root, title, description, alias, tuple(media_types))
+
+    _COLLECTION_COLUMNS = "pk, id, api_root, title, description, alias, media_types"
+
+    @staticmethod
+    def _collection(row: Sequence[Any]) -> Collection:
+        pk, cid, root, title, description, alias, media = row
+        return Collection(int(pk), cid, root, title, description, alias, tuple(media.split(",")))
+
+    def list_collections(self, api_root: str | None = None) -> list[Collection]:
+        with self._read() as cur:
+            if api_root is None:
+                cur.execute(f"SELECT {self._COLLECTION_COLUMNS} FROM collections ORDER BY id")
+            else:
+                cur.execute(
+                    f"SELECT {self._COLLECTION_COLUMNS} FROM collections WHERE api_root = ? ORDER BY id",
+                    (api_root,),
+                )
+            return [self._collection(row) for row in cur.fetchall()]
+
+    def get_collection(self, api_root: str, id_or_alias: str) -> Collection | None:
+        with self._read() as cur:
+            cur.execute(
+                f"SELECT {self._COLLECTION_COLUMNS} FROM collections "
+                "WHERE api_root = ? AND (id = ? OR alias = ?) ORDER BY id = ? DESC",
+                (api_root, id_or_alias, id_or_alias, id_or_alias),
+            )
+            row = cur.fetchone()
+        return None if row is None else self._collection(row)
+
+    # -- organisations and tokens ------------------------------------------------
+    def create_organisation(self, org: Organisation) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO organisations (id, name, country, identity) VALUES (?, ?, ?, ?)",
+                (org.id, org.name, org.country, org.identity),
+            )
+
+    def get_organisation(self, id_or_name: str) -> Organisation | None:
+        with self._read() as cur:
+            cur.execute(
+                "SELECT id, name, country, identity FROM organisations WHERE id = ? OR name = ?",
+                (id_or_name, id_or_name),
+            )
+            row = cur.fetchone()
+        return None if row is None else Organisation(row[0], row[1], row[2], bytes(row[3]))
+
+    def list_organisations(self) -> list[Organisation]:
+        with self._read() as cur:
+            cur.execute("SELECT id, name, country, identity FROM organisations ORDER BY name")
+            return [Organisation(r[0], r[1], r[2], bytes(r[3])) for r in cur.fetchall()]
+
+    def create_token(self, token: TokenRecord) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO tokens (id, organisation_id, secret_hash, label, created_at, revoked_at) "
+                "VALUES (?, ?, ?, ?, ?, NULL)",
+                (token.id, token.organisation_id, token.secret_hash, token.label, token.created_at),
+            )
+            cur.executemany(
+                "INSERT INTO grants (token_id, collection_pk, can_read, can_write) VALUES (?, ?, ?, ?)",
+                [(token.id, g.collection_pk, int(g.can_read), int(g.can_write)) for g in token.grants],
+            )
+
+    def _tokens(self, cur: Any, where: str, params: tuple[Any, ...]) -> list[TokenRecord]:
+        cur.execute(
+            "SELECT id, organisation_id, secret_hash, label, created_at, revoked_at FROM tokens "
+            f"{where} ORDER BY created_at, id",
+            params,
+        )
+        tokens = cur.fetchall()
+        if not tokens:
+            return []
+        cur.execute(
+            f"SELECT token_id, collection_pk, can_read, can_write FROM grants "
+            f"WHERE token_id IN ({_marks(len(tokens))})",
+            tuple(t[0] for t in tokens),
+        )
+        grants: dict[str, list[Grant]] = {}
+        for token_id, pk, can_read, can_write in cur.fetchall():
+            grants.setdefault(token_id, []).append(Grant(int(pk), bool(can_read), bool(can_write)))
+        return [TokenRecord(*t, grants=tuple(grants.get(t[0], ()))) for t in tokens]
+
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        with self._read() as cur:
+            found = self._tokens(cur, "WHERE id = ?", (token_id,))
+        return found[0] if found else None
+
+    def list_tokens(self) -> list[TokenRecord]:
+        with self._read() as cur:
+            return self._tokens(cur, "", ())
+
+    def revoke_token(self, token_id: str, at: int) -> bool:
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, token_id)
+            )
+            return bool(cur.rowcount)
+
+    # -- object versions ---------------------------------------------------------
+    def add_versions(self, collection_pk: int, versions: Sequence[NewVersion]) -> list[AddResult]:
+        if not versions:
+            return []
+        with self._write() as cur:
+            last_added, now = self._lock_collection(cur, collection_pk)
+            existing = self._existing_versions(cur, collection_pk, {v.stix_id for v in versions})
+            # Reserve one microsecond per new row: date_added is unique within a collection.
+            next_added = max(now, last_added + 1)
+            results: list[AddResult] = []
+            pending: list[tuple[NewVersion, int, int]] = []  # (version, its version µs, date_added)
+            stored_before = {sid: dict(known) for sid, known in existing.items()}
+            for new in versions:
+                known = existing.setdefault(new.stix_id, {})
+                version = new.version
+                if version is None:  # unversioned SCO: identical content is a duplicate
+                    same = next((v for v, (_, body) in known.items() if body == new.body), None)
+                    if same is not None:
+                        results.append(AddResult(Outcome.DUPLICATE, same, None))
+                        continue
+                    version = next_added
+                elif version in known:
+                    outcome = Outcome.DUPLICATE if known[version][1] == new.body else Outcome.CONFLICT
+                    results.append(AddResult(outcome, version, None))
+                    continue
+                known[version] = (None, new.body)
+                pending.append((new, version, next_added))
+                results.append(AddResult(Outcome.ADDED, version, next_added))
+                next_added += 1
+            if pending:
+                cur.executemany(
+                    "INSERT INTO objects (collection_pk, stix_id, type, version, spec_version, date_added, "
+                    "created_by_ref, markings, body, is_first, is_last) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            collection_pk, new.stix_id, new.type, version, new.spec_version, added,
+                            new.created_by_ref, new.markings, new.body,
+                            int(version == min(existing[new.stix_id])),
+                            int(version == max(existing[new.stix_id])),
+                        )
+                        for new, version, added in pending
+                    ],
+                )
+                self._demote_superseded(cur, stored_before, existing)
+                cur.execute("UPDATE collections SET last_added = ? WHERE pk = ?", (next_added - 1, collection_pk))
+        return results
+
+    def _existing_versions(
+        self, cur: Any, collection_pk: int, ids: set[str]
+    ) -> dict[str, dict[int, tuple[int | None, bytes]]]:
+        found: dict[str, dict[int, tuple[int | None, bytes]]] = {}
+        for chunk in _chunks(sorted(ids)):
+            cur.execute(
+                f"SELECT stix_id, version, seq, body FROM objects "
+                f"WHERE collection_pk = ? AND stix_id IN ({_marks(len(chunk))})",
+                (collection_pk, *chunk),
+            )
+            for stix_id, version, seq, body in cur.fetchall():
+                found.setdefault(stix_id, {})[int(version)] = (int(seq), bytes(body))
+        return found
+
+    @staticmethod
+    def _demote_superseded(
+        cur: Any,
+        before: dict[str, dict[int, tuple[int | None, bytes]]],
+        after: dict[str, dict[int, tuple[int | None, bytes]]],
+    ) -> None:
+        """Clear the first/last flags of stored rows that new versions have overtaken."""
+        changes: list[tuple[int, int, int]] = []
+        for stix_id, old in before.items():
+            if not old:
+                continue
+            versions = after[stix_id]
+            low, high = min(old), max(old)
+            first_still, last_still = low == min(versions), high == max(versions)
+            if low == high and not (first_still and last_still):
+                changes.append((int(first_still), int(last_still), int(old[low][0] or 0)))
+                continue
+            if not first_still:
+                changes.append((0, int(low == high), int(old[low][0] or 0)))
+            if not last_still:
+                changes.append((int(low == high), 0, int(old[high][0] or 0)))
+        if changes:
+            cur.executemany("UPDATE objects SET is_first = ?, is_last = ? WHERE seq = ?", changes)
+
+    def _refresh_flags(self, cur: Any, collection_pk: int, ids: Sequence[str]) -> None:
+        """Recompute which row is the first and which the last version of each id."""
+        for chunk in _chunks(ids):
+            marks = _marks(len(chunk))
+            cur.execute(
+                "UPDATE objects SET "
+                "is_first = CASE WHEN version = (SELECT MIN(o.version) FROM objects o "
+                "  WHERE o.collection_pk = objects.collection_pk AND o.stix_id = objects.stix_id) THEN 1 ELSE 0 END, "
+                "is_last = CASE WHEN version = (SELECT MAX(o.version) FROM objects o "
+                "  WHERE o.collection_pk = objects.collection_pk AND o.stix_id = objects.stix_id) THEN 1 ELSE 0 END "
+                f"WHERE collection_pk = ? AND stix_id IN ({marks})",
+                (collection_pk, *chunk),
+            )
+
+    @staticmethod
+    def _version_clause(selector: VersionSelector) -> tuple[str, list[Any]]:
+        if selector.all:
+            return "", []
+        parts: list[str] = []
+        params: list[Any] = []
+        if selector.first:
+            parts.append("is_first = 1")
+        if selector.last:
+            parts.append("is_last = 1")
+        if selector.exact:
+            parts.append(f"version IN ({_marks(len(selector.exact))})")
+            params.extend(selector.exact)
+        return (" AND (" + " OR ".join(parts) + ")") if parts else " AND 1 = 0", params
+
+    def query_versions(self, query: VersionQuery) -> list[VersionRow]:
+        sql = [f"SELECT {_ROW_COLUMNS} FROM objects WHERE collection_pk = ?"]
+        params: list[Any] = [query.collection_pk]
+        if query.ids is not None:
+            sql.append(f" AND stix_id IN ({_marks(len(query.ids))})")
+            params.extend(query.ids)
+        if query.types is not None:
+            sql.append(f" AND type IN ({_marks(len(query.types))})")
+            params.extend(query.types)
+        if query.spec_versions is not None:
+            sql.append(f" AND spec_version IN ({_marks(len(query.spec_versions))})")
+            params.extend(query.spec_versions)
+        clause, clause_params = self._version_clause(query.versions)
+        sql.append(clause)
+        params.extend(clause_params)
+        if query.added_after is not None:
+            sql.append(" AND date_added > ?")
+            params.append(query.added_after)
+        sql.append(" ORDER BY date_added LIMIT ?")
+        params.append(query.limit)
+        with self._read() as cur:
+            cur.execute("".join(sql), tuple(params))
+            rows = cur.fetchall()
+        return [
+            VersionRow(seq, sid, typ, version, spec, added, creator, marks, bytes(body))
+            for seq, sid, typ, version, spec, added, creator, marks, body in rows
+        ]
+
+    def delete_versions(
+        self, collection_pk: int, stix_id: str, selector: VersionSelector,
+        spec_versions: tuple[str, ...] | None,
+    ) -> int:
+        clause, clause_params = self._version_clause(selector)
+        spec_clause = ""
+        spec_params: tuple[str, ...] = ()
+        if spec_versions is not None:
+            spec_clause = f" AND spec_version IN ({_marks(len(spec_versions))})"
+            spec_params = spec_versions
+        with self._write() as cur:
+            _, now = self._lock_collection(cur, collection_pk)
+            where = f"collection_pk = ? AND stix_id = ?{spec_clause}{clause}"
+            params = (collection_pk, stix_id, *spec_params, *clause_params)
+            cur.execute(
+                "INSERT INTO tombstones (collection_pk, stix_id, version, deleted_at) "
+                f"SELECT collection_pk, stix_id, version, ? FROM objects WHERE {where}",
+                (now, *params),
+            )
+            cur.execute(f"DELETE FROM objects WHERE {where}", params)
+            deleted = int(cur.rowcount)
+            if deleted:
+                self._refresh_flags(cur, collection_pk, [stix_id])
+        return deleted
+
+    def collection_stats(self, collection_pk: int) -> tuple[int, int | None, int | None]:
+        with self._read() as cur:
+            cur.execute(
+                "SELECT COUNT(*), MIN(date_added), MAX(date_added) FROM objects WHERE collection_pk = ?",
+                (collection_pk,),
+            )
+            count, first, last = cur.fetchone()
+        return int(count), first, last
+
+    # -- status resources ----------------------------------------------------------
+    def put_status(self, status: StoredStatus) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO statuses (id, api_root, token_id, created_at, body) VALUES (?, ?, ?, ?, ?)",
+                (status.id, status.api_root, status.token_id, status.created_at, status.body),
+            )
+
+    def get_status(self, status_id: str) -> StoredStatus | None:
+        with self._read() as cur:
+            cur.execute(
+                "SELECT id, api_root, token_id, created_at, body FROM statuses WHERE id = ?", (status_id,)
+            )
+            row = cur.fetchone()
+        return None if row is None else StoredStatus(row[0], row[1], row[2], row[3], bytes(row[4]))
+
+    def purge_statuses(self, created_before: int) -> int:
+        with self._write() as cur:
+            cur.execute("DELETE FROM statuses WHERE created_at < ?", (created_before,))
+            return int(cur.rowcount)
