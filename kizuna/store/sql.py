@@ -202,7 +202,13 @@ class SqlStore(abc.ABC):
         grants: dict[str, list[Grant]] = {}
         for token_id, pk, can_read, can_write in cur.fetchall():
             grants.setdefault(token_id, []).append(Grant(int(pk), bool(can_read), bool(can_write)))
-        return [TokenRecord(*t, grants=tuple(grants.get(t[0], ()))) for t in tokens]
+        return [
+            TokenRecord(
+                id=t[0], organisation_id=t[1], secret_hash=t[2], label=t[3], created_at=t[4],
+                revoked_at=t[5], grants=tuple(grants.get(t[0], ())),
+            )
+            for t in tokens
+        ]
 
     def get_token(self, token_id: str) -> TokenRecord | None:
         with self._read() as cur:

@@ -40,10 +40,10 @@ class _Cursor:
         return converted
 
     def execute(self, sql: str, params: Any = ()) -> None:
-        self._cur.execute(self._sql(sql), params)  # type: ignore[call-overload]
+        self._cur.execute(self._sql(sql), params)
 
     def executemany(self, sql: str, rows: Any) -> None:
-        self._cur.executemany(self._sql(sql), rows)  # type: ignore[call-overload]
+        self._cur.executemany(self._sql(sql), rows)
 
     def fetchone(self) -> Any:
         return self._cur.fetchone()

@@ -1,0 +1,210 @@
+"""Shared fixtures: real nodes, real stores, real server processes on loopback ports.
+
+Every backend-sensitive test runs against SQLite and against the PostgreSQL server on
+127.0.0.1:5432 (a fresh database per test module, dropped afterwards).  On CI
+(``CI=true``) an unreachable PostgreSQL fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+PG_ADMIN_URL = os.environ.get("KIZUNA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+TAXII = "application/taxii+json;version=2.1"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _pg_admin() -> Any:
+    import psycopg
+
+    try:
+        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL must be reachable on CI ({PG_ADMIN_URL}): {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+
+
+@dataclass
+class PgDatabase:
+    name: str
+    url: str
+
+    def drop(self) -> None:
+        with _pg_admin() as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (self.name,)
+            )
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
+
+
+def create_pg_database(prefix: str = "kizuna_test") -> PgDatabase:
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    with _pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    return PgDatabase(name, f"{base}/{name}")
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty store on each backend."""
+    if request.param == "sqlite":
+        yield "sqlite:///" + str(tmp_path / "store.db").lstrip("/")
+        return
+    database = create_pg_database()
+    try:
+        yield database.url
+    finally:
+        database.drop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def kizuna(data_dir: Path, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real ``kizuna`` command."""
+    result = subprocess.run(
+        [sys.executable, "-m", "kizuna", "--data", str(data_dir), *args],
+        capture_output=True, text=True, input=None if input is None else input.decode(), timeout=300,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"kizuna {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+def kizuna_json(data_dir: Path, *args: str) -> Any:
+    return json.loads(kizuna(data_dir, *args, "--json").stdout)
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float = 30.0) -> None:
+    """Block until the server accepts connections; fail fast if it died."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)  # polling for readiness, bounded by the deadline
+    raise AssertionError(f"server did not listen on {port} within {deadline_s}s")
+
+
+@dataclass
+class ServerProcess:
+    data_dir: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(data_dir: Path, workers: int = 1, port: int | None = None) -> ServerProcess:
+    port = port or free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kizuna", "--data", str(data_dir), "serve", "--port", str(port),
+         "--workers", str(workers)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    wait_for_port(port, process)
+    return ServerProcess(data_dir, port, process)
+
+
+@dataclass
+class Node:
+    """A running node with a read-write collection and a few principals."""
+
+    backend: str
+    data_dir: Path
+    server: ServerProcess
+    collection: str  # id of the collection "shared" (alias "shared")
+    other_collection: str  # id of a second collection ("other")
+    tokens: dict[str, str] = field(default_factory=dict)  # name -> secret
+
+    @property
+    def base(self) -> str:
+        return self.server.base
+
+    @property
+    def api_root(self) -> str:
+        return f"{self.base}/main/"
+
+    def collection_url(self, collection: str | None = None) -> str:
+        return f"{self.base}/main/collections/{collection or self.collection}/"
+
+    def session(self, token: str = "writer") -> requests.Session:
+        session = requests.Session()
+        session.headers.update({"Accept": TAXII, "Authorization": f"Bearer {self.tokens[token]}"})
+        return session
+
+    def post(self, objects: list[dict[str, Any]], token: str = "writer", collection: str | None = None) -> Any:
+        response = self.session(token).post(
+            self.collection_url(collection) + "objects/",
+            data=json.dumps({"objects": objects}),
+            headers={"Content-Type": TAXII},
+        )
+        assert response.status_code == 202, response.text
+        return response.json()
+
+
+def make_node(backend: str, base_dir: Path, store_url: str | None = None) -> Node:
+    data_dir = base_dir / f"node-{backend}"
+    args = ["init", "--org-name", "NCSC UK", "--country", "GBR"]
+    if store_url:
+        args += ["--store", store_url]
+    kizuna_json(data_dir, *args)
+    shared = kizuna_json(data_dir, "collections", "create", "--title", "Shared indicators", "--alias", "shared",
+                         "--description", "Indicators shared under the pact")["id"]
+    other = kizuna_json(data_dir, "collections", "create", "--title", "Other", "--alias", "other")["id"]
+    kizuna_json(data_dir, "orgs", "create", "JPCERT/CC", "--country", "JPN")
+    tokens = {
+        "writer": kizuna_json(data_dir, "tokens", "create", "--org", "NCSC UK", "--read", shared, "--write", shared,
+                              "--read", other, "--write", other)["token"],
+        "reader": kizuna_json(data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", shared)["token"],
+        "writeonly": kizuna_json(data_dir, "tokens", "create", "--org", "JPCERT/CC", "--write", shared)["token"],
+        "outsider": kizuna_json(data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", other)["token"],
+    }
+    server = start_server(data_dir)
+    return Node(backend, data_dir, server, shared, other, tokens)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """A running ``kizuna serve`` on each backend, shared by the tests of one module."""
+    base = tmp_path_factory.mktemp("node")
+    database = create_pg_database() if request.param == "postgresql" else None
+    running = make_node(request.param, base, database.url if database else None)
+    try:
+        yield running
+    finally:
+        running.server.stop()
+        if database:
+            database.drop()
