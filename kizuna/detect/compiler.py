@@ -184,12 +184,11 @@ _ONE_RE = re.compile(_COMPARISON)
 _STEP_RE = re.compile(rf"{_IDENT}|{_QUOTED}")
 
 
-def _fast_compile(text: str) -> CompiledPattern | None:
-    """Compile `[t:p = 's' OR t:p = 's' ...]` without the grammar, or return None."""
+def _fast_terms(text: str) -> list[tuple[ObjectPath, str]] | None:
     outer = _FAST_RE.fullmatch(text)
     if outer is None:
         return None
-    node: CompNode | None = None
+    terms: list[tuple[ObjectPath, str]] = []
     for m in _ONE_RE.finditer(outer.group(1)):
         object_type, path_text, quoted = m.group(1), m.group(2), m.group(3)
         if object_type in _KEYWORDS:
@@ -202,10 +201,25 @@ def _fast_compile(text: str) -> CompiledPattern | None:
                 return None
             else:
                 steps.append(step)
-        comparison = make_comparison(ObjectPath(object_type, tuple(steps)), "=", False, unquote(quoted))
-        node = comparison if node is None else CompOr(node, comparison)
-    if node is None:
+        terms.append((ObjectPath(object_type, tuple(steps)), unquote(quoted)))
+    return terms or None
+
+
+def ioc_terms(text: str) -> list[tuple[ObjectPath, str]] | None:
+    """For IOC-shaped patterns, the (path, string) equalities ORed together; None for other patterns."""
+    return _fast_terms(text)
+
+
+def _fast_compile(text: str) -> CompiledPattern | None:
+    """Compile `[t:p = 's' OR t:p = 's' ...]` without the grammar, or return None."""
+    terms = _fast_terms(text)
+    if terms is None:
         return None
+    node: CompNode | None = None
+    for path, value in terms:
+        comparison = make_comparison(path, "=", False, value)
+        node = comparison if node is None else CompOr(node, comparison)
+    assert node is not None
     return CompiledPattern(text, ObsSimple(node), parsed_fast=True)
 
 

@@ -5,11 +5,14 @@ Comparison nodes carry a ready-to-call predicate, so evaluation never looks at p
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from kizuna.detect.values import Predicate, TextMatcher
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class _Star:
@@ -32,16 +35,24 @@ class ObjectPath:
     steps: tuple[PathStep, ...]
 
     def dotted(self) -> str:
-        """The path without its type, in a canonical text form used as an index key."""
+        """The path without its type in pattern syntax (`hashes.'SHA-256'`, `refs[*].value`).
+
+        It is unambiguous, so it serves as an index key and mapping files use the same spelling.
+        """
         out: list[str] = []
         for step in self.steps:
             if isinstance(step, str):
-                out.append(step)
+                if out:
+                    out.append(".")
+                if _PLAIN_KEY.fullmatch(step):
+                    out.append(step)
+                else:
+                    out.append("'" + step.replace("\\", "\\\\").replace("'", "\\'") + "'")
             elif isinstance(step, int):
                 out.append(f"[{step}]")
             else:
                 out.append("[*]")
-        return ".".join(out)
+        return "".join(out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,413 @@
+"""Log mappings: how a line of Zeek, Suricata, ECS or any JSON log becomes STIX cyber-observables.
+
+A mapping file (JSON) names the log it reads, the fields that identify it, where the timestamp is,
+and the objects to build:
+
+    {"name": "zeek-conn", "signature": ["id.orig_h", "conn_state"],
+     "time": {"field": "ts", "format": "epoch"},
+     "objects": {
+        "src": {"type": "ip", "properties": {"value": "id.orig_h"}},
+        "flow": {"type": "network-traffic", "properties": {"src_port": "id.orig_p"},
+                 "refs": {"src_ref": "src"}}}}
+
+A property source is a field name (a literal key such as Zeek's "id.orig_h" is tried first, then
+the same text as a nested path), {"template": "http://{host}{uri}"}, {"field": ..., "list": true}
+to wrap a scalar in a list, or {"const": value}. The pseudo-type "ip" becomes ipv4-addr or
+ipv6-addr by the value. Property names use pattern path syntax (`hashes.'SHA-256'`).
+
+Matching needs *facts* — (type, path, value) — rather than objects, so a compiled mapping produces
+facts straight from the record and builds the STIX objects only when a candidate must be confirmed
+or a sighting recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from kizuna.detect.compiler import compile_pattern
+from kizuna.detect.errors import PatternError
+from kizuna.detect.model import STAR, ObjectPath, PathStep
+from kizuna.detect.observations import Observation
+from kizuna.detect.values import parse_timestamp
+
+Fact = tuple[str, str, Any]
+Record = dict[str, Any]
+Getter = Callable[[Record], Any]
+
+
+def _field_getter(name: str) -> Getter:
+    parts = name.split(".")
+
+    def get(record: Record) -> Any:
+        value = record.get(name)
+        if value is not None or len(parts) == 1:
+            return value
+        current: Any = record
+        for part in parts:
+            if not isinstance(current, dict):
+                return None
+            current = current.get(part)
+        return current
+
+    return get
+
+
+def _template_getter(template: str, names: list[str]) -> Getter:
+    getters = {n: _field_getter(n) for n in names}
+
+    def get(record: Record) -> Any:
+        values = {}
+        for n, g in getters.items():
+            v = g(record)
+            if v is None:
+                return None
+            values[n.replace(".", "_")] = v
+        return template.format(**values)
+
+    return get
+
+
+def _source_getter(source: Any) -> Getter:
+    if isinstance(source, str):
+        return _field_getter(source)
+    if "const" in source:
+        constant = source["const"]
+        return lambda record: constant
+    if "template" in source:
+        template: str = source["template"]
+        names = [part.split("}", 1)[0] for part in template.split("{")[1:]]
+        return _template_getter(_safe_template(template), names)
+    getter = _field_getter(source["field"])
+    if source.get("list"):
+        return lambda record: None if (v := getter(record)) is None else (v if isinstance(v, list) else [v])
+    if source.get("first"):
+        return lambda record: v[0] if isinstance(v := getter(record), list) and v else None
+    return getter
+
+
+def _safe_template(template: str) -> str:
+    """Field names may contain dots; str.format would read them as attribute access."""
+    out, rest = [], template
+    while "{" in rest:
+        head, _, tail = rest.partition("{")
+        name, _, rest = tail.partition("}")
+        out.append(head + "{" + name.replace(".", "_") + "}")
+    out.append(rest)
+    return "".join(out)
+
+
+def _parse_property_path(object_type: str, text: str) -> ObjectPath:
+    """Read a property path written in pattern syntax, reusing the pattern compiler."""
+    try:
+        pattern = compile_pattern(f"[{object_type}:{text} = 'x']", allow_fast_path=False)
+    except PatternError as exc:
+        raise ValueError(f"invalid property path {text!r}: {exc}") from exc
+    expression = pattern.single_observation
+    assert expression is not None and hasattr(expression, "path")
+    path: ObjectPath = expression.path
+    return path
+
+
+def _set_path(obj: dict[str, Any], steps: tuple[PathStep, ...], value: Any) -> None:
+    current = obj
+    for step in steps[:-1]:
+        assert isinstance(step, str) and step is not STAR
+        current = current.setdefault(step, {})
+    last = steps[-1]
+    assert isinstance(last, str)
+    current[last] = value
+
+
+@dataclass
+class _ObjectSpec:
+    alias: str
+    object_type: str  # "ip" means ipv4-addr or ipv6-addr by value
+    properties: list[tuple[str, tuple[PathStep, ...], Getter]]  # (dotted, steps, getter)
+    refs: dict[str, str] = field(default_factory=dict)
+
+
+def _ip_type(value: Any) -> str:
+    return "ipv6-addr" if isinstance(value, str) and ":" in value else "ipv4-addr"
+
+
+@dataclass
+class Event:
+    """One log record after mapping."""
+
+    line: int
+    time: float | None
+    facts: list[Fact]
+    types: set[str]
+    build: Callable[[], Observation]
+    mapping: str
+    record: Record
+
+
+class Mapping:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.name: str = spec["name"]
+        self.signature: list[str] = list(spec.get("signature", []))
+        self.where: dict[str, Any] = dict(spec.get("where", {}))
+        self._signature_getters = [_field_getter(f) for f in self.signature]
+        self._where_getters = [(_field_getter(k), v) for k, v in self.where.items()]
+        time_spec = spec.get("time", {})
+        self._time_getter = _field_getter(time_spec["field"]) if time_spec.get("field") else None
+        self._time_format = time_spec.get("format", "epoch")
+        self.objects: list[_ObjectSpec] = []
+        for alias, obj_spec in spec["objects"].items():
+            object_type = obj_spec["type"]
+            path_type = "ipv4-addr" if object_type == "ip" else object_type
+            properties = []
+            for prop, source in obj_spec.get("properties", {}).items():
+                path = _parse_property_path(path_type, prop)
+                properties.append((path.dotted(), path.steps, _source_getter(source)))
+            self.objects.append(_ObjectSpec(alias, object_type, properties, dict(obj_spec.get("refs", {}))))
+
+    def accepts(self, record: Record) -> bool:
+        if any(g(record) is None for g in self._signature_getters):
+            return False
+        return all(g(record) == expected for g, expected in self._where_getters)
+
+    def event_time(self, record: Record) -> float | None:
+        if self._time_getter is None:
+            return None
+        raw = self._time_getter(record)
+        if raw is None:
+            return None
+        if self._time_format == "epoch":
+            return float(raw)
+        text = str(raw).replace("Z", "+00:00")
+        if len(text) >= 5 and text[-5] in "+-" and text[-3] != ":":
+            text = text[:-2] + ":" + text[-2:]  # Suricata writes +0000
+        return datetime.fromisoformat(text).timestamp()
+
+    def to_event(self, record: Record, line: int) -> Event:
+        time = self.event_time(record)
+        facts: list[Fact] = []
+        types: set[str] = set()
+        values: dict[str, list[tuple[str, Any]]] = {}
+        resolved_type: dict[str, str] = {}
+        for spec in self.objects:
+            found = []
+            for dotted, _steps, getter in spec.properties:
+                value = getter(record)
+                if value is not None:
+                    found.append((dotted, value))
+            if not found:
+                continue
+            object_type = spec.object_type
+            if object_type == "ip":
+                object_type = _ip_type(found[0][1])
+            resolved_type[spec.alias] = object_type
+            values[spec.alias] = found
+            types.add(object_type)
+            for dotted, value in found:
+                if isinstance(value, list):
+                    facts.extend((object_type, dotted + "[*]", v) for v in value if isinstance(v, str))
+                elif isinstance(value, str):
+                    facts.append((object_type, dotted, value))
+        for spec in self.objects:
+            if spec.alias not in values:
+                continue
+            for ref, target in spec.refs.items():
+                if target in values:
+                    owner = resolved_type[spec.alias]
+                    for dotted, value in values[target]:
+                        if isinstance(value, str):
+                            facts.append((owner, f"{ref}.{dotted}", value))
+
+        def build() -> Observation:
+            return self._observation(record, time)
+
+        return Event(line, time, facts, types, build, self.name, record)
+
+    def _observation(self, record: Record, time: float | None) -> Observation:
+        objects: dict[str, dict[str, Any]] = {}
+        ids: dict[str, str] = {}
+        for spec in self.objects:
+            obj: dict[str, Any] = {}
+            for _dotted, steps, getter in spec.properties:
+                value = getter(record)
+                if value is not None:
+                    _set_path(obj, steps, value)
+            if not obj:
+                continue
+            object_type = spec.object_type
+            if object_type == "ip":
+                object_type = _ip_type(obj.get("value"))
+            obj["type"] = object_type
+            obj["id"] = ids[spec.alias] = f"{object_type}--{spec.alias}"
+            objects[obj["id"]] = obj
+        for spec in self.objects:
+            if spec.alias in ids:
+                obj = objects[ids[spec.alias]]
+                for ref, target in spec.refs.items():
+                    if target in ids:
+                        obj[ref] = ids[target]
+        when = datetime.fromtimestamp(time if time is not None else 0.0, UTC)
+        return Observation(when, when, objects)
+
+
+def load_mapping(source: str | Path | dict[str, Any] | list[Any]) -> list[Mapping]:
+    """Load a mapping file (one mapping object, or a list of them)."""
+    if isinstance(source, dict | list):
+        data: Any = source
+    else:
+        data = json.loads(Path(source).read_text("utf-8"))
+    return [Mapping(m) for m in (data if isinstance(data, list) else [data])]
+
+
+def shipped_mappings() -> dict[str, Mapping]:
+    """The mappings shipped with Kizuna, by name."""
+    out: dict[str, Mapping] = {}
+    folder = resources.files("kizuna.detect") / "mappings"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".json"):
+            for mapping in load_mapping(json.loads(entry.read_text("utf-8"))):
+                out[mapping.name] = mapping
+    return out
+
+
+@dataclass
+class ParseProblem:
+    line: int
+    reason: str
+
+
+@dataclass
+class ReadStats:
+    lines: int = 0
+    events: int = 0
+    skipped: int = 0
+    problems: list[ParseProblem] = field(default_factory=list)
+    problem_count: int = 0
+
+    def problem(self, line: int, reason: str, keep: int = 1000) -> None:
+        self.problem_count += 1
+        if len(self.problems) < keep:
+            self.problems.append(ParseProblem(line, reason))
+
+
+class LogReader:
+    """Turn log lines (JSON lines or Zeek TSV) into events; bad lines are counted, never fatal."""
+
+    def __init__(self, mappings: Iterable[Mapping], *, forced: str | None = None) -> None:
+        self.mappings = list(mappings)
+        self.forced = next((m for m in self.mappings if m.name == forced), None) if forced else None
+        if forced and self.forced is None:
+            raise ValueError(f"unknown mapping {forced!r}")
+        self.stats = ReadStats()
+        self._tsv: dict[str, Any] | None = None
+        self._by_path = {m.name.removeprefix("zeek-"): m for m in self.mappings if m.name.startswith("zeek-")}
+
+    def _pick(self, record: Record) -> Mapping | None:
+        if self.forced is not None:
+            return self.forced
+        for mapping in self.mappings:
+            if mapping.accepts(record):
+                return mapping
+        return None
+
+    def events(self, lines: Iterable[str | bytes], first_line: int = 1) -> Iterator[Event]:
+        stats = self.stats
+        for number, raw in enumerate(lines, first_line):
+            stats.lines += 1
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            stripped = text.strip()
+            if not stripped:
+                continue
+            if stripped.startswith("#"):
+                self._tsv_header(stripped)
+                continue
+            if self._tsv is not None and not stripped.startswith("{"):
+                record = self._tsv_record(text.rstrip("\r\n"), number)
+                if record is None:
+                    continue
+                mapping = self.forced or self._tsv.get("mapping") or self._pick(record)
+            else:
+                try:
+                    parsed = orjson.loads(stripped)
+                except orjson.JSONDecodeError as exc:
+                    stats.problem(number, f"not JSON: {exc}")
+                    continue
+                if not isinstance(parsed, dict):
+                    stats.problem(number, "not a JSON object")
+                    continue
+                record = parsed
+                mapping = self._pick(record)
+            if mapping is None:
+                stats.skipped += 1
+                continue
+            try:
+                event = mapping.to_event(record, number)
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                stats.problem(number, f"{mapping.name}: {exc}")
+                continue
+            stats.events += 1
+            yield event
+
+    def _tsv_header(self, line: str) -> None:
+        key, _, value = line[1:].partition("\t" if "\t" in line else " ")
+        if key == "separator":
+            self._tsv = {
+                "separator": value.encode().decode("unicode_escape"),
+                "set": ",",
+                "unset": "-",
+                "empty": "(empty)",
+            }
+        elif self._tsv is None:
+            return
+        elif key == "set_separator":
+            self._tsv["set"] = value
+        elif key == "unset_field":
+            self._tsv["unset"] = value
+        elif key == "empty_field":
+            self._tsv["empty"] = value
+        elif key == "path":
+            self._tsv["mapping"] = self._by_path.get(value)
+        elif key == "fields":
+            self._tsv["fields"] = value.split(self._tsv["separator"])
+        elif key == "types":
+            self._tsv["types"] = value.split(self._tsv["separator"])
+
+    def _tsv_record(self, line: str, number: int) -> Record | None:
+        assert self._tsv is not None
+        names = self._tsv.get("fields")
+        if not names:
+            self.stats.problem(number, "TSV row before a #fields header")
+            return None
+        cells = line.split(self._tsv["separator"])
+        if len(cells) != len(names):
+            self.stats.problem(number, f"TSV row has {len(cells)} fields, header has {len(names)}")
+            return None
+        types = self._tsv.get("types") or ["string"] * len(names)
+        record: Record = {}
+        for name, cell, kind in zip(names, cells, types, strict=False):
+            if cell == self._tsv["unset"]:
+                continue
+            if kind.startswith(("set[", "vector[", "table[")):
+                record[name] = [] if cell == self._tsv["empty"] else cell.split(self._tsv["set"])
+            elif kind in ("count", "int", "port"):
+                record[name] = int(cell) if cell.lstrip("-").isdigit() else cell
+            elif kind in ("time", "interval", "double"):
+                try:
+                    record[name] = float(cell)
+                except ValueError:
+                    record[name] = cell
+            elif kind == "bool":
+                record[name] = cell == "T"
+            else:
+                record[name] = cell
+        return record
+
+
+def stix_time(value: str) -> float:
+    return parse_timestamp(value).timestamp()
