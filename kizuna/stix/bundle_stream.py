@@ -163,6 +163,7 @@ class _Reader:
         brace count): much faster, and almost always right.  The caller must then confirm the
         slice by decoding it and fall back to ``exact=True`` if that fails.
         """
+        retried_at_eof = False
         while True:
             byte = self.skip_whitespace()
             if byte == -1:
@@ -190,11 +191,13 @@ class _Reader:
                 return start, end
             except _Incomplete:
                 start_line = self.line_at(start)
-                if not self.fill():
+                if not self.fill() and (exact or retried_at_eof):
                     raise self.error(
                         len(self.buf),
                         f"unexpected end of file inside the value that starts on line {start_line}",
                     ) from None
+                # At end of file a failed guess gets one exact scan before being called truncated.
+                retried_at_eof = self.eof
 
     def _scan_string(self, start: int) -> int:
         match = _STRING_MATCH(self.buf, start)
