@@ -159,7 +159,9 @@ def _ingest_batch(store: Store, collection_pk: int, objects: list[Any], report: 
             positions.append(position)
     results = store.add_versions(collection_pk, ready)
     for new, position, result in zip(ready, positions, results, strict=True):
-        entry = {"id": new.stix_id, "version": format_timestamp(result.version)}
+        # The status names each version as the object itself does; SCOs by their date_added.
+        version_text = _version_text(objects[position - offset]) or format_timestamp(result.version)
+        entry = {"id": new.stix_id, "version": version_text}
         if result.outcome is Outcome.ADDED:
             report.succeeded(entry)
         elif result.outcome is Outcome.DUPLICATE:

@@ -10,11 +10,15 @@ is always the strict TAXII form ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 import time
 
 _TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|\+00:00)\Z")
 _EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+_MICROSECOND = _dt.timedelta(microseconds=1)
+_fromisoformat = _dt.datetime.fromisoformat
 
 
 def parse_timestamp(text: str) -> int:
@@ -25,6 +29,12 @@ def parse_timestamp(text: str) -> int:
     """
     if not isinstance(text, str):
         raise ValueError("timestamp must be a string")
+    # Fast path for the common shapes; the C parser is several times quicker than the regex.
+    if len(text) in (20, 24, 27) and text[-1] == "Z" and text[10] == "T":
+        try:
+            return (_fromisoformat(text) - _EPOCH) // _MICROSECOND
+        except ValueError:
+            pass
     match = _TIMESTAMP.match(text)
     if match is None:
         raise ValueError(f"{text!r} is not an RFC 3339 UTC timestamp (YYYY-MM-DDTHH:MM:SS[.s+]Z)")
@@ -43,8 +53,13 @@ def parse_timestamp(text: str) -> int:
 def format_timestamp(micros: int) -> str:
     """The TAXII timestamp form, always with six fractional digits and ``Z``."""
     seconds, fraction = divmod(micros, 1_000_000)
-    moment = _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=seconds)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:06d}Z"
+    return f"{_second(seconds)}.{fraction:06d}Z"
+
+
+@functools.lru_cache(maxsize=65536)
+def _second(seconds: int) -> str:
+    # Pages and statuses format runs of timestamps that share their second.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def now_micros() -> int:
