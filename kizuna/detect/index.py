@@ -331,7 +331,10 @@ class IndicatorIndex:
                     python_only.append(source)
             if in_set:
                 regex_set.Compile()
-            self._regex_sets[key] = (regex_set if in_set else None, in_set, python_only)
+            if in_set or python_only:
+                self._regex_sets[key] = (regex_set if in_set else None, in_set, python_only)
+            else:
+                self._regex_sets.pop(key, None)
         self._dirty_text.clear()
 
     def candidates(self, facts: Iterable[Fact]) -> tuple[set[int], set[int]]:
