@@ -15,12 +15,12 @@ from tests.conformance.conftest import (
     assert_alive,
     assert_taxii,
     assert_taxii_error,
+    envelope_body,
     indicator,
     instant,
     manifest_of,
     objects_url,
     post_raw,
-    envelope_body,
 )
 from tests.conftest import TAXII, Node, kizuna_json
 
@@ -240,7 +240,7 @@ def test_unknown_custom_properties_are_kept(node: Node) -> None:
 
 def test_invalid_custom_property_names_are_reported_per_object(node: Node) -> None:
     # rules §1.12: names are ASCII [a-z0-9_], 3-250 characters
-    bad = [indicator(**{"X-Upper": 1}), indicator(xy=1), indicator(**{"x_" + "a" * 250: 1})]
+    bad = [{**indicator(), "X-Upper": 1}, indicator(xy=1), {**indicator(), "x_" + "a" * 250: 1}]
     status = node.post(bad)
     assert status["failure_count"] == 3 and status["success_count"] == 0
     assert all(f["message"] for f in status["failures"])
@@ -304,7 +304,8 @@ def test_zero_collections_is_an_empty_object(node: Node) -> None:
     # rules §1.10: zero collections → {}
     lonely = kizuna_json(node.data_dir, "orgs", "create", f"Lonely {uuid.uuid4()}")
     token = kizuna_json(node.data_dir, "tokens", "create", "--org", lonely["name"])["token"]
-    response = requests.get(node.api_root + "collections/", headers={"Accept": TAXII, "Authorization": f"Bearer {token}"})
+    headers = {"Accept": TAXII, "Authorization": f"Bearer {token}"}
+    response = requests.get(node.api_root + "collections/", headers=headers)
     assert assert_taxii(response) == {}
     assert response.text.strip() == "{}"
 
