@@ -73,7 +73,7 @@ def demo(ctx: click.Context, host: str, port: int, no_serve: bool, as_json: bool
         click.echo(f"  token (shown once): {info['token']}")
         first = info["collections"][0]["id"]
         click.echo(
-            f"Try: curl -H 'Authorization: Bearer {info['token']}' "
+            f"Try: curl -g -H 'Authorization: Bearer {info['token']}' "
             f"-H 'Accept: application/taxii+json;version=2.1' "
             f"'http://{host}:{port}/main/collections/{first}/objects/?match[type]=malware&limit=5'"
         )
