@@ -39,14 +39,20 @@ version them correctly:
 * ``spec_version`` other than ``"2.1"`` is rejected (the reference accepts ``"2.0"`` when told to
   validate 2.1 content).
 * ``created_by_ref`` pointing at a non-identity, and ``*_ref`` / ``*_refs`` custom properties that
-  are not STIX ids, are rejected (the reference only checks spec-defined reference properties).
+  are not STIX ids, are rejected (the reference checks only some spec-defined reference
+  properties: not custom ones, and not those of SCOs such as ``resolves_to_refs``).
   One exception keeps the ATT&CK feed importable: a *custom* ``*_ref`` may be the empty string.
 * ``modified`` or ``revoked`` on a marking-definition is rejected (the reference only warns).
 * A custom object that looks like an SDO (it has ``created`` or ``modified``) must carry
-  ``spec_version``, ``created`` and ``modified``; the reference accepts any custom object with a
-  type and id.  Custom objects without either timestamp are treated as custom SCOs.
+  ``spec_version``, ``created`` and ``modified``; the reference only insists on the timestamps.
+  Custom objects without either timestamp are treated as custom SCOs (type and id suffice).
 
 More lenient, on purpose:
+
+* ``created`` and ``modified`` may have any number of fractional digits, including none.  The
+  reference reads "precise to the nearest millisecond" (§3.2) as "at least three digits"; Kizuna
+  stores the text as received and compares instants, so nothing depends on the digit count, and
+  refusing second-precision objects would drop real feeds for no gain.
 
 * Custom property names only have to match ``^[a-z0-9_]{3,250}$`` (the 2.1 rule); a leading digit
   is allowed and a missing ``x_`` prefix is not an error.  The reference treats the prefix as a
@@ -95,9 +101,7 @@ _TARGETED_REF: Final = 16
 _TARGETED_REFS: Final = 17
 
 _PROPERTY_CHARS: Final = "abcdefghijklmnopqrstuvwxyz0123456789_"
-_UUID_PATTERN: Final = (
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-5][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
-)
+_UUID_PATTERN: Final = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-5][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
 _TYPE_NAME_PATTERN: Final = r"[a-z0-9]+(?:-[a-z0-9]+)*"
 # Benchmarked: one precompiled fullmatch beats hand-written character checks by 3-5x in CPython.
 _UUID_MATCH: Final = re.compile(_UUID_PATTERN).fullmatch
