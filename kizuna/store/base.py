@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class StoreError(Exception):
@@ -100,8 +100,9 @@ class AddResult:
     date_added: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class VersionRow:
+class VersionRow(NamedTuple):
+    """One stored object version; a tuple because pages build many thousands of them."""
+
     seq: int
     stix_id: str
     type: str

@@ -363,11 +363,7 @@ class SqlStore(abc.ABC):
         params.append(query.limit)
         with self._read() as cur:
             cur.execute("".join(sql), tuple(params))
-            rows = cur.fetchall()
-        return [
-            VersionRow(seq, sid, typ, version, spec, added, creator, marks, bytes(body))
-            for seq, sid, typ, version, spec, added, creator, marks, body in rows
-        ]
+            return list(map(VersionRow._make, cur.fetchall()))
 
     def delete_versions(
         self, collection_pk: int, stix_id: str, selector: VersionSelector,
