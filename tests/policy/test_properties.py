@@ -145,7 +145,7 @@ def marked_objects(draw: st.DrawFn) -> dict[str, Any]:
         "created": CREATED,
         "modified": CREATED,
         "name": token(),
-        "pattern": "[ipv4-addr:value = '198.51.100.7']",
+        "pattern": f"[domain-name:value = '{token()}.example']",
         "pattern_type": "stix",
         "valid_from": CREATED,
     }
