@@ -109,6 +109,8 @@ class ViewerPolicy:
             else None
         )
         self._cache: dict[tuple[Any, ...], bool] = {}
+        #: granular-marking shape -> selector paths this viewer may not see
+        self._plans: dict[Any, tuple[Path, ...]] = {}
 
     def _refresh(self) -> None:
         if self._generation != self.ctx.generation:
@@ -223,6 +225,32 @@ class ViewerPolicy:
 
     def _decide_granular(self, obj: StixObject, refs: Sequence[str], producer: str | None) -> Decision:
         entries = obj["granular_markings"]
+        shape: tuple[Any, ...] | None
+        try:
+            shape = (producer, *refs, None, *(
+                (entry["marking_ref"], *entry["selectors"]) for entry in entries if "marking_ref" in entry
+            ))
+            denied = self._plans.get(shape)
+        except (TypeError, KeyError):
+            shape = denied = None  # malformed markings: decide without the plan cache
+        if denied is None:
+            denied = self._denied_paths(entries, refs, producer)
+            if shape is not None:
+                if len(self._plans) >= _CACHE_LIMIT:
+                    self._plans.clear()
+                self._plans[shape] = denied
+        if not denied:
+            if self._anonymous is not None and producer is not None:
+                return Decision(Outcome.REDACTED, {**obj, "created_by_ref": self._anonymous})
+            return VISIBLE
+        redacted = remove_paths(obj, denied)
+        if redacted is None:
+            return HIDDEN
+        if self._anonymous is not None and producer is not None:
+            redacted["created_by_ref"] = self._anonymous
+        return Decision(Outcome.REDACTED, redacted)
+
+    def _denied_paths(self, entries: Any, refs: Sequence[str], producer: str | None) -> tuple[Path, ...]:
         by_path: dict[Path, list[str]] = {}
         if isinstance(entries, list):
             for entry in entries:
@@ -241,16 +269,7 @@ class ViewerPolicy:
                 applying.extend(by_path.get(path[:end], ()))
             if not self._cached_permits(sorted(set(applying)), producer):
                 denied.append(path)
-        if not denied:
-            if self._anonymous is not None and producer is not None:
-                return Decision(Outcome.REDACTED, {**obj, "created_by_ref": self._anonymous})
-            return VISIBLE
-        redacted = remove_paths(obj, denied)
-        if redacted is None:
-            return HIDDEN
-        if self._anonymous is not None and producer is not None:
-            redacted["created_by_ref"] = self._anonymous
-        return Decision(Outcome.REDACTED, redacted)
+        return tuple(denied)
 
     def decide_many(self, objects: Iterable[StixObject]) -> list[Decision]:
         decide = self.decide

@@ -77,8 +77,23 @@ AT_LEAST_ONE_OF: Final[Mapping[str, tuple[tuple[str, ...], ...]]] = {
 UNREMOVABLE: Final = frozenset({"object_marking_refs", "granular_markings"})
 
 
+_PARSED: dict[str, Path | None] = {}
+
+
 def parse_selector(selector: str) -> Path | None:
     """``external_references.[0].url`` -> ``("external_references", 0, "url")``; None if malformed."""
+    try:
+        return _PARSED[selector]
+    except KeyError:
+        pass
+    parsed = _parse_selector(selector)
+    if len(_PARSED) >= 65536:
+        _PARSED.clear()
+    _PARSED[selector] = parsed
+    return parsed
+
+
+def _parse_selector(selector: str) -> Path | None:
     if not selector:
         return None
     path: list[Component] = []
@@ -189,9 +204,13 @@ def _prune(value: Any, trie: dict[Component, Any], path: Path, state: _Removal) 
 
 def _remap(path: Path, state: _Removal) -> Path | None:
     """Where ``path`` (input coordinates) points after the removal; None if its content is gone."""
-    for end in range(1, len(path) + 1):
-        if path[:end] in state.removed:
-            return None
+    removed = state.removed
+    if (path[0],) in removed:
+        return None
+    if len(path) > 1:
+        for end in range(2, len(path) + 1):
+            if path[:end] in removed:
+                return None
     if not state.shifts:
         return path
     out = list(path)
@@ -217,7 +236,7 @@ def _rewrite_granular(entries: Any, state: _Removal) -> list[dict[str, Any]]:
                 continue
             moved = _remap(parsed, state)
             if moved is not None:
-                text = format_selector(moved)
+                text = selector if moved == parsed else format_selector(moved)
                 if text not in selectors:
                     selectors.append(text)
         if selectors:
@@ -245,7 +264,13 @@ def remove_paths(obj: Mapping[str, Any], paths: Iterable[Path]) -> dict[str, Any
     if not wanted:
         return dict(obj)
     state = _Removal()
-    pruned, _ = _prune(obj, _build_trie(wanted), (), state)
+    if all(len(p) == 1 for p in wanted):
+        # Whole top-level properties: no nesting, no index shifts.
+        names = {p[0] for p in wanted}
+        pruned = {k: v for k, v in obj.items() if k not in names}
+        state.removed = {(k,) for k in names if k in obj}
+    else:
+        pruned, _ = _prune(obj, _build_trie(wanted), (), state)
     if not state.removed:
         return dict(obj)
     if not satisfies_required(pruned):

@@ -223,12 +223,12 @@ def oracle_permits(world: World, viewer: Viewer, refs: set[str], producer: str |
             if governing is not None and level > governing.max_tlp:
                 return False
             covered = [a for a in direct if a.max_tlp >= level and a.covers_producer(producer)]
+            by_client = [a for a in as_client if a.max_tlp >= level and a.covers_producer(producer)]
             if level == TlpLevel.GREEN:
                 in_community = org is not None and bool(org.communities & world.shared)
-                if not (in_community or covered):
+                if not (in_community or covered or by_client):
                     return False
             elif level == TlpLevel.AMBER:
-                by_client = [a for a in as_client if a.max_tlp >= level and a.covers_producer(producer)]
                 if not (covered or by_client):
                     return False
             elif level == TlpLevel.AMBER_STRICT:
