@@ -149,6 +149,8 @@ class IndicatorIndex:
         self._keys: dict[ObjectPath, PathKey] = {}
         self._keys_by_type: dict[str, list[tuple[str, ObjectPath]]] = {}
         self._multi: set[int] = set()
+        # Bumped on every add and remove, so compiled per-mapping probes know when to rebuild.
+        self.version = 0
         self.not_stix = 0
         self.invalid = 0
 
@@ -215,6 +217,7 @@ class IndicatorIndex:
         for anchor in anchors:
             self._insert(anchor, slot)
         self._anchors_of[slot] = tuple(anchors)
+        self.version += 1
         return AddResult(indicator_id, "indexed")
 
     def _new_slot(self, indicator_id: str, valid_from: float | None, valid_until: float | None) -> int:
@@ -280,6 +283,7 @@ class IndicatorIndex:
         self._ids[slot] = None
         self._entries.pop(slot, None)
         self._multi.discard(slot)
+        self.version += 1
         return True
 
     def expire(self, now: float) -> list[str]:
@@ -435,6 +439,20 @@ class IndicatorIndex:
             return match_observations(entry.pattern, list(entry.buffer))
         except DetectError:
             return []
+
+    def lookup_plan(self) -> tuple[dict[PathKey, dict[str, Any]], set[PathKey], set[str]]:
+        """What a fast pre-filter must look at: (equality-only tables, other keys, scan types).
+
+        An equality-only key is answered by membership in its table; any other indexed key
+        (ISSUBSET, LIKE, MATCHES, possibly with equalities too) needs `candidates`; a type with a
+        scan list makes every event carrying that type a candidate.
+        """
+        other = {k for k, v in self._cidr.items() if v}
+        other |= {k for k, v in self._like.items() if any(v.values())}
+        other |= {k for k, v in self._regex.items() if any(v.values())}
+        equality = {k: t for k, t in self._eq.items() if t and k not in other}
+        scan = {t for t, slots in self._scan.items() if slots}
+        return equality, other, scan
 
     def known_paths(self, object_type: str) -> list[tuple[str, ObjectPath]]:
         return self._keys_by_type.get(object_type, [])

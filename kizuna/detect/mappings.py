@@ -132,6 +132,7 @@ class _ObjectSpec:
     object_type: str  # "ip" means ipv4-addr or ipv6-addr by value
     properties: list[tuple[str, tuple[PathStep, ...], Getter]]  # (dotted, steps, getter)
     refs: dict[str, str] = field(default_factory=dict)
+    sources: list[Any] = field(default_factory=list)  # the mapping file's source of each property
 
 
 def _ip_type(value: Any) -> str:
@@ -165,11 +166,15 @@ class Mapping:
         for alias, obj_spec in spec["objects"].items():
             object_type = obj_spec["type"]
             path_type = "ipv4-addr" if object_type == "ip" else object_type
-            properties = []
+            properties, sources = [], []
             for prop, source in obj_spec.get("properties", {}).items():
                 path = _parse_property_path(path_type, prop)
                 properties.append((path.dotted(), path.steps, _source_getter(source)))
-            self.objects.append(_ObjectSpec(alias, object_type, properties, dict(obj_spec.get("refs", {}))))
+                sources.append(source)
+            refs = dict(obj_spec.get("refs", {}))
+            self.objects.append(_ObjectSpec(alias, object_type, properties, refs, sources))
+        self.time_field: str | None = time_spec.get("field")
+        self.time_format: str = self._time_format
 
     def accepts(self, record: Record) -> bool:
         if any(g(record) is None for g in self._signature_getters):
@@ -320,32 +325,10 @@ class LogReader:
         stats = self.stats
         for number, raw in enumerate(lines, first_line):
             stats.lines += 1
-            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-            stripped = text.strip()
-            if not stripped:
+            found = self.read_line(raw, number)
+            if found is None:
                 continue
-            if stripped.startswith("#"):
-                self._tsv_header(stripped)
-                continue
-            if self._tsv is not None and not stripped.startswith("{"):
-                record = self._tsv_record(text.rstrip("\r\n"), number)
-                if record is None:
-                    continue
-                mapping = self.forced or self._tsv.get("mapping") or self._pick(record)
-            else:
-                try:
-                    parsed = orjson.loads(stripped)
-                except orjson.JSONDecodeError as exc:
-                    stats.problem(number, f"not JSON: {exc}")
-                    continue
-                if not isinstance(parsed, dict):
-                    stats.problem(number, "not a JSON object")
-                    continue
-                record = parsed
-                mapping = self._pick(record)
-            if mapping is None:
-                stats.skipped += 1
-                continue
+            record, mapping = found
             try:
                 event = mapping.to_event(record, number)
             except (ValueError, TypeError, KeyError, IndexError) as exc:
@@ -353,6 +336,40 @@ class LogReader:
                 continue
             stats.events += 1
             yield event
+
+    def read_line(self, raw: str | bytes, number: int) -> tuple[Record, Mapping] | None:
+        """One line to (record, mapping); headers, blank, bad and unmapped lines give None.
+
+        Counts problems and unmapped records, not lines or events (the caller does).
+        """
+        stats = self.stats
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        stripped = text.strip()
+        if not stripped:
+            return None
+        if stripped.startswith("#"):
+            self._tsv_header(stripped)
+            return None
+        if self._tsv is not None and not stripped.startswith("{"):
+            record = self._tsv_record(text.rstrip("\r\n"), number)
+            if record is None:
+                return None
+            mapping = self.forced or self._tsv.get("mapping") or self._pick(record)
+        else:
+            try:
+                parsed = orjson.loads(stripped)
+            except orjson.JSONDecodeError as exc:
+                stats.problem(number, f"not JSON: {exc}")
+                return None
+            if not isinstance(parsed, dict):
+                stats.problem(number, "not a JSON object")
+                return None
+            record = parsed
+            mapping = self._pick(record)
+        if mapping is None:
+            stats.skipped += 1
+            return None
+        return record, mapping
 
     def _tsv_header(self, line: str) -> None:
         key, _, value = line[1:].partition("\t" if "\t" in line else " ")

@@ -1,0 +1,440 @@
+"""The fast path for log lines: probe the index with raw field values, map only the events that hit.
+
+Most log records hit no indicator. For those, building facts, objects and an `Event` is wasted
+work, so each mapping is compiled — once per index version — into a small Python function (source
+generated and passed to `compile()`) that reads only the fields whose (type, path) the index holds
+and tests them directly: membership in the equality table, or `IndicatorIndex.candidates` for keys
+with ISSUBSET / LIKE / MATCHES entries. The probe is a pre-filter that must never miss: when it
+answers True (or raises, or cannot be built for a mapping), the line takes the full path — the
+same `Mapping.to_event` and `DetectionEngine.submit_event` as without the fast path — so hits,
+alerts, sightings and statistics are identical by construction; `tests/detect/test_fast_path.py`
+checks that differentially.
+
+Selecting the mapping of a JSON record is compiled the same way: the `signature` / `where` tests of
+every mapping, in order, become one function of literal dict lookups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from kizuna.detect.mappings import LogReader, Mapping, Record, _ObjectSpec
+
+if TYPE_CHECKING:
+    from kizuna.detect.engine import Alert, DetectionEngine
+
+Probe = Callable[[Record], bool]
+Selector = Callable[[Record], int]
+PathKey = tuple[str, str]
+
+_PROBE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+
+
+def _nested(record: Record, parts: tuple[str, ...]) -> Any:
+    current: Any = record
+    for part in parts:
+        if not isinstance(current, dict):
+            return None
+        current = current.get(part)
+    return current
+
+
+class _Source:
+    """Accumulates generated source and the constants it refers to."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.names: dict[str, Any] = {"_nested": _nested}
+        self._by_id: dict[int, str] = {}
+
+    def const(self, value: Any, prefix: str = "k") -> str:
+        """A name for `value` in the generated function's globals (one name per object)."""
+        name = self._by_id.get(id(value))
+        if name is None:
+            name = self._by_id[id(value)] = f"{prefix}{len(self.names)}"
+            self.names[name] = value
+        return name
+
+    def emit(self, depth: int, line: str) -> None:
+        self.lines.append("    " * depth + line)
+
+    def field(self, depth: int, var: str, name: str) -> None:
+        """`var = <field>` with the mapping's rule: the literal key first, then the dotted path."""
+        self.emit(depth, f"{var} = g({name!r})")
+        if "." in name:
+            parts = tuple(name.split("."))
+            # `_nested` can only find something when the first part is a key.
+            self.emit(depth, f"if {var} is None and {parts[0]!r} in r: {var} = _nested(r, {parts!r})")
+
+    def present(self, depth: int, var: str, name: str) -> int:
+        """Open an `if` that holds when the field is not None, with its value in `var`."""
+        if "." in name:
+            self.field(depth, var, name)
+            self.emit(depth, f"if {var} is not None:")
+        else:
+            # A membership test settles the common case (an absent key) without a call.
+            self.emit(depth, f"if {name!r} in r and ({var} := r[{name!r}]) is not None:")
+        return depth + 1
+
+    def source(self, depth: int, var: str, source: Any, getter: Any) -> None:
+        """`var = <value of a property source>`, inlined for the common kinds."""
+        if isinstance(source, str):
+            self.field(depth, var, source)
+        elif "template" in source and set(source) == {"template"}:
+            template: str = source["template"]
+            names = [part.split("}", 1)[0] for part in template.split("{")[1:]]
+            pieces = _template_pieces(template)
+            if pieces is None or not names:
+                self.emit(depth, f"{var} = {self.const(getter, 'get')}(r)")
+                return
+            for number, name in enumerate(names):
+                self.field(depth, f"{var}_{number}", name)
+            parts = [f"{var}_{n}" for n in range(len(names))]
+            # str.format of a str with an empty spec is the str itself, so plain concatenation is
+            # the same text; other value types go through the mapping's own getter.
+            joined = " + ".join(repr(piece) if kind == "text" else parts[int(piece)] for kind, piece in pieces)
+            self.emit(depth, f"if {' or '.join(f'{p} is None' for p in parts)}: {var} = None")
+            self.emit(depth, f"elif {' and '.join(f'type({p}) is str' for p in parts)}: {var} = {joined}")
+            self.emit(depth, f"else: {var} = {self.const(getter, 'get')}(r)")
+        elif set(source) == {"field", "first"} and source["first"]:
+            self.field(depth, var, source["field"])
+            self.emit(depth, f"{var} = {var}[0] if isinstance({var}, list) and {var} else None")
+        elif set(source) == {"field", "list"} and source["list"]:
+            self.field(depth, var, source["field"])
+            self.emit(depth, f"if {var} is not None and not isinstance({var}, list): {var} = [{var}]")
+        else:
+            self.emit(depth, f"{var} = {self.const(getter, 'get')}(r)")
+
+    def function(self, name: str) -> Any:
+        code = compile("\n".join(self.lines) + "\n", f"<kizuna-detect {name}>", "exec")
+        namespace = dict(self.names)
+        exec(code, namespace)  # noqa: S102 - source generated above; field names enter via repr()
+        return namespace[name]
+
+
+def _template_pieces(template: str) -> list[tuple[str, str]] | None:
+    """A template as text pieces and field positions; None if it is not plain `{name}` fields."""
+    pieces: list[tuple[str, str]] = []
+    rest, number = template, 0
+    while "{" in rest:
+        head, _, tail = rest.partition("{")
+        name, closed, rest = tail.partition("}")
+        if not closed or not name or any(c in name for c in "{}:!["):
+            return None
+        if head:
+            pieces.append(("text", head))
+        pieces.append(("field", str(number)))
+        number += 1
+    if "}" in rest:
+        return None
+    if rest:
+        pieces.append(("text", rest))
+    return pieces
+
+
+def _spec_types(spec: _ObjectSpec) -> list[str]:
+    return ["ipv4-addr", "ipv6-addr"] if spec.object_type == "ip" else [spec.object_type]
+
+
+class _ProbeWriter:
+    """Writes, for one mapping, code that returns `on_hit` when any indexed structure fires."""
+
+    def __init__(self, src: _Source, mapping: Mapping, plan: tuple[dict[PathKey, Any], set[PathKey], set[str]]):
+        self.src, self.mapping = src, mapping
+        self.equality, other, self.scan = plan
+        self.indexed = set(self.equality) | other
+        self.specs = {spec.alias: spec for spec in mapping.objects}
+        self.aliases = list(self.specs)
+
+    @property
+    def possible(self) -> bool:
+        """False when every event of this mapping must take the full path (a scan list applies)."""
+        return not any(t in self.scan for spec in self.mapping.objects for t in _spec_types(spec))
+
+    def own_keys(self, spec: _ObjectSpec, object_type: str) -> list[tuple[int, PathKey, PathKey]]:
+        out = []
+        for number, (dotted, _steps, _getter) in enumerate(spec.properties):
+            scalar, listed = (object_type, dotted), (object_type, dotted + "[*]")
+            if scalar in self.indexed or listed in self.indexed:
+                out.append((number, scalar, listed))
+        return out
+
+    def ref_keys(self, spec: _ObjectSpec, object_type: str) -> list[tuple[str, int, PathKey]]:
+        out = []
+        for ref, target in spec.refs.items():
+            if target not in self.specs:
+                continue
+            for number, (dotted, _steps, _getter) in enumerate(self.specs[target].properties):
+                key = (object_type, f"{ref}.{dotted}")
+                if key in self.indexed:
+                    out.append((target, number, key))
+        return out
+
+    def var(self, alias: str, number: int) -> str:
+        return f"v_{self.aliases.index(alias)}_{number}"
+
+    def write(self, depth: int, on_hit: str, on_miss: str) -> None:
+        src, mapping = self.src, self.mapping
+        self.on_hit = on_hit
+        # The timestamp is the one part of mapping that can fail: validating it here makes a
+        # record the probe settles exactly a record `to_event` would accept.
+        if mapping.time_field:
+            src.field(depth, "t", mapping.time_field)
+            if mapping.time_format == "epoch":
+                src.emit(depth, "if t is not None and type(t) is not float and type(t) is not int: float(t)")
+            else:
+                src.emit(depth, f"if t is not None: {src.const(mapping.event_time, 'time')}(r)")
+
+        # Properties to read: those with indexed facts, the targets of indexed reference facts,
+        # and every property of an "ip" object (its first value decides v4 or v6) or of the owner
+        # of an indexed reference fact (a reference counts only if its owner has some value).
+        needed: dict[str, set[int]] = {}
+        for spec in mapping.objects:
+            types = _spec_types(spec)
+            own = [k for t in types for k in self.own_keys(spec, t)]
+            refs = [k for t in types for k in self.ref_keys(spec, t)]
+            if not own and not refs:
+                continue
+            if spec.object_type == "ip" or refs:
+                needed.setdefault(spec.alias, set()).update(range(len(spec.properties)))
+            else:
+                needed.setdefault(spec.alias, set()).update(number for number, _s, _l in own)
+            for target, number, _key in refs:
+                needed.setdefault(target, set()).add(number)
+        for alias in self.aliases:
+            spec = self.specs[alias]
+            for number in sorted(needed.get(alias, ())):
+                src.source(depth, self.var(alias, number), spec.sources[number], spec.properties[number][2])
+
+        for spec in mapping.objects:
+            if spec.alias not in needed or not spec.properties:
+                continue
+            if spec.object_type != "ip":
+                self.facts_of(depth, spec, spec.object_type)
+                continue
+            values = [self.var(spec.alias, n) for n in range(len(spec.properties))]
+            if len(values) == 1:
+                src.emit(depth, f"f = {values[0]}")
+            else:
+                chain = " ".join(f"{v} if {v} is not None else" for v in values[:-1])
+                src.emit(depth, f"f = {chain} {values[-1]}")
+            # The first property that has a value decides the address family, as in `to_event`.
+            src.emit(depth, "if type(f) is str and ':' in f:")
+            if not self.facts_of(depth + 1, spec, "ipv6-addr"):
+                src.emit(depth + 1, "pass")
+            src.emit(depth, "elif f is not None:")
+            if not self.facts_of(depth + 1, spec, "ipv4-addr"):
+                src.emit(depth + 1, "pass")
+        src.emit(depth, f"return {on_miss}")
+
+    def check(self, depth: int, key: PathKey, value: str) -> None:
+        if key in self.equality:
+            self.src.emit(depth, f"if {value} in {self.src.const(self.equality[key], 'table')}: return {self.on_hit}")
+        else:
+            self.src.emit(depth, f"if hit({key!r}, {value}): return {self.on_hit}")
+
+    def facts_of(self, depth: int, spec: _ObjectSpec, object_type: str) -> bool:
+        src, emitted = self.src, False
+        for number, scalar, listed in self.own_keys(spec, object_type):
+            name = self.var(spec.alias, number)
+            if scalar in self.indexed:
+                src.emit(depth, f"if type({name}) is str:")
+                self.check(depth + 1, scalar, name)
+                emitted = True
+            if listed in self.indexed:
+                src.emit(depth, f"if type({name}) is list:")
+                src.emit(depth + 1, f"for x in {name}:")
+                src.emit(depth + 2, "if type(x) is str:")
+                self.check(depth + 3, listed, "x")
+                emitted = True
+        references = self.ref_keys(spec, object_type)
+        if references:
+            present = " or ".join(f"{self.var(spec.alias, n)} is not None" for n in range(len(spec.properties)))
+            src.emit(depth, f"if {present or 'False'}:")
+            for target, number, key in references:
+                name = self.var(target, number)
+                src.emit(depth + 1, f"if type({name}) is str:")
+                self.check(depth + 2, key, name)
+            emitted = True
+        return emitted
+
+
+def _hit_function(index: Any) -> Callable[[PathKey, str], bool]:
+    def hit(key: PathKey, value: str) -> bool:
+        confirmed, maybe = index.candidates(((key[0], key[1], value),))
+        return bool(confirmed or maybe)
+
+    return hit
+
+
+def compile_probe(mapping: Mapping, index: Any) -> Probe | None:
+    """A pre-filter for this mapping against the index as it is now; None means "always full path".
+
+    True means "some indexed structure may fire for this record", so it must be mapped and matched
+    in full; False means the full path would find nothing.
+    """
+    src = _Source()
+    writer = _ProbeWriter(src, mapping, index.lookup_plan())
+    if not writer.possible:
+        return None
+    src.names["hit"] = _hit_function(index)
+    src.emit(0, "def probe(r):")
+    src.emit(1, "g = r.get")
+    writer.write(1, "True", "False")
+    probe: Probe = src.function("probe")
+    return probe
+
+
+SETTLED = -2  # classifier outcome: mapped, and no indexed structure fires
+UNMAPPED = -1
+
+
+def compile_classifier(mappings: list[Mapping], forced: Mapping | None, index: Any, full: set[int]) -> Selector:
+    """record -> UNMAPPED, SETTLED, or the position of its mapping when it needs the full path.
+
+    Mapping selection follows `Mapping.accepts` in order (first accepting mapping wins); the
+    mappings at positions in `full` always take the full path.
+    """
+    src = _Source()
+    src.names["hit"] = _hit_function(index)
+    plan = index.lookup_plan()
+    src.emit(0, "def classify(r):")
+    src.emit(1, "g = r.get")
+
+    def accepted(depth: int, position: int) -> None:
+        writer = _ProbeWriter(src, mappings[position], plan)
+        if position in full or not writer.possible:
+            src.emit(depth, f"return {position}")
+        else:
+            writer.write(depth, str(position), str(SETTLED))
+
+    if forced is not None:
+        if forced not in mappings:
+            src.emit(1, f"return {UNMAPPED}")
+        else:
+            accepted(1, mappings.index(forced))
+        classifier: Selector = src.function("classify")
+        return classifier
+    position = 0
+    while position < len(mappings):
+        first = mappings[position].signature[0] if mappings[position].signature else None
+        group = [position]
+        while (
+            first is not None
+            and group[-1] + 1 < len(mappings)
+            and mappings[group[-1] + 1].signature[:1] == [first]
+        ):
+            group.append(group[-1] + 1)
+        depth = src.present(1, "a", first) if first is not None else 1
+        for candidate in group:
+            mapping = mappings[candidate]
+            inner = depth
+            for name in mapping.signature[1 if first is not None else 0 :]:
+                inner = src.present(inner, "b", name)
+            for name, expected in mapping.where.items():
+                src.field(inner, "b", name)
+                src.emit(inner, f"if b == {src.const(expected)}:")
+                inner += 1
+            accepted(inner, candidate)
+        position = group[-1] + 1
+    src.emit(1, f"return {UNMAPPED}")
+    classifier = src.function("classify")
+    return classifier
+
+
+class LineMatcher:
+    """Runs log lines through a `DetectionEngine`, taking the fast path wherever it is sound."""
+
+    def __init__(self, engine: DetectionEngine, reader: LogReader) -> None:
+        self.engine = engine
+        self.reader = reader
+        self._mappings = list(reader.mappings)
+        self._version = -1
+        self._classify: Selector = lambda record: UNMAPPED
+        self._probes: dict[int, Probe | None] = {}
+        self.fast_events = 0  # events settled without mapping (for tests and profiling)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Recompile against the index as it is now (it changed since the last compile)."""
+        index = self.engine.index
+        full = {n for n, m in enumerate(self._mappings) if self.engine.needs_generic_facts(m)}
+        self._classify = compile_classifier(self._mappings, self.reader.forced, index, full)
+        self._probes = {}
+        for n, mapping in enumerate(self._mappings):
+            self._probes[id(mapping)] = None if n in full else compile_probe(mapping, index)
+        self._version = index.version
+
+    def _probe(self, mapping: Mapping) -> Probe | None:
+        if id(mapping) not in self._probes:  # a mapping the reader found outside its list
+            self._probes[id(mapping)] = (
+                None if self.engine.needs_generic_facts(mapping) else compile_probe(mapping, self.engine.index)
+            )
+        return self._probes[id(mapping)]
+
+    def alerts(self, lines: Iterable[str | bytes], first_line: int = 1) -> Iterator[Alert]:
+        """Alerts for these lines, in order; the reader's statistics are kept as `LogReader.events` does."""
+        engine, reader, stats, index = self.engine, self.reader, self.reader.stats, self.engine.index
+        mappings, loads, decode_error = self._mappings, orjson.loads, orjson.JSONDecodeError
+        braces = (b"{", "{")
+        if self._version != index.version:
+            self._refresh()
+        classify = self._classify
+        lines_read = settled = 0
+        try:
+            for number, raw in enumerate(lines, first_line):
+                lines_read += 1
+                if raw[:1] in braces:
+                    try:
+                        record = loads(raw)
+                    except decode_error:
+                        record = None
+                    if type(record) is dict:
+                        outcome = classify(record)
+                        if outcome == SETTLED:
+                            settled += 1
+                            continue
+                        if outcome == UNMAPPED:
+                            stats.skipped += 1
+                            continue
+                        mapping = mappings[outcome]
+                    else:
+                        found = reader.read_line(raw, number)
+                        if found is None:
+                            continue
+                        record, mapping = found
+                else:
+                    # Headers, TSV rows, odd whitespace: the reader's own rules, then the probe.
+                    found = reader.read_line(raw, number)
+                    if found is None:
+                        continue
+                    record, mapping = found
+                    probe = self._probe(mapping)
+                    if probe is not None:
+                        try:
+                            if not probe(record):
+                                settled += 1
+                                continue
+                        except _PROBE_ERRORS:
+                            pass
+                try:
+                    event = mapping.to_event(record, number)
+                except (ValueError, TypeError, KeyError, IndexError) as exc:
+                    stats.problem(number, f"{mapping.name}: {exc}")
+                    continue
+                stats.events += 1
+                alerts = engine.submit_event(event, mapping)
+                if alerts:
+                    yield from alerts
+                    # Whoever consumed the alerts may have changed the index (say, a revocation).
+                    if self._version != index.version:
+                        self._refresh()
+                        classify = self._classify
+        finally:
+            stats.lines += lines_read
+            stats.events += settled
+            engine.events_seen += settled
+            self.fast_events += settled
