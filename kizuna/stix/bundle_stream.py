@@ -26,6 +26,8 @@ the import needs for its error reports.  The scanner is also faster on real bund
 benchmark's figures), so it was kept.
 
 Line numbers are counted with ``bytes.count`` between consecutive elements, never per character.
+Values decode as orjson decodes them: integers outside the 64-bit range become floats, which is
+harmless for TAXII content (I-JSON, RFC 7493, limits numbers to IEEE doubles).
 """
 
 from __future__ import annotations
@@ -53,12 +55,12 @@ _CLOSER_FOR: Final = {0x7B: 0x7D, 0x5B: 0x5D}  # { -> }, [ -> ]
 def _quick_object_end(buf: bytes, start: int) -> int:
     """A likely end of the object at ``start`` (to be confirmed by decoding it), or -1.
 
-    Pretty-printed bundles close an element with a newline, the element's own indentation and
-    ``}``; raw newlines cannot occur inside JSON strings, so one ``find`` locates it.  Other
-    layouts fall back to counting braces.
+    A pretty-printed element (``{`` ending its line) is closed by a newline, the element's own
+    indentation and ``}``; raw newlines cannot occur inside JSON strings, so one ``find`` locates
+    it.  Other layouts (one compact element per line, everything on one line) count braces.
     """
     line_start = buf.rfind(b"\n", max(0, start - 256), start) + 1
-    if line_start > 0:
+    if line_start > 0 and buf[start + 1 : start + 2] in (b"\n", b"\r"):
         indent = buf[line_start:start]
         if not indent.strip(b" \t"):
             close = buf.find(b"\n" + indent + b"}", start)

@@ -121,6 +121,8 @@ _NESTED_DEPTH_LIMIT: Final = 16
 _good_type_names: set[str] = set(vocab.SPEC_TYPES)
 # Valid property names without a reference suffix: for these only emptiness of a list is left to check.
 _plain_property_names: set[str] = set()
+# Valid custom property names ending in ``_ref``: a value already seen as a good id settles them.
+_ref_property_names: set[str] = set()
 # Ids and timestamps repeat heavily within a feed (created_by_ref, marking refs, relationship
 # endpoints, created == modified); remembering the good ones turns most checks into one set probe.
 _ID_MEMO_LIMIT: Final = 1 << 16
@@ -131,7 +133,17 @@ _good_timestamps: set[str] = set()
 class _Plan:
     """Everything ``check_object`` needs to know about one type, precomputed."""
 
-    __slots__ = ("type_name", "required", "kinds", "orderings", "at_least_one_of", "forbidden", "is_sco")
+    __slots__ = (
+        "type_name",
+        "required",
+        "required_set",
+        "kinds",
+        "orderings",
+        "at_least_one_of",
+        "forbidden",
+        "is_sco",
+        "extra_rule",
+    )
 
     def __init__(
         self,
@@ -145,6 +157,9 @@ class _Plan:
     ) -> None:
         self.type_name = type_name
         self.required = required
+        self.required_set = frozenset(required)
+        # Filled in once the per-type rule functions below are defined.
+        self.extra_rule: Callable[[dict[str, Any]], str | None] | None = None
         self.kinds = kinds
         self.orderings = orderings
         self.at_least_one_of = at_least_one_of
@@ -286,8 +301,11 @@ def _timestamp_order_key(value: str) -> str:
 
 def _is_property_name(name: str) -> bool:
     ok = 3 <= len(name) <= 250 and not name.strip(_PROPERTY_CHARS)
-    if ok and not name.endswith(("_ref", "_refs")) and len(_plain_property_names) < _MEMO_LIMIT:
-        _plain_property_names.add(name)
+    if ok and len(_plain_property_names) + len(_ref_property_names) < _MEMO_LIMIT:
+        if name.endswith("_ref"):
+            _ref_property_names.add(name)
+        elif not name.endswith("_refs"):
+            _plain_property_names.add(name)
     return ok
 
 
@@ -470,9 +488,10 @@ def check_object(obj: object) -> str | None:
             return f"{type_name}: required property 'id' is missing"
         return f"id {_short(object_id)} is not {type_name}--<UUID>"
 
-    for name in plan.required:
-        if name not in obj:
-            return f"{type_name}: required property {name!r} is missing"
+    if not obj.keys() >= plan.required_set:
+        for name in plan.required:
+            if name not in obj:
+                return f"{type_name}: required property {name!r} is missing"
 
     kinds = plan.kinds
     # The loop is the hot path: the common valid case of each frequent kind is answered inline
@@ -485,6 +504,8 @@ def check_object(obj: object) -> str | None:
                 if type(value) is not list or value:
                     continue
                 problem = f"{name} must not be an empty list (omit it instead)"
+            elif name in _ref_property_names and type(value) is str and (value in _good_ids or not value):
+                continue
             else:
                 problem = _custom_property_problem(name, value)
         elif kind is _IGNORED:
@@ -520,8 +541,14 @@ def check_object(obj: object) -> str | None:
 
     for later, earlier, strictly in plan.orderings:
         if later in obj and earlier in obj:
-            later_key = _timestamp_order_key(obj[later])
-            earlier_key = _timestamp_order_key(obj[earlier])
+            later_text = obj[later]
+            earlier_text = obj[earlier]
+            if len(later_text) == len(earlier_text):
+                # Same length means same precision, and then text order is time order.
+                later_key, earlier_key = later_text, earlier_text
+            else:
+                later_key = _timestamp_order_key(later_text)
+                earlier_key = _timestamp_order_key(earlier_text)
             if later_key < earlier_key or (strictly and later_key == earlier_key):
                 relation = "not later than" if strictly else "earlier than"
                 return f"{later} ({obj[later]}) is {relation} {earlier} ({obj[earlier]})"
@@ -533,8 +560,7 @@ def check_object(obj: object) -> str | None:
     for name in plan.forbidden:
         if name in obj:
             return f"{type_name}: property {name!r} is not allowed"
-    extra = _EXTRA_RULES.get(type_name)
-    return extra(obj) if extra is not None else None
+    return plan.extra_rule(obj) if plan.extra_rule is not None else None
 
 
 def _at_least_one_of_problem(plan: _Plan, obj: dict[str, Any]) -> str | None:
@@ -603,3 +629,6 @@ _EXTRA_RULES: Final[dict[str, Callable[[dict[str, Any]], str | None]]] = {
     "language-content": _language_content_rules,
     **dict.fromkeys(vocab.NEEDS_OWN_PROPERTY, _needs_own_property),
 }
+
+for _type_name, _rule in _EXTRA_RULES.items():
+    _PLANS[_type_name].extra_rule = _rule
