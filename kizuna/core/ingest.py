@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from kizuna.core.errors import BadRequest, Unprocessable
+from kizuna.stix.jsonio import loads_exact
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
 from kizuna.stix.validation import check_object
 from kizuna.store.base import NewVersion, Outcome, Store
@@ -69,7 +70,7 @@ class IngestReport:
 def parse_envelope(body: bytes) -> list[Any]:
     """The ``objects`` of a TAXII envelope (or a STIX bundle) sent by a client."""
     try:
-        envelope = orjson.loads(body)
+        envelope = loads_exact(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(envelope, dict):
@@ -102,6 +103,10 @@ def prepare(obj: Any) -> NewVersion | str:
     problem = check_object(obj)
     if problem is not None:
         return problem
+    try:
+        body = orjson.dumps(obj)
+    except orjson.JSONEncodeError:
+        return "contains an integer outside the 64-bit range, which cannot be stored or exchanged exactly"
     stamp = obj.get("modified", obj.get("created"))
     spec_version = obj.get("spec_version", "2.1")
     created_by = obj.get("created_by_ref")
@@ -112,7 +117,7 @@ def prepare(obj: Any) -> NewVersion | str:
         spec_version=spec_version,
         created_by_ref=created_by,
         markings=_marking_ids(obj) if ("object_marking_refs" in obj or "granular_markings" in obj) else None,
-        body=orjson.dumps(obj),
+        body=body,
     )
 
 

@@ -213,11 +213,6 @@ def test_malformed_json_is_400_and_stores_nothing(node: Node, case: str) -> None
     assert_alive(node)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: integers beyond 64 bits are parsed as floats and stored changed "
-    "(123456789012345678901234567890 is served back as 1.2345678901234568e+29), "
-    "so the object read back differs from what was sent and no failure is reported"
-))
 def test_integers_beyond_64_bits_are_kept_or_refused_never_altered(node: Node) -> None:
     # rules §3 envelope / STIX §3.6: what is stored is what was sent, or the object is refused
     obj = indicator()
