@@ -8,22 +8,29 @@ instead, for callers that store the original serialisation.
 
 How it works, and why not ijson
 -------------------------------
-The file is read in chunks.  For each element a byte scanner finds where the element ends, and
-``orjson.loads`` decodes exactly those bytes, which also validates them.  The scanner is one
-precompiled regular expression that matches a balanced ``{...}`` run of strings (escapes honoured)
-and non-string text up to ``_FAST_DEPTH`` levels of nesting, so finding an object's end is a single
-C-level call.  Anything it cannot settle (deeper nesting, an element cut by the end of the read
-buffer, malformed text) goes to a slower bracket-by-bracket scan that reads more input when needed
-and pinpoints syntax errors.
+The file is read in chunks (1 MiB by default).  For each element the reader guesses where it
+ends from the layout, then hands exactly those bytes to ``orjson.loads``, which both decodes and
+confirms the guess:
 
-Finding the end by structure alone is sound: strings and brackets are tokenised left to right, so
-the first balanced run starting at an element's ``{`` is that element whatever follows it; if the
-bytes are not valid JSON, orjson says so.
+* pretty-printed element (its ``{`` ends a line): the first newline + same indentation + ``}``
+  after it.  Raw newlines cannot occur inside JSON strings, so this is one ``bytes.find``;
+* otherwise: the first ``}`` where a naive count of braces returns to zero (two C-level calls per
+  closing brace).
 
-ijson with the yajl2_c backend was measured side by side (``bench/bench_bundle_stream.py``): it
-yields objects but exposes no byte offsets, so it cannot report the line an object starts on, which
-the import needs for its error reports.  The scanner is also faster on real bundles (see the
-benchmark's figures), so it was kept.
+A guess cannot be wrong and still decode: strings and brackets are tokenised left to right, so a
+prefix of an element that is itself a complete JSON value *is* the element.  When decoding fails
+(a brace inside a string fooled the count, or the element really is malformed) an exact scan
+takes over: a bracket-by-bracket walk that skips whole strings with one regular expression,
+checks that bracket kinds pair up, reads more input when the element runs past the buffer and
+reports the line of the first error.  The buffer holds at most about twice the current element
+plus a few read chunks, so memory is bounded by the largest single object, not by the file.
+
+ijson with the yajl2_c backend was measured side by side (``bench/bench_bundle_stream.py``).  It
+yields objects but exposes no byte offsets, so it cannot say which line an object starts on,
+which the import needs for every error it reports; and it was not faster (200 MB generated
+bundle on the 2-core reference machine: one compact object per line 57.5k objects/s here vs
+53.3k for ijson; pretty-printed 92k vs 51k; peak RSS about 22 MB vs 18 MB; orjson on the whole
+file needs 1.1-1.3 GB).  So the scanner was kept.
 
 Line numbers are counted with ``bytes.count`` between consecutive elements, never per character.
 Values decode as orjson decodes them: integers outside the 64-bit range become floats, which is
