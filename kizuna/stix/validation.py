@@ -43,6 +43,8 @@ version them correctly:
   properties: not custom ones, and not those of SCOs such as ``resolves_to_refs``).
   One exception keeps the ATT&CK feed importable: a *custom* ``*_ref`` may be the empty string.
 * ``modified`` or ``revoked`` on a marking-definition is rejected (the reference only warns).
+* ``created_by_ref`` on an extension-definition and ``is_multipart`` on an email-message are
+  required, as the 2.1 property tables say (the reference's schemas omit both).
 * A custom object that looks like an SDO (it has ``created`` or ``modified``) must carry
   ``spec_version``, ``created`` and ``modified``; the reference only insists on the timestamps.
   Custom objects without either timestamp are treated as custom SCOs (type and id suffice).
@@ -53,16 +55,18 @@ More lenient, on purpose:
   reference reads "precise to the nearest millisecond" (§3.2) as "at least three digits"; Kizuna
   stores the text as received and compares instants, so nothing depends on the digit count, and
   refusing second-precision objects would drop real feeds for no gain.
-
 * Custom property names only have to match ``^[a-z0-9_]{3,250}$`` (the 2.1 rule); a leading digit
   is allowed and a missing ``x_`` prefix is not an error.  The reference treats the prefix as a
   best-practice warning in non-strict mode as well, and Kizuna does not surface warnings on ingest.
 * The predefined TLP 1.0 marking ids are not compared with their canonical content: OpenCTI
   publishes TLP:CLEAR under the TLP:WHITE id, and mapping such aliases is the policy layer's job,
   which needs the object stored to do it.
-* Vocabulary values, the pattern grammar, selector syntax, language tags, MIME types, hash
-  algorithm names and UUID-version rules for SCO ids are not checked: they are either warnings in
-  the reference, done elsewhere in Kizuna, or too costly for the ingest path.
+* Vocabulary values, the pattern grammar, granular-marking selector syntax and self-references,
+  language tags, MIME types and character sets, CPE strings, CVE/CAPEC external-id formats, hash
+  algorithm names, references inside the deprecated ``observed-data.objects`` and UUID-version
+  rules for SCO ids are not checked: they are warnings in the reference, done elsewhere in Kizuna,
+  or too costly for the ingest path.  The reference rejects objects for some of these; the
+  differential tests only cover the rules above.
 
 Timestamps are checked here rather than with ``kizuna.stix.timestamps.parse_timestamp`` because
 that parser is lenient by design (it accepts ``+00:00`` and lower-case ``z`` for TAXII input),
