@@ -6,9 +6,11 @@ server processes on one store.
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +31,7 @@ from tests.conformance.conftest import (
     stix_time,
     versions_of,
 )
-from tests.conftest import TAXII, Node, ServerProcess, start_server
+from tests.conftest import TAXII, Node, ServerProcess, kizuna_json, start_server
 
 _HEADERS = ("X-TAXII-Date-Added-First", "X-TAXII-Date-Added-Last")
 
@@ -385,3 +387,48 @@ def test_two_processes_behave_as_one_server(node: Node, second_server: ServerPro
     reader_first = assert_taxii(node.session("reader").get(objects_url(node), params=params))
     refused = session.get(other_base + "objects/", params={**params, "next": reader_first["next"]})
     assert_taxii_error(refused, 400)
+
+
+# -- a server-side page cap (§5.3) ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str, str]]:
+    """A SQLite node whose default page is 2 and whose largest page is 3 objects."""
+    data_dir: Path = tmp_path_factory.mktemp("capped") / "node"
+    kizuna_json(data_dir, "init", "--org-name", "Capped")
+    collection = kizuna_json(data_dir, "collections", "create", "--title", "Capped")["id"]
+    token = kizuna_json(data_dir, "tokens", "create", "--org", "Capped", "--read", collection,
+                        "--write", collection)["token"]
+    config = data_dir / "kizuna.toml"
+    text = re.sub(r"default_page_size = \d+", "default_page_size = 2", config.read_text())
+    config.write_text(re.sub(r"max_page_size = \d+", "max_page_size = 3", text))
+    server = start_server(data_dir)
+    try:
+        yield server, f"{server.base}/main/collections/{collection}/", token
+    finally:
+        server.stop()
+
+
+def test_server_page_cap_sets_more_and_paging_still_returns_everything(
+    capped: tuple[ServerProcess, str, str],
+) -> None:
+    # rules §5.3 (the server may return fewer than asked because of its own cap), §6.1
+    _, url, token = capped
+    session = requests.Session()
+    session.headers.update({"Accept": TAXII, "Authorization": f"Bearer {token}"})
+    objs = [indicator() for _ in range(7)]
+    response = session.post(url + "objects/", json={"objects": objs}, headers={"Content-Type": TAXII})
+    assert response.status_code == 202
+    params = {"match[id]": ",".join(o["id"] for o in objs)}
+    default = assert_taxii(session.get(url + "objects/", params=params))
+    assert len(default["objects"]) == 2 and default["more"] is True
+    for use_next in (True, False):
+        pages = list(page_through(session, url + "objects/", {**params, "limit": "100"}, use_next=use_next))
+        assert [len(p.json().get("objects", [])) for p in pages] == [3, 3, 1]
+        assert [o["id"] for p in pages for o in p.json()["objects"]] == [o["id"] for o in objs]
+    from taxii2client.v21 import Collection, as_pages
+
+    client = Collection(url, user="capped", password=token)
+    got = [o["id"] for page in as_pages(client.get_objects, per_request=5, id=[o["id"] for o in objs])
+           for o in page.get("objects", [])]
+    assert got == [o["id"] for o in objs]
