@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import stix2validator
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from stix2validator import ValidationError, ValidationOptions, validate_parsed_json
@@ -39,7 +40,7 @@ def oracle_accepts(obj: dict[str, Any]) -> bool:
 
 
 def fixture_objects(*patterns: str) -> list[tuple[str, dict[str, Any]]]:
-    found = []
+    found: list[tuple[str, dict[str, Any]]] = []
     for pattern in patterns:
         for path in sorted(FIXTURES.glob(pattern)):
             document = json.loads(path.read_text(encoding="utf-8"))
@@ -100,7 +101,7 @@ def test_known_invalid_upstream_objects_are_rejected_with_the_reason() -> None:
 
 def reference_required() -> dict[str, set[str]]:
     """Required properties per type as the reference's JSON schemas state them."""
-    schemas = Path(__import__("stix2validator").__file__).parent / "schemas-2.1" / "schemas"
+    schemas = Path(stix2validator.__file__ or "").parent / "schemas-2.1" / "schemas"
     found: dict[str, set[str]] = {}
     layout = [("sdos", "core"), ("sros", "core"), ("observables", "cyber-observable-core")]
     paths = [(path, common) for folder, common in layout for path in sorted((schemas / folder).glob("*.json"))]
