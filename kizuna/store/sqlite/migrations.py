@@ -41,4 +41,27 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX statuses_created ON statuses (created_at);
         """,
     ),
+    (
+        2,
+        """
+        ALTER TABLE organisations ADD COLUMN communities TEXT;
+        ALTER TABLE organisations ADD COLUMN client_of TEXT;
+        ALTER TABLE tokens ADD COLUMN agreement_id TEXT;
+        CREATE TABLE agreements (
+            agreement_id TEXT NOT NULL, version INTEGER NOT NULL, partner TEXT NOT NULL,
+            body TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT,
+            PRIMARY KEY (agreement_id, version));
+        CREATE TABLE marking_definitions (
+            id TEXT PRIMARY KEY, body BLOB NOT NULL, added_at INTEGER NOT NULL);
+        CREATE TABLE tlp_aliases (id TEXT PRIMARY KEY, level INTEGER NOT NULL);
+        CREATE TABLE policy_state (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
+        INSERT INTO policy_state (id, generation) VALUES (1, 0);
+        CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, kind TEXT NOT NULL, principal TEXT,
+            body TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+        CREATE TABLE audit_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL);
+        INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '')
+        """,
+    ),
 ]
