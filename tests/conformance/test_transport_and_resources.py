@@ -213,8 +213,10 @@ def test_timestamps_are_microsecond_utc(node: Node) -> None:
     assert instant(record["version"]) == instant(obj["modified"])
     for header in ("X-TAXII-Date-Added-First", "X-TAXII-Date-Added-Last"):
         assert TIMESTAMP_RE.match(response.headers[header])
+    assert TIMESTAMP_RE.match(record["version"])
     versions = assert_taxii(session.get(objects_url(node) + obj["id"] + "/versions/"))
     assert [instant(v) for v in versions["versions"]] == [instant(obj["modified"])]
+    assert all(TIMESTAMP_RE.match(v) for v in versions["versions"])
 
 
 @pytest.mark.parametrize("added_after", [
@@ -274,6 +276,8 @@ def test_unknown_api_root_is_404(node: Node) -> None:
     # rules §2 E2 failure codes
     assert_taxii_error(node.session().get(f"{node.base}/no-such-root-{uuid.uuid4().hex[:8]}/"), 404)
     assert_taxii_error(node.session().get(f"{node.base}/no-such-root/collections/"), 404)
+    # rules §2: channels are reserved and not served
+    assert_taxii_error(node.session().get(f"{node.api_root}channels/"), 404)
 
 
 def test_collections_resource_is_per_requester_and_stably_ordered(node: Node) -> None:
