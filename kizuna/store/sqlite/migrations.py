@@ -64,4 +64,29 @@ MIGRATIONS: list[tuple[int, str]] = [
         INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '')
         """,
     ),
+    (
+        3,
+        """
+        CREATE TABLE fed_partners (name TEXT PRIMARY KEY, config TEXT NOT NULL, created_at INTEGER NOT NULL);
+        CREATE TABLE fed_cursors (
+            partner TEXT NOT NULL, direction TEXT NOT NULL, local_collection TEXT NOT NULL,
+            remote_collection TEXT NOT NULL, position TEXT NOT NULL, updated_at INTEGER NOT NULL,
+            PRIMARY KEY (partner, direction, local_collection, remote_collection));
+        CREATE TABLE fed_provenance (
+            collection_pk INTEGER NOT NULL, stix_id TEXT NOT NULL, version INTEGER NOT NULL,
+            partner TEXT NOT NULL, remote_collection TEXT NOT NULL, received_at INTEGER NOT NULL,
+            PRIMARY KEY (collection_pk, stix_id, version));
+        CREATE INDEX fed_provenance_partner ON fed_provenance (partner, received_at);
+        CREATE TABLE fed_quarantine (
+            seq INTEGER PRIMARY KEY, partner TEXT NOT NULL, remote_collection TEXT NOT NULL,
+            local_collection TEXT NOT NULL, stix_id TEXT, version TEXT, reason TEXT NOT NULL, body BLOB,
+            at INTEGER NOT NULL);
+        CREATE INDEX fed_quarantine_partner ON fed_quarantine (partner, seq);
+        CREATE TABLE fed_status (
+            partner TEXT PRIMARY KEY, state TEXT NOT NULL, failures INTEGER NOT NULL,
+            next_attempt INTEGER NOT NULL, last_attempt INTEGER, last_success INTEGER, last_error TEXT,
+            pulled INTEGER NOT NULL, pushed INTEGER NOT NULL, quarantined INTEGER NOT NULL);
+        CREATE TABLE fed_lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL)
+        """,
+    ),
 ]
