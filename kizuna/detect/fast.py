@@ -363,13 +363,11 @@ class LineMatcher:
         index = self.engine.index
         full = {n for n, m in enumerate(self._mappings) if self.engine.needs_generic_facts(m)}
         self._classify = compile_classifier(self._mappings, self.reader.forced, index, full)
-        self._probes = {}
-        for n, mapping in enumerate(self._mappings):
-            self._probes[id(mapping)] = None if n in full else compile_probe(mapping, index)
+        self._probes = {}  # compiled on first use: only TSV rows need them
         self._version = index.version
 
     def _probe(self, mapping: Mapping) -> Probe | None:
-        if id(mapping) not in self._probes:  # a mapping the reader found outside its list
+        if id(mapping) not in self._probes:
             self._probes[id(mapping)] = (
                 None if self.engine.needs_generic_facts(mapping) else compile_probe(mapping, self.engine.index)
             )
@@ -393,7 +391,13 @@ class LineMatcher:
                     except decode_error:
                         record = None
                     if type(record) is dict:
-                        outcome = classify(record)
+                        try:
+                            outcome = classify(record)
+                        except _PROBE_ERRORS:
+                            # A value the probe cannot read (say, a bad timestamp): the full
+                            # path decides, and reports the problem exactly as it would anyway.
+                            found_mapping = reader.pick(record)
+                            outcome = UNMAPPED if found_mapping is None else mappings.index(found_mapping)
                         if outcome == SETTLED:
                             settled += 1
                             continue

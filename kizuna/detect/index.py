@@ -20,6 +20,7 @@ re-evaluated on that buffer.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -50,6 +51,10 @@ Fact = tuple[str, str, Any]  # (object type, dotted path, value)
 PathKey = tuple[str, str]
 
 BUFFER_LIMIT = 512
+
+# Compiled patterns are immutable, so a pattern text seen again (a new version of an indicator, the
+# same indicator in two collections, a rebuilt engine) skips the grammar's ~0.4 ms.
+_compile = functools.lru_cache(maxsize=4096)(compile_pattern)
 
 # An anchor is one index entry that must fire for a pattern to match.
 # ("eq", key, value) | ("cidr", key, (network, length)) | ("like", key, fragment) | ("re", key, source)
@@ -195,7 +200,7 @@ class IndicatorIndex:
             anchors: list[Anchor] = [("eq", self._key_for(path), value) for path, value in terms]
         else:
             try:
-                pattern = compile_pattern(text)
+                pattern = _compile(text)
             except DetectError as exc:
                 self.invalid += 1
                 return AddResult(indicator_id, "invalid", str(exc))

@@ -313,6 +313,10 @@ class LogReader:
         self._tsv: dict[str, Any] | None = None
         self._by_path = {m.name.removeprefix("zeek-"): m for m in self.mappings if m.name.startswith("zeek-")}
 
+    def pick(self, record: Record) -> Mapping | None:
+        """The mapping for a JSON record: the forced one, or the first that accepts it."""
+        return self._pick(record)
+
     def _pick(self, record: Record) -> Mapping | None:
         if self.forced is not None:
             return self.forced
