@@ -78,7 +78,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def kizuna(data_dir: Path, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+def kizuna(
+    data_dir: Path, *args: str, check: bool = True, input: bytes | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``kizuna`` command."""
     result = subprocess.run(
         [sys.executable, "-m", "kizuna", "--data", str(data_dir), *args],

@@ -59,7 +59,9 @@ def format_timestamp(micros: int) -> str:
 @functools.lru_cache(maxsize=65536)
 def _second(seconds: int) -> str:
     # Pages and statuses format runs of timestamps that share their second.
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    # Explicit fields: strftime's %Y drops the zero padding of years before 1000.
+    t = time.gmtime(seconds)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
 
 
 def now_micros() -> int:

@@ -8,7 +8,7 @@ drift apart in behaviour.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -189,3 +189,70 @@ class Store(Protocol):
     def put_status(self, status: StoredStatus) -> None: ...
     def get_status(self, status_id: str) -> StoredStatus | None: ...
     def purge_statuses(self, created_before: int) -> int: ...
+
+    # policy configuration and the audit log (schema step 2)
+    def policy_generation(self) -> int: ...
+    def bump_policy_generation(self) -> None: ...
+    def set_organisation_groups(self, groups: OrganisationGroups) -> None: ...
+    def list_organisation_groups(self) -> list[OrganisationGroups]: ...
+    def add_agreement_version(
+        self, agreement_id: str, partner: str, body: str, created_at: int, created_by: str | None
+    ) -> int: ...
+    def list_agreements(self) -> list[AgreementRecord]: ...
+    def set_token_agreement(self, token_id: str, agreement_id: str | None) -> None: ...
+    def get_token_agreement(self, token_id: str) -> str | None: ...
+    def register_marking_definitions(self, definitions: Sequence[tuple[str, bytes]], at: int) -> int: ...
+    def list_marking_definitions(self) -> list[bytes]: ...
+    def add_tlp_aliases(self, aliases: Sequence[tuple[str, int]]) -> None: ...
+    def list_tlp_aliases(self) -> list[tuple[str, int]]: ...
+    def append_audit(
+        self, entries: Sequence[AuditEntry], seal: Callable[[int, str, AuditEntry], str]
+    ) -> list[AuditRecord]: ...
+    def audit_records(self, after_seq: int = 0, limit: int = 1000) -> list[AuditRecord]: ...
+    def audit_head(self) -> tuple[int, str]: ...
+
+
+# -- policy configuration and the audit log (schema step 2) -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrganisationGroups:
+    """The communities an organisation belongs to and the organisations it is a client of."""
+
+    organisation_id: str
+    communities: tuple[str, ...] = ()
+    client_of: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementRecord:
+    """One stored version of a partner agreement; ``body`` is its JSON configuration."""
+
+    agreement_id: str
+    version: int
+    partner: str
+    body: str
+    created_at: int
+    created_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An audit event before it is sealed into the chain."""
+
+    at: int
+    kind: str
+    principal: str | None
+    body: str  # compact JSON
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    seq: int
+    at: int
+    kind: str
+    principal: str | None
+    body: str
+    prev_hash: str
+    hash: str
+

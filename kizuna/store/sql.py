@@ -10,17 +10,21 @@ and a reader paging by ``added_after`` can never skip a row that commits later.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 from kizuna.store.base import (
     AddResult,
+    AgreementRecord,
     ApiRoot,
+    AuditEntry,
+    AuditRecord,
     Collection,
     Grant,
     NewVersion,
     Organisation,
+    OrganisationGroups,
     Outcome,
     StoredStatus,
     TokenRecord,
@@ -60,6 +64,19 @@ class SqlStore(abc.ABC):
 
     @abc.abstractmethod
     def migrate(self) -> int: ...
+
+    def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``column`` is one of ``values``; PostgreSQL binds one array instead of many parameters."""
+        return f"{column} IN ({_marks(len(values))})", list(values)
+
+    _INSERT_COLUMNS = (
+        "collection_pk, stix_id, type, version, spec_version, date_added, created_by_ref, markings, body, "
+        "is_first, is_last"
+    )
+
+    def _insert_versions(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
+        """Insert object rows (columns as in ``_INSERT_COLUMNS``); a backend may bulk-load instead."""
+        cur.executemany(f"INSERT INTO objects ({self._INSERT_COLUMNS}) VALUES ({_marks(11)})", rows)
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -256,10 +273,8 @@ class SqlStore(abc.ABC):
                 results.append(AddResult(Outcome.ADDED, version, next_added))
                 next_added += 1
             if pending:
-                cur.executemany(
-                    "INSERT INTO objects (collection_pk, stix_id, type, version, spec_version, date_added, "
-                    "created_by_ref, markings, body, is_first, is_last) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._insert_versions(
+                    cur,
                     [
                         (
                             collection_pk, new.stix_id, new.type, version, new.spec_version, added,
@@ -279,10 +294,10 @@ class SqlStore(abc.ABC):
     ) -> dict[str, dict[int, tuple[int | None, bytes]]]:
         found: dict[str, dict[int, tuple[int | None, bytes]]] = {}
         for chunk in _chunks(sorted(ids)):
+            clause, params = self._in("stix_id", chunk)
             cur.execute(
-                f"SELECT stix_id, version, seq, body FROM objects "
-                f"WHERE collection_pk = ? AND stix_id IN ({_marks(len(chunk))})",
-                (collection_pk, *chunk),
+                f"SELECT stix_id, version, seq, body FROM objects WHERE collection_pk = ? AND {clause}",
+                (collection_pk, *params),
             )
             for stix_id, version, seq, body in cur.fetchall():
                 found.setdefault(stix_id, {})[int(version)] = (int(seq), bytes(body))
@@ -326,8 +341,7 @@ class SqlStore(abc.ABC):
                 (collection_pk, *chunk),
             )
 
-    @staticmethod
-    def _version_clause(selector: VersionSelector) -> tuple[str, list[Any]]:
+    def _version_clause(self, selector: VersionSelector) -> tuple[str, list[Any]]:
         if selector.all:
             return "", []
         parts: list[str] = []
@@ -337,22 +351,19 @@ class SqlStore(abc.ABC):
         if selector.last:
             parts.append("is_last = 1")
         if selector.exact:
-            parts.append(f"version IN ({_marks(len(selector.exact))})")
-            params.extend(selector.exact)
+            clause, values = self._in("version", selector.exact)
+            parts.append(clause)
+            params.extend(values)
         return (" AND (" + " OR ".join(parts) + ")") if parts else " AND 1 = 0", params
 
     def query_versions(self, query: VersionQuery) -> list[VersionRow]:
         sql = [f"SELECT {_ROW_COLUMNS} FROM objects WHERE collection_pk = ?"]
         params: list[Any] = [query.collection_pk]
-        if query.ids is not None:
-            sql.append(f" AND stix_id IN ({_marks(len(query.ids))})")
-            params.extend(query.ids)
-        if query.types is not None:
-            sql.append(f" AND type IN ({_marks(len(query.types))})")
-            params.extend(query.types)
-        if query.spec_versions is not None:
-            sql.append(f" AND spec_version IN ({_marks(len(query.spec_versions))})")
-            params.extend(query.spec_versions)
+        for column, values in (("stix_id", query.ids), ("type", query.types), ("spec_version", query.spec_versions)):
+            if values is not None:
+                clause, clause_values = self._in(column, values)
+                sql.append(f" AND {clause}")
+                params.extend(clause_values)
         clause, clause_params = self._version_clause(query.versions)
         sql.append(clause)
         params.extend(clause_params)
@@ -373,8 +384,9 @@ class SqlStore(abc.ABC):
         spec_clause = ""
         spec_params: tuple[str, ...] = ()
         if spec_versions is not None:
-            spec_clause = f" AND spec_version IN ({_marks(len(spec_versions))})"
-            spec_params = spec_versions
+            clause, values = self._in("spec_version", spec_versions)
+            spec_clause = f" AND {clause}"
+            spec_params = tuple(values)
         with self._write() as cur:
             _, now = self._lock_collection(cur, collection_pk)
             where = f"collection_pk = ? AND stix_id = ?{spec_clause}{clause}"
@@ -419,3 +431,160 @@ class SqlStore(abc.ABC):
         with self._write() as cur:
             cur.execute("DELETE FROM statuses WHERE created_at < ?", (created_before,))
             return int(cur.rowcount)
+
+    # -- policy configuration (schema step 2) --------------------------------------
+    # Every change here bumps the policy generation in the same transaction, so each
+    # server process notices with one cheap read and rebuilds its policy context.
+    @staticmethod
+    def _bump(cur: Any) -> None:
+        cur.execute("UPDATE policy_state SET generation = generation + 1 WHERE id = 1")
+
+    def policy_generation(self) -> int:
+        with self._read() as cur:
+            cur.execute("SELECT generation FROM policy_state WHERE id = 1")
+            row = cur.fetchone()
+        return 0 if row is None else int(row[0])
+
+    def bump_policy_generation(self) -> None:
+        with self._write() as cur:
+            self._bump(cur)
+
+    def set_organisation_groups(self, groups: OrganisationGroups) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE organisations SET communities = ?, client_of = ? WHERE id = ?",
+                ("\n".join(groups.communities), "\n".join(groups.client_of), groups.organisation_id),
+            )
+            self._bump(cur)
+
+    def list_organisation_groups(self) -> list[OrganisationGroups]:
+        with self._read() as cur:
+            cur.execute("SELECT id, communities, client_of FROM organisations ORDER BY id")
+            return [
+                OrganisationGroups(
+                    row[0], tuple(filter(None, (row[1] or "").split("\n"))),
+                    tuple(filter(None, (row[2] or "").split("\n"))),
+                )
+                for row in cur.fetchall()
+            ]
+
+    def add_agreement_version(
+        self, agreement_id: str, partner: str, body: str, created_at: int, created_by: str | None
+    ) -> int:
+        with self._write() as cur:
+            self._bump(cur)  # also serialises concurrent writers of agreements on the state row
+            cur.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM agreements WHERE agreement_id = ?", (agreement_id,)
+            )
+            version = int(cur.fetchone()[0]) + 1
+            cur.execute(
+                "INSERT INTO agreements (agreement_id, version, partner, body, created_at, created_by) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (agreement_id, version, partner, body, created_at, created_by),
+            )
+        return version
+
+    def list_agreements(self) -> list[AgreementRecord]:
+        with self._read() as cur:
+            cur.execute(
+                "SELECT agreement_id, version, partner, body, created_at, created_by FROM agreements "
+                "ORDER BY agreement_id, version"
+            )
+            return [AgreementRecord(r[0], int(r[1]), r[2], r[3], int(r[4]), r[5]) for r in cur.fetchall()]
+
+    def set_token_agreement(self, token_id: str, agreement_id: str | None) -> None:
+        with self._write() as cur:
+            cur.execute("UPDATE tokens SET agreement_id = ? WHERE id = ?", (agreement_id, token_id))
+
+    def get_token_agreement(self, token_id: str) -> str | None:
+        with self._read() as cur:
+            cur.execute("SELECT agreement_id FROM tokens WHERE id = ?", (token_id,))
+            row = cur.fetchone()
+        return None if row is None else row[0]
+
+    def register_marking_definitions(self, definitions: Sequence[tuple[str, bytes]], at: int) -> int:
+        """Record marking definitions node-wide; the first definition of an id wins."""
+        if not definitions:
+            return 0
+        added = 0
+        with self._write() as cur:
+            for marking_id, body in definitions:
+                cur.execute(
+                    "INSERT INTO marking_definitions (id, body, added_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    (marking_id, body, at),
+                )
+                added += max(int(cur.rowcount), 0)
+            if added:
+                self._bump(cur)
+        return added
+
+    def list_marking_definitions(self) -> list[bytes]:
+        with self._read() as cur:
+            cur.execute("SELECT body FROM marking_definitions ORDER BY added_at, id")
+            return [bytes(row[0]) for row in cur.fetchall()]
+
+    def add_tlp_aliases(self, aliases: Sequence[tuple[str, int]]) -> None:
+        if not aliases:
+            return
+        with self._write() as cur:
+            for marking_id, level in aliases:
+                # An alias is never loosened: keep the stricter reading of an id.
+                cur.execute(
+                    "INSERT INTO tlp_aliases (id, level) VALUES (?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET level = CASE WHEN excluded.level > tlp_aliases.level "
+                    "THEN excluded.level ELSE tlp_aliases.level END",
+                    (marking_id, level),
+                )
+            self._bump(cur)
+
+    def list_tlp_aliases(self) -> list[tuple[str, int]]:
+        with self._read() as cur:
+            cur.execute("SELECT id, level FROM tlp_aliases ORDER BY id")
+            return [(row[0], int(row[1])) for row in cur.fetchall()]
+
+    # -- the audit log ---------------------------------------------------------------
+    def append_audit(
+        self, entries: Sequence[AuditEntry], seal: Callable[[int, str, AuditEntry], str]
+    ) -> list[AuditRecord]:
+        """Append entries to the hash chain; ``seal(seq, prev_hash, entry)`` gives each hash.
+
+        The no-op UPDATE takes the head row's lock first (a row lock in PostgreSQL; SQLite's
+        ``BEGIN IMMEDIATE`` already holds the database lock), so appends from every process
+        are serialised and the chain never forks.
+        """
+        if not entries:
+            return []
+        with self._write() as cur:
+            cur.execute("UPDATE audit_head SET seq = seq WHERE id = 1")
+            cur.execute("SELECT seq, hash FROM audit_head WHERE id = 1")
+            seq, prev = cur.fetchone()
+            seq = int(seq)
+            records: list[AuditRecord] = []
+            for entry in entries:
+                seq += 1
+                digest = seal(seq, prev, entry)
+                records.append(AuditRecord(seq, entry.at, entry.kind, entry.principal, entry.body, prev, digest))
+                prev = digest
+            cur.executemany(
+                "INSERT INTO audit_log (seq, at, kind, principal, body, prev_hash, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(r.seq, r.at, r.kind, r.principal, r.body, r.prev_hash, r.hash) for r in records],
+            )
+            cur.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (seq, prev))
+        return records
+
+    def audit_records(self, after_seq: int = 0, limit: int = 1000) -> list[AuditRecord]:
+        with self._read() as cur:
+            cur.execute(
+                "SELECT seq, at, kind, principal, body, prev_hash, hash FROM audit_log "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            )
+            return [AuditRecord(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in cur.fetchall()]
+
+    def audit_head(self) -> tuple[int, str]:
+        with self._read() as cur:
+            cur.execute("SELECT seq, hash FROM audit_head WHERE id = 1")
+            row = cur.fetchone()
+        return (0, "") if row is None else (int(row[0]), str(row[1]))

@@ -9,7 +9,7 @@ database clock stamps ``date_added`` so that processes on different hosts agree.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,6 +22,9 @@ from kizuna.store.postgres.migrations import MIGRATIONS
 from kizuna.store.sql import SqlStore
 
 _PLACEHOLDER = re.compile(r"\?")
+_COPY_TYPES = [
+    "bigint", "text", "text", "bigint", "text", "bigint", "text", "text", "bytea", "smallint", "smallint",
+]
 _MIGRATION_LOCK = 0x6B697A75  # an arbitrary advisory-lock key for schema changes
 
 
@@ -54,6 +57,12 @@ class _Cursor:
     @property
     def rowcount(self) -> int:
         return self._cur.rowcount
+
+    def copy_rows(self, statement: str, types: list[str], rows: Any) -> None:
+        with self._cur.copy(statement) as copy:
+            copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
 
 
 class PostgresStore(SqlStore):
@@ -92,6 +101,13 @@ class PostgresStore(SqlStore):
         if row is None:
             raise StoreError(f"collection {collection_pk} does not exist")
         return int(row[0]), int(row[1])
+
+    def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(?)", [list(values)]
+
+    def _insert_versions(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
+        # COPY loads a batch several times faster than row-by-row INSERTs.
+        cur.copy_rows(f"COPY objects ({self._INSERT_COLUMNS}) FROM STDIN (FORMAT BINARY)", _COPY_TYPES, rows)
 
     def migrate(self) -> int:
         with self._write() as cur:
