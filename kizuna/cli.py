@@ -351,24 +351,39 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, type=int, show_default=True)
 @click.option("--workers", default=1, type=int, show_default=True, help="Server processes.")
+@click.option("--sync/--no-sync", "run_sync", default=True, show_default=True,
+              help="Run the scheduled partner sync worker (one process, whatever --workers says).")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool) -> None:
     """Serve the TAXII 2.1 API."""
+    import subprocess
+
     import uvicorn
 
     _ctx(ctx).node().close()  # fail here, with a clear message, if the node cannot open
     os.environ["KIZUNA_DATA"] = str(ctx.obj["data_dir"])
     click.echo(f"Kizuna TAXII 2.1 server on http://{host}:{port}/taxii2/", err=True)
-    uvicorn.run(
-        "kizuna.taxii.app:app_from_environment", factory=True, host=host, port=port,
-        workers=workers, access_log=False, log_level="warning",
-    )
+    # One sync worker beside the web processes; a lease in the store keeps it to one per node.
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "kizuna", "--data", str(ctx.obj["data_dir"]), "sync", "--loop",
+         "--parent-pid", str(os.getpid())]
+    ) if run_sync else None
+    try:
+        uvicorn.run(
+            "kizuna.taxii.app:app_from_environment", factory=True, host=host, port=port,
+            workers=workers, access_log=False, log_level="warning",
+        )
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
 
 
 def _register_optional_commands() -> None:
     from kizuna.demo import demo
 
     cli.add_command(demo)
+    __import__("kizuna.federation.cli", fromlist=["register"]).register(cli)
     try:
         from kizuna.detect.cli import match_command
     except ImportError:

@@ -1,0 +1,132 @@
+"""The TAXII 2.1 client side of a sync: one partner, its API root, its credentials.
+
+Every failure becomes a :class:`PartnerError` that says what went wrong in words an operator can act
+on; the sync turns it into backoff and a partner status.  Pages are parsed with the same exact JSON
+reader the node's own ingest uses, so numbers and strings cross unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from kizuna.federation.config import PartnerConfig
+from kizuna.stix.jsonio import loads_exact
+
+TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
+
+
+class PartnerError(Exception):
+    """The partner could not be synced this time (down, slow, refused, or sent garbage)."""
+
+    def __init__(self, message: str, kind: str = "unavailable", status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind  # unavailable | refused | malformed | expired-cursor
+        self.status_code = status_code
+
+
+@dataclass(frozen=True, slots=True)
+class RemotePage:
+    objects: list[Any]
+    more: bool
+    next: str | None
+    date_added_first: str | None
+    date_added_last: str | None
+
+
+class TaxiiClient:
+    def __init__(self, partner: PartnerConfig, timeout_s: float = 60.0) -> None:
+        headers = {"Accept": TAXII_MEDIA_TYPE, "User-Agent": "kizuna-federation"}
+        auth: httpx.BasicAuth | None = None
+        if partner.token:
+            headers["Authorization"] = f"Bearer {partner.token}"
+        elif partner.basic_auth:
+            user, _, password = partner.basic_auth.partition(":")
+            auth = httpx.BasicAuth(user, password)
+        verify: Any = partner.ca_file if partner.ca_file else True
+        cert = (partner.client_cert, partner.client_key) if partner.client_cert and partner.client_key else None
+        self.partner = partner
+        self._client = httpx.Client(
+            base_url=partner.base_url, headers=headers, auth=auth, verify=verify, cert=cert,
+            timeout=httpx.Timeout(timeout_s, connect=10.0), follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> TaxiiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise PartnerError(f"{self.partner.name}: timed out ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            raise PartnerError(f"{self.partner.name}: cannot reach {self.partner.base_url}: {exc}") from None
+        if response.status_code >= 500:
+            raise PartnerError(
+                f"{self.partner.name}: server error {response.status_code} on {method} {path}",
+                status_code=response.status_code,
+            )
+        if response.status_code in (401, 403, 404):
+            raise PartnerError(
+                f"{self.partner.name}: {response.status_code} on {method} {path}: check the token, the API root "
+                "and the collection mapping",
+                kind="refused", status_code=response.status_code,
+            )
+        return response
+
+    @staticmethod
+    def _json(response: httpx.Response, what: str) -> Any:
+        try:
+            return loads_exact(response.content)
+        except orjson.JSONDecodeError:
+            raise PartnerError(f"{what}: the response is not JSON", kind="malformed") from None
+
+    def get_objects(self, collection: str, params: dict[str, str]) -> RemotePage:
+        path = f"collections/{collection}/objects/"
+        response = self._request("GET", path, params=params)
+        if response.status_code == 400 and "next" in params:
+            raise PartnerError(f"{self.partner.name}: the partner refused our 'next' cursor", kind="expired-cursor")
+        if response.status_code != 200:
+            raise PartnerError(
+                f"{self.partner.name}: GET {path} answered {response.status_code}: {response.text[:200]}",
+                kind="refused", status_code=response.status_code,
+            )
+        envelope = self._json(response, f"{self.partner.name}: GET {path}")
+        if not isinstance(envelope, dict):
+            raise PartnerError(f"{self.partner.name}: GET {path}: the page is not a TAXII envelope", kind="malformed")
+        objects = envelope.get("objects", [])
+        more = envelope.get("more", False)
+        token = envelope.get("next")
+        if not isinstance(objects, list) or not isinstance(more, bool) or not (token is None or isinstance(token, str)):
+            raise PartnerError(
+                f"{self.partner.name}: GET {path}: the envelope's objects/more/next have the wrong types",
+                kind="malformed",
+            )
+        return RemotePage(
+            objects, more, token or None,
+            response.headers.get("X-TAXII-Date-Added-First"), response.headers.get("X-TAXII-Date-Added-Last"),
+        )
+
+    def post_objects(self, collection: str, envelope: bytes) -> dict[str, Any]:
+        path = f"collections/{collection}/objects/"
+        response = self._request(
+            "POST", path, content=envelope, headers={"Content-Type": TAXII_MEDIA_TYPE},
+        )
+        if response.status_code not in (200, 202):
+            raise PartnerError(
+                f"{self.partner.name}: POST {path} answered {response.status_code}: {response.text[:200]}",
+                kind="refused", status_code=response.status_code,
+            )
+        status = self._json(response, f"{self.partner.name}: POST {path}")
+        if not isinstance(status, dict):
+            raise PartnerError(f"{self.partner.name}: POST {path}: the answer is not a status", kind="malformed")
+        return status

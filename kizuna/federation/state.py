@@ -1,0 +1,338 @@
+"""Federation state in the node's store: partners, cursors, provenance, quarantine, status, the worker lease.
+
+Everything is written through the store's own transactions (``SqlStore._read``/``_write``, ``?``
+placeholders on both backends).  The one operation that matters for correctness is
+:meth:`FederationState.commit_pull_page`: a page's object versions, their provenance, its
+quarantined entries and the partner cursor that points past the page commit in ONE transaction, so
+a sync killed at any instant resumes exactly after the last committed page.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from kizuna.federation.config import PartnerConfig
+from kizuna.stix.timestamps import now_micros
+from kizuna.store.base import AddResult, NewVersion, Outcome, Store
+from kizuna.store.sql import SqlStore
+
+
+class StateError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CursorKey:
+    partner: str
+    direction: str  # "pull" or "push"
+    local_collection: str  # collection id
+    remote_collection: str
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a pulled page came from: recorded as provenance of each version it adds."""
+
+    partner: str
+    remote_collection: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    stix_id: str | None
+    version: str | None
+    reason: str
+    body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageCommit:
+    added: int
+    duplicates: int
+    quarantined: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerStatus:
+    partner: str
+    state: str  # "new", "ok", "backoff", "running"
+    failures: int  # consecutive failed runs
+    next_attempt: int  # µs; the worker does not try before this
+    last_attempt: int | None
+    last_success: int | None
+    last_error: str | None
+    pulled: int
+    pushed: int
+    quarantined: int
+
+    @classmethod
+    def fresh(cls, partner: str) -> PartnerStatus:
+        return cls(partner, "new", 0, 0, None, None, None, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    partner: str
+    remote_collection: str
+    received_at: int
+
+
+@contextmanager
+def _joined_transaction(store: SqlStore, cur: Any) -> Iterator[None]:
+    """Let store methods called from this thread run inside the transaction ``cur`` belongs to.
+
+    ``add_versions`` opens its own write transaction; routing it into ours makes the page, its
+    provenance and the cursor one atomic unit without duplicating the store's versioning logic.
+    Other threads keep getting their own transactions.
+    """
+    owner = threading.get_ident()
+    original = store._write
+
+    @contextmanager
+    def join() -> Iterator[Any]:
+        if threading.get_ident() == owner:
+            yield cur
+        else:
+            with original() as other:
+                yield other
+
+    setattr(store, "_write", join)  # noqa: B010 - an instance override of a method, undone below
+    try:
+        yield
+    finally:
+        delattr(store, "_write")
+
+
+class FederationState:
+    def __init__(self, store: Store) -> None:
+        if not isinstance(store, SqlStore):
+            raise StateError("federation needs an SQL store (SQLite or PostgreSQL)")
+        self.store: SqlStore = store
+
+    def _read(self) -> AbstractContextManager[Any]:
+        return self.store._read()
+
+    def _write(self) -> AbstractContextManager[Any]:
+        return self.store._write()
+
+    # -- partners --------------------------------------------------------------------
+    def add_partner(self, config: PartnerConfig) -> None:
+        with self._write() as cur:
+            cur.execute("SELECT 1 FROM fed_partners WHERE name = ?", (config.name,))
+            if cur.fetchone() is not None:
+                raise StateError(f"partner {config.name!r} already exists")
+            cur.execute(
+                "INSERT INTO fed_partners (name, config, created_at) VALUES (?, ?, ?)",
+                (config.name, config.to_json(), now_micros()),
+            )
+
+    def replace_partner(self, config: PartnerConfig) -> None:
+        with self._write() as cur:
+            cur.execute("UPDATE fed_partners SET config = ? WHERE name = ?", (config.to_json(), config.name))
+
+    def get_partner(self, name: str) -> PartnerConfig | None:
+        with self._read() as cur:
+            cur.execute("SELECT config FROM fed_partners WHERE name = ?", (name,))
+            row = cur.fetchone()
+        return None if row is None else PartnerConfig.from_json(row[0])
+
+    def list_partners(self) -> list[PartnerConfig]:
+        with self._read() as cur:
+            cur.execute("SELECT config FROM fed_partners ORDER BY name")
+            return [PartnerConfig.from_json(row[0]) for row in cur.fetchall()]
+
+    def remove_partner(self, name: str) -> bool:
+        """Forget a partner and its cursors and status; provenance and quarantine stay as history."""
+        with self._write() as cur:
+            cur.execute("DELETE FROM fed_partners WHERE name = ?", (name,))
+            removed = bool(cur.rowcount)
+            cur.execute("DELETE FROM fed_cursors WHERE partner = ?", (name,))
+            cur.execute("DELETE FROM fed_status WHERE partner = ?", (name,))
+        return removed
+
+    # -- cursors ---------------------------------------------------------------------
+    def get_cursor(self, key: CursorKey) -> str | None:
+        with self._read() as cur:
+            cur.execute(
+                "SELECT position FROM fed_cursors WHERE partner = ? AND direction = ? "
+                "AND local_collection = ? AND remote_collection = ?",
+                (key.partner, key.direction, key.local_collection, key.remote_collection),
+            )
+            row = cur.fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def _save_cursor(cur: Any, key: CursorKey, position: str) -> None:
+        cur.execute(
+            "INSERT INTO fed_cursors (partner, direction, local_collection, remote_collection, position, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (partner, direction, local_collection, remote_collection) "
+            "DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+            (key.partner, key.direction, key.local_collection, key.remote_collection, position, now_micros()),
+        )
+
+    def save_cursor(self, key: CursorKey, position: str) -> None:
+        with self._write() as cur:
+            self._save_cursor(cur, key, position)
+
+    def cursors(self, partner: str) -> list[tuple[CursorKey, str, int]]:
+        with self._read() as cur:
+            cur.execute(
+                "SELECT partner, direction, local_collection, remote_collection, position, updated_at "
+                "FROM fed_cursors WHERE partner = ? ORDER BY direction, local_collection, remote_collection",
+                (partner,),
+            )
+            return [(CursorKey(*row[:4]), str(row[4]), int(row[5])) for row in cur.fetchall()]
+
+    # -- the atomic page ---------------------------------------------------------------
+    def commit_pull_page(
+        self, collection_pk: int, versions: Sequence[NewVersion], source: Source,
+        rejected: Sequence[QuarantineEntry], cursor: CursorKey, position: str,
+    ) -> PageCommit:
+        """Store a pulled page, its provenance and quarantine, and move the cursor: all or nothing."""
+        at = now_micros()
+        with self._write() as cur:
+            results: list[AddResult] = []
+            if versions:
+                with _joined_transaction(self.store, cur):
+                    results = self.store.add_versions(collection_pk, versions)
+            provenance = []
+            quarantine = [
+                (source.partner, source.remote_collection, cursor.local_collection, q.stix_id, q.version,
+                 q.reason, q.body, at)
+                for q in rejected
+            ]
+            added = duplicates = 0
+            for new, result in zip(versions, results, strict=True):
+                if result.outcome is Outcome.ADDED:
+                    added += 1
+                    provenance.append(
+                        (collection_pk, new.stix_id, result.version, source.partner, source.remote_collection, at)
+                    )
+                elif result.outcome is Outcome.DUPLICATE:
+                    duplicates += 1
+                else:
+                    quarantine.append((
+                        source.partner, source.remote_collection, cursor.local_collection, new.stix_id,
+                        str(result.version),
+                        "a different object with this id and modified is already stored; kept the stored one",
+                        new.body, at,
+                    ))
+            if provenance:
+                cur.executemany(
+                    "INSERT INTO fed_provenance (collection_pk, stix_id, version, partner, remote_collection, "
+                    "received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    provenance,
+                )
+            if quarantine:
+                self._quarantine(cur, quarantine)
+            self._save_cursor(cur, cursor, position)
+        return PageCommit(added, duplicates, len(quarantine))
+
+    @staticmethod
+    def _quarantine(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+        cur.executemany(
+            "INSERT INTO fed_quarantine (partner, remote_collection, local_collection, stix_id, version, "
+            "reason, body, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def quarantine(self, source: Source, local_collection: str, entries: Sequence[QuarantineEntry]) -> None:
+        at = now_micros()
+        with self._write() as cur:
+            self._quarantine(cur, [
+                (source.partner, source.remote_collection, local_collection, q.stix_id, q.version, q.reason,
+                 q.body, at)
+                for q in entries
+            ])
+
+    def quarantined(self, partner: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        where, params = ("WHERE partner = ?", (partner,)) if partner else ("", ())
+        with self._read() as cur:
+            cur.execute(
+                "SELECT partner, remote_collection, local_collection, stix_id, version, reason, at "
+                f"FROM fed_quarantine {where} ORDER BY seq DESC LIMIT ?",
+                (*params, limit),
+            )
+            names = ("partner", "remote_collection", "local_collection", "id", "version", "reason", "at")
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def quarantine_count(self, partner: str) -> int:
+        with self._read() as cur:
+            cur.execute("SELECT COUNT(*) FROM fed_quarantine WHERE partner = ?", (partner,))
+            return int(cur.fetchone()[0])
+
+    # -- provenance --------------------------------------------------------------------
+    def provenance_of(self, collection_pk: int, ids: Sequence[str]) -> dict[tuple[str, int], Provenance]:
+        found: dict[tuple[str, int], Provenance] = {}
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            with self._read() as cur:
+                cur.execute(
+                    "SELECT stix_id, version, partner, remote_collection, received_at FROM fed_provenance "
+                    f"WHERE collection_pk = ? AND stix_id IN ({','.join('?' * len(chunk))})",
+                    (collection_pk, *chunk),
+                )
+                for stix_id, version, partner, remote, at in cur.fetchall():
+                    found[(stix_id, int(version))] = Provenance(partner, remote, int(at))
+        return found
+
+    def provenance_count(self, collection_pk: int, partner: str | None = None) -> int:
+        where, params = (" AND partner = ?", (partner,)) if partner else ("", ())
+        with self._read() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM fed_provenance WHERE collection_pk = ?{where}",
+                        (collection_pk, *params))
+            return int(cur.fetchone()[0])
+
+    # -- status ------------------------------------------------------------------------
+    def get_status(self, partner: str) -> PartnerStatus:
+        with self._read() as cur:
+            cur.execute(
+                "SELECT partner, state, failures, next_attempt, last_attempt, last_success, last_error, "
+                "pulled, pushed, quarantined FROM fed_status WHERE partner = ?",
+                (partner,),
+            )
+            row = cur.fetchone()
+        return PartnerStatus.fresh(partner) if row is None else PartnerStatus(*row)
+
+    def put_status(self, status: PartnerStatus) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO fed_status (partner, state, failures, next_attempt, last_attempt, last_success, "
+                "last_error, pulled, pushed, quarantined) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (partner) DO UPDATE SET state = excluded.state, failures = excluded.failures, "
+                "next_attempt = excluded.next_attempt, last_attempt = excluded.last_attempt, "
+                "last_success = excluded.last_success, last_error = excluded.last_error, "
+                "pulled = excluded.pulled, pushed = excluded.pushed, quarantined = excluded.quarantined",
+                (status.partner, status.state, status.failures, status.next_attempt, status.last_attempt,
+                 status.last_success, status.last_error, status.pulled, status.pushed, status.quarantined),
+            )
+
+    # -- the single worker -------------------------------------------------------------
+    def take_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Hold (or renew) the named lease unless another live holder has it."""
+        now = now_micros()
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO fed_lease (name, holder, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at "
+                "WHERE fed_lease.expires_at < ? OR fed_lease.holder = excluded.holder",
+                (name, holder, now + int(ttl_s * 1_000_000), now),
+            )
+            cur.execute("SELECT holder FROM fed_lease WHERE name = ?", (name,))
+            return bool(cur.fetchone()[0] == holder)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._write() as cur:
+            cur.execute("DELETE FROM fed_lease WHERE name = ? AND holder = ?", (name, holder))
+
+    def lease_holder(self, name: str) -> tuple[str, int] | None:
+        with self._read() as cur:
+            cur.execute("SELECT holder, expires_at FROM fed_lease WHERE name = ?", (name,))
+            row = cur.fetchone()
+        return None if row is None else (str(row[0]), int(row[1]))

@@ -1,0 +1,163 @@
+"""Real partner nodes for federation tests: ``kizuna init`` + ``kizuna serve`` on loopback ports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from kizuna.store import open_store
+from kizuna.store.base import VersionQuery, VersionSelector
+from tests.conftest import TAXII, ServerProcess, kizuna, kizuna_json, start_server
+
+TLP_CLEAR = "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"
+TLP_AMBER_STRICT = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"
+
+
+@dataclass
+class FedNode:
+    name: str
+    data_dir: Path
+    store_url: str
+    identity: str
+    collection: str  # id of the "shared" collection
+    server: ServerProcess | None = None
+    tokens: dict[str, str] = field(default_factory=dict)  # partner name -> token it uses here
+    admin_token: str = ""
+
+    @property
+    def api_root_url(self) -> str:
+        assert self.server is not None
+        return f"{self.server.base}/main/"
+
+    def start(self, port: int | None = None) -> None:
+        self.server = start_server(self.data_dir, port=port)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def post(self, objects: list[dict[str, Any]]) -> Any:
+        response = requests.post(
+            f"{self.api_root_url}collections/{self.collection}/objects/",
+            data=json.dumps({"objects": objects}),
+            headers={"Accept": TAXII, "Content-Type": TAXII, "Authorization": f"Bearer {self.admin_token}"},
+            timeout=60,
+        )
+        assert response.status_code == 202, response.text
+        status = response.json()
+        assert status["failure_count"] == 0, status
+        return status
+
+    def import_objects(self, objects: list[dict[str, Any]]) -> None:
+        """Store objects through ``kizuna import`` (works whether or not the node is serving)."""
+        path = self.data_dir / f"import-{uuid.uuid4()}.json"
+        path.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects}))
+        result = self.cli_json("import", str(path), "--collection", "shared")
+        assert result["failed"] == 0, result
+
+    def versions(self) -> dict[tuple[str, int], bytes]:
+        """Every stored version of the shared collection: (id, version µs) -> exact bytes."""
+        store = open_store(self.store_url)
+        try:
+            found: dict[tuple[str, int], bytes] = {}
+            collection = store.get_collection("main", self.collection)
+            assert collection is not None
+            after = None
+            while True:
+                rows = store.query_versions(VersionQuery(
+                    collection_pk=collection.pk, versions=VersionSelector(all=True), added_after=after, limit=5000,
+                ))
+                for row in rows:
+                    assert (row.stix_id, row.version) not in found
+                    found[(row.stix_id, row.version)] = bytes(row.body)
+                if len(rows) < 5000:
+                    return found
+                after = rows[-1].date_added
+        finally:
+            store.close()
+
+    def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        store = open_store(self.store_url)
+        try:
+            with store._read() as cur:  # type: ignore[attr-defined]
+                cur.execute(query, params)
+                return [tuple(row) for row in cur.fetchall()]
+        finally:
+            store.close()
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return kizuna(self.data_dir, *args, check=check)
+
+    def cli_json(self, *args: str) -> Any:
+        return kizuna_json(self.data_dir, *args)
+
+
+def make_fed_node(base: Path, name: str, country: str, store_url: str | None = None) -> FedNode:
+    data_dir = base / name
+    args = ["init", "--org-name", f"{name} national CERT", "--country", country]
+    if store_url:
+        args += ["--store", store_url]
+    init = kizuna_json(data_dir, *args)
+    collection = kizuna_json(data_dir, "collections", "create", "--title", "Shared", "--alias", "shared")["id"]
+    admin = kizuna_json(data_dir, "tokens", "create", "--org", f"{name} national CERT", "--read", collection,
+                        "--write", collection)["token"]
+    return FedNode(name, data_dir, init["store"], init["identity"]["id"], collection, admin_token=admin)
+
+
+def grant_partner(host: FedNode, partner: FedNode, country: str) -> str:
+    """Create ``partner``'s organisation on ``host`` and a read/write token for it; return the token."""
+    org = f"{partner.name} national CERT"
+    host.cli_json("orgs", "create", org, "--country", country)
+    token: str = host.cli_json("tokens", "create", "--org", org, "--read", "shared", "--write", "shared")["token"]
+    host.tokens[partner.name] = token
+    return token
+
+
+def add_partner(node: FedNode, partner: FedNode, direction: str, page_size: int = 1000,
+                token: str | None = None) -> None:
+    node.cli_json(
+        "partners", "add", partner.name, "--url", partner.api_root_url,
+        "--map", f"shared={partner.collection}:{direction}",
+        "--token", token or partner.tokens[node.name], "--page-size", str(page_size),
+    )
+
+
+def sync(node: FedNode, partner: str | None = None, check: bool = True) -> Any:
+    result = kizuna(node.data_dir, "sync", *([partner] if partner else []), "--json", check=check)
+    return json.loads(result.stdout)
+
+
+def stamp(second: int, micros: int = 0) -> str:
+    return f"2026-01-01T00:{second // 60:02d}:{second % 60:02d}.{micros // 1000:03d}Z"
+
+
+def indicator(producer: str, versions: int = 1, marking: str | None = None, name: str = "ind") -> list[dict[str, Any]]:
+    """All versions of one indicator produced by ``producer``."""
+    stix_id = f"indicator--{uuid.uuid4()}"
+    objects = []
+    for index in range(versions):
+        obj: dict[str, Any] = {
+            "type": "indicator", "spec_version": "2.1", "id": stix_id, "created": stamp(0),
+            "modified": stamp(index), "name": f"{name} v{index}", "pattern_type": "stix",
+            "pattern": f"[ipv4-addr:value = '198.51.100.{index % 250}']", "valid_from": stamp(0),
+            "created_by_ref": producer,
+        }
+        if marking:
+            obj["object_marking_refs"] = [marking]
+        objects.append(obj)
+    return objects
+
+
+def bulk_indicators(producer: str, count: int) -> list[dict[str, Any]]:
+    return [obj for _ in range(count) for obj in indicator(producer)]
+
+
+def python() -> str:
+    return sys.executable
