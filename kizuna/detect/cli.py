@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,17 +43,27 @@ def _flatten(data: Any) -> Iterator[dict[str, Any]]:
             yield data
 
 
-def _follow(stream: IO[str], poll: float = 0.5) -> Iterator[str]:
-    """Yield lines as they are appended, like `tail -f` (stops on Ctrl-C)."""
-    pending = ""
+def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2) -> Iterator[bytes]:
+    """Yield lines as they are appended, like `tail -f`.
+
+    Ends on Ctrl-C, or when nothing new arrived for `idle_timeout` seconds (if given). A line is
+    yielded only once its newline has arrived, so a writer caught mid-line is never read short.
+    """
+    pending = b""
+    idle_since = time.monotonic()
     while True:
         chunk = stream.readline()
         if chunk:
+            idle_since = time.monotonic()
             pending += chunk
-            if pending.endswith("\n"):
+            if pending.endswith(b"\n"):
                 yield pending
-                pending = ""
+                pending = b""
             continue
+        if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
+            if pending:
+                yield pending
+            return
         time.sleep(poll)
 
 
@@ -88,6 +98,18 @@ def _follow(stream: IO[str], poll: float = 0.5) -> Iterator[str]:
 )
 @click.option("--observed-data", is_flag=True, help="Inputs are STIX observed-data, not logs.")
 @click.option("--follow", is_flag=True, help="Keep reading the (single) input file as it grows.")
+@click.option(
+    "--max-lines",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after reading this many lines in all (with --follow: a bounded run).",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="With --follow: stop when the file has not grown for this many seconds.",
+)
 @click.option(
     "--window",
     type=int,
@@ -127,6 +149,8 @@ def match_command(
     mapping_file: Path | None,
     observed_data: bool,
     follow: bool,
+    max_lines: int | None,
+    idle_timeout: float | None,
     window: int,
     identity_id: str | None,
     output: Path | None,
@@ -163,21 +187,30 @@ def match_command(
         if mapping_file is not None:
             mappings.update({m.name: m for m in load_mapping(mapping_file)})
         reader = LogReader(list(mappings.values()), forced=mapping_name)
+        matcher = engine.line_matcher(reader)
         alert_stream = _open_alerts(alerts)
+        remaining = max_lines
         try:
             for name in inputs or ("-",):
+                if remaining is not None and remaining <= 0:
+                    break
                 if observed_data:
                     stream = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
                     for alert in engine.submit_observed_data(list(_flatten(orjson.loads(stream)))):
-                        _write_alert(alert_stream, alert.as_json())
+                        _write_alert(alert_stream, alert.as_json(), flush=follow)
                     continue
-                handle = sys.stdin if name == "-" else open(name, encoding="utf-8", errors="replace")  # noqa: SIM115
+                handle = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
                 try:
-                    lines = _follow(handle) if follow else handle
-                    for alert in engine.run(reader.events(lines), mappings):
-                        _write_alert(alert_stream, alert.as_json())
+                    lines: Iterable[bytes] = _follow(handle, idle_timeout=idle_timeout) if follow else handle
+                    if remaining is not None:
+                        lines = _counted(lines, remaining)
+                    before = reader.stats.lines
+                    for alert in matcher.alerts(lines):
+                        _write_alert(alert_stream, alert.as_json(), flush=follow)
+                    if remaining is not None:
+                        remaining -= reader.stats.lines - before
                 finally:
-                    if handle is not sys.stdin:
+                    if handle is not sys.stdin.buffer:
                         handle.close()
         except KeyboardInterrupt:
             pass
@@ -237,11 +270,8 @@ def _open_node(data_dir: Path | None) -> Any:
 
 
 def _store(node: Any, collection: str, sightings: list[dict[str, Any]]) -> dict[str, int]:
-    from kizuna.core.ingest import ingest
-
     target = node.find_collection(collection, None)
-    report = ingest(node.store, target.pk, sightings)
-    result = report.to_taxii()
+    result = node.import_objects(target, sightings).to_taxii()
     return {"success": result.get("success_count", 0), "failure": result.get("failure_count", 0)}
 
 
@@ -253,6 +283,15 @@ def _open_alerts(target: str | None) -> IO[str] | None:
     return open(target, "w", encoding="utf-8")  # noqa: SIM115
 
 
-def _write_alert(stream: IO[str] | None, alert: dict[str, Any]) -> None:
+def _write_alert(stream: IO[str] | None, alert: dict[str, Any], *, flush: bool = False) -> None:
     if stream is not None:
         stream.write(orjson.dumps(alert).decode() + "\n")
+        if flush:  # a follower's alerts are wanted as they happen
+            stream.flush()
+
+
+def _counted(lines: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    for number, line in enumerate(lines, 1):
+        yield line
+        if number >= limit:
+            return
