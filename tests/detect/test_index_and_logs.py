@@ -48,7 +48,7 @@ def _indicators() -> list[dict[str, Any]]:
 
 def _events() -> list[Any]:
     mappings = shipped_mappings()
-    events = []
+    events: list[Any] = []
     for name in LOGS:
         reader = LogReader(mappings.values())
         events.extend(reader.events((ZEEK / name).read_text("utf-8").splitlines()))

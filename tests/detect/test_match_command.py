@@ -93,7 +93,7 @@ def test_follow_matches_lines_appended_while_running(tmp_path: Path) -> None:
 
 def test_observed_data_sightings_refer_to_the_observed_data(tmp_path: Path) -> None:
     indicators = _write_bundle(tmp_path / "intel.json", _demo_indicators())
-    observed = []
+    observed: list[dict[str, Any]] = []
     for n, (stamp, value) in enumerate([("2019-12-03T22:45:22Z", "guyspy.com"), ("2019-12-03T22:50:00Z", "a.example")]):
         observed += [
             {"type": "domain-name", "spec_version": "2.1", "id": f"domain-name--0000000{n}-0000-4000-8000-000000000000",
