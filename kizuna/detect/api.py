@@ -1,0 +1,210 @@
+"""HTTP submission of observations: `POST /{api_root}/detect/observations/`.
+
+A sensor or SIEM posts what it saw and gets back which of the node's indicators it matched:
+
+* body: STIX observed-data with its cyber-observables (a bundle, a JSON list, or a TAXII envelope),
+  or, with `?format=auto|zeek|suricata|ecs|<mapping name>`, log records as JSON lines;
+* `collection` (repeatable, id or alias): the collections whose indicators are matched; default,
+  every collection of the API root the token may read. Indicators are read through the node's
+  read policy, so a token matches only against indicators it could read over TAXII;
+* `store` (id or alias): also store the sightings in this collection (the token must be able to
+  write it), where federation shares them back under the collection's agreement.
+
+The answer is JSON: the hits (one per indicator per observation or record, as `kizuna match
+--alerts` writes them), the sightings (aggregated per indicator per hour, `observed_data_refs` set
+for STIX input) and counts. Authentication, content negotiation and error bodies are the TAXII
+endpoints' own (`kizuna.taxii.app.endpoint`).
+
+Compiled indicator sets are cached per (token, collections) and rebuilt when a collection's
+object count or newest addition changes, or the node's sharing policy does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kizuna.core.errors import BadRequest, PayloadTooLarge
+from kizuna.core.filters import Endpoint, parse_filters
+from kizuna.core.node import Node
+from kizuna.core.principal import Principal
+from kizuna.detect.engine import DetectionEngine
+from kizuna.detect.errors import DetectError
+from kizuna.detect.mappings import LogReader, Mapping, shipped_mappings
+from kizuna.taxii.app import endpoint, taxii_response
+
+_PAGE = 1000
+_CACHE_SIZE = 16
+_MAX_HITS_IN_ANSWER = 10_000
+
+
+@dataclass
+class _Compiled:
+    freshness: tuple[Any, ...]
+    engine: DetectionEngine
+    load: dict[str, int]
+
+
+class DetectionService:
+    """Compiled indicator sets for the node's tokens, and the request handler that uses them."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._mappings = shipped_mappings()
+        self._cache: OrderedDict[tuple[Any, ...], _Compiled] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _collections(self, principal: Principal, api_root: str, refs: list[str]) -> list[Any]:
+        if refs:
+            return [self.node.collection_for(principal, api_root, ref) for ref in refs]
+        return [c for c in self.node.collections_for(principal, api_root) if principal.can_read(c)]
+
+    def _freshness(self, collections: list[Any]) -> tuple[Any, ...]:
+        stats = tuple(self.node.store.collection_stats(c.pk) for c in collections)
+        return (self.node.store.policy_generation(), stats)
+
+    def _indicators(self, principal: Principal, api_root: str, collection: Any) -> list[dict[str, Any]]:
+        viewer = self.node.readable(principal, api_root, collection.id)
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            params = [("match[type]", "indicator"), ("limit", str(_PAGE))]
+            if cursor is not None:
+                params.append(("next", cursor))
+            page = self.node.read(viewer, Endpoint.OBJECTS, parse_filters(params, Endpoint.OBJECTS))
+            found.extend(orjson.loads(body) for _row, body in page.items)
+            if not page.more or page.next is None:
+                return found
+            cursor = page.next
+
+    def engine_for(self, principal: Principal, api_root: str, refs: list[str]) -> _Compiled:
+        collections = self._collections(principal, api_root, refs)
+        key = (principal.key, api_root, tuple(sorted(c.pk for c in collections)))
+        freshness = self._freshness(collections)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached.freshness == freshness:
+                self._cache.move_to_end(key)
+                return cached
+        identity = principal.organisation_id or self.node.identity().get("id", "")
+        engine = DetectionEngine(identity)
+        load: dict[str, int] = {}
+        now = time.time()
+        for collection in collections:
+            indicators = self._indicators(principal, api_root, collection)
+            for status, count in engine.load_indicators(indicators, now=now).items():
+                load[status] = load.get(status, 0) + count
+        compiled = _Compiled(freshness, engine, load)
+        with self._lock:
+            self._cache[key] = compiled
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return compiled
+
+    def mappings_for(self, fmt: str) -> tuple[list[Mapping], str | None]:
+        """(mappings to try, forced mapping name) for a `format` value."""
+        if fmt == "auto":
+            return list(self._mappings.values()), None
+        if fmt in self._mappings:
+            return list(self._mappings.values()), fmt
+        family = [m for name, m in self._mappings.items() if name == fmt or name.startswith(fmt + "-")]
+        if not family:
+            known = sorted({"auto", "stix", *self._mappings, *(n.split("-")[0] for n in self._mappings)})
+            raise BadRequest(f"unknown format {fmt!r}; one of: {', '.join(known)}")
+        return family, None
+
+    def match(
+        self, principal: Principal, api_root: str, params: dict[str, list[str]], body: bytes
+    ) -> dict[str, Any]:
+        fmt = (params.get("format") or ["stix"])[-1]
+        compiled = self.engine_for(principal, api_root, params.get("collection", []))
+        # The cached index is shared; each request gets its own counters and sightings.
+        engine = DetectionEngine(compiled.engine.aggregator.identity_id)
+        engine.index = compiled.engine.index
+        answer: dict[str, Any] = {"indicators": engine.index.stats(), "format": fmt}
+        if fmt == "stix":
+            objects = _stix_objects(body)
+            try:
+                alerts = engine.submit_observed_data(objects)
+            except DetectError as exc:
+                raise BadRequest(f"observed-data could not be matched: {exc}") from exc
+            answer["observations"] = engine.events_seen
+        else:
+            mappings, forced = self.mappings_for(fmt)
+            reader = LogReader(mappings, forced=forced)
+            alerts = list(engine.line_matcher(reader).alerts(body.splitlines()))
+            stats = reader.stats
+            answer.update(
+                lines=stats.lines,
+                observations=stats.events,
+                unmapped=stats.skipped,
+                unparsed=stats.problem_count,
+                unparsed_lines=[{"line": p.line, "reason": p.reason} for p in stats.problems[:100]],
+            )
+        answer["hit_count"] = len(alerts)
+        answer["hits"] = [a.as_json() for a in alerts[:_MAX_HITS_IN_ANSWER]]
+        sightings = engine.aggregator.sightings()
+        answer["sightings"] = sightings
+        store = params.get("store")
+        if store:
+            target = self.node.writable(principal, api_root, store[-1])
+            report = self.node.add_objects(principal, target, sightings) if sightings else None
+            answer["stored"] = report.to_taxii() if report is not None else {"success_count": 0}
+        return answer
+
+    async def handle(self, request: Request, principal: Principal) -> Response:
+        api_root = request.path_params["api_root"]
+        root = await run_in_threadpool(self.node.api_root, api_root)
+        body = await _read_body(request, root.max_content_length)
+        params: dict[str, list[str]] = {}
+        for name, value in request.query_params.multi_items():
+            if name not in ("format", "collection", "store"):
+                raise BadRequest(f"unknown query parameter {name!r} (format, collection, store)")
+            params.setdefault(name, []).append(value)
+        answer = await run_in_threadpool(self.match, principal, api_root, params, body)
+        return taxii_response(orjson.dumps(answer))
+
+
+def _stix_objects(body: bytes) -> list[dict[str, Any]]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not JSON: {exc}") from exc
+    if isinstance(data, dict) and data.get("type") != "bundle" and isinstance(data.get("objects"), list):
+        data = data["objects"]  # a TAXII envelope
+    items = data if isinstance(data, list) else [data]
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise BadRequest("observed-data must be sent as JSON objects")
+        if item.get("type") == "bundle":
+            out.extend(o for o in item.get("objects", []) if isinstance(o, dict))
+        else:
+            out.append(item)
+    return out
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than this API root's max_content_length ({limit} bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def routes(node: Node) -> list[Route]:
+    """The detection routes, for `kizuna.taxii.app.create_app` to mount next to the TAXII ones."""
+    service = DetectionService(node)
+    return [Route("/{api_root}/detect/observations/", endpoint(service.handle), methods=["POST"])]
