@@ -383,6 +383,7 @@ def _register_optional_commands() -> None:
     from kizuna.demo import demo
 
     cli.add_command(demo)
+    __import__("kizuna.cli_policy", fromlist=["register"]).register(cli)
     __import__("kizuna.federation.cli", fromlist=["register"]).register(cli)
     try:
         from kizuna.detect.cli import match_command

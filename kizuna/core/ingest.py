@@ -16,12 +16,22 @@ from typing import Any
 import orjson
 
 from kizuna.core.errors import BadRequest, Unprocessable
+from kizuna.core.policy_source import PolicySource
+from kizuna.policy import Normalisation, TlpAliasTable, shipped_objects
+from kizuna.policy.tlp import KNOWN_ALIAS_IDS, LEVEL_BY_OASIS_ID, TLP2_EXTENSION_ID, tlp2_marking_definition
 from kizuna.stix.jsonio import loads_exact
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
 from kizuna.stix.validation import check_object
-from kizuna.store.base import NewVersion, Outcome, Store
+from kizuna.store.base import NewVersion, Outcome, Store, VersionQuery, VersionSelector
 
 _DUPLICATE_MESSAGE = "already stored with identical content"
+_REDEFINED_MESSAGE = (
+    "a different marking-definition with this id is already known to this node; marking "
+    "definitions cannot be versioned, so publish the new definition under a new id"
+)
+_SHIPPED = {obj["id"]: obj for obj in shipped_objects()}
+#: Normalisations kept per report for the audit log; a bulk import may do millions.
+_NOTES_KEPT = 1000
 _CONFLICT_MESSAGE = (
     "a different object with this id and modified is already stored; STIX versions are "
     "immutable, so publish the change with a later modified"
@@ -40,6 +50,8 @@ class IngestReport:
     successes: list[dict[str, str]] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
     failure_positions: list[int] = field(default_factory=list)  # index of each failure in the input
+    normalisations: list[Normalisation] = field(default_factory=list)
+    normalisation_count: int = 0
 
     def succeeded(self, entry: dict[str, str]) -> None:
         self.success_count += 1
@@ -123,15 +135,71 @@ def prepare(obj: Any) -> NewVersion | str:
 
 def ingest(
     store: Store, collection_pk: int, objects: Iterable[Any], batch_size: int = 1000,
-    keep_successes: bool = True,
+    keep_successes: bool = True, policy: PolicySource | None = None,
 ) -> IngestReport:
-    """Store ``objects`` in a collection and report on each one."""
+    """Store ``objects`` in a collection and report on each one.
+
+    With ``policy`` (every node path), TLP aliases are rewritten to the OASIS ids first,
+    marking definitions are registered node-wide, and the TLP definitions an object refers
+    to are placed in the collection so clients can resolve them.
+    """
     report = IngestReport(
         id=str(uuid.uuid4()), request_timestamp=now_micros(), keep_successes=keep_successes
     )
+    table = policy.alias_table() if policy is not None else None
+    learnt_before = table.aliases() if table is not None else {}
+    present: set[str] = set()
     for batch in _batches(objects, batch_size):
-        _ingest_batch(store, collection_pk, batch, report)
+        notes: dict[int, list[Normalisation]] = {}
+        if table is not None:
+            batch, notes = _normalise_batch(batch, table)
+        _ingest_batch(store, collection_pk, batch, report, notes, policy, present)
+    if table is not None:
+        learnt = [(i, int(level)) for i, level in table.aliases().items()
+                  if i not in KNOWN_ALIAS_IDS and learnt_before.get(i) != level]
+        store.add_tlp_aliases(learnt)
     return report
+
+
+def _normalise_batch(
+    objects: list[Any], table: TlpAliasTable
+) -> tuple[list[Any], dict[int, list[Normalisation]]]:
+    """Rewrite TLP aliases object by object, so positions (and the status counts) stay as sent."""
+    for obj in objects:
+        if isinstance(obj, dict) and obj.get("type") == "marking-definition" and isinstance(obj.get("id"), str):
+            table.learn(obj)
+    out: list[Any] = []
+    notes: dict[int, list[Normalisation]] = {}
+    for position, obj in enumerate(objects):
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+            out.append(obj)
+            continue
+        if obj.get("type") == "marking-definition":
+            replaced, record = table.replace_marking_definition(obj)
+            if record is not None:
+                out.append(replaced)
+                notes[position] = [record]
+                continue
+            level = LEVEL_BY_OASIS_ID.get(obj["id"])
+            if level is not None:
+                canonical = tlp2_marking_definition(level)
+                if obj != canonical:
+                    # The OASIS ids name fixed objects; a differing copy is replaced, never believed.
+                    notes[position] = [Normalisation(obj["id"], "*", "non-canonical content", obj["id"],
+                                                     "OASIS TLP 2.0 marking replaced by the canonical object")]
+                out.append(canonical)
+                continue
+        normalised, records = table.normalise_object(obj)
+        if records:
+            out.append(normalised)
+            notes[position] = records
+        else:
+            out.append(obj)
+    return out, notes
+
+
+def _note_text(records: list[Normalisation]) -> str:
+    return "; ".join(f"TLP normalised: {r.field} {r.old} -> {r.new} ({r.reason})" for r in records)
 
 
 def _batches(objects: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -145,13 +213,29 @@ def _batches(objects: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _ingest_batch(store: Store, collection_pk: int, objects: list[Any], report: IngestReport) -> None:
+def _ingest_batch(
+    store: Store, collection_pk: int, objects: list[Any], report: IngestReport,
+    notes: dict[int, list[Normalisation]], policy: PolicySource | None, present: set[str],
+) -> None:
     offset = report.total
     report.total += len(objects)
     ready: list[NewVersion] = []
     positions: list[int] = []
+    context = policy.context() if policy is not None else None
     for position, obj in enumerate(objects, offset):
+        records = notes.get(position - offset)
+        if records:
+            report.normalisation_count += len(records)
+            room = _NOTES_KEPT - len(report.normalisations)
+            report.normalisations.extend(records[:max(room, 0)])
         prepared = prepare(obj)
+        if (
+            context is not None and not isinstance(prepared, str) and prepared.type == "marking-definition"
+            and prepared.stix_id not in LEVEL_BY_OASIS_ID
+        ):
+            known = context.marking_definition(prepared.stix_id)
+            if known is not None and known != obj:
+                prepared = _REDEFINED_MESSAGE
         if isinstance(prepared, str):
             object_id = obj.get("id") if isinstance(obj, dict) else None
             report.failed(position, {
@@ -162,16 +246,60 @@ def _ingest_batch(store: Store, collection_pk: int, objects: list[Any], report: 
         else:
             ready.append(prepared)
             positions.append(position)
+    if policy is not None:
+        _place_shipped_definitions(store, collection_pk, ready, present)
     results = store.add_versions(collection_pk, ready)
+    if policy is not None:
+        store.register_marking_definitions(
+            [(new.stix_id, new.body) for new, result in zip(ready, results, strict=True)
+             if new.type == "marking-definition" and result.outcome is not Outcome.CONFLICT
+             and new.stix_id not in LEVEL_BY_OASIS_ID],
+            now_micros(),
+        )
     for new, position, result in zip(ready, positions, results, strict=True):
         # The status names each version as the object itself does; SCOs by their date_added.
         version_text = _version_text(objects[position - offset]) or format_timestamp(result.version)
-        entry = {"id": new.stix_id, "version": version_text}
+        sent = objects[position - offset]
+        sent_id = sent.get("id") if isinstance(sent, dict) else None
+        entry = {"id": sent_id if isinstance(sent_id, str) else new.stix_id, "version": version_text}
+        messages = [_note_text(notes[position - offset])] if notes.get(position - offset) else []
         if result.outcome is Outcome.ADDED:
+            if messages:
+                entry["message"] = "; ".join(messages)
             report.succeeded(entry)
         elif result.outcome is Outcome.DUPLICATE:
-            entry["message"] = _DUPLICATE_MESSAGE
+            entry["message"] = "; ".join([_DUPLICATE_MESSAGE, *messages])
             report.succeeded(entry)
         else:
-            entry["message"] = _CONFLICT_MESSAGE
+            entry["message"] = "; ".join([_CONFLICT_MESSAGE, *messages])
             report.failed(position, entry)
+
+
+def _place_shipped_definitions(
+    store: Store, collection_pk: int, ready: list[NewVersion], present: set[str]
+) -> None:
+    """Store the OASIS TLP definitions (and their extension) that the batch refers to, if missing.
+
+    They go in before the objects that use them, so a client reading in date_added order can
+    always resolve a marking reference.
+    """
+    needed: set[str] = set()
+    for new in ready:
+        if new.markings is not None:
+            needed.update(ref for ref in orjson.loads(new.markings) if ref in LEVEL_BY_OASIS_ID)
+        if new.stix_id in LEVEL_BY_OASIS_ID:
+            needed.add(new.stix_id)
+    if needed:
+        needed.add(TLP2_EXTENSION_ID)
+    needed -= present
+    if not needed:
+        return
+    found = store.query_versions(VersionQuery(
+        collection_pk=collection_pk, ids=tuple(sorted(needed)), versions=VersionSelector(all=True), limit=100,
+    ))
+    have = {row.stix_id for row in found}
+    present.update(have)
+    missing = [_SHIPPED[i] for i in sorted(needed - have, key=lambda i: i != TLP2_EXTENSION_ID)]
+    prepared = [p for p in map(prepare, missing) if not isinstance(p, str)]
+    store.add_versions(collection_pk, prepared)
+    present.update(needed)

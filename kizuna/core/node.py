@@ -18,14 +18,27 @@ from typing import Any
 import orjson
 
 from kizuna.config import NodeConfig, default_store_url, load_config, write_config
+from kizuna.core.audit import AuditLog
 from kizuna.core.cursor import CursorCodec
 from kizuna.core.errors import AdminError, Forbidden, NotFound
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.ingest import IngestReport, ingest
+from kizuna.core.policy_source import (
+    ANONYMOUS_IDENTITY,
+    POLICY_OPTIONS,
+    SHARED_COMMUNITIES,
+    PolicySource,
+    agreement_body,
+    agreement_from_record,
+    options_to_json,
+)
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.query import Page, Reader
 from kizuna.core.tokens import authenticate_token, issue_token
 from kizuna.core.visibility import Viewer
+from kizuna.policy import Agreement, PolicyOptions, compile_viewer
+from kizuna.policy import Organisation as PolicyOrganisation
+from kizuna.policy import Viewer as PolicyViewer
 from kizuna.stix.timestamps import format_timestamp, now_micros
 from kizuna.store import open_store
 from kizuna.store.base import (
@@ -33,8 +46,11 @@ from kizuna.store.base import (
     Collection,
     Grant,
     Organisation,
+    OrganisationGroups,
     Store,
     StoredStatus,
+    VersionQuery,
+    VersionRow,
     VersionSelector,
 )
 
@@ -80,6 +96,8 @@ class Node:
             store, CursorCodec(base64.b64decode(key)), config.default_page_size, config.max_page_size
         )
         self._last_purge = 0
+        self.policy = PolicySource(store)
+        self.audit = AuditLog(store)
 
     # -- lifecycle -------------------------------------------------------------------
     @classmethod
@@ -174,22 +192,139 @@ class Node:
 
     def create_token(
         self, organisation: str, read: Iterable[str] = (), write: Iterable[str] = (),
-        label: str | None = None,
+        label: str | None = None, agreement: str | None = None,
     ) -> tuple[str, str]:
         org = self.store.get_organisation(organisation)
         if org is None:
             raise AdminError(f"no organisation {organisation!r}; create it with `kizuna orgs create`")
+        if agreement is not None and self.policy.agreement(agreement) is None:
+            raise AdminError(f"no agreement {agreement!r}; create it with `kizuna agreements set`")
         rights: dict[int, list[bool]] = {}
         for ref in read:
             rights.setdefault(self.find_collection(ref).pk, [False, False])[0] = True
         for ref in write:
             rights.setdefault(self.find_collection(ref).pk, [False, False])[1] = True
         grants = [Grant(pk, r, w) for pk, (r, w) in sorted(rights.items())]
-        return issue_token(self.store, org.id, grants, label)
+        token_id, secret = issue_token(self.store, org.id, grants, label, agreement)
+        self.audit.record("token-created", NODE_ADMIN.key, {
+            "token": token_id, "organisation": org.id, "agreement": agreement, "label": label,
+            "grants": [[g.collection_pk, g.can_read, g.can_write] for g in grants],
+        })
+        return token_id, secret
 
     def revoke_token(self, token_id: str) -> None:
         if not self.store.revoke_token(token_id, now_micros()):
             raise AdminError(f"no active token {token_id!r}")
+        self.audit.record("token-revoked", NODE_ADMIN.key, {"token": token_id})
+
+    # -- policy configuration ------------------------------------------------------------
+    def set_agreement(self, agreement_id: str, partner: str, **settings: Any) -> Agreement:
+        """Store a new version of an agreement (the first version creates it)."""
+        org = self.store.get_organisation(partner)
+        if org is None and not partner.startswith("node:"):
+            raise AdminError(f"no organisation {partner!r} (a partner is an organisation or node:<name>)")
+        collections = settings.pop("collections", None)
+        if collections is not None:
+            collections = ["*" if ref == "*" else self.find_collection(ref).id for ref in collections]
+            settings["collections"] = frozenset(collections)
+        for key in ("producers", "releasability"):
+            if key in settings and settings[key] is not None:
+                settings[key] = frozenset(settings[key])
+        settings = {k: v for k, v in settings.items() if v is not None}
+        try:
+            draft = Agreement(agreement_id, 0, org.id if org else partner, **settings)
+        except TypeError as exc:
+            raise AdminError(f"unknown agreement setting: {exc}") from None
+        if draft.anonymise_producer and self.store.get_setting(ANONYMOUS_IDENTITY) is None:
+            self.store.set_setting_if_absent(ANONYMOUS_IDENTITY, f"identity--{uuid.uuid4()}")
+        body = agreement_body(draft)
+        version = self.store.add_agreement_version(
+            agreement_id, draft.partner, orjson.dumps(body).decode(), now_micros(), NODE_ADMIN.key
+        )
+        self.audit.record("agreement-changed", NODE_ADMIN.key,
+                          {"agreement": agreement_id, "version": version, **body})
+        found = self.policy.agreement(agreement_id)
+        assert found is not None
+        return found
+
+    def agreement_history(self, agreement_id: str | None = None) -> list[Agreement]:
+        return [
+            agreement_from_record(r) for r in self.store.list_agreements()
+            if agreement_id is None or r.agreement_id == agreement_id
+        ]
+
+    def set_organisation_groups(
+        self, organisation: str, communities: Iterable[str] | None = None,
+        client_of: Iterable[str] | None = None,
+    ) -> OrganisationGroups:
+        org = self.store.get_organisation(organisation)
+        if org is None:
+            raise AdminError(f"no organisation {organisation!r}")
+        current = next((g for g in self.store.list_organisation_groups() if g.organisation_id == org.id),
+                       OrganisationGroups(org.id))
+        patrons: tuple[str, ...] = current.client_of
+        if client_of is not None:
+            found = [self.store.get_organisation(ref) for ref in client_of]
+            missing = [ref for ref, o in zip(client_of, found, strict=True) if o is None]
+            if missing:
+                raise AdminError(f"no organisation {missing[0]!r}")
+            patrons = tuple(sorted(o.id for o in found if o is not None))
+        groups = OrganisationGroups(
+            org.id, tuple(sorted(set(communities))) if communities is not None else current.communities, patrons
+        )
+        self.store.set_organisation_groups(groups)
+        self.audit.record("organisation-changed", NODE_ADMIN.key, {
+            "organisation": org.id, "communities": list(groups.communities), "client_of": list(groups.client_of)
+        })
+        return groups
+
+    def set_shared_communities(self, communities: Iterable[str]) -> list[str]:
+        shared = sorted(set(communities))
+        self.store.set_setting(SHARED_COMMUNITIES, orjson.dumps(shared).decode())
+        self.store.bump_policy_generation()
+        self.audit.record("policy-changed", NODE_ADMIN.key, {"shared_communities": shared})
+        return shared
+
+    def set_policy_options(self, options: PolicyOptions) -> None:
+        text = options_to_json(options)
+        self.store.set_setting(POLICY_OPTIONS, text)
+        self.store.bump_policy_generation()
+        self.audit.record("policy-changed", NODE_ADMIN.key, {"options": orjson.loads(text)})
+
+    def viewer_for(self, principal: Principal, collection: Collection) -> Viewer:
+        """Compile the read policy for one principal and one collection (once per request)."""
+        if principal.is_admin:
+            return Viewer(principal, collection)  # the local operator holds the store itself
+        ctx = self.policy.context()
+        org_id = principal.organisation_id
+        org = ctx.organisation(org_id) if org_id else None
+        if org is None and org_id:
+            org = PolicyOrganisation(org_id, org_id)
+        agreement: Agreement | None = None
+        if principal.agreement_id is not None:
+            # A token bound to an agreement that no longer exists reads nothing but its own objects.
+            agreement = self.policy.agreement(principal.agreement_id) or Agreement(
+                principal.agreement_id, 0, org_id or "", collections=frozenset()
+            )
+        policy = compile_viewer(
+            PolicyViewer(principal.key, organisation=org, agreement=agreement), ctx, collection.id
+        )
+
+        def lookup(ids: Any) -> list[VersionRow]:
+            rows: list[VersionRow] = []
+            for start in range(0, len(ids), 200):
+                rows += self.store.query_versions(VersionQuery(
+                    collection_pk=collection.pk, ids=tuple(ids[start:start + 200]),
+                    versions=_ALL, limit=100_000,
+                ))
+            return rows
+
+        return Viewer(principal, collection, policy, lookup)
+
+    def record_auth_failure(self, presented: str | None, path: str, client: str | None) -> None:
+        # Only the token id part is kept: the secret never reaches the log.
+        token_id = presented[3:].partition("_")[0] if presented and presented.startswith("kz_") else None
+        self.audit.record("auth-failure", None, {"token": token_id, "path": path, "client": client})
 
     def collection_status(self) -> list[CollectionStatus]:
         return [
@@ -221,7 +356,7 @@ class Node:
         collection = self.collection_for(principal, api_root, ref)
         if not principal.can_read(collection):
             raise Forbidden("this token may not read this collection")
-        return Viewer(principal, collection)
+        return self.viewer_for(principal, collection)
 
     def writable(self, principal: Principal, api_root: str, ref: str) -> Collection:
         collection = self.collection_for(principal, api_root, ref)
@@ -230,18 +365,49 @@ class Node:
         return collection
 
     def read(self, viewer: Viewer, endpoint: Endpoint, filters: Filters, object_id: str | None = None) -> Page:
-        return self.reader.page(viewer, endpoint, filters, object_id)
+        try:
+            page = self.reader.page(viewer, endpoint, filters, object_id)
+        except NotFound:
+            self._record_egress(viewer, endpoint, None)
+            raise
+        self._record_egress(viewer, endpoint, page)
+        return page
+
+    def _record_egress(self, viewer: Viewer, endpoint: Endpoint, page: Page | None) -> None:
+        """One audit record per page served: what left, and how much was withheld and why."""
+        body: dict[str, Any] = {
+            "collection": viewer.collection.id, "endpoint": endpoint.value,
+            "served": [[row.stix_id, row.version] for row, _ in page.items] if page else [],
+        }
+        if viewer.hidden:
+            body["hidden"] = dict(viewer.hidden)
+        if viewer.redacted:
+            body["redacted"] = dict(viewer.redacted)
+        viewer.hidden.clear()
+        viewer.redacted.clear()
+        self.audit.record("egress", viewer.principal.key, body)
 
     def add_objects(self, principal: Principal, collection: Collection, objects: list[Any]) -> IngestReport:
         if not principal.can_write(collection):
             raise Forbidden("this token may not write to this collection")
-        report = ingest(self.store, collection.pk, objects)
+        report = ingest(self.store, collection.pk, objects, policy=self.policy)
         self.store.put_status(StoredStatus(
             report.id, collection.api_root, principal.key, report.request_timestamp,
             orjson.dumps(report.to_taxii()),
         ))
+        self._record_write(principal, collection, report)
         self._purge_old_statuses()
         return report
+
+    def _record_write(self, principal: Principal, collection: Collection, report: IngestReport) -> None:
+        body: dict[str, Any] = {
+            "collection": collection.id, "status": report.id, "total": report.total,
+            "succeeded": report.success_count, "failed": len(report.failures),
+        }
+        if report.normalisation_count:
+            body["normalised"] = report.normalisation_count
+            body["normalisations"] = [[n.object_id, n.field, n.old, n.new] for n in report.normalisations]
+        self.audit.record("write", principal.key, body)
 
     def status(self, principal: Principal, api_root: str, status_id: str) -> bytes:
         self.api_root(api_root)
@@ -257,13 +423,18 @@ class Node:
         can_read, can_write = principal.can_read(collection), principal.can_write(collection)
         if not (can_read and can_write):
             raise Forbidden("deleting needs both read and write access to this collection")
-        viewer = Viewer(principal, collection)
+        viewer = self.viewer_for(principal, collection)
         rows = self.reader.visible_versions(viewer, object_id, filters)
         if not rows:
             raise NotFound("no such object in this collection")
-        return self.store.delete_versions(
+        deleted = self.store.delete_versions(
             collection.pk, object_id, VersionSelector(exact=tuple(r.version for r in rows)), None
         )
+        self.audit.record("delete", principal.key, {
+            "collection": collection.id, "id": object_id, "versions": [r.version for r in rows],
+            "deleted": deleted,
+        })
+        return deleted
 
     def _purge_old_statuses(self) -> None:
         now = now_micros()
@@ -273,14 +444,16 @@ class Node:
 
     # -- bulk paths for the CLI ------------------------------------------------------
     def import_objects(self, collection: Collection, objects: Iterable[Any]) -> IngestReport:
-        return ingest(self.store, collection.pk, objects, keep_successes=False)
+        report = ingest(self.store, collection.pk, objects, keep_successes=False, policy=self.policy)
+        self._record_write(NODE_ADMIN, collection, report)
+        return report
 
     def export_objects(self, collection: Collection, principal: Principal = NODE_ADMIN) -> Iterator[bytes]:
         """Every version of every object the principal may see, oldest first, as JSON bytes."""
-        viewer = Viewer(principal, collection)
+        viewer = self.viewer_for(principal, collection)
         filters = Filters(versions=_ALL)
         while True:
-            page = self.reader.page(viewer, Endpoint.OBJECTS, filters)
+            page = self.read(viewer, Endpoint.OBJECTS, filters)
             for _, body in page.items:
                 yield body
             if not page.more:

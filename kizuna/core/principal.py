@@ -14,6 +14,8 @@ class Principal:
     organisation_id: str | None
     grants: Mapping[int, Grant] = field(default_factory=dict)
     is_admin: bool = False
+    #: The partner agreement this token reads under, if it is bound to one.
+    agreement_id: str | None = None
 
     def can_read(self, collection: Collection) -> bool:
         grant = self.grants.get(collection.pk)

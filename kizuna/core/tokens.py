@@ -25,7 +25,8 @@ def hash_secret(secret: str) -> str:
 
 
 def issue_token(
-    store: Store, organisation_id: str, grants: Iterable[Grant], label: str | None = None
+    store: Store, organisation_id: str, grants: Iterable[Grant], label: str | None = None,
+    agreement_id: str | None = None,
 ) -> tuple[str, str]:
     """Create a token; return (token id, the full secret token to show once)."""
     token_id = secrets.token_hex(8)
@@ -36,6 +37,9 @@ def issue_token(
             label=label, created_at=now_micros(), revoked_at=None, grants=tuple(grants),
         )
     )
+    if agreement_id is not None:
+        # The secret has not been shown yet, so nobody can use the token before it is bound.
+        store.set_token_agreement(token_id, agreement_id)
     return token_id, f"{_PREFIX}{token_id}_{secret}"
 
 
@@ -50,6 +54,7 @@ def authenticate_token(store: Store, presented: str) -> Principal | None:
         key=record.id,
         organisation_id=record.organisation_id,
         grants={grant.collection_pk: grant for grant in record.grants},
+        agreement_id=store.get_token_agreement(record.id),
     )
 
 

@@ -1,24 +1,89 @@
 """The one visibility check.
 
-Every read path — objects, object, versions, manifest, export, and everything added
+Every read path — objects, object, versions, manifest, export, DELETE and everything added
 later — asks :func:`view` what a principal may see of one stored object version, and
 serves exactly that.  Marking and partner policy therefore land in one place.
+
+The policy (``kizuna.policy``) is compiled once per request into the :class:`Viewer`.
+Most rows are decided from their ``created_by_ref`` and ``markings`` columns alone, without
+parsing the body: the verdict for one (producer, markings) pair is the same for every row
+that shares it.  Rows that can reference other objects, carry granular markings or need
+redaction are parsed and decided in full.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
+
+import orjson
 
 from kizuna.core.principal import Principal
+from kizuna.policy import ViewerPolicy, hide_dangling
+from kizuna.policy.decide import Decision, Outcome
 from kizuna.store.base import Collection, VersionRow
 
+#: Types whose visibility also depends on the objects they reference (docs/policy.md).
+REFERENCING_TYPES: Final = frozenset(
+    {"relationship", "sighting", "report", "grouping", "note", "opinion", "observed-data"}
+)
+_REF_FIELDS: Final = ("source_ref", "target_ref", "sighting_of_ref")
+_REF_LISTS: Final = ("observed_data_refs", "where_sighted_refs", "object_refs")
+_GRANULAR: Final = b'"granular_markings"'
 
-@dataclass(frozen=True, slots=True)
+#: Looks up every stored version of some ids in the viewer's collection.
+Lookup = Callable[[Sequence[str]], list[VersionRow]]
+
+
 class Viewer:
-    """A principal reading one collection it has read access to."""
+    """A principal reading one collection, with its policy compiled for this request.
 
-    principal: Principal
-    collection: Collection
+    ``policy`` None means the local operator, who reads everything (it holds the store
+    anyway).  Not thread-safe: one per request.  ``hidden`` and ``redacted`` count what
+    was withheld, by reason, for the audit log.
+    """
+
+    __slots__ = ("_decisions", "_lookup", "_visible_ids", "collection", "hidden", "policy", "principal",
+                 "redacted")
+
+    def __init__(
+        self, principal: Principal, collection: Collection, policy: ViewerPolicy | None = None,
+        lookup: Lookup | None = None,
+    ) -> None:
+        self.principal = principal
+        self.collection = collection
+        self.policy = policy
+        self._lookup = lookup
+        self._decisions: dict[tuple[str | None, str | None], Outcome] = {}
+        self._visible_ids: dict[str, bool] = {}
+        self.hidden: Counter[str] = Counter()
+        self.redacted: Counter[str] = Counter()
+
+    # -- "is this referenced object visible?" (same collection; absent = not hidden) ------------
+    def is_visible(self, object_id: str) -> bool:
+        known = self._visible_ids.get(object_id)
+        if known is None:
+            self.resolve((object_id,))
+            known = self._visible_ids.get(object_id, True)
+        return known
+
+    def resolve(self, ids: Iterable[str]) -> None:
+        """Decide, in one store query, whether each of ``ids`` is visible to this viewer."""
+        wanted = [i for i in dict.fromkeys(ids) if i not in self._visible_ids]
+        if not wanted:
+            return
+        for object_id in wanted:
+            self._visible_ids[object_id] = True  # absent from the collection: not hidden
+        if self._lookup is None or self.policy is None:
+            return
+        rows = self._lookup(wanted)
+        seen: dict[str, bool] = {}
+        for row in rows:
+            if seen.get(row.stix_id):
+                continue
+            seen[row.stix_id] = self.policy.decide(orjson.loads(row.body)).visible
+        self._visible_ids.update(seen)
 
 
 def view(viewer: Viewer, row: VersionRow) -> bytes | None:
@@ -29,4 +94,63 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     """
     if not viewer.principal.can_read(viewer.collection):
         return None
-    return row.body
+    policy = viewer.policy
+    if policy is None:
+        return row.body
+    stix_type = row.type
+    if stix_type not in REFERENCING_TYPES and stix_type != "marking-definition" and (
+        row.markings is None or _GRANULAR not in row.body
+    ):
+        key = (row.created_by_ref, row.markings)
+        outcome = viewer._decisions.get(key)
+        if outcome is None:
+            outcome = viewer._decisions[key] = policy.decide(_stub(row)).outcome
+        if outcome is Outcome.VISIBLE:
+            return row.body
+        if outcome is Outcome.HIDDEN:
+            viewer.hidden["markings"] += 1
+            return None
+    return _full_view(viewer, policy, row)
+
+
+def _stub(row: VersionRow) -> dict[str, Any]:
+    # Without granular markings the markings column is exactly the object's marking refs,
+    # which with the producer is all the decision reads for such a row.
+    stub: dict[str, Any] = {"type": row.type}
+    if row.created_by_ref is not None:
+        stub["created_by_ref"] = row.created_by_ref
+    if row.markings is not None:
+        stub["object_marking_refs"] = orjson.loads(row.markings)
+    return stub
+
+
+def _full_view(viewer: Viewer, policy: ViewerPolicy, row: VersionRow) -> bytes | None:
+    obj = orjson.loads(row.body)
+    decision = policy.decide(obj)
+    if decision.outcome is Outcome.HIDDEN:
+        viewer.hidden["markings"] += 1
+        return None
+    if row.type in REFERENCING_TYPES:
+        viewer.resolve(_references(obj))
+        final: Decision = hide_dangling(obj, decision, viewer.is_visible)
+        if final.outcome is Outcome.HIDDEN:
+            viewer.hidden["references"] += 1
+            return None
+        if final is not decision:
+            viewer.redacted["references"] += 1
+            decision = final
+    if decision.outcome is Outcome.VISIBLE:
+        return row.body
+    if decision.redacted is None:
+        return None
+    viewer.redacted["granular" if "granular_markings" in obj else "anonymised"] += 1
+    return orjson.dumps(decision.redacted)
+
+
+def _references(obj: dict[str, Any]) -> list[str]:
+    refs = [obj[name] for name in _REF_FIELDS if isinstance(obj.get(name), str)]
+    for name in _REF_LISTS:
+        value = obj.get(name)
+        if isinstance(value, list):
+            refs.extend(ref for ref in value if isinstance(ref, str))
+    return refs

@@ -73,6 +73,9 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             token = _presented_token(request)
             principal = await run_in_threadpool(node.authenticate, token) if token else None
             if principal is None:
+                if token:
+                    client = request.client.host if request.client else None
+                    await run_in_threadpool(node.record_auth_failure, token, request.url.path, client)
                 raise Unauthorized("send a Kizuna API token as 'Authorization: Bearer <token>'")
             return await handler(request, principal)
         except KizunaError as exc:
