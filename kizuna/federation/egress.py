@@ -5,7 +5,8 @@ stands for the partner's organisation under its agreement), so hidden objects ar
 redacted ones are read redacted.  On top of that, federation adds the two rules that only it can
 know about, because they depend on where a version came from:
 
-* a version received from a partner is never sent back to that same partner (no echo);
+* a version received from a partner node is never sent back to that node (no echo), whichever of
+  the node's partner entries (same API root URL) it came through;
 * a version that this node did not produce and that carries TLP:AMBER+STRICT or TLP:RED is never
   forwarded onward to anyone: those levels stop at the recipient organisation.
 """
@@ -52,16 +53,17 @@ def is_foreign(row: VersionRow, provenance: Provenance | None, own_identities: f
 
 
 def may_send(
-    partner: str, row: VersionRow, provenance: Provenance | None, own_identities: frozenset[str]
+    partner: frozenset[str], row: VersionRow, provenance: Provenance | None, own_identities: frozenset[str]
 ) -> bool:
-    if provenance is not None and provenance.partner == partner:
+    """``partner``: the names of every partner entry that stands for the receiving node."""
+    if provenance is not None and provenance.partner in partner:
         return False
     level = highest_tlp(row.markings)
     return not (level is not None and level >= _NO_ONWARD and is_foreign(row, provenance, own_identities))
 
 
 def select_for_partner(
-    partner: str, items: Sequence[tuple[VersionRow, bytes]],
+    partner: frozenset[str], items: Sequence[tuple[VersionRow, bytes]],
     provenance: Mapping[tuple[str, int], Provenance], own_identities: frozenset[str],
 ) -> list[bytes]:
     return [

@@ -247,6 +247,7 @@ class Syncer:
         high_water = int(saved) if saved else None
         viewer = Viewer(partner_principal(partner, [local.pk]), local)
         source = Source(partner.name, mapping.remote)
+        same_node = frozenset(p.name for p in self.state.list_partners() if p.base_url == partner.base_url)
         counts: dict[str, Any] = {"direction": "push", "local": local.id, "remote": mapping.remote,
                                   "sent": 0, "refused": 0}
         while True:
@@ -255,7 +256,7 @@ class Syncer:
             if not page.items:
                 break
             provenance = self.state.provenance_of(local.pk, [row.stix_id for row, _ in page.items])
-            bodies = select_for_partner(partner.name, page.items, provenance, self.own_identities)
+            bodies = select_for_partner(same_node | {partner.name}, page.items, provenance, self.own_identities)
             if bodies:
                 status = client.post_objects(mapping.remote, b'{"objects":[' + b",".join(bodies) + b"]}")
                 refused = [f for f in status.get("failures", ()) if isinstance(f, dict)]

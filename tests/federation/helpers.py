@@ -14,7 +14,7 @@ import requests
 
 from kizuna.store import open_store
 from kizuna.store.base import VersionQuery, VersionSelector
-from tests.conftest import TAXII, ServerProcess, kizuna, kizuna_json, start_server
+from tests.conftest import TAXII, ServerProcess, free_port, kizuna, kizuna_json, wait_for_port
 
 TLP_CLEAR = "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"
 TLP_AMBER_STRICT = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"
@@ -36,8 +36,16 @@ class FedNode:
         assert self.server is not None
         return f"{self.server.base}/main/"
 
-    def start(self, port: int | None = None) -> None:
-        self.server = start_server(self.data_dir, port=port)
+    def start(self, port: int | None = None, worker: bool = False) -> None:
+        """Serve the node; without ``worker`` the scheduled sync stays off so tests decide when syncs run."""
+        port = port or free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kizuna", "--data", str(self.data_dir), "serve", "--port", str(port),
+             "--sync" if worker else "--no-sync"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        wait_for_port(port, process)
+        self.server = ServerProcess(self.data_dir, port, process)
 
     def stop(self) -> None:
         if self.server is not None:
@@ -121,9 +129,9 @@ def grant_partner(host: FedNode, partner: FedNode, country: str) -> str:
 
 
 def add_partner(node: FedNode, partner: FedNode, direction: str, page_size: int = 1000,
-                token: str | None = None) -> None:
+                token: str | None = None, name: str | None = None) -> None:
     node.cli_json(
-        "partners", "add", partner.name, "--url", partner.api_root_url,
+        "partners", "add", name or partner.name, "--url", partner.api_root_url,
         "--map", f"shared={partner.collection}:{direction}",
         "--token", token or partner.tokens[node.name], "--page-size", str(page_size),
     )
