@@ -27,10 +27,12 @@ plus a few read chunks, so memory is bounded by the largest single object, not b
 
 ijson with the yajl2_c backend was measured side by side (``bench/bench_bundle_stream.py``).  It
 yields objects but exposes no byte offsets, so it cannot say which line an object starts on,
-which the import needs for every error it reports; and it was not faster (200 MB generated
-bundle on the 2-core reference machine: one compact object per line 57.5k objects/s here vs
-53.3k for ijson; pretty-printed 92k vs 51k; peak RSS about 22 MB vs 18 MB; orjson on the whole
-file needs 1.1-1.3 GB).  So the scanner was kept.
+which the import needs for every error it reports.  Speed is level or better: on a generated
+200 MB bundle on the 2-core reference machine, with the exact-integer check included and the
+machine busy, 44k vs 47k objects/s (one compact object per line) and 49k vs 51k (pretty-printed);
+on a quieter run before that check, 57k vs 53k and 92k vs 51k.  Peak RSS is about 22 MB against
+ijson's 18 MB, also for a 1 GB file; parsing the whole file with orjson needs 1.1-1.3 GB.  So the
+scanner was kept.
 
 Line numbers are counted with ``bytes.count`` between consecutive elements, never per character.
 Integers of any size stay integers: an element holding a run of 19 or more digits is decoded with
