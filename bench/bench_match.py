@@ -5,7 +5,9 @@
     /work/venv/bin/python bench/bench_match.py --json     # one JSON line with every figure
 
 Events are Zeek-style JSON lines (conn, dns, http, files); indicators are IOC-style equalities on
-ip / domain / url / hash, 1% of events carry an indicator value. Figures are medians of several runs.
+ip / domain / url / hash, 1% of events carry an indicator value. Figures are medians of several runs;
+Kizuna runs through `DetectionEngine.line_matcher` (the fast path of kizuna/detect/fast.py), from
+raw lines to alerts, as `kizuna match` does.
 """
 
 from __future__ import annotations
@@ -214,12 +216,18 @@ def main() -> None:
         lines = events(n_events, iocs[:size])
         inds = all_inds[:size]
         engine, compile_s = build_engine(inds)
-        rate = _median(args.runs, lambda e=engine, ls=lines: kizuna_rate(e, ls)[0])
-        floor = _median(args.runs, lambda ls=lines: parse_floor(ls))
+        # Floor and Kizuna alternate within each run, so a burst of load on the shared machine hits
+        # both sides of a ratio; the ratio's median is reported next to the medians of the rates.
+        rates, floors = [], []
+        for _ in range(args.runs):
+            floors.append(parse_floor(lines))
+            rates.append(kizuna_rate(engine, lines)[0])
+        rate, floor = statistics.median(rates), statistics.median(floors)
+        ratio = statistics.median(f / r for f, r in zip(floors, rates, strict=True))
         curve[str(size)] = {
             "events_per_s": round(rate),
             "parse_floor_per_s": round(floor),
-            "ratio_to_floor": round(floor / rate, 2),
+            "ratio_to_floor": round(ratio, 2),
             "compile_s": round(compile_s, 3),
             "hits": kizuna_rate(engine, lines)[1],
         }
@@ -227,7 +235,7 @@ def main() -> None:
         gc.collect()
         print(
             f"{size:>9} indicators: {rate:,.0f} events/s (parse floor {floor:,.0f}/s, "
-            f"{floor / rate:.2f}x), compile {compile_s:.2f}s",
+            f"{ratio:.2f}x), compile {compile_s:.2f}s",
             file=sys.stderr,
         )
     figures["curve"] = curve
