@@ -1,0 +1,178 @@
+"""The read policy in a running node, over HTTP, on both backends (docs/policy.md)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from stix2validator import ValidationOptions, validate_instance
+
+from kizuna.core.filters import Endpoint, Filters
+from kizuna.core.node import Node as CoreNode
+from kizuna.policy import TLP2_IDS
+from kizuna.policy.tlp import KNOWN_ALIAS_IDS
+from kizuna.store.base import VersionSelector
+from tests.conftest import TAXII, kizuna
+from tests.policy_node.conftest import (
+    AMBER,
+    AMBER_STRICT,
+    CLEAR,
+    GREEN,
+    RED,
+    World,
+    build_recipients_marking,
+    build_rel_to_marking,
+    relationship,
+    sdo,
+)
+
+OPENCTI_BUNDLE = Path(__file__).parent.parent / "policy" / "fixtures" / "opencti-bundle-AMLCS0011.json"
+
+
+def _ids(objects: list[dict[str, Any]]) -> set[str]:
+    return {o["id"] for o in objects}
+
+
+def test_amber_strict_report_never_reaches_a_japanese_token(world: World) -> None:
+    node = world.node
+    secret = sdo("report", world.uk, [AMBER_STRICT], object_refs=[f"indicator--{uuid.uuid4()}"])
+    shared = sdo("indicator", world.uk, [AMBER])
+    status = node.post([secret, shared])
+    assert status["success_count"] == 2
+    url = node.collection_url() + "objects/"
+    for token in ("reader", "jp_sync"):
+        session = node.session(token)
+        seen = _ids(world.objects(token, **{"match[id]": f"{secret['id']},{shared['id']}"}))
+        assert seen == {shared["id"]}, token
+        assert session.get(url + secret["id"] + "/").status_code == 404
+        assert session.get(url + secret["id"] + "/versions/").status_code == 404
+        manifest = session.get(node.collection_url() + "manifest/", params={"match[id]": secret["id"]}).json()
+        assert "objects" not in manifest
+        assert session.get(f"{node.api_root}status/{status['id']}/").status_code == 404
+    # The producer's own token sees it, so the hiding above is the policy, not a lost write.
+    assert secret["id"] in _ids(world.objects("writer", **{"match[id]": secret["id"]}))
+    # Export for a Japanese principal goes through the same check.
+    core = CoreNode.open(node.data_dir)
+    try:
+        principal = core.authenticate(node.tokens["reader"])
+        assert principal is not None
+        collection = core.find_collection("shared")
+        exported = b"".join(core.export_objects(collection, principal))
+        assert secret["id"].encode() not in exported and shared["id"].encode() in exported
+    finally:
+        core.close()
+
+
+def test_rel_to_gbr_jpn_reaches_japan_but_not_australia(world: World) -> None:
+    rel_to = build_rel_to_marking(["GBR", "JPN"])
+    indicator = sdo("indicator", world.uk, [GREEN, rel_to["id"]])
+    world.node.post([rel_to, indicator])
+    query = {"match[id]": indicator["id"]}
+    assert _ids(world.objects("reader", **query)) == {indicator["id"]}
+    assert world.objects("au", **query) == []
+
+
+def test_red_note_reaches_only_its_named_recipients(world: World) -> None:
+    recipients = build_recipients_marking([world.jp], created_by_ref=world.uk)
+    target = sdo("indicator", world.uk, [CLEAR])
+    note = sdo("note", world.uk, [RED, recipients["id"]], object_refs=[target["id"]])
+    world.node.post([recipients, target, note])
+    query = {"match[id]": f"{note['id']},{recipients['id']}"}
+    assert _ids(world.objects("reader", **query)) == {note["id"], recipients["id"]}
+    assert world.objects("au", **query) == []
+    # A governed token is capped by its agreement (AMBER), so RED does not reach it even as a recipient.
+    assert world.objects("jp_sync", **query) == [] or note["id"] not in _ids(world.objects("jp_sync", **query))
+
+
+def test_granular_description_is_stripped_for_green_readers_and_stays_valid(world: World) -> None:
+    indicator = sdo("indicator", world.uk, [GREEN], description="Seen beaconing to the ministry network",
+                    granular_markings=[{"selectors": ["description"], "marking_ref": AMBER}])
+    world.node.post([indicator])
+    query = {"match[id]": indicator["id"]}
+    [full] = world.objects("reader", **query)
+    assert full == indicator
+    [green] = world.objects("au", **query)
+    assert "description" not in green and "granular_markings" not in green
+    assert {k: v for k, v in indicator.items() if k not in ("description", "granular_markings")} == green
+    result = validate_instance(green, ValidationOptions(version="2.1"))
+    assert result.is_valid, [str(e) for e in result.errors]
+
+
+def test_relationship_to_a_hidden_object_is_hidden(world: World) -> None:
+    visible = sdo("indicator", world.uk, [GREEN])
+    hidden = sdo("malware", world.uk, [AMBER_STRICT])
+    link = relationship(world.uk, visible["id"], hidden["id"], [GREEN])
+    report = sdo("report", world.uk, [GREEN], object_refs=[visible["id"], hidden["id"]])
+    world.node.post([visible, hidden, link, report])
+    ids = f"{visible['id']},{hidden['id']},{link['id']},{report['id']}"
+    seen = {o["id"]: o for o in world.objects("reader", **{"match[id]": ids})}
+    assert set(seen) == {visible["id"], report["id"]}
+    assert seen[report["id"]]["object_refs"] == [visible["id"]]
+    assert set(_ids(world.objects("writer", **{"match[id]": ids}))) == {
+        visible["id"], hidden["id"], link["id"], report["id"]}
+
+
+def test_hidden_objects_are_not_counted_and_give_no_more_tell(world: World) -> None:
+    hidden = [sdo("indicator", world.uk, [AMBER_STRICT]) for _ in range(5)]
+    shown = [sdo("indicator", world.uk, [GREEN]) for _ in range(2)]
+    world.node.post([hidden[0], shown[0], *hidden[1:], shown[1]])
+    params = {"match[id]": ",".join(o["id"] for o in hidden + shown), "limit": "2"}
+    response = world.node.session("reader").get(world.node.collection_url() + "objects/", params=params)
+    body = response.json()
+    assert [o["id"] for o in body["objects"]] == [shown[0]["id"], shown[1]["id"]]
+    assert body["more"] is False and "next" not in body
+    manifest = world.node.session("reader").get(world.node.collection_url() + "manifest/", params=params).json()
+    assert [r["id"] for r in manifest["objects"]] == [shown[0]["id"], shown[1]["id"]]
+    assert manifest["more"] is False
+
+
+def test_opencti_bundle_comes_out_with_oasis_tlp_ids(world: World) -> None:
+    bundle = json.loads(OPENCTI_BUNDLE.read_text())
+    status = world.node.post(bundle["objects"], collection=world.node.other_collection)
+    assert status["failure_count"] == 0
+    messages = " ".join(s.get("message", "") for s in status["successes"])
+    assert "TLP normalised" in messages and "613f2e26" in messages
+    out = world.node.data_dir.parent / "opencti-export.json"
+    kizuna(world.node.data_dir, "export", "--collection", "other", "-o", str(out))
+    text = out.read_text()
+    assert not any(alias in text for alias in KNOWN_ALIAS_IDS)
+    exported = {o["id"]: o for o in json.loads(text)["objects"]}
+    assert TLP2_IDS[min(TLP2_IDS)] in exported  # the TLP:CLEAR definition clients need is in the collection
+    marked = [o for o in exported.values() if o.get("object_marking_refs")]
+    assert marked and all(CLEAR in o["object_marking_refs"] for o in marked if o["type"] != "marking-definition")
+
+
+def test_write_and_egress_are_audited_and_delete_of_hidden_is_404(world: World) -> None:
+    hidden = sdo("indicator", world.uk, [AMBER_STRICT])
+    world.node.post([hidden])
+    session = world.node.session("reader")
+    url = world.node.collection_url() + "objects/" + hidden["id"] + "/"
+    assert session.delete(url).status_code in (403, 404)  # reader has no write right at all
+    session.get(url)
+    bad = world.node.session("reader")
+    bad.headers["Authorization"] = "Bearer kz_0000_nope"
+    assert bad.get(world.node.collection_url()).status_code == 401
+    core = CoreNode.open(world.node.data_dir)
+    try:
+        records = list(core.audit.records())
+        kinds = {r.kind for r in records}
+        assert {"write", "egress", "auth-failure", "token-created", "agreement-changed"} <= kinds
+        egress = [json.loads(r.body) for r in records if r.kind == "egress"]
+        assert any(e.get("hidden", {}).get("markings") for e in egress)
+        assert not any(hidden["id"] == pair[0] for e in egress for pair in e["served"]
+                       if e.get("endpoint") == Endpoint.OBJECT.value and records)
+        assert core.audit.verify().ok
+        # Versions reach DELETE only through view(): nothing of the hidden object is selected for JP.
+        principal = core.authenticate(world.node.tokens["reader"])
+        assert principal is not None
+        viewer = core.viewer_for(principal, core.find_collection("shared"))
+        assert core.reader.visible_versions(viewer, hidden["id"], Filters(versions=VersionSelector(all=True))) == []
+    finally:
+        core.close()
+
+
+def test_taxii_media_type_on_policy_errors(world: World) -> None:
+    response = world.node.session("au").get(world.node.collection_url() + "objects/" + f"indicator--{uuid.uuid4()}/")
+    assert response.status_code == 404 and response.headers["content-type"].startswith(TAXII.split(";")[0])
