@@ -62,18 +62,7 @@ _WHITESPACE: Final = re.compile(rb"[ \t\r\n]*+").match
 _SCALAR: Final = re.compile(rb"[^\s,\]}\[{\"]++").match
 _CLOSER_FOR: Final = {0x7B: 0x7D, 0x5B: 0x5D}  # { -> }, [ -> ]
 
-
-# Digits become "1" and everything else "0", so a 19-digit run is one find: about a third of the
-# cost of orjson.loads itself, where a regular-expression search costs several times it.
-_DIGIT_MARKS: Final = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(256))
-_LONG_DIGIT_RUN: Final = b"1" * 19
-
-
-def _loads(data: bytes) -> Any:
-    """orjson.loads, unless the element may hold an integer beyond 64 bits (see loads_exact)."""
-    if data.translate(_DIGIT_MARKS).find(_LONG_DIGIT_RUN) < 0:
-        return orjson.loads(data)
-    return loads_exact(data)
+_loads: Final = loads_exact
 
 
 def _quick_object_end(buf: bytes, start: int) -> int:

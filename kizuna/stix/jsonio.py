@@ -10,12 +10,14 @@ them is then refused with a reason instead of silently altered.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
-_LONG_DIGITS = re.compile(rb"\d{19}")
+# Digits become "1" and everything else "0", so a 19-digit run is one bytes.find: about a third
+# of the cost of orjson.loads itself, where a regular-expression search costs several times it.
+_DIGIT_MARKS = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(256))
+_LONG_DIGIT_RUN = b"1" * 19
 
 
 def _reject_constant(name: str) -> Any:
@@ -27,10 +29,11 @@ def loads_exact(data: bytes | bytearray | memoryview) -> Any:
 
     Raises ``orjson.JSONDecodeError`` (a ``ValueError``) for invalid JSON.
     """
-    value = orjson.loads(data)
-    if _LONG_DIGITS.search(data):
-        try:
-            return json.loads(bytes(data), parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise orjson.JSONDecodeError(str(exc), "", 0) from None
-    return value
+    raw = data if isinstance(data, bytes) else bytes(data)
+    if raw.translate(_DIGIT_MARKS).find(_LONG_DIGIT_RUN) < 0:
+        return orjson.loads(raw)
+    orjson.loads(raw)  # the strict parser still decides validity and error positions
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise orjson.JSONDecodeError(str(exc), "", 0) from None
