@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import click
 import orjson
@@ -38,7 +38,7 @@ def load_demo(data_dir: Path) -> dict[str, Any]:
             source = resources.files(__package__).joinpath(filename)
             with source.open("rb") as raw, gzip.open(raw) as stream:
                 report = node.import_objects(
-                    collection, (obj for _, obj in iter_bundle_objects(stream, filename))
+                    collection, (obj for _, obj in iter_bundle_objects(cast(BinaryIO, stream), filename))
                 )
             if report.failures:
                 raise click.ClickException(f"{filename}: {report.failures[0]['message']}")

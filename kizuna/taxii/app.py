@@ -315,6 +315,10 @@ def create_app(node: Node) -> Starlette:
         Route(collection_path + "/objects/{object_id}/", object_, methods=["GET", "DELETE"]),
         Route(collection_path + "/objects/{object_id}/versions/", versions, methods=["GET"]),
     ]
+    # Imported here: the detection API builds on this module's endpoint wrapper.
+    from kizuna.detect.api import routes as detect_routes
+
+    routes += detect_routes(node)
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
