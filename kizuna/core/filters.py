@@ -21,7 +21,7 @@ _ID = re.compile(
     r"^([a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9])--"
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
-_SPEC_VERSION = re.compile(r"^\d+\.\d+$")
+_SPEC_VERSION = re.compile(r"^[0-9]+\.[0-9]+$")
 
 
 class Endpoint(enum.Enum):
@@ -162,6 +162,6 @@ def _parse_added_after(value: str) -> int:
 
 
 def _parse_limit(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise BadRequest(f"limit {value!r} must be a whole number greater than 0")
     return int(value)

@@ -27,8 +27,8 @@ def parse_timestamp(text: str) -> int:
     Digits beyond the microsecond are truncated, never rounded, so that two
     timestamps that differ only below a microsecond compare equal rather than out of order.
     """
-    if not isinstance(text, str):
-        raise ValueError("timestamp must be a string")
+    if not isinstance(text, str) or not text.isascii():
+        raise ValueError(f"{text!r} is not an RFC 3339 UTC timestamp (ASCII YYYY-MM-DDTHH:MM:SS[.s+]Z)")
     # Fast path for the common shapes; the C parser is several times quicker than the regex.
     if len(text) in (20, 24, 27) and text[-1] == "Z" and text[10] == "T":
         try:
