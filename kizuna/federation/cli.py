@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import Any
@@ -15,7 +16,7 @@ from kizuna.core.node import Node
 from kizuna.federation.config import CollectionMapping, ConfigProblem, PartnerConfig
 from kizuna.federation.state import FederationState, StateError
 from kizuna.federation.sync import Syncer
-from kizuna.federation.worker import LEASE_NAME, run_worker
+from kizuna.federation.worker import LEASE_NAME, run_worker, stop_with_parent
 from kizuna.stix.timestamps import format_timestamp
 from kizuna.store.base import StoreError
 
@@ -174,6 +175,10 @@ def sync_command(ctx: click.Context, partner: str | None, loop: bool, tick: floa
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
+        if parent_pid is not None:
+            stop_with_parent()
+            if os.getppid() != parent_pid:
+                return
         run_worker(node, stop, tick_s=tick, parent_pid=parent_pid)
         return
     syncer = Syncer(node)

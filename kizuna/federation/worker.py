@@ -22,6 +22,18 @@ LEASE_NAME = "sync-worker"
 LEASE_TTL_S = 30.0
 
 
+def stop_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies, even by SIGKILL (best effort)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # elsewhere the parent-pid check at each tick does the same, a little later
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 

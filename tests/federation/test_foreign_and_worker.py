@@ -1,0 +1,99 @@
+"""A foreign TAXII 2.1 server (medallion, the OASIS reference) as a partner, and the worker in ``serve``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TAXII, free_port, wait_for_port
+from tests.federation.helpers import add_partner, grant_partner, indicator, make_fed_node
+
+
+def _medallion(tmp_path: Path, objects: list[dict[str, object]]) -> tuple[subprocess.Popen[bytes], int, str]:
+    pytest.importorskip("medallion")
+    tmp_path.mkdir(exist_ok=True)
+    port = free_port()
+    collection = str(uuid.uuid4())
+    root = f"http://127.0.0.1:{port}/api1/"
+    data = {
+        "/discovery": {"title": "medallion", "default": root, "api_roots": [root]},
+        "api1": {
+            "information": {"title": "api1", "versions": [TAXII], "max_content_length": 10_000_000},
+            "status": [],
+            "collections": [{
+                "id": collection, "title": "c", "can_read": True, "can_write": True,
+                "media_types": ["application/stix+json;version=2.1"], "objects": [], "manifest": [],
+            }],
+        },
+    }
+    (tmp_path / "data.json").write_text(json.dumps(data))
+    backend = {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
+               "filename": str(tmp_path / "data.json")}
+    config = {"backend": backend,
+              "users": {"sync": "secret"}, "taxii": {"max_page_size": 5}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    command = shutil.which("medallion", path=str(Path(sys.executable).parent))
+    assert command is not None
+    process = subprocess.Popen([command, "--host", "127.0.0.1", "--port", str(port), str(tmp_path / "config.json")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, process)
+    response = httpx.post(f"{root}collections/{collection}/objects/", auth=("sync", "secret"),
+                          content=json.dumps({"objects": objects}),
+                          headers={"Accept": TAXII, "Content-Type": TAXII}, timeout=30)
+    assert response.status_code == 202, response.text
+    return process, port, collection
+
+
+def test_pull_from_medallion(tmp_path: Path) -> None:
+    producer = f"identity--{uuid.uuid4()}"
+    objects = [o for _ in range(6) for o in indicator(producer, versions=2)]
+    process, port, collection = _medallion(tmp_path / "m", objects)
+    try:
+        jp = make_fed_node(tmp_path, "JP", "JPN")
+        jp.cli_json("partners", "add", "OASIS", "--url", f"http://127.0.0.1:{port}/api1/",
+                    "--map", f"shared={collection}:pull", "--basic", "sync:secret", "--page-size", "5")
+        first = json.loads(jp.cli("sync", "OASIS", "--json").stdout)["runs"][0]
+        second = json.loads(jp.cli("sync", "OASIS", "--json").stdout)["runs"][0]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert first["error"] is None and first["pulled"] == 12  # every version, across pages of 5
+    assert second["pulled"] == 0
+    stored = jp.versions()
+    assert {sid for sid, _ in stored} == {o["id"] for o in objects}
+    assert len(stored) == 12
+
+
+def test_serve_runs_one_scheduled_worker_that_syncs(tmp_path: Path) -> None:
+    uk = make_fed_node(tmp_path, "UK", "GBR")
+    jp = make_fed_node(tmp_path, "JP", "JPN")
+    grant_partner(uk, jp, "JPN")
+    uk.start()
+    try:
+        uk.post(indicator(uk.identity, versions=2))
+        add_partner(jp, uk, "pull")
+        jp.start(worker=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(jp.versions()) < 2:
+            time.sleep(0.1)  # polling for the worker's first run, bounded by the deadline
+        assert len(jp.versions()) >= 2
+        holders = jp.sql("SELECT holder FROM fed_lease WHERE name = 'sync-worker'")
+        assert len(holders) == 1
+        status = jp.cli_json("partners", "show", "UK")["status"]
+        assert status["state"] == "ok" and status["pulled"] >= 2
+    finally:
+        jp.stop()
+        uk.stop()
+    # The worker leaves with its server and gives the lease back.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and jp.sql("SELECT holder FROM fed_lease"):
+        time.sleep(0.1)  # polling for the worker's exit, bounded by the deadline
+    assert jp.sql("SELECT holder FROM fed_lease") == []
