@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -251,7 +252,7 @@ def _import_file(node: Node, path: Path, collection_ref: str, api_root: str | No
     from kizuna.stix.bundle_stream import BundleSyntaxError, iter_bundle_objects
 
     target = node.find_collection(collection_ref, api_root)
-    lines: list[int] = []
+    lines = array("q")  # the line of every object, 8 bytes each, to name failures by line
 
     def objects(stream: Any) -> Iterator[Any]:
         for line, obj in iter_bundle_objects(stream, str(path)):
