@@ -1,4 +1,4 @@
-"""`POST /{api_root}/detect/observations/` on the node's real TAXII app, with real tokens and collections."""
+"""`POST /{api_root}/detect/observations/` on a real `kizuna serve` process, with real tokens and collections."""
 
 from __future__ import annotations
 
@@ -8,18 +8,27 @@ from typing import Any
 
 import orjson
 import pytest
-from starlette.testclient import TestClient
+import requests
 
 from kizuna.core.node import Node
-from kizuna.detect.api import routes
 from kizuna.detect.engine import DetectionEngine
 from kizuna.detect.intel import zeek_intel_indicators
 from kizuna.detect.mappings import LogReader, shipped_mappings
-from kizuna.taxii.app import create_app
-from tests.conftest import kizuna_json
+from tests.conftest import kizuna_json, start_server
 
 ZEEK = Path(__file__).parent / "fixtures" / "zeek"
 URL = "/main/detect/observations/"
+
+
+class Client:
+    """Posts to the served node, the way a sensor would."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.session = requests.Session()
+
+    def post(self, url: str, content: bytes, params: dict[str, str], headers: dict[str, str]) -> requests.Response:
+        return self.session.post(self.base + url, data=content, params=params, headers=headers)
 DOMAIN_ID = "domain-name--00000000-0000-4000-8000-000000000001"
 OBSERVED_ID = "observed-data--00000000-0000-4000-8000-000000000001"
 
@@ -29,7 +38,7 @@ def _demo_indicators() -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Node, dict[str, str]]]:
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Node, dict[str, str]]]:
     data = tmp_path_factory.mktemp("detect-api") / "node"
     kizuna_json(data, "init", "--org-name", "CERT Example", "--country", "NZL")
     intel = kizuna_json(data, "collections", "create", "--title", "Intel", "--alias", "intel")["id"]
@@ -47,14 +56,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
         "outsider": kizuna_json(data, "tokens", "create", "--org", "SOC Partner", "--read", "other")["token"],
     }
     node = Node.open(data)
-    app = create_app(node)
-    app.router.routes.extend(routes(node))  # what create_app is to do once the routes are mounted
-    with TestClient(app) as client:
-        yield client, node, tokens
-    node.close()
+    server = start_server(data)
+    try:
+        yield Client(server.base), node, tokens
+    finally:
+        server.stop()
+        node.close()
 
 
-def _post(client: TestClient, token: str | None, body: bytes, **params: str) -> Any:
+def _post(client: Client, token: str | None, body: bytes, **params: str) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return client.post(URL, content=body, params=params, headers=headers)
 
