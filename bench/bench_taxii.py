@@ -45,7 +45,7 @@ from bench.common import (
     read_all,
     run_measured,
 )
-from bench.gen_stix import envelopes, write_bundle
+from bench.gen_stix import MARKINGS, TLP_CLEAR, envelopes, write_bundle
 
 PER_ENVELOPE = 1000
 TARGETS = ("floor", "medallion", "kizuna-sqlite", "kizuna-postgresql")
@@ -206,6 +206,9 @@ def run_kizuna(
                         "objects_per_s": round(ingested / ingest_seconds),
                     }
                     result["readout"] = read_all(client, objects_url, args.readout_limit, time_cap_s=600.0)
+                    # Every stored version must come back; a short read-out is a defect, not a speed.
+                    if args.markings == "clear":
+                        result["readout"]["expected"] = ingested - result.get("failed", 0)
             finally:
                 server.stop()
             result["peak_rss_mb"] = server.peak_rss_mb
@@ -298,12 +301,16 @@ def render_table(summary: dict[str, Any], sizes: Sequence[int]) -> str:
             row = [
                 target,
                 fmt_rate(ingest["objects_per_s"]),
-                f"{ingest['objects_per_s'] / floor:.2f}" if floor else "—",
+                f"{data.get('ingest_vs_floor_paired', ingest['objects_per_s'] / floor):.2f}" if floor else "—",
             ]
             row += [fmt_page(data["stages"].get(str(size), {}).get("page")) for size in sizes]
             imported = data.get("import", {})
+            readout = data["readout"]
+            read_text = fmt_rate(readout["objects_per_s"])
+            if readout["objects"] != readout.get("expected", readout["objects"]):
+                read_text += f" (only {readout['objects']:,.0f} of {readout['expected']:,.0f} returned)"
             row += [
-                fmt_rate(data["readout"]["objects_per_s"]),
+                read_text,
                 fmt_rate(imported.get("objects_per_s")),
                 str(imported.get("peak_rss_mb", "—")),
                 str(data.get("peak_rss_mb")),
@@ -324,6 +331,8 @@ def ratios_and_goals(summary: dict[str, Any], sizes: Sequence[int]) -> dict[str,
         entry: dict[str, Any] = {}
         if floor:
             entry["ingest_vs_floor"] = round(rate / floor, 2)
+        if data.get("ingest_vs_floor_paired") is not None:
+            entry["ingest_vs_floor_paired"] = data["ingest_vs_floor_paired"]
         first = data["stages"].get(str(sizes[0]), {})
         if medallion.get("ingest", {}).get("objects_per_s") and first.get("objects_per_s"):
             # Same first 10k objects on both servers, so this is the like-for-like ingest ratio.
@@ -338,13 +347,16 @@ def ratios_and_goals(summary: dict[str, Any], sizes: Sequence[int]) -> dict[str,
             elif med_page.get("timeout_s"):
                 entry["page_p50_medallion_over_kizuna"] = f">{med_page['timeout_s'] * 1000 / kiz_page['p50_ms']:,.0f}"
         goals = {
-            "ingest >= 60% of floor": floor is not None and rate >= GOALS["ingest_vs_floor"] * floor,
+            "ingest >= 60% of floor (paired per run)": (
+                entry.get("ingest_vs_floor_paired", entry.get("ingest_vs_floor", 0)) >= GOALS["ingest_vs_floor"]
+            ),
             "ingest >= 25,000 obj/s": rate >= GOALS["ingest_objects_per_s"],
             "page p99 <= 20 ms at every size": all(
                 (data["stages"].get(str(size), {}).get("page", {}).get("p99_ms") or 1e9) <= GOALS["page_p99_ms"]
                 for size in sizes
             ),
-            "read-out >= 100,000 obj/s": data["readout"]["objects_per_s"] >= GOALS["readout_objects_per_s"],
+            "read-out >= 100,000 obj/s, complete": data["readout"]["objects_per_s"] >= GOALS["readout_objects_per_s"]
+            and data["readout"]["objects"] == data["readout"].get("expected", data["readout"]["objects"]),
         }
         if "import" in data:
             goals["import peak RSS <= 300 MB"] = data["import"]["peak_rss_mb"] <= GOALS["import_peak_rss_mb"]
@@ -381,6 +393,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="admin connection; a fresh kizuna_bench_* database is created and dropped",
     )
+    parser.add_argument(
+        "--markings",
+        default="clear",
+        choices=("clear", "mixed"),
+        help="TLP of the input: all CLEAR (every object readable) or a CLEAR/GREEN/AMBER mix",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line on stdout")
     args = parser.parse_args(argv)
     args.sizes = [10_000, 100_000, 1_000_000] if args.full else sorted(int(s) for s in args.sizes.split(","))
@@ -395,7 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     log = sys.stderr
     started = time.perf_counter()
     print(f"generating {args.sizes[-1]:,} objects ...", file=log, flush=True)
-    payloads = envelopes(args.sizes[-1], PER_ENVELOPE)
+    # Kizuna enforces markings on every read: with the default policy a plain token sees TLP:CLEAR only, so
+    # the default input is all CLEAR and every stored object must come back; --markings mixed keeps the
+    # realistic CLEAR/GREEN/AMBER mix and then counts what the policy lets through.
+    markings = (TLP_CLEAR,) if args.markings == "clear" else MARKINGS
+    payloads = envelopes(args.sizes[-1], PER_ENVELOPE, markings=markings)
     kizuna_targets = [target for target in args.targets if target.startswith("kizuna-")]
     unavailable = kizuna_unavailable_reason() if kizuna_targets else None
     work = Path(tempfile.mkdtemp(prefix="kizuna-bench-"))
@@ -407,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         if kizuna_targets and not unavailable and not args.no_import:
             bundle = work / "import-bundle.json"
             print(f"writing a {args.import_mb:,.0f} MB bundle ...", file=log, flush=True)
-            bundle_objects = write_bundle(bundle, int(args.import_mb * 2**20))
+            bundle_objects = write_bundle(bundle, int(args.import_mb * 2**20), markings=markings)
         for run_index in range(args.runs):
             for target in args.targets:
                 print(f"run {run_index + 1}/{args.runs}: {target} ...", file=log, flush=True)
@@ -456,10 +478,19 @@ def main(argv: list[str] | None = None) -> int:
             ]
         elif target in errors:
             summary[target] = {"error": errors[target]}
+    # The machine is noisy: a ratio taken within each run, then the median, cancels load that hits both.
+    for target in ("kizuna-sqlite", "kizuna-postgresql"):
+        if target in summary and "error" not in summary[target] and runs.get("floor"):
+            paired = [
+                run["ingest"]["objects_per_s"] / floor_run["objects_per_s"]
+                for run, floor_run in zip(runs[target], runs["floor"], strict=False)
+            ]
+            summary[target]["ingest_vs_floor_paired"] = round(median(paired) or 0, 2)
     comparison = ratios_and_goals(summary, args.sizes)
     table = render_table(summary, args.sizes)
     report = {
         "config": {
+            "markings": args.markings,
             "runs": args.runs,
             "sizes": args.sizes,
             "envelope": PER_ENVELOPE,

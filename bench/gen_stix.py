@@ -14,7 +14,7 @@ import argparse
 import random
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -131,8 +131,9 @@ SOURCES = ("abuse.ch", "CIRCL", "national-cert", "sector-isac", "vendor-feed", "
 class StixGenerator:
     """Iterates realistic STIX 2.1 objects; ~5% of them are newer versions of ids already emitted."""
 
-    def __init__(self, seed: int = 2024, revision_rate: float = 0.05) -> None:
+    def __init__(self, seed: int = 2024, revision_rate: float = 0.05, markings: Sequence[str] = MARKINGS) -> None:
         self.rng = random.Random(seed)
+        self.markings = tuple(markings)
         self.revision_rate = revision_rate
         self.clock = EPOCH
         self.identity_ids: list[str] = []
@@ -160,7 +161,7 @@ class StixGenerator:
         }
         if self.identity_ids:
             common["created_by_ref"] = self.rng.choice(self.identity_ids)
-        common["object_marking_refs"] = [self.rng.choice(MARKINGS)]
+        common["object_marking_refs"] = [self.rng.choice(self.markings)]
         return common
 
     def _external_reference(self) -> dict[str, str]:
@@ -172,10 +173,7 @@ class StixGenerator:
         }
 
     def _domain(self) -> str:
-        return (
-            f"{self.rng.choice(WORDS)}-{self.rng.choice(WORDS)}{self.rng.randint(1, 999)}."
-            f"{self.rng.choice(TLDS)}"
-        )
+        return f"{self.rng.choice(WORDS)}-{self.rng.choice(WORDS)}{self.rng.randint(1, 999)}.{self.rng.choice(TLDS)}"
 
     def _pattern(self) -> tuple[str, str]:
         kind = self.rng.randrange(6)
@@ -193,9 +191,7 @@ class StixGenerator:
             return f"[file:hashes.'SHA-256' = '{digest}']", f"Malicious file {digest[:16]}"
         if kind == 4:
             md5 = f"{self.rng.getrandbits(128):032x}"
-            name = (
-                f"{self.rng.choice(WORDS)}_{self.rng.randint(1, 99)}.{self.rng.choice(('exe', 'dll', 'js'))}"
-            )
+            name = f"{self.rng.choice(WORDS)}_{self.rng.randint(1, 99)}.{self.rng.choice(('exe', 'dll', 'js'))}"
             return (f"[file:hashes.MD5 = '{md5}' AND file:name = '{name}']", f"Malicious file {name}")
         sender = f"{self.rng.choice(WORDS)}@{self._domain()}"
         return (
@@ -229,9 +225,7 @@ class StixGenerator:
                     f"Observed in {self.rng.choice(MALWARE_FAMILIES)} activity targeting "
                     f"{self.rng.choice(SECTORS)}; seen by {self.rng.randint(2, 40)} sensors."
                 ),
-                "indicator_types": [
-                    self.rng.choice(("malicious-activity", "anomalous-activity", "compromised"))
-                ],
+                "indicator_types": [self.rng.choice(("malicious-activity", "anomalous-activity", "compromised"))],
                 "pattern": pattern,
                 "pattern_type": "stix",
                 "pattern_version": "2.1",
@@ -360,19 +354,21 @@ class StixGenerator:
             yield obj
 
 
-def generate(count: int, seed: int = 2024) -> Iterator[dict[str, Any]]:
+def generate(count: int, seed: int = 2024, markings: Sequence[str] = MARKINGS) -> Iterator[dict[str, Any]]:
     """The first `count` objects for `seed`."""
-    for index, obj in enumerate(StixGenerator(seed)):
+    for index, obj in enumerate(StixGenerator(seed, markings=markings)):
         if index >= count:
             return
         yield obj
 
 
-def envelopes(count: int, per_envelope: int = 1000, seed: int = 2024) -> list[bytes]:
+def envelopes(
+    count: int, per_envelope: int = 1000, seed: int = 2024, markings: Sequence[str] = MARKINGS
+) -> list[bytes]:
     """Serialized TAXII envelopes, ready to POST; built up front so serialization is not timed."""
     result: list[bytes] = []
     batch: list[dict[str, Any]] = []
-    for obj in generate(count, seed):
+    for obj in generate(count, seed, markings):
         batch.append(obj)
         if len(batch) == per_envelope:
             result.append(orjson.dumps({"objects": batch}))
@@ -382,9 +378,9 @@ def envelopes(count: int, per_envelope: int = 1000, seed: int = 2024) -> list[by
     return result
 
 
-def write_bundle(path: Path, size_bytes: int, seed: int = 99) -> int:
+def write_bundle(path: Path, size_bytes: int, seed: int = 99, markings: Sequence[str] = MARKINGS) -> int:
     """Stream a bundle of about `size_bytes` to disk, never holding it in memory; returns the object count."""
-    generator = StixGenerator(seed)
+    generator = StixGenerator(seed, markings=markings)
     bundle_id = f"bundle--{uuid.UUID(int=random.Random(seed).getrandbits(128), version=4)}"
     written = 0
     count = 0
@@ -404,9 +400,7 @@ def write_bundle(path: Path, size_bytes: int, seed: int = 99) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=10000, help="objects to generate for statistics")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--bundle", type=Path, help="write a bundle file here instead of printing statistics")
@@ -414,11 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.bundle:
         count = write_bundle(args.bundle, int(args.size_mb * 1024 * 1024), args.seed)
-        print(
-            orjson.dumps(
-                {"path": str(args.bundle), "objects": count, "bytes": args.bundle.stat().st_size}
-            ).decode()
-        )
+        print(orjson.dumps({"path": str(args.bundle), "objects": count, "bytes": args.bundle.stat().st_size}).decode())
         return 0
     sizes: list[int] = []
     types: dict[str, int] = {}
