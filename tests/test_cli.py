@@ -81,7 +81,8 @@ def test_import_of_broken_json_names_file_and_line(data_dir: Path, tmp_path: Pat
 
 def test_export_returns_every_version_byte_for_byte(data_dir: Path, tmp_path: Path) -> None:
     kizuna_json(data_dir, "collections", "create", "--title", "Marked", "--alias", "marked")
-    source = FIXTURES / "using-granular-markings.json"
+    # Unmarked content: ingest stores it exactly as sent (marked content gains OASIS TLP ids).
+    source = FIXTURES / "sighting-of-an-indicator.json"
     kizuna_json(data_dir, "import", str(source), "--collection", "marked")
     out = tmp_path / "export.json"
     kizuna(data_dir, "export", "--collection", "marked", "-o", str(out))
@@ -126,8 +127,9 @@ def test_admin_errors_are_one_line_messages(data_dir: Path) -> None:
 def test_demo_loads_attributed_public_content(tmp_path: Path) -> None:
     info = kizuna_json(tmp_path / "demo", "demo", "--no-serve")
     counts = {c["alias"]: c["objects"] for c in info["collections"]}
-    assert counts == {"attack-ics": 1826, "oasis-examples": 320}
+    # 320 OASIS examples plus the three OASIS TLP 2.0 objects their TLP 1.0 markings now point to.
+    assert counts == {"attack-ics": 1826, "oasis-examples": 323}
     assert info["token"].startswith("kz_")
     again = kizuna_json(tmp_path / "demo", "demo", "--no-serve")
-    assert {c["objects"] for c in again["collections"]} == {1826, 320}
+    assert {c["objects"] for c in again["collections"]} == {1826, 323}
     assert again["token"] != info["token"]

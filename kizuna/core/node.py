@@ -97,6 +97,7 @@ class Node:
         )
         self._last_purge = 0
         self.policy = PolicySource(store)
+        self.home_organisation_id = store.get_setting("node_identity")
         self.audit = AuditLog(store)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -126,6 +127,7 @@ class Node:
         node = cls(config, store)
         identity = node.create_organisation(org_name or "This node", country)
         store.set_setting("node_identity", identity["id"])
+        node.home_organisation_id = identity["id"]
         node.create_api_root(DEFAULT_API_ROOT, "Main API root", "Collections shared by this node")
         return node
 
@@ -297,6 +299,11 @@ class Node:
             return Viewer(principal, collection)  # the local operator holds the store itself
         ctx = self.policy.context()
         org_id = principal.organisation_id
+        if (
+            ctx.options.home_organisation_sees_everything and principal.agreement_id is None
+            and org_id is not None and org_id == self.home_organisation_id
+        ):
+            return Viewer(principal, collection)
         org = ctx.organisation(org_id) if org_id else None
         if org is None and org_id:
             org = PolicyOrganisation(org_id, org_id)

@@ -138,6 +138,10 @@ class PolicyOptions:
     unmarked_tlp: TlpLevel | None = None
     #: Node administrators bypass markings (off: administrators see what their organisation sees).
     admins_see_everything: bool = False
+    #: Tokens of the node's own organisation (not bound to an agreement) read everything the node
+    #: stores: the organisation running the node is the recipient of what it received, and markings
+    #: govern what leaves it.  Off: its tokens are judged like any partner's.
+    home_organisation_sees_everything: bool = True
     #: An agreement's ``max_tlp`` also caps TLP:RED content that names the partner as a recipient.
     agreement_caps_recipients: bool = True
 

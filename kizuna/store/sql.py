@@ -370,7 +370,9 @@ class SqlStore(abc.ABC):
         if query.added_after is not None:
             sql.append(" AND date_added > ?")
             params.append(query.added_after)
-        sql.append(" ORDER BY date_added LIMIT ?")
+        # With ids given, the unary plus stops SQLite from walking the date_added index over the
+        # whole collection to avoid a sort; the (collection, id, version) index finds the few rows.
+        sql.append(" ORDER BY +date_added LIMIT ?" if query.ids is not None else " ORDER BY date_added LIMIT ?")
         params.append(query.limit)
         with self._read() as cur:
             cur.execute("".join(sql), tuple(params))
