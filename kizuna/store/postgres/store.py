@@ -103,6 +103,8 @@ class PostgresStore(SqlStore):
         return int(row[0]), int(row[1])
 
     def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        if len(values) == 1:  # plain equality keeps ordered index scans (ANY forces a sort)
+            return f"{column} = ?", [values[0]]
         return f"{column} = ANY(?)", [list(values)]
 
     def _insert_versions(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
