@@ -380,20 +380,20 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
             worker.wait(timeout=30)
 
 
-def _register_optional_commands() -> None:
+def _register_commands() -> None:
+    # Imported here: these modules build on the helpers above.
+    from kizuna import cli_policy
     from kizuna.demo import demo
+    from kizuna.detect.cli import match_command
+    from kizuna.federation import cli as federation_cli
 
     cli.add_command(demo)
-    __import__("kizuna.cli_policy", fromlist=["register"]).register(cli)
-    __import__("kizuna.federation.cli", fromlist=["register"]).register(cli)
-    try:
-        from kizuna.detect.cli import match_command
-    except ImportError:
-        return
     cli.add_command(match_command)
+    cli_policy.register(cli)
+    federation_cli.register(cli)
 
 
-_register_optional_commands()
+_register_commands()
 
 
 def main() -> None:
