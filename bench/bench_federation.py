@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import free_loopback_port, median, run_measured
-from bench.gen_stix import generate
+from bench.gen_stix import TLP_CLEAR, generate
 
 KIZUNA = [sys.executable, "-m", "kizuna"]
 
@@ -61,7 +61,8 @@ def run(count: int, runs: int, page_size: int) -> dict[str, Any]:
         base = Path(tmp)
         source, source_collection = _node(base, "source")
         bundle = base / "objects.json"
-        _write_bundle(bundle, list(generate(count)))
+        # TLP:CLEAR throughout: the partner may see every version, so the figure is what crosses.
+        _write_bundle(bundle, list(generate(count, markings=(TLP_CLEAR,))))
         _cli(source, "import", str(bundle), "--collection", "shared")
         _cli(source, "orgs", "create", "Target CERT")
         token = _cli(source, "tokens", "create", "--org", "Target CERT", "--read", "shared")["token"]
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--page-size", type=int, default=5000)
+    parser.add_argument("--page-size", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="10,000 objects, one run.")
     parser.add_argument("--json", action="store_true", help="Print one JSON line.")
     args = parser.parse_args(argv)

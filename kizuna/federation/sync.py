@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,7 +26,7 @@ from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.ingest import prepare
 from kizuna.core.node import Node
 from kizuna.core.visibility import Viewer
-from kizuna.federation.client import PartnerError, TaxiiClient
+from kizuna.federation.client import PartnerError, RemotePage, TaxiiClient
 from kizuna.federation.config import CollectionMapping, PartnerConfig
 from kizuna.federation.egress import partner_principal, select_for_partner
 from kizuna.federation.state import (
@@ -204,37 +205,50 @@ class Syncer:
         position = PullPosition.loads(self.state.get_cursor(key))
         counts: dict[str, Any] = {"direction": "pull", "local": local.id, "remote": mapping.remote,
                                   "added": 0, "duplicates": 0, "quarantined": 0}
-        while True:
+        def fetch(at: PullPosition) -> RemotePage:
             params = {"match[version]": "all", "limit": str(partner.page_size)}
-            if position.after is not None:
-                params["added_after"] = format_timestamp(position.after)
-            if position.next:
-                params["next"] = position.next
-            try:
-                page = client.get_objects(mapping.remote, params)
-            except PartnerError as exc:
-                if exc.kind == "expired-cursor" and position.next:
-                    # The partner forgot the cursor (medallion keeps them in memory for 30 s):
-                    # restart after the last committed page; the overlap comes back as duplicates.
-                    position = PullPosition(position.last, None, position.last)
-                    continue
-                raise
-            new_position = advance(
-                position, page.more, page.next, _timestamp(page.date_added_first), _timestamp(page.date_added_last)
-            )
-            versions, rejected = self._prepare(page.objects)
-            commit = self.state.commit_pull_page(local.pk, versions, source, rejected, key, new_position.dumps())
-            report.pages += 1
-            report.pulled += commit.added
-            report.duplicates += commit.duplicates
-            report.quarantined += commit.quarantined
-            counts["added"] += commit.added
-            counts["duplicates"] += commit.duplicates
-            counts["quarantined"] += commit.quarantined
-            self._heartbeat()
-            position = new_position
-            if not page.more:
-                break
+            if at.after is not None:
+                params["added_after"] = format_timestamp(at.after)
+            if at.next:
+                params["next"] = at.next
+            return client.get_objects(mapping.remote, params)
+
+        # One page is fetched ahead while the current one is validated and committed: the partner's
+        # serving time and ours overlap.  Commits stay strictly in page order.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kizuna-pull") as pool:
+            pending: Future[RemotePage] = pool.submit(fetch, position)
+            while True:
+                try:
+                    page = pending.result()
+                except PartnerError as exc:
+                    if exc.kind == "expired-cursor" and position.next:
+                        # The partner forgot the cursor (medallion keeps them in memory for 30 s):
+                        # restart after the last committed page; the overlap comes back as duplicates.
+                        position = PullPosition(position.last, None, position.last)
+                        pending = pool.submit(fetch, position)
+                        continue
+                    raise
+                new_position = advance(
+                    position, page.more, page.next, _timestamp(page.date_added_first),
+                    _timestamp(page.date_added_last),
+                )
+                if page.more:
+                    pending = pool.submit(fetch, new_position)
+                versions, rejected = self._prepare(page.objects)
+                del page.objects[:]  # the parsed page is the largest thing held; let it go before the commit
+                commit = self.state.commit_pull_page(local.pk, versions, source, rejected, key, new_position.dumps())
+                del versions, rejected
+                report.pages += 1
+                report.pulled += commit.added
+                report.duplicates += commit.duplicates
+                report.quarantined += commit.quarantined
+                counts["added"] += commit.added
+                counts["duplicates"] += commit.duplicates
+                counts["quarantined"] += commit.quarantined
+                self._heartbeat()
+                position = new_position
+                if not page.more:
+                    break
         report.mappings.append(counts)
 
     # -- push ------------------------------------------------------------------------
