@@ -171,8 +171,11 @@ def _normalise_batch(
     out: list[Any] = []
     notes: dict[int, list[Normalisation]] = {}
     for position, obj in enumerate(objects):
-        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-            out.append(obj)
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not (
+            "object_marking_refs" in obj or "granular_markings" in obj or "labels" in obj
+            or obj.get("type") == "marking-definition"
+        ):
+            out.append(obj)  # nothing that could name a TLP alias
             continue
         if obj.get("type") == "marking-definition":
             replaced, record = table.replace_marking_definition(obj)

@@ -20,6 +20,20 @@ _DIGIT_MARKS = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(25
 _LONG_DIGIT_RUN = b"1" * 19
 
 
+def _has_huge_float(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is float and abs(item) >= 9.2e18:
+            return True
+    return False
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -30,9 +44,11 @@ def loads_exact(data: bytes | bytearray | memoryview) -> Any:
     Raises ``orjson.JSONDecodeError`` (a ``ValueError``) for invalid JSON.
     """
     raw = data if isinstance(data, bytes) else bytes(data)
-    if raw.translate(_DIGIT_MARKS).find(_LONG_DIGIT_RUN) < 0:
-        return orjson.loads(raw)
-    orjson.loads(raw)  # the strict parser still decides validity and error positions
+    value = orjson.loads(raw)  # the strict parser decides validity and error positions
+    if raw.translate(_DIGIT_MARKS).find(_LONG_DIGIT_RUN) < 0 or not _has_huge_float(value):
+        # Long digit runs are mostly inside strings (hashes, URLs); only a float as large as
+        # 2**63 can be an integer orjson widened.
+        return value
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:

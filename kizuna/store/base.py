@@ -70,12 +70,12 @@ class TokenRecord:
     grants: tuple[Grant, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class NewVersion:
+class NewVersion(NamedTuple):
     """One validated STIX object version on its way into a collection.
 
     ``version`` is the object's ``modified`` (else ``created``) in microseconds; it is
-    None for unversioned objects (SCOs), which then take their ``date_added``.
+    None for unversioned objects (SCOs), which then take their ``date_added``.  A tuple,
+    like the rows, because ingest makes one per object.
     """
 
     stix_id: str
@@ -93,8 +93,7 @@ class Outcome(enum.Enum):
     CONFLICT = "conflict"  # same (id, version), different content: refused
 
 
-@dataclass(frozen=True, slots=True)
-class AddResult:
+class AddResult(NamedTuple):
     outcome: Outcome
     version: int
     date_added: int | None
