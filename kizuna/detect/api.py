@@ -33,14 +33,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kizuna.core.errors import BadRequest, PayloadTooLarge
+from kizuna.core.errors import BadRequest
 from kizuna.core.filters import Endpoint, parse_filters
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.detect.engine import DetectionEngine
 from kizuna.detect.errors import DetectError
 from kizuna.detect.mappings import LogReader, Mapping, shipped_mappings
-from kizuna.taxii.app import endpoint, taxii_response
+from kizuna.taxii.app import endpoint, read_body, taxii_response
 
 _PAGE = 1000
 _CACHE_SIZE = 16
@@ -164,7 +164,7 @@ class DetectionService:
     async def handle(self, request: Request, principal: Principal) -> Response:
         api_root = request.path_params["api_root"]
         root = await run_in_threadpool(self.node.api_root, api_root)
-        body = await _read_body(request, root.max_content_length)
+        body = await read_body(request, root.max_content_length)
         params: dict[str, list[str]] = {}
         for name, value in request.query_params.multi_items():
             if name not in ("format", "collection", "store"):
@@ -191,17 +191,6 @@ def _stix_objects(body: bytes) -> list[dict[str, Any]]:
         else:
             out.append(item)
     return out
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is larger than this API root's max_content_length ({limit} bytes)")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def routes(node: Node) -> list[Route]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from kizuna.stix.timestamps import now_micros
 from kizuna.store.base import (
     AddResult,
     AgreementRecord,
@@ -61,6 +62,23 @@ class SqlStore(abc.ABC):
     @abc.abstractmethod
     def _lock_collection(self, cur: Any, collection_pk: int) -> tuple[int, int]:
         """Take the collection's write lock; return (last date_added, now) in µs."""
+
+    def _apply_migrations(self, cur: Any, migrations: Sequence[tuple[int, str]]) -> int:
+        """Apply the steps above the stored schema version, in one transaction; return the version."""
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
+        )
+        cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        current = int(cur.fetchone()[0])
+        for version, script in migrations:
+            if version > current:
+                for statement in filter(str.strip, script.split(";")):
+                    cur.execute(statement)
+                cur.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, now_micros())
+                )
+                current = version
+        return current
 
     @abc.abstractmethod
     def migrate(self) -> int: ...

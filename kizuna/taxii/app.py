@@ -230,7 +230,8 @@ async def objects(request: Request, principal: Principal) -> Response:
     return taxii_response(_envelope(page), headers=_date_headers(page, filters.added_after))
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -253,7 +254,7 @@ async def _add_objects(request: Request, principal: Principal) -> Response:
     root_name, ref = request.path_params["api_root"], request.path_params["collection"]
     root = await run_in_threadpool(node.api_root, root_name)
     target = await run_in_threadpool(node.writable, principal, root_name, ref)
-    body = await _read_body(request, root.max_content_length)
+    body = await read_body(request, root.max_content_length)
 
     def add() -> bytes:
         report = node.add_objects(principal, target, parse_envelope(body))
@@ -319,6 +320,10 @@ def create_app(node: Node) -> Starlette:
     from kizuna.detect.api import routes as detect_routes
 
     routes += detect_routes(node)
+    # Kizuna-to-Kizuna extensions (tombstones for recall, partner status), same wrapper.
+    from kizuna.federation.api import routes as federation_routes
+
+    routes += federation_routes(node)
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

@@ -16,7 +16,6 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from kizuna.stix.timestamps import now_micros
 from kizuna.store.base import StoreError
 from kizuna.store.postgres.migrations import MIGRATIONS
 from kizuna.store.sql import SqlStore
@@ -113,23 +112,8 @@ class PostgresStore(SqlStore):
 
     def migrate(self) -> int:
         with self._write() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
-            )
-            cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-            current = int(cur.fetchone()[0])
-            for version, script in MIGRATIONS:
-                if version > current:
-                    for statement in filter(str.strip, script.split(";")):
-                        cur.execute(statement)
-                    cur.execute(
-                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                        (version, now_micros()),
-                    )
-                    current = version
-        return current
+            cur.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))  # one migrator at a time
+            return self._apply_migrations(cur, MIGRATIONS)
 
     def close(self) -> None:
         self._pool.close()

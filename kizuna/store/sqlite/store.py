@@ -90,23 +90,8 @@ class SqliteStore(SqlStore):
         return int(row[0]), now_micros()
 
     def migrate(self) -> int:
-        with self._write() as cur:
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
-            )
-            cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-            current = int(cur.fetchone()[0])
-            for version, script in MIGRATIONS:
-                if version > current:
-                    for statement in filter(str.strip, script.split(";")):
-                        cur.execute(statement)
-                    cur.execute(
-                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                        (version, now_micros()),
-                    )
-                    current = version
-        return current
+        with self._write() as cur:  # BEGIN IMMEDIATE: one migrator at a time
+            return self._apply_migrations(cur, MIGRATIONS)
 
     def close(self) -> None:
         with self._readers_lock:
