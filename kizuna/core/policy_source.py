@@ -15,7 +15,15 @@ from typing import Any
 
 import orjson
 
-from kizuna.policy import Agreement, Organisation, PolicyContext, PolicyOptions, TlpAliasTable, TlpLevel
+from kizuna.policy import (
+    TLP2_IDS,
+    Agreement,
+    Organisation,
+    PolicyContext,
+    PolicyOptions,
+    TlpAliasTable,
+    TlpLevel,
+)
 from kizuna.policy.model import ANY
 from kizuna.store.base import AgreementRecord, Store
 
@@ -24,6 +32,22 @@ POLICY_OPTIONS = "policy_options"
 ANONYMOUS_IDENTITY = "anonymous_identity"
 
 _AGREEMENT_FLAGS = ("anonymise_producer", "sightings_flow_back", "amber_extends_to_clients")
+#: Fixed, so storing the anonymous identity again is a duplicate of the same version, not a new one.
+_ANONYMOUS_CREATED = "2026-11-28T00:00:00.000Z"
+
+
+def anonymous_identity(identity_id: str) -> dict[str, Any]:
+    """The identity object partners under an ``anonymise_producer`` agreement see as every producer.
+
+    It says nothing about who produced anything, and is TLP:CLEAR so every reader can resolve it.
+    """
+    return {
+        "type": "identity", "spec_version": "2.1", "id": identity_id,
+        "created": _ANONYMOUS_CREATED, "modified": _ANONYMOUS_CREATED,
+        "name": "Anonymous producer", "identity_class": "unknown",
+        "description": "Stands for the producer of objects this node releases without naming their source.",
+        "object_marking_refs": [TLP2_IDS[TlpLevel.CLEAR]],
+    }
 
 
 def agreement_from_record(record: AgreementRecord) -> Agreement:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from kizuna.policy.model import Agreement, MarkingKind, PolicyContext, Viewer
+from kizuna.policy.model import ANY, Agreement, MarkingKind, PolicyContext, Viewer
 from kizuna.policy.redact import Path, parse_selector, remove_paths
 from kizuna.policy.releasability import RELEASABILITY_EXTENSION_ID
 from kizuna.policy.tlp import TlpLevel
@@ -108,6 +108,11 @@ class ViewerPolicy:
             if governing is not None and governing.anonymise_producer
             else None
         )
+        self._producer_identities: frozenset[str] = frozenset()
+        if self._anonymous is not None and governing is not None:
+            self._producer_identities = frozenset(
+                {o.identity_id for o in ctx.organisations()} | (governing.producers - {ANY})
+            )
         self._cache: dict[tuple[Any, ...], bool] = {}
         #: granular-marking shape -> selector paths this viewer may not see
         self._plans: dict[Any, tuple[Path, ...]] = {}
@@ -139,6 +144,12 @@ class ViewerPolicy:
 
     def permits(self, marking_refs: Iterable[str], producer: str | None) -> bool:
         """Whether every marking in ``marking_refs`` admits this viewer for an object by ``producer``."""
+        return self.refusal(marking_refs, producer) is None
+
+    def refusal(self, marking_refs: Iterable[str], producer: str | None) -> str | None:
+        """None if every marking admits this viewer, else the reason the first one that does not gives:
+        ``unknown-marking``, ``agreement-cap``, ``tlp-<level>`` (e.g. ``tlp-amber-strict``), ``rel-to``,
+        ``recipients``, ``unenforced-marking`` or ``unmarked-tlp`` (docs/policy.md, the audit log)."""
         markings = self._markings
         has_tlp = False
         red = False
@@ -147,7 +158,7 @@ class ViewerPolicy:
             info = markings.get(ref)
             if info is None:
                 if not self._unknown_ok:
-                    return False
+                    return "unknown-marking"
                 continue
             kind = info.kind
             if kind is MarkingKind.TLP:
@@ -157,24 +168,28 @@ class ViewerPolicy:
                 if level is TlpLevel.RED:
                     red = True
                 if not self._tlp_permits(level, producer):
-                    return False
+                    return self._tlp_refusal(level)
             elif kind is MarkingKind.REL_TO:
                 if not (info.tokens & self._tokens):
-                    return False
+                    return "rel-to"
             elif kind is MarkingKind.RECIPIENTS:
                 if not (info.identities & self._identities):
-                    return False
+                    return "recipients"
                 named = True
             elif kind is MarkingKind.UNENFORCED:
                 if not self._unenforced_ok:
-                    return False
+                    return "unenforced-marking"
         if red and not named:
-            return False
+            return "tlp-red"
         if not has_tlp and self._unmarked_tlp is not None:
-            if self._unmarked_tlp is TlpLevel.RED:
-                return False
-            return self._tlp_permits(self._unmarked_tlp, producer)
-        return True
+            if self._unmarked_tlp is TlpLevel.RED or not self._tlp_permits(self._unmarked_tlp, producer):
+                return "unmarked-tlp"
+        return None
+
+    def _tlp_refusal(self, level: TlpLevel) -> str:
+        if self._cap is not None and level > self._cap:
+            return "agreement-cap"
+        return "tlp-" + level.token.replace("+", "-")
 
     def _cached_permits(self, refs: Sequence[str], producer: str | None) -> bool:
         key = (producer, *refs)
@@ -205,6 +220,8 @@ class ViewerPolicy:
                 return HIDDEN
         elif not self._cached_permits(refs, producer):
             return HIDDEN
+        if self._anonymous is not None and obj.get("type") == "identity" and self._is_anonymised_producer(obj):
+            return HIDDEN
         if "granular_markings" in obj:
             return self._decide_granular(obj, refs or (), producer)
         if "extensions" in obj and obj.get("type") == "marking-definition":
@@ -213,6 +230,38 @@ class ViewerPolicy:
         if self._anonymous is not None and producer is not None:
             return Decision(Outcome.REDACTED, {**obj, "created_by_ref": self._anonymous})
         return VISIBLE
+
+    def _is_anonymised_producer(self, identity: StixObject) -> bool:
+        # An anonymising viewer must not receive the identity its objects no longer name: the
+        # organisations the node knows, the producers the agreement lists, and any identity that
+        # declares itself as its own producer.
+        identity_id = identity.get("id")
+        if identity_id == self._anonymous or identity_id in self._own:
+            return False
+        return identity_id in self._producer_identities or identity.get("created_by_ref") == identity_id
+
+    def explain(self, obj: StixObject) -> str | None:
+        """Why ``decide(obj)`` hides ``obj`` (a short reason for the audit log), or None if it does not.
+
+        Reasons: those of :meth:`refusal` for object markings, ``agreement-collection`` (the agreement
+        does not cover the collection), ``granular`` (a redaction removed a required property),
+        ``recipients`` (a recipients list not naming the viewer), ``anonymised-producer``.
+        """
+        if self.decide(obj).outcome is not Outcome.HIDDEN:
+            return None
+        if self._blocked:
+            return "agreement-collection"
+        producer = obj.get("created_by_ref")
+        reason = self.refusal(obj.get("object_marking_refs") or (), producer)
+        if reason is not None:
+            return reason
+        if obj.get("type") == "identity" and self._anonymous is not None:
+            return "anonymised-producer"
+        if "granular_markings" in obj:
+            return "granular"
+        if obj.get("type") == "marking-definition":
+            return "recipients"
+        return "markings"
 
     def _may_see_marking_definition(self, obj: StixObject) -> bool:
         # A recipients list names who receives TLP:RED content: it is itself shown only to them.

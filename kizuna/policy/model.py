@@ -227,6 +227,9 @@ class PolicyContext:
     def organisation(self, identity_id: str) -> Organisation | None:
         return self._organisations.get(identity_id)
 
+    def organisations(self) -> list[Organisation]:
+        return list(self._organisations.values())
+
     def add_agreement(self, agreement: Agreement) -> None:
         """Add or update an agreement; an older version than the one held is ignored."""
         held = self._agreements.get(agreement.agreement_id)
