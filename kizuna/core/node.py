@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from kizuna.config import NodeConfig, default_store_url, load_config, write_config
-from kizuna.core.audit import AuditLog
+from kizuna.core.audit import AuditLog, pack_served
 from kizuna.core.cursor import CursorCodec
 from kizuna.core.errors import AdminError, Forbidden, NotFound
 from kizuna.core.filters import Endpoint, Filters
@@ -30,6 +30,7 @@ from kizuna.core.policy_source import (
     PolicySource,
     agreement_body,
     agreement_from_record,
+    anonymous_identity,
     options_to_json,
 )
 from kizuna.core.principal import NODE_ADMIN, Principal
@@ -169,9 +170,11 @@ class Node:
             raise AdminError(f"alias {alias!r} must be a non-empty word without '/' or spaces around it")
         if alias is not None and self.store.get_collection(api_root, alias) is not None:
             raise AdminError(f"alias {alias!r} is already used in API root {api_root!r}")
-        return self.store.create_collection(
+        collection = self.store.create_collection(
             str(uuid.uuid4()), api_root, title, description, alias, (STIX_MEDIA_TYPE,)
         )
+        self._place_anonymous_identity([collection])
+        return collection
 
     def find_collection(self, ref: str, api_root: str | None = None) -> Collection:
         roots = [api_root] if api_root else [r.name for r in self.store.list_api_roots()]
@@ -247,7 +250,20 @@ class Node:
                           {"agreement": agreement_id, "version": version, **body})
         found = self.policy.agreement(agreement_id)
         assert found is not None
+        if found.anonymise_producer:
+            self._place_anonymous_identity(self.store.list_collections())
         return found
+
+    def _place_anonymous_identity(self, collections: Iterable[Collection]) -> None:
+        """Store the node's anonymous identity in each collection an anonymising agreement covers, so a
+        partner whose objects name it as ``created_by_ref`` can resolve it (docs/policy.md)."""
+        identity_id = self.store.get_setting(ANONYMOUS_IDENTITY)
+        if identity_id is None:
+            return
+        anonymising = [a for a in self.policy.context().agreements() if a.anonymise_producer]
+        for collection in collections:
+            if any(a.covers_collection(collection.id) for a in anonymising):
+                self.import_objects(collection, [anonymous_identity(identity_id)])
 
     def agreement_history(self, agreement_id: str | None = None) -> list[Agreement]:
         return [
@@ -384,7 +400,8 @@ class Node:
         """One audit record per page served: what left, and how much was withheld and why."""
         body: dict[str, Any] = {
             "collection": viewer.collection.id, "endpoint": endpoint.value,
-            "served": [[row.stix_id, row.version] for row, _ in page.items] if page else [],
+            "served": pack_served([row.stix_id for row, _ in page.items], [row.version for row, _ in page.items])
+            if page else pack_served([], []),
         }
         if viewer.hidden:
             body["hidden"] = dict(viewer.hidden)

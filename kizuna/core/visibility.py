@@ -31,6 +31,8 @@ REFERENCING_TYPES: Final = frozenset(
 _REF_FIELDS: Final = ("source_ref", "target_ref", "sighting_of_ref")
 _REF_LISTS: Final = ("observed_data_refs", "where_sighted_refs", "object_refs")
 _GRANULAR: Final = b'"granular_markings"'
+#: Decided from the whole object: recipients lists, and identities (an anonymised producer is hidden).
+_WHOLE_OBJECT_TYPES: Final = frozenset({"marking-definition", "identity"})
 
 #: Looks up every stored version of some ids in the viewer's collection.
 Lookup = Callable[[Sequence[str]], list[VersionRow]]
@@ -55,7 +57,8 @@ class Viewer:
         self.collection = collection
         self.policy = policy
         self._lookup = lookup
-        self._decisions: dict[tuple[str | None, str | None], Outcome] = {}
+        #: (producer, markings) -> the outcome, and the reason when it hides (for the audit log)
+        self._decisions: dict[tuple[str | None, str | None], tuple[Outcome, str]] = {}
         self._visible_ids: dict[str, bool] = {}
         self.hidden: Counter[str] = Counter()
         self.redacted: Counter[str] = Counter()
@@ -98,17 +101,22 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     if policy is None:
         return row.body
     stix_type = row.type
-    if stix_type not in REFERENCING_TYPES and stix_type != "marking-definition" and (
+    if stix_type not in REFERENCING_TYPES and stix_type not in _WHOLE_OBJECT_TYPES and (
         row.markings is None or _GRANULAR not in row.body
     ):
         key = (row.created_by_ref, row.markings)
-        outcome = viewer._decisions.get(key)
-        if outcome is None:
-            outcome = viewer._decisions[key] = policy.decide(_stub(row)).outcome
+        cached = viewer._decisions.get(key)
+        if cached is None:
+            stub = _stub(row)
+            outcome = policy.decide(stub).outcome
+            cached = viewer._decisions[key] = (
+                outcome, (policy.explain(stub) or "markings") if outcome is Outcome.HIDDEN else ""
+            )
+        outcome, reason = cached
         if outcome is Outcome.VISIBLE:
             return row.body
         if outcome is Outcome.HIDDEN:
-            viewer.hidden["markings"] += 1
+            viewer.hidden[reason] += 1
             return None
     return _full_view(viewer, policy, row)
 
@@ -128,7 +136,7 @@ def _full_view(viewer: Viewer, policy: ViewerPolicy, row: VersionRow) -> bytes |
     obj = orjson.loads(row.body)
     decision = policy.decide(obj)
     if decision.outcome is Outcome.HIDDEN:
-        viewer.hidden["markings"] += 1
+        viewer.hidden[policy.explain(obj) or "markings"] += 1
         return None
     if row.type in REFERENCING_TYPES:
         viewer.resolve(_references(obj))
