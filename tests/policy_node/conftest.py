@@ -2,26 +2,49 @@
 
 NCSC UK (GBR) runs the node and produces the content; JPCERT/CC (JPN) reads under an
 agreement up to TLP:AMBER; ACSC (AUS) reads under an agreement up to TLP:GREEN.
+
+The node is configured through the Python API (``kizuna.core.node.Node``) on the same store
+the server reads, which is much faster than one ``kizuna`` process per step; every read the
+tests check goes over HTTP to a real ``kizuna serve``.  One node per backend serves the whole
+package: tests scope themselves with ``match[id]`` and their own organisations.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from kizuna.cli import cli
+from kizuna.core.node import Node as CoreNode
 from kizuna.policy import TLP2_IDS, TlpLevel, build_recipients_marking, build_rel_to_marking
-from tests.conftest import BACKENDS, Node, create_pg_database, kizuna_json, make_node
+from tests.conftest import BACKENDS, Node, create_pg_database, start_server
 
 CLEAR, GREEN, AMBER, AMBER_STRICT, RED = (TLP2_IDS[level] for level in TlpLevel)
+
+
+def run_cli(data_dir: Path, *args: str, check: bool = True) -> tuple[int, str]:
+    """Run a ``kizuna`` command in this process (the real command code, without a new interpreter)."""
+    result = CliRunner().invoke(cli, ["--data", str(data_dir), *args])
+    if check and result.exit_code != 0:
+        raise AssertionError(f"kizuna {' '.join(args)} failed ({result.exit_code}):\n{result.output}")
+    return result.exit_code, result.stdout
+
+
+def cli_json(data_dir: Path, *args: str) -> Any:
+    return json.loads(run_cli(data_dir, *args, "--json")[1])
 
 
 @dataclass
 class World:
     node: Node
+    core: CoreNode  # the same store, for configuration and for reading the audit log
     uk: str  # identity ids
     jp: str
     au: str
@@ -40,25 +63,46 @@ class World:
                 return found
             query = {**query, "next": body["next"]}
 
+    def organisation(self, name: str, country: str | None = None) -> str:
+        return str(self.core.create_organisation(name, country)["id"])
 
-@pytest.fixture(scope="module", params=BACKENDS)
+    def token(self, name: str, organisation: str, agreement: str | None = None) -> str:
+        """A read token on the shared collection, registered under ``name`` for ``node.session``."""
+        _, secret = self.core.create_token(organisation, read=["shared"], agreement=agreement)
+        self.node.tokens[name] = secret
+        return secret
+
+
+def _start(backend: str, base: Path, store_url: str | None) -> tuple[Node, CoreNode, dict[str, str]]:
+    data_dir = base / f"node-{backend}"
+    core = CoreNode.init(data_dir, store_url, org_name="NCSC UK", country="GBR")
+    shared = core.create_collection("Shared indicators", alias="shared",
+                                    description="Indicators shared under the pact").id
+    other = core.create_collection("Other", alias="other").id
+    ids = {"uk": core.home_organisation_id or "", "jp": core.create_organisation("JPCERT/CC", "JPN")["id"],
+           "au": core.create_organisation("ACSC", "AUS")["id"]}
+    core.set_agreement("uk-jp", "JPCERT/CC", max_tlp=TlpLevel.AMBER)
+    core.set_agreement("uk-au", "ACSC", max_tlp=TlpLevel.GREEN)
+    tokens = {
+        "writer": core.create_token("NCSC UK", read=[shared, other], write=[shared, other])[1],
+        "reader": core.create_token("JPCERT/CC", read=[shared])[1],
+        "au": core.create_token("ACSC", read=[shared])[1],
+        "jp_sync": core.create_token("JPCERT/CC", read=[shared], agreement="uk-jp")[1],
+    }
+    server = start_server(data_dir)
+    return Node(backend, data_dir, server, shared, other, tokens), core, ids
+
+
+@pytest.fixture(scope="package", params=BACKENDS)
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("policy-node")
     database = create_pg_database() if request.param == "postgresql" else None
-    node = make_node(request.param, base, database.url if database else None)
+    node, core, ids = _start(request.param, base, database.url if database else None)
     try:
-        data = node.data_dir
-        kizuna_json(data, "orgs", "create", "ACSC", "--country", "AUS")
-        orgs = {o["name"]: o["id"] for o in kizuna_json(data, "orgs", "list")["organisations"]}
-        kizuna_json(data, "agreements", "set", "uk-jp", "--partner", "JPCERT/CC", "--max-tlp", "amber")
-        kizuna_json(data, "agreements", "set", "uk-au", "--partner", "ACSC", "--max-tlp", "green")
-        node.tokens["au"] = kizuna_json(data, "tokens", "create", "--org", "ACSC", "--read", "shared")["token"]
-        node.tokens["jp_sync"] = kizuna_json(
-            data, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared", "--agreement", "uk-jp"
-        )["token"]
-        yield World(node, orgs["NCSC UK"], orgs["JPCERT/CC"], orgs["ACSC"])
+        yield World(node, core, ids["uk"], ids["jp"], ids["au"])
     finally:
         node.server.stop()
+        core.close()
         if database:
             database.drop()
 
@@ -80,6 +124,8 @@ def sdo(stix_type: str, producer: str, markings: list[str] | None = None, **extr
         obj.update(content="Note content", object_refs=extra.pop("object_refs"))
     elif stix_type == "malware":
         obj.update(name="Implant", is_family=False)
+    elif stix_type == "identity":
+        obj.update(name=extra.pop("name", "Producer"), identity_class="organization")
     obj.update(extra)
     return obj
 
@@ -90,4 +136,4 @@ def relationship(producer: str, source: str, target: str, markings: list[str] | 
 
 
 __all__ = ["AMBER", "AMBER_STRICT", "CLEAR", "GREEN", "RED", "World", "build_recipients_marking",
-           "build_rel_to_marking", "relationship", "sdo"]
+           "build_rel_to_marking", "cli_json", "relationship", "run_cli", "sdo"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -12,8 +13,18 @@ from hypothesis import strategies as st
 
 from kizuna.config import load_config
 from kizuna.store.sqlite.store import path_from_url
-from tests.conftest import kizuna, kizuna_json
-from tests.policy_node.conftest import AMBER, AMBER_STRICT, CLEAR, GREEN, RED, World, build_rel_to_marking, sdo
+from tests.policy_node.conftest import (
+    AMBER,
+    AMBER_STRICT,
+    CLEAR,
+    GREEN,
+    RED,
+    World,
+    build_rel_to_marking,
+    cli_json,
+    run_cli,
+    sdo,
+)
 
 # -- tampering ------------------------------------------------------------------------------------
 
@@ -45,10 +56,8 @@ def _rows(world: World) -> list[tuple[Any, ...]]:
 
 
 def _verify(world: World) -> tuple[int, dict[str, Any]]:
-    result = kizuna(world.node.data_dir, "audit", "verify", "--json", check=False)
-    import json
-
-    return result.returncode, json.loads(result.stdout)
+    code, out = run_cli(world.node.data_dir, "audit", "verify", "--json", check=False)
+    return code, json.loads(out)
 
 
 def _restore(world: World, rows: list[tuple[Any, ...]]) -> None:
@@ -95,9 +104,7 @@ def test_audit_verify_names_the_tampered_record(
 
 def test_audit_export_writes_the_chain_as_json_lines(world: World) -> None:
     out = world.node.data_dir.parent / "audit.jsonl"
-    kizuna(world.node.data_dir, "audit", "export", "-o", str(out))
-    import json
-
+    run_cli(world.node.data_dir, "audit", "export", "-o", str(out))
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["seq"] for r in lines] == list(range(1, len(lines) + 1))
     assert all(b["prev_hash"] == a["hash"] for a, b in zip(lines, lines[1:], strict=False))
@@ -179,16 +186,16 @@ def test_policy_commands_change_what_is_served(world: World) -> None:
     world.node.post([green])
     # GREEN via community: an organisation with no agreement sees GREEN only once it shares a community.
     data = world.node.data_dir
-    kizuna_json(data, "orgs", "create", "CERT-EE", "--country", "EST")
-    token = kizuna_json(data, "tokens", "create", "--org", "CERT-EE", "--read", "shared")["token"]
+    cli_json(data, "orgs", "create", "CERT-EE", "--country", "EST")
+    token = cli_json(data, "tokens", "create", "--org", "CERT-EE", "--read", "shared")["token"]
     world.node.tokens["ee"] = token
     assert world.objects("ee", **{"match[id]": green["id"]}) == []
-    kizuna_json(data, "policy", "communities", "first-eu")
-    kizuna_json(data, "policy", "org", "CERT-EE", "--community", "first-eu")
+    cli_json(data, "policy", "communities", "first-eu")
+    cli_json(data, "policy", "org", "CERT-EE", "--community", "first-eu")
     assert [o["id"] for o in world.objects("ee", **{"match[id]": green["id"]})] == [green["id"]]
-    history = kizuna_json(data, "agreements", "show", "uk-au")["versions"]
-    kizuna_json(data, "agreements", "set", "uk-au", "--max-tlp", "clear")
-    assert kizuna_json(data, "agreements", "show", "uk-au")["versions"][-1]["version"] == len(history) + 1
+    history = cli_json(data, "agreements", "show", "uk-au")["versions"]
+    cli_json(data, "agreements", "set", "uk-au", "--max-tlp", "clear")
+    assert cli_json(data, "agreements", "show", "uk-au")["versions"][-1]["version"] == len(history) + 1
     assert world.objects("au", **{"match[id]": green["id"]}) == []
-    kizuna_json(data, "agreements", "set", "uk-au", "--max-tlp", "green")
+    cli_json(data, "agreements", "set", "uk-au", "--max-tlp", "green")
     assert [o["id"] for o in world.objects("au", **{"match[id]": green["id"]})] == [green["id"]]

@@ -15,7 +15,7 @@ from kizuna.core.node import Node as CoreNode
 from kizuna.policy import TLP2_IDS
 from kizuna.policy.tlp import KNOWN_ALIAS_IDS
 from kizuna.store.base import VersionSelector
-from tests.conftest import TAXII, kizuna
+from tests.conftest import TAXII
 from tests.policy_node.conftest import (
     AMBER,
     AMBER_STRICT,
@@ -26,6 +26,7 @@ from tests.policy_node.conftest import (
     build_recipients_marking,
     build_rel_to_marking,
     relationship,
+    run_cli,
     sdo,
 )
 
@@ -136,7 +137,7 @@ def test_opencti_bundle_comes_out_with_oasis_tlp_ids(world: World) -> None:
     messages = " ".join(s.get("message", "") for s in status["successes"])
     assert "TLP normalised" in messages and "613f2e26" in messages
     out = world.node.data_dir.parent / "opencti-export.json"
-    kizuna(world.node.data_dir, "export", "--collection", "other", "-o", str(out))
+    run_cli(world.node.data_dir, "export", "--collection", "other", "-o", str(out))
     text = out.read_text()
     assert not any(alias in text for alias in KNOWN_ALIAS_IDS)
     exported = {o["id"]: o for o in json.loads(text)["objects"]}
