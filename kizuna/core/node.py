@@ -22,6 +22,7 @@ from kizuna.core.audit import AuditLog, pack_served
 from kizuna.core.cursor import CursorCodec
 from kizuna.core.errors import AdminError, Forbidden, NotFound
 from kizuna.core.filters import Endpoint, Filters
+from kizuna.core.ingest import _DUPLICATE_MESSAGE as DUPLICATE_MESSAGE
 from kizuna.core.ingest import IngestReport, ingest
 from kizuna.core.policy_source import (
     ANONYMOUS_IDENTITY,
@@ -40,7 +41,7 @@ from kizuna.core.visibility import Viewer
 from kizuna.policy import Agreement, PolicyOptions, compile_viewer
 from kizuna.policy import Organisation as PolicyOrganisation
 from kizuna.policy import Viewer as PolicyViewer
-from kizuna.stix.timestamps import format_timestamp, now_micros
+from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
 from kizuna.store import open_store
 from kizuna.store.base import (
     ApiRoot,
@@ -54,6 +55,7 @@ from kizuna.store.base import (
     VersionRow,
     VersionSelector,
 )
+from kizuna.store.sql import SqlStore
 
 DEFAULT_API_ROOT = "main"
 DEFAULT_MAX_CONTENT_LENGTH = 100 * 1024 * 1024
@@ -342,7 +344,70 @@ class Node:
                 ))
             return rows
 
-        return Viewer(principal, collection, policy, lookup)
+        def relayed(row: VersionRow) -> bool:
+            return self._relayed_from_partner(collection.pk, row)
+
+        return Viewer(principal, collection, policy, lookup, relayed)
+
+    def _relayed_from_partner(self, collection_pk: int, row: VersionRow) -> bool:
+        """Whether ``row`` arrived from a partner node (pulled, or pushed in by a partner's token).
+
+        Federation keeps provenance in the store (``fed_provenance``); asked only for rows marked
+        TLP:AMBER+STRICT or TLP:RED, so the query is rare.
+        """
+        if not isinstance(self.store, SqlStore):
+            return False
+        with self.store._read() as cur:
+            cur.execute(
+                "SELECT 1 FROM fed_provenance WHERE collection_pk = ? AND stix_id = ? AND version = ?",
+                (collection_pk, row.stix_id, row.version),
+            )
+            return cur.fetchone() is not None
+
+    def keep_withdrawn(self, collection_pk: int, rows: Iterable[VersionRow], reason: str) -> None:
+        """Keep a copy of versions that left the collection, so federation can tell partners that had
+        them (a recall), checking each partner's right to know against the copy's markings."""
+        if not isinstance(self.store, SqlStore):
+            return
+        at = now_micros()
+        with self.store._write() as cur:
+            cur.executemany(
+                "INSERT INTO fed_withdrawn (collection_pk, stix_id, version, type, created_by_ref, markings, body, "
+                "reason, withdrawn_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(collection_pk, r.stix_id, r.version, r.type, r.created_by_ref, r.markings, bytes(r.body), reason, at)
+                 for r in rows],
+            )
+
+    def _partner_names_of(self, organisation_id: str) -> list[str]:
+        """Federation partner entries configured with this organisation (their tokens push into this node)."""
+        if not isinstance(self.store, SqlStore):
+            return []
+        with self.store._read() as cur:
+            cur.execute("SELECT name, config FROM fed_partners ORDER BY name")
+            rows = cur.fetchall()
+        return [str(name) for name, config in rows if orjson.loads(config).get("organisation") == organisation_id]
+
+    def _record_pushed_in(self, principal: Principal, collection: Collection, report: IngestReport) -> None:
+        """Provenance for versions a partner node pushed in, so they are never echoed back to it and
+        AMBER+STRICT/RED stop here, exactly as for pulled versions."""
+        if principal.is_admin or principal.organisation_id is None or not report.successes:
+            return
+        if principal.organisation_id == self.home_organisation_id:
+            return
+        names = self._partner_names_of(principal.organisation_id)
+        if not names or not isinstance(self.store, SqlStore):
+            return
+        added = {
+            (entry["id"], parse_timestamp(entry["version"])) for entry in report.successes
+            if entry.get("version") and not entry.get("message", "").startswith(DUPLICATE_MESSAGE)
+        }
+        at = now_micros()
+        with self.store._write() as cur:
+            cur.executemany(
+                "INSERT INTO fed_provenance (collection_pk, stix_id, version, partner, remote_collection, "
+                "received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(collection.pk, stix_id, version, names[0], "push", at) for stix_id, version in sorted(added)],
+            )
 
     def record_auth_failure(self, presented: str | None, path: str, client: str | None) -> None:
         # Only the token id part is kept: the secret never reaches the log.
@@ -420,6 +485,7 @@ class Node:
             orjson.dumps(report.to_taxii()),
         ))
         self._record_write(principal, collection, report)
+        self._record_pushed_in(principal, collection, report)
         self._purge_old_statuses()
         return report
 
@@ -454,6 +520,8 @@ class Node:
         deleted = self.store.delete_versions(
             collection.pk, object_id, VersionSelector(exact=tuple(r.version for r in rows)), None
         )
+        if deleted:
+            self.keep_withdrawn(collection.pk, rows, "deleted")
         self.audit.record("delete", principal.key, {
             "collection": collection.id, "id": object_id, "versions": [r.version for r in rows],
             "deleted": deleted,

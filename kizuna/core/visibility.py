@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -22,6 +23,7 @@ import orjson
 from kizuna.core.principal import Principal
 from kizuna.policy import ViewerPolicy, hide_dangling
 from kizuna.policy.decide import Decision, Outcome
+from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
 from kizuna.store.base import Collection, VersionRow
 
 #: Types whose visibility also depends on the objects they reference (docs/policy.md).
@@ -36,6 +38,14 @@ _WHOLE_OBJECT_TYPES: Final = frozenset({"marking-definition", "identity"})
 
 #: Looks up every stored version of some ids in the viewer's collection.
 Lookup = Callable[[Sequence[str]], list[VersionRow]]
+#: Whether this node received a stored version from a partner node (federation provenance).
+Relayed = Callable[[VersionRow], bool]
+
+
+@lru_cache(maxsize=4096)
+def stops_onward(markings: str) -> bool:
+    """Whether a markings column carries TLP:AMBER+STRICT or TLP:RED, which never travel past their recipient."""
+    return any(LEVEL_BY_ANY_ID.get(ref, TlpLevel.CLEAR) >= TlpLevel.AMBER_STRICT for ref in orjson.loads(markings))
 
 
 class Viewer:
@@ -47,16 +57,19 @@ class Viewer:
     """
 
     __slots__ = ("_decisions", "_lookup", "_visible_ids", "collection", "hidden", "policy", "principal",
-                 "redacted")
+                 "redacted", "relayed")
 
     def __init__(
         self, principal: Principal, collection: Collection, policy: ViewerPolicy | None = None,
-        lookup: Lookup | None = None,
+        lookup: Lookup | None = None, relayed: Relayed | None = None,
     ) -> None:
         self.principal = principal
         self.collection = collection
         self.policy = policy
         self._lookup = lookup
+        #: With a policy: versions received from a partner node that carry TLP:AMBER+STRICT or TLP:RED
+        #: stop here (the node's own organisation was their recipient); they are hidden from everyone else.
+        self.relayed = relayed
         #: (producer, markings) -> the outcome, and the reason when it hides (for the audit log)
         self._decisions: dict[tuple[str | None, str | None], tuple[Outcome, str]] = {}
         self._visible_ids: dict[str, bool] = {}
@@ -100,6 +113,12 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     policy = viewer.policy
     if policy is None:
         return row.body
+    if (
+        viewer.relayed is not None and row.markings is not None and stops_onward(row.markings)
+        and row.created_by_ref != viewer.principal.organisation_id and viewer.relayed(row)
+    ):
+        viewer.hidden["relayed"] += 1
+        return None
     stix_type = row.type
     if stix_type not in REFERENCING_TYPES and stix_type not in _WHOLE_OBJECT_TYPES and (
         row.markings is None or _GRANULAR not in row.body
