@@ -130,3 +130,23 @@ class TaxiiClient:
         if not isinstance(status, dict):
             raise PartnerError(f"{self.partner.name}: POST {path}: the answer is not a status", kind="malformed")
         return status
+
+    def get_tombstones(self, collection: str, params: dict[str, str]) -> dict[str, Any] | None:
+        """The Kizuna tombstones extension page, or None when the partner does not offer it (not Kizuna)."""
+        path = f"collections/{collection}/tombstones/"
+        try:
+            response = self._request("GET", path, params=params)
+        except PartnerError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        if response.status_code in (400, 405, 406):
+            return None
+        page = self._json(response, f"{self.partner.name}: GET {path}")
+        if (
+            response.status_code != 200 or not isinstance(page, dict)
+            or not isinstance(page.get("tombstones"), list) or not isinstance(page.get("more"), bool)
+            or not isinstance(page.get("deleted_last"), int) or not isinstance(page.get("withdrawn_last"), int)
+        ):
+            raise PartnerError(f"{self.partner.name}: GET {path}: not a tombstones page", kind="malformed")
+        return page

@@ -10,14 +10,15 @@ a sync killed at any instant resumes exactly after the last committed page.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from kizuna.core.node import Node
 from kizuna.federation.config import PartnerConfig
 from kizuna.stix.timestamps import now_micros
-from kizuna.store.base import AddResult, NewVersion, Outcome, Store
+from kizuna.store.base import AddResult, NewVersion, Outcome, Store, VersionQuery, VersionSelector
 from kizuna.store.sql import SqlStore
 
 
@@ -288,6 +289,37 @@ class FederationState:
             cur.execute(f"SELECT COUNT(*) FROM fed_provenance WHERE collection_pk = ?{where}",
                         (collection_pk, *params))
             return int(cur.fetchone()[0])
+
+    def withdraw_received(
+        self, node: Node, collection_pk: int, wanted: Mapping[str, set[int]], sources: frozenset[str]
+    ) -> int:
+        """Delete the wanted versions that arrived from ``sources``; return how many left.
+
+        Versions this node produced, or received from another partner, stay: a partner can only recall
+        what it sent.  Deleted versions are kept as withdrawn copies, so nodes that pulled them from
+        here are told in turn.
+        """
+        if not wanted:
+            return 0
+        received = self.provenance_of(collection_pk, sorted(wanted))
+        allowed = {key for key, found in received.items() if found.partner in sources and key[1] in wanted[key[0]]}
+        removed = 0
+        by_id: dict[str, list[int]] = {}
+        for stix_id, version in sorted(allowed):
+            by_id.setdefault(stix_id, []).append(version)
+        for stix_id, versions in by_id.items():
+            selector = VersionSelector(exact=tuple(versions))
+            rows = self.store.query_versions(VersionQuery(
+                collection_pk=collection_pk, ids=(stix_id,), versions=selector, limit=len(versions) + 1,
+            ))
+            deleted = self.store.delete_versions(collection_pk, stix_id, selector, None)
+            if deleted:
+                node.keep_withdrawn(collection_pk, rows, "recalled")
+                node.audit.record("recall", None, {
+                    "collection_pk": collection_pk, "id": stix_id, "versions": versions, "from": sorted(sources),
+                })
+            removed += deleted
+        return removed
 
     # -- status ------------------------------------------------------------------------
     def get_status(self, partner: str) -> PartnerStatus:

@@ -25,10 +25,10 @@ from kizuna.core.errors import KizunaError
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.ingest import prepare
 from kizuna.core.node import Node
-from kizuna.core.visibility import Viewer
 from kizuna.federation.client import PartnerError, RemotePage, TaxiiClient
 from kizuna.federation.config import CollectionMapping, PartnerConfig
 from kizuna.federation.egress import partner_principal, select_for_partner
+from kizuna.federation.flowback import FlowBack, flow_back_agreement
 from kizuna.federation.state import (
     CursorKey,
     FederationState,
@@ -36,7 +36,7 @@ from kizuna.federation.state import (
     Source,
 )
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
-from kizuna.store.base import Collection, NewVersion, VersionSelector
+from kizuna.store.base import Collection, NewVersion, VersionQuery, VersionSelector
 
 BACKOFF_BASE_S = 5.0
 BACKOFF_CAP_S = 3600.0
@@ -104,6 +104,8 @@ class RunReport:
     quarantined: int = 0
     pushed: int = 0
     push_refused: int = 0
+    recalled: int = 0
+    sightings_flowed: int = 0
     pages: int = 0
     error: str | None = None
     skipped: bool = False
@@ -113,6 +115,7 @@ class RunReport:
         return {
             "partner": self.partner, "pulled": self.pulled, "duplicates": self.duplicates,
             "quarantined": self.quarantined, "pushed": self.pushed, "push_refused": self.push_refused,
+            "recalled": self.recalled, "sightings_flowed": self.sightings_flowed,
             "pages": self.pages, "error": self.error, "skipped": self.skipped, "mappings": self.mappings,
         }
 
@@ -151,7 +154,9 @@ class Syncer:
                     local = self.node.find_collection(mapping.local)
                     if mapping.direction.pulls:
                         self._pull(client, partner, mapping, local, report)
+                        self._recall(client, partner, mapping, local, report)
                     if mapping.direction.pushes:
+                        self._flow_back(client, partner, mapping, local, report)
                         self._push(client, partner, mapping, local, report)
         except (PartnerError, KizunaError) as exc:
             report.error = str(exc)
@@ -251,6 +256,69 @@ class Syncer:
                     break
         report.mappings.append(counts)
 
+    # -- recall --------------------------------------------------------------------------
+    def _same_node(self, partner: PartnerConfig) -> frozenset[str]:
+        """Every partner entry that stands for the same node (same API root URL)."""
+        return frozenset(p.name for p in self.state.list_partners() if p.base_url == partner.base_url) | {partner.name}
+
+    def _recall(
+        self, client: TaxiiClient, partner: PartnerConfig, mapping: CollectionMapping, local: Collection,
+        report: RunReport,
+    ) -> None:
+        """Apply the partner's tombstones: delete the versions that came from it and have left it."""
+        key = CursorKey(partner.name, "recall", local.id, mapping.remote)
+        saved = self.state.get_cursor(key)
+        position = orjson.loads(saved) if saved else {"deleted": 0, "withdrawn": 0}
+        sources = self._same_node(partner)
+        while True:
+            page = client.get_tombstones(mapping.remote, {
+                "deleted_after": str(position["deleted"]), "withdrawn_after": str(position["withdrawn"]),
+                "limit": str(partner.page_size),
+            })
+            if page is None:
+                return  # not a Kizuna node: deletions cannot be learnt over plain TAXII
+            wanted: dict[str, set[int]] = {}
+            for entry in page["tombstones"]:
+                if isinstance(entry, dict) and isinstance(entry.get("id"), str) and isinstance(
+                    entry.get("version_us"), int
+                ):
+                    wanted.setdefault(entry["id"], set()).add(entry["version_us"])
+            report.recalled += self.state.withdraw_received(self.node, local.pk, wanted, sources)
+            position = {"deleted": page["deleted_last"], "withdrawn": page["withdrawn_last"]}
+            self.state.save_cursor(key, orjson.dumps(position).decode())
+            self._heartbeat()
+            if not page["more"]:
+                return
+
+    # -- sightings flow-back -------------------------------------------------------------
+    def _flow_back(
+        self, client: TaxiiClient, partner: PartnerConfig, mapping: CollectionMapping, local: Collection,
+        report: RunReport,
+    ) -> None:
+        agreement = flow_back_agreement(self.node, partner)
+        if agreement is None:
+            return
+        flow = FlowBack(self.node, partner, local.pk, self._same_node(partner), agreement)
+        key = CursorKey(partner.name, "sightings", local.id, mapping.remote)
+        saved = self.state.get_cursor(key)
+        high_water = int(saved) if saved else None
+        while True:
+            rows = self.node.store.query_versions(VersionQuery(
+                collection_pk=local.pk, types=("sighting",), versions=_ALL_VERSIONS, added_after=high_water,
+                limit=partner.page_size,
+            ))
+            if not rows:
+                return
+            chosen = flow.select(rows)
+            if chosen:
+                client.post_objects(mapping.remote, b'{"objects":[' + b",".join(body for _, body in chosen) + b"]}")
+                report.sightings_flowed += len(chosen)
+            high_water = rows[-1].date_added
+            self.state.save_cursor(key, str(high_water))
+            self._heartbeat()
+            if len(rows) < partner.page_size:
+                return
+
     # -- push ------------------------------------------------------------------------
     def _push(
         self, client: TaxiiClient, partner: PartnerConfig, mapping: CollectionMapping, local: Collection,
@@ -259,9 +327,11 @@ class Syncer:
         key = CursorKey(partner.name, "push", local.id, mapping.remote)
         saved = self.state.get_cursor(key)
         high_water = int(saved) if saved else None
-        viewer = Viewer(partner_principal(partner, [local.pk]), local)
+        viewer = self.node.viewer_for(partner_principal(partner, [local.pk]), local)
         source = Source(partner.name, mapping.remote)
-        same_node = frozenset(p.name for p in self.state.list_partners() if p.base_url == partner.base_url)
+        same_node = self._same_node(partner)
+        agreement = flow_back_agreement(self.node, partner)
+        flow = None if agreement is None else FlowBack(self.node, partner, local.pk, same_node, agreement)
         counts: dict[str, Any] = {"direction": "push", "local": local.id, "remote": mapping.remote,
                                   "sent": 0, "refused": 0}
         while True:
@@ -270,7 +340,12 @@ class Syncer:
             if not page.items:
                 break
             provenance = self.state.provenance_of(local.pk, [row.stix_id for row, _ in page.items])
-            bodies = select_for_partner(same_node | {partner.name}, page.items, provenance, self.own_identities)
+            items = page.items
+            if flow is not None:
+                # Sightings of the partner's own objects travel only in the flow-back stream, in its form.
+                flowing = {(row.stix_id, row.version) for row, _ in flow.select(row for row, _ in items)}
+                items = [(row, body) for row, body in items if (row.stix_id, row.version) not in flowing]
+            bodies = select_for_partner(same_node, items, provenance, self.own_identities)
             if bodies:
                 status = client.post_objects(mapping.remote, b'{"objects":[' + b",".join(bodies) + b"]}")
                 refused = [f for f in status.get("failures", ()) if isinstance(f, dict)]

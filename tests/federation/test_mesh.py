@@ -90,9 +90,14 @@ def test_push_never_echoes_and_never_forwards_amber_strict(mesh: dict[str, FedNo
     jp_own = indicator(jp.identity, marking=TLP_AMBER_STRICT, name="jp strict")
     jp.post(jp_own)
 
-    add_partner(jp, au, "push", name="AU-push")
+    # Pushes read as the partner's organisation under its agreement: both release JP's AMBER+STRICT.
+    for guest in ("AU", "UK"):
+        jp.cli_json("agreements", "set", f"jp-{guest.lower()}", "--partner", f"{guest} national CERT",
+                    "--collections", "*", "--producers", "*", "--max-tlp", "amber+strict")
+    jp.cli_json("partners", "add", "AU-push", "--url", au.api_root_url, "--map", f"shared={au.collection}:push",
+                "--token", au.tokens["JP"], "--org", "AU national CERT", "--agreement", "jp-au")
     jp.cli_json("partners", "add", "UK-push", "--url", uk.api_root_url, "--map", f"shared={uk.collection}:push",
-                "--token", uk.tokens["JP"])
+                "--token", uk.tokens["JP"], "--org", "UK national CERT", "--agreement", "jp-uk")
     to_au = sync(jp, "AU-push")["runs"][0]
     to_uk = sync(jp, "UK-push")["runs"][0]
     assert to_au["error"] is None and to_uk["error"] is None

@@ -89,4 +89,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE fed_lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at BIGINT NOT NULL)
         """,
     ),
+    (
+        4,
+        """
+        CREATE TABLE fed_withdrawn (
+            collection_pk BIGINT NOT NULL, stix_id TEXT NOT NULL, version BIGINT NOT NULL, type TEXT NOT NULL,
+            created_by_ref TEXT, markings TEXT, body BYTEA NOT NULL, reason TEXT NOT NULL,
+            withdrawn_at BIGINT NOT NULL);
+        CREATE INDEX fed_withdrawn_at ON fed_withdrawn (collection_pk, withdrawn_at)
+        """,
+    ),
 ]

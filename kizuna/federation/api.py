@@ -1,0 +1,91 @@
+"""Kizuna-to-Kizuna HTTP extensions beside the TAXII API: tombstones and partner status.
+
+``GET /{api_root}/collections/{id}/tombstones/?deleted_after=&withdrawn_after=&limit=``
+    What left the collection for this token (recall.py); read access to the collection required.
+    Both positions are integers (µs) from the previous page's ``deleted_last``/``withdrawn_last``.
+``GET /{api_root}/federation/partners/``
+    Every partner with its status, without secrets; only for tokens of the node's own organisation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kizuna.core.errors import BadRequest, Forbidden
+from kizuna.core.node import Node
+from kizuna.core.principal import Principal
+from kizuna.federation.recall import DEFAULT_LIMIT, MAX_LIMIT, tombstones_for
+from kizuna.federation.state import FederationState
+from kizuna.stix.timestamps import format_timestamp
+from kizuna.taxii.app import endpoint, taxii_response
+
+
+def _position(request: Request, name: str) -> int:
+    text = request.query_params.get(name, "0")
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise BadRequest(f"{name} must be a non-negative integer (microseconds) from a previous page")
+    return int(text)
+
+
+def _limit(request: Request) -> int:
+    text = request.query_params.get("limit", str(DEFAULT_LIMIT))
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text[:6]) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be an integer between 1 and {MAX_LIMIT}")
+    return int(text)
+
+
+def partners_payload(node: Node) -> dict[str, Any]:
+    state = FederationState(node.store)
+    rows = []
+    for partner in state.list_partners():
+        status = state.get_status(partner.name)
+        rows.append({
+            **partner.public(),
+            "status": {
+                "state": status.state, "consecutive_failures": status.failures,
+                "next_attempt": format_timestamp(status.next_attempt) if status.next_attempt else None,
+                "last_attempt": format_timestamp(status.last_attempt) if status.last_attempt else None,
+                "last_success": format_timestamp(status.last_success) if status.last_success else None,
+                "last_error": status.last_error, "pulled": status.pulled, "pushed": status.pushed,
+                "quarantined": status.quarantined,
+            },
+        })
+    return {"partners": rows}
+
+
+def routes(node: Node) -> list[Route]:
+    """The federation routes, for `kizuna.taxii.app.create_app` to mount next to the TAXII ones."""
+
+    async def tombstones(request: Request, principal: Principal) -> Response:
+        deleted_after = _position(request, "deleted_after")
+        withdrawn_after = _position(request, "withdrawn_after")
+        limit = _limit(request)
+
+        def read() -> bytes:
+            viewer = node.readable(principal, request.path_params["api_root"], request.path_params["collection"])
+            return orjson.dumps(tombstones_for(node, viewer, deleted_after, withdrawn_after, limit).as_json())
+
+        return taxii_response(await run_in_threadpool(read))
+
+    async def partners(request: Request, principal: Principal) -> Response:
+        # There are no HTTP administrator tokens: the node's own organisation stands for its operators.
+        own = principal.organisation_id is not None and principal.organisation_id == node.home_organisation_id
+        if not (principal.is_admin or (own and principal.agreement_id is None)):
+            raise Forbidden("partner status is for the node's own organisation")
+
+        def read() -> bytes:
+            node.api_root(request.path_params["api_root"])
+            return orjson.dumps(partners_payload(node))
+
+        return taxii_response(await run_in_threadpool(read))
+
+    return [
+        Route("/{api_root}/collections/{collection}/tombstones/", endpoint(tombstones), methods=["GET"]),
+        Route("/{api_root}/federation/partners/", endpoint(partners), methods=["GET"]),
+    ]
