@@ -14,6 +14,7 @@ from typing import Any
 import click
 import orjson
 
+from kizuna.core.audit import unpack_served
 from kizuna.core.policy_source import agreement_body
 from kizuna.policy import Agreement, TlpLevel
 from kizuna.stix.timestamps import format_timestamp
@@ -259,16 +260,23 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
               help="Write JSON lines here instead of standard output.")
 @click.pass_context
 def audit_export(ctx: click.Context, output: Path | None) -> None:
-    """Write every audit record as one JSON object per line, oldest first."""
+    """Write every audit record as one JSON object per line, oldest first.
+
+    ``body`` is the record as sealed, so each line can be checked against its hash; an egress
+    record also gets ``served``, its compactly stored (id, version) pairs spelt out.
+    """
 
     def run() -> None:
         stream = output.open("wb") if output else sys.stdout.buffer
         try:
             for r in _node(ctx).audit.records():
-                stream.write(orjson.dumps({
+                line: dict[str, Any] = {
                     "seq": r.seq, "at": format_timestamp(r.at), "kind": r.kind, "principal": r.principal,
                     "body": orjson.loads(r.body), "prev_hash": r.prev_hash, "hash": r.hash,
-                }) + b"\n")
+                }
+                if r.kind == "egress" and "served" in line["body"]:
+                    line["served"] = [list(pair) for pair in unpack_served(line["body"]["served"])]
+                stream.write(orjson.dumps(line) + b"\n")
         finally:
             if output:
                 stream.close()

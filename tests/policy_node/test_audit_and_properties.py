@@ -7,11 +7,15 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kizuna.config import load_config
+from kizuna.core.audit import seal
+from kizuna.stix.timestamps import parse_timestamp
+from kizuna.store.base import AuditEntry
 from kizuna.store.sqlite.store import path_from_url
 from tests.policy_node.conftest import (
     AMBER,
@@ -103,11 +107,23 @@ def test_audit_verify_names_the_tampered_record(
 
 
 def test_audit_export_writes_the_chain_as_json_lines(world: World) -> None:
+    world.node.post([sdo("indicator", world.uk, [GREEN])])
+    assert world.objects("reader")
     out = world.node.data_dir.parent / "audit.jsonl"
     run_cli(world.node.data_dir, "audit", "export", "-o", str(out))
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["seq"] for r in lines] == list(range(1, len(lines) + 1))
     assert all(b["prev_hash"] == a["hash"] for a, b in zip(lines, lines[1:], strict=False))
+    # Each exported line can be checked against its hash without the node.
+    for line in lines:
+        entry = AuditEntry(parse_timestamp(line["at"]), line["kind"], line["principal"],
+                           orjson.dumps(line["body"]).decode())
+        assert seal(line["seq"], line["prev_hash"], entry) == line["hash"], line["seq"]
+    # Egress pairs are stored compactly and exported spelt out.
+    egress = [line for line in lines if line["kind"] == "egress" and line["body"]["served"]["n"]]
+    assert egress and all(len(line["served"]) == line["body"]["served"]["n"] for line in egress)
+    assert all(stix_id.count("--") == 1 and isinstance(version, int)
+               for line in egress for stix_id, version in line["served"])
 
 
 # -- nothing forbidden is served --------------------------------------------------------------------
