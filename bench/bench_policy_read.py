@@ -11,6 +11,12 @@ a third TLP + REL TO.  Two tokens read it all out, page by page (limit 1000), al
 Throughput is stored versions read out per second (both tokens page through the same rows);
 ``ratio`` = partner / unrestricted, goal >= 0.8.  Medians of ``--runs`` runs; peak RSS of the server.
 
+The egress audit record (one per page) is measured in process on the same store, for the partner,
+side by side: the read-out without any record, with the record as Kizuna writes it (the served
+(id, version) pairs packed), and with the pairs as a plain JSON list (the earlier format).
+``audit_share`` = record cost / read-out time over HTTP, goal < 0.10; ``audit_bytes_per_page``
+is the size of the record body for a full page.
+
     /work/venv/bin/python bench/bench_policy_read.py [--objects 20000] [--runs 5] [--json]
 """
 
@@ -32,6 +38,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import free_loopback_port, peak_rss_mb  # noqa: E402
 
+from kizuna.core.filters import Endpoint, Filters  # noqa: E402
+from kizuna.core.node import Node  # noqa: E402
 from kizuna.policy import TLP2_IDS, TlpLevel, build_rel_to_marking  # noqa: E402
 
 TAXII = "application/taxii+json;version=2.1"
@@ -79,6 +87,57 @@ def read_out(base: str, collection: str, token: str) -> tuple[int, float]:
     return served, time.perf_counter() - start
 
 
+def audit_cost(data: Path, token: str, runs: int) -> dict[str, Any]:
+    """Seconds per full read-out (limit 1000) without a record, packed pairs, and a JSON list of pairs."""
+    node = Node.open(data)
+    try:
+        principal = node.authenticate(token)
+        assert principal is not None
+        collection = node.find_collection("bench")
+
+        def plain_pairs(viewer: Any, page: Any) -> None:
+            body: dict[str, Any] = {
+                "collection": collection.id, "endpoint": Endpoint.OBJECTS.value,
+                "served": [[row.stix_id, row.version] for row, _ in page.items],
+            }
+            if viewer.hidden:
+                body["hidden"] = dict(viewer.hidden)
+            viewer.hidden.clear()
+            viewer.redacted.clear()
+            node.audit.record("egress", principal.key, body)
+
+        def read_out(mode: str) -> float:
+            viewer = node.viewer_for(principal, collection)
+            filters = Filters(limit=1000)
+            start = time.perf_counter()
+            while True:
+                if mode == "packed":
+                    page = node.read(viewer, Endpoint.OBJECTS, filters)
+                else:
+                    page = node.reader.page(viewer, Endpoint.OBJECTS, filters)
+                    if mode == "json":
+                        plain_pairs(viewer, page)
+                if not page.more:
+                    return time.perf_counter() - start
+                filters = Filters(limit=1000, next=page.next)
+
+        read_out("packed")
+        times: dict[str, list[float]] = {"none": [], "packed": [], "json": []}
+        for _ in range(runs):
+            for mode in times:
+                times[mode].append(read_out(mode))
+        sizes: dict[str, int] = {}
+        for record in node.audit.records():
+            if record.kind == "egress":
+                served = json.loads(record.body)["served"]
+                count = served["n"] if isinstance(served, dict) else len(served)
+                if count == 1000:
+                    sizes["packed" if isinstance(served, dict) else "json"] = len(record.body)
+        return {"seconds": {mode: statistics.median(t) for mode, t in times.items()}, "bytes": sizes}
+    finally:
+        node.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=20000)
@@ -123,6 +182,7 @@ def main() -> None:
                     served[name] = count
                     times[name].append(seconds)
             rss = peak_rss_mb(server.pid)
+            audit = audit_cost(data, tokens["partner"], args.runs)
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -136,6 +196,16 @@ def main() -> None:
         "goal_ratio": 0.8,
         "server_peak_rss_mb": round(rss, 1),
     }
+    seconds = audit["seconds"]
+    http_partner = statistics.median(times["partner"])
+    for mode in ("packed", "json"):
+        cost = max(seconds[mode] - seconds["none"], 0.0)
+        result[f"audit_{mode}_ms_per_readout"] = round(cost * 1000, 2)
+        result[f"audit_{mode}_share"] = round(cost / http_partner, 3)
+        result[f"audit_{mode}_bytes_per_page"] = audit["bytes"].get(mode)
+    result["in_process_readout_ms"] = round(seconds["none"] * 1000, 1)
+    result["audit_share"] = result["audit_packed_share"]
+    result["goal_audit_share"] = 0.1
     if args.json:
         print(json.dumps(result))
     else:

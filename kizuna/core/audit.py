@@ -40,20 +40,25 @@ def pack_served(ids: Sequence[str], versions: Sequence[int]) -> dict[str, Any]:
     packed: dict[str, Any] = {"n": count}
     if count == 0:
         return packed
-    tails = "".join([stix_id[-_TAIL:] for stix_id in ids])
+    chunks = [stix_id[-_TAIL:] for stix_id in ids]
+    tails = "".join(chunks)
     raw = b""
     if len(tails) == _TAIL * count and tails == tails.lower() and all(
         tails[at::_TAIL] == "-" * count for at in _DASHES
     ):
         try:
-            raw = bytes.fromhex(tails.replace("-", ""))
-        except ValueError:
+            raw = bytes.fromhex(tails.encode().translate(None, b"-").decode())
+        except (ValueError, UnicodeError):
             raw = b""
     if len(raw) != 16 * count or len(ids) != len(versions):
         packed["pairs"] = [[stix_id, version] for stix_id, version in zip(ids, versions, strict=True)]
         return packed
-    types = [stix_id[:-_TAIL] for stix_id in ids]
-    table = list(dict.fromkeys(types))
+    first = ids[0][:-_TAIL]
+    if len(set(map(len, ids))) == 1 and "".join(ids) == first + first.join(chunks):
+        types, table = [], [first]  # one type: every id is ``first`` + its tail
+    else:
+        types = [stix_id[:-_TAIL] for stix_id in ids]
+        table = list(dict.fromkeys(types))
     packed["types"] = table
     packed["ids"] = base64.b64encode(raw).decode()
     packed["versions"] = base64.b64encode(_little_endian(array("q", versions))).decode()
