@@ -112,7 +112,9 @@ def run_measured(
 ) -> tuple[int, float, float, str, str]:
     """Run a command to completion; return (exit code, wall seconds, peak RSS MB, stdout, stderr).
 
-    wait4 gives the child's own ru_maxrss, so the figure is the command's peak and not the benchmark's.
+    The peak is the child's VmHWM, polled from /proc while it runs: it belongs to the command's own
+    address space after exec. (wait4's ru_maxrss would also count the benchmark's memory, which the
+    child shares between fork and exec.)
     """
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
@@ -129,7 +131,17 @@ def run_measured(
     ]
     for reader in readers:
         reader.start()
+    peak_kb = 0
+    status_path = f"/proc/{process.pid}/status"
     while True:
+        try:
+            with open(status_path) as status_file:
+                for line in status_file:
+                    if line.startswith("VmHWM:"):
+                        peak_kb = max(peak_kb, int(line.split()[1]))
+                        break
+        except OSError:
+            pass
         waited_pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if waited_pid:
             break
@@ -145,7 +157,7 @@ def run_measured(
     return (
         process.returncode,
         elapsed,
-        round(usage.ru_maxrss / 1024, 1),
+        round((peak_kb or usage.ru_maxrss) / 1024, 1),
         captured.get("out", ""),
         captured.get("err", ""),
     )
