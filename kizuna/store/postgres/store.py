@@ -70,7 +70,9 @@ class PostgresStore(SqlStore):
         try:
             self._pool = ConnectionPool(
                 url, min_size=min_size, max_size=max_size, open=True, timeout=30,
-                kwargs={"autocommit": False},
+                # Custom plans always: a generic plan for "date_added > $n" cannot know that a
+                # cursor sits near the end of a million rows, and would scan and sort them all.
+                kwargs={"autocommit": False, "options": "-c plan_cache_mode=force_custom_plan"},
             )
             self._pool.wait(timeout=30)
         except (psycopg.Error, Exception) as exc:
