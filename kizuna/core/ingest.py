@@ -22,7 +22,7 @@ from kizuna.policy.tlp import KNOWN_ALIAS_IDS, LEVEL_BY_OASIS_ID, TLP2_EXTENSION
 from kizuna.stix.jsonio import loads_exact
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
 from kizuna.stix.validation import check_object
-from kizuna.store.base import NewVersion, Outcome, Store, VersionQuery, VersionSelector
+from kizuna.store.base import AddResult, NewVersion, Outcome, Store, VersionQuery, VersionSelector
 
 _DUPLICATE_MESSAGE = "already stored with identical content"
 _REDEFINED_MESSAGE = (
@@ -52,6 +52,9 @@ class IngestReport:
     failure_positions: list[int] = field(default_factory=list)  # index of each failure in the input
     normalisations: list[Normalisation] = field(default_factory=list)
     normalisation_count: int = 0
+    #: With ``keep_results``: (input position, stored form, outcome) of every valid object, for callers
+    #: that record something per version in the same transaction (federation provenance).
+    results: list[tuple[int, NewVersion, AddResult]] | None = None
 
     def succeeded(self, entry: dict[str, str]) -> None:
         self.success_count += 1
@@ -135,7 +138,7 @@ def prepare(obj: Any) -> NewVersion | str:
 
 def ingest(
     store: Store, collection_pk: int, objects: Iterable[Any], batch_size: int = 1000,
-    keep_successes: bool = True, policy: PolicySource | None = None,
+    keep_successes: bool = True, policy: PolicySource | None = None, keep_results: bool = False,
 ) -> IngestReport:
     """Store ``objects`` in a collection and report on each one.
 
@@ -144,7 +147,8 @@ def ingest(
     to are placed in the collection so clients can resolve them.
     """
     report = IngestReport(
-        id=str(uuid.uuid4()), request_timestamp=now_micros(), keep_successes=keep_successes
+        id=str(uuid.uuid4()), request_timestamp=now_micros(), keep_successes=keep_successes,
+        results=[] if keep_results else None,
     )
     table = policy.alias_table() if policy is not None else None
     learnt_before = table.aliases() if table is not None else {}
@@ -259,6 +263,8 @@ def _ingest_batch(
              and new.stix_id not in LEVEL_BY_OASIS_ID],
             now_micros(),
         )
+    if report.results is not None:
+        report.results.extend(zip(positions, ready, results, strict=True))
     for new, position, result in zip(ready, positions, results, strict=True):
         # The status names each version as the object itself does; SCOs by their date_added.
         version_text = _version_text(objects[position - offset]) or format_timestamp(result.version)

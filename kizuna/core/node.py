@@ -364,19 +364,46 @@ class Node:
             )
             return cur.fetchone() is not None
 
-    def keep_withdrawn(self, collection_pk: int, rows: Iterable[VersionRow], reason: str) -> None:
+    def keep_withdrawn(
+        self, collection_pk: int, rows: Iterable[VersionRow], reason: str, cur: Any = None
+    ) -> None:
         """Keep a copy of versions that left the collection, so federation can tell partners that had
-        them (a recall), checking each partner's right to know against the copy's markings."""
+        them (a recall), checking each partner's right to know against the copy's markings.
+
+        With ``cur``, the copy is written in that (the deleting) transaction."""
         if not isinstance(self.store, SqlStore):
             return
+        if cur is None:
+            with self.store._write() as own:
+                self.keep_withdrawn(collection_pk, rows, reason, own)
+            return
         at = now_micros()
-        with self.store._write() as cur:
-            cur.executemany(
-                "INSERT INTO fed_withdrawn (collection_pk, stix_id, version, type, created_by_ref, markings, body, "
-                "reason, withdrawn_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(collection_pk, r.stix_id, r.version, r.type, r.created_by_ref, r.markings, bytes(r.body), reason, at)
-                 for r in rows],
+        cur.executemany(
+            "INSERT INTO fed_withdrawn (collection_pk, stix_id, version, type, created_by_ref, markings, body, "
+            "reason, withdrawn_at, date_added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(collection_pk, r.stix_id, r.version, r.type, r.created_by_ref, r.markings, bytes(r.body), reason, at,
+              r.date_added)
+             for r in rows],
+        )
+
+    def _recalling_partner(self, principal: Principal) -> list[str]:
+        """The partner entries a token's organisation is configured as (empty for every other token)."""
+        org_id = principal.organisation_id
+        if principal.is_admin or org_id is None or org_id == self.home_organisation_id:
+            return []
+        return self._partner_names_of(org_id)
+
+    def _pushed_in(self, names: list[str], collection_pk: int, rows: list[VersionRow]) -> list[VersionRow]:
+        """The rows that one of the partner entries ``names`` pushed in (provenance)."""
+        if not rows or not isinstance(self.store, SqlStore):
+            return []
+        with self.store._read() as cur:
+            cur.execute(
+                "SELECT version, partner FROM fed_provenance WHERE collection_pk = ? AND stix_id = ?",
+                (collection_pk, rows[0].stix_id),
             )
+            sent = {int(version) for version, partner in cur.fetchall() if partner in names}
+        return [row for row in rows if row.version in sent]
 
     def _partner_names_of(self, organisation_id: str) -> list[str]:
         """Federation partner entries configured with this organisation (their tokens push into this node)."""
@@ -513,15 +540,29 @@ class Node:
         can_read, can_write = principal.can_read(collection), principal.can_write(collection)
         if not (can_read and can_write):
             raise Forbidden("deleting needs both read and write access to this collection")
-        viewer = self.viewer_for(principal, collection)
-        rows = self.reader.visible_versions(viewer, object_id, filters)
+        partner_names = self._recalling_partner(principal)
+        if partner_names:
+            # A partner node recalls what it sent: exactly the versions it pushed in, visible to its token
+            # or not (it sent those bytes), and nothing this node holds from anyone else.
+            everything = Viewer(principal, collection)
+            rows = self._pushed_in(partner_names, collection.pk,
+                                   self.reader.visible_versions(everything, object_id, filters))
+            reason = "recalled"
+        else:
+            rows = self.reader.visible_versions(self.viewer_for(principal, collection), object_id, filters)
+            reason = "deleted"
         if not rows:
             raise NotFound("no such object in this collection")
-        deleted = self.store.delete_versions(
-            collection.pk, object_id, VersionSelector(exact=tuple(r.version for r in rows)), None
-        )
-        if deleted:
-            self.keep_withdrawn(collection.pk, rows, "deleted")
+        selector = VersionSelector(exact=tuple(r.version for r in rows))
+        if isinstance(self.store, SqlStore):
+            # The recall copy commits with the delete: a crash between them would lose the recall.
+            def keep(cur: Any, deleted: int) -> None:
+                if deleted:
+                    self.keep_withdrawn(collection.pk, rows, reason, cur)
+
+            deleted = self.store.delete_versions_and(collection.pk, object_id, selector, keep)
+        else:
+            deleted = self.store.delete_versions(collection.pk, object_id, selector, None)
         self.audit.record("delete", principal.key, {
             "collection": collection.id, "id": object_id, "versions": [r.version for r in rows],
             "deleted": deleted,

@@ -9,16 +9,21 @@ a sync killed at any instant resumes exactly after the last committed page.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from kizuna.core.ingest import ingest
 from kizuna.core.node import Node
 from kizuna.federation.config import PartnerConfig
+from kizuna.federation.forms import is_redaction_of
 from kizuna.stix.timestamps import now_micros
-from kizuna.store.base import AddResult, NewVersion, Outcome, Store, VersionQuery, VersionSelector
+from kizuna.store.base import NewVersion, Outcome, Store, VersionQuery, VersionRow, VersionSelector
 from kizuna.store.sql import SqlStore
 
 
@@ -55,6 +60,22 @@ class PageCommit:
     added: int
     duplicates: int
     quarantined: int
+    redacted_copies: int = 0  # another form of a version held in full: not stored, not a conflict
+    upgraded: int = 0  # a stored redacted copy replaced by the full version
+    normalised: int = 0  # TLP alias rewrites made by ingest
+    normalisations: list[list[str]] = field(default_factory=list)  # the first ones, for the audit log
+
+
+def content_hash(body: bytes) -> str:
+    """How an unversioned SCO is named in a recall: its stored bytes are the same on every node."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def _dumps(obj: Any) -> bytes | None:
+    try:
+        return orjson.dumps(obj)
+    except (orjson.JSONEncodeError, TypeError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,24 +212,34 @@ class FederationState:
 
     # -- the atomic page ---------------------------------------------------------------
     def commit_pull_page(
-        self, collection_pk: int, versions: Sequence[NewVersion], source: Source,
-        rejected: Sequence[QuarantineEntry], cursor: CursorKey, position: str,
+        self, node: Node, collection_pk: int, objects: list[Any], source: Source, cursor: CursorKey, position: str,
     ) -> PageCommit:
-        """Store a pulled page, its provenance and quarantine, and move the cursor: all or nothing."""
+        """Store a pulled page, its provenance and quarantine, and move the cursor: all or nothing.
+
+        The page goes through the node's own ingest with its policy, exactly like a TAXII POST:
+        validation, TLP alias normalisation, marking definitions registered node-wide, the OASIS TLP
+        definitions placed in the collection.  A body that differs from the stored one under the same
+        ``(id, modified)`` is a redacted copy (kept out), a fuller form (replaces the stored redaction)
+        or a conflict (quarantined), see ``forms.py``.
+        """
         at = now_micros()
-        with self._write() as cur:
-            results: list[AddResult] = []
-            if versions:
-                with _joined_transaction(self.store, cur):
-                    results = self.store.add_versions(collection_pk, versions)
-            provenance = []
+        with self._write() as cur, _joined_transaction(self.store, cur):
+            report = ingest(
+                self.store, collection_pk, objects, batch_size=max(1, len(objects)), keep_successes=False,
+                policy=node.policy, keep_results=True,
+            )
+            results = report.results or []
+            stored = {position for position, _, _ in results}
             quarantine = [
-                (source.partner, source.remote_collection, cursor.local_collection, q.stix_id, q.version,
-                 q.reason, q.body, at)
-                for q in rejected
+                (source.partner, source.remote_collection, cursor.local_collection, failure.get("id") or None,
+                 failure.get("version") or None, f"refused on ingest: {failure.get('message', '')}",
+                 _dumps(objects[failed_at]), at)
+                for failed_at, failure in zip(report.failure_positions, report.failures, strict=True)
+                if failed_at not in stored
             ]
-            added = duplicates = 0
-            for new, result in zip(versions, results, strict=True):
+            provenance: list[tuple[Any, ...]] = []
+            added = duplicates = redacted = upgraded = 0
+            for _, new, result in results:
                 if result.outcome is Outcome.ADDED:
                     added += 1
                     provenance.append(
@@ -217,12 +248,27 @@ class FederationState:
                 elif result.outcome is Outcome.DUPLICATE:
                     duplicates += 1
                 else:
-                    quarantine.append((
-                        source.partner, source.remote_collection, cursor.local_collection, new.stix_id,
-                        str(result.version),
-                        "a different object with this id and modified is already stored; kept the stored one",
-                        new.body, at,
-                    ))
+                    form = self._other_form(cur, collection_pk, new, result.version)
+                    if form == "redacted":
+                        redacted += 1
+                    elif form == "fuller" and self.store.replace_form(collection_pk, new, result.version):
+                        upgraded += 1
+                        # The node now holds what this partner sent: it may recall it, and it is not echoed.
+                        cur.execute(
+                            "DELETE FROM fed_provenance WHERE collection_pk = ? AND stix_id = ? AND version = ?",
+                            (collection_pk, new.stix_id, result.version),
+                        )
+                        provenance.append(
+                            (collection_pk, new.stix_id, result.version, source.partner, source.remote_collection, at)
+                        )
+                    else:
+                        quarantine.append((
+                            source.partner, source.remote_collection, cursor.local_collection, new.stix_id,
+                            str(result.version),
+                            "a different object with this id and modified is already stored (and neither is a "
+                            "redaction of the other); kept the stored one",
+                            new.body, at,
+                        ))
             if provenance:
                 cur.executemany(
                     "INSERT INTO fed_provenance (collection_pk, stix_id, version, partner, remote_collection, "
@@ -232,7 +278,25 @@ class FederationState:
             if quarantine:
                 self._quarantine(cur, quarantine)
             self._save_cursor(cur, cursor, position)
-        return PageCommit(added, duplicates, len(quarantine))
+        return PageCommit(added, duplicates, len(quarantine), redacted, upgraded, report.normalisation_count,
+                          [[n.object_id, n.field, n.old, n.new] for n in report.normalisations])
+
+    @staticmethod
+    def _other_form(cur: Any, collection_pk: int, new: NewVersion, version: int) -> str:
+        """How ``new`` relates to the stored body of the same version: "redacted", "fuller" or "conflict"."""
+        cur.execute(
+            "SELECT body FROM objects WHERE collection_pk = ? AND stix_id = ? AND version = ?",
+            (collection_pk, new.stix_id, version),
+        )
+        row = cur.fetchone()
+        if row is None:
+            return "conflict"
+        held, arriving = orjson.loads(bytes(row[0])), orjson.loads(new.body)
+        if is_redaction_of(arriving, held):
+            return "redacted"
+        if is_redaction_of(held, arriving):
+            return "fuller"
+        return "conflict"
 
     @staticmethod
     def _quarantine(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -291,34 +355,54 @@ class FederationState:
             return int(cur.fetchone()[0])
 
     def withdraw_received(
-        self, node: Node, collection_pk: int, wanted: Mapping[str, set[int]], sources: frozenset[str]
+        self, node: Node, collection_pk: int, wanted: Mapping[str, set[int]], sources: frozenset[str],
+        cursor: CursorKey | None = None, position: str | None = None,
+        wanted_content: Mapping[str, set[str]] | None = None,
     ) -> int:
         """Delete the wanted versions that arrived from ``sources``; return how many left.
 
+        ``wanted`` names versions by ``(id, version µs)``; ``wanted_content`` names unversioned SCOs by
+        id and the SHA-256 of their body, because an SCO's version is the ``date_added`` of each node.
         Versions this node produced, or received from another partner, stay: a partner can only recall
-        what it sent.  Deleted versions are kept as withdrawn copies, so nodes that pulled them from
-        here are told in turn.
+        what it sent.  Deleted versions are kept as recalled copies, so nodes that pulled them from
+        here are told in turn.  The deletions, their copies and the recall cursor commit together.
         """
-        if not wanted:
-            return 0
-        received = self.provenance_of(collection_pk, sorted(wanted))
-        allowed = {key for key, found in received.items() if found.partner in sources and key[1] in wanted[key[0]]}
+        ids = sorted(set(wanted) | set(wanted_content or ()))
+        received = self.provenance_of(collection_pk, ids) if ids else {}
+        chosen: dict[str, list[VersionRow]] = {}
+        if ids:
+            for start in range(0, len(ids), 200):
+                rows = self.store.query_versions(VersionQuery(
+                    collection_pk=collection_pk, ids=tuple(ids[start:start + 200]),
+                    versions=VersionSelector(all=True), limit=100_000,
+                ))
+                for row in rows:
+                    found = received.get((row.stix_id, row.version))
+                    if found is None or found.partner not in sources:
+                        continue
+                    if row.version in wanted.get(row.stix_id, ()) or (
+                        wanted_content and content_hash(row.body) in wanted_content.get(row.stix_id, ())
+                    ):
+                        chosen.setdefault(row.stix_id, []).append(row)
         removed = 0
-        by_id: dict[str, list[int]] = {}
-        for stix_id, version in sorted(allowed):
-            by_id.setdefault(stix_id, []).append(version)
-        for stix_id, versions in by_id.items():
-            selector = VersionSelector(exact=tuple(versions))
-            rows = self.store.query_versions(VersionQuery(
-                collection_pk=collection_pk, ids=(stix_id,), versions=selector, limit=len(versions) + 1,
-            ))
-            deleted = self.store.delete_versions(collection_pk, stix_id, selector, None)
-            if deleted:
-                node.keep_withdrawn(collection_pk, rows, "recalled")
-                node.audit.record("recall", None, {
-                    "collection_pk": collection_pk, "id": stix_id, "versions": versions, "from": sorted(sources),
-                })
-            removed += deleted
+        with self._write() as cur, _joined_transaction(self.store, cur):
+            for stix_id, rows in chosen.items():
+                versions = [row.version for row in rows]
+
+                def keep(inner: Any, deleted: int, rows: list[VersionRow] = rows) -> None:
+                    if deleted:
+                        node.keep_withdrawn(collection_pk, rows, "recalled", inner)
+
+                deleted = self.store.delete_versions_and(
+                    collection_pk, stix_id, VersionSelector(exact=tuple(versions)), keep
+                )
+                if deleted:
+                    node.audit.record("recall", None, {
+                        "collection_pk": collection_pk, "id": stix_id, "versions": versions, "from": sorted(sources),
+                    })
+                removed += deleted
+            if cursor is not None and position is not None:
+                self._save_cursor(cur, cursor, position)
         return removed
 
     # -- status ------------------------------------------------------------------------

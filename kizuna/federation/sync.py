@@ -23,7 +23,6 @@ import orjson
 
 from kizuna.core.errors import KizunaError
 from kizuna.core.filters import Endpoint, Filters
-from kizuna.core.ingest import prepare
 from kizuna.core.node import Node
 from kizuna.federation.client import PartnerError, RemotePage, TaxiiClient
 from kizuna.federation.config import CollectionMapping, PartnerConfig
@@ -36,7 +35,7 @@ from kizuna.federation.state import (
     Source,
 )
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
-from kizuna.store.base import Collection, NewVersion, VersionQuery, VersionSelector
+from kizuna.store.base import Collection, VersionQuery, VersionSelector
 
 BACKOFF_BASE_S = 5.0
 BACKOFF_CAP_S = 3600.0
@@ -102,9 +101,13 @@ class RunReport:
     pulled: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    redacted_copies: int = 0
+    upgraded: int = 0
+    normalised: int = 0
     pushed: int = 0
     push_refused: int = 0
     recalled: int = 0
+    recalls_sent: int = 0
     sightings_flowed: int = 0
     pages: int = 0
     error: str | None = None
@@ -114,8 +117,9 @@ class RunReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "partner": self.partner, "pulled": self.pulled, "duplicates": self.duplicates,
-            "quarantined": self.quarantined, "pushed": self.pushed, "push_refused": self.push_refused,
-            "recalled": self.recalled, "sightings_flowed": self.sightings_flowed,
+            "quarantined": self.quarantined, "redacted_copies": self.redacted_copies, "upgraded": self.upgraded,
+            "normalised": self.normalised, "pushed": self.pushed, "push_refused": self.push_refused,
+            "recalled": self.recalled, "recalls_sent": self.recalls_sent, "sightings_flowed": self.sightings_flowed,
             "pages": self.pages, "error": self.error, "skipped": self.skipped, "mappings": self.mappings,
         }
 
@@ -181,26 +185,6 @@ class Syncer:
         return report
 
     # -- pull ------------------------------------------------------------------------
-    def _prepare(self, objects: list[Any]) -> tuple[list[NewVersion], list[QuarantineEntry]]:
-        versions: list[NewVersion] = []
-        rejected: list[QuarantineEntry] = []
-        for obj in objects:
-            prepared = prepare(obj)
-            if isinstance(prepared, NewVersion):
-                versions.append(prepared)
-                continue
-            stix_id = obj.get("id") if isinstance(obj, dict) else None
-            version = obj.get("modified", obj.get("created")) if isinstance(obj, dict) else None
-            try:
-                body: bytes | None = orjson.dumps(obj)
-            except (orjson.JSONEncodeError, TypeError):
-                body = None
-            rejected.append(QuarantineEntry(
-                stix_id if isinstance(stix_id, str) else None, version if isinstance(version, str) else None,
-                f"invalid STIX from partner: {prepared}", body,
-            ))
-        return versions, rejected
-
     def _pull(
         self, client: TaxiiClient, partner: PartnerConfig, mapping: CollectionMapping, local: Collection,
         report: RunReport,
@@ -209,7 +193,8 @@ class Syncer:
         source = Source(partner.name, mapping.remote)
         position = PullPosition.loads(self.state.get_cursor(key))
         counts: dict[str, Any] = {"direction": "pull", "local": local.id, "remote": mapping.remote,
-                                  "added": 0, "duplicates": 0, "quarantined": 0}
+                                  "added": 0, "duplicates": 0, "quarantined": 0, "redacted_copies": 0,
+                                  "upgraded": 0, "normalised": 0}
         def fetch(at: PullPosition) -> RemotePage:
             params = {"match[version]": "all", "limit": str(partner.page_size)}
             if at.after is not None:
@@ -239,17 +224,25 @@ class Syncer:
                 )
                 if page.more:
                     pending = pool.submit(fetch, new_position)
-                versions, rejected = self._prepare(page.objects)
-                del page.objects[:]  # the parsed page is the largest thing held; let it go before the commit
-                commit = self.state.commit_pull_page(local.pk, versions, source, rejected, key, new_position.dumps())
-                del versions, rejected
+                commit = self.state.commit_pull_page(
+                    self.node, local.pk, page.objects, source, key, new_position.dumps()
+                )
+                del page.objects[:]  # the parsed page is the largest thing held; let it go
                 report.pages += 1
                 report.pulled += commit.added
                 report.duplicates += commit.duplicates
                 report.quarantined += commit.quarantined
-                counts["added"] += commit.added
-                counts["duplicates"] += commit.duplicates
-                counts["quarantined"] += commit.quarantined
+                report.redacted_copies += commit.redacted_copies
+                report.upgraded += commit.upgraded
+                report.normalised += commit.normalised
+                for name in ("added", "duplicates", "quarantined", "redacted_copies", "upgraded", "normalised"):
+                    counts[name] += getattr(commit, name)
+                if commit.normalised:
+                    # As for a TAXII POST: the rewrites of TLP aliases are on record.
+                    self.node.audit.record("write", f"partner:{partner.name}", {
+                        "collection": local.id, "remote_collection": mapping.remote,
+                        "normalised": commit.normalised, "normalisations": commit.normalisations,
+                    })
                 self._heartbeat()
                 position = new_position
                 if not page.more:

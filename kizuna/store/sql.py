@@ -400,6 +400,12 @@ class SqlStore(abc.ABC):
         self, collection_pk: int, stix_id: str, selector: VersionSelector,
         spec_versions: tuple[str, ...] | None,
     ) -> int:
+        return self._delete(collection_pk, stix_id, selector, spec_versions, None)
+
+    def _delete(
+        self, collection_pk: int, stix_id: str, selector: VersionSelector,
+        spec_versions: tuple[str, ...] | None, then: Callable[[Any, int], None] | None,
+    ) -> int:
         clause, clause_params = self._version_clause(selector)
         spec_clause = ""
         spec_params: tuple[str, ...] = ()
@@ -420,7 +426,36 @@ class SqlStore(abc.ABC):
             deleted = int(cur.rowcount)
             if deleted:
                 self._refresh_flags(cur, collection_pk, [stix_id])
+            if then is not None:
+                then(cur, deleted)
         return deleted
+
+    def replace_form(self, collection_pk: int, new: NewVersion, version: int) -> int | None:
+        """Store a fuller form of a stored version (same id and version) in its place; return its new
+        ``date_added``, or None if the version is not stored.
+
+        The row moves to the end of the change feed, so readers paging by ``added_after`` see the
+        fuller form (federation: a redacted copy replaced by the full version, docs/federation.md).
+        """
+        with self._write() as cur:
+            last_added, now = self._lock_collection(cur, collection_pk)
+            added = max(now, last_added + 1)
+            cur.execute(
+                "UPDATE objects SET body = ?, markings = ?, created_by_ref = ?, date_added = ? "
+                "WHERE collection_pk = ? AND stix_id = ? AND version = ?",
+                (new.body, new.markings, new.created_by_ref, added, collection_pk, new.stix_id, version),
+            )
+            if not cur.rowcount:
+                return None
+            cur.execute("UPDATE collections SET last_added = ? WHERE pk = ?", (added, collection_pk))
+        return added
+
+    def delete_versions_and(
+        self, collection_pk: int, stix_id: str, selector: VersionSelector, then: Callable[[Any, int], None],
+    ) -> int:
+        """``delete_versions``, then ``then(cursor, deleted)`` in the same transaction: what is kept about
+        the deleted versions (their recall copies) commits with the delete or not at all."""
+        return self._delete(collection_pk, stix_id, selector, None, then)
 
     def collection_stats(self, collection_pk: int) -> tuple[int, int | None, int | None]:
         with self._read() as cur:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import uuid
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import requests
 
 from kizuna.store import open_store
@@ -169,3 +172,57 @@ def bulk_indicators(producer: str, count: int) -> list[dict[str, Any]]:
 
 def python() -> str:
     return sys.executable
+
+
+def start_medallion(
+    tmp_path: Path, objects: list[dict[str, Any]], max_page_size: int = 5,
+) -> tuple[subprocess.Popen[bytes], int, str]:
+    """medallion (the OASIS TAXII 2.1 reference server) on a loopback port with one read/write collection
+    holding ``objects``; user ``sync``, password ``secret``."""
+    pytest.importorskip("medallion")
+    tmp_path.mkdir(exist_ok=True)
+    port = free_port()
+    collection = str(uuid.uuid4())
+    root = f"http://127.0.0.1:{port}/api1/"
+    data = {
+        "/discovery": {"title": "medallion", "default": root, "api_roots": [root]},
+        "api1": {
+            "information": {"title": "api1", "versions": [TAXII], "max_content_length": 10_000_000},
+            "status": [],
+            "collections": [{
+                "id": collection, "title": "c", "can_read": True, "can_write": True,
+                "media_types": ["application/stix+json;version=2.1"], "objects": [], "manifest": [],
+            }],
+        },
+    }
+    (tmp_path / "data.json").write_text(json.dumps(data))
+    backend = {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
+               "filename": str(tmp_path / "data.json")}
+    config = {"backend": backend, "users": {"sync": "secret"}, "taxii": {"max_page_size": max_page_size}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    command = shutil.which("medallion", path=str(Path(sys.executable).parent))
+    assert command is not None
+    process = subprocess.Popen([command, "--host", "127.0.0.1", "--port", str(port), str(tmp_path / "config.json")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, process)
+    if objects:
+        response = httpx.post(f"{root}collections/{collection}/objects/", auth=("sync", "secret"),
+                              content=json.dumps({"objects": objects}),
+                              headers={"Accept": TAXII, "Content-Type": TAXII}, timeout=30)
+        assert response.status_code == 202, response.text
+    return process, port, collection
+
+
+def medallion_objects(port: int, collection: str) -> list[dict[str, Any]]:
+    """Every version medallion holds in the collection."""
+    found: list[dict[str, Any]] = []
+    params: dict[str, str] = {"match[version]": "all"}
+    while True:
+        response = httpx.get(f"http://127.0.0.1:{port}/api1/collections/{collection}/objects/", params=params,
+                             auth=("sync", "secret"), headers={"Accept": TAXII}, timeout=30)
+        assert response.status_code == 200, response.text
+        envelope = response.json()
+        found += envelope.get("objects", [])
+        if not envelope.get("more"):
+            return found
+        params["next"] = envelope["next"]

@@ -3,59 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
-import httpx
-import pytest
-
-from tests.conftest import TAXII, free_port, wait_for_port
-from tests.federation.helpers import add_partner, grant_partner, indicator, make_fed_node
-
-
-def _medallion(tmp_path: Path, objects: list[dict[str, object]]) -> tuple[subprocess.Popen[bytes], int, str]:
-    pytest.importorskip("medallion")
-    tmp_path.mkdir(exist_ok=True)
-    port = free_port()
-    collection = str(uuid.uuid4())
-    root = f"http://127.0.0.1:{port}/api1/"
-    data = {
-        "/discovery": {"title": "medallion", "default": root, "api_roots": [root]},
-        "api1": {
-            "information": {"title": "api1", "versions": [TAXII], "max_content_length": 10_000_000},
-            "status": [],
-            "collections": [{
-                "id": collection, "title": "c", "can_read": True, "can_write": True,
-                "media_types": ["application/stix+json;version=2.1"], "objects": [], "manifest": [],
-            }],
-        },
-    }
-    (tmp_path / "data.json").write_text(json.dumps(data))
-    backend = {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
-               "filename": str(tmp_path / "data.json")}
-    config = {"backend": backend,
-              "users": {"sync": "secret"}, "taxii": {"max_page_size": 5}}
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    command = shutil.which("medallion", path=str(Path(sys.executable).parent))
-    assert command is not None
-    process = subprocess.Popen([command, "--host", "127.0.0.1", "--port", str(port), str(tmp_path / "config.json")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, process)
-    response = httpx.post(f"{root}collections/{collection}/objects/", auth=("sync", "secret"),
-                          content=json.dumps({"objects": objects}),
-                          headers={"Accept": TAXII, "Content-Type": TAXII}, timeout=30)
-    assert response.status_code == 202, response.text
-    return process, port, collection
+from tests.federation.helpers import add_partner, grant_partner, indicator, make_fed_node, start_medallion
 
 
 def test_pull_from_medallion(tmp_path: Path) -> None:
     producer = f"identity--{uuid.uuid4()}"
     objects = [o for _ in range(6) for o in indicator(producer, versions=2)]
-    process, port, collection = _medallion(tmp_path / "m", objects)
+    process, port, collection = start_medallion(tmp_path / "m", objects)
     try:
         jp = make_fed_node(tmp_path, "JP", "JPN")
         jp.cli_json("partners", "add", "OASIS", "--url", f"http://127.0.0.1:{port}/api1/",

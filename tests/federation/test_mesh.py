@@ -86,7 +86,10 @@ def test_push_never_echoes_and_never_forwards_amber_strict(mesh: dict[str, FedNo
     clear = indicator(uk.identity, marking=TLP_CLEAR, name="clear")
     strict = indicator(uk.identity, marking=TLP_AMBER_STRICT, name="strict")
     uk.post(clear + strict)
-    assert sync(jp, "UK")["runs"][0]["pulled"] == 2  # JP is UK's direct recipient
+    assert sync(jp, "UK")["runs"][0]["error"] is None
+    on_jp = {sid for sid, _ in jp.versions()}
+    # UK gave JP no agreement: CLEAR arrives, AMBER+STRICT does not (JP places the TLP definitions itself).
+    assert clear[0]["id"] in on_jp and strict[0]["id"] not in on_jp
     jp_own = indicator(jp.identity, marking=TLP_AMBER_STRICT, name="jp strict")
     jp.post(jp_own)
 

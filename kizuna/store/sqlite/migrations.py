@@ -99,4 +99,10 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX fed_withdrawn_at ON fed_withdrawn (collection_pk, withdrawn_at)
         """,
     ),
+    (
+        5,
+        """
+        ALTER TABLE fed_withdrawn ADD COLUMN date_added INTEGER
+        """,
+    ),
 ]
