@@ -131,6 +131,23 @@ class TaxiiClient:
             raise PartnerError(f"{self.partner.name}: POST {path}: the answer is not a status", kind="malformed")
         return status
 
+    def delete_object(self, collection: str, stix_id: str, version: str | None) -> bool:
+        """TAXII DELETE of one version (all versions with ``version`` None); False if the partner had none."""
+        path = f"collections/{collection}/objects/{stix_id}/"
+        params = {"match[version]": version} if version is not None else {}
+        try:
+            response = self._request("DELETE", path, params=params)
+        except PartnerError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        if response.status_code != 200:
+            raise PartnerError(
+                f"{self.partner.name}: DELETE {path} answered {response.status_code}: {response.text[:200]}",
+                kind="refused", status_code=response.status_code,
+            )
+        return True
+
     def get_tombstones(self, collection: str, params: dict[str, str]) -> dict[str, Any] | None:
         """The Kizuna tombstones extension page, or None when the partner does not offer it (not Kizuna)."""
         path = f"collections/{collection}/tombstones/"

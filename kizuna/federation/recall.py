@@ -18,11 +18,14 @@ for the nodes pulling from it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from kizuna.core.node import Node
 from kizuna.core.visibility import Viewer, view
+from kizuna.federation.state import content_hash
 from kizuna.stix.timestamps import format_timestamp
 from kizuna.store.base import VersionQuery, VersionRow, VersionSelector
 from kizuna.store.sql import SqlStore
@@ -38,10 +41,39 @@ class Tombstone:
     stix_id: str
     version: int
     reason: str  # "deleted", "recalled" (deleted here because its source recalled it) or "withdrawn"
+    #: The version that left (its kept copy for a deletion), for the push side's egress rules.
+    row: VersionRow | None = field(default=None, compare=False)
+
+    @property
+    def sha256(self) -> str | None:
+        """For an unversioned SCO, the hash of its bytes: its version is each node's own date_added, so a
+        recall names it by content (the bytes are the same on every node)."""
+        return content_hash(self.row.body) if self.row is not None and unversioned(self.row.body) else None
+
+    @property
+    def version_text(self) -> str | None:
+        """The version as the object states it (``modified``, or ``created``); None for an SCO."""
+        if self.row is None:
+            return format_timestamp(self.version)
+        obj = orjson.loads(self.row.body)
+        text = obj.get("modified", obj.get("created"))
+        return text if isinstance(text, str) else None
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.stix_id, "version": format_timestamp(self.version), "version_us": self.version,
-                "reason": self.reason}
+        entry: dict[str, Any] = {"id": self.stix_id, "version": format_timestamp(self.version),
+                                 "version_us": self.version, "reason": self.reason}
+        digest = self.sha256
+        if digest is not None:
+            entry["sha256"] = digest
+        return entry
+
+
+def unversioned(body: bytes) -> bool:
+    """Whether a stored body is an SCO without ``modified``/``created`` (its version is its date_added)."""
+    if b'"modified"' in body or b'"created"' in body:
+        obj = orjson.loads(body)
+        return "modified" not in obj and "created" not in obj
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +98,8 @@ def tombstones_for(node: Node, viewer: Viewer, deleted_after: int, withdrawn_aft
     found: list[Tombstone] = []
     with store._read() as cur:
         cur.execute(
-            "SELECT stix_id, type, version, created_by_ref, markings, body, reason, withdrawn_at FROM fed_withdrawn "
+            "SELECT stix_id, type, version, created_by_ref, markings, body, reason, withdrawn_at, date_added "
+            "FROM fed_withdrawn "
             "WHERE collection_pk = ? AND withdrawn_at > ? ORDER BY withdrawn_at LIMIT ?",
             (pk, deleted_after, limit),
         )
@@ -79,10 +112,12 @@ def tombstones_for(node: Node, viewer: Viewer, deleted_after: int, withdrawn_aft
         )
         later_rows = [VersionRow._make((*row[:8], bytes(row[8]))) for row in cur.fetchall()]
     deleted_last = deleted_after
-    for stix_id, stix_type, version, created_by, markings, body, reason, at in deleted_rows:
-        copy = VersionRow(0, stix_id, stix_type, int(version), "2.1", int(at), created_by, markings, bytes(body))
+    for stix_id, stix_type, version, created_by, markings, body, reason, at, added in deleted_rows:
+        # Copies kept before schema step 5 have no date_added: 0 counts them as sent to every partner.
+        copy = VersionRow(0, stix_id, stix_type, int(version), "2.1", int(added or 0), created_by, markings,
+                          bytes(body))
         if view(viewer, copy) is not None:
-            found.append(Tombstone(stix_id, int(version), str(reason)))
+            found.append(Tombstone(stix_id, int(version), str(reason), copy))
         deleted_last = int(at)
     withdrawn_last = withdrawn_after
     hidden_later = [row for row in later_rows if view(viewer, row) is None]
@@ -91,7 +126,7 @@ def tombstones_for(node: Node, viewer: Viewer, deleted_after: int, withdrawn_aft
         for row in hidden_later:
             for older in earlier.get(row.stix_id, ()):
                 if older.version < row.version and view(viewer, older) is not None:
-                    found.append(Tombstone(row.stix_id, older.version, "withdrawn"))
+                    found.append(Tombstone(row.stix_id, older.version, "withdrawn", older))
     if later_rows:
         withdrawn_last = later_rows[-1].date_added
     more = len(deleted_rows) == limit or len(later_rows) == limit

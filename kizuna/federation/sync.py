@@ -26,8 +26,9 @@ from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.node import Node
 from kizuna.federation.client import PartnerError, RemotePage, TaxiiClient
 from kizuna.federation.config import CollectionMapping, PartnerConfig
-from kizuna.federation.egress import partner_principal, select_for_partner
+from kizuna.federation.egress import may_send, partner_principal, select_for_partner
 from kizuna.federation.flowback import FlowBack, flow_back_agreement
+from kizuna.federation.recall import tombstones_for
 from kizuna.federation.state import (
     CursorKey,
     FederationState,
@@ -160,8 +161,12 @@ class Syncer:
                         self._pull(client, partner, mapping, local, report)
                         self._recall(client, partner, mapping, local, report)
                     if mapping.direction.pushes:
+                        first_push = self.state.get_cursor(
+                            CursorKey(partner.name, "push", local.id, mapping.remote)
+                        ) is None
                         self._flow_back(client, partner, mapping, local, report)
                         self._push(client, partner, mapping, local, report)
+                        self._recall_pushed(client, partner, mapping, local, report, first_push)
         except (PartnerError, KizunaError) as exc:
             report.error = str(exc)
         finished = self._clock()
@@ -271,16 +276,64 @@ class Syncer:
             if page is None:
                 return  # not a Kizuna node: deletions cannot be learnt over plain TAXII
             wanted: dict[str, set[int]] = {}
+            by_content: dict[str, set[str]] = {}
             for entry in page["tombstones"]:
-                if isinstance(entry, dict) and isinstance(entry.get("id"), str) and isinstance(
-                    entry.get("version_us"), int
-                ):
+                if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+                    continue
+                if isinstance(entry.get("sha256"), str):
+                    # An unversioned SCO: its version is the partner's date_added, so it is named by content.
+                    by_content.setdefault(entry["id"], set()).add(entry["sha256"])
+                elif isinstance(entry.get("version_us"), int):
                     wanted.setdefault(entry["id"], set()).add(entry["version_us"])
-            report.recalled += self.state.withdraw_received(self.node, local.pk, wanted, sources)
             position = {"deleted": page["deleted_last"], "withdrawn": page["withdrawn_last"]}
-            self.state.save_cursor(key, orjson.dumps(position).decode())
+            report.recalled += self.state.withdraw_received(
+                self.node, local.pk, wanted, sources, key, orjson.dumps(position).decode(), by_content,
+            )
             self._heartbeat()
             if not page["more"]:
+                return
+
+    # -- recall towards partners we push to ---------------------------------------------------
+    def _recall_pushed(
+        self, client: TaxiiClient, partner: PartnerConfig, mapping: CollectionMapping, local: Collection,
+        report: RunReport, started_pushing: bool,
+    ) -> None:
+        """Send TAXII DELETEs for versions this partner received from our pushes and that have left it.
+
+        What has left is exactly what the tombstones endpoint would tell this partner if it pulled
+        (``tombstones_for`` with its principal), minus what the egress rules never sent it (its own
+        versions, relayed AMBER+STRICT/RED) and what was added after the push high-water mark.  A
+        Kizuna partner applies such a DELETE to the versions we pushed in only (its provenance); any
+        TAXII server deletes the named version.  A 404 means the partner no longer holds it.
+        """
+        key = CursorKey(partner.name, "push-recall", local.id, mapping.remote)
+        saved = self.state.get_cursor(key)
+        if saved is None and started_pushing:
+            # Versions deleted before the first push were never sent; withdrawn ones may have been.
+            saved = orjson.dumps({"deleted": self._clock(), "withdrawn": 0}).decode()
+        position = orjson.loads(saved) if saved else {"deleted": 0, "withdrawn": 0}
+        mark = self.state.get_cursor(CursorKey(partner.name, "push", local.id, mapping.remote))
+        if mark is None:
+            return
+        pushed_until = int(mark)
+        viewer = self.node.viewer_for(partner_principal(partner, [local.pk]), local)
+        same_node = self._same_node(partner)
+        while True:
+            page = tombstones_for(self.node, viewer, position["deleted"], position["withdrawn"], partner.page_size)
+            rows = [t for t in page.tombstones if t.row is not None and t.row.date_added <= pushed_until]
+            provenance = self.state.provenance_of(local.pk, [t.stix_id for t in rows])
+            for tombstone in rows:
+                assert tombstone.row is not None
+                if not may_send(same_node, tombstone.row, provenance.get((tombstone.stix_id, tombstone.version)),
+                                self.own_identities):
+                    continue
+                version = None if tombstone.sha256 is not None else tombstone.version_text
+                if client.delete_object(mapping.remote, tombstone.stix_id, version):
+                    report.recalls_sent += 1
+            position = {"deleted": page.deleted_last, "withdrawn": page.withdrawn_last}
+            self.state.save_cursor(key, orjson.dumps(position).decode())
+            self._heartbeat()
+            if not page.more:
                 return
 
     # -- sightings flow-back -------------------------------------------------------------

@@ -213,10 +213,13 @@ def start_medallion(
     return process, port, collection
 
 
-def medallion_objects(port: int, collection: str) -> list[dict[str, Any]]:
-    """Every version medallion holds in the collection."""
+def medallion_objects(port: int, collection: str, types: str = "indicator") -> list[dict[str, Any]]:
+    """Every version of these types medallion holds in the collection.
+
+    (medallion 3.0 answers 500 to an unfiltered read once it holds an extension-definition, which
+    a Kizuna node pushes with the TLP 2.0 markings; a type filter avoids it.)"""
     found: list[dict[str, Any]] = []
-    params: dict[str, str] = {"match[version]": "all"}
+    params: dict[str, str] = {"match[version]": "all", "match[type]": types}
     while True:
         response = httpx.get(f"http://127.0.0.1:{port}/api1/collections/{collection}/objects/", params=params,
                              auth=("sync", "secret"), headers={"Accept": TAXII}, timeout=30)
