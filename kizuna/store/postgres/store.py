@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from kizuna.store.base import StoreError
+from kizuna.store.base import AddResult, NewVersion, Outcome, StoreError
 from kizuna.store.postgres.migrations import MIGRATIONS
 from kizuna.store.sql import SqlStore
 
@@ -67,6 +67,8 @@ class _Cursor:
 class PostgresStore(SqlStore):
     def __init__(self, url: str, min_size: int = 1, max_size: int = 8) -> None:
         self.url = url
+        self._inserted = 0
+        self._analyze_at = 5_000
         try:
             self._pool = ConnectionPool(
                 url, min_size=min_size, max_size=max_size, open=True, timeout=30,
@@ -102,6 +104,19 @@ class PostgresStore(SqlStore):
         if row is None:
             raise StoreError(f"collection {collection_pk} does not exist")
         return int(row[0]), int(row[1])
+
+    def add_versions(self, collection_pk: int, versions: Sequence[NewVersion]) -> list[AddResult]:
+        results = super().add_versions(collection_pk, versions)
+        self._inserted += sum(r.outcome is Outcome.ADDED for r in results)
+        if self._inserted >= self._analyze_at:
+            # A bulk load outruns autovacuum; without fresh statistics the planner guesses a handful
+            # of rows after a cursor and sorts the whole tail of a million-row collection instead of
+            # walking the date_added index. Thresholds double, so a load pays for a few ANALYZEs.
+            self._analyze_at = self._inserted * 2
+            with self._pool.connection() as conn:
+                conn.autocommit = True
+                conn.execute("ANALYZE objects")
+        return results
 
     def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         if len(values) == 1:  # plain equality keeps ordered index scans (ANY forces a sort)
