@@ -328,8 +328,17 @@ class Syncer:
                                 self.own_identities):
                     continue
                 version = None if tombstone.sha256 is not None else tombstone.version_text
-                if client.delete_object(mapping.remote, tombstone.stix_id, version):
-                    report.recalls_sent += 1
+                try:
+                    if client.delete_object(mapping.remote, tombstone.stix_id, version):
+                        report.recalls_sent += 1
+                except PartnerError as exc:
+                    if exc.status_code not in (403, 405, 501):
+                        raise
+                    # The partner does not let this token delete (a write-only token, say): pushing goes on,
+                    # the recall waits at its cursor until the partner allows it, and the run says so.
+                    report.mappings.append({"direction": "push-recall", "local": local.id,
+                                            "remote": mapping.remote, "error": str(exc)})
+                    return
             position = {"deleted": page.deleted_last, "withdrawn": page.withdrawn_last}
             self.state.save_cursor(key, orjson.dumps(position).decode())
             self._heartbeat()

@@ -138,3 +138,20 @@ def test_a_foreign_push_partner_receives_taxii_deletes(pair: tuple[FedNode, FedN
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_partner_that_refuses_deletes_still_receives_pushes(pair: tuple[FedNode, FedNode]) -> None:
+    uk, jp = pair
+    write_only = jp.cli_json("tokens", "create", "--org", "UK national CERT", "--write", "shared")["token"]
+    uk.cli_json("partners", "add", "JP-wo", "--url", jp.api_root_url, "--map", f"shared={jp.collection}:push",
+                "--token", write_only, "--org", "JP national CERT", "--agreement", "uk-jp")
+    assert sync(uk, "JP-wo")["runs"][0]["error"] is None
+    obj = indicator(uk.identity, marking=TLP_CLEAR, name="write-only partner")
+    uk.post(obj)
+    assert delete(uk, obj[0]["id"]) == 200
+    later = indicator(uk.identity, marking=TLP_CLEAR, name="after the refusal")
+    uk.post(later)
+    run = sync(uk, "JP-wo")["runs"][0]
+    assert run["error"] is None and run["pushed"] >= 1 and later[0]["id"] in ids_on(jp)
+    refusals = [m for m in run["mappings"] if m.get("direction") == "push-recall"]
+    assert refusals and "403" in refusals[0]["error"]
