@@ -19,7 +19,6 @@ DEMO_CONTENT = (
     ("oasis-examples", "OASIS STIX 2.1 examples", "oasis-examples.json.gz",
      "Copyright (c) 2016 OASIS Open; BSD-3-Clause"),
 )
-DEMO_ORG = "Demo analysts"
 
 
 def load_demo(data_dir: Path) -> dict[str, Any]:
@@ -44,10 +43,10 @@ def load_demo(data_dir: Path) -> dict[str, Any]:
                 raise click.ClickException(f"{filename}: {report.failures[0]['message']}")
         loaded.append({"id": collection.id, "alias": alias, "title": title,
                        "objects": node.store.collection_stats(collection.pk)[0]})
-    if node.store.get_organisation(DEMO_ORG) is None:
-        node.create_organisation(DEMO_ORG, "GBR")
     refs = [str(c["id"]) for c in loaded]
-    token_id, token = node.create_token(DEMO_ORG, read=refs, write=refs, label="demo")
+    # A token of the node's own organisation: the demo shows everything the node holds.
+    home = node.home_organisation_id or ""
+    token_id, token = node.create_token(home, read=refs, write=refs, label="demo")
     node.close()
     return {"data_dir": str(data_dir), "collections": loaded, "token_id": token_id, "token": token}
 
