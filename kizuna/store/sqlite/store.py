@@ -23,7 +23,7 @@ _PRAGMAS = (
     "PRAGMA synchronous = NORMAL",
     "PRAGMA busy_timeout = 30000",
     "PRAGMA cache_size = -65536",
-    "PRAGMA mmap_size = 268435456",
+    "PRAGMA mmap_size = 134217728",
     "PRAGMA temp_store = MEMORY",
 )
 
