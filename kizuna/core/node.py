@@ -55,7 +55,6 @@ from kizuna.store.base import (
     VersionRow,
     VersionSelector,
 )
-from kizuna.store.sql import SqlStore
 
 DEFAULT_API_ROOT = "main"
 DEFAULT_MAX_CONTENT_LENGTH = 100 * 1024 * 1024
@@ -350,19 +349,8 @@ class Node:
         return Viewer(principal, collection, policy, lookup, relayed)
 
     def _relayed_from_partner(self, collection_pk: int, row: VersionRow) -> bool:
-        """Whether ``row`` arrived from a partner node (pulled, or pushed in by a partner's token).
-
-        Federation keeps provenance in the store (``fed_provenance``); asked only for rows marked
-        TLP:AMBER+STRICT or TLP:RED, so the query is rare.
-        """
-        if not isinstance(self.store, SqlStore):
-            return False
-        with self.store._read() as cur:
-            cur.execute(
-                "SELECT 1 FROM fed_provenance WHERE collection_pk = ? AND stix_id = ? AND version = ?",
-                (collection_pk, row.stix_id, row.version),
-            )
-            return cur.fetchone() is not None
+        """Whether ``row`` arrived from a partner node; asked only for TLP:AMBER+STRICT and RED rows."""
+        return self.store.has_provenance(collection_pk, row.stix_id, row.version)
 
     def keep_withdrawn(
         self, collection_pk: int, rows: Iterable[VersionRow], reason: str, cur: Any = None
@@ -371,20 +359,7 @@ class Node:
         them (a recall), checking each partner's right to know against the copy's markings.
 
         With ``cur``, the copy is written in that (the deleting) transaction."""
-        if not isinstance(self.store, SqlStore):
-            return
-        if cur is None:
-            with self.store._write() as own:
-                self.keep_withdrawn(collection_pk, rows, reason, own)
-            return
-        at = now_micros()
-        cur.executemany(
-            "INSERT INTO fed_withdrawn (collection_pk, stix_id, version, type, created_by_ref, markings, body, "
-            "reason, withdrawn_at, date_added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(collection_pk, r.stix_id, r.version, r.type, r.created_by_ref, r.markings, bytes(r.body), reason, at,
-              r.date_added)
-             for r in rows],
-        )
+        self.store.keep_withdrawn(collection_pk, list(rows), reason, now_micros(), cur)
 
     def _recalling_partner(self, principal: Principal) -> list[str]:
         """The partner entries a token's organisation is configured as (empty for every other token)."""
@@ -395,24 +370,16 @@ class Node:
 
     def _pushed_in(self, names: list[str], collection_pk: int, rows: list[VersionRow]) -> list[VersionRow]:
         """The rows that one of the partner entries ``names`` pushed in (provenance)."""
-        if not rows or not isinstance(self.store, SqlStore):
+        if not rows:
             return []
-        with self.store._read() as cur:
-            cur.execute(
-                "SELECT version, partner FROM fed_provenance WHERE collection_pk = ? AND stix_id = ?",
-                (collection_pk, rows[0].stix_id),
-            )
-            sent = {int(version) for version, partner in cur.fetchall() if partner in names}
+        sent = {version for version, partner in self.store.provenance_of(collection_pk, rows[0].stix_id)
+                if partner in names}
         return [row for row in rows if row.version in sent]
 
     def _partner_names_of(self, organisation_id: str) -> list[str]:
         """Federation partner entries configured with this organisation (their tokens push into this node)."""
-        if not isinstance(self.store, SqlStore):
-            return []
-        with self.store._read() as cur:
-            cur.execute("SELECT name, config FROM fed_partners ORDER BY name")
-            rows = cur.fetchall()
-        return [str(name) for name, config in rows if orjson.loads(config).get("organisation") == organisation_id]
+        return [name for name, config in self.store.partner_configs()
+                if orjson.loads(config).get("organisation") == organisation_id]
 
     def _record_pushed_in(self, principal: Principal, collection: Collection, report: IngestReport) -> None:
         """Provenance for versions a partner node pushed in, so they are never echoed back to it and
@@ -422,19 +389,16 @@ class Node:
         if principal.organisation_id == self.home_organisation_id:
             return
         names = self._partner_names_of(principal.organisation_id)
-        if not names or not isinstance(self.store, SqlStore):
+        if not names:
             return
         added = {
             (entry["id"], parse_timestamp(entry["version"])) for entry in report.successes
             if entry.get("version") and not entry.get("message", "").startswith(DUPLICATE_MESSAGE)
         }
         at = now_micros()
-        with self.store._write() as cur:
-            cur.executemany(
-                "INSERT INTO fed_provenance (collection_pk, stix_id, version, partner, remote_collection, "
-                "received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(collection.pk, stix_id, version, names[0], "push", at) for stix_id, version in sorted(added)],
-            )
+        self.store.add_provenance(
+            [(collection.pk, stix_id, version, names[0], "push", at) for stix_id, version in sorted(added)]
+        )
 
     def record_auth_failure(self, presented: str | None, path: str, client: str | None) -> None:
         # Only the token id part is kept: the secret never reaches the log.
@@ -554,15 +518,13 @@ class Node:
         if not rows:
             raise NotFound("no such object in this collection")
         selector = VersionSelector(exact=tuple(r.version for r in rows))
-        if isinstance(self.store, SqlStore):
-            # The recall copy commits with the delete: a crash between them would lose the recall.
-            def keep(cur: Any, deleted: int) -> None:
-                if deleted:
-                    self.keep_withdrawn(collection.pk, rows, reason, cur)
 
-            deleted = self.store.delete_versions_and(collection.pk, object_id, selector, keep)
-        else:
-            deleted = self.store.delete_versions(collection.pk, object_id, selector, None)
+        # The recall copy commits with the delete: a crash between them would lose the recall.
+        def keep(cur: Any, deleted: int) -> None:
+            if deleted:
+                self.keep_withdrawn(collection.pk, rows, reason, cur)
+
+        deleted = self.store.delete_versions_and(collection.pk, object_id, selector, keep)
         self.audit.record("delete", principal.key, {
             "collection": collection.id, "id": object_id, "versions": [r.version for r in rows],
             "deleted": deleted,

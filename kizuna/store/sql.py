@@ -643,3 +643,53 @@ class SqlStore(abc.ABC):
             cur.execute("SELECT seq, hash FROM audit_head WHERE id = 1")
             row = cur.fetchone()
         return (0, "") if row is None else (int(row[0]), str(row[1]))
+
+    # -- federation bookkeeping the core consults ------------------------------------------
+    def has_provenance(self, collection_pk: int, stix_id: str, version: int) -> bool:
+        """Whether a stored version arrived from a partner node (pulled, or pushed in by its token)."""
+        with self._read() as cur:
+            cur.execute(
+                "SELECT 1 FROM fed_provenance WHERE collection_pk = ? AND stix_id = ? AND version = ?",
+                (collection_pk, stix_id, version),
+            )
+            return cur.fetchone() is not None
+
+    def provenance_of(self, collection_pk: int, stix_id: str) -> list[tuple[int, str]]:
+        """(version, partner) for every version of one object that came from a partner."""
+        with self._read() as cur:
+            cur.execute(
+                "SELECT version, partner FROM fed_provenance WHERE collection_pk = ? AND stix_id = ?",
+                (collection_pk, stix_id),
+            )
+            return [(int(version), str(partner)) for version, partner in cur.fetchall()]
+
+    def add_provenance(self, rows: Sequence[tuple[int, str, int, str, str, int]]) -> None:
+        """(collection_pk, stix_id, version, partner, remote collection, received at) per version."""
+        with self._write() as cur:
+            cur.executemany(
+                "INSERT INTO fed_provenance (collection_pk, stix_id, version, partner, remote_collection, "
+                "received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                rows,
+            )
+
+    def partner_configs(self) -> list[tuple[str, bytes]]:
+        with self._read() as cur:
+            cur.execute("SELECT name, config FROM fed_partners ORDER BY name")
+            return [(str(name), bytes(config) if not isinstance(config, str) else config.encode())
+                    for name, config in cur.fetchall()]
+
+    def keep_withdrawn(
+        self, collection_pk: int, rows: Sequence[VersionRow], reason: str, at: int, cur: Any = None
+    ) -> None:
+        """Copies of versions that left a collection, for recall; with ``cur``, in that transaction."""
+        if cur is None:
+            with self._write() as own:
+                self.keep_withdrawn(collection_pk, rows, reason, at, own)
+            return
+        cur.executemany(
+            "INSERT INTO fed_withdrawn (collection_pk, stix_id, version, type, created_by_ref, markings, body, "
+            "reason, withdrawn_at, date_added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(collection_pk, r.stix_id, r.version, r.type, r.created_by_ref, r.markings, bytes(r.body), reason, at,
+              r.date_added)
+             for r in rows],
+        )
