@@ -71,6 +71,7 @@ class Reader:
         while True:
             rows = self._store.query_versions(query)
             scanned += len(rows)
+            viewer.prefetch(rows)
             for row in rows:
                 body = view(viewer, row)
                 if body is None:

@@ -98,8 +98,24 @@ class Viewer:
         for row in rows:
             if seen.get(row.stix_id):
                 continue
-            seen[row.stix_id] = self.policy.decide(orjson.loads(row.body)).visible
+            outcome = _column_outcome(self, self.policy, row)
+            seen[row.stix_id] = (
+                outcome is Outcome.VISIBLE if outcome is not None
+                else self.policy.decide(orjson.loads(row.body)).visible
+            )
         self._visible_ids.update(seen)
+
+    def prefetch(self, rows: Sequence[VersionRow]) -> None:
+        """Resolve every object the page's relationships, sightings and reports point at, in a few
+        queries for the whole page instead of one per referencing row."""
+        if self._lookup is None or self.policy is None:
+            return
+        refs: list[str] = []
+        for row in rows:
+            if row.type in REFERENCING_TYPES:
+                refs.extend(_references(orjson.loads(row.body)))
+        if refs:
+            self.resolve(refs)
 
 
 def view(viewer: Viewer, row: VersionRow) -> bytes | None:
@@ -119,25 +135,30 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     ):
         viewer.hidden["relayed"] += 1
         return None
-    stix_type = row.type
-    if stix_type not in REFERENCING_TYPES and stix_type not in _WHOLE_OBJECT_TYPES and (
-        row.markings is None or _GRANULAR not in row.body
-    ):
-        key = (row.created_by_ref, row.markings)
-        cached = viewer._decisions.get(key)
-        if cached is None:
-            stub = _stub(row)
-            outcome = policy.decide(stub).outcome
-            cached = viewer._decisions[key] = (
-                outcome, (policy.explain(stub) or "markings") if outcome is Outcome.HIDDEN else ""
-            )
-        outcome, reason = cached
-        if outcome is Outcome.VISIBLE:
-            return row.body
-        if outcome is Outcome.HIDDEN:
-            viewer.hidden[reason] += 1
-            return None
+    outcome = _column_outcome(viewer, policy, row)
+    if outcome is Outcome.VISIBLE:
+        return row.body
+    if outcome is Outcome.HIDDEN:
+        viewer.hidden[viewer._decisions[(row.created_by_ref, row.markings)][1]] += 1
+        return None
     return _full_view(viewer, policy, row)
+
+
+def _column_outcome(viewer: Viewer, policy: ViewerPolicy, row: VersionRow) -> Outcome | None:
+    """The verdict from the producer and markings columns alone, or None when the body must be read."""
+    if row.type in REFERENCING_TYPES or row.type in _WHOLE_OBJECT_TYPES or (
+        row.markings is not None and _GRANULAR in row.body
+    ):
+        return None
+    key = (row.created_by_ref, row.markings)
+    cached = viewer._decisions.get(key)
+    if cached is None:
+        stub = _stub(row)
+        outcome = policy.decide(stub).outcome
+        cached = viewer._decisions[key] = (
+            outcome, (policy.explain(stub) or "markings") if outcome is Outcome.HIDDEN else ""
+        )
+    return None if cached[0] is Outcome.REDACTED else cached[0]
 
 
 def _stub(row: VersionRow) -> dict[str, Any]:
