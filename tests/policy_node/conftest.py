@@ -89,7 +89,9 @@ def _start(backend: str, base: Path, store_url: str | None) -> tuple[Node, CoreN
         "au": core.create_token("ACSC", read=[shared])[1],
         "jp_sync": core.create_token("JPCERT/CC", read=[shared], agreement="uk-jp")[1],
     }
-    server = start_server(data_dir)
+    # No scheduled sync worker: a test that adds a partner runs the sync itself, and a worker
+    # racing it to the same push would leave it nothing to send.
+    server = start_server(data_dir, sync=False)
     return Node(backend, data_dir, server, shared, other, tokens), core, ids
 
 
