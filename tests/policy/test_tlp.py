@@ -31,7 +31,8 @@ from kizuna.policy.tlp import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SHARED_TLP = Path("/work/shared/data/stix/tlp/upstream-cti-stix-common-objects")
+# ../shared beside the repository (present for developers and CI; the suite must not need it).
+SHARED_TLP = Path(__file__).resolve().parents[3] / "shared/data/stix/tlp/upstream-cti-stix-common-objects"
 WHITE_ID = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9"
 
 # The TLP 2.0 table published with the OASIS extension (cti-stix-common-objects, tlp-2.0).
