@@ -1,3 +1,7 @@
+"""``python -m kizuna``: the same as the ``kizuna`` command."""
+
+import sys
+
 from kizuna.cli import main
 
-main()
+sys.exit(main())

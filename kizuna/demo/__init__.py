@@ -1,4 +1,4 @@
-"""``kizuna demo``: a node loaded with real public STIX content, in one command."""
+"""The demo node: real public STIX content (ATT&CK for ICS, the OASIS examples) loaded into a node."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ import gzip
 from importlib import resources
 from pathlib import Path
 from typing import Any, BinaryIO, cast
-
-import click
-import orjson
 
 from kizuna.config import CONFIG_NAME
 from kizuna.core.node import Node
@@ -40,7 +37,7 @@ def load_demo(data_dir: Path) -> dict[str, Any]:
                     collection, (obj for _, obj in iter_bundle_objects(cast(BinaryIO, stream), filename))
                 )
             if report.failures:
-                raise click.ClickException(f"{filename}: {report.failures[0]['message']}")
+                raise ValueError(f"{filename}: {report.failures[0]['message']}")
         loaded.append({"id": collection.id, "alias": alias, "title": title,
                        "objects": node.store.collection_stats(collection.pk)[0]})
     refs = [str(c["id"]) for c in loaded]
@@ -49,34 +46,3 @@ def load_demo(data_dir: Path) -> dict[str, Any]:
     token_id, token = node.create_token(home, read=refs, write=refs, label="demo")
     node.close()
     return {"data_dir": str(data_dir), "collections": loaded, "token_id": token_id, "token": token}
-
-
-@click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, type=int, show_default=True)
-@click.option("--no-serve", is_flag=True, help="Set up and print the details, but do not serve.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.pass_context
-def demo(ctx: click.Context, host: str, port: int, no_serve: bool, as_json: bool) -> None:
-    """Start a demo node loaded with ATT&CK for ICS and the OASIS examples."""
-    info = load_demo(ctx.obj["data_dir"])
-    url = f"http://{host}:{port}/taxii2/"
-    info["taxii_url"] = url
-    if as_json:
-        click.echo(orjson.dumps(info).decode())
-    else:
-        click.echo(f"Kizuna demo node in {info['data_dir']}")
-        click.echo(f"  TAXII discovery: {url}")
-        for c in info["collections"]:
-            click.echo(f"  collection {c['id']}  ({c['objects']} objects, alias {c['alias']}): {c['title']}")
-        click.echo(f"  token (shown once): {info['token']}")
-        first = info["collections"][0]["id"]
-        click.echo(
-            f"Try: curl -g -H 'Authorization: Bearer {info['token']}' "
-            f"-H 'Accept: application/taxii+json;version=2.1' "
-            f"'http://{host}:{port}/main/collections/{first}/objects/?match[type]=malware&limit=5'"
-        )
-    if not no_serve:
-        from kizuna.cli import serve
-
-        ctx.invoke(serve, host=host, port=port, workers=1)

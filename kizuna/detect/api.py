@@ -13,7 +13,7 @@ A sensor or SIEM posts what it saw and gets back which of the node's indicators 
 The answer is JSON: the hits (one per indicator per observation or record, as `kizuna match
 --alerts` writes them), the sightings (aggregated per indicator per hour, `observed_data_refs` set
 for STIX input) and counts. Authentication, content negotiation and error bodies are the TAXII
-endpoints' own (`kizuna.taxii.app.endpoint`).
+endpoints' own (`kizuna.taxii.http.endpoint`).
 
 Compiled indicator sets are cached per (token, collections) and rebuilt when a collection's
 object count or newest addition changes, or the node's sharing policy does.
@@ -40,7 +40,7 @@ from kizuna.core.principal import Principal
 from kizuna.detect.engine import DetectionEngine
 from kizuna.detect.errors import DetectError
 from kizuna.detect.mappings import LogReader, Mapping, shipped_mappings
-from kizuna.taxii.app import endpoint, read_body, taxii_response
+from kizuna.taxii.http import endpoint, read_body, taxii_response
 
 _PAGE = 1000
 _CACHE_SIZE = 16
@@ -194,6 +194,6 @@ def _stix_objects(body: bytes) -> list[dict[str, Any]]:
 
 
 def routes(node: Node) -> list[Route]:
-    """The detection routes, for `kizuna.taxii.app.create_app` to mount next to the TAXII ones."""
+    """The detection routes, for `kizuna.app.create_app` to mount next to the TAXII ones."""
     service = DetectionService(node)
     return [Route("/{api_root}/detect/observations/", endpoint(service.handle), methods=["POST"])]

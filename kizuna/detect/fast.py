@@ -17,14 +17,24 @@ every mapping, in order, become one function of literal dict lookups.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from kizuna.detect.mappings import LogReader, Mapping, Record, _ObjectSpec
+from kizuna.detect.sightings import Alert
 
-if TYPE_CHECKING:
-    from kizuna.detect.engine import Alert, DetectionEngine
+
+class MatchingEngine(Protocol):
+    """What the line matcher needs of the engine (`kizuna.detect.engine.DetectionEngine`)."""
+
+    index: Any
+    events_seen: int
+
+    def needs_generic_facts(self, mapping: Mapping) -> bool: ...
+
+    def submit_event(self, event: Any, mapping: Mapping | None = None) -> list[Alert]: ...
+
 
 Probe = Callable[[Record], bool]
 Selector = Callable[[Record], int]
@@ -348,7 +358,7 @@ def compile_classifier(mappings: list[Mapping], forced: Mapping | None, index: A
 class LineMatcher:
     """Runs log lines through a `DetectionEngine`, taking the fast path wherever it is sound."""
 
-    def __init__(self, engine: DetectionEngine, reader: LogReader) -> None:
+    def __init__(self, engine: MatchingEngine, reader: LogReader) -> None:
         self.engine = engine
         self.reader = reader
         self._mappings = list(reader.mappings)

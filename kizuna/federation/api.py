@@ -23,7 +23,7 @@ from kizuna.core.principal import Principal
 from kizuna.federation.recall import DEFAULT_LIMIT, MAX_LIMIT, tombstones_for
 from kizuna.federation.state import FederationState
 from kizuna.stix.timestamps import format_timestamp
-from kizuna.taxii.app import endpoint, taxii_response
+from kizuna.taxii.http import endpoint, taxii_response
 
 
 def _position(request: Request, name: str) -> int:
@@ -60,7 +60,7 @@ def partners_payload(node: Node) -> dict[str, Any]:
 
 
 def routes(node: Node) -> list[Route]:
-    """The federation routes, for `kizuna.taxii.app.create_app` to mount next to the TAXII ones."""
+    """The federation routes, for `kizuna.app.create_app` to mount next to the TAXII ones."""
 
     async def tombstones(request: Request, principal: Principal) -> Response:
         deleted_after = _position(request, "deleted_after")

@@ -8,7 +8,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from kizuna.detect.cli import match_command
+from kizuna.cli.match import match_command
 from kizuna.detect.compiler import compile_pattern
 from kizuna.detect.engine import DetectionEngine
 from kizuna.detect.evaluate import observation_passes

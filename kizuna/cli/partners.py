@@ -8,31 +8,13 @@ import threading
 from typing import Any
 
 import click
-import orjson
 
-from kizuna.config import ConfigError
-from kizuna.core.errors import KizunaError
-from kizuna.core.node import Node
+from kizuna.cli.common import CliError, emit, json_option, node_of
 from kizuna.federation.config import CollectionMapping, ConfigProblem, PartnerConfig
-from kizuna.federation.state import FederationState, StateError
+from kizuna.federation.state import FederationState
 from kizuna.federation.sync import Syncer
 from kizuna.federation.worker import LEASE_NAME, run_worker, stop_with_parent
 from kizuna.stix.timestamps import format_timestamp
-from kizuna.store.base import StoreError
-
-_ERRORS = (ConfigProblem, StateError, KizunaError, StoreError, ConfigError)
-
-
-def _node(ctx: click.Context) -> Node:
-    try:
-        node: Node = ctx.obj["context"].node()
-    except _ERRORS as exc:
-        raise click.ClickException(str(exc)) from None
-    return node
-
-
-def _emit(as_json: bool, payload: Any, text: str) -> None:
-    click.echo(orjson.dumps(payload).decode() if as_json else text)
 
 
 def _when(micros: int | None) -> str | None:
@@ -47,9 +29,6 @@ def _status_payload(state: FederationState, name: str) -> dict[str, Any]:
         "last_success": _when(status.last_success), "last_error": status.last_error,
         "pulled": status.pulled, "pushed": status.pushed, "quarantined": status.quarantined,
     }
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
 
 @click.group()
@@ -77,26 +56,23 @@ def partners_add(ctx: click.Context, name: str, url: str, maps: tuple[str, ...],
                  basic: str | None, cert: str | None, key: str | None, ca: str | None, org: str | None,
                  agreement: str | None, schedule: int, page_size: int, as_json: bool) -> None:
     """Add a partner node."""
-    node = _node(ctx)
-    try:
-        organisation = None
-        if org is not None:
-            found = node.store.get_organisation(org)
-            if found is None:
-                raise ConfigProblem(f"no organisation {org!r}; create it with `kizuna orgs create`")
-            organisation = found.id
-        mappings = tuple(CollectionMapping.parse(text) for text in maps)
-        for mapping in mappings:
-            node.find_collection(mapping.local)
-        config = PartnerConfig(
-            name=name, api_root_url=url, mappings=mappings, token=token, basic_auth=basic, client_cert=cert,
-            client_key=key, ca_file=ca, organisation=organisation, agreement=agreement, schedule_s=schedule,
-            page_size=page_size,
-        )
-        FederationState(node.store).add_partner(config)
-    except _ERRORS as exc:
-        raise click.ClickException(str(exc)) from None
-    _emit(as_json, config.public(), f"Partner {name} added ({len(mappings)} collection mapping(s))")
+    node = node_of(ctx)
+    organisation = None
+    if org is not None:
+        found = node.store.get_organisation(org)
+        if found is None:
+            raise ConfigProblem(f"no organisation {org!r}; create it with `kizuna orgs create`")
+        organisation = found.id
+    mappings = tuple(CollectionMapping.parse(text) for text in maps)
+    for mapping in mappings:
+        node.find_collection(mapping.local)
+    config = PartnerConfig(
+        name=name, api_root_url=url, mappings=mappings, token=token, basic_auth=basic, client_cert=cert,
+        client_key=key, ca_file=ca, organisation=organisation, agreement=agreement, schedule_s=schedule,
+        page_size=page_size,
+    )
+    FederationState(node.store).add_partner(config)
+    emit(as_json, config.public(), f"Partner {name} added ({len(mappings)} collection mapping(s))")
 
 
 @partners.command("list")
@@ -104,9 +80,9 @@ def partners_add(ctx: click.Context, name: str, url: str, maps: tuple[str, ...],
 @click.pass_context
 def partners_list(ctx: click.Context, as_json: bool) -> None:
     """List partners with their sync state."""
-    state = FederationState(_node(ctx).store)
+    state = FederationState(node_of(ctx).store)
     rows = [{**p.public(), "status": _status_payload(state, p.name)} for p in state.list_partners()]
-    _emit(as_json, {"partners": rows}, "\n".join(
+    emit(as_json, {"partners": rows}, "\n".join(
         f"{r['name']:<16} {r['status']['state']:<8} {r['api_root_url']}  "
         f"pulled {r['status']['pulled']}, pushed {r['status']['pushed']}, "
         f"quarantined {r['status']['quarantined']}"
@@ -121,10 +97,10 @@ def partners_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def partners_show(ctx: click.Context, name: str, as_json: bool) -> None:
     """Show one partner: configuration, status, cursors and recent quarantine."""
-    state = FederationState(_node(ctx).store)
+    state = FederationState(node_of(ctx).store)
     partner = state.get_partner(name)
     if partner is None:
-        raise click.ClickException(f"no partner {name!r}")
+        raise CliError(f"no partner {name!r}")
     payload = {
         **partner.public(),
         "status": _status_payload(state, name),
@@ -146,7 +122,7 @@ def partners_show(ctx: click.Context, name: str, as_json: bool) -> None:
         lines.append(f"  last error:   {status['last_error']}")
     lines += [f"  {m.direction.value:<4} {m.local} <-> {m.remote}" for m in partner.mappings]
     lines += [f"  quarantined: {q['id'] or '?'} {q['version'] or ''}: {q['reason']}" for q in payload["quarantine"]]
-    _emit(as_json, payload, "\n".join(lines))
+    emit(as_json, payload, "\n".join(lines))
 
 
 @partners.command("remove")
@@ -155,9 +131,9 @@ def partners_show(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.pass_context
 def partners_remove(ctx: click.Context, name: str, as_json: bool) -> None:
     """Remove a partner (received objects and their provenance stay)."""
-    if not FederationState(_node(ctx).store).remove_partner(name):
-        raise click.ClickException(f"no partner {name!r}")
-    _emit(as_json, {"name": name, "removed": True}, f"Partner {name} removed")
+    if not FederationState(node_of(ctx).store).remove_partner(name):
+        raise CliError(f"no partner {name!r}")
+    emit(as_json, {"name": name, "removed": True}, f"Partner {name} removed")
 
 
 @click.command("sync")
@@ -170,7 +146,7 @@ def partners_remove(ctx: click.Context, name: str, as_json: bool) -> None:
 def sync_command(ctx: click.Context, partner: str | None, loop: bool, tick: float, parent_pid: int | None,
                  as_json: bool) -> None:
     """Sync with PARTNER (or every partner) once now; with --loop, run the scheduled worker."""
-    node = _node(ctx)
+    node = node_of(ctx)
     if loop:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -189,9 +165,9 @@ def sync_command(ctx: click.Context, partner: str | None, loop: bool, tick: floa
         try:
             reports.append(syncer.sync_partner(name, force=True).as_dict())
         except KeyError:
-            raise click.ClickException(f"no partner {name!r}") from None
+            raise CliError(f"no partner {name!r}") from None
     payload = {"runs": reports, "worker": holder[0] if holder else None}
-    _emit(as_json, payload, "\n".join(
+    emit(as_json, payload, "\n".join(
         f"{r['partner']}: pulled {r['pulled']} new ({r['duplicates']} already here), pushed {r['pushed']}, "
         f"quarantined {r['quarantined'] + r['push_refused']}" + (f"; FAILED: {r['error']}" if r["error"] else "")
         for r in reports

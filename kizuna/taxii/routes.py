@@ -6,82 +6,25 @@ Nothing here decides what a principal may see; it only translates between HTTP a
 
 from __future__ import annotations
 
-import base64
-import binascii
-import os
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kizuna.config import resolve_data_dir
-from kizuna.core.errors import BadRequest, KizunaError, PayloadTooLarge, Unauthorized
+from kizuna.core.errors import BadRequest
 from kizuna.core.filters import Endpoint, is_stix_id, parse_filters
 from kizuna.core.ingest import parse_envelope
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.core.query import Page
 from kizuna.stix.timestamps import format_timestamp
-from kizuna.taxii.media import TAXII_MEDIA_TYPE, check_accept, check_content_type
+from kizuna.taxii.http import endpoint, read_body, taxii_response
+from kizuna.taxii.media import TAXII_MEDIA_TYPE, check_content_type
 
-_CHALLENGE = 'Bearer realm="kizuna", Basic realm="kizuna"'
 _STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
-
-Handler = Callable[[Request, Principal], Awaitable[Response]]
-
-
-def taxii_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(body, status_code=status, media_type=TAXII_MEDIA_TYPE, headers=headers)
-
-
-def error_response(status: int, title: str, description: str) -> Response:
-    body = {"title": title, "description": description, "http_status": str(status)}
-    headers = {"WWW-Authenticate": _CHALLENGE} if status == 401 else None
-    return taxii_response(orjson.dumps(body), status, headers)
-
-
-def _presented_token(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    scheme = scheme.lower()
-    if scheme == "bearer":
-        return value.strip()
-    if scheme == "basic":
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return decoded.partition(":")[2]
-    return None
-
-
-def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Negotiation, authentication and error rendering shared by every TAXII endpoint."""
-
-    async def run(request: Request) -> Response:
-        try:
-            check_accept(request.headers.get("accept"))
-            node: Node = request.app.state.node
-            token = _presented_token(request)
-            principal = await run_in_threadpool(node.authenticate, token) if token else None
-            if principal is None:
-                if token:
-                    client = request.client.host if request.client else None
-                    await run_in_threadpool(node.record_auth_failure, token, request.url.path, client)
-                raise Unauthorized("send a Kizuna API token as 'Authorization: Bearer <token>'")
-            return await handler(request, principal)
-        except KizunaError as exc:
-            return error_response(exc.status, exc.title, exc.description)
-
-    return run
 
 
 def _params(request: Request) -> list[tuple[str, str]]:
@@ -230,24 +173,6 @@ async def objects(request: Request, principal: Principal) -> Response:
     return taxii_response(_envelope(page), headers=_date_headers(page, filters.added_after))
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise BadRequest("Content-Length must be a whole number")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"the body is larger than this API root's max_content_length ({limit} bytes)")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is larger than this API root's max_content_length ({limit} bytes)")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _add_objects(request: Request, principal: Principal) -> Response:
     node: Node = request.app.state.node
     check_content_type(request.headers.get("content-type"))
@@ -292,20 +217,10 @@ async def versions(request: Request, principal: Principal) -> Response:
     return taxii_response(orjson.dumps(body), headers=_date_headers(page, filters.added_after))
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    titles = {404: "Not found", 405: "Method not allowed"}
-    description = "no such TAXII resource" if exc.status_code == 404 else str(exc.detail)
-    return error_response(exc.status_code, titles.get(exc.status_code, "Error"), description)
-
-
-async def _server_error(request: Request, exc: Exception) -> Response:
-    return error_response(500, "Internal server error", "the server could not complete the request")
-
-
-def create_app(node: Node) -> Starlette:
+def routes(node: Node) -> list[Route]:
+    """The TAXII 2.1 routes; `kizuna.app.create_app` mounts them beside the other rooms' routes."""
     collection_path = "/{api_root}/collections/{collection}"
-    routes = [
+    return [
         Route("/taxii2/", discovery, methods=["GET"]),
         Route("/{api_root}/", api_root, methods=["GET"]),
         Route("/{api_root}/status/{status_id}/", status, methods=["GET"]),
@@ -316,22 +231,3 @@ def create_app(node: Node) -> Starlette:
         Route(collection_path + "/objects/{object_id}/", object_, methods=["GET", "DELETE"]),
         Route(collection_path + "/objects/{object_id}/versions/", versions, methods=["GET"]),
     ]
-    # Imported here: the detection API builds on this module's endpoint wrapper.
-    from kizuna.detect.api import routes as detect_routes
-
-    routes += detect_routes(node)
-    # Kizuna-to-Kizuna extensions (tombstones for recall, partner status), same wrapper.
-    from kizuna.federation.api import routes as federation_routes
-
-    routes += federation_routes(node)
-    app = Starlette(
-        routes=routes,
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
-    )
-    app.state.node = node
-    return app
-
-
-def app_from_environment() -> Starlette:
-    """The app for ``uvicorn --factory`` workers: the node named by ``KIZUNA_DATA``."""
-    return create_app(Node.open(resolve_data_dir(os.environ.get("KIZUNA_DATA"))))

@@ -295,3 +295,7 @@ def _counted(lines: Iterable[bytes], limit: int) -> Iterator[bytes]:
         yield line
         if number >= limit:
             return
+
+
+def register(group: click.Group) -> None:
+    group.add_command(match_command)

@@ -1,0 +1,76 @@
+"""What every `kizuna` command shares: the node it works on, output, and how failures look.
+
+A command either succeeds or fails with exactly one line on stderr,
+``kizuna <command>: <what went wrong> [<file>:<line>]``, and a non-zero exit; with ``--json`` the
+same failure is one ``{"error": {...}}`` object on stdout instead. Commands raise :class:`CliError`
+(or let a domain error through); `kizuna.cli.main` renders it. Nothing here prints a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from kizuna.config import ConfigError
+from kizuna.core.errors import KizunaError
+from kizuna.core.node import Node
+from kizuna.store.base import StoreError
+
+
+class CliError(Exception):
+    """A failure to report to the operator: what went wrong, and where in which file if known."""
+
+    def __init__(self, message: str, *, code: str = "invalid", file: str | None = None,
+                 line: int | None = None, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.file = file
+        self.line = line
+        self.exit_code = exit_code
+
+
+class NodeContext:
+    """The data directory a command runs on, and the node opened from it on first use."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._node: Node | None = None
+
+    def node(self) -> Node:
+        if self._node is None:
+            try:
+                self._node = Node.open(self.data_dir)
+            except (ConfigError, StoreError, KizunaError) as exc:
+                raise CliError(str(exc), code="node") from None
+        return self._node
+
+
+def node_of(ctx: click.Context) -> Node:
+    """The node of the running command (opened once per command)."""
+    context: NodeContext = ctx.obj["context"]
+    return context.node()
+
+
+def data_dir_of(ctx: click.Context) -> Path:
+    path: Path = ctx.obj["data_dir"]
+    return path
+
+
+def emit(as_json: bool, payload: Any, text: str) -> None:
+    """Print the result: one JSON object with ``--json``, readable text otherwise."""
+    click.echo(orjson.dumps(payload).decode() if as_json else text)
+
+
+def split_values(values: tuple[str, ...]) -> list[str] | None:
+    """Repeatable options that also accept comma lists; absent means 'leave as it is'."""
+    if not values:
+        return None
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print one JSON object on standard output (errors too).")

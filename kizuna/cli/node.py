@@ -1,0 +1,192 @@
+"""``kizuna init``, ``api-roots``, ``collections``, ``orgs``, ``status`` and ``serve``: the node itself."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kizuna.cli.common import emit, json_option, node_of
+from kizuna.core.node import DEFAULT_API_ROOT, Node
+from kizuna.stix.timestamps import format_timestamp
+
+
+@click.command()
+@click.option("--store", "store_url", default=None, help="sqlite:///abs/path.db (default) or postgresql://…")
+@click.option("--org-name", default=None, help="The organisation this node belongs to.")
+@click.option("--country", default=None, help="ISO 3166-1 alpha-3 country of that organisation, e.g. GBR.")
+@click.option("--title", default=None, help="Title shown in TAXII discovery.")
+@json_option
+@click.pass_context
+def init(ctx: click.Context, store_url: str | None, org_name: str | None, country: str | None,
+         title: str | None, as_json: bool) -> None:
+    """Create a node: configuration, store, identity and the 'main' API root."""
+    data_dir: Path = ctx.obj["data_dir"]
+    node = Node.init(data_dir, store_url, org_name, country, title)
+    identity = node.identity()
+    emit(as_json, {"data_dir": str(data_dir), "store": node.config.store_url, "identity": identity},
+          f"Initialised a Kizuna node in {data_dir}\n  store:    {node.config.store_url}\n"
+          f"  identity: {identity['id']} ({identity['name']})")
+
+
+@click.group("api-roots")
+def api_roots() -> None:
+    """TAXII API roots."""
+
+
+@api_roots.command("create")
+@click.argument("name")
+@click.option("--title", required=True)
+@click.option("--description", default=None)
+@click.option("--max-content-length", type=int, default=100 * 1024 * 1024, show_default=True)
+@json_option
+@click.pass_context
+def api_roots_create(ctx: click.Context, name: str, title: str, description: str | None,
+                     max_content_length: int, as_json: bool) -> None:
+    """Create an API root served at /NAME/."""
+    root = node_of(ctx).create_api_root(name, title, description, max_content_length)
+    emit(as_json, {"name": root.name, "title": root.title, "max_content_length": root.max_content_length},
+          f"API root /{root.name}/ created")
+
+
+@api_roots.command("list")
+@json_option
+@click.pass_context
+def api_roots_list(ctx: click.Context, as_json: bool) -> None:
+    """List API roots."""
+    roots = node_of(ctx).store.list_api_roots()
+    emit(as_json, {"api_roots": [{"name": r.name, "title": r.title} for r in roots]},
+          "\n".join(f"/{r.name}/  {r.title}" for r in roots))
+
+
+@click.group()
+def collections() -> None:
+    """Collections of STIX objects."""
+
+
+@collections.command("create")
+@click.option("--title", required=True)
+@click.option("--api-root", default=DEFAULT_API_ROOT, show_default=True)
+@click.option("--description", default=None)
+@click.option("--alias", default=None, help="A name usable in place of the id in URLs.")
+@json_option
+@click.pass_context
+def collections_create(ctx: click.Context, title: str, api_root: str, description: str | None,
+                       alias: str | None, as_json: bool) -> None:
+    """Create a collection."""
+    c = node_of(ctx).create_collection(title, api_root, description, alias)
+    emit(as_json, {"id": c.id, "api_root": c.api_root, "title": c.title, "alias": c.alias},
+          f"Collection {c.id} created in /{c.api_root}/")
+
+
+@collections.command("list")
+@json_option
+@click.pass_context
+def collections_list(ctx: click.Context, as_json: bool) -> None:
+    """List collections with their object counts."""
+    found = node_of(ctx).collection_status()
+    rows = [
+        {"id": s.collection.id, "api_root": s.collection.api_root, "title": s.collection.title,
+         "alias": s.collection.alias, "objects": s.objects}
+        for s in found
+    ]
+    emit(as_json, {"collections": rows},
+          "\n".join(f"{r['id']}  /{r['api_root']}/  {r['objects']:>9} versions  {r['title']}" for r in rows))
+
+
+@click.group()
+def orgs() -> None:
+    """Organisations (partners and this node's own users)."""
+
+
+@orgs.command("create")
+@click.argument("name")
+@click.option("--country", default=None, help="ISO 3166-1 alpha-3, e.g. JPN.")
+@json_option
+@click.pass_context
+def orgs_create(ctx: click.Context, name: str, country: str | None, as_json: bool) -> None:
+    """Create an organisation (a STIX identity)."""
+    identity = node_of(ctx).create_organisation(name, country)
+    emit(as_json, {"id": identity["id"], "name": name, "country": country, "identity": identity},
+          f"Organisation {name} is {identity['id']}")
+
+
+@orgs.command("list")
+@json_option
+@click.pass_context
+def orgs_list(ctx: click.Context, as_json: bool) -> None:
+    """List organisations."""
+    found = node_of(ctx).store.list_organisations()
+    emit(as_json, {"organisations": [{"id": o.id, "name": o.name, "country": o.country} for o in found]},
+          "\n".join(f"{o.id}  {o.country or '---'}  {o.name}" for o in found))
+
+
+@click.command()
+@json_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show the node: store, identity, collections and token counts."""
+    node = node_of(ctx)
+    found = node.collection_status()
+    tokens_all = node.store.list_tokens()
+    payload: dict[str, Any] = {
+        "data_dir": str(node.config.data_dir),
+        "store": node.config.store_url,
+        "title": node.title,
+        "identity": node.identity().get("id"),
+        "api_roots": [r.name for r in node.store.list_api_roots()],
+        "collections": [
+            {"id": s.collection.id, "api_root": s.collection.api_root, "title": s.collection.title,
+             "objects": s.objects,
+             "first_added": format_timestamp(s.first_added) if s.first_added is not None else None,
+             "last_added": format_timestamp(s.last_added) if s.last_added is not None else None}
+            for s in found
+        ],
+        "tokens": {"active": sum(t.revoked_at is None for t in tokens_all),
+                   "revoked": sum(t.revoked_at is not None for t in tokens_all)},
+    }
+    lines = [f"{payload['title']}", f"  store:    {payload['store']}", f"  identity: {payload['identity']}",
+             f"  tokens:   {payload['tokens']['active']} active, {payload['tokens']['revoked']} revoked"]
+    lines += [f"  /{c['api_root']}/collections/{c['id']}/  {c['objects']} versions  {c['title']}"
+              for c in payload["collections"]]
+    emit(as_json, payload, "\n".join(lines))
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, type=int, show_default=True)
+@click.option("--workers", default=1, type=int, show_default=True, help="Server processes.")
+@click.option("--sync/--no-sync", "run_sync", default=True, show_default=True,
+              help="Run the scheduled partner sync worker (one process, whatever --workers says).")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool) -> None:
+    """Serve the TAXII 2.1 API."""
+    import subprocess
+
+    import uvicorn
+
+    node_of(ctx).close()  # fail here, with a clear message, if the node cannot open
+    os.environ["KIZUNA_DATA"] = str(ctx.obj["data_dir"])
+    click.echo(f"Kizuna TAXII 2.1 server on http://{host}:{port}/taxii2/", err=True)
+    # One sync worker beside the web processes; a lease in the store keeps it to one per node.
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "kizuna", "--data", str(ctx.obj["data_dir"]), "sync", "--loop",
+         "--parent-pid", str(os.getpid())]
+    ) if run_sync else None
+    try:
+        uvicorn.run(
+            "kizuna.app:app_from_environment", factory=True, host=host, port=port,
+            workers=workers, access_log=False, log_level="warning",
+        )
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+
+def register(group: click.Group) -> None:
+    for command in (init, api_roots, collections, orgs, status, serve):
+        group.add_command(command)

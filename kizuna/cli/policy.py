@@ -1,0 +1,166 @@
+"""``kizuna agreements`` and ``kizuna policy``: what each partner may receive, and the operator options."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import click
+import orjson
+
+from kizuna.cli.common import CliError, emit, json_option, node_of, split_values
+from kizuna.core.policy_source import agreement_body, options_to_json
+from kizuna.policy import Agreement, TlpLevel
+
+_TLP_CHOICES = [level.token for level in TlpLevel]
+
+
+def _agreement_json(agreement: Agreement) -> dict[str, Any]:
+    return {"id": agreement.agreement_id, "version": agreement.version, **agreement_body(agreement)}
+
+
+@click.group()
+def agreements() -> None:
+    """Partner agreements: what each partner may receive (versioned; every change is a new version)."""
+
+
+@agreements.command("set")
+@click.argument("agreement_id")
+@click.option("--partner", default=None, help="Partner organisation (name or identity id) or node:<name>.")
+@click.option("--collections", "collections", multiple=True, help="Collections it covers (id, alias or *).")
+@click.option("--producers", "producers", multiple=True, help="Producer identity ids it releases (or *).")
+@click.option("--max-tlp", type=click.Choice(_TLP_CHOICES), default=None, help="Highest TLP released.")
+@click.option("--releasability", "releasability", multiple=True,
+              help="REL TO tokens (countries, identity ids) the partner satisfies.")
+@click.option("--anonymise-producer/--keep-producer", default=None)
+@click.option("--sightings-flow-back/--no-sightings-flow-back", default=None)
+@click.option("--amber-to-clients/--no-amber-to-clients", default=None)
+@json_option
+@click.pass_context
+def agreements_set(
+    ctx: click.Context, agreement_id: str, partner: str | None, collections: tuple[str, ...],
+    producers: tuple[str, ...], max_tlp: str | None, releasability: tuple[str, ...],
+    anonymise_producer: bool | None, sightings_flow_back: bool | None, amber_to_clients: bool | None,
+    as_json: bool,
+) -> None:
+    """Create an agreement or store a new version of it (unset options keep their current value)."""
+
+    node = node_of(ctx)
+    current = node.policy.agreement(agreement_id)
+    if current is None and partner is None:
+        raise CliError(f"a new agreement needs --partner ({agreement_id!r} does not exist)")
+    base = current or Agreement(agreement_id, 0, partner or "")
+    if current is not None and partner is not None:
+        found = node.store.get_organisation(partner)
+        base = replace(base, partner=found.id if found else partner)
+    settings: dict[str, Any] = {
+        "collections": split_values(collections) or sorted(base.collections),
+        "producers": split_values(producers) or sorted(base.producers),
+        "max_tlp": TlpLevel.from_token(max_tlp) if max_tlp else base.max_tlp,
+        "releasability": split_values(releasability) if releasability else sorted(base.releasability),
+        "anonymise_producer": base.anonymise_producer if anonymise_producer is None else anonymise_producer,
+        "sightings_flow_back": base.sightings_flow_back if sightings_flow_back is None else sightings_flow_back,
+        "amber_extends_to_clients": base.amber_extends_to_clients if amber_to_clients is None
+        else amber_to_clients,
+    }
+    stored = node.set_agreement(agreement_id, partner or base.partner, **settings)
+    emit(as_json, _agreement_json(stored),
+          f"Agreement {stored.agreement_id} is now version {stored.version}")
+
+
+@agreements.command("list")
+@json_option
+@click.pass_context
+def agreements_list(ctx: click.Context, as_json: bool) -> None:
+    """List the current version of every agreement."""
+
+    node = node_of(ctx)
+    ctx_policy = node.policy.context()
+    found = sorted(ctx_policy.agreements(), key=lambda a: a.agreement_id)
+    emit(as_json, {"agreements": [_agreement_json(a) for a in found]},
+          "\n".join(f"{a.agreement_id}  v{a.version}  {a.partner}  max {a.max_tlp.label}" for a in found))
+
+
+@agreements.command("show")
+@click.argument("agreement_id")
+@json_option
+@click.pass_context
+def agreements_show(ctx: click.Context, agreement_id: str, as_json: bool) -> None:
+    """Show every version of one agreement, oldest first."""
+
+    history = node_of(ctx).agreement_history(agreement_id)
+    if not history:
+        raise CliError(f"no agreement {agreement_id!r}")
+    payload = {"id": agreement_id, "versions": [_agreement_json(a) for a in history]}
+    emit(as_json, payload, orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+
+
+@click.group("policy")
+def policy() -> None:
+    """The node's read policy: shared communities, organisation groups and operator options."""
+
+
+@policy.command("communities")
+@click.argument("communities", nargs=-1)
+@json_option
+@click.pass_context
+def policy_communities(ctx: click.Context, communities: tuple[str, ...], as_json: bool) -> None:
+    """Set the communities this node shares TLP:GREEN with (none given: share GREEN with none)."""
+
+    shared = node_of(ctx).set_shared_communities(communities)
+    emit(as_json, {"shared_communities": shared}, "TLP:GREEN is shared with: " + (", ".join(shared) or "nobody"))
+
+
+@policy.command("org")
+@click.argument("organisation")
+@click.option("--community", "communities", multiple=True, help="Communities it belongs to (repeatable).")
+@click.option("--client-of", "client_of", multiple=True, help="Organisations it is a client of.")
+@json_option
+@click.pass_context
+def policy_org(ctx: click.Context, organisation: str, communities: tuple[str, ...],
+               client_of: tuple[str, ...], as_json: bool) -> None:
+    """Set an organisation's communities and patrons (unset options keep their value)."""
+
+    groups = node_of(ctx).set_organisation_groups(organisation, split_values(communities), split_values(client_of))
+    emit(as_json, {"organisation": groups.organisation_id, "communities": list(groups.communities),
+                    "client_of": list(groups.client_of)},
+          f"{groups.organisation_id}: communities {', '.join(groups.communities) or '-'}; "
+          f"client of {', '.join(groups.client_of) or '-'}")
+
+
+@policy.command("options")
+@click.option("--unknown-markings", type=click.Choice(["deny", "carry"]), default=None)
+@click.option("--unenforced-markings", type=click.Choice(["deny", "carry"]), default=None)
+@click.option("--unmarked-tlp", type=click.Choice([*_TLP_CHOICES, "none"]), default=None)
+@click.option("--admins-see-everything/--admins-see-as-organisation", default=None)
+@click.option("--agreement-caps-recipients/--agreement-does-not-cap-recipients", default=None)
+@json_option
+@click.pass_context
+def policy_options(ctx: click.Context, unknown_markings: str | None, unenforced_markings: str | None,
+                   unmarked_tlp: str | None, admins_see_everything: bool | None,
+                   agreement_caps_recipients: bool | None, as_json: bool) -> None:
+    """Show or change operator options (see docs/policy.md)."""
+
+    node = node_of(ctx)
+    options = node.policy.context().options
+    changes: dict[str, Any] = {}
+    if unknown_markings:
+        changes["unknown_markings"] = unknown_markings
+    if unenforced_markings:
+        changes["unenforced_markings"] = unenforced_markings
+    if unmarked_tlp:
+        changes["unmarked_tlp"] = None if unmarked_tlp == "none" else TlpLevel.from_token(unmarked_tlp)
+    if admins_see_everything is not None:
+        changes["admins_see_everything"] = admins_see_everything
+    if agreement_caps_recipients is not None:
+        changes["agreement_caps_recipients"] = agreement_caps_recipients
+    if changes:
+        options = replace(options, **changes)
+        node.set_policy_options(options)
+    payload = orjson.loads(options_to_json(options))
+    emit(as_json, payload, "\n".join(f"{k} = {v}" for k, v in payload.items()))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(agreements)
+    group.add_command(policy)
