@@ -133,40 +133,41 @@ class _Choice:
     weighed against the object's other versions, looked up once per scanned batch.
     """
 
-    __slots__ = ("_lookup", "_selector", "_siblings", "_viewer")
+    __slots__ = ("_all", "_exact", "_first", "_last", "_lookup", "_siblings", "_viewer")
 
     def __init__(self, viewer: Viewer, selector: VersionSelector, lookup: Siblings) -> None:
         self._viewer = viewer
-        self._selector = selector
+        self._all, self._first, self._last = selector.all, selector.first, selector.last
+        self._exact = frozenset(selector.exact)
         self._lookup = lookup
         self._siblings: dict[str, list[VersionRow]] = {}
 
     def _settled(self, row: VersionRow) -> bool:
-        chosen = self._selector
-        return (
-            chosen.all or (chosen.last and row.is_last == 1) or (chosen.first and row.is_first == 1)
-            or row.version in chosen.exact
+        # Inlined where it runs per row of every page: this is the common case's only extra work.
+        return bool(
+            self._all or (self._last and row.is_last) or (self._first and row.is_first) or row.version in self._exact
         )
 
     def prepare(self, rows: Sequence[VersionRow]) -> None:
         """Look up, in one go, the other versions of the batch's objects whose choice depends on the viewer."""
-        if self._viewer.policy is None:
+        if self._viewer.policy is None or self._all:
             return  # a reader who sees every version: the stored first/last are its own
-        wanted = [row.stix_id for row in rows if row.stix_id not in self._siblings and not self._settled(row)]
+        settled = self._settled
+        wanted = [row.stix_id for row in rows if not settled(row) and row.stix_id not in self._siblings]
         if wanted:
             self._siblings.update(self._lookup(self._viewer.collection.pk, list(dict.fromkeys(wanted))))
 
     def body(self, row: VersionRow) -> bytes | None:
         """What the viewer receives of ``row``, or None when it is hidden or not selected."""
-        if self._settled(row):
+        if self._all or (self._last and row.is_last) or (self._first and row.is_first) or row.version in self._exact:
             return view(self._viewer, row)
-        if self._viewer.policy is None or not sees(self._viewer, row):
+        viewer = self._viewer
+        if viewer.policy is None or not sees(viewer, row):
             return None
         others = self._siblings.get(row.stix_id, ())
-        chosen = self._selector
         if not (
-            (chosen.last and not any(o.version > row.version and sees(self._viewer, o) for o in others))
-            or (chosen.first and not any(o.version < row.version and sees(self._viewer, o) for o in others))
+            (self._last and not any(o.version > row.version and sees(viewer, o) for o in others))
+            or (self._first and not any(o.version < row.version and sees(viewer, o) for o in others))
         ):
             return None
-        return view(self._viewer, row)
+        return view(viewer, row)

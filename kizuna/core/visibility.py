@@ -121,18 +121,19 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     policy = viewer.policy
     if policy is None:
         return row.body
+    outcome = _column_outcome(viewer, policy, row)
+    if outcome is Outcome.HIDDEN:
+        viewer.hidden[viewer._decisions[(row.created_by_ref, row.markings)][1]] += 1
+        return None
+    # Provenance costs a store query: it is asked only of rows the markings would otherwise let through.
     if (
         viewer.relayed is not None and row.markings is not None and stops_onward(row.markings)
         and row.created_by_ref != viewer.principal.organisation_id and viewer.relayed(row)
     ):
         viewer.hidden["relayed"] += 1
         return None
-    outcome = _column_outcome(viewer, policy, row)
     if outcome is Outcome.VISIBLE:
         return row.body
-    if outcome is Outcome.HIDDEN:
-        viewer.hidden[viewer._decisions[(row.created_by_ref, row.markings)][1]] += 1
-        return None
     return _full_view(viewer, policy, row)
 
 
