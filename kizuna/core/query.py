@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from kizuna.core.cursor import CursorCodec
 from kizuna.core.errors import NotFound
 from kizuna.core.filters import Endpoint, Filters
-from kizuna.core.visibility import Viewer, view
+from kizuna.core.visibility import Viewer, sees, view
 from kizuna.store.base import Store, VersionQuery, VersionRow, VersionSelector
 
 # Hidden rows are skipped without a tell, so a page may need more than one fetch.
 _REFILL = 1000
 _MAX_FETCH = 10000
+_EVERY = 1 << 62  # no page limit: every selected version
+_ALL = VersionSelector(all=True)
+#: Every stored version of some ids in a collection, oldest version first.
+Siblings = Callable[[int, Sequence[str]], dict[str, list[VersionRow]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +52,7 @@ class Reader:
         if filters.next is not None:
             after = self._cursors.decode(scope, filters.next)
         limit = min(filters.limit or self.default_limit, self.max_limit)
-        versions = VersionSelector(all=True) if endpoint is Endpoint.VERSIONS else filters.versions
+        versions = _ALL if endpoint is Endpoint.VERSIONS else filters.versions
         query = VersionQuery(
             collection_pk=viewer.collection.pk,
             ids=(object_id,) if object_id is not None else filters.ids,
@@ -68,12 +73,14 @@ class Reader:
     ) -> tuple[list[tuple[VersionRow, bytes]], bool]:
         items: list[tuple[VersionRow, bytes]] = []
         scanned = 0
+        choose = _Choice(viewer, query.versions, self._siblings)
         while True:
             rows = self._store.query_versions(query)
             scanned += len(rows)
             viewer.prefetch(rows)
+            choose.prepare(rows)
             for row in rows:
-                body = view(viewer, row)
+                body = choose.body(row)
                 if body is None:
                     continue
                 if len(items) == limit:
@@ -87,10 +94,21 @@ class Reader:
             wanted = int((limit + 1 - len(items)) / share) + 8
             query = replace(query, added_after=rows[-1].date_added, limit=min(max(wanted, 32), _MAX_FETCH))
 
+    def _siblings(self, collection_pk: int, ids: Sequence[str]) -> dict[str, list[VersionRow]]:
+        """Every stored version of ``ids``, oldest version first, for choosing among them."""
+        found: dict[str, list[VersionRow]] = {}
+        for start in range(0, len(ids), 200):
+            for row in self._store.query_versions(VersionQuery(
+                collection_pk=collection_pk, ids=tuple(ids[start:start + 200]), versions=_ALL, limit=100_000,
+            )):
+                found.setdefault(row.stix_id, []).append(row)
+        for rows in found.values():
+            rows.sort(key=lambda row: row.version)
+        return found
+
     def _exists(self, viewer: Viewer, object_id: str) -> bool:
         query = VersionQuery(
-            collection_pk=viewer.collection.pk, ids=(object_id,),
-            versions=VersionSelector(all=True), limit=_REFILL,
+            collection_pk=viewer.collection.pk, ids=(object_id,), versions=_ALL, limit=_REFILL,
         )
         items, _ = self._collect(viewer, query, 1)
         return bool(items)
@@ -101,10 +119,55 @@ class Reader:
             collection_pk=viewer.collection.pk, ids=(object_id,), versions=filters.versions,
             spec_versions=filters.spec_versions, limit=_REFILL,
         )
-        rows: list[VersionRow] = []
-        while True:
-            batch = self._store.query_versions(query)
-            rows.extend(row for row in batch if view(viewer, row) is not None)
-            if len(batch) < query.limit:
-                return rows
-            query = replace(query, added_after=batch[-1].date_added)
+        items, _ = self._collect(viewer, query, _EVERY)
+        return [row for row, _ in items]
+
+
+class _Choice:
+    """Which rows of a scan ``match[version]`` selects for one viewer, and what the viewer receives of them.
+
+    ``first`` and ``last`` are chosen among the versions the viewer may see: a version it cannot see is to
+    it as absent as any hidden object (docs/policy.md, "Each principal sees its own history").  The store
+    returns the stored first/last versions (settled: served when visible, as any row) and the few earlier
+    or later versions that some reader might see in their place (``store/view_edges.py``); only those are
+    weighed against the object's other versions, looked up once per scanned batch.
+    """
+
+    __slots__ = ("_all", "_exact", "_first", "_last", "_lookup", "_siblings", "_viewer")
+
+    def __init__(self, viewer: Viewer, selector: VersionSelector, lookup: Siblings) -> None:
+        self._viewer = viewer
+        self._all, self._first, self._last = selector.all, selector.first, selector.last
+        self._exact = frozenset(selector.exact)
+        self._lookup = lookup
+        self._siblings: dict[str, list[VersionRow]] = {}
+
+    def _settled(self, row: VersionRow) -> bool:
+        # Inlined where it runs per row of every page: this is the common case's only extra work.
+        return bool(
+            self._all or (self._last and row.is_last) or (self._first and row.is_first) or row.version in self._exact
+        )
+
+    def prepare(self, rows: Sequence[VersionRow]) -> None:
+        """Look up, in one go, the other versions of the batch's objects whose choice depends on the viewer."""
+        if self._viewer.policy is None or self._all:
+            return  # a reader who sees every version: the stored first/last are its own
+        settled = self._settled
+        wanted = [row.stix_id for row in rows if not settled(row) and row.stix_id not in self._siblings]
+        if wanted:
+            self._siblings.update(self._lookup(self._viewer.collection.pk, list(dict.fromkeys(wanted))))
+
+    def body(self, row: VersionRow) -> bytes | None:
+        """What the viewer receives of ``row``, or None when it is hidden or not selected."""
+        if self._all or (self._last and row.is_last) or (self._first and row.is_first) or row.version in self._exact:
+            return view(self._viewer, row)
+        viewer = self._viewer
+        if viewer.policy is None or not sees(viewer, row):
+            return None
+        others = self._siblings.get(row.stix_id, ())
+        if not (
+            (self._last and not any(o.version > row.version and sees(viewer, o) for o in others))
+            or (self._first and not any(o.version < row.version and sees(viewer, o) for o in others))
+        ):
+            return None
+        return view(viewer, row)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -23,29 +22,21 @@ import orjson
 from kizuna.core.principal import Principal
 from kizuna.policy import ViewerPolicy, hide_dangling
 from kizuna.policy.decide import Decision, Outcome
-from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
 from kizuna.store.base import Collection, VersionRow
+from kizuna.store.view_edges import GRANULAR as _GRANULAR
+from kizuna.store.view_edges import REFERENCING_TYPES, stops_onward
+from kizuna.store.view_edges import WHOLE_OBJECT_TYPES as _WHOLE_OBJECT_TYPES
 
-#: Types whose visibility also depends on the objects they reference (docs/policy.md).
-REFERENCING_TYPES: Final = frozenset(
-    {"relationship", "sighting", "report", "grouping", "note", "opinion", "observed-data"}
-)
+# The column-decided rows are defined once, in store/view_edges.py, because the store flags which
+# versions readers see alike by the same rule (docs/policy.md, "Each principal sees its own history").
+__all__ = ["REFERENCING_TYPES", "Viewer", "sees", "stops_onward", "view"]
 _REF_FIELDS: Final = ("source_ref", "target_ref", "sighting_of_ref")
 _REF_LISTS: Final = ("observed_data_refs", "where_sighted_refs", "object_refs")
-_GRANULAR: Final = b'"granular_markings"'
-#: Decided from the whole object: recipients lists, and identities (an anonymised producer is hidden).
-_WHOLE_OBJECT_TYPES: Final = frozenset({"marking-definition", "identity"})
 
 #: Looks up every stored version of some ids in the viewer's collection.
 Lookup = Callable[[Sequence[str]], list[VersionRow]]
 #: Whether this node received a stored version from a partner node (federation provenance).
 Relayed = Callable[[VersionRow], bool]
-
-
-@lru_cache(maxsize=4096)
-def stops_onward(markings: str) -> bool:
-    """Whether a markings column carries TLP:AMBER+STRICT or TLP:RED, which never travel past their recipient."""
-    return any(LEVEL_BY_ANY_ID.get(ref, TlpLevel.CLEAR) >= TlpLevel.AMBER_STRICT for ref in orjson.loads(markings))
 
 
 class Viewer:
@@ -56,7 +47,7 @@ class Viewer:
     was withheld, by reason, for the audit log.
     """
 
-    __slots__ = ("_decisions", "_lookup", "_visible_ids", "collection", "hidden", "policy", "principal",
+    __slots__ = ("_decisions", "_lookup", "_seen", "_visible_ids", "collection", "hidden", "policy", "principal",
                  "redacted", "relayed")
 
     def __init__(
@@ -73,6 +64,7 @@ class Viewer:
         #: (producer, markings) -> the outcome, and the reason when it hides (for the audit log)
         self._decisions: dict[tuple[str | None, str | None], tuple[Outcome, str]] = {}
         self._visible_ids: dict[str, bool] = {}
+        self._seen: dict[tuple[str, int], bool] = {}  # (id, version) -> visible, for version selection
         self.hidden: Counter[str] = Counter()
         self.redacted: Counter[str] = Counter()
 
@@ -129,19 +121,39 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     policy = viewer.policy
     if policy is None:
         return row.body
+    outcome = _column_outcome(viewer, policy, row)
+    if outcome is Outcome.HIDDEN:
+        viewer.hidden[viewer._decisions[(row.created_by_ref, row.markings)][1]] += 1
+        return None
+    # Provenance costs a store query: it is asked only of rows the markings would otherwise let through.
     if (
         viewer.relayed is not None and row.markings is not None and stops_onward(row.markings)
         and row.created_by_ref != viewer.principal.organisation_id and viewer.relayed(row)
     ):
         viewer.hidden["relayed"] += 1
         return None
-    outcome = _column_outcome(viewer, policy, row)
     if outcome is Outcome.VISIBLE:
         return row.body
-    if outcome is Outcome.HIDDEN:
-        viewer.hidden[viewer._decisions[(row.created_by_ref, row.markings)][1]] += 1
-        return None
     return _full_view(viewer, policy, row)
+
+
+def sees(viewer: Viewer, row: VersionRow) -> bool:
+    """Whether ``viewer`` may see ``row``, without counting it as served or withheld.
+
+    Version selection asks this of an object's other versions to find the first or last one the viewer
+    sees; only what is then served (or hidden) goes into the audit counts.
+    """
+    key = (row.stix_id, row.version)
+    known = viewer._seen.get(key)
+    if known is None:
+        hidden, redacted = viewer.hidden, viewer.redacted
+        viewer.hidden, viewer.redacted = Counter(), Counter()
+        try:
+            known = view(viewer, row) is not None
+        finally:
+            viewer.hidden, viewer.redacted = hidden, redacted
+        viewer._seen[key] = known
+    return known
 
 
 def _column_outcome(viewer: Viewer, policy: ViewerPolicy, row: VersionRow) -> Outcome | None:

@@ -13,7 +13,12 @@ serving node does when it redacts:
   emptied by removing everything marked inside it goes too);
 * ``granular_markings`` and ``lang`` entries re-addressed (every marking the partial form carries
   must still be in the full one, so a "fuller" body can never loosen a marking);
-* ``created_by_ref`` replaced by another identity (an anonymising agreement).
+* ``created_by_ref`` replaced by another identity (an anonymising agreement);
+* entries of the reference lists removed where the serving node hides the objects they name
+  (``object_refs`` of a report, grouping, note, opinion or observed-data; ``observed_data_refs`` and
+  ``where_sighted_refs`` of a sighting; docs/policy.md, references to hidden objects).  In a mesh such a
+  copy comes back to the node that holds the full version, often its producer: it is a view of that
+  version, not a conflict.
 
 ``object_marking_refs`` are never removed by redaction, so they must be equal.
 """
@@ -25,6 +30,11 @@ from typing import Any
 
 _INDEX = re.compile(r"\[\d+\]")
 _READDRESSED = frozenset({"granular_markings"})
+#: Reference lists whose entries a serving node removes when they name objects the reader may not see.
+_TRIMMED: dict[str, frozenset[str]] = {
+    **dict.fromkeys(("report", "grouping", "note", "opinion", "observed-data"), frozenset({"object_refs"})),
+    "sighting": frozenset({"observed_data_refs", "where_sighted_refs"}),
+}
 
 
 def _selectors(full: dict[str, Any]) -> list[str]:
@@ -50,26 +60,35 @@ def _covered(path: str, selectors: list[str]) -> bool:
     return any(s == path or path.startswith(s + ".") or s.startswith(path + ".") for s in selectors)
 
 
-def _pruned(partial: Any, full: Any, path: str, selectors: list[str]) -> bool:
+def _pruned(partial: Any, full: Any, path: str, selectors: list[str], trimmed: frozenset[str]) -> bool:
+    """Whether ``partial`` is ``full`` less marked content, and less entries of the ``trimmed`` lists."""
     if partial == full:
         return True
     if isinstance(partial, dict) and isinstance(full, dict):
         for key, value in partial.items():
-            if key not in full or not _pruned(value, full[key], f"{path}.{key}" if path else key, selectors):
+            if key not in full or not _pruned(value, full[key], f"{path}.{key}" if path else key, selectors, trimmed):
                 return False
-        return all(_covered(f"{path}.{key}" if path else key, selectors) for key in full.keys() - partial.keys())
+        # A reference list whose every entry is hidden goes as a whole (an empty list is not STIX).
+        return all(
+            (f"{path}.{key}" if path else key) in trimmed or _covered(f"{path}.{key}" if path else key, selectors)
+            for key in full.keys() - partial.keys()
+        )
     if isinstance(partial, list) and isinstance(full, list):
-        # Items keep their order; each removed item (or the parts removed from a kept one) is marked.
+        # Items keep their order; each removed item (or the parts removed from a kept one) is marked,
+        # or is an entry of a reference list.
+        def removable(index: int) -> bool:
+            return path in trimmed or _covered(f"{path}.[{index}]", selectors)
+
         index = 0
         for item in partial:
-            while index < len(full) and not _pruned(item, full[index], f"{path}.[{index}]", selectors):
-                if not _covered(f"{path}.[{index}]", selectors):
+            while index < len(full) and not _pruned(item, full[index], f"{path}.[{index}]", selectors, trimmed):
+                if not removable(index):
                     return False
                 index += 1
             if index == len(full):
                 return False
             index += 1
-        return all(_covered(f"{path}.[{rest}]", selectors) for rest in range(index, len(full)))
+        return all(removable(rest) for rest in range(index, len(full)))
     return False
 
 
@@ -93,4 +112,4 @@ def is_redaction_of(partial: dict[str, Any], full: dict[str, Any]) -> bool:
     body_full = {k: v for k, v in full.items() if k not in skip}
     if body_partial == body_full:
         return partial.get("granular_markings") == full.get("granular_markings")  # anonymised only
-    return _pruned(body_partial, body_full, "", selectors)
+    return _pruned(body_partial, body_full, "", selectors, _TRIMMED.get(str(full.get("type")), frozenset()))

@@ -111,6 +111,10 @@ class VersionRow(NamedTuple):
     created_by_ref: str | None
     markings: str | None
     body: bytes
+    #: Whether this is the stored first/last version of its object. A reader who may not see it selects
+    #: among the versions it does see (``core/query.py``); rows made outside a query default to both.
+    is_first: int = 1
+    is_last: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +182,10 @@ class Store(Protocol):
     def revoke_token(self, token_id: str, at: int) -> bool: ...
 
     def add_versions(self, collection_pk: int, versions: Sequence[NewVersion]) -> list[AddResult]: ...
-    def query_versions(self, query: VersionQuery) -> list[VersionRow]: ...
+    def query_versions(self, query: VersionQuery) -> list[VersionRow]:
+        """Rows in ``date_added`` order; ``first``/``last`` give every version that may be the first/last one
+        some reader sees (store/view_edges.py), each row saying whether it is the stored first/last."""
+        ...
     def delete_versions(
         self, collection_pk: int, stix_id: str, selector: VersionSelector,
         spec_versions: tuple[str, ...] | None,

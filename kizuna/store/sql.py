@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, NamedTuple
 
 from kizuna.stix.timestamps import now_micros
 from kizuna.store.base import (
@@ -33,9 +33,12 @@ from kizuna.store.base import (
     VersionRow,
     VersionSelector,
 )
+from kizuna.store.view_edges import Edges, Shape, edges
 
 _IN_CHUNK = 500
-_ROW_COLUMNS = "seq, stix_id, type, version, spec_version, date_added, created_by_ref, markings, body"
+_ROW_COLUMNS = (
+    "seq, stix_id, type, version, spec_version, date_added, created_by_ref, markings, body, is_first, is_last"
+)
 
 
 def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
@@ -45,6 +48,19 @@ def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[st
 
 def _marks(count: int) -> str:
     return ",".join("?" * count)
+
+
+class _Held(NamedTuple):
+    """A version of an object as ``add_versions`` and the flag refresh see it."""
+
+    seq: int | None  # None: being added now
+    shape: Shape
+    stored: Edges | None = None  # the flags in the row as stored
+
+
+def _edges_by_version(known: dict[int, _Held]) -> dict[int, Edges]:
+    order = sorted(known)
+    return dict(zip(order, edges([known[version].shape for version in order]), strict=True))
 
 
 class SqlStore(abc.ABC):
@@ -74,6 +90,8 @@ class SqlStore(abc.ABC):
             if version > current:
                 for statement in filter(str.strip, script.split(";")):
                     cur.execute(statement)
+                if version == 7:
+                    self._backfill_edges(cur)
                 cur.execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, now_micros())
                 )
@@ -89,12 +107,12 @@ class SqlStore(abc.ABC):
 
     _INSERT_COLUMNS = (
         "collection_pk, stix_id, type, version, spec_version, date_added, created_by_ref, markings, body, "
-        "is_first, is_last"
+        "is_first, is_last, maybe_first, maybe_last"
     )
 
     def _insert_versions(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
         """Insert object rows (columns as in ``_INSERT_COLUMNS``); a backend may bulk-load instead."""
-        cur.executemany(f"INSERT INTO objects ({self._INSERT_COLUMNS}) VALUES ({_marks(11)})", rows)
+        cur.executemany(f"INSERT INTO objects ({self._INSERT_COLUMNS}) VALUES ({_marks(13)})", rows)
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -272,102 +290,98 @@ class SqlStore(abc.ABC):
             next_added = max(now, last_added + 1)
             results: list[AddResult] = []
             pending: list[tuple[NewVersion, int, int]] = []  # (version, its version µs, date_added)
-            stored_before = {sid: dict(known) for sid, known in existing.items()}
             for new in versions:
                 known = existing.setdefault(new.stix_id, {})
                 version = new.version
                 if version is None:  # unversioned SCO: identical content is a duplicate
-                    same = next((v for v, (_, body) in known.items() if body == new.body), None)
+                    same = next((v for v, held in known.items() if held.shape.body == new.body), None)
                     if same is not None:
                         results.append(AddResult(Outcome.DUPLICATE, same, None))
                         continue
                     version = next_added
                 elif version in known:
-                    outcome = Outcome.DUPLICATE if known[version][1] == new.body else Outcome.CONFLICT
+                    outcome = Outcome.DUPLICATE if known[version].shape.body == new.body else Outcome.CONFLICT
                     results.append(AddResult(outcome, version, None))
                     continue
-                known[version] = (None, new.body)
+                known[version] = _Held(None, Shape(version, new.type, new.created_by_ref, new.markings, new.body))
                 pending.append((new, version, next_added))
                 results.append(AddResult(Outcome.ADDED, version, next_added))
                 next_added += 1
             if pending:
+                touched = {new.stix_id for new, _, _ in pending}
+                flags = {stix_id: _edges_by_version(existing[stix_id]) for stix_id in touched}
                 self._insert_versions(
                     cur,
                     [
                         (
                             collection_pk, new.stix_id, new.type, version, new.spec_version, added,
-                            new.created_by_ref, new.markings, new.body,
-                            int(version == min(existing[new.stix_id])),
-                            int(version == max(existing[new.stix_id])),
+                            new.created_by_ref, new.markings, new.body, *flags[new.stix_id][version],
                         )
                         for new, version, added in pending
                     ],
                 )
-                self._demote_superseded(cur, stored_before, existing)
+                self._update_edges(cur, {stix_id: existing[stix_id] for stix_id in flags}, flags)
                 cur.execute("UPDATE collections SET last_added = ? WHERE pk = ?", (next_added - 1, collection_pk))
         return results
 
-    def _existing_versions(
-        self, cur: Any, collection_pk: int, ids: set[str]
-    ) -> dict[str, dict[int, tuple[int | None, bytes]]]:
-        found: dict[str, dict[int, tuple[int | None, bytes]]] = {}
+    def _existing_versions(self, cur: Any, collection_pk: int, ids: set[str]) -> dict[str, dict[int, _Held]]:
+        found: dict[str, dict[int, _Held]] = {}
         for chunk in _chunks(sorted(ids)):
             clause, params = self._in("stix_id", chunk)
             cur.execute(
-                f"SELECT stix_id, version, seq, body FROM objects WHERE collection_pk = ? AND {clause}",
+                "SELECT stix_id, version, seq, type, created_by_ref, markings, body, is_first, is_last, maybe_first, "
+                f"maybe_last FROM objects WHERE collection_pk = ? AND {clause}",
                 (collection_pk, *params),
             )
-            for stix_id, version, seq, body in cur.fetchall():
-                found.setdefault(stix_id, {})[int(version)] = (int(seq), bytes(body))
+            for stix_id, version, seq, stix_type, producer, markings, body, *stored in cur.fetchall():
+                found.setdefault(stix_id, {})[int(version)] = _Held(
+                    int(seq), Shape(int(version), stix_type, producer, markings, bytes(body)),
+                    Edges(*(int(flag) for flag in stored)),
+                )
         return found
 
     @staticmethod
-    def _demote_superseded(
-        cur: Any,
-        before: dict[str, dict[int, tuple[int | None, bytes]]],
-        after: dict[str, dict[int, tuple[int | None, bytes]]],
+    def _update_edges(
+        cur: Any, held: dict[str, dict[int, _Held]], flags: dict[str, dict[int, Edges]]
     ) -> None:
-        """Clear the first/last flags of stored rows that new versions have overtaken."""
-        changes: list[tuple[int, int, int]] = []
-        for stix_id, old in before.items():
-            if not old:
-                continue
-            versions = after[stix_id]
-            low, high = min(old), max(old)
-            first_still, last_still = low == min(versions), high == max(versions)
-            if low == high and not (first_still and last_still):
-                changes.append((int(first_still), int(last_still), int(old[low][0] or 0)))
-                continue
-            if not first_still:
-                changes.append((0, int(low == high), int(old[low][0] or 0)))
-            if not last_still:
-                changes.append((int(low == high), 0, int(old[high][0] or 0)))
+        """Rewrite the first/last flags of stored rows whose neighbours changed (view_edges.py)."""
+        changes = [
+            (*flags[stix_id][version], row.seq)
+            for stix_id, versions in held.items() for version, row in versions.items()
+            if row.seq is not None and row.stored != flags[stix_id][version]
+        ]
         if changes:
-            cur.executemany("UPDATE objects SET is_first = ?, is_last = ? WHERE seq = ?", changes)
-
-    def _refresh_flags(self, cur: Any, collection_pk: int, ids: Sequence[str]) -> None:
-        """Recompute which row is the first and which the last version of each id."""
-        for chunk in _chunks(ids):
-            marks = _marks(len(chunk))
-            cur.execute(
-                "UPDATE objects SET "
-                "is_first = CASE WHEN version = (SELECT MIN(o.version) FROM objects o "
-                "  WHERE o.collection_pk = objects.collection_pk AND o.stix_id = objects.stix_id) THEN 1 ELSE 0 END, "
-                "is_last = CASE WHEN version = (SELECT MAX(o.version) FROM objects o "
-                "  WHERE o.collection_pk = objects.collection_pk AND o.stix_id = objects.stix_id) THEN 1 ELSE 0 END "
-                f"WHERE collection_pk = ? AND stix_id IN ({marks})",
-                (collection_pk, *chunk),
+            cur.executemany(
+                "UPDATE objects SET is_first = ?, is_last = ?, maybe_first = ?, maybe_last = ? WHERE seq = ?", changes
             )
 
-    def _version_clause(self, selector: VersionSelector) -> tuple[str, list[Any]]:
+    def _refresh_flags(self, cur: Any, collection_pk: int, ids: Sequence[str]) -> None:
+        """Recompute the first/last flags of every version of each id (after a delete or a replaced form)."""
+        for chunk in _chunks(ids):
+            held = self._existing_versions(cur, collection_pk, set(chunk))
+            self._update_edges(cur, held, {stix_id: _edges_by_version(known) for stix_id, known in held.items()})
+
+    def _backfill_edges(self, cur: Any) -> None:
+        """Schema step 7: the new maybe_first/maybe_last columns start at 1 (right for a single version);
+        compute them for every object with several versions."""
+        cur.execute("SELECT collection_pk, stix_id FROM objects GROUP BY collection_pk, stix_id HAVING COUNT(*) > 1")
+        by_collection: dict[int, list[str]] = {}
+        for collection_pk, stix_id in cur.fetchall():
+            by_collection.setdefault(int(collection_pk), []).append(stix_id)
+        for collection_pk, ids in by_collection.items():
+            self._refresh_flags(cur, collection_pk, sorted(ids))
+
+    def _version_clause(self, selector: VersionSelector, candidates: bool = False) -> tuple[str, list[Any]]:
+        """``first``/``last`` as stored, or with ``candidates`` every version that may be the first/last one
+        some reader sees (the reader's own choice among them is made in ``core/query.py``)."""
         if selector.all:
             return "", []
         parts: list[str] = []
         params: list[Any] = []
         if selector.first:
-            parts.append("is_first = 1")
+            parts.append("maybe_first = 1" if candidates else "is_first = 1")
         if selector.last:
-            parts.append("is_last = 1")
+            parts.append("maybe_last = 1" if candidates else "is_last = 1")
         if selector.exact:
             clause, values = self._in("version", selector.exact)
             parts.append(clause)
@@ -382,7 +396,7 @@ class SqlStore(abc.ABC):
                 clause, clause_values = self._in(column, values)
                 sql.append(f" AND {clause}")
                 params.extend(clause_values)
-        clause, clause_params = self._version_clause(query.versions)
+        clause, clause_params = self._version_clause(query.versions, candidates=True)
         sql.append(clause)
         params.extend(clause_params)
         if query.added_after is not None:
@@ -447,6 +461,8 @@ class SqlStore(abc.ABC):
             )
             if not cur.rowcount:
                 return None
+            # Other markings or another producer can change which readers see this version like its neighbours.
+            self._refresh_flags(cur, collection_pk, [new.stix_id])
             cur.execute("UPDATE collections SET last_added = ? WHERE pk = ?", (added, collection_pk))
         return added
 

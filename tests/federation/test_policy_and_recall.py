@@ -153,7 +153,7 @@ def _delete(node: FedNode, object_id: str) -> None:
     assert response.status_code == 200, response.text
 
 
-def test_recall_of_deleted_and_remarked_versions_travels_down_a_chain(nodes: dict[str, FedNode]) -> None:
+def test_deletes_travel_down_a_chain_and_re_markings_recall_nothing(nodes: dict[str, FedNode]) -> None:
     uk, jp, au = nodes["UK"], nodes["JP"], nodes["AU"]
     # Partners from the previous tests: UK pulls JP ("JP-pull"), AU pulls UK ("UK-pull").
     deleted = indicator(jp.identity, marking=TLP_CLEAR, name="to delete")
@@ -170,15 +170,18 @@ def test_recall_of_deleted_and_remarked_versions_travels_down_a_chain(nodes: dic
     red = {**remarked[0], "modified": stamp(30), "object_marking_refs": [TLP_RED]}
     revocation = {**revoked[0], "modified": stamp(31), "revoked": True}
     jp.post([red, revocation])
+    # Only the delete is a recall: the RED version withdraws nothing, UK and AU keep the last version they
+    # may see (each principal sees its own history; a producer withdraws a release by deleting or revoking).
     first = sync(uk, "JP-pull")["runs"][0]
-    assert first["error"] is None and first["recalled"] == 2
+    assert first["error"] is None and first["recalled"] == 1
     second = sync(au, "UK-pull")["runs"][0]
-    assert second["error"] is None and second["recalled"] == 2
+    assert second["error"] is None and second["recalled"] == 1
 
     version_of = {o[0]["id"]: o[0]["modified"] for o in (remarked, revoked, kept)}
     for node in (uk, au):
         got = stored(node, ids)
         assert {(key[0], obj["modified"]) for key, obj in got.items()} == {
+            (remarked[0]["id"], version_of[remarked[0]["id"]]),
             (revoked[0]["id"], version_of[revoked[0]["id"]]), (revoked[0]["id"], revocation["modified"]),
             (kept[0]["id"], version_of[kept[0]["id"]]),
         }

@@ -105,4 +105,13 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE fed_withdrawn ADD COLUMN date_added BIGINT
         """,
     ),
+    # Step 7: which versions may be the first or last one some reader sees (store/view_edges.py). A single
+    # version is both, hence the default; SqlStore._backfill_edges computes objects with several versions.
+    (
+        7,
+        """
+        ALTER TABLE objects ADD COLUMN maybe_first SMALLINT NOT NULL DEFAULT 1;
+        ALTER TABLE objects ADD COLUMN maybe_last SMALLINT NOT NULL DEFAULT 1
+        """,
+    ),
 ]

@@ -23,6 +23,7 @@ from kizuna.store.sql import SqlStore
 _PLACEHOLDER = re.compile(r"\?")
 _COPY_TYPES = [
     "bigint", "text", "text", "bigint", "text", "bigint", "text", "text", "bytea", "smallint", "smallint",
+    "smallint", "smallint",
 ]
 _MIGRATION_LOCK = 0x6B697A75  # an arbitrary advisory-lock key for schema changes
 
