@@ -105,4 +105,10 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE fed_withdrawn ADD COLUMN date_added INTEGER
         """,
     ),
+    (
+        6,
+        """
+        ALTER TABLE tokens ADD COLUMN expires_at INTEGER
+        """,
+    ),
 ]
