@@ -135,7 +135,8 @@ def objects_show(ctx: click.Context, object_id: str, collection: str, api_root: 
     if as_json:
         emit(True, _envelope(page), "")
         return
-    lines: list[str] = []
+    # Possible without the object being hidden: e.g. its latest version is hidden, an older one is not.
+    lines = [] if page.items else [f"No version of {object_id} matches these filters for {acting.described}."]
     for summary, (_, body) in zip(browse.summarise(node, acting, found, page), page.items, strict=True):
         lines += [
             f"{summary['type']}  {summary['name'] or '-'}",
