@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from kizuna.cli.common import CliError, emit, json_option, node_of
-from kizuna.stix.timestamps import format_timestamp
+from kizuna.core.tokens import describe_tokens
+from kizuna.stix.timestamps import format_timestamp, now_micros
 
 
 @click.group()
@@ -19,37 +22,50 @@ def tokens() -> None:
 @click.option("--write", "write", multiple=True, help="Collection id or alias it may write (repeatable).")
 @click.option("--label", default=None, help="A note for operators, shown by `tokens list`.")
 @click.option("--agreement", default=None, help="Bind the token to this partner agreement.")
+@click.option("--expires", default=None, metavar="WHEN",
+              help="Stop working after a duration (90m, 12h, 30d) or at an ISO date/time (2027-03-31). "
+                   "Default: until revoked.")
 @json_option
 @click.pass_context
 def tokens_create(ctx: click.Context, org: str, read: tuple[str, ...], write: tuple[str, ...],
-                  label: str | None, agreement: str | None, as_json: bool) -> None:
-    """Create a token; its secret is printed once and never stored."""
+                  label: str | None, agreement: str | None, expires: str | None, as_json: bool) -> None:
+    """Create a token; its secret is printed once and never stored. It needs --read or --write."""
     node = node_of(ctx)
     if agreement is not None and node.policy.agreement(agreement) is None:
         raise CliError(f"no agreement {agreement!r}; create it with `kizuna agreements set`", code="not-found")
-    token_id, secret = node.create_token(org, read, write, label, agreement)
-    payload = {"id": token_id, "token": secret, **({"agreement": agreement} if agreement else {})}
+    token_id, secret = node.create_token(org, read, write, label, agreement, expires)
+    record = node.store.get_token(token_id)
+    expires_at = format_timestamp(record.expires_at) if record and record.expires_at is not None else None
+    payload = {"id": token_id, "token": secret, "expires": expires_at,
+               **({"agreement": agreement} if agreement else {})}
     under = f" under agreement {agreement}" if agreement else ""
+    until = f", valid until {expires_at}" if expires_at else ""
     emit(as_json, payload,
-         f"Token {token_id} created{under}. Store the secret now; it is not shown again:\n{secret}")
+         f"Token {token_id} created{under}{until}. Store the secret now; it is not shown again:\n{secret}")
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    """Aligned columns, one token a line; rights read ``r:alias`` / ``w:alias``."""
+    if not rows:
+        return "No tokens; create one with `kizuna tokens create`."
+    header = ("ID", "ORGANISATION", "RIGHTS", "LABEL", "CREATED", "EXPIRES", "STATE")
+    lines = [header]
+    for r in rows:
+        rights = " ".join([f"r:{name}" for name in r["read"]] + [f"w:{name}" for name in r["write"]])
+        lines.append((r["id"], r["organisation"], rights or "-", r["label"] or "-", r["created"][:19] + "Z",
+                      r["expires"][:19] + "Z" if r["expires"] else "never", r["state"]))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1]
+                     for line in lines)
 
 
 @tokens.command("list")
 @json_option
 @click.pass_context
 def tokens_list(ctx: click.Context, as_json: bool) -> None:
-    """List tokens (never their secrets)."""
-    found = node_of(ctx).store.list_tokens()
-    rows = [
-        {"id": t.id, "organisation": t.organisation_id, "label": t.label,
-         "created": format_timestamp(t.created_at),
-         "revoked": format_timestamp(t.revoked_at) if t.revoked_at else None,
-         "grants": [{"collection_pk": g.collection_pk, "read": g.can_read, "write": g.can_write}
-                    for g in t.grants]}
-        for t in found
-    ]
-    emit(as_json, {"tokens": rows},
-          "\n".join(f"{r['id']}  {r['organisation']}  {'revoked' if r['revoked'] else 'active'}" for r in rows))
+    """List tokens: organisation, rights per collection, label, dates and state (never secrets)."""
+    rows = describe_tokens(node_of(ctx).store, now_micros())
+    emit(as_json, {"tokens": rows}, _table(rows))
 
 
 @tokens.command("revoke")

@@ -36,7 +36,7 @@ from kizuna.core.policy_source import (
 )
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.query import Page, Reader
-from kizuna.core.tokens import authenticate_token, issue_token
+from kizuna.core.tokens import authenticate_token, issue_token, parse_expiry
 from kizuna.core.visibility import Viewer
 from kizuna.policy import Agreement, PolicyOptions, compile_viewer
 from kizuna.policy import Organisation as PolicyOrganisation
@@ -198,29 +198,38 @@ class Node:
 
     def create_token(
         self, organisation: str, read: Iterable[str] = (), write: Iterable[str] = (),
-        label: str | None = None, agreement: str | None = None,
+        label: str | None = None, agreement: str | None = None, expires: str | None = None,
     ) -> tuple[str, str]:
+        """Issue a token; ``expires`` is a duration (``30d``, ``12h``, ``90m``) or an ISO date/time."""
         org = self.store.get_organisation(organisation)
         if org is None:
             raise AdminError(f"no organisation {organisation!r}; create it with `kizuna orgs create`")
+        read, write = list(read), list(write)
+        if not read and not write:
+            # Such a token could authenticate but never read or write anything: surely a mistake.
+            raise AdminError("a token needs at least one right: give --read and/or --write COLLECTION")
         if agreement is not None and self.policy.agreement(agreement) is None:
             raise AdminError(f"no agreement {agreement!r}; create it with `kizuna agreements set`")
+        expires_at = parse_expiry(expires, now_micros()) if expires is not None else None
         rights: dict[int, list[bool]] = {}
         for ref in read:
             rights.setdefault(self.find_collection(ref).pk, [False, False])[0] = True
         for ref in write:
             rights.setdefault(self.find_collection(ref).pk, [False, False])[1] = True
         grants = [Grant(pk, r, w) for pk, (r, w) in sorted(rights.items())]
-        token_id, secret = issue_token(self.store, org.id, grants, label, agreement)
+        token_id, secret = issue_token(self.store, org.id, grants, label, agreement, expires_at)
         self.audit.record("token-created", NODE_ADMIN.key, {
             "token": token_id, "organisation": org.id, "agreement": agreement, "label": label,
             "grants": [[g.collection_pk, g.can_read, g.can_write] for g in grants],
+            **({"expires": format_timestamp(expires_at)} if expires_at is not None else {}),
         })
         return token_id, secret
 
     def revoke_token(self, token_id: str) -> None:
         if not self.store.revoke_token(token_id, now_micros()):
-            raise AdminError(f"no active token {token_id!r}")
+            known = self.store.get_token(token_id)
+            why = f": it was revoked at {format_timestamp(known.revoked_at)}" if known and known.revoked_at else ""
+            raise AdminError(f"no active token {token_id!r}{why}; `kizuna tokens list` shows the tokens")
         self.audit.record("token-revoked", NODE_ADMIN.key, {"token": token_id})
 
     # -- policy configuration ------------------------------------------------------------

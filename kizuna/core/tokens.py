@@ -3,30 +3,83 @@
 A token reads ``kz_<id>_<secret>``.  The id finds the record without touching the
 secret; the secret is 256 random bits, so a single SHA-256 is a sufficient hash (a slow
 password hash protects guessable secrets, and these are not guessable).
+
+A token may carry an expiry; from that moment on it is refused exactly like an unknown token,
+in every server process, because the expiry is checked against the stored record on each request.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable
+from typing import Any
 
+from kizuna.core.errors import AdminError
 from kizuna.core.principal import Principal
-from kizuna.stix.timestamps import now_micros
+from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
 from kizuna.store.base import Grant, Store, TokenRecord
 
 _PREFIX = "kz_"
 _DUMMY_HASH = hashlib.sha256(b"kizuna: no such token").hexdigest()
+_DURATION = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def parse_expiry(text: str, now: int) -> int:
+    """When a token given ``--expires text`` at ``now`` stops working, in µs since the epoch.
+
+    ``text`` is a duration from now (``90s``, ``90m``, ``12h``, ``30d``) or an ISO 8601 date or
+    time (``2027-03-31`` is midnight UTC at its start; a time without an offset is UTC). The moment
+    must lie in the future: a token that never works is a mistake worth reporting.
+    """
+    value = text.strip()
+    duration = _DURATION.match(value)
+    if duration is not None:
+        at = now + int(duration.group(1)) * _UNIT_SECONDS[duration.group(2)] * 1_000_000
+    else:
+        at = _parse_moment(value)
+    if at <= now:
+        raise AdminError(f"expiry {text!r} is not in the future")
+    return at
+
+
+def _parse_moment(value: str) -> int:
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        pass
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise AdminError(
+            f"expiry {value!r} is neither a duration (90m, 12h, 30d) nor an ISO date (2027-03-31)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return (moment - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def token_state(record: TokenRecord, now: int) -> str:
+    """``revoked``, ``expired`` or ``active``: whether the token works at ``now``, and if not, why."""
+    if record.revoked_at is not None:
+        return "revoked"
+    if record.expires_at is not None and record.expires_at <= now:
+        return "expired"
+    return "active"
+
+
 def issue_token(
     store: Store, organisation_id: str, grants: Iterable[Grant], label: str | None = None,
-    agreement_id: str | None = None,
+    agreement_id: str | None = None, expires_at: int | None = None,
 ) -> tuple[str, str]:
     """Create a token; return (token id, the full secret token to show once)."""
     token_id = secrets.token_hex(8)
@@ -35,6 +88,7 @@ def issue_token(
         TokenRecord(
             id=token_id, organisation_id=organisation_id, secret_hash=hash_secret(secret),
             label=label, created_at=now_micros(), revoked_at=None, grants=tuple(grants),
+            expires_at=expires_at,
         )
     )
     if agreement_id is not None:
@@ -48,10 +102,15 @@ def authenticate_token(store: Store, presented: str) -> Principal | None:
     record = store.get_token(token_id) if token_id else None
     expected = record.secret_hash if record is not None else _DUMMY_HASH
     matches = hmac.compare_digest(hash_secret(secret), expected)
-    if record is None or not matches or record.revoked_at is not None:
+    if record is None or not matches or token_state(record, now_micros()) != "active":
         return None
+    return principal_of(store, record)
+
+
+def principal_of(store: Store, record: TokenRecord, key: str | None = None) -> Principal:
+    """The principal a token record stands for; ``key`` overrides its id (an operator acting as it)."""
     return Principal(
-        key=record.id,
+        key=key or record.id,
         organisation_id=record.organisation_id,
         grants={grant.collection_pk: grant for grant in record.grants},
         agreement_id=store.get_token_agreement(record.id),
@@ -63,3 +122,31 @@ def _split(presented: str) -> tuple[str, str]:
         return "", presented
     token_id, _, secret = presented[len(_PREFIX):].partition("_")
     return token_id, secret
+
+
+def describe_tokens(store: Store, now: int) -> list[dict[str, Any]]:
+    """Every token as an operator reads it: organisation by name, rights by collection alias or title,
+    expiry and state. Never a secret or its hash."""
+    organisations = {org.id: org.name for org in store.list_organisations()}
+    collections = {c.pk: c for c in store.list_collections()}
+
+    def names(record: TokenRecord, right: str) -> list[str]:
+        found = [collections.get(g.collection_pk) for g in record.grants if getattr(g, right)]
+        return [c.alias or c.title for c in found if c is not None]
+
+    described: list[dict[str, Any]] = []
+    for record in store.list_tokens():
+        described.append({
+            "id": record.id,
+            "organisation": organisations.get(record.organisation_id, record.organisation_id),
+            "organisation_id": record.organisation_id,
+            "read": names(record, "can_read"),
+            "write": names(record, "can_write"),
+            "label": record.label,
+            "agreement": store.get_token_agreement(record.id),
+            "created": format_timestamp(record.created_at),
+            "expires": format_timestamp(record.expires_at) if record.expires_at is not None else None,
+            "revoked": format_timestamp(record.revoked_at) if record.revoked_at is not None else None,
+            "state": token_state(record, now),
+        })
+    return described

@@ -68,6 +68,8 @@ class TokenRecord:
     created_at: int
     revoked_at: int | None
     grants: tuple[Grant, ...] = ()
+    #: When the token stops working (µs since the epoch); None: it works until revoked.
+    expires_at: int | None = None
 
 
 class NewVersion(NamedTuple):

@@ -229,9 +229,10 @@ class SqlStore(abc.ABC):
     def create_token(self, token: TokenRecord) -> None:
         with self._write() as cur:
             cur.execute(
-                "INSERT INTO tokens (id, organisation_id, secret_hash, label, created_at, revoked_at) "
-                "VALUES (?, ?, ?, ?, ?, NULL)",
-                (token.id, token.organisation_id, token.secret_hash, token.label, token.created_at),
+                "INSERT INTO tokens (id, organisation_id, secret_hash, label, created_at, revoked_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                (token.id, token.organisation_id, token.secret_hash, token.label, token.created_at,
+                 token.expires_at),
             )
             cur.executemany(
                 "INSERT INTO grants (token_id, collection_pk, can_read, can_write) VALUES (?, ?, ?, ?)",
@@ -240,7 +241,7 @@ class SqlStore(abc.ABC):
 
     def _tokens(self, cur: Any, where: str, params: tuple[Any, ...]) -> list[TokenRecord]:
         cur.execute(
-            "SELECT id, organisation_id, secret_hash, label, created_at, revoked_at FROM tokens "
+            "SELECT id, organisation_id, secret_hash, label, created_at, revoked_at, expires_at FROM tokens "
             f"{where} ORDER BY created_at, id",
             params,
         )
@@ -258,7 +259,7 @@ class SqlStore(abc.ABC):
         return [
             TokenRecord(
                 id=t[0], organisation_id=t[1], secret_hash=t[2], label=t[3], created_at=t[4],
-                revoked_at=t[5], grants=tuple(grants.get(t[0], ())),
+                revoked_at=t[5], grants=tuple(grants.get(t[0], ())), expires_at=t[6],
             )
             for t in tokens
         ]

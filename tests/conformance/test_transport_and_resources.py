@@ -307,7 +307,11 @@ def test_collections_resource_is_per_requester_and_stably_ordered(node: Node) ->
 def test_zero_collections_is_an_empty_object(node: Node) -> None:
     # rules §1.10: zero collections → {}
     lonely = kizuna_json(node.data_dir, "orgs", "create", f"Lonely {uuid.uuid4()}")
-    token = kizuna_json(node.data_dir, "tokens", "create", "--org", lonely["name"])["token"]
+    # A token needs a right somewhere: this one reads only a collection of another API root.
+    elsewhere = f"lonely-{uuid.uuid4().hex[:8]}"
+    kizuna_json(node.data_dir, "api-roots", "create", elsewhere, "--title", "Elsewhere")
+    far = kizuna_json(node.data_dir, "collections", "create", "--title", "Far", "--api-root", elsewhere)["id"]
+    token = kizuna_json(node.data_dir, "tokens", "create", "--org", lonely["name"], "--read", far)["token"]
     headers = {"Accept": TAXII, "Authorization": f"Bearer {token}"}
     response = requests.get(node.api_root + "collections/", headers=headers)
     assert assert_taxii(response) == {}

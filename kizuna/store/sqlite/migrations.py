@@ -105,6 +105,12 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE fed_withdrawn ADD COLUMN date_added INTEGER
         """,
     ),
+    (
+        6,
+        """
+        ALTER TABLE tokens ADD COLUMN expires_at INTEGER
+        """,
+    ),
     # Step 7: which versions may be the first or last one some reader sees (store/view_edges.py). A single
     # version is both, hence the default; SqlStore._backfill_edges computes objects with several versions.
     (

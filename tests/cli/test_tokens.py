@@ -1,0 +1,122 @@
+"""`kizuna tokens`: expiry, readable listings, and refusals that are one line — on a real server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import pytest
+import requests
+
+from tests.conftest import TAXII, Node, kizuna, kizuna_json
+
+
+def parse_ts(text: str) -> float:
+    """Seconds since the epoch of a TAXII timestamp."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _listed(node: Node, token_id: str) -> dict[str, object]:
+    rows = kizuna_json(node.data_dir, "tokens", "list")["tokens"]
+    return next(row for row in rows if row["id"] == token_id)
+
+
+def _get(node: Node, secret: str) -> requests.Response:
+    return requests.get(node.collection_url(), headers={"Accept": TAXII, "Authorization": f"Bearer {secret}"})
+
+
+def test_expired_token_is_refused_exactly_like_an_unknown_one(node: Node) -> None:
+    unknown = _get(node, "kz_00000000deadbeef_" + "x" * 43)
+    assert unknown.status_code == 401
+    created = kizuna_json(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared",
+                          "--expires", "6s", "--label", "short-lived")
+    expires = parse_ts(created["expires"])
+    asked_at = time.time()
+    first = _get(node, created["token"])
+    # Valid until its expiry: had the request gone out in time, it must have been served.
+    assert first.status_code == 200 or asked_at >= expires, first.text
+    deadline = expires + 30
+    refused = first
+    while refused.status_code != 401 and time.time() < deadline:
+        time.sleep(0.2)  # polling the server for the refusal, bounded by the deadline
+        refused = _get(node, created["token"])
+    assert refused.status_code == 401, "the token still works after its expiry"
+    assert time.time() >= expires  # never refused early
+    assert refused.json() == unknown.json()
+    assert refused.headers["WWW-Authenticate"] == unknown.headers["WWW-Authenticate"]
+    row = _listed(node, created["id"])
+    assert (row["state"], row["expires"], row["label"]) == ("expired", created["expires"], "short-lived")
+    text = kizuna(node.data_dir, "tokens", "list").stdout
+    line = next(line for line in text.splitlines() if line.startswith(created["id"]))
+    assert line.split()[-1] == "expired" and created["expires"][:19] in line
+
+
+@pytest.mark.parametrize("given, seconds", [("30d", 30 * 86400), ("12h", 12 * 3600), ("90m", 90 * 60)])
+def test_expiry_as_a_duration(node: Node, given: str, seconds: int) -> None:
+    before = time.time()
+    created = kizuna_json(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared",
+                          "--expires", given)
+    after = time.time()
+    assert before + seconds - 1 <= parse_ts(created["expires"]) <= after + seconds + 1
+    assert _listed(node, created["id"])["state"] == "active"
+    assert _get(node, created["token"]).status_code == 200
+
+
+def test_expiry_as_an_iso_date_and_bad_forms(node: Node) -> None:
+    created = kizuna_json(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared",
+                          "--expires", "2099-03-31")
+    assert created["expires"] == "2099-03-31T00:00:00.000000Z"
+    assert _listed(node, created["id"])["expires"] == "2099-03-31T00:00:00.000000Z"
+    for given, reason in [("3 weeks", "neither a duration"), ("2001-01-01", "not in the future"),
+                          ("0d", "neither a duration")]:
+        result = kizuna(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared",
+                        "--expires", given, check=False)
+        assert result.returncode == 1 and result.stdout == ""
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("kizuna tokens create: ")
+        assert reason in result.stderr, result.stderr
+
+
+def test_list_names_organisation_rights_label_dates_and_state(node: Node) -> None:
+    created = kizuna_json(node.data_dir, "tokens", "create", "--org", "NCSC UK", "--read", "shared",
+                          "--read", "other", "--write", "shared", "--label", "soc pipeline")
+    row = _listed(node, created["id"])
+    assert row["organisation"] == "NCSC UK"
+    assert (sorted(row["read"]), row["write"]) == (["other", "shared"], ["shared"])
+    assert (row["label"], row["state"], row["expires"], row["revoked"]) == ("soc pipeline", "active", None, None)
+    assert parse_ts(row["created"]) <= time.time()
+    text = kizuna(node.data_dir, "tokens", "list").stdout
+    assert text.splitlines()[0].split() == ["ID", "ORGANISATION", "RIGHTS", "LABEL", "CREATED", "EXPIRES", "STATE"]
+    line = next(line for line in text.splitlines() if line.startswith(created["id"]))
+    assert "NCSC UK" in line and "r:shared" in line and "r:other" in line and "w:shared" in line
+    assert "soc pipeline" in line and "never" in line and line.endswith("active")
+    # No internal keys: identity ids and collection row numbers stay inside the node.
+    assert "identity--" not in text and "collection_pk" not in text and created["token"] not in text
+    kizuna_json(node.data_dir, "tokens", "revoke", created["id"])
+    assert _listed(node, created["id"])["state"] == "revoked"
+
+
+def test_create_without_any_right_is_refused_with_the_reason(node: Node) -> None:
+    before = len(kizuna_json(node.data_dir, "tokens", "list")["tokens"])
+    result = kizuna(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--label", "nothing", check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (
+        "kizuna tokens create: a token needs at least one right: give --read and/or --write COLLECTION\n"
+    )
+    as_json = kizuna(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--json", check=False)
+    assert as_json.returncode == 1
+    assert "at least one right" in json.loads(as_json.stdout)["error"]["message"]
+    assert len(kizuna_json(node.data_dir, "tokens", "list")["tokens"]) == before
+
+
+def test_revoking_an_unknown_or_revoked_token_is_one_line(node: Node) -> None:
+    result = kizuna(node.data_dir, "tokens", "revoke", "feedfacecafebeef", check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("kizuna tokens revoke: no active token 'feedfacecafebeef'")
+    created = kizuna_json(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared")
+    kizuna_json(node.data_dir, "tokens", "revoke", created["id"])
+    again = kizuna(node.data_dir, "tokens", "revoke", created["id"], "--json", check=False)
+    assert again.returncode == 1
+    error = json.loads(again.stdout)["error"]
+    assert "was revoked at" in error["message"] and error["code"] == "invalid"
