@@ -47,8 +47,9 @@ _PATH: Final = rf"(?:{_IDENT}|{_QUOTED})(?:\.(?:{_IDENT}|{_QUOTED}))*"
 _OPERATOR: Final = rf"(?:{_WS}!?={_WS}|[ \t\r\n]+LIKE{_WS})"
 _COMPARISON: Final = rf"{_WS}({_TYPE}):({_PATH}){_OPERATOR}({_QUOTED}){_WS}"
 _JOIN: Final = r"(?:AND|OR)(?=[ \t\r\n])"
-_IOC_MATCH: Final = re.compile(rf"{_WS}\[{_COMPARISON}(?:{_JOIN}{_COMPARISON})*\]{_WS}").fullmatch
-_ONE_COMPARISON: Final = re.compile(_COMPARISON)
+_OPEN: Final = re.compile(rf"{_WS}\[").match
+_JOIN_MATCH: Final = re.compile(_JOIN).match
+_ONE_COMPARISON: Final = re.compile(_COMPARISON).match
 _STEP: Final = re.compile(rf"{_IDENT}|{_QUOTED}")
 
 # One ANTLR parse at a time: the runtime's shared prediction caches are not written with
@@ -92,20 +93,33 @@ def _unquote(step: str) -> str:
 
 
 def _fast_problem(text: str) -> str | None | bool:
-    """A problem, None (valid), or False when the text is not IOC-shaped and needs the grammar."""
-    if _IOC_MATCH(text) is None:
+    """A problem, None (valid), or False when the text is not IOC-shaped and needs the grammar.
+
+    IOC-shaped: `[`, comparisons joined by AND/OR, `]`, read left to right in one pass.
+    """
+    opening = _OPEN(text)
+    if opening is None:
         return False
-    for match in _ONE_COMPARISON.finditer(text):
+    position, problem = opening.end(), None
+    while True:
+        match = _ONE_COMPARISON(text, position)
+        if match is None:
+            return False
         object_type, path, quoted = match.group(1), match.group(2), match.group(3)
         raw_steps = _STEP.findall(path)
         if object_type in _KEYWORDS or not _KEYWORDS.isdisjoint(raw_steps):
             return False
-        problem = _type_problem(object_type)
+        if problem is None:
+            problem = _type_problem(object_type)
         if problem is None and "hashes" in raw_steps:
             problem = _hash_problem([_unquote(s) for s in raw_steps], _unquote(quoted))
-        if problem is not None:
-            return problem
-    return None
+        position = match.end()
+        if text.startswith("]", position):
+            return problem if not text[position + 1 :].strip(" \t\r\n") else False
+        join = _JOIN_MATCH(text, position)
+        if join is None:
+            return False
+        position = join.end()
 
 
 def _grammar_problem(text: str) -> str | None:
