@@ -12,6 +12,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from kizuna.stix.timestamps import parse_timestamp
+
 # The identity `kizuna match` records sightings under when there is no node and no --identity.
 # Its content is fixed, so every run produces the same (immutable) version of it.
 LOCAL_IDENTITY_ID = "identity--" + str(uuid.uuid5(uuid.NAMESPACE_DNS, "kizuna.local"))
@@ -27,19 +29,33 @@ LOCAL_IDENTITY: dict[str, Any] = {
 }
 
 
+def _version(obj: dict[str, Any]) -> int:
+    """`modified` in microseconds; objects without a readable one count as the oldest."""
+    try:
+        return parse_timestamp(obj.get("modified", obj.get("created", "")))
+    except (ValueError, TypeError):
+        return -1
+
+
 class SightingBundle:
     """Collects the objects sightings may refer to; `build` picks the ones they do."""
 
     def __init__(self) -> None:
         self._objects: dict[str, dict[str, Any]] = {LOCAL_IDENTITY_ID: LOCAL_IDENTITY}
 
-    def remember(self, obj: dict[str, Any]) -> None:
-        """Keep an indicator or identity (the newest version of each id) in case a sighting names it."""
+    def remember(self, obj: dict[str, Any]) -> bool:
+        """Keep an indicator or identity in case a sighting names it; False if a newer version is known.
+
+        Versions are compared by `modified`, so an older version met later (a collection exports
+        every version) does not replace a newer one.
+        """
         if obj.get("type") not in ("indicator", "identity") or not isinstance(obj.get("id"), str):
-            return
+            return True
         known = self._objects.get(obj["id"])
-        if known is None or str(obj.get("modified", "")) >= str(known.get("modified", "")):
-            self._objects[obj["id"]] = obj
+        if known is not None and _version(obj) < _version(known):
+            return False
+        self._objects[obj["id"]] = obj
+        return True
 
     def build(self, sightings: list[dict[str, Any]], bundle_id: str) -> tuple[dict[str, Any], dict[str, str]]:
         """(bundle, {referenced id: why it is not included})."""

@@ -49,8 +49,8 @@ class MatchRun:
         started = time.perf_counter()
         now = time.time()
         for obj in objects:
-            self.bundle.remember(obj)
-            if obj.get("type") != "indicator":
+            newest = self.bundle.remember(obj)
+            if obj.get("type") != "indicator" or not newest:
                 continue
             self.indicators_read += 1
             status = self.engine.index.add(obj, now=now).status

@@ -169,3 +169,22 @@ def test_readme_http_example_runs_as_written(tmp_path: Path) -> None:
     assert body["stored"]["success_count"] == len(body["sightings"]) > 0
     exported = kizuna(data, "export", "--collection", "sightings").stdout
     assert {o["type"] for o in json.loads(exported)["objects"]} == {"sighting"}
+
+
+def test_an_older_version_met_later_does_not_replace_the_newer_indicator() -> None:
+    from kizuna.detect.mappings import shipped_mappings
+    from kizuna.detect.run import MatchRun
+
+    base = {"type": "indicator", "spec_version": "2.1", "id": "indicator--6a1b3a53-7f0e-4f0e-9d8c-3a2f1b0c9d8e",
+            "created": "2020-01-01T00:00:00Z", "pattern_type": "stix", "valid_from": "2020-01-01T00:00:00Z"}
+    newer = {**base, "modified": "2021-01-01T00:00:00.000Z", "pattern": "[domain-name:value = 'new.example']"}
+    older = {**base, "modified": "2020-06-01T00:00:00Z", "pattern": "[domain-name:value = 'old.example']"}
+    run = MatchRun("identity--00000000-0000-4000-8000-000000000000", list(shipped_mappings().values()),
+                   forced=None, window=3600)
+    run.load([newer, older])
+    line = b'{"ts": 1600000000.0, "id.orig_h": "10.0.0.5", "id.resp_h": "10.0.0.53", "query": "%s"}'
+    hits = [a.line for a in run.log_alerts("dns.json", [line % b"old.example", line % b"new.example"])]
+    assert hits == [2]
+    sightings = run.engine.aggregator.sightings()
+    bundle, _missing = run.bundle.build(sightings, "bundle--00000000-0000-4000-8000-0000000000aa")
+    assert [o["pattern"] for o in bundle["objects"] if o["type"] == "indicator"] == [newer["pattern"]]
