@@ -9,6 +9,7 @@ temporary name and moved into place only when the run succeeds; a run that match
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -273,8 +274,14 @@ def _match_inputs(
                 break
             label = "<stdin>" if name == "-" else name
             if observed_data:
-                path = Path("/dev/stdin") if name == "-" else Path(name)
-                for alert in run.observed_data_alerts(path, label):
+                if name == "-":  # spooled to a file: STIX input is read twice (JSON lines or bundle?)
+                    with tempfile.TemporaryDirectory() as spool:
+                        path = Path(spool) / "stdin.json"
+                        path.write_bytes(sys.stdin.buffer.read())
+                        found = run.observed_data_alerts(path, label)
+                else:
+                    found = run.observed_data_alerts(Path(name), label)
+                for alert in found:
                     _write_alert(alert_stream, alert, flush=follow)
                 continue
             handle = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115

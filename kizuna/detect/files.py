@@ -45,12 +45,14 @@ def _is_json_lines(path: Path) -> bool:
     return False
 
 
-def read_stix_file(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_stix_file(path: Path, name: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line, object) for each STIX object of the file; BundleSyntaxError names where it is broken.
 
     Elements that are not JSON objects are skipped (they cannot be indicators or observed-data).
+    `name` is how errors refer to the file (default: its path). The file is read twice (once to
+    tell JSON lines from a bundle), so it must be a regular file, not a pipe.
     """
-    name = str(path)
+    name = name or str(path)
     if _is_json_lines(path):
         with path.open("rb") as stream:
             for number, raw in enumerate(stream, 1):

@@ -92,7 +92,7 @@ class MatchRun:
         """Alerts for a STIX observed-data file; an unusable observed-data is a bad line, not a failure."""
         lines: dict[int, int] = {}
         objects = []
-        for line, obj in read_stix_file(path):
+        for line, obj in read_stix_file(path, label):
             lines[id(obj)] = line
             objects.append(obj)
         line_of_id = {o.get("id"): lines[id(o)] for o in objects if o.get("type") == "observed-data"}

@@ -179,3 +179,21 @@ def test_no_usable_indicators_and_no_usable_lines_are_failures_with_distinct_mes
     assert "no log line could be matched: 2 lines read, 1 unparsable, 1 of no known format" in line
     assert _json_failure(kizuna(none, *args, "--json", check=False))["code"] == "no-log-lines"
     _nothing_written(tmp_path, "s.json")
+
+
+def test_observed_data_on_standard_input_is_matched_and_a_truncated_one_named(tmp_path: Path) -> None:
+    stamp = "2019-12-03T22:45:22Z"
+    objects = [
+        {"type": "domain-name", "spec_version": "2.1", "id": "domain-name--00000000-0000-4000-8000-000000000000",
+         "value": "guyspy.com"},
+        {"type": "observed-data", "spec_version": "2.1", "id": "observed-data--00000000-0000-4000-8000-000000000000",
+         "created": stamp, "modified": stamp, "first_observed": stamp, "last_observed": stamp, "number_observed": 1,
+         "object_refs": ["domain-name--00000000-0000-4000-8000-000000000000"]},
+    ]
+    body = json.dumps({"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56e", "objects": objects},
+                      indent=1).encode()
+    args = ["match", "--indicators", str(_indicators(tmp_path)), "--observed-data", "-", "--json"]
+    summary = json.loads(kizuna(tmp_path / "none", *args, input=body).stdout)
+    assert (summary["events"], summary["hits"]) == (1, 1)
+    error = _json_failure(kizuna(tmp_path / "none", *args, input=body[: len(body) // 2], check=False))
+    assert error["file"] == "<stdin>" and error["line"] > 1
