@@ -182,21 +182,14 @@ def match_command(
             run.load(orjson.loads(body) for body in exported)
         run.require_indicators()
 
-        alert_file = None
-        if alerts is not None and alerts != "-" and not follow:
-            alert_file = PendingFile(Path(alerts))
-            pending.append(alert_file)
-        # A follower's alerts go straight to their file: whoever tails it wants them as they happen.
-        alert_stream = sys.stdout if alerts == "-" else alert_file.stream if alert_file else (
-            open(alerts, "w", encoding="utf-8") if alerts else None  # noqa: SIM115
-        )
+        alert_stream, direct = _alert_stream(alerts, follow, pending)
         progress = _Progress(enabled=sys.stderr.isatty() and not (as_json or quiet or follow or observed_data))
         try:
             _match_inputs(run, inputs, observed_data, follow, max_lines, idle_timeout, alert_stream, progress)
         finally:
             progress.close()
-            if alert_stream is not None and alert_stream is not sys.stdout and alert_file is None:
-                alert_stream.close()
+            if direct is not None:
+                direct.close()
         run.require_events(observed_data)
 
         sightings = run.engine.aggregator.sightings()
@@ -231,6 +224,25 @@ def match_command(
         text += "".join(f"\n  {p.file}:{p.line}: {p.reason}" for p in stats.problems[:20])
         text += "".join(f"\n  not in the bundle: {ref}: {why}" for ref, why in missing.items())
         click.echo(text, err=True)
+
+
+def _alert_stream(
+    alerts: str | None, follow: bool, pending: list[PendingFile]
+) -> tuple[IO[str] | None, IO[str] | None]:
+    """(where alerts are written, the file to close at the end when it is written directly).
+
+    Alerts normally go to a pending file, renamed into place when the run succeeds; a follower's go
+    straight to their file, since whoever tails it wants them as they happen.
+    """
+    if alerts is None:
+        return None, None
+    if alerts == "-":
+        return sys.stdout, None
+    if follow:
+        direct = open(alerts, "w", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+        return direct, direct
+    pending.append(PendingFile(Path(alerts)))
+    return pending[-1].stream, None
 
 
 def _check_inputs(inputs: tuple[str, ...], observed_data: bool) -> None:
