@@ -1,8 +1,15 @@
-"""`kizuna match`: match indicators against logs or observed-data, emit sightings and alerts."""
+"""`kizuna match`: match indicators against logs or observed-data, emit sightings and alerts.
+
+The command checks everything it can before doing any work (inputs exist, outputs can be written,
+collections exist), then drives a `kizuna.detect.run.MatchRun`. Outputs are written under a
+temporary name and moved into place only when the run succeeds; a run that matched nothing usable
+(no indicators that can match, no line of a known format) fails rather than writing empty results.
+"""
 
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -12,35 +19,13 @@ from typing import IO, Any
 import click
 import orjson
 
-from kizuna.detect.engine import DetectionEngine
+from kizuna.cli.common import CliError
+from kizuna.detect.bundle import LOCAL_IDENTITY_ID
+from kizuna.detect.files import PendingFile, check_writable, read_stix_file
 from kizuna.detect.intel import zeek_intel_indicators
-from kizuna.detect.mappings import LogReader, Mapping, load_mapping, shipped_mappings
-
-_LOCAL_IDENTITY = "identity--" + str(uuid.uuid5(uuid.NAMESPACE_DNS, "kizuna.local"))
-
-
-def _stix_objects(path: Path) -> Iterator[dict[str, Any]]:
-    """Objects from a STIX bundle, a JSON list, or JSON lines."""
-    raw = path.read_bytes()
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        for line in raw.splitlines():
-            if line.strip():
-                yield from _flatten(orjson.loads(line))
-        return
-    yield from _flatten(data)
-
-
-def _flatten(data: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(data, list):
-        for item in data:
-            yield from _flatten(item)
-    elif isinstance(data, dict):
-        if data.get("type") == "bundle":
-            yield from (o for o in data.get("objects", []) if isinstance(o, dict))
-        else:
-            yield data
+from kizuna.detect.mappings import Mapping, load_mapping, shipped_mappings
+from kizuna.detect.run import MatchRun, NothingToMatch
+from kizuna.detect.sightings import Alert
 
 
 def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2) -> Iterator[bytes]:
@@ -94,7 +79,7 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
     "--mapping-file",
     type=click.Path(exists=True, path_type=Path),
     default=None,
-    help="A user mapping file (JSON) for other log formats.",
+    help="A mapping file (JSON) describing another log format; see docs/detection.md and examples/mappings/.",
 )
 @click.option("--observed-data", is_flag=True, help="Inputs are STIX observed-data, not logs.")
 @click.option("--follow", is_flag=True, help="Keep reading the (single) input file as it grows.")
@@ -128,7 +113,7 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the sightings bundle here (default: standard output).",
+    help="Write the sightings bundle (with the indicators and identities it names) here; default: standard output.",
 )
 @click.option(
     "--alerts",
@@ -138,6 +123,7 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
 )
 @click.option("--collection", default=None, help="Store the sightings in this node collection.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on standard output.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary on standard error.")
 @click.pass_context
 def match_command(
     ctx: click.Context,
@@ -157,105 +143,221 @@ def match_command(
     alerts: str | None,
     collection: str | None,
     as_json: bool,
+    quiet: bool,
 ) -> None:
     """Match every indicator against logs (Zeek, Suricata eve.json, ECS) or STIX observed-data.
 
-    Hits are written as a JSON-lines alert stream (--alerts) and aggregated into STIX sightings
-    (one per indicator per --window), written as a bundle or stored in a node collection.
+    Hits are written as a JSON-lines alert stream (--alerts), each naming its input file and line,
+    and aggregated into STIX sightings (one per indicator per --window), written as a bundle that
+    also holds the indicators and identities they name, or stored in a node collection.
     """
     data_dir: Path | None = (ctx.obj or {}).get("data_dir")
+    _check_inputs(inputs, observed_data)
+    if output is not None and (problem := check_writable(output, "output")):
+        raise CliError(problem, code="io", file=str(output))
+    if alerts not in (None, "-") and (problem := check_writable(Path(alerts), "alerts file")):
+        raise CliError(problem, code="io", file=alerts)
     node = _open_node(data_dir) if (collection or source_collections or identity_id is None) else None
+    pending: list[PendingFile] = []
     try:
-        identity = identity_id or (node.identity().get("id") if node else None) or _LOCAL_IDENTITY
-        engine = DetectionEngine(identity, window_seconds=window)
-        started = time.perf_counter()
-        load_counts: dict[str, int] = {}
-        sources: list[Iterator[dict[str, Any]]] = [_stix_objects(p) for p in indicator_files]
+        store_in: Any = None
+        sources: list[Iterator[bytes]] = []
+        if collection or source_collections:
+            if node is None:
+                option = "--collection" if collection else "--from-collection"
+                raise CliError(f"{option} needs a Kizuna node (see `kizuna init`)", code="usage", exit_code=2)
+            # Resolved before any work: a collection that does not exist fails the run at once.
+            store_in = node.find_collection(collection, None) if collection else None
+            # export_objects is lazy: each collection is read when its indicators are loaded.
+            sources = [node.export_objects(node.find_collection(ref, None)) for ref in source_collections]
+        identity = identity_id or (node.identity().get("id") if node else None) or LOCAL_IDENTITY_ID
+        run = MatchRun(identity, list(_mappings(mapping_file).values()), forced=mapping_name, window=window)
+        if node is not None:
+            run.bundle.remember(node.identity())
+        for path in indicator_files:
+            run.load(obj for _line, obj in read_stix_file(path))
         for intel in intel_files:
-            sources.append(zeek_intel_indicators(intel.read_text("utf-8").splitlines()))
-        for ref in source_collections:
-            if node is None:
-                raise click.UsageError("--from-collection needs a Kizuna node (see `kizuna init`)")
-            target = node.find_collection(ref, None)
-            sources.append(orjson.loads(body) for body in node.export_objects(target))
-        for source in sources:
-            for status, count in engine.load_indicators(source, now=time.time()).items():
-                load_counts[status] = load_counts.get(status, 0) + count
-        compile_seconds = time.perf_counter() - started
+            run.load(zeek_intel_indicators(intel.read_text("utf-8").splitlines()))
+        for exported in sources:
+            run.load(orjson.loads(body) for body in exported)
+        run.require_indicators()
 
-        mappings: dict[str, Mapping] = shipped_mappings()
-        if mapping_file is not None:
-            mappings.update({m.name: m for m in load_mapping(mapping_file)})
-        reader = LogReader(list(mappings.values()), forced=mapping_name)
-        matcher = engine.line_matcher(reader)
-        alert_stream = _open_alerts(alerts)
-        remaining = max_lines
+        alert_stream, direct = _alert_stream(alerts, follow, pending)
+        progress = _Progress(enabled=sys.stderr.isatty() and not (as_json or quiet or follow or observed_data))
         try:
-            for name in inputs or ("-",):
-                if remaining is not None and remaining <= 0:
-                    break
-                if observed_data:
-                    stream = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
-                    for alert in engine.submit_observed_data(list(_flatten(orjson.loads(stream)))):
-                        _write_alert(alert_stream, alert.as_json(), flush=follow)
-                    continue
-                handle = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
-                try:
-                    lines: Iterable[bytes] = _follow(handle, idle_timeout=idle_timeout) if follow else handle
-                    if remaining is not None:
-                        lines = _counted(lines, remaining)
-                    before = reader.stats.lines
-                    for alert in matcher.alerts(lines):
-                        _write_alert(alert_stream, alert.as_json(), flush=follow)
-                    if remaining is not None:
-                        remaining -= reader.stats.lines - before
-                finally:
-                    if handle is not sys.stdin.buffer:
-                        handle.close()
-        except KeyboardInterrupt:
-            pass
+            _match_inputs(run, inputs, observed_data, follow, max_lines, idle_timeout, alert_stream, progress)
         finally:
-            if alert_stream is not None and alert_stream is not sys.stdout:
-                alert_stream.close()
+            progress.close()
+            if direct is not None:
+                direct.close()
+        run.require_events(observed_data)
 
-        sightings = engine.aggregator.sightings()
-        stored = None
-        if collection:
-            if node is None:
-                raise click.UsageError("--collection needs a Kizuna node (see `kizuna init`)")
-            stored = _store(node, collection, sightings)
-        bundle = {"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": sightings}
+        sightings = run.engine.aggregator.sightings()
+        bundle, missing = run.bundle.build(sightings, f"bundle--{uuid.uuid4()}")
+        stored = _store(node, store_in, sightings) if store_in is not None else None
         if output is not None:
-            output.write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n")
+            sightings_file = PendingFile(output, binary=True)
+            pending.append(sightings_file)
+            sightings_file.stream.write(orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n")
         elif not as_json and not collection and alerts != "-":
             sys.stdout.write(orjson.dumps(bundle, option=orjson.OPT_INDENT_2).decode() + "\n")
-        stats = reader.stats
-        summary = {
-            "indicators": engine.index.stats(),
-            "indicator_load": load_counts,
-            "compile_seconds": round(compile_seconds, 3),
-            "lines": stats.lines,
-            "events": stats.events + (engine.events_seen if observed_data else 0),
-            "unmapped": stats.skipped,
-            "unparsed": stats.problem_count,
-            "unparsed_lines": [{"line": p.line, "reason": p.reason} for p in stats.problems[:100]],
-            "hits": engine.hits,
-            "sightings": len(sightings),
-            "stored": stored,
-            "output": str(output) if output else None,
-        }
-        if as_json:
-            sys.stdout.write(orjson.dumps(summary).decode() + "\n")
-        else:
-            click.echo(
-                f"{summary['events']} events, {engine.hits} hits, {len(sightings)} sightings; "
-                f"{stats.problem_count} unparsable lines"
-                + "".join(f"\n  line {p.line}: {p.reason}" for p in stats.problems[:20]),
-                err=True,
-            )
+        for done in pending:
+            done.commit()
+        pending.clear()
+    except NothingToMatch as exc:
+        raise CliError(str(exc), code=exc.code) from None
     finally:
+        for unfinished in pending:
+            unfinished.discard()
         if node is not None:
             node.close()
+
+    summary = run.summary(len(sightings), observed_data)
+    summary.update(stored=stored, output=str(output) if output else None,
+                   bundle_objects=len(bundle["objects"]), bundle_missing=missing)
+    if as_json:
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    elif not quiet:
+        stats = run.reader.stats
+        text = (f"{summary['events']} events, {summary['hits']} hits, {summary['sightings']} sightings; "
+                f"{stats.problem_count} unparsable lines")
+        text += "".join(f"\n  {p.file}:{p.line}: {p.reason}" for p in stats.problems[:20])
+        text += "".join(f"\n  not in the bundle: {ref}: {why}" for ref, why in missing.items())
+        click.echo(text, err=True)
+
+
+def _alert_stream(
+    alerts: str | None, follow: bool, pending: list[PendingFile]
+) -> tuple[IO[str] | None, IO[str] | None]:
+    """(where alerts are written, the file to close at the end when it is written directly).
+
+    Alerts normally go to a pending file, renamed into place when the run succeeds; a follower's go
+    straight to their file, since whoever tails it wants them as they happen.
+    """
+    if alerts is None:
+        return None, None
+    if alerts == "-":
+        return sys.stdout, None
+    if follow:
+        direct = open(alerts, "w", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+        return direct, direct
+    pending.append(PendingFile(Path(alerts)))
+    return pending[-1].stream, None
+
+
+def _check_inputs(inputs: tuple[str, ...], observed_data: bool) -> None:
+    what = "observed-data file" if observed_data else "log file"
+    for name in inputs:
+        if name == "-":
+            continue
+        path = Path(name)
+        if not path.exists():
+            raise CliError(f"{what} {name} does not exist", code="io", file=name)
+        if not path.is_file():
+            raise CliError(f"{what} {name} is not a file", code="io", file=name)
+
+
+def _mappings(mapping_file: Path | None) -> dict[str, Mapping]:
+    mappings: dict[str, Mapping] = shipped_mappings()
+    if mapping_file is not None:
+        try:
+            mappings.update({m.name: m for m in load_mapping(mapping_file)})
+        except (ValueError, KeyError, TypeError) as exc:
+            reason = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise CliError(f"mapping file {mapping_file} is not valid: {reason}", code="mapping",
+                           file=str(mapping_file)) from None
+    return mappings
+
+
+def _match_inputs(
+    run: MatchRun,
+    inputs: tuple[str, ...],
+    observed_data: bool,
+    follow: bool,
+    max_lines: int | None,
+    idle_timeout: float | None,
+    alert_stream: IO[str] | None,
+    progress: _Progress,
+) -> None:
+    remaining = max_lines
+    try:
+        for name in inputs or ("-",):
+            if remaining is not None and remaining <= 0:
+                break
+            label = "<stdin>" if name == "-" else name
+            if observed_data:
+                if name == "-":  # spooled to a file: STIX input is read twice (JSON lines or bundle?)
+                    with tempfile.TemporaryDirectory() as spool:
+                        path = Path(spool) / "stdin.json"
+                        path.write_bytes(sys.stdin.buffer.read())
+                        found = run.observed_data_alerts(path, label)
+                else:
+                    found = run.observed_data_alerts(Path(name), label)
+                for alert in found:
+                    _write_alert(alert_stream, alert, flush=follow)
+                continue
+            handle = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
+            try:
+                lines: Iterable[bytes] = _follow(handle, idle_timeout=idle_timeout) if follow else handle
+                if remaining is not None:
+                    lines = _counted(lines, remaining)
+                if name != "-":
+                    lines = progress.track(label, lines, Path(name).stat().st_size)
+                before = run.reader.stats.lines
+                for alert in run.log_alerts(label, lines):
+                    _write_alert(alert_stream, alert, flush=follow)
+                if remaining is not None:
+                    remaining -= run.reader.stats.lines - before
+            finally:
+                if handle is not sys.stdin.buffer:
+                    handle.close()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C ends a run (a --follow run in particular) with what was matched so far
+
+
+class _Progress:
+    """A progress bar on standard error for each log file: bytes read drive the bar and the ETA,
+    lines read and their rate are shown beside it. Off unless standard error is a terminal."""
+
+    _EVERY = 2048  # lines between updates: keeps the bar's cost out of the matching loop
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._bar: Any = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(),
+                TextColumn("{task.fields[lines]:,} lines  {task.fields[rate]:,.0f} lines/s  ETA"),
+                TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+            )
+            self._bar.start()
+
+    def track(self, label: str, lines: Iterable[bytes], total: int) -> Iterable[bytes]:
+        if self._bar is None:
+            return lines
+        return self._tracked(label, lines, total)
+
+    def _tracked(self, label: str, lines: Iterable[bytes], total: int) -> Iterator[bytes]:
+        bar = self._bar
+        task = bar.add_task(label, total=max(total, 1), lines=0, rate=0.0)
+        started, done, count = time.monotonic(), 0, 0
+        try:
+            for line in lines:
+                count += 1
+                done += len(line)
+                if count % self._EVERY == 0:
+                    rate = count / max(time.monotonic() - started, 1e-6)
+                    bar.update(task, completed=done, lines=count, rate=rate)
+                yield line
+        finally:
+            rate = count / max(time.monotonic() - started, 1e-6)
+            bar.update(task, completed=max(done, total), lines=count, rate=rate)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def _open_node(data_dir: Path | None) -> Any:
@@ -269,23 +371,14 @@ def _open_node(data_dir: Path | None) -> Any:
     return Node.open(data_dir)
 
 
-def _store(node: Any, collection: str, sightings: list[dict[str, Any]]) -> dict[str, int]:
-    target = node.find_collection(collection, None)
-    result = node.import_objects(target, sightings).to_taxii()
+def _store(node: Any, target: Any, sightings: list[dict[str, Any]]) -> dict[str, int]:
+    result = node.import_objects(target, sightings).to_taxii() if sightings else {}
     return {"success": result.get("success_count", 0), "failure": result.get("failure_count", 0)}
 
 
-def _open_alerts(target: str | None) -> IO[str] | None:
-    if target is None:
-        return None
-    if target == "-":
-        return sys.stdout
-    return open(target, "w", encoding="utf-8")  # noqa: SIM115
-
-
-def _write_alert(stream: IO[str] | None, alert: dict[str, Any], *, flush: bool = False) -> None:
+def _write_alert(stream: IO[str] | None, alert: Alert, *, flush: bool = False) -> None:
     if stream is not None:
-        stream.write(orjson.dumps(alert).decode() + "\n")
+        stream.write(orjson.dumps(alert.as_json()).decode() + "\n")
         if flush:  # a follower's alerts are wanted as they happen
             stream.flush()
 

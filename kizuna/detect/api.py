@@ -3,7 +3,11 @@
 A sensor or SIEM posts what it saw and gets back which of the node's indicators it matched:
 
 * body: STIX observed-data with its cyber-observables (a bundle, a JSON list, or a TAXII envelope),
-  or, with `?format=auto|zeek|suricata|ecs|<mapping name>`, log records as JSON lines;
+  or log records: JSON lines (Zeek, Suricata EVE, ECS, or a mapping's format) or Zeek TSV with its
+  header. `format=auto` (the default) tells STIX from logs by the body and picks the mapping of
+  every log line by its fields; `format=stix|zeek|suricata|ecs|<mapping name>` forces one. An
+  observed-data object or log line that cannot be used (say, its time is not a real date) is
+  counted and reported (`unparsed`, with line numbers or ids); the rest is matched;
 * `collection` (repeatable, id or alias): the collections whose indicators are matched; default,
   every collection of the API root the token may read. Indicators are read through the node's
   read policy, so a token matches only against indicators it could read over TAXII;
@@ -125,24 +129,39 @@ class DetectionService:
     def match(
         self, principal: Principal, api_root: str, params: dict[str, list[str]], body: bytes
     ) -> dict[str, Any]:
-        fmt = (params.get("format") or ["stix"])[-1]
+        requested = (params.get("format") or ["auto"])[-1]
+        stix = _looks_like_stix(body) if requested == "auto" else None
+        fmt = "stix" if requested == "stix" or stix is not None else requested
+        mappings, forced = self.mappings_for(fmt) if fmt != "stix" else ([], None)  # 400 before any work
         compiled = self.engine_for(principal, api_root, params.get("collection", []))
         # The cached index is shared; each request gets its own counters and sightings.
         engine = DetectionEngine(compiled.engine.aggregator.identity_id)
         engine.index = compiled.engine.index
         answer: dict[str, Any] = {"indicators": engine.index.stats(), "format": fmt}
         if fmt == "stix":
-            objects = _stix_objects(body)
+            objects = stix if stix is not None else _stix_objects(body)
+            rejected: list[dict[str, Any]] = []
+
+            def bad(sdo: Any, reason: str) -> None:
+                rejected.append({"id": sdo.get("id"), "reason": reason})
+
             try:
-                alerts = engine.submit_observed_data(objects)
+                alerts = engine.submit_observed_data(objects, on_error=bad)
             except DetectError as exc:
                 raise BadRequest(f"observed-data could not be matched: {exc}") from exc
             answer["observations"] = engine.events_seen
+            # An unusable observed-data object is reported, like a bad log line; the others match.
+            answer.update(unparsed=len(rejected), unparsed_objects=rejected[:100])
         else:
-            mappings, forced = self.mappings_for(fmt)
             reader = LogReader(mappings, forced=forced)
             alerts = list(engine.line_matcher(reader).alerts(body.splitlines()))
             stats = reader.stats
+            if requested == "auto" and stats.events == 0:
+                first = f"; line {stats.problems[0].line}: {stats.problems[0].reason}" if stats.problems else ""
+                raise BadRequest(
+                    f"the body is neither STIX observed-data nor log lines of a known format ({stats.lines} "
+                    f"lines, {stats.problem_count} unparsable, {stats.skipped} of no known format{first})"
+                )
             answer.update(
                 lines=stats.lines,
                 observations=stats.events,
@@ -172,6 +191,33 @@ class DetectionService:
             params.setdefault(name, []).append(value)
         answer = await run_in_threadpool(self.match, principal, api_root, params, body)
         return taxii_response(orjson.dumps(answer))
+
+
+def _looks_like_stix(body: bytes) -> list[dict[str, Any]] | None:
+    """The STIX objects of the body when it is STIX (a bundle, envelope, list or observed-data); else None.
+
+    Log records are JSON lines (or Zeek TSV), so a body that is one JSON value holding a bundle,
+    an envelope or STIX objects with ids is STIX; anything else is read as log lines.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(data, dict):
+        if data.get("type") == "bundle" or isinstance(data.get("objects"), list) or _is_stix_object(data):
+            return _stix_objects(body)
+    elif isinstance(data, list) and data and all(_is_stix_object(o) for o in data):
+        return _stix_objects(body)
+    return None
+
+
+def _is_stix_object(item: Any) -> bool:
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("type"), str)
+        and isinstance(item.get("id"), str)
+        and item["id"].startswith(item["type"] + "--")
+    )
 
 
 def _stix_objects(body: bytes) -> list[dict[str, Any]]:

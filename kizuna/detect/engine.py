@@ -7,7 +7,7 @@ they happen, one JSON object per hit, for SIEMs that want the stream.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,10 +50,17 @@ class DetectionEngine:
         """Match raw log lines, skipping the mapping of lines that hit nothing (see fast.py)."""
         return LineMatcher(self, reader)
 
-    def submit_observed_data(self, objects: Iterable[dict[str, Any]]) -> list[Alert]:
-        """Match STIX observed-data (bundles or bare objects), the API form of submission."""
+    def submit_observed_data(
+        self,
+        objects: Iterable[dict[str, Any]],
+        on_error: Callable[[Any, str], None] | None = None,
+    ) -> list[Alert]:
+        """Match STIX observed-data (bundles or bare objects), the API form of submission.
+
+        An unusable observed-data object raises MatchError, or goes to `on_error` and is skipped.
+        """
         alerts: list[Alert] = []
-        for observation in observations_from_stix(list(objects)):
+        for observation in observations_from_stix(list(objects), on_error=on_error):
             alerts.extend(self.submit_observation(observation))
         return alerts
 

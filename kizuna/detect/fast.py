@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from kizuna.detect.mappings import LogReader, Mapping, Record, _ObjectSpec
+from kizuna.detect.mappings import EARLIEST_EPOCH, LATEST_EPOCH, LogReader, Mapping, Record, _ObjectSpec
 from kizuna.detect.sightings import Alert
 
 
@@ -194,7 +194,14 @@ class _ProbeWriter:
         if mapping.time_field:
             src.field(depth, "t", mapping.time_field)
             if mapping.time_format == "epoch":
-                src.emit(depth, "if t is not None and type(t) is not float and type(t) is not int: float(t)")
+                # A plain number in range is settled inline; anything else is read (and rejected)
+                # by the mapping itself.
+                in_range = f"{EARLIEST_EPOCH!r} <= t <= {LATEST_EPOCH!r}"
+                src.emit(
+                    depth,
+                    f"if t is not None and not ((type(t) is float or type(t) is int) and {in_range}): "
+                    f"{src.const(mapping.event_time, 'time')}(r)",
+                )
             else:
                 src.emit(depth, f"if t is not None: {src.const(mapping.event_time, 'time')}(r)")
 

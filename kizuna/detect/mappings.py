@@ -43,6 +43,20 @@ Record = dict[str, Any]
 Getter = Callable[[Record], Any]
 
 
+# Sightings and alerts write times as STIX timestamps, which (like Python's datetime) span the years
+# 1-9999. A log time outside them, NaN or infinite makes its line a bad line — counted and reported
+# with its number — rather than a crash when the sighting is written.
+EARLIEST_EPOCH = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+LATEST_EPOCH = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
+def checked_epoch(value: float) -> float:
+    """`value` if it is a time a STIX timestamp can hold, else ValueError (NaN fails every comparison)."""
+    if not EARLIEST_EPOCH <= value <= LATEST_EPOCH:
+        raise ValueError(f"time {value!r} is outside the years 1-9999")
+    return value
+
+
 def _field_getter(name: str) -> Getter:
     parts = name.split(".")
 
@@ -182,17 +196,21 @@ class Mapping:
         return all(g(record) == expected for g, expected in self._where_getters)
 
     def event_time(self, record: Record) -> float | None:
+        """The record's time as epoch seconds; ValueError when it is not a usable time."""
         if self._time_getter is None:
             return None
         raw = self._time_getter(record)
         if raw is None:
             return None
         if self._time_format == "epoch":
-            return float(raw)
+            try:
+                return checked_epoch(float(raw))
+            except OverflowError:  # an integer beyond any float
+                raise ValueError(f"time {raw!r} is outside the years 1-9999") from None
         text = str(raw).replace("Z", "+00:00")
         if len(text) >= 5 and text[-5] in "+-" and text[-3] != ":":
             text = text[:-2] + ":" + text[-2:]  # Suricata writes +0000
-        return datetime.fromisoformat(text).timestamp()
+        return checked_epoch(datetime.fromisoformat(text).timestamp())
 
     def to_event(self, record: Record, line: int) -> Event:
         time = self.event_time(record)
@@ -285,6 +303,10 @@ def shipped_mappings() -> dict[str, Mapping]:
 class ParseProblem:
     line: int
     reason: str
+    file: str | None = None  # set by callers that read several files through one reader
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "reason": self.reason}
 
 
 @dataclass

@@ -6,9 +6,10 @@ how many times it was seen. Log events become observations through mappings (see
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from kizuna.detect.errors import MatchError
@@ -59,21 +60,36 @@ def _interval(sdo: Mapping[str, Any]) -> tuple[datetime, datetime, int]:
 
 
 def observations_from_stix(
-    items: Iterable[Mapping[str, Any]], stix_version: str = "2.1"
+    items: Iterable[Mapping[str, Any]],
+    stix_version: str = "2.1",
+    on_error: Callable[[Mapping[str, Any], str], None] | None = None,
 ) -> list[Observation]:
     """Build observations from STIX content.
 
     For 2.1, `items` are bundles and/or bare objects; every observed-data object becomes one
     observation holding the objects named in its `object_refs`. For 2.0, `items` are observed-data
     objects with an embedded `objects` dictionary.
+
+    An observed-data object that cannot be used (say, its `last_observed` is not a timestamp) raises
+    MatchError; when `on_error` is given it is called with the object and the reason instead, and
+    the object is left out, so one bad object does not cost the others their match.
     """
+
+    def usable(sdo: Mapping[str, Any], build: Callable[[], Observation]) -> Observation | None:
+        try:
+            return build()
+        except MatchError as exc:
+            if on_error is None:
+                raise
+            on_error(sdo, str(exc))
+            return None
+
+    out: list[Observation] = []
     if stix_version != "2.1":
-        out = []
         for sdo in items:
-            first, last, count = _interval(sdo)
-            out.append(
-                Observation(first, last, sdo.get("objects", {}), count, sdo.get("id"), skip_sdo_types=False)
-            )
+            found = usable(sdo, partial(_embedded, sdo))
+            if found is not None:
+                out.append(found)
         return out
     flat: list[Mapping[str, Any]] = []
     for item in items:
@@ -88,18 +104,32 @@ def observations_from_stix(
             observed.append(obj)
         elif "id" in obj:
             scos[obj["id"]] = obj
-    out = []
     for sdo in observed:
-        first, last, count = _interval(sdo)
-        if "object_refs" in sdo:
-            objects: dict[str, Any] = {sdo["id"]: sdo}
-            for ref in sdo["object_refs"]:
-                if ref in scos:
-                    objects[ref] = scos[ref]
-        elif isinstance(sdo.get("objects"), dict):
-            # 2.1 still allows the deprecated embedded form.
-            objects = dict(sdo["objects"])
-        else:
-            raise MatchError("observed-data needs object_refs")
-        out.append(Observation(first, last, objects, count, sdo.get("id")))
+        found = usable(sdo, partial(_referencing, sdo, scos))
+        if found is not None:
+            out.append(found)
     return out
+
+
+def _embedded(sdo: Mapping[str, Any]) -> Observation:
+    """A STIX 2.0 observed-data with its objects inside."""
+    first, last, count = _interval(sdo)
+    return Observation(first, last, sdo.get("objects", {}), count, sdo.get("id"), skip_sdo_types=False)
+
+
+def _referencing(sdo: Mapping[str, Any], scos: Mapping[str, Any]) -> Observation:
+    """A STIX 2.1 observed-data with the objects it refers to (or, deprecated, embeds)."""
+    first, last, count = _interval(sdo)
+    if "object_refs" in sdo:
+        if not isinstance(sdo["object_refs"], list):
+            raise MatchError("observed-data object_refs must be a list of ids")
+        objects: dict[str, Any] = {sdo.get("id", "observed-data"): sdo}
+        for ref in sdo["object_refs"]:
+            if ref in scos:
+                objects[ref] = scos[ref]
+    elif isinstance(sdo.get("objects"), dict):
+        # 2.1 still allows the deprecated embedded form.
+        objects = dict(sdo["objects"])
+    else:
+        raise MatchError("observed-data needs object_refs")
+    return Observation(first, last, objects, count, sdo.get("id"))

@@ -78,13 +78,19 @@ class Alert:
     indicator_id: str
     time: float | None
     line: int | None
-    source: str
+    source: str  # the mapping (log format) of the line, or the id of the observed-data
     facts: list[tuple[str, str, Any]]
+    file: str | None = None  # the input file, when the hit came from one
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        head: dict[str, Any] = {
             "indicator": self.indicator_id,
             "time": _stix_time(self.time) if self.time is not None else None,
+        }
+        if self.file is not None:
+            head["file"] = self.file
+        return {
+            **head,
             "line": self.line,
             "source": self.source,
             "observables": [{"type": t, "path": p, "value": v} for t, p, v in self.facts if isinstance(v, str)],

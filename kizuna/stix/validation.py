@@ -29,7 +29,9 @@ What is checked
 * marking definitions carry neither ``modified`` nor ``revoked`` and need ``definition_type`` and
   ``definition`` unless they use ``extensions``.
 
-Patterns are only checked to be strings: parsing them is the pattern module's job.
+STIX patterns (``pattern_type: stix``) must be valid STIX 2.1 patterning, as ``kizuna.stix.patterns``
+decides: the OASIS grammar, its hash-literal checks, and object types that exist. Patterns of other
+languages (Sigma, YARA, Snort, ...) are only checked to be strings.
 
 Deliberate differences from stix2-validator (the reference used by the tests)
 ----------------------------------------------------------------------------
@@ -82,6 +84,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from kizuna.stix import vocab
+from kizuna.stix.patterns import stix_pattern_problem
 
 __all__ = ["check_object", "is_stix_id", "is_timestamp"]
 
@@ -599,6 +602,14 @@ def _needs_own_property(obj: dict[str, Any]) -> str | None:
     return f"{obj['type']}: at least one {obj['type']} property besides the common ones is required"
 
 
+def _indicator_rules(obj: dict[str, Any]) -> str | None:
+    # Only STIX patterns are parsed; other pattern languages have no parser among Kizuna's dependencies.
+    if obj["pattern_type"] != "stix":
+        return None
+    problem = stix_pattern_problem(obj["pattern"])
+    return None if problem is None else f"indicator: {problem}"
+
+
 def _observed_data_rules(obj: dict[str, Any]) -> str | None:
     count = obj["number_observed"]
     if not 1 <= count <= 999_999_999:
@@ -628,6 +639,7 @@ def _language_content_rules(obj: dict[str, Any]) -> str | None:
 _EXTRA_RULES: Final[dict[str, Callable[[dict[str, Any]], str | None]]] = {
     "marking-definition": _marking_definition_rules,
     "malware": _malware_rules,
+    "indicator": _indicator_rules,
     "observed-data": _observed_data_rules,
     "sighting": _sighting_rules,
     "language-content": _language_content_rules,

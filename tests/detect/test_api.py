@@ -139,3 +139,71 @@ def test_sightings_are_stored_and_new_indicators_are_picked_up(setup: Any) -> No
     stored = [orjson.loads(b) for b in node.export_objects(node.find_collection("sightings"))]
     assert [s["sighting_of_ref"] for s in stored] == [late["id"]]
     assert _post(client, tokens["reader"], _observed("late.example"), store="sightings").status_code in (403, 404)
+
+
+# --- formats, bad times, the README example --------------------------------------------------------
+
+SURICATA_DNS = {"timestamp": "2019-12-03T22:45:22.000000+0000", "flow_id": 1, "event_type": "dns",
+                "src_ip": "10.0.0.5", "src_port": 5353, "dest_ip": "10.0.0.53", "dest_port": 53, "proto": "UDP",
+                "dns": {"type": "query", "id": 1, "rrname": "guyspy.com", "rrtype": "A"}}
+ECS_DNS = {"@timestamp": "2019-12-03T22:45:22.000Z", "ecs": {"version": "8.11.0"}, "event": {"category": ["network"]},
+           "source": {"ip": "10.0.0.5", "port": 5353}, "destination": {"ip": "10.0.0.53", "port": 53},
+           "dns": {"question": {"name": "guyspy.com", "type": "A"}}}
+
+
+def _lines(*records: dict[str, Any]) -> bytes:
+    return b"".join(orjson.dumps(r) + b"\n" for r in records)
+
+
+@pytest.mark.parametrize("params", [{}, {"format": "auto"}], ids=["no-format", "format-auto"])
+def test_log_formats_are_detected_from_the_body(setup: Any, params: dict[str, str]) -> None:
+    client, _node, tokens = setup
+    (guyspy,) = [i["id"] for i in _demo_indicators() if "guyspy.com" in i["pattern"]]
+    bodies = {
+        "zeek-dns": (ZEEK / "dns.log").read_bytes(),  # Zeek TSV with its header
+        "zeek-http": (ZEEK / "json" / "http.log").read_bytes(),  # Zeek JSON lines
+        "suricata-dns": _lines({**SURICATA_DNS, "dns": {**SURICATA_DNS["dns"], "rrname": "benign.example"}},
+                               SURICATA_DNS),
+        "ecs": _lines(ECS_DNS),
+    }
+    for mapping, body in bodies.items():
+        response = _post(client, tokens["reader"], body, **params)
+        assert response.status_code == 200, (mapping, response.text)
+        answer = response.json()
+        assert answer["format"] == "auto" and answer["observations"] > 0
+        assert answer["hits"] and {h["source"] for h in answer["hits"]} == {mapping}, mapping
+        assert guyspy in {h["indicator"] for h in answer["hits"]} or mapping == "zeek-http"
+    # STIX is still recognised without a format.
+    assert _post(client, tokens["reader"], _observed("guyspy.com"), **params).json()["format"] == "stix"
+
+
+def test_a_body_of_no_known_format_is_a_400_under_auto(setup: Any) -> None:
+    client, _node, tokens = setup
+    response = _post(client, tokens["reader"], b"not a log\n{\"neither\": 1}\n")
+    assert response.status_code == 400
+    assert "neither STIX observed-data nor log lines" in response.json()["description"]
+
+
+def test_out_of_range_times_are_bad_lines_not_server_errors(setup: Any) -> None:
+    client, _node, tokens = setup
+    zeek = {"ts": 1575413122.5, "uid": "C1", "id.orig_h": "10.0.0.5", "id.orig_p": 5353, "id.resp_h": "10.0.0.53",
+            "id.resp_p": 53, "proto": "udp", "query": "guyspy.com"}
+    cases = [
+        ("zeek", _lines(zeek, {**zeek, "ts": 253402318800.0}, {**zeek, "ts": 1e300}, {**zeek, "ts": "NaN"}), 3),
+        ("suricata", _lines(SURICATA_DNS, {**SURICATA_DNS, "timestamp": "9999-12-31T23:00:00.000000-0500"}), 1),
+        ("ecs", _lines({**ECS_DNS, "@timestamp": "0001-01-01T00:00:00+01:00"}, ECS_DNS), 1),
+        ("auto", _lines({**zeek, "ts": 1e300}, SURICATA_DNS, ECS_DNS), 1),
+    ]
+    for fmt, body, bad in cases:
+        response = _post(client, tokens["reader"], body, format=fmt)
+        assert response.status_code == 200, (fmt, response.text)
+        answer = response.json()
+        assert answer["unparsed"] == bad and answer["hit_count"] == answer["lines"] - bad > 0, fmt
+        assert all("outside the years 1-9999" in p["reason"] for p in answer["unparsed_lines"]), fmt
+    stix = orjson.loads(_observed("guyspy.com"))
+    late = {**stix["objects"][1], "id": "observed-data--00000000-0000-4000-8000-000000000002",
+            "last_observed": "10000-01-01T00:00:00Z"}
+    response = _post(client, tokens["reader"], orjson.dumps({**stix, "objects": [*stix["objects"], late]}))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["hit_count"] == 1 and [p["id"] for p in answer["unparsed_objects"]] == [late["id"]]

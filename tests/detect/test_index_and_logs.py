@@ -128,6 +128,7 @@ def test_match_command_on_shipped_sample(tmp_path: Path) -> None:
     summary = json.loads(result.output)
     bundle = json.loads(out.read_text())
     assert summary["hits"] == len(alerts.read_text().splitlines()) > 0
-    assert summary["sightings"] == len(bundle["objects"]) == 3
-    assert sum(s["count"] for s in bundle["objects"]) == summary["hits"]
-    assert all(s["sighting_of_ref"].startswith("indicator--") for s in bundle["objects"])
+    sightings = [o for o in bundle["objects"] if o["type"] == "sighting"]
+    assert summary["sightings"] == len(sightings) == 3
+    assert sum(s["count"] for s in sightings) == summary["hits"]
+    assert all(s["sighting_of_ref"].startswith("indicator--") for s in sightings)

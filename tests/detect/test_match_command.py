@@ -108,6 +108,6 @@ def test_observed_data_sightings_refer_to_the_observed_data(tmp_path: Path) -> N
     result = kizuna(tmp_path / "none", "match", "--indicators", str(indicators), "--observed-data", str(data),
                     "-o", str(out), "--json")
     assert json.loads(result.stdout)["hits"] == 1
-    (sighting,) = json.loads(out.read_text())["objects"]
+    (sighting,) = [o for o in json.loads(out.read_text())["objects"] if o["type"] == "sighting"]
     assert sighting["observed_data_refs"] == ["observed-data--00000000-0000-4000-8000-000000000000"]
     assert sighting["first_seen"] == "2019-12-03T22:45:22.000Z"

@@ -1,0 +1,103 @@
+"""Files `kizuna match` reads and writes: STIX input with line numbers, outputs that appear whole or not at all.
+
+STIX input (indicators, observed-data) may be a bundle, a TAXII envelope, a JSON array or JSON
+lines. Bundles and arrays are streamed by `kizuna.stix.bundle_stream`, which knows the line every
+object starts on and stops at the first syntax error with `file:line`; JSON lines are read line by
+line with the same kind of error. A truncated file therefore fails with the place it breaks off.
+
+Outputs are written to a temporary file beside their destination and renamed over it only when
+the run succeeds, so a failed run never leaves a half-written sightings bundle or alert file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from kizuna.stix.bundle_stream import BundleSyntaxError, iter_bundle_objects
+
+
+def _flatten(data: Any) -> Iterator[Any]:
+    if isinstance(data, list):
+        for item in data:
+            yield from _flatten(item)
+    elif isinstance(data, dict) and data.get("type") == "bundle":
+        yield from data.get("objects", [])
+    else:
+        yield data
+
+
+def _is_json_lines(path: Path) -> bool:
+    """True when the first non-blank line is a whole JSON value and more follows: JSON lines."""
+    with path.open("rb") as stream:
+        for raw in stream:
+            if raw.strip():
+                try:
+                    orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    return False  # a pretty-printed (or broken) bundle; the streamer says which
+                return any(rest.strip() for rest in stream)
+    return False
+
+
+def read_stix_file(path: Path, name: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, object) for each STIX object of the file; BundleSyntaxError names where it is broken.
+
+    Elements that are not JSON objects are skipped (they cannot be indicators or observed-data).
+    `name` is how errors refer to the file (default: its path). The file is read twice (once to
+    tell JSON lines from a bundle), so it must be a regular file, not a pipe.
+    """
+    name = name or str(path)
+    if _is_json_lines(path):
+        with path.open("rb") as stream:
+            for number, raw in enumerate(stream, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    data = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    raise BundleSyntaxError(name, number, f"not valid JSON: {exc}") from None
+                yield from ((number, obj) for obj in _flatten(data) if isinstance(obj, dict))
+        return
+    with path.open("rb") as stream:
+        for number, item in iter_bundle_objects(stream, name):
+            if isinstance(item, dict):
+                if item.get("type") == "bundle":  # an array of bundles
+                    yield from ((number, obj) for obj in _flatten(item) if isinstance(obj, dict))
+                else:
+                    yield number, item
+
+
+class PendingFile:
+    """A file written under a temporary name beside `path`, moved into place by `commit`."""
+
+    def __init__(self, path: Path, *, binary: bool = False) -> None:
+        self.path = path
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
+        self.temporary = Path(temporary)
+        self.stream: IO[Any] = os.fdopen(handle, "wb" if binary else "w", encoding=None if binary else "utf-8")
+
+    def commit(self) -> None:
+        self.stream.close()
+        os.replace(self.temporary, self.path)
+
+    def discard(self) -> None:
+        self.stream.close()
+        self.temporary.unlink(missing_ok=True)
+
+
+def check_writable(path: Path, what: str) -> str | None:
+    """Why an output cannot be written to `path`, or None; checked before any work is done."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        return f"{what} {path} is a directory"
+    if not parent.is_dir():
+        return f"{what} {path}: directory {parent} does not exist"
+    if not os.access(parent, os.W_OK):
+        return f"{what} {path}: directory {parent} is not writable"
+    return None

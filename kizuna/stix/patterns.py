@@ -1,0 +1,172 @@
+"""Is this STIX 2.1 pattern valid? Checked at ingest, so an indicator that can never match is refused.
+
+``stix_pattern_problem(text)`` returns ``None`` for a valid pattern, otherwise one short reason.
+A pattern is valid when
+
+* the OASIS grammar (the ``stix2-patterns`` library) parses it, with that library's semantic
+  checks: a hash literal must have the length and alphabet of its algorithm (``hashes.MD5`` is 32
+  hex digits), and no observation carries two qualifiers of one kind;
+* every object type it names is a STIX 2.1 cyber-observable type, or a custom type spelled with the
+  ``x-`` prefix. The grammar accepts any identifier as an object type, so ``[ipv4-adr:value = ...]``
+  or ``[foo:bar = 1]`` would otherwise be stored and silently never match anything.
+
+The grammar is an ANTLR parser that costs a few hundred microseconds per pattern, which would more
+than halve the ingest rate of an indicator feed. Most shared indicators are IOC-shaped
+(``[ipv4-addr:value = '1.2.3.4']``, hash or URL comparisons joined by AND/OR), so those go through a
+strict regular expression that accepts only text the grammar parses, and get the same hash and
+object-type checks; everything else goes through the grammar. Results are remembered for a bounded
+number of pattern texts, since feeds repeat patterns across versions of an indicator.
+
+Other pattern languages (Sigma, YARA, Snort, Suricata, PCRE) are stored unchecked: none of their
+parsers is a Kizuna dependency.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from functools import lru_cache
+from typing import Any, Final
+
+from kizuna.stix import vocab
+
+__all__ = ["stix_pattern_problem"]
+
+# The grammar's keywords cannot stand as an object type or a path step in the fast form.
+_KEYWORDS: Final = frozenset(
+    "AND OR NOT FOLLOWEDBY LIKE MATCHES ISSUPERSET ISSUBSET EXISTS LAST IN START STOP SECONDS "
+    "true false WITHIN REPEATS TIMES".split()
+)
+_WS: Final = r"[ \t\r\n]*"
+_QUOTED: Final = r"'(?:[^'\\]|\\['\\])*'"
+_IDENT: Final = r"[A-Za-z_][A-Za-z0-9_]*"
+_TYPE: Final = r"[A-Za-z_][A-Za-z0-9_-]*"
+_PATH: Final = rf"(?:{_IDENT}|{_QUOTED})(?:\.(?:{_IDENT}|{_QUOTED}))*"
+# The lexer reads the longest token, so LIKE, AND and OR need whitespace where a letter could
+# otherwise glue them to a neighbouring identifier (`nameLIKE`, `ANDfile` are single identifiers).
+_OPERATOR: Final = rf"(?:{_WS}!?={_WS}|[ \t\r\n]+LIKE{_WS})"
+_COMPARISON: Final = rf"{_WS}({_TYPE}):({_PATH}){_OPERATOR}({_QUOTED}){_WS}"
+_JOIN: Final = r"(?:AND|OR)(?=[ \t\r\n])"
+_OPEN: Final = re.compile(rf"{_WS}\[").match
+_JOIN_MATCH: Final = re.compile(_JOIN).match
+_ONE_COMPARISON: Final = re.compile(_COMPARISON).match
+_STEP: Final = re.compile(rf"{_IDENT}|{_QUOTED}")
+
+# One ANTLR parse at a time: the runtime's shared prediction caches are not written with
+# concurrent server threads in mind, and parsing holds the GIL anyway.
+_grammar_lock = threading.Lock()
+
+
+def _type_problem(object_type: str) -> str | None:
+    if object_type in vocab.SCO_TYPES:
+        return None
+    if object_type.startswith("x-") and re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", object_type):
+        return None
+    return (
+        f"pattern names unknown object type {object_type!r} "
+        "(not a STIX 2.1 cyber-observable; custom types start with x-)"
+    )
+
+
+@lru_cache(maxsize=1)
+def _hash_rules() -> dict[str, Any]:
+    """The grammar library's table of hash-literal formats, compiled once (imported on first use)."""
+    from stix2patterns.v21.object_validator import HASHES_REGEX
+
+    return {name: re.compile(rule[0]).match for name, rule in HASHES_REGEX.items()}
+
+
+def _hash_problem(steps: list[Any], value: Any) -> str | None:
+    """The grammar library's hash-literal rule (its own table and reading of it), for any path."""
+    if "hashes" not in steps or not isinstance(steps[-1], str):
+        return None
+    name = steps[-1].replace("'", "")
+    rule = _hash_rules().get(name.upper().replace("-", ""))
+    digest = str(value).replace("'", "")
+    if rule is not None and not rule(digest):
+        return f"pattern has {digest!r}, which is not a valid {name} hash"
+    return None
+
+
+def _unquote(step: str) -> str:
+    return step[1:-1].replace("\\'", "'").replace("\\\\", "\\") if step.startswith("'") else step
+
+
+def _fast_problem(text: str) -> str | None | bool:
+    """A problem, None (valid), or False when the text is not IOC-shaped and needs the grammar.
+
+    IOC-shaped: `[`, comparisons joined by AND/OR, `]`, read left to right in one pass.
+    """
+    opening = _OPEN(text)
+    if opening is None:
+        return False
+    position, problem = opening.end(), None
+    while True:
+        match = _ONE_COMPARISON(text, position)
+        if match is None:
+            return False
+        object_type, path, quoted = match.group(1), match.group(2), match.group(3)
+        raw_steps = _STEP.findall(path)
+        if object_type in _KEYWORDS or not _KEYWORDS.isdisjoint(raw_steps):
+            return False
+        if problem is None:
+            problem = _type_problem(object_type)
+        if problem is None and "hashes" in raw_steps:
+            problem = _hash_problem([_unquote(s) for s in raw_steps], _unquote(quoted))
+        position = match.end()
+        if text.startswith("]", position):
+            return problem if not text[position + 1 :].strip(" \t\r\n") else False
+        join = _JOIN_MATCH(text, position)
+        if join is None:
+            return False
+        position = join.end()
+
+
+def _grammar_problem(text: str) -> str | None:
+    from antlr4 import CommonTokenStream, InputStream, ParseTreeWalker
+    from stix2patterns.exceptions import STIXPatternErrorListener
+    from stix2patterns.helpers import brackets_check
+    from stix2patterns.v21.grammars.STIXPatternLexer import STIXPatternLexer
+    from stix2patterns.v21.grammars.STIXPatternParser import STIXPatternParser
+    from stix2patterns.v21.inspector import InspectionListener
+    from stix2patterns.v21.validator import DuplicateQualifierTypeError, ValidationListener
+
+    if not brackets_check(text):
+        return "pattern is not valid STIX patterning: it must start with '['"
+    with _grammar_lock:
+        errors = STIXPatternErrorListener()
+        lexer = STIXPatternLexer(InputStream(text))
+        lexer.removeErrorListeners()
+        parser = STIXPatternParser(CommonTokenStream(lexer))
+        parser.removeErrorListeners()
+        parser.addErrorListener(errors)
+        tree = parser.pattern()
+        if errors.err_strings:
+            return "pattern is not valid STIX patterning: " + _clean(errors.err_strings[0])
+        inspection = InspectionListener()
+        ParseTreeWalker.DEFAULT.walk(inspection, tree)
+        data: Any = inspection.pattern_data()
+        try:
+            ParseTreeWalker.DEFAULT.walk(ValidationListener(), tree)
+        except DuplicateQualifierTypeError as exc:
+            return f"pattern is not valid STIX patterning: {exc}"
+    for object_type, comparisons in data.comparisons.items():
+        problem = _type_problem(object_type)
+        for path, _operator, value in comparisons:
+            problem = problem or _hash_problem(list(path), value)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _clean(message: str) -> str:
+    return " ".join(message.removeprefix("FAIL: ").split())
+
+
+@lru_cache(maxsize=4096)
+def stix_pattern_problem(text: str) -> str | None:
+    """``None`` if ``text`` is a valid STIX 2.1 pattern, else the reason it is not."""
+    fast = _fast_problem(text)
+    if fast is not False:
+        return fast if isinstance(fast, str) else None
+    return _grammar_problem(text)

@@ -1,0 +1,199 @@
+"""`kizuna match` failing well: one line (or one JSON error), a non-zero exit, nothing half-written;
+bad lines (out-of-range times included) counted with their file and line while the rest is matched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from kizuna.detect.intel import zeek_intel_indicators
+from tests.conftest import kizuna, kizuna_json
+
+ZEEK = Path(__file__).parent / "fixtures" / "zeek"
+HIT = {"ts": 1575413122.5, "uid": "C1", "id.orig_h": "10.0.0.5", "id.orig_p": 5353, "id.resp_h": "10.0.0.53",
+       "id.resp_p": 53, "proto": "udp", "query": "guyspy.com"}
+
+
+def _indicators(tmp_path: Path, objects: list[dict[str, Any]] | None = None, indent: int | None = 1) -> Path:
+    objects = objects if objects is not None else list(
+        zeek_intel_indicators((ZEEK / "demo.intel").read_text("utf-8").splitlines()))
+    path = tmp_path / "intel.json"
+    path.write_text(json.dumps({"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
+                                "objects": objects}, indent=indent))
+    return path
+
+
+def _one_line_failure(result: Any) -> str:
+    assert result.returncode != 0
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("kizuna match: ")
+    return str(line)
+
+
+def _json_failure(result: Any) -> dict[str, Any]:
+    assert result.returncode != 0
+    (line,) = result.stdout.splitlines()
+    error: dict[str, Any] = json.loads(line)["error"]
+    assert set(error) == {"code", "message", "file", "line"}
+    return error
+
+
+def _nothing_written(directory: Path, *names: str) -> None:
+    assert [p.name for p in directory.iterdir() if p.name in names or p.name.endswith(".partial")] == []
+
+
+def test_a_missing_log_fails_before_anything_is_written(tmp_path: Path) -> None:
+    intel = _indicators(tmp_path)
+    args = ["match", "--indicators", str(intel), str(ZEEK / "dns.log"), str(tmp_path / "nosuch.log"),
+            "-o", str(tmp_path / "sightings.json"), "--alerts", str(tmp_path / "alerts.jsonl")]
+    line = _one_line_failure(kizuna(tmp_path / "none", *args, check=False))
+    assert "nosuch.log" in line and "does not exist" in line
+    error = _json_failure(kizuna(tmp_path / "none", *args, "--json", check=False))
+    assert error["file"] == str(tmp_path / "nosuch.log") and "does not exist" in error["message"]
+    _nothing_written(tmp_path, "sightings.json", "alerts.jsonl")
+
+
+def test_a_truncated_indicators_file_names_the_line_it_breaks_off(tmp_path: Path) -> None:
+    intel = _indicators(tmp_path)
+    text = intel.read_text()
+    intel.write_text(text[: len(text) * 2 // 3])
+    broken_at = len(intel.read_text().splitlines())
+    args = ["match", "--indicators", str(intel), str(ZEEK / "dns.log"), "--alerts", str(tmp_path / "alerts.jsonl")]
+    line = _one_line_failure(kizuna(tmp_path / "none", *args, check=False))
+    assert line.endswith(f"{intel}:{broken_at}")
+    error = _json_failure(kizuna(tmp_path / "none", *args, "--json", check=False))
+    assert (error["file"], error["line"]) == (str(intel), broken_at)
+    _nothing_written(tmp_path, "alerts.jsonl")
+
+    # The same for JSON lines: the bad line is named.
+    lines = [orjson.dumps(o).decode() for o in json.loads(text)["objects"]]
+    intel.write_text("\n".join([lines[0], lines[1][:40], lines[2]]) + "\n")
+    error = _json_failure(kizuna(tmp_path / "none", *args, "--json", check=False))
+    assert (error["file"], error["line"]) == (str(intel), 2)
+
+
+def test_a_collection_that_does_not_exist_fails_before_matching(tmp_path: Path) -> None:
+    node = tmp_path / "node"
+    kizuna_json(node, "init", "--org-name", "CERT Example", "--country", "NZL")
+    intel = _indicators(tmp_path)
+    args = ["match", "--indicators", str(intel), str(ZEEK / "dns.log"), "--collection", "nosuch",
+            "-o", str(tmp_path / "sightings.json"), "--alerts", str(tmp_path / "alerts.jsonl")]
+    line = _one_line_failure(kizuna(node, *args, check=False))
+    assert "nosuch" in line
+    assert "no collection 'nosuch'" in _json_failure(kizuna(node, *args, "--json", check=False))["message"]
+    line = _one_line_failure(kizuna(node, "match", "--from-collection", "nosuch", str(ZEEK / "dns.log"),
+                                    check=False))
+    assert "nosuch" in line
+    _nothing_written(tmp_path, "sightings.json", "alerts.jsonl")
+
+
+@pytest.mark.parametrize("option", ["-o", "--alerts"])
+def test_an_output_into_a_missing_directory_fails_before_matching(tmp_path: Path, option: str) -> None:
+    intel = _indicators(tmp_path)
+    other = "--alerts" if option == "-o" else "-o"
+    args = ["match", "--indicators", str(intel), str(ZEEK / "dns.log"), option, str(tmp_path / "nodir" / "x.json"),
+            other, str(tmp_path / "other.json")]
+    line = _one_line_failure(kizuna(tmp_path / "none", *args, check=False))
+    assert "does not exist" in line and "nodir" in line
+    assert _json_failure(kizuna(tmp_path / "none", *args, "--json", check=False))["code"] == "io"
+    _nothing_written(tmp_path, "other.json")
+
+
+def test_out_of_range_times_are_bad_lines_and_the_rest_is_matched(tmp_path: Path) -> None:
+    log = tmp_path / "dns.json.log"
+    bad_times: list[Any] = [253402318800.0, "NaN", 1e300, -1e20, 10**30]
+    log.write_text("".join(json.dumps({**HIT, "ts": t}) + "\n" for t in [HIT["ts"], *bad_times, HIT["ts"]]))
+    eve = tmp_path / "eve.json"
+    suricata = {"timestamp": "2019-12-03T22:45:22.000000+0000", "event_type": "dns", "src_ip": "10.0.0.5",
+                "dest_ip": "10.0.0.53", "src_port": 5353, "dest_port": 53, "proto": "UDP",
+                "dns": {"type": "query", "rrname": "guyspy.com"}}
+    ecs = {"@timestamp": "2019-12-03T22:45:22Z", "ecs": {"version": "8.11.0"}, "source": {"ip": "10.0.0.5"},
+           "dns": {"question": {"name": "guyspy.com"}}}
+    eve.write_bytes(b"\n".join([
+        orjson.dumps(suricata), orjson.dumps({**suricata, "timestamp": "9999-12-31T23:00:00.000000-0500"}),
+        orjson.dumps(ecs), orjson.dumps({**ecs, "@timestamp": "0001-01-01T00:00:00+01:00"}),
+    ]) + b"\n")
+    alerts = tmp_path / "alerts.jsonl"
+    result = kizuna(tmp_path / "none", "match", "--indicators", str(_indicators(tmp_path)), str(log), str(eve),
+                    "--alerts", str(alerts), "--json")
+    summary = json.loads(result.stdout)
+    assert summary["hits"] == 4
+    assert {(p["file"], p["line"]) for p in summary["unparsed_lines"]} == {
+        *((str(log), n) for n in range(2, 7)), (str(eve), 2), (str(eve), 4)}
+    assert all("outside the years 1-9999" in p["reason"] for p in summary["unparsed_lines"])
+    assert [(a["file"], a["line"]) for a in map(json.loads, alerts.read_text().splitlines())] == [
+        (str(log), 1), (str(log), 7), (str(eve), 1), (str(eve), 3)]
+
+
+def test_observed_data_with_an_impossible_time_is_reported_and_the_rest_matched(tmp_path: Path) -> None:
+    objects: list[dict[str, Any]] = []
+    for n, stamp in enumerate(["2019-12-03T22:45:22Z", "10000-01-01T00:00:00Z", "2019-12-03T23:10:00Z"]):
+        domain = f"domain-name--0000000{n}-0000-4000-8000-000000000000"
+        objects += [
+            {"type": "domain-name", "spec_version": "2.1", "id": domain, "value": "guyspy.com"},
+            {"type": "observed-data", "spec_version": "2.1", "id": f"observed-data--0000000{n}-0000-4000-8000-"
+             "000000000000", "created": "2019-12-03T22:45:22Z", "modified": "2019-12-03T22:45:22Z",
+             "first_observed": "2019-12-03T22:45:22Z", "last_observed": stamp, "number_observed": 1,
+             "object_refs": [domain]},
+        ]
+    observed = tmp_path / "observed.json"
+    observed.write_text(json.dumps({"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56e",
+                                    "objects": objects}, indent=1))
+    result = kizuna(tmp_path / "none", "match", "--indicators", str(_indicators(tmp_path)), "--observed-data",
+                    str(observed), "--alerts", str(tmp_path / "alerts.jsonl"), "--json")
+    summary = json.loads(result.stdout)
+    assert (summary["events"], summary["hits"], summary["unparsed"]) == (2, 2, 1)
+    (problem,) = summary["unparsed_lines"]
+    starts = [n for n, line in enumerate(observed.read_text().splitlines(), 1) if line == "  {"]
+    assert problem["file"] == str(observed) and problem["line"] == starts[3]
+    assert problem["reason"].startswith("observed-data--00000001-")
+    alerts = [json.loads(a) for a in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert [(a["file"], a["line"]) for a in alerts] == [(str(observed), starts[1]), (str(observed), starts[5])]
+
+
+def test_no_usable_indicators_and_no_usable_lines_are_failures_with_distinct_messages(tmp_path: Path) -> None:
+    log = tmp_path / "dns.json.log"
+    log.write_bytes(orjson.dumps(HIT) + b"\n")
+    stamp = "2019-01-01T00:00:00.000Z"
+    revoked = {"type": "indicator", "spec_version": "2.1", "id": "indicator--6a1b3a53-7f0e-4f0e-9d8c-3a2f1b0c9d8e",
+               "created": stamp, "modified": stamp, "pattern": "[domain-name:value = 'guyspy.com']",
+               "pattern_type": "stix", "valid_from": stamp, "revoked": True}
+    none = tmp_path / "none"
+    unusable = _json_failure(kizuna(none, "match", "--indicators", str(_indicators(tmp_path, [revoked])), str(log),
+                                    "--json", check=False))
+    assert unusable["code"] == "no-usable-indicators" and "1 revoked" in unusable["message"]
+    empty_intel = tmp_path / "empty.intel"
+    empty_intel.write_text("#fields\tindicator\tindicator_type\n")
+    line = _one_line_failure(kizuna(none, "match", "--zeek-intel", str(empty_intel), str(log), check=False))
+    assert "no indicators to match" in line
+
+    garbage = tmp_path / "garbage.log"
+    garbage.write_text("not a log line\n{\"neither\": \"this\"}\n")
+    args = ["match", "--indicators", str(_indicators(tmp_path)), str(garbage), "-o", str(tmp_path / "s.json")]
+    line = _one_line_failure(kizuna(none, *args, check=False))
+    assert "no log line could be matched: 2 lines read, 1 unparsable, 1 of no known format" in line
+    assert _json_failure(kizuna(none, *args, "--json", check=False))["code"] == "no-log-lines"
+    _nothing_written(tmp_path, "s.json")
+
+
+def test_observed_data_on_standard_input_is_matched_and_a_truncated_one_named(tmp_path: Path) -> None:
+    stamp = "2019-12-03T22:45:22Z"
+    objects = [
+        {"type": "domain-name", "spec_version": "2.1", "id": "domain-name--00000000-0000-4000-8000-000000000000",
+         "value": "guyspy.com"},
+        {"type": "observed-data", "spec_version": "2.1", "id": "observed-data--00000000-0000-4000-8000-000000000000",
+         "created": stamp, "modified": stamp, "first_observed": stamp, "last_observed": stamp, "number_observed": 1,
+         "object_refs": ["domain-name--00000000-0000-4000-8000-000000000000"]},
+    ]
+    body = json.dumps({"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56e", "objects": objects},
+                      indent=1).encode()
+    args = ["match", "--indicators", str(_indicators(tmp_path)), "--observed-data", "-", "--json"]
+    summary = json.loads(kizuna(tmp_path / "none", *args, input=body).stdout)
+    assert (summary["events"], summary["hits"]) == (1, 1)
+    error = _json_failure(kizuna(tmp_path / "none", *args, input=body[: len(body) // 2], check=False))
+    assert error["file"] == "<stdin>" and error["line"] > 1
