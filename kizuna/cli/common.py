@@ -9,7 +9,9 @@ same failure is one ``{"error": {...}}`` object on stdout instead. Commands rais
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -115,3 +117,25 @@ def output_stream(path: Path | None) -> Iterator[IO[bytes]]:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+port_type = click.IntRange(1, 65535)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse, before anything is printed or created, a host:port this process could not listen on.
+
+    The same bind the server will do (with SO_REUSEADDR, as uvicorn sets it), released at once.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code="port") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise CliError(f"cannot listen on {host}:{port}: {reason}", code="port") from None
