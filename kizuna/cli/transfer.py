@@ -51,11 +51,9 @@ def _import_file(node: Node, path: Path, collection_ref: str, api_root: str | No
     stored = report.success_count - report.duplicate_count
     if broken:
         error = broken[0]
-        raise CliError(
-            f"{error.message} ({stored} objects before this point were stored, "
-            f"{report.duplicate_count} were already stored, {len(failures)} were rejected)",
-            code="syntax", file=error.name, line=error.line,
-        )
+        before = (f"{stored} objects before this point were stored, {report.duplicate_count} were already "
+                  f"stored, {len(failures)} were rejected") if report.total else "no objects before this point"
+        raise CliError(f"{error.message} ({before})", code="syntax", file=error.name, line=error.line)
     if report.total == 0:
         raise CliError(f"no STIX objects to import; expected {ACCEPTED_INPUT}", code="empty", file=str(path))
     return {"collection": target.id, "total": report.total, "stored": stored,

@@ -109,7 +109,7 @@ def _bad_values(param: click.Parameter, world: World) -> list[tuple[str, str, bo
     kind = param.type
     if isinstance(kind, click.Path):
         return [("missing file", str(world.missing_file), True), ("directory", str(world.directory), True),
-                ("garbage file", str(world.garbage), False)]
+                ("under a file", str(world.garbage / "file.json"), True), ("garbage file", str(world.garbage), False)]
     if isinstance(kind, click.Choice):
         return [("not a choice", "bogus", True), ("empty choice", "", True)]
     if isinstance(kind, click.types.IntParamType | click.types.FloatParamType):
@@ -132,6 +132,7 @@ def cases_for(path: tuple[str, ...], command: click.Command, world: World) -> li
         if needs_node:  # the others would create a node there, which is no failure
             cases.append(Case("absent node", (*path, *plain), world.absent, as_json, True))
         cases.append(Case("unknown option", (*path, *plain, "--no-such-option"), world.node, as_json, True))
+    cases.append(Case("data directory is a file", (*path, *plain), world.garbage, False, True))
     number = 0
     for param in command.params:
         if isinstance(param, click.Option) and (param.is_flag or param.name == "as_json"):
