@@ -51,12 +51,12 @@ class Progress:
             )
             from rich.progress import Progress as RichProgress
 
-            amount = DownloadColumn() if self.unit == "bytes" else MofNCompleteColumn()
-            speed = TransferSpeedColumn() if self.unit == "bytes" else _object_rate_column()
+            # Bytes of an input file: the bar follows the bytes and the object count is shown beside it.
+            amount = ([DownloadColumn(), TextColumn("{task.fields[objects]:,} objects"), TransferSpeedColumn()]
+                      if self.unit == "bytes" else [MofNCompleteColumn(), _object_rate_column()])
             self._progress = RichProgress(
-                TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), amount,
-                TextColumn("{task.fields[objects]:,} objects"), speed, TimeElapsedColumn(),
-                TimeRemainingColumn(), console=Console(file=sys.stderr), transient=True,
+                TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), *amount,
+                TimeElapsedColumn(), TimeRemainingColumn(), console=Console(file=sys.stderr), transient=True,
             )
             self._progress.start()
             self._task = self._progress.add_task(self.description, total=self.total, objects=0)
