@@ -2,6 +2,11 @@
 
 The directory comes from ``--data DIR`` or ``KIZUNA_DATA`` so that scripts and other tools
 can drive a node; everything a node needs to start is in that one file and the store.
+
+An SQLite file inside the data directory is written to ``kizuna.toml`` relative to it
+(``store = "sqlite:kizuna.db"``), so a node directory that is copied or moved keeps working on its
+own file: the copy never writes into the original. Absolute ``sqlite:///…`` URLs (older configs, or
+a file kept elsewhere) and ``postgresql://`` URLs are used as written.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from pathlib import Path
 
 CONFIG_NAME = "kizuna.toml"
 DEFAULT_DATA_DIR = "kizuna-data"
+_SQLITE_ABSOLUTE = "sqlite:///"
+_SQLITE = "sqlite:"
 
 
 class ConfigError(Exception):
@@ -37,7 +44,28 @@ def resolve_data_dir(option: str | os.PathLike[str] | None) -> Path:
 
 
 def default_store_url(data_dir: Path) -> str:
-    return "sqlite:///" + str((data_dir / "kizuna.db").resolve()).lstrip("/")
+    return _SQLITE_ABSOLUTE + str((data_dir / "kizuna.db").resolve()).lstrip("/")
+
+
+def absolute_store_url(url: str, data_dir: Path) -> str:
+    """The URL a store is opened with: ``sqlite:relative/path.db`` is taken relative to ``data_dir``."""
+    if url.startswith(_SQLITE) and not url.startswith(_SQLITE_ABSOLUTE):
+        relative = url[len(_SQLITE):]
+        if not relative or relative.startswith("/"):
+            raise ConfigError(f"{url!r}: use sqlite:///absolute/path.db or sqlite:path/relative/to/the/node.db")
+        return _SQLITE_ABSOLUTE + str((data_dir / relative).resolve()).lstrip("/")
+    return url
+
+
+def portable_store_url(url: str, data_dir: Path) -> str:
+    """The URL as written to ``kizuna.toml``: an SQLite file inside the data directory, relative to it."""
+    if not url.startswith(_SQLITE_ABSOLUTE):
+        return url
+    path = Path("/" + url[len(_SQLITE_ABSOLUTE):].lstrip("/"))
+    try:
+        return _SQLITE + path.relative_to(data_dir.resolve()).as_posix()
+    except ValueError:  # kept outside the node directory: only an absolute path can find it
+        return url
 
 
 def load_config(data_dir: Path) -> NodeConfig:
@@ -55,7 +83,7 @@ def load_config(data_dir: Path) -> NodeConfig:
     try:
         return NodeConfig(
             data_dir=data_dir,
-            store_url=store,
+            store_url=absolute_store_url(store, data_dir),
             default_page_size=int(server.get("default_page_size", 1000)),
             max_page_size=int(server.get("max_page_size", 10000)),
             status_retention_hours=int(server.get("status_retention_hours", 168)),
@@ -68,7 +96,7 @@ def write_config(config: NodeConfig) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.path.write_text(
         "# Kizuna node configuration\n"
-        f"store = {_toml_string(config.store_url)}\n\n"
+        f"store = {_toml_string(portable_store_url(config.store_url, config.data_dir))}\n\n"
         "[server]\n"
         f"default_page_size = {config.default_page_size}\n"
         f"max_page_size = {config.max_page_size}\n"

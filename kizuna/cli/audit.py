@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
-from kizuna.cli.common import emit, json_option, node_of
+from kizuna.cli.common import CliError, emit, json_option, node_of, output_stream
 from kizuna.core.audit import unpack_served
 from kizuna.stix.timestamps import format_timestamp
 
@@ -35,18 +34,24 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
 
 @audit.command("export")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write JSON lines here instead of standard output.")
+              help="Write the JSON lines to this file (all or nothing) instead of standard output.")
+@click.option("--json", "as_json", is_flag=True,
+              help="With -o: print what was written as one JSON object (errors too).")
 @click.pass_context
-def audit_export(ctx: click.Context, output: Path | None) -> None:
+def audit_export(ctx: click.Context, output: Path | None, as_json: bool) -> None:
     """Write every audit record as one JSON object per line, oldest first.
 
     ``body`` is the record as sealed, so each line can be checked against its hash; an egress
     record also gets ``served``, its compactly stored (id, version) pairs spelt out.
     """
 
-    stream = output.open("wb") if output else sys.stdout.buffer
-    try:
-        for r in node_of(ctx).audit.records():
+    if as_json and output is None:
+        raise CliError("--json needs -o FILE: without it the records are written to standard output",
+                       code="usage", exit_code=2)
+    node = node_of(ctx)
+    count = 0
+    with output_stream(output) as stream:
+        for r in node.audit.records():
             line: dict[str, Any] = {
                 "seq": r.seq, "at": format_timestamp(r.at), "kind": r.kind, "principal": r.principal,
                 "body": orjson.loads(r.body), "prev_hash": r.prev_hash, "hash": r.hash,
@@ -54,11 +59,13 @@ def audit_export(ctx: click.Context, output: Path | None) -> None:
             if r.kind == "egress" and "served" in line["body"]:
                 line["served"] = [list(pair) for pair in unpack_served(line["body"]["served"])]
             stream.write(orjson.dumps(line) + b"\n")
-    finally:
-        if output:
-            stream.close()
+            count += 1
+    if output is not None:  # the summary goes where the records did not: --json on stdout, else stderr
+        text = f"Exported {count} audit records to {output}"
+        if as_json:
+            emit(True, {"records": count, "path": str(output)}, text)
         else:
-            stream.flush()
+            click.echo(text, err=True)
 
 
 def register(group: click.Group) -> None:

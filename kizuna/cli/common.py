@@ -8,8 +8,15 @@ same failure is one ``{"error": {...}}`` object on stdout instead. Commands rais
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 import orjson
@@ -74,3 +81,61 @@ def split_values(values: tuple[str, ...]) -> list[str] | None:
 
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON object on standard output (errors too).")
+
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar, even on a terminal.")
+
+
+@contextlib.contextmanager
+def output_stream(path: Path | None) -> Iterator[IO[bytes]]:
+    """Standard output, or ``path`` written whole or not at all.
+
+    A file is written under a temporary name in its own directory and renamed over ``path`` only
+    when everything was written, so a failed or interrupted export never leaves half a file (and
+    never truncates an earlier good one). A directory that does not exist is refused up front.
+    """
+    if path is None:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise CliError(f"directory {directory} does not exist", code="io", file=str(path))
+    if path.is_dir():
+        raise CliError("is a directory, not a file", code="io", file=str(path))
+    try:
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise CliError(f"cannot write in {directory}: {exc.strerror or exc}", code="io", file=str(path)) from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(handle, 0o666 & ~umask)  # the permissions a plain open() would have given
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            yield stream
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+port_type = click.IntRange(1, 65535)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse, before anything is printed or created, a host:port this process could not listen on.
+
+    The same bind the server will do (with SO_REUSEADDR, as uvicorn sets it), released at once.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code="port") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise CliError(f"cannot listen on {host}:{port}: {reason}", code="port") from None

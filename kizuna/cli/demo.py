@@ -2,39 +2,53 @@
 
 from __future__ import annotations
 
-import click
-import orjson
+from typing import Any
 
-from kizuna.cli.common import data_dir_of, json_option
+import click
+
+from kizuna.cli.common import CliError, check_port_free, data_dir_of, emit, json_option, port_type
 from kizuna.cli.node import serve
-from kizuna.demo import load_demo
+from kizuna.demo import NotADemoNode, load_demo
+
+
+def _collection_line(c: dict[str, Any]) -> str:
+    split = ""
+    if c.get("from_source") is not None:
+        split = f": {c['from_source']} of the {c['read']} source objects"
+        if c.get("added_by_node"):
+            # TLP 1.0 markings in the source become the OASIS TLP 2.0 objects the node added itself.
+            split += f" + {c['added_by_node']} OASIS TLP 2.0 objects added by the node"
+    return f"  collection {c['id']}  alias {c['alias']}  {c['objects']} objects{split}  ({c['title']})"
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, type=int, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", default=8000, type=port_type, show_default=True, help="TCP port to serve on (1-65535).")
 @click.option("--no-serve", is_flag=True, help="Set up and print the details, but do not serve.")
+@click.option("--force", is_flag=True,
+              help="Load the demo content even into a node (or non-empty directory) that is not a demo node.")
 @json_option
 @click.pass_context
-def demo(ctx: click.Context, host: str, port: int, no_serve: bool, as_json: bool) -> None:
+def demo(ctx: click.Context, host: str, port: int, no_serve: bool, force: bool, as_json: bool) -> None:
     """Start a demo node loaded with ATT&CK for ICS and the OASIS examples."""
-    info = load_demo(data_dir_of(ctx))
+    if not no_serve:
+        check_port_free(host, port)  # before anything is created: no node, no token on a busy port
+    try:
+        info = load_demo(data_dir_of(ctx), force=force)
+    except NotADemoNode as exc:
+        raise CliError(str(exc), code="not-demo") from None
     url = f"http://{host}:{port}/taxii2/"
     info["taxii_url"] = url
-    if as_json:
-        click.echo(orjson.dumps(info).decode())
-    else:
-        click.echo(f"Kizuna demo node in {info['data_dir']}")
-        click.echo(f"  TAXII discovery: {url}")
-        for c in info["collections"]:
-            click.echo(f"  collection {c['id']}  ({c['objects']} objects, alias {c['alias']}): {c['title']}")
-        click.echo(f"  token (shown once): {info['token']}")
-        first = info["collections"][0]["id"]
-        click.echo(
-            f"Try: curl -g -H 'Authorization: Bearer {info['token']}' "
-            f"-H 'Accept: application/taxii+json;version=2.1' "
-            f"'http://{host}:{port}/main/collections/{first}/objects/?match[type]=malware&limit=5'"
-        )
+    first = info["collections"][0]["id"]
+    lines = [f"Kizuna demo node in {info['data_dir']}", f"  TAXII discovery: {url}"]
+    lines += [_collection_line(c) for c in info["collections"]]
+    lines += [
+        f"  token (shown once): {info['token']}",
+        f"Try: curl -g -H 'Authorization: Bearer {info['token']}' "
+        f"-H 'Accept: application/taxii+json;version=2.1' "
+        f"'http://{host}:{port}/main/collections/{first}/objects/?match[type]=malware&limit=5'",
+    ]
+    emit(as_json, info, "\n".join(lines))
     if not no_serve:
         ctx.invoke(serve, host=host, port=port, workers=1)
 

@@ -51,6 +51,12 @@ def describe(exc: BaseException) -> CliError:
     """The operator-facing form of any failure."""
     if isinstance(exc, CliError):
         return exc
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError) and isinstance(exc.ctx, click.Context):
+        # A group run without a subcommand: its help went to stdout (render_failure); say what is missing.
+        group = exc.ctx.command
+        names = ", ".join(group.commands) if isinstance(group, click.Group) else ""
+        return CliError(f"a subcommand is needed: {names}" if names else "arguments are needed",
+                        code="usage", exit_code=2)
     if isinstance(exc, click.exceptions.NoSuchOption | click.exceptions.BadParameter
                   | click.exceptions.MissingParameter | click.UsageError):
         return CliError(exc.format_message(), code="usage", exit_code=2)
@@ -85,6 +91,9 @@ def describe(exc: BaseException) -> CliError:
 def render_failure(group: click.Group, args: list[str], exc: BaseException) -> int:
     """Print the failure once, in the form the caller asked for, and return the exit status."""
     error = describe(exc)
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError) and exc.ctx is not None and not wants_json(args):
+        sys.stdout.write(exc.ctx.get_help() + "\n")  # the help the operator was after
+        sys.stdout.flush()
     if wants_json(args):
         body: dict[str, Any] = {"code": error.code, "message": error.message, "file": error.file,
                                 "line": error.line}

@@ -9,15 +9,18 @@ from typing import Any
 
 import click
 
-from kizuna.cli.common import emit, json_option, node_of
+from kizuna.cli.common import check_port_free, emit, json_option, node_of, port_type
 from kizuna.core.node import DEFAULT_API_ROOT, Node
 from kizuna.stix.timestamps import format_timestamp
 
 
 @click.command()
-@click.option("--store", "store_url", default=None, help="sqlite:///abs/path.db (default) or postgresql://…")
+@click.option("--store", "store_url", default=None,
+              help="Store URL: sqlite:FILE relative to the data directory (default sqlite:kizuna.db), "
+                   "sqlite:///absolute/path.db or postgresql://user@host:port/database.")
 @click.option("--org-name", default=None, help="The organisation this node belongs to.")
-@click.option("--country", default=None, help="ISO 3166-1 alpha-3 country of that organisation, e.g. GBR.")
+@click.option("--country", default=None,
+              help="ISO 3166-1 alpha-3 code of that organisation's country, e.g. GBR (checked against ISO 3166-1).")
 @click.option("--title", default=None, help="Title shown in TAXII discovery.")
 @json_option
 @click.pass_context
@@ -39,9 +42,10 @@ def api_roots() -> None:
 
 @api_roots.command("create")
 @click.argument("name")
-@click.option("--title", required=True)
-@click.option("--description", default=None)
-@click.option("--max-content-length", type=int, default=100 * 1024 * 1024, show_default=True)
+@click.option("--title", required=True, help="Title shown to TAXII clients.")
+@click.option("--description", default=None, help="Description shown to TAXII clients.")
+@click.option("--max-content-length", type=click.IntRange(min=1), default=100 * 1024 * 1024, show_default=True,
+              help="Largest request body accepted, in bytes.")
 @json_option
 @click.pass_context
 def api_roots_create(ctx: click.Context, name: str, title: str, description: str | None,
@@ -68,9 +72,9 @@ def collections() -> None:
 
 
 @collections.command("create")
-@click.option("--title", required=True)
-@click.option("--api-root", default=DEFAULT_API_ROOT, show_default=True)
-@click.option("--description", default=None)
+@click.option("--title", required=True, help="Title shown to TAXII clients.")
+@click.option("--api-root", default=DEFAULT_API_ROOT, show_default=True, help="API root the collection lives in.")
+@click.option("--description", default=None, help="Description shown to TAXII clients.")
 @click.option("--alias", default=None, help="A name usable in place of the id in URLs.")
 @json_option
 @click.pass_context
@@ -94,7 +98,8 @@ def collections_list(ctx: click.Context, as_json: bool) -> None:
         for s in found
     ]
     emit(as_json, {"collections": rows},
-          "\n".join(f"{r['id']}  /{r['api_root']}/  {r['objects']:>9} versions  {r['title']}" for r in rows))
+          "\n".join(f"{r['id']}  /{r['api_root']}/  {r['alias'] or '-':<16} {r['objects']:>9} versions  "
+                    f"{r['title']}" for r in rows))
 
 
 @click.group()
@@ -104,7 +109,7 @@ def orgs() -> None:
 
 @orgs.command("create")
 @click.argument("name")
-@click.option("--country", default=None, help="ISO 3166-1 alpha-3, e.g. JPN.")
+@click.option("--country", default=None, help="ISO 3166-1 alpha-3 country code, e.g. JPN.")
 @json_option
 @click.pass_context
 def orgs_create(ctx: click.Context, name: str, country: str | None, as_json: bool) -> None:
@@ -140,7 +145,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         "api_roots": [r.name for r in node.store.list_api_roots()],
         "collections": [
             {"id": s.collection.id, "api_root": s.collection.api_root, "title": s.collection.title,
-             "objects": s.objects,
+             "alias": s.collection.alias, "objects": s.objects,
              "first_added": format_timestamp(s.first_added) if s.first_added is not None else None,
              "last_added": format_timestamp(s.last_added) if s.last_added is not None else None}
             for s in found
@@ -150,15 +155,16 @@ def status(ctx: click.Context, as_json: bool) -> None:
     }
     lines = [f"{payload['title']}", f"  store:    {payload['store']}", f"  identity: {payload['identity']}",
              f"  tokens:   {payload['tokens']['active']} active, {payload['tokens']['revoked']} revoked"]
-    lines += [f"  /{c['api_root']}/collections/{c['id']}/  {c['objects']} versions  {c['title']}"
+    lines += [f"  /{c['api_root']}/collections/{c['id']}/  "
+              f"{'alias ' + c['alias'] + '  ' if c['alias'] else ''}{c['objects']} versions  {c['title']}"
               for c in payload["collections"]]
     emit(as_json, payload, "\n".join(lines))
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, type=int, show_default=True)
-@click.option("--workers", default=1, type=int, show_default=True, help="Server processes.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, type=port_type, show_default=True, help="TCP port to listen on (1-65535).")
+@click.option("--workers", default=1, type=click.IntRange(min=1), show_default=True, help="Server processes.")
 @click.option("--sync/--no-sync", "run_sync", default=True, show_default=True,
               help="Run the scheduled partner sync worker (one process, whatever --workers says).")
 @click.pass_context
@@ -169,6 +175,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
     import uvicorn
 
     node_of(ctx).close()  # fail here, with a clear message, if the node cannot open
+    check_port_free(host, port)  # and here if the port is taken, before the banner says otherwise
     os.environ["KIZUNA_DATA"] = str(ctx.obj["data_dir"])
     click.echo(f"Kizuna TAXII 2.1 server on http://{host}:{port}/taxii2/", err=True)
     # One sync worker beside the web processes; a lease in the store keeps it to one per node.

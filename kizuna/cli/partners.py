@@ -49,7 +49,7 @@ def partners() -> None:
 @click.option("--org", default=None, help="The partner's organisation here (name or identity id).")
 @click.option("--agreement", default=None, help="Agreement id the partner receives under.")
 @click.option("--schedule", default=300, type=int, show_default=True, help="Seconds between scheduled syncs.")
-@click.option("--page-size", default=1000, type=int, show_default=True)
+@click.option("--page-size", default=1000, type=int, show_default=True, help="Objects asked for per TAXII page.")
 @json_option
 @click.pass_context
 def partners_add(ctx: click.Context, name: str, url: str, maps: tuple[str, ...], token: str | None,

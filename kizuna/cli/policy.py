@@ -32,9 +32,12 @@ def agreements() -> None:
 @click.option("--max-tlp", type=click.Choice(_TLP_CHOICES), default=None, help="Highest TLP released.")
 @click.option("--releasability", "releasability", multiple=True,
               help="REL TO tokens (countries, identity ids) the partner satisfies.")
-@click.option("--anonymise-producer/--keep-producer", default=None)
-@click.option("--sightings-flow-back/--no-sightings-flow-back", default=None)
-@click.option("--amber-to-clients/--no-amber-to-clients", default=None)
+@click.option("--anonymise-producer/--keep-producer", default=None,
+              help="Replace producers' identities with the node's anonymous identity in what the partner gets.")
+@click.option("--sightings-flow-back/--no-sightings-flow-back", default=None,
+              help="Send sightings of the partner's indicators back to it.")
+@click.option("--amber-to-clients/--no-amber-to-clients", default=None,
+              help="Whether TLP:AMBER the partner receives may reach the partner's own clients.")
 @json_option
 @click.pass_context
 def agreements_set(
@@ -77,8 +80,16 @@ def agreements_list(ctx: click.Context, as_json: bool) -> None:
     node = node_of(ctx)
     ctx_policy = node.policy.context()
     found = sorted(ctx_policy.agreements(), key=lambda a: a.agreement_id)
-    emit(as_json, {"agreements": [_agreement_json(a) for a in found]},
-          "\n".join(f"{a.agreement_id}  v{a.version}  {a.partner}  max {a.max_tlp.label}" for a in found))
+    names = {o.id: o.name for o in node.store.list_organisations()}
+
+    def partner_name(agreement: Agreement) -> str | None:
+        # A partner is an organisation (named here) or a node:<name> entry, which is its own name.
+        return names.get(agreement.partner)
+
+    rows = [{**_agreement_json(a), "partner_name": partner_name(a)} for a in found]
+    emit(as_json, {"agreements": rows},
+          "\n".join(f"{a.agreement_id}  v{a.version}  {partner_name(a) or a.partner}"
+                    f"{'  (' + a.partner + ')' if partner_name(a) else ''}  max {a.max_tlp.label}" for a in found))
 
 
 @agreements.command("show")
@@ -129,17 +140,26 @@ def policy_org(ctx: click.Context, organisation: str, communities: tuple[str, ..
 
 
 @policy.command("options")
-@click.option("--unknown-markings", type=click.Choice(["deny", "carry"]), default=None)
-@click.option("--unenforced-markings", type=click.Choice(["deny", "carry"]), default=None)
-@click.option("--unmarked-tlp", type=click.Choice([*_TLP_CHOICES, "none"]), default=None)
-@click.option("--admins-see-everything/--admins-see-as-organisation", default=None)
-@click.option("--agreement-caps-recipients/--agreement-does-not-cap-recipients", default=None)
+@click.option("--unknown-markings", type=click.Choice(["deny", "carry"]), default=None,
+              help="Objects with marking definitions this node does not know: withhold (deny) or pass on (carry).")
+@click.option("--unenforced-markings", type=click.Choice(["deny", "carry"]), default=None,
+              help="Objects with known markings Kizuna cannot enforce: withhold (deny) or pass on (carry).")
+@click.option("--unmarked-tlp", type=click.Choice([*_TLP_CHOICES, "none"]), default=None,
+              help="TLP level assumed for objects without a TLP marking (none: no assumption).")
+@click.option("--own-organisation-sees-everything/--own-organisation-sees-as-partner", "home_sees_everything",
+              default=None,
+              help="Tokens of the node's own organisation (not bound to an agreement) read everything the node "
+                   "stores (default), or only what the markings would give a partner organisation.")
+@click.option("--admins-see-everything/--admins-see-as-organisation", default=None,
+              help="Whether node administrator principals bypass markings (docs/policy.md, admins_see_everything).")
+@click.option("--agreement-caps-recipients/--agreement-does-not-cap-recipients", default=None,
+              help="Whether an agreement also limits what TLP:RED recipients named on an object receive.")
 @json_option
 @click.pass_context
 def policy_options(ctx: click.Context, unknown_markings: str | None, unenforced_markings: str | None,
-                   unmarked_tlp: str | None, admins_see_everything: bool | None,
+                   unmarked_tlp: str | None, home_sees_everything: bool | None, admins_see_everything: bool | None,
                    agreement_caps_recipients: bool | None, as_json: bool) -> None:
-    """Show or change operator options (see docs/policy.md)."""
+    """Show or change operator options (see docs/policy.md); no option given: show them."""
 
     node = node_of(ctx)
     options = node.policy.context().options
@@ -150,6 +170,8 @@ def policy_options(ctx: click.Context, unknown_markings: str | None, unenforced_
         changes["unenforced_markings"] = unenforced_markings
     if unmarked_tlp:
         changes["unmarked_tlp"] = None if unmarked_tlp == "none" else TlpLevel.from_token(unmarked_tlp)
+    if home_sees_everything is not None:
+        changes["home_organisation_sees_everything"] = home_sees_everything
     if admins_see_everything is not None:
         changes["admins_see_everything"] = admins_see_everything
     if agreement_caps_recipients is not None:

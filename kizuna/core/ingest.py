@@ -46,6 +46,10 @@ class IngestReport:
     request_timestamp: int
     total: int = 0
     success_count: int = 0
+    #: Of the successes, how many were already stored with identical content.
+    duplicate_count: int = 0
+    #: Objects the node stored on its own account (the OASIS TLP definitions the input refers to).
+    node_added: int = 0
     keep_successes: bool = True  # a bulk import keeps counts only, so memory stays bounded
     successes: list[dict[str, str]] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
@@ -254,7 +258,7 @@ def _ingest_batch(
             ready.append(prepared)
             positions.append(position)
     if policy is not None:
-        _place_shipped_definitions(store, collection_pk, ready, present)
+        report.node_added += _place_shipped_definitions(store, collection_pk, ready, present)
     results = store.add_versions(collection_pk, ready)
     if policy is not None:
         store.register_marking_definitions(
@@ -278,6 +282,7 @@ def _ingest_batch(
             report.succeeded(entry)
         elif result.outcome is Outcome.DUPLICATE:
             entry["message"] = "; ".join([_DUPLICATE_MESSAGE, *messages])
+            report.duplicate_count += 1
             report.succeeded(entry)
         else:
             entry["message"] = "; ".join([_CONFLICT_MESSAGE, *messages])
@@ -286,8 +291,9 @@ def _ingest_batch(
 
 def _place_shipped_definitions(
     store: Store, collection_pk: int, ready: list[NewVersion], present: set[str]
-) -> None:
-    """Store the OASIS TLP definitions (and their extension) that the batch refers to, if missing.
+) -> int:
+    """Store the OASIS TLP definitions (and their extension) that the batch refers to, if missing;
+    returns how many were added.
 
     They go in before the objects that use them, so a client reading in date_added order can
     always resolve a marking reference.
@@ -302,7 +308,7 @@ def _place_shipped_definitions(
         needed.add(TLP2_EXTENSION_ID)
     needed -= present
     if not needed:
-        return
+        return 0
     found = store.query_versions(VersionQuery(
         collection_pk=collection_pk, ids=tuple(sorted(needed)), versions=VersionSelector(all=True), limit=100,
     ))
@@ -310,5 +316,6 @@ def _place_shipped_definitions(
     present.update(have)
     missing = [_SHIPPED[i] for i in sorted(needed - have, key=lambda i: i != TLP2_EXTENSION_ID)]
     prepared = [p for p in map(prepare, missing) if not isinstance(p, str)]
-    store.add_versions(collection_pk, prepared)
+    added = store.add_versions(collection_pk, prepared)
     present.update(needed)
+    return sum(result.outcome is Outcome.ADDED for result in added)

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from kizuna.config import NodeConfig, default_store_url, load_config, write_config
+from kizuna.config import NodeConfig, absolute_store_url, default_store_url, load_config, write_config
 from kizuna.core.audit import AuditLog, pack_served
 from kizuna.core.cursor import CursorCodec
 from kizuna.core.errors import AdminError, Forbidden, NotFound
@@ -41,6 +41,7 @@ from kizuna.core.visibility import Viewer
 from kizuna.policy import Agreement, PolicyOptions, compile_viewer
 from kizuna.policy import Organisation as PolicyOrganisation
 from kizuna.policy import Viewer as PolicyViewer
+from kizuna.policy.releasability import ISO3166_ALPHA3
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
 from kizuna.store import open_store
 from kizuna.store.base import (
@@ -60,8 +61,17 @@ DEFAULT_API_ROOT = "main"
 DEFAULT_MAX_CONTENT_LENGTH = 100 * 1024 * 1024
 STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
 _API_ROOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_ISO3 = re.compile(r"^[A-Z]{3}$")
 _ALL = VersionSelector(all=True)
+
+
+def country_code(country: str | None) -> str | None:
+    """``country`` as an ISO 3166-1 alpha-3 code (upper case), refusing anything not on the shipped list."""
+    if country is None:
+        return None
+    code = country.strip().upper()
+    if code not in ISO3166_ALPHA3:
+        raise AdminError(f"country {country!r} is not an ISO 3166-1 alpha-3 code (such as GBR or JPN)")
+    return code
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +127,9 @@ class Node:
     ) -> Node:
         if (data_dir / "kizuna.toml").exists():
             raise AdminError(f"{data_dir}: a Kizuna node already lives here")
-        config = NodeConfig(data_dir=data_dir, store_url=store_url or default_store_url(data_dir))
+        country = country_code(country)  # refused before anything is created
+        url = absolute_store_url(store_url, data_dir) if store_url else default_store_url(data_dir)
+        config = NodeConfig(data_dir=data_dir, store_url=url)
         store = open_store(config.store_url)
         store.migrate()
         if store.get_setting("cursor_key") is not None:
@@ -188,8 +200,7 @@ class Node:
     def create_organisation(self, name: str, country: str | None = None) -> dict[str, Any]:
         if not name.strip():
             raise AdminError("an organisation needs a name")
-        if country is not None and not _ISO3.match(country):
-            raise AdminError(f"country {country!r} must be an ISO 3166-1 alpha-3 code such as GBR or JPN")
+        country = country_code(country)
         if self.store.get_organisation(name) is not None:
             raise AdminError(f"organisation {name!r} already exists")
         identity = _identity(name, country, format_timestamp(now_micros())[:-4] + "Z")

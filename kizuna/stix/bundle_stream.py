@@ -2,9 +2,12 @@
 
 ``iter_bundle_objects(fp, name)`` yields ``(line, object)`` for each element of the top-level
 ``"objects"`` array of a STIX 2.x bundle, a TAXII 2.1 envelope (``{"objects": [...]}``) or a file
-that is a bare JSON array.  ``line`` is the 1-based line on which the element starts, so an import
-can say *where* a rejected object is.  ``iter_bundle_objects_raw`` yields the element's bytes
-instead, for callers that store the original serialisation.
+that is a bare JSON array; a file that is one bare STIX object yields that object, and several
+top-level values in a row (JSON lines: one object, bundle or array per line) are read one after
+another.  A top-level object without ``objects`` and without a STIX ``type`` yields nothing.
+``line`` is the 1-based line on which the element starts, so an import can say *where* a rejected
+object is.  ``iter_bundle_objects_raw`` yields the element's bytes instead, for callers that store
+the original serialisation.
 
 How it works, and why not ijson
 -------------------------------
@@ -258,10 +261,11 @@ def iter_bundle_objects_raw(
 ) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line, raw_bytes)`` for each element of the bundle's ``objects`` array.
 
-    The bytes are the element's exact serialisation, checked to be well-formed JSON.
+    The bytes are the element's exact serialisation, checked to be well-formed JSON; a bare STIX
+    object (a file that is one object, or JSON lines) is re-serialised compactly instead.
     """
-    for line, reader, start, end, _ in _elements(fp, name, chunk_size):
-        yield line, reader.buf[start:end]
+    for line, reader, start, end, value in _elements(fp, name, chunk_size):
+        yield line, (reader.buf[start:end] if start >= 0 else orjson.dumps(value))
 
 
 def iter_bundle_objects(fp: BinaryIO, name: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[tuple[int, Any]]:
@@ -283,15 +287,18 @@ def _elements(fp: BinaryIO, name: str, chunk_size: int) -> Iterator[_Element]:
     if first == 0xEF and reader.buf.startswith(b"\xef\xbb\xbf", reader.pos):
         reader.pos += 3  # tolerate a UTF-8 byte-order mark
         first = reader.skip_whitespace()
-    if first == 0x5B:
-        yield from _array_elements(reader)
-    elif first == 0x7B:
-        yield from _top_level_object(reader)
-    elif first == -1:
+    if first == -1:
         raise reader.error(reader.pos, "empty file: expected a STIX bundle, envelope or array")
-    else:
-        raise reader.error(reader.pos, "expected a STIX bundle, envelope or JSON array")
-    if reader.skip_whitespace() != -1:
+    if first not in (0x5B, 0x7B):
+        raise reader.error(reader.pos, "expected a STIX bundle, envelope, JSON array or STIX object")
+    # One top-level value, or several in a row (JSON lines, concatenated bundles): each is read alike.
+    while first in (0x5B, 0x7B):
+        if first == 0x5B:
+            yield from _array_elements(reader)
+        else:
+            yield from _top_level_object(reader)
+        first = reader.skip_whitespace()
+    if first != -1:
         raise reader.error(reader.pos, "unexpected data after the end of the bundle")
 
 
@@ -319,11 +326,16 @@ def _array_elements(reader: _Reader) -> Iterator[_Element]:
 
 
 def _top_level_object(reader: _Reader) -> Iterator[_Element]:
+    """The elements of a bundle's or envelope's ``objects``, or the object itself if it is a bare STIX
+    object (it has a ``type`` other than ``bundle`` and no ``objects`` array to stream)."""
+    object_line = reader.line_at(reader.pos)
     reader.pos += 1  # the {
     if reader.skip_whitespace() == 0x7D:
         reader.pos += 1
         return
     seen_objects = False
+    # The other properties, kept so that a bare object can be yielded whole; a bundle's are few.
+    properties: dict[str, Any] = {}
     while True:
         reader.expect(b'"', "expected a property name in double quotes")
         key_start, key_end = reader.value_extent()
@@ -331,7 +343,8 @@ def _top_level_object(reader: _Reader) -> Iterator[_Element]:
         reader.pos = key_end
         reader.expect(b":", f"expected ':' after property name {key!r}")
         reader.pos += 1
-        if key == "objects":
+        kind = properties.get("type")
+        if key == "objects" and (kind is None or kind == "bundle"):
             if seen_objects:
                 raise reader.error(key_start, "the objects array appears twice")
             seen_objects = True
@@ -339,10 +352,14 @@ def _top_level_object(reader: _Reader) -> Iterator[_Element]:
             yield from _array_elements(reader)
         else:
             start, end = reader.value_extent()
-            reader.decode(start, end)  # the rest of the envelope must be valid JSON too
+            value = reader.decode(start, end)  # the rest of the envelope must be valid JSON too
+            properties[key] = value
             reader.pos = end
         reader.expect(b",}", "expected ',' or '}' after a property of the bundle")
         closing = reader.buf[reader.pos] == 0x7D
         reader.pos += 1
         if closing:
-            return
+            break
+    if not seen_objects and "type" in properties and properties["type"] != "bundle":
+        # The buffer may have moved on since the object began: no byte range, the value is whole.
+        yield object_line, reader, -1, -1, properties

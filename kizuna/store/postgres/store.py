@@ -25,6 +25,7 @@ _COPY_TYPES = [
     "bigint", "text", "text", "bigint", "text", "bigint", "text", "text", "bytea", "smallint", "smallint",
     "smallint", "smallint",
 ]
+_CONNECT_TIMEOUT_S = 3
 _MIGRATION_LOCK = 0x6B697A75  # an arbitrary advisory-lock key for schema changes
 
 
@@ -70,6 +71,12 @@ class PostgresStore(SqlStore):
         self.url = url
         self._inserted = 0
         self._analyze_at = 5_000
+        try:
+            # One direct attempt first, bounded by a connect timeout: a database that does not exist
+            # or a host that does not answer is reported at once, not after the pool's retry loop.
+            psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT_S, autocommit=True).close()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL at {url}: {exc}") from None
         try:
             self._pool = ConnectionPool(
                 url, min_size=min_size, max_size=max_size, open=True, timeout=30,

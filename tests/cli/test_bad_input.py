@@ -1,0 +1,223 @@
+"""Every ``kizuna`` command, fed bad input as a real process, fails the one way the CLI promises.
+
+The commands are found by walking ``kizuna.cli.cli``, so a command added later is covered without
+touching this file. Each case runs ``python -m kizuna …`` and checks the contract of a failure:
+no traceback, exactly one line on stderr that starts with ``kizuna <command>:``, a non-zero exit,
+and with ``--json`` exactly one ``{"error": {"code", "message", "file", "line"}}`` object on
+stdout instead. A success must look like one (no error line, one JSON object with ``--json``).
+Inputs that are certainly wrong (no node, a broken node, a missing file, a word where a number
+belongs, a value outside a choice) must fail; odd but perhaps acceptable values (an empty
+string, a long one, a path-like one) only have to keep to the contract either way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import pytest
+
+from kizuna.cli import cli
+from tests.conftest import kizuna_json
+
+#: Commands that work without a node (they read files or create the node themselves).
+WITHOUT_A_NODE = {"match", "init", "demo"}
+#: A value for each required parameter, so that the parameter under test is the one that is wrong.
+PLAIN = "c1"  # the test node has a collection aliased c1 and an organisation named c1
+ERROR_LINE = re.compile(r"^kizuna(?: [\w-]+)*: \S")
+TIMEOUT_S = 120  # a command still running after this is a hang, and a failure
+
+
+def walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in sorted(command.commands.items()):
+            yield from walk(sub, (*path, name))
+
+
+COMMANDS = [(path, command) for path, command in walk(cli) if path]
+LEAVES = [(path, command) for path, command in COMMANDS if not isinstance(command, click.Group)]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One invocation: the words after ``kizuna``, and whether it must fail."""
+
+    what: str
+    args: tuple[str, ...]
+    data_dir: Path
+    as_json: bool
+    must_fail: bool
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "kizuna", "--data", str(self.data_dir), *self.args,
+                *(["--json"] if self.as_json else [])]
+
+
+@dataclass(frozen=True)
+class World:
+    node: Path  # an initialised SQLite node with collection c1 and organisation c1
+    broken: Path  # a directory whose kizuna.toml is not TOML
+    absent: Path  # a directory that does not exist
+    directory: Path  # an existing directory, given where a file belongs
+    garbage: Path  # a file of bytes that are neither JSON nor text
+    missing_file: Path  # a file in a directory that does not exist
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    base = tmp_path_factory.mktemp("bad-input")
+    node = base / "node"
+    kizuna_json(node, "init", "--org-name", "Home", "--country", "GBR")
+    kizuna_json(node, "collections", "create", "--title", "C1", "--alias", PLAIN)
+    kizuna_json(node, "orgs", "create", PLAIN, "--country", "JPN")
+    broken = base / "broken"
+    broken.mkdir()
+    (broken / "kizuna.toml").write_text('store = "sqlite:kizuna.db"\n[[[ not toml\n')
+    directory = base / "a-directory"
+    directory.mkdir()
+    garbage = base / "garbage.bin"
+    garbage.write_bytes(b"\xff\xfe\x00garbage{[\x81\n" * 20)
+    return World(node, broken, base / "absent", directory, garbage, base / "no-such-dir" / "file.json")
+
+
+def _filled(command: click.Command, skip: click.Parameter | None) -> list[str]:
+    """Plain values for the required parameters other than ``skip``."""
+    args: list[str] = []
+    for param in command.params:
+        if param is skip or not param.required:
+            continue
+        value = PLAIN if not isinstance(param.type, click.Path) else os.devnull
+        if isinstance(param, click.Argument):
+            args.append(value)
+        else:
+            args += [param.opts[0], value]
+    return args
+
+
+def _bad_values(param: click.Parameter, world: World) -> list[tuple[str, str, bool]]:
+    """(label, value, certainly wrong) for one parameter, chosen by its type."""
+    kind = param.type
+    if isinstance(kind, click.Path):
+        return [("missing file", str(world.missing_file), True), ("directory", str(world.directory), True),
+                ("under a file", str(world.garbage / "file.json"), True), ("garbage file", str(world.garbage), False)]
+    if isinstance(kind, click.Choice):
+        return [("not a choice", "bogus", True), ("empty choice", "", True)]
+    if isinstance(kind, click.types.IntParamType | click.types.FloatParamType):
+        return [("word for a number", "abc", True), ("negative", "-1", False), ("huge", "9" * 30, False),
+                ("zero", "0", False)]
+    return [("empty", "", False), ("unknown word", "ZZZ", False), ("long path-like", "../" * 2000, False)]
+
+
+def cases_for(path: tuple[str, ...], command: click.Command, world: World) -> list[Case]:
+    cases: list[Case] = []
+    if isinstance(command, click.Group):
+        for as_json in (False, True):
+            cases.append(Case("no subcommand", path, world.node, as_json, True))
+            cases.append(Case("unknown subcommand", (*path, "no-such-command"), world.node, as_json, True))
+        return cases
+    needs_node = path[0] not in WITHOUT_A_NODE
+    plain = _filled(command, None)
+    for as_json in (False, True):
+        cases.append(Case("broken node", (*path, *plain), world.broken, as_json, needs_node))
+        if needs_node:  # the others would create a node there, which is no failure
+            cases.append(Case("absent node", (*path, *plain), world.absent, as_json, True))
+        cases.append(Case("unknown option", (*path, *plain, "--no-such-option"), world.node, as_json, True))
+    cases.append(Case("data directory is a file", (*path, *plain), world.garbage, False, True))
+    number = 0
+    for param in command.params:
+        if isinstance(param, click.Option) and (param.is_flag or param.name == "as_json"):
+            continue
+        for label, value, certain in _bad_values(param, world):
+            number += 1
+            args = _filled(command, param)
+            if isinstance(param, click.Argument):
+                args.append(value)
+            else:  # --name=value: a value that starts with '-' must not read as an option
+                args.append(f"{max(param.opts, key=len)}={value}")
+            cases.append(Case(f"{param.name}: {label}", (*path, *args), world.node, number % 2 == 0, certain))
+    return cases
+
+
+def run(case: Case) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KIZUNA_DEBUG": ""}
+    env.pop("KIZUNA_DEBUG")
+    env.pop("KIZUNA_DATA", None)
+    # Its own session, so that a command that hangs is stopped together with anything it started.
+    process = subprocess.Popen(case.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"{case.what}: `kizuna {' '.join(case.args)[:200]}` still ran after {TIMEOUT_S}s")
+    return subprocess.CompletedProcess(case.argv(), process.returncode, out, err)
+
+
+def problems(case: Case, result: subprocess.CompletedProcess[str]) -> list[str]:
+    """How the result breaks the contract (empty: it keeps it)."""
+    found: list[str] = []
+    out, err = result.stdout, result.stderr
+    if "Traceback" in out or "Traceback" in err:
+        found.append("a traceback")
+    failed = result.returncode != 0
+    if case.must_fail and not failed:
+        found.append("exit 0 for input that must fail")
+    err_lines = err.splitlines()
+    if case.as_json:
+        try:
+            documents = [json.loads(line) for line in out.splitlines() if line.strip()]
+        except ValueError:
+            documents = []
+        if len(documents) != 1 or not isinstance(documents[0], dict):
+            found.append("--json output is not exactly one JSON object")
+        elif failed:
+            body = documents[0].get("error")
+            if set(documents[0]) != {"error"} or not isinstance(body, dict) or \
+                    set(body) != {"code", "message", "file", "line"}:
+                found.append("--json failure is not one {'error': {code, message, file, line}} object")
+            if err.strip():
+                found.append("--json failure also wrote to stderr")
+        elif "error" in documents[0]:
+            found.append("--json error object with exit 0")
+    elif failed:
+        if len(err_lines) != 1:
+            found.append(f"{len(err_lines)} lines on stderr instead of one")
+        elif not ERROR_LINE.match(err_lines[0]):
+            found.append("the stderr line does not start with 'kizuna <command>:'")
+    elif any(ERROR_LINE.match(line) for line in err_lines):
+        found.append("an error line on stderr with exit 0")
+    return found
+
+
+@pytest.mark.parametrize("path,command", COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_bad_input_fails_in_one_line(world: World, path: tuple[str, ...], command: click.Command) -> None:
+    cases = cases_for(path, command, world)
+    assert cases
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(run, cases))
+    report = [
+        f"{case.what}{' --json' if case.as_json else ''}: `kizuna {' '.join(a[:60] for a in case.args)}` -> "
+        f"exit {result.returncode}: {'; '.join(found)}\n  stdout: {result.stdout[:300]!r}\n"
+        f"  stderr: {result.stderr[:500]!r}"
+        for case, result in zip(cases, results, strict=True)
+        if (found := problems(case, result))
+    ]
+    assert not report, "\n".join(report)
+
+
+def test_the_walk_finds_every_command_group_and_leaf() -> None:
+    names = {" ".join(path) for path, _ in COMMANDS}
+    # A sample the walk must find; new commands are covered by the walk, not by this list.
+    assert {"init", "import", "export", "tokens create", "audit export", "policy options", "demo"} <= names
+    assert len(LEAVES) >= 30

@@ -1,0 +1,190 @@
+"""``kizuna import`` / ``export`` / ``audit export`` at their edges, as real processes on real stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import kizuna, kizuna_json
+
+TLP_GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
+
+
+def identity(number: int) -> dict[str, Any]:
+    return {"type": "identity", "spec_version": "2.1", "id": f"identity--{uuid.UUID(int=number + 1, version=4)}",
+            "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+            "name": f"Organisation {number}", "identity_class": "organization"}
+
+
+def count_in(data_dir: Path, alias: str) -> int:
+    listed = kizuna_json(data_dir, "collections", "list")["collections"]
+    return int(next(c for c in listed if c["alias"] == alias)["objects"])
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, store_url: str) -> Path:
+    directory = tmp_path / "node"
+    kizuna_json(directory, "init", "--org-name", "NCSC UK", "--country", "GBR", "--store", store_url)
+    return directory
+
+
+@pytest.mark.parametrize("layout", ["bundle", "envelope", "list", "bare object", "json lines"])
+def test_import_reads_every_container_whole(data_dir: Path, tmp_path: Path, layout: str) -> None:
+    objects = [identity(n) for n in range(3)]
+    text = {
+        "bundle": json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects}, indent=2),
+        "envelope": json.dumps({"more": False, "objects": objects}),
+        "list": json.dumps(objects),
+        "bare object": json.dumps(objects[0], indent=1),
+        "json lines": "\n".join(json.dumps(o) for o in objects) + "\n",
+    }[layout]
+    expected = 1 if layout == "bare object" else 3
+    kizuna_json(data_dir, "collections", "create", "--title", "In", "--alias", "in")
+    path = tmp_path / "input.json"
+    path.write_text(text)
+    report = kizuna_json(data_dir, "import", str(path), "--collection", "in")
+    assert (report["total"], report["stored"], report["rejected"]) == (expected, expected, 0)
+    assert count_in(data_dir, "in") == expected
+
+
+@pytest.mark.parametrize("content", [
+    '{"type": "bundle", "id": "bundle--0d4f0e5d-9a55-4a3b-9a0f-2f4b0f0f0f0f", "objects": []}',
+    "[]", "{}", '{"name": "not STIX"}', "\n\n",
+])
+def test_import_of_nothing_is_an_error(data_dir: Path, tmp_path: Path, content: str) -> None:
+    kizuna_json(data_dir, "collections", "create", "--title", "In", "--alias", "in")
+    path = tmp_path / "nothing.json"
+    path.write_text(content)
+    result = kizuna(data_dir, "import", str(path), "--collection", "in", check=False)
+    assert result.returncode != 0
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("kizuna import: ")
+    assert str(path) in result.stderr
+    as_json = kizuna(data_dir, "import", str(path), "--collection", "in", "--json", check=False)
+    assert as_json.returncode != 0 and json.loads(as_json.stdout)["error"]["file"] == str(path)
+
+
+def test_truncated_import_keeps_and_counts_what_came_before(data_dir: Path, tmp_path: Path) -> None:
+    kizuna_json(data_dir, "collections", "create", "--title", "In", "--alias", "in")
+    # More objects than one ingest batch (1000), then a cut inside the next object.
+    complete = [json.dumps(identity(n)) for n in range(1500)]
+    path = tmp_path / "cut.json"
+    path.write_text('{"type": "bundle", "id": "bundle--1", "objects": [\n' + ",\n".join(complete)
+                    + ',\n{"type": "identity", "id": "ident')
+    result = kizuna(data_dir, "import", str(path), "--collection", "in", check=False)
+    assert result.returncode != 0
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("kizuna import: ")
+    assert result.stderr.rstrip().endswith(f"{path}:1502")
+    assert "1500 objects before this point were stored" in result.stderr
+    assert count_in(data_dir, "in") == 1500
+    error = json.loads(kizuna(data_dir, "import", str(path), "--collection", "in", "--json", check=False).stdout)
+    assert (error["error"]["file"], error["error"]["line"]) == (str(path), 1502)
+    assert "1500 were already stored" in error["error"]["message"]
+
+
+def test_import_report_separates_stored_duplicate_rejected_and_added_by_node(data_dir: Path, tmp_path: Path) -> None:
+    kizuna_json(data_dir, "collections", "create", "--title", "In", "--alias", "in")
+    marked = {**identity(1), "object_marking_refs": [TLP_GREEN]}
+    bad = {"type": "indicator", "spec_version": "2.1", "id": "indicator--not-a-uuid"}
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps({"type": "bundle", "id": "bundle--1", "objects": [identity(0), marked, bad]}))
+    first = json.loads(kizuna(data_dir, "import", str(path), "--collection", "in", "--json", check=False).stdout)
+    # The node adds the OASIS TLP:GREEN definition and the TLP 2.0 extension definition it refers to.
+    assert (first["total"], first["stored"], first["duplicates"], first["rejected"], first["added_by_node"]) == \
+        (3, 2, 0, 1, 2)
+    again = kizuna(data_dir, "import", str(path), "--collection", "in", check=False)
+    assert again.returncode == 1  # the rejected object is still rejected
+    assert "3 objects read: 0 stored, 2 already stored, 1 rejected" in again.stdout
+    assert f"{path}:1: indicator--not-a-uuid:" in again.stdout
+    assert count_in(data_dir, "in") == 4
+
+
+def test_export_into_a_missing_directory_writes_nothing(data_dir: Path, tmp_path: Path) -> None:
+    kizuna_json(data_dir, "collections", "create", "--title", "Out", "--alias", "out")
+    target = tmp_path / "no-such-dir" / "export.json"
+    for args in (("export", "--collection", "out", "-o", str(target)), ("audit", "export", "-o", str(target))):
+        result = kizuna(data_dir, *args, check=False)
+        assert result.returncode != 0, args
+        assert result.stderr.count("\n") == 1 and "does not exist" in result.stderr, args
+        assert result.stdout == ""
+        error = json.loads(kizuna(data_dir, *args, "--json", check=False).stdout)["error"]
+        assert error["file"] == str(target) and "does not exist" in error["message"]
+    assert not target.parent.exists()
+
+
+def test_export_replaces_the_file_whole_and_says_what_it_wrote(data_dir: Path, tmp_path: Path) -> None:
+    kizuna_json(data_dir, "collections", "create", "--title", "Out", "--alias", "out")
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps([identity(n) for n in range(5)]))
+    kizuna_json(data_dir, "import", str(source), "--collection", "out")
+    target = tmp_path / "out" / "export.json"
+    target.parent.mkdir()
+    target.write_text("an older export")
+    summary = kizuna_json(data_dir, "export", "--collection", "out", "-o", str(target))
+    assert summary["objects"] == 5 and summary["path"] == str(target)
+    assert summary["bytes"] == target.stat().st_size
+    assert len(json.loads(target.read_text())["objects"]) == 5
+    text = kizuna(data_dir, "export", "--collection", "out", "-o", str(target))
+    assert f"Exported 5 objects ({target.stat().st_size} bytes)" in text.stderr
+    assert sorted(p.name for p in target.parent.iterdir()) == ["export.json"]  # no temporary file left
+    # A failed export (no such collection) leaves the earlier file as it was.
+    before = target.read_bytes()
+    assert kizuna(data_dir, "export", "--collection", "nope", "-o", str(target), check=False).returncode != 0
+    assert target.read_bytes() == before
+    audit = kizuna_json(data_dir, "audit", "export", "-o", str(tmp_path / "out" / "audit.jsonl"))
+    assert audit["records"] == len((tmp_path / "out" / "audit.jsonl").read_text().splitlines()) > 0
+
+
+def _stderr_on_a_terminal(args: list[str], deadline_s: float = 120.0) -> tuple[int, bytes]:
+    """Run kizuna with stderr on a pseudo-terminal; return its exit status and what it drew there."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
+    process = subprocess.Popen([sys.executable, "-m", "kizuna", *args], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=follower, env=env)
+    os.close(follower)
+    drawn = b""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the process is gone
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        elif process.poll() is not None:
+            break
+    os.close(leader)
+    process.stdout.close()  # type: ignore[union-attr]
+    return process.wait(timeout=30), drawn
+
+
+def test_progress_is_drawn_on_a_terminal_only(tmp_path: Path) -> None:
+    data_dir = tmp_path / "node"
+    kizuna_json(data_dir, "init", "--org-name", "NCSC UK", "--country", "GBR")
+    kizuna_json(data_dir, "collections", "create", "--title", "In", "--alias", "in")
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps([identity(n) for n in range(200)]))
+    base = ["--data", str(data_dir)]
+    status, drawn = _stderr_on_a_terminal([*base, "import", str(source), "--collection", "in"])
+    assert status == 0 and b"objects" in drawn and b"import in.json" in drawn
+    status, drawn = _stderr_on_a_terminal([*base, "export", "--collection", "in", "-o", str(tmp_path / "o.json")])
+    assert status == 0 and b"export in" in drawn and b"/200" in drawn  # done of total, for the ETA
+    for quiet in ("--json", "--quiet"):
+        status, drawn = _stderr_on_a_terminal([*base, "export", "--collection", "in", "-o", str(tmp_path / "q.json"),
+                                               quiet])
+        assert status == 0 and b"export in" not in drawn, quiet
+    piped = kizuna(data_dir, "import", str(source), "--collection", "in")
+    assert piped.stderr == ""  # not a terminal: no bar

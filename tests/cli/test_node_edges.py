@@ -1,0 +1,213 @@
+"""The node's edges on the command line: ports, unreachable stores, countries, moved nodes, the demo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+
+from kizuna.cli import cli
+from tests.conftest import PG_ADMIN_URL, free_port, kizuna, kizuna_json
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+#: Far below the 30 s the connection pool used to keep retrying; not a measure of speed.
+CONNECT_DEADLINE_S = 15
+
+
+def one_line_failure(result: subprocess.CompletedProcess[str], command: str) -> str:
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"kizuna {command}: "), lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def sqlite_node(tmp_path: Path) -> Path:
+    directory = tmp_path / "node"
+    kizuna_json(directory, "init", "--org-name", "NCSC UK", "--country", "GBR")
+    return directory
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        yield int(holder.getsockname()[1])
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "65536"])
+def test_serve_refuses_impossible_ports(sqlite_node: Path, port: str) -> None:
+    result = kizuna(sqlite_node, "serve", f"--port={port}", check=False)
+    line = one_line_failure(result, "serve")
+    assert "--port" in line and result.returncode == 2
+
+
+def test_serve_on_a_busy_port_fails_before_the_banner(sqlite_node: Path, busy_port: int) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kizuna", "--data", str(sqlite_node), "serve", "--port", str(busy_port)],
+        capture_output=True, text=True, timeout=60,
+    )
+    line = one_line_failure(result, "serve")
+    assert f"127.0.0.1:{busy_port}" in line and "in use" in line
+    assert "server on" not in result.stderr
+
+
+def test_demo_on_a_busy_port_creates_nothing(tmp_path: Path, busy_port: int) -> None:
+    target = tmp_path / "demo-node"
+    result = subprocess.run(
+        [sys.executable, "-m", "kizuna", "--data", str(target), "demo", "--port", str(busy_port)],
+        capture_output=True, text=True, timeout=60,
+    )
+    one_line_failure(result, "demo")
+    assert not target.exists()  # no node, no token
+
+
+def _missing_database_url() -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/kizuna_no_such_database"
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A host that accepts TCP connections and never answers: what a wedged server looks like."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"postgresql://postgres@127.0.0.1:{listener.getsockname()[1]}/kizuna"
+
+
+@pytest.mark.parametrize("where", ["missing database", "silent host"])
+def test_an_unreachable_postgresql_fails_in_one_line_quickly(tmp_path: Path, silent_server: str,
+                                                             where: str) -> None:
+    url = _missing_database_url() if where == "missing database" else silent_server
+    fresh = tmp_path / "fresh"
+    result = subprocess.run([sys.executable, "-m", "kizuna", "--data", str(fresh), "init", "--store", url],
+                            capture_output=True, text=True, timeout=CONNECT_DEADLINE_S)
+    assert "cannot connect to PostgreSQL" in one_line_failure(result, "init")
+    assert not (fresh / "kizuna.toml").exists()
+    # A node whose configured database went away: status and serve say so, in one line.
+    configured = tmp_path / "configured"
+    configured.mkdir()
+    (configured / "kizuna.toml").write_text(f'store = "{url}"\n')
+    for command in ("status", "serve"):
+        result = subprocess.run([sys.executable, "-m", "kizuna", "--data", str(configured), command,
+                                 *(["--port", str(free_port())] if command == "serve" else [])],
+                                capture_output=True, text=True, timeout=CONNECT_DEADLINE_S)
+        assert "cannot connect to PostgreSQL" in one_line_failure(result, command)
+
+
+@pytest.mark.parametrize("country", ["ZZZ", "UK", "XXX", "gb"])
+def test_impossible_countries_are_refused(tmp_path: Path, sqlite_node: Path, country: str) -> None:
+    fresh = tmp_path / "fresh"
+    line = one_line_failure(kizuna(fresh, "init", "--country", country, check=False), "init")
+    assert "ISO 3166-1 alpha-3" in line
+    assert not fresh.exists() or not (fresh / "kizuna.toml").exists()  # refused before anything was made
+    assert "ISO 3166-1 alpha-3" in one_line_failure(
+        kizuna(sqlite_node, "orgs", "create", "Somewhere", "--country", country, check=False), "orgs create")
+
+
+def test_countries_are_taken_in_any_case(sqlite_node: Path) -> None:
+    created = kizuna_json(sqlite_node, "orgs", "create", "JPCERT/CC", "--country", "jpn")
+    assert created["identity"]["x_kizuna_country"] == "JPN"
+    listed = kizuna_json(sqlite_node, "orgs", "list")["organisations"]
+    assert {"JPCERT/CC": "JPN"}.items() <= {o["name"]: o["country"] for o in listed}.items()
+
+
+def test_a_copied_node_directory_writes_into_the_copy(tmp_path: Path) -> None:
+    original = tmp_path / "original"
+    kizuna_json(original, "init", "--org-name", "NCSC UK", "--country", "GBR")
+    kizuna_json(original, "collections", "create", "--title", "In", "--alias", "in")
+    assert 'store = "sqlite:kizuna.db"' in (original / "kizuna.toml").read_text()
+    copy = tmp_path / "moved" / "copy"
+    shutil.copytree(original, copy)
+    bundle = tmp_path / "one.json"
+    bundle.write_text(json.dumps({"type": "identity", "spec_version": "2.1",
+                                  "id": "identity--8c4a9f2e-5b1d-4e6f-9a3b-2d7c1e0f4a5b",
+                                  "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+                                  "name": "Copy", "identity_class": "organization"}))
+    kizuna_json(copy, "import", str(bundle), "--collection", "in")
+    assert kizuna_json(copy, "status")["store"] == "sqlite:///" + str(copy / "kizuna.db").lstrip("/")
+    assert [c["objects"] for c in kizuna_json(copy, "status")["collections"]] == [1]
+    assert [c["objects"] for c in kizuna_json(original, "status")["collections"]] == [0]
+
+
+def test_an_absolute_sqlite_config_keeps_working(tmp_path: Path) -> None:
+    node = tmp_path / "node"
+    kizuna_json(node, "init", "--org-name", "NCSC UK", "--country", "GBR")
+    absolute = "sqlite:///" + str(node / "kizuna.db").lstrip("/")
+    config = node / "kizuna.toml"
+    config.write_text(config.read_text().replace('"sqlite:kizuna.db"', json.dumps(absolute)))
+    assert kizuna_json(node, "status")["store"] == absolute
+
+
+def test_demo_loads_only_into_a_demo_node_unless_forced(tmp_path: Path, sqlite_node: Path) -> None:
+    line = one_line_failure(kizuna(sqlite_node, "demo", "--no-serve", check=False), "demo")
+    assert "not a demo node" in line and "--force" in line
+    assert kizuna_json(sqlite_node, "status")["collections"] == []  # nothing was loaded
+    other = tmp_path / "not-empty"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert "--force" in one_line_failure(kizuna(other, "demo", "--no-serve", check=False), "demo")
+    forced = kizuna_json(sqlite_node, "demo", "--no-serve", "--force")
+    assert {c["alias"] for c in forced["collections"]} == {"attack-ics", "oasis-examples"}
+    demo = tmp_path / "demo"
+    first = kizuna_json(demo, "demo", "--no-serve")
+    counts = {c["alias"]: (c["objects"], c["read"], c["from_source"], c["added_by_node"]) for c in first["collections"]}
+    # The OASIS examples' TLP 1.0 markings are normalised to the OASIS TLP 2.0 objects, which the node
+    # adds (three markings and their extension); one source marking becomes a copy of one of them.
+    assert counts == {"attack-ics": (1826, 1826, 1826, 0), "oasis-examples": (323, 320, 319, 4)}
+    again = kizuna_json(demo, "demo", "--no-serve")  # a demo node is reused
+    assert [c["objects"] for c in again["collections"]] == [1826, 323] and again["token"] != first["token"]
+
+
+def test_status_and_collection_list_show_aliases(sqlite_node: Path) -> None:
+    made = kizuna_json(sqlite_node, "collections", "create", "--title", "Shared", "--alias", "shared")
+    kizuna_json(sqlite_node, "collections", "create", "--title", "No alias")
+    assert {c["alias"] for c in kizuna_json(sqlite_node, "status")["collections"]} == {"shared", None}
+    assert f"/main/collections/{made['id']}/  alias shared  " in kizuna(sqlite_node, "status").stdout
+    listed = kizuna(sqlite_node, "collections", "list").stdout.splitlines()
+    assert any(line.startswith(made["id"]) and " shared " in line for line in listed)
+
+
+def test_agreements_list_names_the_partner_organisation(sqlite_node: Path) -> None:
+    org = kizuna_json(sqlite_node, "orgs", "create", "JPCERT/CC", "--country", "JPN")
+    kizuna_json(sqlite_node, "agreements", "set", "uk-jp", "--partner", "JPCERT/CC", "--max-tlp", "amber")
+    listed = kizuna_json(sqlite_node, "agreements", "list")["agreements"]
+    assert [(a["id"], a["partner_name"]) for a in listed] == [("uk-jp", "JPCERT/CC")]
+    text = kizuna(sqlite_node, "agreements", "list").stdout
+    assert "uk-jp  v1  JPCERT/CC" in text and org["id"] in text
+
+
+def test_the_own_organisation_switch_is_a_documented_flag(sqlite_node: Path) -> None:
+    key = "home_organisation_sees_everything"
+    assert kizuna_json(sqlite_node, "policy", "options")[key] is True
+    assert kizuna_json(sqlite_node, "policy", "options", "--own-organisation-sees-as-partner")[key] is False
+    assert kizuna_json(sqlite_node, "policy", "options", "--own-organisation-sees-everything")[key] is True
+    markings = README.read_text().split("## Markings", 1)[1].split("\n## ", 1)[0]
+    assert "kizuna policy options --own-organisation-sees-as-partner" in markings
+
+
+def _walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, click.Command]]:
+    yield " ".join(path) or "kizuna", command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _walk(sub, (*path, name))
+
+
+def test_every_command_and_option_has_help() -> None:
+    missing = []
+    for name, command in _walk(cli):
+        if not (command.help or command.short_help):
+            missing.append(f"command {name}")
+        missing += [f"{name} {'/'.join(p.opts)}" for p in command.params
+                    if isinstance(p, click.Option) and not p.hidden and not (p.help or "").strip()]
+    assert not missing, "no help text: " + ", ".join(missing)
