@@ -105,4 +105,10 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE fed_withdrawn ADD COLUMN date_added BIGINT
         """,
     ),
+    (
+        8,
+        """
+        ALTER TABLE fed_status ADD COLUMN last_run TEXT
+        """,
+    ),
 ]
