@@ -81,6 +81,8 @@ def _dumps(obj: Any) -> bytes | None:
 #: A run of one partner holds the lease ``run:<partner>`` while it is alive (renewed by a heartbeat),
 #: so a run killed without a chance to clean up stops counting as "running" when its lease expires.
 RUN_LEASE_PREFIX = "run:"
+#: Definitions a node places beside the objects that use them (TLP 2.0 markings and their extension).
+DEFINITION_TYPES = ("marking-definition", "extension-definition")
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,10 +378,12 @@ class FederationState:
                     found[(stix_id, int(version))] = Provenance(partner, remote, int(at))
         return found
 
-    def versions_after(self, collection_pk: int, after: int | None) -> int:
-        """How many versions the collection holds after ``date_added`` ``after`` (all when None)."""
+    def versions_after(self, collection_pk: int, after: int | None, content_only: bool = False) -> int:
+        """How many versions the collection holds after ``date_added`` ``after`` (all when None);
+        ``content_only`` leaves out marking and extension definitions."""
+        kinds = f" AND type NOT IN ({', '.join(repr(t) for t in DEFINITION_TYPES)})" if content_only else ""
         with self._read() as cur:
-            cur.execute("SELECT COUNT(*) FROM objects WHERE collection_pk = ? AND date_added > ?",
+            cur.execute(f"SELECT COUNT(*) FROM objects WHERE collection_pk = ? AND date_added > ?{kinds}",
                         (collection_pk, -1 if after is None else after))
             return int(cur.fetchone()[0])
 

@@ -32,6 +32,7 @@ from kizuna.federation.recall import tombstones_for
 from kizuna.federation.runs import RUN_LEASE_TTL_S, RunLease, describe_failure, worker_id
 from kizuna.federation.state import (
     CursorKey,
+    DEFINITION_TYPES,
     FederationState,
     QuarantineEntry,
     Source,
@@ -424,7 +425,9 @@ class Syncer:
             page = self.node.read(viewer, Endpoint.OBJECTS, filters)
             if not page.items:
                 break
-            visible += len(page.items)
+            # Marking and extension definitions are furniture placed beside every object that uses one:
+            # they do not count as content the partner can see.
+            visible += sum(row.type not in DEFINITION_TYPES for row, _ in page.items)
             provenance = self.state.provenance_of(local.pk, [row.stix_id for row, _ in page.items])
             items = page.items
             if flow is not None:
@@ -454,13 +457,14 @@ class Syncer:
             if not page.more:
                 break
         if visible == 0:
-            waiting = self.state.versions_after(local.pk, started_after)
+            waiting = self.state.versions_after(local.pk, started_after, content_only=True)
             if waiting:
                 # Nothing moved, and not because nothing is new: say so, or "pushed 0" looks like success.
                 counts["hidden"] = waiting
                 terms = f"agreement {partner.agreement!r}" if partner.agreement else "no agreement (TLP:CLEAR only)"
                 report.notes.append(
-                    f"push {local.alias or local.id} -> {mapping.remote}: {waiting} version(s) waiting, none "
-                    f"visible to {partner.name} under {terms}: the agreement hides everything, nothing was sent"
+                    f"push {local.alias or local.id} -> {mapping.remote}: none of the {waiting} version(s) waiting "
+                    f"is visible to {partner.name} under {terms}: the agreement hides everything, so no object "
+                    "was sent"
                 )
         report.mappings.append(counts)
