@@ -31,8 +31,8 @@ from kizuna.federation.flowback import FlowBack, flow_back_agreement
 from kizuna.federation.recall import tombstones_for
 from kizuna.federation.runs import RUN_LEASE_TTL_S, RunLease, describe_failure, worker_id
 from kizuna.federation.state import (
-    CursorKey,
     DEFINITION_TYPES,
+    CursorKey,
     FederationState,
     QuarantineEntry,
     Source,
