@@ -80,10 +80,11 @@ def _tick(
         if stop.is_set():
             return
         try:
-            if syncer.due(name):
-                report = syncer.sync_partner(name, force=False)
-                if on_run is not None:
-                    on_run(name, report.as_dict())
+            if not syncer.due(name):
+                continue
+            report = syncer.sync_partner(name, force=False)
+            if on_run is not None:
+                on_run(name, report.as_dict())
         except KeyError:
             continue  # removed since the names were read
         except Exception as exc:  # e.g. its status could not be written: the next partner still syncs
