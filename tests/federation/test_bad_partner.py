@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.conftest import TAXII
 from tests.federation.helpers import (
     FedNode,
     ScriptedServer,
@@ -130,6 +132,13 @@ def test_one_bad_partner_does_not_stop_the_others(tmp_path: Path, store_url: str
         poll(lambda: all(p["status"]["consecutive_failures"] >= 2 for p in
                          jp.cli_json("partners", "list")["partners"] if p["name"] != "UK"),
              what="the bad partners' second failures")
+        # The HTTP status lists the unreadable entries too, with what is wrong and no secret.
+        over_http = httpx.get(f"{jp.api_root_url}federation/partners/", timeout=60,
+                              headers={"Accept": TAXII, "Authorization": f"Bearer {jp.admin_token}"})
+        assert over_http.status_code == 200
+        served = {p["name"]: p for p in over_http.json()["partners"]}
+        assert "unreadable" in served["CORRUPT"]["config_error"] and served["CORRUPT"]["status"]["state"] == "backoff"
+        assert served["UK"]["status"]["last_success"] and "caf" not in over_http.text
     finally:
         jp.stop()
         uk.stop()
