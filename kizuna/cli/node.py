@@ -165,13 +165,13 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
     """Serve the TAXII 2.1 API."""
     import uvicorn
 
-    from kizuna.federation.supervisor import WorkerSupervisor
-
     node_of(ctx).close()  # fail here, with a clear message, if the node cannot open
     os.environ["KIZUNA_DATA"] = str(ctx.obj["data_dir"])
     click.echo(f"Kizuna TAXII 2.1 server on http://{host}:{port}/taxii2/", err=True)
     # One sync worker beside the web processes, restarted if it dies; a lease in the store keeps it
     # to one per node.
+    from kizuna.federation.supervisor import WorkerSupervisor
+
     worker = WorkerSupervisor(Path(ctx.obj["data_dir"])).start() if run_sync else None
     try:
         uvicorn.run(
