@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -170,19 +169,17 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool) -> None:
     """Serve the TAXII 2.1 API."""
-    import subprocess
-
     import uvicorn
 
     node_of(ctx).close()  # fail here, with a clear message, if the node cannot open
     check_port_free(host, port)  # and here if the port is taken, before the banner says otherwise
     os.environ["KIZUNA_DATA"] = str(ctx.obj["data_dir"])
     click.echo(f"Kizuna TAXII 2.1 server on http://{host}:{port}/taxii2/", err=True)
-    # One sync worker beside the web processes; a lease in the store keeps it to one per node.
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "kizuna", "--data", str(ctx.obj["data_dir"]), "sync", "--loop",
-         "--parent-pid", str(os.getpid())]
-    ) if run_sync else None
+    # One sync worker beside the web processes, restarted if it dies; a lease in the store keeps it
+    # to one per node.
+    from kizuna.federation.supervisor import WorkerSupervisor
+
+    worker = WorkerSupervisor(Path(ctx.obj["data_dir"])).start() if run_sync else None
     try:
         uvicorn.run(
             "kizuna.app:app_from_environment", factory=True, host=host, port=port,
@@ -190,8 +187,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
         )
     finally:
         if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=30)
+            worker.stop()
 
 
 def register(group: click.Group) -> None:

@@ -4,31 +4,29 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from kizuna.cli.common import CliError, emit, json_option, node_of
-from kizuna.federation.config import CollectionMapping, ConfigProblem, PartnerConfig
+from kizuna.federation.admin import add_partner
+from kizuna.federation.config import (
+    DEFAULT_SCHEDULE_S,
+    PAGE_SIZE_RANGE,
+    SCHEDULE_RANGE_S,
+    ConfigProblem,
+    PartnerConfig,
+)
+from kizuna.federation.runs import RUN_LEASE_TTL_S, worker_id
 from kizuna.federation.state import FederationState
-from kizuna.federation.sync import Syncer
+from kizuna.federation.sync import RunReport, Syncer
 from kizuna.federation.worker import LEASE_NAME, run_worker, stop_with_parent
 from kizuna.stix.timestamps import format_timestamp
-
-
-def _when(micros: int | None) -> str | None:
-    return format_timestamp(micros) if micros else None
-
-
-def _status_payload(state: FederationState, name: str) -> dict[str, Any]:
-    status = state.get_status(name)
-    return {
-        "state": status.state, "consecutive_failures": status.failures,
-        "next_attempt": _when(status.next_attempt), "last_attempt": _when(status.last_attempt),
-        "last_success": _when(status.last_success), "last_error": status.last_error,
-        "pulled": status.pulled, "pushed": status.pushed, "quarantined": status.quarantined,
-    }
 
 
 @click.group()
@@ -38,57 +36,60 @@ def partners() -> None:
 
 @partners.command("add")
 @click.argument("name")
-@click.option("--url", required=True, help="The partner's TAXII API root URL, e.g. https://host/main/.")
+@click.option("--url", required=True,
+              help="The partner's TAXII API root URL (http or https, ending with '/'), e.g. https://host/main/.")
 @click.option("--map", "maps", multiple=True, required=True,
-              help="LOCAL=REMOTE[:pull|push|both] collection ids or aliases (repeatable).")
-@click.option("--token", default=None, help="Bearer token the partner issued to this node.")
+              help="LOCAL=REMOTE[:pull|push|both] collection ids or aliases (repeatable); LOCAL must exist here.")
+@click.option("--token", default=None, help="Bearer token the partner issued to this node (printable ASCII).")
 @click.option("--basic", default=None, help="user:password, for servers that only take HTTP Basic.")
-@click.option("--cert", default=None, help="Client certificate (PEM) for mutual TLS.")
-@click.option("--key", default=None, help="Key of the client certificate (PEM).")
+@click.option("--cert", default=None, help="Client certificate (PEM file) for mutual TLS.")
+@click.option("--key", default=None, help="Key of the client certificate (PEM file).")
 @click.option("--ca", default=None, help="CA file the partner's server certificate must chain to (pinning).")
 @click.option("--org", default=None, help="The partner's organisation here (name or identity id).")
 @click.option("--agreement", default=None, help="Agreement id the partner receives under.")
-@click.option("--schedule", default=300, type=int, show_default=True, help="Seconds between scheduled syncs.")
-@click.option("--page-size", default=1000, type=int, show_default=True, help="Objects asked for per TAXII page.")
+@click.option("--schedule", default=DEFAULT_SCHEDULE_S, type=int, show_default=True,
+              help=f"Seconds between scheduled syncs ({SCHEDULE_RANGE_S[0]}-{SCHEDULE_RANGE_S[1]}).")
+@click.option("--page-size", default=1000, type=int, show_default=True,
+              help=f"Objects per page requested or sent ({PAGE_SIZE_RANGE[0]}-{PAGE_SIZE_RANGE[1]}).")
 @json_option
 @click.pass_context
 def partners_add(ctx: click.Context, name: str, url: str, maps: tuple[str, ...], token: str | None,
                  basic: str | None, cert: str | None, key: str | None, ca: str | None, org: str | None,
                  agreement: str | None, schedule: int, page_size: int, as_json: bool) -> None:
-    """Add a partner node."""
-    node = node_of(ctx)
-    organisation = None
-    if org is not None:
-        found = node.store.get_organisation(org)
-        if found is None:
-            raise ConfigProblem(f"no organisation {org!r}; create it with `kizuna orgs create`")
-        organisation = found.id
-    mappings = tuple(CollectionMapping.parse(text) for text in maps)
-    for mapping in mappings:
-        node.find_collection(mapping.local)
-    config = PartnerConfig(
-        name=name, api_root_url=url, mappings=mappings, token=token, basic_auth=basic, client_cert=cert,
-        client_key=key, ca_file=ca, organisation=organisation, agreement=agreement, schedule_s=schedule,
-        page_size=page_size,
+    """Add a partner node (the whole configuration is checked before it is stored)."""
+    config = add_partner(
+        node_of(ctx), name, url, maps, token=token, basic_auth=basic, client_cert=cert, client_key=key,
+        ca_file=ca, organisation=org, agreement=agreement, schedule_s=schedule, page_size=page_size,
     )
-    FederationState(node.store).add_partner(config)
-    emit(as_json, config.public(), f"Partner {name} added ({len(mappings)} collection mapping(s))")
+    emit(as_json, config.public(), f"Partner {name} added ({len(config.mappings)} collection mapping(s))")
+
+
+def _summary(row: dict[str, Any]) -> str:
+    status = row["status"]
+    line = f"{row['name']:<16} {status['state']:<11} {row.get('api_root_url') or '(unusable configuration)'}"
+    line += (f"\n    last success {status['last_success'] or 'never'}; next attempt {status['next_attempt'] or 'now'}"
+             f" (consecutive failures {status['consecutive_failures']}); pulled {status['pulled']}, "
+             f"pushed {status['pushed']}, quarantined {status['quarantined']}")
+    if row.get("config_error"):
+        line += f"\n    configuration: {row['config_error']}"
+    if status["last_error"]:
+        line += f"\n    last error: {status['last_error']}"
+    line += "".join(f"\n    note: {note}" for note in status["notes"])
+    return line
 
 
 @partners.command("list")
 @json_option
 @click.pass_context
 def partners_list(ctx: click.Context, as_json: bool) -> None:
-    """List partners with their sync state."""
+    """List partners with their sync state: last success, last error, next attempt (after backoff)."""
     state = FederationState(node_of(ctx).store)
-    rows = [{**p.public(), "status": _status_payload(state, p.name)} for p in state.list_partners()]
-    emit(as_json, {"partners": rows}, "\n".join(
-        f"{r['name']:<16} {r['status']['state']:<8} {r['api_root_url']}  "
-        f"pulled {r['status']['pulled']}, pushed {r['status']['pushed']}, "
-        f"quarantined {r['status']['quarantined']}"
-        + (f"  error: {r['status']['last_error']}" if r["status"]["last_error"] else "")
-        for r in rows
-    ) or "No partners.")
+    rows = [
+        {**(config.public() if config is not None else {"name": name, "config_error": problem}),
+         "status": state.status_view(name)}
+        for name, config, problem in state.partner_entries()
+    ]
+    emit(as_json, {"partners": rows}, "\n".join(_summary(r) for r in rows) or "No partners.")
 
 
 @partners.command("show")
@@ -96,31 +97,41 @@ def partners_list(ctx: click.Context, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def partners_show(ctx: click.Context, name: str, as_json: bool) -> None:
-    """Show one partner: configuration, status, cursors and recent quarantine."""
+    """Show one partner: configuration, status, last run, cursors and recent quarantine."""
     state = FederationState(node_of(ctx).store)
-    partner = state.get_partner(name)
-    if partner is None:
-        raise CliError(f"no partner {name!r}")
+    if name not in state.partner_names():
+        raise CliError(f"no partner {name!r}", code="not-found")
+    try:
+        partner: PartnerConfig | None = state.get_partner(name)
+        config: dict[str, Any] = partner.public() if partner is not None else {"name": name}
+    except ConfigProblem as exc:
+        partner, config = None, {"name": name, "config_error": str(exc)}
     payload = {
-        **partner.public(),
-        "status": _status_payload(state, name),
+        **config,
+        "status": state.status_view(name),
         "cursors": [
             {"direction": k.direction, "local": k.local_collection, "remote": k.remote_collection,
-             "position": position, "updated": _when(at)}
+             "position": position, "updated": format_timestamp(at) if at else None}
             for k, position, at in state.cursors(name)
         ],
         "quarantine": state.quarantined(name, limit=20),
     }
     status = payload["status"]
-    lines = [f"{name}  {partner.api_root_url}", f"  state:        {status['state']}"
-             f" (consecutive failures {status['consecutive_failures']})",
+    running = f" in {status['running_in']}" if status["running_in"] else ""
+    lines = [f"{name}  {partner.api_root_url if partner else '(unusable configuration)'}",
+             f"  state:        {status['state']}{running} (consecutive failures {status['consecutive_failures']})",
              f"  last success: {status['last_success'] or 'never'}",
+             f"  last attempt: {status['last_attempt'] or 'never'}",
              f"  next attempt: {status['next_attempt'] or 'now'}",
              f"  totals:       pulled {status['pulled']}, pushed {status['pushed']}, "
              f"quarantined {status['quarantined']}"]
+    if config.get("config_error"):
+        lines.append(f"  configuration: {config['config_error']}")
     if status["last_error"]:
         lines.append(f"  last error:   {status['last_error']}")
-    lines += [f"  {m.direction.value:<4} {m.local} <-> {m.remote}" for m in partner.mappings]
+    lines += [f"  note:         {note}" for note in status["notes"]]
+    if partner is not None:
+        lines += [f"  {m.direction.value:<4} {m.local} <-> {m.remote}" for m in partner.mappings]
     lines += [f"  quarantined: {q['id'] or '?'} {q['version'] or ''}: {q['reason']}" for q in payload["quarantine"]]
     emit(as_json, payload, "\n".join(lines))
 
@@ -136,15 +147,60 @@ def partners_remove(ctx: click.Context, name: str, as_json: bool) -> None:
     emit(as_json, {"name": name, "removed": True}, f"Partner {name} removed")
 
 
+ProgressHook = Callable[[RunReport], None]
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str], tuple[ProgressHook, Callable[[], None]]] | None]:
+    """A rich display on stderr (TTY only): per partner, objects pulled and pushed, and the rate."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    display = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+        TextColumn("pulled {task.fields[pulled]} (+{task.fields[duplicates]} already here), "
+                   "pushed {task.fields[pushed]}, {task.fields[rate]}"),
+        TimeElapsedColumn(), console=Console(stderr=True),
+    )
+
+    def track(name: str) -> tuple[ProgressHook, Callable[[], None]]:
+        task = display.add_task(name, total=None, pulled=0, duplicates=0, pushed=0, rate="0 objects/s")
+        started = time.monotonic()
+
+        def update(report: RunReport) -> None:
+            moved = report.pulled + report.duplicates + report.pushed
+            rate = moved / max(time.monotonic() - started, 1e-3)
+            display.update(task, pulled=report.pulled, duplicates=report.duplicates, pushed=report.pushed,
+                           rate=f"{rate:,.0f} objects/s")
+
+        def done() -> None:
+            display.update(task, total=1, completed=1)
+
+        return update, done
+
+    with display:
+        yield track
+
+
 @click.command("sync")
 @click.argument("partner", required=False)
 @click.option("--loop", is_flag=True, help="Run the scheduled sync worker until stopped.")
 @click.option("--tick", default=2.0, type=float, show_default=True, help="Worker poll interval (seconds).")
-@click.option("--parent-pid", default=None, type=int, hidden=True)
+@click.option("--lease-ttl", default=RUN_LEASE_TTL_S, type=click.FloatRange(min=1.0), show_default=True,
+              help="Seconds a run counts as running after its last sign of life (a killed run is shown as "
+                   "interrupted once they pass).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display on stderr.")
+@click.option("--parent-pid", default=None, type=int, hidden=True,
+              help="Exit when this process (the server that started the worker) is gone.")
+@click.option("--worker-tag", default=None, hidden=True,
+              help="Tag of this worker's lease holder, chosen by the supervisor in `kizuna serve`.")
 @json_option
 @click.pass_context
-def sync_command(ctx: click.Context, partner: str | None, loop: bool, tick: float, parent_pid: int | None,
-                 as_json: bool) -> None:
+def sync_command(ctx: click.Context, partner: str | None, loop: bool, tick: float, lease_ttl: float, quiet: bool,
+                 parent_pid: int | None, worker_tag: str | None, as_json: bool) -> None:
     """Sync with PARTNER (or every partner) once now; with --loop, run the scheduled worker."""
     node = node_of(ctx)
     if loop:
@@ -155,21 +211,30 @@ def sync_command(ctx: click.Context, partner: str | None, loop: bool, tick: floa
             stop_with_parent()
             if os.getppid() != parent_pid:
                 return
-        run_worker(node, stop, tick_s=tick, parent_pid=parent_pid)
+        run_worker(node, stop, tick_s=tick, parent_pid=parent_pid, holder=worker_id(worker_tag),
+                   run_lease_ttl_s=lease_ttl)
         return
-    syncer = Syncer(node)
-    names = [partner] if partner else [p.name for p in syncer.state.list_partners()]
-    holder = syncer.state.lease_holder(LEASE_NAME)
+    state = FederationState(node.store)
+    names = [partner] if partner else state.partner_names()
+    if partner and partner not in state.partner_names():
+        raise CliError(f"no partner {partner!r}", code="not-found")
+    holder = state.lease_holder(LEASE_NAME)
     reports = []
-    for name in names:
-        try:
-            reports.append(syncer.sync_partner(name, force=True).as_dict())
-        except KeyError:
-            raise CliError(f"no partner {name!r}") from None
+    with _progress(not (as_json or quiet)) as track:
+        for name in names:
+            update, done = track(name) if track is not None else (None, None)
+            syncer = Syncer(node, lease_ttl_s=lease_ttl, progress=update)
+            try:
+                reports.append(syncer.sync_partner(name, force=True).as_dict())
+            except KeyError:
+                raise CliError(f"no partner {name!r}", code="not-found") from None
+            if done is not None:
+                done()
     payload = {"runs": reports, "worker": holder[0] if holder else None}
     emit(as_json, payload, "\n".join(
         f"{r['partner']}: pulled {r['pulled']} new ({r['duplicates']} already here), pushed {r['pushed']}, "
         f"quarantined {r['quarantined'] + r['push_refused']}" + (f"; FAILED: {r['error']}" if r["error"] else "")
+        + "".join(f"\n  note: {note}" for note in r["notes"])
         for r in reports
     ) or "No partners.")
     if any(r["error"] for r in reports):

@@ -22,7 +22,6 @@ from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.federation.recall import DEFAULT_LIMIT, MAX_LIMIT, tombstones_for
 from kizuna.federation.state import FederationState
-from kizuna.stix.timestamps import format_timestamp
 from kizuna.taxii.http import endpoint, taxii_response
 
 
@@ -43,19 +42,9 @@ def _limit(request: Request) -> int:
 def partners_payload(node: Node) -> dict[str, Any]:
     state = FederationState(node.store)
     rows = []
-    for partner in state.list_partners():
-        status = state.get_status(partner.name)
-        rows.append({
-            **partner.public(),
-            "status": {
-                "state": status.state, "consecutive_failures": status.failures,
-                "next_attempt": format_timestamp(status.next_attempt) if status.next_attempt else None,
-                "last_attempt": format_timestamp(status.last_attempt) if status.last_attempt else None,
-                "last_success": format_timestamp(status.last_success) if status.last_success else None,
-                "last_error": status.last_error, "pulled": status.pulled, "pushed": status.pushed,
-                "quarantined": status.quarantined,
-            },
-        })
+    for name, partner, problem in state.partner_entries():
+        config = partner.public() if partner is not None else {"name": name, "config_error": problem}
+        rows.append({**config, "status": state.status_view(name)})
     return {"partners": rows}
 
 

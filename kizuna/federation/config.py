@@ -14,6 +14,15 @@ from typing import Any
 import orjson
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: Sane bounds for the schedule: at least once a second, at most a week apart.
+SCHEDULE_RANGE_S = (1, 7 * 24 * 3600)
+PAGE_SIZE_RANGE = (1, 10000)
+DEFAULT_SCHEDULE_S = 300
+
+
+def printable_ascii(value: str) -> bool:
+    """Only visible ASCII (no spaces, tabs or controls): what an HTTP header carries unchanged."""
+    return bool(value) and all("!" <= char <= "~" for char in value)
 
 
 class ConfigProblem(ValueError):
@@ -74,7 +83,7 @@ class PartnerConfig:
     #: The policy agreement the partner receives under.
     agreement: str | None = None
     #: Seconds between scheduled syncs.
-    schedule_s: int = 300
+    schedule_s: int = DEFAULT_SCHEDULE_S
     page_size: int = 1000
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -87,12 +96,20 @@ class PartnerConfig:
             raise ConfigProblem("a partner needs at least one collection mapping (--map LOCAL=REMOTE:pull)")
         if self.token and self.basic_auth:
             raise ConfigProblem("give either a bearer token or basic credentials, not both")
-        if self.basic_auth is not None and ":" not in self.basic_auth:
-            raise ConfigProblem("basic credentials must read user:password")
+        # A secret that is not plain ASCII cannot be sent in an HTTP header: refuse it here, not mid-sync.
+        if self.token is not None and not printable_ascii(self.token):
+            raise ConfigProblem("the token must be printable ASCII without spaces (check for a pasted quote or "
+                                "non-breaking space)")
+        if self.basic_auth is not None and (":" not in self.basic_auth or not printable_ascii(self.basic_auth)):
+            raise ConfigProblem("basic credentials must read user:password, printable ASCII without spaces")
         if (self.client_cert is None) != (self.client_key is None):
             raise ConfigProblem("a client certificate needs its key, and a key its certificate")
-        if self.schedule_s < 1 or not 1 <= self.page_size <= 10000:
-            raise ConfigProblem("schedule must be ≥ 1 s and page size between 1 and 10000")
+        low, high = SCHEDULE_RANGE_S
+        if not low <= self.schedule_s <= high:
+            raise ConfigProblem(f"schedule must be between {low} and {high} seconds, not {self.schedule_s}")
+        low, high = PAGE_SIZE_RANGE
+        if not low <= self.page_size <= high:
+            raise ConfigProblem(f"page size must be between {low} and {high}, not {self.page_size}")
 
     @property
     def base_url(self) -> str:
@@ -107,11 +124,17 @@ class PartnerConfig:
 
     @classmethod
     def from_json(cls, text: str) -> PartnerConfig:
-        data = orjson.loads(text)
-        data["mappings"] = tuple(
-            CollectionMapping(m["local"], m["remote"], Direction(m["direction"])) for m in data["mappings"]
-        )
-        return cls(**data)
+        """Read a stored configuration; anything wrong with it is a :class:`ConfigProblem`."""
+        try:
+            data = orjson.loads(text)
+            data["mappings"] = tuple(
+                CollectionMapping(m["local"], m["remote"], Direction(m["direction"])) for m in data["mappings"]
+            )
+            return cls(**data)
+        except ConfigProblem as exc:
+            raise ConfigProblem(f"the stored configuration is invalid: {exc}") from None
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigProblem(f"the stored configuration is unreadable ({type(exc).__name__}: {exc})") from None
 
     def public(self) -> dict[str, Any]:
         """The configuration without its secrets, for listings."""

@@ -13,16 +13,16 @@ import hashlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
 from kizuna.core.ingest import ingest
 from kizuna.core.node import Node
-from kizuna.federation.config import PartnerConfig
+from kizuna.federation.config import ConfigProblem, PartnerConfig
 from kizuna.federation.forms import is_redaction_of
-from kizuna.stix.timestamps import now_micros
+from kizuna.stix.timestamps import format_timestamp, now_micros
 from kizuna.store.base import NewVersion, Outcome, Store, VersionQuery, VersionRow, VersionSelector
 from kizuna.store.sql import SqlStore
 
@@ -78,10 +78,17 @@ def _dumps(obj: Any) -> bytes | None:
         return None
 
 
+#: A run of one partner holds the lease ``run:<partner>`` while it is alive (renewed by a heartbeat),
+#: so a run killed without a chance to clean up stops counting as "running" when its lease expires.
+RUN_LEASE_PREFIX = "run:"
+#: Definitions a node places beside the objects that use them (TLP 2.0 markings and their extension).
+DEFINITION_TYPES = ("marking-definition", "extension-definition")
+
+
 @dataclass(frozen=True, slots=True)
 class PartnerStatus:
     partner: str
-    state: str  # "new", "ok", "backoff", "running"
+    state: str  # "new", "ok", "backoff", "running", "interrupted" (a run died; derived, never stored)
     failures: int  # consecutive failed runs
     next_attempt: int  # µs; the worker does not try before this
     last_attempt: int | None
@@ -90,6 +97,10 @@ class PartnerStatus:
     pulled: int
     pushed: int
     quarantined: int
+    #: JSON summary of the last finished run (counts and notes such as "the agreement hides everything").
+    last_run: str | None = None
+    #: Who holds the run lease while the state is "running".
+    running_in: str | None = None
 
     @classmethod
     def fresh(cls, partner: str) -> PartnerStatus:
@@ -157,15 +168,34 @@ class FederationState:
             cur.execute("UPDATE fed_partners SET config = ? WHERE name = ?", (config.to_json(), config.name))
 
     def get_partner(self, name: str) -> PartnerConfig | None:
+        """The partner's configuration; :class:`ConfigProblem` when the stored one is unusable."""
         with self._read() as cur:
             cur.execute("SELECT config FROM fed_partners WHERE name = ?", (name,))
             row = cur.fetchone()
         return None if row is None else PartnerConfig.from_json(row[0])
 
-    def list_partners(self) -> list[PartnerConfig]:
+    def partner_names(self) -> list[str]:
         with self._read() as cur:
-            cur.execute("SELECT config FROM fed_partners ORDER BY name")
-            return [PartnerConfig.from_json(row[0]) for row in cur.fetchall()]
+            cur.execute("SELECT name FROM fed_partners ORDER BY name")
+            return [str(row[0]) for row in cur.fetchall()]
+
+    def partner_entries(self) -> list[tuple[str, PartnerConfig | None, str | None]]:
+        """Every stored partner as (name, configuration, None) or, when its configuration is unusable,
+        (name, None, what is wrong): one corrupt entry must not hide the others."""
+        with self._read() as cur:
+            cur.execute("SELECT name, config FROM fed_partners ORDER BY name")
+            rows = cur.fetchall()
+        entries: list[tuple[str, PartnerConfig | None, str | None]] = []
+        for name, text in rows:
+            try:
+                entries.append((str(name), PartnerConfig.from_json(text), None))
+            except ConfigProblem as exc:
+                entries.append((str(name), None, str(exc)))
+        return entries
+
+    def list_partners(self) -> list[PartnerConfig]:
+        """The partners whose configuration is usable (see :meth:`partner_entries` for the others)."""
+        return [config for _, config, _ in self.partner_entries() if config is not None]
 
     def remove_partner(self, name: str) -> bool:
         """Forget a partner and its cursors and status; provenance and quarantine stay as history."""
@@ -174,6 +204,7 @@ class FederationState:
             removed = bool(cur.rowcount)
             cur.execute("DELETE FROM fed_cursors WHERE partner = ?", (name,))
             cur.execute("DELETE FROM fed_status WHERE partner = ?", (name,))
+            cur.execute("DELETE FROM fed_lease WHERE name = ?", (RUN_LEASE_PREFIX + name,))
         return removed
 
     # -- cursors ---------------------------------------------------------------------
@@ -347,6 +378,15 @@ class FederationState:
                     found[(stix_id, int(version))] = Provenance(partner, remote, int(at))
         return found
 
+    def versions_after(self, collection_pk: int, after: int | None, content_only: bool = False) -> int:
+        """How many versions the collection holds after ``date_added`` ``after`` (all when None);
+        ``content_only`` leaves out marking and extension definitions."""
+        kinds = f" AND type NOT IN ({', '.join(repr(t) for t in DEFINITION_TYPES)})" if content_only else ""
+        with self._read() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM objects WHERE collection_pk = ? AND date_added > ?{kinds}",
+                        (collection_pk, -1 if after is None else after))
+            return int(cur.fetchone()[0])
+
     def provenance_count(self, collection_pk: int, partner: str | None = None) -> int:
         where, params = (" AND partner = ?", (partner,)) if partner else ("", ())
         with self._read() as cur:
@@ -407,26 +447,59 @@ class FederationState:
 
     # -- status ------------------------------------------------------------------------
     def get_status(self, partner: str) -> PartnerStatus:
+        """The stored status; "running" only while the run's lease is alive, "interrupted" after that."""
         with self._read() as cur:
             cur.execute(
-                "SELECT partner, state, failures, next_attempt, last_attempt, last_success, last_error, "
-                "pulled, pushed, quarantined FROM fed_status WHERE partner = ?",
-                (partner,),
+                "SELECT s.partner, s.state, s.failures, s.next_attempt, s.last_attempt, s.last_success, "
+                "s.last_error, s.pulled, s.pushed, s.quarantined, s.last_run, l.holder, l.expires_at "
+                "FROM fed_status s LEFT JOIN fed_lease l ON l.name = ? WHERE s.partner = ?",
+                (RUN_LEASE_PREFIX + partner, partner),
             )
             row = cur.fetchone()
-        return PartnerStatus.fresh(partner) if row is None else PartnerStatus(*row)
+        if row is None:
+            return PartnerStatus.fresh(partner)
+        status = PartnerStatus(*row[:11])
+        holder, expires_at = row[11], row[12]
+        if status.state != "running":
+            return status
+        if holder is not None and int(expires_at) >= now_micros():
+            return replace(status, running_in=str(holder))
+        # The run stopped without recording an outcome (killed, or its machine went away).
+        return replace(status, state="interrupted", last_error=(
+            "the last run stopped without finishing (its process died); the next run resumes after the last "
+            "committed page"
+        ))
+
+    def status_view(self, partner: str) -> dict[str, Any]:
+        """The status as operators see it (``partners list/show``, ``GET …/federation/partners/``)."""
+        status = self.get_status(partner)
+
+        def when(micros: int | None) -> str | None:
+            return format_timestamp(micros) if micros else None
+
+        last_run = orjson.loads(status.last_run) if status.last_run else None
+        return {
+            "state": status.state, "running_in": status.running_in, "consecutive_failures": status.failures,
+            "next_attempt": when(status.next_attempt), "last_attempt": when(status.last_attempt),
+            "last_success": when(status.last_success), "last_error": status.last_error,
+            "pulled": status.pulled, "pushed": status.pushed, "quarantined": status.quarantined,
+            "notes": last_run.get("notes", []) if isinstance(last_run, dict) else [],
+            "last_run": last_run,
+        }
 
     def put_status(self, status: PartnerStatus) -> None:
         with self._write() as cur:
             cur.execute(
                 "INSERT INTO fed_status (partner, state, failures, next_attempt, last_attempt, last_success, "
-                "last_error, pulled, pushed, quarantined) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "last_error, pulled, pushed, quarantined, last_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (partner) DO UPDATE SET state = excluded.state, failures = excluded.failures, "
                 "next_attempt = excluded.next_attempt, last_attempt = excluded.last_attempt, "
                 "last_success = excluded.last_success, last_error = excluded.last_error, "
-                "pulled = excluded.pulled, pushed = excluded.pushed, quarantined = excluded.quarantined",
+                "pulled = excluded.pulled, pushed = excluded.pushed, quarantined = excluded.quarantined, "
+                "last_run = excluded.last_run",
                 (status.partner, status.state, status.failures, status.next_attempt, status.last_attempt,
-                 status.last_success, status.last_error, status.pulled, status.pushed, status.quarantined),
+                 status.last_success, status.last_error, status.pulled, status.pushed, status.quarantined,
+                 status.last_run),
             )
 
     # -- the single worker -------------------------------------------------------------
@@ -446,6 +519,24 @@ class FederationState:
     def release_lease(self, name: str, holder: str) -> None:
         with self._write() as cur:
             cur.execute("DELETE FROM fed_lease WHERE name = ? AND holder = ?", (name, holder))
+
+    def hold_run(self, partner: str, holder: str, ttl_s: float) -> None:
+        """Mark (or keep marking) a run of ``partner`` as alive in ``holder`` for the next ``ttl_s`` seconds.
+
+        Unconditional: an operator's ``kizuna sync`` may run beside the worker, and the latest run
+        is the one whose liveness counts."""
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO fed_lease (name, holder, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at",
+                (RUN_LEASE_PREFIX + partner, holder, now_micros() + int(ttl_s * 1_000_000)),
+            )
+
+    def release_all(self, holder: str) -> int:
+        """Drop every lease ``holder`` has (its process is known to be dead); return how many."""
+        with self._write() as cur:
+            cur.execute("DELETE FROM fed_lease WHERE holder = ?", (holder,))
+            return int(cur.rowcount or 0)
 
     def lease_holder(self, name: str) -> tuple[str, int] | None:
         with self._read() as cur:

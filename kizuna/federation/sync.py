@@ -25,11 +25,13 @@ from kizuna.core.errors import KizunaError
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.node import Node
 from kizuna.federation.client import PartnerError, RemotePage, TaxiiClient
-from kizuna.federation.config import CollectionMapping, PartnerConfig
+from kizuna.federation.config import DEFAULT_SCHEDULE_S, CollectionMapping, ConfigProblem, PartnerConfig
 from kizuna.federation.egress import may_send, partner_principal, select_for_partner
 from kizuna.federation.flowback import FlowBack, flow_back_agreement
 from kizuna.federation.recall import tombstones_for
+from kizuna.federation.runs import RUN_LEASE_TTL_S, RunLease, describe_failure, worker_id
 from kizuna.federation.state import (
+    DEFINITION_TYPES,
     CursorKey,
     FederationState,
     QuarantineEntry,
@@ -114,6 +116,8 @@ class RunReport:
     error: str | None = None
     skipped: bool = False
     mappings: list[dict[str, Any]] = field(default_factory=list)
+    #: Things an operator should know about a run that is not an error (e.g. the agreement hid everything).
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +126,7 @@ class RunReport:
             "normalised": self.normalised, "pushed": self.pushed, "push_refused": self.push_refused,
             "recalled": self.recalled, "recalls_sent": self.recalls_sent, "sightings_flowed": self.sightings_flowed,
             "pages": self.pages, "error": self.error, "skipped": self.skipped, "mappings": self.mappings,
+            "notes": self.notes,
         }
 
 
@@ -129,10 +134,15 @@ class Syncer:
     def __init__(
         self, node: Node, heartbeat: Callable[[], None] | None = None,
         clock: Callable[[], int] = now_micros, rng: Callable[[], float] = random.random,
+        holder: str | None = None, lease_ttl_s: float = RUN_LEASE_TTL_S,
+        progress: Callable[[RunReport], None] | None = None,
     ) -> None:
         self.node = node
         self.state = FederationState(node.store)
         self._heartbeat = heartbeat or (lambda: None)
+        self._progress = progress or (lambda report: None)
+        self.holder = holder or worker_id()
+        self.lease_ttl_s = lease_ttl_s
         self._clock = clock
         self._rng = rng
         identity = node.identity().get("id")
@@ -143,8 +153,10 @@ class Syncer:
         return self.state.get_status(partner).next_attempt <= self._clock()
 
     def sync_partner(self, name: str, force: bool = True) -> RunReport:
-        partner = self.state.get_partner(name)
-        if partner is None:
+        """One run with one partner.  Whatever goes wrong in it is recorded on that partner (state
+        ``backoff``, its error, the next attempt) and returned in the report, never raised: one bad
+        partner must not stop the others.  ``KeyError`` only when no such partner exists."""
+        if name not in self.state.partner_names():
             raise KeyError(name)
         report = RunReport(name)
         status = self.state.get_status(name)
@@ -153,31 +165,48 @@ class Syncer:
             report.skipped = True
             return report
         self.state.put_status(replace(status, state="running", last_attempt=started))
-        try:
-            with TaxiiClient(partner) as client:
-                for mapping in partner.mappings:
-                    local = self.node.find_collection(mapping.local)
-                    if mapping.direction.pulls:
-                        self._pull(client, partner, mapping, local, report)
-                        self._recall(client, partner, mapping, local, report)
-                    if mapping.direction.pushes:
-                        first_push = self.state.get_cursor(
-                            CursorKey(partner.name, "push", local.id, mapping.remote)
-                        ) is None
-                        self._flow_back(client, partner, mapping, local, report)
-                        self._push(client, partner, mapping, local, report)
-                        self._recall_pushed(client, partner, mapping, local, report, first_push)
-        except (PartnerError, KizunaError) as exc:
-            report.error = str(exc)
+        schedule_s = DEFAULT_SCHEDULE_S  # the default, for a partner whose configuration is unreadable
+        with RunLease(self.state, name, self.holder, self.lease_ttl_s):
+            try:
+                partner = self.state.get_partner(name)
+                if partner is None:
+                    raise ConfigProblem("the partner was removed during the run")
+                schedule_s = partner.schedule_s
+                self._run(partner, report)
+            except (PartnerError, KizunaError, ConfigProblem) as exc:
+                report.error = str(exc)
+            except Exception as exc:  # anything else is this partner's failure too, not the worker's
+                report.error = describe_failure(exc)
+            self._record(name, report, schedule_s)
+        return report
+
+    def _run(self, partner: PartnerConfig, report: RunReport) -> None:
+        with TaxiiClient(partner) as client:
+            for mapping in partner.mappings:
+                local = self.node.find_collection(mapping.local)
+                if mapping.direction.pulls:
+                    self._pull(client, partner, mapping, local, report)
+                    self._recall(client, partner, mapping, local, report)
+                if mapping.direction.pushes:
+                    first_push = self.state.get_cursor(
+                        CursorKey(partner.name, "push", local.id, mapping.remote)
+                    ) is None
+                    self._flow_back(client, partner, mapping, local, report)
+                    self._push(client, partner, mapping, local, report)
+                    self._recall_pushed(client, partner, mapping, local, report, first_push)
+
+    def _record(self, name: str, report: RunReport, schedule_s: int) -> None:
+        """The run's outcome on the partner: totals, last run, and the next attempt (schedule or backoff)."""
         finished = self._clock()
         status = self.state.get_status(name)
         status = replace(
             status, pulled=status.pulled + report.pulled, pushed=status.pushed + report.pushed,
             quarantined=status.quarantined + report.quarantined + report.push_refused,
+            last_run=orjson.dumps({**report.as_dict(), "finished": format_timestamp(finished)}).decode(),
         )
         if report.error is None:
             self.state.put_status(replace(
-                status, state="ok", failures=0, next_attempt=finished + partner.schedule_s * 1_000_000,
+                status, state="ok", failures=0, next_attempt=finished + schedule_s * 1_000_000,
                 last_success=finished, last_error=None,
             ))
         else:
@@ -187,7 +216,6 @@ class Syncer:
                 status, state="backoff", failures=failures, next_attempt=finished + int(delay * 1_000_000),
                 last_error=report.error,
             ))
-        return report
 
     # -- pull ------------------------------------------------------------------------
     def _pull(
@@ -249,6 +277,7 @@ class Syncer:
                         "normalised": commit.normalised, "normalisations": commit.normalisations,
                     })
                 self._heartbeat()
+                self._progress(report)
                 position = new_position
                 if not page.more:
                     break
@@ -389,11 +418,16 @@ class Syncer:
         flow = None if agreement is None else FlowBack(self.node, partner, local.pk, same_node, agreement)
         counts: dict[str, Any] = {"direction": "push", "local": local.id, "remote": mapping.remote,
                                   "sent": 0, "refused": 0}
+        started_after = high_water
+        visible = 0
         while True:
             filters = Filters(versions=_ALL_VERSIONS, added_after=high_water, limit=partner.page_size)
             page = self.node.read(viewer, Endpoint.OBJECTS, filters)
             if not page.items:
                 break
+            # Marking and extension definitions are furniture placed beside every object that uses one:
+            # they do not count as content the partner can see.
+            visible += sum(row.type not in DEFINITION_TYPES for row, _ in page.items)
             provenance = self.state.provenance_of(local.pk, [row.stix_id for row, _ in page.items])
             items = page.items
             if flow is not None:
@@ -419,6 +453,18 @@ class Syncer:
             self.state.save_cursor(key, str(high_water))
             report.pages += 1
             self._heartbeat()
+            self._progress(report)
             if not page.more:
                 break
+        if visible == 0:
+            waiting = self.state.versions_after(local.pk, started_after, content_only=True)
+            if waiting:
+                # Nothing moved, and not because nothing is new: say so, or "pushed 0" looks like success.
+                counts["hidden"] = waiting
+                terms = f"agreement {partner.agreement!r}" if partner.agreement else "no agreement (TLP:CLEAR only)"
+                report.notes.append(
+                    f"push {local.alias or local.id} -> {mapping.remote}: none of the {waiting} version(s) waiting "
+                    f"is visible to {partner.name} under {terms}: the agreement hides everything, so no object "
+                    "was sent"
+                )
         report.mappings.append(counts)

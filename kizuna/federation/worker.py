@@ -8,18 +8,20 @@ the lease expires.  A worker whose parent server died exits instead of lingering
 
 from __future__ import annotations
 
+import logging
 import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable
 
 from kizuna.core.node import Node
+from kizuna.federation.runs import RUN_LEASE_TTL_S, worker_id
 from kizuna.federation.state import FederationState
 from kizuna.federation.sync import Syncer
 
 LEASE_NAME = "sync-worker"
 LEASE_TTL_S = 30.0
+
+log = logging.getLogger("kizuna.federation")
 
 
 def stop_with_parent() -> None:
@@ -34,34 +36,57 @@ def stop_with_parent() -> None:
         return  # not Linux: the parent-pid check at each tick notices the parent's death a little later
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 def run_worker(
     node: Node, stop: threading.Event, tick_s: float = 2.0, parent_pid: int | None = None,
-    on_run: Callable[[str, dict[str, object]], None] | None = None,
+    on_run: Callable[[str, dict[str, object]], None] | None = None, holder: str | None = None,
+    run_lease_ttl_s: float = RUN_LEASE_TTL_S,
 ) -> None:
+    """Sync every due partner while holding the node's worker lease, until ``stop`` is set.
+
+    Each partner's run is isolated (``Syncer.sync_partner`` records its failures on it); a failure
+    outside any run (the store unreachable for a moment) is logged and the loop carries on at the
+    next tick.  If the process dies anyway, the supervisor in ``kizuna serve`` starts a new one.
+    """
     state = FederationState(node.store)
-    holder = worker_id()
+    holder = holder or worker_id()
 
     def heartbeat() -> None:
         state.take_lease(LEASE_NAME, holder, LEASE_TTL_S)
 
-    syncer = Syncer(node, heartbeat=heartbeat)
+    syncer = Syncer(node, heartbeat=heartbeat, holder=holder, lease_ttl_s=run_lease_ttl_s)
     try:
         while not stop.is_set():
             if parent_pid is not None and os.getppid() != parent_pid:
                 return
-            if state.take_lease(LEASE_NAME, holder, LEASE_TTL_S):
-                for partner in state.list_partners():
-                    if stop.is_set():
-                        break
-                    if syncer.due(partner.name):
-                        report = syncer.sync_partner(partner.name, force=False)
-                        if on_run is not None:
-                            on_run(partner.name, report.as_dict())
-                        heartbeat()
+            try:
+                _tick(state, syncer, holder, stop, heartbeat, on_run)
+            except Exception as exc:  # not one partner's fault: try again at the next tick
+                log.warning("sync worker: %s: %s", type(exc).__name__, exc)
             stop.wait(tick_s)
     finally:
-        state.release_lease(LEASE_NAME, holder)
+        try:
+            state.release_lease(LEASE_NAME, holder)
+        except Exception as exc:  # the lease then expires on its own
+            log.warning("sync worker: cannot release its lease: %s", exc)
+
+
+def _tick(
+    state: FederationState, syncer: Syncer, holder: str, stop: threading.Event, heartbeat: Callable[[], None],
+    on_run: Callable[[str, dict[str, object]], None] | None,
+) -> None:
+    if not state.take_lease(LEASE_NAME, holder, LEASE_TTL_S):
+        return
+    for name in state.partner_names():
+        if stop.is_set():
+            return
+        try:
+            if not syncer.due(name):
+                continue
+            report = syncer.sync_partner(name, force=False)
+            if on_run is not None:
+                on_run(name, report.as_dict())
+        except KeyError:
+            continue  # removed since the names were read
+        except Exception as exc:  # e.g. its status could not be written: the next partner still syncs
+            log.warning("sync worker: partner %s: %s: %s", name, type(exc).__name__, exc)
+        heartbeat()

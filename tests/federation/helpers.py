@@ -228,3 +228,76 @@ def medallion_objects(port: int, collection: str, types: str = "indicator") -> l
         if not envelope.get("more"):
             return found
         params["next"] = envelope["next"]
+
+
+class ScriptedServer:
+    """A misbehaving partner on a loopback port: answers every request with ``reply`` (raw HTTP bytes),
+    or never answers at all when ``reply`` is None (connections are accepted and then left hanging)."""
+
+    def __init__(self, reply: bytes | None) -> None:
+        import socket
+        import threading
+
+        self.reply = reply
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = int(self._sock.getsockname()[1])
+        self.connections: list[Any] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/main/"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return  # closed
+            self.connections.append(conn)
+            if self.reply is None:
+                continue
+            try:
+                conn.recv(65536)
+                conn.sendall(self.reply)
+            except OSError:
+                pass
+            conn.close()
+
+    def close(self) -> None:
+        self._sock.close()
+        for conn in self.connections:
+            conn.close()
+
+
+def garbage_http(body: bytes = b"\x00\xffthis is not a TAXII envelope{") -> bytes:
+    """A 200 answer whose body is not JSON, under the TAXII media type."""
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/taxii+json;version=2.1\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+def write_sql(node: FedNode, query: str, params: tuple[Any, ...] = ()) -> None:
+    """Change a node's store behind its back (to plant a corrupt configuration, say)."""
+    store = open_store(node.store_url)
+    try:
+        with store._write() as cur:  # type: ignore[attr-defined]
+            cur.execute(query, params)
+    finally:
+        store.close()
+
+
+def poll(condition: Any, deadline_s: float = 60.0, what: str = "condition") -> Any:
+    """Call ``condition`` until it returns something truthy; fail after ``deadline_s``."""
+    import time
+
+    deadline = time.monotonic() + deadline_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)  # polling a condition, bounded by the deadline

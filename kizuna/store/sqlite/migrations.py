@@ -120,4 +120,10 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE objects ADD COLUMN maybe_last INTEGER NOT NULL DEFAULT 1
         """,
     ),
+    (
+        8,
+        """
+        ALTER TABLE fed_status ADD COLUMN last_run TEXT
+        """,
+    ),
 ]

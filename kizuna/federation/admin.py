@@ -1,0 +1,100 @@
+"""Adding a partner: everything that can be checked is checked before the configuration is stored.
+
+A partner configuration that cannot work (a URL without a host, a token that an HTTP header cannot
+carry, a certificate file that is not there, a mapping to a collection this node does not have)
+is refused at ``kizuna partners add`` with one sentence saying what to fix, instead of failing at
+every scheduled sync afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from kizuna.core.errors import KizunaError
+from kizuna.core.node import Node
+from kizuna.federation.config import CollectionMapping, ConfigProblem, PartnerConfig, printable_ascii
+from kizuna.federation.state import FederationState
+
+
+def check_api_root_url(url: str) -> None:
+    """An http(s) URL with a host, ending with ``/`` (collection paths are resolved against it)."""
+    if not printable_ascii(url):
+        raise ConfigProblem(f"--url {url!r} must be printable ASCII without spaces")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ConfigProblem(f"--url {url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigProblem(f"--url {url!r} must start with http:// or https://")
+    if not parts.hostname:
+        raise ConfigProblem(f"--url {url!r} has no host")
+    if port == 0:
+        raise ConfigProblem(f"--url {url!r}: port 0 cannot be connected to")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigProblem(f"--url {url!r}: give credentials with --token or --basic, not in the URL")
+    if parts.query or parts.fragment:
+        raise ConfigProblem(f"--url {url!r} must be an API root URL without a query or fragment")
+    if not parts.path.endswith("/"):
+        raise ConfigProblem(f"--url {url!r} must be the API root URL ending with '/', e.g. {url}/")
+
+
+def readable_file(option: str, path: str | None) -> str | None:
+    """The absolute path of an existing readable file (the worker may run from another directory)."""
+    if path is None:
+        return None
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_file():
+        raise ConfigProblem(f"{option} {path}: no such file")
+    if not os.access(resolved, os.R_OK):
+        raise ConfigProblem(f"{option} {path}: not readable by this user")
+    try:
+        with resolved.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise ConfigProblem(f"{option} {path}: cannot be read ({exc.strerror or exc})") from None
+    return str(resolved)
+
+
+def check_remote_collection(mapping: CollectionMapping) -> None:
+    remote = mapping.remote
+    if not printable_ascii(remote) or any(char in remote for char in "/?#%"):
+        raise ConfigProblem(f"--map {mapping.local}={remote}: the remote collection must be an id or alias "
+                            "(printable ASCII, no '/', '?', '#' or '%')")
+
+
+def add_partner(
+    node: Node, name: str, url: str, maps: tuple[str, ...], *, token: str | None = None,
+    basic_auth: str | None = None, client_cert: str | None = None, client_key: str | None = None,
+    ca_file: str | None = None, organisation: str | None = None, agreement: str | None = None,
+    schedule_s: int = 300, page_size: int = 1000,
+) -> PartnerConfig:
+    """Check a new partner's configuration and store it; raise :class:`ConfigProblem` for the first fault."""
+    state = FederationState(node.store)
+    if name in state.partner_names():
+        raise ConfigProblem(f"a partner named {name!r} already exists (remove it first to change it)")
+    check_api_root_url(url)
+    mappings = tuple(CollectionMapping.parse(text) for text in maps)
+    for mapping in mappings:
+        try:
+            node.find_collection(mapping.local)
+        except KizunaError:
+            raise ConfigProblem(f"--map {mapping.local}={mapping.remote}: this node has no collection "
+                                f"{mapping.local!r} (see `kizuna collections list`)") from None
+        check_remote_collection(mapping)
+    organisation_id = None
+    if organisation is not None:
+        found = node.store.get_organisation(organisation)
+        if found is None:
+            raise ConfigProblem(f"no organisation {organisation!r}; create it with `kizuna orgs create`")
+        organisation_id = found.id
+    config = PartnerConfig(
+        name=name, api_root_url=url, mappings=mappings, token=token, basic_auth=basic_auth,
+        client_cert=readable_file("--cert", client_cert), client_key=readable_file("--key", client_key),
+        ca_file=readable_file("--ca", ca_file), organisation=organisation_id, agreement=agreement,
+        schedule_s=schedule_s, page_size=page_size,
+    )
+    state.add_partner(config)
+    return config

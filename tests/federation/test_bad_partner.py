@@ -1,0 +1,157 @@
+"""A bad partner is refused when it is added, and one that gets into the store anyway fails alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TAXII
+from tests.federation.helpers import (
+    FedNode,
+    ScriptedServer,
+    add_partner,
+    garbage_http,
+    grant_partner,
+    indicator,
+    make_fed_node,
+    poll,
+    write_sql,
+)
+
+
+def _refusal(node: FedNode, *args: str) -> str:
+    """Run ``partners add`` expecting a refusal; return its one stderr line."""
+    result = node.cli("partners", "add", *args, check=False)
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kizuna partners add: "), result.stderr
+    return lines[0]
+
+
+def test_partners_add_refuses_what_cannot_work(tmp_path: Path) -> None:
+    jp = make_fed_node(tmp_path, "JP", "JPN")
+    key = tmp_path / "client.key"
+    key.write_text("not really a key")
+    good = ["--map", "shared=remote-collection:pull", "--token", "kz_ok"]
+    refusals = {
+        "ending with '/'": ["P", "--url", "https://partner.example/main", *good],
+        "must start with http:// or https://": ["P", "--url", "ftp://partner.example/main/", *good],
+        "has no host": ["P", "--url", "https:///main/", *good],
+        "not a valid URL": ["P", "--url", "https://partner.example:http/main/", *good],
+        "no collection 'missing'": ["P", "--url", "https://p.example/main/", "--map", "missing=r", "--token", "t"],
+        "the token must be printable ASCII": ["P", "--url", "https://p.example/main/", "--map", "shared=r",
+                                              "--token", "kz_caf\u00e9"],
+        "the token must be printable ASCII without spaces": ["P", "--url", "https://p.example/main/",
+                                                             "--map", "shared=r", "--token", "kz one"],
+        "basic credentials": ["P", "--url", "https://p.example/main/", "--map", "shared=r", "--basic", "u:p\u00e4ss"],
+        "--cert": ["P", "--url", "https://p.example/main/", "--map", "shared=r", "--cert",
+                   str(tmp_path / "absent.pem"), "--key", str(key)],
+        "--ca": ["P", "--url", "https://p.example/main/", "--map", "shared=r", "--ca", str(tmp_path / "none")],
+        "schedule must be between": ["P", "--url", "https://p.example/main/", "--map", "shared=r",
+                                     "--schedule", "0"],
+        "page size must be between": ["P", "--url", "https://p.example/main/", "--map", "shared=r",
+                                      "--page-size", "100000"],
+        "remote collection must be an id or alias": ["P", "--url", "https://p.example/main/",
+                                                     "--map", "shared=a/b"],
+    }
+    for expected, args in refusals.items():
+        assert expected in _refusal(jp, *args), expected
+    assert jp.cli_json("partners", "list")["partners"] == []  # nothing half-stored
+
+    jp.cli_json("partners", "add", "P", "--url", "https://p.example/main/", *good, "--key", str(key),
+                "--cert", str(key))
+    assert "already exists" in _refusal(jp, "P", "--url", "https://q.example/main/", *good)
+    stored = jp.cli_json("partners", "list")["partners"]
+    assert [p["api_root_url"] for p in stored] == ["https://p.example/main/"]
+    assert stored[0]["client_cert"] == str(key.resolve())  # absolute: the worker runs elsewhere
+
+    # With --json the refusal is one error object on stdout.
+    result = jp.cli("partners", "add", "Q", "--url", "http://q.example/main", *good, "--json", check=False)
+    assert result.returncode != 0 and result.stderr == ""
+    error = json.loads(result.stdout)["error"]
+    assert "ending with '/'" in error["message"]
+
+
+def test_one_bad_partner_does_not_stop_the_others(tmp_path: Path, store_url: str) -> None:
+    uk = make_fed_node(tmp_path, "UK", "GBR")
+    jp = make_fed_node(tmp_path, "JP", "JPN", store_url=store_url)
+    grant_partner(uk, jp, "JPN")
+    garbage = ScriptedServer(garbage_http())
+    uk.start()
+    try:
+        uk.post(indicator(uk.identity, versions=2))
+        add_partner(jp, uk, "pull")
+        jp.cli_json("partners", "add", "GARBAGE", "--url", garbage.url, "--map", "shared=c:pull", "--token", "t")
+        # Files that vanish after the partner was added make the TLS setup itself raise (not a partner error).
+        cert, key = tmp_path / "c.pem", tmp_path / "c.key"
+        cert.write_text("x")
+        key.write_text("x")
+        jp.cli_json("partners", "add", "CERTLESS", "--url", garbage.url, "--map", "shared=c:pull",
+                    "--cert", str(cert), "--key", str(key))
+        cert.unlink()
+        key.unlink()
+        # Configurations that `partners add` would refuse, planted straight into the store.
+        planted = {"name": "ACCENT", "api_root_url": uk.api_root_url,
+                   "mappings": [{"local": "shared", "remote": uk.collection, "direction": "pull"}],
+                   "token": "kz_caf\u00e9"}
+        write_sql(jp, "INSERT INTO fed_partners (name, config, created_at) VALUES (?, ?, ?)",
+                  ("ACCENT", json.dumps(planted), 1))
+        write_sql(jp, "INSERT INTO fed_partners (name, config, created_at) VALUES (?, ?, ?)",
+                  ("CORRUPT", "{not json", 1))
+
+        result = jp.cli("sync", "--json", check=False)
+        assert result.returncode == 1 and result.stderr == ""
+        runs = {r["partner"]: r for r in json.loads(result.stdout)["runs"]}
+        assert runs["UK"]["error"] is None and runs["UK"]["pulled"] == 2
+        assert "not JSON" in runs["GARBAGE"]["error"]
+        assert "FileNotFoundError" in runs["CERTLESS"]["error"]
+        assert "printable ASCII" in runs["ACCENT"]["error"]
+        assert "unreadable" in runs["CORRUPT"]["error"]
+        assert len(jp.versions()) == 2
+
+        listed = {p["name"]: p for p in jp.cli_json("partners", "list")["partners"]}
+        assert listed["UK"]["status"]["state"] == "ok" and listed["UK"]["status"]["last_success"]
+        for name in ("GARBAGE", "CERTLESS", "ACCENT", "CORRUPT"):
+            status = listed[name]["status"]
+            assert status["state"] == "backoff", name
+            assert status["last_error"] == runs[name]["error"] and status["consecutive_failures"] == 1
+            assert status["next_attempt"] > status["last_attempt"]  # a retry after a backoff, not at once
+            assert status["last_success"] is None
+        assert "config_error" in listed["CORRUPT"] and "config_error" in listed["ACCENT"]
+        text = jp.cli("partners", "list").stdout
+        assert "last error: GARBAGE" in text and "next attempt" in text
+
+        # The scheduled worker goes the same way: a new version from UK arrives in spite of the others.
+        uk.post(indicator(uk.identity))
+        write_sql(jp, "UPDATE fed_status SET next_attempt = 0")
+        jp.start(worker=True)
+        poll(lambda: len(jp.versions()) == 3, what="the good partner's scheduled run")
+        poll(lambda: all(p["status"]["consecutive_failures"] >= 2 for p in
+                         jp.cli_json("partners", "list")["partners"] if p["name"] != "UK"),
+             what="the bad partners' second failures")
+        # The HTTP status lists the unreadable entries too, with what is wrong and no secret.
+        over_http = httpx.get(f"{jp.api_root_url}federation/partners/", timeout=60,
+                              headers={"Accept": TAXII, "Authorization": f"Bearer {jp.admin_token}"})
+        assert over_http.status_code == 200
+        served = {p["name"]: p for p in over_http.json()["partners"]}
+        assert "unreadable" in served["CORRUPT"]["config_error"] and served["CORRUPT"]["status"]["state"] == "backoff"
+        assert served["UK"]["status"]["last_success"] and "caf" not in over_http.text
+    finally:
+        jp.stop()
+        uk.stop()
+        garbage.close()
+
+
+@pytest.mark.parametrize("option", ["--token", "--basic"])
+def test_stored_secret_check_matches_add(tmp_path: Path, option: str) -> None:
+    """What `partners add` refuses is also refused when read back, so it never reaches an HTTP header."""
+    from kizuna.federation.config import ConfigProblem, PartnerConfig
+
+    text = json.dumps({"name": "X", "api_root_url": "https://x.example/main/",
+                       "mappings": [{"local": "a", "remote": "b", "direction": "pull"}],
+                       "token" if option == "--token" else "basic_auth": "u:\u00e9"})
+    with pytest.raises(ConfigProblem, match="stored configuration is invalid"):
+        PartnerConfig.from_json(text)
