@@ -10,7 +10,9 @@ from typing import Any
 import click
 
 from kizuna.cli.common import emit, json_option, node_of
+from kizuna.core.metrics import share_between_processes
 from kizuna.core.node import DEFAULT_API_ROOT, Node
+from kizuna.federation.health import announce_worker
 from kizuna.stix.timestamps import format_timestamp
 
 
@@ -170,6 +172,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
 
     node_of(ctx).close()  # fail here, with a clear message, if the node cannot open
     os.environ["KIZUNA_DATA"] = str(ctx.obj["data_dir"])
+    share_between_processes()  # /metrics sums the counts of every process this serve starts
+    announce_worker(run_sync)  # /readyz then expects a live sync worker when the node has partners
     click.echo(f"Kizuna TAXII 2.1 server on http://{host}:{port}/taxii2/", err=True)
     # One sync worker beside the web processes; a lease in the store keeps it to one per node.
     worker = subprocess.Popen(

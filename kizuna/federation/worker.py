@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Callable
 
+from kizuna.core import metrics
 from kizuna.core.node import Node
 from kizuna.federation.state import FederationState
 from kizuna.federation.sync import Syncer
@@ -59,6 +60,8 @@ def run_worker(
                         break
                     if syncer.due(partner.name):
                         report = syncer.sync_partner(partner.name, force=False)
+                        if not report.skipped:
+                            metrics.sync_finished(partner.name, ok=report.error is None)
                         if on_run is not None:
                             on_run(partner.name, report.as_dict())
                         heartbeat()
