@@ -403,10 +403,10 @@ def test_metrics_with_token_access_need_the_metrics_right(sqlite_node: Path) -> 
     config = sqlite_node / "kizuna.toml"
     config.write_text(config.read_text() + '\n[metrics]\naccess = "token"\n')
     kizuna_json(sqlite_node, "orgs", "create", "Monitoring", "--country", "GBR")
-    granted = kizuna_json(sqlite_node, "tokens", "create", "--org", "Monitoring")
+    granted = kizuna_json(sqlite_node, "metrics", "token", "--org", "Monitoring")
     other = kizuna_json(sqlite_node, "tokens", "create", "--org", "Monitoring", "--read", "shared")
-    assert kizuna_json(sqlite_node, "metrics", "grant", granted["id"])["changed"] is True
     assert kizuna_json(sqlite_node, "metrics", "show") == {"access": "token", "tokens": [granted["id"]]}
+    assert kizuna_json(sqlite_node, "metrics", "grant", granted["id"])["changed"] is False
     refused = kizuna(sqlite_node, "metrics", "grant", "0000000000000000", check=False)
     assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "no token" in refused.stderr
 
@@ -424,6 +424,14 @@ def test_metrics_with_token_access_need_the_metrics_right(sqlite_node: Path) -> 
         assert requests.get(f"{server.base}/metrics", timeout=30).status_code == 401  # loopback is not enough
         samples = scrape(f"http://{address}:{server.port}", headers=bearer(granted["token"]))
         assert value(samples, "kizuna_http_requests_total", endpoint="/metrics", method="GET", status="401") == 3
+        # The metrics right is not a collection right, and a collection right is not the metrics right.
+        objects_url = f"http://{address}:{server.port}/main/collections/shared/objects/"
+        assert requests.get(objects_url, headers={**bearer(granted["token"]), "Accept": TAXII},
+                            timeout=30).status_code == 404
+        assert requests.get(objects_url, headers={**bearer(other["token"]), "Accept": TAXII},
+                            timeout=30).status_code == 200
+        assert kizuna_json(sqlite_node, "metrics", "grant", other["id"])["changed"] is True
+        scrape(f"http://{address}:{server.port}", headers=bearer(other["token"]))
         kizuna_json(sqlite_node, "metrics", "revoke", granted["id"])
         assert requests.get(url, headers=bearer(granted["token"]), timeout=30).status_code == 403
     finally:

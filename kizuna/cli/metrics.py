@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from kizuna.cli.common import CliError, emit, json_option, node_of
-from kizuna.core.health import metrics_access, metrics_readers, set_metrics_right
+from kizuna.core.health import issue_metrics_token, metrics_access, metrics_readers, set_metrics_right
 
 
 @click.group()
@@ -25,6 +25,19 @@ def metrics_show(ctx: click.Context, as_json: bool) -> None:
            else "clients presenting a token that holds the metrics right")
     emit(as_json, {"access": access.mode, "tokens": readers},
          f"/metrics is served to {how}\n  tokens with the metrics right: {', '.join(readers) or 'none'}")
+
+
+@metrics.command("token")
+@click.option("--org", "org", required=True, help="Organisation name or identity id the token belongs to.")
+@click.option("--label", default="metrics", show_default=True, help="A note for operators, shown by `tokens list`.")
+@json_option
+@click.pass_context
+def metrics_token(ctx: click.Context, org: str, label: str, as_json: bool) -> None:
+    """Create a token that may read /metrics and no collection; its secret is printed once."""
+    token_id, secret = issue_metrics_token(node_of(ctx), org, label)
+    emit(as_json, {"id": token_id, "token": secret, "metrics": True},
+         f"Token {token_id} created with the metrics right only. Store the secret now; it is not shown again:\n"
+         f"{secret}")
 
 
 def _change(ctx: click.Context, token_id: str, granted: bool, as_json: bool) -> None:

@@ -13,7 +13,7 @@ Metrics access is configured in ``kizuna.toml``::
     # access = "token"    # any client presenting a token granted the metrics right
 
 The metrics right is node-level (token rights are otherwise per collection), so it is kept in the
-node's settings as the list of token ids that hold it (``kizuna metrics grant|revoke``).
+node's settings as the list of token ids that hold it (``kizuna metrics token|grant|revoke``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from typing import Any
 import orjson
 
 from kizuna.config import ConfigError, NodeConfig
+from kizuna.core.errors import AdminError
 from kizuna.core.node import Node
+from kizuna.core.tokens import issue_token
 from kizuna.store.base import Store, StoreError
 
 log = logging.getLogger("kizuna.health")
@@ -106,6 +108,17 @@ def metrics_readers(store: Store) -> set[str]:
     """Ids of the tokens holding the metrics right."""
     stored = store.get_setting(_READERS_SETTING)
     return set(orjson.loads(stored)) if stored else set()
+
+
+def issue_metrics_token(node: Node, organisation: str, label: str | None) -> tuple[str, str]:
+    """A token of ``organisation`` that may read /metrics and no collection; (id, secret shown once)."""
+    org = node.store.get_organisation(organisation)
+    if org is None:
+        raise AdminError(f"no organisation {organisation!r}; create it with `kizuna orgs create`")
+    token_id, secret = issue_token(node.store, org.id, (), label)
+    node.audit.record("token-created", "admin", {"token": token_id, "organisation": org.id, "grants": []})
+    set_metrics_right(node, token_id, True)  # before the secret is shown, so it never lacks the right
+    return token_id, secret
 
 
 def set_metrics_right(node: Node, token_id: str, granted: bool) -> bool:
