@@ -462,10 +462,33 @@ def test_two_workers_report_the_same_totals_whichever_answers(sqlite_node: Path)
 
 
 def _multiproc_dir(serve_pid: int) -> str:
-    """The counts directory, as the worker processes got it (serve set it after its own start)."""
-    for child in Path(f"/proc/{serve_pid}/task/{serve_pid}/children").read_text().split():
-        for item in Path(f"/proc/{child}/environ").read_bytes().split(b"\0"):
-            name, _, found = item.decode().partition("=")
-            if name == "PROMETHEUS_MULTIPROC_DIR":
-                return found
-    raise AssertionError("no server process has PROMETHEUS_MULTIPROC_DIR")
+    """The counts directory, as serve's child processes got it (serve set it after its own start)."""
+    def find() -> str | None:
+        for child in Path(f"/proc/{serve_pid}/task/{serve_pid}/children").read_text().split():
+            try:
+                environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+            except FileNotFoundError:
+                continue  # a child that just ended
+            for item in environ:
+                name, _, found = item.decode().partition("=")
+                if name == "PROMETHEUS_MULTIPROC_DIR":
+                    return found
+        return None
+    found: str = poll(find, "a serve child process with PROMETHEUS_MULTIPROC_DIR")
+    return found
+
+
+def test_a_serve_that_ended_leaves_no_counts_directory_behind(sqlite_node: Path) -> None:
+    first = start_server(sqlite_node)  # one web process and the sync worker, which inherits the directory
+    try:
+        abandoned = _multiproc_dir(first.process.pid)
+        assert Path(abandoned).is_dir()
+    finally:
+        first.stop()
+    second = start_server(sqlite_node)
+    try:
+        scrape(second.base)
+        assert Path(_multiproc_dir(second.process.pid)).is_dir()
+        assert not Path(abandoned).exists()
+    finally:
+        second.stop()

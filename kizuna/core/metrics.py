@@ -23,9 +23,11 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_PREFIX = "kizuna-metrics-"
 
 #: Latency buckets (seconds): a discovery answer takes a millisecond, a large POST many seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -38,16 +40,30 @@ def share_between_processes() -> str:
     """Give this process and every process it starts from now on one directory for their counts.
 
     Call it in ``kizuna serve`` before the web and sync worker processes start.  The directory is
-    this serve's own (a restart begins from zero, as Prometheus counters may) and is removed when the
-    process exits.
+    this serve's own (a restart begins from zero, as Prometheus counters may); it is removed when the
+    process exits normally, or by the next ``serve`` on this machine if it did not.
     """
-    shared = tempfile.mkdtemp(prefix="kizuna-metrics-")
+    _sweep_abandoned()
+    shared = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
     atexit.register(shutil.rmtree, shared, ignore_errors=True)
     os.environ[MULTIPROC_ENV] = shared
     values = sys.modules.get("prometheus_client.values")
     if values is not None:  # imported before the directory existed: switch it to the shared files now
         values.ValueClass = values.get_value_class()  # type: ignore[attr-defined]
     return shared
+
+
+def _sweep_abandoned() -> None:
+    """Remove the counts directories of serves that ended without running their exit handlers.
+
+    uvicorn re-raises the SIGTERM it handled once it has shut down, and a killed process runs no
+    handler at all, so a serve's own clean-up cannot be relied on.  A directory is named after the
+    serve's pid and removed once no such process exists.
+    """
+    for path in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*-*"):
+        pid = path.name[len(_PREFIX):].partition("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and Path("/proc/self").exists():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _multiprocess() -> bool:
