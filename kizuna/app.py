@@ -2,7 +2,9 @@
 
 TAXII 2.1 (`kizuna.taxii`), the detection API (`kizuna.detect.api`) and the Kizuna-to-Kizuna
 federation extensions (`kizuna.federation.api`) each export their routes; this module is the only
-place that knows all of them, so no room imports another's HTTP layer.
+place that knows all of them, so no room imports another's HTTP layer.  For the same reason it
+assembles the health endpoints: readiness checks and store-read metrics come from core and
+federation, and the request-counting middleware wraps every route.
 """
 
 from __future__ import annotations
@@ -11,19 +13,30 @@ import os
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 
 from kizuna.config import resolve_data_dir
+from kizuna.core.health import ReadinessCheck, StoreCollector, store_checks
 from kizuna.core.node import Node
 from kizuna.detect.api import routes as detect_routes
 from kizuna.federation.api import routes as federation_routes
+from kizuna.federation.health import SyncCollector, worker_check
+from kizuna.taxii.health import RequestMetrics, health_routes
 from kizuna.taxii.http import http_error, server_error
 from kizuna.taxii.routes import routes as taxii_routes
 
 
 def create_app(node: Node) -> Starlette:
-    """The whole HTTP API of ``node``; every response, errors included, is TAXII JSON."""
+    """The whole HTTP API of ``node``: every API response, errors included, is TAXII JSON (the health
+    endpoints answer plain JSON and Prometheus text)."""
+
+    def readiness() -> list[ReadinessCheck]:
+        return [*store_checks(node), worker_check(node)]
+
+    health = health_routes(node, readiness, [StoreCollector(node), SyncCollector(node)])
     app = Starlette(
-        routes=[*taxii_routes(node), *detect_routes(node), *federation_routes(node)],
+        routes=[*health, *taxii_routes(node), *detect_routes(node), *federation_routes(node)],
+        middleware=[Middleware(RequestMetrics)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.state.node = node

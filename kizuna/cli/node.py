@@ -9,7 +9,9 @@ from typing import Any
 import click
 
 from kizuna.cli.common import check_port_free, emit, json_option, node_of, port_type
+from kizuna.core.metrics import share_between_processes
 from kizuna.core.node import DEFAULT_API_ROOT, Node
+from kizuna.federation.health import announce_worker
 from kizuna.stix.timestamps import format_timestamp
 
 
@@ -174,6 +176,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
     node_of(ctx).close()  # fail here, with a clear message, if the node cannot open
     check_port_free(host, port)  # and here if the port is taken, before the banner says otherwise
     os.environ["KIZUNA_DATA"] = str(ctx.obj["data_dir"])
+    share_between_processes()  # /metrics sums the counts of every process this serve starts
+    announce_worker(run_sync)  # /readyz then expects a live sync worker when the node has partners
     click.echo(f"Kizuna TAXII 2.1 server on http://{host}:{port}/taxii2/", err=True)
     # One sync worker beside the web processes, restarted if it dies; a lease in the store keeps it
     # to one per node.

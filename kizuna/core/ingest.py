@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from kizuna.core import metrics
 from kizuna.core.errors import BadRequest, Unprocessable
 from kizuna.core.policy_source import PolicySource
 from kizuna.policy import Normalisation, TlpAliasTable, shipped_objects
@@ -166,6 +167,7 @@ def ingest(
         learnt = [(i, int(level)) for i, level in table.aliases().items()
                   if i not in KNOWN_ALIAS_IDS and learnt_before.get(i) != level]
         store.add_tlp_aliases(learnt)
+    metrics.objects_ingested(report.success_count, len(report.failures))
     return report
 
 

@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from kizuna.core import metrics
 from kizuna.core.errors import BadRequest
 from kizuna.core.filters import Endpoint, parse_filters
 from kizuna.core.node import Node
@@ -170,6 +171,7 @@ class DetectionService:
                 unparsed_lines=[{"line": p.line, "reason": p.reason} for p in stats.problems[:100]],
             )
         answer["hit_count"] = len(alerts)
+        metrics.matcher_ran(int(answer["observations"]), len(alerts))
         answer["hits"] = [a.as_json() for a in alerts[:_MAX_HITS_IN_ANSWER]]
         sightings = engine.aggregator.sightings()
         answer["sightings"] = sightings

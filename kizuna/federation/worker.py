@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Callable
 
+from kizuna.core import metrics
 from kizuna.core.node import Node
 from kizuna.federation.runs import RUN_LEASE_TTL_S, worker_id
 from kizuna.federation.state import FederationState
@@ -83,6 +84,8 @@ def _tick(
             if not syncer.due(name):
                 continue
             report = syncer.sync_partner(name, force=False)
+            if not report.skipped:
+                metrics.sync_finished(name, ok=report.error is None)
             if on_run is not None:
                 on_run(name, report.as_dict())
         except KeyError:

@@ -101,6 +101,9 @@ class SqlStore(abc.ABC):
     @abc.abstractmethod
     def migrate(self) -> int: ...
 
+    @abc.abstractmethod
+    def schema_versions(self) -> tuple[int, int]: ...
+
     def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         """``column`` is one of ``values``; PostgreSQL binds one array instead of many parameters."""
         return f"{column} IN ({_marks(len(values))})", list(values)

@@ -36,7 +36,7 @@ def error_response(status: int, title: str, description: str) -> Response:
     return taxii_response(orjson.dumps(body), status, headers)
 
 
-def _presented_token(request: Request) -> str | None:
+def presented_token(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if not header:
         return None
@@ -60,7 +60,7 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         try:
             check_accept(request.headers.get("accept"))
             node: Node = request.app.state.node
-            token = _presented_token(request)
+            token = presented_token(request)
             principal = await run_in_threadpool(node.authenticate, token) if token else None
             if principal is None:
                 if token:

@@ -140,5 +140,15 @@ class PostgresStore(SqlStore):
             cur.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))  # one migrator at a time
             return self._apply_migrations(cur, MIGRATIONS)
 
+    def schema_versions(self) -> tuple[int, int]:
+        # A new connection with a short timeout, not the pool: the pool would wait its full timeout
+        # for a database that went away, and a probe must answer quickly.
+        try:
+            with psycopg.connect(self.url, connect_timeout=5, autocommit=True) as conn:
+                row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot reach the PostgreSQL store: {exc}") from exc
+        return int(row[0] if row else 0), MIGRATIONS[-1][0]
+
     def close(self) -> None:
         self._pool.close()

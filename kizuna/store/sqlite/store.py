@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,6 +93,20 @@ class SqliteStore(SqlStore):
     def migrate(self) -> int:
         with self._write() as cur:  # BEGIN IMMEDIATE: one migrator at a time
             return self._apply_migrations(cur, MIGRATIONS)
+
+    def schema_versions(self) -> tuple[int, int]:
+        # A new connection that may not create the file: one held open since start-up would keep
+        # answering from a file that was since removed or replaced.
+        uri = f"file:{urllib.parse.quote(str(self.path))}?mode=rw"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=5)
+            try:
+                row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the SQLite store {self.path}: {exc}") from exc
+        return int(row[0]), MIGRATIONS[-1][0]
 
     def close(self) -> None:
         with self._readers_lock:

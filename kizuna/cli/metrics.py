@@ -1,0 +1,72 @@
+"""``kizuna metrics``: who may read ``/metrics`` when ``[metrics] access = "token"``."""
+
+from __future__ import annotations
+
+import click
+
+from kizuna.cli.common import CliError, emit, json_option, node_of
+from kizuna.core.health import issue_metrics_token, metrics_access, metrics_readers, set_metrics_right
+
+
+@click.group()
+def metrics() -> None:
+    """Access to the Prometheus metrics at /metrics."""
+
+
+@metrics.command("show")
+@json_option
+@click.pass_context
+def metrics_show(ctx: click.Context, as_json: bool) -> None:
+    """Show how /metrics is protected and which tokens hold the metrics right."""
+    node = node_of(ctx)
+    access = metrics_access(node.config)
+    readers = sorted(metrics_readers(node.store))
+    how = ("loopback clients only" if access.mode == "loopback"
+           else "clients presenting a token that holds the metrics right")
+    emit(as_json, {"access": access.mode, "tokens": readers},
+         f"/metrics is served to {how}\n  tokens with the metrics right: {', '.join(readers) or 'none'}")
+
+
+@metrics.command("token")
+@click.option("--org", "org", required=True, help="Organisation name or identity id the token belongs to.")
+@click.option("--label", default="metrics", show_default=True, help="A note for operators, shown by `tokens list`.")
+@json_option
+@click.pass_context
+def metrics_token(ctx: click.Context, org: str, label: str, as_json: bool) -> None:
+    """Create a token that may read /metrics and no collection; its secret is printed once."""
+    token_id, secret = issue_metrics_token(node_of(ctx), org, label)
+    emit(as_json, {"id": token_id, "token": secret, "metrics": True},
+         f"Token {token_id} created with the metrics right only. Store the secret now; it is not shown again:\n"
+         f"{secret}")
+
+
+def _change(ctx: click.Context, token_id: str, granted: bool, as_json: bool) -> None:
+    node = node_of(ctx)
+    if granted and node.store.get_token(token_id) is None:
+        raise CliError(f"no token {token_id!r}; see `kizuna tokens list`", code="not-found")
+    changed = set_metrics_right(node, token_id, granted)
+    verb = "holds" if granted else "does not hold"
+    emit(as_json, {"id": token_id, "metrics": granted, "changed": changed},
+         f"Token {token_id} {verb} the metrics right" + ("" if changed else " (unchanged)"))
+
+
+@metrics.command("grant")
+@click.argument("token_id")
+@json_option
+@click.pass_context
+def metrics_grant(ctx: click.Context, token_id: str, as_json: bool) -> None:
+    """Let TOKEN_ID read /metrics (used when [metrics] access = "token")."""
+    _change(ctx, token_id, True, as_json)
+
+
+@metrics.command("revoke")
+@click.argument("token_id")
+@json_option
+@click.pass_context
+def metrics_revoke(ctx: click.Context, token_id: str, as_json: bool) -> None:
+    """Withdraw the metrics right of TOKEN_ID (every server process sees it at once)."""
+    _change(ctx, token_id, False, as_json)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(metrics)
