@@ -13,7 +13,6 @@ the STIX is compared with the source for what did not survive (``misp_losses``).
 from __future__ import annotations
 
 import copy
-import logging
 import os
 import uuid
 from collections.abc import Iterator, Mapping
@@ -25,6 +24,7 @@ from misp_stix_converter import MISPtoSTIX21Parser
 from pymisp import MISPAttribute
 
 from kizuna.formats.base import ConversionReport, FormatError, Loss, Rejected
+from kizuna.formats.misp_logs import converter_messages
 from kizuna.formats.misp_losses import LossFinder
 from kizuna.formats.misp_markings import DistributionError, apply_markings, distribution_of, plan_markings
 from kizuna.policy.tlp import normalise_objects
@@ -33,17 +33,6 @@ FORMAT = "misp"
 #: Namespace of the uuids minted for galaxy clusters that old events carry with an empty uuid.
 CLUSTER_NAMESPACE = uuid.UUID("4a1c26e5-3f0e-4d55-9d0c-6f1f8a4b7c21")
 _KNOWN_TYPES = frozenset(MISPAttribute().known_types)
-
-
-class _Collect(logging.Handler):
-    """Keeps what misp-stix and PyMISP log during one conversion, for the report instead of stderr."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(" ".join(record.getMessage().split()))
 
 
 class _Source:
@@ -162,28 +151,22 @@ def convert_event(event: Mapping[str, Any]) -> ConversionReport:
         plan = plan_markings(event)
     except DistributionError as error:
         raise FormatError(str(error)) from None
-    collector = _Collect()
-    loggers = [logging.getLogger(name) for name in ("pymisp", "misp_stix_converter")]
-    for logger in loggers:
-        logger.addHandler(collector)
-    try:
-        parser = MISPtoSTIX21Parser()
-        parser.parse_misp_event({"Event": copy.deepcopy(event)})
-        produced = [_as_dict(o) for o in parser.stix_objects]
-    except Exception as error:  # misp-stix raises whatever its stix2 objects raise
-        raise FormatError(f"misp-stix cannot convert event {event['uuid']}: "
-                          f"{' '.join(str(error).split())[:300]}") from None
-    finally:
-        for logger in loggers:
-            logger.removeHandler(collector)
+    with converter_messages() as logged:
+        try:
+            parser = MISPtoSTIX21Parser()
+            parser.parse_misp_event({"Event": copy.deepcopy(event)})
+            produced = [_as_dict(o) for o in parser.stix_objects]
+        except Exception as error:  # misp-stix raises whatever its stix2 objects raise
+            raise FormatError(f"misp-stix cannot convert event {event['uuid']}: "
+                              f"{' '.join(str(error).split())[:300]}") from None
     errors = [m for messages in getattr(parser, "errors", {}).values() for m in messages]
     report.warnings.extend(" ".join(str(m).split("\n", 1)[0].split()) for m in errors)
     report.warnings.extend(" ".join(str(m).split()) for ms in getattr(parser, "warnings", {}).values() for m in ms)
-    report.warnings.extend(collector.messages)
+    report.warnings.extend(logged)
     normalised, _ = normalise_objects(produced)
     report.objects = apply_markings(normalised, plan)
     container = [o for o in produced if o["type"] in ("report", "grouping")]
-    report.losses = plan.losses + LossFinder(produced, [str(e) for e in errors] + collector.messages).event(
+    report.losses = plan.losses + LossFinder(produced, [str(e) for e in errors] + logged).event(
         event, container)
     return report
 

@@ -165,6 +165,8 @@ def apply_markings(objects: list[dict[str, Any]], plan: MarkingPlan) -> list[dic
                 extra.setdefault(ref, []).extend(refs)
     out = [dict(d) for d in plan.definitions.values()]
     for obj in objects:
+        if obj["id"] in plan.definitions:
+            continue  # already emitted once, first
         if obj["type"] in ("identity", "marking-definition", "extension-definition"):
             out.append(obj)
             continue

@@ -1,0 +1,177 @@
+"""Write STIX 2.1 objects as one MISP event with misp-stix, keeping TLP as ``tlp:`` tags.
+
+Entry point: ``write_misp_event(objects, report=None, *, info=None) -> dict`` returns a REST-shaped
+``{"Event": {…}}`` document that PyMISP's ``MISPEvent().load`` and a MISP instance read. STIX that
+misp-stix itself wrote from MISP (it carries ``misp:`` labels) goes through misp-stix's internal parser,
+which restores attributes, objects and galaxies; any other STIX (ATT&CK, OASIS examples, partners)
+through its external parser. Kizuna then:
+
+- tags the event and each attribute/object with ``tlp:<level>`` (TLP 2.0 words: ``tlp:clear`` …) for the
+  OASIS TLP markings its STIX carried, the strictest level of the content on the event;
+- exports content carrying a Kizuna REL TO marking with distribution 0 ("your organisation only"): a
+  MISP file cannot name the organisations, so it fails closed and says so in the report;
+- lists in ``report.losses`` (``ref`` = STIX id) every object the MISP event does not represent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+from misp_stix_converter import ExternalSTIX2toMISPParser, InternalSTIX2toMISPParser
+from misp_stix_converter.tools.stix2_loading_helpers import load_stix2_content
+from misp_stix_converter.tools.stix2_to_misp_helpers import is_stix2_from_misp
+
+from kizuna.formats.base import ConversionReport, FormatError, Loss
+from kizuna.formats.misp_logs import converter_messages
+from kizuna.policy.releasability import RELEASABILITY_EXTENSION_ID
+from kizuna.policy.tlp import LEVEL_BY_OASIS_ID, TlpLevel
+
+FORMAT = "misp"
+_BUNDLE_NAMESPACE = uuid.UUID("b7b0f0c4-2a55-4f8e-9a0c-5d3d1f4e6a10")
+
+
+def _uuid(stix_id: object) -> str:
+    return str(stix_id).partition("--")[2]
+
+
+def _tag(level: TlpLevel) -> dict[str, Any]:
+    return {"name": f"tlp:{level.token}"}
+
+
+def _add_tag(record: dict[str, Any], tag: dict[str, Any]) -> None:
+    tags = record.setdefault("Tag", [])
+    if all(t.get("name") != tag["name"] for t in tags):
+        tags.append(tag)
+
+
+class _Markings:
+    """Per STIX uuid: its TLP level and whether a REL TO marking restricts it."""
+
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        rel_to = {o["id"] for o in objects if o["type"] == "marking-definition"
+                  and RELEASABILITY_EXTENSION_ID in (o.get("extensions") or {})}
+        self.tlp: dict[str, TlpLevel] = {}
+        self.restricted: set[str] = set()
+        for obj in objects:
+            refs = obj.get("object_marking_refs") or ()
+            levels = [LEVEL_BY_OASIS_ID[r] for r in refs if r in LEVEL_BY_OASIS_ID]
+            if levels:
+                self.tlp[_uuid(obj["id"])] = max(levels)
+            if any(r in rel_to for r in refs):
+                self.restricted.add(obj["id"])
+        self.strictest = max(self.tlp.values(), default=None)
+
+
+def _records(event: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    yield from event.get("Attribute") or ()
+    for misp_object in event.get("Object") or ():
+        yield misp_object
+        yield from misp_object.get("Attribute") or ()
+
+
+def _apply_sharing(event: dict[str, Any], markings: _Markings, report: ConversionReport) -> None:
+    if markings.strictest is not None:
+        event["Tag"] = [t for t in event.get("Tag") or () if not str(t.get("name", "")).startswith("tlp:")]
+        _add_tag(event, _tag(markings.strictest))
+    restricted = {_uuid(i) for i in markings.restricted}
+    for record in _records(event):
+        level = markings.tlp.get(str(record.get("uuid")))
+        if level is not None and level != markings.strictest and "object_relation" not in record:
+            _add_tag(record, _tag(level))
+        if str(record.get("uuid")) in restricted:
+            record["distribution"] = "0"
+    if restricted & {str(event.get("uuid"))} or (restricted and not event.get("Attribute") and
+                                                 not event.get("Object")):
+        event["distribution"] = "0"
+    for stix_id in sorted(markings.restricted):
+        report.losses.append(Loss(stix_id, "object_marking_refs", "REL TO",
+                                  "MISP files cannot name releasability: exported as 'your organisation only'"))
+
+
+def _represented(event: dict[str, Any]) -> tuple[set[str], set[tuple[str, str]], set[tuple[str, str]]]:
+    """uuids in the event, (galaxy type suffix, cluster value) pairs, and (relationship, referenced uuid)."""
+    uuids = {str(event.get("uuid"))}
+    clusters: set[tuple[str, str]] = set()
+    references: set[tuple[str, str]] = set()
+    for record in _records(event):
+        uuids.add(str(record.get("uuid")))
+        for ref in record.get("ObjectReference") or ():
+            references.add((str(ref.get("relationship_type")), str(ref.get("referenced_uuid"))))
+    galaxies = list(event.get("Galaxy") or ())
+    for record in _records(event):
+        galaxies.extend(record.get("Galaxy") or ())
+    for galaxy in galaxies:
+        for cluster in galaxy.get("GalaxyCluster") or ():
+            uuids.add(str(cluster.get("uuid")))
+            clusters.add((str(galaxy.get("type", "")).rpartition("-")[2], str(cluster.get("value"))))
+            for relation in cluster.get("GalaxyClusterRelation") or ():
+                references.add((str(relation.get("referenced_galaxy_cluster_type")),
+                                str(relation.get("referenced_galaxy_cluster_uuid"))))
+    for key in ("EventReport", "Note", "Opinion", "Relationship"):
+        uuids.update(str(r.get("uuid")) for r in event.get(key) or ())
+    return uuids, clusters, references
+
+
+def _losses(objects: list[dict[str, Any]], event: dict[str, Any], markings: _Markings) -> list[Loss]:
+    uuids, clusters, references = _represented(event)
+    tag_names = {str(t.get("name")) for t in event.get("Tag") or ()}
+    losses = []
+    for obj in objects:
+        kind = obj["type"]
+        if _uuid(obj["id"]) in uuids or (kind.rpartition("-")[2], str(obj.get("name"))) in clusters:
+            continue
+        if kind == "marking-definition" and (obj["id"] in LEVEL_BY_OASIS_ID or
+                                             RELEASABILITY_EXTENSION_ID in (obj.get("extensions") or {})):
+            continue  # TLP became tags, REL TO a distribution (reported per object)
+        if kind == "identity" and any(str(obj.get("name")) in n for n in tag_names | {str(event.get("Orgc"))}):
+            continue
+        if kind == "extension-definition":
+            continue  # the TLP 2.0 and releasability extensions are what tags and distribution express
+        if kind == "relationship":
+            source, target = _uuid(obj.get("source_ref")), _uuid(obj.get("target_ref"))
+            if source == target or any(t == target for _, t in references):
+                continue
+            losses.append(Loss(obj["id"], "relationship",
+                               f"{obj.get('source_ref')} {obj.get('relationship_type')} {obj.get('target_ref')}",
+                               "misp-stix made no MISP reference for it"))
+            continue
+        what = obj.get("name") or obj.get("value") or kind
+        losses.append(Loss(obj["id"], "object", f"{kind}: {what}", "misp-stix made no MISP record for it"))
+    return losses
+
+
+def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionReport | None = None, *,
+                     info: str | None = None) -> dict[str, Any]:
+    """Convert STIX 2.1 objects to one MISP event document ``{"Event": {…}}`` via misp-stix.
+
+    ``report`` (optional) receives the losses (by STIX id) and misp-stix's warnings.
+    """
+    report = report if report is not None else ConversionReport(FORMAT)
+    items = [dict(o) for o in objects]
+    if not items:
+        raise FormatError("no STIX objects to write as a MISP event")
+    bundle_id = f"bundle--{uuid.uuid5(_BUNDLE_NAMESPACE, ','.join(sorted(o['id'] for o in items)))}"
+    # Kizuna's releasability definitions carry an extension misp-stix does not know; they become distribution.
+    convertible = [o for o in items if not (o["type"] == "marking-definition"
+                                            and RELEASABILITY_EXTENSION_ID in (o.get("extensions") or {}))]
+    with converter_messages() as logged:
+        from_misp = is_stix2_from_misp(convertible)
+    with converter_messages() as logged:
+        try:
+            bundle = load_stix2_content({"type": "bundle", "id": bundle_id, "objects": convertible})
+            parser = InternalSTIX2toMISPParser() if from_misp else ExternalSTIX2toMISPParser()
+            parser.load_stix_bundle(bundle)
+            parser.parse_stix_bundle(single_event=True, title=info)
+        except Exception as error:  # misp-stix raises what stix2 raises for content it cannot load
+            raise FormatError(
+                f"misp-stix cannot convert these objects: {' '.join(str(error).split())[:300]}") from None
+    report.warnings.extend(logged)
+    event: dict[str, Any] = orjson.loads(parser.misp_event.to_json())
+    report.warnings.extend(" ".join(str(m).split()) for ms in parser.errors.values() for m in ms)
+    markings = _Markings(items)
+    _apply_sharing(event, markings, report)
+    report.losses.extend(_losses(convertible, event, markings))
+    return {"Event": event}
