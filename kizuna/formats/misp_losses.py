@@ -16,11 +16,18 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from pymisp import MISPAttribute
+
 from kizuna.formats.base import Loss
 from kizuna.policy.tlp import misp_tag_level
 
 _PATTERN_LITERAL = re.compile(r"'((?:\\.|[^'\\])*)'")
 _MISSING = "misp-stix made no STIX object for it"
+#: A custom x-misp-attribute has no to_ids; reading it back, misp-stix uses the type's MISP default.
+_DEFAULT_TO_IDS = {kind: bool(d.get("to_ids")) for kind, d in MISPAttribute().describe_types["sane_defaults"].items()}
+#: Object relations misp-stix writes to the same STIX property as another relation, so that reading the
+#: STIX back gives the other one (found by round-tripping the real CIRCL events; see the tests).
+_MERGED_RELATIONS = {("ip-port", "ip"): "ip-dst"}
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -124,15 +131,24 @@ class LossFinder:
             self._object(misp_object)
         return self.losses
 
-    def _galaxies(self, ref: str, record: Mapping[str, Any]) -> None:
+    def _galaxies(self, ref: str, record: Mapping[str, Any], labels: set[str] | None = None) -> None:
+        """Galaxy clusters survive as SDOs (found by uuid) or as labels; on object attributes, on the object."""
         for galaxy in record.get("Galaxy") or ():
             for cluster in galaxy.get("GalaxyCluster") or ():
                 label = f'misp-galaxy:{galaxy.get("type")}="{cluster.get("value")}"'
-                if label not in self.all_labels and str(cluster.get("uuid")) not in self.ids:
+                if labels is not None:
+                    if label not in labels:
+                        self._lost(ref, "galaxy", f'{galaxy.get("type")}={cluster.get("value")}',
+                                   "galaxy cluster of an object attribute not carried on the object")
+                elif label not in self.all_labels and str(cluster.get("uuid")) not in self.ids:
                     self._lost(ref, "galaxy", f'{galaxy.get("type")}={cluster.get("value")}',
                                "galaxy cluster not converted")
 
     def _common(self, ref: str, record: Mapping[str, Any], group: _Group) -> None:
+        complaint = next((m for m in self.errors if ref in m), None)
+        if complaint is not None:
+            self._lost(ref, "attribute", {"type": record.get("type"), "value": record.get("value")},
+                       f"misp-stix: {complaint.splitlines()[0][:300]}")
         for part in _value_parts(record):
             if not group.has_value(part):
                 self._lost(ref, "value", record.get("value"), "value not in the STIX objects as written")
@@ -163,7 +179,10 @@ class LossFinder:
                 and str(category) not in group.custom("x_misp_category")):
             self._lost(ref, "category", category, "MISP category not recorded")
         to_ids = attribute.get("to_ids") in (True, 1, "1", "true", "True")
-        if to_ids != ("indicator" in group.types):
+        if group.types == {"x-misp-attribute"}:
+            if to_ids != _DEFAULT_TO_IDS.get(str(kind), False):
+                self._lost(ref, "to_ids", to_ids, "a custom MISP attribute object does not carry to_ids")
+        elif to_ids != ("indicator" in group.types):
             self._lost(ref, "to_ids", to_ids, "an indicator exists exactly when to_ids is set; it does not here")
         self._galaxies(ref, attribute)
 
@@ -183,5 +202,10 @@ class LossFinder:
         if f'misp:name="{name}"' not in group.labels and str(name) not in group.custom("x_misp_name"):
             self._lost(ref, "name", name, "MISP object name not recorded")
         for attribute in attributes:
-            self._common(str(attribute.get("uuid")), attribute, group)
-            self._galaxies(str(attribute.get("uuid")), attribute)
+            attribute_ref = str(attribute.get("uuid"))
+            self._common(attribute_ref, attribute, group)
+            self._galaxies(attribute_ref, attribute, group.labels)
+            merged = _MERGED_RELATIONS.get((str(name), str(attribute.get("object_relation"))))
+            if merged is not None:
+                self._lost(attribute_ref, "object_relation", attribute.get("object_relation"),
+                           f"misp-stix writes it like '{merged}' and reads it back as '{merged}'")

@@ -143,6 +143,40 @@ def _losses(objects: list[dict[str, Any]], event: dict[str, Any], markings: _Mar
     return losses
 
 
+def _carried(records: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Tag names of records, galaxy clusters written as the ``misp-galaxy:`` tags they come from."""
+    names: set[str] = set()
+    for record in records:
+        names.update(str(t.get("name")) for t in record.get("Tag") or ())
+        for galaxy in record.get("Galaxy") or ():
+            names.update(f'misp-galaxy:{galaxy.get("type")}="{c.get("value")}"'
+                         for c in galaxy.get("GalaxyCluster") or ())
+    return names
+
+
+def _label_losses(objects: list[dict[str, Any]], event: dict[str, Any]) -> list[Loss]:
+    """Labels misp-stix wrote from MISP tags that did not come back as tags of their attribute or object."""
+    records: dict[str, list[Mapping[str, Any]]] = {str(a.get("uuid")): [a] for a in event.get("Attribute") or ()}
+    for misp_object in event.get("Object") or ():
+        records[str(misp_object.get("uuid"))] = [misp_object, *(misp_object.get("Attribute") or ())]
+    everywhere = _carried([event, *(r for rs in records.values() for r in rs)])
+    losses = []
+    for obj in objects:
+        for label in obj.get("labels") or ():
+            if isinstance(label, str) and label.startswith("misp-galaxy:") and label not in everywhere:
+                losses.append(Loss(obj["id"], "galaxy", label,
+                                   "misp-stix read this galaxy cluster back under another name, or not at all"))
+        record = records.get(_uuid(obj["id"]))
+        if record is None or obj["type"] in ("report", "grouping"):
+            continue
+        tags = _carried(record)
+        for label in obj.get("labels") or ():
+            if (isinstance(label, str) and not label.startswith("misp:") and not label.lower().startswith("tlp:")
+                    and label not in tags):
+                losses.append(Loss(obj["id"], "tag", label, "misp-stix did not read this label back as a tag"))
+    return losses
+
+
 def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionReport | None = None, *,
                      info: str | None = None) -> dict[str, Any]:
     """Convert STIX 2.1 objects to one MISP event document ``{"Event": {…}}`` via misp-stix.
@@ -174,4 +208,6 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
     markings = _Markings(items)
     _apply_sharing(event, markings, report)
     report.losses.extend(_losses(convertible, event, markings))
+    if from_misp:
+        report.losses.extend(_label_losses(convertible, event))
     return {"Event": event}
