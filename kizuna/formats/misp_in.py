@@ -30,7 +30,7 @@ from kizuna.formats.misp_markings import DistributionError, apply_markings, dist
 from kizuna.policy.tlp import normalise_objects
 
 FORMAT = "misp"
-#: Namespace of the uuids minted for galaxy clusters that old events carry with an empty uuid.
+#: Namespace of the uuids minted for galaxy clusters and sightings that come without one.
 CLUSTER_NAMESPACE = uuid.UUID("4a1c26e5-3f0e-4d55-9d0c-6f1f8a4b7c21")
 _KNOWN_TYPES = frozenset(MISPAttribute().known_types)
 
@@ -90,7 +90,7 @@ def _check_attribute(attribute: object, source: _Source, owner: str) -> None:
     kind, value = attribute.get("type"), attribute.get("value")
     if kind not in _KNOWN_TYPES:
         raise FormatError(f"attribute {ref}: unknown MISP type {kind!r}", source.where(ref))
-    if not isinstance(value, str | int | float) or isinstance(value, bool) or str(value) == "":
+    if not isinstance(value, str | int | float) or value == "":  # bool is an int: the boolean type's value
         raise FormatError(f"attribute {ref}: value must be a non-empty string", source.where(ref))
     for key in ("Tag", "Galaxy"):
         if not isinstance(attribute.get(key, []), list):
@@ -121,8 +121,8 @@ def check_event(event: Mapping[str, Any], source: _Source) -> None:
             _check_attribute(attribute, source, f"object {misp_object['uuid']}")
 
 
-def _fill_cluster_uuids(event: dict[str, Any], warnings: list[str]) -> None:
-    """Give galaxy clusters exported without a uuid a stable one; misp-stix cannot name them otherwise."""
+def _fill_missing_uuids(event: dict[str, Any], warnings: list[str]) -> None:
+    """Give galaxy clusters and sightings written without a uuid a stable one; misp-stix needs it for the id."""
     records = [event, *(event.get("Attribute") or ())]
     for misp_object in event.get("Object") or ():
         records.extend(misp_object.get("Attribute") or ())
@@ -133,6 +133,10 @@ def _fill_cluster_uuids(event: dict[str, Any], warnings: list[str]) -> None:
                     cluster["uuid"] = str(uuid.uuid5(CLUSTER_NAMESPACE, f"{galaxy.get('type')}:{cluster.get('value')}"))
                     warnings.append(f"event {event['uuid']}: galaxy cluster {galaxy.get('type')}="
                                     f"{cluster.get('value')!r} had no uuid; given {cluster['uuid']}")
+        for number, sighting in enumerate(record.get("Sighting") or ()):
+            if isinstance(sighting, dict) and not sighting.get("uuid"):
+                sighting["uuid"] = str(uuid.uuid5(CLUSTER_NAMESPACE, f"{record.get('uuid')}:sighting:{number}"))
+                warnings.append(f"attribute {record.get('uuid')}: a sighting had no uuid; given {sighting['uuid']}")
 
 
 def _as_dict(stix_object: Any) -> dict[str, Any]:
@@ -146,7 +150,7 @@ def convert_event(event: Mapping[str, Any]) -> ConversionReport:
     """One checked event -> STIX objects (misp-stix), markings applied, TLP on OASIS ids, losses found."""
     report = ConversionReport(FORMAT)
     event = copy.deepcopy(dict(event))
-    _fill_cluster_uuids(event, report.warnings)
+    _fill_missing_uuids(event, report.warnings)
     try:
         plan = plan_markings(event)
     except DistributionError as error:

@@ -8,14 +8,16 @@ through its external parser. Kizuna then:
 
 - tags the event and each attribute/object with ``tlp:<level>`` (TLP 2.0 words: ``tlp:clear`` …) for the
   OASIS TLP markings its STIX carried, the strictest level of the content on the event;
-- exports content carrying a Kizuna REL TO marking with distribution 0 ("your organisation only"): a
-  MISP file cannot name the organisations, so it fails closed and says so in the report;
+- gives the event distribution 0 ("your organisation only") and every attribute/object 5 (inherit):
+  an export never widens sharing, the receiving MISP administrator does; content carrying a Kizuna
+  REL TO marking gets distribution 0 itself, and the report says a MISP file cannot name who;
 - lists in ``report.losses`` (``ref`` = STIX id) every object the MISP event does not represent.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -72,7 +74,24 @@ def _records(event: dict[str, Any]) -> Iterable[dict[str, Any]]:
         yield from misp_object.get("Attribute") or ()
 
 
+def _creator(items: list[dict[str, Any]], org: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The event's creator: ``org`` if given, else the identity that created most of the objects."""
+    if org is not None:
+        return {"name": str(org["name"]), "uuid": str(org["uuid"])}
+    identities = {o["id"]: o for o in items if o["type"] == "identity"}
+    counts = Counter(o.get("created_by_ref") for o in items if o.get("created_by_ref") in identities)
+    if not counts:
+        return None
+    creator = identities[counts.most_common(1)[0][0]]
+    return {"name": str(creator.get("name", "")), "uuid": _uuid(creator["id"])}
+
+
 def _apply_sharing(event: dict[str, Any], markings: _Markings, report: ConversionReport) -> None:
+    # A Kizuna export never widens sharing: the event stays with the receiving organisation until its
+    # MISP administrator decides otherwise, and every record inherits that.
+    event["distribution"] = "0"
+    for record in _records(event):
+        record["distribution"] = "5"
     if markings.strictest is not None:
         event["Tag"] = [t for t in event.get("Tag") or () if not str(t.get("name", "")).startswith("tlp:")]
         _add_tag(event, _tag(markings.strictest))
@@ -83,23 +102,21 @@ def _apply_sharing(event: dict[str, Any], markings: _Markings, report: Conversio
             _add_tag(record, _tag(level))
         if str(record.get("uuid")) in restricted:
             record["distribution"] = "0"
-    if restricted & {str(event.get("uuid"))} or (restricted and not event.get("Attribute") and
-                                                 not event.get("Object")):
-        event["distribution"] = "0"
     for stix_id in sorted(markings.restricted):
         report.losses.append(Loss(stix_id, "object_marking_refs", "REL TO",
                                   "MISP files cannot name releasability: exported as 'your organisation only'"))
 
 
-def _represented(event: dict[str, Any]) -> tuple[set[str], set[tuple[str, str]], set[tuple[str, str]]]:
-    """uuids in the event, (galaxy type suffix, cluster value) pairs, and (relationship, referenced uuid)."""
+def _represented(event: dict[str, Any]) -> tuple[set[str], set[tuple[str, str]], set[tuple[str, str, str]]]:
+    """uuids in the event, (galaxy type suffix, cluster value) pairs, (source, relationship, target) uuids."""
     uuids = {str(event.get("uuid"))}
     clusters: set[tuple[str, str]] = set()
-    references: set[tuple[str, str]] = set()
+    references: set[tuple[str, str, str]] = set()
     for record in _records(event):
         uuids.add(str(record.get("uuid")))
         for ref in record.get("ObjectReference") or ():
-            references.add((str(ref.get("relationship_type")), str(ref.get("referenced_uuid"))))
+            references.add((str(ref.get("object_uuid") or record.get("uuid")), str(ref.get("relationship_type")),
+                            str(ref.get("referenced_uuid"))))
     galaxies = list(event.get("Galaxy") or ())
     for record in _records(event):
         galaxies.extend(record.get("Galaxy") or ())
@@ -108,7 +125,7 @@ def _represented(event: dict[str, Any]) -> tuple[set[str], set[tuple[str, str]],
             uuids.add(str(cluster.get("uuid")))
             clusters.add((str(galaxy.get("type", "")).rpartition("-")[2], str(cluster.get("value"))))
             for relation in cluster.get("GalaxyClusterRelation") or ():
-                references.add((str(relation.get("referenced_galaxy_cluster_type")),
+                references.add((str(cluster.get("uuid")), str(relation.get("referenced_galaxy_cluster_type")),
                                 str(relation.get("referenced_galaxy_cluster_uuid"))))
     for key in ("EventReport", "Note", "Opinion", "Relationship"):
         uuids.update(str(r.get("uuid")) for r in event.get(key) or ())
@@ -132,7 +149,7 @@ def _losses(objects: list[dict[str, Any]], event: dict[str, Any], markings: _Mar
             continue  # the TLP 2.0 and releasability extensions are what tags and distribution express
         if kind == "relationship":
             source, target = _uuid(obj.get("source_ref")), _uuid(obj.get("target_ref"))
-            if source == target or any(t == target for _, t in references):
+            if source == target or (source, str(obj.get("relationship_type")), target) in references:
                 continue
             losses.append(Loss(obj["id"], "relationship",
                                f"{obj.get('source_ref')} {obj.get('relationship_type')} {obj.get('target_ref')}",
@@ -178,10 +195,12 @@ def _label_losses(objects: list[dict[str, Any]], event: dict[str, Any]) -> list[
 
 
 def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionReport | None = None, *,
-                     info: str | None = None) -> dict[str, Any]:
+                     info: str | None = None, org: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Convert STIX 2.1 objects to one MISP event document ``{"Event": {…}}`` via misp-stix.
 
-    ``report`` (optional) receives the losses (by STIX id) and misp-stix's warnings.
+    ``report`` (optional) receives the losses (by STIX id) and misp-stix's warnings. ``org``
+    (``{"name", "uuid"}``, e.g. the exporting node's organisation) becomes the event's Orgc and Org;
+    without it the identity that created most objects does.
     """
     report = report if report is not None else ConversionReport(FORMAT)
     items = [dict(o) for o in objects]
@@ -205,6 +224,10 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
     report.warnings.extend(logged)
     event: dict[str, Any] = orjson.loads(parser.misp_event.to_json())
     report.warnings.extend(" ".join(str(m).split()) for ms in parser.errors.values() for m in ms)
+    creator = _creator(items, org)
+    if creator is not None:
+        event["Orgc"] = creator
+        event["Org"] = dict(creator)
     markings = _Markings(items)
     _apply_sharing(event, markings, report)
     report.losses.extend(_losses(convertible, event, markings))
