@@ -110,6 +110,7 @@ def _apply_sharing(event: dict[str, Any], markings: _Markings, report: Conversio
 def _represented(event: dict[str, Any]) -> tuple[set[str], set[tuple[str, str]], set[tuple[str, str, str]]]:
     """uuids in the event, (galaxy type suffix, cluster value) pairs, (source, relationship, target) uuids."""
     uuids = {str(event.get("uuid"))}
+    uuids.update(str(org.get("uuid")) for org in (event.get("Orgc"), event.get("Org")) if isinstance(org, Mapping))
     clusters: set[tuple[str, str]] = set()
     references: set[tuple[str, str, str]] = set()
     for record in _records(event):
@@ -134,7 +135,6 @@ def _represented(event: dict[str, Any]) -> tuple[set[str], set[tuple[str, str]],
 
 def _losses(objects: list[dict[str, Any]], event: dict[str, Any], markings: _Markings) -> list[Loss]:
     uuids, clusters, references = _represented(event)
-    tag_names = {str(t.get("name")) for t in event.get("Tag") or ()}
     losses = []
     for obj in objects:
         kind = obj["type"]
@@ -143,8 +143,6 @@ def _losses(objects: list[dict[str, Any]], event: dict[str, Any], markings: _Mar
         if kind == "marking-definition" and (obj["id"] in LEVEL_BY_OASIS_ID or
                                              RELEASABILITY_EXTENSION_ID in (obj.get("extensions") or {})):
             continue  # TLP became tags, REL TO a distribution (reported per object)
-        if kind == "identity" and any(str(obj.get("name")) in n for n in tag_names | {str(event.get("Orgc"))}):
-            continue
         if kind == "extension-definition":
             continue  # the TLP 2.0 and releasability extensions are what tags and distribution express
         if kind == "relationship":

@@ -68,7 +68,6 @@ def differences(source: Mapping[str, Any], back: Mapping[str, Any],
                 found.append((ref, field))
         # An attribute's own TLP may come back on its object or on the event (the strictest level there).
         kept = tag_set(twin) | event_tlp | (tag_set(objects[parent]) if parent in objects else set())
-        for tag in tag_set(attribute) - kept - reported_values:
+        if tag_set(attribute) - kept - reported_values:
             found.append((ref, "tag"))
-            break
     return found
