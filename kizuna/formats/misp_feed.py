@@ -104,7 +104,7 @@ def _attributes(event: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 def value_hashes(event: Mapping[str, Any]) -> list[str]:
     """The md5 of every attribute value of an event, composite values split into their parts."""
-    hashes = []
+    hashes: list[str] = []
     for attribute in _attributes(event):
         value = str(attribute.get("value", ""))
         kind = str(attribute.get("type", ""))
