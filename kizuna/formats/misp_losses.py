@@ -6,8 +6,8 @@ observed-data refers to), and writes the MISP type, category and tags as labels.
 comparison per uuid, without converting back: a field survives when its exact value is in the objects
 of its record, and is reported (``Loss(ref=<attribute uuid>, field, value, reason)``) otherwise.
 Checked per attribute: value (each part of a composite value), type, category, to_ids, comment, tags,
-galaxies and attachment data; per object attribute: value, comment, tags and the object's name; per
-event: tags and galaxies.
+galaxies and attachment data; per object attribute: value, comment, tags, the object's name and its
+references to other records; per event: tags and galaxies.
 """
 
 from __future__ import annotations
@@ -106,6 +106,8 @@ class LossFinder:
         self.groups = _index(objects)
         self.all_labels = {label for o in objects for label in o.get("labels") or () if isinstance(label, str)}
         self.ids = {_uuid_of(o["id"]) for o in objects}
+        self.relationships = {(_uuid_of(o["source_ref"]), _uuid_of(o["target_ref"]))
+                              for o in objects if o["type"] == "relationship"}
         self.errors = errors
         self.losses: list[Loss] = []
 
@@ -163,6 +165,15 @@ class LossFinder:
         if data and not group.has_value(str(data)):
             self._lost(ref, "data", f"{len(str(data))} base64 characters", "attachment content not carried")
 
+    def _references(self, ref: str, misp_object: Mapping[str, Any]) -> None:
+        """An object reference survives as a relationship between the two records, either way round."""
+        for reference in misp_object.get("ObjectReference") or ():
+            target = str(reference.get("referenced_uuid"))
+            if (ref, target) in self.relationships or (target, ref) in self.relationships:
+                continue
+            self._lost(ref, "object_reference", f'{reference.get("relationship_type")} {target}',
+                       "no relationship between the two records in the STIX")
+
     def _attribute(self, attribute: Mapping[str, Any]) -> None:
         ref = str(attribute.get("uuid"))
         objects = self.groups.get(ref)
@@ -198,6 +209,7 @@ class LossFinder:
                             "value": attribute.get("value")}, why)
             return
         group = _Group(objects)
+        self._references(ref, misp_object)
         name = misp_object.get("name")
         if f'misp:name="{name}"' not in group.labels and str(name) not in group.custom("x_misp_name"):
             self._lost(ref, "name", name, "MISP object name not recorded")

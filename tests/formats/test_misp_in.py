@@ -196,3 +196,33 @@ def test_the_loss_report_names_each_lost_field_by_attribute_uuid() -> None:
                                "to_ids": False})
     custom = read_misp(_bytes(event), "btc.json")
     assert (event["Attribute"][-1]["uuid"], "to_ids") in {(loss.ref, loss.field) for loss in custom.losses}
+
+
+@pytest.mark.parametrize("name", ["existing_event.json", "very_long_event.json", "image_event.json"])
+def test_galaxies_object_references_and_attachments_are_kept(name: str) -> None:
+    event = _event(name)
+    report = read_misp(FIXTURES / name)
+    objects = report.objects
+    ends = {(o["source_ref"].partition("--")[2], o["relationship_type"], o["target_ref"].partition("--")[2])
+            for o in objects if o["type"] == "relationship"}
+    references = [(o["uuid"], r["relationship_type"], r["referenced_uuid"])
+                  for o in event.get("Object", []) for r in o.get("ObjectReference", [])]
+    assert [r for r in references if r not in ends] == []
+    payloads = {o.get("payload_bin") for o in objects if o["type"] == "artifact"}
+    attachments = [a["data"] for a in event["Attribute"] if a.get("data")]
+    assert all(data in payloads for data in attachments)
+    labels = {label for o in objects for label in o.get("labels", [])}
+    ids = {o["id"].partition("--")[2] for o in objects if o["type"] not in ("relationship", "marking-definition")}
+    clusters = [(f'misp-galaxy:{g["type"]}="{c["value"]}"', c["uuid"]) for g in event.get("Galaxy", [])
+                for c in g["GalaxyCluster"]]
+    assert [c for c in clusters if c[0] not in labels and c[1] not in ids] == []  # a cluster is an SDO or a label
+    assert not [loss for loss in report.losses if loss.field in ("galaxy", "data", "object_reference")]
+
+
+def test_object_references_misp_stix_drops_are_reported() -> None:
+    event = _event("mainly_objects_1.json")
+    report = read_misp(FIXTURES / "mainly_objects_1.json")
+    pe = next(o for o in event["Object"] if o["name"] == "pe" and o.get("ObjectReference"))
+    reported = {(loss.ref, loss.value) for loss in report.losses if loss.field == "object_reference"}
+    for reference in pe["ObjectReference"]:
+        assert (pe["uuid"], f'{reference["relationship_type"]} {reference["referenced_uuid"]}') in reported
