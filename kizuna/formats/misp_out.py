@@ -232,3 +232,51 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
     if from_misp:
         report.losses.extend(_label_losses(convertible, event))
     return {"Event": event}
+
+
+def _event_members(container: dict[str, Any], by_id: dict[str, dict[str, Any]],
+                   attached: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A report or grouping with what it refers to, the relationships, sightings, notes and opinions
+    about those, and the identities and markings all of them name."""
+    members = {container["id"], *(container.get("object_refs") or ())}
+    for ref in list(members):
+        members.update(by_id.get(ref, {}).get("object_refs") or ())  # observed-data's observables
+    for obj in attached:
+        if obj["type"] == "relationship":
+            if obj["source_ref"] in members and obj["target_ref"] in members:
+                members.add(obj["id"])
+        elif obj.get("sighting_of_ref") in members or set(obj.get("object_refs") or ()) & members:
+            members.add(obj["id"])
+            members.update(obj.get("where_sighted_refs") or ())
+            members.update(obj.get("observed_data_refs") or ())
+    for ref in list(members):
+        obj = by_id.get(ref, {})
+        members.update(obj.get("object_marking_refs") or ())
+        if obj.get("created_by_ref"):
+            members.add(obj["created_by_ref"])
+    return [obj for obj_id, obj in by_id.items() if obj_id in members]
+
+
+def write_misp_events(objects: Iterable[Mapping[str, Any]], report: ConversionReport | None = None, *,
+                      org: Mapping[str, str] | None = None, info: str = "Kizuna export") -> list[dict[str, Any]]:
+    """One MISP event per STIX report or grouping (with what it refers to); the rest as one more event.
+
+    This is what a feed needs: a collection exported from Kizuna holds many events, and
+    ``write_misp_event`` would merge them into one.
+    """
+    by_id = {str(o["id"]): dict(o) for o in objects}
+    containers = [o for o in by_id.values() if o["type"] in ("report", "grouping")]
+    attached = [o for o in by_id.values() if o["type"] in ("relationship", "sighting", "note", "opinion")]
+    events = []
+    covered: set[str] = set()
+    for container in containers:
+        members = _event_members(container, by_id, attached)
+        covered.update(o["id"] for o in members)
+        events.append(write_misp_event(members, report, org=org))
+    rest = [o for o in by_id.values() if o["id"] not in covered
+            and o["type"] not in ("marking-definition", "identity", "extension-definition")]
+    if rest:
+        needed = {r for o in rest for r in o.get("object_marking_refs") or ()}
+        needed.update(o["created_by_ref"] for o in rest if o.get("created_by_ref"))
+        events.append(write_misp_event(rest + [by_id[i] for i in needed if i in by_id], report, org=org, info=info))
+    return events

@@ -16,7 +16,7 @@ from pymisp import MISPEvent
 from kizuna.formats.base import ConversionReport, FormatError
 from kizuna.formats.misp_feed import HASHES, MANIFEST, write_misp_feed
 from kizuna.formats.misp_in import read_misp
-from kizuna.formats.misp_out import write_misp_event
+from kizuna.formats.misp_out import write_misp_event, write_misp_events
 from kizuna.policy.releasability import build_rel_to_marking
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel, tlp2_marking_definition
 
@@ -97,3 +97,21 @@ def test_a_feed_event_without_a_creator_needs_an_org(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="Orgc"):
         write_misp_feed([event], tmp_path)
     assert write_misp_feed([event], tmp_path, org=ORG) == [event["Event"]["uuid"]]
+
+
+def test_a_collection_of_several_events_becomes_one_misp_event_each(tmp_path: Path) -> None:
+    names = ["existing_event.json", "57c4445b-c548-4654-af0b-4be3950d210f.json", "sighting_1.json"]
+    objects = [o for name in names for o in read_misp(FIXTURES / name).objects]
+    loose = _indicator(4, "loose.example", TlpLevel.GREEN)
+    events = write_misp_events([*objects, IDENTITY, tlp2_marking_definition(TlpLevel.GREEN), loose], org=ORG)
+    sources = [json.loads((FIXTURES / n).read_text()) for n in names]
+    expected = {s.get("Event", s)["uuid"] for s in sources}
+    assert {e["Event"]["uuid"] for e in events[:3]} == expected
+    for event, source in zip(events[:3], sources, strict=True):
+        source = source.get("Event", source)
+        loaded = _loaded(event)
+        assert len(loaded.attributes) + len(loaded.objects) == len(source.get("Attribute", [])) + len(
+            source.get("Object", []))
+    assert [a.value for a in _loaded(events[3]).attributes] + [
+        a.value for o in _loaded(events[3]).objects for a in o.attributes] == ["loose.example"]
+    assert sorted(write_misp_feed(events, tmp_path)) == sorted(e["Event"]["uuid"] for e in events)
