@@ -1,0 +1,250 @@
+"""Read MISP events into STIX 2.1 with misp-stix (the MISP project's own converter), plus a loss report.
+
+Entry point: ``read_misp(source, name=None) -> ConversionReport``. ``source`` is a path to a file or a
+directory, or the bytes of one document. A document is a REST ``{"Event": …}``, a search result
+``{"response": [{"Event": …}, …]}``, a list of those, or a bare event (a feed event file is a REST
+document). A directory is read file by file (``*.json``, sorted, ``manifest.json`` skipped): a bad file
+becomes a ``Rejected`` and the others are converted. A single document that is not valid is refused
+as a whole with ``FormatError`` naming ``FILE:LINE`` (or the event/attribute uuid): nothing of it is
+half-converted. After conversion, MISP sharing rules become Kizuna markings (``misp_markings``) and
+the STIX is compared with the source for what did not survive (``misp_losses``).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from misp_stix_converter import MISPtoSTIX21Parser
+from pymisp import MISPAttribute
+from stix2.base import _STIXBase
+from stix2.utils import format_datetime
+
+from kizuna.formats.base import ConversionReport, FormatError, Loss, Rejected
+from kizuna.formats.misp_logs import converter_messages
+from kizuna.formats.misp_losses import LossFinder
+from kizuna.formats.misp_markings import DistributionError, apply_markings, distribution_of, plan_markings
+from kizuna.policy.tlp import normalise_objects
+
+FORMAT = "misp"
+#: Namespace of the uuids minted for galaxy clusters and sightings that come without one.
+CLUSTER_NAMESPACE = uuid.UUID("4a1c26e5-3f0e-4d55-9d0c-6f1f8a4b7c21")
+_KNOWN_TYPES = frozenset(MISPAttribute().known_types)
+
+
+class _Source:
+    """One document's text, for turning a uuid or a parse error into FILE:LINE."""
+
+    def __init__(self, name: str, text: bytes | None) -> None:
+        self.name = name
+        self.text = text
+
+    def where(self, record_uuid: object = None) -> str:
+        if self.text is not None and record_uuid:
+            at = self.text.find(str(record_uuid).encode())
+            if at >= 0:
+                line = self.text.count(b"\n", 0, at) + 1
+                return f"{self.name}:{line}"
+        return f"{self.name} ({record_uuid})" if record_uuid else self.name
+
+
+def _json(source: _Source) -> Any:
+    assert source.text is not None
+    try:
+        return orjson.loads(source.text)
+    except orjson.JSONDecodeError as error:
+        raise FormatError(f"not valid JSON: {error.msg}", f"{source.name}:{error.lineno}") from None
+
+
+def _events(document: Any, source: _Source) -> list[dict[str, Any]]:
+    """The events of one document, whatever wrapper MISP put around them."""
+    if isinstance(document, Mapping) and "response" in document:
+        document = document["response"]
+    items = document if isinstance(document, list) else [document]
+    events = []
+    for item in items:
+        event = item.get("Event", item) if isinstance(item, Mapping) else None
+        if not isinstance(event, Mapping) or not ("uuid" in event and ("Attribute" in event or "info" in event
+                                                                      or "Object" in event)):
+            raise FormatError("not a MISP event document (expected {\"Event\": …}, {\"response\": […]} "
+                              "or an event with uuid and Attribute/Object)", source.where())
+        events.append(dict(event))
+    return events
+
+
+def _check_uuid(value: object, what: str, source: _Source) -> None:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        raise FormatError(f"{what} has no valid uuid ({value!r})", source.where(value)) from None
+
+
+def _check_attribute(attribute: object, source: _Source, owner: str) -> None:
+    if not isinstance(attribute, Mapping):
+        raise FormatError(f"{owner}: an Attribute entry is not an object", source.where(owner))
+    ref = attribute.get("uuid")
+    _check_uuid(ref, f"{owner}: attribute", source)
+    kind, value = attribute.get("type"), attribute.get("value")
+    if kind not in _KNOWN_TYPES:
+        raise FormatError(f"attribute {ref}: unknown MISP type {kind!r}", source.where(ref))
+    if not isinstance(value, str | int | float) or value == "":  # bool is an int: the boolean type's value
+        raise FormatError(f"attribute {ref}: value must be a non-empty string", source.where(ref))
+    for key in ("Tag", "Galaxy"):
+        if not isinstance(attribute.get(key, []), list):
+            raise FormatError(f"attribute {ref}: {key} must be a list", source.where(ref))
+
+
+def check_event(event: Mapping[str, Any], source: _Source) -> None:
+    """Refuse an event MISP itself would not hold: the error names the file and line of the culprit."""
+    ref = event.get("uuid")
+    _check_uuid(ref, "event", source)
+    for key in ("Attribute", "Object", "Tag", "Galaxy"):
+        if not isinstance(event.get(key, []), list):
+            raise FormatError(f"event {ref}: {key} must be a list", source.where(ref))
+    try:
+        distribution_of(event, 3)
+    except DistributionError as error:
+        raise FormatError(f"event {ref}: {error}", source.where(ref)) from None
+    for attribute in event.get("Attribute") or ():
+        _check_attribute(attribute, source, f"event {ref}")
+    for misp_object in event.get("Object") or ():
+        if not isinstance(misp_object, Mapping) or not isinstance(misp_object.get("Attribute", []), list):
+            raise FormatError(f"event {ref}: an Object entry is not an object with an Attribute list",
+                              source.where(ref))
+        _check_uuid(misp_object.get("uuid"), f"event {ref}: object", source)
+        if not misp_object.get("name"):
+            raise FormatError(f"object {misp_object['uuid']}: no template name", source.where(misp_object["uuid"]))
+        for attribute in misp_object.get("Attribute") or ():
+            _check_attribute(attribute, source, f"object {misp_object['uuid']}")
+
+
+def _fill_missing_uuids(event: dict[str, Any], warnings: list[str]) -> None:
+    """Give galaxy clusters and sightings written without a uuid a stable one; misp-stix needs it for the id."""
+    records = [event, *(event.get("Attribute") or ())]
+    for misp_object in event.get("Object") or ():
+        records.extend(misp_object.get("Attribute") or ())
+    for record in records:
+        for galaxy in record.get("Galaxy") or ():
+            for cluster in galaxy.get("GalaxyCluster") or ():
+                if not cluster.get("uuid"):
+                    cluster["uuid"] = str(uuid.uuid5(CLUSTER_NAMESPACE, f"{galaxy.get('type')}:{cluster.get('value')}"))
+                    warnings.append(f"event {event['uuid']}: galaxy cluster {galaxy.get('type')}="
+                                    f"{cluster.get('value')!r} had no uuid; given {cluster['uuid']}")
+        for number, sighting in enumerate(record.get("Sighting") or ()):
+            if isinstance(sighting, dict) and not sighting.get("uuid"):
+                sighting["uuid"] = str(uuid.uuid5(CLUSTER_NAMESPACE, f"{record.get('uuid')}:sighting:{number}"))
+                warnings.append(f"attribute {record.get('uuid')}: a sighting had no uuid; given {sighting['uuid']}")
+
+
+def _stix_default(value: Any) -> Any:
+    """What python-stix2's own JSON encoder writes for its types (timestamps at their STIX precision)."""
+    if isinstance(value, date | datetime):
+        return format_datetime(value)
+    if isinstance(value, _STIXBase):
+        plain = dict(value)
+        for name in value._defaulted_optional_properties:
+            del plain[name]
+        return plain
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _as_dict(stix_object: Any) -> dict[str, Any]:
+    """A stix2 object as a plain dict, as ``serialize()`` would write it, several times faster (orjson)."""
+    if isinstance(stix_object, dict):
+        return stix_object
+    result: dict[str, Any] = orjson.loads(
+        orjson.dumps(stix_object, default=_stix_default, option=orjson.OPT_PASSTHROUGH_DATETIME))
+    return result
+
+
+def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True) -> ConversionReport:
+    """One checked event -> STIX objects (misp-stix), markings applied, TLP on OASIS ids, losses found.
+
+    Galaxy clusters and sightings without a uuid get one in place; ``copy_input=False`` lets a caller
+    that owns the event (freshly parsed) skip the defensive copy.
+    """
+    report = ConversionReport(FORMAT)
+    event: dict[str, Any] = copy.deepcopy(dict(source_event)) if copy_input else dict(source_event)
+    _fill_missing_uuids(event, report.warnings)
+    try:
+        plan = plan_markings(event)
+    except DistributionError as error:
+        raise FormatError(str(error)) from None
+    with converter_messages() as logged:
+        try:
+            parser = MISPtoSTIX21Parser()
+            parser.parse_misp_event({"Event": event})  # misp-stix reads the event, it does not change it
+            produced = [_as_dict(o) for o in parser.stix_objects]
+        except Exception as error:  # misp-stix raises whatever its stix2 objects raise
+            raise FormatError(f"misp-stix cannot convert event {event['uuid']}: "
+                              f"{' '.join(str(error).split())[:300]}") from None
+    errors = [m for messages in getattr(parser, "errors", {}).values() for m in messages]
+    report.warnings.extend(" ".join(str(m).split("\n", 1)[0].split()) for m in errors)
+    report.warnings.extend(" ".join(str(m).split()) for ms in getattr(parser, "warnings", {}).values() for m in ms)
+    report.warnings.extend(logged)
+    normalised, _ = normalise_objects(produced)
+    report.objects = apply_markings(normalised, plan)
+    container = [o for o in produced if o["type"] in ("report", "grouping")]
+    report.losses = plan.losses + LossFinder(produced, [str(e) for e in errors] + logged).event(
+        event, container)
+    return report
+
+
+def _merge(into: ConversionReport, part: ConversionReport) -> None:
+    seen = {o["id"] for o in into.objects if o["type"] == "marking-definition"}
+    into.objects.extend(o for o in part.objects if o["type"] != "marking-definition" or o["id"] not in seen)
+    into.losses.extend(part.losses)
+    into.rejected.extend(part.rejected)
+    into.warnings.extend(part.warnings)
+
+
+def _read_document(source: _Source) -> ConversionReport:
+    events = _events(_json(source), source)
+    for event in events:
+        check_event(event, source)
+    report = ConversionReport(FORMAT)
+    for event in events:
+        try:
+            _merge(report, convert_event(event, copy_input=False))
+        except FormatError as error:
+            raise FormatError(error.message, error.where or source.where(event.get("uuid"))) from None
+    return report
+
+
+def _files(directory: Path) -> Iterator[Path]:
+    for path in sorted(directory.iterdir()):
+        if path.is_file() and path.suffix == ".json" and path.name != "manifest.json":
+            yield path
+
+
+def read_misp(source: str | os.PathLike[str] | bytes, name: str | None = None) -> ConversionReport:
+    """Convert MISP event JSON (a file, a directory of files, or one document's bytes) to STIX 2.1.
+
+    Raises ``FormatError`` when a single document cannot be read; in a directory, each bad file is a
+    ``Rejected`` entry (``where`` = FILE:LINE) and the other files are converted.
+    """
+    if isinstance(source, bytes):
+        return _read_document(_Source(name or "<input>", source))
+    path = Path(source)
+    if path.is_dir():
+        report = ConversionReport(FORMAT)
+        for file in _files(path):
+            try:
+                _merge(report, _read_document(_Source(str(file), file.read_bytes())))
+            except FormatError as error:
+                report.rejected.append(Rejected(error.where or str(file), error.message))
+        return report
+    try:
+        text = path.read_bytes()
+    except OSError as error:
+        raise FormatError(f"cannot read: {error.strerror}", str(path)) from None
+    return _read_document(_Source(name or str(path), text))
+
+
+__all__ = ["FORMAT", "Loss", "check_event", "convert_event", "read_misp"]

@@ -1,0 +1,282 @@
+"""Write STIX 2.1 objects as one MISP event with misp-stix, keeping TLP as ``tlp:`` tags.
+
+Entry point: ``write_misp_event(objects, report=None, *, info=None) -> dict`` returns a REST-shaped
+``{"Event": {…}}`` document that PyMISP's ``MISPEvent().load`` and a MISP instance read. STIX that
+misp-stix itself wrote from MISP (it carries ``misp:`` labels) goes through misp-stix's internal parser,
+which restores attributes, objects and galaxies; any other STIX (ATT&CK, OASIS examples, partners)
+through its external parser. Kizuna then:
+
+- tags the event and each attribute/object with ``tlp:<level>`` (TLP 2.0 words: ``tlp:clear`` …) for the
+  OASIS TLP markings its STIX carried, the strictest level of the content on the event;
+- gives the event distribution 0 ("your organisation only") and every attribute/object 5 (inherit):
+  an export never widens sharing, the receiving MISP administrator does; content carrying a Kizuna
+  REL TO marking gets distribution 0 itself, and the report says a MISP file cannot name who;
+- lists in ``report.losses`` (``ref`` = STIX id) every object the MISP event does not represent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+from misp_stix_converter import ExternalSTIX2toMISPParser, InternalSTIX2toMISPParser
+from misp_stix_converter.tools.stix2_loading_helpers import load_stix2_content
+from misp_stix_converter.tools.stix2_to_misp_helpers import is_stix2_from_misp
+
+from kizuna.formats.base import ConversionReport, FormatError, Loss
+from kizuna.formats.misp_logs import converter_messages
+from kizuna.policy.releasability import RELEASABILITY_EXTENSION_ID
+from kizuna.policy.tlp import LEVEL_BY_OASIS_ID, TlpLevel
+
+FORMAT = "misp"
+_BUNDLE_NAMESPACE = uuid.UUID("b7b0f0c4-2a55-4f8e-9a0c-5d3d1f4e6a10")
+
+
+def _uuid(stix_id: object) -> str:
+    return str(stix_id).partition("--")[2]
+
+
+def _tag(level: TlpLevel) -> dict[str, Any]:
+    return {"name": f"tlp:{level.token}"}
+
+
+def _add_tag(record: dict[str, Any], tag: dict[str, Any]) -> None:
+    tags = record.setdefault("Tag", [])
+    if all(t.get("name") != tag["name"] for t in tags):
+        tags.append(tag)
+
+
+class _Markings:
+    """Per STIX uuid: its TLP level and whether a REL TO marking restricts it."""
+
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        rel_to = {o["id"] for o in objects if o["type"] == "marking-definition"
+                  and RELEASABILITY_EXTENSION_ID in (o.get("extensions") or {})}
+        self.tlp: dict[str, TlpLevel] = {}
+        self.restricted: set[str] = set()
+        for obj in objects:
+            refs = obj.get("object_marking_refs") or ()
+            levels = [LEVEL_BY_OASIS_ID[r] for r in refs if r in LEVEL_BY_OASIS_ID]
+            if levels:
+                self.tlp[_uuid(obj["id"])] = max(levels)
+            if any(r in rel_to for r in refs):
+                self.restricted.add(obj["id"])
+        self.strictest = max(self.tlp.values(), default=None)
+
+
+def _records(event: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    yield from event.get("Attribute") or ()
+    for misp_object in event.get("Object") or ():
+        yield misp_object
+        yield from misp_object.get("Attribute") or ()
+
+
+def _creator(items: list[dict[str, Any]], org: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The event's creator: ``org`` if given, else the identity that created most of the objects."""
+    if org is not None:
+        return {"name": str(org["name"]), "uuid": str(org["uuid"])}
+    identities = {o["id"]: o for o in items if o["type"] == "identity"}
+    counts = Counter(o.get("created_by_ref") for o in items if o.get("created_by_ref") in identities)
+    if not counts:
+        return None
+    creator = identities[counts.most_common(1)[0][0]]
+    return {"name": str(creator.get("name", "")), "uuid": _uuid(creator["id"])}
+
+
+def _apply_sharing(event: dict[str, Any], markings: _Markings, report: ConversionReport) -> None:
+    # A Kizuna export never widens sharing: the event stays with the receiving organisation until its
+    # MISP administrator decides otherwise, and every record inherits that.
+    event["distribution"] = "0"
+    for record in _records(event):
+        record["distribution"] = "5"
+    if markings.strictest is not None:
+        event["Tag"] = [t for t in event.get("Tag") or () if not str(t.get("name", "")).startswith("tlp:")]
+        _add_tag(event, _tag(markings.strictest))
+    restricted = {_uuid(i) for i in markings.restricted}
+    for record in _records(event):
+        level = markings.tlp.get(str(record.get("uuid")))
+        if level is not None and level != markings.strictest and "object_relation" not in record:
+            _add_tag(record, _tag(level))
+        if str(record.get("uuid")) in restricted:
+            record["distribution"] = "0"
+    for stix_id in sorted(markings.restricted):
+        report.losses.append(Loss(stix_id, "object_marking_refs", "REL TO",
+                                  "MISP files cannot name releasability: exported as 'your organisation only'"))
+
+
+def _represented(event: dict[str, Any]) -> tuple[set[str], set[tuple[str, str]], set[tuple[str, str, str]]]:
+    """uuids in the event, (galaxy type suffix, cluster value) pairs, (source, relationship, target) uuids."""
+    uuids = {str(event.get("uuid"))}
+    uuids.update(str(org.get("uuid")) for org in (event.get("Orgc"), event.get("Org")) if isinstance(org, Mapping))
+    clusters: set[tuple[str, str]] = set()
+    references: set[tuple[str, str, str]] = set()
+    for record in _records(event):
+        uuids.add(str(record.get("uuid")))
+        for ref in record.get("ObjectReference") or ():
+            references.add((str(ref.get("object_uuid") or record.get("uuid")), str(ref.get("relationship_type")),
+                            str(ref.get("referenced_uuid"))))
+    galaxies = list(event.get("Galaxy") or ())
+    for record in _records(event):
+        galaxies.extend(record.get("Galaxy") or ())
+    for galaxy in galaxies:
+        for cluster in galaxy.get("GalaxyCluster") or ():
+            uuids.add(str(cluster.get("uuid")))
+            clusters.add((str(galaxy.get("type", "")).rpartition("-")[2], str(cluster.get("value"))))
+            for relation in cluster.get("GalaxyClusterRelation") or ():
+                references.add((str(cluster.get("uuid")), str(relation.get("referenced_galaxy_cluster_type")),
+                                str(relation.get("referenced_galaxy_cluster_uuid"))))
+    for key in ("EventReport", "Note", "Opinion", "Relationship"):
+        uuids.update(str(r.get("uuid")) for r in event.get(key) or ())
+    return uuids, clusters, references
+
+
+def _losses(objects: list[dict[str, Any]], event: dict[str, Any], markings: _Markings) -> list[Loss]:
+    uuids, clusters, references = _represented(event)
+    losses = []
+    for obj in objects:
+        kind = obj["type"]
+        if _uuid(obj["id"]) in uuids or (kind.rpartition("-")[2], str(obj.get("name"))) in clusters:
+            continue
+        if kind == "marking-definition" and (obj["id"] in LEVEL_BY_OASIS_ID or
+                                             RELEASABILITY_EXTENSION_ID in (obj.get("extensions") or {})):
+            continue  # TLP became tags, REL TO a distribution (reported per object)
+        if kind == "extension-definition":
+            continue  # the TLP 2.0 and releasability extensions are what tags and distribution express
+        if kind == "relationship":
+            source, target = _uuid(obj.get("source_ref")), _uuid(obj.get("target_ref"))
+            if source == target or (source, str(obj.get("relationship_type")), target) in references:
+                continue
+            losses.append(Loss(obj["id"], "relationship",
+                               f"{obj.get('source_ref')} {obj.get('relationship_type')} {obj.get('target_ref')}",
+                               "misp-stix made no MISP reference for it"))
+            continue
+        what = obj.get("name") or obj.get("value") or kind
+        losses.append(Loss(obj["id"], "object", f"{kind}: {what}", "misp-stix made no MISP record for it"))
+    return losses
+
+
+def _carried(records: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Tag names of records, galaxy clusters written as the ``misp-galaxy:`` tags they come from."""
+    names: set[str] = set()
+    for record in records:
+        names.update(str(t.get("name")) for t in record.get("Tag") or ())
+        for galaxy in record.get("Galaxy") or ():
+            names.update(f'misp-galaxy:{galaxy.get("type")}="{c.get("value")}"'
+                         for c in galaxy.get("GalaxyCluster") or ())
+    return names
+
+
+def _label_losses(objects: list[dict[str, Any]], event: dict[str, Any]) -> list[Loss]:
+    """Labels misp-stix wrote from MISP tags that did not come back as tags of their attribute or object."""
+    records: dict[str, list[Mapping[str, Any]]] = {str(a.get("uuid")): [a] for a in event.get("Attribute") or ()}
+    for misp_object in event.get("Object") or ():
+        records[str(misp_object.get("uuid"))] = [misp_object, *(misp_object.get("Attribute") or ())]
+    everywhere = _carried([event, *(r for rs in records.values() for r in rs)])
+    losses = []
+    for obj in objects:
+        for label in obj.get("labels") or ():
+            if isinstance(label, str) and label.startswith("misp-galaxy:") and label not in everywhere:
+                losses.append(Loss(obj["id"], "galaxy", label,
+                                   "misp-stix read this galaxy cluster back under another name, or not at all"))
+        record = records.get(_uuid(obj["id"]))
+        if record is None or obj["type"] in ("report", "grouping"):
+            continue
+        tags = _carried(record)
+        for label in obj.get("labels") or ():
+            if (isinstance(label, str) and not label.startswith("misp:") and not label.lower().startswith("tlp:")
+                    and label not in tags):
+                losses.append(Loss(obj["id"], "tag", label, "misp-stix did not read this label back as a tag"))
+    return losses
+
+
+def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionReport | None = None, *,
+                     info: str | None = None, org: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Convert STIX 2.1 objects to one MISP event document ``{"Event": {…}}`` via misp-stix.
+
+    ``report`` (optional) receives the losses (by STIX id) and misp-stix's warnings. ``org``
+    (``{"name", "uuid"}``, e.g. the exporting node's organisation) becomes the event's Orgc and Org;
+    without it the identity that created most objects does.
+    """
+    report = report if report is not None else ConversionReport(FORMAT)
+    items = [dict(o) for o in objects]
+    if not items:
+        raise FormatError("no STIX objects to write as a MISP event")
+    bundle_id = f"bundle--{uuid.uuid5(_BUNDLE_NAMESPACE, ','.join(sorted(o['id'] for o in items)))}"
+    # Kizuna's releasability definitions carry an extension misp-stix does not know; they become distribution.
+    convertible = [o for o in items if not (o["type"] == "marking-definition"
+                                            and RELEASABILITY_EXTENSION_ID in (o.get("extensions") or {}))]
+    with converter_messages() as logged:
+        from_misp = is_stix2_from_misp(convertible)
+    with converter_messages() as logged:
+        try:
+            bundle = load_stix2_content({"type": "bundle", "id": bundle_id, "objects": convertible})
+            parser = InternalSTIX2toMISPParser() if from_misp else ExternalSTIX2toMISPParser()
+            parser.load_stix_bundle(bundle)
+            parser.parse_stix_bundle(single_event=True, title=info)
+        except Exception as error:  # misp-stix raises what stix2 raises for content it cannot load
+            raise FormatError(
+                f"misp-stix cannot convert these objects: {' '.join(str(error).split())[:300]}") from None
+    report.warnings.extend(logged)
+    event: dict[str, Any] = orjson.loads(parser.misp_event.to_json())
+    report.warnings.extend(" ".join(str(m).split()) for ms in parser.errors.values() for m in ms)
+    creator = _creator(items, org)
+    if creator is not None:
+        event["Orgc"] = creator
+        event["Org"] = dict(creator)
+    markings = _Markings(items)
+    _apply_sharing(event, markings, report)
+    report.losses.extend(_losses(convertible, event, markings))
+    if from_misp:
+        report.losses.extend(_label_losses(convertible, event))
+    return {"Event": event}
+
+
+def _event_members(container: dict[str, Any], by_id: dict[str, dict[str, Any]],
+                   attached: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A report or grouping with what it refers to, the relationships, sightings, notes and opinions
+    about those, and the identities and markings all of them name."""
+    members = {container["id"], *(container.get("object_refs") or ())}
+    for ref in list(members):
+        members.update(by_id.get(ref, {}).get("object_refs") or ())  # observed-data's observables
+    for obj in attached:
+        if obj["type"] == "relationship":
+            if obj["source_ref"] in members and obj["target_ref"] in members:
+                members.add(obj["id"])
+        elif obj.get("sighting_of_ref") in members or set(obj.get("object_refs") or ()) & members:
+            members.add(obj["id"])
+            members.update(obj.get("where_sighted_refs") or ())
+            members.update(obj.get("observed_data_refs") or ())
+    for ref in list(members):
+        obj = by_id.get(ref, {})
+        members.update(obj.get("object_marking_refs") or ())
+        if obj.get("created_by_ref"):
+            members.add(obj["created_by_ref"])
+    return [obj for obj_id, obj in by_id.items() if obj_id in members]
+
+
+def write_misp_events(objects: Iterable[Mapping[str, Any]], report: ConversionReport | None = None, *,
+                      org: Mapping[str, str] | None = None, info: str = "Kizuna export") -> list[dict[str, Any]]:
+    """One MISP event per STIX report or grouping (with what it refers to); the rest as one more event.
+
+    This is what a feed needs: a collection exported from Kizuna holds many events, and
+    ``write_misp_event`` would merge them into one.
+    """
+    by_id = {str(o["id"]): dict(o) for o in objects}
+    containers = [o for o in by_id.values() if o["type"] in ("report", "grouping")]
+    attached = [o for o in by_id.values() if o["type"] in ("relationship", "sighting", "note", "opinion")]
+    events = []
+    covered: set[str] = set()
+    for container in containers:
+        members = _event_members(container, by_id, attached)
+        covered.update(o["id"] for o in members)
+        events.append(write_misp_event(members, report, org=org))
+    rest = [o for o in by_id.values() if o["id"] not in covered
+            and o["type"] not in ("marking-definition", "identity", "extension-definition")]
+    if rest:
+        needed = {r for o in rest for r in o.get("object_marking_refs") or ()}
+        needed.update(o["created_by_ref"] for o in rest if o.get("created_by_ref"))
+        events.append(write_misp_event(rest + [by_id[i] for i in needed if i in by_id], report, org=org, info=info))
+    return events

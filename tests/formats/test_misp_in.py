@@ -1,0 +1,228 @@
+"""MISP import: real CIRCL events through misp-stix into STIX that a real node stores, markings, losses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kizuna.core.node import Node
+from kizuna.formats.base import FormatError
+from kizuna.formats.misp_in import read_misp
+from kizuna.policy.releasability import RELEASABILITY_EXTENSION_ID
+from kizuna.policy.tlp import TLP2_IDS, TlpLevel, tlp1_marking_definitions
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "misp"
+EVENTS = sorted(FIXTURES.glob("*.json"))
+SHARING_GROUP = json.loads((FIXTURES / "sharing-groups" / "sharing_groups.json").read_text())[0]
+
+
+def _event(name: str = "existing_event.json") -> dict[str, Any]:
+    document = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return dict(document.get("Event", document))
+
+
+def _bytes(event: dict[str, Any]) -> bytes:
+    return json.dumps({"Event": event}, indent=2).encode()
+
+
+def _attribute_objects(objects: list[dict[str, Any]], attribute_uuid: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["id"].endswith(attribute_uuid)]
+
+
+def _rel_to(objects: list[dict[str, Any]], ref: str) -> dict[str, Any]:
+    definitions = {o["id"]: o for o in objects if o["type"] == "marking-definition"}
+    for marking in ref and [ref] or ():
+        return definitions[marking]["extensions"][RELEASABILITY_EXTENSION_ID]
+    raise AssertionError("no REL TO marking")
+
+
+def test_real_events_become_stix_that_a_node_stores(store_url: str, tmp_path: Path) -> None:
+    report = read_misp(FIXTURES)
+    assert report.rejected == []
+    containers = {o["id"].partition("--")[2] for o in report.objects if o["type"] in ("report", "grouping")}
+    assert {str(_event(p.name)["uuid"]) for p in EVENTS} <= containers
+    node = Node.init(tmp_path / "node", store_url=store_url, org_name="CIRCL", country="LUX")
+    try:
+        collection = node.create_collection("MISP events", alias="misp")
+        stored = node.import_objects(collection, report.objects)
+        assert stored.failures == []
+        assert stored.success_count == stored.total == len(report.objects)
+    finally:
+        node.close()
+
+
+def test_tlp_tags_become_the_oasis_tlp_2_markings() -> None:
+    report = read_misp(FIXTURES / "existing_event.json")
+    tlp1_ids = {m["id"] for m in tlp1_marking_definitions()}
+    clear = TLP2_IDS[TlpLevel.CLEAR]
+    assert not tlp1_ids & {r for o in report.objects for r in o.get("object_marking_refs", [])}
+    assert clear in {o["id"] for o in report.objects if o["type"] == "marking-definition"}
+    for obj in report.objects:
+        if obj["type"] not in ("identity", "marking-definition"):
+            assert clear in obj["object_marking_refs"], obj["id"]
+
+    event = _event()
+    event["Tag"] = [t for t in event["Tag"] if not t["name"].startswith("tlp:")] + [{"name": "tlp:amber+strict"}]
+    attribute = event["Attribute"][0]
+    attribute["Tag"] = [*attribute.get("Tag", []), {"name": "tlp:red"}]
+    strict = read_misp(_bytes(event), "amber-strict.json")
+    indicator_or_data = _attribute_objects(strict.objects, attribute["uuid"])
+    assert indicator_or_data
+    for obj in indicator_or_data:
+        assert {TLP2_IDS[TlpLevel.AMBER_STRICT], TLP2_IDS[TlpLevel.RED]} <= set(obj["object_marking_refs"])
+    other = _attribute_objects(strict.objects, event["Attribute"][1]["uuid"])[0]
+    assert TLP2_IDS[TlpLevel.RED] not in other["object_marking_refs"]
+
+
+def test_distribution_levels_become_rel_to_markings_or_reported_losses() -> None:
+    event = _event()
+    owner = event["Org"]["uuid"]
+    event["distribution"] = "0"
+    only_us = read_misp(_bytes(event), "org-only.json")
+    report_object = next(o for o in only_us.objects if o["type"] in ("report", "grouping"))
+    rel_to = [r for r in report_object["object_marking_refs"] if r not in TLP2_IDS.values()]
+    assert _rel_to(only_us.objects, rel_to[0])["rel_to_identities"] == [f"identity--{owner}"]
+
+    event["distribution"] = "4"
+    event["SharingGroup"] = {**SHARING_GROUP["SharingGroup"], "Organisation": SHARING_GROUP["Organisation"],
+                             "SharingGroupOrg": SHARING_GROUP["SharingGroupOrg"]}
+    grouped = read_misp(_bytes(event), "group.json")
+    report_object = next(o for o in grouped.objects if o["type"] in ("report", "grouping"))
+    rel_to = [r for r in report_object["object_marking_refs"] if r not in TLP2_IDS.values()]
+    members = {f"identity--{e['Organisation']['uuid']}" for e in SHARING_GROUP["SharingGroupOrg"]}
+    assert set(_rel_to(grouped.objects, rel_to[0])["rel_to_identities"]) == members
+
+    del event["SharingGroup"]
+    unknown_group = read_misp(_bytes(event), "group-missing.json")
+    assert any(loss.field == "sharing_group_id" and loss.ref == event["uuid"] for loss in unknown_group.losses)
+
+    event["distribution"] = "3"
+    attribute = event["Attribute"][0]
+    attribute["distribution"] = "1"
+    community = read_misp(_bytes(event), "community.json")
+    assert any(loss.ref == attribute["uuid"] and loss.field == "distribution" for loss in community.losses)
+
+
+def test_a_partner_outside_the_sharing_group_sees_nothing_of_the_event(tmp_path: Path) -> None:
+    node = Node.init(tmp_path / "node", org_name="CIRCL", country="LUX")
+    try:
+        collection = node.create_collection("MISP events")
+        node.create_organisation("JPCERT/CC", "JPN")
+        _, secret = node.create_token("JPCERT/CC", read=[collection.id])
+        partner = node.authenticate(secret)
+        assert partner is not None
+        open_event, closed_event = _event("long_event.json"), _event()
+        closed_event["distribution"] = "4"
+        closed_event["SharingGroup"] = {**SHARING_GROUP["SharingGroup"], "Organisation": SHARING_GROUP["Organisation"],
+                                        "SharingGroupOrg": SHARING_GROUP["SharingGroupOrg"]}
+        for event in (open_event, closed_event):
+            stored = node.import_objects(collection, read_misp(_bytes(event), "e.json").objects)
+            assert stored.failures == []
+        seen = {json.loads(body)["id"] for body in node.export_objects(collection, partner)}
+        assert f"indicator--{open_event['Attribute'][1]['uuid']}" in seen
+        closed_uuids = {a["uuid"] for a in closed_event["Attribute"]} | {o["uuid"] for o in closed_event["Object"]}
+        assert not {i for i in seen if i.partition("--")[2] in closed_uuids | {closed_event["uuid"]}}
+    finally:
+        node.close()
+
+
+@pytest.mark.parametrize("shape", ["rest", "response", "bare", "list"])
+def test_every_document_shape_is_read(shape: str) -> None:
+    event = _event("57c4445b-c548-4654-af0b-4be3950d210f.json")
+    document: Any = {"rest": {"Event": event}, "response": {"response": [{"Event": event}]},
+                     "bare": event, "list": [{"Event": event}]}[shape]
+    report = read_misp(json.dumps(document).encode(), f"{shape}.json")
+    assert f"report--{event['uuid']}" in {o["id"] for o in report.objects}
+
+
+def test_a_misp_search_result_from_misp_stix_tests_is_read() -> None:
+    report = read_misp(FIXTURES / "misp-stix" / "test_events_collection_1.json")
+    assert sum(o["type"] == "grouping" for o in report.objects) == 2
+
+
+def test_a_directory_rejects_the_bad_file_and_converts_the_rest(tmp_path: Path) -> None:
+    for name in ("57c4445b-c548-4654-af0b-4be3950d210f.json", "sighting_1.json"):
+        shutil.copy(FIXTURES / name, tmp_path / name)
+    (tmp_path / "broken.json").write_text('{"Event": {\n  "uuid": "x",\n  "info": ', encoding="utf-8")
+    (tmp_path / "manifest.json").write_text("{}", encoding="utf-8")
+    report = read_misp(tmp_path)
+    assert [r.where for r in report.rejected] == [f"{tmp_path / 'broken.json'}:3"]
+    assert {o["id"] for o in report.objects if o["type"] == "report"} == {
+        f"report--{_event(n)['uuid']}" for n in ("57c4445b-c548-4654-af0b-4be3950d210f.json", "sighting_1.json")}
+
+
+def test_a_malformed_attribute_is_named_by_file_and_line_and_nothing_is_converted() -> None:
+    event = _event()
+    bad = event["Attribute"][3]
+    bad["type"] = "no-such-type"
+    text = _bytes(event)
+    line = text[: text.index(bad["uuid"].encode())].count(b"\n") + 1
+    with pytest.raises(FormatError) as caught:
+        read_misp(text, "sednit.json")
+    assert caught.value.where == f"sednit.json:{line}"
+    assert bad["uuid"] in caught.value.message and "no-such-type" in caught.value.message
+
+    del event["Attribute"][3]
+    event["uuid"] = "not-a-uuid"
+    with pytest.raises(FormatError, match="no valid uuid"):
+        read_misp(_bytes(event), "bad-uuid.json")
+    with pytest.raises(FormatError) as caught:
+        read_misp(b'{"Event": {"uuid": "5a3c2fcd-8328-42bb-a95e-4f4402de0b81",\n "Attribute": [}}', "cut.json")
+    assert caught.value.where == "cut.json:2"
+
+
+def test_the_loss_report_names_each_lost_field_by_attribute_uuid() -> None:
+    event = _event("long_event.json")
+    report = read_misp(FIXTURES / "long_event.json")
+    yara = next(a for a in event["Attribute"] if a["type"] == "yara")
+    lost = {(loss.ref, loss.field) for loss in report.losses}
+    assert (yara["uuid"], "value") in lost and (yara["uuid"], "to_ids") in lost
+
+    objects = _event("to_delete2.json")
+    ip_port = next(o for o in objects["Object"] if o["name"] == "ip-port")
+    ip = next(a for a in ip_port["Attribute"] if a["object_relation"] == "ip")
+    report = read_misp(FIXTURES / "to_delete2.json")
+    assert (ip["uuid"], "object_relation") in {(loss.ref, loss.field) for loss in report.losses}
+
+    event = _event()
+    kept = event["Attribute"][1]
+    assert not [loss for loss in read_misp(FIXTURES / "existing_event.json").losses if loss.ref == kept["uuid"]]
+    event["Attribute"].append({**kept, "uuid": str(uuid.uuid4()), "type": "btc", "value": "1GCaWA685Nj2PqqG7P2Z",
+                               "to_ids": False})
+    custom = read_misp(_bytes(event), "btc.json")
+    assert (event["Attribute"][-1]["uuid"], "to_ids") in {(loss.ref, loss.field) for loss in custom.losses}
+
+
+@pytest.mark.parametrize("name", ["existing_event.json", "very_long_event.json", "image_event.json"])
+def test_galaxies_object_references_and_attachments_are_kept(name: str) -> None:
+    event = _event(name)
+    report = read_misp(FIXTURES / name)
+    objects = report.objects
+    ends = {(o["source_ref"].partition("--")[2], o["relationship_type"], o["target_ref"].partition("--")[2])
+            for o in objects if o["type"] == "relationship"}
+    references = [(o["uuid"], r["relationship_type"], r["referenced_uuid"])
+                  for o in event.get("Object", []) for r in o.get("ObjectReference", [])]
+    assert [r for r in references if r not in ends] == []
+    payloads = {o.get("payload_bin") for o in objects if o["type"] == "artifact"}
+    attachments = [a["data"] for a in event["Attribute"] if a.get("data")]
+    assert all(data in payloads for data in attachments)
+    labels = {label for o in objects for label in o.get("labels", [])}
+    ids = {o["id"].partition("--")[2] for o in objects if o["type"] not in ("relationship", "marking-definition")}
+    clusters = [(f'misp-galaxy:{g["type"]}="{c["value"]}"', c["uuid"]) for g in event.get("Galaxy", [])
+                for c in g["GalaxyCluster"]]
+    assert [c for c in clusters if c[0] not in labels and c[1] not in ids] == []  # a cluster is an SDO or a label
+    assert not [loss for loss in report.losses if loss.field in ("galaxy", "data", "object_reference")]
+
+
+def test_object_references_misp_stix_drops_are_reported() -> None:
+    event = _event("mainly_objects_1.json")
+    report = read_misp(FIXTURES / "mainly_objects_1.json")
+    pe = next(o for o in event["Object"] if o["name"] == "pe" and o.get("ObjectReference"))
+    reported = {(loss.ref, loss.value) for loss in report.losses if loss.field == "object_reference"}
+    for reference in pe["ObjectReference"]:
+        assert (pe["uuid"], f'{reference["relationship_type"]} {reference["referenced_uuid"]}') in reported
