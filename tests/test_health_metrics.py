@@ -19,6 +19,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from kizuna.config import absolute_store_url
 from kizuna.store import open_store
 from tests.conftest import (
     BACKENDS,
@@ -74,9 +75,20 @@ def poll(condition: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def child_pids(pid: int) -> list[str]:
+    """Children of every thread of ``pid``: serve starts its sync worker from a supervising thread."""
+    found: list[str] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += (task / "children").read_text().split()
+        except OSError:
+            continue  # the thread ended while we looked
+    return found
+
+
 def store_url_of(data_dir: Path) -> str:
     url: str = tomllib.loads((data_dir / "kizuna.toml").read_text())["store"]
-    return url
+    return absolute_store_url(url, data_dir)  # an SQLite path in kizuna.toml is relative to the node
 
 
 def sql(data_dir: Path, statement: str, params: tuple[Any, ...] = ()) -> None:
@@ -124,7 +136,7 @@ def non_loopback_address() -> str:
 def worker_pid(server: ServerProcess) -> int:
     """The pid of the ``kizuna sync --loop`` process this serve started."""
     def find() -> int | None:
-        children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+        children = child_pids(server.process.pid)
         for pid in children:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             if b"sync" in cmdline and b"--loop" in cmdline:
@@ -464,7 +476,7 @@ def test_two_workers_report_the_same_totals_whichever_answers(sqlite_node: Path)
 def _multiproc_dir(serve_pid: int) -> str:
     """The counts directory, as serve's child processes got it (serve set it after its own start)."""
     def find() -> str | None:
-        for child in Path(f"/proc/{serve_pid}/task/{serve_pid}/children").read_text().split():
+        for child in child_pids(serve_pid):
             try:
                 environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
             except FileNotFoundError:

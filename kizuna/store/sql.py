@@ -46,6 +46,19 @@ def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[st
         yield items[start : start + size]
 
 
+def effective_schema_version(applied: set[int], known: Sequence[int]) -> int:
+    """The version a store is at: the newest known step with every known step up to it applied, or the
+    newest applied step when it is one this Kizuna does not know (a newer Kizuna migrated the store)."""
+    if applied and max(applied) > max(known, default=0):
+        return max(applied)
+    current = 0
+    for version in sorted(known):
+        if version not in applied:
+            break
+        current = version
+    return current
+
+
 def _marks(count: int) -> str:
     return ",".join("?" * count)
 
@@ -80,23 +93,26 @@ class SqlStore(abc.ABC):
         """Take the collection's write lock; return (last date_added, now) in µs."""
 
     def _apply_migrations(self, cur: Any, migrations: Sequence[tuple[int, str]]) -> int:
-        """Apply the steps above the stored schema version, in one transaction; return the version."""
+        """Apply every step not yet recorded, in order, in one transaction; return the newest version.
+
+        Steps are applied by membership, not by "above the newest": a database that took a later step
+        first (steps developed side by side) still receives the earlier one it lacks.
+        """
         cur.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
         )
-        cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-        current = int(cur.fetchone()[0])
-        for version, script in migrations:
-            if version > current:
-                for statement in filter(str.strip, script.split(";")):
-                    cur.execute(statement)
-                if version == 7:
-                    self._backfill_edges(cur)
-                cur.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, now_micros())
-                )
-                current = version
-        return current
+        cur.execute("SELECT version FROM schema_migrations")
+        applied = {int(row[0]) for row in cur.fetchall()}
+        for version, script in sorted(migrations):
+            if version in applied:
+                continue
+            for statement in filter(str.strip, script.split(";")):
+                cur.execute(statement)
+            if version == 7:
+                self._backfill_edges(cur)
+            cur.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, now_micros()))
+            applied.add(version)
+        return max(applied, default=0)
 
     @abc.abstractmethod
     def migrate(self) -> int: ...

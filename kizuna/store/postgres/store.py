@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from kizuna.store.base import AddResult, NewVersion, Outcome, StoreError
 from kizuna.store.postgres.migrations import MIGRATIONS
-from kizuna.store.sql import SqlStore
+from kizuna.store.sql import SqlStore, effective_schema_version
 
 _PLACEHOLDER = re.compile(r"\?")
 _COPY_TYPES = [
@@ -145,10 +145,10 @@ class PostgresStore(SqlStore):
         # for a database that went away, and a probe must answer quickly.
         try:
             with psycopg.connect(self.url, connect_timeout=5, autocommit=True) as conn:
-                row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+                applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations").fetchall()}
         except psycopg.Error as exc:
             raise StoreError(f"cannot reach the PostgreSQL store: {exc}") from exc
-        return int(row[0] if row else 0), MIGRATIONS[-1][0]
+        return effective_schema_version(applied, [v for v, _ in MIGRATIONS]), MIGRATIONS[-1][0]
 
     def close(self) -> None:
         self._pool.close()

@@ -16,7 +16,7 @@ from typing import Any
 
 from kizuna.stix.timestamps import now_micros
 from kizuna.store.base import StoreError
-from kizuna.store.sql import SqlStore
+from kizuna.store.sql import SqlStore, effective_schema_version
 from kizuna.store.sqlite.migrations import MIGRATIONS
 
 _PRAGMAS = (
@@ -101,12 +101,12 @@ class SqliteStore(SqlStore):
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=5)
             try:
-                row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+                applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations").fetchall()}
             finally:
                 conn.close()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the SQLite store {self.path}: {exc}") from exc
-        return int(row[0]), MIGRATIONS[-1][0]
+        return effective_schema_version(applied, [v for v, _ in MIGRATIONS]), MIGRATIONS[-1][0]
 
     def close(self) -> None:
         with self._readers_lock:
