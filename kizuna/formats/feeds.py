@@ -1,0 +1,137 @@
+"""What goes into a feed: the indicators of the caller's view that pass the feed's own limits.
+
+Every writer (plain blocklists, RPZ, Zeek Intel, Suricata, CSV) reads its input through `select`:
+the objects the caller may see — already passed through the node's visibility check — as dicts or
+as stored JSON bytes, the *latest* version of each. `select` keeps indicators that are
+
+* ``pattern_type`` ``stix`` with a pattern that is a list of IOCs (`iocs.pattern_terms`),
+* not revoked, and valid at ``now`` (``valid_from`` ≤ now < ``valid_until``),
+* at or below the TLP ceiling and at or above the confidence floor, when those are set,
+* not flagged by a warninglist, unless ``include_flagged``,
+
+and yields each with its canonical IOC values. Indicators it leaves out for a reason the reader of
+the report should know (a pattern no list can express, a value that is no valid IOC) become `Loss`
+entries; those filtered out by the limits are counted in ``report.warnings``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from kizuna.formats.base import ConversionReport, Loss
+from kizuna.formats.iocs import canonical, pattern_terms
+from kizuna.formats.warninglists import WARNINGLIST_PROPERTY
+from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
+from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
+
+
+@dataclass(frozen=True)
+class FeedOptions:
+    """The limits of one feed, on top of what the caller may see.
+
+    ``unmarked_tlp``: the level an indicator without TLP marking counts as under ``tlp_ceiling``
+    (None: unmarked indicators pass, as in the node's policy options). ``min_confidence``: an
+    indicator without ``confidence`` fails any floor. ``now``: a STIX timestamp, the present otherwise.
+    """
+
+    tlp_ceiling: TlpLevel | None = None
+    min_confidence: int | None = None
+    now: str | None = None
+    include_flagged: bool = False
+    unmarked_tlp: TlpLevel | None = None
+
+
+DEFAULT_OPTIONS: Final = FeedOptions()
+
+
+@dataclass
+class Selected:
+    """One indicator that goes into the feed, with the IOCs its pattern names (canonical values)."""
+
+    indicator: dict[str, Any]
+    terms: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _tlp_of(indicator: dict[str, Any], unmarked: TlpLevel | None) -> TlpLevel | None:
+    level: TlpLevel | None = None
+    for ref in indicator.get("object_marking_refs") or ():
+        found = LEVEL_BY_ANY_ID.get(ref)
+        if found is not None and (level is None or found > level):
+            level = found
+    return level if level is not None else unmarked
+
+
+def _micros(value: Any) -> int | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        return None
+
+
+def select(
+    objects: Iterable[dict[str, Any] | bytes | str], options: FeedOptions, report: ConversionReport | None = None,
+) -> Iterator[Selected]:
+    """The indicators of ``objects`` that belong in a feed under ``options`` (see the module text)."""
+    now = parse_timestamp(options.now) if options.now else now_micros()
+    skipped: Counter[str] = Counter()
+    floor, ceiling, unmarked = options.min_confidence, options.tlp_ceiling, options.unmarked_tlp
+    for item in objects:
+        obj = item if isinstance(item, dict) else orjson.loads(item)
+        if obj.get("type") != "indicator":
+            continue
+        ident = str(obj.get("id", "?"))
+        if obj.get("pattern_type") != "stix":
+            skipped["pattern type is not stix"] += 1
+            continue
+        if obj.get("revoked") is True:
+            skipped["revoked"] += 1
+            continue
+        start, end = _micros(obj.get("valid_from")), _micros(obj.get("valid_until"))
+        if (start is not None and start > now) or (end is not None and end <= now):
+            skipped["outside its validity window"] += 1
+            continue
+        if ceiling is not None:
+            level = _tlp_of(obj, unmarked)
+            if level is not None and level > ceiling:
+                skipped[f"above {ceiling.label}"] += 1
+                continue
+        if floor is not None:
+            confidence = obj.get("confidence")
+            if not isinstance(confidence, int) or confidence < floor:
+                skipped[f"confidence below {floor} or absent"] += 1
+                continue
+        if obj.get(WARNINGLIST_PROPERTY) and not options.include_flagged:
+            skipped["on a warninglist"] += 1
+            continue
+        pattern = obj.get("pattern")
+        raw_terms = pattern_terms(pattern) if isinstance(pattern, str) else None
+        if raw_terms is None:
+            if report is not None:
+                report.losses.append(Loss(ident, "pattern", pattern, "not a list of IOCs (AND, qualifiers or "
+                                          "properties a blocklist cannot express)"))
+            continue
+        terms = []
+        for kind, raw in raw_terms:
+            value = canonical(kind, raw)
+            if value is None:
+                if report is not None:
+                    report.losses.append(Loss(ident, "pattern", raw, f"not a valid {kind} value"))
+                continue
+            terms.append((kind, value))
+        if terms:
+            yield Selected(obj, terms)
+    if report is not None:
+        for reason, count in sorted(skipped.items()):
+            report.warnings.append(f"{count} indicator(s) left out: {reason}")
+
+
+def feed_timestamp(options: FeedOptions) -> str:
+    """The feed's 'as of' time, for headers and serials."""
+    return options.now or format_timestamp(now_micros())

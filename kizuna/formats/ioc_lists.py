@@ -1,0 +1,436 @@
+"""CSV and plain-text IOC lists in: one STIX 2.1 indicator per IOC, every refused line accounted for.
+
+A list is either a CSV (comma, semicolon or tab) whose header names a value column — and optionally
+type, comment and first-seen columns — or lines of values, possibly with comments after them.
+Well-formed values take an exact fast path (shape test plus `ipaddress`), which is what makes 50,000
+lines a second possible; defanged values (``hxxp``, ``[.]``…) are refanged with ioc-fanger, and a line
+of prose is searched with ioc-finder, both of which cost milliseconds a line (docs/decisions.md).
+
+Each indicator's id is derived from kind and value, so importing the same list again gives new
+versions of the same indicators instead of copies. Values on the chosen warninglists are kept but
+flagged (kizuna/formats/warninglists.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Final
+
+from kizuna.formats.base import ConversionReport, FormatError, Loss, Rejected
+from kizuna.formats.iocs import (
+    DOMAIN,
+    EMAIL,
+    HASH_KINDS,
+    IPV4,
+    IPV6,
+    JA3,
+    MD5,
+    SHA1,
+    SHA256,
+    SHA512,
+    URL,
+    canonical,
+    classify,
+    indicator_id,
+    pattern_for,
+)
+from kizuna.formats.warninglists import DEFAULT_LISTS, WARNINGLIST_PROPERTY, Warninglists, load_warninglists
+from kizuna.policy.tlp import TLP2_IDS, TlpLevel
+from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
+
+FORMAT: Final = "ioc-list"
+
+_VALUE_COLUMNS: Final = {"value", "indicator", "ioc", "ioc_value", "observable", "entry", "data"}
+_TYPE_COLUMNS: Final = {"type", "indicator_type", "ioc_type", "kind", "attribute_type"}
+_COMMENT_COLUMNS: Final = {"comment", "description", "desc", "note", "notes", "context"}
+_FIRST_SEEN_COLUMNS: Final = {"first_seen", "firstseen", "first_seen_utc", "date", "first_seen_date"}
+
+_IP: Final = "ip"  # a type column's "ip": IPv4 or IPv6, decided by the value
+#: Type-column names and the kind they stand for (MISP attribute types included).
+TYPE_NAMES: Final = {
+    **dict.fromkeys(("ip", "ip-src", "ip-dst", "ip-addr", "ip-address", "ip_address", "cidr", "netblock",
+                     "subnet", "network"), _IP),
+    **dict.fromkeys(("ipv4", "ipv4-addr", "ipv4_addr", "ipv4-cidr", "ipv4_cidr"), IPV4),
+    **dict.fromkeys(("ipv6", "ipv6-addr", "ipv6_addr", "ipv6-cidr", "ipv6_cidr"), IPV6),
+    **dict.fromkeys(("domain", "domain-name", "domain_name", "hostname", "host", "fqdn"), DOMAIN),
+    **dict.fromkeys(("url", "uri", "link"), URL),
+    **dict.fromkeys(("email", "e-mail", "email-addr", "email_addr", "email-src", "email-dst", "email_address"),
+                    EMAIL),
+    **dict.fromkeys(("md5", "filename|md5", "hash-md5"), MD5),
+    **dict.fromkeys(("sha1", "sha-1", "filename|sha1", "hash-sha1"), SHA1),
+    **dict.fromkeys(("sha256", "sha-256", "filename|sha256", "hash-sha256"), SHA256),
+    **dict.fromkeys(("sha512", "sha-512", "filename|sha512", "hash-sha512"), SHA512),
+    **dict.fromkeys(("ja3", "ja3-fingerprint-md5", "ja3_md5", "ja3-hash"), JA3),
+    **dict.fromkeys(("hash", "filehash", "file_hash", "file-hash"), "hash"),
+}
+_DEFANGED = re.compile(r"[\[\](){}]|hxx|fxp|\\\.| dot |\[at\]", re.IGNORECASE)
+_COMMENT_LINE = ("#", "//", ";")
+_FINDER_KINDS: Final = {
+    "ipv4s": IPV4, "ipv4_cidrs": IPV4, "ipv6s": IPV6, "domains": DOMAIN, "urls": URL,
+    "email_addresses": EMAIL, "md5s": MD5, "sha1s": SHA1, "sha256s": SHA256, "sha512s": SHA512,
+}
+_USE_DEFAULT: Any = object()
+
+
+def _column(names: set[str], header: list[str]) -> int | None:
+    for index, cell in enumerate(header):
+        if cell in names:
+            return index
+    return None
+
+
+def _normal_header(cell: str) -> str:
+    return cell.strip().strip("#").strip().lower().replace(" ", "_").replace("-", "_")
+
+
+@functools.lru_cache(maxsize=4096)
+def _stix_time(text: str) -> str:
+    """A STIX timestamp from an ISO 8601 date or date-time (a time without offset is taken as UTC)."""
+    text = text.strip()
+    try:
+        return format_timestamp(parse_timestamp(text))
+    except ValueError:
+        pass
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _lines(source: str | Path | IO[str] | IO[bytes] | Iterable[str], name: str | None) -> tuple[Iterable[str], str]:
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        return _read_file(path), name or str(path)
+    if hasattr(source, "read") and isinstance(source.read(0), bytes):
+        binary: Any = source
+        return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline=""), name or "<stream>"
+    text: Iterable[str] = source  # type: ignore[assignment]  # a text stream or lines
+    return text, name or str(getattr(source, "name", "<stream>"))
+
+
+def _read_file(path: Path) -> Iterator[str]:
+    with path.open("r", encoding="utf-8-sig", newline="") as handle:
+        yield from handle
+
+
+def _why_not(text: str) -> str:
+    if "/" in text and ":" not in text and text.split("/", 1)[0].replace(".", "").isdigit():
+        return "not an IPv4 block (host bits set, or a malformed address or prefix)"
+    return "no IOC recognised"
+
+
+class _ListReader:
+    """One pass over a list: header detection, per-line conversion, rejection bookkeeping."""
+
+    def __init__(self, name: str, template: dict[str, Any], warninglists: Warninglists | None) -> None:
+        self.name = name
+        self.template = template
+        self.warninglists = warninglists
+        self.report = ConversionReport(FORMAT)
+        self.seen: set[str] = set()
+        self.delimiter: str | None = None
+        self.header: dict[str, int] | None = None
+        self.implied_type = ""
+        self.refanged = 0
+        self.duplicates = 0
+        self.searched = 0
+
+    # -- structure ------------------------------------------------------------------------
+    def start(self, line: str, number: int) -> bool:
+        """Decide delimiter and header from the first content line; True when the line was a header."""
+        self.delimiter = "\t" if "\t" in line else "," if "," in line else ";" if ";" in line else None
+        cells = [_normal_header(c) for c in self._split(line, number) or []]
+        value = _column(_VALUE_COLUMNS, cells)
+        if value is None:  # a column named after a type ("ip", "domain", "sha256") holds values of that type
+            value = next((i for i, c in enumerate(cells) if c.replace("_", "-") in TYPE_NAMES), None)
+            if value is None:
+                return False
+            self.implied_type = cells[value].replace("_", "-")
+        self.header = {"value": value}
+        for key, names in (("type", _TYPE_COLUMNS), ("comment", _COMMENT_COLUMNS),
+                           ("first_seen", _FIRST_SEEN_COLUMNS)):
+            found = _column(names, cells)
+            if found is not None:
+                self.header[key] = found
+        used = set(self.header.values())
+        for index, cell in enumerate(cells):
+            if index not in used:
+                self.report.losses.append(Loss(f"{self.name}:{number}", cell or f"column {index + 1}", None,
+                                               "column has no place in an indicator; its values are not imported"))
+        return True
+
+    def _split(self, line: str, number: int) -> list[str] | None:
+        if self.delimiter is None:
+            return [line]
+        if '"' not in line:
+            return line.split(self.delimiter)
+        try:
+            return next(csv.reader([line], delimiter=self.delimiter, strict=True))
+        except (csv.Error, StopIteration) as exc:
+            self.reject(number, f"malformed CSV: {exc}", line)
+            return None
+
+    def reject(self, number: int, reason: str, text: str) -> None:
+        self.report.rejected.append(Rejected(f"{self.name}:{number}", reason, text[:500]))
+
+    # -- one line ---------------------------------------------------------------------------
+    def line(self, line: str, number: int) -> None:
+        if self.header is not None:
+            self._csv_row(line, number)
+        else:
+            self._bare_line(line, number)
+
+    def _csv_row(self, line: str, number: int) -> None:
+        assert self.header is not None
+        cells = self._split(line, number)
+        if cells is None:
+            return
+        header = self.header
+        if len(cells) <= max(header.values()):
+            cells += [""] * (max(header.values()) + 1 - len(cells))
+        raw = cells[header["value"]].strip()
+        type_name = cells[header["type"]].strip().lower() if "type" in header else self.implied_type
+        comment = cells[header["comment"]].strip() if "comment" in header else ""
+        first_seen = cells[header["first_seen"]].strip() if "first_seen" in header else ""
+        if not raw:
+            self.reject(number, "no value", line)
+            return
+        found = self._value(raw, type_name, number, line)
+        if found is not None:
+            self._emit(found[0], found[1], comment, first_seen, number, line)
+
+    def _bare_line(self, line: str, number: int) -> None:
+        text, comment = line, ""
+        if " #" in line:
+            text, _, comment = line.partition(" #")
+            text, comment = text.strip(), comment.strip()
+        found = classify(text) or self._refang(text)
+        if found is not None:
+            self._emit(found[0], found[1], comment, "", number, line)
+            return
+        cells = self._split(text, number) if self.delimiter else None
+        if cells is not None and len(cells) > 1:
+            picked = [(i, classify(c.strip()) or self._refang(c.strip())) for i, c in enumerate(cells)]
+            iocs = [(i, f) for i, f in picked if f is not None]
+            if iocs:
+                hint = next((TYPE_NAMES[c.strip().lower()] for c in cells if c.strip().lower() in TYPE_NAMES), "")
+                note = " ".join(c.strip() for i, c in enumerate(cells)
+                                if all(i != j for j, _ in iocs) and c.strip().lower() not in TYPE_NAMES)
+                for _, found in iocs:
+                    if hint == JA3 and found[0] == MD5:
+                        found = (JA3, found[1])
+                    self._emit(found[0], found[1], note or comment, "", number, line)
+                return
+        for kind, value in self._search(text):
+            self._emit(kind, value, comment, "", number, line)
+            found = (kind, value)
+        if found is None:
+            self.reject(number, _why_not(text), line)
+
+    def _value(self, raw: str, type_name: str, number: int, line: str) -> tuple[str, str] | None:
+        if not type_name:
+            found = classify(raw) or self._refang(raw)
+            if found is None:
+                self.reject(number, "not an IPv4/IPv6 address or block, domain, URL, e-mail address or hash", line)
+            return found
+        kind = TYPE_NAMES.get(type_name)
+        if kind is None:
+            self.reject(number, f"unknown type {type_name!r}", line)
+            return None
+        found = self._typed(kind, raw) or self._typed(kind, self._fang(raw))
+        if found is None:
+            self.reject(number, f"not a valid {type_name} value", line)
+        return found
+
+    @staticmethod
+    def _typed(kind: str, raw: str) -> tuple[str, str] | None:
+        if kind == _IP:
+            for choice in (IPV4, IPV6):
+                value = canonical(choice, raw)
+                if value is not None:
+                    return choice, value
+            return None
+        if kind == "hash":
+            found = classify(raw)
+            return found if found is not None and found[0] in HASH_KINDS else None
+        if kind == URL and "://" not in raw and "/" in raw:
+            raw = "http://" + raw
+        value = canonical(kind, raw)
+        return (kind, value) if value is not None else None
+
+    def _fang(self, raw: str) -> str:
+        if not _DEFANGED.search(raw):
+            return raw
+        from ioc_fanger import fang  # imported on first use: a defanged list is the exception
+
+        fanged: str = fang(raw)
+        if fanged != raw:
+            self.refanged += 1
+        return fanged
+
+    def _refang(self, raw: str) -> tuple[str, str] | None:
+        fanged = self._fang(raw)
+        return classify(fanged) if fanged != raw else None
+
+    def _search(self, text: str) -> list[tuple[str, str]]:
+        """IOCs inside a line of prose, found by ioc-finder (slow: only lines the fast path refused)."""
+        if len(text) < 4 or len(text) > 20000:
+            return []
+        from ioc_finder import find_iocs
+
+        self.searched += 1
+        found = find_iocs(text, parse_domain_from_url=False, parse_from_url_path=False,
+                          parse_domain_from_email_address=False, parse_address_from_cidr=False,
+                          parse_domain_name_from_xmpp_address=False, included_ioc_types=list(_FINDER_KINDS))
+        results: list[tuple[str, str]] = []
+        for key, kind in _FINDER_KINDS.items():
+            for value in found.get(key) or ():
+                value = canonical(kind, str(value))
+                if value is not None:
+                    results.append((kind, value))
+        return results
+
+    # -- output -----------------------------------------------------------------------------
+    def _emit(self, kind: str, value: str, comment: str, first_seen: str, number: int, line: str) -> None:
+        key = kind + ":" + value
+        if key in self.seen:
+            self.duplicates += 1
+            return
+        obj = dict(self.template)
+        if first_seen:
+            try:
+                obj["valid_from"] = _stix_time(first_seen)
+            except ValueError:
+                self.reject(number, f"first-seen {first_seen!r} is not an ISO 8601 date or date-time", line)
+                return
+        if "valid_until" in obj and parse_timestamp(obj["valid_until"]) <= parse_timestamp(obj["valid_from"]):
+            self.reject(number, "valid-until is not later than the first-seen date", line)
+            return
+        self.seen.add(key)
+        obj["id"] = indicator_id(kind, value)
+        obj["name"] = value
+        obj["pattern"] = pattern_for(kind, value)
+        if comment:
+            obj["description"] = comment
+        if self.warninglists is not None:
+            hits = self.warninglists.check(kind, value)
+            if hits:
+                obj[WARNINGLIST_PROPERTY] = hits
+        self.report.objects.append(obj)
+
+    def finish(self) -> ConversionReport:
+        if self.refanged:
+            self.report.warnings.append(f"{self.refanged} defanged value(s) refanged")
+        if self.duplicates:
+            self.report.warnings.append(f"{self.duplicates} repeated value(s) merged into the first occurrence")
+        if self.searched:
+            self.report.warnings.append(f"{self.searched} line(s) of free text searched for IOCs")
+        flagged = sum(1 for o in self.report.objects if WARNINGLIST_PROPERTY in o)
+        if flagged:
+            self.report.warnings.append(
+                f"{flagged} value(s) on warninglists: kept and flagged ({WARNINGLIST_PROPERTY}), not exported")
+        return self.report
+
+
+def _template(
+    tlp: TlpLevel | str | None, markings: Sequence[str], labels: Sequence[str], confidence: int | None,
+    valid_from: str | None, valid_until: str | None, created_by_ref: str | None,
+    indicator_types: Sequence[str], now: str | None,
+) -> dict[str, Any]:
+    try:
+        stamp = _stix_time(now) if now else format_timestamp(now_micros())
+        template: dict[str, Any] = {
+            "type": "indicator", "spec_version": "2.1", "id": "", "created": stamp, "modified": stamp,
+            "name": "", "pattern": "", "pattern_type": "stix", "pattern_version": "2.1",
+            "valid_from": _stix_time(valid_from) if valid_from else stamp,
+        }
+        if valid_until:
+            template["valid_until"] = _stix_time(valid_until)
+    except ValueError as exc:
+        raise FormatError(f"invalid date or time: {exc}") from None
+    refs = list(markings)
+    if tlp is not None:
+        level = tlp if isinstance(tlp, TlpLevel) else TlpLevel.from_token(str(tlp).removeprefix("TLP:").removeprefix(
+            "tlp:"))
+        if level is None:
+            raise FormatError(f"unknown TLP level {tlp!r} (clear, green, amber, amber+strict, red)")
+        refs.insert(0, TLP2_IDS[level])
+    for ref in refs:
+        if not ref.startswith("marking-definition--"):
+            raise FormatError(f"{ref!r} is not a marking-definition id")
+    if refs:
+        template["object_marking_refs"] = list(dict.fromkeys(refs))
+    if confidence is not None:
+        if not 0 <= confidence <= 100:
+            raise FormatError(f"confidence {confidence} is outside 0-100")
+        template["confidence"] = confidence
+    if labels:
+        template["labels"] = list(labels)
+    if indicator_types:
+        template["indicator_types"] = list(indicator_types)
+    if created_by_ref:
+        if not created_by_ref.startswith("identity--"):
+            raise FormatError(f"created_by_ref {created_by_ref!r} is not an identity id")
+        template["created_by_ref"] = created_by_ref
+    return template
+
+
+def read_ioc_list(
+    source: str | Path | IO[str] | IO[bytes] | Iterable[str],
+    name: str | None = None,
+    *,
+    tlp: TlpLevel | str | None = None,
+    markings: Sequence[str] = (),
+    labels: Sequence[str] = (),
+    confidence: int | None = None,
+    valid_from: str | None = None,
+    valid_until: str | None = None,
+    created_by_ref: str | None = None,
+    indicator_types: Sequence[str] = (),
+    warninglists: Warninglists | None = _USE_DEFAULT,
+    now: str | None = None,
+) -> ConversionReport:
+    """Read a CSV or text IOC list into STIX 2.1 indicators (``report.objects``).
+
+    ``source`` is a path, an open text or binary file, or an iterable of lines; ``name`` is how
+    rejected lines are located (``NAME:LINE``, the path by default). ``tlp``, ``markings``, ``labels``,
+    ``confidence``, ``valid_from``/``valid_until``, ``created_by_ref`` and ``indicator_types`` apply to
+    every indicator; a first-seen column overrides ``valid_from`` for its line. ``warninglists`` is
+    the compiled selection to flag values with (`DEFAULT_LISTS` unless given; None turns flagging
+    off). ``now`` fixes ``created``/``modified`` (the time of the import otherwise).
+
+    Refused lines are in ``report.rejected`` with their line number and the rest is imported; options
+    that make no sense raise `FormatError`, as does a file that is not UTF-8 text.
+    """
+    template = _template(tlp, markings, labels, confidence, valid_from, valid_until, created_by_ref,
+                         indicator_types, now)
+    if warninglists is _USE_DEFAULT:
+        warninglists = load_warninglists(DEFAULT_LISTS)
+    lines, where = _lines(source, name)
+    reader = _ListReader(where, template, warninglists)
+    started = False
+    number = 0
+    try:
+        for number, raw in enumerate(lines, 1):
+            line = raw.strip().lstrip("\ufeff")
+            if not line or line.startswith(_COMMENT_LINE):
+                continue
+            if "\x00" in line:
+                reader.reject(number, "binary data (NUL byte) in a text list", line.replace("\x00", "\\0"))
+                continue
+            if not started:
+                started = True
+                if reader.start(line, number):
+                    continue
+            reader.line(line, number)
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not UTF-8 text ({exc.reason})", f"{where}:{number + 1}") from None
+    except FileNotFoundError as exc:
+        raise FormatError(f"no such file: {exc.filename}") from None
+    return reader.finish()
