@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -109,14 +108,20 @@ def _lines(source: str | Path | IO[str] | IO[bytes] | Iterable[str], name: str |
         return _read_file(path), name or str(path)
     if hasattr(source, "read") and isinstance(source.read(0), bytes):
         binary: Any = source
-        return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline=""), name or "<stream>"
+        return _decoded(binary), name or str(getattr(source, "name", "<stream>"))
     text: Iterable[str] = source  # type: ignore[assignment]  # a text stream or lines
     return text, name or str(getattr(source, "name", "<stream>"))
 
 
+def _decoded(binary: Iterable[bytes]) -> Iterator[str]:
+    """Lines decoded one at a time, so an invalid byte is reported on its own line."""
+    for raw in binary:
+        yield raw.decode("utf-8")
+
+
 def _read_file(path: Path) -> Iterator[str]:
-    with path.open("r", encoding="utf-8-sig", newline="") as handle:
-        yield from handle
+    with path.open("rb") as handle:
+        yield from _decoded(handle)
 
 
 def _why_not(text: str) -> str:
