@@ -40,8 +40,8 @@ def write_blocklist(
     if header:
         yield f"# Kizuna {kind} blocklist as of {feed_timestamp(options)}\n"
     written: set[str] = set()
-    for selected in select(objects, options, report):
-        for term_kind, value in selected.terms:
-            if term_kind in wanted and value not in written:
+    for selected in select(objects, options, report, wanted):
+        for _, value in selected.terms:
+            if value not in written:
                 written.add(value)
                 yield value + "\n"

@@ -71,7 +71,7 @@ def write_rpz(
     written: set[str] = set()
     unsupported: Counter[str] = Counter()
     room = 254 - len(zone) - 2  # owner names must fit in 255 octets with the origin and a "*." label
-    for selected in select(objects, options, report):
+    for selected in select(objects, options, report, (DOMAIN, IPV4, IPV6)):
         for kind, value in selected.terms:
             if kind == DOMAIN:
                 name = to_ascii_domain(value)

@@ -150,20 +150,26 @@ class Warninglists:
         folder = directory or _lists_dir()
         self.names = tuple(dict.fromkeys(names))
         self._lists = [_load_list(name, folder) for name in self.names]
+        # per kind, only the lists that can hold it: most values meet two or three lists, not all
+        self._by_kind = {
+            kind: [wl for wl in self._lists if kind in wl.kinds or (kind == URL and wl.list_type == "cidr")]
+            for kind in _ATTRIBUTE_TYPES
+        }
 
     def check(self, kind: str, value: str) -> list[str]:
         """Names of the chosen lists that ``value`` (a canonical IOC of ``kind``) is on."""
         hits: list[str] = []
         lowered = value.lower()
+        lists = self._by_kind.get(kind, ())
+        if not lists:
+            return hits
         span = _span(_host_of(kind, value)) if kind in (IPV4, IPV6, URL) else None
-        for wl in self._lists:
+        for wl in lists:
             if wl.list_type == "cidr":
-                if span is not None and (kind == URL or kind in wl.kinds):
+                if span is not None:
                     table = wl.v4 if span[0] == 4 else wl.v6
                     if table.overlaps(span[1], span[2]):
                         hits.append(wl.name)
-                continue
-            if kind not in wl.kinds:
                 continue
             if wl.list_type == "hostname":
                 if _suffix_hit(wl.exact, _host_of(kind, lowered)):

@@ -43,8 +43,8 @@ def test_rpz_zone_parses_with_dnspython_and_names_exactly_the_domains_and_blocks
         (rdata,) = zone.nodes[dns.name.from_text(name, origin=None)].get_rdataset(
             dns.rdataclass.IN, dns.rdatatype.CNAME)
         assert rdata.target == dns.name.root  # CNAME . = NXDOMAIN
-    assert "1 url value(s) have no RPZ form and were left out" not in report.warnings
-    assert "2 url value(s) have no RPZ form and were left out" in report.warnings
+    assert "1 url value(s) have no place in this feed" not in report.warnings
+    assert "2 url value(s) have no place in this feed" in report.warnings
 
 
 def test_rpz_ip_names() -> None:
