@@ -38,10 +38,11 @@ _HEX_LENGTH = {32: MD5, 40: SHA1, 64: SHA256, 128: SHA512}
 _HEX = re.compile(r"[0-9a-fA-F]+\Z")
 _IPV4_SHAPE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?\Z")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4_EXACT = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}\Z")  # one address, as ipaddress would accept it
+IPV4_EXACT = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}\Z")  # one address, as ipaddress would accept it
 _IPV6_SHAPE = re.compile(r"[0-9a-fA-F:.]*:[0-9a-fA-F:.]*(?:/\d{1,3})?\Z")
-_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)\Z")
-_TLD = re.compile(r"(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})\Z")
+# A whole ASCII DNS name in one match: labels of letters, digits, '_' and inner '-', a TLD of letters
+# (or an IDNA one). One regex over the name is several times quicker than a test per label.
+_HOST = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})\Z")
 _URL = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]{0,15})://([^/?#\s@]*@)?(\[[0-9a-fA-F:.]+\]|[^/?#\s:\[\]]+)(:\d{1,5})?([/?#]\S*)?\Z")
 _EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&*+/=?^_`{|}~.-]{1,64}\Z")
 _URL_SCHEMES = frozenset({"http", "https", "ftp", "ftps", "sftp", "ws", "wss", "tcp", "udp", "smb", "file"})
@@ -58,13 +59,7 @@ def _host_ok(host: str) -> str | None:
             ascii_host = host.encode("idna").decode("ascii")
         except UnicodeError:
             return None
-    labels = ascii_host.split(".")
-    if len(labels) < 2 or not _TLD.match(labels[-1]):
-        return None
-    for label in labels:
-        if not _LABEL.match(label):
-            return None
-    return host
+    return host if _HOST.match(ascii_host) else None
 
 
 def to_ascii_domain(domain: str) -> str:
@@ -93,7 +88,7 @@ def canonical(kind: str, value: str) -> str | None:
     if not value or value != value.strip() or len(value) > 8192:
         return None
     if kind == IPV4:
-        if _IPV4_EXACT.match(value):  # the common case, without ipaddress's cost
+        if IPV4_EXACT.match(value):  # the common case, without ipaddress's cost
             return value
         return _ip(value, 4) if _IPV4_SHAPE.match(value) else None
     if kind == IPV6:
@@ -131,7 +126,7 @@ def classify(value: str) -> tuple[str, str] | None:
         return None
     first = value[0]
     if first.isdigit() and _IPV4_SHAPE.match(value):
-        found = value if _IPV4_EXACT.match(value) else _ip(value, 4)
+        found = value if IPV4_EXACT.match(value) else _ip(value, 4)
         return (IPV4, found) if found else None
     if len(value) in _HEX_LENGTH and _HEX.match(value):
         return _HEX_LENGTH[len(value)], value.lower()
@@ -218,8 +213,8 @@ _ONE_TERM = re.compile(_TERM)
 _STEP_RE = re.compile(_STEP)
 
 
-_KIND_BY_PATH: Final = {path: kind for kind, path in _PATTERN_PATH.items()}
-_SINGLE = re.compile(
+KIND_BY_PATH: Final = {path: kind for kind, path in _PATTERN_PATH.items()}
+SINGLE_TERM = re.compile(
     r"\[(" + "|".join(re.escape(p) for p in _PATTERN_PATH.values()) + rf") = ({_Q})\]"
 )
 
@@ -244,9 +239,9 @@ def pattern_terms(pattern: str) -> list[tuple[str, str]] | None:
     paths of the kind table. AND, FOLLOWEDBY, qualifiers or other paths make the pattern no IOC list:
     a blocklist cannot express them, so writers skip such indicators and say so.
     """
-    single = _SINGLE.fullmatch(pattern)  # what Kizuna and most producers write: one term, a table path
+    single = SINGLE_TERM.fullmatch(pattern)  # what Kizuna and most producers write: one term, a table path
     if single is not None:
-        return [(_KIND_BY_PATH[single.group(1)], _unquote(single.group(2)))]
+        return [(KIND_BY_PATH[single.group(1)], _unquote(single.group(2)))]
     outer = _TERMS_RE.fullmatch(pattern)
     if outer is None:
         return None

@@ -27,6 +27,9 @@ ACTIONS: Final = {"nxdomain": "CNAME .", "nodata": "CNAME *.", "drop": "CNAME rp
 
 def rpz_ip_name(value: str) -> str:
     """The ``rpz-ip`` owner label sequence of an address or CIDR block (``32.4.3.2.1.rpz-ip``)."""
+    if "/" not in value and ":" not in value:  # a canonical IPv4 address, the bulk of any feed
+        a, b, c, d = value.split(".")
+        return f"32.{d}.{c}.{b}.{a}.rpz-ip"
     network = ipaddress.ip_network(value, strict=True)
     prefix = network.prefixlen
     if network.version == 4:
@@ -84,10 +87,11 @@ def write_rpz(
             else:
                 unsupported[kind] += 1
                 continue
+            if value in written:  # one entry per value keeps the set at a third of one per owner name
+                continue
+            written.add(value)
             for owner in owners:
-                if owner not in written:
-                    written.add(owner)
-                    yield f"{owner} {record}\n"
+                yield f"{owner} {record}\n"
     if report is not None:
         for what, count in sorted(unsupported.items()):
             report.warnings.append(f"{count} {what} value(s) have no RPZ form and were left out")

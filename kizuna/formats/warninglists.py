@@ -155,6 +155,13 @@ class Warninglists:
             kind: [wl for wl in self._lists if kind in wl.kinds or (kind == URL and wl.list_type == "cidr")]
             for kind in _ATTRIBUTE_TYPES
         }
+        # One merged table per list type answers "on no list" (the usual answer) in one lookup.
+        cidr = [wl for wl in self._lists if wl.list_type == "cidr"]
+        self._any_v4 = _Networks.build([pair for wl in cidr for pair in _spans(wl.v4)])
+        self._any_v6 = _Networks.build([pair for wl in cidr for pair in _spans(wl.v6)])
+        self._any_exact = set().union(*(wl.exact for wl in self._lists if wl.list_type == "string"))
+        self._any_host = set().union(*(wl.exact for wl in self._lists if wl.list_type == "hostname"))
+        self._has_substrings = any(wl.list_type == "substring" for wl in self._lists)
 
     def check(self, kind: str, value: str) -> list[str]:
         """Names of the chosen lists that ``value`` (a canonical IOC of ``kind``) is on."""
@@ -164,6 +171,12 @@ class Warninglists:
         if not lists:
             return hits
         span = _span(_host_of(kind, value)) if kind in (IPV4, IPV6, URL) else None
+        if not self._has_substrings and lowered not in self._any_exact:
+            if span is not None:
+                if not (self._any_v4 if span[0] == 4 else self._any_v6).overlaps(span[1], span[2]):
+                    return hits
+            elif not self._any_host or not _suffix_hit(self._any_host, _host_of(kind, lowered)):
+                return hits
         for wl in lists:
             if wl.list_type == "cidr":
                 if span is not None:
@@ -180,6 +193,11 @@ class Warninglists:
             elif lowered in wl.exact:
                 hits.append(wl.name)
         return hits
+
+
+def _spans(table: _Networks) -> list[tuple[int, int]]:
+    """The intervals of a table (ends are running maxima, so this over-approximates: a prefilter only)."""
+    return list(zip(table.starts, table.ends, strict=True))
 
 
 def _suffix_hit(entries: set[str], host: str) -> bool:

@@ -135,6 +135,7 @@ def test_suricata_sids_are_stable_and_rev_follows_modified() -> None:
     'http://evil.example.com/x";sid:1;)alert ip any any -> any any (msg:"pwn',
     "http://evil.example.com/a|41|b\\c",
     "http://evil.example.com/ü?q=(1)",
+    "http://evil.example.com/it's\\here",
 ])
 def test_suricata_hostile_urls_stay_inside_their_content(url: str) -> None:
     obj = {"type": "indicator", "spec_version": "2.1", "id": "indicator--0f7ae0f4-a9f5-4cc8-9a2a-4d2f63d6a5a3",
