@@ -107,7 +107,7 @@ def select(
     loads, single_term, kind_by_path, plain_ipv4 = orjson.loads, SINGLE_TERM.fullmatch, KIND_BY_PATH, IPV4_EXACT.match
     later = now + 1
     for item in objects:
-        obj = item if type(item) is dict else loads(item)
+        obj = item if isinstance(item, dict) else loads(item)
         if obj.get("type") != "indicator":
             continue
         if obj.get("pattern_type") != "stix":
