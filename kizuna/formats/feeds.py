@@ -106,61 +106,69 @@ def select(
     # common single-IOC pattern, canonical() only for values that are not plain IPv4 addresses.
     loads, single_term, kind_by_path, plain_ipv4 = orjson.loads, SINGLE_TERM.fullmatch, KIND_BY_PATH, IPV4_EXACT.match
     later = now + 1
+    include_flagged = options.include_flagged
     for item in objects:
         obj = item if isinstance(item, dict) else loads(item)
-        if obj.get("type") != "indicator":
+        get = obj.get
+        if get("type") != "indicator":
             continue
-        if obj.get("pattern_type") != "stix":
+        if get("pattern_type") != "stix":
             skipped["pattern type is not stix"] += 1
             continue
-        if obj.get("revoked") is True:
+        if get("revoked") is True:
             skipped["revoked"] += 1
             continue
-        valid_until = obj.get("valid_until")
-        if _is_before(obj.get("valid_from"), later, now_second) is False or (
-                valid_until is not None and _is_before(valid_until, later, now_second) is not False):
-            skipped["outside its validity window"] += 1
-            continue
+        valid_from, valid_until = get("valid_from"), get("valid_until")
+        # the usual case decided on the text, to the second: valid_from before now, no valid_until
+        if not (valid_until is None and type(valid_from) is str and len(valid_from) >= 20
+                and valid_from[:19] < now_second and valid_from[10] == "T" and valid_from[19] in ".Zz"):
+            if _is_before(valid_from, later, now_second) is False or (
+                    valid_until is not None and _is_before(valid_until, later, now_second) is not False):
+                skipped["outside its validity window"] += 1
+                continue
         if ceiling is not None:
             level = _tlp_of(obj, unmarked)
             if level is not None and level > ceiling:
                 skipped[f"above {ceiling.label}"] += 1
                 continue
         if floor is not None:
-            confidence = obj.get("confidence")
+            confidence = get("confidence")
             if not isinstance(confidence, int) or confidence < floor:
                 skipped[f"confidence below {floor} or absent"] += 1
                 continue
-        if obj.get(WARNINGLIST_PROPERTY) and not options.include_flagged:
+        if not include_flagged and get(WARNINGLIST_PROPERTY):
             skipped["on a warninglist"] += 1
             continue
-        pattern = obj.get("pattern")
-        if type(pattern) is not str:
-            raw_terms = None
-        else:
-            one = single_term(pattern)
-            if one is not None:
-                literal = one.group(2)[1:-1]
-                if "\\" in literal:
-                    literal = literal.replace("\\'", "'").replace("\\\\", "\\")
-                raw_terms = [(kind_by_path[one.group(1)], literal)]
-            else:
-                raw_terms = pattern_terms(pattern)
-        ident = str(obj.get("id", "?"))
+        pattern = get("pattern")
+        one = single_term(pattern) if type(pattern) is str else None
+        if one is not None:
+            kind, literal = kind_by_path[one.group(1)], one.group(2)[1:-1]
+            if kinds is not None and kind not in kinds:
+                unused[kind] += 1
+                continue
+            if "\\" in literal:
+                literal = literal.replace("\\'", "'").replace("\\\\", "\\")
+            value = literal if kind == IPV4 and plain_ipv4(literal) else canonical(kind, literal)
+            if value is not None:
+                yield Selected(obj, [(kind, value)])
+            elif report is not None:
+                report.losses.append(Loss(str(get("id", "?")), "pattern", literal, f"not a valid {kind} value"))
+            continue
+        raw_terms = pattern_terms(pattern) if type(pattern) is str else None
         if raw_terms is None:
             if report is not None:
-                report.losses.append(Loss(ident, "pattern", pattern, "not a list of IOCs (AND, qualifiers or "
-                                          "properties a blocklist cannot express)"))
+                report.losses.append(Loss(str(get("id", "?")), "pattern", pattern, "not a list of IOCs (AND, "
+                                          "qualifiers or properties a blocklist cannot express)"))
             continue
         terms = []
         for kind, raw in raw_terms:
             if kinds is not None and kind not in kinds:
                 unused[kind] += 1
                 continue
-            value = raw if kind == IPV4 and plain_ipv4(raw) else canonical(kind, raw)
+            value = canonical(kind, raw)
             if value is None:
                 if report is not None:
-                    report.losses.append(Loss(ident, "pattern", raw, f"not a valid {kind} value"))
+                    report.losses.append(Loss(str(get("id", "?")), "pattern", raw, f"not a valid {kind} value"))
                 continue
             terms.append((kind, value))
         if terms:

@@ -74,24 +74,23 @@ def write_rpz(
     written: set[str] = set()
     unsupported: Counter[str] = Counter()
     room = 254 - len(zone) - 2  # owner names must fit in 255 octets with the origin and a "*." label
+    tail = f" {record}\n"
     for selected in select(objects, options, report, (DOMAIN, IPV4, IPV6)):
         for kind, value in selected.terms:
+            if value in written:  # one entry per value keeps the set at a third of one per owner name
+                continue
             if kind == DOMAIN:
-                name = to_ascii_domain(value)
+                name = value if value.isascii() else to_ascii_domain(value)
                 if len(name) > room:
                     unsupported["domain too long for the zone"] += 1
                     continue
-                owners = [name, "*." + name] if subdomains else [name]
-            elif kind in (IPV4, IPV6):
-                owners = [rpz_ip_name(value)]
+                written.add(value)
+                yield name + tail
+                if subdomains:
+                    yield "*." + name + tail
             else:
-                unsupported[kind] += 1
-                continue
-            if value in written:  # one entry per value keeps the set at a third of one per owner name
-                continue
-            written.add(value)
-            for owner in owners:
-                yield f"{owner} {record}\n"
+                written.add(value)
+                yield rpz_ip_name(value) + tail
     if report is not None:
         for what, count in sorted(unsupported.items()):
             report.warnings.append(f"{count} {what} value(s) have no RPZ form and were left out")
