@@ -95,13 +95,16 @@ def child(name: str, source: Path, target: Path) -> dict[str, Any]:
                 rows.append({"type": cells[0], "value": cells[1], "comment": cells[2]})
         count = len(rows)
     elif name == "csv-kizuna":
-        from kizuna.formats.ioc_lists import read_ioc_list
+        from kizuna.formats.base import ConversionReport
+        from kizuna.formats.ioc_lists import iter_ioc_list
         from kizuna.formats.warninglists import load_warninglists
 
         load_warninglists()  # the default lists load once per process (reported on its own)
         start, cpu_start = time.perf_counter(), time.process_time()
-        report = read_ioc_list(source, now="2025-06-01T00:00:00Z")
-        count = len(report.objects) + len(report.rejected)
+        report = ConversionReport("ioc-list")
+        for _ in iter_ioc_list(source, report=report, now="2025-06-01T00:00:00Z"):
+            count += 1  # streamed, as an import hands batches to ingest
+        count += len(report.rejected)
     elif name == "warninglists-load":
         from kizuna.formats.warninglists import load_warninglists
 

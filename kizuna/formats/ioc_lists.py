@@ -133,16 +133,19 @@ def _why_not(text: str) -> str:
 class _ListReader:
     """One pass over a list: header detection, per-line conversion, rejection bookkeeping."""
 
-    def __init__(self, name: str, template: dict[str, Any], warninglists: Warninglists | None) -> None:
+    def __init__(self, name: str, template: dict[str, Any], warninglists: Warninglists | None,
+                 report: ConversionReport) -> None:
         self.name = name
         self.template = template
         self.warninglists = warninglists
-        self.report = ConversionReport(FORMAT)
+        self.report = report
         self.seen: set[str] = set()
         self.delimiter: str | None = None
         self.header: dict[str, int] | None = None
         self.implied_type = ""
         self.refanged = 0
+        self.flagged = 0
+        self.out: list[dict[str, Any]] = []  # indicators of the current line, handed out after it
         self.duplicates = 0
         self.searched = 0
 
@@ -327,20 +330,21 @@ class _ListReader:
             hits = self.warninglists.check(kind, value)
             if hits:
                 obj[WARNINGLIST_PROPERTY] = hits
-        self.report.objects.append(obj)
+        if WARNINGLIST_PROPERTY in obj:
+            self.flagged += 1
+        self.out.append(obj)
 
-    def finish(self) -> ConversionReport:
+    def finish(self) -> None:
         if self.refanged:
             self.report.warnings.append(f"{self.refanged} defanged value(s) refanged")
         if self.duplicates:
             self.report.warnings.append(f"{self.duplicates} repeated value(s) merged into the first occurrence")
         if self.searched:
             self.report.warnings.append(f"{self.searched} line(s) of free text searched for IOCs")
-        flagged = sum(1 for o in self.report.objects if WARNINGLIST_PROPERTY in o)
+        flagged = self.flagged
         if flagged:
             self.report.warnings.append(
                 f"{flagged} value(s) on warninglists: kept and flagged ({WARNINGLIST_PROPERTY}), not exported")
-        return self.report
 
 
 def _template(
@@ -411,16 +415,48 @@ def read_ioc_list(
     off). ``now`` fixes ``created``/``modified`` (the time of the import otherwise).
 
     Refused lines are in ``report.rejected`` with their line number and the rest is imported; options
-    that make no sense raise `FormatError`, as does a file that is not UTF-8 text.
+    that make no sense raise `FormatError`, as does a file that is not UTF-8 text. For lists too big
+    to hold as objects, `iter_ioc_list` yields the same indicators one at a time.
     """
+    report = ConversionReport(FORMAT)
+    report.objects.extend(iter_ioc_list(
+        source, name, report=report, tlp=tlp, markings=markings, labels=labels, confidence=confidence,
+        valid_from=valid_from, valid_until=valid_until, created_by_ref=created_by_ref,
+        indicator_types=indicator_types, warninglists=warninglists, now=now))
+    return report
+
+
+def iter_ioc_list(
+    source: str | Path | IO[str] | IO[bytes] | Iterable[str],
+    name: str | None = None,
+    *,
+    report: ConversionReport,
+    tlp: TlpLevel | str | None = None,
+    markings: Sequence[str] = (),
+    labels: Sequence[str] = (),
+    confidence: int | None = None,
+    valid_from: str | None = None,
+    valid_until: str | None = None,
+    created_by_ref: str | None = None,
+    indicator_types: Sequence[str] = (),
+    warninglists: Warninglists | None = _USE_DEFAULT,
+    now: str | None = None,
+) -> Iterator[dict[str, Any]]:
+    """`read_ioc_list` as a stream: indicators are yielded as their lines are read, in bounded memory;
+    ``report`` receives rejections, losses and warnings (complete once the iterator is exhausted).
+    Options are checked at the call, before anything is read."""
     template = _template(tlp, markings, labels, confidence, valid_from, valid_until, created_by_ref,
                          indicator_types, now)
     if warninglists is _USE_DEFAULT:
         warninglists = load_warninglists(DEFAULT_LISTS)
     lines, where = _lines(source, name)
-    reader = _ListReader(where, template, warninglists)
+    return _read(lines, where, _ListReader(where, template, warninglists, report))
+
+
+def _read(lines: Iterable[str], where: str, reader: _ListReader) -> Iterator[dict[str, Any]]:
     started = False
     number = 0
+    out = reader.out
     try:
         for number, raw in enumerate(lines, 1):
             line = raw.strip().lstrip("\ufeff")
@@ -434,8 +470,11 @@ def read_ioc_list(
                 if reader.start(line, number):
                     continue
             reader.line(line, number)
+            if out:
+                yield from out
+                out.clear()
     except UnicodeDecodeError as exc:
         raise FormatError(f"not UTF-8 text ({exc.reason})", f"{where}:{number + 1}") from None
     except FileNotFoundError as exc:
         raise FormatError(f"no such file: {exc.filename}") from None
-    return reader.finish()
+    reader.finish()

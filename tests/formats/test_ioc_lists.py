@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -10,8 +12,8 @@ import pytest
 
 from kizuna.core.node import Node
 from kizuna.detect.compiler import compile_pattern
-from kizuna.formats.base import FormatError
-from kizuna.formats.ioc_lists import read_ioc_list
+from kizuna.formats.base import ConversionReport, FormatError
+from kizuna.formats.ioc_lists import iter_ioc_list, read_ioc_list
 from kizuna.formats.iocs import indicator_id
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel
 from kizuna.stix.validation import check_object
@@ -152,3 +154,25 @@ def test_a_real_node_accepts_every_indicator_and_reimport_adds_versions(store_ur
         assert all(len(versions) == 2 for versions in stored.values())
     finally:
         node.close()
+
+
+def test_ids_are_uuid5_of_kind_and_value() -> None:
+    from kizuna.formats.iocs import INDICATOR_NAMESPACE
+
+    for kind, value in [("ipv4", "45.33.12.9"), ("domain", "bücher.example"), ("url", "http://a.example/'x")]:
+        assert indicator_id(kind, value) == f"indicator--{uuid.uuid5(INDICATOR_NAMESPACE, kind + ':' + value)}"
+
+
+def test_iter_ioc_list_streams_and_checks_options_at_the_call() -> None:
+    def lines() -> Iterator[str]:
+        yield "45.33.12.9\n"
+        yield "update-checker.xyz\n"
+        raise AssertionError("read past what was asked for")
+
+    report = ConversionReport("ioc-list")
+    stream = iter_ioc_list(lines(), "s", report=report, warninglists=None)
+    assert next(stream)["name"] == "45.33.12.9"
+    with pytest.raises(FormatError):
+        iter_ioc_list(["45.33.12.9"], "s", report=report, tlp="purple")
+    with pytest.raises(FormatError):
+        read_ioc_list("/nonexistent/list.csv")
