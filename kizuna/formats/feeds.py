@@ -24,7 +24,23 @@ from typing import Any, Final
 import orjson
 
 from kizuna.formats.base import ConversionReport, Loss
-from kizuna.formats.iocs import IPV4, IPV4_EXACT, KIND_BY_PATH, SINGLE_TERM, canonical, pattern_terms
+from kizuna.formats.iocs import (
+    DOMAIN,
+    EMAIL,
+    IPV4,
+    IPV4_EXACT,
+    IPV6,
+    JA3,
+    KIND_BY_PATH,
+    MD5,
+    SHA1,
+    SHA256,
+    SHA512,
+    SINGLE_TERM,
+    URL,
+    canonical,
+    pattern_terms,
+)
 from kizuna.formats.warninglists import WARNINGLIST_PROPERTY
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
@@ -47,6 +63,13 @@ class FeedOptions:
 
 
 DEFAULT_OPTIONS: Final = FeedOptions()
+
+# Bytes that the JSON text of a pattern holding each kind must contain (unless it uses \u escapes,
+# which disable this shortcut): objects without any are skipped before parsing.
+_MARKERS: Final = {
+    IPV4: b"ipv4-addr:", IPV6: b"ipv6-addr:", DOMAIN: b"domain-name:", URL: b"url:", EMAIL: b"email-addr:",
+    MD5: b"hashes", SHA1: b"hashes", SHA256: b"hashes", SHA512: b"hashes", JA3: b"ja3",
+}
 
 
 @dataclass(slots=True)
@@ -107,7 +130,13 @@ def select(
     loads, single_term, kind_by_path, plain_ipv4 = orjson.loads, SINGLE_TERM.fullmatch, KIND_BY_PATH, IPV4_EXACT.match
     later = now + 1
     include_flagged = options.include_flagged
+    markers = None if kinds is None else tuple({_MARKERS[k] for k in kinds})
+    unread = 0
     for item in objects:
+        if markers is not None and type(item) is bytes and b"\\u" not in item \
+                and not any(marker in item for marker in markers):
+            unread += 1  # stored JSON that cannot hold an IOC of the wanted kinds: not worth parsing
+            continue
         obj = item if isinstance(item, dict) else loads(item)
         get = obj.get
         if get("type") != "indicator":
@@ -178,6 +207,8 @@ def select(
             report.warnings.append(f"{count} indicator(s) left out: {reason}")
         for kind, count in sorted(unused.items()):
             report.warnings.append(f"{count} {kind} value(s) have no place in this feed")
+        if unread:
+            report.warnings.append(f"{unread} object(s) without an IOC of this feed's kinds skipped unparsed")
 
 
 def feed_timestamp(options: FeedOptions) -> str:

@@ -54,7 +54,7 @@ def test_stored_json_bytes_are_accepted_and_flagged_values_need_force() -> None:
     assert forced == ACCEPTED["ip"] | {"8.8.8.8"}
     feed_report = ConversionReport("blocklist")
     assert "8.8.8.8\n" not in list(write_blocklist(as_bytes, "ip", options=OPTIONS, report=feed_report))
-    assert "2 indicator(s) left out: on a warninglist" in feed_report.warnings
+    assert "1 indicator(s) left out: on a warninglist" in feed_report.warnings  # 8.8.8.8; the SHA-512 is unread
 
 
 def test_operator_chosen_warninglists() -> None:
@@ -137,3 +137,12 @@ def test_csv_export_reads_back_and_defuses_formulas() -> None:
     hostile = indicator("[ipv4-addr:value = '45.33.4.4']", description="=HYPERLINK(\"http://x\",\"y\")")
     (row,) = list(csv.DictReader(io.StringIO("".join(write_csv([hostile], options=OPTIONS)))))
     assert row["description"].startswith("'=")
+
+
+def test_stored_bytes_of_other_kinds_are_skipped_unparsed_but_escaped_json_is_read() -> None:
+    domain = orjson.dumps(indicator("[domain-name:value = 'update-checker.xyz']"))
+    escaped = orjson.dumps(indicator("[ipv4-addr:value = '45.33.5.5']")).replace(b"ipv4-addr", b"ipv4\\u002daddr")
+    assert orjson.loads(escaped)["pattern"] == "[ipv4-addr:value = '45.33.5.5']"
+    report = ConversionReport("blocklist")
+    assert list(write_blocklist([domain, escaped], "ip", options=OPTIONS, report=report)) == ["45.33.5.5\n"]
+    assert "1 object(s) without an IOC of this feed's kinds skipped unparsed" in report.warnings
