@@ -26,6 +26,7 @@ import orjson
 
 from kizuna.formats.base import ConversionReport, Loss
 from kizuna.formats.iocs import (
+    CANONICAL_HOST,
     DOMAIN,
     EMAIL,
     IPV4,
@@ -129,6 +130,7 @@ def select(
     # Hot loop (a million objects a feed): library functions bound to locals, one regex for the
     # common single-IOC pattern, canonical() only for values that are not plain IPv4 addresses.
     loads, single_term, kind_by_path, plain_ipv4 = orjson.loads, SINGLE_TERM.fullmatch, KIND_BY_PATH, IPV4_EXACT.match
+    plain_domain = CANONICAL_HOST.match
     later = now + 1
     include_flagged = options.include_flagged
     wanted_markers = sorted({_MARKERS[k] for k in kinds}) if kinds is not None else None
@@ -178,7 +180,11 @@ def select(
                 continue
             if "\\" in literal:
                 literal = literal.replace("\\'", "'").replace("\\\\", "\\")
-            value = literal if kind == IPV4 and plain_ipv4(literal) else canonical(kind, literal)
+            if (kind == IPV4 and plain_ipv4(literal)) or (
+                    kind == DOMAIN and len(literal) <= 253 and plain_domain(literal)):
+                value: str | None = literal  # already canonical: the bulk of any feed, checked in one match
+            else:
+                value = canonical(kind, literal)
             if value is not None:
                 yield Selected(obj, [(kind, value)])
             elif report is not None:

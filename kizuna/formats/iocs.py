@@ -43,6 +43,8 @@ _IPV6_SHAPE = re.compile(r"[0-9a-fA-F:.]*:[0-9a-fA-F:.]*(?:/\d{1,3})?\Z")
 # A whole ASCII DNS name in one match: labels of letters, digits, '_' and inner '-', a TLD of letters
 # (or an IDNA one). One regex over the name is several times quicker than a test per label.
 _HOST = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})\Z")
+#: A lower-case ASCII DNS name as `canonical` returns it (the 253-octet limit is checked apart).
+CANONICAL_HOST: Final = _HOST
 _URL = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]{0,15})://([^/?#\s@]*@)?(\[[0-9a-fA-F:.]+\]|[^/?#\s:\[\]]+)(:\d{1,5})?([/?#]\S*)?\Z")
 _EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&*+/=?^_`{|}~.-]{1,64}\Z")
 _URL_SCHEMES = frozenset({"http", "https", "ftp", "ftps", "sftp", "ws", "wss", "tcp", "udp", "smb", "file"})
