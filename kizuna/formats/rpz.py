@@ -75,7 +75,7 @@ def write_rpz(
     unsupported: Counter[str] = Counter()
     room = 254 - len(zone) - 2  # owner names must fit in 255 octets with the origin and a "*." label
     tail = f" {record}\n"
-    for selected in select(objects, options, report, (DOMAIN, IPV4, IPV6)):
+    for selected in select(objects, options, report, (DOMAIN, IPV4, IPV6), skip_unparsed=False):
         for kind, value in selected.terms:
             if value in written:  # one entry per value keeps the set at a third of one per owner name
                 continue
