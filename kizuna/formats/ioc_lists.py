@@ -4,7 +4,8 @@ A list is either a CSV (comma, semicolon or tab) whose header names a value colu
 type, comment and first-seen columns — or lines of values, possibly with comments after them.
 Well-formed values take an exact fast path (shape test plus `ipaddress`), which is what makes 50,000
 lines a second possible; defanged values (``hxxp``, ``[.]``…) are refanged with ioc-fanger, and a line
-of prose is searched with ioc-finder, both of which cost milliseconds a line (docs/decisions.md).
+of prose is searched with ioc-finder; those cost tens of microseconds to a millisecond a line, so they
+run only where the fast path cannot decide (docs/decisions.md).
 
 Each indicator's id is derived from kind and value, so importing the same list again gives new
 versions of the same indicators instead of copies. Values on the chosen warninglists are kept but
@@ -14,14 +15,22 @@ flagged (kizuna/formats/warninglists.py).
 from __future__ import annotations
 
 import csv
-import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
 from kizuna.formats.base import ConversionReport, FormatError, Loss, Rejected
+from kizuna.formats.ioc_list_vocab import (
+    ANY_IP,
+    COMMENT_COLUMNS,
+    FIRST_SEEN_COLUMNS,
+    TYPE_COLUMNS,
+    TYPE_NAMES,
+    VALUE_COLUMNS,
+    indicator_template,
+    stix_time,
+)
 from kizuna.formats.iocs import (
     DOMAIN,
     EMAIL,
@@ -40,34 +49,11 @@ from kizuna.formats.iocs import (
     pattern_for,
 )
 from kizuna.formats.warninglists import DEFAULT_LISTS, WARNINGLIST_PROPERTY, Warninglists, load_warninglists
-from kizuna.policy.tlp import TLP2_IDS, TlpLevel
-from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
+from kizuna.policy.tlp import TlpLevel
+from kizuna.stix.timestamps import parse_timestamp
 
 FORMAT: Final = "ioc-list"
 
-_VALUE_COLUMNS: Final = {"value", "indicator", "ioc", "ioc_value", "observable", "entry", "data"}
-_TYPE_COLUMNS: Final = {"type", "indicator_type", "ioc_type", "kind", "attribute_type"}
-_COMMENT_COLUMNS: Final = {"comment", "description", "desc", "note", "notes", "context"}
-_FIRST_SEEN_COLUMNS: Final = {"first_seen", "firstseen", "first_seen_utc", "date", "first_seen_date"}
-
-_IP: Final = "ip"  # a type column's "ip": IPv4 or IPv6, decided by the value
-#: Type-column names and the kind they stand for (MISP attribute types included).
-TYPE_NAMES: Final = {
-    **dict.fromkeys(("ip", "ip-src", "ip-dst", "ip-addr", "ip-address", "ip_address", "cidr", "netblock",
-                     "subnet", "network"), _IP),
-    **dict.fromkeys(("ipv4", "ipv4-addr", "ipv4_addr", "ipv4-cidr", "ipv4_cidr"), IPV4),
-    **dict.fromkeys(("ipv6", "ipv6-addr", "ipv6_addr", "ipv6-cidr", "ipv6_cidr"), IPV6),
-    **dict.fromkeys(("domain", "domain-name", "domain_name", "hostname", "host", "fqdn"), DOMAIN),
-    **dict.fromkeys(("url", "uri", "link"), URL),
-    **dict.fromkeys(("email", "e-mail", "email-addr", "email_addr", "email-src", "email-dst", "email_address"),
-                    EMAIL),
-    **dict.fromkeys(("md5", "filename|md5", "hash-md5"), MD5),
-    **dict.fromkeys(("sha1", "sha-1", "filename|sha1", "hash-sha1"), SHA1),
-    **dict.fromkeys(("sha256", "sha-256", "filename|sha256", "hash-sha256"), SHA256),
-    **dict.fromkeys(("sha512", "sha-512", "filename|sha512", "hash-sha512"), SHA512),
-    **dict.fromkeys(("ja3", "ja3-fingerprint-md5", "ja3_md5", "ja3-hash"), JA3),
-    **dict.fromkeys(("hash", "filehash", "file_hash", "file-hash"), "hash"),
-}
 _DEFANGED = re.compile(r"[\[\](){}]|hxx|fxp|\\\.| dot |\[at\]", re.IGNORECASE)
 _COMMENT_LINE = ("#", "//", ";")
 _FINDER_KINDS: Final = {
@@ -86,20 +72,6 @@ def _column(names: set[str], header: list[str]) -> int | None:
 
 def _normal_header(cell: str) -> str:
     return cell.strip().strip("#").strip().lower().replace(" ", "_").replace("-", "_")
-
-
-@functools.lru_cache(maxsize=4096)
-def _stix_time(text: str) -> str:
-    """A STIX timestamp from an ISO 8601 date or date-time (a time without offset is taken as UTC)."""
-    text = text.strip()
-    try:
-        return format_timestamp(parse_timestamp(text))
-    except ValueError:
-        pass
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _lines(source: str | Path | IO[str] | IO[bytes] | Iterable[str], name: str | None) -> tuple[Iterable[str], str]:
@@ -154,15 +126,15 @@ class _ListReader:
         """Decide delimiter and header from the first content line; True when the line was a header."""
         self.delimiter = "\t" if "\t" in line else "," if "," in line else ";" if ";" in line else None
         cells = [_normal_header(c) for c in self._split(line, number) or []]
-        value = _column(_VALUE_COLUMNS, cells)
+        value = _column(VALUE_COLUMNS, cells)
         if value is None:  # a column named after a type ("ip", "domain", "sha256") holds values of that type
             value = next((i for i, c in enumerate(cells) if c.replace("_", "-") in TYPE_NAMES), None)
             if value is None:
                 return False
             self.implied_type = cells[value].replace("_", "-")
         self.header = {"value": value}
-        for key, names in (("type", _TYPE_COLUMNS), ("comment", _COMMENT_COLUMNS),
-                           ("first_seen", _FIRST_SEEN_COLUMNS)):
+        for key, names in (("type", TYPE_COLUMNS), ("comment", COMMENT_COLUMNS),
+                           ("first_seen", FIRST_SEEN_COLUMNS)):
             found = _column(names, cells)
             if found is not None:
                 self.header[key] = found
@@ -258,7 +230,7 @@ class _ListReader:
 
     @staticmethod
     def _typed(kind: str, raw: str) -> tuple[str, str] | None:
-        if kind == _IP:
+        if kind == ANY_IP:
             for choice in (IPV4, IPV6):
                 value = canonical(choice, raw)
                 if value is not None:
@@ -313,7 +285,7 @@ class _ListReader:
         obj = dict(self.template)
         if first_seen:
             try:
-                obj["valid_from"] = _stix_time(first_seen)
+                obj["valid_from"] = stix_time(first_seen)
             except ValueError:
                 self.reject(number, f"first-seen {first_seen!r} is not an ISO 8601 date or date-time", line)
                 return
@@ -345,49 +317,6 @@ class _ListReader:
         if flagged:
             self.report.warnings.append(
                 f"{flagged} value(s) on warninglists: kept and flagged ({WARNINGLIST_PROPERTY}), not exported")
-
-
-def _template(
-    tlp: TlpLevel | str | None, markings: Sequence[str], labels: Sequence[str], confidence: int | None,
-    valid_from: str | None, valid_until: str | None, created_by_ref: str | None,
-    indicator_types: Sequence[str], now: str | None,
-) -> dict[str, Any]:
-    try:
-        stamp = _stix_time(now) if now else format_timestamp(now_micros())
-        template: dict[str, Any] = {
-            "type": "indicator", "spec_version": "2.1", "id": "", "created": stamp, "modified": stamp,
-            "name": "", "pattern": "", "pattern_type": "stix", "pattern_version": "2.1",
-            "valid_from": _stix_time(valid_from) if valid_from else stamp,
-        }
-        if valid_until:
-            template["valid_until"] = _stix_time(valid_until)
-    except ValueError as exc:
-        raise FormatError(f"invalid date or time: {exc}") from None
-    refs = list(markings)
-    if tlp is not None:
-        level = tlp if isinstance(tlp, TlpLevel) else TlpLevel.from_token(str(tlp).removeprefix("TLP:").removeprefix(
-            "tlp:"))
-        if level is None:
-            raise FormatError(f"unknown TLP level {tlp!r} (clear, green, amber, amber+strict, red)")
-        refs.insert(0, TLP2_IDS[level])
-    for ref in refs:
-        if not ref.startswith("marking-definition--"):
-            raise FormatError(f"{ref!r} is not a marking-definition id")
-    if refs:
-        template["object_marking_refs"] = list(dict.fromkeys(refs))
-    if confidence is not None:
-        if not 0 <= confidence <= 100:
-            raise FormatError(f"confidence {confidence} is outside 0-100")
-        template["confidence"] = confidence
-    if labels:
-        template["labels"] = list(labels)
-    if indicator_types:
-        template["indicator_types"] = list(indicator_types)
-    if created_by_ref:
-        if not created_by_ref.startswith("identity--"):
-            raise FormatError(f"created_by_ref {created_by_ref!r} is not an identity id")
-        template["created_by_ref"] = created_by_ref
-    return template
 
 
 def read_ioc_list(
@@ -445,7 +374,7 @@ def iter_ioc_list(
     """`read_ioc_list` as a stream: indicators are yielded as their lines are read, in bounded memory;
     ``report`` receives rejections, losses and warnings (complete once the iterator is exhausted).
     Options are checked at the call, before anything is read."""
-    template = _template(tlp, markings, labels, confidence, valid_from, valid_until, created_by_ref,
+    template = indicator_template(tlp, markings, labels, confidence, valid_from, valid_until, created_by_ref,
                          indicator_types, now)
     if warninglists is _USE_DEFAULT:
         warninglists = load_warninglists(DEFAULT_LISTS)
