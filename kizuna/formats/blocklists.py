@@ -1,0 +1,47 @@
+"""Plain-text blocklists: one IOC a line, one list per kind, for firewalls, proxies and DNS filters.
+
+Lines are generated one at a time from the caller's view (`feeds.select` applies the feed's TLP
+ceiling, confidence floor, expiry and warninglist flags), so a million indicators never sit in memory
+as objects; only the set of values already written is kept, to write each value once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Final
+
+from kizuna.formats.base import ConversionReport, FormatError
+from kizuna.formats.feeds import DEFAULT_OPTIONS, FeedOptions, feed_timestamp, select
+from kizuna.formats.iocs import HASH_KINDS, IPV4, IPV6, KINDS
+
+#: The lists `write_blocklist` can write, and the IOC kinds each one holds.
+BLOCKLIST_KINDS: Final = {
+    "ip": (IPV4, IPV6),
+    "hash": HASH_KINDS,
+    **{kind: (kind,) for kind in KINDS},
+}
+
+
+def write_blocklist(
+    objects: Iterable[dict[str, Any] | bytes | str],
+    kind: str,
+    *,
+    options: FeedOptions = DEFAULT_OPTIONS,
+    report: ConversionReport | None = None,
+    header: bool = False,
+) -> Iterator[str]:
+    """Lines (with ``\\n``) of a blocklist of ``kind``: ``ip`` (addresses and CIDR blocks, v4 and v6),
+    ``ipv4``, ``ipv6``, ``domain``, ``url``, ``email``, ``hash`` (all four), ``md5``, ``sha1``,
+    ``sha256``, ``sha512`` or ``ja3``. ``header`` adds ``#`` comment lines naming the feed and its time.
+    """
+    wanted = BLOCKLIST_KINDS.get(kind)
+    if wanted is None:
+        raise FormatError(f"unknown blocklist kind {kind!r} (one of {', '.join(BLOCKLIST_KINDS)})")
+    if header:
+        yield f"# Kizuna {kind} blocklist as of {feed_timestamp(options)}\n"
+    written: set[str] = set()
+    for selected in select(objects, options, report, wanted):
+        for _, value in selected.terms:
+            if value not in written:
+                written.add(value)
+                yield value + "\n"

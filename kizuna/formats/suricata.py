@@ -1,0 +1,146 @@
+"""Suricata rules for the network IOCs of a feed.
+
+Per IOC: an address or block gets a rule for traffic to it and one for traffic from it; a domain
+(and its subdomains) gets rules on ``dns.query``, ``tls.sni`` and ``http.host``; a URL gets an HTTP
+rule on host and exact raw URI (an ``https`` URL only matches where Suricata sees decrypted HTTP); a
+JA3 fingerprint gets a ``ja3.hash`` rule. Hashes and e-mail addresses have no rule of their own and
+are counted as left out.
+
+``sid`` is derived from the indicator id, the IOC and the rule's variant, so it stays the same from
+one export to the next; ``rev`` is ``modified`` in seconds since the epoch, so a new version of the
+indicator raises it. Every content is written with the bytes Suricata treats specially hex-escaped,
+so no partner-supplied value can close the option or the rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from kizuna.formats.base import ConversionReport
+from kizuna.formats.feeds import DEFAULT_OPTIONS, FeedOptions, select
+from kizuna.formats.iocs import DOMAIN, IPV4, IPV6, JA3, URL, to_ascii_domain
+from kizuna.stix.timestamps import parse_timestamp
+
+SID_BASE: Final = 1_000_000_000
+SID_SPAN: Final = 3_000_000_000  # sids stay below 2**32
+# Bytes written as |hex| inside content: Suricata's own specials, and those suricata-check asks for.
+_ESCAPED: Final = frozenset(b':; "\'{|\\/`$()')
+
+
+def content(value: str) -> str:
+    """A ``content`` argument (with quotes) matching the UTF-8 bytes of ``value`` exactly."""
+    out: list[str] = []
+    hex_run: list[str] = []
+    for byte in value.encode("utf-8"):
+        if byte in _ESCAPED or byte < 0x21 or byte > 0x7E:
+            hex_run.append(f"{byte:02x}")
+            continue
+        if hex_run:
+            out.append("|" + " ".join(hex_run) + "|")
+            hex_run = []
+        out.append(chr(byte))
+    if hex_run:
+        out.append("|" + " ".join(hex_run) + "|")
+    return '"' + "".join(out) + '"'
+
+
+def _msg_value(value: str) -> str:
+    # Spaced dots keep the name from being a clickable link or a lookup in the alert pipeline.
+    return "".join(c for c in value if c.isalnum() or c in ".-_:/").replace(".", " .")
+
+
+def stable_sid(key: str) -> int:
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return SID_BASE + int.from_bytes(digest, "big") % SID_SPAN
+
+
+def _date(stamp: str) -> str:
+    return stamp[:10].replace("-", "_")
+
+
+def _rules(kind: str, value: str) -> list[tuple[str, str, str]]:
+    """(variant, rule header, detection options) of the rules for one IOC; empty when it has none."""
+    if kind in (IPV4, IPV6):
+        shown = _msg_value(value)
+        return [
+            ("dst", f"alert ip $HOME_NET any -> [{value}] any",
+             f'msg:"KIZUNA IOC Traffic to listed address {shown}"; target:src_ip;'),
+            ("src", f"alert ip [{value}] any -> $HOME_NET any",
+             f'msg:"KIZUNA IOC Traffic from listed address {shown}"; target:dest_ip;'),
+        ]
+    if kind == DOMAIN:
+        name = to_ascii_domain(value)
+        shown = _msg_value(name)
+        dotted = content("." + name)
+        return [
+            ("dns", "alert dns $HOME_NET any -> any any",
+             f'msg:"KIZUNA IOC DNS query for listed domain {shown}"; dns.query; dotprefix; content:{dotted}; '
+             "nocase; endswith;"),
+            ("sni", "alert tls $HOME_NET any -> $EXTERNAL_NET any",
+             f'msg:"KIZUNA IOC TLS SNI of listed domain {shown}"; flow:established,to_server; tls.sni; dotprefix; '
+             f"content:{dotted}; nocase; endswith;"),
+            ("host", "alert http $HOME_NET any -> $EXTERNAL_NET any",
+             f'msg:"KIZUNA IOC HTTP Host of listed domain {shown}"; flow:established,to_server; http.host; '
+             f"dotprefix; content:{dotted}; endswith;"),
+        ]
+    if kind == URL:
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            return []
+        host = to_ascii_domain(parts.hostname) if not parts.hostname.replace(".", "").isdigit() else parts.hostname
+        uri = value.split("://", 1)[1]
+        uri = uri[len(parts.netloc):] or "/"
+        uri = uri.split("#", 1)[0]
+        return [
+            ("url", "alert http $HOME_NET any -> $EXTERNAL_NET any",
+             f'msg:"KIZUNA IOC HTTP request for listed URL on {_msg_value(host)}"; flow:established,to_server; '
+             f"http.host; content:{content(host.lower())}; startswith; endswith; "
+             f"http.uri.raw; content:{content(uri)}; fast_pattern; startswith; endswith;"),
+        ]
+    if kind == JA3:
+        return [
+            ("ja3", "alert tls $HOME_NET any -> $EXTERNAL_NET any",
+             f'msg:"KIZUNA IOC TLS client with listed JA3 fingerprint {value}"; flow:established,to_server; '
+             f"ja3.hash; content:{content(value)};"),
+        ]
+    return []
+
+
+def write_suricata(
+    objects: Iterable[dict[str, Any] | bytes | str],
+    *,
+    options: FeedOptions = DEFAULT_OPTIONS,
+    report: ConversionReport | None = None,
+    classtype: str = "bad-unknown",
+) -> Iterator[str]:
+    """Lines of a Suricata rules file, one rule a line."""
+    used: set[int] = set()
+    unsupported: Counter[str] = Counter()
+    for selected in select(objects, options, report):
+        o = selected.indicator
+        ident = str(o.get("id", ""))
+        modified = str(o.get("modified") or o.get("created") or "1970-01-01T00:00:00Z")
+        try:
+            rev = max(1, parse_timestamp(modified) // 1_000_000 % 2**32)
+        except ValueError:
+            rev = 1
+        created = _date(str(o.get("created") or modified))
+        for kind, value in selected.terms:
+            rules = _rules(kind, value)
+            if not rules:
+                unsupported[kind] += 1
+                continue
+            for variant, header, body in rules:
+                sid = stable_sid(f"{ident}|{kind}|{value}|{variant}")
+                while sid in used:  # a collision (rare): the next free sid, kept stable by input order
+                    sid = SID_BASE + (sid - SID_BASE + 1) % SID_SPAN
+                used.add(sid)
+                yield (f"{header} ({body} classtype:{classtype}; sid:{sid}; rev:{rev}; "
+                       f"metadata:kizuna_indicator {ident}, created_at {created}, updated_at {_date(modified)};)\n")
+    if report is not None:
+        for kind, count in sorted(unsupported.items()):
+            report.warnings.append(f"{count} {kind} value(s) have no Suricata rule and were left out")
