@@ -224,9 +224,11 @@ def read_stix1x(source: str | os.PathLike[str] | bytes, name: str | None = None)
                           f"{label}:{root.sourceline or 1}")
     bundle, messages = _elevate(root, label)
     report = ConversionReport(STIX1, warnings=messages)
-    objects = bundle.get("objects") if isinstance(bundle, dict) else None
-    if not isinstance(objects, list):
+    if not isinstance(bundle, dict) or bundle.get("type") != "bundle":
         raise FormatError("stix2-elevator produced no STIX 2.1 bundle", label)
+    objects = bundle.get("objects")
+    if not isinstance(objects, list) or not objects:
+        raise FormatError("the STIX 1.x package holds nothing STIX 2.1 can express", label)
     text = _Text(label, data)
     # The elevator names 1.x ids inside descriptions only; its objects have new ids, so no line can be found.
     _finish(objects, report, lambda ref: f"{text.name} ({ref})" if ref else text.name)
@@ -259,7 +261,10 @@ def _elevate(root: Any, label: str) -> tuple[Any, list[str]]:
                 options.initialize_options(dict(_ELEVATOR_OPTIONS))
                 result = elevate(stixmarx.parse(root.getroottree()))
         except Exception as exc:  # noqa: BLE001 - the elevator fails on odd input in many ways; all mean "cannot"
-            reason = " ".join(str(exc).split()) or type(exc).__name__
+            # The elevator's internal failures (a KeyError on a package with no content) say little on
+            # their own: name the exception and the elevator's last error message, if it logged one.
+            said = next((m for m in reversed(collect.messages) if " error: " in m), None)
+            reason = f"{type(exc).__name__} {' '.join(str(exc).split())}".strip() + (f" ({said})" if said else "")
             raise FormatError(f"stix2-elevator cannot convert this STIX 1.x package: {reason}", label) from None
         finally:
             options.ALL_OPTIONS = None
