@@ -11,6 +11,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import pytest
 
 from tests.conftest import kizuna, kizuna_json
 
+ROOT = Path(__file__).resolve().parents[2]
 STAMP = "2026-01-01T00:00:00.000Z"
 PRODUCER_A = "identity--6a1f0c3e-2f4b-4e1a-9c8d-1b2a3c4d5e01"
 PRODUCER_B = "identity--6a1f0c3e-2f4b-4e1a-9c8d-1b2a3c4d5e02"
@@ -184,3 +186,23 @@ def test_the_scan_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
     assert b"scanning" in drawn and b"4 files" in drawn
     piped = kizuna(tmp_path / "none", *args[2:])
     assert "scanning" not in piped.stderr and piped.stderr.startswith("4 files scanned with 2 YARA indicators")
+
+
+def test_the_documented_example_runs_as_written(tmp_path: Path) -> None:
+    command = ("kizuna match --yara --indicators examples/yara/indicators.json examples/yara/samples \\ "
+               "-o yara-sightings.json --alerts yara-alerts.jsonl")
+    for document in ("README.md", "docs/detection.md", "examples/yara/README.md"):
+        assert command in " ".join((ROOT / document).read_text().split()), document
+    shutil.copytree(ROOT / "examples" / "yara", tmp_path / "examples" / "yara")  # the run writes nothing into the tree
+    result = subprocess.run([sys.executable, "-m", "kizuna", *command.replace("\\", "").split()[1:]],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "KIZUNA_DATA": str(tmp_path / "none")})
+    assert result.returncode == 0, result.stderr
+    hits = [json.loads(line) for line in (tmp_path / "yara-alerts.jsonl").read_text().splitlines()]
+    samples = "examples/yara/samples"
+    assert sorted((h["file"], h["rule"]) for h in hits) == [
+        (f"{samples}/config.ini", "example_loader"), (f"{samples}/mail/invoice.txt", "example_loader")]
+    assert len({h["indicator"] for h in hits}) == 2  # same rule name, two producers: both hit
+    sightings = [o for o in json.loads((tmp_path / "yara-sightings.json").read_text())["objects"]
+                 if o["type"] == "sighting"]
+    assert len(sightings) == 2 and result.stderr.startswith("3 files scanned with 2 YARA indicators, 2 hits")
