@@ -19,6 +19,7 @@ from typing import IO, Any
 import click
 import orjson
 
+from kizuna.cli import match_yara
 from kizuna.cli.common import CliError
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
 from kizuna.detect.files import PendingFile, check_writable, read_stix_file
@@ -26,7 +27,7 @@ from kizuna.detect.intel import zeek_intel_indicators
 from kizuna.detect.mappings import Mapping, load_mapping, shipped_mappings
 from kizuna.detect.run import MatchRun, NothingToMatch
 from kizuna.detect.sightings import Alert
-from kizuna.detect.yara_scan import YaraScan, expand_paths
+from kizuna.detect.yara_scan import YaraScan
 
 
 def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2) -> Iterator[bytes]:
@@ -162,7 +163,8 @@ def match_command(
     """
     data_dir: Path | None = (ctx.obj or {}).get("data_dir")
     if yara:
-        _check_yara_options(inputs, observed_data, follow, mapping_name, mapping_file, intel_files, max_lines)
+        match_yara.check_options(inputs, observed_data=observed_data, follow=follow, mapping_name=mapping_name,
+                                 mapping_file=mapping_file, intel_files=intel_files, max_lines=max_lines)
     else:
         _check_inputs(inputs, observed_data)
     if output is not None and (problem := check_writable(output, "output")):
@@ -199,10 +201,11 @@ def match_command(
         run.require_indicators()
 
         alert_stream, direct = _alert_stream(alerts, follow, pending)
-        progress = _Progress(enabled=sys.stderr.isatty() and not (as_json or quiet or follow or observed_data))
+        watched = sys.stderr.isatty() and not (as_json or quiet)
+        progress = _Progress(enabled=watched and not (follow or observed_data or yara))
         try:
             if isinstance(run, YaraScan):
-                _scan_files(run, inputs, alert_stream, progress)
+                match_yara.scan_files(run, inputs, alert_stream, show_progress=watched)
             else:
                 _match_inputs(run, inputs, observed_data, follow, max_lines, idle_timeout, alert_stream, progress)
         finally:
@@ -238,7 +241,7 @@ def match_command(
     summary.update(stored=stored, output=str(output) if output else None,
                    bundle_objects=len(bundle["objects"]), bundle_missing=missing)
     if isinstance(run, YaraScan):
-        _yara_report(ctx, run, summary, missing, as_json, quiet)
+        match_yara.report(ctx, run, summary, missing, as_json=as_json, quiet=quiet)
         return
     if as_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
@@ -249,51 +252,6 @@ def match_command(
         text += "".join(f"\n  {p.file}:{p.line}: {p.reason}" for p in stats.problems[:20])
         text += "".join(f"\n  not in the bundle: {ref}: {why}" for ref, why in missing.items())
         click.echo(text, err=True)
-
-
-def _check_yara_options(
-    inputs: tuple[str, ...], observed_data: bool, follow: bool, mapping_name: str | None,
-    mapping_file: Path | None, intel_files: tuple[Path, ...], max_lines: int | None,
-) -> None:
-    clashing = [name for name, given in (("--observed-data", observed_data), ("--follow", follow),
-                                         ("--mapping", mapping_name), ("--mapping-file", mapping_file),
-                                         ("--zeek-intel", intel_files), ("--max-lines", max_lines)) if given]
-    if clashing:
-        raise CliError(f"--yara scans files; it does not go with {', '.join(clashing)}", code="usage", exit_code=2)
-    if not inputs or "-" in inputs:
-        raise CliError("--yara needs files or directories to scan (standard input is not scanned)",
-                       code="usage", exit_code=2)
-
-
-def _scan_files(run: YaraScan, inputs: tuple[str, ...], alert_stream: IO[str] | None, progress: _Progress) -> None:
-    files, missing = expand_paths(inputs)
-    run.unscanned.extend(missing)
-    try:
-        for path in progress.track_files(files):
-            for alert in run.scan(path):
-                _write_alert(alert_stream, alert)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C ends a scan with what was found so far
-
-
-def _yara_report(
-    ctx: click.Context, run: YaraScan, summary: dict[str, Any], missing: dict[str, str], as_json: bool, quiet: bool
-) -> None:
-    """The summary, then, when some input could not be scanned, one error line and exit status 1
-    (the other files were scanned and their results written)."""
-    if as_json:
-        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
-    elif not quiet:
-        text = (f"{summary['files']} files scanned with {summary['indicators']['yara']} YARA indicators, "
-                f"{summary['hits']} hits, {summary['sightings']} sightings")
-        text += "".join(f"\n  rule of {ref} left out: {why}" for ref, why in run.invalid.items())
-        text += "".join(f"\n  not in the bundle: {ref}: {why}" for ref, why in missing.items())
-        click.echo(text, err=True)
-    if run.unscanned:
-        first = run.unscanned[0]
-        more = f" (and {len(run.unscanned) - 1} more)" if len(run.unscanned) > 1 else ""
-        click.echo(f"kizuna match: could not scan {first.file}: {first.reason}{more}", err=True)
-        ctx.exit(1)
 
 
 def _alert_stream(
@@ -399,8 +357,7 @@ class _Progress:
 
             self._bar = Progress(
                 TextColumn("{task.description}"), BarColumn(),
-                TextColumn("{task.fields[lines]:,} {task.fields[unit]}  {task.fields[rate]:,.0f} "
-                           "{task.fields[unit]}/s  ETA"),
+                TextColumn("{task.fields[lines]:,} lines  {task.fields[rate]:,.0f} lines/s  ETA"),
                 TimeRemainingColumn(), console=Console(stderr=True), transient=False,
             )
             self._bar.start()
@@ -412,7 +369,7 @@ class _Progress:
 
     def _tracked(self, label: str, lines: Iterable[bytes], total: int) -> Iterator[bytes]:
         bar = self._bar
-        task = bar.add_task(label, total=max(total, 1), lines=0, rate=0.0, unit="lines")
+        task = bar.add_task(label, total=max(total, 1), lines=0, rate=0.0)
         started, done, count = time.monotonic(), 0, 0
         try:
             for line in lines:
@@ -425,21 +382,6 @@ class _Progress:
         finally:
             rate = count / max(time.monotonic() - started, 1e-6)
             bar.update(task, completed=max(done, total), lines=count, rate=rate)
-
-    def track_files(self, files: list[Path]) -> Iterable[Path]:
-        """The files, advancing a bar of files scanned (bytes drive the time left) on a terminal."""
-        if self._bar is None:
-            return files
-        return self._tracked_files(files)
-
-    def _tracked_files(self, files: list[Path]) -> Iterator[Path]:
-        sizes = [path.stat().st_size if path.exists() else 0 for path in files]
-        task = self._bar.add_task("scanning", total=max(sum(sizes), 1), lines=0, rate=0.0, unit="files")
-        started = time.monotonic()
-        for count, (path, size) in enumerate(zip(files, sizes, strict=True), 1):
-            yield path
-            rate = count / max(time.monotonic() - started, 1e-6)
-            self._bar.update(task, advance=size, lines=count, rate=rate)
 
     def close(self) -> None:
         if self._bar is not None:
