@@ -19,6 +19,7 @@ from typing import IO, Any
 import click
 import orjson
 
+from kizuna.cli import match_yara
 from kizuna.cli.common import CliError
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
 from kizuna.detect.files import PendingFile, check_writable, read_stix_file
@@ -26,6 +27,7 @@ from kizuna.detect.intel import zeek_intel_indicators
 from kizuna.detect.mappings import Mapping, load_mapping, shipped_mappings
 from kizuna.detect.run import MatchRun, NothingToMatch
 from kizuna.detect.sightings import Alert
+from kizuna.detect.yara_scan import YaraScan
 
 
 def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2) -> Iterator[bytes]:
@@ -53,7 +55,7 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
 
 
 @click.command("match")
-@click.argument("inputs", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("inputs", nargs=-1, type=click.Path(allow_dash=True))
 @click.option(
     "--indicators",
     "indicator_files",
@@ -82,6 +84,12 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
     help="A mapping file (JSON) describing another log format; see docs/detection.md and examples/mappings/.",
 )
 @click.option("--observed-data", is_flag=True, help="Inputs are STIX observed-data, not logs.")
+@click.option(
+    "--yara",
+    is_flag=True,
+    help="Inputs are files or directories (walked recursively) to scan with the YARA indicators "
+    "(pattern_type yara), not logs.",
+)
 @click.option("--follow", is_flag=True, help="Keep reading the (single) input file as it grows.")
 @click.option(
     "--max-lines",
@@ -134,6 +142,7 @@ def match_command(
     mapping_name: str | None,
     mapping_file: Path | None,
     observed_data: bool,
+    yara: bool,
     follow: bool,
     max_lines: int | None,
     idle_timeout: float | None,
@@ -145,14 +154,19 @@ def match_command(
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Match every indicator against logs (Zeek, Suricata eve.json, ECS) or STIX observed-data.
+    """Match every indicator against logs (Zeek, Suricata eve.json, ECS) or STIX observed-data, or scan
+    files with the YARA indicators (--yara).
 
-    Hits are written as a JSON-lines alert stream (--alerts), each naming its input file and line,
-    and aggregated into STIX sightings (one per indicator per --window), written as a bundle that
-    also holds the indicators and identities they name, or stored in a node collection.
+    Hits are written as a JSON-lines alert stream (--alerts), each naming its input file and line
+    (or YARA rule), and aggregated into STIX sightings (one per indicator per --window), written as a
+    bundle that also holds the indicators and identities they name, or stored in a node collection.
     """
     data_dir: Path | None = (ctx.obj or {}).get("data_dir")
-    _check_inputs(inputs, observed_data)
+    if yara:
+        match_yara.check_options(inputs, observed_data=observed_data, follow=follow, mapping_name=mapping_name,
+                                 mapping_file=mapping_file, intel_files=intel_files, max_lines=max_lines)
+    else:
+        _check_inputs(inputs, observed_data)
     if output is not None and (problem := check_writable(output, "output")):
         raise CliError(problem, code="io", file=str(output))
     if alerts not in (None, "-") and (problem := check_writable(Path(alerts), "alerts file")):
@@ -171,7 +185,11 @@ def match_command(
             # export_objects is lazy: each collection is read when its indicators are loaded.
             sources = [node.export_objects(node.find_collection(ref, None)) for ref in source_collections]
         identity = identity_id or (node.identity().get("id") if node else None) or LOCAL_IDENTITY_ID
-        run = MatchRun(identity, list(_mappings(mapping_file).values()), forced=mapping_name, window=window)
+        run: MatchRun | YaraScan
+        if yara:
+            run = YaraScan(identity, window=window)
+        else:
+            run = MatchRun(identity, list(_mappings(mapping_file).values()), forced=mapping_name, window=window)
         if node is not None:
             run.bundle.remember(node.identity())
         for path in indicator_files:
@@ -183,16 +201,23 @@ def match_command(
         run.require_indicators()
 
         alert_stream, direct = _alert_stream(alerts, follow, pending)
-        progress = _Progress(enabled=sys.stderr.isatty() and not (as_json or quiet or follow or observed_data))
+        watched = sys.stderr.isatty() and not (as_json or quiet)
+        progress = _Progress(enabled=watched and not (follow or observed_data or yara))
         try:
-            _match_inputs(run, inputs, observed_data, follow, max_lines, idle_timeout, alert_stream, progress)
+            if isinstance(run, YaraScan):
+                match_yara.scan_files(run, inputs, alert_stream, show_progress=watched)
+            else:
+                _match_inputs(run, inputs, observed_data, follow, max_lines, idle_timeout, alert_stream, progress)
         finally:
             progress.close()
             if direct is not None:
                 direct.close()
-        run.require_events(observed_data)
-
-        sightings = run.engine.aggregator.sightings()
+        if isinstance(run, YaraScan):
+            run.require_files()
+            sightings = run.aggregator.sightings()
+        else:
+            run.require_events(observed_data)
+            sightings = run.engine.aggregator.sightings()
         bundle, missing = run.bundle.build(sightings, f"bundle--{uuid.uuid4()}")
         stored = _store(node, store_in, sightings) if store_in is not None else None
         if output is not None:
@@ -215,6 +240,9 @@ def match_command(
     summary = run.summary(len(sightings), observed_data)
     summary.update(stored=stored, output=str(output) if output else None,
                    bundle_objects=len(bundle["objects"]), bundle_missing=missing)
+    if isinstance(run, YaraScan):
+        match_yara.report(ctx, run, summary, missing, as_json=as_json, quiet=quiet)
+        return
     if as_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     elif not quiet:

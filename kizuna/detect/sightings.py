@@ -81,6 +81,7 @@ class Alert:
     source: str  # the mapping (log format) of the line, or the id of the observed-data
     facts: list[tuple[str, str, Any]]
     file: str | None = None  # the input file, when the hit came from one
+    rule: str | None = None  # the YARA rule that matched, for a `--yara` hit
 
     def as_json(self) -> dict[str, Any]:
         head: dict[str, Any] = {
@@ -89,9 +90,8 @@ class Alert:
         }
         if self.file is not None:
             head["file"] = self.file
-        return {
-            **head,
-            "line": self.line,
-            "source": self.source,
-            "observables": [{"type": t, "path": p, "value": v} for t, p, v in self.facts if isinstance(v, str)],
-        }
+        body: dict[str, Any] = {**head, "line": self.line, "source": self.source}
+        if self.rule is not None:
+            body["rule"] = self.rule
+        body["observables"] = [{"type": t, "path": p, "value": v} for t, p, v in self.facts if isinstance(v, str)]
+        return body

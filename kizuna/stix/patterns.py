@@ -17,8 +17,12 @@ strict regular expression that accepts only text the grammar parses, and get the
 object-type checks; everything else goes through the grammar. Results are remembered for a bounded
 number of pattern texts, since feeds repeat patterns across versions of an indicator.
 
-Other pattern languages (Sigma, YARA, Snort, Suricata, PCRE) are stored unchecked: none of their
-parsers is a Kizuna dependency.
+Sigma and YARA patterns are checked by their own parsers (``foreign_pattern_problem``): a Sigma
+rule must be read by pySigma without errors and its condition must parse; a YARA rule must compile
+with yara-python (with ``include`` switched off, so a shared rule cannot make the node read its own
+files). Both are imported on the first such pattern, so a node that never sees one never loads them.
+Other pattern languages (Snort, Suricata, PCRE) are stored unchecked: none of their parsers is a
+Kizuna dependency.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any, Final
 
 from kizuna.stix import vocab
 
-__all__ = ["stix_pattern_problem"]
+__all__ = ["CHECKED_LANGUAGES", "foreign_pattern_problem", "stix_pattern_problem"]
 
 # The grammar's keywords cannot stand as an object type or a path step in the fast form.
 _KEYWORDS: Final = frozenset(
@@ -170,3 +174,63 @@ def stix_pattern_problem(text: str) -> str | None:
     if fast is not False:
         return fast if isinstance(fast, str) else None
     return _grammar_problem(text)
+
+
+# --------------------------------------------------------------------------- Sigma and YARA
+
+
+def _sigma_problem(text: str) -> str | None:
+    import yaml
+    from sigma.collection import SigmaCollection
+
+    try:
+        collection = SigmaCollection.from_yaml(text, collect_errors=True)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        return f"Sigma rule is not valid YAML: {where}{exc.problem or exc.context}"
+    except Exception as exc:  # noqa: BLE001 - a foreign parser on untrusted text: any failure is the reason
+        return f"Sigma rule is not valid: {_one_line(exc)}"
+    if collection.errors:
+        return f"Sigma rule is not valid: {_one_line(collection.errors[0])}"
+    if not collection.rules:
+        return "Sigma pattern holds no rule"
+    for rule in collection.rules:
+        detection = getattr(rule, "detection", None)
+        for condition in getattr(detection, "parsed_condition", None) or ():
+            try:
+                condition.parsed  # noqa: B018 - parsing is the check
+            except Exception as exc:  # noqa: BLE001
+                return f"Sigma rule {getattr(rule, 'title', '')!r} has an invalid condition: {_one_line(exc)}"
+    return None
+
+
+def _yara_problem(text: str) -> str | None:
+    import yara
+
+    try:
+        rules = yara.compile(source=text, includes=False)
+    except yara.Error as exc:
+        return f"YARA rule does not compile: {_one_line(exc)}"
+    if not any(True for _rule in rules):
+        return "YARA pattern holds no rule"
+    return None
+
+
+def _one_line(exc: object) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+_FOREIGN_CHECKS: Final = {"sigma": _sigma_problem, "yara": _yara_problem}
+#: The pattern languages besides STIX whose patterns are checked at ingest.
+CHECKED_LANGUAGES: Final = frozenset(_FOREIGN_CHECKS)
+
+
+@lru_cache(maxsize=1024)
+def foreign_pattern_problem(pattern_type: str, text: str) -> str | None:
+    """``None`` if ``text`` is a valid pattern of ``pattern_type`` (sigma or yara), else the reason.
+
+    Languages Kizuna has no parser for are not judged (``None``).
+    """
+    check = _FOREIGN_CHECKS.get(pattern_type)
+    return None if check is None else check(text)

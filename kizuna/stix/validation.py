@@ -30,8 +30,9 @@ What is checked
   ``definition`` unless they use ``extensions``.
 
 STIX patterns (``pattern_type: stix``) must be valid STIX 2.1 patterning, as ``kizuna.stix.patterns``
-decides: the OASIS grammar, its hash-literal checks, and object types that exist. Patterns of other
-languages (Sigma, YARA, Snort, ...) are only checked to be strings.
+decides: the OASIS grammar, its hash-literal checks, and object types that exist. Sigma patterns must
+be read by pySigma and YARA patterns must compile with yara-python; patterns of other languages
+(Snort, Suricata, PCRE, ...) are only checked to be strings.
 
 Deliberate differences from stix2-validator (the reference used by the tests)
 ----------------------------------------------------------------------------
@@ -84,7 +85,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from kizuna.stix import vocab
-from kizuna.stix.patterns import stix_pattern_problem
+from kizuna.stix.patterns import CHECKED_LANGUAGES, foreign_pattern_problem, stix_pattern_problem
 
 __all__ = ["check_object", "is_stix_id", "is_timestamp"]
 
@@ -603,10 +604,15 @@ def _needs_own_property(obj: dict[str, Any]) -> str | None:
 
 
 def _indicator_rules(obj: dict[str, Any]) -> str | None:
-    # Only STIX patterns are parsed; other pattern languages have no parser among Kizuna's dependencies.
-    if obj["pattern_type"] != "stix":
+    # STIX first: it is the hot case, and must cost no more than one comparison to reach its check.
+    pattern_type = obj["pattern_type"]
+    if pattern_type == "stix":
+        problem = stix_pattern_problem(obj["pattern"])
+    elif pattern_type in CHECKED_LANGUAGES:
+        # Sigma and YARA: their own parsers decide. Other languages have none among Kizuna's dependencies.
+        problem = foreign_pattern_problem(pattern_type, obj["pattern"])
+    else:
         return None
-    problem = stix_pattern_problem(obj["pattern"])
     return None if problem is None else f"indicator: {problem}"
 
 
