@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from misp_roundtrip_check import differences
 from pymisp import MISPEvent
 
 from kizuna.formats.base import ConversionReport
 from kizuna.formats.misp_in import read_misp
 from kizuna.formats.misp_out import write_misp_event
+from tests.formats.misp_roundtrip_check import differences
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "misp"
 ORG = {"name": "NCSC UK", "uuid": "b4a6e2a4-6a0c-4c1e-9f57-2f0e2f1c6d11"}
