@@ -12,7 +12,7 @@ from kizuna.cli.common import check_port_free, emit, json_option, node_of, port_
 from kizuna.core.metrics import share_between_processes
 from kizuna.core.node import DEFAULT_API_ROOT, Node
 from kizuna.federation.health import announce_worker
-from kizuna.stix.timestamps import format_timestamp
+from kizuna.stix.timestamps import format_timestamp, now_micros
 
 
 @click.command()
@@ -130,6 +130,14 @@ def orgs_list(ctx: click.Context, as_json: bool) -> None:
           "\n".join(f"{o.id}  {o.country or '---'}  {o.name}" for o in found))
 
 
+def _token_states(tokens: list[Any]) -> dict[str, int]:
+    """How many tokens are active, expired and revoked (a revoked token counts as revoked only)."""
+    now = now_micros()
+    revoked = sum(t.revoked_at is not None for t in tokens)
+    expired = sum(t.revoked_at is None and t.expires_at is not None and t.expires_at <= now for t in tokens)
+    return {"active": len(tokens) - revoked - expired, "expired": expired, "revoked": revoked}
+
+
 @click.command()
 @json_option
 @click.pass_context
@@ -151,11 +159,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
              "last_added": format_timestamp(s.last_added) if s.last_added is not None else None}
             for s in found
         ],
-        "tokens": {"active": sum(t.revoked_at is None for t in tokens_all),
-                   "revoked": sum(t.revoked_at is not None for t in tokens_all)},
+        "tokens": _token_states(tokens_all),
     }
     lines = [f"{payload['title']}", f"  store:    {payload['store']}", f"  identity: {payload['identity']}",
-             f"  tokens:   {payload['tokens']['active']} active, {payload['tokens']['revoked']} revoked"]
+             f"  tokens:   {payload['tokens']['active']} active, {payload['tokens']['expired']} expired, "
+             f"{payload['tokens']['revoked']} revoked"]
     lines += [f"  /{c['api_root']}/collections/{c['id']}/  "
               f"{'alias ' + c['alias'] + '  ' if c['alias'] else ''}{c['objects']} versions  {c['title']}"
               for c in payload["collections"]]

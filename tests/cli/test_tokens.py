@@ -50,6 +50,10 @@ def test_expired_token_is_refused_exactly_like_an_unknown_one(node: Node) -> Non
     text = kizuna(node.data_dir, "tokens", "list").stdout
     line = next(line for line in text.splitlines() if line.startswith(created["id"]))
     assert line.split()[-1] == "expired" and created["expires"][:19] in line
+    # `status` counts it as expired, not active, exactly as `tokens list` states them.
+    states = [row["state"] for row in kizuna_json(node.data_dir, "tokens", "list")["tokens"]]
+    counts = kizuna_json(node.data_dir, "status")["tokens"]
+    assert counts == {state: states.count(state) for state in ("active", "expired", "revoked")}
 
 
 @pytest.mark.parametrize("given, seconds", [("30d", 30 * 86400), ("12h", 12 * 3600), ("90m", 90 * 60)])
