@@ -34,6 +34,16 @@ def _attribute_objects(objects: list[dict[str, Any]], attribute_uuid: str) -> li
     return [o for o in objects if o["id"].endswith(attribute_uuid)]
 
 
+# Two YARA attributes in the real CIRCL events do not compile (one condition reads "and < 1000000", one
+# rule is cut short); ingest validates YARA with yara-python, so these two are refused with the reason.
+BROKEN_YARA = {"indicator--57162852-bbe8-4aa9-a420-4f3a950d210f", "indicator--5c72ae10-aa9c-4068-853b-4b4602de0b81"}
+
+
+def _only_broken_yara_refused(failures: list[dict[str, Any]], expected: set[str]) -> None:
+    assert {f["id"] for f in failures} == expected
+    assert all("YARA rule does not compile" in f["message"] for f in failures)
+
+
 def _rel_to(objects: list[dict[str, Any]], ref: str) -> dict[str, Any]:
     definitions = {o["id"]: o for o in objects if o["type"] == "marking-definition"}
     for marking in ref and [ref] or ():
@@ -50,8 +60,8 @@ def test_real_events_become_stix_that_a_node_stores(store_url: str, tmp_path: Pa
     try:
         collection = node.create_collection("MISP events", alias="misp")
         stored = node.import_objects(collection, report.objects)
-        assert stored.failures == []
-        assert stored.success_count == stored.total == len(report.objects)
+        _only_broken_yara_refused(stored.failures, BROKEN_YARA)
+        assert stored.success_count == stored.total - len(BROKEN_YARA) == len(report.objects) - len(BROKEN_YARA)
     finally:
         node.close()
 
@@ -121,8 +131,9 @@ def test_a_partner_outside_the_sharing_group_sees_nothing_of_the_event(tmp_path:
         closed_event["SharingGroup"] = {**SHARING_GROUP["SharingGroup"], "Organisation": SHARING_GROUP["Organisation"],
                                         "SharingGroupOrg": SHARING_GROUP["SharingGroupOrg"]}
         for event in (open_event, closed_event):
-            stored = node.import_objects(collection, read_misp(_bytes(event), "e.json").objects)
-            assert stored.failures == []
+            objects = read_misp(_bytes(event), "e.json").objects
+            stored = node.import_objects(collection, objects)
+            _only_broken_yara_refused(stored.failures, BROKEN_YARA & {o["id"] for o in objects})
         seen = {json.loads(body)["id"] for body in node.export_objects(collection, partner)}
         assert f"indicator--{open_event['Attribute'][1]['uuid']}" in seen
         closed_uuids = {a["uuid"] for a in closed_event["Attribute"]} | {o["uuid"] for o in closed_event["Object"]}
