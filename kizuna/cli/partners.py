@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from kizuna.cli.common import CliError, emit, json_option, node_of
-from kizuna.federation.admin import add_partner
+from kizuna.federation.admin import add_misp_feed_partner, add_partner
 from kizuna.federation.config import (
     DEFAULT_SCHEDULE_S,
     PAGE_SIZE_RANGE,
@@ -26,6 +26,7 @@ from kizuna.federation.runs import RUN_LEASE_TTL_S, worker_id
 from kizuna.federation.state import FederationState
 from kizuna.federation.sync import RunReport, Syncer
 from kizuna.federation.worker import LEASE_NAME, run_worker, stop_with_parent
+from kizuna.formats.base import ConversionReport
 from kizuna.stix.timestamps import format_timestamp
 
 
@@ -36,10 +37,16 @@ def partners() -> None:
 
 @partners.command("add")
 @click.argument("name")
-@click.option("--url", required=True,
+@click.option("--url", default=None,
               help="The partner's TAXII API root URL (http or https, ending with '/'), e.g. https://host/main/.")
-@click.option("--map", "maps", multiple=True, required=True,
-              help="LOCAL=REMOTE[:pull|push|both] collection ids or aliases (repeatable); LOCAL must exist here.")
+@click.option("--map", "maps", multiple=True,
+              help="LOCAL=REMOTE[:pull|push|both] collection ids or aliases (repeatable; with --url); "
+                   "LOCAL must exist here.")
+@click.option("--misp-feed", "misp_feed", default=None,
+              help="Instead of --url: a MISP feed (http(s) URL, file:// URL or directory holding manifest.json) "
+                   "whose events are imported as STIX.")
+@click.option("--collection", default=None,
+              help="With --misp-feed: the local collection (id or alias) that receives the feed's events.")
 @click.option("--token", default=None, help="Bearer token the partner issued to this node (printable ASCII).")
 @click.option("--basic", default=None, help="user:password, for servers that only take HTTP Basic.")
 @click.option("--cert", default=None, help="Client certificate (PEM file) for mutual TLS.")
@@ -53,10 +60,36 @@ def partners() -> None:
               help=f"Objects per page requested or sent ({PAGE_SIZE_RANGE[0]}-{PAGE_SIZE_RANGE[1]}).")
 @json_option
 @click.pass_context
-def partners_add(ctx: click.Context, name: str, url: str, maps: tuple[str, ...], token: str | None,
-                 basic: str | None, cert: str | None, key: str | None, ca: str | None, org: str | None,
-                 agreement: str | None, schedule: int, page_size: int, as_json: bool) -> None:
-    """Add a partner node (the whole configuration is checked before it is stored)."""
+def partners_add(ctx: click.Context, name: str, url: str | None, maps: tuple[str, ...], misp_feed: str | None,
+                 collection: str | None, token: str | None, basic: str | None, cert: str | None, key: str | None,
+                 ca: str | None, org: str | None, agreement: str | None, schedule: int, page_size: int,
+                 as_json: bool) -> None:
+    """Add a partner: a TAXII node (--url, --map) or a MISP feed (--misp-feed, --collection).
+
+    The whole configuration is checked before it is stored.
+    """
+    if (url is None) == (misp_feed is None):
+        raise CliError("give either --url (a TAXII partner) or --misp-feed (a MISP feed), not both or neither",
+                       code="usage", exit_code=2)
+    if misp_feed is not None:
+        if maps or org or agreement:
+            raise CliError("--map, --org and --agreement apply to TAXII partners; a MISP feed takes --collection",
+                           code="usage", exit_code=2)
+        if collection is None:
+            raise CliError("--misp-feed needs --collection (the local collection receiving the events)",
+                           code="usage", exit_code=2)
+        config = add_misp_feed_partner(
+            node_of(ctx), name, misp_feed, collection, token=token, basic_auth=basic, client_cert=cert,
+            client_key=key, ca_file=ca, schedule_s=schedule,
+        )
+        emit(as_json, config.public(), f"MISP feed partner {name} added (events go to {collection})")
+        return
+    assert url is not None
+    if collection is not None:
+        raise CliError("--collection applies to --misp-feed; a TAXII partner takes --map LOCAL=REMOTE",
+                       code="usage", exit_code=2)
+    if not maps:
+        raise CliError("--url needs at least one --map LOCAL=REMOTE[:pull|push|both]", code="usage", exit_code=2)
     config = add_partner(
         node_of(ctx), name, url, maps, token=token, basic_auth=basic, client_cert=cert, client_key=key,
         ca_file=ca, organisation=org, agreement=agreement, schedule_s=schedule, page_size=page_size,
@@ -66,7 +99,8 @@ def partners_add(ctx: click.Context, name: str, url: str, maps: tuple[str, ...],
 
 def _summary(row: dict[str, Any]) -> str:
     status = row["status"]
-    line = f"{row['name']:<16} {status['state']:<11} {row.get('api_root_url') or '(unusable configuration)'}"
+    line = (f"{row['name']:<16} {status['state']:<11} {row.get('kind', '?'):<10} "
+            f"{row.get('api_root_url') or '(unusable configuration)'}")
     line += (f"\n    last success {status['last_success'] or 'never'}; next attempt {status['next_attempt'] or 'now'}"
              f" (consecutive failures {status['consecutive_failures']}); pulled {status['pulled']}, "
              f"pushed {status['pushed']}, quarantined {status['quarantined']}")
@@ -118,7 +152,7 @@ def partners_show(ctx: click.Context, name: str, as_json: bool) -> None:
     }
     status = payload["status"]
     running = f" in {status['running_in']}" if status["running_in"] else ""
-    lines = [f"{name}  {partner.api_root_url if partner else '(unusable configuration)'}",
+    lines = [f"{name}  {partner.kind + ' ' + partner.api_root_url if partner else '(unusable configuration)'}",
              f"  state:        {status['state']}{running} (consecutive failures {status['consecutive_failures']})",
              f"  last success: {status['last_success'] or 'never'}",
              f"  last attempt: {status['last_attempt'] or 'never'}",
@@ -148,6 +182,13 @@ def partners_remove(ctx: click.Context, name: str, as_json: bool) -> None:
 
 
 ProgressHook = Callable[[RunReport], None]
+
+
+def convert_misp_event(data: bytes, name: str) -> ConversionReport:
+    """MISP event JSON -> STIX with its loss report: the converter the sync injects into federation."""
+    from kizuna.formats.misp_in import read_misp  # misp-stix is heavy: load it only for a feed
+
+    return read_misp(data, name)
 
 
 @contextmanager
@@ -185,6 +226,16 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], tuple[ProgressHook, Cal
         yield track
 
 
+def _run_line(run: dict[str, Any]) -> str:
+    line = (f"{run['partner']}: pulled {run['pulled']} new ({run['duplicates']} already here), pushed {run['pushed']}, "
+            f"quarantined {run['quarantined'] + run['push_refused']}")
+    if any(m.get("direction") == "misp-feed" for m in run["mappings"]):
+        line += (f"; MISP events imported {run['events']}, failed {run['events_failed']}, "
+                 f"{run['losses']} conversion loss(es) in the audit log")
+    line += f"; FAILED: {run['error']}" if run["error"] else ""
+    return line + "".join(f"\n  note: {note}" for note in run["notes"])
+
+
 @click.command("sync")
 @click.argument("partner", required=False)
 @click.option("--loop", is_flag=True, help="Run the scheduled sync worker until stopped.")
@@ -212,7 +263,7 @@ def sync_command(ctx: click.Context, partner: str | None, loop: bool, tick: floa
             if os.getppid() != parent_pid:
                 return
         run_worker(node, stop, tick_s=tick, parent_pid=parent_pid, holder=worker_id(worker_tag),
-                   run_lease_ttl_s=lease_ttl)
+                   run_lease_ttl_s=lease_ttl, misp_converter=convert_misp_event)
         return
     state = FederationState(node.store)
     names = [partner] if partner else state.partner_names()
@@ -223,7 +274,7 @@ def sync_command(ctx: click.Context, partner: str | None, loop: bool, tick: floa
     with _progress(not (as_json or quiet)) as track:
         for name in names:
             update, done = track(name) if track is not None else (None, None)
-            syncer = Syncer(node, lease_ttl_s=lease_ttl, progress=update)
+            syncer = Syncer(node, lease_ttl_s=lease_ttl, progress=update, misp_converter=convert_misp_event)
             try:
                 reports.append(syncer.sync_partner(name, force=True).as_dict())
             except KeyError:
@@ -231,12 +282,7 @@ def sync_command(ctx: click.Context, partner: str | None, loop: bool, tick: floa
             if done is not None:
                 done()
     payload = {"runs": reports, "worker": holder[0] if holder else None}
-    emit(as_json, payload, "\n".join(
-        f"{r['partner']}: pulled {r['pulled']} new ({r['duplicates']} already here), pushed {r['pushed']}, "
-        f"quarantined {r['quarantined'] + r['push_refused']}" + (f"; FAILED: {r['error']}" if r["error"] else "")
-        + "".join(f"\n  note: {note}" for note in r["notes"])
-        for r in reports
-    ) or "No partners.")
+    emit(as_json, payload, "\n".join(_run_line(r) for r in reports) or "No partners.")
     if any(r["error"] for r in reports):
         ctx.exit(1)
 

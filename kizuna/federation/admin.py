@@ -10,35 +10,74 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from kizuna.core.errors import KizunaError
 from kizuna.core.node import Node
-from kizuna.federation.config import CollectionMapping, ConfigProblem, PartnerConfig, printable_ascii
+from kizuna.federation.config import (
+    FEED_REMOTE,
+    MISP_FEED,
+    CollectionMapping,
+    ConfigProblem,
+    Direction,
+    PartnerConfig,
+    printable_ascii,
+)
 from kizuna.federation.state import FederationState
 
 
-def check_api_root_url(url: str) -> None:
-    """An http(s) URL with a host, ending with ``/`` (collection paths are resolved against it)."""
+def _check_http_url(url: str, option: str) -> None:
+    """An http(s) URL with a host and a port that can be connected to, without credentials or a query."""
     if not printable_ascii(url):
-        raise ConfigProblem(f"--url {url!r} must be printable ASCII without spaces")
+        raise ConfigProblem(f"{option} {url!r} must be printable ASCII without spaces")
     try:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError for a port that is not a number
     except ValueError as exc:
-        raise ConfigProblem(f"--url {url!r} is not a valid URL ({exc})") from None
+        raise ConfigProblem(f"{option} {url!r} is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https"):
-        raise ConfigProblem(f"--url {url!r} must start with http:// or https://")
+        raise ConfigProblem(f"{option} {url!r} must start with http:// or https://")
     if not parts.hostname:
-        raise ConfigProblem(f"--url {url!r} has no host")
+        raise ConfigProblem(f"{option} {url!r} has no host")
     if port == 0:
-        raise ConfigProblem(f"--url {url!r}: port 0 cannot be connected to")
+        raise ConfigProblem(f"{option} {url!r}: port 0 cannot be connected to")
     if parts.username is not None or parts.password is not None:
-        raise ConfigProblem(f"--url {url!r}: give credentials with --token or --basic, not in the URL")
+        raise ConfigProblem(f"{option} {url!r}: give credentials with --token or --basic, not in the URL")
     if parts.query or parts.fragment:
-        raise ConfigProblem(f"--url {url!r} must be an API root URL without a query or fragment")
-    if not parts.path.endswith("/"):
+        raise ConfigProblem(f"{option} {url!r} must be a URL without a query or fragment")
+
+
+def check_api_root_url(url: str) -> None:
+    """An http(s) URL with a host, ending with ``/`` (collection paths are resolved against it)."""
+    _check_http_url(url, "--url")
+    if not urlsplit(url).path.endswith("/"):
         raise ConfigProblem(f"--url {url!r} must be the API root URL ending with '/', e.g. {url}/")
+
+
+def misp_feed_location(location: str) -> str:
+    """The stored form of a feed: its http(s) URL ending with '/', or the file:// URL of an existing
+    directory (given as ``file://…`` or as a path) that holds a ``manifest.json``."""
+    if location.startswith(("http://", "https://")):
+        _check_http_url(location, "--misp-feed")
+        parts = urlsplit(location)
+        return urlunsplit(parts._replace(path=parts.path if parts.path.endswith("/") else parts.path + "/"))
+    if location.startswith("file://"):
+        parts = urlsplit(location)
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigProblem(f"--misp-feed {location!r}: a file:// URL must name a local path (file:///…)")
+        path = Path(unquote(parts.path))
+    elif "://" in location:
+        raise ConfigProblem(f"--misp-feed {location!r} must be an http://, https:// or file:// URL or a directory")
+    else:
+        path = Path(location).expanduser()
+    try:
+        directory = path.resolve()
+        usable = directory.is_dir() and (directory / "manifest.json").is_file()
+    except (OSError, ValueError) as exc:
+        raise ConfigProblem(f"--misp-feed {location[:200]}: not a usable path ({exc})") from None
+    if not usable:
+        raise ConfigProblem(f"--misp-feed {location[:200]}: no directory with a manifest.json there")
+    return directory.as_uri()
 
 
 def readable_file(option: str, path: str | None) -> str | None:
@@ -95,6 +134,33 @@ def add_partner(
         client_cert=readable_file("--cert", client_cert), client_key=readable_file("--key", client_key),
         ca_file=readable_file("--ca", ca_file), organisation=organisation_id, agreement=agreement,
         schedule_s=schedule_s, page_size=page_size,
+    )
+    state.add_partner(config)
+    return config
+
+
+def add_misp_feed_partner(
+    node: Node, name: str, feed: str, collection: str, *, token: str | None = None, basic_auth: str | None = None,
+    client_cert: str | None = None, client_key: str | None = None, ca_file: str | None = None,
+    schedule_s: int = 300,
+) -> PartnerConfig:
+    """Check a MISP feed partner (the feed is there, the collection exists here) and store it."""
+    state = FederationState(node.store)
+    if name in state.partner_names():
+        raise ConfigProblem(f"a partner named {name!r} already exists (remove it first to change it)")
+    location = misp_feed_location(feed)
+    if location.startswith("file:") and (token or basic_auth or client_cert or client_key or ca_file):
+        raise ConfigProblem("--token, --basic, --cert, --key and --ca apply to http(s) feeds, not to a directory")
+    try:
+        node.find_collection(collection)
+    except KizunaError:
+        raise ConfigProblem(f"--collection {collection}: this node has no collection {collection!r} "
+                            "(see `kizuna collections list`)") from None
+    config = PartnerConfig(
+        name=name, api_root_url=location, mappings=(CollectionMapping(collection, FEED_REMOTE, Direction.PULL),),
+        token=token, basic_auth=basic_auth, client_cert=readable_file("--cert", client_cert),
+        client_key=readable_file("--key", client_key), ca_file=readable_file("--ca", ca_file),
+        schedule_s=schedule_s, kind=MISP_FEED,
     )
     state.add_partner(config)
     return config

@@ -37,22 +37,29 @@ class RemotePage:
     date_added_last: str | None
 
 
+def http_client(partner: PartnerConfig, accept: str, timeout_s: float = 60.0, **options: Any) -> httpx.Client:
+    """An HTTP client that presents the partner's credentials (bearer or basic, client certificate)
+    and checks its server against the pinned CA, if any."""
+    headers = {"Accept": accept, "User-Agent": "kizuna-federation"}
+    auth: httpx.BasicAuth | None = None
+    if partner.token:
+        headers["Authorization"] = f"Bearer {partner.token}"
+    elif partner.basic_auth:
+        user, _, password = partner.basic_auth.partition(":")
+        auth = httpx.BasicAuth(user, password)
+    verify: Any = partner.ca_file if partner.ca_file else True
+    cert = (partner.client_cert, partner.client_key) if partner.client_cert and partner.client_key else None
+    return httpx.Client(
+        headers=headers, auth=auth, verify=verify, cert=cert, timeout=httpx.Timeout(timeout_s, connect=10.0),
+        **options,
+    )
+
+
 class TaxiiClient:
     def __init__(self, partner: PartnerConfig, timeout_s: float = 60.0) -> None:
-        headers = {"Accept": TAXII_MEDIA_TYPE, "User-Agent": "kizuna-federation"}
-        auth: httpx.BasicAuth | None = None
-        if partner.token:
-            headers["Authorization"] = f"Bearer {partner.token}"
-        elif partner.basic_auth:
-            user, _, password = partner.basic_auth.partition(":")
-            auth = httpx.BasicAuth(user, password)
-        verify: Any = partner.ca_file if partner.ca_file else True
-        cert = (partner.client_cert, partner.client_key) if partner.client_cert and partner.client_key else None
         self.partner = partner
-        self._client = httpx.Client(
-            base_url=partner.base_url, headers=headers, auth=auth, verify=verify, cert=cert,
-            timeout=httpx.Timeout(timeout_s, connect=10.0), follow_redirects=False,
-        )
+        self._client = http_client(partner, TAXII_MEDIA_TYPE, timeout_s, base_url=partner.base_url,
+                                   follow_redirects=False)
 
     def close(self) -> None:
         self._client.close()

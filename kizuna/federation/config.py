@@ -18,6 +18,12 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SCHEDULE_RANGE_S = (1, 7 * 24 * 3600)
 PAGE_SIZE_RANGE = (1, 10000)
 DEFAULT_SCHEDULE_S = 300
+#: What a partner is: a TAXII 2.1 API root, or a MISP feed (manifest.json + event files) read into one collection.
+TAXII = "taxii"
+MISP_FEED = "misp-feed"
+PARTNER_KINDS = (TAXII, MISP_FEED)
+#: The remote side of a MISP feed partner's one mapping (a feed has no collections).
+FEED_REMOTE = "misp-feed"
 
 
 def printable_ascii(value: str) -> bool:
@@ -86,11 +92,20 @@ class PartnerConfig:
     schedule_s: int = DEFAULT_SCHEDULE_S
     page_size: int = 1000
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``taxii`` (the URL is an API root) or ``misp-feed`` (the URL is a feed: http(s):// or file://).
+    kind: str = TAXII
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ConfigProblem(f"partner name {self.name!r} must be letters, digits, '.', '_' or '-'")
-        if not self.api_root_url.startswith(("http://", "https://")):
+        if self.kind not in PARTNER_KINDS:
+            raise ConfigProblem(f"partner kind {self.kind!r} must be one of {', '.join(PARTNER_KINDS)}")
+        if self.kind == MISP_FEED:
+            if not self.api_root_url.startswith(("http://", "https://", "file://")):
+                raise ConfigProblem(f"{self.api_root_url!r} must be an http://, https:// or file:// MISP feed URL")
+            if len(self.mappings) != 1 or not self.mappings[0].direction.pulls:
+                raise ConfigProblem("a MISP feed partner reads into exactly one collection (--collection)")
+        elif not self.api_root_url.startswith(("http://", "https://")):
             raise ConfigProblem(f"{self.api_root_url!r} must be an http:// or https:// API root URL")
         if not self.mappings:
             raise ConfigProblem("a partner needs at least one collection mapping (--map LOCAL=REMOTE:pull)")
@@ -110,6 +125,10 @@ class PartnerConfig:
         low, high = PAGE_SIZE_RANGE
         if not low <= self.page_size <= high:
             raise ConfigProblem(f"page size must be between {low} and {high}, not {self.page_size}")
+
+    @property
+    def is_misp_feed(self) -> bool:
+        return self.kind == MISP_FEED
 
     @property
     def base_url(self) -> str:

@@ -28,6 +28,7 @@ from kizuna.federation.client import PartnerError, RemotePage, TaxiiClient
 from kizuna.federation.config import DEFAULT_SCHEDULE_S, CollectionMapping, ConfigProblem, PartnerConfig
 from kizuna.federation.egress import may_send, partner_principal, select_for_partner
 from kizuna.federation.flowback import FlowBack, flow_back_agreement
+from kizuna.federation.misp_feed import MispConverter, MispFeedPoller, new_counts
 from kizuna.federation.recall import tombstones_for
 from kizuna.federation.runs import RUN_LEASE_TTL_S, RunLease, describe_failure, worker_id
 from kizuna.federation.state import (
@@ -113,6 +114,11 @@ class RunReport:
     recalls_sent: int = 0
     sightings_flowed: int = 0
     pages: int = 0
+    #: MISP feed partners: events imported, events the feed did not serve or that could not be used,
+    #: and the entries of the converters' loss reports (each event's report is in the audit log).
+    events: int = 0
+    events_failed: int = 0
+    losses: int = 0
     error: str | None = None
     skipped: bool = False
     mappings: list[dict[str, Any]] = field(default_factory=list)
@@ -125,7 +131,8 @@ class RunReport:
             "quarantined": self.quarantined, "redacted_copies": self.redacted_copies, "upgraded": self.upgraded,
             "normalised": self.normalised, "pushed": self.pushed, "push_refused": self.push_refused,
             "recalled": self.recalled, "recalls_sent": self.recalls_sent, "sightings_flowed": self.sightings_flowed,
-            "pages": self.pages, "error": self.error, "skipped": self.skipped, "mappings": self.mappings,
+            "pages": self.pages, "events": self.events, "events_failed": self.events_failed,
+            "losses": self.losses, "error": self.error, "skipped": self.skipped, "mappings": self.mappings,
             "notes": self.notes,
         }
 
@@ -135,9 +142,10 @@ class Syncer:
         self, node: Node, heartbeat: Callable[[], None] | None = None,
         clock: Callable[[], int] = now_micros, rng: Callable[[], float] = random.random,
         holder: str | None = None, lease_ttl_s: float = RUN_LEASE_TTL_S,
-        progress: Callable[[RunReport], None] | None = None,
+        progress: Callable[[RunReport], None] | None = None, misp_converter: MispConverter | None = None,
     ) -> None:
         self.node = node
+        self._misp_converter = misp_converter
         self.state = FederationState(node.store)
         self._heartbeat = heartbeat or (lambda: None)
         self._progress = progress or (lambda report: None)
@@ -181,6 +189,9 @@ class Syncer:
         return report
 
     def _run(self, partner: PartnerConfig, report: RunReport) -> None:
+        if partner.is_misp_feed:
+            self._poll_feed(partner, report)
+            return
         with TaxiiClient(partner) as client:
             for mapping in partner.mappings:
                 local = self.node.find_collection(mapping.local)
@@ -216,6 +227,30 @@ class Syncer:
                 status, state="backoff", failures=failures, next_attempt=finished + int(delay * 1_000_000),
                 last_error=report.error,
             ))
+
+    # -- MISP feed ---------------------------------------------------------------------
+    def _poll_feed(self, partner: PartnerConfig, report: RunReport) -> None:
+        """Import the feed's new and changed events into the partner's one collection."""
+        if self._misp_converter is None:
+            raise ConfigProblem("this process was started without a MISP converter; run `kizuna sync`")
+        local = self.node.find_collection(partner.mappings[0].local)
+        counts = new_counts(local)
+        report.mappings.append(counts)
+
+        def after_event() -> None:
+            report.pulled, report.duplicates = counts["added"], counts["duplicates"]
+            report.quarantined, report.normalised = counts["quarantined"], counts["normalised"]
+            report.redacted_copies, report.upgraded = counts["redacted_copies"], counts["upgraded"]
+            report.events, report.events_failed = counts["imported"], len(counts["failed"])
+            report.losses = counts["losses"]
+            self._heartbeat()
+            self._progress(report)
+
+        try:
+            MispFeedPoller(self.node, self.state, self._misp_converter, after_event).poll(
+                partner, local, counts, report.notes)
+        finally:
+            after_event()
 
     # -- pull ------------------------------------------------------------------------
     def _pull(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from kizuna.core import metrics
 from kizuna.core.node import Node
+from kizuna.federation.misp_feed import MispConverter
 from kizuna.federation.runs import RUN_LEASE_TTL_S, worker_id
 from kizuna.federation.state import FederationState
 from kizuna.federation.sync import Syncer
@@ -40,7 +41,7 @@ def stop_with_parent() -> None:
 def run_worker(
     node: Node, stop: threading.Event, tick_s: float = 2.0, parent_pid: int | None = None,
     on_run: Callable[[str, dict[str, object]], None] | None = None, holder: str | None = None,
-    run_lease_ttl_s: float = RUN_LEASE_TTL_S,
+    run_lease_ttl_s: float = RUN_LEASE_TTL_S, misp_converter: MispConverter | None = None,
 ) -> None:
     """Sync every due partner while holding the node's worker lease, until ``stop`` is set.
 
@@ -54,7 +55,8 @@ def run_worker(
     def heartbeat() -> None:
         state.take_lease(LEASE_NAME, holder, LEASE_TTL_S)
 
-    syncer = Syncer(node, heartbeat=heartbeat, holder=holder, lease_ttl_s=run_lease_ttl_s)
+    syncer = Syncer(node, heartbeat=heartbeat, holder=holder, lease_ttl_s=run_lease_ttl_s,
+                    misp_converter=misp_converter)
     try:
         while not stop.is_set():
             if parent_pid is not None and os.getppid() != parent_pid:
