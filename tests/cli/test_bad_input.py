@@ -221,3 +221,35 @@ def test_the_walk_finds_every_command_group_and_leaf() -> None:
     # A sample the walk must find; new commands are covered by the walk, not by this list.
     assert {"init", "import", "export", "tokens create", "audit export", "policy options", "demo"} <= names
     assert len(LEAVES) >= 30
+
+
+#: ``partners add`` with a MISP feed: (what the one line must say, the words after ``partners add``).
+MISP_FEED_REFUSALS = [
+    ("either --url", ("F", "--url", "https://p.example/main/", "--misp-feed", "https://f.example/feed/",
+                      "--collection", PLAIN)),
+    ("either --url", ("F", "--collection", PLAIN)),
+    ("needs --collection", ("F", "--misp-feed", "https://f.example/feed/")),
+    ("no collection 'nope'", ("F", "--misp-feed", "https://f.example/feed/", "--collection", "nope")),
+    ("must be an http://, https:// or file://", ("F", "--misp-feed", "ftp://f.example/feed/", "--collection", PLAIN)),
+    ("has no host", ("F", "--misp-feed", "https:///feed/", "--collection", PLAIN)),
+    ("not a valid URL", ("F", "--misp-feed", "https://f.example:port/feed/", "--collection", PLAIN)),
+    ("not in the URL", ("F", "--misp-feed", "https://u:p@f.example/feed/", "--collection", PLAIN)),
+    ("no directory with a manifest.json", ("F", "--misp-feed", "/no/such/feed", "--collection", PLAIN)),
+    ("must name a local path", ("F", "--misp-feed", "file://elsewhere/feed", "--collection", PLAIN)),
+    ("apply to TAXII partners", ("F", "--misp-feed", "https://f.example/feed/", "--collection", PLAIN,
+                                 "--map", f"{PLAIN}=r")),
+    ("applies to --misp-feed", ("F", "--url", "https://p.example/main/", "--map", f"{PLAIN}=r",
+                                "--collection", PLAIN)),
+    ("needs at least one --map", ("F", "--url", "https://p.example/main/")),
+]
+
+
+@pytest.mark.parametrize("expected,args", MISP_FEED_REFUSALS, ids=[e for e, _ in MISP_FEED_REFUSALS])
+def test_partners_add_refuses_a_misp_feed_it_cannot_use(world: World, expected: str, args: tuple[str, ...]) -> None:
+    for as_json in (False, True):
+        case = Case(f"partners add {expected}", ("partners", "add", *args), world.node, as_json, True)
+        result = run(case)
+        assert problems(case, result) == [], (result.stdout, result.stderr)
+        said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+        assert expected in said
+    assert "F" not in [p["name"] for p in kizuna_json(world.node, "partners", "list")["partners"]]
