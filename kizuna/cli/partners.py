@@ -229,7 +229,10 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], tuple[ProgressHook, Cal
 def _run_line(run: dict[str, Any]) -> str:
     line = (f"{run['partner']}: pulled {run['pulled']} new ({run['duplicates']} already here), pushed {run['pushed']}, "
             f"quarantined {run['quarantined'] + run['push_refused']}")
-    if any(m.get("direction") == "misp-feed" for m in run["mappings"]):
+    feed = next((m for m in run["mappings"] if m.get("direction") == "misp-feed"), None)
+    if feed is not None and feed["manifest"] == "unchanged":
+        line += "; MISP feed unchanged since the last complete run (manifest not modified)"
+    elif feed is not None:
         line += (f"; MISP events imported {run['events']}, failed {run['events_failed']}, "
                  f"{run['losses']} conversion loss(es) in the audit log")
     line += f"; FAILED: {run['error']}" if run["error"] else ""
