@@ -68,11 +68,8 @@ def run(copies: int, runs: int) -> dict[str, Any]:
         base = Path(tmp)
         feed = base / "feed"
         events = build_feed(feed, copies)
-        sync_s: list[float] = []
-        floor_s: list[float] = []
-        unchanged_s: list[float] = []
-        changed_s: list[float] = []
-        rss: list[float] = []
+        # Seconds per run of each side, and the peak RSS of every sync.
+        sync_s, floor_s, unchanged_s, changed_s, rss = ([] for _ in range(5))
         stored = 0
         for index in range(runs):
             node = base / f"node{index}"
