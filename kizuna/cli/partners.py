@@ -164,7 +164,9 @@ def partners_show(ctx: click.Context, name: str, as_json: bool) -> None:
     if status["last_error"]:
         lines.append(f"  last error:   {status['last_error']}")
     lines += [f"  note:         {note}" for note in status["notes"]]
-    if partner is not None:
+    if partner is not None and partner.is_misp_feed:
+        lines.append(f"  events of the feed go to collection {partner.mappings[0].local}")
+    elif partner is not None:
         lines += [f"  {m.direction.value:<4} {m.local} <-> {m.remote}" for m in partner.mappings]
     lines += [f"  quarantined: {q['id'] or '?'} {q['version'] or ''}: {q['reason']}" for q in payload["quarantine"]]
     emit(as_json, payload, "\n".join(lines))

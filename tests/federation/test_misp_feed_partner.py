@@ -209,6 +209,7 @@ def test_a_dead_feed_fails_alone_by_hand_and_in_the_worker(tmp_path: Path, store
     node.cli_json("partners", "add", "DEAD", "--misp-feed", dead, "--collection", "shared")
     node.cli_json("partners", "add", "LOCAL", "--misp-feed", str(feed_dir), "--collection", "shared")
     assert node.cli_json("partners", "show", "LOCAL")["api_root_url"] == feed_dir.resolve().as_uri()
+    assert "events of the feed go to collection shared" in node.cli("partners", "show", "LOCAL").stdout
 
     result = node.cli("sync", "--json", check=False)
     assert result.returncode == 1 and result.stderr == ""
