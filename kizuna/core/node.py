@@ -36,12 +36,15 @@ from kizuna.core.policy_source import (
 )
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.query import Page, Reader
+from kizuna.core.share_preview import partners as share_partners
 from kizuna.core.tokens import authenticate_token, issue_token, parse_expiry
 from kizuna.core.visibility import Viewer
 from kizuna.policy import Agreement, PolicyOptions, compile_viewer
 from kizuna.policy import Organisation as PolicyOrganisation
 from kizuna.policy import Viewer as PolicyViewer
+from kizuna.policy.preview import Verdict, preview
 from kizuna.policy.releasability import ISO3166_ALPHA3
+from kizuna.policy.tlp import normalise_objects
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
 from kizuna.store import open_store
 from kizuna.store.base import (
@@ -486,6 +489,30 @@ class Node:
         viewer.hidden.clear()
         viewer.redacted.clear()
         self.audit.record("egress", viewer.principal.key, body)
+
+    # -- the console's share form ----------------------------------------------------------
+    def share_preview(
+        self, principal: Principal, draft: dict[str, Any], collections: list[str],
+        definitions: list[dict[str, Any]] | None = None, api_root: str = DEFAULT_API_ROOT,
+    ) -> list[Verdict]:
+        """Per partner: whether it will see ``draft`` once written to ``collections`` (ids or aliases), and
+        why not (``kizuna.policy.preview``). ``definitions``: marking definitions the draft brings along.
+
+        Only the node's own organisation and its operator may ask: the answer names every partner."""
+        if not principal.is_admin and principal.organisation_id != self.home_organisation_id:
+            raise Forbidden("the share preview is for the node's own organisation")
+        targets = [self.collection_for(principal, api_root, ref) for ref in collections]
+        if not targets:
+            raise AdminError("name at least one collection the draft is for")
+        if not all(principal.can_write(c) for c in targets):
+            raise Forbidden("this token may not write to this collection")
+        # The TLP alias rewriting of ingest, so the preview judges what would be stored.
+        normalised, _ = normalise_objects([*(definitions or ()), draft], self.policy.alias_table())
+        brought = [o for o in normalised[:-1] if o.get("type") == "marking-definition"]
+        ctx = self.policy.context().with_definitions(brought)
+        own = frozenset({self.home_organisation_id} if self.home_organisation_id else ())
+        found = share_partners(self.store, self.policy, self.home_organisation_id)
+        return preview(normalised[-1], found, ctx, [c.id for c in targets], own)
 
     def add_objects(self, principal: Principal, collection: Collection, objects: list[Any]) -> IngestReport:
         if not principal.can_write(collection):
