@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from kizuna.config import NodeConfig, absolute_store_url, default_store_url, load_config, write_config
-from kizuna.core.audit import AuditLog, pack_served
+from kizuna.core.audit import AuditLog, pack_served, tlp_counts
 from kizuna.core.cursor import CursorCodec
 from kizuna.core.errors import AdminError, Forbidden, NotFound
 from kizuna.core.filters import Endpoint, Filters
@@ -482,6 +482,8 @@ class Node:
             "served": pack_served([row.stix_id for row, _ in page.items], [row.version for row, _ in page.items])
             if page else pack_served([], []),
         }
+        if page and page.items and endpoint in (Endpoint.OBJECTS, Endpoint.OBJECT):
+            body["tlp"] = tlp_counts(row for row, _ in page.items)  # the dashboard's "shared" counts
         if viewer.hidden:
             body["hidden"] = dict(viewer.hidden)
         if viewer.redacted:
