@@ -50,6 +50,13 @@ def _totals(counts: list[DayCount]) -> list[str]:
     return [f"  {partner:<32} {tlp:<18} {count:>9,}" for (partner, tlp), count in sorted(totals.items())]
 
 
+def _by_partner(board: Dashboard) -> list[tuple[str, int]]:
+    totals: dict[str, int] = {}
+    for entry in board.received_from_partners:
+        totals[entry.partner] = totals.get(entry.partner, 0) + entry.objects
+    return sorted(totals.items())
+
+
 def _items(items: list[Item]) -> list[str]:
     if not items:
         return ["  none"]
@@ -59,7 +66,9 @@ def _items(items: list[Item]) -> list[str]:
 
 def _text(board: Dashboard, described: str) -> str:
     lines = [f"Dashboard of {described}, {board.days} day(s) since {board.since[:10]}",
-             "Received (versions, by where they came from and TLP):", *_totals(board.received),
+             "Received (versions, by producer and TLP):", *_totals(board.received),
+             *(["Received from partner nodes:", *(f"  {p:<32} {n:>9,}" for p, n in _by_partner(board))]
+               if board.received_from_partners else []),
              "Shared (versions served, by recipient and TLP):", *_totals(board.shared),
              "Newest reports:", *_items(board.reports), "Newest indicators:", *_items(board.indicators),
              "Partners' sightings of our indicators:", *_items(board.sightings)]
@@ -70,6 +79,7 @@ def _text(board: Dashboard, described: str) -> str:
                 f"  {health.name:<20} {health.state:<12} failures {health.consecutive_failures}  last success "
                 f"{(health.last_success or 'never')[:19]}  push backlog "
                 f"{'-' if health.push_backlog is None else health.push_backlog}"
+                f"{'+' if health.push_backlog_more else ''}"
                 + (f"  error: {health.last_error[:80]}" if health.last_error else "")
             )
     if board.partial:

@@ -1,10 +1,13 @@
 """The numbers behind the console's dashboard, for one principal (issue 11).
 
-* **received**: object versions added per UTC day, by where they came from and by TLP. Grouped in
+* **received**: object versions added per UTC day, by producer organisation and by TLP. Grouped in
   the store (store/stats.py) by the columns the visibility check decides from, and each group decided
-  once by ``visibility.group_verdict``; versions that need their body (relationships, sightings,
+  once by ``visibility.group_verdict`` (AMBER+STRICT/RED groups a partner could see also lose the
+  versions a partner node sent, which stop here); versions that need their body (relationships, sightings,
   reports, identities…) go through ``visibility.view`` one by one, newest first, at most
   ``PER_ROW_LIMIT`` per collection — beyond that the answer says ``partial``.
+* **received_from_partners**: versions per day each partner node sent (provenance), for the node's
+  own organisation.
 * **shared**: what left the node, read from the ``egress`` records of the audit log (every page any
   principal was served, and every push read for a partner node), counted for the organisations other
   than the node's own. A push read counts what was read for the partner; versions the sync then holds
@@ -31,16 +34,19 @@ import orjson
 from kizuna.core.audit import pack_served, tlp_counts, tlp_label
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
-from kizuna.core.visibility import REFERENCING_TYPES, Viewer, group_verdict, view
+from kizuna.core.visibility import REFERENCING_TYPES, Viewer, group_verdict, stops_onward, view
 from kizuna.stix.timestamps import format_timestamp, now_micros
 from kizuna.store.base import Collection, VersionRow
 from kizuna.store.stats import DAY_MICROS, FURNITURE, StoreStats
 from kizuna.store.view_edges import WHOLE_OBJECT_TYPES
 
 #: Versions decided one by one (``view``) per collection for the received counts.
-PER_ROW_LIMIT: Final = 2000
-#: Rows looked at per collection to find the newest visible reports, indicators and sightings.
-NEWEST_SCAN: Final = 500
+PER_ROW_LIMIT: Final = 1000
+#: Rows looked at per collection and per wanted item to find the newest visible reports, indicators and
+#: sightings (a partner that may see few of them gets fewer, not a slower board).
+NEWEST_SCAN: Final = 20
+#: A push backlog is counted exactly up to this many versions.
+BACKLOG_CAP: Final = 10_000
 PER_ROW_TYPES: Final = tuple(sorted((REFERENCING_TYPES | WHOLE_OBJECT_TYPES) - set(FURNITURE)))
 #: The sync worker's run lease names (federation/state.py ``RUN_LEASE_PREFIX``; core may not import it).
 _RUN_LEASE_PREFIX: Final = "run:"
@@ -54,6 +60,13 @@ class DayCount:
     day: str  # YYYY-MM-DD, UTC
     partner: str
     tlp: str
+    objects: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerDay:
+    day: str
+    partner: str  # the partner node entry
     objects: int
 
 
@@ -76,8 +89,10 @@ class PartnerHealth:
     pulled: int
     pushed: int
     quarantined: int
-    #: Versions added to pushed collections since the last push (before the agreement's filter).
+    #: Versions added to pushed collections since the last push (before the agreement's filter), exact up
+    #: to ``BACKLOG_CAP``; above it ``push_backlog_more`` is set.
     push_backlog: int | None
+    push_backlog_more: bool
     notes: list[str] = field(default_factory=list)
 
 
@@ -86,6 +101,8 @@ class Dashboard:
     since: str
     days: int
     received: list[DayCount]
+    #: Versions per day that partner nodes sent (by federation entry); the node's own organisation only.
+    received_from_partners: list[PartnerDay]
     shared: list[DayCount]
     reports: list[Item]
     indicators: list[Item]
@@ -110,7 +127,7 @@ def build_dashboard(node: Node, principal: Principal, days: int = 14, newest: in
     received: Counter[tuple[int, str, str]] = Counter()
     partial = False
     for viewer in viewers:
-        partial |= _count_received(stats, viewer, since, names, received, show_sources=is_home)
+        partial |= _count_received(stats, viewer, since, names, received)
     served: dict[str, list[VersionRow]] = {}
     reports = _newest(stats, viewers, "report", newest, served)
     indicators = _newest(stats, viewers, "indicator", newest, served)
@@ -122,6 +139,8 @@ def build_dashboard(node: Node, principal: Principal, days: int = 14, newest: in
     return Dashboard(
         since=format_timestamp(since), days=days,
         received=_day_counts(received),
+        received_from_partners=[PartnerDay(_day(day), partner, n) for day, partner, n in
+                                sorted(stats.received_from_partners(since))] if is_home else [],
         shared=_shared(node, stats, principal, since, names, is_home),
         reports=reports, indicators=indicators, sightings=sightings,
         sync=_sync_health(node, stats, names) if is_home and principal.agreement_id is None else [],
@@ -146,34 +165,39 @@ def _producer_name(producer: str | None, names: dict[str, str], anonymised: bool
 
 
 def _count_received(
-    stats: StoreStats, viewer: Viewer, since: int, names: dict[str, str],
-    into: Counter[tuple[int, str, str]], show_sources: bool,
+    stats: StoreStats, viewer: Viewer, since: int, names: dict[str, str], into: Counter[tuple[int, str, str]],
 ) -> bool:
     """Add the collection's visible received versions to ``into``; True if some were left uncounted."""
     per_row = 0
-    for group in stats.received_groups(viewer.collection.pk, since, PER_ROW_TYPES):
+    collection_pk = viewer.collection.pk
+    for group in stats.received_groups(collection_pk, since, PER_ROW_TYPES):
         if group.type:
             per_row += group.versions
             if viewer.policy is not None:
-                continue
-        verdict = (True, False) if group.type else group_verdict(
-            viewer, _PLAIN_TYPE, group.created_by_ref, group.markings, group.partner is not None)
+                continue  # decided one by one below
+            verdict: tuple[bool, bool] | None = (True, False)
+        else:
+            verdict = group_verdict(viewer, _PLAIN_TYPE, group.created_by_ref, group.markings, relayed=False)
         if verdict is None or not verdict[0]:
             continue
-        source = group.partner if show_sources and group.partner else _producer_name(
-            group.created_by_ref, names, verdict[1])
-        into[(group.day, source, tlp_label(group.markings))] += group.versions
+        count = group.versions
+        if viewer.policy is not None and group.markings is not None and stops_onward(group.markings) and not (
+            group_verdict(viewer, _PLAIN_TYPE, group.created_by_ref, group.markings, relayed=True) or (False,)
+        )[0]:
+            # AMBER+STRICT/RED received from a partner node stop here: not counted for anyone else.
+            count -= stats.relayed_count(collection_pk, since, group.created_by_ref, group.markings)
+        source = _producer_name(group.created_by_ref, names, verdict[1])
+        into[(group.day, source, tlp_label(group.markings))] += count
     if viewer.policy is None or per_row == 0:
         return False
-    rows = stats.newest_of_types(viewer.collection.pk, PER_ROW_TYPES, since, PER_ROW_LIMIT)
-    sources = stats.provenance_partners(viewer.collection.pk, rows) if show_sources else {}
+    rows = stats.newest_of_types(collection_pk, PER_ROW_TYPES, since, PER_ROW_LIMIT)
+    viewer.prefetch(rows)  # what the relationships, sightings and reports point at, in a few queries
     for row in rows:
         body = view(viewer, row)
         if body is None:
             continue
         producer = orjson.loads(body).get("created_by_ref") if row.created_by_ref else None
-        source = sources.get((row.stix_id, row.version)) or _producer_name(
-            row.created_by_ref, names, producer != row.created_by_ref)
+        source = _producer_name(row.created_by_ref, names, producer != row.created_by_ref)
         into[(row.date_added // DAY_MICROS, source, tlp_label(row.markings))] += 1
     viewer.hidden.clear()  # counting is not serving: nothing here goes into an egress record
     viewer.redacted.clear()
@@ -187,7 +211,9 @@ def _newest(
     found: list[tuple[VersionRow, Collection, bytes]] = []
     for viewer in viewers:
         seen: set[str] = set()
-        for row in stats.newest_of_types(viewer.collection.pk, (stix_type,), 0, NEWEST_SCAN):
+        rows = stats.newest_of_types(viewer.collection.pk, (stix_type,), 0, NEWEST_SCAN * limit)
+        viewer.prefetch(rows)
+        for row in rows:
             if row.stix_id in seen:
                 continue
             body = view(viewer, row)
@@ -212,7 +238,7 @@ def _our_sightings(
     home = node.home_organisation_id
     found: list[tuple[VersionRow, Collection, bytes]] = []
     for viewer in viewers:
-        rows = stats.newest_of_types(viewer.collection.pk, ("sighting",), 0, NEWEST_SCAN)
+        rows = stats.newest_of_types(viewer.collection.pk, ("sighting",), 0, NEWEST_SCAN * limit)
         candidates = []
         for row in rows:
             if row.created_by_ref == home:
@@ -221,6 +247,7 @@ def _our_sightings(
             if isinstance(target, str) and target.startswith("indicator--"):
                 candidates.append((row, target))
         ours = stats.produced_by(viewer.collection.pk, {target for _, target in candidates}, home)
+        viewer.prefetch([row for row, target in candidates if target in ours])
         kept = 0
         for row, target in candidates:
             if target in ours and kept < limit:
@@ -235,8 +262,8 @@ def _our_sightings(
 def _record_egress(node: Node, viewer: Viewer, rows: list[VersionRow]) -> None:
     """What the dashboard showed of one collection goes into the audit log like any page served."""
     body: dict[str, Any] = {
-        "collection": viewer.collection.id, "endpoint": "dashboard",
-        "served": pack_served([r.stix_id for r in rows], [r.version for r in rows]), "tlp": tlp_counts(rows),
+        "collection": viewer.collection.id, "endpoint": "dashboard", "tlp": tlp_counts(rows),
+        "served": pack_served([r.stix_id for r in rows], [r.version for r in rows]),
     }
     if viewer.hidden:
         body["hidden"] = dict(viewer.hidden)
@@ -249,7 +276,7 @@ def _shared(
     node: Node, stats: StoreStats, principal: Principal, since: int, names: dict[str, str], is_home: bool,
 ) -> list[DayCount]:
     """Versions served to other organisations per day, recipient and TLP, from the egress records."""
-    organisation_of = {t.id: t.organisation_id for t in node.store.list_tokens()}
+    organisation_of: dict[str, str | None] = dict(stats.token_organisations())
     for name, config in node.store.partner_configs():
         try:
             organisation_of[f"partner:{name}"] = orjson.loads(config).get("organisation")
@@ -260,10 +287,9 @@ def _shared(
         org = organisation_of.get(record.principal or "")
         if org is None or org == node.home_organisation_id or not (is_home or org == principal.organisation_id):
             continue
-        body = orjson.loads(record.body)
-        if body.get("endpoint") not in _SHARED_ENDPOINTS:
+        if record.endpoint not in _SHARED_ENDPOINTS:
             continue
-        by_tlp = body.get("tlp") or {"unknown": int(body.get("served", {}).get("n", 0))}
+        by_tlp = record.tlp if record.tlp else {"unknown": record.served}
         for tlp, n in by_tlp.items():
             counts[(record.at // DAY_MICROS, names.get(org, org), str(tlp))] += int(n)
     return _day_counts(counts)
@@ -287,7 +313,7 @@ def _sync_health(node: Node, stats: StoreStats, names: dict[str, str]) -> list[P
             if mapping.get("direction") in ("push", "both"):
                 collection = next((c for c in collections if mapping.get("local") in (c.id, c.alias)), None)
                 if collection is not None:
-                    waiting = stats.waiting_after(collection.pk, positions.get((name, collection.id)))
+                    waiting = stats.waiting_after(collection.pk, positions.get((name, collection.id)), BACKLOG_CAP)
                     backlog = (backlog or 0) + waiting
         last_run = orjson.loads(status.last_run) if status.last_run else {}
         org = config.get("organisation")
@@ -295,7 +321,8 @@ def _sync_health(node: Node, stats: StoreStats, names: dict[str, str]) -> list[P
             name, names.get(org, org) if org else None, state, status.failures,
             format_timestamp(status.last_attempt) if status.last_attempt else None,
             format_timestamp(status.last_success) if status.last_success else None, status.last_error,
-            status.pulled, status.pushed, status.quarantined, backlog,
+            status.pulled, status.pushed, status.quarantined,
+            None if backlog is None else min(backlog, BACKLOG_CAP), backlog is not None and backlog > BACKLOG_CAP,
             list(last_run.get("notes", [])) if isinstance(last_run, dict) else [],
         ))
     return health

@@ -477,13 +477,14 @@ class Node:
 
     def _record_egress(self, viewer: Viewer, endpoint: Endpoint, page: Page | None) -> None:
         """One audit record per page served: what left, and how much was withheld and why."""
-        body: dict[str, Any] = {
-            "collection": viewer.collection.id, "endpoint": endpoint.value,
+        body: dict[str, Any] = {"collection": viewer.collection.id, "endpoint": endpoint.value}
+        if page and page.items and endpoint in (Endpoint.OBJECTS, Endpoint.OBJECT):
+            # Before the served pairs, so the dashboard reads the counts without the pairs (store/stats.py).
+            body["tlp"] = tlp_counts(row for row, _ in page.items)
+        body |= {
             "served": pack_served([row.stix_id for row, _ in page.items], [row.version for row, _ in page.items])
             if page else pack_served([], []),
         }
-        if page and page.items and endpoint in (Endpoint.OBJECTS, Endpoint.OBJECT):
-            body["tlp"] = tlp_counts(row for row, _ in page.items)  # the dashboard's "shared" counts
         if viewer.hidden:
             body["hidden"] = dict(viewer.hidden)
         if viewer.redacted:

@@ -9,9 +9,12 @@ one by one, newest first and bounded by the caller.  Days are UTC days since the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+import orjson
 
 from kizuna.store.base import Store, StoreError, VersionRow
 from kizuna.store.sql import _ROW_COLUMNS, SqlStore
@@ -25,7 +28,6 @@ class ReceivedGroup(NamedTuple):
     """Object versions added to one collection on one day that the visibility check decides alike."""
 
     day: int
-    partner: str | None  # the federation partner entry it came from; None: not from a partner node
     created_by_ref: str | None
     markings: str | None
     type: str  # the type when it is decided per row (references, identities), else ""
@@ -35,7 +37,27 @@ class ReceivedGroup(NamedTuple):
 class EgressRow(NamedTuple):
     at: int
     principal: str | None
-    body: str
+    endpoint: str | None
+    tlp: dict[str, int] | None  # served versions per TLP label; None in records written before it existed
+    served: int
+
+
+_EGRESS_HEAD = 1024
+_SERVED_COUNT = re.compile(r',"served":\{"n":(\d+)')
+
+
+def _egress_fields(text: str, whole: bool = False) -> tuple[str | None, dict[str, int] | None, int] | None:
+    """(endpoint, per-TLP counts, served count) of an egress body, or None when ``text`` (a head) does not
+    reach the served count."""
+    if whole:
+        body = orjson.loads(text)
+        served = body.get("served")
+        return body.get("endpoint"), body.get("tlp"), int(served.get("n", 0)) if isinstance(served, dict) else 0
+    match = _SERVED_COUNT.search(text)
+    if match is None:
+        return None
+    head = orjson.loads(text[:match.start()] + "}")
+    return head.get("endpoint"), head.get("tlp"), int(match.group(1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,41 +90,49 @@ class StoreStats:
         self.store: SqlStore = store
 
     def received_groups(self, collection_pk: int, since: int, per_row_types: Sequence[str]) -> list[ReceivedGroup]:
-        """Versions added at or after ``since`` (µs), grouped by day and by what decides their visibility.
-
-        Two grouped scans of the ``(collection, date_added)`` range instead of a join per row: every
-        version, then those that came from a partner node (``fed_provenance``), which the caller takes
-        out of the first.
-        """
+        """Versions added at or after ``since`` (µs), grouped by day and by the columns that decide their
+        visibility: one range scan of ``(collection, date_added)``, no per-row look-up."""
         store = self.store
         kinds, kind_params = store._in("type", list(per_row_types))
         furniture, furniture_params = store._in("type", list(FURNITURE))
-        kind = f"CASE WHEN {kinds} THEN type ELSE '' END"
-        where = f"collection_pk = ? AND date_added >= ? AND NOT {furniture}"
         with store._read() as cur:
             cur.execute(
-                f"SELECT date_added / {DAY_MICROS}, created_by_ref, markings, {kind}, COUNT(*) FROM objects "
-                f"WHERE {where} GROUP BY 1, 2, 3, 4",
+                f"SELECT date_added / {DAY_MICROS}, created_by_ref, markings, CASE WHEN {kinds} THEN type ELSE '' "
+                f"END, COUNT(*) FROM objects WHERE collection_pk = ? AND date_added >= ? AND NOT {furniture} "
+                "GROUP BY 1, 2, 3, 4",
                 (*kind_params, collection_pk, since, *furniture_params),
             )
-            everything = cur.fetchall()
+            return [ReceivedGroup(int(day), producer, markings, kind, int(count))
+                    for day, producer, markings, kind, count in cur.fetchall()]
+
+    def relayed_count(self, collection_pk: int, since: int, producer: str | None, markings: str) -> int:
+        """How many versions of one group came from a partner node: asked only of the rare groups that are
+        visible but marked AMBER+STRICT or RED, which stop at this node when relayed."""
+        with self.store._read() as cur:
             cur.execute(
-                f"SELECT o.date_added / {DAY_MICROS}, p.partner, o.created_by_ref, o.markings, "
-                f"{kind.replace('type', 'o.type')}, COUNT(*) FROM fed_provenance p JOIN objects o "
-                "ON o.collection_pk = p.collection_pk AND o.stix_id = p.stix_id AND o.version = p.version "
-                f"WHERE p.collection_pk = ? AND p.received_at >= ? AND o.date_added >= ? "
-                f"AND NOT {furniture.replace('type', 'o.type')} GROUP BY 1, 2, 3, 4, 5",
-                (*kind_params, collection_pk, since, since, *furniture_params),
+                "SELECT COUNT(*) FROM objects o JOIN fed_provenance p ON p.collection_pk = o.collection_pk "
+                "AND p.stix_id = o.stix_id AND p.version = o.version WHERE o.collection_pk = ? "
+                "AND o.date_added >= ? AND o.markings = ? AND "
+                + ("o.created_by_ref IS NULL" if producer is None else "o.created_by_ref = ?"),
+                (collection_pk, since, markings, *([] if producer is None else [producer])),
             )
-            relayed = cur.fetchall()
-        remaining: dict[tuple[Any, ...], int] = {tuple(row[:4]): int(row[4]) for row in everything}
-        groups = []
-        for day, partner, producer, markings, row_kind, count in relayed:
-            key = (day, producer, markings, row_kind)
-            remaining[key] = remaining.get(key, 0) - int(count)
-            groups.append(ReceivedGroup(int(day), str(partner), producer, markings, row_kind, int(count)))
-        groups += [ReceivedGroup(int(k[0]), None, k[1], k[2], k[3], n) for k, n in remaining.items() if n > 0]
-        return groups
+            return int(cur.fetchone()[0])
+
+    def received_from_partners(self, since: int) -> list[tuple[int, str, int]]:
+        """(day, partner entry, versions) received from partner nodes, from provenance alone: the
+        ``(partner, received_at)`` index answers it without touching an object."""
+        with self.store._read() as cur:
+            cur.execute("SELECT name FROM fed_partners")
+            names = [str(row[0]) for row in cur.fetchall()]
+            found = []
+            for name in names:
+                cur.execute(
+                    f"SELECT received_at / {DAY_MICROS}, COUNT(*) FROM fed_provenance WHERE partner = ? "
+                    "AND received_at >= ? GROUP BY 1",
+                    (name, since),
+                )
+                found += [(int(day), name, int(count)) for day, count in cur.fetchall()]
+        return found
 
     def newest_of_types(
         self, collection_pk: int, types: Sequence[str], since: int, limit: int, before: int | None = None,
@@ -118,20 +148,6 @@ class StoreStats:
                 (collection_pk, *params, since, *([before] if before is not None else []), limit),
             )
             return list(map(VersionRow._make, cur.fetchall()))
-
-    def provenance_partners(self, collection_pk: int, rows: Sequence[VersionRow]) -> dict[tuple[str, int], str]:
-        """(id, version) -> the partner entry it came from, for those of ``rows`` that came from one."""
-        found: dict[tuple[str, int], str] = {}
-        ids = sorted({row.stix_id for row in rows})
-        with self.store._read() as cur:
-            for start in range(0, len(ids), 500):
-                clause, params = self.store._in("stix_id", ids[start:start + 500])
-                cur.execute(
-                    f"SELECT stix_id, version, partner FROM fed_provenance WHERE collection_pk = ? AND {clause}",
-                    (collection_pk, *params),
-                )
-                found.update({(str(i), int(v)): str(p) for i, v, p in cur.fetchall()})
-        return found
 
     def produced_by(self, collection_pk: int, ids: set[str], producer: str | None) -> set[str]:
         """Those of ``ids`` with a version in the collection whose ``created_by_ref`` is ``producer``."""
@@ -150,13 +166,28 @@ class StoreStats:
         return found
 
     def egress_since(self, since: int) -> list[EgressRow]:
-        """Egress audit records written at or after ``since`` (µs), oldest first."""
+        """Egress audit records written at or after ``since`` (µs), oldest first, with only the fields the
+        dashboard counts.
+
+        A record's served pairs run to tens of kilobytes a page, and its counts are written before them
+        (``Node._record_egress``), so only the head of each body is read and parsed; a record whose head
+        does not hold them (none that Kizuna writes) is read whole.
+        """
         with self.store._read() as cur:
             cur.execute(
-                "SELECT at, principal, body FROM audit_log WHERE kind = 'egress' AND at >= ? ORDER BY seq",
+                f"SELECT seq, at, principal, substr(body, 1, {_EGRESS_HEAD}) FROM audit_log "
+                "WHERE kind = 'egress' AND at >= ? ORDER BY seq",
                 (since,),
             )
-            return [EgressRow(int(at), principal, str(body)) for at, principal, body in cur.fetchall()]
+            found = []
+            for seq, at, principal, head in cur.fetchall():
+                fields = _egress_fields(str(head))
+                if fields is None:
+                    cur.execute("SELECT body FROM audit_log WHERE seq = ?", (seq,))
+                    fields = _egress_fields(str(cur.fetchone()[0]), whole=True)
+                if fields is not None:
+                    found.append(EgressRow(int(at), principal, *fields))
+        return found
 
     def sync_rows(self, run_lease_prefix: str) -> list[tuple[str, str, PartnerStatus, int | None]]:
         """(name, stored configuration, status as stored, when its run lease expires) per partner entry."""
@@ -182,18 +213,22 @@ class StoreStats:
             cur.execute("SELECT partner, local_collection, position FROM fed_cursors WHERE direction = 'push'")
             return [(str(p), str(c), int(pos)) for p, c, pos in cur.fetchall() if str(pos).isdigit()]
 
-    def waiting_after(self, collection_pk: int, after: int | None) -> int:
-        """Content versions added after ``after`` (all of them when None): a push's backlog.
-
-        Two counts that each stay inside an index (``(collection, date_added)`` and ``(collection, type,
-        date_added)``) instead of one that reads every row's type."""
+    def waiting_after(self, collection_pk: int, after: int | None, cap: int) -> int:
+        """Content versions added after ``after`` (all of them when None), exact up to ``cap``, else
+        ``cap + 1``: a push's backlog. Index-only counts, stopped past the cap because a partner never
+        pushed to would otherwise cost a count of the whole collection on every dashboard."""
         after = after if after is not None else -1
         with self.store._read() as cur:
-            cur.execute("SELECT COUNT(*) FROM objects WHERE collection_pk = ? AND date_added > ?",
-                        (collection_pk, after))
-            waiting = int(cur.fetchone()[0])
-            for kind in FURNITURE:
+            furniture = 0
+            for kind in FURNITURE:  # few: the definitions placed beside the objects that use them
                 cur.execute("SELECT COUNT(*) FROM objects WHERE collection_pk = ? AND type = ? AND date_added > ?",
                             (collection_pk, kind, after))
-                waiting -= int(cur.fetchone()[0])
-        return waiting
+                furniture += int(cur.fetchone()[0])
+            cur.execute("SELECT COUNT(*) FROM (SELECT 1 FROM objects WHERE collection_pk = ? AND date_added > ? "
+                        "LIMIT ?) AS waiting", (collection_pk, after, cap + 1 + furniture))
+            return min(int(cur.fetchone()[0]) - furniture, cap + 1)
+
+    def token_organisations(self) -> dict[str, str]:
+        with self.store._read() as cur:
+            cur.execute("SELECT id, organisation_id FROM tokens")
+            return {str(token): str(org) for token, org in cur.fetchall()}

@@ -56,15 +56,18 @@ class World:
 @pytest.fixture
 def world(store_url: str, tmp_path: Path) -> World:
     """UK NCSC's node: JP NISC (agreement up to AMBER) pushes in through its partner node entry, AU ACSC
-    (agreement up to GREEN) only reads; the node's own objects span every TLP level."""
+    (up to GREEN) and KR KISA (up to AMBER+STRICT) only read; the node's own objects span every TLP level."""
     node = Node.init(tmp_path / "uk", store_url, org_name="UK NCSC", country="GBR")
     shared = node.create_collection("Shared", alias="shared")
     jp = node.create_organisation("JP NISC", "JPN")["id"]
     node.create_organisation("AU ACSC", "AUS")
+    node.create_organisation("KR KISA", "KOR")
     node.set_agreement("jp", "JP NISC", max_tlp=TlpLevel.AMBER)
     node.set_agreement("au", "AU ACSC", max_tlp=TlpLevel.GREEN)
+    node.set_agreement("kr", "KR KISA", max_tlp=TlpLevel.AMBER_STRICT)
     secrets = {"jp": node.create_token("JP NISC", read=["shared"], write=["shared"])[1],
-               "au": node.create_token("AU ACSC", read=["shared"])[1]}
+               "au": node.create_token("AU ACSC", read=["shared"])[1],
+               "kr": node.create_token("KR KISA", read=["shared"])[1]}
     principals = {name: node.authenticate(secret) for name, secret in secrets.items()}
     FederationState(node.store).add_partner(PartnerConfig(
         "jp-node", f"http://127.0.0.1:{free_port()}/main/", (CollectionMapping("shared", "remote", Direction.BOTH),),
@@ -118,12 +121,14 @@ def test_each_principal_counts_exactly_what_it_may_read(world: World) -> None:
     totals = {name: sum(e.objects for e in board.received) for name, board in boards.items()}
     assert totals["admin"] == 16 and totals["admin"] > totals["jp"] > totals["au"] > 0
     admin, au = _received(boards["admin"]), _received(boards["au"])
-    # Versions pushed in by JP's node are counted under that partner entry, the node's own by producer.
-    assert admin[("jp-node", "TLP:GREEN")] == 3 and admin[("jp-node", "TLP:AMBER+STRICT")] == 1
+    assert admin[("JP NISC", "TLP:GREEN")] == 3 and admin[("JP NISC", "TLP:AMBER+STRICT")] == 1
     assert admin[("UK NCSC", "TLP:RED")] == 1 and admin[("UK NCSC", "TLP:CLEAR")] == 3
-    # A partner's analyst sees producers, never the node's federation entries, and nothing above its agreement.
-    assert {partner for partner, _ in au} <= {"UK NCSC", "JP NISC"}
+    # What JP's node pushed in, per partner entry, for the node's own organisation only.
+    assert [(e.partner, e.objects) for e in boards["admin"].received_from_partners] == [("jp-node", 6)]
+    assert boards["au"].received_from_partners == [] and boards["jp"].received_from_partners == []
+    # Nothing above a partner's agreement; KR may receive AMBER+STRICT, but not JP's, which stops here.
     assert {tlp for _, tlp in au} == {"TLP:CLEAR", "TLP:GREEN"}
+    assert ("JP NISC", "TLP:AMBER+STRICT") not in _received(boards["kr"])
     assert au[("JP NISC", "TLP:GREEN")] == 3  # two indicators and the sighting of a GREEN indicator
     assert ("UK NCSC", "TLP:AMBER") not in au
     # The relationship points at an AMBER indicator AU may not see: it is hidden, and not counted.
@@ -169,7 +174,7 @@ def test_shared_counts_what_each_partner_was_served_by_the_taxii_server(world: W
     by_partner: dict[str, int] = {}
     for entry in board.shared:
         by_partner[entry.partner] = by_partner.get(entry.partner, 0) + entry.objects
-    assert by_partner == {"JP NISC": served["jp"], "AU ACSC": served["au"]}
+    assert by_partner == {"JP NISC": served["jp"], "AU ACSC": served["au"]}  # KR read nothing
     assert {e.tlp for e in board.shared if e.partner == "AU ACSC"} <= {"TLP:CLEAR", "TLP:GREEN"}
     assert any(e.tlp == "TLP:AMBER" for e in board.shared if e.partner == "JP NISC")
     # Each partner's analyst sees only what was shared with its own organisation.
@@ -203,5 +208,5 @@ def test_sync_health_comes_from_a_real_failed_run_and_only_for_the_node_itself(w
     assert (health.name, health.organisation, health.state) == ("jp-node", "JP NISC", "backoff")
     assert health.consecutive_failures == 1 and health.last_error and health.last_success is None
     # Nothing was ever pushed, so every content version in the pushed collection is waiting.
-    assert health.push_backlog == 16
+    assert health.push_backlog == 16 and not health.push_backlog_more
     assert build_dashboard(node, world.principals["jp"]).sync == []
