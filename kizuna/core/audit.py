@@ -12,14 +12,18 @@ import base64
 import hashlib
 import sys
 from array import array
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
 
+from kizuna.policy.tlp import LEVEL_BY_ANY_ID
 from kizuna.stix.timestamps import now_micros
-from kizuna.store.base import AuditEntry, AuditRecord, Store
+from kizuna.store.base import AuditEntry, AuditRecord, Store, VersionRow
+from kizuna.store.stats import FURNITURE
 
 GENESIS = ""
 
@@ -104,6 +108,20 @@ def _from_little_endian(code: str, data: bytes) -> list[int]:
     if sys.byteorder != "little":
         values.byteswap()
     return values.tolist()
+
+
+@lru_cache(maxsize=4096)
+def tlp_label(markings: str | None) -> str:
+    """``TLP:AMBER`` etc. for the highest TLP marking in a markings column, ``none`` without one."""
+    if not markings:
+        return "none"
+    levels = [LEVEL_BY_ANY_ID[m] for m in orjson.loads(markings) if m in LEVEL_BY_ANY_ID]
+    return max(levels).label if levels else "none"
+
+
+def tlp_counts(rows: Iterable[VersionRow]) -> dict[str, int]:
+    """Served content versions per TLP label: an egress record's ``tlp``, the dashboard's "shared"."""
+    return dict(Counter(tlp_label(row.markings) for row in rows if row.type not in FURNITURE))
 
 
 def seal(seq: int, prev_hash: str, entry: AuditEntry) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from kizuna.config import NodeConfig, absolute_store_url, default_store_url, load_config, write_config
-from kizuna.core.audit import AuditLog, pack_served
+from kizuna.core.audit import AuditLog, pack_served, tlp_counts
 from kizuna.core.cursor import CursorCodec
 from kizuna.core.errors import AdminError, Forbidden, NotFound
 from kizuna.core.filters import Endpoint, Filters
@@ -36,12 +36,15 @@ from kizuna.core.policy_source import (
 )
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.query import Page, Reader
+from kizuna.core.share_preview import partners as share_partners
 from kizuna.core.tokens import authenticate_token, issue_token, parse_expiry
 from kizuna.core.visibility import Viewer
 from kizuna.policy import Agreement, PolicyOptions, compile_viewer
 from kizuna.policy import Organisation as PolicyOrganisation
 from kizuna.policy import Viewer as PolicyViewer
+from kizuna.policy.preview import Verdict, preview
 from kizuna.policy.releasability import ISO3166_ALPHA3
+from kizuna.policy.tlp import normalise_objects
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
 from kizuna.store import open_store
 from kizuna.store.base import (
@@ -474,8 +477,11 @@ class Node:
 
     def _record_egress(self, viewer: Viewer, endpoint: Endpoint, page: Page | None) -> None:
         """One audit record per page served: what left, and how much was withheld and why."""
-        body: dict[str, Any] = {
-            "collection": viewer.collection.id, "endpoint": endpoint.value,
+        body: dict[str, Any] = {"collection": viewer.collection.id, "endpoint": endpoint.value}
+        if page and page.items and endpoint in (Endpoint.OBJECTS, Endpoint.OBJECT):
+            # Before the served pairs, so the dashboard reads the counts without the pairs (store/stats.py).
+            body["tlp"] = tlp_counts(row for row, _ in page.items)
+        body |= {
             "served": pack_served([row.stix_id for row, _ in page.items], [row.version for row, _ in page.items])
             if page else pack_served([], []),
         }
@@ -486,6 +492,30 @@ class Node:
         viewer.hidden.clear()
         viewer.redacted.clear()
         self.audit.record("egress", viewer.principal.key, body)
+
+    # -- the console's share form ----------------------------------------------------------
+    def share_preview(
+        self, principal: Principal, draft: dict[str, Any], collections: list[str],
+        definitions: list[dict[str, Any]] | None = None, api_root: str = DEFAULT_API_ROOT,
+    ) -> list[Verdict]:
+        """Per partner: whether it will see ``draft`` once written to ``collections`` (ids or aliases), and
+        why not (``kizuna.policy.preview``). ``definitions``: marking definitions the draft brings along.
+
+        Only the node's own organisation and its operator may ask: the answer names every partner."""
+        if not principal.is_admin and principal.organisation_id != self.home_organisation_id:
+            raise Forbidden("the share preview is for the node's own organisation")
+        targets = [self.collection_for(principal, api_root, ref) for ref in collections]
+        if not targets:
+            raise AdminError("name at least one collection the draft is for")
+        if not all(principal.can_write(c) for c in targets):
+            raise Forbidden("this token may not write to this collection")
+        # The TLP alias rewriting of ingest, so the preview judges what would be stored.
+        normalised, _ = normalise_objects([*(definitions or ()), draft], self.policy.alias_table())
+        brought = [o for o in normalised[:-1] if o.get("type") == "marking-definition"]
+        ctx = self.policy.context().with_definitions(brought)
+        own = frozenset({self.home_organisation_id} if self.home_organisation_id else ())
+        found = share_partners(self.store, self.policy, self.home_organisation_id)
+        return preview(normalised[-1], found, ctx, [c.id for c in targets], own)
 
     def add_objects(self, principal: Principal, collection: Collection, objects: list[Any]) -> IngestReport:
         if not principal.can_write(collection):

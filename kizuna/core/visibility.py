@@ -214,3 +214,31 @@ def _references(obj: dict[str, Any]) -> list[str]:
         if isinstance(value, list):
             refs.extend(ref for ref in value if isinstance(ref, str))
     return refs
+
+
+def group_verdict(
+    viewer: Viewer, row_type: str, producer: str | None, markings: str | None, relayed: bool,
+) -> tuple[bool, bool] | None:
+    """What :func:`view` decides for every version sharing these columns, for counting them without
+    reading them: (visible, producer anonymised), or None when each version must go through ``view``
+    (types whose visibility depends on references or on the whole object).
+
+    A version with granular markings is decided here as if each of its markings covered the whole object,
+    which is stricter than ``view`` (a redacted form would be served): a count may leave such a version
+    out, it never includes one the viewer cannot see.
+    """
+    if not viewer.principal.can_read(viewer.collection):
+        return (False, False)
+    policy = viewer.policy
+    if policy is None:
+        return (True, False)
+    if row_type in REFERENCING_TYPES or row_type in _WHOLE_OBJECT_TYPES:
+        return None
+    stub = VersionRow(0, "", row_type, 0, "2.1", 0, producer, markings, b"")
+    outcome = _column_outcome(viewer, policy, stub)
+    if outcome is Outcome.HIDDEN:
+        return (False, False)
+    if relayed and markings is not None and stops_onward(markings) and producer != viewer.principal.organisation_id:
+        return (False, False)
+    # Without granular markings the only redaction left is the anonymised producer.
+    return (True, outcome is None)

@@ -25,6 +25,9 @@ from kizuna.federation.forms import is_redaction_of
 from kizuna.stix.timestamps import format_timestamp, now_micros
 from kizuna.store.base import NewVersion, Outcome, Store, VersionQuery, VersionRow, VersionSelector
 from kizuna.store.sql import SqlStore
+from kizuna.store.stats import PartnerStatus
+
+__all__ = ["PartnerStatus"]  # defined beside the dashboard's read of the same rows (store/stats.py)
 
 
 class StateError(Exception):
@@ -83,28 +86,6 @@ def _dumps(obj: Any) -> bytes | None:
 RUN_LEASE_PREFIX = "run:"
 #: Definitions a node places beside the objects that use them (TLP 2.0 markings and their extension).
 DEFINITION_TYPES = ("marking-definition", "extension-definition")
-
-
-@dataclass(frozen=True, slots=True)
-class PartnerStatus:
-    partner: str
-    state: str  # "new", "ok", "backoff", "running", "interrupted" (a run died; derived, never stored)
-    failures: int  # consecutive failed runs
-    next_attempt: int  # µs; the worker does not try before this
-    last_attempt: int | None
-    last_success: int | None
-    last_error: str | None
-    pulled: int
-    pushed: int
-    quarantined: int
-    #: JSON summary of the last finished run (counts and notes such as "the agreement hides everything").
-    last_run: str | None = None
-    #: Who holds the run lease while the state is "running".
-    running_in: str | None = None
-
-    @classmethod
-    def fresh(cls, partner: str) -> PartnerStatus:
-        return cls(partner, "new", 0, 0, None, None, None, 0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -203,6 +203,20 @@ class PolicyContext:
         self.generation += 1
         return True
 
+    def with_definitions(self, definitions: Iterable[Mapping[str, Any]]) -> PolicyContext:
+        """A copy that also knows ``definitions`` (e.g. the markings a draft brings), leaving this one as
+        it is: a process shares its context between requests."""
+        clone = PolicyContext(
+            organisations=self._organisations.values(), agreements=self._agreements.values(),
+            shared_communities=self.shared_communities, options=self.options,
+            anonymous_identity_id=self.anonymous_identity_id,
+        )
+        clone._markings = dict(self._markings)
+        clone._definitions = dict(self._definitions)
+        for obj in definitions:
+            clone.add_marking_definition(obj)
+        return clone
+
     @staticmethod
     def _same_tlp(obj: Mapping[str, Any]) -> bool:
         return level_of_marking_definition(obj) == LEVEL_BY_OASIS_ID.get(str(obj.get("id")))

@@ -1,0 +1,328 @@
+"""The numbers behind the console's dashboard, for one principal (issue 11).
+
+* **received**: object versions added per UTC day, by producer organisation and by TLP. Grouped in
+  the store (store/stats.py) by the columns the visibility check decides from, and each group decided
+  once by ``visibility.group_verdict`` (AMBER+STRICT/RED groups a partner could see also lose the
+  versions a partner node sent, which stop here); versions that need their body (relationships, sightings,
+  reports, identities…) go through ``visibility.view`` one by one, newest first, at most
+  ``PER_ROW_LIMIT`` per collection — beyond that the answer says ``partial``.
+* **received_from_partners**: versions per day each partner node sent (provenance), for the node's
+  own organisation.
+* **shared**: what left the node, read from the ``egress`` records of the audit log (every page any
+  principal was served, and every push read for a partner node), counted for the organisations other
+  than the node's own. A push read counts what was read for the partner; versions the sync then holds
+  back (echo, AMBER+STRICT/RED of other producers) or the partner refuses are included.
+* **reports / indicators**: the newest the principal may see, through ``view``.
+* **sightings**: the newest sightings, made by other organisations, of indicators the node's own
+  organisation produced (same collection), through ``view``.
+* **sync**: per partner node, its stored sync state and push backlog; only for the node's operator and
+  its own organisation, because it describes the node's configuration, not objects.
+
+A principal that is not the node's own organisation gets only numbers about what it may see: counts
+pass the visibility check, it sees "shared" only for its own organisation, and no federation details.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from kizuna.core.audit import pack_served, tlp_counts, tlp_label
+from kizuna.core.node import Node
+from kizuna.core.principal import Principal
+from kizuna.core.visibility import REFERENCING_TYPES, Viewer, group_verdict, stops_onward, view
+from kizuna.stix.timestamps import format_timestamp, now_micros
+from kizuna.store.base import Collection, VersionRow
+from kizuna.store.stats import DAY_MICROS, FURNITURE, StoreStats
+from kizuna.store.view_edges import WHOLE_OBJECT_TYPES
+
+#: Versions decided one by one (``view``) per collection for the received counts.
+PER_ROW_LIMIT: Final = 1000
+#: Rows looked at per collection and per wanted item to find the newest visible reports, indicators and
+#: sightings (a partner that may see few of them gets fewer, not a slower board).
+NEWEST_SCAN: Final = 20
+#: A push backlog is counted exactly up to this many versions.
+BACKLOG_CAP: Final = 10_000
+PER_ROW_TYPES: Final = tuple(sorted((REFERENCING_TYPES | WHOLE_OBJECT_TYPES) - set(FURNITURE)))
+#: The sync worker's run lease names (federation/state.py ``RUN_LEASE_PREFIX``; core may not import it).
+_RUN_LEASE_PREFIX: Final = "run:"
+#: Groups without a per-row type are decided alike whatever their type; the stub needs one.
+_PLAIN_TYPE: Final = "indicator"
+_SHARED_ENDPOINTS: Final = frozenset({"objects", "object", "dashboard"})
+
+
+@dataclass(frozen=True, slots=True)
+class DayCount:
+    day: str  # YYYY-MM-DD, UTC
+    partner: str
+    tlp: str
+    objects: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerDay:
+    day: str
+    partner: str  # the partner node entry
+    objects: int
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    collection: str
+    date_added: str
+    object: dict[str, Any]  # as the principal may see it (redacted where the policy says so)
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerHealth:
+    name: str
+    organisation: str | None
+    state: str
+    consecutive_failures: int
+    last_attempt: str | None
+    last_success: str | None
+    last_error: str | None
+    pulled: int
+    pushed: int
+    quarantined: int
+    #: Versions added to pushed collections since the last push (before the agreement's filter), exact up
+    #: to ``BACKLOG_CAP``; above it ``push_backlog_more`` is set.
+    push_backlog: int | None
+    push_backlog_more: bool
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Dashboard:
+    since: str
+    days: int
+    received: list[DayCount]
+    #: Versions per day that partner nodes sent (by federation entry); the node's own organisation only.
+    received_from_partners: list[PartnerDay]
+    shared: list[DayCount]
+    reports: list[Item]
+    indicators: list[Item]
+    sightings: list[Item]
+    sync: list[PartnerHealth]
+    #: Some versions that are decided one by one were beyond ``PER_ROW_LIMIT`` and are not counted.
+    partial: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_dashboard(node: Node, principal: Principal, days: int = 14, newest: int = 10) -> Dashboard:
+    now = now_micros()
+    since = (now // DAY_MICROS - days + 1) * DAY_MICROS
+    stats = StoreStats(node.store)
+    names = {org.id: org.name for org in node.store.list_organisations()}
+    is_home = principal.is_admin or (
+        principal.organisation_id is not None and principal.organisation_id == node.home_organisation_id
+    )
+    viewers = [node.viewer_for(principal, c) for c in node.store.list_collections() if principal.can_read(c)]
+    received: Counter[tuple[int, str, str]] = Counter()
+    partial = False
+    for viewer in viewers:
+        partial |= _count_received(stats, viewer, since, names, received)
+    served: dict[str, list[VersionRow]] = {}
+    reports = _newest(stats, viewers, "report", newest, served)
+    indicators = _newest(stats, viewers, "indicator", newest, served)
+    sightings = _our_sightings(node, stats, viewers, newest, served)
+    for viewer in viewers:
+        rows = served.get(viewer.collection.id)
+        if rows:
+            _record_egress(node, viewer, rows)
+    return Dashboard(
+        since=format_timestamp(since), days=days,
+        received=_day_counts(received),
+        received_from_partners=[PartnerDay(_day(day), partner, n) for day, partner, n in
+                                sorted(stats.received_from_partners(since))] if is_home else [],
+        shared=_shared(node, stats, principal, since, names, is_home),
+        reports=reports, indicators=indicators, sightings=sightings,
+        sync=_sync_health(node, stats, names) if is_home and principal.agreement_id is None else [],
+        partial=partial,
+    )
+
+
+def _day(day: int) -> str:
+    return datetime.datetime.fromtimestamp(day * 86400, datetime.UTC).date().isoformat()
+
+
+def _day_counts(counts: Counter[tuple[int, str, str]]) -> list[DayCount]:
+    return [DayCount(_day(day), partner, tlp, n) for (day, partner, tlp), n in sorted(counts.items()) if n]
+
+
+def _producer_name(producer: str | None, names: dict[str, str], anonymised: bool) -> str:
+    if anonymised:
+        return "anonymous producer"
+    if producer is None:
+        return "no producer"
+    return names.get(producer, "unknown producer")
+
+
+def _count_received(
+    stats: StoreStats, viewer: Viewer, since: int, names: dict[str, str], into: Counter[tuple[int, str, str]],
+) -> bool:
+    """Add the collection's visible received versions to ``into``; True if some were left uncounted."""
+    per_row = 0
+    collection_pk = viewer.collection.pk
+    for group in stats.received_groups(collection_pk, since, PER_ROW_TYPES):
+        if group.type:
+            per_row += group.versions
+            if viewer.policy is not None:
+                continue  # decided one by one below
+            verdict: tuple[bool, bool] | None = (True, False)
+        else:
+            verdict = group_verdict(viewer, _PLAIN_TYPE, group.created_by_ref, group.markings, relayed=False)
+        if verdict is None or not verdict[0]:
+            continue
+        count = group.versions
+        if viewer.policy is not None and group.markings is not None and stops_onward(group.markings) and not (
+            group_verdict(viewer, _PLAIN_TYPE, group.created_by_ref, group.markings, relayed=True) or (False,)
+        )[0]:
+            # AMBER+STRICT/RED received from a partner node stop here: not counted for anyone else.
+            count -= stats.relayed_count(collection_pk, since, group.created_by_ref, group.markings)
+        source = _producer_name(group.created_by_ref, names, verdict[1])
+        into[(group.day, source, tlp_label(group.markings))] += count
+    if viewer.policy is None or per_row == 0:
+        return False
+    rows = stats.newest_of_types(collection_pk, PER_ROW_TYPES, since, PER_ROW_LIMIT)
+    viewer.prefetch(rows)  # what the relationships, sightings and reports point at, in a few queries
+    for row in rows:
+        body = view(viewer, row)
+        if body is None:
+            continue
+        producer = orjson.loads(body).get("created_by_ref") if row.created_by_ref else None
+        source = _producer_name(row.created_by_ref, names, producer != row.created_by_ref)
+        into[(row.date_added // DAY_MICROS, source, tlp_label(row.markings))] += 1
+    viewer.hidden.clear()  # counting is not serving: nothing here goes into an egress record
+    viewer.redacted.clear()
+    return per_row > len(rows)
+
+
+def _newest(
+    stats: StoreStats, viewers: list[Viewer], stix_type: str, limit: int, served: dict[str, list[VersionRow]],
+) -> list[Item]:
+    """The ``limit`` most recently added objects of a type the principal may see, newest first."""
+    found: list[tuple[VersionRow, Collection, bytes]] = []
+    for viewer in viewers:
+        seen: set[str] = set()
+        rows = stats.newest_of_types(viewer.collection.pk, (stix_type,), 0, NEWEST_SCAN * limit)
+        viewer.prefetch(rows)
+        for row in rows:
+            if row.stix_id in seen:
+                continue
+            body = view(viewer, row)
+            if body is not None:
+                seen.add(row.stix_id)
+                found.append((row, viewer.collection, body))
+                if len(seen) >= limit:
+                    break
+    found.sort(key=lambda item: item[0].date_added, reverse=True)
+    return [_item(row, collection, body, served) for row, collection, body in found[:limit]]
+
+
+def _item(row: VersionRow, collection: Collection, body: bytes, served: dict[str, list[VersionRow]]) -> Item:
+    served.setdefault(collection.id, []).append(row)
+    return Item(collection.id, format_timestamp(row.date_added), orjson.loads(body))
+
+
+def _our_sightings(
+    node: Node, stats: StoreStats, viewers: list[Viewer], limit: int, served: dict[str, list[VersionRow]],
+) -> list[Item]:
+    """Sightings by other organisations of indicators the node's own organisation produced."""
+    home = node.home_organisation_id
+    found: list[tuple[VersionRow, Collection, bytes]] = []
+    for viewer in viewers:
+        rows = stats.newest_of_types(viewer.collection.pk, ("sighting",), 0, NEWEST_SCAN * limit)
+        candidates = []
+        for row in rows:
+            if row.created_by_ref == home:
+                continue
+            target = orjson.loads(row.body).get("sighting_of_ref")
+            if isinstance(target, str) and target.startswith("indicator--"):
+                candidates.append((row, target))
+        ours = stats.produced_by(viewer.collection.pk, {target for _, target in candidates}, home)
+        viewer.prefetch([row for row, target in candidates if target in ours])
+        kept = 0
+        for row, target in candidates:
+            if target in ours and kept < limit:
+                body = view(viewer, row)
+                if body is not None:
+                    found.append((row, viewer.collection, body))
+                    kept += 1
+    found.sort(key=lambda item: item[0].date_added, reverse=True)
+    return [_item(row, collection, body, served) for row, collection, body in found[:limit]]
+
+
+def _record_egress(node: Node, viewer: Viewer, rows: list[VersionRow]) -> None:
+    """What the dashboard showed of one collection goes into the audit log like any page served."""
+    body: dict[str, Any] = {
+        "collection": viewer.collection.id, "endpoint": "dashboard", "tlp": tlp_counts(rows),
+        "served": pack_served([r.stix_id for r in rows], [r.version for r in rows]),
+    }
+    if viewer.hidden:
+        body["hidden"] = dict(viewer.hidden)
+    if viewer.redacted:
+        body["redacted"] = dict(viewer.redacted)
+    node.audit.record("egress", viewer.principal.key, body)
+
+
+def _shared(
+    node: Node, stats: StoreStats, principal: Principal, since: int, names: dict[str, str], is_home: bool,
+) -> list[DayCount]:
+    """Versions served to other organisations per day, recipient and TLP, from the egress records."""
+    organisation_of: dict[str, str | None] = dict(stats.token_organisations())
+    for name, config in node.store.partner_configs():
+        try:
+            organisation_of[f"partner:{name}"] = orjson.loads(config).get("organisation")
+        except orjson.JSONDecodeError:
+            continue
+    counts: Counter[tuple[int, str, str]] = Counter()
+    for record in stats.egress_since(since):
+        org = organisation_of.get(record.principal or "")
+        if org is None or org == node.home_organisation_id or not (is_home or org == principal.organisation_id):
+            continue
+        if record.endpoint not in _SHARED_ENDPOINTS:
+            continue
+        by_tlp = record.tlp if record.tlp else {"unknown": record.served}
+        for tlp, n in by_tlp.items():
+            counts[(record.at // DAY_MICROS, names.get(org, org), str(tlp))] += int(n)
+    return _day_counts(counts)
+
+
+def _sync_health(node: Node, stats: StoreStats, names: dict[str, str]) -> list[PartnerHealth]:
+    now = now_micros()
+    positions = {(partner, local): at for partner, local, at in stats.push_positions()}
+    collections = node.store.list_collections()
+    health = []
+    for name, text, status, lease_expires in stats.sync_rows(_RUN_LEASE_PREFIX):
+        try:
+            config = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            config = {}
+        state = status.state
+        if state == "running" and (lease_expires is None or lease_expires < now):
+            state = "interrupted"  # the run's process died without recording an outcome
+        backlog: int | None = None
+        for mapping in config.get("mappings", ()):
+            if mapping.get("direction") in ("push", "both"):
+                collection = next((c for c in collections if mapping.get("local") in (c.id, c.alias)), None)
+                if collection is not None:
+                    waiting = stats.waiting_after(collection.pk, positions.get((name, collection.id)), BACKLOG_CAP)
+                    backlog = (backlog or 0) + waiting
+        last_run = orjson.loads(status.last_run) if status.last_run else {}
+        org = config.get("organisation")
+        health.append(PartnerHealth(
+            name, names.get(org, org) if org else None, state, status.failures,
+            format_timestamp(status.last_attempt) if status.last_attempt else None,
+            format_timestamp(status.last_success) if status.last_success else None, status.last_error,
+            status.pulled, status.pushed, status.quarantined,
+            None if backlog is None else min(backlog, BACKLOG_CAP), backlog is not None and backlog > BACKLOG_CAP,
+            list(last_run.get("notes", [])) if isinstance(last_run, dict) else [],
+        ))
+    return health

@@ -1,0 +1,212 @@
+"""The dashboard's numbers on real nodes (SQLite and PostgreSQL): what each principal may count is what
+the same principal may read, shared counts come from what partners were really served, and sync health
+from a real (failing) sync run."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from kizuna.core import dashboard as dashboard_module
+from kizuna.core.dashboard import Dashboard, build_dashboard
+from kizuna.core.filters import Endpoint, Filters
+from kizuna.core.node import Node
+from kizuna.core.principal import NODE_ADMIN, Principal
+from kizuna.federation.config import CollectionMapping, Direction, PartnerConfig
+from kizuna.federation.state import FederationState
+from kizuna.policy import TlpLevel
+from kizuna.policy.tlp import TLP2_IDS
+from kizuna.store.base import Collection, VersionSelector
+from kizuna.store.stats import FURNITURE
+from tests.conftest import TAXII, free_port, kizuna, start_server
+
+CREATED = "2026-11-30T09:00:00.000Z"
+CLEAR, GREEN, AMBER, STRICT, RED = (TLP2_IDS[level] for level in TlpLevel)
+
+
+def _sdo(stix_type: str, producer: str, marking: str | None, **extra: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {"type": stix_type, "spec_version": "2.1", "id": f"{stix_type}--{uuid.uuid4()}",
+                           "created": CREATED, "modified": CREATED, "created_by_ref": producer, **extra}
+    if marking is not None:
+        obj["object_marking_refs"] = [marking]
+    return obj
+
+
+def _indicator(producer: str, marking: str | None, **extra: Any) -> dict[str, Any]:
+    return _sdo("indicator", producer, marking, pattern_type="stix", valid_from=CREATED,
+                pattern="[ipv4-addr:value = '198.51.100.9']", **extra)
+
+
+@dataclass
+class World:
+    node: Node
+    shared: Collection
+    principals: dict[str, Principal]
+    secrets: dict[str, str]
+    home_green: dict[str, Any]
+    home_amber: dict[str, Any]
+
+
+@pytest.fixture
+def world(store_url: str, tmp_path: Path) -> World:
+    """UK NCSC's node: JP NISC (agreement up to AMBER) pushes in through its partner node entry, AU ACSC
+    (up to GREEN) and KR KISA (up to AMBER+STRICT) only read; the node's own objects span every TLP level."""
+    node = Node.init(tmp_path / "uk", store_url, org_name="UK NCSC", country="GBR")
+    shared = node.create_collection("Shared", alias="shared")
+    jp = node.create_organisation("JP NISC", "JPN")["id"]
+    node.create_organisation("AU ACSC", "AUS")
+    node.create_organisation("KR KISA", "KOR")
+    node.set_agreement("jp", "JP NISC", max_tlp=TlpLevel.AMBER)
+    node.set_agreement("au", "AU ACSC", max_tlp=TlpLevel.GREEN)
+    node.set_agreement("kr", "KR KISA", max_tlp=TlpLevel.AMBER_STRICT)
+    secrets = {"jp": node.create_token("JP NISC", read=["shared"], write=["shared"])[1],
+               "au": node.create_token("AU ACSC", read=["shared"])[1],
+               "kr": node.create_token("KR KISA", read=["shared"])[1]}
+    principals = {name: node.authenticate(secret) for name, secret in secrets.items()}
+    FederationState(node.store).add_partner(PartnerConfig(
+        "jp-node", f"http://127.0.0.1:{free_port()}/main/", (CollectionMapping("shared", "remote", Direction.BOTH),),
+        token="kz_unused", organisation=jp, agreement="jp",
+    ))
+    home = node.home_organisation_id or ""
+    home_green, home_amber = _indicator(home, GREEN), _indicator(home, AMBER)
+    ours = [_indicator(home, CLEAR) for _ in range(3)] + [home_green, _indicator(home, GREEN), home_amber,
+                                                           _indicator(home, AMBER), _indicator(home, RED)]
+    ours.append(_sdo("report", home, GREEN, name="weekly", published=CREATED,
+                     object_refs=[home_green["id"], home_amber["id"]]))
+    ours.append(_sdo("relationship", home, GREEN, relationship_type="related-to",
+                     source_ref=home_green["id"], target_ref=home_amber["id"]))
+    assert not node.import_objects(shared, ours).failures
+    theirs = [_indicator(jp, GREEN), _indicator(jp, GREEN), _indicator(jp, AMBER), _indicator(jp, STRICT),
+              _sdo("sighting", jp, GREEN, sighting_of_ref=home_green["id"]),
+              _sdo("sighting", jp, AMBER, sighting_of_ref=home_amber["id"])]
+    jp_principal = principals["jp"]
+    assert jp_principal is not None
+    assert not node.add_objects(jp_principal, shared, theirs).failures
+    found = {name: p for name, p in principals.items() if p is not None}
+    return World(node, shared, {"admin": NODE_ADMIN, **found}, secrets, home_green, home_amber)
+
+
+def _readable(node: Node, principal: Principal, collection: Collection) -> int:
+    """Content versions the principal reads through the TAXII path (Node.read), every page."""
+    viewer = node.viewer_for(principal, collection)
+    filters = Filters(versions=VersionSelector(all=True))
+    count = 0
+    while True:
+        page = node.read(viewer, Endpoint.OBJECTS, filters)
+        count += sum(row.type not in FURNITURE for row, _ in page.items)
+        if not page.more:
+            return count
+        filters = Filters(versions=VersionSelector(all=True), next=page.next)
+
+
+def _received(board: Dashboard) -> dict[tuple[str, str], int]:
+    totals: dict[tuple[str, str], int] = {}
+    for entry in board.received:
+        totals[(entry.partner, entry.tlp)] = totals.get((entry.partner, entry.tlp), 0) + entry.objects
+    return totals
+
+
+def test_each_principal_counts_exactly_what_it_may_read(world: World) -> None:
+    node = world.node
+    boards = {name: build_dashboard(node, p) for name, p in world.principals.items()}
+    for name, principal in world.principals.items():
+        assert sum(e.objects for e in boards[name].received) == _readable(node, principal, world.shared), name
+        assert not boards[name].partial
+    totals = {name: sum(e.objects for e in board.received) for name, board in boards.items()}
+    assert totals["admin"] == 16 and totals["admin"] > totals["jp"] > totals["au"] > 0
+    admin, au = _received(boards["admin"]), _received(boards["au"])
+    assert admin[("JP NISC", "TLP:GREEN")] == 3 and admin[("JP NISC", "TLP:AMBER+STRICT")] == 1
+    assert admin[("UK NCSC", "TLP:RED")] == 1 and admin[("UK NCSC", "TLP:CLEAR")] == 3
+    # What JP's node pushed in, per partner entry, for the node's own organisation only.
+    assert [(e.partner, e.objects) for e in boards["admin"].received_from_partners] == [("jp-node", 6)]
+    assert boards["au"].received_from_partners == [] and boards["jp"].received_from_partners == []
+    # Nothing above a partner's agreement; KR may receive AMBER+STRICT, but not JP's, which stops here.
+    assert {tlp for _, tlp in au} == {"TLP:CLEAR", "TLP:GREEN"}
+    assert ("JP NISC", "TLP:AMBER+STRICT") not in _received(boards["kr"])
+    assert au[("JP NISC", "TLP:GREEN")] == 3  # two indicators and the sighting of a GREEN indicator
+    assert ("UK NCSC", "TLP:AMBER") not in au
+    # The relationship points at an AMBER indicator AU may not see: it is hidden, and not counted.
+    assert au[("UK NCSC", "TLP:GREEN")] == 3  # two indicators and the report (trimmed to what AU sees)
+
+
+def test_granular_markings_never_count_what_a_partner_cannot_see(world: World) -> None:
+    node = world.node
+    partly = _indicator(node.home_organisation_id or "", GREEN, description="from our sensor at site 4",
+                        granular_markings=[{"marking_ref": AMBER, "selectors": ["description"]}])
+    assert not node.import_objects(world.shared, [partly]).failures
+    au = world.principals["au"]
+    counted = sum(e.objects for e in build_dashboard(node, au).received)
+    # AU reads it with the description withheld; the count decides from columns and leaves it out.
+    assert counted == _readable(node, au, world.shared) - 1
+
+
+def test_versions_decided_one_by_one_are_bounded_and_the_board_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard_module, "PER_ROW_LIMIT", 1)
+    au_board = build_dashboard(world.node, world.principals["au"])
+    assert au_board.partial
+    assert sum(e.objects for e in au_board.received) < _readable(world.node, world.principals["au"], world.shared)
+    assert not build_dashboard(world.node, NODE_ADMIN).partial  # counted in groups, nothing to bound
+
+
+def test_shared_counts_what_each_partner_was_served_by_the_taxii_server(world: World) -> None:
+    node = world.node
+    server = start_server(node.config.data_dir, sync=False)
+    try:
+        served: dict[str, int] = {}
+        for name in ("jp", "au"):
+            response = requests.get(
+                f"{server.base}/main/collections/{world.shared.id}/objects/?match[version]=all",
+                headers={"Accept": TAXII, "Authorization": f"Bearer {world.secrets[name]}"}, timeout=30)
+            assert response.status_code == 200, response.text
+            served[name] = sum(o["type"] not in FURNITURE for o in response.json()["objects"])
+    finally:
+        server.stop()
+    list(node.export_objects(world.shared))  # the operator's own export is not sharing
+    board = build_dashboard(node, NODE_ADMIN)
+    by_partner: dict[str, int] = {}
+    for entry in board.shared:
+        by_partner[entry.partner] = by_partner.get(entry.partner, 0) + entry.objects
+    assert by_partner == {"JP NISC": served["jp"], "AU ACSC": served["au"]}  # KR read nothing
+    assert {e.tlp for e in board.shared if e.partner == "AU ACSC"} <= {"TLP:CLEAR", "TLP:GREEN"}
+    assert any(e.tlp == "TLP:AMBER" for e in board.shared if e.partner == "JP NISC")
+    # Each partner's analyst sees only what was shared with its own organisation.
+    assert {e.partner for e in build_dashboard(node, world.principals["au"]).shared} == {"AU ACSC"}
+
+
+def test_newest_objects_and_sightings_of_our_indicators_pass_the_visibility_check(world: World) -> None:
+    node = world.node
+    admin = build_dashboard(node, NODE_ADMIN, newest=3)
+    assert [item.object["id"] for item in admin.reports] == [r.object["id"] for r in admin.reports][:1]
+    assert len(admin.indicators) == 3
+    added = [item.date_added for item in admin.indicators]
+    assert added == sorted(added, reverse=True)
+    assert {s.object["sighting_of_ref"] for s in admin.sightings} == {world.home_green["id"], world.home_amber["id"]}
+    au = build_dashboard(node, world.principals["au"], newest=50)
+    assert {s.object["sighting_of_ref"] for s in au.sightings} == {world.home_green["id"]}
+    markings = {m for item in au.indicators for m in item.object.get("object_marking_refs", [])}
+    assert markings <= {CLEAR, GREEN} and len(au.indicators) == 7
+    # The report is served as AU may see it: without the AMBER indicator it also lists.
+    assert [r.object["object_refs"] for r in au.reports] == [[world.home_green["id"]]]
+    # What the board showed AU is in the audit log, like any page served.
+    egress = [r for r in node.audit.records() if r.kind == "egress" and r.principal == world.principals["au"].key]
+    assert egress and '"endpoint":"dashboard"' in egress[-1].body
+
+
+def test_sync_health_comes_from_a_real_failed_run_and_only_for_the_node_itself(world: World) -> None:
+    node = world.node
+    run = kizuna(node.config.data_dir, "sync", "jp-node", "--json", check=False)
+    assert run.returncode == 1 and json.loads(run.stdout)  # nothing listens on the partner's port
+    [health] = build_dashboard(node, NODE_ADMIN).sync
+    assert (health.name, health.organisation, health.state) == ("jp-node", "JP NISC", "backoff")
+    assert health.consecutive_failures == 1 and health.last_error and health.last_success is None
+    # Nothing was ever pushed, so every content version in the pushed collection is waiting.
+    assert health.push_backlog == 16 and not health.push_backlog_more
+    assert build_dashboard(node, world.principals["jp"]).sync == []
