@@ -28,7 +28,6 @@ from kizuna.formats.blocklists import BLOCKLIST_KINDS, write_blocklist
 from kizuna.formats.csv_out import write_csv
 from kizuna.formats.feeds import FeedOptions
 from kizuna.formats.misp_feed import write_misp_feed
-from kizuna.formats.misp_out import write_misp_event, write_misp_events
 from kizuna.formats.rpz import write_rpz
 from kizuna.formats.suricata import write_suricata
 from kizuna.formats.zeek_intel import write_zeek_intel
@@ -154,6 +153,8 @@ def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, 
                 raise CliError("is a file; misp-feed writes a directory", code="io", file=str(output))
             if not output.parent.is_dir():
                 raise CliError(f"directory {output.parent} does not exist", code="io", file=str(output))
+            from kizuna.formats.misp_out import write_misp_events  # misp-stix takes seconds to import
+
             org = _org_of(node)
             events = write_misp_events(_misp_objects(run), report, org=org, info=info)
             written = len(write_misp_feed(events, output, org=org))
@@ -162,6 +163,8 @@ def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, 
                 if fmt == "stix":
                     written = _stix(run, stream, output is None and sys.stdout.isatty())
                 elif fmt == "misp":
+                    from kizuna.formats.misp_out import write_misp_event
+
                     event = write_misp_event(_misp_objects(run), report, info=info, org=_org_of(node))
                     data = orjson.dumps(event, option=orjson.OPT_INDENT_2) + b"\n"
                     stream.write(data)

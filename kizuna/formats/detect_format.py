@@ -20,8 +20,7 @@ from typing import Any, Final
 
 from kizuna.formats.base import ConversionReport, FormatError
 from kizuna.formats.ioc_lists import read_ioc_list
-from kizuna.formats.iocs import canonical, pattern_terms
-from kizuna.formats.misp_in import read_misp
+from kizuna.formats.iocs import canonical, classify, pattern_terms
 from kizuna.formats.stix_legacy import STIX1, STIX20, read_stix1x, read_stix20, sniff
 from kizuna.formats.warninglists import Warninglists
 from kizuna.stix.vocab import WARNINGLIST_PROPERTY
@@ -93,6 +92,8 @@ def convert(fmt: str, data: bytes, name: str, *, ioc: IocOptions = IocOptions(),
     refused lines or attributes are in the report and the rest is converted.
     """
     if fmt == MISP:
+        from kizuna.formats.misp_in import read_misp  # PyMISP and misp-stix take seconds to import
+
         report = read_misp(data, name)
     elif fmt == STIX20:
         report = read_stix20(data, name)
@@ -113,24 +114,33 @@ def convert(fmt: str, data: bytes, name: str, *, ioc: IocOptions = IocOptions(),
 def flag_indicators(objects: Iterable[dict[str, Any]], warninglists: Warninglists) -> int:
     """Add ``x_kizuna_warninglists`` to converted indicators whose IOC values are on a list; the count.
 
-    Only IOC-shaped STIX patterns are looked at (what a feed or the matcher would use as a value).
+    IOC-shaped patterns give their values with their kinds; in any other STIX pattern (misp-stix
+    writes ``network-traffic:dst_ref.value = '…' AND …`` for an ip-dst) each quoted literal that has
+    the shape of an IOC is checked, since a listed value anywhere in a pattern makes its hits suspect.
     """
     flagged = 0
     for obj in objects:
         if obj.get("type") != "indicator" or obj.get("pattern_type", "stix") != "stix":
             continue
-        terms = pattern_terms(str(obj.get("pattern", "")))
-        if not terms:
-            continue
+        pattern = str(obj.get("pattern", ""))
+        terms = pattern_terms(pattern)
+        values = ([(kind, canonical(kind, raw)) for kind, raw in terms] if terms
+                  else [classify(_unquote(literal)) or (None, None) for literal in _LITERAL.findall(pattern)])
         hits: list[str] = []
-        for kind, raw in terms:
-            value = canonical(kind, raw)
-            if value is not None:
+        for kind, value in values:
+            if kind is not None and value is not None:
                 hits.extend(h for h in warninglists.check(kind, value) if h not in hits)
         if hits:
             obj[WARNINGLIST_PROPERTY] = hits
             flagged += 1
     return flagged
+
+
+_LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")
+
+
+def _unquote(literal: str) -> str:
+    return literal.replace("\\'", "'").replace("\\\\", "\\")
 
 
 __all__ = ["HEAD_BYTES", "IMPORT_FORMATS", "Converted", "IocOptions", "convert", "detect_format",
