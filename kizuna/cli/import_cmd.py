@@ -160,8 +160,8 @@ def _text(result: dict[str, Any]) -> str:
         out.append(f"{bad['where']}: not imported: {bad['error']}")
     out += details[:SHOWN]
     if len(details) > SHOWN:
-        out.append(f"  … and {len(details) - SHOWN} more (all of them: --json, --report FILE, or "
-                   f"`kizuna audit export`, {AUDIT_KIND} record {result['audit_seq']})")
+        out.append(f"  … and {len(details) - SHOWN} more (all of them: --json, --report FILE, or record "
+                   f"{result['audit_seq']} of `kizuna audit export --kind {AUDIT_KIND}`)")
     return "\n".join(out)
 
 
