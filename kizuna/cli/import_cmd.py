@@ -255,9 +255,16 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
         with output_stream(report_file) as stream:
             stream.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
     if result["stored"] + result["duplicates"] == 0 and not result["rejected"]:
-        first = failed[0] if failed else None
-        raise CliError("nothing usable was imported" + (f"; first failure: {first['error']}" if first else ""),
-                       code="empty", file=first["where"] if first else source)
+        refused = [r for s in sources for r in s["rejected_input"]]
+        if failed:
+            why, where = f"; first failure: {failed[0]['error']}", failed[0]["where"]
+        elif refused:
+            why, where = f"; {len(refused)} rejected, the first: {refused[0]['reason']}", refused[0]["where"]
+        else:
+            why, where = "", source
+        named, _, line = where.rpartition(":")
+        raise CliError(f"nothing usable was imported{why}", code="empty", file=named if line.isdigit() else where,
+                       line=int(line) if line.isdigit() else None)
     emit(as_json, result, _text(result))
     if result["rejected"] or failed:
         ctx.exit(1)

@@ -231,3 +231,13 @@ def test_import_from_a_url(sqlite_node: Path, http_server: str) -> None:
     too_big = kizuna(sqlite_node, "import", f"{http_server}/misp-event.json", "--collection", "in",
                      "--max-bytes", "100", check=False)
     assert_one_line_failure(too_big, "--max-bytes 100")
+
+
+def test_a_list_of_nothing_usable_fails_naming_the_first_rejected_line(sqlite_node: Path, tmp_path: Path) -> None:
+    path = tmp_path / "nothing.txt"
+    path.write_text("# only typos\n999.1.2.3\nnot an ioc at all!\n")
+    result = kizuna(sqlite_node, "import", str(path), "--collection", "in", check=False)
+    assert_one_line_failure(result, f"{path}:2")
+    assert "nothing usable was imported; 2 rejected" in result.stderr
+    (audited,) = import_reports(sqlite_node)  # the report is kept even so
+    assert [r["where"] for r in audited["sources"][0]["rejected_input"]] == [f"{path}:2", f"{path}:3"]
