@@ -215,6 +215,8 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
     --format is given. A malformed file imports nothing and the command exits 1 with one line
     naming the file and line; refused lines and lost fields are reported, the rest imported.
     """
+    if not source.strip():
+        raise CliError("SOURCE is empty: give a file, a directory or an http(s) URL", code="usage", exit_code=2)
     if warninglists and no_warninglists:
         raise CliError("give --warninglist or --no-warninglists, not both", code="usage", exit_code=2)
     node = node_of(ctx)
@@ -267,4 +269,8 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
                        line=int(line) if line.isdigit() else None)
     emit(as_json, result, _text(result))
     if result["rejected"] or failed:
+        if not as_json:  # the report is above; the failure itself is one line, as for every command
+            what = [f"{len(failed)} of {len(failed) + len(sources)} files not imported"] if failed else []
+            what += [f"{result['rejected']} objects refused by ingest"] if result["rejected"] else []
+            click.echo(f"kizuna import: {', '.join(what)} (listed above)", err=True)
         ctx.exit(1)
