@@ -247,7 +247,7 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
     result: dict[str, Any] = {
         "collection": target.id, "sources": sources, "failed_sources": failed,
         "stored": sum(s["stored"] for s in sources), "duplicates": sum(s["duplicates"] for s in sources),
-        "rejected": sum(s["rejected"] for s in sources),
+        "rejected": sum(s["rejected"] for s in sources), "failed": sum(s["failed"] for s in sources),
         "total": sum(s["total"] for s in sources), "added_by_node": sum(s["added_by_node"] for s in sources),
         "normalised": sum(s["normalised"] for s in sources),
         "failures": [{**f, "source": s["source"]} for s in sources for f in s["failures"]],
