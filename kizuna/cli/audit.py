@@ -35,10 +35,12 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
 @audit.command("export")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the JSON lines to this file (all or nothing) instead of standard output.")
+@click.option("--kind", "kinds", multiple=True, metavar="KIND",
+              help="Only records of this kind, e.g. import-report, write, egress (repeatable).")
 @click.option("--json", "as_json", is_flag=True,
               help="With -o: print what was written as one JSON object (errors too).")
 @click.pass_context
-def audit_export(ctx: click.Context, output: Path | None, as_json: bool) -> None:
+def audit_export(ctx: click.Context, output: Path | None, kinds: tuple[str, ...], as_json: bool) -> None:
     """Write every audit record as one JSON object per line, oldest first.
 
     ``body`` is the record as sealed, so each line can be checked against its hash; an egress
@@ -52,6 +54,8 @@ def audit_export(ctx: click.Context, output: Path | None, as_json: bool) -> None
     count = 0
     with output_stream(output) as stream:
         for r in node.audit.records():
+            if kinds and r.kind not in kinds:
+                continue
             line: dict[str, Any] = {
                 "seq": r.seq, "at": format_timestamp(r.at), "kind": r.kind, "principal": r.principal,
                 "body": orjson.loads(r.body), "prev_hash": r.prev_hash, "hash": r.hash,

@@ -130,6 +130,8 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
     help="Write one JSON alert per hit to this file ('-' for standard output).",
 )
 @click.option("--collection", default=None, help="Store the sightings in this node collection.")
+@click.option("--include-warninglisted", is_flag=True,
+              help="Also match indicators flagged at import as on a MISP warninglist (skipped by default).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on standard output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary on standard error.")
 @click.pass_context
@@ -151,6 +153,7 @@ def match_command(
     output: Path | None,
     alerts: str | None,
     collection: str | None,
+    include_warninglisted: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -189,7 +192,8 @@ def match_command(
         if yara:
             run = YaraScan(identity, window=window)
         else:
-            run = MatchRun(identity, list(_mappings(mapping_file).values()), forced=mapping_name, window=window)
+            run = MatchRun(identity, list(_mappings(mapping_file).values()), forced=mapping_name, window=window,
+                           include_warninglisted=include_warninglisted)
         if node is not None:
             run.bundle.remember(node.identity())
         for path in indicator_files:
@@ -249,6 +253,9 @@ def match_command(
         stats = run.reader.stats
         text = (f"{summary['events']} events, {summary['hits']} hits, {summary['sightings']} sightings; "
                 f"{stats.problem_count} unparsable lines")
+        if summary["warninglisted_skipped"]:
+            text += (f"\n  {summary['warninglisted_skipped']} indicators on warninglists skipped"
+                     " (--include-warninglisted matches them too)")
         text += "".join(f"\n  {p.file}:{p.line}: {p.reason}" for p in stats.problems[:20])
         text += "".join(f"\n  not in the bundle: {ref}: {why}" for ref, why in missing.items())
         click.echo(text, err=True)

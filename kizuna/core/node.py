@@ -593,15 +593,18 @@ class Node:
         self._record_write(NODE_ADMIN, collection, report)
         return report
 
-    def export_objects(self, collection: Collection, principal: Principal = NODE_ADMIN) -> Iterator[bytes]:
-        """Every version of every object the principal may see, oldest first, as JSON bytes."""
+    def export_objects(self, collection: Collection, principal: Principal = NODE_ADMIN, *,
+                       latest_only: bool = False) -> Iterator[bytes]:
+        """Every version (or, with ``latest_only``, the newest version) of every object the principal
+        may see, oldest first, as JSON bytes."""
         viewer = self.viewer_for(principal, collection)
-        filters = Filters(versions=_ALL)
+        versions = VersionSelector(last=True) if latest_only else _ALL
+        filters = Filters(versions=versions)
         while True:
             page = self.read(viewer, Endpoint.OBJECTS, filters)
             for _, body in page.items:
                 yield body
             if not page.more:
                 return
-            filters = Filters(versions=_ALL, next=page.next)
+            filters = Filters(versions=versions, next=page.next)
 

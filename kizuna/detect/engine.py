@@ -21,8 +21,8 @@ from kizuna.detect.sightings import Alert, SightingAggregator
 class DetectionEngine:
     """Holds the indicator index and turns events into alerts and aggregated sightings."""
 
-    def __init__(self, identity_id: str, *, window_seconds: int = 3600) -> None:
-        self.index = IndicatorIndex()
+    def __init__(self, identity_id: str, *, window_seconds: int = 3600, include_warninglisted: bool = False) -> None:
+        self.index = IndicatorIndex(include_warninglisted=include_warninglisted)
         self.aggregator = SightingAggregator(identity_id, window_seconds)
         self.events_seen = 0
         self.hits = 0

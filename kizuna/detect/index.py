@@ -46,6 +46,7 @@ from kizuna.detect.model import (
 )
 from kizuna.detect.observations import Observation
 from kizuna.detect.values import mask, nfc, parse_cidr, parse_ip_or_cidr
+from kizuna.stix.vocab import WARNINGLIST_PROPERTY
 
 Fact = tuple[str, str, Any]  # (object type, dotted path, value)
 PathKey = tuple[str, str]
@@ -115,7 +116,7 @@ class _Entry:
 @dataclass
 class AddResult:
     indicator_id: str
-    status: str  # indexed | not-stix | invalid | revoked | expired | not-yet-valid
+    status: str  # indexed | not-stix | invalid | revoked | expired | not-yet-valid | warninglisted
     detail: str = ""
 
 
@@ -137,7 +138,9 @@ def _timestamp(value: Any) -> float | None:
 class IndicatorIndex:
     """All indicators compiled for matching; add, remove and expire them at any time."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, include_warninglisted: bool = False) -> None:
+        #: Index indicators flagged at import as on a warninglist (skipped unless the operator forces it).
+        self.include_warninglisted = include_warninglisted
         self._ids: list[str | None] = []
         self._valid: list[tuple[float | None, float | None]] = []
         self._slot_of: dict[str, int] = {}
@@ -174,6 +177,9 @@ class IndicatorIndex:
             return AddResult(indicator_id, "not-stix", str(indicator.get("pattern_type")))
         if indicator.get("revoked"):
             return AddResult(indicator_id, "revoked")
+        # A value on a warninglist (8.8.8.8, an empty file's hash) would sight every benign event.
+        if not self.include_warninglisted and indicator.get(WARNINGLIST_PROPERTY):
+            return AddResult(indicator_id, "warninglisted", ", ".join(map(str, indicator[WARNINGLIST_PROPERTY])))
         valid_from, valid_until = (
             _timestamp(indicator.get("valid_from")),
             _timestamp(indicator.get("valid_until")),

@@ -32,8 +32,9 @@ class NothingToMatch(Exception):
 
 
 class MatchRun:
-    def __init__(self, identity_id: str, mappings: list[Mapping], *, forced: str | None, window: int) -> None:
-        self.engine = DetectionEngine(identity_id, window_seconds=window)
+    def __init__(self, identity_id: str, mappings: list[Mapping], *, forced: str | None, window: int,
+                 include_warninglisted: bool = False) -> None:
+        self.engine = DetectionEngine(identity_id, window_seconds=window, include_warninglisted=include_warninglisted)
         self.reader = LogReader(mappings, forced=forced)
         self.matcher: LineMatcher | None = None  # built once the indicators are loaded (its probes follow the index)
         self.bundle = SightingBundle()
@@ -138,6 +139,7 @@ class MatchRun:
         return {
             "indicators": self.engine.index.stats(),
             "indicator_load": self.load_counts,
+            "warninglisted_skipped": self.load_counts.get("warninglisted", 0),
             "compile_seconds": round(self.compile_seconds, 3),
             "lines": stats.lines,
             "events": stats.events + (self.observed_data if observed_data else 0),

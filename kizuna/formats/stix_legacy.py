@@ -242,8 +242,11 @@ def _xml_reason(exc: Any) -> str:
 
 def _elevate(root: Any, label: str) -> tuple[Any, list[str]]:
     _lxml_compatibility()
-    import stixmarx
-    from stix2elevator import elevate, options
+    # Some of the elevator's dependencies print to standard output on import (maec without numpy):
+    # that would corrupt `kizuna import --json`, so their imports are silenced too.
+    with contextlib.redirect_stdout(io.StringIO()):
+        import stixmarx
+        from stix2elevator import elevate, options
 
     collect = _Collect()
     with _elevator_lock:

@@ -26,9 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from kizuna.formats.iocs import DOMAIN, EMAIL, HASH_KINDS, IPV4, IPV6, JA3, URL
-
-#: The property on an indicator naming the warninglists its value is on.
-WARNINGLIST_PROPERTY: Final = "x_kizuna_warninglists"
+from kizuna.stix.vocab import WARNINGLIST_PROPERTY
 
 #: Lists applied when the operator chooses none: values that are benign or meaningless everywhere.
 #: Lists of popular sites are left out on purpose: their ``hostname`` semantics would also flag every

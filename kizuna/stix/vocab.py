@@ -300,3 +300,7 @@ REFERENCE_PROPERTIES: Final = frozenset(
         "child_refs",
     }
 )
+
+#: Kizuna's custom indicator property naming the MISP warninglists its value is on (flagged at import).
+#: It lives here, below both, so that the converters that set it and the matcher that honours it agree.
+WARNINGLIST_PROPERTY: Final = "x_kizuna_warninglists"

@@ -253,3 +253,42 @@ def test_partners_add_refuses_a_misp_feed_it_cannot_use(world: World, expected: 
         said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
         assert expected in said
     assert "F" not in [p["name"] for p in kizuna_json(world.node, "partners", "list")["partners"]]
+
+
+def test_malformed_interchange_files_fail_in_one_line(world: World) -> None:
+    """What the walk cannot guess: files that look like a format but are broken, and bad sources."""
+    base = world.node.parent / "interchange"  # not world.directory: other cases need it empty
+    base.mkdir(exist_ok=True)
+    misp = base / "broken-event.json"
+    misp.write_text('{"Event": {"info": "x", "Attribute": [{"type": "domain", "value": "a.example.net", '
+                    '"uuid": "not-a-uuid"}]}}')
+    xml = base / "broken.xml"
+    xml.write_text('<stix:STIX_Package xmlns:stix="http://stix.mitre.org/stix-1">\n<open>\n</stix:STIX_Package>\n')
+    not_stix_xml = base / "other.xml"
+    not_stix_xml.write_text("<html><body>not STIX</body></html>\n")
+    csv = base / "binary.csv"
+    csv.write_bytes(b"type,value\ndomain,\xff\xfe\x80\n")
+    cases = [
+        Case("broken MISP event", ("import", str(misp), "--collection", PLAIN), world.node, as_json, True)
+        for as_json in (False, True)
+    ] + [
+        Case("broken STIX 1.x XML", ("import", str(xml), "--collection", PLAIN), world.node, True, True),
+        Case("XML that is not STIX", ("import", str(not_stix_xml), "--collection", PLAIN), world.node, False, True),
+        Case("CSV that is not UTF-8", ("import", str(csv), "--collection", PLAIN), world.node, False, True),
+        Case("CSV forced as MISP", ("import", str(csv), "--collection", PLAIN, "--format", "misp"), world.node,
+             True, True),
+        Case("unreachable URL", ("import", "http://127.0.0.1:9/feed.csv", "--collection", PLAIN), world.node,
+             False, True),
+        Case("unknown warninglist", ("import", str(misp), "--collection", PLAIN, "--warninglist", "ZZZ"),
+             world.node, True, True),
+        Case("misp-feed without a directory", ("export", "--collection", PLAIN, "--format", "misp-feed"),
+             world.node, False, True),
+        Case("export as an unknown organisation", ("export", "--collection", PLAIN, "--as-org", "ZZZ"),
+             world.node, False, True),
+    ]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(run, cases))
+    report = [f"{case.what}: exit {result.returncode}: {'; '.join(found)}\n  stdout: {result.stdout[:300]!r}\n"
+              f"  stderr: {result.stderr[:300]!r}"
+              for case, result in zip(cases, results, strict=True) if (found := problems(case, result))]
+    assert not report, "\n".join(report)

@@ -1,0 +1,154 @@
+"""`kizuna import` end to end: CSV lines/s and MISP attributes/s through the command, beside their floors.
+
+Each timed run is a real `kizuna import` process into a fresh SQLite node (created before the clock
+starts), so the figures include process start, format detection, conversion, warninglist flagging,
+ingest, the audit record and the report — what an operator waits for. Beside them, in the same run:
+
+- CSV: `read_ioc_list` alone on the same file, in a child process (the converter's floor);
+- MISP: misp-stix's own conversion of the same events (`MISPtoSTIX21Parser`, objects in memory),
+  the floor for anything built on it (bench/bench_misp.py measures the converter itself).
+
+The CSV is generated (unique domains, IPv4 addresses and SHA-256 hashes, a type column); the MISP
+events are the real CIRCL events of tests/fixtures/misp/ that misp-stix converts on its own. Medians
+of `--runs`; peak RSS per process (wait4). Goals: CSV ≥ 50,000 lines/s; MISP ≥ 5,000 attributes/s and
+≥ 0.7 × misp-stix.
+
+    python -m bench.bench_import                      # table on stderr, one JSON line on stdout
+    python -m bench.bench_import --lines 200000 --runs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.bench_misp import attribute_count, convertible_by_misp_stix, load_events, measure
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_csv(path: Path, lines: int) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        out.write("type,value,comment\n")
+        for n in range(lines):
+            if n % 3 == 0:
+                out.write(f"domain,host{n}.bench-{n % 97}.example.net,generated\n")
+            elif n % 3 == 1:
+                out.write(f"ip,{11 + n % 200}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255},generated\n")
+            else:
+                out.write(f"sha256,{hashlib.sha256(str(n).encode()).hexdigest()},generated\n")
+
+
+def _kizuna(*args: str) -> tuple[float, float, str]:
+    """(seconds, peak RSS MB, stdout) of one `kizuna` process (output spooled to files, so wait4 sees it end)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "kizuna", *args], stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode not in (0, 1):
+            raise SystemExit(f"kizuna {' '.join(args)} failed: {err.read().decode()[-500:]}")
+        return seconds, usage.ru_maxrss / 1024, out.read().decode()
+
+
+def _fresh_node(base: Path) -> Path:
+    node = Path(tempfile.mkdtemp(dir=base))
+    _kizuna("--data", str(node), "init", "--org-name", "Bench", "--country", "GBR", "--json")
+    _kizuna("--data", str(node), "collections", "create", "--title", "Bench", "--alias", "bench", "--json")
+    return node
+
+
+def import_runs(base: Path, source: Path, runs: int, *extra: str) -> tuple[list[float], float, dict[str, Any]]:
+    times, peak, report = [], 0.0, {}
+    for _ in range(runs):
+        node = _fresh_node(base)
+        seconds, rss, out = _kizuna("--data", str(node), "import", str(source), "--collection", "bench", "--json",
+                                    *extra)
+        times.append(seconds)
+        peak = max(peak, rss)
+        report = json.loads(out)
+        shutil.rmtree(node)
+    return times, peak, report
+
+
+def converter_floor(source: Path, runs: int) -> tuple[list[float], float]:
+    code = ("import sys, time, resource; from kizuna.formats.ioc_lists import read_ioc_list\n"
+            "read_ioc_list(['a.example.net'])\n"
+            "t = time.perf_counter(); r = read_ioc_list(sys.argv[1]); s = time.perf_counter() - t\n"
+            "print(s, len(r.objects), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    times, peak = [], 0.0
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", code, str(source)], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.split()
+        times.append(float(out[0]))
+        peak = max(peak, float(out[2]))
+    return times, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=100_000, help="lines of the generated CSV")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per side; the median counts")
+    args = parser.parse_args()
+    line: dict[str, Any] = {"bench": "import", "runs": args.runs}
+    with tempfile.TemporaryDirectory(prefix="kizuna-bench-import-") as spool:
+        base = Path(spool)
+        csv_path = base / "iocs.csv"
+        write_csv(csv_path, args.lines)
+        times, rss, report = import_runs(base, csv_path, args.runs)
+        floor, floor_rss = converter_floor(csv_path, args.runs)
+        cli_s, floor_s = statistics.median(times), statistics.median(floor)
+        line["csv"] = {"lines": args.lines, "stored": report["stored"],
+                       "kizuna_import": {"median_s": round(cli_s, 3), "lines_per_s": round(args.lines / cli_s),
+                                         "peak_rss_mb": round(rss, 1)},
+                       "read_ioc_list_alone": {"median_s": round(floor_s, 3),
+                                               "lines_per_s": round(args.lines / floor_s),
+                                               "peak_rss_mb": round(floor_rss, 1)}}
+
+        events = load_events()
+        names = convertible_by_misp_stix(events)
+        directory = base / "events"
+        directory.mkdir()
+        for name in names:
+            (directory / name).write_bytes(events[name])
+        attributes = sum(attribute_count(events[n]) for n in names)
+        times, rss, report = import_runs(base, directory, args.runs, "--no-warninglists")
+        alone = measure({"misp-stix": [events[n] for n in names]}, args.runs)["misp-stix"]
+        cli_s, alone_s = statistics.median(times), statistics.median(alone["times"])
+        line["misp"] = {"events": len(names), "attributes": attributes, "stored": report["stored"],
+                        "kizuna_import": {"median_s": round(cli_s, 3), "attributes_per_s": round(attributes / cli_s),
+                                          "peak_rss_mb": round(rss, 1)},
+                        "misp_stix_alone": {"median_s": round(alone_s, 3),
+                                            "attributes_per_s": round(attributes / alone_s),
+                                            "peak_rss_mb": alone["peak_rss_mb"]},
+                        "ratio_to_misp_stix": round(alone_s / cli_s, 3)}
+    csv_rate = line["csv"]["kizuna_import"]["lines_per_s"]
+    misp_rate = line["misp"]["kizuna_import"]["attributes_per_s"]
+    line["targets"] = {"csv_lines_per_s>=50000": csv_rate >= 50_000, "misp_attributes_per_s>=5000": misp_rate >= 5000,
+                       "misp_ratio>=0.7": line["misp"]["ratio_to_misp_stix"] >= 0.7}
+    c, m = line["csv"], line["misp"]
+    print(f"CSV  {c['lines']} lines: kizuna import {csv_rate:>8} lines/s (peak {c['kizuna_import']['peak_rss_mb']} MB)"
+          f"  read_ioc_list alone {c['read_ioc_list_alone']['lines_per_s']:>8} lines/s", file=sys.stderr)
+    print(f"MISP {m['events']} events, {m['attributes']} attributes: kizuna import {misp_rate:>6} attr/s "
+          f"(peak {m['kizuna_import']['peak_rss_mb']} MB)  misp-stix alone "
+          f"{m['misp_stix_alone']['attributes_per_s']:>6} attr/s  ratio {m['ratio_to_misp_stix']}", file=sys.stderr)
+    print(f"targets {line['targets']}", file=sys.stderr)
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""``kizuna export``: a collection as STIX, MISP, a MISP feed, CSV, a blocklist, RPZ, Zeek Intel or Suricata.
+
+Every export is somebody's view: the node administrator's by default, or with ``--as-org`` /
+``--as-token-id`` exactly what that partner would receive over TAXII, because the objects come
+from `Node.export_objects` with that principal — the one visibility check. STIX carries every
+version; the other formats take the newest version of each object. Files are written whole or not
+at all (temporary name, then rename).
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any, Final
+
+import click
+import orjson
+
+from kizuna.cli.common import CliError, emit, node_of, output_stream, quiet_option
+from kizuna.cli.progress import Progress, progress_wanted
+from kizuna.core import browse
+from kizuna.core.node import Node
+from kizuna.core.principal import NODE_ADMIN, Principal
+from kizuna.formats.base import ConversionReport, FormatError
+from kizuna.formats.blocklists import BLOCKLIST_KINDS, write_blocklist
+from kizuna.formats.csv_out import write_csv
+from kizuna.formats.feeds import FeedOptions
+from kizuna.formats.misp_feed import write_misp_feed
+from kizuna.formats.rpz import write_rpz
+from kizuna.formats.suricata import write_suricata
+from kizuna.formats.zeek_intel import write_zeek_intel
+from kizuna.policy.tlp import TlpLevel
+from kizuna.store.base import Collection
+
+EXPORT_FORMATS: Final = ("stix", "misp", "misp-feed", "csv", "txt", "rpz", "zeek", "suricata")
+_FEEDS: Final = ("csv", "txt", "rpz", "zeek", "suricata")
+_LEVELS: Final = ("clear", "green", "amber", "amber+strict", "red")
+
+
+class _Export:
+    """What one export reads: the node, the collection and whose eyes it is read with."""
+
+    def __init__(self, node: Node, target: Collection, principal: Principal, show_progress: bool) -> None:
+        self.node, self.target, self.principal = node, target, principal
+        self.show_progress = show_progress
+        self.count = 0
+
+    def bodies(self, progress: Progress, *, latest_only: bool) -> Iterator[bytes]:
+        for body in self.node.export_objects(self.target, self.principal, latest_only=latest_only):
+            self.count += 1
+            progress.object_done()
+            yield body
+
+    def progress(self, enabled: bool = True) -> Progress:
+        total = self.node.store.collection_stats(self.target.pk)[0]
+        return Progress(f"export {self.target.alias or self.target.id}", total=total or None, unit="objects",
+                        enabled=self.show_progress and enabled)
+
+
+def _stix(run: _Export, stream: IO[bytes], to_terminal: bool) -> int:
+    written = 0
+    with run.progress(enabled=not to_terminal) as progress:  # not while the bundle scrolls past
+        head = b'{"type":"bundle","id":"bundle--' + str(uuid.uuid4()).encode() + b'","objects":['
+        stream.write(head)
+        written += len(head)
+        for number, body in enumerate(run.bodies(progress, latest_only=False)):
+            separator = b",\n" if number else b"\n"
+            stream.write(separator)
+            stream.write(body)
+            written += len(separator) + len(body)
+        stream.write(b"\n]}\n")
+    return written + 4
+
+
+def _feed_lines(fmt: str, objects: Iterator[bytes], options: FeedOptions, report: ConversionReport,
+                kind: str, rpz_origin: str) -> Iterator[str]:
+    writers: dict[str, Callable[[], Iterator[str]]] = {
+        "csv": lambda: write_csv(objects, options=options, report=report),
+        "txt": lambda: write_blocklist(objects, kind, options=options, report=report),
+        "rpz": lambda: write_rpz(objects, rpz_origin, options=options, report=report),
+        "zeek": lambda: write_zeek_intel(objects, options=options, report=report),
+        "suricata": lambda: write_suricata(objects, options=options, report=report),
+    }
+    return writers[fmt]()
+
+
+def _org_of(node: Node) -> dict[str, str] | None:
+    identity = node.identity()
+    if not identity.get("id"):
+        return None
+    return {"name": str(identity.get("name", "")), "uuid": str(identity["id"]).split("--", 1)[1]}
+
+
+def _misp_objects(run: _Export) -> list[dict[str, Any]]:
+    with run.progress() as progress:
+        objects = [orjson.loads(body) for body in run.bodies(progress, latest_only=True)]
+    if not objects:
+        raise CliError("nothing to export: the collection holds nothing this principal may see", code="empty")
+    return objects
+
+
+@click.command()
+@click.option("--collection", required=True, help="Collection id or alias.")
+@click.option("--api-root", default=None, help="API root of the collection (default: search every root).")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="stix", show_default=True,
+              help="stix: a bundle of every version; misp: one MISP event; misp-feed: a MISP feed directory; "
+                   "csv, txt (a blocklist), rpz, zeek, suricata: feeds of the indicators' IOCs.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Write to this file (all or nothing) instead of standard output; misp-feed: a directory.")
+@click.option("--as-org", default=None, metavar="NAME",
+              help="Export what this organisation would receive over TAXII (its markings and agreements).")
+@click.option("--as-token-id", default=None, metavar="ID",
+              help="Export what this token would receive over TAXII (see `kizuna tokens list`).")
+@click.option("--tlp-max", type=click.Choice(_LEVELS), default=None,
+              help="Feeds: leave out indicators marked above this TLP level.")
+@click.option("--min-confidence", type=click.IntRange(0, 100), default=None,
+              help="Feeds: leave out indicators below this confidence (or without one).")
+@click.option("--type", "kind", type=click.Choice(sorted(BLOCKLIST_KINDS)), default="ip", show_default=True,
+              help="txt: which IOCs the blocklist holds.")
+@click.option("--include-warninglisted", is_flag=True,
+              help="Feeds: include indicators flagged as on a MISP warninglist (left out by default).")
+@click.option("--rpz-origin", default="rpz.kizuna.invalid", show_default=True, metavar="ZONE",
+              help="rpz: the zone's origin, as your resolver's response-policy statement names it.")
+@click.option("--info", default="Kizuna export", show_default=True, help="misp, misp-feed: the event's title.")
+@quiet_option
+@click.option("--json", "as_json", is_flag=True,
+              help="With -o: print what was written as one JSON object (errors too).")
+@click.pass_context
+def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, output: Path | None,
+           as_org: str | None, as_token_id: str | None, tlp_max: str | None, min_confidence: int | None,
+           kind: str, include_warninglisted: bool, rpz_origin: str, info: str, quiet: bool, as_json: bool) -> None:
+    """Export a collection, as the node administrator or as a partner would receive it."""
+    if as_json and output is None:
+        raise CliError("--json needs -o: without it the export itself is written to standard output",
+                       code="usage", exit_code=2)
+    if fmt == "misp-feed" and output is None:
+        raise CliError("--format misp-feed needs -o DIRECTORY", code="usage", exit_code=2)
+    node = node_of(ctx)
+    if as_org is None and as_token_id is None:
+        principal, target = NODE_ADMIN, node.find_collection(collection, api_root)
+    else:
+        acting = browse.acting_as(node, as_token_id, as_org)
+        principal, target = acting.principal, browse.find_collection(node, acting, collection, api_root)
+    run = _Export(node, target, principal, progress_wanted(as_json, quiet))
+    report = ConversionReport(fmt)
+    written = 0
+    try:
+        if fmt == "misp-feed":
+            assert output is not None
+            if output.exists() and not output.is_dir():
+                raise CliError("is a file; misp-feed writes a directory", code="io", file=str(output))
+            if not output.parent.is_dir():
+                raise CliError(f"directory {output.parent} does not exist", code="io", file=str(output))
+            from kizuna.formats.misp_out import write_misp_events  # misp-stix takes seconds to import
+
+            org = _org_of(node)
+            events = write_misp_events(_misp_objects(run), report, org=org, info=info)
+            written = len(write_misp_feed(events, output, org=org))
+        else:
+            with output_stream(output) as stream:
+                if fmt == "stix":
+                    written = _stix(run, stream, output is None and sys.stdout.isatty())
+                elif fmt == "misp":
+                    from kizuna.formats.misp_out import write_misp_event
+
+                    event = write_misp_event(_misp_objects(run), report, info=info, org=_org_of(node))
+                    data = orjson.dumps(event, option=orjson.OPT_INDENT_2) + b"\n"
+                    stream.write(data)
+                    written = len(data)
+                else:
+                    options = FeedOptions(tlp_ceiling=TlpLevel.from_token(tlp_max) if tlp_max else None,
+                                          min_confidence=min_confidence, include_flagged=include_warninglisted)
+                    with run.progress(enabled=output is not None) as progress:
+                        for line in _feed_lines(fmt, run.bodies(progress, latest_only=True), options, report,
+                                                kind, rpz_origin):
+                            data = line.encode("utf-8")
+                            stream.write(data)
+                            written += len(data)
+    except FormatError as exc:
+        raise CliError(exc.message, code="format", file=exc.where) from None
+    _summarise(fmt, run, report, output, written, as_json=as_json, quiet=quiet)
+
+
+def _summarise(fmt: str, run: _Export, report: ConversionReport, output: Path | None, written: int, *,
+               as_json: bool, quiet: bool) -> None:
+    summary = report.summary()
+    unit = "events" if fmt == "misp-feed" else "bytes"
+    payload = {"collection": run.target.id, "format": fmt, "objects": run.count, unit: written,
+               "path": None if output is None else str(output), "losses": summary["losses"],
+               "warnings": summary["warnings"]}
+    text = f"Exported {run.count} objects ({written} {unit}) from {run.target.id} as {fmt}" + (
+        f" to {output}" if output is not None else "")
+    if report.losses:
+        text += f"\n  {len(report.losses)} objects or values could not be expressed in {fmt} (--json lists them)"
+    text += "".join(f"\n  {w}" for w in report.warnings[:20])
+    if as_json:
+        emit(True, payload, text)
+    elif not quiet and (output is not None or fmt != "stix"):
+        click.echo(text, err=True)

@@ -1,0 +1,160 @@
+"""``kizuna export`` in every format, read back with the tools that consume them, as real processes.
+
+RPZ zones are parsed with dnspython, Suricata rules with suricataparser and MISP events with
+PyMISP; a partner's export (``--as-org``) is checked to see exactly less than the administrator's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import dns.zone
+import pytest
+from pymisp import MISPEvent
+from suricataparser import parse_rule
+
+from tests.conftest import kizuna, kizuna_json
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "formats"
+TLP_CLEAR = "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"
+TLP_AMBER_STRICT = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"
+OPEN_DOMAIN, STRICT_DOMAIN = "open-share.example.net", "strict-share.example.net"
+
+
+def indicator(domain: str, marking: str) -> dict[str, Any]:
+    return {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid5(uuid.NAMESPACE_DNS, domain)}",
+            "created": "2026-01-05T00:00:00.000Z", "modified": "2026-01-05T00:00:00.000Z", "name": domain,
+            "pattern": f"[domain-name:value = '{domain}']", "pattern_type": "stix",
+            "valid_from": "2026-01-05T00:00:00Z", "object_marking_refs": [marking]}
+
+
+def fill(data_dir: Path, tmp_path: Path) -> None:
+    kizuna_json(data_dir, "collections", "create", "--title", "Out", "--alias", "out")
+    kizuna_json(data_dir, "orgs", "create", "Partner", "--country", "JPN")
+    for example in ("misp-event.json", "iocs.csv", "stix20-bundle.json"):
+        kizuna_json(data_dir, "import", str(EXAMPLES / example), "--collection", "out")
+    bundle = tmp_path / "marked.json"
+    bundle.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": [
+        indicator(OPEN_DOMAIN, TLP_CLEAR), indicator(STRICT_DOMAIN, TLP_AMBER_STRICT)]}))
+    kizuna_json(data_dir, "import", str(bundle), "--collection", "out")
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("export-formats")
+    data_dir = base / "node"
+    kizuna_json(data_dir, "init", "--org-name", "NCSC UK", "--country", "GBR")
+    fill(data_dir, base)
+    return data_dir
+
+
+def export(data_dir: Path, tmp_path: Path, fmt: str, *args: str) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path / f"export.{fmt}"
+    summary = kizuna_json(data_dir, "export", "--collection", "out", "--format", fmt, "-o", str(out), *args)
+    return out, summary
+
+
+@pytest.mark.parametrize("fmt", ["stix", "misp", "csv", "txt", "rpz", "zeek", "suricata"])
+def test_every_format_writes_a_file_and_says_what_it_wrote(node: Path, tmp_path: Path, fmt: str) -> None:
+    out, summary = export(node, tmp_path, fmt, *(["--type", "domain"] if fmt == "txt" else []))
+    assert summary["format"] == fmt and summary["objects"] > 0
+    assert out.stat().st_size == summary["bytes"] > 0
+    assert not list(tmp_path.glob(".*.part"))  # no temporary file left behind
+
+
+def test_rpz_zone_parses_with_dnspython(node: Path, tmp_path: Path) -> None:
+    out, _ = export(node, tmp_path, "rpz", "--rpz-origin", "rpz.example.org")
+    zone = dns.zone.from_text(out.read_text(), origin="rpz.example.org.", relativize=False)
+    names = {str(name) for name in zone.nodes}
+    assert "tickets-verify.example.net.rpz.example.org." in names
+    assert "*.cdn-tickets.example.org.rpz.example.org." in names
+
+
+def test_suricata_rules_parse_with_suricataparser(node: Path, tmp_path: Path) -> None:
+    out, _ = export(node, tmp_path, "suricata")
+    rules = [parse_rule(line) for line in out.read_text().splitlines() if line.strip()]
+    assert rules and all(rule is not None for rule in rules)
+    assert len({rule.sid for rule in rules if rule is not None}) == len(rules)
+    assert any("tickets-verify.example.net" in (rule.raw if rule else "") for rule in rules)
+
+
+def test_misp_export_loads_in_pymisp(node: Path, tmp_path: Path) -> None:
+    out, _ = export(node, tmp_path, "misp", "--info", "Kizuna test export")
+    event = MISPEvent()
+    event.load_file(str(out))
+    assert event.info.startswith("Kizuna test export")  # misp-stix adds the grouping's name
+    values = {a.value for a in event.attributes} | {a.value for o in event.objects for a in o.attributes}
+    assert "tickets-verify.example.net" in values
+
+
+def test_misp_feed_directory_has_manifest_hashes_and_events(node: Path, tmp_path: Path) -> None:
+    feed = tmp_path / "feed"
+    summary = kizuna_json(node, "export", "--collection", "out", "--format", "misp-feed", "-o", str(feed))
+    manifest = json.loads((feed / "manifest.json").read_text())
+    assert len(manifest) == summary["events"] > 0
+    assert {p.stem for p in feed.glob("*.json") if p.name != "manifest.json"} == set(manifest)
+    hashes = (feed / "hashes.csv").read_text().splitlines()
+    digest = hashlib.md5(b"tickets-verify.example.net", usedforsecurity=False).hexdigest()
+    assert any(line.startswith(digest + ",") and line.split(",")[1] in manifest for line in hashes)
+
+
+def test_zeek_intel_and_warninglisted_values_only_when_forced(node: Path, tmp_path: Path) -> None:
+    out, _ = export(node, tmp_path, "zeek")
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("#fields\tindicator\tindicator_type")
+    assert any(line.startswith("tickets-verify.example.net\tIntel::DOMAIN\t") for line in lines)
+    plain = kizuna(node, "export", "--collection", "out", "--format", "txt", "--type", "ip").stdout.split()
+    forced = kizuna(node, "export", "--collection", "out", "--format", "txt", "--type", "ip",
+                    "--include-warninglisted").stdout.split()
+    assert "8.8.8.8" not in plain and "8.8.8.8" in forced
+
+
+def test_feed_limits_tlp_and_confidence(node: Path) -> None:
+    every = set(kizuna(node, "export", "--collection", "out", "--format", "txt", "--type", "domain").stdout.split())
+    assert {OPEN_DOMAIN, STRICT_DOMAIN} <= every
+    capped = set(kizuna(node, "export", "--collection", "out", "--format", "txt", "--type", "domain",
+                        "--tlp-max", "green").stdout.split())
+    assert OPEN_DOMAIN in capped and STRICT_DOMAIN not in capped
+    confident = kizuna(node, "export", "--collection", "out", "--format", "txt", "--type", "domain",
+                       "--min-confidence", "1").stdout.split()
+    assert confident == []  # none of these indicators states a confidence
+
+
+def test_a_partner_exports_exactly_its_taxii_view(tmp_path: Path, store_url: str) -> None:
+    data_dir = tmp_path / "node"
+    kizuna_json(data_dir, "init", "--org-name", "NCSC UK", "--country", "GBR", "--store", store_url)
+    fill(data_dir, tmp_path)
+    admin_out, admin = export(data_dir, tmp_path, "stix")
+    partner_out = tmp_path / "partner.json"
+    partner = kizuna_json(data_dir, "export", "--collection", "out", "--as-org", "Partner", "-o", str(partner_out))
+    admin_ids = {o["id"] for o in json.loads(admin_out.read_text())["objects"]}
+    partner_ids = {o["id"] for o in json.loads(partner_out.read_text())["objects"]}
+    strict_id = indicator(STRICT_DOMAIN, TLP_AMBER_STRICT)["id"]
+    assert strict_id in admin_ids and strict_id not in partner_ids
+    assert partner_ids < admin_ids and partner["objects"] < admin["objects"]
+    partner_feed = kizuna(data_dir, "export", "--collection", "out", "--format", "txt", "--type", "domain",
+                          "--as-org", "Partner").stdout.split()
+    assert OPEN_DOMAIN in partner_feed and STRICT_DOMAIN not in partner_feed
+    token = kizuna_json(data_dir, "tokens", "create", "--org", "Partner", "--read", "out", "--label", "feed")
+    token_out = tmp_path / "token.json"
+    kizuna_json(data_dir, "export", "--collection", "out", "--as-token-id", token["id"], "-o", str(token_out))
+    token_ids = {o["id"] for o in json.loads(token_out.read_text())["objects"]}
+    assert indicator(OPEN_DOMAIN, TLP_CLEAR)["id"] in token_ids and strict_id not in token_ids
+    unknown = kizuna(data_dir, "export", "--collection", "out", "--as-org", "Nobody", check=False)
+    assert unknown.returncode == 1 and len(unknown.stderr.splitlines()) == 1 and "Nobody" in unknown.stderr
+
+
+def test_csv_to_stix_to_blocklist_returns_exactly_the_accepted_values(node: Path, tmp_path: Path) -> None:
+    kizuna_json(node, "collections", "create", "--title", "Round trip", "--alias", "rt")
+    source = tmp_path / "domains.csv"
+    source.write_text("domain,comment\nalpha.example.net,first\nbeta[.]example[.]org,defanged\n"
+                      "not a domain!,bad line\nGAMMA.example.com,upper case\nalpha.example.net,repeated\n")
+    report = kizuna_json(node, "import", str(source), "--collection", "rt", "--no-warninglists")
+    assert [r["where"] for r in report["sources"][0]["rejected_input"]] == [f"{source}:4"]
+    listed = kizuna(node, "export", "--collection", "rt", "--format", "txt", "--type", "domain").stdout.split()
+    assert sorted(listed) == ["alpha.example.net", "beta.example.org", "gamma.example.com"]

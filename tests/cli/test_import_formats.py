@@ -1,0 +1,243 @@
+"""``kizuna import`` of MISP, IOC lists, STIX 2.0 and STIX 1.x, as real processes on real stores.
+
+Files come from examples/formats (what the README tells operators to run) and tests/fixtures; URLs
+are served by a real HTTP server on a loopback port.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import kizuna, kizuna_json
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "formats"
+MISP_EVENT = EXAMPLES / "misp-event.json"
+IOC_CSV = EXAMPLES / "iocs.csv"
+STIX20 = EXAMPLES / "stix20-bundle.json"
+STIX1 = EXAMPLES / "stix1-indicator.xml"
+GALAXY_EVENT = ROOT / "tests" / "fixtures" / "misp" / "galaxy_1.json"
+EVENT_UUID = "6c1f0e2a-4b7d-4f38-9a51-2d0c8e7b9f10"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, store_url: str) -> Path:
+    directory = tmp_path / "node"
+    kizuna_json(directory, "init", "--org-name", "NCSC UK", "--country", "GBR", "--store", store_url)
+    kizuna_json(directory, "collections", "create", "--title", "In", "--alias", "in")
+    return directory
+
+
+@pytest.fixture
+def sqlite_node(tmp_path: Path) -> Path:
+    directory = tmp_path / "node"
+    kizuna_json(directory, "init", "--org-name", "NCSC UK", "--country", "GBR")
+    kizuna_json(directory, "collections", "create", "--title", "In", "--alias", "in")
+    return directory
+
+
+def stored(data_dir: Path) -> list[dict[str, Any]]:
+    page = kizuna_json(data_dir, "objects", "list", "--collection", "in", "--limit", "1000")
+    assert not page["more"]
+    return list(page.get("objects", []))
+
+
+def import_reports(data_dir: Path) -> list[dict[str, Any]]:
+    lines = kizuna(data_dir, "audit", "export", "--kind", "import-report").stdout.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert all(record["kind"] == "import-report" for record in records)
+    return [record["body"] for record in records]
+
+
+def assert_one_line_failure(result: Any, where: str) -> None:
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("kizuna import: ")
+    assert where in result.stderr
+
+
+# --- MISP --------------------------------------------------------------------------------------
+
+
+def test_misp_event_is_converted_and_its_loss_report_is_kept_in_the_audit_log(data_dir: Path) -> None:
+    report = kizuna_json(data_dir, "import", str(MISP_EVENT), "--collection", "in")
+    (source,) = report["sources"]
+    assert source["format"] == "misp" and report["stored"] > 0
+    # 'this community only' has no Kizuna equivalent: reported against the event's uuid.
+    assert any(loss["ref"] == EVENT_UUID and loss["field"] == "distribution" for loss in source["losses"])
+    assert source["flagged"] == 1  # the 8.8.8.8 attribute is on the public-resolver warninglist
+    patterns = {o["pattern"]: o for o in stored(data_dir) if o["type"] == "indicator"}
+    assert any("tickets-verify.example.net" in p for p in patterns)
+    (flagged,) = [o for p, o in patterns.items() if "8.8.8.8" in p]
+    assert flagged["x_kizuna_warninglists"] == ["public-dns-v4"]
+    (audited,) = import_reports(data_dir)
+    assert audited["sources"][0]["losses"] == source["losses"]
+    assert audited["stored"] == report["stored"]
+
+
+def test_a_misp_directory_imports_every_event_and_reports_the_bad_file(data_dir: Path, tmp_path: Path) -> None:
+    events = tmp_path / "events"
+    events.mkdir()
+    shutil.copy(MISP_EVENT, events / "a-event.json")
+    shutil.copy(GALAXY_EVENT, events / "b-galaxy.json")
+    (events / "c-broken.json").write_text('{"Event": {"info": "cut short",\n "Attribute": [}}')
+    result = kizuna(data_dir, "import", str(events), "--collection", "in", "--json", check=False)
+    assert result.returncode == 1  # a file was not imported
+    report = json.loads(result.stdout)
+    assert [s["source"] for s in report["sources"]] == [str(events / "a-event.json"), str(events / "b-galaxy.json")]
+    (bad,) = report["failed_sources"]
+    assert bad["where"] == f"{events / 'c-broken.json'}:2" and "not valid JSON" in bad["error"]
+    ids = {o["id"] for o in stored(data_dir)}
+    galaxy_uuid = json.loads(GALAXY_EVENT.read_text())["Event"]["uuid"]
+    assert {f"grouping--{EVENT_UUID}", f"grouping--{galaxy_uuid}"} <= ids
+
+
+# --- IOC lists ---------------------------------------------------------------------------------
+
+
+def test_csv_with_a_bad_line_imports_the_rest_and_names_the_line(data_dir: Path) -> None:
+    result = kizuna(data_dir, "import", str(IOC_CSV), "--collection", "in", "--tlp", "green", "--label", "phishing",
+                    "--confidence", "70", "--valid-until", "2099-01-01")
+    assert result.returncode == 0
+    assert f"{IOC_CSV}:8: rejected: not a valid ip value" in result.stdout
+    indicators = {o["pattern"]: o for o in stored(data_dir) if o["type"] == "indicator"}
+    assert set(indicators) == {
+        "[domain-name:value = 'tickets-verify.example.net']",
+        "[url:value = 'https://tickets-verify.example.net/pay']",  # defanged in the file, refanged
+        "[domain-name:value = 'cdn-tickets.example.org']",
+        "[file:hashes.'SHA-256' = '0f343b0931126a20f133d67c2b018a3b5e8e3b8f1d4b7c0a6e5d9f2c1b3a4e5d']",
+        "[ipv4-addr:value = '8.8.8.8']",
+    }
+    for indicator in indicators.values():
+        assert indicator["labels"] == ["phishing"] and indicator["confidence"] == 70
+        assert indicator["valid_until"].startswith("2099-01-01T00:00:00")
+        assert indicator["object_marking_refs"] == ["marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"]
+    assert indicators["[ipv4-addr:value = '8.8.8.8']"]["x_kizuna_warninglists"] == ["public-dns-v4"]
+    (audited,) = import_reports(data_dir)
+    assert audited["sources"][0]["rejected_input"][0]["where"] == f"{IOC_CSV}:8"
+
+
+def test_no_warninglists_flags_nothing_and_the_report_file_holds_everything(sqlite_node: Path,
+                                                                            tmp_path: Path) -> None:
+    report_file = tmp_path / "report.json"
+    off = kizuna(sqlite_node, "import", str(IOC_CSV), "--collection", "in", "--no-warninglists", "--report",
+                 str(report_file))
+    written = json.loads(report_file.read_text())
+    assert written["sources"][0]["flagged"] == 0 and written["stored"] == 5
+    assert written["sources"][0]["rejected_input"][0]["where"] == f"{IOC_CSV}:8"
+    assert f"{IOC_CSV}:8: rejected" in off.stdout
+    chosen = kizuna_json(sqlite_node, "import", str(IOC_CSV), "--collection", "in", "--warninglist", "rfc1918")
+    assert chosen["sources"][0]["flagged"] == 0  # 8.8.8.8 is on public-dns-v4, not on rfc1918
+    unknown = kizuna(sqlite_node, "import", str(IOC_CSV), "--collection", "in", "--warninglist", "no-such-list",
+                     check=False)
+    assert unknown.returncode == 2 and "no-such-list" in unknown.stderr and len(unknown.stderr.splitlines()) == 1
+
+
+# --- STIX 2.0 and 1.x --------------------------------------------------------------------------
+
+
+def test_stix20_bundle_is_upgraded_to_21(sqlite_node: Path) -> None:
+    report = kizuna_json(sqlite_node, "import", str(STIX20), "--collection", "in")
+    assert report["sources"][0]["format"] == "stix20" and report["stored"] == 3
+    assert any("labels moved to indicator_types" in w for w in report["sources"][0]["warnings"])
+    objects = {o["type"]: o for o in stored(sqlite_node)}
+    assert all(o["spec_version"] == "2.1" for o in objects.values())
+    assert objects["indicator"]["indicator_types"] == ["malicious-activity"]
+    assert objects["malware"]["is_family"] is True
+
+
+def test_stix1_xml_is_elevated_with_the_elevators_warnings(sqlite_node: Path) -> None:
+    report = kizuna_json(sqlite_node, "import", str(STIX1), "--collection", "in")
+    (source,) = report["sources"]
+    assert source["format"] == "stix1" and report["stored"] >= 1
+    assert any(w.startswith("stix2-elevator") for w in source["warnings"])
+    (indicator,) = [o for o in stored(sqlite_node) if o["type"] == "indicator"]
+    assert indicator["pattern"] == "[url:value = 'http://x4z9arb.cn/4712']"
+
+
+# --- detection of the format, and --format ------------------------------------------------------
+
+
+def test_format_is_detected_from_content_and_forced_by_option(sqlite_node: Path, tmp_path: Path) -> None:
+    disguised = tmp_path / "event.txt"  # a MISP event whatever the name says
+    shutil.copy(MISP_EVENT, disguised)
+    assert kizuna_json(sqlite_node, "import", str(disguised), "--collection", "in")["sources"][0]["format"] == "misp"
+    forced = kizuna(sqlite_node, "import", str(IOC_CSV), "--collection", "in", "--format", "misp", check=False)
+    assert_one_line_failure(forced, str(IOC_CSV))
+    as_text = kizuna_json(sqlite_node, "import", str(IOC_CSV), "--collection", "in", "--format", "ioc-text")
+    assert as_text["sources"][0]["format"] == "ioc-text"
+
+
+# --- bad input: one line, exit 1, nothing stored ------------------------------------------------
+
+
+@pytest.mark.parametrize("name,content,where", [
+    ("bad-event.json", '{"Event": {"uuid": "6c1f0e2a-4b7d-4f38-9a51-2d0c8e7b9f10", "info": "x", "Attribute": '
+     '[{"type": "domain", "value": "a.example.net", "uuid": "9a4e2b61-7c3d-4e58-a1f0-5b6c7d8e9f01"}, '
+     '{"type": "ip-dst", "value": "192.0.2.1", "uuid": "not-a-uuid"}]}}', "bad-event.json:1"),
+    ("bad.xml", '<?xml version="1.0"?>\n<stix:STIX_Package xmlns:stix="http://stix.mitre.org/stix-1">\n<x>\n'
+     '</stix:STIX_Package>\n', "bad.xml:4"),
+    ("bad.csv", "type,value\ndomain,a.example.net\ndomain,\xff\xfe\n", "bad.csv:3"),
+])
+def test_a_malformed_file_fails_in_one_line_and_stores_nothing(data_dir: Path, tmp_path: Path, name: str,
+                                                               content: str, where: str) -> None:
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        path.write_bytes(content.encode("latin-1"))
+    else:
+        path.write_text(content)
+    result = kizuna(data_dir, "import", str(path), "--collection", "in", check=False)
+    assert_one_line_failure(result, where)
+    error = json.loads(kizuna(data_dir, "import", str(path), "--collection", "in", "--json", check=False).stdout)
+    assert error["error"]["file"].endswith(name)
+    assert stored(data_dir) == []
+
+
+# --- URLs -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(EXAMPLES))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_import_from_a_url(sqlite_node: Path, http_server: str) -> None:
+    report = kizuna_json(sqlite_node, "import", f"{http_server}/iocs.csv", "--collection", "in")
+    (source,) = report["sources"]
+    assert source["source"] == f"{http_server}/iocs.csv" and source["format"] == "ioc-csv"
+    assert source["rejected_input"][0]["where"] == f"{http_server}/iocs.csv:8"
+    assert report["stored"] == 5
+    missing = kizuna(sqlite_node, "import", f"{http_server}/absent.json", "--collection", "in", check=False)
+    assert_one_line_failure(missing, "HTTP 404")
+    too_big = kizuna(sqlite_node, "import", f"{http_server}/misp-event.json", "--collection", "in",
+                     "--max-bytes", "100", check=False)
+    assert_one_line_failure(too_big, "--max-bytes 100")
+
+
+def test_a_list_of_nothing_usable_fails_naming_the_first_rejected_line(sqlite_node: Path, tmp_path: Path) -> None:
+    path = tmp_path / "nothing.txt"
+    path.write_text("# only typos\n999.1.2.3\nnot an ioc at all!\n")
+    result = kizuna(sqlite_node, "import", str(path), "--collection", "in", check=False)
+    assert_one_line_failure(result, f"{path}:2")
+    assert "nothing usable was imported; 2 rejected" in result.stderr
+    (audited,) = import_reports(sqlite_node)  # the report is kept even so
+    assert [r["where"] for r in audited["sources"][0]["rejected_input"]] == [f"{path}:2", f"{path}:3"]
