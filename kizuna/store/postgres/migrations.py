@@ -126,4 +126,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE fed_status ADD COLUMN last_run TEXT
         """,
     ),
+    # Step 11: the full-text search index, one row per stored version (store/search_index.py); existing
+    # versions are indexed by SearchIndex.backfill.
+    (
+        11,
+        """
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
+        CREATE TABLE search_text (seq BIGINT PRIMARY KEY, text TEXT NOT NULL);
+        CREATE INDEX search_text_trigrams ON search_text USING gin (text gin_trgm_ops)
+        """,
+    ),
 ]

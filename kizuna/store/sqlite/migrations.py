@@ -126,4 +126,12 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE fed_status ADD COLUMN last_run TEXT
         """,
     ),
+    # Step 11: the full-text search index, one row per stored version (store/search_index.py); existing
+    # versions are indexed by SearchIndex.backfill.
+    (
+        11,
+        """
+        CREATE VIRTUAL TABLE search_text USING fts5 (text, tokenize = 'trigram')
+        """,
+    ),
 ]

@@ -1,0 +1,153 @@
+"""The full-text search index: the searchable text of every stored object version (schema step 11).
+
+One index row per row of ``objects``, keyed by its ``seq``, written in the transaction that writes the
+version and removed in the one that deletes it, so the index never names a version that is not stored.
+Indexing every version rather than only the newest keeps each principal's own history
+(docs/policy.md): a reader who may not see an object's newest version still finds it by the text of
+the version it does see. The store answers only "which versions contain these words"; which of them a
+principal receives is decided in ``core/search.py`` by the one visibility check.
+
+* SQLite: an FTS5 table with the ``trigram`` tokenizer. Any substring of three or more characters is an
+  index lookup, in every script, without a word splitter (Japanese has no spaces). A term of one or two
+  characters (攻撃) cannot use trigrams: it is checked with ``LIKE`` over the indexed text, a scan that
+  stops as soon as the page and the count are full.
+* PostgreSQL: a ``pg_trgm`` GIN index over a plain text table, queried with ``ILIKE``; the same
+  substring semantics, and the same fallback for short terms (the index cannot narrow them down).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import orjson
+
+from kizuna.stix.search_text import TRIGRAM, searchable_text
+from kizuna.store.base import SearchQuery
+
+_BACKFILL_BATCH: Final = 2000
+_ROW_COLUMNS: Final = (
+    "o.seq, o.stix_id, o.type, o.version, o.spec_version, o.date_added, o.created_by_ref, o.markings, o.body, "
+    "o.is_first, o.is_last"
+)
+#: language-content is searched for the object it translates: filters on the object apply to that object.
+_TRANSLATION: Final = "o.type = 'language-content'"
+
+
+def text_of(body: bytes) -> str:
+    """The searchable text of a stored body; a body that is not a JSON object has none."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ""
+    return searchable_text(obj).replace("\x00", "") if isinstance(obj, dict) else ""
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class SearchIndex:
+    """What differs between the backends; the statements around it are shared."""
+
+    #: The index column that holds the ``objects.seq`` of the indexed version.
+    key = "seq"
+
+    def add(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
+        cur.executemany(f"INSERT INTO search_text ({self.key}, text) VALUES (?, ?)", rows)
+
+    def match(self, terms: Sequence[str]) -> tuple[list[str], list[Any]]:
+        """WHERE conditions on the index table ``s`` that hold when every term occurs."""
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------
+    def remove(self, cur: Any, where: str, params: Sequence[Any]) -> None:
+        """Drop the index rows of the versions ``where`` selects in ``objects``."""
+        cur.execute(f"DELETE FROM search_text WHERE {self.key} IN (SELECT seq FROM objects WHERE {where})", params)
+
+    def index_added(self, cur: Any, collection_pk: int, first_added: int, bodies: dict[int, bytes]) -> None:
+        """Index the versions just inserted into a collection, given by ``date_added`` -> body."""
+        cur.execute(
+            "SELECT seq, date_added FROM objects WHERE collection_pk = ? AND date_added >= ? AND date_added <= ?",
+            (collection_pk, first_added, max(bodies)),
+        )
+        rows = [(int(seq), text_of(bodies[int(added)])) for seq, added in cur.fetchall() if int(added) in bodies]
+        self.add(cur, [(seq, text) for seq, text in rows if text])
+
+    def reindex(self, cur: Any, where: str, params: Sequence[Any]) -> None:
+        """Replace the index rows of the versions ``where`` selects (their body changed)."""
+        self.remove(cur, where, params)
+        cur.execute(f"SELECT seq, body FROM objects WHERE {where}", params)
+        self.add(cur, [(int(seq), text) for seq, body in cur.fetchall() if (text := text_of(bytes(body)))])
+
+    def backfill(self, cur: Any) -> None:
+        """Schema step 11: index every version stored before the index existed."""
+        after = -1
+        while True:
+            cur.execute("SELECT seq, body FROM objects WHERE seq > ? ORDER BY seq LIMIT ?", (after, _BACKFILL_BATCH))
+            batch = cur.fetchall()
+            if not batch:
+                return
+            after = int(batch[-1][0])
+            self.add(cur, [(int(seq), text) for seq, body in batch if (text := text_of(bytes(body)))])
+
+    def statement(self, query: SearchQuery, in_clause: Any) -> tuple[str, list[Any]]:
+        """The candidate query: versions that may be some reader's latest and contain every term, newest
+        stored first, narrowed by the filters that can be read from the row (checked again in the core)."""
+        where, params = self.match(query.terms)
+        clause, values = in_clause("o.collection_pk", query.collection_pks)
+        where.append(clause)
+        params.extend(values)
+        where.append("o.maybe_last = 1")
+        if query.types is not None:
+            clause, values = in_clause("o.type", query.types)
+            where.append(f"({clause} OR {_TRANSLATION})")
+            params.extend(values)
+        if query.producers is not None:
+            clause, values = in_clause("o.created_by_ref", query.producers)
+            where.append(f"({clause} OR {_TRANSLATION})")
+            params.extend(values)
+        if query.partner is not None:
+            where.append(
+                "(EXISTS (SELECT 1 FROM fed_provenance p WHERE p.collection_pk = o.collection_pk AND "
+                f"p.stix_id = o.stix_id AND p.version = o.version AND p.partner = ?) OR {_TRANSLATION})"
+            )
+            params.append(query.partner)
+        if query.before_seq is not None:
+            where.append(f"s.{self.key} < ?")
+            params.append(query.before_seq)
+        sql = (
+            f"SELECT {_ROW_COLUMNS} FROM search_text s JOIN objects o ON o.seq = s.{self.key} "
+            f"WHERE {' AND '.join(where)} ORDER BY s.{self.key} DESC LIMIT ?"
+        )
+        return sql, [*params, query.limit]
+
+
+class SqliteSearchIndex(SearchIndex):
+    key = "rowid"
+
+    def match(self, terms: Sequence[str]) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        long_terms = [term for term in terms if len(term) >= TRIGRAM]
+        if long_terms:
+            # Each term a quoted phrase; FTS5 joins phrases with AND. Trigram phrases match substrings.
+            where.append("search_text MATCH ?")
+            params.append(" ".join('"' + term.replace('"', '""') + '"' for term in long_terms))
+        for term in terms:
+            if len(term) < TRIGRAM:
+                where.append("s.text LIKE ? ESCAPE '\\'")
+                params.append(_like(term))
+        return where, params
+
+
+class PostgresSearchIndex(SearchIndex):
+    def add(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
+        if rows:  # COPY: indexing must not halve the bulk import rate
+            cur.copy_rows("COPY search_text (seq, text) FROM STDIN (FORMAT BINARY)", ["bigint", "text"], rows)
+
+    def match(self, terms: Sequence[str]) -> tuple[list[str], list[Any]]:
+        # ILIKE with a backslash escape is PostgreSQL's default; pg_trgm's GIN index serves it.
+        return ["s.text ILIKE ?" for _ in terms], [_like(term) for term in terms]
+
