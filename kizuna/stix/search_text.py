@@ -21,6 +21,7 @@ _TEXT_FIELDS: Final = (
     "name", "value", "pattern", "description", "abstract", "content", "explanation", "path", "subject",
     "display_name", "user_id", "number", "key",
 )
+_NAME_FIELDS: Final = ("name", "pattern", "value", "path", "key", "number", "user_id", "relationship_type")
 #: Fields holding a list of strings.
 _LIST_FIELDS: Final = ("aliases", "x_mitre_aliases", "labels", "authors", "roles")
 #: Longest indexed text per object: a bulk of pasted text must not make one row huge.
@@ -62,6 +63,15 @@ def _parts(obj: Mapping[str, Any]) -> Iterator[str]:
         yield from (value for value in hashes.values() if isinstance(value, str))
     if obj.get("type") == "language-content":
         yield from _strings(obj.get("contents"))
+
+
+def display_name(obj: Mapping[str, Any]) -> str | None:
+    """What a listing calls an object: its name, else the value or pattern that identifies it."""
+    for field in _NAME_FIELDS:
+        value = obj.get(field)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return str(value)
+    return None
 
 
 def searchable_text(obj: Mapping[str, Any]) -> str:

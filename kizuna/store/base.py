@@ -157,6 +157,8 @@ class SearchQuery:
     types: tuple[str, ...] | None = None
     producers: tuple[str, ...] | None = None
     partner: str | None = None  # received from this federation partner (provenance)
+    added_from: int | None = None  # date_added range, µs: from (inclusive) ...
+    added_before: int | None = None  # ... to (exclusive)
     before_seq: int | None = None  # keyset paging: only versions stored before this one
     limit: int = 200
 
@@ -216,8 +218,8 @@ class Store(Protocol):
         self, collection_pk: int, stix_id: str, selector: VersionSelector, then: Callable[[Any, int], None],
     ) -> int: ...
     def collection_stats(self, collection_pk: int) -> tuple[int, int | None, int | None]: ...
-    def search_versions(self, query: SearchQuery) -> list[VersionRow]:
-        """Candidate versions for a full-text search (schema step 11), newest stored first."""
+    def search_versions(self, query: SearchQuery) -> list[tuple[int, VersionRow]]:
+        """(collection pk, version) candidates for a full-text search (schema step 11), newest stored first."""
         ...
 
     def put_status(self, status: StoredStatus) -> None: ...

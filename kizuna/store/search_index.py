@@ -94,31 +94,37 @@ class SearchIndex:
 
     def statement(self, query: SearchQuery, in_clause: Any) -> tuple[str, list[Any]]:
         """The candidate query: versions that may be some reader's latest and contain every term, newest
-        stored first, narrowed by the filters that can be read from the row (checked again in the core)."""
+        stored first, narrowed by the filters that can be read from the row (checked again in the core).
+
+        A language-content version passes the narrowing filters: it is found for the object it
+        translates, whose own type, producer, time and provenance the core checks."""
         where, params = self.match(query.terms)
         clause, values = in_clause("o.collection_pk", query.collection_pks)
-        where.append(clause)
-        params.extend(values)
-        where.append("o.maybe_last = 1")
-        if query.types is not None:
-            clause, values = in_clause("o.type", query.types)
-            where.append(f"({clause} OR {_TRANSLATION})")
-            params.extend(values)
-        if query.producers is not None:
-            clause, values = in_clause("o.created_by_ref", query.producers)
-            where.append(f"({clause} OR {_TRANSLATION})")
-            params.extend(values)
+        where += [clause, "o.maybe_last = 1"]
+        params += values
+        narrow: list[str] = []
+        for column, wanted in (("o.type", query.types), ("o.created_by_ref", query.producers)):
+            if wanted is not None:
+                clause, values = in_clause(column, wanted)
+                narrow.append(clause)
+                params += values
+        for bound, value in ((">=", query.added_from), ("<", query.added_before)):
+            if value is not None:
+                narrow.append(f"o.date_added {bound} ?")
+                params.append(value)
         if query.partner is not None:
-            where.append(
-                "(EXISTS (SELECT 1 FROM fed_provenance p WHERE p.collection_pk = o.collection_pk AND "
-                f"p.stix_id = o.stix_id AND p.version = o.version AND p.partner = ?) OR {_TRANSLATION})"
+            narrow.append(
+                "EXISTS (SELECT 1 FROM fed_provenance p WHERE p.collection_pk = o.collection_pk AND "
+                "p.stix_id = o.stix_id AND p.version = o.version AND p.partner = ?)"
             )
             params.append(query.partner)
+        if narrow:
+            where.append(f"(({' AND '.join(narrow)}) OR {_TRANSLATION})")
         if query.before_seq is not None:
             where.append(f"s.{self.key} < ?")
             params.append(query.before_seq)
         sql = (
-            f"SELECT {_ROW_COLUMNS} FROM search_text s JOIN objects o ON o.seq = s.{self.key} "
+            f"SELECT o.collection_pk, {_ROW_COLUMNS} FROM search_text s JOIN objects o ON o.seq = s.{self.key} "
             f"WHERE {' AND '.join(where)} ORDER BY s.{self.key} DESC LIMIT ?"
         )
         return sql, [*params, query.limit]

@@ -515,13 +515,13 @@ class SqlStore(abc.ABC):
             count, first, last = cur.fetchone()
         return int(count), first, last
 
-    def search_versions(self, query: SearchQuery) -> list[VersionRow]:
+    def search_versions(self, query: SearchQuery) -> list[tuple[int, VersionRow]]:
         if not query.collection_pks:
             return []
         sql, params = self.search_index.statement(query, self._in)
         with self._read() as cur:
             cur.execute(sql, tuple(params))
-            return list(map(VersionRow._make, cur.fetchall()))
+            return [(int(row[0]), VersionRow._make(row[1:])) for row in cur.fetchall()]
 
     # -- status resources ----------------------------------------------------------
     def put_status(self, status: StoredStatus) -> None:
