@@ -31,6 +31,8 @@ MAX_QUERY_CHARS: Final = 200
 MAX_TERMS: Final = 8
 #: A term this short cannot use a trigram index (store/search_index.py says what happens instead).
 TRIGRAM: Final = 3
+#: Shortest term: one character would match nearly everything.
+MIN_TERM: Final = 2
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -88,7 +90,27 @@ def query_terms(text: str) -> tuple[str, ...] | str:
         return "a search needs at least one word"
     if len(terms) > MAX_TERMS:
         return f"a search is at most {MAX_TERMS} words"
+    short = next((term for term in terms if len(term) < MIN_TERM), None)
+    if short is not None:
+        return f"{short!r} is too short to search for: give words of {MIN_TERM} or more characters"
     return terms
+
+
+def _wide(char: str) -> bool:
+    """A letter of a script written without spaces or with short words (CJK, kana, hangul...)."""
+    return not char.isascii() and char.isalnum()
+
+
+def is_pair_term(term: str) -> bool:
+    """A two-character word such as 攻撃, which the store finds by its pair index, not by trigrams."""
+    return len(term) == 2 and _wide(term[0]) and _wide(term[1])
+
+
+def pairs(text: str) -> set[str]:
+    """Every two-letter sequence of non-ASCII letters in ``text``, case-folded: the words a trigram index
+    cannot find (Japanese and Chinese two-character words are common and meaningful)."""
+    folded = text.casefold()
+    return {folded[i:i + 2] for i in range(len(folded) - 1) if _wide(folded[i]) and _wide(folded[i + 1])}
 
 
 def matches(text: str, terms: tuple[str, ...]) -> bool:

@@ -22,10 +22,11 @@ from typing import Any, Final
 
 import orjson
 
-from kizuna.stix.search_text import TRIGRAM, searchable_text
+from kizuna.stix.search_text import TRIGRAM, is_pair_term, pairs, searchable_text
 from kizuna.store.base import SearchQuery
 
 _BACKFILL_BATCH: Final = 2000
+_BEFORE_ALL: Final = 1 << 62
 _ROW_COLUMNS: Final = (
     "o.seq, o.stix_id, o.type, o.version, o.spec_version, o.date_added, o.created_by_ref, o.markings, o.body, "
     "o.is_first, o.is_last"
@@ -53,18 +54,61 @@ class SearchIndex:
 
     #: The index column that holds the ``objects.seq`` of the indexed version.
     key = "seq"
+    #: With a number: look for matches among this many newest index rows first (see ``statement``).
+    window: int | None = None
 
-    def add(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
+    def _add_text(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
         cur.executemany(f"INSERT INTO search_text ({self.key}, text) VALUES (?, ?)", rows)
 
-    def match(self, terms: Sequence[str]) -> tuple[list[str], list[Any]]:
-        """WHERE conditions on the index table ``s`` that hold when every term occurs."""
+    def _add_pairs(self, cur: Any, rows: Sequence[tuple[str, int]]) -> None:
+        cur.executemany("INSERT INTO search_pairs (pair, seq) VALUES (?, ?)", rows)
+
+    def _text_terms(self, terms: Sequence[str]) -> list[tuple[str, Any]]:
+        """Conditions on ``s`` for terms of three or more characters, with their parameters."""
+        raise NotImplementedError
+
+    def _scan_term(self, term: str) -> tuple[str, Any]:
+        """A condition for a short term neither index can find: a scan of the indexed text."""
         raise NotImplementedError
 
     # -- shared ------------------------------------------------------------------------
+    def add(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
+        self._add_text(cur, rows)
+        self._add_pairs(cur, [(pair, seq) for seq, text in rows for pair in sorted(pairs(text))])
+
     def remove(self, cur: Any, where: str, params: Sequence[Any]) -> None:
         """Drop the index rows of the versions ``where`` selects in ``objects``."""
         cur.execute(f"DELETE FROM search_text WHERE {self.key} IN (SELECT seq FROM objects WHERE {where})", params)
+        cur.execute(f"DELETE FROM search_pairs WHERE seq IN (SELECT seq FROM objects WHERE {where})", params)
+
+    def match(self, terms: Sequence[str]) -> tuple[list[str], list[Any]]:
+        """WHERE conditions on the index table ``s`` that hold when every term occurs."""
+        found = self._text_terms([term for term in terms if len(term) >= TRIGRAM])
+        for term in terms:
+            if len(term) >= TRIGRAM:
+                continue
+            if is_pair_term(term):
+                clause, value = f"s.{self.key} IN (SELECT seq FROM search_pairs WHERE pair = ?)", term.casefold()
+            else:
+                clause, value = self._scan_term(term)
+            found.append((clause, value))
+        return [clause for clause, _ in found], [value for _, value in found]
+
+    def windowed(self, query: SearchQuery) -> bool:
+        """Whether to look in the newest ``window`` index rows first: a common word fills a page there
+        at once, where the trigram index would first collect every match (all but PostgreSQL's plans
+        for rare words; FTS5 walks its matches newest first by itself)."""
+        return self.window is not None and not any(is_pair_term(term) for term in query.terms)
+
+    def window_floor(self, cur: Any, before_seq: int | None) -> int | None:
+        """The lowest seq in the window below ``before_seq``, or None when the window holds every row."""
+        cur.execute(
+            f"SELECT MIN(seq), COUNT(*) FROM (SELECT {self.key} AS seq FROM search_text WHERE {self.key} < ? "
+            f"ORDER BY {self.key} DESC LIMIT ?) w",
+            (_BEFORE_ALL if before_seq is None else before_seq, self.window),
+        )
+        low, count = cur.fetchone()
+        return None if low is None or int(count) < (self.window or 0) else int(low)
 
     def index_added(self, cur: Any, collection_pk: int, first_added: int, bodies: dict[int, bytes]) -> None:
         """Index the versions just inserted into a collection, given by ``date_added`` -> body."""
@@ -92,7 +136,7 @@ class SearchIndex:
             after = int(batch[-1][0])
             self.add(cur, [(int(seq), text) for seq, body in batch if (text := text_of(bytes(body)))])
 
-    def statement(self, query: SearchQuery, in_clause: Any) -> tuple[str, list[Any]]:
+    def statement(self, query: SearchQuery, in_clause: Any, windowed: bool = False) -> tuple[str, list[Any]]:
         """The candidate query: versions that may be some reader's latest and contain every term, newest
         stored first, narrowed by the filters that can be read from the row (checked again in the core).
 
@@ -120,40 +164,48 @@ class SearchIndex:
             params.append(query.partner)
         if narrow:
             where.append(f"(({' AND '.join(narrow)}) OR {_TRANSLATION})")
-        if query.before_seq is not None:
+        source, source_params = "search_text", []
+        if windowed:
+            source = (f"(SELECT {self.key}, text FROM search_text WHERE {self.key} < ? ORDER BY {self.key} DESC "
+                      "LIMIT ?)")
+            source_params = [_BEFORE_ALL if query.before_seq is None else query.before_seq, self.window]
+        elif query.before_seq is not None:
             where.append(f"s.{self.key} < ?")
             params.append(query.before_seq)
         sql = (
-            f"SELECT o.collection_pk, {_ROW_COLUMNS} FROM search_text s JOIN objects o ON o.seq = s.{self.key} "
+            f"SELECT o.collection_pk, {_ROW_COLUMNS} FROM {source} s JOIN objects o ON o.seq = s.{self.key} "
             f"WHERE {' AND '.join(where)} ORDER BY s.{self.key} DESC LIMIT ?"
         )
-        return sql, [*params, query.limit]
+        return sql, [*source_params, *params, query.limit]
 
 
 class SqliteSearchIndex(SearchIndex):
     key = "rowid"
 
-    def match(self, terms: Sequence[str]) -> tuple[list[str], list[Any]]:
-        where: list[str] = []
-        params: list[Any] = []
-        long_terms = [term for term in terms if len(term) >= TRIGRAM]
-        if long_terms:
-            # Each term a quoted phrase; FTS5 joins phrases with AND. Trigram phrases match substrings.
-            where.append("search_text MATCH ?")
-            params.append(" ".join('"' + term.replace('"', '""') + '"' for term in long_terms))
-        for term in terms:
-            if len(term) < TRIGRAM:
-                where.append("s.text LIKE ? ESCAPE '\\'")
-                params.append(_like(term))
-        return where, params
+    def _text_terms(self, terms: Sequence[str]) -> list[tuple[str, Any]]:
+        # One MATCH of quoted phrases, which FTS5 joins with AND; a trigram phrase matches as a substring.
+        if not terms:
+            return []
+        return [("search_text MATCH ?", " ".join('"' + term.replace('"', '""') + '"' for term in terms))]
+
+    def _scan_term(self, term: str) -> tuple[str, Any]:
+        return "s.text LIKE ? ESCAPE '\\'", _like(term)
 
 
 class PostgresSearchIndex(SearchIndex):
-    def add(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
+    window = 5000
+
+    def _add_text(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
         if rows:  # COPY: indexing must not halve the bulk import rate
             cur.copy_rows("COPY search_text (seq, text) FROM STDIN (FORMAT BINARY)", ["bigint", "text"], rows)
 
-    def match(self, terms: Sequence[str]) -> tuple[list[str], list[Any]]:
-        # ILIKE with a backslash escape is PostgreSQL's default; pg_trgm's GIN index serves it.
-        return ["s.text ILIKE ?" for _ in terms], [_like(term) for term in terms]
+    def _add_pairs(self, cur: Any, rows: Sequence[tuple[str, int]]) -> None:
+        if rows:
+            cur.copy_rows("COPY search_pairs (pair, seq) FROM STDIN (FORMAT BINARY)", ["text", "bigint"], rows)
 
+    def _text_terms(self, terms: Sequence[str]) -> list[tuple[str, Any]]:
+        return [self._scan_term(term) for term in terms]
+
+    def _scan_term(self, term: str) -> tuple[str, Any]:
+        # ILIKE with a backslash escape is PostgreSQL's default; pg_trgm's GIN index serves it from 3 characters.
+        return "s.text ILIKE ?", _like(term)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from kizuna.stix.timestamps import now_micros
@@ -518,10 +519,20 @@ class SqlStore(abc.ABC):
     def search_versions(self, query: SearchQuery) -> list[tuple[int, VersionRow]]:
         if not query.collection_pks:
             return []
-        sql, params = self.search_index.statement(query, self._in)
+        index = self.search_index
+        found: list[tuple[int, VersionRow]] = []
         with self._read() as cur:
+            if index.windowed(query):
+                sql, params = index.statement(query, self._in, windowed=True)
+                cur.execute(sql, tuple(params))
+                found = [(int(row[0]), VersionRow._make(row[1:])) for row in cur.fetchall()]
+                low = None if len(found) >= query.limit else index.window_floor(cur, query.before_seq)
+                if low is None:
+                    return found
+                query = replace(query, before_seq=low, limit=query.limit - len(found))
+            sql, params = index.statement(query, self._in)
             cur.execute(sql, tuple(params))
-            return [(int(row[0]), VersionRow._make(row[1:])) for row in cur.fetchall()]
+            return found + [(int(row[0]), VersionRow._make(row[1:])) for row in cur.fetchall()]
 
     # -- status resources ----------------------------------------------------------
     def put_status(self, status: StoredStatus) -> None:

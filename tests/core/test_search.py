@@ -146,6 +146,42 @@ def test_amber_strict_and_rel_to_are_absent_from_results_and_counts_for_those_no
     assert world.ids(world.jp, "kizuna-relto") == [pact["id"]]
 
 
+def test_short_words_use_the_pair_index_or_a_scan_and_one_letter_is_refused(world: World) -> None:
+    c2 = sdo("infrastructure", world.uk, [GREEN], name="C2 server for the implant")
+    kanji = sdo("malware", world.uk, [GREEN], name="Loader", description="政府への攻撃に使われた")
+    world.add(c2, kanji)
+    assert world.ids(world.jp, "c2") == [c2["id"]]  # two ASCII characters: a scan of the indexed text
+    assert world.ids(world.jp, "攻撃") == [kanji["id"]]  # two Japanese characters: the pair index
+    assert world.ids(world.jp, "政府 Loader") == [kanji["id"]]
+    assert world.ids(world.jp, "撃に") == [kanji["id"]]  # any two letters, not only dictionary words
+    assert world.ids(world.jp, "攻撃 C2") == []
+    with pytest.raises(BadRequest, match="too short"):
+        world.search(world.jp, "攻")
+
+
+def test_the_newest_rows_window_and_the_index_behind_it_find_every_match_in_order(world: World) -> None:
+    store: Any = world.node.store
+    if store.search_index.window is not None:  # PostgreSQL looks at its newest 5,000 index rows first; here 3
+        store.search_index = type(store.search_index)()
+        store.search_index.window = 3
+    old = sdo("indicator", world.uk, [GREEN], name="windowed rare-old")
+    many = [sdo("indicator", world.uk, [GREEN], name=f"windowed {n}") for n in range(8)]
+    world.add(old, *many[:4])
+    world.add(*many[4:])
+    assert world.ids(world.jp, "rare-old") == [old["id"]]
+    found: list[str] = []
+    cursor = None
+    while True:
+        page = world.node.search(world.jp, "windowed", limit=2, cursor=cursor)
+        found += [hit.id for hit in page.hits]
+        assert (page.count, page.count_exact) == (9, True)
+        if page.next is None:
+            break
+        cursor = page.next
+    stored = {o["id"]: n for n, o in enumerate([old, *many])}
+    assert sorted(found, key=stored.__getitem__, reverse=True) == found and len(set(found)) == 9
+
+
 def test_a_redacted_field_is_not_searchable_by_those_who_cannot_read_it(world: World) -> None:
     indicator = sdo("indicator", world.uk, [GREEN], name="Beacon",
                     description="Seen beaconing to the ministry network",
@@ -275,6 +311,7 @@ def test_existing_versions_are_indexed_by_the_migration(store_url: str, tmp_path
         with store._write() as cur:  # the store as a node before step 11 left it
             cur.execute("DELETE FROM schema_migrations WHERE version = 11")
             cur.execute("DROP TABLE search_text")
+            cur.execute("DROP TABLE search_pairs")
         assert node.store.migrate() == 11
         assert [hit.id for hit in node.search(NODE_ADMIN, "backfilled").hits] == [indicator["id"]]
     finally:
