@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 
 from kizuna.core.errors import BadRequest, NotFound
+from kizuna.core.ingest import prepare
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.search import SearchFilters, SearchResults
 from kizuna.policy import TLP2_IDS, TlpLevel, build_rel_to_marking
 from kizuna.stix.timestamps import parse_timestamp
-from kizuna.store.base import VersionQuery, VersionSelector
+from kizuna.store.base import NewVersion, VersionQuery, VersionSelector
 
 CLEAR, GREEN, AMBER, AMBER_STRICT, RED = (TLP2_IDS[level] for level in TlpLevel)
 
@@ -209,6 +210,20 @@ def test_new_versions_replace_old_text_and_deleted_objects_disappear(world: Worl
     assert world.node.store.delete_versions(collection.pk, first["id"], VersionSelector(all=True), None) == 2
     assert world.search(world.jp, "implant").count == 0
     assert world.search(world.uk_reader, "Newname").hits == []
+
+
+def test_a_fuller_form_stored_in_place_is_searched_by_its_new_text(world: World) -> None:
+    redacted = sdo("indicator", world.uk, [GREEN], name="Relayed copy")
+    world.add(redacted)
+    fuller = {**redacted, "description": "Full form names the dropper"}
+    collection = world.node.find_collection("shared")
+    [row] = world.node.store.query_versions(VersionQuery(collection.pk, ids=(redacted["id"],)))
+    new = prepare(fuller)
+    assert isinstance(new, NewVersion)
+    assert world.node.store.replace_form(collection.pk, new, row.version) is not None
+    assert world.ids(world.jp, "dropper") == [redacted["id"]]
+    assert world.ids(world.jp, "Relayed") == [redacted["id"]]
+    assert world.search(world.jp, "Relayed").count == 1
 
 
 def test_a_reader_who_cannot_see_the_newest_version_finds_the_version_it_sees(world: World) -> None:
