@@ -13,6 +13,7 @@ splitting: 攻撃 is found inside 標的型攻撃メール.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
@@ -96,6 +97,10 @@ def query_terms(text: str) -> tuple[str, ...] | str:
     return terms
 
 
+#: Runs of two or more non-ASCII letters or digits.
+_WIDE_RUN: Final = re.compile(r"[^\x00-\x7f\W_]{2,}")
+
+
 def _wide(char: str) -> bool:
     """A letter of a script written without spaces or with short words (CJK, kana, hangul...)."""
     return not char.isascii() and char.isalnum()
@@ -109,8 +114,9 @@ def is_pair_term(term: str) -> bool:
 def pairs(text: str) -> set[str]:
     """Every two-letter sequence of non-ASCII letters in ``text``, case-folded: the words a trigram index
     cannot find (Japanese and Chinese two-character words are common and meaningful)."""
-    folded = text.casefold()
-    return {folded[i:i + 2] for i in range(len(folded) - 1) if _wide(folded[i]) and _wide(folded[i + 1])}
+    if text.isascii():  # most indexed text: patterns, hashes, English
+        return set()
+    return {run[i:i + 2] for run in _WIDE_RUN.findall(text.casefold()) for i in range(len(run) - 1)}
 
 
 def matches(text: str, terms: tuple[str, ...]) -> bool:
