@@ -122,11 +122,11 @@ class Searcher:
         page: list[SearchHit] = []
         more, last_seq = False, None
         scan = self._scan(principal, collections, wanted)
-        for seq, hit in scan.hits(before):
+        for seq, found in scan.hits(before):
             if len(page) == limit:
                 more = True
                 break
-            page.append(hit)
+            page.append(scan.hit(found))
             last_seq = seq
         if cursor is None:  # the page's scan goes on to count
             counted = len(page) + int(more)
@@ -190,6 +190,23 @@ def tlp_level(obj: dict[str, Any]) -> TlpLevel | None:
     return max(levels) if levels else None
 
 
+@dataclass(slots=True)
+class _Found:
+    """A result as the walk finds it; the hit (name, snippet) is only built for the page served."""
+
+    pk: int
+    row: VersionRow
+    body: bytes  # what the principal receives
+    obj: dict[str, Any] | None = None  # parsed when a filter, a redaction or a translation needed it
+    text: str | None = None  # the matched text (a translation's, when found through one)
+    via: str | None = None
+
+    def parsed(self) -> dict[str, Any]:
+        if self.obj is None:
+            self.obj = orjson.loads(self.body)
+        return self.obj
+
+
 class _Scan:
     """One walk down the index, newest first, yielding each visible result once."""
 
@@ -199,8 +216,10 @@ class _Scan:
         self._by_pk = {c.pk: c for c in collections}
         self._readers: dict[int, tuple[Viewer, Choice]] = {}
         self._wanted = wanted
+        self._needs_object = wanted.levels is not None or wanted.producers is not None
         self._seen: set[tuple[int, str]] = set()
-        self._iter: Iterator[tuple[int, SearchHit]] | None = None
+        self._targets: dict[tuple[int, str], tuple[VersionRow, bytes] | None] = {}
+        self._iter: Iterator[tuple[int, _Found]] | None = None
 
     def _reader(self, pk: int) -> tuple[Viewer, Choice]:
         found = self._readers.get(pk)
@@ -209,17 +228,17 @@ class _Scan:
             found = self._readers[pk] = (viewer, self._reader_of.latest_choice(viewer))
         return found
 
-    def hits(self, before: int | None) -> Iterator[tuple[int, SearchHit]]:
+    def hits(self, before: int | None) -> Iterator[tuple[int, _Found]]:
         self._iter = self._walk(before)
         return self._iter
 
-    def rest(self, first: bool) -> Iterator[tuple[int, SearchHit]]:
+    def rest(self, first: bool) -> Iterator[tuple[int, _Found]]:
         """The hits the page's walk has not reached yet, or with ``first`` every hit from the top."""
         if first or self._iter is None:
             return self._walk(None)
         return self._iter
 
-    def _walk(self, before: int | None) -> Iterator[tuple[int, SearchHit]]:
+    def _walk(self, before: int | None) -> Iterator[tuple[int, _Found]]:
         filters = self._wanted.filters
         query = SearchQuery(
             tuple(self._by_pk), self._wanted.terms,
@@ -235,67 +254,96 @@ class _Scan:
                 mine = [row for at, row in rows if at == pk]
                 viewer.prefetch(mine)
                 choice.prepare(mine)
+                self._prefetch_targets(pk, [row for row in mine if row.type == "language-content"])
             for pk, row in rows:
-                for hit in self._hits(pk, row):
-                    yield row.seq, hit
+                for found in self._hits(pk, row):
+                    yield row.seq, found
             if len(rows) < query.limit:
                 return
             query = replace(query, before_seq=rows[-1][1].seq, limit=min(query.limit * 4, _MAX_BATCH))
 
-    def _hits(self, pk: int, row: VersionRow) -> Iterator[SearchHit]:
+    def _hits(self, pk: int, row: VersionRow) -> Iterator[_Found]:
         _, choice = self._reader(pk)
         body = choice.body(row)
         if body is None:
             return
-        obj = orjson.loads(body)
-        text = searchable_text(obj)
-        if not matches(text, self._wanted.terms):  # only what this principal receives may match
-            return
+        found = _Found(pk, row, body)
         translation = row.type == "language-content"
-        if self._passes(pk, row, obj, checked_by_store=not translation):
-            hit = self._hit(pk, row, obj, text, None)
-            if hit is not None:
-                yield hit
-        target = obj.get("object_ref") if translation else None
+        if body is not row.body:  # redacted for this principal: only what it receives may match
+            found.text = searchable_text(found.parsed())
+            if not matches(found.text, self._wanted.terms):
+                return
+        if self._passes(found, checked_by_store=not translation) and self._first(found):
+            yield found
+        target = found.parsed().get("object_ref") if translation else None
         if isinstance(target, str):
-            found = self._latest(pk, target)
-            if found is not None and self._passes(pk, found[0], found[1], checked_by_store=False):
-                hit = self._hit(pk, found[0], found[1], text, row.stix_id)
-                if hit is not None:
-                    yield hit
+            latest = self._latest(pk, target)
+            if latest is not None:
+                via = _Found(pk, *latest, text=found.text or searchable_text(found.parsed()), via=row.stix_id)
+                if self._passes(via, checked_by_store=False) and self._first(via):
+                    yield via
 
-    def _latest(self, pk: int, object_id: str) -> tuple[VersionRow, dict[str, Any]] | None:
+    def _first(self, found: _Found) -> bool:
+        key = (found.pk, found.row.stix_id)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+    def _prefetch_targets(self, pk: int, translations: list[VersionRow]) -> None:
+        """The objects a batch's translations refer to, looked up together instead of one by one."""
+        refs = {ref for row in translations if isinstance(ref := orjson.loads(row.body).get("object_ref"), str)}
+        wanted = sorted(ref for ref in refs if (pk, ref) not in self._targets)
+        _, choice = self._reader(pk)
+        for start in range(0, len(wanted), 200):
+            chunk = wanted[start:start + 200]
+            rows = self._store.query_versions(VersionQuery(collection_pk=pk, ids=tuple(chunk), limit=100_000))
+            choice.prepare(rows)
+            chosen: dict[str, tuple[VersionRow, bytes]] = {}
+            for row in rows:
+                body = choice.body(row)
+                if body is not None:
+                    chosen[row.stix_id] = (row, body)
+            for ref in chunk:
+                self._targets[(pk, ref)] = chosen.get(ref)
+
+    def _latest(self, pk: int, object_id: str) -> tuple[VersionRow, bytes] | None:
         """The version of ``object_id`` this principal reads by default, if it sees one."""
+        if (pk, object_id) not in self._targets:
+            self._prefetch_targets_by_id(pk, object_id)
+        return self._targets[(pk, object_id)]
+
+    def _prefetch_targets_by_id(self, pk: int, object_id: str) -> None:
         _, choice = self._reader(pk)
         rows = self._store.query_versions(VersionQuery(collection_pk=pk, ids=(object_id,), limit=1000))
         choice.prepare(rows)
-        for row in rows:
-            body = choice.body(row)
-            if body is not None:
-                return row, orjson.loads(body)
-        return None
+        self._targets[(pk, object_id)] = next(
+            ((row, body) for row in rows if (body := choice.body(row)) is not None), None
+        )
 
-    def _passes(self, pk: int, row: VersionRow, obj: dict[str, Any], checked_by_store: bool) -> bool:
-        wanted, filters = self._wanted, self._wanted.filters
-        if wanted.types is not None and obj.get("type") not in wanted.types:
+    def _passes(self, found: _Found, checked_by_store: bool) -> bool:
+        wanted, filters, row = self._wanted, self._wanted.filters, found.row
+        if wanted.types is not None and row.type not in wanted.types:
             return False
-        if wanted.levels is not None and tlp_level(obj) not in wanted.levels:
-            return False
-        if wanted.producers is not None and obj.get("created_by_ref") not in wanted.producers:
-            return False
+        if self._needs_object:
+            obj = found.parsed()
+            if wanted.levels is not None and tlp_level(obj) not in wanted.levels:
+                return False
+            if wanted.producers is not None and obj.get("created_by_ref") not in wanted.producers:
+                return False
         if filters.added_from is not None and row.date_added < filters.added_from:
             return False
         if filters.added_before is not None and row.date_added >= filters.added_before:
             return False
         if filters.partner is not None and not checked_by_store:
-            return (row.version, filters.partner) in self._store.provenance_of(pk, row.stix_id)
+            return (row.version, filters.partner) in self._store.provenance_of(found.pk, row.stix_id)
         return True
 
-    def _hit(self, pk: int, row: VersionRow, obj: dict[str, Any], text: str, via: str | None) -> SearchHit | None:
-        if (pk, row.stix_id) in self._seen:
-            return None
-        self._seen.add((pk, row.stix_id))
-        collection = self._by_pk[pk]
+    def hit(self, found: _Found) -> SearchHit:
+        """What a listing shows of a result on the page served."""
+        obj, row = found.parsed(), found.row
+        text = found.text if found.text is not None else searchable_text(obj)
+        collection = self._by_pk[found.pk]
         level = tlp_level(obj)
         producer = obj.get("created_by_ref")
         return SearchHit(
@@ -303,5 +351,5 @@ class _Scan:
             collection=collection.id, collection_title=collection.title,
             tlp=level.label if level is not None else None, modified=format_timestamp(row.version), version=row.version,
             added=format_timestamp(row.date_added), producer=producer if isinstance(producer, str) else None,
-            via=via,
+            via=found.via,
         )

@@ -82,17 +82,31 @@ class SearchIndex:
         cur.execute(f"DELETE FROM search_pairs WHERE seq IN (SELECT seq FROM objects WHERE {where})", params)
 
     def match(self, terms: Sequence[str]) -> tuple[list[str], list[Any]]:
-        """WHERE conditions on the index table ``s`` that hold when every term occurs."""
+        """WHERE conditions on the index table ``s`` that hold when every term occurs (no pair terms)."""
         found = self._text_terms([term for term in terms if len(term) >= TRIGRAM])
+        found += [self._scan_term(term) for term in terms if len(term) < TRIGRAM]
+        return [clause for clause, _ in found], [value for _, value in found]
+
+    def _row_has(self, term: str) -> tuple[str, Any]:
+        """A condition that the version ``o`` holds ``term``, checked row by row (pair-driven queries)."""
+        raise NotImplementedError
+
+    def pair_match(self, terms: Sequence[str]) -> tuple[list[str], list[Any]]:
+        """With a two-character word among the terms, the pair table ``s`` drives the query: its primary key
+        walks that pair's versions newest first, and the other terms are checked on each of them."""
+        driver = next(term for term in terms if is_pair_term(term))
+        where, params = ["s.pair = ?"], [driver.casefold()]
         for term in terms:
-            if len(term) >= TRIGRAM:
+            if term == driver:
                 continue
             if is_pair_term(term):
-                clause, value = f"s.{self.key} IN (SELECT seq FROM search_pairs WHERE pair = ?)", term.casefold()
+                clause = "EXISTS (SELECT 1 FROM search_pairs p WHERE p.pair = ? AND p.seq = o.seq)"
+                value = term.casefold()
             else:
-                clause, value = self._scan_term(term)
-            found.append((clause, value))
-        return [clause for clause, _ in found], [value for _, value in found]
+                clause, value = self._row_has(term)
+            where.append(clause)
+            params.append(value)
+        return where, params
 
     def windowed(self, query: SearchQuery) -> bool:
         """Whether to look in the newest ``window`` index rows first: a common word fills a page there
@@ -142,7 +156,9 @@ class SearchIndex:
 
         A language-content version passes the narrowing filters: it is found for the object it
         translates, whose own type, producer, time and provenance the core checks."""
-        where, params = self.match(query.terms)
+        by_pairs = any(is_pair_term(term) for term in query.terms)
+        where, params = self.pair_match(query.terms) if by_pairs else self.match(query.terms)
+        key = "seq" if by_pairs else self.key
         clause, values = in_clause("o.collection_pk", query.collection_pks)
         where += [clause, "o.maybe_last = 1"]
         params += values
@@ -164,17 +180,16 @@ class SearchIndex:
             params.append(query.partner)
         if narrow:
             where.append(f"(({' AND '.join(narrow)}) OR {_TRANSLATION})")
-        source, source_params = "search_text", []
-        if windowed:
-            source = (f"(SELECT {self.key}, text FROM search_text WHERE {self.key} < ? ORDER BY {self.key} DESC "
-                      "LIMIT ?)")
+        source, source_params = "search_pairs" if by_pairs else "search_text", []
+        if windowed and not by_pairs:
+            source = f"(SELECT {key}, text FROM search_text WHERE {key} < ? ORDER BY {key} DESC LIMIT ?)"
             source_params = [_BEFORE_ALL if query.before_seq is None else query.before_seq, self.window]
         elif query.before_seq is not None:
-            where.append(f"s.{self.key} < ?")
+            where.append(f"s.{key} < ?")
             params.append(query.before_seq)
         sql = (
-            f"SELECT o.collection_pk, {_ROW_COLUMNS} FROM {source} s JOIN objects o ON o.seq = s.{self.key} "
-            f"WHERE {' AND '.join(where)} ORDER BY s.{self.key} DESC LIMIT ?"
+            f"SELECT o.collection_pk, {_ROW_COLUMNS} FROM {source} s JOIN objects o ON o.seq = s.{key} "
+            f"WHERE {' AND '.join(where)} ORDER BY s.{key} DESC LIMIT ?"
         )
         return sql, [*source_params, *params, query.limit]
 
@@ -190,6 +205,12 @@ class SqliteSearchIndex(SearchIndex):
 
     def _scan_term(self, term: str) -> tuple[str, Any]:
         return "s.text LIKE ? ESCAPE '\\'", _like(term)
+
+    def _row_has(self, term: str) -> tuple[str, Any]:
+        if len(term) >= TRIGRAM:
+            return ("EXISTS (SELECT 1 FROM search_text WHERE rowid = o.seq AND search_text MATCH ?)",
+                    '"' + term.replace('"', '""') + '"')
+        return "EXISTS (SELECT 1 FROM search_text WHERE rowid = o.seq AND text LIKE ? ESCAPE '\\')", _like(term)
 
 
 class PostgresSearchIndex(SearchIndex):
@@ -209,3 +230,6 @@ class PostgresSearchIndex(SearchIndex):
     def _scan_term(self, term: str) -> tuple[str, Any]:
         # ILIKE with a backslash escape is PostgreSQL's default; pg_trgm's GIN index serves it from 3 characters.
         return "s.text ILIKE ?", _like(term)
+
+    def _row_has(self, term: str) -> tuple[str, Any]:
+        return "EXISTS (SELECT 1 FROM search_text t WHERE t.seq = o.seq AND t.text ILIKE ?)", _like(term)
