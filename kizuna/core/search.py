@@ -3,9 +3,10 @@
 The store's index (``store/search_index.py``) proposes candidate versions that contain every term;
 each candidate then goes exactly where a TAXII read goes: the collection's ``Viewer`` from
 ``Node.viewer_for``, the default ``match[version]=last`` choice among the versions that principal sees
-(``Reader.latest_choice``), and ``core/visibility.view``. The terms are matched again against the copy
-the principal receives, so text redacted for it (a granular marking, an anonymised producer) is never
-matched: a hit cannot reveal a word the principal could not read.
+(``Reader.latest_choice``), and ``core/visibility.view``. When the copy the principal receives is
+redacted (a granular marking, a trimmed reference list, an anonymised producer), the terms are matched
+again against that copy, so a hit cannot reveal a word the principal could not read; an unredacted copy
+is byte for byte the version whose text the index matched.
 
 Results are objects, one per (collection, id), newest stored first. A ``language-content`` hit is also
 a hit on the object it translates (``object_ref``), when the principal sees that object.
