@@ -13,7 +13,20 @@ from typing import Any
 
 import click
 
-from kizuna.cli import audit, dashboard, demo, match, metrics, node, objects, partners, policy, tokens, transfer
+from kizuna.cli import (
+    audit,
+    dashboard,
+    demo,
+    match,
+    metrics,
+    node,
+    objects,
+    partners,
+    policy,
+    search,
+    tokens,
+    transfer,
+)
 from kizuna.cli.common import NodeContext
 from kizuna.cli.errors import render_failure
 from kizuna.config import resolve_data_dir
@@ -32,7 +45,8 @@ def cli(ctx: click.Context, data: str | None) -> None:
     ctx.obj = {"data_dir": data_dir, "context": NodeContext(data_dir)}
 
 
-for _module in (node, tokens, objects, transfer, policy, audit, partners, match, demo, metrics, dashboard):
+for _module in (node, tokens, objects, search, transfer, policy, audit, partners, match, demo, metrics,
+                dashboard):
     _module.register(cli)
 
 

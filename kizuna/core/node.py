@@ -36,6 +36,7 @@ from kizuna.core.policy_source import (
 )
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.query import Page, Reader
+from kizuna.core.search import Searcher, SearchFilters, SearchResults
 from kizuna.core.share_preview import partners as share_partners
 from kizuna.core.tokens import authenticate_token, issue_token, parse_expiry
 from kizuna.core.visibility import Viewer
@@ -107,9 +108,9 @@ class Node:
         key = store.get_setting("cursor_key")
         if key is None:
             raise AdminError(f"{config.store_url}: this store has not been initialised; run `kizuna init`")
-        self.reader = Reader(
-            store, CursorCodec(base64.b64decode(key)), config.default_page_size, config.max_page_size
-        )
+        cursors = CursorCodec(base64.b64decode(key))
+        self.reader = Reader(store, cursors, config.default_page_size, config.max_page_size)
+        self.searcher = Searcher(store, self.reader, cursors, self.viewer_for)
         self._last_purge = 0
         self.policy = PolicySource(store)
         self.home_organisation_id = store.get_setting("node_identity")
@@ -516,6 +517,20 @@ class Node:
         own = frozenset({self.home_organisation_id} if self.home_organisation_id else ())
         found = share_partners(self.store, self.policy, self.home_organisation_id)
         return preview(normalised[-1], found, ctx, [c.id for c in targets], own)
+
+    def search(
+        self, principal: Principal, text: str, filters: SearchFilters | None = None, limit: int = 20,
+        cursor: str | None = None,
+    ) -> SearchResults:
+        """Full-text search over every collection the principal reads (core/search.py): each result passed
+        the same visibility check as a TAXII read, and the page served is audited like one."""
+        results = self.searcher.search(principal, text, filters or SearchFilters(), limit, cursor)
+        self.audit.record("search", principal.key, {
+            "query": text, "count": results.count,
+            "served": pack_served([hit.id for hit in results.hits],
+                                  [hit.version for hit in results.hits]),
+        })
+        return results
 
     def add_objects(self, principal: Principal, collection: Collection, objects: list[Any]) -> IngestReport:
         if not principal.can_write(collection):

@@ -73,7 +73,7 @@ class Reader:
     ) -> tuple[list[tuple[VersionRow, bytes]], bool]:
         items: list[tuple[VersionRow, bytes]] = []
         scanned = 0
-        choose = _Choice(viewer, query.versions, self._siblings)
+        choose = Choice(viewer, query.versions, self._siblings)
         while True:
             rows = self._store.query_versions(query)
             scanned += len(rows)
@@ -113,6 +113,10 @@ class Reader:
         items, _ = self._collect(viewer, query, 1)
         return bool(items)
 
+    def latest_choice(self, viewer: Viewer) -> Choice:
+        """What TAXII's default ``match[version]=last`` serves ``viewer`` of scanned rows (core/search.py)."""
+        return Choice(viewer, VersionSelector.latest(), self._siblings)
+
     def visible_versions(self, viewer: Viewer, object_id: str, filters: Filters) -> list[VersionRow]:
         """Every version of one object that ``viewer`` sees and the filters select (for DELETE)."""
         query = VersionQuery(
@@ -123,7 +127,7 @@ class Reader:
         return [row for row, _ in items]
 
 
-class _Choice:
+class Choice:
     """Which rows of a scan ``match[version]`` selects for one viewer, and what the viewer receives of them.
 
     ``first`` and ``last`` are chosen among the versions the viewer may see: a version it cannot see is to

@@ -145,6 +145,25 @@ class VersionQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """Stored versions whose searchable text holds every term (store/search_index.py), newest first.
+
+    Only versions that may be some reader's latest are returned; the filters narrow the candidates by
+    their stored columns, and the core checks every one again against what the principal receives.
+    """
+
+    collection_pks: tuple[int, ...]
+    terms: tuple[str, ...]
+    types: tuple[str, ...] | None = None
+    producers: tuple[str, ...] | None = None
+    partner: str | None = None  # received from this federation partner (provenance)
+    added_from: int | None = None  # date_added range, µs: from (inclusive) ...
+    added_before: int | None = None  # ... to (exclusive)
+    before_seq: int | None = None  # keyset paging: only versions stored before this one
+    limit: int = 200
+
+
+@dataclass(frozen=True, slots=True)
 class StoredStatus:
     id: str
     api_root: str
@@ -199,6 +218,9 @@ class Store(Protocol):
         self, collection_pk: int, stix_id: str, selector: VersionSelector, then: Callable[[Any, int], None],
     ) -> int: ...
     def collection_stats(self, collection_pk: int) -> tuple[int, int | None, int | None]: ...
+    def search_versions(self, query: SearchQuery) -> list[tuple[int, VersionRow]]:
+        """(collection pk, version) candidates for a full-text search (schema step 11), newest stored first."""
+        ...
 
     def put_status(self, status: StoredStatus) -> None: ...
     def get_status(self, status_id: str) -> StoredStatus | None: ...

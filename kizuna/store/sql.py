@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from kizuna.stix.timestamps import now_micros
@@ -27,12 +28,14 @@ from kizuna.store.base import (
     Organisation,
     OrganisationGroups,
     Outcome,
+    SearchQuery,
     StoredStatus,
     TokenRecord,
     VersionQuery,
     VersionRow,
     VersionSelector,
 )
+from kizuna.store.search_index import SearchIndex
 from kizuna.store.view_edges import Edges, Shape, edges
 
 _IN_CHUNK = 500
@@ -78,6 +81,8 @@ def _edges_by_version(known: dict[int, _Held]) -> dict[int, Edges]:
 
 class SqlStore(abc.ABC):
     url: str
+    #: The backend's full-text search index (store/search_index.py).
+    search_index: SearchIndex
 
     # -- what a backend provides -------------------------------------------------
     @abc.abstractmethod
@@ -110,6 +115,8 @@ class SqlStore(abc.ABC):
                 cur.execute(statement)
             if version == 7:
                 self._backfill_edges(cur)
+            if version == 11:
+                self.search_index.backfill(cur)
             cur.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, now_micros()))
             applied.add(version)
         return max(applied, default=0)
@@ -340,6 +347,9 @@ class SqlStore(abc.ABC):
                         for new, version, added in pending
                     ],
                 )
+                self.search_index.index_added(
+                    cur, collection_pk, pending[0][2], {added: new.body for new, _, added in pending}
+                )
                 self._update_edges(cur, {stix_id: existing[stix_id] for stix_id in flags}, flags)
                 cur.execute("UPDATE collections SET last_added = ? WHERE pk = ?", (next_added - 1, collection_pk))
         return results
@@ -456,6 +466,7 @@ class SqlStore(abc.ABC):
                 f"SELECT collection_pk, stix_id, version, ? FROM objects WHERE {where}",
                 (now, *params),
             )
+            self.search_index.remove(cur, where, params)
             cur.execute(f"DELETE FROM objects WHERE {where}", params)
             deleted = int(cur.rowcount)
             if deleted:
@@ -481,6 +492,9 @@ class SqlStore(abc.ABC):
             )
             if not cur.rowcount:
                 return None
+            self.search_index.reindex(
+                cur, "collection_pk = ? AND stix_id = ? AND version = ?", (collection_pk, new.stix_id, version)
+            )
             # Other markings or another producer can change which readers see this version like its neighbours.
             self._refresh_flags(cur, collection_pk, [new.stix_id])
             cur.execute("UPDATE collections SET last_added = ? WHERE pk = ?", (added, collection_pk))
@@ -501,6 +515,24 @@ class SqlStore(abc.ABC):
             )
             count, first, last = cur.fetchone()
         return int(count), first, last
+
+    def search_versions(self, query: SearchQuery) -> list[tuple[int, VersionRow]]:
+        if not query.collection_pks:
+            return []
+        index = self.search_index
+        found: list[tuple[int, VersionRow]] = []
+        with self._read() as cur:
+            if index.windowed(query):
+                sql, params = index.statement(query, self._in, windowed=True)
+                cur.execute(sql, tuple(params))
+                found = [(int(row[0]), VersionRow._make(row[1:])) for row in cur.fetchall()]
+                low = None if len(found) >= query.limit else index.window_floor(cur, query.before_seq)
+                if low is None:
+                    return found
+                query = replace(query, before_seq=low, limit=query.limit - len(found))
+            sql, params = index.statement(query, self._in)
+            cur.execute(sql, tuple(params))
+            return found + [(int(row[0]), VersionRow._make(row[1:])) for row in cur.fetchall()]
 
     # -- status resources ----------------------------------------------------------
     def put_status(self, status: StoredStatus) -> None:

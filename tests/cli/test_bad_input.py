@@ -283,7 +283,7 @@ def test_malformed_interchange_files_fail_in_one_line(world: World) -> None:
              world.node, True, True),
         Case("misp-feed without a directory", ("export", "--collection", PLAIN, "--format", "misp-feed"),
              world.node, False, True),
-        Case("export as an unknown organisation", ("export", "--collection", PLAIN, "--as-org", "no-such-organisation-b7e1"),
+        Case("export as an unknown organisation", ("export", "--collection", PLAIN, "--as-org", "no-such-org-b7e1"),
              world.node, False, True),
     ]
     with ThreadPoolExecutor(max_workers=2) as pool:

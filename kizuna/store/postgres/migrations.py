@@ -126,4 +126,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE fed_status ADD COLUMN last_run TEXT
         """,
     ),
+    # Step 11: the full-text search index, one row per stored version, and its pairs of letters for
+    # two-character words (store/search_index.py); existing versions are indexed by SearchIndex.backfill.
+    (
+        11,
+        """
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
+        CREATE TABLE search_text (seq BIGINT PRIMARY KEY, text TEXT NOT NULL);
+        CREATE INDEX search_text_trigrams ON search_text USING gin (text gin_trgm_ops);
+        CREATE TABLE search_pairs (pair TEXT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (pair, seq));
+        CREATE INDEX search_pairs_seq ON search_pairs (seq)
+        """,
+    ),
 ]

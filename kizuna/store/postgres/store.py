@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from kizuna.store.base import AddResult, NewVersion, Outcome, StoreError
 from kizuna.store.postgres.migrations import MIGRATIONS
+from kizuna.store.search_index import PostgresSearchIndex
 from kizuna.store.sql import SqlStore, effective_schema_version
 
 _PLACEHOLDER = re.compile(r"\?")
@@ -67,6 +68,8 @@ class _Cursor:
 
 
 class PostgresStore(SqlStore):
+    search_index = PostgresSearchIndex()
+
     def __init__(self, url: str, min_size: int = 1, max_size: int = 8) -> None:
         self.url = url
         self._inserted = 0

@@ -126,4 +126,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE fed_status ADD COLUMN last_run TEXT
         """,
     ),
+    # Step 11: the full-text search index, one row per stored version, and its pairs of letters for
+    # two-character words (store/search_index.py); existing versions are indexed by SearchIndex.backfill.
+    (
+        11,
+        """
+        CREATE VIRTUAL TABLE search_text USING fts5 (text, tokenize = 'trigram');
+        CREATE TABLE search_pairs (pair TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (pair, seq)) WITHOUT ROWID;
+        CREATE INDEX search_pairs_seq ON search_pairs (seq)
+        """,
+    ),
 ]

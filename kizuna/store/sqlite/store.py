@@ -16,6 +16,7 @@ from typing import Any
 
 from kizuna.stix.timestamps import now_micros
 from kizuna.store.base import StoreError
+from kizuna.store.search_index import SqliteSearchIndex
 from kizuna.store.sql import SqlStore, effective_schema_version
 from kizuna.store.sqlite.migrations import MIGRATIONS
 
@@ -37,6 +38,8 @@ def path_from_url(url: str) -> Path:
 
 
 class SqliteStore(SqlStore):
+    search_index = SqliteSearchIndex()
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.path = path_from_url(url)

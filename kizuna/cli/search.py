@@ -1,0 +1,96 @@
+"""``kizuna search``: full-text search over what a chosen principal may see.
+
+Thin: `Node.search` (core/search.py) passes every result through the same visibility check as TAXII,
+matches the words against the principal's own copy and audits what it served.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from kizuna.cli.common import emit, json_option, node_of
+from kizuna.core import browse
+from kizuna.core.search import MAX_LIMIT, SearchFilters, SearchHit
+from kizuna.stix.timestamps import parse_timestamp
+
+_WIDTH = 48
+
+
+def _short(text: str | None) -> str:
+    text = " ".join((text or "-").split())
+    return text if len(text) <= _WIDTH else text[: _WIDTH - 1] + "…"
+
+
+def _table(hits: list[SearchHit], collections: dict[str, str]) -> list[str]:
+    header = ("TYPE", "TLP", "COLLECTION", "NAME", "MATCH", "ID")
+    lines = [header] + [
+        (hit.type, hit.tlp or "-", collections.get(hit.collection, hit.collection), _short(hit.name),
+         _short(hit.snippet), hit.id)
+        for hit in hits
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1]
+            for line in lines]
+
+
+def _moment(value: str | None, option: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a timestamp such as 2026-03-01T00:00:00Z",
+                                 param_hint=option) from None
+
+
+@click.command("search")
+@click.argument("words")
+@click.option("--as-token-id", default=None, metavar="ID",
+              help="Search as this token, with its rights (see `kizuna tokens list`).")
+@click.option("--as-org", default=None, metavar="NAME",
+              help="Search as this organisation, over every collection; markings and its agreements still "
+                   "decide what it finds. Default: the node's own organisation.")
+@click.option("--collection", "-c", "collections", multiple=True,
+              help="Only this collection, id or alias (repeatable).")
+@click.option("--type", "types", multiple=True, help="Only this STIX type (repeatable).")
+@click.option("--tlp", multiple=True, help="Only this TLP level: clear, green, amber, amber+strict, red or none "
+                                           "(repeatable).")
+@click.option("--producer", "producers", multiple=True,
+              help="Only objects of this producer: an organisation name or identity id (repeatable).")
+@click.option("--partner", default=None, help="Only objects received from this federation partner.")
+@click.option("--added-from", default=None, metavar="TIMESTAMP", help="Only objects added at or after this moment.")
+@click.option("--added-before", default=None, metavar="TIMESTAMP", help="Only objects added before this moment.")
+@click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=20, show_default=True,
+              help="At most this many results per page.")
+@click.option("--next", "next_", default=None, metavar="CURSOR",
+              help="Continue with the page this cursor names (printed when there is more).")
+@json_option
+@click.pass_context
+def search(ctx: click.Context, words: str, as_token_id: str | None, as_org: str | None,
+           collections: tuple[str, ...], types: tuple[str, ...], tlp: tuple[str, ...], producers: tuple[str, ...],
+           partner: str | None, added_from: str | None, added_before: str | None, limit: int, next_: str | None,
+           as_json: bool) -> None:
+    """Find objects whose names, descriptions, patterns or translations hold every one of WORDS, as a
+    chosen principal sees them (same rules as TAXII; newest first)."""
+    node = node_of(ctx)
+    acting = browse.acting_as(node, as_token_id, as_org)
+    filters = SearchFilters(collections, types, tlp, producers, partner, _moment(added_from, "--added-from"),
+                            _moment(added_before, "--added-before"))
+    results = node.search(acting.principal, words, filters, limit, next_)
+    count = f"{results.count}" if results.count_exact else f"at least {results.count}"
+    if as_json:
+        emit(True, {"count": results.count, "count_exact": results.count_exact, "next": results.next,
+                    "results": [dataclasses.asdict(hit) for hit in results.hits]}, "")
+        return
+    if not results.hits:
+        emit(False, None, f"Nothing found for {words!r} as {acting.described}.")
+        return
+    names = {c.id: c.alias or c.title for c in node.store.list_collections()}
+    more = [f"More: repeat the command with --next {results.next}"] if results.next else []
+    emit(False, None, "\n".join([*_table(results.hits, names), f"{count} results as {acting.described}.", *more]))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(search)

@@ -1,0 +1,139 @@
+"""The searchable text of a STIX object, and what a search query asks of it.
+
+The store indexes this text per stored version (``store/search_index.py``) and the core checks a
+principal's own, possibly redacted, copy of an object against the same function
+(``core/search.py``), so an index hit and the final check can never disagree on what an object says.
+
+Text is the human words and values an analyst types into a search box: names, descriptions, patterns
+(so an IP or a hash inside ``[ipv4-addr:value = '…']`` is found), SCO values, aliases, labels, report
+abstracts, note and opinion texts, external ids (``T1059``, ``CVE-…``) and every language of a
+``language-content`` object. Matching is by substring, case-insensitive, so Japanese needs no word
+splitting: 攻撃 is found inside 標的型攻撃メール.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+#: Single string fields, in the order a snippet prefers them.
+_TEXT_FIELDS: Final = (
+    "name", "value", "pattern", "description", "abstract", "content", "explanation", "path", "subject",
+    "display_name", "user_id", "number", "key",
+)
+_NAME_FIELDS: Final = ("name", "pattern", "value", "path", "key", "number", "user_id", "relationship_type")
+#: Fields holding a list of strings.
+_LIST_FIELDS: Final = ("aliases", "x_mitre_aliases", "labels", "authors", "roles")
+#: Longest indexed text per object: a bulk of pasted text must not make one row huge.
+MAX_TEXT_CHARS: Final = 32_768
+#: Bounds of a query, so one request cannot ask for an unbounded amount of matching work.
+MAX_QUERY_CHARS: Final = 200
+MAX_TERMS: Final = 8
+#: A term this short cannot use a trigram index (store/search_index.py says what happens instead).
+TRIGRAM: Final = 3
+#: Shortest term: one character would match nearly everything.
+MIN_TERM: Final = 2
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string inside ``value`` (language-content ``contents`` nest lists and objects)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+
+
+def _parts(obj: Mapping[str, Any]) -> Iterator[str]:
+    for field in _TEXT_FIELDS:
+        value = obj.get(field)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            yield str(value)
+    for field in _LIST_FIELDS:
+        value = obj.get(field)
+        if isinstance(value, list):
+            yield from (item for item in value if isinstance(item, str))
+    refs = obj.get("external_references")
+    if isinstance(refs, list):
+        yield from (ref["external_id"] for ref in refs if isinstance(ref, Mapping)
+                    and isinstance(ref.get("external_id"), str))
+    hashes = obj.get("hashes")
+    if isinstance(hashes, Mapping):
+        yield from (value for value in hashes.values() if isinstance(value, str))
+    if obj.get("type") == "language-content":
+        yield from _strings(obj.get("contents"))
+
+
+def display_name(obj: Mapping[str, Any]) -> str | None:
+    """What a listing calls an object: its name, else the value or pattern that identifies it."""
+    for field in _NAME_FIELDS:
+        value = obj.get(field)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
+def searchable_text(obj: Mapping[str, Any]) -> str:
+    """The text a search matches in ``obj``: its searchable fields, one per line."""
+    return "\n".join(part for part in _parts(obj) if part)[:MAX_TEXT_CHARS]
+
+
+def query_terms(text: str) -> tuple[str, ...] | str:
+    """The terms of a query (every one must occur), or the reason it cannot be run."""
+    if len(text) > MAX_QUERY_CHARS:
+        return f"a search is at most {MAX_QUERY_CHARS} characters"
+    terms = tuple(dict.fromkeys(text.split()))
+    if not terms:
+        return "a search needs at least one word"
+    if len(terms) > MAX_TERMS:
+        return f"a search is at most {MAX_TERMS} words"
+    short = next((term for term in terms if len(term) < MIN_TERM), None)
+    if short is not None:
+        return f"{short!r} is too short to search for: give words of {MIN_TERM} or more characters"
+    return terms
+
+
+#: Runs of two or more non-ASCII letters or digits.
+_WIDE_RUN: Final = re.compile(r"[^\x00-\x7f\W_]{2,}")
+
+
+def _wide(char: str) -> bool:
+    """A letter of a script written without spaces or with short words (CJK, kana, hangul...)."""
+    return not char.isascii() and char.isalnum()
+
+
+def is_pair_term(term: str) -> bool:
+    """A two-character word such as 攻撃, which the store finds by its pair index, not by trigrams."""
+    return len(term) == 2 and _wide(term[0]) and _wide(term[1])
+
+
+def pairs(text: str) -> set[str]:
+    """Every two-letter sequence of non-ASCII letters in ``text``, case-folded: the words a trigram index
+    cannot find (Japanese and Chinese two-character words are common and meaningful)."""
+    if text.isascii():  # most indexed text: patterns, hashes, English
+        return set()
+    return {run[i:i + 2] for run in _WIDE_RUN.findall(text.casefold()) for i in range(len(run) - 1)}
+
+
+def matches(text: str, terms: tuple[str, ...]) -> bool:
+    """Whether every term occurs in ``text``, ignoring case."""
+    folded = text.casefold()
+    return all(term.casefold() in folded for term in terms)
+
+
+def snippet(text: str, terms: tuple[str, ...], width: int = 160) -> str:
+    """The line of ``text`` holding the first term, cut to ``width`` characters around it."""
+    folded = text.casefold()
+    at = min((i for i in (folded.find(t.casefold()) for t in terms) if i >= 0), default=0)
+    start = text.rfind("\n", 0, at) + 1
+    end = text.find("\n", at)
+    line = text[start:end if end >= 0 else len(text)]
+    offset = at - start
+    if len(line) <= width:
+        return line
+    begin = max(0, min(offset - width // 3, len(line) - width))
+    return ("…" if begin else "") + line[begin:begin + width] + ("…" if begin + width < len(line) else "")

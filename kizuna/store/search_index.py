@@ -1,0 +1,235 @@
+"""The full-text search index: the searchable text of every stored object version (schema step 11).
+
+One index row per row of ``objects``, keyed by its ``seq``, written in the transaction that writes the
+version and removed in the one that deletes it, so the index never names a version that is not stored.
+Indexing every version rather than only the newest keeps each principal's own history
+(docs/policy.md): a reader who may not see an object's newest version still finds it by the text of
+the version it does see. The store answers only "which versions contain these words"; which of them a
+principal receives is decided in ``core/search.py`` by the one visibility check.
+
+* SQLite: an FTS5 table with the ``trigram`` tokenizer. Any substring of three or more characters is an
+  index lookup, in every script, without a word splitter (Japanese has no spaces). A term of one or two
+  characters (攻撃) cannot use trigrams: it is checked with ``LIKE`` over the indexed text, a scan that
+  stops as soon as the page and the count are full.
+* PostgreSQL: a ``pg_trgm`` GIN index over a plain text table, queried with ``ILIKE``; the same
+  substring semantics, and the same fallback for short terms (the index cannot narrow them down).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import orjson
+
+from kizuna.stix.search_text import TRIGRAM, is_pair_term, pairs, searchable_text
+from kizuna.store.base import SearchQuery
+
+_BACKFILL_BATCH: Final = 2000
+_BEFORE_ALL: Final = 1 << 62
+_ROW_COLUMNS: Final = (
+    "o.seq, o.stix_id, o.type, o.version, o.spec_version, o.date_added, o.created_by_ref, o.markings, o.body, "
+    "o.is_first, o.is_last"
+)
+#: language-content is searched for the object it translates: filters on the object apply to that object.
+_TRANSLATION: Final = "o.type = 'language-content'"
+
+
+def text_of(body: bytes) -> str:
+    """The searchable text of a stored body; a body that is not a JSON object has none."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ""
+    return searchable_text(obj).replace("\x00", "") if isinstance(obj, dict) else ""
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class SearchIndex:
+    """What differs between the backends; the statements around it are shared."""
+
+    #: The index column that holds the ``objects.seq`` of the indexed version.
+    key = "seq"
+    #: With a number: look for matches among this many newest index rows first (see ``statement``).
+    window: int | None = None
+
+    def _add_text(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
+        cur.executemany(f"INSERT INTO search_text ({self.key}, text) VALUES (?, ?)", rows)
+
+    def _add_pairs(self, cur: Any, rows: Sequence[tuple[str, int]]) -> None:
+        cur.executemany("INSERT INTO search_pairs (pair, seq) VALUES (?, ?)", rows)
+
+    def _text_terms(self, terms: Sequence[str]) -> list[tuple[str, Any]]:
+        """Conditions on ``s`` for terms of three or more characters, with their parameters."""
+        raise NotImplementedError
+
+    def _scan_term(self, term: str) -> tuple[str, Any]:
+        """A condition for a short term neither index can find: a scan of the indexed text."""
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------
+    def add(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
+        self._add_text(cur, rows)
+        self._add_pairs(cur, [(pair, seq) for seq, text in rows for pair in sorted(pairs(text))])
+
+    def remove(self, cur: Any, where: str, params: Sequence[Any]) -> None:
+        """Drop the index rows of the versions ``where`` selects in ``objects``."""
+        cur.execute(f"DELETE FROM search_text WHERE {self.key} IN (SELECT seq FROM objects WHERE {where})", params)
+        cur.execute(f"DELETE FROM search_pairs WHERE seq IN (SELECT seq FROM objects WHERE {where})", params)
+
+    def match(self, terms: Sequence[str]) -> tuple[list[str], list[Any]]:
+        """WHERE conditions on the index table ``s`` that hold when every term occurs (no pair terms)."""
+        found = self._text_terms([term for term in terms if len(term) >= TRIGRAM])
+        found += [self._scan_term(term) for term in terms if len(term) < TRIGRAM]
+        return [clause for clause, _ in found], [value for _, value in found]
+
+    def _row_has(self, term: str) -> tuple[str, Any]:
+        """A condition that the version ``o`` holds ``term``, checked row by row (pair-driven queries)."""
+        raise NotImplementedError
+
+    def pair_match(self, terms: Sequence[str]) -> tuple[list[str], list[Any]]:
+        """With a two-character word among the terms, the pair table ``s`` drives the query: its primary key
+        walks that pair's versions newest first, and the other terms are checked on each of them."""
+        driver = next(term for term in terms if is_pair_term(term))
+        where, params = ["s.pair = ?"], [driver.casefold()]
+        for term in terms:
+            if term == driver:
+                continue
+            if is_pair_term(term):
+                clause = "EXISTS (SELECT 1 FROM search_pairs p WHERE p.pair = ? AND p.seq = o.seq)"
+                value = term.casefold()
+            else:
+                clause, value = self._row_has(term)
+            where.append(clause)
+            params.append(value)
+        return where, params
+
+    def windowed(self, query: SearchQuery) -> bool:
+        """Whether to look in the newest ``window`` index rows first: a common word fills a page there
+        at once, where the trigram index would first collect every match (all but PostgreSQL's plans
+        for rare words; FTS5 walks its matches newest first by itself)."""
+        return self.window is not None and not any(is_pair_term(term) for term in query.terms)
+
+    def window_floor(self, cur: Any, before_seq: int | None) -> int | None:
+        """The lowest seq in the window below ``before_seq``, or None when the window holds every row."""
+        cur.execute(
+            f"SELECT MIN(seq), COUNT(*) FROM (SELECT {self.key} AS seq FROM search_text WHERE {self.key} < ? "
+            f"ORDER BY {self.key} DESC LIMIT ?) w",
+            (_BEFORE_ALL if before_seq is None else before_seq, self.window),
+        )
+        low, count = cur.fetchone()
+        return None if low is None or int(count) < (self.window or 0) else int(low)
+
+    def index_added(self, cur: Any, collection_pk: int, first_added: int, bodies: dict[int, bytes]) -> None:
+        """Index the versions just inserted into a collection, given by ``date_added`` -> body."""
+        cur.execute(
+            "SELECT seq, date_added FROM objects WHERE collection_pk = ? AND date_added >= ? AND date_added <= ?",
+            (collection_pk, first_added, max(bodies)),
+        )
+        rows = [(int(seq), text_of(bodies[int(added)])) for seq, added in cur.fetchall() if int(added) in bodies]
+        self.add(cur, [(seq, text) for seq, text in rows if text])
+
+    def reindex(self, cur: Any, where: str, params: Sequence[Any]) -> None:
+        """Replace the index rows of the versions ``where`` selects (their body changed)."""
+        self.remove(cur, where, params)
+        cur.execute(f"SELECT seq, body FROM objects WHERE {where}", params)
+        self.add(cur, [(int(seq), text) for seq, body in cur.fetchall() if (text := text_of(bytes(body)))])
+
+    def backfill(self, cur: Any) -> None:
+        """Schema step 11: index every version stored before the index existed."""
+        after = -1
+        while True:
+            cur.execute("SELECT seq, body FROM objects WHERE seq > ? ORDER BY seq LIMIT ?", (after, _BACKFILL_BATCH))
+            batch = cur.fetchall()
+            if not batch:
+                return
+            after = int(batch[-1][0])
+            self.add(cur, [(int(seq), text) for seq, body in batch if (text := text_of(bytes(body)))])
+
+    def statement(self, query: SearchQuery, in_clause: Any, windowed: bool = False) -> tuple[str, list[Any]]:
+        """The candidate query: versions that may be some reader's latest and contain every term, newest
+        stored first, narrowed by the filters that can be read from the row (checked again in the core).
+
+        A language-content version passes the narrowing filters: it is found for the object it
+        translates, whose own type, producer, time and provenance the core checks."""
+        by_pairs = any(is_pair_term(term) for term in query.terms)
+        where, params = self.pair_match(query.terms) if by_pairs else self.match(query.terms)
+        key = "seq" if by_pairs else self.key
+        clause, values = in_clause("o.collection_pk", query.collection_pks)
+        where += [clause, "o.maybe_last = 1"]
+        params += values
+        narrow: list[str] = []
+        for column, wanted in (("o.type", query.types), ("o.created_by_ref", query.producers)):
+            if wanted is not None:
+                clause, values = in_clause(column, wanted)
+                narrow.append(clause)
+                params += values
+        for bound, value in ((">=", query.added_from), ("<", query.added_before)):
+            if value is not None:
+                narrow.append(f"o.date_added {bound} ?")
+                params.append(value)
+        if query.partner is not None:
+            narrow.append(
+                "EXISTS (SELECT 1 FROM fed_provenance p WHERE p.collection_pk = o.collection_pk AND "
+                "p.stix_id = o.stix_id AND p.version = o.version AND p.partner = ?)"
+            )
+            params.append(query.partner)
+        if narrow:
+            where.append(f"(({' AND '.join(narrow)}) OR {_TRANSLATION})")
+        source, source_params = "search_pairs" if by_pairs else "search_text", []
+        if windowed and not by_pairs:
+            source = f"(SELECT {key}, text FROM search_text WHERE {key} < ? ORDER BY {key} DESC LIMIT ?)"
+            source_params = [_BEFORE_ALL if query.before_seq is None else query.before_seq, self.window]
+        elif query.before_seq is not None:
+            where.append(f"s.{key} < ?")
+            params.append(query.before_seq)
+        sql = (
+            f"SELECT o.collection_pk, {_ROW_COLUMNS} FROM {source} s JOIN objects o ON o.seq = s.{key} "
+            f"WHERE {' AND '.join(where)} ORDER BY s.{key} DESC LIMIT ?"
+        )
+        return sql, [*source_params, *params, query.limit]
+
+
+class SqliteSearchIndex(SearchIndex):
+    key = "rowid"
+
+    def _text_terms(self, terms: Sequence[str]) -> list[tuple[str, Any]]:
+        # One MATCH of quoted phrases, which FTS5 joins with AND; a trigram phrase matches as a substring.
+        if not terms:
+            return []
+        return [("search_text MATCH ?", " ".join('"' + term.replace('"', '""') + '"' for term in terms))]
+
+    def _scan_term(self, term: str) -> tuple[str, Any]:
+        return "s.text LIKE ? ESCAPE '\\'", _like(term)
+
+    def _row_has(self, term: str) -> tuple[str, Any]:
+        if len(term) >= TRIGRAM:
+            return ("EXISTS (SELECT 1 FROM search_text WHERE rowid = o.seq AND search_text MATCH ?)",
+                    '"' + term.replace('"', '""') + '"')
+        return "EXISTS (SELECT 1 FROM search_text WHERE rowid = o.seq AND text LIKE ? ESCAPE '\\')", _like(term)
+
+
+class PostgresSearchIndex(SearchIndex):
+    window = 5000
+
+    def _add_text(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
+        if rows:  # COPY: indexing must not halve the bulk import rate
+            cur.copy_rows("COPY search_text (seq, text) FROM STDIN (FORMAT BINARY)", ["bigint", "text"], rows)
+
+    def _add_pairs(self, cur: Any, rows: Sequence[tuple[str, int]]) -> None:
+        if rows:
+            cur.copy_rows("COPY search_pairs (pair, seq) FROM STDIN (FORMAT BINARY)", ["text", "bigint"], rows)
+
+    def _text_terms(self, terms: Sequence[str]) -> list[tuple[str, Any]]:
+        return [self._scan_term(term) for term in terms]
+
+    def _scan_term(self, term: str) -> tuple[str, Any]:
+        # ILIKE with a backslash escape is PostgreSQL's default; pg_trgm's GIN index serves it from 3 characters.
+        return "s.text ILIKE ?", _like(term)
+
+    def _row_has(self, term: str) -> tuple[str, Any]:
+        return "EXISTS (SELECT 1 FROM search_text t WHERE t.seq = o.seq AND t.text ILIKE ?)", _like(term)
