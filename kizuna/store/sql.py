@@ -33,6 +33,7 @@ from kizuna.store.base import (
     VersionRow,
     VersionSelector,
 )
+from kizuna.store.sessions import SessionRows
 from kizuna.store.view_edges import Edges, Shape, edges
 
 _IN_CHUNK = 500
@@ -76,7 +77,7 @@ def _edges_by_version(known: dict[int, _Held]) -> dict[int, Edges]:
     return dict(zip(order, edges([known[version].shape for version in order]), strict=True))
 
 
-class SqlStore(abc.ABC):
+class SqlStore(SessionRows, abc.ABC):
     url: str
 
     # -- what a backend provides -------------------------------------------------
