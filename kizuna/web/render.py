@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
 from kizuna.web.i18n import LANGUAGE_NAMES, LANGUAGES, number, translations, when
+from kizuna.web.vocab import TYPE_NAMES
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: CSS class of each TLP 2.0 badge (console.css gives FIRST's colours: coloured text on black).
@@ -54,13 +55,16 @@ def environment(language: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    catalog = translations(language)
+    env.install_gettext_translations(catalog, newstyle=True)  # type: ignore[attr-defined]
     env.globals.update(language=language, languages=LANGUAGES, language_names=LANGUAGE_NAMES)
     env.filters.update(
         when=lambda micros: when(micros, language),
         number=lambda value: number(value, language),
         tlp=tlp_badge,
         marking=marking_badge,
+        # A STIX type's name in the reader's language; a type without one keeps its identifier.
+        kind=lambda stix_type: catalog.gettext(TYPE_NAMES[stix_type]) if stix_type in TYPE_NAMES else stix_type,
     )
     return env
 
