@@ -77,10 +77,13 @@ def _related(node: Node, viewer: Viewer, object_id: str, view: ObjectView) -> No
 
 
 def names_of(node: Node, viewer: Viewer, ids: list[str]) -> dict[str, str]:
-    """Display names of the objects among ``ids`` that the viewer sees (organisations by their name)."""
-    names: dict[str, str] = {}
-    for start in range(0, len(ids), 200):
-        chunk = tuple(ids[start:start + 200])
+    """Display names of the objects among ``ids`` that the viewer sees, and of the node's organisations
+    (whose names every token of the node may read, as `kizuna objects` and the TAXII producers show)."""
+    names = {ref: org.name for ref in ids if ref.startswith("identity--")
+             and (org := node.store.get_organisation(ref)) is not None}
+    missing = [ref for ref in ids if ref not in names]
+    for start in range(0, len(missing), 200):
+        chunk = tuple(missing[start:start + 200])
         page = node.reader.page(viewer, Endpoint.OBJECTS, Filters(ids=chunk, limit=len(chunk)))
         for _, body in page.items:
             obj = orjson.loads(body)

@@ -15,6 +15,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
+from kizuna.stix.timestamps import parse_timestamp
 from kizuna.web.i18n import LANGUAGE_NAMES, LANGUAGES, number, translations, when
 from kizuna.web.vocab import TYPE_NAMES
 
@@ -45,6 +46,14 @@ def marking_badge(marking_id: str) -> Markup:
     return Markup('<code class="marking">{}</code>').format(escape(marking_id))
 
 
+def _stamp(text: object, language: str) -> str:
+    """A STIX timestamp property as the reader's language writes it (as it is, if it is not one)."""
+    try:
+        return when(parse_timestamp(str(text)), language)
+    except ValueError:
+        return str(text)
+
+
 @cache
 def environment(language: str) -> jinja2.Environment:
     env = jinja2.Environment(
@@ -61,6 +70,7 @@ def environment(language: str) -> jinja2.Environment:
     env.filters.update(
         when=lambda micros: when(micros, language),
         number=lambda value: number(value, language),
+        stamp=lambda text: _stamp(text, language),
         tlp=tlp_badge,
         marking=marking_badge,
         # A STIX type's name in the reader's language; a type without one keeps its identifier.
