@@ -145,7 +145,7 @@ def _raise_not_found(visit: Visit) -> Response:
 async def _read_form(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
-        raise BadRequest("console forms are sent as application/x-www-form-urlencoded")
+        return {}  # not a console form: it carries no CSRF value either, so it is refused with 403
     try:
         body = await read_body(request, FORM_LIMIT)
     except PayloadTooLarge:

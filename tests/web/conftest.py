@@ -12,6 +12,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,24 +124,29 @@ def make_console(base_dir: Path, store_url: str | None = None) -> Console:
     return console
 
 
-@pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    running = make_console(tmp_path_factory.mktemp("console"))
+@contextmanager
+def running_console(base_dir: Path, backend: str = "sqlite") -> Iterator[Console]:
+    """A console on ``backend``, stopped (and its PostgreSQL database dropped) afterwards."""
+    database = create_pg_database() if backend == "postgresql" else None
+    running = make_console(base_dir, database.url if database else None)
     try:
         yield running
     finally:
         running.server.stop()
+        if database:
+            database.drop()
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    with running_console(tmp_path_factory.mktemp("console")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def pg_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    database = create_pg_database()
-    running = make_console(tmp_path_factory.mktemp("console-pg"), database.url)
-    try:
+    with running_console(tmp_path_factory.mktemp("console-pg"), "postgresql") as running:
         yield running
-    finally:
-        running.server.stop()
-        database.drop()
 
 
 @pytest.fixture(scope="module")

@@ -164,3 +164,16 @@ def test_an_amber_strict_object_is_absent_from_every_page_of_the_other_organisat
     shoot(jp, "not-found-en")
     check_accessibility(jp)
     jp.context.close()
+
+
+def test_on_postgresql_the_console_shows_each_organisation_what_it_may_see(pg_console: Console, browser: Any) -> None:
+    uk = signed_in(browser, pg_console, "uk")
+    assert uk.locator("#result-count").inner_text() == f"{pg_console.taxii_count('uk')} objects"
+    uk.goto(pg_console.base + f"/console/objects/{pg_console.ids['indicator']}")
+    assert uk.get_by_role("heading", name="Versions (3)").is_visible()
+    uk.context.close()
+    jp = signed_in(browser, pg_console, "jp")
+    assert jp.locator("#result-count").inner_text() == f"{pg_console.taxii_count('jp')} objects"
+    assert "Operation Quiet Lantern" not in _main_text(jp)
+    assert jp.goto(pg_console.base + f"/console/objects/{pg_console.ids['secret']}").status == 404
+    jp.context.close()
