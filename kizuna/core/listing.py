@@ -3,7 +3,8 @@ type, TLP, producer and time added, paged, with counts.
 
 Everything is read through ``Node.viewer_for`` and the TAXII reader, so a hidden object is in no list
 and in no count. TLP and producer are decided on the copy the principal receives (after redaction).
-Counting walks the visible objects; beyond ``SCAN_LIMIT`` rows the counts say "at least".
+Counting walks the visible objects; beyond ``COUNT_LIMIT`` of them the counts say "at least", so a
+page costs a bounded amount of work however large the collection.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from kizuna.core.visibility import Viewer
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
 from kizuna.store.base import Collection, VersionRow
 
-SCAN_LIMIT = 200_000
+#: Visible objects counted for the counts and facets; beyond, the counts are lower bounds ("at least").
+COUNT_LIMIT = 10_000
+#: Visible objects looked at for one page of a narrow filter before offering "next" from there.
+PAGE_SCAN_LIMIT = 20_000
 #: The TLP filter value for objects without a TLP marking.
 NO_TLP = "none"
 _NAME_FIELDS = ("name", "pattern", "value", "path", "key", "number", "user_id", "relationship_type")
@@ -43,10 +47,25 @@ class Criteria:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """One visible object as the principal receives it, with what Browse filters and shows it by."""
+
     row: VersionRow
     obj: dict[str, Any]
     tlp: TlpLevel | None
-    name: str | None
+    producer: str | None
+
+    @property
+    def name(self) -> str | None:
+        return display_name(self.obj)
+
+    @property
+    def tlp_token(self) -> str:
+        return self.tlp.token if self.tlp is not None else NO_TLP
+
+    def matches(self, criteria: Criteria) -> bool:
+        return not ((criteria.types and self.row.type not in criteria.types)
+                    or (criteria.tlp and criteria.tlp != self.tlp_token)
+                    or (criteria.producer and criteria.producer != self.producer))
 
 
 @dataclass
@@ -54,7 +73,7 @@ class Listing:
     collection: Collection
     entries: list[Entry]
     total: int  # visible objects matching every criterion
-    complete: bool  # False: more than SCAN_LIMIT objects, counts are lower bounds
+    complete: bool  # False: more than COUNT_LIMIT objects, counts are lower bounds
     next_after: int | None
     types: Counter[str] = field(default_factory=Counter)  # over the visible objects added in the period
     tlps: Counter[str] = field(default_factory=Counter)
@@ -108,29 +127,42 @@ def scan(
         filters = replace(filters, next=page.next)
 
 
+def _entry(row: VersionRow, body: bytes) -> Entry:
+    obj = orjson.loads(body)
+    producer = obj.get("created_by_ref")
+    return Entry(row, obj, tlp_of(obj), producer if isinstance(producer, str) else None)
+
+
 def browse(node: Node, principal: Principal, collection: Collection, criteria: Criteria) -> Listing:
+    """One page of matching objects after ``criteria.after``, and the counts over the period.
+
+    Two bounded walks through the reader: the counts (every visible object added in the period, up to
+    COUNT_LIMIT), and the page (from the position on, until a page is full or PAGE_SCAN_LIMIT visible
+    objects were looked at; then "next" continues from where the walk stopped)."""
     viewer = node.viewer_for(principal, collection)
     listing = Listing(collection, [], 0, True, None)
-    filters = Filters(added_after=criteria.added_after)
-    for row, body in scan(node, viewer, filters, SCAN_LIMIT, listing):
-        obj = orjson.loads(body)
-        level = tlp_of(obj)
-        tlp = level.token if level is not None else NO_TLP
-        producer = obj.get("created_by_ref") if isinstance(obj.get("created_by_ref"), str) else None
+    for row, body in scan(node, viewer, Filters(added_after=criteria.added_after), COUNT_LIMIT, listing):
+        seen = _entry(row, body)
         listing.types[row.type] += 1
-        listing.tlps[tlp] += 1
-        if producer:
-            listing.producers[producer] += 1
-        if (criteria.types and row.type not in criteria.types) or (
-            criteria.tlp and criteria.tlp != tlp) or (criteria.producer and criteria.producer != producer):
-            continue
-        listing.total += 1
-        if criteria.after is not None and row.date_added <= criteria.after:
-            continue
-        if len(listing.entries) < criteria.limit:
-            listing.entries.append(Entry(row, obj, level, display_name(obj)))
-        elif listing.next_after is None:
-            listing.next_after = listing.entries[-1].row.date_added
+        listing.tlps[seen.tlp_token] += 1
+        if seen.producer:
+            listing.producers[seen.producer] += 1
+        listing.total += seen.matches(criteria)
+    start = max(criteria.added_after or 0, criteria.after or 0) or None
+    walk = Listing(collection, [], 0, True, None)
+    last: VersionRow | None = None
+    for row, body in scan(node, viewer, Filters(types=criteria.types or None, added_after=start),
+                          PAGE_SCAN_LIMIT, walk):
+        seen = _entry(row, body)
+        if seen.matches(criteria):
+            if len(listing.entries) == criteria.limit:
+                listing.next_after = listing.entries[-1].row.date_added
+                break
+            listing.entries.append(seen)
+        last = row
+    else:
+        if not walk.complete and last is not None:
+            listing.next_after = last.date_added  # nothing more matched yet: continue from here
     acting = Acting(principal, "console")
     listing.producer_names = _producer_names(node, acting, collection, set(listing.producers))
     node.audit.record("egress", principal.key, {
