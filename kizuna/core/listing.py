@@ -3,12 +3,13 @@ type, TLP, producer and time added, paged, with counts.
 
 Everything is read through ``Node.viewer_for`` and the TAXII reader, so a hidden object is in no list
 and in no count. TLP and producer are decided on the copy the principal receives (after redaction).
-Counting walks the visible objects; beyond ``COUNT_LIMIT`` of them the counts say "at least", so a
-page costs a bounded amount of work however large the collection.
+Counting walks the visible objects within a budget (``COUNT_BUDGET``); when it runs out the counts say
+"at least", so a page costs a bounded amount of work however large the collection.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -26,10 +27,6 @@ from kizuna.core.visibility import Viewer
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
 from kizuna.store.base import Collection, VersionRow
 
-#: Visible objects counted for the counts and facets; beyond, the counts are lower bounds ("at least").
-COUNT_LIMIT = 10_000
-#: Visible objects looked at for one page of a narrow filter before offering "next" from there.
-PAGE_SCAN_LIMIT = 20_000
 #: The TLP filter value for objects without a TLP marking.
 NO_TLP = "none"
 _NAME_FIELDS = ("name", "pattern", "value", "path", "key", "number", "user_id", "relationship_type")
@@ -63,9 +60,12 @@ class Entry:
         return self.tlp.token if self.tlp is not None else NO_TLP
 
     def matches(self, criteria: Criteria) -> bool:
-        return not ((criteria.types and self.row.type not in criteria.types)
-                    or (criteria.tlp and criteria.tlp != self.tlp_token)
-                    or (criteria.producer and criteria.producer != self.producer))
+        return _matches(criteria, self.row.type, self.tlp_token, self.producer)
+
+
+def _matches(criteria: Criteria, stix_type: str, tlp: str, producer: str | None) -> bool:
+    return not ((criteria.types and stix_type not in criteria.types) or (criteria.tlp and criteria.tlp != tlp)
+                or (criteria.producer and criteria.producer != producer))
 
 
 @dataclass
@@ -73,7 +73,7 @@ class Listing:
     collection: Collection
     entries: list[Entry]
     total: int  # visible objects matching every criterion
-    complete: bool  # False: more than COUNT_LIMIT objects, counts are lower bounds
+    complete: bool  # False: the count walk ran out of budget, the counts are lower bounds
     next_after: int | None
     types: Counter[str] = field(default_factory=Counter)  # over the visible objects added in the period
     tlps: Counter[str] = field(default_factory=Counter)
@@ -107,13 +107,31 @@ class _Bounded(Protocol):
     complete: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How far one walk may go: always ``floor`` visible objects, then on until ``limit`` of them or
+    ``seconds`` of work, whichever comes first (a page must answer quickly on a collection of millions)."""
+
+    floor: int
+    limit: int
+    seconds: float
+
+
+#: The counts and facets of Browse.
+COUNT_BUDGET = Budget(floor=1_000, limit=50_000, seconds=0.12)
+#: One page of Browse under a narrow filter; when it runs out, "next" continues from where it stopped.
+PAGE_BUDGET = Budget(floor=1_000, limit=50_000, seconds=0.12)
+_BATCH = 1000  # rows per reader call, so that the time budget is checked often
+
+
 def scan(
-    node: Node, viewer: Viewer, filters: Filters, limit: int, result: _Bounded
+    node: Node, viewer: Viewer, filters: Filters, budget: Budget, result: _Bounded
 ) -> Iterator[tuple[VersionRow, bytes]]:
     """Every object of the viewer's collection that ``filters`` select and the viewer sees (its copy), in
-    date_added order, page by page through the TAXII reader; stops after ``limit`` objects and then sets
-    ``result.complete`` to False."""
-    filters = replace(filters, limit=node.reader.max_limit)
+    date_added order, batch by batch through the TAXII reader, within ``budget``; when the budget ends
+    the walk early, ``result.complete`` is set to False."""
+    filters = replace(filters, limit=_BATCH)
+    deadline = time.monotonic() + budget.seconds
     scanned = 0
     while True:
         page = node.reader.page(viewer, Endpoint.OBJECTS, filters)
@@ -121,7 +139,7 @@ def scan(
         scanned += len(page.items)
         if not page.more:
             return
-        if scanned >= limit:
+        if scanned >= budget.limit or (scanned >= budget.floor and time.monotonic() > deadline):
             result.complete = False
             return
         filters = replace(filters, next=page.next)
@@ -133,26 +151,46 @@ def _entry(row: VersionRow, body: bytes) -> Entry:
     return Entry(row, obj, tlp_of(obj), producer if isinstance(producer, str) else None)
 
 
+class _Facets:
+    """TLP and producer of a visible copy, from the row's columns when the copy is the stored object
+    unchanged and has no granular markings (the common case: no parsing), else from the copy itself."""
+
+    def __init__(self) -> None:
+        self._tlp_of_markings: dict[str | None, str] = {}
+
+    def of(self, row: VersionRow, body: bytes) -> tuple[str, str | None]:
+        if body is not row.body or b'"granular_markings"' in body:
+            entry = _entry(row, body)
+            return entry.tlp_token, entry.producer
+        token = self._tlp_of_markings.get(row.markings)
+        if token is None:
+            refs = orjson.loads(row.markings) if row.markings else []
+            level = tlp_of({"object_marking_refs": refs})
+            token = self._tlp_of_markings[row.markings] = level.token if level is not None else NO_TLP
+        return token, row.created_by_ref
+
+
 def browse(node: Node, principal: Principal, collection: Collection, criteria: Criteria) -> Listing:
     """One page of matching objects after ``criteria.after``, and the counts over the period.
 
-    Two bounded walks through the reader: the counts (every visible object added in the period, up to
-    COUNT_LIMIT), and the page (from the position on, until a page is full or PAGE_SCAN_LIMIT visible
-    objects were looked at; then "next" continues from where the walk stopped)."""
+    Two bounded walks through the reader: the counts (the visible objects added in the period, within
+    COUNT_BUDGET), and the page (from the position on, until the page is full or PAGE_BUDGET runs out;
+    then "next" continues from where the walk stopped)."""
     viewer = node.viewer_for(principal, collection)
     listing = Listing(collection, [], 0, True, None)
-    for row, body in scan(node, viewer, Filters(added_after=criteria.added_after), COUNT_LIMIT, listing):
-        seen = _entry(row, body)
+    facets = _Facets()
+    for row, body in scan(node, viewer, Filters(added_after=criteria.added_after), COUNT_BUDGET, listing):
+        tlp, producer = facets.of(row, body)
         listing.types[row.type] += 1
-        listing.tlps[seen.tlp_token] += 1
-        if seen.producer:
-            listing.producers[seen.producer] += 1
-        listing.total += seen.matches(criteria)
+        listing.tlps[tlp] += 1
+        if producer:
+            listing.producers[producer] += 1
+        listing.total += _matches(criteria, row.type, tlp, producer)
     start = max(criteria.added_after or 0, criteria.after or 0) or None
     walk = Listing(collection, [], 0, True, None)
     last: VersionRow | None = None
     for row, body in scan(node, viewer, Filters(types=criteria.types or None, added_after=start),
-                          PAGE_SCAN_LIMIT, walk):
+                          PAGE_BUDGET, walk):
         seen = _entry(row, body)
         if seen.matches(criteria):
             if len(listing.entries) == criteria.limit:

@@ -15,14 +15,14 @@ import orjson
 
 from kizuna.core.errors import NotFound
 from kizuna.core.filters import Endpoint, Filters, is_stix_id
-from kizuna.core.listing import display_name, readable_collections, scan
+from kizuna.core.listing import Budget, display_name, readable_collections, scan
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.core.visibility import Viewer
 from kizuna.store.base import Collection, VersionRow, VersionSelector
 
-#: How many relationships and sightings of a collection are looked through for one object page.
-RELATED_SCAN_LIMIT = 100_000
+#: How far the walk over a collection's relationships and sightings goes for one object page.
+RELATED_BUDGET = Budget(floor=5_000, limit=200_000, seconds=0.15)
 _ALL = VersionSelector(all=True)
 
 
@@ -60,7 +60,7 @@ def object_view(node: Node, principal: Principal, object_id: str, collection_ref
 
 def _related(node: Node, viewer: Viewer, object_id: str, view: ObjectView) -> None:
     filters = Filters(types=("relationship", "sighting"))
-    for row, body in scan(node, viewer, filters, RELATED_SCAN_LIMIT, view):
+    for row, body in scan(node, viewer, filters, RELATED_BUDGET, view):
         if object_id.encode() not in body:
             continue  # cheap test before parsing: most relationships are about other objects
         obj = orjson.loads(body)
