@@ -13,14 +13,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from kizuna.core.audit import pack_served
 from kizuna.core.browse import Acting, _producer_names
 from kizuna.core.errors import NotFound
-from kizuna.core.filters import Endpoint, Filters
+from kizuna.core.filters import Filters
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.core.visibility import Viewer
@@ -103,46 +103,48 @@ def find_readable(node: Node, principal: Principal, ref: str) -> Collection:
     raise NotFound("no such collection")
 
 
-class _Bounded(Protocol):
-    complete: bool
-
-
 @dataclass(frozen=True, slots=True)
 class Budget:
-    """How far one walk may go: always ``floor`` visible objects, then on until ``limit`` of them or
-    ``seconds`` of work, whichever comes first (a page must answer quickly on a collection of millions)."""
+    """How far one walk may go: always ``floor`` stored rows, then on until ``seconds`` of work (a page must
+    answer quickly on a collection of millions, and each row costs a visibility decision)."""
 
     floor: int
-    limit: int
     seconds: float
 
 
 #: The counts and facets of Browse.
-COUNT_BUDGET = Budget(floor=1_000, limit=50_000, seconds=0.12)
+COUNT_BUDGET = Budget(floor=2_000, seconds=0.12)
 #: One page of Browse under a narrow filter; when it runs out, "next" continues from where it stopped.
-PAGE_BUDGET = Budget(floor=1_000, limit=50_000, seconds=0.12)
-_BATCH = 1000  # rows per reader call, so that the time budget is checked often
+PAGE_BUDGET = Budget(floor=2_000, seconds=0.12)
+_WINDOW = 500  # stored rows per store query, so that the time budget is checked often
+
+
+@dataclass
+class Walk:
+    """Where a walk stopped: ``complete`` when it reached the end, else the position to continue from."""
+
+    complete: bool = True
+    position: int | None = None
 
 
 def scan(
-    node: Node, viewer: Viewer, filters: Filters, budget: Budget, result: _Bounded
+    node: Node, viewer: Viewer, filters: Filters, budget: Budget, walk: Walk
 ) -> Iterator[tuple[VersionRow, bytes]]:
     """Every object of the viewer's collection that ``filters`` select and the viewer sees (its copy), in
-    date_added order, batch by batch through the TAXII reader, within ``budget``; when the budget ends
-    the walk early, ``result.complete`` is set to False."""
-    filters = replace(filters, limit=_BATCH)
+    date_added order, window by window through the TAXII reader, within ``budget``; when the budget ends
+    the walk early, ``walk`` says so and where it stopped."""
     deadline = time.monotonic() + budget.seconds
     scanned = 0
     while True:
-        page = node.reader.page(viewer, Endpoint.OBJECTS, filters)
-        yield from page.items
-        scanned += len(page.items)
-        if not page.more:
+        items, position = node.reader.window(viewer, filters, _WINDOW)
+        yield from items
+        scanned += _WINDOW
+        if position is None:
             return
-        if scanned >= budget.limit or (scanned >= budget.floor and time.monotonic() > deadline):
-            result.complete = False
+        if scanned >= budget.floor and time.monotonic() > deadline:
+            walk.complete, walk.position = False, position
             return
-        filters = replace(filters, next=page.next)
+        filters = replace(filters, added_after=position)
 
 
 def _entry(row: VersionRow, body: bytes) -> Entry:
@@ -179,28 +181,28 @@ def browse(node: Node, principal: Principal, collection: Collection, criteria: C
     viewer = node.viewer_for(principal, collection)
     listing = Listing(collection, [], 0, True, None)
     facets = _Facets()
-    for row, body in scan(node, viewer, Filters(added_after=criteria.added_after), COUNT_BUDGET, listing):
+    counted = Walk()
+    for row, body in scan(node, viewer, Filters(added_after=criteria.added_after), COUNT_BUDGET, counted):
         tlp, producer = facets.of(row, body)
         listing.types[row.type] += 1
         listing.tlps[tlp] += 1
         if producer:
             listing.producers[producer] += 1
         listing.total += _matches(criteria, row.type, tlp, producer)
+    listing.complete = counted.complete
     start = max(criteria.added_after or 0, criteria.after or 0) or None
-    walk = Listing(collection, [], 0, True, None)
-    last: VersionRow | None = None
+    paged = Walk()
     for row, body in scan(node, viewer, Filters(types=criteria.types or None, added_after=start),
-                          PAGE_BUDGET, walk):
+                          PAGE_BUDGET, paged):
         seen = _entry(row, body)
         if seen.matches(criteria):
             if len(listing.entries) == criteria.limit:
                 listing.next_after = listing.entries[-1].row.date_added
                 break
             listing.entries.append(seen)
-        last = row
     else:
-        if not walk.complete and last is not None:
-            listing.next_after = last.date_added  # nothing more matched yet: continue from here
+        if not paged.complete:
+            listing.next_after = paged.position  # the page is not full yet: continue from here
     acting = Acting(principal, "console")
     listing.producer_names = _producer_names(node, acting, collection, set(listing.producers))
     node.audit.record("egress", principal.key, {

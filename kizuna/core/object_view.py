@@ -15,14 +15,14 @@ import orjson
 
 from kizuna.core.errors import NotFound
 from kizuna.core.filters import Endpoint, Filters, is_stix_id
-from kizuna.core.listing import Budget, display_name, readable_collections, scan
+from kizuna.core.listing import Budget, Walk, display_name, readable_collections, scan
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.core.visibility import Viewer
 from kizuna.store.base import Collection, VersionRow, VersionSelector
 
 #: How far the walk over a collection's relationships and sightings goes for one object page.
-RELATED_BUDGET = Budget(floor=5_000, limit=200_000, seconds=0.15)
+RELATED_BUDGET = Budget(floor=2_000, seconds=0.12)
 _ALL = VersionSelector(all=True)
 
 
@@ -60,7 +60,8 @@ def object_view(node: Node, principal: Principal, object_id: str, collection_ref
 
 def _related(node: Node, viewer: Viewer, object_id: str, view: ObjectView) -> None:
     filters = Filters(types=("relationship", "sighting"))
-    for row, body in scan(node, viewer, filters, RELATED_BUDGET, view):
+    walk = Walk()
+    for row, body in scan(node, viewer, filters, RELATED_BUDGET, walk):
         if object_id.encode() not in body:
             continue  # cheap test before parsing: most relationships are about other objects
         obj = orjson.loads(body)
@@ -68,6 +69,7 @@ def _related(node: Node, viewer: Viewer, object_id: str, view: ObjectView) -> No
             view.relationships.append(obj)
         elif row.type == "sighting" and obj.get("sighting_of_ref") == object_id:
             view.sightings.append(obj)
+    view.complete = walk.complete
     wanted = {obj.get(ref) for obj in view.relationships for ref in ("source_ref", "target_ref")}
     wanted |= {obj.get("created_by_ref") for obj in (v for _, v in view.versions)}
     for sighting in view.sightings:
