@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kizuna.config import absolute_store_url
 from kizuna.store import open_store
+from kizuna.store.sqlite.migrations import MIGRATIONS
 from tests.conftest import (
     BACKENDS,
     PG_ADMIN_URL,
@@ -173,7 +174,9 @@ def test_readyz_names_a_pending_or_unknown_migration(node: Node) -> None:
         assert status == 503
         assert body["status"] == "not ready"
         assert body["checks"]["database"] == "ok"
-        assert body["checks"]["migrations"].startswith(f"pending: the database is at schema {known - 1}")
+        # Steps are numbered by the branch that adds them, so the one before the newest need not be known - 1.
+        previous = sorted(version for version, _ in MIGRATIONS)[-2]
+        assert body["checks"]["migrations"].startswith(f"pending: the database is at schema {previous}")
         # And a database a newer Kizuna has migrated.
         sql(node.data_dir, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (known, row[0]))
         sql(node.data_dir, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (known + 1, row[0]))
