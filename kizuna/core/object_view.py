@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from kizuna.core.audit import pack_served
 from kizuna.core.errors import NotFound
 from kizuna.core.filters import Endpoint, Filters, is_stix_id
 from kizuna.core.listing import Budget, Walk, display_name, readable_collections, scan
@@ -61,15 +62,23 @@ def object_view(node: Node, principal: Principal, object_id: str, collection_ref
 def _related(node: Node, viewer: Viewer, object_id: str, view: ObjectView) -> None:
     filters = Filters(types=("relationship", "sighting"))
     walk = Walk()
+    shown: list[VersionRow] = []
     for row, body in scan(node, viewer, filters, RELATED_BUDGET, walk):
         if object_id.encode() not in body:
             continue  # cheap test before parsing: most relationships are about other objects
         obj = orjson.loads(body)
         if row.type == "relationship" and object_id in (obj.get("source_ref"), obj.get("target_ref")):
             view.relationships.append(obj)
+            shown.append(row)
         elif row.type == "sighting" and obj.get("sighting_of_ref") == object_id:
             view.sightings.append(obj)
+            shown.append(row)
     view.complete = walk.complete
+    # The relationships and sightings leave the node on this page: one egress record names them.
+    node.audit.record("egress", viewer.principal.key, {
+        "collection": viewer.collection.id, "endpoint": "console-related",
+        "served": pack_served([row.stix_id for row in shown], [row.version for row in shown]),
+    })
     wanted = {obj.get(ref) for obj in view.relationships for ref in ("source_ref", "target_ref")}
     wanted |= {obj.get("created_by_ref") for obj in (v for _, v in view.versions)}
     for sighting in view.sightings:

@@ -4,12 +4,14 @@ every form, and a session that ends with its token (revoked or expired) or at it
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from kizuna.core.audit import unpack_served
 from kizuna.core.node import Node as CoreNode
 from kizuna.core.sessions import session_of
 from kizuna.store.sessions import SessionRecord
@@ -126,3 +128,24 @@ def test_an_expired_session_or_token_is_no_session(node: Console) -> None:
         assert session.get(node.base + "/console/browse", allow_redirects=False).status_code == 303
     finally:
         core.close()
+
+
+def test_console_reads_are_audited_as_egress_of_what_the_token_was_shown(node: Console) -> None:
+    session = node.sign_in("jp")
+    assert session.get(node.base + "/console/browse").status_code == 200
+    assert session.get(node.base + f"/console/objects/{node.ids['indicator']}").status_code == 200
+    assert session.get(node.base + f"/console/objects/{node.ids['secret']}").status_code == 404
+    core = _core(node.data_dir)
+    try:
+        records = [json.loads(r.body) for r in core.audit.records()
+                   if r.kind == "egress" and r.principal == node.token_ids["jp"]]
+    finally:
+        core.close()
+    by_endpoint: dict[str, set[str]] = {}
+    for body in records:
+        ids = {stix_id for stix_id, _ in unpack_served(body["served"])}
+        by_endpoint.setdefault(body["endpoint"], set()).update(ids)
+    assert node.ids["indicator"] in by_endpoint["console-browse"]
+    assert node.ids["indicator"] in by_endpoint["object"]
+    assert {node.ids["relationship"], node.ids["sighting"]} <= by_endpoint["console-related"]
+    assert not any(node.ids["secret"] in ids for ids in by_endpoint.values())
