@@ -232,4 +232,3 @@ def test_the_walk_finds_every_command_group_and_leaf() -> None:
     # A sample the walk must find; new commands are covered by the walk, not by this list.
     assert {"init", "import", "export", "tokens create", "audit export", "policy options", "demo"} <= names
     assert len(LEAVES) >= 30
-
