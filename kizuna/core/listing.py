@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from kizuna.core.audit import pack_served
-from kizuna.core.browse import Acting, _producer_names
+from kizuna.core.browse import _NAME_FIELDS, Acting, _producer_names
 from kizuna.core.errors import NotFound
 from kizuna.core.filters import Filters
 from kizuna.core.node import Node
@@ -29,7 +29,6 @@ from kizuna.store.base import Collection, VersionRow
 
 #: The TLP filter value for objects without a TLP marking.
 NO_TLP = "none"
-_NAME_FIELDS = ("name", "pattern", "value", "path", "key", "number", "user_id", "relationship_type")
 
 
 @dataclass(frozen=True, slots=True)
