@@ -39,8 +39,10 @@ def demo(ctx: click.Context, host: str, port: int, no_serve: bool, force: bool, 
         raise CliError(str(exc), code="not-demo") from None
     url = f"http://{host}:{port}/taxii2/"
     info["taxii_url"] = url
+    info["console_url"] = f"http://{host}:{port}/console/"
     first = info["collections"][0]["id"]
-    lines = [f"Kizuna demo node in {info['data_dir']}", f"  TAXII discovery: {url}"]
+    lines = [f"Kizuna demo node in {info['data_dir']}", f"  TAXII discovery: {url}",
+             f"  Web console: {info['console_url']} (sign in with the token below)"]
     lines += [_collection_line(c) for c in info["collections"]]
     lines += [
         f"  token (shown once): {info['token']}",

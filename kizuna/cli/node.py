@@ -178,7 +178,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
               help="Run the scheduled partner sync worker (one process, whatever --workers says).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool) -> None:
-    """Serve the TAXII 2.1 API."""
+    """Serve the TAXII 2.1 API and the web console."""
     import uvicorn
 
     node_of(ctx).close()  # fail here, with a clear message, if the node cannot open
@@ -186,7 +186,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
     os.environ["KIZUNA_DATA"] = str(ctx.obj["data_dir"])
     share_between_processes()  # /metrics sums the counts of every process this serve starts
     announce_worker(run_sync)  # /readyz then expects a live sync worker when the node has partners
-    click.echo(f"Kizuna TAXII 2.1 server on http://{host}:{port}/taxii2/", err=True)
+    click.echo(f"Kizuna TAXII 2.1 server on http://{host}:{port}/taxii2/, web console on "
+               f"http://{host}:{port}/console/", err=True)
     # One sync worker beside the web processes, restarted if it dies; a lease in the store keeps it
     # to one per node.
     from kizuna.federation.supervisor import WorkerSupervisor

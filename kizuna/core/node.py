@@ -65,6 +65,8 @@ DEFAULT_API_ROOT = "main"
 DEFAULT_MAX_CONTENT_LENGTH = 100 * 1024 * 1024
 STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
 _API_ROOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: Paths the node serves itself beside its API roots: discovery, the web console and the feeds.
+RESERVED_API_ROOT_NAMES = ("taxii2", "console", "feeds")
 _ALL = VersionSelector(all=True)
 
 
@@ -167,8 +169,10 @@ class Node:
         self, name: str, title: str, description: str | None = None,
         max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
     ) -> ApiRoot:
-        if not _API_ROOT_NAME.match(name) or name == "taxii2":
-            raise AdminError(f"API root name {name!r} must be letters, digits, '.', '_' or '-' (not 'taxii2')")
+        if not _API_ROOT_NAME.match(name):
+            raise AdminError(f"API root name {name!r} must be letters, digits, '.', '_' or '-'")
+        if name.lower() in RESERVED_API_ROOT_NAMES:
+            raise AdminError(f"API root name {name!r} is reserved for the node's own paths (taxii2, console, feeds)")
         if max_content_length < 1:
             raise AdminError("max_content_length must be greater than 0")
         if self.store.get_api_root(name) is not None:
@@ -245,6 +249,7 @@ class Node:
             known = self.store.get_token(token_id)
             why = f": it was revoked at {format_timestamp(known.revoked_at)}" if known and known.revoked_at else ""
             raise AdminError(f"no active token {token_id!r}{why}; `kizuna tokens list` shows the tokens")
+        self.store.delete_sessions_of_token(token_id)  # its console sessions end with it
         self.audit.record("token-revoked", NODE_ADMIN.key, {"token": token_id})
 
     # -- policy configuration ------------------------------------------------------------

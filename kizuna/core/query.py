@@ -94,6 +94,22 @@ class Reader:
             wanted = int((limit + 1 - len(items)) / share) + 8
             query = replace(query, added_after=rows[-1].date_added, limit=min(max(wanted, 32), _MAX_FETCH))
 
+    def window(self, viewer: Viewer, filters: Filters, rows: int) -> tuple[list[tuple[VersionRow, bytes]], int | None]:
+        """What ``viewer`` receives of the next ``rows`` stored rows that ``filters`` select after
+        ``filters.added_after`` (one store query, so the work is bounded however few rows the viewer may
+        see), and the ``date_added`` to continue from (None: nothing more). For walks that must stop in
+        time, such as the console's counts; TAXII pages use :meth:`page`."""
+        query = VersionQuery(
+            collection_pk=viewer.collection.pk, ids=filters.ids, types=filters.types, versions=filters.versions,
+            spec_versions=filters.spec_versions, added_after=filters.added_after, limit=rows,
+        )
+        found = self._store.query_versions(query)
+        viewer.prefetch(found)
+        choose = Choice(viewer, query.versions, self._siblings)
+        choose.prepare(found)
+        items = [(row, body) for row in found if (body := choose.body(row)) is not None]
+        return items, found[-1].date_added if len(found) == rows else None
+
     def _siblings(self, collection_pk: int, ids: Sequence[str]) -> dict[str, list[VersionRow]]:
         """Every stored version of ``ids``, oldest version first, for choosing among them."""
         found: dict[str, list[VersionRow]] = {}

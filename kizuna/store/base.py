@@ -10,7 +10,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from kizuna.store.sessions import SessionRecord
 
 
 class StoreError(Exception):
@@ -255,6 +258,14 @@ class Store(Protocol):
     def keep_withdrawn(
         self, collection_pk: int, rows: Sequence[VersionRow], reason: str, at: int, cur: Any = None
     ) -> None: ...
+
+    # Console sign-in sessions (schema step 12; kizuna/store/sessions.py).
+    def create_session(self, session: SessionRecord) -> None: ...
+    def get_session(self, id_hash: str) -> SessionRecord | None: ...
+    def set_session_language(self, id_hash: str, language: str) -> None: ...
+    def delete_session(self, id_hash: str) -> None: ...
+    def delete_sessions_of_token(self, token_id: str) -> int: ...
+    def purge_sessions(self, expired_before: int) -> int: ...
 
 
 # -- policy configuration and the audit log (schema step 2) -------------------------------------

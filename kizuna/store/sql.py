@@ -36,6 +36,7 @@ from kizuna.store.base import (
     VersionSelector,
 )
 from kizuna.store.search_index import SearchIndex
+from kizuna.store.sessions import SessionRows
 from kizuna.store.view_edges import Edges, Shape, edges
 
 _IN_CHUNK = 500
@@ -79,7 +80,7 @@ def _edges_by_version(known: dict[int, _Held]) -> dict[int, Edges]:
     return dict(zip(order, edges([known[version].shape for version in order]), strict=True))
 
 
-class SqlStore(abc.ABC):
+class SqlStore(SessionRows, abc.ABC):
     url: str
     #: The backend's full-text search index (store/search_index.py).
     search_index: SearchIndex

@@ -216,6 +216,17 @@ def test_bad_input_fails_in_one_line(world: World, path: tuple[str, ...], comman
     assert not report, "\n".join(report)
 
 
+@pytest.mark.parametrize("name", ["console", "feeds", "taxii2", "Console"])
+def test_api_root_names_the_node_serves_itself_are_refused_in_one_line(world: World, name: str) -> None:
+    # /console/ is the web console and /feeds/ the feeds; an API root there would hide them or be hidden.
+    for as_json in (False, True):
+        case = Case(f"reserved API root {name}", ("api-roots", "create", name, "--title", "T"), world.node,
+                    as_json, True)
+        result = run(case)
+        assert not problems(case, result), result
+        assert "reserved" in (result.stdout if as_json else result.stderr)
+
+
 def test_the_walk_finds_every_command_group_and_leaf() -> None:
     names = {" ".join(path) for path, _ in COMMANDS}
     # A sample the walk must find; new commands are covered by the walk, not by this list.

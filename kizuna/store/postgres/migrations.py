@@ -138,4 +138,15 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX search_pairs_seq ON search_pairs (seq)
         """,
     ),
+    # Step 12: console sign-in sessions (kizuna/web). Only a hash of the session id is stored; a session
+    # lives no longer than its token, whose state is checked on every request.
+    (
+        12,
+        """
+        CREATE TABLE web_sessions (
+            id_hash TEXT PRIMARY KEY, token_id TEXT NOT NULL, created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL, csrf_secret TEXT NOT NULL, language TEXT NOT NULL);
+        CREATE INDEX web_sessions_token ON web_sessions (token_id)
+        """,
+    ),
 ]

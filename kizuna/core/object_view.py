@@ -1,0 +1,104 @@
+"""What the console's object page shows: every version of one object the principal sees, the
+relationships to and from it, its sightings, and the names of the objects they point at.
+
+Each part is read through ``Node.read`` / the TAXII reader with the principal's viewer, so a
+relationship or sighting the principal may not see, or one pointing at a hidden object, is not
+there; an object the principal may not see raises the same NotFound as one that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from kizuna.core.audit import pack_served
+from kizuna.core.errors import NotFound
+from kizuna.core.filters import Endpoint, Filters, is_stix_id
+from kizuna.core.listing import Budget, Walk, display_name, readable_collections, scan
+from kizuna.core.node import Node
+from kizuna.core.principal import Principal
+from kizuna.core.visibility import Viewer
+from kizuna.store.base import Collection, VersionRow, VersionSelector
+
+#: How far the walk over a collection's relationships and sightings goes for one object page.
+RELATED_BUDGET = Budget(floor=2_000, seconds=0.12)
+_ALL = VersionSelector(all=True)
+
+
+@dataclass
+class ObjectView:
+    collection: Collection
+    versions: list[tuple[VersionRow, dict[str, Any]]]  # oldest first
+    relationships: list[dict[str, Any]] = field(default_factory=list)
+    sightings: list[dict[str, Any]] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # visible objects referred to -> display name
+    complete: bool = True  # False: too many relationships and sightings to look through them all
+
+    @property
+    def latest(self) -> dict[str, Any]:
+        return self.versions[-1][1]
+
+
+def object_view(node: Node, principal: Principal, object_id: str, collection_ref: str | None = None) -> ObjectView:
+    if not is_stix_id(object_id):
+        raise NotFound("no such object")
+    for collection in readable_collections(node, principal):
+        if collection_ref and collection_ref not in (collection.id, collection.alias):
+            continue
+        viewer = node.viewer_for(principal, collection)
+        try:
+            page = node.read(viewer, Endpoint.OBJECT, Filters(versions=_ALL, limit=node.reader.max_limit), object_id)
+        except NotFound:
+            continue
+        versions = sorted(((row, orjson.loads(body)) for row, body in page.items), key=lambda pair: pair[0].version)
+        view = ObjectView(collection, versions)
+        _related(node, viewer, object_id, view)
+        return view
+    raise NotFound("no such object")
+
+
+def _related(node: Node, viewer: Viewer, object_id: str, view: ObjectView) -> None:
+    filters = Filters(types=("relationship", "sighting"))
+    walk = Walk()
+    shown: list[VersionRow] = []
+    for row, body in scan(node, viewer, filters, RELATED_BUDGET, walk):
+        if object_id.encode() not in body:
+            continue  # cheap test before parsing: most relationships are about other objects
+        obj = orjson.loads(body)
+        if row.type == "relationship" and object_id in (obj.get("source_ref"), obj.get("target_ref")):
+            view.relationships.append(obj)
+            shown.append(row)
+        elif row.type == "sighting" and obj.get("sighting_of_ref") == object_id:
+            view.sightings.append(obj)
+            shown.append(row)
+    view.complete = walk.complete
+    # The relationships and sightings leave the node on this page: one egress record names them.
+    node.audit.record("egress", viewer.principal.key, {
+        "collection": viewer.collection.id, "endpoint": "console-related",
+        "served": pack_served([row.stix_id for row in shown], [row.version for row in shown]),
+    })
+    wanted = {obj.get(ref) for obj in view.relationships for ref in ("source_ref", "target_ref")}
+    wanted |= {obj.get("created_by_ref") for obj in (v for _, v in view.versions)}
+    for sighting in view.sightings:
+        wanted |= set(sighting.get("where_sighted_refs", ())) | set(sighting.get("observed_data_refs", ()))
+    ids = sorted(ref for ref in wanted if isinstance(ref, str) and ref != object_id)
+    view.names = names_of(node, viewer, ids)
+
+
+def names_of(node: Node, viewer: Viewer, ids: list[str]) -> dict[str, str]:
+    """Display names of the objects among ``ids`` that the viewer sees, and of the node's organisations
+    (whose names every token of the node may read, as `kizuna objects` and the TAXII producers show)."""
+    names = {ref: org.name for ref in ids if ref.startswith("identity--")
+             and (org := node.store.get_organisation(ref)) is not None}
+    missing = [ref for ref in ids if ref not in names]
+    for start in range(0, len(missing), 200):
+        chunk = tuple(missing[start:start + 200])
+        page = node.reader.page(viewer, Endpoint.OBJECTS, Filters(ids=chunk, limit=len(chunk)))
+        for _, body in page.items:
+            obj = orjson.loads(body)
+            name = display_name(obj)
+            if name is not None:
+                names[obj["id"]] = name
+    return names

@@ -1,0 +1,63 @@
+"""Browse: a collection's objects as the signed-in token sees them, with filters, paging and counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from starlette.responses import Response
+
+from kizuna.core.errors import BadRequest
+from kizuna.core.listing import NO_TLP, Criteria, browse, find_readable, readable_collections
+from kizuna.policy.tlp import TlpLevel
+from kizuna.web.page import Visit
+
+PAGE_SIZE = 50
+_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,249}$")
+#: The TLP filter's choices, least restrictive first; the labels stay untranslated.
+TLP_CHOICES = [(level.token, level.label) for level in TlpLevel]
+
+
+def _criteria(visit: Visit) -> Criteria:
+    params = visit.request.query_params
+    kind = params.get("type") or None
+    if kind is not None and not _TYPE.match(kind):
+        raise BadRequest(visit.gettext("Unknown object type."))
+    tlp = params.get("tlp") or None
+    if tlp is not None and tlp != NO_TLP and TlpLevel.from_token(tlp) is None:
+        raise BadRequest(visit.gettext("Unknown TLP level."))
+    since = params.get("since") or None
+    added_after = None
+    if since is not None:
+        try:
+            day = dt.date.fromisoformat(since)
+        except ValueError:
+            raise BadRequest(visit.gettext("The date must be written as YYYY-MM-DD.")) from None
+        midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+        added_after = int(midnight.timestamp()) * 1_000_000 - 1
+    after = params.get("after") or None
+    if after is not None and not after.isdigit():
+        raise BadRequest(visit.gettext("The page position is not valid."))
+    level = TlpLevel.from_token(tlp) if tlp and tlp != NO_TLP else None
+    return Criteria(
+        types=(kind,) if kind else (), tlp=level.token if level is not None else tlp,
+        producer=params.get("producer") or None, added_after=added_after,
+        after=int(after) if after is not None else None, limit=PAGE_SIZE,
+    )
+
+
+def browse_page(visit: Visit) -> Response:
+    collections = readable_collections(visit.node, visit.principal)
+    if not collections:
+        return visit.render("browse.html", collections=[], listing=None, criteria=None, chosen=None,
+                            tlp_choices=TLP_CHOICES, params={})
+    ref = visit.request.query_params.get("collection")
+    collection = find_readable(visit.node, visit.principal, ref) if ref else collections[0]
+    criteria = _criteria(visit)
+    listing = browse(visit.node, visit.principal, collection, criteria)
+    params = {key: value for key, value in visit.request.query_params.items() if value and key != "after"}
+    params["collection"] = collection.alias or collection.id
+    return visit.render(
+        "browse.html", collections=collections, listing=listing, criteria=criteria, chosen=collection,
+        tlp_choices=TLP_CHOICES, params=params, no_tlp=NO_TLP,
+    )

@@ -1,0 +1,157 @@
+"""How every console page runs: who is signed in, in which language, CSRF on forms, and errors.
+
+A page is a plain function ``handler(visit) -> Response`` wrapped by :func:`page`; it runs in the
+server's thread pool (pages read the store). The wrapper resolves the session cookie to a
+:class:`~kizuna.core.sessions.Session` (its token's principal), picks the language, reads and checks
+a POST form's CSRF value before the handler sees it, and renders every refusal as a console page: an
+object the reader may not see is the same 404 page as one that does not exist.
+"""
+
+from __future__ import annotations
+
+import secrets
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from kizuna.core.errors import BadRequest, KizunaError, NotFound, PayloadTooLarge
+from kizuna.core.node import Node
+from kizuna.core.principal import Principal
+from kizuna.core.sessions import Session, session_of
+from kizuna.taxii.http import read_body
+from kizuna.web.i18n import negotiate, supported, translations
+from kizuna.web.render import render_page
+from kizuna.web.security import LANGUAGE_COOKIE, PRE_SESSION_COOKIE, SESSION_COOKIE, protect, set_cookie
+
+FORM_LIMIT = 64 * 1024  # console forms are small; a bigger body is refused before it is read
+SIGN_IN_PATH = "/console/sign-in"
+
+
+class CsrfRefused(KizunaError):
+    status = 403
+    title = "Forbidden"
+
+
+@dataclass
+class Visit:
+    """One request to a console page, as the handler sees it."""
+
+    request: Request
+    node: Node
+    session: Session | None
+    language: str
+    csrf: str  # the value this visit's forms carry back
+    form: dict[str, str] = field(default_factory=dict)
+    #: Cookies to set on whatever response the page returns: (name, value, max_age).
+    cookies: list[tuple[str, str, int | None]] = field(default_factory=list)
+
+    @property
+    def principal(self) -> Principal:
+        assert self.session is not None, "a page that reads needs page(signed_in=True)"
+        return self.session.principal
+
+    def gettext(self, message: str, **values: Any) -> str:
+        text = translations(self.language).gettext(message)
+        return text % values if values else text
+
+    def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+        values.update(visit=self, csrf=self.csrf, signed_in=self.session is not None,
+                      path=self.request.url.path, query=self.request.url.query)
+        return HTMLResponse(render_page(self.language, template, values), status_code=status)
+
+    def redirect(self, location: str) -> RedirectResponse:
+        return RedirectResponse(location, status_code=303)
+
+
+Handler = Callable[[Visit], Response]
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in or switching language: only a console path on this node."""
+    if not target or not target.startswith("/console/") or target.startswith("//") or "\\" in target:
+        return "/console/"
+    return target
+
+
+def page(handler: Handler, signed_in: bool = True) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a page handler (see the module docstring); ``signed_in=False`` for the sign-in page."""
+
+    async def run(request: Request) -> Response:
+        node: Node = request.app.state.node
+        cookie = request.cookies.get(SESSION_COOKIE)
+        session = await run_in_threadpool(session_of, node.store, cookie) if cookie else None
+        language = (
+            (session.language if session else None) or supported(request.cookies.get(LANGUAGE_COOKIE))
+            or negotiate(request.headers.get("accept-language"))
+        )
+        pre = request.cookies.get(PRE_SESSION_COOKIE)
+        new_pre = None
+        if session is None and not pre:
+            pre = new_pre = secrets.token_urlsafe(32)
+        visit = Visit(request, node, session, language, session.csrf_secret if session else pre or "")
+        try:
+            if request.method == "POST":
+                visit.form = await _read_form(request)
+                presented = visit.form.get("csrf")
+                valid = session.csrf_matches(presented) if session else (
+                    new_pre is None and presented is not None and secrets.compare_digest(presented, pre or "")
+                )
+                if not valid:
+                    raise CsrfRefused("the form's security token is missing or out of date")
+            if signed_in and session is None:
+                if request.method != "GET":
+                    raise CsrfRefused("sign in first")
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                response: Response = visit.redirect(f"{SIGN_IN_PATH}?next={urllib.parse.quote(target)}")
+            else:
+                response = await run_in_threadpool(handler, visit)
+        except KizunaError as exc:
+            response = error_page(visit, exc)
+        if cookie and session is None:
+            response.delete_cookie(SESSION_COOKIE, path="/")  # expired or ended elsewhere
+        if new_pre:
+            set_cookie(response, request, PRE_SESSION_COOKIE, new_pre)
+        for name, value, max_age in visit.cookies:
+            set_cookie(response, request, name, value, max_age)
+        response.headers["Cache-Control"] = "no-store"  # pages show what one principal may see
+        return protect(response)
+
+    return run
+
+
+def error_page(visit: Visit, exc: KizunaError) -> Response:
+    """The console's refusal pages. A 404 never says why: hidden and absent look the same."""
+    if isinstance(exc, NotFound):
+        return visit.render("error.html", 404, code=404, reason="not-found")
+    if isinstance(exc, CsrfRefused):
+        return visit.render("error.html", 403, code=403, reason="csrf")
+    return visit.render("error.html", exc.status, code=exc.status, reason="bad-request", detail=exc.description)
+
+
+async def not_found(request: Request) -> Response:
+    """Every other path under /console/: the same 404 page."""
+    return await page(_raise_not_found, signed_in=False)(request)
+
+
+def _raise_not_found(visit: Visit) -> Response:
+    raise NotFound("no such page")
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return {}  # not a console form: it carries no CSRF value either, so it is refused with 403
+    try:
+        body = await read_body(request, FORM_LIMIT)
+    except PayloadTooLarge:
+        raise BadRequest("the form is too large") from None
+    try:
+        pairs = urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise BadRequest("the form is not UTF-8") from None
+    return dict(pairs)

@@ -1,0 +1,48 @@
+"""Every console route, in one list that ``kizuna.app`` mounts before the TAXII routes (whose
+``/{api_root}/`` would otherwise catch ``/console/``).
+
+A new page: write ``handler(visit) -> Response`` in its own module, add a ``Route`` here wrapped in
+:func:`~kizuna.web.page.page` (see docs/web.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from kizuna.core.node import Node
+from kizuna.web import auth, browse, objects
+from kizuna.web.page import not_found, page
+from kizuna.web.security import ConsoleStatic, protect
+
+STATIC = Path(__file__).parent / "static"
+
+
+def console_routes() -> list[BaseRoute]:
+    return [
+        Route("/", page(browse.browse_page), methods=["GET"]),
+        Route("/sign-in", page(auth.sign_in_page, signed_in=False), methods=["GET"]),
+        Route("/sign-in", page(auth.sign_in_submit, signed_in=False), methods=["POST"]),
+        Route("/sign-out", page(auth.sign_out_submit, signed_in=False), methods=["POST"]),
+        Route("/language", page(auth.language_submit, signed_in=False), methods=["POST"]),
+        Route("/browse", page(browse.browse_page), methods=["GET"]),
+        Route("/objects/{object_id}", page(objects.object_page), methods=["GET"]),
+        Route("/objects/{object_id}/stix.json", page(objects.download), methods=["GET"]),
+        Mount("/static", app=ConsoleStatic(directory=STATIC), name="static"),
+        Route("/{rest:path}", not_found),
+    ]
+
+
+async def _to_console(request: Request) -> Response:
+    return protect(RedirectResponse("/console/", status_code=307))
+
+
+def web_routes(node: Node) -> list[BaseRoute]:
+    """The console under /console/ (every response with the security headers) and / redirecting to it."""
+    return [
+        Route("/", _to_console, methods=["GET", "HEAD"]),
+        Mount("/console", routes=console_routes()),
+    ]
