@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from kizuna.core.audit import pack_served
+from kizuna.core.audit import pack_served, tlp_counts
 from kizuna.core.browse import _NAME_FIELDS, Acting, _producer_names
 from kizuna.core.errors import NotFound
 from kizuna.core.filters import Filters
@@ -206,6 +206,7 @@ def browse(node: Node, principal: Principal, collection: Collection, criteria: C
     listing.producer_names = _producer_names(node, acting, collection, set(listing.producers))
     node.audit.record("egress", principal.key, {
         "collection": collection.id, "endpoint": "console-browse",
+        "tlp": tlp_counts(e.row for e in listing.entries),
         "served": pack_served([e.row.stix_id for e in listing.entries], [e.row.version for e in listing.entries]),
     })
     return listing

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from kizuna.core.audit import pack_served
+from kizuna.core.audit import pack_served, tlp_counts
 from kizuna.core.errors import NotFound
 from kizuna.core.filters import Endpoint, Filters, is_stix_id
 from kizuna.core.listing import Budget, Walk, display_name, readable_collections, scan
@@ -76,7 +76,7 @@ def _related(node: Node, viewer: Viewer, object_id: str, view: ObjectView) -> No
     view.complete = walk.complete
     # The relationships and sightings leave the node on this page: one egress record names them.
     node.audit.record("egress", viewer.principal.key, {
-        "collection": viewer.collection.id, "endpoint": "console-related",
+        "collection": viewer.collection.id, "endpoint": "console-related", "tlp": tlp_counts(shown),
         "served": pack_served([row.stix_id for row in shown], [row.version for row in shown]),
     })
     wanted = {obj.get(ref) for obj in view.relationships for ref in ("source_ref", "target_ref")}
