@@ -327,7 +327,7 @@ def test_existing_versions_are_indexed_by_the_migration(store_url: str, tmp_path
             cur.execute("DELETE FROM schema_migrations WHERE version = 11")
             cur.execute("DROP TABLE search_text")
             cur.execute("DROP TABLE search_pairs")
-        assert node.store.migrate() == 11
+        assert node.store.migrate() == node.store.schema_versions()[1]  # back at the newest step
         assert [hit.id for hit in node.search(NODE_ADMIN, "backfilled").hits] == [indicator["id"]]
     finally:
         node.close()
