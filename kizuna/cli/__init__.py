@@ -17,6 +17,7 @@ from kizuna.cli import (
     audit,
     dashboard,
     demo,
+    feeds,
     match,
     metrics,
     node,
@@ -46,7 +47,7 @@ def cli(ctx: click.Context, data: str | None) -> None:
 
 
 for _module in (node, tokens, objects, search, transfer, policy, audit, partners, match, demo, metrics,
-                dashboard):
+                dashboard, feeds):
     _module.register(cli)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -24,18 +24,14 @@ from kizuna.core import browse
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.formats.base import ConversionReport, FormatError
-from kizuna.formats.blocklists import BLOCKLIST_KINDS, write_blocklist
-from kizuna.formats.csv_out import write_csv
+from kizuna.formats.blocklists import BLOCKLIST_KINDS
+from kizuna.formats.feed_build import DEFAULT_RPZ_ORIGIN, feed_lines
 from kizuna.formats.feeds import FeedOptions
 from kizuna.formats.misp_feed import write_misp_feed
-from kizuna.formats.rpz import write_rpz
-from kizuna.formats.suricata import write_suricata
-from kizuna.formats.zeek_intel import write_zeek_intel
 from kizuna.policy.tlp import TlpLevel
 from kizuna.store.base import Collection
 
 EXPORT_FORMATS: Final = ("stix", "misp", "misp-feed", "csv", "txt", "rpz", "zeek", "suricata")
-_FEEDS: Final = ("csv", "txt", "rpz", "zeek", "suricata")
 _LEVELS: Final = ("clear", "green", "amber", "amber+strict", "red")
 
 
@@ -74,18 +70,6 @@ def _stix(run: _Export, stream: IO[bytes], to_terminal: bool) -> int:
     return written + 4
 
 
-def _feed_lines(fmt: str, objects: Iterator[bytes], options: FeedOptions, report: ConversionReport,
-                kind: str, rpz_origin: str) -> Iterator[str]:
-    writers: dict[str, Callable[[], Iterator[str]]] = {
-        "csv": lambda: write_csv(objects, options=options, report=report),
-        "txt": lambda: write_blocklist(objects, kind, options=options, report=report),
-        "rpz": lambda: write_rpz(objects, rpz_origin, options=options, report=report),
-        "zeek": lambda: write_zeek_intel(objects, options=options, report=report),
-        "suricata": lambda: write_suricata(objects, options=options, report=report),
-    }
-    return writers[fmt]()
-
-
 def _org_of(node: Node) -> dict[str, str] | None:
     identity = node.identity()
     if not identity.get("id"):
@@ -121,7 +105,7 @@ def _misp_objects(run: _Export) -> list[dict[str, Any]]:
               help="txt: which IOCs the blocklist holds.")
 @click.option("--include-warninglisted", is_flag=True,
               help="Feeds: include indicators flagged as on a MISP warninglist (left out by default).")
-@click.option("--rpz-origin", default="rpz.kizuna.invalid", show_default=True, metavar="ZONE",
+@click.option("--rpz-origin", default=DEFAULT_RPZ_ORIGIN, show_default=True, metavar="ZONE",
               help="rpz: the zone's origin, as your resolver's response-policy statement names it.")
 @click.option("--info", default="Kizuna export", show_default=True, help="misp, misp-feed: the event's title.")
 @quiet_option
@@ -173,7 +157,7 @@ def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, 
                     options = FeedOptions(tlp_ceiling=TlpLevel.from_token(tlp_max) if tlp_max else None,
                                           min_confidence=min_confidence, include_flagged=include_warninglisted)
                     with run.progress(enabled=output is not None) as progress:
-                        for line in _feed_lines(fmt, run.bodies(progress, latest_only=True), options, report,
+                        for line in feed_lines(fmt, run.bodies(progress, latest_only=True), options, report,
                                                 kind, rpz_origin):
                             data = line.encode("utf-8")
                             stream.write(data)

@@ -40,6 +40,13 @@ class ConversionReport:
     losses: list[Loss] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Feeds: the earliest instant (µs) after which the output changes by the clock alone (an
+    #: indicator's valid_from still to come, or the valid_until of one included); None: never.
+    next_change: int | None = None
+
+    def note_change_at(self, micros: int) -> None:
+        if self.next_change is None or micros < self.next_change:
+            self.next_change = micros
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -113,6 +113,12 @@ def _is_before(stamp: Any, now: int, now_second: str) -> bool | None:
     return None if micros is None else micros < now
 
 
+def _note_change(report: ConversionReport, stamp: Any) -> None:
+    micros = _micros(stamp)
+    if micros is not None:
+        report.note_change_at(micros)
+
+
 def select(
     objects: Iterable[dict[str, Any] | bytes | str], options: FeedOptions, report: ConversionReport | None = None,
     kinds: Collection[str] | None = None, skip_unparsed: bool = True,
@@ -163,7 +169,11 @@ def select(
             if _is_before(valid_from, later, now_second) is False or (
                     valid_until is not None and _is_before(valid_until, later, now_second) is not False):
                 skipped["outside its validity window"] += 1
+                if report is not None and _is_before(valid_from, later, now_second) is False:
+                    _note_change(report, valid_from)  # it enters the feed then
                 continue
+            if report is not None and valid_until is not None:
+                _note_change(report, valid_until)  # it leaves the feed then
         if ceiling is not None:
             level = _tlp_of(obj, unmarked)
             if level is not None and level > ceiling:

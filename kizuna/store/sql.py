@@ -35,6 +35,7 @@ from kizuna.store.base import (
     VersionRow,
     VersionSelector,
 )
+from kizuna.store.feed_rows import FeedRows
 from kizuna.store.search_index import SearchIndex
 from kizuna.store.sessions import SessionRows
 from kizuna.store.view_edges import Edges, Shape, edges
@@ -80,7 +81,7 @@ def _edges_by_version(known: dict[int, _Held]) -> dict[int, Edges]:
     return dict(zip(order, edges([known[version].shape for version in order]), strict=True))
 
 
-class SqlStore(SessionRows, abc.ABC):
+class SqlStore(SessionRows, FeedRows, abc.ABC):
     url: str
     #: The backend's full-text search index (store/search_index.py).
     search_index: SearchIndex

@@ -126,6 +126,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE fed_status ADD COLUMN last_run TEXT
         """,
     ),
+    # Step 9: named feed definitions served at /feeds/<name>.<ext> (kizuna/formats/feed_routes.py); a
+    # definition's revision changes with every edit, so the feeds' validators (ETags) change with it.
+    (
+        9,
+        """
+        CREATE TABLE feeds (
+            name TEXT PRIMARY KEY, format TEXT NOT NULL, api_root TEXT NOT NULL, collection_id TEXT NOT NULL,
+            options TEXT NOT NULL, created_at BIGINT NOT NULL, revision BIGINT NOT NULL)
+        """,
+    ),
     # Step 11: the full-text search index, one row per stored version, and its pairs of letters for
     # two-character words (store/search_index.py); existing versions are indexed by SearchIndex.backfill.
     (

@@ -1,0 +1,78 @@
+"""Writing a feed: the text of a blocklist, RPZ zone, Zeek Intel file, Suricata rules or CSV from the
+objects a principal may see. Shared by `kizuna export` and the feed endpoints, so a feed fetched over
+HTTP is byte for byte what `kizuna export --as-token-id` writes for the same token at the same instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+from kizuna.core.feeds import FeedDefinition
+from kizuna.core.principal import Principal
+from kizuna.formats.base import ConversionReport
+from kizuna.formats.blocklists import write_blocklist
+from kizuna.formats.csv_out import write_csv
+from kizuna.formats.feeds import FeedOptions
+from kizuna.formats.rpz import write_rpz
+from kizuna.formats.suricata import write_suricata
+from kizuna.formats.zeek_intel import write_zeek_intel
+from kizuna.policy.tlp import TlpLevel
+from kizuna.store.base import Collection
+
+DEFAULT_RPZ_ORIGIN: Final = "rpz.kizuna.invalid"
+#: What each feed format is served as. RPZ is a DNS master file (text/dns, RFC 4027).
+MEDIA_TYPES: Final = {
+    "txt": "text/plain; charset=utf-8", "rpz": "text/dns; charset=utf-8", "suricata": "text/plain; charset=utf-8",
+    "zeek": "text/plain; charset=utf-8", "csv": "text/csv; charset=utf-8",
+}
+
+
+def feed_lines(fmt: str, objects: Iterable[bytes], options: FeedOptions, report: ConversionReport,
+               kind: str = "ip", rpz_origin: str = DEFAULT_RPZ_ORIGIN) -> Iterator[str]:
+    """The lines of a ``fmt`` feed (csv, txt, rpz, zeek, suricata) of ``objects`` (stored JSON)."""
+    source = iter(objects)
+    writers: dict[str, Callable[[], Iterator[str]]] = {
+        "csv": lambda: write_csv(source, options=options, report=report),
+        "txt": lambda: write_blocklist(source, kind, options=options, report=report),
+        "rpz": lambda: write_rpz(source, rpz_origin, options=options, report=report),
+        "zeek": lambda: write_zeek_intel(source, options=options, report=report),
+        "suricata": lambda: write_suricata(source, options=options, report=report),
+    }
+    return writers[fmt]()
+
+
+def feed_options(feed: FeedDefinition) -> FeedOptions:
+    return FeedOptions(tlp_ceiling=TlpLevel.from_token(feed.tlp_ceiling) if feed.tlp_ceiling else None,
+                       min_confidence=feed.min_confidence, include_flagged=feed.include_warninglisted)
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltFeed:
+    body: bytes
+    etag: str  # strong validator: a digest of the body
+    report: ConversionReport
+
+
+def build_feed(node: Any, feed: FeedDefinition, collection: Collection, principal: Principal) -> BuiltFeed:
+    """The feed as ``principal`` receives it now. The objects come from `Node.export_objects`, which
+    reads through the visibility check and audits what leaves as egress, page by page."""
+    report = ConversionReport(feed.format)
+    objects = node.export_objects(collection, principal, latest_only=True)
+    lines = feed_lines(feed.format, objects, feed_options(feed), report, feed.kind or "ip",
+                       feed.rpz_origin or DEFAULT_RPZ_ORIGIN)
+    digest = hashlib.sha256()
+    parts: list[str] = []
+    for line in lines:
+        parts.append(line)
+        if not _carries_build_time(line):
+            digest.update(line.encode("utf-8"))
+    return BuiltFeed("".join(parts).encode("utf-8"), '"' + digest.hexdigest()[:40] + '"', report)
+
+
+def _carries_build_time(line: str) -> bool:
+    """The lines that say when a list was written (a blocklist's "as of" comment, an RPZ zone's SOA
+    serial) stay out of the validator, so an unchanged list keeps its ETag from one build to the next."""
+    return line.startswith("# Kizuna ") or " IN SOA " in line
