@@ -14,6 +14,9 @@ reported and fetched again at the next run: the manifest's validators are kept o
 which every listed event was read.  An event that was served but cannot be used (not JSON, not a MISP
 event, refused by the converter) is quarantined with its bytes and its timestamp is remembered, so it
 is not fetched again until the feed changes it, like a poison object in a TAXII pull.
+
+An event that was read and is no longer listed is recalled (`MispFeedPoller._withdraw`), like a
+deletion a Kizuna partner announces in its tombstones.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ MANIFEST = "manifest.json"
 MANIFEST_CURSOR = "misp-manifest"
 EVENT_CURSOR = "misp-event"
 #: Event uuids become file names and URL paths: nothing but a canonical uuid is ever requested.
+#: What an event brings that other events of the same feed share: never recalled with one event.
+_SHARED_TYPES = ("identity", "marking-definition", "extension-definition")
 _EVENT_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -209,6 +214,9 @@ class MispFeedPoller:
                     continue
                 complete = self._event(feed, partner, local, event_uuid, stamp, counts, notes) and complete
                 self.after_event()
+            for event_uuid in sorted(set(seen) - set(listed)):
+                self._withdraw(partner, local, event_uuid, counts, notes)
+                self.after_event()
             if complete:
                 self.state.save_cursor(manifest_key, orjson.dumps(answer.validators).decode())
         finally:
@@ -223,6 +231,23 @@ class MispFeedPoller:
                 if stamp is not None:
                     found[key.remote_collection] = stamp
         return found
+
+    def _withdraw(self, partner: PartnerConfig, local: Collection, event_uuid: str, counts: dict[str, Any],
+                  notes: list[str]) -> None:
+        """An event gone from the manifest (deleted or unpublished at the source) is recalled here: the
+        versions it brought are deleted as a TAXII partner's tombstones would delete them, and kept as
+        recalled copies so the nodes that pulled them from this one are told in turn.  The identities and
+        marking definitions an event brought stay: other events of the feed refer to the same ones."""
+        source = Source(partner.name, f"misp-event:{event_uuid}")
+        wanted = self.state.received_from(local.pk, source, _SHARED_TYPES)
+        key = CursorKey(partner.name, EVENT_CURSOR, local.id, event_uuid)
+        # No timestamp in the cursor: the event counts as never read, so it is fetched again if it returns.
+        removed = self.state.withdraw_received(self.node, local.pk, wanted, frozenset({partner.name}), key,
+                                               orjson.dumps({"removed": True}).decode())
+        counts["withdrawn_events"] += 1
+        counts["recalled"] += removed
+        notes.append(f"{partner.name}: event {event_uuid} is no longer in the feed; {removed} version(s) it "
+                     "brought were recalled")
 
     def _event(self, feed: HttpFeed | DirectoryFeed, partner: PartnerConfig, local: Collection, event_uuid: str,
                stamp: int, counts: dict[str, Any], notes: list[str]) -> bool:
@@ -272,7 +297,8 @@ def new_counts(local: Collection) -> dict[str, Any]:
     """The per-run account of a feed, as it appears in the run report's ``mappings``."""
     return {"direction": "misp-feed", "local": local.id, "remote": "manifest.json", "manifest": None,
             "requests": 0, "listed": 0, "fetched": 0, "imported": 0, "failed": [], "losses": 0, "added": 0,
-            "duplicates": 0, "quarantined": 0, "redacted_copies": 0, "upgraded": 0, "normalised": 0}
+            "duplicates": 0, "quarantined": 0, "redacted_copies": 0, "upgraded": 0, "normalised": 0,
+            "withdrawn_events": 0, "recalled": 0}
 
 
 __all__ = ["ConvertedEvent", "MispConverter", "MispFeedPoller", "feed_directory", "new_counts"]

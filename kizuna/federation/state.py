@@ -359,6 +359,21 @@ class FederationState:
                     found[(stix_id, int(version))] = Provenance(partner, remote, int(at))
         return found
 
+    def received_from(self, collection_pk: int, source: Source, skip_types: Sequence[str] = ()) -> dict[str, set[int]]:
+        """The versions (id -> version µs) whose provenance is exactly ``source``, but those of ``skip_types``."""
+        found: dict[str, set[int]] = {}
+        with self._read() as cur:
+            cur.execute(
+                "SELECT p.stix_id, p.version, o.type FROM fed_provenance p JOIN objects o ON o.collection_pk = "
+                "p.collection_pk AND o.stix_id = p.stix_id AND o.version = p.version "
+                "WHERE p.collection_pk = ? AND p.partner = ? AND p.remote_collection = ?",
+                (collection_pk, source.partner, source.remote_collection),
+            )
+            for stix_id, version, stix_type in cur.fetchall():
+                if stix_type not in skip_types:
+                    found.setdefault(str(stix_id), set()).add(int(version))
+        return found
+
     def versions_after(self, collection_pk: int, after: int | None, content_only: bool = False) -> int:
         """How many versions the collection holds after ``date_added`` ``after`` (all when None);
         ``content_only`` leaves out marking and extension definitions."""

@@ -201,6 +201,43 @@ def test_a_misp_feed_partner_imports_incrementally_with_markings_and_provenance(
         server.close()
 
 
+def test_an_event_gone_from_the_feed_is_recalled_and_comes_back_when_listed_again(
+    tmp_path: Path, store_url: str,
+) -> None:
+    feed_dir = tmp_path / "feed"
+    kept, gone = _uuid(EVENTS[0]), _uuid(EVENTS[2])
+    write_misp_feed([_event(EVENTS[0]), _event(EVENTS[2])], feed_dir)
+    node = make_fed_node(tmp_path, "UK", "GBR", store_url=store_url)
+    node.cli_json("partners", "add", "CIRCL", "--misp-feed", str(feed_dir), "--collection", "shared")
+    assert _feed_run(sync(node), "CIRCL")["events"] == 2
+    brought = node.sql("SELECT p.stix_id, o.type FROM fed_provenance p JOIN objects o ON o.collection_pk = "
+                       "p.collection_pk AND o.stix_id = p.stix_id AND o.version = p.version "
+                       "WHERE p.remote_collection = ?", (f"misp-event:{gone}",))
+    content = {stix_id for stix_id, kind in brought if kind not in ("identity", "marking-definition",
+                                                                    "extension-definition")}
+    assert f"report--{gone}" in content and len(content) > 1
+
+    manifest = json.loads((feed_dir / MANIFEST).read_text())
+    listed = dict(manifest)
+    del manifest[gone]  # the producer deleted or unpublished the event
+    (feed_dir / MANIFEST).write_text(json.dumps(manifest))
+    run = _feed_run(sync(node), "CIRCL")
+    counts = run["mappings"][0]
+    assert run["error"] is None and (counts["withdrawn_events"], counts["recalled"]) == (1, len(content))
+    assert any(gone in note and "recalled" in note for note in run["notes"])
+    stored = _stored(node)
+    assert not content & set(stored) and f"report--{kept}" in stored
+    assert {stix_id for stix_id, kind in brought if kind == "identity"} <= set(stored)  # shared by other events
+    # Kept as recalled copies: a node pulling from this one learns of the recall from its tombstones.
+    recalled = node.sql("SELECT DISTINCT stix_id FROM fed_withdrawn WHERE reason = 'recalled'")
+    assert {row[0] for row in recalled} == content
+    assert _feed_run(sync(node), "CIRCL")["mappings"][0]["withdrawn_events"] == 0  # recalled once only
+
+    (feed_dir / MANIFEST).write_text(json.dumps(listed))  # the event is published again
+    run = _feed_run(sync(node), "CIRCL")
+    assert run["events"] == 1 and f"report--{gone}" in _stored(node)
+
+
 def test_a_dead_feed_fails_alone_by_hand_and_in_the_worker(tmp_path: Path, store_url: str) -> None:
     feed_dir = tmp_path / "feed"
     write_misp_feed([_event(EVENTS[0])], feed_dir)
