@@ -132,11 +132,17 @@ def policy_org(ctx: click.Context, organisation: str, communities: tuple[str, ..
                client_of: tuple[str, ...], as_json: bool) -> None:
     """Set an organisation's communities and patrons (unset options keep their value)."""
 
-    groups = node_of(ctx).set_organisation_groups(organisation, split_values(communities), split_values(client_of))
+    node = node_of(ctx)
+    groups = node.set_organisation_groups(organisation, split_values(communities), split_values(client_of))
+
+    def name(org_id: str) -> str:  # listings name organisations; --json keeps their ids
+        found = node.store.get_organisation(org_id)
+        return found.name if found is not None else org_id
+
     emit(as_json, {"organisation": groups.organisation_id, "communities": list(groups.communities),
                     "client_of": list(groups.client_of)},
-          f"{groups.organisation_id}: communities {', '.join(groups.communities) or '-'}; "
-          f"client of {', '.join(groups.client_of) or '-'}")
+          f"{name(groups.organisation_id)}: communities {', '.join(groups.communities) or '-'}; "
+          f"client of {', '.join(name(o) for o in groups.client_of) or '-'}")
 
 
 @policy.command("options")

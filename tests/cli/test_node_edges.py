@@ -187,6 +187,15 @@ def test_agreements_list_names_the_partner_organisation(sqlite_node: Path) -> No
     assert "uk-jp  v1  JPCERT/CC" in text and org["id"] in text
 
 
+def test_policy_org_names_the_organisations_it_groups(sqlite_node: Path) -> None:
+    partner = kizuna_json(sqlite_node, "orgs", "create", "NISC", "--country", "JPN")
+    patron = kizuna_json(sqlite_node, "orgs", "create", "MOD JP", "--country", "JPN")
+    text = kizuna(sqlite_node, "policy", "org", "NISC", "--community", "pact", "--client-of", "MOD JP").stdout
+    assert text.strip() == "NISC: communities pact; client of MOD JP"
+    grouped = kizuna_json(sqlite_node, "policy", "org", "NISC")
+    assert (grouped["organisation"], grouped["client_of"]) == (partner["id"], [patron["id"]])
+
+
 def test_the_own_organisation_switch_is_a_documented_flag(sqlite_node: Path) -> None:
     key = "home_organisation_sees_everything"
     assert kizuna_json(sqlite_node, "policy", "options")[key] is True
