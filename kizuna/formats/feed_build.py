@@ -64,12 +64,13 @@ def build_feed(node: Any, feed: FeedDefinition, collection: Collection, principa
     lines = feed_lines(feed.format, objects, feed_options(feed), report, feed.kind or "ip",
                        feed.rpz_origin or DEFAULT_RPZ_ORIGIN)
     digest = hashlib.sha256()
-    parts: list[str] = []
+    body = bytearray()  # bytes as they are written: no list of a million str objects beside the text
     for line in lines:
-        parts.append(line)
+        data = line.encode("utf-8")
+        body += data
         if not _carries_build_time(line):
-            digest.update(line.encode("utf-8"))
-    return BuiltFeed("".join(parts).encode("utf-8"), '"' + digest.hexdigest()[:40] + '"', report)
+            digest.update(data)
+    return BuiltFeed(bytes(body), '"' + digest.hexdigest()[:40] + '"', report)
 
 
 def _carries_build_time(line: str) -> bool:

@@ -13,7 +13,7 @@ from kizuna.policy.tlp import TlpLevel
 from kizuna.web.page import Visit
 
 PAGE_SIZE = 50
-_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,249}$")
+TYPE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,249}$")
 #: The TLP filter's choices, least restrictive first; the labels stay untranslated.
 TLP_CHOICES = [(level.token, level.label) for level in TlpLevel]
 
@@ -21,7 +21,7 @@ TLP_CHOICES = [(level.token, level.label) for level in TlpLevel]
 def _criteria(visit: Visit) -> Criteria:
     params = visit.request.query_params
     kind = params.get("type") or None
-    if kind is not None and not _TYPE.match(kind):
+    if kind is not None and not TYPE_PATTERN.match(kind):
         raise BadRequest(visit.gettext("Unknown object type."))
     tlp = params.get("tlp") or None
     if tlp is not None and tlp != NO_TLP and TlpLevel.from_token(tlp) is None:

@@ -31,8 +31,10 @@ def tlp_badge(level: TlpLevel | str | None) -> Markup:
     """A TLP label as a badge; the label itself is never translated (FIRST requires it)."""
     if level is None:
         return Markup("")
-    if isinstance(level, str):
-        found = LEVEL_BY_ANY_ID.get(level)
+    if isinstance(level, str):  # a marking id, or a label such as TLP:GREEN (search hits carry labels)
+        found = LEVEL_BY_ANY_ID.get(level)  # TLP:CLEAR is level 0: test for None, never for truth
+        if found is None and level.upper().startswith("TLP:"):
+            found = TlpLevel.from_token(level[4:])
         if found is None:
             return Markup("")
         level = found

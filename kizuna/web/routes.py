@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from kizuna.core.node import Node
-from kizuna.web import auth, browse, objects
+from kizuna.web import auth, browse, dashboard, objects, search
 from kizuna.web.page import not_found, page
 from kizuna.web.security import ConsoleStatic, protect
 
@@ -23,12 +23,13 @@ STATIC = Path(__file__).parent / "static"
 
 def console_routes() -> list[BaseRoute]:
     return [
-        Route("/", page(browse.browse_page), methods=["GET"]),
+        Route("/", page(dashboard.dashboard_page), methods=["GET"]),
         Route("/sign-in", page(auth.sign_in_page, signed_in=False), methods=["GET"]),
         Route("/sign-in", page(auth.sign_in_submit, signed_in=False), methods=["POST"]),
         Route("/sign-out", page(auth.sign_out_submit, signed_in=False), methods=["POST"]),
         Route("/language", page(auth.language_submit, signed_in=False), methods=["POST"]),
         Route("/browse", page(browse.browse_page), methods=["GET"]),
+        Route("/search", page(search.search_page), methods=["GET"]),
         Route("/objects/{object_id}", page(objects.object_page), methods=["GET"]),
         Route("/objects/{object_id}/stix.json", page(objects.download), methods=["GET"]),
         Mount("/static", app=ConsoleStatic(directory=STATIC), name="static"),

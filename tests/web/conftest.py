@@ -165,15 +165,19 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
-def signed_in(browser: Any, console: Console, who: str = "uk", javascript: bool = True, locale: str = "en-GB") -> Any:
-    """A page in a fresh browser context, signed in through the form as ``who``."""
+def signed_in(browser: Any, console: Console, who: str = "uk", javascript: bool = True, locale: str = "en-GB",
+              browse: bool = True) -> Any:
+    """A page in a fresh browser context, signed in through the form as ``who``, then on Browse
+    (``browse=False``: left on the dashboard, where signing in lands)."""
     context = browser.new_context(java_script_enabled=javascript, locale=locale,
                                   viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.goto(console.base + "/console/")
     page.fill("#token", console.tokens[who])
     page.locator("form.sign-in button[type=submit]").click()
-    page.wait_for_url(re.compile(r".*/console/$"))
+    page.wait_for_url(re.compile(r".*/console/$"))  # signing in lands on the dashboard
+    if browse:
+        page.goto(console.base + "/console/browse")
     return page
 
 

@@ -22,8 +22,11 @@ def _main_text(page: Any) -> str:
     return str(page.locator("main").inner_text())
 
 
-def test_sign_in_lands_on_browse_with_the_visible_objects(console: Console, browser: Any) -> None:
-    page = signed_in(browser, console)
+def test_sign_in_lands_on_the_dashboard_and_browse_shows_the_visible_objects(console: Console, browser: Any) -> None:
+    page = signed_in(browser, console, browse=False)
+    assert page.get_by_role("heading", name="Dashboard", exact=True).is_visible()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Browse").click()
+    page.wait_for_url(re.compile(r".*/console/browse$"))
     assert page.get_by_role("heading", name="Browse").is_visible()
     # The count is what the same token receives over TAXII (the node adds the TLP marking definitions).
     assert page.locator("#result-count").inner_text() == f"{console.taxii_count('uk')} objects"
@@ -36,7 +39,7 @@ def test_sign_in_lands_on_browse_with_the_visible_objects(console: Console, brow
 def test_japanese_ui_is_chosen_remembered_and_complete(console: Console, browser: Any) -> None:
     page = signed_in(browser, console)
     page.get_by_role("button", name="日本語").click()
-    page.wait_for_url(re.compile(r".*/console/$"))
+    page.wait_for_url(re.compile(r".*/console/browse$"))
     assert page.locator("html").get_attribute("lang") == "ja"
     assert page.get_by_role("heading", name="閲覧").is_visible()
     assert page.get_by_role("button", name="サインアウト").is_visible()

@@ -25,6 +25,7 @@ def test_the_demo_token_opens_a_console_with_the_demo_data(tmp_path: Path, brows
         page.fill("#token", token.group(1))
         page.locator("form.sign-in button[type=submit]").click()
         page.wait_for_url(re.compile(r".*/console/$"))
+        page.goto(server.base + "/console/browse")
         page.select_option("#f-collection", "attack-ics")
         page.get_by_role("button", name="Filter").click()
         page.wait_for_url(re.compile(r".*collection=attack-ics"))
