@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import NamedTuple
 
 from starlette.responses import Response
 
@@ -18,7 +19,16 @@ TYPE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,249}$")
 TLP_CHOICES = [(level.token, level.label) for level in TlpLevel]
 
 
-def _criteria(visit: Visit) -> Criteria:
+class Narrowing(NamedTuple):
+    """The filters Browse and Search share, checked: a type, a TLP token or "none", midnight (µs) of a day."""
+
+    kind: str | None
+    tlp: str | None
+    since: int | None
+
+
+def narrowing(visit: Visit) -> Narrowing:
+    """The ``type``, ``tlp`` and ``since`` query parameters, or a translated 400 saying which is wrong."""
     params = visit.request.query_params
     kind = params.get("type") or None
     if kind is not None and not TYPE_PATTERN.match(kind):
@@ -27,14 +37,20 @@ def _criteria(visit: Visit) -> Criteria:
     if tlp is not None and tlp != NO_TLP and TlpLevel.from_token(tlp) is None:
         raise BadRequest(visit.gettext("Unknown TLP level."))
     since = params.get("since") or None
-    added_after = None
+    midnight = None
     if since is not None:
         try:
             day = dt.date.fromisoformat(since)
         except ValueError:
             raise BadRequest(visit.gettext("The date must be written as YYYY-MM-DD.")) from None
-        midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-        added_after = int(midnight.timestamp()) * 1_000_000 - 1
+        midnight = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 1_000_000
+    return Narrowing(kind, tlp, midnight)
+
+
+def _criteria(visit: Visit) -> Criteria:
+    params = visit.request.query_params
+    kind, tlp, since = narrowing(visit)
+    added_after = since - 1 if since is not None else None
     after = params.get("after") or None
     if after is not None and not after.isdigit():
         raise BadRequest(visit.gettext("The page position is not valid."))

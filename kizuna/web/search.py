@@ -7,16 +7,14 @@ narrow the copy the reader sees (collection, type, TLP, added since).
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from starlette.responses import Response
 
-from kizuna.core.errors import BadRequest
 from kizuna.core.listing import readable_collections
 from kizuna.core.search import NO_TLP, SearchFilters
 from kizuna.stix.search_text import MAX_QUERY_CHARS, MAX_TERMS, MIN_TERM, query_terms
-from kizuna.web.browse import TLP_CHOICES, TYPE_PATTERN
+from kizuna.web.browse import TLP_CHOICES, narrowing
 from kizuna.web.page import Visit
 
 PAGE_SIZE = 25
@@ -26,24 +24,10 @@ TYPE_CHOICES = ("indicator", "report", "malware", "threat-actor", "intrusion-set
 
 
 def _filters(visit: Visit) -> SearchFilters:
-    params = visit.request.query_params
-    kind = params.get("type") or None
-    if kind is not None and not TYPE_PATTERN.match(kind):
-        raise BadRequest(visit.gettext("Unknown object type."))
-    tlp = params.get("tlp") or None
-    if tlp is not None and tlp != NO_TLP and tlp not in dict(TLP_CHOICES):
-        raise BadRequest(visit.gettext("Unknown TLP level."))
-    added_from = None
-    since = params.get("since") or None
-    if since is not None:
-        try:
-            day = dt.date.fromisoformat(since)
-        except ValueError:
-            raise BadRequest(visit.gettext("The date must be written as YYYY-MM-DD.")) from None
-        added_from = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 1_000_000
-    collection = params.get("collection") or None
+    kind, tlp, since = narrowing(visit)
+    collection = visit.request.query_params.get("collection") or None
     return SearchFilters(collections=(collection,) if collection else (), types=(kind,) if kind else (),
-                         tlp=(tlp,) if tlp else (), added_from=added_from)
+                         tlp=(tlp,) if tlp else (), added_from=since)
 
 
 def search_page(visit: Visit) -> Response:
