@@ -130,3 +130,16 @@ def test_the_amber_strict_object_is_found_by_its_organisation_only(searchable: C
 def test_bad_search_input_is_a_page_that_says_why(searchable: Console, query: str, status: int, message: str) -> None:
     answer = searchable.sign_in("uk").get(searchable.base + "/console/search?" + query)
     assert answer.status_code == status and message in answer.text and "Traceback" not in answer.text
+
+
+def test_on_postgresql_dashboard_and_search_show_each_organisation_its_own_view(pg_console: Console) -> None:
+    uk, jp = pg_console.sign_in("uk"), pg_console.sign_in("jp")
+    count = re.compile(r'id="result-count">\s*(.*?)\s*<', re.S)
+    found = uk.get(pg_console.base + "/console/search?q=Lantern")
+    assert "Operation Quiet Lantern" in found.text and count.search(found.text).group(1) == "1 result"  # type: ignore[union-attr]
+    hidden = jp.get(pg_console.base + "/console/search?q=Lantern")
+    assert "Operation Quiet Lantern" not in hidden.text and count.search(hidden.text).group(1) == "0 results"  # type: ignore[union-attr]
+    for session in (uk, jp):
+        home = session.get(pg_console.base + "/console/")
+        assert home.status_code == 200 and "Phishing domain of the Games ticket scam" in home.text
+        assert "Operation Quiet Lantern" not in home.text
