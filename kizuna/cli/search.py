@@ -89,7 +89,8 @@ def search(ctx: click.Context, words: str, as_token_id: str | None, as_org: str 
         return
     names = {c.id: c.alias or c.title for c in node.store.list_collections()}
     more = [f"More: repeat the command with --next {results.next}"] if results.next else []
-    emit(False, None, "\n".join([*_table(results.hits, names), f"{count} results as {acting.described}.", *more]))
+    noun = "result" if count == "1" else "results"
+    emit(False, None, "\n".join([*_table(results.hits, names), f"{count} {noun} as {acting.described}.", *more]))
 
 
 def register(group: click.Group) -> None:
