@@ -53,21 +53,27 @@ def presented_token(request: Request) -> str | None:
     return None
 
 
+async def authenticated(request: Request) -> Principal:
+    """The principal of the request's token; Unauthorized (401) without a valid one, and a failed
+    attempt recorded, as for every API endpoint."""
+    node: Node = request.app.state.node
+    token = presented_token(request)
+    principal = await run_in_threadpool(node.authenticate, token) if token else None
+    if principal is None:
+        if token:
+            client = request.client.host if request.client else None
+            await run_in_threadpool(node.record_auth_failure, token, request.url.path, client)
+        raise Unauthorized("send a Kizuna API token as 'Authorization: Bearer <token>'")
+    return principal
+
+
 def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """Negotiation, authentication and error rendering shared by every TAXII endpoint."""
 
     async def run(request: Request) -> Response:
         try:
             check_accept(request.headers.get("accept"))
-            node: Node = request.app.state.node
-            token = presented_token(request)
-            principal = await run_in_threadpool(node.authenticate, token) if token else None
-            if principal is None:
-                if token:
-                    client = request.client.host if request.client else None
-                    await run_in_threadpool(node.record_auth_failure, token, request.url.path, client)
-                raise Unauthorized("send a Kizuna API token as 'Authorization: Bearer <token>'")
-            return await handler(request, principal)
+            return await handler(request, await authenticated(request))
         except KizunaError as exc:
             return error_response(exc.status, exc.title, exc.description)
 

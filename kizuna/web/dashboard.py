@@ -56,7 +56,7 @@ class Chart:
     width: int
     height: int
     peak: int
-    levels: list[str]  # the TLP levels that occur, for the legend and the table's columns
+    levels: list[tuple[str, str]]  # (level, CSS class) of the levels that occur: the legend, the table's columns
     table: list[tuple[str, list[int], int]]  # (day, count per level, total)
 
 
@@ -83,7 +83,7 @@ def chart(counts: list[DayCount], since: str, days: int) -> Chart:
                 segments.append(Segment(level, _TLP_CLASS[level], value, round(top, 2), round(height, 2)))
         bars.append(Bar(day, day[5:], n * (BAR_WIDTH + BAR_GAP), sum(per_day[day].values()), segments))
     table = [(day, [per_day[day][level] for level in levels], sum(per_day[day].values())) for day in all_days]
-    return Chart(bars, days * (BAR_WIDTH + BAR_GAP), CHART_HEIGHT, peak, levels, table)
+    return Chart(bars, days * (BAR_WIDTH + BAR_GAP), CHART_HEIGHT, peak, [(lv, _TLP_CLASS[lv]) for lv in levels], table)
 
 
 def dashboard_page(visit: Visit) -> Response:
