@@ -237,3 +237,17 @@ def test_object_references_misp_stix_drops_are_reported() -> None:
     reported = {(loss.ref, loss.value) for loss in report.losses if loss.field == "object_reference"}
     for reference in pe["ObjectReference"]:
         assert (pe["uuid"], f'{reference["relationship_type"]} {reference["referenced_uuid"]}') in reported
+
+
+def test_indicators_built_during_conversion_are_checked_by_the_nodes_pattern_check() -> None:
+    """misp-stix's stix2 indicators ask the node's pattern check (one parse, not two), which still refuses."""
+    import stix2
+    from stix2.exceptions import InvalidValueError
+
+    import kizuna.formats.misp_in  # noqa: F401  (installs the check)
+
+    kept = stix2.Indicator(pattern="[ipv4-addr:value = '198.51.100.7']", pattern_type="stix",
+                           valid_from="2025-01-01T00:00:00Z")
+    assert kept.pattern == "[ipv4-addr:value = '198.51.100.7']"
+    with pytest.raises(InvalidValueError):
+        stix2.Indicator(pattern="[ipv4-addr:value = ]", pattern_type="stix", valid_from="2025-01-01T00:00:00Z")
