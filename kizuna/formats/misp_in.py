@@ -47,7 +47,7 @@ def _pattern_errors(pattern: str, stix_version: str = "2.1") -> list[str]:
     return [] if problem is None else [problem]
 
 
-stix2.v21.sdo.run_validator = _pattern_errors  # type: ignore[assignment]
+stix2.v21.sdo.run_validator = _pattern_errors
 
 FORMAT = "misp"
 #: Namespace of the uuids minted for galaxy clusters and sightings that come without one.
