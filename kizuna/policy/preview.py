@@ -75,26 +75,33 @@ class Verdict:
 
     def because(self) -> str:
         p = self.params
-        template = _REASONS.get(self.reason or "", "the node's policy does not release it to them")
-        return template.format(**p)
+        template = REASONS.get(self.reason or "", "the node's policy does not release it to them")
+        return template % dict(p)
 
 
-_REASONS: Final = {
-    "agreement_tlp_ceiling": "its agreement stops at {ceiling}",
-    "no_agreement_for_tlp": "no agreement releases {tlp} to it",
-    "producer_not_in_agreement": "its agreement does not cover objects of this producer",
-    "tlp_green_outside_community": "{tlp} is for the node's community and it is not a member",
-    "tlp_red_not_named": "{tlp} reaches only named recipients",
-    "not_a_recipient": "it is not on the recipients list",
-    "not_in_rel_to": "it is releasable only to {rel_to} and the partner is {country}",
-    "unknown_marking": "the node does not know marking {marking}",
-    "unenforced_marking": "marking {marking} has no rule this node enforces",
-    "unmarked_tlp": "unmarked objects count as {tlp}",
-    "collection_not_in_agreement": "its agreement does not cover collection {collection}",
-    "no_access": "no token of it reads {collections}",
-    "not_pushed": "none of {collections} is pushed to it",
-    "stops_at_recipient": "{tlp} from another producer stops at this node",
-    "all_parts_withheld": "every part of it is withheld from them",
+def N_(message: str) -> str:  # noqa: N802 - the conventional gettext marker name
+    """Marks a message for the console's catalog (extracted by Babel, translated where it is shown)."""
+    return message
+
+
+#: Why a partner will not receive a draft, by reason code: English here, translated by the console, which
+#: extracts these messages into its catalog (kizuna/web/babel.cfg). Placeholders are the verdict's params.
+REASONS: Final = {
+    "agreement_tlp_ceiling": N_("its agreement stops at %(ceiling)s"),
+    "no_agreement_for_tlp": N_("no agreement releases %(tlp)s to it"),
+    "producer_not_in_agreement": N_("its agreement does not cover objects of this producer"),
+    "tlp_green_outside_community": N_("%(tlp)s is for the node's community and it is not a member"),
+    "tlp_red_not_named": N_("%(tlp)s reaches only named recipients"),
+    "not_a_recipient": N_("it is not on the recipients list"),
+    "not_in_rel_to": N_("it is releasable only to %(rel_to)s and the partner is %(country)s"),
+    "unknown_marking": N_("the node does not know marking %(marking)s"),
+    "unenforced_marking": N_("marking %(marking)s has no rule this node enforces"),
+    "unmarked_tlp": N_("unmarked objects count as %(tlp)s"),
+    "collection_not_in_agreement": N_("its agreement does not cover collection %(collection)s"),
+    "no_access": N_("no token of it reads %(collections)s"),
+    "not_pushed": N_("none of %(collections)s is pushed to it"),
+    "stops_at_recipient": N_("%(tlp)s from another producer stops at this node"),
+    "all_parts_withheld": N_("every part of it is withheld from them"),
 }
 
 

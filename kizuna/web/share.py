@@ -18,33 +18,14 @@ from starlette.responses import JSONResponse, Response
 
 from kizuna.core.errors import Forbidden
 from kizuna.core.listing import readable_collections
-from kizuna.policy.preview import Verdict
+from kizuna.policy.preview import REASONS, Verdict
 from kizuna.policy.releasability import ISO3166_ALPHA3, build_rel_to_marking
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel
 from kizuna.stix.patterns import stix_pattern_problem
 from kizuna.stix.timestamps import format_timestamp, now_micros
 from kizuna.web.page import Visit
-from kizuna.web.vocab import N_
 
 LEVELS: Final = [(level.token, level.label) for level in TlpLevel]
-#: Why a partner will not receive the draft, by the policy's reason code (kizuna/policy/preview.py).
-REASONS: Final = {
-    "agreement_tlp_ceiling": N_("its agreement stops at %(ceiling)s"),
-    "no_agreement_for_tlp": N_("no agreement releases %(tlp)s to it"),
-    "producer_not_in_agreement": N_("its agreement does not cover objects of this producer"),
-    "tlp_green_outside_community": N_("%(tlp)s is for the node's community and it is not a member"),
-    "tlp_red_not_named": N_("%(tlp)s reaches only named recipients"),
-    "not_a_recipient": N_("it is not on the recipients list"),
-    "not_in_rel_to": N_("it is releasable only to %(rel_to)s and the partner is %(country)s"),
-    "unknown_marking": N_("the node does not know marking %(marking)s"),
-    "unenforced_marking": N_("marking %(marking)s has no rule this node enforces"),
-    "unmarked_tlp": N_("unmarked objects count as %(tlp)s"),
-    "collection_not_in_agreement": N_("its agreement does not cover collection %(collection)s"),
-    "no_access": N_("no token of it reads %(collections)s"),
-    "not_pushed": N_("none of %(collections)s is pushed to it"),
-    "stops_at_recipient": N_("%(tlp)s from another producer stops at this node"),
-    "all_parts_withheld": N_("every part of it is withheld from them"),
-}
 
 
 @dataclass

@@ -10,15 +10,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir, extract_from_file
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
+import kizuna.policy.preview
 import kizuna.web
 
 WEB = Path(kizuna.web.__file__).parent
 PO = WEB / "locale" / "ja" / "LC_MESSAGES" / "kizuna.po"
+POLICY_REASONS = Path(kizuna.policy.preview.__file__)
 MO = PO.with_suffix(".mo")
 GLOSSARY = Path(__file__).resolve().parents[2] / "docs" / "glossary-ja.md"
 _PLACEHOLDER = re.compile(r"%\([a-z_]+\)s")
@@ -36,6 +38,9 @@ def extracted_ids() -> set[str | tuple[str, ...]]:
     for _file, _line, message, _comments, _context in extract_from_dir(
         str(WEB), method_map, options_map, keywords=keywords
     ):
+        found.add(message if isinstance(message, str) else tuple(message))
+    # the policy's reasons for withholding a draft are English there and translated where shown
+    for _line, message, _comments, _context in extract_from_file("python", str(POLICY_REASONS), keywords=keywords):
         found.add(message if isinstance(message, str) else tuple(message))
     return found
 
