@@ -35,6 +35,7 @@ def console_routes() -> list[BaseRoute]:
         Route("/share/check", page(share.pattern_check), methods=["GET"]),
         Route("/objects/{object_id}", page(objects.object_page), methods=["GET"]),
         Route("/objects/{object_id}/stix.json", page(objects.download), methods=["GET"]),
+        Route("/objects/{object_id}/graph.json", page(objects.graph), methods=["GET"]),
         Mount("/static", app=ConsoleStatic(directory=STATIC), name="static"),
         Route("/{rest:path}", not_found),
     ]
