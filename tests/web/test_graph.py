@@ -16,10 +16,10 @@ from tests.conftest import kizuna
 from tests.web.conftest import CLEAR, Console, check_accessibility, shoot, signed_in
 
 
-@pytest.fixture(scope="module")
-def graphed(console: Console, tmp_path_factory: pytest.TempPathFactory) -> Console:
-    """Two hops from the indicator: the malware it indicates, then a campaign (TLP:CLEAR) and the
-    AMBER+STRICT threat actor, both using that malware through TLP:CLEAR relationships."""
+def add_graph_objects(console: Console, work: Path) -> Console:
+    """The console with more to graph. Two hops from the indicator: the malware it indicates, then a
+    campaign (TLP:CLEAR) and the AMBER+STRICT threat actor, both using that malware through TLP:CLEAR
+    relationships."""
     campaign, uses_secret, uses_campaign = (f"{kind}--{uuid.uuid4()}" for kind in
                                             ("campaign", "relationship", "relationship"))
     common = {"spec_version": "2.1", "created": "2026-11-02T09:00:00.000Z", "modified": "2026-11-02T09:00:00.000Z",
@@ -31,18 +31,32 @@ def graphed(console: Console, tmp_path_factory: pytest.TempPathFactory) -> Conso
         {**common, "type": "relationship", "id": uses_campaign, "relationship_type": "uses",
          "source_ref": campaign, "target_ref": console.ids["malware"]},
     ]
-    bundle = Path(tmp_path_factory.mktemp("graph")) / "graph.json"
+    bundle = work / "graph.json"
     bundle.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects}))
     kizuna(console.data_dir, "import", str(bundle), "--collection", "games", "--quiet")
     console.ids.update(campaign=campaign, uses_secret=uses_secret)
     return console
 
 
+@pytest.fixture(scope="module")
+def graphed(console: Console, tmp_path_factory: pytest.TempPathFactory) -> Console:
+    return add_graph_objects(console, tmp_path_factory.mktemp("graph"))
+
+
+@pytest.fixture(scope="module")
+def pg_graphed(pg_console: Console, tmp_path_factory: pytest.TempPathFactory) -> Console:
+    return add_graph_objects(pg_console, tmp_path_factory.mktemp("pg-graph"))
+
+
 def _graph(console: Console, who: str, object_id: str) -> Any:
     return console.sign_in(who).get(f"{console.base}/console/objects/{object_id}/graph.json?collection=games")
 
 
-def test_an_amber_strict_neighbour_is_absent_from_the_other_organisations_graph(graphed: Console) -> None:
+@pytest.mark.parametrize("backend", ["graphed", "pg_graphed"])
+def test_an_amber_strict_neighbour_is_absent_from_the_other_organisations_graph(
+    backend: str, request: pytest.FixtureRequest,
+) -> None:
+    graphed: Console = request.getfixturevalue(backend)
     ids = graphed.ids
     uk = _graph(graphed, "uk", ids["indicator"]).json()
     jp = _graph(graphed, "jp", ids["indicator"]).json()
