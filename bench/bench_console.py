@@ -8,8 +8,10 @@ Each page is fetched ``--runs`` times over one keep-alive connection on loopback
 median wall time of the request, which on loopback is the server's time plus well under a millisecond.
 
 Pages: Browse (first page with counts and facets), Browse filtered by a rare type, Browse at a
-position in the middle of the collection, and the object page of an indicator (its versions, plus a
-walk over the collection's relationships and sightings). The anchor, in the same run: the TAXII
+position in the middle of the collection, the object page of an indicator (its versions, plus a
+walk over the collection's relationships and sightings), its two-hop relationship graph (graph.json)
+and the library page (a walk over the collection's reports, courses of action, notes and
+language-content). The anchor, in the same run: the TAXII
 objects endpoint for the same token with ``limit=50`` (the page Browse shows, without counts).
 Goal: every console page <= 300 ms.
 
@@ -125,6 +127,9 @@ def measure(backend: str, objects: int, runs: int, base_dir: Path) -> dict[str, 
                     }
                     if found:
                         pages["object_ms"] = timed(client, f"/console/objects/{found.group(1)}?collection=bench", runs)
+                        pages["graph_ms"] = timed(
+                            client, f"/console/objects/{found.group(1)}/graph.json?collection=bench", runs)
+                    pages["library_ms"] = timed(client, "/console/library", runs)
                     pages["count_shown"] = re.sub(r"\s+", " ", re.search(
                         r'id="result-count">\s*([^<]+?)\s*</p>', first.text).group(1))  # type: ignore[union-attr]
                     result[who] = pages

@@ -42,6 +42,18 @@ class ObjectView:
 
 
 def object_view(node: Node, principal: Principal, object_id: str, collection_ref: str | None = None) -> ObjectView:
+    viewer, items = locate(node, principal, object_id, collection_ref)
+    versions = sorted(((row, orjson.loads(body)) for row, body in items), key=lambda pair: pair[0].version)
+    view = ObjectView(viewer.collection, versions)
+    _related(node, viewer, object_id, view)
+    return view
+
+
+def locate(
+    node: Node, principal: Principal, object_id: str, collection_ref: str | None = None
+) -> tuple[Viewer, list[tuple[VersionRow, bytes]]]:
+    """The viewer of the first readable collection (or the one named) in which the principal sees the
+    object, and every version it sees; NotFound, the same for hidden and absent, otherwise."""
     if not is_stix_id(object_id):
         raise NotFound("no such object")
     for collection in readable_collections(node, principal):
@@ -52,10 +64,7 @@ def object_view(node: Node, principal: Principal, object_id: str, collection_ref
             page = node.read(viewer, Endpoint.OBJECT, Filters(versions=_ALL, limit=node.reader.max_limit), object_id)
         except NotFound:
             continue
-        versions = sorted(((row, orjson.loads(body)) for row, body in page.items), key=lambda pair: pair[0].version)
-        view = ObjectView(collection, versions)
-        _related(node, viewer, object_id, view)
-        return view
+        return viewer, list(page.items)
     raise NotFound("no such object")
 
 

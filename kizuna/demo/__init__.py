@@ -20,6 +20,8 @@ DEMO_CONTENT = (
      "© 2025 The MITRE Corporation; reproduced with permission (see ATTRIBUTION.txt)"),
     ("oasis-examples", "OASIS STIX 2.1 examples", "oasis-examples.json.gz",
      "Copyright (c) 2016 OASIS Open; BSD-3-Clause"),
+    ("library", "Best-practice library", "library.json",
+     "Written for the Kizuna demo, in English and Japanese (language-content); Apache-2.0"),
 )
 
 
@@ -54,7 +56,7 @@ def load_demo(data_dir: Path, force: bool = False) -> dict[str, Any]:
         counts_key = f"demo_counts:{alias}"
         if existing is None:
             source = resources.files(__package__).joinpath(filename)
-            with source.open("rb") as raw, gzip.open(raw) as stream:
+            with source.open("rb") as raw, (gzip.open(raw) if filename.endswith(".gz") else raw) as stream:
                 report = node.import_objects(
                     collection, (obj for _, obj in iter_bundle_objects(cast(BinaryIO, stream), filename))
                 )

@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
+from kizuna.core.graph import relationship_graph
 from kizuna.core.object_view import object_view
 from kizuna.web.page import Visit
 
@@ -73,3 +74,10 @@ def download(visit: Visit) -> Response:
     filename = object_id.replace('"', "") + ".json"
     return Response(body, media_type="application/stix+json;version=2.1",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def graph(visit: Visit) -> Response:
+    """The two-hop relationship graph the page's script draws, as JSON (core/graph.py decides what is in it)."""
+    object_id = visit.request.path_params["object_id"]
+    drawn = relationship_graph(visit.node, visit.principal, object_id, visit.request.query_params.get("collection"))
+    return JSONResponse(drawn.as_json())

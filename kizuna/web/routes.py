@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from kizuna.core.node import Node
-from kizuna.web import auth, browse, dashboard, objects, search, share
+from kizuna.web import auth, browse, dashboard, library, objects, search, share
 from kizuna.web.page import not_found, page
 from kizuna.web.security import ConsoleStatic, protect
 
@@ -30,11 +30,13 @@ def console_routes() -> list[BaseRoute]:
         Route("/language", page(auth.language_submit, signed_in=False), methods=["POST"]),
         Route("/browse", page(browse.browse_page), methods=["GET"]),
         Route("/search", page(search.search_page), methods=["GET"]),
+        Route("/library", page(library.library_page), methods=["GET"]),
         Route("/share", page(share.share_page), methods=["GET"]),
         Route("/share", page(share.share_submit), methods=["POST"]),
         Route("/share/check", page(share.pattern_check), methods=["GET"]),
         Route("/objects/{object_id}", page(objects.object_page), methods=["GET"]),
         Route("/objects/{object_id}/stix.json", page(objects.download), methods=["GET"]),
+        Route("/objects/{object_id}/graph.json", page(objects.graph), methods=["GET"]),
         Mount("/static", app=ConsoleStatic(directory=STATIC), name="static"),
         Route("/{rest:path}", not_found),
     ]

@@ -158,15 +158,16 @@ def test_demo_loads_only_into_a_demo_node_unless_forced(tmp_path: Path, sqlite_n
     (other / "notes.txt").write_text("mine")
     assert "--force" in one_line_failure(kizuna(other, "demo", "--no-serve", check=False), "demo")
     forced = kizuna_json(sqlite_node, "demo", "--no-serve", "--force")
-    assert {c["alias"] for c in forced["collections"]} == {"attack-ics", "oasis-examples"}
+    assert {c["alias"] for c in forced["collections"]} == {"attack-ics", "oasis-examples", "library"}
     demo = tmp_path / "demo"
     first = kizuna_json(demo, "demo", "--no-serve")
     counts = {c["alias"]: (c["objects"], c["read"], c["from_source"], c["added_by_node"]) for c in first["collections"]}
     # The OASIS examples' TLP 1.0 markings are normalised to the OASIS TLP 2.0 objects, which the node
     # adds (three markings and their extension); one source marking becomes a copy of one of them.
-    assert counts == {"attack-ics": (1826, 1826, 1826, 0), "oasis-examples": (323, 320, 319, 4)}
+    assert counts == {"attack-ics": (1826, 1826, 1826, 0), "oasis-examples": (323, 320, 319, 4),
+                      "library": (13, 11, 11, 2)}
     again = kizuna_json(demo, "demo", "--no-serve")  # a demo node is reused
-    assert [c["objects"] for c in again["collections"]] == [1826, 323] and again["token"] != first["token"]
+    assert [c["objects"] for c in again["collections"]] == [1826, 323, 13] and again["token"] != first["token"]
 
 
 def test_status_and_collection_list_show_aliases(sqlite_node: Path) -> None:

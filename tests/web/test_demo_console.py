@@ -47,6 +47,10 @@ def test_the_demo_token_opens_a_console_with_the_demo_data(tmp_path: Path, brows
         page.goto(server.base + "/console/browse?collection=attack-ics")
         assert untranslated(page) == []
         shoot(page, "demo-browse-ja")
+        page.goto(server.base + "/console/library")  # the demo's library items, in Japanese
+        assert page.locator("ul.library a[lang=ja]").count() == 5
+        assert page.locator(".missing-translation").count() == 1
+        assert untranslated(page) == []
         context.close()
     finally:
         server.stop()

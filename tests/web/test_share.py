@@ -120,3 +120,97 @@ def test_the_pattern_check_is_the_ingest_validator(writable: Console) -> None:
     bad = session.get(writable.base + "/console/share/check", params={"pattern": "[ipv4-addr:value = "}).json()
     assert good == {"valid": True, "message": "The pattern is valid."}
     assert bad["valid"] is False and "not a valid STIX pattern" in bad["message"]
+
+
+NOTE_TEXT = "The stealer's panel moved to a new host on the morning of the final."
+ABSENT = "malware--00000000-0000-4000-8000-000000000000"
+
+
+def _post(console: Console, who: str, **fields: str) -> Any:
+    session = console.sign_in(who)
+    csrf = form_csrf(session.get(console.base + "/console/share").text)
+    form = {"csrf": csrf, "tlp": "green", "collection": "games", "action": "share", **fields}
+    return session, session.post(console.base + "/console/share", data=form, allow_redirects=False)
+
+
+def test_a_note_from_the_object_page_is_prefilled_stored_and_hidden_like_any_object(writable: Console) -> None:
+    malware = writable.ids["malware"]
+    session = writable.sign_in("writer")
+    object_page = session.get(f"{writable.base}/console/objects/{malware}?collection=games").text
+    link = re.search(r'href="(/console/share\?kind=note[^"]+)"', object_page)
+    assert link, "the object page links to a note about it"
+    prefilled = session.get(writable.base + link.group(1).replace("&amp;", "&")).text
+    assert f">{malware}</textarea>" in prefilled and ">Ticket stealer</a>" in prefilled
+    answer = session.post(writable.base + "/console/share", allow_redirects=False, data={
+        "csrf": form_csrf(prefilled), "kind": "note", "refs": malware, "description": NOTE_TEXT,
+        "tlp": "amber+strict", "collection": "games", "action": "share"})
+    assert answer.status_code == 303, answer.text
+    location = answer.headers["location"]
+    note_id = location.split("/console/objects/", 1)[1].split("?", 1)[0]
+    stored = session.get(f"{writable.base}/console/objects/{note_id}/stix.json?collection=games").json()
+    assert stored["type"] == "note" and stored["content"] == NOTE_TEXT and stored["object_refs"] == [malware]
+    assert stored["created_by_ref"] == kizuna_json(writable.data_dir, "status")["identity"]
+    jp = writable.sign_in("jp")
+    assert jp.get(writable.base + location).status_code == 404
+    assert NOTE_TEXT not in jp.get(writable.base + "/console/browse?type=note").text
+
+
+def test_a_report_and_an_opinion_reference_objects_with_the_same_preview(writable: Console) -> None:
+    refs = f"{writable.ids['indicator']}\n{writable.ids['malware']}"
+    _, preview = _post(writable, "writer", kind="opinion", refs=writable.ids["indicator"], opinion="agree",
+                       tlp="clear", action="preview")
+    assert "JPCERT/CC will see this" in preview.text
+    session, shared = _post(writable, "writer", kind="report", name="Ticket scam, week one", refs=refs)
+    assert shared.status_code == 303, shared.text
+    report_id = shared.headers["location"].split("/console/objects/", 1)[1].split("?", 1)[0]
+    stored = session.get(f"{writable.base}/console/objects/{report_id}/stix.json?collection=games").json()
+    assert stored["object_refs"] == [writable.ids["indicator"], writable.ids["malware"]]
+    assert stored["name"] == "Ticket scam, week one" and "published" in stored
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"kind": "report", "name": " ", "refs": "{malware}"}, "Give the report a name."),
+    ({"kind": "note", "refs": "{malware}"}, "Write the note&#39;s text."),
+    ({"kind": "opinion", "refs": "{malware}", "opinion": "maybe"}, "Choose an opinion."),
+    ({"kind": "opinion", "opinion": "agree"}, "Name at least one object it is about."),
+    ({"kind": "note", "description": "x", "refs": ABSENT}, f"No object you can see has this id: {ABSENT}"),
+])
+def test_an_impossible_report_note_or_opinion_is_refused(
+    writable: Console, fields: dict[str, str], message: str,
+) -> None:
+    before = writable.taxii_count("uk")
+    filled = {key: value.format(malware=writable.ids["malware"]) for key, value in fields.items()}
+    _, answer = _post(writable, "writer", **filled)
+    assert answer.status_code == 400 and message in answer.text
+    assert writable.taxii_count("uk") == before
+
+
+def test_a_note_about_a_hidden_object_is_refused_as_if_it_did_not_exist(writable: Console) -> None:
+    made = kizuna_json(writable.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", "games",
+                       "--write", "games", "--label", "console jp writer")
+    writable.tokens["jp-writer"] = made["token"]
+    secret = writable.ids["secret"]
+    _, hidden = _post(writable, "jp-writer", kind="note", description="x", refs=secret)
+    _, absent = _post(writable, "jp-writer", kind="note", description="x", refs=ABSENT)
+    assert hidden.status_code == absent.status_code == 400
+    assert f"No object you can see has this id: {secret}" in hidden.text
+    assert "Operation Quiet Lantern" not in hidden.text
+
+
+def test_an_opinion_given_from_the_object_page_in_the_browser(writable: Console, browser: Any) -> None:
+    page = signed_in(browser, writable, "writer", browse=False)
+    page.goto(f"{writable.base}/console/objects/{writable.ids['malware']}?collection=games")
+    page.get_by_role("link", name="Give an opinion on it").click()
+    page.wait_for_url(re.compile(r".*/console/share\?kind=opinion"))
+    assert page.locator("#sh-about").inner_text() == "Ticket stealer"
+    page.select_option("#sh-opinion", "strongly-agree")
+    page.get_by_role("button", name="Share", exact=True).click()
+    page.wait_for_url(re.compile(r".*/console/objects/opinion--"))
+    assert "strongly-agree" in page.locator("table.properties").inner_text()
+    page.get_by_role("button", name="日本語").click()
+    page.goto(f"{writable.base}/console/share?kind=note&refs={writable.ids['malware']}&collection=games")
+    assert page.get_by_role("heading", name="ノートを書く").is_visible()
+    assert untranslated(page) == []
+    shoot(page, "share-note-ja")
+    check_accessibility(page)
+    page.context.close()
