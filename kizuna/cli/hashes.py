@@ -1,0 +1,221 @@
+"""`kizuna hash` and `kizuna hashes import|match`: hash banks of violent extremist content.
+
+`hash` prints the PDQ, MD5 and SHA-256 of media files; `hashes import` turns hash lists,
+ThreatExchange/HMA CSV exports and directories of media into marked STIX signals in a collection
+(through the node's normal ingest, so they are audited and federate like any object);
+`hashes match` looks media or hash lists up in the banks. An input that cannot be used (a corrupt
+image, a malformed hash, a hash of the wrong length) is reported on its own line naming the file
+and line, and the others are processed (docs/hashes.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from kizuna.cli.common import CliError, emit, json_option, node_of, quiet_option
+from kizuna.cli.progress import Progress, progress_wanted
+from kizuna.core.principal import NODE_ADMIN
+from kizuna.hashes.banks import Banks
+from kizuna.hashes.hashing import HashingError, hash_file, media_files
+from kizuna.hashes.hashlists import KINDS, Entry, Rejected, looks_like_hash_list, read_hash_list
+from kizuna.hashes.matching import MatchRun, queries_from_path
+from kizuna.hashes.signals import (
+    DEFAULT_THRESHOLD,
+    MD5,
+    PDQ,
+    SHA256,
+    SignalError,
+    check_label,
+    extension_definition,
+    kizuna_identity,
+    make_signal,
+)
+from kizuna.policy.tlp import TLP2_IDS, TlpLevel
+
+_paths = click.argument("inputs", nargs=-1, required=True,
+                        type=click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path))
+_kind = click.option("--kind", type=click.Choice(KINDS), default="auto", show_default=True,
+                     help="Type of bare 64-hex-digit hashes in lists (auto reads them as PDQ).")
+
+
+def _report(command: str, where: str, reason: str) -> None:
+    """One input that could not be used: one line on stderr, and the run goes on."""
+    sys.stderr.write(f"kizuna {command}: {' '.join(reason.split())}: {where}\n")
+
+
+def _files(inputs: tuple[Path, ...]) -> list[Path]:
+    files = [file for path in inputs for file in media_files(path)]
+    if not files:
+        raise CliError("no files to read", code="input", file=str(inputs[0]))
+    return files
+
+
+@click.command("hash")
+@_paths
+@json_option
+def hash_command(inputs: tuple[Path, ...], as_json: bool) -> None:
+    """Print the PDQ hash (with its quality), MD5 and SHA-256 of image files or directories of them.
+
+    A PDQ quality below 50 is shown but flagged: such a hash is not used for matching. A file that
+    is not an image gets only its MD5 and SHA-256.
+    """
+    failed = 0
+    files = _files(inputs)
+    for file in files:
+        try:
+            found = hash_file(file)
+        except HashingError as exc:
+            failed += 1
+            if as_json:
+                click.echo(orjson.dumps({"input": str(file), "error": str(exc)}).decode())
+            else:
+                _report("hash", str(file), str(exc))
+            continue
+        record = {"input": str(file), "pdq": found.pdq, "quality": found.quality, "pdq_usable": found.pdq_usable,
+                  "md5": found.md5, "sha256": found.sha256}
+        pdq = f"pdq {found.pdq} quality {found.quality}" + ("" if found.pdq_usable else " (too low: not used)") \
+            if found.pdq else "pdq - (not an image)"
+        emit(as_json, record, f"{file}\n  {pdq}\n  md5 {found.md5}\n  sha256 {found.sha256}")
+    if failed == len(files):
+        raise CliError("no file could be hashed", code="input", file=str(files[0]) if len(files) == 1 else None)
+
+
+def _entries(files: list[Path], kind: str, progress: Progress) -> Iterator[tuple[str, Entry | Rejected]]:
+    """(file, entry or rejection) for every hash in the lists and every usable hash of the media."""
+    for file in files:
+        progress.object_done()
+        try:
+            head = file.read_bytes()[:4096]
+        except OSError as exc:
+            yield str(file), Rejected(0, exc.strerror or str(exc))
+            continue
+        if looks_like_hash_list(head):
+            for item in read_hash_list(file.read_text(encoding="utf-8", errors="replace"), kind):
+                yield str(file), item
+            continue
+        try:
+            found = hash_file(file)
+        except HashingError as exc:
+            yield str(file), Rejected(0, str(exc))
+            continue
+        if found.pdq is not None and found.pdq_usable:
+            yield str(file), Entry(0, PDQ, found.pdq, found.quality)
+        elif found.pdq is not None:
+            yield str(file), Rejected(0, f"PDQ quality {found.quality} is below 50: only exact hashes banked")
+        yield str(file), Entry(0, MD5, found.md5)
+        yield str(file), Entry(0, SHA256, found.sha256)
+
+
+@click.group("hashes")
+def hashes_group() -> None:
+    """Hash banks: import PDQ / MD5 / SHA-256 signals and match media or hashes against them."""
+
+
+@hashes_group.command("import")
+@_paths
+@click.option("--collection", required=True, help="The bank: collection id or alias to add the signals to.")
+@click.option("--label", "labels", multiple=True,
+              help="Content category for every signal, e.g. terrorist-content/imminent-credible-threat (repeatable).")
+@click.option("--tlp", type=click.Choice(["clear", "green", "amber", "amber+strict", "red"]), default=None,
+              help="TLP 2.0 marking for every signal.")
+@_kind
+@quiet_option
+@json_option
+@click.pass_context
+def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str, labels: tuple[str, ...],
+                   tlp: str | None, kind: str, quiet: bool, as_json: bool) -> None:
+    """Add signals to a bank from hash lists (text or CSV, ThreatExchange/HMA exports) or media files.
+
+    Media are hashed on the way (PDQ when its quality is at least 50, plus MD5 and SHA-256). A bad
+    line or file is reported on its own line with its file and line, and the rest is imported.
+    """
+    try:
+        checked = [check_label(label.strip().lower()) for label in labels]
+    except SignalError as exc:
+        raise CliError(str(exc), code="usage", exit_code=2) from None
+    node = node_of(ctx)
+    target = node.find_collection(collection)
+    files = _files(inputs)
+    producer = node.identity().get("id")
+    level = TlpLevel.from_token(tlp) if tlp else None
+    markings = [TLP2_IDS[level]] if level is not None else []
+    signals: dict[str, dict[str, Any]] = {}
+    rejected: list[dict[str, Any]] = []
+    with Progress("hash and read", total=len(files), unit="files", enabled=progress_wanted(as_json, quiet)) as bar:
+        for file, item in _entries(files, kind, bar):
+            where = f"{file}:{item.line}" if item.line else file
+            if isinstance(item, Rejected):
+                rejected.append({"where": where, "reason": item.reason})
+                continue
+            signal = make_signal(item.hash_type, item.hash, producer=producer, quality=item.quality,
+                                 labels=[*checked, *item.labels], markings=markings)
+            signals[signal["id"]] = signal
+    if not signals:
+        first = rejected[0] if rejected else {"where": str(inputs[0]), "reason": "no hashes found"}
+        raise CliError(f"nothing imported: {first['reason']}", code="input", file=first["where"])
+    node.import_objects(target, [kizuna_identity(), extension_definition()])  # what every signal names
+    report = node.import_objects(target, list(signals.values()))
+    failures = [{"id": f["id"], "message": f["message"]} for f in report.failures]
+    stored = report.success_count - report.duplicate_count
+    result = {"collection": target.alias or target.id, "signals": len(signals), "stored": stored, "failed": failures,
+              "rejected": rejected}
+    if not as_json:
+        for problem in rejected:
+            _report("hashes import", problem["where"], problem["reason"])
+    emit(as_json, result, f"{len(signals)} signals into {result['collection']} "
+                          f"({stored} new), {len(rejected)} inputs rejected, {len(failures)} refused")
+
+
+@hashes_group.command("match")
+@_paths
+@click.option("--collection", "collections", multiple=True,
+              help="Bank to match against (id or alias; repeatable). Default: every collection.")
+@click.option("--threshold", type=click.IntRange(0, 255), default=DEFAULT_THRESHOLD, show_default=True,
+              help="Largest PDQ Hamming distance that counts as a match.")
+@click.option("--sightings-to", "sightings_to", default=None,
+              help="Store a sighting of every matched signal in this collection (federation carries it back).")
+@_kind
+@json_option
+@click.pass_context
+def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tuple[str, ...], threshold: int,
+                  sightings_to: str | None, kind: str, as_json: bool) -> None:
+    """Look media files, directories or hash lists up in the banks; print every match with its distance.
+
+    With --json: one JSON line per input, {"input", "hash", "matches": [{"hash", "distance",
+    "signal", "bank", "labels", "producer"}]}, or {"input", "error"} for an input that cannot be used.
+    """
+    node = node_of(ctx)
+    banks = [node.find_collection(ref) for ref in collections] or node.store.list_collections()
+    target = node.find_collection(sightings_to) if sightings_to else None
+    _files(inputs)
+    run = MatchRun(Banks(node), NODE_ADMIN, banks, threshold, node.identity().get("id", ""))
+    queries = (query for path in inputs for query in queries_from_path(path, kind))
+    for result in run.results(queries):
+        if as_json:
+            click.echo(orjson.dumps(result).decode())
+        elif "error" in result:
+            _report("hashes match", result["input"], result["error"])
+        else:
+            click.echo(f"{result['input']}: {len(result['matches'])} match(es) for {result['hash']}")
+            for m in result["matches"]:
+                click.echo(f"  distance {m['distance']:>3}  {m['bank']}  {m['signal']}  {', '.join(m['labels'])}")
+    sightings = run.sightings()
+    if target is not None and sightings:
+        node.import_objects(target, sightings)
+    if run.inputs and run.errors == run.inputs:
+        raise CliError("no input could be matched", code="input")
+    if not as_json:
+        click.echo(f"{run.inputs} inputs, {run.matched} matched, {run.errors} unusable; {len(sightings)} sightings"
+                   + (f" stored in {target.alias or target.id}" if target is not None and sightings else ""),
+                   err=True)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(hash_command)
+    cli.add_command(hashes_group)
