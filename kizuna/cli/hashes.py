@@ -21,10 +21,7 @@ import orjson
 from kizuna.cli.common import CliError, emit, json_option, node_of, quiet_option
 from kizuna.cli.progress import Progress, progress_wanted
 from kizuna.core.principal import NODE_ADMIN
-from kizuna.hashes.banks import Banks
-from kizuna.hashes.hashing import HashingError, hash_file, media_files
 from kizuna.hashes.hashlists import KINDS, Entry, Rejected, looks_like_hash_list, read_hash_list
-from kizuna.hashes.matching import MatchRun, queries_from_path
 from kizuna.hashes.signals import (
     DEFAULT_THRESHOLD,
     MD5,
@@ -38,6 +35,9 @@ from kizuna.hashes.signals import (
 )
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel
 
+# faiss, numpy, Pillow and pdqhash are imported by the commands that use them, not at start-up:
+# they would add a second to every other `kizuna` command.
+
 _paths = click.argument("inputs", nargs=-1, required=True,
                         type=click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path))
 _kind = click.option("--kind", type=click.Choice(KINDS), default="auto", show_default=True,
@@ -49,7 +49,53 @@ def _report(command: str, where: str, reason: str) -> None:
     sys.stderr.write(f"kizuna {command}: {' '.join(reason.split())}: {where}\n")
 
 
+class _Unusable:
+    """Inputs that could not be used, reported as they come once something succeeded.
+
+    Until then they are held: when nothing at all succeeds and there was one input, the run fails
+    with that one line (or that one JSON error object) rather than a report and a summary.
+    """
+
+    def __init__(self, command: str, as_json: bool) -> None:
+        self.command, self.as_json = command, as_json
+        self.pending: list[tuple[str, str]] = []
+        self.count = 0
+        self.succeeded = False
+
+    def add(self, where: str, reason: str) -> None:
+        self.count += 1
+        self.pending.append((where, reason))
+        if self.succeeded:
+            self.flush()
+
+    def success(self) -> None:
+        self.succeeded = True
+        self.flush()
+
+    def flush(self) -> None:
+        for where, reason in self.pending:
+            if self.as_json:
+                click.echo(orjson.dumps({"input": where, "error": reason}).decode())
+            else:
+                _report(self.command, where, reason)
+        self.pending = []
+
+    def finish(self, total: int) -> None:
+        if self.succeeded or not total:
+            return
+        if len(self.pending) == 1:
+            where, reason = self.pending[0]
+            file, _, line = where.rpartition(":")
+            if file and line.isdigit():
+                raise CliError(reason, code="input", file=file, line=int(line))
+            raise CliError(reason, code="input", file=where)
+        self.flush()
+        raise CliError(f"none of the {total} inputs could be used", code="input")
+
+
 def _files(inputs: tuple[Path, ...]) -> list[Path]:
+    from kizuna.hashes.hashing import media_files
+
     files = [file for path in inputs for file in media_files(path)]
     if not files:
         raise CliError("no files to read", code="input", file=str(inputs[0]))
@@ -65,29 +111,29 @@ def hash_command(inputs: tuple[Path, ...], as_json: bool) -> None:
     A PDQ quality below 50 is shown but flagged: such a hash is not used for matching. A file that
     is not an image gets only its MD5 and SHA-256.
     """
-    failed = 0
+    from kizuna.hashes.hashing import HashingError, hash_file
+
+    unusable = _Unusable("hash", as_json)
     files = _files(inputs)
     for file in files:
         try:
             found = hash_file(file)
         except HashingError as exc:
-            failed += 1
-            if as_json:
-                click.echo(orjson.dumps({"input": str(file), "error": str(exc)}).decode())
-            else:
-                _report("hash", str(file), str(exc))
+            unusable.add(str(file), str(exc))
             continue
+        unusable.success()
         record = {"input": str(file), "pdq": found.pdq, "quality": found.quality, "pdq_usable": found.pdq_usable,
                   "md5": found.md5, "sha256": found.sha256}
         pdq = f"pdq {found.pdq} quality {found.quality}" + ("" if found.pdq_usable else " (too low: not used)") \
             if found.pdq else "pdq - (not an image)"
         emit(as_json, record, f"{file}\n  {pdq}\n  md5 {found.md5}\n  sha256 {found.sha256}")
-    if failed == len(files):
-        raise CliError("no file could be hashed", code="input", file=str(files[0]) if len(files) == 1 else None)
+    unusable.finish(len(files))
 
 
 def _entries(files: list[Path], kind: str, progress: Progress) -> Iterator[tuple[str, Entry | Rejected]]:
     """(file, entry or rejection) for every hash in the lists and every usable hash of the media."""
+    from kizuna.hashes.hashing import HashingError, hash_file
+
     for file in files:
         progress.object_done()
         try:
@@ -158,7 +204,11 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
             signals[signal["id"]] = signal
     if not signals:
         first = rejected[0] if rejected else {"where": str(inputs[0]), "reason": "no hashes found"}
-        raise CliError(f"nothing imported: {first['reason']}", code="input", file=first["where"])
+        file, _, line = str(first["where"]).rpartition(":")
+        if not line.isdigit():
+            file, line = str(first["where"]), ""
+        raise CliError(f"nothing imported: {first['reason']}", code="input", file=file,
+                       line=int(line) if line else None)
     node.import_objects(target, [kizuna_identity(), extension_definition()])  # what every signal names
     report = node.import_objects(target, list(signals.values()))
     failures = [{"id": f["id"], "message": f["message"]} for f in report.failures]
@@ -190,17 +240,23 @@ def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tup
     With --json: one JSON line per input, {"input", "hash", "matches": [{"hash", "distance",
     "signal", "bank", "labels", "producer"}]}, or {"input", "error"} for an input that cannot be used.
     """
+    from kizuna.hashes.banks import Banks
+    from kizuna.hashes.matching import MatchRun, queries_from_path
+
     node = node_of(ctx)
     banks = [node.find_collection(ref) for ref in collections] or node.store.list_collections()
     target = node.find_collection(sightings_to) if sightings_to else None
     _files(inputs)
     run = MatchRun(Banks(node), NODE_ADMIN, banks, threshold, node.identity().get("id", ""))
     queries = (query for path in inputs for query in queries_from_path(path, kind))
+    unusable = _Unusable("hashes match", as_json)
     for result in run.results(queries):
+        if "error" in result:
+            unusable.add(result["input"], result["error"])
+            continue
+        unusable.success()
         if as_json:
             click.echo(orjson.dumps(result).decode())
-        elif "error" in result:
-            _report("hashes match", result["input"], result["error"])
         else:
             click.echo(f"{result['input']}: {len(result['matches'])} match(es) for {result['hash']}")
             for m in result["matches"]:
@@ -208,8 +264,7 @@ def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tup
     sightings = run.sightings()
     if target is not None and sightings:
         node.import_objects(target, sightings)
-    if run.inputs and run.errors == run.inputs:
-        raise CliError("no input could be matched", code="input")
+    unusable.finish(run.inputs)
     if not as_json:
         click.echo(f"{run.inputs} inputs, {run.matched} matched, {run.errors} unusable; {len(sightings)} sightings"
                    + (f" stored in {target.alias or target.id}" if target is not None and sightings else ""),
