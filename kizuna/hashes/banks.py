@@ -82,8 +82,11 @@ class Bank:
         out = []
         for signal_id, distance in candidates:
             signal = self.signals[signal_id]
-            # A signal's hash can change in a later version; only its current hash matches.
-            if not signal.revoked and (hash_type != PDQ or _distance(signal.hash, digest) == distance):
+            # A signal's hash can change in a later version: the index may still hold the old one,
+            # so only the current hash of a signal that is not revoked matches.
+            current = signal.hash_type == hash_type and (
+                _distance(signal.hash, digest) == distance if hash_type == PDQ else signal.hash == digest)
+            if current and not signal.revoked:
                 out.append(Match(signal.hash, distance, signal, self.collection))
         return out
 

@@ -86,3 +86,24 @@ def test_a_signal_is_valid_stix_and_reads_back() -> None:
         assert signal["extensions"][EXTENSION_ID]["hash"] == value
     assert make_signal(PDQ, pdq, producer=producer, labels=[], markings=[])["pattern_type"] == "pdq"
     assert "file:hashes.'SHA-256'" in make_signal(SHA256, pdq, producer=producer, labels=[], markings=[])["pattern"]
+
+
+def test_a_bank_follows_new_versions_of_a_signal() -> None:
+    from kizuna.hashes.banks import Bank
+    from kizuna.store.base import Collection
+
+    pdq = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
+    bank = Bank(Collection(1, "c-1", "main", "Bank", None, "bank", ()), generation=0)
+    signal = make_signal(MD5, "d35c785545392755e7e4164457657269", producer=None, labels=["a"], markings=[])
+    bank.take([signal, make_signal(PDQ, pdq, producer=None, labels=["b"], markings=[])])
+    assert [m.signal.labels for m in bank.lookup(PDQ, pdq[:-1] + "3", 31)] == [("b",)]
+    assert [m.distance for m in bank.lookup(MD5, "d35c785545392755e7e4164457657269", 31)] == [0]
+    # A later version that changes the hash: the old one no longer matches, the new one does.
+    changed = {**signal, "modified": "2030-01-01T00:00:00.000Z",
+               "extensions": {EXTENSION_ID: {"extension_type": "property-extension", "hash_type": MD5,
+                                             "hash": "0" * 32}}}
+    bank.take([changed])
+    assert bank.lookup(MD5, "d35c785545392755e7e4164457657269", 31) == []
+    assert [m.signal.id for m in bank.lookup(MD5, "0" * 32, 31)] == [signal["id"]]
+    bank.take([{**changed, "revoked": True}])
+    assert bank.lookup(MD5, "0" * 32, 31) == []
