@@ -27,11 +27,14 @@ from kizuna.hashes.signals import (
     MD5,
     PDQ,
     SHA256,
+    VERDICTS,
     SignalError,
     check_label,
     extension_definition,
     kizuna_identity,
+    make_opinion,
     make_signal,
+    read_signal,
 )
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel
 
@@ -269,6 +272,37 @@ def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tup
         click.echo(f"{run.inputs} inputs, {run.matched} matched, {run.errors} unusable; {len(sightings)} sightings"
                    + (f" stored in {target.alias or target.id}" if target is not None and sightings else ""),
                    err=True)
+
+
+@hashes_group.command("opinion")
+@click.argument("signal_id")
+@click.option("--verdict", type=click.Choice(list(VERDICTS)), required=True,
+              help="Whether the signal's match was right (true-positive), wrong (false-positive) or disputed.")
+@click.option("--collection", required=True,
+              help="The bank holding the signal (id or alias); the opinion is stored there.")
+@click.option("--comment", default=None, help="A short explanation kept with the verdict.")
+@json_option
+@click.pass_context
+def opinion_command(ctx: click.Context, signal_id: str, verdict: str, collection: str, comment: str | None,
+                    as_json: bool) -> None:
+    """Record a verdict on a signal as a STIX opinion, under the signal's markings.
+
+    Federation carries the opinion back to the signal's producer like any object of the bank.
+    """
+    from kizuna.core.filters import Endpoint, Filters
+
+    node = node_of(ctx)
+    target = node.find_collection(collection)
+    page = node.read(node.viewer_for(NODE_ADMIN, target), Endpoint.OBJECTS, Filters(ids=(signal_id,)))
+    signals = [orjson.loads(body) for _row, body in page.items]
+    if not signals or read_signal(signals[-1]) is None:
+        raise CliError(f"no hash signal {signal_id[:100]!r} in {collection}", code="not-found")
+    opinion = make_opinion(signals[-1], verdict, author=node.identity().get("id"), comment=comment)
+    report = node.import_objects(target, [opinion])
+    if report.failures:
+        raise CliError(report.failures[0]["message"], code="invalid")
+    emit(as_json, {"id": opinion["id"], "opinion": opinion["opinion"], "signal": signal_id},
+         f"opinion {opinion['id']} ({verdict}) on {signal_id}")
 
 
 def register(cli: click.Group) -> None:

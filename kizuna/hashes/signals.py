@@ -148,3 +148,25 @@ def read_signal(obj: dict[str, Any]) -> Signal | None:
     labels = tuple(label for label in obj.get("labels", ()) if isinstance(label, str))
     return Signal(obj["id"], hash_type, digest, quality if isinstance(quality, int) else None, labels,
                   obj.get("created_by_ref"), bool(obj.get("revoked")))
+
+
+#: A partner's verdict on a signal, as the STIX opinion it becomes.
+VERDICTS: Final = {"true-positive": "strongly-agree", "false-positive": "strongly-disagree", "disputed": "neutral"}
+
+
+def make_opinion(signal: dict[str, Any], verdict: str, *, author: str | None, comment: str | None = None,
+                 now: datetime | None = None) -> dict[str, Any]:
+    """A STIX ``opinion`` on a signal, under the signal's own markings so it flows back to its producer
+    through the same agreements the signal came by."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    opinion: dict[str, Any] = {
+        "type": "opinion", "spec_version": "2.1", "id": f"opinion--{uuid.uuid4()}", "created": stamp,
+        "modified": stamp, "opinion": VERDICTS[verdict], "object_refs": [signal["id"]],
+        "explanation": f"{verdict}" + (f": {comment}" if comment else ""), "labels": [f"hash-match/{verdict}"],
+    }
+    if author:
+        opinion["created_by_ref"] = author
+    if signal.get("object_marking_refs"):
+        opinion["object_marking_refs"] = list(signal["object_marking_refs"])
+    return opinion
+

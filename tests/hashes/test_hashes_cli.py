@@ -99,6 +99,18 @@ def test_import_names_bad_lines_stores_the_rest_as_marked_signals_and_matches(no
                     "--json")
     assert _json_lines(strict.stdout)[0]["matches"] == []
 
+    # A verdict on the signal is a STIX opinion under the signal's own markings, stored in the bank.
+    verdict = kizuna_json(node_dir, "hashes", "opinion", str(near["signal"]), "--verdict", "false-positive",
+                          "--collection", "tcap", "--comment", "a bridge")
+    node = Node.open(node_dir)
+    try:
+        stored_opinions = [o for o in map(json.loads, node.export_objects(node.find_collection("tcap")))
+                           if o["type"] == "opinion"]
+    finally:
+        node.close()
+    assert [(o["id"], o["opinion"], o["object_refs"], o["object_marking_refs"]) for o in stored_opinions] == [
+        (verdict["id"], "strongly-disagree", [near["signal"]], [TLP2_IDS[TlpLevel.AMBER]])]
+
 
 def test_nothing_usable_fails_with_one_line(node_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
