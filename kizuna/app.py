@@ -1,8 +1,9 @@
 """The node's ASGI application, assembled from the routes of each room.
 
 The web console (`kizuna.web`, under /console/), TAXII 2.1 (`kizuna.taxii`), the feeds for firewalls
-and resolvers (`kizuna.formats.feed_routes`, under /feeds/), the detection API (`kizuna.detect.api`)
-and the Kizuna-to-Kizuna federation extensions (`kizuna.federation.api`) each export their routes;
+and resolvers (`kizuna.formats.feed_routes`, under /feeds/), the detection API (`kizuna.detect.api`),
+hash matching (`kizuna.hashes.api`) and the Kizuna-to-Kizuna federation extensions
+(`kizuna.federation.api`) each export their routes;
 this module is the only place that knows all of them, so no room imports another's HTTP layer. For
 the same reason it assembles the health endpoints: readiness checks and store-read metrics come from
 core and federation, and the request-counting middleware wraps every route.
@@ -23,6 +24,7 @@ from kizuna.detect.api import routes as detect_routes
 from kizuna.federation.api import routes as federation_routes
 from kizuna.federation.health import SyncCollector, worker_check
 from kizuna.formats.feed_routes import feed_routes
+from kizuna.hashes.api import routes as hash_routes
 from kizuna.taxii.health import RequestMetrics, health_routes
 from kizuna.taxii.http import http_error, server_error
 from kizuna.taxii.routes import routes as taxii_routes
@@ -40,7 +42,7 @@ def create_app(node: Node) -> Starlette:
     app = Starlette(
         # The console and the feeds first: the TAXII route /{api_root}/ would otherwise catch them.
         routes=[*web_routes(node), *health, *feed_routes(node), *taxii_routes(node), *detect_routes(node),
-                *federation_routes(node)],
+                *hash_routes(node), *federation_routes(node)],
         middleware=[Middleware(RequestMetrics)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )

@@ -18,6 +18,7 @@ from kizuna.cli import (
     dashboard,
     demo,
     feeds,
+    hashes,
     match,
     metrics,
     node,
@@ -47,7 +48,7 @@ def cli(ctx: click.Context, data: str | None) -> None:
 
 
 for _module in (node, tokens, objects, search, transfer, policy, audit, partners, match, demo, metrics,
-                dashboard, feeds):
+                dashboard, feeds, hashes):
     _module.register(cli)
 
 

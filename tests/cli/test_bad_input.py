@@ -30,7 +30,7 @@ from kizuna.cli import cli
 from tests.conftest import kizuna_json
 
 #: Commands that work without a node (they read files or create the node themselves).
-WITHOUT_A_NODE = {"match", "init", "demo"}
+WITHOUT_A_NODE = {"match", "init", "demo", "hash"}
 #: A value for each required parameter, so that the parameter under test is the one that is wrong.
 PLAIN = "c1"  # the test node has a collection aliased c1 and an organisation named c1
 ERROR_LINE = re.compile(r"^kizuna(?: [\w-]+)*: \S")
@@ -225,6 +225,23 @@ def test_api_root_names_the_node_serves_itself_are_refused_in_one_line(world: Wo
         result = run(case)
         assert not problems(case, result), result
         assert "reserved" in (result.stdout if as_json else result.stderr)
+
+
+def test_hash_commands_name_the_bad_file_and_line(world: World, tmp_path: Path) -> None:
+    # Inputs that are wrong only inside the file: a hash of the wrong length, a corrupt image.
+    short_hash = tmp_path / "short.txt"
+    short_hash.write_text("f8f8f0cee0f4a84f\n")
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+    cases = [("hashes", "import", str(short_hash), "--collection", PLAIN), ("hash", str(corrupt)),
+             ("hashes", "match", str(corrupt))]
+    for args in cases:
+        for as_json in (False, True):
+            case = Case("bad hash input", args, world.node, as_json, True)
+            result = run(case)
+            assert not problems(case, result), result
+            where = str(short_hash) if "import" in args else str(corrupt)
+            assert where in (result.stdout if as_json else result.stderr)
 
 
 def test_the_walk_finds_every_command_group_and_leaf() -> None:

@@ -1,0 +1,310 @@
+"""`kizuna hash` and `kizuna hashes import|match`: hash banks of violent extremist content.
+
+`hash` prints the PDQ, MD5 and SHA-256 of media files; `hashes import` turns hash lists,
+ThreatExchange/HMA CSV exports and directories of media into marked STIX signals in a collection
+(through the node's normal ingest, so they are audited and federate like any object);
+`hashes match` looks media or hash lists up in the banks. An input that cannot be used (a corrupt
+image, a malformed hash, a hash of the wrong length) is reported on its own line naming the file
+and line, and the others are processed (docs/hashes.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from kizuna.cli.common import CliError, emit, json_option, node_of, quiet_option
+from kizuna.cli.progress import Progress, progress_wanted
+from kizuna.core.principal import NODE_ADMIN
+from kizuna.hashes.hashlists import KINDS, Entry, Rejected, looks_like_hash_list, read_hash_list
+from kizuna.hashes.signals import (
+    DEFAULT_THRESHOLD,
+    MD5,
+    PDQ,
+    SHA256,
+    VERDICTS,
+    SignalError,
+    check_label,
+    extension_definition,
+    kizuna_identity,
+    make_opinion,
+    make_signal,
+    read_signal,
+)
+from kizuna.policy.tlp import TLP2_IDS, TlpLevel
+
+# faiss, numpy, Pillow and pdqhash are imported by the commands that use them, not at start-up:
+# they would add a second to every other `kizuna` command.
+
+_paths = click.argument("inputs", nargs=-1, required=True,
+                        type=click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path))
+_kind = click.option("--kind", type=click.Choice(KINDS), default="auto", show_default=True,
+                     help="Type of bare 64-hex-digit hashes in lists (auto reads them as PDQ).")
+
+
+def _report(command: str, where: str, reason: str) -> None:
+    """One input that could not be used: one line on stderr, and the run goes on."""
+    sys.stderr.write(f"kizuna {command}: {' '.join(reason.split())}: {where}\n")
+
+
+class _Unusable:
+    """Inputs that could not be used, reported as they come once something succeeded.
+
+    Until then they are held: when nothing at all succeeds and there was one input, the run fails
+    with that one line (or that one JSON error object) rather than a report and a summary.
+    """
+
+    def __init__(self, command: str, as_json: bool) -> None:
+        self.command, self.as_json = command, as_json
+        self.pending: list[tuple[str, str]] = []
+        self.count = 0
+        self.succeeded = False
+
+    def add(self, where: str, reason: str) -> None:
+        self.count += 1
+        self.pending.append((where, reason))
+        if self.succeeded:
+            self.flush()
+
+    def success(self) -> None:
+        self.succeeded = True
+        self.flush()
+
+    def flush(self) -> None:
+        for where, reason in self.pending:
+            if self.as_json:
+                click.echo(orjson.dumps({"input": where, "error": reason}).decode())
+            else:
+                _report(self.command, where, reason)
+        self.pending = []
+
+    def finish(self, total: int) -> None:
+        if self.succeeded or not total:
+            return
+        if len(self.pending) == 1:
+            where, reason = self.pending[0]
+            file, _, line = where.rpartition(":")
+            if file and line.isdigit():
+                raise CliError(reason, code="input", file=file, line=int(line))
+            raise CliError(reason, code="input", file=where)
+        self.flush()
+        raise CliError(f"none of the {total} inputs could be used", code="input")
+
+
+def _files(inputs: tuple[Path, ...]) -> list[Path]:
+    from kizuna.hashes.hashing import media_files
+
+    files = [file for path in inputs for file in media_files(path)]
+    if not files:
+        raise CliError("no files to read", code="input", file=str(inputs[0]))
+    return files
+
+
+@click.command("hash")
+@_paths
+@json_option
+def hash_command(inputs: tuple[Path, ...], as_json: bool) -> None:
+    """Print the PDQ hash (with its quality), MD5 and SHA-256 of image files or directories of them.
+
+    A PDQ quality below 50 is shown but flagged: such a hash is not used for matching. A file that
+    is not an image gets only its MD5 and SHA-256.
+    """
+    from kizuna.hashes.hashing import HashingError, hash_file
+
+    unusable = _Unusable("hash", as_json)
+    files = _files(inputs)
+    for file in files:
+        try:
+            found = hash_file(file)
+        except HashingError as exc:
+            unusable.add(str(file), str(exc))
+            continue
+        unusable.success()
+        record = {"input": str(file), "pdq": found.pdq, "quality": found.quality, "pdq_usable": found.pdq_usable,
+                  "md5": found.md5, "sha256": found.sha256}
+        pdq = f"pdq {found.pdq} quality {found.quality}" + ("" if found.pdq_usable else " (too low: not used)") \
+            if found.pdq else "pdq - (not an image)"
+        emit(as_json, record, f"{file}\n  {pdq}\n  md5 {found.md5}\n  sha256 {found.sha256}")
+    unusable.finish(len(files))
+
+
+def _entries(files: list[Path], kind: str, progress: Progress) -> Iterator[tuple[str, Entry | Rejected]]:
+    """(file, entry or rejection) for every hash in the lists and every usable hash of the media."""
+    from kizuna.hashes.hashing import HashingError, hash_file
+
+    for file in files:
+        progress.object_done()
+        try:
+            head = file.read_bytes()[:4096]
+        except OSError as exc:
+            yield str(file), Rejected(0, exc.strerror or str(exc))
+            continue
+        if looks_like_hash_list(head):
+            for item in read_hash_list(file.read_text(encoding="utf-8", errors="replace"), kind):
+                yield str(file), item
+            continue
+        try:
+            found = hash_file(file)
+        except HashingError as exc:
+            yield str(file), Rejected(0, str(exc))
+            continue
+        if found.pdq is not None and found.pdq_usable:
+            yield str(file), Entry(0, PDQ, found.pdq, found.quality)
+        elif found.pdq is not None:
+            yield str(file), Rejected(0, f"PDQ quality {found.quality} is below 50: only exact hashes banked")
+        yield str(file), Entry(0, MD5, found.md5)
+        yield str(file), Entry(0, SHA256, found.sha256)
+
+
+@click.group("hashes")
+def hashes_group() -> None:
+    """Hash banks: import PDQ / MD5 / SHA-256 signals and match media or hashes against them."""
+
+
+@hashes_group.command("import")
+@_paths
+@click.option("--collection", required=True, help="The bank: collection id or alias to add the signals to.")
+@click.option("--label", "labels", multiple=True,
+              help="Content category for every signal, e.g. terrorist-content/imminent-credible-threat (repeatable).")
+@click.option("--tlp", type=click.Choice(["clear", "green", "amber", "amber+strict", "red"]), default=None,
+              help="TLP 2.0 marking for every signal.")
+@_kind
+@quiet_option
+@json_option
+@click.pass_context
+def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str, labels: tuple[str, ...],
+                   tlp: str | None, kind: str, quiet: bool, as_json: bool) -> None:
+    """Add signals to a bank from hash lists (text or CSV, ThreatExchange/HMA exports) or media files.
+
+    Media are hashed on the way (PDQ when its quality is at least 50, plus MD5 and SHA-256). A bad
+    line or file is reported on its own line with its file and line, and the rest is imported.
+    """
+    try:
+        checked = [check_label(label.strip().lower()) for label in labels]
+    except SignalError as exc:
+        raise CliError(str(exc), code="usage", exit_code=2) from None
+    node = node_of(ctx)
+    target = node.find_collection(collection)
+    files = _files(inputs)
+    producer = node.identity().get("id")
+    level = TlpLevel.from_token(tlp) if tlp else None
+    markings = [TLP2_IDS[level]] if level is not None else []
+    signals: dict[str, dict[str, Any]] = {}
+    rejected: list[dict[str, Any]] = []
+    with Progress("hash and read", total=len(files), unit="files", enabled=progress_wanted(as_json, quiet)) as bar:
+        for file, item in _entries(files, kind, bar):
+            where = f"{file}:{item.line}" if item.line else file
+            if isinstance(item, Rejected):
+                rejected.append({"where": where, "reason": item.reason})
+                continue
+            signal = make_signal(item.hash_type, item.hash, producer=producer, quality=item.quality,
+                                 labels=[*checked, *item.labels], markings=markings)
+            signals[signal["id"]] = signal
+    if not signals:
+        first = rejected[0] if rejected else {"where": str(inputs[0]), "reason": "no hashes found"}
+        file, _, line = str(first["where"]).rpartition(":")
+        if not line.isdigit():
+            file, line = str(first["where"]), ""
+        raise CliError(f"nothing imported: {first['reason']}", code="input", file=file,
+                       line=int(line) if line else None)
+    node.import_objects(target, [kizuna_identity(), extension_definition()])  # what every signal names
+    report = node.import_objects(target, list(signals.values()))
+    failures = [{"id": f["id"], "message": f["message"]} for f in report.failures]
+    stored = report.success_count - report.duplicate_count
+    result = {"collection": target.alias or target.id, "signals": len(signals), "stored": stored, "failed": failures,
+              "rejected": rejected}
+    if not as_json:
+        for problem in rejected:
+            _report("hashes import", problem["where"], problem["reason"])
+    emit(as_json, result, f"{len(signals)} signals into {result['collection']} "
+                          f"({stored} new), {len(rejected)} inputs rejected, {len(failures)} refused")
+
+
+@hashes_group.command("match")
+@_paths
+@click.option("--collection", "collections", multiple=True,
+              help="Bank to match against (id or alias; repeatable). Default: every collection.")
+@click.option("--threshold", type=click.IntRange(0, 255), default=DEFAULT_THRESHOLD, show_default=True,
+              help="Largest PDQ Hamming distance that counts as a match.")
+@click.option("--sightings-to", "sightings_to", default=None,
+              help="Store a sighting of every matched signal in this collection (federation carries it back).")
+@_kind
+@json_option
+@click.pass_context
+def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tuple[str, ...], threshold: int,
+                  sightings_to: str | None, kind: str, as_json: bool) -> None:
+    """Look media files, directories or hash lists up in the banks; print every match with its distance.
+
+    With --json: one JSON line per input, {"input", "hash", "matches": [{"hash", "distance",
+    "signal", "bank", "labels", "producer"}]}, or {"input", "error"} for an input that cannot be used.
+    """
+    from kizuna.hashes.banks import Banks
+    from kizuna.hashes.matching import MatchRun, queries_from_path
+
+    node = node_of(ctx)
+    banks = [node.find_collection(ref) for ref in collections] or node.store.list_collections()
+    target = node.find_collection(sightings_to) if sightings_to else None
+    _files(inputs)
+    run = MatchRun(Banks(node), NODE_ADMIN, banks, threshold, node.identity().get("id", ""))
+    queries = (query for path in inputs for query in queries_from_path(path, kind))
+    unusable = _Unusable("hashes match", as_json)
+    for result in run.results(queries):
+        if "error" in result:
+            unusable.add(result["input"], result["error"])
+            continue
+        unusable.success()
+        if as_json:
+            click.echo(orjson.dumps(result).decode())
+        else:
+            click.echo(f"{result['input']}: {len(result['matches'])} match(es) for {result['hash']}")
+            for m in result["matches"]:
+                click.echo(f"  distance {m['distance']:>3}  {m['bank']}  {m['signal']}  {', '.join(m['labels'])}")
+    sightings = run.sightings()
+    if target is not None and sightings:
+        node.import_objects(target, sightings)
+    unusable.finish(run.inputs)
+    if not as_json:
+        click.echo(f"{run.inputs} inputs, {run.matched} matched, {run.errors} unusable; {len(sightings)} sightings"
+                   + (f" stored in {target.alias or target.id}" if target is not None and sightings else ""),
+                   err=True)
+
+
+@hashes_group.command("opinion")
+@click.argument("signal_id")
+@click.option("--verdict", type=click.Choice(list(VERDICTS)), required=True,
+              help="Whether the signal's match was right (true-positive), wrong (false-positive) or disputed.")
+@click.option("--collection", required=True,
+              help="The bank holding the signal (id or alias); the opinion is stored there.")
+@click.option("--comment", default=None, help="A short explanation kept with the verdict.")
+@json_option
+@click.pass_context
+def opinion_command(ctx: click.Context, signal_id: str, verdict: str, collection: str, comment: str | None,
+                    as_json: bool) -> None:
+    """Record a verdict on a signal as a STIX opinion, under the signal's markings.
+
+    Federation carries the opinion back to the signal's producer like any object of the bank.
+    """
+    from kizuna.core.filters import Endpoint, Filters
+
+    node = node_of(ctx)
+    target = node.find_collection(collection)
+    page = node.read(node.viewer_for(NODE_ADMIN, target), Endpoint.OBJECTS, Filters(ids=(signal_id,)))
+    signals = [orjson.loads(body) for _row, body in page.items]
+    if not signals or read_signal(signals[-1]) is None:
+        raise CliError(f"no hash signal {signal_id[:100]!r} in {collection}", code="not-found")
+    opinion = make_opinion(signals[-1], verdict, author=node.identity().get("id"), comment=comment)
+    report = node.import_objects(target, [opinion])
+    if report.failures:
+        raise CliError(report.failures[0]["message"], code="invalid")
+    emit(as_json, {"id": opinion["id"], "opinion": opinion["opinion"], "signal": signal_id},
+         f"opinion {opinion['id']} ({verdict}) on {signal_id}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(hash_command)
+    cli.add_command(hashes_group)

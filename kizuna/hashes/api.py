@@ -1,0 +1,101 @@
+"""`POST /{api_root}/hashes/match`: match images or hashes against the caller's visible banks.
+
+* body: JSON ``{"hashes": ["<pdq hex>", "md5:<hex>", …]}`` (each item read like a line of a hash
+  list), or the bytes of one image or other media file (any other content type);
+* ``collection`` (repeatable, id or alias): the banks to match; default, every collection of the
+  API root the token may read. A bank the token may not see is a 404, exactly like one that does
+  not exist, and signals the token may not see are never indexed for it;
+* ``threshold``: the PDQ Hamming distance that still matches (0-255, default 31);
+* ``store`` (id or alias): also store the sightings of the matched signals in this collection.
+
+The answer is ``{"results": [...], "sightings": [...]}`` with one result per input as
+`kizuna hashes match --json` prints them. Authentication and errors are the TAXII endpoints' own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kizuna.core.errors import BadRequest
+from kizuna.core.node import Node
+from kizuna.core.principal import Principal
+from kizuna.hashes.banks import Banks
+from kizuna.hashes.matching import MatchRun, Query, media_query, queries_from_text
+from kizuna.hashes.signals import DEFAULT_THRESHOLD
+from kizuna.taxii.http import endpoint, read_body, taxii_response
+
+_PARAMS = ("collection", "threshold", "store")
+_MAX_HASHES = 10_000
+
+
+def _threshold(values: list[str]) -> int:
+    if not values:
+        return DEFAULT_THRESHOLD
+    text = values[-1]
+    if not text.isdigit() or int(text) > 255:
+        raise BadRequest(f"threshold {text[:40]!r} is not a whole number from 0 to 255")
+    return int(text)
+
+
+def _queries(body: bytes, content_type: str) -> list[Query]:
+    if content_type.startswith(("application/json", "application/taxii+json")):
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"the body is not JSON: {exc}") from None
+        hashes = data.get("hashes") if isinstance(data, dict) else None
+        if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
+            raise BadRequest('a JSON body must be {"hashes": ["<hash>", …]}')
+        if len(hashes) > _MAX_HASHES:
+            raise BadRequest(f"at most {_MAX_HASHES} hashes per request")
+        return list(queries_from_text("hashes", "\n".join(h.replace("\n", " ") for h in hashes)))
+    if not body:
+        raise BadRequest("the body is empty: send an image or {\"hashes\": [...]}")
+    return [media_query("body", body)]
+
+
+class HashMatchService:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.banks = Banks(node)
+
+    def match(self, principal: Principal, api_root: str, params: dict[str, list[str]], body: bytes,
+              content_type: str) -> dict[str, Any]:
+        threshold = _threshold(params.get("threshold", []))
+        collections = self.banks.visible(principal, api_root, params.get("collection", []))
+        target = self.node.writable(principal, api_root, params["store"][-1]) if params.get("store") else None
+        queries = _queries(body, content_type)
+        identity = principal.organisation_id or self.node.identity().get("id", "")
+        run = MatchRun(self.banks, principal, collections, threshold, identity)
+        results = list(run.results(queries))
+        sightings = run.sightings()
+        answer: dict[str, Any] = {"results": results, "sightings": sightings}
+        if target is not None:
+            report = self.node.add_objects(principal, target, sightings) if sightings else None
+            answer["stored"] = report.to_taxii() if report is not None else {"success_count": 0}
+        return answer
+
+    async def handle(self, request: Request, principal: Principal) -> Response:
+        api_root = request.path_params["api_root"]
+        root = await run_in_threadpool(self.node.api_root, api_root)
+        params: dict[str, list[str]] = {}
+        for name, value in request.query_params.multi_items():
+            if name not in _PARAMS:
+                raise BadRequest(f"unknown query parameter {name!r} ({', '.join(_PARAMS)})")
+            params.setdefault(name, []).append(value)
+        body = await read_body(request, root.max_content_length)
+        content_type = request.headers.get("content-type", "").lower()
+        answer = await run_in_threadpool(self.match, principal, api_root, params, body, content_type)
+        return taxii_response(orjson.dumps(answer))
+
+
+def routes(node: Node) -> list[Route]:
+    """The hash-matching route, for `kizuna.app.create_app` to mount next to the detect routes."""
+    service = HashMatchService(node)
+    return [Route("/{api_root}/hashes/match", endpoint(service.handle), methods=["POST"])]

@@ -1,0 +1,124 @@
+"""Reading hash lists: plain text, CSV, and ThreatExchange / HMA CSV exports.
+
+* Plain text: one hash per line, ``#`` comments and blank lines skipped. The type is told by length
+  (32 hex digits: MD5), by a ``pdq:``/``md5:``/``sha256:`` prefix, or, for 64 hex digits (PDQ and
+  SHA-256 have the same length), by ``kind`` (default PDQ, the usual content of a hash bank).
+* CSV with a header: the hash in a column named ``hash``, ``signal``, ``signal_value``,
+  ``indicator``, ``pdq``, ``md5`` or ``sha256``; its type in ``hash_type``/``signal_type``/
+  ``indicator_type``/``type`` (ThreatExchange's ``HASH_PDQ``, HMA's ``pdq``, ``video_md5``…);
+  labels in ``labels``/``tags``/``category`` (separated by ``;``, ``|`` or spaces); PDQ quality in
+  ``quality``.
+
+Each line gives an `Entry` or a `Rejected` naming the line, so a bad line is reported and the rest
+of the list is used.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from kizuna.hashes.signals import MD5, PDQ, SHA256, SignalError, check_label, normalise_hash
+
+_TYPE_NAMES: Final = {
+    "pdq": PDQ, "hash_pdq": PDQ, "pdq_hash": PDQ, "photo_pdq": PDQ,
+    "md5": MD5, "hash_md5": MD5, "video_md5": MD5, "photo_md5": MD5, "file_md5": MD5,
+    "sha256": SHA256, "sha-256": SHA256, "hash_sha256": SHA256, "file_sha256": SHA256,
+}
+_HASH_COLUMNS: Final = ("hash", "signal", "signal_value", "indicator", "pdq", "md5", "sha256")
+_TYPE_COLUMNS: Final = ("hash_type", "signal_type", "indicator_type", "type")
+_LABEL_COLUMNS: Final = ("labels", "tags", "category", "categories")
+_LABEL_SPLIT = re.compile(r"[;|\s]+")
+KINDS: Final = ("auto", PDQ, MD5, SHA256)
+
+
+@dataclass(frozen=True)
+class Entry:
+    line: int
+    hash_type: str
+    hash: str
+    quality: int | None = None
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line: int
+    reason: str
+
+
+def _type_of(value: str, kind: str) -> str:
+    if kind != "auto":
+        return kind
+    return MD5 if len(value) == 32 else PDQ  # any other length is reported as a bad PDQ hash
+
+
+def _plain(text: str, kind: str) -> Iterator[Entry | Rejected]:
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        prefix, colon, rest = line.partition(":")
+        named = _TYPE_NAMES.get(prefix.strip().lower()) if colon else None
+        value = rest.strip() if named else line
+        try:
+            hash_type = named or _type_of(value, kind)
+            yield Entry(number, hash_type, normalise_hash(hash_type, value))
+        except SignalError as exc:
+            yield Rejected(number, str(exc))
+
+
+def _column(header: Sequence[str], names: tuple[str, ...]) -> str | None:
+    lowered = {h.strip().lower(): h for h in header}
+    return next((lowered[n] for n in names if n in lowered), None)
+
+
+def _csv(text: str, kind: str) -> Iterator[Entry | Rejected]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    hash_col = _column(header, _HASH_COLUMNS)
+    if hash_col is None:
+        yield Rejected(1, f"no hash column in the header (one of: {', '.join(_HASH_COLUMNS)})")
+        return
+    type_col, label_col = _column(header, _TYPE_COLUMNS), _column(header, _LABEL_COLUMNS)
+    quality_col = _column(header, ("quality",))
+    named = hash_col.strip().lower()
+    implied = _TYPE_NAMES[named] if named in ("pdq", "md5", "sha256") else None  # a column named by its type
+    for row in reader:
+        number = reader.line_num
+        value = (row.get(hash_col) or "").strip()
+        try:
+            type_text = (row.get(type_col) or "").strip().lower() if type_col else ""
+            if type_text and type_text not in _TYPE_NAMES:
+                raise SignalError(f"hash type {type_text!r} is not one of pdq, md5, sha256")
+            hash_type = _TYPE_NAMES.get(type_text) or implied or _type_of(value, kind)
+            quality_text = (row.get(quality_col) or "").strip() if quality_col else ""
+            if quality_text and not quality_text.isdigit():
+                raise SignalError(f"quality {quality_text!r} is not a number")
+            labels = tuple(check_label(label.lower()) for label in _LABEL_SPLIT.split(row.get(label_col) or "")
+                           if label) if label_col else ()
+            yield Entry(number, hash_type, normalise_hash(hash_type, value),
+                        int(quality_text) if quality_text else None, labels)
+        except SignalError as exc:
+            yield Rejected(number, str(exc))
+
+
+def read_hash_list(text: str, kind: str = "auto") -> Iterator[Entry | Rejected]:
+    """Every entry of a hash list, in order; a CSV is recognised by a header naming a hash column."""
+    first = next((line for line in text.splitlines() if line.strip() and not line.startswith("#")), "")
+    if "," in first and _column(next(csv.reader([first])), _HASH_COLUMNS):
+        return _csv(text, kind)
+    return _plain(text, kind)
+
+
+def looks_like_hash_list(head: bytes) -> bool:
+    """Whether a file's first bytes are a hash list rather than media (text of hex, commas and words)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(text.strip()) and all(ch.isprintable() or ch in "\r\n\t" for ch in text)

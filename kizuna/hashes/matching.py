@@ -1,0 +1,124 @@
+"""From inputs (media files, image bytes, hash lists) to match results and sightings.
+
+Shared by `kizuna hashes match` and POST /{api_root}/hashes/match: each input gives one result,
+``{"input", "hash", "matches": [{"hash", "distance", "signal", "bank", "labels", …}]}``, or
+``{"input", "error"}`` when it cannot be used (the other inputs are still matched). Every matched
+signal is counted into a sighting of it (`kizuna.detect.sightings`), which federation carries back
+to the producer like any other sighting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kizuna.core.principal import Principal
+from kizuna.detect.sightings import SightingAggregator
+from kizuna.hashes.banks import Banks, Match
+from kizuna.hashes.hashing import HashingError, MediaHashes, hash_bytes, media_files
+from kizuna.hashes.hashlists import Entry, Rejected, looks_like_hash_list, read_hash_list
+from kizuna.hashes.signals import MD5, MIN_QUALITY, PDQ, SHA256
+from kizuna.store.base import Collection
+
+
+@dataclass(frozen=True)
+class Query:
+    """One thing to look up: a hash from a list, or the hashes of one media file."""
+
+    input: str
+    hash_type: str = PDQ
+    hash: str = ""
+    media: MediaHashes | None = None
+    error: str | None = None
+
+
+def media_query(label: str, data: bytes) -> Query:
+    try:
+        return Query(label, media=hash_bytes(data))
+    except HashingError as exc:
+        return Query(label, error=str(exc))
+
+
+def queries_from_text(label: str, text: str, kind: str = "auto") -> Iterator[Query]:
+    for item in read_hash_list(text, kind):
+        where = f"{label}:{item.line}"
+        if isinstance(item, Rejected):
+            yield Query(where, error=item.reason)
+        else:
+            assert isinstance(item, Entry)
+            yield Query(where, item.hash_type, item.hash)
+
+
+def queries_from_path(path: Path, kind: str = "auto") -> Iterator[Query]:
+    """A hash list is read line by line; any other file is media, hashed."""
+    for file in media_files(path):
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            yield Query(str(file), error=exc.strerror or str(exc))
+            continue
+        if looks_like_hash_list(data[:4096]):
+            yield from queries_from_text(str(file), data.decode("utf-8", errors="replace"), kind)
+        else:
+            yield media_query(str(file), data)
+
+
+def _lookups(query: Query) -> list[tuple[str, str]]:
+    if query.media is None:
+        return [(query.hash_type, query.hash)]
+    media = query.media
+    found = [(MD5, media.md5), (SHA256, media.sha256)]
+    if media.pdq_usable and media.pdq is not None:
+        found.insert(0, (PDQ, media.pdq))
+    return found
+
+
+def result_of(query: Query, matches: list[Match]) -> dict[str, Any]:
+    if query.error is not None:
+        return {"input": query.input, "error": query.error}
+    media = query.media
+    head: dict[str, Any] = {"input": query.input}
+    if media is None:
+        head["hash"] = query.hash
+    else:
+        head["hash"] = media.pdq or media.sha256
+        head.update(md5=media.md5, sha256=media.sha256, quality=media.quality)
+        if media.pdq is not None and not media.pdq_usable:
+            head["note"] = f"PDQ quality {media.quality} is below {MIN_QUALITY}: matched by exact hashes only"
+    return {**head, "matches": [m.as_json() for m in matches]}
+
+
+class MatchRun:
+    """Match queries against the given banks as one principal; count sightings of what matched."""
+
+    def __init__(self, banks: Banks, principal: Principal, collections: list[Collection], threshold: int,
+                 identity: str) -> None:
+        self.banks, self.principal, self.collections, self.threshold = banks, principal, collections, threshold
+        self.aggregator = SightingAggregator(identity)
+        self.inputs = self.matched = self.errors = 0
+
+    def results(self, queries: Iterable[Query]) -> Iterator[dict[str, Any]]:
+        for query in queries:
+            self.inputs += 1
+            matches: list[Match] = []
+            if query.error is None:
+                seen: set[str] = set()
+                for hash_type, digest in _lookups(query):
+                    for match in self.banks.match(self.principal, self.collections, hash_type, digest, self.threshold):
+                        if match.signal.id not in seen:
+                            seen.add(match.signal.id)
+                            matches.append(match)
+            else:
+                self.errors += 1
+            if matches:
+                self.matched += 1
+                now = time.time()
+                for match in matches:
+                    self.aggregator.record(match.signal.id, now)
+            yield result_of(query, matches)
+
+    def sightings(self) -> list[dict[str, Any]]:
+        return self.aggregator.sightings()

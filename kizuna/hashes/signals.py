@@ -1,0 +1,172 @@
+"""The STIX form of a hash signal, and reading it back.
+
+A signal is an ``indicator`` that a generic STIX consumer can still read:
+
+* PDQ: ``pattern_type: "pdq"`` (open vocabulary) and ``pattern`` the 64 hex digits of the hash;
+* MD5 / SHA-256: ``pattern_type: "stix"`` and ``[file:hashes.MD5 = '…']`` (or ``'SHA-256'``), so the
+  detection engine and every STIX tool match it as a file hash;
+
+and every signal carries the property extension ``EXTENSION_ID`` with ``hash_type``, ``hash`` and
+(PDQ) ``quality``. Content categories are ``labels`` (GIFCT-style, e.g.
+``terrorist-content/imminent-credible-threat``). Ids are derived from (producer, type, hash), so
+importing the same hash twice updates one object instead of duplicating it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+EXTENSION_ID: Final = "extension-definition--0b1c5a0e-6f3d-4d8e-9a51-2f6c7d4e8b13"
+KIZUNA_IDENTITY_ID: Final = "identity--5b0f0e8e-3d55-4b52-9d8c-7b1f6f0c2a90"
+_SIGNAL_NAMESPACE: Final = uuid.UUID("9f8e2f4c-1b7a-4c3e-8d2a-6e5b4a3c2d10")
+_SCHEMA_URL: Final = "https://github.com/kizuna-project/kizuna/blob/main/docs/hashes.md"
+
+PDQ: Final = "pdq"
+MD5: Final = "md5"
+SHA256: Final = "sha256"
+HASH_TYPES: Final = (PDQ, MD5, SHA256)
+HEX_LENGTH: Final = {PDQ: 64, MD5: 32, SHA256: 64}
+_STIX_HASH_NAME: Final = {MD5: "MD5", SHA256: "SHA-256"}
+
+#: PDQ quality below this is too uninformative to match on (PDQ's own advice).
+MIN_QUALITY: Final = 50
+#: Hamming distance at or below which two PDQ hashes are a confident match (PDQ's advice).
+DEFAULT_THRESHOLD: Final = 31
+
+#: The content categories GIFCT's hash-sharing database uses; other labels are kept as given.
+CONTENT_LABELS: Final = (
+    "terrorist-content/imminent-credible-threat",
+    "terrorist-content/graphic-violence-against-defenseless-people",
+    "terrorist-content/glorification-of-terrorist-acts",
+    "terrorist-content/recruitment-and-instruction",
+    "terrorist-content/attacker-manifesto",
+    "terrorist-content/livestream-of-attack",
+    "graphic-violence",
+)
+_LABEL = re.compile(r"^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9-]*)*$")
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+class SignalError(ValueError):
+    """A hash or label that cannot become a signal (the message says which and why)."""
+
+
+def check_label(label: str) -> str:
+    if not _LABEL.match(label):
+        raise SignalError(f"label {label!r} is not a lower-case taxonomy path like 'terrorist-content/…'")
+    return label
+
+
+def normalise_hash(hash_type: str, value: str) -> str:
+    """Lower-case hex of the right length for ``hash_type``; SignalError otherwise."""
+    text = value.strip().lower()
+    expected = HEX_LENGTH[hash_type]
+    if not _HEX.match(text):
+        raise SignalError(f"{hash_type} hash {value[:80]!r} is not hexadecimal")
+    if len(text) != expected:
+        raise SignalError(f"{hash_type} hash has {len(text)} hex digits, not {expected}")
+    return text
+
+
+def extension_definition() -> dict[str, Any]:
+    """The extension-definition every signal names (stored once per collection it is imported into)."""
+    stamp = "2026-12-01T00:00:00.000Z"
+    return {
+        "type": "extension-definition", "spec_version": "2.1", "id": EXTENSION_ID,
+        "created_by_ref": KIZUNA_IDENTITY_ID, "created": stamp, "modified": stamp,
+        "name": "Kizuna hash signal",
+        "description": "The hash an indicator shares (PDQ with its quality, MD5, SHA-256), for hash banks.",
+        "schema": _SCHEMA_URL, "version": "1.0", "extension_types": ["property-extension"],
+    }
+
+
+def kizuna_identity() -> dict[str, Any]:
+    stamp = "2026-12-01T00:00:00.000Z"
+    return {"type": "identity", "spec_version": "2.1", "id": KIZUNA_IDENTITY_ID, "created": stamp,
+            "modified": stamp, "name": "Kizuna project", "identity_class": "organization"}
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What a bank needs of one signal: the hash, what it is about, and where it came from."""
+
+    id: str
+    hash_type: str
+    hash: str
+    quality: int | None
+    labels: tuple[str, ...]
+    producer: str | None
+    revoked: bool = False
+
+
+def make_signal(hash_type: str, value: str, *, producer: str | None, labels: list[str], markings: list[str],
+                quality: int | None = None, now: datetime | None = None) -> dict[str, Any]:
+    digest = normalise_hash(hash_type, value)
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    name = f"{producer or ''}|{hash_type}|{digest}"
+    extension: dict[str, Any] = {"extension_type": "property-extension", "hash_type": hash_type, "hash": digest}
+    if hash_type == PDQ:
+        pattern_type, pattern = PDQ, digest
+        if quality is not None:
+            extension["quality"] = quality
+    else:
+        pattern_type, pattern = "stix", f"[file:hashes.'{_STIX_HASH_NAME[hash_type]}' = '{digest}']"
+    signal: dict[str, Any] = {
+        "type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid5(_SIGNAL_NAMESPACE, name)}",
+        "created": stamp, "modified": stamp, "name": f"{hash_type.upper()} {digest[:16]}…",
+        "indicator_types": ["malicious-activity"], "pattern_type": pattern_type, "pattern": pattern,
+        "valid_from": stamp, "extensions": {EXTENSION_ID: extension},
+    }
+    if labels:
+        signal["labels"] = sorted(set(labels))
+    if producer:
+        signal["created_by_ref"] = producer
+    if markings:
+        signal["object_marking_refs"] = markings
+    return signal
+
+
+def read_signal(obj: dict[str, Any]) -> Signal | None:
+    """The signal an object carries, or None when it is not a (well-formed) hash signal."""
+    if obj.get("type") != "indicator":
+        return None
+    extension = (obj.get("extensions") or {}).get(EXTENSION_ID)
+    if not isinstance(extension, dict):
+        return None
+    hash_type, value = extension.get("hash_type"), extension.get("hash")
+    if hash_type not in HASH_TYPES or not isinstance(value, str):
+        return None
+    try:
+        digest = normalise_hash(hash_type, value)
+    except SignalError:
+        return None
+    quality = extension.get("quality")
+    labels = tuple(label for label in obj.get("labels", ()) if isinstance(label, str))
+    return Signal(obj["id"], hash_type, digest, quality if isinstance(quality, int) else None, labels,
+                  obj.get("created_by_ref"), bool(obj.get("revoked")))
+
+
+#: A partner's verdict on a signal, as the STIX opinion it becomes.
+VERDICTS: Final = {"true-positive": "strongly-agree", "false-positive": "strongly-disagree", "disputed": "neutral"}
+
+
+def make_opinion(signal: dict[str, Any], verdict: str, *, author: str | None, comment: str | None = None,
+                 now: datetime | None = None) -> dict[str, Any]:
+    """A STIX ``opinion`` on a signal, under the signal's own markings so it flows back to its producer
+    through the same agreements the signal came by."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    opinion: dict[str, Any] = {
+        "type": "opinion", "spec_version": "2.1", "id": f"opinion--{uuid.uuid4()}", "created": stamp,
+        "modified": stamp, "opinion": VERDICTS[verdict], "object_refs": [signal["id"]],
+        "explanation": f"{verdict}" + (f": {comment}" if comment else ""), "labels": [f"hash-match/{verdict}"],
+    }
+    if author:
+        opinion["created_by_ref"] = author
+    if signal.get("object_marking_refs"):
+        opinion["object_marking_refs"] = list(signal["object_marking_refs"])
+    return opinion
+

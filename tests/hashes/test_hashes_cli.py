@@ -1,0 +1,126 @@
+"""`kizuna hash`, `kizuna hashes import` and `kizuna hashes match` as real processes on a real node:
+bad inputs are named one per line and the rest is processed, matches come back one JSON line per
+input, and matches become sightings of the signal in the node."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kizuna.core.node import Node
+from kizuna.hashes.hashing import hash_file
+from kizuna.hashes.signals import EXTENSION_ID
+from kizuna.policy.tlp import TLP2_IDS, TlpLevel
+from tests.conftest import kizuna, kizuna_json
+
+IMAGES = Path(__file__).parent.parent / "fixtures" / "pdq" / "images"
+EXAMPLES = Path(__file__).parent.parent.parent / "examples" / "hashes"
+LABEL = "terrorist-content/graphic-violence-against-defenseless-people"
+
+
+@pytest.fixture(scope="module")
+def node_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("hashes") / "node"
+    kizuna_json(data, "init", "--org-name", "Home", "--country", "GBR")
+    kizuna_json(data, "collections", "create", "--title", "TCAP bank", "--alias", "tcap")
+    kizuna_json(data, "collections", "create", "--title", "Sightings", "--alias", "seen")
+    return data
+
+
+def _json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_hash_prints_every_file_and_names_the_corrupt_one(tmp_path: Path) -> None:
+    folder = tmp_path / "media"
+    folder.mkdir()
+    shutil.copy(IMAGES / "misc" / "small.jpg", folder / "a-small.jpg")
+    shutil.copy(EXAMPLES / "bank-bridge.jpg", folder / "b-bridge.jpg")
+    (folder / "c-corrupt.jpg").write_bytes((EXAMPLES / "bank-bridge.jpg").read_bytes()[:500])
+    result = kizuna(tmp_path / "unused", "hash", str(folder), "--json", check=False)
+    lines = _json_lines(result.stdout)
+    assert result.returncode == 0 and len(lines) == 3
+    assert lines[0]["pdq_usable"] is False and lines[0]["quality"] < 50  # type: ignore[operator]
+    assert lines[1]["pdq"] == hash_file(EXAMPLES / "bank-bridge.jpg").pdq and lines[1]["pdq_usable"] is True
+    assert lines[2]["input"] == str(folder / "c-corrupt.jpg") and "corrupt image" in str(lines[2]["error"])
+    text = kizuna(tmp_path / "unused", "hash", str(folder), check=False)
+    assert text.stderr.splitlines() == [f"kizuna hash: corrupt image: Truncated File Read: {folder / 'c-corrupt.jpg'}"]
+    assert "(too low: not used)" in text.stdout
+
+
+def test_import_names_bad_lines_stores_the_rest_as_marked_signals_and_matches(node_dir: Path, tmp_path: Path) -> None:
+    bridge = hash_file(EXAMPLES / "bank-bridge.jpg")
+    assert bridge.pdq is not None
+    listing = tmp_path / "bank.txt"
+    listing.write_text(f"{bridge.pdq}\nzz{bridge.pdq[2:]}\n{bridge.pdq[:40]}\nmd5:{bridge.md5}\n")
+    result = kizuna(node_dir, "hashes", "import", str(listing), "--collection", "tcap", "--label", LABEL,
+                    "--tlp", "amber", check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"kizuna hashes import: pdq hash 'zz{bridge.pdq[2:]}' is not hexadecimal: {listing}:2",
+        f"kizuna hashes import: pdq hash has 40 hex digits, not 64: {listing}:3",
+    ]
+    node = Node.open(node_dir)
+    try:
+        stored = [json.loads(b) for b in node.export_objects(node.find_collection("tcap"))]
+    finally:
+        node.close()
+    signals = [o for o in stored if o["type"] == "indicator"]
+    assert sorted(s["extensions"][EXTENSION_ID]["hash"] for s in signals) == sorted([bridge.pdq, bridge.md5])
+    assert all(s["labels"] == [LABEL] and s["object_marking_refs"] == [TLP2_IDS[TlpLevel.AMBER]] for s in signals)
+    assert any(o["id"] == EXTENSION_ID for o in stored)
+
+    uploads = [EXAMPLES / "upload-bridge-shrunk.jpg", EXAMPLES / "upload-unrelated.jpg", listing]
+    matched = kizuna(node_dir, "hashes", "match", *map(str, uploads), "--sightings-to", "seen", "--json",
+                     check=False)
+    lines = _json_lines(matched.stdout)
+    assert matched.returncode == 0
+    shrunk, unrelated = lines[0], lines[1]
+    assert [m["hash"] for m in shrunk["matches"]] == [bridge.pdq]  # type: ignore[index]
+    near = shrunk["matches"][0]  # type: ignore[index]
+    assert 0 < near["distance"] <= 31 and near["bank"] == "tcap" and near["labels"] == [LABEL]
+    assert unrelated["matches"] == []
+    by_input = {line["input"]: line for line in lines[2:]}
+    assert by_input[f"{listing}:1"]["matches"][0]["distance"] == 0  # type: ignore[index]
+    assert "not hexadecimal" in str(by_input[f"{listing}:2"]["error"])
+    node = Node.open(node_dir)
+    try:
+        seen = [json.loads(b) for b in node.export_objects(node.find_collection("seen"))]
+    finally:
+        node.close()
+    sighted = {s["sighting_of_ref"]: s["count"] for s in seen if s["type"] == "sighting"}
+    # The shrunk image and the PDQ line of the list both matched the PDQ signal; the md5 line its own.
+    assert sighted[near["signal"]] == 2 and len(sighted) == 2
+
+    strict = kizuna(node_dir, "hashes", "match", str(EXAMPLES / "upload-bridge-shrunk.jpg"), "--threshold", "5",
+                    "--json")
+    assert _json_lines(strict.stdout)[0]["matches"] == []
+
+    # A verdict on the signal is a STIX opinion under the signal's own markings, stored in the bank.
+    verdict = kizuna_json(node_dir, "hashes", "opinion", str(near["signal"]), "--verdict", "false-positive",
+                          "--collection", "tcap", "--comment", "a bridge")
+    node = Node.open(node_dir)
+    try:
+        stored_opinions = [o for o in map(json.loads, node.export_objects(node.find_collection("tcap")))
+                           if o["type"] == "opinion"]
+    finally:
+        node.close()
+    assert [(o["id"], o["opinion"], o["object_refs"], o["object_marking_refs"]) for o in stored_opinions] == [
+        (verdict["id"], "strongly-disagree", [near["signal"]], [TLP2_IDS[TlpLevel.AMBER]])]
+
+
+def test_nothing_usable_fails_with_one_line(node_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("indicator_type,indicator\nHASH_PDQ,1234\n")
+    result = kizuna(node_dir, "hashes", "import", str(bad), "--collection", "tcap", check=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"kizuna hashes import: nothing imported: pdq hash has 4 hex digits, not 64: {bad}:2"]
+    as_json = kizuna(node_dir, "hashes", "import", str(bad), "--collection", "tcap", "--json", check=False)
+    assert {k: json.loads(as_json.stdout)["error"][k] for k in ("file", "line")} == {"file": str(bad), "line": 2}
+    label = kizuna(node_dir, "hashes", "import", str(bad), "--collection", "tcap", "--label", "Not A Label!",
+                   check=False)
+    assert label.returncode == 2 and len(label.stderr.splitlines()) == 1

@@ -1,0 +1,118 @@
+"""POST /{api_root}/hashes/match over HTTP with real tokens on both backends: a caller matches only
+the banks and signals it may read, a TLP:RED signal is never matched for a principal who may not see
+it, a hidden bank answers exactly like an absent one, and a new signal matches without a rebuild."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from kizuna.hashes.hashing import hash_file
+from kizuna.hashes.signals import PDQ, make_signal
+from kizuna.policy.tlp import TLP2_IDS, TlpLevel
+from tests.conftest import TAXII, Node, kizuna_json
+
+EXAMPLES = Path(__file__).parent.parent.parent / "examples" / "hashes"
+RED_HASH = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
+CLEAR_HASH = "54a977c221d14c1c43ba5e4e21d4a13989a3553f1462611cbb87fda7be83b677"
+OTHER_HASH = "992d44af36d69e6ca6b812485928bac11def254ef539ac6d07466c9abcc65b92"
+
+
+@functools.cache
+def _producer_of(data_dir: Path) -> str:
+    orgs = kizuna_json(data_dir, "orgs", "list")["organisations"]
+    return str(next(o["id"] for o in orgs if o["name"] == "NCSC UK"))
+
+
+def _producer(node: Node) -> str:
+    return _producer_of(node.data_dir)  # one CLI run per node, not one per signal
+
+
+def _signal(node: Node, digest: str, level: TlpLevel, label: str = "graphic-violence") -> dict[str, Any]:
+    return make_signal(PDQ, digest, producer=_producer(node), labels=[label], markings=[TLP2_IDS[level]],
+                       quality=100)
+
+
+def _match(node: Node, token: str, hashes: list[str], **params: str) -> requests.Response:
+    return node.session(token).post(f"{node.api_root}hashes/match", json={"hashes": hashes}, params=params)
+
+
+def _near(digest: str, bits: int) -> str:
+    value = int(digest, 16) ^ ((1 << bits) - 1)  # flip the lowest `bits` bits
+    return f"{value:064x}"
+
+
+def test_visibility_of_banks_and_signals(node: Node) -> None:
+    red = _signal(node, RED_HASH, TlpLevel.RED)
+    clear = _signal(node, CLEAR_HASH, TlpLevel.CLEAR)
+    node.post([red, clear])
+    node.post([_signal(node, OTHER_HASH, TlpLevel.CLEAR)], collection=node.other_collection)
+    queries = [_near(RED_HASH, 20), _near(CLEAR_HASH, 3), OTHER_HASH]
+
+    own = _match(node, "writer", queries)
+    assert own.status_code == 200, own.text
+    assert [[m["distance"] for m in r["matches"]] for r in own.json()["results"]] == [[20], [3], [0]]
+    assert own.json()["results"][0]["matches"][0]["signal"] == red["id"]
+
+    # JPCERT reads "shared" but may not see NCSC's TLP:RED signal, and may not read "other".
+    theirs = _match(node, "reader", queries).json()["results"]
+    assert [r["matches"] for r in theirs][0] == [] and theirs[2]["matches"] == []
+    assert theirs[1]["matches"][0]["signal"] == clear["id"]
+    assert theirs[1]["matches"][0]["labels"] == ["graphic-violence"]
+    # The hidden signal's answer is the answer for a hash nobody holds.
+    nobody = _match(node, "reader", [_near(RED_HASH, 20)]).json()["results"]
+    assert theirs[0] == nobody[0]
+    assert str(red["id"]) not in str(_match(node, "reader", queries).text)
+
+    # A bank the token may not see is a 404 identical to a bank that does not exist.
+    hidden = _match(node, "reader", queries, collection=node.other_collection)
+    absent = _match(node, "reader", queries, collection="00000000-0000-4000-8000-000000000000")
+    assert hidden.status_code == absent.status_code == 404
+    assert hidden.json() == absent.json()
+
+
+def test_a_new_signal_matches_at_once_and_matches_become_sightings(node: Node) -> None:
+    fresh = "0123456789abcdef" * 4
+    assert _match(node, "writer", [fresh]).json()["results"][0]["matches"] == []  # the bank is built
+    signal = _signal(node, fresh, TlpLevel.GREEN)
+    started = time.monotonic()
+    node.post([signal])
+    answer = _match(node, "writer", [_near(fresh, 31), _near(fresh, 32)], store="shared").json()
+    assert time.monotonic() - started < 5
+    assert [len(r["matches"]) for r in answer["results"]] == [1, 0]
+    assert answer["stored"]["success_count"] == 1
+    sighting = answer["sightings"][0]
+    assert sighting["sighting_of_ref"] == signal["id"] and sighting["count"] == 1
+    stored = node.session("writer").get(node.collection_url() + "objects/", params={"match[id]": sighting["id"]})
+    assert stored.json()["objects"][0]["sighting_of_ref"] == signal["id"]
+    # Storing needs write access, as any TAXII add does.
+    assert _match(node, "reader", [fresh], store="shared").status_code == 403
+
+
+def test_images_and_bad_input(node: Node) -> None:
+    bridge = hash_file(EXAMPLES / "bank-bridge.jpg")
+    assert bridge.pdq is not None
+    node.post([_signal(node, bridge.pdq, TlpLevel.CLEAR, "terrorist-content/imminent-credible-threat")])
+    upload = (EXAMPLES / "upload-bridge-shrunk.jpg").read_bytes()
+    answer = node.session("reader").post(f"{node.api_root}hashes/match", data=upload,
+                                         headers={"Content-Type": "image/jpeg"})
+    assert answer.status_code == 200, answer.text
+    result = answer.json()["results"][0]
+    assert result["matches"][0]["hash"] == bridge.pdq and result["matches"][0]["distance"] <= 31
+    assert result["matches"][0]["labels"] == ["terrorist-content/imminent-credible-threat"]
+
+    corrupt = node.session("reader").post(f"{node.api_root}hashes/match", data=upload[:300],
+                                          headers={"Content-Type": "image/jpeg"})
+    assert "corrupt image" in corrupt.json()["results"][0]["error"]
+    mixed = _match(node, "reader", ["abc", bridge.pdq]).json()["results"]
+    assert "3 hex digits" in mixed[0]["error"] and mixed[1]["matches"]
+    for params in ({"threshold": "abc"}, {"threshold": "300"}, {"colour": "red"}):
+        bad = _match(node, "reader", [bridge.pdq], **params)
+        assert bad.status_code == 400 and bad.headers["Content-Type"].startswith(TAXII.split(";")[0])
+    no_token = requests.post(f"{node.api_root}hashes/match", json={"hashes": [bridge.pdq]},
+                             headers={"Accept": TAXII})
+    assert no_token.status_code == 401
