@@ -15,6 +15,7 @@ import click
 
 from kizuna.cli import (
     audit,
+    backup,
     dashboard,
     demo,
     feeds,
@@ -47,7 +48,7 @@ def cli(ctx: click.Context, data: str | None) -> None:
 
 
 for _module in (node, tokens, objects, search, transfer, policy, audit, partners, match, demo, metrics,
-                dashboard, feeds):
+                dashboard, feeds, backup):
     _module.register(cli)
 
 
