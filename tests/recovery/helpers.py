@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from kizuna.core.audit import AuditLog
 from kizuna.store import open_store
 from kizuna.store.base import VersionQuery, VersionSelector
 from tests.conftest import free_port, kizuna, wait_for_port
@@ -42,9 +43,21 @@ def ids(store_url: str, collection: str) -> list[str]:
 
 
 def audit_ok(data_dir: Path) -> dict[str, Any]:
+    """``kizuna audit verify`` as the operator runs it; the chain must be whole."""
     verdict: dict[str, Any] = json.loads(kizuna(data_dir, "audit", "verify", "--json").stdout)
     assert verdict["ok"] is True, verdict
     return verdict
+
+
+def chain_ok(store_url: str) -> int:
+    """The same verification through the core API, without starting a process; returns the record count."""
+    store = open_store(store_url)
+    try:
+        result = AuditLog(store).verify()
+    finally:
+        store.close()
+    assert result.ok, result.problem
+    return result.records
 
 
 def serve(node: FedNode, port: int | None = None) -> None:

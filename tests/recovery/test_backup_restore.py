@@ -54,9 +54,9 @@ class Writer(threading.Thread):
         assert self.error is None, self.error
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def origin(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FedNode]:
-    base = tmp_path_factory.mktemp("backup")
+@pytest.fixture(params=BACKENDS)
+def origin(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FedNode]:
+    base = tmp_path / "origin"
     databases: list[PgDatabase] = []
     if request.param == "postgresql":
         databases.append(create_pg_database())
@@ -70,7 +70,14 @@ def origin(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             database.drop()
 
 
-def test_backup_during_writes_restores_a_verified_consistent_prefix(origin: FedNode, tmp_path: Path) -> None:
+def test_backup_during_writes_and_restore(origin: FedNode, tmp_path: Path) -> None:
+    """One test per backend, so parallel workers never build the same node twice."""
+    _backup_during_writes_restores_a_verified_consistent_prefix(origin, tmp_path / "writes")
+    _restore_refuses_to_replace_a_node_and_a_damaged_backup(origin, tmp_path / "refusals")
+
+
+def _backup_during_writes_restores_a_verified_consistent_prefix(origin: FedNode, tmp_path: Path) -> None:
+    tmp_path.mkdir()
     writer = Writer(origin)
     writer.start()
     try:
@@ -116,7 +123,8 @@ def test_backup_during_writes_restores_a_verified_consistent_prefix(origin: FedN
             target.drop()
 
 
-def test_restore_refuses_to_replace_a_node_and_a_damaged_backup(origin: FedNode, tmp_path: Path) -> None:
+def _restore_refuses_to_replace_a_node_and_a_damaged_backup(origin: FedNode, tmp_path: Path) -> None:
+    tmp_path.mkdir()
     copy = tmp_path / "copy"
     kizuna_json(origin.data_dir, "backup", str(copy))
     again = kizuna(origin.data_dir, "backup", str(copy), check=False)

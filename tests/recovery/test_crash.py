@@ -32,11 +32,11 @@ import requests
 
 from tests.conftest import BACKENDS, TAXII, PgDatabase, create_pg_database, kizuna_json
 from tests.federation.helpers import FedNode, add_partner, grant_partner, make_fed_node, sync
-from tests.recovery.helpers import audit_ok, indicators, kill_9, rows, serve
+from tests.recovery.helpers import chain_ok, indicators, kill_9, rows, serve
 
 ITERATIONS = int(os.environ.get("KIZUNA_CRASH_ITERATIONS", "3"))
 SEED = int(os.environ.get("KIZUNA_CRASH_SEED", "20261204"))
-ENVELOPE = 2500  # over ingest's batch of 1000: an envelope once committed in three pieces
+ENVELOPE = 1500  # over ingest's batch of 1000: an envelope once committed in three pieces
 IMPORT_BATCH = 1000  # core/ingest.py commits an import every this many objects
 PAGE = 100
 
@@ -49,9 +49,9 @@ class Pair:
     databases: list[PgDatabase]
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    base = tmp_path_factory.mktemp("crash")
+@pytest.fixture(params=BACKENDS)
+def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pair]:
+    base = tmp_path / "nodes"
     databases = [create_pg_database(), create_pg_database()] if request.param == "postgresql" else []
     uk = make_fed_node(base, "UK", "GBR", databases[0].url if databases else None)
     jp = make_fed_node(base, "JP", "JPN", databases[1].url if databases else None)
@@ -102,7 +102,7 @@ class Post(threading.Thread):
             self.done.set()
 
 
-def test_kill_9_during_a_large_post(pair: Pair) -> None:
+def _crash_during_a_large_post(pair: Pair) -> None:
     rng = _rng("post", pair.backend)
     sent: list[tuple[list[dict[str, Any]], bool]] = []
     started = time.monotonic()
@@ -123,7 +123,7 @@ def test_kill_9_during_a_large_post(pair: Pair) -> None:
         sent.append((post.objects, post.acknowledged))
         serve(pair.uk, port)
         stored = _stored(pair)
-        where = f"seed {SEED}, iteration {iteration}, kill at {point:.2f}s"
+        where = f"POST: seed {SEED}, iteration {iteration}, kill at {point:.2f}s"
         for objects, acknowledged in sent:
             present = [obj["id"] in stored for obj in objects]
             if acknowledged:
@@ -132,7 +132,7 @@ def test_kill_9_during_a_large_post(pair: Pair) -> None:
                 assert len(set(present)) == 1, f"{sum(present)} of {len(objects)} half-visible ({where})"
             for obj, here in zip(objects, present, strict=True):
                 assert not here or stored[obj["id"]] == orjson.dumps(obj), f"altered bytes ({where})"
-        audit_ok(pair.uk.data_dir)
+        chain_ok(pair.uk.store_url)
 
 
 def _import(node: FedNode, path: Path) -> subprocess.Popen[str]:
@@ -148,16 +148,16 @@ def _bundle(path: Path, objects: list[dict[str, Any]]) -> Path:
     return path
 
 
-def test_kill_9_during_import(pair: Pair, tmp_path: Path) -> None:
+def _crash_during_import(pair: Pair, tmp_path: Path) -> None:
     rng = _rng("import", pair.backend)
     started = time.monotonic()
     calibration = _import(pair.uk, _bundle(tmp_path / "calibration.json",
-                                           indicators(pair.uk.identity, 2600, "import calibration")))
+                                           indicators(pair.uk.identity, 2200, "import calibration")))
     calibration.communicate(timeout=300)
     assert calibration.returncode == 0
     uninterrupted = time.monotonic() - started
     for iteration in range(ITERATIONS):
-        objects = indicators(pair.uk.identity, 2600, f"import {iteration}")
+        objects = indicators(pair.uk.identity, 2200, f"import {iteration}")
         path = _bundle(tmp_path / f"import-{iteration}.json", objects)
         process = _import(pair.uk, path)
         point = _crash_point(rng, uninterrupted)
@@ -166,14 +166,14 @@ def test_kill_9_during_import(pair: Pair, tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             pass
         kill_9(process)
-        where = f"seed {SEED}, iteration {iteration}, kill at {point:.2f}s"
+        where = f"import: seed {SEED}, iteration {iteration}, kill at {point:.2f}s"
         stored = _stored(pair)
         held = [obj["id"] in stored for obj in objects]
         kept = sum(held)
         # Whole batches, in file order: the first k objects and none after them.
         assert held == [True] * kept + [False] * (len(objects) - kept), where
         assert kept % IMPORT_BATCH == 0 or kept == len(objects), f"{kept} stored: a batch split ({where})"
-        audit_ok(pair.uk.data_dir)
+        chain_ok(pair.uk.store_url)
         rerun = kizuna_json(pair.uk.data_dir, "import", str(path), "--collection", "shared")
         assert (rerun["stored"], rerun["duplicates"], rerun["failed"]) == (len(objects) - kept, kept, 0), where
         stored = _stored(pair)
@@ -187,7 +187,7 @@ def _sync_process(node: FedNode) -> subprocess.Popen[str]:
     )
 
 
-def test_kill_9_during_sync(pair: Pair) -> None:
+def _crash_during_sync(pair: Pair) -> None:
     rng = _rng("sync", pair.backend)
     uk, jp = pair.uk, pair.jp
     started = time.monotonic()
@@ -195,7 +195,7 @@ def test_kill_9_during_sync(pair: Pair) -> None:
     assert first["error"] is None
     uninterrupted = time.monotonic() - started
     for iteration in range(ITERATIONS):
-        Post(uk, indicators(uk.identity, 800, f"sync {iteration}")).run()
+        Post(uk, indicators(uk.identity, 500, f"sync {iteration}")).run()
         victim = rng.choice(["puller", "partner"])
         point = _crash_point(rng, uninterrupted)
         process = _sync_process(jp)
@@ -211,13 +211,21 @@ def test_kill_9_during_sync(pair: Pair) -> None:
             kill_9(uk.server.process)
             process.communicate(timeout=120)
             serve(uk, port)
-        where = f"seed {SEED}, iteration {iteration}, kill the {victim} at {point:.2f}s"
+        where = f"sync: seed {SEED}, iteration {iteration}, kill the {victim} at {point:.2f}s"
         source = [(i, v, b) for i, v, b in rows(uk.store_url, uk.collection) if not i.startswith("marking-")]
         pulled = [(i, v, b) for i, v, b in rows(jp.store_url, jp.collection) if not i.startswith("marking-")]
         assert pulled == source[: len(pulled)], f"not a prefix of the partner's collection ({where})"
-        audit_ok(jp.data_dir)
+        chain_ok(jp.store_url)
         run = sync(jp, "UK")["runs"][0]
         assert run["error"] is None, where
         assert (run["pulled"], run["duplicates"]) == (len(source) - len(pulled), 0), where
         caught_up = [(i, v, b) for i, v, b in rows(jp.store_url, jp.collection) if not i.startswith("marking-")]
         assert caught_up == source, f"gaps or duplicates after the resumed sync ({where})"
+
+
+def test_kill_9_during_post_import_and_sync(pair: Pair, tmp_path: Path) -> None:
+    """The three scenarios in turn on one pair of nodes: one test per backend, so parallel workers
+    (pytest -n) never build the same nodes twice; a failure names its scenario, seed and point."""
+    _crash_during_a_large_post(pair)
+    _crash_during_import(pair, tmp_path)
+    _crash_during_sync(pair)
