@@ -49,9 +49,10 @@ class Pair:
     databases: list[PgDatabase]
 
 
-@pytest.fixture(params=BACKENDS)
-def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pair]:
-    base = tmp_path / "nodes"
+@pytest.fixture(scope="module", params=BACKENDS)
+def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """Built once per backend for the module (CI runs a file on one worker: --dist loadfile)."""
+    base = tmp_path_factory.mktemp("crash")
     databases = [create_pg_database(), create_pg_database()] if request.param == "postgresql" else []
     uk = make_fed_node(base, "UK", "GBR", databases[0].url if databases else None)
     jp = make_fed_node(base, "JP", "JPN", databases[1].url if databases else None)
@@ -102,7 +103,7 @@ class Post(threading.Thread):
             self.done.set()
 
 
-def _crash_during_a_large_post(pair: Pair) -> None:
+def test_kill_9_during_a_large_post(pair: Pair) -> None:
     rng = _rng("post", pair.backend)
     sent: list[tuple[list[dict[str, Any]], bool]] = []
     started = time.monotonic()
@@ -148,7 +149,7 @@ def _bundle(path: Path, objects: list[dict[str, Any]]) -> Path:
     return path
 
 
-def _crash_during_import(pair: Pair, tmp_path: Path) -> None:
+def test_kill_9_during_import(pair: Pair, tmp_path: Path) -> None:
     rng = _rng("import", pair.backend)
     started = time.monotonic()
     calibration = _import(pair.uk, _bundle(tmp_path / "calibration.json",
@@ -187,7 +188,7 @@ def _sync_process(node: FedNode) -> subprocess.Popen[str]:
     )
 
 
-def _crash_during_sync(pair: Pair) -> None:
+def test_kill_9_during_sync(pair: Pair) -> None:
     rng = _rng("sync", pair.backend)
     uk, jp = pair.uk, pair.jp
     started = time.monotonic()
@@ -222,10 +223,3 @@ def _crash_during_sync(pair: Pair) -> None:
         caught_up = [(i, v, b) for i, v, b in rows(jp.store_url, jp.collection) if not i.startswith("marking-")]
         assert caught_up == source, f"gaps or duplicates after the resumed sync ({where})"
 
-
-def test_kill_9_during_post_import_and_sync(pair: Pair, tmp_path: Path) -> None:
-    """The three scenarios in turn on one pair of nodes: one test per backend, so parallel workers
-    (pytest -n) never build the same nodes twice; a failure names its scenario, seed and point."""
-    _crash_during_a_large_post(pair)
-    _crash_during_import(pair, tmp_path)
-    _crash_during_sync(pair)
