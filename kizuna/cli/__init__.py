@@ -15,6 +15,7 @@ import click
 
 from kizuna.cli import (
     audit,
+    backup,
     dashboard,
     demo,
     feeds,
@@ -48,7 +49,7 @@ def cli(ctx: click.Context, data: str | None) -> None:
 
 
 for _module in (node, tokens, objects, search, transfer, policy, audit, partners, match, demo, metrics,
-                dashboard, feeds, hashes):
+                dashboard, feeds, hashes, backup):
     _module.register(cli)
 
 

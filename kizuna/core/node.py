@@ -540,7 +540,9 @@ class Node:
     def add_objects(self, principal: Principal, collection: Collection, objects: list[Any]) -> IngestReport:
         if not principal.can_write(collection):
             raise Forbidden("this token may not write to this collection")
-        report = ingest(self.store, collection.pk, objects, policy=self.policy)
+        # One batch for the whole envelope: its valid objects commit together or not at all, so a
+        # crash mid-request never leaves part of an unacknowledged envelope visible.
+        report = ingest(self.store, collection.pk, objects, batch_size=max(1, len(objects)), policy=self.policy)
         self.store.put_status(StoredStatus(
             report.id, collection.api_root, principal.key, report.request_timestamp,
             orjson.dumps(report.to_taxii()),

@@ -1,0 +1,236 @@
+"""``back_up`` a running node into a directory, and ``restore`` one into a data directory.
+
+Everything a node is lives in its store (objects, tokens, partners, cursors, the cursor key, the
+audit chain) and in ``kizuna.toml``; a backup directory holds both, so it is itself a node directory
+for SQLite. The directory appears under its final name only once it is complete and checked: it is
+built under a hidden name beside it and renamed, so a crash leaves no backup that looks whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from kizuna.config import ConfigError, NodeConfig, default_store_url, load_config, write_config
+from kizuna.core.audit import AuditLog, verify_chain
+from kizuna.stix.timestamps import format_timestamp, now_micros
+from kizuna.store import open_store
+from kizuna.store.backup import (
+    copy_sqlite,
+    dump_postgres,
+    install_sqlite,
+    open_sqlite_copy,
+    postgres_snapshot,
+    restore_postgres,
+)
+from kizuna.store.base import Store, StoreError
+from kizuna.store.sqlite.store import path_from_url
+
+MANIFEST = "backup.json"
+FORMAT = "kizuna-backup/1"
+SQLITE_FILE = "kizuna.db"
+POSTGRES_FILE = "kizuna.pgdump"
+
+#: Called with (records checked, records in the chain) while the audit chain is verified.
+ProgressHook = Callable[[int, int], None]
+
+
+class BackupError(Exception):
+    """A backup or restore that cannot be made, or a copy that does not check out."""
+
+
+@dataclass(frozen=True, slots=True)
+class Contents:
+    """What a store holds, as the checks see it."""
+
+    versions: int
+    audit_records: int
+    audit_head: str
+
+
+def inspect(store: Store, progress: ProgressHook | None = None) -> Contents:
+    """Count the stored versions and verify the whole audit chain; a broken chain is a BackupError."""
+    versions = sum(store.collection_stats(c.pk)[0] for c in store.list_collections())
+    head = store.audit_head()
+
+    def counted() -> Iterator[Any]:
+        for done, record in enumerate(AuditLog(store).records(), 1):
+            if progress is not None and (done % 500 == 0 or done == head[0]):
+                progress(done, head[0])
+            yield record
+
+    result = verify_chain(counted(), head)
+    if not result.ok:
+        raise BackupError(f"the audit chain does not verify: {result.problem}")
+    return Contents(versions, result.records, head[1])
+
+
+def back_up(config: NodeConfig, dest: Path, progress: ProgressHook | None = None) -> dict[str, Any]:
+    """Copy the node to the new directory ``dest`` while it keeps serving; returns the manifest.
+
+    ``dest`` must not exist: a scheduled backup that ran twice never replaces a good copy."""
+    if dest.exists() or dest.is_symlink():
+        raise BackupError(f"{dest} already exists; a backup goes to a new directory, never over another")
+    parent = dest.parent
+    if not parent.is_dir():
+        raise BackupError(f"directory {parent} does not exist")
+    stage = Path(tempfile.mkdtemp(dir=parent, prefix=f".{dest.name}.", suffix=".partial"))
+    try:
+        postgres = not config.store_url.startswith("sqlite:")
+        if postgres:
+            data = stage / POSTGRES_FILE
+            with postgres_snapshot(config.store_url) as snapshot:
+                dump_postgres(config.store_url, snapshot.snapshot_id, data)
+                contents = inspect(snapshot.store, progress)  # the very moment that was dumped
+            kept = replace(config, data_dir=stage)
+        else:
+            data = stage / SQLITE_FILE
+            copy_sqlite(config.store_url, data)
+            contents = _inspect_closing(open_sqlite_copy(data), progress)
+            kept = replace(config, data_dir=stage, store_url=default_store_url(stage))
+        write_config(kept)  # SQLite: ``store = "sqlite:kizuna.db"``, so the backup is a node directory
+        manifest = {
+            "format": FORMAT, "backend": "postgresql" if postgres else "sqlite",
+            "created": format_timestamp(now_micros()), "file": data.name, "sha256": _sha256(data),
+            **asdict(contents),
+        }
+        (stage / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+        _sync_tree(stage)
+        stage.rename(dest)
+        _sync_directory(parent)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return manifest
+
+
+def restore(src: Path, data_dir: Path, store_url: str | None = None, force: bool = False,
+            progress: ProgressHook | None = None) -> dict[str, Any]:
+    """Make ``data_dir`` the node in the backup ``src``; refuses to replace a node unless ``force``.
+
+    SQLite goes to ``kizuna.db`` in ``data_dir`` (or ``store_url``); PostgreSQL to ``store_url``, by
+    default the database the backup was taken from. The restored store must hold what the manifest
+    says (same version count, same audit head), or the restore fails."""
+    manifest = read_manifest(src)
+    data = src / manifest["file"]
+    if _sha256(data) != manifest["sha256"]:
+        raise BackupError(f"{data}: the file does not match its checksum in {MANIFEST}; the backup is damaged")
+    saved = _saved_config(src)
+    postgres = manifest["backend"] == "postgresql"
+    if store_url is not None and store_url.startswith("sqlite:") == postgres:
+        raise BackupError(f"a {manifest['backend']} backup restores to a {manifest['backend']} store, "
+                          f"not {store_url}")
+    url = store_url or (saved.store_url if postgres else default_store_url(data_dir))
+    if not force:
+        _refuse_to_replace(data_dir, url)
+    if postgres:
+        restore_postgres(data, url)
+        contents = _inspect_closing(open_store(url), progress)
+    else:
+        target = path_from_url(url)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = target.with_name(target.name + ".restoring")
+        shutil.copyfile(data, staged)
+        try:
+            contents = _inspect_closing(open_sqlite_copy(staged), progress)
+            _expect(manifest, contents)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        install_sqlite(staged, url)
+    _expect(manifest, contents)
+    write_config(replace(saved, data_dir=data_dir, store_url=url))
+    return {"data_dir": str(data_dir), "store": url, "backend": manifest["backend"],
+            "created": manifest["created"], **asdict(contents)}
+
+
+def read_manifest(src: Path) -> dict[str, Any]:
+    path = src / MANIFEST
+    try:
+        manifest = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise BackupError(f"{src}: not a Kizuna backup (no {MANIFEST})") from None
+    except orjson.JSONDecodeError as exc:
+        raise BackupError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BackupError(f"{path}: not a {FORMAT} manifest")
+    if manifest.get("backend") not in ("sqlite", "postgresql") or manifest.get("file") not in (
+        SQLITE_FILE, POSTGRES_FILE
+    ):
+        raise BackupError(f"{path}: unknown backend or data file")
+    return manifest
+
+
+def _saved_config(src: Path) -> NodeConfig:
+    try:
+        return load_config(src)
+    except ConfigError as exc:
+        raise BackupError(f"{src}: the backup's node configuration is unusable: {exc}") from None
+
+
+def _refuse_to_replace(data_dir: Path, url: str) -> None:
+    if (data_dir / "kizuna.toml").exists():
+        raise BackupError(f"{data_dir}: a Kizuna node already lives here; --force replaces it with the backup")
+    if url.startswith("sqlite:"):
+        target = path_from_url(url)
+        if target.exists() and target.stat().st_size > 0:
+            raise BackupError(f"{target} already exists; --force replaces it with the backup")
+        return
+    store = open_store(url)
+    try:
+        holds_node = store.schema_versions()[0] > 0 and store.get_setting("cursor_key") is not None
+    except StoreError:
+        holds_node = False  # an empty database: no schema to read yet
+    finally:
+        store.close()
+    if holds_node:
+        raise BackupError(f"the database {url} already holds a Kizuna node; --force replaces it with the backup")
+
+
+def _expect(manifest: dict[str, Any], found: Contents) -> None:
+    if (found.versions, found.audit_records, found.audit_head) != (
+        manifest.get("versions"), manifest.get("audit_records"), manifest.get("audit_head")
+    ):
+        raise BackupError(
+            f"the restored store holds {found.versions} versions and {found.audit_records} audit records, "
+            f"the backup's manifest says {manifest.get('versions')} and {manifest.get('audit_records')}"
+        )
+
+
+def _inspect_closing(store: Store, progress: ProgressHook | None) -> Contents:
+    try:
+        return inspect(store, progress)
+    finally:
+        store.close()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sync_tree(directory: Path) -> None:
+    """Flush the backup's files and their directory entries to disk before it takes its final name."""
+    for path in directory.iterdir():
+        with path.open("rb") as stream:
+            os.fsync(stream.fileno())
+    _sync_directory(directory)
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

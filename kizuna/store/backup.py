@@ -1,0 +1,135 @@
+"""Copying a live store without stopping the node, and putting a copy back.
+
+Both backends copy one consistent moment while writers carry on: SQLite through its online backup
+API in a single step (WAL readers do not block writers, and a step-wise copy would start again every
+time another process commits), PostgreSQL through ``pg_dump`` reading a snapshot exported by a
+``REPEATABLE READ`` transaction that stays open, so the checks run on exactly what was dumped.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kizuna.store.base import StoreError
+from kizuna.store.sqlite.store import SqliteStore, path_from_url
+
+
+def copy_sqlite(url: str, dest: Path) -> None:
+    """Write the database at ``url`` to the new file ``dest`` as of one moment."""
+    source = sqlite3.connect(path_from_url(url), timeout=30)
+    try:
+        target = sqlite3.connect(dest)
+        try:
+            source.backup(target, pages=-1)  # one step: one read transaction, one moment
+            # The copy is a single self-contained file: no WAL beside it to carry around.
+            target.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            target.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot copy the SQLite store {path_from_url(url)}: {exc}") from exc
+    finally:
+        source.close()
+
+
+def install_sqlite(staged: Path, url: str) -> None:
+    """Put the checked database file ``staged`` (beside the target) in place of the store at ``url``.
+
+    The node must be stopped. A rename, so the old database stays whole until the new one is complete;
+    the old file's WAL and shared-memory files go first, or SQLite would replay them into the copy."""
+    target = path_from_url(url)
+    for leftover in (target.with_name(target.name + "-wal"), target.with_name(target.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    staged.replace(target)
+
+
+def pg_tool(name: str) -> str:
+    """The path of a PostgreSQL client program, or a StoreError saying how to get it."""
+    found = shutil.which(name)
+    if found is None:
+        raise StoreError(f"{name} is not installed; install the PostgreSQL client programs "
+                         "(Debian/Ubuntu: apt-get install postgresql-client)")
+    return found
+
+
+class PostgresSnapshot:
+    """A read-only view of a PostgreSQL store pinned to one exported snapshot.
+
+    ``snapshot_id`` is what ``pg_dump --snapshot`` takes; ``store`` answers the store's read methods
+    from the same snapshot for as long as the ``with`` block lasts."""
+
+    def __init__(self, snapshot_id: str, store: Any) -> None:
+        self.snapshot_id = snapshot_id
+        self.store = store
+
+
+@contextmanager
+def postgres_snapshot(url: str) -> Iterator[PostgresSnapshot]:
+    import psycopg
+
+    from kizuna.store.postgres.store import PostgresStore, _Cursor
+
+    class _Pinned(PostgresStore):
+        """Reads through the one connection that holds the snapshot."""
+
+        def __init__(self, connection: Any) -> None:
+            self.url = url
+            self._connection = connection
+
+        @contextmanager
+        def _read(self) -> Iterator[Any]:
+            with self._connection.cursor() as cur:
+                yield _Cursor(cur)
+
+        @contextmanager
+        def _write(self) -> Iterator[Any]:
+            raise StoreError("a backup snapshot is read-only")
+            yield  # pragma: no cover - makes this a generator
+
+        def close(self) -> None:
+            pass
+
+    try:
+        connection = psycopg.connect(url, connect_timeout=5)
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot connect to PostgreSQL at {url}: {exc}") from None
+    try:
+        connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        row = connection.execute("SELECT pg_export_snapshot()").fetchone()
+        assert row is not None
+        yield PostgresSnapshot(str(row[0]), _Pinned(connection))
+    finally:
+        connection.rollback()
+        connection.close()
+
+
+def dump_postgres(url: str, snapshot_id: str, dest: Path) -> None:
+    """``pg_dump`` of the database at ``url`` as of ``snapshot_id``, in pg_restore's custom format."""
+    _run([pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", f"--snapshot={snapshot_id}",
+          f"--file={dest}", f"--dbname={url}"], "pg_dump")
+
+
+def restore_postgres(dump: Path, url: str) -> None:
+    """Load ``dump`` into the database at ``url`` in one transaction: all of it or, on failure, nothing.
+
+    ``--clean --if-exists`` drops the node's tables first, so a database that held a node ends
+    up holding exactly the copy."""
+    _run([pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--no-privileges",
+          "--single-transaction", "--exit-on-error", f"--dbname={url}", str(dump)], "pg_restore")
+
+
+def _run(command: Sequence[str], name: str) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        raise StoreError(f"{name} failed: {lines[-1] if lines else f'exit status {result.returncode}'}")
+
+
+def open_sqlite_copy(path: Path) -> SqliteStore:
+    """A store over a copied database file, to check it."""
+    return SqliteStore("sqlite:///" + str(path.resolve()).lstrip("/"))

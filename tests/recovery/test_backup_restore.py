@@ -1,0 +1,155 @@
+"""``kizuna backup`` while a writer posts, ``kizuna restore`` of the copy: real servers, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import requests
+
+from tests.conftest import BACKENDS, TAXII, PgDatabase, create_pg_database, kizuna, kizuna_json
+from tests.federation.helpers import FedNode, make_fed_node
+from tests.recovery.helpers import audit_ok, indicators, rows, serve
+
+BATCH = 40
+
+
+class Writer(threading.Thread):
+    """Posts envelopes of BATCH indicators until stopped; keeps every envelope the server acknowledged."""
+
+    def __init__(self, node: FedNode) -> None:
+        super().__init__(daemon=True)
+        self.node = node
+        self.acknowledged: list[list[dict[str, Any]]] = []
+        self.stop = threading.Event()
+        self.progress = threading.Condition()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        session = requests.Session()
+        session.headers.update({"Accept": TAXII, "Content-Type": TAXII,
+                                "Authorization": f"Bearer {self.node.admin_token}"})
+        url = f"{self.node.api_root_url}collections/{self.node.collection}/objects/"
+        try:
+            while not self.stop.is_set():
+                envelope = indicators(self.node.identity, BATCH, f"batch {len(self.acknowledged)}")
+                response = session.post(url, data=json.dumps({"objects": envelope}), timeout=60)
+                assert response.status_code == 202, response.text
+                with self.progress:
+                    self.acknowledged.append(envelope)
+                    self.progress.notify_all()
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            self.error = exc
+            with self.progress:
+                self.progress.notify_all()
+
+    def wait_for(self, batches: int) -> None:
+        with self.progress:
+            assert self.progress.wait_for(lambda: len(self.acknowledged) >= batches or self.error, timeout=60)
+        assert self.error is None, self.error
+
+
+@pytest.fixture(params=BACKENDS)
+def origin(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FedNode]:
+    base = tmp_path / "origin"
+    databases: list[PgDatabase] = []
+    if request.param == "postgresql":
+        databases.append(create_pg_database())
+    node = make_fed_node(base, "UK", "GBR", databases[0].url if databases else None)
+    serve(node)
+    try:
+        yield node
+    finally:
+        node.stop()
+        for database in databases:
+            database.drop()
+
+
+def test_backup_during_writes_and_restore(origin: FedNode, tmp_path: Path) -> None:
+    """One test per backend, so parallel workers never build the same node twice."""
+    _backup_during_writes_restores_a_verified_consistent_prefix(origin, tmp_path / "writes")
+    _restore_refuses_to_replace_a_node_and_a_damaged_backup(origin, tmp_path / "refusals")
+
+
+def _backup_during_writes_restores_a_verified_consistent_prefix(origin: FedNode, tmp_path: Path) -> None:
+    tmp_path.mkdir()
+    writer = Writer(origin)
+    writer.start()
+    try:
+        writer.wait_for(3)
+        before = len(writer.acknowledged)
+        manifest = kizuna_json(origin.data_dir, "backup", str(tmp_path / "copy"))
+        during = len(writer.acknowledged)
+        writer.wait_for(during + 2)  # the writer went on after the copy was taken
+    finally:
+        writer.stop.set()
+        writer.join(timeout=60)
+    assert writer.error is None, writer.error
+    assert manifest["versions"] >= before * BATCH
+
+    target = create_pg_database() if origin.store_url.startswith("postgresql") else None
+    try:
+        restored_dir = tmp_path / "restored"
+        args = ["restore", str(tmp_path / "copy"), *(["--store", target.url] if target else [])]
+        result = kizuna_json(restored_dir, *args)
+        assert (result["versions"], result["audit_records"], result["audit_head"]) == (
+            manifest["versions"], manifest["audit_records"], manifest["audit_head"])
+        verdict = audit_ok(restored_dir)
+        assert verdict["records"] == manifest["audit_records"]
+
+        source = rows(origin.store_url, origin.collection)
+        copy = rows(result["store"], origin.collection)
+        # A prefix of the origin in commit order, byte for byte, and not all of it: writes went on.
+        assert copy == source[: len(copy)]
+        assert before * BATCH <= len(copy) < len(source)
+        assert len(copy) == manifest["versions"]
+        held = {stix_id for stix_id, _, _ in copy}
+        for envelope in writer.acknowledged:  # an envelope is in the copy whole or not at all
+            present = {obj["id"] in held for obj in envelope}
+            assert len(present) == 1
+        for envelope in writer.acknowledged[:before]:  # acknowledged before the backup: in it, exact
+            for obj in envelope:
+                assert (obj["id"], orjson.dumps(obj)) in {(i, b) for i, _, b in copy}
+        # The restored node is a node: it opens, counts the same and answers as itself.
+        shown = kizuna_json(restored_dir, "collections", "list")["collections"]
+        assert [c["objects"] for c in shown if c["id"] == origin.collection] == [len(copy)]
+    finally:
+        if target:
+            target.drop()
+
+
+def _restore_refuses_to_replace_a_node_and_a_damaged_backup(origin: FedNode, tmp_path: Path) -> None:
+    tmp_path.mkdir()
+    copy = tmp_path / "copy"
+    kizuna_json(origin.data_dir, "backup", str(copy))
+    again = kizuna(origin.data_dir, "backup", str(copy), check=False)
+    assert again.returncode == 1 and again.stderr.startswith("kizuna backup: ") and "already exists" in again.stderr
+
+    # Over the node the backup came from: refused, one line, whatever the backend.
+    refused = kizuna(origin.data_dir, "restore", str(copy), check=False)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert refused.stderr.startswith("kizuna restore: ") and "--force" in refused.stderr
+    if origin.store_url.startswith("postgresql"):
+        # A fresh directory, but the backup's own database still holds the node.
+        elsewhere = kizuna(tmp_path / "fresh", "restore", str(copy), "--json", check=False)
+        assert elsewhere.returncode == 1
+        assert "already holds a Kizuna node" in json.loads(elsewhere.stdout)["error"]["message"]
+        return
+
+    restored = tmp_path / "restored"
+    kizuna_json(restored, "restore", str(copy))
+    forced = kizuna_json(restored, "restore", str(copy), "--force")
+    assert forced["audit_records"] == audit_ok(restored)["records"]
+
+    data = copy / "kizuna.db"
+    damaged = bytearray(data.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    data.write_bytes(bytes(damaged))
+    broken = kizuna(tmp_path / "other", "restore", str(copy), "--json", check=False)
+    assert broken.returncode == 1 and "checksum" in json.loads(broken.stdout)["error"]["message"]
+    assert not (tmp_path / "other" / "kizuna.toml").exists()
