@@ -4,7 +4,7 @@ The web console (`kizuna.web`, under /console/), TAXII 2.1 (`kizuna.taxii`), the
 and resolvers (`kizuna.formats.feed_routes`, under /feeds/), the detection API (`kizuna.detect.api`)
 and the Kizuna-to-Kizuna federation extensions (`kizuna.federation.api`) each export their routes;
 this module is the only place that knows all of them, so no room imports another's HTTP layer. For
-the same reason it assembles the health endpoints: readiness checks and store-read metrics come from
+the same reason it assembles the health endpoints and serves the OpenAPI document (`kizuna.taxii.openapi`) naming them all: readiness checks and store-read metrics come from
 core and federation, and the request-counting middleware wraps every route.
 """
 
@@ -25,6 +25,7 @@ from kizuna.federation.health import SyncCollector, worker_check
 from kizuna.formats.feed_routes import feed_routes
 from kizuna.taxii.health import RequestMetrics, health_routes
 from kizuna.taxii.http import http_error, server_error
+from kizuna.taxii.openapi import openapi_routes
 from kizuna.taxii.routes import routes as taxii_routes
 from kizuna.web.routes import web_routes
 
@@ -39,7 +40,7 @@ def create_app(node: Node) -> Starlette:
     health = health_routes(node, readiness, [StoreCollector(node), SyncCollector(node)])
     app = Starlette(
         # The console and the feeds first: the TAXII route /{api_root}/ would otherwise catch them.
-        routes=[*web_routes(node), *health, *feed_routes(node), *taxii_routes(node), *detect_routes(node),
+        routes=[*web_routes(node), *health, *openapi_routes(), *feed_routes(node), *taxii_routes(node), *detect_routes(node),
                 *federation_routes(node)],
         middleware=[Middleware(RequestMetrics)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
