@@ -4,8 +4,9 @@ The web console (`kizuna.web`, under /console/), TAXII 2.1 (`kizuna.taxii`), the
 and resolvers (`kizuna.formats.feed_routes`, under /feeds/), the detection API (`kizuna.detect.api`)
 and the Kizuna-to-Kizuna federation extensions (`kizuna.federation.api`) each export their routes;
 this module is the only place that knows all of them, so no room imports another's HTTP layer. For
-the same reason it assembles the health endpoints and serves the OpenAPI document (`kizuna.taxii.openapi`) naming them all: readiness checks and store-read metrics come from
-core and federation, and the request-counting middleware wraps every route.
+the same reason it assembles the health endpoints (readiness checks and store-read metrics come
+from core and federation), wraps every route in the request-counting middleware, and serves the
+OpenAPI document that names them all (`kizuna.taxii.openapi`).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def create_app(node: Node) -> Starlette:
     health = health_routes(node, readiness, [StoreCollector(node), SyncCollector(node)])
     app = Starlette(
         # The console and the feeds first: the TAXII route /{api_root}/ would otherwise catch them.
-        routes=[*web_routes(node), *health, *openapi_routes(), *feed_routes(node), *taxii_routes(node), *detect_routes(node),
-                *federation_routes(node)],
+        routes=[*web_routes(node), *health, *openapi_routes(), *feed_routes(node), *taxii_routes(node),
+                *detect_routes(node), *federation_routes(node)],
         middleware=[Middleware(RequestMetrics)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )

@@ -17,6 +17,7 @@ from kizuna.cli import (
     audit,
     dashboard,
     demo,
+    doctor,
     feeds,
     match,
     metrics,
@@ -47,7 +48,7 @@ def cli(ctx: click.Context, data: str | None) -> None:
 
 
 for _module in (node, tokens, objects, search, transfer, policy, audit, partners, match, demo, metrics,
-                dashboard, feeds):
+                dashboard, feeds, doctor):
     _module.register(cli)
 
 
