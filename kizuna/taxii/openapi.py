@@ -36,7 +36,10 @@ def _taxii(schema: dict[str, Any], description: str, headers: dict[str, Any] | N
 
 
 _ERRORS = _taxii(_ref("Error"), "A TAXII error object (§3.6): 400, 401, 403, 404, 405, 406, 413, 415, 422 or 500")
-_TIMESTAMP = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"}
+_TIMESTAMP = {"type": "string", "pattern": r"^(?!0000)\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+                                          r"T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?Z$"}
+_STIX_ID = r"[a-z][a-z0-9-]{1,248}[a-z0-9]--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_POSITION = {"type": "integer", "minimum": 0, "maximum": 9_223_372_036_854_775_807}
 _DATE_HEADERS = {
     "X-TAXII-Date-Added-First": {"description": "date_added of the first object on the page (§3.4.2)",
                                  "schema": _TIMESTAMP},
@@ -50,23 +53,28 @@ def _query(name: str, description: str, schema: dict[str, Any] | None = None) ->
             "schema": schema or {"type": "string"}}
 
 
-def _path(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
+def _path(name: str, description: str, pattern: str | None = None) -> dict[str, Any]:
+    schema = {"type": "string", **({"pattern": f"^{pattern}$"} if pattern else {})}
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": schema}
 
 
 _API_ROOT = _path("api_root", "the API root's name, e.g. main")
 _COLLECTION = _path("collection", "a collection's id or alias")
-_OBJECT_ID = _path("object_id", "a STIX identifier, type--UUID")
+_OBJECT_ID = _path("object_id", "a STIX identifier, type--UUID", _STIX_ID)
 _PAGING = [
     _query("added_after", "only objects added after this instant (§3.4.2)", _TIMESTAMP),
-    _query("limit", "at most this many records on a page", {"type": "integer", "minimum": 1}),
-    _query("next", "the opaque cursor of the previous page's `next`"),
+    _query("limit", "at most this many records on a page", {"type": "integer", "minimum": 1, "maximum": 10**9}),
+    _query("next", "the opaque cursor of the previous page's `next`", {"type": "string", "minLength": 1}),
 ]
 _MATCH = {
-    "id": _query("match[id]", "comma-separated STIX ids"),
-    "type": _query("match[type]", "comma-separated STIX types"),
-    "version": _query("match[version]", "last, first, all or comma-separated timestamps"),
-    "spec_version": _query("match[spec_version]", "comma-separated spec versions, e.g. 2.1"),
+    "id": _query("match[id]", "comma-separated STIX ids",
+                 {"type": "string", "pattern": f"^{_STIX_ID}(,{_STIX_ID})*$"}),
+    "type": _query("match[type]", "comma-separated STIX types",
+                   {"type": "string", "pattern": r"^[a-z][a-z0-9-]{1,248}[a-z0-9](,[a-z][a-z0-9-]{1,248}[a-z0-9])*$"}),
+    "version": _query("match[version]", "last, first, all or comma-separated timestamps",
+                      {"anyOf": [{"enum": ["last", "first", "all"]}, _TIMESTAMP]}),
+    "spec_version": _query("match[spec_version]", "comma-separated spec versions, e.g. 2.1",
+                           {"type": "string", "enum": ["2.0", "2.1", "2.0,2.1"]}),
 }
 
 
@@ -98,7 +106,9 @@ def _page(name: str, method: str = "get", form: bool = False, *params: dict[str,
     return {method: _operation(name, "console", responses, list(params), secured=False, body=body)}
 
 
-_ENVELOPE_BODY = {"required": True, "content": {TAXII_MEDIA_TYPE: {"schema": _ref("Envelope")}}}
+# Objects that fail validation do not fail the request: each is a failure in the status (§5.5).
+_ENVELOPE_BODY = {"required": True, "content": {TAXII_MEDIA_TYPE: {"schema": {
+    "type": "object", "properties": {"objects": {"type": "array", "items": {}}}}}}}
 _DETECT_BODY = {"required": True, "content": {
     _JSON: {"schema": {"description": "STIX observed-data (bundle, list or envelope) or JSON log lines"}},
     "application/x-ndjson": {"schema": {"type": "string"}},
@@ -188,15 +198,18 @@ _PATHS: dict[str, Any] = {
         [_API_ROOT, _COLLECTION, _OBJECT_ID, *_PAGING, _MATCH["spec_version"]], headers=_DATE_HEADERS)},
     "/{api_root}/detect/observations/": {"post": _api(
         "Match observations or log lines against the indicators this token may read", "detect", _ref("Detection"),
-        [_API_ROOT, _query("format", "auto, stix, zeek, suricata, ecs or a mapping's name"),
-         _query("collection", "a collection (id or alias) whose indicators are matched; repeatable"),
-         _query("store", "store the sightings in this collection")], body=_DETECT_BODY)},
+        [_API_ROOT, _query("format", "auto, stix, zeek, suricata, ecs or a mapping's name",
+                           {"type": "string", "enum": ["auto", "stix", "zeek", "suricata", "ecs"]}),
+         _query("collection", "a collection (id or alias) whose indicators are matched; repeatable",
+                {"type": "string", "minLength": 1}),
+         _query("store", "store the sightings in this collection", {"type": "string", "minLength": 1})],
+        body=_DETECT_BODY)},
     _COLL + "/tombstones/": {"get": _api(
         "What left the collection for this token (Kizuna federation)", "federation", _ref("Tombstones"),
         [_API_ROOT, _COLLECTION,
-         _query("deleted_after", "µs position from the previous page", {"type": "integer", "minimum": 0}),
-         _query("withdrawn_after", "µs position from the previous page", {"type": "integer", "minimum": 0}),
-         _query("limit", "page size", {"type": "integer", "minimum": 1})])},
+         _query("deleted_after", "µs position from the previous page", _POSITION),
+         _query("withdrawn_after", "µs position from the previous page", _POSITION),
+         _query("limit", "page size (at most 10000)", {"type": "integer", "minimum": 1, "maximum": 10_000})])},
     "/{api_root}/federation/partners/": {"get": _api(
         "Partner status, for the node's own organisation", "federation", _ref("Partners"), [_API_ROOT])},
     "/feeds/{file}": {"get": _operation(
@@ -212,9 +225,11 @@ _PATHS: dict[str, Any] = {
         "200": {"description": "ready", "content": {_JSON: {"schema": {"type": "object"}}}},
         "503": {"description": "not ready, naming what failed", "content": {_JSON: {"schema": {"type": "object"}}}},
     }, secured=False)},
-    "/metrics": {"get": _operation("Prometheus exposition (loopback or a token with the metrics right)", "health", {
-        "200": {"description": "metrics", "content": {_TEXT: {"schema": {"type": "string"}}}},
-        "default": _ERRORS})},
+    "/metrics": {"get": _operation(
+        "Prometheus exposition: open to loopback clients, or to tokens with the metrics right when "
+        "[metrics] access = \"token\"", "health", {
+            "200": {"description": "metrics", "content": {_TEXT: {"schema": {"type": "string"}}}},
+            "default": _ERRORS}, secured=False)},
     "/openapi.json": {"get": _operation("This document", "health", {"200": {
         "description": "OpenAPI 3.1", "content": {_JSON: {"schema": {"type": "object"}}}}}, secured=False)},
     "/": {"get": _operation("Redirect to the console", "console", {"307": {"description": "to /console/"}},

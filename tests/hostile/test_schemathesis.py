@@ -101,3 +101,24 @@ def test_the_live_node_keeps_its_openapi_contract(live: Live) -> None:
             _exercise(case, live)
 
         run()
+
+
+def test_a_method_a_resource_lacks_is_a_405_error_object_naming_the_methods_it_has(live: Live) -> None:
+    """Found by schemathesis: the 405 came without Allow (RFC 9110 §15.5.6)."""
+    base = live.server.base
+    for url, allowed in [(f"{base}/taxii2/", {"GET"}), (f"{base}/main/collections/{live.collection}/objects/",
+                                                        {"GET", "POST"}), (f"{base}/healthz", {"GET"})]:
+        answer = requests.request("TRACE", url, headers={"Accept": TAXII}, timeout=10)
+        assert answer.status_code == 405
+        assert answer.json()["http_status"] == "405"
+        assert allowed <= {m.strip() for m in answer.headers["allow"].split(",")}
+
+
+def test_a_tombstone_position_beyond_64_bits_is_refused(live: Live) -> None:
+    """Found by schemathesis: a 19-digit position above 2**63-1 was accepted and echoed back."""
+    url = f"{live.server.base}/main/collections/{live.collection}/tombstones/"
+    headers = {"Authorization": f"Bearer {live.token}", "Accept": TAXII}
+    for name in ("deleted_after", "withdrawn_after"):
+        answer = requests.get(url, params={name: str(2**63)}, headers=headers, timeout=10)
+        assert answer.status_code == 400, answer.text
+        assert requests.get(url, params={name: str(2**63 - 1)}, headers=headers, timeout=10).status_code == 200
