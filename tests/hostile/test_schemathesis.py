@@ -122,3 +122,27 @@ def test_a_tombstone_position_beyond_64_bits_is_refused(live: Live) -> None:
         answer = requests.get(url, params={name: str(2**63)}, headers=headers, timeout=10)
         assert answer.status_code == 400, answer.text
         assert requests.get(url, params={name: str(2**63 - 1)}, headers=headers, timeout=10).status_code == 200
+
+
+def test_an_indicator_with_an_empty_pattern_is_a_failure_in_the_status_not_a_500(live: Live) -> None:
+    """Found by fuzzing the pattern validator: stix2patterns raises on an empty string."""
+    empty = {"type": "indicator", "spec_version": "2.1", "id": "indicator--0c7b5b88-8ff7-4a4d-aa9c-feb398cd0061",
+             "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z", "pattern": "",
+             "pattern_type": "stix", "valid_from": "2026-01-01T00:00:00Z"}
+    answer = requests.post(f"{live.server.base}/main/collections/{live.collection}/objects/",
+                           json={"objects": [empty]}, timeout=30,
+                           headers={"Authorization": f"Bearer {live.token}", "Accept": TAXII, "Content-Type": TAXII})
+    assert answer.status_code == 202, answer.text
+    status = answer.json()
+    assert status["failure_count"] == 1 and "pattern is empty" in status["failures"][0]["message"]
+
+
+def test_a_zeek_header_with_a_broken_separator_is_a_400_naming_it_not_a_500(live: Live) -> None:
+    """Found by fuzzing the log reader: '#separator \\x' cut short raised UnicodeDecodeError."""
+    body = b"#separator \\x\n#fields\tts\tquery\n1767225600.0\tevil.example.net\n"
+    answer = requests.post(f"{live.server.base}/main/detect/observations/", data=body, timeout=30,
+                           headers={"Authorization": f"Bearer {live.token}", "Accept": TAXII,
+                                    "Content-Type": "text/plain"})
+    # Nothing else in the body is readable without the separator, so the whole body is refused.
+    assert answer.status_code == 400, answer.text
+    assert "is not a usable separator" in answer.json()["description"]
