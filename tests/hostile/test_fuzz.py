@@ -63,7 +63,7 @@ def _mutations(name: str) -> st.SearchStrategy[bytes]:
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_each_target_survives_mutated_seeds(name: str) -> None:
     @given(data=_mutations(name))
-    @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def run(data: bytes) -> None:
         TARGETS[name](data)
 
