@@ -45,6 +45,9 @@ def doctor(url: str, token: str | None, basic: str | None, write_collection: str
         try:
             client.get(base, headers={"Accept": "application/taxii+json;version=2.1"})
         except httpx.HTTPError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # §1.6.2: no trusted TLS, no federation
+                raise CliError(f"the TLS certificate of {base} is not trusted ({exc}); give the CA that signed "
+                               "it with --ca FILE", code="tls") from None
             raise CliError(f"nothing answered at {base}: {exc or type(exc).__name__}", code="unavailable") from None
         peer = Peer(base, client, auth_headers(token, basic), write_collection)
         results = list(run_checks(peer, CHECKS))

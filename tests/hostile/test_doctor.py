@@ -11,6 +11,7 @@ deviates from the specification, found by running the doctor against it:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import TAXII, ServerProcess, kizuna, kizuna_json, start_server
+from tests.conftest import TAXII, ServerProcess, free_port, kizuna, kizuna_json, start_server, wait_for_port
 from tests.federation.helpers import start_medallion
 
 
@@ -126,3 +127,35 @@ def test_a_server_that_does_not_answer_fails_in_one_line() -> None:
     result = kizuna(Path("/nonexistent-kizuna-node"), "doctor", "http://127.0.0.1:9/taxii2/", "--json", check=False)
     assert result.returncode == 1
     assert json.loads(result.stdout)["error"]["code"] == "unavailable"
+
+
+def test_tls_passes_with_the_partners_ca_and_an_untrusted_certificate_is_refused(
+        kizuna_peer: tuple[ServerProcess, str, str], tmp_path: Path) -> None:
+    import trustme
+
+    server, token, _ = kizuna_peer
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    port = free_port()
+    # The same node's app behind uvicorn's own TLS (kizuna serve has no TLS options yet).
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "kizuna.app:app_from_environment", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--ssl-keyfile", str(tmp_path / "key.pem"), "--ssl-certfile", str(tmp_path / "cert.pem"),
+         "--log-level", "warning"],
+        env={**os.environ, "KIZUNA_DATA": str(server.data_dir)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process)
+        url = f"https://127.0.0.1:{port}/taxii2/"
+        code, report = doctor(url, "--token", token, "--ca", str(tmp_path / "ca.pem"))
+        assert code == 0, report
+        assert statuses(report)["tls"] == "pass"
+        untrusted = kizuna(Path("/nonexistent-kizuna-node"), "doctor", url, "--token", token, "--json", check=False)
+        assert untrusted.returncode == 1
+        error = json.loads(untrusted.stdout)["error"]
+        assert error["code"] == "tls" and "--ca" in error["message"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
