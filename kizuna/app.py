@@ -5,8 +5,9 @@ and resolvers (`kizuna.formats.feed_routes`, under /feeds/), the detection API (
 hash matching (`kizuna.hashes.api`) and the Kizuna-to-Kizuna federation extensions
 (`kizuna.federation.api`) each export their routes;
 this module is the only place that knows all of them, so no room imports another's HTTP layer. For
-the same reason it assembles the health endpoints: readiness checks and store-read metrics come from
-core and federation, and the request-counting middleware wraps every route.
+the same reason it assembles the health endpoints (readiness checks and store-read metrics come
+from core and federation), wraps every route in the request-counting middleware, and serves the
+OpenAPI document that names them all (`kizuna.taxii.openapi`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from kizuna.formats.feed_routes import feed_routes
 from kizuna.hashes.api import routes as hash_routes
 from kizuna.taxii.health import RequestMetrics, health_routes
 from kizuna.taxii.http import http_error, server_error
+from kizuna.taxii.openapi import openapi_routes
 from kizuna.taxii.routes import routes as taxii_routes
 from kizuna.web.routes import web_routes
 
@@ -41,8 +43,8 @@ def create_app(node: Node) -> Starlette:
     health = health_routes(node, readiness, [StoreCollector(node), SyncCollector(node)])
     app = Starlette(
         # The console and the feeds first: the TAXII route /{api_root}/ would otherwise catch them.
-        routes=[*web_routes(node), *health, *feed_routes(node), *taxii_routes(node), *detect_routes(node),
-                *hash_routes(node), *federation_routes(node)],
+        routes=[*web_routes(node), *health, *openapi_routes(), *feed_routes(node), *taxii_routes(node),
+                *detect_routes(node), *hash_routes(node), *federation_routes(node)],
         middleware=[Middleware(RequestMetrics)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )

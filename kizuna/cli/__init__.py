@@ -18,6 +18,7 @@ from kizuna.cli import (
     backup,
     dashboard,
     demo,
+    doctor,
     feeds,
     hashes,
     match,
@@ -49,7 +50,7 @@ def cli(ctx: click.Context, data: str | None) -> None:
 
 
 for _module in (node, tokens, objects, search, transfer, policy, audit, partners, match, demo, metrics,
-                dashboard, feeds, hashes, backup):
+                dashboard, feeds, hashes, backup, doctor):
     _module.register(cli)
 
 

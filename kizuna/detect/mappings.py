@@ -374,7 +374,7 @@ class LogReader:
         if not stripped:
             return None
         if stripped.startswith("#"):
-            self._tsv_header(stripped)
+            self._tsv_header(stripped, number)
             return None
         if self._tsv is not None and not stripped.startswith("{"):
             record = self._tsv_record(text.rstrip("\r\n"), number)
@@ -397,11 +397,21 @@ class LogReader:
             return None
         return record, mapping
 
-    def _tsv_header(self, line: str) -> None:
+    def _tsv_header(self, line: str, number: int) -> None:
         key, _, value = line[1:].partition("\t" if "\t" in line else " ")
         if key == "separator":
+            # A broken escape (``\x`` cut short, found by fuzzing) or an empty separator cannot split
+            # rows: the header is a bad line, and the rows after it are read as JSON or refused.
+            try:
+                separator = value.encode().decode("unicode_escape")
+            except UnicodeDecodeError:
+                separator = ""
+            if not separator:
+                self.stats.problem(number, f"#separator {value!r} is not a usable separator")
+                self._tsv = None
+                return
             self._tsv = {
-                "separator": value.encode().decode("unicode_escape"),
+                "separator": separator,
                 "set": ",",
                 "unset": "-",
                 "empty": "(empty)",

@@ -24,10 +24,14 @@ from kizuna.federation.recall import DEFAULT_LIMIT, MAX_LIMIT, tombstones_for
 from kizuna.federation.state import FederationState
 from kizuna.taxii.http import endpoint, taxii_response
 
+_MAX_POSITION = 2**63 - 1
+
 
 def _position(request: Request, name: str) -> int:
     text = request.query_params.get(name, "0")
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
+    # Positions are stored as signed 64-bit integers: a larger one (19 digits can exceed it, as
+    # schemathesis found) would be echoed back as a position no page can have, or overflow the bind.
+    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) > _MAX_POSITION:
         raise BadRequest(f"{name} must be a non-negative integer (microseconds) from a previous page")
     return int(text)
 

@@ -135,6 +135,10 @@ def _grammar_problem(text: str) -> str | None:
     from stix2patterns.v21.inspector import InspectionListener
     from stix2patterns.v21.validator import DuplicateQualifierTypeError, ValidationListener
 
+    # stix2patterns' brackets_check raises on an empty string (found by fuzzing: an indicator with
+    # pattern "" was a 500 over TAXII and an internal error in `kizuna import`).
+    if not text.strip():
+        return "pattern is empty"
     if not brackets_check(text):
         return "pattern is not valid STIX patterning: it must start with '['"
     with _grammar_lock:

@@ -30,9 +30,10 @@ def taxii_response(body: bytes, status: int = 200, headers: dict[str, str] | Non
     return Response(body, status_code=status, media_type=TAXII_MEDIA_TYPE, headers=headers)
 
 
-def error_response(status: int, title: str, description: str) -> Response:
+def error_response(status: int, title: str, description: str, headers: dict[str, str] | None = None) -> Response:
     body = {"title": title, "description": description, "http_status": str(status)}
-    headers = {"WWW-Authenticate": _CHALLENGE} if status == 401 else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": _CHALLENGE}
     return taxii_response(orjson.dumps(body), status, headers)
 
 
@@ -102,7 +103,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     titles = {404: "Not found", 405: "Method not allowed"}
     description = "no such TAXII resource" if exc.status_code == 404 else str(exc.detail)
-    return error_response(exc.status_code, titles.get(exc.status_code, "Error"), description)
+    # The router's headers travel with the error: a 405 must say which methods the resource has
+    # (Allow, RFC 9110 §15.5.6), which schemathesis found missing.
+    return error_response(exc.status_code, titles.get(exc.status_code, "Error"), description,
+                          dict(exc.headers) if exc.headers else None)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

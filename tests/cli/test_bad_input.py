@@ -30,7 +30,7 @@ from kizuna.cli import cli
 from tests.conftest import kizuna_json
 
 #: Commands that work without a node (they read files or create the node themselves).
-WITHOUT_A_NODE = {"match", "init", "demo", "hash", "restore"}
+WITHOUT_A_NODE = {"match", "init", "demo", "hash", "restore", "doctor"}
 #: A value for each required parameter, so that the parameter under test is the one that is wrong.
 PLAIN = "c1"  # the test node has a collection aliased c1 and an organisation named c1
 ERROR_LINE = re.compile(r"^kizuna(?: [\w-]+)*: \S")

@@ -1,0 +1,66 @@
+"""``kizuna doctor URL``: check a partner's TAXII 2.1 server before federating with it.
+
+Read-only unless ``--write COLLECTION`` is given. Prints each check with the TAXII 2.1 section it
+tests and a summary (``--json``: one object with every check). The exit status is 0 when no check
+failed and 1 when one did, so a script can gate ``partners add`` on it; a URL that is not one, or a
+server that does not answer at all, is a failure of the command (one line, or a JSON error).
+"""
+
+from __future__ import annotations
+
+import click
+import httpx
+
+from kizuna.cli.common import CliError, emit, json_option
+from kizuna.federation.doctor import FAIL, DoctorError, Peer, auth_headers, normalise_url, report, run_checks
+from kizuna.federation.doctor_checks import CHECKS
+
+_MARKS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
+
+
+@click.command("doctor")
+@click.argument("url")
+@click.option("--token", default=None, help="Bearer token the partner issued to this node.")
+@click.option("--basic", default=None, metavar="USER:PASSWORD", help="HTTP basic credentials instead of a token.")
+@click.option("--write", "write_collection", default=None, metavar="COLLECTION",
+              help="Also test the write path: post one marked note to this collection id and read it back.")
+@click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PEM file of the CA that signed the partner's certificate (default: the system's).")
+@click.option("--timeout", type=click.FloatRange(0.1, 600), default=20.0, show_default=True,
+              help="Seconds to wait for each answer.")
+@json_option
+def doctor(url: str, token: str | None, basic: str | None, write_collection: str | None, ca_file: str | None,
+           timeout: float, as_json: bool) -> int:
+    """Check the TAXII 2.1 server at URL (its /taxii2/ discovery URL or an API root) for conformance."""
+    if token and basic:
+        raise CliError("give either --token or --basic, not both", code="usage", exit_code=2)
+    if basic is not None and ":" not in basic:
+        raise CliError("--basic takes USER:PASSWORD", code="usage", exit_code=2)
+    try:
+        base = normalise_url(url)
+    except DoctorError as exc:
+        raise CliError(str(exc), code="usage", exit_code=2) from None
+    with httpx.Client(timeout=timeout, verify=ca_file or True, follow_redirects=False,
+                      headers={"User-Agent": "kizuna-doctor"}) as client:
+        try:
+            client.get(base, headers={"Accept": "application/taxii+json;version=2.1"})
+        except httpx.HTTPError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # §1.6.2: no trusted TLS, no federation
+                raise CliError(f"the TLS certificate of {base} is not trusted ({exc}); give the CA that signed "
+                               "it with --ca FILE", code="tls") from None
+            raise CliError(f"nothing answered at {base}: {exc or type(exc).__name__}", code="unavailable") from None
+        peer = Peer(base, client, auth_headers(token, basic), write_collection)
+        results = list(run_checks(peer, CHECKS))
+    document = report(base, results)
+    width = max(len(r.id) for r in results)
+    lines = [f"{_MARKS[r.status]}  {r.id:<{width}}  {r.section:<12} {r.title}: {r.detail}" for r in results]
+    counts = document["summary"]["counts"]
+    verdict = "conformant" if document["summary"]["conformant"] else "NOT conformant"
+    lines.append(f"{base}: {verdict} — {counts['pass']} passed, {counts['fail']} failed, "
+                 f"{counts['warn']} warnings, {counts['skip']} skipped")
+    emit(as_json, document, "\n".join(lines))
+    return 1 if any(r.status == FAIL for r in results) else 0
+
+
+def register(group: click.Group) -> None:
+    group.add_command(doctor)

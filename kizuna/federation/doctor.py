@@ -1,0 +1,183 @@
+"""``kizuna doctor``: a TAXII 2.1 conformance check of a partner's server, before federating with it.
+
+Each check makes one or a few requests and compares the answer with what the TAXII 2.1 section
+it names requires of a server; the result is pass, fail, warn (allowed by the specification but
+likely to trouble a sync) or skip (nothing to test it on, e.g. an empty collection). Without
+``write_collection`` every request is a GET, so a peer's operator can let a partner run it
+against production; with it, one marked ``note`` is posted to that collection and read back.
+
+The checks live in doctor_checks.py; this module holds the client, the result type and the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import orjson
+
+TAXII = "application/taxii+json;version=2.1"
+PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
+
+
+class DoctorError(Exception):
+    """The check cannot start: the URL is not one, or nothing answers there."""
+
+
+@dataclass
+class CheckResult:
+    id: str
+    section: str  # the TAXII 2.1 section the check tests
+    title: str
+    status: str
+    detail: str = ""
+
+
+class Finding(Exception):
+    """Raised inside a check to end it with a status other than pass."""
+
+    def __init__(self, status: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def fail(detail: str) -> Finding:
+    return Finding(FAIL, detail)
+
+
+def expect(condition: bool, detail: str) -> None:
+    if not condition:
+        raise fail(detail)
+
+
+@dataclass
+class Answer:
+    """One HTTP answer, its JSON body parsed when it is JSON."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    url: str
+
+    @property
+    def media_type(self) -> str:
+        return self.headers.get("content-type", "").replace(" ", "").lower()
+
+    def json(self) -> Any:
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            raise fail(f"{self.url} answered {self.status} with a body that is not JSON: {self.body[:80]!r}") from None
+
+    def taxii_json(self, status: int = 200) -> Any:
+        expect(self.status == status, f"{self.url} answered {self.status}, expected {status}: {self.body[:160]!r}")
+        expect(self.media_type.startswith("application/taxii+json"),
+               f"{self.url} answered with Content-Type {self.media_type or 'none'!r}, not {TAXII}")
+        return self.json()
+
+
+@dataclass
+class Peer:
+    """The peer as the checks learn it: each check adds what later ones need."""
+
+    url: str
+    client: httpx.Client
+    auth: dict[str, str]
+    write_collection: str | None = None
+    discovery_url: str | None = None
+    api_root_url: str | None = None
+    max_content_length: int | None = None
+    collections: list[dict[str, Any]] = field(default_factory=list)
+    readable: dict[str, Any] | None = None  # the first collection it may read
+    manifest: list[dict[str, Any]] = field(default_factory=list)  # records of the readable collection
+
+    def get(self, url: str, params: dict[str, str] | None = None, accept: str | None = TAXII,
+            credentials: bool = True) -> Answer:
+        headers = dict(self.auth) if credentials else {}
+        if accept is not None:
+            headers["Accept"] = accept
+        try:
+            response = self.client.get(url, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            raise fail(f"GET {url} failed: {exc}") from None
+        return Answer(response.status_code, response.headers, response.content, str(response.url))
+
+    def post(self, url: str, body: bytes) -> Answer:
+        headers = {**self.auth, "Accept": TAXII, "Content-Type": TAXII}
+        try:
+            response = self.client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise fail(f"POST {url} failed: {exc}") from None
+        return Answer(response.status_code, response.headers, response.content, str(response.url))
+
+    def collection_url(self, collection: dict[str, Any]) -> str:
+        assert self.api_root_url is not None
+        return urljoin(self.api_root_url, f"collections/{collection['id']}/")
+
+    def need_collection(self) -> dict[str, Any]:
+        if self.readable is None:
+            raise Finding(SKIP, "no collection this token may read")
+        return self.readable
+
+    def need_objects(self) -> list[dict[str, Any]]:
+        self.need_collection()
+        if not self.manifest:
+            raise Finding(SKIP, "the readable collection is empty")
+        return self.manifest
+
+
+Check = Callable[[Peer], str]
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    section: str
+    title: str
+    run: Check
+    writes: bool = False
+
+
+def normalise_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DoctorError(f"{url!r} is not an http:// or https:// URL of a TAXII server")
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise DoctorError(f"{url!r} has a port that is not a number") from None
+    return url if url.endswith("/") else url + "/"
+
+
+def auth_headers(token: str | None, basic: str | None) -> dict[str, str]:
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    if basic:
+        return {"Authorization": httpx.BasicAuth(*basic.partition(":")[::2])._auth_header}
+    return {}
+
+
+def run_checks(peer: Peer, checks: list[CheckSpec]) -> Iterator[CheckResult]:
+    """Each check in order; one that needs an earlier answer it did not get is skipped, not failed."""
+    for spec in checks:
+        if spec.writes and peer.write_collection is None:
+            continue
+        try:
+            detail = spec.run(peer)
+            status = PASS
+        except Finding as finding:
+            status, detail = finding.status, finding.detail
+        yield CheckResult(spec.id, spec.section, spec.title, status, detail)
+
+
+def summary(results: list[CheckResult]) -> dict[str, Any]:
+    counts = {s: sum(1 for r in results if r.status == s) for s in (PASS, FAIL, WARN, SKIP)}
+    return {"conformant": counts[FAIL] == 0, "counts": counts}
+
+
+def report(url: str, results: list[CheckResult]) -> dict[str, Any]:
+    return {"url": url, "checks": [asdict(r) for r in results], "summary": summary(results)}

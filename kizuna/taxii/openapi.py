@@ -1,0 +1,305 @@
+"""The node's HTTP contract as an OpenAPI 3.1 document, served at ``GET /openapi.json``.
+
+The document is data written here by hand, not derived from the routes: it is the promise made to
+partners and to schemathesis, and ``tests/taxii/test_openapi.py`` walks the assembled app so that a
+route without an entry here fails CI. Schemas follow TAXII 2.1 (§3.6 error, §4.1 discovery, §4.2 API
+root, §4.3 status, §5.1-5.2 collections, §5.3 manifest, §5.4-5.8 envelopes and versions); the
+detection, federation, feed and health endpoints are Kizuna's own. The console's pages are listed
+too (HTML for browsers, signed in with a session cookie) so that the document names every route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kizuna.taxii.media import TAXII_MEDIA_TYPE
+
+_JSON = "application/json"
+_HTML = "text/html"
+_TEXT = "text/plain"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _taxii(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "content": {TAXII_MEDIA_TYPE: {"schema": schema}}}
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+_ERRORS = _taxii(_ref("Error"), "A TAXII error object (§3.6): 400, 401, 403, 404, 405, 406, 413, 415, 422 or 500")
+_TIMESTAMP = {"type": "string", "pattern": r"^(?!0000)\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+                                          r"T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?Z$"}
+_STIX_ID = r"[a-z][a-z0-9-]{1,248}[a-z0-9]--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_POSITION = {"type": "integer", "minimum": 0, "maximum": 9_223_372_036_854_775_807}
+_DATE_HEADERS = {
+    "X-TAXII-Date-Added-First": {"description": "date_added of the first object on the page (§3.4.2)",
+                                 "schema": _TIMESTAMP},
+    "X-TAXII-Date-Added-Last": {"description": "date_added of the last object on the page; resume from it",
+                                "schema": _TIMESTAMP},
+}
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+def _path(name: str, description: str, pattern: str | None = None) -> dict[str, Any]:
+    schema = {"type": "string", **({"pattern": f"^{pattern}$"} if pattern else {})}
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": schema}
+
+
+_API_ROOT = _path("api_root", "the API root's name, e.g. main")
+_COLLECTION = _path("collection", "a collection's id or alias")
+_OBJECT_ID = _path("object_id", "a STIX identifier, type--UUID", _STIX_ID)
+_PAGING = [
+    _query("added_after", "only objects added after this instant (§3.4.2)", _TIMESTAMP),
+    _query("limit", "at most this many records on a page", {"type": "integer", "minimum": 1, "maximum": 10**9}),
+    _query("next", "the opaque cursor of the previous page's `next`", {"type": "string", "minLength": 1}),
+]
+_MATCH = {
+    "id": _query("match[id]", "comma-separated STIX ids",
+                 {"type": "string", "pattern": f"^{_STIX_ID}(,{_STIX_ID})*$"}),
+    "type": _query("match[type]", "comma-separated STIX types",
+                   {"type": "string", "pattern": r"^[a-z][a-z0-9-]{1,248}[a-z0-9](,[a-z][a-z0-9-]{1,248}[a-z0-9])*$"}),
+    "version": _query("match[version]", "last, first, all or comma-separated timestamps",
+                      {"anyOf": [{"enum": ["last", "first", "all"]}, _TIMESTAMP]}),
+    "spec_version": _query("match[spec_version]", "comma-separated spec versions, e.g. 2.1",
+                           {"type": "string", "enum": ["2.0", "2.1", "2.0,2.1"]}),
+}
+
+
+def _operation(summary: str, tag: str, responses: dict[str, Any], parameters: list[dict[str, Any]] | None = None,
+               secured: bool = True, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
+    if parameters:
+        operation["parameters"] = parameters
+    if not secured:
+        operation["security"] = []
+    if body is not None:
+        operation["requestBody"] = body
+    return operation
+
+
+def _api(summary: str, tag: str, schema: dict[str, Any], parameters: list[dict[str, Any]], status: str = "200",
+         headers: dict[str, Any] | None = None, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    responses = {status: _taxii(schema, summary, headers), "default": _ERRORS}
+    return _operation(summary, tag, responses, parameters, body=body)
+
+
+def _page(name: str, method: str = "get", form: bool = False, *params: dict[str, Any]) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {"description": "an HTML page", "content": {_HTML: {"schema": {"type": "string"}}}},
+        "303": {"description": "redirect after a form or to sign in"},
+        "default": {"description": "an HTML error page", "content": {_HTML: {"schema": {"type": "string"}}}},
+    }
+    body = {"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}} if form else None
+    return {method: _operation(name, "console", responses, list(params), secured=False, body=body)}
+
+
+# Objects that fail validation do not fail the request: each is a failure in the status (§5.5).
+_ENVELOPE_BODY = {"required": True, "content": {TAXII_MEDIA_TYPE: {"schema": {
+    "type": "object", "properties": {"objects": {"type": "array", "items": {}}}}}}}
+_DETECT_BODY = {"required": True, "content": {
+    _JSON: {"schema": {"description": "STIX observed-data (bundle, list or envelope) or JSON log lines"}},
+    "application/x-ndjson": {"schema": {"type": "string"}},
+    _TEXT: {"schema": {"type": "string", "description": "Zeek TSV with its header, or JSON lines"}},
+}}
+
+_HASH_BODY = {"required": True, "content": {
+    _JSON: {"schema": {"type": "object", "required": ["hashes"], "properties": {
+        "hashes": {"type": "array", "maxItems": 10_000, "items": {
+            "type": "string", "description": "PDQ hex, md5:<hex> or sha256:<hex>, as a line of a hash list"}}}}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary",
+                                            "description": "one image or other media file, hashed on arrival"}},
+}}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["title"], "properties": {
+        "title": {"type": "string"}, "description": {"type": "string"}, "error_id": {"type": "string"},
+        "error_code": {"type": "string"}, "http_status": {"type": "string"}, "external_details": {"type": "string"},
+        "details": {"type": "object"}}},
+    "Discovery": {"type": "object", "required": ["title"], "properties": {
+        "title": {"type": "string"}, "description": {"type": "string"}, "contact": {"type": "string"},
+        "default": {"type": "string"}, "api_roots": {"type": "array", "items": {"type": "string"}}}},
+    "ApiRoot": {"type": "object", "required": ["title", "versions", "max_content_length"], "properties": {
+        "title": {"type": "string"}, "description": {"type": "string"},
+        "versions": {"type": "array", "items": {"type": "string"}},
+        "max_content_length": {"type": "integer", "minimum": 0}}},
+    "Status": {"type": "object", "required": ["id", "status", "total_count", "success_count", "failure_count",
+                                              "pending_count"], "properties": {
+        "id": {"type": "string"}, "status": {"enum": ["complete", "pending"]}, "request_timestamp": _TIMESTAMP,
+        "total_count": {"type": "integer"}, "success_count": {"type": "integer"},
+        "failure_count": {"type": "integer"}, "pending_count": {"type": "integer"},
+        "successes": {"type": "array", "items": _ref("StatusDetail")},
+        "failures": {"type": "array", "items": _ref("StatusDetail")},
+        "pendings": {"type": "array", "items": _ref("StatusDetail")}}},
+    "StatusDetail": {"type": "object", "required": ["id", "version"], "properties": {
+        "id": {"type": "string"}, "version": {"type": "string"}, "message": {"type": "string"}}},
+    "Collection": {"type": "object", "required": ["id", "title", "can_read", "can_write"], "properties": {
+        "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
+        "alias": {"type": "string"}, "can_read": {"type": "boolean"}, "can_write": {"type": "boolean"},
+        "media_types": {"type": "array", "items": {"type": "string"}}}},
+    "Collections": {"type": "object", "properties": {
+        "collections": {"type": "array", "items": _ref("Collection")}}},
+    "Manifest": {"type": "object", "properties": {
+        "more": {"type": "boolean"}, "next": {"type": "string"},
+        "objects": {"type": "array", "items": {"type": "object", "required": ["id", "date_added", "version"],
+                                               "properties": {"id": {"type": "string"}, "date_added": _TIMESTAMP,
+                                                              "version": {"type": "string"},
+                                                              "media_type": {"type": "string"}}}}}},
+    "StixObject": {"type": "object", "required": ["type", "id"], "properties": {
+        "type": {"type": "string"}, "id": {"type": "string"}, "spec_version": {"type": "string"}}},
+    "Envelope": {"type": "object", "properties": {
+        "more": {"type": "boolean"}, "next": {"type": "string"},
+        "objects": {"type": "array", "items": _ref("StixObject")}}},
+    "Versions": {"type": "object", "properties": {
+        "more": {"type": "boolean"}, "next": {"type": "string"},
+        "versions": {"type": "array", "items": {"type": "string"}}}},
+    "Detection": {"type": "object", "description": "hits, sightings and counts (docs/detection.md)"},
+    "HashMatches": {"type": "object", "required": ["results", "sightings"], "properties": {
+        "results": {"type": "array", "items": {"type": "object", "required": ["input", "matches"]}},
+        "sightings": {"type": "array", "items": _ref("StixObject")},
+        "stored": {"type": "object"}}},
+    "Tombstones": {"type": "object", "required": ["tombstones", "deleted_last", "withdrawn_last", "more"],
+                   "properties": {
+                       "tombstones": {"type": "array", "items": {"type": "object", "required": ["id", "reason"]}},
+                       "deleted_last": {"type": "integer"}, "withdrawn_last": {"type": "integer"},
+                       "more": {"type": "boolean"}}},
+    "Partners": {"type": "object", "required": ["partners"], "properties": {
+        "partners": {"type": "array", "items": {"type": "object"}}}},
+}
+
+_COLL = "/{api_root}/collections/{collection}"
+_PATHS: dict[str, Any] = {
+    "/taxii2/": {"get": _api("Server discovery (§4.1)", "taxii", _ref("Discovery"), [])},
+    "/{api_root}/": {"get": _api("API root information (§4.2)", "taxii", _ref("ApiRoot"), [_API_ROOT])},
+    "/{api_root}/status/{status_id}/": {"get": _api(
+        "Status of an add request (§4.3)", "taxii", _ref("Status"),
+        [_API_ROOT, _path("status_id", "the status id a POST returned")])},
+    "/{api_root}/collections/": {"get": _api("Collections this token may see (§5.1)", "taxii",
+                                             _ref("Collections"), [_API_ROOT])},
+    _COLL + "/": {"get": _api("One collection (§5.2)", "taxii", _ref("Collection"), [_API_ROOT, _COLLECTION])},
+    _COLL + "/manifest/": {"get": _api(
+        "Manifest of the objects this token may see (§5.3)", "taxii", _ref("Manifest"),
+        [_API_ROOT, _COLLECTION, *_PAGING, *_MATCH.values()], headers=_DATE_HEADERS)},
+    _COLL + "/objects/": {
+        "get": _api("Objects this token may see (§5.4)", "taxii", _ref("Envelope"),
+                    [_API_ROOT, _COLLECTION, *_PAGING, *_MATCH.values()], headers=_DATE_HEADERS),
+        "post": _api("Add objects (§5.5); the status is complete when answered", "taxii", _ref("Status"),
+                     [_API_ROOT, _COLLECTION], status="202", body=_ENVELOPE_BODY),
+    },
+    _COLL + "/objects/{object_id}/": {
+        "get": _api("Versions of one object (§5.6)", "taxii", _ref("Envelope"),
+                    [_API_ROOT, _COLLECTION, _OBJECT_ID, *_PAGING, _MATCH["version"], _MATCH["spec_version"]],
+                    headers=_DATE_HEADERS),
+        "delete": _api("Delete an object or some of its versions (§5.7)", "taxii", {},
+                       [_API_ROOT, _COLLECTION, _OBJECT_ID, _MATCH["version"], _MATCH["spec_version"]]),
+    },
+    _COLL + "/objects/{object_id}/versions/": {"get": _api(
+        "Version timestamps of one object (§5.8)", "taxii", _ref("Versions"),
+        [_API_ROOT, _COLLECTION, _OBJECT_ID, *_PAGING, _MATCH["spec_version"]], headers=_DATE_HEADERS)},
+    "/{api_root}/detect/observations/": {"post": _api(
+        "Match observations or log lines against the indicators this token may read", "detect", _ref("Detection"),
+        [_API_ROOT, _query("format", "auto, stix, zeek, suricata, ecs or a mapping's name",
+                           {"type": "string", "enum": ["auto", "stix", "zeek", "suricata", "ecs"]}),
+         _query("collection", "a collection (id or alias) whose indicators are matched; repeatable",
+                {"type": "string", "minLength": 1}),
+         _query("store", "store the sightings in this collection", {"type": "string", "minLength": 1})],
+        body=_DETECT_BODY)},
+    "/{api_root}/hashes/match": {"post": _api(
+        "Match images or hashes against the hash banks this token may read (docs/hashes.md)", "hashes",
+        _ref("HashMatches"),
+        [_API_ROOT, _query("collection", "a bank (collection id or alias) to match; repeatable",
+                           {"type": "string", "minLength": 1}),
+         _query("threshold", "PDQ Hamming distance that still matches (default 31)",
+                {"type": "integer", "minimum": 0, "maximum": 255}),
+         _query("store", "store the sightings in this collection", {"type": "string", "minLength": 1})],
+        body=_HASH_BODY)},
+    _COLL + "/tombstones/": {"get": _api(
+        "What left the collection for this token (Kizuna federation)", "federation", _ref("Tombstones"),
+        [_API_ROOT, _COLLECTION,
+         _query("deleted_after", "µs position from the previous page", _POSITION),
+         _query("withdrawn_after", "µs position from the previous page", _POSITION),
+         _query("limit", "page size (at most 10000)", {"type": "integer", "minimum": 1, "maximum": 10_000})])},
+    "/{api_root}/federation/partners/": {"get": _api(
+        "Partner status, for the node's own organisation", "federation", _ref("Partners"), [_API_ROOT])},
+    "/feeds/{file}": {"get": _operation(
+        "A named feed (name.ext) built from the caller's view; 304 when unchanged", "feeds",
+        {"200": {"description": "the feed", "content": {_TEXT: {"schema": {"type": "string"}},
+                                                          _JSON: {"schema": {}}, "text/csv": {"schema": {}}}},
+         "304": {"description": "unchanged since If-None-Match / If-Modified-Since"},
+         "default": _ERRORS},
+        [_path("file", "the feed's name and extension, e.g. blocklist.txt")])},
+    "/healthz": {"get": _operation("The process answers", "health", {"200": {
+        "description": "alive", "content": {_JSON: {"schema": {"type": "object"}}}}}, secured=False)},
+    "/readyz": {"get": _operation("Store, migrations and sync worker are ready", "health", {
+        "200": {"description": "ready", "content": {_JSON: {"schema": {"type": "object"}}}},
+        "503": {"description": "not ready, naming what failed", "content": {_JSON: {"schema": {"type": "object"}}}},
+    }, secured=False)},
+    "/metrics": {"get": _operation(
+        "Prometheus exposition: open to loopback clients, or to tokens with the metrics right when "
+        "[metrics] access = \"token\"", "health", {
+            "200": {"description": "metrics", "content": {_TEXT: {"schema": {"type": "string"}}}},
+            "default": _ERRORS}, secured=False)},
+    "/openapi.json": {"get": _operation("This document", "health", {"200": {
+        "description": "OpenAPI 3.1", "content": {_JSON: {"schema": {"type": "object"}}}}}, secured=False)},
+    "/": {"get": _operation("Redirect to the console", "console", {"307": {"description": "to /console/"}},
+                            secured=False)},
+    "/console/": _page("Dashboard"),
+    "/console/sign-in": {**_page("Sign-in form"), **_page("Sign in with a token", "post", form=True)},
+    "/console/sign-out": _page("Sign out", "post", form=True),
+    "/console/language": _page("Choose English or Japanese", "post", form=True),
+    "/console/browse": _page("Browse objects"),
+    "/console/search": _page("Full-text search"),
+    "/console/share": {**_page("Share form"), **_page("Share a draft", "post", form=True)},
+    "/console/share/check": _page("Check a pattern while typing"),
+    "/console/objects/{object_id}": _page("One object", "get", False, _OBJECT_ID),
+    "/console/objects/{object_id}/stix.json": _page("Download one object as STIX", "get", False, _OBJECT_ID),
+    "/console/objects/{object_id}/graph.json": _page("The object's two-hop relationship graph (JSON)", "get", False,
+                                                     _OBJECT_ID),
+    "/console/library": _page("Best-practice library"),
+    "/console/static/{path}": _page("Stylesheets, scripts and images of the console", "get", False,
+                                     _path("path", "a file under the console's static folder")),
+    "/console/{rest}": _page("Any other console path: a not-found page", "get", False,
+                               _path("rest", "any path")),
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The whole document; a fresh dict each call, so a caller may change its copy."""
+    return orjson.loads(orjson.dumps({
+        "openapi": "3.1.0",
+        "info": {"title": "Kizuna node", "version": "2.1",
+                 "description": "TAXII 2.1 with Kizuna's detection, federation, feed and health endpoints. "
+                                "Every API error is a TAXII error object."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}, {"basic": []}],
+        "tags": [{"name": n} for n in ("taxii", "detect", "hashes", "federation", "feeds", "health", "console")],
+        "paths": _PATHS,
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                "basic": {"type": "http", "scheme": "basic",
+                                          "description": "any user name; the password is the token"}},
+        },
+    }))
+
+
+def openapi_routes() -> list[Route]:
+    """``GET /openapi.json``: unauthenticated, as the contract is public and names no data."""
+    body = orjson.dumps(openapi_document())
+
+    async def serve(request: Request) -> Response:
+        return Response(body, media_type=_JSON)
+
+    return [Route("/openapi.json", serve, methods=["GET"])]

@@ -1,0 +1,161 @@
+"""``kizuna doctor`` against real servers: a Kizuna node passes every check, medallion (the OASIS
+TAXII 2.1 reference server, as a real process on its memory backend) fails the ones where it
+deviates from the specification, found by running the doctor against it:
+
+* authentication: a request without credentials is refused with an HTML page, not a TAXII error
+  object (§3.6);
+* content-negotiation: ``Accept: application/taxii+json`` without a version is refused with 406,
+  where TAXII 2.1 reads it as the newest version the server speaks (§1.6.8).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import TAXII, ServerProcess, free_port, kizuna, kizuna_json, start_server, wait_for_port
+from tests.federation.helpers import start_medallion
+
+
+def _indicator(n: int, modified: str) -> dict[str, Any]:
+    return {"type": "indicator", "spec_version": "2.1", "id": f"indicator--6b0c1c8e-95a4-4d4c-9f1e-00000000000{n}",
+            "created": "2026-01-01T00:00:00.000Z", "modified": modified, "pattern_type": "stix",
+            "pattern": f"[ipv4-addr:value = '198.51.100.{n}']", "valid_from": "2026-01-01T00:00:00Z"}
+
+
+OBJECTS = [_indicator(1, "2026-01-01T00:00:00.000Z"), _indicator(1, "2026-02-01T00:00:00.000Z"),
+           _indicator(2, "2026-01-01T00:00:00.000Z"), _indicator(3, "2026-01-01T00:00:00.000Z")]
+
+
+def doctor(*args: str) -> tuple[int, dict[str, Any]]:
+    result = subprocess.run([sys.executable, "-m", "kizuna", "doctor", *args, "--json"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.stderr == "", result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def statuses(report: dict[str, Any]) -> dict[str, str]:
+    return {check["id"]: check["status"] for check in report["checks"]}
+
+
+@pytest.fixture(scope="module")
+def kizuna_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str, str]]:
+    data = tmp_path_factory.mktemp("doctor") / "node"
+    kizuna_json(data, "init", "--org-name", "Home", "--country", "GBR")
+    collection = kizuna_json(data, "collections", "create", "--title", "Checked", "--alias", "checked")["id"]
+    token = kizuna_json(data, "tokens", "create", "--org", "Home", "--read", collection, "--write", collection)["token"]
+    server = start_server(data, sync=False)
+    posted = requests.post(f"{server.base}/main/collections/{collection}/objects/", json={"objects": OBJECTS},
+                           headers={"Authorization": f"Bearer {token}", "Accept": TAXII, "Content-Type": TAXII},
+                           timeout=30)
+    assert posted.status_code == 202, posted.text
+    try:
+        yield server, token, collection
+    finally:
+        server.stop()
+
+
+def test_a_kizuna_node_passes_every_check_including_the_write_path(kizuna_peer: tuple[ServerProcess, str, str],
+                                                                  ) -> None:
+    server, token, collection = kizuna_peer
+    code, report = doctor(f"{server.base}/taxii2/", "--token", token, "--write", collection)
+    found = statuses(report)
+    assert code == 0, report
+    # Plain HTTP on loopback is the one warning; every check ran on real data, none was skipped.
+    assert found.pop("tls") == "warn"
+    assert set(found.values()) == {"pass"}, report
+    assert {"paging", "match-type", "added-after", "versions", "add-objects"} <= set(found)
+    assert report["summary"] == {"conformant": True, "counts": {"pass": len(found), "fail": 0, "warn": 1, "skip": 0}}
+    sections = {check["id"]: check["section"] for check in report["checks"]}
+    assert sections["discovery"] == "§4.1" and sections["error-body"] == "§3.6"
+
+
+def test_the_text_report_names_each_check_its_section_and_a_summary(kizuna_peer: tuple[ServerProcess, str, str],
+                                                                   ) -> None:
+    server, token, _ = kizuna_peer
+    result = kizuna(Path("/nonexistent-kizuna-node"), "doctor", f"{server.base}/main/", "--token", token)
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("PASS  api-root") and "§4.2" in line for line in lines)
+    # Given an API root rather than discovery, the discovery check says so and the rest still run.
+    assert any(line.startswith("SKIP  discovery") for line in lines)
+    assert lines[-1].startswith(f"{server.base}/main/: conformant")
+
+
+def test_a_wrong_token_fails_the_checks_and_exits_1(kizuna_peer: tuple[ServerProcess, str, str]) -> None:
+    server, _, _ = kizuna_peer
+    code, report = doctor(f"{server.base}/taxii2/", "--token", "not-a-token")
+    assert code == 1
+    assert statuses(report)["discovery"] == "fail"
+    assert report["summary"]["conformant"] is False
+
+
+def test_medallion_is_reported_with_its_known_deviations(tmp_path: Path) -> None:
+    process, port, collection = start_medallion(tmp_path / "medallion", OBJECTS)
+    try:
+        code, report = doctor(f"http://127.0.0.1:{port}/taxii2/", "--basic", "sync:secret", "--write", collection)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    found = statuses(report)
+    assert code == 1
+    assert found["authentication"] == "fail"
+    assert found["content-negotiation"] == "fail"
+    details = {check["id"]: check["detail"] for check in report["checks"]}
+    assert "text/html" in details["authentication"]
+    assert "406" in details["content-negotiation"]
+    # What medallion does right is reported as passing, so the failures above are not the doctor's own.
+    assert {found[c] for c in ("discovery", "api-root", "manifest", "paging", "versions", "add-objects")} == {"pass"}
+
+
+@pytest.mark.parametrize("url", ["taxii.example.org", "ftp://peer.example/taxii2/", "https://:443/",
+                                 "http://peer.example:port/"])
+def test_a_url_that_is_not_one_fails_in_one_line(url: str) -> None:
+    result = kizuna(Path("/nonexistent-kizuna-node"), "doctor", url, check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("kizuna doctor: ") and len(result.stderr.splitlines()) == 1
+
+
+def test_a_server_that_does_not_answer_fails_in_one_line() -> None:
+    result = kizuna(Path("/nonexistent-kizuna-node"), "doctor", "http://127.0.0.1:9/taxii2/", "--json", check=False)
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"]["code"] == "unavailable"
+
+
+def test_tls_passes_with_the_partners_ca_and_an_untrusted_certificate_is_refused(
+        kizuna_peer: tuple[ServerProcess, str, str], tmp_path: Path) -> None:
+    import trustme
+
+    server, token, _ = kizuna_peer
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    port = free_port()
+    # The same node's app behind uvicorn's own TLS (kizuna serve has no TLS options yet).
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "kizuna.app:app_from_environment", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--ssl-keyfile", str(tmp_path / "key.pem"), "--ssl-certfile", str(tmp_path / "cert.pem"),
+         "--log-level", "warning"],
+        env={**os.environ, "KIZUNA_DATA": str(server.data_dir)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process)
+        url = f"https://127.0.0.1:{port}/taxii2/"
+        code, report = doctor(url, "--token", token, "--ca", str(tmp_path / "ca.pem"))
+        assert code == 0, report
+        assert statuses(report)["tls"] == "pass"
+        untrusted = kizuna(Path("/nonexistent-kizuna-node"), "doctor", url, "--token", token, "--json", check=False)
+        assert untrusted.returncode == 1
+        error = json.loads(untrusted.stdout)["error"]
+        assert error["code"] == "tls" and "--ca" in error["message"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -1,0 +1,69 @@
+"""The fuzz targets of bench/fuzz: each runs under atheris for a moment, and every input that ever
+crashed one (tests/fixtures/fuzz/<target>/), and every seed, is replayed in-process on each run.
+
+A crash is any exception a target lets out other than the error its parser documents.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.fuzz.targets import TARGETS
+from bench.fuzz_all import CRASHES, SEEDS, fuzz
+
+SECONDS = 2  # per target under atheris in CI; `python -m bench.fuzz_all --seconds N` for longer runs
+
+
+def _inputs(name: str) -> list[Path]:
+    return sorted(p for folder in (CRASHES / name, SEEDS / name) if folder.is_dir() for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_saved_crashes_and_seeds_are_handled(name: str) -> None:
+    inputs = _inputs(name)
+    assert any(p.parent == SEEDS / name for p in inputs), f"no seeds for {name}"
+    for path in inputs:
+        TARGETS[name](path.read_bytes())  # raises, and fails the test, if the crash came back
+
+
+def test_the_crashes_fuzzing_found_are_kept() -> None:
+    # The two the first runs found: an empty STIX pattern, and a Zeek #separator with a cut-short escape.
+    assert (CRASHES / "stix_pattern" / "crash-empty-pattern").read_bytes() == b""
+    assert any(p.name.startswith("crash-") for p in (CRASHES / "log_lines").iterdir())
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_each_target_fuzzes_under_atheris_without_a_crash(name: str, tmp_path: Path) -> None:
+    result = fuzz(name, SECONDS, crashes=tmp_path)
+    assert result["crashes"] == [], result
+    assert result["exit"] == 0, result["error"]
+    assert isinstance(result["executions"], int) and result["executions"] > 0, result
+
+
+def _mutations(name: str) -> st.SearchStrategy[bytes]:
+    """Raw bytes, and seeds with bytes cut or spliced in: a cheap complement to atheris' coverage-guided
+    runs, covering every target on every CI run even where atheris does not install."""
+    seeds = [p.read_bytes() for p in sorted((SEEDS / name).iterdir())]
+
+    @st.composite
+    def mutated(draw: st.DrawFn) -> bytes:
+        seed = draw(st.sampled_from(seeds))
+        start = draw(st.integers(0, len(seed)))
+        end = draw(st.integers(start, min(len(seed), start + 16)))
+        return seed[:start] + draw(st.binary(max_size=16)) + seed[end:]
+
+    return st.one_of(st.binary(max_size=256), mutated())
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_each_target_survives_mutated_seeds(name: str) -> None:
+    @given(data=_mutations(name))
+    @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def run(data: bytes) -> None:
+        TARGETS[name](data)
+
+    run()
