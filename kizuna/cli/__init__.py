@@ -22,6 +22,7 @@ from kizuna.cli import (
     metrics,
     node,
     objects,
+    ops,
     partners,
     policy,
     search,
@@ -47,7 +48,7 @@ def cli(ctx: click.Context, data: str | None) -> None:
 
 
 for _module in (node, tokens, objects, search, transfer, policy, audit, partners, match, demo, metrics,
-                dashboard, feeds):
+                dashboard, feeds, ops):
     _module.register(cli)
 
 

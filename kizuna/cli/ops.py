@@ -1,0 +1,165 @@
+"""``kizuna ops``: mass-event operations (a Rugby World Cup, an Olympic Games) as time-boxed workspaces.
+
+Each command is a thin call into kizuna/ops; the runbook is docs/operations-runbook.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from kizuna.cli.common import CliError, emit, json_option, node_of
+from kizuna.ops.alerts import alerts_of
+from kizuna.ops.assets import add_assets, list_assets
+from kizuna.ops.declassify import declassify
+from kizuna.ops.reading import since_micros
+from kizuna.ops.records import find, load_lookalikes
+from kizuna.ops.workspace import DEFAULT_GRACE_DAYS, close_operation, create_operation, describe, list_operations
+
+_TLPS = ["clear", "green", "amber", "amber+strict", "red"]
+
+
+def operation_command(group: click.Group, name: str) -> Callable[[Callable[..., None]], click.Command]:
+    """A subcommand of ``group`` that names an operation first and answers in JSON with --json."""
+    def wrap(function: Callable[..., None]) -> click.Command:
+        command: click.Command = group.command(name)(
+            click.argument("operation")(json_option(click.pass_context(function))))
+        return command
+    return wrap
+
+
+@click.group()
+def ops() -> None:
+    """Mass-event operations: partner set, protected assets, lookalike watch, incidents, reports."""
+
+
+@ops.command("create")
+@click.argument("name")
+@click.option("--from", "start", required=True, metavar="DATE", help="First day of the operation (2027-09-20, UTC).")
+@click.option("--to", "end", required=True, metavar="DATE", help="Last day of the operation (inclusive, UTC).")
+@click.option("--partner", "partners", multiple=True, required=True,
+              help="Partner organisation (name or identity id); repeatable.")
+@click.option("--tlp-default", type=click.Choice(_TLPS), default="amber", show_default=True,
+              help="Marking of what the operation itself publishes, and the partners' agreement ceiling.")
+@click.option("--grace-days", type=int, default=DEFAULT_GRACE_DAYS, show_default=True,
+              help="Days after the last day that the partner tokens keep working.")
+@json_option
+@click.pass_context
+def ops_create(ctx: click.Context, name: str, start: str, end: str, partners: tuple[str, ...], tlp_default: str,
+               grace_days: int, as_json: bool) -> None:
+    """Create an operation: three collections, an agreement and a token per partner (secrets shown once)."""
+    node = node_of(ctx)
+    operation, issued = create_operation(node, name, start, end, list(partners), tlp_default, grace_days)
+    payload: dict[str, Any] = {"operation": describe(node, operation),
+                               "tokens": [{"org": t.organisation, "token": t.secret} for t in issued]}
+    lines = [f"Operation {operation.name!r} ({operation.slug}) created; collections "
+             + ", ".join(f"{operation.slug}-{role}" for role in operation.collections)
+             + f"; partner tokens valid until {operation.expires}.",
+             "Store these secrets now; they are not shown again:"]
+    lines += [f"  {t.organisation}: {t.secret}" for t in issued]
+    emit(as_json, payload, "\n".join(lines))
+
+
+@ops.command("list")
+@json_option
+@click.pass_context
+def ops_list(ctx: click.Context, as_json: bool) -> None:
+    """List operations: name, dates, state and partner count."""
+    found = list_operations(node_of(ctx))
+    rows = [{"name": o.name, "slug": o.slug, "start": o.start[:10], "end": o.end[:10], "state": o.state,
+             "partners": len(o.partners)} for o in found]
+    text = "\n".join(f"{r['slug']:<30} {r['start']} .. {r['end']}  {r['state']:<6}  {r['partners']} partners  "
+                     f"{r['name']}" for r in rows) or "No operations; create one with `kizuna ops create`."
+    emit(as_json, {"operations": rows}, text)
+
+
+@operation_command(ops, "show")
+def ops_show(ctx: click.Context, operation: str, as_json: bool) -> None:
+    """Show an operation: dates, collections, partners and the state of their tokens."""
+    node = node_of(ctx)
+    shown = describe(node, find(node.store, operation))
+    lines = [f"{shown['name']} ({shown['slug']}): {shown['state']}, {shown['start'][:10]} .. {shown['end'][:10]}, "
+             f"default TLP:{shown['tlp_default'].upper()}, tokens until {shown['tokens_expire']}"]
+    lines += [f"  collection {role}: {c['title']} ({c['alias']})" for role, c in shown["collections"].items()]
+    lines += [f"  partner {p['organisation']}: agreement {p['agreement']}, token {p['token']} {p['token_state']}"
+              for p in shown["partners"]]
+    emit(as_json, shown, "\n".join(lines))
+
+
+@operation_command(ops, "close")
+def ops_close(ctx: click.Context, operation: str, as_json: bool) -> None:
+    """Close an operation: partner tokens stop now; prints the declassification review list."""
+    closed, review = close_operation(node_of(ctx), operation)
+    lines = [f"Operation {closed.name!r} closed at {closed.closed_at}; {len(closed.partners)} partner tokens ended.",
+             f"Declassification review ({len(review)} AMBER objects; approve with `kizuna ops declassify`):"]
+    lines += [f"  {r['id']}  {r['type']}  TLP:{r['tlp'].upper()}  {r['name'] or '-'}  by {r['producer'] or '-'}"
+              for r in review]
+    emit(as_json, {"operation": closed.slug, "closed_at": closed.closed_at, "review": review}, "\n".join(lines))
+
+
+@ops.group("assets")
+def ops_assets() -> None:
+    """Protected assets of an operation: domains, IP ranges, URLs, identities."""
+
+
+@operation_command(ops_assets, "add")
+@click.option("--domain", "domains", multiple=True, help="A protected domain (its lookalikes are watched too).")
+@click.option("--cidr", "cidrs", multiple=True, help="A protected IP address or range (192.0.2.0/24).")
+@click.option("--url", "urls", multiple=True, help="A protected URL (http or https).")
+@click.option("--identity", "identities", multiple=True, help="A protected person or organisation, by name.")
+def ops_assets_add(ctx: click.Context, operation: str, domains: tuple[str, ...], cidrs: tuple[str, ...],
+                   urls: tuple[str, ...], identities: tuple[str, ...], as_json: bool) -> None:
+    """Add protected assets (repeat any option); each is stored as STIX in the watchlist collection."""
+    node = node_of(ctx)
+    found = find(node.store, operation)
+    asked = [("domain", v) for v in domains] + [("cidr", v) for v in cidrs] + [("url", v) for v in urls] + \
+        [("identity", v) for v in identities]
+    if not asked:
+        raise CliError("give at least one --domain, --cidr, --url or --identity")
+    added = add_assets(node, found, asked)
+    watch = len(load_lookalikes(node.store, found.slug))
+    rows = [{"id": o["id"], "value": o.get("value") or o.get("name")} for o in added]
+    emit(as_json, {"added": rows, "lookalikes_watched": watch},
+         f"{len(rows)} assets added to {found.slug}-watchlist; {watch} lookalike domains watched.")
+
+
+@operation_command(ops_assets, "list")
+def ops_assets_list(ctx: click.Context, operation: str, as_json: bool) -> None:
+    """List the protected assets of an operation."""
+    node = node_of(ctx)
+    rows = list_assets(node, find(node.store, operation))
+    emit(as_json, {"assets": rows},
+         "\n".join(f"{r['kind']:<9} {r['value']}" for r in rows) or "No protected assets yet.")
+
+
+@operation_command(ops, "alerts")
+@click.option("--since", default=None, metavar="WHEN",
+              help="Only alerts on objects added in the last duration (12h, 2d) or after an ISO time.")
+def ops_alerts(ctx: click.Context, operation: str, since: str | None, as_json: bool) -> None:
+    """Alerts: shared objects that refer to a protected asset (rule exact, containment, lookalike or
+    relationship), with the object's producer."""
+    node = node_of(ctx)
+    found = alerts_of(node, find(node.store, operation), since_micros(since))
+    rows = [a.to_json() for a in found]
+    text = "\n".join(f"{a.added[:19]}Z  {a.rule:<12} {a.asset:<28} {a.object_type} {a.object_name or a.object_id}"
+                     f"  by {a.producer or '-'}  ({a.matched})" for a in found) or "No alerts."
+    emit(as_json, {"alerts": rows}, text)
+
+
+@operation_command(ops, "declassify")
+@click.argument("object_id")
+@click.option("--to", "to", type=click.Choice(_TLPS), required=True, help="The lower TLP to publish it at.")
+@click.option("--approved-by", required=True, help="Who approved the release (recorded in the audit chain).")
+def ops_declassify(ctx: click.Context, operation: str, object_id: str, to: str, approved_by: str,
+                   as_json: bool) -> None:
+    """Publish a new version of an operation's object at a lower TLP, with the approval audited."""
+    node = node_of(ctx)
+    done = declassify(node, find(node.store, operation), object_id, to, approved_by)
+    emit(as_json, done, f"{object_id} now TLP:{done['to'].upper()} (was TLP:{done['from'].upper()}), "
+                        f"approved by {done['approved_by']}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(ops)
