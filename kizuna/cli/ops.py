@@ -5,17 +5,21 @@ Each command is a thin call into kizuna/ops; the runbook is docs/operations-runb
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
 
 from kizuna.cli.common import CliError, emit, json_option, node_of
+from kizuna.detect.mappings import LogReader, shipped_mappings
 from kizuna.ops.alerts import alerts_of
 from kizuna.ops.assets import add_assets, list_assets
 from kizuna.ops.declassify import declassify
 from kizuna.ops.reading import since_micros
 from kizuna.ops.records import find, load_lookalikes
+from kizuna.ops.sightings import promote, record_log_hits
+from kizuna.ops.watch import VALUE_TYPES
 from kizuna.ops.workspace import DEFAULT_GRACE_DAYS, close_operation, create_operation, describe, list_operations
 
 _TLPS = ["clear", "green", "amber", "amber+strict", "red"]
@@ -159,6 +163,48 @@ def ops_declassify(ctx: click.Context, operation: str, object_id: str, to: str, 
     done = declassify(node, find(node.store, operation), object_id, to, approved_by)
     emit(as_json, done, f"{object_id} now TLP:{done['to'].upper()} (was TLP:{done['from'].upper()}), "
                         f"approved by {done['approved_by']}")
+
+
+@operation_command(ops, "scan-logs")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mapping", "mapping_name", default=None,
+              help="Force a shipped log mapping, as `kizuna match` does (default: detect per line).")
+def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], mapping_name: str | None,
+                  as_json: bool) -> None:
+    """Check local DNS, proxy or TLS logs (the `kizuna match` formats) against the protected assets and
+    their lookalikes; each hit is stored as observed data and shows in `ops alerts`."""
+    node = node_of(ctx)
+    found = find(node.store, operation)
+    mappings = shipped_mappings()
+    if mapping_name is not None and mapping_name not in mappings:
+        raise CliError(f"unknown mapping {mapping_name!r}; shipped: {', '.join(sorted(mappings))}")
+    reader = LogReader(mappings.values(), forced=mapping_name)
+
+    def values() -> Iterator[tuple[str, str, float | None]]:
+        for path in logs:
+            try:
+                with path.open("rb") as lines:
+                    for event in reader.events(lines):
+                        for stix_type, field, value in event.facts:
+                            if field == "value" and stix_type in VALUE_TYPES and isinstance(value, str):
+                                yield stix_type, value, event.time
+            except OSError as exc:
+                raise CliError(f"cannot read {path}: {exc.strerror}", file=str(path)) from None
+
+    hits = record_log_hits(node, found, values())
+    rows = [{"value": h.value, "asset": h.hit.asset, "rule": h.hit.rule, "count": h.count} for h in hits]
+    text = "\n".join(f"{r['count']:>6}  {r['rule']:<12} {r['value']}  (protected: {r['asset']})" for r in rows)
+    emit(as_json, {"lines": reader.stats.lines, "hits": rows},
+         f"{reader.stats.lines} log lines read; {len(rows)} values hit the watchlist" + (f":\n{text}" if rows else "."))
+
+
+@operation_command(ops, "promote")
+@click.argument("domain")
+def ops_promote(ctx: click.Context, operation: str, domain: str, as_json: bool) -> None:
+    """Make an indicator of a watched lookalike domain, shared in the operation's intel collection."""
+    node = node_of(ctx)
+    made = promote(node, find(node.store, operation), domain)
+    emit(as_json, {"id": made["id"], "pattern": made["pattern"]}, f"Indicator {made['id']} {made['pattern']}")
 
 
 def register(group: click.Group) -> None:

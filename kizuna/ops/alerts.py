@@ -16,7 +16,7 @@ from kizuna.core.node import Node
 from kizuna.ops.assets import ASSET_TYPES
 from kizuna.ops.reading import latest_objects
 from kizuna.ops.records import Operation, load_lookalikes
-from kizuna.ops.watch import Hit, Watchlist
+from kizuna.ops.watch import VALUE_TYPES, Hit, Watchlist
 from kizuna.stix.timestamps import format_timestamp
 
 #: Objects that only refer to others; they are judged once the objects they refer to are known.
@@ -60,6 +60,8 @@ def alerts_of(node: Node, operation: Operation, since: int | None = None) -> lis
         if not hits:
             return
         matched.setdefault(obj["id"], hits[0])
+        if obj.get("type") in VALUE_TYPES:  # a bare value is evidence for what points at it, not an alert
+            return
         producer = obj.get("created_by_ref")
         seen: set[str] = set()
         for hit in hits:

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 _COMPARISON = re.compile(
     r"(domain-name|url|ipv4-addr|ipv6-addr|email-addr):value\s*(=|ISSUBSET|ISSUPERSET|LIKE|MATCHES)\s*"
     r"'((?:[^'\\]|\\.)*)'")
-_IP = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Cyber-observables whose ``value`` the watchlist can judge.
+VALUE_TYPES = ("domain-name", "url", "ipv4-addr", "ipv6-addr", "email-addr")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,7 @@ class Watchlist:
                 hit = self.value(stix_type, quoted.replace("\\'", "'").replace("\\\\", "\\"))
                 if hit is not None:
                     yield hit
-        elif kind in ("domain-name", "url", "ipv4-addr", "ipv6-addr", "email-addr") and "value" in obj:
+        elif kind in VALUE_TYPES and "value" in obj:
             hit = self.value(kind, str(obj["value"]))
             if hit is not None:
                 yield hit
@@ -130,7 +131,9 @@ class Watchlist:
                 yield Hit(self.names[ref], ref, "relationship", ref)
             elif matched and ref in matched:
                 via = matched[ref]
-                yield Hit(via.asset, via.asset_id, "relationship", ref, via.fuzzer)
+                # Observed data is the sighting of the value itself: it keeps the value's rule.
+                rule = via.rule if kind == "observed-data" else "relationship"
+                yield Hit(via.asset, via.asset_id, rule, via.value if kind == "observed-data" else ref, via.fuzzer)
 
 
 def _refs(obj: dict[str, Any]) -> Iterator[str]:

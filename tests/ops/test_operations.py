@@ -161,3 +161,23 @@ def test_close_ends_the_tokens_and_declassification_needs_an_approval(world: Wor
     assert sorted(v["object_marking_refs"][0] for v in versions) == sorted([AMBER, GREEN])
     audit = kizuna(world.data, "audit", "export").stdout
     assert "operation-declassified" in audit and "JPCERT duty officer" in audit
+
+
+def test_lookalikes_in_local_dns_logs_raise_alerts_and_promote_to_an_indicator(world: World, tmp_path: Path) -> None:
+    world.op("Games Logs")
+    kizuna_json(world.data, "ops", "assets", "add", "games-logs", "--domain", "rwc2019.jp")
+    lookalike = sorted(d for d, fuzzer in lookalikes_of("rwc2019.jp").items() if fuzzer == "bitsquatting")[0]
+    line = ('{{"ts":1568937600.5,"uid":"C{n}","id.orig_h":"10.0.0.{n}","id.orig_p":5353,"id.resp_h":"10.0.0.1",'
+            '"id.resp_p":53,"proto":"udp","query":"{q}"}}')
+    log = tmp_path / "dns.log"
+    log.write_text("\n".join([line.format(n=1, q=f"www.{lookalike}"), line.format(n=2, q=f"www.{lookalike}"),
+                              line.format(n=3, q="www.example.com"), "not a log line"]) + "\n")
+    scanned = kizuna_json(world.data, "ops", "scan-logs", "games-logs", str(log), "--mapping", "zeek-dns")
+    assert scanned["hits"] == [{"value": f"www.{lookalike}", "asset": "rwc2019.jp", "rule": "lookalike", "count": 2}]
+    promoted = kizuna_json(world.data, "ops", "promote", "games-logs", lookalike)
+    refused = kizuna(world.data, "ops", "promote", "games-logs", "example.com", check=False)
+    assert refused.returncode != 0 and "not in the lookalike watch set" in refused.stderr
+    alerts = kizuna_json(world.data, "ops", "alerts", "games-logs")["alerts"]
+    assert sorted((a["object_type"], a["rule"], a["producer"]) for a in alerts) == [
+        ("indicator", "lookalike", "NCSC UK"), ("observed-data", "lookalike", "NCSC UK")]
+    assert promoted["id"] in {a["object_id"] for a in alerts}
