@@ -11,13 +11,15 @@ from typing import Any
 
 import click
 
-from kizuna.cli.common import CliError, emit, json_option, node_of
+from kizuna.cli.common import CliError, emit, json_option, node_of, output_stream
 from kizuna.detect.mappings import LogReader, shipped_mappings
 from kizuna.ops.alerts import alerts_of
 from kizuna.ops.assets import add_assets, list_assets
 from kizuna.ops.declassify import declassify
+from kizuna.ops.incidents import STATUSES, add_incident, link_incident, update_incident
 from kizuna.ops.reading import since_micros
 from kizuna.ops.records import find, load_lookalikes
+from kizuna.ops.report import default_since, shift_report
 from kizuna.ops.sightings import promote, record_log_hits
 from kizuna.ops.watch import VALUE_TYPES
 from kizuna.ops.workspace import DEFAULT_GRACE_DAYS, close_operation, create_operation, describe, list_operations
@@ -205,6 +207,66 @@ def ops_promote(ctx: click.Context, operation: str, domain: str, as_json: bool) 
     node = node_of(ctx)
     made = promote(node, find(node.store, operation), domain)
     emit(as_json, {"id": made["id"], "pattern": made["pattern"]}, f"Indicator {made['id']} {made['pattern']}")
+
+
+@ops.group("incident")
+def ops_incident() -> None:
+    """Incidents of an operation (STIX incident objects): add, update, link."""
+
+
+@operation_command(ops_incident, "add")
+@click.option("--name", required=True, help="A short name for the incident.")
+@click.option("--description", default=None, help="What happened, for the partners.")
+@click.option("--assign", default=None, help="The partner team (organisation name) handling it.")
+def ops_incident_add(ctx: click.Context, operation: str, name: str, description: str | None, assign: str | None,
+                     as_json: bool) -> None:
+    """Open an incident in the operation's incidents collection."""
+    node = node_of(ctx)
+    made = add_incident(node, find(node.store, operation), name, description, assign)
+    emit(as_json, {"id": made["id"], "status": made["x_kizuna_status"]}, f"Incident {made['id']} opened")
+
+
+@operation_command(ops_incident, "update")
+@click.argument("incident_id")
+@click.option("--status", type=click.Choice(STATUSES), default=None, help="The incident's new status.")
+@click.option("--assign", default=None, help="The partner team (organisation name) now handling it.")
+def ops_incident_update(ctx: click.Context, operation: str, incident_id: str, status: str | None,
+                        assign: str | None, as_json: bool) -> None:
+    """Store a new version of an incident with a new status or team."""
+    node = node_of(ctx)
+    made = update_incident(node, find(node.store, operation), incident_id, status, assign)
+    emit(as_json, {"id": made["id"], "status": made["x_kizuna_status"], "modified": made["modified"]},
+         f"Incident {made['id']} is {made['x_kizuna_status']}")
+
+
+@operation_command(ops_incident, "link")
+@click.argument("incident_id")
+@click.argument("targets", nargs=-1, required=True)
+def ops_incident_link(ctx: click.Context, operation: str, incident_id: str, targets: tuple[str, ...],
+                      as_json: bool) -> None:
+    """Link an incident to indicators, sightings or assets (by STIX id) with related-to relationships."""
+    node = node_of(ctx)
+    links = link_incident(node, find(node.store, operation), incident_id, list(targets))
+    emit(as_json, {"relationships": [r["id"] for r in links]}, f"{len(links)} objects linked to {incident_id}")
+
+
+@operation_command(ops, "report")
+@click.option("--since", default="12h", show_default=True, metavar="WHEN",
+              help="Start of the shift: a duration back from now (12h) or an ISO date/time.")
+@click.option("--lang", type=click.Choice(["en", "ja"]), default="en", show_default=True,
+              help="Language of the Markdown (ja also adds a STIX language-content).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the Markdown to this file instead of standard output.")
+def ops_report(ctx: click.Context, operation: str, since: str, lang: str, output: Path | None, as_json: bool) -> None:
+    """Shift hand-over report: stored as a STIX report for the partners, printed as Markdown."""
+    node = node_of(ctx)
+    start = since_micros(since)
+    made = shift_report(node, find(node.store, operation), start if start is not None else default_since(), lang)
+    if output is not None:
+        with output_stream(output) as handle:
+            handle.write(made.markdown.encode())
+    emit(as_json, {"report": made.stix[0]["id"], "objects": [o["id"] for o in made.stix],
+                   "markdown": made.markdown}, made.markdown if output is None else f"Report written to {output}")
 
 
 def register(group: click.Group) -> None:

@@ -21,6 +21,10 @@ from kizuna.stix.timestamps import format_timestamp
 
 #: Objects that only refer to others; they are judged once the objects they refer to are known.
 _POINTERS = ("sighting", "report", "incident", "relationship", "grouping", "note", "opinion", "observed-data")
+#: Definitions and translations: never activity, never an alert.
+NOT_ACTIVITY = ("marking-definition", "extension-definition", "language-content")
+#: Set on the operation's own shift reports, which refer to alerting objects without being news.
+SHIFT_REPORT_MARK = "x_kizuna_shift_report"
 _RULE_ORDER = {"exact": 0, "containment": 1, "lookalike": 2, "relationship": 3}
 
 
@@ -75,6 +79,8 @@ def alerts_of(node: Node, operation: Operation, since: int | None = None) -> lis
     for role in ("intel", "incidents"):
         collection = node.find_collection(operation.collections[role])
         for added, obj in latest_objects(node, collection, added_after=None):
+            if obj.get("type") in NOT_ACTIVITY or obj.get(SHIFT_REPORT_MARK):
+                continue
             if obj.get("type") in _POINTERS:
                 pointers.append((role, added, obj))
             else:

@@ -181,3 +181,38 @@ def test_lookalikes_in_local_dns_logs_raise_alerts_and_promote_to_an_indicator(w
     assert sorted((a["object_type"], a["rule"], a["producer"]) for a in alerts) == [
         ("indicator", "lookalike", "NCSC UK"), ("observed-data", "lookalike", "NCSC UK")]
     assert promoted["id"] in {a["object_id"] for a in alerts}
+
+
+def test_incidents_and_a_bilingual_shift_report(world: World) -> None:
+    created = world.op("Games Shift")
+    soc = tokens_of(created)[SOC]
+    kizuna_json(world.data, "ops", "assets", "add", "games-shift", "--domain", "shift.example.org")
+    asset = kizuna_json(world.data, "ops", "assets", "list", "games-shift")["assets"][0]["id"]
+    seen = indicator(world.ids[SOC], "[domain-name:value = 'c2.example.net']", name="C2 beacon")
+    now = seen["created"]
+    sightings = [{"type": "sighting", "spec_version": "2.1", "id": f"sighting--{uuid.uuid4()}", "created": now,
+                  "modified": now, "sighting_of_ref": seen["id"], "count": 3, "created_by_ref": world.ids[SOC],
+                  "object_marking_refs": [AMBER]}]
+    assert world.post(soc, "games-shift-intel", [seen, *sightings]).status_code == 202
+    incident = kizuna_json(world.data, "ops", "incident", "add", "games-shift", "--name", "Ticketing phish",
+                           "--assign", SOC)["id"]
+    kizuna_json(world.data, "ops", "incident", "update", "games-shift", incident, "--status", "contained")
+    kizuna_json(world.data, "ops", "incident", "link", "games-shift", incident, asset)
+    versions = [o for o in json.loads(kizuna(world.data, "export", "--collection", "games-shift-incidents").stdout)
+                ["objects"] if o["id"] == incident]
+    assert sorted(v["x_kizuna_status"] for v in versions) == ["contained", "open"]
+    assert [a["rule"] for a in kizuna_json(world.data, "ops", "alerts", "games-shift")["alerts"]] == ["relationship"]
+
+    english = kizuna_json(world.data, "ops", "report", "games-shift", "--since", "1h")
+    assert "Ticketing phish — status: contained, assigned to: Tokyo 2020 SOC" in english["markdown"]
+    assert "C2 beacon: 3 sightings" in english["markdown"]
+    japanese = kizuna_json(world.data, "ops", "report", "games-shift", "--since", "1h", "--lang", "ja")
+    assert "状態: contained" in japanese["markdown"]
+    stored = {o["id"]: o for o in json.loads(kizuna(world.data, "export", "--collection",
+                                                    "games-shift-incidents").stdout)["objects"]}
+    report, translation = (stored[i] for i in japanese["objects"])
+    assert report["type"] == "report" and incident in report["object_refs"]
+    assert translation["object_ref"] == report["id"] and "シフト報告" in translation["contents"]["ja"]["name"]
+    # The operation's own reports are not news: they raise no alert of their own.
+    assert [a["object_type"] for a in kizuna_json(world.data, "ops", "alerts", "games-shift")["alerts"]] == [
+        "relationship"]
