@@ -26,11 +26,11 @@ _LABELS = {
            "top": "Most sighted indicators", "partners": "Partner activity", "activity": "Activity per hour",
            "none": "none", "status": "status", "assigned": "assigned to", "objects": "objects",
            "sightings": "sightings", "summary": "{i} incidents, {a} alerts, {o} new objects"},
-    "ja": {"title": "シフト報告", "since": "対象期間の開始", "incidents": "インシデント",
-           "alerts": "保護資産に関するアラート", "top": "目撃の多い指標", "partners": "パートナーの活動",
+    "ja": {"title": "シフトレポート", "since": "対象期間の開始", "incidents": "インシデント",
+           "alerts": "保護資産に関するアラート", "top": "サイティングの多い指標", "partners": "パートナーの活動",
            "activity": "時間ごとの活動",
            "none": "なし", "status": "状態", "assigned": "担当", "objects": "オブジェクト",
-           "sightings": "目撃", "summary": "インシデント {i} 件、アラート {a} 件、新規オブジェクト {o} 件"},
+           "sightings": "サイティング", "summary": "インシデント {i} 件、アラート {a} 件、新規オブジェクト {o} 件"},
 }
 
 

@@ -126,7 +126,7 @@ class Watchlist:
                     hit = self.value(str(sco.get("type")), str(sco["value"]))
                     if hit is not None:
                         yield hit
-        for ref in _refs(obj):
+        for ref in refs_of(obj):
             if ref in self.names:
                 yield Hit(self.names[ref], ref, "relationship", ref)
             elif matched and ref in matched:
@@ -136,11 +136,10 @@ class Watchlist:
                 yield Hit(via.asset, via.asset_id, rule, via.value if kind == "observed-data" else ref, via.fuzzer)
 
 
-def _refs(obj: dict[str, Any]) -> Iterator[str]:
+def refs_of(obj: dict[str, Any]) -> Iterator[str]:
     for key, value in obj.items():
-        if key in ("created_by_ref", "object_marking_refs"):
-            continue
-        if key.endswith("_ref") and isinstance(value, str):
+        last = key[-1]  # most keys end in neither 'f' nor 's': one character test keeps this cheap
+        if last == "f" and key.endswith("_ref") and key != "created_by_ref" and isinstance(value, str):
             yield value
-        elif key.endswith("_refs") and isinstance(value, list):
+        elif last == "s" and key.endswith("_refs") and key != "object_marking_refs" and isinstance(value, list):
             yield from (v for v in value if isinstance(v, str))

@@ -123,6 +123,11 @@ def test_partner_objects_about_protected_assets_raise_alerts_by_rule(world: Worl
         (sighting["id"], "relationship", "tokyo2020.jp", JPCERT),
         (report["id"], "relationship", "Jane Minister", SOC),
     }
+    # --since reads only newer objects; the sighting still inherits from the older indicator it points at.
+    phish_added = next(a["added"] for a in alerts if a["object_id"] == phish["id"])
+    newer = kizuna_json(world.data, "ops", "alerts", "games-alerts", "--since", phish_added.rstrip("Z"))["alerts"]
+    assert {(a["object_id"], a["rule"]) for a in newer} == {(sighting["id"], "relationship"),
+                                                            (report["id"], "relationship")}
     text = kizuna(world.data, "ops", "alerts", "games-alerts").stdout
     assert "lookalike" in text and lookalike in text and "example.com" not in text
 
@@ -212,7 +217,7 @@ def test_incidents_and_a_bilingual_shift_report(world: World) -> None:
                                                     "games-shift-incidents").stdout)["objects"]}
     report, translation = (stored[i] for i in japanese["objects"])
     assert report["type"] == "report" and incident in report["object_refs"]
-    assert translation["object_ref"] == report["id"] and "シフト報告" in translation["contents"]["ja"]["name"]
+    assert translation["object_ref"] == report["id"] and "シフトレポート" in translation["contents"]["ja"]["name"]
     # The operation's own reports are not news: they raise no alert of their own.
     assert [a["object_type"] for a in kizuna_json(world.data, "ops", "alerts", "games-shift")["alerts"]] == [
         "relationship"]
