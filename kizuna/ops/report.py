@@ -25,12 +25,14 @@ _LABELS = {
     "en": {"title": "Shift report", "since": "Since", "incidents": "Incidents", "alerts": "Alerts on protected assets",
            "top": "Most sighted indicators", "partners": "Partner activity", "activity": "Activity per hour",
            "none": "none", "status": "status", "assigned": "assigned to", "objects": "objects",
-           "sightings": "sightings", "summary": "{i} incidents, {a} alerts, {o} new objects"},
+           "sightings": "sightings", "unsigned": "(no producer)",
+           "summary": "{i} incidents, {a} alerts, {o} new objects"},
     "ja": {"title": "シフトレポート", "since": "対象期間の開始", "incidents": "インシデント",
            "alerts": "保護資産に関するアラート", "top": "サイティングの多い指標", "partners": "パートナーの活動",
            "activity": "時間ごとの活動",
            "none": "なし", "status": "状態", "assigned": "担当", "objects": "オブジェクト",
-           "sightings": "サイティング", "summary": "インシデント {i} 件、アラート {a} 件、新規オブジェクト {o} 件"},
+           "sightings": "サイティング", "unsigned": "(作成者なし)",
+           "summary": "インシデント {i} 件、アラート {a} 件、新規オブジェクト {o} 件"},
 }
 
 
@@ -62,7 +64,7 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en")
             new_objects += 1
             hours[format_timestamp(added)[:13]] += 1
             producer = obj.get("created_by_ref")
-            producers[names.get(producer, producer) if producer else "-"] += 1
+            producers[names.get(producer, producer) if producer else words["unsigned"]] += 1
             if kind == "incident":
                 incidents.append(obj)
             elif kind == "sighting":

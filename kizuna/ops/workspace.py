@@ -15,6 +15,7 @@ from typing import Any
 from kizuna.core.errors import AdminError
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN
+from kizuna.ops.alerts import NOT_ACTIVITY
 from kizuna.ops.reading import latest_objects, stix_now, tlp_level, tlp_of
 from kizuna.ops.records import Operation, Partner, find, load_all, save, slug_of
 from kizuna.policy.tlp import TlpLevel, oasis_id, tlp2_marking_definition
@@ -151,6 +152,9 @@ def review_list(node: Node, operation: Operation) -> list[dict[str, Any]]:
         collection = node.find_collection(operation.collections[role])
         for _, obj in latest_objects(node, collection):
             level = tlp_of(obj)
+            # Observables have no versions and translations follow their object: neither is re-marked alone.
+            if "modified" not in obj or obj["type"] in NOT_ACTIVITY:
+                continue
             if level in (TlpLevel.AMBER, TlpLevel.AMBER_STRICT):
                 producer = obj.get("created_by_ref")
                 found.append({"id": obj["id"], "type": obj["type"], "name": obj.get("name"),
