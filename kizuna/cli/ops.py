@@ -74,9 +74,9 @@ def ops_create(ctx: click.Context, name: str, start: str, end: str, partners: tu
 def ops_list(ctx: click.Context, as_json: bool) -> None:
     """List operations: name, dates, state and partner count."""
     found = list_operations(node_of(ctx))
-    rows = [{"name": o.name, "slug": o.slug, "start": o.start[:10], "end": o.end[:10], "state": o.state,
+    rows = [{"name": o.name, "slug": o.slug, "start": o.start[:10], "last_day": o.last_day, "state": o.state,
              "partners": len(o.partners)} for o in found]
-    text = "\n".join(f"{r['slug']:<30} {r['start']} .. {r['end']}  {r['state']:<6}  {r['partners']} partners  "
+    text = "\n".join(f"{r['slug']:<30} {r['start']} .. {r['last_day']}  {r['state']:<6}  {r['partners']} partners  "
                      f"{r['name']}" for r in rows) or "No operations; create one with `kizuna ops create`."
     emit(as_json, {"operations": rows}, text)
 
@@ -86,7 +86,7 @@ def ops_show(ctx: click.Context, operation: str, as_json: bool) -> None:
     """Show an operation: dates, collections, partners and the state of their tokens."""
     node = node_of(ctx)
     shown = describe(node, find(node.store, operation))
-    lines = [f"{shown['name']} ({shown['slug']}): {shown['state']}, {shown['start'][:10]} .. {shown['end'][:10]}, "
+    lines = [f"{shown['name']} ({shown['slug']}): {shown['state']}, {shown['start'][:10]} .. {shown['last_day']}, "
              f"default TLP:{shown['tlp_default'].upper()}, tokens until {shown['tokens_expire']}"]
     lines += [f"  collection {role}: {c['title']} ({c['alias']})" for role, c in shown["collections"].items()]
     lines += [f"  partner {p['organisation']}: agreement {p['agreement']}, token {p['token']} {p['token_state']}"

@@ -8,6 +8,7 @@ collection, marked with the operation's default TLP, and read through the usual 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -52,6 +53,12 @@ class Operation:
     partners: list[Partner] = field(default_factory=list)
     state: str = "open"
     closed_at: str | None = None
+
+    @property
+    def last_day(self) -> str:
+        """The ``--to`` day: ``end`` is the midnight after it (UTC)."""
+        day = dt.date.fromisoformat(self.end[:10]) - dt.timedelta(days=1)
+        return day.isoformat()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -132,7 +132,8 @@ def describe(node: Node, operation: Operation) -> dict[str, Any]:
     collections = {role: node.store.get_collection("main", cid) for role, cid in operation.collections.items()}
     return {
         "name": operation.name, "slug": operation.slug, "state": operation.state, "start": operation.start,
-        "end": operation.end, "tokens_expire": operation.expires, "tlp_default": operation.tlp_default,
+        "end": operation.end, "last_day": operation.last_day, "tokens_expire": operation.expires,
+        "tlp_default": operation.tlp_default,
         "closed_at": operation.closed_at, "partners": partners,
         "collections": {role: {"title": c.title, "alias": c.alias, "id": c.id}
                         for role, c in collections.items() if c is not None},

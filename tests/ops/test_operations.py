@@ -16,7 +16,7 @@ import requests
 
 from kizuna.ops.lookalikes import lookalikes_of
 from kizuna.policy.tlp import TlpLevel, oasis_id
-from tests.conftest import TAXII, ServerProcess, kizuna, kizuna_json, start_server
+from tests.conftest import TAXII, ServerProcess, create_pg_database, kizuna, kizuna_json, start_server
 
 AMBER, GREEN, RED = (oasis_id(level) for level in (TlpLevel.AMBER, TlpLevel.GREEN, TlpLevel.RED))
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -221,3 +221,25 @@ def test_incidents_and_a_bilingual_shift_report(world: World) -> None:
     # The operation's own reports are not news: they raise no alert of their own.
     assert [a["object_type"] for a in kizuna_json(world.data, "ops", "alerts", "games-shift")["alerts"]] == [
         "relationship"]
+
+
+def test_an_operation_on_postgresql_keeps_its_record_assets_and_alerts(tmp_path: Path) -> None:
+    database = create_pg_database()
+    try:
+        data = tmp_path / "pg-node"
+        kizuna_json(data, "init", "--org-name", "NCSC UK", "--country", "GBR", "--store", database.url)
+        partner = kizuna_json(data, "orgs", "create", JPCERT, "--country", "JPN")["id"]
+        created = kizuna_json(data, "ops", "create", "PG Games", "--from", str(TODAY), "--to", str(TODAY),
+                              "--partner", JPCERT, "--grace-days", "0")
+        assert created["operation"]["tokens_expire"].startswith(f"{TODAY + dt.timedelta(days=1)}T00:00:00")
+        kizuna_json(data, "ops", "assets", "add", "pg-games", "--cidr", "2001:db8::/32", "--domain", "pg.example.org")
+        bundle = tmp_path / "bundle.json"
+        inside = indicator(partner, "[ipv6-addr:value = '2001:db8::1']", name="v6")
+        bundle.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": [inside]}))
+        kizuna_json(data, "import", str(bundle), "--collection", "pg-games-intel")
+        alerts = kizuna_json(data, "ops", "alerts", "pg-games")["alerts"]
+        assert [(a["object_id"], a["rule"], a["asset"], a["producer"]) for a in alerts] == [
+            (inside["id"], "containment", "2001:db8::/32", JPCERT)]
+        assert kizuna_json(data, "ops", "list")["operations"][0]["state"] == "open"
+    finally:
+        database.drop()
