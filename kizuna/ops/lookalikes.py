@@ -7,11 +7,11 @@ Resolution is deliberately not done here: an operation must work in a room witho
 
 from __future__ import annotations
 
-import dnstwist
-
 
 def lookalikes_of(domain: str) -> dict[str, str]:
     """Candidate lookalike -> the dnstwist fuzzer that produced it (the domain itself left out)."""
+    import dnstwist  # imported here: every `kizuna` command loads the CLI, few of them need dnstwist
+
     fuzzer = dnstwist.Fuzzer(domain)
     fuzzer.generate()
     found: dict[str, str] = {}
