@@ -18,20 +18,24 @@ ASSETS = [
 WATCH = Watchlist(ASSETS, {k: ("games2027.example", v) for k, v in lookalikes_of("games2027.example").items()})
 
 
-@pytest.mark.parametrize("stix_type,value,rule,asset", [
-    ("domain-name", "games2027.example", "exact", "games2027.example"),
-    ("domain-name", "Login.Games2027.example.", "containment", "games2027.example"),
-    ("domain-name", "gamess2027.example", "lookalike", "games2027.example"),
-    ("domain-name", "pay.gamess2027.example", "lookalike", "games2027.example"),
-    ("ipv4-addr", "198.51.100.200", "containment", "198.51.100.0/24"),
-    ("ipv4-addr", "198.51.100.0/25", "containment", "198.51.100.0/24"),
-    ("ipv4-addr", "203.0.113.7", "exact", "203.0.113.7/32"),
-    ("ipv6-addr", "2001:db8:1::5", "containment", "2001:db8::/32"),
-    ("url", "https://tickets.partner.example/buy", "exact", "https://tickets.partner.example/buy"),
-    ("url", "http://www.games2027.example/login", "containment", "games2027.example"),
-    ("url", "http://198.51.100.9/x", "containment", "198.51.100.0/24"),
-    ("email-addr", "press@games2027.example", "exact", "games2027.example"),
-])
+#: type, value, rule, protected asset: one case a line.
+MATCHES = """
+domain-name  games2027.example                    exact        games2027.example
+domain-name  Login.Games2027.example.             containment  games2027.example
+domain-name  gamess2027.example                   lookalike    games2027.example
+domain-name  pay.gamess2027.example               lookalike    games2027.example
+ipv4-addr    198.51.100.200                       containment  198.51.100.0/24
+ipv4-addr    198.51.100.0/25                      containment  198.51.100.0/24
+ipv4-addr    203.0.113.7                          exact        203.0.113.7/32
+ipv6-addr    2001:db8:1::5                        containment  2001:db8::/32
+url          https://tickets.partner.example/buy  exact        https://tickets.partner.example/buy
+url          http://www.games2027.example/login   containment  games2027.example
+url          http://198.51.100.9/x                containment  198.51.100.0/24
+email-addr   press@games2027.example              exact        games2027.example
+"""
+
+
+@pytest.mark.parametrize("stix_type,value,rule,asset", [line.split() for line in MATCHES.strip().splitlines()])
 def test_values_meet_the_rule_they_should(stix_type: str, value: str, rule: str, asset: str) -> None:
     hit = WATCH.value(stix_type, value)
     assert hit is not None and (hit.rule, hit.asset) == (rule, asset)
