@@ -4,7 +4,8 @@ The STIX ``report`` (in the incidents collection, under the default marking) ref
 and the objects that raised alerts, so partners receive it under the usual policy; with Japanese, a
 ``language-content`` object carries the translated name and description. The Markdown is for the
 people taking over the shift: incidents and their status, alerts, the indicators most sighted,
-what each partner sent, and activity per hour as a bar chart in text.
+what each partner sent, each partner node's sync health (core/dashboard.py, as the console's board
+shows it), and activity per hour as a bar chart in text.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from kizuna.core.dashboard import sync_health
 from kizuna.core.node import Node
 from kizuna.ops.alerts import NOT_ACTIVITY, SHIFT_REPORT_MARK, alerts_of
 from kizuna.ops.incidents import _base, _store
@@ -25,13 +27,15 @@ _LABELS = {
     "en": {"title": "Shift report", "since": "Since", "incidents": "Incidents", "alerts": "Alerts on protected assets",
            "top": "Most sighted indicators", "partners": "Partner activity", "activity": "Activity per hour",
            "none": "none", "status": "status", "assigned": "assigned to", "objects": "objects",
-           "sightings": "sightings", "unsigned": "(no producer)",
+           "sightings": "sightings", "unsigned": "(no producer)", "sync": "Sync health",
+           "no_sync": "no partner nodes configured", "failures": "failures", "last_success": "last success",
            "summary": "{i} incidents, {a} alerts, {o} new objects"},
     "ja": {"title": "シフトレポート", "since": "対象期間の開始", "incidents": "インシデント",
            "alerts": "保護資産に関するアラート", "top": "サイティングの多い指標", "partners": "パートナーの活動",
            "activity": "時間ごとの活動",
            "none": "なし", "status": "状態", "assigned": "担当", "objects": "オブジェクト",
-           "sightings": "サイティング", "unsigned": "(作成者なし)",
+           "sightings": "サイティング", "unsigned": "(作成者なし)", "sync": "同期の状態",
+           "no_sync": "パートナーノードの設定なし", "failures": "連続失敗", "last_success": "最終成功",
            "summary": "インシデント {i} 件、アラート {a} 件、新規オブジェクト {o} 件"},
 }
 
@@ -85,6 +89,9 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en")
     lines += ["", f"## {words['partners']}", ""]
     lines += [f"- {who}: {count} {words['objects']}"
               for who, count in producers.most_common()] or [f"- {words['none']}"]
+    lines += ["", f"## {words['sync']}", ""]
+    lines += [f"- {h.name}: {h.state}, {words['last_success']}: {h.last_success or '-'}, "
+              f"{words['failures']}: {h.consecutive_failures}" for h in sync_health(node)] or [f"- {words['no_sync']}"]
     lines += ["", f"## {words['activity']}", "", "```"]
     peak = max(hours.values(), default=1)
     lines += [f"{hour}:00Z {'#' * max(1, round(30 * count / peak))} {count}" for hour, count in sorted(hours.items())]

@@ -211,6 +211,7 @@ def test_incidents_and_a_bilingual_shift_report(world: World) -> None:
     english = kizuna_json(world.data, "ops", "report", "games-shift", "--since", "1h")
     assert "Ticketing phish — status: contained, assigned to: Tokyo 2020 SOC" in english["markdown"]
     assert "C2 beacon: 3 sightings" in english["markdown"]
+    assert "## Sync health\n\n- no partner nodes configured" in english["markdown"]
     japanese = kizuna_json(world.data, "ops", "report", "games-shift", "--since", "1h", "--lang", "ja")
     assert "状態: contained" in japanese["markdown"]
     stored = {o["id"]: o for o in json.loads(kizuna(world.data, "export", "--collection",
