@@ -257,14 +257,18 @@ def ops_incident_link(ctx: click.Context, operation: str, incident_id: str, targ
               help="Language of the Markdown (ja also adds a STIX language-content).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the Markdown to this file instead of standard output.")
-def ops_report(ctx: click.Context, operation: str, since: str, lang: str, output: Path | None, as_json: bool) -> None:
+@click.option("--html", "html_output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report as an HTML page with a chart of activity per hour.")
+def ops_report(ctx: click.Context, operation: str, since: str, lang: str, output: Path | None,
+               html_output: Path | None, as_json: bool) -> None:
     """Shift hand-over report: stored as a STIX report for the partners, printed as Markdown."""
     node = node_of(ctx)
     start = since_micros(since)
     made = shift_report(node, find(node.store, operation), start if start is not None else default_since(), lang)
-    if output is not None:
-        with output_stream(output) as handle:
-            handle.write(made.markdown.encode())
+    for path, text in ((output, made.markdown), (html_output, made.html)):
+        if path is not None:
+            with output_stream(path) as handle:
+                handle.write(text.encode())
     emit(as_json, {"report": made.stix[0]["id"], "objects": [o["id"] for o in made.stix],
                    "markdown": made.markdown}, made.markdown if output is None else f"Report written to {output}")
 

@@ -21,6 +21,7 @@ from kizuna.ops.alerts import NOT_ACTIVITY, SHIFT_REPORT_MARK, alerts_of
 from kizuna.ops.incidents import _base, _store
 from kizuna.ops.reading import latest_objects
 from kizuna.ops.records import Operation
+from kizuna.ops.report_html import to_html
 from kizuna.stix.timestamps import format_timestamp, now_micros
 
 _LABELS = {
@@ -44,6 +45,7 @@ _LABELS = {
 class ShiftReport:
     stix: list[dict[str, Any]]  # the report, and its language-content when translated
     markdown: str
+    html: str
 
 
 def shift_report(node: Node, operation: Operation, since: int, lang: str = "en") -> ShiftReport:
@@ -110,7 +112,8 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en")
                      "object_modified": report["modified"], "contents": translated})
         stix[-1]["id"] = f"language-content--{uuid.uuid4()}"
     _store(node, operation, stix)
-    return ShiftReport(stix, "\n".join(lines))
+    markdown = "\n".join(lines)
+    return ShiftReport(stix, markdown, to_html(markdown, dict(hours), lang))
 
 
 def default_since() -> int:
