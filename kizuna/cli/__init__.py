@@ -25,6 +25,7 @@ from kizuna.cli import (
     metrics,
     node,
     objects,
+    ops,
     partners,
     policy,
     search,
@@ -50,7 +51,7 @@ def cli(ctx: click.Context, data: str | None) -> None:
 
 
 for _module in (node, tokens, objects, search, transfer, policy, audit, partners, match, demo, metrics,
-                dashboard, feeds, hashes, backup, doctor):
+                dashboard, feeds, hashes, backup, doctor, ops):
     _module.register(cli)
 
 

@@ -295,6 +295,11 @@ def _shared(
     return _day_counts(counts)
 
 
+def sync_health(node: Node) -> list[PartnerHealth]:
+    """Each partner node's sync state as the board shows it to the operator (also for shift reports)."""
+    return _sync_health(node, StoreStats(node.store), {org.id: org.name for org in node.store.list_organisations()})
+
+
 def _sync_health(node: Node, stats: StoreStats, names: dict[str, str]) -> list[PartnerHealth]:
     now = now_micros()
     positions = {(partner, local): at for partner, local, at in stats.push_positions()}

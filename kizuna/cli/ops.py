@@ -1,0 +1,277 @@
+"""``kizuna ops``: mass-event operations (a Rugby World Cup, an Olympic Games) as time-boxed workspaces.
+
+Each command is a thin call into kizuna/ops; the runbook is docs/operations-runbook.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kizuna.cli.common import CliError, emit, json_option, node_of, output_stream
+from kizuna.detect.mappings import LogReader, shipped_mappings
+from kizuna.ops.alerts import alerts_of
+from kizuna.ops.assets import add_assets, list_assets
+from kizuna.ops.declassify import declassify
+from kizuna.ops.incidents import STATUSES, add_incident, link_incident, update_incident
+from kizuna.ops.reading import since_micros
+from kizuna.ops.records import find, load_lookalikes
+from kizuna.ops.report import default_since, shift_report
+from kizuna.ops.sightings import promote, record_log_hits
+from kizuna.ops.watch import VALUE_TYPES
+from kizuna.ops.workspace import DEFAULT_GRACE_DAYS, close_operation, create_operation, describe, list_operations
+
+_TLPS = ["clear", "green", "amber", "amber+strict", "red"]
+
+
+def operation_command(group: click.Group, name: str) -> Callable[[Callable[..., None]], click.Command]:
+    """A subcommand of ``group`` that names an operation first and answers in JSON with --json."""
+    def wrap(function: Callable[..., None]) -> click.Command:
+        command: click.Command = group.command(name)(
+            click.argument("operation")(json_option(click.pass_context(function))))
+        return command
+    return wrap
+
+
+@click.group()
+def ops() -> None:
+    """Mass-event operations: partner set, protected assets, lookalike watch, incidents, reports."""
+
+
+@ops.command("create")
+@click.argument("name")
+@click.option("--from", "start", required=True, metavar="DATE", help="First day of the operation (2027-09-20, UTC).")
+@click.option("--to", "end", required=True, metavar="DATE", help="Last day of the operation (inclusive, UTC).")
+@click.option("--partner", "partners", multiple=True, required=True,
+              help="Partner organisation (name or identity id); repeatable.")
+@click.option("--tlp-default", type=click.Choice(_TLPS), default="amber", show_default=True,
+              help="Marking of what the operation itself publishes, and the partners' agreement ceiling.")
+@click.option("--grace-days", type=int, default=DEFAULT_GRACE_DAYS, show_default=True,
+              help="Days after the last day that the partner tokens keep working.")
+@json_option
+@click.pass_context
+def ops_create(ctx: click.Context, name: str, start: str, end: str, partners: tuple[str, ...], tlp_default: str,
+               grace_days: int, as_json: bool) -> None:
+    """Create an operation: three collections, an agreement and a token per partner (secrets shown once)."""
+    node = node_of(ctx)
+    operation, issued = create_operation(node, name, start, end, list(partners), tlp_default, grace_days)
+    payload: dict[str, Any] = {"operation": describe(node, operation),
+                               "tokens": [{"org": t.organisation, "token": t.secret} for t in issued]}
+    lines = [f"Operation {operation.name!r} ({operation.slug}) created; collections "
+             + ", ".join(f"{operation.slug}-{role}" for role in operation.collections)
+             + f"; partner tokens valid until {operation.expires}.",
+             "Store these secrets now; they are not shown again:"]
+    lines += [f"  {t.organisation}: {t.secret}" for t in issued]
+    emit(as_json, payload, "\n".join(lines))
+
+
+@ops.command("list")
+@json_option
+@click.pass_context
+def ops_list(ctx: click.Context, as_json: bool) -> None:
+    """List operations: name, dates, state and partner count."""
+    found = list_operations(node_of(ctx))
+    rows = [{"name": o.name, "slug": o.slug, "start": o.start[:10], "last_day": o.last_day, "state": o.state,
+             "partners": len(o.partners)} for o in found]
+    text = "\n".join(f"{r['slug']:<30} {r['start']} .. {r['last_day']}  {r['state']:<6}  {r['partners']} partners  "
+                     f"{r['name']}" for r in rows) or "No operations; create one with `kizuna ops create`."
+    emit(as_json, {"operations": rows}, text)
+
+
+@operation_command(ops, "show")
+def ops_show(ctx: click.Context, operation: str, as_json: bool) -> None:
+    """Show an operation: dates, collections, partners and the state of their tokens."""
+    node = node_of(ctx)
+    shown = describe(node, find(node.store, operation))
+    lines = [f"{shown['name']} ({shown['slug']}): {shown['state']}, {shown['start'][:10]} .. {shown['last_day']}, "
+             f"default TLP:{shown['tlp_default'].upper()}, tokens until {shown['tokens_expire']}"]
+    lines += [f"  collection {role}: {c['title']} ({c['alias']})" for role, c in shown["collections"].items()]
+    lines += [f"  partner {p['organisation']}: agreement {p['agreement']}, token {p['token']} {p['token_state']}"
+              for p in shown["partners"]]
+    emit(as_json, shown, "\n".join(lines))
+
+
+@operation_command(ops, "close")
+def ops_close(ctx: click.Context, operation: str, as_json: bool) -> None:
+    """Close an operation: partner tokens stop now; prints the declassification review list."""
+    closed, review = close_operation(node_of(ctx), operation)
+    lines = [f"Operation {closed.name!r} closed at {closed.closed_at}; {len(closed.partners)} partner tokens ended.",
+             f"Declassification review ({len(review)} AMBER objects; approve with `kizuna ops declassify`):"]
+    lines += [f"  {r['id']}  {r['type']}  TLP:{r['tlp'].upper()}  {r['name'] or '-'}  by {r['producer'] or '-'}"
+              for r in review]
+    emit(as_json, {"operation": closed.slug, "closed_at": closed.closed_at, "review": review}, "\n".join(lines))
+
+
+@ops.group("assets")
+def ops_assets() -> None:
+    """Protected assets of an operation: domains, IP ranges, URLs, identities."""
+
+
+@operation_command(ops_assets, "add")
+@click.option("--domain", "domains", multiple=True, help="A protected domain (its lookalikes are watched too).")
+@click.option("--cidr", "cidrs", multiple=True, help="A protected IP address or range (192.0.2.0/24).")
+@click.option("--url", "urls", multiple=True, help="A protected URL (http or https).")
+@click.option("--identity", "identities", multiple=True, help="A protected person or organisation, by name.")
+def ops_assets_add(ctx: click.Context, operation: str, domains: tuple[str, ...], cidrs: tuple[str, ...],
+                   urls: tuple[str, ...], identities: tuple[str, ...], as_json: bool) -> None:
+    """Add protected assets (repeat any option); each is stored as STIX in the watchlist collection."""
+    node = node_of(ctx)
+    found = find(node.store, operation)
+    asked = [("domain", v) for v in domains] + [("cidr", v) for v in cidrs] + [("url", v) for v in urls] + \
+        [("identity", v) for v in identities]
+    if not asked:
+        raise CliError("give at least one --domain, --cidr, --url or --identity")
+    added = add_assets(node, found, asked)
+    watch = len(load_lookalikes(node.store, found.slug))
+    rows = [{"id": o["id"], "value": o.get("value") or o.get("name")} for o in added]
+    emit(as_json, {"added": rows, "lookalikes_watched": watch},
+         f"{len(rows)} assets added to {found.slug}-watchlist; {watch} lookalike domains watched.")
+
+
+@operation_command(ops_assets, "list")
+def ops_assets_list(ctx: click.Context, operation: str, as_json: bool) -> None:
+    """List the protected assets of an operation."""
+    node = node_of(ctx)
+    rows = list_assets(node, find(node.store, operation))
+    emit(as_json, {"assets": rows},
+         "\n".join(f"{r['kind']:<9} {r['value']}" for r in rows) or "No protected assets yet.")
+
+
+@operation_command(ops, "alerts")
+@click.option("--since", default=None, metavar="WHEN",
+              help="Only alerts on objects added in the last duration (12h, 2d) or after an ISO time.")
+def ops_alerts(ctx: click.Context, operation: str, since: str | None, as_json: bool) -> None:
+    """Alerts: shared objects that refer to a protected asset (rule exact, containment, lookalike or
+    relationship), with the object's producer."""
+    node = node_of(ctx)
+    found = alerts_of(node, find(node.store, operation), since_micros(since))
+    rows = [a.to_json() for a in found]
+    text = "\n".join(f"{a.added[:19]}Z  {a.rule:<12} {a.asset:<28} {a.object_type} {a.object_name or a.object_id}"
+                     f"  by {a.producer or '-'}  ({a.matched})" for a in found) or "No alerts."
+    emit(as_json, {"alerts": rows}, text)
+
+
+@operation_command(ops, "declassify")
+@click.argument("object_id")
+@click.option("--to", "to", type=click.Choice(_TLPS), required=True, help="The lower TLP to publish it at.")
+@click.option("--approved-by", required=True, help="Who approved the release (recorded in the audit chain).")
+def ops_declassify(ctx: click.Context, operation: str, object_id: str, to: str, approved_by: str,
+                   as_json: bool) -> None:
+    """Publish a new version of an operation's object at a lower TLP, with the approval audited."""
+    node = node_of(ctx)
+    done = declassify(node, find(node.store, operation), object_id, to, approved_by)
+    emit(as_json, done, f"{object_id} now TLP:{done['to'].upper()} (was TLP:{done['from'].upper()}), "
+                        f"approved by {done['approved_by']}")
+
+
+@operation_command(ops, "scan-logs")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mapping", "mapping_name", default=None,
+              help="Force a shipped log mapping, as `kizuna match` does (default: detect per line).")
+def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], mapping_name: str | None,
+                  as_json: bool) -> None:
+    """Check local DNS, proxy or TLS logs (the `kizuna match` formats) against the protected assets and
+    their lookalikes; each hit is stored as observed data and shows in `ops alerts`."""
+    node = node_of(ctx)
+    found = find(node.store, operation)
+    mappings = shipped_mappings()
+    if mapping_name is not None and mapping_name not in mappings:
+        raise CliError(f"unknown mapping {mapping_name!r}; shipped: {', '.join(sorted(mappings))}")
+    reader = LogReader(mappings.values(), forced=mapping_name)
+
+    def values() -> Iterator[tuple[str, str, float | None]]:
+        for path in logs:
+            try:
+                with path.open("rb") as lines:
+                    for event in reader.events(lines):
+                        for stix_type, field, value in event.facts:
+                            if field == "value" and stix_type in VALUE_TYPES and isinstance(value, str):
+                                yield stix_type, value, event.time
+            except OSError as exc:
+                raise CliError(f"cannot read {path}: {exc.strerror}", file=str(path)) from None
+
+    hits = record_log_hits(node, found, values())
+    rows = [{"value": h.value, "asset": h.hit.asset, "rule": h.hit.rule, "count": h.count} for h in hits]
+    text = "\n".join(f"{r['count']:>6}  {r['rule']:<12} {r['value']}  (protected: {r['asset']})" for r in rows)
+    emit(as_json, {"lines": reader.stats.lines, "hits": rows},
+         f"{reader.stats.lines} log lines read; {len(rows)} values hit the watchlist" + (f":\n{text}" if rows else "."))
+
+
+@operation_command(ops, "promote")
+@click.argument("domain")
+def ops_promote(ctx: click.Context, operation: str, domain: str, as_json: bool) -> None:
+    """Make an indicator of a watched lookalike domain, shared in the operation's intel collection."""
+    node = node_of(ctx)
+    made = promote(node, find(node.store, operation), domain)
+    emit(as_json, {"id": made["id"], "pattern": made["pattern"]}, f"Indicator {made['id']} {made['pattern']}")
+
+
+@ops.group("incident")
+def ops_incident() -> None:
+    """Incidents of an operation (STIX incident objects): add, update, link."""
+
+
+@operation_command(ops_incident, "add")
+@click.option("--name", required=True, help="A short name for the incident.")
+@click.option("--description", default=None, help="What happened, for the partners.")
+@click.option("--assign", default=None, help="The partner team (organisation name) handling it.")
+def ops_incident_add(ctx: click.Context, operation: str, name: str, description: str | None, assign: str | None,
+                     as_json: bool) -> None:
+    """Open an incident in the operation's incidents collection."""
+    node = node_of(ctx)
+    made = add_incident(node, find(node.store, operation), name, description, assign)
+    emit(as_json, {"id": made["id"], "status": made["x_kizuna_status"]}, f"Incident {made['id']} opened")
+
+
+@operation_command(ops_incident, "update")
+@click.argument("incident_id")
+@click.option("--status", type=click.Choice(STATUSES), default=None, help="The incident's new status.")
+@click.option("--assign", default=None, help="The partner team (organisation name) now handling it.")
+def ops_incident_update(ctx: click.Context, operation: str, incident_id: str, status: str | None,
+                        assign: str | None, as_json: bool) -> None:
+    """Store a new version of an incident with a new status or team."""
+    node = node_of(ctx)
+    made = update_incident(node, find(node.store, operation), incident_id, status, assign)
+    emit(as_json, {"id": made["id"], "status": made["x_kizuna_status"], "modified": made["modified"]},
+         f"Incident {made['id']} is {made['x_kizuna_status']}")
+
+
+@operation_command(ops_incident, "link")
+@click.argument("incident_id")
+@click.argument("targets", nargs=-1, required=True)
+def ops_incident_link(ctx: click.Context, operation: str, incident_id: str, targets: tuple[str, ...],
+                      as_json: bool) -> None:
+    """Link an incident to indicators, sightings or assets (by STIX id) with related-to relationships."""
+    node = node_of(ctx)
+    links = link_incident(node, find(node.store, operation), incident_id, list(targets))
+    emit(as_json, {"relationships": [r["id"] for r in links]}, f"{len(links)} objects linked to {incident_id}")
+
+
+@operation_command(ops, "report")
+@click.option("--since", default="12h", show_default=True, metavar="WHEN",
+              help="Start of the shift: a duration back from now (12h) or an ISO date/time.")
+@click.option("--lang", type=click.Choice(["en", "ja"]), default="en", show_default=True,
+              help="Language of the Markdown (ja also adds a STIX language-content).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the Markdown to this file instead of standard output.")
+@click.option("--html", "html_output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report as an HTML page with a chart of activity per hour.")
+def ops_report(ctx: click.Context, operation: str, since: str, lang: str, output: Path | None,
+               html_output: Path | None, as_json: bool) -> None:
+    """Shift hand-over report: stored as a STIX report for the partners, printed as Markdown."""
+    node = node_of(ctx)
+    start = since_micros(since)
+    made = shift_report(node, find(node.store, operation), start if start is not None else default_since(), lang)
+    for path, text in ((output, made.markdown), (html_output, made.html)):
+        if path is not None:
+            with output_stream(path) as handle:
+                handle.write(text.encode())
+    emit(as_json, {"report": made.stix[0]["id"], "objects": [o["id"] for o in made.stix],
+                   "markdown": made.markdown}, made.markdown if output is None else f"Report written to {output}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(ops)

@@ -1,0 +1,104 @@
+"""Protected assets: STIX objects in the operation's watchlist collection, and the lookalike watch set.
+
+A domain is a ``domain-name``, a network a ``ipv4-addr``/``ipv6-addr`` whose value is a CIDR, a site a
+``url``, a person or organisation an ``identity``; each carries the operation's default marking, so
+partners see them under the usual policy. SCO ids are the STIX 2.1 deterministic ones (UUIDv5 of the
+value), so adding the same asset twice stores one object.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from kizuna.core.errors import AdminError
+from kizuna.core.node import Node
+from kizuna.ops.lookalikes import lookalikes_of
+from kizuna.ops.reading import latest_objects, stix_now
+from kizuna.ops.records import Operation, load_lookalikes, save_lookalikes
+from kizuna.policy.tlp import TlpLevel, oasis_id
+
+KINDS = ("domain", "cidr", "url", "identity")
+ASSET_TYPES = ("domain-name", "ipv4-addr", "ipv6-addr", "url", "identity")
+_SCO_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")  # STIX 2.1, section 2.9
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{1,62}$")
+
+
+def sco_id(kind: str, value: str) -> str:
+    return f"{kind}--{uuid.uuid5(_SCO_NAMESPACE, orjson.dumps({'value': value}).decode())}"
+
+
+def normalise_domain(text: str) -> str:
+    domain = text.strip().lower().rstrip(".")
+    if not _DOMAIN.match(domain):
+        raise AdminError(f"{text!r} is not a domain name such as tickets.example.org")
+    return domain
+
+
+def asset_object(operation: Operation, kind: str, value: str) -> dict[str, Any]:
+    """The STIX object for one asset, checked and normalised."""
+    marking = [oasis_id(TlpLevel.from_token(operation.tlp_default) or TlpLevel.AMBER)]
+    if kind == "domain":
+        domain = normalise_domain(value)
+        return {"type": "domain-name", "spec_version": "2.1", "id": sco_id("domain-name", domain),
+                "value": domain, "object_marking_refs": marking}
+    if kind == "cidr":
+        try:
+            network = ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            raise AdminError(f"{value!r} is not an IP address or CIDR range such as 192.0.2.0/24") from None
+        sco = "ipv4-addr" if network.version == 4 else "ipv6-addr"
+        return {"type": sco, "spec_version": "2.1", "id": sco_id(sco, str(network)), "value": str(network),
+                "object_marking_refs": marking}
+    if kind == "url":
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise AdminError(f"{value!r} is not an http(s) URL with a host")
+        return {"type": "url", "spec_version": "2.1", "id": sco_id("url", value.strip()), "value": value.strip(),
+                "object_marking_refs": marking}
+    if kind == "identity":
+        if not value.strip():
+            raise AdminError("a protected identity needs a name")
+        now = stix_now()
+        return {"type": "identity", "spec_version": "2.1", "id": f"identity--{uuid.uuid4()}", "created": now,
+                "modified": now, "name": value.strip(), "identity_class": "individual",
+                "object_marking_refs": marking}
+    raise AdminError(f"unknown asset kind {kind!r}: use one of {', '.join(KINDS)}")
+
+
+def add_assets(node: Node, operation: Operation, assets: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Store the assets in the watchlist collection; each new domain's lookalikes join the watch set."""
+    if operation.state != "open":
+        raise AdminError(f"operation {operation.name!r} is closed")
+    objects = [asset_object(operation, kind, value) for kind, value in assets]
+    report = node.import_objects(node.find_collection(operation.collections["watchlist"]), objects)
+    if report.failures:
+        raise AdminError(f"asset refused: {report.failures[0].get('message')}")
+    domains = [o["value"] for o in objects if o["type"] == "domain-name"]
+    if domains:
+        watch = load_lookalikes(node.store, operation.slug)
+        for domain in domains:
+            for candidate, fuzzer in lookalikes_of(domain).items():
+                watch.setdefault(candidate, (domain, fuzzer))
+        save_lookalikes(node.store, operation.slug, watch)
+    return objects
+
+
+def list_assets(node: Node, operation: Operation) -> list[dict[str, Any]]:
+    """The protected assets (the operation's own identity left out), oldest first."""
+    collection = node.find_collection(operation.collections["watchlist"])
+    found = []
+    for _, obj in latest_objects(node, collection, ASSET_TYPES):
+        if obj["id"] == operation.identity_id:
+            continue
+        found.append({"id": obj["id"], "kind": _kind_of(obj["type"]), "value": obj.get("value") or obj.get("name")})
+    return found
+
+
+def _kind_of(stix_type: str) -> str:
+    return {"domain-name": "domain", "ipv4-addr": "cidr", "ipv6-addr": "cidr"}.get(stix_type, stix_type)

@@ -1,0 +1,76 @@
+"""Reading an operation's collections: always through `Node.read`, so through the visibility check."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from kizuna.core.errors import AdminError
+from kizuna.core.filters import Endpoint, Filters
+from kizuna.core.node import Node
+from kizuna.core.principal import NODE_ADMIN, Principal
+from kizuna.policy.tlp import TlpLevel, oasis_id
+from kizuna.stix.timestamps import now_micros
+from kizuna.store.base import Collection, VersionSelector
+
+#: The OASIS TLP 2.0 marking ids back to their level (ingest rewrites the aliases to these ids).
+LEVEL_OF_MARKING = {oasis_id(level): level for level in TlpLevel}
+
+
+def latest_objects(node: Node, collection: Collection, types: tuple[str, ...] | None = None,
+                   principal: Principal = NODE_ADMIN, added_after: int | None = None,
+                   ids: tuple[str, ...] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(date added, object) for the newest version of each object the principal may see, oldest first."""
+    viewer = node.viewer_for(principal, collection)
+    last = VersionSelector(last=True)
+    filters = Filters(ids=ids, types=types, versions=last, added_after=added_after)
+    while True:
+        page = node.read(viewer, Endpoint.OBJECTS, filters)
+        for row, body in page.items:
+            yield row.date_added, orjson.loads(body)
+        if not page.more:
+            return
+        filters = Filters(ids=ids, types=types, versions=last, added_after=added_after, next=page.next)
+
+
+def tlp_of(obj: dict[str, Any]) -> TlpLevel | None:
+    """The most restrictive TLP 2.0 marking an object carries, if any."""
+    levels = [LEVEL_OF_MARKING[m] for m in obj.get("object_marking_refs", ()) if m in LEVEL_OF_MARKING]
+    return max(levels) if levels else None
+
+
+def stix_now() -> str:
+    """Now as a STIX timestamp with millisecond precision."""
+    return stamp(now_micros())
+
+
+def stamp(micros: int) -> str:
+    moment = dt.datetime.fromtimestamp(micros / 1_000_000, dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def tlp_level(token: str) -> TlpLevel:
+    level = TlpLevel.from_token(token)
+    if level is None:
+        raise AdminError(f"unknown TLP {token!r}: use clear, green, amber, amber+strict or red")
+    return level
+
+
+def since_micros(text: str | None) -> int | None:
+    """``--since``: a duration back from now (90m, 12h, 2d) or an ISO date/time; None when not given."""
+    if text is None:
+        return None
+    value = text.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+    if value[:-1].isdigit() and value[-1:] in units:
+        return now_micros() - int(value[:-1]) * units[value[-1]] * 1_000_000
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise AdminError(f"--since {text!r} is neither a duration (12h, 2d) nor an ISO date/time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1_000_000)

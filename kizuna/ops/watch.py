@@ -1,0 +1,145 @@
+"""The watchlist as a matcher: does a STIX object refer to a protected asset, and by which rule?
+
+Rules, strongest first: ``exact`` (the value is the asset), ``containment`` (a subdomain of a
+protected domain, an address inside a protected range, a URL on a protected host), ``lookalike``
+(a domain, or a parent of it, in the dnstwist watch set) and ``relationship`` (the object points
+at an asset, or at an object that already matched one). Lookups are set and dict probes, so the
+cost per object does not grow with the number of assets (bench/bench_ops.py measures it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+#: A comparison on a value the watchlist knows, inside a STIX pattern: type, operator, quoted value.
+_COMPARISON = re.compile(
+    r"(domain-name|url|ipv4-addr|ipv6-addr|email-addr):value\s*(=|ISSUBSET|ISSUPERSET|LIKE|MATCHES)\s*"
+    r"'((?:[^'\\]|\\.)*)'")
+#: Cyber-observables whose ``value`` the watchlist can judge.
+VALUE_TYPES = ("domain-name", "url", "ipv4-addr", "ipv6-addr", "email-addr")
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    asset: str  # the protected value or name
+    asset_id: str
+    rule: str  # exact | containment | lookalike | relationship
+    value: str  # what in the object matched
+    fuzzer: str | None = None  # for lookalikes: which permutation produced it
+
+
+class Watchlist:
+    def __init__(self, assets: Iterable[dict[str, Any]], lookalikes: dict[str, tuple[str, str]]) -> None:
+        self.domains: dict[str, str] = {}  # domain -> asset id
+        self.urls: dict[str, str] = {}
+        self.networks: dict[tuple[int, int], dict[int, tuple[str, str]]] = {}  # (version, prefix) -> {net: asset}
+        self.names: dict[str, str] = {}  # asset id -> shown value
+        for asset in assets:
+            value, asset_id = str(asset.get("value") or asset.get("name")), asset["id"]
+            self.names[asset_id] = value
+            kind = asset["type"]
+            if kind == "domain-name":
+                self.domains[value] = asset_id
+            elif kind == "url":
+                self.urls[value] = asset_id
+            elif kind in ("ipv4-addr", "ipv6-addr"):
+                net = ipaddress.ip_network(value, strict=False)
+                self.networks.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = (value, asset_id)
+        self.lookalikes = {k: v for k, v in lookalikes.items() if k not in self.domains}
+        self._domain_ids = {name: asset_id for asset_id, name in self.names.items()}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    # -- values ------------------------------------------------------------------------------
+    def domain(self, text: str) -> Hit | None:
+        name = text.strip().lower().rstrip(".")
+        labels = name.split(".")
+        for i in range(len(labels) - 1):
+            parent = ".".join(labels[i:])
+            if parent in self.domains:
+                return Hit(parent, self.domains[parent], "exact" if i == 0 else "containment", name)
+        for i in range(len(labels) - 1):
+            parent = ".".join(labels[i:])
+            if parent in self.lookalikes:
+                protected, fuzzer = self.lookalikes[parent]
+                return Hit(protected, self._domain_ids.get(protected, ""), "lookalike", name, fuzzer)
+        return None
+
+    def address(self, text: str) -> Hit | None:
+        try:
+            net = ipaddress.ip_network(text.strip(), strict=False)
+        except ValueError:
+            return None
+        for (version, prefix), table in self.networks.items():
+            if version != net.version or prefix > net.prefixlen:
+                continue
+            key = int(net.network_address) >> (net.max_prefixlen - prefix) << (net.max_prefixlen - prefix)
+            if key in table:
+                value, asset_id = table[key]
+                exact = prefix == net.prefixlen
+                return Hit(value, asset_id, "exact" if exact else "containment", str(net) if not exact else text)
+        return None
+
+    def url(self, text: str) -> Hit | None:
+        value = text.strip()
+        if value in self.urls:
+            return Hit(value, self.urls[value], "exact", value)
+        host = urlsplit(value).hostname
+        if host is None:
+            return None
+        return self.address(host) or self.domain(host)
+
+    def value(self, stix_type: str, text: str) -> Hit | None:
+        if stix_type == "domain-name":
+            return self.domain(text)
+        if stix_type == "url":
+            return self.url(text)
+        if stix_type in ("ipv4-addr", "ipv6-addr"):
+            return self.address(text)
+        if stix_type == "email-addr" and "@" in text:
+            return self.domain(text.rsplit("@", 1)[1])
+        return None
+
+    # -- objects -----------------------------------------------------------------------------
+    def hits(self, obj: dict[str, Any], matched: dict[str, Hit] | None = None) -> Iterator[Hit]:
+        """Every way the object refers to a protected asset. ``matched`` (object id -> hit) lets a
+        sighting or report of an object that already matched inherit it as a relationship."""
+        kind = obj.get("type", "")
+        if kind == "indicator" and isinstance(obj.get("pattern"), str):
+            for stix_type, _, quoted in _COMPARISON.findall(obj["pattern"]):
+                hit = self.value(stix_type, quoted.replace("\\'", "'").replace("\\\\", "\\"))
+                if hit is not None:
+                    yield hit
+        elif kind in VALUE_TYPES and "value" in obj:
+            hit = self.value(kind, str(obj["value"]))
+            if hit is not None:
+                yield hit
+        elif kind == "observed-data" and isinstance(obj.get("objects"), dict):  # STIX 2.0-style embedded
+            for sco in obj["objects"].values():
+                if isinstance(sco, dict) and "value" in sco:
+                    hit = self.value(str(sco.get("type")), str(sco["value"]))
+                    if hit is not None:
+                        yield hit
+        for ref in refs_of(obj):
+            if ref in self.names:
+                yield Hit(self.names[ref], ref, "relationship", ref)
+            elif matched and ref in matched:
+                via = matched[ref]
+                # Observed data is the sighting of the value itself: it keeps the value's rule.
+                rule = via.rule if kind == "observed-data" else "relationship"
+                yield Hit(via.asset, via.asset_id, rule, via.value if kind == "observed-data" else ref, via.fuzzer)
+
+
+def refs_of(obj: dict[str, Any]) -> Iterator[str]:
+    for key, value in obj.items():
+        last = key[-1]  # most keys end in neither 'f' nor 's': one character test keeps this cheap
+        if last == "f" and key.endswith("_ref") and key != "created_by_ref" and isinstance(value, str):
+            yield value
+        elif last == "s" and key.endswith("_refs") and key != "object_marking_refs" and isinstance(value, list):
+            yield from (v for v in value if isinstance(v, str))

@@ -1,0 +1,246 @@
+"""Mass-event operations end to end: a real node process, partners writing over TAXII with the
+tokens `kizuna ops create` printed, and the `kizuna ops` commands reading the result."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from kizuna.ops.lookalikes import lookalikes_of
+from kizuna.policy.tlp import TlpLevel, oasis_id
+from tests.conftest import TAXII, ServerProcess, create_pg_database, kizuna, kizuna_json, start_server
+
+AMBER, GREEN, RED = (oasis_id(level) for level in (TlpLevel.AMBER, TlpLevel.GREEN, TlpLevel.RED))
+TODAY = dt.datetime.now(dt.UTC).date()
+JPCERT, SOC = "JPCERT/CC", "Tokyo 2020 SOC"
+
+
+@dataclass
+class World:
+    data: Path
+    server: ServerProcess
+    ids: dict[str, str]  # organisation name -> identity id
+
+    def op(self, name: str, *extra: str) -> dict[str, Any]:
+        return kizuna_json(self.data, "ops", "create", name, "--from", str(TODAY - dt.timedelta(days=1)),
+                           "--to", str(TODAY + dt.timedelta(days=10)), "--partner", JPCERT, "--partner", SOC,
+                           *extra)
+
+    def post(self, token: str, collection: str, objects: list[dict[str, Any]]) -> requests.Response:
+        return requests.post(f"{self.server.base}/main/collections/{collection}/objects/",
+                             data=json.dumps({"objects": objects}),
+                             headers={"Accept": TAXII, "Content-Type": TAXII, "Authorization": f"Bearer {token}"},
+                             timeout=30)
+
+    def get(self, token: str, collection: str) -> requests.Response:
+        return requests.get(f"{self.server.base}/main/collections/{collection}/objects/",
+                            headers={"Accept": TAXII, "Authorization": f"Bearer {token}"}, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    data = tmp_path_factory.mktemp("ops") / "node"
+    kizuna_json(data, "init", "--org-name", "NCSC UK", "--country", "GBR")
+    ids = {name: kizuna_json(data, "orgs", "create", name, "--country", "JPN")["id"] for name in (JPCERT, SOC)}
+    server = start_server(data, sync=False)
+    try:
+        yield World(data, server, ids)
+    finally:
+        server.stop()
+
+
+def indicator(producer: str, pattern: str, marking: str = AMBER, name: str = "x") -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid4()}", "created": now,
+            "modified": now, "name": name, "pattern": pattern, "pattern_type": "stix", "valid_from": now,
+            "created_by_ref": producer, "object_marking_refs": [marking]}
+
+
+def tokens_of(created: dict[str, Any]) -> dict[str, str]:
+    return {t["org"]: t["token"] for t in created["tokens"]}
+
+
+def test_create_gives_each_partner_a_token_for_exactly_the_operation_ending_after_the_grace(world: World) -> None:
+    created = world.op("Games Setup", "--grace-days", "3")
+    assert sorted(t["org"] for t in created["tokens"]) == [JPCERT, SOC]
+    expected_end = dt.datetime.combine(TODAY + dt.timedelta(days=14), dt.time(), dt.UTC)  # day after --to, + 3
+    listed = {t["id"]: t for t in kizuna_json(world.data, "tokens", "list")["tokens"]}
+    for partner in created["operation"]["partners"]:
+        assert listed[partner["token"]]["expires"].startswith(expected_end.strftime("%Y-%m-%dT%H:%M:%S"))
+    titles = {c["title"] for c in created["operation"]["collections"].values()}
+    assert titles == {"Games Setup intel", "Games Setup incidents", "Games Setup watchlist"}
+    seen = requests.get(f"{world.server.base}/main/collections/", timeout=30, headers={
+        "Accept": TAXII, "Authorization": f"Bearer {tokens_of(created)[JPCERT]}"}).json()["collections"]
+    assert {c["title"] for c in seen} == titles
+    shown = kizuna_json(world.data, "ops", "show", "games-setup")
+    assert [p["token_state"] for p in shown["partners"]] == ["active", "active"]
+    assert "games-setup" in [o["slug"] for o in kizuna_json(world.data, "ops", "list")["operations"]]
+    # An operation whose tokens would already have expired is refused in one line.
+    late = kizuna(world.data, "ops", "create", "Old Cup", "--from", "2019-09-20", "--to", "2019-11-02",
+                  "--partner", JPCERT, check=False)
+    assert late.returncode != 0 and late.stderr.startswith("kizuna ops create:") and "never work" in late.stderr
+
+
+def test_partner_objects_about_protected_assets_raise_alerts_by_rule(world: World) -> None:
+    created = world.op("Games Alerts")
+    kizuna_json(world.data, "ops", "assets", "add", "games-alerts", "--domain", "tokyo2020.jp",
+                "--cidr", "198.51.100.0/24", "--url", "https://tickets.example.org/buy", "--identity", "Jane Minister")
+    assets = kizuna_json(world.data, "ops", "assets", "list", "games-alerts")["assets"]
+    vip = next(a["id"] for a in assets if a["kind"] == "identity")
+    lookalike = sorted(d for d, fuzzer in lookalikes_of("tokyo2020.jp").items() if fuzzer == "homoglyph")[0]
+    jp, soc = tokens_of(created)[JPCERT], tokens_of(created)[SOC]
+    intel, incidents = "games-alerts-intel", "games-alerts-incidents"
+    sub = indicator(world.ids[JPCERT], "[domain-name:value = 'login.tokyo2020.jp']", name="sub")
+    ip = indicator(world.ids[JPCERT], "[ipv4-addr:value = '198.51.100.23']", name="ip")
+    phish = indicator(world.ids[SOC], f"[url:value = 'http://{lookalike}/pay']", name="phish")
+    unrelated = indicator(world.ids[SOC], "[domain-name:value = 'example.com']", name="unrelated")
+    assert world.post(jp, intel, [sub, ip]).status_code == 202
+    assert world.post(soc, intel, [phish, unrelated]).status_code == 202
+    now = phish["created"]
+    sighting = {"type": "sighting", "spec_version": "2.1", "id": f"sighting--{uuid.uuid4()}", "created": now,
+                "modified": now, "sighting_of_ref": phish["id"], "created_by_ref": world.ids[JPCERT],
+                "object_marking_refs": [AMBER]}
+    report = {"type": "report", "spec_version": "2.1", "id": f"report--{uuid.uuid4()}", "created": now,
+              "modified": now, "name": "threat to VIP", "published": now, "object_refs": [vip],
+              "created_by_ref": world.ids[SOC], "object_marking_refs": [AMBER]}
+    assert world.post(jp, incidents, [sighting]).status_code == 202
+    assert world.post(soc, incidents, [report]).status_code == 202
+
+    alerts = kizuna_json(world.data, "ops", "alerts", "games-alerts")["alerts"]
+    got = {(a["object_id"], a["rule"], a["asset"], a["producer"]) for a in alerts}
+    assert got == {
+        (sub["id"], "containment", "tokyo2020.jp", JPCERT),
+        (ip["id"], "containment", "198.51.100.0/24", JPCERT),
+        (phish["id"], "lookalike", "tokyo2020.jp", SOC),
+        (sighting["id"], "relationship", "tokyo2020.jp", JPCERT),
+        (report["id"], "relationship", "Jane Minister", SOC),
+    }
+    # --since reads only newer objects; the sighting still inherits from the older indicator it points at.
+    phish_added = next(a["added"] for a in alerts if a["object_id"] == phish["id"])
+    newer = kizuna_json(world.data, "ops", "alerts", "games-alerts", "--since", phish_added.rstrip("Z"))["alerts"]
+    assert {(a["object_id"], a["rule"]) for a in newer} == {(sighting["id"], "relationship"),
+                                                            (report["id"], "relationship")}
+    text = kizuna(world.data, "ops", "alerts", "games-alerts").stdout
+    assert "lookalike" in text and lookalike in text and "example.com" not in text
+
+
+def test_markings_inside_the_operation_hold_between_partners(world: World) -> None:
+    created = world.op("Games Markings", "--tlp-default", "amber")
+    jp, soc = tokens_of(created)[JPCERT], tokens_of(created)[SOC]
+    kizuna_json(world.data, "ops", "assets", "add", "games-markings", "--domain", "markings.example.org")
+    watch = world.get(soc, "games-markings-watchlist").json()["objects"]
+    asset = next(o for o in watch if o["type"] == "domain-name")
+    assert asset["value"] == "markings.example.org" and asset["object_marking_refs"] == [AMBER]
+    amber = indicator(world.ids[JPCERT], "[domain-name:value = 'a.example.net']", AMBER)
+    red = indicator(world.ids[JPCERT], "[domain-name:value = 'b.example.net']", RED)
+    assert world.post(jp, "games-markings-intel", [amber, red]).status_code == 202
+    seen = {o["id"] for o in world.get(soc, "games-markings-intel").json().get("objects", [])}
+    assert amber["id"] in seen and red["id"] not in seen
+
+
+def test_close_ends_the_tokens_and_declassification_needs_an_approval(world: World) -> None:
+    created = world.op("Games Close")
+    jp = tokens_of(created)[JPCERT]
+    lesson = indicator(world.ids[JPCERT], "[domain-name:value = 'lesson.example.net']", AMBER, name="lesson")
+    assert world.post(jp, "games-close-intel", [lesson]).status_code == 202
+    closed = kizuna_json(world.data, "ops", "close", "games-close")
+    assert [(r["id"], r["tlp"], r["producer"]) for r in closed["review"]] == [(lesson["id"], "amber", JPCERT)]
+    assert world.get(jp, "games-close-intel").status_code == 401
+    assert {p["token_state"] for p in kizuna_json(world.data, "ops", "show", "games-close")["partners"]} == {"revoked"}
+    upward = kizuna(world.data, "ops", "declassify", "games-close", lesson["id"], "--to", "red",
+                    "--approved-by", "JPCERT duty officer", check=False)
+    assert upward.returncode != 0 and "lower level" in upward.stderr
+    done = kizuna_json(world.data, "ops", "declassify", "games-close", lesson["id"], "--to", "green",
+                       "--approved-by", "JPCERT duty officer")
+    assert (done["from"], done["to"]) == ("amber", "green")
+    exported = kizuna(world.data, "export", "--collection", "games-close-intel").stdout
+    versions = [o for o in json.loads(exported)["objects"] if o["id"] == lesson["id"]]
+    assert sorted(v["object_marking_refs"][0] for v in versions) == sorted([AMBER, GREEN])
+    audit = kizuna(world.data, "audit", "export").stdout
+    assert "operation-declassified" in audit and "JPCERT duty officer" in audit
+
+
+def test_lookalikes_in_local_dns_logs_raise_alerts_and_promote_to_an_indicator(world: World, tmp_path: Path) -> None:
+    world.op("Games Logs")
+    kizuna_json(world.data, "ops", "assets", "add", "games-logs", "--domain", "rwc2019.jp")
+    lookalike = sorted(d for d, fuzzer in lookalikes_of("rwc2019.jp").items() if fuzzer == "bitsquatting")[0]
+    line = ('{{"ts":1568937600.5,"uid":"C{n}","id.orig_h":"10.0.0.{n}","id.orig_p":5353,"id.resp_h":"10.0.0.1",'
+            '"id.resp_p":53,"proto":"udp","query":"{q}"}}')
+    log = tmp_path / "dns.log"
+    log.write_text("\n".join([line.format(n=1, q=f"www.{lookalike}"), line.format(n=2, q=f"www.{lookalike}"),
+                              line.format(n=3, q="www.example.com"), "not a log line"]) + "\n")
+    scanned = kizuna_json(world.data, "ops", "scan-logs", "games-logs", str(log), "--mapping", "zeek-dns")
+    assert scanned["hits"] == [{"value": f"www.{lookalike}", "asset": "rwc2019.jp", "rule": "lookalike", "count": 2}]
+    promoted = kizuna_json(world.data, "ops", "promote", "games-logs", lookalike)
+    refused = kizuna(world.data, "ops", "promote", "games-logs", "example.com", check=False)
+    assert refused.returncode != 0 and "not in the lookalike watch set" in refused.stderr
+    alerts = kizuna_json(world.data, "ops", "alerts", "games-logs")["alerts"]
+    assert sorted((a["object_type"], a["rule"], a["producer"]) for a in alerts) == [
+        ("indicator", "lookalike", "NCSC UK"), ("observed-data", "lookalike", "NCSC UK")]
+    assert promoted["id"] in {a["object_id"] for a in alerts}
+
+
+def test_incidents_and_a_bilingual_shift_report(world: World) -> None:
+    created = world.op("Games Shift")
+    soc = tokens_of(created)[SOC]
+    kizuna_json(world.data, "ops", "assets", "add", "games-shift", "--domain", "shift.example.org")
+    asset = kizuna_json(world.data, "ops", "assets", "list", "games-shift")["assets"][0]["id"]
+    seen = indicator(world.ids[SOC], "[domain-name:value = 'c2.example.net']", name="C2 beacon")
+    now = seen["created"]
+    sightings = [{"type": "sighting", "spec_version": "2.1", "id": f"sighting--{uuid.uuid4()}", "created": now,
+                  "modified": now, "sighting_of_ref": seen["id"], "count": 3, "created_by_ref": world.ids[SOC],
+                  "object_marking_refs": [AMBER]}]
+    assert world.post(soc, "games-shift-intel", [seen, *sightings]).status_code == 202
+    incident = kizuna_json(world.data, "ops", "incident", "add", "games-shift", "--name", "Ticketing phish",
+                           "--assign", SOC)["id"]
+    kizuna_json(world.data, "ops", "incident", "update", "games-shift", incident, "--status", "contained")
+    kizuna_json(world.data, "ops", "incident", "link", "games-shift", incident, asset)
+    versions = [o for o in json.loads(kizuna(world.data, "export", "--collection", "games-shift-incidents").stdout)
+                ["objects"] if o["id"] == incident]
+    assert sorted(v["x_kizuna_status"] for v in versions) == ["contained", "open"]
+    assert [a["rule"] for a in kizuna_json(world.data, "ops", "alerts", "games-shift")["alerts"]] == ["relationship"]
+
+    english = kizuna_json(world.data, "ops", "report", "games-shift", "--since", "1h")
+    assert "Ticketing phish — status: contained, assigned to: Tokyo 2020 SOC" in english["markdown"]
+    assert "C2 beacon: 3 sightings" in english["markdown"]
+    assert "## Sync health\n\n- no partner nodes configured" in english["markdown"]
+    japanese = kizuna_json(world.data, "ops", "report", "games-shift", "--since", "1h", "--lang", "ja")
+    assert "状態: contained" in japanese["markdown"]
+    stored = {o["id"]: o for o in json.loads(kizuna(world.data, "export", "--collection",
+                                                    "games-shift-incidents").stdout)["objects"]}
+    report, translation = (stored[i] for i in japanese["objects"])
+    assert report["type"] == "report" and incident in report["object_refs"]
+    assert translation["object_ref"] == report["id"] and "シフトレポート" in translation["contents"]["ja"]["name"]
+    # The operation's own reports are not news: they raise no alert of their own.
+    assert [a["object_type"] for a in kizuna_json(world.data, "ops", "alerts", "games-shift")["alerts"]] == [
+        "relationship"]
+
+
+def test_an_operation_on_postgresql_keeps_its_record_assets_and_alerts(tmp_path: Path) -> None:
+    database = create_pg_database()
+    try:
+        data = tmp_path / "pg-node"
+        kizuna_json(data, "init", "--org-name", "NCSC UK", "--country", "GBR", "--store", database.url)
+        partner = kizuna_json(data, "orgs", "create", JPCERT, "--country", "JPN")["id"]
+        created = kizuna_json(data, "ops", "create", "PG Games", "--from", str(TODAY), "--to", str(TODAY),
+                              "--partner", JPCERT, "--grace-days", "0")
+        assert created["operation"]["tokens_expire"].startswith(f"{TODAY + dt.timedelta(days=1)}T00:00:00")
+        kizuna_json(data, "ops", "assets", "add", "pg-games", "--cidr", "2001:db8::/32", "--domain", "pg.example.org")
+        bundle = tmp_path / "bundle.json"
+        inside = indicator(partner, "[ipv6-addr:value = '2001:db8::1']", name="v6")
+        bundle.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": [inside]}))
+        kizuna_json(data, "import", str(bundle), "--collection", "pg-games-intel")
+        alerts = kizuna_json(data, "ops", "alerts", "pg-games")["alerts"]
+        assert [(a["object_id"], a["rule"], a["asset"], a["producer"]) for a in alerts] == [
+            (inside["id"], "containment", "2001:db8::/32", JPCERT)]
+        assert kizuna_json(data, "ops", "list")["operations"][0]["state"] == "open"
+    finally:
+        database.drop()
