@@ -249,3 +249,28 @@ def test_every_operator_page_is_accessible_and_translated(operated: Console, bro
         assert untranslated(page) == [], name
         shoot(page, "operator-" + name.split("?")[0].replace("/", "-") + "-ja")
     page.context.close()
+
+
+def test_the_operator_pages_on_postgresql(pg_console: Console) -> None:
+    """The same pages on PostgreSQL: partner health, audit paging and verification, token create and an
+    import read and write through the PostgreSQL store."""
+    node = Node.open(pg_console.data_dir)
+    try:
+        games = node.find_collection("games").id
+        token_id, secret = node.create_token("NCSC UK", [games], [games], "pg operator")
+        set_operator_right(node, token_id, True)
+        add_partner(node, "pg-partner", "http://127.0.0.1:9/main/", ("games=games:push",))
+    finally:
+        node.close()
+    pg_console.tokens["op"] = secret
+    session = pg_console.sign_in("op")
+    partners = _text(session.get(pg_console.base + "/console/partners").text)
+    assert "pg-partner" in partners and "Not synced yet" in partners
+    assert "every link intact" in session.get(pg_console.base + "/console/audit?verify=1").text
+    csrf = form_csrf(session.get(pg_console.base + "/console/import").text)
+    answer = session.post(pg_console.base + "/console/import", data={"csrf": csrf, "collection": games},
+                          files={"file": ("iocs.csv", b"type,value\ndomain,pg-upload.example\nipv4,999.1.1.1\n")})
+    assert answer.status_code == 200, answer.text
+    assert "iocs.csv:3" in answer.text and "1 stored" in _text(answer.text)
+    assert session.get(pg_console.base + "/console/tokens").status_code == 200
+    assert pg_console.sign_in("uk").get(pg_console.base + "/console/tokens").status_code == 404
