@@ -17,8 +17,6 @@ from starlette.responses import Response
 
 from kizuna.core.audit import unpack_served
 from kizuna.core.errors import BadRequest
-from kizuna.core.tokens import describe_tokens
-from kizuna.stix.timestamps import now_micros
 from kizuna.web.page import Visit
 
 PAGE_SIZE: Final = 50
@@ -54,8 +52,9 @@ def audit_page(visit: Visit) -> Response:
     before = min(int(raw_before), head_seq + 1) if raw_before else head_seq + 1
     after = max(0, before - 1 - PAGE_SIZE)
     records = [r for r in visit.node.store.audit_records(after, PAGE_SIZE) if r.seq < before]
-    tokens = {t["id"]: f"{t['label'] or t['id']} ({t['organisation']})"
-              for t in describe_tokens(visit.node.store, now_micros())}
+    organisations = {o.id: o.name for o in visit.node.store.list_organisations()}
+    tokens = {t.id: f"{t.label or t.id} ({organisations.get(t.organisation_id, t.organisation_id)})"
+              for t in visit.node.store.list_tokens()}
     tokens["admin"] = visit.gettext("node administrator (CLI)")
     entries = [Entry(r.seq, r.at, r.kind, tokens.get(r.principal or "", r.principal or "—"), _summary(r.kind, r.body))
                for r in reversed(records)]
