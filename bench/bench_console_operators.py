@@ -18,18 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_console import kizuna, timed  # noqa: E402
 from common import ServerProcess, free_loopback_port  # noqa: E402
 
 from kizuna.core.audit import seal  # noqa: E402
@@ -41,22 +40,6 @@ from kizuna.store.base import AuditEntry  # noqa: E402
 
 TAXII = "application/taxii+json;version=2.1"
 BATCH = 10_000
-
-
-def kizuna(data: Path, *args: str) -> Any:
-    out = subprocess.run([sys.executable, "-m", "kizuna", "--data", str(data), *args, "--json"],
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out)
-
-
-def timed(client: httpx.Client, url: str, runs: int, headers: dict[str, str] | None = None) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        response = client.get(url, headers=headers)
-        times.append((time.perf_counter() - start) * 1000)
-        assert response.status_code == 200, (url, response.status_code, response.text[:300])
-    return round(statistics.median(times), 1)
 
 
 def prepare(data: Path, records: int, partners: int, tokens: int) -> str:
