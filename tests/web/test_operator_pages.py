@@ -10,6 +10,7 @@ import json
 import re
 import sqlite3
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -186,6 +187,12 @@ def test_an_ioc_list_upload_reports_its_rejected_lines(operated: Console) -> Non
     text = _text(answer.text)
     assert "2 objects read: 2 stored, 0 already stored, 0 refused." in text
     assert "iocs.txt:3" in text and "ioc-text" in text
+    event = (Path(__file__).parents[1] / "fixtures" / "misp" / "57c4445b-c548-4654-af0b-4be3950d210f.json")
+    misp = session.post(operated.base + "/console/import", data={**form, "csrf": csrf},
+                        files={"file": ("event.json", event.read_bytes())})
+    assert misp.status_code == 200 and "<code>misp</code>" in misp.text
+    stored = re.search(r"objects read: (\d+) stored", _text(misp.text))
+    assert stored and int(stored.group(1)) > 0
     broken = session.post(operated.base + "/console/import", data={**form, "csrf": csrf},
                           files={"file": ("bundle.json", b'{"type": "bundle", "objects": [\n{"type": ')})
     assert broken.status_code == 422 and "bundle.json:2" in broken.text and "Nothing was imported" in broken.text
