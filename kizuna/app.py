@@ -25,6 +25,7 @@ from kizuna.detect.api import routes as detect_routes
 from kizuna.federation.api import routes as federation_routes
 from kizuna.federation.health import SyncCollector, worker_check
 from kizuna.formats.feed_routes import feed_routes
+from kizuna.formats.upload import import_upload
 from kizuna.hashes.api import routes as hash_routes
 from kizuna.taxii.health import RequestMetrics, health_routes
 from kizuna.taxii.http import http_error, server_error
@@ -49,6 +50,8 @@ def create_app(node: Node) -> Starlette:
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.state.node = node
+    # The console's Import page converts through the formats room, which kizuna.web may not import.
+    app.state.importer = import_upload
     return app
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from kizuna.cli.common import CliError, emit, json_option, node_of
+from kizuna.core.operators import set_operator_right
 from kizuna.core.tokens import describe_tokens
 from kizuna.stix.timestamps import format_timestamp, now_micros
 
@@ -51,7 +52,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
     header = ("ID", "ORGANISATION", "RIGHTS", "LABEL", "CREATED", "EXPIRES", "STATE")
     lines = [header]
     for r in rows:
-        rights = " ".join([f"r:{name}" for name in r["read"]] + [f"w:{name}" for name in r["write"]])
+        rights = " ".join([f"r:{name}" for name in r["read"]] + [f"w:{name}" for name in r["write"]]
+                          + (["operator"] if r["operator"] else []))
         lines.append((r["id"], r["organisation"], rights or "-", r["label"] or "-", r["created"][:19] + "Z",
                       r["expires"][:19] + "Z" if r["expires"] else "never", r["state"]))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
@@ -93,6 +95,25 @@ def tokens_bind(ctx: click.Context, token_id: str, agreement_id: str, as_json: b
     node.store.set_token_agreement(token_id, agreement_id)
     node.audit.record("token-bound", "admin", {"token": token_id, "agreement": agreement_id})
     emit(as_json, {"id": token_id, "agreement": agreement_id}, f"Token {token_id} reads under {agreement_id}")
+
+
+@tokens.command("operator")
+@click.argument("token_id")
+@click.option("--withdraw", is_flag=True, help="Take the operator right away instead of granting it.")
+@json_option
+@click.pass_context
+def tokens_operator(ctx: click.Context, token_id: str, withdraw: bool, as_json: bool) -> None:
+    """Let TOKEN_ID use the console's operator pages (partners, agreements, tokens, audit, import).
+
+    Only a token of the node's own organisation, not bound to an agreement, may hold the right.
+    """
+    node = node_of(ctx)
+    if node.store.get_token(token_id) is None:
+        raise CliError(f"no token {token_id!r}; see `kizuna tokens list`", code="not-found")
+    changed = set_operator_right(node, token_id, not withdraw)
+    verb = "does not hold" if withdraw else "holds"
+    emit(as_json, {"id": token_id, "operator": not withdraw, "changed": changed},
+         f"Token {token_id} {verb} the operator right" + ("" if changed else " (unchanged)"))
 
 
 def register(group: click.Group) -> None:

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 import orjson
 
 from kizuna.core.audit import pack_served, tlp_counts, tlp_label
 from kizuna.core.node import Node
+from kizuna.core.partner_health import PartnerHealth, partner_health
 from kizuna.core.principal import Principal
 from kizuna.core.visibility import REFERENCING_TYPES, Viewer, group_verdict, stops_onward, view
 from kizuna.stix.timestamps import format_timestamp, now_micros
@@ -45,11 +46,7 @@ PER_ROW_LIMIT: Final = 1000
 #: Rows looked at per collection and per wanted item to find the newest visible reports, indicators and
 #: sightings (a partner that may see few of them gets fewer, not a slower board).
 NEWEST_SCAN: Final = 20
-#: A push backlog is counted exactly up to this many versions.
-BACKLOG_CAP: Final = 10_000
 PER_ROW_TYPES: Final = tuple(sorted((REFERENCING_TYPES | WHOLE_OBJECT_TYPES) - set(FURNITURE)))
-#: The sync worker's run lease names (federation/state.py ``RUN_LEASE_PREFIX``; core may not import it).
-_RUN_LEASE_PREFIX: Final = "run:"
 #: Groups without a per-row type are decided alike whatever their type; the stub needs one.
 _PLAIN_TYPE: Final = "indicator"
 _SHARED_ENDPOINTS: Final = frozenset({"objects", "object", "dashboard"})
@@ -75,25 +72,6 @@ class Item:
     collection: str
     date_added: str
     object: dict[str, Any]  # as the principal may see it (redacted where the policy says so)
-
-
-@dataclass(frozen=True, slots=True)
-class PartnerHealth:
-    name: str
-    organisation: str | None
-    state: str
-    consecutive_failures: int
-    last_attempt: str | None
-    last_success: str | None
-    last_error: str | None
-    pulled: int
-    pushed: int
-    quarantined: int
-    #: Versions added to pushed collections since the last push (before the agreement's filter), exact up
-    #: to ``BACKLOG_CAP``; above it ``push_backlog_more`` is set.
-    push_backlog: int | None
-    push_backlog_more: bool
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -143,7 +121,7 @@ def build_dashboard(node: Node, principal: Principal, days: int = 14, newest: in
                                 sorted(stats.received_from_partners(since))] if is_home else [],
         shared=_shared(node, stats, principal, since, names, is_home),
         reports=reports, indicators=indicators, sightings=sightings,
-        sync=_sync_health(node, stats, names) if is_home and principal.agreement_id is None else [],
+        sync=partner_health(node, stats, names) if is_home and principal.agreement_id is None else [],
         partial=partial,
     )
 
@@ -293,41 +271,3 @@ def _shared(
         for tlp, n in by_tlp.items():
             counts[(record.at // DAY_MICROS, names.get(org, org), str(tlp))] += int(n)
     return _day_counts(counts)
-
-
-def sync_health(node: Node) -> list[PartnerHealth]:
-    """Each partner node's sync state as the board shows it to the operator (also for shift reports)."""
-    return _sync_health(node, StoreStats(node.store), {org.id: org.name for org in node.store.list_organisations()})
-
-
-def _sync_health(node: Node, stats: StoreStats, names: dict[str, str]) -> list[PartnerHealth]:
-    now = now_micros()
-    positions = {(partner, local): at for partner, local, at in stats.push_positions()}
-    collections = node.store.list_collections()
-    health = []
-    for name, text, status, lease_expires in stats.sync_rows(_RUN_LEASE_PREFIX):
-        try:
-            config = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            config = {}
-        state = status.state
-        if state == "running" and (lease_expires is None or lease_expires < now):
-            state = "interrupted"  # the run's process died without recording an outcome
-        backlog: int | None = None
-        for mapping in config.get("mappings", ()):
-            if mapping.get("direction") in ("push", "both"):
-                collection = next((c for c in collections if mapping.get("local") in (c.id, c.alias)), None)
-                if collection is not None:
-                    waiting = stats.waiting_after(collection.pk, positions.get((name, collection.id)), BACKLOG_CAP)
-                    backlog = (backlog or 0) + waiting
-        last_run = orjson.loads(status.last_run) if status.last_run else {}
-        org = config.get("organisation")
-        health.append(PartnerHealth(
-            name, names.get(org, org) if org else None, state, status.failures,
-            format_timestamp(status.last_attempt) if status.last_attempt else None,
-            format_timestamp(status.last_success) if status.last_success else None, status.last_error,
-            status.pulled, status.pushed, status.quarantined,
-            None if backlog is None else min(backlog, BACKLOG_CAP), backlog is not None and backlog > BACKLOG_CAP,
-            list(last_run.get("notes", [])) if isinstance(last_run, dict) else [],
-        ))
-    return health

@@ -218,8 +218,10 @@ class Node:
     def create_token(
         self, organisation: str, read: Iterable[str] = (), write: Iterable[str] = (),
         label: str | None = None, agreement: str | None = None, expires: str | None = None,
+        actor: str = NODE_ADMIN.key,
     ) -> tuple[str, str]:
-        """Issue a token; ``expires`` is a duration (``30d``, ``12h``, ``90m``) or an ISO date/time."""
+        """Issue a token; ``expires`` is a duration (``30d``, ``12h``, ``90m``) or an ISO date/time.
+        ``actor`` is who the audit record names: the CLI's administrator, or a console operator's token."""
         org = self.store.get_organisation(organisation)
         if org is None:
             raise AdminError(f"no organisation {organisation!r}; create it with `kizuna orgs create`")
@@ -237,20 +239,20 @@ class Node:
             rights.setdefault(self.find_collection(ref).pk, [False, False])[1] = True
         grants = [Grant(pk, r, w) for pk, (r, w) in sorted(rights.items())]
         token_id, secret = issue_token(self.store, org.id, grants, label, agreement, expires_at)
-        self.audit.record("token-created", NODE_ADMIN.key, {
+        self.audit.record("token-created", actor, {
             "token": token_id, "organisation": org.id, "agreement": agreement, "label": label,
             "grants": [[g.collection_pk, g.can_read, g.can_write] for g in grants],
             **({"expires": format_timestamp(expires_at)} if expires_at is not None else {}),
         })
         return token_id, secret
 
-    def revoke_token(self, token_id: str) -> None:
+    def revoke_token(self, token_id: str, actor: str = NODE_ADMIN.key) -> None:
         if not self.store.revoke_token(token_id, now_micros()):
             known = self.store.get_token(token_id)
             why = f": it was revoked at {format_timestamp(known.revoked_at)}" if known and known.revoked_at else ""
             raise AdminError(f"no active token {token_id!r}{why}; `kizuna tokens list` shows the tokens")
         self.store.delete_sessions_of_token(token_id)  # its console sessions end with it
-        self.audit.record("token-revoked", NODE_ADMIN.key, {"token": token_id})
+        self.audit.record("token-revoked", actor, {"token": token_id})
 
     # -- policy configuration ------------------------------------------------------------
     def set_agreement(self, agreement_id: str, partner: str, **settings: Any) -> Agreement:

@@ -18,6 +18,8 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from kizuna.core.errors import AdminError
 from kizuna.core.principal import Principal
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
@@ -28,6 +30,8 @@ _DUMMY_HASH = hashlib.sha256(b"kizuna: no such token").hexdigest()
 _DURATION = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: The node setting listing the ids of tokens that hold the operator right (core/operators.py).
+OPERATORS_SETTING = "operator_token_ids"
 
 
 def hash_secret(secret: str) -> str:
@@ -124,9 +128,16 @@ def _split(presented: str) -> tuple[str, str]:
     return token_id, secret
 
 
+def operator_tokens(store: Store) -> set[str]:
+    """Ids of the tokens holding the operator right (the console's operator pages)."""
+    stored = store.get_setting(OPERATORS_SETTING)
+    return set(orjson.loads(stored)) if stored else set()
+
+
 def describe_tokens(store: Store, now: int) -> list[dict[str, Any]]:
     """Every token as an operator reads it: organisation by name, rights by collection alias or title,
     expiry and state. Never a secret or its hash."""
+    operators = operator_tokens(store)
     organisations = {org.id: org.name for org in store.list_organisations()}
     collections = {c.pk: c for c in store.list_collections()}
 
@@ -148,5 +159,6 @@ def describe_tokens(store: Store, now: int) -> list[dict[str, Any]]:
             "expires": format_timestamp(record.expires_at) if record.expires_at is not None else None,
             "revoked": format_timestamp(record.revoked_at) if record.revoked_at is not None else None,
             "state": token_state(record, now),
+            "operator": record.id in operators,
         })
     return described

@@ -11,6 +11,7 @@ import orjson
 
 from kizuna.config import CONFIG_NAME
 from kizuna.core.node import Node
+from kizuna.core.operators import set_operator_right
 
 #: Store setting that marks a node created by ``kizuna demo`` (the only kind it loads into unasked).
 DEMO_SETTING = "demo_node"
@@ -76,5 +77,7 @@ def load_demo(data_dir: Path, force: bool = False) -> dict[str, Any]:
     # A token of the node's own organisation: the demo shows everything the node holds.
     home = node.home_organisation_id or ""
     token_id, token = node.create_token(home, read=refs, write=refs, label="demo")
+    # The demo's newcomer is also its operator: the console's operator pages are there to click through.
+    set_operator_right(node, token_id, True)
     node.close()
     return {"data_dir": str(data_dir), "collections": loaded, "token_id": token_id, "token": token}

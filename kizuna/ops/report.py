@@ -15,8 +15,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from kizuna.core.dashboard import sync_health
 from kizuna.core.node import Node
+from kizuna.core.partner_health import partner_health
 from kizuna.ops.alerts import NOT_ACTIVITY, SHIFT_REPORT_MARK, alerts_of
 from kizuna.ops.incidents import _base, _store
 from kizuna.ops.reading import latest_objects
@@ -93,7 +93,8 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en")
               for who, count in producers.most_common()] or [f"- {words['none']}"]
     lines += ["", f"## {words['sync']}", ""]
     lines += [f"- {h.name}: {h.state}, {words['last_success']}: {h.last_success or '-'}, "
-              f"{words['failures']}: {h.consecutive_failures}" for h in sync_health(node)] or [f"- {words['no_sync']}"]
+              f"{words['failures']}: {h.consecutive_failures}"
+              for h in partner_health(node)] or [f"- {words['no_sync']}"]
     lines += ["", f"## {words['activity']}", "", "```"]
     peak = max(hours.values(), default=1)
     lines += [f"{hour}:00Z {'#' * max(1, round(30 * count / peak))} {count}" for hour, count in sorted(hours.items())]

@@ -106,6 +106,12 @@ def _page(name: str, method: str = "get", form: bool = False, *params: dict[str,
     return {method: _operation(name, "console", responses, list(params), secured=False, body=body)}
 
 
+def _upload_page(name: str) -> dict[str, Any]:
+    post = _page(name, "post", True)
+    post["post"]["requestBody"]["content"] = {"multipart/form-data": {"schema": {"type": "object"}}}
+    return post
+
+
 # Objects that fail validation do not fail the request: each is a failure in the status (§5.5).
 _ENVELOPE_BODY = {"required": True, "content": {TAXII_MEDIA_TYPE: {"schema": {
     "type": "object", "properties": {"objects": {"type": "array", "items": {}}}}}}}
@@ -268,6 +274,17 @@ _PATHS: dict[str, Any] = {
     "/console/objects/{object_id}/graph.json": _page("The object's two-hop relationship graph (JSON)", "get", False,
                                                      _OBJECT_ID),
     "/console/library": _page("Best-practice library"),
+    # operator pages (docs/console-operators.md): a 404 page for any token without the operator right
+    "/console/partners": _page("Partners and their sync health"),
+    "/console/agreements": _page("Partner agreements"),
+    "/console/agreements/{agreement_id}": _page("One agreement and its versions", "get", False,
+                                                 _path("agreement_id", "an agreement's id")),
+    "/console/tokens": {**_page("Tokens"), **_page("Create a token (its secret is shown once)", "post", form=True)},
+    "/console/tokens/{token_id}/revoke": {
+        **_page("Confirm revoking a token", "get", False, _path("token_id", "a token's id")),
+        **_page("Revoke a token", "post", True, _path("token_id", "a token's id"))},
+    "/console/audit": _page("The audit log and its chain's verification"),
+    "/console/import": {**_page("Import form"), **_upload_page("Import an uploaded file and show its report")},
     "/console/static/{path}": _page("Stylesheets, scripts and images of the console", "get", False,
                                      _path("path", "a file under the console's static folder")),
     "/console/{rest}": _page("Any other console path: a not-found page", "get", False,

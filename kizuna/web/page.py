@@ -13,14 +13,17 @@ import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from kizuna.core.errors import BadRequest, KizunaError, NotFound, PayloadTooLarge
 from kizuna.core.node import Node
+from kizuna.core.operators import is_operator
 from kizuna.core.principal import Principal
 from kizuna.core.sessions import Session, session_of
 from kizuna.taxii.http import read_body
@@ -47,6 +50,10 @@ class Visit:
     language: str
     csrf: str  # the value this visit's forms carry back
     form: dict[str, str] = field(default_factory=dict)
+    #: Every (name, value) of the form in order, for fields that repeat (checkboxes): see ``form_all``.
+    form_pairs: list[tuple[str, str]] = field(default_factory=list)
+    #: Files of a multipart form (pages wrapped with ``upload_limit``): field name -> (file name, bytes).
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     #: Cookies to set on whatever response the page returns: (name, value, max_age).
     cookies: list[tuple[str, str, int | None]] = field(default_factory=list)
 
@@ -55,12 +62,21 @@ class Visit:
         assert self.session is not None, "a page that reads needs page(signed_in=True)"
         return self.session.principal
 
+    @cached_property
+    def operator(self) -> bool:
+        """Whether the signed-in token may use the operator pages (core/operators.py)."""
+        return self.session is not None and is_operator(self.node, self.session.principal)
+
+    def form_all(self, name: str) -> list[str]:
+        """Every value the form sent for ``name`` (``form`` keeps only the last)."""
+        return [value for key, value in self.form_pairs if key == name]
+
     def gettext(self, message: str, **values: Any) -> str:
         text = translations(self.language).gettext(message)
         return text % values if values else text
 
     def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
-        values.update(visit=self, csrf=self.csrf, signed_in=self.session is not None,
+        values.update(visit=self, csrf=self.csrf, signed_in=self.session is not None, operator=self.operator,
                       path=self.request.url.path, query=self.request.url.query)
         return HTMLResponse(render_page(self.language, template, values), status_code=status)
 
@@ -71,6 +87,18 @@ class Visit:
 Handler = Callable[[Visit], Response]
 
 
+def operators_only(handler: Handler) -> Handler:
+    """A page for the node's operators only: anyone else gets the one 404 page, as for a page that
+    does not exist, so a non-operator learns nothing about the node's configuration."""
+
+    def run(visit: Visit) -> Response:
+        if not visit.operator:
+            raise NotFound("no such page")
+        return handler(visit)
+
+    return run
+
+
 def safe_next(target: str | None) -> str:
     """Where to go after signing in or switching language: only a console path on this node."""
     if not target or not target.startswith("/console/") or target.startswith("//") or "\\" in target:
@@ -78,8 +106,9 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def page(handler: Handler, signed_in: bool = True) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap a page handler (see the module docstring); ``signed_in=False`` for the sign-in page."""
+def page(handler: Handler, signed_in: bool = True, upload_limit: int = 0) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a page handler (see the module docstring); ``signed_in=False`` for the sign-in page.
+    ``upload_limit`` > 0 also accepts a multipart form of at most that many bytes (a file upload)."""
 
     async def run(request: Request) -> Response:
         node: Node = request.app.state.node
@@ -96,7 +125,11 @@ def page(handler: Handler, signed_in: bool = True) -> Callable[[Request], Awaita
         visit = Visit(request, node, session, language, session.csrf_secret if session else pre or "")
         try:
             if request.method == "POST":
-                visit.form = await _read_form(request)
+                if upload_limit and _content_type(request) == "multipart/form-data":
+                    visit.form, visit.files = await _read_upload(request, upload_limit)
+                else:
+                    visit.form_pairs = await _read_form(request)
+                    visit.form = dict(visit.form_pairs)
                 presented = visit.form.get("csrf")
                 valid = session.csrf_matches(presented) if session else (
                     new_pre is None and presented is not None and secrets.compare_digest(presented, pre or "")
@@ -142,16 +175,47 @@ def _raise_not_found(visit: Visit) -> Response:
     raise NotFound("no such page")
 
 
-async def _read_form(request: Request) -> dict[str, str]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        return {}  # not a console form: it carries no CSRF value either, so it is refused with 403
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _read_upload(request: Request, limit: int) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    """A multipart form: read whole up to ``limit`` bytes (a bigger one is refused before parsing)."""
+    try:
+        body = await read_body(request, limit)
+    except PayloadTooLarge:
+        raise BadRequest(f"the file is larger than {limit // (1024 * 1024)} MiB; use `kizuna import`") from None
+    delivered = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal delivered
+        if delivered:
+            return {"type": "http.disconnect"}
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    fields: dict[str, str] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    try:
+        async with Request(request.scope, replay).form(max_files=1, max_fields=16) as parsed:
+            for name, value in parsed.multi_items():
+                if isinstance(value, str):
+                    fields[name] = value
+                else:
+                    files[name] = (value.filename or "upload", await value.read())
+    except HTTPException:
+        raise BadRequest("the upload is not a well-formed form") from None
+    return fields, files
+
+
+async def _read_form(request: Request) -> list[tuple[str, str]]:
+    if _content_type(request) != "application/x-www-form-urlencoded":
+        return []  # not a console form: it carries no CSRF value either, so it is refused with 403
     try:
         body = await read_body(request, FORM_LIMIT)
     except PayloadTooLarge:
         raise BadRequest("the form is too large") from None
     try:
-        pairs = urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        return urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
         raise BadRequest("the form is not UTF-8") from None
-    return dict(pairs)

@@ -14,8 +14,21 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from kizuna.core.node import Node
-from kizuna.web import auth, browse, dashboard, library, objects, search, share
-from kizuna.web.page import not_found, page
+from kizuna.web import (
+    agreements,
+    audit_log,
+    auth,
+    browse,
+    dashboard,
+    imports,
+    library,
+    objects,
+    partners,
+    search,
+    share,
+    tokens,
+)
+from kizuna.web.page import Handler, not_found, operators_only, page
 from kizuna.web.security import ConsoleStatic, protect
 
 STATIC = Path(__file__).parent / "static"
@@ -37,8 +50,29 @@ def console_routes() -> list[BaseRoute]:
         Route("/objects/{object_id}", page(objects.object_page), methods=["GET"]),
         Route("/objects/{object_id}/stix.json", page(objects.download), methods=["GET"]),
         Route("/objects/{object_id}/graph.json", page(objects.graph), methods=["GET"]),
+        *operator_routes(),
         Mount("/static", app=ConsoleStatic(directory=STATIC), name="static"),
         Route("/{rest:path}", not_found),
+    ]
+
+
+def _operator(handler: Handler, method: str, path: str, upload_limit: int = 0) -> Route:
+    return Route(path, page(operators_only(handler), upload_limit=upload_limit), methods=[method])
+
+
+def operator_routes() -> list[BaseRoute]:
+    """The pages for the node's operators (core/operators.py); anyone else gets the 404 page."""
+    return [
+        _operator(partners.partners_page, "GET", "/partners"),
+        _operator(agreements.agreements_page, "GET", "/agreements"),
+        _operator(agreements.agreement_page, "GET", "/agreements/{agreement_id}"),
+        _operator(tokens.tokens_page, "GET", "/tokens"),
+        _operator(tokens.token_create, "POST", "/tokens"),
+        _operator(tokens.revoke_confirm, "GET", "/tokens/{token_id}/revoke"),
+        _operator(tokens.revoke_submit, "POST", "/tokens/{token_id}/revoke"),
+        _operator(audit_log.audit_page, "GET", "/audit"),
+        _operator(imports.import_page, "GET", "/import"),
+        _operator(imports.import_submit, "POST", "/import", upload_limit=imports.UPLOAD_LIMIT),
     ]
 
 

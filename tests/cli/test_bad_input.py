@@ -320,3 +320,16 @@ def test_malformed_interchange_files_fail_in_one_line(world: World) -> None:
               f"  stderr: {result.stderr[:300]!r}"
               for case, result in zip(cases, results, strict=True) if (found := problems(case, result))]
     assert not report, "\n".join(report)
+
+
+def test_the_operator_right_is_refused_to_a_partners_token_in_one_line(world: World) -> None:
+    """Only the node's own organisation operates it: a partner's token never gets the operator right."""
+    partner = kizuna_json(world.node, "tokens", "create", "--org", PLAIN, "--read", PLAIN)["id"]
+    for as_json in (False, True):
+        case = Case("operator right for a partner", ("tokens", "operator", partner), world.node, as_json, True)
+        result = run(case)
+        assert problems(case, result) == [], (result.stdout, result.stderr)
+        said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+        assert "another organisation" in said
+    listed = {t["id"]: t for t in kizuna_json(world.node, "tokens", "list")["tokens"]}
+    assert listed[partner]["operator"] is False

@@ -1,0 +1,118 @@
+"""Each partner of the node as its operator reads it: kind, address, sync state, backlog, last error, health.
+
+Read from the stored federation tables through ``store/stats.py`` (core may not import
+``kizuna.federation``, a room above it): the partner's stored configuration, its status row and the
+lease of a run in progress. The dashboard's sync table and the console's Partners page both show this,
+and it matches ``kizuna partners list`` field for field (same rows, same status). Nothing here is an
+object, so there is no visibility check; the callers show it to the node's own operators only.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Final
+
+import orjson
+
+from kizuna.core.node import Node
+from kizuna.stix.timestamps import format_timestamp, now_micros
+from kizuna.store.stats import StoreStats
+
+#: A push backlog is counted exactly up to this many versions.
+BACKLOG_CAP: Final = 10_000
+#: The sync worker's run lease names (federation/state.py ``RUN_LEASE_PREFIX``; core may not import it).
+RUN_LEASE_PREFIX: Final = "run:"
+#: Health, worst first: what the Partners page sorts and colours by.
+HEALTH_ORDER: Final = ("unusable", "failing", "interrupted", "never", "syncing", "healthy")
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerHealth:
+    name: str
+    organisation: str | None
+    state: str
+    consecutive_failures: int
+    last_attempt: str | None
+    last_success: str | None
+    last_error: str | None
+    pulled: int
+    pushed: int
+    quarantined: int
+    #: Versions added to pushed collections since the last push (before the agreement's filter), exact up
+    #: to ``BACKLOG_CAP``; above it ``push_backlog_more`` is set.
+    push_backlog: int | None
+    push_backlog_more: bool
+    notes: list[str] = field(default_factory=list)
+    kind: str = "taxii"  # or "misp-feed"
+    url: str | None = None  # without any user:password part
+    next_attempt: str | None = None
+    #: One word for the operator, see :func:`health_of`.
+    health: str = "never"
+
+
+def health_of(state: str, failures: int, last_success: int | None, usable: bool) -> str:
+    """``unusable`` (the stored configuration cannot be read), ``failing`` (the last attempts failed),
+    ``interrupted`` (a run died without an outcome), ``syncing`` (a run is alive), ``never`` (no run has
+    succeeded yet) or ``healthy``."""
+    if not usable:
+        return "unusable"
+    if failures:
+        return "failing"
+    if state in ("interrupted", "running"):
+        return "interrupted" if state == "interrupted" else "syncing"
+    return "healthy" if last_success else "never"
+
+
+def without_credentials(url: str) -> str:
+    """A URL as a listing may show it: a ``user:password@`` part is dropped."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{parts.port}" if parts.port else ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def partner_health(node: Node, stats: StoreStats | None = None, names: dict[str, str] | None = None,
+                   ) -> list[PartnerHealth]:
+    """Every partner entry, by name, with its status and push backlog."""
+    stats = stats or StoreStats(node.store)
+    names = names if names is not None else {org.id: org.name for org in node.store.list_organisations()}
+    now = now_micros()
+    positions = {(partner, local): at for partner, local, at in stats.push_positions()}
+    collections = node.store.list_collections()
+    found = []
+    for name, text, status, lease_expires in stats.sync_rows(RUN_LEASE_PREFIX):
+        try:
+            config = orjson.loads(text)
+            usable = isinstance(config, dict)
+        except orjson.JSONDecodeError:
+            usable = False
+        config = config if usable else {}
+        state = status.state
+        if state == "running" and (lease_expires is None or lease_expires < now):
+            state = "interrupted"  # the run's process died without recording an outcome
+        backlog: int | None = None
+        for mapping in config.get("mappings", ()):
+            if mapping.get("direction") in ("push", "both"):
+                collection = next((c for c in collections if mapping.get("local") in (c.id, c.alias)), None)
+                if collection is not None:
+                    waiting = stats.waiting_after(collection.pk, positions.get((name, collection.id)), BACKLOG_CAP)
+                    backlog = (backlog or 0) + waiting
+        last_run = orjson.loads(status.last_run) if status.last_run else {}
+        org = config.get("organisation")
+        url = config.get("api_root_url")
+        found.append(PartnerHealth(
+            name, names.get(org, org) if org else None, state, status.failures,
+            format_timestamp(status.last_attempt) if status.last_attempt else None,
+            format_timestamp(status.last_success) if status.last_success else None, status.last_error,
+            status.pulled, status.pushed, status.quarantined,
+            None if backlog is None else min(backlog, BACKLOG_CAP), backlog is not None and backlog > BACKLOG_CAP,
+            list(last_run.get("notes", [])) if isinstance(last_run, dict) else [],
+            kind=str(config.get("kind", "taxii")), url=without_credentials(url) if isinstance(url, str) else None,
+            next_attempt=format_timestamp(status.next_attempt) if status.next_attempt else None,
+            health=health_of(state, status.failures, status.last_success, usable),
+        ))
+    return found

@@ -1,0 +1,64 @@
+"""Audit (operators): the newest audit records, a page at a time, and the chain's verification.
+
+Records are read by sequence number from the head down (``Store.audit_records``), so a page costs
+the same on a log of millions. Verifying the chain reads every record (``AuditLog.verify``, as
+``kizuna audit verify`` does), so it runs when the operator asks for it — the "Verify the chain"
+button, a GET that changes nothing — and never on every visit. A record's principal is a token id
+or "admin"; the page names the token by its label and organisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import orjson
+from starlette.responses import Response
+
+from kizuna.core.audit import unpack_served
+from kizuna.core.errors import BadRequest
+from kizuna.web.page import Visit
+
+PAGE_SIZE: Final = 50
+#: Characters of a record's body shown in the list (the whole body is in `kizuna audit export`).
+BODY_SHOWN: Final = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    seq: int
+    at: int
+    kind: str
+    who: str
+    summary: str
+
+
+def _summary(kind: str, body: str) -> str:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:BODY_SHOWN]
+    if kind == "egress" and isinstance(data, dict) and "served" in data:
+        data = {**data, "served": len(unpack_served(data["served"]))}  # a count, not packed bytes
+    text = orjson.dumps(data).decode()
+    return text if len(text) <= BODY_SHOWN else text[:BODY_SHOWN] + "…"
+
+
+def audit_page(visit: Visit) -> Response:
+    raw_before = visit.request.query_params.get("before", "")
+    head_seq, _ = visit.node.store.audit_head()
+    if raw_before and not raw_before.isdigit():
+        raise BadRequest(visit.gettext("The page position must be a whole number."))
+    before = min(int(raw_before), head_seq + 1) if raw_before else head_seq + 1
+    after = max(0, before - 1 - PAGE_SIZE)
+    records = [r for r in visit.node.store.audit_records(after, PAGE_SIZE) if r.seq < before]
+    organisations = {o.id: o.name for o in visit.node.store.list_organisations()}
+    tokens = {t.id: f"{t.label or t.id} ({organisations.get(t.organisation_id, t.organisation_id)})"
+              for t in visit.node.store.list_tokens()}
+    tokens["admin"] = visit.gettext("node administrator (CLI)")
+    entries = [Entry(r.seq, r.at, r.kind, tokens.get(r.principal or "", r.principal or "—"), _summary(r.kind, r.body))
+               for r in reversed(records)]
+    verified = visit.node.audit.verify() if visit.request.query_params.get("verify") == "1" else None
+    return visit.render("audit.html", entries=entries, head=head_seq, verified=verified,
+                        older=after if after > 0 else None,
+                        newer=before + PAGE_SIZE if before <= head_seq else None)

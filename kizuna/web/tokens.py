@@ -1,0 +1,72 @@
+"""Tokens (operators): list, create and revoke API tokens, as ``kizuna tokens list|create|revoke`` do.
+
+The list never shows a secret or its hash (``core/tokens.describe_tokens``). A new token's secret is
+on the page that answers the create form, once: it is not stored, the answer is ``no-store``, and
+nothing links back to it. Creating and revoking go through ``Node.create_token`` / ``Node.revoke_token``,
+audited as the CLI's are, under the operator's own token id rather than "admin". Revoking asks first:
+the confirmation is a page of its own, and the revoke itself is a POST carrying the CSRF value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from kizuna.core.errors import KizunaError, NotFound
+from kizuna.core.tokens import describe_tokens
+from kizuna.stix.timestamps import now_micros
+from kizuna.web.page import Visit
+
+
+def _choices(visit: Visit) -> dict[str, Any]:
+    store = visit.node.store
+    return {"organisations": sorted(store.list_organisations(), key=lambda o: o.name),
+            "collections": sorted(store.list_collections(), key=lambda c: c.title),
+            "agreements": sorted(a.agreement_id for a in visit.node.policy.context().agreements())}
+
+
+def tokens_page(visit: Visit) -> Response:
+    rows = describe_tokens(visit.node.store, now_micros())
+    revoked = visit.request.query_params.get("revoked")
+    return visit.render("tokens.html", tokens=rows, draft={}, problem=None,
+                        revoked=revoked if any(r["id"] == revoked for r in rows) else None, **_choices(visit))
+
+
+def token_create(visit: Visit) -> Response:
+    form = visit.form
+    read, write = visit.form_all("read"), visit.form_all("write")
+    try:
+        token_id, secret = visit.node.create_token(
+            form.get("organisation", ""), read, write, form.get("label", "").strip() or None,
+            form.get("agreement") or None, form.get("expires", "").strip() or None, actor=visit.principal.key,
+        )
+    except KizunaError as exc:
+        rows = describe_tokens(visit.node.store, now_micros())
+        return visit.render("tokens.html", status=400, tokens=rows, problem=exc.description, revoked=None,
+                            draft={"organisation": form.get("organisation"), "read": read, "write": write,
+                                   "label": form.get("label", ""), "expires": form.get("expires", "")},
+                            **_choices(visit))
+    created = next(r for r in describe_tokens(visit.node.store, now_micros()) if r["id"] == token_id)
+    return visit.render("token_created.html", token=created, secret=secret)
+
+
+def _token(visit: Visit) -> dict[str, object]:
+    token_id = visit.request.path_params["token_id"]
+    found = next((r for r in describe_tokens(visit.node.store, now_micros()) if r["id"] == token_id), None)
+    if found is None:
+        raise NotFound("no such token")
+    return found
+
+
+def revoke_confirm(visit: Visit) -> Response:
+    token = _token(visit)
+    return visit.render("token_revoke.html", token=token, own=token["id"] == visit.principal.key)
+
+
+def revoke_submit(visit: Visit) -> Response:
+    token = _token(visit)
+    visit.node.revoke_token(str(token["id"]), actor=visit.principal.key)
+    if token["id"] == visit.principal.key:  # its own session ended with it
+        return visit.redirect("/console/sign-in")
+    return visit.redirect(f"/console/tokens?revoked={token['id']}")
