@@ -17,6 +17,7 @@ from kizuna.cli import (
     audit,
     dashboard,
     demo,
+    detect_cmd,
     feeds,
     match,
     metrics,
@@ -46,8 +47,8 @@ def cli(ctx: click.Context, data: str | None) -> None:
     ctx.obj = {"data_dir": data_dir, "context": NodeContext(data_dir)}
 
 
-for _module in (node, tokens, objects, search, transfer, policy, audit, partners, match, demo, metrics,
-                dashboard, feeds):
+for _module in (node, tokens, objects, search, transfer, policy, audit, partners, match, detect_cmd, demo,
+                metrics, dashboard, feeds):
     _module.register(cli)
 
 
