@@ -131,9 +131,13 @@ def worker_command(ctx: click.Context, url: str, source_collections: tuple[str, 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        from nats.errors import Error as NatsError
+
         nc = await _connect(url)
         try:
             return await worker.run(nc, stop, until_drained=until_drained, max_chunks=max_chunks)
+        except NatsError as exc:  # the server went away or refused a request: unacked chunks are redelivered
+            raise CliError(f"NATS failed: {type(exc).__name__} {exc}".strip(), code="nats") from None
         finally:
             await nc.close()
 

@@ -35,6 +35,8 @@ from typing import Any
 import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+
+# nats-py raises its own TimeoutError from some fetch paths and asyncio.TimeoutError from others.
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -122,7 +124,11 @@ class SightingLedger:
         sub = await self.js.pull_subscribe(subject, stream=HITS_STREAM, config=config)
         try:
             while missing > 0:
-                for msg in await sub.fetch(min(missing, 1000), timeout=5):
+                try:
+                    msgs = await sub.fetch(min(missing, 1000), timeout=5)
+                except (TimeoutError, NatsTimeout):
+                    continue  # a loaded server can be slow to start the consumer; the hits are stored
+                for msg in msgs:
                     at = orjson.loads(msg.data)["t"]
                     tally.seq = msg.metadata.sequence.stream
                     tally.count += 1
@@ -234,11 +240,11 @@ class DetectWorker:
             # A line without a time of its own is dated by the chunk's arrival in the stream, which
             # is the same on every delivery, so the hit falls in the same window every time.
             arrived = meta.timestamp.timestamp() if meta.timestamp else time.time()
-            before = self.matcher.reader.stats.lines
-            for alert in self.matcher.alerts(msg.data.split(b"\n")):
+            lines = msg.data.split(b"\n")
+            for alert in self.matcher.alerts(lines):
                 at = alert.time if alert.time is not None else arrived
                 hits.append((f"{seq}:{alert.line}:{alert.indicator_id}", alert.indicator_id, at))
-            self.stats.lines += self.matcher.reader.stats.lines - before
+            self.stats.lines += sum(1 for line in lines if line[:1] != b"#")  # TSV headers ride along
         touched = await ledger.record(hits)
         self._maybe_die("after-ledger")
         if self.target is not None and touched:
@@ -272,7 +278,7 @@ class DetectWorker:
                 break
             try:
                 msgs = await sub.fetch(wanted, timeout=0.5)
-            except NatsTimeout:
+            except (TimeoutError, NatsTimeout):
                 if until_drained and await _drained(js):
                     break
                 continue
