@@ -9,8 +9,9 @@ steps, and only then acknowledged:
    `Nats-Msg-Id` made of the chunk's stream sequence, the line and the indicator. JetStream drops a
    second message with the same id, so when a worker dies after this step and the chunk is
    redelivered, its hits are not counted twice;
-3. sightings: each sighting the batch touched is recomputed from its ledger subject (count, first
-   and last seen) and stored in the target collection through `Node.import_objects`.
+3. sightings: each sighting the batch touched is brought up to date from its ledger subject (the
+   hits this worker has not read yet, fetched by direct gets in stream order; count, first and last
+   seen) and stored in the target collection through `Node.import_objects`.
 
 A worker killed before step 3 finished leaves its chunks unacknowledged; JetStream redelivers them
 after the ack wait, and whichever worker gets them finds the hits already in the ledger and stores
@@ -39,7 +40,8 @@ from nats.aio.msg import Msg
 # nats-py raises its own TimeoutError from some fetch paths and asyncio.TimeoutError from others.
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import NotFoundError
 
 from kizuna.core.node import Node
 from kizuna.detect.engine import DetectionEngine
@@ -106,42 +108,30 @@ class SightingLedger:
         return touched
 
     async def _tally(self, key: SightingKey) -> _Tally:
+        """Bring this worker's tally of one ledger subject up to date.
+
+        The hits not yet read are fetched one by one in stream order ("next message on this subject
+        after the last one read") until there is none: what was read is then a prefix of the
+        subject, so two readers with the same count hold the same hits.
+        """
         subject = f"{HITS_PREFIX}.{key.uuid}"
         tally = self._tallies.setdefault(key.uuid, _Tally())
-        info = await self.js.stream_info(HITS_STREAM, subjects_filter=subject)
-        total = (info.state.subjects or {}).get(subject, 0)
-        missing = total - tally.count
-        if missing <= 0:
-            return tally
-        # Read only what this worker has not seen yet, in stream order, and stop at the count the
-        # stream reported: later hits belong to a later recomputation.
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=tally.seq + 1,
-            ack_policy=AckPolicy.NONE,
-            inactive_threshold=30.0,
-        )
-        sub = await self.js.pull_subscribe(subject, stream=HITS_STREAM, config=config)
-        try:
-            while missing > 0:
-                try:
-                    msgs = await sub.fetch(min(missing, 1000), timeout=5)
-                except (TimeoutError, NatsTimeout):
-                    continue  # a loaded server can be slow to start the consumer; the hits are stored
-                for msg in msgs:
-                    at = orjson.loads(msg.data)["t"]
-                    tally.seq = msg.metadata.sequence.stream
-                    tally.count += 1
-                    tally.first, tally.last = min(tally.first, at), max(tally.last, at)
-                    missing -= 1
-        finally:
-            await sub.unsubscribe()
-        return tally
+        while True:
+            try:
+                msg = await self.js.get_msg(HITS_STREAM, seq=tally.seq + 1, subject=subject, next=True)
+            except NotFoundError:
+                return tally
+            at = orjson.loads(msg.data or b"{}")["t"]
+            tally.seq = int(msg.seq or tally.seq + 1)
+            tally.count += 1
+            tally.first, tally.last = min(tally.first, at), max(tally.last, at)
 
     async def sightings(self, keys: Iterable[SightingKey]) -> list[dict[str, Any]]:
+        ordered = sorted(keys, key=lambda k: (k.window_start, k.uuid))
+        # Every subject's reads in flight at once: round trips, not data, are the cost.
+        tallies = await asyncio.gather(*(self._tally(key) for key in ordered))
         out = []
-        for key in sorted(keys, key=lambda k: (k.window_start, k.uuid)):
-            tally = await self._tally(key)
+        for key, tally in zip(ordered, tallies, strict=True):
             if tally.count == 0:
                 continue
             start_ms = key.window_start * 1000
