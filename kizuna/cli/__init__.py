@@ -18,6 +18,7 @@ from kizuna.cli import (
     backup,
     dashboard,
     demo,
+    detect_cmd,
     doctor,
     feeds,
     hashes,
@@ -50,8 +51,8 @@ def cli(ctx: click.Context, data: str | None) -> None:
     ctx.obj = {"data_dir": data_dir, "context": NodeContext(data_dir)}
 
 
-for _module in (node, tokens, objects, search, transfer, policy, audit, partners, match, demo, metrics,
-                dashboard, feeds, hashes, backup, doctor, ops):
+for _module in (node, tokens, objects, search, transfer, policy, audit, partners, match, detect_cmd, demo,
+                metrics, dashboard, feeds, hashes, backup, doctor, ops):
     _module.register(cli)
 
 

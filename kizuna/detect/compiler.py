@@ -116,20 +116,24 @@ def make_comparison(path: ObjectPath, operator: str, negated: bool, literal: Any
             except ValueError:
                 return negated
             if order is None:
-                return False
+                # Incompatible types make the comparison false, and NOT negates that (STIX 9.6.1).
+                return negated
             return test(order) != negated
 
     elif operator == "IN":
+        # IN is "a is equal to one of the values in the list": the rules of `=`, so `true IN (1)`
+        # is false and a string member is compared as binary data to a _hex/_bin property.
         members = literal
         coerce = bool(members) and isinstance(next(iter(members)), datetime)
+        all_text = all(type(m) is str for m in members)
 
         def pred(value: Any) -> bool:
             if coerce and type(value) is str:
                 value = json_timestamp(value)
-            try:
+            if all_text and type(value) is str:
                 found = value in members
-            except TypeError:
-                found = False
+            else:
+                found = any(values_equal(value, member) for member in members)
             return found != negated
 
     elif operator in ("LIKE", "MATCHES"):

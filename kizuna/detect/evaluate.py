@@ -177,8 +177,10 @@ class _Search:
         elif isinstance(node, Within):
             span = timedelta(seconds=node.seconds)
             for b in self.bindings(node.inner):
+                # 9.5.1: the latest timestamp "MUST NOT be equal to or later than" the earliest plus
+                # the window, so observations exactly x seconds apart do not qualify.
                 ceiling = self.last(b) + span
-                if all(self.observations[i[0]].first_observed <= ceiling for i in b if i is not None):
+                if all(self.observations[i[0]].first_observed < ceiling for i in b if i is not None):
                     yield b
         elif isinstance(node, StartStop):
             if node.start >= node.stop:

@@ -45,7 +45,7 @@ from kizuna.detect.model import (
     observation_leaves,
 )
 from kizuna.detect.observations import Observation
-from kizuna.detect.values import mask, nfc, parse_cidr, parse_ip_or_cidr
+from kizuna.detect.values import mask, nfc, parse_ip_or_cidr
 from kizuna.stix.vocab import WARNINGLIST_PROPERTY
 
 Fact = tuple[str, str, Any]  # (object type, dotted path, value)
@@ -93,10 +93,10 @@ def _comparison_anchors(node: Comparison) -> list[Anchor] | None:
         return [("eq", key, v) for v in node.literal]
     if node.operator == "ISSUBSET":
         try:
-            network, length = parse_cidr(node.literal)
+            bits, network, length = parse_ip_or_cidr(node.literal)
         except MatchError:
             return None
-        return [("cidr", key, (network & mask(length), length))]
+        return [("cidr", key, (bits, network & mask(length, bits), length))]
     if node.operator == "LIKE":
         fragment = _literal_fragment(nfc(node.literal))
         return [("like", key, fragment)] if fragment else None
@@ -147,7 +147,7 @@ class IndicatorIndex:
         self._entries: dict[int, _Entry] = {}
         self._anchors_of: dict[int, tuple[Anchor, ...]] = {}
         self._eq: dict[PathKey, dict[str, int | list[int]]] = {}
-        self._cidr: dict[PathKey, dict[int, dict[int, list[int]]]] = {}
+        self._cidr: dict[PathKey, dict[tuple[int, int], dict[int, list[int]]]] = {}
         self._like: dict[PathKey, dict[str, list[int]]] = {}
         self._regex: dict[PathKey, dict[str, list[int]]] = {}
         self._scan: dict[str, set[int]] = {}
@@ -261,8 +261,8 @@ class IndicatorIndex:
             else:
                 existing.append(slot)
         elif kind == "cidr":
-            network, length = value
-            self._cidr.setdefault(key, {}).setdefault(length, {}).setdefault(network, []).append(slot)
+            bits, network, length = value
+            self._cidr.setdefault(key, {}).setdefault((bits, length), {}).setdefault(network, []).append(slot)
         elif kind == "like":
             self._like.setdefault(key, {}).setdefault(value, []).append(slot)
             self._dirty_text.add(key)
@@ -285,7 +285,8 @@ class IndicatorIndex:
                 else:
                     existing.remove(slot)
             elif kind == "cidr":
-                self._cidr[key][value[1]][value[0]].remove(slot)
+                bits, network, length = value
+                self._cidr[key][(bits, length)][network].remove(slot)
             elif kind in ("like", "re"):
                 (self._like if kind == "like" else self._regex)[key][value].remove(slot)
                 self._dirty_text.add(key)
@@ -473,14 +474,14 @@ def _leaf_comparisons(leaf: ObsSimple) -> list[Comparison]:
     return comparisons(leaf.expression)
 
 
-def _cidr_hits(prefixes: dict[int, dict[int, list[int]]], value: str) -> Iterator[int]:
+def _cidr_hits(prefixes: dict[tuple[int, int], dict[int, list[int]]], value: str) -> Iterator[int]:
     try:
-        address, length = parse_ip_or_cidr(value)
+        bits, address, length = parse_ip_or_cidr(value)
     except MatchError:
         return
-    for prefix_length, networks in prefixes.items():
-        if prefix_length <= length:
-            slots = networks.get(address & mask(prefix_length))
+    for (prefix_bits, prefix_length), networks in prefixes.items():
+        if prefix_bits == bits and prefix_length <= length:
+            slots = networks.get(address & mask(prefix_length, bits))
             if slots:
                 yield from slots
 

@@ -17,6 +17,11 @@ from typing import Any
 _SIGHTING_NAMESPACE = uuid.UUID("6c1f4a2e-93b5-4f63-a9c7-8e1f0d8b2a51")
 
 
+def sighting_uuid(indicator_id: str, window_start: int, identity_id: str) -> uuid.UUID:
+    """The id of the sighting of an indicator by an identity in the window starting then."""
+    return uuid.uuid5(_SIGHTING_NAMESPACE, f"{indicator_id}|{window_start}|{identity_id}")
+
+
 def _stix_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -53,11 +58,11 @@ class SightingAggregator:
         stamp = _stix_time(created if created is not None else datetime.now(UTC).timestamp())
         out = []
         for (indicator_id, bucket), window in sorted(self.windows.items(), key=lambda kv: (kv[1].first, kv[0])):
-            name = f"{indicator_id}|{bucket * self.window_seconds}|{self.identity_id}"
+            sighting_id = sighting_uuid(indicator_id, bucket * self.window_seconds, self.identity_id)
             sighting: dict[str, Any] = {
                 "type": "sighting",
                 "spec_version": "2.1",
-                "id": f"sighting--{uuid.uuid5(_SIGHTING_NAMESPACE, name)}",
+                "id": f"sighting--{sighting_id}",
                 "created": stamp,
                 "modified": stamp,
                 "sighting_of_ref": indicator_id,

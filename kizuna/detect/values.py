@@ -1,7 +1,7 @@
 """Literal values and the comparison rules of STIX patterning.
 
-The rules follow the STIX 2.1 patterning specification as the OASIS reference matcher reads it, so
-that Kizuna and other consumers agree on what an indicator matches: numbers compare across int/float,
+The rules follow the STIX 2.1 patterning text (section 9); where the OASIS reference matcher reads
+it differently the text wins (docs/detection.md lists those corners): numbers compare across int/float,
 booleans only with booleans, binary with binary or with strings whose code points are all < 256,
 timestamps with timestamps (a string property compared to a timestamp literal is parsed as one).
 """
@@ -106,8 +106,12 @@ def make_literal_set(values: Iterable[Literal]) -> frozenset[Any]:
 
 
 def like_to_regex(like: str) -> str:
-    """Translate a LIKE operand ('%' any run, '_' one character) into an anchored regex."""
-    parts = ["^"]
+    """Translate a LIKE operand ('%' any run, '_' one character) into a regex for fullmatch.
+
+    No `^`/`$` anchors: `$` also matches before a final newline, which would make 'a' LIKE
+    "a\\n" true. TextMatcher compiles it with DOTALL so that '%' and '_' match newlines too.
+    """
+    parts = []
     for c in like:
         if c == "%":
             parts.append(".*")
@@ -115,7 +119,6 @@ def like_to_regex(like: str) -> str:
             parts.append(".")
         else:
             parts.append(c if c.isalnum() else "\\" + c)
-    parts.append("$")
     return "".join(parts)
 
 
@@ -131,9 +134,11 @@ class TextMatcher:
     def __init__(self, source: str, *, anchored: bool) -> None:
         self.source = source
         self.anchored = anchored
-        self.regex = re.compile(source)
+        # LIKE follows SQL: every character, a newline included, is "a character" (STIX 9.6.1).
+        flags = re.DOTALL if anchored else 0
+        self.regex = re.compile(source, flags)
         self.binary_regex = (
-            re.compile(source.encode("latin-1")) if all(ord(c) < 256 for c in source) else None
+            re.compile(source.encode("latin-1"), flags) if all(ord(c) < 256 for c in source) else None
         )
 
     def test(self, value: Any) -> bool:
@@ -142,7 +147,7 @@ class TextMatcher:
             if type(value) is bytes and self.binary_regex is not None:
                 value = value.decode("utf8")
             if type(value) is str:
-                return self.regex.match(nfc(value)) is not None
+                return self.regex.fullmatch(nfc(value)) is not None
             return False
         if type(value) is str:
             return self.regex.search(nfc(value)) is not None
@@ -160,35 +165,44 @@ def ipv4_to_int(text: str) -> int:
     return value
 
 
-def parse_cidr(text: str) -> tuple[int, int]:
-    """Return (network int, prefix length) of an IPv4 CIDR; prefix must be 1..32."""
+def ipv6_to_int(text: str) -> int:
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, text)
+    except (OSError, ValueError) as exc:
+        raise MatchError(f"Invalid IPv6 address: {text}") from exc
+    return int.from_bytes(packed, "big")
+
+
+IpBlock = tuple[int, int, int]
+"""(address width in bits: 32 or 128, network as an int, prefix length)."""
+
+
+def parse_ip_or_cidr(text: str) -> IpBlock:
+    """Read an IPv4/IPv6 address or CIDR block; a bare address is its /32 or /128 (STIX 9.6.1)."""
     address, slash, prefix = text.partition("/")
-    if not slash or not prefix.isdigit():
+    bits = 128 if ":" in address else 32
+    network = ipv6_to_int(address) if bits == 128 else ipv4_to_int(address)
+    if not slash:
+        return bits, network, bits
+    if not prefix.isdigit() or not 1 <= int(prefix) <= bits:
         raise MatchError(f"Invalid CIDR subnet: {text}")
-    network = ipv4_to_int(address)
-    length = int(prefix)
-    if not 1 <= length <= 32:
-        raise MatchError(f"Invalid CIDR subnet: {text}")
-    return network, length
+    return bits, network, int(prefix)
 
 
-def parse_ip_or_cidr(text: str) -> tuple[int, int]:
-    if "/" in text:
-        return parse_cidr(text)
-    return ipv4_to_int(text), 32
+def mask(length: int, bits: int = 32) -> int:
+    return ((1 << length) - 1) << (bits - length)
 
 
-def mask(length: int) -> int:
-    return ((1 << length) - 1) << (32 - length)
+def ip_in_subnet(inner_text: str, outer_text: str) -> bool:
+    """True when the block `inner_text` lies wholly within `outer_text` (each an address or CIDR).
 
-
-def ip_in_subnet(ip_or_cidr: str, subnet: str) -> bool:
-    """True when the address or subnet `ip_or_cidr` lies within the CIDR `subnet`."""
-    inner, inner_len = parse_ip_or_cidr(ip_or_cidr)
-    outer, outer_len = parse_cidr(subnet)
-    if outer_len > inner_len:
+    Addresses of different families are never subsets of each other.
+    """
+    inner_bits, inner, inner_len = parse_ip_or_cidr(inner_text)
+    outer_bits, outer, outer_len = parse_ip_or_cidr(outer_text)
+    if inner_bits != outer_bits or outer_len > inner_len:
         return False
-    m = mask(outer_len)
+    m = mask(outer_len, outer_bits)
     return (inner & m) == (outer & m)
 
 

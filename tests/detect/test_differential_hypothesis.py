@@ -1,4 +1,21 @@
-"""Generated patterns and observations: Kizuna and stix2-matcher must give the same answer."""
+"""Generated patterns and observations: Kizuna and stix2-matcher must give the same answer.
+
+Where stix2-matcher departs from the STIX 2.1 text, Kizuna follows the text
+(tests/detect/test_spec_corners.py quotes it) and the generators below leave those corners out:
+
+* NOT in front of <, <=, >, >=: on incompatible types the reference answers false, the spec
+  (9.6.1: the result is false, and NOT negates it) true. Ordering comparisons are generated
+  without NOT.
+* IN on a _hex property: the reference compares a string member with the decoded bytes by Python
+  equality (never equal); Kizuna converts the member as `=` does (9.6.4). IN is not generated for
+  `test:name_hex`.
+* WITHIN at exactly x seconds: the reference accepts it, 9.5.1 does not. When a pattern has WITHIN,
+  every observation's last_observed is moved a quarter second later, so no two timestamps are
+  ever exactly a whole window apart.
+
+LIKE with newlines, ISSUBSET/ISSUPERSET with a bare address operand and IPv6 blocks are never
+generated here (no newline or IPv6 value in the word lists, CIDR operands only).
+"""
 
 from __future__ import annotations
 
@@ -64,8 +81,11 @@ PATHS = [
 @st.composite
 def comparison(draw: st.DrawFn) -> str:
     path = draw(st.sampled_from(PATHS))
-    negate = "NOT " if draw(st.booleans()) else ""
     kind = draw(st.sampled_from(["eq", "order", "in", "like", "matches", "subset"]))
+    if kind == "in" and path == "test:name_hex":
+        path = "test:text"  # departure: IN converts string members for binary properties (9.6.4)
+    # departure: NOT before an ordering comparison of incompatible types is true (9.6.1)
+    negate = "NOT " if kind != "order" and draw(st.booleans()) else ""
     if kind == "eq":
         return f"{path} {negate}{draw(st.sampled_from(['=', '!=']))} {draw(literal_text)}"
     if kind == "order":
@@ -146,6 +166,15 @@ def _reference(pattern: str, bundles: list[dict[str, Any]]) -> bool | str:
         return "error"
 
 
+def _off_the_within_boundary(pattern: str, bundles: list[dict[str, Any]]) -> None:
+    """Departure (9.5.1): keep timestamps off the exact WITHIN boundary the reference accepts."""
+    if "WITHIN" not in pattern:
+        return
+    for bundle in bundles:
+        observed = bundle["objects"][0]
+        observed["last_observed"] = observed["last_observed"].replace("Z", ".25Z")
+
+
 def _kizuna(pattern: str, bundles: list[dict[str, Any]]) -> bool | str:
     try:
         return matches(compile_pattern(pattern), observations_from_stix(bundles))
@@ -156,6 +185,7 @@ def _kizuna(pattern: str, bundles: list[dict[str, Any]]) -> bool | str:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pattern=observation_expression, bundles=observation_bundles())
 def test_same_answer_as_reference(pattern: str, bundles: list[dict[str, Any]]) -> None:
+    _off_the_within_boundary(pattern, bundles)
     assert _kizuna(pattern, bundles) == _reference(pattern, bundles)
 
 

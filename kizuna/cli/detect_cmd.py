@@ -1,0 +1,151 @@
+"""`kizuna detect`: the detection tier on NATS JetStream (publish log lines, run matcher workers).
+
+`kizuna detect publish LOG… --nats URL` feeds log files into the events stream; `kizuna detect
+worker --nats URL --from-collection C --collection S` matches them against the node's indicators
+and stores sightings; `kizuna detect notify --nats URL` tells running workers that indicators
+changed. Stream layout and guarantees: kizuna/detect/stream.py, worker.py and docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+from kizuna.cli.common import CliError, emit, node_of
+from kizuna.detect.mappings import shipped_mappings
+
+_SCHEMES = {"nats", "tls", "ws", "wss"}
+
+
+def _nats_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in _SCHEMES or not parts.hostname:
+        raise CliError(f"--nats must be a NATS server URL such as nats://127.0.0.1:4222, not {url[:80]!r}",
+                       code="usage", exit_code=2)
+    return url
+
+
+async def _connect(url: str) -> Any:
+    import nats  # imported here: only the detection tier needs the NATS client
+
+    try:
+        return await nats.connect(url, allow_reconnect=False, connect_timeout=3, max_reconnect_attempts=0)
+    except Exception as exc:  # the client raises several unrelated types for "could not connect"
+        raise CliError(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}", code="nats") from None
+
+
+@click.group("detect")
+def detect_group() -> None:
+    """Matcher workers on NATS JetStream: feed log lines, match them, store sightings."""
+
+
+@detect_group.command("publish")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--nats", "url", required=True, help="NATS server URL, e.g. nats://127.0.0.1:4222.")
+@click.option("--chunk-lines", type=click.IntRange(1, 100_000), default=500, show_default=True,
+              help="Log lines per JetStream message (the unit a worker takes and acknowledges).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on standard output.")
+def publish_command(logs: tuple[Path, ...], url: str, chunk_lines: int, as_json: bool) -> None:
+    """Publish log files (Zeek TSV or JSON, Suricata eve.json, ECS) to the events stream, in chunks of
+    lines; returns once JetStream has stored every chunk."""
+    from kizuna.detect.stream import publish
+
+    url = _nats_url(url)
+
+    async def go() -> tuple[int, int]:
+        nc = await _connect(url)
+        try:
+            return await publish(nc, [(path, str(path)) for path in logs], chunk_lines=chunk_lines)
+        finally:
+            await nc.close()
+
+    chunks, lines = asyncio.run(go())
+    emit(as_json, {"chunks": chunks, "lines": lines, "files": len(logs)},
+         f"published {lines} lines of {len(logs)} files in {chunks} chunks")
+
+
+@detect_group.command("notify")
+@click.option("--nats", "url", required=True, help="NATS server URL, e.g. nats://127.0.0.1:4222.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on standard output.")
+def notify_command(url: str, as_json: bool) -> None:
+    """Tell running workers that indicators changed, so they reload them now (they also notice a
+    changed collection by themselves within a few seconds)."""
+    from kizuna.detect.stream import notify_change
+
+    url = _nats_url(url)
+
+    async def go() -> None:
+        nc = await _connect(url)
+        try:
+            await notify_change(nc)
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+    emit(as_json, {"notified": True}, "workers notified")
+
+
+@detect_group.command("worker")
+@click.option("--nats", "url", required=True, help="NATS server URL, e.g. nats://127.0.0.1:4222.")
+@click.option("--from-collection", "source_collections", multiple=True, required=True,
+              help="Match the indicators stored in this node collection (id or alias; repeatable).")
+@click.option("--collection", default=None, help="Store the sightings in this node collection.")
+@click.option("--window", type=click.IntRange(1, 31 * 86400), default=3600, show_default=True,
+              help="Sightings aggregate hits per indicator per window of this many seconds.")
+@click.option("--batch", type=click.IntRange(1, 1000), default=16, show_default=True,
+              help="Chunks fetched, matched, stored and acknowledged together.")
+@click.option("--ack-wait", type=click.FloatRange(0.5, 3600), default=30.0, show_default=True,
+              help="Seconds before JetStream redelivers a chunk a worker took and did not acknowledge "
+                   "(fixed when the consumer is first created).")
+@click.option("--until-drained", is_flag=True,
+              help="Stop once no chunk is waiting or out with a worker (default: run until stopped).")
+@click.option("--max-chunks", type=click.IntRange(1), default=None, help="Stop after this many chunks.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on standard output.")
+@click.pass_context
+def worker_command(ctx: click.Context, url: str, source_collections: tuple[str, ...], collection: str | None,
+                   window: int, batch: int, ack_wait: float, until_drained: bool, max_chunks: int | None,
+                   as_json: bool) -> None:
+    """Consume log chunks from the events stream with the shared durable consumer, match them against
+    the indicators of --from-collection and store sightings in --collection. Start several to share
+    the load; a chunk is acknowledged only after its sightings are stored, and counts are exact
+    across workers and redeliveries. Stops on SIGTERM or Ctrl-C after the batch in hand."""
+    from kizuna.detect.worker import DetectWorker
+
+    url = _nats_url(url)
+    node = node_of(ctx)
+    sources = [node.find_collection(ref, None) for ref in source_collections]
+    target = node.find_collection(collection, None) if collection else None
+    identity = node.identity().get("id", "")
+    worker = DetectWorker(node, sources, target, list(shipped_mappings().values()), identity_id=identity,
+                          window_seconds=window, batch=batch, ack_wait=ack_wait,
+                          fault=os.environ.get("KIZUNA_DETECT_FAULT"))
+
+    async def go() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        from nats.errors import Error as NatsError
+
+        nc = await _connect(url)
+        try:
+            return await worker.run(nc, stop, until_drained=until_drained, max_chunks=max_chunks)
+        except NatsError as exc:  # the server went away or refused a request: unacked chunks are redelivered
+            raise CliError(f"NATS failed: {type(exc).__name__} {exc}".strip(), code="nats") from None
+        finally:
+            await nc.close()
+
+    stats = asyncio.run(go())
+    summary = {**stats.as_json(), "indicators": worker.indicator_load}
+    emit(as_json, summary, f"{stats.chunks} chunks, {stats.lines} lines, {stats.hits} hits, "
+                           f"{stats.sightings_stored} sighting versions stored")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(detect_group)

@@ -1,0 +1,113 @@
+"""The detection tier's NATS JetStream layout, and feeding log lines into it.
+
+Log lines travel in chunks: one JetStream message holds up to `CHUNK_LINES` lines of one file
+(headers `Kizuna-File` and `Kizuna-Line`, the file's name and the number of the chunk's first
+line). A Zeek TSV chunk starts with the file's `#` header lines, so any worker can read any chunk
+on its own; JSON lines need no header. Chunks rather than single lines because a JetStream publish
+and ack cost far more than matching a line does.
+
+Streams (created on first use, idempotently, by both `publish` and the worker):
+
+* `KIZUNA_EVENTS`, subject `kizuna.events.logs`: the log chunks, kept until acknowledged
+  (work-queue retention), consumed by the durable pull consumer every worker shares.
+* `KIZUNA_HITS`, subjects `kizuna.hits.<sighting uuid>`: the sighting ledger, one message per hit,
+  deduplicated by JetStream on its `Nats-Msg-Id` (chunk sequence, line, indicator), so a chunk
+  redelivered after a worker died adds no second copy of its hits (see worker.py).
+* Core subject `kizuna.indicators.changed`: any message tells the workers to reload indicators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+EVENTS_STREAM = "KIZUNA_EVENTS"
+EVENTS_SUBJECT = "kizuna.events.logs"
+HITS_STREAM = "KIZUNA_HITS"
+HITS_PREFIX = "kizuna.hits"
+CHANGE_SUBJECT = "kizuna.indicators.changed"
+DURABLE = "kizuna-detect"
+CHUNK_LINES = 500
+# A redelivered chunk must arrive within the dedup window to be recognised; redelivery follows a
+# worker's death after the ack wait (30 s), so two hours leave a wide margin.
+DEDUP_WINDOW_SECONDS = 2 * 3600
+LEDGER_MAX_AGE_SECONDS = 8 * 24 * 3600
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    """Create the events and ledger streams if they do not exist (safe to race with other workers)."""
+    wanted = [
+        StreamConfig(name=EVENTS_STREAM, subjects=[EVENTS_SUBJECT], retention=RetentionPolicy.WORK_QUEUE),
+        StreamConfig(
+            name=HITS_STREAM,
+            subjects=[f"{HITS_PREFIX}.>"],
+            duplicate_window=DEDUP_WINDOW_SECONDS,
+            max_age=LEDGER_MAX_AGE_SECONDS,
+        ),
+    ]
+    for config in wanted:
+        try:
+            await js.stream_info(str(config.name))
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+            except BadRequestError:
+                await js.stream_info(str(config.name))  # another process created it meanwhile
+
+
+def chunks(path: Path, size: int = CHUNK_LINES) -> Iterator[tuple[int, int, bytes]]:
+    """(first line number, lines, payload) for each chunk of a log file; TSV headers lead each one."""
+    headers: list[bytes] = []
+    batch: list[bytes] = []
+    first = 1
+    with path.open("rb") as stream:
+        for number, line in enumerate(stream, 1):
+            line = line.rstrip(b"\r\n")
+            if line.startswith(b"#"):
+                if line.startswith(b"#separator"):
+                    headers = []
+                if not line.startswith(b"#close"):
+                    headers.append(line)
+                continue
+            if not line:
+                continue
+            if not batch:
+                first = number
+            batch.append(line)
+            if len(batch) >= size:
+                yield first, len(batch), b"\n".join(headers + batch)
+                batch = []
+    if batch:
+        yield first, len(batch), b"\n".join(headers + batch)
+
+
+async def publish(nc: Client, files: Iterable[tuple[Path, str]], *, chunk_lines: int = CHUNK_LINES,
+                  in_flight: int = 64) -> tuple[int, int]:
+    """Publish every file's chunks; returns (chunks, lines). Waits for JetStream to store each one."""
+    js = nc.jetstream()
+    await ensure_streams(js)
+    pending: list[asyncio.Future[object]] = []
+    sent = lines = 0
+    for path, label in files:
+        for first, count, payload in chunks(path, chunk_lines):
+            headers = {"Kizuna-File": label, "Kizuna-Line": str(first)}
+            pending.append(asyncio.ensure_future(js.publish(EVENTS_SUBJECT, payload, headers=headers)))
+            sent += 1
+            lines += count
+            if len(pending) >= in_flight:
+                await asyncio.gather(*pending)
+                pending = []
+    await asyncio.gather(*pending)
+    return sent, lines
+
+
+async def notify_change(nc: Client) -> None:
+    """Tell every worker that indicators changed (they reload from the node)."""
+    await nc.publish(CHANGE_SUBJECT, b"")
+    await nc.flush()

@@ -1,0 +1,255 @@
+"""The detection tier on a real NATS JetStream server: workers crash, share load, and count exactly.
+
+Each test starts its own `nats-server -js` on a free port (so its streams are its own), feeds log
+chunks with `kizuna detect publish` and runs `kizuna detect worker` processes against a real
+SQLite node. Expected counts come from the generated log itself and are checked against the
+single-process matcher over the same lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.js.errors
+import orjson
+import pytest
+
+from kizuna.core.node import Node
+from kizuna.detect.engine import DetectionEngine
+from kizuna.detect.mappings import LogReader, shipped_mappings
+from tests.conftest import free_port, kizuna, kizuna_json, wait_for_port
+
+pytestmark = pytest.mark.skipif(shutil.which("nats-server") is None, reason="nats-server is not installed")
+
+DOMAINS = {"evil-a.example": "indicator--00000000-0000-4000-8000-00000000000a",
+           "evil-b.example": "indicator--00000000-0000-4000-8000-00000000000b"}
+BASE_TS = 1_700_000_000  # windows of an hour; the log spans two of them
+LINES = 1200
+CHUNK = 50  # 24 chunks
+
+
+def _indicator(domain: str, indicator_id: str) -> dict[str, Any]:
+    return {"type": "indicator", "spec_version": "2.1", "id": indicator_id, "created": "2024-01-01T00:00:00.000Z",
+            "modified": "2024-01-01T00:00:00.000Z", "pattern": f"[domain-name:value = '{domain}']",
+            "pattern_type": "stix", "valid_from": "2020-01-01T00:00:00Z"}
+
+
+def _log(path: Path) -> Counter[tuple[str, int]]:
+    """A Zeek DNS log in JSON lines; returns the expected hits per (indicator, window start)."""
+    expected: Counter[tuple[str, int]] = Counter()
+    with path.open("wb") as out:
+        for n in range(LINES):
+            ts = BASE_TS + n * 5.5  # 1200 lines over ~1.8 hours
+            domain = "evil-a.example" if n % 7 == 0 else "evil-b.example" if n % 11 == 0 else f"ok{n}.example"
+            out.write(orjson.dumps({"ts": ts, "id.orig_h": "10.0.0.5", "id.resp_h": "192.0.2.53", "query": domain})
+                      + b"\n")
+            if domain in DOMAINS:
+                expected[(DOMAINS[domain], int(ts // 3600) * 3600)] += 1
+    return expected
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("nats-node")
+    data = base / "node"
+    # Set up in process (the commands themselves are tested elsewhere): it keeps this module's time small.
+    node = Node.init(data, org_name="Games SOC", country="JPN")
+    indicators = [_indicator(d, i) for d, i in DOMAINS.items()]
+    node.import_objects(node.create_collection("Intel", alias="intel"), indicators)
+    node.close()
+    log = base / "dns.json.log"
+    expected = _log(log)
+    # The single-process matcher agrees with the generator on the same lines.
+    engine = DetectionEngine("identity--00000000-0000-4000-8000-000000000000")
+    engine.load_indicators(indicators)
+    matcher = engine.line_matcher(LogReader(shipped_mappings().values()))
+    assert len(list(matcher.alerts(log.read_bytes().splitlines()))) == sum(expected.values())
+    return {"data": data, "log": log, "expected": expected}
+
+
+@pytest.fixture
+def nats_url(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    server = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path / "js")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, server)  # type: ignore[arg-type]
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _sightings_collection(data: Path, name: str) -> str:
+    node = Node.open(data)
+    try:
+        node.create_collection(name, alias=name)
+    finally:
+        node.close()
+    return name
+
+
+def _worker_args(data: Path, url: str, collection: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "kizuna", "--data", str(data), "detect", "worker", "--nats", url,
+            "--from-collection", "intel", "--collection", collection, "--ack-wait", "1", "--json", *extra]
+
+
+def _stored_counts(data: Path, collection: str) -> Counter[tuple[str, int]]:
+    node = Node.open(data)
+    try:
+        found: Counter[tuple[str, int]] = Counter()
+        target = node.find_collection(collection, None)
+        for body in node.export_objects(target, latest_only=True):
+            sighting = orjson.loads(body)
+            created = datetime.strptime(sighting["created"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+            start = int(created.timestamp())
+            found[(sighting["sighting_of_ref"], start)] = sighting["count"]
+        return found
+    finally:
+        node.close()
+
+
+def _consumer(url: str) -> Any:
+    async def info() -> Any:
+        nc = await nats.connect(url)
+        try:
+            return await nc.jetstream().consumer_info("KIZUNA_EVENTS", "kizuna-detect")
+        finally:
+            await nc.close()
+
+    return asyncio.run(info())
+
+
+def _wait_until(condition: Callable[[], bool], what: str, deadline_s: float = 60.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)  # polling a condition, bounded by the deadline
+
+
+def _publish(world: dict[str, Any], url: str) -> int:
+    published = kizuna_json(world["data"], "detect", "publish", str(world["log"]), "--nats", url,
+                            "--chunk-lines", str(CHUNK))
+    assert published["lines"] == LINES
+    return int(published["chunks"])
+
+
+@pytest.mark.parametrize("fault", ["after-ledger", "after-store"])
+def test_a_worker_dying_mid_batch_loses_nothing_and_counts_nothing_twice(
+    world: dict[str, Any], nats_url: str, fault: str
+) -> None:
+    collection = _sightings_collection(world["data"], f"s-{fault}")
+    chunks = _publish(world, nats_url)
+    dying = subprocess.run(_worker_args(world["data"], nats_url, collection, "--batch", "6"),
+                           capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "KIZUNA_DETECT_FAULT": fault})
+    assert dying.returncode == 70, dying.stderr  # it died inside its first batch, before acknowledging
+    assert _consumer(nats_url).num_ack_pending == 6
+    drain = subprocess.run(_worker_args(world["data"], nats_url, collection, "--until-drained"),
+                           capture_output=True, text=True, timeout=120)
+    assert drain.returncode == 0, drain.stderr
+    summary = json.loads(drain.stdout)
+    assert summary["chunks"] == chunks  # the 6 chunks of the dead worker were redelivered to this one
+    assert summary["store_failures"] == []
+    assert _stored_counts(world["data"], collection) == world["expected"]
+
+
+def test_a_worker_killed_while_running_loses_nothing(world: dict[str, Any], nats_url: str) -> None:
+    collection = _sightings_collection(world["data"], "s-kill")
+    _publish(world, nats_url)
+    victim = subprocess.Popen(_worker_args(world["data"], nats_url, collection, "--batch", "1"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_until(lambda: _delivered(nats_url) >= 4, "the first worker to take chunks")
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+    drain = subprocess.run(_worker_args(world["data"], nats_url, collection, "--until-drained"),
+                           capture_output=True, text=True, timeout=120)
+    assert drain.returncode == 0, drain.stderr
+    assert _stored_counts(world["data"], collection) == world["expected"]
+
+
+def test_two_workers_share_the_stream_and_agree_on_counts(world: dict[str, Any], nats_url: str) -> None:
+    collection = _sightings_collection(world["data"], "s-two")
+    workers = [subprocess.Popen(_worker_args(world["data"], nats_url, collection, "--batch", "1"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        # Both must be waiting on the consumer before anything is published, or one could take it all.
+        _wait_until(lambda: _try_waiting(nats_url) >= 2, "both workers to wait on the consumer")
+        chunks = _publish(world, nats_url)
+        _wait_until(lambda: _drained(nats_url), "the stream to drain")
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+    summaries = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=60)
+        assert worker.returncode == 0, err
+        summaries.append(json.loads(out))
+    assert sum(s["chunks"] for s in summaries) == chunks
+    assert all(s["chunks"] > 0 for s in summaries), summaries
+    assert _stored_counts(world["data"], collection) == world["expected"]
+
+
+def _try_waiting(url: str) -> int:
+    try:
+        return int(_consumer(url).num_waiting)
+    except nats.js.errors.NotFoundError:  # the consumer is created by the first worker to start
+        return 0
+
+
+def _delivered(url: str) -> int:
+    try:
+        return int(_consumer(url).delivered.stream_seq)
+    except nats.js.errors.NotFoundError:
+        return 0
+
+
+def _drained(url: str) -> bool:
+    info = _consumer(url)
+    return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+
+def test_publish_refuses_what_is_not_a_nats_url(world: dict[str, Any]) -> None:
+    result = kizuna(world["data"], "detect", "publish", str(world["log"]), "--nats", "127.0.0.1:4222", check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("kizuna detect publish: --nats must be a NATS server URL")
+
+
+def test_a_running_worker_picks_up_new_indicators(world: dict[str, Any], nats_url: str, tmp_path: Path) -> None:
+    collection = _sightings_collection(world["data"], "s-change")
+    worker = subprocess.Popen(_worker_args(world["data"], nats_url, collection, "--batch", "1"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    late_id = "indicator--00000000-0000-4000-8000-00000000000c"
+    try:
+        _wait_until(lambda: _try_waiting(nats_url) >= 1, "the worker to wait on the consumer")
+        late = tmp_path / "late.json"
+        late.write_text(json.dumps([_indicator("late-c.example", late_id)]))
+        kizuna_json(world["data"], "import", str(late), "--collection", "intel")
+        kizuna_json(world["data"], "detect", "notify", "--nats", nats_url)
+        log = tmp_path / "late.log"
+        log.write_bytes(b"".join(orjson.dumps({"ts": BASE_TS + k, "id.orig_h": "10.0.0.7", "id.resp_h": "192.0.2.53",
+                                               "query": "late-c.example"}) + b"\n" for k in range(3)))
+        kizuna_json(world["data"], "detect", "publish", str(log), "--nats", nats_url)
+        _wait_until(lambda: _drained(nats_url), "the stream to drain")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert json.loads(out)["reloads"] >= 2  # loaded at start, and again for the new indicator
+    assert _stored_counts(world["data"], collection) == {(late_id, BASE_TS // 3600 * 3600): 3}
