@@ -49,7 +49,7 @@ class _PinnedStream(httpcore.NetworkStream):
                   timeout: float | None = None) -> httpcore.NetworkStream:
         secured = self._stream.start_tls(ssl_context, server_hostname, timeout)
         ssl_object = secured.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        der = ssl_object.getpeercert(True) if ssl_object is not None else None
         seen = hashlib.sha256(der).hexdigest() if der else ""
         if not hmac.compare_digest(seen, self._pin):
             secured.close()
