@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from kizuna.taxii.transport import MAX_HEAD_BYTES, MAX_TARGET_BYTES
-from tests.conftest import TAXII, ServerProcess, kizuna_json, start_server
+from tests.conftest import TAXII, ServerProcess, kizuna, kizuna_json, start_server
 
 RATE_PER_S = 0.25  # a bucket of one request, refilled every 4 s: the second request in a row is refused
 FAILURES_PER_MINUTE = 3
@@ -127,3 +127,26 @@ def test_failed_authentication_is_throttled_per_address(served: tuple[ServerProc
     assert throttled.json()["http_status"] == "429"
     with client(server, "127.0.0.7", None) as bystander:  # another address is not affected
         assert bystander.get("/taxii2/").status_code == 401
+
+
+def test_a_rotated_token_keeps_its_old_secret_for_the_grace_period_only(served: tuple[ServerProcess, str, str]) -> None:
+    server, _, _ = served
+    data_dir = server.data_dir
+    old = kizuna_json(data_dir, "tokens", "create", "--org", "Home", "--read", "c")["token"]
+    token_id = old.split("_")[1]
+    first = kizuna_json(data_dir, "tokens", "rotate", token_id, "--grace", "1h")["token"]
+    assert first != old and first.startswith(f"kz_{token_id}_")
+    assert [status(server, secret) for secret in (old, first)] == [200, 200]
+    listed = {t["id"]: t for t in kizuna_json(data_dir, "tokens", "list")["tokens"]}
+    assert listed[token_id]["previous_secret_until"] is not None
+
+    second = kizuna_json(data_dir, "tokens", "rotate", token_id, "--grace", "0")["token"]
+    # Only the secret just replaced had a grace period, and it was none: both older secrets are dead.
+    assert [status(server, secret) for secret in (old, first, second)] == [401, 401, 200]
+    records = kizuna(data_dir, "audit", "export", "--kind", "token-rotated").stdout
+    assert len(records.splitlines()) == 2 and first.split("_", 2)[2] not in records
+
+
+def status(server: ServerProcess, token: str) -> int:
+    with client(server, "127.0.0.8", token) as http:
+        return http.get("/taxii2/").status_code
