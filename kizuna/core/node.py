@@ -263,7 +263,7 @@ class Node:
         """A new secret for a token (to show once) and when the replaced secret stops working (µs)."""
         now = now_micros()
         until = parse_expiry(grace, now) if grace not in ("0", "0s") else now
-        secret = rotate_token(self.store, token_id, until - now)
+        secret = rotate_token(self.store, token_id, until)
         self.audit.record("token-rotated", NODE_ADMIN.key,
                           {"token": token_id, "previous_valid_until": format_timestamp(until)})
         return secret, until

@@ -156,8 +156,8 @@ def read_certificate_fingerprint(path: str) -> str:
         raise AdminError(f"cannot read a PEM certificate from {path}: {exc}") from None
 
 
-def rotate_token(store: Store, token_id: str, grace_us: int) -> str:
-    """Give a token a new secret (returned, to show once); the replaced one works ``grace_us`` longer."""
+def rotate_token(store: Store, token_id: str, previous_valid_until: int) -> str:
+    """Give a token a new secret (returned, to show once); the replaced one works until the moment given."""
     record = store.get_token(token_id)
     if record is None:
         raise AdminError(f"no token {token_id!r}")
@@ -165,7 +165,7 @@ def rotate_token(store: Store, token_id: str, grace_us: int) -> str:
     if state != "active":
         raise AdminError(f"token {token_id} is {state}; create a new one instead")
     secret = secrets.token_urlsafe(32)
-    if not store.rotate_token_secret(token_id, hash_secret(secret), now_micros() + grace_us):
+    if not store.rotate_token_secret(token_id, hash_secret(secret), previous_valid_until):
         raise AdminError(f"token {token_id} was revoked meanwhile")
     return f"{_PREFIX}{token_id}_{secret}"
 
