@@ -52,7 +52,7 @@ def parse_rate_limit(text: str | None, auth_failures: str) -> RequestLimits:
     """The limits for ``--rate-limit N/s`` (0 or absent: none) and ``--auth-failures N/min`` (0: none)."""
     found_failures = _FAILURES.match(auth_failures.strip())
     if found_failures is None:
-        raise CliError(f"--auth-failures {auth_failures!r} must read N/min, e.g. 30/min (0 turns it off)",
+        raise CliError(f"--auth-failures {auth_failures!r} must read N/min, e.g. 60/min (0 turns it off)",
                        code="usage")
     rate = DEFAULT_RATE_PER_S
     if text is not None:

@@ -25,7 +25,7 @@ DEFAULT_RATE_PER_S = 0.0
 #: Seconds of the rate a client may spend at once.
 BURST_SECONDS = 4.0
 #: Failed authentications an address may make in a minute before it is throttled (``serve --auth-failures``).
-FAILURES_PER_MINUTE = 30
+FAILURES_PER_MINUTE = 60
 #: Buckets kept per limiter; the least recently used is forgotten first (a forgotten bucket is full).
 MAX_KEYS = 50_000
 
