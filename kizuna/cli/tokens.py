@@ -143,5 +143,24 @@ def tokens_rotate(ctx: click.Context, token_id: str, grace: str, as_json: bool) 
          f"Store the new secret now; it is not shown again:\n{secret}")
 
 
+@click.group("cursor-keys")
+def cursor_keys() -> None:
+    """The HMAC keys that sign TAXII 'next' cursors."""
+
+
+@cursor_keys.command("rotate")
+@click.option("--keep", default=2, show_default=True, type=click.IntRange(min=0, max=20),
+              help="Older keys that still verify cursors already handed out (0: only the new key).")
+@json_option
+@click.pass_context
+def cursor_keys_rotate(ctx: click.Context, keep: int, as_json: bool) -> None:
+    """Sign new cursors with a new key; cursors from the KEEP newest old keys keep working."""
+    current, retired = node_of(ctx).rotate_cursor_key(keep)
+    emit(as_json, {"key_id": current, "retired": retired},
+         f"Cursors are now signed with key {current}"
+         + (f"; retired {', '.join(retired)} (their cursors are refused)" if retired else ""))
+
+
 def register(group: click.Group) -> None:
     group.add_command(tokens)
+    group.add_command(cursor_keys)

@@ -19,7 +19,7 @@ import orjson
 
 from kizuna.config import NodeConfig, absolute_store_url, default_store_url, load_config, write_config
 from kizuna.core.audit import AuditLog, pack_served, tlp_counts
-from kizuna.core.cursor import CursorCodec
+from kizuna.core.cursor import CursorCodec, load_key_ring, rotate_cursor_key
 from kizuna.core.errors import AdminError, Forbidden, NotFound
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.ingest import _DUPLICATE_MESSAGE as DUPLICATE_MESSAGE
@@ -110,7 +110,7 @@ class Node:
         key = store.get_setting("cursor_key")
         if key is None:
             raise AdminError(f"{config.store_url}: this store has not been initialised; run `kizuna init`")
-        cursors = CursorCodec(base64.b64decode(key))
+        cursors = self.cursors = CursorCodec(lambda: load_key_ring(store))
         self.reader = Reader(store, cursors, config.default_page_size, config.max_page_size)
         self.searcher = Searcher(store, self.reader, cursors, self.viewer_for)
         self._last_purge = 0
@@ -258,6 +258,13 @@ class Node:
             raise NotFound(f"no token {token_id!r}")
         self.audit.record("token-certificate-bound", NODE_ADMIN.key, {"token": token_id, "certificate": value})
         return value
+
+    def rotate_cursor_key(self, keep: int) -> tuple[str, list[str]]:
+        """A new HMAC key for ``next`` cursors; the ``keep`` newest old keys still verify cursors in flight."""
+        current, retired = rotate_cursor_key(self.store, keep)
+        self.cursors.reload()
+        self.audit.record("cursor-key-rotated", NODE_ADMIN.key, {"key_id": current, "retired": retired})
+        return current, retired
 
     def rotate_token(self, token_id: str, grace: str) -> tuple[str, int]:
         """A new secret for a token (to show once) and when the replaced secret stops working (µs)."""
