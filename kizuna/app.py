@@ -20,6 +20,7 @@ from starlette.middleware import Middleware
 
 from kizuna.config import resolve_data_dir
 from kizuna.core.health import ReadinessCheck, StoreCollector, store_checks
+from kizuna.core.limits import RequestLimits
 from kizuna.core.node import Node
 from kizuna.detect.api import routes as detect_routes
 from kizuna.federation.api import routes as federation_routes
@@ -31,10 +32,11 @@ from kizuna.taxii.health import RequestMetrics, health_routes
 from kizuna.taxii.http import http_error, server_error
 from kizuna.taxii.openapi import openapi_routes
 from kizuna.taxii.routes import routes as taxii_routes
+from kizuna.taxii.transport import TransportSecurity
 from kizuna.web.routes import web_routes
 
 
-def create_app(node: Node) -> Starlette:
+def create_app(node: Node, tls: bool = False) -> Starlette:
     """The whole HTTP API of ``node``: every API response, errors included, is TAXII JSON (the health
     endpoints answer plain JSON and Prometheus text)."""
 
@@ -46,7 +48,7 @@ def create_app(node: Node) -> Starlette:
         # The console and the feeds first: the TAXII route /{api_root}/ would otherwise catch them.
         routes=[*web_routes(node), *health, *openapi_routes(), *feed_routes(node), *taxii_routes(node),
                 *detect_routes(node), *hash_routes(node), *federation_routes(node)],
-        middleware=[Middleware(RequestMetrics)],
+        middleware=[Middleware(RequestMetrics), *([Middleware(TransportSecurity)] if tls else [])],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.state.node = node
@@ -56,5 +58,9 @@ def create_app(node: Node) -> Starlette:
 
 
 def app_from_environment() -> Starlette:
-    """The app for ``uvicorn --factory`` workers: the node named by ``KIZUNA_DATA``."""
-    return create_app(Node.open(resolve_data_dir(os.environ.get("KIZUNA_DATA"))))
+    """The app for ``uvicorn --factory`` workers: the node named by ``KIZUNA_DATA``, with the limits and
+    TLS setting ``kizuna serve`` put in ``KIZUNA_LIMITS`` and ``KIZUNA_TLS``."""
+    app = create_app(Node.open(resolve_data_dir(os.environ.get("KIZUNA_DATA"))),
+                     tls=bool(os.environ.get("KIZUNA_TLS")))
+    app.state.limits = RequestLimits.from_settings(os.environ.get("KIZUNA_LIMITS"))
+    return app

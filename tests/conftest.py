@@ -129,12 +129,14 @@ class ServerProcess:
                 self.process.wait()
 
 
-def start_server(data_dir: Path, workers: int = 1, port: int | None = None, sync: bool = True) -> ServerProcess:
-    """``sync=False`` leaves out the scheduled sync worker, for tests that run syncs themselves."""
+def start_server(data_dir: Path, workers: int = 1, port: int | None = None, sync: bool = True,
+                 extra: tuple[str, ...] = ()) -> ServerProcess:
+    """``sync=False`` leaves out the scheduled sync worker, for tests that run syncs themselves; ``extra``
+    are more ``serve`` options (TLS, limits)."""
     port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "kizuna", "--data", str(data_dir), "serve", "--port", str(port),
-         "--workers", str(workers), *([] if sync else ["--no-sync"])],
+         "--workers", str(workers), *([] if sync else ["--no-sync"]), *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     wait_for_port(port, process)

@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from kizuna.cli.common import check_port_free, emit, json_option, node_of, port_type
+from kizuna.cli.tls import parse_rate_limit, serve_tls_options
+from kizuna.core.limits import FAILURES_PER_MINUTE
 from kizuna.core.metrics import share_between_processes
 from kizuna.core.node import DEFAULT_API_ROOT, Node
 from kizuna.federation.health import announce_worker
@@ -176,18 +178,38 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.option("--workers", default=1, type=click.IntRange(min=1), show_default=True, help="Server processes.")
 @click.option("--sync/--no-sync", "run_sync", default=True, show_default=True,
               help="Run the scheduled partner sync worker (one process, whatever --workers says).")
+@click.option("--tls-cert", default=None, type=click.Path(dir_okay=False),
+              help="Serve HTTPS with this server certificate chain (PEM file); needs --tls-key.")
+@click.option("--tls-key", default=None, type=click.Path(dir_okay=False),
+              help="Private key of --tls-cert (PEM file).")
+@click.option("--client-ca", default=None, type=click.Path(dir_okay=False),
+              help="Require client certificates issued by this CA (PEM file): mutual TLS. Needs --tls-cert.")
+@click.option("--rate-limit", default=None, metavar="N/s",
+              help="Requests a second each token and each client address may make per server process "
+                   "(burst: 4 seconds' worth); more get 429 with Retry-After. Default: no limit.")
+@click.option("--auth-failures", default=f"{FAILURES_PER_MINUTE}/min", show_default=True, metavar="N/min",
+              help="Failed authentications a client address may make a minute before it gets 429 (0: no limit).")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool) -> None:
-    """Serve the TAXII 2.1 API and the web console."""
+def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool, tls_cert: str | None,
+          tls_key: str | None, client_ca: str | None, rate_limit: str | None, auth_failures: str) -> None:
+    """Serve the TAXII 2.1 API and the web console (HTTPS with --tls-cert/--tls-key)."""
     import uvicorn
 
+    from kizuna.taxii.transport import KizunaHttpProtocol
+
+    tls = serve_tls_options(tls_cert, tls_key, client_ca)
+    limits = parse_rate_limit(rate_limit, auth_failures)
     node_of(ctx).close()  # fail here, with a clear message, if the node cannot open
     check_port_free(host, port)  # and here if the port is taken, before the banner says otherwise
     os.environ["KIZUNA_DATA"] = str(ctx.obj["data_dir"])
+    os.environ["KIZUNA_TLS"] = "1" if tls else ""  # the app then sends HSTS
+    os.environ["KIZUNA_LIMITS"] = limits.settings()
     share_between_processes()  # /metrics sums the counts of every process this serve starts
     announce_worker(run_sync)  # /readyz then expects a live sync worker when the node has partners
-    click.echo(f"Kizuna TAXII 2.1 server on http://{host}:{port}/taxii2/, web console on "
-               f"http://{host}:{port}/console/", err=True)
+    scheme = "https" if tls else "http"
+    mutual = " (client certificates required)" if client_ca else ""
+    click.echo(f"Kizuna TAXII 2.1 server on {scheme}://{host}:{port}/taxii2/{mutual}, web console on "
+               f"{scheme}://{host}:{port}/console/", err=True)
     # One sync worker beside the web processes, restarted if it dies; a lease in the store keeps it
     # to one per node.
     from kizuna.federation.supervisor import WorkerSupervisor
@@ -196,7 +218,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
     try:
         uvicorn.run(
             "kizuna.app:app_from_environment", factory=True, host=host, port=port,
-            workers=workers, access_log=False, log_level="warning",
+            workers=workers, access_log=False, log_level="warning", http=KizunaHttpProtocol, **tls,
         )
     finally:
         if worker is not None:

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from kizuna.cli.common import CliError, emit, json_option, node_of
-from kizuna.federation.admin import add_misp_feed_partner, add_partner
+from kizuna.federation.admin import add_misp_feed_partner, add_partner, remove_partner
 from kizuna.federation.config import (
     DEFAULT_SCHEDULE_S,
     PAGE_SIZE_RANGE,
@@ -51,7 +51,9 @@ def partners() -> None:
 @click.option("--basic", default=None, help="user:password, for servers that only take HTTP Basic.")
 @click.option("--cert", default=None, help="Client certificate (PEM file) for mutual TLS.")
 @click.option("--key", default=None, help="Key of the client certificate (PEM file).")
-@click.option("--ca", default=None, help="CA file the partner's server certificate must chain to (pinning).")
+@click.option("--ca", default=None, help="CA file the partner's server certificate must chain to.")
+@click.option("--pin", default=None, metavar="SHA256",
+              help="Accept only the partner server certificate with this SHA-256 fingerprint (https only).")
 @click.option("--org", default=None, help="The partner's organisation here (name or identity id).")
 @click.option("--agreement", default=None, help="Agreement id the partner receives under.")
 @click.option("--schedule", default=DEFAULT_SCHEDULE_S, type=int, show_default=True,
@@ -62,8 +64,8 @@ def partners() -> None:
 @click.pass_context
 def partners_add(ctx: click.Context, name: str, url: str | None, maps: tuple[str, ...], misp_feed: str | None,
                  collection: str | None, token: str | None, basic: str | None, cert: str | None, key: str | None,
-                 ca: str | None, org: str | None, agreement: str | None, schedule: int, page_size: int,
-                 as_json: bool) -> None:
+                 ca: str | None, pin: str | None, org: str | None, agreement: str | None, schedule: int,
+                 page_size: int, as_json: bool) -> None:
     """Add a partner: a TAXII node (--url, --map) or a MISP feed (--misp-feed, --collection).
 
     The whole configuration is checked before it is stored.
@@ -72,8 +74,9 @@ def partners_add(ctx: click.Context, name: str, url: str | None, maps: tuple[str
         raise CliError("give either --url (a TAXII partner) or --misp-feed (a MISP feed), not both or neither",
                        code="usage", exit_code=2)
     if misp_feed is not None:
-        if maps or org or agreement:
-            raise CliError("--map, --org and --agreement apply to TAXII partners; a MISP feed takes --collection",
+        if maps or org or agreement or pin:
+            raise CliError("--map, --org, --agreement and --pin apply to TAXII partners; a MISP feed takes "
+                           "--collection",
                            code="usage", exit_code=2)
         if collection is None:
             raise CliError("--misp-feed needs --collection (the local collection receiving the events)",
@@ -93,6 +96,7 @@ def partners_add(ctx: click.Context, name: str, url: str | None, maps: tuple[str
     config = add_partner(
         node_of(ctx), name, url, maps, token=token, basic_auth=basic, client_cert=cert, client_key=key,
         ca_file=ca, organisation=org, agreement=agreement, schedule_s=schedule, page_size=page_size,
+        pin_sha256=pin,
     )
     emit(as_json, config.public(), f"Partner {name} added ({len(config.mappings)} collection mapping(s))")
 
@@ -178,7 +182,7 @@ def partners_show(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.pass_context
 def partners_remove(ctx: click.Context, name: str, as_json: bool) -> None:
     """Remove a partner (received objects and their provenance stay)."""
-    if not FederationState(node_of(ctx).store).remove_partner(name):
+    if not remove_partner(node_of(ctx), name):
         raise CliError(f"no partner {name!r}")
     emit(as_json, {"name": name, "removed": True}, f"Partner {name} removed")
 

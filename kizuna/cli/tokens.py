@@ -8,7 +8,7 @@ import click
 
 from kizuna.cli.common import CliError, emit, json_option, node_of
 from kizuna.core.operators import set_operator_right
-from kizuna.core.tokens import describe_tokens
+from kizuna.core.tokens import describe_tokens, read_certificate_fingerprint
 from kizuna.stix.timestamps import format_timestamp, now_micros
 
 
@@ -26,15 +26,22 @@ def tokens() -> None:
 @click.option("--expires", default=None, metavar="WHEN",
               help="Stop working after a duration (90m, 12h, 30d) or at an ISO date/time (2027-03-31). "
                    "Default: until revoked.")
+@click.option("--cert-fingerprint", default=None, metavar="SHA256",
+              help="Accept the token only with this client certificate (SHA-256, hex, colons allowed); "
+                   "needs `serve --client-ca`.")
+@click.option("--cert", "cert_file", default=None, type=click.Path(dir_okay=False),
+              help="Like --cert-fingerprint, reading the fingerprint from this PEM certificate.")
 @json_option
 @click.pass_context
 def tokens_create(ctx: click.Context, org: str, read: tuple[str, ...], write: tuple[str, ...],
-                  label: str | None, agreement: str | None, expires: str | None, as_json: bool) -> None:
+                  label: str | None, agreement: str | None, expires: str | None, cert_fingerprint: str | None,
+                  cert_file: str | None, as_json: bool) -> None:
     """Create a token; its secret is printed once and never stored. It needs --read or --write."""
     node = node_of(ctx)
     if agreement is not None and node.policy.agreement(agreement) is None:
         raise CliError(f"no agreement {agreement!r}; create it with `kizuna agreements set`", code="not-found")
-    token_id, secret = node.create_token(org, read, write, label, agreement, expires)
+    fingerprint = _fingerprint(cert_fingerprint, cert_file)
+    token_id, secret = node.create_token(org, read, write, label, agreement, expires, cert_fingerprint=fingerprint)
     record = node.store.get_token(token_id)
     expires_at = format_timestamp(record.expires_at) if record and record.expires_at is not None else None
     payload = {"id": token_id, "token": secret, "expires": expires_at,
@@ -43,6 +50,12 @@ def tokens_create(ctx: click.Context, org: str, read: tuple[str, ...], write: tu
     until = f", valid until {expires_at}" if expires_at else ""
     emit(as_json, payload,
          f"Token {token_id} created{under}{until}. Store the secret now; it is not shown again:\n{secret}")
+
+
+def _fingerprint(given: str | None, cert_file: str | None) -> str | None:
+    if given is not None and cert_file is not None:
+        raise CliError("give --cert-fingerprint or --cert, not both", code="usage")
+    return read_certificate_fingerprint(cert_file) if cert_file is not None else given
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -115,6 +128,59 @@ def tokens_operator(ctx: click.Context, token_id: str, withdraw: bool, as_json: 
     emit(as_json, {"id": token_id, "operator": not withdraw, "changed": changed},
          f"Token {token_id} {verb} the operator right" + ("" if changed else " (unchanged)"))
 
+@tokens.command("bind-cert")
+@click.argument("token_id")
+@click.option("--cert-fingerprint", default=None, metavar="SHA256",
+              help="SHA-256 fingerprint of the client certificate (hex, colons allowed).")
+@click.option("--cert", "cert_file", default=None, type=click.Path(dir_okay=False),
+              help="Read the fingerprint from this PEM certificate instead.")
+@click.option("--unbind", is_flag=True, help="Remove the binding: the token works without a certificate again.")
+@json_option
+@click.pass_context
+def tokens_bind_cert(ctx: click.Context, token_id: str, cert_fingerprint: str | None, cert_file: str | None,
+                     unbind: bool, as_json: bool) -> None:
+    """Bind a token to a client certificate: it is then refused on any connection without that certificate."""
+    fingerprint = _fingerprint(cert_fingerprint, cert_file)
+    if (fingerprint is None) != unbind:
+        raise CliError("give --cert-fingerprint or --cert, or --unbind", code="usage")
+    bound = node_of(ctx).bind_token_certificate(token_id, fingerprint)
+    emit(as_json, {"id": token_id, "certificate": bound},
+         f"Token {token_id} now needs the client certificate {bound}" if bound
+         else f"Token {token_id} works without a client certificate")
+
+
+@tokens.command("rotate")
+@click.argument("token_id")
+@click.option("--grace", default="1h", show_default=True, metavar="DURATION",
+              help="How long the old secret keeps working (90s, 30m, 12h, 7d; 0 ends it now).")
+@json_option
+@click.pass_context
+def tokens_rotate(ctx: click.Context, token_id: str, grace: str, as_json: bool) -> None:
+    """Give a token a new secret, printed once; the old secret works until the grace period ends."""
+    secret, until = node_of(ctx).rotate_token(token_id, grace)
+    emit(as_json, {"id": token_id, "token": secret, "previous_valid_until": format_timestamp(until)},
+         f"Token {token_id} rotated; the old secret works until {format_timestamp(until)}. "
+         f"Store the new secret now; it is not shown again:\n{secret}")
+
+
+@click.group("cursor-keys")
+def cursor_keys() -> None:
+    """The HMAC keys that sign TAXII 'next' cursors."""
+
+
+@cursor_keys.command("rotate")
+@click.option("--keep", default=2, show_default=True, type=click.IntRange(min=0, max=20),
+              help="Older keys that still verify cursors already handed out (0: only the new key).")
+@json_option
+@click.pass_context
+def cursor_keys_rotate(ctx: click.Context, keep: int, as_json: bool) -> None:
+    """Sign new cursors with a new key; cursors from the KEEP newest old keys keep working."""
+    current, retired = node_of(ctx).rotate_cursor_key(keep)
+    emit(as_json, {"key_id": current, "retired": retired},
+         f"Cursors are now signed with key {current}"
+         + (f"; retired {', '.join(retired)} (their cursors are refused)" if retired else ""))
+
 
 def register(group: click.Group) -> None:
     group.add_command(tokens)
+    group.add_command(cursor_keys)

@@ -4,6 +4,13 @@ A cursor carries the position (the last ``date_added`` served) and is bound by a
 to the principal, the collection, the endpoint and the filters.  Any process sharing
 the node's key can continue a page, cursors never expire, and a cursor from another
 principal or another query is refused instead of leaking anything.
+
+The HMAC key can be rotated (``kizuna cursor-keys rotate``) without breaking cursors in flight: each
+key has an id, a cursor made with a newer key names it (``kid~position.mac``), and the node keeps the
+last few retired keys, so a client paging through a collection finishes with the key it started with.
+The node's first key (setting ``cursor_key``) has the id ``0`` and its cursors carry no id, so cursors
+issued before rotation existed stay valid. Other server processes learn of a rotation when they meet
+a key id they do not know, and at the latest a minute later for the keys they issue.
 """
 
 from __future__ import annotations
@@ -11,8 +18,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
 
 from kizuna.core.errors import BadRequest
+from kizuna.store.base import Store
 
 _VERSION = b"1"
 
@@ -25,25 +39,91 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-class CursorCodec:
-    def __init__(self, key: bytes) -> None:
-        self._key = key
+LEGACY_KEY_ID = "0"
+#: Seconds a process trusts its copy of the key ring before reading it again.
+RELOAD_S = 60.0
 
-    def _mac(self, scope: str, position: bytes) -> bytes:
+
+@dataclass(frozen=True, slots=True)
+class KeyRing:
+    """The key new cursors are made with (by id), and every key a cursor may still name."""
+
+    current: str
+    keys: dict[str, bytes]
+
+
+def load_key_ring(store: Store) -> KeyRing:
+    legacy = store.get_setting("cursor_key")
+    keys = {LEGACY_KEY_ID: base64.b64decode(legacy)} if legacy is not None else {}
+    stored = store.get_setting("cursor_keys")
+    if stored is None:
+        return KeyRing(LEGACY_KEY_ID, keys)
+    ring = orjson.loads(stored)
+    keys = {kid: base64.b64decode(key) for kid, key in ring["keys"].items()}
+    return KeyRing(ring["current"], keys)
+
+
+def rotate_cursor_key(store: Store, keep: int) -> tuple[str, list[str]]:
+    """Make a new current key and keep the ``keep`` newest before it; return its id and the retired ids."""
+    ring = load_key_ring(store)
+    ordered = list(ring.keys)  # oldest first: ids are added in order
+    new_id = secrets.token_hex(4)
+    kept = ordered[len(ordered) - keep:] if keep > 0 else []
+    keys = {kid: base64.b64encode(ring.keys[kid]).decode() for kid in kept}
+    keys[new_id] = base64.b64encode(secrets.token_bytes(32)).decode()
+    store.set_setting("cursor_keys", orjson.dumps({"current": new_id, "keys": keys}).decode())
+    return new_id, [kid for kid in ordered if kid not in kept]
+
+
+class CursorCodec:
+    def __init__(self, ring: Callable[[], KeyRing] | bytes) -> None:
+        # A bare key is a ring of one that never changes (tests, tools); the node passes a loader.
+        if callable(ring):
+            self._load = ring
+        else:
+            fixed = KeyRing(LEGACY_KEY_ID, {LEGACY_KEY_ID: ring})
+            self._load = lambda: fixed
+        self._ring = self._load()
+        self._loaded_at = time.monotonic()
+
+    def reload(self) -> None:
+        """Read the key ring again now (after a rotation by this process)."""
+        self._reload()
+
+    def _reload(self) -> None:
+        self._ring = self._load()
+        self._loaded_at = time.monotonic()
+
+    def _mac(self, key: bytes, scope: str, position: bytes) -> bytes:
         message = _VERSION + b"\0" + scope.encode() + b"\0" + position
-        return hmac.new(self._key, message, hashlib.sha256).digest()[:18]
+        return hmac.new(key, message, hashlib.sha256).digest()[:18]
 
     def encode(self, scope: str, position: int) -> str:
+        if time.monotonic() - self._loaded_at > RELOAD_S:
+            self._reload()
+        kid = self._ring.current
         raw = str(position).encode()
-        return f"{_b64(raw)}.{_b64(self._mac(scope, raw))}"
+        body = f"{_b64(raw)}.{_b64(self._mac(self._ring.keys[kid], scope, raw))}"
+        return body if kid == LEGACY_KEY_ID else f"{kid}~{body}"
+
+    def _key(self, kid: str) -> bytes:
+        if kid not in self._ring.keys:
+            self._reload()  # another process may have rotated
+        key = self._ring.keys.get(kid)
+        if key is None:
+            raise BadRequest("'next' was issued with a key this server has retired; start the query again")
+        return key
 
     def decode(self, scope: str, token: str) -> int:
-        position_text, _, mac_text = token.partition(".")
+        kid, marked, body = token.partition("~")
+        if not marked:
+            kid, body = LEGACY_KEY_ID, token
+        position_text, _, mac_text = body.partition(".")
         try:
             raw, mac = _unb64(position_text), _unb64(mac_text)
         except (ValueError, TypeError):
             raise BadRequest("'next' is not a cursor this server issued") from None
-        if not hmac.compare_digest(mac, self._mac(scope, raw)) or not raw.isdigit():
+        if not hmac.compare_digest(mac, self._mac(self._key(kid), scope, raw)) or not raw.isdigit():
             raise BadRequest(
                 "'next' does not belong to this query: repeat the same filters, as the same "
                 "principal, that produced it"

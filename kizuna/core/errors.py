@@ -48,6 +48,17 @@ class PayloadTooLarge(KizunaError):
     title = "Request body too large"
 
 
+class TooManyRequests(KizunaError):
+    """A rate limit or failed-authentication throttle (core/limits.py); ``retry_after`` in seconds."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, description: str, retry_after: float) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
 class UnsupportedMediaType(KizunaError):
     status = 415
     title = "Unsupported media type"

@@ -19,7 +19,7 @@ import orjson
 
 from kizuna.config import NodeConfig, absolute_store_url, default_store_url, load_config, write_config
 from kizuna.core.audit import AuditLog, pack_served, tlp_counts
-from kizuna.core.cursor import CursorCodec
+from kizuna.core.cursor import CursorCodec, load_key_ring, rotate_cursor_key
 from kizuna.core.errors import AdminError, Forbidden, NotFound
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.ingest import _DUPLICATE_MESSAGE as DUPLICATE_MESSAGE
@@ -38,7 +38,7 @@ from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.query import Page, Reader
 from kizuna.core.search import Searcher, SearchFilters, SearchResults
 from kizuna.core.share_preview import partners as share_partners
-from kizuna.core.tokens import authenticate_token, issue_token, parse_expiry
+from kizuna.core.tokens import authenticate_token, issue_token, parse_expiry, parse_fingerprint, rotate_token
 from kizuna.core.visibility import Viewer
 from kizuna.policy import Agreement, PolicyOptions, compile_viewer
 from kizuna.policy import Organisation as PolicyOrganisation
@@ -110,7 +110,7 @@ class Node:
         key = store.get_setting("cursor_key")
         if key is None:
             raise AdminError(f"{config.store_url}: this store has not been initialised; run `kizuna init`")
-        cursors = CursorCodec(base64.b64decode(key))
+        cursors = self.cursors = CursorCodec(lambda: load_key_ring(store))
         self.reader = Reader(store, cursors, config.default_page_size, config.max_page_size)
         self.searcher = Searcher(store, self.reader, cursors, self.viewer_for)
         self._last_purge = 0
@@ -218,10 +218,11 @@ class Node:
     def create_token(
         self, organisation: str, read: Iterable[str] = (), write: Iterable[str] = (),
         label: str | None = None, agreement: str | None = None, expires: str | None = None,
-        actor: str = NODE_ADMIN.key,
+        actor: str = NODE_ADMIN.key, cert_fingerprint: str | None = None,
     ) -> tuple[str, str]:
         """Issue a token; ``expires`` is a duration (``30d``, ``12h``, ``90m``) or an ISO date/time.
-        ``actor`` is who the audit record names: the CLI's administrator, or a console operator's token."""
+        ``actor`` is who the audit record names: the CLI's administrator, or a console operator's token;
+        ``cert_fingerprint`` binds it to one client certificate (SHA-256, hex)."""
         org = self.store.get_organisation(organisation)
         if org is None:
             raise AdminError(f"no organisation {organisation!r}; create it with `kizuna orgs create`")
@@ -238,13 +239,42 @@ class Node:
         for ref in write:
             rights.setdefault(self.find_collection(ref).pk, [False, False])[1] = True
         grants = [Grant(pk, r, w) for pk, (r, w) in sorted(rights.items())]
+        fingerprint = parse_fingerprint(cert_fingerprint) if cert_fingerprint is not None else None
         token_id, secret = issue_token(self.store, org.id, grants, label, agreement, expires_at)
+        if fingerprint is not None:
+            # Bound before the secret is shown, so the token never works without the certificate.
+            self.store.set_token_certificate(token_id, fingerprint)
         self.audit.record("token-created", actor, {
             "token": token_id, "organisation": org.id, "agreement": agreement, "label": label,
             "grants": [[g.collection_pk, g.can_read, g.can_write] for g in grants],
             **({"expires": format_timestamp(expires_at)} if expires_at is not None else {}),
+            **({"certificate": fingerprint} if fingerprint is not None else {}),
         })
         return token_id, secret
+
+    def bind_token_certificate(self, token_id: str, fingerprint: str | None) -> str | None:
+        """Bind a token to a client certificate's SHA-256 fingerprint (None unbinds); returns it normalised."""
+        value = parse_fingerprint(fingerprint) if fingerprint is not None else None
+        if not self.store.set_token_certificate(token_id, value):
+            raise NotFound(f"no token {token_id!r}")
+        self.audit.record("token-certificate-bound", NODE_ADMIN.key, {"token": token_id, "certificate": value})
+        return value
+
+    def rotate_cursor_key(self, keep: int) -> tuple[str, list[str]]:
+        """A new HMAC key for ``next`` cursors; the ``keep`` newest old keys still verify cursors in flight."""
+        current, retired = rotate_cursor_key(self.store, keep)
+        self.cursors.reload()
+        self.audit.record("cursor-key-rotated", NODE_ADMIN.key, {"key_id": current, "retired": retired})
+        return current, retired
+
+    def rotate_token(self, token_id: str, grace: str) -> tuple[str, int]:
+        """A new secret for a token (to show once) and when the replaced secret stops working (µs)."""
+        now = now_micros()
+        until = parse_expiry(grace, now) if grace not in ("0", "0s") else now
+        secret = rotate_token(self.store, token_id, until)
+        self.audit.record("token-rotated", NODE_ADMIN.key,
+                          {"token": token_id, "previous_valid_until": format_timestamp(until)})
+        return secret, until
 
     def revoke_token(self, token_id: str, actor: str = NODE_ADMIN.key) -> None:
         if not self.store.revoke_token(token_id, now_micros()):
@@ -442,8 +472,8 @@ class Node:
         ]
 
     # -- requests --------------------------------------------------------------------
-    def authenticate(self, token: str) -> Principal | None:
-        return authenticate_token(self.store, token)
+    def authenticate(self, token: str, client_cert: str | None = None) -> Principal | None:
+        return authenticate_token(self.store, token, client_cert)
 
     def api_root(self, name: str) -> ApiRoot:
         root = self.store.get_api_root(name)

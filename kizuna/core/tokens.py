@@ -6,6 +6,12 @@ password hash protects guessable secrets, and these are not guessable).
 
 A token may carry an expiry; from that moment on it is refused exactly like an unknown token,
 in every server process, because the expiry is checked against the stored record on each request.
+
+A token may be bound to a client certificate (the SHA-256 of its DER encoding): it then works only on
+a connection whose TLS layer verified that certificate, so a token copied out of a configuration file
+is useless without the partner's private key. Rotation gives a token a new secret and keeps the
+replaced one valid for a grace period, so a partner can switch without a gap; the token id, its grants
+and its binding stay.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +39,8 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: The node setting listing the ids of tokens that hold the operator right (core/operators.py).
 OPERATORS_SETTING = "operator_token_ids"
+
+_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 
 
 def hash_secret(secret: str) -> str:
@@ -101,14 +110,69 @@ def issue_token(
     return token_id, f"{_PREFIX}{token_id}_{secret}"
 
 
-def authenticate_token(store: Store, presented: str) -> Principal | None:
+def authenticate_token(store: Store, presented: str, client_cert: str | None = None) -> Principal | None:
+    """The principal of a presented token, or None: unknown, wrong secret, revoked, expired, or bound
+    to a certificate other than ``client_cert`` (the fingerprint of the connection's verified client
+    certificate; None when it presented none)."""
     token_id, secret = _split(presented)
     record = store.get_token(token_id) if token_id else None
+    now = now_micros()
+    presented_hash = hash_secret(secret)
     expected = record.secret_hash if record is not None else _DUMMY_HASH
-    matches = hmac.compare_digest(hash_secret(secret), expected)
-    if record is None or not matches or token_state(record, now_micros()) != "active":
+    matches = hmac.compare_digest(presented_hash, expected)
+    if record is not None and record.trust.previous_secret_hash is not None:
+        # Both comparisons always run, so timing does not tell which secret was tried.
+        previous = hmac.compare_digest(presented_hash, record.trust.previous_secret_hash)
+        matches = matches or (previous and (record.trust.previous_valid_until or 0) > now)
+    if record is None or not matches or token_state(record, now) != "active":
+        return None
+    bound = record.trust.cert_sha256
+    if bound is not None and (client_cert is None or not hmac.compare_digest(bound, client_cert)):
         return None
     return principal_of(store, record)
+
+
+def certificate_fingerprint(pem_or_der: str | bytes) -> str:
+    """SHA-256 of a certificate's DER encoding, lower-case hex (what ``openssl x509 -fingerprint -sha256``
+    prints, without colons)."""
+    der = pem_or_der if isinstance(pem_or_der, bytes) else ssl.PEM_cert_to_DER_cert(pem_or_der)
+    return hashlib.sha256(der).hexdigest()
+
+
+def parse_fingerprint(text: str) -> str:
+    """A SHA-256 fingerprint as operators paste it (hex, with or without colons, any case), normalised."""
+    value = text.strip().replace(":", "").lower()
+    if value.startswith("sha256="):
+        value = value[len("sha256="):]
+    if not _FINGERPRINT.match(value):
+        raise AdminError(f"{text!r} is not a SHA-256 fingerprint (64 hex digits, colons allowed)")
+    return value
+
+
+def read_certificate_fingerprint(path: str) -> str:
+    """The fingerprint of the first certificate in a PEM file."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            pem = handle.read()
+        start = pem.index("-----BEGIN CERTIFICATE-----")
+        end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
+        return certificate_fingerprint(pem[start:end] + "\n")
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise AdminError(f"cannot read a PEM certificate from {path}: {exc}") from None
+
+
+def rotate_token(store: Store, token_id: str, previous_valid_until: int) -> str:
+    """Give a token a new secret (returned, to show once); the replaced one works until the moment given."""
+    record = store.get_token(token_id)
+    if record is None:
+        raise AdminError(f"no token {token_id!r}")
+    state = token_state(record, now_micros())
+    if state != "active":
+        raise AdminError(f"token {token_id} is {state}; create a new one instead")
+    secret = secrets.token_urlsafe(32)
+    if not store.rotate_token_secret(token_id, hash_secret(secret), previous_valid_until):
+        raise AdminError(f"token {token_id} was revoked meanwhile")
+    return f"{_PREFIX}{token_id}_{secret}"
 
 
 def principal_of(store: Store, record: TokenRecord, key: str | None = None) -> Principal:
@@ -160,5 +224,8 @@ def describe_tokens(store: Store, now: int) -> list[dict[str, Any]]:
             "revoked": format_timestamp(record.revoked_at) if record.revoked_at is not None else None,
             "state": token_state(record, now),
             "operator": record.id in operators,
+            "certificate": record.trust.cert_sha256,
+            "previous_secret_until": format_timestamp(record.trust.previous_valid_until)
+            if record.trust.previous_valid_until is not None and record.trust.previous_valid_until > now else None,
         })
     return described

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from kizuna.core.errors import KizunaError
 from kizuna.core.node import Node
+from kizuna.core.principal import NODE_ADMIN
 from kizuna.federation.config import (
     FEED_REMOTE,
     MISP_FEED,
@@ -108,7 +109,7 @@ def add_partner(
     node: Node, name: str, url: str, maps: tuple[str, ...], *, token: str | None = None,
     basic_auth: str | None = None, client_cert: str | None = None, client_key: str | None = None,
     ca_file: str | None = None, organisation: str | None = None, agreement: str | None = None,
-    schedule_s: int = 300, page_size: int = 1000,
+    schedule_s: int = 300, page_size: int = 1000, pin_sha256: str | None = None,
 ) -> PartnerConfig:
     """Check a new partner's configuration and store it; raise :class:`ConfigProblem` for the first fault."""
     state = FederationState(node.store)
@@ -134,8 +135,10 @@ def add_partner(
         client_cert=readable_file("--cert", client_cert), client_key=readable_file("--key", client_key),
         ca_file=readable_file("--ca", ca_file), organisation=organisation_id, agreement=agreement,
         schedule_s=schedule_s, page_size=page_size,
+        pin_sha256=parse_pin(pin_sha256) if pin_sha256 is not None else None,
     )
     state.add_partner(config)
+    node.audit.record("partner-added", NODE_ADMIN.key, config.public())
     return config
 
 
@@ -163,4 +166,22 @@ def add_misp_feed_partner(
         schedule_s=schedule_s, kind=MISP_FEED,
     )
     state.add_partner(config)
+    node.audit.record("partner-added", NODE_ADMIN.key, config.public())
     return config
+
+
+def remove_partner(node: Node, name: str) -> bool:
+    """Forget a partner's configuration (what it sent stays); False if there was none."""
+    removed = FederationState(node.store).remove_partner(name)
+    if removed:
+        node.audit.record("partner-removed", NODE_ADMIN.key, {"name": name})
+    return removed
+
+
+def parse_pin(text: str) -> str:
+    """A pin as operators paste it (hex with or without colons, any case) in the form stored."""
+    value = text.strip().replace(":", "").lower()
+    if len(value) != 64 or any(char not in "0123456789abcdef" for char in value):
+        raise ConfigProblem(f"--pin {text!r}: give the SHA-256 fingerprint of the partner's certificate "
+                            "(64 hex digits, colons allowed)")
+    return value

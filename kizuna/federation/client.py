@@ -14,6 +14,7 @@ import httpx
 import orjson
 
 from kizuna.federation.config import PartnerConfig
+from kizuna.federation.tls import partner_ssl_context, partner_transport
 from kizuna.stix.jsonio import loads_exact
 
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
@@ -39,7 +40,7 @@ class RemotePage:
 
 def http_client(partner: PartnerConfig, accept: str, timeout_s: float = 60.0, **options: Any) -> httpx.Client:
     """An HTTP client that presents the partner's credentials (bearer or basic, client certificate)
-    and checks its server against the pinned CA, if any."""
+    and checks its server against its CA file or pinned certificate, if any (federation/tls.py)."""
     headers = {"Accept": accept, "User-Agent": "kizuna-federation"}
     auth: httpx.BasicAuth | None = None
     if partner.token:
@@ -47,11 +48,9 @@ def http_client(partner: PartnerConfig, accept: str, timeout_s: float = 60.0, **
     elif partner.basic_auth:
         user, _, password = partner.basic_auth.partition(":")
         auth = httpx.BasicAuth(user, password)
-    verify: Any = partner.ca_file if partner.ca_file else True
-    cert = (partner.client_cert, partner.client_key) if partner.client_cert and partner.client_key else None
     return httpx.Client(
-        headers=headers, auth=auth, verify=verify, cert=cert, timeout=httpx.Timeout(timeout_s, connect=10.0),
-        **options,
+        headers=headers, auth=auth, verify=partner_ssl_context(partner), transport=partner_transport(partner),
+        timeout=httpx.Timeout(timeout_s, connect=10.0), **options,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_PIN = re.compile(r"^[0-9a-f]{64}$")
 #: Sane bounds for the schedule: at least once a second, at most a week apart.
 SCHEDULE_RANGE_S = (1, 7 * 24 * 3600)
 PAGE_SIZE_RANGE = (1, 10000)
@@ -84,6 +85,8 @@ class PartnerConfig:
     client_cert: str | None = None
     client_key: str | None = None
     ca_file: str | None = None
+    #: SHA-256 (hex) of the partner's server certificate: only that certificate is accepted (federation/tls.py).
+    pin_sha256: str | None = None
     #: The partner's organisation in this node (its STIX identity id); egress reads as this organisation.
     organisation: str | None = None
     #: The policy agreement the partner receives under.
@@ -117,6 +120,10 @@ class PartnerConfig:
                                 "non-breaking space)")
         if self.basic_auth is not None and (":" not in self.basic_auth or not printable_ascii(self.basic_auth)):
             raise ConfigProblem("basic credentials must read user:password, printable ASCII without spaces")
+        if self.pin_sha256 is not None and not _PIN.match(self.pin_sha256):
+            raise ConfigProblem("a pin is the SHA-256 of the partner's certificate: 64 hex digits, colons allowed")
+        if self.pin_sha256 is not None and self.api_root_url.startswith("http://"):
+            raise ConfigProblem("a pinned partner must be reached over https://")
         if (self.client_cert is None) != (self.client_key is None):
             raise ConfigProblem("a client certificate needs its key, and a key its certificate")
         low, high = SCHEDULE_RANGE_S

@@ -36,7 +36,7 @@ from kizuna.core.principal import Principal
 from kizuna.formats.feed_build import MEDIA_TYPES, build_feed
 from kizuna.stix.timestamps import now_micros
 from kizuna.store.base import Collection
-from kizuna.taxii.http import authenticated, error_response
+from kizuna.taxii.http import authenticated, kizuna_error_response
 
 _CACHE_SIZE: Final = 1024
 
@@ -97,7 +97,7 @@ class FeedService:
         try:
             return await self._handle(request)
         except KizunaError as exc:
-            return error_response(exc.status, exc.title, exc.description)
+            return kizuna_error_response(exc)
 
     async def _handle(self, request: Request) -> Response:
         name, dot, extension = str(request.path_params["file"]).rpartition(".")

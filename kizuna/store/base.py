@@ -64,6 +64,16 @@ class Grant:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenTrust:
+    """What a token's secret alone does not say (schema step 13): the client certificate it is bound to
+    (SHA-256 of its DER, lower-case hex) and the secret a rotation replaced, valid until a moment (µs)."""
+
+    cert_sha256: str | None
+    previous_secret_hash: str | None
+    previous_valid_until: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class TokenRecord:
     id: str
     organisation_id: str
@@ -74,6 +84,8 @@ class TokenRecord:
     grants: tuple[Grant, ...] = ()
     #: When the token stops working (µs since the epoch); None: it works until revoked.
     expires_at: int | None = None
+    #: Certificate binding and rotation state (schema step 13).
+    trust: TokenTrust = TokenTrust(None, None, None)
 
 
 class NewVersion(NamedTuple):
@@ -241,6 +253,9 @@ class Store(Protocol):
     def list_agreements(self) -> list[AgreementRecord]: ...
     def set_token_agreement(self, token_id: str, agreement_id: str | None) -> None: ...
     def get_token_agreement(self, token_id: str) -> str | None: ...
+    # client-certificate binding and secret rotation (schema step 13)
+    def set_token_certificate(self, token_id: str, fingerprint: str | None) -> bool: ...
+    def rotate_token_secret(self, token_id: str, secret_hash: str, previous_valid_until: int) -> bool: ...
     def register_marking_definitions(self, definitions: Sequence[tuple[str, bytes]], at: int) -> int: ...
     def list_marking_definitions(self) -> list[bytes]: ...
     def add_tlp_aliases(self, aliases: Sequence[tuple[str, int]]) -> None: ...

@@ -31,6 +31,7 @@ from kizuna.store.base import (
     SearchQuery,
     StoredStatus,
     TokenRecord,
+    TokenTrust,
     VersionQuery,
     VersionRow,
     VersionSelector,
@@ -269,8 +270,8 @@ class SqlStore(SessionRows, FeedRows, abc.ABC):
 
     def _tokens(self, cur: Any, where: str, params: tuple[Any, ...]) -> list[TokenRecord]:
         cur.execute(
-            "SELECT id, organisation_id, secret_hash, label, created_at, revoked_at, expires_at FROM tokens "
-            f"{where} ORDER BY created_at, id",
+            "SELECT id, organisation_id, secret_hash, label, created_at, revoked_at, expires_at, cert_sha256, "
+            f"previous_secret_hash, previous_valid_until FROM tokens {where} ORDER BY created_at, id",
             params,
         )
         tokens = cur.fetchall()
@@ -288,6 +289,7 @@ class SqlStore(SessionRows, FeedRows, abc.ABC):
             TokenRecord(
                 id=t[0], organisation_id=t[1], secret_hash=t[2], label=t[3], created_at=t[4],
                 revoked_at=t[5], grants=tuple(grants.get(t[0], ())), expires_at=t[6],
+                trust=TokenTrust(t[7], t[8], None if t[9] is None else int(t[9])),
             )
             for t in tokens
         ]
@@ -626,6 +628,21 @@ class SqlStore(SessionRows, FeedRows, abc.ABC):
             cur.execute("SELECT agreement_id FROM tokens WHERE id = ?", (token_id,))
             row = cur.fetchone()
         return None if row is None else row[0]
+
+    def set_token_certificate(self, token_id: str, fingerprint: str | None) -> bool:
+        with self._write() as cur:
+            cur.execute("UPDATE tokens SET cert_sha256 = ? WHERE id = ?", (fingerprint, token_id))
+            return bool(cur.rowcount)
+
+    def rotate_token_secret(self, token_id: str, secret_hash: str, previous_valid_until: int) -> bool:
+        """Replace the secret; the one replaced stays valid until ``previous_valid_until`` (one at a time)."""
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE tokens SET previous_secret_hash = secret_hash, previous_valid_until = ?, secret_hash = ? "
+                "WHERE id = ? AND revoked_at IS NULL",
+                (previous_valid_until, secret_hash, token_id),
+            )
+            return bool(cur.rowcount)
 
     def register_marking_definitions(self, definitions: Sequence[tuple[str, bytes]], at: int) -> int:
         """Record marking definitions node-wide; the first definition of an id wins."""

@@ -23,7 +23,7 @@ from kizuna.core import metrics
 from kizuna.core.errors import Forbidden, KizunaError, Unauthorized
 from kizuna.core.health import ReadinessCheck, metrics_access, metrics_readers, run_checks
 from kizuna.core.node import Node
-from kizuna.taxii.http import error_response, presented_token
+from kizuna.taxii.http import kizuna_error_response, presented_token
 
 _JSON = "application/json"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
@@ -53,7 +53,7 @@ def health_routes(
             elif not _from_loopback(request):
                 raise Forbidden("metrics are served to loopback clients only ([metrics] access in kizuna.toml)")
         except KizunaError as exc:
-            return error_response(exc.status, exc.title, exc.description)
+            return kizuna_error_response(exc)
         body, media_type = await run_in_threadpool(metrics.exposition, scraped)
         return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -16,9 +17,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kizuna.core.errors import BadRequest, KizunaError, PayloadTooLarge, Unauthorized
+from kizuna.core.errors import BadRequest, KizunaError, PayloadTooLarge, TooManyRequests, Unauthorized
+from kizuna.core.limits import RequestLimits
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
+from kizuna.core.tokens import certificate_fingerprint
 from kizuna.taxii.media import TAXII_MEDIA_TYPE, check_accept
 
 _CHALLENGE = 'Bearer realm="kizuna", Basic realm="kizuna"'
@@ -30,11 +33,21 @@ def taxii_response(body: bytes, status: int = 200, headers: dict[str, str] | Non
     return Response(body, status_code=status, media_type=TAXII_MEDIA_TYPE, headers=headers)
 
 
-def error_response(status: int, title: str, description: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(status: int, title: str, description: str, headers: dict[str, str] | None = None,
+                   retry_after: float | None = None) -> Response:
     body = {"title": title, "description": description, "http_status": str(status)}
+    headers = dict(headers or {})
     if status == 401:
-        headers = {**(headers or {}), "WWW-Authenticate": _CHALLENGE}
-    return taxii_response(orjson.dumps(body), status, headers)
+        headers["WWW-Authenticate"] = _CHALLENGE
+    if retry_after is not None:
+        headers["Retry-After"] = str(int(retry_after))
+    return taxii_response(orjson.dumps(body), status, headers or None)
+
+
+def kizuna_error_response(exc: KizunaError) -> Response:
+    """The TAXII error object for a raised error, with Retry-After when it is a rate limit."""
+    retry_after = exc.retry_after if isinstance(exc, TooManyRequests) else None
+    return error_response(exc.status, exc.title, exc.description, retry_after=retry_after)
 
 
 def presented_token(request: Request) -> str | None:
@@ -54,17 +67,42 @@ def presented_token(request: Request) -> str | None:
     return None
 
 
+def client_certificate(request: Request) -> str | None:
+    """The SHA-256 fingerprint of the client certificate the TLS layer verified for this connection
+    (the ASGI ``tls`` extension set by taxii/transport.py), or None on plain HTTP or without one."""
+    tls = request.scope.get("extensions", {}).get("tls")
+    chain = tls.get("client_cert_chain") if isinstance(tls, dict) else None
+    return certificate_fingerprint(chain[0]) if chain else None
+
+
+def _limits(request: Request) -> RequestLimits:
+    limits = getattr(request.app.state, "limits", None)
+    if limits is None:
+        limits = request.app.state.limits = RequestLimits()
+    return limits
+
+
 async def authenticated(request: Request) -> Principal:
-    """The principal of the request's token; Unauthorized (401) without a valid one, and a failed
-    attempt recorded, as for every API endpoint."""
+    """The principal of the request's token; Unauthorized (401) without a valid one (or with one bound
+    to a certificate this connection did not present), and a failed attempt recorded and throttled;
+    429 when the address or the token has spent its rate. As for every API endpoint."""
     node: Node = request.app.state.node
+    limits = _limits(request)
+    client = request.client.host if request.client else None
+    wait = limits.admit_address(client, time.monotonic())
+    if wait is not None:
+        raise TooManyRequests(f"too many requests or failed sign-ins from {client}; retry in {int(wait)} s", wait)
     token = presented_token(request)
-    principal = await run_in_threadpool(node.authenticate, token) if token else None
+    fingerprint = client_certificate(request)
+    principal = await run_in_threadpool(node.authenticate, token, fingerprint) if token else None
     if principal is None:
         if token:
-            client = request.client.host if request.client else None
+            limits.failed(client, time.monotonic())
             await run_in_threadpool(node.record_auth_failure, token, request.url.path, client)
         raise Unauthorized("send a Kizuna API token as 'Authorization: Bearer <token>'")
+    wait = limits.admit_token(principal.key, time.monotonic())
+    if wait is not None:
+        raise TooManyRequests(f"this token has made too many requests; retry in {int(wait)} s", wait)
     return principal
 
 
@@ -76,7 +114,7 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             check_accept(request.headers.get("accept"))
             return await handler(request, await authenticated(request))
         except KizunaError as exc:
-            return error_response(exc.status, exc.title, exc.description)
+            return kizuna_error_response(exc)
 
     return run
 

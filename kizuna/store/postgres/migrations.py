@@ -159,4 +159,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX web_sessions_token ON web_sessions (token_id)
         """,
     ),
+    # Step 13: tokens bound to a client certificate (its SHA-256 fingerprint, hex) and rotation: the
+    # secret a rotation replaced keeps working until previous_valid_until (core/tokens.py).
+    (
+        13,
+        """
+        ALTER TABLE tokens ADD COLUMN cert_sha256 TEXT;
+        ALTER TABLE tokens ADD COLUMN previous_secret_hash TEXT;
+        ALTER TABLE tokens ADD COLUMN previous_valid_until BIGINT
+        """,
+    ),
 ]

@@ -1,0 +1,184 @@
+"""Mutual TLS between two real nodes: ``kizuna serve --tls-cert --tls-key --client-ca`` on one side,
+``partners add --ca/--pin --cert --key`` and ``kizuna sync`` on the other, with certificates from
+trustme. What must work works; a wrong CA, an expired certificate, a missing one, a token bound to
+another certificate and a wrong pin are each refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from tests.conftest import TAXII, ServerProcess, kizuna_json, start_server
+from tests.federation.helpers import FedNode, grant_partner, indicator, make_fed_node, sync
+
+
+@dataclass
+class Pair:
+    """A client certificate and key as PEM files."""
+
+    cert: Path
+    key: Path
+
+    def context(self, ca: Path) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(ca))
+        context.load_cert_chain(str(self.cert), str(self.key))
+        return context
+
+
+def write_pair(issued: trustme.LeafCert, base: Path, name: str) -> Pair:
+    pair = Pair(base / f"{name}.pem", base / f"{name}.key")
+    pair.cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(pair.key))
+    return pair
+
+
+def fingerprint(pair: Pair) -> str:
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pair.cert.read_text())).hexdigest()
+
+
+@dataclass
+class World:
+    uk: FedNode  # serves HTTPS and requires client certificates
+    jp: FedNode  # syncs from uk as a partner
+    server: ServerProcess
+    ca: Path
+    other_ca: Path
+    jp_cert: Pair  # jp's certificate; jp's token on uk is bound to it
+    second_cert: Pair  # from the same CA, bound to nothing
+    expired: Pair
+    rogue: Pair  # from a CA uk does not trust
+    server_pair: Pair
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.server.port}/main/"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    base = tmp_path_factory.mktemp("mtls")
+    ca, other = trustme.CA(), trustme.CA()
+    ca_file, other_file = base / "ca.pem", base / "other-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    other.cert_pem.write_to_path(str(other_file))
+    now = dt.datetime.now(dt.UTC)
+    server_pair = write_pair(ca.issue_cert("127.0.0.1", "localhost"), base, "server")
+    jp_cert = write_pair(ca.issue_cert("jp-node.example"), base, "jp")
+    second = write_pair(ca.issue_cert("second.example"), base, "second")
+    expired = write_pair(ca.issue_cert("expired.example", not_before=now - dt.timedelta(days=30),
+                                       not_after=now - dt.timedelta(days=1)), base, "expired")
+    rogue = write_pair(other.issue_cert("jp-node.example"), base, "rogue")
+
+    uk = make_fed_node(base, "UK", "GBR")
+    jp = make_fed_node(base, "JP", "JPN")
+    token = grant_partner(uk, jp, "JPN")
+    token_id = token.split("_")[1]
+    bound = uk.cli_json("tokens", "bind-cert", token_id, "--cert", str(jp_cert.cert))
+    assert bound["certificate"] == fingerprint(jp_cert)
+    server = start_server(uk.data_dir, sync=False, extra=(
+        "--tls-cert", str(server_pair.cert), "--tls-key", str(server_pair.key), "--client-ca", str(ca_file)))
+    uk.server = server
+    built = World(uk, jp, server, ca_file, other_file, jp_cert, second, expired, rogue, server_pair)
+    try:
+        with client(built, jp_cert, uk.admin_token) as http:  # the admin token is bound to nothing
+            posted = http.post(f"collections/{uk.collection}/objects/", content=envelope(indicator(uk.identity, 2)),
+                               headers={"Content-Type": TAXII})
+            assert posted.status_code == 202, posted.text
+        yield built
+    finally:
+        server.stop()
+
+
+def envelope(objects: list[dict[str, object]]) -> bytes:
+    import json
+
+    return json.dumps({"objects": objects}).encode()
+
+
+def client(world: World, pair: Pair | None, token: str, trust: Path | None = None) -> httpx.Client:
+    if pair is not None:
+        verify = pair.context(trust or world.ca)
+    else:
+        verify = ssl.create_default_context(cafile=str(trust or world.ca))
+    return httpx.Client(base_url=world.url, verify=verify, timeout=30,
+                        headers={"Accept": TAXII, "Authorization": f"Bearer {token}"})
+
+
+def test_the_bound_certificate_and_its_token_are_served_with_hsts(world: World) -> None:
+    with client(world, world.jp_cert, world.uk.tokens["JP"]) as http:
+        response = http.get("collections/")
+    assert response.status_code == 200
+    assert [c["id"] for c in response.json()["collections"]] == [world.uk.collection]
+    assert response.headers["strict-transport-security"].startswith("max-age=")
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_token_bound_to_another_certificate_is_refused(world: World) -> None:
+    with client(world, world.second_cert, world.uk.tokens["JP"]) as http:
+        response = http.get("collections/")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == TAXII and response.json()["http_status"] == "401"
+
+
+@pytest.mark.parametrize("which", ["expired", "rogue", "none"])
+def test_a_client_without_a_valid_certificate_is_refused_in_the_handshake(world: World, which: str) -> None:
+    pair = {"expired": world.expired, "rogue": world.rogue, "none": None}[which]
+    with client(world, pair, world.uk.admin_token) as http, pytest.raises(httpx.TransportError):
+        http.get("collections/")
+
+
+def test_a_client_that_does_not_trust_the_server_refuses_it(world: World) -> None:
+    with client(world, world.jp_cert, world.uk.admin_token, trust=world.other_ca) as http, \
+            pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        http.get("collections/")
+
+
+def add(world: World, name: str, *options: str) -> None:
+    kizuna_json(world.jp.data_dir, "partners", "add", name, "--url", world.url,
+                "--map", f"shared={world.uk.collection}:pull", "--token", world.uk.tokens["JP"], *options)
+
+
+def run_error(world: World, name: str) -> str | None:
+    runs = {run["partner"]: run for run in sync(world.jp, name, check=False)["runs"]}
+    error: str | None = runs[name]["error"]
+    return error
+
+
+def test_federation_over_mutual_tls_pulls_and_each_wrong_setting_is_refused(world: World) -> None:
+    jp = world.jp
+    add(world, "UK", "--ca", str(world.ca), "--cert", str(world.jp_cert.cert), "--key", str(world.jp_cert.key))
+    assert run_error(world, "UK") is None
+    assert len(jp.versions()) == 2
+
+    server_pin = fingerprint(world.server_pair)
+    add(world, "UK-PINNED", "--pin", ":".join(server_pin[i:i + 2] for i in range(0, 64, 2)).upper(),
+        "--cert", str(world.jp_cert.cert), "--key", str(world.jp_cert.key))
+    assert run_error(world, "UK-PINNED") is None
+
+    add(world, "UK-WRONG-PIN", "--pin", "ab" * 32, "--cert", str(world.jp_cert.cert), "--key", str(world.jp_cert.key))
+    assert "not the pinned one" in (run_error(world, "UK-WRONG-PIN") or "")
+
+    add(world, "UK-WRONG-CA", "--ca", str(world.other_ca), "--cert", str(world.jp_cert.cert),
+        "--key", str(world.jp_cert.key))
+    assert "CERTIFICATE_VERIFY_FAILED" in (run_error(world, "UK-WRONG-CA") or "")
+
+    add(world, "UK-OTHER-CERT", "--ca", str(world.ca), "--cert", str(world.second_cert.cert),
+        "--key", str(world.second_cert.key))
+    assert "401" in (run_error(world, "UK-OTHER-CERT") or "")
+
+    add(world, "UK-NO-CERT", "--ca", str(world.ca))
+    assert "cannot reach" in (run_error(world, "UK-NO-CERT") or "")
+
+    # Each partner added is in the audit chain, without its token, and the chain verifies.
+    exported = jp.cli("audit", "export", "--kind", "partner-added").stdout
+    assert len(exported.splitlines()) == 6 and world.uk.tokens["JP"] not in exported
+    assert jp.cli_json("audit", "verify")["ok"] is True
