@@ -13,29 +13,24 @@ from typing import Any
 
 import click
 
-from kizuna.cli import (
-    audit,
-    backup,
-    dashboard,
-    demo,
-    detect_cmd,
-    doctor,
-    feeds,
-    hashes,
-    match,
-    metrics,
-    node,
-    objects,
-    ops,
-    partners,
-    policy,
-    search,
-    tokens,
-    transfer,
-)
 from kizuna.cli.common import NodeContext
 from kizuna.cli.errors import render_failure
+from kizuna.cli.lazy import LazyCommands
 from kizuna.config import resolve_data_dir
+
+#: Each command of ``kizuna`` and the module (in kizuna/cli) whose ``register`` adds it. A command's
+#: module is imported when the command runs, so `kizuna tokens create` does not pay for the matcher,
+#: federation and MISP converters (a third of a second of start-up each time; tests run the CLI a lot).
+#: tests/cli/test_lazy_commands.py checks this table against every module's ``register``.
+COMMAND_MODULES: dict[str, str] = {
+    "init": "node", "serve": "node", "status": "node", "collections": "node", "api-roots": "node", "orgs": "node",
+    "tokens": "tokens", "cursor-keys": "tokens", "objects": "objects", "search": "search",
+    "import": "transfer", "export": "transfer", "policy": "policy", "agreements": "policy", "audit": "audit",
+    "partners": "partners", "sync": "partners", "match": "match", "detect": "detect_cmd", "demo": "demo",
+    "metrics": "metrics", "dashboard": "dashboard", "preview": "dashboard", "feeds": "feeds",
+    "hash": "hashes", "hashes": "hashes", "backup": "backup", "restore": "backup", "doctor": "doctor",
+    "ops": "ops",
+}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,9 +46,7 @@ def cli(ctx: click.Context, data: str | None) -> None:
     ctx.obj = {"data_dir": data_dir, "context": NodeContext(data_dir)}
 
 
-for _module in (node, tokens, objects, search, transfer, policy, audit, partners, match, detect_cmd, demo,
-                metrics, dashboard, feeds, hashes, backup, doctor, ops):
-    _module.register(cli)
+cli.commands = LazyCommands(COMMAND_MODULES)
 
 
 def main(argv: list[str] | None = None) -> int:

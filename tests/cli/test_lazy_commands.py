@@ -1,0 +1,42 @@
+"""The command table of `kizuna` matches what each command module registers, and a command imports
+only its own module (start-up is paid on every run of the CLI)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+
+import click
+
+import kizuna.cli
+from kizuna.cli import COMMAND_MODULES, cli
+
+
+def test_the_table_names_every_command_of_every_module_and_nothing_else() -> None:
+    registered: dict[str, str] = {}
+    for info in pkgutil.iter_modules(kizuna.cli.__path__):
+        module = importlib.import_module(f"kizuna.cli.{info.name}")
+        if callable(getattr(module, "register", None)):
+            scratch = click.Group()
+            module.register(scratch)
+            registered |= {name: info.name for name in scratch.commands}
+    assert registered == COMMAND_MODULES
+
+
+def test_every_command_is_found_through_the_group() -> None:
+    for name in COMMAND_MODULES:
+        command = cli.commands.get(name)
+        assert command is not None and command.name == name
+    assert cli.commands.get("no-such-command") is None
+    assert sorted(cli.list_commands(click.Context(cli))) == sorted(COMMAND_MODULES)
+
+
+def test_running_one_command_imports_only_its_module() -> None:
+    probe = ("import sys\nfrom kizuna.cli import main\nmain(['tokens', '--help'])\n"
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('kizuna.cli.'))))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    modules = set(loaded.stdout.strip().splitlines()[-1].split())
+    assert "kizuna.cli.tokens" in modules
+    assert not modules & {"kizuna.cli.match", "kizuna.cli.ops", "kizuna.cli.hashes", "kizuna.cli.transfer"}
