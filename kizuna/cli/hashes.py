@@ -55,8 +55,8 @@ def _report(command: str, where: str, reason: str) -> None:
 class _Unusable:
     """Inputs that could not be used, reported as they come once something succeeded.
 
-    Until then they are held: when nothing at all succeeds and there was one input, the run fails
-    with that one line (or that one JSON error object) rather than a report and a summary.
+    Until then they are held: when nothing at all succeeds, the run fails with one line (or one JSON
+    error object) naming the first of them, rather than a report and a summary.
     """
 
     def __init__(self, command: str, as_json: bool) -> None:
@@ -84,16 +84,16 @@ class _Unusable:
         self.pending = []
 
     def finish(self, total: int) -> None:
-        if self.succeeded or not total:
+        if self.succeeded or not total or not self.pending:
             return
-        if len(self.pending) == 1:
-            where, reason = self.pending[0]
-            file, _, line = where.rpartition(":")
-            if file and line.isdigit():
-                raise CliError(reason, code="input", file=file, line=int(line))
-            raise CliError(reason, code="input", file=where)
-        self.flush()
-        raise CliError(f"none of the {total} inputs could be used", code="input")
+        # Nothing was usable: one failure line (or one JSON error object) naming the first bad input.
+        where, reason = self.pending[0]
+        if len(self.pending) > 1:
+            reason = f"none of the {total} inputs could be used; the first: {reason}"
+        file, _, line = where.rpartition(":")
+        if file and line.isdigit():
+            raise CliError(reason, code="input", file=file, line=int(line))
+        raise CliError(reason, code="input", file=where)
 
 
 def _files(inputs: tuple[Path, ...]) -> list[Path]:
