@@ -653,15 +653,12 @@ class Node:
         may see, oldest first, as JSON bytes."""
         viewer = self.viewer_for(principal, collection)
         versions = VersionSelector(last=True) if latest_only else _ALL
-        # The largest page the node allows: a bulk read pays per page for a query, a cursor and an
-        # egress audit record, so a million objects take a hundred pages, not a thousand.
-        limit = self.reader.max_limit
-        filters = Filters(versions=versions, limit=limit)
+        filters = Filters(versions=versions)
         while True:
             page = self.read(viewer, Endpoint.OBJECTS, filters)
             for _, body in page.items:
                 yield body
             if not page.more:
                 return
-            filters = Filters(versions=versions, limit=limit, next=page.next)
+            filters = Filters(versions=versions, next=page.next)
 
