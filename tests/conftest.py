@@ -123,7 +123,7 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=30)  # serve stops in <= 5 s, then stops its sync worker
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -219,6 +219,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
         uvicorn.run(
             "kizuna.app:app_from_environment", factory=True, host=host, port=port,
             workers=workers, access_log=False, log_level="warning", http=KizunaHttpProtocol, **tls,
+            # A stop never waits on a slow client for long: the sync worker must still be stopped after,
+            # so it gives its leases back (a kill of this process would leave them to expire).
+            timeout_graceful_shutdown=5,
         )
     finally:
         if worker is not None:

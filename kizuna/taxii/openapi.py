@@ -173,7 +173,8 @@ _SCHEMAS: dict[str, Any] = {
         "versions": {"type": "array", "items": {"type": "string"}}}},
     "Detection": {"type": "object", "description": "hits, sightings and counts (docs/detection.md)"},
     "HashMatches": {"type": "object", "required": ["results", "sightings"], "properties": {
-        "results": {"type": "array", "items": {"type": "object", "required": ["input", "matches"]}},
+        # one item per input: {"input", "hash", "matches": […]} or, for an unusable input, {"input", "error"}
+        "results": {"type": "array", "items": {"type": "object", "required": ["input"]}},
         "sightings": {"type": "array", "items": _ref("StixObject")},
         "stored": {"type": "object"}}},
     "Tombstones": {"type": "object", "required": ["tombstones", "deleted_last", "withdrawn_last", "more"],
