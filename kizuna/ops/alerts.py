@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from kizuna.core.node import Node
+from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.ops.assets import ASSET_TYPES
 from kizuna.ops.reading import latest_objects
 from kizuna.ops.records import Operation, load_lookalikes
@@ -47,15 +48,18 @@ class Alert:
         return asdict(self)
 
 
-def watchlist_of(node: Node, operation: Operation) -> Watchlist:
+def watchlist_of(node: Node, operation: Operation, principal: Principal = NODE_ADMIN) -> Watchlist:
     collection = node.find_collection(operation.collections["watchlist"])
-    assets = [obj for _, obj in latest_objects(node, collection, ASSET_TYPES) if obj["id"] != operation.identity_id]
+    assets = [obj for _, obj in latest_objects(node, collection, ASSET_TYPES, principal)
+              if obj["id"] != operation.identity_id]
     return Watchlist(assets, load_lookalikes(node.store, operation.slug))
 
 
-def alerts_of(node: Node, operation: Operation, since: int | None = None) -> list[Alert]:
-    """Alerts on objects added after ``since`` (µs; all when None), strongest rule first per object."""
-    watch = watchlist_of(node, operation)
+def alerts_of(node: Node, operation: Operation, since: int | None = None,
+              principal: Principal = NODE_ADMIN) -> list[Alert]:
+    """Alerts on objects added after ``since`` (µs; all when None), strongest rule first per object,
+    from what ``principal`` may see (the console passes the signed-in token's)."""
+    watch = watchlist_of(node, operation, principal)
     names = {o.id: o.name for o in node.store.list_organisations()}
     found: list[Alert] = []
     matched: dict[str, Hit] = {}
@@ -81,7 +85,7 @@ def alerts_of(node: Node, operation: Operation, since: int | None = None) -> lis
     collections = {role: node.find_collection(operation.collections[role]) for role in ("intel", "incidents")}
     read: set[str] = set()
     for role, collection in collections.items():
-        for added, obj in latest_objects(node, collection, added_after=since):
+        for added, obj in latest_objects(node, collection, principal=principal, added_after=since):
             read.add(obj["id"])
             if obj.get("type") in NOT_ACTIVITY or obj.get(SHIFT_REPORT_MARK):
                 continue
@@ -94,7 +98,8 @@ def alerts_of(node: Node, operation: Operation, since: int | None = None) -> lis
         older = sorted({ref for _, _, obj in pointers for ref in refs_of(obj)} - read - set(watch.names))
         for start in range(0, len(older), _ID_BATCH):
             for role, collection in collections.items():
-                for added, obj in latest_objects(node, collection, ids=tuple(older[start:start + _ID_BATCH])):
+                for added, obj in latest_objects(node, collection, principal=principal,
+                                                 ids=tuple(older[start:start + _ID_BATCH])):
                     judge(role, added, obj, raise_alert=False)
     for role, added, obj in pointers:
         judge(role, added, obj)
