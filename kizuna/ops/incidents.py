@@ -19,7 +19,7 @@ from typing import Any
 
 from kizuna.core.errors import AdminError
 from kizuna.core.node import Node
-from kizuna.ops.reading import latest_objects, stix_now
+from kizuna.ops.reading import latest_objects, next_modified, stix_now
 from kizuna.ops.records import Operation
 from kizuna.policy.tlp import TlpLevel, oasis_id
 
@@ -96,8 +96,7 @@ def _contact_changes(node: Node, operation: Operation, incident_id: str, team: s
     for _, rel in latest_objects(node, collection, ("relationship",)):
         if rel.get("relationship_type") == CONTACT_FOR and rel.get("target_ref") == incident_id \
                 and not rel.get("revoked") and rel.get("source_ref") != team:
-            now = stix_now()
-            changes.append({**rel, "modified": now if now > rel["modified"] else rel["modified"], "revoked": True})
+            changes.append({**rel, "modified": next_modified(rel["modified"]), "revoked": True})
     changes.append({**_base(node, operation, "relationship"), "relationship_type": CONTACT_FOR,
                     "source_ref": team, "target_ref": incident_id})
     return changes
@@ -150,8 +149,7 @@ def update_incident(node: Node, operation: Operation, incident_id: str, status: 
         core["investigation_status"] = _INVESTIGATION.get(status or old_status, _INVESTIGATION["open"])
         core["determination"] = determination or core.get("determination", "suspected")
         incident["extensions"] = {**previous.get("extensions", {}), INCIDENT_CORE: core}
-        now = stix_now()
-        incident["modified"] = now if now > previous["modified"] else previous["modified"]
+        incident["modified"] = next_modified(previous["modified"])
         objects.append(incident)
         if team is None and previous.get("x_kizuna_assigned_to"):  # carry an older assignment over
             team = _team_identity(node, operation, str(previous["x_kizuna_assigned_to"]))
