@@ -68,7 +68,9 @@ def operation_board(node: Node, principal: Principal, slug: str) -> OperationBoa
     board.alerts, board.alerts_total = found[::-1][:ALERT_LIMIT], len(found)
     names = {o.id: o.name for o in node.store.list_organisations()}
     collection = node.find_collection(operation.collections["incidents"])
-    incidents, relationships, reports = [], [], []
+    incidents: list[dict[str, Any]] = []
+    relationships: list[dict[str, Any]] = []
+    reports: list[dict[str, Any]] = []
     for _, obj in latest_objects(node, collection, ("incident", "relationship", "report"), principal):
         {"incident": incidents, "relationship": relationships, "report": reports}[obj["type"]].append(obj)
     contacts = contacts_of(relationships, names)

@@ -52,15 +52,16 @@ def _store(node: Node, operation: Operation, objects: list[dict[str, Any]]) -> N
 def status_of(incident: dict[str, Any]) -> str:
     """The operators' word for the incident's progress (older incidents: their custom property)."""
     core = incident.get("extensions", {}).get(INCIDENT_CORE)
-    if isinstance(core, dict) and isinstance(core.get("investigation_status"), str):
-        value = core["investigation_status"]
+    value = core.get("investigation_status") if isinstance(core, dict) else None
+    if isinstance(value, str):
         return _STATUS_OF.get(value, value)
     return str(incident.get("x_kizuna_status", "-"))
 
 
 def determination_of(incident: dict[str, Any]) -> str | None:
     core = incident.get("extensions", {}).get(INCIDENT_CORE)
-    return core.get("determination") if isinstance(core, dict) else None
+    value = core.get("determination") if isinstance(core, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def contacts_of(objects: Iterable[dict[str, Any]], names: dict[str, str]) -> dict[str, str]:

@@ -18,14 +18,15 @@ from typing import Any
 
 from kizuna.core.node import Node
 from kizuna.core.partner_health import partner_health
-from kizuna.ops.alerts import NOT_ACTIVITY, SHIFT_REPORT_MARK, alerts_of
-from kizuna.ops.incidents import _base, _store, assigned_to, contacts_of, determination_of, status_of
+from kizuna.ops.alerts import NOT_ACTIVITY, SHIFT_REPORT_MARK, AlertJudge
+from kizuna.ops.incidents import CONTACT_FOR, _base, _store, assigned_to, contacts_of, determination_of, status_of
 from kizuna.ops.reading import latest_objects
 from kizuna.ops.records import Operation
 from kizuna.ops.report_html import to_html
 from kizuna.stix.timestamps import format_timestamp, now_micros
 
 Translate = Callable[[str], str]
+_HOUR_US = 3600 * 1_000_000
 
 
 def N_(message: str) -> str:  # noqa: N802 - the gettext marker: the console's catalog holds these labels
@@ -63,35 +64,38 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
     names = {o.id: o.name for o in node.store.list_organisations()}
     incidents: list[dict[str, Any]] = []
     sightings: Counter[str] = Counter()
-    indicators: dict[str, str] = {}
     producers: Counter[str] = Counter()
-    hours: Counter[str] = Counter()
-    relationships: list[dict[str, Any]] = []
+    per_hour: Counter[int] = Counter()
+    contact_links: list[dict[str, Any]] = []
     new_objects = 0
+    # One pass over the operation's objects: the report's counts and the alerts' judging together.
+    judge = AlertJudge(node, operation)
     for role in ("intel", "incidents"):
         collection = node.find_collection(operation.collections[role])
         for added, obj in latest_objects(node, collection):
+            judge.see(role, added, obj, new=added > since)
             kind = obj.get("type")
             if kind in NOT_ACTIVITY or obj.get(SHIFT_REPORT_MARK):
                 continue
-            if kind == "relationship":
-                relationships.append(obj)
-            if kind == "indicator":
-                indicators[obj["id"]] = obj.get("name") or obj.get("pattern", obj["id"])
+            if kind == "relationship" and obj.get("relationship_type") == CONTACT_FOR:
+                contact_links.append(obj)
             if added <= since:
                 continue
             new_objects += 1
-            hours[format_timestamp(added)[:13]] += 1
+            per_hour[added // _HOUR_US] += 1
             producer = obj.get("created_by_ref")
             producers[names.get(producer, producer) if producer else words["unsigned"]] += 1
             if kind == "incident":
                 incidents.append(obj)
             elif kind == "sighting":
                 sightings[obj.get("sighting_of_ref", "")] += int(obj.get("count", 1))
-    alerts = alerts_of(node, operation, since)
+    alerts = judge.finish()
+    top = sightings.most_common(10)
+    indicators = _names_of(node, operation, [ref for ref, _ in top])
+    hours = {format_timestamp(hour * _HOUR_US)[:13]: count for hour, count in per_hour.items()}
     counts = {"incidents": len(incidents), "alerts": len(alerts), "objects": new_objects}
     summary = words["summary"] % counts
-    contacts = contacts_of(relationships, names)
+    contacts = contacts_of(contact_links, names)
     title = f"{words['title']}: {operation.name}"
     lines = [f"# {title}", "", f"{words['since']}: {format_timestamp(since)[:19]}Z", "", summary, "",
              f"## {words['incidents']}", ""]
@@ -103,7 +107,7 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
               for a in alerts] or [f"- {words['none']}"]
     lines += ["", f"## {words['top']}", ""]
     lines += [f"- {indicators.get(ref, ref)}: {count} {words['sightings']}"
-              for ref, count in sightings.most_common(10)] or [f"- {words['none']}"]
+              for ref, count in top] or [f"- {words['none']}"]
     lines += ["", f"## {words['partners']}", ""]
     lines += [f"- {who}: {count} {words['objects']}"
               for who, count in producers.most_common()] or [f"- {words['none']}"]
@@ -131,6 +135,16 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
     _store(node, operation, stix)
     markdown = "\n".join(lines)
     return ShiftReport(stix, markdown, to_html(markdown, dict(hours), lang))
+
+
+def _names_of(node: Node, operation: Operation, ids: list[str]) -> dict[str, str]:
+    """The shown names of a few objects (the most sighted indicators), read by id."""
+    found: dict[str, str] = {}
+    for role in ("intel", "incidents") if ids else ():
+        collection = node.find_collection(operation.collections[role])
+        for _, obj in latest_objects(node, collection, ids=tuple(ids)):
+            found[obj["id"]] = obj.get("name") or obj.get("pattern", obj["id"])
+    return found
 
 
 def default_since() -> int:
