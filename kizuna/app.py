@@ -28,11 +28,13 @@ from kizuna.federation.health import SyncCollector, worker_check
 from kizuna.formats.feed_routes import feed_routes
 from kizuna.formats.upload import import_upload
 from kizuna.hashes.api import routes as hash_routes
+from kizuna.ops.board import operation_board, visible_operations
 from kizuna.taxii.health import RequestMetrics, health_routes
 from kizuna.taxii.http import http_error, server_error
 from kizuna.taxii.openapi import openapi_routes
 from kizuna.taxii.routes import routes as taxii_routes
 from kizuna.taxii.transport import TransportSecurity
+from kizuna.web.operations import OperationsSource
 from kizuna.web.routes import web_routes
 
 
@@ -54,6 +56,8 @@ def create_app(node: Node, tls: bool = False) -> Starlette:
     app.state.node = node
     # The console's Import page converts through the formats room, which kizuna.web may not import.
     app.state.importer = import_upload
+    # Its operation pages read kizuna/ops (a sibling too) through these two functions.
+    app.state.operations = OperationsSource(visible_operations, operation_board)
     return app
 
 

@@ -8,7 +8,23 @@ import click
 
 from kizuna.cli.common import CliError, check_port_free, data_dir_of, emit, json_option, port_type
 from kizuna.cli.node import serve
+from kizuna.core.node import Node
 from kizuna.demo import NotADemoNode, load_demo
+
+
+def _games_day(node: Node) -> dict[str, Any]:
+    """The Games day (kizuna/ops/games.py), with the shift report's Japanese from the console's catalog."""
+    from kizuna.ops.alerts import alerts_of
+    from kizuna.ops.games import load_games
+    from kizuna.ops.reading import latest_objects
+    from kizuna.web.i18n import translations
+
+    operation = load_games(node, translations("ja").gettext)
+    incidents = node.find_collection(operation.collections["incidents"])
+    return {"name": operation.name, "slug": operation.slug, "collections": list(operation.collections.values()),
+            "alerts": len(alerts_of(node, operation)),
+            "incidents": sum(1 for _ in latest_objects(node, incidents, ("incident",))),
+            "console_path": f"/console/operations/{operation.slug}"}
 
 
 def _collection_line(c: dict[str, Any]) -> str:
@@ -27,14 +43,17 @@ def _collection_line(c: dict[str, Any]) -> str:
 @click.option("--no-serve", is_flag=True, help="Set up and print the details, but do not serve.")
 @click.option("--force", is_flag=True,
               help="Load the demo content even into a node (or non-empty directory) that is not a demo node.")
+@click.option("--games", is_flag=True,
+              help="Also play a Games day: an operation with partners, protected assets, lookalike alerts, "
+                   "incidents and shift reports, to open in the console.")
 @json_option
 @click.pass_context
-def demo(ctx: click.Context, host: str, port: int, no_serve: bool, force: bool, as_json: bool) -> None:
-    """Start a demo node loaded with ATT&CK for ICS and the OASIS examples."""
+def demo(ctx: click.Context, host: str, port: int, no_serve: bool, force: bool, games: bool, as_json: bool) -> None:
+    """Start a demo node loaded with ATT&CK for ICS and the OASIS examples (--games: and a Games day)."""
     if not no_serve:
         check_port_free(host, port)  # before anything is created: no node, no token on a busy port
     try:
-        info = load_demo(data_dir_of(ctx), force=force)
+        info = load_demo(data_dir_of(ctx), force=force, scenario=_games_day if games else None)
     except NotADemoNode as exc:
         raise CliError(str(exc), code="not-demo") from None
     url = f"http://{host}:{port}/taxii2/"
@@ -44,6 +63,11 @@ def demo(ctx: click.Context, host: str, port: int, no_serve: bool, force: bool, 
     lines = [f"Kizuna demo node in {info['data_dir']}", f"  TAXII discovery: {url}",
              f"  Web console: {info['console_url']} (sign in with the token below)"]
     lines += [_collection_line(c) for c in info["collections"]]
+    if "scenario" in info:
+        played = info["scenario"]
+        info["scenario"]["console_url"] = f"http://{host}:{port}{played['console_path']}"
+        lines.append(f"  operation {played['name']!r} ({played['slug']}): {played['alerts']} alerts, "
+                     f"{played['incidents']} incidents; open {played['console_url']}")
     lines += [
         f"  token (shown once): {info['token']}",
         f"Try: curl -g -H 'Authorization: Bearer {info['token']}' "

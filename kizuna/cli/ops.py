@@ -16,13 +16,22 @@ from kizuna.detect.mappings import LogReader, shipped_mappings
 from kizuna.ops.alerts import alerts_of
 from kizuna.ops.assets import add_assets, list_assets
 from kizuna.ops.declassify import declassify
-from kizuna.ops.incidents import STATUSES, add_incident, link_incident, update_incident
+from kizuna.ops.incidents import (
+    DETERMINATIONS,
+    STATUSES,
+    add_incident,
+    determination_of,
+    link_incident,
+    status_of,
+    update_incident,
+)
 from kizuna.ops.reading import since_micros
 from kizuna.ops.records import find, load_lookalikes
 from kizuna.ops.report import default_since, shift_report
 from kizuna.ops.sightings import promote, record_log_hits
 from kizuna.ops.watch import VALUE_TYPES
 from kizuna.ops.workspace import DEFAULT_GRACE_DAYS, close_operation, create_operation, describe, list_operations
+from kizuna.web.i18n import translations
 
 _TLPS = ["clear", "green", "amber", "amber+strict", "red"]
 
@@ -218,25 +227,31 @@ def ops_incident() -> None:
 @click.option("--name", required=True, help="A short name for the incident.")
 @click.option("--description", default=None, help="What happened, for the partners.")
 @click.option("--assign", default=None, help="The partner team (organisation name) handling it.")
+@click.option("--determination", type=click.Choice(DETERMINATIONS), default="suspected", show_default=True,
+              help="What is known of the outcome (the Incident Core Extension's determination).")
 def ops_incident_add(ctx: click.Context, operation: str, name: str, description: str | None, assign: str | None,
-                     as_json: bool) -> None:
-    """Open an incident in the operation's incidents collection."""
+                     determination: str, as_json: bool) -> None:
+    """Open an incident (STIX incident with the Incident Core Extension) in the incidents collection."""
     node = node_of(ctx)
-    made = add_incident(node, find(node.store, operation), name, description, assign)
-    emit(as_json, {"id": made["id"], "status": made["x_kizuna_status"]}, f"Incident {made['id']} opened")
+    made = add_incident(node, find(node.store, operation), name, description, assign, determination)
+    emit(as_json, {"id": made["id"], "status": status_of(made), "determination": determination_of(made)},
+         f"Incident {made['id']} opened")
 
 
 @operation_command(ops_incident, "update")
 @click.argument("incident_id")
 @click.option("--status", type=click.Choice(STATUSES), default=None, help="The incident's new status.")
 @click.option("--assign", default=None, help="The partner team (organisation name) now handling it.")
+@click.option("--determination", type=click.Choice(DETERMINATIONS), default=None,
+              help="What is now known of the outcome (the Incident Core Extension's determination).")
 def ops_incident_update(ctx: click.Context, operation: str, incident_id: str, status: str | None,
-                        assign: str | None, as_json: bool) -> None:
-    """Store a new version of an incident with a new status or team."""
+                        assign: str | None, determination: str | None, as_json: bool) -> None:
+    """Store a new version of an incident with a new status or determination, or hand it to a team."""
     node = node_of(ctx)
-    made = update_incident(node, find(node.store, operation), incident_id, status, assign)
-    emit(as_json, {"id": made["id"], "status": made["x_kizuna_status"], "modified": made["modified"]},
-         f"Incident {made['id']} is {made['x_kizuna_status']}")
+    made = update_incident(node, find(node.store, operation), incident_id, status, assign, determination)
+    emit(as_json, {"id": made["id"], "status": status_of(made), "determination": determination_of(made),
+                   "modified": made["modified"]},
+         f"Incident {made['id']} is {status_of(made)}")
 
 
 @operation_command(ops_incident, "link")
@@ -264,7 +279,9 @@ def ops_report(ctx: click.Context, operation: str, since: str, lang: str, output
     """Shift hand-over report: stored as a STIX report for the partners, printed as Markdown."""
     node = node_of(ctx)
     start = since_micros(since)
-    made = shift_report(node, find(node.store, operation), start if start is not None else default_since(), lang)
+    translate = translations(lang).gettext if lang != "en" else None  # the console's catalog (kizuna.po)
+    made = shift_report(node, find(node.store, operation), start if start is not None else default_since(), lang,
+                        translate)
     for path, text in ((output, made.markdown), (html_output, made.html)):
         if path is not None:
             with output_stream(path) as handle:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -30,7 +31,12 @@ class NotADemoNode(Exception):
     """The directory holds something else than a demo node; loading demo content needs --force."""
 
 
-def load_demo(data_dir: Path, force: bool = False) -> dict[str, Any]:
+#: An extra scenario played in the demo node (``kizuna demo --games``): it returns what to print, with
+#: ``collections`` (ids the demo token also reads and writes). Rooms above this one hand it over.
+Scenario = Callable[[Node], dict[str, Any]]
+
+
+def load_demo(data_dir: Path, force: bool = False, scenario: Scenario | None = None) -> dict[str, Any]:
     """Create (or reuse) the demo node in ``data_dir`` and return how to reach it.
 
     A node that ``kizuna demo`` did not create, or a directory holding other files, is left alone
@@ -73,11 +79,13 @@ def load_demo(data_dir: Path, force: bool = False) -> dict[str, Any]:
                        "objects": node.store.collection_stats(collection.pk)[0],
                        "read": counts.get("read"), "from_source": counts.get("from_source"),
                        "added_by_node": counts.get("added_by_node")})
-    refs = [str(c["id"]) for c in loaded]
+    played = scenario(node) if scenario is not None else None
+    refs = [str(c["id"]) for c in loaded] + (list(played["collections"]) if played else [])
     # A token of the node's own organisation: the demo shows everything the node holds.
     home = node.home_organisation_id or ""
     token_id, token = node.create_token(home, read=refs, write=refs, label="demo")
     # The demo's newcomer is also its operator: the console's operator pages are there to click through.
     set_operator_right(node, token_id, True)
     node.close()
-    return {"data_dir": str(data_dir), "collections": loaded, "token_id": token_id, "token": token}
+    return {"data_dir": str(data_dir), "collections": loaded, "token_id": token_id, "token": token,
+            **({"scenario": played} if played else {})}

@@ -10,13 +10,15 @@ objects they point at, so a sighting of a matching indicator raises a ``relation
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from kizuna.core.node import Node
+from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.ops.assets import ASSET_TYPES
 from kizuna.ops.reading import latest_objects
-from kizuna.ops.records import Operation, load_lookalikes
+from kizuna.ops.records import Operation, load_lookalikes, lookalikes_version
 from kizuna.ops.watch import VALUE_TYPES, Hit, Watchlist, refs_of
 from kizuna.stix.timestamps import format_timestamp
 
@@ -47,25 +49,76 @@ class Alert:
         return asdict(self)
 
 
-def watchlist_of(node: Node, operation: Operation) -> Watchlist:
+#: The node administrator's watchlists, reused while the watchlist collection and the lookalike set
+#: are unchanged (a long-running process judges batch after batch; rebuilding 10k assets and 100k
+#: lookalikes each time would cost more than judging). Only for the administrator, who sees every
+#: asset whatever the agreements say; a token's watchlist is built per call.
+_WATCHLISTS: weakref.WeakKeyDictionary[Node, dict[str, tuple[tuple[Any, ...], Watchlist]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def watchlist_of(node: Node, operation: Operation, principal: Principal = NODE_ADMIN) -> Watchlist:
     collection = node.find_collection(operation.collections["watchlist"])
-    assets = [obj for _, obj in latest_objects(node, collection, ASSET_TYPES) if obj["id"] != operation.identity_id]
-    return Watchlist(assets, load_lookalikes(node.store, operation.slug))
+    fingerprint = (*node.store.collection_stats(collection.pk), lookalikes_version(node.store, operation.slug))
+    cached = _WATCHLISTS.get(node, {}).get(operation.slug) if principal is NODE_ADMIN else None
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    assets = [obj for _, obj in latest_objects(node, collection, ASSET_TYPES, principal)
+              if obj["id"] != operation.identity_id]
+    watch = Watchlist(assets, load_lookalikes(node.store, operation.slug))
+    if principal is NODE_ADMIN:
+        _WATCHLISTS.setdefault(node, {})[operation.slug] = (fingerprint, watch)
+    return watch
 
 
-def alerts_of(node: Node, operation: Operation, since: int | None = None) -> list[Alert]:
-    """Alerts on objects added after ``since`` (µs; all when None), strongest rule first per object."""
-    watch = watchlist_of(node, operation)
-    names = {o.id: o.name for o in node.store.list_organisations()}
-    found: list[Alert] = []
-    matched: dict[str, Hit] = {}
-    pointers: list[tuple[str, int, dict[str, Any]]] = []
+class AlertJudge:
+    """Judges an operation's objects as they are read; ``finish`` gives the alerts. Objects that only
+    point at others are judged last, once what they point at is known."""
 
-    def judge(role: str, added: int, obj: dict[str, Any], raise_alert: bool = True) -> None:
-        hits = sorted(set(watch.hits(obj, matched)), key=lambda h: (_RULE_ORDER[h.rule], h.asset))
+    def __init__(self, node: Node, operation: Operation, principal: Principal = NODE_ADMIN) -> None:
+        self.node, self.operation, self.principal = node, operation, principal
+        self.watch = watchlist_of(node, operation, principal)
+        self.names = {o.id: o.name for o in node.store.list_organisations()}
+        self.found: list[Alert] = []
+        self.matched: dict[str, Hit] = {}
+        self.pointers: list[tuple[str, int, dict[str, Any]]] = []
+        self.read: set[str] = set()
+
+    def see(self, role: str, added: int, obj: dict[str, Any], new: bool = True) -> None:
+        """One object read from the ``role`` collection; ``new`` when it was added in the period the
+        alerts are for (an older one only lends its match to new objects pointing at it)."""
+        self.read.add(obj["id"])
+        kind = obj.get("type")
+        if kind in NOT_ACTIVITY or obj.get(SHIFT_REPORT_MARK):
+            return
+        if kind in _POINTERS:
+            if new:
+                self.pointers.append((role, added, obj))
+        else:
+            self._judge(role, added, obj, raise_alert=new)
+
+    def finish(self, follow_older: bool = False) -> list[Alert]:
+        """The alerts, oldest first. ``follow_older``: first read (through the visibility check) the older
+        objects that new pointers refer to and that were not seen."""
+        if follow_older:
+            collections = [(role, self.node.find_collection(self.operation.collections[role]))
+                           for role in ("intel", "incidents")]
+            older = sorted({ref for _, _, obj in self.pointers for ref in refs_of(obj)} - self.read
+                           - set(self.watch.names))
+            for start in range(0, len(older), _ID_BATCH):
+                for role, collection in collections:
+                    for added, obj in latest_objects(self.node, collection, principal=self.principal,
+                                                     ids=tuple(older[start:start + _ID_BATCH])):
+                        self._judge(role, added, obj, raise_alert=False)
+        for role, added, obj in self.pointers:
+            self._judge(role, added, obj)
+        return sorted(self.found, key=lambda a: a.added)
+
+    def _judge(self, role: str, added: int, obj: dict[str, Any], raise_alert: bool = True) -> None:
+        hits = sorted(set(self.watch.hits(obj, self.matched)), key=lambda h: (_RULE_ORDER[h.rule], h.asset))
         if not hits:
             return
-        matched.setdefault(obj["id"], hits[0])
+        self.matched.setdefault(obj["id"], hits[0])
         if not raise_alert or obj.get("type") in VALUE_TYPES:  # a bare value is evidence, not an alert
             return
         producer = obj.get("created_by_ref")
@@ -74,28 +127,18 @@ def alerts_of(node: Node, operation: Operation, since: int | None = None) -> lis
             if hit.asset in seen:  # one alert per object and asset: the strongest rule
                 continue
             seen.add(hit.asset)
-            found.append(Alert(hit.asset, hit.rule, obj["id"], obj["type"], obj.get("name"),
-                               names.get(producer, producer) if producer else None, hit.value, role,
-                               format_timestamp(added), hit.fuzzer))
+            self.found.append(Alert(hit.asset, hit.rule, obj["id"], obj["type"], obj.get("name"),
+                                    self.names.get(producer, producer) if producer else None, hit.value, role,
+                                    format_timestamp(added), hit.fuzzer))
 
-    collections = {role: node.find_collection(operation.collections[role]) for role in ("intel", "incidents")}
-    read: set[str] = set()
-    for role, collection in collections.items():
-        for added, obj in latest_objects(node, collection, added_after=since):
-            read.add(obj["id"])
-            if obj.get("type") in NOT_ACTIVITY or obj.get(SHIFT_REPORT_MARK):
-                continue
-            if obj.get("type") in _POINTERS:
-                pointers.append((role, added, obj))
-            else:
-                judge(role, added, obj)
-    if since is not None:
-        # New sightings and reports may point at older objects: judge those (without alerting) first.
-        older = sorted({ref for _, _, obj in pointers for ref in refs_of(obj)} - read - set(watch.names))
-        for start in range(0, len(older), _ID_BATCH):
-            for role, collection in collections.items():
-                for added, obj in latest_objects(node, collection, ids=tuple(older[start:start + _ID_BATCH])):
-                    judge(role, added, obj, raise_alert=False)
-    for role, added, obj in pointers:
-        judge(role, added, obj)
-    return sorted(found, key=lambda a: a.added)
+
+def alerts_of(node: Node, operation: Operation, since: int | None = None,
+              principal: Principal = NODE_ADMIN) -> list[Alert]:
+    """Alerts on objects added after ``since`` (µs; all when None), strongest rule first per object,
+    from what ``principal`` may see (the console passes the signed-in token's)."""
+    judge = AlertJudge(node, operation, principal)
+    for role in ("intel", "incidents"):
+        collection = node.find_collection(operation.collections[role])
+        for added, obj in latest_objects(node, collection, principal=principal, added_after=since):
+            judge.see(role, added, obj)
+    return judge.finish(follow_older=since is not None)

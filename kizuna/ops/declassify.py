@@ -13,7 +13,7 @@ from typing import Any
 from kizuna.core.errors import AdminError
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN
-from kizuna.ops.reading import LEVEL_OF_MARKING, latest_objects, stix_now, tlp_level, tlp_of
+from kizuna.ops.reading import LEVEL_OF_MARKING, latest_objects, next_modified, tlp_level, tlp_of
 from kizuna.ops.records import Operation
 from kizuna.policy.tlp import oasis_id, tlp2_marking_definition
 
@@ -36,8 +36,7 @@ def declassify(node: Node, operation: Operation, object_id: str, to: str, approv
             released = dict(obj)
             released["object_marking_refs"] = [m for m in obj.get("object_marking_refs", [])
                                                if m not in LEVEL_OF_MARKING] + [oasis_id(target)]
-            modified = stix_now()
-            released["modified"] = modified if modified > obj["modified"] else obj["modified"]
+            released["modified"] = next_modified(obj["modified"])
             report = node.import_objects(collection, [tlp2_marking_definition(target), released])
             if report.failures:
                 raise AdminError(f"the new version was refused: {report.failures[0].get('message')}")

@@ -13,7 +13,7 @@ from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.policy.tlp import TlpLevel, oasis_id
-from kizuna.stix.timestamps import now_micros
+from kizuna.stix.timestamps import now_micros, parse_timestamp
 from kizuna.store.base import Collection, VersionSelector
 
 #: The OASIS TLP 2.0 marking ids back to their level (ingest rewrites the aliases to these ids).
@@ -45,6 +45,12 @@ def tlp_of(obj: dict[str, Any]) -> TlpLevel | None:
 def stix_now() -> str:
     """Now as a STIX timestamp with millisecond precision."""
     return stamp(now_micros())
+
+
+def next_modified(previous: str) -> str:
+    """``modified`` for a new version: now, or a millisecond after ``previous`` when now is not later
+    (two changes in one millisecond would otherwise be refused as a conflicting version)."""
+    return stamp(max(now_micros(), parse_timestamp(previous) + 1000))
 
 
 def stamp(micros: int) -> str:

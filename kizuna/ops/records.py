@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -99,3 +100,9 @@ def load_lookalikes(store: Store, slug: str) -> dict[str, tuple[str, str]]:
 
 def save_lookalikes(store: Store, slug: str, watch: dict[str, tuple[str, str]]) -> None:
     store.set_setting(LOOKALIKE_KEY + slug, orjson.dumps({k: list(v) for k, v in watch.items()}).decode())
+    # A new mark each time, so a reused watchlist (ops/alerts.py) knows the set changed without reading it.
+    store.set_setting(LOOKALIKE_KEY + slug + ":version", uuid.uuid4().hex)
+
+
+def lookalikes_version(store: Store, slug: str) -> str | None:
+    return store.get_setting(LOOKALIKE_KEY + slug + ":version")

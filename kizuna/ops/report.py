@@ -12,32 +12,38 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kizuna.core.node import Node
 from kizuna.core.partner_health import partner_health
-from kizuna.ops.alerts import NOT_ACTIVITY, SHIFT_REPORT_MARK, alerts_of
-from kizuna.ops.incidents import _base, _store
+from kizuna.ops.alerts import NOT_ACTIVITY, SHIFT_REPORT_MARK, AlertJudge
+from kizuna.ops.incidents import CONTACT_FOR, _base, _store, assigned_to, contacts_of, determination_of, status_of
 from kizuna.ops.reading import latest_objects
 from kizuna.ops.records import Operation
 from kizuna.ops.report_html import to_html
 from kizuna.stix.timestamps import format_timestamp, now_micros
 
-_LABELS = {
-    "en": {"title": "Shift report", "since": "Since", "incidents": "Incidents", "alerts": "Alerts on protected assets",
-           "top": "Most sighted indicators", "partners": "Partner activity", "activity": "Activity per hour",
-           "none": "none", "status": "status", "assigned": "assigned to", "objects": "objects",
-           "sightings": "sightings", "unsigned": "(no producer)", "sync": "Sync health",
-           "no_sync": "no partner nodes configured", "failures": "failures", "last_success": "last success",
-           "summary": "{i} incidents, {a} alerts, {o} new objects"},
-    "ja": {"title": "シフトレポート", "since": "対象期間の開始", "incidents": "インシデント",
-           "alerts": "保護資産に関するアラート", "top": "サイティングの多い指標", "partners": "パートナーの活動",
-           "activity": "時間ごとの活動",
-           "none": "なし", "status": "状態", "assigned": "担当", "objects": "オブジェクト",
-           "sightings": "サイティング", "unsigned": "(作成者なし)", "sync": "同期の状態",
-           "no_sync": "パートナーノードの設定なし", "failures": "連続失敗", "last_success": "最終成功",
-           "summary": "インシデント {i} 件、アラート {a} 件、新規オブジェクト {o} 件"},
+Translate = Callable[[str], str]
+_HOUR_US = 3600 * 1_000_000
+
+
+def N_(message: str) -> str:  # noqa: N802 - the gettext marker: the console's catalog holds these labels
+    return message
+
+
+#: The report's words, English msgids translated through the console's catalog (kizuna/web/locale),
+#: so the Japanese report and the console use the same terms (docs/glossary-ja.md).
+LABELS = {
+    "title": N_("Shift report"), "since": N_("Since"), "incidents": N_("Incidents"),
+    "alerts": N_("Alerts on protected assets"), "top": N_("Most sighted indicators"),
+    "partners": N_("Partner activity"), "activity": N_("Activity per hour"), "none": N_("none"),
+    "status": N_("status"), "determination": N_("determination"), "assigned": N_("assigned to"),
+    "objects": N_("objects"), "sightings": N_("sightings"), "unsigned": N_("(no producer)"),
+    "sync": N_("Sync health"), "no_sync": N_("no partner nodes configured"), "failures": N_("failures"),
+    "last_success": N_("last success"),
+    "summary": N_("%(incidents)s incidents, %(alerts)s alerts, %(objects)s new objects"),
 }
 
 
@@ -48,46 +54,60 @@ class ShiftReport:
     html: str
 
 
-def shift_report(node: Node, operation: Operation, since: int, lang: str = "en") -> ShiftReport:
-    words = _LABELS[lang]
+def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
+                 translate: Translate | None = None) -> ShiftReport:
+    """The report of what was added after ``since`` (µs). ``translate`` is the catalog's gettext for
+    ``lang`` (the CLI hands over the console's); English needs none."""
+    if lang != "en" and translate is None:
+        raise ValueError(f"a {lang} report needs the catalog's translations")
+    words = {key: (translate or str)(label) for key, label in LABELS.items()}
     names = {o.id: o.name for o in node.store.list_organisations()}
     incidents: list[dict[str, Any]] = []
     sightings: Counter[str] = Counter()
-    indicators: dict[str, str] = {}
     producers: Counter[str] = Counter()
-    hours: Counter[str] = Counter()
+    per_hour: Counter[int] = Counter()
+    contact_links: list[dict[str, Any]] = []
     new_objects = 0
+    # One pass over the operation's objects: the report's counts and the alerts' judging together.
+    judge = AlertJudge(node, operation)
     for role in ("intel", "incidents"):
         collection = node.find_collection(operation.collections[role])
         for added, obj in latest_objects(node, collection):
+            judge.see(role, added, obj, new=added > since)
             kind = obj.get("type")
             if kind in NOT_ACTIVITY or obj.get(SHIFT_REPORT_MARK):
                 continue
-            if kind == "indicator":
-                indicators[obj["id"]] = obj.get("name") or obj.get("pattern", obj["id"])
+            if kind == "relationship" and obj.get("relationship_type") == CONTACT_FOR:
+                contact_links.append(obj)
             if added <= since:
                 continue
             new_objects += 1
-            hours[format_timestamp(added)[:13]] += 1
+            per_hour[added // _HOUR_US] += 1
             producer = obj.get("created_by_ref")
             producers[names.get(producer, producer) if producer else words["unsigned"]] += 1
             if kind == "incident":
                 incidents.append(obj)
             elif kind == "sighting":
                 sightings[obj.get("sighting_of_ref", "")] += int(obj.get("count", 1))
-    alerts = alerts_of(node, operation, since)
-    summary = words["summary"].format(i=len(incidents), a=len(alerts), o=new_objects)
+    alerts = judge.finish()
+    top = sightings.most_common(10)
+    indicators = _names_of(node, operation, [ref for ref, _ in top])
+    hours = {format_timestamp(hour * _HOUR_US)[:13]: count for hour, count in per_hour.items()}
+    counts = {"incidents": len(incidents), "alerts": len(alerts), "objects": new_objects}
+    summary = words["summary"] % counts
+    contacts = contacts_of(contact_links, names)
     title = f"{words['title']}: {operation.name}"
     lines = [f"# {title}", "", f"{words['since']}: {format_timestamp(since)[:19]}Z", "", summary, "",
              f"## {words['incidents']}", ""]
-    lines += [f"- {i['name']} — {words['status']}: {i.get('x_kizuna_status', '-')}, {words['assigned']}: "
-              f"{i.get('x_kizuna_assigned_to', '-')}" for i in incidents] or [f"- {words['none']}"]
+    lines += [f"- {i['name']} — {words['status']}: {status_of(i)}, "
+              + (f"{words['determination']}: {determination_of(i)}, " if determination_of(i) else "")
+              + f"{words['assigned']}: {assigned_to(i, contacts)}" for i in incidents] or [f"- {words['none']}"]
     lines += ["", f"## {words['alerts']}", ""]
     lines += [f"- {a.rule}: {a.asset} ← {a.object_type} {a.object_name or a.object_id} ({a.producer or '-'})"
               for a in alerts] or [f"- {words['none']}"]
     lines += ["", f"## {words['top']}", ""]
     lines += [f"- {indicators.get(ref, ref)}: {count} {words['sightings']}"
-              for ref, count in sightings.most_common(10)] or [f"- {words['none']}"]
+              for ref, count in top] or [f"- {words['none']}"]
     lines += ["", f"## {words['partners']}", ""]
     lines += [f"- {who}: {count} {words['objects']}"
               for who, count in producers.most_common()] or [f"- {words['none']}"]
@@ -101,8 +121,8 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en")
     lines += ["```", ""]
 
     refs = [i["id"] for i in incidents] + list(dict.fromkeys(a.object_id for a in alerts))
-    report = {**_base(node, operation, "report"), "name": f"{_LABELS['en']['title']}: {operation.name}",
-              "description": _LABELS["en"]["summary"].format(i=len(incidents), a=len(alerts), o=new_objects),
+    report = {**_base(node, operation, "report"), "name": f"{LABELS['title']}: {operation.name}",
+              "description": LABELS["summary"] % counts,
               "report_types": ["threat-report"], "object_refs": refs or [operation.grouping_id],
               SHIFT_REPORT_MARK: True}
     report["published"] = report["created"]
@@ -115,6 +135,16 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en")
     _store(node, operation, stix)
     markdown = "\n".join(lines)
     return ShiftReport(stix, markdown, to_html(markdown, dict(hours), lang))
+
+
+def _names_of(node: Node, operation: Operation, ids: list[str]) -> dict[str, str]:
+    """The shown names of a few objects (the most sighted indicators), read by id."""
+    found: dict[str, str] = {}
+    for role in ("intel", "incidents") if ids else ():
+        collection = node.find_collection(operation.collections[role])
+        for _, obj in latest_objects(node, collection, ids=tuple(ids)):
+            found[obj["id"]] = obj.get("name") or obj.get("pattern", obj["id"])
+    return found
 
 
 def default_since() -> int:

@@ -275,6 +275,9 @@ _PATHS: dict[str, Any] = {
     "/console/objects/{object_id}/graph.json": _page("The object's two-hop relationship graph (JSON)", "get", False,
                                                      _OBJECT_ID),
     "/console/library": _page("Best-practice library"),
+    "/console/operations": _page("Mass-event operations the token takes part in"),
+    "/console/operations/{slug}": _page("One operation: partners, collections, alerts, incidents, shift report",
+                                        "get", False, _path("slug", "an operation's short name")),
     # operator pages (docs/console-operators.md): a 404 page for any token without the operator right
     "/console/partners": _page("Partners and their sync health"),
     "/console/agreements": _page("Partner agreements"),

@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 import requests
+import stix2
+from taxii2client.v21 import Collection
 
+from kizuna.ops.incidents import INCIDENT_CORE
 from kizuna.ops.lookalikes import lookalikes_of
 from kizuna.policy.tlp import TlpLevel, oasis_id
 from tests.conftest import TAXII, ServerProcess, create_pg_database, kizuna, kizuna_json, start_server
@@ -205,15 +208,20 @@ def test_incidents_and_a_bilingual_shift_report(world: World) -> None:
     kizuna_json(world.data, "ops", "incident", "link", "games-shift", incident, asset)
     versions = [o for o in json.loads(kizuna(world.data, "export", "--collection", "games-shift-incidents").stdout)
                 ["objects"] if o["id"] == incident]
-    assert sorted(v["x_kizuna_status"] for v in versions) == ["contained", "open"]
+    core = [v["extensions"][INCIDENT_CORE] for v in versions]
+    assert sorted(c["investigation_status"] for c in core) == ["contained", "new"]
+    assert {(c["extension_type"], c["determination"]) for c in core} == {("property-extension", "suspected")}
     assert [a["rule"] for a in kizuna_json(world.data, "ops", "alerts", "games-shift")["alerts"]] == ["relationship"]
 
     english = kizuna_json(world.data, "ops", "report", "games-shift", "--since", "1h")
-    assert "Ticketing phish — status: contained, assigned to: Tokyo 2020 SOC" in english["markdown"]
+    assert ("Ticketing phish — status: contained, determination: suspected, assigned to: Tokyo 2020 SOC"
+            in english["markdown"])
     assert "C2 beacon: 3 sightings" in english["markdown"]
     assert "## Sync health\n\n- no partner nodes configured" in english["markdown"]
     japanese = kizuna_json(world.data, "ops", "report", "games-shift", "--since", "1h", "--lang", "ja")
-    assert "状態: contained" in japanese["markdown"]
+    # The Japanese labels are the console catalog's (kizuna.po), the same words as its pages.
+    assert "状態: contained, 判定: suspected, 担当: Tokyo 2020 SOC" in japanese["markdown"]
+    assert "## サイティングの多い指標" in japanese["markdown"] and "## Most sighted" not in japanese["markdown"]
     stored = {o["id"]: o for o in json.loads(kizuna(world.data, "export", "--collection",
                                                     "games-shift-incidents").stdout)["objects"]}
     report, translation = (stored[i] for i in japanese["objects"])
@@ -244,3 +252,51 @@ def test_an_operation_on_postgresql_keeps_its_record_assets_and_alerts(tmp_path:
         assert kizuna_json(data, "ops", "list")["operations"][0]["state"] == "open"
     finally:
         database.drop()
+
+
+def test_incidents_use_the_incident_core_extension_that_a_generic_stix2_consumer_parses(world: World) -> None:
+    """Incident Core Extension (extension-definition--ef765651-680c-498d-9894-99799f2fa126), section 2:
+    "determination (required) ... extension_type (required) ... The value of this property MUST be
+    property-extension ... investigation_status (required)"; section 5: "identity contact-for incident:
+    An identity should be considered a point of contact for an incident"."""
+    created = world.op("Games Extension")
+    jp = tokens_of(created)[JPCERT]
+    made = kizuna_json(world.data, "ops", "incident", "add", "games-extension", "--name", "DDoS on ticketing",
+                       "--assign", JPCERT, "--determination", "blocked")
+    kizuna_json(world.data, "ops", "incident", "update", "games-extension", made["id"], "--assign", SOC,
+                "--status", "investigating")
+    # A partner reads the collection over TAXII with taxii2-client and parses it with stix2, refusing any
+    # custom property: the incident and its contact-for relationships are plain STIX 2.1.
+    incidents_id = created["operation"]["collections"]["incidents"]["id"]
+    collection = Collection(f"{world.server.base}/main/collections/{incidents_id}/", user="jpcert", password=jp)
+    parsed = [stix2.parse(o, allow_custom=False) for o in collection.get_objects()["objects"]
+              if o["type"] in ("incident", "relationship")]
+    incidents = [o for o in parsed if o.type == "incident"]
+    assert [(i.name, i.extensions[INCIDENT_CORE]["investigation_status"], i.extensions[INCIDENT_CORE]["determination"])
+            for i in incidents] == [("DDoS on ticketing", "open", "blocked")]
+    contacts = {(r.source_ref, bool(getattr(r, "revoked", False))) for r in parsed
+                if r.type == "relationship" and r.relationship_type == "contact-for"}
+    assert contacts == {(world.ids[JPCERT], True), (world.ids[SOC], False)}
+    report = kizuna_json(world.data, "ops", "report", "games-extension", "--since", "1h")["markdown"]
+    assert "DDoS on ticketing — status: investigating, determination: blocked, assigned to: Tokyo 2020 SOC" in report
+
+
+def test_incidents_written_with_custom_properties_are_still_read_and_move_to_the_extension(world: World) -> None:
+    created = world.op("Games Legacy")
+    old = indicator(world.ids[SOC], "[domain-name:value = 'x.example']")  # for its timestamps
+    legacy = {"type": "incident", "spec_version": "2.1", "id": f"incident--{uuid.uuid4()}", "created": old["created"],
+              "modified": old["created"], "name": "Old-style incident", "x_kizuna_status": "contained",
+              "x_kizuna_assigned_to": SOC, "object_marking_refs": [AMBER]}
+    with pytest.raises(stix2.exceptions.ExtraPropertiesError):
+        stix2.parse(legacy, allow_custom=False)  # why the extension: a strict consumer refuses these
+    assert world.post(tokens_of(created)[SOC], "games-legacy-incidents", [legacy]).status_code == 202
+    report = kizuna_json(world.data, "ops", "report", "games-legacy", "--since", "1h")["markdown"]
+    assert "Old-style incident — status: contained, assigned to: Tokyo 2020 SOC" in report
+    moved = kizuna_json(world.data, "ops", "incident", "update", "games-legacy", legacy["id"], "--status", "closed")
+    assert (moved["status"], moved["determination"]) == ("closed", "suspected")
+    newest = [o for o in json.loads(kizuna(world.data, "export", "--collection", "games-legacy-incidents").stdout)
+              ["objects"] if o["id"] == legacy["id"] and o["modified"] == moved["modified"]][0]
+    assert "x_kizuna_status" not in newest and newest["extensions"][INCIDENT_CORE]["investigation_status"] == "closed"
+    stix2.parse(newest, allow_custom=False)
+    report = kizuna_json(world.data, "ops", "report", "games-legacy", "--since", "1h")["markdown"]
+    assert "Old-style incident — status: closed, determination: suspected, assigned to: Tokyo 2020 SOC" in report

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+from pathlib import Path
+
 import pytest
 
+from kizuna.core.node import Node
+from kizuna.ops.alerts import alerts_of, watchlist_of
+from kizuna.ops.assets import add_assets
 from kizuna.ops.lookalikes import lookalikes_of
+from kizuna.ops.reading import stix_now
 from kizuna.ops.watch import Watchlist
+from kizuna.ops.workspace import create_operation
 
 ASSETS = [
     {"type": "domain-name", "id": "domain-name--1", "value": "games2027.example"},
@@ -64,3 +73,26 @@ def test_objects_match_by_pattern_and_by_reference() -> None:
     assert [h.rule for h in WATCH.hits(sighting, {"indicator--9": seen})] == ["relationship"]
     observed = {"type": "observed-data", "id": "observed-data--1", "object_refs": ["domain-name--x"]}
     assert [h.rule for h in WATCH.hits(observed, {"domain-name--x": seen})] == ["lookalike"]
+
+
+def test_a_reused_watchlist_follows_new_assets_and_lookalikes(tmp_path: Path) -> None:
+    """The administrator's watchlist is kept between calls in one process; adding an asset (and with it
+    new lookalikes) must show in the very next judging."""
+    node = Node.init(tmp_path / "node", org_name="Host CERT", country="GBR")
+    try:
+        node.create_organisation("Games SOC", "JPN")
+        today = dt.datetime.now(dt.UTC).date()
+        operation, _ = create_operation(node, "Cache Cup", str(today), str(today + dt.timedelta(days=3)), ["Games SOC"])
+        add_assets(node, operation, [("domain", "first.example")])
+        lookalike = sorted(d for d, f in lookalikes_of("second.example").items() if f == "homoglyph")[0]
+        now = stix_now()
+        seen = {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid4()}", "created": now,
+                "modified": now, "valid_from": now, "pattern_type": "stix",
+                "pattern": f"[domain-name:value = '{lookalike}']"}
+        node.import_objects(node.find_collection(operation.collections["intel"]), [seen])
+        assert alerts_of(node, operation) == []
+        assert watchlist_of(node, operation) is watchlist_of(node, operation)  # reused while unchanged
+        add_assets(node, operation, [("domain", "second.example")])
+        assert [(a.rule, a.asset) for a in alerts_of(node, operation)] == [("lookalike", "second.example")]
+    finally:
+        node.close()

@@ -3,11 +3,12 @@ shipped demo data in both languages."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import kizuna, start_server
+from tests.conftest import kizuna, kizuna_json, start_server
 from tests.web.conftest import check_accessibility, shoot, untranslated
 
 
@@ -51,6 +52,41 @@ def test_the_demo_token_opens_a_console_with_the_demo_data(tmp_path: Path, brows
         assert page.locator("ul.library a[lang=ja]").count() == 5
         assert page.locator(".missing-translation").count() == 1
         assert untranslated(page) == []
+        context.close()
+    finally:
+        server.stop()
+
+
+def test_the_games_demo_opens_an_operation_in_the_console(tmp_path: Path, browser: Any) -> None:
+    """`kizuna demo --games`: one command, then the operation's board in the console, in both languages."""
+    data_dir = tmp_path / "games"
+    first = kizuna_json(data_dir, "demo", "--games", "--no-serve", "--port", "8124")
+    again = kizuna_json(data_dir, "demo", "--games", "--no-serve", "--port", "8124")  # reuses, adds nothing
+    played = first["scenario"]
+    assert played["console_url"] == "http://127.0.0.1:8124/console/operations/games-2027"
+    assert (played["incidents"], played["alerts"]) == (3, again["scenario"]["alerts"]) and played["alerts"] >= 5
+    rules = {a["rule"] for a in kizuna_json(data_dir, "ops", "alerts", "games-2027")["alerts"]}
+    assert rules == {"lookalike", "containment", "relationship"}
+    exported = json.loads(kizuna(data_dir, "export", "--collection", "games-2027-incidents").stdout)["objects"]
+    translated = [o for o in exported if o["type"] == "language-content"]
+    assert len(translated) == 1 and "シフトレポート" in translated[0]["contents"]["ja"]["name"]
+    server = start_server(data_dir, sync=False)
+    try:
+        context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.goto(server.base + "/")
+        page.fill("#token", again["token"])
+        page.locator("form.sign-in button[type=submit]").click()
+        page.wait_for_url(re.compile(r".*/console/$"))
+        page.goto(server.base + "/console/operations/games-2027")
+        assert page.locator("table.incidents tbody tr").count() == 3
+        assert page.locator("table.alerts tbody tr").count() == played["alerts"]
+        assert untranslated(page) == []
+        check_accessibility(page)
+        shoot(page, "demo-games-operation-ja")
+        page.get_by_role("link", name=re.compile("^Shift report: Games 2027")).click()
+        page.wait_for_url(re.compile(r".*/console/objects/report--"))
+        assert page.get_by_role("heading", name=re.compile("^Shift report: Games 2027")).is_visible()
         context.close()
     finally:
         server.stop()
