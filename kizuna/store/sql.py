@@ -540,9 +540,12 @@ class SqlStore(SessionRows, FeedRows, abc.ABC):
         with self._read() as cur:
             for chunk in _chunks(sorted(set(refs))):
                 clause, params = self._in("r.ref", chunk)
+                # CROSS JOIN: SQLite then starts from the few index rows of the refs, where it would otherwise
+                # walk the collection's date_added index to save a sort (PostgreSQL plans it either way).
                 cur.execute(
-                    f"SELECT {_JOINED_COLUMNS} FROM object_refs r JOIN objects o ON o.seq = r.seq WHERE {clause} "
-                    f"AND o.collection_pk = ? AND {kinds} AND o.maybe_last = 1 ORDER BY o.date_added LIMIT ?",
+                    f"SELECT {_JOINED_COLUMNS} FROM object_refs r CROSS JOIN objects o WHERE o.seq = r.seq "
+                    f"AND {clause} AND o.collection_pk = ? AND {kinds} AND o.maybe_last = 1 "
+                    "ORDER BY o.date_added LIMIT ?",
                     (*params, collection_pk, *kind_params, limit - len(found)),
                 )
                 found += map(VersionRow._make, cur.fetchall())
