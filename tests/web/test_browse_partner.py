@@ -21,7 +21,7 @@ import requests
 from kizuna.policy import TLP2_IDS
 from kizuna.policy.tlp import TlpLevel
 from tests.conftest import kizuna_json
-from tests.web.conftest import Console, running_console
+from tests.web.conftest import Console, check_accessibility, running_console, shoot, signed_in, untranslated
 
 TAXII = "application/taxii+json;version=2.1"
 PARTNER = "jpcert-node"
@@ -122,3 +122,16 @@ def test_only_the_nodes_own_organisation_may_filter_by_partner(received: Console
                           uk.get(received.base + "/console/search?q=Pushed&partner=no-such-node")]
     assert [a.status_code for a in answers] == [400] * 4
     assert all("Unknown partner." in a.text for a in answers)
+
+
+def test_the_partner_filter_in_japanese_in_a_browser(received: Console, browser: Any) -> None:
+    page = signed_in(browser, received, "uk", locale="ja-JP")
+    assert page.locator("label[for=f-partner]").inner_text() == "受信元"
+    page.select_option("#f-partner", PARTNER)
+    page.locator("form.filters button[type=submit]").click()
+    page.wait_for_url(re.compile(rf".*partner={PARTNER}"))
+    assert _listed(page.content()) == {received.ids[role] for role in ("green-1", "green-2", "strict")}
+    assert untranslated(page) == []
+    check_accessibility(page)
+    shoot(page, "browse-partner-ja")  # the same page on either store
+    page.context.close()
