@@ -1,10 +1,13 @@
 """The relationship graph of the console's object page: the object, the objects one and two
 relationships away, and the relationships between them, as one principal sees them.
 
-Relationships are walked through the principal's viewer (``core.listing.scan`` within a Budget), so a
-relationship the principal may not see is not an edge. Every endpoint is then read through the same
-viewer: an object the principal may not see is no node, and an edge that would lead to it is dropped,
-so a hidden neighbour leaves no trace, not even a dangling edge.
+The relationships come hop by hop from the store's reference index (store/object_refs.py): those
+pointing at the object, then those pointing at the objects they reach, two indexed questions however
+large the collection. Each is read through the principal's viewer (its latest visible version, as
+TAXII's default), so a relationship the principal may not see is not an edge. Every endpoint is then
+read through the same viewer: an object the principal may not see is no node, and an edge that would
+lead to it is dropped, so a hidden neighbour leaves no trace, not even a dangling edge, and is not
+walked through to the second hop.
 """
 
 from __future__ import annotations
@@ -17,15 +20,15 @@ import orjson
 from kizuna.core.audit import pack_served, tlp_counts
 from kizuna.core.errors import NotFound
 from kizuna.core.filters import Endpoint, Filters
-from kizuna.core.listing import Budget, Walk, display_name, scan, tlp_of
+from kizuna.core.listing import display_name, tlp_of
 from kizuna.core.node import Node
-from kizuna.core.object_view import locate
+from kizuna.core.object_view import locate, referring
 from kizuna.core.principal import Principal
 from kizuna.core.visibility import Viewer
 from kizuna.store.base import VersionRow
 
-#: How far the walk over the collection's relationships goes for one graph.
-GRAPH_BUDGET = Budget(floor=2_000, seconds=0.15)
+#: At most this many relationship versions are looked at per hop (then the graph says it is not complete).
+HOP_LIMIT = 2_000
 #: At most this many nodes are drawn: a graph of thousands is unreadable, and each node is one read.
 MAX_NODES = 150
 HOPS = 2
@@ -66,27 +69,35 @@ class Graph:
 def relationship_graph(node: Node, principal: Principal, object_id: str, collection_ref: str | None = None) -> Graph:
     """The two-hop graph around ``object_id``; NotFound when the principal may not see the object."""
     viewer, _ = locate(node, principal, object_id, collection_ref)
-    edges, rows, walk = _relationships(node, viewer)
-    graph = Graph(complete=walk.complete)
+    graph = Graph()
     hops = {object_id: 0}
-    frontier = {object_id}
+    seen = _visible(node, viewer, [object_id])
+    if object_id not in seen:
+        raise NotFound("no such object")
+    edges: dict[str, tuple[VersionRow, GraphEdge]] = {}
+    frontier = [object_id]
     for depth in range(1, HOPS + 1):
-        reached = {other for edge in edges for end, other in ((edge.source, edge.target), (edge.target, edge.source))
-                   if end in frontier and other not in hops}
+        found, complete = _relationships(node, viewer, frontier)
+        graph.complete &= complete
+        reached: set[str] = set()
+        for row, edge in found:
+            edges.setdefault(edge.id, (row, edge))
+            reached |= {edge.source, edge.target} - hops.keys()
+        added = []
         for ref in sorted(reached):
             if len(hops) >= MAX_NODES:
                 graph.complete = False
                 break
             hops[ref] = depth
-        frontier = reached & hops.keys()
-    seen = _visible(node, viewer, sorted(hops))
-    if object_id not in seen:
-        raise NotFound("no such object")
+            added.append(ref)
+        seen.update(_visible(node, viewer, added))
+        frontier = [ref for ref in added if ref in seen]  # a hidden object is not walked through
     graph.nodes = [GraphNode(ref, obj["type"], display_name(obj) or ref, _tlp_token(obj), hops[ref])
                    for ref, obj in sorted(seen.items(), key=lambda pair: (hops[pair[0]], pair[0]))]
-    graph.edges = [edge for edge in edges if edge.source in seen and edge.target in seen]
+    graph.edges = sorted((edge for _, edge in edges.values() if edge.source in seen and edge.target in seen),
+                         key=lambda edge: edge.id)
     drawn = {edge.id for edge in graph.edges}
-    shown = [row for row in rows if row.stix_id in drawn]
+    shown = [row for row, _ in edges.values() if row.stix_id in drawn]
     # The relationships drawn leave the node with this graph: one egress record names them.
     node.audit.record("egress", principal.key, {
         "collection": viewer.collection.id, "endpoint": "console-graph", "tlp": tlp_counts(shown),
@@ -100,19 +111,19 @@ def _tlp_token(obj: dict[str, Any]) -> str | None:
     return level.token if level is not None else None
 
 
-def _relationships(node: Node, viewer: Viewer) -> tuple[list[GraphEdge], list[VersionRow], Walk]:
-    """Every relationship of the collection the viewer sees (its latest visible version), within budget."""
-    walk = Walk()
-    latest: dict[str, tuple[VersionRow, GraphEdge]] = {}
-    for row, body in scan(node, viewer, Filters(types=("relationship",)), GRAPH_BUDGET, walk):
-        obj = orjson.loads(body)
+def _relationships(node: Node, viewer: Viewer, ends: list[str]) -> tuple[list[tuple[VersionRow, GraphEdge]], bool]:
+    """The relationships the viewer sees (its latest visible version of each) with an end among ``ends``,
+    and whether every candidate was looked at."""
+    if not ends:
+        return [], True
+    found, complete = referring(node, viewer, ends, ("relationship",), HOP_LIMIT)
+    wanted = set(ends)
+    edges = []
+    for row, obj in found:
         source, target = obj.get("source_ref"), obj.get("target_ref")
-        if not (isinstance(source, str) and isinstance(target, str)):
-            continue
-        known = latest.get(row.stix_id)
-        if known is None or known[0].version <= row.version:
-            latest[row.stix_id] = (row, GraphEdge(row.stix_id, source, target, str(obj.get("relationship_type", ""))))
-    return [edge for _, edge in latest.values()], [row for row, _ in latest.values()], walk
+        if isinstance(source, str) and isinstance(target, str) and wanted & {source, target}:
+            edges.append((row, GraphEdge(row.stix_id, source, target, str(obj.get("relationship_type", "")))))
+    return edges, complete
 
 
 def _visible(node: Node, viewer: Viewer, ids: list[str]) -> dict[str, dict[str, Any]]:

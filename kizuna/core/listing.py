@@ -1,10 +1,14 @@
 """What the console's Browse page lists: a collection's objects as one principal sees them, filtered by
-type, TLP, producer and time added, paged, with counts.
+type, TLP, producer, the partner node they came from and time added, paged, with counts.
 
 Everything is read through ``Node.viewer_for`` and the TAXII reader, so a hidden object is in no list
 and in no count. TLP and producer are decided on the copy the principal receives (after redaction).
 Counting walks the visible objects within a budget (``COUNT_BUDGET``); when it runs out the counts say
 "at least", so a page costs a bounded amount of work however large the collection.
+
+The partner a version came from (federation provenance) is the node's own bookkeeping: only the node's
+own organisation filters and counts by it (``sees_provenance``), asking the store once per window of
+visible rows, never once per object.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import orjson
 
 from kizuna.core.audit import pack_served, tlp_counts
 from kizuna.core.browse import _NAME_FIELDS, Acting, _producer_names
-from kizuna.core.errors import NotFound
+from kizuna.core.errors import BadRequest, NotFound
 from kizuna.core.filters import Filters
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
@@ -36,6 +40,7 @@ class Criteria:
     types: tuple[str, ...] = ()
     tlp: str | None = None  # a TLP token ("amber+strict") or NO_TLP
     producer: str | None = None  # an identity id
+    partner: str | None = None  # received from this federation partner (its entry's name)
     added_after: int | None = None  # µs, exclusive
     after: int | None = None  # paging: the date_added of the last entry already shown
     limit: int = 50
@@ -49,6 +54,7 @@ class Entry:
     obj: dict[str, Any]
     tlp: TlpLevel | None
     producer: str | None
+    partner: str | None = None  # the partner node this version came from, when the reader may know it
 
     @property
     def name(self) -> str | None:
@@ -59,12 +65,13 @@ class Entry:
         return self.tlp.token if self.tlp is not None else NO_TLP
 
     def matches(self, criteria: Criteria) -> bool:
-        return _matches(criteria, self.row.type, self.tlp_token, self.producer)
+        return _matches(criteria, self.row.type, self.tlp_token, self.producer, self.partner)
 
 
-def _matches(criteria: Criteria, stix_type: str, tlp: str, producer: str | None) -> bool:
+def _matches(criteria: Criteria, stix_type: str, tlp: str, producer: str | None, partner: str | None) -> bool:
     return not ((criteria.types and stix_type not in criteria.types) or (criteria.tlp and criteria.tlp != tlp)
-                or (criteria.producer and criteria.producer != producer))
+                or (criteria.producer and criteria.producer != producer)
+                or (criteria.partner and criteria.partner != partner))
 
 
 @dataclass
@@ -78,6 +85,9 @@ class Listing:
     tlps: Counter[str] = field(default_factory=Counter)
     producers: Counter[str] = field(default_factory=Counter)
     producer_names: dict[str, str] = field(default_factory=dict)
+    #: Visible objects per partner node they came from; only for a reader that ``sees_provenance``.
+    partners: Counter[str] = field(default_factory=Counter)
+    partner_choices: list[str] = field(default_factory=list)  # every partner entry, by name
 
 
 def tlp_of(obj: dict[str, Any]) -> TlpLevel | None:
@@ -92,6 +102,18 @@ def display_name(obj: dict[str, Any]) -> str | None:
 def readable_collections(node: Node, principal: Principal) -> list[Collection]:
     return [c for root in node.store.list_api_roots() for c in node.collections_for(principal, root.name)
             if principal.can_read(c)]
+
+
+def sees_provenance(node: Node, principal: Principal) -> bool:
+    """May ``principal`` filter by the partner node an object came from? The node's administrator and its
+    own organisation only: which partner sent what is this node's bookkeeping, not shared data."""
+    return principal.is_admin or (principal.organisation_id is not None
+                                  and principal.organisation_id == node.home_organisation_id)
+
+
+def partner_names(node: Node) -> list[str]:
+    """The partner entries by name, as `kizuna partners list` shows them."""
+    return [name for name, _ in node.store.partner_configs()]
 
 
 def find_readable(node: Node, principal: Principal, ref: str) -> Collection:
@@ -132,11 +154,19 @@ def scan(
     """Every object of the viewer's collection that ``filters`` select and the viewer sees (its copy), in
     date_added order, window by window through the TAXII reader, within ``budget``; when the budget ends
     the walk early, ``walk`` says so and where it stopped."""
+    for items in scan_windows(node, viewer, filters, budget, walk):
+        yield from items
+
+
+def scan_windows(
+    node: Node, viewer: Viewer, filters: Filters, budget: Budget, walk: Walk
+) -> Iterator[list[tuple[VersionRow, bytes]]]:
+    """:func:`scan`, one window's visible objects at a time (for questions asked once per window)."""
     deadline = time.monotonic() + budget.seconds
     scanned = 0
     while True:
         items, position = node.reader.window(viewer, filters, _WINDOW)
-        yield from items
+        yield items
         scanned += _WINDOW
         if position is None:
             return
@@ -146,10 +176,23 @@ def scan(
         filters = replace(filters, added_after=position)
 
 
-def _entry(row: VersionRow, body: bytes) -> Entry:
+def _entry(row: VersionRow, body: bytes, partner: str | None = None) -> Entry:
     obj = orjson.loads(body)
     producer = obj.get("created_by_ref")
-    return Entry(row, obj, tlp_of(obj), producer if isinstance(producer, str) else None)
+    return Entry(row, obj, tlp_of(obj), producer if isinstance(producer, str) else None, partner)
+
+
+class _Provenance:
+    """The partner each visible row of a window came from, asked of the store once per window, and only
+    for a reader that may know it (otherwise every row is "from no partner")."""
+
+    def __init__(self, node: Node, collection: Collection, known: bool) -> None:
+        self._node, self._pk, self._known = node, collection.pk, known
+
+    def of(self, items: list[tuple[VersionRow, bytes]]) -> dict[tuple[str, int], str]:
+        if not self._known or not items:
+            return {}
+        return self._node.store.partners_of(self._pk, [(row.stix_id, row.version) for row, _ in items])
 
 
 class _Facets:
@@ -171,6 +214,26 @@ class _Facets:
         return token, row.created_by_ref
 
 
+def _fill_page(node: Node, viewer: Viewer, criteria: Criteria, listing: Listing, provenance: _Provenance) -> None:
+    """The page: from the position on, until it is full or PAGE_BUDGET runs out (then "next" continues
+    from where the walk stopped)."""
+    start = max(criteria.added_after or 0, criteria.after or 0) or None
+    paged = Walk()
+    for items in scan_windows(node, viewer, Filters(types=criteria.types or None, added_after=start),
+                              PAGE_BUDGET, paged):
+        partners = provenance.of(items)
+        for row, body in items:
+            seen = _entry(row, body, partners.get((row.stix_id, row.version)))
+            if not seen.matches(criteria):
+                continue
+            if len(listing.entries) == criteria.limit:
+                listing.next_after = listing.entries[-1].row.date_added
+                return
+            listing.entries.append(seen)
+    if not paged.complete:
+        listing.next_after = paged.position  # the page is not full yet: continue from here
+
+
 def browse(node: Node, principal: Principal, collection: Collection, criteria: Criteria) -> Listing:
     """One page of matching objects after ``criteria.after``, and the counts over the period.
 
@@ -179,29 +242,28 @@ def browse(node: Node, principal: Principal, collection: Collection, criteria: C
     then "next" continues from where the walk stopped)."""
     viewer = node.viewer_for(principal, collection)
     listing = Listing(collection, [], 0, True, None)
+    known = sees_provenance(node, principal)
+    if known:
+        listing.partner_choices = partner_names(node)
+    if criteria.partner is not None and criteria.partner not in listing.partner_choices:
+        raise BadRequest("no such partner")  # a reader that may not filter by partner is told the same
+    provenance = _Provenance(node, collection, known)
     facets = _Facets()
     counted = Walk()
-    for row, body in scan(node, viewer, Filters(added_after=criteria.added_after), COUNT_BUDGET, counted):
-        tlp, producer = facets.of(row, body)
-        listing.types[row.type] += 1
-        listing.tlps[tlp] += 1
-        if producer:
-            listing.producers[producer] += 1
-        listing.total += _matches(criteria, row.type, tlp, producer)
+    for items in scan_windows(node, viewer, Filters(added_after=criteria.added_after), COUNT_BUDGET, counted):
+        partners = provenance.of(items)
+        for row, body in items:
+            tlp, producer = facets.of(row, body)
+            partner = partners.get((row.stix_id, row.version))
+            listing.types[row.type] += 1
+            listing.tlps[tlp] += 1
+            if producer:
+                listing.producers[producer] += 1
+            if partner:
+                listing.partners[partner] += 1
+            listing.total += _matches(criteria, row.type, tlp, producer, partner)
     listing.complete = counted.complete
-    start = max(criteria.added_after or 0, criteria.after or 0) or None
-    paged = Walk()
-    for row, body in scan(node, viewer, Filters(types=criteria.types or None, added_after=start),
-                          PAGE_BUDGET, paged):
-        seen = _entry(row, body)
-        if seen.matches(criteria):
-            if len(listing.entries) == criteria.limit:
-                listing.next_after = listing.entries[-1].row.date_added
-                break
-            listing.entries.append(seen)
-    else:
-        if not paged.complete:
-            listing.next_after = paged.position  # the page is not full yet: continue from here
+    _fill_page(node, viewer, criteria, listing, provenance)
     acting = Acting(principal, "console")
     listing.producer_names = _producer_names(node, acting, collection, set(listing.producers))
     node.audit.record("egress", principal.key, {

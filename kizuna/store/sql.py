@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from kizuna.stix.timestamps import now_micros
+from kizuna.store import object_refs
 from kizuna.store.base import (
     AddResult,
     AgreementRecord,
@@ -45,6 +46,9 @@ _IN_CHUNK = 500
 _ROW_COLUMNS = (
     "seq, stix_id, type, version, spec_version, date_added, created_by_ref, markings, body, is_first, is_last"
 )
+
+
+_JOINED_COLUMNS = ", ".join("o." + column.strip() for column in _ROW_COLUMNS.split(","))
 
 
 def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
@@ -120,6 +124,8 @@ class SqlStore(SessionRows, FeedRows, abc.ABC):
                 self._backfill_edges(cur)
             if version == 11:
                 self.search_index.backfill(cur)
+            if version == 16:
+                object_refs.backfill(cur)
             cur.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, now_micros()))
             applied.add(version)
         return max(applied, default=0)
@@ -354,6 +360,7 @@ class SqlStore(SessionRows, FeedRows, abc.ABC):
                 self.search_index.index_added(
                     cur, collection_pk, pending[0][2], {added: new.body for new, _, added in pending}
                 )
+                object_refs.index_added(cur, collection_pk, {added: (new.type, new.body) for new, _, added in pending})
                 self._update_edges(cur, {stix_id: existing[stix_id] for stix_id in flags}, flags)
                 cur.execute("UPDATE collections SET last_added = ? WHERE pk = ?", (next_added - 1, collection_pk))
         return results
@@ -471,6 +478,7 @@ class SqlStore(SessionRows, FeedRows, abc.ABC):
                 (now, *params),
             )
             self.search_index.remove(cur, where, params)
+            object_refs.remove(cur, where, params)
             cur.execute(f"DELETE FROM objects WHERE {where}", params)
             deleted = int(cur.rowcount)
             if deleted:
@@ -496,9 +504,9 @@ class SqlStore(SessionRows, FeedRows, abc.ABC):
             )
             if not cur.rowcount:
                 return None
-            self.search_index.reindex(
-                cur, "collection_pk = ? AND stix_id = ? AND version = ?", (collection_pk, new.stix_id, version)
-            )
+            for index in (self.search_index, object_refs):
+                index.reindex(cur, "collection_pk = ? AND stix_id = ? AND version = ?",
+                              (collection_pk, new.stix_id, version))
             # Other markings or another producer can change which readers see this version like its neighbours.
             self._refresh_flags(cur, collection_pk, [new.stix_id])
             cur.execute("UPDATE collections SET last_added = ? WHERE pk = ?", (added, collection_pk))
@@ -519,6 +527,32 @@ class SqlStore(SessionRows, FeedRows, abc.ABC):
             )
             count, first, last = cur.fetchone()
         return int(count), first, last
+
+    def referencing(
+        self, collection_pk: int, refs: Sequence[str], types: Sequence[str], limit: int
+    ) -> list[VersionRow]:
+        """Versions of ``types`` in a collection that point at one of ``refs`` (store/object_refs.py) and
+        may be some reader's latest, at most ``limit``, oldest added first."""
+        if not refs:
+            return []
+        found: list[VersionRow] = []
+        kinds, kind_params = self._in("o.type", list(types))
+        with self._read() as cur:
+            for chunk in _chunks(sorted(set(refs))):
+                clause, params = self._in("r.ref", chunk)
+                # CROSS JOIN: SQLite then starts from the few index rows of the refs, where it would otherwise
+                # walk the collection's date_added index to save a sort (PostgreSQL plans it either way).
+                cur.execute(
+                    f"SELECT {_JOINED_COLUMNS} FROM object_refs r CROSS JOIN objects o WHERE o.seq = r.seq "
+                    f"AND {clause} AND o.collection_pk = ? AND {kinds} AND o.maybe_last = 1 "
+                    "ORDER BY o.date_added LIMIT ?",
+                    (*params, collection_pk, *kind_params, limit - len(found)),
+                )
+                found += map(VersionRow._make, cur.fetchall())
+                if len(found) >= limit:
+                    break
+        unique = {row.seq: row for row in found}  # a relationship of an object to itself is found once
+        return sorted(unique.values(), key=lambda row: row.date_added)
 
     def search_versions(self, query: SearchQuery) -> list[tuple[int, VersionRow]]:
         if not query.collection_pks:
@@ -749,6 +783,22 @@ class SqlStore(SessionRows, FeedRows, abc.ABC):
                 (collection_pk, stix_id),
             )
             return [(int(version), str(partner)) for version, partner in cur.fetchall()]
+
+    def partners_of(self, collection_pk: int, versions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        """The partner each of ``versions`` (stix_id, version) came from, for those received from one: one
+        question per 500 objects, so a walk over a window of rows asks once (the console's partner filter)."""
+        wanted = set(versions)
+        ids = sorted({stix_id for stix_id, _ in wanted})
+        found: dict[tuple[str, int], str] = {}
+        with self._read() as cur:
+            for start in range(0, len(ids), 500):
+                clause, values = self._in("stix_id", ids[start:start + 500])
+                cur.execute("SELECT stix_id, version, partner FROM fed_provenance WHERE collection_pk = ? "
+                            f"AND {clause}", (collection_pk, *values))
+                for stix_id, version, partner in cur.fetchall():
+                    if (stix_id, int(version)) in wanted:
+                        found[(stix_id, int(version))] = str(partner)
+        return found
 
     def add_provenance(self, rows: Sequence[tuple[int, str, int, str, str, int]]) -> None:
         """(collection_pk, stix_id, version, partner, remote collection, received at) per version."""

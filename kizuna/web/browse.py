@@ -9,7 +9,15 @@ from typing import NamedTuple
 from starlette.responses import Response
 
 from kizuna.core.errors import BadRequest
-from kizuna.core.listing import NO_TLP, Criteria, browse, find_readable, readable_collections
+from kizuna.core.listing import (
+    NO_TLP,
+    Criteria,
+    browse,
+    find_readable,
+    partner_names,
+    readable_collections,
+    sees_provenance,
+)
 from kizuna.policy.tlp import TlpLevel
 from kizuna.web.page import Visit
 
@@ -20,15 +28,19 @@ TLP_CHOICES = [(level.token, level.label) for level in TlpLevel]
 
 
 class Narrowing(NamedTuple):
-    """The filters Browse and Search share, checked: a type, a TLP token or "none", midnight (µs) of a day."""
+    """The filters Browse and Search share, checked: a type, a TLP token or "none", midnight (µs) of a day,
+    the partner node an object came from."""
 
     kind: str | None
     tlp: str | None
     since: int | None
+    partner: str | None
 
 
 def narrowing(visit: Visit) -> Narrowing:
-    """The ``type``, ``tlp`` and ``since`` query parameters, or a translated 400 saying which is wrong."""
+    """The ``type``, ``tlp``, ``since`` and ``partner`` query parameters, or a translated 400 saying which
+    is wrong. Only the node's own organisation may filter by partner; to anyone else every partner is
+    unknown, so the answer says nothing about which partners exist."""
     params = visit.request.query_params
     kind = params.get("type") or None
     if kind is not None and not TYPE_PATTERN.match(kind):
@@ -44,12 +56,20 @@ def narrowing(visit: Visit) -> Narrowing:
         except ValueError:
             raise BadRequest(visit.gettext("The date must be written as YYYY-MM-DD.")) from None
         midnight = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 1_000_000
-    return Narrowing(kind, tlp, midnight)
+    partner = params.get("partner") or None
+    if partner is not None and partner not in partner_choices(visit):
+        raise BadRequest(visit.gettext("Unknown partner."))
+    return Narrowing(kind, tlp, midnight, partner)
+
+
+def partner_choices(visit: Visit) -> list[str]:
+    """The partner entries the reader may filter by: all of them for the node's own organisation, else none."""
+    return partner_names(visit.node) if sees_provenance(visit.node, visit.principal) else []
 
 
 def _criteria(visit: Visit) -> Criteria:
     params = visit.request.query_params
-    kind, tlp, since = narrowing(visit)
+    kind, tlp, since, partner = narrowing(visit)
     added_after = since - 1 if since is not None else None
     after = params.get("after") or None
     if after is not None and not after.isdigit():
@@ -57,7 +77,7 @@ def _criteria(visit: Visit) -> Criteria:
     level = TlpLevel.from_token(tlp) if tlp and tlp != NO_TLP else None
     return Criteria(
         types=(kind,) if kind else (), tlp=level.token if level is not None else tlp,
-        producer=params.get("producer") or None, added_after=added_after,
+        producer=params.get("producer") or None, partner=partner, added_after=added_after,
         after=int(after) if after is not None else None, limit=PAGE_SIZE,
     )
 

@@ -2,7 +2,8 @@
 
 The results come from `Node.search` (core/search.py): each hit passed the same visibility check as a
 TAXII read, the count is of visible hits only, and the page served is audited like a read. Filters
-narrow the copy the reader sees (collection, type, TLP, added since).
+narrow the copy the reader sees (collection, type, TLP, added since); the node's own organisation
+may also narrow to what one partner node sent (federation provenance).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from starlette.responses import Response
 from kizuna.core.listing import readable_collections
 from kizuna.core.search import NO_TLP, SearchFilters
 from kizuna.stix.search_text import MAX_QUERY_CHARS, MAX_TERMS, MIN_TERM, query_terms
-from kizuna.web.browse import TLP_CHOICES, narrowing
+from kizuna.web.browse import TLP_CHOICES, narrowing, partner_choices
 from kizuna.web.page import Visit
 
 PAGE_SIZE = 25
@@ -24,10 +25,10 @@ TYPE_CHOICES = ("indicator", "report", "malware", "threat-actor", "intrusion-set
 
 
 def _filters(visit: Visit) -> SearchFilters:
-    kind, tlp, since = narrowing(visit)
+    kind, tlp, since, partner = narrowing(visit)
     collection = visit.request.query_params.get("collection") or None
     return SearchFilters(collections=(collection,) if collection else (), types=(kind,) if kind else (),
-                         tlp=(tlp,) if tlp else (), added_from=since)
+                         tlp=(tlp,) if tlp else (), partner=partner, added_from=since)
 
 
 def search_page(visit: Visit) -> Response:
@@ -36,7 +37,8 @@ def search_page(visit: Visit) -> Response:
     collections = readable_collections(visit.node, visit.principal)
     shown = {key: value for key, value in params.items() if value and key != "next"}
     values: dict[str, Any] = dict(words=text, params=shown, collections=collections, tlp_choices=TLP_CHOICES,
-                                  no_tlp=NO_TLP, type_choices=TYPE_CHOICES, results=None, problem=None)
+                                  no_tlp=NO_TLP, type_choices=TYPE_CHOICES, results=None, problem=None,
+                                  partners=partner_choices(visit))
     if not text:
         return visit.render("search.html", **values)
     filters = _filters(visit)

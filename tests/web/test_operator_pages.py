@@ -245,16 +245,52 @@ def test_an_upload_through_the_import_form_shows_its_report(operated: Console, b
 
 
 def test_every_operator_page_is_accessible_and_translated(operated: Console, browser: Any) -> None:
+    """axe finds no serious issue on any operator page, in English and in Japanese (the revoke
+    confirmation included), and no Japanese page keeps an English string."""
+    pages = (*BROWSER_PAGES, f"tokens/{operated.token_ids['jp']}/revoke")
     page = signed_in(browser, operated, "op", browse=False)
-    for name in BROWSER_PAGES:
+    for name in pages:
         page.goto(f"{operated.base}/console/{name}")
         assert page.locator("h1").is_visible()
         check_accessibility(page)
+        shoot(page, _shot_name(name, "en"))
     page.get_by_role("button", name="日本語").click()
-    for name in BROWSER_PAGES:
+    for name in pages:
         page.goto(f"{operated.base}/console/{name}")
+        assert page.locator("html").get_attribute("lang") == "ja"
         assert untranslated(page) == [], name
-        shoot(page, "operator-" + name.split("?")[0].replace("/", "-") + "-ja")
+        check_accessibility(page)
+        shoot(page, _shot_name(name, "ja"))
+    page.context.close()
+
+
+def _shot_name(path: str, language: str) -> str:
+    name = re.sub(r"tokens/[^/]+/revoke", "token-revoke", path.split("?")[0])
+    return f"operator-{name.replace('/', '-')}-{language}"
+
+
+def test_a_token_made_and_a_file_imported_in_japanese_are_accessible(operated: Console, browser: Any) -> None:
+    """The two pages that answer an operator's form (the new token's secret, the import report), in
+    Japanese: axe, no English left, and they work as in English."""
+    page = signed_in(browser, operated, "op", locale="ja-JP", browse=False)
+    page.goto(operated.base + "/console/tokens")
+    assert page.locator("html").get_attribute("lang") == "ja"
+    page.select_option("#tk-org", label="JPCERT/CC")
+    page.locator("input[type=checkbox][name=read]").first.check()
+    page.fill("#tk-label", "browser-made-ja")
+    page.locator("form button[type=submit]", has_text="トークンを作成").click()
+    assert page.locator("#secret").input_value().startswith("kz_")
+    assert untranslated(page) == []
+    check_accessibility(page)
+    shoot(page, "token-created-ja")
+    page.goto(operated.base + "/console/import")
+    page.set_input_files("#im-file", files=[{"name": "iocs.csv", "mimeType": "text/csv",
+                                             "buffer": b"type,value\ndomain,ja-upload.example\nipv4,999.1.1.1\n"}])
+    page.locator("form button[type=submit]", has_text="インポート").click()
+    assert "iocs.csv:3" in page.locator("section.report").inner_text()
+    assert untranslated(page) == []
+    check_accessibility(page)
+    shoot(page, "import-report-ja")
     page.context.close()
 
 

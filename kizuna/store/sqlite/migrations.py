@@ -167,4 +167,13 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE tokens ADD COLUMN previous_valid_until INTEGER
         """,
     ),
+    # Step 16: the reference index, which relationship and sighting versions point at an object
+    # (store/object_refs.py), for the console's object page and graph; existing versions by its backfill.
+    (
+        16,
+        """
+        CREATE TABLE object_refs (ref TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ref, seq)) WITHOUT ROWID;
+        CREATE INDEX object_refs_seq ON object_refs (seq)
+        """,
+    ),
 ]

@@ -1,0 +1,81 @@
+"""The reference index: which stored relationship and sighting versions point at an object (schema step 16).
+
+The console's object page lists the relationships and sightings of one object, and its graph walks two
+relationships out. Without an index both would walk every relationship of the collection, which at a
+million objects takes seconds (or, within a page's budget, misses most of them). One row per
+(referenced id, version's seq), written in the transaction that writes the version and removed in the one
+that deletes it, like the search index (store/search_index.py): the index never names a version that is
+not stored. The store answers only "which versions point at these ids"; what a reader receives of them is
+decided in the core by the one visibility check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import orjson
+
+#: The properties that make a version a relationship or sighting *of* an object, by type.
+REFERENCE_FIELDS: Final = {"relationship": ("source_ref", "target_ref"), "sighting": ("sighting_of_ref",)}
+_BACKFILL_BATCH: Final = 2000
+
+
+def references_of(stix_type: str, body: bytes) -> list[str]:
+    """The ids a stored version of ``stix_type`` points at through the indexed properties."""
+    fields = REFERENCE_FIELDS.get(stix_type)
+    if fields is None:
+        return []
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(obj, dict):
+        return []
+    return sorted({ref for field in fields if isinstance(ref := obj.get(field), str)})
+
+
+def add(cur: Any, rows: Sequence[tuple[int, str, bytes]]) -> None:
+    """Index versions given as (seq, type, body)."""
+    found = [(ref, seq) for seq, stix_type, body in rows for ref in references_of(stix_type, body)]
+    if found:
+        cur.executemany("INSERT INTO object_refs (ref, seq) VALUES (?, ?) ON CONFLICT DO NOTHING", found)
+
+
+def index_added(cur: Any, collection_pk: int, added: dict[int, tuple[str, bytes]]) -> None:
+    """Index the versions just inserted into a collection, given by ``date_added`` -> (type, body)."""
+    wanted = {at: kind_body for at, kind_body in added.items() if kind_body[0] in REFERENCE_FIELDS}
+    if not wanted:
+        return
+    cur.execute(
+        "SELECT seq, date_added FROM objects WHERE collection_pk = ? AND date_added >= ? AND date_added <= ?",
+        (collection_pk, min(wanted), max(wanted)),
+    )
+    add(cur, [(int(seq), *wanted[int(at)]) for seq, at in cur.fetchall() if int(at) in wanted])
+
+
+def remove(cur: Any, where: str, params: Sequence[Any]) -> None:
+    """Drop the index rows of the versions ``where`` selects in ``objects``."""
+    cur.execute(f"DELETE FROM object_refs WHERE seq IN (SELECT seq FROM objects WHERE {where})", params)
+
+
+def reindex(cur: Any, where: str, params: Sequence[Any]) -> None:
+    """Replace the index rows of the versions ``where`` selects (their body changed)."""
+    remove(cur, where, params)
+    cur.execute(f"SELECT seq, type, body FROM objects WHERE {where}", params)
+    add(cur, [(int(seq), stix_type, bytes(body)) for seq, stix_type, body in cur.fetchall()])
+
+
+def backfill(cur: Any) -> None:
+    """Schema step 16: index every relationship and sighting stored before the index existed."""
+    after = -1
+    while True:
+        cur.execute(
+            "SELECT seq, type, body FROM objects WHERE seq > ? AND type IN ('relationship', 'sighting') "
+            "ORDER BY seq LIMIT ?", (after, _BACKFILL_BATCH),
+        )
+        batch = cur.fetchall()
+        if not batch:
+            return
+        after = int(batch[-1][0])
+        add(cur, [(int(seq), stix_type, bytes(body)) for seq, stix_type, body in batch])
