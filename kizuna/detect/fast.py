@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from kizuna.detect.fast_tsv import compile_row_reader, plain_row
+from kizuna.detect.fast_tsv import RowProbe, compile_row_probe
 from kizuna.detect.mappings import EARLIEST_EPOCH, LATEST_EPOCH, LogReader, Mapping, Record, _ObjectSpec
 from kizuna.detect.sightings import Alert
 
@@ -393,7 +393,7 @@ class LineMatcher:
         self._classify: Selector = lambda record: UNMAPPED
         self._probes: dict[int, tuple[Probe, frozenset[str]] | None] = {}
         self._tsv_rows = tsv_rows
-        self._rows: dict[bool, Callable[[Any], bool | None] | None] = {}
+        self._rows: dict[bool, RowProbe | None] = {}
         self._rows_version = (-1, -1)
         self.fast_events = 0  # events settled without mapping (for tests and profiling)
         self.fast_rows = 0  # of which TSV rows settled by a compiled row reader, never read whole
@@ -414,18 +414,17 @@ class LineMatcher:
             )
         return self._probes[id(mapping)]
 
-    def _row_probe(self, raw: str | bytes) -> Callable[[Any], bool | None] | None:
-        """raw row -> False (settled), True (take the full path), None (not a row of the header in
-        force); None instead of a function when rows of this header cannot take the fast path."""
+    def _row_probe(self, as_bytes: bool) -> RowProbe | None:
+        """The compiled row probe for the header in force (see fast_tsv.py); None when rows of
+        this header cannot take the fast path."""
         version = (self.reader.tsv_version, self._version)
         if version != self._rows_version:
             self._rows, self._rows_version = {}, version
-        as_bytes = isinstance(raw, bytes)
         if as_bytes not in self._rows:
             self._rows[as_bytes] = self._compile_row_probe(as_bytes)
         return self._rows[as_bytes]
 
-    def _compile_row_probe(self, as_bytes: bool) -> Callable[[Any], bool | None] | None:
+    def _compile_row_probe(self, as_bytes: bool) -> RowProbe | None:
         layout = self.reader.tsv_layout()
         if not self._tsv_rows or layout is None or layout.mapping is None:
             return None  # no header yet, or each row's mapping depends on its fields
@@ -433,16 +432,7 @@ class LineMatcher:
         if compiled is None:
             return None
         probe, wanted = compiled
-        row = compile_row_reader(layout, wanted, as_bytes)
-        if row is None:
-            return None
-        row_reader: Callable[[Any], Record | None] = row
-
-        def row_probe(raw: Any) -> bool | None:
-            record = row_reader(raw)
-            return None if record is None else probe(record)
-
-        return row_probe
+        return compile_row_probe(layout, wanted, probe, as_bytes)
 
     def alerts(self, lines: Iterable[str | bytes], first_line: int = 1) -> Iterator[Alert]:
         """Alerts for these lines, in order; the reader's statistics are kept as `LogReader.events` does."""
@@ -453,6 +443,9 @@ class LineMatcher:
             self._refresh()
         classify = self._classify
         lines_read = settled = 0
+        # The row probe in force, for this header (`tsv_version`) and this type of line.
+        row_probe: RowProbe | None = None
+        row_header, row_type = -1, None
         try:
             for number, raw in enumerate(lines, first_line):
                 lines_read += 1
@@ -483,7 +476,10 @@ class LineMatcher:
                         record, mapping = found
                 else:
                     # A TSV row of the header in force: only the cells the probe reads are converted.
-                    if plain_row(raw) and (row_probe := self._row_probe(raw)) is not None:
+                    if reader.tsv_version != row_header or type(raw) is not row_type:
+                        row_probe = self._row_probe(isinstance(raw, bytes))
+                        row_header, row_type = reader.tsv_version, type(raw)
+                    if row_probe is not None:
                         try:
                             if row_probe(raw) is False:
                                 settled += 1
@@ -517,6 +513,7 @@ class LineMatcher:
                     if self._version != index.version:
                         self._refresh()
                         classify = self._classify
+                        row_header = -1
         finally:
             stats.lines += lines_read
             stats.events += settled

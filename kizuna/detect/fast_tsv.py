@@ -22,38 +22,38 @@ from typing import Any
 
 from kizuna.detect.mappings import Record, TsvLayout
 
-RowReader = Callable[[Any], Record | None]
+RowProbe = Callable[[Any], bool | None]
 
 _LIST_KINDS = ("set[", "vector[", "table[")
 _INT_KINDS = ("count", "int", "port")
 _FLOAT_KINDS = ("time", "interval", "double")
 
 
-def plain_row(raw: str | bytes) -> bool:
-    """Whether a line is a TSV row the compiled reader may take: it starts with a printable
-    ASCII character other than `#` (a header) and `{` (JSON). Anything else — blank lines, leading
-    whitespace, non-ASCII first characters that `str.strip` might remove — keeps to `read_line`."""
-    head = raw[:1]
-    if isinstance(head, bytes):
-        return b"!" <= head < b"\x7f" and head not in (b"#", b"{")
-    return "!" <= head < "\x7f" and head not in ("#", "{")
-
-
-def compile_row_reader(layout: TsvLayout, wanted: frozenset[str], as_bytes: bool) -> RowReader | None:
-    """A function from a raw row to the record of its `wanted` cells; None from the function means
-    "not a row of this header" (its length differs). None instead of a function: the separator is
-    not ASCII, so bytes cannot be split before decoding (the caller keeps to `read_line`)."""
+def compile_row_probe(
+    layout: TsvLayout, wanted: frozenset[str], probe: Callable[[Record], bool], as_bytes: bool
+) -> RowProbe | None:
+    """raw row -> the probe's answer for the record of its `wanted` cells, or None when the line is
+    not a plain row of this header: its length differs, or it does not start with a printable ASCII
+    character other than `#` (a header) and `{` (JSON) — blank lines, leading whitespace and
+    non-ASCII first characters that `str.strip` might remove keep to `read_line`. None instead of
+    a function: the separator is not ASCII, so bytes cannot be split before decoding."""
     if as_bytes and not layout.separator.isascii():
         return None
     names: dict[str, Any] = {
         "SEP": layout.separator.encode() if as_bytes else layout.separator,
         "END": b"\r\n" if as_bytes else "\r\n",
+        "LOW": b"!" if as_bytes else "!",
+        "HIGH": b"\x7f" if as_bytes else "\x7f",
+        "OTHER": (b"#", b"{") if as_bytes else ("#", "{"),
         "UNSET": layout.unset,
         "EMPTY": layout.empty,
         "SET": layout.set_separator,
+        "probe": probe,
     }
     lines = [
         "def row(raw):",
+        "    h = raw[:1]",
+        "    if not LOW <= h < HIGH or h in OTHER: return None",
         "    c = raw.rstrip(END).split(SEP)",
         f"    if len(c) != {len(layout.fields)}: return None",
         "    r = {}",
@@ -80,8 +80,8 @@ def compile_row_reader(layout: TsvLayout, wanted: frozenset[str], as_bytes: bool
             lines.append(f"        r[{key}] = x == 'T'")
         else:
             lines.append(f"        r[{key}] = x")
-    lines.append("    return r")
+    lines.append("    return probe(r)")
     code = compile("\n".join(lines) + "\n", "<kizuna-detect tsv row>", "exec")
     exec(code, names)  # noqa: S102 - source generated above; field names enter via repr()
-    reader: RowReader = names["row"]
-    return reader
+    row_probe: RowProbe = names["row"]
+    return row_probe
