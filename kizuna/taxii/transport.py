@@ -91,6 +91,7 @@ class KizunaHttpProtocol(HttpToolsProtocol):
     _raw_head = 0
     _in_head = True
     _headers_started = False
+    _head_tail = b""
     _refused = False
     _dropped = 0
     _linger: asyncio.TimerHandle | None = None
@@ -110,8 +111,15 @@ class KizunaHttpProtocol(HttpToolsProtocol):
                 self.transport.close()
             return
         if self._in_head:
-            self._raw_head += len(data)
-            self._headers_started = self._headers_started or b"\r\n" in data
+            # Only the bytes up to the blank line that ends the head count: a client that sends its
+            # head and a large body in one write (a 1,000-object POST on loopback arrives in one
+            # read) must not have the body counted as head. The last three bytes of the previous
+            # read are kept because the blank line may straddle two reads.
+            window = self._head_tail + data
+            end = window.find(b"\r\n\r\n")
+            self._raw_head += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
+            self._head_tail = window[-3:]
+            self._headers_started = self._headers_started or b"\r\n" in window
             if self._raw_head > MAX_TARGET_BYTES + MAX_HEAD_BYTES + 4096:
                 self._refusal = 431 if self._headers_started else 414
                 self.send_400_response("head too large")
@@ -144,7 +152,7 @@ class KizunaHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_head, self._raw_head, self._headers_started = True, 0, False
+        self._in_head, self._raw_head, self._headers_started, self._head_tail = True, 0, False, b""
 
     def send_400_response(self, msg: str) -> None:
         self.transport.write(refusal_bytes(self._refusal))
