@@ -76,6 +76,17 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / TICK
 
 
+def database_pids(admin_url: str, database_url: str) -> list[int]:
+    """The PostgreSQL backends serving this database now (the servers keep their connections)."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (database_url.rsplit("/", 1)[1],)
+        ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
 def _indicator_envelope(size: int) -> bytes:
     stamp = "2026-01-01T00:00:00.000Z"
     return orjson.dumps({"objects": [
@@ -138,17 +149,25 @@ def drive(mode: str, urls: list[str], token: str, seconds: float, connections: i
 
 
 def phase(pool: Any, servers: list[ServerProcess], mode: str, urls: list[str], token: str,
-          args: argparse.Namespace, marks: list[str]) -> dict[str, Any]:
+          args: argparse.Namespace, marks: list[str], database_url: str) -> dict[str, Any]:
     pids = [s.process.pid for s in servers if s.process is not None]
+    # A short warm-up opens every server's database connections, so their backends can be measured.
+    pool.submit(drive, mode, urls, token, 1.0, args.connections, marks).result()
+    backends = database_pids(args.pg_url, database_url)
     busy0, total0 = machine_jiffies()
-    cpu0 = cpu_seconds(pids)
+    cpu0, db0 = cpu_seconds(pids), cpu_seconds(backends)
     result: dict[str, Any] = pool.submit(drive, mode, urls, token, args.seconds, args.connections, marks).result()
     busy1, total1 = machine_jiffies()
     result["servers_cpu_s"] = round(cpu_seconds(pids) - cpu0, 2)
+    result["database_cpu_s"] = round(cpu_seconds(backends) - db0, 2)
     window = result["seconds"] * os.cpu_count()  # type: ignore[operator]
     result["machine_busy"] = round((busy1 - busy0) / max(total1 - total0, 1), 2)
     result["servers_cpu_share"] = round(result["servers_cpu_s"] / window, 2)
+    result["database_cpu_share"] = round(result["database_cpu_s"] / window, 2)
     result["loadgen_cpu_share"] = round(result["loadgen_cpu_s"] / window, 2)
+    # What one core buys: comparable between a loaded and a quiet machine, unlike objects/s.
+    result["objects_per_server_cpu_s"] = round(result["objects"] / max(result["servers_cpu_s"], 0.01))
+    result["objects_per_database_cpu_s"] = round(result["objects"] / max(result["database_cpu_s"], 0.01))
     if result["errors"]:
         raise RuntimeError(f"{mode} with {len(servers)} processes: {result['errors']} failed requests")
     return result
@@ -170,10 +189,15 @@ def main() -> None:
                                "seconds_per_phase": args.seconds, "connections_per_process": args.connections,
                                "runs": {}}
     pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    with tempfile.TemporaryDirectory(prefix="kizuna-api-tier-") as tmp, store_url("postgresql", Path(tmp), args.pg_url) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="kizuna-api-tier-") as tmp,
+        store_url("postgresql", Path(tmp), args.pg_url) as url,
+    ):
         node = KizunaNode(Path(tmp) / "node", url)
         read_collection = node.create()
-        write_collections = [node.cli("collections", "create", "--title", f"writes {n}")["id"] for n in range(max(counts) + 1)]
+        write_collections = [
+            node.cli("collections", "create", "--title", f"writes {n}")["id"] for n in range(max(counts) + 1)
+        ]
         node.cli("orgs", "create", "Bench Partner")
         grants = ["--read", read_collection] + [x for c in write_collections for x in ("--write", c)]
         token = node.cli("tokens", "create", "--org", "Bench Partner", "--write", read_collection, *grants)["token"]
@@ -201,12 +225,13 @@ def main() -> None:
                     figures["load"] = {"objects_per_s": loaded["objects_per_s"], "seconds": loaded["seconds"]}
                     print(f"loaded {args.objects:,} objects at {loaded['objects_per_s']:,}/s", file=sys.stderr)
                 run = {
-                    "read": phase(pool, procs, "read", [f"{b}{read_collection}/objects/" for b in bases], token, args, marks),
+                    "read": phase(pool, procs, "read", [f"{b}{read_collection}/objects/" for b in bases],
+                                  token, args, marks, url),
                     "write": phase(pool, procs, "write", [f"{b}{write_collections[0]}/objects/" for b in bases],
-                                   token, args, marks),
+                                   token, args, marks, url),
                     "spread": phase(pool, procs, "write",
                                     [f"{b}{write_collections[1 + n]}/objects/" for n, b in enumerate(bases)],
-                                    token, args, marks),
+                                    token, args, marks, url),
                 }
             finally:
                 for _, server in servers:
@@ -215,11 +240,15 @@ def main() -> None:
             figures["runs"][str(count)] = run
             print(
                 f"{count} process(es): read {run['read']['objects_per_s']:,} obj/s "
-                f"(p50 {run['read']['p50_ms']} ms, p99 {run['read']['p99_ms']} ms), "
-                f"write one collection {run['write']['objects_per_s']:,} obj/s, "
+                f"(p50 {run['read']['p50_ms']} ms, p99 {run['read']['p99_ms']} ms; "
+                f"{run['read']['objects_per_server_cpu_s']:,} per server CPU-s), "
+                f"write one collection {run['write']['objects_per_s']:,} obj/s "
+                f"({run['write']['objects_per_server_cpu_s']:,} per server CPU-s, "
+                f"{run['write']['objects_per_database_cpu_s']:,} per database CPU-s), "
                 f"one collection each {run['spread']['objects_per_s']:,} obj/s; "
                 f"machine busy {run['read']['machine_busy']:.0%}/{run['write']['machine_busy']:.0%}, "
-                f"servers {run['read']['servers_cpu_share']:.0%}/{run['write']['servers_cpu_share']:.0%} of "
+                f"servers {run['read']['servers_cpu_share']:.0%}/{run['write']['servers_cpu_share']:.0%} and "
+                f"database {run['read']['database_cpu_share']:.0%}/{run['write']['database_cpu_share']:.0%} of "
                 f"{os.cpu_count()} cores; peak RSS {run['peak_rss_mb_per_process']} MB a process",
                 file=sys.stderr,
             )
