@@ -41,6 +41,7 @@ import httpx
 import orjson
 import psycopg
 
+from bench.bench_api_tier import cpu_seconds, database_pids
 from bench.bench_taxii import KizunaNode, kizuna_command, store_url
 from bench.common import TAXII_MEDIA_TYPE, ServerProcess, free_loopback_port, percentile
 from bench.pg_load import load
@@ -162,17 +163,28 @@ def run(node: KizunaNode, collection: str, args: argparse.Namespace) -> dict[str
     server.start()
     try:
         before = scan_counters(database_url)
+        assert server.process is not None
+        server_cpu = cpu_seconds([server.process.pid])
+        backends = {pid: cpu_seconds([pid]) for pid in database_pids(args.pg_url, database_url)}
         pages = measure(f"http://127.0.0.1:{port}/main/collections/{collection_id}/objects/", token, ids,
                         instants, args.queries, args.seed)
+        server_cpu = cpu_seconds([server.process.pid]) - server_cpu
+        # Backends opened during the run started from zero, so their whole CPU time is the run's.
+        database_cpu = sum(cpu_seconds([pid]) - backends.get(pid, 0.0)
+                           for pid in set(backends) | set(database_pids(args.pg_url, database_url)))
         after = scan_counters(database_url)
     finally:
         server.stop()
+    requests = pages["all"]["queries"] + pages["next"]["queries"] + 20  # `next` pages fetch their first page too
     return {
         "objects": stored,
         "reader": args.reader,
         "pages": pages,
         "goal_p99_ms": GOAL_P99_MS,
         "meets_goal": pages["all"]["p99_ms"] <= GOAL_P99_MS,
+        # CPU per request does not depend on how busy the machine is, unlike the latencies.
+        "server_cpu_ms_per_request": round(server_cpu * 1000 / requests, 2),
+        "database_cpu_ms_per_request": round(database_cpu * 1000 / requests, 2),
         "objects_seq_scans": after[0] - before[0],
         "objects_index_scans": after[1] - before[1],
         "server_peak_rss_mb": server.peak_rss_mb,
@@ -211,6 +223,8 @@ def main() -> None:
         f"{figures['objects']:,} objects: " + ", ".join(
             f"{kind} {v['p50_ms']}/{v['p99_ms']} ms" for kind, v in figures["pages"].items()
         ) + f" (p50/p99); goal p99 <= {GOAL_P99_MS} ms: {'met' if figures['meets_goal'] else 'NOT met'}; "
+        f"CPU a request: server {figures['server_cpu_ms_per_request']} ms, "
+        f"database {figures['database_cpu_ms_per_request']} ms; "
         f"sequential scans of objects: {figures['objects_seq_scans']}; "
         f"server peak RSS {figures['server_peak_rss_mb']} MB",
         file=sys.stderr,
