@@ -89,9 +89,9 @@ class KizunaHttpProtocol(HttpToolsProtocol):
     # Raw bytes received since the last request ended: httptools buffers a header value whole before
     # calling on_header, so a single endless header is bounded here, on the wire.
     _raw_head = 0
+    _head_tail = b""  # the last bytes of the head read so far: its blank line may span two reads
     _in_head = True
     _headers_started = False
-    _head_tail = b""
     _refused = False
     _dropped = 0
     _linger: asyncio.TimerHandle | None = None
@@ -111,15 +111,13 @@ class KizunaHttpProtocol(HttpToolsProtocol):
                 self.transport.close()
             return
         if self._in_head:
-            # Only the bytes up to the blank line that ends the head count: a client that sends its
-            # head and a large body in one write (a 1,000-object POST on loopback arrives in one
-            # read) must not have the body counted as head. The last three bytes of the previous
-            # read are kept because the blank line may straddle two reads.
-            window = self._head_tail + data
-            end = window.find(b"\r\n\r\n")
+            # Only the head counts: one read often carries the head and the start of a large body (a POST
+            # of objects), and those body bytes are bounded by the content length, not by this limit.
+            seen = self._head_tail + data
+            end = seen.find(b"\r\n\r\n")
             self._raw_head += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
-            self._head_tail = window[-3:]
-            self._headers_started = self._headers_started or b"\r\n" in window
+            self._head_tail = seen[-3:] if end < 0 else b""
+            self._headers_started = self._headers_started or b"\r\n" in data
             if self._raw_head > MAX_TARGET_BYTES + MAX_HEAD_BYTES + 4096:
                 self._refusal = 431 if self._headers_started else 414
                 self.send_400_response("head too large")
