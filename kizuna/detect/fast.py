@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from kizuna.detect.fast_tsv import RowProbe, compile_row_probe
 from kizuna.detect.mappings import EARLIEST_EPOCH, LATEST_EPOCH, LogReader, Mapping, Record, _ObjectSpec
 from kizuna.detect.sightings import Alert
 
@@ -59,6 +60,7 @@ class _Source:
         self.lines: list[str] = []
         self.names: dict[str, Any] = {"_nested": _nested}
         self._by_id: dict[int, str] = {}
+        self.read: set[str] = set()  # every record field the generated code may look at
 
     def const(self, value: Any, prefix: str = "k") -> str:
         """A name for `value` in the generated function's globals (one name per object)."""
@@ -73,6 +75,7 @@ class _Source:
 
     def field(self, depth: int, var: str, name: str) -> None:
         """`var = <field>` with the mapping's rule: the literal key first, then the dotted path."""
+        self.read.add(name)
         self.emit(depth, f"{var} = g({name!r})")
         if "." in name:
             parts = tuple(name.split("."))
@@ -81,6 +84,7 @@ class _Source:
 
     def present(self, depth: int, var: str, name: str) -> int:
         """Open an `if` that holds when the field is not None, with its value in `var`."""
+        self.read.add(name)
         if "." in name:
             self.field(depth, var, name)
             self.emit(depth, f"if {var} is not None:")
@@ -91,6 +95,7 @@ class _Source:
 
     def source(self, depth: int, var: str, source: Any, getter: Any) -> None:
         """`var = <value of a property source>`, inlined for the common kinds."""
+        self.read.update(_source_fields(source))
         if isinstance(source, str):
             self.field(depth, var, source)
         elif "template" in source and set(source) == {"template"}:
@@ -123,6 +128,15 @@ class _Source:
         namespace = dict(self.names)
         exec(code, namespace)  # noqa: S102 - source generated above; field names enter via repr()
         return namespace[name]
+
+
+def _source_fields(source: Any) -> list[str]:
+    """The record fields a property source reads (a constant reads none)."""
+    if isinstance(source, str):
+        return [source]
+    if "template" in source:
+        return [part.split("}", 1)[0] for part in str(source["template"]).split("{")[1:]]
+    return [source["field"]] if "field" in source else []
 
 
 def _template_pieces(template: str) -> list[tuple[str, str]] | None:
@@ -287,11 +301,13 @@ def _hit_function(index: Any) -> Callable[[PathKey, str], bool]:
     return hit
 
 
-def compile_probe(mapping: Mapping, index: Any) -> Probe | None:
-    """A pre-filter for this mapping against the index as it is now; None means "always full path".
+def compile_probe(mapping: Mapping, index: Any) -> tuple[Probe, frozenset[str]] | None:
+    """A pre-filter for this mapping against the index as it is now, and the fields it reads.
 
     True means "some indexed structure may fire for this record", so it must be mapped and matched
-    in full; False means the full path would find nothing.
+    in full; False means the full path would find nothing. None means "always the full path". The
+    probe looks at no field outside the set, so a record holding only those fields (a TSV row read
+    in part, see fast_tsv.py) gets the same answer as the whole record.
     """
     src = _Source()
     writer = _ProbeWriter(src, mapping, index.lookup_plan())
@@ -302,7 +318,7 @@ def compile_probe(mapping: Mapping, index: Any) -> Probe | None:
     src.emit(1, "g = r.get")
     writer.write(1, "True", "False")
     probe: Probe = src.function("probe")
-    return probe
+    return probe, frozenset(src.read)
 
 
 SETTLED = -2  # classifier outcome: mapped, and no indexed structure fires
@@ -363,16 +379,24 @@ def compile_classifier(mappings: list[Mapping], forced: Mapping | None, index: A
 
 
 class LineMatcher:
-    """Runs log lines through a `DetectionEngine`, taking the fast path wherever it is sound."""
+    """Runs log lines through a `DetectionEngine`, taking the fast path wherever it is sound.
 
-    def __init__(self, engine: MatchingEngine, reader: LogReader) -> None:
+    `tsv_rows=False` reads every Zeek TSV row whole before probing it, as Kizuna did before the
+    compiled row readers of fast_tsv.py; it is kept for the differential tests and the benchmark.
+    """
+
+    def __init__(self, engine: MatchingEngine, reader: LogReader, *, tsv_rows: bool = True) -> None:
         self.engine = engine
         self.reader = reader
         self._mappings = list(reader.mappings)
         self._version = -1
         self._classify: Selector = lambda record: UNMAPPED
-        self._probes: dict[int, Probe | None] = {}
+        self._probes: dict[int, tuple[Probe, frozenset[str]] | None] = {}
+        self._tsv_rows = tsv_rows
+        self._rows: dict[bool, RowProbe | None] = {}
+        self._rows_version = (-1, -1)
         self.fast_events = 0  # events settled without mapping (for tests and profiling)
+        self.fast_rows = 0  # of which TSV rows settled by a compiled row reader, never read whole
         self._refresh()
 
     def _refresh(self) -> None:
@@ -383,12 +407,32 @@ class LineMatcher:
         self._probes = {}  # compiled on first use: only TSV rows need them
         self._version = index.version
 
-    def _probe(self, mapping: Mapping) -> Probe | None:
+    def _probe(self, mapping: Mapping) -> tuple[Probe, frozenset[str]] | None:
         if id(mapping) not in self._probes:
             self._probes[id(mapping)] = (
                 None if self.engine.needs_generic_facts(mapping) else compile_probe(mapping, self.engine.index)
             )
         return self._probes[id(mapping)]
+
+    def _row_probe(self, as_bytes: bool) -> RowProbe | None:
+        """The compiled row probe for the header in force (see fast_tsv.py); None when rows of
+        this header cannot take the fast path."""
+        version = (self.reader.tsv_version, self._version)
+        if version != self._rows_version:
+            self._rows, self._rows_version = {}, version
+        if as_bytes not in self._rows:
+            self._rows[as_bytes] = self._compile_row_probe(as_bytes)
+        return self._rows[as_bytes]
+
+    def _compile_row_probe(self, as_bytes: bool) -> RowProbe | None:
+        layout = self.reader.tsv_layout()
+        if not self._tsv_rows or layout is None or layout.mapping is None:
+            return None  # no header yet, or each row's mapping depends on its fields
+        compiled = self._probe(layout.mapping)
+        if compiled is None:
+            return None
+        probe, wanted = compiled
+        return compile_row_probe(layout, wanted, probe, as_bytes)
 
     def alerts(self, lines: Iterable[str | bytes], first_line: int = 1) -> Iterator[Alert]:
         """Alerts for these lines, in order; the reader's statistics are kept as `LogReader.events` does."""
@@ -399,6 +443,9 @@ class LineMatcher:
             self._refresh()
         classify = self._classify
         lines_read = settled = 0
+        # The row probe in force, for this header (`tsv_version`) and this type of line.
+        row_probe: RowProbe | None = None
+        row_header, row_type = -1, None
         try:
             for number, raw in enumerate(lines, first_line):
                 lines_read += 1
@@ -428,15 +475,27 @@ class LineMatcher:
                             continue
                         record, mapping = found
                 else:
-                    # Headers, TSV rows, odd whitespace: the reader's own rules, then the probe.
+                    # A TSV row of the header in force: only the cells the probe reads are converted.
+                    if reader.tsv_version != row_header or type(raw) is not row_type:
+                        row_probe = self._row_probe(isinstance(raw, bytes))
+                        row_header, row_type = reader.tsv_version, type(raw)
+                    if row_probe is not None:
+                        try:
+                            if row_probe(raw) is False:
+                                settled += 1
+                                self.fast_rows += 1
+                                continue
+                        except _PROBE_ERRORS:
+                            pass  # a cell the probe cannot read: the full path reports it
+                    # Headers, odd whitespace, rows that may hit: the reader's own rules, then the probe.
                     found = reader.read_line(raw, number)
                     if found is None:
                         continue
                     record, mapping = found
-                    probe = self._probe(mapping)
-                    if probe is not None:
+                    compiled = self._probe(mapping)
+                    if compiled is not None:
                         try:
-                            if not probe(record):
+                            if not compiled[0](record):
                                 settled += 1
                                 continue
                         except _PROBE_ERRORS:
@@ -454,6 +513,7 @@ class LineMatcher:
                     if self._version != index.version:
                         self._refresh()
                         classify = self._classify
+                        row_header = -1
         finally:
             stats.lines += lines_read
             stats.events += settled

@@ -323,6 +323,19 @@ class ReadStats:
             self.problems.append(ParseProblem(line, reason))
 
 
+@dataclass(frozen=True)
+class TsvLayout:
+    """A Zeek TSV header: how rows split and what their cells mean (see `LogReader._tsv_record`)."""
+
+    separator: str
+    set_separator: str
+    unset: str
+    empty: str
+    fields: tuple[str, ...]
+    types: tuple[str, ...]
+    mapping: Mapping | None  # None: each row's mapping is chosen by its fields
+
+
 class LogReader:
     """Turn log lines (JSON lines or Zeek TSV) into events; bad lines are counted, never fatal."""
 
@@ -333,6 +346,7 @@ class LogReader:
             raise ValueError(f"unknown mapping {forced!r}")
         self.stats = ReadStats()
         self._tsv: dict[str, Any] | None = None
+        self.tsv_version = 0  # bumped by every header line, so compiled row readers know to rebuild
         self._by_path = {m.name.removeprefix("zeek-"): m for m in self.mappings if m.name.startswith("zeek-")}
 
     def pick(self, record: Record) -> Mapping | None:
@@ -397,7 +411,23 @@ class LogReader:
             return None
         return record, mapping
 
+    def tsv_layout(self) -> TsvLayout | None:
+        """The Zeek TSV header in force, when rows are read as TSV and a `#fields` line was seen."""
+        if self._tsv is None or not self._tsv.get("fields"):
+            return None
+        fields = tuple(self._tsv["fields"])
+        return TsvLayout(
+            separator=self._tsv["separator"],
+            set_separator=self._tsv["set"],
+            unset=self._tsv["unset"],
+            empty=self._tsv["empty"],
+            fields=fields,
+            types=tuple(self._tsv.get("types") or ["string"] * len(fields)),
+            mapping=self.forced or self._tsv.get("mapping"),
+        )
+
     def _tsv_header(self, line: str, number: int) -> None:
+        self.tsv_version += 1
         key, _, value = line[1:].partition("\t" if "\t" in line else " ")
         if key == "separator":
             # A broken escape (``\x`` cut short, found by fuzzing) or an empty separator cannot split
