@@ -1,27 +1,37 @@
 """Near-match index for PDQ hashes, and the brute-force matcher it is checked against.
 
-`PdqIndex` wraps faiss's ``IndexBinaryMultiHash``: the 256 bits are cut into 16 chunks of 16 bits,
-each chunk a hash table. Two hashes at Hamming distance d differ in at most d // 16 bits of some
-chunk (pigeonhole), so probing every chunk with up to ``threshold // 16`` flipped bits finds every
-hash within ``threshold``: recall is exact, not approximate (unlike HNSW, see bench/bench_hashes.py).
-Adding hashes is incremental: a hash is matchable as soon as `add` returns, no rebuild.
+`PdqIndex` is a multi-index over numpy arrays (`kizuna.hashes.mih`): exact Hamming range search,
+no false negatives, at about 115 bytes a hash. New hashes go first to a small delta that is searched
+by brute force, so a hash is matchable as soon as `add` returns; once the delta holds
+2048 hashes (or a thousandth of the index) it is merged into the multi-index by inserting into the
+buckets (no re-sort). When the index has doubled since its bucket width was chosen it is rebuilt
+with a wider one; lookups go on meanwhile (they read the index without the lock, which is immutable).
 
 `BruteForce` is the reference: XOR and popcount over every stored hash with numpy.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
-import faiss
 import numpy as np
+
+from kizuna.hashes import kernels
+from kizuna.hashes.mih import CHUNKS, MultiIndex, flip_masks, probes_per_query, width_for, words_of
 
 BITS: Final = 256
 BYTES: Final = BITS // 8
-_CHUNKS: Final = 16
-_CHUNK_BITS: Final = BITS // _CHUNKS
+
+
+
+def _delta_limit(count: int) -> int:
+    """Hashes the delta may hold before a merge: a merge copies the index, a big delta slows lookups."""
+    return max(2048, count // 1000)
+_SMALL: Final = 4096  # below this, brute force is as fast as any index
 
 
 def pack(hex_hashes: Sequence[str]) -> np.ndarray:
@@ -35,36 +45,132 @@ def unpack(row: np.ndarray) -> str:
     return bytes(row).hex()
 
 
+Found = tuple[np.ndarray, np.ndarray, np.ndarray]  # (query, position, distance), one entry a hit
+_THREADS: Final = min(2, os.cpu_count() or 1)
+_POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="kizuna-pdq")
+
+
+def _grouped(count: int, found: Found) -> list[list[tuple[int, int]]]:
+    """Per query, (position, distance) pairs sorted by distance then position."""
+    owners, positions, distances = found
+    out: list[list[tuple[int, int]]] = [[] for _ in range(count)]
+    order = np.lexsort((positions, distances, owners))
+    for q, p, d in zip(owners[order].tolist(), positions[order].tolist(), distances[order].tolist(), strict=True):
+        out[q].append((p, d))
+    return out
+
+
+def _filled(kernel: Callable[[np.ndarray, np.ndarray, np.ndarray], int]) -> Found:
+    """Run a kernel into arrays big enough for what it finds (a second run when the guess was short)."""
+    room = 256
+    while True:
+        out = (np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room, np.int64))
+        found = kernel(*out)
+        if found <= room:
+            return out[0][:found], out[1][:found], out[2][:found]
+        room = found
+
+
+def _split(queries: np.ndarray, search: Callable[[np.ndarray], Found]) -> Found:
+    """Search a batch in as many parts as there are threads (the kernels run without the GIL)."""
+    if len(queries) < 64 or _THREADS == 1:
+        return search(queries)
+    step = -(-len(queries) // _THREADS)
+    starts = range(0, len(queries), step)
+    parts = list(_POOL.map(lambda start: search(queries[start:start + step]), starts))
+    return (np.concatenate([q + start for (q, _, _), start in zip(parts, starts, strict=True)]),
+            np.concatenate([p for _, p, _ in parts]), np.concatenate([d for _, _, d in parts]))
+
+
+def _scan(rows: np.ndarray, queries: np.ndarray, threshold: int, offset: int = 0) -> Found:
+    words = words_of(rows)
+
+    def search(part: np.ndarray) -> Found:
+        query_words = words_of(part)
+        return _filled(lambda q, p, d: kernels.scan(words, query_words, threshold, q, p, d))
+
+    owners, positions, distances = _split(queries, search)
+    return owners, positions + offset, distances
+
+
+def _probe(main: MultiIndex, rows: np.ndarray, queries: np.ndarray, threshold: int) -> Found:
+    words = words_of(rows)
+    masks = flip_masks(main.width, threshold // CHUNKS).astype(np.int64)
+
+    def search(part: np.ndarray) -> Found:
+        query_words, keys = words_of(part), main.chunk_keys(part)
+        return _filled(lambda q, p, d: kernels.probe(main.offsets, main.positions, words, query_words, keys, masks,
+                                                     threshold, q, p, d))
+
+    owners, positions, distances = _split(queries, search)
+    # A hash close in several chunks is found once per chunk: keep one of each (query, position).
+    pairs, first = np.unique(owners * (1 << 32) + positions, return_index=True)
+    return pairs >> 32, pairs & 0xFFFFFFFF, distances[first]
+
+
+def scan_search(rows: np.ndarray, queries: np.ndarray, threshold: int) -> list[list[tuple[int, int]]]:
+    """Exact answers by comparing every query with every row (the compiled scan, on all threads)."""
+    queries = np.ascontiguousarray(queries, dtype=np.uint8).reshape(-1, BYTES)
+    return _grouped(len(queries), _scan(np.ascontiguousarray(rows, dtype=np.uint8), queries, threshold))
+
+
 class PdqIndex:
     """PDQ hashes -> positions 0..n-1 in the order added; range queries with exact recall."""
 
     def __init__(self) -> None:
-        self._index = faiss.IndexBinaryMultiHash(BITS, _CHUNKS, _CHUNK_BITS)
-        self._lock = threading.Lock()  # nflip is index state; a query sets it for its threshold
+        self._rows = np.zeros((1024, BYTES), dtype=np.uint8)  # capacity grows by a quarter at a time
+        self._count = 0
+        self._main: MultiIndex | None = None  # positions 0..main.count-1; the rest is the delta
+        self._built_at = 0
+        self._lock = threading.Lock()  # adds and merges; searches read a consistent (main, count) pair
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return self._count
+
+    @property
+    def indexed(self) -> int:
+        """How many of the hashes are in the multi-index (the rest are in the delta, scanned)."""
+        main = self._main
+        return main.count if main is not None else 0
 
     def add(self, packed: np.ndarray) -> None:
-        if len(packed):
-            with self._lock:
-                self._index.add(np.ascontiguousarray(packed, dtype=np.uint8))
+        rows = np.ascontiguousarray(packed, dtype=np.uint8).reshape(-1, BYTES)
+        if not len(rows):
+            return
+        with self._lock:
+            if self._count + len(rows) > len(self._rows):
+                grown = np.zeros((max(self._count + len(rows), len(self._rows) * 5 // 4), BYTES), dtype=np.uint8)
+                grown[:self._count] = self._rows[:self._count]
+                self._rows = grown
+            self._rows[self._count:self._count + len(rows)] = rows
+            self._count += len(rows)
+            self._settle()
+
+    def _settle(self) -> None:
+        """Merge the delta once it is large; rebuild when the bucket width no longer fits the count."""
+        main_count = self._main.count if self._main is not None else 0
+        if self._count < _SMALL or self._main is not None and self._count - main_count < _delta_limit(main_count):
+            return
+        if self._main is None or self._count >= 2 * self._built_at and width_for(self._count) != self._main.width:
+            self._main = MultiIndex(self._rows[:self._count])
+            self._built_at = self._count
+        else:
+            self._main = self._main.merged(self._rows[main_count:self._count], main_count)
 
     def search(self, queries: np.ndarray, threshold: int) -> list[list[tuple[int, int]]]:
         """For each query row, (position, distance) of every stored hash within ``threshold`` bits."""
+        queries = np.ascontiguousarray(queries, dtype=np.uint8).reshape(-1, BYTES)
         if not len(queries):
             return []
-        if len(self) == 0:
-            return [[] for _ in range(len(queries))]
         with self._lock:
-            self._index.nflip = threshold // _CHUNK_BITS
-            # faiss keeps results strictly below the radius.
-            lims, distances, positions = self._index.range_search(
-                np.ascontiguousarray(queries, dtype=np.uint8), threshold + 1)
-        distances = distances.astype(np.int64)  # faiss reports binary distances as floats
-        return [sorted(zip(positions[lims[i]:lims[i + 1]].tolist(), distances[lims[i]:lims[i + 1]].tolist(),
-                           strict=True), key=lambda pd: (pd[1], pd[0]))
-                for i in range(len(queries))]
+            main, count, rows = self._main, self._count, self._rows
+        if main is None or probes_per_query(main.width, threshold) > main.count:
+            # Too few hashes, or a threshold so high that probing would cost more than a scan.
+            return _grouped(len(queries), _scan(rows[:count], queries, threshold))
+        found = [_probe(main, rows[:main.count], queries, threshold)]
+        if count > main.count:
+            found.append(_scan(rows[main.count:count], queries, threshold, main.count))
+        return _grouped(len(queries), tuple(np.concatenate(parts) for parts in zip(*found, strict=True)))
 
 
 class BruteForce:
@@ -77,11 +183,10 @@ class BruteForce:
         return len(self._words)
 
     def add(self, packed: np.ndarray) -> None:
-        words = np.ascontiguousarray(packed, dtype=np.uint8).view(np.uint64).reshape(-1, BITS // 64)
-        self._words = np.concatenate([self._words, words])
+        self._words = np.concatenate([self._words, words_of(packed)])
 
     def distances(self, query: np.ndarray) -> np.ndarray:
-        word = np.ascontiguousarray(query, dtype=np.uint8).view(np.uint64).reshape(1, BITS // 64)
+        word = words_of(query).reshape(1, BITS // 64)
         return np.bitwise_count(self._words ^ word).sum(axis=1, dtype=np.int64)
 
     def search(self, queries: np.ndarray, threshold: int) -> list[list[tuple[int, int]]]:
