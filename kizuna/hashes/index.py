@@ -167,10 +167,12 @@ class PdqIndex:
         if main is None or probes_per_query(main.width, threshold) > main.count:
             # Too few hashes, or a threshold so high that probing would cost more than a scan.
             return _grouped(len(queries), _scan(rows[:count], queries, threshold))
-        found = [_probe(main, rows[:main.count], queries, threshold)]
-        if count > main.count:
-            found.append(_scan(rows[main.count:count], queries, threshold, main.count))
-        return _grouped(len(queries), tuple(np.concatenate(parts) for parts in zip(*found, strict=True)))
+        found = _probe(main, rows[:main.count], queries, threshold)
+        if count > main.count:  # the delta, not merged yet
+            delta = _scan(rows[main.count:count], queries, threshold, main.count)
+            found = (np.concatenate([found[0], delta[0]]), np.concatenate([found[1], delta[1]]),
+                     np.concatenate([found[2], delta[2]]))
+        return _grouped(len(queries), found)
 
 
 class BruteForce:
