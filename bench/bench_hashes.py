@@ -87,8 +87,8 @@ class _Faiss:
 
 
 def _measure(target: str, args: argparse.Namespace, out: Any) -> None:
+    base = _rss_mb()  # before the data: the input batch is freed after the build, the index's copy stays
     stored, queries = generate(args.hashes, args.queries, args.seed)
-    base = _rss_mb()
     index: Any = PdqIndex() if target == "kizuna" else _Faiss(target)
     started = time.perf_counter()
     index.add(stored)  # one batch, as a bank's first load reads it

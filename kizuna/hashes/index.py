@@ -16,6 +16,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -114,64 +115,95 @@ def scan_search(rows: np.ndarray, queries: np.ndarray, threshold: int) -> list[l
     return _grouped(len(queries), _scan(np.ascontiguousarray(rows, dtype=np.uint8), queries, threshold))
 
 
+@dataclass(frozen=True)
+class _State:
+    """What a search reads: replaced whole by an add, so a search needs no lock and never waits."""
+
+    main: MultiIndex | None
+    main_rows: np.ndarray  # the multi-index's hashes, positions 0..main.count-1
+    delta: np.ndarray  # later hashes, scanned: positions main.count.. (rows past delta_count are unused room)
+    delta_count: int
+
+    @property
+    def indexed(self) -> int:
+        return self.main.count if self.main is not None else 0
+
+
+def _cat(found: Found, more: Found) -> Found:
+    return (np.concatenate([found[0], more[0]]), np.concatenate([found[1], more[1]]),
+            np.concatenate([found[2], more[2]]))
+
+
 class PdqIndex:
     """PDQ hashes -> positions 0..n-1 in the order added; range queries with exact recall."""
 
     def __init__(self) -> None:
-        self._rows = np.zeros((1024, BYTES), dtype=np.uint8)  # capacity grows by a quarter at a time
-        self._count = 0
-        self._main: MultiIndex | None = None  # positions 0..main.count-1; the rest is the delta
+        empty = np.zeros((0, BYTES), dtype=np.uint8)
+        self._state = _State(None, empty, np.zeros((1024, BYTES), dtype=np.uint8), 0)
         self._built_at = 0
-        self._lock = threading.Lock()  # adds and merges; searches read a consistent (main, count) pair
+        self._lock = threading.Lock()  # one add (and its merge or rebuild) at a time
 
     def __len__(self) -> int:
-        return self._count
+        state = self._state
+        return state.indexed + state.delta_count
 
     @property
     def indexed(self) -> int:
         """How many of the hashes are in the multi-index (the rest are in the delta, scanned)."""
-        main = self._main
-        return main.count if main is not None else 0
+        return self._state.indexed
+
+    @property
+    def width(self) -> int | None:
+        """The multi-index's bucket width in bits (None while every hash is scanned)."""
+        main = self._state.main
+        return main.width if main is not None else None
 
     def add(self, packed: np.ndarray) -> None:
         rows = np.ascontiguousarray(packed, dtype=np.uint8).reshape(-1, BYTES)
         if not len(rows):
             return
         with self._lock:
-            if self._count + len(rows) > len(self._rows):
-                grown = np.zeros((max(self._count + len(rows), len(self._rows) * 5 // 4), BYTES), dtype=np.uint8)
-                grown[:self._count] = self._rows[:self._count]
-                self._rows = grown
-            self._rows[self._count:self._count + len(rows)] = rows
-            self._count += len(rows)
-            self._settle()
+            state = self._state
+            used = state.delta_count
+            if used + len(rows) >= max(_SMALL, _delta_limit(state.indexed)):
+                # A bulk load (a bank's first refresh): straight into the multi-index, no stop in the delta.
+                self._state = self._indexed(state, np.concatenate([state.delta[:used], rows]) if used else rows)
+                return
+            delta = state.delta
+            if used + len(rows) > len(delta):  # only the delta grows by copying, and it is small
+                delta = np.zeros((max(used + len(rows), 2 * len(delta)), BYTES), dtype=np.uint8)
+                delta[:used] = state.delta[:used]
+            delta[used:used + len(rows)] = rows
+            state = _State(state.main, state.main_rows, delta, used + len(rows))
+            total = state.indexed + state.delta_count
+            if total >= _SMALL and (state.main is None or state.delta_count >= _delta_limit(state.indexed)):
+                state = self._indexed(state, delta[:state.delta_count])
+            self._state = state
 
-    def _settle(self) -> None:
-        """Merge the delta once it is large; rebuild when the bucket width no longer fits the count."""
-        main_count = self._main.count if self._main is not None else 0
-        if self._count < _SMALL or self._main is not None and self._count - main_count < _delta_limit(main_count):
-            return
-        if self._main is None or self._count >= 2 * self._built_at and width_for(self._count) != self._main.width:
-            self._main = MultiIndex(self._rows[:self._count])
-            self._built_at = self._count
-        else:
-            self._main = self._main.merged(self._rows[main_count:self._count], main_count)
+    def _indexed(self, state: _State, rows: np.ndarray) -> _State:
+        """``rows`` (the delta and what comes with it) merged into the multi-index, or a rebuild when the
+        index has doubled since its bucket width was chosen and a wider one now fits."""
+        every = np.concatenate([state.main_rows, rows])  # the index's own copy, whatever the caller does
+        fresh = np.zeros((1024, BYTES), dtype=np.uint8)
+        if state.main is None or len(every) >= 2 * self._built_at and width_for(len(every)) != state.main.width:
+            self._built_at = len(every)
+            return _State(MultiIndex(every), every, fresh, 0)
+        return _State(state.main.merged(rows, state.indexed), every, fresh, 0)
 
     def search(self, queries: np.ndarray, threshold: int) -> list[list[tuple[int, int]]]:
         """For each query row, (position, distance) of every stored hash within ``threshold`` bits."""
         queries = np.ascontiguousarray(queries, dtype=np.uint8).reshape(-1, BYTES)
         if not len(queries):
             return []
-        with self._lock:
-            main, count, rows = self._main, self._count, self._rows
+        state = self._state
+        main, delta = state.main, state.delta[:state.delta_count]
         if main is None or probes_per_query(main.width, threshold) > main.count:
             # Too few hashes, or a threshold so high that probing would cost more than a scan.
-            return _grouped(len(queries), _scan(rows[:count], queries, threshold))
-        found = _probe(main, rows[:main.count], queries, threshold)
-        if count > main.count:  # the delta, not merged yet
-            delta = _scan(rows[main.count:count], queries, threshold, main.count)
-            found = (np.concatenate([found[0], delta[0]]), np.concatenate([found[1], delta[1]]),
-                     np.concatenate([found[2], delta[2]]))
+            found = _scan(state.main_rows, queries, threshold)
+        else:
+            found = _probe(main, state.main_rows, queries, threshold)
+        if len(delta):
+            found = _cat(found, _scan(delta, queries, threshold, state.indexed))
         return _grouped(len(queries), found)
 
 

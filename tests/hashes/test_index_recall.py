@@ -86,8 +86,8 @@ def test_merges_and_rebuilds_keep_recall_total() -> None:
     for start in range(8_000, 30_000, 700):
         index.add(stored[start:start + 700])
         brute.add(stored[start:start + 700])
-        assert index._main is not None
-        widths.add(index._main.width)
+        assert index.width is not None
+        widths.add(index.width)
         sample = np.stack([_flip(stored[i], i % 33, rng) for i in range(0, min(start + 700, 30_000), 97)])
         assert index.search(sample, 31) == brute.search(sample, 31)
     assert len(index) == 30_000 and 0 < index.indexed <= 30_000
