@@ -56,14 +56,18 @@ class Bank:
     collection: Collection
     index: PdqIndex = field(default_factory=PdqIndex)
     owners: np.ndarray = field(default_factory=lambda: np.zeros((0, 16), dtype=np.uint8))  # position -> UUID
-    indexed: set[tuple[str, str]] = field(default_factory=set)  # (signal id, PDQ hash) already in the index
     exact: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     added_after: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take(self, objects: Iterable[dict[str, Any]]) -> None:
-        """Index the hashes of new signal versions (one `add` for the whole refresh: merges are by batch)."""
-        fresh: list[str] = []
+        """Index the hashes of new signal versions (one `add` for the whole batch: merges go by batch)."""
+        self.add_rows(*self.rows_of(objects))
+
+    def rows_of(self, objects: Iterable[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """The (PDQ hash, signal UUID) rows of some signal versions, 32 + 16 bytes each; exact hashes
+        go straight into the map. Packed per page, so a 10M first load never holds 10M parsed objects."""
+        hashes: list[str] = []
         owners: list[bytes] = []
         for obj in objects:
             signal = read_signal(obj)
@@ -71,14 +75,26 @@ class Bank:
                 continue
             if signal.hash_type != PDQ:
                 self.exact.setdefault((signal.hash_type, signal.hash), set()).add(signal.id)
-            elif (signal.id, signal.hash) not in self.indexed:
-                self.indexed.add((signal.id, signal.hash))
-                fresh.append(signal.hash)
+            else:
+                hashes.append(signal.hash)
                 owners.append(uuid.UUID(signal.id[len(_PREFIX):]).bytes)
-        if fresh:
-            rows = np.frombuffer(b"".join(owners), dtype=np.uint8).reshape(-1, 16)
-            self.owners = np.concatenate([self.owners, rows])
-            self.index.add(pack(fresh))
+        return pack(hashes), np.frombuffer(b"".join(owners), dtype=np.uint8).reshape(-1, 16)
+
+    def add_rows(self, hashes: np.ndarray, owners: np.ndarray) -> None:
+        """Index rows not indexed yet: a new version that keeps its signal's hash (new labels, a
+        revocation) adds nothing, since matches are confirmed on the version a caller sees."""
+        if not len(hashes):
+            return
+        both = np.unique(np.concatenate([hashes, owners], axis=1).view(np.dtype((np.void, 48))).reshape(-1))
+        rows = both.view(np.uint8).reshape(-1, 48)
+        if len(self.index):
+            known = self.owners
+            hits = self.index.search(rows[:, :32], 0)
+            fresh = [i for i, found in enumerate(hits) if not any((known[p] == rows[i, 32:]).all() for p, _ in found)]
+            rows = rows[fresh]
+        if len(rows):
+            self.owners = np.concatenate([self.owners, rows[:, 32:]])
+            self.index.add(rows[:, :32])
 
     def candidates(self, lookups: Sequence[tuple[str, str]], threshold: int) -> list[set[str]]:
         """Per lookup, the ids of signals that carried a hash within ``threshold`` (or equal, for exact)."""
@@ -137,18 +153,21 @@ class Banks:
         everything = Viewer(NODE_ADMIN, bank.collection)
         cursor: str | None = None
         newest = bank.added_after
-        objects: list[dict[str, Any]] = []
+        hashes: list[np.ndarray] = []
+        owners: list[np.ndarray] = []
         while True:
             filters = Filters(types=("indicator",), versions=VersionSelector(all=True), added_after=bank.added_after,
                               limit=_PAGE, next=cursor)
             page = self.node.reader.page(everything, Endpoint.OBJECTS, filters)
-            objects.extend(orjson.loads(body) for _row, body in page.items)
+            rows = bank.rows_of(orjson.loads(body) for _row, body in page.items)
+            hashes.append(rows[0])
+            owners.append(rows[1])
             if page.last_added is not None:
                 newest = page.last_added
             if not page.more or page.next is None:
                 break
             cursor = page.next
-        bank.take(objects)
+        bank.add_rows(np.concatenate(hashes), np.concatenate(owners))
         bank.added_after = newest
 
     def _seen_by(self, principal: Principal, collection: Collection, ids: set[str]) -> dict[str, Signal]:

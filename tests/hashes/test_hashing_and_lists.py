@@ -98,6 +98,16 @@ def test_a_bank_proposes_every_hash_a_signal_has_had_and_confirms_only_the_curre
     image = make_signal(PDQ, pdq, producer=None, labels=["b"], markings=[])
     bank.take([signal, image])
     near = pdq[:-1] + "3"
+    # A new version with the same hash adds nothing to the index; another signal with that hash does.
+    bank.take([{**image, "modified": "2030-01-01T00:00:00.000Z", "labels": ["c"]}, image])
+    assert len(bank.index) == 1
+    twin = make_signal(PDQ, pdq, producer="identity--7d9f1c53-5b8e-4f6c-9b0e-2f3a4b5c6d7e", labels=["b"],
+                       markings=[])
+    bank.take([twin])
+    assert len(bank.index) == 2
+    assert bank.candidates([(PDQ, near)], 31) == [{image["id"], twin["id"]}]
+    bank = Bank(Collection(1, "c-1", "main", "Bank", None, "bank", ()))
+    bank.take([signal, image])
     assert bank.candidates([(PDQ, near), (MD5, "d35c785545392755e7e4164457657269"), (MD5, "1" * 32)], 31) == [
         {image["id"]}, {signal["id"]}, set()]
     # A later version that changes the hash: both hashes stay candidates (a caller may see either
