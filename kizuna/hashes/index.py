@@ -99,9 +99,9 @@ def _probe(main: MultiIndex, rows: np.ndarray, queries: np.ndarray, threshold: i
     masks = flip_masks(main.width, threshold // CHUNKS).astype(np.int64)
 
     def search(part: np.ndarray) -> Found:
-        query_words, keys = words_of(part), main.chunk_keys(part)
-        return _filled(lambda q, p, d: kernels.probe(main.offsets, main.positions, words, query_words, keys, masks,
-                                                     threshold, q, p, d))
+        query_words = words_of(part)
+        return _filled(lambda q, p, d: kernels.probe(main.offsets, main.positions, words, part, query_words, CHUNKS,
+                                                     main.width, masks, threshold, q, p, d))
 
     owners, positions, distances = _split(queries, search)
     # A hash close in several chunks is found once per chunk: keep one of each (query, position).

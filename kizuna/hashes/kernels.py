@@ -32,10 +32,21 @@ def _distance(words: np.ndarray, p: int, q: np.ndarray) -> int:
             + _popcount(words[p, 2] ^ q[2]) + _popcount(words[p, 3] ^ q[3]))
 
 
+@numba.njit(inline="always", cache=True)
+def _chunk_key(query: np.ndarray, chunk: int, width: int) -> int:
+    """Bucket number of one chunk of a query: as `mih.chunk_values`, after the earlier chunks' buckets."""
+    first, shift = (chunk * width) // 8, (chunk * width) % 8
+    word = 0
+    for k in range(4):
+        if first + k < 32:
+            word |= int(query[first + k]) << (24 - 8 * k)
+    return (chunk << width) + ((word >> (32 - shift - width)) & ((1 << width) - 1))
+
+
 @numba.njit(nogil=True, cache=True)
-def probe(offsets: np.ndarray, positions: np.ndarray, words: np.ndarray, query_words: np.ndarray,
-          query_keys: np.ndarray, masks: np.ndarray, threshold: int, out_query: np.ndarray,
-          out_position: np.ndarray, out_distance: np.ndarray) -> int:
+def probe(offsets: np.ndarray, positions: np.ndarray, words: np.ndarray, queries: np.ndarray,
+          query_words: np.ndarray, chunks: int, width: int, masks: np.ndarray, threshold: int,
+          out_query: np.ndarray, out_position: np.ndarray, out_distance: np.ndarray) -> int:
     """Every hash in a bucket within the masks' flips of a query's chunk, kept if within ``threshold``.
 
     A hash sharing several chunks with a query is reported once per chunk; the caller dedupes.
@@ -45,16 +56,16 @@ def probe(offsets: np.ndarray, positions: np.ndarray, words: np.ndarray, query_w
     """
     found = 0
     room = len(out_query)
-    probes = query_keys.shape[1] * len(masks)
+    probes = chunks * len(masks)
     starts = np.empty(probes, dtype=np.int64)
     ends = np.empty(probes, dtype=np.int64)
     candidates = np.empty(4 * probes + 64, dtype=np.int64)
-    for i in range(query_keys.shape[0]):
+    for i in range(queries.shape[0]):
         q = query_words[i]
         k = 0
         total = 0
-        for c in range(query_keys.shape[1]):
-            base = query_keys[i, c]
+        for c in range(chunks):
+            base = _chunk_key(queries[i], c, width)
             for m in range(len(masks)):
                 key = base ^ masks[m]
                 starts[k] = offsets[key]

@@ -9,9 +9,9 @@ with a popcount over the full 256 bits, so the answer is exact, not approximate.
 some bits out are still exact: a distance on fewer bits is never larger.
 
 Per chunk the hash positions are counting-sorted by chunk value: one ``uint32`` array of positions
-and one ``uint32`` array of bucket offsets, for all chunks together, so a lookup is a handful of numpy
-calls whatever the number of chunks. At 10M hashes and width 23 that is 440 MB of positions, 369 MB of
-offsets and 320 MB of hashes (docs/decisions.md has the measurements that chose this over faiss).
+and one ``uint32`` array of bucket offsets, for all chunks together (`kernels.probe` walks them). At
+10M hashes and width 23 that is 440 MB of positions, 369 MB of offsets and 320 MB of hashes
+(docs/decisions.md has the measurements that chose this over faiss).
 """
 
 from __future__ import annotations
@@ -98,9 +98,3 @@ class MultiIndex:
                                      np.concatenate([new_positions[o] for o in order]))
         merged.offsets = (self.offsets + np.cumsum(grown, out=grown)).astype(np.uint32)
         return merged
-
-    def chunk_keys(self, queries: np.ndarray) -> np.ndarray:
-        """(q, 11) bucket numbers of each query's chunks, chunk c's buckets after chunk c-1's."""
-        buckets = 1 << self.width
-        return np.stack([chunk_values(queries, self.width, c).astype(np.int64) + c * buckets
-                         for c in range(CHUNKS)], axis=1)
