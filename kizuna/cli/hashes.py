@@ -38,7 +38,7 @@ from kizuna.hashes.signals import (
 )
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel
 
-# faiss, numpy, Pillow and pdqhash are imported by the commands that use them, not at start-up:
+# numba, numpy, Pillow and pdqhash are imported by the commands that use them, not at start-up:
 # they would add a second to every other `kizuna` command.
 
 _paths = click.argument("inputs", nargs=-1, required=True,

@@ -1,32 +1,39 @@
-"""Banks: one near-match index and one exact-hash map per collection, kept current incrementally.
+"""Banks: one shared near-match index and one exact-hash map per collection, kept current incrementally.
 
-A bank is read through the node's one read path (`Node.read` with the caller's `Viewer`), so a
-signal the caller may not see is never indexed for them, and a collection they may not read is
-never a bank of theirs. Each (principal, collection) pair has its own bank; a refresh reads only
-what was added since the last one (``added_after``), so a new signal is matchable at the next
-request without a rebuild. When the sharing policy changes the bank is rebuilt, since what the
-principal may see can have changed in either direction.
+A bank's index holds every hash any version of any signal of the collection has carried, whoever may
+see it: it only proposes *candidates*. Before anything leaves, the candidates are read through the
+node's one read path (`Node.read` with the caller's `Viewer`), so what a caller gets is the version
+of each signal it may see, or nothing: a hidden or deleted signal is absent, exactly like a hash
+nobody holds, and is not counted anywhere in the answer. A match is then confirmed on that version
+(its own hash within the threshold, not revoked), so a revocation or a deletion stops matching at
+once, with no index change. One index per bank, not one per caller: memory does not grow with the
+number of partners who match.
+
+A refresh reads only what was added since the last one (``added_after``), so a new signal is
+matchable at the next request without a rebuild.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.node import Node
-from kizuna.core.principal import Principal
+from kizuna.core.principal import NODE_ADMIN, Principal
+from kizuna.core.visibility import Viewer
 from kizuna.hashes.index import PdqIndex, pack
 from kizuna.hashes.signals import PDQ, Signal, read_signal
-from kizuna.store.base import Collection
+from kizuna.store.base import Collection, VersionSelector
 
 _PAGE = 1000
-_CACHE_SIZE = 64
+_PREFIX = "indicator--"  # every signal is an indicator; the index keeps only the UUID's 16 bytes
 
 
 @dataclass(frozen=True)
@@ -44,50 +51,64 @@ class Match:
 
 @dataclass
 class Bank:
-    """The signals of one collection as one principal sees them."""
+    """Every hash the signals of one collection have carried, and which signal carried it."""
 
     collection: Collection
-    generation: int
     index: PdqIndex = field(default_factory=PdqIndex)
-    owners: list[str] = field(default_factory=list)  # faiss position -> signal id
+    owners: np.ndarray = field(default_factory=lambda: np.zeros((0, 16), dtype=np.uint8))  # position -> UUID
     exact: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    signals: dict[str, Signal] = field(default_factory=dict)  # id -> newest version seen
     added_after: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take(self, objects: Iterable[dict[str, Any]]) -> None:
-        """Index new signals; a newer version replaces what the older one said (labels, revocation)."""
-        fresh: list[str] = []
+        """Index the hashes of new signal versions (one `add` for the whole batch: merges go by batch)."""
+        self.add_rows(*self.rows_of(objects))
+
+    def rows_of(self, objects: Iterable[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """The (PDQ hash, signal UUID) rows of some signal versions, 32 + 16 bytes each; exact hashes
+        go straight into the map. Packed per page, so a 10M first load never holds 10M parsed objects."""
+        hashes: list[str] = []
+        owners: list[bytes] = []
         for obj in objects:
             signal = read_signal(obj)
-            if signal is None:
+            if signal is None or not signal.id.startswith(_PREFIX):
                 continue
-            known = self.signals.get(signal.id)
-            self.signals[signal.id] = signal
-            if known is not None and known.hash == signal.hash:
-                continue  # the hash is indexed already; lookups read the newest metadata
-            if signal.hash_type == PDQ:
-                fresh.append(signal.hash)
-                self.owners.append(signal.id)
-            else:
+            if signal.hash_type != PDQ:
                 self.exact.setdefault((signal.hash_type, signal.hash), set()).add(signal.id)
-        self.index.add(pack(fresh))
+            else:
+                hashes.append(signal.hash)
+                owners.append(uuid.UUID(signal.id[len(_PREFIX):]).bytes)
+        return pack(hashes), np.frombuffer(b"".join(owners), dtype=np.uint8).reshape(-1, 16)
 
-    def lookup(self, hash_type: str, digest: str, threshold: int) -> list[Match]:
-        if hash_type == PDQ:
-            found = self.index.search(pack([digest]), threshold)[0]
-            candidates = [(self.owners[position], distance) for position, distance in found]
-        else:
-            candidates = [(sid, 0) for sid in sorted(self.exact.get((hash_type, digest), ()))]
-        out = []
-        for signal_id, distance in candidates:
-            signal = self.signals[signal_id]
-            # A signal's hash can change in a later version: the index may still hold the old one,
-            # so only the current hash of a signal that is not revoked matches.
-            current = signal.hash_type == hash_type and (
-                _distance(signal.hash, digest) == distance if hash_type == PDQ else signal.hash == digest)
-            if current and not signal.revoked:
-                out.append(Match(signal.hash, distance, signal, self.collection))
+    def add_rows(self, hashes: np.ndarray, owners: np.ndarray) -> None:
+        """Index rows not indexed yet: a new version that keeps its signal's hash (new labels, a
+        revocation) adds nothing, since matches are confirmed on the version a caller sees."""
+        if not len(hashes):
+            return
+        both = np.unique(np.concatenate([hashes, owners], axis=1).view(np.dtype((np.void, 48))).reshape(-1))
+        rows = both.view(np.uint8).reshape(-1, 48)
+        if len(self.index):
+            known = self.owners
+            hits = self.index.search(rows[:, :32], 0)
+            fresh = [i for i, found in enumerate(hits) if not any((known[p] == rows[i, 32:]).all() for p, _ in found)]
+            rows = rows[fresh]
+        if len(rows):
+            self.owners = np.concatenate([self.owners, rows[:, 32:]])
+            self.index.add(rows[:, :32])
+
+    def candidates(self, lookups: Sequence[tuple[str, str]], threshold: int) -> list[set[str]]:
+        """Per lookup, the ids of signals that carried a hash within ``threshold`` (or equal, for exact)."""
+        out: list[set[str]] = [set() for _ in lookups]
+        pdq = [i for i, (hash_type, _) in enumerate(lookups) if hash_type == PDQ]
+        if pdq and len(self.index):
+            found = self.index.search(pack([lookups[i][1] for i in pdq]), threshold)
+            # Read after the search: a refresh extends the owners before the index, so they cover its hits.
+            owners = self.owners
+            for i, hits in zip(pdq, found, strict=True):
+                out[i].update(_PREFIX + str(uuid.UUID(bytes=owners[p].tobytes())) for p, _ in hits)
+        for i, key in enumerate(lookups):
+            if key[0] != PDQ:
+                out[i].update(self.exact.get(key, ()))
         return out
 
 
@@ -95,12 +116,22 @@ def _distance(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
+def confirmed(signal: Signal, hash_type: str, digest: str, threshold: int) -> int | None:
+    """The distance at which the version a caller sees matches, or None (another hash now, or revoked)."""
+    if signal.revoked or signal.hash_type != hash_type:
+        return None
+    if hash_type != PDQ:
+        return 0 if signal.hash == digest else None
+    distance = _distance(signal.hash, digest)
+    return distance if distance <= threshold else None
+
+
 class Banks:
-    """The banks of every principal that asked recently (least recently used dropped first)."""
+    """One bank per collection, shared by every caller."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self._banks: OrderedDict[tuple[str, int], Bank] = OrderedDict()
+        self._banks: dict[int, Bank] = {}
         self._lock = threading.Lock()
 
     def visible(self, principal: Principal, api_root: str, refs: list[str]) -> list[Collection]:
@@ -109,40 +140,71 @@ class Banks:
             return [self.node.readable(principal, api_root, ref).collection for ref in refs]
         return [c for c in self.node.collections_for(principal, api_root) if principal.can_read(c)]
 
-    def bank(self, principal: Principal, collection: Collection) -> Bank:
-        generation = self.node.store.policy_generation()
-        key = (principal.key, collection.pk)
+    def bank(self, collection: Collection) -> Bank:
         with self._lock:
-            bank = self._banks.get(key)
-            if bank is None or bank.generation != generation:
-                bank = self._banks[key] = Bank(collection, generation)
-            self._banks.move_to_end(key)
-            while len(self._banks) > _CACHE_SIZE:
-                self._banks.popitem(last=False)
+            bank = self._banks.setdefault(collection.pk, Bank(collection))
         with bank.lock:
-            self._refresh(principal, bank)
+            self._refresh(bank)
         return bank
 
-    def _refresh(self, principal: Principal, bank: Bank) -> None:
-        viewer = self.node.viewer_for(principal, bank.collection)
+    def _refresh(self, bank: Bank) -> None:
+        # The index sees every version (the operator's view): visibility is decided per caller on the
+        # candidates. Read through the query layer, not `Node.read`: indexing is not egress, nothing leaves.
+        everything = Viewer(NODE_ADMIN, bank.collection)
         cursor: str | None = None
         newest = bank.added_after
+        hashes: list[np.ndarray] = []
+        owners: list[np.ndarray] = []
         while True:
-            # The TAXII cursor pages within one refresh (many objects can share one date_added);
-            # the newest date_added seen is where the next refresh starts.
-            filters = Filters(types=("indicator",), added_after=bank.added_after, limit=_PAGE, next=cursor)
-            page = self.node.read(viewer, Endpoint.OBJECTS, filters)
-            bank.take(orjson.loads(body) for _row, body in page.items)
+            filters = Filters(types=("indicator",), versions=VersionSelector(all=True), added_after=bank.added_after,
+                              limit=_PAGE, next=cursor)
+            page = self.node.reader.page(everything, Endpoint.OBJECTS, filters)
+            rows = bank.rows_of(orjson.loads(body) for _row, body in page.items)
+            hashes.append(rows[0])
+            owners.append(rows[1])
             if page.last_added is not None:
                 newest = page.last_added
             if not page.more or page.next is None:
-                bank.added_after = newest
-                return
+                break
             cursor = page.next
+        bank.add_rows(np.concatenate(hashes), np.concatenate(owners))
+        bank.added_after = newest
 
-    def match(self, principal: Principal, collections: list[Collection], hash_type: str, digest: str,
-              threshold: int) -> list[Match]:
-        found: list[Match] = []
+    def _seen_by(self, principal: Principal, collection: Collection, ids: set[str]) -> dict[str, Signal]:
+        """The version of each signal that ``principal`` may see (the one visibility check), by id."""
+        viewer = self.node.viewer_for(principal, collection)
+        wanted = sorted(ids)
+        seen: dict[str, Signal] = {}
+        for start in range(0, len(wanted), _PAGE):
+            cursor: str | None = None
+            while True:
+                filters = Filters(ids=tuple(wanted[start:start + _PAGE]), types=("indicator",), limit=_PAGE,
+                                  next=cursor)
+                page = self.node.read(viewer, Endpoint.OBJECTS, filters)
+                for _row, body in page.items:
+                    signal = read_signal(orjson.loads(body))
+                    if signal is not None:
+                        seen[signal.id] = signal
+                if not page.more or page.next is None:
+                    break
+                cursor = page.next
+        return seen
+
+    def match_many(self, principal: Principal, collections: list[Collection], lookups: Sequence[tuple[str, str]],
+                   threshold: int) -> list[list[Match]]:
+        """Per (hash type, hash) lookup, every signal the principal may see that matches it."""
+        found: list[list[Match]] = [[] for _ in lookups]
         for collection in collections:
-            found.extend(self.bank(principal, collection).lookup(hash_type, digest, threshold))
-        return sorted(found, key=lambda m: (m.distance, m.bank.id, m.signal.id))
+            proposed = self.bank(collection).candidates(lookups, threshold)
+            everyone = set().union(*proposed) if proposed else set()
+            if not everyone:
+                continue
+            seen = self._seen_by(principal, collection, everyone)
+            for i, ids in enumerate(proposed):
+                hash_type, digest = lookups[i]
+                for signal_id in ids:
+                    signal = seen.get(signal_id)
+                    distance = confirmed(signal, hash_type, digest, threshold) if signal is not None else None
+                    if signal is not None and distance is not None:
+                        found[i].append(Match(signal.hash, distance, signal, collection))
+        return [sorted(matches, key=lambda m: (m.distance, m.bank.id, m.signal.id)) for matches in found]

@@ -124,3 +124,36 @@ def test_nothing_usable_fails_with_one_line(node_dir: Path, tmp_path: Path) -> N
     label = kizuna(node_dir, "hashes", "import", str(bad), "--collection", "tcap", "--label", "Not A Label!",
                    check=False)
     assert label.returncode == 2 and len(label.stderr.splitlines()) == 1
+
+
+def test_one_shared_bank_per_collection_filtered_per_caller(tmp_path: Path) -> None:
+    from kizuna.hashes.banks import Banks
+    from kizuna.hashes.signals import PDQ
+
+    data = tmp_path / "node"
+    kizuna_json(data, "init", "--org-name", "Home", "--country", "GBR")
+    bank_id = kizuna_json(data, "collections", "create", "--title", "Bank", "--alias", "bank")["id"]
+    kizuna_json(data, "orgs", "create", "Partner", "--country", "JPN")
+    home_token = kizuna_json(data, "tokens", "create", "--org", "Home", "--read", bank_id)["token"]
+    partner_token = kizuna_json(data, "tokens", "create", "--org", "Partner", "--read", bank_id)["token"]
+    red, clear = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22", "3c" * 32
+    for digest, tlp in ((red, "red"), (clear, "clear")):
+        listing = tmp_path / f"{tlp}.txt"
+        listing.write_text(digest + "\n")
+        kizuna(data, "hashes", "import", str(listing), "--collection", "bank", "--tlp", tlp)
+    node = Node.open(data)
+    try:
+        home, partner = node.authenticate(home_token), node.authenticate(partner_token)
+        assert home is not None and partner is not None
+        banks = Banks(node)
+        bank = node.find_collection("bank")
+        lookups = [(PDQ, red[:-2] + "00"), (PDQ, clear)]
+        own = banks.match_many(home, [bank], lookups, 31)
+        theirs = banks.match_many(partner, [bank], lookups, 31)
+        assert [[m.hash for m in found] for found in own] == [[red], [clear]]
+        # The TLP:RED signal is a candidate in the shared index, but never leaves for the partner.
+        assert [[m.hash for m in found] for found in theirs] == [[], [clear]]
+        assert banks.match_many(partner, [bank], [(PDQ, "00" * 32)], 31) == [[]]
+        assert list(banks._banks) == [bank.pk] and len(banks._banks[bank.pk].index) == 2  # one index, shared
+    finally:
+        node.close()

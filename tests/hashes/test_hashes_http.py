@@ -116,3 +116,21 @@ def test_images_and_bad_input(node: Node) -> None:
     no_token = requests.post(f"{node.api_root}hashes/match", json={"hashes": [bridge.pdq]},
                              headers={"Accept": TAXII})
     assert no_token.status_code == 401
+
+
+def test_revoked_and_deleted_signals_stop_matching_at_once(node: Node) -> None:
+    revoked_hash, deleted_hash = "13" * 32, "5a" * 32
+    revoked = _signal(node, revoked_hash, TlpLevel.CLEAR)
+    deleted = _signal(node, deleted_hash, TlpLevel.CLEAR)
+    node.post([revoked, deleted])
+    queries = [_near(revoked_hash, 7), _near(deleted_hash, 7)]
+    for token in ("reader", "writer"):
+        before = _match(node, token, queries).json()["results"]
+        assert [[m["signal"] for m in r["matches"]] for r in before] == [[revoked["id"]], [deleted["id"]]]
+
+    node.post([{**revoked, "modified": "2031-01-01T00:00:00.000Z", "revoked": True}])
+    gone = node.session("writer").delete(node.collection_url() + f"objects/{deleted['id']}/")
+    assert gone.status_code == 200, gone.text
+    for token in ("reader", "writer"):  # the next request already misses both, for every caller
+        after = _match(node, token, queries).json()["results"]
+        assert [r["matches"] for r in after] == [[], []]

@@ -88,22 +88,41 @@ def test_a_signal_is_valid_stix_and_reads_back() -> None:
     assert "file:hashes.'SHA-256'" in make_signal(SHA256, pdq, producer=producer, labels=[], markings=[])["pattern"]
 
 
-def test_a_bank_follows_new_versions_of_a_signal() -> None:
-    from kizuna.hashes.banks import Bank
+def test_a_bank_proposes_every_hash_a_signal_has_had_and_confirms_only_the_current_one() -> None:
+    from kizuna.hashes.banks import Bank, confirmed
     from kizuna.store.base import Collection
 
     pdq = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
-    bank = Bank(Collection(1, "c-1", "main", "Bank", None, "bank", ()), generation=0)
+    bank = Bank(Collection(1, "c-1", "main", "Bank", None, "bank", ()))
     signal = make_signal(MD5, "d35c785545392755e7e4164457657269", producer=None, labels=["a"], markings=[])
-    bank.take([signal, make_signal(PDQ, pdq, producer=None, labels=["b"], markings=[])])
-    assert [m.signal.labels for m in bank.lookup(PDQ, pdq[:-1] + "3", 31)] == [("b",)]
-    assert [m.distance for m in bank.lookup(MD5, "d35c785545392755e7e4164457657269", 31)] == [0]
-    # A later version that changes the hash: the old one no longer matches, the new one does.
+    image = make_signal(PDQ, pdq, producer=None, labels=["b"], markings=[])
+    bank.take([signal, image])
+    near = pdq[:-1] + "3"
+    # A new version with the same hash adds nothing to the index; another signal with that hash does.
+    bank.take([{**image, "modified": "2030-01-01T00:00:00.000Z", "labels": ["c"]}, image])
+    assert len(bank.index) == 1
+    twin = make_signal(PDQ, pdq, producer="identity--7d9f1c53-5b8e-4f6c-9b0e-2f3a4b5c6d7e", labels=["b"],
+                       markings=[])
+    bank.take([twin])
+    assert len(bank.index) == 2
+    assert bank.candidates([(PDQ, near)], 31) == [{image["id"], twin["id"]}]
+    bank = Bank(Collection(1, "c-1", "main", "Bank", None, "bank", ()))
+    bank.take([signal, image])
+    assert bank.candidates([(PDQ, near), (MD5, "d35c785545392755e7e4164457657269"), (MD5, "1" * 32)], 31) == [
+        {image["id"]}, {signal["id"]}, set()]
+    # A later version that changes the hash: both hashes stay candidates (a caller may see either
+    # version), and a match is confirmed only on the hash of the version the caller sees.
     changed = {**signal, "modified": "2030-01-01T00:00:00.000Z",
                "extensions": {EXTENSION_ID: {"extension_type": "property-extension", "hash_type": MD5,
                                              "hash": "0" * 32}}}
     bank.take([changed])
-    assert bank.lookup(MD5, "d35c785545392755e7e4164457657269", 31) == []
-    assert [m.signal.id for m in bank.lookup(MD5, "0" * 32, 31)] == [signal["id"]]
-    bank.take([{**changed, "revoked": True}])
-    assert bank.lookup(MD5, "0" * 32, 31) == []
+    assert bank.candidates([(MD5, "d35c785545392755e7e4164457657269"), (MD5, "0" * 32)], 31) == [
+        {signal["id"]}, {signal["id"]}]
+    current = read_signal(changed)
+    assert current is not None and read_signal(image) is not None
+    assert confirmed(current, MD5, "d35c785545392755e7e4164457657269", 31) is None
+    assert confirmed(current, MD5, "0" * 32, 31) == 0
+    revoked = read_signal({**changed, "revoked": True})
+    assert revoked is not None and confirmed(revoked, MD5, "0" * 32, 31) is None
+    assert confirmed(read_signal(image), PDQ, near, 31) == 1  # type: ignore[arg-type]
+    assert confirmed(read_signal(image), PDQ, near, 0) is None  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""The faiss index finds exactly what brute force finds: 100% recall at the PDQ threshold, on random
+"""The multi-index finds exactly what brute force finds: 100% recall at the PDQ threshold, on random
 hashes, on hashes planted at every distance around the threshold, and on the real PDQ hash lists."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from kizuna.hashes.index import BruteForce, PdqIndex, pack, unpack
+from kizuna.hashes.mih import CHUNKS, chunk_values, flip_masks
 
 LISTS = Path(__file__).parent.parent / "fixtures" / "pdq" / "hash-lists"
 
@@ -71,3 +72,47 @@ def test_recall_stays_total_above_the_default_threshold(threshold: int) -> None:
     queries = np.stack([_flip(stored[i], (i * 7) % (threshold + 5), rng) for i in range(0, 3_000, 30)])
     index, brute = _both(stored)
     assert index.search(queries, threshold) == brute.search(queries, threshold)
+
+
+def test_merges_and_rebuilds_keep_recall_total() -> None:
+    # Small adds go to the delta, which is merged into the multi-index; doubling rebuilds it wider.
+    rng = np.random.default_rng(11)
+    index, brute = PdqIndex(), BruteForce()
+    stored = rng.integers(0, 256, (30_000, 32), dtype=np.uint8)
+    index.add(stored[:8_000])
+    brute.add(stored[:8_000])
+    assert index.indexed == 8_000
+    widths = set()
+    for start in range(8_000, 30_000, 700):
+        index.add(stored[start:start + 700])
+        brute.add(stored[start:start + 700])
+        assert index.width is not None
+        widths.add(index.width)
+        sample = np.stack([_flip(stored[i], i % 33, rng) for i in range(0, min(start + 700, 30_000), 97)])
+        assert index.search(sample, 31) == brute.search(sample, 31)
+    assert len(index) == 30_000 and 0 < index.indexed <= 30_000
+    assert len(widths) > 1  # the bucket width grew with the index
+
+
+@pytest.mark.parametrize("threshold", [33, 47])
+def test_the_multi_index_probes_exactly_at_higher_thresholds(threshold: int) -> None:
+    # 30k hashes: probing (not scanning) still pays at these thresholds; t // 11 bits are flipped per chunk.
+    rng = np.random.default_rng(threshold)
+    stored = rng.integers(0, 256, (30_000, 32), dtype=np.uint8)
+    index, brute = _both(stored)
+    assert index.indexed == 30_000
+    queries = np.stack([_flip(stored[i], (i // 50) % (threshold + 3), rng) for i in range(0, 30_000, 50)])
+    got = index.search(queries, threshold)
+    assert got == brute.search(queries, threshold)
+    assert sum(1 for hits in got if hits) > len(queries) * 3 // 4
+
+
+def test_chunks_are_the_hash_bits_most_significant_first() -> None:
+    rng = np.random.default_rng(3)
+    rows = rng.integers(0, 256, (50, 32), dtype=np.uint8)
+    bits = np.unpackbits(rows, axis=1)
+    for width in (8, 13, 23):
+        for chunk in range(CHUNKS):
+            expected = bits[:, chunk * width:(chunk + 1) * width] @ (1 << np.arange(width - 1, -1, -1))
+            assert chunk_values(rows, width, chunk).tolist() == expected.tolist()
+    assert len(flip_masks(23, 2)) == 1 + 23 + 23 * 22 // 2

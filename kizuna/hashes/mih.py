@@ -1,0 +1,100 @@
+"""Multi-index hashing over flat numpy arrays: exact Hamming range search for 256-bit PDQ hashes.
+
+Eleven chunks of ``width`` bits are cut from each hash (``width`` about log2 of the number of hashes,
+at most 23, so 11 chunks fit in 256 bits). If two hashes are within distance ``t``, the chunks' own
+distances add up to at most ``t``, so some chunk differs in at most ``t // 11`` bits (pigeonhole:
+11 chunks each ``> t // 11`` apart would sum past ``t``). Probing, in every chunk, each value within
+``t // 11`` flipped bits of the query's finds every hash within ``t``; the candidates are then checked
+with a popcount over the full 256 bits, so the answer is exact, not approximate. Chunks that leave
+some bits out are still exact: a distance on fewer bits is never larger.
+
+Per chunk the hash positions are counting-sorted by chunk value: one ``uint32`` array of positions
+and one ``uint32`` array of bucket offsets, for all chunks together (`kernels.probe` walks them). At
+10M hashes and width 23 that is 440 MB of positions, 369 MB of offsets and 320 MB of hashes
+(docs/decisions.md has the measurements that chose this over faiss).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from itertools import combinations
+from typing import Final
+
+import numpy as np
+
+CHUNKS: Final = 11
+MAX_WIDTH: Final = 23  # 11 * 23 = 253 <= 256
+MIN_WIDTH: Final = 8
+
+
+def width_for(count: int) -> int:
+    """Bucket width giving about one hash per bucket: more bits cost offsets memory, fewer cost candidates."""
+    return int(min(MAX_WIDTH, max(MIN_WIDTH, round(np.log2(max(count, 1))))))
+
+
+@lru_cache(maxsize=64)
+def flip_masks(width: int, radius: int) -> np.ndarray:
+    """Every ``width``-bit mask with at most ``radius`` bits set (the probes of one chunk)."""
+    masks = [0]
+    for flipped in range(1, radius + 1):
+        masks.extend(sum(1 << bit for bit in bits) for bits in combinations(range(width), flipped))
+    return np.array(masks, dtype=np.int32)
+
+
+def probes_per_query(width: int, threshold: int) -> int:
+    return CHUNKS * len(flip_masks(width, threshold // CHUNKS))
+
+
+def chunk_values(rows: np.ndarray, width: int, chunk: int) -> np.ndarray:
+    """The value of one chunk (bits ``chunk*width`` onwards, most significant first) of each row."""
+    start = chunk * width
+    first, shift = divmod(start, 8)
+    word = np.zeros(len(rows), dtype=np.uint32)
+    for k in range(4):  # shift + width <= 7 + 23 < 32: four bytes always hold the chunk
+        if first + k < rows.shape[1]:
+            word |= rows[:, first + k].astype(np.uint32) << np.uint32(24 - 8 * k)
+    return ((word >> np.uint32(32 - shift - width)) & np.uint32((1 << width) - 1)).astype(np.int32)
+
+
+def words_of(rows: np.ndarray) -> np.ndarray:
+    """(n, 32) uint8 rows as (n, 4) uint64 words, for popcounts."""
+    return np.ascontiguousarray(rows, dtype=np.uint8).view(np.uint64).reshape(-1, 4)
+
+
+class MultiIndex:
+    """Hash positions ``0..n-1`` bucketed by each of 11 chunks; immutable (searches need no lock)."""
+
+    def __init__(self, rows: np.ndarray, width: int | None = None) -> None:
+        rows = np.ascontiguousarray(rows, dtype=np.uint8)
+        self.count = len(rows)
+        self.width = width or width_for(self.count)
+        buckets = 1 << self.width
+        self.offsets = np.empty(CHUNKS * buckets + 1, dtype=np.uint32)
+        self.positions = np.empty(CHUNKS * self.count, dtype=np.uint32)
+        self.offsets[0] = 0
+        for chunk in range(CHUNKS):
+            values = chunk_values(rows, self.width, chunk)
+            counts = np.bincount(values, minlength=buckets)
+            base = chunk * self.count
+            self.offsets[chunk * buckets + 1:(chunk + 1) * buckets + 1] = base + np.cumsum(counts)
+            self.positions[base:base + self.count] = np.argsort(values, kind="stable")
+
+    def merged(self, rows: np.ndarray, first: int) -> MultiIndex:
+        """A copy that also holds ``rows`` as positions ``first..``, appended to their buckets (no re-sort)."""
+        buckets = 1 << self.width
+        new_positions = np.arange(first, first + len(rows), dtype=np.uint32)
+        at: list[np.ndarray] = []
+        grown = np.zeros(CHUNKS * buckets + 1, dtype=np.int64)
+        for chunk in range(CHUNKS):
+            values = chunk_values(rows, self.width, chunk)
+            keys = chunk * buckets + values
+            # Inserting before the next bucket's start, plus the rows already inserted before it.
+            at.append(self.offsets[keys + 1].astype(np.int64))
+            grown[1:] += np.bincount(keys, minlength=CHUNKS * buckets)
+        order = [np.argsort(places, kind="stable") for places in at]
+        merged = object.__new__(MultiIndex)
+        merged.width, merged.count = self.width, self.count + len(rows)
+        merged.positions = np.insert(self.positions, np.concatenate([p[o] for p, o in zip(at, order, strict=True)]),
+                                     np.concatenate([new_positions[o] for o in order]))
+        merged.offsets = (self.offsets + np.cumsum(grown, out=grown)).astype(np.uint32)
+        return merged
