@@ -41,7 +41,12 @@ def text_of(body: bytes) -> str:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
         return ""
-    return searchable_text(obj).replace("\x00", "") if isinstance(obj, dict) else ""
+    return text_of_object(obj) if isinstance(obj, dict) else ""
+
+
+def text_of_object(obj: dict[str, Any]) -> str:
+    """The searchable text of a parsed object, as ``text_of`` gives it for the object's stored body."""
+    return searchable_text(obj).replace("\x00", "")
 
 
 def _like(term: str) -> str:
@@ -124,13 +129,21 @@ class SearchIndex:
         low, count = cur.fetchone()
         return None if low is None or int(count) < (self.window or 0) else int(low)
 
-    def index_added(self, cur: Any, collection_pk: int, first_added: int, bodies: dict[int, bytes]) -> None:
-        """Index the versions just inserted into a collection, given by ``date_added`` -> body."""
+    def index_added(
+        self, cur: Any, collection_pk: int, first_added: int, added: dict[int, tuple[bytes, str | None]]
+    ) -> None:
+        """Index the versions just inserted into a collection, given by ``date_added`` -> (body, its
+        searchable text if the caller had it; else it is read from the body)."""
         cur.execute(
             "SELECT seq, date_added FROM objects WHERE collection_pk = ? AND date_added >= ? AND date_added <= ?",
-            (collection_pk, first_added, max(bodies)),
+            (collection_pk, first_added, max(added)),
         )
-        rows = [(int(seq), text_of(bodies[int(added)])) for seq, added in cur.fetchall() if int(added) in bodies]
+        rows = []
+        for seq, stamp in cur.fetchall():
+            found = added.get(int(stamp))
+            if found is not None:
+                body, text = found
+                rows.append((int(seq), text_of(body) if text is None else text))
         self.add(cur, [(seq, text) for seq, text in rows if text])
 
     def reindex(self, cur: Any, where: str, params: Sequence[Any]) -> None:

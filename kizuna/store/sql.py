@@ -352,7 +352,7 @@ class SqlStore(SessionRows, FeedRows, abc.ABC):
                     ],
                 )
                 self.search_index.index_added(
-                    cur, collection_pk, pending[0][2], {added: new.body for new, _, added in pending}
+                    cur, collection_pk, pending[0][2], {added: (new.body, new.text) for new, _, added in pending}
                 )
                 self._update_edges(cur, {stix_id: existing[stix_id] for stix_id in flags}, flags)
                 cur.execute("UPDATE collections SET last_added = ? WHERE pk = ?", (next_added - 1, collection_pk))
