@@ -10,7 +10,7 @@ With ``--search-index`` a second floor runs side by side: the same, plus the ful
 the same transaction (an FTS5 trigram table of each object's searchable text, store/search_index.py). The ratio
 of the two is what the search index alone costs, before any validation or policy.
 
-    python -m bench.sqlite_floor --count 100000 --runs 3 [--search-index] [--json]
+    python -m bench.sqlite_floor --count 100000 --runs 3 [--search-index [--automerge 4]] [--json]
 """
 
 from __future__ import annotations
@@ -44,18 +44,24 @@ CREATE INDEX objects_added ON objects (collection, date_added);
 CREATE INDEX objects_type_added ON objects (collection, type, date_added);
 CREATE UNIQUE INDEX objects_version ON objects (collection, id, modified);
 """
-SEARCH_SCHEMA = "CREATE VIRTUAL TABLE search_text USING fts5 (text, tokenize = 'trigram');"
+SEARCH_SCHEMA = (
+    "CREATE VIRTUAL TABLE search_text USING fts5 (text, tokenize = 'trigram');"
+    "INSERT INTO search_text (search_text, rank) VALUES ('automerge', {automerge});"
+)
+#: FTS5's segment-merge threshold as Kizuna sets it (SQLite schema step 17); FTS5's own default is 4.
+KIZUNA_AUTOMERGE = 16
 COLLECTION = "5c9d8a3e-0000-4000-8000-000000000001"
 
 
 def ingest(
-    db_path: Path, payloads: Sequence[bytes], synchronous: str = "NORMAL", search_index: bool = False
+    db_path: Path, payloads: Sequence[bytes], synchronous: str = "NORMAL", search_index: bool = False,
+    automerge: int = KIZUNA_AUTOMERGE,
 ) -> dict[str, Any]:
     """Ingest pre-serialized envelopes into a fresh database; returns objects/s over the whole run."""
     connection = sqlite3.connect(db_path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute(f"PRAGMA synchronous={synchronous}")
-    connection.executescript(SCHEMA + (SEARCH_SCHEMA if search_index else ""))
+    connection.executescript(SCHEMA + (SEARCH_SCHEMA.format(automerge=automerge) if search_index else ""))
     # date_added comes from a monotonic counter so every row's value is distinct and ordered, as a server's
     # clock-based stamps would be.
     added = datetime.now(UTC)
@@ -99,7 +105,8 @@ def ingest(
 
 
 def measure(
-    payloads: Sequence[bytes], runs: int, synchronous: str = "NORMAL", search_index: bool = False
+    payloads: Sequence[bytes], runs: int, synchronous: str = "NORMAL", search_index: bool = False,
+    automerge: int = KIZUNA_AUTOMERGE,
 ) -> dict[str, Any]:
     """Medians over runs; with ``search_index`` each run also ingests with the index, right after the plain one,
     so both see the same machine load, and ``with_search_index_ratio`` is the median of the per-run ratios."""
@@ -109,7 +116,7 @@ def measure(
         with tempfile.TemporaryDirectory(prefix="kizuna-floor-") as tmp:
             results.append(ingest(Path(tmp) / "floor.db", payloads, synchronous))
             if search_index:
-                indexed.append(ingest(Path(tmp) / "floor-search.db", payloads, synchronous, search_index=True))
+                indexed.append(ingest(Path(tmp) / "floor-search.db", payloads, synchronous, True, automerge))
     rates = [result["objects_per_s"] for result in results]
     summary: dict[str, Any] = {
         "objects": results[0]["objects"],
@@ -134,10 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synchronous", default="NORMAL", choices=("OFF", "NORMAL", "FULL"))
     parser.add_argument("--search-index", action="store_true",
                         help="also run the floor with Kizuna's full-text search index, side by side")
+    parser.add_argument("--automerge", type=int, default=KIZUNA_AUTOMERGE,
+                        help="FTS5 merge threshold of that index (Kizuna's is 16; FTS5's default 4)")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args(argv)
     payloads = envelopes(args.count)
-    result = measure(payloads, args.runs, args.synchronous, args.search_index)
+    result = measure(payloads, args.runs, args.synchronous, args.search_index, args.automerge)
     result["peak_rss_mb"] = own_peak_rss_mb()
     if args.json:
         print(orjson.dumps(result).decode())
