@@ -77,7 +77,13 @@ class _Held(NamedTuple):
     stored: Edges | None = None  # the flags in the row as stored
 
 
+#: The flags of an object's only version: first and last, for every reader.
+_ONLY_VERSION = Edges(1, 1, 1, 1)
+
+
 def _edges_by_version(known: dict[int, _Held]) -> dict[int, Edges]:
+    if len(known) == 1:  # most ingested objects: no neighbours to compare
+        return dict.fromkeys(known, _ONLY_VERSION)
     order = sorted(known)
     return dict(zip(order, edges([known[version].shape for version in order]), strict=True))
 
