@@ -89,6 +89,7 @@ class KizunaHttpProtocol(HttpToolsProtocol):
     # Raw bytes received since the last request ended: httptools buffers a header value whole before
     # calling on_header, so a single endless header is bounded here, on the wire.
     _raw_head = 0
+    _head_tail = b""  # the last bytes of the head read so far: its blank line may span two reads
     _in_head = True
     _headers_started = False
     _refused = False
@@ -110,7 +111,12 @@ class KizunaHttpProtocol(HttpToolsProtocol):
                 self.transport.close()
             return
         if self._in_head:
-            self._raw_head += len(data)
+            # Only the head counts: one read often carries the head and the start of a large body (a POST
+            # of objects), and those body bytes are bounded by the content length, not by this limit.
+            seen = self._head_tail + data
+            end = seen.find(b"\r\n\r\n")
+            self._raw_head += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
+            self._head_tail = seen[-3:] if end < 0 else b""
             self._headers_started = self._headers_started or b"\r\n" in data
             if self._raw_head > MAX_TARGET_BYTES + MAX_HEAD_BYTES + 4096:
                 self._refusal = 431 if self._headers_started else 414
@@ -144,7 +150,7 @@ class KizunaHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_head, self._raw_head, self._headers_started = True, 0, False
+        self._in_head, self._raw_head, self._headers_started, self._head_tail = True, 0, False, b""
 
     def send_400_response(self, msg: str) -> None:
         self.transport.write(refusal_bytes(self._refusal))
