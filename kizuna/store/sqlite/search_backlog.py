@@ -31,9 +31,11 @@ class BacklogIndexer:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._added_here = False  # whether this store added versions (left rows in the backlog)
 
     def wake(self) -> None:
         with self._lock:
+            self._added_here = True
             if self._stopping:
                 return
             # A forked server worker inherits the store but not its threads: it starts its own.
@@ -57,11 +59,13 @@ class BacklogIndexer:
             except Exception:  # noqa: BLE001 - the backlog stays and the next search or wake-up indexes it
                 log.exception("indexing the search backlog failed; a search will retry")
 
-    def stop(self) -> None:
-        """Stop the thread after the batch it is indexing, if any."""
+    def stop(self) -> bool:
+        """Stop the thread after the batch it is indexing, if any; return whether this store added
+        versions, and so may have left rows in the backlog."""
         with self._lock:
             self._stopping = True
             thread, self._thread = self._thread, None
         self._wake.set()
         if thread is not None and self._pid == os.getpid():
             thread.join(timeout=60)
+        return self._added_here

@@ -143,12 +143,12 @@ class SqliteStore(SqlStore):
         return effective_schema_version(applied, [v for v, _ in MIGRATIONS]), MIGRATIONS[-1][0]
 
     def close(self) -> None:
-        self._indexer.stop()
-        try:
-            self.index_search_backlog()  # a command ends with every version it stored searchable
-        except (sqlite3.Error, StoreError) as exc:
-            # Nothing is lost: the backlog is in the file and the next search indexes it.
-            log.warning("search backlog left for the next search: %s", exc)
+        if self._indexer.stop():  # this process stored versions: it ends with every one of them searchable
+            try:
+                self.index_search_backlog()
+            except (sqlite3.Error, StoreError) as exc:
+                # Nothing is lost: the backlog is in the file and the next search indexes it.
+                log.warning("search backlog left for the next search: %s", exc)
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
