@@ -24,6 +24,7 @@ from kizuna.stix.jsonio import loads_exact
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
 from kizuna.stix.validation import check_object
 from kizuna.store.base import AddResult, NewVersion, Outcome, Store, VersionQuery, VersionSelector
+from kizuna.store.search_index import text_of_object
 
 _DUPLICATE_MESSAGE = "already stored with identical content"
 _REDEFINED_MESSAGE = (
@@ -138,6 +139,8 @@ def prepare(obj: Any) -> NewVersion | str:
         created_by_ref=created_by,
         markings=_marking_ids(obj) if ("object_marking_refs" in obj or "granular_markings" in obj) else None,
         body=body,
+        # Taken from the parsed object now, so indexing the stored version does not parse its body again.
+        text=text_of_object(obj),
     )
 
 

@@ -103,6 +103,9 @@ class NewVersion(NamedTuple):
     created_by_ref: str | None
     markings: str | None  # JSON list of every marking id the object uses, or None
     body: bytes
+    #: The searchable text of ``body`` when the caller already holds the parsed object (ingest does), so
+    #: the store need not parse the body again to index it; None: the store derives it from ``body``.
+    text: str | None = None
 
 
 class Outcome(enum.Enum):

@@ -1,7 +1,12 @@
 """The full-text search index: the searchable text of every stored object version (schema step 11).
 
-One index row per row of ``objects``, keyed by its ``seq``, written in the transaction that writes the
-version and removed in the one that deletes it, so the index never names a version that is not stored.
+One index row per row of ``objects``, keyed by its ``seq``, removed in the transaction that deletes the
+version, so the index never names a version that is not stored. PostgreSQL writes the row in the
+transaction that writes the version. SQLite writes the version's text to ``search_backlog`` there (a plain
+append) and moves it into the FTS5 index afterwards, in larger batches, from a background thread of the
+store (``sqlite/search_backlog.py``): the index's own work, about a quarter of a POST's, then runs beside
+the next request's validation instead of inside the writer's transaction. Every search first empties the
+backlog, so a search never misses a stored version; a crash leaves the backlog to the next search.
 Indexing every version rather than only the newest keeps each principal's own history
 (docs/policy.md): a reader who may not see an object's newest version still finds it by the text of
 the version it does see. The store answers only "which versions contain these words"; which of them a
@@ -41,7 +46,12 @@ def text_of(body: bytes) -> str:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
         return ""
-    return searchable_text(obj).replace("\x00", "") if isinstance(obj, dict) else ""
+    return text_of_object(obj) if isinstance(obj, dict) else ""
+
+
+def text_of_object(obj: dict[str, Any]) -> str:
+    """The searchable text of a parsed object, as ``text_of`` gives it for the object's stored body."""
+    return searchable_text(obj).replace("\x00", "")
 
 
 def _like(term: str) -> str:
@@ -124,14 +134,26 @@ class SearchIndex:
         low, count = cur.fetchone()
         return None if low is None or int(count) < (self.window or 0) else int(low)
 
-    def index_added(self, cur: Any, collection_pk: int, first_added: int, bodies: dict[int, bytes]) -> None:
-        """Index the versions just inserted into a collection, given by ``date_added`` -> body."""
+    def index_added(
+        self, cur: Any, collection_pk: int, first_added: int, added: dict[int, tuple[bytes, str | None]]
+    ) -> None:
+        """Index the versions just inserted into a collection, given by ``date_added`` -> (body, its
+        searchable text if the caller had it; else it is read from the body)."""
         cur.execute(
             "SELECT seq, date_added FROM objects WHERE collection_pk = ? AND date_added >= ? AND date_added <= ?",
-            (collection_pk, first_added, max(bodies)),
+            (collection_pk, first_added, max(added)),
         )
-        rows = [(int(seq), text_of(bodies[int(added)])) for seq, added in cur.fetchall() if int(added) in bodies]
-        self.add(cur, [(seq, text) for seq, text in rows if text])
+        rows = []
+        for seq, stamp in cur.fetchall():
+            found = added.get(int(stamp))
+            if found is not None:
+                body, text = found
+                rows.append((int(seq), text_of(body) if text is None else text))
+        self.index_new(cur, [(seq, text) for seq, text in rows if text])
+
+    def index_new(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
+        """Index versions just added (``index_added``); a backend may defer the work (SQLite does)."""
+        self.add(cur, rows)
 
     def reindex(self, cur: Any, where: str, params: Sequence[Any]) -> None:
         """Replace the index rows of the versions ``where`` selects (their body changed)."""
@@ -196,6 +218,32 @@ class SearchIndex:
 
 class SqliteSearchIndex(SearchIndex):
     key = "rowid"
+
+    def index_new(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
+        # The text waits in the backlog (see the module's docstring); the pairs, rare and cheap, go in now.
+        cur.executemany("INSERT INTO search_backlog (seq, text) VALUES (?, ?)", rows)
+        self._add_pairs(cur, [(pair, seq) for seq, text in rows for pair in sorted(pairs(text))])
+
+    def remove(self, cur: Any, where: str, params: Sequence[Any]) -> None:
+        super().remove(cur, where, params)
+        cur.execute(f"DELETE FROM search_backlog WHERE seq IN (SELECT seq FROM objects WHERE {where})", params)
+
+    @staticmethod
+    def drain(cur: Any, limit: int) -> int:
+        """Move up to ``limit`` of the oldest backlog rows into the FTS5 index; return how many moved."""
+        cur.execute("SELECT MAX(seq), COUNT(*) FROM (SELECT seq FROM search_backlog ORDER BY seq LIMIT ?)", (limit,))
+        high, count = cur.fetchone()
+        if not count:
+            return 0
+        # One statement each, so the whole batch is indexed inside SQLite (without holding Python's GIL). A
+        # version indexed already (the step 11 backfill of an old store) is not indexed twice.
+        cur.execute(
+            "INSERT INTO search_text (rowid, text) SELECT b.seq, b.text FROM search_backlog b WHERE b.seq <= ? "
+            "AND NOT EXISTS (SELECT 1 FROM search_text s WHERE s.rowid = b.seq)",
+            (high,),
+        )
+        cur.execute("DELETE FROM search_backlog WHERE seq <= ?", (high,))
+        return int(count)
 
     def _text_terms(self, terms: Sequence[str]) -> list[tuple[str, Any]]:
         # One MATCH of quoted phrases, which FTS5 joins with AND; a trigram phrase matches as a substring.

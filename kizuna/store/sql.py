@@ -81,7 +81,13 @@ class _Held(NamedTuple):
     stored: Edges | None = None  # the flags in the row as stored
 
 
+#: The flags of an object's only version: first and last, for every reader.
+_ONLY_VERSION = Edges(1, 1, 1, 1)
+
+
 def _edges_by_version(known: dict[int, _Held]) -> dict[int, Edges]:
+    if len(known) == 1:  # most ingested objects: no neighbours to compare
+        return dict.fromkeys(known, _ONLY_VERSION)
     order = sorted(known)
     return dict(zip(order, edges([known[version].shape for version in order]), strict=True))
 
@@ -358,7 +364,7 @@ class SqlStore(SessionRows, FeedRows, abc.ABC):
                     ],
                 )
                 self.search_index.index_added(
-                    cur, collection_pk, pending[0][2], {added: new.body for new, _, added in pending}
+                    cur, collection_pk, pending[0][2], {added: (new.body, new.text) for new, _, added in pending}
                 )
                 object_refs.index_added(cur, collection_pk, {added: (new.type, new.body) for new, _, added in pending})
                 self._update_edges(cur, {stix_id: existing[stix_id] for stix_id in flags}, flags)

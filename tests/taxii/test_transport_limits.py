@@ -98,6 +98,24 @@ def test_a_head_just_inside_the_bounds_is_served(served: tuple[ServerProcess, st
     assert status == 404 and headers["content-type"] == TAXII  # routed: the app answered, not the parser
 
 
+def test_a_large_body_read_together_with_its_head_is_not_taken_for_a_large_head(
+    served: tuple[ServerProcess, str, str],
+) -> None:
+    """A POST whose head and first few hundred kilobytes of body arrive in one read: only the head counts
+    against the head bound (the body is bounded by the API root's max_content_length)."""
+    server, _, _ = served
+    token = kizuna_json(server.data_dir, "tokens", "create", "--org", "Home", "--read", "c", "--write", "c")["token"]
+    padding = "x" * (MAX_TARGET_BYTES + MAX_HEAD_BYTES + 100_000)
+    body = json.dumps({"objects": [{"type": "indicator", "x_padding": padding}]}).encode()
+    request = (b"POST /main/collections/c/objects/ HTTP/1.1\r\nHost: x\r\nAccept: " + TAXII.encode()
+               + b"\r\nContent-Type: " + TAXII.encode() + b"\r\nAuthorization: Bearer " + token.encode()
+               + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+    status, headers, answer = raw_exchange(server.port, request, "127.0.0.8")
+    # Routed and answered by the app (the object is refused in the status), not refused by the parser as a 431.
+    assert status == 202 and headers["content-type"] == TAXII, answer[:300]
+    assert json.loads(answer)["failure_count"] == 1
+
+
 def client(server: ServerProcess, source: str, token: str | None) -> httpx.Client:
     headers = {"Accept": TAXII, **({"Authorization": f"Bearer {token}"} if token else {})}
     return httpx.Client(base_url=server.base, headers=headers, timeout=30,

@@ -6,19 +6,23 @@ Reads use one connection per thread; writes take a process-wide lock and then
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from kizuna.stix.timestamps import now_micros
-from kizuna.store.base import StoreError
+from kizuna.store.base import AddResult, NewVersion, Outcome, SearchQuery, StoreError, VersionRow
 from kizuna.store.search_index import SqliteSearchIndex
 from kizuna.store.sql import SqlStore, effective_schema_version
 from kizuna.store.sqlite.migrations import MIGRATIONS
+from kizuna.store.sqlite.search_backlog import BATCH, BacklogIndexer
+
+log = logging.getLogger("kizuna.store")
 
 _PRAGMAS = (
     "PRAGMA journal_mode = WAL",
@@ -49,6 +53,7 @@ class SqliteStore(SqlStore):
         self._writer = self._connect()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._indexer = BacklogIndexer(self._index_backlog_batch)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -93,6 +98,32 @@ class SqliteStore(SqlStore):
             raise StoreError(f"collection {collection_pk} does not exist")
         return int(row[0]), now_micros()
 
+    # -- the search backlog (store/search_index.py) ----------------------------------------
+    def add_versions(self, collection_pk: int, versions: Sequence[NewVersion]) -> list[AddResult]:
+        results = super().add_versions(collection_pk, versions)
+        if any(result.outcome is Outcome.ADDED for result in results):
+            self._indexer.wake()
+        return results
+
+    def _index_backlog_batch(self) -> int:
+        with self._write() as cur:
+            return self.search_index.drain(cur, BATCH)
+
+    def index_search_backlog(self) -> int:
+        """Index every version still waiting in the search backlog; return how many were waiting."""
+        with self._read() as cur:
+            cur.execute("SELECT 1 FROM search_backlog LIMIT 1")
+            if cur.fetchone() is None:
+                return 0
+        done = 0
+        while (moved := self._index_backlog_batch()) > 0:
+            done += moved
+        return done
+
+    def search_versions(self, query: SearchQuery) -> list[tuple[int, VersionRow]]:
+        self.index_search_backlog()  # a search never misses a stored version
+        return super().search_versions(query)
+
     def migrate(self) -> int:
         with self._write() as cur:  # BEGIN IMMEDIATE: one migrator at a time
             return self._apply_migrations(cur, MIGRATIONS)
@@ -112,6 +143,12 @@ class SqliteStore(SqlStore):
         return effective_schema_version(applied, [v for v, _ in MIGRATIONS]), MIGRATIONS[-1][0]
 
     def close(self) -> None:
+        if self._indexer.stop():  # this process stored versions: it ends with every one of them searchable
+            try:
+                self.index_search_backlog()
+            except (sqlite3.Error, StoreError) as exc:
+                # Nothing is lost: the backlog is in the file and the next search indexes it.
+                log.warning("search backlog left for the next search: %s", exc)
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
