@@ -123,7 +123,9 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=30)  # serve stops in <= 5 s, then stops its sync worker
+                # serve's HTTP shutdown is bounded at 5 s, then it gives its sync worker up to 30 s to finish its
+                # page and give the lease back; killing serve sooner would orphan a worker that keeps the lease.
+                self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
