@@ -10,7 +10,7 @@ import click
 
 from kizuna.cli.common import check_port_free, emit, json_option, node_of, port_type
 from kizuna.cli.tls import parse_rate_limit, serve_tls_options
-from kizuna.core.limits import FAILURES_PER_MINUTE
+from kizuna.core.limits import FAILURES_PER_MINUTE, SCOPES
 from kizuna.core.metrics import share_between_processes
 from kizuna.core.node import DEFAULT_API_ROOT, Node
 from kizuna.federation.health import announce_worker
@@ -185,20 +185,24 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.option("--client-ca", default=None, type=click.Path(dir_okay=False),
               help="Require client certificates issued by this CA (PEM file): mutual TLS. Needs --tls-cert.")
 @click.option("--rate-limit", default=None, metavar="N/s",
-              help="Requests a second each token and each client address may make per server process "
+              help="Requests a second each token and each client address may make "
                    "(burst: 4 seconds' worth); more get 429 with Retry-After. Default: no limit.")
+@click.option("--rate-limit-scope", default="node", show_default=True, type=click.Choice(SCOPES),
+              help="node: the limits hold across every server process on this store (a row in the store "
+                   "per client); process: each server process counts on its own, in memory.")
 @click.option("--auth-failures", default=f"{FAILURES_PER_MINUTE}/min", show_default=True, metavar="N/min",
               help="Failed authentications a client address may make a minute before it gets 429 (0: no limit).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool, tls_cert: str | None,
-          tls_key: str | None, client_ca: str | None, rate_limit: str | None, auth_failures: str) -> None:
+          tls_key: str | None, client_ca: str | None, rate_limit: str | None, rate_limit_scope: str,
+          auth_failures: str) -> None:
     """Serve the TAXII 2.1 API and the web console (HTTPS with --tls-cert/--tls-key)."""
     import uvicorn
 
     from kizuna.taxii.transport import KizunaHttpProtocol
 
     tls = serve_tls_options(tls_cert, tls_key, client_ca)
-    limits = parse_rate_limit(rate_limit, auth_failures)
+    limits = parse_rate_limit(rate_limit, auth_failures, rate_limit_scope)
     node_of(ctx).close()  # fail here, with a clear message, if the node cannot open
     check_port_free(host, port)  # and here if the port is taken, before the banner says otherwise
     os.environ["KIZUNA_DATA"] = str(ctx.obj["data_dir"])

@@ -48,7 +48,7 @@ def serve_tls_options(cert: str | None, key: str | None, client_ca: str | None) 
     return options
 
 
-def parse_rate_limit(text: str | None, auth_failures: str) -> RequestLimits:
+def parse_rate_limit(text: str | None, auth_failures: str, scope: str = "process") -> RequestLimits:
     """The limits for ``--rate-limit N/s`` (0 or absent: none) and ``--auth-failures N/min`` (0: none)."""
     found_failures = _FAILURES.match(auth_failures.strip())
     if found_failures is None:
@@ -60,4 +60,4 @@ def parse_rate_limit(text: str | None, auth_failures: str) -> RequestLimits:
         if found is None:
             raise CliError(f"rate limit {text!r} must read N/s, e.g. 50/s (0 turns limiting off)", code="usage")
         rate = float(found.group(1))
-    return RequestLimits(rate, int(found_failures.group(1)))
+    return RequestLimits(rate, int(found_failures.group(1)), scope)
