@@ -153,3 +153,17 @@ def test_a_zeek_header_with_a_broken_separator_is_a_400_naming_it_not_a_500(live
     # Nothing else in the body is readable without the separator, so the whole body is refused.
     assert answer.status_code == 400, answer.text
     assert "is not a usable separator" in answer.json()["description"]
+
+
+def test_a_yara_pattern_with_a_nul_is_a_failure_in_the_status_not_a_500(live: Live) -> None:
+    """Found by fuzzing the YARA rule check: yara-python raises ValueError on a NUL in the source."""
+    rule = {"type": "indicator", "spec_version": "2.1", "id": "indicator--3f0b8d44-98a6-4f4e-8f5c-2b1e7d9c6a01",
+            "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+            "pattern": "rule kizuna_nul { condition: true }\u0000", "pattern_type": "yara",
+            "valid_from": "2026-01-01T00:00:00Z"}
+    answer = requests.post(f"{live.server.base}/main/collections/{live.collection}/objects/",
+                           json={"objects": [rule]}, timeout=30,
+                           headers={"Authorization": f"Bearer {live.token}", "Accept": TAXII, "Content-Type": TAXII})
+    assert answer.status_code == 202, answer.text
+    status = answer.json()
+    assert status["failure_count"] == 1 and "NUL character" in status["failures"][0]["message"]
