@@ -18,7 +18,14 @@ _RATE = re.compile(r"^([0-9]{1,6}(?:\.[0-9]{1,3})?)(?:/s)?$")
 _FAILURES = re.compile(r"^([0-9]{1,6})(?:/min)?$")
 
 
-def serve_tls_options(cert: str | None, key: str | None, client_ca: str | None) -> dict[str, Any]:
+#: ``serve --client-cert``: with ``required`` a connection without a certificate from --client-ca fails its
+#: handshake; with ``optional`` one is asked for and verified when sent, and a connection without one
+#: (a browser opening the console) is served, its tokens then only those bound to no certificate.
+CLIENT_CERT_MODES = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL}
+
+
+def serve_tls_options(cert: str | None, key: str | None, client_ca: str | None,
+                      client_cert: str = "required") -> dict[str, Any]:
     """uvicorn's ssl_* keyword arguments for the files given, checked by loading them once."""
     if cert is None and key is None:
         if client_ca is not None:
@@ -44,7 +51,7 @@ def serve_tls_options(cert: str | None, key: str | None, client_ca: str | None) 
         if not context.get_ca_certs():
             raise CliError(f"{client_ca} holds no CA certificate", code="tls", file=client_ca)
         options["ssl_ca_certs"] = client_ca
-        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+        options["ssl_cert_reqs"] = CLIENT_CERT_MODES[client_cert]
     return options
 
 
