@@ -10,9 +10,7 @@ and a reader paging by ``added_after`` can never skip a row that commits later.
 from __future__ import annotations
 
 import abc
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -40,6 +38,7 @@ from kizuna.store.base import (
 from kizuna.store.feed_rows import FeedRows
 from kizuna.store.search_index import SearchIndex
 from kizuna.store.sessions import SessionRows
+from kizuna.store.transactions import Transactions
 from kizuna.store.view_edges import Edges, Shape, edges
 
 _IN_CHUNK = 500
@@ -83,68 +82,12 @@ def _edges_by_version(known: dict[int, _Held]) -> dict[int, Edges]:
     return dict(zip(order, edges([known[version].shape for version in order]), strict=True))
 
 
-class SqlStore(SessionRows, FeedRows, abc.ABC):
+class SqlStore(Transactions, SessionRows, FeedRows, abc.ABC):
     url: str
     #: The backend's full-text search index (store/search_index.py).
     search_index: SearchIndex
 
-    # -- what a backend provides -------------------------------------------------
-    @abc.abstractmethod
-    def _reader(self) -> AbstractContextManager[Any]:
-        """A cursor for reads (``execute``/``fetchall`` with ``?`` placeholders) outside any transaction."""
-
-    @abc.abstractmethod
-    def _transaction(self) -> AbstractContextManager[Any]:
-        """A cursor inside a new write transaction that commits on success and rolls back on an exception."""
-
-    #: Per thread: the open ``atomic()`` block's exit stack and cursor (set by each backend's ``__init__``).
-    _atomic: threading.local
-
-    def _read(self) -> AbstractContextManager[Any]:
-        """A cursor for reads; inside an ``atomic()`` block that has written, its own transaction's cursor,
-        so the block reads its own writes and never waits for a second connection while holding locks."""
-        cur = getattr(self._atomic, "cur", None)
-        return self._reader() if cur is None else nullcontext(cur)
-
-    def _write(self) -> AbstractContextManager[Any]:
-        """A cursor inside a write transaction: this thread's ``atomic()`` one if a block is open, else a new one."""
-        block = getattr(self._atomic, "stack", None)
-        if block is None:
-            return self._transaction()
-        if getattr(self._atomic, "cur", None) is None:
-            self._atomic.cur = block.enter_context(self._transaction())
-        return nullcontext(self._atomic.cur)
-
-    @contextmanager
-    def atomic(self) -> Iterator[None]:
-        """Every write this thread makes inside the block commits together, or none does.
-
-        The transaction opens at the block's first write, not at its start, so work done before it
-        (validating an envelope) does not hold the write lock.  It commits when the block ends and
-        rolls back when an exception leaves the block.  A nested block joins the outer one.
-        """
-        if getattr(self._atomic, "stack", None) is not None:
-            yield
-            return
-        stack = ExitStack()
-        self._atomic.stack, self._atomic.cur, self._atomic.later = stack, None, []
-        try:
-            with stack:
-                yield
-            later = self._atomic.later
-        finally:
-            self._atomic.stack = self._atomic.cur = self._atomic.later = None
-        for work in later:
-            work()
-
-    def _after_commit(self, work: Callable[[], None]) -> None:
-        """Run ``work`` once this thread's writes are committed: now, or when its ``atomic()`` block ends."""
-        later = getattr(self._atomic, "later", None)
-        if later is None:
-            work()
-        else:
-            later.append(work)
-
+    # -- what a backend provides (and _reader, _transaction: store/transactions.py) ------
     @abc.abstractmethod
     def _lock_collection(self, cur: Any, collection_pk: int) -> tuple[int, int]:
         """Take the collection's write lock; return (last date_added, now) in µs."""
