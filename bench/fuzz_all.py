@@ -38,7 +38,7 @@ def fuzz(name: str, seconds: int, crashes: Path = CRASHES) -> dict[str, object]:
         result = subprocess.run(
             [sys.executable, "-m", "bench.fuzz.run_target", name, f"-max_total_time={seconds}",
              f"-artifact_prefix={out}/", "-rss_limit_mb=2048", "-timeout=20", corpus, str(SEEDS / name)],
-            cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120,
+            cwd=ROOT, capture_output=True, text=True, errors="replace", timeout=seconds + 120,
         )
     found = sorted(str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p) for p in set(out.iterdir()) - before)
     counts = [int(n) for n in _EXECUTIONS.findall(result.stderr)]

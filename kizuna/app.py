@@ -29,6 +29,7 @@ from kizuna.formats.feed_routes import feed_routes
 from kizuna.formats.upload import import_upload
 from kizuna.hashes.api import routes as hash_routes
 from kizuna.ops.board import operation_board, visible_operations
+from kizuna.store.rate_buckets import shared_bucket_maker
 from kizuna.taxii.health import RequestMetrics, health_routes
 from kizuna.taxii.http import http_error, server_error
 from kizuna.taxii.openapi import openapi_routes
@@ -66,5 +67,6 @@ def app_from_environment() -> Starlette:
     TLS setting ``kizuna serve`` put in ``KIZUNA_LIMITS`` and ``KIZUNA_TLS``."""
     app = create_app(Node.open(resolve_data_dir(os.environ.get("KIZUNA_DATA"))),
                      tls=bool(os.environ.get("KIZUNA_TLS")))
-    app.state.limits = RequestLimits.from_settings(os.environ.get("KIZUNA_LIMITS"))
+    app.state.limits = RequestLimits.from_settings(os.environ.get("KIZUNA_LIMITS"),
+                                                   shared=shared_bucket_maker(app.state.node.store))
     return app

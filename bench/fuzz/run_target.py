@@ -14,10 +14,10 @@ import atheris
 
 def main() -> None:
     name, rest = sys.argv[1], sys.argv[2:]
-    from bench.fuzz.targets import TARGETS
+    from bench.fuzz.targets import INSTRUMENTED, TARGETS
 
     target = TARGETS[name]
-    with atheris.instrument_imports(include=["kizuna"]):
+    with atheris.instrument_imports(include=INSTRUMENTED.get(name, ["kizuna"])):
         target(b"")  # imports, instrumented, the parser modules this target reaches
     atheris.Setup([sys.argv[0], *rest], target)
     atheris.Fuzz()

@@ -89,10 +89,91 @@ def csv_iocs(data: bytes) -> None:
         pass
 
 
+def sigma_rule(data: bytes) -> None:
+    """A Sigma rule as an indicator's pattern: pySigma reads it at ingest; any failure must come back as a
+    reason (a string), never as an exception out of validation."""
+    from kizuna.stix.patterns import foreign_pattern_problem
+
+    text = data.decode("utf-8", "replace")
+    problem = foreign_pattern_problem.__wrapped__("sigma", text)  # past the cache: every input parsed
+    assert problem is None or (isinstance(problem, str) and problem), problem
+
+
+def yara_rule(data: bytes) -> None:
+    """A YARA rule as an indicator's pattern: checked at ingest, then compiled by `kizuna match --yara`
+    together with the other indicators' rules (a bad one is left out, the rest still compile)."""
+    from kizuna.detect.yara_scan import YaraScan
+    from kizuna.stix.patterns import foreign_pattern_problem
+
+    text = data.decode("utf-8", "replace")
+    problem = foreign_pattern_problem.__wrapped__("yara", text)
+    assert problem is None or (isinstance(problem, str) and problem), problem
+    scan = YaraScan("identity--8f7e3a4c-5b6d-4e2f-9a1b-0c3d5e7f9a2b")
+    good = "rule kizuna_fuzz_neighbour { strings: $a = \"kizuna\" condition: $a }"
+    scan.load([_yara_indicator(1, text), _yara_indicator(2, good)])
+    rules = scan.compile()
+    assert rules is not None, "a bad rule took its neighbour down with it"
+    # Ingest and the scanner agree on what compiles (a rule-less source compiles, but is refused at ingest).
+    refused_at_ingest = problem is not None and problem.startswith("YARA rule does not compile")
+    assert refused_at_ingest == (_yara_id(1) in scan.invalid), (problem, scan.invalid)
+
+
+def _yara_id(number: int) -> str:
+    return f"indicator--00000000-0000-4000-8000-{number:012d}"
+
+
+def _yara_indicator(number: int, pattern: str) -> dict[str, Any]:
+    return {"type": "indicator", "spec_version": "2.1", "id": _yara_id(number), "created": _NOW, "modified": _NOW,
+            "pattern_type": "yara", "pattern": pattern, "valid_from": _NOW}
+
+
+#: The observable kinds a Suricata feed writes rules for, picked by the input's first byte.
+_SURICATA_KINDS = ("domain-name", "url", "ipv4-addr", "ipv6-addr")
+#: One option of a written rule: a keyword, optionally a quoted argument free of quotes and semicolons
+#: (content bytes that could end it are |hex| escaped) or a bare one, then the semicolon.
+_SURICATA_OPTION = r'([a-z][a-z0-9_.]*)(?::(?:"[^";\\]*"|[^";()]*))?;'
+#: Every keyword the writer uses: any other one in a rule was smuggled in by a value.
+_SURICATA_KEYWORDS = frozenset({
+    "msg", "target", "dns.query", "dotprefix", "content", "nocase", "endswith", "startswith", "flow", "tls.sni",
+    "http.host", "http.uri.raw", "fast_pattern", "ja3.hash", "classtype", "sid", "rev", "metadata",
+})
+
+
+def suricata_rule(data: bytes) -> None:
+    """An indicator's observable value, as a partner sends it, through the Suricata rules feed: every
+    rule written must stay one rule on one line whose options all close where they should, so no value
+    can end an option or the rule early and smuggle in options of its own."""
+    import re
+
+    from kizuna.formats.suricata import write_suricata
+
+    kind = _SURICATA_KINDS[data[0] % len(_SURICATA_KINDS)] if data else "domain-name"
+    value = data[1:].decode("utf-8", "replace").replace("\\", "\\\\").replace("'", "\\'")
+    indicator = {"type": "indicator", "spec_version": "2.1", "id": _yara_id(3), "created": _NOW, "modified": _NOW,
+                 "pattern_type": "stix", "pattern": f"[{kind}:value = '{value}']", "valid_from": _NOW}
+    option = re.compile(_SURICATA_OPTION)
+    for rule in write_suricata([indicator]):
+        assert rule.endswith(")\n") and rule.count("\n") == 1, rule
+        header, paren, options = rule[:-2].partition(" (")
+        assert paren and "(" not in header and ")" not in header, rule
+        assert not option.sub("", options).strip(), rule
+        keywords = {found.group(1) for found in option.finditer(options)}
+        assert keywords <= _SURICATA_KEYWORDS, (rule, keywords - _SURICATA_KEYWORDS)
+        assert sum(found.group(1) == "sid" for found in option.finditer(options)) == 1, rule
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "stix_bundle": stix_bundle,
     "stix_pattern": stix_pattern,
     "log_lines": log_lines,
     "misp_event": misp_event,
     "csv_iocs": csv_iocs,
+    "sigma_rule": sigma_rule,
+    "yara_rule": yara_rule,
+    "suricata_rule": suricata_rule,
 }
+
+#: Packages instrumented for coverage besides Kizuna's own: pySigma's parser is Python, so atheris can
+#: steer by its branches (yara-python is C, and takes its input as is).
+INSTRUMENTED: dict[str, list[str]] = {"sigma_rule": ["kizuna", "sigma"]}
+

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from kizuna.cli.common import check_port_free, emit, json_option, node_of, port_type
-from kizuna.cli.tls import parse_rate_limit, serve_tls_options
-from kizuna.core.limits import FAILURES_PER_MINUTE
+from kizuna.cli.common import CliError, check_port_free, emit, json_option, node_of, port_type
+from kizuna.cli.tls import CLIENT_CERT_MODES, parse_rate_limit, serve_tls_options
+from kizuna.core.limits import FAILURES_PER_MINUTE, SCOPES
 from kizuna.core.metrics import share_between_processes
 from kizuna.core.node import DEFAULT_API_ROOT, Node
 from kizuna.federation.health import announce_worker
@@ -183,22 +183,34 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.option("--tls-key", default=None, type=click.Path(dir_okay=False),
               help="Private key of --tls-cert (PEM file).")
 @click.option("--client-ca", default=None, type=click.Path(dir_okay=False),
-              help="Require client certificates issued by this CA (PEM file): mutual TLS. Needs --tls-cert.")
+              help="Verify client certificates issued by this CA (PEM file): mutual TLS. Needs --tls-cert.")
+@click.option("--client-cert", default=None, type=click.Choice(sorted(CLIENT_CERT_MODES)),
+              help="With --client-ca (default: required): required refuses a connection without a certificate "
+                   "in the handshake; optional asks for one and verifies it when sent, so browsers without one "
+                   "can use the console while partner nodes use mutual TLS (a token bound to a certificate "
+                   "still needs it).")
 @click.option("--rate-limit", default=None, metavar="N/s",
-              help="Requests a second each token and each client address may make per server process "
+              help="Requests a second each token and each client address may make "
                    "(burst: 4 seconds' worth); more get 429 with Retry-After. Default: no limit.")
+@click.option("--rate-limit-scope", default="node", show_default=True, type=click.Choice(SCOPES),
+              help="node: the limits hold across every server process on this store (a row in the store "
+                   "per client); process: each server process counts on its own, in memory.")
 @click.option("--auth-failures", default=f"{FAILURES_PER_MINUTE}/min", show_default=True, metavar="N/min",
               help="Failed authentications a client address may make a minute before it gets 429 (0: no limit).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool, tls_cert: str | None,
-          tls_key: str | None, client_ca: str | None, rate_limit: str | None, auth_failures: str) -> None:
+          tls_key: str | None, client_ca: str | None, client_cert: str | None, rate_limit: str | None,
+          rate_limit_scope: str, auth_failures: str) -> None:
     """Serve the TAXII 2.1 API and the web console (HTTPS with --tls-cert/--tls-key)."""
     import uvicorn
 
     from kizuna.taxii.transport import KizunaHttpProtocol
 
-    tls = serve_tls_options(tls_cert, tls_key, client_ca)
-    limits = parse_rate_limit(rate_limit, auth_failures)
+    if client_cert is not None and client_ca is None:
+        raise CliError("--client-cert needs --client-ca (the CA whose certificates are verified)", code="usage")
+    client_cert = client_cert or "required"
+    tls = serve_tls_options(tls_cert, tls_key, client_ca, client_cert)
+    limits = parse_rate_limit(rate_limit, auth_failures, rate_limit_scope)
     node_of(ctx).close()  # fail here, with a clear message, if the node cannot open
     check_port_free(host, port)  # and here if the port is taken, before the banner says otherwise
     os.environ["KIZUNA_DATA"] = str(ctx.obj["data_dir"])
@@ -207,7 +219,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
     share_between_processes()  # /metrics sums the counts of every process this serve starts
     announce_worker(run_sync)  # /readyz then expects a live sync worker when the node has partners
     scheme = "https" if tls else "http"
-    mutual = " (client certificates required)" if client_ca else ""
+    mutual = f" (client certificates {client_cert})" if client_ca else ""
     click.echo(f"Kizuna TAXII 2.1 server on {scheme}://{host}:{port}/taxii2/{mutual}, web console on "
                f"{scheme}://{host}:{port}/console/", err=True)
     # One sync worker beside the web processes, restarted if it dies; a lease in the store keeps it

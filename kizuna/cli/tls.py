@@ -18,7 +18,14 @@ _RATE = re.compile(r"^([0-9]{1,6}(?:\.[0-9]{1,3})?)(?:/s)?$")
 _FAILURES = re.compile(r"^([0-9]{1,6})(?:/min)?$")
 
 
-def serve_tls_options(cert: str | None, key: str | None, client_ca: str | None) -> dict[str, Any]:
+#: ``serve --client-cert``: with ``required`` a connection without a certificate from --client-ca fails its
+#: handshake; with ``optional`` one is asked for and verified when sent, and a connection without one
+#: (a browser opening the console) is served, its tokens then only those bound to no certificate.
+CLIENT_CERT_MODES = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL}
+
+
+def serve_tls_options(cert: str | None, key: str | None, client_ca: str | None,
+                      client_cert: str = "required") -> dict[str, Any]:
     """uvicorn's ssl_* keyword arguments for the files given, checked by loading them once."""
     if cert is None and key is None:
         if client_ca is not None:
@@ -44,11 +51,11 @@ def serve_tls_options(cert: str | None, key: str | None, client_ca: str | None) 
         if not context.get_ca_certs():
             raise CliError(f"{client_ca} holds no CA certificate", code="tls", file=client_ca)
         options["ssl_ca_certs"] = client_ca
-        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+        options["ssl_cert_reqs"] = CLIENT_CERT_MODES[client_cert]
     return options
 
 
-def parse_rate_limit(text: str | None, auth_failures: str) -> RequestLimits:
+def parse_rate_limit(text: str | None, auth_failures: str, scope: str = "process") -> RequestLimits:
     """The limits for ``--rate-limit N/s`` (0 or absent: none) and ``--auth-failures N/min`` (0: none)."""
     found_failures = _FAILURES.match(auth_failures.strip())
     if found_failures is None:
@@ -60,4 +67,4 @@ def parse_rate_limit(text: str | None, auth_failures: str) -> RequestLimits:
         if found is None:
             raise CliError(f"rate limit {text!r} must read N/s, e.g. 50/s (0 turns limiting off)", code="usage")
         rate = float(found.group(1))
-    return RequestLimits(rate, int(found_failures.group(1)))
+    return RequestLimits(rate, int(found_failures.group(1)), scope)

@@ -2,9 +2,11 @@
 
 A bucket holds up to ``burst`` requests and refills at ``rate`` a second; a request that finds it empty
 is refused with the seconds until one request's worth has refilled (the Retry-After a 429 carries).
-Buckets live in the memory of one server process: with ``serve --workers N`` a client that spreads its
-requests over every process gets up to N times the rate, which bounds abuse without a shared counter
-on the request path.
+By default (``serve --rate-limit-scope node``) the buckets are rows every server process of the node
+shares (``store/rate_buckets.py``), so ``serve --workers N``, or several hosts on one PostgreSQL node,
+hold a client to the rate once.  With ``--rate-limit-scope process`` they live in the memory of each
+process, at no cost per request, and a client that spreads its requests over N processes gets up to N
+times the rate.
 
 Failed authentication spends from a much smaller bucket per address (``serve --auth-failures``, per
 minute); when it is empty, that address is refused before its token is even looked up, so guessing
@@ -18,7 +20,10 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Protocol
 
 #: Default requests a second for each token and each address (``serve --rate-limit``; 0: unlimited).
 DEFAULT_RATE_PER_S = 0.0
@@ -73,28 +78,62 @@ class TokenBuckets:
             self._levels.popitem(last=False)
 
 
-class RequestLimits:
-    """The limits one server process applies: per address, per token, and on failed authentication."""
+class Buckets(Protocol):
+    """What a limit spends from: ``TokenBuckets`` here, or ``store/rate_buckets.SharedBuckets``."""
 
-    def __init__(self, rate_per_s: float = DEFAULT_RATE_PER_S, failures_per_minute: int = FAILURES_PER_MINUTE) -> None:
+    rate: float
+
+    def take(self, key: str, now: float) -> float | None: ...
+    def wait(self, key: str, now: float) -> float | None: ...
+
+
+#: Makes the buckets of one kind of limit: (kind, rate a second, burst) -> buckets.
+BucketMaker = Callable[[str, float, float], Buckets]
+SCOPES = ("node", "process")
+
+
+def in_memory(kind: str, rate_per_s: float, burst: float) -> Buckets:
+    return TokenBuckets(rate_per_s, burst)
+
+
+class RequestLimits:
+    """The limits a server process applies: per address, per token, and on failed authentication."""
+
+    def __init__(self, rate_per_s: float = DEFAULT_RATE_PER_S, failures_per_minute: int = FAILURES_PER_MINUTE,
+                 scope: str = "process", buckets: BucketMaker = in_memory) -> None:
         burst = max(1.0, rate_per_s * BURST_SECONDS)
         self.enabled = rate_per_s > 0
-        self.per_address = TokenBuckets(rate_per_s if self.enabled else 1.0, burst)
-        self.per_token = TokenBuckets(rate_per_s if self.enabled else 1.0, burst)
+        self.scope = scope
+        self.per_address = buckets("a:", rate_per_s if self.enabled else 1.0, burst)
+        self.per_token = buckets("t:", rate_per_s if self.enabled else 1.0, burst)
         self.throttles = failures_per_minute > 0
-        self.failures = TokenBuckets(max(1, failures_per_minute) / 60.0, max(1, failures_per_minute))
+        self.failures = buckets("f:", max(1, failures_per_minute) / 60.0, max(1, failures_per_minute))
 
     @classmethod
-    def from_settings(cls, text: str | None) -> RequestLimits:
-        """The limits ``serve`` passes to its processes as ``RATE,FAILURES`` (see ``settings``)."""
+    def from_settings(cls, text: str | None, shared: BucketMaker | None = None) -> RequestLimits:
+        """The limits ``serve`` passes to its processes as ``RATE,FAILURES,SCOPE`` (see ``settings``);
+        ``shared`` makes the node-wide buckets when the scope is ``node``."""
         if not text:
             return cls()
-        rate, _, failures = text.partition(",")
-        return cls(float(rate), int(failures or FAILURES_PER_MINUTE))
+        rate, _, rest = text.partition(",")
+        failures, _, scope = rest.partition(",")
+        scope = scope or "process"
+        maker = shared if scope == "node" and shared is not None else in_memory
+        return cls(float(rate), int(failures or FAILURES_PER_MINUTE), scope, maker)
 
     def settings(self) -> str:
         rate = self.per_address.rate if self.enabled else 0.0
-        return f"{rate},{round(self.failures.rate * 60) if self.throttles else 0}"
+        return f"{rate},{round(self.failures.rate * 60) if self.throttles else 0},{self.scope}"
+
+    def now(self) -> float:
+        """The clock the buckets run on: the wall clock every process (and host) shares for node-wide
+        buckets, the monotonic one for a process's own."""
+        return time.time() if self.scope == "node" else time.monotonic()
+
+    @property
+    def shared(self) -> bool:
+        """Whether the buckets are node-wide: each check is then a store round trip (run it in a thread)."""
+        return self.scope == "node" and (self.enabled or self.throttles)
 
     def admit_address(self, address: str | None, now: float) -> float | None:
         """Seconds to wait before ``address`` may be served (a failed-auth lockout or its rate), or None."""

@@ -572,15 +572,18 @@ class Node:
     def add_objects(self, principal: Principal, collection: Collection, objects: list[Any]) -> IngestReport:
         if not principal.can_write(collection):
             raise Forbidden("this token may not write to this collection")
-        # One batch for the whole envelope: its valid objects commit together or not at all, so a
-        # crash mid-request never leaves part of an unacknowledged envelope visible.
-        report = ingest(self.store, collection.pk, objects, batch_size=max(1, len(objects)), policy=self.policy)
-        self.store.put_status(StoredStatus(
-            report.id, collection.api_root, principal.key, report.request_timestamp,
-            orjson.dumps(report.to_taxii()),
-        ))
-        self._record_write(principal, collection, report)
-        self._record_pushed_in(principal, collection, report)
+        # One batch for the whole envelope, and one transaction for it, its status resource, its
+        # provenance and its ``write`` audit record: a crash at any point leaves all of them or none,
+        # never stored objects whose status a client cannot read or whose write the audit chain lacks.
+        with self.store.atomic():
+            report = ingest(self.store, collection.pk, objects, batch_size=max(1, len(objects)), policy=self.policy)
+            self.store.put_status(StoredStatus(
+                report.id, collection.api_root, principal.key, report.request_timestamp,
+                orjson.dumps(report.to_taxii()),
+            ))
+            self._record_pushed_in(principal, collection, report)
+            # Last: the audit head's lock is then held only for the commit.
+            self._record_write(principal, collection, report)
         self._purge_old_statuses()
         return report
 

@@ -41,10 +41,11 @@ class Session:
         return presented is not None and hmac.compare_digest(presented.encode(), self.csrf_secret.encode())
 
 
-def sign_in(store: Store, token: str, language: str) -> tuple[str, Session] | None:
-    """A new session for ``token`` (None when the token is unknown, revoked or expired): the session id
-    to give the browser once, and the session."""
-    principal = authenticate_token(store, token)
+def sign_in(store: Store, token: str, language: str, client_cert: str | None = None) -> tuple[str, Session] | None:
+    """A new session for ``token`` (None when the token is unknown, revoked or expired, or bound to a
+    certificate other than ``client_cert``, the connection's verified client certificate): the session
+    id to give the browser once, and the session."""
+    principal = authenticate_token(store, token, client_cert)
     if principal is None:
         return None
     record = store.get_token(principal.key)
@@ -59,9 +60,13 @@ def sign_in(store: Store, token: str, language: str) -> tuple[str, Session] | No
     return session_id, Session(stored.id_hash, principal, stored.csrf_secret, language, expires)
 
 
-def session_of(store: Store, session_id: str) -> Session | None:
+def session_of(store: Store, session_id: str, client_cert: str | None = None) -> Session | None:
     """The live session a browser presents, or None: unknown, expired, or its token no longer works
-    (then the session is deleted, so it cannot come back if the clock or the token changes)."""
+    (then the session is deleted, so it cannot come back if the clock or the token changes).
+
+    A session of a token bound to a certificate is only honoured on a connection that presented that
+    certificate (``client_cert``), so a copied cookie is as useless without it as the token itself.
+    Such a refusal keeps the session: the browser that holds the certificate stays signed in."""
     id_hash = _hash(session_id)
     stored = store.get_session(id_hash)
     if stored is None:
@@ -70,6 +75,9 @@ def session_of(store: Store, session_id: str) -> Session | None:
     record = store.get_token(stored.token_id)
     if stored.expires_at <= now or record is None or token_state(record, now) != "active":
         store.delete_session(id_hash)
+        return None
+    bound = record.trust.cert_sha256
+    if bound is not None and (client_cert is None or not hmac.compare_digest(bound, client_cert)):
         return None
     return Session(id_hash, principal_of(store, record), stored.csrf_secret, stored.language, stored.expires_at)
 

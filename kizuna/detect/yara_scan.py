@@ -103,8 +103,13 @@ class YaraScan:
             self.indicators_read += 1
             status = self._status(obj, now)
             indicator_id = str(obj.get("id"))
-            if status == "yara":
+            if status == "yara" and "\0" in obj["pattern"]:
+                # yara-python cannot take a NUL in a source (ValueError): the rule can never compile.
+                self.invalid[indicator_id] = "the rule contains a NUL character"
+                self._sources.pop(indicator_id, None)
+            elif status == "yara":
                 self._sources[indicator_id] = obj["pattern"]
+                self.invalid.pop(indicator_id, None)  # an earlier version's NUL no longer counts
             else:
                 self._sources.pop(indicator_id, None)  # a newer version that is no longer usable
             self.load_counts[status] = self.load_counts.get(status, 0) + 1

@@ -212,6 +212,9 @@ def _sigma_problem(text: str) -> str | None:
 def _yara_problem(text: str) -> str | None:
     import yara
 
+    if "\0" in text:
+        # yara-python takes the source as a C string and raises ValueError on a NUL (found by fuzzing).
+        return "YARA rule does not compile: it contains a NUL character"
     try:
         rules = yara.compile(source=text, includes=False)
     except yara.Error as exc:

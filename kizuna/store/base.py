@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -241,6 +242,9 @@ class Store(Protocol):
         """(collection pk, version) candidates for a full-text search (schema step 11), newest stored first."""
         ...
 
+    def atomic(self) -> AbstractContextManager[None]:
+        """A block whose writes (from this thread) commit together or not at all; see ``SqlStore.atomic``."""
+        ...
     def put_status(self, status: StoredStatus) -> None: ...
     def get_status(self, status_id: str) -> StoredStatus | None: ...
     def purge_statuses(self, created_before: int) -> int: ...

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -40,6 +39,7 @@ from kizuna.store.base import (
 from kizuna.store.feed_rows import FeedRows
 from kizuna.store.search_index import SearchIndex
 from kizuna.store.sessions import SessionRows
+from kizuna.store.transactions import Transactions
 from kizuna.store.view_edges import Edges, Shape, edges
 
 _IN_CHUNK = 500
@@ -92,20 +92,12 @@ def _edges_by_version(known: dict[int, _Held]) -> dict[int, Edges]:
     return dict(zip(order, edges([known[version].shape for version in order]), strict=True))
 
 
-class SqlStore(SessionRows, FeedRows, abc.ABC):
+class SqlStore(Transactions, SessionRows, FeedRows, abc.ABC):
     url: str
     #: The backend's full-text search index (store/search_index.py).
     search_index: SearchIndex
 
-    # -- what a backend provides -------------------------------------------------
-    @abc.abstractmethod
-    def _read(self) -> AbstractContextManager[Any]:
-        """A cursor for reads (``execute``/``fetchall`` with ``?`` placeholders)."""
-
-    @abc.abstractmethod
-    def _write(self) -> AbstractContextManager[Any]:
-        """A cursor inside a write transaction that commits on success."""
-
+    # -- what a backend provides (and _reader, _transaction: store/transactions.py) ------
     @abc.abstractmethod
     def _lock_collection(self, cur: Any, collection_pk: int) -> tuple[int, int]:
         """Take the collection's write lock; return (last date_added, now) in µs."""

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -82,6 +82,14 @@ def _limits(request: Request) -> RequestLimits:
     return limits
 
 
+async def _limited(limits: RequestLimits, check: Callable[[Any, float], Any], key: str | None) -> Any:
+    """``check(key, now)`` on the event loop for a process's own buckets, in a thread for node-wide ones
+    (a store round trip must not stall every other request)."""
+    if limits.shared:
+        return await run_in_threadpool(check, key, limits.now())
+    return check(key, limits.now())
+
+
 async def authenticated(request: Request) -> Principal:
     """The principal of the request's token; Unauthorized (401) without a valid one (or with one bound
     to a certificate this connection did not present), and a failed attempt recorded and throttled;
@@ -89,7 +97,7 @@ async def authenticated(request: Request) -> Principal:
     node: Node = request.app.state.node
     limits = _limits(request)
     client = request.client.host if request.client else None
-    wait = limits.admit_address(client, time.monotonic())
+    wait = await _limited(limits, limits.admit_address, client)
     if wait is not None:
         raise TooManyRequests(f"too many requests or failed sign-ins from {client}; retry in {int(wait)} s", wait)
     token = presented_token(request)
@@ -97,10 +105,10 @@ async def authenticated(request: Request) -> Principal:
     principal = await run_in_threadpool(node.authenticate, token, fingerprint) if token else None
     if principal is None:
         if token:
-            limits.failed(client, time.monotonic())
+            await _limited(limits, limits.failed, client)
             await run_in_threadpool(node.record_auth_failure, token, request.url.path, client)
         raise Unauthorized("send a Kizuna API token as 'Authorization: Bearer <token>'")
-    wait = limits.admit_token(principal.key, time.monotonic())
+    wait = await _limited(limits, limits.admit_token, principal.key)
     if wait is not None:
         raise TooManyRequests(f"this token has made too many requests; retry in {int(wait)} s", wait)
     return principal

@@ -6,6 +6,7 @@ from starlette.responses import Response
 
 from kizuna.core.sessions import SESSION_LIFETIME_US, set_language, sign_in, sign_out
 from kizuna.stix.timestamps import now_micros
+from kizuna.taxii.http import client_certificate
 from kizuna.web.i18n import supported
 from kizuna.web.page import Visit, safe_next
 from kizuna.web.security import LANGUAGE_COOKIE, SESSION_COOKIE
@@ -20,7 +21,7 @@ def sign_in_page(visit: Visit) -> Response:
 def sign_in_submit(visit: Visit) -> Response:
     token = visit.form.get("token", "").strip()
     target = safe_next(visit.form.get("next"))
-    made = sign_in(visit.node.store, token, visit.language) if token else None
+    made = sign_in(visit.node.store, token, visit.language, client_certificate(visit.request)) if token else None
     if made is None:
         if token:
             client = visit.request.client.host if visit.request.client else None

@@ -26,7 +26,7 @@ from kizuna.core.node import Node
 from kizuna.core.operators import is_operator
 from kizuna.core.principal import Principal
 from kizuna.core.sessions import Session, session_of
-from kizuna.taxii.http import read_body
+from kizuna.taxii.http import client_certificate, read_body
 from kizuna.web.i18n import negotiate, supported, translations
 from kizuna.web.render import render_page
 from kizuna.web.security import LANGUAGE_COOKIE, PRE_SESSION_COOKIE, SESSION_COOKIE, protect, set_cookie
@@ -113,7 +113,8 @@ def page(handler: Handler, signed_in: bool = True, upload_limit: int = 0) -> Cal
     async def run(request: Request) -> Response:
         node: Node = request.app.state.node
         cookie = request.cookies.get(SESSION_COOKIE)
-        session = await run_in_threadpool(session_of, node.store, cookie) if cookie else None
+        session = (await run_in_threadpool(session_of, node.store, cookie, client_certificate(request))
+                   if cookie else None)
         language = (
             (session.language if session else None) or supported(request.cookies.get(LANGUAGE_COOKIE))
             or negotiate(request.headers.get("accept-language"))

@@ -37,6 +37,7 @@ def test_failed_authentication_locks_the_address_out_until_it_refills() -> None:
 def test_settings_cross_to_the_server_processes_unchanged() -> None:
     limits = RequestLimits(rate_per_s=12.5, failures_per_minute=7)
     copy = RequestLimits.from_settings(limits.settings())
-    assert copy.settings() == "12.5,7" and copy.enabled and copy.throttles
+    assert copy.settings() == "12.5,7,process" and copy.enabled and copy.throttles
+    assert RequestLimits.from_settings("12.5,7").scope == "process"  # what a serve before scopes passed
     off = RequestLimits.from_settings(RequestLimits(0, 0).settings())
     assert not off.enabled and not off.throttles and off.admit_address("x", 0.0) is None

@@ -31,9 +31,11 @@ def test_saved_crashes_and_seeds_are_handled(name: str) -> None:
 
 
 def test_the_crashes_fuzzing_found_are_kept() -> None:
-    # The two the first runs found: an empty STIX pattern, and a Zeek #separator with a cut-short escape.
+    # What the first runs found: an empty STIX pattern, and a Zeek #separator with a cut-short escape.
     assert (CRASHES / "stix_pattern" / "crash-empty-pattern").read_bytes() == b""
     assert any(p.name.startswith("crash-") for p in (CRASHES / "log_lines").iterdir())
+    # And a YARA rule with a NUL, which yara-python refuses with ValueError instead of yara.Error.
+    assert b"\x00" in (CRASHES / "yara_rule" / "crash-nul-character").read_bytes()
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))

@@ -1,6 +1,7 @@
 """schemathesis against a live ``kizuna serve``: the OpenAPI document is the oracle.
 
-One SQLite node for the module, a token that may read and write the collection, a few objects in it.
+One node per backend (SQLite, then PostgreSQL) for the module, a token that may read and write the
+collection, a few objects in it.
 Every operation except the console's HTML pages gets a bounded number of generated requests
 (parameters aimed at the real API root and collection half the time, so the generated filters
 reach the store and not only the 404 path). For each: no 5xx, the status, content type, headers
@@ -27,7 +28,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import TAXII, ServerProcess, kizuna_json, start_server
+from tests.conftest import BACKENDS, TAXII, ServerProcess, create_pg_database, kizuna_json, start_server
 
 #: Examples per operation: ~18 operations × this stays under ~30 s of requests on a shared machine.
 EXAMPLES = int(os.environ.get("KIZUNA_SCHEMATHESIS_EXAMPLES", "6"))
@@ -41,10 +42,14 @@ class Live:
         self.server, self.token, self.collection = server, token, collection
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """A node on SQLite, then one on PostgreSQL: the same contract must hold on both stores (filters,
+    paging and errors reach different SQL)."""
     data = tmp_path_factory.mktemp("schemathesis") / "node"
-    kizuna_json(data, "init", "--org-name", "Home", "--country", "GBR")
+    database = create_pg_database() if request.param == "postgresql" else None
+    kizuna_json(data, "init", "--org-name", "Home", "--country", "GBR",
+                *(["--store", database.url] if database else []))
     collection = kizuna_json(data, "collections", "create", "--title", "Fuzzed", "--alias", "fuzzed")["id"]
     token = kizuna_json(data, "tokens", "create", "--org", "Home", "--read", collection,
                         "--write", collection)["token"]
@@ -61,6 +66,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         yield Live(server, token, collection)
     finally:
         server.stop()
+        if database is not None:
+            database.drop()
 
 
 def _aim(case: Any, live: Live) -> None:
@@ -146,3 +153,17 @@ def test_a_zeek_header_with_a_broken_separator_is_a_400_naming_it_not_a_500(live
     # Nothing else in the body is readable without the separator, so the whole body is refused.
     assert answer.status_code == 400, answer.text
     assert "is not a usable separator" in answer.json()["description"]
+
+
+def test_a_yara_pattern_with_a_nul_is_a_failure_in_the_status_not_a_500(live: Live) -> None:
+    """Found by fuzzing the YARA rule check: yara-python raises ValueError on a NUL in the source."""
+    rule = {"type": "indicator", "spec_version": "2.1", "id": "indicator--3f0b8d44-98a6-4f4e-8f5c-2b1e7d9c6a01",
+            "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+            "pattern": "rule kizuna_nul { condition: true }\u0000", "pattern_type": "yara",
+            "valid_from": "2026-01-01T00:00:00Z"}
+    answer = requests.post(f"{live.server.base}/main/collections/{live.collection}/objects/",
+                           json={"objects": [rule]}, timeout=30,
+                           headers={"Authorization": f"Bearer {live.token}", "Accept": TAXII, "Content-Type": TAXII})
+    assert answer.status_code == 202, answer.text
+    status = answer.json()
+    assert status["failure_count"] == 1 and "NUL character" in status["failures"][0]["message"]

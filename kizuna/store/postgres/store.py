@@ -9,6 +9,7 @@ database clock stamps ``date_added`` so that processes on different hosts agree.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -72,6 +73,7 @@ class PostgresStore(SqlStore):
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 8) -> None:
         self.url = url
+        self._atomic = threading.local()
         self._inserted = 0
         self._analyze_at = 5_000
         try:
@@ -92,14 +94,14 @@ class PostgresStore(SqlStore):
             raise StoreError(f"cannot connect to PostgreSQL at {url}: {exc}") from exc
 
     @contextmanager
-    def _read(self) -> Iterator[Any]:
+    def _reader(self) -> Iterator[Any]:
         with self._pool.connection() as conn:
             conn.autocommit = True
             with conn.cursor() as cur:
                 yield _Cursor(cur)
 
     @contextmanager
-    def _write(self) -> Iterator[Any]:
+    def _transaction(self) -> Iterator[Any]:
         with self._pool.connection() as conn:
             conn.autocommit = False
             with conn.transaction(), conn.cursor() as cur:
@@ -123,11 +125,16 @@ class PostgresStore(SqlStore):
             # A bulk load outruns autovacuum; without fresh statistics the planner guesses a handful
             # of rows after a cursor and sorts the whole tail of a million-row collection instead of
             # walking the date_added index. Thresholds double, so a load pays for a few ANALYZEs.
+            # After the commit: inside an atomic block a second connection would be taken while the
+            # collection's lock is held, and a full pool of writers waiting for that lock would starve it.
             self._analyze_at = self._inserted * 2
-            with self._pool.connection() as conn:
-                conn.autocommit = True
-                conn.execute("ANALYZE objects")
+            self._after_commit(self._analyze)
         return results
+
+    def _analyze(self) -> None:
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            conn.execute("ANALYZE objects")
 
     def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         if len(values) == 1:  # plain equality keeps ordered index scans (ANY forces a sort)

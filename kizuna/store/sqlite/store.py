@@ -46,6 +46,7 @@ class SqliteStore(SqlStore):
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._atomic = threading.local()
         self.path = path_from_url(url)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -62,7 +63,7 @@ class SqliteStore(SqlStore):
         return conn
 
     @contextmanager
-    def _read(self) -> Iterator[Any]:
+    def _reader(self) -> Iterator[Any]:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
@@ -76,7 +77,7 @@ class SqliteStore(SqlStore):
             cur.close()
 
     @contextmanager
-    def _write(self) -> Iterator[Any]:
+    def _transaction(self) -> Iterator[Any]:
         with self._write_lock:
             cur = self._writer.cursor()
             cur.execute("BEGIN IMMEDIATE")
