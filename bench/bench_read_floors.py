@@ -9,8 +9,10 @@ One node (set up through the public commands), three collections of N objects ea
 * ``granular``: the same indicators with granular markings: a TLP:GREEN description on every one, and on
   every fourth a TLP:AMBER+STRICT label the partner may not see (redacted for it).
 
-Tokens: ``own`` (the node's organisation: no marking filter) and ``partner`` (an organisation under an
-agreement up to TLP:AMBER, in a community with the node, so it sees GREEN and AMBER and not AMBER+STRICT).
+Tokens: ``own`` (the node's organisation: no marking filter), ``partner`` (an organisation under an
+agreement up to TLP:AMBER, in a community with the node, so it sees GREEN and AMBER and not AMBER+STRICT)
+and ``reader`` (an organisation without agreement, as in the TAXII benchmark: it sees TLP:CLEAR only, so
+most rows, relationships among them, are hidden from it).
 Each read-out pages the whole collection (``match[version]=all``, ``limit=1000``, following ``next``) on one
 keep-alive client; read-outs alternate and the medians of ``--runs`` are reported, as objects per second
 of stored versions. Ratios: ``partner_vs_own`` (mixed; goal >= 0.8), ``granular_vs_plain`` (partner;
@@ -48,7 +50,7 @@ from kizuna.policy import TLP2_IDS, TlpLevel
 
 TAXII = "application/taxii+json;version=2.1"
 GOALS = {"partner_objects_per_s": 100_000, "partner_vs_own": 0.8, "granular_vs_plain": 0.8}
-READS = (("mixed", "own"), ("mixed", "partner"), ("plain", "partner"), ("granular", "partner"))
+READS = (("mixed", "own"), ("mixed", "partner"), ("mixed", "reader"), ("plain", "partner"), ("granular", "partner"))
 
 
 def kizuna(data: Path, *args: str) -> Any:
@@ -86,12 +88,14 @@ def setup(folder: Path, count: int) -> tuple[Path, dict[str, str], dict[str, str
     collections = {name: kizuna(data, "collections", "create", "--title", name, "--alias", name)["id"]
                    for name in dict.fromkeys(name for name, _ in READS)}
     kizuna(data, "orgs", "create", "JPCERT/CC", "--country", "JPN")
+    kizuna(data, "orgs", "create", "Bench Reader")
     kizuna(data, "agreements", "set", "jp", "--partner", "JPCERT/CC", "--max-tlp", "amber")
     kizuna(data, "policy", "communities", "uk-jp")
     kizuna(data, "policy", "org", "JPCERT/CC", "--community", "uk-jp")
     read = [flag for name in collections for flag in ("--read", name)]
     tokens = {"own": kizuna(data, "tokens", "create", "--org", "NCSC UK", *read)["token"],
-              "partner": kizuna(data, "tokens", "create", "--org", "JPCERT/CC", *read)["token"]}
+              "partner": kizuna(data, "tokens", "create", "--org", "JPCERT/CC", *read)["token"],
+              "reader": kizuna(data, "tokens", "create", "--org", "Bench Reader", *read)["token"]}
     sources = {"mixed": list(generate(count)), "plain": indicators(count, identity, False),
                "granular": indicators(count, identity, True)}
     stored = {}

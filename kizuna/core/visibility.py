@@ -33,6 +33,7 @@ from kizuna.store.view_edges import WHOLE_OBJECT_TYPES as _WHOLE_OBJECT_TYPES
 # versions readers see alike by the same rule (docs/policy.md, "Each principal sees its own history").
 __all__ = ["REFERENCING_TYPES", "Viewer", "sees", "stops_onward", "view"]
 _REF_FIELDS: Final = ("source_ref", "target_ref", "sighting_of_ref")
+_UNDECIDED: Final = REFERENCING_TYPES | _WHOLE_OBJECT_TYPES  # types the columns never settle as visible
 _REF_LISTS: Final = ("observed_data_refs", "where_sighted_refs", "object_refs")
 
 #: Looks up every stored version of some ids in the viewer's collection.
@@ -144,6 +145,11 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     policy = viewer.policy
     if policy is None:
         return row.body
+    # The bulk of any read-out: a pair the reader sees whole, on a type the columns decide, that no relay rule
+    # can stop (one look-up, as for the node's own organisation).
+    verdict = policy.column_verdicts.get((row.created_by_ref, row.markings))
+    if verdict is not None and verdict.served_as_stored and row.type not in _UNDECIDED:
+        return row.body
     outcome = _column_outcome(viewer, policy, row)
     if outcome is Outcome.HIDDEN:
         viewer.hidden[_verdict(policy, row).reason] += 1
@@ -188,6 +194,8 @@ class _Verdict(NamedTuple):
     outcome: Outcome
     #: Why it hides, for the audit log ("" when it does not).
     reason: str
+    #: ``whole``, and no TLP:AMBER+STRICT/RED that federation may stop per version: served as stored.
+    served_as_stored: bool
 
 
 def _column_outcome(viewer: Viewer, policy: ViewerPolicy, row: VersionRow) -> Outcome | None:
@@ -219,9 +227,10 @@ def _verdict(policy: ViewerPolicy, row: VersionRow) -> _Verdict:
     if verdict is None:
         stub = _stub(row)
         outcome = policy.decide(stub).outcome
+        whole = policy.sees_every_marking(stub.get("object_marking_refs", ()), row.created_by_ref)
         verdict = _Verdict(
-            policy.sees_every_marking(stub.get("object_marking_refs", ()), row.created_by_ref), outcome,
-            (policy.explain(stub) or "markings") if outcome is Outcome.HIDDEN else "",
+            whole, outcome, (policy.explain(stub) or "markings") if outcome is Outcome.HIDDEN else "",
+            whole and (row.markings is None or not stops_onward(row.markings)),
         )
         if len(cache) >= 8192:
             cache.clear()
