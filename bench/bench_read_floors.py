@@ -141,6 +141,9 @@ def serve(data: Path, code: str | None) -> ServerProcess:
     env = dict(os.environ)
     if code is not None:
         env["PYTHONPATH"] = str(Path(code).resolve()) + os.pathsep + env.get("PYTHONPATH", "")
+        # without the working directory first on sys.path (python -m puts it there), or the
+        # repository's own kizuna/ would shadow the code under comparison
+        env["PYTHONSAFEPATH"] = "1"
     return ServerProcess([sys.executable, "-m", "kizuna", "--data", str(data), "serve", "--port", str(port),
                           "--no-sync"], f"http://127.0.0.1:{port}/healthz", env=env)
 
