@@ -15,6 +15,11 @@ marking policy. Measured:
 
     python -m bench.bench_feeds                                  # 200k indicators, 3 runs
     python -m bench.bench_feeds --indicators 1000000 --runs 3 --json
+    python -m bench.bench_feeds --compare /path/to/main-worktree  # A/B: builds of both codes, alternating
+
+With ``--compare PATH`` only the full builds are measured, on this code's server and on a server running
+the Kizuna code at PATH over the same data, alternating build by build; ``speedup`` is PATH's median
+build time over this code's, with each server's CPU seconds per build (from /proc) beside it.
 """
 
 from __future__ import annotations
@@ -124,13 +129,82 @@ def measure(data: Path, token: str, token_id: str, runs: int, requests: int) -> 
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def compare_builds(data: Path, token: str, runs: int, other: str) -> dict[str, Any]:
+    """Median build seconds and server CPU seconds of each feed on this code and on the code at ``other``."""
+    servers = {}
+    for code in ("this", "compared"):
+        port = free_loopback_port()
+        env = dict(os.environ)
+        if code == "compared":
+            env["PYTHONPATH"] = str(Path(other).resolve()) + os.pathsep + env.get("PYTHONPATH", "")
+            # without the working directory first on sys.path (python -m puts it there), or the
+            # repository's own kizuna/ would shadow the code under comparison
+            env["PYTHONSAFEPATH"] = "1"
+        servers[code] = ServerProcess([sys.executable, "-m", "kizuna", "--data", str(data), "serve", "--port",
+                                       str(port), "--no-sync"], f"http://127.0.0.1:{port}/healthz", env=env)
+    out: dict[str, Any] = {}
+    try:
+        for server in servers.values():
+            server.start()
+        clients = {code: httpx.Client(base_url=server.ready_url.rsplit("/", 1)[0], timeout=600,
+                                      headers={"Authorization": f"Bearer {token}"}) for code, server in servers.items()}
+        for key, (name, fmt, _extra) in FEEDS.items():
+            path = f"/feeds/{name}.{fmt}"
+            wall: dict[str, list[float]] = {code: [] for code in servers}
+            cpu: dict[str, list[float]] = {code: [] for code in servers}
+            bodies = {}
+            for _ in range(runs):
+                for code, client in clients.items():
+                    pid = servers[code].process.pid if servers[code].process is not None else 0
+                    before, started = cpu_seconds(pid), time.perf_counter()
+                    response = client.get(path)
+                    wall[code].append(time.perf_counter() - started)
+                    cpu[code].append(cpu_seconds(pid) - before)
+                    response.raise_for_status()
+                    bodies[code] = response.headers["etag"]
+            assert bodies["this"] == bodies["compared"], "the two codes built different lists"
+            out[key] = {code: {"build_s": round(statistics.median(wall[code]), 3),
+                               "server_cpu_s": round(statistics.median(cpu[code]), 3)} for code in servers}
+            out[key]["speedup"] = round(out[key]["compared"]["build_s"] / out[key]["this"]["build_s"], 2)
+            out[key]["server_cpu_speedup"] = round(
+                out[key]["compared"]["server_cpu_s"] / max(out[key]["this"]["server_cpu_s"], 0.01), 2)
+        for client in clients.values():
+            client.close()
+    finally:
+        for code, server in servers.items():
+            out[f"{code}_server_peak_rss_mb"] = server.sample_peak_rss()
+            server.stop()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--indicators", type=int, default=200_000, help="indicators in the feed's collection")
     parser.add_argument("--runs", type=int, default=3, help="full builds per feed (median reported)")
     parser.add_argument("--requests", type=int, default=500, help="304 requests per feed")
     parser.add_argument("--json", action="store_true", help="print one JSON line on stdout")
+    parser.add_argument("--compare", metavar="PATH", help="A/B the full builds against the Kizuna code at PATH")
     args = parser.parse_args()
+    if args.compare:
+        with tempfile.TemporaryDirectory(prefix="kizuna-bench-feeds-") as tmp:
+            data, token, _token_id, _imported_s = setup(Path(tmp), args.indicators)
+            ab = compare_builds(data, token, args.runs, args.compare)
+        summary = {"bench": "feeds-compare", "indicators": args.indicators, "runs": args.runs,
+                   "compared": args.compare, **ab, "load_average_1m": round(os.getloadavg()[0], 2)}
+        for key in FEEDS:
+            r = ab[key]
+            print(f"{key:4} this {r['this']['build_s']} s (server CPU {r['this']['server_cpu_s']} s)  compared "
+                  f"{r['compared']['build_s']} s (CPU {r['compared']['server_cpu_s']} s)  speedup {r['speedup']} "
+                  f"(CPU {r['server_cpu_speedup']})", file=sys.stderr)
+        if args.json:
+            print(json.dumps(summary))
+        return
     with tempfile.TemporaryDirectory(prefix="kizuna-bench-feeds-") as tmp:
         data, token, token_id, imported_s = setup(Path(tmp), args.indicators)
         result = measure(data, token, token_id, args.runs, args.requests)

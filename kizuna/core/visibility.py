@@ -7,15 +7,17 @@ serves exactly that.  Marking and partner policy therefore land in one place.
 The policy (``kizuna.policy``) is compiled once per request into the :class:`Viewer`.
 Most rows are decided from their ``created_by_ref`` and ``markings`` columns alone, without
 parsing the body: the verdict for one (producer, markings) pair is the same for every row
-that shares it.  Rows that can reference other objects, carry granular markings or need
-redaction are parsed and decided in full.
+that shares it.  The columns also settle, unparsed, a row that can reference other objects
+when its own markings hide it, and a row with granular markings when the viewer may see every
+marking it carries (no part of it can be redacted).  Every other row of those kinds, and rows
+that need redaction, are parsed (once) and decided in full.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -31,6 +33,7 @@ from kizuna.store.view_edges import WHOLE_OBJECT_TYPES as _WHOLE_OBJECT_TYPES
 # versions readers see alike by the same rule (docs/policy.md, "Each principal sees its own history").
 __all__ = ["REFERENCING_TYPES", "Viewer", "sees", "stops_onward", "view"]
 _REF_FIELDS: Final = ("source_ref", "target_ref", "sighting_of_ref")
+_UNDECIDED: Final = REFERENCING_TYPES | _WHOLE_OBJECT_TYPES  # types the columns never settle as visible
 _REF_LISTS: Final = ("observed_data_refs", "where_sighted_refs", "object_refs")
 
 #: Looks up every stored version of some ids in the viewer's collection.
@@ -47,8 +50,8 @@ class Viewer:
     was withheld, by reason, for the audit log.
     """
 
-    __slots__ = ("_decisions", "_lookup", "_seen", "_visible_ids", "collection", "hidden", "policy", "principal",
-                 "redacted", "relayed")
+    __slots__ = ("_lookup", "_parsed", "_seen", "_visible_ids", "collection", "hidden",
+                 "policy", "principal", "readable", "redacted", "relayed")
 
     def __init__(
         self, principal: Principal, collection: Collection, policy: ViewerPolicy | None = None,
@@ -56,13 +59,14 @@ class Viewer:
     ) -> None:
         self.principal = principal
         self.collection = collection
+        self.readable = principal.can_read(collection)  # asked of every row: a request's grants do not change
         self.policy = policy
         self._lookup = lookup
         #: With a policy: versions received from a partner node that carry TLP:AMBER+STRICT or TLP:RED
         #: stop here (the node's own organisation was their recipient); they are hidden from everyone else.
         self.relayed = relayed
-        #: (producer, markings) -> the outcome, and the reason when it hides (for the audit log)
-        self._decisions: dict[tuple[str | None, str | None], tuple[Outcome, str]] = {}
+        #: (id, version) -> the parsed body, for the batch last prefetched (parsed there, decided in view)
+        self._parsed: dict[tuple[str, int], dict[str, Any]] = {}
         self._visible_ids: dict[str, bool] = {}
         self._seen: dict[tuple[str, int], bool] = {}  # (id, version) -> visible, for version selection
         self.hidden: Counter[str] = Counter()
@@ -99,15 +103,35 @@ class Viewer:
 
     def prefetch(self, rows: Sequence[VersionRow]) -> None:
         """Resolve every object the page's relationships, sightings and reports point at, in a few
-        queries for the whole page instead of one per referencing row."""
-        if self._lookup is None or self.policy is None:
+        queries for the whole page instead of one per referencing row.
+
+        Only rows whose own markings let them through are parsed (and kept parsed for :func:`view`): a row
+        its markings hide is hidden whatever it points at.  An object of the batch itself that the columns
+        show visible is known visible without a query (relationships often point at their neighbours)."""
+        policy = self.policy
+        if self._lookup is None or policy is None:
             return
+        parsed = self._parsed
+        parsed.clear()
         refs: list[str] = []
+        neighbours: dict[str, VersionRow] = {}
         for row in rows:
             if row.type in REFERENCING_TYPES:
-                refs.extend(_references(orjson.loads(row.body)))
-        if refs:
-            self.resolve(refs)
+                if _column_outcome(self, policy, row) is not Outcome.HIDDEN:
+                    obj = parsed[(row.stix_id, row.version)] = orjson.loads(row.body)
+                    refs.extend(_references(obj))
+            else:
+                neighbours[row.stix_id] = row
+        if not refs:
+            return
+        known = self._visible_ids
+        for ref in refs:
+            neighbour = neighbours.get(ref)
+            if neighbour is not None and ref not in known and (
+                _column_outcome(self, policy, neighbour) is Outcome.VISIBLE
+            ):
+                known[ref] = True  # one version it sees makes the object visible (as resolve decides)
+        self.resolve(refs)
 
 
 def view(viewer: Viewer, row: VersionRow) -> bytes | None:
@@ -116,14 +140,19 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     A hidden row must be indistinguishable from an absent one, so callers drop it
     silently: it is not counted, not paged, and not named in any error.
     """
-    if not viewer.principal.can_read(viewer.collection):
+    if not viewer.readable:
         return None
     policy = viewer.policy
     if policy is None:
         return row.body
+    # The bulk of any read-out: a pair the reader sees whole, on a type the columns decide, that no relay rule
+    # can stop (one look-up, as for the node's own organisation).
+    verdict = policy.column_verdicts.get((row.created_by_ref, row.markings))
+    if verdict is not None and verdict.served_as_stored and row.type not in _UNDECIDED:
+        return row.body
     outcome = _column_outcome(viewer, policy, row)
     if outcome is Outcome.HIDDEN:
-        viewer.hidden[viewer._decisions[(row.created_by_ref, row.markings)][1]] += 1
+        viewer.hidden[_verdict(policy, row).reason] += 1
         return None
     # Provenance costs a store query: it is asked only of rows the markings would otherwise let through.
     if (
@@ -156,21 +185,57 @@ def sees(viewer: Viewer, row: VersionRow) -> bool:
     return known
 
 
+class _Verdict(NamedTuple):
+    """What the columns say of every row sharing one (producer, markings) pair."""
+
+    #: The viewer may see every marking the column lists: such a row is visible whole, granular or not.
+    whole: bool
+    #: The verdict on a row whose markings are all object-level (the column is then exactly those).
+    outcome: Outcome
+    #: Why it hides, for the audit log ("" when it does not).
+    reason: str
+    #: ``whole``, and no TLP:AMBER+STRICT/RED that federation may stop per version: served as stored.
+    served_as_stored: bool
+
+
 def _column_outcome(viewer: Viewer, policy: ViewerPolicy, row: VersionRow) -> Outcome | None:
-    """The verdict from the producer and markings columns alone, or None when the body must be read."""
-    if row.type in REFERENCING_TYPES or row.type in _WHOLE_OBJECT_TYPES or (
-        row.markings is not None and _GRANULAR in row.body
-    ):
+    """The verdict from the producer and markings columns alone, or None when the body must be read.
+
+    HIDDEN and VISIBLE are final.  A referencing row is only ever HIDDEN here (what it points at decides
+    the rest).  A row whose markings the viewer may all see is VISIBLE without looking for granular
+    markings in its body: no selector can then be denied."""
+    row_type = row.type
+    if row_type in _WHOLE_OBJECT_TYPES:
         return None
+    verdict = policy.column_verdicts.get((row.created_by_ref, row.markings)) or _verdict(policy, row)
+    if verdict.whole:
+        return None if row_type in REFERENCING_TYPES else Outcome.VISIBLE
+    if row.markings is not None and _GRANULAR in row.body:
+        return None  # some marking is denied: it may govern a selector only (redaction) or the object
+    outcome = verdict.outcome
+    if outcome is Outcome.REDACTED or (outcome is Outcome.VISIBLE and row_type in REFERENCING_TYPES):
+        return None
+    return outcome
+
+
+def _verdict(policy: ViewerPolicy, row: VersionRow) -> _Verdict:
+    """The verdict on ``row``'s (producer, markings) pair, from the policy's cache (shared by the requests of
+    one reader: the pair means the same on every page) or decided now."""
     key = (row.created_by_ref, row.markings)
-    cached = viewer._decisions.get(key)
-    if cached is None:
+    cache = policy.column_verdicts
+    verdict: _Verdict | None = cache.get(key)
+    if verdict is None:
         stub = _stub(row)
         outcome = policy.decide(stub).outcome
-        cached = viewer._decisions[key] = (
-            outcome, (policy.explain(stub) or "markings") if outcome is Outcome.HIDDEN else ""
+        whole = policy.sees_every_marking(stub.get("object_marking_refs", ()), row.created_by_ref)
+        verdict = _Verdict(
+            whole, outcome, (policy.explain(stub) or "markings") if outcome is Outcome.HIDDEN else "",
+            whole and (row.markings is None or not stops_onward(row.markings)),
         )
-    return None if cached[0] is Outcome.REDACTED else cached[0]
+        if len(cache) >= 8192:
+            cache.clear()
+        cache[key] = verdict
+    return verdict
 
 
 def _stub(row: VersionRow) -> dict[str, Any]:
@@ -185,7 +250,9 @@ def _stub(row: VersionRow) -> dict[str, Any]:
 
 
 def _full_view(viewer: Viewer, policy: ViewerPolicy, row: VersionRow) -> bytes | None:
-    obj = orjson.loads(row.body)
+    obj = viewer._parsed.get((row.stix_id, row.version))
+    if obj is None:
+        obj = orjson.loads(row.body)
     decision = policy.decide(obj)
     if decision.outcome is Outcome.HIDDEN:
         viewer.hidden[policy.explain(obj) or "markings"] += 1
@@ -227,7 +294,7 @@ def group_verdict(
     which is stricter than ``view`` (a redacted form would be served): a count may leave such a version
     out, it never includes one the viewer cannot see.
     """
-    if not viewer.principal.can_read(viewer.collection):
+    if not viewer.readable:
         return (False, False)
     policy = viewer.policy
     if policy is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from kizuna.policy.model import ANY, Agreement, MarkingKind, PolicyContext, Viewer
 from kizuna.policy.redact import Path, parse_selector, remove_paths
@@ -49,6 +49,16 @@ VISIBLE: Final = Decision(Outcome.VISIBLE)
 HIDDEN: Final = Decision(Outcome.HIDDEN)
 
 _CACHE_LIMIT: Final = 8192
+_SHARED_LIMIT: Final = 1024  # (viewer, collection, generation) keys held by one context
+
+
+class SharedCaches(NamedTuple):
+    """The verdict caches shared by the policies compiled for one viewer, collection and context generation.
+    Plain dicts: their values follow from the key alone, so concurrent requests may fill them in any order."""
+
+    permits: dict[tuple[Any, ...], bool]
+    plans: dict[Any, tuple[Any, ...]]
+    columns: dict[Any, Any]
 
 
 class ViewerPolicy:
@@ -113,9 +123,21 @@ class ViewerPolicy:
             self._producer_identities = frozenset(
                 {o.identity_id for o in ctx.organisations()} | (governing.producers - {ANY})
             )
-        self._cache: dict[tuple[Any, ...], bool] = {}
+        # The caches hold what follows from the compiled state alone, so every policy compiled for the same
+        # viewer and collection from the same context generation shares them: a reader paging through a
+        # collection decides each (producer, markings) pair once, not once per page.
+        key = (viewer, self.collection_id, self._generation)
+        shared = ctx.shared_caches.get(key)
+        if shared is None:
+            if len(ctx.shared_caches) >= _SHARED_LIMIT:
+                ctx.shared_caches.clear()
+            shared = ctx.shared_caches[key] = SharedCaches({}, {}, {})
+        #: (producer, *marking refs) -> permitted
+        self._cache: dict[tuple[Any, ...], bool] = shared.permits
         #: granular-marking shape -> selector paths this viewer may not see
-        self._plans: dict[Any, tuple[Path, ...]] = {}
+        self._plans: dict[Any, tuple[Path, ...]] = shared.plans
+        #: for callers deciding stored rows from their columns (core/visibility.py), reset with the others
+        self.column_verdicts: dict[Any, Any] = shared.columns
 
     def _refresh(self) -> None:
         if self._generation != self.ctx.generation:
@@ -230,6 +252,30 @@ class ViewerPolicy:
         if self._anonymous is not None and producer is not None:
             return Decision(Outcome.REDACTED, {**obj, "created_by_ref": self._anonymous})
         return VISIBLE
+
+    def sees_every_marking(self, marking_refs: Sequence[str], producer: str | None) -> bool:
+        """Whether ``decide`` is VISIBLE, unredacted, for every object by ``producer`` (not an identity or
+        marking definition) whose object-level and granular markings together are ``marking_refs``.
+
+        Every rule but two judges each marking on its own, so when the whole set admits the viewer, so
+        does every part of it that a selector or the object level carries.  The two exceptions are
+        ruled out: TLP:RED (admitted only beside a recipients marking, which may sit on another
+        selector) and an unmarked-TLP level (a part without a TLP marking must pass it by itself).
+        """
+        if self._generation != self.ctx.generation:
+            self._compile()
+        if self._sees_everything or (producer is not None and producer in self._own):
+            return True
+        if self._blocked or self._anonymous is not None:
+            return False
+        markings = self._markings
+        for ref in marking_refs:
+            info = markings.get(ref)
+            if info is not None and info.kind is MarkingKind.TLP and info.level is TlpLevel.RED:
+                return False
+        if self._unmarked_tlp is not None and not self._cached_permits((), producer):
+            return False
+        return self._cached_permits(marking_refs, producer)
 
     def _is_anonymised_producer(self, identity: StixObject) -> bool:
         # An anonymising viewer must not receive the identity its objects no longer name: the

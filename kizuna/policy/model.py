@@ -178,6 +178,8 @@ class PolicyContext:
         self._agreements: dict[str, Agreement] = {}
         #: Compiled viewer policies reused by ``kizuna.policy.decide.decide``.
         self.compiled_viewers: dict[Viewer, Any] = {}
+        #: Verdict caches shared by the viewer policies compiled from this context (``decide.SharedCaches``).
+        self.shared_caches: dict[tuple[Viewer, str | None, int], Any] = {}
         for obj in marking_definitions:
             self.add_marking_definition(obj)
         for org in organisations:
