@@ -179,6 +179,8 @@ class Node:
             raise AdminError(f"API root {name!r} already exists")
         root = ApiRoot(name, title, description, max_content_length)
         self.store.create_api_root(root)
+        self.audit.record("api-root-created", NODE_ADMIN.key, {
+            "api_root": name, "title": title, "max_content_length": max_content_length})
         return root
 
     def create_collection(
@@ -195,6 +197,8 @@ class Node:
             str(uuid.uuid4()), api_root, title, description, alias, (STIX_MEDIA_TYPE,)
         )
         self._place_anonymous_identity([collection])
+        self.audit.record("collection-created", NODE_ADMIN.key, {
+            "collection": collection.id, "api_root": api_root, "title": title, "alias": alias})
         return collection
 
     def find_collection(self, ref: str, api_root: str | None = None) -> Collection:
@@ -213,6 +217,8 @@ class Node:
             raise AdminError(f"organisation {name!r} already exists")
         identity = _identity(name, country, format_timestamp(now_micros())[:-4] + "Z")
         self.store.create_organisation(Organisation(identity["id"], name, country, orjson.dumps(identity)))
+        self.audit.record("organisation-created", NODE_ADMIN.key,
+                          {"organisation": identity["id"], "name": name, "country": country})
         return identity
 
     def create_token(
