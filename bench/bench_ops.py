@@ -1,7 +1,7 @@
 """Operations (issue 14): what an active watchlist adds to ingest, and the shift report over a day.
 
 Run:  .venv/bin/python bench/bench_ops.py [--objects 20000] [--assets 10000] [--lookalikes 100000]
-                                         [--runs 5] [--report-objects 100000] [--json]
+                                         [--runs 5] [--report-objects 100000] [--history 0] [--json]
 
 Both parts use a real SQLite node in a temporary directory.
 
@@ -14,11 +14,20 @@ Both parts use a real SQLite node in a temporary directory.
    watchlist is built once and reused, as in a long-running process; watch_build_s is that build).
    overhead = median(with_s) / median(without_s) - 1. The issue's target is <= 0.10. judge_s is the
    watchlist check alone on the objects already in memory (what a check inside ingest would cost);
-   judge_over_ingest = judge_s / without_s.
+   judge_over_ingest = judge_s / without_s. The same figures in CPU seconds of this process
+   (*_cpu_s, overhead_cpu), which a loaded machine disturbs less than wall time; readback_cpu_s is
+   the alert pass's reading alone (the new objects read back through the visibility check, unjudged).
 2. Shift report over a day: --report-objects objects added today (indicators, sightings of them,
    relationships, a few incidents; 3% touch a protected asset) are generated and ingested in batches of
    10,000 (generate_s, generate_per_s), then `ops report --since` the day's start is timed (report_s,
    median of 3); report_per_million_s scales it linearly. Target: <= 5 s at 1,000,000 objects.
+   It is timed A/B in alternating order with Python's garbage collector on and paused (report_paused_*,
+   as `kizuna ops report` runs it; collector_share_cpu). report_cpu_s is the same in CPU seconds, split
+   in the same run into its parts, each timed alone with the collector paused and scaled to a million
+   (*_cpu_per_million_s): read (every object of the operation read through the visibility check and
+   parsed), judge (the alert judge over those objects, already in memory) and the rest (counting, the
+   Markdown and HTML, storing the STIX report). With --history N, N objects of earlier days are added
+   first and the period starts after them; the per-million figures stay per object of the period.
 Medians and the peak RSS are printed, as one JSON line with --json.
 """
 
@@ -33,17 +42,31 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from kizuna.core.node import Node
-from kizuna.ops.alerts import alerts_of, watchlist_of
-from kizuna.ops.reading import stix_now
+from kizuna.ops.alerts import AlertJudge, alerts_of, watchlist_of
+from kizuna.ops.reading import collector_paused, latest_objects, stix_now
 from kizuna.ops.records import Operation, save, save_lookalikes
 from kizuna.ops.report import shift_report
+from kizuna.ops.watch import Watchlist
 from kizuna.stix.timestamps import now_micros
 
 _BATCH = 10_000
+
+
+def timed(work: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
+    """``work(*args)``, its wall seconds and the CPU seconds this process spent on it."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = work(*args)
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def med(values: list[float], digits: int = 3) -> float:
+    return round(statistics.median(values), digits)
 
 
 def build_operation(node: Node, assets: int, lookalikes: int) -> tuple[Operation, list[str], list[str]]:
@@ -123,39 +146,44 @@ def watchlist_overhead(args: argparse.Namespace, rng: random.Random, tmp: Path) 
         build_s = time.perf_counter() - started
         plain = node.create_collection("bench plain")
         intel = node.find_collection(operation.collections["intel"])
-        without, ingest_op, alert_pass, judge, found = [], [], [], [], []
+        wall: dict[str, list[float]] = {"without": [], "ingest_op": [], "alert_pass": [], "judge": []}
+        wall["readback"] = []
+        cpu: dict[str, list[float]] = {key: [] for key in wall}
+        found: list[int] = []
+
+        def note(key: str, work: Callable[..., Any], *args: Any) -> Any:
+            result, wall_s, cpu_s = timed(work, *args)
+            wall[key].append(wall_s)
+            cpu[key].append(cpu_s)
+            return result
+
         for run in range(args.runs):
             objects = batch(args.objects, domains, fakes, rng)
             twin = [{**o, "id": o["id"].split("--")[0] + f"--{uuid.uuid4()}"} for o in objects]
             for side in (("plain", "operation") if run % 2 == 0 else ("operation", "plain")):
                 if side == "plain":
-                    started = time.perf_counter()
-                    node.import_objects(plain, twin)
-                    without.append(time.perf_counter() - started)
+                    note("without", node.import_objects, plain, twin)
                     continue
                 since = now_micros()
-                started = time.perf_counter()
-                node.import_objects(intel, objects)
-                ingest_op.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                found.append(len(alerts_of(node, operation, since)))
-                alert_pass.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            hits = sum(1 for obj in objects for _ in watch.hits(obj))
-            judge.append(time.perf_counter() - started)
+                note("ingest_op", node.import_objects, intel, objects)
+                found.append(len(note("alert_pass", alerts_of, node, operation, since)))
+                note("readback", read_count, node, operation, since)
+            hits = note("judge", hit_count, watch, objects)
             assert hits and found[-1], "the batch must raise alerts, or the bench measures nothing"
     finally:
         node.close()
-    anchor = statistics.median(without)
-    with_s = statistics.median([i + a for i, a in zip(ingest_op, alert_pass, strict=True)])
-    return {"objects": args.objects, "assets": args.assets, "lookalikes": args.lookalikes, "runs": args.runs,
-            "watch_build_s": round(build_s, 3), "without_s": round(anchor, 3),
-            "ingest_op_s": round(statistics.median(ingest_op), 3),
-            "alert_pass_s": round(statistics.median(alert_pass), 3),
-            "with_s": round(with_s, 3), "overhead": round(with_s / anchor - 1, 4),
-            "judge_s": round(statistics.median(judge), 4),
-            "judge_over_ingest": round(statistics.median(judge) / anchor, 4),
-            "alerts_median": statistics.median(found)}
+    figures: dict[str, Any] = {"objects": args.objects, "assets": args.assets, "lookalikes": args.lookalikes,
+                               "runs": args.runs, "watch_build_s": round(build_s, 3)}
+    for unit, times in (("s", wall), ("cpu_s", cpu)):
+        anchor = statistics.median(times["without"])
+        with_s = statistics.median([i + a for i, a in zip(times["ingest_op"], times["alert_pass"], strict=True)])
+        figures |= {f"without_{unit}": round(anchor, 3), f"ingest_op_{unit}": med(times["ingest_op"]),
+                    f"alert_pass_{unit}": med(times["alert_pass"]), f"with_{unit}": round(with_s, 3),
+                    f"judge_{unit}": med(times["judge"], 4)}
+        suffix = "" if unit == "s" else "_cpu"
+        figures[f"overhead{suffix}"] = round(with_s / anchor - 1, 4)
+        figures[f"judge_over_ingest{suffix}"] = round(statistics.median(times["judge"]) / anchor, 4)
+    return figures | {"readback_cpu_s": med(cpu["readback"]), "alerts_median": statistics.median(found)}
 
 
 def report_over_a_day(args: argparse.Namespace, rng: random.Random, tmp: Path) -> dict[str, Any]:
@@ -164,22 +192,66 @@ def report_over_a_day(args: argparse.Namespace, rng: random.Random, tmp: Path) -
         operation, domains, fakes = build_operation(node, args.assets, args.lookalikes)
         intel = node.find_collection(operation.collections["intel"])
         day_start = int(dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(), dt.UTC).timestamp()) * 10**6
+        for start in range(0, args.history, _BATCH):  # earlier days of the operation, before the period
+            node.import_objects(intel, day_of_objects(min(_BATCH, args.history - start), domains, fakes, rng))
+        if args.history:
+            day_start = now_micros()
         started = time.perf_counter()
         for start in range(0, args.report_objects, _BATCH):
             node.import_objects(intel, day_of_objects(min(_BATCH, args.report_objects - start), domains, fakes, rng))
         generate_s = time.perf_counter() - started
-        timings = []
-        for _ in range(3):
-            started = time.perf_counter()
-            made = shift_report(node, operation, day_start)
-            timings.append(time.perf_counter() - started)
-        assert "## Alerts on protected assets\n\n- none" not in made.markdown
+        wall: dict[str, list[float]] = {"report": [], "paused": []}
+        cpu: dict[str, list[float]] = {"report": [], "paused": [], "read": [], "judge": []}
+        for run in range(3):
+            for side in ("report", "paused") if run % 2 == 0 else ("paused", "report"):
+                with collector_paused() if side == "paused" else nullcontext():
+                    made, wall_s, cpu_s = timed(shift_report, node, operation, day_start)
+                wall[side].append(wall_s)
+                cpu[side].append(cpu_s)
+                assert "## Alerts on protected assets\n\n- none" not in made.markdown
+            with collector_paused():  # the report's parts, each alone, as `kizuna ops report` runs them
+                cpu["read"].append(timed(read_count, node, operation)[2])
+                objects = read_all(node, operation)
+                cpu["judge"].append(timed(judge_all, node, operation, objects, day_start)[2])
+                del objects
     finally:
         node.close()
-    report_s = statistics.median(timings)
-    return {"report_objects": args.report_objects, "generate_s": round(generate_s, 2),
-            "generate_per_s": round(args.report_objects / generate_s), "report_s": round(report_s, 3),
-            "report_per_million_s": round(report_s * 1_000_000 / args.report_objects, 2)}
+    per_million = 1_000_000 / args.report_objects
+    median_cpu = {key: statistics.median(values) for key, values in cpu.items()}
+    return {"report_objects": args.report_objects, "history": args.history, "generate_s": round(generate_s, 2),
+            "generate_per_s": round(args.report_objects / generate_s),
+            "report_s": med(wall["report"]), "report_per_million_s": round(med(wall["report"]) * per_million, 2),
+            "report_paused_s": med(wall["paused"]),
+            "report_paused_per_million_s": round(med(wall["paused"]) * per_million, 2),
+            "report_cpu_s": round(median_cpu["report"], 3), "report_paused_cpu_s": round(median_cpu["paused"], 3),
+            "collector_share_cpu": round(1 - median_cpu["paused"] / median_cpu["report"], 4),
+            **{f"{key}_cpu_per_million_s": round(median_cpu[key] * per_million, 2) for key in median_cpu},
+            "rest_cpu_per_million_s": round(
+                (median_cpu["paused"] - median_cpu["read"] - median_cpu["judge"]) * per_million, 2)}
+
+
+def read_all(node: Node, operation: Operation) -> list[tuple[str, int, dict[str, Any]]]:
+    """The operation's objects as the report reads them, kept in memory."""
+    return [(role, added, obj) for role in ("intel", "incidents") for added, obj in latest_objects(
+        node, node.find_collection(operation.collections[role]))]
+
+
+def read_count(node: Node, operation: Operation, since: int | None = None) -> int:
+    """The reading alone, streamed as the alert pass and the report stream it: how many objects."""
+    return sum(1 for role in ("intel", "incidents") for _ in latest_objects(
+        node, node.find_collection(operation.collections[role]), added_after=since))
+
+
+def hit_count(watch: Watchlist, objects: list[dict[str, Any]]) -> int:
+    return sum(1 for obj in objects for _ in watch.hits(obj))
+
+
+def judge_all(node: Node, operation: Operation, objects: list[tuple[str, int, dict[str, Any]]], since: int) -> int:
+    """The report's alert judging alone, over objects already read: how many alerts it finds."""
+    judge = AlertJudge(node, operation)
+    for role, added, obj in objects:
+        judge.see(role, added, obj, new=added > since)
+    return len(judge.finish())
 
 
 def main() -> None:
@@ -189,6 +261,8 @@ def main() -> None:
     parser.add_argument("--lookalikes", type=int, default=100_000, help="lookalike domains watched")
     parser.add_argument("--runs", type=int, default=5, help="A/B runs of the watchlist part")
     parser.add_argument("--report-objects", type=int, default=100_000, help="objects in the shift report's day")
+    parser.add_argument("--history", type=int, default=0,
+                        help="objects of the operation added before the report's period (earlier days)")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args()
     rng = random.Random(14)

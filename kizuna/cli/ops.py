@@ -25,7 +25,7 @@ from kizuna.ops.incidents import (
     status_of,
     update_incident,
 )
-from kizuna.ops.reading import since_micros
+from kizuna.ops.reading import collector_paused, since_micros
 from kizuna.ops.records import find, load_lookalikes
 from kizuna.ops.report import default_since, shift_report
 from kizuna.ops.sightings import promote, record_log_hits
@@ -156,7 +156,8 @@ def ops_alerts(ctx: click.Context, operation: str, since: str | None, as_json: b
     """Alerts: shared objects that refer to a protected asset (rule exact, containment, lookalike or
     relationship), with the object's producer."""
     node = node_of(ctx)
-    found = alerts_of(node, find(node.store, operation), since_micros(since))
+    with collector_paused():
+        found = alerts_of(node, find(node.store, operation), since_micros(since))
     rows = [a.to_json() for a in found]
     text = "\n".join(f"{a.added[:19]}Z  {a.rule:<12} {a.asset:<28} {a.object_type} {a.object_name or a.object_id}"
                      f"  by {a.producer or '-'}  ({a.matched})" for a in found) or "No alerts."
@@ -280,8 +281,9 @@ def ops_report(ctx: click.Context, operation: str, since: str, lang: str, output
     node = node_of(ctx)
     start = since_micros(since)
     translate = translations(lang).gettext if lang != "en" else None  # the console's catalog (kizuna.po)
-    made = shift_report(node, find(node.store, operation), start if start is not None else default_since(), lang,
-                        translate)
+    with collector_paused():
+        made = shift_report(node, find(node.store, operation), start if start is not None else default_since(),
+                            lang, translate)
     for path, text in ((output, made.markdown), (html_output, made.html)):
         if path is not None:
             with output_stream(path) as handle:
