@@ -138,6 +138,11 @@ def _summary(prefix: Path) -> dict[str, Any]:
             start = start if start is not None else stamp
             per_minute[(stamp - start) // 60] = float(row["99%"])  # the last cumulative-window value that minute
     out["p99_ms_by_minute"] = [per_minute[minute] for minute in sorted(per_minute)]
+    # What failed, and why (locust's failures file: method, name, error, occurrences), so a failure is
+    # never only a count.
+    with open(f"{prefix}_failures.csv", encoding="utf-8") as failures:
+        out["failure_reasons"] = [{"request": f"{row['Method']} {row['Name']}", "error": row["Error"],
+                                   "occurrences": int(row["Occurrences"])} for row in csv.DictReader(failures)]
     return out
 
 
@@ -217,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"p50 {row['p50_ms']:7.0f} ms   p99 {row['p99_ms']:7.0f} ms", file=sys.stderr)
         print(f"  p99 by minute (ms): {measured['taxii']['p99_ms_by_minute']}; server RSS MB first/peak/last: "
               f"{measured['server_rss_mb']}", file=sys.stderr)
+        for failure in measured["taxii"]["failure_reasons"]:
+            print(f"  failed {failure['occurrences']}x {failure['request']}: {failure['error']}", file=sys.stderr)
     if "Aggregated" in floor:
         row = floor["Aggregated"]
         print(f"floor: /healthz {row['requests']:7} requests {row['failures']:5} failed   "
