@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from kizuna.detect.fast_tsv import RowProbe, compile_row_probe
+from kizuna.detect.fast_tsv import PROBE_ERRORS, RowProbe, compile_row_probe
 from kizuna.detect.mappings import EARLIEST_EPOCH, LATEST_EPOCH, LogReader, Mapping, Record, _ObjectSpec
 from kizuna.detect.sightings import Alert
 
@@ -41,7 +41,7 @@ Probe = Callable[[Record], bool]
 Selector = Callable[[Record], int]
 PathKey = tuple[str, str]
 
-_PROBE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+_PROBE_ERRORS = PROBE_ERRORS
 
 
 def _nested(record: Record, parts: tuple[str, ...]) -> Any:
@@ -479,14 +479,11 @@ class LineMatcher:
                     if reader.tsv_version != row_header or type(raw) is not row_type:
                         row_probe = self._row_probe(isinstance(raw, bytes))
                         row_header, row_type = reader.tsv_version, type(raw)
-                    if row_probe is not None:
-                        try:
-                            if row_probe(raw) is False:
-                                settled += 1
-                                self.fast_rows += 1
-                                continue
-                        except _PROBE_ERRORS:
-                            pass  # a cell the probe cannot read: the full path reports it
+                    # The row probe answers None when it cannot decide (an odd line, a cell it cannot read).
+                    if row_probe is not None and row_probe(raw) is False:
+                        settled += 1
+                        self.fast_rows += 1
+                        continue
                     # Headers, odd whitespace, rows that may hit: the reader's own rules, then the probe.
                     found = reader.read_line(raw, number)
                     if found is None:

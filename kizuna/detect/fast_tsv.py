@@ -23,6 +23,9 @@ from typing import Any
 from kizuna.detect.mappings import Record, TsvLayout
 
 RowProbe = Callable[[Any], bool | None]
+#: What a probe may raise on a value it cannot read (a bad number, a missing key): the row then goes
+#: the full way, which reports the problem as it would anyway.
+PROBE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 
 _LIST_KINDS = ("set[", "vector[", "table[")
 _INT_KINDS = ("count", "int", "port")
@@ -33,9 +36,10 @@ def compile_row_probe(
     layout: TsvLayout, wanted: frozenset[str], probe: Callable[[Record], bool], as_bytes: bool
 ) -> RowProbe | None:
     """raw row -> the probe's answer for the record of its `wanted` cells, or None when the line is
-    not a plain row of this header: its length differs, or it does not start with a printable ASCII
-    character other than `#` (a header) and `{` (JSON) — blank lines, leading whitespace and
-    non-ASCII first characters that `str.strip` might remove keep to `read_line`. None instead of
+    not a plain row of this header or has a cell the probe cannot read: its length differs, or it
+    does not start with a printable ASCII character other than `#` (a header) and `{` (JSON) — blank
+    lines, leading whitespace and non-ASCII first characters that `str.strip` might remove keep to
+    `read_line`. None instead of
     a function: the separator is not ASCII, so bytes cannot be split before decoding."""
     if as_bytes and not layout.separator.isascii():
         return None
@@ -49,6 +53,7 @@ def compile_row_probe(
         "EMPTY": layout.empty,
         "SET": layout.set_separator,
         "probe": probe,
+        "ERRORS": PROBE_ERRORS,
     }
     lines = [
         "def row(raw):",
@@ -80,7 +85,10 @@ def compile_row_probe(
             lines.append(f"        r[{key}] = x == 'T'")
         else:
             lines.append(f"        r[{key}] = x")
-    lines.append("    return probe(r)")
+    lines.append("    try:")
+    lines.append("        return probe(r)")
+    lines.append("    except ERRORS:")
+    lines.append("        return None  # a cell the probe cannot read: the full path decides")
     code = compile("\n".join(lines) + "\n", "<kizuna-detect tsv row>", "exec")
     exec(code, names)  # noqa: S102 - source generated above; field names enter via repr()
     row_probe: RowProbe = names["row"]
