@@ -113,11 +113,15 @@ def orgs() -> None:
 @orgs.command("create")
 @click.argument("name")
 @click.option("--country", default=None, help="ISO 3166-1 alpha-3 country code, e.g. JPN.")
+@click.option("--identity-id", default=None, metavar="identity--UUID",
+              help="The identity the organisation already has (a partner node's own, from its `kizuna status`), "
+                   "so the objects it produces are named by this organisation here.")
 @json_option
 @click.pass_context
-def orgs_create(ctx: click.Context, name: str, country: str | None, as_json: bool) -> None:
+def orgs_create(ctx: click.Context, name: str, country: str | None, identity_id: str | None,
+                as_json: bool) -> None:
     """Create an organisation (a STIX identity)."""
-    identity = node_of(ctx).create_organisation(name, country)
+    identity = node_of(ctx).create_organisation(name, country, identity_id)
     emit(as_json, {"id": identity["id"], "name": name, "country": country, "identity": identity},
           f"Organisation {name} is {identity['id']}")
 

@@ -88,11 +88,14 @@ class CollectionStatus:
     last_added: int | None
 
 
-def _identity(name: str, country: str | None, created: str) -> dict[str, Any]:
+_IDENTITY_ID = re.compile(r"identity--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _identity(name: str, country: str | None, created: str, identity_id: str | None = None) -> dict[str, Any]:
     identity: dict[str, Any] = {
         "type": "identity",
         "spec_version": "2.1",
-        "id": f"identity--{uuid.uuid4()}",
+        "id": identity_id or f"identity--{uuid.uuid4()}",
         "created": created,
         "modified": created,
         "name": name,
@@ -209,13 +212,21 @@ class Node:
                 return found
         raise AdminError(f"no collection {ref!r}" + (f" in API root {api_root!r}" if api_root else ""))
 
-    def create_organisation(self, name: str, country: str | None = None) -> dict[str, Any]:
+    def create_organisation(self, name: str, country: str | None = None,
+                            identity_id: str | None = None) -> dict[str, Any]:
+        """``identity_id``: the identity the organisation already has elsewhere (a partner node's own
+        identity), so that the objects it produces are named by this organisation here too."""
         if not name.strip():
             raise AdminError("an organisation needs a name")
         country = country_code(country)
         if self.store.get_organisation(name) is not None:
             raise AdminError(f"organisation {name!r} already exists")
-        identity = _identity(name, country, format_timestamp(now_micros())[:-4] + "Z")
+        if identity_id is not None:
+            if not _IDENTITY_ID.fullmatch(identity_id):
+                raise AdminError(f"{identity_id!r} is not a STIX identity id (identity--<UUID>)")
+            if self.store.get_organisation(identity_id) is not None or identity_id == self.home_organisation_id:
+                raise AdminError(f"identity {identity_id} is already an organisation of this node")
+        identity = _identity(name, country, format_timestamp(now_micros())[:-4] + "Z", identity_id)
         self.store.create_organisation(Organisation(identity["id"], name, country, orjson.dumps(identity)))
         self.audit.record("organisation-created", NODE_ADMIN.key,
                           {"organisation": identity["id"], "name": name, "country": country})

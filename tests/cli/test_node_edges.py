@@ -221,3 +221,17 @@ def test_every_command_and_option_has_help() -> None:
         missing += [f"{name} {'/'.join(p.opts)}" for p in command.params
                     if isinstance(p, click.Option) and not p.hidden and not (p.help or "").strip()]
     assert not missing, "no help text: " + ", ".join(missing)
+
+
+def test_an_organisation_can_take_a_partner_nodes_identity(sqlite_node: Path) -> None:
+    """`orgs create --identity-id`: the partner's objects, made under its node's identity, are named by it."""
+    partner = "identity--6e4b1c2a-33a5-4f0e-9a51-0c4a5d2f7e10"
+    created = kizuna_json(sqlite_node, "orgs", "create", "Games SOC", "--country", "JPN", "--identity-id", partner)
+    assert created["id"] == created["identity"]["id"] == partner
+    assert {o["name"]: o["id"] for o in kizuna_json(sqlite_node, "orgs", "list")["organisations"]}["Games SOC"] \
+        == partner
+    taken = kizuna(sqlite_node, "orgs", "create", "Another SOC", "--identity-id", partner, check=False)
+    assert "already an organisation of this node" in one_line_failure(taken, "orgs create")
+    for wrong in ("indicator--6e4b1c2a-33a5-4f0e-9a51-0c4a5d2f7e10", "identity--nope"):
+        refused = kizuna(sqlite_node, "orgs", "create", "Third SOC", "--identity-id", wrong, check=False)
+        assert "is not a STIX identity id" in one_line_failure(refused, "orgs create")
