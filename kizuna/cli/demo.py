@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -44,12 +45,27 @@ def _collection_line(c: dict[str, Any]) -> str:
 @click.option("--force", is_flag=True,
               help="Load the demo content even into a node (or non-empty directory) that is not a demo node.")
 @click.option("--games", is_flag=True,
-              help="Also play a Games day: an operation with partners, protected assets, lookalike alerts, "
-                   "incidents and shift reports, to open in the console.")
+              help="Play a Games day instead: three nodes (host nation, visiting nation, organising-committee "
+                   "SOC) in subdirectories of --data, sharing over TAXII, served on loopback until Ctrl-C. "
+                   "With --no-serve, the day is played inside one demo node.")
+@click.option("--visitor-port", default=0, type=click.IntRange(0, 65535), show_default=True,
+              help="With --games: the visiting nation's node port (0: a free port).")
+@click.option("--soc-port", default=0, type=click.IntRange(0, 65535), show_default=True,
+              help="With --games: the organising-committee SOC node's port (0: a free port).")
 @json_option
 @click.pass_context
-def demo(ctx: click.Context, host: str, port: int, no_serve: bool, force: bool, games: bool, as_json: bool) -> None:
-    """Start a demo node loaded with ATT&CK for ICS and the OASIS examples (--games: and a Games day)."""
+def demo(ctx: click.Context, host: str, port: int, no_serve: bool, force: bool, games: bool, visitor_port: int,
+         soc_port: int, as_json: bool) -> None:
+    """Start a demo node loaded with ATT&CK for ICS and the OASIS examples (--games: a Games day on three nodes)."""
+    if games and not no_serve:
+        from kizuna.cli.games_nodes import run_games_nodes
+
+        ports = {"host": port, "visitor": visitor_port, "soc": soc_port}
+        for wanted in ports.values():
+            if wanted:
+                check_port_free("127.0.0.1", wanted)
+        run_games_nodes(data_dir_of(ctx), ports, as_json, sys.stdout)
+        return
     if not no_serve:
         check_port_free(host, port)  # before anything is created: no node, no token on a busy port
     try:

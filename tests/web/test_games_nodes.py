@@ -1,0 +1,117 @@
+"""`kizuna demo --games`: three real nodes play a Games day over TAXII, the host's console shows it, and
+Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.conftest import free_port, kizuna, kizuna_json
+from tests.web.conftest import untranslated
+
+TAXII = {"Accept": "application/taxii+json;version=2.1"}
+
+
+def _objects(base: str, token: str, collection: str, kind: str) -> list[dict[str, Any]]:
+    answer = requests.get(f"{base}/main/collections/{collection}/objects/", params={"match[type]": kind},
+                          headers={**TAXII, "Authorization": f"Bearer {token}"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return list(answer.json().get("objects", []))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _check_host(info: dict[str, Any], base: Path) -> None:
+    host, soc, visitor = (info["nodes"][role] for role in ("host", "soc", "visitor"))
+    alerts = kizuna_json(base / "host", "ops", "alerts", "games-2027")["alerts"]
+    by_object = {a["object_id"]: a for a in alerts}
+    phishing = by_object[info["phishing"]]
+    assert (phishing["rule"], phishing["producer"]) == ("lookalike", visitor["organisation"])
+    assert phishing["matched"] == info["lookalike"]
+    sightings = [a for a in alerts if a["object_type"] == "sighting"]
+    assert {a["producer"] for a in sightings} == {soc["organisation"], host["organisation"]}
+    assert {a["rule"] for a in sightings} == {"relationship"}
+    incidents = _objects(host["taxii_url"].removesuffix("/taxii2/"), host["token"], "games-2027-incidents",
+                         "incident")
+    assert [i["id"] for i in incidents] == [info["incident"]]
+    assert incidents[0]["name"] == "Phishing wave on a ticketing lookalike"
+    english = Path(info["reports"]["en"]).read_text()
+    japanese = Path(info["reports"]["ja"]).read_text()
+    assert english.startswith("# Shift report: Games 2027") and "Phishing wave on a ticketing lookalike" in english
+    assert japanese.startswith("# シフトレポート: Games 2027") and "インシデント 1 件" in japanese
+    for name in ("soc", "visitor"):  # each partner node's sync health, as the host pulled from it
+        assert f"{info['nodes'][name]['organisation']}" in english
+    exported = json.loads(kizuna(base / "host", "export", "--collection", "games-2027-incidents").stdout)["objects"]
+    assert len([o for o in exported if o["type"] == "report"]) == 2
+    translated = [o for o in exported if o["type"] == "language-content"]
+    assert len(translated) == 1 and "シフトレポート" in translated[0]["contents"]["ja"]["name"]
+
+
+def _check_sighting_back(info: dict[str, Any]) -> None:
+    """The host's own sighting of the visiting nation's indicator reached the SOC's node over TAXII."""
+    host, soc = info["nodes"]["host"], info["nodes"]["soc"]
+    sightings = _objects(soc["taxii_url"].removesuffix("/taxii2/"), soc["token"], "games", "sighting")
+    producers = {s["created_by_ref"] for s in sightings if s["sighting_of_ref"] == info["phishing"]}
+    assert producers == {host["identity"], soc["identity"]}
+
+
+def _check_console(info: dict[str, Any], browser: Any) -> None:
+    host = info["nodes"]["host"]
+    context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(host["console_url"].removesuffix("console/"))
+    page.fill("#token", host["token"])
+    page.locator("form.sign-in button[type=submit]").click()
+    page.wait_for_url(re.compile(r".*/console/$"))
+    page.goto(host["operation_url"])
+    assert page.locator("table.incidents tbody tr").count() == 1
+    assert page.locator("table.alerts tbody tr").count() == info["alerts"]
+    assert untranslated(page) == []
+    context.close()
+
+
+def test_three_nodes_play_a_games_day_and_stop_together(tmp_path: Path, browser: Any) -> None:
+    base = tmp_path / "games"
+    ports = [free_port() for _ in range(3)]
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "kizuna", "--data", str(base), "demo", "--games", "--port", str(ports[0]),
+         "--visitor-port", str(ports[1]), "--soc-port", str(ports[2]), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    pids: list[int] = []
+    try:
+        assert demo.stdout is not None
+        line = demo.stdout.readline()  # printed once the day is played, while the three nodes serve
+        assert line, f"the demo ended before it served: {demo.wait()} {demo.stderr.read() if demo.stderr else ''}"
+        info = json.loads(line)
+        pids = [node["pid"] for node in info["nodes"].values()]
+        assert [info["nodes"][r]["taxii_url"] for r in ("host", "visitor", "soc")] == [
+            f"http://127.0.0.1:{p}/taxii2/" for p in ports]
+        assert all(_alive(pid) for pid in pids) and info["alerts"] >= 4
+        _check_host(info, base)
+        _check_sighting_back(info)
+        _check_console(info, browser)
+        demo.send_signal(signal.SIGINT)  # Ctrl-C
+        assert demo.wait(timeout=180) == 0
+        assert [pid for pid in pids if _alive(pid)] == []
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
