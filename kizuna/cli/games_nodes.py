@@ -147,7 +147,7 @@ class GamesDay:
                               "--to", str(today + dt.timedelta(days=14)), "--partner", self.soc.org,
                               "--partner", self.visitor.org, "--tlp-default", "amber")
         operation = created["operation"]
-        self.played["operation"] = operation
+        self.played["collections"] = {role: c["id"] for role, c in operation["collections"].items()}
         self.played["partner_tokens"] = {t["org"]: t["token"] for t in created["tokens"]}
         self.kizuna(self.host, "ops", "assets", "add", SLUG, "--domain", "games2027.example", "--domain", TICKETS,
                     "--cidr", "198.51.100.0/24", "--url", f"https://{TICKETS}/buy",
@@ -202,7 +202,7 @@ class GamesDay:
         soc_hit = self.kizuna(self.soc, "match", "--from-collection", "games", "--collection", "games",
                               str(self._dns_log(self.soc, "10.20.0.15")), "--quiet")
         self.kizuna(self.soc, "sync", "host", "--quiet")
-        self.say(f"  the SOC matched its DNS log ({soc_hit.get('hits', 0)} hits) and pushed its sighting to the host")
+        self.say(f"  the SOC matched its DNS log (hits: {soc_hit.get('hits', 0)}) and pushed its sighting to the host")
         self.kizuna(self.host, "sync", "--quiet")
         intel = f"{SLUG}-intel"
         alerts = self.kizuna(self.host, "ops", "alerts", SLUG)["alerts"]
@@ -259,15 +259,17 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
 
 @contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends the demo like Ctrl-C, so the servers are stopped either way."""
+    """SIGTERM ends the demo like Ctrl-C, so the servers are stopped either way. SIGINT is caught
+    explicitly too: a shell starts background jobs with it ignored, and the demo must still stop."""
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run_games_nodes(base: Path, ports: dict[str, int], as_json: bool, out: TextIO) -> None:
