@@ -115,3 +115,19 @@ def test_three_nodes_play_a_games_day_and_stop_together(tmp_path: Path, browser:
         for pid in pids:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_the_games_demo_refuses_a_used_directory_and_shared_ports(tmp_path: Path) -> None:
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "notes.txt").write_text("someone else's")
+    refused = kizuna(used, "demo", "--games", "--port", str(free_port()), check=False)
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert refused.stderr.strip() == f"kizuna demo: {used} is not an empty directory; give the Games demo a new " \
+        "--data directory"
+    port = str(free_port())
+    clash = kizuna(tmp_path / "fresh", "demo", "--games", "--port", str(free_port()), "--visitor-port", port,
+                   "--soc-port", port, "--json", check=False)
+    assert clash.returncode != 0
+    assert json.loads(clash.stdout)["error"]["message"] == "the three nodes need three different ports"
+    assert not (tmp_path / "fresh").exists() and sorted(p.name for p in used.iterdir()) == ["notes.txt"]
