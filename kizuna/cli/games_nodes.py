@@ -13,7 +13,8 @@ directory, so the demo shows the real commands, tokens, agreements and federatio
 4. the SOC pulls the operation's intel, runs its DNS log through ``kizuna match`` (a sighting of the
    indicator) and pushes the sighting to the host;
 5. the host lists the alerts, opens an incident linking what it received, confirms the lookalike in
-   its own DNS log (its sighting), which the SOC pulls back, and writes the shift report in English
+   its own DNS log (its sighting), which the SOC pulls back, sends both sightings back to the visiting
+   nation whose indicator they sight (sightings flow-back), and writes the shift report in English
    and Japanese.
 
 Then the three nodes serve until Ctrl-C (or SIGTERM), which stops every process it started.
@@ -174,12 +175,17 @@ class GamesDay:
             partner.token = self.kizuna(partner, "tokens", "create", "--org", partner.org, "--read", "games",
                                         "--write", "games", "--label", "games-demo")["token"]
             # The host's side: it also reads the partner's shared collection, so its sync health (console
-            # board, shift report) follows each partner node.
+            # board, shift report) follows each partner node. The visiting nation, which has no DNS logs
+            # at the Games, also lets the host write: sightings of its indicator flow back to it.
+            back = partner is self.visitor
             for_host = self.kizuna(partner, "tokens", "create", "--org", self.host.org, "--read", "games",
-                                   "--agreement", "games-host", "--label", "games-host")["token"]
+                                   *(["--write", "games"] if back else []), "--agreement", "games-host",
+                                   "--label", "games-host")["token"]
+            if back:
+                self.kizuna(self.host, "agreements", "set", agreements[partner.org], "--sightings-flow-back")
             self.kizuna(self.host, "partners", "add", partner.role, "--url", f"{partner.url}/main/",
-                        "--map", f"{SLUG}-intel={games['id']}:pull", "--token", for_host, "--org", partner.org,
-                        "--agreement", agreements[partner.org])
+                        "--map", f"{SLUG}-intel={games['id']}:{'both' if back else 'pull'}", "--token", for_host,
+                        "--org", partner.org, "--agreement", agreements[partner.org])
 
     def play(self) -> None:
         amber = oasis_id(TlpLevel.AMBER)
@@ -215,8 +221,10 @@ class GamesDay:
                     str(self._dns_log(self.host, "192.0.2.44")), "--quiet")
         received = sorted({a["object_id"] for a in alerts if a["object_type"] in ("indicator", "sighting")})
         self.kizuna(self.host, "ops", "incident", "link", SLUG, incident["id"], *received)
+        self.kizuna(self.host, "sync", "--quiet")
         self.kizuna(self.soc, "sync", "host", "--quiet")
-        self.say("  the host raised the alerts, opened an incident and sent its sighting back to the SOC")
+        self.say("  the host raised the alerts, opened an incident and sent the sightings back (its own to the "
+                 "SOC, both to the visiting nation)")
         reports = {lang: self.kizuna(self.host, "ops", "report", SLUG, "--since", "1h", "--lang", lang,
                                      "-o", str(self.host.data_dir / f"shift-report-{lang}.md"))
                    for lang in ("en", "ja")}

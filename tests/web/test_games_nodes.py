@@ -61,12 +61,14 @@ def _check_host(info: dict[str, Any], base: Path) -> None:
     assert len(translated) == 1 and "シフトレポート" in translated[0]["contents"]["ja"]["name"]
 
 
-def _check_sighting_back(info: dict[str, Any]) -> None:
-    """The host's own sighting of the visiting nation's indicator reached the SOC's node over TAXII."""
-    host, soc = info["nodes"]["host"], info["nodes"]["soc"]
-    sightings = _objects(soc["taxii_url"].removesuffix("/taxii2/"), soc["token"], "games", "sighting")
-    producers = {s["created_by_ref"] for s in sightings if s["sighting_of_ref"] == info["phishing"]}
-    assert producers == {host["identity"], soc["identity"]}
+def _check_sightings_back(info: dict[str, Any]) -> None:
+    """The host's own sighting of the visiting nation's indicator reached the SOC's node over TAXII, and
+    both sightings of it flowed back to the visiting nation's node, which produced it."""
+    host, soc, visitor = (info["nodes"][role] for role in ("host", "soc", "visitor"))
+    for node in (soc, visitor):
+        sightings = _objects(node["taxii_url"].removesuffix("/taxii2/"), node["token"], "games", "sighting")
+        producers = sorted(s["created_by_ref"] for s in sightings if s["sighting_of_ref"] == info["phishing"])
+        assert producers == sorted([host["identity"], soc["identity"]]), node["organisation"]
 
 
 def _check_console(info: dict[str, Any], browser: Any) -> None:
@@ -103,7 +105,7 @@ def test_three_nodes_play_a_games_day_and_stop_together(tmp_path: Path, browser:
             f"http://127.0.0.1:{p}/taxii2/" for p in ports]
         assert all(_alive(pid) for pid in pids) and info["alerts"] >= 4
         _check_host(info, base)
-        _check_sighting_back(info)
+        _check_sightings_back(info)
         _check_console(info, browser)
         demo.send_signal(signal.SIGINT)  # Ctrl-C
         assert demo.wait(timeout=180) == 0
