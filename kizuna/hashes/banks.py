@@ -5,8 +5,9 @@ see it: it only proposes *candidates*. Before anything leaves, the candidates ar
 node's one read path (`Node.read` with the caller's `Viewer`), so what a caller gets is the version
 of each signal it may see, or nothing: a hidden or deleted signal is absent, exactly like a hash
 nobody holds, and is not counted anywhere in the answer. A match is then confirmed on that version
-(its own hash within the threshold, not revoked), so a revocation or a deletion stops matching at
-once, with no index change. One index per bank, not one per caller: memory does not grow with the
+(its own hash within the threshold, not revoked), and only if it is the signal's newest version, so
+a revocation, a deletion or a marking that now hides the signal stops matching at once, with no
+index change. One index per bank, not one per caller: memory does not grow with the
 number of partners who match.
 
 A refresh reads only what was added since the last one (``added_after``), so a new signal is
