@@ -12,6 +12,9 @@ stderr; with --json, one JSON line on stdout.
     .venv/bin/python -m bench.bench_hashes --hashes 1000000 --queries 10000 --json     # about 2 minutes
     .venv/bin/python -m bench.bench_hashes --hashes 10000000 --queries 10000 --json    # the issue's size
     .venv/bin/python -m bench.bench_hashes --hashes 1000000 --targets kizuna,faiss-mh16,faiss-mh11,faiss-hash
+
+``--before-src DIR`` adds the target ``kizuna-before``: the index of another checkout's ``kizuna``
+package (for example ``git archive main | tar -x -C DIR``), measured in the same run on the same data.
 """
 
 from __future__ import annotations
@@ -86,17 +89,31 @@ class _Faiss:
                            strict=True)) for i in range(len(queries))]
 
 
+def _before_index(source: str) -> Any:
+    """A `PdqIndex` of the ``kizuna`` package under ``source`` (imported afresh in this forked process)."""
+    for name in [name for name in sys.modules if name == "kizuna" or name.startswith("kizuna.")]:
+        del sys.modules[name]
+    sys.path.insert(0, source)
+    from kizuna.hashes.index import PdqIndex as BeforeIndex
+
+    return BeforeIndex()
+
+
 def _measure(target: str, args: argparse.Namespace, out: Any) -> None:
     base = _rss_mb()  # before the data: the input batch is freed after the build, the index's copy stays
     stored, queries = generate(args.hashes, args.queries, args.seed)
-    index: Any = PdqIndex() if target == "kizuna" else _Faiss(target)
+    index: Any
+    if target == "kizuna-before":
+        index = _before_index(args.before_src)
+    else:
+        index = PdqIndex() if target == "kizuna" else _Faiss(target)
     started = time.perf_counter()
     index.add(stored)  # one batch, as a bank's first load reads it
     build_s = time.perf_counter() - started
     del stored
     rss = _rss_mb() - base
     index.search(queries[:2], THRESHOLD)  # loads the compiled kernels (numba's cache) before timing
-    scan_search(queries[:2], queries[:2], THRESHOLD)
+    sys.modules[type(index).__module__].scan_search(queries[:2], queries[:2], THRESHOLD)  # the target's own
     singles = []
     for row in queries[:SINGLES]:
         t = time.perf_counter()
@@ -163,6 +180,8 @@ def main() -> None:
     parser.add_argument("--brute-sample", type=int, default=50, help="single lookups timed for brute force")
     parser.add_argument("--targets", default="kizuna",
                         help="comma list: kizuna, faiss-mh16, faiss-mh11, faiss-hash (brute force always runs)")
+    parser.add_argument("--before-src", default=None,
+                        help="directory holding another checkout's kizuna package: adds the target kizuna-before")
     parser.add_argument("--seed", type=int, default=20261204, help="random data seed")
     parser.add_argument("--json", action="store_true", help="one JSON line on stdout")
     args = parser.parse_args()
@@ -170,7 +189,8 @@ def main() -> None:
     truth = [set(hits) for hits in brute.pop("found")]
     expected = sum(len(s) for s in truth)
     rows: list[dict[str, Any]] = [brute]
-    for target in (t for t in args.targets.split(",") if t):
+    targets = [t for t in args.targets.split(",") if t] + (["kizuna-before"] if args.before_src else [])
+    for target in targets:
         row = _forked(_measure, target, args)
         got = [set(hits) for hits in row.pop("found")]
         row["recall"] = sum(len(g & s) for g, s in zip(got, truth, strict=True)) / expected if expected else 1.0

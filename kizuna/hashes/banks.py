@@ -5,8 +5,9 @@ see it: it only proposes *candidates*. Before anything leaves, the candidates ar
 node's one read path (`Node.read` with the caller's `Viewer`), so what a caller gets is the version
 of each signal it may see, or nothing: a hidden or deleted signal is absent, exactly like a hash
 nobody holds, and is not counted anywhere in the answer. A match is then confirmed on that version
-(its own hash within the threshold, not revoked), so a revocation or a deletion stops matching at
-once, with no index change. One index per bank, not one per caller: memory does not grow with the
+(its own hash within the threshold, not revoked), and only if it is the signal's newest version, so
+a revocation, a deletion or a marking that now hides the signal stops matching at once, with no
+index change. One index per bank, not one per caller: memory does not grow with the
 number of partners who match.
 
 A refresh reads only what was added since the last one (``added_after``), so a new signal is
@@ -172,7 +173,14 @@ class Banks:
 
     def _seen_by(self, principal: Principal, collection: Collection, ids: set[str]) -> dict[str, Signal]:
         """The version of each signal that ``principal`` may see (the one visibility check), by id."""
-        viewer = self.node.viewer_for(principal, collection)
+        return self._signals(self.node.viewer_for(principal, collection), ids, egress=True)
+
+    def _newest(self, collection: Collection, ids: set[str]) -> dict[str, Signal]:
+        """The newest version of each signal that still exists, whoever may see it. Read through the
+        query layer, not `Node.read`: it only narrows an answer, nothing of it leaves."""
+        return self._signals(Viewer(NODE_ADMIN, collection), ids, egress=False)
+
+    def _signals(self, viewer: Viewer, ids: set[str], *, egress: bool) -> dict[str, Signal]:
         wanted = sorted(ids)
         seen: dict[str, Signal] = {}
         for start in range(0, len(wanted), _PAGE):
@@ -180,7 +188,7 @@ class Banks:
             while True:
                 filters = Filters(ids=tuple(wanted[start:start + _PAGE]), types=("indicator",), limit=_PAGE,
                                   next=cursor)
-                page = self.node.read(viewer, Endpoint.OBJECTS, filters)
+                page = (self.node.read if egress else self.node.reader.page)(viewer, Endpoint.OBJECTS, filters)
                 for _row, body in page.items:
                     signal = read_signal(orjson.loads(body))
                     if signal is not None:
@@ -200,11 +208,17 @@ class Banks:
             if not everyone:
                 continue
             seen = self._seen_by(principal, collection, everyone)
+            # Only the newest version counts: an older one the caller may still see does not match once
+            # the signal has been revoked, deleted or marked beyond the caller's reach since.
+            newest = self._newest(collection, set(seen))
             for i, ids in enumerate(proposed):
                 hash_type, digest = lookups[i]
                 for signal_id in ids:
                     signal = seen.get(signal_id)
-                    distance = confirmed(signal, hash_type, digest, threshold) if signal is not None else None
-                    if signal is not None and distance is not None:
+                    current = newest.get(signal_id)
+                    if signal is None or current is None or current.modified != signal.modified:
+                        continue
+                    distance = confirmed(signal, hash_type, digest, threshold)
+                    if distance is not None:
                         found[i].append(Match(signal.hash, distance, signal, collection))
         return [sorted(matches, key=lambda m: (m.distance, m.bank.id, m.signal.id)) for matches in found]

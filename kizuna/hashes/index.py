@@ -22,7 +22,7 @@ from typing import Final
 import numpy as np
 
 from kizuna.hashes import kernels
-from kizuna.hashes.mih import CHUNKS, MultiIndex, flip_masks, probes_per_query, width_for, words_of
+from kizuna.hashes.mih import MultiIndex, probe_plan, probes_per_query, width_for, words_of
 
 BITS: Final = 256
 BYTES: Final = BITS // 8
@@ -73,10 +73,11 @@ def _filled(kernel: Callable[[np.ndarray, np.ndarray, np.ndarray], int]) -> Foun
 
 
 def _split(queries: np.ndarray, search: Callable[[np.ndarray], Found]) -> Found:
-    """Search a batch in as many parts as there are threads (the kernels run without the GIL)."""
+    """Search a batch in parts over the threads (the kernels run without the GIL): four parts a thread,
+    so that a thread the scheduler holds back leaves its remaining parts to the other."""
     if len(queries) < 64 or _THREADS == 1:
         return search(queries)
-    step = -(-len(queries) // _THREADS)
+    step = max(32, -(-len(queries) // (4 * _THREADS)))
     starts = range(0, len(queries), step)
     parts = list(_POOL.map(lambda start: search(queries[start:start + step]), starts))
     return (np.concatenate([q + start for (q, _, _), start in zip(parts, starts, strict=True)]),
@@ -96,12 +97,12 @@ def _scan(rows: np.ndarray, queries: np.ndarray, threshold: int, offset: int = 0
 
 def _probe(main: MultiIndex, rows: np.ndarray, queries: np.ndarray, threshold: int) -> Found:
     words = words_of(rows)
-    masks = flip_masks(main.width, threshold // CHUNKS).astype(np.int64)
+    masks, counts = probe_plan(main.width, threshold)
 
     def search(part: np.ndarray) -> Found:
         query_words = words_of(part)
-        return _filled(lambda q, p, d: kernels.probe(main.offsets, main.positions, words, part, query_words, CHUNKS,
-                                                     main.width, masks, threshold, q, p, d))
+        return _filled(lambda q, p, d: kernels.probe(main.offsets, main.positions, words, part, query_words,
+                                                     main.width, masks, counts, threshold, q, p, d))
 
     owners, positions, distances = _split(queries, search)
     # A hash close in several chunks is found once per chunk: keep one of each (query, position).

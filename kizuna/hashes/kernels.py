@@ -5,17 +5,64 @@ found; when that is more than the arrays hold, the caller retries with arrays of
 release the GIL, so a batch is split over threads. Written as plain loops because the numpy form of
 the probe (gathers of offsets, bucket ranges and candidate hashes as whole arrays) spends most of
 its time building temporaries: measured 4k lookups/s against well over 10k here (docs/decisions.md).
+The probe spends its time waiting on memory (three random reads a bucket at 10M hashes), so it asks
+for its reads ahead with ``llvm.prefetch`` (`_prefetch`, a numba intrinsic: no effect on results).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 _M1 = np.uint64(0x5555555555555555)
 _M2 = np.uint64(0x3333333333333333)
 _M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
 _H01 = np.uint64(0x0101010101010101)
+
+
+def _prefetch_at(builder: Any, pointer: Any) -> None:
+    """``llvm.prefetch`` of the cache line at ``pointer``: a read, kept in every cache level."""
+    byte_pointer = builder.bitcast(pointer, ir.IntType(8).as_pointer())
+    i32 = ir.IntType(32)
+    function = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer.type, i32, i32, i32]), "llvm.prefetch.p0i8")
+    builder.call(function, [byte_pointer, i32(0), i32(3), i32(1)])
+
+
+def _prefetch_item(typingctx: Any, array: Any, index: Any) -> Any:
+    """Start loading ``array[index]`` into the cache; no effect on the program's results."""
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        index_value = context.cast(builder, args[1], signature.args[1], types.intp)
+        _prefetch_at(builder, cgutils.get_item_pointer(context, builder, array_type, view, [index_value],
+                                                        wraparound=False))
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+def _prefetch_first(typingctx: Any, array: Any, row: Any) -> Any:
+    """Start loading row ``row`` of a 2-D array (one cache line: a hash is 32 bytes)."""
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        row_value = context.cast(builder, args[1], signature.args[1], types.intp)
+        zero = context.get_constant(types.intp, 0)
+        _prefetch_at(builder, cgutils.get_item_pointer(context, builder, array_type, view, [row_value, zero],
+                                                        wraparound=False))
+        return context.get_dummy_value()
+
+    return types.void(array, row), codegen
+
+
+_prefetch: Any = intrinsic(_prefetch_item)
+_prefetch_row: Any = intrinsic(_prefetch_first)
 
 
 @numba.njit(inline="always", cache=True)
@@ -45,40 +92,50 @@ def _chunk_key(query: np.ndarray, chunk: int, width: int) -> int:
 
 @numba.njit(nogil=True, cache=True)
 def probe(offsets: np.ndarray, positions: np.ndarray, words: np.ndarray, queries: np.ndarray,
-          query_words: np.ndarray, chunks: int, width: int, masks: np.ndarray, threshold: int,
+          query_words: np.ndarray, width: int, masks: np.ndarray, counts: np.ndarray, threshold: int,
           out_query: np.ndarray, out_position: np.ndarray, out_distance: np.ndarray) -> int:
     """Every hash in a bucket within the masks' flips of a query's chunk, kept if within ``threshold``.
 
-    A hash sharing several chunks with a query is reported once per chunk; the caller dedupes.
-    Per query in three passes, so that the memory reads of a pass do not wait on each other: bucket
-    bounds, then the positions in those buckets, then the candidates' hashes. (One nested loop was
-    slower: its inner loop's length is a fresh cache miss, and each mispredicted exit stalls the reads.)
+    Chunk ``c`` is probed with the first ``counts[c]`` masks (`mih.probe_plan`). A hash sharing several
+    chunks with a query is reported once per chunk; the caller dedupes. Per query in passes, each
+    prefetching what the next one reads, so that the memory system has hundreds of reads in flight
+    instead of the few that out-of-order execution overlaps: bucket keys (prefetching their offsets),
+    bucket bounds (prefetching the positions), positions (prefetching the candidates' hashes), and
+    the distances. Nothing in a pass waits on a read of the same pass.
     """
     found = 0
     room = len(out_query)
-    probes = chunks * len(masks)
+    probes = 0
+    for c in range(len(counts)):
+        probes += counts[c]
+    keys = np.empty(probes, dtype=np.int64)
     starts = np.empty(probes, dtype=np.int64)
     ends = np.empty(probes, dtype=np.int64)
     candidates = np.empty(4 * probes + 64, dtype=np.int64)
     for i in range(queries.shape[0]):
         q = query_words[i]
         k = 0
-        total = 0
-        for c in range(chunks):
+        for c in range(len(counts)):
             base = _chunk_key(queries[i], c, width)
-            for m in range(len(masks)):
+            for m in range(counts[c]):
                 key = base ^ masks[m]
-                starts[k] = offsets[key]
-                ends[k] = offsets[key + 1]
+                keys[k] = key
+                _prefetch(offsets, key)
                 k += 1
+        total = 0
         for k in range(probes):
-            total += ends[k] - starts[k]
+            start, end = offsets[keys[k]], offsets[keys[k] + 1]
+            starts[k], ends[k] = start, end
+            total += end - start
+            _prefetch(positions, start)
         if total > len(candidates):
             candidates = np.empty(2 * total, dtype=np.int64)
         n = 0
         for k in range(probes):
             for slot in range(starts[k], ends[k]):
-                candidates[n] = positions[slot]
+                p = positions[slot]
+                candidates[n] = p
+                _prefetch_row(words, p)
                 n += 1
         for j in range(n):
             p = candidates[j]

@@ -41,8 +41,28 @@ def flip_masks(width: int, radius: int) -> np.ndarray:
     return np.array(masks, dtype=np.int32)
 
 
+def radii(threshold: int) -> list[int]:
+    """Bits flipped per chunk (-1: the chunk is not probed) so that every hash within ``threshold`` is found.
+
+    If each chunk ``c`` differed in more than ``r_c`` bits, the distance would be at least the sum of
+    the ``r_c + 1``; so probing every chunk within ``r_c`` flips is exact as long as that sum exceeds
+    ``threshold``. ``threshold // 11`` everywhere overshoots by up to ten: that many chunks take one
+    bit less (at 31, one chunk probes 24 values instead of 277; at 0, one chunk alone is probed).
+    """
+    radius = threshold // CHUNKS
+    spare = CHUNKS * (radius + 1) - (threshold + 1)
+    return [radius - 1 if chunk >= CHUNKS - spare else radius for chunk in range(CHUNKS)]
+
+
+def probe_plan(width: int, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """The flip masks (fewest bits first) and, per chunk, how many of them it probes."""
+    masks = flip_masks(width, max(radii(threshold)))
+    counts = [len(flip_masks(width, r)) if r >= 0 else 0 for r in radii(threshold)]
+    return masks.astype(np.int64), np.array(counts, dtype=np.int64)
+
+
 def probes_per_query(width: int, threshold: int) -> int:
-    return CHUNKS * len(flip_masks(width, threshold // CHUNKS))
+    return int(probe_plan(width, threshold)[1].sum())
 
 
 def chunk_values(rows: np.ndarray, width: int, chunk: int) -> np.ndarray:

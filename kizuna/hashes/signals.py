@@ -101,6 +101,7 @@ class Signal:
     labels: tuple[str, ...]
     producer: str | None
     revoked: bool = False
+    modified: str | None = None  # which version of the signal this is
 
 
 def make_signal(hash_type: str, value: str, *, producer: str | None, labels: list[str], markings: list[str],
@@ -147,7 +148,7 @@ def read_signal(obj: dict[str, Any]) -> Signal | None:
     quality = extension.get("quality")
     labels = tuple(label for label in obj.get("labels", ()) if isinstance(label, str))
     return Signal(obj["id"], hash_type, digest, quality if isinstance(quality, int) else None, labels,
-                  obj.get("created_by_ref"), bool(obj.get("revoked")))
+                  obj.get("created_by_ref"), bool(obj.get("revoked")), obj.get("modified"))
 
 
 #: A partner's verdict on a signal, as the STIX opinion it becomes.

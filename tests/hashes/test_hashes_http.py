@@ -134,3 +134,20 @@ def test_revoked_and_deleted_signals_stop_matching_at_once(node: Node) -> None:
     for token in ("reader", "writer"):  # the next request already misses both, for every caller
         after = _match(node, token, queries).json()["results"]
         assert [r["matches"] for r in after] == [[], []]
+
+
+def test_a_signal_that_becomes_hidden_stops_matching_for_those_who_may_no_longer_see_it(node: Node) -> None:
+    digest = "c3" * 32
+    signal = _signal(node, digest, TlpLevel.CLEAR)
+    node.post([signal])
+    query = [_near(digest, 5)]
+    assert [m["signal"] for m in _match(node, "reader", query).json()["results"][0]["matches"]] == [signal["id"]]
+
+    # A new version under TLP:RED: JPCERT may not see it, and the older TLP:CLEAR version it still may
+    # see no longer matches: the answer is the answer for a hash nobody holds.
+    node.post([{**signal, "modified": "2031-01-01T00:00:00.000Z", "object_marking_refs": [TLP2_IDS[TlpLevel.RED]]}])
+    hidden, nobody = _match(node, "reader", query).json(), _match(node, "reader", [_near("3c" * 32, 5)]).json()
+    assert hidden["results"] == [{"input": "hashes:1", "hash": query[0], "matches": []}]
+    assert hidden["sightings"] == nobody["sightings"] == [] and signal["id"] not in str(hidden)
+    mine = _match(node, "writer", query).json()["results"][0]["matches"]
+    assert [m["signal"] for m in mine] == [signal["id"]]  # the producer still sees (and matches) it

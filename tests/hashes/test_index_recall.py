@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kizuna.hashes.index import BruteForce, PdqIndex, pack, unpack
-from kizuna.hashes.mih import CHUNKS, chunk_values, flip_masks
+from kizuna.hashes.mih import CHUNKS, chunk_values, flip_masks, probes_per_query, radii
 
 LISTS = Path(__file__).parent.parent / "fixtures" / "pdq" / "hash-lists"
 
@@ -116,3 +116,43 @@ def test_chunks_are_the_hash_bits_most_significant_first() -> None:
             expected = bits[:, chunk * width:(chunk + 1) * width] @ (1 << np.arange(width - 1, -1, -1))
             assert chunk_values(rows, width, chunk).tolist() == expected.tolist()
     assert len(flip_masks(23, 2)) == 1 + 23 + 23 * 22 // 2
+
+
+def _spread(row: np.ndarray, width: int, flips: list[int], rng: np.random.Generator) -> np.ndarray:
+    """``row`` with ``flips[c]`` bits flipped inside chunk ``c`` (and none outside the chunks)."""
+    bits = np.unpackbits(row)
+    for chunk, count in enumerate(flips):
+        bits[chunk * width + rng.choice(width, count, replace=False)] ^= 1
+    return np.packbits(bits)
+
+
+@pytest.mark.parametrize("threshold", [0, 5, 10, 21, 31, 32, 40])
+def test_neighbours_that_only_the_chunks_probed_with_fewer_flips_can_find_are_found(threshold: int) -> None:
+    # The worst case of the per-chunk radii: every chunk one bit past its radius, except one chunk at
+    # exactly its radius, summing to the threshold. Only that chunk's probes can find the neighbour.
+    rng = np.random.default_rng(100 + threshold)
+    stored = rng.integers(0, 256, (30_000, 32), dtype=np.uint8)
+    index, brute = _both(stored)
+    assert index.width is not None
+    limits = radii(threshold)
+    assert sum(r + 1 for r in limits) > threshold  # the pigeonhole bound that makes the probe exact
+    queries = []
+    for chunk, radius in enumerate(limits):
+        if radius < 0:
+            continue  # a chunk that is not probed cannot be the one that finds anything
+        flips = [r + 1 for r in limits]
+        flips[chunk] = radius
+        assert sum(flips) == threshold
+        queries.append(_spread(stored[chunk * 97], index.width, flips, rng))
+    got = index.search(np.stack(queries), threshold)
+    assert got == brute.search(np.stack(queries), threshold)
+    assert all(hits for hits in got)
+
+
+def test_the_per_chunk_radii_are_exact_and_cheaper_than_a_uniform_radius() -> None:
+    for threshold in range(64):
+        limits = radii(threshold)
+        assert sum(r + 1 for r in limits) == threshold + 1  # exact (> threshold) with nothing to spare
+    assert radii(31) == [2] * 10 + [1]
+    assert radii(0) == [0] + [-1] * 10  # an exact lookup probes one chunk
+    assert probes_per_query(23, 31) == 10 * 277 + 24
