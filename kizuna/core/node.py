@@ -10,7 +10,7 @@ import base64
 import re
 import secrets
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -410,14 +410,19 @@ class Node:
                 ))
             return rows
 
-        def relayed(row: VersionRow) -> bool:
-            return self._relayed_from_partner(collection.pk, row)
+        def relayed(rows: Sequence[VersionRow]) -> set[tuple[str, int]]:
+            return self._relayed_from_partner(collection.pk, rows)
 
         return Viewer(principal, collection, policy, lookup, relayed)
 
-    def _relayed_from_partner(self, collection_pk: int, row: VersionRow) -> bool:
-        """Whether ``row`` arrived from a partner node; asked only for TLP:AMBER+STRICT and RED rows."""
-        return self.store.has_provenance(collection_pk, row.stix_id, row.version)
+    def _relayed_from_partner(self, collection_pk: int, rows: Sequence[VersionRow]) -> set[tuple[str, int]]:
+        """Which of ``rows`` arrived from a partner node, as (id, version): asked only of TLP:AMBER+STRICT and
+        RED rows, once per page."""
+        if len(rows) == 1:
+            row = rows[0]
+            return {(row.stix_id, row.version)} if self.store.has_provenance(collection_pk, row.stix_id, row.version) \
+                else set()
+        return set(self.store.partners_of(collection_pk, [(row.stix_id, row.version) for row in rows]))
 
     def keep_withdrawn(
         self, collection_pk: int, rows: Iterable[VersionRow], reason: str, cur: Any = None

@@ -38,8 +38,9 @@ _REF_LISTS: Final = ("observed_data_refs", "where_sighted_refs", "object_refs")
 
 #: Looks up every stored version of some ids in the viewer's collection.
 Lookup = Callable[[Sequence[str]], list[VersionRow]]
-#: Whether this node received a stored version from a partner node (federation provenance).
-Relayed = Callable[[VersionRow], bool]
+#: Which of some stored versions, as (id, version), this node received from a partner node (federation
+#: provenance): asked once per page for the rows that carry TLP:AMBER+STRICT or TLP:RED.
+Relayed = Callable[[Sequence[VersionRow]], set[tuple[str, int]]]
 
 
 class Viewer:
@@ -50,7 +51,7 @@ class Viewer:
     was withheld, by reason, for the audit log.
     """
 
-    __slots__ = ("_lookup", "_parsed", "_seen", "_visible_ids", "collection", "hidden",
+    __slots__ = ("_lookup", "_parsed", "_relayed_known", "_seen", "_visible_ids", "collection", "hidden",
                  "policy", "principal", "readable", "redacted", "relayed")
 
     def __init__(
@@ -67,6 +68,8 @@ class Viewer:
         self.relayed = relayed
         #: (id, version) -> the parsed body, for the batch last prefetched (parsed there, decided in view)
         self._parsed: dict[tuple[str, int], dict[str, Any]] = {}
+        #: (id, version) -> relayed from a partner, for the rows of the batch last prefetched that may stop here
+        self._relayed_known: dict[tuple[str, int], bool] = {}
         self._visible_ids: dict[str, bool] = {}
         self._seen: dict[tuple[str, int], bool] = {}  # (id, version) -> visible, for version selection
         self.hidden: Counter[str] = Counter()
@@ -101,6 +104,27 @@ class Viewer:
             )
         self._visible_ids.update(seen)
 
+    def is_relayed(self, row: VersionRow) -> bool:
+        """Whether this node received ``row`` from a partner node (asked of AMBER+STRICT and RED rows only)."""
+        known = self._relayed_known.get((row.stix_id, row.version))
+        if known is None:
+            assert self.relayed is not None
+            known = (row.stix_id, row.version) in self.relayed((row,))
+        return known
+
+    def _prefetch_relayed(self, rows: Sequence[VersionRow]) -> None:
+        """Ask the provenance of every row of the batch that the relay rule may stop, in one question."""
+        self._relayed_known.clear()
+        if self.relayed is None:
+            return
+        own, policy = self.principal.organisation_id, self.policy
+        assert policy is not None
+        asked = [row for row in rows if row.markings is not None and row.created_by_ref != own
+                 and stops_onward(row.markings) and _column_outcome(self, policy, row) is not Outcome.HIDDEN]
+        if asked:
+            found = self.relayed(asked)
+            self._relayed_known = {(row.stix_id, row.version): (row.stix_id, row.version) in found for row in asked}
+
     def prefetch(self, rows: Sequence[VersionRow]) -> None:
         """Resolve every object the page's relationships, sightings and reports point at, in a few
         queries for the whole page instead of one per referencing row.
@@ -109,7 +133,10 @@ class Viewer:
         its markings hide is hidden whatever it points at.  An object of the batch itself that the columns
         show visible is known visible without a query (relationships often point at their neighbours)."""
         policy = self.policy
-        if self._lookup is None or policy is None:
+        if policy is None:
+            return
+        self._prefetch_relayed(rows)
+        if self._lookup is None:
             return
         parsed = self._parsed
         parsed.clear()
@@ -157,7 +184,7 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     # Provenance costs a store query: it is asked only of rows the markings would otherwise let through.
     if (
         viewer.relayed is not None and row.markings is not None and stops_onward(row.markings)
-        and row.created_by_ref != viewer.principal.organisation_id and viewer.relayed(row)
+        and row.created_by_ref != viewer.principal.organisation_id and viewer.is_relayed(row)
     ):
         viewer.hidden["relayed"] += 1
         return None
