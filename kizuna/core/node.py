@@ -38,6 +38,7 @@ from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.query import Page, Reader
 from kizuna.core.search import Searcher, SearchFilters, SearchResults
 from kizuna.core.share_preview import partners as share_partners
+from kizuna.core.stored_shapes import StoredShapes
 from kizuna.core.tokens import authenticate_token, issue_token, parse_expiry, parse_fingerprint, rotate_token
 from kizuna.core.visibility import Viewer
 from kizuna.policy import Agreement, PolicyOptions, compile_viewer
@@ -115,6 +116,7 @@ class Node:
         self.searcher = Searcher(store, self.reader, cursors, self.viewer_for)
         self._last_purge = 0
         self.policy = PolicySource(store)
+        self._stored_shapes = StoredShapes(store)
         self.home_organisation_id = store.get_setting("node_identity")
         self.audit = AuditLog(store)
 
@@ -413,7 +415,7 @@ class Node:
         def relayed(rows: Sequence[VersionRow]) -> set[tuple[str, int]]:
             return self._relayed_from_partner(collection.pk, rows)
 
-        return Viewer(principal, collection, policy, lookup, relayed)
+        return Viewer(principal, collection, policy, lookup, relayed, self._stored_shapes.of(collection.pk))
 
     def _relayed_from_partner(self, collection_pk: int, rows: Sequence[VersionRow]) -> set[tuple[str, int]]:
         """Which of ``rows`` arrived from a partner node, as (id, version): asked only of TLP:AMBER+STRICT and

@@ -51,12 +51,13 @@ class Viewer:
     was withheld, by reason, for the audit log.
     """
 
-    __slots__ = ("_lookup", "_parsed", "_relayed_known", "_seen", "_visible_ids", "collection", "hidden",
-                 "policy", "principal", "readable", "redacted", "relayed")
+    __slots__ = ("_endpoints_whole", "_lookup", "_parsed", "_relayed_known", "_seen", "_visible_ids", "collection",
+                 "hidden", "policy", "principal", "readable", "redacted", "relayed", "stored_shapes")
 
     def __init__(
         self, principal: Principal, collection: Collection, policy: ViewerPolicy | None = None,
         lookup: Lookup | None = None, relayed: Relayed | None = None,
+        stored_shapes: frozenset[tuple[str, str | None, str | None]] | None = None,
     ) -> None:
         self.principal = principal
         self.collection = collection
@@ -66,6 +67,11 @@ class Viewer:
         #: With a policy: versions received from a partner node that carry TLP:AMBER+STRICT or TLP:RED
         #: stop here (the node's own organisation was their recipient); they are hidden from everyone else.
         self.relayed = relayed
+        #: Every (type, producer, markings) stored in the collection, or a superset (core/stored_shapes.py), or
+        #: None when not known: when the policy shows each of them whole, no endpoint of a column-decided type
+        #: can be hidden, and :meth:`resolve` looks up only endpoints of the other types.
+        self.stored_shapes = stored_shapes
+        self._endpoints_whole: bool | None = None
         #: (id, version) -> the parsed body, for the batch last prefetched (parsed there, decided in view)
         self._parsed: dict[tuple[str, int], dict[str, Any]] = {}
         #: (id, version) -> relayed from a partner, for the rows of the batch last prefetched that may stop here
@@ -92,6 +98,11 @@ class Viewer:
             self._visible_ids[object_id] = True  # absent from the collection: not hidden
         if self._lookup is None or self.policy is None:
             return
+        if self._whole_endpoints():
+            # An id names its object's type (validated at ingest, checked by the shapes' scan).
+            wanted = [i for i in wanted if i.partition("--")[0] in _UNDECIDED]
+            if not wanted:
+                return
         rows = self._lookup(wanted)
         seen: dict[str, bool] = {}
         for row in rows:
@@ -103,6 +114,26 @@ class Viewer:
                 else self.policy.decide(orjson.loads(row.body)).visible
             )
         self._visible_ids.update(seen)
+
+    def _whole_endpoints(self) -> bool:
+        """Whether every version stored in the collection, of a type the columns decide, is visible whole to this
+        viewer: its (producer, markings) pair is served as stored (``stored_shapes``)."""
+        whole = self._endpoints_whole
+        if whole is None:
+            policy, shapes = self.policy, self.stored_shapes
+            if policy is None or shapes is None:
+                whole = False
+            else:
+                # Kept beside the pair verdicts (same policy generation): the set is the same object until it grows.
+                key = ("stored-shapes", shapes)
+                whole = policy.column_verdicts.get(key)
+                if whole is None:
+                    whole = policy.column_verdicts[key] = all(
+                        _verdict(policy, VersionRow(0, "", kind, 0, "2.1", 0, producer, markings, b"")).served_as_stored
+                        for kind, producer, markings in shapes if kind not in _UNDECIDED
+                    )
+            self._endpoints_whole = whole
+        return whole
 
     def is_relayed(self, row: VersionRow) -> bool:
         """Whether this node received ``row`` from a partner node (asked of AMBER+STRICT and RED rows only)."""
@@ -141,16 +172,14 @@ class Viewer:
         parsed = self._parsed
         parsed.clear()
         refs: list[str] = []
-        neighbours: dict[str, VersionRow] = {}
         for row in rows:
-            if row.type in REFERENCING_TYPES:
-                if _column_outcome(self, policy, row) is not Outcome.HIDDEN:
-                    obj = parsed[(row.stix_id, row.version)] = orjson.loads(row.body)
-                    refs.extend(_references(obj))
-            else:
-                neighbours[row.stix_id] = row
-        if not refs:
+            if row.type in REFERENCING_TYPES and _column_outcome(self, policy, row) is not Outcome.HIDDEN:
+                obj = parsed[(row.stix_id, row.version)] = orjson.loads(row.body)
+                refs.extend(_references(obj))
+        if not refs or self._whole_endpoints():
+            self.resolve(refs)  # every endpoint of a column-decided type is visible: nothing to weigh here
             return
+        neighbours = {row.stix_id: row for row in rows if row.type not in REFERENCING_TYPES}
         known = self._visible_ids
         for ref in refs:
             neighbour = neighbours.get(ref)
