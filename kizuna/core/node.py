@@ -415,7 +415,10 @@ class Node:
         def relayed(rows: Sequence[VersionRow]) -> set[tuple[str, int]]:
             return self._relayed_from_partner(collection.pk, rows)
 
-        return Viewer(principal, collection, policy, lookup, relayed, self._stored_shapes.of(collection.pk))
+        def stored_shapes() -> frozenset[tuple[str, str | None, str | None]] | None:
+            return self._stored_shapes.of(collection.pk)
+
+        return Viewer(principal, collection, policy, lookup, relayed, stored_shapes)
 
     def _relayed_from_partner(self, collection_pk: int, rows: Sequence[VersionRow]) -> set[tuple[str, int]]:
         """Which of ``rows`` arrived from a partner node, as (id, version): asked only of TLP:AMBER+STRICT and

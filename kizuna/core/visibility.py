@@ -41,6 +41,8 @@ Lookup = Callable[[Sequence[str]], list[VersionRow]]
 #: Which of some stored versions, as (id, version), this node received from a partner node (federation
 #: provenance): asked once per page for the rows that carry TLP:AMBER+STRICT or TLP:RED.
 Relayed = Callable[[Sequence[VersionRow]], set[tuple[str, int]]]
+#: The (type, producer, markings) of every version the viewer's collection stores, when known (core/stored_shapes.py).
+StoredShapesOf = Callable[[], frozenset[tuple[str, str | None, str | None]] | None]
 
 
 class Viewer:
@@ -57,7 +59,7 @@ class Viewer:
     def __init__(
         self, principal: Principal, collection: Collection, policy: ViewerPolicy | None = None,
         lookup: Lookup | None = None, relayed: Relayed | None = None,
-        stored_shapes: frozenset[tuple[str, str | None, str | None]] | None = None,
+        stored_shapes: StoredShapesOf | None = None,
     ) -> None:
         self.principal = principal
         self.collection = collection
@@ -67,9 +69,10 @@ class Viewer:
         #: With a policy: versions received from a partner node that carry TLP:AMBER+STRICT or TLP:RED
         #: stop here (the node's own organisation was their recipient); they are hidden from everyone else.
         self.relayed = relayed
-        #: Every (type, producer, markings) stored in the collection, or a superset (core/stored_shapes.py), or
-        #: None when not known: when the policy shows each of them whole, no endpoint of a column-decided type
-        #: can be hidden, and :meth:`resolve` looks up only endpoints of the other types.
+        #: Asked once, when the first endpoint is resolved: every (type, producer, markings) stored in the
+        #: collection, or a superset (core/stored_shapes.py), or None when not known. When the policy shows each
+        #: of them whole, no endpoint of a column-decided type can be hidden, and :meth:`resolve` looks up only
+        #: endpoints of the other types.
         self.stored_shapes = stored_shapes
         self._endpoints_whole: bool | None = None
         #: (id, version) -> the parsed body, for the batch last prefetched (parsed there, decided in view)
@@ -120,7 +123,8 @@ class Viewer:
         viewer: its (producer, markings) pair is served as stored (``stored_shapes``)."""
         whole = self._endpoints_whole
         if whole is None:
-            policy, shapes = self.policy, self.stored_shapes
+            policy = self.policy
+            shapes = self.stored_shapes() if self.stored_shapes is not None and policy is not None else None
             if policy is None or shapes is None:
                 whole = False
             else:
@@ -307,6 +311,7 @@ def _stub(row: VersionRow) -> dict[str, Any]:
 
 def _full_view(viewer: Viewer, policy: ViewerPolicy, row: VersionRow) -> bytes | None:
     obj = viewer._parsed.get((row.stix_id, row.version))
+    prefetched = obj is not None  # its references were resolved with the page's
     if obj is None:
         obj = orjson.loads(row.body)
     decision = policy.decide(obj)
@@ -314,7 +319,8 @@ def _full_view(viewer: Viewer, policy: ViewerPolicy, row: VersionRow) -> bytes |
         viewer.hidden[policy.explain(obj) or "markings"] += 1
         return None
     if row.type in REFERENCING_TYPES:
-        viewer.resolve(_references(obj))
+        if not prefetched:
+            viewer.resolve(_references(obj))
         final: Decision = hide_dangling(obj, decision, viewer.is_visible)
         if final.outcome is Outcome.HIDDEN:
             viewer.hidden["references"] += 1
