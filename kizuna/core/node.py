@@ -10,7 +10,7 @@ import base64
 import re
 import secrets
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.query import Page, Reader
 from kizuna.core.search import Searcher, SearchFilters, SearchResults
 from kizuna.core.share_preview import partners as share_partners
+from kizuna.core.stored_shapes import StoredShapes
 from kizuna.core.tokens import authenticate_token, issue_token, parse_expiry, parse_fingerprint, rotate_token
 from kizuna.core.visibility import Viewer
 from kizuna.policy import Agreement, PolicyOptions, compile_viewer
@@ -118,6 +119,7 @@ class Node:
         self.searcher = Searcher(store, self.reader, cursors, self.viewer_for)
         self._last_purge = 0
         self.policy = PolicySource(store)
+        self._stored_shapes = StoredShapes(store)
         self.home_organisation_id = store.get_setting("node_identity")
         self.audit = AuditLog(store)
 
@@ -421,14 +423,22 @@ class Node:
                 ))
             return rows
 
-        def relayed(row: VersionRow) -> bool:
-            return self._relayed_from_partner(collection.pk, row)
+        def relayed(rows: Sequence[VersionRow]) -> set[tuple[str, int]]:
+            return self._relayed_from_partner(collection.pk, rows)
 
-        return Viewer(principal, collection, policy, lookup, relayed)
+        def stored_shapes() -> frozenset[tuple[str, str | None, str | None]] | None:
+            return self._stored_shapes.of(collection.pk)
 
-    def _relayed_from_partner(self, collection_pk: int, row: VersionRow) -> bool:
-        """Whether ``row`` arrived from a partner node; asked only for TLP:AMBER+STRICT and RED rows."""
-        return self.store.has_provenance(collection_pk, row.stix_id, row.version)
+        return Viewer(principal, collection, policy, lookup, relayed, stored_shapes)
+
+    def _relayed_from_partner(self, collection_pk: int, rows: Sequence[VersionRow]) -> set[tuple[str, int]]:
+        """Which of ``rows`` arrived from a partner node, as (id, version): asked only of TLP:AMBER+STRICT and
+        RED rows, once per page."""
+        if len(rows) == 1:
+            row = rows[0]
+            return {(row.stix_id, row.version)} if self.store.has_provenance(collection_pk, row.stix_id, row.version) \
+                else set()
+        return set(self.store.partners_of(collection_pk, [(row.stix_id, row.version) for row in rows]))
 
     def keep_withdrawn(
         self, collection_pk: int, rows: Iterable[VersionRow], reason: str, cur: Any = None

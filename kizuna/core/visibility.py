@@ -38,8 +38,11 @@ _REF_LISTS: Final = ("observed_data_refs", "where_sighted_refs", "object_refs")
 
 #: Looks up every stored version of some ids in the viewer's collection.
 Lookup = Callable[[Sequence[str]], list[VersionRow]]
-#: Whether this node received a stored version from a partner node (federation provenance).
-Relayed = Callable[[VersionRow], bool]
+#: Which of some stored versions, as (id, version), this node received from a partner node (federation
+#: provenance): asked once per page for the rows that carry TLP:AMBER+STRICT or TLP:RED.
+Relayed = Callable[[Sequence[VersionRow]], set[tuple[str, int]]]
+#: The (type, producer, markings) of every version the viewer's collection stores, when known (core/stored_shapes.py).
+StoredShapesOf = Callable[[], frozenset[tuple[str, str | None, str | None]] | None]
 
 
 class Viewer:
@@ -50,12 +53,13 @@ class Viewer:
     was withheld, by reason, for the audit log.
     """
 
-    __slots__ = ("_lookup", "_parsed", "_seen", "_visible_ids", "collection", "hidden",
-                 "policy", "principal", "readable", "redacted", "relayed")
+    __slots__ = ("_endpoints_whole", "_lookup", "_parsed", "_relayed_known", "_seen", "_visible_ids", "collection",
+                 "hidden", "policy", "principal", "readable", "redacted", "relayed", "stored_shapes")
 
     def __init__(
         self, principal: Principal, collection: Collection, policy: ViewerPolicy | None = None,
         lookup: Lookup | None = None, relayed: Relayed | None = None,
+        stored_shapes: StoredShapesOf | None = None,
     ) -> None:
         self.principal = principal
         self.collection = collection
@@ -65,8 +69,16 @@ class Viewer:
         #: With a policy: versions received from a partner node that carry TLP:AMBER+STRICT or TLP:RED
         #: stop here (the node's own organisation was their recipient); they are hidden from everyone else.
         self.relayed = relayed
+        #: Asked once, when the first endpoint is resolved: every (type, producer, markings) stored in the
+        #: collection, or a superset (core/stored_shapes.py), or None when not known. When the policy shows each
+        #: of them whole, no endpoint of a column-decided type can be hidden, and :meth:`resolve` looks up only
+        #: endpoints of the other types.
+        self.stored_shapes = stored_shapes
+        self._endpoints_whole: bool | None = None
         #: (id, version) -> the parsed body, for the batch last prefetched (parsed there, decided in view)
         self._parsed: dict[tuple[str, int], dict[str, Any]] = {}
+        #: (id, version) -> relayed from a partner, for the rows of the batch last prefetched that may stop here
+        self._relayed_known: dict[tuple[str, int], bool] = {}
         self._visible_ids: dict[str, bool] = {}
         self._seen: dict[tuple[str, int], bool] = {}  # (id, version) -> visible, for version selection
         self.hidden: Counter[str] = Counter()
@@ -89,6 +101,11 @@ class Viewer:
             self._visible_ids[object_id] = True  # absent from the collection: not hidden
         if self._lookup is None or self.policy is None:
             return
+        if self._whole_endpoints():
+            # An id names its object's type (validated at ingest, checked by the shapes' scan).
+            wanted = [i for i in wanted if i.partition("--")[0] in _UNDECIDED]
+            if not wanted:
+                return
         rows = self._lookup(wanted)
         seen: dict[str, bool] = {}
         for row in rows:
@@ -101,6 +118,48 @@ class Viewer:
             )
         self._visible_ids.update(seen)
 
+    def _whole_endpoints(self) -> bool:
+        """Whether every version stored in the collection, of a type the columns decide, is visible whole to this
+        viewer: its (producer, markings) pair is served as stored (``stored_shapes``)."""
+        whole = self._endpoints_whole
+        if whole is None:
+            policy = self.policy
+            shapes = self.stored_shapes() if self.stored_shapes is not None and policy is not None else None
+            if policy is None or shapes is None:
+                whole = False
+            else:
+                # Kept beside the pair verdicts (same policy generation): the set is the same object until it grows.
+                key = ("stored-shapes", shapes)
+                whole = policy.column_verdicts.get(key)
+                if whole is None:
+                    whole = policy.column_verdicts[key] = all(
+                        _verdict(policy, VersionRow(0, "", kind, 0, "2.1", 0, producer, markings, b"")).served_as_stored
+                        for kind, producer, markings in shapes if kind not in _UNDECIDED
+                    )
+            self._endpoints_whole = whole
+        return whole
+
+    def is_relayed(self, row: VersionRow) -> bool:
+        """Whether this node received ``row`` from a partner node (asked of AMBER+STRICT and RED rows only)."""
+        known = self._relayed_known.get((row.stix_id, row.version))
+        if known is None:
+            assert self.relayed is not None
+            known = (row.stix_id, row.version) in self.relayed((row,))
+        return known
+
+    def _prefetch_relayed(self, rows: Sequence[VersionRow]) -> None:
+        """Ask the provenance of every row of the batch that the relay rule may stop, in one question."""
+        self._relayed_known.clear()
+        if self.relayed is None:
+            return
+        own, policy = self.principal.organisation_id, self.policy
+        assert policy is not None
+        asked = [row for row in rows if row.markings is not None and row.created_by_ref != own
+                 and stops_onward(row.markings) and _column_outcome(self, policy, row) is not Outcome.HIDDEN]
+        if asked:
+            found = self.relayed(asked)
+            self._relayed_known = {(row.stix_id, row.version): (row.stix_id, row.version) in found for row in asked}
+
     def prefetch(self, rows: Sequence[VersionRow]) -> None:
         """Resolve every object the page's relationships, sightings and reports point at, in a few
         queries for the whole page instead of one per referencing row.
@@ -109,21 +168,22 @@ class Viewer:
         its markings hide is hidden whatever it points at.  An object of the batch itself that the columns
         show visible is known visible without a query (relationships often point at their neighbours)."""
         policy = self.policy
-        if self._lookup is None or policy is None:
+        if policy is None:
+            return
+        self._prefetch_relayed(rows)
+        if self._lookup is None:
             return
         parsed = self._parsed
         parsed.clear()
         refs: list[str] = []
-        neighbours: dict[str, VersionRow] = {}
         for row in rows:
-            if row.type in REFERENCING_TYPES:
-                if _column_outcome(self, policy, row) is not Outcome.HIDDEN:
-                    obj = parsed[(row.stix_id, row.version)] = orjson.loads(row.body)
-                    refs.extend(_references(obj))
-            else:
-                neighbours[row.stix_id] = row
-        if not refs:
+            if row.type in REFERENCING_TYPES and _column_outcome(self, policy, row) is not Outcome.HIDDEN:
+                obj = parsed[(row.stix_id, row.version)] = orjson.loads(row.body)
+                refs.extend(_references(obj))
+        if not refs or self._whole_endpoints():
+            self.resolve(refs)  # every endpoint of a column-decided type is visible: nothing to weigh here
             return
+        neighbours = {row.stix_id: row for row in rows if row.type not in REFERENCING_TYPES}
         known = self._visible_ids
         for ref in refs:
             neighbour = neighbours.get(ref)
@@ -157,7 +217,7 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     # Provenance costs a store query: it is asked only of rows the markings would otherwise let through.
     if (
         viewer.relayed is not None and row.markings is not None and stops_onward(row.markings)
-        and row.created_by_ref != viewer.principal.organisation_id and viewer.relayed(row)
+        and row.created_by_ref != viewer.principal.organisation_id and viewer.is_relayed(row)
     ):
         viewer.hidden["relayed"] += 1
         return None
@@ -251,6 +311,7 @@ def _stub(row: VersionRow) -> dict[str, Any]:
 
 def _full_view(viewer: Viewer, policy: ViewerPolicy, row: VersionRow) -> bytes | None:
     obj = viewer._parsed.get((row.stix_id, row.version))
+    prefetched = obj is not None  # its references were resolved with the page's
     if obj is None:
         obj = orjson.loads(row.body)
     decision = policy.decide(obj)
@@ -258,7 +319,8 @@ def _full_view(viewer: Viewer, policy: ViewerPolicy, row: VersionRow) -> bytes |
         viewer.hidden[policy.explain(obj) or "markings"] += 1
         return None
     if row.type in REFERENCING_TYPES:
-        viewer.resolve(_references(obj))
+        if not prefetched:
+            viewer.resolve(_references(obj))
         final: Decision = hide_dangling(obj, decision, viewer.is_visible)
         if final.outcome is Outcome.HIDDEN:
             viewer.hidden["references"] += 1

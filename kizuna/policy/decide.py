@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from kizuna.policy.model import ANY, Agreement, MarkingKind, PolicyContext, Viewer
-from kizuna.policy.redact import Path, parse_selector, remove_paths
+from kizuna.policy.redact import Path, RedactionPlan, parse_selector, remove_paths
 from kizuna.policy.releasability import RELEASABILITY_EXTENSION_ID
 from kizuna.policy.tlp import TlpLevel
 
@@ -57,7 +57,7 @@ class SharedCaches(NamedTuple):
     Plain dicts: their values follow from the key alone, so concurrent requests may fill them in any order."""
 
     permits: dict[tuple[Any, ...], bool]
-    plans: dict[Any, tuple[Any, ...]]
+    plans: dict[Any, RedactionPlan]
     columns: dict[Any, Any]
 
 
@@ -134,8 +134,8 @@ class ViewerPolicy:
             shared = ctx.shared_caches[key] = SharedCaches({}, {}, {})
         #: (producer, *marking refs) -> permitted
         self._cache: dict[tuple[Any, ...], bool] = shared.permits
-        #: granular-marking shape -> selector paths this viewer may not see
-        self._plans: dict[Any, tuple[Path, ...]] = shared.plans
+        #: granular-marking shape -> the removal of the selector paths this viewer may not see
+        self._plans: dict[Any, RedactionPlan] = shared.plans
         #: for callers deciding stored rows from their columns (core/visibility.py), reset with the others
         self.column_verdicts: dict[Any, Any] = shared.columns
 
@@ -321,24 +321,28 @@ class ViewerPolicy:
     def _decide_granular(self, obj: StixObject, refs: Sequence[str], producer: str | None) -> Decision:
         entries = obj["granular_markings"]
         shape: tuple[Any, ...] | None
+        plan: RedactionPlan | None
         try:
             shape = (producer, *refs, None, *(
                 (entry["marking_ref"], *entry["selectors"]) for entry in entries if "marking_ref" in entry
             ))
-            denied = self._plans.get(shape)
+            plan = self._plans.get(shape)
+            # Entries of exactly a marking and its selectors are all in the shape: the plan may reuse its work.
+            same_entries = all(len(entry) == 2 for entry in entries)
         except (TypeError, KeyError):
-            shape = denied = None  # malformed markings: decide without the plan cache
-        if denied is None:
-            denied = self._denied_paths(entries, refs, producer)
+            shape = plan = None  # malformed markings: decide without the plan cache
+            same_entries = False
+        if plan is None:
+            plan = RedactionPlan(self._denied_paths(entries, refs, producer))
             if shape is not None:
                 if len(self._plans) >= _CACHE_LIMIT:
                     self._plans.clear()
-                self._plans[shape] = denied
-        if not denied:
+                self._plans[shape] = plan
+        if not plan:
             if self._anonymous is not None and producer is not None:
                 return Decision(Outcome.REDACTED, {**obj, "created_by_ref": self._anonymous})
             return VISIBLE
-        redacted = remove_paths(obj, denied)
+        redacted = plan.apply(obj, same_entries)
         if redacted is None:
             return HIDDEN
         if self._anonymous is not None and producer is not None:

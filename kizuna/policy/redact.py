@@ -163,40 +163,45 @@ def _build_trie(paths: Iterable[Path]) -> dict[Component, Any]:
 
 
 def _prune(value: Any, trie: dict[Component, Any], path: Path, state: _Removal) -> tuple[Any, bool]:
+    # Walks the trie, not the value: a redaction names a few properties of a large object.
     if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            sub = trie.get(key)
-            if sub is None:
-                out[key] = item
+        out: dict[str, Any] = dict(value)
+        for key, sub in trie.items():
+            if not isinstance(key, str) or key not in out:
                 continue
             child = (*path, key)
             if sub is not _REMOVE:
-                new_item, keep = _prune(item, sub, child, state)
+                new_item, keep = _prune(out[key], sub, child, state)
                 if keep:
                     out[key] = new_item
                     continue
+            del out[key]
             state.removed.add(child)
         keep_dict = bool(out) or not value
         return out, keep_dict and _nested_item_valid(path, out)
     if isinstance(value, list):
-        items: list[Any] = []
+        size = len(value)
+        named = sorted(key for key in trie if type(key) is int and key < size)
+        if not named:
+            return list(value), True
+        replaced: dict[int, Any] = {}
         gone: list[int] = []
-        for index, item in enumerate(value):
-            sub = trie.get(index)
-            if sub is None:
-                items.append(item)
-                continue
+        for index in named:
+            sub = trie[index]
             child = (*path, index)
             if sub is not _REMOVE:
-                new_item, keep = _prune(item, sub, child, state)
+                new_item, keep = _prune(value[index], sub, child, state)
                 if keep:
-                    items.append(new_item)
+                    replaced[index] = new_item
                     continue
             state.removed.add(child)
             gone.append(index)
         if gone:
             state.shifts[path] = gone
+            dropped = set(gone)
+            items = [replaced.get(index, item) for index, item in enumerate(value) if index not in dropped]
+        else:
+            items = [replaced.get(index, item) for index, item in enumerate(value)]
         return items, bool(items) or not value
     # A selector that reaches below a scalar names nothing that exists; nothing to remove.
     return value, True
@@ -260,26 +265,57 @@ def remove_paths(obj: Mapping[str, Any], paths: Iterable[Path]) -> dict[str, Any
 
     Returns None when the result would lack a required property, i.e. the object must be hidden.
     """
-    wanted = [p for p in paths if p and p[0] not in UNREMOVABLE]
-    if not wanted:
-        return dict(obj)
-    state = _Removal()
-    if all(len(p) == 1 for p in wanted):
-        # Whole top-level properties: no nesting, no index shifts.
-        names = {p[0] for p in wanted}
-        pruned = {k: v for k, v in obj.items() if k not in names}
-        state.removed = {(k,) for k in names if k in obj}
-    else:
-        pruned, _ = _prune(obj, _build_trie(wanted), (), state)
-    if not state.removed:
-        return dict(obj)
-    if not satisfies_required(pruned):
-        return None
-    if "granular_markings" in obj:
-        granular = _rewrite_granular(obj["granular_markings"], state)
-        if granular:
-            pruned["granular_markings"] = granular
+    return RedactionPlan(paths).apply(obj)
+
+
+class RedactionPlan:
+    """The removal of some paths, prepared once and applied to any number of objects.
+
+    A viewer's verdict on a granular-marking shape (producer, object markings, selectors with their markings) is
+    the same for every object of that shape, so the policy keeps one plan per shape. ``apply(obj, same_entries=
+    True)`` promises that ``obj``'s granular markings are exactly those of the shape the plan was made for: the
+    re-addressed markings then depend only on what the removal found, and are remembered per outcome.
+    """
+
+    __slots__ = ("_granular", "_names", "_trie", "paths")
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self.paths: tuple[Path, ...] = tuple(paths)
+        wanted = [p for p in self.paths if p and p[0] not in UNREMOVABLE]
+        #: whole top-level properties only (no nesting, no index shifts), else None and the trie
+        self._names = frozenset(p[0] for p in wanted) if all(len(p) == 1 for p in wanted) else None
+        self._trie = _build_trie(wanted) if self._names is None else {}
+        self._granular: dict[Any, list[dict[str, Any]]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.paths)
+
+    def apply(self, obj: Mapping[str, Any], same_entries: bool = False) -> dict[str, Any] | None:
+        state = _Removal()
+        names = self._names
+        if names is not None:
+            if not names:
+                return dict(obj)
+            pruned = {k: v for k, v in obj.items() if k not in names}
+            state.removed = {(k,) for k in names if k in obj}
         else:
-            del pruned["granular_markings"]
-    result: dict[str, Any] = pruned
-    return result
+            pruned, _ = _prune(obj, self._trie, (), state)
+        if not state.removed:
+            return dict(obj)
+        if not satisfies_required(pruned):
+            return None
+        if "granular_markings" in obj:
+            if same_entries:
+                key = (frozenset(state.removed), tuple((k, tuple(v)) for k, v in state.shifts.items()))
+                granular = self._granular.get(key)
+                if granular is None:
+                    granular = _rewrite_granular(obj["granular_markings"], state)
+                    if len(self._granular) < 64:
+                        self._granular[key] = granular
+            else:
+                granular = _rewrite_granular(obj["granular_markings"], state)
+            if granular:
+                pruned["granular_markings"] = granular
+            else:
+                del pruned["granular_markings"]
+        return pruned

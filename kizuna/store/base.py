@@ -49,6 +49,21 @@ class Collection:
     media_types: tuple[str, ...]
 
 
+class ColumnShapes(NamedTuple):
+    """What ``Store.column_shapes`` found in one step over a collection's versions, in date_added order."""
+
+    #: the distinct (type, created_by_ref, markings) of the versions scanned
+    shapes: list[tuple[str, str | None, str | None]]
+    #: how many versions were scanned (fewer than asked: the scan reached the newest)
+    scanned: int
+    #: the date_added the scan reached (the one it started after when it found none)
+    reached: int
+    #: whether every scanned version's id starts with its type and ``--``
+    typed_ids: bool
+    #: the collection's newest date_added as recorded (it never moves back but for a restore)
+    last_added: int
+
+
 @dataclass(frozen=True, slots=True)
 class Organisation:
     id: str  # the organisation's STIX identity id
@@ -238,6 +253,7 @@ class Store(Protocol):
         self, collection_pk: int, stix_id: str, selector: VersionSelector, then: Callable[[Any, int], None],
     ) -> int: ...
     def collection_stats(self, collection_pk: int) -> tuple[int, int | None, int | None]: ...
+    def column_shapes(self, collection_pk: int, after: int, limit: int) -> ColumnShapes: ...
     def search_versions(self, query: SearchQuery) -> list[tuple[int, VersionRow]]:
         """(collection pk, version) candidates for a full-text search (schema step 11), newest stored first."""
         ...

@@ -23,6 +23,7 @@ from kizuna.store.base import (
     AuditEntry,
     AuditRecord,
     Collection,
+    ColumnShapes,
     Grant,
     NewVersion,
     Organisation,
@@ -525,6 +526,29 @@ class SqlStore(Transactions, SessionRows, FeedRows, abc.ABC):
             )
             count, first, last = cur.fetchone()
         return int(count), first, last
+
+    def column_shapes(self, collection_pk: int, after: int, limit: int) -> ColumnShapes:
+        """The distinct (type, created_by_ref, markings) of the next ``limit`` versions of a collection added after
+        ``after`` (by date_added), as the read path's column shapes (core/stored_shapes.py)."""
+        with self._read() as cur:
+            cur.execute(
+                "SELECT type, created_by_ref, markings, COUNT(*), MAX(date_added), "
+                "MIN(CASE WHEN substr(stix_id, 1, length(type) + 2) = type || '--' THEN 1 ELSE 0 END) "
+                "FROM (SELECT type, created_by_ref, markings, date_added, stix_id FROM objects "
+                "WHERE collection_pk = ? AND date_added > ? ORDER BY date_added LIMIT ?) recent "
+                "GROUP BY type, created_by_ref, markings",
+                (collection_pk, after, limit),
+            )
+            groups = cur.fetchall()
+            cur.execute("SELECT last_added FROM collections WHERE pk = ?", (collection_pk,))
+            found = cur.fetchone()
+        return ColumnShapes(
+            [(str(t), producer, markings) for t, producer, markings, _, _, _ in groups],
+            sum(int(g[3]) for g in groups),
+            max((int(g[4]) for g in groups), default=after),
+            all(int(g[5]) == 1 for g in groups),
+            int(found[0]) if found is not None and found[0] is not None else 0,
+        )
 
     def referencing(
         self, collection_pk: int, refs: Sequence[str], types: Sequence[str], limit: int

@@ -1,0 +1,147 @@
+"""The collection's stored shapes let a partner's read-out skip endpoint look-ups, and never serve stale.
+
+`core/stored_shapes.py` learns every (type, producer, markings) a collection stores; when a reader's policy
+shows each of them whole, `core/visibility.py` resolves the endpoints of relationships, sightings and
+reports of column-decided types without asking the store. Each read-out here is compared with the general
+path (every version parsed and decided, `tests/core/test_read_fast_path.py`), after each change that must
+turn the shortcut off or back on: a new hidden object that an already served relationship points at, a
+narrower agreement, a delete. Real SQLite and PostgreSQL stores.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kizuna.core.filters import Filters
+from kizuna.core.node import DEFAULT_API_ROOT, Node
+from kizuna.core.principal import NODE_ADMIN, Principal
+from kizuna.core.stored_shapes import StoredShapes
+from kizuna.policy import TlpLevel
+from kizuna.store.base import Collection, VersionQuery
+from tests.conftest import BACKENDS, create_pg_database
+from tests.core.test_read_fast_path import ALL, AMBER, AMBER_STRICT, GREEN, _expected, _general_view, _obj, _read
+
+World = tuple[Node, Collection, Principal, list[dict[str, Any]]]
+
+
+def _seen_by_general_path(node: Node, principal: Principal, collection: Collection) -> list[tuple[str, int, bytes]]:
+    rows = node.store.query_versions(VersionQuery(collection_pk=collection.pk, versions=ALL, limit=100_000))
+    policy = node.viewer_for(principal, collection).policy
+    assert policy is not None
+    return _expected(_general_view(policy, rows), "all")
+
+
+def _shortcut(node: Node, principal: Principal, collection: Collection) -> bool:
+    return node.viewer_for(principal, collection)._whole_endpoints()
+
+
+def _ids(read: list[tuple[str, int, bytes]]) -> set[str]:
+    return {object_id for object_id, _, _ in read}
+
+
+@pytest.fixture(params=BACKENDS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    database = create_pg_database() if request.param == "postgresql" else None
+    node = Node.init(tmp_path / "node", database.url if database else None, org_name="NCSC UK", country="GBR")
+    try:
+        collection = node.create_collection("Shapes", alias="shapes")
+        uk = node.home_organisation_id or ""
+        node.create_organisation("JPCERT/CC", "JPN")
+        node.set_agreement("uk-jp", "JPCERT/CC", max_tlp=TlpLevel.AMBER)
+        third = f"identity--{uuid.uuid4()}"
+        targets = [_obj(kind, producer, [markings]) for kind in ("indicator", "malware")
+                   for producer in (uk, third) for markings in (GREEN, AMBER)]
+        objects = [*targets, _obj("identity", third, [GREEN], object_id=third, name="Third party",
+                                  identity_class="organization")]
+        for index, source in enumerate(targets):
+            objects.append(_obj("relationship", uk, [GREEN], relationship_type="related-to", source_ref=source["id"],
+                                target_ref=targets[-1 - index]["id"]))
+        objects.append(_obj("relationship", third, [AMBER], relationship_type="attributed-to",
+                            source_ref=targets[0]["id"], target_ref=third))
+        objects.append(_obj("report", uk, [GREEN], name="Campaign", published="2026-03-01T00:00:00.000Z",
+                            object_refs=[t["id"] for t in targets]))
+        report = node.import_objects(collection, objects)
+        assert not report.failures, report.failures
+        secret = node.create_token("JPCERT/CC", read=["shapes"])[1]
+        principal = node.authenticate(secret)
+        assert principal is not None
+        yield node, collection, principal, targets
+    finally:
+        node.close()
+        if database:
+            database.drop()
+
+
+def test_a_partner_who_sees_every_stored_shape_reads_what_the_general_path_serves(world: World) -> None:
+    node, collection, principal, _ = world
+    assert _shortcut(node, principal, collection)
+    read = _read(node, principal, collection, "all")
+    assert read == _seen_by_general_path(node, principal, collection)
+    assert len(read) == len(node.store.query_versions(
+        VersionQuery(collection_pk=collection.pk, versions=ALL, limit=100_000)))  # everything, whole
+
+
+def test_a_hidden_object_stored_after_the_relationship_pointing_at_it_hides_the_relationship(world: World) -> None:
+    node, collection, principal, targets = world
+    strict_id = f"malware--{uuid.uuid4()}"
+    pointing = _obj("relationship", None, [GREEN], relationship_type="uses", source_ref=targets[0]["id"],
+                    target_ref=strict_id)
+    assert not node.import_objects(collection, [pointing]).failures
+    assert _shortcut(node, principal, collection)
+    assert pointing["id"] in _ids(_read(node, principal, collection, "all"))  # its target is absent: not hidden
+    assert not node.import_objects(collection, [_obj("malware", None, [AMBER_STRICT], object_id=strict_id)]).failures
+    assert not _shortcut(node, principal, collection)
+    read = _read(node, principal, collection, "all")
+    assert pointing["id"] not in _ids(read) and strict_id not in _ids(read)
+    assert read == _seen_by_general_path(node, principal, collection)
+
+
+def test_a_narrower_agreement_turns_the_shortcut_off(world: World) -> None:
+    node, collection, principal, targets = world
+    assert _shortcut(node, principal, collection)
+    node.set_agreement("uk-jp", "JPCERT/CC", max_tlp=TlpLevel.GREEN)
+    assert not _shortcut(node, principal, collection)
+    read = _read(node, principal, collection, "all")
+    assert read == _seen_by_general_path(node, principal, collection)
+    amber = {t["id"] for t in targets if t["object_marking_refs"] == [AMBER]}
+    assert amber and not amber & _ids(read)
+    node.set_agreement("uk-jp", "JPCERT/CC", max_tlp=TlpLevel.AMBER)
+    assert _shortcut(node, principal, collection)
+
+
+def test_after_a_delete_the_shapes_stay_a_safe_superset(world: World) -> None:
+    node, collection, principal, targets = world
+    strict = _obj("malware", None, [AMBER_STRICT])
+    pointing = _obj("relationship", None, [GREEN], relationship_type="uses", source_ref=targets[1]["id"],
+                    target_ref=strict["id"])
+    assert not node.import_objects(collection, [strict, pointing]).failures
+    assert pointing["id"] not in _ids(_read(node, principal, collection, "all"))
+    node.delete_object(NODE_ADMIN, DEFAULT_API_ROOT, "shapes", strict["id"], Filters(versions=ALL))
+    assert not _shortcut(node, principal, collection)  # the deleted shape is still counted: looked up as before
+    read = _read(node, principal, collection, "all")
+    assert pointing["id"] in _ids(read)  # its target is now absent, which is not hidden
+    assert read == _seen_by_general_path(node, principal, collection)
+
+
+def test_the_shapes_are_learnt_in_bounded_steps_and_then_kept_up_to_date(world: World) -> None:
+    node, collection, _, _ = world
+    rows = node.store.query_versions(VersionQuery(collection_pk=collection.pk, versions=ALL, limit=100_000))
+    stored = {(row.type, row.created_by_ref, row.markings) for row in rows}
+    shapes = StoredShapes(node.store, step=4)
+    steps = 0
+    while (found := shapes.of(collection.pk)) is None:
+        steps += 1
+        assert steps <= len(rows) // 4 + 1
+    assert steps >= len(rows) // 4 - 1  # no step read more than four versions
+    assert found == stored
+    assert shapes.of(collection.pk) is found  # nothing new: the same set, so verdicts on it are kept
+    added = _obj("indicator", None, [AMBER_STRICT])
+    assert not node.import_objects(collection, [added]).failures
+    again = shapes.of(collection.pk)
+    assert again is not None and again - found == {("indicator", None, f'["{AMBER_STRICT}"]')}
+    assert StoredShapes(node.store, cap=3).of(collection.pk) is None  # too many shapes: not summarised

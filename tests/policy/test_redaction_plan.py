@@ -1,0 +1,73 @@
+"""A redaction prepared once per granular-marking shape gives, object after object, what a fresh one gives.
+
+The policy keeps one `RedactionPlan` per (producer, markings, selectors) shape and remembers the
+re-addressed granular markings per outcome of the removal. Objects of one shape differ in what the
+selectors find (a shorter list, a missing property), so the remembered markings must follow the outcome,
+not the shape alone; and a viewer whose agreement changes gets a new plan.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kizuna.policy import TLP2_IDS, Organisation, PolicyContext, TlpLevel, Viewer, compile_viewer
+from kizuna.policy.decide import Outcome
+from kizuna.policy.model import Agreement
+from kizuna.policy.redact import RedactionPlan, parse_selector, remove_paths
+
+GREEN, AMBER_STRICT = TLP2_IDS[TlpLevel.GREEN], TLP2_IDS[TlpLevel.AMBER_STRICT]
+PRODUCER = "identity--6d1b1e0e-3d6b-4f32-9d7b-0a1f3c8f4e01"
+PARTNER = "identity--9a3c6e35-2a7e-4d0c-8a61-5b1e2c3d4f02"
+
+
+def _indicator(labels: list[str] | None, description: bool = True, **extra: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "type": "indicator", "spec_version": "2.1", "id": "indicator--0f4b2f4e-55d3-4c1a-9a0e-1f2e3d4c5b6a",
+        "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z", "created_by_ref": PRODUCER,
+        "object_marking_refs": [GREEN], "pattern": "[ipv4-addr:value = '10.0.0.1']", "pattern_type": "stix",
+        "valid_from": "2026-01-01T00:00:00Z",
+        "granular_markings": [{"selectors": ["labels.[1]", "labels.[2]"], "marking_ref": AMBER_STRICT},
+                              {"selectors": ["labels.[3]", "description"], "marking_ref": GREEN}],
+    }
+    if labels is not None:
+        obj["labels"] = labels
+    if description:
+        obj["description"] = "Seen scanning"
+    obj.update(extra)
+    return obj
+
+
+SAME_SHAPE = [
+    _indicator(["a", "b", "c", "d"]), _indicator(["a", "b"]), _indicator(["a"]), _indicator(None),
+    _indicator(["a", "b", "c", "d", "e"], description=False), _indicator(["b", "c"]), _indicator(["a", "b", "c", "d"]),
+]
+
+
+def test_a_plan_reused_across_objects_of_one_shape_matches_a_fresh_removal() -> None:
+    paths = (parse_selector("labels.[1]"), parse_selector("labels.[2]"))
+    plan = RedactionPlan(p for p in paths if p is not None)
+    outcomes = set()
+    for obj in SAME_SHAPE * 2:  # the second round is served from what the plan remembered
+        fresh = remove_paths(obj, plan.paths)
+        assert plan.apply(obj, same_entries=True) == fresh
+        outcomes.add(repr(fresh["granular_markings"] if fresh else None))
+    assert len(outcomes) >= 3  # the objects of one shape do lead to different re-addressed markings
+
+
+def test_the_policy_redacts_each_object_of_a_shape_as_a_fresh_decision_would() -> None:
+    partner = Organisation(PARTNER, "JPCERT/CC")
+    agreement = Agreement("jp", 1, PARTNER, max_tlp=TlpLevel.AMBER)
+    ctx = PolicyContext(organisations=[partner], agreements=[agreement])
+    viewer = Viewer("jp", organisation=partner)
+    policy = compile_viewer(viewer, ctx)
+    for obj in SAME_SHAPE * 2:
+        decision = policy.decide(obj)
+        reference = compile_viewer(viewer, PolicyContext(organisations=[partner], agreements=[agreement])).decide(obj)
+        assert decision == reference
+        if len(obj.get("labels", ())) > 1:
+            assert decision.outcome is Outcome.REDACTED and decision.redacted is not None
+            assert decision.redacted["labels"] == [obj["labels"][0], *obj["labels"][3:]]
+    # A wider agreement is a new context generation: the plans it shared are not used again.
+    wider = PolicyContext(organisations=[partner], agreements=[Agreement("jp", 2, PARTNER,
+                                                                         max_tlp=TlpLevel.AMBER_STRICT)])
+    assert compile_viewer(viewer, wider).decide(SAME_SHAPE[0]).outcome is Outcome.VISIBLE
