@@ -34,8 +34,9 @@ from kizuna.store.view_edges import WHOLE_OBJECT_TYPES as _WHOLE_OBJECT_TYPES
 __all__ = ["REFERENCING_TYPES", "Viewer", "sees", "stops_onward", "view"]
 _REF_FIELDS: Final = ("source_ref", "target_ref", "sighting_of_ref")
 #: (producer, markings) verdicts kept per reader and collection. A million-object collection from a few
-#: thousand producers holds some 15,000 pairs (bench/gen_stix.py: ~14,000 at 1M); a smaller bound would
-#: empty the cache on every dashboard, which decides every pair in its window (issue 11).
+#: thousand producers holds more than 8,192 pairs (bench/gen_stix.py's million: 4,552 producers, 13,498
+#: pairs); a smaller bound would empty the cache on every dashboard, which decides every pair in its
+#: window (issue 11).
 _COLUMN_VERDICTS: Final = 32768
 _UNDECIDED: Final = REFERENCING_TYPES | _WHOLE_OBJECT_TYPES  # types the columns never settle as visible
 _REF_LISTS: Final = ("observed_data_refs", "where_sighted_refs", "object_refs")
