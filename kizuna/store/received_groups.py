@@ -53,6 +53,7 @@ class _Counts:
     top_seq: int  # the highest seq counted (-1: none)
     deleted_at: int | None  # the collection's newest tombstone when the counts were taken
     groups: dict[GroupKey, int]
+    answer: tuple[ReceivedGroup, ...]  # the groups as returned, for the next call when nothing changed
 
 
 _caches: weakref.WeakKeyDictionary[Any, dict[tuple[int, tuple[str, ...]], _Counts]] = weakref.WeakKeyDictionary()
@@ -61,7 +62,8 @@ _lock = threading.Lock()
 
 def received_groups(store: Any, collection_pk: int, since: int, per_row_types: Sequence[str]) -> list[ReceivedGroup]:
     """Versions of the collection added at or after ``since`` (µs), grouped by day and by the columns that
-    decide their visibility, from the counts kept since the last call and the rows added after them."""
+    decide their visibility (in no particular order), from the counts kept since the last call and the
+    rows added after them."""
     kinds = tuple(sorted(per_row_types))
     with _lock:
         cache = _caches.setdefault(store, {})
@@ -76,22 +78,21 @@ def received_groups(store: Any, collection_pk: int, since: int, per_row_types: S
         if usable and kept is not None and any(low_seq <= kept.top_seq for *_, low_seq, _, _ in rows):
             usable, after = False, -1  # a replaced version moved up: its old group is unknown
             rows = _grouped(store, cur, collection_pk, since, kinds)
+    if usable and kept is not None and not rows and kept.since == since:
+        return list(kept.answer)  # nothing added, replaced or deleted since
     groups = dict(kept.groups) if usable and kept is not None else {}
     mark, top_seq = (kept.mark, kept.top_seq) if usable and kept is not None else (-1, -1)
     for day, producer, markings, kind, count, _low_seq, high_seq, last_added in rows:
         key = (int(day), producer, markings, kind)
         groups[key] = groups.get(key, 0) + int(count)
         mark, top_seq = max(mark, int(last_added)), max(top_seq, int(high_seq))
-    first_day = since // DAY_MICROS
-    groups = {key: n for key, n in groups.items() if key[0] >= first_day}
+    if kept is None or kept.since != since:
+        first_day = since // DAY_MICROS
+        groups = {key: n for key, n in groups.items() if key[0] >= first_day}
+    answer = tuple(ReceivedGroup(*key, n) for key, n in groups.items())
     with _lock:
-        cache[(collection_pk, kinds)] = _Counts(since, mark, top_seq, deleted_at, groups)
-    return [ReceivedGroup(*key, n) for key, n in sorted(groups.items(), key=_order)]
-
-
-def _order(item: tuple[GroupKey, int]) -> tuple[int, str, str, str]:
-    (day, producer, markings, kind), _ = item
-    return day, producer or "", markings or "", kind
+        cache[(collection_pk, kinds)] = _Counts(since, mark, top_seq, deleted_at, groups, answer)
+    return list(answer)
 
 
 def _grouped(store: Any, cur: Any, collection_pk: int, start: int, kinds: tuple[str, ...]) -> list[tuple[Any, ...]]:
