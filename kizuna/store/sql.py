@@ -432,7 +432,8 @@ class SqlStore(Transactions, SessionRows, FeedRows, abc.ABC):
             # Several types: one ordered walk of the (collection, type, date_added) index per type, merged in
             # one statement (one snapshot). With a single IN list SQLite walks the date_added index over the
             # whole collection instead, seconds at a million objects when the types are rare (issue 11).
-            parts, params = [], []
+            parts: list[str] = []
+            params: list[Any] = []
             for kind in query.types:
                 part, part_params = self._versions_sql(replace(query, types=(kind,)))
                 parts.append(f"SELECT * FROM ({part}) AS t{len(parts)}")
