@@ -11,7 +11,8 @@ check does real work).
 Each page is fetched ``--runs`` times over one keep-alive connection on loopback; the figure is the
 median wall time of the request, which on loopback is the server's time plus well under a millisecond.
 
-Pages: Browse (first page with counts and facets), Browse filtered by a rare type, Browse at a
+Pages: the dashboard, search (a word in about half the objects, "malicious", and one in a few, "team"),
+Browse (first page with counts and facets), Browse filtered by a rare type, Browse at a
 position in the middle of the collection, the object page of an indicator (its versions, and the
 relationships and sightings pointing at it, from the reference index), its two-hop relationship graph (graph.json)
 and the library page (a walk over the collection's reports, courses of action, notes and
@@ -25,6 +26,7 @@ request alternating with this one, and each page reports ``before``, ``after`` a
 
     .venv/bin/python -m bench.bench_console [--objects 100000] [--runs 5] [--json]
     .venv/bin/python -m bench.bench_console --objects 1000000 --runs 3   # the issue's size
+    .venv/bin/python -m bench.bench_console --objects 1000000 --keep-data /var/tmp/kizuna-console  # load once
     mkdir -p /tmp/kizuna-main && git archive main kizuna | tar -x -C /tmp/kizuna-main
     .venv/bin/python -m bench.bench_console --objects 1000000 --runs 3 --before-src /tmp/kizuna-main
 """
@@ -50,7 +52,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ServerProcess, free_loopback_port  # noqa: E402
+from common import ServerProcess, free_loopback_port, percentile  # noqa: E402
 from gen_stix import generate  # noqa: E402
 
 TAXII = "application/taxii+json;version=2.1"
@@ -100,7 +102,7 @@ def sign_in(client: httpx.Client, token: str) -> None:
 
 def timed(clients: dict[str, httpx.Client], url: str, runs: int,
           headers: dict[str, str] | None = None) -> dict[str, float]:
-    """Median ms of ``url`` per server, the servers' requests alternating so that load hits both alike."""
+    """Median (and p95) ms of ``url`` per server, the servers' requests alternating so that load hits both alike."""
     times: dict[str, list[float]] = {name: [] for name in clients}
     for _ in range(runs):
         for name, client in clients.items():
@@ -109,6 +111,7 @@ def timed(clients: dict[str, httpx.Client], url: str, runs: int,
             times[name].append((time.perf_counter() - start) * 1000)
             assert response.status_code == 200, (name, url, response.status_code, response.text[:300])
     medians = {name: round(statistics.median(found), 1) for name, found in times.items()}
+    medians.update({f"{name}_p95": round(percentile(found, 0.95) or 0.0, 1) for name, found in times.items()})
     if "before" in medians:
         medians["ratio"] = round(medians["after"] / medians["before"], 2) if medians["before"] else 0.0
     return medians
@@ -134,6 +137,9 @@ def pages(clients: dict[str, httpx.Client], token: str, runs: int, middle: int) 
     first = clients["after"].get("/console/browse?collection=bench")
     found = re.search(r'href="/console/objects/(indicator--[0-9a-f-]{36})', first.text)
     measured: dict[str, Any] = {
+        "dashboard_ms": timed(clients, "/console/", runs),
+        "search_common_ms": timed(clients, "/console/search?q=malicious", runs),
+        "search_rare_ms": timed(clients, "/console/search?q=team", runs),
         "browse_ms": timed(clients, "/console/browse?collection=bench", runs),
         "browse_rare_type_ms": timed(clients, "/console/browse?collection=bench&type=identity", runs),
         "browse_middle_ms": timed(clients, f"/console/browse?collection=bench&after={middle}", runs),
@@ -149,8 +155,17 @@ def pages(clients: dict[str, httpx.Client], token: str, runs: int, middle: int) 
     return measured
 
 
-def measure(backend: str, objects: int, runs: int, base_dir: Path, before_src: Path | None) -> dict[str, Any]:
-    data = base_dir / backend
+def prepare_node(data: Path, backend: str, objects: int) -> tuple[str | None, float | None, int]:
+    """Initialise the node in ``data`` and load ``objects`` objects, unless an earlier run with
+    ``--keep-data`` left one there (its marker file says which PostgreSQL database holds it).
+    Returns the PostgreSQL database (None on SQLite), the load time (None when reused) and refusals."""
+    marker = data / "bench-console.json"
+    if marker.exists():
+        kept = json.loads(marker.read_text())
+        if kept["objects"] != objects or kept["backend"] != backend:
+            raise SystemExit(f"bench_console: {data} holds {kept['objects']} objects on {kept['backend']}, "
+                             f"not {objects} on {backend}")
+        return kept["database"], None, kept["refused"]
     store: list[str] = []
     database = None
     if backend == "postgresql":
@@ -166,12 +181,35 @@ def measure(backend: str, objects: int, runs: int, base_dir: Path, before_src: P
         kizuna(data, "orgs", "create", "JPCERT/CC", "--country", "JPN")
         started = time.perf_counter()
         refused = load(data, objects)
-        load_s = time.perf_counter() - started
+    except BaseException:
+        drop(database)
+        raise
+    marker.write_text(json.dumps({"backend": backend, "objects": objects, "database": database,
+                                  "refused": refused}))
+    return database, time.perf_counter() - started, refused
+
+
+def drop(database: str | None) -> None:
+    if database:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                          (database,))
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}"')
+
+
+def measure(backend: str, objects: int, runs: int, base_dir: Path, before_src: Path | None,
+            keep: bool) -> dict[str, Any]:
+    data = base_dir / f"{backend}-{objects}"
+    database, load_s, refused = prepare_node(data, backend, objects)
+    try:
         tokens = {who: kizuna(data, "tokens", "create", "--org", org, "--read", "bench")["token"]
                   for who, org in (("own", "NCSC UK"), ("partner", "JPCERT/CC"))}
         stats = next(c for c in kizuna(data, "status")["collections"] if c["alias"] == "bench")
         middle = (micros(stats["first_added"]) + micros(stats["last_added"])) // 2
-        result: dict[str, Any] = {"backend": backend, "objects": stats["objects"], "load_s": round(load_s, 1),
+        result: dict[str, Any] = {"backend": backend, "objects": stats["objects"],
+                                  "load_s": round(load_s, 1) if load_s is not None else "kept",
                                   "refused": refused}
         with ExitStack() as stack:
             servers = {name: stack.enter_context(serve(data, source))
@@ -185,13 +223,8 @@ def measure(backend: str, objects: int, runs: int, base_dir: Path, before_src: P
             result["server_peak_rss_mb"] = {name: server.sample_peak_rss() for name, (_, server) in servers.items()}
         return result
     finally:
-        if database:
-            import psycopg
-
-            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                              (database,))
-                admin.execute(f'DROP DATABASE IF EXISTS "{database}"')
+        if not keep:
+            drop(database)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,11 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="only the JSON line on stdout")
     parser.add_argument("--before-src", type=Path, default=None,
                         help="a source tree of another Kizuna (holding kizuna/) to serve side by side, A/B")
+    parser.add_argument("--keep-data", type=Path, default=None, metavar="DIR",
+                        help="keep the loaded nodes (and PostgreSQL databases) in DIR and reuse them on the "
+                             "next run with the same --objects, instead of loading into a temporary directory")
     args = parser.parse_args(argv)
     results = []
-    with tempfile.TemporaryDirectory(prefix="kizuna-bench-console-") as tmp:
+    with ExitStack() as stack:
+        base = args.keep_data or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kizuna-bench-console-")))
         for backend in args.backends.split(","):
-            result = measure(backend, args.objects, args.runs, Path(tmp), args.before_src)
+            result = measure(backend, args.objects, args.runs, base, args.before_src, args.keep_data is not None)
             results.append(result)
             if not args.json:
                 print(json.dumps(result, indent=2), file=sys.stderr)

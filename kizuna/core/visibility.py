@@ -33,6 +33,11 @@ from kizuna.store.view_edges import WHOLE_OBJECT_TYPES as _WHOLE_OBJECT_TYPES
 # versions readers see alike by the same rule (docs/policy.md, "Each principal sees its own history").
 __all__ = ["REFERENCING_TYPES", "Viewer", "sees", "stops_onward", "view"]
 _REF_FIELDS: Final = ("source_ref", "target_ref", "sighting_of_ref")
+#: (producer, markings) verdicts kept per reader and collection. A million-object collection from a few
+#: thousand producers holds more than 8,192 pairs (bench/gen_stix.py's million: 4,552 producers, 13,498
+#: pairs); a smaller bound would empty the cache on every dashboard, which decides every pair in its
+#: window (issue 11).
+_COLUMN_VERDICTS: Final = 32768
 _UNDECIDED: Final = REFERENCING_TYPES | _WHOLE_OBJECT_TYPES  # types the columns never settle as visible
 _REF_LISTS: Final = ("observed_data_refs", "where_sighted_refs", "object_refs")
 
@@ -292,7 +297,7 @@ def _verdict(policy: ViewerPolicy, row: VersionRow) -> _Verdict:
             whole, outcome, (policy.explain(stub) or "markings") if outcome is Outcome.HIDDEN else "",
             whole and (row.markings is None or not stops_onward(row.markings)),
         )
-        if len(cache) >= 8192:
+        if len(cache) >= _COLUMN_VERDICTS:
             cache.clear()
         cache[key] = verdict
     return verdict

@@ -4,7 +4,8 @@ Counting happens in the database: a day's objects are grouped by the columns the
 decides from (producer, markings, the partner a version came from), so the core decides each group
 once instead of each row (core/dashboard.py).  Rows whose visibility needs their body are returned
 one by one, newest first and bounded by the caller.  Days are UTC days since the epoch, computed from
-``date_added`` (µs) by integer division on both backends.
+``date_added`` (µs) by integer division on both backends.  The received groups are kept between
+requests and brought up to date (store/received_groups.py).
 """
 
 from __future__ import annotations
@@ -17,21 +18,10 @@ from typing import NamedTuple
 import orjson
 
 from kizuna.store.base import Store, StoreError, VersionRow
+from kizuna.store.received_groups import DAY_MICROS as DAY_MICROS
+from kizuna.store.received_groups import FURNITURE as FURNITURE
+from kizuna.store.received_groups import ReceivedGroup, received_groups
 from kizuna.store.sql import _ROW_COLUMNS, SqlStore
-
-DAY_MICROS = 86_400_000_000
-#: Marking and extension definitions travel beside the objects that use them; they are not content.
-FURNITURE = ("marking-definition", "extension-definition")
-
-
-class ReceivedGroup(NamedTuple):
-    """Object versions added to one collection on one day that the visibility check decides alike."""
-
-    day: int
-    created_by_ref: str | None
-    markings: str | None
-    type: str  # the type when it is decided per row (references, identities), else ""
-    versions: int
 
 
 class EgressRow(NamedTuple):
@@ -91,19 +81,9 @@ class StoreStats:
 
     def received_groups(self, collection_pk: int, since: int, per_row_types: Sequence[str]) -> list[ReceivedGroup]:
         """Versions added at or after ``since`` (µs), grouped by day and by the columns that decide their
-        visibility: one range scan of ``(collection, date_added)``, no per-row look-up."""
-        store = self.store
-        kinds, kind_params = store._in("type", list(per_row_types))
-        furniture, furniture_params = store._in("type", list(FURNITURE))
-        with store._read() as cur:
-            cur.execute(
-                f"SELECT date_added / {DAY_MICROS}, created_by_ref, markings, CASE WHEN {kinds} THEN type ELSE '' "
-                f"END, COUNT(*) FROM objects WHERE collection_pk = ? AND date_added >= ? AND NOT {furniture} "
-                "GROUP BY 1, 2, 3, 4",
-                (*kind_params, collection_pk, since, *furniture_params),
-            )
-            return [ReceivedGroup(int(day), producer, markings, kind, int(count))
-                    for day, producer, markings, kind, count in cur.fetchall()]
+        visibility; kept between calls and brought up to date from the rows added since
+        (store/received_groups.py)."""
+        return received_groups(self.store, collection_pk, since, per_row_types)
 
     def relayed_count(self, collection_pk: int, since: int, producer: str | None, markings: str) -> int:
         """How many versions of one group came from a partner node: asked only of the rare groups that are
