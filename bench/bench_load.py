@@ -97,9 +97,9 @@ MEMORY_FIELDS = ("VmRSS", "RssAnon", "RssFile", "RssShmem")
 class RssSampler(threading.Thread):
     """Sums VmRSS, RssAnon, RssFile and RssShmem of the server and its workers every ``every`` seconds."""
 
-    def __init__(self, pid: int, every: float = 5.0) -> None:
+    def __init__(self, pid: int, every: float = 5.0, store_file: Path | None = None) -> None:
         super().__init__(daemon=True)
-        self.pid, self.every = pid, every
+        self.pid, self.every, self.store_file = pid, every, store_file
         self.samples: list[dict[str, float]] = []
         self.by_process: dict[int, list[float]] = {}  # RssAnon MB of each process, per sample
         self.stop = threading.Event()
@@ -119,7 +119,25 @@ class RssSampler(threading.Thread):
                     if name == "RssAnon":
                         self.by_process.setdefault(pid, []).append(round(int(value.split()[0]) / 1024, 1))
         return {"t": round(time.monotonic() - self.started, 1),
-                **{name: round(kb / 1024, 1) for name, kb in total.items()}}
+                **{name: round(kb / 1024, 1) for name, kb in total.items()}, "store_fds": self._store_fds()}
+
+    def _store_fds(self) -> int:
+        """Descriptors serve's processes hold on the SQLite store file: about one per open connection
+        (SQLite hands a closed connection's descriptor to the next one it opens)."""
+        if self.store_file is None:
+            return 0
+        count = 0
+        for pid in [self.pid, *descendant_pids(self.pid)]:
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    count += os.readlink(f"/proc/{pid}/fd/{fd}") == str(self.store_file)
+                except OSError:
+                    continue
+        return count
 
     def run(self) -> None:
         while not self.stop.wait(self.every):
@@ -190,7 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if position == 0 and args.floor_minutes > 0:
                     _locust(host, HERE / "locust_floor.py", args.users, args.floor_minutes, base / "floor", env)
                     floor = _summary(base / "floor")
-                sampler = RssSampler(server.pid)
+                sampler = RssSampler(server.pid, store_file=(data / "kizuna.db") if args.backend == "sqlite" else None)
                 sampler.start()
                 _locust(host, HERE / "locust_taxii.py", args.users, args.minutes, base / f"taxii-{scope}", env)
                 sampler.stop.set()
@@ -247,11 +265,11 @@ def main(argv: list[str] | None = None) -> None:
                       f"p50 {row['p50_ms']:7.0f} ms   p99 {row['p99_ms']:7.0f} ms", file=sys.stderr)
         print(f"  p99 by minute (ms): {measured['taxii']['p99_ms_by_minute']}; server RSS MB first/peak/last: "
               f"{measured['server_rss_mb']}", file=sys.stderr)
-        print("  server memory by minute, MB (all processes): minute  VmRSS  RssAnon  RssFile  RssShmem",
-              file=sys.stderr)
+        print("  server memory by minute, MB (all processes): minute  VmRSS  RssAnon  RssFile  RssShmem  "
+              "descriptors on the SQLite file", file=sys.stderr)
         for minute, sample in enumerate(measured["memory_by_minute_mb"]):
             print(f"    {minute + 1:2}  {sample['VmRSS']:7.1f}  {sample['RssAnon']:7.1f}  {sample['RssFile']:7.1f}  "
-                  f"{sample['RssShmem']:7.1f}", file=sys.stderr)
+                  f"{sample['RssShmem']:7.1f}  {sample.get('store_fds', 0):5}", file=sys.stderr)
         print(f"  RssAnon MB per process, first/peak/last: {measured['rss_anon_by_process_mb']}", file=sys.stderr)
         for failure in measured["taxii"]["failure_reasons"]:
             print(f"  failed {failure['occurrences']}x {failure['request']}: {failure['error']}", file=sys.stderr)
