@@ -2,8 +2,8 @@
 it, and SQLite's heap in a process is bounded however many threads read.
 
 ``kizuna serve`` reads from a pool of worker threads that anyio ends when idle and replaces when work
-arrives. A reader connection kept past its thread held its page cache (up to 64 MiB) for nothing: the
-200-client load run's anonymous memory rose for ten minutes. What connections hold open is visible
+arrives. A reader connection kept past its thread held its page cache (up to 64 MiB) for nothing,
+one more after every quiet spell. What connections hold open is visible
 from outside: file descriptors on the store file, counted in /proc/self/fd (SQLite reuses the
 descriptor of a closed connection for the next one, so the count stays level when connections end,
 and rises by one per connection that is never closed).

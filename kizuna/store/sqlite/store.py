@@ -5,10 +5,10 @@ Reads use one connection per thread; writes take a process-wide lock and then
 
 A reader connection lives as long as its thread: the server's worker threads come and go (anyio ends
 a thread idle for 10 s and starts another when work arrives), and each connection holds a page cache
-of up to ``cache_size``. Kept beyond its thread, it would hold that memory for nothing, one more cache
-each time a thread is replaced. Beside that, ``SOFT_HEAP_LIMIT`` bounds SQLite's memory in the whole
-process, however many threads read at once: past it, a connection reuses its own least recently used
-cache pages instead of taking more.
+of up to ``cache_size``; kept beyond its thread, it would hold that memory for nothing. With up to 40
+threads reading at once per process, the caches alone could reach 40 × ``cache_size``:
+``SOFT_HEAP_LIMIT`` bounds SQLite's memory in the whole process instead. Past it, a connection reuses
+its own least recently used cache pages rather than taking more.
 """
 
 from __future__ import annotations
