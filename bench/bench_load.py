@@ -87,30 +87,68 @@ def _prepare(base: Path, store: list[str], objects: int, users: int) -> tuple[Pa
     return data, collection, tokens, id_file
 
 
-class RssSampler(threading.Thread):
-    """Sums the RSS of the server and its workers every ``every`` seconds."""
+#: The /proc/PID/status lines sampled: resident memory in all, and its parts. RssAnon is the processes'
+#: own memory (heap, caches); RssFile counts pages of mapped files resident, which for SQLite includes
+#: the store file's pages read through its memory map (they are the kernel's page cache, shared and
+#: reclaimable); RssShmem is shared memory (the metrics counters shared between workers).
+MEMORY_FIELDS = ("VmRSS", "RssAnon", "RssFile", "RssShmem")
 
-    def __init__(self, pid: int, every: float = 5.0) -> None:
+
+class RssSampler(threading.Thread):
+    """Sums VmRSS, RssAnon, RssFile and RssShmem of the server and its workers every ``every`` seconds."""
+
+    def __init__(self, pid: int, every: float = 5.0, store_file: Path | None = None) -> None:
         super().__init__(daemon=True)
-        self.pid, self.every = pid, every
-        self.samples: list[tuple[float, float]] = []
+        self.pid, self.every, self.store_file = pid, every, store_file
+        self.samples: list[dict[str, float]] = []
+        self.by_process: dict[int, list[float]] = {}  # RssAnon MB of each process, per sample
         self.stop = threading.Event()
         self.started = time.monotonic()
 
-    def _rss_mb(self) -> float:
-        total = 0
+    def _sample(self) -> dict[str, float]:
+        total = dict.fromkeys(MEMORY_FIELDS, 0)
         for pid in [self.pid, *descendant_pids(self.pid)]:
             try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
             except OSError:
                 continue
-        return round(total / 1024, 1)
+            for line in lines:
+                name, _, value = line.partition(":")
+                if name in total:
+                    total[name] += int(value.split()[0])
+                    if name == "RssAnon":
+                        self.by_process.setdefault(pid, []).append(round(int(value.split()[0]) / 1024, 1))
+        return {"t": round(time.monotonic() - self.started, 1),
+                **{name: round(kb / 1024, 1) for name, kb in total.items()}, "store_fds": self._store_fds()}
+
+    def _store_fds(self) -> int:
+        """Descriptors serve's processes hold on the SQLite store file: about one per open connection
+        (SQLite hands a closed connection's descriptor to the next one it opens)."""
+        if self.store_file is None:
+            return 0
+        count = 0
+        for pid in [self.pid, *descendant_pids(self.pid)]:
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    count += os.readlink(f"/proc/{pid}/fd/{fd}") == str(self.store_file)
+                except OSError:
+                    continue
+        return count
 
     def run(self) -> None:
         while not self.stop.wait(self.every):
-            self.samples.append((round(time.monotonic() - self.started, 1), self._rss_mb()))
+            self.samples.append(self._sample())
+
+    def per_minute(self) -> list[dict[str, float]]:
+        """The last sample of each minute of the run."""
+        minutes: dict[int, dict[str, float]] = {}
+        for sample in self.samples:
+            minutes[int(sample["t"] // 60)] = sample
+        return [minutes[minute] for minute in sorted(minutes)]
 
 
 def _locust(host: str, locustfile: Path, users: int, minutes: float, prefix: Path, env: dict[str, str]) -> None:
@@ -170,7 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if position == 0 and args.floor_minutes > 0:
                     _locust(host, HERE / "locust_floor.py", args.users, args.floor_minutes, base / "floor", env)
                     floor = _summary(base / "floor")
-                sampler = RssSampler(server.pid)
+                sampler = RssSampler(server.pid, store_file=(data / "kizuna.db") if args.backend == "sqlite" else None)
                 sampler.start()
                 _locust(host, HERE / "locust_taxii.py", args.users, args.minutes, base / f"taxii-{scope}", env)
                 sampler.stop.set()
@@ -178,9 +216,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 server.terminate()
                 server.wait(timeout=60)
-            rss = [mb for _, mb in sampler.samples] or [0.0]
+            rss = [sample["VmRSS"] for sample in sampler.samples] or [0.0]
+            anon = [sample["RssAnon"] for sample in sampler.samples] or [0.0]
             results[scope] = {"taxii": _summary(base / f"taxii-{scope}"),
                               "server_rss_mb": {"first": rss[0], "peak": max(rss), "last": rss[-1]},
+                              "server_rss_anon_mb": {"first": anon[0], "peak": max(anon), "last": anon[-1]},
+                              "memory_by_minute_mb": sampler.per_minute(),
+                              "rss_anon_by_process_mb": {str(pid): [values[0], max(values), values[-1]]
+                                                         for pid, values in sampler.by_process.items()},
                               "rss_samples": sampler.samples}
     return {"bench": "load", "backend": args.backend, "users": args.users, "minutes": args.minutes,
             "workers": args.workers, "objects": args.objects, "floor_healthz": floor, "by_limit_scope": results}
@@ -222,6 +265,12 @@ def main(argv: list[str] | None = None) -> None:
                       f"p50 {row['p50_ms']:7.0f} ms   p99 {row['p99_ms']:7.0f} ms", file=sys.stderr)
         print(f"  p99 by minute (ms): {measured['taxii']['p99_ms_by_minute']}; server RSS MB first/peak/last: "
               f"{measured['server_rss_mb']}", file=sys.stderr)
+        print("  server memory by minute, MB (all processes): minute  VmRSS  RssAnon  RssFile  RssShmem  "
+              "descriptors on the SQLite file", file=sys.stderr)
+        for minute, sample in enumerate(measured["memory_by_minute_mb"]):
+            print(f"    {minute + 1:2}  {sample['VmRSS']:7.1f}  {sample['RssAnon']:7.1f}  {sample['RssFile']:7.1f}  "
+                  f"{sample['RssShmem']:7.1f}  {sample.get('store_fds', 0):5}", file=sys.stderr)
+        print(f"  RssAnon MB per process, first/peak/last: {measured['rss_anon_by_process_mb']}", file=sys.stderr)
         for failure in measured["taxii"]["failure_reasons"]:
             print(f"  failed {failure['occurrences']}x {failure['request']}: {failure['error']}", file=sys.stderr)
     if "Aggregated" in floor:

@@ -33,9 +33,10 @@ def _audit_progress(enabled: bool, description: str) -> Iterator[Callable[[int, 
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _summary(verb: str, where: str, result: dict[str, Any]) -> str:
+def _summary(verb: str, where: str, result: dict[str, Any], recorded_in: str) -> str:
     return (f"{verb} {where}\n  {result['versions']} object versions, audit chain verified "
-            f"({result['audit_records']} records, head {result['audit_head'][:16]}…)")
+            f"({result['audit_records']} records, head {result['audit_head'][:16]}…)\n"
+            f"  recorded in {recorded_in} audit chain as record {result['audit_seq']}")
 
 
 @click.command("backup")
@@ -47,7 +48,8 @@ def backup_command(ctx: click.Context, dest: Path, quiet: bool, as_json: bool) -
     """Copy the node, while it keeps serving, to the new directory DEST.
 
     SQLite is copied with its online backup API, PostgreSQL with pg_dump; the copy's audit chain is
-    verified and its object versions counted before DEST appears.
+    verified and its object versions counted before DEST appears. The node's audit chain then records
+    the backup (where, and the copy's versions and audit head).
     """
     try:
         config = load_config(data_dir_of(ctx))
@@ -55,7 +57,8 @@ def backup_command(ctx: click.Context, dest: Path, quiet: bool, as_json: bool) -
             manifest = back_up(config, dest.absolute(), hook)
     except (BackupError, ConfigError) as exc:
         raise CliError(str(exc), code="backup") from None
-    emit(as_json, {"path": str(dest.absolute()), **manifest}, _summary("Backed up the node to", str(dest), manifest))
+    emit(as_json, {"path": str(dest.absolute()), **manifest}, _summary("Backed up the node to", str(dest), manifest,
+                                                                              "the node's"))
 
 
 @click.command("restore")
@@ -72,7 +75,8 @@ def restore_command(ctx: click.Context, src: Path, store_url: str | None, force:
     """Make the data directory the node saved in the backup SRC (stop the node first).
 
     The restored store is checked like the backup was: the audit chain must verify and the object
-    versions and audit records must match the backup's manifest.
+    versions and audit records must match the backup's manifest. The restored node's audit chain then
+    records which backup it was restored from.
     """
     data_dir = data_dir_of(ctx)
     try:
@@ -80,7 +84,8 @@ def restore_command(ctx: click.Context, src: Path, store_url: str | None, force:
             result = restore(src.absolute(), data_dir, store_url, force, hook)
     except BackupError as exc:
         raise CliError(str(exc), code="backup") from None
-    emit(as_json, result, _summary("Restored the node in", str(data_dir), result))
+    emit(as_json, result, _summary("Restored the node in", str(data_dir), result,
+                                                    "the restored node's"))
 
 
 def register(group: click.Group) -> None:

@@ -16,6 +16,14 @@ from kizuna.core.node import DEFAULT_API_ROOT, Node
 from kizuna.federation.health import announce_worker
 from kizuna.stix.timestamps import format_timestamp, now_micros
 
+#: How long ``serve`` keeps an idle keep-alive connection open, in seconds. A client sends its next
+#: request on a connection it believes open; if the server closes that connection at the same moment,
+#: the request is lost in flight (the client sees the connection closed without an answer). uvicorn's
+#: 5 s is shorter than what a busy client waits between two requests; HTTP clients keep idle
+#: connections 60-115 s and load balancers 60 s, so the server waits longer than any of them and the
+#: client, which knows when it will send, is the one that closes.
+KEEP_ALIVE_S = 120
+
 
 @click.command()
 @click.option("--store", "store_url", default=None,
@@ -201,10 +209,15 @@ def status(ctx: click.Context, as_json: bool) -> None:
                    "per client); process: each server process counts on its own, in memory.")
 @click.option("--auth-failures", default=f"{FAILURES_PER_MINUTE}/min", show_default=True, metavar="N/min",
               help="Failed authentications a client address may make a minute before it gets 429 (0: no limit).")
+@click.option("--keep-alive", "keep_alive", default=KEEP_ALIVE_S, type=click.IntRange(min=1), show_default=True,
+              metavar="SECONDS",
+              help="Close a keep-alive connection after this many idle seconds. Keep it longer than any client "
+                   "or load balancer in front keeps an idle connection (they commonly keep them 60-115 s): a "
+                   "request sent just as the server closes is lost.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool, tls_cert: str | None,
           tls_key: str | None, client_ca: str | None, client_cert: str | None, rate_limit: str | None,
-          rate_limit_scope: str, auth_failures: str) -> None:
+          rate_limit_scope: str, auth_failures: str, keep_alive: int) -> None:
     """Serve the TAXII 2.1 API and the web console (HTTPS with --tls-cert/--tls-key)."""
     import uvicorn
 
@@ -237,7 +250,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
             workers=workers, access_log=False, log_level="warning", http=KizunaHttpProtocol, **tls,
             # A stop never waits on a slow client for long: the sync worker must still be stopped after,
             # so it gives its leases back (a kill of this process would leave them to expire).
-            timeout_graceful_shutdown=5,
+            timeout_graceful_shutdown=5, timeout_keep_alive=keep_alive,
         )
     finally:
         if worker is not None:

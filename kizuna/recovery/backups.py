@@ -4,6 +4,12 @@ Everything a node is lives in its store (objects, tokens, partners, cursors, the
 audit chain) and in ``kizuna.toml``; a backup directory holds both, so it is itself a node directory
 for SQLite. The directory appears under its final name only once it is complete and checked: it is
 built under a hidden name beside it and renamed, so a crash leaves no backup that looks whole.
+
+Both are admin actions in the audit chain. A backup appends ``node-backed-up`` to the live node once
+the copy is complete: where it went and the copy's versions, audit length and head, so the live chain
+names the exact prefix of itself the copy holds. A restore appends ``node-restored`` to the restored
+node once the copy checks out: which backup it came from (its path, creation time, checksum and audit
+head), so the restored chain says where its history was cut and why it continues.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import orjson
 
 from kizuna.config import ConfigError, NodeConfig, default_store_url, load_config, write_config
 from kizuna.core.audit import AuditLog, verify_chain
+from kizuna.core.principal import NODE_ADMIN
 from kizuna.stix.timestamps import format_timestamp, now_micros
 from kizuna.store import open_store
 from kizuna.store.backup import (
@@ -35,6 +42,8 @@ from kizuna.store.base import Store, StoreError
 from kizuna.store.sqlite.store import path_from_url
 
 MANIFEST = "backup.json"
+BACKED_UP = "node-backed-up"
+RESTORED = "node-restored"
 FORMAT = "kizuna-backup/1"
 SQLITE_FILE = "kizuna.db"
 POSTGRES_FILE = "kizuna.pgdump"
@@ -109,7 +118,16 @@ def back_up(config: NodeConfig, dest: Path, progress: ProgressHook | None = None
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    return manifest
+    # After the copy is in place: a record never names a backup that does not exist. The copy does not
+    # hold this record; it names the copy's own head, which is where the two chains part.
+    body = {"dest": str(dest), **{key: manifest[key] for key in (
+        "backend", "created", "file", "sha256", "versions", "audit_records", "audit_head")}}
+    try:
+        seq = _record(config.store_url, BACKED_UP, body)
+    except StoreError as exc:
+        raise BackupError(f"the backup in {dest} is complete, but the node's audit chain could not record it: "
+                          f"{exc}") from None
+    return {**manifest, "audit_seq": seq}
 
 
 def restore(src: Path, data_dir: Path, store_url: str | None = None, force: bool = False,
@@ -148,8 +166,26 @@ def restore(src: Path, data_dir: Path, store_url: str | None = None, force: bool
         install_sqlite(staged, url)
     _expect(manifest, contents)
     write_config(replace(saved, data_dir=data_dir, store_url=url))
+    try:
+        seq = _record(url, RESTORED, {
+            "source": str(src), "backend": manifest["backend"], "backup_created": manifest["created"],
+            "sha256": manifest["sha256"], "versions": contents.versions, "audit_records": contents.audit_records,
+            "audit_head": contents.audit_head, "forced": force,
+        })
+    except StoreError as exc:
+        raise BackupError(f"the node is restored in {data_dir}, but its audit chain could not record where from: "
+                          f"{exc}") from None
     return {"data_dir": str(data_dir), "store": url, "backend": manifest["backend"],
-            "created": manifest["created"], **asdict(contents)}
+            "created": manifest["created"], **asdict(contents), "audit_seq": seq}
+
+
+def _record(store_url: str, kind: str, body: dict[str, Any]) -> int:
+    """Append an admin record to the audit chain of the node at ``store_url``; its sequence number."""
+    store = open_store(store_url)
+    try:
+        return AuditLog(store).record(kind, NODE_ADMIN.key, body).seq
+    finally:
+        store.close()
 
 
 def read_manifest(src: Path) -> dict[str, Any]:

@@ -49,6 +49,12 @@ def audit_ok(data_dir: Path) -> dict[str, Any]:
     return verdict
 
 
+def audit_records(data_dir: Path, kind: str) -> list[dict[str, Any]]:
+    """``kizuna audit export --kind KIND``: the records of one kind, oldest first."""
+    out = kizuna(data_dir, "audit", "export", "--kind", kind).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
 def chain_ok(store_url: str) -> int:
     """The same verification through the core API, without starting a process; returns the record count."""
     store = open_store(store_url)

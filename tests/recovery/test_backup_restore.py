@@ -14,7 +14,7 @@ import requests
 
 from tests.conftest import BACKENDS, TAXII, PgDatabase, create_pg_database, kizuna, kizuna_json
 from tests.federation.helpers import FedNode, make_fed_node
-from tests.recovery.helpers import audit_ok, indicators, rows, serve
+from tests.recovery.helpers import audit_ok, audit_records, indicators, rows, serve
 
 BATCH = 40
 
@@ -91,6 +91,7 @@ def _backup_during_writes_restores_a_verified_consistent_prefix(origin: FedNode,
         writer.join(timeout=60)
     assert writer.error is None, writer.error
     assert manifest["versions"] >= before * BATCH
+    _the_live_chain_records_the_backup(origin, manifest, tmp_path / "copy")
 
     target = create_pg_database() if origin.store_url.startswith("postgresql") else None
     try:
@@ -100,7 +101,17 @@ def _backup_during_writes_restores_a_verified_consistent_prefix(origin: FedNode,
         assert (result["versions"], result["audit_records"], result["audit_head"]) == (
             manifest["versions"], manifest["audit_records"], manifest["audit_head"])
         verdict = audit_ok(restored_dir)
-        assert verdict["records"] == manifest["audit_records"]
+        # The backup's chain, then one record saying where the node was restored from.
+        assert verdict["records"] == manifest["audit_records"] + 1 == result["audit_seq"]
+        [restored] = audit_records(restored_dir, "node-restored")
+        assert restored["seq"] == result["audit_seq"] and restored["principal"] == "admin"
+        assert restored["prev_hash"] == manifest["audit_head"]  # it continues the backup's chain
+        assert restored["body"] == {
+            "source": str((tmp_path / "copy").absolute()), "backend": manifest["backend"],
+            "backup_created": manifest["created"], "sha256": manifest["sha256"], "versions": manifest["versions"],
+            "audit_records": manifest["audit_records"], "audit_head": manifest["audit_head"], "forced": False}
+        # The copy holds no record of itself: the live node's backup record came after the copy.
+        assert audit_records(restored_dir, "node-backed-up") == []
 
         source = rows(origin.store_url, origin.collection)
         copy = rows(result["store"], origin.collection)
@@ -123,12 +134,29 @@ def _backup_during_writes_restores_a_verified_consistent_prefix(origin: FedNode,
             target.drop()
 
 
+def _the_live_chain_records_the_backup(origin: FedNode, manifest: dict[str, Any], dest: Path) -> None:
+    """The record names the copy and its head, which is a record of the live chain: the copy is a prefix."""
+    [backed_up] = audit_records(origin.data_dir, "node-backed-up")
+    assert backed_up["seq"] == manifest["audit_seq"] > manifest["audit_records"]
+    assert backed_up["principal"] == "admin"
+    assert backed_up["body"] == {
+        "dest": str(dest.absolute()), "backend": manifest["backend"], "created": manifest["created"],
+        "file": manifest["file"], "sha256": manifest["sha256"], "versions": manifest["versions"],
+        "audit_records": manifest["audit_records"], "audit_head": manifest["audit_head"]}
+    live = kizuna(origin.data_dir, "audit", "export").stdout.splitlines()
+    assert json.loads(live[manifest["audit_records"] - 1])["hash"] == manifest["audit_head"]
+    audit_ok(origin.data_dir)
+    assert "audit_seq" not in json.loads((dest / "backup.json").read_bytes())
+
+
 def _restore_refuses_to_replace_a_node_and_a_damaged_backup(origin: FedNode, tmp_path: Path) -> None:
     tmp_path.mkdir()
     copy = tmp_path / "copy"
     kizuna_json(origin.data_dir, "backup", str(copy))
+    recorded = len(audit_records(origin.data_dir, "node-backed-up"))
     again = kizuna(origin.data_dir, "backup", str(copy), check=False)
     assert again.returncode == 1 and again.stderr.startswith("kizuna backup: ") and "already exists" in again.stderr
+    assert len(audit_records(origin.data_dir, "node-backed-up")) == recorded  # a refused backup records nothing
 
     # Over the node the backup came from: refused, one line, whatever the backend.
     refused = kizuna(origin.data_dir, "restore", str(copy), check=False)
@@ -144,7 +172,10 @@ def _restore_refuses_to_replace_a_node_and_a_damaged_backup(origin: FedNode, tmp
     restored = tmp_path / "restored"
     kizuna_json(restored, "restore", str(copy))
     forced = kizuna_json(restored, "restore", str(copy), "--force")
-    assert forced["audit_records"] == audit_ok(restored)["records"]
+    assert forced["audit_records"] + 1 == forced["audit_seq"] == audit_ok(restored)["records"]
+    # The forced restore replaced the first restore whole, its record too: one record, saying forced.
+    [record] = audit_records(restored, "node-restored")
+    assert record["seq"] == forced["audit_seq"] and record["body"]["forced"] is True
 
     data = copy / "kizuna.db"
     damaged = bytearray(data.read_bytes())

@@ -2,6 +2,13 @@
 
 Reads use one connection per thread; writes take a process-wide lock and then
 ``BEGIN IMMEDIATE``, which also serialises writers in other processes on the same file.
+
+A reader connection lives as long as its thread: the server's worker threads come and go (anyio ends
+a thread idle for 10 s and starts another when work arrives), and each connection holds a page cache
+of up to ``cache_size``; kept beyond its thread, it would hold that memory for nothing. With up to 40
+threads reading at once per process, the caches alone could reach 40 × ``cache_size``:
+``SOFT_HEAP_LIMIT`` bounds SQLite's memory in the whole process instead. Past it, a connection reuses
+its own least recently used cache pages rather than taking more.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import logging
 import sqlite3
 import threading
 import urllib.parse
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +32,11 @@ from kizuna.store.sqlite.search_backlog import BATCH, BacklogIndexer
 
 log = logging.getLogger("kizuna.store")
 
+#: SQLite's heap in one process (every connection's page cache, statements, in-memory temporary
+#: tables), in bytes: four connections' full caches. It is process-wide, so every connection sets the
+#: same value; a single connection (``kizuna import``) keeps its whole 64 MiB cache.
+SOFT_HEAP_LIMIT = 256 * 1024 * 1024
+
 _PRAGMAS = (
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
@@ -31,7 +44,21 @@ _PRAGMAS = (
     "PRAGMA cache_size = -65536",
     "PRAGMA mmap_size = 134217728",
     "PRAGMA temp_store = MEMORY",
+    f"PRAGMA soft_heap_limit = {SOFT_HEAP_LIMIT}",
 )
+
+
+class _Reader:
+    """One thread's reader connection, held only by that thread's local storage: when the thread ends,
+    its storage goes, and with it the connection (closed, its cache freed)."""
+
+    __slots__ = ("conn", "__weakref__")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __del__(self) -> None:
+        self.conn.close()
 
 
 def path_from_url(url: str) -> Path:
@@ -52,7 +79,7 @@ class SqliteStore(SqlStore):
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._writer = self._connect()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()  # the live threads' readers, for close()
         self._readers_lock = threading.Lock()
         self._indexer = BacklogIndexer(self._index_backlog_batch)
 
@@ -64,13 +91,13 @@ class SqliteStore(SqlStore):
 
     @contextmanager
     def _reader(self) -> Iterator[Any]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = _Reader(self._connect())
+            self._local.reader = reader
             with self._readers_lock:
-                self._readers.append(conn)
-        cur = conn.cursor()
+                self._readers.add(reader)
+        cur = reader.conn.cursor()
         try:
             yield cur
         finally:
@@ -151,7 +178,7 @@ class SqliteStore(SqlStore):
                 # Nothing is lost: the backlog is in the file and the next search indexes it.
                 log.warning("search backlog left for the next search: %s", exc)
         with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
+            for reader in list(self._readers):
+                reader.conn.close()
             self._readers.clear()
         self._writer.close()

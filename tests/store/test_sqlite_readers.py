@@ -1,0 +1,79 @@
+"""SQLite reader connections and memory: a connection lives as long as the thread that reads through
+it, and SQLite's heap in a process is bounded however many threads read.
+
+``kizuna serve`` reads from a pool of worker threads that anyio ends when idle and replaces when work
+arrives. A reader connection kept past its thread held its page cache (up to 64 MiB) for nothing,
+one more after every quiet spell. What connections hold open is visible
+from outside: file descriptors on the store file, counted in /proc/self/fd (SQLite reuses the
+descriptor of a closed connection for the next one, so the count stays level when connections end,
+and rises by one per connection that is never closed).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from kizuna.store.sqlite.store import SOFT_HEAP_LIMIT, SqliteStore
+
+
+def open_on(path: Path) -> int:
+    """File descriptors of this process open on ``path``."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+        except OSError:
+            continue  # closed between listing and reading
+    return count
+
+
+def read(store: SqliteStore) -> None:
+    with store._read() as cur:  # the path every read method takes
+        cur.execute("SELECT COUNT(*) FROM collections")
+        assert cur.fetchone() is not None
+
+
+def read_in_a_thread(store: SqliteStore) -> None:
+    failures: list[BaseException] = []
+
+    def one_read() -> None:
+        try:
+            read(store)
+        except BaseException as exc:  # reported below, not lost in the thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=one_read)
+    thread.start()
+    thread.join()
+    assert not failures, failures
+
+
+def test_a_reader_connection_ends_with_its_thread(tmp_path: Path) -> None:
+    path = tmp_path / "kizuna.db"
+    store = SqliteStore(f"sqlite:///{path}")
+    try:
+        store.migrate()
+        read_in_a_thread(store)
+        after_one = open_on(path)
+        for _ in range(20):  # threads come and go, as a server's idle workers do
+            read_in_a_thread(store)
+        assert open_on(path) == after_one  # before: one more descriptor (and page cache) per thread
+    finally:
+        store.close()
+    assert open_on(path) == 0  # close() closes the readers of threads still alive too
+
+
+def test_sqlite_memory_is_bounded_per_process(tmp_path: Path) -> None:
+    store = SqliteStore(f"sqlite:///{tmp_path / 'kizuna.db'}")
+    try:
+        # The limit is process-wide: any connection reads it back, even one the store did not open.
+        other = sqlite3.connect(":memory:")
+        try:
+            assert other.execute("PRAGMA soft_heap_limit").fetchone()[0] == SOFT_HEAP_LIMIT
+        finally:
+            other.close()
+    finally:
+        store.close()
