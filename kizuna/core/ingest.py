@@ -9,7 +9,8 @@ objects of an envelope commit together or not at all.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,13 @@ _CONFLICT_MESSAGE = (
     "a different object with this id and modified is already stored; STIX versions are "
     "immutable, so publish the change with a later modified"
 )
+
+
+#: Told, inside the transaction that stored them, of the objects an ingest added to a collection:
+#: ``(store, collection pk, [(object as stored, its date_added)])``. Registered on the node by rooms above
+#: core (the operations room judges its watchlist here, ops/alerts.py) so core never imports them; a
+#: listener must not assume it sees every object (a bulk path may run without it) and must not raise.
+IngestListener = Callable[[Store, int, list[tuple[dict[str, Any], int]]], None]
 
 
 @dataclass(slots=True)
@@ -147,6 +155,7 @@ def prepare(obj: Any) -> NewVersion | str:
 def ingest(
     store: Store, collection_pk: int, objects: Iterable[Any], batch_size: int = 1000,
     keep_successes: bool = True, policy: PolicySource | None = None, keep_results: bool = False,
+    listeners: Sequence[IngestListener] = (),
 ) -> IngestReport:
     """Store ``objects`` in a collection and report on each one.
 
@@ -165,7 +174,7 @@ def ingest(
         notes: dict[int, list[Normalisation]] = {}
         if table is not None:
             batch, notes = _normalise_batch(batch, table)
-        _ingest_batch(store, collection_pk, batch, report, notes, policy, present)
+        _ingest_batch(store, collection_pk, batch, report, notes, policy, present, listeners)
     if table is not None:
         learnt = [(i, int(level)) for i, level in table.aliases().items()
                   if i not in KNOWN_ALIAS_IDS and learnt_before.get(i) != level]
@@ -232,6 +241,7 @@ def _batches(objects: Iterable[Any], size: int) -> Iterator[list[Any]]:
 def _ingest_batch(
     store: Store, collection_pk: int, objects: list[Any], report: IngestReport,
     notes: dict[int, list[Normalisation]], policy: PolicySource | None, present: set[str],
+    listeners: Sequence[IngestListener] = (),
 ) -> None:
     offset = report.total
     report.total += len(objects)
@@ -262,9 +272,17 @@ def _ingest_batch(
         else:
             ready.append(prepared)
             positions.append(position)
-    if policy is not None:
-        report.node_added += _place_shipped_definitions(store, collection_pk, ready, present)
-    results = store.add_versions(collection_pk, ready)
+    # With listeners, the batch and what they write commit together (joining the caller's block, if any).
+    with store.atomic() if listeners else nullcontext():
+        if policy is not None:
+            report.node_added += _place_shipped_definitions(store, collection_pk, ready, present)
+        results = store.add_versions(collection_pk, ready)
+        if listeners:
+            added = [(objects[position - offset], result.date_added)
+                     for position, result in zip(positions, results, strict=True)
+                     if result.outcome is Outcome.ADDED and result.date_added is not None]
+            for listener in listeners if added else ():
+                listener(store, collection_pk, added)
     if policy is not None:
         store.register_marking_definitions(
             [(new.stix_id, new.body) for new, result in zip(ready, results, strict=True)
