@@ -55,24 +55,22 @@ def _save_state(store: Store, slug: str, watch: list[Any], through: dict[str, in
     store.set_setting(STATE_KEY + slug, orjson.dumps({"watch": watch, "through": through}).decode())
 
 
+_SKIPPED = frozenset(NOT_ACTIVITY)
+_POINTING = frozenset(POINTERS)
+
+
 def judge_batch(store: Store, watch: Watchlist, operation: Operation, role: str, collection_pk: int,
                 arrived: Sequence[tuple[dict[str, Any], int]]) -> None:
     """Judge objects of one collection (each with its date_added) and replace their stored rows: the
     objects that point at others last, inheriting what they point at, in the batch or stored."""
-    judged = [obj["id"] for obj, _ in arrived]
-    plain: list[tuple[dict[str, Any], int]] = []
-    pointers: list[tuple[dict[str, Any], int]] = []
-    for obj, added in arrived:
-        kind = obj.get("type")
-        if kind not in NOT_ACTIVITY and not obj.get(SHIFT_REPORT_MARK):
-            (pointers if kind in POINTERS else plain).append((obj, added))
     matched: dict[str, Hit] = {}
     rows: list[AlertRow] = []
+    pointers: list[tuple[dict[str, Any], int]] = []
+    # A first version (modified equal to created) has no rows of an earlier version to replace.
+    replaced = [obj["id"] for obj, _ in arrived if "created" not in obj or obj.get("modified") != obj["created"]]
 
-    def judge(obj: dict[str, Any], added: int) -> None:
-        hits = sorted(set(watch.hits(obj, matched)), key=lambda h: (RULE_ORDER[h.rule], h.asset))
-        if not hits:
-            return
+    def keep(obj: dict[str, Any], added: int, found: list[Hit]) -> None:
+        hits = sorted(set(found), key=lambda h: (RULE_ORDER[h.rule], h.asset))
         matched.setdefault(obj["id"], hits[0])
         raised = obj.get("type") not in VALUE_TYPES  # a bare value is evidence, not an alert
         name = obj.get("name")
@@ -88,10 +86,19 @@ def judge_batch(store: Store, watch: Watchlist, operation: Operation, role: str,
                                  name if isinstance(name, str) else None, obj.get("created_by_ref"), version, added,
                                  raised))
 
-    for obj, added in plain:
-        judge(obj, added)
+    for obj, added in arrived:
+        kind = obj.get("type")
+        if kind in _SKIPPED or obj.get(SHIFT_REPORT_MARK):
+            continue
+        if kind in _POINTING:
+            pointers.append((obj, added))
+            continue
+        found = [*watch.hits(obj, matched)]
+        if found:  # most objects match nothing: nothing to sort or keep
+            keep(obj, added, found)
     if pointers:
-        wanted = {ref for obj, _ in pointers for ref in refs_of(obj)} - set(judged) - set(watch.names)
+        here = {obj["id"] for obj, _ in arrived}
+        wanted = {ref for obj, _ in pointers for ref in refs_of(obj) if ref not in here and ref not in watch.names}
         stored: dict[str, AlertRow] = {}
         for row in store.ops_alert_matches(operation.slug, sorted(wanted)) if wanted else ():
             best = stored.get(row.stix_id)
@@ -100,8 +107,10 @@ def judge_batch(store: Store, watch: Watchlist, operation: Operation, role: str,
         for ref, row in stored.items():
             matched.setdefault(ref, Hit(row.asset, row.asset_id, row.rule, row.matched, row.fuzzer))
         for obj, added in pointers:
-            judge(obj, added)
-    store.replace_ops_alerts(operation.slug, judged, rows)
+            found = [*watch.hits(obj, matched)]
+            if found:
+                keep(obj, added, found)
+    store.replace_ops_alerts(operation.slug, replaced, rows)
 
 
 class _Listener:

@@ -67,7 +67,7 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
         raise ValueError(f"a {lang} report needs the catalog's translations")
     words = {key: (translate or str)(label) for key, label in LABELS.items()}
     names = {o.id: o.name for o in node.store.list_organisations()}
-    period = _period(node, operation, since)
+    period = period_of(node, operation, since)
     incidents, sightings, new_objects = period.incidents, period.sightings, period.objects
     producers: Counter[str] = Counter()
     for producer, count in period.producers.items():
@@ -123,7 +123,7 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
 
 
 @dataclass
-class _Period:
+class Period:
     """What the operation's collections received after a moment (newest versions, as the administrator
     reads them), other than definitions and the operation's own shift reports."""
 
@@ -135,10 +135,10 @@ class _Period:
     contact_links: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _period(node: Node, operation: Operation, since: int) -> _Period:
+def period_of(node: Node, operation: Operation, since: int) -> Period:
     """The period's counts from the stored columns (SQL aggregates, no body read); its incidents, sightings
     and shift reports read by type; the ``contact-for`` relationships of its incidents by reference."""
-    found = _Period()
+    found = Period()
     first_seen: dict[str | None, tuple[int, int]] = {}
     for order, role in enumerate(("intel", "incidents")):
         collection = node.find_collection(operation.collections[role])
