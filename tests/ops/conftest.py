@@ -35,10 +35,10 @@ def sighting(of: str, marking: str = AMBER, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def room(tmp_path: Path) -> Iterator[tuple[Node, Operation, str]]:
-    """A node judging as objects arrive, with an operation protecting games2027.example; yields the
-    node, the operation and a partner's token."""
-    node = watch_arrivals(Node.init(tmp_path / "node", org_name="Host CERT", country="GBR"))
+def room(tmp_path: Path, store_url: str) -> Iterator[tuple[Node, Operation, str]]:
+    """A node judging as objects arrive, with an operation protecting games2027.example, on each
+    backend; yields the node, the operation and a partner's token."""
+    node = watch_arrivals(Node.init(tmp_path / "node", store_url, org_name="Host CERT", country="GBR"))
     try:
         node.create_organisation("Games SOC", "JPN")
         today = dt.datetime.now(dt.UTC).date()
