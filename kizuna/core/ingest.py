@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,10 +40,12 @@ _CONFLICT_MESSAGE = (
 )
 
 
-#: Told, inside the transaction that stored them, of the objects an ingest added to a collection:
-#: ``(store, collection pk, [(object as stored, its date_added)])``. Registered on the node by rooms above
-#: core (the operations room judges its watchlist here, ops/alerts.py) so core never imports them; a
-#: listener must not assume it sees every object (a bulk path may run without it) and must not raise.
+#: Told of the objects each ingest batch added to a collection, once they are stored (inside the caller's
+#: transaction when one is open, as for a TAXII post or a sync page; a bulk import commits each batch
+#: first): ``(store, collection pk, [(object as stored, its date_added)])``. Registered on the node by
+#: rooms above core (the operations room judges its watchlist here, ops/arrivals.py) so core never
+#: imports them; a listener must not assume it sees every object (a process may run without it, or
+#: die between a batch and its listener) and must not raise.
 IngestListener = Callable[[Store, int, list[tuple[dict[str, Any], int]]], None]
 
 
@@ -272,17 +273,15 @@ def _ingest_batch(
         else:
             ready.append(prepared)
             positions.append(position)
-    # With listeners, the batch and what they write commit together (joining the caller's block, if any).
-    with store.atomic() if listeners else nullcontext():
-        if policy is not None:
-            report.node_added += _place_shipped_definitions(store, collection_pk, ready, present)
-        results = store.add_versions(collection_pk, ready)
-        if listeners:
-            added = [(objects[position - offset], result.date_added)
-                     for position, result in zip(positions, results, strict=True)
-                     if result.outcome is Outcome.ADDED and result.date_added is not None]
-            for listener in listeners if added else ():
-                listener(store, collection_pk, added)
+    if policy is not None:
+        report.node_added += _place_shipped_definitions(store, collection_pk, ready, present)
+    results = store.add_versions(collection_pk, ready)
+    if listeners:
+        added = [(objects[position - offset], result.date_added)
+                 for position, result in zip(positions, results, strict=True)
+                 if result.outcome is Outcome.ADDED and result.date_added is not None]
+        for listener in listeners if added else ():
+            listener(store, collection_pk, added)
     if policy is not None:
         store.register_marking_definitions(
             [(new.stix_id, new.body) for new, result in zip(ready, results, strict=True)

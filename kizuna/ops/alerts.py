@@ -1,13 +1,14 @@
 """Alerts of an operation: objects in its intel and incidents collections that refer to its assets.
 
 Alerts are judged once, as objects arrive: `watch_arrivals` registers a listener on the node's ingest
-(core/ingest.py) that judges each added batch against the watchlist (ops/watch.py) in the batch's
-transaction and keeps the matches in ``ops_alerts`` (schema step 18), with a watermark per collection
-of what was judged. Reading them (`alerts_of`: `ops alerts`, the shift report, the console) first
-catches up on anything the listener did not judge (a process that ran without it, or a watchlist
-changed since: then every object is judged again), then filters the stored rows through `Node.read`,
-the one visibility check: a principal sees an alert only on an object, and an asset, it may see. So
-the table is a cache of what the stored objects say and can always be rebuilt from them.
+(core/ingest.py) that judges each added batch against the watchlist (ops/watch.py) once it is stored (in
+the post's or sync page's transaction, and for a bulk import right after each batch's commit), and keeps
+the matches in ``ops_alerts`` (schema step 18), with a watermark per collection of what was judged, the
+rows and the watermark in one transaction. Reading them (`alerts_of`: `ops alerts`, the shift report,
+the console) first catches up on anything the listener did not judge (a process that ran without it, or
+a watchlist changed since: then every object is judged again), then filters the stored rows through
+`Node.read`, the one visibility check: a principal sees an alert only on an object, and an asset, it may
+see. So the table is a cache of what the stored objects say and can always be rebuilt from them.
 
 Objects that only point at others (sightings, reports, incidents, relationships) are judged after the
 other objects of their batch and inherit the match of what they point at, in the batch or stored

@@ -145,8 +145,9 @@ class _Listener:
             if state["watch"] != watch or store.added_between(
                     collection_pk, through, min(at for _, at in added), NOT_ACTIVITY):
                 return  # judged later by refresh, from the watermark
-            judge_batch(store, watchlist_of(node, operation), operation, role, collection_pk, added)
-            _save_state(store, operation.slug, watch, {**state["through"], role: max(at for _, at in added)})
+            with store.atomic():  # the rows and the watermark together (in the ingest's transaction, if any)
+                judge_batch(store, watchlist_of(node, operation), operation, role, collection_pk, added)
+                _save_state(store, operation.slug, watch, {**state["through"], role: max(at for _, at in added)})
         except Exception:  # never sink an ingest: the watermark stays, and the next read catches up
             log.exception("judging new objects against the watchlist failed; the next read judges them")
 
