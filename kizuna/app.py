@@ -28,6 +28,7 @@ from kizuna.federation.health import SyncCollector, worker_check
 from kizuna.formats.feed_routes import feed_routes
 from kizuna.formats.upload import import_upload
 from kizuna.hashes.api import routes as hash_routes
+from kizuna.ops.arrivals import watch_arrivals
 from kizuna.ops.board import operation_board, visible_operations
 from kizuna.store.rate_buckets import shared_bucket_maker
 from kizuna.taxii.health import RequestMetrics, health_routes
@@ -54,7 +55,7 @@ def create_app(node: Node, tls: bool = False) -> Starlette:
         middleware=[Middleware(RequestMetrics), *([Middleware(TransportSecurity)] if tls else [])],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
-    app.state.node = node
+    app.state.node = watch_arrivals(node)  # the operations' watchlists judged as objects arrive
     # The console's Import page converts through the formats room, which kizuna.web may not import.
     app.state.importer = import_upload
     # Its operation pages read kizuna/ops (a sibling too) through these two functions.

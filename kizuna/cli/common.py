@@ -24,6 +24,7 @@ import orjson
 from kizuna.config import ConfigError
 from kizuna.core.errors import KizunaError
 from kizuna.core.node import Node
+from kizuna.ops.arrivals import watch_arrivals
 from kizuna.store.base import StoreError
 
 
@@ -50,7 +51,8 @@ class NodeContext:
     def node(self) -> Node:
         if self._node is None:
             try:
-                self._node = Node.open(self.data_dir)
+                # Every command's node judges the operations' watchlists as objects arrive (ops/arrivals.py).
+                self._node = watch_arrivals(Node.open(self.data_dir))
             except (ConfigError, StoreError, KizunaError) as exc:
                 raise CliError(str(exc), code="node") from None
         return self._node

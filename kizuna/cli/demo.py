@@ -15,7 +15,7 @@ from kizuna.demo import NotADemoNode, load_demo
 
 def _games_day(node: Node) -> dict[str, Any]:
     """The Games day (kizuna/ops/games.py), with the shift report's Japanese from the console's catalog."""
-    from kizuna.ops.alerts import alerts_of
+    from kizuna.ops.arrivals import alerts_of
     from kizuna.ops.games import load_games
     from kizuna.ops.reading import latest_objects
     from kizuna.web.i18n import translations

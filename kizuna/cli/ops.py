@@ -13,7 +13,7 @@ import click
 
 from kizuna.cli.common import CliError, emit, json_option, node_of, output_stream
 from kizuna.detect.mappings import LogReader, shipped_mappings
-from kizuna.ops.alerts import alerts_of
+from kizuna.ops.arrivals import alerts_of
 from kizuna.ops.assets import add_assets, list_assets
 from kizuna.ops.declassify import declassify
 from kizuna.ops.incidents import (

@@ -9,7 +9,7 @@ objects of an envelope commit together or not at all.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,15 @@ _CONFLICT_MESSAGE = (
     "a different object with this id and modified is already stored; STIX versions are "
     "immutable, so publish the change with a later modified"
 )
+
+
+#: Told of the objects each ingest batch added to a collection, once they are stored (inside the caller's
+#: transaction when one is open, as for a TAXII post or a sync page; a bulk import commits each batch
+#: first): ``(store, collection pk, [(object as stored, its date_added)])``. Registered on the node by
+#: rooms above core (the operations room judges its watchlist here, ops/arrivals.py) so core never
+#: imports them; a listener must not assume it sees every object (a process may run without it, or
+#: die between a batch and its listener) and must not raise.
+IngestListener = Callable[[Store, int, list[tuple[dict[str, Any], int]]], None]
 
 
 @dataclass(slots=True)
@@ -147,6 +156,7 @@ def prepare(obj: Any) -> NewVersion | str:
 def ingest(
     store: Store, collection_pk: int, objects: Iterable[Any], batch_size: int = 1000,
     keep_successes: bool = True, policy: PolicySource | None = None, keep_results: bool = False,
+    listeners: Sequence[IngestListener] = (),
 ) -> IngestReport:
     """Store ``objects`` in a collection and report on each one.
 
@@ -165,7 +175,7 @@ def ingest(
         notes: dict[int, list[Normalisation]] = {}
         if table is not None:
             batch, notes = _normalise_batch(batch, table)
-        _ingest_batch(store, collection_pk, batch, report, notes, policy, present)
+        _ingest_batch(store, collection_pk, batch, report, notes, policy, present, listeners)
     if table is not None:
         learnt = [(i, int(level)) for i, level in table.aliases().items()
                   if i not in KNOWN_ALIAS_IDS and learnt_before.get(i) != level]
@@ -232,6 +242,7 @@ def _batches(objects: Iterable[Any], size: int) -> Iterator[list[Any]]:
 def _ingest_batch(
     store: Store, collection_pk: int, objects: list[Any], report: IngestReport,
     notes: dict[int, list[Normalisation]], policy: PolicySource | None, present: set[str],
+    listeners: Sequence[IngestListener] = (),
 ) -> None:
     offset = report.total
     report.total += len(objects)
@@ -265,6 +276,12 @@ def _ingest_batch(
     if policy is not None:
         report.node_added += _place_shipped_definitions(store, collection_pk, ready, present)
     results = store.add_versions(collection_pk, ready)
+    if listeners:
+        added = [(objects[position - offset], result.date_added)
+                 for position, result in zip(positions, results, strict=True)
+                 if result.outcome is Outcome.ADDED and result.date_added is not None]
+        for listener in listeners if added else ():
+            listener(store, collection_pk, added)
     if policy is not None:
         store.register_marking_definitions(
             [(new.stix_id, new.body) for new, result in zip(ready, results, strict=True)

@@ -23,7 +23,7 @@ from kizuna.core.cursor import CursorCodec, load_key_ring, rotate_cursor_key
 from kizuna.core.errors import AdminError, Forbidden, NotFound
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.ingest import _DUPLICATE_MESSAGE as DUPLICATE_MESSAGE
-from kizuna.core.ingest import IngestReport, ingest
+from kizuna.core.ingest import IngestListener, IngestReport, ingest
 from kizuna.core.policy_source import (
     ANONYMOUS_IDENTITY,
     POLICY_OPTIONS,
@@ -122,6 +122,8 @@ class Node:
         self._stored_shapes = StoredShapes(store)
         self.home_organisation_id = store.get_setting("node_identity")
         self.audit = AuditLog(store)
+        #: Told of every object this node's ingest adds (core/ingest.py); rooms above core register here.
+        self.ingest_listeners: list[IngestListener] = []
 
     # -- lifecycle -------------------------------------------------------------------
     @classmethod
@@ -603,7 +605,8 @@ class Node:
         # provenance and its ``write`` audit record: a crash at any point leaves all of them or none,
         # never stored objects whose status a client cannot read or whose write the audit chain lacks.
         with self.store.atomic():
-            report = ingest(self.store, collection.pk, objects, batch_size=max(1, len(objects)), policy=self.policy)
+            report = ingest(self.store, collection.pk, objects, batch_size=max(1, len(objects)), policy=self.policy,
+                            listeners=self.ingest_listeners)
             self.store.put_status(StoredStatus(
                 report.id, collection.api_root, principal.key, report.request_timestamp,
                 orjson.dumps(report.to_taxii()),
@@ -673,7 +676,8 @@ class Node:
 
     # -- bulk paths for the CLI ------------------------------------------------------
     def import_objects(self, collection: Collection, objects: Iterable[Any]) -> IngestReport:
-        report = ingest(self.store, collection.pk, objects, keep_successes=False, policy=self.policy)
+        report = ingest(self.store, collection.pk, objects, keep_successes=False, policy=self.policy,
+                        listeners=self.ingest_listeners)
         self._record_write(NODE_ADMIN, collection, report)
         return report
 

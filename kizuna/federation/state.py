@@ -238,7 +238,7 @@ class FederationState:
         with self._write() as cur, _joined_transaction(self.store, cur):
             report = ingest(
                 self.store, collection_pk, objects, batch_size=max(1, len(objects)), keep_successes=False,
-                policy=node.policy, keep_results=True,
+                policy=node.policy, keep_results=True, listeners=node.ingest_listeners,
             )
             results = report.results or []
             stored = {position for position, _, _ in results}

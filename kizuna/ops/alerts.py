@@ -1,11 +1,20 @@
 """Alerts of an operation: objects in its intel and incidents collections that refer to its assets.
 
-Alerts are computed from what is stored, not kept: every run reads the collections (or, with
-``since``, only what was added after it, plus the older objects the new ones point at) through
-`Node.read` (the one visibility check) and applies the watchlist (ops/watch.py), so an alert cannot
-outlive or contradict the objects that raise it, and nothing had to be hooked into ingest. Objects
-that only point at others (sightings, reports, incidents, relationships) are judged after the
-objects they point at, so a sighting of a matching indicator raises a ``relationship`` alert.
+Alerts are judged once, as objects arrive: `watch_arrivals` registers a listener on the node's ingest
+(core/ingest.py) that judges each added batch against the watchlist (ops/watch.py) once it is stored (in
+the post's or sync page's transaction, and for a bulk import right after each batch's commit), and keeps
+the matches in ``ops_alerts`` (schema step 18), with a watermark per collection of what was judged, the
+rows and the watermark in one transaction. Reading them (`alerts_of`: `ops alerts`, the shift report,
+the console) first catches up on anything the listener did not judge (a process that ran without it, or
+a watchlist changed since: then every object is judged again), then filters the stored rows through
+`Node.read`, the one visibility check: a principal sees an alert only on an object, and an asset, it may
+see. So the table is a cache of what the stored objects say and can always be rebuilt from them.
+
+Objects that only point at others (sightings, reports, incidents, relationships) are judged after the
+other objects of their batch and inherit the match of what they point at, in the batch or stored
+before it, so a sighting of a matching indicator raises a ``relationship`` alert.
+`judge_stored` is the former way, judging every stored object on each call; it stays as the
+reference the stored alerts are tested against.
 """
 
 from __future__ import annotations
@@ -23,13 +32,13 @@ from kizuna.ops.watch import VALUE_TYPES, Hit, Watchlist, refs_of
 from kizuna.stix.timestamps import format_timestamp
 
 #: Objects that only refer to others; they are judged once the objects they refer to are known.
-_POINTERS = ("sighting", "report", "incident", "relationship", "grouping", "note", "opinion", "observed-data")
+POINTERS = ("sighting", "report", "incident", "relationship", "grouping", "note", "opinion", "observed-data")
 #: Definitions and translations: never activity, never an alert.
 NOT_ACTIVITY = ("marking-definition", "extension-definition", "language-content")
 #: Set on the operation's own shift reports, which refer to alerting objects without being news.
 SHIFT_REPORT_MARK = "x_kizuna_shift_report"
 _ID_BATCH = 200  # ids per read of older objects that new ones point at
-_RULE_ORDER = {"exact": 0, "containment": 1, "lookalike": 2, "relationship": 3}
+RULE_ORDER = {"exact": 0, "containment": 1, "lookalike": 2, "relationship": 3}
 
 
 @dataclass(frozen=True)
@@ -57,9 +66,16 @@ _WATCHLISTS: weakref.WeakKeyDictionary[Node, dict[str, tuple[tuple[Any, ...], Wa
     weakref.WeakKeyDictionary()
 
 
+def watch_fingerprint(node: Node, operation: Operation) -> list[Any]:
+    """What changes whenever the watchlist does: its collection's newest addition and deletion, and the
+    lookalike set's mark (two index lookups and a setting)."""
+    collection = node.find_collection(operation.collections["watchlist"])
+    return [*node.store.collection_change_stamp(collection.pk), lookalikes_version(node.store, operation.slug)]
+
+
 def watchlist_of(node: Node, operation: Operation, principal: Principal = NODE_ADMIN) -> Watchlist:
     collection = node.find_collection(operation.collections["watchlist"])
-    fingerprint = (*node.store.collection_stats(collection.pk), lookalikes_version(node.store, operation.slug))
+    fingerprint = tuple(watch_fingerprint(node, operation))
     cached = _WATCHLISTS.get(node, {}).get(operation.slug) if principal is NODE_ADMIN else None
     if cached is not None and cached[0] == fingerprint:
         return cached[1]
@@ -91,7 +107,7 @@ class AlertJudge:
         kind = obj.get("type")
         if kind in NOT_ACTIVITY or obj.get(SHIFT_REPORT_MARK):
             return
-        if kind in _POINTERS:
+        if kind in POINTERS:
             if new:
                 self.pointers.append((role, added, obj))
         else:
@@ -115,7 +131,7 @@ class AlertJudge:
         return sorted(self.found, key=lambda a: a.added)
 
     def _judge(self, role: str, added: int, obj: dict[str, Any], raise_alert: bool = True) -> None:
-        hits = sorted(set(self.watch.hits(obj, self.matched)), key=lambda h: (_RULE_ORDER[h.rule], h.asset))
+        hits = sorted(set(self.watch.hits(obj, self.matched)), key=lambda h: (RULE_ORDER[h.rule], h.asset))
         if not hits:
             return
         self.matched.setdefault(obj["id"], hits[0])
@@ -132,10 +148,11 @@ class AlertJudge:
                                     format_timestamp(added), hit.fuzzer))
 
 
-def alerts_of(node: Node, operation: Operation, since: int | None = None,
-              principal: Principal = NODE_ADMIN) -> list[Alert]:
+def judge_stored(node: Node, operation: Operation, since: int | None = None,
+                 principal: Principal = NODE_ADMIN) -> list[Alert]:
     """Alerts on objects added after ``since`` (µs; all when None), strongest rule first per object,
-    from what ``principal`` may see (the console passes the signed-in token's)."""
+    judged now from every stored object ``principal`` may see, without the stored alerts (ops/arrivals.py
+    keeps those; this is what they are tested against)."""
     judge = AlertJudge(node, operation, principal)
     for role in ("intel", "incidents"):
         collection = node.find_collection(operation.collections[role])

@@ -15,7 +15,8 @@ from typing import Any
 from kizuna.core.listing import readable_collections
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
-from kizuna.ops.alerts import SHIFT_REPORT_MARK, Alert, alerts_of
+from kizuna.ops.alerts import SHIFT_REPORT_MARK, Alert
+from kizuna.ops.arrivals import alerts_of
 from kizuna.ops.incidents import assigned_to, contacts_of, determination_of, status_of
 from kizuna.ops.reading import latest_objects
 from kizuna.ops.records import Operation

@@ -13,12 +13,15 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kizuna.core.node import Node
+from kizuna.core.object_view import referring
 from kizuna.core.partner_health import partner_health
-from kizuna.ops.alerts import NOT_ACTIVITY, SHIFT_REPORT_MARK, AlertJudge
+from kizuna.core.principal import NODE_ADMIN
+from kizuna.ops.alerts import NOT_ACTIVITY, SHIFT_REPORT_MARK
+from kizuna.ops.arrivals import alerts_of
 from kizuna.ops.incidents import CONTACT_FOR, _base, _store, assigned_to, contacts_of, determination_of, status_of
 from kizuna.ops.reading import latest_objects
 from kizuna.ops.records import Operation
@@ -27,6 +30,8 @@ from kizuna.stix.timestamps import format_timestamp, now_micros
 
 Translate = Callable[[str], str]
 _HOUR_US = 3600 * 1_000_000
+_REF_BATCH = 200  # incidents per look-up of the relationships pointing at them
+_REF_LIMIT = 100_000  # relationships per look-up: far above the contact-for links of 200 incidents
 
 
 def N_(message: str) -> str:  # noqa: N802 - the gettext marker: the console's catalog holds these labels
@@ -62,34 +67,14 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
         raise ValueError(f"a {lang} report needs the catalog's translations")
     words = {key: (translate or str)(label) for key, label in LABELS.items()}
     names = {o.id: o.name for o in node.store.list_organisations()}
-    incidents: list[dict[str, Any]] = []
-    sightings: Counter[str] = Counter()
+    period = period_of(node, operation, since)
+    incidents, sightings, new_objects = period.incidents, period.sightings, period.objects
     producers: Counter[str] = Counter()
-    per_hour: Counter[int] = Counter()
-    contact_links: list[dict[str, Any]] = []
-    new_objects = 0
-    # One pass over the operation's objects: the report's counts and the alerts' judging together.
-    judge = AlertJudge(node, operation)
-    for role in ("intel", "incidents"):
-        collection = node.find_collection(operation.collections[role])
-        for added, obj in latest_objects(node, collection):
-            judge.see(role, added, obj, new=added > since)
-            kind = obj.get("type")
-            if kind in NOT_ACTIVITY or obj.get(SHIFT_REPORT_MARK):
-                continue
-            if kind == "relationship" and obj.get("relationship_type") == CONTACT_FOR:
-                contact_links.append(obj)
-            if added <= since:
-                continue
-            new_objects += 1
-            per_hour[added // _HOUR_US] += 1
-            producer = obj.get("created_by_ref")
-            producers[names.get(producer, producer) if producer else words["unsigned"]] += 1
-            if kind == "incident":
-                incidents.append(obj)
-            elif kind == "sighting":
-                sightings[obj.get("sighting_of_ref", "")] += int(obj.get("count", 1))
-    alerts = judge.finish()
+    for producer, count in period.producers.items():
+        producers[names.get(producer, producer) if producer else words["unsigned"]] += count
+    per_hour = period.per_hour
+    contact_links = period.contact_links
+    alerts = alerts_of(node, operation, since)
     top = sightings.most_common(10)
     indicators = _names_of(node, operation, [ref for ref, _ in top])
     hours = {format_timestamp(hour * _HOUR_US)[:13]: count for hour, count in per_hour.items()}
@@ -135,6 +120,56 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
     _store(node, operation, stix)
     markdown = "\n".join(lines)
     return ShiftReport(stix, markdown, to_html(markdown, dict(hours), lang))
+
+
+@dataclass
+class Period:
+    """What the operation's collections received after a moment (newest versions, as the administrator
+    reads them), other than definitions and the operation's own shift reports."""
+
+    objects: int = 0
+    per_hour: Counter[int] = field(default_factory=Counter)
+    producers: dict[str | None, int] = field(default_factory=dict)  # created_by_ref -> count, first seen first
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    sightings: Counter[str] = field(default_factory=Counter)
+    contact_links: list[dict[str, Any]] = field(default_factory=list)
+
+
+def period_of(node: Node, operation: Operation, since: int) -> Period:
+    """The period's counts from the stored columns (SQL aggregates, no body read); its incidents, sightings
+    and shift reports read by type; the ``contact-for`` relationships of its incidents by reference."""
+    found = Period()
+    first_seen: dict[str | None, tuple[int, int]] = {}
+    for order, role in enumerate(("intel", "incidents")):
+        collection = node.find_collection(operation.collections[role])
+        for hour, producer, kind, count, first in node.store.added_counts(collection.pk, since):
+            if kind in NOT_ACTIVITY:
+                continue
+            found.objects += count
+            found.per_hour[hour] += count
+            found.producers[producer] = found.producers.get(producer, 0) + count
+            first_seen[producer] = min(first_seen.get(producer, (order, first)), (order, first))
+        for added, obj in latest_objects(node, collection, ("incident", "sighting", "report"), added_after=since):
+            if obj.get(SHIFT_REPORT_MARK):  # counted by the aggregates above: taken back out
+                found.objects -= 1
+                found.per_hour[added // _HOUR_US] -= 1
+                found.producers[obj.get("created_by_ref")] -= 1
+            elif obj["type"] == "incident":
+                found.incidents.append(obj)
+            elif obj["type"] == "sighting":
+                found.sightings[obj.get("sighting_of_ref", "")] += int(obj.get("count", 1))
+    found.per_hour = +found.per_hour  # hours that only held shift reports are not activity
+    # In order of first arrival, so equal counts keep the order a reading of the objects would give.
+    found.producers = {p: found.producers[p] for p in sorted(found.producers, key=first_seen.__getitem__)
+                       if found.producers[p] > 0}
+    incident_ids = [i["id"] for i in found.incidents]
+    for role in ("intel", "incidents") if incident_ids else ():
+        viewer = node.viewer_for(NODE_ADMIN, node.find_collection(operation.collections[role]))
+        for start in range(0, len(incident_ids), _REF_BATCH):
+            related, _ = referring(node, viewer, incident_ids[start:start + _REF_BATCH], ("relationship",),
+                                   _REF_LIMIT)
+            found.contact_links.extend(obj for _, obj in related if obj.get("relationship_type") == CONTACT_FOR)
+    return found
 
 
 def _names_of(node: Node, operation: Operation, ids: list[str]) -> dict[str, str]:

@@ -59,13 +59,15 @@ class Watchlist:
     # -- values ------------------------------------------------------------------------------
     def domain(self, text: str) -> Hit | None:
         name = text.strip().lower().rstrip(".")
-        labels = name.split(".")
-        for i in range(len(labels) - 1):
-            parent = ".".join(labels[i:])
+        parents = []  # the name and each parent that still has a dot, by slicing (no joins)
+        parent = name
+        while (dot := parent.find(".")) >= 0:
+            parents.append(parent)
+            parent = parent[dot + 1:]
+        for i, parent in enumerate(parents):
             if parent in self.domains:
                 return Hit(parent, self.domains[parent], "exact" if i == 0 else "containment", name)
-        for i in range(len(labels) - 1):
-            parent = ".".join(labels[i:])
+        for parent in parents:
             if parent in self.lookalikes:
                 protected, fuzzer = self.lookalikes[parent]
                 return Hit(protected, self._domain_ids.get(protected, ""), "lookalike", name, fuzzer)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from kizuna.core.node import Node
-from kizuna.ops.alerts import alerts_of, watchlist_of
+from kizuna.ops.alerts import watchlist_of
+from kizuna.ops.arrivals import alerts_of
 from kizuna.ops.assets import add_assets
 from kizuna.ops.lookalikes import lookalikes_of
 from kizuna.ops.reading import stix_now

@@ -191,4 +191,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE search_backlog (seq INTEGER PRIMARY KEY, text TEXT NOT NULL)
         """,
     ),
+    # Step 18: alerts of an operation on its protected assets, judged once as objects arrive (ops/alerts.py)
+    # and read by `ops alerts`, the shift report and the console; a cache of what the stored objects say,
+    # rebuilt by ops/alerts.py whenever the watchlist changes or an object arrived without being judged.
+    (
+        18,
+        """
+        CREATE TABLE ops_alerts (
+            operation TEXT NOT NULL, stix_id TEXT NOT NULL, asset_id TEXT NOT NULL, asset TEXT NOT NULL,
+            rule_rank INTEGER NOT NULL, rule TEXT NOT NULL, matched TEXT NOT NULL, fuzzer TEXT,
+            collection_pk INTEGER NOT NULL, role TEXT NOT NULL, object_type TEXT NOT NULL, object_name TEXT,
+            producer TEXT, version INTEGER NOT NULL, date_added INTEGER NOT NULL, raised INTEGER NOT NULL,
+            PRIMARY KEY (operation, stix_id, asset));
+        CREATE INDEX ops_alerts_added ON ops_alerts (operation, raised, date_added)
+        """,
+    ),
 ]

@@ -1,0 +1,227 @@
+"""Alerts judged as objects arrive, kept in ``ops_alerts`` (schema step 18), and read back through the
+visibility check (the design is in ops/alerts.py's docstring and docs/decisions.md).
+
+The watermark of an operation, under the setting ``ops:alerts:<slug>``, says up to which ``date_added``
+each of its collections was judged and against which watchlist (its fingerprint). The ingest listener
+judges a batch only when it directly follows the watermark (nothing unjudged in between, other than
+definitions) and the watchlist is the one the stored alerts were judged with; otherwise it leaves the
+batch to `refresh`, which every reader calls first.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from kizuna.core.node import Node
+from kizuna.core.principal import NODE_ADMIN, Principal
+from kizuna.ops.alerts import (
+    NOT_ACTIVITY,
+    POINTERS,
+    RULE_ORDER,
+    SHIFT_REPORT_MARK,
+    Alert,
+    watch_fingerprint,
+    watchlist_of,
+)
+from kizuna.ops.reading import latest_objects
+from kizuna.ops.records import INDEX_KEY, Operation, load_all
+from kizuna.ops.watch import VALUE_TYPES, Hit, Watchlist, refs_of
+from kizuna.stix.timestamps import format_timestamp, parse_timestamp
+from kizuna.store.base import Store
+from kizuna.store.ops_alerts import AlertRow
+
+STATE_KEY = "ops:alerts:"
+_CHUNK = 1000  # objects judged per transaction when catching up
+_ID_BATCH = 200  # ids per visibility read
+log = logging.getLogger("kizuna.ops")
+
+
+def _load_state(store: Store, slug: str) -> dict[str, Any] | None:
+    raw = store.get_setting(STATE_KEY + slug)
+    return orjson.loads(raw) if raw else None
+
+
+def _save_state(store: Store, slug: str, watch: list[Any], through: dict[str, int]) -> None:
+    """Advance the watermark; never back past what a concurrent writer recorded for the same watchlist."""
+    current = _load_state(store, slug)
+    if current is not None and current["watch"] == watch:
+        through = {role: max(through.get(role, -1), current["through"].get(role, -1))
+                   for role in {*through, *current["through"]}}
+    store.set_setting(STATE_KEY + slug, orjson.dumps({"watch": watch, "through": through}).decode())
+
+
+_SKIPPED = frozenset(NOT_ACTIVITY)
+_POINTING = frozenset(POINTERS)
+
+
+def judge_batch(store: Store, watch: Watchlist, operation: Operation, role: str, collection_pk: int,
+                arrived: Sequence[tuple[dict[str, Any], int]]) -> None:
+    """Judge objects of one collection (each with its date_added) and replace their stored rows: the
+    objects that point at others last, inheriting what they point at, in the batch or stored."""
+    matched: dict[str, Hit] = {}
+    rows: list[AlertRow] = []
+    pointers: list[tuple[dict[str, Any], int]] = []
+    # A first version (modified equal to created) has no rows of an earlier version to replace.
+    replaced = [obj["id"] for obj, _ in arrived if "created" not in obj or obj.get("modified") != obj["created"]]
+
+    def keep(obj: dict[str, Any], added: int, found: list[Hit]) -> None:
+        hits = sorted(set(found), key=lambda h: (RULE_ORDER[h.rule], h.asset))
+        matched.setdefault(obj["id"], hits[0])
+        raised = obj.get("type") not in VALUE_TYPES  # a bare value is evidence, not an alert
+        name = obj.get("name")
+        modified = obj.get("modified")
+        version = parse_timestamp(modified) if isinstance(modified, str) else added
+        seen: set[str] = set()
+        for hit in hits:
+            if hit.asset in seen:  # one row per object and asset: the strongest rule
+                continue
+            seen.add(hit.asset)
+            rows.append(AlertRow(operation.slug, obj["id"], hit.asset_id, hit.asset, RULE_ORDER[hit.rule], hit.rule,
+                                 hit.value, hit.fuzzer, collection_pk, role, str(obj["type"]),
+                                 name if isinstance(name, str) else None, obj.get("created_by_ref"), version, added,
+                                 raised))
+
+    for obj, added in arrived:
+        kind = obj.get("type")
+        if kind in _SKIPPED or obj.get(SHIFT_REPORT_MARK):
+            continue
+        if kind in _POINTING:
+            pointers.append((obj, added))
+            continue
+        found = [*watch.hits(obj, matched)]
+        if found:  # most objects match nothing: nothing to sort or keep
+            keep(obj, added, found)
+    if pointers:
+        here = {obj["id"] for obj, _ in arrived}
+        wanted = {ref for obj, _ in pointers for ref in refs_of(obj) if ref not in here and ref not in watch.names}
+        stored: dict[str, AlertRow] = {}
+        for row in store.ops_alert_matches(operation.slug, sorted(wanted)) if wanted else ():
+            best = stored.get(row.stix_id)
+            if best is None or (row.rule_rank, row.asset) < (best.rule_rank, best.asset):
+                stored[row.stix_id] = row
+        for ref, row in stored.items():
+            matched.setdefault(ref, Hit(row.asset, row.asset_id, row.rule, row.matched, row.fuzzer))
+        for obj, added in pointers:
+            found = [*watch.hits(obj, matched)]
+            if found:
+                keep(obj, added, found)
+    store.replace_ops_alerts(operation.slug, replaced, rows)
+
+
+class _Listener:
+    """The ingest listener of one node: judges batches added to an operation's intel or incidents."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = weakref.ref(node)
+        self._index: tuple[str | None, dict[int, tuple[Operation, str]]] = ("", {})
+
+    def _roles(self, node: Node) -> dict[int, tuple[Operation, str]]:
+        raw = node.store.get_setting(INDEX_KEY)
+        if raw != self._index[0]:
+            roles: dict[int, tuple[Operation, str]] = {}
+            for operation in load_all(node.store).values():
+                for role in ("intel", "incidents"):
+                    roles[node.find_collection(operation.collections[role]).pk] = (operation, role)
+            self._index = (raw, roles)
+        return self._index[1]
+
+    def __call__(self, store: Store, collection_pk: int, added: list[tuple[dict[str, Any], int]]) -> None:
+        node = self.node()
+        if node is None:
+            return
+        try:
+            found = self._roles(node).get(collection_pk)
+            if found is None:
+                return
+            operation, role = found
+            watch = watch_fingerprint(node, operation)
+            state = _load_state(store, operation.slug) or {"watch": watch, "through": {}}
+            through = int(state["through"].get(role, -1))
+            if state["watch"] != watch or store.added_between(
+                    collection_pk, through, min(at for _, at in added), NOT_ACTIVITY):
+                return  # judged later by refresh, from the watermark
+            with store.atomic():  # the rows and the watermark together (in the ingest's transaction, if any)
+                judge_batch(store, watchlist_of(node, operation), operation, role, collection_pk, added)
+                _save_state(store, operation.slug, watch, {**state["through"], role: max(at for _, at in added)})
+        except Exception:  # never sink an ingest: the watermark stays, and the next read catches up
+            log.exception("judging new objects against the watchlist failed; the next read judges them")
+
+
+def watch_arrivals(node: Node) -> Node:
+    """Judge the watchlist as objects arrive at ``node`` (once per node); returns the node."""
+    if not any(isinstance(listener, _Listener) for listener in node.ingest_listeners):
+        node.ingest_listeners.append(_Listener(node))
+    return node
+
+
+def refresh(node: Node, operation: Operation) -> None:
+    """Judge what the stored alerts lack: every object after the watermark, or all of them when the
+    watchlist changed since they were judged."""
+    store = node.store
+    watch_mark = watch_fingerprint(node, operation)
+    state = _load_state(store, operation.slug)
+    if state is None or state["watch"] != watch_mark:
+        store.clear_ops_alerts(operation.slug)
+        state = {"watch": watch_mark, "through": {}}
+        _save_state(store, operation.slug, watch_mark, {})
+    watch: Watchlist | None = None
+    for role in ("intel", "incidents"):
+        collection = node.find_collection(operation.collections[role])
+        through = state["through"].get(role)
+        newest, _ = store.collection_change_stamp(collection.pk)
+        if newest is None or (through is not None and newest <= through):
+            continue
+        watch = watch or watchlist_of(node, operation)
+        chunk: list[tuple[dict[str, Any], int]] = []
+        for added, obj in latest_objects(node, collection, added_after=through):
+            chunk.append((obj, added))
+            if len(chunk) == _CHUNK:
+                _judge_chunk(node, watch, operation, role, collection.pk, chunk, watch_mark)
+                chunk = []
+        _judge_chunk(node, watch, operation, role, collection.pk, chunk, watch_mark)
+
+
+def _judge_chunk(node: Node, watch: Watchlist, operation: Operation, role: str, collection_pk: int,
+                 chunk: list[tuple[dict[str, Any], int]], watch_mark: list[Any]) -> None:
+    if chunk:
+        with node.store.atomic():
+            judge_batch(node.store, watch, operation, role, collection_pk, chunk)
+            _save_state(node.store, operation.slug, watch_mark, {role: max(at for _, at in chunk)})
+
+
+def alerts_of(node: Node, operation: Operation, since: int | None = None,
+              principal: Principal = NODE_ADMIN) -> list[Alert]:
+    """Alerts on objects added after ``since`` (µs; all when None), oldest first and the strongest rule
+    first per object, on what ``principal`` may see (the console passes the signed-in token's)."""
+    refresh(node, operation)
+    rows = node.store.ops_alerts(operation.slug, since)
+    every = set(watchlist_of(node, operation).names)
+    hidden = every - set(watchlist_of(node, operation, principal).names) if principal is not NODE_ADMIN else set()
+    # Relationship alerts name the object they inherit from; that object must be visible too.
+    via = {r.matched for r in rows if r.rule == "relationship" and r.matched not in every}
+    visible = _visible(node, operation, {r.stix_id for r in rows} | via, principal)
+    names = {o.id: o.name for o in node.store.list_organisations()}
+    return [Alert(r.asset, r.rule, r.stix_id, r.object_type, r.object_name,
+                  names.get(r.producer, r.producer) if r.producer else None, r.matched, r.role,
+                  format_timestamp(r.date_added), r.fuzzer)
+            for r in rows if r.stix_id in visible and r.asset_id not in hidden
+            and (r.rule != "relationship" or r.matched in every or r.matched in visible)]
+
+
+def _visible(node: Node, operation: Operation, ids: set[str], principal: Principal) -> set[str]:
+    """Which of ``ids`` the principal sees in the operation's intel or incidents (read by id, through the
+    visibility check: hidden is absent)."""
+    wanted = sorted(ids)
+    seen: set[str] = set()
+    for role in ("intel", "incidents") if wanted else ():
+        collection = node.find_collection(operation.collections[role])
+        rest = [i for i in wanted if i not in seen]
+        for start in range(0, len(rest), _ID_BATCH):
+            seen.update(obj["id"] for _, obj in latest_objects(node, collection, principal=principal,
+                                                               ids=tuple(rest[start:start + _ID_BATCH])))
+    return seen
