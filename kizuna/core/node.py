@@ -431,7 +431,13 @@ class Node:
         def stored_shapes() -> frozenset[tuple[str, str | None, str | None]] | None:
             return self._stored_shapes.of(collection.pk)
 
-        return Viewer(principal, collection, policy, lookup, relayed, stored_shapes)
+        def anything_relayed() -> bool:
+            return self.store.holds_provenance(collection.pk)
+
+        def change_stamp() -> tuple[int | None, int | None]:
+            return self.store.collection_change_stamp(collection.pk)
+
+        return Viewer(principal, collection, policy, lookup, relayed, stored_shapes, anything_relayed, change_stamp)
 
     def _relayed_from_partner(self, collection_pk: int, rows: Sequence[VersionRow]) -> set[tuple[str, int]]:
         """Which of ``rows`` arrived from a partner node, as (id, version): asked only of TLP:AMBER+STRICT and

@@ -19,13 +19,30 @@ endpoint, as before).
 from __future__ import annotations
 
 import threading
-from typing import Final
+from collections.abc import Hashable
+from typing import Any, Final
 
 from kizuna.store.base import Store
 
 Shape = tuple[str, str | None, str | None]
 _STEP: Final = 50_000
 _CAP: Final = 4096
+_ENDPOINTS_KEY: Final = "kept-endpoints"
+_ENDPOINTS: Final = 65536
+
+
+def kept_endpoints(verdicts: dict[Any, Any], stamp: Hashable) -> dict[str, bool]:
+    """Endpoint id -> visible, as a reader's earlier pages resolved them, valid while the collection's change stamp
+    is ``stamp`` (its newest ``date_added`` and newest deletion: every write moves one of them forward, see
+    ``store.collection_change_stamp``). Kept beside the reader's pair verdicts (``verdicts``, one policy generation,
+    shared by its requests): a reader paging through relationships to the same few identities looks each up once
+    per collection state, not once per page. Only verdicts that follow from stored versions alone belong here (not
+    one that hangs on a version's provenance, which is recorded apart from the version)."""
+    held = verdicts.get(_ENDPOINTS_KEY)
+    if held is None or held[0] != stamp or len(held[1]) >= _ENDPOINTS:
+        held = verdicts[_ENDPOINTS_KEY] = (stamp, {})
+    kept: dict[str, bool] = held[1]
+    return kept
 
 
 class _Learnt:

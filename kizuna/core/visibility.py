@@ -9,19 +9,24 @@ Most rows are decided from their ``created_by_ref`` and ``markings`` columns alo
 parsing the body: the verdict for one (producer, markings) pair is the same for every row
 that shares it.  The columns also settle, unparsed, a row that can reference other objects
 when its own markings hide it, and a row with granular markings when the viewer may see every
-marking it carries (no part of it can be redacted).  Every other row of those kinds, and rows
-that need redaction, are parsed (once) and decided in full.
+marking it carries (no part of it can be redacted).  A relationship whose pair the viewer sees
+whole is decided by its endpoints alone and served as stored.  Every other row of those kinds, and
+rows that need redaction, are parsed (once) and decided in full.  An endpoint carrying
+TLP:AMBER+STRICT/RED that arrived from a partner node is hidden from the relationship's reader as
+the object itself is (its provenance is asked with the look-up, and not at all in a collection that
+holds nothing from a partner node).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, Final, NamedTuple
 
 import orjson
 
 from kizuna.core.principal import Principal
+from kizuna.core.stored_shapes import kept_endpoints
 from kizuna.policy import ViewerPolicy, hide_dangling
 from kizuna.policy.decide import Decision, Outcome
 from kizuna.store.base import Collection, VersionRow
@@ -46,8 +51,13 @@ Lookup = Callable[[Sequence[str]], list[VersionRow]]
 #: Which of some stored versions, as (id, version), this node received from a partner node (federation
 #: provenance): asked once per page for the rows that carry TLP:AMBER+STRICT or TLP:RED.
 Relayed = Callable[[Sequence[VersionRow]], set[tuple[str, int]]]
+#: Whether any version stored in the viewer's collection was received from a partner node: asked once per page
+#: before :data:`Relayed`, which a collection without federated content never needs.
+AnythingRelayed = Callable[[], bool]
 #: The (type, producer, markings) of every version the viewer's collection stores, when known (core/stored_shapes.py).
 StoredShapesOf = Callable[[], frozenset[tuple[str, str | None, str | None]] | None]
+#: The viewer's collection's change stamp (``Store.collection_change_stamp``), read once per prefetched batch.
+ChangeStamp = Callable[[], Hashable]
 
 
 class Viewer:
@@ -58,13 +68,15 @@ class Viewer:
     was withheld, by reason, for the audit log.
     """
 
-    __slots__ = ("_endpoints_whole", "_lookup", "_parsed", "_relayed_known", "_seen", "_visible_ids", "collection",
-                 "hidden", "policy", "principal", "readable", "redacted", "relayed", "stored_shapes")
+    __slots__ = ("_anything_relayed", "_change_stamp", "_endpoints_whole", "_ends", "_kept", "_lookup",
+                 "_nothing_relayed", "_parsed", "_relayed_known", "_seen", "_visible_ids", "collection", "hidden",
+                 "policy", "principal", "readable", "redacted", "relayed", "stored_shapes")
 
     def __init__(
         self, principal: Principal, collection: Collection, policy: ViewerPolicy | None = None,
         lookup: Lookup | None = None, relayed: Relayed | None = None,
-        stored_shapes: StoredShapesOf | None = None,
+        stored_shapes: StoredShapesOf | None = None, anything_relayed: AnythingRelayed | None = None,
+        change_stamp: ChangeStamp | None = None,
     ) -> None:
         self.principal = principal
         self.collection = collection
@@ -74,6 +86,12 @@ class Viewer:
         #: With a policy: versions received from a partner node that carry TLP:AMBER+STRICT or TLP:RED
         #: stop here (the node's own organisation was their recipient); they are hidden from everyone else.
         self.relayed = relayed
+        self._anything_relayed = anything_relayed
+        self._change_stamp = change_stamp
+        #: While a batch is prefetched: the endpoint verdicts kept across pages for the collection as it is now.
+        self._kept: dict[str, bool] | None = None
+        #: The collection held no version from a partner node when the batch last prefetched was read.
+        self._nothing_relayed = False
         #: Asked once, when the first endpoint is resolved: every (type, producer, markings) stored in the
         #: collection, or a superset (core/stored_shapes.py), or None when not known. When the policy shows each
         #: of them whole, no endpoint of a column-decided type can be hidden, and :meth:`resolve` looks up only
@@ -82,6 +100,10 @@ class Viewer:
         self._endpoints_whole: bool | None = None
         #: (id, version) -> the parsed body, for the batch last prefetched (parsed there, decided in view)
         self._parsed: dict[tuple[str, int], dict[str, Any]] = {}
+        #: (id, version) -> (source_ref, target_ref), for the relationships of the batch last prefetched whose
+        #: (producer, markings) the viewer sees whole: only their endpoints decide them (kept instead of the parsed
+        #: body, which is dropped at once: a page's bodies kept alive make the garbage collector walk them)
+        self._ends: dict[tuple[str, int], tuple[str, str]] = {}
         #: (id, version) -> relayed from a partner, for the rows of the batch last prefetched that may stop here
         self._relayed_known: dict[tuple[str, int], bool] = {}
         self._visible_ids: dict[str, bool] = {}
@@ -111,17 +133,51 @@ class Viewer:
             wanted = [i for i in wanted if i.partition("--")[0] in _UNDECIDED]
             if not wanted:
                 return
+        kept = self._kept
+        if kept is not None:
+            known = self._visible_ids
+            for object_id in wanted:
+                if object_id in kept:
+                    known[object_id] = kept[object_id]
+            wanted = [i for i in wanted if i not in kept]
+            if not wanted:
+                return
         rows = self._lookup(wanted)
         seen: dict[str, bool] = {}
+        stopping: list[VersionRow] = []  # visible by their markings, unless received from a partner node
         for row in rows:
             if seen.get(row.stix_id):
                 continue
             outcome = _column_outcome(self, self.policy, row)
-            seen[row.stix_id] = (
+            visible = (
                 outcome is Outcome.VISIBLE if outcome is not None
                 else self.policy.decide(orjson.loads(row.body)).visible
             )
+            if visible and self._may_be_relayed(row):
+                stopping.append(row)
+                continue
+            seen[row.stix_id] = visible
+        if stopping:
+            assert self.relayed is not None
+            relayed = self.relayed(stopping)
+            for row in stopping:
+                # as view decides: a relayed version is hidden, and one version seen makes the object visible
+                if (row.stix_id, row.version) not in relayed:
+                    seen[row.stix_id] = True
+                else:
+                    seen.setdefault(row.stix_id, False)
         self._visible_ids.update(seen)
+        if kept is not None:
+            # Not kept: an id with a TLP:AMBER+STRICT/RED version, whose verdict hangs on provenance too.
+            apart = {row.stix_id for row in rows if row.markings is not None and stops_onward(row.markings)}
+            kept.update((i, self._visible_ids[i]) for i in wanted if i not in apart)
+
+    def _may_be_relayed(self, row: VersionRow) -> bool:
+        """Whether ``row`` carries TLP:AMBER+STRICT/RED that its arrival from a partner node would stop here."""
+        return (
+            self.relayed is not None and not self._nothing_relayed and row.markings is not None
+            and row.created_by_ref != self.principal.organisation_id and stops_onward(row.markings)
+        )
 
     def _whole_endpoints(self) -> bool:
         """Whether every version stored in the collection, of a type the columns decide, is visible whole to this
@@ -148,6 +204,8 @@ class Viewer:
         """Whether this node received ``row`` from a partner node (asked of AMBER+STRICT and RED rows only)."""
         known = self._relayed_known.get((row.stix_id, row.version))
         if known is None:
+            if self._nothing_relayed:
+                return False
             assert self.relayed is not None
             known = (row.stix_id, row.version) in self.relayed((row,))
         return known
@@ -157,10 +215,18 @@ class Viewer:
         self._relayed_known.clear()
         if self.relayed is None:
             return
+        self._nothing_relayed = self._anything_relayed is not None and not self._anything_relayed()
+        if self._nothing_relayed:
+            return
         own, policy = self.principal.organisation_id, self.policy
         assert policy is not None
-        asked = [row for row in rows if row.markings is not None and row.created_by_ref != own
-                 and stops_onward(row.markings) and _column_outcome(self, policy, row) is not Outcome.HIDDEN]
+        verdicts = policy.column_verdicts
+        # A pair served as stored carries no TLP:AMBER+STRICT/RED: most rows are passed over on one look-up.
+        asked = [row for row in rows if row.markings is not None
+                 and ((verdict := verdicts.get((row.created_by_ref, row.markings))) is None
+                      or not verdict.served_as_stored)
+                 and row.created_by_ref != own and stops_onward(row.markings)
+                 and _column_outcome(self, policy, row) is not Outcome.HIDDEN]
         if asked:
             found = self.relayed(asked)
             self._relayed_known = {(row.stix_id, row.version): (row.stix_id, row.version) in found for row in asked}
@@ -170,7 +236,9 @@ class Viewer:
         queries for the whole page instead of one per referencing row.
 
         Only rows whose own markings let them through are parsed (and kept parsed for :func:`view`): a row
-        its markings hide is hidden whatever it points at.  An object of the batch itself that the columns
+        its markings hide is hidden whatever it points at.  A relationship the reader sees whole keeps only its
+        two endpoints (``_ends``): its body is dropped at once, and :func:`view` serves it as stored when both
+        are visible.  An object of the batch itself that the columns
         show visible is known visible without a query (relationships often point at their neighbours)."""
         policy = self.policy
         if policy is None:
@@ -178,13 +246,38 @@ class Viewer:
         self._prefetch_relayed(rows)
         if self._lookup is None:
             return
-        parsed = self._parsed
+        try:
+            self._prefetch_references(policy, rows)
+        finally:
+            self._kept = None  # a look-up outside a batch asks the store: the stamp was read for this batch only
+
+    def _prefetch_references(self, policy: ViewerPolicy, rows: Sequence[VersionRow]) -> None:
+        parsed, ends = self._parsed, self._ends
         parsed.clear()
+        ends.clear()
         refs: list[str] = []
+        verdicts = policy.column_verdicts
         for row in rows:
-            if row.type in REFERENCING_TYPES and _column_outcome(self, policy, row) is not Outcome.HIDDEN:
-                obj = parsed[(row.stix_id, row.version)] = orjson.loads(row.body)
-                refs.extend(_references(obj))
+            kind = row.type
+            if kind not in REFERENCING_TYPES:
+                continue
+            verdict = verdicts.get((row.created_by_ref, row.markings))
+            if verdict is not None and verdict.served_as_stored and kind == "relationship":
+                obj = orjson.loads(row.body)
+                source, target = obj.get("source_ref"), obj.get("target_ref")
+                if type(source) is str and type(target) is str:
+                    ends[(row.stix_id, row.version)] = (source, target)
+                    refs += (source, target)
+                    continue
+            elif _column_outcome(self, policy, row) is Outcome.HIDDEN:
+                continue
+            else:
+                obj = orjson.loads(row.body)
+            parsed[(row.stix_id, row.version)] = obj
+            refs.extend(_references(obj))
+        if refs and self._change_stamp is not None:
+            # Read after the batch: a write since then moves the stamp, and the kept verdicts are not used.
+            self._kept = kept_endpoints(policy.column_verdicts, self._change_stamp())
         if not refs or self._whole_endpoints():
             self.resolve(refs)  # every endpoint of a column-decided type is visible: nothing to weigh here
             return
@@ -193,7 +286,7 @@ class Viewer:
         for ref in refs:
             neighbour = neighbours.get(ref)
             if neighbour is not None and ref not in known and (
-                _column_outcome(self, policy, neighbour) is Outcome.VISIBLE
+                _column_outcome(self, policy, neighbour) is Outcome.VISIBLE and not self._may_be_relayed(neighbour)
             ):
                 known[ref] = True  # one version it sees makes the object visible (as resolve decides)
         self.resolve(refs)
@@ -213,8 +306,18 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     # The bulk of any read-out: a pair the reader sees whole, on a type the columns decide, that no relay rule
     # can stop (one look-up, as for the node's own organisation).
     verdict = policy.column_verdicts.get((row.created_by_ref, row.markings))
-    if verdict is not None and verdict.served_as_stored and row.type not in _UNDECIDED:
-        return row.body
+    if verdict is not None and verdict.served_as_stored:
+        kind = row.type
+        if kind not in _UNDECIDED:
+            return row.body
+        if kind == "relationship":
+            # Whole to the reader, so decided VISIBLE: the no-dangling rule alone may hide it. Both endpoints
+            # resolved visible with the page (prefetch): what the general path below would serve, unparsed again.
+            ends = viewer._ends.get((row.stix_id, row.version))
+            if ends is not None:
+                known = viewer._visible_ids
+                if known.get(ends[0]) is True and known.get(ends[1]) is True:
+                    return row.body
     outcome = _column_outcome(viewer, policy, row)
     if outcome is Outcome.HIDDEN:
         viewer.hidden[_verdict(policy, row).reason] += 1

@@ -207,6 +207,56 @@ def _prune(value: Any, trie: dict[Component, Any], path: Path, state: _Removal) 
     return value, True
 
 
+def _top_level_items(paths: list[Path]) -> tuple[tuple[str, tuple[int, ...] | None], ...] | None:
+    """The paths as (top-level property, None for all of it or its item indices), or None when some path is
+    deeper or names a dictionary key below the top level (then the trie prunes)."""
+    by_name: dict[str, set[int] | None] = {}
+    for path in paths:
+        name = path[0]
+        if not isinstance(name, str) or len(path) > 2:
+            return None
+        if len(path) == 1:
+            by_name[name] = None  # the whole property goes, whatever else names its items
+            continue
+        index = path[1]
+        if type(index) is not int:
+            return None
+        indices = by_name.setdefault(name, set())
+        if indices is not None:
+            indices.add(index)
+    return tuple((name, None if indices is None else tuple(sorted(indices))) for name, indices in by_name.items())
+
+
+def _prune_items(obj: Mapping[str, Any], items: tuple[tuple[str, tuple[int, ...] | None], ...],
+                 state: _Removal) -> dict[str, Any]:
+    """``_prune`` for top-level properties and items of top-level lists only, without walking a trie."""
+    out = dict(obj)
+    for name, indices in items:
+        if name not in out:
+            continue
+        if indices is None:
+            del out[name]
+            state.removed.add((name,))
+            continue
+        value = out[name]
+        if not isinstance(value, list):
+            continue  # an index into a dictionary or below a scalar names nothing that exists
+        size = len(value)
+        gone = [index for index in indices if index < size]
+        if not gone:
+            continue
+        state.removed.update((name, index) for index in gone)
+        state.shifts[(name,)] = gone
+        dropped = set(gone)
+        kept = [item for index, item in enumerate(value) if index not in dropped]
+        if kept:
+            out[name] = kept
+        else:
+            del out[name]  # STIX forbids an empty list
+            state.removed.add((name,))
+    return out
+
+
 def _remap(path: Path, state: _Removal) -> Path | None:
     """Where ``path`` (input coordinates) points after the removal; None if its content is gone."""
     removed = state.removed
@@ -277,14 +327,17 @@ class RedactionPlan:
     re-addressed markings then depend only on what the removal found, and are remembered per outcome.
     """
 
-    __slots__ = ("_granular", "_names", "_trie", "paths")
+    __slots__ = ("_granular", "_items", "_names", "_trie", "paths")
 
     def __init__(self, paths: Iterable[Path]) -> None:
         self.paths: tuple[Path, ...] = tuple(paths)
         wanted = [p for p in self.paths if p and p[0] not in UNREMOVABLE]
         #: whole top-level properties only (no nesting, no index shifts), else None and the trie
         self._names = frozenset(p[0] for p in wanted) if all(len(p) == 1 for p in wanted) else None
-        self._trie = _build_trie(wanted) if self._names is None else {}
+        #: otherwise, when every path is a top-level property or an item of one (``labels.[1]``, the common
+        #: granular redaction): (property, None to remove it whole, or the item indices), as the trie would prune
+        self._items = _top_level_items(wanted) if self._names is None else None
+        self._trie = _build_trie(wanted) if self._names is None and self._items is None else {}
         self._granular: dict[Any, list[dict[str, Any]]] = {}
 
     def __bool__(self) -> bool:
@@ -298,6 +351,8 @@ class RedactionPlan:
                 return dict(obj)
             pruned = {k: v for k, v in obj.items() if k not in names}
             state.removed = {(k,) for k in names if k in obj}
+        elif self._items is not None:
+            pruned = _prune_items(obj, self._items, state)
         else:
             pruned, _ = _prune(obj, self._trie, (), state)
         if not state.removed:

@@ -486,6 +486,12 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, abc.ABC):
             spec_params = tuple(values)
         with self._write() as cur:
             _, now = self._lock_collection(cur, collection_pk)
+            # Deletion times of a collection only grow, even if the clock steps back: the newest one is half of the
+            # collection's change stamp (collection_change_stamp), which readers' caches are checked against.
+            cur.execute("SELECT MAX(deleted_at) FROM tombstones WHERE collection_pk = ?", (collection_pk,))
+            newest = cur.fetchone()[0]
+            if newest is not None and now <= int(newest):
+                now = int(newest) + 1
             where = f"collection_pk = ? AND stix_id = ?{spec_clause}{clause}"
             params = (collection_pk, stix_id, *spec_params, *clause_params)
             cur.execute(
@@ -812,6 +818,12 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, abc.ABC):
                 "SELECT 1 FROM fed_provenance WHERE collection_pk = ? AND stix_id = ? AND version = ?",
                 (collection_pk, stix_id, version),
             )
+            return cur.fetchone() is not None
+
+    def holds_provenance(self, collection_pk: int) -> bool:
+        """Whether any stored version of a collection arrived from a partner node (one index look-up)."""
+        with self._read() as cur:
+            cur.execute("SELECT 1 FROM fed_provenance WHERE collection_pk = ? LIMIT 1", (collection_pk,))
             return cur.fetchone() is not None
 
     def provenance_of(self, collection_pk: int, stix_id: str) -> list[tuple[int, str]]:

@@ -5,7 +5,9 @@ shows each of them whole, `core/visibility.py` resolves the endpoints of relatio
 reports of column-decided types without asking the store. Each read-out here is compared with the general
 path (every version parsed and decided, `tests/core/test_read_fast_path.py`), after each change that must
 turn the shortcut off or back on: a new hidden object that an already served relationship points at, a
-narrower agreement, a delete. Real SQLite and PostgreSQL stores.
+narrower agreement, a delete. The endpoint verdicts kept across pages follow every add and delete, and the relay
+rule (TLP:AMBER+STRICT received from a partner node stops here) holds for endpoints as for the objects themselves.
+Real SQLite and PostgreSQL stores.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from kizuna.core.node import DEFAULT_API_ROOT, Node
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.stored_shapes import StoredShapes
 from kizuna.policy import TlpLevel
-from kizuna.store.base import Collection, VersionQuery
+from kizuna.store.base import Collection, VersionQuery, VersionSelector
 from tests.conftest import BACKENDS, create_pg_database
 from tests.core.test_read_fast_path import ALL, AMBER, AMBER_STRICT, GREEN, _expected, _general_view, _obj, _read
 
@@ -145,3 +147,56 @@ def test_the_shapes_are_learnt_in_bounded_steps_and_then_kept_up_to_date(world: 
     again = shapes.of(collection.pk)
     assert again is not None and again - found == {("indicator", None, f'["{AMBER_STRICT}"]')}
     assert StoredShapes(node.store, cap=3).of(collection.pk) is None  # too many shapes: not summarised
+
+
+def test_endpoint_verdicts_kept_across_pages_follow_every_add_and_delete(world: World) -> None:
+    node, collection, principal, targets = world
+    absent, later = f"identity--{uuid.uuid4()}", f"identity--{uuid.uuid4()}"
+    to_absent = _obj("relationship", None, [GREEN], relationship_type="targets", source_ref=targets[0]["id"],
+                     target_ref=absent)
+    versions = [_obj("identity", None, [GREEN], 1, later, name="Later", identity_class="organization"),
+                _obj("identity", None, [AMBER_STRICT], 2, later, name="Later", identity_class="organization")]
+    to_later = _obj("relationship", None, [GREEN], relationship_type="targets", source_ref=targets[1]["id"],
+                    target_ref=later)
+    assert not node.import_objects(collection, [to_absent, *versions, to_later]).failures
+    for _ in range(2):  # the second read-out is decided from the verdicts the first one kept
+        read = _read(node, principal, collection, "all")
+        assert {to_absent["id"], to_later["id"]} <= _ids(read)  # an absent endpoint is not hidden; one version seen
+    # the absent identity arrives, hidden from the partner: the kept "absent" verdict must not serve the relationship
+    assert not node.import_objects(collection, [_obj("identity", None, [AMBER_STRICT], object_id=absent,
+                                                     name="Hidden", identity_class="organization")]).failures
+    read = _read(node, principal, collection, "all")
+    assert to_absent["id"] not in _ids(read) and to_later["id"] in _ids(read)
+    assert read == _seen_by_general_path(node, principal, collection)
+    # the version the partner saw is deleted: only the hidden one is left
+    first = VersionQuery(collection_pk=collection.pk, ids=(later,), versions=ALL, limit=10)
+    seen_version = min(row.version for row in node.store.query_versions(first))
+    node.store.delete_versions(collection.pk, later, VersionSelector(exact=(seen_version,)), None)
+    read = _read(node, principal, collection, "all")
+    assert to_later["id"] not in _ids(read)
+    assert read == _seen_by_general_path(node, principal, collection)
+
+
+def test_amber_strict_from_a_partner_node_stops_here_from_the_next_page(world: World) -> None:
+    """A collection holding nothing from a partner node skips the relay rule's per-row work; from the page after a
+    version's provenance is recorded, that version and the relationship naming it are hidden."""
+    node, collection, _, _ = world
+    node.create_organisation("ACSC", "AUS")
+    node.set_agreement("uk-au", "ACSC", max_tlp=TlpLevel.AMBER_STRICT)
+    principal = node.authenticate(node.create_token("ACSC", read=["shapes"])[1])
+    assert principal is not None
+    third = f"identity--{uuid.uuid4()}"
+    strict = [_obj("indicator", third, [AMBER_STRICT]) for _ in range(3)]
+    pointing = _obj("relationship", third, [AMBER_STRICT], relationship_type="related-to",
+                    source_ref=strict[0]["id"], target_ref=strict[1]["id"])
+    assert not node.import_objects(collection, [*strict, pointing]).failures
+    ids = {obj["id"] for obj in (*strict, pointing)}
+    assert not node.store.holds_provenance(collection.pk)
+    for versions in ("all", "last"):
+        assert _ids(_read(node, principal, collection, versions)) & ids == ids
+    relayed = node.store.query_versions(VersionQuery(collection_pk=collection.pk, ids=(strict[0]["id"],),
+                                                     versions=ALL, limit=10))
+    node.store.add_provenance([(collection.pk, strict[0]["id"], relayed[0].version, "jp-node", "remote", 1)])
+    assert node.store.holds_provenance(collection.pk)
+    for versions in ("all", "last", "first"):
+        assert _ids(_read(node, principal, collection, versions)) & ids == ids - {strict[0]["id"], pointing["id"]}

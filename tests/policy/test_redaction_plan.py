@@ -10,10 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from kizuna.policy import TLP2_IDS, Organisation, PolicyContext, TlpLevel, Viewer, compile_viewer
 from kizuna.policy.decide import Outcome
 from kizuna.policy.model import Agreement
-from kizuna.policy.redact import RedactionPlan, parse_selector, remove_paths
+from kizuna.policy.redact import (
+    Path,
+    RedactionPlan,
+    _build_trie,
+    _prune,
+    _prune_items,
+    _Removal,
+    _top_level_items,
+    parse_selector,
+    remove_paths,
+)
 
 GREEN, AMBER_STRICT = TLP2_IDS[TlpLevel.GREEN], TLP2_IDS[TlpLevel.AMBER_STRICT]
 PRODUCER = "identity--6d1b1e0e-3d6b-4f32-9d7b-0a1f3c8f4e01"
@@ -71,3 +84,28 @@ def test_the_policy_redacts_each_object_of_a_shape_as_a_fresh_decision_would() -
     wider = PolicyContext(organisations=[partner], agreements=[Agreement("jp", 2, PARTNER,
                                                                          max_tlp=TlpLevel.AMBER_STRICT)])
     assert compile_viewer(viewer, wider).decide(SAME_SHAPE[0]).outcome is Outcome.VISIBLE
+
+
+_VALUES = st.one_of(
+    st.lists(st.sampled_from(["a", "b", {"k": "v"}]), max_size=4),
+    st.dictionaries(st.sampled_from(["k", "0"]), st.just("v"), max_size=2),
+    st.sampled_from(["text", 3]),
+)
+_PATHS = st.lists(st.one_of(
+    st.tuples(st.sampled_from(["labels", "aliases", "description", "extra"])),
+    st.tuples(st.sampled_from(["labels", "aliases", "description", "extra"]), st.integers(0, 4)),
+), max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["labels", "aliases", "description", "extra"]), _VALUES), _PATHS)
+def test_top_level_item_removal_prunes_as_the_trie_does(extra: dict[str, Any], paths: list[Path]) -> None:
+    obj = {**_indicator(None, description=False), **extra}
+    obj.pop("granular_markings")
+    items = _top_level_items(paths)
+    assert items is not None
+    by_items, by_trie = _Removal(), _Removal()
+    pruned = _prune_items(obj, items, by_items)
+    expected, _ = _prune(obj, _build_trie(paths), (), by_trie)
+    assert (pruned, by_items.removed, by_items.shifts) == (expected, by_trie.removed, by_trie.shifts)
+    assert _top_level_items([("labels", 0, "x")]) is None and _top_level_items([("labels", "k")]) is None
