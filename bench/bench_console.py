@@ -18,7 +18,9 @@ relationships and sightings pointing at it, from the reference index), its two-h
 and the library page (a walk over the collection's reports, courses of action, notes and
 language-content). The anchor, in the same run: the TAXII
 objects endpoint for the same token with ``limit=50`` (the page Browse shows, without counts).
-Goal: every console page <= 300 ms.
+Goal: every console page <= 300 ms. Then, per token, the servers are started again and the first
+dashboard they answer is timed (``dashboard_first_ms``: what an operator meets after a restart). Each
+figure also gives the server process's CPU ms per request (``<name>_cpu``, user + system).
 
 With ``--before-src DIR`` (a copy of an earlier Kizuna's source tree, e.g. ``git archive main kizuna``),
 every page is also fetched from a second server running that code on the same store, request for
