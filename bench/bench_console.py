@@ -18,7 +18,9 @@ relationships and sightings pointing at it, from the reference index), its two-h
 and the library page (a walk over the collection's reports, courses of action, notes and
 language-content). The anchor, in the same run: the TAXII
 objects endpoint for the same token with ``limit=50`` (the page Browse shows, without counts).
-Goal: every console page <= 300 ms.
+Goal: every console page <= 300 ms. Then, per token, the servers are started again and the first
+dashboard they answer is timed (``dashboard_first_ms``: what an operator meets after a restart). Each
+figure also gives the server process's CPU ms per request (``<name>_cpu``, user + system).
 
 With ``--before-src DIR`` (a copy of an earlier Kizuna's source tree, e.g. ``git archive main kizuna``),
 every page is also fetched from a second server running that code on the same store, request for
@@ -50,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ServerProcess, free_loopback_port, percentile  # noqa: E402
@@ -100,18 +103,31 @@ def sign_in(client: httpx.Client, token: str) -> None:
     assert answer.status_code == 303, answer.text[:300]
 
 
+def cpu_ms(pid: int) -> float:
+    """CPU time (user + system) the process has used so far, in ms."""
+    times = psutil.Process(pid).cpu_times()
+    return (times.user + times.system) * 1000
+
+
 def timed(clients: dict[str, httpx.Client], url: str, runs: int,
-          headers: dict[str, str] | None = None) -> dict[str, float]:
-    """Median (and p95) ms of ``url`` per server, the servers' requests alternating so that load hits both alike."""
+          headers: dict[str, str] | None = None, pids: dict[str, int] | None = None) -> dict[str, float]:
+    """Median (and p95) ms of ``url`` per server, the servers' requests alternating so that load hits both
+    alike; with ``pids``, also the median CPU ms the server process spent on the request (``<name>_cpu``)."""
     times: dict[str, list[float]] = {name: [] for name in clients}
+    cpu: dict[str, list[float]] = {name: [] for name in clients}
     for _ in range(runs):
         for name, client in clients.items():
+            used = cpu_ms(pids[name]) if pids else 0.0
             start = time.perf_counter()
             response = client.get(url, headers=headers)
             times[name].append((time.perf_counter() - start) * 1000)
+            if pids:
+                cpu[name].append(cpu_ms(pids[name]) - used)
             assert response.status_code == 200, (name, url, response.status_code, response.text[:300])
     medians = {name: round(statistics.median(found), 1) for name, found in times.items()}
     medians.update({f"{name}_p95": round(percentile(found, 0.95) or 0.0, 1) for name, found in times.items()})
+    if pids:
+        medians.update({f"{name}_cpu": round(statistics.median(found), 1) for name, found in cpu.items()})
     if "before" in medians:
         medians["ratio"] = round(medians["after"] / medians["before"], 2) if medians["before"] else 0.0
     return medians
@@ -132,27 +148,44 @@ def serve(data: Path, source: Path | None) -> Iterator[tuple[str, ServerProcess]
         yield f"http://127.0.0.1:{port}", server
 
 
-def pages(clients: dict[str, httpx.Client], token: str, runs: int, middle: int) -> dict[str, Any]:
+def pages(clients: dict[str, httpx.Client], token: str, runs: int, middle: int,
+          pids: dict[str, int]) -> dict[str, Any]:
     """Every page's medians for one signed-in token."""
     first = clients["after"].get("/console/browse?collection=bench")
     found = re.search(r'href="/console/objects/(indicator--[0-9a-f-]{36})', first.text)
+
+    def page(url: str, headers: dict[str, str] | None = None) -> dict[str, float]:
+        return timed(clients, url, runs, headers, pids)
+
     measured: dict[str, Any] = {
-        "dashboard_ms": timed(clients, "/console/", runs),
-        "search_common_ms": timed(clients, "/console/search?q=malicious", runs),
-        "search_rare_ms": timed(clients, "/console/search?q=team", runs),
-        "browse_ms": timed(clients, "/console/browse?collection=bench", runs),
-        "browse_rare_type_ms": timed(clients, "/console/browse?collection=bench&type=identity", runs),
-        "browse_middle_ms": timed(clients, f"/console/browse?collection=bench&after={middle}", runs),
-        "taxii_page_anchor_ms": timed(clients, "/main/collections/bench/objects/?limit=50", runs,
-                                      {"Accept": TAXII, "Authorization": f"Bearer {token}"}),
+        "dashboard_ms": page("/console/"),
+        "search_common_ms": page("/console/search?q=malicious"),
+        "search_rare_ms": page("/console/search?q=team"),
+        "browse_ms": page("/console/browse?collection=bench"),
+        "browse_rare_type_ms": page("/console/browse?collection=bench&type=identity"),
+        "browse_middle_ms": page(f"/console/browse?collection=bench&after={middle}"),
+        "taxii_page_anchor_ms": page("/main/collections/bench/objects/?limit=50",
+                                     {"Accept": TAXII, "Authorization": f"Bearer {token}"}),
     }
     if found:
-        measured["object_ms"] = timed(clients, f"/console/objects/{found.group(1)}?collection=bench", runs)
-        measured["graph_ms"] = timed(clients, f"/console/objects/{found.group(1)}/graph.json?collection=bench", runs)
-    measured["library_ms"] = timed(clients, "/console/library", runs)
+        measured["object_ms"] = page(f"/console/objects/{found.group(1)}?collection=bench")
+        measured["graph_ms"] = page(f"/console/objects/{found.group(1)}/graph.json?collection=bench")
+    measured["library_ms"] = page("/console/library")
     measured["count_shown"] = re.sub(r"\s+", " ", re.search(
         r'id="result-count">\s*([^<]+?)\s*</p>', first.text).group(1))  # type: ignore[union-attr]
     return measured
+
+
+def first_dashboard(data: Path, sources: dict[str, Path | None], token: str) -> dict[str, float]:
+    """The first dashboard a server answers after it starts (the servers are started afresh for it)."""
+    with ExitStack() as stack:
+        servers = {name: stack.enter_context(serve(data, source)) for name, source in sources.items()}
+        clients = {name: stack.enter_context(httpx.Client(base_url=base, timeout=300))
+                   for name, (base, _) in servers.items()}
+        for client in clients.values():
+            sign_in(client, token)
+        pids = {name: server.process.pid for name, (_, server) in servers.items() if server.process}
+        return timed(clients, "/console/", 1, None, pids)
 
 
 def prepare_node(data: Path, backend: str, objects: int) -> tuple[str | None, float | None, int]:
@@ -211,16 +244,20 @@ def measure(backend: str, objects: int, runs: int, base_dir: Path, before_src: P
         result: dict[str, Any] = {"backend": backend, "objects": stats["objects"],
                                   "load_s": round(load_s, 1) if load_s is not None else "kept",
                                   "refused": refused}
+        sources = {name: source for name, source in (("before", before_src), ("after", None))
+                   if name == "after" or source}
         with ExitStack() as stack:
-            servers = {name: stack.enter_context(serve(data, source))
-                       for name, source in (("before", before_src), ("after", None)) if name == "after" or source}
+            servers = {name: stack.enter_context(serve(data, source)) for name, source in sources.items()}
+            pids = {name: server.process.pid for name, (_, server) in servers.items() if server.process}
             for who, token in tokens.items():
                 clients = {name: stack.enter_context(httpx.Client(base_url=base, timeout=300))
                            for name, (base, _) in servers.items()}
                 for client in clients.values():
                     sign_in(client, token)
-                result[who] = pages(clients, token, runs, middle)
+                result[who] = pages(clients, token, runs, middle, pids)
             result["server_peak_rss_mb"] = {name: server.sample_peak_rss() for name, (_, server) in servers.items()}
+        for who, token in tokens.items():
+            result[who]["dashboard_first_ms"] = first_dashboard(data, sources, token)
         return result
     finally:
         if not keep:

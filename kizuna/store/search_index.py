@@ -66,6 +66,7 @@ class SearchIndex:
     key = "seq"
     #: With a number: look for matches among this many newest index rows first (see ``statement``).
     window: int | None = None
+    gather_cap = 0
 
     def _add_text(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
         cur.executemany(f"INSERT INTO search_text ({self.key}, text) VALUES (?, ?)", rows)
@@ -124,6 +125,23 @@ class SearchIndex:
         for rare words; FTS5 walks its matches newest first by itself)."""
         return self.window is not None and not any(is_pair_term(term) for term in query.terms)
 
+    def gather(self, found: int, window_floor: int) -> bool:
+        """When the newest ``window`` index rows gave only ``found`` candidates, whether the words look rare
+        enough to collect all their index rows below ``window_floor`` at once (``statement(gathered=True)``):
+        at that rate, at most ``gather_cap`` of them. Walking newest first reads about ``window / found``
+        index rows per candidate, for a rare word most of the index."""
+        return self.window is not None and found * window_floor <= self.gather_cap * self.window
+
+    def overflows(self, cur: Any, query: SearchQuery) -> bool:
+        """Whether more than ``gather_cap`` index rows below ``query.before_seq`` hold the words."""
+        where, params = self.match(query.terms)
+        if query.before_seq is not None:
+            where.append(f"s.{self.key} < ?")
+            params.append(query.before_seq)
+        cur.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM search_text s WHERE {' AND '.join(where)} LIMIT ?) c",
+                    (*params, self.gather_cap + 1))
+        return int(cur.fetchone()[0]) > self.gather_cap
+
     def window_floor(self, cur: Any, before_seq: int | None) -> int | None:
         """The lowest seq in the window below ``before_seq``, or None when the window holds every row."""
         cur.execute(
@@ -172,14 +190,22 @@ class SearchIndex:
             after = int(batch[-1][0])
             self.add(cur, [(int(seq), text) for seq, body in batch if (text := text_of(bytes(body)))])
 
-    def statement(self, query: SearchQuery, in_clause: Any, windowed: bool = False) -> tuple[str, list[Any]]:
+    def statement(self, query: SearchQuery, in_clause: Any, windowed: bool = False,
+                  gathered: bool = False) -> tuple[str, list[Any]]:
         """The candidate query: versions that may be some reader's latest and contain every term, newest
         stored first, narrowed by the filters that can be read from the row (checked again in the core).
 
         A language-content version passes the narrowing filters: it is found for the object it
-        translates, whose own type, producer, time and provenance the core checks."""
+        translates, whose own type, producer, time and provenance the core checks.
+
+        ``gathered`` (a rare word, ``gather``): the index rows holding the terms are collected from the
+        trigram index first, sorted, and only then looked up in ``objects`` until the page is full, where
+        the planner would otherwise walk the index rows newest first, testing each against the pattern.
+        At most ``gather_cap`` + 1 are collected; each row then starts with how many were, and more than
+        the cap means the words were not rare after all (the caller walks instead)."""
         by_pairs = any(is_pair_term(term) for term in query.terms)
         where, params = self.pair_match(query.terms) if by_pairs else self.match(query.terms)
+        matched = len(where)
         key = "seq" if by_pairs else self.key
         clause, values = in_clause("o.collection_pk", query.collection_pks)
         where += [clause, "o.maybe_last = 1"]
@@ -202,6 +228,16 @@ class SearchIndex:
             params.append(query.partner)
         if narrow:
             where.append(f"(({' AND '.join(narrow)}) OR {_TRANSLATION})")
+        if gathered and not by_pairs:
+            rows = where[:matched] + ([f"s.{key} < ?"] if query.before_seq is not None else [])
+            row_params = params[:matched] + ([query.before_seq] if query.before_seq is not None else [])
+            sql = (
+                f"WITH m AS MATERIALIZED (SELECT s.{key} AS seq FROM search_text s WHERE {' AND '.join(rows)} "
+                f"LIMIT ?) SELECT (SELECT COUNT(*) FROM m), o.collection_pk, {_ROW_COLUMNS} FROM (SELECT seq FROM m "
+                "ORDER BY seq DESC OFFSET 0) s CROSS JOIN LATERAL (SELECT * FROM objects o WHERE o.seq = s.seq AND "
+                f"{' AND '.join(where[matched:])} OFFSET 0) o LIMIT ?"
+            )
+            return sql, [*row_params, self.gather_cap + 1, *params[matched:], query.limit]
         source, source_params = "search_pairs" if by_pairs else "search_text", []
         if windowed and not by_pairs:
             source = f"(SELECT {key}, text FROM search_text WHERE {key} < ? ORDER BY {key} DESC LIMIT ?)"
@@ -263,6 +299,8 @@ class SqliteSearchIndex(SearchIndex):
 
 class PostgresSearchIndex(SearchIndex):
     window = 5000
+    #: At most this many index rows, as the newest window lets one expect, are collected at once for rare words.
+    gather_cap = 20_000
 
     def _add_text(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
         if rows:  # COPY: indexing must not halve the bulk import rate

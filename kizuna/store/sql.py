@@ -613,6 +613,12 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, abc.ABC):
                 if low is None:
                     return found
                 query = replace(query, before_seq=low, limit=query.limit - len(found))
+                if index.gather(len(found), low):
+                    sql, params = index.statement(query, self._in, gathered=True)
+                    cur.execute(sql, tuple(params))
+                    rows = cur.fetchall()
+                    if rows[0][0] <= index.gather_cap if rows else not index.overflows(cur, query):
+                        return found + [(int(row[1]), VersionRow._make(row[2:])) for row in rows]
             sql, params = index.statement(query, self._in)
             cur.execute(sql, tuple(params))
             return found + [(int(row[0]), VersionRow._make(row[1:])) for row in cur.fetchall()]

@@ -183,6 +183,41 @@ def test_the_newest_rows_window_and_the_index_behind_it_find_every_match_in_orde
     assert sorted(found, key=stored.__getitem__, reverse=True) == found and len(set(found)) == 9
 
 
+def test_rare_words_gathered_from_the_trigram_index_give_what_the_walk_gives(world: World) -> None:
+    store: Any = world.node.store
+    if store.search_index.window is None:
+        pytest.skip("SQLite's FTS5 hands back its matches newest first by itself; only PostgreSQL gathers")
+    store.search_index = type(store.search_index)()
+    rare = [sdo("indicator", world.uk, [marking], name=f"gathered needle {n}")
+            for n, marking in enumerate([GREEN, AMBER_STRICT, GREEN, AMBER, GREEN])]
+    rare.append(sdo("identity", world.uk, [GREEN], name="gathered needle team", identity_class="organization"))
+    filler = [sdo("indicator", world.uk, [GREEN], name=f"haystack {n}") for n in range(12)]
+    world.add(rare[0], *filler[:6], rare[1], rare[2])
+    world.add(*filler[6:], *rare[3:])
+
+    def answers() -> list[tuple[list[str], int, bool]]:
+        found = []
+        for principal in (world.jp, world.au):
+            for text, filters in (("needle", {}), ("gathered needle", {"types": ("identity",)}), ("haystack", {})):
+                pages, cursor = [], None
+                while True:
+                    page = world.node.search(principal, text, SearchFilters(**filters), limit=2, cursor=cursor)
+                    pages += [hit.id for hit in page.hits]
+                    if page.next is None:
+                        break
+                    cursor = page.next
+                found.append((pages, page.count, page.count_exact))
+        return found
+
+    walked = answers()  # the newest 5,000 rows hold everything: no gathering
+    assert walked[0][0][:2] == [rare[5]["id"], rare[4]["id"]] and walked[0][1] == 5  # JPCERT/CC: no STRICT
+    assert walked[3][1] == 4  # ACSC: GREEN only
+    store.search_index.window = 2  # the newest 2 rows, then every older row holding the words at once
+    assert answers() == walked
+    store.search_index.gather_cap = 1  # more than one older row holds them: not rare, so the walk again
+    assert answers() == walked
+
+
 def test_a_redacted_field_is_not_searchable_by_those_who_cannot_read_it(world: World) -> None:
     indicator = sdo("indicator", world.uk, [GREEN], name="Beacon",
                     description="Seen beaconing to the ministry network",

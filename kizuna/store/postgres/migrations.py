@@ -193,4 +193,21 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX ops_alerts_added ON ops_alerts (operation, raised, date_added)
         """,
     ),
+    # Step 20: the dashboard's received counts kept in the store (store/received_groups.py), so that a
+    # restarted server does not group every version of the window again on its first board. A cache of
+    # what the objects table says: per collection, the groups counted and the watermark they reach
+    # (received_marks; ``generation`` lets two processes update it without adding the same versions twice).
+    (
+        20,
+        """
+        CREATE TABLE received_marks (
+            collection_pk BIGINT NOT NULL, kinds TEXT NOT NULL, since BIGINT NOT NULL, mark BIGINT NOT NULL,
+            top_seq BIGINT NOT NULL, deleted_at BIGINT, generation BIGINT NOT NULL,
+            PRIMARY KEY (collection_pk, kinds));
+        CREATE TABLE received_counts (
+            collection_pk BIGINT NOT NULL, kinds TEXT NOT NULL, day BIGINT NOT NULL, producer TEXT NOT NULL,
+            markings TEXT NOT NULL, type TEXT NOT NULL, versions BIGINT NOT NULL,
+            PRIMARY KEY (collection_pk, kinds, day, producer, markings, type))
+        """,
+    ),
 ]

@@ -206,4 +206,21 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX ops_alerts_added ON ops_alerts (operation, raised, date_added)
         """,
     ),
+    # Step 20: the dashboard's received counts kept in the store (store/received_groups.py), so that a
+    # restarted server does not group every version of the window again on its first board. A cache of
+    # what the objects table says: per collection, the groups counted and the watermark they reach
+    # (received_marks; ``generation`` lets two processes update it without adding the same versions twice).
+    (
+        20,
+        """
+        CREATE TABLE received_marks (
+            collection_pk INTEGER NOT NULL, kinds TEXT NOT NULL, since INTEGER NOT NULL, mark INTEGER NOT NULL,
+            top_seq INTEGER NOT NULL, deleted_at INTEGER, generation INTEGER NOT NULL,
+            PRIMARY KEY (collection_pk, kinds));
+        CREATE TABLE received_counts (
+            collection_pk INTEGER NOT NULL, kinds TEXT NOT NULL, day INTEGER NOT NULL, producer TEXT NOT NULL,
+            markings TEXT NOT NULL, type TEXT NOT NULL, versions INTEGER NOT NULL,
+            PRIMARY KEY (collection_pk, kinds, day, producer, markings, type)) WITHOUT ROWID
+        """,
+    ),
 ]
