@@ -103,26 +103,30 @@ class MultiIndex:
         self.width = width or width_for(self.count)
         buckets = 1 << self.width
         self.bounds = np.empty(2 * (CHUNKS * buckets + 1), dtype=np.uint32)
-        rest: list[np.ndarray] = []
+        # The other positions' total first (a bincount a chunk), so they are written in place: no
+        # list of parts to join, which at 10M would hold them twice at the build's peak.
+        occupied = sum(int(np.count_nonzero(np.bincount(chunk_values(rows, self.width, chunk), minlength=buckets)))
+                       for chunk in range(CHUNKS))
+        self.positions = np.empty(CHUNKS * self.count - occupied, dtype=np.uint32)
         done = 0
         for chunk in range(CHUNKS):
             values = chunk_values(rows, self.width, chunk)
-            counts = np.bincount(values, minlength=buckets)
+            counts = np.bincount(values, minlength=buckets).astype(np.uint32)
             order = np.argsort(values, kind="stable").astype(np.uint32)
-            starts = np.cumsum(counts) - counts
+            del values
+            starts = np.cumsum(counts, dtype=np.uint32) - counts
             filled = counts > 0
-            first = np.full(buckets, EMPTY, dtype=np.uint32)
-            first[filled] = order[starts[filled]]
+            table = self.bounds[2 * chunk * buckets:2 * (chunk + 1) * buckets].reshape(buckets, 2)
+            table[:, 1] = EMPTY
+            table[filled, 1] = order[starts[filled]]
             is_first = np.zeros(self.count, dtype=bool)
             is_first[starts[filled]] = True
-            rest.append(order[~is_first])
-            others = np.maximum(counts - 1, 0)
-            table = self.bounds[2 * chunk * buckets:2 * (chunk + 1) * buckets].reshape(buckets, 2)
-            table[:, 0] = done + np.cumsum(others) - others
-            table[:, 1] = first
-            done += int(others.sum())
+            others = counts - filled  # uint32: a bucket's hashes less its first
+            table[:, 0] = done + np.cumsum(others, dtype=np.uint32) - others
+            taken = int(others.sum(dtype=np.int64))
+            self.positions[done:done + taken] = order[~is_first]
+            done += taken
         self.bounds[-2:] = (done, EMPTY)
-        self.positions = np.concatenate(rest) if rest else np.zeros(0, dtype=np.uint32)
 
     def merged(self, rows: np.ndarray, first: int) -> MultiIndex:
         """A copy that also holds ``rows`` as positions ``first..``: each becomes the first position of
