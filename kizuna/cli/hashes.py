@@ -28,6 +28,9 @@ from kizuna.hashes.signals import (
     PDQ,
     SHA256,
     VERDICTS,
+    VPDQ,
+    VPDQ_QUERY_PERCENT,
+    VPDQ_TARGET_PERCENT,
     SignalError,
     check_label,
     extension_definition,
@@ -109,10 +112,11 @@ def _files(inputs: tuple[Path, ...]) -> list[Path]:
 @_paths
 @json_option
 def hash_command(inputs: tuple[Path, ...], as_json: bool) -> None:
-    """Print the PDQ hash (with its quality), MD5 and SHA-256 of image files or directories of them.
+    """Print the PDQ hash (with its quality), MD5 and SHA-256 of image files or directories of them,
+    and the vPDQ frame hashes of videos (with the optional video extra).
 
     A PDQ quality below 50 is shown but flagged: such a hash is not used for matching. A file that
-    is not an image gets only its MD5 and SHA-256.
+    is neither an image nor a video gets only its MD5 and SHA-256.
     """
     from kizuna.hashes.hashing import HashingError, hash_file
 
@@ -125,12 +129,27 @@ def hash_command(inputs: tuple[Path, ...], as_json: bool) -> None:
             unusable.add(str(file), str(exc))
             continue
         unusable.success()
-        record = {"input": str(file), "pdq": found.pdq, "quality": found.quality, "pdq_usable": found.pdq_usable,
-                  "md5": found.md5, "sha256": found.sha256}
+        record: dict[str, Any] = {"input": str(file), "pdq": found.pdq, "quality": found.quality,
+                                  "pdq_usable": found.pdq_usable, "md5": found.md5, "sha256": found.sha256}
         pdq = f"pdq {found.pdq} quality {found.quality}" + ("" if found.pdq_usable else " (too low: not used)") \
             if found.pdq else "pdq - (not an image)"
+        if found.is_video:
+            record["vpdq"], pdq = _video_lines(found.vpdq)
         emit(as_json, record, f"{file}\n  {pdq}\n  md5 {found.md5}\n  sha256 {found.sha256}")
     unusable.finish(len(files))
+
+
+def _video_lines(frames: str | None) -> tuple[list[dict[str, Any]] | None, str]:
+    """A video's vPDQ frames for --json, and the lines that show them."""
+    from kizuna.hashes.signals import MIN_QUALITY, parse_frames
+
+    if frames is None:
+        return None, "vpdq - (a video: install the optional video extra, pip install 'kizuna[video]')"
+    parsed = parse_frames(frames)
+    usable = sum(f.quality >= MIN_QUALITY for f in parsed)
+    shown = "".join(f"\n    {f.timestamp:9.3f}s  {f.hash}  quality {f.quality}" for f in parsed)
+    return ([{"frame": f.number, "quality": f.quality, "hash": f.hash, "timestamp": f.timestamp} for f in parsed],
+            f"vpdq {len(parsed)} frames ({usable} of quality 50 or more){shown}")
 
 
 def _entries(files: list[Path], kind: str, progress: Progress) -> Iterator[tuple[str, Entry | Rejected]]:
@@ -153,6 +172,10 @@ def _entries(files: list[Path], kind: str, progress: Progress) -> Iterator[tuple
         except HashingError as exc:
             yield str(file), Rejected(0, str(exc))
             continue
+        if found.vpdq is not None:
+            yield str(file), Entry(0, VPDQ, found.vpdq)
+        elif found.is_video:
+            yield str(file), Rejected(0, "a video: its vPDQ needs the optional video extra; only exact hashes banked")
         if found.pdq is not None and found.pdq_usable:
             yield str(file), Entry(0, PDQ, found.pdq, found.quality)
         elif found.pdq is not None:
@@ -230,27 +253,39 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
 @click.option("--collection", "collections", multiple=True,
               help="Bank to match against (id or alias; repeatable). Default: every collection.")
 @click.option("--threshold", type=click.IntRange(0, 255), default=DEFAULT_THRESHOLD, show_default=True,
-              help="Largest PDQ Hamming distance that counts as a match.")
+              help="Largest PDQ Hamming distance that counts as a match (for videos, between two frames).")
+@click.option("--query-match", "query_match", type=click.FloatRange(0, 100), default=VPDQ_QUERY_PERCENT,
+              show_default=True,
+              help="vPDQ: percentage of the video's frames that must match frames of a banked video.")
+@click.option("--target-match", "target_match", type=click.FloatRange(0, 100), default=VPDQ_TARGET_PERCENT,
+              show_default=True,
+              help="vPDQ: percentage of the banked video's frames that must match frames of the video.")
 @click.option("--sightings-to", "sightings_to", default=None,
               help="Store a sighting of every matched signal in this collection (federation carries it back).")
 @_kind
 @json_option
 @click.pass_context
 def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tuple[str, ...], threshold: int,
-                  sightings_to: str | None, kind: str, as_json: bool) -> None:
+                  query_match: float, target_match: float, sightings_to: str | None, kind: str,
+                  as_json: bool) -> None:
     """Look media files, directories or hash lists up in the banks; print every match with its distance.
 
-    With --json: one JSON line per input, {"input", "hash", "matches": [{"hash", "distance",
-    "signal", "bank", "labels", "producer"}]}, or {"input", "error"} for an input that cannot be used.
+    A video (or a vPDQ hash file) matches a banked video when at least --query-match percent of its
+    frames are within --threshold of a frame of the banked one, and --target-match percent the other
+    way round. With --json: one JSON line per input, {"input", "hash", "matches": [{"hash",
+    "distance", "signal", "bank", "labels", "producer"}]}, or {"input", "error"} for an input that
+    cannot be used.
     """
     from kizuna.hashes.banks import Banks
     from kizuna.hashes.matching import MatchRun, queries_from_path
+    from kizuna.hashes.video import VideoRule
 
     node = node_of(ctx)
     banks = [node.find_collection(ref) for ref in collections] or node.store.list_collections()
     target = node.find_collection(sightings_to) if sightings_to else None
     _files(inputs)
-    run = MatchRun(Banks(node), NODE_ADMIN, banks, threshold, node.identity().get("id", ""))
+    run = MatchRun(Banks(node), NODE_ADMIN, banks, threshold, node.identity().get("id", ""),
+                   VideoRule(query_match, target_match))
     queries = (query for path in inputs for query in queries_from_path(path, kind))
     unusable = _Unusable("hashes match", as_json)
     for result in run.results(queries):
@@ -263,7 +298,10 @@ def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tup
         else:
             click.echo(f"{result['input']}: {len(result['matches'])} match(es) for {result['hash']}")
             for m in result["matches"]:
-                click.echo(f"  distance {m['distance']:>3}  {m['bank']}  {m['signal']}  {', '.join(m['labels'])}")
+                video = f"  frames {m['query_match_percent']:g}% / {m['target_match_percent']:g}%" \
+                    if "query_match_percent" in m else ""
+                labels = ", ".join(m["labels"])
+                click.echo(f"  distance {m['distance']:>3}{video}  {m['bank']}  {m['signal']}  {labels}")
     sightings = run.sightings()
     if target is not None and sightings:
         node.import_objects(target, sightings)

@@ -1,11 +1,14 @@
 """`POST /{api_root}/hashes/match`: match images or hashes against the caller's visible banks.
 
 * body: JSON ``{"hashes": ["<pdq hex>", "md5:<hex>", …]}`` (each item read like a line of a hash
-  list), or the bytes of one image or other media file (any other content type);
+  list), or the bytes of one image, video or other media file (any other content type);
 * ``collection`` (repeatable, id or alias): the banks to match; default, every collection of the
   API root the token may read. A bank the token may not see is a 404, exactly like one that does
   not exist, and signals the token may not see are never indexed for it;
-* ``threshold``: the PDQ Hamming distance that still matches (0-255, default 31);
+* ``threshold``: the PDQ Hamming distance that still matches (0-255, default 31; for a video, between
+  two frames);
+* ``query_match`` / ``target_match``: for a video, the percentages of its frames and of a banked
+  video's frames that must match (vPDQ's two thresholds, default 80 and 0);
 * ``store`` (id or alias): also store the sightings of the matched signals in this collection.
 
 The answer is ``{"results": [...], "sightings": [...]}`` with one result per input as
@@ -28,9 +31,10 @@ from kizuna.core.principal import Principal
 from kizuna.hashes.banks import Banks
 from kizuna.hashes.matching import MatchRun, Query, media_query, queries_from_text
 from kizuna.hashes.signals import DEFAULT_THRESHOLD
+from kizuna.hashes.video import QUERY_PERCENT, TARGET_PERCENT, VideoRule
 from kizuna.taxii.http import endpoint, read_body, taxii_response
 
-_PARAMS = ("collection", "threshold", "store")
+_PARAMS = ("collection", "threshold", "query_match", "target_match", "store")
 _MAX_HASHES = 10_000
 
 
@@ -41,6 +45,19 @@ def _threshold(values: list[str]) -> int:
     if not text.isdigit() or int(text) > 255:
         raise BadRequest(f"threshold {text[:40]!r} is not a whole number from 0 to 255")
     return int(text)
+
+
+def _percent(name: str, values: list[str], default: float) -> float:
+    if not values:
+        return default
+    text = values[-1]
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:  # also refuses nan
+        raise BadRequest(f"{name} {text[:40]!r} is not a percentage from 0 to 100")
+    return value
 
 
 def _queries(body: bytes, content_type: str) -> list[Query]:
@@ -68,11 +85,13 @@ class HashMatchService:
     def match(self, principal: Principal, api_root: str, params: dict[str, list[str]], body: bytes,
               content_type: str) -> dict[str, Any]:
         threshold = _threshold(params.get("threshold", []))
+        rule = VideoRule(_percent("query_match", params.get("query_match", []), QUERY_PERCENT),
+                         _percent("target_match", params.get("target_match", []), TARGET_PERCENT))
         collections = self.banks.visible(principal, api_root, params.get("collection", []))
         target = self.node.writable(principal, api_root, params["store"][-1]) if params.get("store") else None
         queries = _queries(body, content_type)
         identity = principal.organisation_id or self.node.identity().get("id", "")
-        run = MatchRun(self.banks, principal, collections, threshold, identity)
+        run = MatchRun(self.banks, principal, collections, threshold, identity, rule)
         results = list(run.results(queries))
         sightings = run.sightings()
         answer: dict[str, Any] = {"results": results, "sightings": sightings}

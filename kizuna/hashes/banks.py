@@ -29,8 +29,10 @@ from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.visibility import Viewer
+from kizuna.hashes import video
 from kizuna.hashes.index import PdqIndex, pack
-from kizuna.hashes.signals import PDQ, Signal, read_signal
+from kizuna.hashes.signals import PDQ, VPDQ, Signal, read_signal
+from kizuna.hashes.video import DEFAULT_RULE, Comparison, VideoRule
 from kizuna.store.base import Collection, VersionSelector
 
 _PAGE = 1000
@@ -43,43 +45,23 @@ class Match:
     distance: int
     signal: Signal
     bank: Collection
+    video: Comparison | None = None  # vPDQ: how much of each video matched
 
     def as_json(self) -> dict[str, Any]:
-        return {"hash": self.hash, "hash_type": self.signal.hash_type, "distance": self.distance,
-                "signal": self.signal.id, "bank": self.bank.alias or self.bank.title, "bank_id": self.bank.id,
-                "labels": list(self.signal.labels), "producer": self.signal.producer}
+        out = {"hash": self.hash, "hash_type": self.signal.hash_type, "distance": self.distance,
+               "signal": self.signal.id, "bank": self.bank.alias or self.bank.title, "bank_id": self.bank.id,
+               "labels": list(self.signal.labels), "producer": self.signal.producer}
+        if self.video is not None:
+            out.update(query_match_percent=self.video.query_percent, target_match_percent=self.video.target_percent)
+        return out
 
 
 @dataclass
-class Bank:
-    """Every hash the signals of one collection have carried, and which signal carried it."""
+class _Near:
+    """A near-match index of PDQ hashes and, per position, the UUID of the signal that carried it."""
 
-    collection: Collection
     index: PdqIndex = field(default_factory=PdqIndex)
     owners: np.ndarray = field(default_factory=lambda: np.zeros((0, 16), dtype=np.uint8))  # position -> UUID
-    exact: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    added_after: int | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def take(self, objects: Iterable[dict[str, Any]]) -> None:
-        """Index the hashes of new signal versions (one `add` for the whole batch: merges go by batch)."""
-        self.add_rows(*self.rows_of(objects))
-
-    def rows_of(self, objects: Iterable[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """The (PDQ hash, signal UUID) rows of some signal versions, 32 + 16 bytes each; exact hashes
-        go straight into the map. Packed per page, so a 10M first load never holds 10M parsed objects."""
-        hashes: list[str] = []
-        owners: list[bytes] = []
-        for obj in objects:
-            signal = read_signal(obj)
-            if signal is None or not signal.id.startswith(_PREFIX):
-                continue
-            if signal.hash_type != PDQ:
-                self.exact.setdefault((signal.hash_type, signal.hash), set()).add(signal.id)
-            else:
-                hashes.append(signal.hash)
-                owners.append(uuid.UUID(signal.id[len(_PREFIX):]).bytes)
-        return pack(hashes), np.frombuffer(b"".join(owners), dtype=np.uint8).reshape(-1, 16)
 
     def add_rows(self, hashes: np.ndarray, owners: np.ndarray) -> None:
         """Index rows not indexed yet: a new version that keeps its signal's hash (new labels, a
@@ -97,19 +79,78 @@ class Bank:
             self.owners = np.concatenate([self.owners, rows[:, 32:]])
             self.index.add(rows[:, :32])
 
+    def candidates(self, queries: np.ndarray, threshold: int) -> list[set[str]]:
+        """Per query row, the ids of the signals that carried a hash within ``threshold``."""
+        if not len(self.index) or not len(queries):
+            return [set() for _ in range(len(queries))]
+        found = self.index.search(queries, threshold)
+        owners = self.owners  # read after the search: a refresh extends the owners before the index
+        return [{_PREFIX + str(uuid.UUID(bytes=owners[p].tobytes())) for p, _ in hits} for hits in found]
+
+
+Rows = tuple[np.ndarray, np.ndarray]
+
+
+def _rows(hashes: list[str], owners: list[bytes]) -> Rows:
+    return pack(hashes), np.frombuffer(b"".join(owners), dtype=np.uint8).reshape(-1, 16)
+
+
+@dataclass
+class Bank:
+    """Every hash the signals of one collection have carried, and which signal carried it: PDQ hashes
+    in one near-match index, the usable frames of vPDQ hashes in another, exact hashes in a map."""
+
+    collection: Collection
+    pdq: _Near = field(default_factory=_Near)
+    frames: _Near = field(default_factory=_Near)
+    exact: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    added_after: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, objects: Iterable[dict[str, Any]]) -> None:
+        """Index the hashes of new signal versions (one `add` for the whole batch: merges go by batch)."""
+        self.add_rows(*self.rows_of(objects))
+
+    def rows_of(self, objects: Iterable[dict[str, Any]]) -> tuple[Rows, Rows]:
+        """The (PDQ hash, signal UUID) rows and the (vPDQ frame hash, signal UUID) rows of some signal
+        versions, 32 + 16 bytes each; exact hashes go straight into the map. Packed per page, so a 10M
+        first load never holds 10M parsed objects."""
+        hashes: list[str] = []
+        owners: list[bytes] = []
+        frames: list[str] = []
+        frame_owners: list[bytes] = []
+        for obj in objects:
+            signal = read_signal(obj)
+            if signal is None or not signal.id.startswith(_PREFIX):
+                continue
+            owner = uuid.UUID(signal.id[len(_PREFIX):]).bytes
+            if signal.hash_type == VPDQ:
+                usable = video.usable(signal.frames)
+                frames.extend(bytes(row).hex() for row in usable)
+                frame_owners.extend([owner] * len(usable))
+            elif signal.hash_type != PDQ:
+                self.exact.setdefault((signal.hash_type, signal.hash), set()).add(signal.id)
+            else:
+                hashes.append(signal.hash)
+                owners.append(owner)
+        return _rows(hashes, owners), _rows(frames, frame_owners)
+
+    def add_rows(self, pdq: Rows, frames: Rows) -> None:
+        self.pdq.add_rows(*pdq)
+        self.frames.add_rows(*frames)
+
     def candidates(self, lookups: Sequence[tuple[str, str]], threshold: int) -> list[set[str]]:
-        """Per lookup, the ids of signals that carried a hash within ``threshold`` (or equal, for exact)."""
+        """Per lookup, the ids of signals that carried a hash within ``threshold`` (or equal, for exact);
+        for a vPDQ lookup, the vPDQ signals any of whose usable frames is within it of one of the query's."""
         out: list[set[str]] = [set() for _ in lookups]
         pdq = [i for i, (hash_type, _) in enumerate(lookups) if hash_type == PDQ]
-        if pdq and len(self.index):
-            found = self.index.search(pack([lookups[i][1] for i in pdq]), threshold)
-            # Read after the search: a refresh extends the owners before the index, so they cover its hits.
-            owners = self.owners
-            for i, hits in zip(pdq, found, strict=True):
-                out[i].update(_PREFIX + str(uuid.UUID(bytes=owners[p].tobytes())) for p, _ in hits)
-        for i, key in enumerate(lookups):
-            if key[0] != PDQ:
-                out[i].update(self.exact.get(key, ()))
+        for i, ids in zip(pdq, self.pdq.candidates(pack([lookups[i][1] for i in pdq]), threshold), strict=True):
+            out[i].update(ids)
+        for i, (hash_type, value) in enumerate(lookups):
+            if hash_type == VPDQ:
+                out[i].update(*self.frames.candidates(video.usable(value), threshold))
+            elif hash_type != PDQ:
+                out[i].update(self.exact.get((hash_type, value), ()))
         return out
 
 
@@ -117,14 +158,23 @@ def _distance(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
-def confirmed(signal: Signal, hash_type: str, digest: str, threshold: int) -> int | None:
-    """The distance at which the version a caller sees matches, or None (another hash now, or revoked)."""
+def confirmed(signal: Signal, hash_type: str, digest: str, threshold: int,
+              rule: VideoRule = DEFAULT_RULE) -> tuple[int, Comparison | None] | None:
+    """The distance at which the version a caller sees matches (for vPDQ, with how much of each video
+    matched), or None (another hash now, too little of the video, or revoked)."""
     if signal.revoked or signal.hash_type != hash_type:
         return None
+    if hash_type == VPDQ:
+        comparison = video.compare(video.usable(digest), video.usable(signal.frames), threshold)
+        return (comparison.distance, comparison) if comparison.matches(rule) else None
     if hash_type != PDQ:
-        return 0 if signal.hash == digest else None
+        return (0, None) if signal.hash == digest else None
     distance = _distance(signal.hash, digest)
-    return distance if distance <= threshold else None
+    return (distance, None) if distance <= threshold else None
+
+
+def _joined(parts: list[Rows]) -> Rows:
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 class Banks:
@@ -154,21 +204,21 @@ class Banks:
         everything = Viewer(NODE_ADMIN, bank.collection)
         cursor: str | None = None
         newest = bank.added_after
-        hashes: list[np.ndarray] = []
-        owners: list[np.ndarray] = []
+        pdq: list[Rows] = []
+        frames: list[Rows] = []
         while True:
             filters = Filters(types=("indicator",), versions=VersionSelector(all=True), added_after=bank.added_after,
                               limit=_PAGE, next=cursor)
             page = self.node.reader.page(everything, Endpoint.OBJECTS, filters)
             rows = bank.rows_of(orjson.loads(body) for _row, body in page.items)
-            hashes.append(rows[0])
-            owners.append(rows[1])
+            pdq.append(rows[0])
+            frames.append(rows[1])
             if page.last_added is not None:
                 newest = page.last_added
             if not page.more or page.next is None:
                 break
             cursor = page.next
-        bank.add_rows(np.concatenate(hashes), np.concatenate(owners))
+        bank.add_rows(_joined(pdq), _joined(frames))
         bank.added_after = newest
 
     def _seen_by(self, principal: Principal, collection: Collection, ids: set[str]) -> dict[str, Signal]:
@@ -199,8 +249,9 @@ class Banks:
         return seen
 
     def match_many(self, principal: Principal, collections: list[Collection], lookups: Sequence[tuple[str, str]],
-                   threshold: int) -> list[list[Match]]:
-        """Per (hash type, hash) lookup, every signal the principal may see that matches it."""
+                   threshold: int, rule: VideoRule = DEFAULT_RULE) -> list[list[Match]]:
+        """Per (hash type, hash) lookup, every signal the principal may see that matches it (a vPDQ
+        lookup's hash is the video's frames, `signals.frames_text`)."""
         found: list[list[Match]] = [[] for _ in lookups]
         for collection in collections:
             proposed = self.bank(collection).candidates(lookups, threshold)
@@ -218,7 +269,7 @@ class Banks:
                     current = newest.get(signal_id)
                     if signal is None or current is None or current.modified != signal.modified:
                         continue
-                    distance = confirmed(signal, hash_type, digest, threshold)
-                    if distance is not None:
-                        found[i].append(Match(signal.hash, distance, signal, collection))
+                    result = confirmed(signal, hash_type, digest, threshold, rule)
+                    if result is not None:
+                        found[i].append(Match(signal.hash, result[0], signal, collection, result[1]))
         return [sorted(matches, key=lambda m: (m.distance, m.bank.id, m.signal.id)) for matches in found]

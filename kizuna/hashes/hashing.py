@@ -1,14 +1,16 @@
-"""Hashes of media files: PDQ (pdqhash) for images, and MD5 / SHA-256 of the bytes for exact matches.
+"""Hashes of media files: PDQ (pdqhash) for images, vPDQ for videos (with the optional ``video``
+extra), and MD5 / SHA-256 of the bytes for exact matches.
 
-A file that is not an image still gets its exact hashes (a video or a document can be banked by
-MD5/SHA-256); a file that claims to be an image but cannot be decoded is an error, so a corrupt
-upload never slips through as "no match".
+A file that is neither still gets its exact hashes (a document can be banked by MD5/SHA-256), and so
+does a video when vpdq is not installed; a file that claims to be an image or a video but cannot be
+decoded is an error, so a corrupt upload never slips through as "no match".
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +20,8 @@ import numpy as np
 import pdqhash
 from PIL import Image, UnidentifiedImageError
 
-from kizuna.hashes.signals import MIN_QUALITY
+from kizuna.hashes import video
+from kizuna.hashes.signals import MIN_QUALITY, frames_text
 
 # A decompression bomb is refused, not hashed: 100 megapixels is far above any real photo.
 Image.MAX_IMAGE_PIXELS = 100_000_000
@@ -37,6 +40,8 @@ class MediaHashes:
     sha256: str
     pdq: str | None = None  # None: not an image
     quality: int | None = None
+    vpdq: str | None = None  # a video's frames (`signals.frames_text`); None: not a video, or no vpdq here
+    is_video: bool = False
 
     @property
     def pdq_usable(self) -> bool:
@@ -54,7 +59,23 @@ def pdq_of_image(image: Image.Image) -> tuple[str, int]:
     return np.packbits(bits.astype(np.uint8)).tobytes().hex(), int(quality)
 
 
-def hash_bytes(data: bytes) -> MediaHashes:
+def _vpdq(data: bytes, path: Path | None) -> str | None:
+    """The vPDQ frames of a video's bytes (hashed from ``path`` when the bytes came from a file)."""
+    if not video.available():
+        return None
+    try:
+        if path is not None:
+            return frames_text(video.hash_video(path))
+        with tempfile.NamedTemporaryFile(prefix="kizuna-video-") as spill:  # the decoder reads files
+            spill.write(data)
+            spill.flush()
+            return frames_text(video.hash_video(Path(spill.name)))
+    except video.VideoError as exc:
+        raise HashingError(str(exc)) from None
+
+
+def hash_bytes(data: bytes, path: Path | None = None) -> MediaHashes:
+    """The hashes of a file's bytes; ``path``, when they were read from a file, spares a video a copy."""
     md5, sha256 = hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
     looks_like_image = data.startswith(_IMAGE_MAGIC)
     try:
@@ -66,6 +87,8 @@ def hash_bytes(data: bytes) -> MediaHashes:
     except UnidentifiedImageError:
         if looks_like_image:
             raise HashingError("corrupt image: cannot be decoded") from None
+        if video.looks_like_video(data[:1024]):
+            return MediaHashes(md5, sha256, vpdq=_vpdq(data, path), is_video=True)
         return MediaHashes(md5, sha256)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise HashingError(f"corrupt image: {exc}") from None
@@ -77,7 +100,7 @@ def hash_file(path: Path) -> MediaHashes:
         data = path.read_bytes()
     except OSError as exc:
         raise HashingError(exc.strerror or str(exc)) from None
-    return hash_bytes(data)
+    return hash_bytes(data, path)
 
 
 def media_files(path: Path) -> Iterator[Path]:

@@ -1,5 +1,6 @@
 """Reading hash lists: plain text, CSV, and ThreatExchange / HMA CSV exports.
 
+* vPDQ text (ThreatExchange's vPDQ files): ``frame,quality,pdq_hex,timestamp`` a line, one video.
 * Plain text: one hash per line, ``#`` comments and blank lines skipped. The type is told by length
   (32 hex digits: MD5), by a ``pdq:``/``md5:``/``sha256:`` prefix, or, for 64 hex digits (PDQ and
   SHA-256 have the same length), by ``kind`` (default PDQ, the usual content of a hash bank).
@@ -22,7 +23,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from kizuna.hashes.signals import MD5, PDQ, SHA256, SignalError, check_label, normalise_hash
+from kizuna.hashes.signals import (
+    MD5,
+    PDQ,
+    SHA256,
+    VPDQ,
+    FrameError,
+    SignalError,
+    check_label,
+    frames_text,
+    is_vpdq_text,
+    normalise_hash,
+    parse_frames,
+)
 
 _TYPE_NAMES: Final = {
     "pdq": PDQ, "hash_pdq": PDQ, "pdq_hash": PDQ, "photo_pdq": PDQ,
@@ -107,8 +120,20 @@ def _csv(text: str, kind: str) -> Iterator[Entry | Rejected]:
             yield Rejected(number, str(exc))
 
 
+def _vpdq(text: str) -> Iterator[Entry | Rejected]:
+    first = next(n for n, line in enumerate(text.splitlines(), start=1) if line.strip() and not line.startswith("#"))
+    try:
+        yield Entry(first, VPDQ, frames_text(parse_frames(text)))
+    except FrameError as exc:
+        yield Rejected(exc.line, str(exc))
+
+
 def read_hash_list(text: str, kind: str = "auto") -> Iterator[Entry | Rejected]:
-    """Every entry of a hash list, in order; a CSV is recognised by a header naming a hash column."""
+    """Every entry of a hash list, in order; a CSV is recognised by a header naming a hash column, and
+    a vPDQ hash (``frame,quality,pdq_hex,timestamp`` lines) is one entry of the whole text, whose
+    ``hash`` is the frames' canonical text."""
+    if is_vpdq_text(text):
+        return _vpdq(text)
     first = next((line for line in text.splitlines() if line.strip() and not line.startswith("#")), "")
     if "," in first and _column(next(csv.reader([first])), _HASH_COLUMNS):
         return _csv(text, kind)

@@ -101,7 +101,7 @@ def _probe(main: MultiIndex, rows: np.ndarray, queries: np.ndarray, threshold: i
 
     def search(part: np.ndarray) -> Found:
         query_words = words_of(part)
-        return _filled(lambda q, p, d: kernels.probe(main.offsets, main.positions, words, part, query_words,
+        return _filled(lambda q, p, d: kernels.probe(main.bounds, main.positions, words, part, query_words,
                                                      main.width, masks, counts, threshold, q, p, d))
 
     owners, positions, distances = _split(queries, search)

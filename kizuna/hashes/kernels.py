@@ -91,7 +91,7 @@ def _chunk_key(query: np.ndarray, chunk: int, width: int) -> int:
 
 
 @numba.njit(nogil=True, cache=True)
-def probe(offsets: np.ndarray, positions: np.ndarray, words: np.ndarray, queries: np.ndarray,
+def probe(bounds: np.ndarray, positions: np.ndarray, words: np.ndarray, queries: np.ndarray,
           query_words: np.ndarray, width: int, masks: np.ndarray, counts: np.ndarray, threshold: int,
           out_query: np.ndarray, out_position: np.ndarray, out_distance: np.ndarray) -> int:
     """Every hash in a bucket within the masks' flips of a query's chunk, kept if within ``threshold``.
@@ -99,9 +99,10 @@ def probe(offsets: np.ndarray, positions: np.ndarray, words: np.ndarray, queries
     Chunk ``c`` is probed with the first ``counts[c]`` masks (`mih.probe_plan`). A hash sharing several
     chunks with a query is reported once per chunk; the caller dedupes. Per query in passes, each
     prefetching what the next one reads, so that the memory system has hundreds of reads in flight
-    instead of the few that out-of-order execution overlaps: bucket keys (prefetching their offsets),
-    bucket bounds (prefetching the positions), positions (prefetching the candidates' hashes), and
-    the distances. Nothing in a pass waits on a read of the same pass.
+    instead of the few that out-of-order execution overlaps: bucket keys (prefetching their bounds),
+    bounds with each bucket's first position (prefetching its hash, and the bucket's other positions
+    when it has more), the other positions (prefetching their hashes), and the distances. Nothing in a
+    pass waits on a read of the same pass.
     """
     found = 0
     room = len(out_query)
@@ -112,6 +113,7 @@ def probe(offsets: np.ndarray, positions: np.ndarray, words: np.ndarray, queries
     starts = np.empty(probes, dtype=np.int64)
     ends = np.empty(probes, dtype=np.int64)
     candidates = np.empty(4 * probes + 64, dtype=np.int64)
+    empty = 0xFFFFFFFF
     for i in range(queries.shape[0]):
         q = query_words[i]
         k = 0
@@ -120,18 +122,29 @@ def probe(offsets: np.ndarray, positions: np.ndarray, words: np.ndarray, queries
             for m in range(counts[c]):
                 key = base ^ masks[m]
                 keys[k] = key
-                _prefetch(offsets, key)
+                _prefetch(bounds, 2 * key)
                 k += 1
+        n = 0
+        more = 0
         total = 0
         for k in range(probes):
-            start, end = offsets[keys[k]], offsets[keys[k] + 1]
-            starts[k], ends[k] = start, end
-            total += end - start
-            _prefetch(positions, start)
-        if total > len(candidates):
-            candidates = np.empty(2 * total, dtype=np.int64)
-        n = 0
-        for k in range(probes):
+            at = 2 * keys[k]
+            lead = bounds[at + 1]
+            if lead != empty:
+                candidates[n] = lead
+                _prefetch_row(words, lead)
+                n += 1
+                start, end = bounds[at], bounds[at + 2]
+                if end > start:
+                    starts[more], ends[more] = start, end
+                    total += end - start
+                    more += 1
+                    _prefetch(positions, start)
+        if n + total > len(candidates):
+            grown = np.empty(2 * (n + total), dtype=np.int64)
+            grown[:n] = candidates[:n]
+            candidates = grown
+        for k in range(more):
             for slot in range(starts[k], ends[k]):
                 p = positions[slot]
                 candidates[n] = p

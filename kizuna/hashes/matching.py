@@ -20,7 +20,8 @@ from kizuna.detect.sightings import SightingAggregator
 from kizuna.hashes.banks import Banks, Match
 from kizuna.hashes.hashing import HashingError, MediaHashes, hash_bytes, media_files
 from kizuna.hashes.hashlists import Entry, Rejected, looks_like_hash_list, read_hash_list
-from kizuna.hashes.signals import MD5, MIN_QUALITY, PDQ, SHA256
+from kizuna.hashes.signals import MD5, MIN_QUALITY, PDQ, SHA256, VPDQ, frames_digest
+from kizuna.hashes.video import DEFAULT_RULE, VideoRule
 from kizuna.store.base import Collection
 
 
@@ -35,9 +36,9 @@ class Query:
     error: str | None = None
 
 
-def media_query(label: str, data: bytes) -> Query:
+def media_query(label: str, data: bytes, path: Path | None = None) -> Query:
     try:
-        return Query(label, media=hash_bytes(data))
+        return Query(label, media=hash_bytes(data, path))
     except HashingError as exc:
         return Query(label, error=str(exc))
 
@@ -63,7 +64,7 @@ def queries_from_path(path: Path, kind: str = "auto") -> Iterator[Query]:
         if looks_like_hash_list(data[:4096]):
             yield from queries_from_text(str(file), data.decode("utf-8", errors="replace"), kind)
         else:
-            yield media_query(str(file), data)
+            yield media_query(str(file), data, file)
 
 
 def _lookups(query: Query) -> list[tuple[str, str]]:
@@ -73,6 +74,8 @@ def _lookups(query: Query) -> list[tuple[str, str]]:
     found = [(MD5, media.md5), (SHA256, media.sha256)]
     if media.pdq_usable and media.pdq is not None:
         found.insert(0, (PDQ, media.pdq))
+    if media.vpdq is not None:
+        found.insert(0, (VPDQ, media.vpdq))
     return found
 
 
@@ -82,7 +85,14 @@ def result_of(query: Query, matches: list[Match]) -> dict[str, Any]:
     media = query.media
     head: dict[str, Any] = {"input": query.input}
     if media is None:
-        head["hash"] = query.hash
+        head["hash"] = frames_digest(query.hash) if query.hash_type == VPDQ else query.hash
+        if query.hash_type == VPDQ:
+            head["frames"] = query.hash.count("\n")
+    elif media.is_video:
+        head["hash"] = frames_digest(media.vpdq) if media.vpdq is not None else media.sha256
+        head.update(md5=media.md5, sha256=media.sha256, frames=media.vpdq.count("\n") if media.vpdq else None)
+        if media.vpdq is None:
+            head["note"] = "vPDQ needs the optional vpdq package (kizuna[video]): matched by exact hashes only"
     else:
         head["hash"] = media.pdq or media.sha256
         head.update(md5=media.md5, sha256=media.sha256, quality=media.quality)
@@ -98,8 +108,9 @@ class MatchRun:
     """Match queries against the given banks as one principal; count sightings of what matched."""
 
     def __init__(self, banks: Banks, principal: Principal, collections: list[Collection], threshold: int,
-                 identity: str) -> None:
+                 identity: str, rule: VideoRule = DEFAULT_RULE) -> None:
         self.banks, self.principal, self.collections, self.threshold = banks, principal, collections, threshold
+        self.rule = rule
         self.aggregator = SightingAggregator(identity)
         self.inputs = self.matched = self.errors = 0
 
@@ -122,7 +133,8 @@ class MatchRun:
                 for lookup in _lookups(query):
                     lookups.append(lookup)
                     asked_by.append(number)
-        found = self.banks.match_many(self.principal, self.collections, lookups, self.threshold) if lookups else []
+        found = (self.banks.match_many(self.principal, self.collections, lookups, self.threshold, self.rule)
+                 if lookups else [])
         per_query: list[list[Match]] = [[] for _ in batch]
         for number, matches in zip(asked_by, found, strict=True):
             known = {m.signal.id for m in per_query[number]}

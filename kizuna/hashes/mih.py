@@ -8,10 +8,11 @@ distances add up to at most ``t``, so some chunk differs in at most ``t // 11`` 
 with a popcount over the full 256 bits, so the answer is exact, not approximate. Chunks that leave
 some bits out are still exact: a distance on fewer bits is never larger.
 
-Per chunk the hash positions are counting-sorted by chunk value: one ``uint32`` array of positions
-and one ``uint32`` array of bucket offsets, for all chunks together (`kernels.probe` walks them). At
-10M hashes and width 23 that is 440 MB of positions, 369 MB of offsets and 320 MB of hashes
-(docs/decisions.md has the measurements that chose this over faiss).
+Per chunk the hash positions are counting-sorted by chunk value: per bucket, its first position
+beside its bounds in one ``uint32`` array, the other positions in a second one, for all chunks
+together (`kernels.probe` walks them). At 10M hashes and width 23 that is about 740 MB of bounds and
+first positions, 180 MB of other positions and 320 MB of hashes (docs/decisions.md has the
+measurements that chose this over faiss).
 """
 
 from __future__ import annotations
@@ -81,40 +82,74 @@ def words_of(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows, dtype=np.uint8).view(np.uint64).reshape(-1, 4)
 
 
+#: ``bounds[2k + 1]`` of a bucket that holds no hash.
+EMPTY: Final = 0xFFFFFFFF
+
+
 class MultiIndex:
-    """Hash positions ``0..n-1`` bucketed by each of 11 chunks; immutable (searches need no lock)."""
+    """Hash positions ``0..n-1`` bucketed by each of 11 chunks; immutable (searches need no lock).
+
+    ``bounds`` interleaves, per bucket ``k`` of all chunks, where its *other* positions start in
+    ``positions`` (``bounds[2k]``, ending at ``bounds[2k + 2]``) and its *first* position
+    (``bounds[2k + 1]``, or `EMPTY`). At about one hash a bucket most buckets hold one or none, so a
+    probe usually finds its candidate in the cache line of the bounds it reads anyway, and the
+    positions array holds only the rest: a memory read saved per probe, for ~no memory (the first
+    positions move out of ``positions`` into ``bounds``).
+    """
 
     def __init__(self, rows: np.ndarray, width: int | None = None) -> None:
         rows = np.ascontiguousarray(rows, dtype=np.uint8)
         self.count = len(rows)
         self.width = width or width_for(self.count)
         buckets = 1 << self.width
-        self.offsets = np.empty(CHUNKS * buckets + 1, dtype=np.uint32)
-        self.positions = np.empty(CHUNKS * self.count, dtype=np.uint32)
-        self.offsets[0] = 0
+        self.bounds = np.empty(2 * (CHUNKS * buckets + 1), dtype=np.uint32)
+        # The other positions' total first (a bincount a chunk), so they are written in place: no
+        # list of parts to join, which at 10M would hold them twice at the build's peak.
+        occupied = sum(int(np.count_nonzero(np.bincount(chunk_values(rows, self.width, chunk), minlength=buckets)))
+                       for chunk in range(CHUNKS))
+        self.positions = np.empty(CHUNKS * self.count - occupied, dtype=np.uint32)
+        done = 0
         for chunk in range(CHUNKS):
             values = chunk_values(rows, self.width, chunk)
-            counts = np.bincount(values, minlength=buckets)
-            base = chunk * self.count
-            self.offsets[chunk * buckets + 1:(chunk + 1) * buckets + 1] = base + np.cumsum(counts)
-            self.positions[base:base + self.count] = np.argsort(values, kind="stable")
+            counts = np.bincount(values, minlength=buckets).astype(np.uint32)
+            order = np.argsort(values, kind="stable").astype(np.uint32)
+            del values
+            starts = np.cumsum(counts, dtype=np.uint32) - counts
+            filled = counts > 0
+            table = self.bounds[2 * chunk * buckets:2 * (chunk + 1) * buckets].reshape(buckets, 2)
+            table[:, 1] = EMPTY
+            table[filled, 1] = order[starts[filled]]
+            is_first = np.zeros(self.count, dtype=bool)
+            is_first[starts[filled]] = True
+            others = counts - filled  # uint32: a bucket's hashes less its first
+            table[:, 0] = done + np.cumsum(others, dtype=np.uint32) - others
+            taken = int(others.sum(dtype=np.int64))
+            self.positions[done:done + taken] = order[~is_first]
+            done += taken
+        self.bounds[-2:] = (done, EMPTY)
 
     def merged(self, rows: np.ndarray, first: int) -> MultiIndex:
-        """A copy that also holds ``rows`` as positions ``first..``, appended to their buckets (no re-sort)."""
+        """A copy that also holds ``rows`` as positions ``first..``: each becomes the first position of
+        an empty bucket, or is appended to its bucket's other positions (no re-sort)."""
         buckets = 1 << self.width
         new_positions = np.arange(first, first + len(rows), dtype=np.uint32)
-        at: list[np.ndarray] = []
-        grown = np.zeros(CHUNKS * buckets + 1, dtype=np.int64)
-        for chunk in range(CHUNKS):
-            values = chunk_values(rows, self.width, chunk)
-            keys = chunk * buckets + values
-            # Inserting before the next bucket's start, plus the rows already inserted before it.
-            at.append(self.offsets[keys + 1].astype(np.int64))
-            grown[1:] += np.bincount(keys, minlength=CHUNKS * buckets)
-        order = [np.argsort(places, kind="stable") for places in at]
+        keys = np.concatenate([chunk * buckets + chunk_values(rows, self.width, chunk) for chunk in range(CHUNKS)])
+        placed = np.tile(new_positions, CHUNKS)
+        order = np.argsort(keys, kind="stable")
+        keys, placed = keys[order], placed[order]
+        leads = np.ones(len(keys), dtype=bool)
+        leads[1:] = keys[1:] != keys[:-1]
+        bounds = self.bounds.copy()
+        # The first new position of a key whose bucket is empty fills its first slot; the rest go after
+        # the bucket's other positions, in the order added.
+        fills = leads & (bounds[2 * keys + 1] == EMPTY)
+        bounds[2 * keys[fills] + 1] = placed[fills]
+        keys, placed = keys[~fills], placed[~fills]
         merged = object.__new__(MultiIndex)
         merged.width, merged.count = self.width, self.count + len(rows)
-        merged.positions = np.insert(self.positions, np.concatenate([p[o] for p, o in zip(at, order, strict=True)]),
-                                     np.concatenate([new_positions[o] for o in order]))
-        merged.offsets = (self.offsets + np.cumsum(grown, out=grown)).astype(np.uint32)
+        merged.positions = np.insert(self.positions, self.bounds[2 * keys + 2].astype(np.int64), placed)
+        grown = np.zeros(CHUNKS * buckets + 1, dtype=np.int64)
+        grown[1:] = np.bincount(keys, minlength=CHUNKS * buckets)
+        bounds[0::2] += np.cumsum(grown).astype(np.uint32)
+        merged.bounds = bounds
         return merged

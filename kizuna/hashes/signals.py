@@ -14,8 +14,10 @@ importing the same hash twice updates one object instead of duplicating it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -28,14 +30,18 @@ _SCHEMA_URL: Final = "https://github.com/kizuna-project/kizuna/blob/main/docs/ha
 PDQ: Final = "pdq"
 MD5: Final = "md5"
 SHA256: Final = "sha256"
-HASH_TYPES: Final = (PDQ, MD5, SHA256)
-HEX_LENGTH: Final = {PDQ: 64, MD5: 32, SHA256: 64}
+VPDQ: Final = "vpdq"  # a video: a list of PDQ frame hashes; its `hash` is the SHA-256 of their text form
+HASH_TYPES: Final = (PDQ, MD5, SHA256, VPDQ)
+HEX_LENGTH: Final = {PDQ: 64, MD5: 32, SHA256: 64, VPDQ: 64}
 _STIX_HASH_NAME: Final = {MD5: "MD5", SHA256: "SHA-256"}
 
 #: PDQ quality below this is too uninformative to match on (PDQ's own advice).
 MIN_QUALITY: Final = 50
 #: Hamming distance at or below which two PDQ hashes are a confident match (PDQ's advice).
 DEFAULT_THRESHOLD: Final = 31
+#: vPDQ's defaults: the share of a video's usable frames (and of a banked video's) that must match.
+VPDQ_QUERY_PERCENT: Final = 80.0
+VPDQ_TARGET_PERCENT: Final = 0.0
 
 #: The content categories GIFCT's hash-sharing database uses; other labels are kept as given.
 CONTENT_LABELS: Final = (
@@ -49,10 +55,19 @@ CONTENT_LABELS: Final = (
 )
 _LABEL = re.compile(r"^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9-]*)*$")
 _HEX = re.compile(r"^[0-9a-f]+$")
+_FRAME_LINE = re.compile(r"^\s*(\d+)\s*,\s*(\d{1,3})\s*,\s*([0-9a-fA-F]{64})\s*(?:,\s*(\d+(?:\.\d+)?)\s*)?$")
 
 
 class SignalError(ValueError):
     """A hash or label that cannot become a signal (the message says which and why)."""
+
+
+class FrameError(SignalError):
+    """A bad line of a vPDQ text (``line`` is its number)."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
 
 
 def check_label(label: str) -> str:
@@ -70,6 +85,51 @@ def normalise_hash(hash_type: str, value: str) -> str:
     if len(text) != expected:
         raise SignalError(f"{hash_type} hash has {len(text)} hex digits, not {expected}")
     return text
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One sampled frame of a vPDQ hash."""
+
+    number: int
+    quality: int
+    hash: str
+    timestamp: float
+
+
+def frames_text(frames: Sequence[Frame]) -> str:
+    """vPDQ's text form, one ``frame,quality,hash,timestamp`` line a frame (the canonical form)."""
+    return "".join(f"{f.number},{f.quality},{f.hash},{f.timestamp:.3f}\n" for f in frames)
+
+
+def is_vpdq_text(text: str) -> bool:
+    """Whether a text's first line that is not blank or a comment is a vPDQ frame line."""
+    first = next((line for line in text.splitlines() if line.strip() and not line.startswith("#")), "")
+    return bool(_FRAME_LINE.match(first))
+
+
+def parse_frames(text: str) -> tuple[Frame, ...]:
+    """The frames of vPDQ text (``#`` comments and blank lines skipped); FrameError at the first bad line."""
+    frames: list[Frame] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0]
+        if not line.strip():
+            continue
+        found = _FRAME_LINE.match(line)
+        if found is None:
+            raise FrameError(number, "not a vPDQ frame line 'frame,quality,pdq_hex,timestamp'")
+        quality = int(found[2])
+        if quality > 100:
+            raise FrameError(number, f"vPDQ frame quality {quality} is above 100")
+        frames.append(Frame(int(found[1]), quality, found[3].lower(), float(found[4] or 0.0)))
+    if not frames:
+        raise FrameError(1, "a vPDQ hash needs at least one frame")
+    return tuple(frames)
+
+
+def frames_digest(text: str) -> str:
+    """The 64-hex-digit name of a vPDQ hash: SHA-256 of its canonical text."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def extension_definition() -> dict[str, Any]:
@@ -102,15 +162,21 @@ class Signal:
     producer: str | None
     revoked: bool = False
     modified: str | None = None  # which version of the signal this is
+    frames: str = ""  # vPDQ: the frames' canonical text (`frames_text`)
 
 
 def make_signal(hash_type: str, value: str, *, producer: str | None, labels: list[str], markings: list[str],
                 quality: int | None = None, now: datetime | None = None) -> dict[str, Any]:
-    digest = normalise_hash(hash_type, value)
+    """A signal of one hash; for vPDQ, ``value`` is the frames' text (`parse_frames` reads it)."""
+    frames = frames_text(parse_frames(value)) if hash_type == VPDQ else ""
+    digest = frames_digest(frames) if hash_type == VPDQ else normalise_hash(hash_type, value)
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     name = f"{producer or ''}|{hash_type}|{digest}"
     extension: dict[str, Any] = {"extension_type": "property-extension", "hash_type": hash_type, "hash": digest}
-    if hash_type == PDQ:
+    if hash_type == VPDQ:  # the pattern is the hash in vPDQ's own text form, readable by any vPDQ tool
+        pattern_type, pattern = VPDQ, frames
+        extension["frame_count"] = frames.count("\n")
+    elif hash_type == PDQ:
         pattern_type, pattern = PDQ, digest
         if quality is not None:
             extension["quality"] = quality
@@ -145,10 +211,18 @@ def read_signal(obj: dict[str, Any]) -> Signal | None:
         digest = normalise_hash(hash_type, value)
     except SignalError:
         return None
+    frames = ""
+    if hash_type == VPDQ:  # the frames are the pattern, and the hash names exactly them
+        try:
+            frames = frames_text(parse_frames(str(obj.get("pattern", ""))))
+        except SignalError:
+            return None
+        if frames_digest(frames) != digest:
+            return None
     quality = extension.get("quality")
     labels = tuple(label for label in obj.get("labels", ()) if isinstance(label, str))
     return Signal(obj["id"], hash_type, digest, quality if isinstance(quality, int) else None, labels,
-                  obj.get("created_by_ref"), bool(obj.get("revoked")), obj.get("modified"))
+                  obj.get("created_by_ref"), bool(obj.get("revoked")), obj.get("modified"), frames)
 
 
 #: A partner's verdict on a signal, as the STIX opinion it becomes.

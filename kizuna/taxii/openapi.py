@@ -126,7 +126,7 @@ _HASH_BODY = {"required": True, "content": {
         "hashes": {"type": "array", "maxItems": 10_000, "items": {
             "type": "string", "description": "PDQ hex, md5:<hex> or sha256:<hex>, as a line of a hash list"}}}}},
     "application/octet-stream": {"schema": {"type": "string", "format": "binary",
-                                            "description": "one image or other media file, hashed on arrival"}},
+                                            "description": "one image, video or other media file, hashed on arrival"}},
 }}
 
 _SCHEMAS: dict[str, Any] = {
@@ -224,12 +224,16 @@ _PATHS: dict[str, Any] = {
          _query("store", "store the sightings in this collection", {"type": "string", "minLength": 1})],
         body=_DETECT_BODY)},
     "/{api_root}/hashes/match": {"post": _api(
-        "Match images or hashes against the hash banks this token may read (docs/hashes.md)", "hashes",
+        "Match images, videos or hashes against the hash banks this token may read (docs/hashes.md)", "hashes",
         _ref("HashMatches"),
         [_API_ROOT, _query("collection", "a bank (collection id or alias) to match; repeatable",
                            {"type": "string", "minLength": 1}),
-         _query("threshold", "PDQ Hamming distance that still matches (default 31)",
+         _query("threshold", "PDQ Hamming distance that still matches, for videos between two frames (default 31)",
                 {"type": "integer", "minimum": 0, "maximum": 255}),
+         _query("query_match", "vPDQ: percentage of the video's frames that must match a banked video's (default 80)",
+                {"type": "number", "minimum": 0, "maximum": 100}),
+         _query("target_match", "vPDQ: percentage of the banked video's frames that must match (default 0)",
+                {"type": "number", "minimum": 0, "maximum": 100}),
          _query("store", "store the sightings in this collection", {"type": "string", "minLength": 1})],
         body=_HASH_BODY)},
     _COLL + "/tombstones/": {"get": _api(

@@ -154,6 +154,6 @@ def test_one_shared_bank_per_collection_filtered_per_caller(tmp_path: Path) -> N
         # The TLP:RED signal is a candidate in the shared index, but never leaves for the partner.
         assert [[m.hash for m in found] for found in theirs] == [[], [clear]]
         assert banks.match_many(partner, [bank], [(PDQ, "00" * 32)], 31) == [[]]
-        assert list(banks._banks) == [bank.pk] and len(banks._banks[bank.pk].index) == 2  # one index, shared
+        assert list(banks._banks) == [bank.pk] and len(banks._banks[bank.pk].pdq.index) == 2  # one index, shared
     finally:
         node.close()

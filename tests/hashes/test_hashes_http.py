@@ -12,9 +12,10 @@ from typing import Any
 import requests
 
 from kizuna.hashes.hashing import hash_file
-from kizuna.hashes.signals import PDQ, make_signal
+from kizuna.hashes.signals import PDQ, VPDQ, make_signal
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel
 from tests.conftest import TAXII, Node, kizuna_json
+from tests.hashes.videos import make_videos
 
 EXAMPLES = Path(__file__).parent.parent.parent / "examples" / "hashes"
 RED_HASH = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
@@ -110,12 +111,39 @@ def test_images_and_bad_input(node: Node) -> None:
     assert "corrupt image" in corrupt.json()["results"][0]["error"]
     mixed = _match(node, "reader", ["abc", bridge.pdq]).json()["results"]
     assert "3 hex digits" in mixed[0]["error"] and mixed[1]["matches"]
-    for params in ({"threshold": "abc"}, {"threshold": "300"}, {"colour": "red"}):
+    for params in ({"threshold": "abc"}, {"threshold": "300"}, {"colour": "red"}, {"query_match": "nan"},
+                   {"target_match": "101"}):
         bad = _match(node, "reader", [bridge.pdq], **params)
         assert bad.status_code == 400 and bad.headers["Content-Type"].startswith(TAXII.split(";")[0])
     no_token = requests.post(f"{node.api_root}hashes/match", json={"hashes": [bridge.pdq]},
                              headers={"Accept": TAXII})
     assert no_token.status_code == 401
+
+
+def test_a_video_matches_a_vpdq_signal_and_a_red_one_stays_hidden(node: Node, tmp_path: Path) -> None:
+    videos = make_videos(tmp_path)
+    banked = hash_file(videos["banked"]).vpdq
+    assert banked is not None
+    signal = make_signal(VPDQ, banked, producer=_producer(node), labels=["graphic-violence"],
+                         markings=[TLP2_IDS[TlpLevel.RED]])
+    node.post([signal])
+
+    def upload(token: str, name: str) -> dict[str, Any]:
+        answer = node.session(token).post(f"{node.api_root}hashes/match", data=videos[name].read_bytes(),
+                                          headers={"Content-Type": "video/mp4"})
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json()["results"][0])
+
+    mine = upload("writer", "reencoded")
+    assert [m["signal"] for m in mine["matches"]] == [signal["id"]]
+    assert mine["matches"][0]["distance"] <= 31 and mine["matches"][0]["query_match_percent"] == 100.0
+    assert upload("writer", "other")["matches"] == []
+    strict = node.session("writer").post(f"{node.api_root}hashes/match", data=videos["reencoded"].read_bytes(),
+                                         params={"threshold": "5"}, headers={"Content-Type": "video/mp4"})
+    assert strict.json()["results"][0]["matches"] == []  # the frames are further apart than 5 bits
+    # JPCERT may not see the TLP:RED video signal: its answer is the answer for a video nobody holds.
+    theirs = upload("reader", "reencoded")
+    assert theirs["matches"] == [] and signal["id"] not in str(theirs)
 
 
 def test_revoked_and_deleted_signals_stop_matching_at_once(node: Node) -> None:

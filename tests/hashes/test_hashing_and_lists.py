@@ -100,11 +100,11 @@ def test_a_bank_proposes_every_hash_a_signal_has_had_and_confirms_only_the_curre
     near = pdq[:-1] + "3"
     # A new version with the same hash adds nothing to the index; another signal with that hash does.
     bank.take([{**image, "modified": "2030-01-01T00:00:00.000Z", "labels": ["c"]}, image])
-    assert len(bank.index) == 1
+    assert len(bank.pdq.index) == 1
     twin = make_signal(PDQ, pdq, producer="identity--7d9f1c53-5b8e-4f6c-9b0e-2f3a4b5c6d7e", labels=["b"],
                        markings=[])
     bank.take([twin])
-    assert len(bank.index) == 2
+    assert len(bank.pdq.index) == 2
     assert bank.candidates([(PDQ, near)], 31) == [{image["id"], twin["id"]}]
     bank = Bank(Collection(1, "c-1", "main", "Bank", None, "bank", ()))
     bank.take([signal, image])
@@ -121,8 +121,8 @@ def test_a_bank_proposes_every_hash_a_signal_has_had_and_confirms_only_the_curre
     current = read_signal(changed)
     assert current is not None and read_signal(image) is not None
     assert confirmed(current, MD5, "d35c785545392755e7e4164457657269", 31) is None
-    assert confirmed(current, MD5, "0" * 32, 31) == 0
+    assert confirmed(current, MD5, "0" * 32, 31) == (0, None)
     revoked = read_signal({**changed, "revoked": True})
     assert revoked is not None and confirmed(revoked, MD5, "0" * 32, 31) is None
-    assert confirmed(read_signal(image), PDQ, near, 31) == 1  # type: ignore[arg-type]
+    assert confirmed(read_signal(image), PDQ, near, 31) == (1, None)  # type: ignore[arg-type]
     assert confirmed(read_signal(image), PDQ, near, 0) is None  # type: ignore[arg-type]
