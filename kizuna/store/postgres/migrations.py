@@ -193,4 +193,20 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX ops_alerts_added ON ops_alerts (operation, raised, date_added)
         """,
     ),
+    # Step 19: what an operation's collections received per minute (counts per role, producer and type;
+    # the sightings' counts per indicator), kept as objects arrive so the shift report reads sums instead of
+    # objects (ops/activity.py); a cache of the newest stored versions, rebuilt like ops_alerts.
+    (
+        19,
+        """
+        CREATE TABLE ops_activity (
+            operation TEXT NOT NULL, slot BIGINT NOT NULL, role TEXT NOT NULL, producer TEXT NOT NULL,
+            type TEXT NOT NULL, count BIGINT NOT NULL, first BIGINT NOT NULL,
+            PRIMARY KEY (operation, slot, role, producer, type));
+        CREATE TABLE ops_sighted (
+            operation TEXT NOT NULL, slot BIGINT NOT NULL, role TEXT NOT NULL, ref TEXT NOT NULL,
+            count BIGINT NOT NULL, objects BIGINT NOT NULL, first BIGINT NOT NULL,
+            PRIMARY KEY (operation, slot, role, ref))
+        """,
+    ),
 ]
