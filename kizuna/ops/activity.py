@@ -69,12 +69,26 @@ def count_batch(store: Store, operation: Operation, role: str, collection_pk: in
     sums = _Sums()
     replaced = set() if newest_only else store.not_newest_between(collection_pk, arrived[0][1], arrived[-1][1])
     later: list[str] = []
+    counts, slot_us = sums.activity, SLOT_US
+    # The add of `_Sums`, inlined: this runs on every object an operation's ingest adds. Oldest first, so
+    # the first object of a bucket is its earliest.
     for obj, added in arrived:
-        if added in replaced or obj.get("type") in _SKIPPED or obj.get(SHIFT_REPORT_MARK):
+        get = obj.get
+        kind = str(get("type"))
+        if kind in _SKIPPED or added in replaced or get(SHIFT_REPORT_MARK):
             continue
-        sums.add(role, obj, added, 1)
+        if kind == "sighting":
+            sums.add(role, obj, added, 1)
+        else:
+            producer = get("created_by_ref")
+            key = (added // slot_us, role, producer if isinstance(producer, str) else "", kind)
+            row = counts.get(key)
+            if row is None:
+                counts[key] = [1, added]
+            else:
+                row[0] += 1
         # A version whose modified equals its created is a first version: nothing counted before it.
-        if counted_through is not None and ("created" not in obj or obj.get("modified") != obj["created"]):
+        if counted_through is not None and get("modified") != get("created", 0):
             later.append(obj["id"])
     earlier = store.newest_through(collection_pk, later, counted_through) if later and counted_through else []
     for _, producer, kind, added, body in earlier:

@@ -3,9 +3,10 @@ report reads counts instead of objects; shared by both SQL backends.
 
 Two tables of running sums, both a cache of the newest stored versions that ``kizuna.ops`` keeps and
 rebuilds (ops/activity.py): ``ops_activity`` counts versions per slot of time (a minute), role, producer
-and type, and ``ops_sighted`` sums sightings' ``count`` per slot, role and the indicator they are of. A version that a
-newer one replaces is taken back out by adding its row again with negative counts; ``first`` is the
-earliest ``date_added`` ever counted in a row (the report orders equal counts by it).
+and type, and ``ops_sighted`` holds sightings' ``count`` per slot, role and the indicator they are of, a
+row per batch, summed when read. A version that a newer one replaces is taken back out by adding its
+row again with negative counts; ``first`` is the earliest ``date_added`` ever counted in a row (the
+report orders equal counts by it).
 """
 
 from __future__ import annotations
@@ -55,12 +56,11 @@ class OpsActivityRows(OpsRows):
                     [(operation, *row) for row in activity],
                 )
             if sighted:
+                # Appended, not merged: a batch's sightings name indicators all over the table, and merging
+                # them would rewrite a page for each; appending writes the rows once, at the end.
                 cur.executemany(
                     "INSERT INTO ops_sighted (operation, slot, role, ref, count, objects, first) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (operation, slot, role, ref) DO UPDATE "
-                    "SET count = ops_sighted.count + excluded.count, objects = ops_sighted.objects + excluded.objects, "
-                    f"first = {self._LEAST}(ops_sighted.first, excluded.first)",
-                    [(operation, *row) for row in sighted],
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", [(operation, *row) for row in sighted],
                 )
 
     def clear_ops_activity(self, operation: str) -> None:

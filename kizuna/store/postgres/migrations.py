@@ -194,8 +194,9 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     # Step 19: what an operation's collections received per minute (counts per role, producer and type;
-    # the sightings' counts per indicator), kept as objects arrive so the shift report reads sums instead of
-    # objects (ops/activity.py); a cache of the newest stored versions, rebuilt like ops_alerts.
+    # the sightings' counts per indicator, appended: one row per indicator and batch, summed when read), kept
+    # as objects arrive so the shift report reads sums instead of objects (ops/activity.py); a cache of the
+    # newest stored versions, rebuilt like ops_alerts.
     (
         19,
         """
@@ -205,8 +206,8 @@ MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (operation, slot, role, producer, type));
         CREATE TABLE ops_sighted (
             operation TEXT NOT NULL, slot BIGINT NOT NULL, role TEXT NOT NULL, ref TEXT NOT NULL,
-            count BIGINT NOT NULL, objects BIGINT NOT NULL, first BIGINT NOT NULL,
-            PRIMARY KEY (operation, slot, role, ref))
+            count BIGINT NOT NULL, objects BIGINT NOT NULL, first BIGINT NOT NULL);
+        CREATE INDEX ops_sighted_slot ON ops_sighted (operation, slot)
         """,
     ),
 ]

@@ -207,8 +207,9 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     # Step 19: what an operation's collections received per minute (counts per role, producer and type;
-    # the sightings' counts per indicator), kept as objects arrive so the shift report reads sums instead of
-    # objects (ops/activity.py); a cache of the newest stored versions, rebuilt like ops_alerts.
+    # the sightings' counts per indicator, appended: one row per indicator and batch, summed when read), kept
+    # as objects arrive so the shift report reads sums instead of objects (ops/activity.py); a cache of the
+    # newest stored versions, rebuilt like ops_alerts.
     (
         19,
         """
@@ -218,8 +219,8 @@ MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (operation, slot, role, producer, type)) WITHOUT ROWID;
         CREATE TABLE ops_sighted (
             operation TEXT NOT NULL, slot INTEGER NOT NULL, role TEXT NOT NULL, ref TEXT NOT NULL,
-            count INTEGER NOT NULL, objects INTEGER NOT NULL, first INTEGER NOT NULL,
-            PRIMARY KEY (operation, slot, role, ref)) WITHOUT ROWID
+            count INTEGER NOT NULL, objects INTEGER NOT NULL, first INTEGER NOT NULL);
+        CREATE INDEX ops_sighted_slot ON ops_sighted (operation, slot)
         """,
     ),
 ]
