@@ -109,7 +109,8 @@ def judge_batch(store: Store, watch: Watchlist, operation: Operation, role: str,
             keep(obj, added, found)
     if pointers:
         here = {obj["id"] for obj, _ in arrived}
-        wanted = {ref for obj, _ in pointers for ref in refs_of(obj) if ref not in here and ref not in watch.names}
+        pointing = [(obj, added, refs_of(obj)) for obj, added in pointers]
+        wanted = {ref for _, _, refs in pointing for ref in refs if ref not in here and ref not in watch.names}
         stored: dict[str, AlertRow] = {}
         for row in store.ops_alert_matches(operation.slug, sorted(wanted)) if wanted else ():
             best = stored.get(row.stix_id)
@@ -117,7 +118,11 @@ def judge_batch(store: Store, watch: Watchlist, operation: Operation, role: str,
                 stored[row.stix_id] = row
         for ref, row in stored.items():
             matched.setdefault(ref, Hit(row.asset, row.asset_id, row.rule, row.matched, row.fuzzer))
-        for obj, added in pointers:
+        for obj, added, refs in pointing:
+            # Only what they point at can make most pointers match (observed data also holds values).
+            if matched.keys().isdisjoint(refs) and watch.names.keys().isdisjoint(refs) \
+                    and obj["type"] != "observed-data":
+                continue
             found = [*watch.hits(obj, matched)]
             if found:
                 keep(obj, added, found)
