@@ -42,7 +42,7 @@ _CONFLICT_MESSAGE = (
 
 #: Told of the objects each ingest batch added to a collection, once they are stored (inside the caller's
 #: transaction when one is open, as for a TAXII post or a sync page; a bulk import commits each batch
-#: first): ``(store, collection pk, [(object as stored, its date_added)])``. Registered on the node by
+#: first): ``(store, collection pk, [(object as stored, its date_added)])``, oldest first. Registered on the node by
 #: rooms above core (the operations room judges its watchlist here, ops/arrivals.py) so core never
 #: imports them; a listener must not assume it sees every object (a process may run without it, or
 #: die between a batch and its listener) and must not raise.

@@ -1,11 +1,13 @@
 """Alerts judged as objects arrive, kept in ``ops_alerts`` (schema step 18), and read back through the
-visibility check (the design is in ops/alerts.py's docstring and docs/decisions.md).
+visibility check (the design is in ops/alerts.py's docstring and docs/decisions.md); the same batches
+counted into the hourly sums of ``ops_activity`` (schema step 19, ops/activity.py).
 
 The watermark of an operation, under the setting ``ops:alerts:<slug>``, says up to which ``date_added``
-each of its collections was judged and against which watchlist (its fingerprint). The ingest listener
-judges a batch only when it directly follows the watermark (nothing unjudged in between, other than
-definitions) and the watchlist is the one the stored alerts were judged with; otherwise it leaves the
-batch to `refresh`, which every reader calls first.
+each of its collections was judged and counted, and the mark the cache was built under: the watchlist's
+fingerprint and the newest deletion in the intel and incidents collections. The ingest listener judges
+a batch only when it directly follows the watermark (nothing unjudged in between, other than
+definitions) and the mark is unchanged; otherwise it leaves the batch to `refresh`, which every reader
+calls first, and which rebuilds both tables when the mark changed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import orjson
 
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN, Principal
+from kizuna.ops.activity import count_batch
 from kizuna.ops.alerts import (
     NOT_ACTIVITY,
     POINTERS,
@@ -57,6 +60,14 @@ def _save_state(store: Store, slug: str, watch: list[Any], through: dict[str, in
 
 _SKIPPED = frozenset(NOT_ACTIVITY)
 _POINTING = frozenset(POINTERS)
+
+
+def cache_mark(node: Node, operation: Operation) -> list[Any]:
+    """What the stored alerts and sums were built under: the watchlist's fingerprint, and the newest
+    deletion in the intel and incidents collections (the sums cannot follow a deletion)."""
+    deleted = [node.store.collection_change_stamp(node.find_collection(operation.collections[role]).pk)[1]
+               for role in ("intel", "incidents")]
+    return [*watch_fingerprint(node, operation), *deleted]
 
 
 def judge_batch(store: Store, watch: Watchlist, operation: Operation, role: str, collection_pk: int,
@@ -98,7 +109,8 @@ def judge_batch(store: Store, watch: Watchlist, operation: Operation, role: str,
             keep(obj, added, found)
     if pointers:
         here = {obj["id"] for obj, _ in arrived}
-        wanted = {ref for obj, _ in pointers for ref in refs_of(obj) if ref not in here and ref not in watch.names}
+        pointing = [(obj, added, refs_of(obj)) for obj, added in pointers]
+        wanted = {ref for _, _, refs in pointing for ref in refs if ref not in here and ref not in watch.names}
         stored: dict[str, AlertRow] = {}
         for row in store.ops_alert_matches(operation.slug, sorted(wanted)) if wanted else ():
             best = stored.get(row.stix_id)
@@ -106,7 +118,11 @@ def judge_batch(store: Store, watch: Watchlist, operation: Operation, role: str,
                 stored[row.stix_id] = row
         for ref, row in stored.items():
             matched.setdefault(ref, Hit(row.asset, row.asset_id, row.rule, row.matched, row.fuzzer))
-        for obj, added in pointers:
+        for obj, added, refs in pointing:
+            # Only what they point at can make most pointers match (observed data also holds values).
+            if matched.keys().isdisjoint(refs) and watch.names.keys().isdisjoint(refs) \
+                    and obj["type"] != "observed-data":
+                continue
             found = [*watch.hits(obj, matched)]
             if found:
                 keep(obj, added, found)
@@ -139,15 +155,16 @@ class _Listener:
             if found is None:
                 return
             operation, role = found
-            watch = watch_fingerprint(node, operation)
-            state = _load_state(store, operation.slug) or {"watch": watch, "through": {}}
+            mark = cache_mark(node, operation)
+            state = _load_state(store, operation.slug) or {"watch": mark, "through": {}}
             through = int(state["through"].get(role, -1))
-            if state["watch"] != watch or store.added_between(
-                    collection_pk, through, min(at for _, at in added), NOT_ACTIVITY):
+            first, last = added[0][1], added[-1][1]  # oldest first
+            if state["watch"] != mark or store.added_between(collection_pk, through, first, NOT_ACTIVITY):
                 return  # judged later by refresh, from the watermark
             with store.atomic():  # the rows and the watermark together (in the ingest's transaction, if any)
                 judge_batch(store, watchlist_of(node, operation), operation, role, collection_pk, added)
-                _save_state(store, operation.slug, watch, {**state["through"], role: max(at for _, at in added)})
+                count_batch(store, operation, role, collection_pk, added, through if through >= 0 else None)
+                _save_state(store, operation.slug, mark, {**state["through"], role: last})
         except Exception:  # never sink an ingest: the watermark stays, and the next read catches up
             log.exception("judging new objects against the watchlist failed; the next read judges them")
 
@@ -160,15 +177,17 @@ def watch_arrivals(node: Node) -> Node:
 
 
 def refresh(node: Node, operation: Operation) -> None:
-    """Judge what the stored alerts lack: every object after the watermark, or all of them when the
-    watchlist changed since they were judged."""
+    """Judge and count what the stored alerts and sums lack: every object after the watermark, or all of
+    them when the watchlist changed or an object was deleted since."""
     store = node.store
-    watch_mark = watch_fingerprint(node, operation)
+    watch_mark = cache_mark(node, operation)
     state = _load_state(store, operation.slug)
     if state is None or state["watch"] != watch_mark:
-        store.clear_ops_alerts(operation.slug)
-        state = {"watch": watch_mark, "through": {}}
-        _save_state(store, operation.slug, watch_mark, {})
+        with store.atomic():
+            store.clear_ops_alerts(operation.slug)
+            store.clear_ops_activity(operation.slug)
+            state = {"watch": watch_mark, "through": {}}
+            _save_state(store, operation.slug, watch_mark, {})
     watch: Watchlist | None = None
     for role in ("intel", "incidents"):
         collection = node.find_collection(operation.collections[role])
@@ -181,17 +200,20 @@ def refresh(node: Node, operation: Operation) -> None:
         for added, obj in latest_objects(node, collection, added_after=through):
             chunk.append((obj, added))
             if len(chunk) == _CHUNK:
-                _judge_chunk(node, watch, operation, role, collection.pk, chunk, watch_mark)
+                _judge_chunk(node, watch, operation, role, collection.pk, chunk, watch_mark, through)
                 chunk = []
-        _judge_chunk(node, watch, operation, role, collection.pk, chunk, watch_mark)
+        _judge_chunk(node, watch, operation, role, collection.pk, chunk, watch_mark, through)
 
 
 def _judge_chunk(node: Node, watch: Watchlist, operation: Operation, role: str, collection_pk: int,
-                 chunk: list[tuple[dict[str, Any], int]], watch_mark: list[Any]) -> None:
+                 chunk: list[tuple[dict[str, Any], int]], watch_mark: list[Any], counted_through: int | None) -> None:
+    """Judge and count newest versions read after the watermark; ``counted_through`` is the watermark the
+    catch-up started from (what was counted before the versions these replace)."""
     if chunk:
         with node.store.atomic():
             judge_batch(node.store, watch, operation, role, collection_pk, chunk)
-            _save_state(node.store, operation.slug, watch_mark, {role: max(at for _, at in chunk)})
+            count_batch(node.store, operation, role, collection_pk, chunk, counted_through, newest_only=True)
+            _save_state(node.store, operation.slug, watch_mark, {role: chunk[-1][1]})
 
 
 def alerts_of(node: Node, operation: Operation, since: int | None = None,

@@ -20,13 +20,15 @@ from kizuna.core.node import Node
 from kizuna.core.object_view import referring
 from kizuna.core.partner_health import partner_health
 from kizuna.core.principal import NODE_ADMIN
+from kizuna.ops import activity
 from kizuna.ops.alerts import NOT_ACTIVITY, SHIFT_REPORT_MARK
-from kizuna.ops.arrivals import alerts_of
+from kizuna.ops.arrivals import alerts_of, refresh
 from kizuna.ops.incidents import CONTACT_FOR, _base, _store, assigned_to, contacts_of, determination_of, status_of
 from kizuna.ops.reading import latest_objects
 from kizuna.ops.records import Operation
 from kizuna.ops.report_html import to_html
 from kizuna.stix.timestamps import format_timestamp, now_micros
+from kizuna.store.ops_activity import ROLE_AFTER
 
 Translate = Callable[[str], str]
 _HOUR_US = 3600 * 1_000_000
@@ -131,33 +133,58 @@ class Period:
     per_hour: Counter[int] = field(default_factory=Counter)
     producers: dict[str | None, int] = field(default_factory=dict)  # created_by_ref -> count, first seen first
     incidents: list[dict[str, Any]] = field(default_factory=list)
-    sightings: Counter[str] = field(default_factory=Counter)
+    sightings: Counter[str] = field(default_factory=Counter)  # the most sighted indicators (``top`` of them)
     contact_links: list[dict[str, Any]] = field(default_factory=list)
 
 
-def period_of(node: Node, operation: Operation, since: int) -> Period:
-    """The period's counts from the stored columns (SQL aggregates, no body read); its incidents, sightings
-    and shift reports read by type; the ``contact-for`` relationships of its incidents by reference."""
+def period_of(node: Node, operation: Operation, since: int, top: int | None = 10) -> Period:
+    """The period's counts: the whole minutes after ``since`` from the sums kept as objects arrived
+    (ops/activity.py), the rest of ``since``'s own minute from the stored columns and its sightings;
+    its incidents read by type; the ``contact-for`` relationships of its incidents by reference.
+    ``sightings`` keeps the ``top`` most sighted indicators (all with None)."""
+    refresh(node, operation)
     found = Period()
     first_seen: dict[str | None, tuple[int, int]] = {}
-    for order, role in enumerate(("intel", "incidents")):
-        collection = node.find_collection(operation.collections[role])
-        for hour, producer, kind, count, first in node.store.added_counts(collection.pk, since):
-            if kind in NOT_ACTIVITY:
-                continue
-            found.objects += count
-            found.per_hour[hour] += count
-            found.producers[producer] = found.producers.get(producer, 0) + count
-            first_seen[producer] = min(first_seen.get(producer, (order, first)), (order, first))
-        for added, obj in latest_objects(node, collection, ("incident", "sighting", "report"), added_after=since):
+    sighted: dict[str, list[int]] = {}  # indicator -> [count, order key]
+    slot = activity.SLOT_US
+    boundary = (since // slot + 1) * slot  # the first whole slot of the kept sums
+
+    def count(order: int, hour: int, producer: str | None, number: int, first: int) -> None:
+        found.objects += number
+        found.per_hour[hour] += number
+        found.producers[producer] = found.producers.get(producer, 0) + number
+        first_seen[producer] = min(first_seen.get(producer, (order, first)), (order, first))
+
+    collections = [node.find_collection(operation.collections[role]) for role in ("intel", "incidents")]
+    for order, collection in enumerate(collections):
+        for hour, producer, kind, number, first in node.store.added_counts(collection.pk, since, boundary):
+            if kind not in NOT_ACTIVITY:
+                count(order, hour, producer, number, first)
+        for added, obj in latest_objects(node, collection, ("sighting", "report"), added_after=since):
+            if added >= boundary:
+                break
             if obj.get(SHIFT_REPORT_MARK):  # counted by the aggregates above: taken back out
-                found.objects -= 1
-                found.per_hour[added // _HOUR_US] -= 1
-                found.producers[obj.get("created_by_ref")] -= 1
-            elif obj["type"] == "incident":
-                found.incidents.append(obj)
+                count(order, added // _HOUR_US, obj.get("created_by_ref"), -1, added)
             elif obj["type"] == "sighting":
-                found.sightings[obj.get("sighting_of_ref", "")] += int(obj.get("count", 1))
+                entry = sighted.setdefault(obj.get("sighting_of_ref", ""), [0, order * ROLE_AFTER + added])
+                entry[0] += int(obj.get("count", 1))
+    for row in node.store.ops_activity(operation.slug, boundary // slot, _HOUR_US // slot):  # per hour
+        count(int(row.role != "intel"), row.slot, row.producer or None, row.number, row.first)
+    # The most sighted by the sums, and the sums of the indicators sighted in the first minute: the top of
+    # the merged counts is among them.
+    whole = boundary // slot
+    sums = {ref: (number, key) for ref, number, key in node.store.ops_sighted(
+        operation.slug, whole, None if top is None else top + len(sighted))}
+    sums.update((ref, (number, key)) for ref, number, key in node.store.ops_sighted(
+        operation.slug, whole, refs=list(sighted)) if sighted)
+    for ref, (number, key) in sums.items():
+        entry = sighted.setdefault(ref, [0, key])
+        entry[0] += number
+        entry[1] = min(entry[1], key)
+    ranked = sorted(sighted.items(), key=lambda item: (-item[1][0], item[1][1]))
+    found.sightings = Counter(dict((ref, entry[0]) for ref, entry in ranked[:top]))
+    for collection in collections:
+        found.incidents.extend(obj for _, obj in latest_objects(node, collection, ("incident",), added_after=since))
     found.per_hour = +found.per_hour  # hours that only held shift reports are not activity
     # In order of first arrival, so equal counts keep the order a reading of the objects would give.
     found.producers = {p: found.producers[p] for p in sorted(found.producers, key=first_seen.__getitem__)

@@ -48,12 +48,14 @@ def _row(row: Sequence[Any]) -> AlertRow:
                     bool(row[15]))
 
 
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start:start + _CHUNK]
 
 
-class OpsAlertRows(abc.ABC):
+class OpsRows(abc.ABC):
+    """What the operations' tables need of a SQL store (store/sql.py supplies it)."""
+
     @abc.abstractmethod
     def _read(self) -> AbstractContextManager[Any]: ...
 
@@ -63,11 +65,14 @@ class OpsAlertRows(abc.ABC):
     @abc.abstractmethod
     def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]: ...
 
+
+class OpsAlertRows(OpsRows):
+
     def replace_ops_alerts(self, operation: str, judged: Sequence[str], rows: Sequence[AlertRow]) -> None:
         """The objects ``judged`` (ids) were judged again: their rows become ``rows``."""
         ids = sorted(set(judged))
         with self._write() as cur:
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 clause, params = self._in("stix_id", chunk)
                 cur.execute(f"DELETE FROM ops_alerts WHERE operation = ? AND {clause}", (operation, *params))
             if rows:
@@ -84,7 +89,7 @@ class OpsAlertRows(abc.ABC):
         """Every row (alert or evidence) of the objects among ``ids`` that matched an asset."""
         found: list[AlertRow] = []
         with self._read() as cur:
-            for chunk in _chunks(sorted(set(ids))):
+            for chunk in chunks(sorted(set(ids))):
                 clause, params = self._in("stix_id", chunk)
                 cur.execute(f"SELECT {_COLUMNS} FROM ops_alerts WHERE operation = ? AND {clause}",
                             (operation, *params))
@@ -101,15 +106,17 @@ class OpsAlertRows(abc.ABC):
             )
             return list(map(_row, cur.fetchall()))
 
-    def added_counts(self, collection_pk: int, added_after: int) -> list[tuple[int, str | None, str, int, int]]:
+    def added_counts(self, collection_pk: int, added_after: int,
+                     added_before: int | None = None) -> list[tuple[int, str | None, str, int, int]]:
         """(hour since the epoch, producer, type, count, first date_added) of the newest stored versions
-        added after ``added_after``: what a collection received in a period, without reading a body."""
+        added after ``added_after`` (and before ``added_before``): what a collection received in a period,
+        without reading a body."""
         with self._read() as cur:
             cur.execute(
                 f"SELECT date_added / {_HOUR_US}, created_by_ref, type, COUNT(*), MIN(date_added) FROM objects "
-                "WHERE collection_pk = ? AND date_added > ? AND is_last = 1 "
+                "WHERE collection_pk = ? AND date_added > ? AND date_added < ? AND is_last = 1 "
                 f"GROUP BY date_added / {_HOUR_US}, created_by_ref, type",
-                (collection_pk, added_after),
+                (collection_pk, added_after, (1 << 62) if added_before is None else added_before),
             )
             return [(int(hour), producer, str(kind), int(count), int(first))
                     for hour, producer, kind, count, first in cur.fetchall()]

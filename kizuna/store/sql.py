@@ -38,6 +38,7 @@ from kizuna.store.base import (
     VersionSelector,
 )
 from kizuna.store.feed_rows import FeedRows
+from kizuna.store.ops_activity import OpsActivityRows
 from kizuna.store.ops_alerts import OpsAlertRows
 from kizuna.store.search_index import SearchIndex
 from kizuna.store.sessions import SessionRows
@@ -94,7 +95,7 @@ def _edges_by_version(known: dict[int, _Held]) -> dict[int, Edges]:
     return dict(zip(order, edges([known[version].shape for version in order]), strict=True))
 
 
-class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, abc.ABC):
+class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRows, abc.ABC):
     url: str
     #: The backend's full-text search index (store/search_index.py).
     search_index: SearchIndex

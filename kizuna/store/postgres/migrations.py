@@ -193,6 +193,23 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX ops_alerts_added ON ops_alerts (operation, raised, date_added)
         """,
     ),
+    # Step 19: what an operation's collections received per minute (counts per role, producer and type;
+    # the sightings' counts per indicator, appended: one row per indicator and batch, summed when read), kept
+    # as objects arrive so the shift report reads sums instead of objects (ops/activity.py); a cache of the
+    # newest stored versions, rebuilt like ops_alerts.
+    (
+        19,
+        """
+        CREATE TABLE ops_activity (
+            operation TEXT NOT NULL, slot BIGINT NOT NULL, role TEXT NOT NULL, producer TEXT NOT NULL,
+            type TEXT NOT NULL, count BIGINT NOT NULL, first BIGINT NOT NULL,
+            PRIMARY KEY (operation, slot, role, producer, type));
+        CREATE TABLE ops_sighted (
+            operation TEXT NOT NULL, slot BIGINT NOT NULL, role TEXT NOT NULL, ref TEXT NOT NULL,
+            count BIGINT NOT NULL, objects BIGINT NOT NULL, first BIGINT NOT NULL);
+        CREATE INDEX ops_sighted_slot ON ops_sighted (operation, slot)
+        """,
+    ),
     # Step 20: the dashboard's received counts kept in the store (store/received_groups.py), so that a
     # restarted server does not group every version of the window again on its first board. A cache of
     # what the objects table says: per collection, the groups counted and the watermark they reach

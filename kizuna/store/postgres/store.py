@@ -70,6 +70,7 @@ class _Cursor:
 
 class PostgresStore(SqlStore):
     search_index = PostgresSearchIndex()
+    _LEAST = "LEAST"
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 8) -> None:
         self.url = url
