@@ -30,9 +30,9 @@ MEDIA_TYPES: Final = {
 }
 
 
-def feed_lines(fmt: str, objects: Iterable[bytes], options: FeedOptions, report: ConversionReport,
+def feed_lines(fmt: str, objects: Iterable[bytes | str], options: FeedOptions, report: ConversionReport,
                kind: str = "ip", rpz_origin: str = DEFAULT_RPZ_ORIGIN) -> Iterator[str]:
-    """The lines of a ``fmt`` feed (csv, txt, rpz, zeek, suricata) of ``objects`` (stored JSON)."""
+    """The lines of a ``fmt`` feed (csv, txt, rpz, zeek, suricata) of ``objects`` (`feed_input`)."""
     source = iter(objects)
     writers: dict[str, Callable[[], Iterator[str]]] = {
         "csv": lambda: write_csv(source, options=options, report=report),
@@ -42,6 +42,20 @@ def feed_lines(fmt: str, objects: Iterable[bytes], options: FeedOptions, report:
         "suricata": lambda: write_suricata(source, options=options, report=report),
     }
     return writers[fmt]()
+
+
+#: The formats whose writers read only an indicator's IOCs (and id), so stored feed facts can stand in for it.
+FACT_FORMATS: Final = frozenset({"txt", "rpz"})
+
+
+def feed_input(node: Any, fmt: str, collection: Collection, principal: Principal) -> Iterator[bytes | str]:
+    """What the writer of ``fmt`` reads: the newest version the principal sees of each object, through the
+    visibility check (`Node.export_feed` for blocklists and RPZ, `Node.export_objects` otherwise)."""
+    if fmt in FACT_FORMATS:
+        found: Iterator[bytes | str] = node.export_feed(collection, principal)
+        return found
+    objects: Iterator[bytes] = node.export_objects(collection, principal, latest_only=True)
+    return objects
 
 
 def feed_options(feed: FeedDefinition) -> FeedOptions:
@@ -60,7 +74,7 @@ def build_feed(node: Any, feed: FeedDefinition, collection: Collection, principa
     """The feed as ``principal`` receives it now. The objects come from `Node.export_objects`, which
     reads through the visibility check and audits what leaves as egress, page by page."""
     report = ConversionReport(feed.format)
-    objects = node.export_objects(collection, principal, latest_only=True)
+    objects = feed_input(node, feed.format, collection, principal)
     lines = feed_lines(feed.format, objects, feed_options(feed), report, feed.kind or "ip",
                        feed.rpz_origin or DEFAULT_RPZ_ORIGIN)
     digest = hashlib.sha256()
