@@ -71,8 +71,8 @@ class BuiltFeed:
 
 
 def build_feed(node: Any, feed: FeedDefinition, collection: Collection, principal: Principal) -> BuiltFeed:
-    """The feed as ``principal`` receives it now. The objects come from `Node.export_objects`, which
-    reads through the visibility check and audits what leaves as egress, page by page."""
+    """The feed as ``principal`` receives it now. The objects come from `feed_input` (`Node.export_feed` or
+    `Node.export_objects`), which reads through the visibility check and audits what leaves as egress."""
     report = ConversionReport(feed.format)
     objects = feed_input(node, feed.format, collection, principal)
     lines = feed_lines(feed.format, objects, feed_options(feed), report, feed.kind or "ip",
