@@ -65,7 +65,9 @@ def feed_options(feed: FeedDefinition) -> FeedOptions:
 
 @dataclass(frozen=True, slots=True)
 class BuiltFeed:
-    body: bytes
+    #: A read-only view of the buffer the lines were written to: a copy into ``bytes`` would hold a million-line
+    #: body twice at the build's peak (the HTTP response takes the view as it is).
+    body: memoryview
     etag: str  # strong validator: a digest of the body
     report: ConversionReport
 
@@ -86,7 +88,7 @@ def build_feed(node: Any, feed: FeedDefinition, collection: Collection, principa
             _append(body, digest, batch)
             batch.clear()
     _append(body, digest, batch)
-    return BuiltFeed(bytes(body), '"' + digest.hexdigest()[:40] + '"', report)
+    return BuiltFeed(memoryview(body).toreadonly(), '"' + digest.hexdigest()[:40] + '"', report)
 
 
 _BATCH: Final = 1024  # lines encoded and hashed together: per-line calls cost more than the writer's work
