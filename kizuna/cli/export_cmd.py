@@ -25,7 +25,7 @@ from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.formats.base import ConversionReport, FormatError
 from kizuna.formats.blocklists import BLOCKLIST_KINDS
-from kizuna.formats.feed_build import DEFAULT_RPZ_ORIGIN, feed_lines
+from kizuna.formats.feed_build import DEFAULT_RPZ_ORIGIN, feed_input, feed_lines
 from kizuna.formats.feeds import FeedOptions
 from kizuna.formats.misp_feed import write_misp_feed
 from kizuna.policy.tlp import TlpLevel
@@ -48,6 +48,13 @@ class _Export:
             self.count += 1
             progress.object_done()
             yield body
+
+    def feed_items(self, progress: Progress, fmt: str) -> Iterator[bytes | str]:
+        """What the feed writer of ``fmt`` reads (`feed_input`: blocklists and RPZ read indicators only)."""
+        for item in feed_input(self.node, fmt, self.target, self.principal):
+            self.count += 1
+            progress.object_done()
+            yield item
 
     def progress(self, enabled: bool = True) -> Progress:
         total = self.node.store.collection_stats(self.target.pk)[0]
@@ -157,7 +164,7 @@ def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, 
                     options = FeedOptions(tlp_ceiling=TlpLevel.from_token(tlp_max) if tlp_max else None,
                                           min_confidence=min_confidence, include_flagged=include_warninglisted)
                     with run.progress(enabled=output is not None) as progress:
-                        for line in feed_lines(fmt, run.bodies(progress, latest_only=True), options, report,
+                        for line in feed_lines(fmt, run.feed_items(progress, fmt), options, report,
                                                 kind, rpz_origin):
                             data = line.encode("utf-8")
                             stream.write(data)

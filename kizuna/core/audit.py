@@ -121,9 +121,14 @@ def tlp_label(markings: str | None) -> str:
 
 def tlp_counts(rows: Iterable[VersionRow]) -> dict[str, int]:
     """Served content versions per TLP label: an egress record's ``tlp``, the dashboard's "shared"."""
+    return tlp_counts_of(row.markings for row in rows if row.type not in FURNITURE)
+
+
+def tlp_counts_of(markings_columns: Iterable[str | None]) -> dict[str, int]:
+    """`tlp_counts` of served content versions given by their markings columns."""
     # Counted per markings column first (a page has few distinct ones), labelled after: same counts, same order.
     counts: Counter[str] = Counter()
-    for markings, count in Counter(row.markings for row in rows if row.type not in FURNITURE).items():
+    for markings, count in Counter(markings_columns).items():
         counts[tlp_label(markings)] += count
     return dict(counts)
 

@@ -21,6 +21,7 @@ from kizuna.config import NodeConfig, absolute_store_url, default_store_url, loa
 from kizuna.core.audit import AuditLog, pack_served, tlp_counts
 from kizuna.core.cursor import CursorCodec, load_key_ring, rotate_cursor_key
 from kizuna.core.errors import AdminError, Forbidden, NotFound
+from kizuna.core.feed_read import feed_items
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.ingest import _DUPLICATE_MESSAGE as DUPLICATE_MESSAGE
 from kizuna.core.ingest import IngestListener, IngestReport, ingest
@@ -549,15 +550,19 @@ class Node:
         return page
 
     def _record_egress(self, viewer: Viewer, endpoint: Endpoint, page: Page | None) -> None:
-        """One audit record per page served: what left, and how much was withheld and why."""
+        rows = [row for row, _ in page.items] if page else []
+        tlp = tlp_counts(rows) if rows and endpoint in (Endpoint.OBJECTS, Endpoint.OBJECT) else None
+        self.record_served(viewer, endpoint, [row.stix_id for row in rows], [row.version for row in rows], tlp)
+
+    def record_served(self, viewer: Viewer, endpoint: Endpoint, ids: list[str], versions: list[int],
+                      tlp: dict[str, int] | None) -> None:
+        """One audit record per page served: what left (``ids`` and ``versions``, with their ``tlp_counts``
+        when the endpoint serves content), and how much was withheld and why."""
         body: dict[str, Any] = {"collection": viewer.collection.id, "endpoint": endpoint.value}
-        if page and page.items and endpoint in (Endpoint.OBJECTS, Endpoint.OBJECT):
+        if tlp is not None:
             # Before the served pairs, so the dashboard reads the counts without the pairs (store/stats.py).
-            body["tlp"] = tlp_counts(row for row, _ in page.items)
-        body |= {
-            "served": pack_served([row.stix_id for row, _ in page.items], [row.version for row, _ in page.items])
-            if page else pack_served([], []),
-        }
+            body["tlp"] = tlp
+        body["served"] = pack_served(ids, versions)
         if viewer.hidden:
             body["hidden"] = dict(viewer.hidden)
         if viewer.redacted:
@@ -701,4 +706,10 @@ class Node:
             if not page.more:
                 return
             filters = Filters(versions=versions, next=page.next)
+
+    def export_feed(self, collection: Collection, principal: Principal = NODE_ADMIN) -> Iterator[bytes | str]:
+        """What a feed reads of a collection: the newest version the principal sees of each indicator, as its
+        stored feed facts (str) when the principal receives it as stored and it has them, as the JSON bytes the
+        principal receives otherwise (core/feed_read.py). Audited as egress, batch by batch."""
+        return feed_items(self, self.viewer_for(principal, collection))
 

@@ -36,7 +36,7 @@ from kizuna.store.view_edges import WHOLE_OBJECT_TYPES as _WHOLE_OBJECT_TYPES
 
 # The column-decided rows are defined once, in store/view_edges.py, because the store flags which
 # versions readers see alike by the same rule (docs/policy.md, "Each principal sees its own history").
-__all__ = ["REFERENCING_TYPES", "Viewer", "sees", "stops_onward", "view"]
+__all__ = ["REFERENCING_TYPES", "Viewer", "sees", "served_as_stored", "stops_onward", "view"]
 _REF_FIELDS: Final = ("source_ref", "target_ref", "sighting_of_ref")
 #: (producer, markings) verdicts kept per reader and collection. A million-object collection from a few
 #: thousand producers holds more than 8,192 pairs (bench/gen_stix.py's million: 4,552 producers, 13,498
@@ -332,6 +332,23 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     if outcome is Outcome.VISIBLE:
         return row.body
     return _full_view(viewer, policy, row)
+
+
+def served_as_stored(viewer: Viewer, row_type: str, producer: str | None, markings: str | None) -> bool:
+    """Whether :func:`view` serves every version with these columns exactly as stored, whatever its body: the
+    fast path at the top of :func:`view`. A reader that knows this of a row need not hold its body to know
+    what ``view`` would give it (a feed build reads the stored facts of such rows, core/feed_read.py)."""
+    if not viewer.readable:
+        return False
+    policy = viewer.policy
+    if policy is None:
+        return True
+    if row_type in _UNDECIDED:
+        return False
+    verdict = policy.column_verdicts.get((producer, markings))
+    if verdict is None:
+        verdict = _verdict(policy, VersionRow(0, "", row_type, 0, "2.1", 0, producer, markings, b""))
+    return verdict.served_as_stored
 
 
 def sees(viewer: Viewer, row: VersionRow) -> bool:

@@ -30,9 +30,9 @@ MEDIA_TYPES: Final = {
 }
 
 
-def feed_lines(fmt: str, objects: Iterable[bytes], options: FeedOptions, report: ConversionReport,
+def feed_lines(fmt: str, objects: Iterable[bytes | str], options: FeedOptions, report: ConversionReport,
                kind: str = "ip", rpz_origin: str = DEFAULT_RPZ_ORIGIN) -> Iterator[str]:
-    """The lines of a ``fmt`` feed (csv, txt, rpz, zeek, suricata) of ``objects`` (stored JSON)."""
+    """The lines of a ``fmt`` feed (csv, txt, rpz, zeek, suricata) of ``objects`` (`feed_input`)."""
     source = iter(objects)
     writers: dict[str, Callable[[], Iterator[str]]] = {
         "csv": lambda: write_csv(source, options=options, report=report),
@@ -44,6 +44,20 @@ def feed_lines(fmt: str, objects: Iterable[bytes], options: FeedOptions, report:
     return writers[fmt]()
 
 
+#: The formats whose writers read only an indicator's IOCs (and id), so stored feed facts can stand in for it.
+FACT_FORMATS: Final = frozenset({"txt", "rpz"})
+
+
+def feed_input(node: Any, fmt: str, collection: Collection, principal: Principal) -> Iterator[bytes | str]:
+    """What the writer of ``fmt`` reads: the newest version the principal sees of each object, through the
+    visibility check (`Node.export_feed` for blocklists and RPZ, `Node.export_objects` otherwise)."""
+    if fmt in FACT_FORMATS:
+        found: Iterator[bytes | str] = node.export_feed(collection, principal)
+        return found
+    objects: Iterator[bytes] = node.export_objects(collection, principal, latest_only=True)
+    return objects
+
+
 def feed_options(feed: FeedDefinition) -> FeedOptions:
     return FeedOptions(tlp_ceiling=TlpLevel.from_token(feed.tlp_ceiling) if feed.tlp_ceiling else None,
                        min_confidence=feed.min_confidence, include_flagged=feed.include_warninglisted)
@@ -51,16 +65,18 @@ def feed_options(feed: FeedDefinition) -> FeedOptions:
 
 @dataclass(frozen=True, slots=True)
 class BuiltFeed:
-    body: bytes
+    #: A read-only view of the buffer the lines were written to: a copy into ``bytes`` would hold a million-line
+    #: body twice at the build's peak (the HTTP response takes the view as it is).
+    body: memoryview
     etag: str  # strong validator: a digest of the body
     report: ConversionReport
 
 
 def build_feed(node: Any, feed: FeedDefinition, collection: Collection, principal: Principal) -> BuiltFeed:
-    """The feed as ``principal`` receives it now. The objects come from `Node.export_objects`, which
-    reads through the visibility check and audits what leaves as egress, page by page."""
+    """The feed as ``principal`` receives it now. The objects come from `feed_input` (`Node.export_feed` or
+    `Node.export_objects`), which reads through the visibility check and audits what leaves as egress."""
     report = ConversionReport(feed.format)
-    objects = node.export_objects(collection, principal, latest_only=True)
+    objects = feed_input(node, feed.format, collection, principal)
     lines = feed_lines(feed.format, objects, feed_options(feed), report, feed.kind or "ip",
                        feed.rpz_origin or DEFAULT_RPZ_ORIGIN)
     digest = hashlib.sha256()
@@ -72,7 +88,7 @@ def build_feed(node: Any, feed: FeedDefinition, collection: Collection, principa
             _append(body, digest, batch)
             batch.clear()
     _append(body, digest, batch)
-    return BuiltFeed(bytes(body), '"' + digest.hexdigest()[:40] + '"', report)
+    return BuiltFeed(memoryview(body).toreadonly(), '"' + digest.hexdigest()[:40] + '"', report)
 
 
 _BATCH: Final = 1024  # lines encoded and hashed together: per-line calls cost more than the writer's work

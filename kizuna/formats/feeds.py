@@ -1,8 +1,10 @@
 """What goes into a feed: the indicators of the caller's view that pass the feed's own limits.
 
 Every writer (plain blocklists, RPZ, Zeek Intel, Suricata, CSV) reads its input through `select`:
-the objects the caller may see — already passed through the node's visibility check — as dicts or
-as stored JSON bytes, the *latest* version of each. `select` keeps indicators that are
+the objects the caller may see — already passed through the node's visibility check — as dicts, as
+stored JSON bytes, or (blocklists and RPZ, `Node.export_feed`) as the feed facts the store noted of an
+indicator the caller receives as stored (store/feed_facts.py), the *latest* version of each. A writer given
+facts reads only the IOCs and the indicator's id. `select` keeps indicators that are
 
 * ``pattern_type`` ``stix`` with a pattern that is a list of IOCs (`iocs.pattern_terms`),
 * not revoked, and valid at ``now`` (``valid_from`` ≤ now < ``valid_until``),
@@ -45,6 +47,7 @@ from kizuna.formats.iocs import (
 from kizuna.formats.warninglists import WARNINGLIST_PROPERTY
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
+from kizuna.store.feed_facts import SEPARATOR as _SEP
 
 
 @dataclass(frozen=True)
@@ -143,88 +146,104 @@ def select(
     # substring tests (memchr-fast); a regular-expression alternation cost more than the parse it saved
     markers = tuple(sorted({_MARKERS[k] for k in kinds})) if kinds is not None and skip_unparsed else None
     unread = 0
+    # stored facts of these kinds stand for JSON the test above would skip unparsed: counted alike
+    unread_kinds = frozenset(kind for kind, marker in _MARKERS.items() if marker not in markers) if markers else ()
     for item in objects:
-        if markers is not None and type(item) is bytes:
-            for marker in markers:
-                if marker in item:
-                    break
-            else:
-                if b"\\u" not in item:
-                    unread += 1  # stored JSON that cannot hold an IOC of the wanted kinds: not worth parsing
-                    continue
-        obj = item if isinstance(item, dict) else loads(item)
-        get = obj.get
-        if get("type") != "indicator":
-            continue
-        if get("pattern_type") != "stix":
-            skipped["pattern type is not stix"] += 1
-            continue
-        if get("revoked") is True:
-            skipped["revoked"] += 1
-            continue
-        valid_from, valid_until = get("valid_from"), get("valid_until")
-        # the usual case decided on the text, to the second: valid_from before now, no valid_until
-        if not (valid_until is None and type(valid_from) is str and len(valid_from) >= 20
-                and valid_from[:19] < now_second and valid_from[10] == "T" and valid_from[19] in ".Zz"):
-            if _is_before(valid_from, later, now_second) is False or (
-                    valid_until is not None and _is_before(valid_until, later, now_second) is not False):
+        if type(item) is str and item.startswith("indicator--"):
+            # The stored facts of an indicator its reader receives as stored (store/feed_facts.py); JSON text
+            # never starts so. Checked in the order the body's properties are below, with the same outcomes.
+            stix_id, kind, revoked, starts, ends, certainty, tlp, flagged, literal = item.split(_SEP, 8)
+            if kind in unread_kinds:
+                unread += 1
+                continue
+            if revoked:
+                skipped["revoked"] += 1
+                continue
+            if starts and int(starts) >= later or ends and int(ends) < later:
                 skipped["outside its validity window"] += 1
-                if report is not None and _is_before(valid_from, later, now_second) is False:
-                    _note_change(report, valid_from)  # it enters the feed then
+                if report is not None and starts and int(starts) >= later:
+                    report.note_change_at(int(starts))  # it enters the feed then
                 continue
-            if report is not None and valid_until is not None:
-                _note_change(report, valid_until)  # it leaves the feed then
-        if ceiling is not None:
-            level = _tlp_of(obj, unmarked)
-            if level is not None and level > ceiling:
-                skipped[f"above {ceiling.label}"] += 1
-                continue
-        if floor is not None:
-            confidence = get("confidence")
-            if not isinstance(confidence, int) or confidence < floor:
+            if report is not None and ends:
+                report.note_change_at(int(ends))  # it leaves the feed then
+            if ceiling is not None:
+                level = TlpLevel(int(tlp)) if tlp else unmarked
+                if level is not None and level > ceiling:
+                    skipped[f"above {ceiling.label}"] += 1
+                    continue
+            if floor is not None and (not certainty or int(certainty) < floor):
                 skipped[f"confidence below {floor} or absent"] += 1
                 continue
-        if not include_flagged and get(WARNINGLIST_PROPERTY):
-            skipped["on a warninglist"] += 1
-            continue
-        pattern = get("pattern")
-        one = single_term(pattern) if type(pattern) is str else None
-        if one is not None:
+            if flagged and not include_flagged:
+                skipped["on a warninglist"] += 1
+                continue
+            obj: dict[str, Any] = {"id": stix_id}  # all a writer reads of an indicator given by its facts
+        else:
+            if markers is not None and type(item) is bytes:
+                for marker in markers:
+                    if marker in item:
+                        break
+                else:
+                    if b"\\u" not in item:
+                        unread += 1  # stored JSON that cannot hold an IOC of the wanted kinds: not worth parsing
+                        continue
+            obj = item if isinstance(item, dict) else loads(item)
+            get = obj.get
+            if get("type") != "indicator":
+                continue
+            if get("pattern_type") != "stix":
+                skipped["pattern type is not stix"] += 1
+                continue
+            if get("revoked") is True:
+                skipped["revoked"] += 1
+                continue
+            valid_from, valid_until = get("valid_from"), get("valid_until")
+            # the usual case decided on the text, to the second: valid_from before now, no valid_until
+            if not (valid_until is None and type(valid_from) is str and len(valid_from) >= 20
+                    and valid_from[:19] < now_second and valid_from[10] == "T" and valid_from[19] in ".Zz"):
+                if _is_before(valid_from, later, now_second) is False or (
+                        valid_until is not None and _is_before(valid_until, later, now_second) is not False):
+                    skipped["outside its validity window"] += 1
+                    if report is not None and _is_before(valid_from, later, now_second) is False:
+                        _note_change(report, valid_from)  # it enters the feed then
+                    continue
+                if report is not None and valid_until is not None:
+                    _note_change(report, valid_until)  # it leaves the feed then
+            if ceiling is not None:
+                level = _tlp_of(obj, unmarked)
+                if level is not None and level > ceiling:
+                    skipped[f"above {ceiling.label}"] += 1
+                    continue
+            if floor is not None:
+                confidence = get("confidence")
+                if not isinstance(confidence, int) or confidence < floor:
+                    skipped[f"confidence below {floor} or absent"] += 1
+                    continue
+            if not include_flagged and get(WARNINGLIST_PROPERTY):
+                skipped["on a warninglist"] += 1
+                continue
+            pattern = get("pattern")
+            one = single_term(pattern) if type(pattern) is str else None
+            if one is None:
+                terms = _terms(obj, pattern, kinds, unused, report)
+                if terms:
+                    yield Selected(obj, terms)
+                continue
             kind, literal = kind_by_path[one.group(1)], one.group(2)[1:-1]
-            if kinds is not None and kind not in kinds:
-                unused[kind] += 1
-                continue
-            if "\\" in literal:
-                literal = literal.replace("\\'", "'").replace("\\\\", "\\")
-            if (kind == IPV4 and plain_ipv4(literal)) or (
-                    kind == DOMAIN and len(literal) <= 253 and plain_domain(literal)):
-                value: str | None = literal  # already canonical: the bulk of any feed, checked in one match
-            else:
-                value = canonical(kind, literal)
-            if value is not None:
-                yield Selected(obj, [(kind, value)])
-            elif report is not None:
-                report.losses.append(Loss(str(get("id", "?")), "pattern", literal, f"not a valid {kind} value"))
+        if kinds is not None and kind not in kinds:
+            unused[kind] += 1
             continue
-        raw_terms = pattern_terms(pattern) if type(pattern) is str else None
-        if raw_terms is None:
-            if report is not None:
-                report.losses.append(Loss(str(get("id", "?")), "pattern", pattern, "not a list of IOCs (AND, "
-                                          "qualifiers or properties a blocklist cannot express)"))
-            continue
-        terms = []
-        for kind, raw in raw_terms:
-            if kinds is not None and kind not in kinds:
-                unused[kind] += 1
-                continue
-            value = canonical(kind, raw)
-            if value is None:
-                if report is not None:
-                    report.losses.append(Loss(str(get("id", "?")), "pattern", raw, f"not a valid {kind} value"))
-                continue
-            terms.append((kind, value))
-        if terms:
-            yield Selected(obj, terms)
+        if "\\" in literal:
+            literal = literal.replace("\\'", "'").replace("\\\\", "\\")
+        if (kind == IPV4 and plain_ipv4(literal)) or (
+                kind == DOMAIN and len(literal) <= 253 and plain_domain(literal)):
+            value: str | None = literal  # already canonical: the bulk of any feed, checked in one match
+        else:
+            value = canonical(kind, literal)
+        if value is not None:
+            yield Selected(obj, [(kind, value)])
+        elif report is not None:
+            report.losses.append(Loss(str(obj.get("id", "?")), "pattern", literal, f"not a valid {kind} value"))
     if report is not None:
         for reason, count in sorted(skipped.items()):
             report.warnings.append(f"{count} indicator(s) left out: {reason}")
@@ -232,6 +251,29 @@ def select(
             report.warnings.append(f"{count} {kind} value(s) have no place in this feed")
         if unread:
             report.warnings.append(f"{unread} object(s) without an IOC of this feed's kinds skipped unparsed")
+
+
+def _terms(obj: dict[str, Any], pattern: Any, kinds: Collection[str] | None, unused: Counter[str],
+           report: ConversionReport | None) -> list[tuple[str, str]]:
+    """The canonical IOCs of a pattern of several terms (``pattern_terms``); a loss for each that is none."""
+    raw_terms = pattern_terms(pattern) if type(pattern) is str else None
+    if raw_terms is None:
+        if report is not None:
+            report.losses.append(Loss(str(obj.get("id", "?")), "pattern", pattern, "not a list of IOCs (AND, "
+                                      "qualifiers or properties a blocklist cannot express)"))
+        return []
+    terms = []
+    for kind, raw in raw_terms:
+        if kinds is not None and kind not in kinds:
+            unused[kind] += 1
+            continue
+        value = canonical(kind, raw)
+        if value is None:
+            if report is not None:
+                report.losses.append(Loss(str(obj.get("id", "?")), "pattern", raw, f"not a valid {kind} value"))
+            continue
+        terms.append((kind, value))
+    return terms
 
 
 def feed_timestamp(options: FeedOptions) -> str:

@@ -15,6 +15,11 @@ import re
 import uuid
 from typing import Final
 
+# the one-IOC pattern, defined below the formats room (the store reads it too); re-exported
+from kizuna.stix.ioc_terms import KIND_BY_PATH as KIND_BY_PATH
+from kizuna.stix.ioc_terms import PATTERN_PATHS, QUOTED
+from kizuna.stix.ioc_terms import SINGLE_TERM as SINGLE_TERM
+
 IPV4: Final = "ipv4"
 IPV6: Final = "ipv6"
 DOMAIN: Final = "domain"
@@ -154,19 +159,7 @@ def classify(value: str) -> tuple[str, str] | None:
 
 # --- STIX patterns ------------------------------------------------------------------------------
 
-_PATTERN_PATH: Final = {
-    IPV4: "ipv4-addr:value",
-    IPV6: "ipv6-addr:value",
-    DOMAIN: "domain-name:value",
-    URL: "url:value",
-    EMAIL: "email-addr:value",
-    MD5: "file:hashes.MD5",
-    SHA1: "file:hashes.'SHA-1'",
-    SHA256: "file:hashes.'SHA-256'",
-    SHA512: "file:hashes.'SHA-512'",
-    # STIX 2.1 has no JA3 property; Kizuna writes it as a custom network-traffic extension (decisions.md).
-    JA3: "network-traffic:extensions.'x-ja3'.hash",
-}
+_PATTERN_PATH: Final = PATTERN_PATHS
 _HASH_NAMES: Final = {
     "md5": MD5, "sha-1": SHA1, "sha1": SHA1, "sha-256": SHA256, "sha256": SHA256,
     "sha-512": SHA512, "sha512": SHA512,
@@ -207,18 +200,12 @@ def indicator_id(kind: str, value: str) -> str:
 
 
 _WS = r"[ \t\r\n]*"
-_Q = r"'(?:[^'\\]|\\['\\])*'"
+_Q = QUOTED
 _STEP = rf"(?:[A-Za-z_][A-Za-z0-9_-]*|{_Q})"
 _TERM = rf"{_WS}([a-z0-9-]+):({_STEP}(?:\.{_STEP})*){_WS}(=|ISSUBSET){_WS}({_Q}){_WS}"
 _TERMS_RE = re.compile(rf"{_WS}\[({_TERM}(?:OR{_TERM})*)\]{_WS}")
 _ONE_TERM = re.compile(_TERM)
 _STEP_RE = re.compile(_STEP)
-
-
-KIND_BY_PATH: Final = {path: kind for kind, path in _PATTERN_PATH.items()}
-SINGLE_TERM = re.compile(
-    r"\[(" + "|".join(re.escape(p) for p in _PATTERN_PATH.values()) + rf") = ({_Q})\]"
-)
 
 
 def _kind_of_path(object_type: str, steps: list[str], operator: str) -> str | None:

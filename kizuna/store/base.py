@@ -156,6 +156,12 @@ class VersionRow(NamedTuple):
     is_last: int = 1
 
 
+#: An indicator version as a feed build first reads it, a plain tuple (a million a build): seq, stix_id, version,
+#: date_added, created_by_ref, markings, is_last, and its feed facts (store/feed_facts.py; None: the body must
+#: be read). The columns that decide who sees it and which version is chosen, no body.
+FeedRow = tuple[int, str, int, int, str | None, str | None, int, str | None]
+
+
 @dataclass(frozen=True, slots=True)
 class VersionSelector:
     """Which versions of each object ``match[version]`` asks for."""
@@ -246,6 +252,12 @@ class Store(Protocol):
     def query_versions(self, query: VersionQuery) -> list[VersionRow]:
         """Rows in ``date_added`` order; ``first``/``last`` give every version that may be the first/last one
         some reader sees (store/view_edges.py), each row saying whether it is the stored first/last."""
+        ...
+    def feed_rows(self, collection_pk: int, added_after: int | None, limit: int) -> list[FeedRow]:
+        """The indicator versions that may be the last one some reader sees, in ``date_added`` order, without bodies."""
+        ...
+    def versions_by_seq(self, seqs: Sequence[int]) -> list[VersionRow]:
+        """The stored versions of some ``seq`` numbers (those still stored), in ``date_added`` order."""
         ...
     def delete_versions(
         self, collection_pk: int, stix_id: str, selector: VersionSelector,

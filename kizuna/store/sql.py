@@ -12,10 +12,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from kizuna.stix.timestamps import now_micros
-from kizuna.store import object_refs
+from kizuna.store import feed_facts, object_refs
 from kizuna.store.base import (
     AddResult,
     AgreementRecord,
@@ -24,6 +24,7 @@ from kizuna.store.base import (
     AuditRecord,
     Collection,
     ColumnShapes,
+    FeedRow,
     Grant,
     NewVersion,
     Organisation,
@@ -46,6 +47,7 @@ from kizuna.store.transactions import Transactions
 from kizuna.store.view_edges import Edges, Shape, edges
 
 _IN_CHUNK = 500
+_T = TypeVar("_T")
 _ROW_COLUMNS = (
     "seq, stix_id, type, version, spec_version, date_added, created_by_ref, markings, body, is_first, is_last"
 )
@@ -54,7 +56,7 @@ _ROW_COLUMNS = (
 _JOINED_COLUMNS = ", ".join("o." + column.strip() for column in _ROW_COLUMNS.split(","))
 
 
-def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
+def _chunks(items: Sequence[_T], size: int = _IN_CHUNK) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -125,6 +127,8 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                 self._backfill_edges(cur)
             if version == 11:
                 self.search_index.backfill(cur)
+            if version == 14:
+                feed_facts.backfill(cur)
             if version == 16:
                 object_refs.backfill(cur)
             cur.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, now_micros()))
@@ -143,12 +147,12 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
 
     _INSERT_COLUMNS = (
         "collection_pk, stix_id, type, version, spec_version, date_added, created_by_ref, markings, body, "
-        "is_first, is_last, maybe_first, maybe_last"
+        "is_first, is_last, maybe_first, maybe_last, feed"
     )
 
     def _insert_versions(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
         """Insert object rows (columns as in ``_INSERT_COLUMNS``); a backend may bulk-load instead."""
-        cur.executemany(f"INSERT INTO objects ({self._INSERT_COLUMNS}) VALUES ({_marks(13)})", rows)
+        cur.executemany(f"INSERT INTO objects ({self._INSERT_COLUMNS}) VALUES ({_marks(14)})", rows)
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -354,6 +358,7 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                         (
                             collection_pk, new.stix_id, new.type, version, new.spec_version, added,
                             new.created_by_ref, new.markings, new.body, *flags[new.stix_id][version],
+                            feed_facts.facts_of(new.type, new.body),
                         )
                         for new, version, added in pending
                     ],
@@ -448,6 +453,24 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
             cur.execute(sql, tuple(params))
             return list(map(VersionRow._make, cur.fetchall()))
 
+    def feed_rows(self, collection_pk: int, added_after: int | None, limit: int) -> list[FeedRow]:
+        clause, params = self._version_clause(VersionSelector(last=True), candidates=True)
+        sql = (f"SELECT seq, stix_id, version, date_added, created_by_ref, markings, is_last, feed FROM objects "
+               f"WHERE collection_pk = ? AND type = 'indicator'{clause} AND date_added > ? ORDER BY date_added LIMIT ?")
+        with self._read() as cur:
+            cur.execute(sql, (collection_pk, *params, -1 if added_after is None else added_after, limit))
+            found: list[FeedRow] = cur.fetchall()
+            return found
+
+    def versions_by_seq(self, seqs: Sequence[int]) -> list[VersionRow]:
+        found: list[VersionRow] = []
+        with self._read() as cur:
+            for chunk in _chunks(list(seqs)):
+                clause, params = self._in("seq", chunk)
+                cur.execute(f"SELECT {_ROW_COLUMNS} FROM objects WHERE {clause}", tuple(params))
+                found.extend(map(VersionRow._make, cur.fetchall()))
+        return sorted(found, key=lambda row: row.date_added)
+
     def _versions_sql(self, query: VersionQuery) -> tuple[str, list[Any]]:
         sql = [f"SELECT {_ROW_COLUMNS} FROM objects WHERE collection_pk = ?"]
         params: list[Any] = [query.collection_pk]
@@ -530,6 +553,8 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
             for index in (self.search_index, object_refs):
                 index.reindex(cur, "collection_pk = ? AND stix_id = ? AND version = ?",
                               (collection_pk, new.stix_id, version))
+            feed_facts.refresh(cur, "collection_pk = ? AND stix_id = ? AND version = ?",
+                               (collection_pk, new.stix_id, version))
             # Other markings or another producer can change which readers see this version like its neighbours.
             self._refresh_flags(cur, collection_pk, [new.stix_id])
             cur.execute("UPDATE collections SET last_added = ? WHERE pk = ?", (added, collection_pk))

@@ -167,6 +167,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE tokens ADD COLUMN previous_valid_until INTEGER
         """,
     ),
+    # Step 14: what a feed needs of each indicator version (store/feed_facts.py), written with the body so a
+    # blocklist or RPZ build need not parse it; existing versions by feed_facts.backfill.
+    (
+        14,
+        """
+        ALTER TABLE objects ADD COLUMN feed TEXT
+        """,
+    ),
     # Step 16: the reference index, which relationship and sighting versions point at an object
     # (store/object_refs.py), for the console's object page and graph; existing versions by its backfill.
     (

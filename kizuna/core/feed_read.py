@@ -1,0 +1,73 @@
+"""Reading a collection for a feed: the newest version each indicator has for the reader, through the one
+visibility check, without reading the bodies the check does not need.
+
+A blocklist or RPZ zone of a million indicators is built from the reader's view of the collection, exactly
+as `Node.export_objects(..., latest_only=True)` gives it, but only indicators matter to a feed and, for most
+rows, only the facts the store noted at ingest (store/feed_facts.py). The walk reads indicator rows without
+bodies, in ``date_added`` order, in batches. A row is served from its facts when :func:`served_as_stored`
+says `view` would serve it as stored and it is the stored last version (which ``match[version]=last`` then
+selects for every reader: core/query.py, `Choice`). Every other row — another version that may be the
+reader's last, a version the reader may not see or receives redacted, a version without facts — is read in
+full and goes through `Choice` and `view` exactly as a TAXII read, and the feed parses what they return.
+Each batch is audited as egress before any of it is handed on, like a page of `Node.read`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Final
+
+from kizuna.core.audit import tlp_counts_of
+from kizuna.core.filters import Endpoint
+from kizuna.core.visibility import Viewer, served_as_stored
+from kizuna.store.base import VersionRow
+
+_BATCH: Final = 5000
+
+
+def feed_items(node: Any, viewer: Viewer) -> Iterator[bytes | str]:
+    """The feed's input for ``viewer``: stored facts (str) or the JSON bytes served (see the module text).
+    ``node``: the `Node` (its store, reader and egress audit)."""
+    store, collection_pk = node.store, viewer.collection.pk
+    choose = node.reader.latest_choice(viewer)
+    whole: dict[tuple[str | None, str | None], bool] = {}
+    after: int | None = None
+    while True:
+        rows = store.feed_rows(collection_pk, after, _BATCH)
+        quick: list[bool] = []
+        for _seq, _id, _version, _added, producer, markings, is_last, facts in rows:
+            as_stored = whole.get((producer, markings))
+            if as_stored is None:
+                as_stored = whole[(producer, markings)] = served_as_stored(viewer, "indicator", producer, markings)
+            quick.append(as_stored and is_last == 1 and facts is not None)
+        full: dict[int, VersionRow] = {}
+        if not all(quick):
+            found = store.versions_by_seq([row[0] for row, fast in zip(rows, quick, strict=True) if not fast])
+            viewer.prefetch(found)
+            choose.prepare(found)
+            full = {row.seq: row for row in found}
+        ids: list[str] = []
+        versions: list[int] = []
+        markings_served: list[str | None] = []
+        items: list[bytes | str] = []
+        for row, fast in zip(rows, quick, strict=True):
+            if fast:
+                facts = row[7]
+                assert facts is not None
+                items.append(facts)
+                ids.append(row[1])
+                versions.append(row[2])
+                markings_served.append(row[5])
+                continue
+            stored = full.get(row[0])  # absent: deleted since the batch was read
+            body = choose.body(stored) if stored is not None else None
+            if stored is not None and body is not None:
+                items.append(body)
+                ids.append(stored.stix_id)
+                versions.append(stored.version)
+                markings_served.append(stored.markings)
+        node.record_served(viewer, Endpoint.OBJECTS, ids, versions, tlp_counts_of(markings_served) if ids else None)
+        yield from items
+        if len(rows) < _BATCH:
+            return
+        after = rows[-1][3]
