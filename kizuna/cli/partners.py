@@ -245,6 +245,25 @@ def _run_line(run: dict[str, Any]) -> str:
     return line + "".join(f"\n  note: {note}" for note in run["notes"])
 
 
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set ``stop``, from a thread of its own. A Python handler that set the event itself
+    runs in the main thread between two bytecodes, possibly inside ``stop.wait`` or an earlier handler's
+    ``stop.set`` with the event's lock held; a second signal then (the supervisor's SIGTERM and the
+    parent-death SIGTERM often arrive together) deadlocked the worker for good. Here the handlers do
+    nothing; the interpreter writes each signal to a pipe, and the thread reading it sets the event."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
+
+    def watch() -> None:
+        os.read(read_end, 1)
+        stop.set()
+
+    threading.Thread(target=watch, name="kizuna-stop-signals", daemon=True).start()
+
+
 @click.command("sync")
 @click.argument("partner", required=False)
 @click.option("--loop", is_flag=True, help="Run the scheduled sync worker until stopped.")
@@ -265,8 +284,7 @@ def sync_command(ctx: click.Context, partner: str | None, loop: bool, tick: floa
     node = node_of(ctx)
     if loop:
         stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        _stop_on_signals(stop)
         if parent_pid is not None:
             stop_with_parent()
             if os.getppid() != parent_pid:
