@@ -183,10 +183,11 @@ def test_the_newest_rows_window_and_the_index_behind_it_find_every_match_in_orde
     assert sorted(found, key=stored.__getitem__, reverse=True) == found and len(set(found)) == 9
 
 
+# Only PostgreSQL gathers rare words: SQLite's FTS5 hands back its matches newest first by itself.
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_rare_words_gathered_from_the_trigram_index_give_what_the_walk_gives(world: World) -> None:
     store: Any = world.node.store
-    if store.search_index.window is None:
-        pytest.skip("SQLite's FTS5 hands back its matches newest first by itself; only PostgreSQL gathers")
+    assert store.search_index.window is not None
     store.search_index = type(store.search_index)()
     rare = [sdo("indicator", world.uk, [marking], name=f"gathered needle {n}")
             for n, marking in enumerate([GREEN, AMBER_STRICT, GREEN, AMBER, GREEN])]
