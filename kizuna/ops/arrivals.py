@@ -4,7 +4,9 @@ counted into the hourly sums of ``ops_activity`` (schema step 19, ops/activity.p
 
 The watermark of an operation, under the setting ``ops:alerts:<slug>``, says up to which ``date_added``
 each of its collections was judged and counted, and the mark the cache was built under: the watchlist's
-fingerprint and the newest deletion in the intel and incidents collections. The ingest listener judges
+fingerprint and the newest deletion in the intel and incidents collections, and the highest ``seq``
+judged per collection (a version found after the watermark with a lower one was moved there by a fuller
+form, and the tables are rebuilt as after a deletion). The ingest listener judges
 a batch only when it directly follows the watermark (nothing unjudged in between, other than
 definitions) and the mark is unchanged; otherwise it leaves the batch to `refresh`, which every reader
 calls first, and which rebuilds both tables when the mark changed.
@@ -31,7 +33,7 @@ from kizuna.ops.alerts import (
     watch_fingerprint,
     watchlist_of,
 )
-from kizuna.ops.reading import latest_objects
+from kizuna.ops.reading import latest_objects, visible_ids
 from kizuna.ops.records import INDEX_KEY, Operation, load_all
 from kizuna.ops.watch import VALUE_TYPES, Hit, Watchlist, refs_of
 from kizuna.stix.timestamps import format_timestamp, parse_timestamp
@@ -49,13 +51,18 @@ def _load_state(store: Store, slug: str) -> dict[str, Any] | None:
     return orjson.loads(raw) if raw else None
 
 
-def _save_state(store: Store, slug: str, watch: list[Any], through: dict[str, int]) -> None:
-    """Advance the watermark; never back past what a concurrent writer recorded for the same watchlist."""
+def _save_state(store: Store, slug: str, watch: list[Any], through: dict[str, int],
+                seq: dict[str, int] | None = None) -> None:
+    """Advance the watermark (and the highest ``seq`` judged per role, which tells a version moved by a
+    fuller form from a new one); never back past what a concurrent writer recorded for the same watchlist."""
+    seq = seq or {}
     current = _load_state(store, slug)
     if current is not None and current["watch"] == watch:
         through = {role: max(through.get(role, -1), current["through"].get(role, -1))
                    for role in {*through, *current["through"]}}
-    store.set_setting(STATE_KEY + slug, orjson.dumps({"watch": watch, "through": through}).decode())
+        kept = current.get("seq", {})
+        seq = {role: max(seq.get(role, -1), kept.get(role, -1)) for role in {*seq, *kept}}
+    store.set_setting(STATE_KEY + slug, orjson.dumps({"watch": watch, "through": through, "seq": seq}).decode())
 
 
 _SKIPPED = frozenset(NOT_ACTIVITY)
@@ -164,7 +171,8 @@ class _Listener:
             with store.atomic():  # the rows and the watermark together (in the ingest's transaction, if any)
                 judge_batch(store, watchlist_of(node, operation), operation, role, collection_pk, added)
                 count_batch(store, operation, role, collection_pk, added, through if through >= 0 else None)
-                _save_state(store, operation.slug, mark, {**state["through"], role: last})
+                _save_state(store, operation.slug, mark, {**state["through"], role: last},
+                            {role: store.top_seq_between(collection_pk, first, last)})
         except Exception:  # never sink an ingest: the watermark stays, and the next read catches up
             log.exception("judging new objects against the watchlist failed; the next read judges them")
 
@@ -182,12 +190,12 @@ def refresh(node: Node, operation: Operation) -> None:
     store = node.store
     watch_mark = cache_mark(node, operation)
     state = _load_state(store, operation.slug)
-    if state is None or state["watch"] != watch_mark:
+    if state is None or state["watch"] != watch_mark or _moved(node, operation, state):
         with store.atomic():
             store.clear_ops_alerts(operation.slug)
             store.clear_ops_activity(operation.slug)
-            state = {"watch": watch_mark, "through": {}}
-            _save_state(store, operation.slug, watch_mark, {})
+            state = {"watch": watch_mark, "through": {}, "seq": {}}
+            store.set_setting(STATE_KEY + operation.slug, orjson.dumps(state).decode())  # from nothing
     watch: Watchlist | None = None
     for role in ("intel", "incidents"):
         collection = node.find_collection(operation.collections[role])
@@ -205,6 +213,17 @@ def refresh(node: Node, operation: Operation) -> None:
         _judge_chunk(node, watch, operation, role, collection.pk, chunk, watch_mark, through)
 
 
+def _moved(node: Node, operation: Operation, state: dict[str, Any]) -> bool:
+    """Whether a version judged and counted before was since replaced in place by a fuller form (federation:
+    a redacted copy, then the full version). Its row moved past the watermark with perhaps another producer
+    or markings; like a deletion, the sums cannot follow it, so they are rebuilt."""
+    seq = state.get("seq", {})
+    return any(
+        role in seq and role in state["through"] and node.store.moved_after(
+            node.find_collection(operation.collections[role]).pk, int(state["through"][role]), int(seq[role]))
+        for role in ("intel", "incidents"))
+
+
 def _judge_chunk(node: Node, watch: Watchlist, operation: Operation, role: str, collection_pk: int,
                  chunk: list[tuple[dict[str, Any], int]], watch_mark: list[Any], counted_through: int | None) -> None:
     """Judge and count newest versions read after the watermark; ``counted_through`` is the watermark the
@@ -213,7 +232,8 @@ def _judge_chunk(node: Node, watch: Watchlist, operation: Operation, role: str, 
         with node.store.atomic():
             judge_batch(node.store, watch, operation, role, collection_pk, chunk)
             count_batch(node.store, operation, role, collection_pk, chunk, counted_through, newest_only=True)
-            _save_state(node.store, operation.slug, watch_mark, {role: chunk[-1][1]})
+            _save_state(node.store, operation.slug, watch_mark, {role: chunk[-1][1]},
+                        {role: node.store.top_seq_between(collection_pk, chunk[0][1], chunk[-1][1])})
 
 
 def alerts_of(node: Node, operation: Operation, since: int | None = None,
@@ -244,6 +264,5 @@ def _visible(node: Node, operation: Operation, ids: set[str], principal: Princip
         collection = node.find_collection(operation.collections[role])
         rest = [i for i in wanted if i not in seen]
         for start in range(0, len(rest), _ID_BATCH):
-            seen.update(obj["id"] for _, obj in latest_objects(node, collection, principal=principal,
-                                                               ids=tuple(rest[start:start + _ID_BATCH])))
+            seen.update(visible_ids(node, collection, tuple(rest[start:start + _ID_BATCH]), principal))
     return seen

@@ -121,6 +121,22 @@ class OpsAlertRows(OpsRows):
             return [(int(hour), producer, str(kind), int(count), int(first))
                     for hour, producer, kind, count, first in cur.fetchall()]
 
+    def top_seq_between(self, collection_pk: int, first: int, last: int) -> int:
+        """The highest ``seq`` of the versions added from ``first`` to ``last`` (-1: none), an indexed range."""
+        with self._read() as cur:
+            cur.execute("SELECT MAX(seq) FROM objects WHERE collection_pk = ? AND date_added >= ? AND date_added <= ?",
+                        (collection_pk, first, last))
+            top = cur.fetchone()[0]
+        return -1 if top is None else int(top)
+
+    def moved_after(self, collection_pk: int, after: int, top_seq: int) -> bool:
+        """Whether a version added after ``after`` has a ``seq`` up to ``top_seq``: a version stored before
+        that a fuller form replaced in place (``replace_form`` moves the row's date_added, not its seq)."""
+        with self._read() as cur:
+            cur.execute("SELECT 1 FROM objects WHERE collection_pk = ? AND date_added > ? AND seq <= ? LIMIT 1",
+                        (collection_pk, after, top_seq))
+            return cur.fetchone() is not None
+
     def added_between(self, collection_pk: int, after: int, before: int, skip_types: Sequence[str]) -> int:
         """How many versions, other than of ``skip_types``, were added after ``after`` and before ``before``."""
         clause, params = self._in("type", list(skip_types))

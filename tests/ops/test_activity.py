@@ -15,14 +15,15 @@ import kizuna.ops.activity
 import kizuna.ops.report
 import kizuna.store.ops_alerts
 from kizuna.core.filters import Filters
+from kizuna.core.ingest import prepare
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN
-from kizuna.ops.arrivals import STATE_KEY, refresh, watch_arrivals
+from kizuna.ops.arrivals import STATE_KEY, alerts_of, refresh, watch_arrivals
 from kizuna.ops.assets import add_assets
 from kizuna.ops.reading import latest_objects, next_modified
 from kizuna.ops.records import Operation
 from kizuna.ops.report import period_of
-from kizuna.store.base import VersionSelector
+from kizuna.store.base import NewVersion, VersionSelector
 from tests.ops import test_report_period
 from tests.ops.conftest import indicator, sighting
 from tests.ops.test_report_period import every_object, same
@@ -95,3 +96,29 @@ def test_the_kept_sums_equal_a_counting_of_every_object(room: tuple[Node, Operat
     add_assets(node, operation, [("domain", "host1.example")])  # a changed watchlist: everything again
     node.import_objects(intel, [sighting(found[1]["id"], count=11)])
     check(node, operation)
+
+
+def test_a_version_replaced_by_its_fuller_form_is_counted_once(room: tuple[Node, Operation, str]) -> None:
+    """Federation replaces a redacted copy by its fuller form in place (``replace_form``): the row keeps its
+    seq and moves past the watermark. Counted again at its new minute, it would count twice; the sums and
+    alerts are rebuilt instead, as after a deletion."""
+    node, operation, _ = room
+    intel = node.find_collection(operation.collections["intel"])
+    soc = next(o.id for o in node.store.list_organisations() if o.name == "Games SOC")
+    found = indicator("tickets.games2027.example")
+    seen = sighting(found["id"], count=4)
+    node.import_objects(intel, [found, seen, indicator("host1.example")])
+    check(node, operation)
+
+    def fuller_form(obj: dict[str, Any]) -> None:
+        new = prepare({**obj, "created_by_ref": soc, "description": "the full text"})
+        assert isinstance(new, NewVersion) and new.version is not None
+        assert node.store.replace_form(intel.pk, new, new.version) is not None
+
+    fuller_form(seen)
+    check(node, operation)  # caught up by the next read
+    fuller_form(found)
+    node.import_objects(intel, [sighting(found["id"], count=2)])  # and by the listener's next batch
+    check(node, operation)
+    alerts = [a for a in alerts_of(node, operation) if a.object_id == found["id"]]
+    assert len(alerts) == 1 and alerts[0].producer == "Games SOC"
