@@ -122,7 +122,9 @@ class Watchlist:
         kind = obj.get("type", "")
         if kind == "indicator" and isinstance(obj.get("pattern"), str):
             for stix_type, _, quoted in _COMPARISON.findall(obj["pattern"]):
-                hit = self.value(stix_type, quoted.replace("\\'", "'").replace("\\\\", "\\"))
+                if "\\" in quoted:  # most values have no escapes: no copies for them
+                    quoted = quoted.replace("\\'", "'").replace("\\\\", "\\")
+                hit = self.domain(quoted) if stix_type == "domain-name" else self.value(stix_type, quoted)
                 if hit is not None:
                     yield hit
         elif kind in VALUE_TYPES and "value" in obj:
