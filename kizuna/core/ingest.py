@@ -25,6 +25,8 @@ from kizuna.stix.jsonio import loads_exact
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
 from kizuna.stix.validation import check_object
 from kizuna.store.base import AddResult, NewVersion, Outcome, Store, VersionQuery, VersionSelector
+from kizuna.store.feed_facts import facts_of_object
+from kizuna.store.object_refs import references_of_object
 from kizuna.store.search_index import text_of_object
 
 _DUPLICATE_MESSAGE = "already stored with identical content"
@@ -151,6 +153,8 @@ def prepare(obj: Any) -> NewVersion | str:
         body=body,
         # Taken from the parsed object now, so indexing the stored version does not parse its body again.
         text=text_of_object(obj),
+        feed=facts_of_object(obj),
+        refs=references_of_object(obj),
     )
 
 

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from kizuna.store.feed_rows import FeedRecord
@@ -106,6 +106,10 @@ class TokenRecord:
     trust: TokenTrust = TokenTrust(None, None, None)
 
 
+#: ``NewVersion.feed`` when the caller did not note the facts (facts always begin with the object's id).
+FEED_NOT_NOTED: Final = ""
+
+
 class NewVersion(NamedTuple):
     """One validated STIX object version on its way into a collection.
 
@@ -124,6 +128,12 @@ class NewVersion(NamedTuple):
     #: The searchable text of ``body`` when the caller already holds the parsed object (ingest does), so
     #: the store need not parse the body again to index it; None: the store derives it from ``body``.
     text: str | None = None
+    #: Its feed facts (store/feed_facts.py) when the caller already holds the parsed object, None when it
+    #: has none; ``FEED_NOT_NOTED``: the store derives them from ``body``.
+    feed: str | None = FEED_NOT_NOTED
+    #: The ids it points at through the reference index's properties (store/object_refs.py) when the caller
+    #: parsed the object; None: the store derives them from ``body``.
+    refs: Sequence[str] | None = None
 
 
 class Outcome(enum.Enum):

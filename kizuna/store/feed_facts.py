@@ -48,7 +48,15 @@ def facts_of(stix_type: str, body: bytes) -> str | None:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(obj, dict) or obj.get("pattern_type") != "stix" or type(obj.get("id")) is not str:
+    return facts_of_object(obj)
+
+
+def facts_of_object(obj: Any) -> str | None:
+    """``facts_of`` for an object already parsed: what ingest passes on ``NewVersion.feed`` so the store does
+    not parse each indicator's body a second time."""
+    if not isinstance(obj, dict) or obj.get("type") != "indicator":
+        return None
+    if obj.get("pattern_type") != "stix" or type(obj.get("id")) is not str:
         return None
     pattern = obj.get("pattern")
     single = SINGLE_TERM.fullmatch(pattern) if type(pattern) is str else None

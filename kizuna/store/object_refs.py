@@ -23,27 +23,35 @@ _BACKFILL_BATCH: Final = 2000
 
 def references_of(stix_type: str, body: bytes) -> list[str]:
     """The ids a stored version of ``stix_type`` points at through the indexed properties."""
-    fields = REFERENCE_FIELDS.get(stix_type)
-    if fields is None:
+    if stix_type not in REFERENCE_FIELDS:
         return []
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
         return []
-    if not isinstance(obj, dict):
+    return references_of_object(obj)
+
+
+def references_of_object(obj: Any) -> list[str]:
+    """``references_of`` for an object already parsed (what ingest passes on ``NewVersion.refs``)."""
+    kind = obj.get("type") if isinstance(obj, dict) else None
+    fields = REFERENCE_FIELDS.get(kind) if isinstance(kind, str) else None
+    if fields is None:
         return []
     return sorted({ref for field in fields if isinstance(ref := obj.get(field), str)})
 
 
-def add(cur: Any, rows: Sequence[tuple[int, str, bytes]]) -> None:
-    """Index versions given as (seq, type, body)."""
-    found = [(ref, seq) for seq, stix_type, body in rows for ref in references_of(stix_type, body)]
+def add(cur: Any, rows: Sequence[tuple[int, str, bytes, Sequence[str] | None]]) -> None:
+    """Index versions given as (seq, type, body, their references when already known, else None)."""
+    found = [(ref, seq) for seq, stix_type, body, known in rows
+             for ref in (references_of(stix_type, body) if known is None else known)]
     if found:
         cur.executemany("INSERT INTO object_refs (ref, seq) VALUES (?, ?) ON CONFLICT DO NOTHING", found)
 
 
-def index_added(cur: Any, collection_pk: int, added: dict[int, tuple[str, bytes]]) -> None:
-    """Index the versions just inserted into a collection, given by ``date_added`` -> (type, body)."""
+def index_added(cur: Any, collection_pk: int, added: dict[int, tuple[str, bytes, Sequence[str] | None]]) -> None:
+    """Index the versions just inserted into a collection, given by ``date_added`` -> (type, body, their
+    references when the caller parsed the object, else None)."""
     wanted = {at: kind_body for at, kind_body in added.items() if kind_body[0] in REFERENCE_FIELDS}
     if not wanted:
         return
@@ -63,7 +71,7 @@ def reindex(cur: Any, where: str, params: Sequence[Any]) -> None:
     """Replace the index rows of the versions ``where`` selects (their body changed)."""
     remove(cur, where, params)
     cur.execute(f"SELECT seq, type, body FROM objects WHERE {where}", params)
-    add(cur, [(int(seq), stix_type, bytes(body)) for seq, stix_type, body in cur.fetchall()])
+    add(cur, [(int(seq), stix_type, bytes(body), None) for seq, stix_type, body in cur.fetchall()])
 
 
 def backfill(cur: Any) -> None:
@@ -78,4 +86,4 @@ def backfill(cur: Any) -> None:
         if not batch:
             return
         after = int(batch[-1][0])
-        add(cur, [(int(seq), stix_type, bytes(body)) for seq, stix_type, body in batch])
+        add(cur, [(int(seq), stix_type, bytes(body), None) for seq, stix_type, body in batch])

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 from kizuna.stix.timestamps import now_micros
 from kizuna.store import feed_facts, object_refs
 from kizuna.store.base import (
+    FEED_NOT_NOTED,
     AddResult,
     AgreementRecord,
     ApiRoot,
@@ -358,7 +359,7 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                         (
                             collection_pk, new.stix_id, new.type, version, new.spec_version, added,
                             new.created_by_ref, new.markings, new.body, *flags[new.stix_id][version],
-                            feed_facts.facts_of(new.type, new.body),
+                            feed_facts.facts_of(new.type, new.body) if new.feed == FEED_NOT_NOTED else new.feed,
                         )
                         for new, version, added in pending
                     ],
@@ -366,7 +367,8 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                 self.search_index.index_added(
                     cur, collection_pk, pending[0][2], {added: (new.body, new.text) for new, _, added in pending}
                 )
-                object_refs.index_added(cur, collection_pk, {added: (new.type, new.body) for new, _, added in pending})
+                object_refs.index_added(cur, collection_pk,
+                                        {added: (new.type, new.body, new.refs) for new, _, added in pending})
                 self._update_edges(cur, {stix_id: existing[stix_id] for stix_id in flags}, flags)
                 cur.execute("UPDATE collections SET last_added = ? WHERE pk = ?", (next_added - 1, collection_pk))
         return results

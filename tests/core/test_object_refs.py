@@ -22,6 +22,7 @@ from kizuna.core.node import Node
 from kizuna.core.object_view import object_view, referring
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.policy import TLP2_IDS, TlpLevel
+from kizuna.store import object_refs
 from kizuna.store.base import NewVersion, VersionQuery, VersionSelector
 
 CLEAR, GREEN, AMBER, AMBER_STRICT, RED = (TLP2_IDS[level] for level in TlpLevel)
@@ -151,3 +152,22 @@ def test_existing_relationships_are_indexed_by_the_migration(world: World) -> No
         cur.execute("DROP TABLE object_refs")
     assert world.node.store.migrate() == world.node.store.schema_versions()[1]  # back at the newest step
     assert world.related(world.jp, tool["id"]) == {uses["id"]}
+
+
+def test_the_references_noted_at_ingest_equal_those_read_back_from_the_bodies(world: World) -> None:
+    """Ingest passes each version's references from the object it parsed (``NewVersion.refs``); the
+    migration's backfill reads them from the stored bodies: both must write the same rows."""
+    malware, tool, hub = sdo("malware", world.uk), sdo("malware", world.uk), sdo("infrastructure", world.uk, name="hub")
+    seen = {"type": "sighting", "spec_version": "2.1", "id": "sighting--6b1b0f0e-9d8a-4c39-8f7e-4d2c1b0a9f10",
+            "created": "2025-03-01T10:00:00.000Z", "modified": "2025-03-01T10:00:00.000Z",
+            "sighting_of_ref": malware["id"], "created_by_ref": world.uk, "object_marking_refs": [GREEN]}
+    world.add(malware, tool, hub, link(world.uk, malware["id"], tool["id"]), link(world.uk, tool["id"], hub["id"]),
+              link(world.uk, malware["id"], malware["id"]), seen)
+    store: Any = world.node.store
+    with store._write() as cur:
+        cur.execute("SELECT ref, seq FROM object_refs ORDER BY seq, ref")
+        noted = cur.fetchall()
+        cur.execute("DELETE FROM object_refs")
+        object_refs.backfill(cur)
+        cur.execute("SELECT ref, seq FROM object_refs ORDER BY seq, ref")
+        assert cur.fetchall() == noted and len(noted) == 6  # the self-link names its one id once

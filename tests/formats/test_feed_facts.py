@@ -145,7 +145,11 @@ def test_what_the_policy_hides_never_reaches_the_partners_list(loaded: tuple[Nod
     assert "198.51.100.99" in set(_both(node, collection, NODE_ADMIN, "txt").split())
 
 
-def test_the_facts_are_written_at_ingest_and_by_the_backfill_alike(loaded: tuple[Node, Collection, Principal]) -> None:
+def test_the_facts_noted_at_ingest_equal_those_read_back_from_the_bodies(
+    loaded: tuple[Node, Collection, Principal],
+) -> None:
+    """Ingest notes the facts from the object it parsed (``NewVersion.feed``); the backfill reads them from
+    the stored bodies: both must write the same text for every version."""
     node, collection, partner = loaded
     store: Any = node.store
     with store._read() as cur:
