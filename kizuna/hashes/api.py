@@ -1,7 +1,10 @@
 """`POST /{api_root}/hashes/match`: match images or hashes against the caller's visible banks.
 
-* body: JSON ``{"hashes": ["<pdq hex>", "md5:<hex>", …]}`` (each item read like a line of a hash
-  list), or the bytes of one image, video or other media file (any other content type);
+* body: JSON ``{"hashes": ["<pdq hex>", "md5:<hex>", …], "videos": [<vPDQ>, …]}`` (each hash read
+  like a line of a hash list; each video's vPDQ either its text, ``frame,quality,pdq_hex,timestamp``
+  lines as `kizuna hash` writes them, or ThreatExchange's signal form, a list of
+  ``pdq_hex,quality,timestamp`` strings), or the bytes of one image, video or other media file (any
+  other content type);
 * ``collection`` (repeatable, id or alias): the banks to match; default, every collection of the
   API root the token may read. A bank the token may not see is a 404, exactly like one that does
   not exist, and signals the token may not see are never indexed for it;
@@ -29,7 +32,7 @@ from kizuna.core.errors import BadRequest
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.hashes.banks import Banks
-from kizuna.hashes.matching import MatchRun, Query, media_query, queries_from_text
+from kizuna.hashes.matching import MatchRun, Query, media_query, queries_from_text, video_query
 from kizuna.hashes.signals import DEFAULT_THRESHOLD
 from kizuna.hashes.video import QUERY_PERCENT, TARGET_PERCENT, VideoRule
 from kizuna.taxii.http import endpoint, read_body, taxii_response
@@ -66,12 +69,15 @@ def _queries(body: bytes, content_type: str) -> list[Query]:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"the body is not JSON: {exc}") from None
-        hashes = data.get("hashes") if isinstance(data, dict) else None
-        if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
-            raise BadRequest('a JSON body must be {"hashes": ["<hash>", …]}')
-        if len(hashes) > _MAX_HASHES:
-            raise BadRequest(f"at most {_MAX_HASHES} hashes per request")
-        return list(queries_from_text("hashes", "\n".join(h.replace("\n", " ") for h in hashes)))
+        hashes = data.get("hashes", []) if isinstance(data, dict) else None
+        videos = data.get("videos", []) if isinstance(data, dict) else None
+        if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes) \
+                or not isinstance(videos, list) or not (hashes or videos):
+            raise BadRequest('a JSON body must be {"hashes": ["<hash>", …]} and/or {"videos": [<vPDQ>, …]}')
+        if len(hashes) + len(videos) > _MAX_HASHES:
+            raise BadRequest(f"at most {_MAX_HASHES} hashes and videos per request")
+        queries = list(queries_from_text("hashes", "\n".join(h.replace("\n", " ") for h in hashes)))
+        return queries + [video_query(f"videos[{n}]", video) for n, video in enumerate(videos)]
     if not body:
         raise BadRequest("the body is empty: send an image or {\"hashes\": [...]}")
     return [media_query("body", body)]

@@ -6,7 +6,8 @@
   SHA-256 have the same length), by ``kind`` (default PDQ, the usual content of a hash bank).
 * CSV with a header: the hash in a column named ``hash``, ``signal``, ``signal_value``,
   ``indicator``, ``pdq``, ``md5`` or ``sha256``; its type in ``hash_type``/``signal_type``/
-  ``indicator_type``/``type`` (ThreatExchange's ``HASH_PDQ``, HMA's ``pdq``, ``video_md5``…);
+  ``indicator_type``/``type`` (ThreatExchange's ``HASH_PDQ``, HMA's ``pdq``, ``video_md5``, ``vpdq``…;
+  a vPDQ value is ThreatExchange's signal form, a JSON list of ``pdq_hex,quality,timestamp`` strings);
   labels in ``labels``/``tags``/``category`` (separated by ``;``, ``|`` or spaces); PDQ quality in
   ``quality``.
 
@@ -31,6 +32,7 @@ from kizuna.hashes.signals import (
     FrameError,
     SignalError,
     check_label,
+    compact_frames,
     frames_text,
     is_vpdq_text,
     normalise_hash,
@@ -41,6 +43,7 @@ _TYPE_NAMES: Final = {
     "pdq": PDQ, "hash_pdq": PDQ, "pdq_hash": PDQ, "photo_pdq": PDQ,
     "md5": MD5, "hash_md5": MD5, "video_md5": MD5, "photo_md5": MD5, "file_md5": MD5,
     "sha256": SHA256, "sha-256": SHA256, "hash_sha256": SHA256, "file_sha256": SHA256,
+    "vpdq": VPDQ, "video_vpdq": VPDQ,
 }
 _HASH_COLUMNS: Final = ("hash", "signal", "signal_value", "indicator", "pdq", "md5", "sha256")
 _TYPE_COLUMNS: Final = ("hash_type", "signal_type", "indicator_type", "type")
@@ -107,15 +110,16 @@ def _csv(text: str, kind: str) -> Iterator[Entry | Rejected]:
         try:
             type_text = (row.get(type_col) or "").strip().lower() if type_col else ""
             if type_text and type_text not in _TYPE_NAMES:
-                raise SignalError(f"hash type {type_text!r} is not one of pdq, md5, sha256")
+                raise SignalError(f"hash type {type_text!r} is not one of pdq, md5, sha256, vpdq")
             hash_type = _TYPE_NAMES.get(type_text) or implied or _type_of(value, kind)
             quality_text = (row.get(quality_col) or "").strip() if quality_col else ""
             if quality_text and not quality_text.isdigit():
                 raise SignalError(f"quality {quality_text!r} is not a number")
             labels = tuple(check_label(label.lower()) for label in _LABEL_SPLIT.split(row.get(label_col) or "")
                            if label) if label_col else ()
-            yield Entry(number, hash_type, normalise_hash(hash_type, value),
-                        int(quality_text) if quality_text else None, labels)
+            # A vPDQ signal (ThreatExchange's form: a JSON list of frames) becomes the frames' canonical text.
+            hashed = frames_text(compact_frames(value)) if hash_type == VPDQ else normalise_hash(hash_type, value)
+            yield Entry(number, hash_type, hashed, int(quality_text) if quality_text else None, labels)
         except SignalError as exc:
             yield Rejected(number, str(exc))
 

@@ -20,7 +20,19 @@ from kizuna.detect.sightings import SightingAggregator
 from kizuna.hashes.banks import Banks, Match
 from kizuna.hashes.hashing import HashingError, MediaHashes, hash_bytes, media_files
 from kizuna.hashes.hashlists import Entry, Rejected, looks_like_hash_list, read_hash_list
-from kizuna.hashes.signals import MD5, MIN_QUALITY, PDQ, SHA256, VPDQ, frames_digest
+from kizuna.hashes.signals import (
+    MD5,
+    MIN_QUALITY,
+    PDQ,
+    SHA256,
+    VPDQ,
+    FrameError,
+    compact_frames,
+    frames_digest,
+    frames_text,
+    is_vpdq_text,
+    parse_frames,
+)
 from kizuna.hashes.video import DEFAULT_RULE, VideoRule
 from kizuna.store.base import Collection
 
@@ -41,6 +53,17 @@ def media_query(label: str, data: bytes, path: Path | None = None) -> Query:
         return Query(label, media=hash_bytes(data, path))
     except HashingError as exc:
         return Query(label, error=str(exc))
+
+
+def video_query(label: str, value: object) -> Query:
+    """A video's vPDQ given as data: its text (``frame,quality,pdq_hex,timestamp`` lines) or
+    ThreatExchange's signal form (a list of ``pdq_hex,quality,timestamp`` strings)."""
+    try:
+        if isinstance(value, str) and is_vpdq_text(value):
+            return Query(label, VPDQ, frames_text(parse_frames(value)))
+        return Query(label, VPDQ, frames_text(compact_frames(value)))
+    except FrameError as exc:
+        return Query(f"{label}:{exc.line}", error=str(exc))
 
 
 def queries_from_text(label: str, text: str, kind: str = "auto") -> Iterator[Query]:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
+
 EXTENSION_ID: Final = "extension-definition--0b1c5a0e-6f3d-4d8e-9a51-2f6c7d4e8b13"
 KIZUNA_IDENTITY_ID: Final = "identity--5b0f0e8e-3d55-4b52-9d8c-7b1f6f0c2a90"
 _SIGNAL_NAMESPACE: Final = uuid.UUID("9f8e2f4c-1b7a-4c3e-8d2a-6e5b4a3c2d10")
@@ -106,6 +108,30 @@ def is_vpdq_text(text: str) -> bool:
     """Whether a text's first line that is not blank or a comment is a vPDQ frame line."""
     first = next((line for line in text.splitlines() if line.strip() and not line.startswith("#")), "")
     return bool(_FRAME_LINE.match(first))
+
+
+_COMPACT_FEATURE = re.compile(r"^\s*([0-9a-fA-F]{64})\s*,\s*(\d{1,3})\s*,\s*(\d+(?:\.\d+)?)\s*$")
+
+
+def compact_frames(items: object) -> tuple[Frame, ...]:
+    """The frames of a vPDQ hash in ThreatExchange's signal form: a JSON list (or its text) of
+    ``pdq_hex,quality,timestamp`` strings. That form has no frame numbers: frames are numbered in order
+    from 0. FrameError names the 1-based position of the first bad item."""
+    if isinstance(items, str):
+        try:
+            items = orjson.loads(items)
+        except orjson.JSONDecodeError:
+            raise FrameError(1, "a vPDQ signal must be a JSON list of 'pdq_hex,quality,timestamp' strings") from None
+    if not isinstance(items, list) or not items:
+        raise FrameError(1, "a vPDQ signal must be a non-empty list of 'pdq_hex,quality,timestamp' strings")
+    frames: list[Frame] = []
+    for position, item in enumerate(items):
+        found = _COMPACT_FEATURE.match(item) if isinstance(item, str) else None
+        if found is None or int(found[2]) > 100:
+            raise FrameError(position + 1, f"vPDQ feature {position + 1} is not 'pdq_hex,quality,timestamp' "
+                                           "with a quality from 0 to 100")
+        frames.append(Frame(position, int(found[2]), found[1].lower(), float(found[3])))
+    return tuple(frames)
 
 
 def parse_frames(text: str) -> tuple[Frame, ...]:

@@ -122,9 +122,13 @@ _DETECT_BODY = {"required": True, "content": {
 }}
 
 _HASH_BODY = {"required": True, "content": {
-    _JSON: {"schema": {"type": "object", "required": ["hashes"], "properties": {
-        "hashes": {"type": "array", "maxItems": 10_000, "items": {
-            "type": "string", "description": "PDQ hex, md5:<hex> or sha256:<hex>, as a line of a hash list"}}}}},
+    _JSON: {"schema": {"type": "object", "anyOf": [{"required": ["hashes"]}, {"required": ["videos"]}], "properties": {
+        "hashes": {"type": "array", "minItems": 1, "maxItems": 10_000, "items": {
+            "type": "string", "description": "PDQ hex, md5:<hex> or sha256:<hex>, as a line of a hash list"}},
+        "videos": {"type": "array", "minItems": 1, "maxItems": 10_000, "items": {
+            "description": "a video's vPDQ: its text (frame,quality,pdq_hex,timestamp lines) or ThreatExchange's "
+                           "signal form (a list of pdq_hex,quality,timestamp strings)",
+            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}}}}},
     "application/octet-stream": {"schema": {"type": "string", "format": "binary",
                                             "description": "one image, video or other media file, hashed on arrival"}},
 }}

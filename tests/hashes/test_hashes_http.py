@@ -5,6 +5,7 @@ it, a hidden bank answers exactly like an absent one, and a new signal matches w
 from __future__ import annotations
 
 import functools
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import requests
 
 from kizuna.hashes.hashing import hash_file
-from kizuna.hashes.signals import PDQ, VPDQ, make_signal
+from kizuna.hashes.signals import PDQ, VPDQ, make_signal, parse_frames
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel
 from tests.conftest import TAXII, Node, kizuna_json
 from tests.hashes.videos import make_videos
@@ -179,3 +180,36 @@ def test_a_signal_that_becomes_hidden_stops_matching_for_those_who_may_no_longer
     assert hidden["sightings"] == nobody["sightings"] == [] and signal["id"] not in str(hidden)
     mine = _match(node, "writer", query).json()["results"][0]["matches"]
     assert [m["signal"] for m in mine] == [signal["id"]]  # the producer still sees (and matches) it
+
+
+SAMPLES = Path(__file__).parent.parent / "fixtures" / "vpdq"
+
+
+def _compact(text: str) -> list[str]:
+    """A vPDQ text in ThreatExchange's signal form: ``pdq_hex,quality,timestamp`` strings, no frame numbers."""
+    return [f"{f.hash},{f.quality},{f.timestamp:.3f}" for f in parse_frames(text)]
+
+
+def test_videos_sent_as_vpdq_data_match_and_a_red_bank_stays_hidden(node: Node) -> None:
+    banked = (SAMPLES / "chair-orig-22-sd-bar.txt").read_text()
+    signal = make_signal(VPDQ, banked, producer=_producer(node), labels=["graphic-violence"],
+                         markings=[TLP2_IDS[TlpLevel.RED]])
+    node.post([signal])
+    near, other = (SAMPLES / "chair-22-sd-grey-bar.txt").read_text(), (SAMPLES / "doorknob-hd-no-bar.txt").read_text()
+
+    def send(token: str, body: Any) -> requests.Response:
+        return node.session(token).post(f"{node.api_root}hashes/match", json=body)
+
+    answer = send("writer", {"videos": [near, _compact(near), json.dumps(_compact(near)), other, ["no,such"]]})
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [[m["signal"] for m in r.get("matches", [])] for r in results[:4]] == [[signal["id"]]] * 3 + [[]]
+    assert results[0]["matches"][0]["query_match_percent"] >= 80
+    assert results[4]["input"] == "videos[4]:1" and "pdq_hex,quality,timestamp" in results[4]["error"]
+    # Hashes and videos in one body; JPCERT may not see the TLP:RED video: the answer of an unknown video.
+    theirs = send("reader", {"hashes": ["7e" * 32], "videos": [near]})
+    assert theirs.status_code == 200 and [r["matches"] for r in theirs.json()["results"]] == [[], []]
+    assert signal["id"] not in theirs.text
+    for bad in ({"videos": "not a list"}, {"hashes": [], "videos": []}, {}):
+        refused = send("writer", bad)
+        assert refused.status_code == 400 and "videos" in refused.json()["description"]

@@ -99,6 +99,32 @@ def test_a_vpdq_file_is_one_entry_and_a_bad_frame_line_is_named() -> None:
         Rejected(3, "not a vPDQ frame line 'frame,quality,pdq_hex,timestamp'")]
 
 
+def test_a_threatexchange_csv_carries_vpdq_signals_and_the_command_banks_and_matches_them(tmp_path: Path) -> None:
+    """A ThreatExchange / HMA CSV export names a video's hash ``vpdq``, its value the signal form: a JSON list
+    of ``pdq_hex,quality,timestamp`` strings (no frame numbers: numbered in order here)."""
+    text = (SAMPLES / "chair-orig-22-sd-bar.txt").read_text()
+    frames = parse_frames(text)
+    compact = json.dumps([f"{f.hash},{f.quality},{f.timestamp:.3f}" for f in frames])
+    export = tmp_path / "hma-export.csv"
+    export.write_text("signal_type,signal,labels\n"
+                      f"vpdq,\"{compact.replace(chr(34), chr(34) * 2)}\",graphic-violence\n"
+                      "vpdq,\"[\"\"not a feature\"\"]\",graphic-violence\n")
+    entries = list(read_hash_list(export.read_text()))
+    renumbered = "".join(f"{n},{f.quality},{f.hash},{f.timestamp:.3f}\n" for n, f in enumerate(frames))
+    assert entries == [Entry(2, VPDQ, renumbered, None, ("graphic-violence",)),
+                       Rejected(3, "vPDQ feature 1 is not 'pdq_hex,quality,timestamp' with a quality from 0 to 100")]
+
+    data = tmp_path / "node"
+    kizuna_json(data, "init", "--org-name", "Home", "--country", "GBR")
+    kizuna_json(data, "collections", "create", "--title", "Video bank", "--alias", "bank")
+    imported = kizuna_json(data, "hashes", "import", str(export), "--collection", "bank")
+    assert [r["where"] for r in imported["rejected"]] == [f"{export}:3"]  # reported; the good row is banked
+    result = kizuna(data, "hashes", "match", str(SAMPLES / "chair-22-sd-grey-bar.txt"),
+                    str(SAMPLES / "doorknob-hd-no-bar.txt"), "--json")
+    near, other = (json.loads(line) for line in result.stdout.splitlines())
+    assert [m["labels"] for m in near["matches"]] == [["graphic-violence"]] and other["matches"] == []
+
+
 def test_a_bank_proposes_the_videos_that_share_a_frame() -> None:
     from kizuna.hashes.banks import Bank, confirmed
     from kizuna.store.base import Collection
