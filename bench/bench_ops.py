@@ -33,6 +33,10 @@ Both parts use a real SQLite node in a temporary directory.
    parsed), judge (the alert judge over those objects, already in memory) and the rest (counting, the
    Markdown and HTML, storing the STIX report). With --history N, N objects of earlier days are added
    first and the period starts after them; the per-million figures stay per object of the period.
+3. Detection (--log-lines, default 100,000; 0 skips): `kizuna match`'s fast path over Zeek-style JSON
+   lines with 1,000 indicators, against the watchlist's pass over the same lines as `ops scan-logs`
+   reads them (1 in 400 lines names a watched domain), CPU medians of --runs, alternating;
+   log_overhead_cpu = watch pass / match pass.
 Medians and the peak RSS are printed, as one JSON line with --json.
 """
 
@@ -52,6 +56,8 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from kizuna.core.node import Node
 from kizuna.ops.alerts import watchlist_of
@@ -256,6 +262,57 @@ def hit_count(watch: Watchlist, objects: list[dict[str, Any]]) -> int:
     return sum(1 for obj in objects for _ in watch.hits(obj))
 
 
+def log_overhead(args: argparse.Namespace, rng: random.Random, tmp: Path) -> dict[str, Any]:
+    """The detection side: `kizuna match` over log lines (1,000 indicators, the fast path) against the
+    watchlist's pass over the same lines as `kizuna ops scan-logs` reads them (every DNS, HTTP and TLS
+    value judged against the protected assets and lookalikes; the few hits' storing left out). Kizuna runs
+    the two as separate passes today, so the watch pass is added whole."""
+    from bench import bench_match
+    from kizuna.detect.mappings import LogReader, shipped_mappings
+    from kizuna.ops.watch import VALUE_TYPES
+
+    node = Node.init(tmp / "logs", org_name="Bench", country="GBR")
+    try:
+        operation, domains, fakes = build_operation(node, args.assets, args.lookalikes)
+        watch = watchlist_of(node, operation)
+    finally:
+        node.close()
+    iocs = bench_match._ioc_values(1000)
+    lines = bench_match.events(args.log_lines, iocs)
+    for n in range(1, len(lines), 400):  # 1 in 400 lines (1 in 100 DNS queries): a watched name
+        record = orjson.loads(lines[n])
+        record["query"] = f"www.{rng.choice(domains)}" if n % 800 == 1 else rng.choice(fakes)
+        lines[n] = orjson.dumps(record)
+    engine, _ = bench_match.build_engine(bench_match.indicators(1000))
+
+    def match_pass() -> int:
+        matcher = engine.line_matcher(LogReader(shipped_mappings().values()))
+        return sum(1 for _ in matcher.alerts(lines))
+
+    def watch_pass() -> int:
+        seen: dict[tuple[str, str], bool] = {}
+        for event in LogReader(shipped_mappings().values()).events(lines):
+            for stix_type, field, value in event.facts:
+                if field == "value" and stix_type in VALUE_TYPES and isinstance(value, str):
+                    key = (stix_type, value.lower() if stix_type == "domain-name" else value)
+                    if key not in seen:
+                        seen[key] = watch.value(*key) is not None
+        return sum(seen.values())
+
+    cpu: dict[str, list[float]] = {"match": [], "watch": []}
+    hits = 0
+    for run in range(args.runs):
+        for side in ("match", "watch") if run % 2 == 0 else ("watch", "match"):
+            found, _, cpu_s = timed(match_pass if side == "match" else watch_pass)
+            cpu[side].append(cpu_s)
+            hits = found if side == "watch" else hits
+    match_s, watch_s = statistics.median(cpu["match"]), statistics.median(cpu["watch"])
+    assert hits, "the lines must hit the watchlist, or the bench measures nothing"
+    return {"log_lines": args.log_lines, "match_cpu_s": round(match_s, 3),
+            "match_lines_per_cpu_s": round(args.log_lines / match_s), "watch_pass_cpu_s": round(watch_s, 3),
+            "watch_values_hit": hits, "log_overhead_cpu": round(watch_s / match_s, 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=20_000, help="objects per watchlist batch")
@@ -265,12 +322,15 @@ def main() -> None:
     parser.add_argument("--report-objects", type=int, default=100_000, help="objects in the shift report's day")
     parser.add_argument("--history", type=int, default=0,
                         help="objects of the operation added before the report's period (earlier days)")
+    parser.add_argument("--log-lines", type=int, default=100_000,
+                        help="log lines of the detection part (`kizuna match` against the watch pass); 0 skips it")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args()
     rng = random.Random(14)
     with tempfile.TemporaryDirectory() as tmp:
         figures = {"bench": "ops", **watchlist_overhead(args, rng, Path(tmp)),
                    **report_over_a_day(args, rng, Path(tmp)),
+                   **(log_overhead(args, rng, Path(tmp)) if args.log_lines else {}),
                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     if args.json:
         print(json.dumps(figures))
