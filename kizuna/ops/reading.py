@@ -22,36 +22,35 @@ from kizuna.store.base import Collection, VersionSelector
 LEVEL_OF_MARKING = {oasis_id(level): level for level in TlpLevel}
 
 
-def latest_objects(node: Node, collection: Collection, types: tuple[str, ...] | None = None,
-                   principal: Principal = NODE_ADMIN, added_after: int | None = None,
-                   ids: tuple[str, ...] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(date added, object) for the newest version of each object the principal may see, oldest first."""
+def _newest_rows(node: Node, collection: Collection, types: tuple[str, ...] | None, principal: Principal,
+                 added_after: int | None, ids: tuple[str, ...] | None) -> Iterator[tuple[Any, bytes]]:
+    """(row, body as the principal receives it) of the newest version of each object it may see, oldest
+    first: `Node.read`, the one visibility check, page after page."""
     viewer = node.viewer_for(principal, collection)
     last = VersionSelector(last=True)
     filters = Filters(ids=ids, types=types, versions=last, added_after=added_after)
     while True:
         page = node.read(viewer, Endpoint.OBJECTS, filters)
-        for row, body in page.items:
-            yield row.date_added, orjson.loads(body)
+        yield from page.items
         if not page.more:
             return
         filters = Filters(ids=ids, types=types, versions=last, added_after=added_after, next=page.next)
+
+
+def latest_objects(node: Node, collection: Collection, types: tuple[str, ...] | None = None,
+                   principal: Principal = NODE_ADMIN, added_after: int | None = None,
+                   ids: tuple[str, ...] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(date added, object) for the newest version of each object the principal may see, oldest first."""
+    for row, body in _newest_rows(node, collection, types, principal, added_after, ids):
+        yield row.date_added, orjson.loads(body)
 
 
 def visible_ids(node: Node, collection: Collection, ids: tuple[str, ...],
                 principal: Principal = NODE_ADMIN) -> Iterator[str]:
     """Which of ``ids`` the principal sees in the collection: the same read as ``latest_objects``, without
     parsing bodies that only their ids are wanted of."""
-    viewer = node.viewer_for(principal, collection)
-    last = VersionSelector(last=True)
-    filters = Filters(ids=ids, versions=last)
-    while True:
-        page = node.read(viewer, Endpoint.OBJECTS, filters)
-        for row, _ in page.items:
-            yield row.stix_id
-        if not page.more:
-            return
-        filters = Filters(ids=ids, versions=last, next=page.next)
+    for row, _ in _newest_rows(node, collection, None, principal, None, ids):
+        yield row.stix_id
 
 
 @contextmanager
