@@ -32,7 +32,9 @@ MEDIA_TYPES: Final = {
 
 def feed_lines(fmt: str, objects: Iterable[bytes | str], options: FeedOptions, report: ConversionReport,
                kind: str = "ip", rpz_origin: str = DEFAULT_RPZ_ORIGIN) -> Iterator[str]:
-    """The lines of a ``fmt`` feed (csv, txt, rpz, zeek, suricata) of ``objects`` (`feed_input`)."""
+    """The text of a ``fmt`` feed (csv, txt, rpz, zeek, suricata) of ``objects`` (`feed_input`), in pieces of
+    whole lines: one line a piece, or many (blocklists and RPZ), with a line that carries the build time
+    always a piece of its own."""
     source = iter(objects)
     writers: dict[str, Callable[[], Iterator[str]]] = {
         "csv": lambda: write_csv(source, options=options, report=report),
@@ -82,9 +84,9 @@ def build_feed(node: Any, feed: FeedDefinition, collection: Collection, principa
     digest = hashlib.sha256()
     body = bytearray()  # bytes as they are written: no list of a million str objects beside the text
     batch: list[str] = []
-    for line in lines:
-        batch.append(line)
-        if len(batch) == _BATCH:
+    for piece in lines:
+        batch.append(piece)
+        if len(batch) == _BATCH or len(piece) > _LONG:
             _append(body, digest, batch)
             batch.clear()
     _append(body, digest, batch)
@@ -92,11 +94,12 @@ def build_feed(node: Any, feed: FeedDefinition, collection: Collection, principa
 
 
 _BATCH: Final = 1024  # lines encoded and hashed together: per-line calls cost more than the writer's work
+_LONG: Final = 4096  # a piece this long (many lines: blocklists and RPZ) is encoded and hashed as it comes
 
 
 def _append(body: bytearray, digest: Any, lines: list[str]) -> None:
-    """Add ``lines`` to the body, and to the digest those that do not carry the build time. A batch without
-    either marker anywhere has no such line, so it is encoded and hashed in one go."""
+    """Add ``lines`` (pieces of `feed_lines`) to the body, and to the digest those that do not carry the build
+    time. A batch without either marker anywhere has no such line, so it is encoded and hashed in one go."""
     text = "".join(lines)
     if "# Kizuna " not in text and " IN SOA " not in text:
         data = text.encode("utf-8")
