@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -119,10 +119,12 @@ class FeedService:
         sent = _Sent(fresh, built.etag, kept,
                      built.report.next_change)
         self._remember(key, sent)
-        if _matches(inm, sent.etag):
-            return self._not_modified(sent)
+        if _matches(inm, sent.etag) or request.method == "HEAD":
+            built.body.close()
+            if request.method != "HEAD":
+                return self._not_modified(sent)
         headers = self._validators(sent)
-        headers["Content-Length"] = str(len(built.body))
+        headers["Content-Length"] = str(built.size)
         if request.method == "HEAD":
             return Response(b"", media_type=MEDIA_TYPES[feed.format], headers=headers)
         return StreamingResponse(_pieces(built.body), media_type=MEDIA_TYPES[feed.format], headers=headers)
@@ -137,12 +139,15 @@ class FeedService:
         return Response(status_code=304, headers=self._validators(sent))
 
 
-async def _pieces(body: memoryview) -> AsyncIterator[memoryview]:
-    """The body in slices of the build's buffer. Written whole, a body the socket cannot take at once is
-    copied into the transport's own buffer (46 MB for a zone of a million names, held beside the build's);
-    slice by slice, the server waits for the socket to drain between slices and copies nothing."""
-    for start in range(0, len(body), _PIECE):
-        yield body[start:start + _PIECE]
+async def _pieces(body: IO[bytes]) -> AsyncIterator[bytes]:
+    """The body a slice at a time, read in a worker thread (it may be on disk), then closed, also when the client
+    goes away. Written whole, a body the socket cannot take at once would be copied into the transport's own
+    buffer; slice by slice, the server waits for the socket to drain between slices."""
+    try:
+        while piece := await run_in_threadpool(body.read, _PIECE):
+            yield piece
+    finally:
+        body.close()
 
 
 def feed_routes(node: Node) -> list[Route]:

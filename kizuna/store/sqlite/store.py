@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kizuna.stix.timestamps import now_micros
-from kizuna.store.base import AddResult, NewVersion, Outcome, SearchQuery, StoreError, VersionRow
+from kizuna.store.base import AddResult, FeedRow, NewVersion, Outcome, SearchQuery, StoreError, VersionRow
 from kizuna.store.search_index import SqliteSearchIndex
 from kizuna.store.sql import SqlStore, effective_schema_version
 from kizuna.store.sqlite.migrations import MIGRATIONS
@@ -125,6 +125,15 @@ class SqliteStore(SqlStore):
         if row is None:
             raise StoreError(f"collection {collection_pk} does not exist")
         return int(row[0]), now_micros()
+
+    def feed_rows(self, collection_pk: int, added_after: int | None, limit: int) -> list[FeedRow]:
+        """As every SQL store reads them, then this thread's page cache is let go: a feed walks every indicator
+        row of a collection once, so the cache (64 MiB a reader) would only fill with pages read once, in each
+        server thread that happened to build a feed: a third of a server's memory after a million-row feed."""
+        rows = super().feed_rows(collection_pk, added_after, limit)
+        with self._reader() as cur:
+            cur.execute("PRAGMA shrink_memory")
+        return rows
 
     # -- the search backlog (store/search_index.py) ----------------------------------------
     def add_versions(self, collection_pk: int, versions: Sequence[NewVersion]) -> list[AddResult]:
