@@ -92,7 +92,12 @@ def _all_quick(columns: list[tuple[Any, ...]], whole: dict[tuple[str | None, str
     _seqs, _ids, _versions, _added, producers, markings, is_last, facts = columns
     if None in facts or is_last.count(1) != len(is_last):
         return False
-    for key in set(zip(producers, markings, strict=True)):
+    count = len(producers)
+    if producers.count(producers[0]) == count and markings.count(markings[0]) == count:
+        keys = {(producers[0], markings[0])}  # the usual batch: one producer and marking (compared, not hashed)
+    else:
+        keys = set(zip(producers, markings, strict=True))
+    for key in keys:
         as_stored = whole.get(key)
         if as_stored is None:
             as_stored = whole[key] = served_as_stored(viewer, "indicator", *key)
