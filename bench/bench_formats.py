@@ -136,9 +136,9 @@ def child(name: str, source: Path, target: Path) -> dict[str, Any]:
         with source.open("rb") as handle, target.open("w", encoding="utf-8") as out:
             lines = (write_blocklist(handle, "ip", options=options) if name == "blocklist-kizuna"
                      else write_rpz(handle, "rpz.bench.example", options=options))
-            for line in lines:
-                out.write(line)
-                count += 1
+            for piece in lines:  # pieces of whole lines
+                out.write(piece)
+                count += piece.count("\n")
     else:
         raise SystemExit(f"unknown measurement {name}")
     seconds = time.perf_counter() - start

@@ -164,9 +164,9 @@ def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, 
                     options = FeedOptions(tlp_ceiling=TlpLevel.from_token(tlp_max) if tlp_max else None,
                                           min_confidence=min_confidence, include_flagged=include_warninglisted)
                     with run.progress(enabled=output is not None) as progress:
-                        for line in feed_lines(fmt, run.feed_items(progress, fmt), options, report,
+                        for piece in feed_lines(fmt, run.feed_items(progress, fmt), options, report,
                                                 kind, rpz_origin):
-                            data = line.encode("utf-8")
+                            data = piece.encode("utf-8")
                             stream.write(data)
                             written += len(data)
     except FormatError as exc:

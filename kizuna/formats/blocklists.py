@@ -1,6 +1,6 @@
 """Plain-text blocklists: one IOC a line, one list per kind, for firewalls, proxies and DNS filters.
 
-Lines are generated one at a time from the caller's view (`feeds.select` applies the feed's TLP
+Values are read one at a time from the caller's view (`feeds.select` applies the feed's TLP
 ceiling, confidence floor, expiry and warninglist flags), so a million indicators never sit in memory
 as objects; only the set of values already written is kept, to write each value once.
 """
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from kizuna.formats.base import ConversionReport, FormatError
-from kizuna.formats.feeds import DEFAULT_OPTIONS, FeedOptions, feed_timestamp, select
+from kizuna.formats.feeds import DEFAULT_OPTIONS, PIECE_LINES, FeedOptions, feed_timestamp, select_terms
 from kizuna.formats.iocs import HASH_KINDS, IPV4, IPV6, KINDS
 
 #: The lists `write_blocklist` can write, and the IOC kinds each one holds.
@@ -30,7 +30,8 @@ def write_blocklist(
     report: ConversionReport | None = None,
     header: bool = False,
 ) -> Iterator[str]:
-    """Lines (with ``\\n``) of a blocklist of ``kind``: ``ip`` (addresses and CIDR blocks, v4 and v6),
+    """The text of a blocklist of ``kind``, in pieces of whole lines (the header line on its own, the values
+    some thousand lines a piece, `PIECE_LINES`): ``ip`` (addresses and CIDR blocks, v4 and v6),
     ``ipv4``, ``ipv6``, ``domain``, ``url``, ``email``, ``hash`` (all four), ``md5``, ``sha1``,
     ``sha256``, ``sha512`` or ``ja3``. ``header`` adds ``#`` comment lines naming the feed and its time.
     """
@@ -40,8 +41,14 @@ def write_blocklist(
     if header:
         yield f"# Kizuna {kind} blocklist as of {feed_timestamp(options)}\n"
     written: set[str] = set()
-    for selected in select(objects, options, report, wanted):
-        for _, value in selected.terms:
-            if value not in written:
-                written.add(value)
-                yield value + "\n"
+    out: list[str] = []
+    add = out.append
+    for _, value in select_terms(objects, options, report, wanted):
+        if value not in written:
+            written.add(value)
+            add(value + "\n")
+            if len(out) >= PIECE_LINES:
+                yield "".join(out)
+                out.clear()
+    if out:
+        yield "".join(out)

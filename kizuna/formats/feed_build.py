@@ -6,9 +6,10 @@ HTTP is byte for byte what `kizuna export --as-token-id` writes for the same tok
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from kizuna.core.feeds import FeedDefinition
 from kizuna.core.principal import Principal
@@ -32,7 +33,9 @@ MEDIA_TYPES: Final = {
 
 def feed_lines(fmt: str, objects: Iterable[bytes | str], options: FeedOptions, report: ConversionReport,
                kind: str = "ip", rpz_origin: str = DEFAULT_RPZ_ORIGIN) -> Iterator[str]:
-    """The lines of a ``fmt`` feed (csv, txt, rpz, zeek, suricata) of ``objects`` (`feed_input`)."""
+    """The text of a ``fmt`` feed (csv, txt, rpz, zeek, suricata) of ``objects`` (`feed_input`), in pieces of
+    whole lines: one line a piece, or many (blocklists and RPZ), with a line that carries the build time
+    always a piece of its own."""
     source = iter(objects)
     writers: dict[str, Callable[[], Iterator[str]]] = {
         "csv": lambda: write_csv(source, options=options, report=report),
@@ -65,9 +68,11 @@ def feed_options(feed: FeedDefinition) -> FeedOptions:
 
 @dataclass(frozen=True, slots=True)
 class BuiltFeed:
-    #: A read-only view of the buffer the lines were written to: a copy into ``bytes`` would hold a million-line
-    #: body twice at the build's peak (the HTTP response takes the view as it is).
-    body: memoryview
+    #: The body, read from its start: a temporary file, in memory up to `_IN_MEMORY` bytes and on disk beyond,
+    #: because a million-line body held by the server would be 46 MB of its peak memory (beside the build's own).
+    #: Whoever takes it closes it.
+    body: IO[bytes]
+    size: int  # bytes in the body
     etag: str  # strong validator: a digest of the body
     report: ConversionReport
 
@@ -80,32 +85,40 @@ def build_feed(node: Any, feed: FeedDefinition, collection: Collection, principa
     lines = feed_lines(feed.format, objects, feed_options(feed), report, feed.kind or "ip",
                        feed.rpz_origin or DEFAULT_RPZ_ORIGIN)
     digest = hashlib.sha256()
-    body = bytearray()  # bytes as they are written: no list of a million str objects beside the text
-    batch: list[str] = []
-    for line in lines:
-        batch.append(line)
-        if len(batch) == _BATCH:
-            _append(body, digest, batch)
-            batch.clear()
-    _append(body, digest, batch)
-    return BuiltFeed(memoryview(body).toreadonly(), '"' + digest.hexdigest()[:40] + '"', report)
+    body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY)  # handed to the caller
+    try:
+        batch: list[str] = []
+        for piece in lines:
+            batch.append(piece)
+            if len(batch) == _BATCH or len(piece) > _LONG:
+                _append(body, digest, batch)
+                batch.clear()
+        _append(body, digest, batch)
+        size = body.tell()
+        body.seek(0)
+    except BaseException:
+        body.close()
+        raise
+    return BuiltFeed(body, size, '"' + digest.hexdigest()[:40] + '"', report)
 
 
+_IN_MEMORY: Final = 1024 * 1024  # a body up to this size stays in memory (most feeds); a longer one goes to disk
 _BATCH: Final = 1024  # lines encoded and hashed together: per-line calls cost more than the writer's work
+_LONG: Final = 4096  # a piece this long (many lines: blocklists and RPZ) is encoded and hashed as it comes
 
 
-def _append(body: bytearray, digest: Any, lines: list[str]) -> None:
-    """Add ``lines`` to the body, and to the digest those that do not carry the build time. A batch without
-    either marker anywhere has no such line, so it is encoded and hashed in one go."""
+def _append(body: IO[bytes], digest: Any, lines: list[str]) -> None:
+    """Add ``lines`` (pieces of `feed_lines`) to the body, and to the digest those that do not carry the build
+    time. A batch without either marker anywhere has no such line, so it is encoded and hashed in one go."""
     text = "".join(lines)
     if "# Kizuna " not in text and " IN SOA " not in text:
         data = text.encode("utf-8")
-        body += data
+        body.write(data)
         digest.update(data)
         return
     for line in lines:
         data = line.encode("utf-8")
-        body += data
+        body.write(data)
         if not _carries_build_time(line):
             digest.update(data)
 

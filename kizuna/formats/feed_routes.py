@@ -20,13 +20,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from kizuna.core.errors import KizunaError, NotFound
@@ -39,6 +40,7 @@ from kizuna.store.base import Collection
 from kizuna.taxii.http import authenticated, kizuna_error_response
 
 _CACHE_SIZE: Final = 1024
+_PIECE: Final = 256 * 1024  # bytes of the body handed to the transport at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +119,15 @@ class FeedService:
         sent = _Sent(fresh, built.etag, kept,
                      built.report.next_change)
         self._remember(key, sent)
-        if _matches(inm, sent.etag):
-            return self._not_modified(sent)
+        if _matches(inm, sent.etag) or request.method == "HEAD":
+            built.body.close()
+            if request.method != "HEAD":
+                return self._not_modified(sent)
         headers = self._validators(sent)
-        body = b"" if request.method == "HEAD" else built.body
-        headers["Content-Length"] = str(len(built.body))
-        return Response(body, media_type=MEDIA_TYPES[feed.format], headers=headers)
+        headers["Content-Length"] = str(built.size)
+        if request.method == "HEAD":
+            return Response(b"", media_type=MEDIA_TYPES[feed.format], headers=headers)
+        return StreamingResponse(_pieces(built.body), media_type=MEDIA_TYPES[feed.format], headers=headers)
 
     @staticmethod
     def _validators(sent: _Sent) -> dict[str, str]:
@@ -132,6 +137,17 @@ class FeedService:
 
     def _not_modified(self, sent: _Sent) -> Response:
         return Response(status_code=304, headers=self._validators(sent))
+
+
+async def _pieces(body: IO[bytes]) -> AsyncIterator[bytes]:
+    """The body a slice at a time, read in a worker thread (it may be on disk), then closed, also when the client
+    goes away. Written whole, a body the socket cannot take at once would be copied into the transport's own
+    buffer; slice by slice, the server waits for the socket to drain between slices."""
+    try:
+        while piece := await run_in_threadpool(body.read, _PIECE):
+            yield piece
+    finally:
+        body.close()
 
 
 def feed_routes(node: Node) -> list[Route]:

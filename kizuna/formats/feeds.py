@@ -67,6 +67,9 @@ class FeedOptions:
 
 
 DEFAULT_OPTIONS: Final = FeedOptions()
+#: Lines a list writer joins into one piece of text: a million lines handed on one at a time cost more in
+#: the generators they pass through than in writing them.
+PIECE_LINES: Final = 1024
 
 # Bytes that the JSON text of a pattern holding each kind must contain (unless it uses \u escapes,
 # which disable this shortcut): objects without any are skipped before parsing.
@@ -74,6 +77,10 @@ _MARKERS: Final = {
     IPV4: b"ipv4-addr:", IPV6: b"ipv6-addr:", DOMAIN: b"domain-name:", URL: b"url:", EMAIL: b"email-addr:",
     MD5: b"hashes", SHA1: b"hashes", SHA256: b"hashes", SHA512: b"hashes", JA3: b"ja3",
 }
+
+
+#: Stands for the indicator of stored facts where only its terms are wanted (`select_terms`).
+_ID_ONLY: Final[dict[str, Any]] = {}
 
 
 @dataclass(slots=True)
@@ -132,6 +139,26 @@ def select(
     with ``skip_unparsed`` stored JSON without any of their pattern paths is not even parsed (a
     writer whose kinds make up most feeds, such as RPZ, turns that off: the test costs more there).
     """
+    selected: Iterator[Selected] = _select(objects, options, report, kinds, skip_unparsed, False)
+    return selected
+
+
+def select_terms(
+    objects: Iterable[dict[str, Any] | bytes | str], options: FeedOptions, report: ConversionReport | None = None,
+    kinds: Collection[str] | None = None, skip_unparsed: bool = True,
+) -> Iterator[tuple[str, str]]:
+    """The ``terms`` of every indicator `select` yields, one (kind, canonical value) at a time, in the same order
+    and with the same report, for writers that read nothing else of an indicator (blocklists, RPZ): no
+    `Selected` and no indicator dict is made for each of a million facts."""
+    terms: Iterator[tuple[str, str]] = _select(objects, options, report, kinds, skip_unparsed, True)
+    return terms
+
+
+def _select(
+    objects: Iterable[dict[str, Any] | bytes | str], options: FeedOptions, report: ConversionReport | None,
+    kinds: Collection[str] | None, skip_unparsed: bool, terms_only: bool,
+) -> Iterator[Any]:
+    """`select` (``terms_only`` False) or `select_terms` (True)."""
     now = parse_timestamp(options.now) if options.now else now_micros()
     now_second = format_timestamp(now)[:19]
     skipped: Counter[str] = Counter()
@@ -177,7 +204,8 @@ def select(
             if flagged and not include_flagged:
                 skipped["on a warninglist"] += 1
                 continue
-            obj: dict[str, Any] = {"id": stix_id}  # all a writer reads of an indicator given by its facts
+            # all a writer reads of an indicator given by its facts (its id)
+            obj: dict[str, Any] = _ID_ONLY if terms_only else {"id": stix_id}
         else:
             if markers is not None and type(item) is bytes:
                 for marker in markers:
@@ -226,7 +254,9 @@ def select(
             one = single_term(pattern) if type(pattern) is str else None
             if one is None:
                 terms = _terms(obj, pattern, kinds, unused, report)
-                if terms:
+                if terms_only:
+                    yield from terms
+                elif terms:
                     yield Selected(obj, terms)
                 continue
             kind, literal = kind_by_path[one.group(1)], one.group(2)[1:-1]
@@ -241,9 +271,10 @@ def select(
         else:
             value = canonical(kind, literal)
         if value is not None:
-            yield Selected(obj, [(kind, value)])
+            yield (kind, value) if terms_only else Selected(obj, [(kind, value)])
         elif report is not None:
-            report.losses.append(Loss(str(obj.get("id", "?")), "pattern", literal, f"not a valid {kind} value"))
+            where = stix_id if obj is _ID_ONLY else str(obj.get("id", "?"))
+            report.losses.append(Loss(where, "pattern", literal, f"not a valid {kind} value"))
     if report is not None:
         for reason, count in sorted(skipped.items()):
             report.warnings.append(f"{count} indicator(s) left out: {reason}")

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from kizuna.formats.base import ConversionReport, FormatError
-from kizuna.formats.feeds import DEFAULT_OPTIONS, FeedOptions, feed_timestamp, select
+from kizuna.formats.feeds import DEFAULT_OPTIONS, PIECE_LINES, FeedOptions, feed_timestamp, select_terms
 from kizuna.formats.iocs import DOMAIN, IPV4, IPV6, to_ascii_domain
 from kizuna.stix.timestamps import parse_timestamp
 
@@ -55,7 +55,8 @@ def write_rpz(
     hostmaster: str = "hostmaster.localhost.",
     subdomains: bool = True,
 ) -> Iterator[str]:
-    """Lines of an RPZ zone file for ``origin`` (e.g. ``rpz.example.org``), SOA and NS first.
+    """The text of an RPZ zone file for ``origin`` (e.g. ``rpz.example.org``), SOA and NS first, in pieces of
+    whole lines: the four head lines one by one, the records some thousand lines a piece (`PIECE_LINES`).
 
     ``action``: nxdomain (default), nodata, drop or passthru. ``subdomains`` adds ``*.domain`` for
     each domain. The SOA serial is the feed time in seconds since the epoch, so it grows with time.
@@ -75,22 +76,28 @@ def write_rpz(
     unsupported: Counter[str] = Counter()
     room = 254 - len(zone) - 2  # owner names must fit in 255 octets with the origin and a "*." label
     tail = f" {record}\n"
-    for selected in select(objects, options, report, (DOMAIN, IPV4, IPV6), skip_unparsed=False):
-        for kind, value in selected.terms:
-            if value in written:  # one entry per value keeps the set at a third of one per owner name
+    out: list[str] = []
+    add = out.append
+    for kind, value in select_terms(objects, options, report, (DOMAIN, IPV4, IPV6), skip_unparsed=False):
+        if value in written:  # one entry per value keeps the set at a third of one per owner name
+            continue
+        if kind == DOMAIN:
+            name = value if value.isascii() else to_ascii_domain(value)
+            if len(name) > room:
+                unsupported["domain too long for the zone"] += 1
                 continue
-            if kind == DOMAIN:
-                name = value if value.isascii() else to_ascii_domain(value)
-                if len(name) > room:
-                    unsupported["domain too long for the zone"] += 1
-                    continue
-                written.add(value)
-                yield name + tail
-                if subdomains:
-                    yield "*." + name + tail
-            else:
-                written.add(value)
-                yield rpz_ip_name(value) + tail
+            written.add(value)
+            add(name + tail)
+            if subdomains:
+                add("*." + name + tail)
+        else:
+            written.add(value)
+            add(rpz_ip_name(value) + tail)
+        if len(out) >= PIECE_LINES:
+            yield "".join(out)
+            out.clear()
+    if out:
+        yield "".join(out)
     if report is not None:
         for what, count in sorted(unsupported.items()):
             report.warnings.append(f"{count} {what} value(s) have no RPZ form and were left out")

@@ -17,11 +17,11 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Final
 
 import numpy as np
 
-from kizuna.hashes import kernels
 from kizuna.hashes.mih import MultiIndex, probe_plan, probes_per_query, width_for, words_of
 
 BITS: Final = 256
@@ -84,8 +84,18 @@ def _split(queries: np.ndarray, search: Callable[[np.ndarray], Found]) -> Found:
             np.concatenate([p for _, p, _ in parts]), np.concatenate([d for _, _, d in parts]))
 
 
+def _kernels() -> ModuleType:
+    """The compiled loops, imported on the first search rather than with this module: numba and llvmlite
+    add about 60 MB to a process (a third of a `kizuna serve` at rest) and 0.2 s to its start, and most
+    processes that import the hash routes never search a bank."""
+    from kizuna.hashes import kernels
+
+    return kernels
+
+
 def _scan(rows: np.ndarray, queries: np.ndarray, threshold: int, offset: int = 0) -> Found:
     words = words_of(rows)
+    kernels = _kernels()
 
     def search(part: np.ndarray) -> Found:
         query_words = words_of(part)
@@ -98,6 +108,7 @@ def _scan(rows: np.ndarray, queries: np.ndarray, threshold: int, offset: int = 0
 def _probe(main: MultiIndex, rows: np.ndarray, queries: np.ndarray, threshold: int) -> Found:
     words = words_of(rows)
     masks, counts = probe_plan(main.width, threshold)
+    kernels = _kernels()
 
     def search(part: np.ndarray) -> Found:
         query_words = words_of(part)

@@ -13,14 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from kizuna.core import browse
+from kizuna.core.audit import unpack_served
+from kizuna.core.feed_read import feed_items
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.formats.base import ConversionReport
 from kizuna.formats.feed_build import feed_lines
-from kizuna.formats.feeds import FeedOptions
+from kizuna.formats.feeds import FeedOptions, select, select_terms
 from kizuna.formats.iocs import indicator_id, pattern_for
 from kizuna.policy.tlp import TlpLevel
 from kizuna.store import feed_facts
@@ -121,6 +124,51 @@ def test_a_feed_from_stored_facts_is_byte_identical_to_one_from_the_bodies(
         for limits in ({}, {"min_confidence": 50}, {"tlp_ceiling": TlpLevel.GREEN}, {"include_flagged": True}):
             _both(node, collection, principal, fmt, **limits)
     assert _both(node, collection, NODE_ADMIN, fmt).count("\n") > 45
+
+
+def _served(node: Node, after: int) -> list[tuple[str, int]]:
+    """The (id, version) pairs the egress records after audit record ``after`` say were served."""
+    return [pair for record in node.audit.records() if record.seq > after and record.kind == "egress"
+            for pair in unpack_served(orjson.loads(record.body)["served"])]
+
+
+@pytest.mark.parametrize("fmt", ["txt", "rpz"])
+def test_batches_taken_whole_from_the_facts_or_row_by_row_give_the_same_feed_and_audit(
+    loaded: tuple[Node, Collection, Principal], fmt: str,
+) -> None:
+    """`feed_items` takes a batch whose every row is served from its facts column by column, and any other batch
+    row by row. Batches of 1 and 7 rows mix the two ways; one batch of 5000 takes the corpus row by row (it
+    holds rows the facts cannot serve). The lines and the egress audit (what left, which versions) must agree
+    with each other and with the feed built from the bodies."""
+    node, collection, partner = loaded
+    for principal in (NODE_ADMIN, partner):
+        from_bodies = _lines(fmt, node.export_objects(collection, principal, latest_only=True))
+        audits = []
+        for batch in (1, 7, 5000):
+            mark = max(record.seq for record in node.audit.records())
+            assert _lines(fmt, feed_items(node, node.viewer_for(principal, collection), batch)) == from_bodies
+            audits.append(sorted(_served(node, mark)))
+        assert audits[0] == audits[1] == audits[2] and len(audits[0]) > 40
+
+
+def test_select_terms_yields_the_terms_of_select_with_the_same_report(
+    loaded: tuple[Node, Collection, Principal],
+) -> None:
+    """The writers' shortcut (`select_terms`) against `select`, on stored facts, JSON bodies, dicts, patterns of
+    several IOCs and values that are no IOC, under each kind of limit."""
+    node, collection, _partner = loaded
+    items = [*node.export_feed(collection), *node.export_objects(collection, latest_only=True), *_corpus(),
+             _indicator("ipv4", "10.0.0.1", pattern="[ipv4-addr:value = '300.1.1.1']"),
+             _indicator("domain", "x.example", pattern="[domain-name:value = 'a.example' OR url:value = 'http://b/']")]
+    assert any(type(item) is str for item in items) and any(type(item) is bytes for item in items)
+    for kinds in (None, ("ipv4",), ("domain", "ipv4", "ipv6")):
+        for limits in ({}, {"min_confidence": 50}, {"tlp_ceiling": TlpLevel.GREEN}, {"include_flagged": True}):
+            options = FeedOptions(now=NOW, **limits)
+            whole, bare = ConversionReport("txt"), ConversionReport("txt")
+            expected = [term for selected in select(items, options, whole, kinds) for term in selected.terms]
+            assert list(select_terms(items, options, bare, kinds)) == expected
+            assert (bare.summary(), bare.next_change) == (whole.summary(), whole.next_change)
+    assert len(expected) > 100 and whole.losses
 
 
 def test_what_the_policy_hides_never_reaches_the_partners_list(loaded: tuple[Node, Collection, Principal]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -31,6 +32,11 @@ ACCEPTED = {
 OPTIONS = FeedOptions(now=NOW)
 
 
+def _lines(pieces: Iterable[str]) -> list[str]:
+    """A writer's lines: it hands its text on in pieces of whole lines."""
+    return "".join(pieces).splitlines(keepends=True)
+
+
 def indicator(value_pattern: str, **extra: Any) -> dict[str, Any]:
     base = {"type": "indicator", "spec_version": "2.1", "id": indicator_id("x", value_pattern),
             "created": "2025-01-01T00:00:00Z", "modified": "2025-01-01T00:00:00Z", "pattern": value_pattern,
@@ -41,7 +47,7 @@ def indicator(value_pattern: str, **extra: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("kind", sorted(ACCEPTED))
 def test_csv_to_stix_to_blocklist_returns_exactly_the_accepted_values(kind: str) -> None:
     report = read_ioc_list(MIXED_CSV, now=NOW)
-    lines = list(write_blocklist(report.objects, kind, options=OPTIONS))
+    lines = _lines(write_blocklist(report.objects, kind, options=OPTIONS))
     assert all(line.endswith("\n") for line in lines)
     assert sorted(line[:-1] for line in lines) == sorted(ACCEPTED[kind])  # flagged 8.8.8.8, empty SHA-512 left out
 
@@ -49,11 +55,11 @@ def test_csv_to_stix_to_blocklist_returns_exactly_the_accepted_values(kind: str)
 def test_stored_json_bytes_are_accepted_and_flagged_values_need_force() -> None:
     report = read_ioc_list(MIXED_CSV, now=NOW)
     as_bytes = [orjson.dumps(o) for o in report.objects]
-    forced = {line.strip() for line in write_blocklist(as_bytes, "ip", options=FeedOptions(now=NOW,
-                                                                                            include_flagged=True))}
+    forced_options = FeedOptions(now=NOW, include_flagged=True)
+    forced = {line.strip() for line in _lines(write_blocklist(as_bytes, "ip", options=forced_options))}
     assert forced == ACCEPTED["ip"] | {"8.8.8.8"}
     feed_report = ConversionReport("blocklist")
-    assert "8.8.8.8\n" not in list(write_blocklist(as_bytes, "ip", options=OPTIONS, report=feed_report))
+    assert "8.8.8.8\n" not in _lines(write_blocklist(as_bytes, "ip", options=OPTIONS, report=feed_report))
     assert "1 indicator(s) left out: on a warninglist" in feed_report.warnings  # 8.8.8.8; the SHA-512 is unread
 
 
@@ -85,7 +91,8 @@ def test_tlp_ceiling_confidence_floor_and_expiry() -> None:
     ]
 
     def feed(**kw: Any) -> list[str]:
-        return [line.strip() for line in write_blocklist(objects, "ip", options=FeedOptions(**{"now": NOW, **kw}))]
+        lines = _lines(write_blocklist(objects, "ip", options=FeedOptions(**{"now": NOW, **kw})))
+        return [line.strip() for line in lines]
 
     assert feed() == ["45.33.1.1", "45.33.1.2", "45.33.1.3", "45.33.1.7", "45.33.1.8"]
     assert feed(tlp_ceiling=TlpLevel.GREEN) == ["45.33.1.1", "45.33.1.3", "45.33.1.7"]
@@ -106,9 +113,9 @@ def test_patterns_no_list_can_express_and_hostile_values_are_reported_not_writte
         indicator("[ipv4-addr:value = '45.33.2.2']", pattern_type="sigma"),
     ]
     report = ConversionReport("blocklist")
-    assert [line.strip() for line in write_blocklist(objects, "domain", options=OPTIONS, report=report)] == [
+    assert [line.strip() for line in _lines(write_blocklist(objects, "domain", options=OPTIONS, report=report))] == [
         "ok.example.org", "also.example.org"]
-    assert [line.strip() for line in write_blocklist(objects, "ip", options=OPTIONS)] == ["45.33.3.0/24"]
+    assert [line.strip() for line in _lines(write_blocklist(objects, "ip", options=OPTIONS))] == ["45.33.3.0/24"]
     reasons = [(loss.ref, loss.reason) for loss in report.losses]
     assert reasons[0] == (objects[0]["id"], "not a list of IOCs (AND, qualifiers or properties a blocklist cannot "
                                             "express)")
@@ -144,5 +151,5 @@ def test_stored_bytes_of_other_kinds_are_skipped_unparsed_but_escaped_json_is_re
     escaped = orjson.dumps(indicator("[ipv4-addr:value = '45.33.5.5']")).replace(b"ipv4-addr", b"ipv4\\u002daddr")
     assert orjson.loads(escaped)["pattern"] == "[ipv4-addr:value = '45.33.5.5']"
     report = ConversionReport("blocklist")
-    assert list(write_blocklist([domain, escaped], "ip", options=OPTIONS, report=report)) == ["45.33.5.5\n"]
+    assert _lines(write_blocklist([domain, escaped], "ip", options=OPTIONS, report=report)) == ["45.33.5.5\n"]
     assert "1 object(s) without an IOC of this feed's kinds skipped unparsed" in report.warnings
