@@ -21,6 +21,7 @@ import orjson
 
 from kizuna.cli import match_yara
 from kizuna.cli.common import CliError
+from kizuna.cli.ops_watch import operation_watch
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
 from kizuna.detect.files import PendingFile, check_writable, read_stix_file
 from kizuna.detect.intel import zeek_intel_indicators
@@ -130,6 +131,10 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
     help="Write one JSON alert per hit to this file ('-' for standard output).",
 )
 @click.option("--collection", default=None, help="Store the sightings in this node collection.")
+@click.option("--operation", default=None,
+              help="Also judge the logs' domains, URLs and addresses against this operation's protected assets "
+              "and lookalikes, in the same pass (as `kizuna ops scan-logs` does); hits are stored in the "
+              "operation's intel collection and show in `kizuna ops alerts`.")
 @click.option("--include-warninglisted", is_flag=True,
               help="Also match indicators flagged at import as on a MISP warninglist (skipped by default).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on standard output.")
@@ -153,6 +158,7 @@ def match_command(
     output: Path | None,
     alerts: str | None,
     collection: str | None,
+    operation: str | None,
     include_warninglisted: bool,
     as_json: bool,
     quiet: bool,
@@ -174,26 +180,30 @@ def match_command(
         raise CliError(problem, code="io", file=str(output))
     if alerts not in (None, "-") and (problem := check_writable(Path(alerts), "alerts file")):
         raise CliError(problem, code="io", file=alerts)
-    node = _open_node(data_dir) if (collection or source_collections or identity_id is None) else None
+    if operation is not None and (yara or observed_data):
+        raise CliError("--operation judges log lines; it cannot be used with --yara or --observed-data",
+                       code="usage", exit_code=2)
+    node = _open_node(data_dir) if (collection or source_collections or operation or identity_id is None) else None
     pending: list[PendingFile] = []
     try:
         store_in: Any = None
         sources: list[Iterator[bytes]] = []
-        if collection or source_collections:
+        if collection or source_collections or operation:
             if node is None:
-                option = "--collection" if collection else "--from-collection"
+                option = "--collection" if collection else "--from-collection" if source_collections else "--operation"
                 raise CliError(f"{option} needs a Kizuna node (see `kizuna init`)", code="usage", exit_code=2)
             # Resolved before any work: a collection that does not exist fails the run at once.
             store_in = node.find_collection(collection, None) if collection else None
             # export_objects is lazy: each collection is read when its indicators are loaded.
             sources = [node.export_objects(node.find_collection(ref, None)) for ref in source_collections]
         identity = identity_id or (node.identity().get("id") if node else None) or LOCAL_IDENTITY_ID
+        watch = operation_watch(node, operation) if operation is not None and node is not None else None
         run: MatchRun | YaraScan
         if yara:
             run = YaraScan(identity, window=window)
         else:
             run = MatchRun(identity, list(_mappings(mapping_file).values()), forced=mapping_name, window=window,
-                           include_warninglisted=include_warninglisted)
+                           include_warninglisted=include_warninglisted, watch=watch.log if watch else None)
         if node is not None:
             run.bundle.remember(node.identity())
         for path in indicator_files:
@@ -224,6 +234,7 @@ def match_command(
             sightings = run.engine.aggregator.sightings()
         bundle, missing = run.bundle.build(sightings, f"bundle--{uuid.uuid4()}")
         stored = _store(node, store_in, sightings) if store_in is not None else None
+        watch_hits = watch.store() if watch is not None else None
         if output is not None:
             sightings_file = PendingFile(output, binary=True)
             pending.append(sightings_file)
@@ -244,6 +255,8 @@ def match_command(
     summary = run.summary(len(sightings), observed_data)
     summary.update(stored=stored, output=str(output) if output else None,
                    bundle_objects=len(bundle["objects"]), bundle_missing=missing)
+    if watch_hits is not None:
+        summary["operation"] = {"operation": operation, "hits": watch_hits}
     if isinstance(run, YaraScan):
         match_yara.report(ctx, run, summary, missing, as_json=as_json, quiet=quiet)
         return
@@ -258,6 +271,9 @@ def match_command(
                      " (--include-warninglisted matches them too)")
         text += "".join(f"\n  {p.file}:{p.line}: {p.reason}" for p in stats.problems[:20])
         text += "".join(f"\n  not in the bundle: {ref}: {why}" for ref, why in missing.items())
+        if watch_hits is not None:
+            text += f"\n{len(watch_hits)} values hit the watchlist of {operation}" + "".join(
+                f"\n  {h['count']:>6}  {h['rule']:<12} {h['value']}  (protected: {h['asset']})" for h in watch_hits)
         click.echo(text, err=True)
 
 

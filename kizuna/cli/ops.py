@@ -5,13 +5,15 @@ Each command is a thin call into kizuna/ops; the runbook is docs/operations-runb
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from kizuna.cli.common import CliError, emit, json_option, node_of, output_stream
+from kizuna.cli.ops_watch import operation_watch
+from kizuna.detect.engine import DetectionEngine
 from kizuna.detect.mappings import LogReader, shipped_mappings
 from kizuna.ops.arrivals import alerts_of
 from kizuna.ops.assets import add_assets, list_assets
@@ -28,8 +30,7 @@ from kizuna.ops.incidents import (
 from kizuna.ops.reading import collector_paused, since_micros
 from kizuna.ops.records import find, load_lookalikes
 from kizuna.ops.report import default_since, shift_report
-from kizuna.ops.sightings import promote, record_log_hits
-from kizuna.ops.watch import VALUE_TYPES
+from kizuna.ops.sightings import promote
 from kizuna.ops.workspace import DEFAULT_GRACE_DAYS, close_operation, create_operation, describe, list_operations
 from kizuna.web.i18n import translations
 
@@ -186,25 +187,21 @@ def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], ma
     """Check local DNS, proxy or TLS logs (the `kizuna match` formats) against the protected assets and
     their lookalikes; each hit is stored as observed data and shows in `ops alerts`."""
     node = node_of(ctx)
-    found = find(node.store, operation)
+    watch = operation_watch(node, operation)
     mappings = shipped_mappings()
     if mapping_name is not None and mapping_name not in mappings:
         raise CliError(f"unknown mapping {mapping_name!r}; shipped: {', '.join(sorted(mappings))}")
     reader = LogReader(mappings.values(), forced=mapping_name)
-
-    def values() -> Iterator[tuple[str, str, float | None]]:
-        for path in logs:
-            try:
-                with path.open("rb") as lines:
-                    for event in reader.events(lines):
-                        for stix_type, field, value in event.facts:
-                            if field == "value" and stix_type in VALUE_TYPES and isinstance(value, str):
-                                yield stix_type, value, event.time
-            except OSError as exc:
-                raise CliError(f"cannot read {path}: {exc.strerror}", file=str(path)) from None
-
-    hits = record_log_hits(node, found, values())
-    rows = [{"value": h.value, "asset": h.hit.asset, "rule": h.hit.rule, "count": h.count} for h in hits]
+    # No indicators: the detection fast path runs for the watch alone (the same pass as `match --operation`).
+    matcher = DetectionEngine(node.identity().get("id") or "identity--local").line_matcher(reader, watch.log)
+    for path in logs:
+        try:
+            with path.open("rb") as lines:
+                for _ in matcher.alerts(lines):
+                    pass
+        except OSError as exc:
+            raise CliError(f"cannot read {path}: {exc.strerror}", file=str(path)) from None
+    rows = watch.store()
     text = "\n".join(f"{r['count']:>6}  {r['rule']:<12} {r['value']}  (protected: {r['asset']})" for r in rows)
     emit(as_json, {"lines": reader.stats.lines, "hits": rows},
          f"{reader.stats.lines} log lines read; {len(rows)} values hit the watchlist" + (f":\n{text}" if rows else "."))

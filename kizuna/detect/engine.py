@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from kizuna.detect.fast import LineMatcher
+from kizuna.detect.fast import LineMatcher, ValueWatch
 from kizuna.detect.index import IndicatorIndex, observation_facts
 from kizuna.detect.mappings import Event, LogReader, Mapping
 from kizuna.detect.observations import Observation, observations_from_stix
@@ -46,9 +46,10 @@ class DetectionEngine:
         hits = self.index.match(facts, event.build, event.types, at=event.time)
         return self._record(hits, event.time, event.line, event.mapping, facts)
 
-    def line_matcher(self, reader: LogReader) -> LineMatcher:
-        """Match raw log lines, skipping the mapping of lines that hit nothing (see fast.py)."""
-        return LineMatcher(self, reader)
+    def line_matcher(self, reader: LogReader, watch: ValueWatch | None = None) -> LineMatcher:
+        """Match raw log lines, skipping the mapping of lines that hit nothing (see fast.py); a `watch`
+        judges the lines' values in the same pass."""
+        return LineMatcher(self, reader, watch=watch)
 
     def submit_observed_data(
         self,

@@ -37,6 +37,28 @@ class MatchingEngine(Protocol):
     def submit_event(self, event: Any, mapping: Mapping | None = None) -> list[Alert]: ...
 
 
+class ValueWatch(Protocol):
+    """A second question asked of every log line's domain names, in the same pass (an operation's
+    lookalike watch, `kizuna.ops.logwatch`): the last two labels of every name it judges, and the
+    judgement itself, called for each domain name of every line that is mapped in full."""
+
+    def domain_tails(self) -> frozenset[str]:
+        """Last two labels (lower case, no final dot) of the watched names: a name whose own last two,
+        in that form, are not among them is one the watch would not judge a hit."""
+        ...
+
+    def see(self, stix_type: str, value: str, when: float | None) -> None: ...
+
+
+#: Characters `str.strip()` removes at an ASCII name's ends, and the final dot: a name ending in none of
+#: them is already in the normal form its tail is compared in (after lower-casing).
+_UNTRIMMED = frozenset(" .\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")
+#: At most this many quiet name endings are remembered per compiled probe (a bounded memory on odd logs),
+#: each this many characters long.
+_QUIET_KEPT = 100_000
+_QUIET_CHARS = 16
+
+
 Probe = Callable[[Record], bool]
 Selector = Callable[[Record], int]
 PathKey = tuple[str, str]
@@ -166,10 +188,12 @@ def _spec_types(spec: _ObjectSpec) -> list[str]:
 class _ProbeWriter:
     """Writes, for one mapping, code that returns `on_hit` when any indexed structure fires."""
 
-    def __init__(self, src: _Source, mapping: Mapping, plan: tuple[dict[PathKey, Any], set[PathKey], set[str]]):
+    def __init__(self, src: _Source, mapping: Mapping, plan: tuple[dict[PathKey, Any], set[PathKey], set[str]],
+                 watched: dict[PathKey, tuple[str, str]] | None = None):
         self.src, self.mapping = src, mapping
-        self.equality, other, self.scan = plan
-        self.indexed = set(self.equality) | other
+        self.equality, self.other, self.scan = plan
+        self.watched = watched or {}  # (type, path) -> names of the watch's tail set and quiet endings
+        self.indexed = set(self.equality) | self.other | set(self.watched)
         self.specs = {spec.alias: spec for spec in mapping.objects}
         self.aliases = list(self.specs)
 
@@ -264,8 +288,25 @@ class _ProbeWriter:
     def check(self, depth: int, key: PathKey, value: str) -> None:
         if key in self.equality:
             self.src.emit(depth, f"if {value} in {self.src.const(self.equality[key], 'table')}: return {self.on_hit}")
-        else:
+        elif key in self.other:
             self.src.emit(depth, f"if hit({key!r}, {value}): return {self.on_hit}")
+        if key in self.watched:
+            # The name's last two labels as written; when ASCII they lower-case alone, and a name not
+            # ending (or, short, starting) in space or a dot needs no other normalising (see `_UNTRIMMED`).
+            # The answer depends on those two labels alone, and most names in a log end in a few
+            # registered domains: a name's last `_QUIET_CHARS` characters, once found quiet, settle every
+            # later name ending in them, when they hold its last two labels whole (two dots, or the
+            # whole of a shorter name). Slicing a fixed length costs a third of finding the dots.
+            tails, quiet = self.watched[key]
+            odd = self.src.const(_UNTRIMMED, "untrimmed")
+            n = _QUIET_CHARS
+            self.src.emit(depth, f"wq = {value}[-{n}:]")
+            self.src.emit(depth, f"if wq not in {quiet}:")
+            self.src.emit(depth + 1, f"wk = {value}[{value}.rfind('.', 0, {value}.rfind('.')) + 1:]")
+            self.src.emit(depth + 1, f"if not wk.isascii() or wk.lower() in {tails} or wk[-1:] in {odd} "
+                                     f"or wk[:1] in {odd}: return {self.on_hit}")
+            self.src.emit(depth + 1, f"if len({quiet}) < {_QUIET_KEPT} and (wq.count('.') >= 2 or "
+                                     f"len({value}) < {n}): {quiet}.add(wq)")
 
     def facts_of(self, depth: int, spec: _ObjectSpec, object_type: str) -> bool:
         src, emitted = self.src, False
@@ -301,7 +342,17 @@ def _hit_function(index: Any) -> Callable[[PathKey, str], bool]:
     return hit
 
 
-def compile_probe(mapping: Mapping, index: Any) -> tuple[Probe, frozenset[str]] | None:
+def _watched(src: _Source, watch: ValueWatch | None) -> dict[PathKey, tuple[str, str]]:
+    """The watch's domain tails as a probe key (a single name; names in lists are not watched), with
+    the name of the tail set in the generated source."""
+    tails = watch.domain_tails() if watch is not None else frozenset()
+    if not tails:
+        return {}
+    quiet: set[str] = set()  # name endings found to need no judgement, filled as lines are probed
+    return {("domain-name", "value"): (src.const(tails, "tails"), src.const(quiet, "quiet"))}
+
+
+def compile_probe(mapping: Mapping, index: Any, watch: ValueWatch | None = None) -> tuple[Probe, frozenset[str]] | None:
     """A pre-filter for this mapping against the index as it is now, and the fields it reads.
 
     True means "some indexed structure may fire for this record", so it must be mapped and matched
@@ -310,7 +361,7 @@ def compile_probe(mapping: Mapping, index: Any) -> tuple[Probe, frozenset[str]] 
     in part, see fast_tsv.py) gets the same answer as the whole record.
     """
     src = _Source()
-    writer = _ProbeWriter(src, mapping, index.lookup_plan())
+    writer = _ProbeWriter(src, mapping, index.lookup_plan(), _watched(src, watch))
     if not writer.possible:
         return None
     src.names["hit"] = _hit_function(index)
@@ -321,11 +372,16 @@ def compile_probe(mapping: Mapping, index: Any) -> tuple[Probe, frozenset[str]] 
     return probe, frozenset(src.read)
 
 
+def _unwatched(stix_type: str, value: str, when: float | None) -> None:
+    """The judgement when no watch is given (never called: no type is watched then)."""
+
+
 SETTLED = -2  # classifier outcome: mapped, and no indexed structure fires
 UNMAPPED = -1
 
 
-def compile_classifier(mappings: list[Mapping], forced: Mapping | None, index: Any, full: set[int]) -> Selector:
+def compile_classifier(mappings: list[Mapping], forced: Mapping | None, index: Any, full: set[int],
+                       watch: ValueWatch | None = None) -> Selector:
     """record -> UNMAPPED, SETTLED, or the position of its mapping when it needs the full path.
 
     Mapping selection follows `Mapping.accepts` in order (first accepting mapping wins); the
@@ -334,11 +390,12 @@ def compile_classifier(mappings: list[Mapping], forced: Mapping | None, index: A
     src = _Source()
     src.names["hit"] = _hit_function(index)
     plan = index.lookup_plan()
+    watched = _watched(src, watch)
     src.emit(0, "def classify(r):")
     src.emit(1, "g = r.get")
 
     def accepted(depth: int, position: int) -> None:
-        writer = _ProbeWriter(src, mappings[position], plan)
+        writer = _ProbeWriter(src, mappings[position], plan, watched)
         if position in full or not writer.possible:
             src.emit(depth, f"return {position}")
         else:
@@ -385,9 +442,13 @@ class LineMatcher:
     compiled row readers of fast_tsv.py; it is kept for the differential tests and the benchmark.
     """
 
-    def __init__(self, engine: MatchingEngine, reader: LogReader, *, tsv_rows: bool = True) -> None:
+    def __init__(self, engine: MatchingEngine, reader: LogReader, *, tsv_rows: bool = True,
+                 watch: ValueWatch | None = None) -> None:
         self.engine = engine
         self.reader = reader
+        self.watch = watch
+        # The types the watch judges; a line it may hit takes the full path, where each value is judged.
+        self._watched_types = frozenset({"domain-name"} if watch is not None and watch.domain_tails() else ())
         self._mappings = list(reader.mappings)
         self._version = -1
         self._classify: Selector = lambda record: UNMAPPED
@@ -403,14 +464,15 @@ class LineMatcher:
         """Recompile against the index as it is now (it changed since the last compile)."""
         index = self.engine.index
         full = {n for n, m in enumerate(self._mappings) if self.engine.needs_generic_facts(m)}
-        self._classify = compile_classifier(self._mappings, self.reader.forced, index, full)
+        self._classify = compile_classifier(self._mappings, self.reader.forced, index, full, self.watch)
         self._probes = {}  # compiled on first use: only TSV rows need them
         self._version = index.version
 
     def _probe(self, mapping: Mapping) -> tuple[Probe, frozenset[str]] | None:
         if id(mapping) not in self._probes:
             self._probes[id(mapping)] = (
-                None if self.engine.needs_generic_facts(mapping) else compile_probe(mapping, self.engine.index)
+                None if self.engine.needs_generic_facts(mapping)
+                else compile_probe(mapping, self.engine.index, self.watch)
             )
         return self._probes[id(mapping)]
 
@@ -442,6 +504,8 @@ class LineMatcher:
         if self._version != index.version:
             self._refresh()
         classify = self._classify
+        watched = self._watched_types
+        see = self.watch.see if self.watch is not None else _unwatched
         lines_read = settled = 0
         # The row probe in force, for this header (`tsv_version`) and this type of line.
         row_probe: RowProbe | None = None
@@ -503,6 +567,10 @@ class LineMatcher:
                     stats.problem(number, f"{mapping.name}: {exc}")
                     continue
                 stats.events += 1
+                if watched:
+                    for stix_type, path, value in event.facts:
+                        if path == "value" and stix_type in watched and type(value) is str:
+                            see(stix_type, value, event.time)
                 alerts = engine.submit_event(event, mapping)
                 if alerts:
                     yield from alerts

@@ -15,7 +15,7 @@ from typing import Any
 
 from kizuna.detect.bundle import SightingBundle
 from kizuna.detect.engine import DetectionEngine
-from kizuna.detect.fast import LineMatcher
+from kizuna.detect.fast import LineMatcher, ValueWatch
 from kizuna.detect.files import read_stix_file
 from kizuna.detect.mappings import LogReader, Mapping
 from kizuna.detect.sightings import Alert
@@ -33,9 +33,10 @@ class NothingToMatch(Exception):
 
 class MatchRun:
     def __init__(self, identity_id: str, mappings: list[Mapping], *, forced: str | None, window: int,
-                 include_warninglisted: bool = False) -> None:
+                 include_warninglisted: bool = False, watch: ValueWatch | None = None) -> None:
         self.engine = DetectionEngine(identity_id, window_seconds=window, include_warninglisted=include_warninglisted)
         self.reader = LogReader(mappings, forced=forced)
+        self.watch = watch  # judges the log lines' values in the same pass (`kizuna match --operation`)
         self.matcher: LineMatcher | None = None  # built once the indicators are loaded (its probes follow the index)
         self.bundle = SightingBundle()
         self.load_counts: dict[str, int] = {}
@@ -78,7 +79,7 @@ class MatchRun:
     def log_alerts(self, label: str, lines: Iterable[bytes]) -> Iterator[Alert]:
         """Alerts for the lines of one log input, each naming `label` and its line."""
         if self.matcher is None:
-            self.matcher = self.engine.line_matcher(self.reader)
+            self.matcher = self.engine.line_matcher(self.reader, self.watch)
         stats = self.reader.stats
         first_problem = len(stats.problems)
         try:

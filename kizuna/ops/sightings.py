@@ -12,27 +12,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from kizuna.core.errors import AdminError
 from kizuna.core.node import Node
 from kizuna.ops.alerts import watchlist_of
 from kizuna.ops.assets import normalise_domain, sco_id
+from kizuna.ops.logwatch import LogHit, LogWatch
 from kizuna.ops.reading import stamp, stix_now
 from kizuna.ops.records import Operation, load_lookalikes
-from kizuna.ops.watch import Hit
 from kizuna.policy.tlp import TlpLevel, oasis_id
-
-
-@dataclass
-class LogHit:
-    stix_type: str
-    value: str
-    hit: Hit
-    count: int = 0
-    first: float | None = None
-    last: float | None = None
 
 
 def _marking(operation: Operation) -> list[str]:
@@ -41,25 +30,20 @@ def _marking(operation: Operation) -> list[str]:
 
 def record_log_hits(node: Node, operation: Operation, seen: Iterable[tuple[str, str, float | None]]) -> list[LogHit]:
     """Judge (type, value, epoch seconds) from local logs; store and return the ones that hit."""
-    watch = watchlist_of(node, operation)
-    hits: dict[tuple[str, str], LogHit] = {}
+    watch = LogWatch(watchlist_of(node, operation))
     for stix_type, value, when in seen:
-        key = (stix_type, str(value).lower() if stix_type == "domain-name" else str(value))
-        found = hits.get(key)
-        if found is None:
-            hit = watch.value(stix_type, key[1])
-            if hit is None:
-                continue
-            found = hits[key] = LogHit(stix_type, key[1], hit)
-        found.count += 1
-        if when is not None:
-            found.first = when if found.first is None else min(found.first, when)
-            found.last = when if found.last is None else max(found.last, when)
+        watch.see(stix_type, str(value), when)
+    return store_log_hits(node, operation, watch)
+
+
+def store_log_hits(node: Node, operation: Operation, watch: LogWatch) -> list[LogHit]:
+    """Store what a log watch found (an observable and its observed data per value) and return it."""
+    hits = watch.found()
     if hits:
         home = node.store.get_setting("node_identity")
         now = stix_now()
         objects: list[dict[str, Any]] = []
-        for found in hits.values():
+        for found in hits:
             sco = {"type": found.stix_type, "spec_version": "2.1", "id": sco_id(found.stix_type, found.value),
                    "value": found.value, "object_marking_refs": _marking(operation)}
             first = stamp(int(found.first * 1_000_000)) if found.first is not None else now
@@ -73,7 +57,7 @@ def record_log_hits(node: Node, operation: Operation, seen: Iterable[tuple[str, 
         report = node.import_objects(node.find_collection(operation.collections["intel"]), objects)
         if report.failures:
             raise AdminError(f"a log hit was refused: {report.failures[0].get('message')}")
-    return sorted(hits.values(), key=lambda h: (-h.count, h.value))
+    return hits
 
 
 def promote(node: Node, operation: Operation, domain: str) -> dict[str, Any]:

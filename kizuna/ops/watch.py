@@ -57,9 +57,26 @@ class Watchlist:
         # The last two labels of every watched name: a name whose own last two are not among them can
         # match no parent (each parent probed keeps them), so most names cost one set probe.
         self._tails = {_tail(name) for name in (*self.domains, *self.lookalikes)}
+        #: The last two labels of every lookalike: what the log watch's pre-test in the fast path reads.
+        self.lookalike_tails = frozenset(_tail(name) for name in self.lookalikes)
 
     def __len__(self) -> int:
         return len(self.names)
+
+    # -- local logs: the lookalike watch set ----------------------------------------------------
+    def lookalike(self, text: str) -> Hit | None:
+        """A domain seen in local logs judged against the lookalike watch set alone: the protected
+        names themselves (and their subdomains) are the operation's own traffic there, not alerts."""
+        name = text.strip().lower().rstrip(".")
+        if _tail(name) not in self.lookalike_tails:
+            return None
+        parent = name
+        while "." in parent:
+            if parent in self.lookalikes:
+                protected, fuzzer = self.lookalikes[parent]
+                return Hit(protected, self._domain_ids.get(protected, ""), "lookalike", name, fuzzer)
+            parent = parent[parent.find(".") + 1:]
+        return None
 
     # -- values ------------------------------------------------------------------------------
     def domain(self, text: str) -> Hit | None:

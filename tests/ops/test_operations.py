@@ -171,15 +171,20 @@ def test_close_ends_the_tokens_and_declassification_needs_an_approval(world: Wor
     assert "operation-declassified" in audit and "JPCERT duty officer" in audit
 
 
+def dns_log(directory: Path, queries: list[str], *extra_lines: str) -> Path:
+    """A Zeek DNS log (JSON lines) of these queries, in 2019, and any extra lines after them."""
+    line = ('{{"ts":1568937600.5,"uid":"C{n}","id.orig_h":"10.0.0.{n}","id.orig_p":5353,"id.resp_h":"10.0.0.1",'
+            '"id.resp_p":53,"proto":"udp","query":"{q}"}}')
+    log = directory / "dns.log"
+    log.write_text("\n".join([*(line.format(n=n, q=q) for n, q in enumerate(queries, 1)), *extra_lines]) + "\n")
+    return log
+
+
 def test_lookalikes_in_local_dns_logs_raise_alerts_and_promote_to_an_indicator(world: World, tmp_path: Path) -> None:
     world.op("Games Logs")
     kizuna_json(world.data, "ops", "assets", "add", "games-logs", "--domain", "rwc2019.jp")
     lookalike = sorted(d for d, fuzzer in lookalikes_of("rwc2019.jp").items() if fuzzer == "bitsquatting")[0]
-    line = ('{{"ts":1568937600.5,"uid":"C{n}","id.orig_h":"10.0.0.{n}","id.orig_p":5353,"id.resp_h":"10.0.0.1",'
-            '"id.resp_p":53,"proto":"udp","query":"{q}"}}')
-    log = tmp_path / "dns.log"
-    log.write_text("\n".join([line.format(n=1, q=f"www.{lookalike}"), line.format(n=2, q=f"www.{lookalike}"),
-                              line.format(n=3, q="www.example.com"), "not a log line"]) + "\n")
+    log = dns_log(tmp_path, [f"www.{lookalike}", f"www.{lookalike}", "www.example.com"], "not a log line")
     scanned = kizuna_json(world.data, "ops", "scan-logs", "games-logs", str(log), "--mapping", "zeek-dns")
     assert scanned["hits"] == [{"value": f"www.{lookalike}", "asset": "rwc2019.jp", "rule": "lookalike", "count": 2}]
     promoted = kizuna_json(world.data, "ops", "promote", "games-logs", lookalike)
@@ -189,6 +194,30 @@ def test_lookalikes_in_local_dns_logs_raise_alerts_and_promote_to_an_indicator(w
     assert sorted((a["object_type"], a["rule"], a["producer"]) for a in alerts) == [
         ("indicator", "lookalike", "NCSC UK"), ("observed-data", "lookalike", "NCSC UK")]
     assert promoted["id"] in {a["object_id"] for a in alerts}
+
+
+def test_match_with_an_operation_judges_indicators_and_the_watch_in_one_pass(world: World, tmp_path: Path) -> None:
+    world.op("Games Match")
+    kizuna_json(world.data, "ops", "assets", "add", "games-match", "--domain", "tickets2019.jp")
+    lookalike = sorted(d for d, fuzzer in lookalikes_of("tickets2019.jp").items() if fuzzer == "homoglyph")[0]
+    log = dns_log(tmp_path, [f"pay.{lookalike}", "c2.example.net", f"pay.{lookalike}", "www.example.com",
+                             f"pay.{lookalike}"])
+    iocs = tmp_path / "iocs.json"
+    iocs.write_text(json.dumps([{**indicator(world.ids[SOC], "[domain-name:value = 'c2.example.net']"),
+                                 "valid_from": "2019-01-01T00:00:00Z"}]))
+    summary = kizuna_json(world.data, "match", str(log), "--indicators", str(iocs), "--operation", "Games Match")
+    assert (summary["lines"], summary["hits"], summary["sightings"]) == (5, 1, 1)
+    assert summary["operation"] == {"operation": "Games Match", "hits": [
+        {"value": f"pay.{lookalike}", "asset": "tickets2019.jp", "rule": "lookalike", "count": 3}]}
+    alerts = kizuna_json(world.data, "ops", "alerts", "games-match")["alerts"]
+    assert [(a["object_type"], a["rule"], a["matched"]) for a in alerts] == [
+        ("observed-data", "lookalike", f"pay.{lookalike}")]
+    unknown = kizuna(world.data, "match", str(log), "--indicators", str(iocs), "--operation", "no such games",
+                     check=False)
+    assert unknown.returncode != 0 and unknown.stderr.count("\n") == 1
+    assert unknown.stderr.startswith("kizuna match: no operation 'no such games'")
+    yara = kizuna(world.data, "match", str(log), "--yara", "--operation", "games-match", "--json", check=False)
+    assert yara.returncode == 2 and "--operation judges log lines" in json.loads(yara.stdout)["error"]["message"]
 
 
 def test_incidents_and_a_bilingual_shift_report(world: World) -> None:
