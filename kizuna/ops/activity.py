@@ -69,24 +69,33 @@ def count_batch(store: Store, operation: Operation, role: str, collection_pk: in
     sums = _Sums()
     replaced = set() if newest_only else store.not_newest_between(collection_pk, arrived[0][1], arrived[-1][1])
     later: list[str] = []
-    counts, slot_us = sums.activity, SLOT_US
+    counts, sighted, slot_us = sums.activity, sums.sighted, SLOT_US
     # The add of `_Sums`, inlined: this runs on every object an operation's ingest adds. Oldest first, so
     # the first object of a bucket is its earliest.
     for obj, added in arrived:
         get = obj.get
-        kind = str(get("type"))
+        kind = get("type")
+        if type(kind) is not str:
+            kind = str(kind)
         if kind in _SKIPPED or added in replaced or get(SHIFT_REPORT_MARK):
             continue
-        if kind == "sighting":
-            sums.add(role, obj, added, 1)
+        producer = get("created_by_ref")
+        slot = added // slot_us
+        key = (slot, role, producer if type(producer) is str else "", kind)
+        row = counts.get(key)
+        if row is None:
+            counts[key] = [1, added]
         else:
-            producer = get("created_by_ref")
-            key = (added // slot_us, role, producer if isinstance(producer, str) else "", kind)
-            row = counts.get(key)
-            if row is None:
-                counts[key] = [1, added]
+            row[0] += 1
+        if kind == "sighting":
+            ref, count = get("sighting_of_ref", ""), get("count", 1)
+            sight = (slot, role, ref if type(ref) is str else "")
+            found = sighted.get(sight)
+            if found is None:
+                sighted[sight] = [count if isinstance(count, int) else 1, 1, added]
             else:
-                row[0] += 1
+                found[0] += count if isinstance(count, int) else 1
+                found[1] += 1
         # A version whose modified equals its created is a first version: nothing counted before it.
         if counted_through is not None and get("modified") != get("created", 0):
             later.append(obj["id"])

@@ -111,7 +111,7 @@ def judge_batch(store: Store, watch: Watchlist, operation: Operation, role: str,
         if kind in _POINTING:
             pointers.append((obj, added))
             continue
-        found = [*watch.hits(obj, matched)]
+        found = watch.hits(obj, matched)
         if found:  # most objects match nothing: nothing to sort or keep
             keep(obj, added, found)
     if pointers:
@@ -130,7 +130,7 @@ def judge_batch(store: Store, watch: Watchlist, operation: Operation, role: str,
             if matched.keys().isdisjoint(refs) and watch.names.keys().isdisjoint(refs) \
                     and obj["type"] != "observed-data":
                 continue
-            found = [*watch.hits(obj, matched)]
+            found = watch.hits(obj, matched)
             if found:
                 keep(obj, added, found)
     store.replace_ops_alerts(operation.slug, replaced, rows)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -57,6 +57,7 @@ class Watchlist:
         # The last two labels of every watched name: a name whose own last two are not among them can
         # match no parent (each parent probed keeps them), so most names cost one set probe.
         self._tails = {_tail(name) for name in (*self.domains, *self.lookalikes)}
+        self._quiet: set[str] = set()  # last two labels as written, known to be no watched tail (see `domain`)
         #: The last two labels of every lookalike: what the log watch's pre-test in the fast path reads.
         self.lookalike_tails = frozenset(_tail(name) for name in self.lookalikes)
 
@@ -80,8 +81,16 @@ class Watchlist:
 
     # -- values ------------------------------------------------------------------------------
     def domain(self, text: str) -> Hit | None:
+        # The last two labels as written: when they were found plain and unwatched before, so is this name
+        # (most names share a few registered domains), without normalising it.
+        written = text[text.rfind(".", 0, text.rfind(".")) + 1:]
+        if written in self._quiet:
+            return None
         name = text.strip().lower().rstrip(".")
         if _tail(name) not in self._tails:
+            if len(self._quiet) < _QUIET_KEPT and written.isascii() and written[-1:] not in _UNTRIMMED \
+                    and written[:1] not in _UNTRIMMED:
+                self._quiet.add(written)  # lower-cased alone, these are the normal form's last two labels
             return None
         parents = []  # the name and each parent that still has a dot, by slicing (no joins)
         parent = name
@@ -133,35 +142,48 @@ class Watchlist:
         return None
 
     # -- objects -----------------------------------------------------------------------------
-    def hits(self, obj: dict[str, Any], matched: dict[str, Hit] | None = None) -> Iterator[Hit]:
+    def hits(self, obj: dict[str, Any], matched: dict[str, Hit] | None = None) -> list[Hit]:
         """Every way the object refers to a protected asset. ``matched`` (object id -> hit) lets a
-        sighting or report of an object that already matched inherit it as a relationship."""
+        sighting or report of an object that already matched inherit it as a relationship. (A list, not a
+        generator: this runs on every object an operation receives, and nearly all find nothing.)"""
+        found: list[Hit] = []
         kind = obj.get("type", "")
-        if kind == "indicator" and isinstance(obj.get("pattern"), str):
-            for stix_type, _, quoted in _COMPARISON.findall(obj["pattern"]):
-                if "\\" in quoted:  # most values have no escapes: no copies for them
-                    quoted = quoted.replace("\\'", "'").replace("\\\\", "\\")
-                hit = self.domain(quoted) if stix_type == "domain-name" else self.value(stix_type, quoted)
-                if hit is not None:
-                    yield hit
+        hit: Hit | None
+        if kind == "indicator":
+            pattern = obj.get("pattern")
+            if type(pattern) is str:
+                for stix_type, _, quoted in _COMPARISON.findall(pattern):
+                    if "\\" in quoted:  # most values have no escapes: no copies for them
+                        quoted = quoted.replace("\\'", "'").replace("\\\\", "\\")
+                    hit = self.domain(quoted) if stix_type == "domain-name" else self.value(stix_type, quoted)
+                    if hit is not None:
+                        found.append(hit)
         elif kind in VALUE_TYPES and "value" in obj:
             hit = self.value(kind, str(obj["value"]))
             if hit is not None:
-                yield hit
+                found.append(hit)
         elif kind == "observed-data" and isinstance(obj.get("objects"), dict):  # STIX 2.0-style embedded
             for sco in obj["objects"].values():
                 if isinstance(sco, dict) and "value" in sco:
                     hit = self.value(str(sco.get("type")), str(sco["value"]))
                     if hit is not None:
-                        yield hit
+                        found.append(hit)
         for ref in refs_of(obj):
             if ref in self.names:
-                yield Hit(self.names[ref], ref, "relationship", ref)
+                found.append(Hit(self.names[ref], ref, "relationship", ref))
             elif matched and ref in matched:
                 via = matched[ref]
                 # Observed data is the sighting of the value itself: it keeps the value's rule.
                 rule = via.rule if kind == "observed-data" else "relationship"
-                yield Hit(via.asset, via.asset_id, rule, via.value if kind == "observed-data" else ref, via.fuzzer)
+                found.append(Hit(via.asset, via.asset_id, rule, via.value if kind == "observed-data" else ref,
+                                 via.fuzzer))
+        return found
+
+
+_QUIET_KEPT = 100_000
+#: What `str.strip()` removes at an ASCII name's ends, and the final dot: last two labels as written that
+#: are ASCII and neither end nor start in one of these are, lower-cased, those of the normal form.
+_UNTRIMMED = frozenset(" .\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")
 
 
 def _tail(name: str) -> str:

@@ -97,3 +97,16 @@ def test_a_reused_watchlist_follows_new_assets_and_lookalikes(tmp_path: Path) ->
         assert [(a.rule, a.asset) for a in alerts_of(node, operation)] == [("lookalike", "second.example")]
     finally:
         node.close()
+
+
+@pytest.mark.parametrize("quiet,hit", [
+    ("x.elsewhere.example.", "games2027.example."),  # a final dot: the labels as written are not the name's
+    (" elsewhere.example", " games2027.example"),  # a short name starting in a space
+    ("mail.elsewhere.example", "WWW.GAMES2027.EXAMPLE"),  # case
+    ("a.b.example", "gamess2027.example"),  # the same last label, another tail
+])
+def test_a_name_found_quiet_never_hides_a_later_hit(quiet: str, hit: str) -> None:
+    watch = Watchlist(ASSETS, {k: ("games2027.example", v) for k, v in lookalikes_of("games2027.example").items()})
+    assert watch.domain(quiet) is None
+    assert watch.domain(hit) is not None
+    assert watch.domain(quiet) is None and watch.domain(hit) is not None  # and again, with the cache filled
