@@ -56,6 +56,7 @@ def create_app(node: Node, tls: bool = False) -> Starlette:
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.state.node = watch_arrivals(node)  # the operations' watchlists judged as objects arrive
+    node.learn_stored_shapes()  # the read path's collection summaries, learnt beside the requests
     # The console's Import page converts through the formats room, which kizuna.web may not import.
     app.state.importer = import_upload
     # Its operation pages read kizuna/ops (a sibling too) through these two functions.

@@ -160,7 +160,15 @@ class Node:
         return node
 
     def close(self) -> None:
+        self._stored_shapes.stop()
         self.store.close()
+
+    def learn_stored_shapes(self) -> None:
+        """From now on, learn each collection's stored shapes (core/stored_shapes.py) in a thread of their
+        own, starting with every collection now: what a serving process does, so no request pays a step."""
+        self._stored_shapes.background = True
+        for collection in self.store.list_collections():
+            self._stored_shapes.learn(collection.pk)
 
     # -- identity --------------------------------------------------------------------
     @property

@@ -18,6 +18,7 @@ endpoint, as before).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Hashable
 from typing import Any, Final
@@ -29,6 +30,7 @@ _STEP: Final = 50_000
 _CAP: Final = 4096
 _ENDPOINTS_KEY: Final = "kept-endpoints"
 _ENDPOINTS: Final = 65536
+log = logging.getLogger("kizuna.core")
 
 
 def kept_endpoints(verdicts: dict[Any, Any], stamp: Hashable) -> dict[str, bool]:
@@ -57,26 +59,96 @@ class _Learnt:
 
 
 class StoredShapes:
-    """Per collection, the (type, created_by_ref, markings) of every version it stores (or more)."""
+    """Per collection, the (type, created_by_ref, markings) of every version it stores (or more).
 
-    def __init__(self, store: Store, step: int = _STEP, cap: int = _CAP) -> None:
+    With ``background``, as a server runs it, the steps are taken by one thread of this object instead of
+    by the requests: a request meets either a complete set (and takes the one usually empty step that
+    keeps it up to date) or None while the thread learns, never a step of ``step`` versions of its own.
+    Right after a restart of a node holding a million versions, those steps had made the first requests
+    of a partner token several hundred milliseconds slower.
+    """
+
+    def __init__(self, store: Store, step: int = _STEP, cap: int = _CAP, background: bool = False) -> None:
         self._store = store
         self._step = step
         self._cap = cap
         self._lock = threading.Lock()
         self._learnt: dict[int, _Learnt] = {}
+        self.background = background
+        self._queue: list[int] = []  # collections waiting for the learning thread, in order
+        self._thread: threading.Thread | None = None
 
     def of(self, collection_pk: int) -> frozenset[Shape] | None:
         """Every shape stored in the collection (a superset after deletes), or None while not known.
 
         One step of at most ``step`` versions, and usually a query that finds nothing new."""
+        if not self.background:
+            return self._advance(collection_pk)
+        learnt = self._learnt.get(collection_pk)
+        if learnt is not None and learnt.complete and collection_pk not in self._queue:
+            found = self._advance(collection_pk)
+            learnt = self._learnt.get(collection_pk)
+            if found is not None or learnt is None or learnt.complete or learnt.unusable:
+                return found
+        elif learnt is not None and learnt.unusable:
+            return None
+        self.learn(collection_pk)  # not known, or much was added since: the thread takes the steps
+        return None
+
+    def learn(self, collection_pk: int) -> None:
+        """Have the learning thread take the collection's steps until its set is complete."""
+        with self._lock:
+            if collection_pk not in self._queue:
+                self._queue.append(collection_pk)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._learn, name="kizuna-stored-shapes", daemon=True)
+                self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Learn nothing more: the thread ends after the step it is taking (before the store closes)."""
+        with self._lock:
+            self._queue.clear()
+            self.background = False
+        self.wait(timeout)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the learning thread has nothing left to learn (tests, and a clean shutdown)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _learn(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._thread = None
+                    return
+                collection_pk = self._queue[0]
+            try:
+                while True:
+                    self._advance(collection_pk)
+                    learnt = self._learnt.get(collection_pk)
+                    if learnt is None or learnt.unusable or learnt.complete:
+                        break
+            except Exception:  # noqa: BLE001 - a closed store, say: the requests' steps learn it instead
+                log.debug("learning the stored shapes of collection %s stopped", collection_pk, exc_info=True)
+            with self._lock:
+                if collection_pk in self._queue:
+                    self._queue.remove(collection_pk)
+
+    def _advance(self, collection_pk: int) -> frozenset[Shape] | None:
+        """One step (the query runs outside the lock, so a request never waits for another's step)."""
         with self._lock:
             learnt = self._learnt.setdefault(collection_pk, _Learnt())
             if learnt.unusable:
                 return None
-            found = self._store.column_shapes(collection_pk, learnt.reached, self._step)
+            reached = learnt.reached
+        found = self._store.column_shapes(collection_pk, reached, self._step)
+        with self._lock:
+            if self._learnt.get(collection_pk) is not learnt or learnt.reached != reached:
+                return None  # another step moved on meanwhile: this answer may already be behind
             if found.last_added < learnt.reached:
-                learnt = self._learnt[collection_pk] = _Learnt()  # restored to an earlier state: start over
+                self._learnt[collection_pk] = _Learnt()  # restored to an earlier state: start over
                 return None
             if not found.typed_ids:
                 learnt.unusable = True

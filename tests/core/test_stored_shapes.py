@@ -12,6 +12,7 @@ Real SQLite and PostgreSQL stores.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,3 +201,37 @@ def test_amber_strict_from_a_partner_node_stops_here_from_the_next_page(world: W
     assert node.store.holds_provenance(collection.pk)
     for versions in ("all", "last", "first"):
         assert _ids(_read(node, principal, collection, versions)) & ids == ids - {strict[0]["id"], pointing["id"]}
+
+
+class _CountingStore:
+    """The node's store, noting which thread asked for each step of shapes."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.callers: list[int] = []
+
+    def column_shapes(self, collection_pk: int, after: int, limit: int) -> Any:
+        self.callers.append(threading.get_ident())
+        return self.store.column_shapes(collection_pk, after, limit)
+
+
+def test_in_the_background_the_steps_are_the_learning_threads_not_the_requests(world: World) -> None:
+    node, collection, _, _ = world
+    rows = node.store.query_versions(VersionQuery(collection_pk=collection.pk, versions=ALL, limit=100_000))
+    stored = {(row.type, row.created_by_ref, row.markings) for row in rows}
+    counting = _CountingStore(node.store)
+    shapes = StoredShapes(counting, step=4, background=True)  # type: ignore[arg-type]
+    here = threading.get_ident()
+    assert shapes.of(collection.pk) is None  # not known yet: the caller takes no step, the thread starts
+    shapes.wait(60)
+    assert counting.callers and here not in counting.callers
+    assert len(counting.callers) >= len(rows) // 4
+    assert shapes.of(collection.pk) == stored  # complete: one (empty) step in the caller keeps it current
+    assert counting.callers.count(here) == 1
+    more = [_obj("indicator", None, [AMBER_STRICT]) for _ in range(5)]  # more than a step since: learnt again
+    assert not node.import_objects(collection, more).failures
+    assert shapes.of(collection.pk) is None
+    shapes.wait(60)
+    again = shapes.of(collection.pk)
+    assert again is not None and ("indicator", None, f'["{AMBER_STRICT}"]') in again
+    shapes.stop()
