@@ -12,6 +12,7 @@ OpenAPI document that names them all (`kizuna.taxii.openapi`).
 
 from __future__ import annotations
 
+import logging
 import os
 
 from starlette.applications import Starlette
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from kizuna.config import resolve_data_dir
+from kizuna.core.dashboard import warm_counts
 from kizuna.core.health import ReadinessCheck, StoreCollector, store_checks
 from kizuna.core.limits import RequestLimits
 from kizuna.core.node import Node
@@ -37,7 +39,10 @@ from kizuna.taxii.openapi import openapi_routes
 from kizuna.taxii.routes import routes as taxii_routes
 from kizuna.taxii.transport import TransportSecurity
 from kizuna.web.operations import OperationsSource
+from kizuna.web.render import warm_console
 from kizuna.web.routes import web_routes
+
+log = logging.getLogger("kizuna")
 
 
 def create_app(node: Node, tls: bool = False) -> Starlette:
@@ -56,12 +61,24 @@ def create_app(node: Node, tls: bool = False) -> Starlette:
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.state.node = watch_arrivals(node)  # the operations' watchlists judged as objects arrive
+    _warm(node)  # before the first request, not during it
     node.learn_stored_shapes()  # the read path's collection summaries, learnt beside the requests
     # The console's Import page converts through the formats room, which kizuna.web may not import.
     app.state.importer = import_upload
     # Its operation pages read kizuna/ops (a sibling too) through these two functions.
     app.state.operations = OperationsSource(visible_operations, operation_board)
     return app
+
+
+def _warm(node: Node) -> None:
+    """What a server's first requests would otherwise do themselves, done before it serves: the console's
+    templates, catalogs and locale data (about 0.1 s), and the dashboard's stored counts (read: a tenth of
+    a second at a million objects; brought up to date after a bulk import: seconds, once)."""
+    try:
+        warm_console()
+        warm_counts(node)
+    except Exception:  # noqa: BLE001 - a store closed early, say: the first requests do it instead
+        log.debug("warming the read caches stopped", exc_info=True)
 
 
 def app_from_environment() -> Starlette:

@@ -15,7 +15,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
-from kizuna.stix.timestamps import parse_timestamp
+from kizuna.stix.timestamps import now_micros, parse_timestamp
 from kizuna.web.i18n import LANGUAGE_NAMES, LANGUAGES, number, translations, when
 from kizuna.web.vocab import TYPE_NAMES
 
@@ -83,3 +83,13 @@ def environment(language: str) -> jinja2.Environment:
 
 def render_page(language: str, template: str, values: dict[str, Any]) -> str:
     return environment(language).get_template(template).render(values)
+
+
+def warm_console() -> None:
+    """Load each language's catalog and locale data (Babel reads its CLDR data on the first date it formats
+    in a language), as the first page in that language would."""
+    moment = now_micros()
+    for language in LANGUAGES:
+        environment(language)
+        when(moment, language)
+        number(1000, language)
