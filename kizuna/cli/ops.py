@@ -203,8 +203,11 @@ def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], ma
             raise CliError(f"cannot read {path}: {exc.strerror}", file=str(path)) from None
     rows = watch.store()
     text = "\n".join(f"{r['count']:>6}  {r['rule']:<12} {r['value']}  (protected: {r['asset']})" for r in rows)
-    emit(as_json, {"lines": reader.stats.lines, "hits": rows},
-         f"{reader.stats.lines} log lines read; {len(rows)} values hit the watchlist" + (f":\n{text}" if rows else "."))
+    stats = reader.stats
+    unread = stats.problem_count + stats.skipped
+    emit(as_json, {"lines": stats.lines, "unparsed": stats.problem_count, "unmapped": stats.skipped, "hits": rows},
+         f"{stats.lines} log lines read" + (f" ({unread} unparsable or of no known format)" if unread else "")
+         + f"; {len(rows)} values hit the watchlist" + (f":\n{text}" if rows else "."))
 
 
 @operation_command(ops, "promote")

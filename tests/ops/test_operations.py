@@ -187,6 +187,7 @@ def test_lookalikes_in_local_dns_logs_raise_alerts_and_promote_to_an_indicator(w
     log = dns_log(tmp_path, [f"www.{lookalike}", f"www.{lookalike}", "www.example.com"], "not a log line")
     scanned = kizuna_json(world.data, "ops", "scan-logs", "games-logs", str(log), "--mapping", "zeek-dns")
     assert scanned["hits"] == [{"value": f"www.{lookalike}", "asset": "rwc2019.jp", "rule": "lookalike", "count": 2}]
+    assert (scanned["lines"], scanned["unparsed"] + scanned["unmapped"]) == (4, 1)  # the line that is no log line
     promoted = kizuna_json(world.data, "ops", "promote", "games-logs", lookalike)
     refused = kizuna(world.data, "ops", "promote", "games-logs", "example.com", check=False)
     assert refused.returncode != 0 and "not in the lookalike watch set" in refused.stderr
