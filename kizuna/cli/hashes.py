@@ -260,13 +260,16 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
 @click.option("--target-match", "target_match", type=click.FloatRange(0, 100), default=VPDQ_TARGET_PERCENT,
               show_default=True,
               help="vPDQ: percentage of the banked video's frames that must match frames of the video.")
+@click.option("--across-types", "across", is_flag=True,
+              help="Also match images against the frames of banked videos, and a video's frames against "
+              "banked images (each such match names the frame).")
 @click.option("--sightings-to", "sightings_to", default=None,
               help="Store a sighting of every matched signal in this collection (federation carries it back).")
 @_kind
 @json_option
 @click.pass_context
 def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tuple[str, ...], threshold: int,
-                  query_match: float, target_match: float, sightings_to: str | None, kind: str,
+                  query_match: float, target_match: float, across: bool, sightings_to: str | None, kind: str,
                   as_json: bool) -> None:
     """Look media files, directories or hash lists up in the banks; print every match with its distance.
 
@@ -285,7 +288,7 @@ def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tup
     target = node.find_collection(sightings_to) if sightings_to else None
     _files(inputs)
     run = MatchRun(Banks(node), NODE_ADMIN, banks, threshold, node.identity().get("id", ""),
-                   VideoRule(query_match, target_match))
+                   VideoRule(query_match, target_match, across))
     queries = (query for path in inputs for query in queries_from_path(path, kind))
     unusable = _Unusable("hashes match", as_json)
     for result in run.results(queries):
@@ -300,6 +303,9 @@ def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tup
             for m in result["matches"]:
                 video = f"  frames {m['query_match_percent']:g}% / {m['target_match_percent']:g}%" \
                     if "query_match_percent" in m else ""
+                if "frame" in m:  # across types: which frame, of the banked video or of the input
+                    frame = m["frame"]
+                    video = f"  frame {frame['number']} ({frame['timestamp']:g} s) of the {frame['of']}"
                 labels = ", ".join(m["labels"])
                 click.echo(f"  distance {m['distance']:>3}{video}  {m['bank']}  {m['signal']}  {labels}")
     sightings = run.sightings()

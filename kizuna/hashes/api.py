@@ -12,6 +12,8 @@
   two frames);
 * ``query_match`` / ``target_match``: for a video, the percentages of its frames and of a banked
   video's frames that must match (vPDQ's two thresholds, default 80 and 0);
+* ``across`` (``true``/``false``, default false): also match an image against the frames of banked
+  videos and a video's frames against banked images; such a match names the frame (``frame``);
 * ``store`` (id or alias): also store the sightings of the matched signals in this collection.
 
 The answer is ``{"results": [...], "sightings": [...]}`` with one result per input as
@@ -37,7 +39,7 @@ from kizuna.hashes.signals import DEFAULT_THRESHOLD
 from kizuna.hashes.video import QUERY_PERCENT, TARGET_PERCENT, VideoRule
 from kizuna.taxii.http import endpoint, read_body, taxii_response
 
-_PARAMS = ("collection", "threshold", "query_match", "target_match", "store")
+_PARAMS = ("collection", "threshold", "query_match", "target_match", "across", "store")
 _MAX_HASHES = 10_000
 
 
@@ -61,6 +63,14 @@ def _percent(name: str, values: list[str], default: float) -> float:
     if not 0 <= value <= 100:  # also refuses nan
         raise BadRequest(f"{name} {text[:40]!r} is not a percentage from 0 to 100")
     return value
+
+
+def _flag(name: str, values: list[str]) -> bool:
+    if not values:
+        return False
+    if values[-1] not in ("true", "false"):
+        raise BadRequest(f"{name} {values[-1][:40]!r} is not true or false")
+    return values[-1] == "true"
 
 
 def _queries(body: bytes, content_type: str) -> list[Query]:
@@ -92,7 +102,8 @@ class HashMatchService:
               content_type: str) -> dict[str, Any]:
         threshold = _threshold(params.get("threshold", []))
         rule = VideoRule(_percent("query_match", params.get("query_match", []), QUERY_PERCENT),
-                         _percent("target_match", params.get("target_match", []), TARGET_PERCENT))
+                         _percent("target_match", params.get("target_match", []), TARGET_PERCENT),
+                         _flag("across", params.get("across", [])))
         collections = self.banks.visible(principal, api_root, params.get("collection", []))
         target = self.node.writable(principal, api_root, params["store"][-1]) if params.get("store") else None
         queries = _queries(body, content_type)

@@ -31,7 +31,7 @@ from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.visibility import Viewer
 from kizuna.hashes import video
 from kizuna.hashes.index import PdqIndex, pack
-from kizuna.hashes.signals import PDQ, VPDQ, Signal, read_signal
+from kizuna.hashes.signals import PDQ, VPDQ, Frame, Signal, read_signal
 from kizuna.hashes.video import DEFAULT_RULE, Comparison, VideoRule
 from kizuna.store.base import Collection, VersionSelector
 
@@ -46,6 +46,8 @@ class Match:
     signal: Signal
     bank: Collection
     video: Comparison | None = None  # vPDQ: how much of each video matched
+    frame: Frame | None = None  # across types: the video frame that matched an image
+    frame_of: str | None = None  # whose frame: "signal" (an image in a banked video) or "query"
 
     def as_json(self) -> dict[str, Any]:
         out = {"hash": self.hash, "hash_type": self.signal.hash_type, "distance": self.distance,
@@ -53,6 +55,9 @@ class Match:
                "labels": list(self.signal.labels), "producer": self.signal.producer}
         if self.video is not None:
             out.update(query_match_percent=self.video.query_percent, target_match_percent=self.video.target_percent)
+        if self.frame is not None:
+            out["frame"] = {"of": self.frame_of, "number": self.frame.number, "timestamp": self.frame.timestamp,
+                            "hash": self.frame.hash}
         return out
 
 
@@ -139,16 +144,25 @@ class Bank:
         self.pdq.add_rows(*pdq)
         self.frames.add_rows(*frames)
 
-    def candidates(self, lookups: Sequence[tuple[str, str]], threshold: int) -> list[set[str]]:
+    def candidates(self, lookups: Sequence[tuple[str, str]], threshold: int, across: bool = False) -> list[set[str]]:
         """Per lookup, the ids of signals that carried a hash within ``threshold`` (or equal, for exact);
-        for a vPDQ lookup, the vPDQ signals any of whose usable frames is within it of one of the query's."""
+        for a vPDQ lookup, the vPDQ signals any of whose usable frames is within it of one of the query's.
+        ``across``: also the vPDQ signals with a frame near a PDQ lookup, and the PDQ signals near a frame
+        of a vPDQ lookup."""
         out: list[set[str]] = [set() for _ in lookups]
         pdq = [i for i, (hash_type, _) in enumerate(lookups) if hash_type == PDQ]
-        for i, ids in zip(pdq, self.pdq.candidates(pack([lookups[i][1] for i in pdq]), threshold), strict=True):
+        images = pack([lookups[i][1] for i in pdq])
+        for i, ids in zip(pdq, self.pdq.candidates(images, threshold), strict=True):
             out[i].update(ids)
+        if across:
+            for i, ids in zip(pdq, self.frames.candidates(images, threshold), strict=True):
+                out[i].update(ids)
         for i, (hash_type, value) in enumerate(lookups):
             if hash_type == VPDQ:
-                out[i].update(*self.frames.candidates(video.usable(value), threshold))
+                frames = video.usable(value)
+                out[i].update(*self.frames.candidates(frames, threshold))
+                if across:
+                    out[i].update(*self.pdq.candidates(frames, threshold))
             elif hash_type != PDQ:
                 out[i].update(self.exact.get((hash_type, value), ()))
         return out
@@ -171,6 +185,20 @@ def confirmed(signal: Signal, hash_type: str, digest: str, threshold: int,
         return (0, None) if signal.hash == digest else None
     distance = _distance(signal.hash, digest)
     return (distance, None) if distance <= threshold else None
+
+
+def confirmed_across(signal: Signal, hash_type: str, digest: str, threshold: int) -> tuple[int, Frame, str] | None:
+    """An image against a video signal's frames, or a video's frames against an image signal, on the
+    version a caller sees: the distance, the nearest frame and whose frame it is; None if none is near."""
+    if signal.revoked:
+        return None
+    if hash_type == PDQ and signal.hash_type == VPDQ:
+        found, of = video.nearest_frame(digest, signal.frames), "signal"
+    elif hash_type == VPDQ and signal.hash_type == PDQ:
+        found, of = video.nearest_frame(signal.hash, digest), "query"
+    else:
+        return None
+    return (found[0], found[1], of) if found is not None and found[0] <= threshold else None
 
 
 def _joined(parts: list[Rows]) -> Rows:
@@ -254,7 +282,7 @@ class Banks:
         lookup's hash is the video's frames, `signals.frames_text`)."""
         found: list[list[Match]] = [[] for _ in lookups]
         for collection in collections:
-            proposed = self.bank(collection).candidates(lookups, threshold)
+            proposed = self.bank(collection).candidates(lookups, threshold, rule.across)
             everyone = set().union(*proposed) if proposed else set()
             if not everyone:
                 continue
@@ -272,4 +300,7 @@ class Banks:
                     result = confirmed(signal, hash_type, digest, threshold, rule)
                     if result is not None:
                         found[i].append(Match(signal.hash, result[0], signal, collection, result[1]))
+                    elif rule.across and (near := confirmed_across(signal, hash_type, digest, threshold)):
+                        found[i].append(Match(signal.hash, near[0], signal, collection, frame=near[1],
+                                              frame_of=near[2]))
         return [sorted(matches, key=lambda m: (m.distance, m.bank.id, m.signal.id)) for matches in found]

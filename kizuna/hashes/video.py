@@ -52,6 +52,8 @@ class VideoRule:
 
     query_percent: float = QUERY_PERCENT
     target_percent: float = TARGET_PERCENT
+    #: Also across types: an image against the frames of video signals, a video's frames against image signals.
+    across: bool = False
 
 
 DEFAULT_RULE: Final = VideoRule()
@@ -142,6 +144,18 @@ class Comparison:
     def matches(self, rule: VideoRule) -> bool:
         return self.query_percent > 0 and self.query_percent >= rule.query_percent \
             and self.target_percent >= rule.target_percent
+
+
+def nearest_frame(image: str, frames: str) -> tuple[int, Frame] | None:
+    """The frame of a vPDQ hash (quality ≥ 50) nearest a PDQ hash, with its distance; None without any."""
+    wanted = int(image, 16)
+    best: tuple[int, Frame] | None = None
+    for frame in parse_frames(frames):
+        if frame.quality >= MIN_QUALITY:
+            distance = (int(frame.hash, 16) ^ wanted).bit_count()
+            if best is None or (distance, frame.number) < (best[0], best[1].number):
+                best = (distance, frame)
+    return best
 
 
 def compare(query: np.ndarray, target: np.ndarray, threshold: int) -> Comparison:

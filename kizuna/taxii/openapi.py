@@ -238,6 +238,8 @@ _PATHS: dict[str, Any] = {
                 {"type": "number", "minimum": 0, "maximum": 100}),
          _query("target_match", "vPDQ: percentage of the banked video's frames that must match (default 0)",
                 {"type": "number", "minimum": 0, "maximum": 100}),
+         _query("across", "also match images against banked videos' frames and videos' frames against banked "
+                "images (default false)", {"type": "string", "enum": ["true", "false"]}),
          _query("store", "store the sightings in this collection", {"type": "string", "minLength": 1})],
         body=_HASH_BODY)},
     _COLL + "/tombstones/": {"get": _api(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,57 @@ def test_videos_sent_as_vpdq_data_match_and_a_red_bank_stays_hidden(node: Node) 
     for bad in ({"videos": "not a list"}, {"hashes": [], "videos": []}, {}):
         refused = send("writer", bad)
         assert refused.status_code == 400 and "videos" in refused.json()["description"]
+
+
+def _video_text(frames: list[str]) -> str:
+    """A vPDQ text (``frame,quality,pdq_hex,timestamp``), one frame a second, all of full quality."""
+    return "\n".join(f"{n},100,{frame},{n}.000" for n, frame in enumerate(frames))
+
+
+def test_across_types_an_image_matches_a_banked_videos_frame_and_a_videos_frame_a_banked_image(
+        node: Node, tmp_path: Path) -> None:
+    rng = random.Random(2027)
+    fresh = [f"{rng.getrandbits(256):064x}" for _ in range(12)]
+    still, image, hidden_still = fresh[2], fresh[5], fresh[9]
+    banked_video = make_signal(VPDQ, _video_text(fresh[0:4]), producer=_producer(node), labels=["graphic-violence"],
+                               markings=[TLP2_IDS[TlpLevel.CLEAR]])
+    red_video = make_signal(VPDQ, _video_text(fresh[8:11]), producer=_producer(node), labels=["graphic-violence"],
+                            markings=[TLP2_IDS[TlpLevel.RED]])
+    banked_image = _signal(node, image, TlpLevel.CLEAR)
+    node.post([banked_video, red_video, banked_image])
+
+    # An image near the video's third frame: nothing by default; across types, the video, naming the frame.
+    assert _match(node, "writer", [_near(still, 5)]).json()["results"][0]["matches"] == []
+    found = _match(node, "writer", [_near(still, 5)], across="true").json()["results"][0]["matches"]
+    assert [(m["signal"], m["distance"], m["frame"]["of"], m["frame"]["number"], m["frame"]["hash"])
+            for m in found] == [(banked_video["id"], 5, "signal", 2, still)]
+
+    # A video whose third frame is near the banked image: the image, naming the query's frame.
+    query = _video_text([fresh[6], fresh[7], _near(image, 4), fresh[11]])
+
+    def videos(token: str, **params: str) -> list[dict[str, Any]]:
+        answer = node.session(token).post(f"{node.api_root}hashes/match", json={"videos": [query]}, params=params)
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["results"][0]["matches"])
+
+    assert videos("writer") == []
+    assert [(m["signal"], m["distance"], m["frame"]["of"], m["frame"]["number"])
+            for m in videos("writer", across="true")] == [(banked_image["id"], 4, "query", 2)]
+
+    # JPCERT may not see the TLP:RED video: across types it answers as for a frame nobody holds.
+    mine = _match(node, "writer", [hidden_still], across="true").json()["results"][0]["matches"]
+    assert [m["signal"] for m in mine] == [red_video["id"]]
+    theirs = _match(node, "reader", [hidden_still], across="true")
+    nobody = _match(node, "reader", [fresh[1][::-1]], across="true")
+    assert theirs.json()["results"][0]["matches"] == nobody.json()["results"][0]["matches"] == []
+    assert red_video["id"] not in theirs.text
+
+    refused = _match(node, "writer", [still], across="yes")
+    assert refused.status_code == 400 and "across" in refused.json()["description"]
+
+    # The command does the same with --across-types.
+    listed = tmp_path / "stills.txt"
+    listed.write_text(_near(still, 3) + "\n")
+    line = kizuna_json(node.data_dir, "hashes", "match", str(listed), "--across-types")
+    assert [(m["signal"], m["distance"], m["frame"]["number"]) for m in line["matches"]] == [(banked_video["id"], 3, 2)]
+    assert kizuna_json(node.data_dir, "hashes", "match", str(listed))["matches"] == []
