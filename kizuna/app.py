@@ -72,8 +72,8 @@ def create_app(node: Node, tls: bool = False) -> Starlette:
 
 def _warm(node: Node) -> None:
     """What a server's first requests would otherwise do themselves, done before it serves: the console's
-    templates, catalogs and locale data (about 0.1 s), and the dashboard's stored counts (read: a tenth of
-    a second at a million objects; brought up to date after a bulk import: seconds, once)."""
+    catalogs and locale data (a few milliseconds), and the dashboard's stored counts (read: a tenth of a
+    second at a million objects; brought up to date after a bulk import: seconds, once)."""
     try:
         warm_console()
         warm_counts(node)
