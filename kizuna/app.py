@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -61,7 +62,11 @@ def create_app(node: Node, tls: bool = False) -> Starlette:
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.state.node = watch_arrivals(node)  # the operations' watchlists judged as objects arrive
-    _warm(node)  # before the first request, not during it
+    # Before the first request, not during it; in a thread of its own, whose reader connection (and the
+    # file pages it mapped) goes with it, where the main thread's would stay for the life of the server.
+    warming = threading.Thread(target=_warm, args=(node,), name="kizuna-warm")
+    warming.start()
+    warming.join()
     node.learn_stored_shapes()  # the read path's collection summaries, learnt beside the requests
     # The console's Import page converts through the formats room, which kizuna.web may not import.
     app.state.importer = import_upload
@@ -75,6 +80,7 @@ def _warm(node: Node) -> None:
     catalogs and locale data (a few milliseconds), and the dashboard's stored counts (read: a tenth of a
     second at a million objects; brought up to date after a bulk import: seconds, once)."""
     try:
+        node.store.lean_reads()
         warm_console()
         warm_counts(node)
     except Exception:  # noqa: BLE001 - a store closed early, say: the first requests do it instead

@@ -118,6 +118,7 @@ class StoredShapes:
             thread.join(timeout)
 
     def _learn(self) -> None:
+        self._store.lean_reads()  # its scans would otherwise map and cache the file for as long as it runs
         while True:
             with self._lock:
                 if not self._queue:

@@ -158,6 +158,9 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    def lean_reads(self) -> None:
+        """Nothing by default: a backend whose readers keep per-connection memory says how to keep it small."""
+
     # -- settings ----------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:
         with self._read() as cur:

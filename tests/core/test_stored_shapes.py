@@ -210,6 +210,9 @@ class _CountingStore:
         self.store = store
         self.callers: list[int] = []
 
+    def lean_reads(self) -> None:
+        self.store.lean_reads()
+
     def column_shapes(self, collection_pk: int, after: int, limit: int) -> Any:
         self.callers.append(threading.get_ident())
         return self.store.column_shapes(collection_pk, after, limit)
