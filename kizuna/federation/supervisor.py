@@ -91,11 +91,14 @@ class WorkerSupervisor:
                 quick_deaths = 0
             delay = self.restart_delays_s[min(quick_deaths, len(self.restart_delays_s) - 1)]
             quick_deaths += 1
-            sys.stderr.write(f"kizuna serve: the sync worker exited (status {code}); starting a new one in "
-                             f"{delay:g} s\n")
+            # Said only once the delay has passed without the server stopping: on Ctrl-C the whole process
+            # group gets the signal, and the worker exits a moment before the server tells this thread to stop.
+            if self._stop.wait(delay):
+                return
+            sys.stderr.write(f"kizuna serve: the sync worker exited (status {code}) {delay:g} s ago; "
+                             "starting a new one\n")
             sys.stderr.flush()
             self.restarts += 1
-            self._stop.wait(delay)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop supervising and stop the worker (it finishes its current page and gives its lease back)."""
