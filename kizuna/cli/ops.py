@@ -13,6 +13,7 @@ import click
 
 from kizuna.cli.common import CliError, emit, json_option, node_of, output_stream
 from kizuna.cli.ops_watch import operation_watch
+from kizuna.detect.bundle import LOCAL_IDENTITY_ID
 from kizuna.detect.engine import DetectionEngine
 from kizuna.detect.mappings import LogReader, shipped_mappings
 from kizuna.ops.arrivals import alerts_of
@@ -193,7 +194,7 @@ def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], ma
         raise CliError(f"unknown mapping {mapping_name!r}; shipped: {', '.join(sorted(mappings))}")
     reader = LogReader(mappings.values(), forced=mapping_name)
     # No indicators: the detection fast path runs for the watch alone (the same pass as `match --operation`).
-    matcher = DetectionEngine(node.identity().get("id") or "identity--local").line_matcher(reader, watch.log)
+    matcher = DetectionEngine(node.identity().get("id") or LOCAL_IDENTITY_ID).line_matcher(reader, watch.log)
     for path in logs:
         try:
             with path.open("rb") as lines:

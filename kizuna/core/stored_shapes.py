@@ -84,16 +84,20 @@ class StoredShapes:
         One step of at most ``step`` versions, and usually a query that finds nothing new."""
         if not self.background:
             return self._advance(collection_pk)
-        learnt = self._learnt.get(collection_pk)
-        if learnt is not None and learnt.complete and collection_pk not in self._queue:
-            found = self._advance(collection_pk)
-            learnt = self._learnt.get(collection_pk)
-            if found is not None or learnt is None or learnt.complete or learnt.unusable:
-                return found
-        elif learnt is not None and learnt.unusable:
+        if self._needs_learning(collection_pk):
+            self.learn(collection_pk)
             return None
-        self.learn(collection_pk)  # not known, or much was added since: the thread takes the steps
-        return None
+        found = self._advance(collection_pk)  # complete: usually an empty step that keeps it current
+        if found is None and self._needs_learning(collection_pk):
+            self.learn(collection_pk)  # much was added since: the thread takes the steps
+        return found
+
+    def _needs_learning(self, collection_pk: int) -> bool:
+        """Not known yet, or not complete (and usable), or already queued for the thread."""
+        learnt = self._learnt.get(collection_pk)
+        if learnt is not None and learnt.unusable:
+            return False
+        return learnt is None or not learnt.complete or collection_pk in self._queue
 
     def learn(self, collection_pk: int) -> None:
         """Have the learning thread take the collection's steps until its set is complete."""

@@ -45,13 +45,17 @@ class _Sums:
             row[0] += sign
             row[1] = min(row[1], first)
         if obj["type"] == "sighting":
-            ref = obj.get("sighting_of_ref", "")
-            count = obj.get("count", 1)
-            sight = (slot, role, ref if isinstance(ref, str) else "")
-            found = self.sighted.setdefault(sight, [0, 0, first])
-            found[0] += sign * (count if isinstance(count, int) else 1)
-            found[1] += sign
-            found[2] = min(found[2], first)
+            self.sighting(slot, role, obj, first, sign)
+
+    def sighting(self, slot: int, role: str, obj: dict[str, Any], first: int, sign: int) -> None:
+        """A sighting's count into the sums of what it sighted (``sign`` -1 takes one back out)."""
+        ref = obj.get("sighting_of_ref", "")
+        count = obj.get("count", 1)
+        sight = (slot, role, ref if isinstance(ref, str) else "")
+        found = self.sighted.setdefault(sight, [0, 0, first])
+        found[0] += sign * (count if isinstance(count, int) else 1)
+        found[1] += sign
+        found[2] = min(found[2], first)
 
     def store(self, store: Store, slug: str) -> None:
         store.add_ops_activity(slug, [ActivityRow(*key, *row) for key, row in self.activity.items() if row[0]],
@@ -69,7 +73,7 @@ def count_batch(store: Store, operation: Operation, role: str, collection_pk: in
     sums = _Sums()
     replaced = set() if newest_only else store.not_newest_between(collection_pk, arrived[0][1], arrived[-1][1])
     later: list[str] = []
-    counts, sighted, slot_us = sums.activity, sums.sighted, SLOT_US
+    counts, slot_us = sums.activity, SLOT_US
     # The add of `_Sums`, inlined: this runs on every object an operation's ingest adds. Oldest first, so
     # the first object of a bucket is its earliest.
     for obj, added in arrived:
@@ -88,14 +92,7 @@ def count_batch(store: Store, operation: Operation, role: str, collection_pk: in
         else:
             row[0] += 1
         if kind == "sighting":
-            ref, count = get("sighting_of_ref", ""), get("count", 1)
-            sight = (slot, role, ref if type(ref) is str else "")
-            found = sighted.get(sight)
-            if found is None:
-                sighted[sight] = [count if isinstance(count, int) else 1, 1, added]
-            else:
-                found[0] += count if isinstance(count, int) else 1
-                found[1] += 1
+            sums.sighting(slot, role, obj, added, 1)
         # A version whose modified equals its created is a first version: nothing counted before it.
         if counted_through is not None and get("modified") != get("created", 0):
             later.append(obj["id"])

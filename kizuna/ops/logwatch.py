@@ -36,7 +36,6 @@ class LogWatch:
     def __init__(self, watch: Watchlist) -> None:
         self.watch = watch
         self.hits: dict[tuple[str, str], LogHit] = {}
-        self.values_judged = 0
         self._misses: set[tuple[str, str]] = set()
 
     def domain_tails(self) -> frozenset[str]:
@@ -49,7 +48,6 @@ class LogWatch:
         if found is None:
             if stix_type != "domain-name" or key in self._misses:
                 return
-            self.values_judged += 1
             hit = self.watch.lookalike(key[1])
             if hit is None:
                 if len(self._misses) < _MISSES_KEPT:

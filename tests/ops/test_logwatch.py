@@ -28,13 +28,7 @@ IDENTITY = "identity--00000000-0000-4000-8000-000000000000"
 
 #: Protected values and lookalikes drawn from the real sample logs. In logs only lookalikes alert: a
 #: protected name (guyspy.com, also offered as a lookalike here) is the operation's own traffic.
-SAMPLE_ASSETS = [
-    {"type": "domain-name", "id": "domain-name--1", "value": "guyspy.com"},
-    {"type": "ipv4-addr", "id": "ipv4-addr--1", "value": "192.168.1.0/24"},
-    {"type": "ipv4-addr", "id": "ipv4-addr--2", "value": "10.0.0.0/8"},
-    {"type": "url", "id": "url--1", "value": "http://guyspy.com/"},
-    {"type": "ipv6-addr", "id": "ipv6-addr--1", "value": "2001:db8::/32"},
-]
+SAMPLE_ASSETS = [{"type": "domain-name", "id": "domain-name--1", "value": "guyspy.com"}]
 SAMPLE_LOOKALIKES = {"googletagservices.com": ("googletagservice.com", "addition"),
                      "doubleclick.net": ("doubleclick.com", "tld-swap"),
                      "cloudfront.net": ("cloudfront.com", "tld-swap"),
