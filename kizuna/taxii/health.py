@@ -97,19 +97,30 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500  # what the client gets if the app raises before answering
+        noted = False
 
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
+        def note() -> None:
+            nonlocal noted
+            noted = True
             # The router wrote the matched route into the shared scope: label by its template.
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or UNMATCHED
             method = scope.get("method", "GET")
             metrics.http_request(endpoint, method if method in _METHODS else "OTHER", status,
                                  time.perf_counter() - started)
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Counted before the last byte leaves: a client that has its answer finds it counted
+                # (counting after the send raced a scrape that followed at once, on a busy machine).
+                note()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            if not noted:
+                note()
