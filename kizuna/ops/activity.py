@@ -1,5 +1,11 @@
-"""What an operation's collections received, counted per minute as objects arrive (schema step 19), so the
-shift report reads sums instead of the period's objects (only those of the minute its period starts in).
+"""The sightings an operation's collections received, counted per minute and indicator as they arrive
+(schema steps 19 and 21), so the shift report's most sighted indicators are sums instead of every sighting
+of the period read and parsed (only those of the minute its period starts in are).
+
+Only sightings are counted here: what else the collections received (per hour, producer and type) the
+report groups from the objects' own columns when it is read (``Store.added_counts``, an indexed range),
+which follows new versions and deletions by itself and costs ingest nothing. A sighting's ``count`` is in
+its body, which that grouping does not read.
 
 The ingest listener (ops/arrivals.py) counts each batch it judges, in the same transaction and under
 the same watermark as the alerts, and `refresh` counts what the listener missed; both come here. The
@@ -17,90 +23,63 @@ from typing import Any
 
 import orjson
 
-from kizuna.ops.alerts import NOT_ACTIVITY, SHIFT_REPORT_MARK
+from kizuna.ops.alerts import SHIFT_REPORT_MARK
 from kizuna.ops.records import Operation
 from kizuna.store.base import Store
-from kizuna.store.ops_activity import NO_FIRST, ActivityRow, SightedRow
+from kizuna.store.ops_activity import NO_FIRST, SightedRow
 
 SLOT_US = 60 * 1_000_000  # the sums' slot of time: a minute, which divides the report's hours
-_SKIPPED = frozenset(NOT_ACTIVITY)
 
 
 class _Sums:
-    """Running sums of one batch, by bucket: count and the earliest date_added."""
+    """Running sums of one batch: per (slot, role, indicator) the sightings' count, how many sighting
+    objects, and the earliest date_added."""
 
     def __init__(self) -> None:
-        self.activity: dict[tuple[int, str, str, str], list[int]] = {}
         self.sighted: dict[tuple[int, str, str], list[int]] = {}
 
-    def add(self, role: str, obj: dict[str, Any], added: int, sign: int) -> None:
-        slot = added // SLOT_US
-        first = added if sign > 0 else NO_FIRST
-        producer = obj.get("created_by_ref")
-        key = (slot, role, producer if isinstance(producer, str) else "", str(obj["type"]))
-        row = self.activity.get(key)
-        if row is None:
-            self.activity[key] = [sign, first]
-        else:
-            row[0] += sign
-            row[1] = min(row[1], first)
-        if obj["type"] == "sighting":
-            self.sighting(slot, role, obj, first, sign)
-
-    def sighting(self, slot: int, role: str, obj: dict[str, Any], first: int, sign: int) -> None:
+    def sighting(self, role: str, obj: dict[str, Any], added: int, sign: int) -> None:
         """A sighting's count into the sums of what it sighted (``sign`` -1 takes one back out)."""
+        first = added if sign > 0 else NO_FIRST
         ref = obj.get("sighting_of_ref", "")
         count = obj.get("count", 1)
-        sight = (slot, role, ref if isinstance(ref, str) else "")
-        found = self.sighted.setdefault(sight, [0, 0, first])
-        found[0] += sign * (count if isinstance(count, int) else 1)
-        found[1] += sign
-        found[2] = min(found[2], first)
+        sight = (added // SLOT_US, role, ref if isinstance(ref, str) else "")
+        found = self.sighted.get(sight)
+        if found is None:
+            self.sighted[sight] = [sign * (count if type(count) is int else 1), sign, first]
+        else:
+            found[0] += sign * (count if type(count) is int else 1)
+            found[1] += sign
+            found[2] = min(found[2], first)
 
     def store(self, store: Store, slug: str) -> None:
-        store.add_ops_activity(slug, [ActivityRow(*key, *row) for key, row in self.activity.items() if row[0]],
-                               [SightedRow(*key, *row) for key, row in self.sighted.items() if row[0] or row[1]])
+        store.add_ops_sighted(slug, [SightedRow(*key, *row) for key, row in self.sighted.items() if row[0] or row[1]])
 
 
 def count_batch(store: Store, operation: Operation, role: str, collection_pk: int,
                 arrived: Sequence[tuple[dict[str, Any], int]], counted_through: int | None,
                 newest_only: bool = False) -> None:
-    """Count versions added to one collection (each with its date_added, oldest first), and take back out
-    what was counted, up to ``counted_through``, for objects they replace. ``newest_only`` when every
-    version given is known to be its object's newest (a catch-up reads only those)."""
-    if not arrived:
+    """Count the sightings among versions added to one collection (each with its date_added, oldest first),
+    and take back out what was counted, up to ``counted_through``, for sightings they replace.
+    ``newest_only`` when every version given is known to be its object's newest (a catch-up reads only
+    those)."""
+    seen = [(obj, added) for obj, added in arrived if obj.get("type") == "sighting"]
+    if not seen:
         return
     sums = _Sums()
-    replaced = set() if newest_only else store.not_newest_between(collection_pk, arrived[0][1], arrived[-1][1])
+    replaced = set() if newest_only else store.not_newest_between(collection_pk, seen[0][1], seen[-1][1])
     later: list[str] = []
-    counts, slot_us = sums.activity, SLOT_US
-    # The add of `_Sums`, inlined: this runs on every object an operation's ingest adds. Oldest first, so
-    # the first object of a bucket is its earliest.
-    for obj, added in arrived:
-        get = obj.get
-        kind = get("type")
-        if type(kind) is not str:
-            kind = str(kind)
-        if kind in _SKIPPED or added in replaced or get(SHIFT_REPORT_MARK):
+    for obj, added in seen:
+        if added in replaced or obj.get(SHIFT_REPORT_MARK):
             continue
-        producer = get("created_by_ref")
-        slot = added // slot_us
-        key = (slot, role, producer if type(producer) is str else "", kind)
-        row = counts.get(key)
-        if row is None:
-            counts[key] = [1, added]
-        else:
-            row[0] += 1
-        if kind == "sighting":
-            sums.sighting(slot, role, obj, added, 1)
+        sums.sighting(role, obj, added, 1)
         # A version whose modified equals its created is a first version: nothing counted before it.
-        if counted_through is not None and get("modified") != get("created", 0):
+        if counted_through is not None and obj.get("modified") != obj.get("created", 0):
             later.append(obj["id"])
     earlier = store.newest_through(collection_pk, later, counted_through) if later and counted_through else []
-    for _, producer, kind, added, body in earlier:
-        if kind in _SKIPPED:
-            continue
-        obj = orjson.loads(body) if kind in ("sighting", "report") else {"type": kind, "created_by_ref": producer}
-        if not obj.get(SHIFT_REPORT_MARK):
-            sums.add(role, obj, added, -1)
+    for _, _, kind, added, body in earlier:
+        if kind == "sighting":
+            obj = orjson.loads(body)
+            if not obj.get(SHIFT_REPORT_MARK):
+                sums.sighting(role, obj, added, -1)
     sums.store(store, operation.slug)

@@ -1,6 +1,6 @@
 """Alerts judged as objects arrive, kept in ``ops_alerts`` (schema step 18), and read back through the
-visibility check (the design is in ops/alerts.py's docstring and docs/decisions.md); the same batches
-counted into the hourly sums of ``ops_activity`` (schema step 19, ops/activity.py).
+visibility check (the design is in ops/alerts.py's docstring and docs/decisions.md); the same batches'
+sightings counted into the sums of ``ops_sighted`` (schema steps 19 and 21, ops/activity.py).
 
 The watermark of an operation, under the setting ``ops:alerts:<slug>``, says up to which ``date_added``
 each of its collections was judged and counted, and the mark the cache was built under: the watchlist's
@@ -69,12 +69,18 @@ _SKIPPED = frozenset(NOT_ACTIVITY)
 _POINTING = frozenset(POINTERS)
 
 
-def cache_mark(node: Node, operation: Operation) -> list[Any]:
+def cache_mark(node: Node, operation: Operation, pks: dict[str, int] | None = None) -> list[Any]:
     """What the stored alerts and sums were built under: the watchlist's fingerprint, and the newest
-    deletion in the intel and incidents collections (the sums cannot follow a deletion)."""
-    deleted = [node.store.collection_change_stamp(node.find_collection(operation.collections[role]).pk)[1]
-               for role in ("intel", "incidents")]
-    return [*watch_fingerprint(node, operation), *deleted]
+    deletion in the intel and incidents collections (the sums cannot follow a deletion). ``pks``: the
+    collections' keys by role, when the caller knows them."""
+    pks = pks or _keys(node, operation)
+    deleted = [node.store.newest_deletion(pks[role]) for role in ("intel", "incidents")]
+    return [*watch_fingerprint(node, operation, pks["watchlist"]), *deleted]
+
+
+def _keys(node: Node, operation: Operation) -> dict[str, int]:
+    """The operation's collections' keys, by role."""
+    return {role: node.find_collection(ref).pk for role, ref in operation.collections.items()}
 
 
 def judge_batch(store: Store, watch: Watchlist, operation: Operation, role: str, collection_pk: int,
@@ -141,15 +147,17 @@ class _Listener:
 
     def __init__(self, node: Node) -> None:
         self.node = weakref.ref(node)
-        self._index: tuple[str | None, dict[int, tuple[Operation, str]]] = ("", {})
+        self._index: tuple[str | None, dict[int, tuple[Operation, str, dict[str, int]]]] = ("", {})
 
-    def _roles(self, node: Node) -> dict[int, tuple[Operation, str]]:
+    def _roles(self, node: Node) -> dict[int, tuple[Operation, str, dict[str, int]]]:
+        """By collection key: the operation, the collection's role and the keys of all its collections."""
         raw = node.store.get_setting(INDEX_KEY)
         if raw != self._index[0]:
-            roles: dict[int, tuple[Operation, str]] = {}
+            roles: dict[int, tuple[Operation, str, dict[str, int]]] = {}
             for operation in load_all(node.store).values():
+                pks = _keys(node, operation)
                 for role in ("intel", "incidents"):
-                    roles[node.find_collection(operation.collections[role]).pk] = (operation, role)
+                    roles[pks[role]] = (operation, role, pks)
             self._index = (raw, roles)
         return self._index[1]
 
@@ -161,15 +169,16 @@ class _Listener:
             found = self._roles(node).get(collection_pk)
             if found is None:
                 return
-            operation, role = found
-            mark = cache_mark(node, operation)
+            operation, role, pks = found
+            mark = cache_mark(node, operation, pks)
             state = _load_state(store, operation.slug) or {"watch": mark, "through": {}}
             through = int(state["through"].get(role, -1))
             first, last = added[0][1], added[-1][1]  # oldest first
             if state["watch"] != mark or store.added_between(collection_pk, through, first, NOT_ACTIVITY):
                 return  # judged later by refresh, from the watermark
             with store.atomic():  # the rows and the watermark together (in the ingest's transaction, if any)
-                judge_batch(store, watchlist_of(node, operation), operation, role, collection_pk, added)
+                watch = watchlist_of(node, operation, fingerprint=mark[:-2])  # the mark begins with it
+                judge_batch(store, watch, operation, role, collection_pk, added)
                 count_batch(store, operation, role, collection_pk, added, through if through >= 0 else None)
                 _save_state(store, operation.slug, mark, {**state["through"], role: last},
                             {role: store.top_seq_between(collection_pk, first, last)})
@@ -193,7 +202,7 @@ def refresh(node: Node, operation: Operation) -> None:
     if state is None or state["watch"] != watch_mark or _moved(node, operation, state):
         with store.atomic():
             store.clear_ops_alerts(operation.slug)
-            store.clear_ops_activity(operation.slug)
+            store.clear_ops_sighted(operation.slug)
             state = {"watch": watch_mark, "through": {}, "seq": {}}
             store.set_setting(STATE_KEY + operation.slug, orjson.dumps(state).decode())  # from nothing
     watch: Watchlist | None = None

@@ -10,6 +10,7 @@ shows it), and activity per hour as a bar chart in text.
 
 from __future__ import annotations
 
+import heapq
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -138,10 +139,11 @@ class Period:
 
 
 def period_of(node: Node, operation: Operation, since: int, top: int | None = 10) -> Period:
-    """The period's counts: the whole minutes after ``since`` from the sums kept as objects arrived
-    (ops/activity.py), the rest of ``since``'s own minute from the stored columns and its sightings;
-    its incidents read by type; the ``contact-for`` relationships of its incidents by reference.
-    ``sightings`` keeps the ``top`` most sighted indicators (all with None)."""
+    """The period's counts: what the collections received grouped from the stored columns (an indexed
+    range, newest versions only), the operation's own shift reports taken back out; the sightings' counts
+    of the whole minutes after ``since`` from the sums kept as they arrived (ops/activity.py), those of
+    ``since``'s own minute read; its incidents read by type; the ``contact-for`` relationships of its
+    incidents by reference. ``sightings`` keeps the ``top`` most sighted indicators (all with None)."""
     refresh(node, operation)
     found = Period()
     first_seen: dict[str | None, tuple[int, int]] = {}
@@ -157,31 +159,24 @@ def period_of(node: Node, operation: Operation, since: int, top: int | None = 10
 
     collections = [node.find_collection(operation.collections[role]) for role in ("intel", "incidents")]
     for order, collection in enumerate(collections):
-        for hour, producer, kind, number, first in node.store.added_counts(collection.pk, since, boundary):
+        for hour, producer, kind, number, first in node.store.added_counts(collection.pk, since):
             if kind not in NOT_ACTIVITY:
                 count(order, hour, producer, number, first)
-        for added, obj in latest_objects(node, collection, ("sighting", "report"), added_after=since):
+        for added, obj in latest_objects(node, collection, ("report",), added_after=since):
+            if obj.get(SHIFT_REPORT_MARK):  # counted by the grouping above: taken back out
+                count(order, added // _HOUR_US, obj.get("created_by_ref"), -1, added)
+        for added, obj in latest_objects(node, collection, ("sighting",), added_after=since):
             if added >= boundary:
                 break
-            if obj.get(SHIFT_REPORT_MARK):  # counted by the aggregates above: taken back out
-                count(order, added // _HOUR_US, obj.get("created_by_ref"), -1, added)
-            elif obj["type"] == "sighting":
+            if not obj.get(SHIFT_REPORT_MARK):
                 entry = sighted.setdefault(obj.get("sighting_of_ref", ""), [0, order * ROLE_AFTER + added])
                 entry[0] += int(obj.get("count", 1))
-    for row in node.store.ops_activity(operation.slug, boundary // slot, _HOUR_US // slot):  # per hour
-        count(int(row.role != "intel"), row.slot, row.producer or None, row.number, row.first)
-    # The most sighted by the sums, and the sums of the indicators sighted in the first minute: the top of
-    # the merged counts is among them.
-    whole = boundary // slot
-    sums = {ref: (number, key) for ref, number, key in node.store.ops_sighted(
-        operation.slug, whole, None if top is None else top + len(sighted))}
-    sums.update((ref, (number, key)) for ref, number, key in node.store.ops_sighted(
-        operation.slug, whole, refs=list(sighted)) if sighted)
-    for ref, (number, key) in sums.items():
+    for ref, (number, key) in node.store.ops_sighted(operation.slug, boundary // slot).items():
         entry = sighted.setdefault(ref, [0, key])
         entry[0] += number
         entry[1] = min(entry[1], key)
-    ranked = sorted(sighted.items(), key=lambda item: (-item[1][0], item[1][1]))
+    ranked = sorted(sighted.items(), key=lambda item: (-item[1][0], item[1][1])) if top is None else \
+        heapq.nsmallest(top, sighted.items(), key=lambda item: (-item[1][0], item[1][1]))
     found.sightings = Counter(dict((ref, entry[0]) for ref, entry in ranked[:top]))
     for collection in collections:
         found.incidents.extend(obj for _, obj in latest_objects(node, collection, ("incident",), added_after=since))

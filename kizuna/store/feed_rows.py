@@ -66,6 +66,13 @@ class FeedRows(abc.ABC):
             cur.execute("DELETE FROM feeds WHERE name = ?", (name,))
             return bool(cur.rowcount)
 
+    def newest_deletion(self, collection_pk: int) -> int | None:
+        """The newest deletion in a collection (the second half of ``collection_change_stamp``), alone."""
+        with self._read() as cur:
+            cur.execute("SELECT MAX(deleted_at) FROM tombstones WHERE collection_pk = ?", (collection_pk,))
+            deleted = cur.fetchone()[0]
+        return None if deleted is None else int(deleted)
+
     def collection_change_stamp(self, collection_pk: int) -> tuple[int | None, int | None]:
         """(newest date_added, newest deletion) of a collection: both index lookups, so a feed can tell
         in well under a millisecond whether anything it is built from changed."""

@@ -1,12 +1,14 @@
-"""What an operation's collections received, per minute, kept as objects arrive (schema step 19), so the shift
-report reads counts instead of objects; shared by both SQL backends.
+"""The sightings an operation's collections received, per minute and indicator, kept as they arrive
+(schema steps 19 and 21), so the shift report's most sighted indicators are sums instead of every sighting
+read and parsed; shared by both SQL backends. (What the collections received otherwise, per hour, producer
+and type, the report groups from the objects' own columns when it is read: ``added_counts``.)
 
-Two tables of running sums, both a cache of the newest stored versions that ``kizuna.ops`` keeps and
-rebuilds (ops/activity.py): ``ops_activity`` counts versions per slot of time (a minute), role, producer
-and type, and ``ops_sighted`` holds sightings' ``count`` per slot, role and the indicator they are of, a
-row per batch, summed when read. A version that a newer one replaces is taken back out by adding its
-row again with negative counts; ``first`` is the earliest ``date_added`` ever counted in a row (the
-report orders equal counts by it).
+``ops_sighted`` is a cache of the newest stored versions that ``kizuna.ops`` keeps and rebuilds
+(ops/activity.py): one row per batch and minute (slot) and role, holding that batch's sums as JSON,
+``[[indicator, count summed, sighting objects, first date_added], ...]``, added together when read. A
+batch's sightings name indicators all over, so a row per indicator would write as many rows as sightings;
+a row per batch writes one. A version that a newer one replaces is taken back out by a later row with
+negative counts; ``first`` is the earliest ``date_added`` counted (the report orders equal counts by it).
 """
 
 from __future__ import annotations
@@ -14,21 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import orjson
+
 from kizuna.store.ops_alerts import OpsRows, chunks
 
 #: Added to ``first`` of an incidents row when the rows of both roles are ordered together: the report
 #: reads the intel collection before the incidents collection.
 ROLE_AFTER = 1 << 53
 NO_FIRST = 1 << 62  # ``first`` of a row that takes a version back out: never the earliest
-
-
-class ActivityRow(NamedTuple):
-    slot: int  # date_added // the slot's length
-    role: str
-    producer: str  # created_by_ref, '' for none
-    type: str
-    number: int  # versions counted
-    first: int
 
 
 class SightedRow(NamedTuple):
@@ -41,66 +36,39 @@ class SightedRow(NamedTuple):
 
 
 class OpsActivityRows(OpsRows):
-    #: The two-argument minimum: SQLite's scalar MIN, PostgreSQL's LEAST.
-    _LEAST = "MIN"
-
-    def add_ops_activity(self, operation: str, activity: Sequence[ActivityRow], sighted: Sequence[SightedRow]) -> None:
-        """Add the rows to the running sums (negative counts take versions back out)."""
+    def add_ops_sighted(self, operation: str, sighted: Sequence[SightedRow]) -> None:
+        """Add a batch's rows to the running sums (negative counts take versions back out)."""
+        batches: dict[tuple[int, str], list[tuple[str, int, int, int]]] = {}
+        for row in sighted:
+            batches.setdefault((row.slot, row.role), []).append((row.ref, row.number, row.objects, row.first))
+        if not batches:
+            return
         with self._write() as cur:
-            if activity:
-                cur.executemany(
-                    "INSERT INTO ops_activity (operation, slot, role, producer, type, count, first) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (operation, slot, role, producer, type) DO UPDATE "
-                    f"SET count = ops_activity.count + excluded.count, "
-                    f"first = {self._LEAST}(ops_activity.first, excluded.first)",
-                    [(operation, *row) for row in activity],
-                )
-            if sighted:
-                # Appended, not merged: a batch's sightings name indicators all over the table, and merging
-                # them would rewrite a page for each; appending writes the rows once, at the end.
-                cur.executemany(
-                    "INSERT INTO ops_sighted (operation, slot, role, ref, count, objects, first) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", [(operation, *row) for row in sighted],
-                )
+            cur.executemany("INSERT INTO ops_sighted (operation, slot, role, sums) VALUES (?, ?, ?, ?)",
+                            [(operation, slot, role, orjson.dumps(rows)) for (slot, role), rows in batches.items()])
 
-    def clear_ops_activity(self, operation: str) -> None:
+    def clear_ops_sighted(self, operation: str) -> None:
         with self._write() as cur:
-            cur.execute("DELETE FROM ops_activity WHERE operation = ?", (operation,))
             cur.execute("DELETE FROM ops_sighted WHERE operation = ?", (operation,))
 
-    def ops_activity(self, operation: str, from_slot: int, per: int = 1) -> list[ActivityRow]:
-        """The counts from ``from_slot`` on, summed per ``per`` slots (``slot`` is then the first slot's
-        number divided by ``per``)."""
+    def ops_sighted(self, operation: str, from_slot: int) -> dict[str, tuple[int, int]]:
+        """Indicator -> (sightings' count summed, order key) from ``from_slot`` on, for the indicators that
+        still have a sighting counted. The key orders equal sums as a reading of the intel collection and
+        then the incidents collection would meet them."""
+        sums: dict[str, list[int]] = {}  # ref -> [count, objects, key]
         with self._read() as cur:
-            per = int(per)  # written into the statement: PostgreSQL groups by the expression only as written
-            cur.execute(
-                f"SELECT slot / {per}, role, producer, type, SUM(count), MIN(first) FROM ops_activity "
-                f"WHERE operation = ? AND slot >= ? AND count > 0 GROUP BY slot / {per}, role, producer, type",
-                (operation, from_slot),
-            )
-            return [ActivityRow(int(h), str(r), str(p), str(t), int(c), int(f)) for h, r, p, t, c, f in cur.fetchall()]
-
-    def ops_sighted(self, operation: str, from_slot: int, limit: int | None = None,
-                    refs: Sequence[str] | None = None) -> list[tuple[str, int, int]]:
-        """(indicator, sightings' count summed, order key) from ``from_slot`` on: the most sighted first
-        (``limit`` of them), or only ``refs``. The key orders equal sums as a reading of the intel
-        collection and then the incidents collection would meet them."""
-        query = (
-            "SELECT ref, SUM(count), MIN(first + CASE WHEN role = 'intel' THEN 0 ELSE ? END) FROM ops_sighted "
-            "WHERE operation = ? AND slot >= ?"
-        )
-        with self._read() as cur:
-            if refs is None:
-                cur.execute(query + " GROUP BY ref HAVING SUM(objects) > 0 ORDER BY 2 DESC, 3"
-                            + ("" if limit is None else f" LIMIT {int(limit)}"), (ROLE_AFTER, operation, from_slot))
-                return [(str(ref), int(count), int(key)) for ref, count, key in cur.fetchall()]
-            found: list[tuple[str, int, int]] = []
-            for chunk in chunks(sorted(set(refs))):
-                clause, params = self._in("ref", chunk)
-                cur.execute(query + f" AND {clause} GROUP BY ref HAVING SUM(objects) > 0",
-                            (ROLE_AFTER, operation, from_slot, *params))
-                found.extend((str(ref), int(count), int(key)) for ref, count, key in cur.fetchall())
-            return found
+            cur.execute("SELECT role, sums FROM ops_sighted WHERE operation = ? AND slot >= ?", (operation, from_slot))
+            for role, body in cur.fetchall():
+                after = 0 if role == "intel" else ROLE_AFTER
+                for ref, number, objects, first in orjson.loads(bytes(body)):
+                    found = sums.get(ref)
+                    if found is None:
+                        sums[ref] = [number, objects, first + after]
+                    else:
+                        found[0] += number
+                        found[1] += objects
+                        found[2] = min(found[2], first + after)
+        return {ref: (found[0], found[2]) for ref, found in sums.items() if found[1] > 0}
 
     def not_newest_between(self, collection_pk: int, first: int, last: int) -> set[int]:
         """date_added of the versions added from ``first`` to ``last`` that a newer version already replaces."""

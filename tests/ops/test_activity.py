@@ -1,12 +1,13 @@
-"""The hourly sums kept as objects arrive (ops/activity.py, schema step 19) against counting every stored
-object: after ingests the listener missed, new versions (also one arriving after a newer one),
-deletions and a changed watchlist, for every start of the period, and equal to the sums rebuilt
-from nothing. An "hour" of four microseconds puts each few consecutive objects in a bucket of their
-own (of two two-microsecond slots of the sums), so every period mixes the first, partly covered slot
-with whole ones."""
+"""The shift report's period (its counts grouped from the stored columns, its sightings' sums kept as
+they arrive: ops/activity.py, schema steps 19 and 21) against counting every stored object: after
+ingests the listener missed, new versions (also one arriving after a newer one), deletions and a changed
+watchlist, for every start of the period, and the sums equal to sums rebuilt from nothing. An "hour" of
+four microseconds puts each few consecutive objects in a bucket of their own (of two two-microsecond
+slots of the sums), so every period mixes the first, partly covered slot with whole ones."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
@@ -31,10 +32,9 @@ from tests.ops.test_report_period import every_object, same
 _HOUR, _SLOT = 4, 2
 
 
-def sums(node: Node, operation: Operation) -> tuple[list[tuple[Any, ...]], list[tuple[str, int]]]:
-    """The stored sums as counts, read without catching up."""
-    activity = sorted(row[:5] for row in node.store.ops_activity(operation.slug, 0))
-    return activity, sorted((ref, number) for ref, number, _ in node.store.ops_sighted(operation.slug, 0))
+def sums(node: Node, operation: Operation) -> list[tuple[str, int]]:
+    """The stored sightings' sums as counts, read without catching up."""
+    return sorted((ref, number) for ref, (number, _) in node.store.ops_sighted(operation.slug, 0).items())
 
 
 def check(node: Node, operation: Operation) -> None:
@@ -122,3 +122,26 @@ def test_a_version_replaced_by_its_fuller_form_is_counted_once(room: tuple[Node,
     check(node, operation)
     alerts = [a for a in alerts_of(node, operation) if a.object_id == found["id"]]
     assert len(alerts) == 1 and alerts[0].producer == "Games SOC"
+
+
+def test_a_node_that_kept_the_step_19_sums_is_migrated_and_counts_the_same(
+        room: tuple[Node, Operation, str]) -> None:
+    """Step 21 drops the per-minute object counts and the row-per-indicator sightings' sums of step 19
+    and the judged-through marks: the next read rebuilds the sightings' sums in their new form."""
+    node, operation, _ = room
+    intel = node.find_collection(operation.collections["intel"])
+    found = [indicator(f"host{n}.example") for n in range(3)]
+    node.import_objects(intel, found + [sighting(found[n % 2]["id"], count=n + 2) for n in range(3)])
+    refresh(node, operation)
+    steps = dict(importlib.import_module(f"{type(node.store).__module__.rsplit('.', 1)[0]}.migrations").MIGRATIONS)
+    store: Any = node.store
+    with store._write() as cur:  # the store as a node at step 20 left it, its sums in the old form
+        cur.execute("DELETE FROM schema_migrations WHERE version = 21")
+        cur.execute("DROP TABLE ops_sighted")
+        for statement in filter(str.strip, steps[19].split(";")):
+            cur.execute(statement)
+    assert node.store.get_setting(STATE_KEY + operation.slug)
+    assert node.store.migrate() == node.store.schema_versions()[1]
+    assert not node.store.get_setting(STATE_KEY + operation.slug)  # the marks went with the old sums
+    check(node, operation)
+    assert sums(node, operation) == sorted([(found[0]["id"], 2 + 4), (found[1]["id"], 3)])

@@ -235,4 +235,20 @@ MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (collection_pk, kinds, day, producer, markings, type))
         """,
     ),
+    # Step 21: the shift report counts what the collections received from the objects' own columns when it
+    # is read (an indexed range, grouped in SQL), so ingest no longer keeps per-minute counts; the sightings'
+    # counts per indicator stay kept as they arrive (their ``count`` is in the body), one row per batch and
+    # minute holding that batch's sums as JSON. Both are a cache: the judged-through marks are dropped so the
+    # next read rebuilds it (ops/arrivals.py).
+    (
+        21,
+        """
+        DROP TABLE ops_activity;
+        DROP TABLE ops_sighted;
+        CREATE TABLE ops_sighted (
+            operation TEXT NOT NULL, slot BIGINT NOT NULL, role TEXT NOT NULL, sums BYTEA NOT NULL);
+        CREATE INDEX ops_sighted_slot ON ops_sighted (operation, slot);
+        DELETE FROM node_settings WHERE key LIKE 'ops:alerts:%'
+        """,
+    ),
 ]
