@@ -42,7 +42,7 @@ from kizuna.store.ops_alerts import AlertRow
 
 STATE_KEY = "ops:alerts:"
 _CHUNK = 1000  # objects judged per transaction when catching up
-_ID_BATCH = 200  # ids per visibility read
+_ID_BATCH = 1000  # ids per visibility read: one read (and one egress record) per thousand alerts
 log = logging.getLogger("kizuna.ops")
 
 
