@@ -43,12 +43,13 @@ class _Sums:
         first = added if sign > 0 else NO_FIRST
         ref = obj.get("sighting_of_ref", "")
         count = obj.get("count", 1)
+        number = sign * (count if type(count) is int else 1)
         sight = (added // SLOT_US, role, ref if isinstance(ref, str) else "")
         found = self.sighted.get(sight)
         if found is None:
-            self.sighted[sight] = [sign * (count if type(count) is int else 1), sign, first]
+            self.sighted[sight] = [number, sign, first]
         else:
-            found[0] += sign * (count if type(count) is int else 1)
+            found[0] += number
             found[1] += sign
             found[2] = min(found[2], first)
 

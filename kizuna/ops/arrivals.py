@@ -78,6 +78,11 @@ def cache_mark(node: Node, operation: Operation, pks: dict[str, int] | None = No
     return [*watch_fingerprint(node, operation, pks["watchlist"]), *deleted]
 
 
+def fingerprint_in(mark: list[Any]) -> list[Any]:
+    """The watchlist's fingerprint, which a `cache_mark` begins with (the two deletions follow it)."""
+    return mark[:-2]
+
+
 def _keys(node: Node, operation: Operation) -> dict[str, int]:
     """The operation's collections' keys, by role."""
     return {role: node.find_collection(ref).pk for role, ref in operation.collections.items()}
@@ -177,7 +182,7 @@ class _Listener:
             if state["watch"] != mark or store.added_between(collection_pk, through, first, NOT_ACTIVITY):
                 return  # judged later by refresh, from the watermark
             with store.atomic():  # the rows and the watermark together (in the ingest's transaction, if any)
-                watch = watchlist_of(node, operation, fingerprint=mark[:-2])  # the mark begins with it
+                watch = watchlist_of(node, operation, fingerprint=fingerprint_in(mark))
                 judge_batch(store, watch, operation, role, collection_pk, added)
                 count_batch(store, operation, role, collection_pk, added, through if through >= 0 else None)
                 _save_state(store, operation.slug, mark, {**state["through"], role: last},
@@ -212,7 +217,7 @@ def refresh(node: Node, operation: Operation) -> None:
         newest, _ = store.collection_change_stamp(collection.pk)
         if newest is None or (through is not None and newest <= through):
             continue
-        watch = watch or watchlist_of(node, operation)
+        watch = watch or watchlist_of(node, operation, fingerprint=fingerprint_in(watch_mark))
         chunk: list[tuple[dict[str, Any], int]] = []
         for added, obj in latest_objects(node, collection, added_after=through):
             chunk.append((obj, added))

@@ -106,17 +106,15 @@ class OpsAlertRows(OpsRows):
             )
             return list(map(_row, cur.fetchall()))
 
-    def added_counts(self, collection_pk: int, added_after: int,
-                     added_before: int | None = None) -> list[tuple[int, str | None, str, int, int]]:
+    def added_counts(self, collection_pk: int, added_after: int) -> list[tuple[int, str | None, str, int, int]]:
         """(hour since the epoch, producer, type, count, first date_added) of the newest stored versions
-        added after ``added_after`` (and before ``added_before``): what a collection received in a period,
-        without reading a body."""
+        added after ``added_after``: what a collection received in a period, without reading a body."""
         with self._read() as cur:
             cur.execute(
                 f"SELECT date_added / {_HOUR_US}, created_by_ref, type, COUNT(*), MIN(date_added) FROM objects "
-                "WHERE collection_pk = ? AND date_added > ? AND date_added < ? AND is_last = 1 "
+                "WHERE collection_pk = ? AND date_added > ? AND is_last = 1 "
                 f"GROUP BY date_added / {_HOUR_US}, created_by_ref, type",
-                (collection_pk, added_after, (1 << 62) if added_before is None else added_before),
+                (collection_pk, added_after),
             )
             return [(int(hour), producer, str(kind), int(count), int(first))
                     for hour, producer, kind, count, first in cur.fetchall()]
