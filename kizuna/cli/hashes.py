@@ -20,8 +20,10 @@ import orjson
 
 from kizuna.cli.common import CliError, emit, json_option, node_of, quiet_option
 from kizuna.cli.progress import Progress, progress_wanted
+from kizuna.core.errors import KizunaError, NotFound
 from kizuna.core.principal import NODE_ADMIN
 from kizuna.hashes.hashlists import KINDS, Entry, Rejected, looks_like_hash_list, read_hash_list
+from kizuna.hashes.opinions import record_opinion
 from kizuna.hashes.signals import (
     DEFAULT_THRESHOLD,
     MD5,
@@ -35,9 +37,7 @@ from kizuna.hashes.signals import (
     check_label,
     extension_definition,
     kizuna_identity,
-    make_opinion,
     make_signal,
-    read_signal,
 )
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel
 
@@ -333,20 +333,16 @@ def opinion_command(ctx: click.Context, signal_id: str, verdict: str, collection
 
     Federation carries the opinion back to the signal's producer like any object of the bank.
     """
-    from kizuna.core.filters import Endpoint, Filters
-
     node = node_of(ctx)
     target = node.find_collection(collection)
-    page = node.read(node.viewer_for(NODE_ADMIN, target), Endpoint.OBJECTS, Filters(ids=(signal_id,)))
-    signals = [orjson.loads(body) for _row, body in page.items]
-    if not signals or read_signal(signals[-1]) is None:
-        raise CliError(f"no hash signal {signal_id[:100]!r} in {collection}", code="not-found")
-    opinion = make_opinion(signals[-1], verdict, author=node.identity().get("id"), comment=comment)
-    report = node.import_objects(target, [opinion])
-    if report.failures:
-        raise CliError(report.failures[0]["message"], code="invalid")
-    emit(as_json, {"id": opinion["id"], "opinion": opinion["opinion"], "signal": signal_id},
-         f"opinion {opinion['id']} ({verdict}) on {signal_id}")
+    try:
+        done = record_opinion(node, NODE_ADMIN, target, signal_id, verdict, comment)
+    except NotFound:
+        raise CliError(f"no hash signal {signal_id[:100]!r} in {collection}", code="not-found") from None
+    except KizunaError as exc:
+        raise CliError(str(exc), code="invalid") from None
+    emit(as_json, {"id": done.opinion["id"], "opinion": done.opinion["opinion"], "signal": signal_id},
+         f"opinion {done.opinion['id']} ({verdict}) on {signal_id}")
 
 
 def register(cli: click.Group) -> None:

@@ -18,6 +18,11 @@
 
 The answer is ``{"results": [...], "sightings": [...]}`` with one result per input as
 `kizuna hashes match --json` prints them. Authentication and errors are the TAXII endpoints' own.
+
+`POST /{api_root}/hashes/opinions`: a verdict on a matched signal (hashes/opinions.py), body
+``{"collection": "<bank id or alias>", "signal": "<indicator id>", "verdict":
+"true-positive|false-positive|disputed", "comment": "…"}``; the answer (201) is ``{"opinion": {…},
+"status": {…}}``. A signal the token may not see is the same 404 as one that does not exist.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.hashes.banks import Banks
 from kizuna.hashes.matching import MatchRun, Query, media_query, queries_from_text, video_query
+from kizuna.hashes.opinions import record_opinion
 from kizuna.hashes.signals import DEFAULT_THRESHOLD
 from kizuna.hashes.video import QUERY_PERCENT, TARGET_PERCENT, VideoRule
 from kizuna.taxii.http import endpoint, read_body, taxii_response
@@ -131,7 +137,48 @@ class HashMatchService:
         return taxii_response(orjson.dumps(answer))
 
 
+_OPINION_FIELDS = {"collection": True, "signal": True, "verdict": True, "comment": False}  # name -> required
+
+
+def _opinion_fields(body: bytes) -> dict[str, str]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest('the body must be {"collection", "signal", "verdict", "comment"}')
+    unknown = sorted(set(data) - set(_OPINION_FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0][:40]!r} ({', '.join(_OPINION_FIELDS)})")
+    for name, required in _OPINION_FIELDS.items():
+        if (required and name not in data) or (name in data and not isinstance(data[name], str)):
+            raise BadRequest(f"{name} must be a string" + (" and is required" if required else ""))
+    if not data["collection"] or not data["signal"]:
+        raise BadRequest("collection and signal must not be empty")
+    return data
+
+
+class OpinionService:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def record(self, principal: Principal, api_root: str, fields: dict[str, str]) -> dict[str, Any]:
+        bank = self.node.collection_for(principal, api_root, fields["collection"])
+        done = record_opinion(self.node, principal, bank, fields["signal"], fields["verdict"], fields.get("comment"))
+        return {"opinion": done.opinion, "status": done.status}
+
+    async def handle(self, request: Request, principal: Principal) -> Response:
+        api_root = request.path_params["api_root"]
+        root = await run_in_threadpool(self.node.api_root, api_root)
+        if request.query_params:
+            raise BadRequest(f"unknown query parameter {next(iter(request.query_params))[:40]!r}")
+        fields = _opinion_fields(await read_body(request, root.max_content_length))
+        answer = await run_in_threadpool(self.record, principal, api_root, fields)
+        return taxii_response(orjson.dumps(answer), status=201)
+
+
 def routes(node: Node) -> list[Route]:
-    """The hash-matching route, for `kizuna.app.create_app` to mount next to the detect routes."""
+    """The hash-matching and opinion routes, for `kizuna.app.create_app` to mount next to the detect routes."""
     service = HashMatchService(node)
-    return [Route("/{api_root}/hashes/match", endpoint(service.handle), methods=["POST"])]
+    return [Route("/{api_root}/hashes/match", endpoint(service.handle), methods=["POST"]),
+            Route("/{api_root}/hashes/opinions", endpoint(OpinionService(node).handle), methods=["POST"])]

@@ -132,6 +132,12 @@ _HASH_BODY = {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary",
                                             "description": "one image, video or other media file, hashed on arrival"}},
 }}
+_OPINION_BODY = {"required": True, "content": {_JSON: {"schema": {
+    "type": "object", "required": ["collection", "signal", "verdict"], "additionalProperties": False, "properties": {
+        "collection": {"type": "string", "minLength": 1, "description": "the bank holding the signal (id or alias)"},
+        "signal": {"type": "string", "minLength": 1, "description": "the signal's indicator id"},
+        "verdict": {"type": "string", "enum": ["true-positive", "false-positive", "disputed"]},
+        "comment": {"type": "string", "maxLength": 2000}}}}}}
 
 _SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["title"], "properties": {
@@ -181,6 +187,8 @@ _SCHEMAS: dict[str, Any] = {
         "results": {"type": "array", "items": {"type": "object", "required": ["input"]}},
         "sightings": {"type": "array", "items": _ref("StixObject")},
         "stored": {"type": "object"}}},
+    "HashOpinion": {"type": "object", "required": ["opinion", "status"], "properties": {
+        "opinion": _ref("StixObject"), "status": _ref("Status")}},
     "Tombstones": {"type": "object", "required": ["tombstones", "deleted_last", "withdrawn_last", "more"],
                    "properties": {
                        "tombstones": {"type": "array", "items": {"type": "object", "required": ["id", "reason"]}},
@@ -242,6 +250,9 @@ _PATHS: dict[str, Any] = {
                 "images (default false)", {"type": "string", "enum": ["true", "false"]}),
          _query("store", "store the sightings in this collection", {"type": "string", "minLength": 1})],
         body=_HASH_BODY)},
+    "/{api_root}/hashes/opinions": {"post": _api(
+        "Record a verdict on a hash signal as a STIX opinion in its bank (docs/hashes.md)", "hashes",
+        _ref("HashOpinion"), [_API_ROOT], status="201", body=_OPINION_BODY)},
     _COLL + "/tombstones/": {"get": _api(
         "What left the collection for this token (Kizuna federation)", "federation", _ref("Tombstones"),
         [_API_ROOT, _COLLECTION,

@@ -268,3 +268,62 @@ def test_across_types_an_image_matches_a_banked_videos_frame_and_a_videos_frame_
     line = kizuna_json(node.data_dir, "hashes", "match", str(listed), "--across-types")
     assert [(m["signal"], m["distance"], m["frame"]["number"]) for m in line["matches"]] == [(banked_video["id"], 3, 2)]
     assert kizuna_json(node.data_dir, "hashes", "match", str(listed))["matches"] == []
+
+
+def _opinion(node: Node, token: str, **fields: Any) -> requests.Response:
+    return node.session(token).post(f"{node.api_root}hashes/opinions", json=fields)
+
+
+def test_a_partner_records_a_verdict_on_a_matched_signal_and_a_hidden_one_is_absent(node: Node) -> None:
+    clear = _signal(node, _near(OTHER_HASH, 40), TlpLevel.CLEAR)
+    red = _signal(node, _near(OTHER_HASH, 80), TlpLevel.RED)
+    node.post([clear, red])
+    # JPCERT may read and write the bank; its reader token may only read it.
+    partner = kizuna_json(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", node.collection,
+                          "--write", node.collection)["token"]
+    node.tokens["partner"] = partner
+
+    done = _opinion(node, "partner", collection="shared", signal=clear["id"], verdict="false-positive",
+                    comment="a bridge, not a flag")
+    assert done.status_code == 201, done.text
+    opinion = done.json()["opinion"]
+    assert done.json()["status"]["success_count"] == 1
+    jpcert = next(o["id"] for o in kizuna_json(node.data_dir, "orgs", "list")["organisations"]
+                  if o["name"] == "JPCERT/CC")
+    assert (opinion["type"], opinion["opinion"], opinion["object_refs"], opinion["created_by_ref"]) == (
+        "opinion", "strongly-disagree", [clear["id"]], jpcert)
+    # Under the signal's own markings, stored in the bank: the producer reads it back over TAXII.
+    assert opinion["object_marking_refs"] == [TLP2_IDS[TlpLevel.CLEAR]]
+    stored = node.session("writer").get(node.collection_url() + f"objects/{opinion['id']}/").json()["objects"]
+    assert stored == [opinion]
+
+    # A signal the partner may not see answers exactly as one that does not exist, and nothing is stored.
+    hidden = _opinion(node, "partner", collection="shared", signal=red["id"], verdict="true-positive")
+    absent = _opinion(node, "partner", collection="shared", signal="indicator--00000000-0000-4000-8000-000000000000",
+                      verdict="true-positive")
+    assert hidden.status_code == absent.status_code == 404
+    assert hidden.json() == absent.json() and red["id"] not in hidden.text
+    # So does a bank it may not see; a bank it reads but may not write is a 403.
+    other = _opinion(node, "partner", collection=node.other_collection, signal=clear["id"], verdict="disputed")
+    nowhere = _opinion(node, "partner", collection="00000000-0000-4000-8000-000000000000", signal=clear["id"],
+                       verdict="disputed")
+    assert other.status_code == nowhere.status_code == 404 and other.json() == nowhere.json()
+    read_only = _opinion(node, "reader", collection="shared", signal=clear["id"], verdict="disputed")
+    assert read_only.status_code == 403, read_only.text
+
+    # Bad input: TAXII error objects naming what is wrong.
+    for fields, named in (({"collection": "shared", "signal": clear["id"], "verdict": "maybe"}, "maybe"),
+                          ({"collection": "shared", "signal": clear["id"]}, "verdict"),
+                          ({"collection": "shared", "signal": clear["id"], "verdict": "disputed", "colour": "red"},
+                           "colour"),
+                          ({"collection": "shared", "signal": 7, "verdict": "disputed"}, "signal")):
+        bad = _opinion(node, "partner", **fields)
+        assert bad.status_code == 400 and named in bad.json()["description"], (fields, bad.text)
+    not_json = node.session("partner").post(f"{node.api_root}hashes/opinions", data=b"{",
+                                            headers={"Content-Type": "application/json"})
+    assert not_json.status_code == 400 and not_json.json()["http_status"] == "400"
+    anonymous = requests.post(f"{node.api_root}hashes/opinions", json={})
+    assert anonymous.status_code == 401
+    # Only the one verdict was stored.
+    bank = node.session("writer").get(node.collection_url() + "objects/", params={"match[type]": "opinion"})
+    assert [o["id"] for o in bank.json()["objects"]] == [opinion["id"]]
