@@ -12,6 +12,7 @@ OpenAPI document that names them all (`kizuna.taxii.openapi`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -30,7 +31,9 @@ from kizuna.federation.api import routes as federation_routes
 from kizuna.federation.health import SyncCollector, worker_check
 from kizuna.formats.feed_routes import feed_routes
 from kizuna.formats.upload import import_upload
+from kizuna.hashes.api import HashMatchService
 from kizuna.hashes.api import routes as hash_routes
+from kizuna.hashes.opinions import opinion_of
 from kizuna.ops.arrivals import watch_arrivals
 from kizuna.ops.board import operation_board, visible_operations
 from kizuna.store.rate_buckets import shared_bucket_maker
@@ -39,6 +42,7 @@ from kizuna.taxii.http import http_error, server_error
 from kizuna.taxii.openapi import openapi_routes
 from kizuna.taxii.routes import routes as taxii_routes
 from kizuna.taxii.transport import TransportSecurity
+from kizuna.web.hashes import HashesSource
 from kizuna.web.operations import OperationsSource
 from kizuna.web.render import warm_console
 from kizuna.web.routes import web_routes
@@ -54,10 +58,11 @@ def create_app(node: Node, tls: bool = False) -> Starlette:
         return [*store_checks(node), worker_check(node)]
 
     health = health_routes(node, readiness, [StoreCollector(node), SyncCollector(node)])
+    hashes = HashMatchService(node)  # one set of bank indexes for the API and the console
     app = Starlette(
         # The console and the feeds first: the TAXII route /{api_root}/ would otherwise catch them.
         routes=[*web_routes(node), *health, *openapi_routes(), *feed_routes(node), *taxii_routes(node),
-                *detect_routes(node), *hash_routes(node), *federation_routes(node)],
+                *detect_routes(node), *hash_routes(hashes), *federation_routes(node)],
         middleware=[Middleware(RequestMetrics), *([Middleware(TransportSecurity)] if tls else [])],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
@@ -72,6 +77,8 @@ def create_app(node: Node, tls: bool = False) -> Starlette:
     app.state.importer = import_upload
     # Its operation pages read kizuna/ops (a sibling too) through these two functions.
     app.state.operations = OperationsSource(visible_operations, operation_board)
+    # Its hash page matches and records verdicts through kizuna/hashes, with the API's bank indexes.
+    app.state.hashes = HashesSource(hashes.match_for_console, functools.partial(opinion_of, node))
     return app
 
 

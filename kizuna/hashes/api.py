@@ -43,6 +43,7 @@ from kizuna.hashes.matching import MatchRun, Query, media_query, queries_from_te
 from kizuna.hashes.opinions import record_opinion
 from kizuna.hashes.signals import DEFAULT_THRESHOLD
 from kizuna.hashes.video import QUERY_PERCENT, TARGET_PERCENT, VideoRule
+from kizuna.store.base import Collection
 from kizuna.taxii.http import endpoint, read_body, taxii_response
 
 _PARAMS = ("collection", "threshold", "query_match", "target_match", "across", "store")
@@ -123,6 +124,17 @@ class HashMatchService:
             answer["stored"] = report.to_taxii() if report is not None else {"success_count": 0}
         return answer
 
+    def match_for_console(self, principal: Principal, collections: list[Collection], text: str,
+                          upload: tuple[str, bytes] | None, threshold: int, across: bool) -> list[dict[str, Any]]:
+        """The console's form: pasted lines (``line:N``) and one uploaded file, against ``collections``
+        (those the token reads), through the same shared indexes and visibility check as the API."""
+        queries = list(queries_from_text("line", text)) if text.strip() else []
+        if upload is not None:
+            queries.append(media_query(upload[0], upload[1]))
+        identity = principal.organisation_id or self.node.identity().get("id", "")
+        rule = VideoRule(QUERY_PERCENT, TARGET_PERCENT, across)
+        return list(MatchRun(self.banks, principal, collections, threshold, identity, rule).results(queries))
+
     async def handle(self, request: Request, principal: Principal) -> Response:
         api_root = request.path_params["api_root"]
         root = await run_in_threadpool(self.node.api_root, api_root)
@@ -177,8 +189,9 @@ class OpinionService:
         return taxii_response(orjson.dumps(answer), status=201)
 
 
-def routes(node: Node) -> list[Route]:
-    """The hash-matching and opinion routes, for `kizuna.app.create_app` to mount next to the detect routes."""
-    service = HashMatchService(node)
+def routes(service: HashMatchService) -> list[Route]:
+    """The hash-matching and opinion routes, for `kizuna.app.create_app` to mount next to the detect routes
+    (``service`` holds the shared bank indexes, which the console's hash page uses too)."""
+    node = service.node
     return [Route("/{api_root}/hashes/match", endpoint(service.handle), methods=["POST"]),
             Route("/{api_root}/hashes/opinions", endpoint(OpinionService(node).handle), methods=["POST"])]

@@ -60,3 +60,9 @@ def record_opinion(node: Node, principal: Principal, bank: Collection, signal_id
     if report.failures:  # an opinion built here that ingest refuses is the node's fault, said plainly
         raise BadRequest(str(report.failures[0].get("message", "the opinion was refused")))
     return Recorded(opinion, report.to_taxii())
+
+
+def opinion_of(node: Node, principal: Principal, bank: Collection, signal_id: str, verdict: str,
+               comment: str | None = None) -> dict[str, Any]:
+    """`record_opinion`'s stored opinion alone (what the console's hash page redirects to)."""
+    return record_opinion(node, principal, bank, signal_id, verdict, comment).opinion
