@@ -49,7 +49,10 @@ Both parts use a real SQLite node in a temporary directory.
    log_overhead_cpu = median(match_watch) / median(match) - 1 and log_overhead_cpu_paired (the median of
    per-run ratios). The issue's target is <= 0.10. separate_pass_cpu_s is the watch as a second pass
    that builds every line (how `ops scan-logs` read logs before), for comparison.
-Medians and the peak RSS are printed, as one JSON line with --json.
+With --control the ingest listener is taken off the node before part 1: the same A/B then measures what
+the two sides differ by without any watchlist work (the bench's own bias; the alert pass then judges
+the whole batch when read, as a reader catching up does). Medians and the peak RSS are printed, as one
+JSON line with --json.
 """
 
 from __future__ import annotations
@@ -179,6 +182,8 @@ def watchlist_overhead(args: argparse.Namespace, rng: random.Random, tmp: Path) 
         # The listener's own CPU, measured where it runs: the work the watchlist adds to ingest, directly,
         # beside the difference of the two noisy totals.
         listener_cpu, count_cpu = [0.0], [0.0]
+        if args.control:
+            node.ingest_listeners.clear()
         for n, listener in enumerate(node.ingest_listeners):
             node.ingest_listeners[n] = _cpu_counted(listener, listener_cpu)
         # Inside it, the shift report's sightings' sums (ops/activity.py), apart from the watchlist's judging.
@@ -392,6 +397,8 @@ def main() -> None:
     parser.add_argument("--log-lines", type=int, default=100_000,
                         help="log lines of the detection part (`kizuna match` alone and with the watch in the same "
                         "pass); 0 skips it")
+    parser.add_argument("--control", action="store_true",
+                        help="part 1 without the ingest listener: the A/B's bias when no watchlist work is done")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args()
     rng = random.Random(14)

@@ -42,6 +42,20 @@ def test_recall_is_total_on_random_hashes_with_neighbours_planted_at_every_dista
     assert all(d <= 31 for hits in found for _, d in hits)
 
 
+def test_a_query_with_more_results_than_its_first_room_gets_them_all() -> None:
+    """A query near many stored hashes overruns the kernels' first guess of room (16 results a query,
+    each near-duplicate found once per close chunk): the second run must return every one."""
+    rng = np.random.default_rng(20261205)
+    centre = rng.integers(0, 256, 32, dtype=np.uint8)
+    crowd = np.stack([_flip(centre, int(d), rng) for d in rng.integers(0, 12, 3_000)])
+    stored = np.concatenate([crowd, rng.integers(0, 256, (5_000, 32), dtype=np.uint8)])
+    index, brute = _both(stored)
+    queries = np.stack([centre, _flip(centre, 3, rng), rng.integers(0, 256, 32, dtype=np.uint8)])
+    got = index.search(queries, 31)
+    assert got == brute.search(queries, 31)
+    assert len(got[0]) == len(got[1]) == 3_000 and index.indexed == len(stored)  # probed, not scanned
+
+
 def test_recall_is_total_on_the_real_pdq_hash_lists() -> None:
     haystack = [line.strip() for line in (LISTS / "haystack.txt").read_text().split() if line.strip()]
     needles = [line.strip() for line in (LISTS / "needles.txt").read_text().split() if line.strip()]
