@@ -264,10 +264,10 @@ def settle(node: Node) -> None:
 
 def _cpu_counted(listener: Callable[..., None], total: list[float]) -> Callable[..., None]:
     """The ingest listener, adding the CPU seconds of each call to ``total[0]``."""
-    def counted(*args: Any) -> None:
+    def counted(*args: Any, **kwargs: Any) -> None:
         started = time.process_time()
         try:
-            listener(*args)
+            listener(*args, **kwargs)
         finally:
             total[0] += time.process_time() - started
     return counted
