@@ -119,7 +119,9 @@ def result_of(query: Query, matches: list[Match]) -> dict[str, Any]:
     else:
         head["hash"] = media.pdq or media.sha256
         head.update(md5=media.md5, sha256=media.sha256, quality=media.quality)
-        if media.pdq is not None and not media.pdq_usable:
+        if media.pdq is None:
+            head["note"] = "not an image or a video: matched by its MD5 and SHA-256 only"
+        elif not media.pdq_usable:
             head["note"] = f"PDQ quality {media.quality} is below {MIN_QUALITY}: matched by exact hashes only"
     return {**head, "matches": [m.as_json() for m in matches]}
 

@@ -20,6 +20,7 @@ from kizuna.core.errors import BadRequest, Forbidden, NotFound
 from kizuna.core.listing import readable_collections
 from kizuna.core.principal import Principal
 from kizuna.store.base import Collection
+from kizuna.web.i18n import number
 from kizuna.web.page import Visit
 from kizuna.web.vocab import N_
 
@@ -27,7 +28,7 @@ from kizuna.web.vocab import N_
 UPLOAD_LIMIT: Final = 64 * 1024 * 1024
 #: Pasted lines at most (a longer list: the CLI or the API).
 MAX_LINES: Final = 1000
-DEFAULT_THRESHOLD: Final = 31
+DEFAULT_THRESHOLD: Final = 31  # PDQ's confident-match distance, kizuna/hashes' default (which this room may not import)
 #: How each verdict reads on the page (translated); the keys are `kizuna hashes opinion --verdict`'s.
 VERDICT_NAMES: Final = {"true-positive": N_("true positive"), "false-positive": N_("false positive"),
                         "disputed": N_("disputed")}
@@ -79,7 +80,7 @@ def hashes_submit(visit: Visit) -> Response:
         problem = visit.gettext("Paste hashes or choose a file to match.")
     elif len(text.splitlines()) > MAX_LINES:
         problem = visit.gettext("At most %(count)s lines; match longer lists with the command line or the API.",
-                                count=MAX_LINES)
+                                count=number(MAX_LINES, visit.language))
     if problem is not None:
         return _form(visit, 422, draft=draft, problem=problem)
     banks = readable_collections(visit.node, visit.principal)

@@ -116,6 +116,12 @@ def test_matching_and_a_verdict_through_the_tokens_own_view(bank: Any) -> None:
     assert ids["clear"] in page and 'action="/console/hashes/opinion"' not in page
     assert _verdict(reader, console, ids["clear"]).status_code == 403
 
+    # A file that is neither image nor video is matched by its exact hashes, and the page says so.
+    csrf = form_csrf(jp.get(console.base + "/console/hashes").text)
+    text_file = jp.post(console.base + "/console/hashes", data={"csrf": csrf, "hashes": ""},
+                        files={"media": ("notes.txt", b"not an image")})
+    assert text_file.status_code == 200 and "matched by its MD5 and SHA-256 only" in text_file.text
+
     # Bad input: one message, the form kept.
     assert "from 0 to 255" in _match(jp, console, BRIDGE, threshold="300").text
     assert _match(jp, console, BRIDGE, threshold="-1").status_code == 422
