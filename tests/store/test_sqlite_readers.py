@@ -77,3 +77,34 @@ def test_sqlite_memory_is_bounded_per_process(tmp_path: Path) -> None:
             other.close()
     finally:
         store.close()
+
+
+def _mmap_size(store: SqliteStore) -> int:
+    with store._read() as cur:
+        cur.execute("PRAGMA mmap_size")
+        return int(cur.fetchone()[0])
+
+
+def test_a_feed_walk_maps_none_of_the_file_and_its_reader_maps_again_after(tmp_path: Path) -> None:
+    """A feed reads every indicator row once: while it walks, the reader maps none of the file (mapped pages
+    it touched would count in the server's resident memory beside its cache); the walk's end restores it."""
+    from kizuna.core.node import Node
+
+    node = Node.init(tmp_path / "node", org_name="NCSC UK", country="GBR")
+    try:
+        collection = node.create_collection("Feed")
+        stamp = "2026-12-05T00:00:00.000Z"
+        node.import_objects(collection, [
+            {"type": "indicator", "spec_version": "2.1", "id": f"indicator--00000000-0000-4000-8000-{n:012d}",
+             "created": stamp, "modified": stamp, "valid_from": stamp, "pattern_type": "stix",
+             "pattern": f"[ipv4-addr:value = '198.51.100.{n}']"} for n in range(10)])
+        store = node.store
+        assert isinstance(store, SqliteStore)
+        mapped = _mmap_size(store)
+        assert mapped > 0
+        first = store.feed_rows(collection.pk, None, 4)
+        assert len(first) == 4 and _mmap_size(store) == 0  # mid-walk
+        rest = store.feed_rows(collection.pk, first[-1][3], 100)
+        assert len(rest) == 6 and _mmap_size(store) == mapped  # the walk ended
+    finally:
+        node.close()

@@ -37,12 +37,13 @@ log = logging.getLogger("kizuna.store")
 #: same value; a single connection (``kizuna import``) keeps its whole 64 MiB cache.
 SOFT_HEAP_LIMIT = 256 * 1024 * 1024
 
+_MMAP_PRAGMA = "PRAGMA mmap_size = 134217728"  # file pages mapped by a reader (a feed walk maps none)
 _PRAGMAS = (
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA busy_timeout = 30000",
     "PRAGMA cache_size = -65536",
-    "PRAGMA mmap_size = 134217728",
+    _MMAP_PRAGMA,
     "PRAGMA temp_store = MEMORY",
     f"PRAGMA soft_heap_limit = {SOFT_HEAP_LIMIT}",
 )
@@ -130,11 +131,17 @@ class SqliteStore(SqlStore):
         """As every SQL store reads them; at the end of a walk (a batch shorter than asked) this thread's page
         cache is let go. A feed reads every indicator row of a collection once, so afterwards the cache (up to
         64 MiB a reader) holds pages nobody asked for, in each server thread that happened to build a feed.
-        (Letting go after every batch kept the peak lower but cost a fifth more time: the walk's own pages.)"""
+        (Letting go after every batch kept the peak lower but cost a fifth more time: the walk's own pages.)
+        During the walk the reader maps none of the file: mapped pages it touched (up to ``mmap_size``,
+        128 MiB) would count in the server's resident memory beside the cache, for pages read once."""
+        if added_after is None:  # a walk's first batch
+            with self._reader() as cur:
+                cur.execute("PRAGMA mmap_size = 0")
         rows = super().feed_rows(collection_pk, added_after, limit)
         if len(rows) < limit:
             with self._reader() as cur:
                 cur.execute("PRAGMA shrink_memory")
+                cur.execute(_MMAP_PRAGMA)
         return rows
 
     # -- the search backlog (store/search_index.py) ----------------------------------------
