@@ -287,7 +287,7 @@ def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tup
     banks = [node.find_collection(ref) for ref in collections] or node.store.list_collections()
     target = node.find_collection(sightings_to) if sightings_to else None
     _files(inputs)
-    run = MatchRun(Banks(node), NODE_ADMIN, banks, threshold, node.identity().get("id", ""),
+    run = MatchRun(Banks(node), NODE_ADMIN, banks, threshold, node.acting_identity(NODE_ADMIN),
                    VideoRule(query_match, target_match, across))
     queries = (query for path in inputs for query in queries_from_path(path, kind))
     unusable = _Unusable("hashes match", as_json)

@@ -180,6 +180,11 @@ class Node:
         org = self.store.get_organisation(identity_id) if identity_id else None
         return orjson.loads(org.identity) if org else {}
 
+    def acting_identity(self, principal: Principal) -> str:
+        """The identity id that what ``principal`` produces names: its organisation's, or the node's own for
+        the operator (sightings of matches, verdicts)."""
+        return principal.organisation_id or self.home_organisation_id or ""
+
     # -- administration ------------------------------------------------------------------
     def create_api_root(
         self, name: str, title: str, description: str | None = None,

@@ -100,8 +100,7 @@ class DetectionService:
             if cached is not None and cached.freshness == freshness:
                 self._cache.move_to_end(key)
                 return cached
-        identity = principal.organisation_id or self.node.identity().get("id", "")
-        engine = DetectionEngine(identity)
+        engine = DetectionEngine(self.node.acting_identity(principal))
         load: dict[str, int] = {}
         now = time.time()
         for collection in collections:

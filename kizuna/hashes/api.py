@@ -114,8 +114,7 @@ class HashMatchService:
         collections = self.banks.visible(principal, api_root, params.get("collection", []))
         target = self.node.writable(principal, api_root, params["store"][-1]) if params.get("store") else None
         queries = _queries(body, content_type)
-        identity = principal.organisation_id or self.node.identity().get("id", "")
-        run = MatchRun(self.banks, principal, collections, threshold, identity, rule)
+        run = self._run(principal, collections, threshold, rule)
         results = list(run.results(queries))
         sightings = run.sightings()
         answer: dict[str, Any] = {"results": results, "sightings": sightings}
@@ -131,9 +130,12 @@ class HashMatchService:
         queries = list(queries_from_text("line", text)) if text.strip() else []
         if upload is not None:
             queries.append(media_query(upload[0], upload[1]))
-        identity = principal.organisation_id or self.node.identity().get("id", "")
         rule = VideoRule(QUERY_PERCENT, TARGET_PERCENT, across)
-        return list(MatchRun(self.banks, principal, collections, threshold, identity, rule).results(queries))
+        return list(self._run(principal, collections, threshold, rule).results(queries))
+
+    def _run(self, principal: Principal, collections: list[Collection], threshold: int, rule: VideoRule) -> MatchRun:
+        """A match run over the shared bank indexes, its sightings made by the principal's organisation."""
+        return MatchRun(self.banks, principal, collections, threshold, self.node.acting_identity(principal), rule)
 
     async def handle(self, request: Request, principal: Principal) -> Response:
         api_root = request.path_params["api_root"]

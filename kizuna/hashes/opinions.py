@@ -54,8 +54,7 @@ def record_opinion(node: Node, principal: Principal, bank: Collection, signal_id
         raise NotFound("no such hash signal in this bank")
     if not principal.can_write(bank):
         raise Forbidden("this token may not write to this bank")
-    author = principal.organisation_id or node.identity().get("id")
-    opinion = make_opinion(signal, verdict, author=author, comment=comment or None)
+    opinion = make_opinion(signal, verdict, author=node.acting_identity(principal) or None, comment=comment or None)
     report = node.add_objects(principal, bank, [opinion])
     if report.failures:  # an opinion built here that ingest refuses is the node's fault, said plainly
         raise BadRequest(str(report.failures[0].get("message", "the opinion was refused")))
