@@ -34,6 +34,7 @@ from kizuna.formats.upload import import_upload
 from kizuna.hashes.api import HashMatchService
 from kizuna.hashes.api import routes as hash_routes
 from kizuna.hashes.opinions import opinion_of
+from kizuna.hashes.signals import DEFAULT_THRESHOLD
 from kizuna.ops.arrivals import watch_arrivals
 from kizuna.ops.board import operation_board, visible_operations
 from kizuna.store.rate_buckets import shared_bucket_maker
@@ -78,7 +79,7 @@ def create_app(node: Node, tls: bool = False) -> Starlette:
     # Its operation pages read kizuna/ops (a sibling too) through these two functions.
     app.state.operations = OperationsSource(visible_operations, operation_board)
     # Its hash page matches and records verdicts through kizuna/hashes, with the API's bank indexes.
-    app.state.hashes = HashesSource(hashes.match_for_console, functools.partial(opinion_of, node))
+    app.state.hashes = HashesSource(hashes.match_for_console, functools.partial(opinion_of, node), DEFAULT_THRESHOLD)
     return app
 
 

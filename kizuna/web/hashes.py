@@ -28,7 +28,6 @@ from kizuna.web.vocab import N_
 UPLOAD_LIMIT: Final = 64 * 1024 * 1024
 #: Pasted lines at most (a longer list: the CLI or the API).
 MAX_LINES: Final = 1000
-DEFAULT_THRESHOLD: Final = 31  # PDQ's confident-match distance, kizuna/hashes' default (which this room may not import)
 #: How each verdict reads on the page (translated); the keys are `kizuna hashes opinion --verdict`'s.
 VERDICT_NAMES: Final = {"true-positive": N_("true positive"), "false-positive": N_("false positive"),
                         "disputed": N_("disputed")}
@@ -42,6 +41,8 @@ class HashesSource:
     match: Callable[[Principal, list[Collection], str, tuple[str, bytes] | None, int, bool], list[dict[str, Any]]]
     #: (principal, bank, signal id, verdict, comment) -> the stored opinion
     opinion: Callable[[Principal, Collection, str, str, str | None], dict[str, Any]]
+    #: The PDQ distance that still matches when the form leaves it empty (the API's and the CLI's default).
+    default_threshold: int
 
 
 def _source(visit: Visit) -> HashesSource:
@@ -49,9 +50,9 @@ def _source(visit: Visit) -> HashesSource:
     return source
 
 
-def _form(visit: Visit, status: int = 200, **values: Any) -> Response:
-    banks = readable_collections(visit.node, visit.principal)
-    values.setdefault("draft", {"threshold": str(DEFAULT_THRESHOLD)})
+def _form(visit: Visit, banks: list[Collection], status: int = 200, **values: Any) -> Response:
+    """The page, with ``banks`` (the collections the token reads, read once per request by the caller)."""
+    values.setdefault("draft", {"threshold": str(_source(visit).default_threshold)})
     values.setdefault("problem", None)
     values.setdefault("results", None)
     names = {key: c.title for c in banks for key in (c.id, c.alias) if key}
@@ -63,12 +64,13 @@ def _form(visit: Visit, status: int = 200, **values: Any) -> Response:
 
 
 def hashes_page(visit: Visit) -> Response:
-    return _form(visit)
+    return _form(visit, readable_collections(visit.node, visit.principal))
 
 
 def hashes_submit(visit: Visit) -> Response:
     text = visit.form.get("hashes", "")
-    threshold_text = visit.form.get("threshold", "").strip() or str(DEFAULT_THRESHOLD)
+    banks = readable_collections(visit.node, visit.principal)
+    threshold_text = visit.form.get("threshold", "").strip() or str(_source(visit).default_threshold)
     across = visit.form.get("across") == "on"
     upload = visit.files.get("media")
     upload = upload if upload is not None and upload[1] else None
@@ -82,20 +84,20 @@ def hashes_submit(visit: Visit) -> Response:
         problem = visit.gettext("At most %(count)s lines; match longer lists with the command line or the API.",
                                 count=number(MAX_LINES, visit.language))
     if problem is not None:
-        return _form(visit, 422, draft=draft, problem=problem)
-    banks = readable_collections(visit.node, visit.principal)
+        return _form(visit, banks, 422, draft=draft, problem=problem)
     results = _source(visit).match(visit.principal, banks, text, upload, int(threshold_text), across)
-    return _form(visit, draft=draft, results=results, matched=sum(1 for r in results if r.get("matches")))
+    return _form(visit, banks, draft=draft, results=results, matched=sum(1 for r in results if r.get("matches")))
 
 
 def opinion_submit(visit: Visit) -> Response:
     bank, signal = visit.form.get("bank", ""), visit.form.get("signal", "")
     verdict, comment = visit.form.get("verdict", ""), visit.form.get("comment", "").strip() or None
-    chosen = next((c for c in readable_collections(visit.node, visit.principal) if bank in (c.id, c.alias)), None)
+    banks = readable_collections(visit.node, visit.principal)
+    chosen = next((c for c in banks if bank in (c.id, c.alias)), None)
     if chosen is None:
         raise NotFound("no such hash signal in this bank")  # the answer for a signal the token may not see
     try:
         opinion = _source(visit).opinion(visit.principal, chosen, signal, verdict, comment)
     except (BadRequest, Forbidden) as exc:
-        return _form(visit, 400 if isinstance(exc, BadRequest) else 403, problem=exc.description)
+        return _form(visit, banks, 400 if isinstance(exc, BadRequest) else 403, problem=exc.description)
     return visit.redirect(f"/console/objects/{opinion['id']}?collection={bank}")
