@@ -133,7 +133,9 @@ class SqliteStore(SqlStore):
         64 MiB a reader) holds pages nobody asked for, in each server thread that happened to build a feed.
         (Letting go after every batch kept the peak lower but cost a fifth more time: the walk's own pages.)
         During the walk the reader maps none of the file: mapped pages it touched (up to ``mmap_size``,
-        128 MiB) would count in the server's resident memory beside the cache, for pages read once."""
+        128 MiB) would count in the server's resident memory beside the cache, for pages read once. (A walk
+        given up early leaves its reader unmapped until that thread's next walk ends or the thread does: its
+        reads are then only a little slower.)"""
         if added_after is None:  # a walk's first batch
             with self._reader() as cur:
                 cur.execute("PRAGMA mmap_size = 0")
