@@ -33,6 +33,9 @@ class NodeConfig:
     default_page_size: int = 1000
     max_page_size: int = 10000
     status_retention_hours: int = 168
+    #: What one page may spend reading rows its reader may not see, per object it asks for (core/query.py).
+    page_rows_per_object: int = 20
+    page_microseconds_per_object: int = 100
 
     @property
     def path(self) -> Path:
@@ -87,9 +90,18 @@ def load_config(data_dir: Path) -> NodeConfig:
             default_page_size=int(server.get("default_page_size", 1000)),
             max_page_size=int(server.get("max_page_size", 10000)),
             status_retention_hours=int(server.get("status_retention_hours", 168)),
+            page_rows_per_object=_at_least_one(path, server, "page_rows_per_object", 20),
+            page_microseconds_per_object=_at_least_one(path, server, "page_microseconds_per_object", 100),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: [server] values must be whole numbers ({exc})") from None
+
+
+def _at_least_one(path: Path, server: dict[str, object], name: str, default: int) -> int:
+    value = int(server.get(name, default))  # type: ignore[call-overload]
+    if value < 1:
+        raise ConfigError(f"{path}: [server] {name} must be 1 or more, not {value}")
+    return value
 
 
 def write_config(config: NodeConfig) -> None:
@@ -100,7 +112,9 @@ def write_config(config: NodeConfig) -> None:
         "[server]\n"
         f"default_page_size = {config.default_page_size}\n"
         f"max_page_size = {config.max_page_size}\n"
-        f"status_retention_hours = {config.status_retention_hours}\n",
+        f"status_retention_hours = {config.status_retention_hours}\n"
+        f"page_rows_per_object = {config.page_rows_per_object}\n"
+        f"page_microseconds_per_object = {config.page_microseconds_per_object}\n",
         encoding="utf-8",
     )
 

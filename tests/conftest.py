@@ -72,6 +72,18 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         database.drop()
 
 
+@pytest.fixture()
+def home_node(store_url: str, tmp_path: Path) -> Iterator[Any]:
+    """A node of NCSC UK (GBR) on each backend, opened in this process (``kizuna.core.node.Node``)."""
+    from kizuna.core.node import Node as CoreNode
+
+    opened = CoreNode.init(tmp_path / "node", store_url, org_name="NCSC UK", country="GBR")
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,9 +1,12 @@
 """Stateless ``next`` cursors.
 
-A cursor carries the position (the last ``date_added`` served) and is bound by an HMAC
-to the principal, the collection, the endpoint and the filters.  Any process sharing
-the node's key can continue a page, cursors never expire, and a cursor from another
-principal or another query is refused instead of leaking anything.
+A cursor carries the position (where the next page continues) sealed with AES-GCM under a key derived from
+the node's cursor key, with the principal, the collection, the endpoint and the filters as its associated
+data.  Any process sharing the node's key can continue a page, cursors never expire, and a cursor from
+another principal or another query is refused instead of leaking anything.  The position is sealed, not
+only signed, because a page may stop after the rows it was allowed to read (``core/query.py``): its
+position is then the ``date_added`` of a row the reader may not see, which must not be readable from the
+cursor.  Cursors issued before sealing (the position in clear, with an HMAC) are still accepted.
 
 The HMAC key can be rotated (``kizuna cursor-keys rotate``) without breaking cursors in flight: each
 key has an id, a cursor made with a newer key names it (``kid~position.mac``), and the node keeps the
@@ -24,11 +27,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kizuna.core.errors import BadRequest
 from kizuna.store.base import Store
 
 _VERSION = b"1"
+_SEALED = "s"  # marks a sealed cursor: a clear position's base64 is never one character
+_SEAL_CONTEXT = b"kizuna cursor position seal"
+_NONCE = 12
 
 
 def _b64(data: bytes) -> str:
@@ -98,12 +106,19 @@ class CursorCodec:
         message = _VERSION + b"\0" + scope.encode() + b"\0" + position
         return hmac.new(key, message, hashlib.sha256).digest()[:18]
 
+    @staticmethod
+    def _sealer(key: bytes) -> AESGCM:
+        return AESGCM(hmac.new(key, _SEAL_CONTEXT, hashlib.sha256).digest())
+
     def encode(self, scope: str, position: int) -> str:
         if time.monotonic() - self._loaded_at > RELOAD_S:
             self._reload()
         kid = self._ring.current
-        raw = str(position).encode()
-        body = f"{_b64(raw)}.{_b64(self._mac(self._ring.keys[kid], scope, raw))}"
+        nonce = secrets.token_bytes(_NONCE)
+        sealed = self._sealer(self._ring.keys[kid]).encrypt(
+            nonce, position.to_bytes(8, "big", signed=True), _VERSION + b"\0" + scope.encode()
+        )
+        body = f"{_SEALED}.{_b64(nonce + sealed)}"
         return body if kid == LEGACY_KEY_ID else f"{kid}~{body}"
 
     def _key(self, kid: str) -> bytes:
@@ -120,12 +135,29 @@ class CursorCodec:
             kid, body = LEGACY_KEY_ID, token
         position_text, _, mac_text = body.partition(".")
         try:
-            raw, mac = _unb64(position_text), _unb64(mac_text)
+            raw = b"" if position_text == _SEALED else _unb64(position_text)
+            mac = _unb64(mac_text)
         except (ValueError, TypeError):
             raise BadRequest("'next' is not a cursor this server issued") from None
+        if position_text == _SEALED:
+            return self._unseal(self._key(kid), scope, mac)
         if not hmac.compare_digest(mac, self._mac(self._key(kid), scope, raw)) or not raw.isdigit():
-            raise BadRequest(
-                "'next' does not belong to this query: repeat the same filters, as the same "
-                "principal, that produced it"
-            )
+            raise _foreign()
         return int(raw)
+
+    def _unseal(self, key: bytes, scope: str, sealed: bytes) -> int:
+        if len(sealed) <= _NONCE:
+            raise BadRequest("'next' is not a cursor this server issued")
+        try:
+            clear = self._sealer(key).decrypt(sealed[:_NONCE], sealed[_NONCE:], _VERSION + b"\0" + scope.encode())
+        except InvalidTag:
+            raise _foreign() from None
+        if len(clear) != 8:
+            raise _foreign()
+        return int.from_bytes(clear, "big", signed=True)
+
+
+def _foreign() -> BadRequest:
+    return BadRequest(
+        "'next' does not belong to this query: repeat the same filters, as the same principal, that produced it"
+    )

@@ -116,7 +116,11 @@ class Node:
         if key is None:
             raise AdminError(f"{config.store_url}: this store has not been initialised; run `kizuna init`")
         cursors = self.cursors = CursorCodec(lambda: load_key_ring(store))
-        self.reader = Reader(store, cursors, config.default_page_size, config.max_page_size)
+        self.reader = Reader(
+            store, cursors, config.default_page_size, config.max_page_size,
+            rows_per_object=config.page_rows_per_object,
+            seconds_per_object=config.page_microseconds_per_object / 1_000_000,
+        )
         self.searcher = Searcher(store, self.reader, cursors, self.viewer_for)
         self._last_purge = 0
         self.policy = PolicySource(store)

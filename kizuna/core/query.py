@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -14,10 +15,32 @@ from kizuna.store.base import Store, VersionQuery, VersionRow, VersionSelector
 # Hidden rows are skipped without a tell, so a page may need more than one fetch.
 _REFILL = 1000
 _MAX_FETCH = 10000
+#: What one page may spend reading, per object it asks for (``limit + 1``): stored rows, and seconds (checked
+#: between fetches of at most ``_CHUNK`` rows, or two pages' worth). A reader who sees few of a collection's
+#: rows (a partner's token on relationships whose endpoints it mostly may not see) would otherwise read tens
+#: of thousands of rows, for hundreds of milliseconds, to fill one page of 100. A page that reaches either
+#: bound is served with what it found, ``more`` true and a ``next`` that continues after the last row read
+#: (TAXII 2.1 §3.7: a server may return fewer objects than ``limit``; ``more`` says there may be more). A
+#: reader who sees every row never reaches them: its page is one fetch of ``limit + 1`` rows. Settings
+#: ``page_rows_per_object`` and ``page_microseconds_per_object`` in ``kizuna.toml``; a small page still
+#: may read ``ROWS_FLOOR`` rows for ``SECONDS_FLOOR`` (a page of one would otherwise be cut after one fetch), and
+#: no page is cut for time before it has read ``_CHUNK`` rows (a small collection pages alike on any machine).
+ROWS_PER_OBJECT = 20
+SECONDS_PER_OBJECT = 0.0001
+ROWS_FLOOR = 1000
+SECONDS_FLOOR = 0.005
+_CHUNK = 200
 _EVERY = 1 << 62  # no page limit: every selected version
 _ALL = VersionSelector(all=True)
 #: Every stored version of some ids in a collection, oldest version first.
 Siblings = Callable[[int, Sequence[str]], dict[str, list[VersionRow]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    rows: int
+    deadline: float  # time.perf_counter()
+    chunk: int  # rows per fetch after the first
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +59,18 @@ class Page:
 
 
 class Reader:
-    def __init__(self, store: Store, cursors: CursorCodec, default_limit: int, max_limit: int) -> None:
+    def __init__(
+        self, store: Store, cursors: CursorCodec, default_limit: int, max_limit: int,
+        rows_per_object: int = ROWS_PER_OBJECT, seconds_per_object: float = SECONDS_PER_OBJECT,
+    ) -> None:
         self._store = store
         self._cursors = cursors
         self.default_limit = default_limit
         self.max_limit = max_limit
+        self.rows_per_object = rows_per_object
+        self.seconds_per_object = seconds_per_object
+        self.rows_floor = ROWS_FLOOR
+        self.seconds_floor = SECONDS_FLOOR
 
     def page(
         self, viewer: Viewer, endpoint: Endpoint, filters: Filters, object_id: str | None = None
@@ -62,15 +92,25 @@ class Reader:
             added_after=after,
             limit=limit + 1,
         )
-        items, more = self._collect(viewer, query, limit)
+        # Pages of named ids read only those ids' versions: no bound is needed, and callers that read a chunk of
+        # ids as one page rely on getting every visible one.
+        asked = limit + 1
+        budget = None if query.ids is not None else _Budget(
+            max(self.rows_floor, self.rows_per_object * asked),
+            time.perf_counter() + max(self.seconds_floor, self.seconds_per_object * asked),
+            max(_CHUNK, 2 * asked),
+        )
+        items, more, stop = self._collect(viewer, query, limit, budget)
         if object_id is not None and not items and not self._exists(viewer, object_id):
             raise NotFound("no such object in this collection")
-        token = self._cursors.encode(scope, items[-1][0].date_added) if more else None
+        token = self._cursors.encode(scope, stop) if stop is not None else None
         return Page(items, more, token)
 
     def _collect(
-        self, viewer: Viewer, query: VersionQuery, limit: int
-    ) -> tuple[list[tuple[VersionRow, bytes]], bool]:
+        self, viewer: Viewer, query: VersionQuery, limit: int, budget: _Budget | None = None,
+    ) -> tuple[list[tuple[VersionRow, bytes]], bool, int | None]:
+        """Up to ``limit`` items, whether there may be more, and the ``date_added`` the next page continues
+        after (None when there is no more)."""
         items: list[tuple[VersionRow, bytes]] = []
         scanned = 0
         choose = Choice(viewer, query.versions, self._siblings)
@@ -84,15 +124,21 @@ class Reader:
                 if body is None:
                     continue
                 if len(items) == limit:
-                    return items, True
+                    return items, True, items[-1][0].date_added
                 items.append((row, body))
             if len(rows) < query.limit:
-                return items, False
+                return items, False, None
+            if budget is not None and (
+                scanned >= budget.rows or (scanned >= _CHUNK and time.perf_counter() >= budget.deadline)
+            ):
+                return items, True, rows[-1].date_added
             # Size the next fetch by the share of rows this viewer has seen so far, so a page
             # with a few hidden rows costs one small extra query, not a full refill.
             share = max(len(items) / scanned, 0.02)
-            wanted = int((limit + 1 - len(items)) / share) + 8
-            query = replace(query, added_after=rows[-1].date_added, limit=min(max(wanted, 32), _MAX_FETCH))
+            wanted = min(max(int((limit + 1 - len(items)) / share) + 8, 32), _MAX_FETCH)
+            if budget is not None:
+                wanted = min(wanted, budget.rows - scanned, budget.chunk)
+            query = replace(query, added_after=rows[-1].date_added, limit=wanted)
 
     def window(self, viewer: Viewer, filters: Filters, rows: int) -> tuple[list[tuple[VersionRow, bytes]], int | None]:
         """What ``viewer`` receives of the next ``rows`` stored rows that ``filters`` select after
@@ -126,7 +172,7 @@ class Reader:
         query = VersionQuery(
             collection_pk=viewer.collection.pk, ids=(object_id,), versions=_ALL, limit=_REFILL,
         )
-        items, _ = self._collect(viewer, query, 1)
+        items, _, _ = self._collect(viewer, query, 1)
         return bool(items)
 
     def latest_choice(self, viewer: Viewer) -> Choice:
@@ -139,7 +185,7 @@ class Reader:
             collection_pk=viewer.collection.pk, ids=(object_id,), versions=filters.versions,
             spec_versions=filters.spec_versions, limit=_REFILL,
         )
-        items, _ = self._collect(viewer, query, _EVERY)
+        items, _, _ = self._collect(viewer, query, _EVERY)
         return [row for row, _ in items]
 
 

@@ -3,10 +3,14 @@ process learns of the rotation from the store, and a retired key's cursors are r
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from pathlib import Path
 
 import pytest
 
+from kizuna.core.cursor import load_key_ring
 from kizuna.core.errors import BadRequest
 from kizuna.core.node import Node
 
@@ -40,3 +44,35 @@ def test_cursors_survive_a_rotation_until_their_key_is_retired(tmp_path: Path) -
     finally:
         first.close()
         other.close()
+
+
+def test_a_cursor_seals_its_position_and_one_issued_in_clear_is_still_accepted(tmp_path: Path) -> None:
+    node = Node.init(tmp_path / "node", org_name="Home", country="GBR")
+    try:
+        position = 1_733_900_000_123_456
+        sealed = node.cursors.encode(SCOPE, position)
+        # A page may stop on a row its reader may not see: nothing of that row's date_added is in the cursor.
+        assert str(position) not in sealed and str(position).encode() not in base64.urlsafe_b64decode(
+            sealed.partition(".")[2] + "==")
+        assert sealed != node.cursors.encode(SCOPE, position)  # a fresh nonce each time
+        assert node.cursors.decode(SCOPE, sealed) == position
+        tampered = sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1]
+        for bad in (tampered, "s.", "s.AAAA"):
+            with pytest.raises(BadRequest):
+                node.cursors.decode(SCOPE, bad)
+        with pytest.raises(BadRequest, match="does not belong"):
+            node.cursors.decode("another|scope", sealed)
+        # A cursor issued before positions were sealed: the position in clear with its HMAC.
+        key = load_key_ring(node.store).keys["0"]
+        raw = b"1000"
+        mac = hmac.new(key, b"1\0" + SCOPE.encode() + b"\0" + raw, hashlib.sha256).digest()[:18]
+        clear = base64.urlsafe_b64encode(raw).rstrip(b"=").decode() + "." + base64.urlsafe_b64encode(mac).rstrip(
+            b"=").decode()
+        assert node.cursors.decode(SCOPE, clear) == 1000
+        moved = base64.urlsafe_b64encode(b"0").rstrip(b"=").decode() + "." + clear.partition(".")[2]
+        with pytest.raises(BadRequest, match="does not belong"):
+            node.cursors.decode(SCOPE, moved)  # a clear position moved back, keeping its HMAC
+        with pytest.raises(BadRequest, match="does not belong"):
+            node.cursors.decode("another|scope", clear)
+    finally:
+        node.close()

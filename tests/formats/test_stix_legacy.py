@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,8 @@ TLP_AMBER_1 = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82"
 
 
 @pytest.fixture
-def node(tmp_path: Path, store_url: str) -> Iterator[Node]:
-    node = Node.init(tmp_path / "node", store_url, org_name="NCSC UK", country="GBR")
-    try:
-        yield node
-    finally:
-        node.close()
+def node(home_node: Node) -> Node:
+    return home_node
 
 
 def _import(node: Node, objects: list[dict[str, Any]]) -> dict[str, Any]:
