@@ -181,7 +181,7 @@ def principal_of(store: Store, record: TokenRecord, key: str | None = None) -> P
         key=key or record.id,
         organisation_id=record.organisation_id,
         grants={grant.collection_pk: grant for grant in record.grants},
-        agreement_id=store.get_token_agreement(record.id),
+        agreement_id=record.agreement_id,
     )
 
 
@@ -218,7 +218,7 @@ def describe_tokens(store: Store, now: int) -> list[dict[str, Any]]:
             "read": names(record, "can_read"),
             "write": names(record, "can_write"),
             "label": record.label,
-            "agreement": store.get_token_agreement(record.id),
+            "agreement": record.agreement_id,
             "created": format_timestamp(record.created_at),
             "expires": format_timestamp(record.expires_at) if record.expires_at is not None else None,
             "revoked": format_timestamp(record.revoked_at) if record.revoked_at is not None else None,

@@ -90,8 +90,9 @@ class Viewer:
         self._change_stamp = change_stamp
         #: While a batch is prefetched: the endpoint verdicts kept across pages for the collection as it is now.
         self._kept: dict[str, bool] | None = None
-        #: The collection held no version from a partner node when the batch last prefetched was read.
-        self._nothing_relayed = False
+        #: The collection held no version from a partner node when the batch last prefetched was read (None: not
+        #: asked yet for this batch; asked only when some row of it or an endpoint may stop here).
+        self._nothing_relayed: bool | None = False
         #: Asked once, when the first endpoint is resolved: every (type, producer, markings) stored in the
         #: collection, or a superset (core/stored_shapes.py), or None when not known. When the policy shows each
         #: of them whole, no endpoint of a column-decided type can be hidden, and :meth:`resolve` looks up only
@@ -175,9 +176,18 @@ class Viewer:
     def _may_be_relayed(self, row: VersionRow) -> bool:
         """Whether ``row`` carries TLP:AMBER+STRICT/RED that its arrival from a partner node would stop here."""
         return (
-            self.relayed is not None and not self._nothing_relayed and row.markings is not None
+            self.relayed is not None and row.markings is not None
             and row.created_by_ref != self.principal.organisation_id and stops_onward(row.markings)
+            and not self._relay_impossible()
         )
+
+    def _relay_impossible(self) -> bool:
+        """Whether the collection held nothing from a partner node when this batch was read: asked of the store
+        once per batch, and only once a row or an endpoint that the relay rule may stop is met."""
+        nothing = self._nothing_relayed
+        if nothing is None:
+            nothing = self._nothing_relayed = self._anything_relayed is not None and not self._anything_relayed()
+        return nothing
 
     def _whole_endpoints(self) -> bool:
         """Whether every version stored in the collection, of a type the columns decide, is visible whole to this
@@ -204,7 +214,7 @@ class Viewer:
         """Whether this node received ``row`` from a partner node (asked of AMBER+STRICT and RED rows only)."""
         known = self._relayed_known.get((row.stix_id, row.version))
         if known is None:
-            if self._nothing_relayed:
+            if self._relay_impossible():
                 return False
             assert self.relayed is not None
             known = (row.stix_id, row.version) in self.relayed((row,))
@@ -215,9 +225,7 @@ class Viewer:
         self._relayed_known.clear()
         if self.relayed is None:
             return
-        self._nothing_relayed = self._anything_relayed is not None and not self._anything_relayed()
-        if self._nothing_relayed:
-            return
+        self._nothing_relayed = None  # rows of a new batch: asked again, when first needed
         own, policy = self.principal.organisation_id, self.policy
         assert policy is not None
         verdicts = policy.column_verdicts
@@ -227,6 +235,8 @@ class Viewer:
                       or not verdict.served_as_stored)
                  and row.created_by_ref != own and stops_onward(row.markings)
                  and _column_outcome(self, policy, row) is not Outcome.HIDDEN]
+        if asked and self._relay_impossible():
+            return
         if asked:
             found = self.relayed(asked)
             self._relayed_known = {(row.stix_id, row.version): (row.stix_id, row.version) in found for row in asked}

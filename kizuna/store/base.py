@@ -104,6 +104,8 @@ class TokenRecord:
     expires_at: int | None = None
     #: Certificate binding and rotation state (schema step 13).
     trust: TokenTrust = TokenTrust(None, None, None)
+    #: The agreement the token reads under, when bound to one (read with the token: one query fewer a request).
+    agreement_id: str | None = None
 
 
 #: ``NewVersion.feed`` when the caller did not note the facts (facts always begin with the object's id).

@@ -286,7 +286,7 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
     def _tokens(self, cur: Any, where: str, params: tuple[Any, ...]) -> list[TokenRecord]:
         cur.execute(
             "SELECT id, organisation_id, secret_hash, label, created_at, revoked_at, expires_at, cert_sha256, "
-            f"previous_secret_hash, previous_valid_until FROM tokens {where} ORDER BY created_at, id",
+            f"previous_secret_hash, previous_valid_until, agreement_id FROM tokens {where} ORDER BY created_at, id",
             params,
         )
         tokens = cur.fetchall()
@@ -304,7 +304,7 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
             TokenRecord(
                 id=t[0], organisation_id=t[1], secret_hash=t[2], label=t[3], created_at=t[4],
                 revoked_at=t[5], grants=tuple(grants.get(t[0], ())), expires_at=t[6],
-                trust=TokenTrust(t[7], t[8], None if t[9] is None else int(t[9])),
+                trust=TokenTrust(t[7], t[8], None if t[9] is None else int(t[9])), agreement_id=t[10],
             )
             for t in tokens
         ]
