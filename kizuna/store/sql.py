@@ -809,13 +809,12 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
 
         The no-op UPDATE takes the head row's lock first (a row lock in PostgreSQL; SQLite's
         ``BEGIN IMMEDIATE`` already holds the database lock), so appends from every process
-        are serialised and the chain never forks.
+        are serialised and the chain never forks; it returns the head it locked.
         """
         if not entries:
             return []
         with self._write() as cur:
-            cur.execute("UPDATE audit_head SET seq = seq WHERE id = 1")
-            cur.execute("SELECT seq, hash FROM audit_head WHERE id = 1")
+            cur.execute("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
             seq, prev = cur.fetchone()
             seq = int(seq)
             records: list[AuditRecord] = []
