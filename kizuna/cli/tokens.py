@@ -165,7 +165,7 @@ def tokens_rotate(ctx: click.Context, token_id: str, grace: str, as_json: bool) 
 
 @click.group("cursor-keys")
 def cursor_keys() -> None:
-    """The HMAC keys that sign TAXII 'next' cursors."""
+    """The keys that seal TAXII 'next' cursors."""
 
 
 @cursor_keys.command("rotate")

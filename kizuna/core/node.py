@@ -300,7 +300,7 @@ class Node:
         return value
 
     def rotate_cursor_key(self, keep: int) -> tuple[str, list[str]]:
-        """A new HMAC key for ``next`` cursors; the ``keep`` newest old keys still verify cursors in flight."""
+        """A new key for ``next`` cursors; the ``keep`` newest old keys still open cursors in flight."""
         current, retired = rotate_cursor_key(self.store, keep)
         self.cursors.reload()
         self.audit.record("cursor-key-rotated", NODE_ADMIN.key, {"key_id": current, "retired": retired})
