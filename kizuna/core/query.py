@@ -15,16 +15,17 @@ from kizuna.store.base import Store, VersionQuery, VersionRow, VersionSelector
 # Hidden rows are skipped without a tell, so a page may need more than one fetch.
 _REFILL = 1000
 _MAX_FETCH = 10000
-#: What one page may spend reading, per object it asks for (``limit + 1``): stored rows, and seconds (checked
-#: between fetches of at most ``_CHUNK`` rows, or two pages' worth). A reader who sees few of a collection's
-#: rows (a partner's token on relationships whose endpoints it mostly may not see) would otherwise read tens
-#: of thousands of rows, for hundreds of milliseconds, to fill one page of 100. A page that reaches either
-#: bound is served with what it found, ``more`` true and a ``next`` that continues after the last row read
-#: (TAXII 2.1 §3.7: a server may return fewer objects than ``limit``; ``more`` says there may be more). A
-#: reader who sees every row never reaches them: its page is one fetch of ``limit + 1`` rows. Settings
-#: ``page_rows_per_object`` and ``page_microseconds_per_object`` in ``kizuna.toml``; a small page still
-#: may read ``ROWS_FLOOR`` rows for ``SECONDS_FLOOR`` (a page of one would otherwise be cut after one fetch), and
-#: no page is cut for time before it has read ``_CHUNK`` rows (a small collection pages alike on any machine).
+#: What one page may spend reading, per object it asks for (``limit + 1``): stored rows, and time. A reader
+#: who sees few of a collection's rows (a partner's token on relationships whose endpoints it mostly may not
+#: see) would otherwise read tens of thousands of rows, for hundreds of milliseconds, to fill one page of 100.
+#: A page stops when its next fetch (at most ``_CHUNK`` rows or two pages' worth) would pass the rows, or at
+#: its pace so far end past the time, and is served with what it found, ``more`` true and a ``next`` that
+#: continues after the last row read (TAXII 2.1 §3.7: a server may return fewer objects than ``limit``;
+#: ``more`` says there may be more). A reader who sees every row never reaches them: its page is one fetch of
+#: ``limit + 1`` rows. Settings ``page_rows_per_object`` and ``page_microseconds_per_object`` in
+#: ``kizuna.toml``; a small page still may read ``ROWS_FLOOR`` rows for ``SECONDS_FLOOR`` (a page of one would
+#: otherwise stop after one fetch), and no page stops for time before it has read ``_CHUNK`` rows (a small
+#: collection pages alike on any machine).
 ROWS_PER_OBJECT = 20
 SECONDS_PER_OBJECT = 0.0001
 ROWS_FLOOR = 1000
@@ -39,7 +40,8 @@ Siblings = Callable[[int, Sequence[str]], dict[str, list[VersionRow]]]
 @dataclass(frozen=True, slots=True)
 class _Budget:
     rows: int
-    deadline: float  # time.perf_counter()
+    started: float  # time.perf_counter()
+    deadline: float
     chunk: int  # rows per fetch after the first
 
 
@@ -56,6 +58,13 @@ class Page:
     @property
     def last_added(self) -> int | None:
         return self.items[-1][0].date_added if self.items else None
+
+
+def _overruns(budget: _Budget, scanned: int, wanted: int) -> bool:
+    """Whether reading ``wanted`` more rows, at the pace of the ``scanned`` so far, would end past the deadline:
+    a page stops before its budget rather than one fetch after it."""
+    now = time.perf_counter()
+    return now + (now - budget.started) / scanned * wanted > budget.deadline
 
 
 class Reader:
@@ -95,10 +104,10 @@ class Reader:
         # Pages of named ids read only those ids' versions: no bound is needed, and callers that read a chunk of
         # ids as one page rely on getting every visible one.
         asked = limit + 1
+        started = time.perf_counter()
         budget = None if query.ids is not None else _Budget(
-            max(self.rows_floor, self.rows_per_object * asked),
-            time.perf_counter() + max(self.seconds_floor, self.seconds_per_object * asked),
-            max(_CHUNK, 2 * asked),
+            max(self.rows_floor, self.rows_per_object * asked), started,
+            started + max(self.seconds_floor, self.seconds_per_object * asked), max(_CHUNK, 2 * asked),
         )
         items, more, stop = self._collect(viewer, query, limit, budget)
         if object_id is not None and not items and not self._exists(viewer, object_id):
@@ -128,16 +137,14 @@ class Reader:
                 items.append((row, body))
             if len(rows) < query.limit:
                 return items, False, None
-            if budget is not None and (
-                scanned >= budget.rows or (scanned >= _CHUNK and time.perf_counter() >= budget.deadline)
-            ):
-                return items, True, rows[-1].date_added
             # Size the next fetch by the share of rows this viewer has seen so far, so a page
             # with a few hidden rows costs one small extra query, not a full refill.
             share = max(len(items) / scanned, 0.02)
             wanted = min(max(int((limit + 1 - len(items)) / share) + 8, 32), _MAX_FETCH)
             if budget is not None:
                 wanted = min(wanted, budget.rows - scanned, budget.chunk)
+                if wanted <= 0 or (scanned >= _CHUNK and _overruns(budget, scanned, wanted)):
+                    return items, True, rows[-1].date_added
             query = replace(query, added_after=rows[-1].date_added, limit=wanted)
 
     def window(self, viewer: Viewer, filters: Filters, rows: int) -> tuple[list[tuple[VersionRow, bytes]], int | None]:
