@@ -27,6 +27,7 @@ from kizuna.stix.timestamps import now_micros
 from kizuna.store.base import AddResult, FeedRow, NewVersion, Outcome, SearchQuery, StoreError, VersionRow
 from kizuna.store.search_index import SqliteSearchIndex
 from kizuna.store.sql import SqlStore, effective_schema_version
+from kizuna.store.sqlite.checkpoints import BACKSTOP_PAGES, Checkpointer
 from kizuna.store.sqlite.migrations import MIGRATIONS
 from kizuna.store.sqlite.search_backlog import BATCH, BacklogIndexer
 
@@ -80,6 +81,9 @@ class SqliteStore(SqlStore):
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._writer = self._connect()
+        # The log is checkpointed by a thread of its own (store/sqlite/checkpoints.py), not in the commits.
+        self._writer.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+        self._checkpointer = Checkpointer(self._connect)
         self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()  # the live threads' readers, for close()
         self._readers_lock = threading.Lock()
         self._indexer = BacklogIndexer(self._index_backlog_batch)
@@ -116,6 +120,7 @@ class SqliteStore(SqlStore):
                 raise
             else:
                 cur.execute("COMMIT")
+                self._checkpointer.wake()
             finally:
                 cur.close()
 
@@ -205,6 +210,7 @@ class SqliteStore(SqlStore):
             except (sqlite3.Error, StoreError) as exc:
                 # Nothing is lost: the backlog is in the file and the next search indexes it.
                 log.warning("search backlog left for the next search: %s", exc)
+        self._checkpointer.stop()
         with self._readers_lock:
             for reader in list(self._readers):
                 reader.conn.close()
