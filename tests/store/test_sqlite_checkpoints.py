@@ -1,44 +1,61 @@
 """SQLite's write-ahead log is checkpointed by a thread of the store's own, not in the commits.
 
 The database file itself, opened `immutable=1` (SQLite then ignores the log), shows what a checkpoint has
-copied into it: rows appear there only once the background thread has run, and a commit made while that
-thread is stopped leaves its rows in the log alone.
+copied into it: rows appear there only once the background thread has run. A commit that stores object
+versions asks for a checkpoint; small commits (settings here, audit records of served pages in a server)
+ask for one every CHECKPOINT_EVERY commits, and until then stay in the log.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 
-from kizuna.store.sqlite.checkpoints import BACKSTOP_PAGES
+from kizuna.core.node import Node
+from kizuna.store.sqlite.checkpoints import BACKSTOP_PAGES, CHECKPOINT_EVERY
 from kizuna.store.sqlite.store import SqliteStore
 
 
-def _in_the_file(path: Path, prefix: str) -> int:
-    """Settings named ``prefix…`` in the database file, without the log."""
+def _in_the_file(path: Path, sql: str) -> int:
+    """COUNT(*) of ``sql`` over the database file alone, without the log."""
     conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
     try:
-        return int(conn.execute("SELECT COUNT(*) FROM node_settings WHERE key LIKE ?", (prefix + "%",)).fetchone()[0])
+        return int(conn.execute(sql).fetchone()[0])
     finally:
         conn.close()
 
 
-def test_commits_are_checkpointed_by_the_background_thread_and_not_by_the_commit(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
-    store = SqliteStore(f"sqlite:///{path}")
-    try:
-        store.migrate()
-        assert store._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES
-        for n in range(50):
-            store.set_setting(f"first-{n}", "x" * 500)
-        assert store._checkpointer.wait()
-        assert _in_the_file(path, "first-") == 50  # copied into the file by the background checkpoint
+def _indicator(n: int) -> dict[str, object]:
+    return {
+        "type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid4()}",
+        "created": "2026-03-01T00:00:00.000Z", "modified": "2026-03-01T00:00:00.000Z",
+        "pattern": f"[ipv4-addr:value = '198.51.100.{n}']", "pattern_type": "stix",
+        "valid_from": "2026-03-01T00:00:00Z",
+    }
 
-        store._checkpointer.stop()
-        for n in range(50):
-            store.set_setting(f"second-{n}", "y" * 500)
-        assert _in_the_file(path, "second-") == 0  # committed, but only in the log: no commit checkpointed
-        assert store.get_setting("second-49") == "y" * 500
+
+def test_commits_are_checkpointed_by_the_background_thread_and_not_by_the_commit(tmp_path: Path) -> None:
+    path = tmp_path / "node" / "kizuna.db"
+    node = Node.init(tmp_path / "node", f"sqlite:///{path}", org_name="NCSC UK", country="GBR")
+    try:
+        store = node.store
+        assert isinstance(store, SqliteStore)
+        assert store._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES
+        node.import_objects(node.create_collection("Shared"), [_indicator(n) for n in range(10)])
+        assert store._checkpointer.wait()
+        indicators = "SELECT COUNT(*) FROM objects WHERE type = 'indicator'"
+        assert _in_the_file(path, indicators) == 10  # copied into the file by the background checkpoint
+
+        settings = "SELECT COUNT(*) FROM node_settings WHERE key LIKE 'small-%'"
+        small = CHECKPOINT_EVERY - store._commits  # small commits until one asks for a checkpoint
+        assert small > 1
+        for n in range(small - 1):
+            store.set_setting(f"small-{n}", "x" * 500)
+        assert store._checkpointer.wait()
+        assert _in_the_file(path, settings) == 0  # committed, only in the log: no commit checkpointed itself
+        store.set_setting("small-last", "x")  # the CHECKPOINT_EVERY-th small commit asks for one
+        assert store._checkpointer.wait()
+        assert _in_the_file(path, settings) == small
     finally:
-        store.close()
-    assert _in_the_file(path, "second-") == 50  # the last connection to close checkpoints the rest
+        node.close()

@@ -27,7 +27,7 @@ from kizuna.stix.timestamps import now_micros
 from kizuna.store.base import AddResult, FeedRow, NewVersion, Outcome, SearchQuery, StoreError, VersionRow
 from kizuna.store.search_index import SqliteSearchIndex
 from kizuna.store.sql import SqlStore, effective_schema_version
-from kizuna.store.sqlite.checkpoints import BACKSTOP_PAGES, Checkpointer
+from kizuna.store.sqlite.checkpoints import BACKSTOP_PAGES, CHECKPOINT_EVERY, Checkpointer
 from kizuna.store.sqlite.migrations import MIGRATIONS
 from kizuna.store.sqlite.search_backlog import BATCH, BacklogIndexer
 
@@ -84,6 +84,8 @@ class SqliteStore(SqlStore):
         # The log is checkpointed by a thread of its own (store/sqlite/checkpoints.py), not in the commits.
         self._writer.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
         self._checkpointer = Checkpointer(self._connect)
+        self._commits = 0  # since the last checkpoint was asked for
+        self._versions_written = False  # by the transaction under way (under the write lock)
         self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()  # the live threads' readers, for close()
         self._readers_lock = threading.Lock()
         self._indexer = BacklogIndexer(self._index_backlog_batch)
@@ -116,11 +118,18 @@ class SqliteStore(SqlStore):
             try:
                 yield cur
             except BaseException:
+                self._versions_written = False
                 cur.execute("ROLLBACK")
                 raise
             else:
                 cur.execute("COMMIT")
-                self._checkpointer.wake()
+                # A checkpoint after each batch of versions, and after every CHECKPOINT_EVERY other commits (the
+                # audit record of each page served, statuses): not one per served page.
+                self._commits += 1
+                if self._versions_written or self._commits >= CHECKPOINT_EVERY:
+                    self._versions_written = False
+                    self._commits = 0
+                    self._checkpointer.wake()
             finally:
                 cur.close()
 
@@ -155,6 +164,7 @@ class SqliteStore(SqlStore):
     def add_versions(self, collection_pk: int, versions: Sequence[NewVersion]) -> list[AddResult]:
         results = super().add_versions(collection_pk, versions)
         if any(result.outcome is Outcome.ADDED for result in results):
+            self._versions_written = True
             self._indexer.wake()
         return results
 
