@@ -8,8 +8,8 @@ only signed, because a page may stop after the rows it was allowed to read (``co
 position is then the ``date_added`` of a row the reader may not see, which must not be readable from the
 cursor.  Cursors issued before sealing (the position in clear, with an HMAC) are still accepted.
 
-The HMAC key can be rotated (``kizuna cursor-keys rotate``) without breaking cursors in flight: each
-key has an id, a cursor made with a newer key names it (``kid~position.mac``), and the node keeps the
+The cursor key can be rotated (``kizuna cursor-keys rotate``) without breaking cursors in flight: each
+key has an id, a cursor made with a newer key names it (``kid~s.sealed``), and the node keeps the
 last few retired keys, so a client paging through a collection finishes with the key it started with.
 The node's first key (setting ``cursor_key``) has the id ``0`` and its cursors carry no id, so cursors
 issued before rotation existed stay valid. Other server processes learn of a rotation when they meet
