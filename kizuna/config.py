@@ -98,9 +98,9 @@ def load_config(data_dir: Path) -> NodeConfig:
 
 
 def _at_least_one(path: Path, server: dict[str, object], name: str, default: int) -> int:
-    value = int(server.get(name, default))  # type: ignore[call-overload]
-    if value < 1:
-        raise ConfigError(f"{path}: [server] {name} must be 1 or more, not {value}")
+    value = server.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{path}: [server] {name} must be a whole number, 1 or more, not {value!r}")
     return value
 
 

@@ -181,9 +181,8 @@ def test_the_budget_is_set_in_kizuna_toml_and_a_wrong_value_is_one_line(tmp_path
         assert opened.reader.rows_per_object == 7 and opened.reader.seconds_per_object == 0.0001
     finally:
         opened.close()
-    for wrong, said in (("0", "page_microseconds_per_object must be 1 or more, not 0"),
-                        ("-3", "page_microseconds_per_object must be 1 or more, not -3"),
-                        ('"many"', "values must be whole numbers")):
+    for wrong in ("0", "-3", '"many"', "2.5", "true"):
+        said = "page_microseconds_per_object must be a whole number, 1 or more, not "
         config.write_text(text.replace("page_microseconds_per_object = 100", f"page_microseconds_per_object = {wrong}"))
         failed = kizuna(data_dir, "status", check=False)
         assert failed.returncode != 0 and "Traceback" not in failed.stderr
