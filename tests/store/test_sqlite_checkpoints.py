@@ -9,12 +9,12 @@ ask for one every CHECKPOINT_EVERY commits, and until then stay in the log.
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from pathlib import Path
 
 from kizuna.core.node import Node
 from kizuna.store.sqlite.checkpoints import BACKSTOP_PAGES, CHECKPOINT_EVERY
 from kizuna.store.sqlite.store import SqliteStore
+from tests.core.test_page_budget import CLEAR, _indicator
 
 
 def _in_the_file(path: Path, sql: str) -> int:
@@ -26,15 +26,6 @@ def _in_the_file(path: Path, sql: str) -> int:
         conn.close()
 
 
-def _indicator(n: int) -> dict[str, object]:
-    return {
-        "type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid4()}",
-        "created": "2026-03-01T00:00:00.000Z", "modified": "2026-03-01T00:00:00.000Z",
-        "pattern": f"[ipv4-addr:value = '198.51.100.{n}']", "pattern_type": "stix",
-        "valid_from": "2026-03-01T00:00:00Z",
-    }
-
-
 def test_commits_are_checkpointed_by_the_background_thread_and_not_by_the_commit(tmp_path: Path) -> None:
     path = tmp_path / "node" / "kizuna.db"
     node = Node.init(tmp_path / "node", f"sqlite:///{path}", org_name="NCSC UK", country="GBR")
@@ -42,7 +33,7 @@ def test_commits_are_checkpointed_by_the_background_thread_and_not_by_the_commit
         store = node.store
         assert isinstance(store, SqliteStore)
         assert store._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES
-        node.import_objects(node.create_collection("Shared"), [_indicator(n) for n in range(10)])
+        node.import_objects(node.create_collection("Shared"), [_indicator(CLEAR, n) for n in range(10)])
         assert store._checkpointer.wait()
         indicators = "SELECT COUNT(*) FROM objects WHERE type = 'indicator'"
         assert _in_the_file(path, indicators) == 10  # copied into the file by the background checkpoint
