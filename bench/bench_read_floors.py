@@ -20,11 +20,14 @@ goal >= 0.8); goal for the partner's rate: 100,000 obj/s. Peak RSS of the server
 
 With ``--compare PATH`` a second server runs the Kizuna code at PATH (e.g. a worktree of main) on the same
 data, every read-out is repeated against it in the same rounds, and ``speedup`` gives this code's rate over
-that code's for each read-out.
+that code's for each read-out (the two servers take turns going first). ``--compare-env NAME=VALUE`` serves
+the compared code with that variable set (this code, without ``--compare``): an A/B of a setting.
+The server's minor page faults per read-out are reported beside its CPU.
 
     python -m bench.bench_read_floors                          # 50,000 objects a collection, 5 runs
     python -m bench.bench_read_floors --objects 1000000 --runs 3 --json
     python -m bench.bench_read_floors --compare /path/to/main-worktree
+    python -m bench.bench_read_floors --objects 30000 --runs 8 --compare-env MALLOC_TRIM_THRESHOLD_=33554432
 """
 
 from __future__ import annotations
@@ -136,9 +139,20 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def serve(data: Path, code: str | None) -> ServerProcess:
+def minor_faults(pid: int) -> int:
+    """Minor page faults of a process and its descendants so far (/proc/<pid>/stat, field 10)."""
+    total = 0
+    for each in (pid, *descendant_pids(pid)):
+        try:
+            total += int(Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()[7])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def serve(data: Path, code: str | None, extra_env: dict[str, str] | None = None) -> ServerProcess:
     port = free_loopback_port()
-    env = dict(os.environ)
+    env = {**os.environ, **(extra_env or {})}
     if code is not None:
         env["PYTHONPATH"] = str(Path(code).resolve()) + os.pathsep + env.get("PYTHONPATH", "")
         # without the working directory first on sys.path (python -m puts it there), or the
@@ -149,12 +163,13 @@ def serve(data: Path, code: str | None) -> ServerProcess:
 
 
 def measure(data: Path, collections: dict[str, str], tokens: dict[str, str], runs: int,
-            compare: str | None) -> dict[str, Any]:
+            compare: str | None, compare_env: dict[str, str] | None = None) -> dict[str, Any]:
     servers = {"this": serve(data, None)}
-    if compare is not None:
-        servers["compared"] = serve(data, compare)
+    if compare is not None or compare_env:
+        servers["compared"] = serve(data, compare, compare_env)
     times: dict[tuple[str, str, str], list[float]] = {}
     cpu: dict[tuple[str, str, str], list[float]] = {}
+    faults: dict[tuple[str, str, str], list[int]] = {}
     served: dict[tuple[str, str], int] = {}
     rss: dict[str, float | None] = {}
     try:
@@ -165,13 +180,16 @@ def measure(data: Path, collections: dict[str, str], tokens: dict[str, str], run
                    for code, server in servers.items() for who, token in tokens.items()}
         for code in servers:  # warm up: the first read-out of each server fills the page cache
             read_out(clients[(code, "own")], collections["mixed"])
-        for _ in range(runs):
+        for run in range(runs):
             for name, who in READS:
-                for code, server in servers.items():
+                # each server goes first in every other round: whichever reads second finds the other's
+                # pages in the operating system's cache and the machine warmer
+                for code, server in list(servers.items())[::1 if run % 2 == 0 else -1]:
                     pid = server.process.pid if server.process is not None else 0
-                    before = cpu_seconds(pid)
+                    before, faulted = cpu_seconds(pid), minor_faults(pid)
                     count, seconds = read_out(clients[(code, who)], collections[name])
                     cpu.setdefault((code, name, who), []).append(cpu_seconds(pid) - before)
+                    faults.setdefault((code, name, who), []).append(minor_faults(pid) - faulted)
                     served[(name, who)] = count
                     times.setdefault((code, name, who), []).append(seconds)
         for client in clients.values():
@@ -180,7 +198,7 @@ def measure(data: Path, collections: dict[str, str], tokens: dict[str, str], run
         for code, server in servers.items():
             rss[code] = server.sample_peak_rss()
             server.stop()
-    return {"times": times, "cpu": cpu, "served": served, "rss": rss}
+    return {"times": times, "cpu": cpu, "faults": faults, "served": served, "rss": rss}
 
 
 def _ratio(part: float, whole: float) -> float | None:
@@ -192,13 +210,22 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=50_000, help="objects in each of the three collections")
     parser.add_argument("--runs", type=int, default=5, help="read-outs of each kind (median reported)")
     parser.add_argument("--compare", metavar="PATH", help="also serve the Kizuna code at PATH, read out alike")
+    parser.add_argument("--compare-env", metavar="NAME=VALUE", action="append", default=[],
+                        help="serve the compared code (this code without --compare) with this environment "
+                             "variable set; repeatable (e.g. MALLOC_ARENA_MAX=2)")
     parser.add_argument("--json", action="store_true", help="print one JSON line on stdout")
     args = parser.parse_args()
+    if any("=" not in pair for pair in args.compare_env):
+        parser.error("--compare-env takes NAME=VALUE")
+    compare_env = dict(pair.split("=", 1) for pair in args.compare_env)
     with tempfile.TemporaryDirectory(prefix="kizuna-bench-read-") as tmp:
         data, collections, tokens, stored = setup(Path(tmp), args.objects)
-        found = measure(data, collections, tokens, args.runs, args.compare)
+        found = measure(data, collections, tokens, args.runs, args.compare, compare_env)
     rates: dict[str, dict[str, float]] = {}
     cpu_rates: dict[str, dict[str, float]] = {}
+    faults: dict[str, dict[str, int]] = {}
+    for (code, name, who), values in found["faults"].items():
+        faults.setdefault(code, {})[f"{name}/{who}"] = round(statistics.median(values))
     for (code, name, who), seconds in found["times"].items():
         rates.setdefault(code, {})[f"{name}/{who}"] = round(stored[name] / statistics.median(seconds))
         used = statistics.median(found["cpu"][(code, name, who)])
@@ -216,12 +243,16 @@ def main() -> None:
         "partner_vs_own": round(this["mixed/partner"] / this["mixed/own"], 3),
         "granular_vs_plain": round(this["granular/partner"] / this["plain/partner"], 3),
         "server_peak_rss_mb": found["rss"]["this"], "goals": GOALS,
+        # page faults a read-out cost the server (median): memory handed back to the kernel and taken again
+        "server_minor_faults_per_readout": faults["this"],
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
     if "compared" in rates:
         other = rates["compared"]
         other_cpu = cpu_rates["compared"]
-        summary["compared"] = {"code": args.compare, "objects_per_s": other, "objects_per_server_cpu_s": other_cpu,
+        summary["compared"] = {"code": args.compare or "this", "env": compare_env, "objects_per_s": other,
+                               "objects_per_server_cpu_s": other_cpu,
+                               "server_minor_faults_per_readout": faults["compared"],
                                "partner_vs_own": round(other["mixed/partner"] / other["mixed/own"], 3),
                                "granular_vs_plain": round(other["granular/partner"] / other["plain/partner"], 3),
                                "server_peak_rss_mb": found["rss"]["compared"]}
