@@ -208,20 +208,21 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
     # Kizuna's releasability definitions carry an extension misp-stix does not know; they become distribution.
     convertible = [o for o in items if not (o["type"] == "marking-definition"
                                             and RELEASABILITY_EXTENSION_ID in (o.get("extensions") or {}))]
-    with converter_messages() as logged:
+    with converter_messages():  # its messages on detection say nothing a user can act on
         from_misp = is_stix2_from_misp(convertible)
-    with converter_messages() as logged:
-        try:
-            bundle = load_stix2_content({"type": "bundle", "id": bundle_id, "objects": convertible})
-            parser = InternalSTIX2toMISPParser() if from_misp else ExternalSTIX2toMISPParser()
-            parser.load_stix_bundle(bundle)
-            parser.parse_stix_bundle(single_event=True, title=info)
-        except Exception as error:  # misp-stix raises what stix2 raises for content it cannot load
-            raise FormatError(
-                f"misp-stix cannot convert these objects: {' '.join(str(error).split())[:300]}") from None
-    report.warnings.extend(logged)
-    event: dict[str, Any] = orjson.loads(parser.misp_event.to_json())
-    report.warnings.extend(" ".join(str(m).split()) for ms in parser.errors.values() for m in ms)
+    event = _converted(convertible, bundle_id, from_misp, info, report)
+    if not from_misp:
+        _labels_as_tags(event, convertible)
+    else:
+        # misp-stix's parser for STIX it wrote itself reads only MISP's own shapes: a collection holding a MISP
+        # event beside other content (a CSV import, a partner's indicators) would lose the rest. That rest goes
+        # through the parser for any STIX, and its records join the event.
+        others = _not_from_misp(convertible, event)
+        if others:
+            other_id = f"bundle--{uuid.uuid5(_BUNDLE_NAMESPACE, ','.join(sorted(o['id'] for o in others)))}"
+            other = _converted(others, other_id, False, info, report)
+            _labels_as_tags(other, others)
+            _merge(event, other)
     creator = _creator(items, org)
     if creator is not None:
         event["Orgc"] = creator
@@ -232,6 +233,74 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
     if from_misp:
         report.losses.extend(_label_losses(convertible, event))
     return {"Event": event}
+
+
+def _converted(objects: list[dict[str, Any]], bundle_id: str, from_misp: bool, info: str | None,
+               report: ConversionReport) -> dict[str, Any]:
+    """One MISP event of ``objects`` by misp-stix's parser for its own STIX (``from_misp``) or for any STIX."""
+    with converter_messages() as logged:
+        try:
+            bundle = load_stix2_content({"type": "bundle", "id": bundle_id, "objects": objects})
+            parser = InternalSTIX2toMISPParser() if from_misp else ExternalSTIX2toMISPParser()
+            parser.load_stix_bundle(bundle)
+            parser.parse_stix_bundle(single_event=True, title=info)
+        except Exception as error:  # misp-stix raises what stix2 raises for content it cannot load
+            raise FormatError(
+                f"misp-stix cannot convert these objects: {' '.join(str(error).split())[:300]}") from None
+    report.warnings.extend(logged)
+    event: dict[str, Any] = orjson.loads(parser.misp_event.to_json())
+    report.warnings.extend(" ".join(str(m).split()) for ms in parser.errors.values() for m in ms)
+    return event
+
+
+_SUPPORTING = frozenset({"identity", "marking-definition", "extension-definition"})
+
+
+def _from_misp(obj: Mapping[str, Any]) -> bool:
+    return any(isinstance(label, str) and label.startswith("misp:") for label in obj.get("labels") or ())
+
+
+def _not_from_misp(objects: list[dict[str, Any]], event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects misp-stix's own-STIX parser left out of ``event`` that MISP did not write (no ``misp:``
+    label), with the relationships among them and the identities and markings they name; empty if none."""
+    uuids, _, _ = _represented(event)
+    left = {o["id"] for o in objects if o["type"] not in _SUPPORTING and o["type"] != "relationship"
+            and _uuid(o["id"]) not in uuids and not _from_misp(o)}
+    if not left:
+        return []
+    chosen = set(left)
+    for obj in objects:
+        if obj["type"] == "relationship" and obj.get("source_ref") in left and obj.get("target_ref") in left:
+            chosen.add(obj["id"])
+    by_id = {o["id"]: o for o in objects}
+    for ref in list(chosen):
+        obj = by_id[ref]
+        chosen.update(r for r in obj.get("object_marking_refs") or () if r in by_id)
+        if obj.get("created_by_ref") in by_id:
+            chosen.add(obj["created_by_ref"])
+    return [o for o in objects if o["id"] in chosen]
+
+
+def _labels_as_tags(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Each object's labels as tags of the attribute or object misp-stix made of it (its parser for any STIX
+    drops them; MISP's tags are where a MISP user looks for them). TLP labels are left to the markings."""
+    records = {str(r.get("uuid")): r for r in _records(event)}
+    for obj in objects:
+        record = records.get(_uuid(obj["id"]))
+        if record is None:
+            continue
+        for label in obj.get("labels") or ():
+            if isinstance(label, str) and label and not label.lower().startswith("tlp:"):
+                _add_tag(record, {"name": label})
+
+
+def _merge(event: dict[str, Any], other: dict[str, Any]) -> None:
+    """Add ``other``'s attributes, objects and galaxies to ``event``, each record once (by uuid)."""
+    uuids, _, _ = _represented(event)
+    for key in ("Attribute", "Object", "Galaxy", "EventReport"):
+        added = [r for r in other.get(key) or () if str(r.get("uuid")) not in uuids]
+        if added:
+            event.setdefault(key, []).extend(added)
 
 
 def _event_members(container: dict[str, Any], by_id: dict[str, dict[str, Any]],

@@ -115,3 +115,34 @@ def test_a_collection_of_several_events_becomes_one_misp_event_each(tmp_path: Pa
     assert [a.value for a in _loaded(events[3]).attributes] + [
         a.value for o in _loaded(events[3]).objects for a in o.attributes] == ["loose.example"]
     assert sorted(write_misp_feed(events, tmp_path)) == sorted(e["Event"]["uuid"] for e in events)
+
+
+def test_a_misp_event_beside_other_indicators_exports_them_all_with_their_labels_as_tags() -> None:
+    # A collection where a MISP event was imported and then a CSV list (or a partner's STIX): misp-stix's
+    # parser for its own STIX reads only MISP's shapes, so the other indicators once left the export and were
+    # only named in the loss report. Now each is an attribute, its labels its tags.
+    from_misp = read_misp(FIXTURES / "existing_event.json").objects
+    others = [{**_indicator(n, f"csv-{n}.example", TlpLevel.GREEN), "labels": ["phishing", "wave-2"]} for n in (4, 5)]
+    report = ConversionReport("misp")
+    document = write_misp_event([*from_misp, IDENTITY, tlp2_marking_definition(TlpLevel.GREEN), *others], report)
+    event = _loaded(document)
+    misp_only = _loaded(write_misp_event(from_misp))
+    records = {str(a.uuid): a for a in event.attributes}
+    records.update({str(a.uuid): a for o in event.objects for a in [o, *o.attributes]})
+    for indicator in others:
+        attribute = records[indicator["id"].partition("--")[2]]
+        assert attribute.value == indicator["name"]
+        assert {"phishing", "wave-2", "tlp:green"} <= {t.name for t in attribute.tags}
+    # what the MISP event itself gives is unchanged, and nothing is reported lost
+    assert {a.value for a in misp_only.attributes} <= {a.value for a in event.attributes}
+    assert len(event.objects) == len(misp_only.objects)
+    assert not [loss for loss in report.losses if loss.ref in {o["id"] for o in others}]
+
+
+def test_labels_of_stix_not_from_misp_become_tags() -> None:
+    indicator = {**_indicator(6, "labelled.example", TlpLevel.GREEN), "labels": ["c2", "tlp:green"]}
+    event = _loaded(write_misp_event([IDENTITY, tlp2_marking_definition(TlpLevel.GREEN), indicator]))
+    records = [*event.attributes, *event.objects]
+    attribute = next(r for r in records if str(r.uuid) == indicator["id"].partition("--")[2])
+    names = [t.name for t in attribute.tags]
+    assert "c2" in names and "tlp:green" in names and len(names) == len(set(names))  # the TLP label not twice
