@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 
 from bench.bench_formats import write_indicators
-from bench.common import ServerProcess, free_loopback_port, percentile, run_measured
+from bench.common import ServerProcess, free_loopback_port, percentile, process_counters, run_measured
 
 GOALS = {"not_modified_ms": 5.0, "build_seconds_per_1m": 5.0, "peak_rss_mb": 300}
 FEEDS = {"txt": ("ips", "txt", ["--type", "ip"]), "rpz": ("zone", "rpz", [])}
@@ -129,12 +129,6 @@ def measure(data: Path, token: str, token_id: str, runs: int, requests: int) -> 
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def compare_builds(data: Path, token: str, runs: int, other: str) -> dict[str, Any]:
     """Median build seconds and server CPU seconds of each feed on this code and on the code at ``other``."""
     servers = {}
@@ -162,10 +156,10 @@ def compare_builds(data: Path, token: str, runs: int, other: str) -> dict[str, A
             for _ in range(runs):
                 for code, client in clients.items():
                     pid = servers[code].process.pid if servers[code].process is not None else 0
-                    before, started = cpu_seconds(pid), time.perf_counter()
+                    before, started = process_counters(pid)[0], time.perf_counter()
                     response = client.get(path)
                     wall[code].append(time.perf_counter() - started)
-                    cpu[code].append(cpu_seconds(pid) - before)
+                    cpu[code].append(process_counters(pid)[0] - before)
                     response.raise_for_status()
                     bodies[code] = response.headers["etag"]
             assert bodies["this"] == bodies["compared"], "the two codes built different lists"

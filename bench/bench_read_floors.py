@@ -47,7 +47,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.common import ServerProcess, descendant_pids, free_loopback_port
+from bench.common import ServerProcess, free_loopback_port, process_counters
 from bench.gen_stix import generate
 from kizuna.policy import TLP2_IDS, TlpLevel
 
@@ -127,29 +127,6 @@ def read_out(client: httpx.Client, collection: str) -> tuple[int, float]:
         params = {"limit": "1000", "match[version]": "all", "next": body["next"]}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its descendants so far (/proc/<pid>/stat)."""
-    total = 0
-    for each in (pid, *descendant_pids(pid)):
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def minor_faults(pid: int) -> int:
-    """Minor page faults of a process and its descendants so far (/proc/<pid>/stat, field 10)."""
-    total = 0
-    for each in (pid, *descendant_pids(pid)):
-        try:
-            total += int(Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()[7])
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
-
-
 def serve(data: Path, code: str | None, extra_env: dict[str, str] | None = None) -> ServerProcess:
     port = free_loopback_port()
     env = {**os.environ, **(extra_env or {})}
@@ -186,10 +163,11 @@ def measure(data: Path, collections: dict[str, str], tokens: dict[str, str], run
                 # pages in the operating system's cache and the machine warmer
                 for code, server in list(servers.items())[::1 if run % 2 == 0 else -1]:
                     pid = server.process.pid if server.process is not None else 0
-                    before, faulted = cpu_seconds(pid), minor_faults(pid)
+                    before, faulted = process_counters(pid)
                     count, seconds = read_out(clients[(code, who)], collections[name])
-                    cpu.setdefault((code, name, who), []).append(cpu_seconds(pid) - before)
-                    faults.setdefault((code, name, who), []).append(minor_faults(pid) - faulted)
+                    after, faulted_after = process_counters(pid)
+                    cpu.setdefault((code, name, who), []).append(after - before)
+                    faults.setdefault((code, name, who), []).append(faulted_after - faulted)
                     served[(name, who)] = count
                     times.setdefault((code, name, who), []).append(seconds)
         for client in clients.values():

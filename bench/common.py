@@ -74,6 +74,20 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
+def process_counters(pid: int) -> tuple[float, int]:
+    """User + system CPU seconds and minor page faults of a process and its descendants so far, each read
+    from one /proc/<pid>/stat (fields 14, 15 and 10)."""
+    seconds, faults = 0, 0
+    for each in (pid, *descendant_pids(pid)):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        seconds += int(fields[11]) + int(fields[12])
+        faults += int(fields[7])
+    return seconds / os.sysconf("SC_CLK_TCK"), faults
+
+
 def descendant_pids(pid: int) -> list[int]:
     """Children found through /proc/<pid>/task/*/children, recursively (uvicorn workers are grandchildren)."""
     found: list[int] = []
