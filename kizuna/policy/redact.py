@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any, Final
 
 Component = str | int
@@ -227,33 +228,59 @@ def _top_level_items(paths: list[Path]) -> tuple[tuple[str, tuple[int, ...] | No
     return tuple((name, None if indices is None else tuple(sorted(indices))) for name, indices in by_name.items())
 
 
-def _prune_items(obj: Mapping[str, Any], items: tuple[tuple[str, tuple[int, ...] | None], ...],
-                 state: _Removal) -> dict[str, Any]:
-    """``_prune`` for top-level properties and items of top-level lists only, without walking a trie."""
+#: What a top-level item removal cut: (property, the item indices gone or None for all of it, whether any of
+#: the list is left), in the plan's order.
+_Cuts = tuple[tuple[str, tuple[int, ...] | None, bool], ...]
+
+
+def _cut_items(obj: Mapping[str, Any], items: tuple[tuple[str, tuple[int, ...] | None], ...]
+               ) -> tuple[dict[str, Any], _Cuts]:
+    """A copy of ``obj`` without the top-level properties and list items ``items`` names (``_top_level_items``),
+    and what was cut."""
     out = dict(obj)
+    cuts: list[tuple[str, tuple[int, ...] | None, bool]] = []
     for name, indices in items:
         if name not in out:
             continue
         if indices is None:
             del out[name]
-            state.removed.add((name,))
+            cuts.append((name, None, False))
             continue
         value = out[name]
         if not isinstance(value, list):
             continue  # an index into a dictionary or below a scalar names nothing that exists
         size = len(value)
-        gone = [index for index in indices if index < size]
+        gone = indices if indices[-1] < size else tuple(index for index in indices if index < size)
         if not gone:
             continue
-        state.removed.update((name, index) for index in gone)
-        state.shifts[(name,)] = gone
-        dropped = set(gone)
-        kept = [item for index, item in enumerate(value) if index not in dropped]
+        if len(gone) == 1:
+            kept = value[:gone[0]] + value[gone[0] + 1:]
+        else:
+            dropped = set(gone)
+            kept = [item for index, item in enumerate(value) if index not in dropped]
         if kept:
             out[name] = kept
         else:
             del out[name]  # STIX forbids an empty list
+        cuts.append((name, gone, bool(kept)))
+    return out, tuple(cuts)
+
+
+def _note_cuts(cuts: _Cuts, state: _Removal) -> None:
+    """Record ``cuts`` in a pruning pass's state, as ``_prune`` records the same removal."""
+    for name, gone, kept in cuts:
+        if gone is not None:
+            state.removed.update((name, index) for index in gone)
+            state.shifts[(name,)] = list(gone)
+        if not kept:
             state.removed.add((name,))
+
+
+def _prune_items(obj: Mapping[str, Any], items: tuple[tuple[str, tuple[int, ...] | None], ...],
+                 state: _Removal) -> dict[str, Any]:
+    """``_prune`` for top-level properties and items of top-level lists only, without walking a trie."""
+    out, cuts = _cut_items(obj, items)
+    _note_cuts(cuts, state)
     return out
 
 
@@ -299,18 +326,15 @@ def _rewrite_granular(entries: Any, state: _Removal) -> list[dict[str, Any]]:
     return rewritten
 
 
-_REQUIRED_SETS: dict[str, frozenset[str]] = {}
+@lru_cache(maxsize=1024)  # custom types are named by their producers: bounded
+def _required_set(stix_type: str) -> frozenset[str]:
+    return frozenset(required_properties(stix_type))
 
 
 def satisfies_required(obj: Mapping[str, Any]) -> bool:
     """Whether ``obj`` still has every property its type requires."""
     stix_type = str(obj.get("type", ""))
-    required = _REQUIRED_SETS.get(stix_type)
-    if required is None:
-        required = frozenset(required_properties(stix_type))
-        if len(_REQUIRED_SETS) < 4096:  # custom types are named by their producers: bounded
-            _REQUIRED_SETS[stix_type] = required
-    if not obj.keys() >= required:
+    if not obj.keys() >= _required_set(stix_type):
         return False
     groups = AT_LEAST_ONE_OF.get(stix_type)
     if groups and not any(all(name in obj for name in group) for group in groups):
@@ -349,7 +373,7 @@ class RedactionPlan:
         self._granular: dict[Any, list[dict[str, Any]]] = {}
         #: for ``_items`` plans: what was removed (list property, items gone, whether the list is left) -> the
         #: re-addressed granular markings of that outcome (see ``_apply_items``)
-        self._item_outcomes: dict[tuple[tuple[str, tuple[int, ...] | None, bool], ...], list[dict[str, Any]]] = {}
+        self._item_outcomes: dict[_Cuts, list[dict[str, Any]]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.paths)
@@ -391,47 +415,21 @@ class RedactionPlan:
     def _apply_items(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
         """``apply`` of a plan that removes top-level properties and items of top-level lists (``labels.[1]``,
         the usual granular redaction), for an object whose granular markings are the shape's: the same result
-        as the general path, which is run once per outcome for the re-addressed markings. A redacted read-out
+        as the general path, with the re-addressed markings worked out once per outcome. A redacted read-out
         applies this to a quarter of its rows, so the per-row work is one copy and the lists' cuts."""
         assert self._items is not None
-        out = dict(obj)
-        outcome: list[tuple[str, tuple[int, ...] | None, bool]] = []
-        for name, indices in self._items:
-            if name not in out:
-                continue
-            if indices is None:
-                del out[name]
-                outcome.append((name, None, False))
-                continue
-            value = out[name]
-            if not isinstance(value, list):
-                continue
-            size = len(value)
-            gone = indices if indices[-1] < size else tuple(index for index in indices if index < size)
-            if not gone:
-                continue
-            if len(gone) == 1:
-                kept = value[:gone[0]] + value[gone[0] + 1:]
-            else:
-                dropped = set(gone)
-                kept = [item for index, item in enumerate(value) if index not in dropped]
-            if kept:
-                out[name] = kept
-            else:
-                del out[name]  # STIX forbids an empty list
-            outcome.append((name, gone, bool(kept)))
-        if not outcome:
+        out, cuts = _cut_items(obj, self._items)
+        if not cuts:
             return out
         if not satisfies_required(out):
             return None
-        key = tuple(outcome)
-        granular = self._item_outcomes.get(key)
+        granular = self._item_outcomes.get(cuts)
         if granular is None:
             state = _Removal()
-            _prune_items(obj, self._items, state)
+            _note_cuts(cuts, state)
             granular = _rewrite_granular(obj["granular_markings"], state)
             if len(self._item_outcomes) < 64:
-                self._item_outcomes[key] = granular
+                self._item_outcomes[cuts] = granular
         if granular:
             out["granular_markings"] = granular
         else:
