@@ -35,6 +35,11 @@ FORMAT = "misp"
 _BUNDLE_NAMESPACE = uuid.UUID("b7b0f0c4-2a55-4f8e-9a0c-5d3d1f4e6a10")
 
 
+def _bundle_id(objects: Iterable[Mapping[str, Any]]) -> str:
+    """A bundle id that depends only on which objects it holds (misp-stix may take an event's uuid from it)."""
+    return f"bundle--{uuid.uuid5(_BUNDLE_NAMESPACE, ','.join(sorted(str(o['id']) for o in objects)))}"
+
+
 def _uuid(stix_id: object) -> str:
     return str(stix_id).partition("--")[2]
 
@@ -204,7 +209,7 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
     items = [dict(o) for o in objects]
     if not items:
         raise FormatError("no STIX objects to write as a MISP event")
-    bundle_id = f"bundle--{uuid.uuid5(_BUNDLE_NAMESPACE, ','.join(sorted(o['id'] for o in items)))}"
+    bundle_id = _bundle_id(items)
     # Kizuna's releasability definitions carry an extension misp-stix does not know; they become distribution.
     convertible = [o for o in items if not (o["type"] == "marking-definition"
                                             and RELEASABILITY_EXTENSION_ID in (o.get("extensions") or {}))]
@@ -219,8 +224,7 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
         # through the parser for any STIX, and its records join the event.
         others = _not_from_misp(convertible, event)
         if others:
-            other_id = f"bundle--{uuid.uuid5(_BUNDLE_NAMESPACE, ','.join(sorted(o['id'] for o in others)))}"
-            other = _converted(others, other_id, False, info, report)
+            other = _converted(others, _bundle_id(others), False, info, report)
             _labels_as_tags(other, others)
             _merge(event, other)
     creator = _creator(items, org)
