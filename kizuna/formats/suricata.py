@@ -88,7 +88,10 @@ def _rules(kind: str, value: str) -> list[tuple[str, str, str]]:
              f"dotprefix; content:{dotted}; endswith;"),
         ]
     if kind == URL:
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # e.g. a lone ']' in the authority, which urlsplit takes for a broken IPv6 host
+            return []
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             return []
         host = to_ascii_domain(parts.hostname) if not parts.hostname.replace(".", "").isdigit() else parts.hostname

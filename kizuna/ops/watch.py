@@ -125,7 +125,10 @@ class Watchlist:
         value = text.strip()
         if value in self.urls:
             return Hit(value, self.urls[value], "exact", value)
-        host = urlsplit(value).hostname
+        try:
+            host = urlsplit(value).hostname
+        except ValueError:  # an authority urlsplit cannot read (a lone '[' or ']'): no host to match
+            return None
         if host is None:
             return None
         return self.address(host) or self.domain(host)

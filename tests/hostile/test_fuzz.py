@@ -36,6 +36,9 @@ def test_the_crashes_fuzzing_found_are_kept() -> None:
     assert any(p.name.startswith("crash-") for p in (CRASHES / "log_lines").iterdir())
     # And a YARA rule with a NUL, which yara-python refuses with ValueError instead of yara.Error.
     assert b"\x00" in (CRASHES / "yara_rule" / "crash-nul-character").read_bytes()
+    # And a URL indicator whose authority holds a lone ']' (urlsplit raises "Invalid IPv6 URL"), which
+    # stopped a Suricata feed.
+    assert b"]@" in (CRASHES / "suricata_rule" / "crash-lone-bracket-in-url-authority").read_bytes()
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))

@@ -55,6 +55,8 @@ def test_values_meet_the_rule_they_should(stix_type: str, value: str, rule: str,
     ("domain-name", "example"), ("domain-name", "games2027.example.net"), ("domain-name", "notgames2027.org"),
     ("ipv4-addr", "198.51.101.1"), ("ipv4-addr", "198.51.0.0/16"), ("ipv4-addr", "not an address"),
     ("ipv6-addr", "2001:db9::1"), ("url", "https://tickets.partner.example/other"), ("url", "no host"),
+    # urlsplit raises on these authorities (a lone bracket reads as a broken IPv6 host): no host, no match
+    ("url", "http://AAAA]@games2027.example/"), ("url", "http://[games2027.example/"),
 ])
 def test_values_outside_the_watchlist_do_not_match(stix_type: str, value: str) -> None:
     assert WATCH.value(stix_type, value) is None
