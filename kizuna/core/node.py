@@ -232,7 +232,12 @@ class Node:
             found = self.store.get_collection(root, ref)
             if found is not None:
                 return found
-        raise AdminError(f"no collection {ref!r}" + (f" in API root {api_root!r}" if api_root else ""))
+        # A newcomer naming a collection by its title is told what to give instead (the node's
+        # administrator sees every collection, so naming one here reveals nothing).
+        titled = [c for c in self.store.list_collections() if c.title == ref and c.api_root in roots]
+        hint = (f"; the collection titled {ref!r} is named by its id {titled[0].id}"
+                + (f" or alias {titled[0].alias!r}" if titled[0].alias else "")) if titled else ""
+        raise AdminError(f"no collection {ref!r}" + (f" in API root {api_root!r}" if api_root else "") + hint)
 
     def create_organisation(self, name: str, country: str | None = None,
                             identity_id: str | None = None) -> dict[str, Any]:

@@ -179,6 +179,16 @@ def test_status_and_collection_list_show_aliases(sqlite_node: Path) -> None:
     assert any(line.startswith(made["id"]) and " shared " in line for line in listed)
 
 
+def test_a_collection_named_by_its_title_is_refused_with_its_id_and_alias(sqlite_node: Path) -> None:
+    made = kizuna_json(sqlite_node, "collections", "create", "--title", "Shared indicators", "--alias", "shared")
+    failed = kizuna(sqlite_node, "export", "--collection", "Shared indicators", check=False)
+    assert failed.returncode == 1
+    assert failed.stderr == (f"kizuna export: no collection 'Shared indicators'; the collection titled "
+                             f"'Shared indicators' is named by its id {made['id']} or alias 'shared'\n")
+    nothing = kizuna(sqlite_node, "export", "--collection", "Nothing like it", check=False)
+    assert nothing.stderr == "kizuna export: no collection 'Nothing like it'\n"
+
+
 def test_agreements_list_names_the_partner_organisation(sqlite_node: Path) -> None:
     org = kizuna_json(sqlite_node, "orgs", "create", "JPCERT/CC", "--country", "JPN")
     kizuna_json(sqlite_node, "agreements", "set", "uk-jp", "--partner", "JPCERT/CC", "--max-tlp", "amber")
