@@ -108,3 +108,33 @@ def test_a_feed_walk_maps_none_of_the_file_and_its_reader_maps_again_after(tmp_p
         assert len(rest) == 6 and _mmap_size(store) == mapped  # the walk ended
     finally:
         node.close()
+
+
+_WRITE_40_MB = """
+import ctypes, ctypes.util, sys
+from kizuna.store.sqlite.store import SqliteStore
+sqlite = ctypes.CDLL(ctypes.util.find_library("sqlite3"))  # the library the sqlite3 module is linked to
+sqlite.sqlite3_memory_used.restype = ctypes.c_int64
+store = SqliteStore(sys.argv[1])
+store.migrate()
+with store._write() as cur:
+    cur.execute("CREATE TABLE filler (body BLOB)")
+for _ in range(10):  # ten commits of 4 MB, as the audit records of a large feed build are written
+    with store._write() as cur:
+        cur.executemany("INSERT INTO filler VALUES (?)", [(b"x" * 4000,) for _ in range(1000)])
+print(sqlite.sqlite3_memory_used())
+store.close()
+"""
+
+
+def test_the_writer_keeps_a_bounded_cache_of_what_it_wrote(tmp_path: Path) -> None:
+    """The writer's page cache keeps the pages it wrote: 40 MB of writes (a million-indicator feed build audits
+    some 35 MB of egress) left 44 MB of SQLite heap with a reader-sized cache, a fifth of a serving process's
+    peak. Run in a process of its own, so that no other test's connection counts."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _WRITE_40_MB, f"sqlite:///{tmp_path / 'kizuna.db'}"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    used = int(done.stdout.strip())
+    assert 4 * 2**20 < used < 24 * 2**20, used  # above 4 MiB: the library measured is the one in use

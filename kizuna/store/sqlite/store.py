@@ -35,10 +35,15 @@ log = logging.getLogger("kizuna.store")
 
 #: SQLite's heap in one process (every connection's page cache, statements, in-memory temporary
 #: tables), in bytes: four connections' full caches. It is process-wide, so every connection sets the
-#: same value; a single connection (``kizuna import``) keeps its whole 64 MiB cache.
+#: same value; a single reader keeps its whole 64 MiB cache.
 SOFT_HEAP_LIMIT = 256 * 1024 * 1024
 
 _MMAP_PRAGMA = "PRAGMA mmap_size = 134217728"  # file pages mapped by a reader (a feed walk maps none)
+#: The writer's page cache, a quarter of a reader's. It fills with the pages writes touch and keeps them: the
+#: audit records of what a million-indicator feed build served (some 35 MB) left 64 MiB of pages no one reads
+#: again in a serving process, a fifth of its peak. Ingest does not miss the rest: into a collection of a million
+#: objects it ran as fast with 8, 16 or 64 MiB (the pages it misses come from the operating system's cache).
+_WRITER_CACHE_PRAGMA = "PRAGMA cache_size = -16384"  # KiB
 _PRAGMAS = (
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
@@ -83,6 +88,7 @@ class SqliteStore(SqlStore):
         self._writer = self._connect()
         # The log is checkpointed by a thread of its own (store/sqlite/checkpoints.py), not in the commits.
         self._writer.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+        self._writer.execute(_WRITER_CACHE_PRAGMA)
         self._checkpointer = Checkpointer(self._connect)
         self._commits = 0  # since the last checkpoint was asked for
         self._versions_written = False  # by the transaction under way (under the write lock)
