@@ -17,6 +17,7 @@ from kizuna.core import browse
 from kizuna.core.dashboard import Dashboard, DayCount, Item, build_dashboard
 from kizuna.core.principal import NODE_ADMIN
 from kizuna.policy.preview import summarise
+from kizuna.stix.validation import check_object
 
 
 @click.command("dashboard")
@@ -109,6 +110,17 @@ def preview(ctx: click.Context, draft: Path, collections: tuple[str, ...], api_r
 
 
 def _read_draft(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The draft and the marking definitions it brings, each refused as `kizuna import` would refuse it: a
+    preview of an object that could not be stored would answer a question no one can ask."""
+    obj, definitions = _draft_parts(path)
+    for each in (*definitions, obj):
+        problem = check_object(each)
+        if problem is not None:
+            raise CliError(f"it could not be stored: {problem}", file=str(path))
+    return obj, definitions
+
+
+def _draft_parts(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     try:
         data = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 import orjson
 
-from kizuna.cli.common import emit, json_option, node_of
+from kizuna.cli.common import CliError, emit, json_option, node_of
 from kizuna.core import browse
 from kizuna.core.node import Node
 from kizuna.core.query import Page
@@ -106,6 +106,8 @@ def objects_list(ctx: click.Context, collection: str, api_root: str | None, as_t
                  spec_versions: tuple[str, ...], added_after: str | None, limit: int | None,
                  next_: str | None, as_json: bool) -> None:
     """List objects: date added, type, TLP, producer, name and id (--json: the TAXII envelope)."""
+    if any(not value.strip() for value in (*types, *ids)):
+        raise CliError("--type and --id take a STIX type or id, not an empty value", code="usage", exit_code=2)
     node, acting, found = _context(ctx, collection, api_root, as_token_id, as_org)
     query = browse.Query(ids, types, version, spec_versions, added_after, limit, next_)
     page = browse.list_objects(node, acting, found, query)

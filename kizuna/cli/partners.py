@@ -293,8 +293,8 @@ def sync_command(ctx: click.Context, partner: str | None, loop: bool, tick: floa
                    run_lease_ttl_s=lease_ttl, misp_converter=convert_misp_event)
         return
     state = FederationState(node.store)
-    names = [partner] if partner else state.partner_names()
-    if partner and partner not in state.partner_names():
+    names = [partner] if partner is not None else state.partner_names()
+    if partner is not None and partner not in state.partner_names():
         raise CliError(f"no partner {partner!r}", code="not-found")
     holder = state.lease_holder(LEASE_NAME)
     reports = []

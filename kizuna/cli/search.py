@@ -10,9 +10,10 @@ import dataclasses
 
 import click
 
-from kizuna.cli.common import emit, json_option, node_of
+from kizuna.cli.common import CliError, emit, json_option, node_of
 from kizuna.core import browse
 from kizuna.core.search import MAX_LIMIT, SearchFilters, SearchHit
+from kizuna.federation.state import FederationState
 from kizuna.stix.timestamps import parse_timestamp
 
 _WIDTH = 48
@@ -76,6 +77,8 @@ def search(ctx: click.Context, words: str, as_token_id: str | None, as_org: str 
     chosen principal sees them (same rules as TAXII; newest first)."""
     node = node_of(ctx)
     acting = browse.acting_as(node, as_token_id, as_org)
+    if partner is not None and partner not in FederationState(node.store).partner_names():
+        raise CliError(f"no partner {partner!r}; `kizuna partners list` shows them", code="not-found")
     filters = SearchFilters(collections, types, tlp, producers, partner, _moment(added_from, "--added-from"),
                             _moment(added_before, "--added-before"))
     results = node.search(acting.principal, words, filters, limit, next_)

@@ -331,6 +331,8 @@ class Node:
     # -- policy configuration ------------------------------------------------------------
     def set_agreement(self, agreement_id: str, partner: str, **settings: Any) -> Agreement:
         """Store a new version of an agreement (the first version creates it)."""
+        if not agreement_id.strip() or agreement_id != agreement_id.strip():
+            raise AdminError(f"an agreement needs a name without spaces around it, not {agreement_id!r}")
         org = self.store.get_organisation(partner)
         if org is None and not partner.startswith("node:"):
             raise AdminError(f"no organisation {partner!r} (a partner is an organisation or node:<name>)")

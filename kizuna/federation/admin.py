@@ -130,6 +130,10 @@ def add_partner(
         if found is None:
             raise ConfigProblem(f"no organisation {organisation!r}; create it with `kizuna orgs create`")
         organisation_id = found.id
+    if agreement is not None and node.policy.agreement(agreement) is None:
+        # A partner whose agreement does not exist receives nothing (the policy fails closed): refused here.
+        raise ConfigProblem(f"--agreement {agreement}: no agreement {agreement!r}; set one with "
+                            "`kizuna agreements set` (`kizuna agreements list` shows them)")
     config = PartnerConfig(
         name=name, api_root_url=url, mappings=mappings, token=token, basic_auth=basic_auth,
         client_cert=readable_file("--cert", client_cert), client_key=readable_file("--key", client_key),

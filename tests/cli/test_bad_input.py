@@ -283,6 +283,41 @@ def test_partners_add_refuses_a_misp_feed_it_cannot_use(world: World, expected: 
     assert "F" not in [p["name"] for p in kizuna_json(world.node, "partners", "list")["partners"]]
 
 
+#: A name the node does not have, or an empty one, where an action would otherwise quietly do nothing (or all):
+#: (what the one line must say, the words after ``kizuna``).
+NAMED_BUT_MISSING = [
+    # a partner under an agreement that does not exist would receive nothing (the policy fails closed)
+    ("no agreement 'nope'", ("partners", "add", "G", "--url", "https://p.example/main/", "--map", f"{PLAIN}=r",
+                             "--token", "t", "--agreement", "nope")),
+    ("an agreement needs a name", ("agreements", "set", "", "--partner", PLAIN, "--max-tlp", "amber")),
+    ("no partner 'NOPE'", ("search", "ransomware", "--partner", "NOPE")),  # not "Nothing found"
+    ("no partner ''", ("sync", "")),  # not a sync of every partner
+    ("not an empty value", ("objects", "list", "--collection", PLAIN, "--type", "")),  # not every type
+]
+
+
+@pytest.mark.parametrize("expected,args", NAMED_BUT_MISSING, ids=[e for e, _ in NAMED_BUT_MISSING])
+def test_a_missing_or_empty_name_is_refused(world: World, expected: str, args: tuple[str, ...]) -> None:
+    for as_json in (False, True):
+        case = Case(expected, args, world.node, as_json, True)
+        result = run(case)
+        assert problems(case, result) == [], (result.stdout, result.stderr)
+        said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+        assert expected in said
+    assert "G" not in [p["name"] for p in kizuna_json(world.node, "partners", "list")["partners"]]
+
+
+def test_a_preview_of_an_object_that_could_not_be_stored_is_refused(world: World) -> None:
+    draft = world.node.parent / "draft-without-id.json"
+    draft.write_text('{"type": "indicator", "spec_version": "2.1", "pattern_type": "stix"}')
+    for as_json in (False, True):
+        case = Case("invalid draft", ("preview", str(draft), "--collection", PLAIN), world.node, as_json, True)
+        result = run(case)
+        assert problems(case, result) == [], (result.stdout, result.stderr)
+        said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+        assert "could not be stored" in said and "'id' is missing" in said
+
+
 def test_malformed_interchange_files_fail_in_one_line(world: World) -> None:
     """What the walk cannot guess: files that look like a format but are broken, and bad sources."""
     base = world.node.parent / "interchange"  # not world.directory: other cases need it empty
