@@ -32,6 +32,7 @@ from typing import Any, Final
 import orjson
 
 from kizuna.core.audit import pack_served, tlp_counts, tlp_label
+from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.node import Node
 from kizuna.core.partner_health import PartnerHealth, partner_health
 from kizuna.core.principal import Principal
@@ -105,7 +106,7 @@ def build_dashboard(node: Node, principal: Principal, days: int = 14, newest: in
     received: Counter[tuple[int, str, str]] = Counter()
     partial = False
     for viewer in viewers:
-        partial |= _count_received(stats, viewer, since, names, received)
+        partial |= _count_received(node, stats, viewer, since, names, received)
     served: dict[str, list[VersionRow]] = {}
     reports = _newest(stats, viewers, "report", newest, served)
     indicators = _newest(stats, viewers, "indicator", newest, served)
@@ -152,13 +153,34 @@ def _producer_name(producer: str | None, names: dict[str, str], anonymised: bool
     return names.get(producer, "unknown producer")
 
 
+def _identity_names(node: Node, viewer: Viewer, refs: set[str | None], names: dict[str, str]) -> dict[str, str]:
+    """``names`` (the node's organisations) and the names of the identity objects of the viewer's collection
+    that ``refs`` points at, read through the same check as any read: a producer such as ATT&CK's, known
+    only by the identity object it ships, is named as `kizuna objects list` names it."""
+    wanted = sorted(ref for ref in refs if ref and ref.startswith("identity--") and ref not in names)
+    if not wanted:
+        return names
+    found = dict(names)
+    for start in range(0, len(wanted), node.reader.max_limit):
+        chunk = tuple(wanted[start:start + node.reader.max_limit])
+        page = node.reader.page(viewer, Endpoint.OBJECTS, Filters(ids=chunk, limit=len(chunk)))
+        for _, body in page.items:
+            identity = orjson.loads(body)
+            if isinstance(identity.get("name"), str):
+                found[identity["id"]] = identity["name"]
+    return found
+
+
 def _count_received(
-    stats: StoreStats, viewer: Viewer, since: int, names: dict[str, str], into: Counter[tuple[int, str, str]],
+    node: Node, stats: StoreStats, viewer: Viewer, since: int, names: dict[str, str],
+    into: Counter[tuple[int, str, str]],
 ) -> bool:
     """Add the collection's visible received versions to ``into``; True if some were left uncounted."""
     per_row = 0
     collection_pk = viewer.collection.pk
-    for group in stats.received_groups(collection_pk, since, PER_ROW_TYPES):
+    groups = list(stats.received_groups(collection_pk, since, PER_ROW_TYPES))
+    names = _identity_names(node, viewer, {group.created_by_ref for group in groups}, names)
+    for group in groups:
         if group.type:
             per_row += group.versions
             if viewer.policy is not None:
@@ -179,6 +201,7 @@ def _count_received(
     if viewer.policy is None or per_row == 0:
         return False
     rows = stats.newest_of_types(collection_pk, PER_ROW_TYPES, since, PER_ROW_LIMIT)
+    names = _identity_names(node, viewer, {row.created_by_ref for row in rows}, names)
     viewer.prefetch(rows)  # what the relationships, sightings and reports point at, in a few queries
     for row in rows:
         body = view(viewer, row)

@@ -210,3 +210,21 @@ def test_sync_health_comes_from_a_real_failed_run_and_only_for_the_node_itself(w
     # Nothing was ever pushed, so every content version in the pushed collection is waiting.
     assert health.push_backlog == 16 and not health.push_backlog_more
     assert build_dashboard(node, world.principals["jp"]).sync == []
+
+
+def test_a_producer_known_by_its_identity_object_is_named_only_to_those_who_may_see_it(world: World) -> None:
+    """A producer that is no organisation of the node (ATT&CK's MITRE identity, shipped with its objects) is
+    named by its identity object, as `kizuna objects list` names it, and only for a principal that may read
+    that identity: for the others it stays an unknown producer."""
+    node = world.node
+    identity = {"type": "identity", "spec_version": "2.1", "id": f"identity--{uuid.uuid4()}", "created": CREATED,
+                "modified": CREATED, "name": "Example Research Lab", "identity_class": "organization",
+                "object_marking_refs": [AMBER]}
+    written = [identity, _indicator(identity["id"], GREEN), _indicator(identity["id"], GREEN)]
+    assert not node.import_objects(world.shared, written).failures
+    admin = _received(build_dashboard(node, NODE_ADMIN))
+    assert admin[("Example Research Lab", "TLP:GREEN")] == 2
+    assert ("unknown producer", "TLP:GREEN") not in admin
+    au = _received(build_dashboard(node, world.principals["au"]))  # up to GREEN: the AMBER identity is hidden
+    assert au[("unknown producer", "TLP:GREEN")] == 2
+    assert not any(name == "Example Research Lab" for name, _ in au)
