@@ -151,13 +151,21 @@ def parse_fingerprint(text: str) -> str:
 
 def read_certificate_fingerprint(path: str) -> str:
     """The fingerprint of the first certificate in a PEM file."""
+    begin, finish = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
     try:
         with open(path, encoding="ascii") as handle:
             pem = handle.read()
-        start = pem.index("-----BEGIN CERTIFICATE-----")
-        end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
-        return certificate_fingerprint(pem[start:end] + "\n")
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise AdminError(f"{path} is not a PEM certificate: it holds bytes that are not ASCII") from None
+    except OSError as exc:
+        raise AdminError(f"cannot read a PEM certificate from {path}: {exc.strerror or exc}") from None
+    start = pem.find(begin)
+    end = pem.find(finish, start) if start >= 0 else -1
+    if end < 0:
+        raise AdminError(f"{path} is not a PEM certificate: it has no {begin} … {finish} block")
+    try:
+        return certificate_fingerprint(pem[start:end + len(finish)] + "\n")
+    except ValueError as exc:
         raise AdminError(f"cannot read a PEM certificate from {path}: {exc}") from None
 
 
