@@ -8,6 +8,7 @@ principal may not see is reported exactly as one that does not exist.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,9 +180,16 @@ def _producer_names(node: Node, acting: Acting, collection: Collection, refs: se
     missing = tuple(ref for ref in wanted if ref not in names)
     if not missing or not acting.principal.can_read(collection):
         return names
-    viewer = node.viewer_for(acting.principal, collection)
-    for start in range(0, len(missing), node.reader.max_limit):
-        chunk = missing[start:start + node.reader.max_limit]
+    names.update(identity_object_names(node, node.viewer_for(acting.principal, collection), missing))
+    return names
+
+
+def identity_object_names(node: Node, viewer: Viewer, ids: Sequence[str]) -> dict[str, str]:
+    """The names of the identity objects ``ids`` of the viewer's collection that it may see, read through the
+    same check as any read (so a hidden identity's name never shows)."""
+    names: dict[str, str] = {}
+    for start in range(0, len(ids), node.reader.max_limit):
+        chunk = tuple(ids[start:start + node.reader.max_limit])
         page = node.reader.page(viewer, Endpoint.OBJECTS, Filters(ids=chunk, limit=len(chunk)))
         for _, body in page.items:
             identity = orjson.loads(body)

@@ -32,7 +32,7 @@ from typing import Any, Final
 import orjson
 
 from kizuna.core.audit import pack_served, tlp_counts, tlp_label
-from kizuna.core.filters import Endpoint, Filters
+from kizuna.core.browse import identity_object_names
 from kizuna.core.node import Node
 from kizuna.core.partner_health import PartnerHealth, partner_health
 from kizuna.core.principal import Principal
@@ -158,17 +158,7 @@ def _identity_names(node: Node, viewer: Viewer, refs: set[str | None], names: di
     that ``refs`` points at, read through the same check as any read: a producer such as ATT&CK's, known
     only by the identity object it ships, is named as `kizuna objects list` names it."""
     wanted = sorted(ref for ref in refs if ref and ref.startswith("identity--") and ref not in names)
-    if not wanted:
-        return names
-    found = dict(names)
-    for start in range(0, len(wanted), node.reader.max_limit):
-        chunk = tuple(wanted[start:start + node.reader.max_limit])
-        page = node.reader.page(viewer, Endpoint.OBJECTS, Filters(ids=chunk, limit=len(chunk)))
-        for _, body in page.items:
-            identity = orjson.loads(body)
-            if isinstance(identity.get("name"), str):
-                found[identity["id"]] = identity["name"]
-    return found
+    return {**names, **identity_object_names(node, viewer, wanted)} if wanted else names
 
 
 def _count_received(
