@@ -9,7 +9,7 @@ import click
 import orjson
 
 from kizuna.cli.common import CliError, emit, json_option, node_of, output_stream
-from kizuna.core.audit import unpack_served
+from kizuna.core.audit import KINDS, unpack_served
 from kizuna.stix.timestamps import format_timestamp
 
 
@@ -47,6 +47,10 @@ def audit_export(ctx: click.Context, output: Path | None, kinds: tuple[str, ...]
     record also gets ``served``, its compactly stored (id, version) pairs spelt out.
     """
 
+    unknown = sorted(set(kinds) - KINDS)
+    if unknown:
+        raise CliError(f"no such record kind {', '.join(map(repr, unknown))}; the kinds are "
+                       + ", ".join(sorted(KINDS)), code="usage", exit_code=2)
     if as_json and output is None:
         raise CliError("--json needs -o FILE: without it the records are written to standard output",
                        code="usage", exit_code=2)

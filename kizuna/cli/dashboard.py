@@ -48,7 +48,9 @@ def _totals(counts: list[DayCount]) -> list[str]:
         totals[(entry.partner, entry.tlp)] = totals.get((entry.partner, entry.tlp), 0) + entry.objects
     if not totals:
         return ["  none"]
-    return [f"  {partner:<32} {tlp:<18} {count:>9,}" for (partner, tlp), count in sorted(totals.items())]
+    # The name column widens to the longest name, so a long producer does not push its row askew.
+    width = max(32, *(len(partner) for partner, _ in totals))
+    return [f"  {partner:<{width}} {tlp:<18} {count:>9,}" for (partner, tlp), count in sorted(totals.items())]
 
 
 def _by_partner(board: Dashboard) -> list[tuple[str, int]]:

@@ -51,11 +51,16 @@ def doctor(url: str, token: str | None, basic: str | None, write_collection: str
             raise CliError(f"nothing answered at {base}: {exc or type(exc).__name__}", code="unavailable") from None
         peer = Peer(base, client, auth_headers(token, basic), write_collection)
         results = list(run_checks(peer, CHECKS))
-    document = report(base, results)
+    document = report(base, results, peer.refused)
     width = max(len(r.id) for r in results)
     lines = [f"{_MARKS[r.status]}  {r.id:<{width}}  {r.section:<12} {r.title}: {r.detail}" for r in results]
     counts = document["summary"]["counts"]
-    verdict = "conformant" if document["summary"]["conformant"] else "NOT conformant"
+    if peer.refused:
+        how = "these credentials" if peer.auth else "a request without credentials"
+        verdict = (f"not checked, it refused {how} ({peer.refused}); give the token it issued to "
+                   "this node with --token, or --basic, and run again")
+    else:
+        verdict = "conformant" if document["summary"]["conformant"] else "NOT conformant"
     lines.append(f"{base}: {verdict} — {counts['pass']} passed, {counts['fail']} failed, "
                  f"{counts['warn']} warnings, {counts['skip']} skipped")
     emit(as_json, document, "\n".join(lines))

@@ -134,11 +134,15 @@ def objects_show(ctx: click.Context, object_id: str, collection: str, api_root: 
     node, acting, found = _context(ctx, collection, api_root, as_token_id, as_org)
     query = browse.Query((), (), version, spec_versions, added_after, limit, next_)
     page = browse.show_object(node, acting, found, object_id, query)
+    if not page.items and not page.more:
+        # Possible without the object being hidden (its latest version is hidden, an older one is
+        # not); nothing to show is a failure, as for an absent object, not an empty success.
+        raise CliError(f"no version of {object_id} matches these filters for {acting.described}",
+                       code="not-found")
     if as_json:
         emit(True, _envelope(page), "")
         return
-    # Possible without the object being hidden: e.g. its latest version is hidden, an older one is not.
-    lines = [] if page.items else [f"No version of {object_id} matches these filters for {acting.described}."]
+    lines = []
     for summary, (_, body) in zip(browse.summarise(node, acting, found, page), page.items, strict=True):
         lines += [
             f"{summary['type']}  {summary['name'] or '-'}",

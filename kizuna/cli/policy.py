@@ -186,7 +186,14 @@ def policy_options(ctx: click.Context, unknown_markings: str | None, unenforced_
         options = replace(options, **changes)
         node.set_policy_options(options)
     payload = orjson.loads(options_to_json(options))
-    emit(as_json, payload, "\n".join(f"{k} = {v}" for k, v in payload.items()))
+    # The text spells values as the JSON and the options do (none, true), not as Python (None, True).
+    emit(as_json, payload, "\n".join(f"{k} = {_spelt(v)}" for k, v in payload.items()))
+
+
+def _spelt(value: Any) -> str:
+    if value is None:
+        return "none"
+    return orjson.dumps(value).decode() if isinstance(value, bool) else str(value)
 
 
 def register(group: click.Group) -> None:

@@ -14,6 +14,7 @@ from kizuna.cli.common import CliError, emit, json_option, node_of
 from kizuna.core import browse
 from kizuna.core.search import MAX_LIMIT, SearchFilters, SearchHit
 from kizuna.federation.state import FederationState
+from kizuna.stix.search_text import query_terms, snippet
 from kizuna.stix.timestamps import parse_timestamp
 
 _WIDTH = 48
@@ -24,11 +25,20 @@ def _short(text: str | None) -> str:
     return text if len(text) <= _WIDTH else text[: _WIDTH - 1] + "…"
 
 
-def _table(hits: list[SearchHit], collections: dict[str, str]) -> list[str]:
+def _match(hit: SearchHit, words: str) -> str:
+    """The snippet cut to the column around the first matched word, so the column shows it."""
+    terms = query_terms(words)
+    text = " ".join(hit.snippet.split())
+    if isinstance(terms, str) or len(text) <= _WIDTH:
+        return _short(text)
+    return snippet(text, terms, _WIDTH - 2)  # room for the two ellipses it may add
+
+
+def _table(hits: list[SearchHit], collections: dict[str, str], words: str) -> list[str]:
     header = ("TYPE", "TLP", "COLLECTION", "NAME", "MATCH", "ID")
     lines = [header] + [
         (hit.type, hit.tlp or "-", collections.get(hit.collection, hit.collection), _short(hit.name),
-         _short(hit.snippet), hit.id)
+         _match(hit, words), hit.id)
         for hit in hits
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
@@ -39,11 +49,13 @@ def _table(hits: list[SearchHit], collections: dict[str, str]) -> list[str]:
 def _moment(value: str | None, option: str) -> int | None:
     if value is None:
         return None
+    # A date alone is midnight UTC at its start, as `tokens create --expires` reads one.
+    text = f"{value}T00:00:00Z" if len(value) == 10 and value[4:5] == value[7:8] == "-" else value
     try:
-        return parse_timestamp(value)
+        return parse_timestamp(text)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a timestamp such as 2026-03-01T00:00:00Z",
-                                 param_hint=option) from None
+        raise click.BadParameter(f"{value!r} is not a date or timestamp such as 2026-03-01 or "
+                                 "2026-03-01T09:30:00Z", param_hint=option) from None
 
 
 @click.command("search")
@@ -61,8 +73,10 @@ def _moment(value: str | None, option: str) -> int | None:
 @click.option("--producer", "producers", multiple=True,
               help="Only objects of this producer: an organisation name or identity id (repeatable).")
 @click.option("--partner", default=None, help="Only objects received from this federation partner.")
-@click.option("--added-from", default=None, metavar="TIMESTAMP", help="Only objects added at or after this moment.")
-@click.option("--added-before", default=None, metavar="TIMESTAMP", help="Only objects added before this moment.")
+@click.option("--added-from", default=None, metavar="WHEN",
+              help="Only objects added at or after this moment (a date is midnight UTC at its start).")
+@click.option("--added-before", default=None, metavar="WHEN",
+              help="Only objects added before this moment (a date is midnight UTC at its start).")
 @click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=20, show_default=True,
               help="At most this many results per page.")
 @click.option("--next", "next_", default=None, metavar="CURSOR",
@@ -93,7 +107,7 @@ def search(ctx: click.Context, words: str, as_token_id: str | None, as_org: str 
     names = {c.id: c.alias or c.title for c in node.store.list_collections()}
     more = [f"More: repeat the command with --next {results.next}"] if results.next else []
     noun = "result" if count == "1" else "results"
-    emit(False, None, "\n".join([*_table(results.hits, names), f"{count} {noun} as {acting.described}.", *more]))
+    emit(False, None, "\n".join([*_table(results.hits, names, words), f"{count} {noun} as {acting.described}.", *more]))
 
 
 def register(group: click.Group) -> None:

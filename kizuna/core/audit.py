@@ -27,6 +27,18 @@ from kizuna.store.stats import FURNITURE
 
 GENESIS = ""
 
+# Every kind of record the node writes.  ``record`` refuses any other, so ``audit export --kind``
+# can tell a typo from a kind that simply has no records yet.
+KINDS: Final = frozenset({
+    "agreement-changed", "api-root-created", "auth-failure", "collection-created",
+    "cursor-key-rotated", "delete", "egress", "feed-created", "feed-removed", "import-report",
+    "metrics-right", "misp-import", "operation-closed", "operation-created",
+    "operation-declassified", "operator-right", "organisation-changed", "organisation-created",
+    "partner-added", "partner-removed", "policy-changed", "recall", "search", "token-bound",
+    "token-certificate-bound", "token-created", "token-revoked", "token-rotated", "write",
+    "node-backed-up", "node-restored",
+})
+
 # A STIX id is ``type--`` and a canonical UUID: 38 characters after the type, with dashes here.
 _TAIL: Final = 38
 _DASHES: Final = (0, 1, 10, 15, 20, 25)
@@ -152,6 +164,8 @@ class AuditLog:
         self._store = store
 
     def record(self, kind: str, principal: str | None, body: dict[str, Any]) -> AuditRecord:
+        if kind not in KINDS:
+            raise ValueError(f"audit kind {kind!r} is not one of core.audit.KINDS")
         entry = AuditEntry(now_micros(), kind, principal, orjson.dumps(body).decode())
         return self._store.append_audit([entry], seal)[0]
 

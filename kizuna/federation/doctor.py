@@ -67,14 +67,27 @@ class Answer:
     def media_type(self) -> str:
         return self.headers.get("content-type", "").replace(" ", "").lower()
 
+    def said(self, limit: int = 160) -> str:
+        """The body in words: a TAXII error object's title and description, else its text, cut short."""
+        try:
+            body = orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("title"), str):
+            text = body["title"] + (f": {body['description']}" if isinstance(body.get("description"), str) else "")
+        else:
+            text = self.body.decode("utf-8", "replace")
+        text = " ".join(text.split())
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
     def json(self) -> Any:
         try:
             return orjson.loads(self.body)
         except orjson.JSONDecodeError:
-            raise fail(f"{self.url} answered {self.status} with a body that is not JSON: {self.body[:80]!r}") from None
+            raise fail(f"{self.url} answered {self.status} with a body that is not JSON: {self.said(80)}") from None
 
     def taxii_json(self, status: int = 200) -> Any:
-        expect(self.status == status, f"{self.url} answered {self.status}, expected {status}: {self.body[:160]!r}")
+        expect(self.status == status, f"{self.url} answered {self.status}, expected {status}: {self.said()}")
         expect(self.media_type.startswith("application/taxii+json"),
                f"{self.url} answered with Content-Type {self.media_type or 'none'!r}, not {TAXII}")
         return self.json()
@@ -94,6 +107,11 @@ class Peer:
     collections: list[dict[str, Any]] = field(default_factory=list)
     readable: dict[str, Any] | None = None  # the first collection it may read
     manifest: list[dict[str, Any]] = field(default_factory=list)  # records of the readable collection
+    # A 401/403 to the first request that carried the credentials given (discovery, or the API root):
+    # the checks then say little about the server, so the verdict names the credentials instead of
+    # calling the server non-conformant. A later 403 (a collection the token may not write) is a finding.
+    refused: str | None = None
+    asked: bool = False
 
     def get(self, url: str, params: dict[str, str] | None = None, accept: str | None = TAXII,
             credentials: bool = True) -> Answer:
@@ -104,7 +122,12 @@ class Peer:
             response = self.client.get(url, params=params, headers=headers)
         except httpx.HTTPError as exc:
             raise fail(f"GET {url} failed: {exc}") from None
-        return Answer(response.status_code, response.headers, response.content, str(response.url))
+        answer = Answer(response.status_code, response.headers, response.content, str(response.url))
+        if credentials and not self.asked:
+            self.asked = True
+            if answer.status in (401, 403):
+                self.refused = f"{answer.status} {answer.said()}"
+        return answer
 
     def post(self, url: str, body: bytes) -> Answer:
         headers = {**self.auth, "Accept": TAXII, "Content-Type": TAXII}
@@ -174,10 +197,12 @@ def run_checks(peer: Peer, checks: list[CheckSpec]) -> Iterator[CheckResult]:
         yield CheckResult(spec.id, spec.section, spec.title, status, detail)
 
 
-def summary(results: list[CheckResult]) -> dict[str, Any]:
+def summary(results: list[CheckResult], refused: str | None = None) -> dict[str, Any]:
+    """``conformant`` is None (not known) when the server refused the credentials given."""
     counts = {s: sum(1 for r in results if r.status == s) for s in (PASS, FAIL, WARN, SKIP)}
-    return {"conformant": counts[FAIL] == 0, "counts": counts}
+    conformant = None if refused else counts[FAIL] == 0
+    return {"conformant": conformant, "credentials_refused": refused, "counts": counts}
 
 
-def report(url: str, results: list[CheckResult]) -> dict[str, Any]:
-    return {"url": url, "checks": [asdict(r) for r in results], "summary": summary(results)}
+def report(url: str, results: list[CheckResult], refused: str | None = None) -> dict[str, Any]:
+    return {"url": url, "checks": [asdict(r) for r in results], "summary": summary(results, refused)}

@@ -293,6 +293,7 @@ NAMED_BUT_MISSING = [
     ("no partner 'NOPE'", ("search", "ransomware", "--partner", "NOPE")),  # not "Nothing found"
     ("no partner ''", ("sync", "")),  # not a sync of every partner
     ("not an empty value", ("objects", "list", "--collection", PLAIN, "--type", "")),  # not every type
+    ("no such record kind 'wirte'", ("audit", "export", "--kind", "wirte")),  # not an empty export
 ]
 
 
@@ -310,12 +311,19 @@ def test_a_missing_or_empty_name_is_refused(world: World, expected: str, args: t
 def test_a_preview_of_an_object_that_could_not_be_stored_is_refused(world: World) -> None:
     draft = world.node.parent / "draft-without-id.json"
     draft.write_text('{"type": "indicator", "spec_version": "2.1", "pattern_type": "stix"}')
+    valid = world.node.parent / "draft-note.json"
+    valid.write_text('{"type": "note", "spec_version": "2.1", "id": "note--0c7b5b88-8ff7-4a4d-aa9d-feb398cd0061", '
+                     '"created": "2026-01-01T00:00:00Z", "modified": "2026-01-01T00:00:00Z", "content": "x", '
+                     '"object_refs": ["note--0c7b5b88-8ff7-4a4d-aa9d-feb398cd0061"]}')
     for as_json in (False, True):
         case = Case("invalid draft", ("preview", str(draft), "--collection", PLAIN), world.node, as_json, True)
         result = run(case)
         assert problems(case, result) == [], (result.stdout, result.stderr)
         said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
         assert "could not be stored" in said and "'id' is missing" in said
+        missing = run(Case("no collection", ("preview", str(valid), "--collection", "nope"), world.node, as_json, True))
+        said = json.loads(missing.stdout)["error"]["message"] if as_json else missing.stderr
+        assert "no such collection 'nope'" in said, said
 
 
 def test_malformed_interchange_files_fail_in_one_line(world: World) -> None:

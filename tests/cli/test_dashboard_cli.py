@@ -46,6 +46,24 @@ def test_dashboard_counts_as_the_chosen_principal(tmp_path: Path) -> None:
     assert "TLP:AMBER" in text and "TLP:RED" not in text and text.startswith("Dashboard of organisation JP NISC")
 
 
+def test_a_long_producer_name_widens_its_column(tmp_path: Path) -> None:
+    data = tmp_path / "long"
+    long_name = "National Cyber Security Centre of the United Kingdom"
+    kizuna_json(data, "init", "--org-name", long_name, "--country", "GBR")
+    kizuna_json(data, "collections", "create", "--title", "Shared", "--alias", "shared")
+    home = kizuna_json(data, "status")["identity"]
+    short = kizuna_json(data, "orgs", "create", "JP", "--country", "JPN")["id"]
+    objects = [{**_indicator(TlpLevel.CLEAR), "created_by_ref": home},
+               {**_indicator(TlpLevel.GREEN), "created_by_ref": short}]
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects}))
+    kizuna_json(data, "import", str(bundle), "--collection", "shared")
+    lines = kizuna(data, "dashboard").stdout.splitlines()
+    rows = lines[lines.index("Received (versions, by producer and TLP):") + 1:][:2]
+    assert sorted(row.split(" TLP:")[0].strip() for row in rows) == ["JP", long_name], rows
+    assert len({row.index("TLP:") for row in rows}) == 1, rows  # one column, whatever the names
+
+
 def test_preview_names_who_sees_a_draft_and_why_not(tmp_path: Path) -> None:
     data = _node(tmp_path)
     draft = tmp_path / "draft.json"

@@ -214,6 +214,10 @@ def test_the_own_organisation_switch_is_a_documented_flag(sqlite_node: Path) -> 
     assert kizuna_json(sqlite_node, "policy", "options", "--own-organisation-sees-everything")[key] is True
     markings = README.read_text().split("## Markings", 1)[1].split("\n## ", 1)[0]
     assert "kizuna policy options --own-organisation-sees-as-partner" in markings
+    # The text spells values as the options take them (none, true), not as Python prints them.
+    shown = kizuna(sqlite_node, "policy", "options", "--unmarked-tlp", "none").stdout.splitlines()
+    assert "unmarked_tlp = none" in shown and f"{key} = true" in shown
+    assert not any(word in line for line in shown for word in ("None", "True", "False"))
 
 
 def _walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, click.Command]]:

@@ -173,6 +173,9 @@ def test_filters_versions_and_paging(node: Node) -> None:
                                    "2026-02-01T10:00:03.000000Z"]
     bad, error = _failure(node, "objects", "list", "-c", "shared", "--version", "newest")
     assert bad.startswith("kizuna objects list: --version value 'newest'") and error["code"] == "invalid"
+    # A version the object does not have is a failure, as an absent object is, not an empty success.
+    none, error = _failure(node, "objects", "show", object_id, "-c", "shared", "--version", "2026-02-01T10:00:09Z")
+    assert none.startswith(f"kizuna objects show: no version of {object_id} matches") and error["code"] == "not-found"
 
 
 def test_delete_a_version_then_the_object_audited_and_recalled(node: Node) -> None:

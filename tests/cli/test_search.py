@@ -34,9 +34,11 @@ def test_search_as_the_node_and_as_an_organisation_not_entitled(tmp_path: Path) 
                        object_modified=clear["modified"], contents={"ja": {"name": "攻撃元のスキャナ"}})
     strict = _obj("indicator", TlpLevel.AMBER_STRICT, name="Scanner of the venue", created_by_ref=home,
                   pattern="[ipv4-addr:value = '203.0.113.10']")
+    long_text = _obj("note", TlpLevel.CLEAR, created_by_ref=home, object_refs=[clear["id"]],
+                     content="A long account of the week, with many words before it names the Bluefinch loader.")
     bundle = tmp_path / "bundle.json"
     bundle.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}",
-                                  "objects": [clear, translation, strict]}))
+                                  "objects": [clear, translation, strict, long_text]}))
     kizuna(data, "import", str(bundle), "--collection", "shared")
 
     own = kizuna_json(data, "search", "Scanner")
@@ -56,5 +58,13 @@ def test_search_as_the_node_and_as_an_organisation_not_entitled(tmp_path: Path) 
     first = kizuna_json(data, "search", "Scanner", "--limit", "1")
     assert {first["results"][0]["id"], second["results"][0]["id"]} == {clear["id"], strict["id"]}
     assert second["next"] is None
+    # A date alone is midnight UTC at its start; everything here was added today, after 2000-01-01.
+    assert kizuna_json(data, "search", "Scanner", "--added-from", "2000-01-01")["count"] == 2
+    assert kizuna_json(data, "search", "Scanner", "--added-before", "2000-01-01")["count"] == 0
+    bad = kizuna(data, "search", "Scanner", "--added-from", "2000-13-01", check=False)
+    assert bad.returncode == 2 and "is not a date or timestamp" in bad.stderr
+    # The MATCH column is cut around the matched word, so a word far into the text still shows.
+    match = kizuna(data, "search", "bluefinch").stdout.splitlines()[1]
+    assert "Bluefinch" in match and "…" in match
     nothing = kizuna(data, "search", "nowhere-word", "--as-org", "JPCERT/CC").stdout.strip()
     assert nothing == "Nothing found for 'nowhere-word' as organisation JPCERT/CC."

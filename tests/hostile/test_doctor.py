@@ -73,7 +73,8 @@ def test_a_kizuna_node_passes_every_check_including_the_write_path(kizuna_peer: 
     assert found.pop("tls") == "warn"
     assert set(found.values()) == {"pass"}, report
     assert {"paging", "match-type", "added-after", "versions", "add-objects"} <= set(found)
-    assert report["summary"] == {"conformant": True, "counts": {"pass": len(found), "fail": 0, "warn": 1, "skip": 0}}
+    assert report["summary"] == {"conformant": True, "credentials_refused": None,
+                                 "counts": {"pass": len(found), "fail": 0, "warn": 1, "skip": 0}}
     sections = {check["id"]: check["section"] for check in report["checks"]}
     assert sections["discovery"] == "§4.1" and sections["error-body"] == "§3.6"
 
@@ -89,12 +90,19 @@ def test_the_text_report_names_each_check_its_section_and_a_summary(kizuna_peer:
     assert lines[-1].startswith(f"{server.base}/main/: conformant")
 
 
-def test_a_wrong_token_fails_the_checks_and_exits_1(kizuna_peer: tuple[ServerProcess, str, str]) -> None:
+def test_a_wrong_token_is_named_not_blamed_on_the_server(kizuna_peer: tuple[ServerProcess, str, str]) -> None:
     server, _, _ = kizuna_peer
     code, report = doctor(f"{server.base}/taxii2/", "--token", "not-a-token")
     assert code == 1
     assert statuses(report)["discovery"] == "fail"
-    assert report["summary"]["conformant"] is False
+    # Refused credentials say nothing of the server's conformance: not known, and the refusal in words.
+    assert report["summary"]["conformant"] is None
+    assert report["summary"]["credentials_refused"].startswith("401 Authentication required")
+    assert "b'" not in report["checks"][0]["detail"]
+    text = kizuna(Path("/nonexistent-kizuna-node"), "doctor", f"{server.base}/taxii2/", "--token", "not-a-token",
+                  check=False)
+    assert "not checked, it refused these credentials (401" in text.stdout.splitlines()[-1]
+    assert "NOT conformant" not in text.stdout
 
 
 def test_medallion_is_reported_with_its_known_deviations(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kizuna.config import load_config
-from kizuna.core.audit import seal
+from kizuna.core.audit import KINDS, seal
 from kizuna.stix.timestamps import parse_timestamp
 from kizuna.store.base import AuditEntry
 from kizuna.store.sqlite.store import path_from_url
@@ -124,6 +124,19 @@ def test_audit_export_writes_the_chain_as_json_lines(world: World) -> None:
     assert egress and all(len(line["served"]) == line["body"]["served"]["n"] for line in egress)
     assert all(stix_id.count("--") == 1 and isinstance(version, int)
                for line in egress for stix_id, version in line["served"])
+    # Every kind the node wrote is a known kind, and --kind selects exactly its records.
+    assert {line["kind"] for line in lines} <= KINDS
+    only = world.node.data_dir.parent / "egress.jsonl"
+    run_cli(world.node.data_dir, "audit", "export", "-o", str(only), "--kind", "egress")
+    assert [json.loads(line)["seq"] for line in only.read_text().splitlines()] == [
+        line["seq"] for line in lines if line["kind"] == "egress"]
+
+
+def test_the_audit_log_refuses_a_kind_it_does_not_know(world: World) -> None:
+    before = world.core.store.audit_head()
+    with pytest.raises(ValueError, match="not one of core.audit.KINDS"):
+        world.core.audit.record("egres", None, {})
+    assert world.core.store.audit_head() == before
 
 
 # -- nothing forbidden is served --------------------------------------------------------------------

@@ -143,13 +143,13 @@ def test_the_audit_page_pages_and_reports_a_broken_chain(operated: Console) -> N
     node = Node.open(operated.data_dir)  # more than a page of records, written as any command writes them
     try:
         for n in range(60):
-            node.audit.record("test-marker", "admin", {"n": n})
+            node.audit.record("feed-removed", "admin", {"name": f"marker-{n}"})
     finally:
         node.close()
     session = operated.sign_in("op")
     page = session.get(operated.base + "/console/audit")
     head = int(re.search(r"<td>(\d+)</td>", page.text).group(1))  # type: ignore[union-attr]
-    assert head >= 60 and "test-marker" in page.text and "node administrator (CLI)" in page.text
+    assert head >= 60 and "feed-removed" in page.text and "node administrator (CLI)" in page.text
     older = re.search(r'href="/console/audit\?before=(\d+)"', page.text)
     assert older and int(older.group(1)) == head - 49
     second = session.get(operated.base + f"/console/audit?before={older.group(1)}").text
