@@ -7,7 +7,9 @@ the target runs `kizuna sync` again, a real process timed end to end (start-up, 
 
 Side by side in the same run, at the first stage: `kizuna export` + `kizuna import` of the same
 collection into a fresh node (what a manual file transfer costs), so `first_sync_vs_export_import`
-says what the network sync adds. Peak RSS: every sync process (VmHWM) and the source server.
+says what the network sync adds. Peak RSS: every sync process (VmHWM) and the source server; for each
+catch-up also its largest anonymous RSS (the process's own memory) and file-backed RSS (pages of the
+database file SQLite maps, at most its ``mmap_size`` a connection, which the kernel may drop).
 
     python -m bench.bench_sync_scale                                   # quick: 10k, 100k (SQLite)
     python -m bench.bench_sync_scale --sizes 10000,100000,1000000      # the issue's figure (quiet machine)
@@ -50,9 +52,10 @@ class Node:
     def command(self, *args: str) -> list[str]:
         return [*KIZUNA, "--data", str(self.data), *args, "--json"]
 
-    def run(self, *args: str) -> tuple[float, float, dict[str, Any]]:
-        """(wall s, peak RSS MB, the JSON answer) of one command; a failure stops the benchmark."""
-        code, wall, peak, out, err = run_measured(self.command(*args), timeout_s=7200)
+    def run(self, *args: str, parts: dict[str, float] | None = None) -> tuple[float, float, dict[str, Any]]:
+        """(wall s, peak RSS MB, the JSON answer) of one command; a failure stops the benchmark. ``parts``
+        receives the peak anonymous and file-backed RSS (see ``run_measured``)."""
+        code, wall, peak, out, err = run_measured(self.command(*args), timeout_s=7200, parts=parts)
         if code != 0:
             raise RuntimeError(f"kizuna {' '.join(args)} -> exit {code}: {(err or out)[-1500:]}")
         lines = out.strip().splitlines()
@@ -97,8 +100,8 @@ def grow(source: Node, work: Path, stage: int, count: int) -> dict[str, Any]:
             "objects_per_s": round(count / wall), "peak_rss_mb": peak}
 
 
-def sync(target: Node) -> tuple[float, float, int]:
-    wall, peak, report = target.run("sync", "source")
+def sync(target: Node, parts: dict[str, float] | None = None) -> tuple[float, float, int]:
+    wall, peak, report = target.run("sync", "source", parts=parts)
     return wall, peak, int(report["runs"][0]["pulled"])
 
 
@@ -139,11 +142,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"stage {size:,}: growing the source ...", file=sys.stderr, flush=True)
                 grown = grow(source, base, stage, size - held)
                 held = size
-                wall, catch_up_peak, pulled = sync(target)
+                parts: dict[str, float] = {}
+                wall, catch_up_peak, pulled = sync(target, parts)
                 entry: dict[str, Any] = {
                     "size": size, "source_import": grown,
                     "catch_up": {"pulled": pulled, "seconds": round(wall, 3), "objects_per_s": round(pulled / wall),
-                                 "peak_rss_mb": catch_up_peak},
+                                 "peak_rss_mb": catch_up_peak, "peak_anon_mb": parts["anon_mb"],
+                                 "peak_file_mb": parts["file_mb"]},
                 }
                 if stage == 0 and not args.no_reference:
                     print("  export + import reference ...", file=sys.stderr, flush=True)
@@ -184,12 +189,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def render(result: dict[str, Any]) -> str:
     lines = ["| objects | catch-up sync obj/s | incremental +100 s (median) | sync peak RSS MB | "
-             "source server peak RSS MB |", "|---|---|---|---|---|"]
+             "catch-up peak anonymous / mapped-file MB | source server peak RSS MB |", "|---|---|---|---|---|---|"]
     for stage in result["stages"]:
+        catch_up = stage["catch_up"]
         lines.append(
-            f"| {stage['size']:,} | {stage['catch_up']['objects_per_s']:,} | {stage['incremental']['median_s']} | "
-            f"{max(stage['catch_up']['peak_rss_mb'], stage['incremental']['peak_rss_mb'])} | "
-            f"{stage['source_server_peak_rss_mb']} |")
+            f"| {stage['size']:,} | {catch_up['objects_per_s']:,} | {stage['incremental']['median_s']} | "
+            f"{max(catch_up['peak_rss_mb'], stage['incremental']['peak_rss_mb'])} | "
+            f"{catch_up['peak_anon_mb']} / {catch_up['peak_file_mb']} | {stage['source_server_peak_rss_mb']} |")
     first = result["stages"][0]
     if "export_import" in first:
         lines.append(f"first sync {first['catch_up']['objects_per_s']:,} obj/s vs export + import "

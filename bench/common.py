@@ -125,13 +125,16 @@ def own_peak_rss_mb() -> float:
 
 
 def run_measured(
-    command: Sequence[str], env: dict[str, str] | None = None, timeout_s: float | None = None
+    command: Sequence[str], env: dict[str, str] | None = None, timeout_s: float | None = None,
+    parts: dict[str, float] | None = None,
 ) -> tuple[int, float, float, str, str]:
     """Run a command to completion; return (exit code, wall seconds, peak RSS MB, stdout, stderr).
 
     The peak is the child's VmHWM, polled from /proc while it runs: it belongs to the command's own
     address space after exec. (wait4's ru_maxrss would also count the benchmark's memory, which the
-    child shares between fork and exec.)
+    child shares between fork and exec.) With ``parts``, the largest RssAnon (the process's own memory)
+    and RssFile (pages of mapped files, such as SQLite's memory map of its database, which the kernel
+    may drop) seen at the polls are put there in MB as ``anon_mb`` and ``file_mb``.
     """
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
@@ -149,6 +152,7 @@ def run_measured(
     for reader in readers:
         reader.start()
     peak_kb = 0
+    seen_kb = {"RssAnon": 0, "RssFile": 0}
     status_path = f"/proc/{process.pid}/status"
     while True:
         try:
@@ -156,7 +160,10 @@ def run_measured(
                 for line in status_file:
                     if line.startswith("VmHWM:"):
                         peak_kb = max(peak_kb, int(line.split()[1]))
-                        break
+                        if parts is None:
+                            break
+                    elif parts is not None and line[:7] in seen_kb:
+                        seen_kb[line[:7]] = max(seen_kb[line[:7]], int(line.split()[1]))
         except OSError:
             pass
         waited_pid, status, usage = os.wait4(process.pid, os.WNOHANG)
@@ -171,6 +178,9 @@ def run_measured(
     process.returncode = os.waitstatus_to_exitcode(status)
     for reader in readers:
         reader.join(timeout=5)
+    if parts is not None:
+        parts["anon_mb"] = round(seen_kb["RssAnon"] / 1024, 1)
+        parts["file_mb"] = round(seen_kb["RssFile"] / 1024, 1)
     return (
         process.returncode,
         elapsed,

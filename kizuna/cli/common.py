@@ -41,6 +41,19 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
+class FiniteFloat(click.FloatRange):
+    """A float in a range that is a number: click's FloatRange lets ``nan`` through (no comparison with
+    nan is true), and ``inf`` where there is no upper bound."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 class NodeContext:
     """The data directory a command runs on, and the node opened from it on first use."""
 

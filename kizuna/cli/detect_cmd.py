@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from kizuna.cli.common import CliError, emit, node_of
+from kizuna.cli.common import CliError, FiniteFloat, emit, node_of
 from kizuna.detect.mappings import shipped_mappings
 
 _SCHEMES = {"nats", "tls", "ws", "wss"}
@@ -34,10 +34,21 @@ def _nats_url(url: str) -> str:
 async def _connect(url: str) -> Any:
     import nats  # imported here: only the detection tier needs the NATS client
 
+    seen: list[BaseException] = []
+
+    async def note(exc: BaseException) -> None:
+        # The client's default reports each failed attempt with a traceback on stderr; the command
+        # reports the last one in its own line instead.
+        seen.append(exc)
+
     try:
-        return await nats.connect(url, allow_reconnect=False, connect_timeout=3, max_reconnect_attempts=0)
+        # Two attempts, then NoServersError: with max_reconnect_attempts=0 the client would retry a
+        # server that refuses the connection for ever, whatever allow_reconnect says.
+        return await nats.connect(url, allow_reconnect=False, connect_timeout=3, max_reconnect_attempts=1,
+                                  reconnect_time_wait=0.5, error_cb=note)
     except Exception as exc:  # the client raises several unrelated types for "could not connect"
-        raise CliError(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}", code="nats") from None
+        cause = seen[-1] if seen else exc
+        raise CliError(f"cannot connect to NATS at {url}: {cause or type(cause).__name__}", code="nats") from None
 
 
 @click.group("detect")
@@ -100,7 +111,7 @@ def notify_command(url: str, as_json: bool) -> None:
               help="Sightings aggregate hits per indicator per window of this many seconds.")
 @click.option("--batch", type=click.IntRange(1, 1000), default=16, show_default=True,
               help="Chunks fetched, matched, stored and acknowledged together.")
-@click.option("--ack-wait", type=click.FloatRange(0.5, 3600), default=30.0, show_default=True,
+@click.option("--ack-wait", type=FiniteFloat(0.5, 3600), default=30.0, show_default=True,
               help="Seconds before JetStream redelivers a chunk a worker took and did not acknowledge "
                    "(fixed when the consumer is first created).")
 @click.option("--until-drained", is_flag=True,

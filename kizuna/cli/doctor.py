@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 import httpx
 
-from kizuna.cli.common import CliError, emit, json_option
+from kizuna.cli.common import CliError, FiniteFloat, emit, json_option
 from kizuna.federation.doctor import FAIL, DoctorError, Peer, auth_headers, normalise_url, report, run_checks
 from kizuna.federation.doctor_checks import CHECKS
 
@@ -26,7 +26,7 @@ _MARKS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
               help="Also test the write path: post one marked note to this collection id and read it back.")
 @click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="PEM file of the CA that signed the partner's certificate (default: the system's).")
-@click.option("--timeout", type=click.FloatRange(0.1, 600), default=20.0, show_default=True,
+@click.option("--timeout", type=FiniteFloat(0.1, 600), default=20.0, show_default=True,
               help="Seconds to wait for each answer.")
 @json_option
 def doctor(url: str, token: str | None, basic: str | None, write_collection: str | None, ca_file: str | None,

@@ -18,7 +18,7 @@ from typing import Any
 import click
 import orjson
 
-from kizuna.cli.common import CliError, emit, json_option, node_of, quiet_option
+from kizuna.cli.common import CliError, FiniteFloat, emit, json_option, node_of, quiet_option
 from kizuna.cli.progress import Progress, progress_wanted
 from kizuna.core.errors import KizunaError, NotFound
 from kizuna.core.principal import NODE_ADMIN
@@ -254,10 +254,10 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
               help="Bank to match against (id or alias; repeatable). Default: every collection.")
 @click.option("--threshold", type=click.IntRange(0, 255), default=DEFAULT_THRESHOLD, show_default=True,
               help="Largest PDQ Hamming distance that counts as a match (for videos, between two frames).")
-@click.option("--query-match", "query_match", type=click.FloatRange(0, 100), default=VPDQ_QUERY_PERCENT,
+@click.option("--query-match", "query_match", type=FiniteFloat(0, 100), default=VPDQ_QUERY_PERCENT,
               show_default=True,
               help="vPDQ: percentage of the video's frames that must match frames of a banked video.")
-@click.option("--target-match", "target_match", type=click.FloatRange(0, 100), default=VPDQ_TARGET_PERCENT,
+@click.option("--target-match", "target_match", type=FiniteFloat(0, 100), default=VPDQ_TARGET_PERCENT,
               show_default=True,
               help="vPDQ: percentage of the banked video's frames that must match frames of the video.")
 @click.option("--across-types", "across", is_flag=True,

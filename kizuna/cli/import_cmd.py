@@ -17,7 +17,7 @@ from typing import Any, Final
 import click
 import orjson
 
-from kizuna.cli.common import CliError, emit, json_option, node_of, output_stream, quiet_option
+from kizuna.cli.common import CliError, FiniteFloat, emit, json_option, node_of, output_stream, quiet_option
 from kizuna.cli.fetch_source import fetch_url, is_url
 from kizuna.cli.import_stix import import_stix21
 from kizuna.cli.progress import Progress, progress_wanted
@@ -197,7 +197,7 @@ def _audit_body(result: dict[str, Any]) -> dict[str, Any]:
 @click.option("--no-warninglists", is_flag=True, help="Flag nothing: apply no warninglist.")
 @click.option("--max-bytes", type=click.IntRange(min=1), default=256 * 1024 * 1024, show_default=True,
               help="URL sources: refuse a download larger than this.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+@click.option("--timeout", type=FiniteFloat(min=0.1), default=30.0, show_default=True,
               help="URL sources: seconds to wait for the server.")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the whole report (every loss and rejected line) to this JSON file.")

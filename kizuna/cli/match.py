@@ -20,7 +20,7 @@ import click
 import orjson
 
 from kizuna.cli import match_yara
-from kizuna.cli.common import CliError
+from kizuna.cli.common import CliError, FiniteFloat
 from kizuna.cli.ops_watch import operation_watch
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
 from kizuna.detect.files import PendingFile, check_writable, read_stix_file
@@ -100,13 +100,13 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
 )
 @click.option(
     "--idle-timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=None,
     help="With --follow: stop when the file has not grown for this many seconds.",
 )
 @click.option(
     "--window",
-    type=int,
+    type=click.IntRange(1, 31 * 86400),
     default=3600,
     show_default=True,
     help="Sightings aggregate hits per indicator per window of this many seconds.",

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from kizuna.cli.common import CliError, emit, json_option, node_of
+from kizuna.cli.common import CliError, FiniteFloat, emit, json_option, node_of
 from kizuna.federation.admin import add_misp_feed_partner, add_partner, remove_partner
 from kizuna.federation.config import (
     DEFAULT_SCHEDULE_S,
@@ -267,8 +267,9 @@ def _stop_on_signals(stop: threading.Event) -> None:
 @click.command("sync")
 @click.argument("partner", required=False)
 @click.option("--loop", is_flag=True, help="Run the scheduled sync worker until stopped.")
-@click.option("--tick", default=2.0, type=float, show_default=True, help="Worker poll interval (seconds).")
-@click.option("--lease-ttl", default=RUN_LEASE_TTL_S, type=click.FloatRange(min=1.0), show_default=True,
+@click.option("--tick", default=2.0, type=FiniteFloat(min=0.05), show_default=True,
+              help="Worker poll interval (seconds).")
+@click.option("--lease-ttl", default=RUN_LEASE_TTL_S, type=FiniteFloat(min=1.0), show_default=True,
               help="Seconds a run counts as running after its last sign of life (a killed run is shown as "
                    "interrupted once they pass).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display on stderr.")

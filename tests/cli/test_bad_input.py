@@ -113,8 +113,11 @@ def _bad_values(param: click.Parameter, world: World) -> list[tuple[str, str, bo
     if isinstance(kind, click.Choice):
         return [("not a choice", "bogus", True), ("empty choice", "", True)]
     if isinstance(kind, click.types.IntParamType | click.types.FloatParamType):
-        return [("word for a number", "abc", True), ("negative", "-1", False), ("huge", "9" * 30, False),
-                ("zero", "0", False)]
+        found = [("word for a number", "abc", True), ("negative", "-1", False), ("huge", "9" * 30, False),
+                 ("zero", "0", False)]
+        if isinstance(kind, click.types.FloatParamType):  # no count, timeout or percentage is not a number
+            found += [("not a number", "nan", True), ("infinite", "inf", False)]
+        return found
     return [("empty", "", False), ("unknown word", "ZZZ", False), ("long path-like", "../" * 2000, False)]
 
 
@@ -170,6 +173,8 @@ def problems(case: Case, result: subprocess.CompletedProcess[str]) -> list[str]:
     out, err = result.stdout, result.stderr
     if "Traceback" in out or "Traceback" in err:
         found.append("a traceback")
+    if "internal error" in err or '"code":"internal"' in out.replace(" ", ""):
+        found.append("an internal error (an exception the command did not expect)")
     failed = result.returncode != 0
     if case.must_fail and not failed:
         found.append("exit 0 for input that must fail")

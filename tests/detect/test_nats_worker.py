@@ -231,6 +231,19 @@ def test_publish_refuses_what_is_not_a_nats_url(world: dict[str, Any]) -> None:
     assert result.stderr.startswith("kizuna detect publish: --nats must be a NATS server URL")
 
 
+@pytest.mark.parametrize("command", [("publish", "LOG"), ("notify",), ("worker", "--from-collection", "intel")])
+def test_a_nats_server_that_is_not_there_fails_in_one_line(world: dict[str, Any], command: tuple[str, ...]) -> None:
+    # Nothing listens on a port just found free: the client must give up (it retried for ever, a
+    # traceback an attempt) and the command must say so in one line.
+    args = [str(world["log"]) if word == "LOG" else word for word in command]
+    url = f"nats://127.0.0.1:{free_port()}"
+    result = subprocess.run([sys.executable, "-m", "kizuna", "--data", str(world["data"]), "detect", *args,
+                             "--nats", url, "--json"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stderr == "", result.stderr[-2000:]
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "nats" and error["message"].startswith(f"cannot connect to NATS at {url}: ")
+
+
 def test_a_running_worker_picks_up_new_indicators(world: dict[str, Any], nats_url: str, tmp_path: Path) -> None:
     collection = _sightings_collection(world["data"], "s-change")
     worker = subprocess.Popen(_worker_args(world["data"], nats_url, collection, "--batch", "1"),
