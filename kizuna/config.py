@@ -104,7 +104,10 @@ def _at_least_one(path: Path, server: dict[str, object], name: str, default: int
     return value
 
 
-def write_config(config: NodeConfig) -> None:
+def write_config(config: NodeConfig, carry_from: Path | None = None) -> None:
+    """Write ``kizuna.toml``: the store and ``[server]`` from ``config``, and, from the file ``carry_from``
+    (a node's own ``kizuna.toml``, copied by a backup or restore), every other table as it was written
+    there (``[metrics]``, which this function does not model, among them)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.path.write_text(
         "# Kizuna node configuration\n"
@@ -114,9 +117,26 @@ def write_config(config: NodeConfig) -> None:
         f"max_page_size = {config.max_page_size}\n"
         f"status_retention_hours = {config.status_retention_hours}\n"
         f"page_rows_per_object = {config.page_rows_per_object}\n"
-        f"page_microseconds_per_object = {config.page_microseconds_per_object}\n",
+        f"page_microseconds_per_object = {config.page_microseconds_per_object}\n"
+        + (_other_tables(carry_from.read_text(encoding="utf-8")) if carry_from is not None else ""),
         encoding="utf-8",
     )
+
+
+def _other_tables(text: str) -> str:
+    """The tables of a ``kizuna.toml`` other than ``[server]``, verbatim (the store line comes before
+    any table and is written anew)."""
+    kept: list[str] = []
+    current: str | None = None  # the table a line belongs to; None before the first
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and not stripped.startswith("[["):
+            current = stripped.split("]", 1)[0].strip("[ ")
+        elif stripped.startswith("[["):
+            current = stripped.split("]]", 1)[0].strip("[ ")
+        if current is not None and current != "server" and current.split(".", 1)[0] != "server":
+            kept.append(line)
+    return ("\n" + "\n".join(kept) + "\n") if kept else ""
 
 
 def _toml_string(value: str) -> str:

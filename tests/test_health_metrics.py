@@ -425,8 +425,9 @@ def test_metrics_with_token_access_need_the_metrics_right(sqlite_node: Path) -> 
     other = kizuna_json(sqlite_node, "tokens", "create", "--org", "Monitoring", "--read", "shared")
     assert kizuna_json(sqlite_node, "metrics", "show") == {"access": "token", "tokens": [granted["id"]]}
     assert kizuna_json(sqlite_node, "metrics", "grant", granted["id"])["changed"] is False
-    refused = kizuna(sqlite_node, "metrics", "grant", "0000000000000000", check=False)
-    assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "no token" in refused.stderr
+    for verb in ("grant", "revoke"):  # revoke too: "does not hold the right (unchanged)" hid the typo
+        refused = kizuna(sqlite_node, "metrics", verb, "0000000000000000", check=False)
+        assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "no token" in refused.stderr
 
     address = non_loopback_address()
     server = serve(sqlite_node, "--no-sync", host="0.0.0.0")
@@ -458,6 +459,10 @@ def test_metrics_with_token_access_need_the_metrics_right(sqlite_node: Path) -> 
     config.write_text(config.read_text().replace('access = "token"', 'access = "everyone"'))
     bad = kizuna(sqlite_node, "metrics", "show", check=False)
     assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and "[metrics] access" in bad.stderr
+    # serve says so before its banner: one line, not a banner and then the error.
+    refused_serve = kizuna(sqlite_node, "serve", "--no-sync", "--port", str(free_port()), check=False)
+    assert refused_serve.returncode != 0 and refused_serve.stderr.count("\n") == 1, refused_serve.stderr
+    assert refused_serve.stderr.startswith("kizuna serve: ") and "[metrics] access" in refused_serve.stderr
 
 
 def test_two_workers_report_the_same_totals_whichever_answers(sqlite_node: Path) -> None:

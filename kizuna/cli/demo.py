@@ -84,12 +84,13 @@ def demo(ctx: click.Context, host: str, port: int, no_serve: bool, force: bool, 
         info["scenario"]["console_url"] = f"http://{host}:{port}{played['console_path']}"
         lines.append(f"  operation {played['name']!r} ({played['slug']}): {played['alerts']} alerts, "
                      f"{played['incidents']} incidents; open {played['console_url']}")
-    lines += [
-        f"  token (shown once): {info['token']}",
-        f"Try: curl -g -H 'Authorization: Bearer {info['token']}' "
-        f"-H 'Accept: application/taxii+json;version=2.1' "
-        f"'http://{host}:{port}/main/collections/{first}/objects/?match[type]=malware&limit=5'",
-    ]
+    lines.append(f"  token (shown once): {info['token']}")
+    if no_serve:  # the addresses above are where `serve` will answer, not where anything answers now
+        lines.append(f"Not served: start it with `kizuna --data {info['data_dir']} serve --host {host} --port {port}`, "
+                     "then the addresses above answer")
+    lines.append(f"Try: curl -g -H 'Authorization: Bearer {info['token']}' "
+                 f"-H 'Accept: application/taxii+json;version=2.1' "
+                 f"'http://{host}:{port}/main/collections/{first}/objects/?match[type]=malware&limit=5'")
     emit(as_json, info, "\n".join(lines))
     if not no_serve:
         ctx.invoke(serve, host=host, port=port, workers=1)

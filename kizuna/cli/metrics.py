@@ -42,7 +42,8 @@ def metrics_token(ctx: click.Context, org: str, label: str, as_json: bool) -> No
 
 def _change(ctx: click.Context, token_id: str, granted: bool, as_json: bool) -> None:
     node = node_of(ctx)
-    if granted and node.store.get_token(token_id) is None:
+    # A revoke may name a token since deleted that still holds the right; any other unknown id is a mistake.
+    if node.store.get_token(token_id) is None and (granted or token_id not in metrics_readers(node.store)):
         raise CliError(f"no token {token_id!r}; see `kizuna tokens list`", code="not-found")
     changed = set_metrics_right(node, token_id, granted)
     verb = "holds" if granted else "does not hold"

@@ -10,6 +10,7 @@ import click
 
 from kizuna.cli.common import CliError, check_port_free, emit, json_option, node_of, port_type
 from kizuna.cli.tls import CLIENT_CERT_MODES, parse_rate_limit, serve_tls_options
+from kizuna.core.health import metrics_access
 from kizuna.core.limits import FAILURES_PER_MINUTE, SCOPES
 from kizuna.core.metrics import share_between_processes
 from kizuna.core.node import DEFAULT_API_ROOT, Node
@@ -228,7 +229,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
     client_cert = client_cert or "required"
     tls = serve_tls_options(tls_cert, tls_key, client_ca, client_cert)
     limits = parse_rate_limit(rate_limit, auth_failures, rate_limit_scope)
-    node_of(ctx).close()  # fail here, with a clear message, if the node cannot open
+    node = node_of(ctx)
+    metrics_access(node.config)  # the app reads [metrics] as it starts: a bad value fails here, before the banner
+    node.close()  # fail here, with a clear message, if the node cannot open
     check_port_free(host, port)  # and here if the port is taken, before the banner says otherwise
     os.environ["KIZUNA_DATA"] = str(ctx.obj["data_dir"])
     os.environ["KIZUNA_TLS"] = "1" if tls else ""  # the app then sends HSTS

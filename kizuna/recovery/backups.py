@@ -90,8 +90,11 @@ def back_up(config: NodeConfig, dest: Path, progress: ProgressHook | None = None
         raise BackupError(f"{dest} already exists; a backup goes to a new directory, never over another")
     parent = dest.parent
     if not parent.is_dir():
-        raise BackupError(f"directory {parent} does not exist")
-    stage = Path(tempfile.mkdtemp(dir=parent, prefix=f".{dest.name}.", suffix=".partial"))
+        raise BackupError(f"{parent} is not a directory" if parent.exists() else f"directory {parent} does not exist")
+    try:
+        stage = Path(tempfile.mkdtemp(dir=parent, prefix=f".{dest.name}.", suffix=".partial"))
+    except OSError as exc:  # named by the directory asked for, not by the hidden one being staged
+        raise BackupError(f"cannot create {dest}: {exc.strerror or exc}") from None
     try:
         postgres = not config.store_url.startswith("sqlite:")
         if postgres:
@@ -105,13 +108,18 @@ def back_up(config: NodeConfig, dest: Path, progress: ProgressHook | None = None
             copy_sqlite(config.store_url, data)
             contents = _inspect_closing(open_sqlite_copy(data), progress)
             kept = replace(config, data_dir=stage, store_url=default_store_url(stage))
-        write_config(kept)  # SQLite: ``store = "sqlite:kizuna.db"``, so the backup is a node directory
+        # SQLite: ``store = "sqlite:kizuna.db"``, so the backup is a node directory; [metrics] and other
+        # tables the node's file holds come along.
+        write_config(kept, carry_from=config.path)
         manifest = {
             "format": FORMAT, "backend": "postgresql" if postgres else "sqlite",
             "created": format_timestamp(now_micros()), "file": data.name, "sha256": _sha256(data),
             **asdict(contents),
         }
         (stage / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+        for path in stage.rglob("*"):  # readable by the owner only, also once copied out of the directory
+            if path.is_file():
+                path.chmod(0o600)
         _sync_tree(stage)
         stage.rename(dest)
         _sync_directory(parent)
@@ -136,7 +144,18 @@ def restore(src: Path, data_dir: Path, store_url: str | None = None, force: bool
 
     SQLite goes to ``kizuna.db`` in ``data_dir`` (or ``store_url``); PostgreSQL to ``store_url``, by
     default the database the backup was taken from. The restored store must hold what the manifest
-    says (same version count, same audit head), or the restore fails."""
+    says (same version count, same audit head), or the restore fails, leaving no directory it made."""
+    made = not data_dir.exists()
+    try:
+        return _restore(src, data_dir, store_url, force, progress)
+    except BaseException:
+        if made and data_dir.is_dir() and not any(data_dir.iterdir()):
+            data_dir.rmdir()
+        raise
+
+
+def _restore(src: Path, data_dir: Path, store_url: str | None, force: bool,
+             progress: ProgressHook | None) -> dict[str, Any]:
     manifest = read_manifest(src)
     data = src / manifest["file"]
     if _sha256(data) != manifest["sha256"]:
@@ -165,7 +184,7 @@ def restore(src: Path, data_dir: Path, store_url: str | None = None, force: bool
             raise
         install_sqlite(staged, url)
     _expect(manifest, contents)
-    write_config(replace(saved, data_dir=data_dir, store_url=url))
+    write_config(replace(saved, data_dir=data_dir, store_url=url), carry_from=src / "kizuna.toml")
     try:
         seq = _record(url, RESTORED, {
             "source": str(src), "backend": manifest["backend"], "backup_created": manifest["created"],
@@ -190,6 +209,10 @@ def _record(store_url: str, kind: str, body: dict[str, Any]) -> int:
 
 def read_manifest(src: Path) -> dict[str, Any]:
     path = src / MANIFEST
+    if not src.exists():
+        raise BackupError(f"{src} does not exist")
+    if not src.is_dir():
+        raise BackupError(f"{src} is a file; a backup is the directory `kizuna backup` wrote")
     try:
         manifest = orjson.loads(path.read_bytes())
     except FileNotFoundError:

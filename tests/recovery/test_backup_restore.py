@@ -83,6 +83,9 @@ def _backup_during_writes_restores_a_verified_consistent_prefix(origin: FedNode,
     try:
         writer.wait_for(3)
         before = len(writer.acknowledged)
+        # A table the node's own file holds beyond the store and [server] travels with the copy.
+        with (origin.data_dir / "kizuna.toml").open("a", encoding="utf-8") as toml:
+            toml.write('\n[metrics]\naccess = "token"\n')
         manifest = kizuna_json(origin.data_dir, "backup", str(tmp_path / "copy"))
         during = len(writer.acknowledged)
         writer.wait_for(during + 2)  # the writer went on after the copy was taken
@@ -129,6 +132,8 @@ def _backup_during_writes_restores_a_verified_consistent_prefix(origin: FedNode,
         # The restored node is a node: it opens, counts the same and answers as itself.
         shown = kizuna_json(restored_dir, "collections", "list")["collections"]
         assert [c["objects"] for c in shown if c["id"] == origin.collection] == [len(copy)]
+        for node_dir in (tmp_path / "copy", restored_dir):
+            assert '[metrics]\naccess = "token"' in (node_dir / "kizuna.toml").read_text()
     finally:
         if target:
             target.drop()
@@ -157,6 +162,17 @@ def _restore_refuses_to_replace_a_node_and_a_damaged_backup(origin: FedNode, tmp
     again = kizuna(origin.data_dir, "backup", str(copy), check=False)
     assert again.returncode == 1 and again.stderr.startswith("kizuna backup: ") and "already exists" in again.stderr
     assert len(audit_records(origin.data_dir, "node-backed-up")) == recorded  # a refused backup records nothing
+    # Every file of the copy is its owner's alone, also once copied out of the directory.
+    assert {oct(path.stat().st_mode & 0o777) for path in copy.iterdir()} == {oct(0o600)}
+    # Where a backup or a restore cannot go, the line names the path given and why.
+    (tmp_path / "a-file").write_text("x")
+    for dest, said in ((tmp_path / "a-file" / "sub", "is not a directory"), (Path("/proc/kizuna-backup"),
+                                                                             "cannot create /proc/kizuna-backup")):
+        failed = kizuna(origin.data_dir, "backup", str(dest), check=False)
+        assert failed.returncode == 1 and said in failed.stderr and ".partial" not in failed.stderr, failed.stderr
+    for src, said in ((tmp_path / "nope", "does not exist"), (tmp_path / "a-file", "is a file")):
+        failed = kizuna(tmp_path / "never", "restore", str(src), check=False)
+        assert failed.returncode == 1 and said in failed.stderr, failed.stderr
 
     # Over the node the backup came from: refused, one line, whatever the backend.
     refused = kizuna(origin.data_dir, "restore", str(copy), check=False)
@@ -183,4 +199,4 @@ def _restore_refuses_to_replace_a_node_and_a_damaged_backup(origin: FedNode, tmp
     data.write_bytes(bytes(damaged))
     broken = kizuna(tmp_path / "other", "restore", str(copy), "--json", check=False)
     assert broken.returncode == 1 and "checksum" in json.loads(broken.stdout)["error"]["message"]
-    assert not (tmp_path / "other" / "kizuna.toml").exists()
+    assert not (tmp_path / "other").exists()  # nothing half-made: not even the directory it would have filled

@@ -16,6 +16,7 @@ def test_the_demo_token_opens_a_console_with_the_demo_data(tmp_path: Path, brows
     data_dir = tmp_path / "demo"
     printed = kizuna(data_dir, "demo", "--no-serve", "--port", "8123").stdout
     assert "Web console: http://127.0.0.1:8123/console/" in printed
+    assert f"Not served: start it with `kizuna --data {data_dir} serve --host 127.0.0.1 --port 8123`" in printed
     token = re.search(r"token \(shown once\): (\S+)", printed)
     assert token
     server = start_server(data_dir, sync=False)
