@@ -163,7 +163,7 @@ def _entries(files: list[Path], kind: str, progress: Progress) -> Iterator[tuple
         except OSError as exc:
             yield str(file), Rejected(0, exc.strerror or str(exc))
             continue
-        if looks_like_hash_list(head):
+        if looks_like_hash_list(head, file.name):
             for item in read_hash_list(file.read_text(encoding="utf-8", errors="replace"), kind):
                 yield str(file), item
             continue

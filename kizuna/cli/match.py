@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -22,6 +22,7 @@ import orjson
 from kizuna.cli import match_yara
 from kizuna.cli.common import CliError, FiniteFloat
 from kizuna.cli.ops_watch import operation_watch
+from kizuna.core.errors import AdminError
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
 from kizuna.detect.files import PendingFile, check_writable, read_stix_file
 from kizuna.detect.intel import zeek_intel_indicators
@@ -29,6 +30,10 @@ from kizuna.detect.mappings import Mapping, load_mapping, shipped_mappings
 from kizuna.detect.run import MatchRun, NothingToMatch
 from kizuna.detect.sightings import Alert
 from kizuna.detect.yara_scan import YaraScan
+
+if TYPE_CHECKING:
+    from kizuna.core.node import Node
+    from kizuna.store.base import Collection
 
 
 def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2) -> Iterator[bytes]:
@@ -122,7 +127,8 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the sightings bundle (with the indicators and identities it names) here; default: standard output.",
+    help="Write the sightings bundle (with the indicators and identities it names) here; default: standard "
+    "output, except with --json or --collection, where only -o keeps it.",
 )
 @click.option(
     "--alerts",
@@ -175,7 +181,7 @@ def match_command(
         match_yara.check_options(inputs, observed_data=observed_data, follow=follow, mapping_name=mapping_name,
                                  mapping_file=mapping_file, intel_files=intel_files, max_lines=max_lines)
     else:
-        _check_inputs(inputs, observed_data)
+        _check_inputs(inputs, observed_data, follow)
     if output is not None and (problem := check_writable(output, "output")):
         raise CliError(problem, code="io", file=str(output))
     if alerts not in (None, "-") and (problem := check_writable(Path(alerts), "alerts file")):
@@ -193,9 +199,9 @@ def match_command(
                 option = "--collection" if collection else "--from-collection" if source_collections else "--operation"
                 raise CliError(f"{option} needs a Kizuna node (see `kizuna init`)", code="usage", exit_code=2)
             # Resolved before any work: a collection that does not exist fails the run at once.
-            store_in = node.find_collection(collection, None) if collection else None
+            store_in = _collection(node, collection, "--collection") if collection else None
             # export_objects is lazy: each collection is read when its indicators are loaded.
-            sources = [node.export_objects(node.find_collection(ref, None)) for ref in source_collections]
+            sources = [node.export_objects(_collection(node, ref, "--from-collection")) for ref in source_collections]
         identity = identity_id or (node.identity().get("id") if node else None) or LOCAL_IDENTITY_ID
         watch = operation_watch(node, operation) if operation is not None and node is not None else None
         run: MatchRun | YaraScan
@@ -245,7 +251,7 @@ def match_command(
             done.commit()
         pending.clear()
     except NothingToMatch as exc:
-        raise CliError(str(exc), code=exc.code) from None
+        raise CliError(str(exc), code=exc.code, file=exc.file, line=exc.line) from None
     finally:
         for unfinished in pending:
             unfinished.discard()
@@ -296,7 +302,18 @@ def _alert_stream(
     return pending[-1].stream, None
 
 
-def _check_inputs(inputs: tuple[str, ...], observed_data: bool) -> None:
+def _collection(node: Node, ref: str, option: str) -> Collection:
+    """The collection an option names; a failure says which option named it."""
+    try:
+        return node.find_collection(ref, None)
+    except AdminError as exc:
+        raise CliError(f"{option}: {exc}", code="not-found") from None
+
+
+def _check_inputs(inputs: tuple[str, ...], observed_data: bool, follow: bool) -> None:
+    if follow and len(inputs) != 1:
+        raise CliError(f"--follow reads one growing file; {len(inputs) or 'no'} inputs were given",
+                       code="usage", exit_code=2)
     what = "observed-data file" if observed_data else "log file"
     for name in inputs:
         if name == "-":

@@ -196,15 +196,24 @@ def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], ma
     # No indicators: the detection fast path runs for the watch alone (the same pass as `match --operation`).
     matcher = DetectionEngine(node.identity().get("id") or LOCAL_IDENTITY_ID).line_matcher(reader, watch.log)
     for path in logs:
+        known = len(reader.stats.problems)
         try:
             with path.open("rb") as lines:
                 for _ in matcher.alerts(lines):
                     pass
         except OSError as exc:
             raise CliError(f"cannot read {path}: {exc.strerror}", file=str(path)) from None
+        for problem in reader.stats.problems[known:]:
+            problem.file = str(path)
+    stats = reader.stats
+    if stats.events == 0 and stats.lines:  # as `kizuna match` says: nothing read is no clean bill of health
+        first = stats.problems[0] if stats.problems else None
+        raise CliError(f"no log line could be read: {stats.lines} lines, {stats.problem_count} unparsable, "
+                       f"{stats.skipped} of no known format (see --mapping)"
+                       + (f"; first: {first.file}:{first.line}: {first.reason}" if first else ""), code="no-log-lines",
+                       file=first.file if first else None, line=first.line if first else None)
     rows = watch.store()
     text = "\n".join(f"{r['count']:>6}  {r['rule']:<12} {r['value']}  (protected: {r['asset']})" for r in rows)
-    stats = reader.stats
     unread = stats.problem_count + stats.skipped
     emit(as_json, {"lines": stats.lines, "unparsed": stats.problem_count, "unmapped": stats.skipped, "hits": rows},
          f"{stats.lines} log lines read" + (f" ({unread} unparsable or of no known format)" if unread else "")

@@ -343,7 +343,7 @@ class LogReader:
         self.mappings = list(mappings)
         self.forced = next((m for m in self.mappings if m.name == forced), None) if forced else None
         if forced and self.forced is None:
-            raise ValueError(f"unknown mapping {forced!r}")
+            raise ValueError(f"unknown mapping {forced!r}; one of: {', '.join(sorted(m.name for m in self.mappings))}")
         self.stats = ReadStats()
         self._tsv: dict[str, Any] | None = None
         self.tsv_version = 0  # bumped by every header line, so compiled row readers know to rebuild

@@ -26,9 +26,10 @@ _PROBLEMS_IN_SUMMARY = 100
 class NothingToMatch(Exception):
     """The run cannot produce a meaningful result: no usable indicators, or no usable input."""
 
-    def __init__(self, message: str, code: str) -> None:
+    def __init__(self, message: str, code: str, file: str | None = None, line: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.file, self.line = file, line  # the first problem, when one input line is to blame
 
 
 class MatchRun:
@@ -65,8 +66,8 @@ class MatchRun:
             return
         if self.indicators_read == 0:
             raise NothingToMatch(
-                "no indicators to match: the inputs held none "
-                "(give --indicators, --zeek-intel or --from-collection)",
+                "no indicators to match: the indicator inputs given (--indicators, --zeek-intel, "
+                "--from-collection) held none",
                 "no-indicators",
             )
         reasons = ", ".join(f"{count} {status}" for status, count in sorted(self.load_counts.items()))
@@ -126,11 +127,12 @@ class MatchRun:
                 )
             return
         if stats.events == 0:
-            where = f"; first: line {stats.problems[0].line}: {stats.problems[0].reason}" if stats.problems else ""
+            first = stats.problems[0] if stats.problems else None
+            where = f"; first: {first.file or 'line'}:{first.line}: {first.reason}" if first else ""
             raise NothingToMatch(
                 f"no log line could be matched: {stats.lines} lines read, {stats.problem_count} unparsable, "
                 f"{stats.skipped} of no known format (see --mapping, --mapping-file){where}",
-                "no-log-lines",
+                "no-log-lines", first.file if first else None, first.line if first else None,
             )
 
     # --- results --------------------------------------------------------------------------------

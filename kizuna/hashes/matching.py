@@ -84,7 +84,7 @@ def queries_from_path(path: Path, kind: str = "auto") -> Iterator[Query]:
         except OSError as exc:
             yield Query(str(file), error=exc.strerror or str(exc))
             continue
-        if looks_like_hash_list(data[:4096]):
+        if looks_like_hash_list(data[:4096], file.name):
             yield from queries_from_text(str(file), data.decode("utf-8", errors="replace"), kind)
         else:
             yield media_query(str(file), data, file)

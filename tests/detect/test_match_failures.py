@@ -86,10 +86,21 @@ def test_a_collection_that_does_not_exist_fails_before_matching(tmp_path: Path) 
     line = _one_line_failure(kizuna(node, *args, check=False))
     assert "nosuch" in line
     assert "no collection 'nosuch'" in _json_failure(kizuna(node, *args, "--json", check=False))["message"]
+    assert line.startswith("kizuna match: --collection: no collection 'nosuch'")  # which option named it
     line = _one_line_failure(kizuna(node, "match", "--from-collection", "nosuch", str(ZEEK / "dns.log"),
                                     check=False))
-    assert "nosuch" in line
+    assert line.startswith("kizuna match: --from-collection: no collection 'nosuch'")
     _nothing_written(tmp_path, "sightings.json", "alerts.jsonl")
+
+
+def test_follow_with_several_inputs_and_an_unknown_mapping_are_refused(tmp_path: Path) -> None:
+    intel = _indicators(tmp_path)
+    several = _one_line_failure(kizuna(tmp_path / "none", "match", "--indicators", str(intel), "--follow",
+                                       str(ZEEK / "dns.log"), str(ZEEK / "http.log"), check=False))
+    assert "--follow reads one growing file; 2 inputs were given" in several
+    unknown = _one_line_failure(kizuna(tmp_path / "none", "match", "--indicators", str(intel), "--mapping", "nosuch",
+                                       str(ZEEK / "dns.log"), check=False))
+    assert "unknown mapping 'nosuch'; one of: " in unknown and "zeek-dns" in unknown
 
 
 @pytest.mark.parametrize("option", ["-o", "--alerts"])
@@ -177,7 +188,10 @@ def test_no_usable_indicators_and_no_usable_lines_are_failures_with_distinct_mes
     args = ["match", "--indicators", str(_indicators(tmp_path)), str(garbage), "-o", str(tmp_path / "s.json")]
     line = _one_line_failure(kizuna(none, *args, check=False))
     assert "no log line could be matched: 2 lines read, 1 unparsable, 1 of no known format" in line
-    assert _json_failure(kizuna(none, *args, "--json", check=False))["code"] == "no-log-lines"
+    failure = _json_failure(kizuna(none, *args, "--json", check=False))
+    # The first bad line is named by file and line, in the words and in the error object.
+    assert failure["code"] == "no-log-lines" and (failure["file"], failure["line"]) == (str(garbage), 1)
+    assert f"first: {garbage}:1: " in failure["message"]
     _nothing_written(tmp_path, "s.json")
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from kizuna.hashes.hashing import HashingError, hash_bytes, hash_file
-from kizuna.hashes.hashlists import Entry, Rejected, read_hash_list
+from kizuna.hashes.hashlists import Entry, Rejected, looks_like_hash_list, read_hash_list
+from kizuna.hashes.matching import queries_from_path
 from kizuna.hashes.signals import EXTENSION_ID, MD5, PDQ, SHA256, make_signal, read_signal
 from kizuna.stix.validation import check_object
 
@@ -126,3 +127,14 @@ def test_a_bank_proposes_every_hash_a_signal_has_had_and_confirms_only_the_curre
     assert revoked is not None and confirmed(revoked, MD5, "0" * 32, 31) is None
     assert confirmed(read_signal(image), PDQ, near, 31) == (1, None)  # type: ignore[arg-type]
     assert confirmed(read_signal(image), PDQ, near, 0) is None  # type: ignore[arg-type]
+
+
+def test_a_text_file_named_as_media_is_media_not_a_hash_list(tmp_path: Path) -> None:
+    # A hash list is told from media by content, but not against its name: photo.jpg holding text is
+    # an unusable image (matched by MD5/SHA-256), not a hash list whose first line "is not hexadecimal".
+    assert looks_like_hash_list(b"hello\n") and looks_like_hash_list(b"hello\n", "hashes.txt")
+    assert not looks_like_hash_list(b"hello\n", "photo.JPG") and not looks_like_hash_list(b"hello\n", "clip.mp4")
+    fake = tmp_path / "photo.jpg"
+    fake.write_text("hello\n")
+    [query] = list(queries_from_path(fake))
+    assert query.error is None and query.media is not None and query.media.pdq is None

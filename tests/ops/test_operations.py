@@ -188,6 +188,12 @@ def test_lookalikes_in_local_dns_logs_raise_alerts_and_promote_to_an_indicator(w
     scanned = kizuna_json(world.data, "ops", "scan-logs", "games-logs", str(log), "--mapping", "zeek-dns")
     assert scanned["hits"] == [{"value": f"www.{lookalike}", "asset": "rwc2019.jp", "rule": "lookalike", "count": 2}]
     assert (scanned["lines"], scanned["unparsed"] + scanned["unmapped"]) == (4, 1)  # the line that is no log line
+    garbage = tmp_path / "garbage.log"
+    garbage.write_text("not a log line\nnor this\n")
+    unread = kizuna(world.data, "ops", "scan-logs", "games-logs", str(garbage), "--json", check=False)
+    error = json.loads(unread.stdout)["error"]  # nothing read is no clean bill of health
+    assert unread.returncode == 1 and error["code"] == "no-log-lines" and (error["file"], error["line"]) == (
+        str(garbage), 1)
     promoted = kizuna_json(world.data, "ops", "promote", "games-logs", lookalike)
     refused = kizuna(world.data, "ops", "promote", "games-logs", "example.com", check=False)
     assert refused.returncode != 0 and "not in the lookalike watch set" in refused.stderr
