@@ -14,6 +14,7 @@ from kizuna.cli.common import CliError, data_dir_of, emit, json_option, quiet_op
 from kizuna.cli.progress import progress_wanted
 from kizuna.config import ConfigError, load_config
 from kizuna.recovery import BackupError, back_up, restore
+from kizuna.recovery.serving import ServingConflict, restoring
 
 
 @contextmanager
@@ -80,10 +81,13 @@ def restore_command(ctx: click.Context, src: Path, store_url: str | None, force:
     """
     data_dir = data_dir_of(ctx)
     try:
-        with _audit_progress(progress_wanted(as_json, quiet), "checking the restored node") as hook:
+        with restoring(data_dir), \
+                _audit_progress(progress_wanted(as_json, quiet), "checking the restored node") as hook:
             result = restore(src.absolute(), data_dir, store_url, force, hook)
     except BackupError as exc:
         raise CliError(str(exc), code="backup") from None
+    except ServingConflict as exc:
+        raise CliError(str(exc), code="serving") from None
     emit(as_json, result, _summary("Restored the node in", str(data_dir), result,
                                                     "the restored node's"))
 

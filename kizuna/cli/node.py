@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from kizuna.core.limits import FAILURES_PER_MINUTE, SCOPES
 from kizuna.core.metrics import share_between_processes
 from kizuna.core.node import DEFAULT_API_ROOT, Node
 from kizuna.federation.health import announce_worker
+from kizuna.recovery.serving import ServingConflict, serving
 from kizuna.stix.timestamps import format_timestamp, now_micros
 
 #: How long ``serve`` keeps an idle keep-alive connection open, in seconds. A client sends its next
@@ -238,26 +240,33 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
     os.environ["KIZUNA_LIMITS"] = limits.settings()
     share_between_processes()  # /metrics sums the counts of every process this serve starts
     announce_worker(run_sync)  # /readyz then expects a live sync worker when the node has partners
-    scheme = "https" if tls else "http"
-    mutual = f" (client certificates {client_cert})" if client_ca else ""
-    click.echo(f"Kizuna TAXII 2.1 server on {scheme}://{host}:{port}/taxii2/{mutual}, web console on "
-               f"{scheme}://{host}:{port}/console/", err=True)
-    # One sync worker beside the web processes, restarted if it dies; a lease in the store keeps it
-    # to one per node.
-    from kizuna.federation.supervisor import WorkerSupervisor
-
-    worker = WorkerSupervisor(Path(ctx.obj["data_dir"])).start() if run_sync else None
+    # Held until the server stops, so that `kizuna restore` refuses to swap the store beneath it.
+    held = contextlib.ExitStack()
     try:
-        uvicorn.run(
-            "kizuna.app:app_from_environment", factory=True, host=host, port=port,
-            workers=workers, access_log=False, log_level="warning", http=KizunaHttpProtocol, **tls,
-            # A stop never waits on a slow client for long: the sync worker must still be stopped after,
-            # so it gives its leases back (a kill of this process would leave them to expire).
-            timeout_graceful_shutdown=5, timeout_keep_alive=keep_alive,
-        )
-    finally:
-        if worker is not None:
-            worker.stop()
+        held.enter_context(serving(Path(ctx.obj["data_dir"])))
+    except ServingConflict as exc:
+        raise CliError(str(exc), code="serving") from None
+    with held:
+        scheme = "https" if tls else "http"
+        mutual = f" (client certificates {client_cert})" if client_ca else ""
+        click.echo(f"Kizuna TAXII 2.1 server on {scheme}://{host}:{port}/taxii2/{mutual}, web console on "
+                   f"{scheme}://{host}:{port}/console/", err=True)
+        # One sync worker beside the web processes, restarted if it dies; a lease in the store keeps it
+        # to one per node.
+        from kizuna.federation.supervisor import WorkerSupervisor
+
+        worker = WorkerSupervisor(Path(ctx.obj["data_dir"])).start() if run_sync else None
+        try:
+            uvicorn.run(
+                "kizuna.app:app_from_environment", factory=True, host=host, port=port,
+                workers=workers, access_log=False, log_level="warning", http=KizunaHttpProtocol, **tls,
+                # A stop never waits on a slow client for long: the sync worker must still be stopped after,
+                # so it gives its leases back (a kill of this process would leave them to expire).
+                timeout_graceful_shutdown=5, timeout_keep_alive=keep_alive,
+            )
+        finally:
+            if worker is not None:
+                worker.stop()
 
 
 def register(group: click.Group) -> None:

@@ -37,7 +37,6 @@ GRANULAR: Final = b'"granular_markings"'
 
 
 @lru_cache(maxsize=4096)
-@lru_cache(maxsize=4096)  # a store holds few distinct markings columns; a read-out asks of every row
 def stops_onward(markings: str) -> bool:
     """Whether a markings column carries TLP:AMBER+STRICT or TLP:RED, which never travel past their recipient."""
     return any(LEVEL_BY_ANY_ID.get(ref, TlpLevel.CLEAR) >= TlpLevel.AMBER_STRICT for ref in orjson.loads(markings))

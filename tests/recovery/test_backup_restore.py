@@ -12,7 +12,7 @@ import orjson
 import pytest
 import requests
 
-from tests.conftest import BACKENDS, TAXII, PgDatabase, create_pg_database, kizuna, kizuna_json
+from tests.conftest import BACKENDS, TAXII, PgDatabase, create_pg_database, kizuna, kizuna_json, start_server
 from tests.federation.helpers import FedNode, make_fed_node
 from tests.recovery.helpers import audit_ok, audit_records, indicators, rows, serve
 
@@ -174,10 +174,10 @@ def _restore_refuses_to_replace_a_node_and_a_damaged_backup(origin: FedNode, tmp
         failed = kizuna(tmp_path / "never", "restore", str(src), check=False)
         assert failed.returncode == 1 and said in failed.stderr, failed.stderr
 
-    # Over the node the backup came from: refused, one line, whatever the backend.
+    # Over the node the backup came from, which is serving: refused, one line, whatever the backend.
     refused = kizuna(origin.data_dir, "restore", str(copy), check=False)
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
-    assert refused.stderr.startswith("kizuna restore: ") and "--force" in refused.stderr
+    assert refused.stderr.startswith("kizuna restore: kizuna serve (pid ") and "stop it before" in refused.stderr
     if origin.store_url.startswith("postgresql"):
         # A fresh directory, but the backup's own database still holds the node.
         elsewhere = kizuna(tmp_path / "fresh", "restore", str(copy), "--json", check=False)
@@ -192,6 +192,18 @@ def _restore_refuses_to_replace_a_node_and_a_damaged_backup(origin: FedNode, tmp
     # The forced restore replaced the first restore whole, its record too: one record, saying forced.
     [record] = audit_records(restored, "node-restored")
     assert record["seq"] == forced["audit_seq"] and record["body"]["forced"] is True
+    # Not beneath a running server, which would go on serving the replaced store (and refuse new tokens).
+    server = start_server(restored, sync=False)
+    try:
+        busy = kizuna(restored, "restore", str(copy), "--force", "--json", check=False)
+        error = json.loads(busy.stdout)["error"]
+        assert busy.returncode == 1 and error["code"] == "serving" and "stop it before a restore" in error["message"]
+        assert f"pid {server.process.pid}" in error["message"]
+    finally:
+        server.stop()
+    unforced = kizuna(restored, "restore", str(copy), check=False)  # a node is there: only with --force
+    assert unforced.returncode == 1 and unforced.stderr.startswith("kizuna restore: ") and "--force" in unforced.stderr
+    kizuna_json(restored, "restore", str(copy), "--force")  # once it is stopped
 
     data = copy / "kizuna.db"
     damaged = bytearray(data.read_bytes())
