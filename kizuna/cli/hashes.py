@@ -314,7 +314,8 @@ def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tup
     unusable.finish(run.inputs)
     if not as_json:
         click.echo(f"{run.inputs} inputs, {run.matched} matched, {run.errors} unusable; {len(sightings)} sightings"
-                   + (f" stored in {target.alias or target.id}" if target is not None and sightings else ""),
+                   + (f" stored in {target.alias or target.id}" if target is not None and sightings
+                      else " (not stored: --sightings-to COLLECTION stores them)" if sightings else ""),
                    err=True)
 
 

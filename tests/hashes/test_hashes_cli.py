@@ -98,6 +98,9 @@ def test_import_names_bad_lines_stores_the_rest_as_marked_signals_and_matches(no
     strict = kizuna(node_dir, "hashes", "match", str(EXAMPLES / "upload-bridge-shrunk.jpg"), "--threshold", "5",
                     "--json")
     assert _json_lines(strict.stdout)[0]["matches"] == []
+    # Without --sightings-to the sightings are counted, and the summary says they were not stored.
+    unstored = kizuna(node_dir, "hashes", "match", str(EXAMPLES / "upload-bridge-shrunk.jpg")).stderr
+    assert unstored.strip().endswith("1 sightings (not stored: --sightings-to COLLECTION stores them)"), unstored
 
     # A verdict on the signal is a STIX opinion under the signal's own markings, stored in the bank.
     verdict = kizuna_json(node_dir, "hashes", "opinion", str(near["signal"]), "--verdict", "false-positive",
