@@ -76,7 +76,7 @@ class Answer:
         if isinstance(body, dict) and isinstance(body.get("title"), str):
             text = body["title"] + (f": {body['description']}" if isinstance(body.get("description"), str) else "")
         else:
-            text = self.body.decode("utf-8", "replace")
+            text = self.body[: limit * 4].decode("utf-8", "replace")  # enough for the words shown
         text = " ".join(text.split())
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
