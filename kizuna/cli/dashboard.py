@@ -105,6 +105,8 @@ def preview(ctx: click.Context, draft: Path, collections: tuple[str, ...], api_r
     definitions it uses."""
     obj, definitions = _read_draft(draft)
     node = node_of(ctx)
+    for ref in collections:  # the operator may be told which one is missing (TAXII's words name none)
+        node.find_collection(ref, api_root)
     verdicts = node.share_preview(NODE_ADMIN, obj, list(collections), definitions, api_root)
     summary = summarise(verdicts)
     emit(as_json, {"summary": summary, "partners": [v.as_dict() for v in verdicts]},

@@ -121,7 +121,7 @@ def find_readable(node: Node, principal: Principal, ref: str) -> Collection:
     for collection in readable_collections(node, principal):
         if ref in (collection.id, collection.alias):
             return collection
-    raise NotFound(f"no such collection {ref!r}")
+    raise NotFound("no such collection")
 
 
 @dataclass(frozen=True, slots=True)

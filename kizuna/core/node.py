@@ -549,7 +549,7 @@ class Node:
         self.api_root(api_root)
         collection = self.store.get_collection(api_root, ref)
         if collection is None or not principal.sees_collection(collection):
-            raise NotFound(f"no such collection {ref!r}")
+            raise NotFound("no such collection")
         return collection
 
     def readable(self, principal: Principal, api_root: str, ref: str) -> Viewer:

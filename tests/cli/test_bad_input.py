@@ -328,7 +328,7 @@ def test_a_preview_of_an_object_that_could_not_be_stored_is_refused(world: World
         assert "could not be stored" in said and "'id' is missing" in said
         missing = run(Case("no collection", ("preview", str(valid), "--collection", "nope"), world.node, as_json, True))
         said = json.loads(missing.stdout)["error"]["message"] if as_json else missing.stderr
-        assert "no such collection 'nope'" in said, said
+        assert "no collection 'nope'" in said, said
 
 
 def test_malformed_interchange_files_fail_in_one_line(world: World) -> None:
