@@ -115,4 +115,7 @@ def since_micros(text: str | None) -> int | None:
         raise AdminError(f"--since {text!r} is neither a duration (12h, 2d) nor an ISO date/time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp() * 1_000_000)
+    at = int(moment.timestamp() * 1_000_000)
+    if at > now_micros():  # nothing has been added after a moment still to come: a typo, not a report
+        raise AdminError(f"--since {text!r} is in the future")
+    return at

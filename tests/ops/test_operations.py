@@ -249,6 +249,8 @@ def test_incidents_and_a_bilingual_shift_report(world: World) -> None:
     assert {(c["extension_type"], c["determination"]) for c in core} == {("property-extension", "suspected")}
     assert [a["rule"] for a in kizuna_json(world.data, "ops", "alerts", "games-shift")["alerts"]] == ["relationship"]
 
+    future = kizuna(world.data, "ops", "report", "games-shift", "--since", "2099-01-01", check=False)
+    assert future.returncode == 1 and "is in the future" in future.stderr  # not a report of nothing, stored
     english = kizuna_json(world.data, "ops", "report", "games-shift", "--since", "1h")
     assert ("Ticketing phish — status: contained, determination: suspected, assigned to: Tokyo 2020 SOC"
             in english["markdown"])
