@@ -12,7 +12,7 @@ import click
 
 from kizuna.cli.common import CliError, data_dir_of, emit, json_option, quiet_option
 from kizuna.cli.progress import progress_wanted
-from kizuna.config import ConfigError, load_config
+from kizuna.config import ConfigError, absolute_store_url, load_config
 from kizuna.recovery import BackupError, back_up, restore
 from kizuna.recovery.serving import ServingConflict, restoring
 
@@ -65,7 +65,8 @@ def backup_command(ctx: click.Context, dest: Path, quiet: bool, as_json: bool) -
 @click.command("restore")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--store", "store_url", default=None,
-              help="Store to restore into: sqlite:///absolute/path.db, or postgresql://… for a PostgreSQL "
+              help="Store to restore into: sqlite:///absolute/path.db (or sqlite:file.db in the data directory), "
+                   "or postgresql://… for a PostgreSQL "
                    "backup (default: kizuna.db in the data directory, or the database the backup came from).")
 @click.option("--force", is_flag=True, help="Replace the node (or database) already there with the backup.")
 @quiet_option
@@ -83,8 +84,10 @@ def restore_command(ctx: click.Context, src: Path, store_url: str | None, force:
     try:
         with restoring(data_dir), \
                 _audit_progress(progress_wanted(as_json, quiet), "checking the restored node") as hook:
-            result = restore(src.absolute(), data_dir, store_url, force, hook)
-    except BackupError as exc:
+            # sqlite:relative.db is taken inside the data directory, as `kizuna init --store` takes it.
+            url = absolute_store_url(store_url, data_dir.absolute()) if store_url else None
+            result = restore(src.absolute(), data_dir, url, force, hook)
+    except (BackupError, ConfigError) as exc:
         raise CliError(str(exc), code="backup") from None
     except ServingConflict as exc:
         raise CliError(str(exc), code="serving") from None

@@ -212,3 +212,12 @@ def _restore_refuses_to_replace_a_node_and_a_damaged_backup(origin: FedNode, tmp
     broken = kizuna(tmp_path / "other", "restore", str(copy), "--json", check=False)
     assert broken.returncode == 1 and "checksum" in json.loads(broken.stdout)["error"]["message"]
     assert not (tmp_path / "other").exists()  # nothing half-made: not even the directory it would have filled
+
+
+def test_restore_takes_a_relative_sqlite_store_as_init_does(tmp_path: Path) -> None:
+    kizuna_json(tmp_path / "node", "init", "--org-name", "NCSC UK", "--country", "GBR")
+    kizuna_json(tmp_path / "node", "backup", str(tmp_path / "copy"))
+    kizuna_json(tmp_path / "restored", "restore", str(tmp_path / "copy"), "--store", "sqlite:other.db")
+    assert (tmp_path / "restored" / "other.db").is_file()
+    store = (tmp_path / "restored" / "other.db").resolve()
+    assert kizuna_json(tmp_path / "restored", "status")["store"] == "sqlite:///" + str(store).lstrip("/")
