@@ -154,8 +154,11 @@ def worker_command(ctx: click.Context, url: str, source_collections: tuple[str, 
 
     stats = asyncio.run(go())
     summary = {**stats.as_json(), "indicators": worker.indicator_load}
+    unread = stats.unparsable + stats.unmapped
     emit(as_json, summary, f"{stats.chunks} chunks, {stats.lines} lines, {stats.hits} hits, "
-                           f"{stats.sightings_stored} sighting versions stored")
+                           f"{stats.sightings_stored} sighting versions stored"
+                           + (f"; {unread} lines could not be read ({stats.unparsable} unparsable, "
+                              f"{stats.unmapped} of no known format)" if unread else ""))
 
 
 def register(group: click.Group) -> None:

@@ -158,10 +158,13 @@ class WorkerStats:
     hits: int = 0
     sightings_stored: int = 0
     reloads: int = 0
+    unparsable: int = 0  # lines that are no log line (not JSON, a broken TSV row)
+    unmapped: int = 0  # lines of no format a shipped mapping knows
     failures: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"chunks": self.chunks, "lines": self.lines, "hits": self.hits,
+                "unparsable": self.unparsable, "unmapped": self.unmapped,
                 "sightings_stored": self.sightings_stored, "reloads": self.reloads,
                 "store_failures": self.failures[:20]}
 
@@ -186,6 +189,7 @@ class DetectWorker:
         self._freshness: Any = None
         self._checked = 0.0
         self.matcher: LineMatcher | None = None
+        self.reader = LogReader(mappings)
         self.indicator_load: dict[str, int] = {}
 
     # --- indicators -----------------------------------------------------------------------------
@@ -210,7 +214,8 @@ class DetectWorker:
             objects = (orjson.loads(body) for body in self.node.export_objects(collection, latest_only=True))
             for status, count in engine.load_indicators(objects, now=started).items():
                 load[status] = load.get(status, 0) + count
-        self.matcher = engine.line_matcher(LogReader(self.mappings))
+        self.reader = LogReader(self.mappings)  # a new one per reload; `handle` counts its bad lines by chunk
+        self.matcher = engine.line_matcher(self.reader)
         self.indicator_load = load
         self._freshness, self._changed = freshness, False
         self.stats.reloads += 1
@@ -224,6 +229,8 @@ class DetectWorker:
         self.refresh()
         assert self.matcher is not None
         hits: list[tuple[str, str, float]] = []
+        read = self.reader.stats
+        unparsable, unmapped = read.problem_count, read.skipped
         for msg in msgs:
             meta = msg.metadata
             seq = meta.sequence.stream
@@ -235,6 +242,9 @@ class DetectWorker:
                 at = alert.time if alert.time is not None else arrived
                 hits.append((f"{seq}:{alert.line}:{alert.indicator_id}", alert.indicator_id, at))
             self.stats.lines += sum(1 for line in lines if line[:1] != b"#")  # TSV headers ride along
+        # Counted for a chunk delivered again too, as its lines are: the counts are of lines handled.
+        self.stats.unparsable += read.problem_count - unparsable
+        self.stats.unmapped += read.skipped - unmapped
         touched = await ledger.record(hits)
         self._maybe_die("after-ledger")
         if self.target is not None and touched:

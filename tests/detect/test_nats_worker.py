@@ -231,6 +231,19 @@ def test_publish_refuses_what_is_not_a_nats_url(world: dict[str, Any]) -> None:
     assert result.stderr.startswith("kizuna detect publish: --nats must be a NATS server URL")
 
 
+def test_a_worker_counts_the_lines_it_could_not_read(world: dict[str, Any], nats_url: str, tmp_path: Path) -> None:
+    # A file of no log format is published as any file is; the worker must say it read none of it.
+    table = tmp_path / "table.csv"
+    table.write_text("host,seen\nexample.com,2026-01-01\n{\"neither\": \"this\"}\n")
+    kizuna_json(world["data"], "detect", "publish", str(table), "--nats", nats_url)
+    collection = _sightings_collection(world["data"], "s-unread")
+    drain = subprocess.run(_worker_args(world["data"], nats_url, collection, "--until-drained"),
+                           capture_output=True, text=True, timeout=120)
+    assert drain.returncode == 0, drain.stderr
+    summary = json.loads(drain.stdout)
+    assert (summary["lines"], summary["hits"], summary["unparsable"], summary["unmapped"]) == (3, 0, 2, 1)
+
+
 @pytest.mark.parametrize("command", [("publish", "LOG"), ("notify",), ("worker", "--from-collection", "intel")])
 def test_a_nats_server_that_is_not_there_fails_in_one_line(world: dict[str, Any], command: tuple[str, ...]) -> None:
     # Nothing listens on a port just found free: the client must give up (it retried for ever, a
