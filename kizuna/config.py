@@ -130,10 +130,8 @@ def _other_tables(text: str) -> str:
     current: str | None = None  # the table a line belongs to; None before the first
     for line in text.splitlines():
         stripped = line.strip()
-        if stripped.startswith("[") and not stripped.startswith("[["):
-            current = stripped.split("]", 1)[0].strip("[ ")
-        elif stripped.startswith("[["):
-            current = stripped.split("]]", 1)[0].strip("[ ")
+        if stripped.startswith("["):  # [table] or [[array of tables]]
+            current = stripped.lstrip("[").split("]", 1)[0].strip()
         if current is not None and current != "server" and current.split(".", 1)[0] != "server":
             kept.append(line)
     return ("\n" + "\n".join(kept) + "\n") if kept else ""

@@ -16,6 +16,7 @@ from kizuna.cli.ops_watch import operation_watch
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
 from kizuna.detect.engine import DetectionEngine
 from kizuna.detect.mappings import LogReader, shipped_mappings
+from kizuna.detect.run import NothingToMatch, require_log_lines
 from kizuna.ops.arrivals import alerts_of
 from kizuna.ops.assets import add_assets, list_assets
 from kizuna.ops.declassify import declassify
@@ -206,12 +207,11 @@ def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], ma
         for problem in reader.stats.problems[known:]:
             problem.file = str(path)
     stats = reader.stats
-    if stats.events == 0 and stats.lines:  # as `kizuna match` says: nothing read is no clean bill of health
-        first = stats.problems[0] if stats.problems else None
-        raise CliError(f"no log line could be read: {stats.lines} lines, {stats.problem_count} unparsable, "
-                       f"{stats.skipped} of no known format (see --mapping)"
-                       + (f"; first: {first.file}:{first.line}: {first.reason}" if first else ""), code="no-log-lines",
-                       file=first.file if first else None, line=first.line if first else None)
+    if stats.lines:  # as for `kizuna match`: nothing read is no clean bill of health
+        try:
+            require_log_lines(stats)
+        except NothingToMatch as exc:
+            raise CliError(str(exc), code=exc.code, file=exc.file, line=exc.line) from None
     rows = watch.store()
     text = "\n".join(f"{r['count']:>6}  {r['rule']:<12} {r['value']}  (protected: {r['asset']})" for r in rows)
     unread = stats.problem_count + stats.skipped

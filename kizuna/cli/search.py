@@ -15,7 +15,7 @@ from kizuna.core import browse
 from kizuna.core.search import MAX_LIMIT, SearchFilters, SearchHit
 from kizuna.federation.state import FederationState
 from kizuna.stix.search_text import query_terms, snippet
-from kizuna.stix.timestamps import parse_timestamp
+from kizuna.stix.timestamps import parse_moment
 
 _WIDTH = 48
 
@@ -49,10 +49,8 @@ def _table(hits: list[SearchHit], collections: dict[str, str], words: str) -> li
 def _moment(value: str | None, option: str) -> int | None:
     if value is None:
         return None
-    # A date alone is midnight UTC at its start, as `tokens create --expires` reads one.
-    text = f"{value}T00:00:00Z" if len(value) == 10 and value[4:5] == value[7:8] == "-" else value
-    try:
-        return parse_timestamp(text)
+    try:  # a date alone is midnight UTC at its start, as `tokens create --expires` reads one
+        return parse_moment(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date or timestamp such as 2026-03-01 or "
                                  "2026-03-01T09:30:00Z", param_hint=option) from None

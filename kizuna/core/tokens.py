@@ -16,7 +16,6 @@ and its binding stay.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import re
@@ -29,14 +28,13 @@ import orjson
 
 from kizuna.core.errors import AdminError
 from kizuna.core.principal import Principal
-from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
+from kizuna.stix.timestamps import format_timestamp, now_micros, parse_moment
 from kizuna.store.base import Grant, Store, TokenRecord
 
 _PREFIX = "kz_"
 _DUMMY_HASH = hashlib.sha256(b"kizuna: no such token").hexdigest()
 _DURATION = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: The node setting listing the ids of tokens that hold the operator right (core/operators.py).
 OPERATORS_SETTING = "operator_token_ids"
 
@@ -67,18 +65,11 @@ def parse_expiry(text: str, now: int) -> int:
 
 def _parse_moment(value: str) -> int:
     try:
-        return parse_timestamp(value)
-    except ValueError:
-        pass
-    try:
-        moment = dt.datetime.fromisoformat(value)
+        return parse_moment(value)
     except ValueError:
         raise AdminError(
             f"expiry {value!r} is neither a duration (90m, 12h, 30d) nor an ISO date (2027-03-31)"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return (moment - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 def token_state(record: TokenRecord, now: int) -> str:

@@ -17,7 +17,7 @@ from kizuna.detect.bundle import SightingBundle
 from kizuna.detect.engine import DetectionEngine
 from kizuna.detect.fast import LineMatcher, ValueWatch
 from kizuna.detect.files import read_stix_file
-from kizuna.detect.mappings import LogReader, Mapping
+from kizuna.detect.mappings import LogReader, Mapping, ReadStats
 from kizuna.detect.sightings import Alert
 
 _PROBLEMS_IN_SUMMARY = 100
@@ -30,6 +30,18 @@ class NothingToMatch(Exception):
         super().__init__(message)
         self.code = code
         self.file, self.line = file, line  # the first problem, when one input line is to blame
+
+
+def require_log_lines(stats: ReadStats) -> None:
+    """NothingToMatch, naming the first bad file:line, when no line read was a log line of a known format."""
+    if stats.events == 0:
+        first = stats.problems[0] if stats.problems else None
+        where = f"; first: {first.file or 'line'}:{first.line}: {first.reason}" if first else ""
+        raise NothingToMatch(
+            f"no log line could be matched: {stats.lines} lines read, {stats.problem_count} unparsable, "
+            f"{stats.skipped} of no known format (see --mapping, --mapping-file){where}",
+            "no-log-lines", first.file if first else None, first.line if first else None,
+        )
 
 
 class MatchRun:
@@ -126,14 +138,7 @@ class MatchRun:
                     "no-observed-data",
                 )
             return
-        if stats.events == 0:
-            first = stats.problems[0] if stats.problems else None
-            where = f"; first: {first.file or 'line'}:{first.line}: {first.reason}" if first else ""
-            raise NothingToMatch(
-                f"no log line could be matched: {stats.lines} lines read, {stats.problem_count} unparsable, "
-                f"{stats.skipped} of no known format (see --mapping, --mapping-file){where}",
-                "no-log-lines", first.file if first else None, first.line if first else None,
-            )
+        require_log_lines(stats)
 
     # --- results --------------------------------------------------------------------------------
 

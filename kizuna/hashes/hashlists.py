@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import csv
 import io
+import mimetypes
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import Final
 
 from kizuna.hashes.signals import (
@@ -145,16 +145,11 @@ def read_hash_list(text: str, kind: str = "auto") -> Iterator[Entry | Rejected]:
     return _plain(text, kind)
 
 
-#: A file named like media is media, text or not: read as a hash list, a text file called photo.jpg
-#: would fail as "not hexadecimal" instead of as the image it is not.
-MEDIA_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".mp4",
-                            ".mov", ".avi", ".mkv", ".webm", ".m4v"})
-
-
 def looks_like_hash_list(head: bytes, name: str = "") -> bool:
     """Whether a file's first bytes are a hash list rather than media (text of hex, commas and words);
-    never for a file ``name``d with a media suffix."""
-    if PurePath(name).suffix.lower() in MEDIA_SUFFIXES:
+    never for a file ``name``d as an image or a video: read as a hash list, a text file called
+    photo.jpg would fail as "not hexadecimal" instead of as the image it is not."""
+    if (mimetypes.guess_type(name)[0] or "").split("/")[0] in ("image", "video"):
         return False
     try:
         text = head.decode("utf-8")

@@ -15,7 +15,7 @@ from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.policy.tlp import TlpLevel, oasis_id
-from kizuna.stix.timestamps import now_micros, parse_timestamp
+from kizuna.stix.timestamps import now_micros, parse_moment, parse_timestamp
 from kizuna.store.base import Collection, VersionSelector
 
 #: The OASIS TLP 2.0 marking ids back to their level (ingest rewrites the aliases to these ids).
@@ -110,12 +110,9 @@ def since_micros(text: str | None) -> int | None:
     if value[:-1].isdigit() and value[-1:] in units:
         return now_micros() - int(value[:-1]) * units[value[-1]] * 1_000_000
     try:
-        moment = dt.datetime.fromisoformat(value)
+        at = parse_moment(value)
     except ValueError:
         raise AdminError(f"--since {text!r} is neither a duration (12h, 2d) nor an ISO date/time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    at = int(moment.timestamp() * 1_000_000)
     if at > now_micros():  # nothing has been added after a moment still to come: a typo, not a report
         raise AdminError(f"--since {text!r} is in the future")
     return at

@@ -50,6 +50,20 @@ def parse_timestamp(text: str) -> int:
     return (((days * 24 + h) * 60 + m) * 60 + min(s, 59)) * 1_000_000 + micros
 
 
+def parse_moment(text: str) -> int:
+    """Microseconds since the epoch for what an operator types as a moment: an RFC 3339 timestamp, or
+    any ISO 8601 date or time (a date is midnight UTC at its start, a time without an offset is UTC).
+    ValueError otherwise."""
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        pass
+    moment = _fromisoformat(text)  # raises ValueError for what is not ISO 8601
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.UTC)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
 def format_timestamp(micros: int) -> str:
     """The TAXII timestamp form, always with six fractional digits and ``Z``."""
     seconds, fraction = divmod(micros, 1_000_000)
