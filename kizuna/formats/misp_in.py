@@ -108,7 +108,7 @@ def _check_attribute(attribute: object, source: _Source, owner: str) -> None:
     ref = attribute.get("uuid")
     _check_uuid(ref, f"{owner}: attribute", source)
     kind, value = attribute.get("type"), attribute.get("value")
-    if kind not in _KNOWN_TYPES:
+    if not isinstance(kind, str) or kind not in _KNOWN_TYPES:  # a list or object is no type (nor hashable)
         raise FormatError(f"attribute {ref}: unknown MISP type {kind!r}", source.where(ref))
     if not isinstance(value, str | int | float) or value == "":  # bool is an int: the boolean type's value
         raise FormatError(f"attribute {ref}: value must be a non-empty string", source.where(ref))

@@ -39,6 +39,7 @@ def test_the_crashes_fuzzing_found_are_kept() -> None:
     # And a URL indicator whose authority holds a lone ']' (urlsplit raises "Invalid IPv6 URL"), which
     # stopped a Suricata feed.
     assert b"]@" in (CRASHES / "suricata_rule" / "crash-lone-bracket-in-url-authority").read_bytes()
+    assert b'"type":[{' in (CRASHES / "misp_event" / "crash-attribute-type-is-a-list").read_bytes()
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
