@@ -51,7 +51,8 @@ LABELS = {
     "objects": N_("objects"), "sightings": N_("sightings"), "unsigned": N_("(no producer)"),
     "sync": N_("Sync health"), "no_sync": N_("no partner nodes configured"), "failures": N_("failures"),
     "last_success": N_("last success"),
-    "summary": N_("%(incidents)s incidents, %(alerts)s alerts, %(objects)s new objects"),
+    # Counts after their labels, so no plural is needed in either language ("1 incidents").
+    "summary": N_("Incidents: %(incidents)s, alerts: %(alerts)s, new objects: %(objects)s"),
 }
 
 
