@@ -22,7 +22,7 @@ from kizuna.core.policy_source import PolicySource
 from kizuna.policy import Normalisation, TlpAliasTable, shipped_objects
 from kizuna.policy.tlp import KNOWN_ALIAS_IDS, LEVEL_BY_OASIS_ID, TLP2_EXTENSION_ID, tlp2_marking_definition
 from kizuna.stix.jsonio import loads_exact
-from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
+from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp_recent
 from kizuna.stix.validation import check_object
 from kizuna.store.base import AddResult, NewVersion, Outcome, Store, VersionQuery, VersionSelector
 from kizuna.store.feed_facts import facts_of_object
@@ -146,7 +146,7 @@ def prepare(obj: Any) -> NewVersion | str:
     return NewVersion(
         stix_id=obj["id"],
         type=obj["type"],
-        version=parse_timestamp(stamp) if stamp is not None else None,
+        version=parse_timestamp_recent(stamp) if stamp is not None else None,
         spec_version=spec_version,
         created_by_ref=created_by,
         markings=_marking_ids(obj) if ("object_marking_refs" in obj or "granular_markings" in obj) else None,

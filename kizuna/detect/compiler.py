@@ -51,6 +51,7 @@ from kizuna.detect.values import (
     parse_timestamp,
     values_equal,
 )
+from kizuna.stix.ioc_terms import QUOTED as _QUOTED
 
 # --- literal decoding -------------------------------------------------------------------------
 
@@ -177,7 +178,6 @@ _KEYWORDS = frozenset(
     "true false WITHIN REPEATS TIMES".split()
 )
 _WS = r"[ \t\r\n]*"
-_QUOTED = r"'(?:[^'\\]|\\['\\])*'"
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _TYPE = r"[A-Za-z_][A-Za-z0-9_-]*"
 _COMPARISON = (

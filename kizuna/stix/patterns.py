@@ -33,6 +33,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from kizuna.stix import vocab
+from kizuna.stix.ioc_terms import QUOTED as _QUOTED
 
 __all__ = ["CHECKED_LANGUAGES", "foreign_pattern_problem", "stix_pattern_problem"]
 
@@ -42,7 +43,6 @@ _KEYWORDS: Final = frozenset(
     "true false WITHIN REPEATS TIMES".split()
 )
 _WS: Final = r"[ \t\r\n]*"
-_QUOTED: Final = r"'(?:[^'\\]|\\['\\])*'"
 _IDENT: Final = r"[A-Za-z_][A-Za-z0-9_]*"
 _TYPE: Final = r"[A-Za-z_][A-Za-z0-9_-]*"
 _PATH: Final = rf"(?:{_IDENT}|{_QUOTED})(?:\.(?:{_IDENT}|{_QUOTED}))*"

@@ -50,6 +50,11 @@ def parse_timestamp(text: str) -> int:
     return (((days * 24 + h) * 60 + m) * 60 + min(s, 59)) * 1_000_000 + micros
 
 
+#: ``parse_timestamp`` remembering its last answers, for ingest: an object's ``valid_from`` is mostly its
+#: ``created``, and an imported list or event stamps every object it makes alike (1.6 µs a parse, 0.2 a hit).
+parse_timestamp_recent = functools.lru_cache(maxsize=256)(parse_timestamp)
+
+
 def parse_moment(text: str) -> int:
     """Microseconds since the epoch for what an operator types as a moment: an RFC 3339 timestamp, or
     any ISO 8601 date or time (a date is midnight UTC at its start, a time without an offset is UTC).

@@ -23,7 +23,7 @@ import orjson
 
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID
 from kizuna.stix.ioc_terms import KIND_BY_PATH, SINGLE_TERM
-from kizuna.stix.timestamps import parse_timestamp
+from kizuna.stix.timestamps import parse_timestamp_recent
 from kizuna.stix.vocab import WARNINGLIST_PROPERTY
 
 SEPARATOR: Final = "\x1f"
@@ -35,7 +35,7 @@ def _stamp(value: Any) -> str | None:
     if type(value) is not str:
         return None
     try:
-        return str(parse_timestamp(value))
+        return str(parse_timestamp_recent(value))
     except ValueError:
         return None
 
