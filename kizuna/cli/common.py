@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import socket
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -112,26 +113,47 @@ def output_stream(path: Path | None) -> Iterator[IO[bytes]]:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise CliError(f"directory {directory} does not exist", code="io", file=str(path))
     if path.is_dir():
         raise CliError("is a directory, not a file", code="io", file=str(path))
+    # A link is written through to the file it names, not replaced by a file of its own.
+    target = path.resolve() if path.is_symlink() else path
     try:
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".part")
+        found = target.stat()
+    except OSError:
+        found = None
+    if found is not None and not stat.S_ISREG(found.st_mode):
+        # A device or a pipe (-o /dev/null, a FIFO a tool reads) is a stream like standard output: written
+        # into, never renamed over (which would leave a plain file where /dev/null was).
+        yield from _write_into(target, path)
+        return
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise CliError(f"directory {directory} does not exist", code="io", file=str(path))
+    try:
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
     except OSError as exc:
         raise CliError(f"cannot write in {directory}: {exc.strerror or exc}", code="io", file=str(path)) from None
     umask = os.umask(0)
     os.umask(umask)
-    os.fchmod(handle, 0o666 & ~umask)  # the permissions a plain open() would have given
+    # The permissions of the file replaced, else those a plain open() would have given.
+    os.fchmod(handle, stat.S_IMODE(found.st_mode) if found is not None else 0o666 & ~umask)
     try:
         with os.fdopen(handle, "wb") as stream:
             yield stream
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def _write_into(target: Path, path: Path) -> Iterator[IO[bytes]]:
+    try:
+        stream = target.open("wb")
+    except OSError as exc:
+        raise CliError(f"cannot write: {exc.strerror or exc}", code="io", file=str(path)) from None
+    with stream:
+        yield stream
 
 
 port_type = click.IntRange(1, 65535)

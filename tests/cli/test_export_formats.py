@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,32 @@ def test_every_format_writes_a_file_and_says_what_it_wrote(node: Path, tmp_path:
     assert summary["format"] == fmt and summary["objects"] > 0
     assert out.stat().st_size == summary["bytes"] > 0
     assert not list(tmp_path.glob(".*.part"))  # no temporary file left behind
+
+
+def test_an_export_writes_into_a_pipe_or_device_and_through_a_link(node: Path, tmp_path: Path) -> None:
+    """-o /dev/null or a FIFO another tool reads is a stream: written into, not renamed over (a newcomer's
+    `-o /dev/null` once left a plain file where the device was)."""
+    fifo = tmp_path / "zone.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    summary = kizuna_json(node, "export", "--collection", "out", "--format", "rpz", "--rpz-origin", "rpz.example",
+                          "-o", str(fifo))
+    reader.join(timeout=60)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and len(received[0]) == summary["bytes"] > 0
+    assert b"$ORIGIN rpz.example." in received[0]
+    kizuna_json(node, "export", "--collection", "out", "--format", "txt", "--type", "domain", "-o", os.devnull)
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    # A link is written through to its file, which keeps its permissions.
+    real = tmp_path / "real.txt"
+    real.write_text("old")
+    real.chmod(0o640)
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    kizuna_json(node, "export", "--collection", "out", "--format", "txt", "--type", "domain", "-o", str(link))
+    assert link.is_symlink() and OPEN_DOMAIN in real.read_text()
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
 
 
 def test_rpz_zone_parses_with_dnspython(node: Path, tmp_path: Path) -> None:
