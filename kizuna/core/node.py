@@ -228,10 +228,13 @@ class Node:
 
     def find_collection(self, ref: str, api_root: str | None = None) -> Collection:
         roots = [api_root] if api_root else [r.name for r in self.store.list_api_roots()]
-        for root in roots:
-            found = self.store.get_collection(root, ref)
-            if found is not None:
-                return found
+        matches = [found for root in roots if (found := self.store.get_collection(root, ref)) is not None]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            # An alias is unique within its API root only: never pick one of two collections silently.
+            named = ", ".join(f"{c.id} in {c.api_root!r}" for c in matches)
+            raise AdminError(f"alias {ref!r} names a collection in more than one API root ({named}): give the id")
         # A newcomer naming a collection by its title is told what to give instead (the node's
         # administrator sees every collection, so naming one here reveals nothing).
         titled = [c for c in self.store.list_collections() if c.title == ref and c.api_root in roots]

@@ -189,6 +189,23 @@ def test_a_collection_named_by_its_title_is_refused_with_its_id_and_alias(sqlite
     assert nothing.stderr == "kizuna export: no collection 'Nothing like it'\n"
 
 
+def test_an_alias_used_in_two_api_roots_is_refused_not_guessed(sqlite_node: Path) -> None:
+    """An alias is unique within its API root; naming one that two roots use used to act on whichever root was
+    listed first (an import stored into /games/ while the operator meant /main/)."""
+    main = kizuna_json(sqlite_node, "collections", "create", "--title", "Main shared", "--alias", "shared")
+    kizuna_json(sqlite_node, "api-roots", "create", "games", "--title", "Games")
+    games = kizuna_json(sqlite_node, "collections", "create", "--title", "Games shared", "--alias", "shared",
+                        "--api-root", "games")
+    failed = kizuna(sqlite_node, "export", "--collection", "shared", check=False)
+    line = one_line_failure(failed, "export")
+    assert "more than one API root" in line and main["id"] in line and games["id"] in line
+    refused = kizuna(sqlite_node, "tokens", "create", "--org", "NCSC UK", "--read", "shared", "--json", check=False)
+    assert refused.returncode != 0
+    assert json.loads(refused.stdout)["error"]["message"].startswith("alias 'shared' names a collection in more")
+    assert kizuna_json(sqlite_node, "export", "--collection", main["id"], "--format", "stix", "-o",
+                       str(sqlite_node / "main.json"))["objects"] == 0
+
+
 def test_agreements_list_names_the_partner_organisation(sqlite_node: Path) -> None:
     org = kizuna_json(sqlite_node, "orgs", "create", "JPCERT/CC", "--country", "JPN")
     kizuna_json(sqlite_node, "agreements", "set", "uk-jp", "--partner", "JPCERT/CC", "--max-tlp", "amber")
