@@ -48,6 +48,10 @@ def detect_format(head: bytes, name: str = "") -> str:
     IOC list, ``ioc-csv`` when the name ends in .csv or .tsv or the first line has a delimiter.
     """
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    # A MISP document first: its first key says so, while the STIX 2.0 sniff would take any JSON holding
+    # "created" and "type" (a MISP feed's event file, Kizuna's own export among them) for STIX 2.0.
+    if text.startswith((b"{", b"[")) and _MISP_KEY.match(text):
+        return MISP
     legacy = sniff(text)
     if legacy is not None:
         return legacy

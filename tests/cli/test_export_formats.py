@@ -130,6 +130,11 @@ def test_misp_feed_directory_has_manifest_hashes_and_events(node: Path, tmp_path
     hashes = (feed / "hashes.csv").read_text().splitlines()
     digest = hashlib.md5(b"tickets-verify.example.net", usedforsecurity=False).hexdigest()
     assert any(line.startswith(digest + ",") and line.split(",")[1] in manifest for line in hashes)
+    # Kizuna reads its own feed's events back as MISP without being told (they were taken for STIX 2.0).
+    kizuna_json(node, "collections", "create", "--title", "Feed copy", "--alias", "feed-copy")
+    for event in manifest:
+        imported = kizuna_json(node, "import", str(feed / f"{event}.json"), "--collection", "feed-copy")
+        assert [source["format"] for source in imported["sources"]] == ["misp"] and imported["stored"] > 0
 
 
 def test_zeek_intel_and_warninglisted_values_only_when_forced(node: Path, tmp_path: Path) -> None:
