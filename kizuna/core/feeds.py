@@ -31,6 +31,18 @@ FEED_EXTENSIONS: Final = {"txt": "txt", "rpz": "rpz", "suricata": "rules", "zeek
 TLP_LEVELS: Final = ("clear", "green", "amber", "amber+strict", "red")
 # Lower-case letters, digits, '-' and '_': a name sits in a URL path before the extension's dot.
 _NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+#: One label of a zone name: letters, digits, '_' and inner '-', at most 63 (RFC 1035 2.3.4).
+_ZONE_LABEL: Final = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
+def zone_name_problem(origin: str) -> str | None:
+    """Why ``origin`` cannot be an RPZ zone's name, or None. An empty name would be the root zone and an
+    empty label (``rpz..example``) no name at all; both were written into zones that resolvers refuse."""
+    labels = origin.lower().removesuffix(".").split(".")
+    if not origin.strip(".") or len(origin) > 253 or not all(_ZONE_LABEL.fullmatch(label) for label in labels):
+        return (f"{origin!r} is not a usable zone name: give dot-separated labels of letters, digits, '-' and "
+                "'_' (e.g. rpz.example.org)")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +106,8 @@ def create_feed(node: Any, feed: FeedDefinition, collection_ref: str) -> FeedDef
         raise AdminError("--type applies to txt feeds only (the other formats carry every IOC kind)")
     if feed.rpz_origin is not None and feed.format != "rpz":
         raise AdminError("--rpz-origin applies to rpz feeds only")
+    if feed.rpz_origin is not None and (problem := zone_name_problem(feed.rpz_origin)) is not None:
+        raise AdminError(problem)
     collection = node.find_collection(collection_ref, feed.api_root or None)
     stored = FeedDefinition(
         feed.name, feed.format, collection.api_root, collection.id, feed.tlp_ceiling, feed.min_confidence,

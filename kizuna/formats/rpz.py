@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
+from kizuna.core.feeds import zone_name_problem
 from kizuna.formats.base import ConversionReport, FormatError
 from kizuna.formats.feeds import DEFAULT_OPTIONS, PIECE_LINES, FeedOptions, feed_timestamp, select_terms
 from kizuna.formats.iocs import DOMAIN, IPV4, IPV6, to_ascii_domain
@@ -64,9 +65,10 @@ def write_rpz(
     record = ACTIONS.get(action)
     if record is None:
         raise FormatError(f"unknown RPZ action {action!r} (one of {', '.join(ACTIONS)})")
+    problem = zone_name_problem(origin)
+    if problem is not None:
+        raise FormatError(problem)
     zone = origin.rstrip(".").lower() + "."
-    if len(zone) > 200 or " " in zone or ";" in zone:
-        raise FormatError(f"{origin!r} is not a usable zone name")
     serial = parse_timestamp(feed_timestamp(options)) // 1_000_000 % 2**32
     yield f"$ORIGIN {zone}\n"
     yield f"$TTL {ttl}\n"

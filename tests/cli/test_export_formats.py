@@ -104,6 +104,18 @@ def test_rpz_zone_parses_with_dnspython(node: Path, tmp_path: Path) -> None:
     assert "*.cdn-tickets.example.org.rpz.example.org." in names
 
 
+@pytest.mark.parametrize("origin", ["", ".", "rpz..example", "bad origin!", "-rpz.example"])
+def test_an_rpz_zone_needs_a_usable_name(node: Path, tmp_path: Path, origin: str) -> None:
+    """An empty origin wrote `$ORIGIN .` (the root zone) and an empty label a name no resolver loads."""
+    out = tmp_path / "zone.rpz"
+    failed = kizuna(node, "export", "--collection", "out", "--format", "rpz", "--rpz-origin", origin, "-o", str(out),
+                    check=False)
+    assert failed.returncode == 1 and "is not a usable zone name" in failed.stderr and not out.exists()
+    defined = kizuna(node, "feeds", "create", "zone-x", "--collection", "out", "--format", "rpz", "--rpz-origin",
+                     origin, check=False)
+    assert defined.returncode == 1 and "is not a usable zone name" in defined.stderr
+
+
 def test_suricata_rules_parse_with_suricataparser(node: Path, tmp_path: Path) -> None:
     out, _ = export(node, tmp_path, "suricata")
     rules = [parse_rule(line) for line in out.read_text().splitlines() if line.strip()]
