@@ -115,7 +115,9 @@ class FeedService:
             if _matches(inm, sent.etag) or (inm is None and _not_modified_since(ims, sent.last_modified)):
                 return self._not_modified(sent)
         built = await run_in_threadpool(build_feed, self.node, feed, collection, principal)
-        kept = sent.last_modified if sent is not None and sent.etag == built.etag else time.time()
+        # A second early: the server's Date header is taken once a second, and Last-Modified must not be later
+        # than it (RFC 9110 8.8.2.1).
+        kept = sent.last_modified if sent is not None and sent.etag == built.etag else int(time.time()) - 1
         sent = _Sent(fresh, built.etag, kept,
                      built.report.next_change)
         self._remember(key, sent)

@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,8 @@ def test_an_unchanged_list_is_304_and_a_new_indicator_changes_it(fed: Node) -> N
     first = get(fed, "/feeds/fw.txt")
     etag, modified = first.headers["etag"], first.headers["last-modified"]
     assert etag.startswith('"') and first.headers["cache-control"] == "private, no-cache"
+    # RFC 9110 8.8.2.1: an origin server MUST NOT send a Last-Modified date later than its Date.
+    assert parsedate_to_datetime(modified) <= parsedate_to_datetime(first.headers["date"])
     for headers in ({"If-None-Match": etag}, {"If-None-Match": f'W/{etag}'},
                     {"If-None-Match": f'"other", {etag}'}, {"If-Modified-Since": modified}):
         again = get(fed, "/feeds/fw.txt", **headers)
