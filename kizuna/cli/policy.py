@@ -113,12 +113,22 @@ def policy() -> None:
 
 @policy.command("communities")
 @click.argument("communities", nargs=-1)
+@click.option("--none", "share_with_none", is_flag=True, help="Share TLP:GREEN with no community.")
 @json_option
 @click.pass_context
-def policy_communities(ctx: click.Context, communities: tuple[str, ...], as_json: bool) -> None:
-    """Set the communities this node shares TLP:GREEN with (none given: share GREEN with none)."""
+def policy_communities(ctx: click.Context, communities: tuple[str, ...], share_with_none: bool, as_json: bool) -> None:
+    """Set the communities this node shares TLP:GREEN with (names, or comma lists); with none given, show them.
 
-    shared = node_of(ctx).set_shared_communities(communities)
+    Giving names replaces the list; --none empties it.
+    """
+    node = node_of(ctx)
+    names = split_values(communities)
+    if share_with_none and names:
+        raise CliError("give community names or --none, not both", code="usage", exit_code=2)
+    if names is not None and not names:
+        raise CliError(f"no community name in {' '.join(communities)!r}", code="usage", exit_code=2)
+    # Looking must never change anything: the bare command used to empty the list.
+    shared = node.set_shared_communities(names or []) if names or share_with_none else node.shared_communities()
     emit(as_json, {"shared_communities": shared}, "TLP:GREEN is shared with: " + (", ".join(shared) or "nobody"))
 
 

@@ -407,6 +407,10 @@ class Node:
         })
         return groups
 
+    def shared_communities(self) -> list[str]:
+        """The communities this node shares TLP:GREEN with."""
+        return sorted(orjson.loads(self.store.get_setting(SHARED_COMMUNITIES) or "[]"))
+
     def set_shared_communities(self, communities: Iterable[str]) -> list[str]:
         shared = sorted(set(communities))
         self.store.set_setting(SHARED_COMMUNITIES, orjson.dumps(shared).decode())

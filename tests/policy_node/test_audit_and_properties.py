@@ -219,9 +219,15 @@ def test_policy_commands_change_what_is_served(world: World) -> None:
     token = cli_json(data, "tokens", "create", "--org", "CERT-EE", "--read", "shared")["token"]
     world.node.tokens["ee"] = token
     assert world.objects("ee", **{"match[id]": green["id"]}) == []
-    cli_json(data, "policy", "communities", "first-eu")
+    cli_json(data, "policy", "communities", "first-eu,")
     cli_json(data, "policy", "org", "CERT-EE", "--community", "first-eu")
     assert [o["id"] for o in world.objects("ee", **{"match[id]": green["id"]})] == [green["id"]]
+    # Looking changes nothing (the bare command used to empty the list); --none empties it.
+    assert cli_json(data, "policy", "communities")["shared_communities"] == ["first-eu"]
+    assert [o["id"] for o in world.objects("ee", **{"match[id]": green["id"]})] == [green["id"]]
+    assert cli_json(data, "policy", "communities", "--none")["shared_communities"] == []
+    assert world.objects("ee", **{"match[id]": green["id"]}) == []
+    cli_json(data, "policy", "communities", "first-eu")
     history = cli_json(data, "agreements", "show", "uk-au")["versions"]
     cli_json(data, "agreements", "set", "uk-au", "--max-tlp", "clear")
     assert cli_json(data, "agreements", "show", "uk-au")["versions"][-1]["version"] == len(history) + 1
