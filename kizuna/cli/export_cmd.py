@@ -181,7 +181,7 @@ def _summarise(fmt: str, run: _Export, report: ConversionReport, output: Path | 
     payload = {"collection": run.target.id, "format": fmt, "objects": run.count, unit: written,
                "path": None if output is None else str(output), "losses": summary["losses"],
                "warnings": summary["warnings"]}
-    text = f"Exported {run.count} objects ({written} {unit}) from {run.target.id} as {fmt}" + (
+    text = f"Exported {run.count} objects ({written} {unit}) from {run.target.alias or run.target.title} as {fmt}" + (
         f" to {output}" if output is not None else "")
     if report.losses:
         text += f"\n  {len(report.losses)} objects or values could not be expressed in {fmt} (--json lists them)"

@@ -139,12 +139,13 @@ def _details(source: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _text(result: dict[str, Any]) -> str:
+def _text(result: dict[str, Any], name: str) -> str:
+    """The summary for a person; ``name``: the collection's alias or title (the JSON keeps its id)."""
     out: list[str] = []
     details: list[str] = []
     for s in result["sources"]:
         line = (f"{s['source']}: {s['total']} objects read: {s['stored']} stored, {s['duplicates']} already "
-                f"stored, {s['rejected']} rejected (collection {s['collection']})")
+                f"stored, {s['rejected']} rejected (collection {name})")
         if s["format"] != STIX:
             line += (f"; converted from {s['format']}: {len(s['rejected_input'])} input records rejected, "
                      f"{len(s['losses'])} losses, {s['flagged']} flagged by warninglists")
@@ -267,7 +268,7 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
         named, _, line = where.rpartition(":")
         raise CliError(f"nothing usable was imported{why}", code="empty", file=named if line.isdigit() else where,
                        line=int(line) if line.isdigit() else None)
-    emit(as_json, result, _text(result))
+    emit(as_json, result, _text(result, target.alias or target.title))
     if result["rejected"] or failed:
         if not as_json:  # the report is above; the failure itself is one line, as for every command
             what = [f"{len(failed)} of {len(failed) + len(sources)} files not imported"] if failed else []

@@ -624,7 +624,8 @@ class Node:
         ctx = self.policy.context().with_definitions(brought)
         own = frozenset({self.home_organisation_id} if self.home_organisation_id else ())
         found = share_partners(self.store, self.policy, self.home_organisation_id)
-        return preview(normalised[-1], found, ctx, [c.id for c in targets], own)
+        return preview(normalised[-1], found, ctx, [c.id for c in targets], own,
+                       {c.id: c.alias or c.title for c in targets})
 
     def search(
         self, principal: Principal, text: str, filters: SearchFilters | None = None, limit: int = 20,

@@ -107,7 +107,7 @@ REASONS: Final = {
 
 def preview(
     draft: Mapping[str, Any], partners: Iterable[Partner], ctx: PolicyContext, collection_ids: Sequence[str],
-    own_identities: frozenset[str] = frozenset(),
+    own_identities: frozenset[str] = frozenset(), collection_names: Mapping[str, str] | None = None,
 ) -> list[Verdict]:
     """One verdict per partner for ``draft`` written to ``collection_ids``.
 
@@ -115,7 +115,8 @@ def preview(
     objects they produced.  Objects that reference others (relationships, sightings, reports) are judged
     by their own markings here; a partner that cannot see what they point at will not see them either.
     """
-    return [_verdict(draft, partner, ctx, collection_ids, own_identities) for partner in partners]
+    names = collection_names or {}
+    return [_verdict(draft, partner, ctx, collection_ids, own_identities, names) for partner in partners]
 
 
 def summarise(verdicts: Sequence[Verdict]) -> str:
@@ -132,7 +133,7 @@ def _join(names: Sequence[str]) -> str:
 
 def _verdict(
     draft: Mapping[str, Any], partner: Partner, ctx: PolicyContext, collection_ids: Sequence[str],
-    own_identities: frozenset[str],
+    own_identities: frozenset[str], collection_names: Mapping[str, str],
 ) -> Verdict:
     first_refusal: Verdict | None = None
     for route in partner.routes:
@@ -154,11 +155,13 @@ def _verdict(
                                redacted=decision.outcome is Outcome.REDACTED)
             else:
                 reason, params = _reason(policy, draft, partner, route, ctx, collection_id)
+                if "collection" in params:  # a person reads the verdict: the collection's alias, not its id
+                    params = {**params, "collection": collection_names.get(collection_id, collection_id)}
                 refusal = Verdict(partner.key, partner.name, False, reason, params)
             first_refusal = first_refusal or refusal
     if first_refusal is not None:
         return first_refusal
-    names = {"collections": ", ".join(collection_ids)}
+    names = {"collections": ", ".join(collection_names.get(c, c) for c in collection_ids)}
     return Verdict(partner.key, partner.name, False, "not_pushed" if partner.is_node else "no_access", names)
 
 

@@ -126,7 +126,8 @@ def test_export_replaces_the_file_whole_and_says_what_it_wrote(data_dir: Path, t
     kizuna_json(data_dir, "collections", "create", "--title", "Out", "--alias", "out")
     source = tmp_path / "in.json"
     source.write_text(json.dumps([identity(n) for n in range(5)]))
-    kizuna_json(data_dir, "import", str(source), "--collection", "out")
+    said = kizuna(data_dir, "import", str(source), "--collection", "out").stdout
+    assert "(collection out)" in said  # summaries name the collection as the operator does, not by its id
     target = tmp_path / "out" / "export.json"
     target.parent.mkdir()
     target.write_text("an older export")
@@ -135,7 +136,7 @@ def test_export_replaces_the_file_whole_and_says_what_it_wrote(data_dir: Path, t
     assert summary["bytes"] == target.stat().st_size
     assert len(json.loads(target.read_text())["objects"]) == 5
     text = kizuna(data_dir, "export", "--collection", "out", "-o", str(target))
-    assert f"Exported 5 objects ({target.stat().st_size} bytes)" in text.stderr
+    assert f"Exported 5 objects ({target.stat().st_size} bytes) from out as stix" in text.stderr
     assert sorted(p.name for p in target.parent.iterdir()) == ["export.json"]  # no temporary file left
     # A failed export (no such collection) leaves the earlier file as it was.
     before = target.read_bytes()

@@ -104,6 +104,11 @@ def test_routes_collections_and_pushes() -> None:
     pushed = Partner("node:jp-node", "jp-node", JP, (Route(frozenset({"c1"}), agreement=bound, push=True),))
     [verdict] = preview(green, [pushed], ctx, ["c1"])
     assert (verdict.reason, verdict.params["collection"]) == ("collection_not_in_agreement", "c1")
+    # Named as the operator names them when the caller gives their aliases (the CLI and the console do).
+    [named] = preview(green, [pushed], ctx, ["c1"], collection_names={"c1": "games-intel"})
+    assert named.params["collection"] == "games-intel"
+    assert preview(green, [node], ctx, ["c1"], collection_names={"c1": "games-intel"})[0].describe() == (
+        "jp-node will not see this, because none of games-intel is pushed to it")
     # AMBER+STRICT of another producer stops at this node even where the agreement would release it.
     strict = Agreement("jp-all", 1, JP.identity_id, max_tlp=TlpLevel.AMBER_STRICT)
     pushed = Partner("node:jp-node", "jp-node", JP, (Route(frozenset({"c1"}), agreement=strict, push=True),))
