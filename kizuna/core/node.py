@@ -146,6 +146,8 @@ class Node:
         if (data_dir / "kizuna.toml").exists():
             raise AdminError(f"{data_dir}: a Kizuna node already lives here")
         country = country_code(country)  # refused before anything is created
+        if org_name is not None and not org_name.strip():
+            raise AdminError("--org-name is empty: give the organisation's name, or leave the option out")
         url = absolute_store_url(store_url, data_dir) if store_url else default_store_url(data_dir)
         config = NodeConfig(data_dir=data_dir, store_url=url)
         store = open_store(config.store_url)

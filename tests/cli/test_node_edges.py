@@ -105,6 +105,13 @@ def test_an_unreachable_postgresql_fails_in_one_line_quickly(tmp_path: Path, sil
         assert "cannot connect to PostgreSQL" in one_line_failure(result, command)
 
 
+@pytest.mark.parametrize("name", ["", "   "])
+def test_an_empty_organisation_name_is_refused_before_anything_is_made(tmp_path: Path, name: str) -> None:
+    fresh = tmp_path / "fresh"
+    line = one_line_failure(kizuna(fresh, "init", "--org-name", name, "--country", "GBR", check=False), "init")
+    assert "--org-name is empty" in line and not (fresh / "kizuna.toml").exists()
+
+
 @pytest.mark.parametrize("country", ["ZZZ", "UK", "XXX", "gb"])
 def test_impossible_countries_are_refused(tmp_path: Path, sqlite_node: Path, country: str) -> None:
     fresh = tmp_path / "fresh"
