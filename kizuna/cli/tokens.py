@@ -152,15 +152,17 @@ def tokens_bind_cert(ctx: click.Context, token_id: str, cert_fingerprint: str | 
 @tokens.command("rotate")
 @click.argument("token_id")
 @click.option("--grace", default="1h", show_default=True, metavar="DURATION",
-              help="How long the old secret keeps working (90s, 30m, 12h, 7d; 0 ends it now).")
+              help="How long the old secret keeps working (90s, 30m, 12h, 7d, at most 90 days; 0 ends it now).")
 @json_option
 @click.pass_context
 def tokens_rotate(ctx: click.Context, token_id: str, grace: str, as_json: bool) -> None:
     """Give a token a new secret, printed once; the old secret works until the grace period ends."""
     secret, until = node_of(ctx).rotate_token(token_id, grace)
+    ended = until <= now_micros()  # --grace 0
     emit(as_json, {"id": token_id, "token": secret, "previous_valid_until": format_timestamp(until)},
-         f"Token {token_id} rotated; the old secret works until {format_timestamp(until)}. "
-         f"Store the new secret now; it is not shown again:\n{secret}")
+         f"Token {token_id} rotated; the old secret "
+         + ("no longer works. " if ended else f"works until {format_timestamp(until)}. ")
+         + f"Store the new secret now; it is not shown again:\n{secret}")
 
 
 @click.group("cursor-keys")

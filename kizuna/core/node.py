@@ -40,7 +40,14 @@ from kizuna.core.query import Page, Reader
 from kizuna.core.search import Searcher, SearchFilters, SearchResults
 from kizuna.core.share_preview import partners as share_partners
 from kizuna.core.stored_shapes import StoredShapes
-from kizuna.core.tokens import authenticate_token, issue_token, parse_expiry, parse_fingerprint, rotate_token
+from kizuna.core.tokens import (
+    authenticate_token,
+    issue_token,
+    parse_expiry,
+    parse_fingerprint,
+    parse_grace,
+    rotate_token,
+)
 from kizuna.core.visibility import Viewer
 from kizuna.policy import Agreement, PolicyOptions, compile_viewer
 from kizuna.policy import Organisation as PolicyOrganisation
@@ -319,7 +326,7 @@ class Node:
     def rotate_token(self, token_id: str, grace: str) -> tuple[str, int]:
         """A new secret for a token (to show once) and when the replaced secret stops working (µs)."""
         now = now_micros()
-        until = parse_expiry(grace, now) if grace not in ("0", "0s") else now
+        until = parse_grace(grace, now)
         secret = rotate_token(self.store, token_id, until)
         self.audit.record("token-rotated", NODE_ADMIN.key,
                           {"token": token_id, "previous_valid_until": format_timestamp(until)})

@@ -33,7 +33,8 @@ from kizuna.store.base import Grant, Store, TokenRecord
 
 _PREFIX = "kz_"
 _DUMMY_HASH = hashlib.sha256(b"kizuna: no such token").hexdigest()
-_DURATION = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
+_MAX_DURATION_DIGITS = 7
+_DURATION = re.compile(rf"^([1-9][0-9]{{0,{_MAX_DURATION_DIGITS - 1}}})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 #: The node setting listing the ids of tokens that hold the operator right (core/operators.py).
 OPERATORS_SETTING = "operator_token_ids"
@@ -45,30 +46,57 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def parse_expiry(text: str, now: int) -> int:
+def parse_expiry(text: str, now: int, option: str = "--expires") -> int:
     """When a token given ``--expires text`` at ``now`` stops working, in µs since the epoch.
 
     ``text`` is a duration from now (``90s``, ``90m``, ``12h``, ``30d``) or an ISO 8601 date or
     time (``2027-03-31`` is midnight UTC at its start; a time without an offset is UTC). The moment
-    must lie in the future: a token that never works is a mistake worth reporting.
+    must lie in the future: a token that never works is a mistake worth reporting. ``option`` names
+    the value in errors.
     """
     value = text.strip()
-    duration = _DURATION.match(value)
-    if duration is not None:
-        at = now + int(duration.group(1)) * _UNIT_SECONDS[duration.group(2)] * 1_000_000
-    else:
-        at = _parse_moment(value)
+    duration = _duration_micros(value, option)
+    at = now + duration if duration is not None else _parse_moment(value, option)
     if at <= now:
-        raise AdminError(f"expiry {text!r} is not in the future")
+        raise AdminError(f"{option} {text!r} is not in the future")
     return at
 
 
-def _parse_moment(value: str) -> int:
+#: Longest grace a rotated token's old secret is given: a rotation is meant to end the old secret.
+MAX_GRACE_DAYS = 90
+
+
+def parse_grace(text: str, now: int) -> int:
+    """When the replaced secret of a rotated token stops working: ``0`` is now, else a duration (``90s``,
+    ``30m``, ``12h``, ``7d``) of at most `MAX_GRACE_DAYS` days."""
+    value = text.strip()
+    if value in ("0", "0s", "0m", "0h", "0d"):
+        return now
+    duration = _duration_micros(value, "--grace")
+    if duration is None:
+        raise AdminError(f"--grace {text!r} is not a duration (0, 90s, 30m, 12h, 7d)")
+    if duration > MAX_GRACE_DAYS * 86400 * 1_000_000:
+        raise AdminError(f"--grace {text!r} is longer than {MAX_GRACE_DAYS} days")
+    return now + duration
+
+
+def _duration_micros(value: str, option: str) -> int | None:
+    """µs of a duration like ``12h``; None when ``value`` is not written as one."""
+    duration = _DURATION.match(value)
+    if duration is None:
+        if re.fullmatch(r"[1-9][0-9]*[smhd]", value):  # a duration, only too long to be meant
+            raise AdminError(f"{option} {value!r} is out of range: at most {_MAX_DURATION_DIGITS} digits "
+                             "before the unit")
+        return None
+    return int(duration.group(1)) * _UNIT_SECONDS[duration.group(2)] * 1_000_000
+
+
+def _parse_moment(value: str, option: str) -> int:
     try:
         return parse_moment(value)
     except ValueError:
         raise AdminError(
-            f"expiry {value!r} is neither a duration (90m, 12h, 30d) nor an ISO date (2027-03-31)"
+            f"{option} {value!r} is neither a duration (90m, 12h, 30d) nor an ISO date (2027-03-31)"
         ) from None
 
 

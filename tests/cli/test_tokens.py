@@ -72,13 +72,28 @@ def test_expiry_as_an_iso_date_and_bad_forms(node: Node) -> None:
                           "--expires", "2099-03-31")
     assert created["expires"] == "2099-03-31T00:00:00.000000Z"
     assert _listed(node, created["id"])["expires"] == "2099-03-31T00:00:00.000000Z"
-    for given, reason in [("3 weeks", "neither a duration"), ("2001-01-01", "not in the future"),
-                          ("0d", "neither a duration")]:
+    for given, reason in [("3 weeks", "--expires '3 weeks' is neither a duration"),
+                          ("2001-01-01", "not in the future"), ("0d", "neither a duration"),
+                          ("99999999999d", "'99999999999d' is out of range")]:
         result = kizuna(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared",
                         "--expires", given, check=False)
         assert result.returncode == 1 and result.stdout == ""
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("kizuna tokens create: ")
         assert reason in result.stderr, result.stderr
+
+
+def test_a_rotation_grace_is_a_bounded_duration(node: Node) -> None:
+    token_id = kizuna_json(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared")["id"]
+    for given, reason in [("-1h", "--grace '-1h' is not a duration"), ("2027-01-01", "is not a duration"),
+                          ("nan", "is not a duration"), ("99999999999d", "is out of range"),
+                          ("91d", "is longer than 90 days")]:
+        result = kizuna(node.data_dir, "tokens", "rotate", token_id, "--grace", given, check=False)
+        assert result.returncode == 1 and result.stderr.startswith("kizuna tokens rotate: ")
+        assert reason in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    ended = kizuna(node.data_dir, "tokens", "rotate", token_id, "--grace", "0")
+    assert "the old secret no longer works" in ended.stdout
+    kept = kizuna(node.data_dir, "tokens", "rotate", token_id, "--grace", "90d")
+    assert "the old secret works until " in kept.stdout
 
 
 def test_list_names_organisation_rights_label_dates_and_state(node: Node) -> None:
