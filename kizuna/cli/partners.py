@@ -309,9 +309,16 @@ def sync_command(ctx: click.Context, partner: str | None, loop: bool, tick: floa
                 raise CliError(f"no partner {name!r}", code="not-found") from None
             if done is not None:
                 done()
-    payload = {"runs": reports, "worker": holder[0] if holder else None}
+    payload: dict[str, Any] = {"runs": reports, "worker": holder[0] if holder else None}
+    failed = [r for r in reports if r["error"]]
+    # The report of every partner, then the failure in one line: one bad partner never hides the others.
+    summary = f"{len(failed)} of {len(reports)} partners failed; the first: {failed[0]['error']}" if failed else ""
+    if failed:
+        payload["error"] = {"code": "sync", "message": summary, "file": None, "line": None}
     emit(as_json, payload, "\n".join(_run_line(r) for r in reports) or "No partners.")
-    if any(r["error"] for r in reports):
+    if failed:
+        if not as_json:
+            click.echo(f"kizuna sync: {summary}", err=True)
         ctx.exit(1)
 
 

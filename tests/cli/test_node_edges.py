@@ -213,6 +213,21 @@ def test_an_alias_used_in_two_api_roots_is_refused_not_guessed(sqlite_node: Path
                        str(sqlite_node / "main.json"))["objects"] == 0
 
 
+def test_a_failed_sync_reports_every_partner_then_fails_in_one_line(sqlite_node: Path) -> None:
+    kizuna_json(sqlite_node, "collections", "create", "--title", "Shared", "--alias", "shared")
+    for name in ("down-a", "down-b"):  # nothing listens on port 9
+        kizuna_json(sqlite_node, "partners", "add", name, "--url", "http://127.0.0.1:9/main/", "--token", "kz_x",
+                    "--map", "shared=remote")
+    result = kizuna(sqlite_node, "sync", "--quiet", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == ["down-a", "down-b"]
+    assert result.stderr.startswith("kizuna sync: 2 of 2 partners failed; the first: down-a: ")
+    assert result.stderr.count("\n") == 1
+    as_json = kizuna(sqlite_node, "sync", "down-b", "--json", check=False)
+    payload = json.loads(as_json.stdout)
+    assert as_json.returncode == 1 and payload["error"]["code"] == "sync" and len(payload["runs"]) == 1
+
+
 def test_agreements_list_names_the_partner_organisation(sqlite_node: Path) -> None:
     org = kizuna_json(sqlite_node, "orgs", "create", "JPCERT/CC", "--country", "JPN")
     kizuna_json(sqlite_node, "agreements", "set", "uk-jp", "--partner", "JPCERT/CC", "--max-tlp", "amber")
