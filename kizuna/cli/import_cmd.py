@@ -34,6 +34,7 @@ from kizuna.formats.detect_format import (
     detect_format,
 )
 from kizuna.formats.warninglists import DEFAULT_LISTS, WarninglistError, Warninglists, load_warninglists
+from kizuna.stix.timestamps import parse_moment
 from kizuna.store.base import Collection
 
 AUDIT_KIND: Final = "import-report"
@@ -220,6 +221,11 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
         raise CliError("SOURCE is empty: give a file, a directory or an http(s) URL", code="usage", exit_code=2)
     if warninglists and no_warninglists:
         raise CliError("give --warninglist or --no-warninglists, not both", code="usage", exit_code=2)
+    if valid_until is not None:
+        try:
+            parse_moment(valid_until)  # an option's mistake, told before any file is read and not blamed on one
+        except ValueError as exc:
+            raise CliError(f"--valid-until {valid_until!r}: {exc}", code="usage", exit_code=2) from None
     node = node_of(ctx)
     target = node.find_collection(collection, api_root)
     lists: tuple[str, ...] | None = None if no_warninglists else tuple(warninglists) or DEFAULT_LISTS

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from kizuna.formats.base import FormatError
 from kizuna.formats.iocs import DOMAIN, EMAIL, IPV4, IPV6, JA3, MD5, SHA1, SHA256, SHA512, URL
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel
-from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
+from kizuna.stix.timestamps import format_timestamp, now_micros, parse_moment
 
 VALUE_COLUMNS: Final = {"value", "indicator", "ioc", "ioc_value", "observable", "entry", "data"}
 TYPE_COLUMNS: Final = {"type", "indicator_type", "ioc_type", "kind", "attribute_type"}
@@ -43,16 +42,7 @@ TYPE_NAMES: Final = {
 @functools.lru_cache(maxsize=4096)
 def stix_time(text: str) -> str:
     """A STIX timestamp from an ISO 8601 date or date-time (a time without offset is taken as UTC)."""
-    text = text.strip()
-    try:
-        return format_timestamp(parse_timestamp(text))
-    except ValueError:
-        pass
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
+    return format_timestamp(parse_moment(text.strip()))
 
 
 def indicator_template(

@@ -15,6 +15,7 @@ flagging costs microseconds per value — the library's own search walks every l
 from __future__ import annotations
 
 import bisect
+import difflib
 import functools
 import importlib.util
 import ipaddress
@@ -109,7 +110,11 @@ def _load_list(name: str, directory: Path) -> _List:
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise WarninglistError(f"no warninglist named {name!r} (see available_lists())") from None
+        known = available_lists() if directory == _lists_dir() else sorted(p.name for p in directory.iterdir())
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise WarninglistError(f"no warninglist named {name!r}; {hint}the {len(known)} lists are the directories "
+                               f"of {directory}") from None
     except (OSError, ValueError) as exc:
         raise WarninglistError(f"warninglist {name!r} cannot be read: {exc}") from exc
     list_type = str(data.get("type", "string"))

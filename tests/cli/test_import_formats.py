@@ -140,6 +140,14 @@ def test_no_warninglists_flags_nothing_and_the_report_file_holds_everything(sqli
     unknown = kizuna(sqlite_node, "import", str(IOC_CSV), "--collection", "in", "--warninglist", "no-such-list",
                      check=False)
     assert unknown.returncode == 2 and "no-such-list" in unknown.stderr and len(unknown.stderr.splitlines()) == 1
+    near = kizuna(sqlite_node, "import", str(IOC_CSV), "--collection", "in", "--warninglist", "public-dns-4",
+                  check=False)
+    assert "did you mean 'public-dns-v4'" in near.stderr  # not a Python function to call, as it once said
+    # An option's bad value is the option's fault: a usage error before any file is read, not blamed on the file.
+    bad = kizuna(sqlite_node, "import", str(IOC_CSV), "--collection", "in", "--valid-until", "2030-13-01", "--json",
+                 check=False)
+    error = json.loads(bad.stdout)["error"]
+    assert bad.returncode == 2 and error["file"] is None and error["message"].startswith("--valid-until '2030-13-01'")
 
 
 # --- STIX 2.0 and 1.x --------------------------------------------------------------------------
