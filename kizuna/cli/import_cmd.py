@@ -10,6 +10,7 @@ attribute, per CSV line, the elevator's warnings, objects ingest refused) is pri
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Final
@@ -43,6 +44,9 @@ AUDIT_LIMIT: Final = 10_000
 #: Detail lines printed under the summary; the rest are in --json, --report and the audit record.
 SHOWN: Final = 20
 _SKIPPED_IN_DIRECTORIES: Final = {"manifest.json", "hashes.csv"}  # a MISP feed's index files, not events
+#: A directory's documentation (its README, licence, notes): prose, whose hosts and hashes an IOC-list reader
+#: would otherwise take for indicators. Named on the command line, such a file is imported as asked.
+_DOCUMENTATION: Final = re.compile(r"(?i)(readme|licen[cs]e|copying|notice|changelog|authors)([.-].*)?|.*\.(md|rst)")
 
 
 class _Import:
@@ -121,9 +125,12 @@ def _format_failure(exc: FormatError, label: str) -> CliError:
     return CliError(exc.message if where == label else f"{exc.message} ({where})", code="format", file=label)
 
 
-def _files_of(directory: Path) -> list[Path]:
-    return [p for p in sorted(directory.iterdir())
-            if p.is_file() and not p.name.startswith(".") and p.name not in _SKIPPED_IN_DIRECTORIES]
+def _files_of(directory: Path) -> tuple[list[Path], list[str]]:
+    """The files of a directory to import, and the documentation files left out."""
+    files = [p for p in sorted(directory.iterdir())
+             if p.is_file() and not p.name.startswith(".") and p.name not in _SKIPPED_IN_DIRECTORIES]
+    return ([p for p in files if not _DOCUMENTATION.fullmatch(p.name)],
+            [str(p) for p in files if _DOCUMENTATION.fullmatch(p.name)])
 
 
 def _failure_lines(source: dict[str, Any]) -> list[str]:
@@ -160,6 +167,8 @@ def _text(result: dict[str, Any], name: str) -> str:
         details += _details(s)
     for bad in result["failed_sources"]:
         out.append(f"{bad['where']}: not imported: {bad['error']}")
+    out += [f"{path}: skipped: documentation, not data (name the file itself to import it)"
+            for path in result["skipped"]]
     out += details[:SHOWN]
     if len(details) > SHOWN:
         out.append(f"  … and {len(details) - SHOWN} more (all of them: --json, --report FILE, or record "
@@ -233,12 +242,13 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
                                                 valid_until=valid_until), lists, progress_wanted(as_json, quiet))
     sources: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
+    skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="kizuna-import-") as spool:
         if is_url(source):
             path = fetch_url(source, Path(spool), max_bytes=max_bytes, timeout=timeout)
             sources.append(run.one(path, source))
         elif Path(source).is_dir():
-            files = _files_of(Path(source))
+            files, skipped = _files_of(Path(source))
             if not files:
                 raise CliError("the directory holds no files to import", code="empty", file=source)
             for file in files:
@@ -252,7 +262,7 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
                 raise CliError("no such file, directory or http(s) URL", code="io", file=source)
             sources.append(run.one(Path(source), source))
     result: dict[str, Any] = {
-        "collection": target.id, "sources": sources, "failed_sources": failed,
+        "collection": target.id, "sources": sources, "failed_sources": failed, "skipped": skipped,
         "stored": sum(s["stored"] for s in sources), "duplicates": sum(s["duplicates"] for s in sources),
         "rejected": sum(s["rejected"] for s in sources), "failed": sum(s["failed"] for s in sources),
         "total": sum(s["total"] for s in sources), "added_by_node": sum(s["added_by_node"] for s in sources),

@@ -90,9 +90,13 @@ def test_a_misp_directory_imports_every_event_and_reports_the_bad_file(data_dir:
     shutil.copy(MISP_EVENT, events / "a-event.json")
     shutil.copy(GALAXY_EVENT, events / "b-galaxy.json")
     (events / "c-broken.json").write_text('{"Event": {"info": "cut short",\n "Attribute": [}}')
+    # A directory's README and licence are prose: their hosts and hashes are not indicators.
+    (events / "README.md").write_text("Events from https://misp.example.org, see also example.net\n")
+    (events / "LICENSE-CC-BY.txt").write_text("Licensed under CC BY 4.0, https://creativecommons.example\n")
     result = kizuna(data_dir, "import", str(events), "--collection", "in", "--json", check=False)
     assert result.returncode == 1  # a file was not imported
     report = json.loads(result.stdout)
+    assert report["skipped"] == [str(events / "LICENSE-CC-BY.txt"), str(events / "README.md")]
     assert [s["source"] for s in report["sources"]] == [str(events / "a-event.json"), str(events / "b-galaxy.json")]
     (bad,) = report["failed_sources"]
     assert bad["where"] == f"{events / 'c-broken.json'}:2" and "not valid JSON" in bad["error"]
