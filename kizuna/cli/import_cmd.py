@@ -82,7 +82,8 @@ class _Import:
             return {"source": label, "format": fmt, **result, "flagged": 0, "losses": [], "rejected_input": [],
                     "warnings": []}
         try:
-            converted = convert(fmt, path.read_bytes(), label, ioc=self.ioc, warninglists=self.warninglists())
+            converted = convert(fmt, path.read_bytes(), label, ioc=self.ioc, warninglists=self.warninglists(),
+                                undated=int(path.stat().st_mtime) * 1_000_000)
         except FormatError as exc:
             raise _format_failure(exc, label) from None
         return self._store(converted, label)

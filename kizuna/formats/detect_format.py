@@ -89,11 +89,12 @@ class Converted:
 
 
 def convert(fmt: str, data: bytes, name: str, *, ioc: IocOptions = IocOptions(),
-            warninglists: Warninglists | None = None) -> Converted:
+            warninglists: Warninglists | None = None, undated: int | None = None) -> Converted:
     """Convert one whole input (never STIX 2.1: see the module text) before anything is stored.
 
     Raises `FormatError` (naming ``name:line`` or a uuid) when the input as a whole is malformed;
-    refused lines or attributes are in the report and the rest is converted.
+    refused lines or attributes are in the report and the rest is converted. ``undated`` (µs, the input
+    file's time): when a STIX 1.x package dates nothing, the time its objects get.
     """
     if fmt == MISP:
         from kizuna.formats.misp_in import read_misp  # PyMISP and misp-stix take seconds to import
@@ -102,7 +103,7 @@ def convert(fmt: str, data: bytes, name: str, *, ioc: IocOptions = IocOptions(),
     elif fmt == STIX20:
         report = read_stix20(data, name)
     elif fmt == STIX1:
-        report = read_stix1x(data, name)
+        report = read_stix1x(data, name, undated=undated)
     elif fmt in (IOC_CSV, IOC_TEXT):
         report = read_ioc_list(io.BytesIO(data), name, tlp=ioc.tlp, labels=ioc.labels, confidence=ioc.confidence,
                                valid_until=ioc.valid_until, created_by_ref=ioc.created_by_ref,

@@ -35,6 +35,7 @@ import orjson
 
 from kizuna.formats.base import ConversionReport, FormatError, Loss, Rejected
 from kizuna.stix import vocab
+from kizuna.stix.timestamps import format_timestamp
 from kizuna.stix.validation import check_object, is_stix_id
 
 __all__ = ["read_stix1x", "read_stix20", "sniff", "upgrade_stix20"]
@@ -206,11 +207,19 @@ class _Collect(logging.Handler):
         self.messages.append(f"{prefix} {record.levelname.lower()}: {record.getMessage()}")
 
 
-def read_stix1x(source: str | os.PathLike[str] | bytes, name: str | None = None) -> ConversionReport:
-    """STIX 1.x XML (file path or bytes) elevated to STIX 2.1 by stix2-elevator, its messages kept."""
+def read_stix1x(source: str | os.PathLike[str] | bytes, name: str | None = None, *,
+                undated: int | None = None) -> ConversionReport:
+    """STIX 1.x XML (file path or bytes) elevated to STIX 2.1 by stix2-elevator, its messages kept.
+
+    ``undated`` (µs; a path's modification time by default): the time given to what the package leaves
+    undated. The elevator's own choice is the current time, which made every import of the same package new
+    versions, and its marking definitions (ids taken from the package, content not) refused as redefined.
+    """
     from lxml import etree
 
     data, label = _read_source(source, name)
+    if undated is None and not isinstance(source, bytes):
+        undated = int(Path(source).stat().st_mtime) * 1_000_000
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True)
     try:
         root = etree.fromstring(data, parser)
@@ -222,7 +231,10 @@ def read_stix1x(source: str | os.PathLike[str] | bytes, name: str | None = None)
     ):
         raise FormatError(f"not a STIX 1.x package: the root element is {etree.QName(root).localname}",
                           f"{label}:{root.sourceline or 1}")
-    bundle, messages = _elevate(root, label)
+    bundle, messages = _elevate(root, label, undated)
+    if undated is not None and root.get("timestamp") is None:
+        messages.append(f"undated objects are dated {format_timestamp(undated)} (the file's time), so importing "
+                        "the same package again stores nothing new")
     report = ConversionReport(STIX1, warnings=messages)
     if not isinstance(bundle, dict) or bundle.get("type") != "bundle":
         raise FormatError("stix2-elevator produced no STIX 2.1 bundle", label)
@@ -240,7 +252,7 @@ def _xml_reason(exc: Any) -> str:
     return re.sub(r",? line \d+, column \d+$", "", message.strip())
 
 
-def _elevate(root: Any, label: str) -> tuple[Any, list[str]]:
+def _elevate(root: Any, label: str, undated: int | None) -> tuple[Any, list[str]]:
     _lxml_compatibility()
     # Some of the elevator's dependencies print to standard output on import (maec without numpy):
     # that would corrupt `kizuna import --json`, so their imports are silenced too.
@@ -261,7 +273,10 @@ def _elevate(root: Any, label: str) -> tuple[Any, list[str]]:
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")  # python-stix's deprecation notices are not about the input
-                options.initialize_options(dict(_ELEVATOR_OPTIONS))
+                chosen: dict[str, Any] = dict(_ELEVATOR_OPTIONS)
+                if undated is not None:
+                    chosen["default_timestamp"] = format_timestamp(undated)
+                options.initialize_options(chosen)
                 result = elevate(stixmarx.parse(root.getroottree()))
         except Exception as exc:  # noqa: BLE001 - the elevator fails on odd input in many ways; all mean "cannot"
             # The elevator's internal failures (a KeyError on a package with no content) say little on

@@ -6,6 +6,7 @@ are served by a real HTTP server on a loopback port.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import shutil
@@ -174,6 +175,12 @@ def test_stix1_xml_is_elevated_with_the_elevators_warnings(sqlite_node: Path) ->
     assert any(w.startswith("stix2-elevator") for w in source["warnings"])
     (indicator,) = [o for o in stored(sqlite_node) if o["type"] == "indicator"]
     assert indicator["pattern"] == "[url:value = 'http://x4z9arb.cn/4712']"
+    # The package dates nothing: its objects take the file's time, not the clock's, so a second import of the
+    # same file is all duplicates (it made new versions, and its marking definition was refused as redefined).
+    assert indicator["created"].startswith(
+        dt.datetime.fromtimestamp(int(STIX1.stat().st_mtime), dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    again = kizuna_json(sqlite_node, "import", str(STIX1), "--collection", "in")
+    assert (again["stored"], again["duplicates"], again["rejected"]) == (0, report["stored"], 0)
 
 
 # --- detection of the format, and --format ------------------------------------------------------
