@@ -17,7 +17,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import click
 import orjson
@@ -157,6 +157,10 @@ def _write_into(target: Path, path: Path) -> Iterator[IO[bytes]]:
 
 
 port_type = click.IntRange(1, 65535)
+
+#: The TLP 2.0 levels as options take them, in any case (``--tlp GREEN`` is ``green``).
+TLP_LEVEL_NAMES: Final = ("clear", "green", "amber", "amber+strict", "red")
+tlp_level = click.Choice(TLP_LEVEL_NAMES, case_sensitive=False)
 
 
 def check_port_free(host: str, port: int) -> None:

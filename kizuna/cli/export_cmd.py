@@ -18,7 +18,7 @@ from typing import IO, Any, Final
 import click
 import orjson
 
-from kizuna.cli.common import CliError, emit, node_of, output_stream, quiet_option
+from kizuna.cli.common import CliError, emit, node_of, output_stream, quiet_option, tlp_level
 from kizuna.cli.progress import Progress, progress_wanted
 from kizuna.core import browse
 from kizuna.core.node import Node
@@ -32,7 +32,6 @@ from kizuna.policy.tlp import TlpLevel
 from kizuna.store.base import Collection
 
 EXPORT_FORMATS: Final = ("stix", "misp", "misp-feed", "csv", "txt", "rpz", "zeek", "suricata")
-_LEVELS: Final = ("clear", "green", "amber", "amber+strict", "red")
 
 
 class _Export:
@@ -104,8 +103,8 @@ def _misp_objects(run: _Export) -> list[dict[str, Any]]:
               help="Export what this organisation would receive over TAXII (its markings and agreements).")
 @click.option("--as-token-id", default=None, metavar="ID",
               help="Export what this token would receive over TAXII (see `kizuna tokens list`).")
-@click.option("--tlp-max", type=click.Choice(_LEVELS), default=None,
-              help="Feeds: leave out indicators marked above this TLP level.")
+@click.option("--tlp-max", "--tlp-ceiling", "tlp_max", type=tlp_level, default=None,
+              help="Feeds: leave out indicators marked above this TLP level (--tlp-ceiling, as for feeds create).")
 @click.option("--min-confidence", type=click.IntRange(0, 100), default=None,
               help="Feeds: leave out indicators below this confidence (or without one).")
 @click.option("--type", "kind", type=click.Choice(sorted(BLOCKLIST_KINDS)), default="ip", show_default=True,

@@ -6,10 +6,9 @@ from typing import Any
 
 import click
 
-from kizuna.cli.common import emit, json_option, node_of
+from kizuna.cli.common import emit, json_option, node_of, tlp_level
 from kizuna.core.feeds import (
     FEED_EXTENSIONS,
-    TLP_LEVELS,
     FeedDefinition,
     collection_of,
     create_feed,
@@ -56,8 +55,9 @@ def _limits(row: dict[str, Any]) -> str:
 @click.option("--api-root", default=None, help="API root of the collection (default: search every root).")
 @click.option("--type", "kind", type=click.Choice(sorted(BLOCKLIST_KINDS)), default=None,
               help="txt: which IOCs the list holds (default ip).")
-@click.option("--tlp-ceiling", type=click.Choice(TLP_LEVELS), default=None,
-              help="Leave out indicators marked above this TLP level, whatever the caller may see.")
+@click.option("--tlp-ceiling", "--tlp-max", "tlp_ceiling", type=tlp_level, default=None,
+              help="Leave out indicators marked above this TLP level, whatever the caller may see (--tlp-max, as for "
+                   "export).")
 @click.option("--min-confidence", type=click.IntRange(0, 100), default=None,
               help="Leave out indicators below this confidence (or without one).")
 @click.option("--include-warninglisted", is_flag=True,

@@ -18,7 +18,7 @@ from typing import Any
 import click
 import orjson
 
-from kizuna.cli.common import CliError, FiniteFloat, emit, json_option, node_of, quiet_option
+from kizuna.cli.common import CliError, FiniteFloat, emit, json_option, node_of, quiet_option, tlp_level
 from kizuna.cli.progress import Progress, progress_wanted
 from kizuna.core.errors import KizunaError, NotFound
 from kizuna.core.principal import NODE_ADMIN
@@ -194,7 +194,7 @@ def hashes_group() -> None:
 @click.option("--collection", required=True, help="The bank: collection id or alias to add the signals to.")
 @click.option("--label", "labels", multiple=True,
               help="Content category for every signal, e.g. terrorist-content/imminent-credible-threat (repeatable).")
-@click.option("--tlp", type=click.Choice(["clear", "green", "amber", "amber+strict", "red"]), default=None,
+@click.option("--tlp", type=tlp_level, default=None,
               help="TLP 2.0 marking for every signal.")
 @_kind
 @quiet_option

@@ -18,7 +18,7 @@ from typing import Any, Final
 import click
 import orjson
 
-from kizuna.cli.common import CliError, FiniteFloat, emit, json_option, node_of, output_stream, quiet_option
+from kizuna.cli.common import CliError, FiniteFloat, emit, json_option, node_of, output_stream, quiet_option, tlp_level
 from kizuna.cli.fetch_source import fetch_url, is_url
 from kizuna.cli.import_stix import import_stix21
 from kizuna.cli.progress import Progress, progress_wanted
@@ -196,7 +196,7 @@ def _audit_body(result: dict[str, Any]) -> dict[str, Any]:
 @click.option("--api-root", default=None, help="API root of the collection (default: search every root).")
 @click.option("--format", "fmt", type=click.Choice(["auto", *IMPORT_FORMATS]), default="auto", show_default=True,
               help="The input's format; auto decides from its first bytes (and extension) for each file.")
-@click.option("--tlp", type=click.Choice(["clear", "green", "amber", "amber+strict", "red"]), default=None,
+@click.option("--tlp", type=tlp_level, default=None,
               help="IOC lists: mark every indicator with this TLP 2.0 level.")
 @click.option("--label", "labels", multiple=True, help="IOC lists: a label for every indicator (repeatable).")
 @click.option("--confidence", type=click.IntRange(0, 100), default=None,

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from kizuna.cli.common import CliError, emit, json_option, node_of, output_stream
+from kizuna.cli.common import CliError, emit, json_option, node_of, output_stream, tlp_level
 from kizuna.cli.ops_watch import operation_watch
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
 from kizuna.detect.engine import DetectionEngine
@@ -36,8 +36,6 @@ from kizuna.ops.sightings import promote
 from kizuna.ops.workspace import DEFAULT_GRACE_DAYS, close_operation, create_operation, describe, list_operations
 from kizuna.web.i18n import translations
 
-_TLPS = ["clear", "green", "amber", "amber+strict", "red"]
-
 
 def operation_command(group: click.Group, name: str) -> Callable[[Callable[..., None]], click.Command]:
     """A subcommand of ``group`` that names an operation first and answers in JSON with --json."""
@@ -59,7 +57,7 @@ def ops() -> None:
 @click.option("--to", "end", required=True, metavar="DATE", help="Last day of the operation (inclusive, UTC).")
 @click.option("--partner", "partners", multiple=True, required=True,
               help="Partner organisation (name or identity id); repeatable.")
-@click.option("--tlp-default", type=click.Choice(_TLPS), default="amber", show_default=True,
+@click.option("--tlp-default", type=tlp_level, default="amber", show_default=True,
               help="Marking of what the operation itself publishes, and the partners' agreement ceiling.")
 @click.option("--grace-days", type=int, default=DEFAULT_GRACE_DAYS, show_default=True,
               help="Days after the last day that the partner tokens keep working.")
@@ -169,7 +167,7 @@ def ops_alerts(ctx: click.Context, operation: str, since: str | None, as_json: b
 
 @operation_command(ops, "declassify")
 @click.argument("object_id")
-@click.option("--to", "to", type=click.Choice(_TLPS), required=True, help="The lower TLP to publish it at.")
+@click.option("--to", "to", type=tlp_level, required=True, help="The lower TLP to publish it at.")
 @click.option("--approved-by", required=True, help="Who approved the release (recorded in the audit chain).")
 def ops_declassify(ctx: click.Context, operation: str, object_id: str, to: str, approved_by: str,
                    as_json: bool) -> None:

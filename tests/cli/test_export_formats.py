@@ -166,6 +166,9 @@ def test_feed_limits_tlp_and_confidence(node: Path) -> None:
     capped = set(kizuna(node, "export", "--collection", "out", "--format", "txt", "--type", "domain",
                         "--tlp-max", "green").stdout.split())
     assert OPEN_DOMAIN in capped and STRICT_DOMAIN not in capped
+    # The ceiling has one name in both commands (feeds create's --tlp-ceiling is taken too), in any case.
+    assert set(kizuna(node, "export", "--collection", "out", "--format", "txt", "--type", "domain",
+                      "--tlp-ceiling", "GREEN").stdout.split()) == capped
     confident = kizuna(node, "export", "--collection", "out", "--format", "txt", "--type", "domain",
                        "--min-confidence", "1").stdout.split()
     assert confident == []  # none of these indicators states a confidence
