@@ -43,8 +43,8 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
 def audit_export(ctx: click.Context, output: Path | None, kinds: tuple[str, ...], as_json: bool) -> None:
     """Write every audit record as one JSON object per line, oldest first.
 
-    ``body`` is the record as sealed, so each line can be checked against its hash; an egress
-    record also gets ``served``, its compactly stored (id, version) pairs spelt out.
+    "body" is the record as sealed, so each line can be checked against its hash; an egress
+    record also gets "served", its compactly stored (id, version) pairs spelt out.
     """
 
     unknown = sorted(set(kinds) - KINDS)

@@ -41,7 +41,7 @@ def partners() -> None:
               help="The partner's TAXII API root URL (http or https, ending with '/'), e.g. https://host/main/.")
 @click.option("--map", "maps", multiple=True,
               help="LOCAL=REMOTE[:pull|push|both] collection ids or aliases (repeatable; with --url); "
-                   "LOCAL must exist here.")
+                   "LOCAL must exist here; pull when no direction is given.")
 @click.option("--misp-feed", "misp_feed", default=None,
               help="Instead of --url: a MISP feed (http(s) URL, file:// URL or directory holding manifest.json) "
                    "whose events are imported as STIX.")
