@@ -183,7 +183,7 @@ def partners_show(ctx: click.Context, name: str, as_json: bool) -> None:
 def partners_remove(ctx: click.Context, name: str, as_json: bool) -> None:
     """Remove a partner (received objects and their provenance stay)."""
     if not remove_partner(node_of(ctx), name):
-        raise CliError(f"no partner {name!r}")
+        raise CliError(f"no partner {name!r}", code="not-found")
     emit(as_json, {"name": name, "removed": True}, f"Partner {name} removed")
 
 

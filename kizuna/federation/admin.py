@@ -86,6 +86,8 @@ def readable_file(option: str, path: str | None) -> str | None:
     if path is None:
         return None
     resolved = Path(path).expanduser().resolve()
+    if resolved.is_dir():
+        raise ConfigProblem(f"{option} {path}: is a directory, not a file")
     if not resolved.is_file():
         raise ConfigProblem(f"{option} {path}: no such file")
     if not os.access(resolved, os.R_OK):

@@ -226,6 +226,12 @@ def test_a_failed_sync_reports_every_partner_then_fails_in_one_line(sqlite_node:
     as_json = kizuna(sqlite_node, "sync", "down-b", "--json", check=False)
     payload = json.loads(as_json.stdout)
     assert as_json.returncode == 1 and payload["error"]["code"] == "sync" and len(payload["runs"]) == 1
+    directory = kizuna(sqlite_node, "partners", "add", "certs", "--url", "https://127.0.0.1:9/main/", "--token",
+                       "kz_x", "--map", "shared=remote", "--cert", str(sqlite_node), "--key", str(sqlite_node),
+                       check=False)
+    assert "is a directory, not a file" in one_line_failure(directory, "partners add")
+    gone = json.loads(kizuna(sqlite_node, "partners", "remove", "nosuch", "--json", check=False).stdout)
+    assert gone["error"]["code"] == "not-found"  # as `partners show nosuch` says it
 
 
 def test_agreements_list_names_the_partner_organisation(sqlite_node: Path) -> None:
