@@ -26,6 +26,7 @@ from kizuna.config import ConfigError
 from kizuna.core.errors import KizunaError
 from kizuna.core.node import Node
 from kizuna.ops.arrivals import watch_arrivals
+from kizuna.stix.timestamps import format_timestamp, parse_moment
 from kizuna.store.base import StoreError
 
 
@@ -154,6 +155,20 @@ def _write_into(target: Path, path: Path) -> Iterator[IO[bytes]]:
         raise CliError(f"cannot write: {exc.strerror or exc}", code="io", file=str(path)) from None
     with stream:
         yield stream
+
+
+class Moment(click.ParamType):
+    """A moment as an operator types it (a timestamp, or an ISO 8601 date or time, UTC without an offset),
+    handed on as the TAXII timestamp text that filters take."""
+
+    name = "moment"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return format_timestamp(parse_moment(str(value).strip()))
+        except ValueError:
+            self.fail(f"{value!r} is neither a timestamp nor an ISO date or time (2026-01-01, "
+                      "2026-01-01T09:00:00Z)", param, ctx)
 
 
 port_type = click.IntRange(1, 65535)

@@ -11,7 +11,7 @@ from typing import Any
 import click
 import orjson
 
-from kizuna.cli.common import CliError, emit, json_option, node_of
+from kizuna.cli.common import CliError, Moment, emit, json_option, node_of
 from kizuna.core import browse
 from kizuna.core.node import Node
 from kizuna.core.query import Page
@@ -39,9 +39,9 @@ def _paging_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed((
         click.option("--spec-version", "spec_versions", multiple=True,
                      help="Only objects of this STIX version, e.g. 2.1 (repeatable)."),
-        click.option("--added-after", default=None, metavar="TIMESTAMP",
-                     help="Only versions added after this moment (exclusive)."),
-        click.option("--limit", type=int, default=None, help="At most this many per page."),
+        click.option("--added-after", type=Moment(), default=None, metavar="TIME",
+                     help="Only versions added after this moment (exclusive): a timestamp or an ISO date."),
+        click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many per page."),
         click.option("--next", "next_", default=None, metavar="CURSOR",
                      help="Continue with the page this cursor names (printed when there is more)."),
     )):
