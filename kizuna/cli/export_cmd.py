@@ -17,6 +17,7 @@ from typing import IO, Any, Final
 
 import click
 import orjson
+from click.core import ParameterSource
 
 from kizuna.cli.common import CliError, emit, node_of, output_stream, quiet_option, tlp_level
 from kizuna.cli.progress import Progress, progress_wanted
@@ -91,6 +92,15 @@ def _misp_objects(run: _Export) -> list[dict[str, Any]]:
     return objects
 
 
+_LIST_FORMATS: Final = ("csv", "txt", "rpz", "zeek", "suricata")
+#: Options that shape one kind of output, by parameter: their name and the formats they apply to.
+_ONLY_FOR: Final = {
+    "kind": ("--type", ("txt",)), "rpz_origin": ("--rpz-origin", ("rpz",)), "info": ("--info", ("misp", "misp-feed")),
+    "tlp_max": ("--tlp-max", _LIST_FORMATS), "min_confidence": ("--min-confidence", _LIST_FORMATS),
+    "include_warninglisted": ("--include-warninglisted", _LIST_FORMATS),
+}
+
+
 @click.command()
 @click.option("--collection", required=True, help="Collection id or alias.")
 @click.option("--api-root", default=None, help="API root of the collection (default: search every root).")
@@ -127,6 +137,10 @@ def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, 
                        code="usage", exit_code=2)
     if fmt == "misp-feed" and output is None:
         raise CliError("--format misp-feed needs -o DIRECTORY", code="usage", exit_code=2)
+    for param, (option, formats) in _ONLY_FOR.items():  # an option the format ignores is a mistake worth telling
+        if fmt not in formats and ctx.get_parameter_source(param) is ParameterSource.COMMANDLINE:
+            raise CliError(f"{option} applies to {', '.join(formats)} exports only, not {fmt}", code="usage",
+                           exit_code=2)
     node = node_of(ctx)
     if as_org is None and as_token_id is None:
         principal, target = NODE_ADMIN, node.find_collection(collection, api_root)

@@ -96,6 +96,15 @@ def test_an_export_writes_into_a_pipe_or_device_and_through_a_link(node: Path, t
     assert stat.S_IMODE(real.stat().st_mode) == 0o640
 
 
+@pytest.mark.parametrize(("fmt", "option"), [("csv", ["--type", "domain"]), ("stix", ["--tlp-max", "green"]),
+                                           ("txt", ["--rpz-origin", "rpz.example.org"]), ("rpz", ["--info", "x"])])
+def test_an_option_the_format_ignores_is_refused(node: Path, fmt: str, option: list[str]) -> None:
+    """`export --format csv --type domain` wrote every kind of IOC without a word."""
+    result = kizuna(node, "export", "--collection", "out", "--format", fmt, *option, check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"kizuna export: {option[0]} applies to ") and f"not {fmt}" in result.stderr
+
+
 def test_rpz_zone_parses_with_dnspython(node: Path, tmp_path: Path) -> None:
     out, _ = export(node, tmp_path, "rpz", "--rpz-origin", "rpz.example.org")
     zone = dns.zone.from_text(out.read_text(), origin="rpz.example.org.", relativize=False)
