@@ -101,6 +101,8 @@ def test_push_never_echoes_and_never_forwards_amber_strict(mesh: dict[str, FedNo
                 "--token", au.tokens["JP"], "--org", "AU national CERT", "--agreement", "jp-au")
     jp.cli_json("partners", "add", "UK-push", "--url", uk.api_root_url, "--map", f"shared={uk.collection}:push",
                 "--token", uk.tokens["JP"], "--org", "UK national CERT", "--agreement", "jp-uk")
+    # The text form names the organisation and the agreement the partner receives under.
+    assert "  organisation: AU national CERT; agreement jp-au" in jp.cli("partners", "show", "AU-push").stdout
     to_au = sync(jp, "AU-push")["runs"][0]
     to_uk = sync(jp, "UK-push")["runs"][0]
     assert to_au["error"] is None and to_uk["error"] is None
