@@ -223,8 +223,9 @@ class Node:
     ) -> Collection:
         if self.store.get_api_root(api_root) is None:
             raise AdminError(f"API root {api_root!r} does not exist")
-        if alias is not None and (not alias or "/" in alias or alias != alias.strip()):
-            raise AdminError(f"alias {alias!r} must be a non-empty word without '/' or spaces around it")
+        if alias is not None and (not alias or "/" in alias or not alias.isprintable() or " " in alias):
+            # An alias is a URL path segment and a word in listings (`r:alias` in tokens list).
+            raise AdminError(f"alias {alias!r} must be a non-empty word without '/' or spaces")
         if alias is not None and self.store.get_collection(api_root, alias) is not None:
             raise AdminError(f"alias {alias!r} is already used in API root {api_root!r}")
         collection = self.store.create_collection(

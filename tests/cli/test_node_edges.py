@@ -196,6 +196,14 @@ def test_a_collection_named_by_its_title_is_refused_with_its_id_and_alias(sqlite
     assert nothing.stderr == "kizuna export: no collection 'Nothing like it'\n"
 
 
+@pytest.mark.parametrize("alias", ["bad alias", " lead", "tab\there", "a/b", ""])
+def test_an_alias_is_one_word(sqlite_node: Path, alias: str) -> None:
+    """An alias is a URL path segment and a word in `tokens list` (`r:bad alias` read as two rights)."""
+    line = one_line_failure(kizuna(sqlite_node, "collections", "create", "--title", "X", "--alias", alias,
+                                   check=False), "collections create")
+    assert "must be a non-empty word without '/' or spaces" in line
+
+
 def test_an_alias_used_in_two_api_roots_is_refused_not_guessed(sqlite_node: Path) -> None:
     """An alias is unique within its API root; naming one that two roots use used to act on whichever root was
     listed first (an import stored into /games/ while the operator meant /main/)."""
