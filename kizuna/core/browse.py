@@ -23,6 +23,7 @@ from kizuna.core.tokens import principal_of, token_state
 from kizuna.core.visibility import Viewer
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID
 from kizuna.stix.timestamps import format_timestamp, now_micros
+from kizuna.stix.validation import is_stix_id
 from kizuna.store.base import Collection, Grant, VersionRow
 
 #: TAXII query parameter -> the `kizuna objects` option that sets it, to name options in messages.
@@ -130,6 +131,7 @@ def object_versions(node: Node, acting: Acting, collection: Collection, object_i
 def delete_object(node: Node, acting: Acting, collection: Collection, object_id: str, query: Query) -> int:
     """Delete an object (all versions, or those ``--version`` selects) as TAXII DELETE does: same access
     rules, an audit record, and a recall copy for federation. Returns the number of versions deleted."""
+    _require_stix_id(object_id)
     try:
         return node.delete_object(acting.principal, collection.api_root, collection.id, object_id,
                                   query.filters(Endpoint.DELETE))
@@ -139,11 +141,18 @@ def delete_object(node: Node, acting: Acting, collection: Collection, object_id:
 
 def _one(node: Node, acting: Acting, collection: Collection, object_id: str, query: Query,
          endpoint: Endpoint) -> Page:
+    _require_stix_id(object_id)
     viewer = _readable(node, acting, collection)
     try:
         return node.read(viewer, endpoint, query.filters(endpoint), object_id)
     except NotFound:
         raise _absent(object_id, collection) from None
+
+
+def _require_stix_id(object_id: str) -> None:
+    # As TAXII answers for an object path (400): a malformed id is a mistake to name, not an absent object.
+    if not is_stix_id(object_id):
+        raise BadRequest(f"{object_id!r} is not a STIX identifier (type--UUID)")
 
 
 def _absent(object_id: str, collection: Collection) -> NotFound:

@@ -176,6 +176,9 @@ def test_filters_versions_and_paging(node: Node) -> None:
     history = kizuna_json(node.data_dir, "objects", "versions", object_id, "-c", "shared")
     assert history["versions"] == ["2026-02-01T10:00:01.000000Z", "2026-02-01T10:00:02.000000Z",
                                    "2026-02-01T10:00:03.000000Z"]
+    for command in ("show", "versions", "delete"):  # a malformed id is named as such, as TAXII does (400)
+        malformed, error = _failure(node, "objects", command, "not-an-id", "-c", "shared")
+        assert malformed == f"kizuna objects {command}: 'not-an-id' is not a STIX identifier (type--UUID)\n"
     bad, error = _failure(node, "objects", "list", "-c", "shared", "--version", "newest")
     assert bad.startswith("kizuna objects list: --version value 'newest'") and error["code"] == "invalid"
     # A version the object does not have is a failure, as an absent object is, not an empty success.
