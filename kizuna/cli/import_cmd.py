@@ -18,7 +18,17 @@ from typing import Any, Final
 import click
 import orjson
 
-from kizuna.cli.common import CliError, FiniteFloat, emit, json_option, node_of, output_stream, quiet_option, tlp_level
+from kizuna.cli.common import (
+    CliError,
+    FiniteFloat,
+    Moment,
+    emit,
+    json_option,
+    node_of,
+    output_stream,
+    quiet_option,
+    tlp_level,
+)
 from kizuna.cli.fetch_source import fetch_url, is_url
 from kizuna.cli.import_stix import import_stix21
 from kizuna.cli.progress import Progress, progress_wanted
@@ -35,7 +45,6 @@ from kizuna.formats.detect_format import (
     detect_format,
 )
 from kizuna.formats.warninglists import DEFAULT_LISTS, WarninglistError, Warninglists, load_warninglists
-from kizuna.stix.timestamps import parse_moment
 from kizuna.store.base import Collection
 
 AUDIT_KIND: Final = "import-report"
@@ -201,7 +210,7 @@ def _audit_body(result: dict[str, Any]) -> dict[str, Any]:
 @click.option("--label", "labels", multiple=True, help="IOC lists: a label for every indicator (repeatable).")
 @click.option("--confidence", type=click.IntRange(0, 100), default=None,
               help="IOC lists: the confidence (0-100) of every indicator.")
-@click.option("--valid-until", default=None, metavar="TIME",
+@click.option("--valid-until", type=Moment(), default=None, metavar="TIME",
               help="IOC lists: every indicator expires at this date or time (ISO 8601, UTC if no offset).")
 @click.option("--warninglist", "warninglists", multiple=True, metavar="NAME",
               help="Flag values on this MISP warninglist (repeatable; default: Kizuna's selection, "
@@ -231,11 +240,6 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
         raise CliError("SOURCE is empty: give a file, a directory or an http(s) URL", code="usage", exit_code=2)
     if warninglists and no_warninglists:
         raise CliError("give --warninglist or --no-warninglists, not both", code="usage", exit_code=2)
-    if valid_until is not None:
-        try:
-            parse_moment(valid_until)  # an option's mistake, told before any file is read and not blamed on one
-        except ValueError as exc:
-            raise CliError(f"--valid-until {valid_until!r}: {exc}", code="usage", exit_code=2) from None
     node = node_of(ctx)
     target = node.find_collection(collection, api_root)
     lists: tuple[str, ...] | None = None if no_warninglists else tuple(warninglists) or DEFAULT_LISTS
