@@ -22,6 +22,7 @@ from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.search import SearchFilters, SearchResults
 from kizuna.policy import TLP2_IDS, TlpLevel, build_rel_to_marking
+from kizuna.stix.search_text import matches, searchable_text
 from kizuna.stix.timestamps import parse_timestamp
 from kizuna.store.base import NewVersion, VersionQuery, VersionSelector
 
@@ -367,3 +368,16 @@ def test_existing_versions_are_indexed_by_the_migration(store_url: str, tmp_path
         assert [hit.id for hit in node.search(NODE_ADMIN, "backfilled").hits] == [indicator["id"]]
     finally:
         node.close()
+
+
+def test_a_field_another_field_holds_whole_is_indexed_once() -> None:
+    """An indicator named by its value: the name adds nothing a substring search could match, so it is left out
+    of the indexed text (a third less to index for an imported list); equal fields keep their first copy."""
+    named = {"type": "indicator", "name": "c2.example.net", "pattern": "[domain-name:value = 'c2.example.net']",
+             "description": "C2 seen at the games"}
+    assert searchable_text(named) == "[domain-name:value = 'c2.example.net']\nC2 seen at the games"
+    assert matches(searchable_text(named), ("c2.example",))
+    other = {"type": "malware", "name": "Joker", "description": "Joker", "aliases": ["Joker", "JokerBot"]}
+    assert searchable_text(other) == "JokerBot"
+    distinct = {"type": "indicator", "name": "beacon", "pattern": "[ipv4-addr:value = '198.51.100.7']"}
+    assert searchable_text(distinct) == "beacon\n[ipv4-addr:value = '198.51.100.7']"
