@@ -7,8 +7,10 @@ class; none of them talks to the store directly.
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import secrets
+import sys
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -113,6 +115,23 @@ def _identity(name: str, country: str | None, created: str, identity_id: str | N
     if country:
         identity["x_kizuna_country"] = country
     return identity
+
+
+#: How long a thread may keep Python's GIL while another waits for it during a bulk import (Python's default:
+#: 5 ms). A store's background threads (SQLite's search backlog) take the one write lock and then need the GIL
+#: between their statements; with the importing thread busy in Python, each statement's return waited up to the
+#: whole interval with the write lock held, while the importer waited for that lock (docs/decisions.md).
+_BULK_SWITCH_INTERVAL_S = 0.001
+
+
+@contextlib.contextmanager
+def _gil_shared_sooner() -> Iterator[None]:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, _BULK_SWITCH_INTERVAL_S))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 class Node:
@@ -729,8 +748,9 @@ class Node:
 
     # -- bulk paths for the CLI ------------------------------------------------------
     def import_objects(self, collection: Collection, objects: Iterable[Any]) -> IngestReport:
-        report = ingest(self.store, collection.pk, objects, keep_successes=False, policy=self.policy,
-                        listeners=self.ingest_listeners)
+        with _gil_shared_sooner():
+            report = ingest(self.store, collection.pk, objects, keep_successes=False, policy=self.policy,
+                            listeners=self.ingest_listeners)
         self._record_write(NODE_ADMIN, collection, report)
         return report
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import sys
 import threading
 import urllib.parse
 import weakref
@@ -76,19 +75,10 @@ def path_from_url(url: str) -> Path:
     return Path("/" + url[len("sqlite:///"):].lstrip("/"))
 
 
-#: How long a thread may keep Python's GIL while another waits for it (Python's default: 5 ms). The store's
-#: background threads (search backlog, checkpoints) take the one write lock and then need the GIL between their
-#: statements; while a busy thread (a bulk import's conversion, a request) held it, each statement's return
-#: waited up to the full interval with the write lock held, and everyone else waited for the write lock.
-SWITCH_INTERVAL_S = 0.001
-
-
 class SqliteStore(SqlStore):
     search_index = SqliteSearchIndex()
 
     def __init__(self, url: str) -> None:
-        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
-            sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.url = url
         self._atomic = threading.local()
         self.path = path_from_url(url)
