@@ -286,8 +286,10 @@ class _ListReader:
         if first_seen:
             try:
                 obj["valid_from"] = stix_time(first_seen)
-            except ValueError:
-                self.reject(number, f"first-seen {first_seen!r} is not an ISO 8601 date or date-time", line)
+            except ValueError as exc:
+                why = ("falls outside the years 1 to 9999 in UTC" if "outside the years" in str(exc)
+                       else "is not an ISO 8601 date or date-time")
+                self.reject(number, f"first-seen {first_seen!r} {why}", line)
                 return
         if "valid_until" in obj and parse_timestamp(obj["valid_until"]) <= parse_timestamp(obj["valid_from"]):
             self.reject(number, "valid-until is not later than the first-seen date", line)

@@ -19,6 +19,8 @@ _EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _MICROSECOND = _dt.timedelta(microseconds=1)
 _fromisoformat = _dt.datetime.fromisoformat
+_FIRST_MICROS = (_dt.datetime(1, 1, 1, tzinfo=_dt.UTC) - _EPOCH) // _MICROSECOND
+_LAST_MICROS = (_dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=_dt.UTC) - _EPOCH) // _MICROSECOND
 
 
 def parse_timestamp(text: str) -> int:
@@ -66,7 +68,10 @@ def parse_moment(text: str) -> int:
     moment = _fromisoformat(text)  # raises ValueError for what is not ISO 8601
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=_dt.UTC)
-    return (moment - _EPOCH) // _MICROSECOND
+    micros = (moment - _EPOCH) // _MICROSECOND
+    if not _FIRST_MICROS <= micros <= _LAST_MICROS:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+        raise ValueError(f"{text!r} falls outside the years 1 to 9999 in UTC")
+    return micros
 
 
 def format_timestamp(micros: int) -> str:

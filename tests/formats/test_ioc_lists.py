@@ -125,6 +125,16 @@ def test_first_seen_after_valid_until_is_rejected() -> None:
     assert [r.where for r in report.rejected] == ["f:2"]
 
 
+def test_a_first_seen_outside_the_years_stix_can_write_is_a_rejected_line() -> None:
+    """0001-01-01T00:00+01:00 is in year 0 in UTC: it raised OverflowError (an internal error), then gave a
+    timestamp no STIX object may carry; now the line is refused with the reason and the rest is read."""
+    report = read_ioc_list(["value,first_seen", "45.33.12.9,0001-01-01T00:00:00+01:00",
+                            "45.33.12.8,9999-12-31T23:59:59-01:00", "45.33.12.7,2026-01-01"], "f", warninglists=None)
+    assert [o["name"] for o in report.objects] == ["45.33.12.7"]
+    assert [r.where for r in report.rejected] == ["f:2", "f:3"]
+    assert all("outside the years 1 to 9999" in r.reason for r in report.rejected)
+
+
 def test_patterns_compile_and_objects_validate() -> None:
     report = read_ioc_list(MIXED_CSV, now=NOW, tlp="green", confidence=70)
     for obj in report.objects:
