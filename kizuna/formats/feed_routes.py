@@ -152,6 +152,17 @@ async def _pieces(body: IO[bytes]) -> AsyncIterator[bytes]:
         body.close()
 
 
+async def _no_listing(request: Request) -> Response:
+    """``/feeds/`` names no feed: answered as one that does not exist (after the token check, as every feed is),
+    not as an API root called "feeds"."""
+    try:
+        await authenticated(request)
+        raise NotFound("no such feed")
+    except KizunaError as exc:
+        return kizuna_error_response(exc)
+
+
 def feed_routes(node: Node) -> list[Route]:
     service = FeedService(node)
-    return [Route("/feeds/{file}", service.handle, methods=["GET", "HEAD"])]
+    return [Route("/feeds/{file}", service.handle, methods=["GET", "HEAD"]),
+            Route("/feeds/", _no_listing, methods=["GET", "HEAD"])]

@@ -77,10 +77,11 @@ def test_a_feed_one_may_not_read_is_indistinguishable_from_none(fed: Node) -> No
     absent = get(fed, "/feeds/never-defined.txt", "outsider")
     wrong_extension = get(fed, "/feeds/fw.rpz", "reader")
     no_extension = get(fed, "/feeds/fw", "reader")
-    for response in (hidden, absent, wrong_extension, no_extension):
+    no_name = get(fed, "/feeds/", "reader")  # it was taken for an API root called "feeds"
+    for response in (hidden, absent, wrong_extension, no_extension, no_name):
         assert response.status_code == 404
         assert response.json() == {"title": "Not found", "description": "no such feed", "http_status": "404"}
-    for response in (get(fed, "/feeds/fw.txt", None),
+    for response in (get(fed, "/feeds/fw.txt", None), get(fed, "/feeds/", None),
                      requests.get(fed.base + "/feeds/fw.txt", headers={"Authorization": "Bearer kz_x_y"}, timeout=30)):
         assert response.status_code == 401
         assert response.json()["http_status"] == "401"
