@@ -11,6 +11,7 @@ import contextlib
 import re
 import secrets
 import sys
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -124,14 +125,24 @@ def _identity(name: str, country: str | None, created: str, identity_id: str | N
 _BULK_SWITCH_INTERVAL_S = 0.001
 
 
+_bulk_lock = threading.Lock()
+_bulk_imports: list[float] = []  # the interval found by the first import under way; one entry per import
+
+
 @contextlib.contextmanager
 def _gil_shared_sooner() -> Iterator[None]:
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(before, _BULK_SWITCH_INTERVAL_S))
+    # Imports may overlap (a server's threads): the first sets the interval, the last one out restores it.
+    with _bulk_lock:
+        found = _bulk_imports[0] if _bulk_imports else sys.getswitchinterval()
+        _bulk_imports.append(found)
+        sys.setswitchinterval(min(found, _BULK_SWITCH_INTERVAL_S))
     try:
         yield
     finally:
-        sys.setswitchinterval(before)
+        with _bulk_lock:
+            _bulk_imports.pop()
+            if not _bulk_imports:
+                sys.setswitchinterval(found)
 
 
 class Node:
