@@ -268,6 +268,9 @@ _PATHS: dict[str, Any] = {
          "304": {"description": "unchanged since If-None-Match / If-Modified-Since"},
          "default": _ERRORS},
         [_path("file", "the feed's name and extension, e.g. blocklist.txt")])},
+    "/feeds/": {"get": _operation(
+        "Names no feed: answered as a feed that does not exist (401 without a token, else 404)", "feeds",
+        {"default": _ERRORS})},
     "/healthz": {"get": _operation("The process answers", "health", {"200": {
         "description": "alive", "content": {_JSON: {"schema": {"type": "object"}}}}}, secured=False)},
     "/readyz": {"get": _operation("Store, migrations and sync worker are ready", "health", {
