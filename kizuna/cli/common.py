@@ -26,6 +26,7 @@ from kizuna.config import ConfigError
 from kizuna.core.errors import KizunaError
 from kizuna.core.node import Node
 from kizuna.ops.arrivals import watch_arrivals
+from kizuna.policy.tlp import TlpLevel
 from kizuna.stix.timestamps import format_timestamp, parse_moment
 from kizuna.store.base import StoreError
 
@@ -174,7 +175,7 @@ class Moment(click.ParamType):
 port_type = click.IntRange(1, 65535)
 
 #: The TLP 2.0 levels as options take them, in any case (``--tlp GREEN`` is ``green``).
-TLP_LEVEL_NAMES: Final = ("clear", "green", "amber", "amber+strict", "red")
+TLP_LEVEL_NAMES: Final = tuple(level.token for level in TlpLevel)
 tlp_level = click.Choice(TLP_LEVEL_NAMES, case_sensitive=False)
 
 

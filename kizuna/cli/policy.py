@@ -8,11 +8,9 @@ from typing import Any
 import click
 import orjson
 
-from kizuna.cli.common import CliError, emit, json_option, node_of, split_values
+from kizuna.cli.common import TLP_LEVEL_NAMES, CliError, emit, json_option, node_of, split_values, tlp_level
 from kizuna.core.policy_source import agreement_body, options_to_json
 from kizuna.policy import Agreement, TlpLevel
-
-_TLP_CHOICES = [level.token for level in TlpLevel]
 
 
 def _agreement_json(agreement: Agreement) -> dict[str, Any]:
@@ -29,8 +27,7 @@ def agreements() -> None:
 @click.option("--partner", default=None, help="Partner organisation (name or identity id) or node:<name>.")
 @click.option("--collections", "collections", multiple=True, help="Collections it covers (id, alias or *).")
 @click.option("--producers", "producers", multiple=True, help="Producer identity ids it releases (or *).")
-@click.option("--max-tlp", type=click.Choice(_TLP_CHOICES, case_sensitive=False), default=None,
-              help="Highest TLP released.")
+@click.option("--max-tlp", type=tlp_level, default=None, help="Highest TLP released.")
 @click.option("--releasability", "releasability", multiple=True,
               help="REL TO tokens (countries, identity ids) the partner satisfies.")
 @click.option("--anonymise-producer/--keep-producer", default=None,
@@ -161,7 +158,7 @@ def policy_org(ctx: click.Context, organisation: str, communities: tuple[str, ..
               help="Objects with marking definitions this node does not know: withhold (deny) or pass on (carry).")
 @click.option("--unenforced-markings", type=click.Choice(["deny", "carry"]), default=None,
               help="Objects with known markings Kizuna cannot enforce: withhold (deny) or pass on (carry).")
-@click.option("--unmarked-tlp", type=click.Choice([*_TLP_CHOICES, "none"], case_sensitive=False), default=None,
+@click.option("--unmarked-tlp", type=click.Choice([*TLP_LEVEL_NAMES, "none"], case_sensitive=False), default=None,
               help="TLP level assumed for objects without a TLP marking (none: no assumption).")
 @click.option("--own-organisation-sees-everything/--own-organisation-sees-as-partner", "home_sees_everything",
               default=None,

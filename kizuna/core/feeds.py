@@ -22,13 +22,14 @@ import orjson
 
 from kizuna.core.errors import AdminError, NotFound
 from kizuna.core.principal import NODE_ADMIN, Principal
+from kizuna.policy.tlp import TlpLevel
 from kizuna.stix.timestamps import now_micros
 from kizuna.store.base import Collection
 from kizuna.store.feed_rows import FeedRecord
 
 #: Feed formats and the file extension each is served under (a Suricata feed is a `.rules` file).
 FEED_EXTENSIONS: Final = {"txt": "txt", "rpz": "rpz", "suricata": "rules", "zeek": "zeek", "csv": "csv"}
-TLP_LEVELS: Final = ("clear", "green", "amber", "amber+strict", "red")
+TLP_LEVELS: Final = tuple(level.token for level in TlpLevel)
 # Lower-case letters, digits, '-' and '_': a name sits in a URL path before the extension's dot.
 _NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 #: One label of a zone name: letters, digits, '_' and inner '-', at most 63 (RFC 1035 2.3.4).

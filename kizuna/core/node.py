@@ -126,23 +126,24 @@ _BULK_SWITCH_INTERVAL_S = 0.001
 
 
 _bulk_lock = threading.Lock()
-_bulk_imports: list[float] = []  # the interval found by the first import under way; one entry per import
+_bulk = {"under_way": 0, "found": 0.0}  # imports under way, and the interval the first of them found
 
 
 @contextlib.contextmanager
 def _gil_shared_sooner() -> Iterator[None]:
     # Imports may overlap (a server's threads): the first sets the interval, the last one out restores it.
     with _bulk_lock:
-        found = _bulk_imports[0] if _bulk_imports else sys.getswitchinterval()
-        _bulk_imports.append(found)
-        sys.setswitchinterval(min(found, _BULK_SWITCH_INTERVAL_S))
+        if not _bulk["under_way"]:
+            _bulk["found"] = sys.getswitchinterval()
+            sys.setswitchinterval(min(_bulk["found"], _BULK_SWITCH_INTERVAL_S))
+        _bulk["under_way"] += 1
     try:
         yield
     finally:
         with _bulk_lock:
-            _bulk_imports.pop()
-            if not _bulk_imports:
-                sys.setswitchinterval(found)
+            _bulk["under_way"] -= 1
+            if not _bulk["under_way"]:
+                sys.setswitchinterval(_bulk["found"])
 
 
 class Node:

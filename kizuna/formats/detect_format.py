@@ -59,7 +59,7 @@ def detect_format(head: bytes, name: str = "") -> str:
         raise FormatError("XML that is not a STIX 1.x package (no STIX 1.x namespace or STIX_Package element)",
                           f"{name}:1" if name else None)
     if text.startswith((b"{", b"[")):
-        return MISP if _MISP_KEY.match(text) else STIX
+        return STIX
     suffix = name[name.rfind("."):].lower() if "." in name.rsplit("/", 1)[-1] else ""
     if _EXTENSIONS.get(suffix) in (IOC_CSV, IOC_TEXT):
         return _EXTENSIONS[suffix]

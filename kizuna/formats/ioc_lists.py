@@ -50,7 +50,7 @@ from kizuna.formats.iocs import (
 )
 from kizuna.formats.warninglists import DEFAULT_LISTS, WARNINGLIST_PROPERTY, Warninglists, load_warninglists
 from kizuna.policy.tlp import TlpLevel
-from kizuna.stix.timestamps import parse_timestamp
+from kizuna.stix.timestamps import MomentOutOfRange, parse_timestamp
 
 FORMAT: Final = "ioc-list"
 
@@ -286,10 +286,11 @@ class _ListReader:
         if first_seen:
             try:
                 obj["valid_from"] = stix_time(first_seen)
-            except ValueError as exc:
-                why = ("falls outside the years 1 to 9999 in UTC" if "outside the years" in str(exc)
-                       else "is not an ISO 8601 date or date-time")
-                self.reject(number, f"first-seen {first_seen!r} {why}", line)
+            except MomentOutOfRange:
+                self.reject(number, f"first-seen {first_seen!r} falls outside the years 1 to 9999 in UTC", line)
+                return
+            except ValueError:
+                self.reject(number, f"first-seen {first_seen!r} is not an ISO 8601 date or date-time", line)
                 return
         if "valid_until" in obj and parse_timestamp(obj["valid_until"]) <= parse_timestamp(obj["valid_from"]):
             self.reject(number, "valid-until is not later than the first-seen date", line)

@@ -66,9 +66,9 @@ def _lists_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "misp-warninglists" / "lists"
 
 
-def available_lists() -> list[str]:
-    """Names of every warninglist shipped with the installed ``pymispwarninglists``."""
-    return sorted(p.name for p in _lists_dir().iterdir() if (p / "list.json").is_file())
+def available_lists(directory: Path | None = None) -> list[str]:
+    """Names of every warninglist in ``directory`` (default: those shipped with ``pymispwarninglists``)."""
+    return sorted(p.name for p in (directory or _lists_dir()).iterdir() if (p / "list.json").is_file())
 
 
 @dataclass
@@ -110,7 +110,7 @@ def _load_list(name: str, directory: Path) -> _List:
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        known = available_lists() if directory == _lists_dir() else sorted(p.name for p in directory.iterdir())
+        known = available_lists(directory)
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
         raise WarninglistError(f"no warninglist named {name!r}; {hint}the {len(known)} lists are the directories "

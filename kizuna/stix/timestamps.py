@@ -57,6 +57,10 @@ def parse_timestamp(text: str) -> int:
 parse_timestamp_recent = functools.lru_cache(maxsize=256)(parse_timestamp)
 
 
+class MomentOutOfRange(ValueError):
+    """An ISO 8601 moment that falls outside the years 1 to 9999 in UTC, which no STIX timestamp can write."""
+
+
 def parse_moment(text: str) -> int:
     """Microseconds since the epoch for what an operator types as a moment: an RFC 3339 timestamp, or
     any ISO 8601 date or time (a date is midnight UTC at its start, a time without an offset is UTC).
@@ -70,7 +74,7 @@ def parse_moment(text: str) -> int:
         moment = moment.replace(tzinfo=_dt.UTC)
     micros = (moment - _EPOCH) // _MICROSECOND
     if not _FIRST_MICROS <= micros <= _LAST_MICROS:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
-        raise ValueError(f"{text!r} falls outside the years 1 to 9999 in UTC")
+        raise MomentOutOfRange(f"{text!r} falls outside the years 1 to 9999 in UTC")
     return micros
 
 
