@@ -160,16 +160,19 @@ def _write_into(target: Path, path: Path) -> Iterator[IO[bytes]]:
 
 class Moment(click.ParamType):
     """A moment as an operator types it (a timestamp, or an ISO 8601 date or time, UTC without an offset),
-    handed on as the TAXII timestamp text that filters take."""
+    handed on as the TAXII timestamp text that filters take, or with ``micros`` as µs since the epoch."""
 
     name = "moment"
 
+    def __init__(self, micros: bool = False) -> None:
+        self.micros = micros
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         try:
-            return format_timestamp(parse_moment(str(value).strip()))
+            at = parse_moment(str(value).strip())
+            return at if self.micros else format_timestamp(at)
         except ValueError:
-            self.fail(f"{value!r} is neither a timestamp nor an ISO date or time (2026-01-01, "
-                      "2026-01-01T09:00:00Z)", param, ctx)
+            self.fail(f"{value!r} is not a date or timestamp such as 2026-03-01 or 2026-03-01T09:30:00Z", param, ctx)
 
 
 port_type = click.IntRange(1, 65535)

@@ -10,12 +10,11 @@ import dataclasses
 
 import click
 
-from kizuna.cli.common import CliError, emit, json_option, node_of
+from kizuna.cli.common import CliError, Moment, emit, json_option, node_of
 from kizuna.core import browse
 from kizuna.core.search import MAX_LIMIT, SearchFilters, SearchHit
 from kizuna.federation.state import FederationState
 from kizuna.stix.search_text import query_terms, snippet
-from kizuna.stix.timestamps import parse_moment
 
 _WIDTH = 48
 
@@ -46,16 +45,6 @@ def _table(hits: list[SearchHit], collections: dict[str, str], words: str) -> li
             for line in lines]
 
 
-def _moment(value: str | None, option: str) -> int | None:
-    if value is None:
-        return None
-    try:  # a date alone is midnight UTC at its start, as `tokens create --expires` reads one
-        return parse_moment(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date or timestamp such as 2026-03-01 or "
-                                 "2026-03-01T09:30:00Z", param_hint=option) from None
-
-
 @click.command("search")
 @click.argument("words")
 @click.option("--as-token-id", default=None, metavar="ID",
@@ -71,9 +60,9 @@ def _moment(value: str | None, option: str) -> int | None:
 @click.option("--producer", "producers", multiple=True,
               help="Only objects of this producer: an organisation name or identity id (repeatable).")
 @click.option("--partner", default=None, help="Only objects received from this federation partner.")
-@click.option("--added-from", default=None, metavar="WHEN",
+@click.option("--added-from", type=Moment(micros=True), default=None, metavar="WHEN",
               help="Only objects added at or after this moment (a date is midnight UTC at its start).")
-@click.option("--added-before", default=None, metavar="WHEN",
+@click.option("--added-before", type=Moment(micros=True), default=None, metavar="WHEN",
               help="Only objects added before this moment (a date is midnight UTC at its start).")
 @click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=20, show_default=True,
               help="At most this many results per page.")
@@ -83,7 +72,7 @@ def _moment(value: str | None, option: str) -> int | None:
 @click.pass_context
 def search(ctx: click.Context, words: str, as_token_id: str | None, as_org: str | None,
            collections: tuple[str, ...], types: tuple[str, ...], tlp: tuple[str, ...], producers: tuple[str, ...],
-           partner: str | None, added_from: str | None, added_before: str | None, limit: int, next_: str | None,
+           partner: str | None, added_from: int | None, added_before: int | None, limit: int, next_: str | None,
            as_json: bool) -> None:
     """Find objects whose names, descriptions, patterns or translations hold every one of WORDS, as a
     chosen principal sees them (same rules as TAXII; newest first)."""
@@ -91,8 +80,7 @@ def search(ctx: click.Context, words: str, as_token_id: str | None, as_org: str 
     acting = browse.acting_as(node, as_token_id, as_org)
     if partner is not None and partner not in FederationState(node.store).partner_names():
         raise CliError(f"no partner {partner!r}; `kizuna partners list` shows them", code="not-found")
-    filters = SearchFilters(collections, types, tlp, producers, partner, _moment(added_from, "--added-from"),
-                            _moment(added_before, "--added-before"))
+    filters = SearchFilters(collections, types, tlp, producers, partner, added_from, added_before)
     results = node.search(acting.principal, words, filters, limit, next_)
     count = f"{results.count}" if results.count_exact else f"at least {results.count}"
     if as_json:
