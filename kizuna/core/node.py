@@ -7,11 +7,8 @@ class; none of them talks to the store directly.
 from __future__ import annotations
 
 import base64
-import contextlib
 import re
 import secrets
-import sys
-import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +19,7 @@ import orjson
 
 from kizuna.config import NodeConfig, absolute_store_url, default_store_url, load_config, write_config
 from kizuna.core.audit import AuditLog, pack_served, tlp_counts
+from kizuna.core.bulk_import import gil_shared_sooner
 from kizuna.core.cursor import CursorCodec, load_key_ring, rotate_cursor_key
 from kizuna.core.errors import AdminError, Forbidden, NotFound
 from kizuna.core.feed_read import feed_items
@@ -116,34 +114,6 @@ def _identity(name: str, country: str | None, created: str, identity_id: str | N
     if country:
         identity["x_kizuna_country"] = country
     return identity
-
-
-#: How long a thread may keep Python's GIL while another waits for it during a bulk import (Python's default:
-#: 5 ms). A store's background threads (SQLite's search backlog) take the one write lock and then need the GIL
-#: between their statements; with the importing thread busy in Python, each statement's return waited up to the
-#: whole interval with the write lock held, while the importer waited for that lock (docs/decisions.md).
-_BULK_SWITCH_INTERVAL_S = 0.001
-
-
-_bulk_lock = threading.Lock()
-_bulk = {"under_way": 0, "found": 0.0}  # imports under way, and the interval the first of them found
-
-
-@contextlib.contextmanager
-def _gil_shared_sooner() -> Iterator[None]:
-    # Imports may overlap (a server's threads): the first sets the interval, the last one out restores it.
-    with _bulk_lock:
-        if not _bulk["under_way"]:
-            _bulk["found"] = sys.getswitchinterval()
-            sys.setswitchinterval(min(_bulk["found"], _BULK_SWITCH_INTERVAL_S))
-        _bulk["under_way"] += 1
-    try:
-        yield
-    finally:
-        with _bulk_lock:
-            _bulk["under_way"] -= 1
-            if not _bulk["under_way"]:
-                sys.setswitchinterval(_bulk["found"])
 
 
 class Node:
@@ -760,7 +730,7 @@ class Node:
 
     # -- bulk paths for the CLI ------------------------------------------------------
     def import_objects(self, collection: Collection, objects: Iterable[Any]) -> IngestReport:
-        with _gil_shared_sooner():
+        with gil_shared_sooner():
             report = ingest(self.store, collection.pk, objects, keep_successes=False, policy=self.policy,
                             listeners=self.ingest_listeners)
         self._record_write(NODE_ADMIN, collection, report)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from kizuna.core.node import _gil_shared_sooner
+from kizuna.core.bulk_import import gil_shared_sooner
 
 
 def test_overlapping_imports_restore_the_interval_they_found() -> None:
@@ -17,7 +17,7 @@ def test_overlapping_imports_restore_the_interval_they_found() -> None:
     def importer() -> None:
         gate.wait()
         for _ in range(200):
-            with _gil_shared_sooner():
+            with gil_shared_sooner():
                 seen.append(sys.getswitchinterval())
 
     threads = [threading.Thread(target=importer) for _ in range(6)]
