@@ -126,7 +126,13 @@ def _read_draft(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def _draft_parts(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     try:
-        data = orjson.loads(path.read_bytes())
+        raw = path.read_bytes()
+        # Worded as `kizuna import` words it, with the line, rather than as the JSON parser does.
+        raw.decode("utf-8")
+        data = orjson.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise CliError(f"not UTF-8 text ({exc.reason})", file=str(path),
+                       line=raw.count(b"\n", 0, exc.start) + 1) from None
     except orjson.JSONDecodeError as exc:
         raise CliError(f"not JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
     except OSError as exc:

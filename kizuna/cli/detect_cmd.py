@@ -106,7 +106,7 @@ def notify_command(url: str, as_json: bool) -> None:
 @click.option("--nats", "url", required=True, help="NATS server URL, e.g. nats://127.0.0.1:4222.")
 @click.option("--from-collection", "source_collections", multiple=True, required=True,
               help="Match the indicators stored in this node collection (id or alias; repeatable).")
-@click.option("--collection", default=None, help="Store the sightings in this node collection.")
+@click.option("--collection", "-c", default=None, help="Store the sightings in this node collection.")
 @click.option("--window", type=click.IntRange(1, 31 * 86400), default=3600, show_default=True,
               help="Sightings aggregate hits per indicator per window of this many seconds.")
 @click.option("--batch", type=click.IntRange(1, 1000), default=16, show_default=True,

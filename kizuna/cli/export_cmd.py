@@ -102,7 +102,7 @@ _ONLY_FOR: Final = {
 
 
 @click.command()
-@click.option("--collection", required=True, help="Collection id or alias.")
+@click.option("--collection", "-c", required=True, help="Collection id or alias.")
 @click.option("--api-root", default=None, help="API root of the collection (default: search every root).")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="stix", show_default=True,
               help="stix: a bundle of every version; misp: one MISP event; misp-feed: a MISP feed directory; "

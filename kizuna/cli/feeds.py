@@ -51,7 +51,7 @@ def _limits(row: dict[str, Any]) -> str:
 @click.option("--format", "fmt", type=click.Choice(sorted(FEED_EXTENSIONS)), required=True,
               help="txt (a plain blocklist), rpz (a DNS response-policy zone), suricata (.rules), zeek "
                    "(Zeek Intel), csv.")
-@click.option("--collection", required=True, help="Collection id or alias whose indicators make the feed.")
+@click.option("--collection", "-c", required=True, help="Collection id or alias whose indicators make the feed.")
 @click.option("--api-root", default=None, help="API root of the collection (default: search every root).")
 @click.option("--type", "kind", type=click.Choice(sorted(BLOCKLIST_KINDS)), default=None,
               help="txt: which IOCs the list holds (default ip).")

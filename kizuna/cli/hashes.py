@@ -191,7 +191,7 @@ def hashes_group() -> None:
 
 @hashes_group.command("import")
 @_paths
-@click.option("--collection", required=True, help="The bank: collection id or alias to add the signals to.")
+@click.option("--collection", "-c", required=True, help="The bank: collection id or alias to add the signals to.")
 @click.option("--label", "labels", multiple=True,
               help="Content category for every signal, e.g. terrorist-content/imminent-credible-threat (repeatable).")
 @click.option("--tlp", type=tlp_level, default=None,
@@ -250,7 +250,7 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
 
 @hashes_group.command("match")
 @_paths
-@click.option("--collection", "collections", multiple=True,
+@click.option("--collection", "-c", "collections", multiple=True,
               help="Bank to match against (id or alias; repeatable). Default: every collection.")
 @click.option("--threshold", type=click.IntRange(0, 255), default=DEFAULT_THRESHOLD, show_default=True,
               help="Largest PDQ Hamming distance that counts as a match (for videos, between two frames).")
@@ -323,7 +323,7 @@ def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tup
 @click.argument("signal_id")
 @click.option("--verdict", type=click.Choice(list(VERDICTS)), required=True,
               help="Whether the signal's match was right (true-positive), wrong (false-positive) or disputed.")
-@click.option("--collection", required=True,
+@click.option("--collection", "-c", required=True,
               help="The bank holding the signal (id or alias); the opinion is stored there.")
 @click.option("--comment", default=None, help="A short explanation kept with the verdict.")
 @json_option

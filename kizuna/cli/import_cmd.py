@@ -201,7 +201,7 @@ def _audit_body(result: dict[str, Any]) -> dict[str, Any]:
 
 @click.command("import")
 @click.argument("source")
-@click.option("--collection", required=True, help="Collection id or alias.")
+@click.option("--collection", "-c", required=True, help="Collection id or alias.")
 @click.option("--api-root", default=None, help="API root of the collection (default: search every root).")
 @click.option("--format", "fmt", type=click.Choice(["auto", *IMPORT_FORMATS]), default="auto", show_default=True,
               help="The input's format; auto decides from its first bytes (and extension) for each file.")

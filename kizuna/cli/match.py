@@ -136,7 +136,7 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
     default=None,
     help="Write one JSON alert per hit to this file ('-' for standard output).",
 )
-@click.option("--collection", default=None, help="Store the sightings in this node collection.")
+@click.option("--collection", "-c", default=None, help="Store the sightings in this node collection.")
 @click.option("--operation", default=None,
               help="Also judge the logs' domains, URLs and addresses against this operation's protected assets "
               "and lookalikes, in the same pass (as `kizuna ops scan-logs` does); hits are stored in the "

@@ -45,7 +45,7 @@ def partners() -> None:
 @click.option("--misp-feed", "misp_feed", default=None,
               help="Instead of --url: a MISP feed (http(s) URL, file:// URL or directory holding manifest.json) "
                    "whose events are imported as STIX.")
-@click.option("--collection", default=None,
+@click.option("--collection", "-c", default=None,
               help="With --misp-feed: the local collection (id or alias) that receives the feed's events.")
 @click.option("--token", default=None, help="Bearer token the partner issued to this node (printable ASCII).")
 @click.option("--basic", default=None, help="user:password, for servers that only take HTTP Basic.")

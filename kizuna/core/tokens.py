@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from kizuna.core.errors import AdminError
+from kizuna.core.errors import AdminError, NotFound
 from kizuna.core.principal import Principal
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_moment
 from kizuna.store.base import Grant, Store, TokenRecord
@@ -192,7 +192,7 @@ def rotate_token(store: Store, token_id: str, previous_valid_until: int) -> str:
     """Give a token a new secret (returned, to show once); the replaced one works until the moment given."""
     record = store.get_token(token_id)
     if record is None:
-        raise AdminError(f"no token {token_id!r}")
+        raise NotFound(f"no token {token_id!r}")
     state = token_state(record, now_micros())
     if state != "active":
         raise AdminError(f"token {token_id} is {state}; create a new one instead")

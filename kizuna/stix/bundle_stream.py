@@ -250,6 +250,11 @@ class _Reader:
         except orjson.JSONDecodeError as exc:
             # exc.pos is relative to the slice; report the line it falls on in the file.
             message = exc.msg if hasattr(exc, "msg") else str(exc)
+            try:
+                self.buf[start:end].decode("utf-8")
+            except UnicodeDecodeError as bad:
+                # Said as every reader of text says it, at the byte itself, not as the JSON parser words it.
+                raise self.error(start + bad.start, f"not UTF-8 text ({bad.reason})") from None
             raise self.error(start + exc.pos, message) from None
 
 

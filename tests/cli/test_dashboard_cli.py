@@ -93,3 +93,16 @@ def test_preview_refuses_a_bundle_of_several_objects_in_one_line(tmp_path: Path)
     assert result.stderr.strip() == (
         f"kizuna preview: a bundle must hold exactly one object besides marking definitions, not 2: {bundle}"
     )
+
+
+def test_preview_words_a_file_that_is_not_utf8_as_import_does(tmp_path: Path) -> None:
+    data = _node(tmp_path)
+    draft = tmp_path / "latin1.json"
+    draft.write_bytes(b'{"type": "indicator",\n "name": "caf\xe9"}\n')
+    previewed = kizuna(data, "preview", str(draft), "-c", "shared", check=False)
+    imported = kizuna(data, "import", str(draft), "-c", "shared", check=False)
+    assert previewed.returncode == imported.returncode == 1
+    assert previewed.stderr == f"kizuna preview: not UTF-8 text (invalid continuation byte): {draft}:2\n"
+    # The import adds what it stored before the bad byte; the reason and the place are the same.
+    assert imported.stderr == (f"kizuna import: not UTF-8 text (invalid continuation byte) "
+                               f"(no objects before this point): {draft}:2\n")

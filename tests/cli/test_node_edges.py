@@ -290,6 +290,13 @@ def test_every_command_and_option_has_help() -> None:
     assert not missing, "no help text: " + ", ".join(missing)
 
 
+def test_every_collection_option_is_also_dash_c() -> None:
+    """`objects`, `search` and `preview` took `-c` and `import` did not: one spelling everywhere."""
+    lacking = [name for name, command in _walk(cli) for p in command.params
+               if isinstance(p, click.Option) and "--collection" in p.opts and "-c" not in p.opts]
+    assert not lacking, "--collection without -c: " + ", ".join(lacking)
+
+
 def test_an_organisation_can_take_a_partner_nodes_identity(sqlite_node: Path) -> None:
     """`orgs create --identity-id`: the partner's objects, made under its node's identity, are named by it."""
     partner = "identity--6e4b1c2a-33a5-4f0e-9a51-0c4a5d2f7e10"

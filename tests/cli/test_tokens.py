@@ -94,6 +94,8 @@ def test_a_rotation_grace_is_a_bounded_duration(node: Node) -> None:
     assert "the old secret no longer works" in ended.stdout
     kept = kizuna(node.data_dir, "tokens", "rotate", token_id, "--grace", "90d")
     assert "the old secret works until " in kept.stdout
+    unknown = kizuna(node.data_dir, "tokens", "rotate", "0000000000000000", "--json", check=False)
+    assert unknown.returncode == 1 and json.loads(unknown.stdout)["error"]["code"] == "not-found"
 
 
 def test_list_names_organisation_rights_label_dates_and_state(node: Node) -> None:
