@@ -195,6 +195,7 @@ def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], ma
     # No indicators: the detection fast path runs for the watch alone (the same pass as `match --operation`).
     matcher = DetectionEngine(node.identity().get("id") or LOCAL_IDENTITY_ID).line_matcher(reader, watch.log)
     for path in logs:
+        reader.start_input()
         known = len(reader.stats.problems)
         try:
             with path.open("rb") as lines:

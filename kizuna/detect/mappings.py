@@ -349,6 +349,13 @@ class LogReader:
         self.tsv_version = 0  # bumped by every header line, so compiled row readers know to rebuild
         self._by_path = {m.name.removeprefix("zeek-"): m for m in self.mappings if m.name.startswith("zeek-")}
 
+    def start_input(self) -> None:
+        """A new file begins: a Zeek header read in the one before says nothing about it, so its rows are
+        not read with that file's columns (the result would depend on the order the files were given in)."""
+        if self._tsv is not None:
+            self._tsv = None
+            self.tsv_version += 1
+
     def pick(self, record: Record) -> Mapping | None:
         """The mapping for a JSON record: the forced one, or the first that accepts it."""
         return self._pick(record)

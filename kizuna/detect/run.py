@@ -93,6 +93,7 @@ class MatchRun:
         """Alerts for the lines of one log input, each naming `label` and its line."""
         if self.matcher is None:
             self.matcher = self.engine.line_matcher(self.reader, self.watch)
+        self.reader.start_input()
         stats = self.reader.stats
         first_problem = len(stats.problems)
         try:

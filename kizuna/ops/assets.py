@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
+import idna
 import orjson
 
 from kizuna.core.errors import AdminError
@@ -34,7 +35,14 @@ def sco_id(kind: str, value: str) -> str:
 
 
 def normalise_domain(text: str) -> str:
+    """The domain as DNS carries it: lower case, no final dot, an internationalised name (東京.example) as
+    its A-labels (xn--1lqs71d.example), which is what resolver and proxy logs show."""
     domain = text.strip().lower().rstrip(".")
+    if not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            raise AdminError(f"{text!r} is not a domain name such as tickets.example.org or 東京.example") from None
     if not _DOMAIN.match(domain):
         raise AdminError(f"{text!r} is not a domain name such as tickets.example.org")
     return domain

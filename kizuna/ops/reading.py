@@ -15,7 +15,7 @@ from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.policy.tlp import TlpLevel, oasis_id
-from kizuna.stix.timestamps import now_micros, parse_moment, parse_timestamp
+from kizuna.stix.timestamps import FIRST_MICROS, now_micros, parse_moment, parse_timestamp
 from kizuna.store.base import Collection, VersionSelector
 
 #: The OASIS TLP 2.0 marking ids back to their level (ingest rewrites the aliases to these ids).
@@ -108,7 +108,10 @@ def since_micros(text: str | None) -> int | None:
     value = text.strip()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
     if value[:-1].isdigit() and value[-1:] in units:
-        return now_micros() - int(value[:-1]) * units[value[-1]] * 1_000_000
+        at = now_micros() - int(value[:-1]) * units[value[-1]] * 1_000_000
+        if at < FIRST_MICROS:
+            raise AdminError(f"--since {text!r} is out of range: it reaches back before the year 1")
+        return at
     try:
         at = parse_moment(value)
     except ValueError:

@@ -21,11 +21,14 @@ from kizuna.store.base import Store
 
 INDEX_KEY = "ops:index"
 LOOKALIKE_KEY = "ops:lookalikes:"
-_SLUG_OUT = re.compile(r"[^a-z0-9]+")
+# Letters and digits of any script (東京2027 stays itself): an ASCII-only key turned 東京 into nothing and
+# 東京2027 and 大阪2027 into the same "2027".
+_SLUG_OUT = re.compile(r"[\W_]+")
 
 
 def slug_of(name: str) -> str:
-    """A short key for an operation name: lower case words joined by '-' (``rugby-world-cup-2019``)."""
+    """A short key for an operation name: lower case words joined by '-' (``rugby-world-cup-2019``,
+    ``東京-2027``)."""
     slug = _SLUG_OUT.sub("-", name.lower()).strip("-")
     if not slug:
         raise AdminError(f"operation name {name!r} needs at least one letter or digit")

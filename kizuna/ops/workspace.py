@@ -19,7 +19,7 @@ from kizuna.ops.alerts import NOT_ACTIVITY
 from kizuna.ops.reading import latest_objects, stix_now, tlp_level, tlp_of
 from kizuna.ops.records import Operation, Partner, find, load_all, save, slug_of
 from kizuna.policy.tlp import TlpLevel, oasis_id, tlp2_marking_definition
-from kizuna.stix.timestamps import format_timestamp, now_micros
+from kizuna.stix.timestamps import LAST_MICROS, format_timestamp, now_micros
 
 ROLES = ("intel", "incidents", "watchlist")
 DEFAULT_GRACE_DAYS = 7
@@ -55,6 +55,9 @@ def create_operation(node: Node, name: str, start: str, end: str, partners: list
     if grace_days < 0:
         raise AdminError("--grace-days cannot be negative")
     expires = ends + grace_days * _DAY_US
+    if expires > LAST_MICROS:
+        raise AdminError(f"--to {end} with --grace-days {grace_days} ends after the year 9999, which no "
+                         "STIX timestamp can write")
     if expires <= now_micros():
         raise AdminError(f"operation {name!r} ended with its grace period on {format_timestamp(expires)[:10]}; "
                          "its tokens would never work")

@@ -21,6 +21,10 @@ _MICROSECOND = _dt.timedelta(microseconds=1)
 _fromisoformat = _dt.datetime.fromisoformat
 _FIRST_MICROS = (_dt.datetime(1, 1, 1, tzinfo=_dt.UTC) - _EPOCH) // _MICROSECOND
 _LAST_MICROS = (_dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=_dt.UTC) - _EPOCH) // _MICROSECOND
+#: The last moment a STIX timestamp can write (9999-12-31T23:59:59.999999Z), in µs since the epoch.
+LAST_MICROS = _LAST_MICROS
+#: The first moment a STIX timestamp can write (0001-01-01T00:00:00Z), in µs since the epoch.
+FIRST_MICROS = _FIRST_MICROS
 
 
 def parse_timestamp(text: str) -> int:

@@ -211,3 +211,24 @@ def test_observed_data_on_standard_input_is_matched_and_a_truncated_one_named(tm
     assert (summary["events"], summary["hits"]) == (1, 1)
     error = _json_failure(kizuna(tmp_path / "none", *args, input=body[: len(body) // 2], check=False))
     assert error["file"] == "<stdin>" and error["line"] > 1
+
+
+def test_a_zeek_header_read_in_one_file_does_not_read_the_next(tmp_path: Path) -> None:
+    """Rows of a file without its own header are unparsable whatever came before it: the result of a run
+    does not depend on the order its files are given in."""
+    headerless = tmp_path / "headerless.log"
+    headerless.write_bytes(b"".join(line for line in (ZEEK / "dns.log").read_bytes().splitlines(keepends=True)
+                                    if not line.startswith(b"#")))
+    intel = _indicators(tmp_path)
+
+    def run(*logs: Path) -> dict[str, Any]:
+        return kizuna_json(tmp_path / "none", "match", "--indicators", str(intel), *map(str, logs))
+
+    rows = len(headerless.read_bytes().splitlines())
+    alone = _json_failure(kizuna(tmp_path / "none", "match", "--indicators", str(intel), str(headerless), "--json",
+                                 check=False))
+    assert alone["code"] == "no-log-lines" and f"{rows} unparsable" in alone["message"]
+    after = run(ZEEK / "dns.log", headerless)
+    before = run(headerless, ZEEK / "dns.log")
+    assert after["hits"] == before["hits"] == run(ZEEK / "dns.log")["hits"]
+    assert after["unparsed"] == before["unparsed"] == rows
