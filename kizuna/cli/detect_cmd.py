@@ -106,7 +106,9 @@ def notify_command(url: str, as_json: bool) -> None:
 @click.option("--nats", "url", required=True, help="NATS server URL, e.g. nats://127.0.0.1:4222.")
 @click.option("--from-collection", "source_collections", multiple=True, required=True,
               help="Match the indicators stored in this node collection (id or alias; repeatable).")
-@click.option("--collection", "-c", default=None, help="Store the sightings in this node collection.")
+@click.option("--collection", "-c", required=True,
+              help="Store the sightings in this node collection (a chunk is acknowledged once they are stored, "
+                   "so a worker that stored nothing would consume the stream for nothing).")
 @click.option("--window", type=click.IntRange(1, 31 * 86400), default=3600, show_default=True,
               help="Sightings aggregate hits per indicator per window of this many seconds.")
 @click.option("--batch", type=click.IntRange(1, 1000), default=16, show_default=True,
@@ -119,7 +121,7 @@ def notify_command(url: str, as_json: bool) -> None:
 @click.option("--max-chunks", type=click.IntRange(1), default=None, help="Stop after this many chunks.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on standard output.")
 @click.pass_context
-def worker_command(ctx: click.Context, url: str, source_collections: tuple[str, ...], collection: str | None,
+def worker_command(ctx: click.Context, url: str, source_collections: tuple[str, ...], collection: str,
                    window: int, batch: int, ack_wait: float, until_drained: bool, max_chunks: int | None,
                    as_json: bool) -> None:
     """Consume log chunks from the events stream with the shared durable consumer, match them against
@@ -131,7 +133,7 @@ def worker_command(ctx: click.Context, url: str, source_collections: tuple[str, 
     url = _nats_url(url)
     node = node_of(ctx)
     sources = [node.find_collection(ref, None) for ref in source_collections]
-    target = node.find_collection(collection, None) if collection else None
+    target = node.find_collection(collection, None)
     identity = node.identity().get("id", "")
     worker = DetectWorker(node, sources, target, list(shipped_mappings().values()), identity_id=identity,
                           window_seconds=window, batch=batch, ack_wait=ack_wait,

@@ -8,6 +8,7 @@ temporary name and moved into place only when the run succeeds; a run that match
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import tempfile
 import time
@@ -28,7 +29,7 @@ from kizuna.detect.files import PendingFile, check_writable, read_stix_file
 from kizuna.detect.intel import zeek_intel_indicators
 from kizuna.detect.mappings import Mapping, load_mapping, shipped_mappings
 from kizuna.detect.run import MatchRun, NothingToMatch
-from kizuna.detect.sightings import Alert
+from kizuna.detect.sightings import Alert, input_key
 from kizuna.detect.yara_scan import YaraScan
 
 if TYPE_CHECKING:
@@ -215,7 +216,13 @@ def match_command(
         for path in indicator_files:
             run.load(obj for _line, obj in read_stix_file(path))
         for intel in intel_files:
-            run.load(zeek_intel_indicators(intel.read_text("utf-8").splitlines()))
+            raw = intel.read_bytes()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise CliError(f"not UTF-8 text ({exc.reason})", code="encoding", file=str(intel),
+                               line=raw.count(b"\n", 0, exc.start) + 1) from None
+            run.load(zeek_intel_indicators(text.splitlines()))
         for exported in sources:
             run.load(orjson.loads(body) for body in exported)
         run.require_indicators()
@@ -239,7 +246,8 @@ def match_command(
             run.require_events(observed_data)
             sightings = run.engine.aggregator.sightings()
         bundle, missing = run.bundle.build(sightings, f"bundle--{uuid.uuid4()}")
-        stored = _store(node, store_in, sightings) if store_in is not None else None
+        shares = run.aggregator.shares() if isinstance(run, YaraScan) else run.engine.aggregator.shares()
+        stored = _store(node, store_in, sightings, shares) if store_in is not None else None
         watch_hits = watch.store() if watch is not None else None
         if output is not None:
             sightings_file = PendingFile(output, binary=True)
@@ -270,8 +278,10 @@ def match_command(
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     elif not quiet:
         stats = run.reader.stats
-        text = (f"{summary['events']} events, {summary['hits']} hits, {summary['sightings']} sightings; "
-                f"{stats.problem_count} unparsable lines")
+        read = "" if observed_data else f"{summary['lines']} lines read: "
+        text = (f"{read}{summary['events']} events, {summary['hits']} hits, {summary['sightings']} sightings; "
+                f"{stats.problem_count} unparsable" + ("" if observed_data else
+                                                       f" lines, {stats.skipped} of no known format"))
         if summary["warninglisted_skipped"]:
             text += (f"\n  {summary['warninglisted_skipped']} indicators on warninglists skipped"
                      " (--include-warninglisted matches them too)")
@@ -357,8 +367,9 @@ def _match_inputs(
                 if name == "-":  # spooled to a file: STIX input is read twice (JSON lines or bundle?)
                     with tempfile.TemporaryDirectory() as spool:
                         path = Path(spool) / "stdin.json"
-                        path.write_bytes(sys.stdin.buffer.read())
-                        found = run.observed_data_alerts(path, label)
+                        held = sys.stdin.buffer.read()
+                        path.write_bytes(held)
+                        found = run.observed_data_alerts(path, label, f"stdin:{hashlib.sha256(held).hexdigest()}")
                 else:
                     found = run.observed_data_alerts(Path(name), label)
                 for alert in found:
@@ -372,8 +383,13 @@ def _match_inputs(
                 if name != "-":
                     lines = progress.track(label, lines, Path(name).stat().st_size)
                 before = run.reader.stats.lines
+                digest = hashlib.sha256() if name == "-" else None
+                if digest is not None:  # standard input is named by what it held
+                    lines = _hashed(lines, digest)
                 for alert in run.log_alerts(label, lines):
                     _write_alert(alert_stream, alert, flush=follow)
+                run.engine.aggregator.name_input(f"stdin:{digest.hexdigest()}" if digest is not None
+                                                 else input_key(Path(name)))
                 if remaining is not None:
                     remaining -= run.reader.stats.lines - before
             finally:
@@ -439,9 +455,19 @@ def _open_node(data_dir: Path | None) -> Any:
     return Node.open(data_dir)
 
 
-def _store(node: Any, target: Any, sightings: list[dict[str, Any]]) -> dict[str, int]:
-    result = node.import_objects(target, sightings).to_taxii() if sightings else {}
+def _store(node: Any, target: Any, sightings: list[dict[str, Any]], shares: list[Any]) -> dict[str, int]:
+    """Store the run's sightings as the totals of every input matched into them (core/sighting_shares.py)."""
+    from kizuna.core.principal import NODE_ADMIN
+
+    report = node.store_sightings(NODE_ADMIN, target, sightings, shares) if sightings else None
+    result = report.to_taxii() if report is not None else {}
     return {"success": result.get("success_count", 0), "failure": result.get("failure_count", 0)}
+
+
+def _hashed(lines: Iterable[bytes], digest: Any) -> Iterator[bytes]:
+    for line in lines:
+        digest.update(line)
+        yield line
 
 
 def _write_alert(stream: IO[str] | None, alert: Alert, *, flush: bool = False) -> None:

@@ -40,6 +40,7 @@ from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.query import Page, Reader
 from kizuna.core.search import Searcher, SearchFilters, SearchResults
 from kizuna.core.share_preview import partners as share_partners
+from kizuna.core.sighting_shares import merge_stored_sightings
 from kizuna.core.stored_shapes import StoredShapes
 from kizuna.core.tokens import (
     authenticate_token,
@@ -70,6 +71,7 @@ from kizuna.store.base import (
     VersionRow,
     VersionSelector,
 )
+from kizuna.store.sighting_inputs import SightingShare
 
 DEFAULT_API_ROOT = "main"
 DEFAULT_MAX_CONTENT_LENGTH = 100 * 1024 * 1024
@@ -670,6 +672,16 @@ class Node:
             self._record_write(principal, collection, report)
         self._purge_old_statuses()
         return report
+
+    def store_sightings(self, principal: Principal, collection: Collection, sightings: Sequence[dict[str, Any]],
+                        shares: Sequence[SightingShare]) -> IngestReport | None:
+        """Sightings a matching run made, stored as the totals of every input's share (core/sighting_shares.py)
+        in one transaction with the shares; None when the store held every total already."""
+        if not principal.can_write(collection):
+            raise Forbidden("this token may not write to this collection")
+        with self.store.atomic():
+            merged = merge_stored_sightings(self.store, collection, sightings, shares)
+            return self.add_objects(principal, collection, merged) if merged else None
 
     def _record_write(self, principal: Principal, collection: Collection, report: IngestReport) -> None:
         body: dict[str, Any] = {

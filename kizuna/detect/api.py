@@ -25,6 +25,7 @@ object count or newest addition changes, or the node's sharing policy does.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -137,6 +138,9 @@ class DetectionService:
         # The cached index is shared; each request gets its own counters and sightings.
         engine = DetectionEngine(compiled.engine.aggregator.identity_id)
         engine.index = compiled.engine.index
+        # The body is the input whose share of the stored sightings this request's hits are: posted again, it
+        # replaces its share; another body adds to the same sightings (core/sighting_shares.py).
+        engine.aggregator.begin_input(f"body:{hashlib.sha256(body).hexdigest()}")
         answer: dict[str, Any] = {"indicators": engine.index.stats(), "format": fmt}
         if fmt == "stix":
             objects = stix if stix is not None else _stix_objects(body)
@@ -177,7 +181,8 @@ class DetectionService:
         store = params.get("store")
         if store:
             target = self.node.writable(principal, api_root, store[-1])
-            report = self.node.add_objects(principal, target, sightings) if sightings else None
+            report = (self.node.store_sightings(principal, target, sightings, engine.aggregator.shares())
+                      if sightings else None)
             answer["stored"] = report.to_taxii() if report is not None else {"success_count": 0}
         return answer
 

@@ -71,7 +71,9 @@ class DetectionEngine:
         types = {o.get("type") for o in observation.objects.values() if isinstance(o, dict)}
         at = observation.last_observed.timestamp()
         hits = self.index.match(facts, lambda: observation, {t for t in types if isinstance(t, str)}, at=at)
-        return self._record(hits, at, None, observation.id or "observed-data", facts, stix=True)
+        # Its sighting spans what the observed-data spans and counts what it counted (number_observed).
+        return self._record(hits, at, None, observation.id or "observed-data", facts, stix=True,
+                            first=observation.first_observed.timestamp(), count=observation.count)
 
     def _record(
         self,
@@ -82,6 +84,8 @@ class DetectionEngine:
         facts: list[Any],
         *,
         stix: bool = False,
+        first: float | None = None,
+        count: int = 1,
     ) -> list[Alert]:
         alerts = []
         for hit in hits:
@@ -91,7 +95,8 @@ class DetectionEngine:
             refs = [o.id for o in hit.observations if o.id] if stix else []
             if stix and not refs and source != "observed-data":
                 refs = [source]
-            self.aggregator.record(hit.indicator_id, when, refs)
+            self.aggregator.record(hit.indicator_id, when if first is None else min(first, when), refs, count=count,
+                                   until=when)
             alerts.append(Alert(hit.indicator_id, at, line, source, facts))
         return alerts
 

@@ -18,7 +18,7 @@ from kizuna.detect.engine import DetectionEngine
 from kizuna.detect.fast import LineMatcher, ValueWatch
 from kizuna.detect.files import read_stix_file
 from kizuna.detect.mappings import LogReader, Mapping, ReadStats
-from kizuna.detect.sightings import Alert
+from kizuna.detect.sightings import Alert, input_key
 
 _PROBLEMS_IN_SUMMARY = 100
 
@@ -89,8 +89,10 @@ class MatchRun:
 
     # --- inputs ---------------------------------------------------------------------------------
 
-    def log_alerts(self, label: str, lines: Iterable[bytes]) -> Iterator[Alert]:
-        """Alerts for the lines of one log input, each naming `label` and its line."""
+    def log_alerts(self, label: str, lines: Iterable[bytes], key: str | None = None) -> Iterator[Alert]:
+        """Alerts for the lines of one log input, each naming `label` and its line; its hits are the share of
+        the input ``key`` names (``input_key``; the digest of standard input, named once it is read)."""
+        self.engine.aggregator.begin_input(key or label)
         if self.matcher is None:
             self.matcher = self.engine.line_matcher(self.reader, self.watch)
         self.reader.start_input()
@@ -104,8 +106,9 @@ class MatchRun:
             for problem in stats.problems[first_problem:]:
                 problem.file = label
 
-    def observed_data_alerts(self, path: Path, label: str) -> list[Alert]:
+    def observed_data_alerts(self, path: Path, label: str, key: str | None = None) -> list[Alert]:
         """Alerts for a STIX observed-data file; an unusable observed-data is a bad line, not a failure."""
+        self.engine.aggregator.begin_input(key or input_key(path))
         lines: dict[int, int] = {}
         objects = []
         for line, obj in read_stix_file(path, label):

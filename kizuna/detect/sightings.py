@@ -10,10 +10,14 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-# Sighting ids are derived from (indicator, window, sighter) so re-running a log gives the same ids
-# and a store that already holds the sighting updates it instead of duplicating it.
+from kizuna.store.sighting_inputs import SightingShare
+
+# Sighting ids are derived from (indicator, window, sighter) so re-running a log gives the same ids,
+# and a store that already holds the sighting adds this input's share to it instead of duplicating it
+# (core/sighting_shares.py).
 _SIGHTING_NAMESPACE = uuid.UUID("6c1f4a2e-93b5-4f63-a9c7-8e1f0d8b2a51")
 
 
@@ -24,6 +28,14 @@ def sighting_uuid(indicator_id: str, window_start: int, identity_id: str) -> uui
 
 def _stix_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def input_key(path: Path) -> str:
+    """What names a log file's share of the sightings it is matched into (store/sighting_inputs.py): the file
+    as it stands, by path, size and modification time. Matched again unchanged, it replaces its own share;
+    rotated, or written since, it is another input and adds its hits."""
+    stat = path.stat()
+    return f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 @dataclass
@@ -41,18 +53,47 @@ class SightingAggregator:
     identity_id: str
     window_seconds: int = 3600
     windows: dict[tuple[str, int], _Window] = field(default_factory=dict)
+    #: Each input's own tally of the same windows, under the key that names the input (a file, a request
+    #: body): what the store adds up across inputs (core/sighting_shares.py). Empty until an input begins.
+    inputs: list[tuple[str, dict[tuple[str, int], list[float]]]] = field(default_factory=list)
 
-    def record(self, indicator_id: str, at: float, observed_data: Iterable[str] = ()) -> None:
-        """Count one hit; `observed_data` names the STIX observed-data it was seen in, if any."""
+    def begin_input(self, key: str) -> None:
+        """The hits recorded from now on are also counted as ``key``'s share."""
+        self.inputs.append((key, {}))
+
+    def name_input(self, key: str) -> None:
+        """Name the input under way once its name is known (the digest of standard input, read to its end)."""
+        self.inputs[-1] = (key, self.inputs[-1][1])
+
+    def record(self, indicator_id: str, at: float, observed_data: Iterable[str] = (), *, count: int = 1,
+               until: float | None = None) -> None:
+        """Count ``count`` hits seen from ``at`` to ``until`` (an observed-data's first and last observed; a
+        log line's one moment when ``until`` is None), in the window of ``at``; `observed_data` names the STIX
+        observed-data they were seen in."""
+        last = at if until is None else max(at, until)
         bucket = int(at // self.window_seconds)
         window = self.windows.get((indicator_id, bucket))
         if window is None:
-            window = self.windows[(indicator_id, bucket)] = _Window(indicator_id, bucket, 0, at, at)
-        window.count += 1
+            window = self.windows[(indicator_id, bucket)] = _Window(indicator_id, bucket, 0, at, last)
+        window.count += count
         window.first = min(window.first, at)
-        window.last = max(window.last, at)
+        window.last = max(window.last, last)
         for ref in observed_data:
             window.observed_data[ref] = None
+        if self.inputs:
+            tally = self.inputs[-1][1].setdefault((indicator_id, bucket), [0, at, last])
+            tally[0] += count
+            tally[1] = min(tally[1], at)
+            tally[2] = max(tally[2], last)
+
+    def shares(self) -> list[SightingShare]:
+        """Every input's share of every sighting it touched (none when no input was begun)."""
+        return [
+            SightingShare(f"sighting--{sighting_uuid(indicator_id, bucket * self.window_seconds, self.identity_id)}",
+                          key, int(count), _stix_time(first), _stix_time(last))
+            for key, tallies in self.inputs
+            for (indicator_id, bucket), (count, first, last) in tallies.items()
+        ]
 
     def sightings(self, *, created: float | None = None) -> list[dict[str, Any]]:
         stamp = _stix_time(created if created is not None else datetime.now(UTC).timestamp())

@@ -24,7 +24,7 @@ from typing import Any
 
 from kizuna.detect.bundle import SightingBundle
 from kizuna.detect.run import NothingToMatch
-from kizuna.detect.sightings import Alert, SightingAggregator
+from kizuna.detect.sightings import Alert, SightingAggregator, input_key
 
 _UNSCANNED_IN_SUMMARY = 100
 # A rule that runs away (a pathological regular expression) must not stall the scan for ever.
@@ -186,6 +186,7 @@ class YaraScan:
         if digest is not None:
             facts.append(("file", "hashes.'SHA-256'", digest))
         alerts = []
+        self.aggregator.begin_input(input_key(path))  # scanned again unchanged, it counts once (sighting_shares)
         for found in matches:
             self.hits += 1
             self.aggregator.record(found.namespace, at)

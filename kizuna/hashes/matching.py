@@ -35,6 +35,7 @@ from kizuna.hashes.signals import (
 )
 from kizuna.hashes.video import DEFAULT_RULE, VideoRule
 from kizuna.store.base import Collection
+from kizuna.store.sighting_inputs import SightingShare
 
 
 @dataclass(frozen=True)
@@ -171,9 +172,14 @@ class MatchRun:
             if matches:
                 self.matched += 1
                 now = time.time()
+                # The content's hash names its share: the same picture matched again counts once (sighting_shares).
+                self.aggregator.begin_input(f"media:{query.hash_type}:{result_of(query, [])['hash']}")
                 for match in matches:
                     self.aggregator.record(match.signal.id, now)
             yield result_of(query, matches)
 
     def sightings(self) -> list[dict[str, Any]]:
         return self.aggregator.sightings()
+
+    def shares(self) -> list[SightingShare]:
+        return self.aggregator.shares()

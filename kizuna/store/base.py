@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from kizuna.store.ops_activity import SightedRow
     from kizuna.store.ops_alerts import AlertRow
     from kizuna.store.sessions import SessionRecord
+    from kizuna.store.sighting_inputs import SightingShare, SightingTotal
 
 
 class StoreError(Exception):
@@ -348,6 +349,11 @@ class Store(Protocol):
     def delete_feed(self, name: str) -> bool: ...
     def collection_change_stamp(self, collection_pk: int) -> tuple[int | None, int | None]: ...
     def newest_deletion(self, collection_pk: int) -> int | None: ...
+
+    # Each input's share of a stored sighting (schema step 22; kizuna/store/sighting_inputs.py).
+    def record_sighting_shares(
+        self, collection_pk: int, shares: Sequence[SightingShare],
+    ) -> dict[str, SightingTotal]: ...
 
     # An operation's judged alerts (schema step 18; kizuna/store/ops_alerts.py).
     def replace_ops_alerts(self, operation: str, judged: Sequence[str], rows: Sequence[AlertRow]) -> None: ...

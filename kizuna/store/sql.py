@@ -44,6 +44,7 @@ from kizuna.store.ops_activity import OpsActivityRows
 from kizuna.store.ops_alerts import OpsAlertRows
 from kizuna.store.search_index import SearchIndex
 from kizuna.store.sessions import SessionRows
+from kizuna.store.sighting_inputs import SightingInputRows
 from kizuna.store.transactions import Transactions
 from kizuna.store.view_edges import Edges, Shape, edges
 
@@ -98,7 +99,7 @@ def _edges_by_version(known: dict[int, _Held]) -> dict[int, Edges]:
     return dict(zip(order, edges([known[version].shape for version in order]), strict=True))
 
 
-class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRows, abc.ABC):
+class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRows, SightingInputRows, abc.ABC):
     url: str
     #: The backend's full-text search index (store/search_index.py).
     search_index: SearchIndex

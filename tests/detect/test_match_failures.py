@@ -232,3 +232,14 @@ def test_a_zeek_header_read_in_one_file_does_not_read_the_next(tmp_path: Path) -
     before = run(headerless, ZEEK / "dns.log")
     assert after["hits"] == before["hits"] == run(ZEEK / "dns.log")["hits"]
     assert after["unparsed"] == before["unparsed"] == rows
+
+
+def test_a_zeek_intel_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    intel = tmp_path / "latin1.intel"
+    intel.write_bytes(b"#fields\tindicator\tindicator_type\tmeta.source\nevil.example\tIntel::DOMAIN\tx\n"
+                      b"caf\xe9.example\tIntel::DOMAIN\tx\n")
+    args = ["match", "--zeek-intel", str(intel), str(ZEEK / "dns.log")]
+    assert _one_line_failure(kizuna(tmp_path / "none", *args, check=False)) == (
+        f"kizuna match: not UTF-8 text (invalid continuation byte): {intel}:3")
+    error = _json_failure(kizuna(tmp_path / "none", *args, "--json", check=False))
+    assert (error["code"], error["file"], error["line"]) == ("encoding", str(intel), 3)

@@ -244,7 +244,8 @@ def test_a_worker_counts_the_lines_it_could_not_read(world: dict[str, Any], nats
     assert (summary["lines"], summary["hits"], summary["unparsable"], summary["unmapped"]) == (3, 0, 2, 1)
 
 
-@pytest.mark.parametrize("command", [("publish", "LOG"), ("notify",), ("worker", "--from-collection", "intel")])
+@pytest.mark.parametrize("command", [("publish", "LOG"), ("notify",),
+                                     ("worker", "--from-collection", "intel", "--collection", "intel")])
 def test_a_nats_server_that_is_not_there_fails_in_one_line(world: dict[str, Any], command: tuple[str, ...]) -> None:
     # Nothing listens on a port just found free: the client must give up (it retried for ever, a
     # traceback an attempt) and the command must say so in one line.
@@ -255,6 +256,15 @@ def test_a_nats_server_that_is_not_there_fails_in_one_line(world: dict[str, Any]
     assert result.returncode == 1 and result.stderr == "", result.stderr[-2000:]
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "nats" and error["message"].startswith(f"cannot connect to NATS at {url}: ")
+
+
+def test_a_worker_without_a_collection_for_its_sightings_is_refused(world: dict[str, Any]) -> None:
+    # It would acknowledge every chunk it matched and store nothing: the stream consumed for nothing.
+    result = subprocess.run([sys.executable, "-m", "kizuna", "--data", str(world["data"]), "detect", "worker",
+                             "--nats", "nats://127.0.0.1:4222", "--from-collection", "intel"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == "kizuna detect worker: Missing option '--collection' / '-c'.\n"
 
 
 def test_a_running_worker_picks_up_new_indicators(world: dict[str, Any], nats_url: str, tmp_path: Path) -> None:

@@ -3,24 +3,11 @@ reads its own writes, and work queued for after the commit runs only once the co
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from kizuna.store import open_store
 from kizuna.store.base import StoredStatus
 from kizuna.store.sql import SqlStore
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[SqlStore]:
-    opened = open_store(store_url)
-    assert isinstance(opened, SqlStore)
-    opened.migrate()
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _status(number: int) -> StoredStatus:

@@ -264,4 +264,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         DELETE FROM node_settings WHERE key LIKE 'ops:alerts:%'
         """,
     ),
+    # Step 22: what each input (a log file, a request body) contributed to a stored sighting
+    # (store/sighting_inputs.py), so a sighting stored by matching adds what another input saw in its window
+    # and an input matched again replaces its own share instead of counting twice.
+    (
+        22,
+        """
+        CREATE TABLE sighting_inputs (
+            collection_pk INTEGER NOT NULL, sighting_id TEXT NOT NULL, input TEXT NOT NULL,
+            count INTEGER NOT NULL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+            PRIMARY KEY (collection_pk, sighting_id, input))
+        """,
+    ),
 ]
