@@ -28,6 +28,14 @@ CRASHES = ROOT / "tests" / "fixtures" / "fuzz"
 _EXECUTIONS = re.compile(r"#(\d+)\s+(?:DONE|pulse|NEW|REDUCE|INITED)")
 
 
+def _positive(text: str) -> int:
+    # libFuzzer reads -max_total_time=0 (and below) as "no limit": a run that never ends.
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds of at least 1")
+    return value
+
+
 def fuzz(name: str, seconds: int, crashes: Path = CRASHES) -> dict[str, object]:
     """Run one target; returns what it did. A crash leaves its input under ``crashes/name/``."""
     out = crashes / name
@@ -49,7 +57,7 @@ def fuzz(name: str, seconds: int, crashes: Path = CRASHES) -> dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=30, help="time per target")
+    parser.add_argument("--seconds", type=_positive, default=30, help="time per target (at least 1)")
     parser.add_argument("--only", action="append", choices=sorted(TARGETS), help="run only these targets")
     parser.add_argument("--json", action="store_true", help="one JSON line instead of a table")
     args = parser.parse_args()

@@ -423,8 +423,21 @@ def test_metrics_with_token_access_need_the_metrics_right(sqlite_node: Path) -> 
     kizuna_json(sqlite_node, "orgs", "create", "Monitoring", "--country", "GBR")
     granted = kizuna_json(sqlite_node, "metrics", "token", "--org", "Monitoring")
     other = kizuna_json(sqlite_node, "tokens", "create", "--org", "Monitoring", "--read", "shared")
-    assert kizuna_json(sqlite_node, "metrics", "show") == {"access": "token", "tokens": [granted["id"]]}
+    assert kizuna_json(sqlite_node, "metrics", "show") == {
+        "access": "token", "tokens": [granted["id"]],
+        "holders": [{"id": granted["id"], "organisation": "Monitoring", "label": "metrics", "state": "active"}]}
     assert kizuna_json(sqlite_node, "metrics", "grant", granted["id"])["changed"] is False
+    # A token that cannot sign in, or a partner's (bound to an agreement), is not given the right.
+    revoked = kizuna_json(sqlite_node, "tokens", "create", "--org", "Monitoring", "--read", "shared")["id"]
+    kizuna_json(sqlite_node, "tokens", "revoke", revoked)
+    refused = kizuna(sqlite_node, "metrics", "grant", revoked, check=False)
+    assert refused.stderr == f"kizuna metrics grant: token {revoked} is revoked: it cannot sign in to read /metrics\n"
+    kizuna_json(sqlite_node, "agreements", "set", "mon-view", "--partner", "Monitoring", "--collections", "shared",
+                "--max-tlp", "green")
+    bound = kizuna_json(sqlite_node, "tokens", "create", "--org", "Monitoring", "--read", "shared",
+                        "--agreement", "mon-view")["id"]
+    refused = kizuna(sqlite_node, "metrics", "grant", bound, check=False)
+    assert refused.returncode == 1 and "reads under agreement 'mon-view'" in refused.stderr
     for verb in ("grant", "revoke"):  # revoke too: "does not hold the right (unchanged)" hid the typo
         refused = kizuna(sqlite_node, "metrics", verb, "0000000000000000", check=False)
         assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "no token" in refused.stderr

@@ -14,6 +14,7 @@ import httpx
 from kizuna.cli.common import CliError, FiniteFloat, emit, json_option
 from kizuna.federation.doctor import FAIL, DoctorError, Peer, auth_headers, normalise_url, report, run_checks
 from kizuna.federation.doctor_checks import CHECKS
+from kizuna.federation.tls import tls_files_problem
 
 _MARKS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
 
@@ -40,6 +41,8 @@ def doctor(url: str, token: str | None, basic: str | None, write_collection: str
         base = normalise_url(url)
     except DoctorError as exc:
         raise CliError(str(exc), code="usage", exit_code=2) from None
+    if (problem := tls_files_problem(None, None, ca_file)) is not None:
+        raise CliError(problem, code="tls", file=ca_file)
     with httpx.Client(timeout=timeout, verify=ca_file or True, follow_redirects=False,
                       headers={"User-Agent": "kizuna-doctor"}) as client:
         try:

@@ -86,6 +86,16 @@ class _Unusable:
                 _report(self.command, where, reason)
         self.pending = []
 
+    def exit_if_any(self, total: int) -> None:
+        """After the run's report: exit 1 when some inputs could not be used. The rest was used and reported;
+        the run still failed for these (listed above) and says so in its exit status, as `kizuna import`
+        and `kizuna match --yara` do."""
+        if self.count:
+            if not self.as_json:
+                click.echo(f"kizuna {self.command}: {self.count} of {total} inputs could not be used (listed above)",
+                           err=True)
+            raise click.exceptions.Exit(1)
+
     def finish(self, total: int) -> None:
         if self.succeeded or not total or not self.pending:
             return
@@ -137,6 +147,7 @@ def hash_command(inputs: tuple[Path, ...], as_json: bool) -> None:
             record["vpdq"], pdq = _video_lines(found.vpdq)
         emit(as_json, record, f"{file}\n  {pdq}\n  md5 {found.md5}\n  sha256 {found.sha256}")
     unusable.finish(len(files))
+    unusable.exit_if_any(len(files))
 
 
 def _video_lines(frames: str | None) -> tuple[list[dict[str, Any]] | None, str]:
@@ -246,6 +257,11 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
             _report("hashes import", problem["where"], problem["reason"])
     emit(as_json, result, f"{len(signals)} signals into {result['collection']} "
                           f"({stored} new), {len(rejected)} inputs rejected, {len(failures)} refused")
+    if rejected or failures:
+        if not as_json:
+            click.echo(f"kizuna hashes import: {len(rejected)} inputs rejected, {len(failures)} signals refused "
+                       "(listed above)", err=True)
+        raise click.exceptions.Exit(1)
 
 
 @hashes_group.command("match")
@@ -310,13 +326,14 @@ def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tup
                 click.echo(f"  distance {m['distance']:>3}{video}  {m['bank']}  {m['signal']}  {labels}")
     sightings = run.sightings()
     if target is not None and sightings:
-        node.import_objects(target, sightings)
+        node.store_sightings(NODE_ADMIN, target, sightings, run.shares())
     unusable.finish(run.inputs)
     if not as_json:
         click.echo(f"{run.inputs} inputs, {run.matched} matched, {run.errors} unusable; {len(sightings)} sightings"
                    + (f" stored in {target.alias or target.id}" if target is not None and sightings
                       else " (not stored: --sightings-to COLLECTION stores them)" if sightings else ""),
                    err=True)
+    unusable.exit_if_any(run.inputs)
 
 
 @hashes_group.command("opinion")

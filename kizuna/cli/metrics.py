@@ -6,6 +6,8 @@ import click
 
 from kizuna.cli.common import CliError, emit, json_option, node_of
 from kizuna.core.health import issue_metrics_token, metrics_access, metrics_readers, set_metrics_right
+from kizuna.core.tokens import token_state
+from kizuna.stix.timestamps import now_micros
 
 
 @click.group()
@@ -21,10 +23,19 @@ def metrics_show(ctx: click.Context, as_json: bool) -> None:
     node = node_of(ctx)
     access = metrics_access(node.config)
     readers = sorted(metrics_readers(node.store))
+    now = now_micros()
+    holders = []
+    for token_id in readers:
+        record = node.store.get_token(token_id)
+        org = node.store.get_organisation(record.organisation_id) if record is not None else None
+        holders.append({"id": token_id, "organisation": org.name if org is not None else None,
+                        "label": record.label if record is not None else None,
+                        "state": token_state(record, now) if record is not None else "deleted"})
     how = ("loopback clients only" if access.mode == "loopback"
            else "clients presenting a token that holds the metrics right")
-    emit(as_json, {"access": access.mode, "tokens": readers},
-         f"/metrics is served to {how}\n  tokens with the metrics right: {', '.join(readers) or 'none'}")
+    listed = "".join(f"\n    {h['id']}  {h['organisation'] or '-'}  {h['label'] or '-'}  {h['state']}" for h in holders)
+    emit(as_json, {"access": access.mode, "tokens": readers, "holders": holders},
+         f"/metrics is served to {how}\n  tokens with the metrics right:{listed or ' none'}")
 
 
 @metrics.command("token")
@@ -43,8 +54,18 @@ def metrics_token(ctx: click.Context, org: str, label: str, as_json: bool) -> No
 def _change(ctx: click.Context, token_id: str, granted: bool, as_json: bool) -> None:
     node = node_of(ctx)
     # A revoke may name a token since deleted that still holds the right; any other unknown id is a mistake.
-    if node.store.get_token(token_id) is None and (granted or token_id not in metrics_readers(node.store)):
+    record = node.store.get_token(token_id)
+    if record is None and (granted or token_id not in metrics_readers(node.store)):
         raise CliError(f"no token {token_id!r}; see `kizuna tokens list`", code="not-found")
+    if granted and record is not None:
+        state = token_state(record, now_micros())
+        if state != "active":
+            raise CliError(f"token {token_id} is {state}: it cannot sign in to read /metrics")
+        if record.agreement_id is not None:
+            # /metrics names and counts every collection, those the agreement hides included.
+            raise CliError(f"token {token_id} reads under agreement {record.agreement_id!r} (a partner's token), "
+                           "and /metrics counts every collection; give the right to a token of its own "
+                           "(`kizuna metrics token`)")
     changed = set_metrics_right(node, token_id, granted)
     verb = "holds" if granted else "does not hold"
     emit(as_json, {"id": token_id, "metrics": granted, "changed": changed},

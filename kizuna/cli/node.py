@@ -97,7 +97,7 @@ def collections_create(ctx: click.Context, title: str, api_root: str, descriptio
     """Create a collection."""
     c = node_of(ctx).create_collection(title, api_root, description, alias)
     emit(as_json, {"id": c.id, "api_root": c.api_root, "title": c.title, "alias": c.alias},
-          f"Collection {c.id} created in /{c.api_root}/")
+          f"Collection {c.alias or c.title!r} created in /{c.api_root}/ (id {c.id})")
 
 
 @collections.command("list")

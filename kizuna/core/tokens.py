@@ -58,8 +58,12 @@ def parse_expiry(text: str, now: int, option: str = "--expires") -> int:
     duration = _duration_micros(value, option)
     at = now + duration if duration is not None else _parse_moment(value, option)
     if at <= now:
-        raise AdminError(f"{option} {text!r} is not in the future")
+        raise ExpiryNotInFuture(f"{option} {text!r} is not in the future")
     return at
+
+
+class ExpiryNotInFuture(AdminError):
+    """An expiry that is a valid moment, only not a later one (told apart from a value that is not one)."""
 
 
 #: Longest grace a rotated token's old secret is given: a rotation is meant to end the old secret.

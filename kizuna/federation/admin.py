@@ -25,6 +25,7 @@ from kizuna.federation.config import (
     printable_ascii,
 )
 from kizuna.federation.state import FederationState
+from kizuna.federation.tls import tls_files_problem
 
 
 def _check_http_url(url: str, option: str) -> None:
@@ -136,10 +137,14 @@ def add_partner(
         # A partner whose agreement does not exist receives nothing (the policy fails closed): refused here.
         raise ConfigProblem(f"--agreement {agreement}: no agreement {agreement!r}; set one with "
                             "`kizuna agreements set` (`kizuna agreements list` shows them)")
+    client_cert, client_key = readable_file("--cert", client_cert), readable_file("--key", client_key)
+    ca_file = readable_file("--ca", ca_file)
+    if (problem := tls_files_problem(client_cert, client_key, ca_file)) is not None:
+        raise ConfigProblem(problem)
     config = PartnerConfig(
         name=name, api_root_url=url, mappings=mappings, token=token, basic_auth=basic_auth,
-        client_cert=readable_file("--cert", client_cert), client_key=readable_file("--key", client_key),
-        ca_file=readable_file("--ca", ca_file), organisation=organisation_id, agreement=agreement,
+        client_cert=client_cert, client_key=client_key, ca_file=ca_file, organisation=organisation_id,
+        agreement=agreement,
         schedule_s=schedule_s, page_size=page_size,
         pin_sha256=parse_pin(pin_sha256) if pin_sha256 is not None else None,
     )
@@ -165,10 +170,13 @@ def add_misp_feed_partner(
     except KizunaError:
         raise ConfigProblem(f"--collection {collection}: this node has no collection {collection!r} "
                             "(see `kizuna collections list`)") from None
+    client_cert, client_key = readable_file("--cert", client_cert), readable_file("--key", client_key)
+    ca_file = readable_file("--ca", ca_file)
+    if (problem := tls_files_problem(client_cert, client_key, ca_file)) is not None:
+        raise ConfigProblem(problem)
     config = PartnerConfig(
         name=name, api_root_url=location, mappings=(CollectionMapping(collection, FEED_REMOTE, Direction.PULL),),
-        token=token, basic_auth=basic_auth, client_cert=readable_file("--cert", client_cert),
-        client_key=readable_file("--key", client_key), ca_file=readable_file("--ca", ca_file),
+        token=token, basic_auth=basic_auth, client_cert=client_cert, client_key=client_key, ca_file=ca_file,
         schedule_s=schedule_s, kind=MISP_FEED,
     )
     state.add_partner(config)

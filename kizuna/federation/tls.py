@@ -72,6 +72,28 @@ class _PinnedBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
+def tls_files_problem(cert: str | None, key: str | None, ca: str | None) -> str | None:
+    """Why these files cannot make this node's TLS settings (named by the options that gave them), or None.
+    Checked when a partner is added and before doctor connects: a key that is not the certificate's, or a
+    "CA file" holding no certificate, would otherwise fail only at the first sync, as an SSL error code."""
+    if (cert is None) != (key is None):
+        return "--cert and --key go together: the client certificate and its key"
+    if ca is not None:
+        try:
+            ssl.create_default_context(cafile=ca)
+        except (ssl.SSLError, ValueError) as exc:
+            return f"--ca {ca}: no PEM certificate could be read from it ({getattr(exc, 'reason', None) or exc})"
+    if cert is not None and key is not None:
+        try:
+            ssl.create_default_context().load_cert_chain(cert, key)
+        except ssl.SSLError as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            if reason == "KEY_VALUES_MISMATCH":
+                return f"--key {key} is not the key of the certificate --cert {cert}"
+            return f"--cert {cert} with --key {key}: not a PEM certificate and its key ({reason})"
+    return None
+
+
 def partner_ssl_context(partner: PartnerConfig) -> ssl.SSLContext:
     """The TLS settings for talking to ``partner``: whom to trust, and which certificate to present."""
     context = ssl.create_default_context(cafile=partner.ca_file)

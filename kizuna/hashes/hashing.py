@@ -76,6 +76,9 @@ def _vpdq(data: bytes, path: Path | None) -> str | None:
 
 def hash_bytes(data: bytes, path: Path | None = None) -> MediaHashes:
     """The hashes of a file's bytes; ``path``, when they were read from a file, spares a video a copy."""
+    if not data:
+        # The MD5 and SHA-256 of nothing, banked, would match every empty upload.
+        raise HashingError("empty file: no content to hash")
     md5, sha256 = hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
     looks_like_image = data.startswith(_IMAGE_MAGIC)
     try:

@@ -18,7 +18,26 @@ from starlette.responses import Response
 from kizuna.core.audit import unpack_served
 from kizuna.core.errors import BadRequest
 from kizuna.web.page import Visit
+from kizuna.web.vocab import N_
 
+#: How each kind of record reads on the page (translated); the kind itself is shown beside it, as
+#: `kizuna audit export --kind` takes it.
+KIND_NAMES: Final = {
+    "agreement-changed": N_("Agreement changed"), "api-root-created": N_("API root created"),
+    "auth-failure": N_("Failed sign-in"), "collection-created": N_("Collection created"),
+    "cursor-key-rotated": N_("Cursor key rotated"), "delete": N_("Objects deleted"), "egress": N_("Objects served"),
+    "feed-created": N_("Feed created"), "feed-removed": N_("Feed removed"),
+    "metrics-right": N_("Metrics right changed"),
+    "misp-import": N_("MISP import"), "node-backed-up": N_("Node backed up"), "node-restored": N_("Node restored"),
+    "operation-closed": N_("Operation closed"), "operation-created": N_("Operation created"),
+    "operation-declassified": N_("Operation declassified"), "operator-right": N_("Operator right changed"),
+    "organisation-changed": N_("Organisation changed"), "organisation-created": N_("Organisation created"),
+    "partner-added": N_("Partner added"), "partner-removed": N_("Partner removed"),
+    "policy-changed": N_("Policy changed"), "recall": N_("Recall"), "search": N_("Search"),
+    "token-bound": N_("Token bound to an agreement"), "token-certificate-bound": N_("Token bound to a certificate"),
+    "token-created": N_("Token created"), "token-revoked": N_("Token revoked"), "token-rotated": N_("Token rotated"),
+    "write": N_("Objects written"),
+}
 PAGE_SIZE: Final = 50
 #: Characters of a record's body shown in the list (the whole body is in `kizuna audit export`).
 BODY_SHOWN: Final = 300
@@ -60,5 +79,6 @@ def audit_page(visit: Visit) -> Response:
                for r in reversed(records)]
     verified = visit.node.audit.verify() if visit.request.query_params.get("verify") == "1" else None
     return visit.render("audit.html", entries=entries, head=head_seq, verified=verified,
+                        kind_names={k: visit.gettext(v) for k, v in KIND_NAMES.items()},
                         older=after if after > 0 else None,
                         newer=before + PAGE_SIZE if before <= head_seq else None)

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from kizuna.core.dashboard import DayCount, build_dashboard
 from kizuna.web.page import Visit
+from kizuna.web.partners import HEALTH_NAMES
 from kizuna.web.vocab import N_
 
 DAYS: Final = 14
@@ -92,5 +93,5 @@ def dashboard_page(visit: Visit) -> Response:
     return visit.render(
         "dashboard.html", board=board, received=chart(board.received, board.since, board.days),
         shared=chart(board.shared, board.since, board.days), producers=producers,
-        bar_width=BAR_WIDTH,
+        bar_width=BAR_WIDTH, health_names={k: visit.gettext(v) for k, v in HEALTH_NAMES.items()},
     )

@@ -13,8 +13,8 @@ from typing import Any
 
 from starlette.responses import Response
 
-from kizuna.core.errors import KizunaError, NotFound
-from kizuna.core.tokens import describe_tokens
+from kizuna.core.errors import BadRequest, KizunaError, NotFound
+from kizuna.core.tokens import ExpiryNotInFuture, describe_tokens, parse_expiry
 from kizuna.stix.timestamps import now_micros
 from kizuna.web.page import Visit
 
@@ -29,14 +29,35 @@ def _choices(visit: Visit) -> dict[str, Any]:
 def tokens_page(visit: Visit) -> Response:
     rows = describe_tokens(visit.node.store, now_micros())
     revoked = visit.request.query_params.get("revoked")
-    return visit.render("tokens.html", tokens=rows, draft={}, problem=None,
+    # The node's own organisation first: most tokens are for its own tools, and a partner's is a choice.
+    draft = {"organisation": visit.node.store.get_setting("node_identity")}
+    return visit.render("tokens.html", tokens=rows, draft=draft, problem=None,
                         revoked=revoked if any(r["id"] == revoked for r in rows) else None, **_choices(visit))
+
+
+def _form_problem(visit: Visit, read: list[str], write: list[str], expires: str) -> str | None:
+    """What is wrong with the form, said as the page says things (translated, naming its fields rather
+    than the CLI's options); None to let the node decide the rest."""
+    if not read and not write:
+        return visit.gettext("Tick at least one collection the token may read or write.")
+    if expires:
+        try:
+            parse_expiry(expires, now_micros())
+        except ExpiryNotInFuture:
+            return visit.gettext("Expires: %(value)s is not in the future.", value=expires)
+        except KizunaError:
+            return visit.gettext("Expires: %(value)s is neither a duration (90m, 12h, 30d) nor a date "
+                                 "(2027-03-31).", value=expires)
+    return None
 
 
 def token_create(visit: Visit) -> Response:
     form = visit.form
-    read, write = visit.form_all("read"), visit.form_all("write")
+    read, write = [r for r in visit.form_all("read") if r], [w for w in visit.form_all("write") if w]
     try:
+        problem = _form_problem(visit, read, write, form.get("expires", "").strip())
+        if problem is not None:
+            raise BadRequest(problem)
         token_id, secret = visit.node.create_token(
             form.get("organisation", ""), read, write, form.get("label", "").strip() or None,
             form.get("agreement") or None, form.get("expires", "").strip() or None, actor=visit.principal.key,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 import pytest
+import trustme
 
 from kizuna.cli import cli
 from tests.conftest import PG_ADMIN_URL, free_port, kizuna, kizuna_json
@@ -309,3 +310,39 @@ def test_an_organisation_can_take_a_partner_nodes_identity(sqlite_node: Path) ->
     for wrong in ("indicator--6e4b1c2a-33a5-4f0e-9a51-0c4a5d2f7e10", "identity--nope"):
         refused = kizuna(sqlite_node, "orgs", "create", "Third SOC", "--identity-id", wrong, check=False)
         assert "is not a STIX identity id" in one_line_failure(refused, "orgs create")
+
+
+def test_a_new_collection_is_named_by_its_alias_then_its_id(sqlite_node: Path) -> None:
+    made = kizuna(sqlite_node, "collections", "create", "--title", "Games intel", "--alias", "games-intel").stdout
+    (collection,) = [c for c in kizuna_json(sqlite_node, "collections", "list")["collections"]
+                     if c.get("alias") == "games-intel"]
+    assert made == f"Collection 'games-intel' created in /main/ (id {collection['id']})\n"
+
+
+def test_partners_add_refuses_a_key_of_another_certificate_and_a_ca_file_without_one(
+        sqlite_node: Path, tmp_path: Path) -> None:
+    """Checked when the partner is added, named by option and file: stored, they failed only at the first
+    sync, as `[X509: KEY_VALUES_MISMATCH]` without a file."""
+    ca = trustme.CA()
+    mine, other = ca.issue_cert("jp.example"), ca.issue_cert("uk.example")
+    cert, key, wrong_key, ca_pem = (tmp_path / n for n in ("jp.pem", "jp.key", "uk.key", "ca.pem"))
+    mine.cert_chain_pems[0].write_to_path(str(cert))
+    mine.private_key_pem.write_to_path(str(key))
+    other.private_key_pem.write_to_path(str(wrong_key))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    kizuna_json(sqlite_node, "collections", "create", "--title", "Shared", "--alias", "shared")
+    add = ["partners", "add", "uk", "--url", "https://127.0.0.1:9/main/", "--token", "kz_x", "--map",
+           "shared=remote"]
+    mismatch = kizuna(sqlite_node, *add, "--cert", str(cert), "--key", str(wrong_key), check=False)
+    assert one_line_failure(mismatch, "partners add") == (
+        f"kizuna partners add: --key {wrong_key} is not the key of the certificate --cert {cert}")
+    readme = tmp_path / "README.md"
+    readme.write_text("# not a certificate\n")
+    not_ca = kizuna(sqlite_node, *add, "--ca", str(readme), check=False)
+    assert f"--ca {readme}: no PEM certificate could be read from it" in one_line_failure(not_ca, "partners add")
+    alone = kizuna(sqlite_node, *add, "--cert", str(cert), check=False)
+    assert "--cert and --key go together" in one_line_failure(alone, "partners add")
+    assert kizuna_json(sqlite_node, "partners", "list")["partners"] == []
+    kizuna_json(sqlite_node, *add, "--cert", str(cert), "--key", str(key), "--ca", str(ca_pem))
+    doctor = kizuna(sqlite_node, "doctor", "https://127.0.0.1:9/taxii2/", "--ca", str(readme), "--json", check=False)
+    assert json.loads(doctor.stdout)["error"]["code"] == "tls" and doctor.returncode == 1

@@ -42,12 +42,15 @@ def test_hash_prints_every_file_and_names_the_corrupt_one(tmp_path: Path) -> Non
     (folder / "c-corrupt.jpg").write_bytes((EXAMPLES / "bank-bridge.jpg").read_bytes()[:500])
     result = kizuna(tmp_path / "unused", "hash", str(folder), "--json", check=False)
     lines = _json_lines(result.stdout)
-    assert result.returncode == 0 and len(lines) == 3
+    assert result.returncode == 1 and len(lines) == 3  # every file reported; the corrupt one fails the run
     assert lines[0]["pdq_usable"] is False and lines[0]["quality"] < 50  # type: ignore[operator]
     assert lines[1]["pdq"] == hash_file(EXAMPLES / "bank-bridge.jpg").pdq and lines[1]["pdq_usable"] is True
     assert lines[2]["input"] == str(folder / "c-corrupt.jpg") and "corrupt image" in str(lines[2]["error"])
     text = kizuna(tmp_path / "unused", "hash", str(folder), check=False)
-    assert text.stderr.splitlines() == [f"kizuna hash: corrupt image: Truncated File Read: {folder / 'c-corrupt.jpg'}"]
+    assert text.returncode == 1 and text.stderr.splitlines() == [
+        f"kizuna hash: corrupt image: Truncated File Read: {folder / 'c-corrupt.jpg'}",
+        "kizuna hash: 1 of 3 inputs could not be used (listed above)",
+    ]
     assert "(too low: not used)" in text.stdout
 
 
@@ -58,10 +61,11 @@ def test_import_names_bad_lines_stores_the_rest_as_marked_signals_and_matches(no
     listing.write_text(f"{bridge.pdq}\nzz{bridge.pdq[2:]}\n{bridge.pdq[:40]}\nmd5:{bridge.md5}\n")
     result = kizuna(node_dir, "hashes", "import", str(listing), "--collection", "tcap", "--label", LABEL,
                     "--tlp", "amber", check=False)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # the good lines are stored; the bad ones fail the run
     assert result.stderr.splitlines() == [
         f"kizuna hashes import: pdq hash 'zz{bridge.pdq[2:]}' is not hexadecimal: {listing}:2",
         f"kizuna hashes import: pdq hash has 40 hex digits, not 64: {listing}:3",
+        "kizuna hashes import: 2 inputs rejected, 0 signals refused (listed above)",
     ]
     node = Node.open(node_dir)
     try:
@@ -77,7 +81,7 @@ def test_import_names_bad_lines_stores_the_rest_as_marked_signals_and_matches(no
     matched = kizuna(node_dir, "hashes", "match", *map(str, uploads), "--sightings-to", "seen", "--json",
                      check=False)
     lines = _json_lines(matched.stdout)
-    assert matched.returncode == 0
+    assert matched.returncode == 1  # the listing's two bad lines; the pictures are matched and reported
     shrunk, unrelated = lines[0], lines[1]
     assert [m["hash"] for m in shrunk["matches"]] == [bridge.pdq]  # type: ignore[index]
     near = shrunk["matches"][0]  # type: ignore[index]

@@ -317,3 +317,37 @@ def test_the_operator_pages_on_postgresql(pg_console: Console) -> None:
     assert "iocs.csv:3" in answer.text and "1 stored" in _text(answer.text)
     assert session.get(pg_console.base + "/console/tokens").status_code == 200
     assert pg_console.sign_in("uk").get(pg_console.base + "/console/tokens").status_code == 404
+
+
+def test_japanese_pages_name_sync_states_and_audit_kinds_in_japanese(operated: Console) -> None:
+    session = operated.sign_in("op", **{"Accept-Language": "ja"})
+    board = _text(session.get(operated.base + "/console/").text)
+    # The partner whose last sync failed reads as on the Partners page, not as the stored state code.
+    assert re.search(r"jp-node .{0,40}失敗中", board), board
+    assert " backoff " not in board and " ok " not in board
+    audit = session.get(operated.base + "/console/audit").text
+    assert "パートナーの追加<br><code>partner-added</code>" in audit
+
+
+def test_every_kind_of_audit_record_kizuna_writes_has_a_name_on_the_page() -> None:
+    from kizuna.web.audit_log import KIND_NAMES
+
+    source = Path(__file__).resolve().parents[2] / "kizuna"
+    written = {kind for path in source.rglob("*.py")
+               for kind in re.findall(r'\brecord\(\s*"([a-z-]+)"', path.read_text(encoding="utf-8"))}
+    assert written and written <= set(KIND_NAMES), sorted(written - set(KIND_NAMES))
+
+
+def test_the_token_form_says_what_is_wrong_in_its_own_words_and_language(operated: Console) -> None:
+    session = operated.sign_in("op", **{"Accept-Language": "ja"})
+    page = session.get(operated.base + "/console/tokens").text
+    own = kizuna_json(operated.data_dir, "status")["identity"]
+    assert f'<option value="{own}" selected>' in page  # the node's own organisation, not the first by name
+    form = {"csrf": form_csrf(page), "organisation": own, "read": "games", "label": "x"}
+    cases = [({"read": ""}, "トークンが読み取りまたは書き込みできるコレクションを一つ以上選んでください。"),
+             ({"expires": "bogus"}, "有効期限：bogus は期間（90m、12h、30d）でも日付（2027-03-31）でもありません。"),
+             ({"expires": "2020-01-01"}, "有効期限：2020-01-01 は未来の日時ではありません。")]
+    for change, said in cases:
+        refused = session.post(operated.base + "/console/tokens", data={**form, **change})
+        assert refused.status_code == 400 and said in refused.text
+        assert "--expires" not in refused.text and "--read" not in refused.text
