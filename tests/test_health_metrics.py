@@ -417,6 +417,17 @@ def test_metrics_are_refused_to_clients_that_are_not_loopback(sqlite_node: Path)
         server.stop()
 
 
+def test_a_proxy_on_the_same_host_that_names_the_client_keeps_it_remote(sqlite_node: Path) -> None:
+    """As the README says: from 127.0.0.1, the address in X-Forwarded-For is the client's (uvicorn's default)."""
+    server = serve(sqlite_node, "--no-sync")
+    try:
+        forwarded = requests.get(f"{server.base}/metrics", headers={"X-Forwarded-For": "198.51.100.7"}, timeout=30)
+        assert forwarded.status_code == 403 and "loopback" in forwarded.json()["description"]
+        scrape(server.base)  # the same connection without the header: a local client, served
+    finally:
+        server.stop()
+
+
 def test_metrics_with_token_access_need_the_metrics_right(sqlite_node: Path) -> None:
     config = sqlite_node / "kizuna.toml"
     config.write_text(config.read_text() + '\n[metrics]\naccess = "token"\n')

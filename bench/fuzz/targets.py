@@ -162,6 +162,46 @@ def suricata_rule(data: bytes) -> None:
         assert sum(found.group(1) == "sid" for found in option.finditer(options)) == 1, rule
 
 
+def hash_list(data: bytes) -> None:
+    """A hash list (text, CSV, ThreatExchange/HMA export, vPDQ frames) as `kizuna hashes import|match` read
+    it: every line an entry or a rejection with its reason, never an exception."""
+    from kizuna.hashes.hashlists import Entry, Rejected, looks_like_hash_list, read_hash_list
+
+    looks_like_hash_list(data[:4096], "fuzz.txt")
+    for kind in ("auto", "pdq"):
+        for item in read_hash_list(data.decode("utf-8", "replace"), kind):
+            assert isinstance(item, Entry | Rejected), item
+            assert not isinstance(item, Rejected) or (isinstance(item.reason, str) and item.reason), item
+
+
+def zeek_intel(data: bytes) -> None:
+    """A Zeek Intel file as `kizuna match --zeek-intel` reads it: each indicator it yields must be one that
+    ingest would store (a bad line is skipped, never turned into an indicator that is not STIX)."""
+    from kizuna.detect.intel import zeek_intel_indicators
+    from kizuna.stix.validation import check_object
+
+    for indicator in zeek_intel_indicators(data.decode("utf-8", "replace").splitlines()):
+        problem = check_object(indicator)
+        assert problem is None, (problem, indicator)
+
+
+def mapping_file(data: bytes) -> None:
+    """A `--mapping-file` as `kizuna match` loads it (a bad one is refused with ValueError, KeyError or
+    TypeError, as the command reports it), then a log line read through it: counted, never an exception."""
+    import json
+
+    from kizuna.detect.mappings import LogReader, load_mapping
+
+    try:
+        spec = json.loads(data.decode("utf-8", "replace"))
+        mappings = load_mapping(spec if isinstance(spec, dict | list) else {})
+    except (ValueError, KeyError, TypeError):
+        return
+    reader = LogReader(mappings)
+    for _ in reader.events([b'{"ts": 1575413122.5, "query": "guyspy.com", "host": "a.example", "uri": "/x"}']):
+        pass
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "stix_bundle": stix_bundle,
     "stix_pattern": stix_pattern,
@@ -171,6 +211,9 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "sigma_rule": sigma_rule,
     "yara_rule": yara_rule,
     "suricata_rule": suricata_rule,
+    "hash_list": hash_list,
+    "zeek_intel": zeek_intel,
+    "mapping_file": mapping_file,
 }
 
 #: Packages instrumented for coverage besides Kizuna's own: pySigma's parser is Python, so atheris can

@@ -52,7 +52,7 @@ def doctor(url: str, token: str | None, basic: str | None, write_collection: str
                 raise CliError(f"the TLS certificate of {base} is not trusted ({exc}); give the CA that signed "
                                "it with --ca FILE", code="tls") from None
             raise CliError(f"nothing answered at {base}: {exc or type(exc).__name__}", code="unavailable") from None
-        peer = Peer(base, client, auth_headers(token, basic), write_collection)
+        peer = Peer(base, client, auth_headers(token, basic), write_collection, ca_file)
         results = list(run_checks(peer, CHECKS))
     document = report(base, results, peer.refused)
     width = max(len(r.id) for r in results)

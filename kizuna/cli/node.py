@@ -42,6 +42,9 @@ def init(ctx: click.Context, store_url: str | None, org_name: str | None, countr
          title: str | None, as_json: bool) -> None:
     """Create a node: configuration, store, identity and the 'main' API root."""
     data_dir: Path = ctx.obj["data_dir"]
+    if store_url is not None and not store_url.strip():  # as an empty --org-name is: not the default quietly
+        raise CliError("--store is empty: give sqlite:FILE, sqlite:///absolute/path.db or postgresql://…",
+                       code="usage", exit_code=2)
     node = Node.init(data_dir, store_url, org_name, country, title)
     identity = node.identity()
     emit(as_json, {"data_dir": str(data_dir), "store": node.config.store_url, "identity": identity},

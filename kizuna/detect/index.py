@@ -46,6 +46,7 @@ from kizuna.detect.model import (
 )
 from kizuna.detect.observations import Observation
 from kizuna.detect.values import mask, nfc, parse_ip_or_cidr
+from kizuna.stix.patterns import pattern_type_problem
 from kizuna.stix.vocab import WARNINGLIST_PROPERTY
 
 Fact = tuple[str, str, Any]  # (object type, dotted path, value)
@@ -202,6 +203,9 @@ class IndicatorIndex:
     ) -> AddResult:
         terms = ioc_terms(text)
         if terms is not None:
+            if (problem := _types_problem({path.object_type for path, _ in terms})) is not None:
+                self.invalid += 1
+                return AddResult(indicator_id, "invalid", problem)
             slot = self._new_slot(indicator_id, valid_from, valid_until)
             anchors: list[Anchor] = [("eq", self._key_for(path), value) for path, value in terms]
         else:
@@ -211,6 +215,10 @@ class IndicatorIndex:
                 self.invalid += 1
                 return AddResult(indicator_id, "invalid", str(exc))
             leaves = observation_leaves(pattern.root)
+            types = {c.path.object_type for leaf in leaves for c in _leaf_comparisons(leaf)}
+            if (problem := _types_problem(types)) is not None:
+                self.invalid += 1
+                return AddResult(indicator_id, "invalid", problem)
             anchors = []
             for leaf in leaves:
                 found = _anchors(leaf.expression)
@@ -504,3 +512,12 @@ def observation_facts(index: IndicatorIndex, observation: Observation) -> list[F
                 continue
             facts.extend((object_type, dotted, v) for v in values if type(v) in (str, bytes))
     return facts
+
+
+def _types_problem(types: Iterable[str]) -> str | None:
+    """An indicator naming an object type no observation can have is refused here as `kizuna import` refuses
+    it (stix/patterns.py), instead of being indexed to match nothing."""
+    for object_type in sorted(types):
+        if (problem := pattern_type_problem(object_type)) is not None:
+            return problem
+    return None

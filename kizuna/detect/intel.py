@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from kizuna.stix.patterns import stix_pattern_problem
+
 _NAMESPACE = uuid.UUID("0b7d7f5e-5c43-4a8b-9a55-2d0f4a8e1c17")
 _HASH_NAMES = {32: "MD5", 40: "'SHA-1'", 64: "'SHA-256'"}
 
@@ -33,7 +35,8 @@ def _pattern(indicator: str, kind: str) -> str | None:
 def zeek_intel_indicators(
     lines: Iterable[str], *, created: str = "1970-01-01T00:00:00.000Z"
 ) -> Iterator[dict[str, Any]]:
-    """Yield one STIX indicator per supported row (ADDR, DOMAIN, URL, FILE_HASH, EMAIL).
+    """Yield one STIX indicator per supported row (ADDR, DOMAIN, URL, FILE_HASH, EMAIL) whose value makes a
+    valid pattern.
 
     Intel files carry no validity period, so the indicators are valid from the epoch on.
     """
@@ -48,7 +51,9 @@ def zeek_intel_indicators(
         row = dict(zip(fields, line.split("\t"), strict=False))
         indicator, kind = row.get("indicator", ""), row.get("indicator_type", "")
         pattern = _pattern(indicator, kind)
-        if pattern is None:
+        if pattern is None or stix_pattern_problem(pattern) is not None:
+            # An unsupported kind, or a value its kind cannot hold (a "hash" that is not hex): no indicator
+            # ingest would store.
             continue
         source = row.get("meta.source", "")
         yield {

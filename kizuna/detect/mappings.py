@@ -166,8 +166,45 @@ class Event:
     record: Record
 
 
+def _shape_problem(spec: Any) -> str | None:
+    """Why a mapping file's object is not shaped as docs/detection.md describes, or None. Checked before a
+    mapping is built from it, so a wrong shape is refused as the file's fault, not met later as a crash."""
+    if not isinstance(spec, dict):
+        return "a mapping must be a JSON object"
+    if not isinstance(spec.get("name"), str) or not spec["name"]:
+        return "a mapping needs a name (a string)"
+    signature = spec.get("signature", [])
+    if not isinstance(signature, list) or not all(isinstance(f, str) for f in signature):
+        return f"{spec['name']}: signature must be a list of field names"
+    for key in ("where", "time"):
+        if not isinstance(spec.get(key, {}), dict):
+            return f"{spec['name']}: {key} must be an object"
+    time_spec = spec.get("time", {})
+    if not all(isinstance(time_spec.get(k, ""), str) for k in ("field", "format")):
+        return f"{spec['name']}: time.field and time.format must be strings"
+    objects = spec.get("objects")
+    if not isinstance(objects, dict) or not objects:
+        return f"{spec['name']}: objects must be an object of aliases, each describing one STIX object"
+    for alias, obj in objects.items():
+        if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+            return f"{spec['name']}: objects.{alias} must be an object with a type"
+        if not isinstance(obj.get("properties", {}), dict) or not isinstance(obj.get("refs", {}), dict):
+            return f"{spec['name']}: objects.{alias}: properties and refs must be objects"
+        for prop, source in obj.get("properties", {}).items():
+            if isinstance(source, str):
+                continue
+            usable = isinstance(source, dict) and ("const" in source or isinstance(source.get("template"), str)
+                                                   or isinstance(source.get("field"), str))
+            if not usable:
+                return (f"{spec['name']}: objects.{alias}.properties.{prop} must be a field name or an object with "
+                        "field, const or template")
+    return None
+
+
 class Mapping:
     def __init__(self, spec: dict[str, Any]) -> None:
+        if (problem := _shape_problem(spec)) is not None:
+            raise ValueError(problem)
         self.name: str = spec["name"]
         self.signature: list[str] = list(spec.get("signature", []))
         self.where: dict[str, Any] = dict(spec.get("where", {}))

@@ -101,6 +101,7 @@ class Peer:
     client: httpx.Client
     auth: dict[str, str]
     write_collection: str | None = None
+    ca_file: str | None = None  # the CA file given with --ca, when the system's CAs are not the trust
     discovery_url: str | None = None
     api_root_url: str | None = None
     max_content_length: int | None = None

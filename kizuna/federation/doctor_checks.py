@@ -29,6 +29,11 @@ _NOT_TAXII = "text/html"
 
 def discovery(peer: Peer) -> str:
     answer = peer.get(peer.url)
+    if answer.status in (301, 302, 303, 307, 308):
+        # Not a discovery answer at all: most likely the URL given is the server's root, not its discovery.
+        target = answer.headers.get("location") or "elsewhere"
+        raise fail(f"{peer.url} answered {answer.status}, a redirect to {target}: give the server's discovery "
+                   "URL (usually …/taxii2/) or an API root")
     body = answer.taxii_json()
     expect(isinstance(body, dict), "the answer is not a JSON object")
     if "versions" in body and "max_content_length" in body:  # the URL given is an API root
@@ -218,8 +223,14 @@ def error_body(peer: Peer) -> str:
 def negotiation(peer: Peer) -> str:
     target = peer.api_root_url or peer.url
     answer = peer.get(target, accept=_NOT_TAXII)
+    if answer.status in (401, 403) and not peer.auth:
+        # The server asks who is calling before it looks at the media type: nothing to judge without credentials.
+        raise Finding(SKIP, f"the API root answered {answer.status} without credentials; give --token to check it")
     expect(answer.status == 406, f"Accept: {_NOT_TAXII} answered {answer.status}, expected 406 Not Acceptable")
     versioned = peer.get(target, accept="application/taxii+json")
+    if versioned.status in (401, 403) and not peer.auth:
+        raise Finding(SKIP, f"the API root answered {versioned.status} without credentials; give --token to "
+                            "check it")
     expect(versioned.status == 200, f"Accept: application/taxii+json (no version) answered {versioned.status}")
     expect(versioned.media_type == TAXII, f"the answer's Content-Type is {versioned.media_type!r}, not {TAXII}")
     return "406 for a media type it cannot serve; TAXII 2.1 for application/taxii+json"
@@ -229,7 +240,8 @@ def transport(peer: Peer) -> str:
     if urlsplit(peer.url).scheme != "https":
         raise Finding(WARN, "plain HTTP: tokens and objects cross the network unencrypted; use https:// "
                             "(or a TLS-terminating proxy) before federating")
-    return "HTTPS with a certificate this machine trusts"
+    return ("HTTPS with a certificate the CA file given trusts" if peer.ca_file
+            else "HTTPS with a certificate this machine trusts")
 
 
 def add_objects(peer: Peer) -> str:
@@ -238,7 +250,13 @@ def add_objects(peer: Peer) -> str:
     probe = {"type": "note", "spec_version": "2.1", "id": f"note--{uuid.uuid4()}", "created": now, "modified": now,
              "content": "kizuna doctor write probe", "object_refs": [f"identity--{uuid.uuid4()}"]}
     url = urljoin(peer.api_root_url, f"collections/{peer.write_collection}/objects/")
-    status = peer.post(url, orjson.dumps({"objects": [probe]})).taxii_json(202)
+    answer = peer.post(url, orjson.dumps({"objects": [probe]}))
+    if answer.status in (403, 404):
+        # What TAXII 2.1 (§5.5) answers a token that may not write there, or a collection it does not have:
+        # the server did right; the collection given, or the token's rights, are what to check.
+        raise Finding(SKIP, f"the server refused the write to {peer.write_collection!r} ({answer.status}: "
+                            f"{answer.said()}): check --write and the token's write right")
+    status = answer.taxii_json(202)
     missing = {"id", "status", "total_count", "success_count", "failure_count", "pending_count"} - set(status)
     expect(not missing, f"the status resource lacks {sorted(missing)}")
     again = peer.get(urljoin(peer.api_root_url, f"status/{status['id']}/")).taxii_json()

@@ -95,7 +95,16 @@ def _column(header: Sequence[str], names: tuple[str, ...]) -> str | None:
 
 
 def _csv(text: str, kind: str) -> Iterator[Entry | Rejected]:
-    reader = csv.DictReader(io.StringIO(text))
+    # newline="": the csv module reads line ends itself (a lone carriage return ends a row, as it would in
+    # any spreadsheet's export) instead of finding one inside a field and refusing the whole file.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        yield from _csv_rows(reader, kind)
+    except csv.Error as exc:  # the rows before it were read; what follows cannot be told apart
+        yield Rejected(reader.line_num, f"not CSV from here on: {exc}")
+
+
+def _csv_rows(reader: csv.DictReader[str], kind: str) -> Iterator[Entry | Rejected]:
     header = reader.fieldnames or []
     hash_col = _column(header, _HASH_COLUMNS)
     if hash_col is None:

@@ -61,7 +61,8 @@ _STEP: Final = re.compile(rf"{_IDENT}|{_QUOTED}")
 _grammar_lock = threading.Lock()
 
 
-def _type_problem(object_type: str) -> str | None:
+def pattern_type_problem(object_type: str) -> str | None:
+    """Why a pattern may not name this object type (not a STIX 2.1 cyber-observable nor x-), or None."""
     if object_type in vocab.SCO_TYPES:
         return None
     if object_type.startswith("x-") and re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", object_type):
@@ -114,7 +115,7 @@ def _fast_problem(text: str) -> str | None | bool:
         if object_type in _KEYWORDS or not _KEYWORDS.isdisjoint(raw_steps):
             return False
         if problem is None:
-            problem = _type_problem(object_type)
+            problem = pattern_type_problem(object_type)
         if problem is None and "hashes" in raw_steps:
             problem = _hash_problem([_unquote(s) for s in raw_steps], _unquote(quoted))
         position = match.end()
@@ -159,7 +160,7 @@ def _grammar_problem(text: str) -> str | None:
         except DuplicateQualifierTypeError as exc:
             return f"pattern is not valid STIX patterning: {exc}"
     for object_type, comparisons in data.comparisons.items():
-        problem = _type_problem(object_type)
+        problem = pattern_type_problem(object_type)
         for path, _operator, value in comparisons:
             problem = problem or _hash_problem(list(path), value)
         if problem is not None:

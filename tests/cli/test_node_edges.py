@@ -111,6 +111,8 @@ def test_an_empty_organisation_name_is_refused_before_anything_is_made(tmp_path:
     fresh = tmp_path / "fresh"
     line = one_line_failure(kizuna(fresh, "init", "--org-name", name, "--country", "GBR", check=False), "init")
     assert "--org-name is empty" in line and not (fresh / "kizuna.toml").exists()
+    store = one_line_failure(kizuna(fresh, "init", "--store", name, "--org-name", "X", check=False), "init")
+    assert "--store is empty" in store and not fresh.exists()  # not quietly the default SQLite file
 
 
 @pytest.mark.parametrize("country", ["ZZZ", "UK", "XXX", "gb"])

@@ -12,8 +12,10 @@ from kizuna.cli.match import match_command
 from kizuna.detect.compiler import compile_pattern
 from kizuna.detect.engine import DetectionEngine
 from kizuna.detect.evaluate import observation_passes
+from kizuna.detect.index import IndicatorIndex
 from kizuna.detect.intel import zeek_intel_indicators
 from kizuna.detect.mappings import LogReader, shipped_mappings
+from kizuna.stix.patterns import stix_pattern_problem
 
 ZEEK = Path(__file__).parent / "fixtures" / "zeek"
 LOGS = ["dns.log", "http.log", "files.log", "ssl.log"]
@@ -132,3 +134,15 @@ def test_match_command_on_shipped_sample(tmp_path: Path) -> None:
     assert summary["sightings"] == len(sightings) == 3
     assert sum(s["count"] for s in sightings) == summary["hits"]
     assert all(s["sighting_of_ref"].startswith("indicator--") for s in sightings)
+
+
+def test_an_indicator_naming_an_object_type_no_observation_has_is_invalid_as_at_import() -> None:
+    """`kizuna import` refuses `[ipv4-adr:value = ...]` (stix/patterns.py); the matcher counted it indexed,
+    to match nothing. Both now say why, in the same words; a custom x- type stays matchable."""
+    index = IndicatorIndex()
+    for pattern in ("[ipv4-adr:value = '1.2.3.4']", "[ipv4-adr:value = '1.2.3.4' AND ipv4-adr:value != '5.6.7.8']"):
+        added = index.add_pattern("indicator--00000000-0000-4000-8000-000000000001", pattern)
+        assert added.status == "invalid" and added.detail
+        assert added.detail in (stix_pattern_problem(pattern) or "")
+    assert index.add_pattern("indicator--00000000-0000-4000-8000-000000000002",
+                             "[x-acme-badge:serial = 'A1']").status == "indexed"

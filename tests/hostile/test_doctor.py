@@ -105,6 +105,23 @@ def test_a_wrong_token_is_named_not_blamed_on_the_server(kizuna_peer: tuple[Serv
     assert "NOT conformant" not in text.stdout
 
 
+def test_the_users_own_mistakes_are_not_blamed_on_the_server(kizuna_peer: tuple[ServerProcess, str, str]) -> None:
+    """A collection the token may not write (or that is not there) is answered 403/404 as TAXII 2.1 §5.5 says:
+    a skipped check naming --write, not a non-conformant server. Without a token the API root is refused
+    before content negotiation can be judged; the server's root is a redirect, not a discovery answer."""
+    server, token, _ = kizuna_peer
+    code, report = doctor(f"{server.base}/taxii2/", "--token", token, "--write", "nosuch")
+    add = next(check for check in report["checks"] if check["id"] == "add-objects")
+    assert code == 0 and report["summary"]["conformant"] is True
+    assert add["status"] == "skip" and "check --write and the token's write right" in add["detail"]
+    code, report = doctor(f"{server.base}/taxii2/")
+    assert statuses(report)["content-negotiation"] == "skip" and report["summary"]["conformant"] is None
+    code, report = doctor(f"{server.base}/", "--token", token)
+    first = report["checks"][0]
+    assert first["id"] == "discovery" and first["status"] == "fail"
+    assert "a redirect to" in first["detail"] and "…/taxii2/" in first["detail"]
+
+
 def test_medallion_is_reported_with_its_known_deviations(tmp_path: Path) -> None:
     process, port, collection = start_medallion(tmp_path / "medallion", OBJECTS)
     try:
