@@ -22,6 +22,7 @@ from kizuna.core.query import Page
 from kizuna.core.tokens import principal_of, token_state
 from kizuna.core.visibility import Viewer
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID
+from kizuna.stix.search_text import display_name
 from kizuna.stix.timestamps import format_timestamp, now_micros
 from kizuna.stix.validation import is_stix_id
 from kizuna.store.base import Collection, Grant, VersionRow
@@ -32,7 +33,6 @@ _OPTION_OF = {
     "match[spec_version]": "--spec-version", "added_after": "--added-after", "limit": "--limit",
     "next": "--next",
 }
-_NAME_FIELDS = ("name", "pattern", "value", "path", "key", "number", "user_id", "relationship_type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +169,7 @@ def summarise(node: Node, acting: Acting, collection: Collection, page: Page) ->
 
 
 def _summary(row: VersionRow, obj: dict[str, Any], producers: dict[str, str]) -> dict[str, Any]:
-    name = next((str(obj[f]) for f in _NAME_FIELDS if isinstance(obj.get(f), str | int)), None)
+    name = display_name(obj)
     producer = obj.get("created_by_ref")
     levels = [LEVEL_BY_ANY_ID[ref] for ref in obj.get("object_marking_refs", ()) if ref in LEVEL_BY_ANY_ID]
     return {

@@ -22,13 +22,14 @@ from typing import Any
 import orjson
 
 from kizuna.core.audit import pack_served, tlp_counts
-from kizuna.core.browse import _NAME_FIELDS, Acting, _producer_names
+from kizuna.core.browse import Acting, _producer_names
 from kizuna.core.errors import BadRequest, NotFound
 from kizuna.core.filters import Filters
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.core.visibility import Viewer
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
+from kizuna.stix.search_text import display_name as display_name  # one name rule for every listing
 from kizuna.store.base import Collection, VersionRow
 
 #: The TLP filter value for objects without a TLP marking.
@@ -93,10 +94,6 @@ class Listing:
 def tlp_of(obj: dict[str, Any]) -> TlpLevel | None:
     levels = [LEVEL_BY_ANY_ID[ref] for ref in obj.get("object_marking_refs", ()) if ref in LEVEL_BY_ANY_ID]
     return max(levels) if levels else None
-
-
-def display_name(obj: dict[str, Any]) -> str | None:
-    return next((str(obj[f]) for f in _NAME_FIELDS if isinstance(obj.get(f), str | int)), None)
 
 
 def readable_collections(node: Node, principal: Principal) -> list[Collection]:

@@ -107,6 +107,9 @@ def _related(node: Node, viewer: Viewer, object_id: str, view: ObjectView) -> No
     })
     wanted = {obj.get(ref) for obj in view.relationships for ref in ("source_ref", "target_ref")}
     wanted |= {obj.get("created_by_ref") for obj in (v for _, v in view.versions)}
+    for _, version in view.versions:  # the markings' statements, shown instead of their ids
+        wanted |= set(version.get("object_marking_refs", ()))
+        wanted |= {g.get("marking_ref") for g in version.get("granular_markings", ()) if isinstance(g, dict)}
     for sighting in view.sightings:
         wanted |= set(sighting.get("where_sighted_refs", ())) | set(sighting.get("observed_data_refs", ()))
     ids = sorted(ref for ref in wanted if isinstance(ref, str) and ref != object_id)

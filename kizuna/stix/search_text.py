@@ -76,11 +76,22 @@ def _parts(obj: Mapping[str, Any]) -> Iterator[str]:
 
 
 def display_name(obj: Mapping[str, Any]) -> str | None:
-    """What a listing calls an object: its name, else the value or pattern that identifies it."""
+    """What a listing calls an object: its name, else the value or pattern that identifies it; a statement
+    marking by what it says (STIX 2.1, 7.2.1.3), a translation by the name it gives."""
     for field in _NAME_FIELDS:
         value = obj.get(field)
         if isinstance(value, str | int) and not isinstance(value, bool):
             return str(value)
+    kind = obj.get("type")
+    if kind == "marking-definition":
+        definition = obj.get("definition")
+        statement = definition.get("statement") if isinstance(definition, Mapping) else None
+        return statement if isinstance(statement, str) and statement else None
+    if kind == "language-content" and isinstance(obj.get("contents"), Mapping):
+        for translated in obj["contents"].values():
+            name = translated.get("name") if isinstance(translated, Mapping) else None
+            if isinstance(name, str) and name:
+                return name
     return None
 
 

@@ -41,10 +41,13 @@ def tlp_badge(level: TlpLevel | str | None) -> Markup:
     return Markup('<span class="tlp {}">{}</span>').format(_TLP_CLASS[level], level.label)
 
 
-def marking_badge(marking_id: str) -> Markup:
-    """A marking reference: a TLP badge for the TLP markings, else the id."""
+def marking_badge(marking_id: str, names: dict[str, str] | None = None) -> Markup:
+    """A marking reference: a TLP badge for the TLP markings, else what the marking says when the page
+    knows it (a statement, with the id on hover), else the id."""
     if marking_id in LEVEL_BY_ANY_ID:
         return tlp_badge(marking_id)
+    if names and marking_id in names:
+        return Markup('<span class="marking" title="{}">{}</span>').format(marking_id, names[marking_id])
     return Markup('<code class="marking">{}</code>').format(escape(marking_id))
 
 

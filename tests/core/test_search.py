@@ -22,7 +22,7 @@ from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.search import SearchFilters, SearchResults
 from kizuna.policy import TLP2_IDS, TlpLevel, build_rel_to_marking
-from kizuna.stix.search_text import matches, searchable_text
+from kizuna.stix.search_text import display_name, matches, searchable_text
 from kizuna.stix.timestamps import parse_timestamp
 from kizuna.store.base import NewVersion, VersionQuery, VersionSelector
 
@@ -381,3 +381,15 @@ def test_a_field_another_field_holds_whole_is_indexed_once() -> None:
     assert searchable_text(other) == "JokerBot"
     distinct = {"type": "indicator", "name": "beacon", "pattern": "[ipv4-addr:value = '198.51.100.7']"}
     assert searchable_text(distinct) == "beacon\n[ipv4-addr:value = '198.51.100.7']"
+
+
+def test_listings_name_statement_markings_and_translations_by_what_they_say() -> None:
+    """The console titled a search hit "language-content--…" and a marking badge by its id."""
+    statement = {"type": "marking-definition", "id": "marking-definition--d81f86b9-975b-4c0b-875e-810c5ad45a4f",
+                 "definition_type": "statement", "definition": {"statement": "Copyright (c) Stark Industries 2017."}}
+    translation = {"type": "language-content", "id": "language-content--5813acf5-2b1c-4cda-8d88-2b1f0b3e1b1b",
+                   "object_ref": "report--1", "contents": {"ja": {"description": "説明", "name": "偽チケット"}}}
+    assert display_name(statement) == "Copyright (c) Stark Industries 2017."
+    assert display_name(translation) == "偽チケット"
+    assert display_name({**statement, "name": "Stark copyright"}) == "Stark copyright"
+    assert display_name({"type": "language-content", "contents": {"ja": {"description": "説明"}}}) is None

@@ -53,6 +53,12 @@ def test_the_demo_token_opens_a_console_with_the_demo_data(tmp_path: Path, brows
         assert page.locator("ul.library a[lang=ja]").count() == 5
         assert page.locator(".missing-translation").count() == 1
         assert untranslated(page) == []
+        # A statement marking reads as what it says (its id on hover), not as its id.
+        page.goto(server.base + "/console/objects/indicator--33fe3b22-0201-47cf-85d0-97c02164528d"
+                                "?collection=oasis-examples")
+        statement = page.locator("p.meta span.marking")
+        assert statement.inner_text() == "Copyright (c) Stark Industries 2017."
+        assert statement.get_attribute("title") == "marking-definition--d81f86b9-975b-4c0b-875e-810c5ad45a4f"
         context.close()
     finally:
         server.stop()
