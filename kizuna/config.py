@@ -12,9 +12,11 @@ a file kept elsewhere) and ``postgresql://`` URLs are used as written.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CONFIG_NAME = "kizuna.toml"
 DEFAULT_DATA_DIR = "kizuna-data"
@@ -23,7 +25,56 @@ _SQLITE = "sqlite:"
 
 
 class ConfigError(Exception):
-    pass
+    """The node's configuration cannot be used; ``file`` and ``line`` say where, when known."""
+
+    def __init__(self, message: str, file: Path | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.file, self.line = file, line
+
+
+#: The tables of kizuna.toml and the keys each takes (a misspelt key would otherwise be ignored quietly).
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "": frozenset({"store", "server", "metrics"}),
+    "server": frozenset({"default_page_size", "max_page_size", "status_retention_hours", "page_rows_per_object",
+                         "page_microseconds_per_object"}),
+    "metrics": frozenset({"access"}),
+}
+_TOML_WHERE = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """``kizuna.toml`` parsed and its keys checked; a ConfigError names the file and, when it can, the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}", path) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})", path) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        where = _TOML_WHERE.search(str(exc))
+        message = _TOML_WHERE.sub("", str(exc)).strip()
+        raise ConfigError(f"not valid TOML: {message}", path, int(where.group(1)) if where else None) from None
+    for table, known in KNOWN_KEYS.items():
+        section = raw if not table else raw.get(table, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"[{table}] must be a table", path, line_of(text, f"{table}"))
+        for key in section:
+            if key not in known:
+                in_table = f"[{table}] " if table else ""
+                raise ConfigError(f"unknown key {in_table}{key!r} (known: {', '.join(sorted(known))})", path,
+                                  line_of(text, key))
+    return raw
+
+
+def line_of(text: str, key: str) -> int | None:
+    """The first line that sets ``key`` (or opens that table), to point at it."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.split("=", 1)[0].strip().strip('"') == key or stripped == f"[{key}]":
+            return number
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +126,7 @@ def load_config(data_dir: Path) -> NodeConfig:
     path = data_dir / CONFIG_NAME
     if not path.exists():
         raise ConfigError(f"{path}: no Kizuna node here; create one with `kizuna --data {data_dir} init`")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    raw = read_toml(path)
     store = raw.get("store")
     if not isinstance(store, str):
         raise ConfigError(f"{path}: 'store' must be a store URL string")

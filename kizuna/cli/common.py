@@ -69,7 +69,10 @@ class NodeContext:
             try:
                 # Every command's node judges the operations' watchlists as objects arrive (ops/arrivals.py).
                 self._node = watch_arrivals(Node.open(self.data_dir))
-            except (ConfigError, StoreError, KizunaError) as exc:
+            except ConfigError as exc:
+                raise CliError(str(exc), code="node", file=str(exc.file) if exc.file else None,
+                               line=exc.line) from None
+            except (StoreError, KizunaError) as exc:
                 raise CliError(str(exc), code="node") from None
         return self._node
 

@@ -69,7 +69,7 @@ def describe(exc: BaseException) -> CliError:
     if isinstance(exc, KizunaError):
         return CliError(exc.description, code="not-found" if exc.status == 404 else "invalid")
     if isinstance(exc, ConfigError):
-        return CliError(str(exc), code="config")
+        return CliError(str(exc), code="config", file=str(exc.file) if exc.file else None, line=exc.line)
     if isinstance(exc, StateError):
         return CliError(str(exc), code="federation")
     if isinstance(exc, DetectError):

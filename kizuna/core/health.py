@@ -19,14 +19,13 @@ node's settings as the list of token ids that hold it (``kizuna metrics token|gr
 from __future__ import annotations
 
 import logging
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from kizuna.config import ConfigError, NodeConfig
+from kizuna.config import ConfigError, NodeConfig, line_of, read_toml
 from kizuna.core.errors import AdminError
 from kizuna.core.node import Node
 from kizuna.core.tokens import issue_token
@@ -93,14 +92,12 @@ class MetricsAccess:
 
 def metrics_access(config: NodeConfig) -> MetricsAccess:
     """The ``[metrics]`` table of ``kizuna.toml`` (absent: loopback only)."""
-    try:
-        raw = tomllib.loads(config.path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{config.path}: {exc}") from None
+    raw = read_toml(config.path)
     table = raw.get("metrics", {})
     mode = table.get("access", "loopback") if isinstance(table, dict) else None
     if mode not in ACCESS_MODES:
-        raise ConfigError(f"{config.path}: [metrics] access must be one of {', '.join(ACCESS_MODES)}")
+        raise ConfigError(f"[metrics] access must be one of {', '.join(ACCESS_MODES)}, not {mode!r}", config.path,
+                          line_of(config.path.read_text(encoding="utf-8"), "access"))
     return MetricsAccess(mode)
 
 

@@ -188,3 +188,25 @@ def test_the_budget_is_set_in_kizuna_toml_and_a_wrong_value_is_one_line(tmp_path
         assert failed.returncode != 0 and "Traceback" not in failed.stderr
         line, = failed.stderr.strip().splitlines()
         assert line.startswith("kizuna status: ") and said in line, line
+
+
+def test_a_broken_or_misspelt_kizuna_toml_is_named_with_its_line(tmp_path: Path) -> None:
+    """A misspelt key was ignored quietly (`acess = "token"` left /metrics open to loopback only, as if
+    unset), and a TOML error carried its line only inside the message, never in `--json`'s line."""
+    data_dir = tmp_path / "node"
+    kizuna(data_dir, "init", "--org-name", "Home", "--country", "GBR")
+    config = data_dir / "kizuna.toml"
+    text = config.read_text()
+    lines = text.count("\n")
+    cases = [(text + '\n[metrics]\nacess = "token"\n', "unknown key [metrics] 'acess' (known: access)", lines + 3),
+             (text.replace("max_page_size", "max_page_sise"), "unknown key [server] 'max_page_sise'",
+              next(n for n, line in enumerate(text.splitlines(), 1) if line.startswith("max_page_size"))),
+             (text + "\nbroken = = 1\n", "not valid TOML: Invalid value", lines + 2)]
+    for written, said, line in cases:
+        config.write_text(written)
+        failed = kizuna(data_dir, "status", "--json", check=False)
+        error = json.loads(failed.stdout)["error"]
+        assert failed.returncode == 1 and said in error["message"], error
+        assert (error["file"], error["line"]) == (str(config), line)
+        text_form = kizuna(data_dir, "status", check=False).stderr
+        assert text_form.endswith(f": {config}:{line}\n") and text_form.count("\n") == 1
