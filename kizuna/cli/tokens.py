@@ -65,13 +65,23 @@ def _table(rows: list[dict[str, Any]]) -> str:
     header = ("ID", "ORGANISATION", "RIGHTS", "LABEL", "CREATED", "EXPIRES", "STATE")
     lines = [header]
     for r in rows:
+        # What binds it, beside what it may do: a partner's agreement, a client certificate (its fingerprint's
+        # start, as `tokens bind-cert` printed it).
         rights = " ".join([f"r:{name}" for name in r["read"]] + [f"w:{name}" for name in r["write"]]
-                          + (["operator"] if r["operator"] else []))
+                          + (["operator"] if r["operator"] else [])
+                          + ([f"agreement:{r['agreement']}"] if r.get("agreement") else [])
+                          + ([f"cert:{r['certificate'][:16]}"] if r.get("certificate") else []))
         lines.append((r["id"], r["organisation"], rights or "-", r["label"] or "-", r["created"][:19] + "Z",
                       r["expires"][:19] + "Z" if r["expires"] else "never", r["state"]))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1]
                      for line in lines)
+
+
+def _known(node: Any, token_id: str) -> None:
+    """A token id the node has; else the one-line not-found that points at the list."""
+    if node.store.get_token(token_id) is None:
+        raise CliError(f"no token {token_id!r}; see `kizuna tokens list`", code="not-found")
 
 
 @tokens.command("list")
@@ -102,7 +112,7 @@ def tokens_bind(ctx: click.Context, token_id: str, agreement_id: str, as_json: b
     """Bind an existing token to an agreement (it then reads under that agreement only)."""
     node = node_of(ctx)
     if node.store.get_token(token_id) is None:
-        raise CliError(f"no token {token_id!r}", code="not-found")
+        raise CliError(f"no token {token_id!r}; see `kizuna tokens list`", code="not-found")
     if node.policy.agreement(agreement_id) is None:
         raise CliError(f"no agreement {agreement_id!r}", code="not-found")
     node.store.set_token_agreement(token_id, agreement_id)
@@ -143,7 +153,9 @@ def tokens_bind_cert(ctx: click.Context, token_id: str, cert_fingerprint: str | 
     fingerprint = _fingerprint(cert_fingerprint, cert_file)
     if (fingerprint is None) != unbind:
         raise CliError("give --cert-fingerprint or --cert, or --unbind", code="usage")
-    bound = node_of(ctx).bind_token_certificate(token_id, fingerprint)
+    node = node_of(ctx)
+    _known(node, token_id)
+    bound = node.bind_token_certificate(token_id, fingerprint)
     emit(as_json, {"id": token_id, "certificate": bound},
          f"Token {token_id} now needs the client certificate {bound}" if bound
          else f"Token {token_id} works without a client certificate")
@@ -157,7 +169,9 @@ def tokens_bind_cert(ctx: click.Context, token_id: str, cert_fingerprint: str | 
 @click.pass_context
 def tokens_rotate(ctx: click.Context, token_id: str, grace: str, as_json: bool) -> None:
     """Give a token a new secret, printed once; the old secret works until the grace period ends."""
-    secret, until = node_of(ctx).rotate_token(token_id, grace)
+    node = node_of(ctx)
+    _known(node, token_id)
+    secret, until = node.rotate_token(token_id, grace)
     ended = until <= now_micros()  # --grace 0
     emit(as_json, {"id": token_id, "token": secret, "previous_valid_until": format_timestamp(until)},
          f"Token {token_id} rotated; the old secret "

@@ -141,3 +141,16 @@ def test_revoking_an_unknown_or_revoked_token_is_one_line(node: Node) -> None:
     assert again.returncode == 1
     error = json.loads(again.stdout)["error"]
     assert "was revoked at" in error["message"] and error["code"] == "invalid"
+
+
+def test_the_text_list_shows_what_binds_a_token(node: Node) -> None:
+    created = kizuna_json(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared")
+    fingerprint = "ab" * 32
+    kizuna_json(node.data_dir, "tokens", "bind-cert", created["id"], "--cert-fingerprint", fingerprint)
+    line = next(line for line in kizuna(node.data_dir, "tokens", "list").stdout.splitlines()
+                if line.startswith(created["id"]))
+    assert f"cert:{fingerprint[:16]}" in line  # it was only in --json
+    for command in (("bind-cert", "0000000000000000", "--unbind"), ("rotate", "0000000000000000")):
+        unknown = kizuna(node.data_dir, "tokens", *command, check=False)
+        assert unknown.stderr == (f"kizuna tokens {command[0]}: no token '0000000000000000'; "
+                                  "see `kizuna tokens list`\n")
