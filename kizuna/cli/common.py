@@ -15,6 +15,7 @@ import socket
 import stat
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Final
@@ -86,6 +87,18 @@ def node_of(ctx: click.Context) -> Node:
 def data_dir_of(ctx: click.Context) -> Path:
     path: Path = ctx.obj["data_dir"]
     return path
+
+
+def padded(text: str, width: int) -> str:
+    """``text`` padded to ``width`` terminal columns: a Japanese character takes two (東京 is four wide), so
+    ``str.ljust`` would leave the columns after it out of line."""
+    used = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(0, width - used)
+
+
+def column_width(values: list[str]) -> int:
+    """The terminal columns the widest of ``values`` takes (see ``padded``)."""
+    return max((sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in v) for v in values), default=0)
 
 
 def emit(as_json: bool, payload: Any, text: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from kizuna.cli.common import CliError, check_port_free, emit, json_option, node_of, port_type
+from kizuna.cli.common import CliError, check_port_free, column_width, emit, json_option, node_of, padded, port_type
 from kizuna.cli.tls import CLIENT_CERT_MODES, parse_rate_limit, serve_tls_options
 from kizuna.core.health import metrics_access
 from kizuna.core.limits import FAILURES_PER_MINUTE, SCOPES
@@ -114,9 +114,11 @@ def collections_list(ctx: click.Context, as_json: bool) -> None:
          "alias": s.collection.alias, "objects": s.objects}
         for s in found
     ]
+    aliases = [str(r["alias"] or "-") for r in rows]
+    width = column_width(aliases)
     emit(as_json, {"collections": rows},
-          "\n".join(f"{r['id']}  /{r['api_root']}/  {r['alias'] or '-':<16} {r['objects']:>9} versions  "
-                    f"{r['title']}" for r in rows))
+          "\n".join(f"{r['id']}  /{r['api_root']}/  {padded(alias, width)} {r['objects']:>9} versions  {r['title']}"
+                    for r, alias in zip(rows, aliases, strict=True)))
 
 
 @click.group()

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from kizuna.cli.common import CliError, emit, json_option, node_of, output_stream, tlp_level
+from kizuna.cli.common import CliError, column_width, emit, json_option, node_of, output_stream, padded, tlp_level
 from kizuna.cli.ops_watch import operation_watch
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
 from kizuna.detect.engine import DetectionEngine
@@ -86,8 +86,10 @@ def ops_list(ctx: click.Context, as_json: bool) -> None:
     found = list_operations(node_of(ctx))
     rows = [{"name": o.name, "slug": o.slug, "start": o.start[:10], "last_day": o.last_day, "state": o.state,
              "partners": len(o.partners)} for o in found]
-    text = "\n".join(f"{r['slug']:<30} {r['start']} .. {r['last_day']}  {r['state']:<6}  {r['partners']} partners  "
-                     f"{r['name']}" for r in rows) or "No operations; create one with `kizuna ops create`."
+    width = column_width([str(r["slug"]) for r in rows])
+    text = "\n".join(f"{padded(str(r['slug']), width)}  {r['start']} .. {r['last_day']}  {r['state']:<6}  "
+                     f"{r['partners']} partners  {r['name']}"
+                     for r in rows) or "No operations; create one with `kizuna ops create`."
     emit(as_json, {"operations": rows}, text)
 
 
@@ -206,11 +208,10 @@ def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], ma
         for problem in reader.stats.problems[known:]:
             problem.file = str(path)
     stats = reader.stats
-    if stats.lines:  # as for `kizuna match`: nothing read is no clean bill of health
-        try:
-            require_log_lines(stats)
-        except NothingToMatch as exc:
-            raise CliError(str(exc), code=exc.code, file=exc.file, line=exc.line) from None
+    try:  # as for `kizuna match`: nothing read, or nothing readable, is no clean bill of health
+        require_log_lines(stats)
+    except NothingToMatch as exc:
+        raise CliError(str(exc), code=exc.code, file=exc.file, line=exc.line) from None
     rows = watch.store()
     text = "\n".join(f"{r['count']:>6}  {r['rule']:<12} {r['value']}  (protected: {r['asset']})" for r in rows)
     unread = stats.problem_count + stats.skipped

@@ -15,6 +15,7 @@ import pytest
 import trustme
 
 from kizuna.cli import cli
+from kizuna.cli.common import column_width, padded
 from tests.conftest import PG_ADMIN_URL, free_port, kizuna, kizuna_json
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -348,3 +349,11 @@ def test_partners_add_refuses_a_key_of_another_certificate_and_a_ca_file_without
     kizuna_json(sqlite_node, *add, "--cert", str(cert), "--key", str(key), "--ca", str(ca_pem))
     doctor = kizuna(sqlite_node, "doctor", "https://127.0.0.1:9/taxii2/", "--ca", str(readme), "--json", check=False)
     assert json.loads(doctor.stdout)["error"]["code"] == "tls" and doctor.returncode == 1
+
+
+def test_listings_line_up_under_japanese_names() -> None:
+    names = ["東京2027-intel", "games-2027-watchlist", "x"]
+    width = column_width(names)
+    assert width == 20  # 東京 takes four terminal columns, the rest one each
+    lines = [padded(name, width) + "|" for name in names]
+    assert {column_width([line]) for line in lines} == {21}

@@ -194,6 +194,10 @@ def test_lookalikes_in_local_dns_logs_raise_alerts_and_promote_to_an_indicator(w
     error = json.loads(unread.stdout)["error"]  # nothing read is no clean bill of health
     assert unread.returncode == 1 and error["code"] == "no-log-lines" and (error["file"], error["line"]) == (
         str(garbage), 1)
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")  # as `kizuna match` says of an empty log: nothing was checked
+    assert json.loads(kizuna(world.data, "ops", "scan-logs", "games-logs", str(empty), "--json",
+                             check=False).stdout)["error"]["code"] == "no-log-lines"
     promoted = kizuna_json(world.data, "ops", "promote", "games-logs", lookalike)
     refused = kizuna(world.data, "ops", "promote", "games-logs", "example.com", check=False)
     assert refused.returncode != 0 and "not in the lookalike watch set" in refused.stderr
