@@ -360,6 +360,12 @@ def test_metrics_move_with_taxii_requests_ingest_and_matching(node: Node) -> Non
     # Endpoints are route templates, never raw paths with ids in them.
     endpoints = {dict(labels).get("endpoint") for (_, labels) in after} - {None}
     assert not any(node.collection in endpoint for endpoint in endpoints if endpoint)
+    # A console page is labelled with its place under /console, not as a route of the root.
+    requests.get(f"{node.base}/console/sign-in", timeout=30)
+    requests.get(f"{node.base}/", timeout=30, allow_redirects=False)
+    labelled = scrape(node.base)
+    assert value(labelled, "kizuna_http_requests_total", endpoint="/console/sign-in", method="GET", status="200") == 1
+    assert value(labelled, "kizuna_http_requests_total", endpoint="/sign-in", method="GET", status="200") == 0
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -104,7 +104,10 @@ class RequestMetrics:
             noted = True
             # The router wrote the matched route into the shared scope: label by its template.
             route = scope.get("route")
-            endpoint = getattr(route, "path", None) or UNMATCHED
+            template = getattr(route, "path", None)
+            # A mounted app's routes (the console under /console) are relative to the mount, which the
+            # router put in root_path: without it /console/ and the root's redirect shared the label "/".
+            endpoint = scope.get("root_path", "") + template if template else UNMATCHED
             method = scope.get("method", "GET")
             metrics.http_request(endpoint, method if method in _METHODS else "OTHER", status,
                                  time.perf_counter() - started)
