@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
 import secrets
+import select
 import socket
 import subprocess
 import sys
@@ -227,3 +230,34 @@ def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         running.server.stop()
         if database:
             database.drop()
+
+
+def run_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, str, str]:
+    """Run with standard error on a pseudo-terminal (standard output on a pipe); (status, stdout, stderr)."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=slave,
+                               env={**os.environ, "COLUMNS": "160", "TERM": "xterm"})
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the terminal closed: the process is gone
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif process.poll() is not None:
+                break
+        assert process.stdout is not None
+        out = process.stdout.read().decode()
+        status = process.wait(timeout=60)
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+    return status, out, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))

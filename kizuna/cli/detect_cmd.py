@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import click
 
 from kizuna.cli.common import CliError, FiniteFloat, emit, node_of
+from kizuna.cli.progress import Progress, progress_wanted
 from kizuna.detect.mappings import shipped_mappings
 
 _SCHEMES = {"nats", "tls", "ws", "wss"}
@@ -68,15 +69,19 @@ def publish_command(logs: tuple[Path, ...], url: str, chunk_lines: int, as_json:
     from kizuna.detect.stream import publish
 
     url = _nats_url(url)
+    total = sum(path.stat().st_size for path in logs)
 
-    async def go() -> tuple[int, int]:
+    async def go(bar: Progress) -> tuple[int, int]:
         nc = await _connect(url)
         try:
-            return await publish(nc, [(path, str(path)) for path in logs], chunk_lines=chunk_lines)
+            return await publish(nc, [(path, str(path)) for path in logs], chunk_lines=chunk_lines,
+                                 on_chunk=bar.counted)
         finally:
             await nc.close()
 
-    chunks, lines = asyncio.run(go())
+    with Progress("publish", total=total or None, unit="bytes", noun="lines",
+                  enabled=progress_wanted(as_json, False)) as bar:
+        chunks, lines = asyncio.run(go(bar))
     emit(as_json, {"chunks": chunks, "lines": lines, "files": len(logs)},
          f"published {lines} lines of {len(logs)} files in {chunks} chunks")
 

@@ -13,6 +13,7 @@ import click
 
 from kizuna.cli.common import CliError, column_width, emit, json_option, node_of, output_stream, padded, tlp_level
 from kizuna.cli.ops_watch import operation_watch
+from kizuna.cli.progress import Progress, progress_wanted, tracked
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
 from kizuna.detect.engine import DetectionEngine
 from kizuna.detect.mappings import LogReader, shipped_mappings
@@ -196,17 +197,20 @@ def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], ma
     reader = LogReader(mappings.values(), forced=mapping_name)
     # No indicators: the detection fast path runs for the watch alone (the same pass as `match --operation`).
     matcher = DetectionEngine(node.identity().get("id") or LOCAL_IDENTITY_ID).line_matcher(reader, watch.log)
-    for path in logs:
-        reader.start_input()
-        known = len(reader.stats.problems)
-        try:
-            with path.open("rb") as lines:
-                for _ in matcher.alerts(lines):
-                    pass
-        except OSError as exc:
-            raise CliError(f"cannot read {path}: {exc.strerror}", file=str(path)) from None
-        for problem in reader.stats.problems[known:]:
-            problem.file = str(path)
+    total = sum(path.stat().st_size for path in logs)
+    with Progress("scan", total=total or None, unit="bytes", noun="lines",
+                  enabled=progress_wanted(as_json, False)) as bar:
+        for path in logs:
+            reader.start_input()
+            known = len(reader.stats.problems)
+            try:
+                with path.open("rb") as lines:
+                    for _ in matcher.alerts(tracked(lines, bar)):
+                        pass
+            except OSError as exc:
+                raise CliError(f"cannot read {path}: {exc.strerror}", file=str(path)) from None
+            for problem in reader.stats.problems[known:]:
+                problem.file = str(path)
     stats = reader.stats
     try:  # as for `kizuna match`: nothing read, or nothing readable, is no clean bill of health
         require_log_lines(stats)

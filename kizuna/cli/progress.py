@@ -8,6 +8,7 @@ command's own output on standard output is never mixed with it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import IO, Any
 
@@ -26,11 +27,13 @@ class Progress:
     without it the bar shows the count and rate but no ETA. When disabled every method is a no-op.
     """
 
-    def __init__(self, description: str, *, total: int | None, unit: str, enabled: bool) -> None:
+    def __init__(self, description: str, *, total: int | None, unit: str, enabled: bool,
+                 noun: str = "objects") -> None:
         self.description = description
         self.total = total
         self.unit = unit
         self.enabled = enabled
+        self.noun = noun  # what is counted beside the bytes (objects, lines)
         self.objects = 0
         self._done = 0
         self._progress: Any = None
@@ -52,8 +55,8 @@ class Progress:
             from rich.progress import Progress as RichProgress
 
             # Bytes of an input file: the bar follows the bytes and the object count is shown beside it.
-            amount = ([DownloadColumn(), TextColumn("{task.fields[objects]:,} objects"), TransferSpeedColumn()]
-                      if self.unit == "bytes" else [MofNCompleteColumn(), _object_rate_column()])
+            amount = ([DownloadColumn(), TextColumn("{task.fields[objects]:,} " + self.noun), TransferSpeedColumn()]
+                      if self.unit == "bytes" else [MofNCompleteColumn(), _object_rate_column(self.noun)])
             self._progress = RichProgress(
                 TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), *amount,
                 TimeElapsedColumn(), TimeRemainingColumn(), console=Console(file=sys.stderr), transient=True,
@@ -68,6 +71,11 @@ class Progress:
             self._done += 1
         if self._progress is not None and self.objects % _UPDATE_EVERY == 0:
             self._refresh()
+
+    def counted(self, objects: int, size: int) -> None:
+        """A piece of the input done: ``objects`` things counted, ``size`` bytes of it read."""
+        self.objects += objects
+        self.bytes_read(size)
 
     def bytes_read(self, count: int) -> None:
         if self.unit == "bytes":
@@ -85,7 +93,7 @@ class Progress:
             self._progress.stop()
 
 
-def _object_rate_column() -> Any:
+def _object_rate_column(noun: str = "objects") -> Any:
     from rich.progress import ProgressColumn
     from rich.text import Text
 
@@ -93,9 +101,23 @@ def _object_rate_column() -> Any:
         """Objects per second (rich's own speed column speaks of bytes)."""
 
         def render(self, task: Any) -> Text:
-            return Text(f"{task.speed:,.0f} objects/s" if task.speed else "")
+            return Text(f"{task.speed:,.0f} {noun}/s" if task.speed else "")
 
     return ObjectRate()
+
+
+def tracked(lines: Iterable[bytes], progress: Progress, every: int = 2048) -> Iterator[bytes]:
+    """``lines`` as they are, telling ``progress`` of them in batches (an update a line would cost more
+    than matching it)."""
+    count = size = 0
+    for line in lines:
+        count += 1
+        size += len(line)
+        if count == every:
+            progress.counted(count, size)
+            count = size = 0
+        yield line
+    progress.counted(count, size)
 
 
 class CountingReader:

@@ -19,7 +19,7 @@ Streams (created on first use, idempotently, by both `publish` and the worker):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from nats.aio.client import Client
@@ -88,8 +88,9 @@ def chunks(path: Path, size: int = CHUNK_LINES) -> Iterator[tuple[int, int, byte
 
 
 async def publish(nc: Client, files: Iterable[tuple[Path, str]], *, chunk_lines: int = CHUNK_LINES,
-                  in_flight: int = 64) -> tuple[int, int]:
-    """Publish every file's chunks; returns (chunks, lines). Waits for JetStream to store each one."""
+                  in_flight: int = 64, on_chunk: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+    """Publish every file's chunks; returns (chunks, lines). Waits for JetStream to store each one.
+    ``on_chunk(lines, bytes)`` is told of each chunk as it is sent (a progress display)."""
     js = nc.jetstream()
     await ensure_streams(js)
     pending: list[asyncio.Future[object]] = []
@@ -100,6 +101,8 @@ async def publish(nc: Client, files: Iterable[tuple[Path, str]], *, chunk_lines:
             pending.append(asyncio.ensure_future(js.publish(EVENTS_SUBJECT, payload, headers=headers)))
             sent += 1
             lines += count
+            if on_chunk is not None:
+                on_chunk(count, len(payload))
             if len(pending) >= in_flight:
                 await asyncio.gather(*pending)
                 pending = []

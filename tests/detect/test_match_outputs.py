@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import kizuna, start_server
+from tests.conftest import kizuna, run_on_a_terminal, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -90,47 +87,16 @@ def test_the_shipped_mapping_file_example_works_as_documented(tmp_path: Path) ->
     assert {"http://guyspy.com/", "tcp", "GET", "10.0.0.5"} <= values  # template, const, refs
 
 
-def _run_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, str, str]:
-    """Run with standard error on a pseudo-terminal (standard output on a pipe); (status, stdout, stderr)."""
-    master, slave = pty.openpty()
-    process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=slave,
-                               env={**os.environ, "COLUMNS": "160", "TERM": "xterm"})
-    os.close(slave)
-    seen = b""
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # the terminal closed: the process is gone
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-            elif process.poll() is not None:
-                break
-        assert process.stdout is not None
-        out = process.stdout.read().decode()
-        status = process.wait(timeout=60)
-    finally:
-        os.close(master)
-        if process.poll() is None:
-            process.kill()
-    return status, out, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
-
-
 def test_progress_bar_on_a_terminal_only_and_not_with_json(tmp_path: Path) -> None:
     zeek = EXAMPLES / "zeek"
     base = [sys.executable, "-m", "kizuna", "--data", str(tmp_path / "none"), "match", "--indicators",
             str(zeek / "demo-indicators.json"), str(zeek / "http.log"), "-o", str(tmp_path / "s.json")]
-    status, _out, screen = _run_on_a_terminal(base, tmp_path)
+    status, _out, screen = run_on_a_terminal(base, tmp_path)
     assert status == 0, screen
     assert re.search(r"http\.log.*lines\s+[\d,]+ lines/s\s+ETA", screen), screen
     lines = len((zeek / "http.log").read_text().splitlines())
     assert f"{lines:,} lines" in screen
-    status, out, screen = _run_on_a_terminal([*base, "--json"], tmp_path)
+    status, out, screen = run_on_a_terminal([*base, "--json"], tmp_path)
     assert status == 0 and json.loads(out)["lines"] == lines
     assert "lines/s" not in screen and screen.strip() == ""
     piped = subprocess.run(base, capture_output=True, text=True, timeout=120, cwd=tmp_path)

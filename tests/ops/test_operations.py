@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +21,15 @@ from taxii2client.v21 import Collection
 from kizuna.ops.incidents import INCIDENT_CORE
 from kizuna.ops.lookalikes import lookalikes_of
 from kizuna.policy.tlp import TlpLevel, oasis_id
-from tests.conftest import TAXII, ServerProcess, create_pg_database, kizuna, kizuna_json, start_server
+from tests.conftest import (
+    TAXII,
+    ServerProcess,
+    create_pg_database,
+    kizuna,
+    kizuna_json,
+    run_on_a_terminal,
+    start_server,
+)
 
 AMBER, GREEN, RED = (oasis_id(level) for level in (TlpLevel.AMBER, TlpLevel.GREEN, TlpLevel.RED))
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -205,6 +215,16 @@ def test_lookalikes_in_local_dns_logs_raise_alerts_and_promote_to_an_indicator(w
     assert sorted((a["object_type"], a["rule"], a["producer"]) for a in alerts) == [
         ("indicator", "lookalike", "NCSC UK"), ("observed-data", "lookalike", "NCSC UK")]
     assert promoted["id"] in {a["object_id"] for a in alerts}
+
+
+def test_scan_logs_shows_its_progress_on_a_terminal_only(world: World, tmp_path: Path) -> None:
+    world.op("Games Progress")
+    log = dns_log(tmp_path, [f"www{n}.example.com" for n in range(50)])
+    base = [sys.executable, "-m", "kizuna", "--data", str(world.data), "ops", "scan-logs", "games-progress", str(log)]
+    status, _, screen = run_on_a_terminal(base, tmp_path)
+    assert status == 0 and re.search(r"scan.*50 lines", screen), screen
+    status, out, screen = run_on_a_terminal([*base, "--json"], tmp_path)
+    assert status == 0 and json.loads(out)["lines"] == 50 and screen.strip() == ""
 
 
 def test_match_with_an_operation_judges_indicators_and_the_watch_in_one_pass(world: World, tmp_path: Path) -> None:
