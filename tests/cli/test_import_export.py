@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import kizuna, kizuna_json
+from tests.conftest import kizuna, kizuna_json, run_on_a_terminal
 
 TLP_GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
 
@@ -146,30 +141,10 @@ def test_export_replaces_the_file_whole_and_says_what_it_wrote(data_dir: Path, t
     assert audit["records"] == len((tmp_path / "out" / "audit.jsonl").read_text().splitlines()) > 0
 
 
-def _stderr_on_a_terminal(args: list[str], deadline_s: float = 120.0) -> tuple[int, bytes]:
-    """Run kizuna with stderr on a pseudo-terminal; return its exit status and what it drew there."""
-    leader, follower = pty.openpty()
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
-    process = subprocess.Popen([sys.executable, "-m", "kizuna", *args], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=follower, env=env)
-    os.close(follower)
-    drawn = b""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the terminal closed: the process is gone
-                break
-            if not chunk:
-                break
-            drawn += chunk
-        elif process.poll() is not None:
-            break
-    os.close(leader)
-    process.stdout.close()  # type: ignore[union-attr]
-    return process.wait(timeout=30), drawn
+def _stderr_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, bytes]:
+    """Run kizuna with stderr on a pseudo-terminal; its exit status and what it drew there."""
+    status, _, screen = run_on_a_terminal([sys.executable, "-m", "kizuna", *args], cwd)
+    return status, screen.encode()
 
 
 def test_progress_is_drawn_on_a_terminal_only(tmp_path: Path) -> None:
@@ -179,13 +154,14 @@ def test_progress_is_drawn_on_a_terminal_only(tmp_path: Path) -> None:
     source = tmp_path / "in.json"
     source.write_text(json.dumps([identity(n) for n in range(200)]))
     base = ["--data", str(data_dir)]
-    status, drawn = _stderr_on_a_terminal([*base, "import", str(source), "--collection", "in"])
+    status, drawn = _stderr_on_a_terminal([*base, "import", str(source), "--collection", "in"], tmp_path)
     assert status == 0 and b"objects" in drawn and b"import in.json" in drawn
-    status, drawn = _stderr_on_a_terminal([*base, "export", "--collection", "in", "-o", str(tmp_path / "o.json")])
+    status, drawn = _stderr_on_a_terminal([*base, "export", "--collection", "in", "-o", str(tmp_path / "o.json")],
+                                          tmp_path)
     assert status == 0 and b"export in" in drawn and b"/200" in drawn  # done of total, for the ETA
     for quiet in ("--json", "--quiet"):
         status, drawn = _stderr_on_a_terminal([*base, "export", "--collection", "in", "-o", str(tmp_path / "q.json"),
-                                               quiet])
+                                               quiet], tmp_path)
         assert status == 0 and b"export in" not in drawn, quiet
     piped = kizuna(data_dir, "import", str(source), "--collection", "in")
     assert piped.stderr == ""  # not a terminal: no bar

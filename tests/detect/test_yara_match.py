@@ -9,18 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pty
-import select
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import kizuna, kizuna_json
+from tests.conftest import kizuna, kizuna_json, run_on_a_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 STAMP = "2026-01-01T00:00:00.000Z"
@@ -163,27 +160,9 @@ def test_the_scan_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
     root = _files(tmp_path)
     args = ["--data", str(tmp_path / "none"), "match", "--yara", "--indicators", str(_indicators(tmp_path)),
             str(root), "-o", str(tmp_path / "s.json")]
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "kizuna", *args], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=follower,
-                               env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"})
-    os.close(follower)
-    drawn, deadline = b"", time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the terminal closed: the process is gone
-                break
-            if not chunk:
-                break
-            drawn += chunk
-        elif process.poll() is not None:
-            break
-    os.close(leader)
-    assert process.wait(timeout=30) == 0
-    assert b"scanning" in drawn and b"4 files" in drawn
+    status, _, screen = run_on_a_terminal([sys.executable, "-m", "kizuna", *args], tmp_path)
+    assert status == 0
+    assert "scanning" in screen and "4 files" in screen
     piped = kizuna(tmp_path / "none", *args[2:])
     assert "scanning" not in piped.stderr and piped.stderr.startswith("4 files scanned with 2 YARA indicators")
 
