@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from kizuna import __version__
 from kizuna.taxii.media import TAXII_MEDIA_TYPE
 
 _JSON = "application/json"
@@ -327,7 +328,9 @@ def openapi_document() -> dict[str, Any]:
     """The whole document; a fresh dict each call, so a caller may change its copy."""
     return orjson.loads(orjson.dumps({
         "openapi": "3.1.0",
-        "info": {"title": "Kizuna node", "version": "2.1",
+        # info.version is the version of this API's document, so the Kizuna release; the TAXII version it
+        # speaks is in the description and in every media type.
+        "info": {"title": "Kizuna node", "version": __version__,
                  "description": "TAXII 2.1 with Kizuna's detection, federation, feed and health endpoints. "
                                 "Every API error is a TAXII error object."},
         "servers": [{"url": "/"}],

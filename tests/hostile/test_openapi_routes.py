@@ -13,6 +13,7 @@ from pathlib import Path
 import requests
 from starlette.routing import BaseRoute, Mount, Route
 
+import kizuna
 from kizuna.app import create_app
 from kizuna.core.node import Node
 from kizuna.taxii.openapi import openapi_document
@@ -63,6 +64,8 @@ def test_the_document_is_served_without_a_token_and_is_valid_openapi_3_1(tmp_pat
     served = response.json()
     assert served == openapi_document()
     assert served["openapi"] == "3.1.0"
+    # The document's own version is the release's (it said "2.1", the TAXII version, whatever the release).
+    assert served["info"]["version"] == kizuna.__version__ and "TAXII 2.1" in served["info"]["description"]
     validate(served)
     error = served["components"]["schemas"]["Error"]
     assert error["required"] == ["title"] and "http_status" in error["properties"]
