@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from tests.conftest import TAXII
 from tests.federation.helpers import (
@@ -29,6 +30,13 @@ def _refusal(node: FedNode, *args: str) -> str:
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("kizuna partners add: "), result.stderr
     return lines[0]
+
+
+def _client_pair(cert: Path, key: Path) -> None:
+    """A client certificate and its key, as a partner's CA would issue them."""
+    issued = trustme.CA().issue_cert("jp-node.example")
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
 
 
 def test_partners_add_refuses_what_cannot_work(tmp_path: Path) -> None:
@@ -61,12 +69,17 @@ def test_partners_add_refuses_what_cannot_work(tmp_path: Path) -> None:
         assert expected in _refusal(jp, *args), expected
     assert jp.cli_json("partners", "list")["partners"] == []  # nothing half-stored
 
+    # A "certificate" and "key" that are neither is refused when added, not at the first sync.
+    assert "not a PEM certificate and its key" in _refusal(jp, "P", "--url", "https://p.example/main/", *good,
+                                                             "--key", str(key), "--cert", str(key))
+    cert = tmp_path / "client.pem"
+    _client_pair(cert, key)
     jp.cli_json("partners", "add", "P", "--url", "https://p.example/main/", *good, "--key", str(key),
-                "--cert", str(key))
+                "--cert", str(cert))
     assert "already exists" in _refusal(jp, "P", "--url", "https://q.example/main/", *good)
     stored = jp.cli_json("partners", "list")["partners"]
     assert [p["api_root_url"] for p in stored] == ["https://p.example/main/"]
-    assert stored[0]["client_cert"] == str(key.resolve())  # absolute: the worker runs elsewhere
+    assert stored[0]["client_cert"] == str(cert.resolve())  # absolute: the worker runs elsewhere
 
     # With --json the refusal is one error object on stdout.
     result = jp.cli("partners", "add", "Q", "--url", "http://q.example/main", *good, "--json", check=False)
@@ -87,8 +100,7 @@ def test_one_bad_partner_does_not_stop_the_others(tmp_path: Path, store_url: str
         jp.cli_json("partners", "add", "GARBAGE", "--url", garbage.url, "--map", "shared=c:pull", "--token", "t")
         # Files that vanish after the partner was added make the TLS setup itself raise (not a partner error).
         cert, key = tmp_path / "c.pem", tmp_path / "c.key"
-        cert.write_text("x")
-        key.write_text("x")
+        _client_pair(cert, key)  # usable when added (partners add checks them), gone by the sync
         jp.cli_json("partners", "add", "CERTLESS", "--url", garbage.url, "--map", "shared=c:pull",
                     "--cert", str(cert), "--key", str(key))
         cert.unlink()

@@ -117,7 +117,9 @@ def test_a_threatexchange_csv_carries_vpdq_signals_and_the_command_banks_and_mat
     data = tmp_path / "node"
     kizuna_json(data, "init", "--org-name", "Home", "--country", "GBR")
     kizuna_json(data, "collections", "create", "--title", "Video bank", "--alias", "bank")
-    imported = kizuna_json(data, "hashes", "import", str(export), "--collection", "bank")
+    run = kizuna(data, "hashes", "import", str(export), "--collection", "bank", "--json", check=False)
+    imported = json.loads(run.stdout)
+    assert run.returncode == 1  # the bad row fails the run, after the good one is banked
     assert [r["where"] for r in imported["rejected"]] == [f"{export}:3"]  # reported; the good row is banked
     result = kizuna(data, "hashes", "match", str(SAMPLES / "chair-22-sd-grey-bar.txt"),
                     str(SAMPLES / "doorknob-hd-no-bar.txt"), "--json")

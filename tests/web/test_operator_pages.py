@@ -325,8 +325,13 @@ def test_japanese_pages_name_sync_states_and_audit_kinds_in_japanese(operated: C
     # The partner whose last sync failed reads as on the Partners page, not as the stored state code.
     assert re.search(r"jp-node .{0,40}失敗中", board), board
     assert " backoff " not in board and " ok " not in board
+    node = Node.open(operated.data_dir)  # the newest record, whatever other tests wrote before
+    try:
+        node.audit.record("partner-removed", "admin", {"name": "gone-node"})
+    finally:
+        node.close()
     audit = session.get(operated.base + "/console/audit").text
-    assert "パートナーの追加<br><code>partner-added</code>" in audit
+    assert "パートナーの削除<br><code>partner-removed</code>" in audit
 
 
 def test_every_kind_of_audit_record_kizuna_writes_has_a_name_on_the_page() -> None:
