@@ -49,6 +49,7 @@ from bench.common import (
     descendant_pids,
     free_loopback_port,
     percentile,
+    positive_int,
     post_envelopes,
     taxii_timestamp,
 )
@@ -177,8 +178,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--processes", default="1,2,4", help="comma-separated process counts (default 1,2,4)")
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each phase (default 6)")
-    parser.add_argument("--objects", type=int, default=20_000, help="objects in the read collection (default 20,000)")
-    parser.add_argument("--connections", type=int, default=2, help="client connections per server process")
+    parser.add_argument("--objects", type=positive_int, default=20_000,
+                        help="objects in the read collection (default 20,000)")
+    parser.add_argument("--connections", type=positive_int, default=2, help="client connections per server process")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="admin connection; a fresh kizuna_bench_* database is created and dropped")
     parser.add_argument("--json", action="store_true", help="print one JSON line with every figure")

@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import positive_int
+
 
 def build_node(data_dir: Path, count: int) -> None:
     from kizuna.core.node import Node
@@ -63,8 +65,8 @@ def timed_command(args: list[str]) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objects", type=int, default=50_000, help="Indicators in the node.")
-    parser.add_argument("--runs", type=int, default=3, help="Timed runs of each measurement.")
+    parser.add_argument("--objects", type=positive_int, default=50_000, help="Indicators in the node.")
+    parser.add_argument("--runs", type=positive_int, default=3, help="Timed runs of each measurement.")
     options = parser.parse_args(argv)
 
     from kizuna.store.backup import copy_sqlite

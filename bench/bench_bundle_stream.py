@@ -32,6 +32,8 @@ from typing import Any
 
 import orjson
 
+from bench.common import positive_int
+
 READERS = ("kizuna", "kizuna-raw", "ijson")
 
 
@@ -111,8 +113,8 @@ def measure(reader: str, path: Path) -> tuple[int, float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size-mb", type=int, default=200, help="bundle size to generate (1024 for 1 GB)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per reader; medians are reported")
+    parser.add_argument("--size-mb", type=positive_int, default=200, help="bundle size to generate (1024 for 1 GB)")
+    parser.add_argument("--runs", type=positive_int, default=3, help="runs per reader; medians are reported")
     parser.add_argument("--layouts", default="lines,pretty", help="comma-separated: lines, pretty")
     parser.add_argument("--whole", action="store_true", help="also parse the whole file with orjson")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")

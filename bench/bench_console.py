@@ -54,6 +54,8 @@ from typing import Any
 import httpx
 import psutil
 
+from bench.common import kizuna_tree, names_in, positive_int
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ServerProcess, free_loopback_port, percentile  # noqa: E402
 from gen_stix import generate  # noqa: E402
@@ -266,11 +268,12 @@ def measure(backend: str, objects: int, runs: int, base_dir: Path, before_src: P
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--objects", type=int, default=100_000, help="objects generated into the collection")
-    parser.add_argument("--runs", type=int, default=5, help="requests per page; the median is reported")
-    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql")
+    parser.add_argument("--objects", type=positive_int, default=100_000, help="objects generated into the collection")
+    parser.add_argument("--runs", type=positive_int, default=5, help="requests per page; the median is reported")
+    parser.add_argument("--backends", type=names_in(("sqlite", "postgresql")), default=["sqlite", "postgresql"],
+                        help="comma-separated: sqlite,postgresql")
     parser.add_argument("--json", action="store_true", help="only the JSON line on stdout")
-    parser.add_argument("--before-src", type=Path, default=None,
+    parser.add_argument("--before-src", type=lambda text: Path(kizuna_tree(text)), default=None,
                         help="a source tree of another Kizuna (holding kizuna/) to serve side by side, A/B")
     parser.add_argument("--keep-data", type=Path, default=None, metavar="DIR",
                         help="keep the loaded nodes (and PostgreSQL databases) in DIR and reuse them on the "
@@ -279,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with ExitStack() as stack:
         base = args.keep_data or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kizuna-bench-console-")))
-        for backend in args.backends.split(","):
+        for backend in args.backends:
             result = measure(backend, args.objects, args.runs, base, args.before_src, args.keep_data is not None)
             results.append(result)
             if not args.json:

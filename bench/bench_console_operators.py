@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_console import kizuna, timed  # noqa: E402
 from common import ServerProcess, free_loopback_port  # noqa: E402
 
+from bench.common import positive_int
 from kizuna.core.audit import seal  # noqa: E402
 from kizuna.core.node import Node  # noqa: E402
 from kizuna.core.operators import set_operator_right  # noqa: E402
@@ -68,10 +69,10 @@ def prepare(data: Path, records: int, partners: int, tokens: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=200_000, help="audit records in the log")
-    parser.add_argument("--partners", type=int, default=20, help="partner entries")
-    parser.add_argument("--tokens", type=int, default=200, help="tokens besides the operator's")
-    parser.add_argument("--runs", type=int, default=5, help="requests per page; the median is reported")
+    parser.add_argument("--records", type=positive_int, default=200_000, help="audit records in the log")
+    parser.add_argument("--partners", type=positive_int, default=20, help="partner entries")
+    parser.add_argument("--tokens", type=positive_int, default=200, help="tokens besides the operator's")
+    parser.add_argument("--runs", type=positive_int, default=5, help="requests per page; the median is reported")
     parser.add_argument("--json", action="store_true", help="only the JSON line on stdout")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kizuna-bench-operators-") as tmp:

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import median, percentile  # noqa: E402
 
+from bench.common import non_negative_int, positive_int
 from kizuna.core.dashboard import PER_ROW_LIMIT, build_dashboard  # noqa: E402
 from kizuna.core.filters import Endpoint, Filters  # noqa: E402
 from kizuna.core.node import Node  # noqa: E402
@@ -182,10 +183,10 @@ def _peak_mb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--objects", type=int, default=1_000_000, help="object versions stored")
-    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--spread-days", type=int, default=365, help="days date_added is spread over")
-    parser.add_argument("--runs", type=int, default=20, help="timed calls per principal")
+    parser.add_argument("--objects", type=positive_int, default=1_000_000, help="object versions stored")
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite", help="store of the node")
+    parser.add_argument("--spread-days", type=non_negative_int, default=365, help="days date_added is spread over")
+    parser.add_argument("--runs", type=positive_int, default=20, help="timed calls per principal")
     parser.add_argument("--json", action="store_true", help="only the JSON line on stdout")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="SQLite only: build the node in DIR and keep it; a later run with the same DIR "

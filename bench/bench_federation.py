@@ -7,7 +7,7 @@ Figures (medians over --runs fresh target nodes):
 Side by side in the same run: `kizuna export` + `kizuna import` of the same collection on the same machine
 (what a manual file transfer costs), so the ratio says what the network sync adds.
 
-    /work/venv/bin/python -m bench.bench_federation [--count 100000] [--runs 3] [--quick] [--json]
+    python -m bench.bench_federation [--count 100000] [--runs 3] [--quick] [--json]
 
 Targets from the issue: ≥ 10,000 objects/s full sync, incremental ≤ 1 s, peak RSS ≤ 200 MB.
 """
@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.common import free_loopback_port, median, run_measured
+from bench.common import free_loopback_port, median, positive_int, run_measured
 from bench.gen_stix import TLP_CLEAR, generate
 
 KIZUNA = [sys.executable, "-m", "kizuna"]
@@ -136,9 +136,10 @@ def run(count: int, runs: int, page_size: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--page-size", type=int, default=2000)
+    parser.add_argument("--count", type=positive_int, default=100_000, help="objects in the collection synced")
+    parser.add_argument("--runs", type=positive_int, default=3, help="runs; medians are reported")
+    parser.add_argument("--page-size", type=positive_int, default=2000,
+                        help="objects per TAXII page the partner asks for")
     parser.add_argument("--quick", action="store_true", help="10,000 objects, one run.")
     parser.add_argument("--json", action="store_true", help="Print one JSON line.")
     args = parser.parse_args(argv)

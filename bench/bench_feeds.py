@@ -39,7 +39,15 @@ from typing import Any
 import httpx
 
 from bench.bench_formats import write_indicators
-from bench.common import ServerProcess, free_loopback_port, percentile, process_counters, run_measured
+from bench.common import (
+    ServerProcess,
+    free_loopback_port,
+    kizuna_tree,
+    percentile,
+    positive_int,
+    process_counters,
+    run_measured,
+)
 
 GOALS = {"not_modified_ms": 5.0, "build_seconds_per_1m": 5.0, "peak_rss_mb": 300}
 FEEDS = {"txt": ("ips", "txt", ["--type", "ip"]), "rpz": ("zone", "rpz", [])}
@@ -179,11 +187,12 @@ def compare_builds(data: Path, token: str, runs: int, other: str) -> dict[str, A
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--indicators", type=int, default=200_000, help="indicators in the feed's collection")
-    parser.add_argument("--runs", type=int, default=3, help="full builds per feed (median reported)")
-    parser.add_argument("--requests", type=int, default=500, help="304 requests per feed")
+    parser.add_argument("--indicators", type=positive_int, default=200_000, help="indicators in the feed's collection")
+    parser.add_argument("--runs", type=positive_int, default=3, help="full builds per feed (median reported)")
+    parser.add_argument("--requests", type=positive_int, default=500, help="304 requests per feed")
     parser.add_argument("--json", action="store_true", help="print one JSON line on stdout")
-    parser.add_argument("--compare", metavar="PATH", help="A/B the full builds against the Kizuna code at PATH")
+    parser.add_argument("--compare", metavar="PATH", type=kizuna_tree,
+                        help="A/B the full builds against the Kizuna code at PATH")
     args = parser.parse_args()
     if args.compare:
         with tempfile.TemporaryDirectory(prefix="kizuna-bench-feeds-") as tmp:

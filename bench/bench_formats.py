@@ -28,8 +28,9 @@ from typing import Any
 
 import orjson
 
-GOALS = {"csv_lines_per_s": 50_000, "export_seconds_per_1m": 5.0, "peak_rss_mb": 300}
+from bench.common import positive_int
 
+GOALS = {"csv_lines_per_s": 50_000, "export_seconds_per_1m": 5.0, "peak_rss_mb": 300}
 
 # --- data -----------------------------------------------------------------------------------------
 
@@ -168,9 +169,9 @@ def measure(name: str, source: Path, target: Path, runs: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lines", type=int, default=200_000, help="lines of the CSV list to import")
-    parser.add_argument("--indicators", type=int, default=1_000_000, help="indicators to export")
-    parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median reported)")
+    parser.add_argument("--lines", type=positive_int, default=200_000, help="lines of the CSV list to import")
+    parser.add_argument("--indicators", type=positive_int, default=1_000_000, help="indicators to export")
+    parser.add_argument("--runs", type=positive_int, default=3, help="runs per measurement (median reported)")
     parser.add_argument("--json", action="store_true", help="print one JSON line on stdout")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)

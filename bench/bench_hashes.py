@@ -26,11 +26,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import numpy as np
 import orjson
 
+from bench.common import kizuna_tree, names_in, positive_int
 from kizuna.hashes.hashing import hash_file, media_files
 from kizuna.hashes.index import PdqIndex, scan_search
 
@@ -158,7 +160,14 @@ def _forked(function: Any, *args: Any) -> dict[str, Any]:
     queue = context.Queue()
     process = context.Process(target=function, args=(*args, queue))
     process.start()
-    result: dict[str, Any] = queue.get()
+    while True:  # the child's result, or the news that it died without one (a traceback of its own above)
+        try:
+            result: dict[str, Any] = queue.get(timeout=1)
+            break
+        except Empty:
+            if not process.is_alive():
+                raise SystemExit(f"bench_hashes: a measurement process ended with status {process.exitcode} "
+                                 "and no result") from None
     process.join()
     return result
 
@@ -174,13 +183,16 @@ def _hashing_rate(rounds: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--hashes", "--size", type=int, default=1_000_000,
+    parser.add_argument("--hashes", "--size", type=positive_int, default=1_000_000,
                         help="random PDQ hashes in the index (10000000 for the issue's goal)")
-    parser.add_argument("--queries", type=int, default=10_000, help="query sample for recall and the batched rate")
-    parser.add_argument("--brute-sample", type=int, default=50, help="single lookups timed for brute force")
-    parser.add_argument("--targets", default="kizuna",
+    parser.add_argument("--queries", type=positive_int, default=10_000,
+                        help="query sample for recall and the batched rate")
+    parser.add_argument("--brute-sample", type=positive_int, default=50,
+                        help="single lookups timed for brute force")
+    parser.add_argument("--targets", type=names_in(("kizuna", "faiss-mh16", "faiss-mh11", "faiss-hash")),
+                        default=["kizuna"],
                         help="comma list: kizuna, faiss-mh16, faiss-mh11, faiss-hash (brute force always runs)")
-    parser.add_argument("--before-src", default=None,
+    parser.add_argument("--before-src", type=kizuna_tree, default=None,
                         help="directory holding another checkout's kizuna package: adds the target kizuna-before")
     parser.add_argument("--seed", type=int, default=20261204, help="random data seed")
     parser.add_argument("--json", action="store_true", help="one JSON line on stdout")
@@ -189,7 +201,7 @@ def main() -> None:
     truth = [set(hits) for hits in brute.pop("found")]
     expected = sum(len(s) for s in truth)
     rows: list[dict[str, Any]] = [brute]
-    targets = [t for t in args.targets.split(",") if t] + (["kizuna-before"] if args.before_src else [])
+    targets = [*args.targets, *(["kizuna-before"] if args.before_src else [])]
     for target in targets:
         row = _forked(_measure, target, args)
         got = [set(hits) for hits in row.pop("found")]

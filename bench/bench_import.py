@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_misp import attribute_count, convertible_by_misp_stix, load_events, measure
+from bench.common import positive_int
 
 ROOT = Path(__file__).resolve().parent.parent
-
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 _COPIES = uuid.UUID("6f1d6a52-0c0e-4c43-9d3e-2f4a7b9e1c55")
@@ -123,9 +123,9 @@ def converter_floor(source: Path, runs: int) -> tuple[list[float], float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lines", type=int, default=100_000, help="lines of the generated CSV")
-    parser.add_argument("--runs", type=int, default=3, help="timed runs per side; the median counts")
-    parser.add_argument("--misp-copies", type=int, default=1,
+    parser.add_argument("--lines", type=positive_int, default=100_000, help="lines of the generated CSV")
+    parser.add_argument("--runs", type=positive_int, default=3, help="timed runs per side; the median counts")
+    parser.add_argument("--misp-copies", type=positive_int, default=1,
                         help="import the CIRCL events this many times over, each copy with its own uuids "
                              "(a throughput figure needs enough attributes to outweigh the process start)")
     args = parser.parse_args()

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import descendant_pids, free_loopback_port
+from bench.common import descendant_pids, free_loopback_port, positive_int
 
 KIZUNA = [sys.executable, "-m", "kizuna"]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -245,12 +245,13 @@ def _wait_ready(host: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--users", type=int, default=200, help="simulated clients")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="store of the node under load")
+    parser.add_argument("--users", type=positive_int, default=200, help="simulated clients")
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the TAXII load")
     parser.add_argument("--floor-minutes", type=float, default=1.0, help="length of the /healthz floor (0: none)")
-    parser.add_argument("--workers", type=int, default=2, help="kizuna serve --workers")
-    parser.add_argument("--objects", type=int, default=5000, help="indicators stored before the load")
+    parser.add_argument("--workers", type=positive_int, default=2, help="kizuna serve --workers")
+    parser.add_argument("--objects", type=positive_int, default=5000, help="indicators stored before the load")
     parser.add_argument("--scopes", default="node,process",
                         help="serve --rate-limit-scope values, one load run each on the same node, in this order")
     parser.add_argument("--json", action="store_true", help="one JSON line on stdout")

@@ -1,8 +1,8 @@
 """Benchmark: Kizuna's indexed matcher against the OASIS reference matcher, in one run.
 
-    /work/venv/bin/python bench/bench_match.py            # full: 1k..1M curve
-    /work/venv/bin/python bench/bench_match.py --quick    # small sizes, about a minute
-    /work/venv/bin/python bench/bench_match.py --json     # one JSON line with every figure
+    python bench/bench_match.py            # full: 1k..1M curve
+    python bench/bench_match.py --quick    # small sizes, about a minute
+    python bench/bench_match.py --json     # one JSON line with every figure
 
 Events are Zeek-style JSON lines (conn, dns, http, files); indicators are IOC-style equalities on
 ip / domain / url / hash, 1% of events carry an indicator value. Figures are medians of several runs;
@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from bench.common import positive_int
 from kizuna.detect.engine import DetectionEngine
 from kizuna.detect.mappings import LogReader, shipped_mappings
 
@@ -202,7 +203,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
     parser.add_argument("--json", action="store_true", help="print one JSON line with all figures")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=positive_int, default=3, help="runs; medians are reported")
     args = parser.parse_args()
 
     sizes = [1_000, 10_000, 100_000] if args.quick else [1_000, 10_000, 100_000, 1_000_000]

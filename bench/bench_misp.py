@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import positive_int
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "misp"
 
@@ -115,7 +117,7 @@ def convertible_by_misp_stix(events: dict[str, bytes]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="timed runs per side; the median counts")
+    parser.add_argument("--runs", type=positive_int, default=3, help="timed runs per side; the median counts")
     parser.add_argument("--json", action="store_true", help="also print one JSON line on stdout")
     args = parser.parse_args()
     events = load_events()

@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.common import median, run_measured
+from bench.common import median, positive_int, run_measured
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "misp"
@@ -119,8 +119,8 @@ def run(copies: int, runs: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--copies", type=int, default=10, help="copies of the 13 real events (new uuids each)")
-    parser.add_argument("--runs", type=int, default=3, help="fresh nodes; the median counts")
+    parser.add_argument("--copies", type=positive_int, default=10, help="copies of the 13 real events (new uuids each)")
+    parser.add_argument("--runs", type=positive_int, default=3, help="fresh nodes; the median counts")
     parser.add_argument("--json", action="store_true", help="also print one JSON line on stdout")
     args = parser.parse_args(argv)
     result = run(args.copies, args.runs)

@@ -75,6 +75,7 @@ from typing import Any
 
 import orjson
 
+from bench.common import non_negative_int, positive_int
 from kizuna.core.node import Node
 from kizuna.ops import arrivals
 from kizuna.ops.alerts import watchlist_of
@@ -387,14 +388,15 @@ def log_overhead(args: argparse.Namespace, rng: random.Random, tmp: Path) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objects", type=int, default=20_000, help="objects per watchlist batch")
-    parser.add_argument("--assets", type=int, default=10_000, help="protected assets")
-    parser.add_argument("--lookalikes", type=int, default=100_000, help="lookalike domains watched")
-    parser.add_argument("--runs", type=int, default=5, help="A/B runs of the watchlist part")
-    parser.add_argument("--report-objects", type=int, default=100_000, help="objects in the shift report's day")
-    parser.add_argument("--history", type=int, default=0,
+    parser.add_argument("--objects", type=positive_int, default=20_000, help="objects per watchlist batch")
+    parser.add_argument("--assets", type=positive_int, default=10_000, help="protected assets")
+    parser.add_argument("--lookalikes", type=positive_int, default=100_000, help="lookalike domains watched")
+    parser.add_argument("--runs", type=positive_int, default=5, help="A/B runs of the watchlist part")
+    parser.add_argument("--report-objects", type=positive_int, default=100_000,
+                        help="objects in the shift report's day")
+    parser.add_argument("--history", type=non_negative_int, default=0,
                         help="objects of the operation added before the report's period (earlier days)")
-    parser.add_argument("--log-lines", type=int, default=100_000,
+    parser.add_argument("--log-lines", type=non_negative_int, default=100_000,
                         help="log lines of the detection part (`kizuna match` alone and with the watch in the same "
                         "pass); 0 skips it")
     parser.add_argument("--control", action="store_true",

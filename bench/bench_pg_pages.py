@@ -43,7 +43,7 @@ import psycopg
 
 from bench.bench_api_tier import cpu_seconds, database_pids
 from bench.bench_taxii import KizunaNode, kizuna_command, store_url
-from bench.common import TAXII_MEDIA_TYPE, ServerProcess, free_loopback_port, percentile
+from bench.common import TAXII_MEDIA_TYPE, ServerProcess, free_loopback_port, percentile, positive_int
 from bench.pg_load import load
 from kizuna.config import load_config
 
@@ -193,11 +193,12 @@ def run(node: KizunaNode, collection: str, args: argparse.Namespace) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, help="make a fresh node and database and load this many objects")
+    parser.add_argument("--count", type=positive_int, help="make a fresh node and database and load this many objects")
     parser.add_argument("--data", type=Path, help="or: an existing node (PostgreSQL store) to measure as it is")
     parser.add_argument("--collection", default="big", help="its collection id or alias (default: big)")
-    parser.add_argument("--queries", type=int, default=200, help="pages per kind of filter (default 200)")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--queries", type=positive_int, default=200, help="pages per kind of filter (default 200)")
+    parser.add_argument("--seed", type=int, default=7,
+                        help="seed of the generated objects (the same seed, the same store)")
     parser.add_argument("--reader", choices=("partner", "own"), default="partner",
                         help="a partner organisation's token (the read policy hides the TLP:GREEN and :AMBER "
                              "objects it may not see, so pages read past them) or the node's own (sees all)")

@@ -1,6 +1,6 @@
 """Policy cost: decisions per second and read throughput with enforcement vs. a read that sees everything.
 
-Run:  /work/venv/bin/python bench/bench_policy.py [--objects 20000] [--runs 7] [--json]
+Run:  python bench/bench_policy.py [--objects 20000] [--runs 7] [--json]
 
 Cases (each on the same objects, side by side in one run):
   no-markings      objects without any marking (the fast path)
@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from bench.common import positive_int
 from kizuna.policy import (
     TLP2_IDS,
     Agreement,
@@ -154,9 +155,9 @@ def run_case(case: str, n: int, runs: int, seed: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objects", type=int, default=20000)
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--objects", type=positive_int, default=20000, help="objects judged")
+    parser.add_argument("--runs", type=positive_int, default=7, help="runs; medians are reported")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the generated objects")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args(argv)
     results = [run_case(case, args.objects, args.runs, args.seed)

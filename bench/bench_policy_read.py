@@ -17,7 +17,7 @@ side by side: the read-out without any record, with the record as Kizuna writes 
 ``audit_share`` = record cost / read-out time over HTTP, goal < 0.10; ``audit_bytes_per_page``
 is the size of the record body for a full page.
 
-    /work/venv/bin/python bench/bench_policy_read.py [--objects 20000] [--runs 5] [--json]
+    python bench/bench_policy_read.py [--objects 20000] [--runs 5] [--json]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import free_loopback_port, peak_rss_mb  # noqa: E402
 
+from bench.common import positive_int
 from kizuna.core.filters import Endpoint, Filters  # noqa: E402
 from kizuna.core.node import Node  # noqa: E402
 from kizuna.policy import TLP2_IDS, TlpLevel, build_rel_to_marking  # noqa: E402
@@ -140,9 +141,9 @@ def audit_cost(data: Path, token: str, runs: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objects", type=int, default=20000)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--objects", type=positive_int, default=20000, help="objects read")
+    parser.add_argument("--runs", type=positive_int, default=5, help="runs; medians are reported")
+    parser.add_argument("--json", action="store_true", help="print one JSON line on standard output")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "node"

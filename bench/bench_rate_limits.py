@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import own_peak_rss_mb, percentile
+from bench.common import names_in, own_peak_rss_mb, percentile, positive_int
 
 CONFIGS = ("memory", "sqlite-own-file", "sqlite-in-store", "postgresql-unlogged", "postgresql-logged")
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -152,11 +152,12 @@ def measure(config: str, seconds: float, loaded: bool) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds of takes per configuration and run")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--runs", type=positive_int, default=3, help="runs; medians are reported")
+    parser.add_argument("--configs", type=names_in(CONFIGS), default=list(CONFIGS),
+                        help=f"configurations to measure, comma-separated ({', '.join(CONFIGS)})")
     parser.add_argument("--json", action="store_true", help="one JSON line on stdout")
     args = parser.parse_args(argv)
-    configs = args.configs.split(",")
+    configs = args.configs
     results: dict[str, dict[str, list[float]]] = {}
     for _ in range(args.runs):
         for loaded in (False, True):

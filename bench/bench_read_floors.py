@@ -47,7 +47,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.common import ServerProcess, free_loopback_port, process_counters
+from bench.common import ServerProcess, free_loopback_port, kizuna_tree, positive_int, process_counters
 from bench.gen_stix import generate
 from kizuna.policy import TLP2_IDS, TlpLevel
 
@@ -185,9 +185,10 @@ def _ratio(part: float, whole: float) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objects", type=int, default=50_000, help="objects in each of the three collections")
-    parser.add_argument("--runs", type=int, default=5, help="read-outs of each kind (median reported)")
-    parser.add_argument("--compare", metavar="PATH", help="also serve the Kizuna code at PATH, read out alike")
+    parser.add_argument("--objects", type=positive_int, default=50_000, help="objects in each of the three collections")
+    parser.add_argument("--runs", type=positive_int, default=5, help="read-outs of each kind (median reported)")
+    parser.add_argument("--compare", metavar="PATH", type=kizuna_tree,
+                        help="also serve the Kizuna code at PATH, read out alike")
     parser.add_argument("--compare-env", metavar="NAME=VALUE", action="append", default=[],
                         help="serve the compared code (this code without --compare) with this environment "
                              "variable set; repeatable (e.g. MALLOC_ARENA_MAX=2)")

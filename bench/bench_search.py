@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import chunked, percentile, run_measured  # noqa: E402
 from gen_stix import generate  # noqa: E402
 
+from bench.common import names_in, positive_int
 from kizuna.core.ingest import prepare  # noqa: E402
 from kizuna.core.node import Node  # noqa: E402
 from kizuna.core.principal import NODE_ADMIN, Principal  # noqa: E402
@@ -188,12 +189,14 @@ def child(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objects", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--ingest-objects", type=int, default=100_000)
-    parser.add_argument("--ingest-runs", type=int, default=3)
-    parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--objects", type=positive_int, default=1_000_000, help="objects in the searched store")
+    parser.add_argument("--repeats", type=positive_int, default=20, help="times each query is timed")
+    parser.add_argument("--ingest-objects", type=positive_int, default=100_000,
+                        help="objects posted to measure what the search index costs ingest")
+    parser.add_argument("--ingest-runs", type=positive_int, default=3, help="runs of that ingest measurement")
+    parser.add_argument("--backends", type=names_in(("sqlite", "postgresql")), default=["sqlite", "postgresql"],
+                        help="stores to measure, comma-separated (sqlite, postgresql)")
+    parser.add_argument("--json", action="store_true", help="print one JSON line on standard output")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -201,7 +204,7 @@ def main() -> None:
         return
     result: dict[str, Any] = {"bench": "search", "objects": args.objects, "repeats": args.repeats,
                               "goal_ms": GOAL_MS}
-    for backend in args.backends.split(","):
+    for backend in args.backends:
         command = [sys.executable, "-m", "bench.bench_search", "--child", backend, "--objects", str(args.objects),
                    "--repeats", str(args.repeats), "--ingest-objects", str(args.ingest_objects),
                    "--ingest-runs", str(args.ingest_runs)]

@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import positive_int
 from bench.gen_stix import generate
 from kizuna.core.ingest import prepare
 from kizuna.core.node import Node
@@ -32,8 +33,8 @@ _BATCH = 1000
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objects", type=int, default=40_000, help="objects per side and run")
-    parser.add_argument("--runs", type=int, default=6, help="runs per side (alternating order)")
+    parser.add_argument("--objects", type=positive_int, default=40_000, help="objects per side and run")
+    parser.add_argument("--runs", type=positive_int, default=6, help="runs per side (alternating order)")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args()
     objects = list(generate(args.objects, seed=7))

@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from bench.bench_taxii import store_url
-from bench.common import ServerProcess, free_loopback_port, median, run_measured
+from bench.common import ServerProcess, free_loopback_port, median, positive_int, run_measured
 from bench.gen_stix import TLP_CLEAR, generate
 
 INCREMENT = 100
@@ -207,11 +207,12 @@ def render(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000", help="collection sizes, ascending (comma-separated)")
-    parser.add_argument("--increments", type=int, default=3, help="incremental syncs of +100 per size (median)")
+    parser.add_argument("--increments", type=positive_int, default=3,
+                        help="incremental syncs of +100 per size (median)")
     parser.add_argument("--store", default="sqlite", choices=("sqlite", "postgresql"), help="backend of every node")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="admin connection; fresh kizuna_bench_* databases are created and dropped")
-    parser.add_argument("--page-size", type=int, default=2000, help="the partner's page size")
+    parser.add_argument("--page-size", type=positive_int, default=2000, help="the partner's page size")
     parser.add_argument("--no-reference", action="store_true", help="skip the export + import reference")
     parser.add_argument("--json", action="store_true", help="print one JSON line (the table goes to stderr)")
     args = parser.parse_args(argv)

@@ -39,8 +39,10 @@ from bench.common import (
     ServerProcess,
     free_loopback_port,
     median,
+    names_in,
     own_peak_rss_mb,
     page_latencies,
+    positive_int,
     post_envelopes,
     read_all,
     run_measured,
@@ -387,17 +389,19 @@ def ratios_and_goals(summary: dict[str, Any], sizes: Sequence[int]) -> dict[str,
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3, help="repeat everything N times; report medians")
+    parser.add_argument("--runs", type=positive_int, default=3, help="repeat everything N times; report medians")
     parser.add_argument("--sizes", default="10000,100000", help="collection sizes for page latency (ascending)")
     parser.add_argument("--full", action="store_true", help="sizes 10k,100k,1M (the issue's figures)")
     parser.add_argument("--import-mb", type=float, default=100.0, help="size of the bundle for `kizuna import`")
     parser.add_argument("--import-gb", type=float, help="same in GiB (overrides --import-mb)")
     parser.add_argument("--no-import", action="store_true", help="skip the import measurement")
     parser.add_argument(
-        "--import-runs", type=int, default=1, help="measure the import in the first N runs (it is the slow part)"
+        "--import-runs", type=positive_int, default=1,
+        help="measure the import in the first N runs (it is the slow part)"
     )
-    parser.add_argument("--targets", default=",".join(TARGETS), help=f"subset of {','.join(TARGETS)}")
-    parser.add_argument("--medallion-count", type=int, default=10_000, help="objects POSTed to medallion")
+    parser.add_argument("--targets", type=names_in(TARGETS), default=list(TARGETS),
+                        help=f"subset of {','.join(TARGETS)}")
+    parser.add_argument("--medallion-count", type=positive_int, default=10_000, help="objects POSTed to medallion")
     parser.add_argument("--medallion-ingest-cap", type=float, default=120.0, help="seconds")
     parser.add_argument(
         "--medallion-page-timeout",
@@ -405,12 +409,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=30.0,
         help="seconds before one medallion page is reported as a timeout (measured in run 1 only)",
     )
-    parser.add_argument("--page-queries", type=int, default=200, help="filtered pages timed per size")
+    parser.add_argument("--page-queries", type=positive_int, default=200, help="filtered pages timed per size")
     parser.add_argument(
-        "--readout-limit", type=int, default=10000,
+        "--readout-limit", type=positive_int, default=10000,
         help="page size for the full read-out (default: the server's largest page, as a bulk client asks)",
     )
-    parser.add_argument("--workers", type=int, help="passed to `kizuna serve --workers`")
+    parser.add_argument("--workers", type=positive_int, help="passed to `kizuna serve --workers`")
     parser.add_argument(
         "--pg-url",
         default="postgresql://postgres@127.0.0.1:5432/postgres",
@@ -425,7 +429,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line on stdout")
     args = parser.parse_args(argv)
     args.sizes = [10_000, 100_000, 1_000_000] if args.full else sorted(int(s) for s in args.sizes.split(","))
-    args.targets = [target.strip() for target in args.targets.split(",") if target.strip()]
     if args.import_gb:
         args.import_mb = args.import_gb * 1024
     return args

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import trustme
 
-from bench.common import free_loopback_port, peak_rss_mb
+from bench.common import free_loopback_port, peak_rss_mb, positive_int
 
 CONFIGS = ("stock", "kizuna", "kizuna-tls", "kizuna-mtls")
 
@@ -115,8 +115,9 @@ def certificates(base: Path) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=2000, help="Requests per run (keep-alive, sequential).")
-    parser.add_argument("--runs", type=int, default=3, help="Runs per configuration; medians are reported.")
+    parser.add_argument("--requests", type=positive_int, default=2000,
+                        help="Requests per run (keep-alive, sequential).")
+    parser.add_argument("--runs", type=positive_int, default=3, help="Runs per configuration; medians are reported.")
     parser.add_argument("--json", action="store_true", help="Print one JSON line.")
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.common import non_negative_int, positive_int
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_ATTACK = Path("/work/shared/data/stix/attack/enterprise-attack-18.1.json.gz")
 FIXTURES = ROOT / "tests" / "stix" / "fixtures"
@@ -121,8 +123,8 @@ def throughput(target: str, objects: list[dict[str, Any]], rounds: int) -> tuple
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
-    parser.add_argument("--rounds", type=int, default=5, help="repetitions; medians are reported")
-    parser.add_argument("--mixed", type=int, default=3000, help="objects in the mixed throughput set")
+    parser.add_argument("--rounds", type=positive_int, default=5, help="repetitions; medians are reported")
+    parser.add_argument("--mixed", type=non_negative_int, default=3000, help="objects in the mixed throughput set")
     args = parser.parse_args(argv)
 
     from kizuna.stix.validation import check_object

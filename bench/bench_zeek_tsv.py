@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from bench.bench_match import _ioc_values, build_engine, events, indicators
-from bench.common import own_peak_rss_mb
+from bench.common import own_peak_rss_mb, positive_int
 from kizuna.detect.fast import LineMatcher
 from kizuna.detect.mappings import LogReader, shipped_mappings
 
@@ -110,9 +110,9 @@ def matcher_rate(engine: Any, lines: list[bytes], tsv_rows: bool) -> tuple[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=100_000, help="TSV rows (default 100,000)")
-    parser.add_argument("--indicators", type=int, default=100_000, help="IOC indicators (default 100,000)")
-    parser.add_argument("--runs", type=int, default=5, help="alternating runs; medians are reported")
+    parser.add_argument("--events", type=positive_int, default=100_000, help="TSV rows (default 100,000)")
+    parser.add_argument("--indicators", type=positive_int, default=100_000, help="IOC indicators (default 100,000)")
+    parser.add_argument("--runs", type=positive_int, default=5, help="alternating runs; medians are reported")
     parser.add_argument("--json", action="store_true", help="print one JSON line with every figure")
     args = parser.parse_args()
 

@@ -10,6 +10,7 @@ import resource
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,7 +24,8 @@ import orjson
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 TAXII_HEADERS = {"Accept": TAXII_MEDIA_TYPE, "Content-Type": TAXII_MEDIA_TYPE}
 REPO_ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path("/work/venv/bin")
+#: The bin directory of the environment running the benchmark (its kizuna and medallion commands).
+VENV_BIN = Path(sys.executable).parent
 
 
 def free_loopback_port() -> int:
@@ -446,3 +448,51 @@ def read_all(
         "objects_per_s": round(count / elapsed) if elapsed else None,
         "complete": complete,
     }
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a size, a count of runs); else a usage error."""
+    return _whole(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number of at least 0."""
+    return _whole(text, 0)
+
+
+def _whole(text: str, least: int) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text} is less than {least}")
+    return value
+
+
+def names_in(valid: Iterable[str]) -> Any:
+    """An argparse type for a comma-separated list of names, each one of ``valid``: a list of them."""
+    import argparse
+
+    known = list(valid)
+
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in known]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"{', '.join(unknown) or repr(text)}: not one of {', '.join(known)}")
+        return names
+
+    return parse
+
+
+def kizuna_tree(text: str) -> str:
+    """An argparse type: a source tree of Kizuna (a directory holding kizuna/__init__.py), to compare with."""
+    import argparse
+
+    path = Path(text)
+    if not (path / "kizuna" / "__init__.py").is_file():
+        raise argparse.ArgumentTypeError(f"{text}: not a Kizuna source tree (no kizuna/__init__.py in it)")
+    return text

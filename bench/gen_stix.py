@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from bench.common import positive_int
+
 TLP_GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
 TLP_CLEAR = "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"
 TLP_AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
@@ -401,8 +403,9 @@ def write_bundle(path: Path, size_bytes: int, seed: int = 99, markings: Sequence
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=10000, help="objects to generate for statistics")
-    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--count", type=positive_int, default=10000, help="objects to generate for statistics")
+    parser.add_argument("--seed", type=int, default=2024,
+                        help="seed of the generator (the same seed, the same objects)")
     parser.add_argument("--bundle", type=Path, help="write a bundle file here instead of printing statistics")
     parser.add_argument("--size-mb", type=float, default=100.0, help="bundle size in MiB (with --bundle)")
     args = parser.parse_args(argv)

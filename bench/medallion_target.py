@@ -27,6 +27,7 @@ from bench.common import (
     ServerProcess,
     free_loopback_port,
     page_latencies,
+    positive_int,
     post_envelopes,
 )
 from bench.gen_stix import envelopes
@@ -130,11 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--count", type=int, default=10_000, help="objects to POST (envelopes of 1,000)")
+    parser.add_argument("--count", type=positive_int, default=10_000, help="objects to POST (envelopes of 1,000)")
     parser.add_argument(
         "--ingest-cap", type=float, default=120.0, help="stop POSTing after this many seconds"
     )
-    parser.add_argument("--page-queries", type=int, default=20)
+    parser.add_argument("--page-queries", type=positive_int, default=20, help="filtered page requests timed")
     parser.add_argument("--page-timeout", type=float, default=30.0, help="give up on one page after N s")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args(argv)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.common import positive_int
 from bench.gen_stix import generate
 from kizuna.config import load_config
 from kizuna.core.ingest import ingest
@@ -62,9 +63,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the node's data directory (kizuna init --store)")
     parser.add_argument("--collection", required=True, help="collection id or alias in API root main")
-    parser.add_argument("--count", type=int, required=True, help="objects to generate and store")
+    parser.add_argument("--count", type=positive_int, required=True, help="objects to generate and store")
     parser.add_argument("--seed", type=int, default=2024, help="generator seed (the same seed, the same objects)")
-    parser.add_argument("--batch", type=int, default=20_000, help="objects per transaction (one COPY each)")
+    parser.add_argument("--batch", type=positive_int, default=20_000, help="objects per transaction (one COPY each)")
     args = parser.parse_args()
     print(orjson.dumps(load(args.data, args.collection, args.count, args.seed, args.batch)).decode())
 

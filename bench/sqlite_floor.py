@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from bench.common import median, own_peak_rss_mb
+from bench.common import median, non_negative_int, own_peak_rss_mb, positive_int
 from bench.gen_stix import envelopes
 from kizuna.store.search_index import text_of_object
 
@@ -136,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--count", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--synchronous", default="NORMAL", choices=("OFF", "NORMAL", "FULL"))
+    parser.add_argument("--count", type=positive_int, default=100_000, help="rows inserted")
+    parser.add_argument("--runs", type=positive_int, default=3, help="runs; medians are reported")
+    parser.add_argument("--synchronous", default="NORMAL", choices=("OFF", "NORMAL", "FULL"),
+                        help="SQLite's synchronous setting (Kizuna runs NORMAL)")
     parser.add_argument("--search-index", action="store_true",
                         help="also run the floor with Kizuna's full-text search index, side by side")
-    parser.add_argument("--automerge", type=int, default=KIZUNA_AUTOMERGE,
+    parser.add_argument("--automerge", type=non_negative_int, default=KIZUNA_AUTOMERGE,
                         help="FTS5 merge threshold of that index (Kizuna's is 16; FTS5's default 4)")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args(argv)

@@ -1,0 +1,37 @@
+"""The benchmark commands as a newcomer meets them: every option says what it is (`--help`), and a size or
+count that cannot be is refused as a usage error, not met later as a traceback or a figure of nonsense."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def test_every_benchmark_option_has_help_text() -> None:
+    missing = []
+    for path in sorted(BENCH.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument":
+                if not any(keyword.arg == "help" for keyword in node.keywords):
+                    name = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else "?"
+                    missing.append(f"{path.name} {name}")
+    assert not missing, "no help text: " + ", ".join(missing)
+
+
+@pytest.mark.parametrize(("module", "args", "said"), [
+    ("bench.sqlite_floor", ["--runs", "0"], "argument --runs: 0 is less than 1"),
+    ("bench.bench_import", ["--lines", "-5"], "argument --lines: -5 is less than 1"),
+    ("bench.bench_search", ["--backends", "nosuch"], "argument --backends: nosuch: not one of sqlite, postgresql"),
+    ("bench.bench_hashes", ["--targets", "nosuch"], "argument --targets: nosuch: not one of"),
+])
+def test_a_size_or_name_that_cannot_be_is_a_usage_error(module: str, args: list[str], said: str) -> None:
+    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120,
+                            cwd=BENCH.parent)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert said in result.stderr, result.stderr
