@@ -10,7 +10,7 @@ or "admin"; the page names the token by its label and organisation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import orjson
 from starlette.responses import Response
@@ -28,7 +28,8 @@ KIND_NAMES: Final = {
     "cursor-key-rotated": N_("Cursor key rotated"), "delete": N_("Objects deleted"), "egress": N_("Objects served"),
     "feed-created": N_("Feed created"), "feed-removed": N_("Feed removed"),
     "metrics-right": N_("Metrics right changed"),
-    "misp-import": N_("MISP import"), "node-backed-up": N_("Node backed up"), "node-restored": N_("Node restored"),
+    "misp-import": N_("MISP import"), "import-report": N_("Import"),
+    "node-backed-up": N_("Node backed up"), "node-restored": N_("Node restored"),
     "operation-closed": N_("Operation closed"), "operation-created": N_("Operation created"),
     "operation-declassified": N_("Operation declassified"), "operator-right": N_("Operator right changed"),
     "organisation-changed": N_("Organisation changed"), "organisation-created": N_("Organisation created"),
@@ -52,15 +53,31 @@ class Entry:
     summary: str
 
 
-def _summary(kind: str, body: str) -> str:
+def _summary(kind: str, body: str, names: dict[str, str]) -> str:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         return body[:BODY_SHOWN]
     if kind == "egress" and isinstance(data, dict) and "served" in data:
         data = {**data, "served": len(unpack_served(data["served"]))}  # a count, not packed bytes
+    if isinstance(data, dict):
+        data = _named(data, names)
     text = orjson.dumps(data).decode()
     return text if len(text) <= BODY_SHOWN else text[:BODY_SHOWN] + "…"
+
+
+def _named(data: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """The record's ids read as the page's other columns read them: an organisation by its name, a token's
+    grants as ``r:alias``/``w:alias`` (the record keeps the collections' internal keys)."""
+    shown = dict(data)
+    for key in ("organisation", "partner", "collection"):
+        if isinstance(shown.get(key), str):
+            shown[key] = names.get(shown[key], shown[key])
+    grants = shown.get("grants")
+    if isinstance(grants, list) and all(isinstance(g, list) and len(g) == 3 for g in grants):
+        shown["grants"] = [f"{'r' if read else ''}{'w' if write else ''}:{names.get(f'pk:{pk}', pk)}"
+                           for pk, read, write in grants]
+    return shown
 
 
 def audit_page(visit: Visit) -> Response:
@@ -75,8 +92,11 @@ def audit_page(visit: Visit) -> Response:
     tokens = {t.id: f"{t.label or t.id} ({organisations.get(t.organisation_id, t.organisation_id)})"
               for t in visit.node.store.list_tokens()}
     tokens["admin"] = visit.gettext("node administrator (CLI)")
-    entries = [Entry(r.seq, r.at, r.kind, tokens.get(r.principal or "", r.principal or "—"), _summary(r.kind, r.body))
-               for r in reversed(records)]
+    collections = visit.node.store.list_collections()
+    names = {**organisations, **{f"pk:{c.pk}": c.alias or c.title for c in collections},
+             **{c.id: c.alias or c.title for c in collections}}
+    entries = [Entry(r.seq, r.at, r.kind, tokens.get(r.principal or "", r.principal or "—"),
+                     _summary(r.kind, r.body, names)) for r in reversed(records)]
     verified = visit.node.audit.verify() if visit.request.query_params.get("verify") == "1" else None
     return visit.render("audit.html", entries=entries, head=head_seq, verified=verified,
                         kind_names={k: visit.gettext(v) for k, v in KIND_NAMES.items()},
