@@ -24,6 +24,7 @@ from kizuna.cli import match_yara
 from kizuna.cli.common import CliError, FiniteFloat
 from kizuna.cli.ops_watch import operation_watch
 from kizuna.core.errors import AdminError
+from kizuna.core.principal import NODE_ADMIN
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
 from kizuna.detect.files import PendingFile, check_writable, read_stix_file
 from kizuna.detect.intel import zeek_intel_indicators
@@ -457,8 +458,6 @@ def _open_node(data_dir: Path | None) -> Any:
 
 def _store(node: Any, target: Any, sightings: list[dict[str, Any]], shares: list[Any]) -> dict[str, int]:
     """Store the run's sightings as the totals of every input matched into them (core/sighting_shares.py)."""
-    from kizuna.core.principal import NODE_ADMIN
-
     report = node.store_sightings(NODE_ADMIN, target, sightings, shares) if sightings else None
     result = report.to_taxii() if report is not None else {}
     return {"success": result.get("success_count", 0), "failure": result.get("failure_count", 0)}
