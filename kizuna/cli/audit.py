@@ -25,10 +25,16 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
     """Check the whole chain; exit 1 and name the first broken record if it was tampered with."""
 
     result = node_of(ctx).audit.verify()
-    payload = {"ok": result.ok, "records": result.records, "problem": result.problem, "seq": result.seq}
+    payload: dict[str, object] = {"ok": result.ok, "records": result.records, "problem": result.problem,
+                                  "seq": result.seq}
+    if not result.ok:  # a failure like any command's: the report, then one line naming the broken record
+        payload["error"] = {"code": "audit-broken", "message": f"audit log BROKEN: {result.problem}",
+                            "file": None, "line": None}
     emit(as_json, payload, f"audit log intact: {result.records} records" if result.ok
           else f"audit log BROKEN: {result.problem}")
     if not result.ok:
+        if not as_json:
+            click.echo(f"kizuna audit verify: the chain is broken at record {result.seq}", err=True)
         ctx.exit(1)
 
 

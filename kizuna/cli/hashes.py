@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,12 @@ def _video_lines(frames: str | None) -> tuple[list[dict[str, Any]] | None, str]:
             f"vpdq {len(parsed)} frames ({usable} of quality 50 or more){shown}")
 
 
+@dataclass(frozen=True)
+class PartlyBanked(Rejected):
+    """A file whose exact hashes are banked but whose perceptual hash is not (too low a quality, a video
+    without the video extra): said beside the report, not a failure of the run."""
+
+
 def _entries(files: list[Path], kind: str, progress: Progress) -> Iterator[tuple[str, Entry | Rejected]]:
     """(file, entry or rejection) for every hash in the lists and every usable hash of the media."""
     from kizuna.hashes.hashing import HashingError, hash_file
@@ -186,11 +193,12 @@ def _entries(files: list[Path], kind: str, progress: Progress) -> Iterator[tuple
         if found.vpdq is not None:
             yield str(file), Entry(0, VPDQ, found.vpdq)
         elif found.is_video:
-            yield str(file), Rejected(0, "a video: its vPDQ needs the optional video extra; only exact hashes banked")
+            yield str(file), PartlyBanked(0, "a video: its vPDQ needs the optional video extra; only exact hashes "
+                                             "banked")
         if found.pdq is not None and found.pdq_usable:
             yield str(file), Entry(0, PDQ, found.pdq, found.quality)
         elif found.pdq is not None:
-            yield str(file), Rejected(0, f"PDQ quality {found.quality} is below 50: only exact hashes banked")
+            yield str(file), PartlyBanked(0, f"PDQ quality {found.quality} is below 50: only exact hashes banked")
         yield str(file), Entry(0, MD5, found.md5)
         yield str(file), Entry(0, SHA256, found.sha256)
 
@@ -230,9 +238,13 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
     markings = [TLP2_IDS[level]] if level is not None else []
     signals: dict[str, dict[str, Any]] = {}
     rejected: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
     with Progress("hash and read", total=len(files), unit="files", enabled=progress_wanted(as_json, quiet)) as bar:
         for file, item in _entries(files, kind, bar):
             where = f"{file}:{item.line}" if item.line else file
+            if isinstance(item, PartlyBanked):
+                notes.append({"where": where, "reason": item.reason})
+                continue
             if isinstance(item, Rejected):
                 rejected.append({"where": where, "reason": item.reason})
                 continue
@@ -251,8 +263,10 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
     failures = [{"id": f["id"], "message": f["message"]} for f in report.failures]
     stored = report.success_count - report.duplicate_count
     result = {"collection": target.alias or target.id, "signals": len(signals), "stored": stored, "failed": failures,
-              "rejected": rejected}
+              "rejected": rejected, "notes": notes}
     if not as_json:
+        for note in notes:  # what was banked only in part: said, and no failure
+            click.echo(f"  note: {note['reason']}: {note['where']}", err=True)
         for problem in rejected:
             _report("hashes import", problem["where"], problem["reason"])
     emit(as_json, result, f"{len(signals)} signals into {result['collection']} "

@@ -302,8 +302,10 @@ def ops_report(ctx: click.Context, operation: str, since: str, lang: str, output
         if path is not None:
             with output_stream(path) as handle:
                 handle.write(text.encode())
+    written = [str(path) for path in (output, html_output) if path is not None]
     emit(as_json, {"report": made.stix[0]["id"], "objects": [o["id"] for o in made.stix],
-                   "markdown": made.markdown}, made.markdown if output is None else f"Report written to {output}")
+                   "markdown": made.markdown, "written": written},
+         made.markdown if output is None else f"Report written to {' and '.join(written)}")
 
 
 def register(group: click.Group) -> None:

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from kizuna.core.node import Node
 from kizuna.hashes.hashing import hash_file
@@ -164,3 +165,14 @@ def test_one_shared_bank_per_collection_filtered_per_caller(tmp_path: Path) -> N
         assert list(banks._banks) == [bank.pk] and len(banks._banks[bank.pk].pdq.index) == 2  # one index, shared
     finally:
         node.close()
+
+
+def test_a_picture_too_plain_for_pdq_banks_its_exact_hashes_and_the_import_succeeds(node_dir: Path,
+                                                                                      tmp_path: Path) -> None:
+    """Its MD5 and SHA-256 are banked as asked: a note, not a rejected input (the run exits 0)."""
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), "white").save(blank)
+    result = kizuna(node_dir, "hashes", "import", str(blank), "--collection", "tcap", "--json")
+    imported = json.loads(result.stdout)
+    assert result.returncode == 0 and imported["signals"] == 2 and imported["rejected"] == []
+    assert imported["notes"] == [{"where": str(blank), "reason": "PDQ quality 0 is below 50: only exact hashes banked"}]

@@ -101,6 +101,9 @@ def test_audit_verify_names_the_tampered_record(
         code, broken = _verify(world)
         assert code == 1 and not broken["ok"]
         assert broken["seq"] == target and f"record {target}" in broken["problem"]
+        assert broken["error"]["code"] == "audit-broken"  # a failure as every command reports one
+        text_code, _ = run_cli(world.node.data_dir, "audit", "verify", check=False)
+        assert text_code == 1
     finally:
         _restore(world, rows)
     assert _verify(world)[0] == 0

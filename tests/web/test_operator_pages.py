@@ -169,6 +169,8 @@ def test_the_audit_page_pages_and_reports_a_broken_chain(operated: Console) -> N
         assert "Broken at record 3." in broken
         cli = json.loads(kizuna(operated.data_dir, "audit", "verify", "--json", check=False).stdout)
         assert cli["seq"] == 3 and cli["problem"] in broken.replace("&#39;", "'")
+        text = kizuna(operated.data_dir, "audit", "verify", check=False)
+        assert text.returncode == 1 and text.stderr == "kizuna audit verify: the chain is broken at record 3\n"
     finally:
         with sqlite3.connect(database) as db:
             db.execute("UPDATE audit_log SET body = ? WHERE seq = 3", (body,))
