@@ -36,13 +36,14 @@ class CliError(Exception):
     """A failure to report to the operator: what went wrong, and where in which file if known."""
 
     def __init__(self, message: str, *, code: str = "invalid", file: str | None = None,
-                 line: int | None = None, exit_code: int = 1) -> None:
+                 line: int | None = None, exit_code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.file = file
         self.line = line
-        self.exit_code = exit_code
+        # A usage error exits 2, as click's own do (a missing option, a bad choice); any other failure 1.
+        self.exit_code = exit_code if exit_code is not None else 2 if code == "usage" else 1
 
 
 class FiniteFloat(click.FloatRange):

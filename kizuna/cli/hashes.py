@@ -226,10 +226,13 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
     Media are hashed on the way (PDQ when its quality is at least 50, plus MD5 and SHA-256). A bad
     line or file is reported on its own line with its file and line, and the rest is imported.
     """
-    try:
-        checked = [check_label(label.strip().lower()) for label in labels]
-    except SignalError as exc:
-        raise CliError(str(exc), code="usage", exit_code=2) from None
+    checked = []
+    for label in labels:  # taken in any case, and named as given when it is no taxonomy path at all
+        try:
+            checked.append(check_label(label.strip().lower()))
+        except SignalError:
+            raise CliError(f"--label {label!r} is not a taxonomy path like 'terrorist-content/…' (lower-case "
+                           "words of a-z, 0-9 and hyphens, joined by '/')", code="usage") from None
     node = node_of(ctx)
     target = node.find_collection(collection)
     files = _files(inputs)

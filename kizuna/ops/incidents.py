@@ -19,7 +19,7 @@ from typing import Any
 
 from kizuna.core.errors import AdminError
 from kizuna.core.node import Node
-from kizuna.ops.reading import latest_objects, next_modified, stix_now
+from kizuna.ops.reading import latest_objects, next_modified, stix_now, visible_ids
 from kizuna.ops.records import Operation
 from kizuna.policy.tlp import TlpLevel, oasis_id
 
@@ -166,11 +166,17 @@ def link_incident(node: Node, operation: Operation, incident_id: str, targets: l
     current_incident(node, operation, incident_id)
     if not targets:
         raise AdminError("name at least one object to link")
-    links = []
     for target in targets:
         if "--" not in target:
             raise AdminError(f"{target!r} is not a STIX id")
-        links.append({**_base(node, operation, "relationship"), "relationship_type": "related-to",
-                      "source_ref": incident_id, "target_ref": target})
+    # Each must be an object of the operation: a link to nothing would stand in the incident as evidence.
+    wanted, found = tuple(dict.fromkeys(targets)), set[str]()
+    for collection_id in operation.collections.values():
+        found.update(visible_ids(node, node.find_collection(collection_id), wanted))
+    missing = [target for target in wanted if target not in found]
+    if missing:
+        raise AdminError(f"no object {missing[0]!r} in the collections of {operation.name!r}")
+    links = [{**_base(node, operation, "relationship"), "relationship_type": "related-to",
+              "source_ref": incident_id, "target_ref": target} for target in targets]
     _store(node, operation, links)
     return links

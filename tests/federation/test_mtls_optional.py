@@ -130,5 +130,5 @@ def test_a_certificate_that_does_not_verify_still_fails_the_handshake(optional: 
 
 def test_client_cert_without_a_client_ca_is_a_usage_error(optional: Optional) -> None:
     result = kizuna(optional.uk.data_dir, "serve", "--client-cert", "optional", check=False)
-    assert result.returncode != 0 and result.stderr.startswith("kizuna serve: --client-cert needs --client-ca")
+    assert result.returncode == 2 and result.stderr.startswith("kizuna serve: --client-cert needs --client-ca")
     assert len(result.stderr.strip().splitlines()) == 1

@@ -176,3 +176,9 @@ def test_a_picture_too_plain_for_pdq_banks_its_exact_hashes_and_the_import_succe
     imported = json.loads(result.stdout)
     assert result.returncode == 0 and imported["signals"] == 2 and imported["rejected"] == []
     assert imported["notes"] == [{"where": str(blank), "reason": "PDQ quality 0 is below 50: only exact hashes banked"}]
+
+
+def test_a_label_that_is_no_taxonomy_path_is_named_as_it_was_typed(node_dir: Path) -> None:
+    refused = kizuna(node_dir, "hashes", "import", str(EXAMPLES / "bank-bridge.jpg"), "--collection", "tcap",
+                     "--label", "Bad Label", check=False)
+    assert refused.returncode == 2 and refused.stderr.startswith("kizuna hashes import: --label 'Bad Label' is not")
