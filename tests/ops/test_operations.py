@@ -306,9 +306,11 @@ def test_an_operation_on_postgresql_keeps_its_record_assets_and_alerts(tmp_path:
         data = tmp_path / "pg-node"
         kizuna_json(data, "init", "--org-name", "NCSC UK", "--country", "GBR", "--store", database.url)
         partner = kizuna_json(data, "orgs", "create", JPCERT, "--country", "JPN")["id"]
-        created = kizuna_json(data, "ops", "create", "PG Games", "--from", str(TODAY), "--to", str(TODAY),
+        # Ending tomorrow, so a run across midnight (TODAY is read when the module loads) still creates it.
+        tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+        created = kizuna_json(data, "ops", "create", "PG Games", "--from", str(TODAY), "--to", str(tomorrow),
                               "--partner", JPCERT, "--grace-days", "0")
-        assert created["operation"]["tokens_expire"].startswith(f"{TODAY + dt.timedelta(days=1)}T00:00:00")
+        assert created["operation"]["tokens_expire"].startswith(f"{tomorrow + dt.timedelta(days=1)}T00:00:00")
         kizuna_json(data, "ops", "assets", "add", "pg-games", "--cidr", "2001:db8::/32", "--domain", "pg.example.org")
         bundle = tmp_path / "bundle.json"
         inside = indicator(partner, "[ipv6-addr:value = '2001:db8::1']", name="v6")
