@@ -245,7 +245,8 @@ def _run_line(run: dict[str, Any]) -> str:
     elif feed is not None:
         line += (f"; MISP events imported {run['events']}, failed {run['events_failed']}, "
                  f"{run['losses']} conversion loss(es) in the audit log")
-    line += f"; FAILED: {run['error']}" if run["error"] else ""
+    if run["error"]:  # the failure names its partner already at the start of the line
+        line += f"; FAILED: {str(run['error']).removeprefix(run['partner'] + ': ')}"
     return line + "".join(f"\n  note: {note}" for note in run["notes"])
 
 

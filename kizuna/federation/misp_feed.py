@@ -295,7 +295,7 @@ class MispFeedPoller:
 
 def new_counts(local: Collection) -> dict[str, Any]:
     """The per-run account of a feed, as it appears in the run report's ``mappings``."""
-    return {"direction": "misp-feed", "local": local.id, "remote": "manifest.json", "manifest": None,
+    return {"direction": "misp-feed", "local": local.alias or local.id, "remote": "manifest.json", "manifest": None,
             "requests": 0, "listed": 0, "fetched": 0, "imported": 0, "failed": [], "losses": 0, "added": 0,
             "duplicates": 0, "quarantined": 0, "redacted_copies": 0, "upgraded": 0, "normalised": 0,
             "withdrawn_events": 0, "recalled": 0}

@@ -260,7 +260,7 @@ class Syncer:
         key = CursorKey(partner.name, "pull", local.id, mapping.remote)
         source = Source(partner.name, mapping.remote)
         position = PullPosition.loads(self.state.get_cursor(key))
-        counts: dict[str, Any] = {"direction": "pull", "local": local.id, "remote": mapping.remote,
+        counts: dict[str, Any] = {"direction": "pull", "local": local.alias or local.id, "remote": mapping.remote,
                                   "added": 0, "duplicates": 0, "quarantined": 0, "redacted_copies": 0,
                                   "upgraded": 0, "normalised": 0}
         def fetch(at: PullPosition) -> RemotePage:
@@ -400,7 +400,7 @@ class Syncer:
                         raise
                     # The partner does not let this token delete (a write-only token, say): pushing goes on,
                     # the recall waits at its cursor until the partner allows it, and the run says so.
-                    report.mappings.append({"direction": "push-recall", "local": local.id,
+                    report.mappings.append({"direction": "push-recall", "local": local.alias or local.id,
                                             "remote": mapping.remote, "error": str(exc)})
                     return
             position = {"deleted": page.deleted_last, "withdrawn": page.withdrawn_last}
@@ -451,7 +451,7 @@ class Syncer:
         same_node = self._same_node(partner)
         agreement = flow_back_agreement(self.node, partner)
         flow = None if agreement is None else FlowBack(self.node, partner, local.pk, same_node, agreement)
-        counts: dict[str, Any] = {"direction": "push", "local": local.id, "remote": mapping.remote,
+        counts: dict[str, Any] = {"direction": "push", "local": local.alias or local.id, "remote": mapping.remote,
                                   "sent": 0, "refused": 0}
         started_after = high_water
         visible = 0

@@ -233,6 +233,7 @@ def test_a_failed_sync_reports_every_partner_then_fails_in_one_line(sqlite_node:
     result = kizuna(sqlite_node, "sync", "--quiet", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert [line.split(":")[0] for line in result.stdout.splitlines()] == ["down-a", "down-b"]
+    assert "FAILED: down-a:" not in result.stdout and "; FAILED: cannot reach" in result.stdout  # named once
     assert result.stderr.startswith("kizuna sync: 2 of 2 partners failed; the first: down-a: ")
     assert result.stderr.count("\n") == 1
     as_json = kizuna(sqlite_node, "sync", "down-b", "--json", check=False)
