@@ -101,7 +101,21 @@ def agreements_show(ctx: click.Context, agreement_id: str, as_json: bool) -> Non
     if not history:
         raise CliError(f"no agreement {agreement_id!r}")
     payload = {"id": agreement_id, "versions": [_agreement_json(a) for a in history]}
-    emit(as_json, payload, orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+    node = node_of(ctx)
+    names = {o.id: o.name for o in node.store.list_organisations()}
+    names |= {c.id: c.alias or c.title for c in node.store.list_collections()}
+
+    def named(values: Any) -> str:
+        return ", ".join(names.get(v, v) for v in sorted(values)) or "-"
+
+    # The text names organisations and collections as the operator does; --json keeps the stored ids.
+    text = "\n".join(
+        f"{agreement_id} v{a.version}\n  partner:        {names.get(a.partner, a.partner)}\n"
+        f"  collections:    {named(a.collections)}\n  producers:      {named(a.producers)}\n"
+        f"  max TLP:        {a.max_tlp.label}\n  releasability:  {named(a.releasability)}\n"
+        f"  anonymise producer: {'yes' if a.anonymise_producer else 'no'}; sightings flow back: "
+        f"{'yes' if a.sightings_flow_back else 'no'}" for a in history)
+    emit(as_json, payload, text)
 
 
 @click.group("policy")

@@ -254,6 +254,11 @@ def test_agreements_list_names_the_partner_organisation(sqlite_node: Path) -> No
     assert [(a["id"], a["partner_name"]) for a in listed] == [("uk-jp", "JPCERT/CC")]
     text = kizuna(sqlite_node, "agreements", "list").stdout
     assert "uk-jp  v1  JPCERT/CC" in text and org["id"] in text
+    made = kizuna_json(sqlite_node, "collections", "create", "--title", "Shared", "--alias", "shared")
+    kizuna_json(sqlite_node, "agreements", "set", "uk-jp", "--collections", "shared")
+    shown = kizuna(sqlite_node, "agreements", "show", "uk-jp").stdout  # names, as the operator gave them
+    assert "  partner:        JPCERT/CC\n" in shown and "  collections:    shared\n" in shown
+    assert org["id"] not in shown and made["id"] not in shown and shown.startswith("uk-jp v1\n")
 
 
 def test_policy_org_names_the_organisations_it_groups(sqlite_node: Path) -> None:
