@@ -28,9 +28,10 @@ def merge_stored_sightings(
     totals = store.record_sighting_shares(collection.pk, shares)
     ids = tuple(sighting["id"] for sighting in sightings)
     newest: dict[str, VersionRow] = {}
-    for start in range(0, len(ids), 500):
+    for start in range(0, len(ids), 100):
         # The store offers candidate versions (core/query.py picks a reader's); the node's own newest is wanted.
-        for row in store.query_versions(VersionQuery(collection.pk, ids=ids[start:start + 500], limit=10_000)):
+        # A sighting has a version for each input that added to its hour, so 100 per query leave room.
+        for row in store.query_versions(VersionQuery(collection.pk, ids=ids[start:start + 100], limit=100_000)):
             if row.stix_id not in newest or row.version > newest[row.stix_id].version:
                 newest[row.stix_id] = row
     stored = {stix_id: orjson.loads(row.body) for stix_id, row in newest.items()}
