@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import os
 import random
@@ -461,8 +462,6 @@ def non_negative_int(text: str) -> int:
 
 
 def _whole(text: str, least: int) -> int:
-    import argparse
-
     try:
         value = int(text)
     except ValueError:
@@ -474,8 +473,6 @@ def _whole(text: str, least: int) -> int:
 
 def names_in(valid: Iterable[str]) -> Any:
     """An argparse type for a comma-separated list of names, each one of ``valid``: a list of them."""
-    import argparse
-
     known = list(valid)
 
     def parse(text: str) -> list[str]:
@@ -490,8 +487,6 @@ def names_in(valid: Iterable[str]) -> Any:
 
 def kizuna_tree(text: str) -> str:
     """An argparse type: a source tree of Kizuna (a directory holding kizuna/__init__.py), to compare with."""
-    import argparse
-
     path = Path(text)
     if not (path / "kizuna" / "__init__.py").is_file():
         raise argparse.ArgumentTypeError(f"{text}: not a Kizuna source tree (no kizuna/__init__.py in it)")

@@ -90,16 +90,19 @@ def data_dir_of(ctx: click.Context) -> Path:
     return path
 
 
+def display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: a Japanese character takes two (東京 is four wide)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
 def padded(text: str, width: int) -> str:
-    """``text`` padded to ``width`` terminal columns: a Japanese character takes two (東京 is four wide), so
-    ``str.ljust`` would leave the columns after it out of line."""
-    used = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-    return text + " " * max(0, width - used)
+    """``text`` padded to ``width`` terminal columns (``str.ljust`` counts characters, not columns)."""
+    return text + " " * max(0, width - display_width(text))
 
 
 def column_width(values: list[str]) -> int:
-    """The terminal columns the widest of ``values`` takes (see ``padded``)."""
-    return max((sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in v) for v in values), default=0)
+    """The terminal columns the widest of ``values`` takes."""
+    return max(map(display_width, values), default=0)
 
 
 def emit(as_json: bool, payload: Any, text: str) -> None:

@@ -173,7 +173,8 @@ class MatchRun:
                 self.matched += 1
                 now = time.time()
                 # The content's hash names its share: the same picture matched again counts once (sighting_shares).
-                self.aggregator.begin_input(f"media:{query.hash_type}:{result_of(query, [])['hash']}")
+                self.aggregator.begin_input(f"media:{query.media.sha256}" if query.media is not None
+                                            else f"hash:{query.hash_type}:{query.hash}")
                 for match in matches:
                     self.aggregator.record(match.signal.id, now)
             yield result_of(query, matches)
