@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -36,22 +37,34 @@ def _positive(text: str) -> int:
     return value
 
 
-def fuzz(name: str, seconds: int, crashes: Path = CRASHES) -> dict[str, object]:
-    """Run one target; returns what it did. A crash leaves its input under ``crashes/name/``."""
+def fuzz(name: str, seconds: int, crashes: Path = CRASHES, *, runs: int | None = None,
+         seed: int | None = None) -> dict[str, object]:
+    """Run one target; returns what it did. A crash leaves its input under ``crashes/name/``.
+
+    With ``runs`` and ``seed`` the run is a replayable one (CI's): libFuzzer's mutations follow the seed and
+    stop after ``runs`` inputs, and Python's hash seed is fixed, so the same code meets the same inputs on any
+    machine, however fast; ``seconds`` is then only a safety cap. Without them, it is a campaign of ``seconds``.
+    """
     out = crashes / name
     out.mkdir(parents=True, exist_ok=True)
     before = set(out.iterdir())
     started = time.monotonic()
+    replay = [f"-runs={runs}"] if runs is not None else []
+    replay += [f"-seed={seed}"] if seed is not None else []
+    env = {**os.environ, "PYTHONHASHSEED": "0"} if seed is not None else None
     with tempfile.TemporaryDirectory(prefix=f"fuzz-{name}-") as corpus:
         result = subprocess.run(
-            [sys.executable, "-m", "bench.fuzz.run_target", name, f"-max_total_time={seconds}",
+            [sys.executable, "-m", "bench.fuzz.run_target", name, f"-max_total_time={seconds}", *replay,
              f"-artifact_prefix={out}/", "-rss_limit_mb=2048", "-timeout=20", corpus, str(SEEDS / name)],
-            cwd=ROOT, capture_output=True, text=True, errors="replace", timeout=seconds + 120,
+            cwd=ROOT, capture_output=True, text=True, errors="replace", timeout=seconds + 120, env=env,
         )
-    found = sorted(str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p) for p in set(out.iterdir()) - before)
+    new = sorted(set(out.iterdir()) - before)
+    found = sorted(str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p) for p in new)
     counts = [int(n) for n in _EXECUTIONS.findall(result.stderr)]
     return {"target": name, "seconds": round(time.monotonic() - started, 1), "executions": max(counts, default=0),
             "exit": result.returncode, "crashes": found,
+            # the input itself, so a crash found on a machine that is gone (a CI runner) can be kept and replayed
+            "inputs": [repr(p.read_bytes()[:2000]) for p in new],
             "error": "" if result.returncode == 0 else result.stderr[-2000:]}
 
 
@@ -64,7 +77,7 @@ def main() -> int:
     results = [fuzz(name, args.seconds) for name in (args.only or TARGETS)]
     if args.json:
         print(json.dumps({"bench": "fuzz_all", "seconds_per_target": args.seconds,
-                          "targets": [{k: v for k, v in r.items() if k != "error"} for r in results]}))
+                          "targets": [{k: v for k, v in r.items() if k not in ("error", "inputs")} for r in results]}))
     else:
         for r in results:
             print(f"{r['target']:<14} {r['executions']:>9} runs in {r['seconds']:>6}s  "
