@@ -6,12 +6,13 @@ a count and first/last seen, not one object per log line. Alerts are the per-hit
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from kizuna.store.sighting_inputs import SightingShare
 
@@ -30,12 +31,24 @@ def _stix_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+#: How much of a file's beginning tells it from another file that took its place (a log rotated by copy and
+#: truncate, an inode reused): the lines of a log start with their times, and a Zeek log's ``#open`` header
+#: line falls within its first 200 bytes.
+FILE_WITNESS_BYTES: Final = 512
+
+
 def input_key(path: Path) -> str:
     """What names a log file's share of the sightings it is matched into (store/sighting_inputs.py): the file
-    as it stands, by path, size and modification time. Matched again unchanged, it replaces its own share;
-    rotated, or written since, it is another input and adds its hits."""
+    itself (path, device and inode) and its first bytes. Matching always reads a file from its start, so the
+    same file matched again, grown or not, replaces its own share with one that covers it all; a file
+    rotated in under the path, or rewritten, is another input and adds its hits. A file shorter than
+    `FILE_WITNESS_BYTES` when matched, and grown since, is taken for another one (it counts its first lines
+    again): a rare log, and the safe side of telling two different files apart."""
     stat = path.stat()
-    return f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    with path.open("rb") as handle:
+        head = handle.read(FILE_WITNESS_BYTES)
+    witness = hashlib.sha256(head).hexdigest()[:32]
+    return f"file:{path.resolve()}:{stat.st_dev}:{stat.st_ino}:{witness}"
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any
 
 from kizuna.detect.bundle import SightingBundle
 from kizuna.detect.run import NothingToMatch
-from kizuna.detect.sightings import Alert, SightingAggregator, input_key
+from kizuna.detect.sightings import Alert, SightingAggregator
 
 _UNSCANNED_IN_SUMMARY = 100
 # A rule that runs away (a pathological regular expression) must not stall the scan for ever.
@@ -186,7 +186,9 @@ class YaraScan:
         if digest is not None:
             facts.append(("file", "hashes.'SHA-256'", digest))
         alerts = []
-        self.aggregator.begin_input(input_key(path))  # scanned again unchanged, it counts once (sighting_shares)
+        # Scanned again unchanged, a file counts once (core/sighting_shares.py). A scanned file is named by its
+        # path and whole content: a sample changed since is another input, not a log that grew.
+        self.aggregator.begin_input(f"file:{path.resolve()}:{digest or 'unreadable'}")
         for found in matches:
             self.hits += 1
             self.aggregator.record(found.namespace, at)

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from kizuna.detect.intel import zeek_intel_indicators
+from kizuna.detect.sightings import FILE_WITNESS_BYTES
 from tests.conftest import ServerProcess, kizuna, kizuna_json, start_server
 
 ZEEK = Path(__file__).parent / "fixtures" / "zeek"
@@ -72,6 +73,31 @@ def test_two_logs_add_up_and_a_log_matched_again_counts_once(node_dir: Path, tmp
                        input=_dns(tmp_path / "c.log", 500).read_bytes())
         assert piped.returncode == 0
     assert _versions(node_dir)[-1]["count"] == 6
+
+
+def test_a_grown_log_replaces_its_share_and_a_rotated_one_adds(node_dir: Path, tmp_path: Path) -> None:
+    log = _dns(tmp_path / "dns.log", *range(10, 16))  # six queries: longer than the bytes that name the file
+    assert log.stat().st_size > FILE_WITNESS_BYTES
+
+    def count(*options: str) -> int:
+        kizuna_json(node_dir, "match", "--from-collection", "intel", "--collection", "seen", *options, str(log))
+        return int(_versions(node_dir)[-1]["count"])
+
+    # Followed until it stopped growing: its share is what the follower read.
+    assert count("--follow", "--idle-timeout", "0.2") == 6
+    # Appended to since, and matched again from its start: the new reading covers the old one.
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write(_dns(tmp_path / "more.log", 20, 21).read_text("utf-8"))
+    assert count() == 8
+    assert count() == 8  # unchanged: nothing new
+    # Rotated: the old file moves away and a new one takes the path; the new one's hits add.
+    log.rename(tmp_path / "dns.log.1")
+    _dns(log, *range(30, 36))
+    assert count() == 14
+    # Rewritten in place from its first byte (same inode): another file, its hits add too.
+    with log.open("r+b") as handle:
+        handle.write(_dns(tmp_path / "other.log", *range(40, 46)).read_bytes())
+    assert count() == 20
 
 
 def test_observed_data_gives_its_span_and_its_number_observed(node_dir: Path, tmp_path: Path) -> None:
