@@ -299,11 +299,12 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
 @click.option("--sightings-to", "sightings_to", default=None,
               help="Store a sighting of every matched signal in this collection (federation carries it back).")
 @_kind
+@quiet_option
 @json_option
 @click.pass_context
 def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tuple[str, ...], threshold: int,
                   query_match: float, target_match: float, across: bool, sightings_to: str | None, kind: str,
-                  as_json: bool) -> None:
+                  quiet: bool, as_json: bool) -> None:
     """Look media files, directories or hash lists up in the banks; print every match with its distance.
 
     A video (or a vPDQ hash file) matches a banked video when at least --query-match percent of its
@@ -324,23 +325,10 @@ def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tup
                    VideoRule(query_match, target_match, across))
     queries = (query for path in inputs for query in queries_from_path(path, kind))
     unusable = _Unusable("hashes match", as_json)
-    for result in run.results(queries):
-        if "error" in result:
-            unusable.add(result["input"], result["error"])
-            continue
-        unusable.success()
-        if as_json:
-            click.echo(orjson.dumps(result).decode())
-        else:
-            click.echo(f"{result['input']}: {len(result['matches'])} match(es) for {result['hash']}")
-            for m in result["matches"]:
-                video = f"  frames {m['query_match_percent']:g}% / {m['target_match_percent']:g}%" \
-                    if "query_match_percent" in m else ""
-                if "frame" in m:  # across types: which frame, of the banked video or of the input
-                    frame = m["frame"]
-                    video = f"  frame {frame['number']} ({frame['timestamp']:g} s) of the {frame['of']}"
-                labels = ", ".join(m["labels"])
-                click.echo(f"  distance {m['distance']:>3}{video}  {m['bank']}  {m['signal']}  {labels}")
+    with Progress("match", total=None, unit="inputs", noun="inputs", enabled=progress_wanted(as_json, quiet)) as bar:
+        for result in run.results(queries):
+            bar.object_done()
+            _show_match(result, unusable, as_json)
     sightings = run.sightings()
     if target is not None and sightings:
         node.store_sightings(NODE_ADMIN, target, sightings, run.shares())
@@ -351,6 +339,26 @@ def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tup
                       else " (not stored: --sightings-to COLLECTION stores them)" if sightings else ""),
                    err=True)
     unusable.exit_if_any(run.inputs)
+
+
+def _show_match(result: dict[str, Any], unusable: _Unusable, as_json: bool) -> None:
+    """One input's outcome: its matches on standard output, or its error kept for the summary."""
+    if "error" in result:
+        unusable.add(result["input"], result["error"])
+        return
+    unusable.success()
+    if as_json:
+        click.echo(orjson.dumps(result).decode())
+        return
+    click.echo(f"{result['input']}: {len(result['matches'])} match(es) for {result['hash']}")
+    for m in result["matches"]:
+        video = f"  frames {m['query_match_percent']:g}% / {m['target_match_percent']:g}%" \
+            if "query_match_percent" in m else ""
+        if "frame" in m:  # across types: which frame, of the banked video or of the input
+            frame = m["frame"]
+            video = f"  frame {frame['number']} ({frame['timestamp']:g} s) of the {frame['of']}"
+        labels = ", ".join(m["labels"])
+        click.echo(f"  distance {m['distance']:>3}{video}  {m['bank']}  {m['signal']}  {labels}")
 
 
 @hashes_group.command("opinion")

@@ -73,7 +73,7 @@ def ops_create(ctx: click.Context, name: str, start: str, end: str, partners: tu
                                "tokens": [{"org": t.organisation, "token": t.secret} for t in issued]}
     lines = [f"Operation {operation.name!r} ({operation.slug}) created; collections "
              + ", ".join(f"{operation.slug}-{role}" for role in operation.collections)
-             + f"; partner tokens valid until {operation.expires}.",
+             + f"; partner tokens valid until {operation.expires[:19]}Z.",
              "Store these secrets now; they are not shown again:"]
     lines += [f"  {t.organisation}: {t.secret}" for t in issued]
     emit(as_json, payload, "\n".join(lines))
@@ -100,7 +100,7 @@ def ops_show(ctx: click.Context, operation: str, as_json: bool) -> None:
     node = node_of(ctx)
     shown = describe(node, find(node.store, operation))
     lines = [f"{shown['name']} ({shown['slug']}): {shown['state']}, {shown['start'][:10]} .. {shown['last_day']}, "
-             f"default TLP:{shown['tlp_default'].upper()}, tokens until {shown['tokens_expire']}"]
+             f"default TLP:{shown['tlp_default'].upper()}, tokens until {shown['tokens_expire'][:19]}Z"]
     lines += [f"  collection {role}: {c['title']} ({c['alias']})" for role, c in shown["collections"].items()]
     lines += [f"  partner {p['organisation']}: agreement {p['agreement']}, token {p['token']} {p['token_state']}"
               for p in shown["partners"]]
@@ -111,7 +111,8 @@ def ops_show(ctx: click.Context, operation: str, as_json: bool) -> None:
 def ops_close(ctx: click.Context, operation: str, as_json: bool) -> None:
     """Close an operation: partner tokens stop now; prints the declassification review list."""
     closed, review = close_operation(node_of(ctx), operation)
-    lines = [f"Operation {closed.name!r} closed at {closed.closed_at}; {len(closed.partners)} partner tokens ended.",
+    lines = [f"Operation {closed.name!r} closed at {(closed.closed_at or '')[:19]}Z; "
+             f"{len(closed.partners)} partner tokens ended.",
              f"Declassification review ({len(review)} AMBER objects; approve with `kizuna ops declassify`):"]
     lines += [f"  {r['id']}  {r['type']}  TLP:{r['tlp'].upper()}  {r['name'] or '-'}  by {r['producer'] or '-'}"
               for r in review]

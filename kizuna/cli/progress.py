@@ -8,12 +8,15 @@ command's own output on standard output is never mixed with it.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import IO, Any
 
 #: How many objects pass between two updates of the bar (each update takes the bar's lock).
 _UPDATE_EVERY = 500
+#: ...or this long, when each object takes long (a picture hashed, a video's frames).
+_SLOW_SECONDS = 0.2
 
 
 def progress_wanted(as_json: bool, quiet: bool) -> bool:
@@ -38,6 +41,7 @@ class Progress:
         self._done = 0
         self._progress: Any = None
         self._task: Any = None
+        self._refreshed = 0.0
 
     def __enter__(self) -> Progress:
         if self.enabled:
@@ -69,7 +73,9 @@ class Progress:
         self.objects += 1
         if self.unit != "bytes":
             self._done += 1
-        if self._progress is not None and self.objects % _UPDATE_EVERY == 0:
+        # Every _UPDATE_EVERY objects, or sooner when each takes long (a picture hashed, a video's frames).
+        if self._progress is not None and (self.objects % _UPDATE_EVERY == 0
+                                           or time.monotonic() - self._refreshed > _SLOW_SECONDS):
             self._refresh()
 
     def counted(self, objects: int, size: int) -> None:
@@ -84,6 +90,7 @@ class Progress:
                 self._refresh()
 
     def _refresh(self) -> None:
+        self._refreshed = time.monotonic()
         self._progress.update(self._task, completed=self._done, objects=self.objects)
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from kizuna.core.node import Node
 from kizuna.hashes.hashing import hash_file
 from kizuna.hashes.signals import EXTENSION_ID
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel
-from tests.conftest import kizuna, kizuna_json
+from tests.conftest import kizuna, kizuna_json, run_on_a_terminal
 
 IMAGES = Path(__file__).parent.parent / "fixtures" / "pdq" / "images"
 EXAMPLES = Path(__file__).parent.parent.parent / "examples" / "hashes"
@@ -106,6 +107,12 @@ def test_import_names_bad_lines_stores_the_rest_as_marked_signals_and_matches(no
     # Without --sightings-to the sightings are counted, and the summary says they were not stored.
     unstored = kizuna(node_dir, "hashes", "match", str(EXAMPLES / "upload-bridge-shrunk.jpg")).stderr
     assert unstored.strip().endswith("1 sightings (not stored: --sightings-to COLLECTION stores them)"), unstored
+    # A person at a terminal sees the inputs go by; -q (as --json) turns that off, the matches stay on stdout.
+    for quiet in ((), ("-q",)):
+        status, out, screen = run_on_a_terminal([sys.executable, "-m", "kizuna", "--data", str(node_dir), "hashes",
+                                                 "match", *map(str, uploads[:2]), *quiet], node_dir.parent)
+        assert status == 0 and "upload-bridge-shrunk.jpg: 1 match(es)" in out
+        assert ("/?" in screen and "\rmatch " in screen) is not bool(quiet), screen  # the bar: inputs done of ?
 
     # A verdict on the signal is a STIX opinion under the signal's own markings, stored in the bank.
     verdict = kizuna_json(node_dir, "hashes", "opinion", str(near["signal"]), "--verdict", "false-positive",

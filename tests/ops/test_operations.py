@@ -95,6 +95,9 @@ def test_create_gives_each_partner_a_token_for_exactly_the_operation_ending_afte
     assert {c["title"] for c in seen} == titles
     shown = kizuna_json(world.data, "ops", "show", "games-setup")
     assert [p["token_state"] for p in shown["partners"]] == ["active", "active"]
+    # In text, times read to the second as `tokens list` shows them (not the stored microseconds).
+    end = expected_end.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f"tokens until {end}\n" in kizuna(world.data, "ops", "show", "games-setup").stdout
     assert "games-setup" in [o["slug"] for o in kizuna_json(world.data, "ops", "list")["operations"]]
     # An operation whose tokens would already have expired is refused in one line.
     late = kizuna(world.data, "ops", "create", "Old Cup", "--from", "2019-09-20", "--to", "2019-11-02",
