@@ -92,9 +92,14 @@ def _rules(kind: str, value: str) -> list[tuple[str, str, str]]:
             parts = urlsplit(value)
         except ValueError:  # e.g. a lone ']' in the authority, which urlsplit takes for a broken IPv6 host
             return []
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        # The URL's check (formats/iocs.py) reads its host without trailing dots; so does a Host header.
+        hostname = (parts.hostname or "").rstrip(".")
+        if parts.scheme.lower() not in ("http", "https") or not hostname:
             return []
-        host = to_ascii_domain(parts.hostname) if not parts.hostname.replace(".", "").isdigit() else parts.hostname
+        try:
+            host = to_ascii_domain(hostname) if not hostname.replace(".", "").isdigit() else hostname
+        except UnicodeError:  # a name IDNA cannot write (the URL's check takes it as it is written)
+            return []
         uri = value.split("://", 1)[1]
         uri = uri[len(parts.netloc):] or "/"
         uri = uri.split("#", 1)[0]

@@ -154,3 +154,15 @@ def test_suricata_hostile_urls_stay_inside_their_content(url: str) -> None:
     decoded = re.sub(r"\|([0-9a-f ]+)\|", lambda m: bytes.fromhex(m.group(1)).decode("latin-1"),
                      content(uri)[1:-1]).encode("latin-1").decode("utf-8")
     assert decoded == uri
+
+
+def test_suricata_url_of_an_idn_host_with_trailing_dots_is_written_for_its_a_labels() -> None:
+    """Found by fuzzing: the URL check reads 'tōkyō.example..' as tōkyō.example, but the writer handed the
+    dotted name to IDNA, which refuses an empty label, and the whole feed stopped."""
+    url = "http://tōkyō.example../login"
+    obj = {"type": "indicator", "spec_version": "2.1", "id": "indicator--0f7ae0f4-a9f5-4cc8-9a2a-4d2f63d6a5a4",
+           "created": "2025-01-01T00:00:00Z", "modified": "2025-01-01T00:00:00Z", "pattern": pattern_for("url", url),
+           "pattern_type": "stix", "valid_from": "2025-01-01T00:00:00Z"}
+    (rule,) = write_suricata([obj], options=OPTIONS)
+    parsed = parse_rule(rule)
+    assert parsed is not None and content("xn--tky-qxac.example") in rule and content("/login") in rule

@@ -44,6 +44,8 @@ def test_the_crashes_fuzzing_found_are_kept() -> None:
     # And a URL indicator whose authority holds a lone ']' (urlsplit raises "Invalid IPv6 URL"), which
     # stopped a Suricata feed.
     assert b"]@" in (CRASHES / "suricata_rule" / "crash-lone-bracket-in-url-authority").read_bytes()
+    # And an IDN host followed by two dots, which IDNA refuses (an empty label) while the URL check allowed it.
+    assert (CRASHES / "suricata_rule" / "crash-trailing-dots-after-an-idn-host").read_bytes().endswith(b"..")
     assert b'"type":[{' in (CRASHES / "misp_event" / "crash-attribute-type-is-a-list").read_bytes()
 
 
