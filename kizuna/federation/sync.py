@@ -500,6 +500,7 @@ class Syncer:
                 report.notes.append(
                     f"push {local.alias or local.id} -> {mapping.remote}: none of the {waiting} version(s) waiting "
                     f"is visible to {partner.name} under {terms}: the agreement hides everything, so no object "
-                    "was sent"
+                    + ("was sent" if not counts["sent"] else
+                       f"was sent but {counts['sent']} marking or extension definition(s)")
                 )
         report.mappings.append(counts)

@@ -117,6 +117,8 @@ def test_a_push_the_agreement_hides_entirely_says_so(tmp_path: Path) -> None:
     assert run["pushed"] == len(jp.versions())
     assert len(run["notes"]) == 1 and "the agreement hides everything" in run["notes"][0]
     assert "none of the 3 version(s) waiting" in run["notes"][0]
+    # "pushed" counts what went, definitions too; the note says that was all.
+    assert run["notes"][0].endswith(f"no object was sent but {run['pushed']} marking or extension definition(s)")
     assert shown["notes"] == run["notes"] and "note:" in text and "hides everything" in text
 
 
