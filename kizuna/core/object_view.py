@@ -26,6 +26,7 @@ from kizuna.core.listing import display_name, readable_collections
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.core.visibility import Viewer
+from kizuna.policy.releasability import WELL_KNOWN_CREATORS
 from kizuna.store.base import Collection, VersionRow, VersionSelector
 
 #: At most this many relationship and sighting versions are looked at for one object page (a hub object,
@@ -121,6 +122,7 @@ def names_of(node: Node, viewer: Viewer, ids: list[str]) -> dict[str, str]:
     (whose names every token of the node may read, as `kizuna objects` and the TAXII producers show)."""
     names = {ref: org.name for ref in ids if ref.startswith("identity--")
              and (org := node.store.get_organisation(ref)) is not None}
+    names.update({ref: WELL_KNOWN_CREATORS[ref] for ref in ids if ref not in names and ref in WELL_KNOWN_CREATORS})
     missing = [ref for ref in ids if ref not in names]
     for start in range(0, len(missing), 200):
         chunk = tuple(missing[start:start + 200])

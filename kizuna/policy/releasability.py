@@ -17,8 +17,13 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
 
+from kizuna.policy.tlp import TLP2_EXTENSION_CREATOR
+
 RELEASABILITY_EXTENSION_ID: Final = "extension-definition--0e8e88cc-f10e-4272-8f6c-642bf0dee276"
 KIZUNA_IDENTITY_ID: Final = "identity--f3cbe584-b382-4e8f-b507-79349c37b055"
+#: Names for the creators of the definitions every node carries, whose identity objects no node holds
+#: (listings and object pages show these names instead of the bare ids).
+WELL_KNOWN_CREATORS: Final = {TLP2_EXTENSION_CREATOR: "CISA", KIZUNA_IDENTITY_ID: "Kizuna project"}
 #: Namespace mixed into the content hash that gives releasability marking instances their ids.
 MARKING_ID_NAMESPACE: Final = uuid.UUID("9c121e3a-0441-496f-88c5-d98bedc12e0d")
 #: ``created`` of every instance Kizuna builds, so that equal content serialises identically everywhere.

@@ -56,6 +56,10 @@ _LEVEL_BY_TOKEN: Final = {
 }
 
 TLP2_EXTENSION_ID: Final = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
+#: The creator the OASIS TLP 2.0 extension definition names (``created_by_ref``): CISA, the US Cybersecurity and
+#: Infrastructure Security Agency, which wrote the TLP 2.0 and PAP extensions of cti-stix-common-objects. No node
+#: holds that identity object, so listings name it from here.
+TLP2_EXTENSION_CREATOR: Final = "identity--b3bca3c2-1f3d-4b54-b44f-dac42c3a8f01"
 
 #: The OASIS TLP 2.0 marking-definition ids: the only TLP ids Kizuna emits.
 TLP2_IDS: Final[Mapping[TlpLevel, str]] = {

@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from kizuna.policy.releasability import WELL_KNOWN_CREATORS
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
 from kizuna.stix.timestamps import now_micros, parse_timestamp
 from kizuna.web.i18n import LANGUAGE_NAMES, LANGUAGES, number, translations, when
@@ -71,7 +72,8 @@ def environment(language: str) -> jinja2.Environment:
     )
     catalog = translations(language)
     env.install_gettext_translations(catalog, newstyle=True)  # type: ignore[attr-defined]
-    env.globals.update(language=language, languages=LANGUAGES, language_names=LANGUAGE_NAMES)
+    env.globals.update(language=language, languages=LANGUAGES, language_names=LANGUAGE_NAMES,
+                       well_known_creators=WELL_KNOWN_CREATORS)  # named, but no node holds their objects
     env.filters.update(
         when=lambda micros: when(micros, language),
         number=lambda value: number(value, language),

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from kizuna.policy import TLP2_IDS
-from kizuna.policy.tlp import TlpLevel
+from kizuna.policy.tlp import TLP2_EXTENSION_CREATOR, TLP2_EXTENSION_ID, TlpLevel
 from tests.conftest import kizuna_json
 from tests.web.conftest import Console, check_accessibility, running_console, shoot, signed_in, untranslated
 
@@ -135,3 +135,13 @@ def test_the_partner_filter_in_japanese_in_a_browser(received: Console, browser:
     check_accessibility(page)
     shoot(page, "browse-partner-ja")  # the same page on either store
     page.context.close()
+
+
+def test_the_tlp_extension_definition_names_its_creator(received: Console) -> None:
+    """The TLP 2.0 extension definition every node carries was made by CISA, whose identity object no node
+    holds: its page names the creator instead of showing the bare identity id."""
+    session = received.sign_in("uk")
+    page = session.get(received.base + f"/console/objects/{TLP2_EXTENSION_ID}?collection=games")
+    assert page.status_code == 200, page.text[:300]
+    assert f"CISA <code class=\"id\">{TLP2_EXTENSION_CREATOR}</code>" in page.text
+    assert f'href="/console/objects/{TLP2_EXTENSION_CREATOR}' not in page.text  # no page to go to
