@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from kizuna.cli.common import CliError, emit, json_option, node_of
+from kizuna.core.node import agreement_binding_problem
 from kizuna.core.operators import set_operator_right
 from kizuna.core.tokens import describe_tokens, read_certificate_fingerprint
 from kizuna.stix.timestamps import format_timestamp, now_micros
@@ -111,10 +112,14 @@ def tokens_revoke(ctx: click.Context, token_id: str, as_json: bool) -> None:
 def tokens_bind(ctx: click.Context, token_id: str, agreement_id: str, as_json: bool) -> None:
     """Bind an existing token to an agreement (it then reads under that agreement only)."""
     node = node_of(ctx)
-    if node.store.get_token(token_id) is None:
+    record = node.store.get_token(token_id)
+    if record is None:
         raise CliError(f"no token {token_id!r}; see `kizuna tokens list`", code="not-found")
-    if node.policy.agreement(agreement_id) is None:
+    agreement = node.policy.agreement(agreement_id)
+    if agreement is None:
         raise CliError(f"no agreement {agreement_id!r}", code="not-found")
+    if (problem := agreement_binding_problem(agreement, record.organisation_id)) is not None:
+        raise CliError(problem)
     node.store.set_token_agreement(token_id, agreement_id)
     node.audit.record("token-bound", "admin", {"token": token_id, "agreement": agreement_id})
     emit(as_json, {"id": token_id, "agreement": agreement_id}, f"Token {token_id} reads under {agreement_id}")

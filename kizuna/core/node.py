@@ -92,6 +92,38 @@ def country_code(country: str | None) -> str | None:
     return code
 
 
+def _rel_to_token(token: str) -> str:
+    """A REL TO token an agreement vouches for: a country (ISO 3166-1 alpha-3, upper case, as markings write
+    it; a lower-case ``gbr`` would never match) or an identity id."""
+    text = token.strip()
+    if text.startswith("identity--"):
+        if not _IDENTITY_ID.fullmatch(text):
+            raise AdminError(f"releasability {token!r} is not an identity id")
+        return text
+    code = text.upper()
+    if code not in ISO3166_ALPHA3:
+        raise AdminError(f"releasability {token!r} is neither an ISO 3166-1 alpha-3 country code (such as GBR) "
+                         "nor an identity id")
+    return code
+
+
+def agreement_binding_problem(agreement: Agreement, organisation_id: str | None, node_partner: str | None = None
+                              ) -> str | None:
+    """Why a token of ``organisation_id`` (or the partner node named ``node_partner``) may not read under
+    ``agreement``, or None: an agreement is made with one partner, and binding another organisation's token
+    to it would hand that organisation what was agreed with someone else."""
+    if agreement.partner.startswith("node:"):
+        if node_partner is not None and agreement.partner == f"node:{node_partner}":
+            return None
+        return f"agreement {agreement.agreement_id!r} is made with {agreement.partner}, not with this organisation"
+    if organisation_id is None and node_partner is not None:
+        return None  # a partner node not tied to an organisation receives as the agreement's partner
+    if organisation_id != agreement.partner:
+        return (f"agreement {agreement.agreement_id!r} is made with another organisation; a token or partner "
+                "reads only under an agreement with its own organisation (`kizuna agreements show` names it)")
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class CollectionStatus:
     collection: Collection
@@ -290,8 +322,12 @@ class Node:
         if not read and not write:
             # Such a token could authenticate but never read or write anything: surely a mistake.
             raise AdminError("a token needs at least one right: give --read and/or --write COLLECTION")
-        if agreement is not None and self.policy.agreement(agreement) is None:
-            raise AdminError(f"no agreement {agreement!r}; create it with `kizuna agreements set`")
+        if agreement is not None:
+            found = self.policy.agreement(agreement)
+            if found is None:
+                raise AdminError(f"no agreement {agreement!r}; create it with `kizuna agreements set`")
+            if (problem := agreement_binding_problem(found, org.id)) is not None:
+                raise AdminError(problem)
         expires_at = parse_expiry(expires, now_micros()) if expires is not None else None
         rights: dict[int, list[bool]] = {}
         for ref in read:
@@ -356,6 +392,12 @@ class Node:
         if collections is not None:
             collections = ["*" if ref == "*" else self.find_collection(ref).id for ref in collections]
             settings["collections"] = frozenset(collections)
+        if settings.get("releasability") is not None:
+            settings["releasability"] = [_rel_to_token(token) for token in settings["releasability"]]
+        if settings.get("producers") is not None:
+            bad = [p for p in settings["producers"] if p != "*" and not _IDENTITY_ID.fullmatch(p)]
+            if bad:
+                raise AdminError(f"producers are identity ids or *, not {', '.join(map(repr, bad))}")
         for key in ("producers", "releasability"):
             if key in settings and settings[key] is not None:
                 settings[key] = frozenset(settings[key])

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from kizuna.core.errors import KizunaError
-from kizuna.core.node import Node
+from kizuna.core.node import Node, agreement_binding_problem
 from kizuna.core.principal import NODE_ADMIN
 from kizuna.federation.config import (
     FEED_REMOTE,
@@ -133,10 +133,14 @@ def add_partner(
         if found is None:
             raise ConfigProblem(f"no organisation {organisation!r}; create it with `kizuna orgs create`")
         organisation_id = found.id
-    if agreement is not None and node.policy.agreement(agreement) is None:
-        # A partner whose agreement does not exist receives nothing (the policy fails closed): refused here.
-        raise ConfigProblem(f"--agreement {agreement}: no agreement {agreement!r}; set one with "
-                            "`kizuna agreements set` (`kizuna agreements list` shows them)")
+    if agreement is not None:
+        found_agreement = node.policy.agreement(agreement)
+        if found_agreement is None:
+            # A partner whose agreement does not exist receives nothing (the policy fails closed): refused here.
+            raise ConfigProblem(f"--agreement {agreement}: no agreement {agreement!r}; set one with "
+                                "`kizuna agreements set` (`kizuna agreements list` shows them)")
+        if (problem := agreement_binding_problem(found_agreement, organisation_id, name)) is not None:
+            raise ConfigProblem(f"--agreement {agreement}: {problem}")
     client_cert, client_key = readable_file("--cert", client_cert), readable_file("--key", client_key)
     ca_file = readable_file("--ca", ca_file)
     if (problem := tls_files_problem(client_cert, client_key, ca_file)) is not None:

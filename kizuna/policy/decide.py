@@ -84,7 +84,11 @@ class ViewerPolicy:
         self._identities = self._own
         governing = viewer.agreement
         self._cap: TlpLevel | None = governing.max_tlp if governing is not None else None
-        self._blocked = governing is not None and not governing.covers_collection(self.collection_id)
+        # An agreement is made with one partner: a principal of another organisation bound to it (a binding
+        # made before such bindings were refused, or an agreement whose partner changed since) sees nothing.
+        foreign = (governing is not None and org is not None and not governing.partner.startswith("node:")
+                   and governing.partner != org.identity_id)
+        self._blocked = governing is not None and (foreign or not governing.covers_collection(self.collection_id))
         direct: list[Agreement]
         if governing is not None:
             direct = [governing]

@@ -9,6 +9,7 @@ import time
 import pytest
 import requests
 
+from kizuna.core.node import Node as KizunaNode
 from tests.conftest import TAXII, Node, kizuna, kizuna_json
 
 
@@ -154,3 +155,64 @@ def test_the_text_list_shows_what_binds_a_token(node: Node) -> None:
         unknown = kizuna(node.data_dir, "tokens", *command, check=False)
         assert unknown.stderr == (f"kizuna tokens {command[0]}: no token '0000000000000000'; "
                                   "see `kizuna tokens list`\n")
+
+
+def test_a_token_reads_only_under_an_agreement_with_its_own_organisation(node: Node) -> None:
+    """An agreement is made with one partner. Binding another organisation's token to it would hand that
+    organisation what was agreed with someone else (here TLP:AMBER+STRICT agreed with KrCERT only)."""
+    data = node.data_dir
+    kizuna_json(data, "orgs", "create", "KrCERT/CC", "--country", "KOR")
+    kizuna_json(data, "agreements", "set", "uk-kr", "--partner", "KrCERT/CC", "--max-tlp", "amber+strict",
+                "--collections", "shared")
+    own = next(o["id"] for o in kizuna_json(data, "orgs", "list")["organisations"] if o["name"] == "NCSC UK")
+    strict = {"type": "indicator", "spec_version": "2.1", "id": "indicator--3f1d7e4a-2c55-4b8e-9d0a-5b7c1e2f9a01",
+              "created_by_ref": own,
+              "created": "2026-12-01T00:00:00.000Z", "modified": "2026-12-01T00:00:00.000Z",
+              "name": "for KrCERT only", "pattern_type": "stix", "pattern": "[ipv4-addr:value = '198.51.100.77']",
+              "valid_from": "2026-12-01T00:00:00Z",
+              "object_marking_refs": ["marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"]}
+    assert node.post([strict])["success_count"] == 1
+    # Refused when made, in one line, by each way of binding a token or a partner.
+    made = kizuna(data, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared", "--agreement", "uk-kr",
+                  check=False)
+    assert made.returncode != 0 and "another organisation" in made.stderr and len(made.stderr.splitlines()) == 1
+    plain = kizuna_json(data, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared")
+    bound = kizuna(data, "tokens", "bind", plain["id"], "uk-kr", "--json", check=False)
+    assert bound.returncode != 0 and "another organisation" in json.loads(bound.stdout)["error"]["message"]
+    partner = kizuna(data, "partners", "add", "jp-node", "--url", "http://127.0.0.1:9/main/", "--map",
+                     "shared=shared:push", "--org", "JPCERT/CC", "--agreement", "uk-kr", check=False)
+    assert partner.returncode != 0 and "another organisation" in partner.stderr
+    # KrCERT's own token reads it under the agreement.
+    kr = kizuna_json(data, "tokens", "create", "--org", "KrCERT/CC", "--read", "shared", "--agreement", "uk-kr")
+    def objects(secret: str) -> set[str]:
+        answer = requests.get(node.collection_url() + "objects/", timeout=30,
+                              headers={"Accept": TAXII, "Authorization": f"Bearer {secret}"})
+        assert answer.status_code == 200, answer.text
+        return {o["id"] for o in answer.json().get("objects", [])}
+
+    assert strict["id"] in objects(kr["token"])
+    # The agreement moves to another partner: the token bound to it is no longer its partner's, and sees
+    # nothing under it (fails closed) rather than what is now agreed with someone else.
+    kizuna_json(data, "agreements", "set", "uk-kr", "--partner", "JPCERT/CC")
+    assert objects(kr["token"]) == set()
+    # The binding refused above, made anyway in the store (as a node upgraded with one would hold it), is
+    # no way round: JPCERT/CC's token under KrCERT's agreement sees nothing of it.
+    kizuna_json(data, "agreements", "set", "uk-kr", "--partner", "KrCERT/CC")
+    assert strict["id"] in objects(kr["token"])
+    opened = KizunaNode.open(data)
+    try:
+        opened.store.set_token_agreement(plain["id"], "uk-kr")
+    finally:
+        opened.close()
+    assert objects(plain["token"]) == set()
+
+
+def test_agreement_releasability_and_producers_are_checked(node: Node) -> None:
+    data = node.data_dir
+    # REL TO tokens are written upper case in markings: a lower-case country is taken as that country.
+    stored = kizuna_json(data, "agreements", "set", "uk-jp-rel", "--partner", "JPCERT/CC", "--releasability", "gbr,jpn")
+    assert stored["releasability"] == ["GBR", "JPN"]
+    for option, value in (("--releasability", "XXX"), ("--releasability", "identity--nope"), ("--producers", "bogus")):
+        refused = kizuna(data, "agreements", "set", "uk-jp-rel", option, value, check=False)
+        assert refused.returncode != 0 and value in refused.stderr and len(refused.stderr.splitlines()) == 1
+    assert kizuna_json(data, "agreements", "show", "uk-jp-rel")["versions"][-1]["releasability"] == ["GBR", "JPN"]
