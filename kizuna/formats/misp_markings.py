@@ -8,7 +8,8 @@ that every read path enforces: the event's markings go on every object made from
 attribute's own markings are added to the objects made from that attribute, and "all must permit".
 Mapping (docs/formats.md, "MISP"):
 
-- ``tlp:*`` tags -> the OASIS TLP 2.0 marking of that level (``tlp:white`` is TLP:CLEAR);
+- ``tlp:*`` tags -> the OASIS TLP 2.0 marking of that level (``tlp:white`` is TLP:CLEAR); a ``tlp:`` tag of no
+  TLP 2.0 level (``tlp:ex:chr``, ``tlp:unclear``) -> TLP:RED, reported as a loss (it fails closed);
 - distribution 0 -> REL TO the owning organisation (``identity--<Org uuid>``);
 - distribution 4 -> REL TO every organisation of the sharing group (and its owner), when the document
   describes the group; otherwise REL TO the owning organisation, and the narrowing is reported;
@@ -26,7 +27,7 @@ from typing import Any
 
 from kizuna.formats.base import Loss
 from kizuna.policy.releasability import build_rel_to_marking
-from kizuna.policy.tlp import TLP2_IDS, misp_tag_level, tlp2_marking_definition
+from kizuna.policy.tlp import TLP2_IDS, TlpLevel, misp_tag_level, tlp2_marking_definition
 
 YOUR_ORGANISATION, THIS_COMMUNITY, CONNECTED, ALL_COMMUNITIES, SHARING_GROUP, INHERIT = range(6)
 _LEVEL_NAMES = {
@@ -78,11 +79,17 @@ class MarkingPlan:
         return str(marking["id"])
 
 
-def _tlp_refs(tags: object, plan: MarkingPlan) -> list[str]:
+def _tlp_refs(tags: object, plan: MarkingPlan, ref: str) -> list[str]:
     refs: list[str] = []
     for tag in tags if isinstance(tags, list) else ():
         name = tag.get("name") if isinstance(tag, Mapping) else None
         level = misp_tag_level(name) if isinstance(name, str) else None
+        if level is None and isinstance(name, str) and name.strip().lower().startswith("tlp:"):
+            # A TLP tag of no TLP 2.0 level (tlp:ex:chr, tlp:unclear, a typo): a restriction Kizuna cannot read
+            # must not become no restriction at all, so it fails closed and says so.
+            level = TlpLevel.RED
+            plan.losses.append(Loss(ref, "Tag", name, "not a TLP 2.0 level Kizuna can enforce: marked TLP:RED "
+                                    "so it is not shared; tag it with a TLP 2.0 level (tlp:amber, …) to share it"))
         if level is not None and TLP2_IDS[level] not in refs:
             refs.append(plan.add_definition(tlp2_marking_definition(level)))
     return refs
@@ -126,7 +133,7 @@ def plan_markings(event: Mapping[str, Any]) -> MarkingPlan:
     owner = org_identity(event.get("Org")) or org_identity(event.get("Orgc"))
     event_ref = str(event.get("uuid"))
     event_level = distribution_of(event, ALL_COMMUNITIES)
-    plan.event_refs = _tlp_refs(event.get("Tag"), plan) + _distribution_refs(
+    plan.event_refs = _tlp_refs(event.get("Tag"), plan, event_ref) + _distribution_refs(
         event, event_ref, event_level, owner, plan)
     records: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]] = [
         (a, None) for a in event.get("Attribute") or ()]
@@ -138,7 +145,7 @@ def plan_markings(event: Mapping[str, Any]) -> MarkingPlan:
         level = distribution_of(record, INHERIT)
         if level == event_level:
             level = INHERIT  # the event's markings already say it
-        refs = _tlp_refs(record.get("Tag"), plan) + _distribution_refs(record, ref, level, owner, plan)
+        refs = _tlp_refs(record.get("Tag"), plan, ref) + _distribution_refs(record, ref, level, owner, plan)
         if refs:
             target = str(parent.get("uuid")) if parent is not None else ref
             merged = plan.by_uuid.setdefault(target, [])

@@ -89,6 +89,19 @@ def test_tlp_tags_become_the_oasis_tlp_2_markings() -> None:
     assert TLP2_IDS[TlpLevel.RED] not in other["object_marking_refs"]
 
 
+@pytest.mark.parametrize("tag", ["tlp:ex:chr", "tlp:unclear", "TLP:purple"])
+def test_a_tlp_tag_of_no_tlp_2_level_fails_closed_as_red_and_is_reported(tag: str) -> None:
+    """A restriction Kizuna cannot read must not become none: unmarked objects are shared as the node's
+    unmarked level (TLP:CLEAR by default), so tlp:ex:chr had let the whole event out."""
+    event = _event()
+    event["Tag"] = [t for t in event["Tag"] if not t["name"].lower().startswith("tlp:")] + [{"name": tag}]
+    report = read_misp(_bytes(event), "chr.json")
+    marked = [o for o in report.objects if o["type"] not in ("identity", "marking-definition")]
+    assert marked and all(TLP2_IDS[TlpLevel.RED] in o["object_marking_refs"] for o in marked)
+    assert [(loss.field, loss.value) for loss in report.losses if loss.field == "Tag"] == [("Tag", tag)]
+    assert "TLP:RED" in next(loss.reason for loss in report.losses if loss.field == "Tag")
+
+
 def test_distribution_levels_become_rel_to_markings_or_reported_losses() -> None:
     event = _event()
     owner = event["Org"]["uuid"]
