@@ -16,7 +16,7 @@ import copy
 import os
 import uuid
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,26 @@ def _check_uuid(value: object, what: str, source: _Source) -> None:
         raise FormatError(f"{what} has no valid uuid ({value!r})", source.where(value)) from None
 
 
+def _check_times(record: Mapping[str, Any], what: str, source: _Source, ref: object) -> None:
+    """A date or timestamp misp-stix cannot read makes it drop the whole event without an error of its own
+    (the event is "lost"): refused here instead, by file and line."""
+    day = record.get("date")
+    if day not in (None, ""):
+        try:
+            date.fromisoformat(str(day))
+        except ValueError:
+            raise FormatError(f"{what}: date {day!r} is not a date (YYYY-MM-DD)", source.where(ref)) from None
+    for key in ("timestamp", "publish_timestamp"):
+        value = record.get(key)
+        if value in (None, ""):
+            continue
+        try:
+            datetime.fromtimestamp(int(str(value)), UTC)
+        except (ValueError, OverflowError, OSError):
+            raise FormatError(f"{what}: {key} {value!r} is not a time in seconds since 1970 (before the year "
+                              "10000)", source.where(ref)) from None
+
+
 def _check_attribute(attribute: object, source: _Source, owner: str) -> None:
     if not isinstance(attribute, Mapping):
         raise FormatError(f"{owner}: an Attribute entry is not an object", source.where(owner))
@@ -112,6 +132,7 @@ def _check_attribute(attribute: object, source: _Source, owner: str) -> None:
         raise FormatError(f"attribute {ref}: unknown MISP type {kind!r}", source.where(ref))
     if not isinstance(value, str | int | float) or value == "":  # bool is an int: the boolean type's value
         raise FormatError(f"attribute {ref}: value must be a non-empty string", source.where(ref))
+    _check_times(attribute, f"attribute {ref}", source, ref)
     for key in ("Tag", "Galaxy"):
         if not isinstance(attribute.get(key, []), list):
             raise FormatError(f"attribute {ref}: {key} must be a list", source.where(ref))
@@ -128,6 +149,7 @@ def check_event(event: Mapping[str, Any], source: _Source) -> None:
         distribution_of(event, 3)
     except DistributionError as error:
         raise FormatError(f"event {ref}: {error}", source.where(ref)) from None
+    _check_times(event, f"event {ref}", source, ref)
     for attribute in event.get("Attribute") or ():
         _check_attribute(attribute, source, f"event {ref}")
     for misp_object in event.get("Object") or ():

@@ -180,6 +180,22 @@ def test_a_directory_rejects_the_bad_file_and_converts_the_rest(tmp_path: Path) 
         f"report--{_event(n)['uuid']}" for n in ("57c4445b-c548-4654-af0b-4be3950d210f.json", "sighting_1.json")}
 
 
+@pytest.mark.parametrize("where, key, value", [
+    ("event", "date", "2026-13-45"), ("event", "timestamp", "99999999999999"),
+    ("event", "publish_timestamp", "soon"), ("attribute", "timestamp", "-99999999999999"),
+])
+def test_a_date_or_timestamp_misp_stix_cannot_read_is_refused_not_lost(where: str, key: str, value: str) -> None:
+    """misp-stix drops an event whose date it cannot read, with no error of its own: every attribute was
+    "lost" and the import succeeded with nothing stored."""
+    event = _event()
+    record = event if where == "event" else event["Attribute"][0]
+    record[key] = value
+    with pytest.raises(FormatError) as caught:
+        read_misp(_bytes(event), "dated.json")
+    assert f"{key} {value!r}" in caught.value.message and str(record["uuid"]) in caught.value.message
+    assert caught.value.where is not None and caught.value.where.startswith("dated.json:")
+
+
 def test_a_malformed_attribute_is_named_by_file_and_line_and_nothing_is_converted() -> None:
     event = _event()
     bad = event["Attribute"][3]
