@@ -145,7 +145,7 @@ def _files_of(directory: Path) -> tuple[list[Path], list[str]]:
 
 def _failure_lines(source: dict[str, Any]) -> list[str]:
     label = source["source"]
-    return [f"{label}:{f['line']}: {f['id'] or 'object'}: {f['message']}" if "line" in f
+    return [f"{label}:{f['line']}: {f['id'] + ': ' if f['id'] else ''}{f['message']}" if "line" in f
             else f"{label}: {f['id'] or 'object'}: {f['message']}" for f in source["failures"]]
 
 

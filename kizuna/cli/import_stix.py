@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from kizuna.cli.common import CliError
-from kizuna.cli.progress import CountingReader, Progress
+from kizuna.cli.progress import CountingReader, Progress, tracked
 from kizuna.core.node import Node
 from kizuna.stix.bundle_stream import BundleSyntaxError, iter_bundle_objects
+from kizuna.stix.json_lines import FIRST_LINE_LIMIT, BadLine, json_lines_objects, looks_like_json_lines
 from kizuna.store.base import Collection
 
 ACCEPTED_INPUT = "a STIX bundle, a TAXII envelope, a JSON list of objects, one STIX object or JSON lines"
@@ -22,6 +23,7 @@ def import_stix21(node: Node, path: Path, target: Collection, show_progress: boo
     name = label or str(path)
     lines = array("q")  # the line of every object, 8 bytes each, to name failures by line
     broken: list[BundleSyntaxError] = []
+    bad_lines: list[dict[str, Any]] = []  # JSON lines that are not JSON: rejected by line, the rest read
 
     try:
         raw = path.open("rb")
@@ -30,10 +32,21 @@ def import_stix21(node: Node, path: Path, target: Collection, show_progress: boo
     with raw, Progress(f"import {path.name}", total=path.stat().st_size or None, unit="bytes",
                        enabled=show_progress) as progress:
 
+        json_lines = looks_like_json_lines(raw.read(FIRST_LINE_LIMIT))
+        raw.seek(0)
+
         def objects() -> Iterator[Any]:
-            # A syntax error ends the input here; what came before it is still stored (and counted).
+            if json_lines:  # each line stands alone: a bad one is named, and the lines after it are read
+                for item in json_lines_objects(tracked(raw, progress)):  # the bar counts lines as objects
+                    if isinstance(item, BadLine):
+                        bad_lines.append({"line": item.line, "id": None, "message": item.message})
+                        continue
+                    lines.append(item[0])
+                    yield item[1]
+                return
+            stream = cast(BinaryIO, CountingReader(raw, progress))
+            # In one bundle a syntax error ends the input here; what came before it is still stored (and counted).
             try:
-                stream = cast(BinaryIO, CountingReader(raw, progress))
                 for line, obj in iter_bundle_objects(stream, name):
                     lines.append(line)
                     progress.object_done()
@@ -42,17 +55,17 @@ def import_stix21(node: Node, path: Path, target: Collection, show_progress: boo
                 broken.append(exc)
 
         report = node.import_objects(target, objects())
-    failures = [
+    failures = sorted([*bad_lines, *(
         {"line": lines[pos], "id": f["id"], "message": f["message"]}
         for pos, f in zip(report.failure_positions, report.failures, strict=True)
-    ]
+    )], key=lambda f: f["line"])
     stored = report.success_count - report.duplicate_count
     if broken:
         error = broken[0]
         before = (f"{stored} objects before this point were stored, {report.duplicate_count} were already "
                   f"stored, {len(failures)} were rejected") if report.total else "no objects before this point"
         raise CliError(f"{error.message} ({before})", code="syntax", file=error.name, line=error.line)
-    if report.total == 0:
+    if report.total == 0 and not bad_lines:
         raise CliError(f"no STIX objects to import; expected {ACCEPTED_INPUT}", code="empty", file=name)
     return {"collection": target.id, "total": report.total, "stored": stored,
             "duplicates": report.duplicate_count, "rejected": len(failures),

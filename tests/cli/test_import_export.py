@@ -87,6 +87,23 @@ def test_truncated_import_keeps_and_counts_what_came_before(data_dir: Path, tmp_
     assert "1500 were already stored" in error["error"]["message"]
 
 
+def test_a_bad_json_line_is_named_and_the_lines_after_it_are_imported(data_dir: Path, tmp_path: Path) -> None:
+    """JSON lines: each line stands alone, so one cut short (a partner's feed, a log shipper) is a rejection
+    named by its line, not the end of the import with only what came before it stored."""
+    kizuna_json(data_dir, "collections", "create", "--title", "In", "--alias", "in")
+    path = tmp_path / "feed.jsonl"
+    path.write_text("\n".join([json.dumps(identity(0)), '{"type": "identity",', "",
+                                json.dumps({"objects": [identity(1), identity(2)]}), "[1, 2", json.dumps(identity(3))])
+                    + "\n")
+    result = kizuna(data_dir, "import", str(path), "--collection", "in", check=False)
+    assert result.returncode == 1
+    assert f"{path}:2: not JSON" in result.stdout and f"{path}:5: not JSON" in result.stdout
+    assert count_in(data_dir, "in") == 4
+    report = json.loads(kizuna(data_dir, "import", str(path), "--collection", "in", "--json", check=False).stdout)
+    assert [(f["line"], f["id"]) for f in report["failures"]] == [(2, None), (5, None)]
+    assert (report["duplicates"], report["rejected"]) == (4, 2)
+
+
 def test_import_report_separates_stored_duplicate_rejected_and_added_by_node(data_dir: Path, tmp_path: Path) -> None:
     kizuna_json(data_dir, "collections", "create", "--title", "In", "--alias", "in")
     marked = {**identity(1), "object_marking_refs": [TLP_GREEN]}
