@@ -156,7 +156,13 @@ def write_config(config: NodeConfig, carry_from: Path | None = None) -> None:
     """Write ``kizuna.toml``: the store and ``[server]`` from ``config``, and, from the file ``carry_from``
     (a node's own ``kizuna.toml``, copied by a backup or restore), every other table as it was written
     there (``[metrics]``, which this function does not model, among them)."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    if not config.data_dir.exists():
+        # The node's files hold its partners' tokens and keys, and markings govern everything else in them:
+        # a directory Kizuna makes is its owner's alone (one given that exists keeps the mode it has).
+        config.data_dir.mkdir(parents=True)
+        config.data_dir.chmod(0o700)
+    if not config.path.exists():
+        config.path.touch(mode=0o600)
     config.path.write_text(
         "# Kizuna node configuration\n"
         f"store = {_toml_string(portable_store_url(config.store_url, config.data_dir))}\n\n"

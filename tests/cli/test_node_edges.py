@@ -363,3 +363,19 @@ def test_listings_line_up_under_japanese_names() -> None:
     assert width == 20  # 東京 takes four terminal columns, the rest one each
     lines = [padded(name, width) + "|" for name in names]
     assert {column_width([line]) for line in lines} == {21}
+
+
+def test_a_new_node_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """The data directory holds the partners' tokens (a node must present them) and every marked object: one
+    that Kizuna makes is its owner's alone, and so are the configuration and the database with its journal."""
+    data = tmp_path / "nested" / "node"
+    kizuna_json(data, "init", "--org-name", "NCSC UK", "--country", "GBR")
+    assert data.stat().st_mode & 0o777 == 0o700
+    for name in ("kizuna.toml", "kizuna.db"):
+        assert (data / name).stat().st_mode & 0o077 == 0, name
+    # A directory the operator made and gave keeps the mode it has.
+    given = tmp_path / "given"
+    given.mkdir(mode=0o750)
+    given.chmod(0o750)
+    kizuna_json(given, "init", "--org-name", "NCSC UK", "--country", "GBR")
+    assert given.stat().st_mode & 0o777 == 0o750 and (given / "kizuna.db").stat().st_mode & 0o077 == 0

@@ -82,7 +82,11 @@ class SqliteStore(SqlStore):
         self.url = url
         self._atomic = threading.local()
         self.path = path_from_url(url)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.exists():  # made here: its owner's alone (the node's tokens and markings)
+            self.path.parent.mkdir(parents=True)
+            self.path.parent.chmod(0o700)
+        if not self.path.exists():  # SQLite gives its -wal and -shm files the database file's permissions
+            self.path.touch(mode=0o600)
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._writer = self._connect()
