@@ -239,6 +239,12 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], tuple[ProgressHook, Cal
 def _run_line(run: dict[str, Any]) -> str:
     line = (f"{run['partner']}: pulled {run['pulled']} new ({run['duplicates']} already here), pushed {run['pushed']}, "
             f"quarantined {run['quarantined'] + run['push_refused']}")
+    # What else moved, when anything did: recalls received and sent, sightings sent back to their producer.
+    moved = [f"{label} {run[key]}" for key, label in (("recalled", "recalled"), ("recalls_sent", "recalls sent"),
+                                                      ("sightings_flowed", "sightings sent back"))
+             if run.get(key)]
+    if moved:
+        line += ", " + ", ".join(moved)
     feed = next((m for m in run["mappings"] if m.get("direction") == "misp-feed"), None)
     if feed is not None and feed["manifest"] == "unchanged":
         line += "; MISP feed unchanged since the last complete run (manifest not modified)"

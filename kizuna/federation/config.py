@@ -100,7 +100,9 @@ class PartnerConfig:
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
-            raise ConfigProblem(f"partner name {self.name!r} must be letters, digits, '.', '_' or '-'")
+            # A partner's name goes into cursors, audit records and URLs of the console: ASCII, as a host name.
+            raise ConfigProblem(f"partner name {self.name!r} must be 1 to 64 ASCII letters, digits, '.', '_' or '-', "
+                                "starting with a letter or digit (the organisation's own name goes in `--org`)")
         if self.kind not in PARTNER_KINDS:
             raise ConfigProblem(f"partner kind {self.kind!r} must be one of {', '.join(PARTNER_KINDS)}")
         if self.kind == MISP_FEED:

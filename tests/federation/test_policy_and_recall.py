@@ -262,3 +262,25 @@ def test_partner_status_over_http(nodes: dict[str, FedNode]) -> None:
     other = requests.get(url, headers={"Accept": TAXII, "Authorization": f"Bearer {uk.tokens['JP']}"}, timeout=60)
     assert other.status_code == 403
 
+
+
+def test_the_sync_line_says_what_was_recalled_and_sent_back() -> None:
+    """`kizuna sync` prints one line a partner: recalls and sightings sent back are counts an operator acts on
+    (the line said 'pulled 0 new, pushed 0' while a recall had removed an object)."""
+    from kizuna.cli.partners import _run_line
+    from kizuna.federation.sync import RunReport
+
+    quiet = _run_line(RunReport("JP").as_dict())
+    assert quiet == "JP: pulled 0 new (0 already here), pushed 0, quarantined 0"
+    busy = _run_line(RunReport("JP", recalled=1, recalls_sent=2, sightings_flowed=3).as_dict())
+    assert busy == ("JP: pulled 0 new (0 already here), pushed 0, quarantined 0, recalled 1, recalls sent 2, "
+                    "sightings sent back 3")
+
+
+@pytest.mark.parametrize("name", ["英国NCSC", "A" * 65, ".."])
+def test_a_partner_name_that_cannot_be_used_says_what_can(name: str) -> None:
+    from kizuna.federation.config import ConfigProblem, PartnerConfig
+
+    with pytest.raises(ConfigProblem) as refused:
+        PartnerConfig(name=name, api_root_url="https://partner.example/main/", mappings=())
+    assert "1 to 64 ASCII letters" in str(refused.value) and "--org" in str(refused.value)
