@@ -65,8 +65,19 @@ def agreements_set(
         else amber_to_clients,
     }
     stored = node.set_agreement(agreement_id, partner or base.partner, **settings)
-    emit(as_json, _agreement_json(stored),
-          f"Agreement {stored.agreement_id} is now version {stored.version}")
+    notes = []
+    if stored.max_tlp >= TlpLevel.AMBER and (stored.producers - {node.home_organisation_id}):
+        # Kizuna stops TLP:AMBER+STRICT and TLP:RED received from a partner node from going on; TLP:AMBER it
+        # leaves to the agreement, and TLP 2.0 lets a recipient pass AMBER to its own organisation and clients.
+        org = node.store.get_organisation(stored.partner)
+        notes.append("this agreement releases TLP:AMBER made by other producers (--producers "
+                     f"{','.join(sorted(stored.producers))}): AMBER this node received from a partner will reach "
+                     f"{org.name if org else stored.partner} too, which TLP 2.0 allows only if it is a client of "
+                     "this node's organisation; --producers with this node's own identity keeps it to what the "
+                     "node made")
+    emit(as_json, {**_agreement_json(stored), "notes": notes},
+         f"Agreement {stored.agreement_id} is now version {stored.version}"
+         + "".join(f"\nnote: {note}" for note in notes))
 
 
 @agreements.command("list")

@@ -216,3 +216,16 @@ def test_agreement_releasability_and_producers_are_checked(node: Node) -> None:
         refused = kizuna(data, "agreements", "set", "uk-jp-rel", option, value, check=False)
         assert refused.returncode != 0 and value in refused.stderr and len(refused.stderr.splitlines()) == 1
     assert kizuna_json(data, "agreements", "show", "uk-jp-rel")["versions"][-1]["releasability"] == ["GBR", "JPN"]
+
+
+def test_an_agreement_releasing_other_producers_amber_says_where_it_goes(node: Node) -> None:
+    """TLP 2.0 lets a recipient pass TLP:AMBER to its own organisation and clients only; an agreement that
+    releases AMBER from any producer would pass on what a partner sent this node, so it says so."""
+    data = node.data_dir
+    own = next(o["id"] for o in kizuna_json(data, "orgs", "list")["organisations"] if o["name"] == "NCSC UK")
+    wide = kizuna_json(data, "agreements", "set", "uk-jp-amber", "--partner", "JPCERT/CC", "--max-tlp", "amber")
+    assert len(wide["notes"]) == 1 and "JPCERT/CC" in wide["notes"][0] and "client" in wide["notes"][0]
+    assert "note: this agreement releases TLP:AMBER" in kizuna(data, "agreements", "set", "uk-jp-amber").stdout
+    assert kizuna_json(data, "agreements", "set", "uk-jp-amber", "--producers", own)["notes"] == []
+    assert kizuna_json(data, "agreements", "set", "uk-jp-green", "--partner", "JPCERT/CC",
+                       "--max-tlp", "green")["notes"] == []
