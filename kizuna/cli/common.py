@@ -135,8 +135,7 @@ def output_stream(path: Path | None) -> Iterator[IO[bytes]]:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    if path.is_dir():
-        raise CliError("is a directory, not a file", code="io", file=str(path))
+    check_output_path(path)
     # A link is written through to the file it names, not replaced by a file of its own.
     target = path.resolve() if path.is_symlink() else path
     try:
@@ -149,8 +148,6 @@ def output_stream(path: Path | None) -> Iterator[IO[bytes]]:
         yield from _write_into(target, path)
         return
     directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise CliError(f"directory {directory} does not exist", code="io", file=str(path))
     try:
         handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
     except OSError as exc:
@@ -167,6 +164,20 @@ def output_stream(path: Path | None) -> Iterator[IO[bytes]]:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def check_output_path(path: Path) -> None:
+    """Refuse, before any work, an output file that cannot be written where it is asked: a directory, or a
+    place whose directory is missing or is a file (a command that stores something first, such as an
+    import with --report, must not fail only after storing)."""
+    if path.is_dir():
+        raise CliError("is a directory, not a file", code="io", file=str(path))
+    target = path.resolve() if path.is_symlink() else path
+    directory = target.parent if str(target.parent) else Path(".")
+    if directory.exists() and not directory.is_dir():
+        raise CliError(f"{directory} is a file, not a directory", code="io", file=str(path))
+    if not directory.is_dir():
+        raise CliError(f"directory {directory} does not exist", code="io", file=str(path))
 
 
 def _write_into(target: Path, path: Path) -> Iterator[IO[bytes]]:

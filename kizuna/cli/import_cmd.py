@@ -22,6 +22,7 @@ from kizuna.cli.common import (
     CliError,
     FiniteFloat,
     Moment,
+    check_output_path,
     emit,
     json_option,
     node_of,
@@ -240,6 +241,8 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
         raise CliError("SOURCE is empty: give a file, a directory or an http(s) URL", code="usage", exit_code=2)
     if warninglists and no_warninglists:
         raise CliError("give --warninglist or --no-warninglists, not both", code="usage", exit_code=2)
+    if report_file is not None:
+        check_output_path(report_file)
     node = node_of(ctx)
     target = node.find_collection(collection, api_root)
     lists: tuple[str, ...] | None = None if no_warninglists else tuple(warninglists) or DEFAULT_LISTS

@@ -182,3 +182,16 @@ def test_progress_is_drawn_on_a_terminal_only(tmp_path: Path) -> None:
         assert status == 0 and b"export in" not in drawn, quiet
     piped = kizuna(data_dir, "import", str(source), "--collection", "in")
     assert piped.stderr == ""  # not a terminal: no bar
+
+
+def test_a_report_that_cannot_be_written_is_refused_before_anything_is_stored(data_dir: Path, tmp_path: Path) -> None:
+    kizuna_json(data_dir, "collections", "create", "--title", "In", "--alias", "in")
+    source = tmp_path / "one.txt"
+    source.write_text("ip\n198.51.100.47\n")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for report, says in ((tmp_path / "missing" / "r.json", "does not exist"),
+                         (a_file / "r.json", "is a file, not a directory")):
+        result = kizuna(data_dir, "import", str(source), "--collection", "in", "--report", str(report), check=False)
+        assert result.returncode != 0 and says in result.stderr and len(result.stderr.splitlines()) == 1
+    assert count_in(data_dir, "in") == 0
