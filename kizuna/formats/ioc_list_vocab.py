@@ -18,7 +18,15 @@ from kizuna.stix.timestamps import format_timestamp, now_micros, parse_moment
 VALUE_COLUMNS: Final = {"value", "indicator", "ioc", "ioc_value", "observable", "entry", "data"}
 TYPE_COLUMNS: Final = {"type", "indicator_type", "ioc_type", "kind", "attribute_type"}
 COMMENT_COLUMNS: Final = {"comment", "description", "desc", "note", "notes", "context"}
-FIRST_SEEN_COLUMNS: Final = {"first_seen", "firstseen", "first_seen_utc", "date", "first_seen_date"}
+FIRST_SEEN_COLUMNS: Final = {"first_seen", "firstseen", "first_seen_utc", "date", "first_seen_date", "valid_from"}
+#: Columns a row may carry for its own indicator (Kizuna's CSV export writes them all): read back, not lost.
+ROW_COLUMNS: Final = {
+    "name": {"name", "title"},
+    "tlp": {"tlp", "tlp_level"},
+    "confidence": {"confidence"},
+    "valid_until": {"valid_until", "expires", "expiry", "valid_to"},
+    "labels": {"labels", "label", "tags"},
+}
 
 ANY_IP: Final = "ip"  # a type column's "ip": IPv4 or IPv6, decided by the value
 #: Type-column names and the kind they stand for (MISP attribute types included).

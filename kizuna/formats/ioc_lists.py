@@ -25,6 +25,7 @@ from kizuna.formats.ioc_list_vocab import (
     ANY_IP,
     COMMENT_COLUMNS,
     FIRST_SEEN_COLUMNS,
+    ROW_COLUMNS,
     TYPE_COLUMNS,
     TYPE_NAMES,
     VALUE_COLUMNS,
@@ -49,7 +50,7 @@ from kizuna.formats.iocs import (
     pattern_for,
 )
 from kizuna.formats.warninglists import DEFAULT_LISTS, WARNINGLIST_PROPERTY, Warninglists, load_warninglists
-from kizuna.policy.tlp import TlpLevel
+from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TLP2_IDS, TlpLevel
 from kizuna.stix.timestamps import MomentOutOfRange, parse_timestamp
 
 FORMAT: Final = "ioc-list"
@@ -134,7 +135,7 @@ class _ListReader:
             self.implied_type = cells[value].replace("_", "-")
         self.header = {"value": value}
         for key, names in (("type", TYPE_COLUMNS), ("comment", COMMENT_COLUMNS),
-                           ("first_seen", FIRST_SEEN_COLUMNS)):
+                           ("first_seen", FIRST_SEEN_COLUMNS), *ROW_COLUMNS.items()):
             found = _column(names, cells)
             if found is not None:
                 self.header[key] = found
@@ -181,9 +182,42 @@ class _ListReader:
         if not raw:
             self.reject(number, "no value", line)
             return
+        own = {key: cells[header[key]].strip() for key in ROW_COLUMNS if key in header and cells[header[key]].strip()}
         found = self._value(raw, type_name, number, line)
         if found is not None:
-            self._emit(found[0], found[1], comment, first_seen, number, line)
+            self._emit(found[0], found[1], comment, first_seen, number, line, own)
+
+    def _row_properties(self, obj: dict[str, Any], own: dict[str, str], number: int, line: str) -> bool:
+        """Put a row's own name, TLP, confidence, expiry and labels on its indicator (beside the command's: the
+        stricter TLP, the labels of both); False, with the line rejected, when one cannot be read."""
+        if "name" in own:
+            obj["name"] = own["name"]
+        if "tlp" in own:
+            level = TlpLevel.from_token(own["tlp"].lower().removeprefix("tlp:"))
+            if level is None:
+                self.reject(number, f"tlp {own['tlp']!r} is not a TLP 2.0 level (clear, green, amber, amber+strict, "
+                            "red)", line)
+                return False
+            refs = list(obj.get("object_marking_refs") or ())
+            given = [LEVEL_BY_ANY_ID[r] for r in refs if r in LEVEL_BY_ANY_ID]
+            level = max([level, *given])
+            obj["object_marking_refs"] = [TLP2_IDS[level], *(r for r in refs if r not in LEVEL_BY_ANY_ID)]
+        if "confidence" in own:
+            confidence = own["confidence"]
+            if not confidence.isdigit() or int(confidence) > 100:
+                self.reject(number, f"confidence {confidence!r} is not a whole number from 0 to 100", line)
+                return False
+            obj["confidence"] = int(confidence)
+        if "valid_until" in own:
+            try:
+                obj["valid_until"] = stix_time(own["valid_until"])
+            except ValueError:
+                self.reject(number, f"valid-until {own['valid_until']!r} is not an ISO 8601 date or date-time", line)
+                return False
+        if "labels" in own:
+            labels = [label.strip() for label in own["labels"].split(";") if label.strip()]
+            obj["labels"] = list(dict.fromkeys([*obj.get("labels", ()), *labels]))
+        return True
 
     def _bare_line(self, line: str, number: int) -> None:
         text, comment = line, ""
@@ -277,12 +311,15 @@ class _ListReader:
         return results
 
     # -- output -----------------------------------------------------------------------------
-    def _emit(self, kind: str, value: str, comment: str, first_seen: str, number: int, line: str) -> None:
+    def _emit(self, kind: str, value: str, comment: str, first_seen: str, number: int, line: str,
+              own: dict[str, str] | None = None) -> None:
         key = kind + ":" + value
         if key in self.seen:
             self.duplicates += 1
             return
         obj = dict(self.template)
+        if own and not self._row_properties(obj, own, number, line):
+            return
         if first_seen:
             try:
                 obj["valid_from"] = stix_time(first_seen)
@@ -297,7 +334,7 @@ class _ListReader:
             return
         self.seen.add(key)
         obj["id"] = indicator_id(kind, value)
-        obj["name"] = value
+        obj["name"] = obj["name"] or value
         obj["pattern"] = pattern_for(kind, value)
         if comment:
             obj["description"] = comment

@@ -141,6 +141,17 @@ def test_csv_export_reads_back_and_defuses_formulas() -> None:
     back = read_ioc_list(io.StringIO(text), "export.csv", now=NOW)
     assert back.rejected == []
     assert {o["pattern"] for o in back.objects} == {o["pattern"] for o in report.objects}
+    # Lossless where the format allows: each row's own TLP, confidence, validity, labels, name and description
+    # come back (they had all been lost, so a TLP:GREEN export came back unmarked).
+    kept = ("name", "description", "object_marking_refs", "confidence", "valid_from", "valid_until", "labels")
+    assert {o["id"]: {k: o.get(k) for k in kept} for o in back.objects} == {
+        o["id"]: {k: o.get(k) for k in kept} for o in report.objects}
+    assert {loss.field for loss in back.losses} == {"indicator_id", "warninglists", "modified"}
+    # A row's TLP stricter than the command's wins, and one that is no level rejects its line.
+    strict = read_ioc_list(io.StringIO("value,tlp\n198.51.100.9,amber\n198.51.100.10,purple\n"), "x.csv",
+                           now=NOW, tlp="green")
+    assert [o["object_marking_refs"] for o in strict.objects] == [[TLP2_IDS[TlpLevel.AMBER]]]
+    assert [r.where for r in strict.rejected] == ["x.csv:3"]
     hostile = indicator("[ipv4-addr:value = '45.33.4.4']", description="=HYPERLINK(\"http://x\",\"y\")")
     (row,) = list(csv.DictReader(io.StringIO("".join(write_csv([hostile], options=OPTIONS)))))
     assert row["description"].startswith("'=")
