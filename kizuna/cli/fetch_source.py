@@ -17,12 +17,18 @@ _CHUNK = 1024 * 1024
 
 
 def is_url(source: str) -> bool:
-    return urlsplit(source).scheme.lower() in ("http", "https")
+    try:
+        return urlsplit(source).scheme.lower() in ("http", "https")
+    except ValueError:  # an authority urlsplit cannot read ('http://[::1'): still meant as a URL, refused by fetch_url
+        return source.lower().startswith(("http://", "https://"))
 
 
 def fetch_url(url: str, directory: Path, *, max_bytes: int, timeout: float) -> Path:
     """The body of ``url`` in a file under ``directory``; CliError for a failure, a non-2xx or too much."""
-    name = Path(urlsplit(url).path).name or "download"
+    try:
+        name = Path(urlsplit(url).path).name or "download"
+    except ValueError as exc:
+        raise CliError(f"not a URL that can be fetched ({exc})", code="usage", file=url) from None
     target = directory / name
     try:
         with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:

@@ -60,7 +60,8 @@ class _Source:
 
     def __init__(self, name: str, text: bytes | None) -> None:
         self.name = name
-        self.text = text
+        # A byte order mark (Windows tools write one) is no part of the JSON, as the STIX and CSV readers agree.
+        self.text = text[3:] if text is not None and text.startswith(b"\xef\xbb\xbf") else text
 
     def where(self, record_uuid: object = None) -> str:
         if self.text is not None and record_uuid:
@@ -76,6 +77,11 @@ def _json(source: _Source) -> Any:
     try:
         return orjson.loads(source.text)
     except orjson.JSONDecodeError as error:
+        try:
+            source.text.decode("utf-8")
+        except UnicodeDecodeError as bad:  # orjson names no place for bytes that are not UTF-8
+            line = source.text.count(b"\n", 0, bad.start) + 1
+            raise FormatError("not UTF-8 text", f"{source.name}:{line}") from None
         raise FormatError(f"not valid JSON: {error.msg}", f"{source.name}:{error.lineno}") from None
 
 

@@ -355,6 +355,7 @@ def test_malformed_interchange_files_fail_in_one_line(world: World) -> None:
              True, True),
         Case("unreachable URL", ("import", "http://127.0.0.1:9/feed.csv", "--collection", PLAIN), world.node,
              False, True),
+        Case("URL with a broken authority", ("import", "http://[::1", "--collection", PLAIN), world.node, True, True),
         Case("unknown warninglist", ("import", str(misp), "--collection", PLAIN, "--warninglist", "ZZZ"),
              world.node, True, True),
         Case("misp-feed without a directory", ("export", "--collection", PLAIN, "--format", "misp-feed"),

@@ -280,3 +280,15 @@ def test_indicators_built_during_conversion_are_checked_by_the_nodes_pattern_che
     assert kept.pattern == "[ipv4-addr:value = '198.51.100.7']"
     with pytest.raises(InvalidValueError):
         stix2.Indicator(pattern="[ipv4-addr:value = ]", pattern_type="stix", valid_from="2025-01-01T00:00:00Z")
+
+
+def test_a_byte_order_mark_is_read_past_and_bytes_that_are_not_utf8_are_named_by_line() -> None:
+    text = _bytes(_event())
+    with_bom = read_misp(b"\xef\xbb\xbf" + text, "bom.json")
+    assert {o["id"] for o in with_bom.objects} == {o["id"] for o in read_misp(text, "plain.json").objects}
+    lines = text.split(b"\n")
+    at = next(n for n, line in enumerate(lines) if b'"info"' in line)
+    lines[at] = lines[at].replace(b'": "', b'": "\xe9', 1)  # a Latin-1 e-acute in the event's title
+    with pytest.raises(FormatError) as caught:
+        read_misp(b"\n".join(lines), "latin1.json")
+    assert (caught.value.message, caught.value.where) == ("not UTF-8 text", f"latin1.json:{at + 1}")
