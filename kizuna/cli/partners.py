@@ -175,7 +175,9 @@ def partners_show(ctx: click.Context, name: str, as_json: bool) -> None:
     if partner is not None and partner.is_misp_feed:
         lines.append(f"  events of the feed go to collection {partner.mappings[0].local}")
     elif partner is not None:
-        lines += [f"  {m.direction.value:<4} {m.local} <-> {m.remote}" for m in partner.mappings]
+        arrows = {"pull": "<-", "push": "->", "both": "<->"}  # which way the objects go
+        lines += [f"  {m.direction.value:<4} {m.local} {arrows[m.direction.value]} {m.remote}"
+                  for m in partner.mappings]
     lines += [f"  quarantined: {q['id'] or '?'} {q['version'] or ''}: {q['reason']}" for q in payload["quarantine"]]
     emit(as_json, payload, "\n".join(lines))
 

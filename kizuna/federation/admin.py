@@ -52,8 +52,13 @@ def _check_http_url(url: str, option: str) -> None:
 def check_api_root_url(url: str) -> None:
     """An http(s) URL with a host, ending with ``/`` (collection paths are resolved against it)."""
     _check_http_url(url, "--url")
-    if not urlsplit(url).path.endswith("/"):
+    path = urlsplit(url).path
+    if not path.endswith("/"):
         raise ConfigProblem(f"--url {url!r} must be the API root URL ending with '/', e.g. {url}/")
+    if path.rstrip("/").endswith("/taxii2") or path.rstrip("/") == "taxii2":
+        # The discovery URL lists the API roots; the partner's data is under one of them (TAXII 2.1, 4.1).
+        raise ConfigProblem(f"--url {url!r} is the server's discovery URL; give one of the API roots it lists "
+                            "(`kizuna doctor URL` shows them), e.g. https://host/main/")
 
 
 def misp_feed_location(location: str) -> str:
@@ -120,6 +125,14 @@ def add_partner(
         raise ConfigProblem(f"a partner named {name!r} already exists (remove it first to change it)")
     check_api_root_url(url)
     mappings = tuple(CollectionMapping.parse(text) for text in maps)
+    pairs = [(m.local, m.remote) for m in mappings]
+    if len(set(pairs)) != len(pairs):
+        twice = next(p for p in pairs if pairs.count(p) > 1)
+        raise ConfigProblem(f"--map {twice[0]}={twice[1]} is given more than once; one mapping says both "
+                            "directions (LOCAL=REMOTE:both)")
+    if token is not None and token.strip() != token.strip().strip("'\""):
+        raise ConfigProblem("--token is wrapped in quotes; give the token itself (the shell removes one pair of "
+                            "quotes, not two)")
     for mapping in mappings:
         try:
             node.find_collection(mapping.local)

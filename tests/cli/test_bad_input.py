@@ -274,6 +274,10 @@ MISP_FEED_REFUSALS = [
     ("applies to --misp-feed", ("F", "--url", "https://p.example/main/", "--map", f"{PLAIN}=r",
                                 "--collection", PLAIN)),
     ("needs at least one --map", ("F", "--url", "https://p.example/main/")),
+    # configurations that could never work, refused when added instead of failing at the first sync
+    ("discovery URL", ("F", "--url", "https://p.example/taxii2/", "--map", f"{PLAIN}=r")),
+    ("more than once", ("F", "--url", "https://p.example/main/", "--map", f"{PLAIN}=r", "--map", f"{PLAIN}=r")),
+    ("wrapped in quotes", ("F", "--url", "https://p.example/main/", "--map", f"{PLAIN}=r", "--token", '"kz_a_b"')),
 ]
 
 
