@@ -227,6 +227,7 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
             other = _converted(others, _bundle_id(others), False, info, report)
             _labels_as_tags(other, others)
             _merge(event, other)
+    _descriptions_as_comments(event, convertible)
     creator = _creator(items, org)
     if creator is not None:
         event["Orgc"] = creator
@@ -283,6 +284,18 @@ def _not_from_misp(objects: list[dict[str, Any]], event: dict[str, Any]) -> list
         if obj.get("created_by_ref") in by_id:
             chosen.add(obj["created_by_ref"])
     return [o for o in objects if o["id"] in chosen]
+
+
+def _descriptions_as_comments(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Each object's description as the comment of the attribute misp-stix made of it, where it wrote none: a
+    MISP attribute's comment becomes the indicator's description on the way in, and misp-stix's parsers do not
+    write it back (an attribute's context was lost on every round trip)."""
+    records = {str(r.get("uuid")): r for r in _records(event)}
+    for obj in objects:
+        record = records.get(_uuid(obj["id"]))
+        description = obj.get("description")
+        if record is not None and isinstance(description, str) and description and not record.get("comment"):
+            record["comment"] = description
 
 
 def _labels_as_tags(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:

@@ -93,3 +93,18 @@ def test_stix_to_misp_to_stix_keeps_every_object_or_reports_it(name: str) -> Non
     assert unaccounted == []
     kept = len(objects) - len(lost)
     assert kept > 0.05 * len(objects)
+
+
+def test_an_attributes_comment_comes_back() -> None:
+    """A MISP attribute's comment is the indicator's description on the way in; misp-stix's parsers do not write
+    it back, so every attribute lost its context on a round trip (and no loss said so)."""
+    example = Path(__file__).parents[2] / "examples" / "formats" / "misp-event.json"
+    source = json.loads(example.read_text(encoding="utf-8"))["Event"]
+    commented = {a["uuid"]: a["comment"] for a in source["Attribute"] if a.get("comment")}
+    assert commented
+    back = write_misp_event(read_misp(example).objects)["Event"]
+    records = {a["uuid"]: a for a in back.get("Attribute") or ()}
+    records.update({o["uuid"]: o for o in back.get("Object") or ()})
+    assert {ref: records[ref].get("comment") for ref in commented if ref in records} == {
+        ref: text for ref, text in commented.items() if ref in records}
+    assert all(ref in records for ref in commented)
