@@ -116,6 +116,7 @@ class _ListReader:
         self.delimiter: str | None = None
         self.header: dict[str, int] | None = None
         self.implied_type = ""
+        self.row_columns: list[tuple[str, int]] = []
         self.refanged = 0
         self.flagged = 0
         self.out: list[dict[str, Any]] = []  # indicators of the current line, handed out after it
@@ -139,6 +140,8 @@ class _ListReader:
             found = _column(names, cells)
             if found is not None:
                 self.header[key] = found
+        #: (property, column) of the columns a row may carry for its own indicator (ROW_COLUMNS)
+        self.row_columns = [(key, self.header[key]) for key in ROW_COLUMNS if key in self.header]
         used = set(self.header.values())
         for index, cell in enumerate(cells):
             if index not in used:
@@ -182,7 +185,9 @@ class _ListReader:
         if not raw:
             self.reject(number, "no value", line)
             return
-        own = {key: cells[header[key]].strip() for key in ROW_COLUMNS if key in header and cells[header[key]].strip()}
+        own = None
+        if self.row_columns:  # only a list that has them pays for them
+            own = {key: cells[index].strip() for key, index in self.row_columns if cells[index].strip()}
         found = self._value(raw, type_name, number, line)
         if found is not None:
             self._emit(found[0], found[1], comment, first_seen, number, line, own)
