@@ -25,7 +25,8 @@ ROW_COLUMNS: Final = {
     "tlp": {"tlp", "tlp_level"},
     "confidence": {"confidence"},
     "valid_until": {"valid_until", "expires", "expiry", "valid_to"},
-    "labels": {"labels", "label", "tags"},
+    "labels": {"labels", "label", "tags", "attribute_tag"},
+    "to_ids": {"to_ids"},
 }
 
 ANY_IP: Final = "ip"  # a type column's "ip": IPv4 or IPv6, decided by the value
@@ -49,8 +50,12 @@ TYPE_NAMES: Final = {
 
 @functools.lru_cache(maxsize=4096)
 def stix_time(text: str) -> str:
-    """A STIX timestamp from an ISO 8601 date or date-time (a time without offset is taken as UTC)."""
-    return format_timestamp(parse_moment(text.strip()))
+    """A STIX timestamp from an ISO 8601 date or date-time (a time without offset is taken as UTC), or from
+    seconds since 1970 as MISP's CSV export writes them (9 to 11 digits, so an ISO ``20260101`` stays a date)."""
+    text = text.strip()
+    if text.isdigit() and 9 <= len(text) <= 11:
+        return format_timestamp(int(text) * 1_000_000)
+    return format_timestamp(parse_moment(text))
 
 
 def indicator_template(

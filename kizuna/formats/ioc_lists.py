@@ -188,9 +188,15 @@ class _ListReader:
         own = None
         if self.row_columns:  # only a list that has them pays for them
             own = {key: cells[index].strip() for key, index in self.row_columns if cells[index].strip()}
-        found = self._value(raw, type_name, number, line)
-        if found is not None:
-            self._emit(found[0], found[1], comment, first_seen, number, line, own)
+        if own and own.get("to_ids", "1").lower() in ("0", "false", "no"):
+            # MISP's own CSV: an attribute not marked for detection is context, not an indicator.
+            self.report.losses.append(Loss(f"{self.name}:{number}", "to_ids", own["to_ids"],
+                                           "not marked for detection (to_ids): not imported as an indicator"))
+            return
+        for part_type, part in _composite_parts(type_name, raw):
+            found = self._value(part, part_type, number, line)
+            if found is not None:
+                self._emit(found[0], found[1], comment, first_seen, number, line, own)
 
     def _row_properties(self, obj: dict[str, Any], own: dict[str, str], number: int, line: str) -> bool:
         """Put a row's own name, TLP, confidence, expiry and labels on its indicator (beside the command's: the
@@ -220,8 +226,18 @@ class _ListReader:
                 self.reject(number, f"valid-until {own['valid_until']!r} is not an ISO 8601 date or date-time", line)
                 return False
         if "labels" in own:
-            labels = [label.strip() for label in own["labels"].split(";") if label.strip()]
-            obj["labels"] = list(dict.fromkeys([*obj.get("labels", ()), *labels]))
+            labels = [label.strip() for label in re.split(r"[;,]", own["labels"]) if label.strip()]
+            tagged = [TlpLevel.from_token(label.lower().removeprefix("tlp:")) for label in labels
+                      if label.lower().startswith("tlp:")]  # MISP's attribute_tag carries the TLP as a tag
+            if tagged:
+                refs = list(obj.get("object_marking_refs") or ())
+                given = [LEVEL_BY_ANY_ID[r] for r in refs if r in LEVEL_BY_ANY_ID]
+                # a tlp: tag of no TLP 2.0 level fails closed, as in MISP event import
+                level = max([TlpLevel.RED if t is None else t for t in tagged] + given)
+                obj["object_marking_refs"] = [TLP2_IDS[level], *(r for r in refs if r not in LEVEL_BY_ANY_ID)]
+            labels = [label for label in labels if not label.lower().startswith("tlp:")]
+            if labels:
+                obj["labels"] = list(dict.fromkeys([*obj.get("labels", ()), *labels]))
         return True
 
     def _bare_line(self, line: str, number: int) -> None:
@@ -362,6 +378,20 @@ class _ListReader:
         if flagged:
             self.report.warnings.append(
                 f"{flagged} value(s) on warninglists: kept and flagged ({WARNINGLIST_PROPERTY}), not exported")
+
+
+def _composite_parts(type_name: str, raw: str) -> list[tuple[str, str]]:
+    """The values of one cell: MISP's composite types (``filename|sha256``, ``ip-dst|port``, ``domain|ip``) carry
+    two values in one, of which the file name and the port are no IOC of their own."""
+    if "|" not in type_name or "|" not in raw:
+        return [(type_name, raw)]
+    left_type, _, right_type = type_name.partition("|")
+    left, _, right = raw.partition("|")
+    if left_type == "filename":
+        return [(right_type, right.strip())]
+    if right_type == "port":
+        return [(left_type, left.strip())]
+    return [(left_type, left.strip()), (right_type, right.strip())]
 
 
 def read_ioc_list(

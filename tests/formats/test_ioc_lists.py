@@ -186,3 +186,35 @@ def test_iter_ioc_list_streams_and_checks_options_at_the_call() -> None:
         iter_ioc_list(["45.33.12.9"], "s", report=report, tlp="purple")
     with pytest.raises(FormatError):
         read_ioc_list("/nonexistent/list.csv")
+
+
+SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+UUID = "5e1c6c3a-1111-4a2b-9c3d-00000000000"
+MISP_CSV = "\n".join([
+    "uuid,event_id,category,type,value,comment,to_ids,date,object_relation,attribute_tag,object_uuid",
+    f"{UUID}1,12,Network activity,domain,tickets-verify.example.net,landing,1,1772445600,,"
+    '"tlp:amber,osint:source-type=""blog-post""",',
+    f"{UUID}2,12,Network activity,ip-dst,198.51.100.23,,0,1772445600,,,",
+    f"{UUID}3,12,Network activity,domain|ip,pay.example.net|198.51.100.24,,1,1772445600,,tlp:green,",
+    f"{UUID}4,12,Payload delivery,filename|sha256,a.exe|{SHA},,1,1772445600,,tlp:ex:chr,",
+]) + "\n"
+
+def test_a_misp_csv_export_is_read_with_its_tags_dates_and_composite_values() -> None:
+    """The CSV a MISP instance exports (columns of its own, dates in seconds since 1970, TLP as attribute tags,
+    composite types, to_ids) was refused whole: the first MISP file a MISP shop tries."""
+    report = read_ioc_list(io.StringIO(MISP_CSV), "misp.csv", now=NOW, warninglists=None)
+    assert report.rejected == []
+    by_pattern = {o["pattern"]: o for o in report.objects}
+    assert set(by_pattern) == {"[domain-name:value = 'tickets-verify.example.net']",
+                               "[domain-name:value = 'pay.example.net']", "[ipv4-addr:value = '198.51.100.24']",
+                               f"[file:hashes.'SHA-256' = '{SHA}']"}
+    first = by_pattern["[domain-name:value = 'tickets-verify.example.net']"]
+    assert first["object_marking_refs"] == [TLP2_IDS[TlpLevel.AMBER]]
+    assert first["labels"] == ['osint:source-type="blog-post"'] and first["valid_from"].startswith("2026-03-02T10:00")
+    assert by_pattern["[ipv4-addr:value = '198.51.100.24']"]["object_marking_refs"] == [TLP2_IDS[TlpLevel.GREEN]]
+    # A tlp: tag of no TLP 2.0 level fails closed, as in MISP event import.
+    hashed = next(o for p, o in by_pattern.items() if p.startswith("[file:"))
+    assert hashed["object_marking_refs"] == [TLP2_IDS[TlpLevel.RED]]
+    # to_ids 0 is context, not an indicator: left out, and said so.
+    assert [(loss.ref, loss.field) for loss in report.losses if loss.field == "to_ids"] == [("misp.csv:3", "to_ids")]
+    assert all(check_object(o) is None for o in report.objects)
