@@ -21,7 +21,6 @@ from kizuna.core.principal import Principal
 from kizuna.core.query import Page
 from kizuna.core.tokens import principal_of, token_state
 from kizuna.core.visibility import Viewer
-from kizuna.policy.releasability import WELL_KNOWN_CREATORS
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID
 from kizuna.stix.search_text import display_name
 from kizuna.stix.timestamps import format_timestamp, now_micros
@@ -186,8 +185,7 @@ def _producer_names(node: Node, acting: Acting, collection: Collection, refs: se
     collection that the principal may see (read through the same check, so a hidden identity's name
     never shows)."""
     wanted = sorted(ref for ref in refs if isinstance(ref, str) and ref.startswith("identity--"))
-    names = {ref: org.name for ref in wanted if (org := node.store.get_organisation(ref)) is not None}
-    names.update({ref: WELL_KNOWN_CREATORS[ref] for ref in wanted if ref not in names and ref in WELL_KNOWN_CREATORS})
+    names = node.identity_names(wanted)
     missing = tuple(ref for ref in wanted if ref not in names)
     if not missing or not acting.principal.can_read(collection):
         return names

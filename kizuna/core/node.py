@@ -55,7 +55,7 @@ from kizuna.policy import Agreement, PolicyOptions, compile_viewer
 from kizuna.policy import Organisation as PolicyOrganisation
 from kizuna.policy import Viewer as PolicyViewer
 from kizuna.policy.preview import Verdict, preview
-from kizuna.policy.releasability import ISO3166_ALPHA3
+from kizuna.policy.releasability import ISO3166_ALPHA3, WELL_KNOWN_CREATORS
 from kizuna.policy.tlp import normalise_objects
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
 from kizuna.store import open_store
@@ -306,6 +306,18 @@ class Node:
         self.audit.record("organisation-created", NODE_ADMIN.key,
                           {"organisation": identity["id"], "name": name, "country": country})
         return identity
+
+    def identity_names(self, refs: Iterable[object]) -> dict[str, str]:
+        """Names of the identity ids among ``refs`` that every token of the node may read: the node's organisations,
+        and the creators of the definitions every node carries (whose identity objects no node holds)."""
+        names: dict[str, str] = {}
+        for ref in refs:
+            if isinstance(ref, str) and ref.startswith("identity--"):
+                org = self.store.get_organisation(ref)
+                name = org.name if org is not None else WELL_KNOWN_CREATORS.get(ref)
+                if name is not None:
+                    names[ref] = name
+        return names
 
     def create_token(
         self, organisation: str, read: Iterable[str] = (), write: Iterable[str] = (),

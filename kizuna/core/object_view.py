@@ -26,7 +26,6 @@ from kizuna.core.listing import display_name, readable_collections
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.core.visibility import Viewer
-from kizuna.policy.releasability import WELL_KNOWN_CREATORS
 from kizuna.store.base import Collection, VersionRow, VersionSelector
 
 #: At most this many relationship and sighting versions are looked at for one object page (a hub object,
@@ -120,9 +119,7 @@ def _related(node: Node, viewer: Viewer, object_id: str, view: ObjectView) -> No
 def names_of(node: Node, viewer: Viewer, ids: list[str]) -> dict[str, str]:
     """Display names of the objects among ``ids`` that the viewer sees, and of the node's organisations
     (whose names every token of the node may read, as `kizuna objects` and the TAXII producers show)."""
-    names = {ref: org.name for ref in ids if ref.startswith("identity--")
-             and (org := node.store.get_organisation(ref)) is not None}
-    names.update({ref: WELL_KNOWN_CREATORS[ref] for ref in ids if ref not in names and ref in WELL_KNOWN_CREATORS})
+    names = node.identity_names(ids)
     missing = [ref for ref in ids if ref not in names]
     for start in range(0, len(missing), 200):
         chunk = tuple(missing[start:start + 200])

@@ -50,7 +50,7 @@ from kizuna.formats.iocs import (
     pattern_for,
 )
 from kizuna.formats.warninglists import DEFAULT_LISTS, WARNINGLIST_PROPERTY, Warninglists, load_warninglists
-from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TLP2_IDS, TlpLevel
+from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TLP2_IDS, TlpLevel, misp_tag_restriction
 from kizuna.stix.timestamps import MomentOutOfRange, parse_timestamp
 
 FORMAT: Final = "ioc-list"
@@ -209,10 +209,7 @@ class _ListReader:
                 self.reject(number, f"tlp {own['tlp']!r} is not a TLP 2.0 level (clear, green, amber, amber+strict, "
                             "red)", line)
                 return False
-            refs = list(obj.get("object_marking_refs") or ())
-            given = [LEVEL_BY_ANY_ID[r] for r in refs if r in LEVEL_BY_ANY_ID]
-            level = max([level, *given])
-            obj["object_marking_refs"] = [TLP2_IDS[level], *(r for r in refs if r not in LEVEL_BY_ANY_ID)]
+            _mark_at_least(obj, level)
         if "confidence" in own:
             confidence = own["confidence"]
             if not confidence.isdigit() or int(confidence) > 100:
@@ -227,15 +224,11 @@ class _ListReader:
                 return False
         if "labels" in own:
             labels = [label.strip() for label in re.split(r"[;,]", own["labels"]) if label.strip()]
-            tagged = [TlpLevel.from_token(label.lower().removeprefix("tlp:")) for label in labels
-                      if label.lower().startswith("tlp:")]  # MISP's attribute_tag carries the TLP as a tag
+            # MISP's attribute_tag carries the TLP as a tag, read as MISP event import reads it (failing closed)
+            tagged = [level for label in labels if (level := misp_tag_restriction(label)) is not None]
             if tagged:
-                refs = list(obj.get("object_marking_refs") or ())
-                given = [LEVEL_BY_ANY_ID[r] for r in refs if r in LEVEL_BY_ANY_ID]
-                # a tlp: tag of no TLP 2.0 level fails closed, as in MISP event import
-                level = max([TlpLevel.RED if t is None else t for t in tagged] + given)
-                obj["object_marking_refs"] = [TLP2_IDS[level], *(r for r in refs if r not in LEVEL_BY_ANY_ID)]
-            labels = [label for label in labels if not label.lower().startswith("tlp:")]
+                _mark_at_least(obj, max(tagged))
+            labels = [label for label in labels if misp_tag_restriction(label) is None]
             if labels:
                 obj["labels"] = list(dict.fromkeys([*obj.get("labels", ()), *labels]))
         return True
@@ -378,6 +371,13 @@ class _ListReader:
         if flagged:
             self.report.warnings.append(
                 f"{flagged} value(s) on warninglists: kept and flagged ({WARNINGLIST_PROPERTY}), not exported")
+
+
+def _mark_at_least(obj: dict[str, Any], level: TlpLevel) -> None:
+    """Give ``obj`` the stricter of ``level`` and the TLP marking it has (one TLP marking, its other markings kept)."""
+    refs = list(obj.get("object_marking_refs") or ())
+    level = max([level, *(LEVEL_BY_ANY_ID[r] for r in refs if r in LEVEL_BY_ANY_ID)])
+    obj["object_marking_refs"] = [TLP2_IDS[level], *(r for r in refs if r not in LEVEL_BY_ANY_ID)]
 
 
 def _composite_parts(type_name: str, raw: str) -> list[tuple[str, str]]:

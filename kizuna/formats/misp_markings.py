@@ -27,7 +27,7 @@ from typing import Any
 
 from kizuna.formats.base import Loss
 from kizuna.policy.releasability import build_rel_to_marking
-from kizuna.policy.tlp import TLP2_IDS, TlpLevel, misp_tag_level, tlp2_marking_definition
+from kizuna.policy.tlp import TLP2_IDS, misp_tag_level, misp_tag_restriction, tlp2_marking_definition
 
 YOUR_ORGANISATION, THIS_COMMUNITY, CONNECTED, ALL_COMMUNITIES, SHARING_GROUP, INHERIT = range(6)
 _LEVEL_NAMES = {
@@ -83,11 +83,10 @@ def _tlp_refs(tags: object, plan: MarkingPlan, ref: str) -> list[str]:
     refs: list[str] = []
     for tag in tags if isinstance(tags, list) else ():
         name = tag.get("name") if isinstance(tag, Mapping) else None
-        level = misp_tag_level(name) if isinstance(name, str) else None
-        if level is None and isinstance(name, str) and name.strip().lower().startswith("tlp:"):
-            # A TLP tag of no TLP 2.0 level (tlp:ex:chr, tlp:unclear, a typo): a restriction Kizuna cannot read
-            # must not become no restriction at all, so it fails closed and says so.
-            level = TlpLevel.RED
+        if not isinstance(name, str):
+            continue
+        level = misp_tag_restriction(name)
+        if level is not None and misp_tag_level(name) is None:  # failed closed (misp_tag_restriction): say so
             plan.losses.append(Loss(ref, "Tag", name, "not a TLP 2.0 level Kizuna can enforce: marked TLP:RED "
                                     "so it is not shared; tag it with a TLP 2.0 level (tlp:amber, …) to share it"))
         if level is not None and TLP2_IDS[level] not in refs:

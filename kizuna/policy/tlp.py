@@ -168,6 +168,16 @@ def misp_tag_level(tag: str) -> TlpLevel | None:
     return TlpLevel.from_token(tag[4:].strip('"'))
 
 
+def misp_tag_restriction(tag: str) -> TlpLevel | None:
+    """The TLP a MISP tag restricts its record to: its level for a TLP 2.0 ``tlp:`` tag, TLP:RED for a ``tlp:`` tag
+    of no TLP 2.0 level (``tlp:ex:chr``, ``tlp:unclear``, a typo: a restriction Kizuna cannot read must not
+    become none at all), None for any other tag."""
+    if not tag.strip().lower().startswith("tlp:"):
+        return None
+    level = misp_tag_level(tag)
+    return TlpLevel.RED if level is None else level  # not `or`: TLP:CLEAR is level 0
+
+
 @dataclass(frozen=True, slots=True)
 class Normalisation:
     """One rewrite done at ingest, kept so the node can record what it changed and why."""

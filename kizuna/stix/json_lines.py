@@ -29,11 +29,9 @@ class BadLine:
 def looks_like_json_lines(head: bytes) -> bool:
     """Whether a file beginning with ``head`` is JSON lines: its first non-blank line is a whole JSON object or
     array by itself, and another non-blank line follows it."""
-    lines = [line for line in head.split(b"\n") if line.strip()]
-    if len(lines) < 2:
-        return False
-    first = lines[0].strip()
-    if first[:1] not in (b"{", b"["):
+    lines = (line for line in head.split(b"\n", 64) if line.strip())  # a file's start, not every line of 1 MiB
+    first, second = next(lines, b"").strip(), next(lines, None)
+    if second is None or first[:1] not in (b"{", b"["):
         return False
     try:
         orjson.loads(first)
