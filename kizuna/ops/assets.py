@@ -22,7 +22,6 @@ from kizuna.core.node import Node
 from kizuna.ops.lookalikes import lookalikes_of
 from kizuna.ops.reading import latest_objects, stix_now
 from kizuna.ops.records import Operation, load_lookalikes, save_lookalikes
-from kizuna.policy.tlp import TlpLevel, oasis_id
 
 KINDS = ("domain", "cidr", "url", "identity")
 ASSET_TYPES = ("domain-name", "ipv4-addr", "ipv6-addr", "url", "identity")
@@ -50,7 +49,7 @@ def normalise_domain(text: str) -> str:
 
 def asset_object(operation: Operation, kind: str, value: str) -> dict[str, Any]:
     """The STIX object for one asset, checked and normalised."""
-    marking = [oasis_id(TlpLevel.from_token(operation.tlp_default) or TlpLevel.AMBER)]
+    marking = operation.marking_refs
     if kind == "domain":
         domain = normalise_domain(value)
         return {"type": "domain-name", "spec_version": "2.1", "id": sco_id("domain-name", domain),

@@ -21,7 +21,6 @@ from kizuna.core.errors import AdminError
 from kizuna.core.node import Node
 from kizuna.ops.reading import latest_objects, next_modified, stix_now, visible_ids
 from kizuna.ops.records import Operation
-from kizuna.policy.tlp import TlpLevel, oasis_id
 
 INCIDENT_CORE = "extension-definition--ef765651-680c-498d-9894-99799f2fa126"
 #: The operators' words for an incident's progress, and the extension's investigation status for each.
@@ -37,7 +36,7 @@ def _base(node: Node, operation: Operation, kind: str) -> dict[str, Any]:
     home = node.store.get_setting("node_identity")
     now = stix_now()
     return {"type": kind, "spec_version": "2.1", "id": f"{kind}--{uuid.uuid4()}", "created": now, "modified": now,
-            "object_marking_refs": [oasis_id(TlpLevel.from_token(operation.tlp_default) or TlpLevel.AMBER)],
+            "object_marking_refs": operation.marking_refs,
             **({"created_by_ref": home} if home else {})}
 
 

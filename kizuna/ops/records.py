@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from kizuna.core.errors import AdminError
+from kizuna.policy.tlp import TlpLevel, oasis_id
 from kizuna.store.base import Store
 
 INDEX_KEY = "ops:index"
@@ -57,6 +58,12 @@ class Operation:
     partners: list[Partner] = field(default_factory=list)
     state: str = "open"
     closed_at: str | None = None
+
+    @property
+    def marking_refs(self) -> list[str]:
+        """The markings of what the operation itself publishes: its default TLP (AMBER if unreadable)."""
+        level = TlpLevel.from_token(self.tlp_default)
+        return [oasis_id(TlpLevel.AMBER if level is None else level)]  # not `or`: TLP:CLEAR is level 0
 
     @property
     def last_day(self) -> str:

@@ -21,11 +21,10 @@ from kizuna.ops.assets import normalise_domain, sco_id
 from kizuna.ops.logwatch import LogHit, LogWatch
 from kizuna.ops.reading import stamp, stix_now
 from kizuna.ops.records import Operation, load_lookalikes
-from kizuna.policy.tlp import TlpLevel, oasis_id
 
 
 def _marking(operation: Operation) -> list[str]:
-    return [oasis_id(TlpLevel.from_token(operation.tlp_default) or TlpLevel.AMBER)]
+    return operation.marking_refs
 
 
 def record_log_hits(node: Node, operation: Operation, seen: Iterable[tuple[str, str, float | None]]) -> list[LogHit]:

@@ -373,3 +373,16 @@ def test_incidents_written_with_custom_properties_are_still_read_and_move_to_the
     stix2.parse(newest, allow_custom=False)
     report = kizuna_json(world.data, "ops", "report", "games-legacy", "--since", "1h")["markdown"]
     assert "Old-style incident — status: closed, determination: suspected, assigned to: Tokyo 2020 SOC" in report
+
+
+@pytest.mark.parametrize("level", ["clear", "green", "amber", "amber+strict", "red"])
+def test_what_an_operation_publishes_carries_its_default_tlp_clear_included(level: str) -> None:
+    """TLP:CLEAR is level 0: read with `or AMBER`, an operation created with --tlp-default clear published its
+    assets, incidents and sightings as TLP:AMBER."""
+    from kizuna.ops.records import Operation
+    from kizuna.policy.tlp import TLP2_IDS, TlpLevel
+
+    operation = Operation("Cup", "cup", "2027-09-20T00:00:00Z", "2027-11-03T00:00:00Z", "2027-11-10T00:00:00Z",
+                          level, "identity--00000000-0000-4000-8000-000000000001",
+                          "grouping--00000000-0000-4000-8000-000000000002", {})
+    assert operation.marking_refs == [TLP2_IDS[TlpLevel.from_token(level)]]
