@@ -15,8 +15,9 @@ import socket
 import stat
 import sys
 import tempfile
+import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -230,3 +231,32 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as exc:
             reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
             raise CliError(f"cannot listen on {host}:{port}: {reason}", code="port") from None
+
+
+#: Where to knock to learn that a server bound to a wildcard address listens.
+_WILDCARD_LOOPBACK: Final = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
+
+
+def when_listening(host: str, port: int, then: Callable[[], None]) -> threading.Event:
+    """Call ``then`` (in a thread) once host:port accepts a connection; set the returned event to give up.
+
+    The server binds only after it has imported and built the app, a second or two after it starts;
+    a banner printed before that sends an operator's first request to a closed port.
+    """
+    stop = threading.Event()
+    target = _WILDCARD_LOOPBACK.get(host, host)
+
+    def knock() -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection((target, port), timeout=1):
+                    pass
+            except OSError:
+                stop.wait(0.05)  # not listening yet: knock again shortly
+                continue
+            if not stop.is_set():
+                then()
+            return
+
+    threading.Thread(target=knock, name="kizuna-announce", daemon=True).start()
+    return stop

@@ -91,9 +91,12 @@ def demo(ctx: click.Context, host: str, port: int, no_serve: bool, force: bool, 
     lines.append(f"Try: curl -g -H 'Authorization: Bearer {info['token']}' "
                  f"-H 'Accept: application/taxii+json;version=2.1' "
                  f"'http://{host}:{port}/main/collections/{first}/objects/?match[type]=malware&limit=5'")
-    emit(as_json, info, "\n".join(lines))
-    if not no_serve:
-        ctx.invoke(serve, host=host, port=port, workers=1)
+    if no_serve:
+        emit(as_json, info, "\n".join(lines))
+        return
+    # Printed once the port listens, so that the curl line answers when pasted at once.
+    ctx.obj["announce_when_listening"] = lambda: emit(as_json, info, "\n".join(lines))
+    ctx.invoke(serve, host=host, port=port, workers=1)
 
 
 def register(group: click.Group) -> None:

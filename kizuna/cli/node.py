@@ -9,14 +9,22 @@ from typing import Any
 
 import click
 
-from kizuna.cli.common import CliError, check_port_free, column_width, emit, json_option, node_of, padded, port_type
+from kizuna.cli.common import (
+    CliError,
+    check_port_free,
+    column_width,
+    emit,
+    json_option,
+    node_of,
+    padded,
+    port_type,
+    when_listening,
+)
 from kizuna.cli.tls import CLIENT_CERT_MODES, parse_rate_limit, serve_tls_options
 from kizuna.core.health import metrics_access
 from kizuna.core.limits import FAILURES_PER_MINUTE, SCOPES
 from kizuna.core.metrics import share_between_processes
 from kizuna.core.node import DEFAULT_API_ROOT, Node
-from kizuna.federation.health import announce_worker
-from kizuna.recovery.serving import ServingConflict, serving
 from kizuna.stix.timestamps import format_timestamp, now_micros
 
 #: How long ``serve`` keeps an idle keep-alive connection open, in seconds. A client sends its next
@@ -229,6 +237,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
     """Serve the TAXII 2.1 API and the web console (HTTPS with --tls-cert/--tls-key)."""
     import uvicorn
 
+    # Here, not at the top: `kizuna status` and the other commands of this module need neither.
+    from kizuna.federation.health import announce_worker
+    from kizuna.recovery.serving import ServingConflict, serving
     from kizuna.taxii.transport import KizunaHttpProtocol
 
     if client_cert is not None and client_ca is None:
@@ -254,8 +265,15 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
     with held:
         scheme = "https" if tls else "http"
         mutual = f" (client certificates {client_cert})" if client_ca else ""
-        click.echo(f"Kizuna TAXII 2.1 server on {scheme}://{host}:{port}/taxii2/{mutual}, web console on "
-                   f"{scheme}://{host}:{port}/console/", err=True)
+        banner = (f"Kizuna TAXII 2.1 server on {scheme}://{host}:{port}/taxii2/{mutual}, web console on "
+                  f"{scheme}://{host}:{port}/console/")
+        announce = ctx.obj.get("announce_when_listening", lambda: None)
+
+        def listening() -> None:
+            announce()
+            click.echo(banner, err=True)
+
+        gave_up = when_listening(host, port, listening)
         # One sync worker beside the web processes, restarted if it dies; a lease in the store keeps it
         # to one per node.
         from kizuna.federation.supervisor import WorkerSupervisor
@@ -270,6 +288,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
                 timeout_graceful_shutdown=5, timeout_keep_alive=keep_alive,
             )
         finally:
+            gave_up.set()
             if worker is not None:
                 worker.stop()
 

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import select
 import shutil
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
+import requests
 import trustme
 
 from kizuna.cli import cli
 from kizuna.cli.common import column_width, padded
-from tests.conftest import PG_ADMIN_URL, free_port, kizuna, kizuna_json
+from tests.conftest import PG_ADMIN_URL, TAXII, free_port, kizuna, kizuna_json
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 #: Far below the 30 s the connection pool used to keep retrying; not a measure of speed.
@@ -379,3 +382,42 @@ def test_a_new_node_is_readable_by_its_owner_only(tmp_path: Path) -> None:
     given.chmod(0o750)
     kizuna_json(given, "init", "--org-name", "NCSC UK", "--country", "GBR")
     assert given.stat().st_mode & 0o777 == 0o750 and (given / "kizuna.db").stat().st_mode & 0o077 == 0
+
+
+def _line_within(stream: Any, deadline_s: float) -> str:
+    """The next line of a child's pipe, or a failure after the deadline (a hang is a failure, not a wait)."""
+    ready, _, _ = select.select([stream], [], [], deadline_s)
+    assert ready, f"no line within {deadline_s}s"
+    return str(stream.readline())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_demo_prints_its_details_once_the_port_answers(tmp_path: Path, workers: int) -> None:
+    # The README's quick start: the curl line printed by the demo must answer when pasted at once.
+    # The server binds a second or two after it starts; printing before that sent the first request
+    # to a closed port. With --workers 2 the same holds for `serve`'s own banner.
+    port = free_port()
+    if workers == 1:
+        argv = ["demo", "--port", str(port), "--json"]
+        kizuna_json(tmp_path / "node", "demo", "--no-serve")  # loaded once, so the served run only serves
+    else:
+        kizuna_json(tmp_path / "node", "init", "--org-name", "NCSC UK", "--country", "GBR")
+        argv = ["serve", "--port", str(port), "--workers", "2", "--no-sync"]
+    process = subprocess.Popen([sys.executable, "-m", "kizuna", "--data", str(tmp_path / "node"), *argv],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if workers == 1:
+            details = json.loads(_line_within(process.stdout, 120))
+            collection = details["collections"][0]["id"]
+            answer = requests.get(
+                f"http://127.0.0.1:{port}/main/collections/{collection}/objects/",
+                params={"match[type]": "malware", "limit": "5"},
+                headers={"Authorization": f"Bearer {details['token']}", "Accept": TAXII}, timeout=30)
+            assert answer.status_code == 200 and len(answer.json()["objects"]) == 5
+        banner = _line_within(process.stderr, 120)
+        assert "server on" in banner
+        with socket.create_connection(("127.0.0.1", port), timeout=5):  # no retry: it listens already
+            pass
+    finally:
+        process.terminate()
+        process.communicate(timeout=60)
