@@ -445,8 +445,19 @@ class Syncer:
     ) -> None:
         key = CursorKey(partner.name, "push", local.id, mapping.remote)
         saved = self.state.get_cursor(key)
-        high_water = int(saved) if saved else None
+        mark = high_water = int(saved) if saved else None
         viewer = self.node.viewer_for(partner_principal(partner, [local.pk]), local)
+        # What the partner may see changed since the last push (its agreement was widened, say): versions
+        # behind the mark that it could not see then are offered with the rest, from the start. The partner
+        # keeps one copy of what it holds already. The mark itself never moves back: recall reads it.
+        terms_key = CursorKey(partner.name, "push-terms", local.id, mapping.remote)
+        terms = viewer.policy.terms() if viewer.policy is not None else ""
+        agreed = self.state.get_cursor(terms_key)
+        if mark is not None and agreed is not None and agreed != terms:
+            high_water = None
+            report.notes.append(
+                f"push {local.alias or local.id} -> {mapping.remote}: what {partner.name} may see changed since the "
+                "last push, so every version it may see now is offered again (what it holds already it keeps once)")
         source = Source(partner.name, mapping.remote)
         same_node = self._same_node(partner)
         agreement = flow_back_agreement(self.node, partner)
@@ -485,12 +496,16 @@ class Syncer:
                 counts["sent"] += sent
                 counts["refused"] += len(refused)
             high_water = page.items[-1][0].date_added
-            self.state.save_cursor(key, str(high_water))
+            if mark is None or high_water > mark:
+                mark = high_water
+                self.state.save_cursor(key, str(mark))
             report.pages += 1
             self._heartbeat()
             self._progress(report)
             if not page.more:
                 break
+        if agreed != terms:  # only once every page was offered: a run cut short offers them again
+            self.state.save_cursor(terms_key, terms)
         if visible == 0:
             waiting = self.state.versions_after(local.pk, started_after, content_only=True)
             if waiting:

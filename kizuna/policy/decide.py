@@ -9,9 +9,12 @@ dictionary look-ups. The rules themselves are stated in docs/policy.md.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
+
+import orjson
 
 from kizuna.policy.model import ANY, Agreement, MarkingKind, PolicyContext, Viewer
 from kizuna.policy.redact import Path, RedactionPlan, parse_selector, remove_paths
@@ -227,6 +230,15 @@ class ViewerPolicy:
             self._cache[key] = verdict
         return verdict
 
+    def terms(self) -> str:
+        """A digest of everything compiled here that decides what this viewer may see: the viewer, its
+        agreements (direct and as a client), its community, the options. Equal digests see alike; a changed
+        one (a widened agreement, say) may see versions it could not before, which a push must offer again."""
+        self._refresh()
+        compiled = (self.viewer, self._direct, self._clients, self._community, self.ctx.options, self.collection_id,
+                    self.ctx.anonymous_identity_id if self._anonymous else None)
+        return hashlib.sha256(orjson.dumps(compiled, default=_canonical)).hexdigest()
+
     # -- the decision -------------------------------------------------------------------------------
 
     def decide(self, obj: StixObject) -> Decision:
@@ -394,6 +406,13 @@ class ViewerPolicy:
 def compile_viewer(viewer: Viewer, ctx: PolicyContext, collection_id: str | None = None) -> ViewerPolicy:
     """Compile the policy for one viewer; reuse it for every object of a read."""
     return ViewerPolicy(viewer, ctx, collection_id)
+
+
+def _canonical(value: Any) -> Any:
+    """The sets of the policy model in one order, so that equal terms digest alike in every process."""
+    if isinstance(value, frozenset | set):
+        return sorted(value, key=str)
+    raise TypeError(f"{type(value).__name__} is not part of the policy model")
 
 
 def decide(viewer: Viewer, obj: StixObject, ctx: PolicyContext) -> Decision:

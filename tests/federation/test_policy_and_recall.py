@@ -103,6 +103,31 @@ def test_push_applies_each_partner_agreement(nodes: dict[str, FedNode]) -> None:
         assert sorted(got.values(), key=lambda o: o["id"]) == sorted(expected.values(), key=lambda o: o["id"])
 
 
+def test_a_widened_agreement_pushes_what_it_hid_before(nodes: dict[str, FedNode]) -> None:
+    # The push cursor is a high-water mark of date_added: a version the agreement hid when it was pushed past
+    # would never go, whatever the agreement said later. A change of terms offers every version again.
+    uk, au = nodes["UK"], nodes["AU"]
+    uk.cli_json("agreements", "set", "uk-au-widen", "--partner", org(au), "--collections", "*", "--producers", "*",
+                "--max-tlp", "green")
+    partner(uk, "AU-widen", au, "push", "--org", org(au), "--agreement", "uk-au-widen")
+    amber = indicator(uk.identity, marking=TLP_AMBER, name="uk amber, first hidden")
+    green = indicator(uk.identity, marking=TLP_GREEN, name="uk green")
+    uk.post(amber + green)
+    first = sync(uk, "AU-widen")["runs"][0]
+    assert first["error"] is None and not first["notes"]
+    wanted = {amber[0]["id"], green[0]["id"]}
+    assert {key[0] for key in stored(au, wanted)} == {green[0]["id"]}
+
+    uk.cli_json("agreements", "set", "uk-au-widen", "--max-tlp", "amber")
+    widened = sync(uk, "AU-widen")["runs"][0]
+    assert widened["error"] is None
+    assert {key[0] for key in stored(au, wanted)} == wanted
+    assert len(widened["notes"]) == 1 and "offered again" in widened["notes"][0], widened["notes"]
+    # Offered once: the next run, on the same terms, sends nothing and says nothing.
+    again = sync(uk, "AU-widen")["runs"][0]
+    assert again["error"] is None and again["pushed"] == 0 and not again["notes"]
+
+
 def test_relayed_amber_strict_is_not_served_onward(nodes: dict[str, FedNode]) -> None:
     uk, jp, au = nodes["UK"], nodes["JP"], nodes["AU"]
     jp.cli_json("agreements", "set", "jp-uk", "--partner", org(uk), "--collections", "*", "--producers", "*",
