@@ -110,6 +110,14 @@ def kizuna_json(data_dir: Path, *args: str) -> Any:
     return json.loads(kizuna(data_dir, *args, "--json").stdout)
 
 
+def imported_with_rejections(data_dir: Path, *args: str) -> Any:
+    """``kizuna import … --json`` of an input with lines the converter rejects: the rest is stored, the report
+    printed, and the exit status is 1 (a rejected line is never dropped with exit 0)."""
+    result = kizuna(data_dir, "import", *args, "--json", check=False)
+    assert result.returncode == 1 and not result.stderr, (result.returncode, result.stderr)
+    return json.loads(result.stdout)
+
+
 def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float = 30.0) -> None:
     """Block until the server accepts connections; fail fast if it died."""
     deadline = time.monotonic() + deadline_s

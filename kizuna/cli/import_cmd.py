@@ -293,9 +293,16 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
         raise CliError(f"nothing usable was imported{why}", code="empty", file=named if line.isdigit() else where,
                        line=int(line) if line.isdigit() else None)
     emit(as_json, result, _text(result, target.alias or target.title))
-    if result["rejected"] or failed:
+    # Anything of the input left out fails the command, whatever refused it: a scheduled import's exit status
+    # is what most operators see, and a line dropped with exit 0 would be dropped silently there.
+    unreadable = sum(s.get("unreadable_lines", 0) for s in sources)
+    refused_input = sum(len(s["rejected_input"]) for s in sources)
+    if result["rejected"] or failed or refused_input:
         if not as_json:  # the report is above; the failure itself is one line, as for every command
             what = [f"{len(failed)} of {len(failed) + len(sources)} files not imported"] if failed else []
-            what += [f"{result['rejected']} objects refused by ingest"] if result["rejected"] else []
+            what += [f"{result['rejected'] - unreadable} objects refused by ingest"] \
+                if result["rejected"] > unreadable else []
+            what += [f"{unreadable} lines not JSON"] if unreadable else []
+            what += [f"{refused_input} input records not converted"] if refused_input else []
             click.echo(f"kizuna import: {', '.join(what)} (listed above)", err=True)
         ctx.exit(1)

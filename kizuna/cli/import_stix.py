@@ -70,4 +70,4 @@ def import_stix21(node: Node, path: Path, target: Collection, show_progress: boo
     return {"collection": target.id, "total": report.total, "stored": stored,
             "duplicates": report.duplicate_count, "rejected": len(failures),
             "added_by_node": report.node_added, "normalised": report.normalisation_count,
-            "failed": len(failures), "failures": failures}
+            "failed": len(failures), "failures": failures, "unreadable_lines": len(bad_lines)}

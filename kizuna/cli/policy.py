@@ -46,6 +46,11 @@ def agreements_set(
 ) -> None:
     """Create an agreement or store a new version of it (unset options keep their current value)."""
 
+    for option, given in (("--collections", collections), ("--producers", producers)):
+        if given and not split_values(given):
+            # An agreement that covers no collection or releases no producer shares nothing; keeping the old
+            # value instead would look like the change was made.
+            raise CliError(f"{option} needs at least one value (an id, or * for all), not an empty one", code="usage")
     node = node_of(ctx)
     current = node.policy.agreement(agreement_id)
     if current is None and partner is None:

@@ -303,6 +303,9 @@ NAMED_BUT_MISSING = [
     ("no partner ''", ("sync", "")),  # not a sync of every partner
     ("not an empty value", ("objects", "list", "--collection", PLAIN, "--type", "")),  # not every type
     ("no such record kind 'wirte'", ("audit", "export", "--kind", "wirte")),  # not an empty export
+    # not the old value kept, as if the change were made
+    ("--producers needs at least one value", ("agreements", "set", "a1", "--partner", PLAIN, "--producers", "")),
+    ("--collections needs at least one value", ("agreements", "set", "a1", "--partner", PLAIN, "--collections", ",")),
 ]
 
 

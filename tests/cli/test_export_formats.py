@@ -20,7 +20,7 @@ import pytest
 from pymisp import MISPEvent
 from suricataparser import parse_rule
 
-from tests.conftest import kizuna, kizuna_json
+from tests.conftest import imported_with_rejections, kizuna, kizuna_json
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "formats"
@@ -39,8 +39,9 @@ def indicator(domain: str, marking: str) -> dict[str, Any]:
 def fill(data_dir: Path, tmp_path: Path) -> None:
     kizuna_json(data_dir, "collections", "create", "--title", "Out", "--alias", "out")
     kizuna_json(data_dir, "orgs", "create", "Partner", "--country", "JPN")
-    for example in ("misp-event.json", "iocs.csv", "stix20-bundle.json"):
+    for example in ("misp-event.json", "stix20-bundle.json"):
         kizuna_json(data_dir, "import", str(EXAMPLES / example), "--collection", "out")
+    imported_with_rejections(data_dir, str(EXAMPLES / "iocs.csv"), "--collection", "out")  # its line 8 is bad
     bundle = tmp_path / "marked.json"
     bundle.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": [
         indicator(OPEN_DOMAIN, TLP_CLEAR), indicator(STRICT_DOMAIN, TLP_AMBER_STRICT)]}))
@@ -212,7 +213,7 @@ def test_csv_to_stix_to_blocklist_returns_exactly_the_accepted_values(node: Path
     source = tmp_path / "domains.csv"
     source.write_text("domain,comment\nalpha.example.net,first\nbeta[.]example[.]org,defanged\n"
                       "not a domain!,bad line\nGAMMA.example.com,upper case\nalpha.example.net,repeated\n")
-    report = kizuna_json(node, "import", str(source), "--collection", "rt", "--no-warninglists")
+    report = imported_with_rejections(node, str(source), "--collection", "rt", "--no-warninglists")
     assert [r["where"] for r in report["sources"][0]["rejected_input"]] == [f"{source}:4"]
     listed = kizuna(node, "export", "--collection", "rt", "--format", "txt", "--type", "domain").stdout.split()
     assert sorted(listed) == ["alpha.example.net", "beta.example.org", "gamma.example.com"]

@@ -98,6 +98,7 @@ def test_a_bad_json_line_is_named_and_the_lines_after_it_are_imported(data_dir: 
     result = kizuna(data_dir, "import", str(path), "--collection", "in", check=False)
     assert result.returncode == 1
     assert f"{path}:2: not JSON" in result.stdout and f"{path}:5: not JSON" in result.stdout
+    assert result.stderr == "kizuna import: 2 lines not JSON (listed above)\n"  # they never reached ingest
     assert count_in(data_dir, "in") == 4
     report = json.loads(kizuna(data_dir, "import", str(path), "--collection", "in", "--json", check=False).stdout)
     assert [(f["line"], f["id"]) for f in report["failures"]] == [(2, None), (5, None)]

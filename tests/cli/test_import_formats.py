@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import kizuna, kizuna_json
+from tests.conftest import imported_with_rejections, kizuna, kizuna_json
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "formats"
@@ -111,8 +111,9 @@ def test_a_misp_directory_imports_every_event_and_reports_the_bad_file(data_dir:
 
 def test_csv_with_a_bad_line_imports_the_rest_and_names_the_line(data_dir: Path) -> None:
     result = kizuna(data_dir, "import", str(IOC_CSV), "--collection", "in", "--tlp", "green", "--label", "phishing",
-                    "--confidence", "70", "--valid-until", "2099-01-01")
-    assert result.returncode == 0
+                    "--confidence", "70", "--valid-until", "2099-01-01", check=False)
+    assert result.returncode == 1  # the rest is imported; the line left out fails the command
+    assert result.stderr == "kizuna import: 1 input records not converted (listed above)\n"
     assert f"{IOC_CSV}:8: rejected: not a valid ip value" in result.stdout
     indicators = {o["pattern"]: o for o in stored(data_dir) if o["type"] == "indicator"}
     assert set(indicators) == {
@@ -135,12 +136,12 @@ def test_no_warninglists_flags_nothing_and_the_report_file_holds_everything(sqli
                                                                             tmp_path: Path) -> None:
     report_file = tmp_path / "report.json"
     off = kizuna(sqlite_node, "import", str(IOC_CSV), "--collection", "in", "--no-warninglists", "--report",
-                 str(report_file))
+                 str(report_file), check=False)
     written = json.loads(report_file.read_text())
     assert written["sources"][0]["flagged"] == 0 and written["stored"] == 5
     assert written["sources"][0]["rejected_input"][0]["where"] == f"{IOC_CSV}:8"
-    assert f"{IOC_CSV}:8: rejected" in off.stdout
-    chosen = kizuna_json(sqlite_node, "import", str(IOC_CSV), "--collection", "in", "--warninglist", "rfc1918")
+    assert off.returncode == 1 and f"{IOC_CSV}:8: rejected" in off.stdout
+    chosen = imported_with_rejections(sqlite_node, str(IOC_CSV), "--collection", "in", "--warninglist", "rfc1918")
     assert chosen["sources"][0]["flagged"] == 0  # 8.8.8.8 is on public-dns-v4, not on rfc1918
     unknown = kizuna(sqlite_node, "import", str(IOC_CSV), "--collection", "in", "--warninglist", "no-such-list",
                      check=False)
@@ -192,7 +193,7 @@ def test_format_is_detected_from_content_and_forced_by_option(sqlite_node: Path,
     assert kizuna_json(sqlite_node, "import", str(disguised), "--collection", "in")["sources"][0]["format"] == "misp"
     forced = kizuna(sqlite_node, "import", str(IOC_CSV), "--collection", "in", "--format", "misp", check=False)
     assert_one_line_failure(forced, str(IOC_CSV))
-    as_text = kizuna_json(sqlite_node, "import", str(IOC_CSV), "--collection", "in", "--format", "ioc-text")
+    as_text = imported_with_rejections(sqlite_node, str(IOC_CSV), "--collection", "in", "--format", "ioc-text")
     assert as_text["sources"][0]["format"] == "ioc-text"
 
 
@@ -240,7 +241,7 @@ def http_server() -> Iterator[str]:
 
 
 def test_import_from_a_url(sqlite_node: Path, http_server: str) -> None:
-    report = kizuna_json(sqlite_node, "import", f"{http_server}/iocs.csv", "--collection", "in")
+    report = imported_with_rejections(sqlite_node, f"{http_server}/iocs.csv", "--collection", "in")
     (source,) = report["sources"]
     assert source["source"] == f"{http_server}/iocs.csv" and source["format"] == "ioc-csv"
     assert source["rejected_input"][0]["where"] == f"{http_server}/iocs.csv:8"
