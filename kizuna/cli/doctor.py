@@ -67,7 +67,7 @@ def doctor(url: str, token: str | None, basic: str | None, write_collection: str
     lines.append(f"{base}: {verdict} — {counts['pass']} passed, {counts['fail']} failed, "
                  f"{counts['warn']} warnings, {counts['skip']} skipped")
     emit(as_json, document, "\n".join(lines))
-    return 1 if any(r.status == FAIL for r in results) else 0
+    return 1 if peer.refused or any(r.status == FAIL for r in results) else 0
 
 
 def register(group: click.Group) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from kizuna.cli.common import CliError, FiniteFloat, emit, json_option, node_of
+from kizuna.core.node import Node
 from kizuna.federation.admin import add_misp_feed_partner, add_partner, remove_partner
 from kizuna.federation.config import (
     DEFAULT_SCHEDULE_S,
@@ -101,10 +102,20 @@ def partners_add(ctx: click.Context, name: str, url: str | None, maps: tuple[str
     emit(as_json, config.public(), f"Partner {name} added ({len(config.mappings)} collection mapping(s))")
 
 
+def _named(row: dict[str, Any], node: Node) -> dict[str, Any]:
+    """The partner's organisation by name beside its identity id (None when it has none, or it is unknown)."""
+    organisation = row.get("organisation")
+    row["organisation_name"] = node.identity_names([organisation]).get(organisation) if organisation else None
+    return row
+
+
 def _summary(row: dict[str, Any]) -> str:
     status = row["status"]
     line = (f"{row['name']:<16} {status['state']:<11} {row.get('kind', '?'):<10} "
             f"{row.get('api_root_url') or '(unusable configuration)'}")
+    if row.get("organisation"):
+        line += f"\n    organisation {row['organisation_name'] or row['organisation']}"
+        line += f", agreement {row['agreement']}" if row.get("agreement") else ""
     line += (f"\n    last success {status['last_success'] or 'never'}; next attempt {status['next_attempt'] or 'now'}"
              f" (consecutive failures {status['consecutive_failures']}); pulled {status['pulled']}, "
              f"pushed {status['pushed']}, quarantined {status['quarantined']}")
@@ -121,10 +132,11 @@ def _summary(row: dict[str, Any]) -> str:
 @click.pass_context
 def partners_list(ctx: click.Context, as_json: bool) -> None:
     """List partners with their sync state: last success, last error, next attempt (after backoff)."""
-    state = FederationState(node_of(ctx).store)
+    node = node_of(ctx)
+    state = FederationState(node.store)
     rows = [
-        {**(config.public() if config is not None else {"name": name, "config_error": problem}),
-         "status": state.status_view(name)}
+        _named({**(config.public() if config is not None else {"name": name, "config_error": problem}),
+                "status": state.status_view(name)}, node)
         for name, config, problem in state.partner_entries()
     ]
     emit(as_json, {"partners": rows}, "\n".join(_summary(r) for r in rows) or "No partners.")
@@ -136,12 +148,13 @@ def partners_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def partners_show(ctx: click.Context, name: str, as_json: bool) -> None:
     """Show one partner: configuration, status, last run, cursors and recent quarantine."""
-    state = FederationState(node_of(ctx).store)
+    node = node_of(ctx)
+    state = FederationState(node.store)
     if name not in state.partner_names():
         raise CliError(f"no partner {name!r}", code="not-found")
     try:
         partner: PartnerConfig | None = state.get_partner(name)
-        config: dict[str, Any] = partner.public() if partner is not None else {"name": name}
+        config: dict[str, Any] = _named(partner.public(), node) if partner is not None else {"name": name}
     except ConfigProblem as exc:
         partner, config = None, {"name": name, "config_error": str(exc)}
     payload = {

@@ -293,9 +293,15 @@ class Node:
         identity), so that the objects it produces are named by this organisation here too."""
         if not name.strip():
             raise AdminError("an organisation needs a name")
+        if name != name.strip():
+            # " NCSC UK" would be another organisation than "NCSC UK", told apart by nobody reading a list.
+            raise AdminError(f"an organisation's name may not start or end with spaces: {name!r}")
         country = country_code(country)
         if self.store.get_organisation(name) is not None:
             raise AdminError(f"organisation {name!r} already exists")
+        alike = [o.name for o in self.store.list_organisations() if o.name.casefold() == name.casefold()]
+        if alike:
+            raise AdminError(f"organisation {alike[0]!r} already exists; names that differ only in case are refused")
         if identity_id is not None:
             if not _IDENTITY_ID.fullmatch(identity_id):
                 raise AdminError(f"{identity_id!r} is not a STIX identity id (identity--<UUID>)")

@@ -113,6 +113,17 @@ def check_remote_collection(mapping: CollectionMapping) -> None:
                             "(printable ASCII, no '/', '?', '#' or '%')")
 
 
+def _check_name_is_new(state: FederationState, name: str) -> None:
+    """Refuse a name taken already, also in another case: `sync uk` beside `sync UK` would be one typo from
+    syncing the other partner, and the lists would show two names an operator reads as one."""
+    for known in state.partner_names():
+        if known == name:
+            raise ConfigProblem(f"a partner named {name!r} already exists (remove it first to change it)")
+        if known.casefold() == name.casefold():
+            raise ConfigProblem(f"a partner named {known!r} already exists; names that differ only in case are "
+                                "refused (remove it first to rename it)")
+
+
 def add_partner(
     node: Node, name: str, url: str, maps: tuple[str, ...], *, token: str | None = None,
     basic_auth: str | None = None, client_cert: str | None = None, client_key: str | None = None,
@@ -121,8 +132,7 @@ def add_partner(
 ) -> PartnerConfig:
     """Check a new partner's configuration and store it; raise :class:`ConfigProblem` for the first fault."""
     state = FederationState(node.store)
-    if name in state.partner_names():
-        raise ConfigProblem(f"a partner named {name!r} already exists (remove it first to change it)")
+    _check_name_is_new(state, name)
     check_api_root_url(url)
     mappings = tuple(CollectionMapping.parse(text) for text in maps)
     pairs = [(m.local, m.remote) for m in mappings]
@@ -177,8 +187,7 @@ def add_misp_feed_partner(
 ) -> PartnerConfig:
     """Check a MISP feed partner (the feed is there, the collection exists here) and store it."""
     state = FederationState(node.store)
-    if name in state.partner_names():
-        raise ConfigProblem(f"a partner named {name!r} already exists (remove it first to change it)")
+    _check_name_is_new(state, name)
     location = misp_feed_location(feed)
     if location.startswith("file:") and (token or basic_auth or client_cert or client_key or ca_file):
         raise ConfigProblem("--token, --basic, --cert, --key and --ca apply to http(s) feeds, not to a directory")

@@ -113,6 +113,9 @@ class Peer:
     # calling the server non-conformant. A later 403 (a collection the token may not write) is a finding.
     refused: str | None = None
     asked: bool = False
+    #: Whether the check running now met a 401/403 after the credentials were refused: its failure is then
+    #: the credentials', and the check is reported as not checked rather than failed.
+    refused_here: bool = False
 
     def get(self, url: str, params: dict[str, str] | None = None, accept: str | None = TAXII,
             credentials: bool = True) -> Answer:
@@ -128,6 +131,8 @@ class Peer:
             self.asked = True
             if answer.status in (401, 403):
                 self.refused = f"{answer.status} {answer.said()}"
+        if credentials and self.refused is not None and answer.status in (401, 403):
+            self.refused_here = True
         return answer
 
     def post(self, url: str, body: bytes) -> Answer:
@@ -190,11 +195,14 @@ def run_checks(peer: Peer, checks: list[CheckSpec]) -> Iterator[CheckResult]:
     for spec in checks:
         if spec.writes and peer.write_collection is None:
             continue
+        peer.refused_here = False
         try:
             detail = spec.run(peer)
             status = PASS
         except Finding as finding:
             status, detail = finding.status, finding.detail
+        if status == FAIL and peer.refused_here:
+            status, detail = SKIP, f"not checked, the credentials were refused: {detail}"
         yield CheckResult(spec.id, spec.section, spec.title, status, detail)
 
 

@@ -389,3 +389,29 @@ def test_the_operator_right_is_refused_to_a_partners_token_in_one_line(world: Wo
         assert "another organisation" in said
     listed = {t["id"]: t for t in kizuna_json(world.node, "tokens", "list")["tokens"]}
     assert listed[partner]["operator"] is False
+
+
+def test_names_an_operator_would_read_as_one_are_refused(world: World) -> None:
+    """Two partners or organisations whose names differ only in case or padding read as one in every list."""
+    kizuna_json(world.node, "partners", "add", "Case-Partner", "--url", "https://p.example/main/",
+                "--map", f"{PLAIN}=r", "--token", "t", "--org", PLAIN)
+    refusals = [
+        ("differ only in case", ("partners", "add", "case-partner", "--url", "https://q.example/main/",
+                                 "--map", f"{PLAIN}=r", "--token", "t")),
+        ("differ only in case", ("orgs", "create", PLAIN.upper(), "--country", "JPN")),
+        ("may not start or end with spaces", ("orgs", "create", f" {PLAIN}-padded ", "--country", "JPN")),
+    ]
+    for expected, args in refusals:
+        for as_json in (False, True):
+            case = Case(expected, args, world.node, as_json, True)
+            result = run(case)
+            assert problems(case, result) == [], (result.stdout, result.stderr)
+            said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+            assert expected in said, said
+    listed = kizuna_json(world.node, "partners", "list")["partners"]
+    assert [p["name"] for p in listed].count("case-partner") == 0
+    # listings name the partner's organisation, not only its identity id
+    assert [(p["organisation_name"], p["organisation"].startswith("identity--")) for p in listed
+            if p["name"] == "Case-Partner"] == [(PLAIN, True)]
+    kizuna_json(world.node, "partners", "remove", "Case-Partner")
+    assert all(o["name"] != PLAIN.upper() for o in kizuna_json(world.node, "orgs", "list")["organisations"])
