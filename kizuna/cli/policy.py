@@ -85,6 +85,33 @@ def agreements_set(
          + "".join(f"\nnote: {note}" for note in notes))
 
 
+@agreements.command("remove")
+@click.argument("agreement_id")
+@json_option
+@click.pass_context
+def agreements_remove(ctx: click.Context, agreement_id: str, as_json: bool) -> None:
+    """Remove an agreement: it releases nothing from now on (a last version records the removal).
+
+    Tokens and partners still bound to it read nothing until bound to another agreement; they are listed.
+    `agreements set` with --partner makes it again, as a later version."""
+    from kizuna.federation.state import FederationState  # the partner entries bound to it, named in the result
+
+    node = node_of(ctx)
+    removed, tokens = node.remove_agreement(agreement_id)
+    partners = [p.name for p in FederationState(node.store).list_partners() if p.agreement == agreement_id]
+    names = {o.id: o.name for o in node.store.list_organisations()}
+    bound_tokens = [{"id": t.id, "organisation": names.get(t.organisation_id, t.organisation_id), "label": t.label}
+                    for t in tokens]
+    lines = [f"Agreement {agreement_id} removed (version {removed.version}): it releases nothing from now on"]
+    if bound_tokens or partners:
+        lines.append("still bound to it, and reading nothing until bound to another agreement (`tokens bind`, "
+                     "or `partners remove` and `partners add --agreement`):")
+        lines += [f"  token {t['id']} ({t['organisation']}{', ' + t['label'] if t['label'] else ''})"
+                  for t in bound_tokens]
+        lines += [f"  partner {name}" for name in partners]
+    emit(as_json, {**_agreement_json(removed), "tokens": bound_tokens, "partners": partners}, "\n".join(lines))
+
+
 @agreements.command("list")
 @json_option
 @click.pass_context
@@ -103,7 +130,8 @@ def agreements_list(ctx: click.Context, as_json: bool) -> None:
     rows = [{**_agreement_json(a), "partner_name": partner_name(a)} for a in found]
     emit(as_json, {"agreements": rows},
           "\n".join(f"{a.agreement_id}  v{a.version}  {partner_name(a) or a.partner}"
-                    f"{'  (' + a.partner + ')' if partner_name(a) else ''}  max {a.max_tlp.label}" for a in found))
+                    f"{'  (' + a.partner + ')' if partner_name(a) else ''}  max {a.max_tlp.label}" for a in found)
+         or "No agreements.")
 
 
 @agreements.command("show")
@@ -126,7 +154,8 @@ def agreements_show(ctx: click.Context, agreement_id: str, as_json: bool) -> Non
 
     # The text names organisations and collections as the operator does; --json keeps the stored ids.
     text = "\n".join(
-        f"{agreement_id} v{a.version}\n  partner:        {names.get(a.partner, a.partner)}\n"
+        f"{agreement_id} v{a.version}{' (removed)' if a.removed else ''}\n"
+        f"  partner:        {names.get(a.partner, a.partner)}\n"
         f"  collections:    {named(a.collections)}\n  producers:      {named(a.producers)}\n"
         f"  max TLP:        {a.max_tlp.label}\n  releasability:  {named(a.releasability)}\n"
         f"  anonymise producer: {'yes' if a.anonymise_producer else 'no'}; sightings flow back: "

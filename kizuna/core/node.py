@@ -67,6 +67,7 @@ from kizuna.store.base import (
     OrganisationGroups,
     Store,
     StoredStatus,
+    TokenRecord,
     VersionQuery,
     VersionRow,
     VersionSelector,
@@ -437,6 +438,21 @@ class Node:
         if found.anonymise_producer:
             self._place_anonymous_identity(self.store.list_collections())
         return found
+
+    def remove_agreement(self, agreement_id: str) -> tuple[Agreement, list[TokenRecord]]:
+        """Store a version that removes the agreement; returns it and the tokens still bound to it, which from now
+        on read nothing until bound to another agreement (the policy fails closed on a missing agreement)."""
+        current = self.policy.agreement(agreement_id)
+        if current is None:
+            raise NotFound(f"no agreement {agreement_id!r}")
+        body = {**agreement_body(current), "removed": True}
+        version = self.store.add_agreement_version(
+            agreement_id, current.partner, orjson.dumps(body).decode(), now_micros(), NODE_ADMIN.key
+        )
+        self.audit.record("agreement-changed", NODE_ADMIN.key, {"agreement": agreement_id, "version": version, **body})
+        removed = next(a for a in self.agreement_history(agreement_id) if a.version == version)
+        bound = [t for t in self.store.list_tokens() if t.agreement_id == agreement_id]
+        return removed, bound
 
     def _place_anonymous_identity(self, collections: Iterable[Collection]) -> None:
         """Store the node's anonymous identity in each collection an anonymising agreement covers, so a

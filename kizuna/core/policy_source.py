@@ -61,6 +61,7 @@ def agreement_from_record(record: AgreementRecord) -> Agreement:
         max_tlp=TlpLevel[str(body.get("max_tlp", "GREEN")).upper().replace("+", "_")],
         releasability=frozenset(body.get("releasability", [])),
         **{flag: bool(body.get(flag, False)) for flag in _AGREEMENT_FLAGS},
+        removed=body.get("removed") is True,
     )
 
 
@@ -73,6 +74,7 @@ def agreement_body(agreement: Agreement) -> dict[str, Any]:
         "max_tlp": agreement.max_tlp.token,
         "releasability": sorted(agreement.releasability),
         **{flag: getattr(agreement, flag) for flag in _AGREEMENT_FLAGS},
+        **({"removed": True} if agreement.removed else {}),
     }
 
 
@@ -146,6 +148,7 @@ class PolicySource:
         for agreement in agreements:
             if agreement.agreement_id not in latest or latest[agreement.agreement_id].version < agreement.version:
                 latest[agreement.agreement_id] = agreement
+        latest = {agreement_id: a for agreement_id, a in latest.items() if not a.removed}
         self._agreements = latest
         self._aliases = {marking_id: TlpLevel(level) for marking_id, level in store.list_tlp_aliases()}
         return PolicyContext(

@@ -63,6 +63,9 @@ class Agreement:
     sightings_flow_back: bool = False
     #: Whether TLP:AMBER released to the partner also reaches the partner's clients.
     amber_extends_to_clients: bool = False
+    #: This version removes the agreement: from it on the agreement releases nothing and is not listed; a
+    #: token or partner still bound to it reads nothing (as under an agreement that never existed).
+    removed: bool = False
 
     def covers_producer(self, producer: str | None) -> bool:
         return ANY in self.producers or (producer is not None and producer in self.producers)

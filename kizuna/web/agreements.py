@@ -32,6 +32,7 @@ class AgreementRow:
     releasability: list[str]
     flags: dict[str, bool]
     changed: frozenset[str]  # settings that differ from the version before (nothing for the first)
+    removed: bool = False  # this version removed the agreement (`kizuna agreements remove`)
 
 
 def _rows(visit: Visit, history: list[Agreement]) -> list[AgreementRow]:
@@ -51,7 +52,7 @@ def _rows(visit: Visit, history: list[Agreement]) -> list[AgreementRow]:
         rows.append(AgreementRow(
             agreement.agreement_id, agreement.version, organisations.get(agreement.partner, agreement.partner),
             agreement.max_tlp.label, named(body["collections"], collections), named(body["producers"], organisations),
-            body["releasability"], {flag: bool(body[flag]) for flag in FLAGS}, changed,
+            body["releasability"], {flag: bool(body[flag]) for flag in FLAGS}, changed, agreement.removed,
         ))
         before = body
     return rows

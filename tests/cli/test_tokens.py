@@ -27,6 +27,14 @@ def _get(node: Node, secret: str) -> requests.Response:
     return requests.get(node.collection_url(), headers={"Accept": TAXII, "Authorization": f"Bearer {secret}"})
 
 
+def _readable_ids(node: Node, secret: str) -> set[str]:
+    """The ids a token reads in the node's collection over TAXII."""
+    answer = requests.get(node.collection_url() + "objects/", timeout=30,
+                          headers={"Accept": TAXII, "Authorization": f"Bearer {secret}"})
+    assert answer.status_code == 200, answer.text
+    return {o["id"] for o in answer.json().get("objects", [])}
+
+
 def test_expired_token_is_refused_exactly_like_an_unknown_one(node: Node) -> None:
     unknown = _get(node, "kz_00000000deadbeef_" + "x" * 43)
     assert unknown.status_code == 401
@@ -184,27 +192,21 @@ def test_a_token_reads_only_under_an_agreement_with_its_own_organisation(node: N
     assert partner.returncode != 0 and "another organisation" in partner.stderr
     # KrCERT's own token reads it under the agreement.
     kr = kizuna_json(data, "tokens", "create", "--org", "KrCERT/CC", "--read", "shared", "--agreement", "uk-kr")
-    def objects(secret: str) -> set[str]:
-        answer = requests.get(node.collection_url() + "objects/", timeout=30,
-                              headers={"Accept": TAXII, "Authorization": f"Bearer {secret}"})
-        assert answer.status_code == 200, answer.text
-        return {o["id"] for o in answer.json().get("objects", [])}
-
-    assert strict["id"] in objects(kr["token"])
+    assert strict["id"] in _readable_ids(node, kr["token"])
     # The agreement moves to another partner: the token bound to it is no longer its partner's, and sees
     # nothing under it (fails closed) rather than what is now agreed with someone else.
     kizuna_json(data, "agreements", "set", "uk-kr", "--partner", "JPCERT/CC")
-    assert objects(kr["token"]) == set()
+    assert _readable_ids(node, kr["token"]) == set()
     # The binding refused above, made anyway in the store (as a node upgraded with one would hold it), is
     # no way round: JPCERT/CC's token under KrCERT's agreement sees nothing of it.
     kizuna_json(data, "agreements", "set", "uk-kr", "--partner", "KrCERT/CC")
-    assert strict["id"] in objects(kr["token"])
+    assert strict["id"] in _readable_ids(node, kr["token"])
     opened = KizunaNode.open(data)
     try:
         opened.store.set_token_agreement(plain["id"], "uk-kr")
     finally:
         opened.close()
-    assert objects(plain["token"]) == set()
+    assert _readable_ids(node, plain["token"]) == set()
 
 
 def test_agreement_releasability_and_producers_are_checked(node: Node) -> None:
@@ -229,3 +231,38 @@ def test_an_agreement_releasing_other_producers_amber_says_where_it_goes(node: N
     assert kizuna_json(data, "agreements", "set", "uk-jp-amber", "--producers", own)["notes"] == []
     assert kizuna_json(data, "agreements", "set", "uk-jp-green", "--partner", "JPCERT/CC",
                        "--max-tlp", "green")["notes"] == []
+
+
+def test_a_removed_agreement_releases_nothing_and_names_who_was_bound_to_it(node: Node) -> None:
+    data = node.data_dir
+    kizuna_json(data, "orgs", "create", "CERT-EU", "--country", "BEL")
+    kizuna_json(data, "agreements", "set", "uk-eu", "--partner", "CERT-EU", "--max-tlp", "amber",
+                "--collections", "shared")
+    own = next(o["id"] for o in kizuna_json(data, "orgs", "list")["organisations"] if o["name"] == "NCSC UK")
+    amber = {"type": "indicator", "spec_version": "2.1", "id": "indicator--8a0c4d1e-7b2f-4e61-9c3a-2d5e6f7a8b90",
+             "created_by_ref": own, "created": "2026-12-01T00:00:00.000Z", "modified": "2026-12-01T00:00:00.000Z",
+             "name": "for CERT-EU", "pattern_type": "stix", "pattern": "[ipv4-addr:value = '198.51.100.78']",
+             "valid_from": "2026-12-01T00:00:00Z",
+             "object_marking_refs": ["marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"]}
+    assert node.post([amber])["success_count"] == 1
+    eu = kizuna_json(data, "tokens", "create", "--org", "CERT-EU", "--read", "shared", "--agreement", "uk-eu",
+                     "--label", "eu sync")
+    kizuna_json(data, "partners", "add", "eu-node", "--url", "http://127.0.0.1:9/main/", "--map",
+                "shared=shared:push", "--org", "CERT-EU", "--agreement", "uk-eu", "--token", "t")
+
+    assert amber["id"] in _readable_ids(node, eu["token"])
+    removed = kizuna_json(data, "agreements", "remove", "uk-eu")
+    assert removed["version"] == 2 and removed["removed"] is True
+    assert removed["tokens"] == [{"id": eu["id"], "organisation": "CERT-EU", "label": "eu sync"}]
+    assert removed["partners"] == ["eu-node"]
+    # Bound still, and reading nothing: not what the node's agreements with CERT-EU's organisation would give.
+    assert _readable_ids(node, eu["token"]) == set()
+    assert "uk-eu" not in [a["id"] for a in kizuna_json(data, "agreements", "list")["agreements"]]
+    shown = kizuna(data, "agreements", "show", "uk-eu").stdout
+    assert "uk-eu v2 (removed)" in shown
+    again = kizuna(data, "agreements", "remove", "uk-eu", check=False)
+    assert again.returncode != 0 and again.stderr == "kizuna agreements remove: no agreement 'uk-eu'\n"
+    # Made again, as a later version, it releases again to the token still bound to it.
+    kizuna_json(data, "agreements", "set", "uk-eu", "--partner", "CERT-EU", "--max-tlp", "amber",
+                "--collections", "shared")
+    assert amber["id"] in _readable_ids(node, eu["token"])

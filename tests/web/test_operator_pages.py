@@ -105,6 +105,21 @@ def test_agreement_versions_as_policy_shows_them(operated: Console) -> None:
     assert session.get(operated.base + "/console/agreements/no-such").status_code == 404
 
 
+def test_a_removed_agreement_leaves_the_list_and_its_page_says_so(operated: Console) -> None:
+    node = Node.open(operated.data_dir)
+    try:
+        node.set_agreement("jp-gone", "JPCERT/CC", max_tlp=TlpLevel.GREEN)
+        node.remove_agreement("jp-gone")
+    finally:
+        node.close()
+    for language, said in (("en", "removed: releases nothing"), ("ja", "削除済み：何も開示しない")):
+        session = operated.sign_in("op", **{"Accept-Language": language})  # the session keeps the language
+        assert "jp-gone" not in session.get(operated.base + "/console/agreements").text
+        page = session.get(operated.base + "/console/agreements/jp-gone").text
+        newest = page[page.index("<h2"):page.index("</h2>")]
+        assert said in newest and "in force" not in newest and "有効" not in newest, newest
+
+
 def test_a_token_is_created_with_its_secret_shown_once_and_revoked_only_with_csrf(operated: Console) -> None:
     session = operated.sign_in("op")
     tokens_page = session.get(operated.base + "/console/tokens")
