@@ -27,6 +27,15 @@ def _get(node: Node, secret: str) -> requests.Response:
     return requests.get(node.collection_url(), headers={"Accept": TAXII, "Authorization": f"Bearer {secret}"})
 
 
+def _own_indicator(node: Node, stix_id: str, name: str, address: str, marking: str) -> dict[str, object]:
+    """An indicator by the node's own organisation (NCSC UK), with one marking."""
+    own = next(o["id"] for o in kizuna_json(node.data_dir, "orgs", "list")["organisations"] if o["name"] == "NCSC UK")
+    return {"type": "indicator", "spec_version": "2.1", "id": stix_id, "created_by_ref": own,
+            "created": "2026-12-01T00:00:00.000Z", "modified": "2026-12-01T00:00:00.000Z", "name": name,
+            "pattern_type": "stix", "pattern": f"[ipv4-addr:value = '{address}']", "valid_from": "2026-12-01T00:00:00Z",
+            "object_marking_refs": [marking]}
+
+
 def _readable_ids(node: Node, secret: str) -> set[str]:
     """The ids a token reads in the node's collection over TAXII."""
     answer = requests.get(node.collection_url() + "objects/", timeout=30,
@@ -172,13 +181,8 @@ def test_a_token_reads_only_under_an_agreement_with_its_own_organisation(node: N
     kizuna_json(data, "orgs", "create", "KrCERT/CC", "--country", "KOR")
     kizuna_json(data, "agreements", "set", "uk-kr", "--partner", "KrCERT/CC", "--max-tlp", "amber+strict",
                 "--collections", "shared")
-    own = next(o["id"] for o in kizuna_json(data, "orgs", "list")["organisations"] if o["name"] == "NCSC UK")
-    strict = {"type": "indicator", "spec_version": "2.1", "id": "indicator--3f1d7e4a-2c55-4b8e-9d0a-5b7c1e2f9a01",
-              "created_by_ref": own,
-              "created": "2026-12-01T00:00:00.000Z", "modified": "2026-12-01T00:00:00.000Z",
-              "name": "for KrCERT only", "pattern_type": "stix", "pattern": "[ipv4-addr:value = '198.51.100.77']",
-              "valid_from": "2026-12-01T00:00:00Z",
-              "object_marking_refs": ["marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"]}
+    strict = _own_indicator(node, "indicator--3f1d7e4a-2c55-4b8e-9d0a-5b7c1e2f9a01", "for KrCERT only",
+                            "198.51.100.77", "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003")
     assert node.post([strict])["success_count"] == 1
     # Refused when made, in one line, by each way of binding a token or a partner.
     made = kizuna(data, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared", "--agreement", "uk-kr",
@@ -238,12 +242,8 @@ def test_a_removed_agreement_releases_nothing_and_names_who_was_bound_to_it(node
     kizuna_json(data, "orgs", "create", "CERT-EU", "--country", "BEL")
     kizuna_json(data, "agreements", "set", "uk-eu", "--partner", "CERT-EU", "--max-tlp", "amber",
                 "--collections", "shared")
-    own = next(o["id"] for o in kizuna_json(data, "orgs", "list")["organisations"] if o["name"] == "NCSC UK")
-    amber = {"type": "indicator", "spec_version": "2.1", "id": "indicator--8a0c4d1e-7b2f-4e61-9c3a-2d5e6f7a8b90",
-             "created_by_ref": own, "created": "2026-12-01T00:00:00.000Z", "modified": "2026-12-01T00:00:00.000Z",
-             "name": "for CERT-EU", "pattern_type": "stix", "pattern": "[ipv4-addr:value = '198.51.100.78']",
-             "valid_from": "2026-12-01T00:00:00Z",
-             "object_marking_refs": ["marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"]}
+    amber = _own_indicator(node, "indicator--8a0c4d1e-7b2f-4e61-9c3a-2d5e6f7a8b90", "for CERT-EU",
+                           "198.51.100.78", "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421")
     assert node.post([amber])["success_count"] == 1
     eu = kizuna_json(data, "tokens", "create", "--org", "CERT-EU", "--read", "shared", "--agreement", "uk-eu",
                      "--label", "eu sync")
