@@ -136,12 +136,14 @@ def _format_failure(exc: FormatError, label: str) -> CliError:
     return CliError(exc.message if where == label else f"{exc.message} ({where})", code="format", file=label)
 
 
-def _files_of(directory: Path) -> tuple[list[Path], list[str]]:
-    """The files of a directory to import, and the documentation files left out."""
-    files = [p for p in sorted(directory.iterdir())
-             if p.is_file() and not p.name.startswith(".") and p.name not in _SKIPPED_IN_DIRECTORIES]
+def _files_of(directory: Path) -> tuple[list[Path], list[str], list[str]]:
+    """The files of a directory to import, the documentation files left out, and its subdirectories (not read:
+    a directory is one level, so a feed's archive folder beside it is not imported by surprise)."""
+    entries = [p for p in sorted(directory.iterdir()) if not p.name.startswith(".")]
+    files = [p for p in entries if p.is_file() and p.name not in _SKIPPED_IN_DIRECTORIES]
     return ([p for p in files if not _DOCUMENTATION.fullmatch(p.name)],
-            [str(p) for p in files if _DOCUMENTATION.fullmatch(p.name)])
+            [str(p) for p in files if _DOCUMENTATION.fullmatch(p.name)],
+            [str(p) for p in entries if p.is_dir()])
 
 
 def _failure_lines(source: dict[str, Any]) -> list[str]:
@@ -180,6 +182,8 @@ def _text(result: dict[str, Any], name: str) -> str:
         out.append(f"{bad['where']}: not imported: {bad['error']}")
     out += [f"{path}: skipped: documentation, not data (name the file itself to import it)"
             for path in result["skipped"]]
+    out += [f"{path}: skipped: a directory (directories are read one level deep; name it to import it)"
+            for path in result["skipped_directories"]]
     out += details[:SHOWN]
     if len(details) > SHOWN:
         out.append(f"  … and {len(details) - SHOWN} more (all of them: --json, --report FILE, or record "
@@ -251,26 +255,35 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
     sources: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     skipped: list[str] = []
+    subdirectories: list[str] = []
     with tempfile.TemporaryDirectory(prefix="kizuna-import-") as spool:
         if is_url(source):
             path = fetch_url(source, Path(spool), max_bytes=max_bytes, timeout=timeout)
             sources.append(run.one(path, source))
         elif Path(source).is_dir():
-            files, skipped = _files_of(Path(source))
+            files, skipped, subdirectories = _files_of(Path(source))
             if not files:
                 raise CliError("the directory holds no files to import", code="empty", file=source)
             for file in files:
                 try:
-                    sources.append(run.one(file, str(file)))
+                    read = run.one(file, str(file))
                 except CliError as exc:  # one bad file is reported; the others are imported
                     where = f"{exc.file}:{exc.line}" if exc.file and exc.line else exc.file or str(file)
                     failed.append({"source": str(file), "error": exc.message, "where": where})
+                    continue
+                if read["total"] == 0 and not read["rejected_input"] and not read["failures"]:
+                    # an empty file (or one of blank lines): as on its own, nothing usable, not a success
+                    failed.append({"source": str(file), "error": "nothing to import: the file holds no objects "
+                                   "or values", "where": str(file)})
+                    continue
+                sources.append(read)
         else:
             if not Path(source).exists():
                 raise CliError("no such file, directory or http(s) URL", code="io", file=source)
             sources.append(run.one(Path(source), source))
     result: dict[str, Any] = {
         "collection": target.id, "sources": sources, "failed_sources": failed, "skipped": skipped,
+        "skipped_directories": subdirectories,
         "stored": sum(s["stored"] for s in sources), "duplicates": sum(s["duplicates"] for s in sources),
         "rejected": sum(s["rejected"] for s in sources), "failed": sum(s["failed"] for s in sources),
         "total": sum(s["total"] for s in sources), "added_by_node": sum(s["added_by_node"] for s in sources),

@@ -94,13 +94,21 @@ def test_a_misp_directory_imports_every_event_and_reports_the_bad_file(data_dir:
     # A directory's README and licence are prose: their hosts and hashes are not indicators.
     (events / "README.md").write_text("Events from https://misp.example.org, see also example.net\n")
     (events / "LICENSE-CC-BY.txt").write_text("Licensed under CC BY 4.0, https://creativecommons.example\n")
+    (events / "d-empty.json").write_bytes(b"")  # nothing usable: a failure, as the file on its own is
+    (events / "archive").mkdir()  # one level deep: named as skipped, not read and not passed over in silence
+    shutil.copy(MISP_EVENT, events / "archive" / "old-event.json")
     result = kizuna(data_dir, "import", str(events), "--collection", "in", "--json", check=False)
     assert result.returncode == 1  # a file was not imported
     report = json.loads(result.stdout)
     assert report["skipped"] == [str(events / "LICENSE-CC-BY.txt"), str(events / "README.md")]
+    assert report["skipped_directories"] == [str(events / "archive")]
     assert [s["source"] for s in report["sources"]] == [str(events / "a-event.json"), str(events / "b-galaxy.json")]
-    (bad,) = report["failed_sources"]
+    bad, empty = report["failed_sources"]
     assert bad["where"] == f"{events / 'c-broken.json'}:2" and "not valid JSON" in bad["error"]
+    assert empty["source"] == str(events / "d-empty.json") and "nothing to import" in empty["error"]
+    text = kizuna(data_dir, "import", str(events), "--collection", "in", check=False)
+    assert f"{events / 'archive'}: skipped: a directory" in text.stdout
+    assert text.stderr == "kizuna import: 2 of 4 files not imported (listed above)\n"
     ids = {o["id"] for o in stored(data_dir)}
     galaxy_uuid = json.loads(GALAXY_EVENT.read_text())["Event"]["uuid"]
     assert {f"grouping--{EVENT_UUID}", f"grouping--{galaxy_uuid}"} <= ids
