@@ -115,6 +115,7 @@ class _ListReader:
         self.seen: set[str] = set()
         self.delimiter: str | None = None
         self.header: dict[str, int] | None = None
+        self.width = 0  # the header's number of columns
         self.implied_type = ""
         self.row_columns: list[tuple[str, int]] = []
         self.refanged = 0
@@ -135,6 +136,7 @@ class _ListReader:
                 return False
             self.implied_type = cells[value].replace("_", "-")
         self.header = {"value": value}
+        self.width = len(cells)
         for key, names in (("type", TYPE_COLUMNS), ("comment", COMMENT_COLUMNS),
                            ("first_seen", FIRST_SEEN_COLUMNS), *ROW_COLUMNS.items()):
             found = _column(names, cells)
@@ -176,6 +178,13 @@ class _ListReader:
         if cells is None:
             return
         header = self.header
+        if len(cells) > self.width:
+            # A cell past the header's columns (an unquoted comma in a comment, say) has no column to belong to:
+            # reported as lost, not dropped in silence.
+            for index in range(self.width, len(cells)):
+                if cells[index].strip():
+                    self.report.losses.append(Loss(f"{self.name}:{number}", f"column {index + 1}", cells[index][:200],
+                                                   "cell past the header's columns: not imported"))
         if len(cells) <= max(header.values()):
             cells += [""] * (max(header.values()) + 1 - len(cells))
         raw = cells[header["value"]].strip()

@@ -218,3 +218,13 @@ def test_a_misp_csv_export_is_read_with_its_tags_dates_and_composite_values() ->
     # to_ids 0 is context, not an indicator: left out, and said so.
     assert [(loss.ref, loss.field) for loss in report.losses if loss.field == "to_ids"] == [("misp.csv:3", "to_ids")]
     assert all(check_object(o) is None for o in report.objects)
+
+
+def test_cells_past_the_headers_columns_are_reported_as_lost() -> None:
+    # An unquoted comma in a comment splits it: the value still imports, the stray cell is named, not dropped.
+    text = "type,value,comment\ndomain,a.example.net,landing page, sent by mail\ndomain,b.example.net,plain\n" \
+           "domain,c.example.net,trailing,,\n"
+    report = read_ioc_list(io.StringIO(text), "extra.csv", now=NOW, warninglists=None)
+    assert report.rejected == [] and len(report.objects) == 3
+    assert [(loss.ref, loss.field, loss.value) for loss in report.losses] == [("extra.csv:2", "column 4",
+                                                                               " sent by mail")]
