@@ -217,6 +217,11 @@ def _audit_body(result: dict[str, Any]) -> dict[str, Any]:
               help="IOC lists: the confidence (0-100) of every indicator.")
 @click.option("--valid-until", type=Moment(), default=None, metavar="TIME",
               help="IOC lists: every indicator expires at this date or time (ISO 8601, UTC if no offset).")
+@click.option("--producer", default=None, metavar="ORG",
+              help="IOC lists: the organisation (name or identity id, see `kizuna orgs list`) that made the list, "
+                   "as every indicator's created_by_ref, so that agreements' --producers and the rule against "
+                   "forwarding another producer's TLP:AMBER+STRICT/RED apply to it. Default: none, as for the "
+                   "node's own objects.")
 @click.option("--warninglist", "warninglists", multiple=True, metavar="NAME",
               help="Flag values on this MISP warninglist (repeatable; default: Kizuna's selection, "
                    "see docs/formats.md).")
@@ -231,7 +236,8 @@ def _audit_body(result: dict[str, Any]) -> dict[str, Any]:
 @json_option
 @click.pass_context
 def import_(ctx: click.Context, source: str, collection: str, api_root: str | None, fmt: str, tlp: str | None,
-            labels: tuple[str, ...], confidence: int | None, valid_until: str | None, warninglists: tuple[str, ...],
+            labels: tuple[str, ...], confidence: int | None, valid_until: str | None, producer: str | None,
+            warninglists: tuple[str, ...],
             no_warninglists: bool, max_bytes: int, timeout: float, report_file: Path | None, quiet: bool,
             as_json: bool) -> None:
     """Import SOURCE (a file, a directory or an http(s) URL) into a collection.
@@ -250,8 +256,16 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
     node = node_of(ctx)
     target = node.find_collection(collection, api_root)
     lists: tuple[str, ...] | None = None if no_warninglists else tuple(warninglists) or DEFAULT_LISTS
+    made_by = None
+    if producer is not None:
+        found = node.store.get_organisation(producer)
+        if found is None:
+            raise CliError(f"--producer: no organisation {producer!r} (see `kizuna orgs list`)", code="usage",
+                           exit_code=2)
+        made_by = found.id
     run = _Import(node, target, fmt, IocOptions(tlp=tlp, labels=labels, confidence=confidence,
-                                                valid_until=valid_until), lists, progress_wanted(as_json, quiet))
+                                                valid_until=valid_until, created_by_ref=made_by), lists,
+                  progress_wanted(as_json, quiet))
     sources: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     skipped: list[str] = []

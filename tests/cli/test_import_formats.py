@@ -140,6 +140,31 @@ def test_csv_with_a_bad_line_imports_the_rest_and_names_the_line(data_dir: Path)
     assert audited["sources"][0]["rejected_input"][0]["where"] == f"{IOC_CSV}:8"
 
 
+def test_a_list_made_by_a_partner_is_released_as_its_producers_agreements_say(sqlite_node: Path,
+                                                                             tmp_path: Path) -> None:
+    # --producer names who made the list, so an agreement releasing only that producer's objects covers it,
+    # and a list imported without one (the node's own, by default) is not.
+    kizuna_json(sqlite_node, "orgs", "create", "JPCERT/CC", "--country", "JPN")
+    kizuna_json(sqlite_node, "orgs", "create", "KrCERT/CC", "--country", "KOR")
+    jp = next(o["id"] for o in kizuna_json(sqlite_node, "orgs", "list")["organisations"] if o["name"] == "JPCERT/CC")
+    theirs, ours = tmp_path / "jp-list.csv", tmp_path / "our-list.csv"
+    theirs.write_text("type,value\ndomain,jp-list.example.net\n")
+    ours.write_text("type,value\ndomain,our-list.example.net\n")
+    kizuna_json(sqlite_node, "import", str(theirs), "--collection", "in", "--tlp", "amber", "--producer", "JPCERT/CC")
+    kizuna_json(sqlite_node, "import", str(ours), "--collection", "in", "--tlp", "amber")
+    made_by = {o["pattern"]: o.get("created_by_ref") for o in stored(sqlite_node) if o["type"] == "indicator"}
+    assert made_by == {"[domain-name:value = 'jp-list.example.net']": jp,
+                       "[domain-name:value = 'our-list.example.net']": None}
+    kizuna_json(sqlite_node, "agreements", "set", "kr-jp-relay", "--partner", "KrCERT/CC", "--max-tlp", "amber",
+                "--producers", jp)
+    released = kizuna(sqlite_node, "export", "--collection", "in", "--format", "txt", "--type", "domain",
+                      "--as-org", "KrCERT/CC").stdout.split()
+    assert released == ["jp-list.example.net"]
+    unknown = kizuna(sqlite_node, "import", str(theirs), "--collection", "in", "--producer", "Nobody", check=False)
+    assert unknown.returncode == 2 and unknown.stderr == ("kizuna import: --producer: no organisation 'Nobody' "
+                                                          "(see `kizuna orgs list`)\n")
+
+
 def test_no_warninglists_flags_nothing_and_the_report_file_holds_everything(sqlite_node: Path,
                                                                             tmp_path: Path) -> None:
     report_file = tmp_path / "report.json"
