@@ -220,8 +220,8 @@ def _audit_body(result: dict[str, Any]) -> dict[str, Any]:
 @click.option("--producer", default=None, metavar="ORG",
               help="IOC lists: the organisation (name or identity id, see `kizuna orgs list`) that made the list, "
                    "as every indicator's created_by_ref, so that agreements' --producers and the rule against "
-                   "forwarding another producer's TLP:AMBER+STRICT/RED apply to it. Default: none, as for the "
-                   "node's own objects.")
+                   "pushing another producer's TLP:AMBER+STRICT/RED on to partners apply to it. Default: none, "
+                   "as for the node's own objects.")
 @click.option("--warninglist", "warninglists", multiple=True, metavar="NAME",
               help="Flag values on this MISP warninglist (repeatable; default: Kizuna's selection, "
                    "see docs/formats.md).")
