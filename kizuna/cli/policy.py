@@ -98,7 +98,9 @@ def agreements_remove(ctx: click.Context, agreement_id: str, as_json: bool) -> N
 
     node = node_of(ctx)
     removed, tokens = node.remove_agreement(agreement_id)
-    partners = [p.name for p in FederationState(node.store).list_partners() if p.agreement == agreement_id]
+    # Every entry, an unusable one aside (one corrupt entry must not stop the removal).
+    partners = [name for name, config, _ in FederationState(node.store).partner_entries()
+                if config is not None and config.agreement == agreement_id]
     names = {o.id: o.name for o in node.store.list_organisations()}
     bound_tokens = [{"id": t.id, "organisation": names.get(t.organisation_id, t.organisation_id), "label": t.label}
                     for t in tokens]

@@ -451,7 +451,7 @@ class Node:
         )
         self.audit.record("agreement-changed", NODE_ADMIN.key, {"agreement": agreement_id, "version": version, **body})
         removed = next(a for a in self.agreement_history(agreement_id) if a.version == version)
-        bound = [t for t in self.store.list_tokens() if t.agreement_id == agreement_id]
+        bound = [t for t in self.store.list_tokens() if t.agreement_id == agreement_id and t.revoked_at is None]
         return removed, bound
 
     def _place_anonymous_identity(self, collections: Iterable[Collection]) -> None:
