@@ -177,8 +177,7 @@ def partners_show(ctx: click.Context, name: str, as_json: bool) -> None:
              f"  totals:       pulled {status['pulled']}, pushed {status['pushed']}, "
              f"quarantined {status['quarantined']}"]
     if partner is not None and (partner.organisation or partner.agreement):
-        found = node_of(ctx).store.get_organisation(partner.organisation) if partner.organisation else None
-        lines.append(f"  organisation: {found.name if found else partner.organisation or '-'}; "
+        lines.append(f"  organisation: {config['organisation_name'] or partner.organisation or '-'}; "
                      f"agreement {partner.agreement or '-'}")
     if config.get("config_error"):
         lines.append(f"  configuration: {config['config_error']}")

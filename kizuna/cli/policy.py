@@ -101,7 +101,7 @@ def agreements_remove(ctx: click.Context, agreement_id: str, as_json: bool) -> N
     # Every entry, an unusable one aside (one corrupt entry must not stop the removal).
     partners = [name for name, config, _ in FederationState(node.store).partner_entries()
                 if config is not None and config.agreement == agreement_id]
-    names = {o.id: o.name for o in node.store.list_organisations()}
+    names = node.identity_names(t.organisation_id for t in tokens)
     bound_tokens = [{"id": t.id, "organisation": names.get(t.organisation_id, t.organisation_id), "label": t.label}
                     for t in tokens]
     lines = [f"Agreement {agreement_id} removed (version {removed.version}): it releases nothing from now on"]

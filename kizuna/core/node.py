@@ -11,7 +11,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -450,7 +450,7 @@ class Node:
             agreement_id, current.partner, orjson.dumps(body).decode(), now_micros(), NODE_ADMIN.key
         )
         self.audit.record("agreement-changed", NODE_ADMIN.key, {"agreement": agreement_id, "version": version, **body})
-        removed = next(a for a in self.agreement_history(agreement_id) if a.version == version)
+        removed = replace(current, version=version, removed=True)  # what agreement_history now holds last
         bound = [t for t in self.store.list_tokens() if t.agreement_id == agreement_id and t.revoked_at is None]
         return removed, bound
 

@@ -27,13 +27,21 @@ def _get(node: Node, secret: str) -> requests.Response:
     return requests.get(node.collection_url(), headers={"Accept": TAXII, "Authorization": f"Bearer {secret}"})
 
 
-def _own_indicator(node: Node, stix_id: str, name: str, address: str, marking: str) -> dict[str, object]:
-    """An indicator by the node's own organisation (NCSC UK), with one marking."""
-    own = next(o["id"] for o in kizuna_json(node.data_dir, "orgs", "list")["organisations"] if o["name"] == "NCSC UK")
-    return {"type": "indicator", "spec_version": "2.1", "id": stix_id, "created_by_ref": own,
-            "created": "2026-12-01T00:00:00.000Z", "modified": "2026-12-01T00:00:00.000Z", "name": name,
+def _agreed_indicator(node: Node, partner: str, country: str, agreement: str, max_tlp: str, stix_id: str,
+                      address: str, marking: str) -> dict[str, object]:
+    """A new partner organisation, an agreement with it over the collection `shared`, and an indicator by the
+    node's own organisation (NCSC UK) with one marking, stored there."""
+    data = node.data_dir
+    kizuna_json(data, "orgs", "create", partner, "--country", country)
+    kizuna_json(data, "agreements", "set", agreement, "--partner", partner, "--max-tlp", max_tlp,
+                "--collections", "shared")
+    own = next(o["id"] for o in kizuna_json(data, "orgs", "list")["organisations"] if o["name"] == "NCSC UK")
+    made = {"type": "indicator", "spec_version": "2.1", "id": stix_id, "created_by_ref": own,
+            "created": "2026-12-01T00:00:00.000Z", "modified": "2026-12-01T00:00:00.000Z", "name": f"for {partner}",
             "pattern_type": "stix", "pattern": f"[ipv4-addr:value = '{address}']", "valid_from": "2026-12-01T00:00:00Z",
             "object_marking_refs": [marking]}
+    assert node.post([made])["success_count"] == 1
+    return made
 
 
 def _readable_ids(node: Node, secret: str) -> set[str]:
@@ -178,12 +186,9 @@ def test_a_token_reads_only_under_an_agreement_with_its_own_organisation(node: N
     """An agreement is made with one partner. Binding another organisation's token to it would hand that
     organisation what was agreed with someone else (here TLP:AMBER+STRICT agreed with KrCERT only)."""
     data = node.data_dir
-    kizuna_json(data, "orgs", "create", "KrCERT/CC", "--country", "KOR")
-    kizuna_json(data, "agreements", "set", "uk-kr", "--partner", "KrCERT/CC", "--max-tlp", "amber+strict",
-                "--collections", "shared")
-    strict = _own_indicator(node, "indicator--3f1d7e4a-2c55-4b8e-9d0a-5b7c1e2f9a01", "for KrCERT only",
-                            "198.51.100.77", "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003")
-    assert node.post([strict])["success_count"] == 1
+    strict = _agreed_indicator(node, "KrCERT/CC", "KOR", "uk-kr", "amber+strict",
+                               "indicator--3f1d7e4a-2c55-4b8e-9d0a-5b7c1e2f9a01", "198.51.100.77",
+                               "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003")
     # Refused when made, in one line, by each way of binding a token or a partner.
     made = kizuna(data, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared", "--agreement", "uk-kr",
                   check=False)
@@ -239,12 +244,9 @@ def test_an_agreement_releasing_other_producers_amber_says_where_it_goes(node: N
 
 def test_a_removed_agreement_releases_nothing_and_names_who_was_bound_to_it(node: Node) -> None:
     data = node.data_dir
-    kizuna_json(data, "orgs", "create", "CERT-EU", "--country", "BEL")
-    kizuna_json(data, "agreements", "set", "uk-eu", "--partner", "CERT-EU", "--max-tlp", "amber",
-                "--collections", "shared")
-    amber = _own_indicator(node, "indicator--8a0c4d1e-7b2f-4e61-9c3a-2d5e6f7a8b90", "for CERT-EU",
-                           "198.51.100.78", "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421")
-    assert node.post([amber])["success_count"] == 1
+    amber = _agreed_indicator(node, "CERT-EU", "BEL", "uk-eu", "amber",
+                              "indicator--8a0c4d1e-7b2f-4e61-9c3a-2d5e6f7a8b90", "198.51.100.78",
+                              "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421")
     eu = kizuna_json(data, "tokens", "create", "--org", "CERT-EU", "--read", "shared", "--agreement", "uk-eu",
                      "--label", "eu sync")
     kizuna_json(data, "partners", "add", "eu-node", "--url", "http://127.0.0.1:9/main/", "--map",
