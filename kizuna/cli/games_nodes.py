@@ -5,7 +5,8 @@ nation's CSIRT (which runs the operation), a visiting nation's CERT and the orga
 SOC. Every step is the ordinary ``kizuna`` command a person would type, run against the node's own
 directory, so the demo shows the real commands, tokens, agreements and federation:
 
-1. the host creates the operation (a token and an agreement per partner) and its protected assets;
+1. the host creates the operation (a token and an agreement per partner) and its protected assets; the
+   SOC is recorded as a client of the host (TLP:AMBER the host receives may reach its clients only);
 2. each partner node records the host as a partner (organisation, agreement, ``partners add`` with
    the token the host issued);
 3. the visiting nation imports its phishing indicator on a lookalike of the ticketing domain and
@@ -144,6 +145,9 @@ class GamesDay:
         for partner in (self.soc, self.visitor):
             self.kizuna(self.host, "orgs", "create", partner.org, "--country", partner.country,
                         "--identity-id", partner.identity["id"])
+        # The organising committee's SOC is a client of the host nation's CSIRT: TLP:AMBER the visiting nation
+        # sends the host may go on to it (TLP 2.0), and to no partner that is not a client.
+        self.kizuna(self.host, "policy", "org", self.soc.org, "--client-of", self.host.org)
         created = self.kizuna(self.host, "ops", "create", NAME, "--from", str(today - dt.timedelta(days=1)),
                               "--to", str(today + dt.timedelta(days=14)), "--partner", self.soc.org,
                               "--partner", self.visitor.org, "--tlp-default", "amber")

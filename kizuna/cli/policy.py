@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import replace
 from typing import Any
 
@@ -72,14 +73,18 @@ def agreements_set(
     stored = node.set_agreement(agreement_id, partner or base.partner, **settings)
     notes = []
     if stored.max_tlp >= TlpLevel.AMBER and (stored.producers - {node.home_organisation_id}):
-        # Kizuna stops TLP:AMBER+STRICT and TLP:RED received from a partner node from going on; TLP:AMBER it
-        # leaves to the agreement, and TLP 2.0 lets a recipient pass AMBER to its own organisation and clients.
+        # TLP 2.0 lets a recipient pass AMBER on to its own organisation and its clients only, so the visibility
+        # check withholds AMBER received from a partner node from anyone else, whatever the agreement says.
         org = node.store.get_organisation(stored.partner)
-        notes.append("this agreement releases TLP:AMBER made by other producers (--producers "
-                     f"{','.join(sorted(stored.producers))}): AMBER this node received from a partner will reach "
-                     f"{org.name if org else stored.partner} too, which TLP 2.0 allows only if it is a client of "
-                     "this node's organisation; --producers with this node's own identity keeps it to what the "
-                     "node made")
+        compiled = node.policy.context().organisation(stored.partner)
+        home = node.home_organisation_id
+        if home is not None and (compiled is None or home not in compiled.client_of):
+            name = org.name if org else stored.partner
+            home_org = node.store.get_organisation(home)
+            notes.append(f"TLP:AMBER that this node received from partner nodes does not reach {name}, which is not "
+                         "a client of this node's organisation: TLP 2.0 lets AMBER go on only to the recipient's "
+                         f"clients (kizuna policy org {shlex.quote(name)} --client-of "
+                         f"{shlex.quote(home_org.name if home_org else home)} makes it one)")
     emit(as_json, {**_agreement_json(stored), "notes": notes},
          f"Agreement {stored.agreement_id} is now version {stored.version}"
          + "".join(f"\nnote: {note}" for note in notes))

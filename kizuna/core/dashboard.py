@@ -170,6 +170,7 @@ def _count_received(
     collection_pk = viewer.collection.pk
     groups = list(stats.received_groups(collection_pk, since, PER_ROW_TYPES))
     names = _identity_names(node, viewer, {group.created_by_ref for group in groups}, names)
+    senders: list[str] | None = None  # the reader's own partner entries: what they sent is not stopped for it
     for group in groups:
         if group.type:
             per_row += group.versions
@@ -181,11 +182,18 @@ def _count_received(
         if verdict is None or not verdict[0]:
             continue
         count = group.versions
-        if viewer.policy is not None and group.markings is not None and stops_onward(group.markings) and not (
+        if viewer.policy is not None and group.markings is not None and stops_onward(
+            group.markings, viewer.policy.relay_floor
+        ) and not (
             group_verdict(viewer, _PLAIN_TYPE, group.created_by_ref, group.markings, relayed=True) or (False,)
         )[0]:
-            # AMBER+STRICT/RED received from a partner node stop here: not counted for anyone else.
-            count -= stats.relayed_count(collection_pk, since, group.created_by_ref, group.markings)
+            # AMBER+STRICT/RED received from a partner node stop here, and AMBER at the node's organisation's
+            # clients: not counted for anyone else.
+            if senders is None:
+                org_id = viewer.principal.organisation_id
+                senders = node.partner_entries_of(org_id) if org_id else []
+            count -= stats.relayed_count(collection_pk, since, group.created_by_ref, group.markings, PER_ROW_TYPES,
+                                         senders)
         source = _producer_name(group.created_by_ref, names, verdict[1])
         into[(group.day, source, tlp_label(group.markings))] += count
     if viewer.policy is None or per_row == 0:

@@ -33,10 +33,13 @@ def feed_items(node: Any, viewer: Viewer, batch: int = _BATCH) -> Iterator[bytes
     ``node``: the `Node` (its store, reader and egress audit); ``batch``: rows read (and audited) at a time."""
     store, collection_pk = node.store, viewer.collection.pk
     choose = node.reader.latest_choice(viewer)
-    whole: dict[tuple[str | None, str | None], bool] = {}
     after: int | None = None
     while True:
         rows = store.feed_rows(collection_pk, after, batch)
+        # Per batch: a relayed TLP:AMBER version, which the relay rule stops for readers outside this node's
+        # organisation and its clients, may arrive between two batches (core/visibility.py).
+        viewer.begin_batch()
+        whole: dict[tuple[str | None, str | None], bool] = {}
         if rows and _all_quick(rows, whole, viewer):
             # The usual batch: every row served from its facts. Taken column by column, as the loop below would
             # take it row by row (tests/formats/test_feed_facts.py holds the two to the same feed and audit).

@@ -546,8 +546,12 @@ class Node:
                 ))
             return rows
 
+        senders: list[frozenset[str]] = []  # the reader's own partner entries, read when first needed
+
         def relayed(rows: Sequence[VersionRow]) -> set[tuple[str, int]]:
-            return self._relayed_from_partner(collection.pk, rows)
+            if not senders:
+                senders.append(frozenset(self.partner_entries_of(org_id)) if org_id else frozenset())
+            return self._relayed_from_partner(collection.pk, rows, senders[0])
 
         def stored_shapes() -> frozenset[tuple[str, str | None, str | None]] | None:
             return self._stored_shapes.of(collection.pk)
@@ -560,14 +564,18 @@ class Node:
 
         return Viewer(principal, collection, policy, lookup, relayed, stored_shapes, anything_relayed, change_stamp)
 
-    def _relayed_from_partner(self, collection_pk: int, rows: Sequence[VersionRow]) -> set[tuple[str, int]]:
-        """Which of ``rows`` arrived from a partner node, as (id, version): asked only of TLP:AMBER+STRICT and
-        RED rows, once per page."""
-        if len(rows) == 1:
+    def _relayed_from_partner(
+        self, collection_pk: int, rows: Sequence[VersionRow], senders: frozenset[str] = frozenset(),
+    ) -> set[tuple[str, int]]:
+        """Which of ``rows`` arrived from a partner node other than ``senders`` (the partner entries that stand
+        for the reader's own organisation, which holds what it sent), as (id, version): asked only of rows at or
+        above the reader's relay floor, once per page."""
+        if len(rows) == 1 and not senders:
             row = rows[0]
             return {(row.stix_id, row.version)} if self.store.has_provenance(collection_pk, row.stix_id, row.version) \
                 else set()
-        return set(self.store.partners_of(collection_pk, [(row.stix_id, row.version) for row in rows]))
+        found = self.store.partners_of(collection_pk, [(row.stix_id, row.version) for row in rows])
+        return {version for version, partner in found.items() if partner not in senders}
 
     def keep_withdrawn(
         self, collection_pk: int, rows: Iterable[VersionRow], reason: str, cur: Any = None
@@ -583,7 +591,7 @@ class Node:
         org_id = principal.organisation_id
         if principal.is_admin or org_id is None or org_id == self.home_organisation_id:
             return []
-        return self._partner_names_of(org_id)
+        return self.partner_entries_of(org_id)
 
     def _pushed_in(self, names: list[str], collection_pk: int, rows: list[VersionRow]) -> list[VersionRow]:
         """The rows that one of the partner entries ``names`` pushed in (provenance)."""
@@ -593,7 +601,7 @@ class Node:
                 if partner in names}
         return [row for row in rows if row.version in sent]
 
-    def _partner_names_of(self, organisation_id: str) -> list[str]:
+    def partner_entries_of(self, organisation_id: str) -> list[str]:
         """Federation partner entries configured with this organisation (their tokens push into this node)."""
         return [name for name, config in self.store.partner_configs()
                 if orjson.loads(config).get("organisation") == organisation_id]
@@ -605,7 +613,7 @@ class Node:
             return
         if principal.organisation_id == self.home_organisation_id:
             return
-        names = self._partner_names_of(principal.organisation_id)
+        names = self.partner_entries_of(principal.organisation_id)
         if not names:
             return
         added = {

@@ -158,6 +158,7 @@ class PolicySource:
             shared_communities=shared,
             options=options_from_json(store.get_setting(POLICY_OPTIONS)),
             anonymous_identity_id=store.get_setting(ANONYMOUS_IDENTITY),
+            home_organisation_id=store.get_setting("node_identity"),
         )
 
 

@@ -11,10 +11,13 @@ that shares it.  The columns also settle, unparsed, a row that can reference oth
 when its own markings hide it, and a row with granular markings when the viewer may see every
 marking it carries (no part of it can be redacted).  A relationship whose pair the viewer sees
 whole is decided by its endpoints alone and served as stored.  Every other row of those kinds, and
-rows that need redaction, are parsed (once) and decided in full.  An endpoint carrying
-TLP:AMBER+STRICT/RED that arrived from a partner node is hidden from the relationship's reader as
-the object itself is (its provenance is asked with the look-up, and not at all in a collection that
-holds nothing from a partner node).
+rows that need redaction, are parsed (once) and decided in full.
+
+A version that arrived from a partner node stops at this node's organisation, its recipient, from
+TLP:AMBER+STRICT up, and at that organisation and its clients from TLP:AMBER up (TLP 2.0): it is
+hidden from every other reader but its producer, and so is such an endpoint from a relationship's
+reader (the policy's ``relay_floor``; provenance is asked with the look-up, and not at all in a
+collection that holds nothing from a partner node).
 """
 
 from __future__ import annotations
@@ -83,8 +86,9 @@ class Viewer:
         self.readable = principal.can_read(collection)  # asked of every row: a request's grants do not change
         self.policy = policy
         self._lookup = lookup
-        #: With a policy: versions received from a partner node that carry TLP:AMBER+STRICT or TLP:RED
-        #: stop here (the node's own organisation was their recipient); they are hidden from everyone else.
+        #: With a policy: versions received from a partner node that carry TLP:AMBER+STRICT or TLP:RED stop at
+        #: the node's own organisation (their recipient), and TLP:AMBER at it and its clients; they are hidden
+        #: from everyone else (``policy.relay_floor``).
         self.relayed = relayed
         self._anything_relayed = anything_relayed
         self._change_stamp = change_stamp
@@ -98,7 +102,8 @@ class Viewer:
         #: of them whole, no endpoint of a column-decided type can be hidden, and :meth:`resolve` looks up only
         #: endpoints of the other types.
         self.stored_shapes = stored_shapes
-        self._endpoints_whole: bool | None = None
+        #: (every pair served as stored, every pair whole), for :meth:`_whole_endpoints`
+        self._endpoints_whole: tuple[bool, bool] | None = None
         #: (id, version) -> the parsed body, for the batch last prefetched (parsed there, decided in view)
         self._parsed: dict[tuple[str, int], dict[str, Any]] = {}
         #: (id, version) -> (source_ref, target_ref), for the relationships of the batch last prefetched whose
@@ -170,14 +175,18 @@ class Viewer:
         self._visible_ids.update(seen)
         if kept is not None:
             # Not kept: an id with a TLP:AMBER+STRICT/RED version, whose verdict hangs on provenance too.
-            apart = {row.stix_id for row in rows if row.markings is not None and stops_onward(row.markings)}
+            floor = self.policy.relay_floor
+            apart = {row.stix_id for row in rows if row.markings is not None and stops_onward(row.markings, floor)}
             kept.update((i, self._visible_ids[i]) for i in wanted if i not in apart)
 
     def _may_be_relayed(self, row: VersionRow) -> bool:
-        """Whether ``row`` carries TLP:AMBER+STRICT/RED that its arrival from a partner node would stop here."""
+        """Whether ``row`` carries a TLP level that its arrival from a partner node would stop here for this viewer
+        (AMBER+STRICT/RED; AMBER too outside this node's organisation and its clients)."""
+        assert self.policy is not None
         return (
             self.relayed is not None and row.markings is not None
-            and row.created_by_ref != self.principal.organisation_id and stops_onward(row.markings)
+            and row.created_by_ref != self.principal.organisation_id
+            and stops_onward(row.markings, self.policy.relay_floor)
             and not self._relay_impossible()
         )
 
@@ -189,26 +198,36 @@ class Viewer:
             nothing = self._nothing_relayed = self._anything_relayed is not None and not self._anything_relayed()
         return nothing
 
+    def begin_batch(self) -> None:
+        """A caller that reads rows in batches without :meth:`prefetch` (core/feed_read.py) has read a new one:
+        whether the collection holds anything from a partner node is asked again, when first needed."""
+        if self.relayed is not None:
+            self._nothing_relayed = None
+
     def _whole_endpoints(self) -> bool:
         """Whether every version stored in the collection, of a type the columns decide, is visible whole to this
-        viewer: its (producer, markings) pair is served as stored (``stored_shapes``)."""
+        viewer: its (producer, markings) pair is served as stored (``stored_shapes``), or is whole and the relay
+        rule has nothing to stop in this batch (the collection holds nothing from a partner node)."""
         whole = self._endpoints_whole
         if whole is None:
             policy = self.policy
             shapes = self.stored_shapes() if self.stored_shapes is not None and policy is not None else None
             if policy is None or shapes is None:
-                whole = False
+                whole = (False, False)
             else:
                 # Kept beside the pair verdicts (same policy generation): the set is the same object until it grows.
                 key = ("stored-shapes", shapes)
                 whole = policy.column_verdicts.get(key)
                 if whole is None:
-                    whole = policy.column_verdicts[key] = all(
-                        _verdict(policy, VersionRow(0, "", kind, 0, "2.1", 0, producer, markings, b"")).served_as_stored
-                        for kind, producer, markings in shapes if kind not in _UNDECIDED
+                    verdicts = [_verdict(policy, VersionRow(0, "", kind, 0, "2.1", 0, producer, markings, b""))
+                                for kind, producer, markings in shapes if kind not in _UNDECIDED]
+                    whole = policy.column_verdicts[key] = (
+                        all(v.served_as_stored for v in verdicts), all(v.whole for v in verdicts)
                     )
             self._endpoints_whole = whole
-        return whole
+        as_stored, seen_whole = whole
+        # Not kept across batches: content from a partner node may arrive between two of them.
+        return as_stored or (seen_whole and self._relay_impossible())
 
     def is_relayed(self, row: VersionRow) -> bool:
         """Whether this node received ``row`` from a partner node (asked of AMBER+STRICT and RED rows only)."""
@@ -233,7 +252,7 @@ class Viewer:
         asked = [row for row in rows if row.markings is not None
                  and ((verdict := verdicts.get((row.created_by_ref, row.markings))) is None
                       or not verdict.served_as_stored)
-                 and row.created_by_ref != own and stops_onward(row.markings)
+                 and row.created_by_ref != own and stops_onward(row.markings, policy.relay_floor)
                  and _column_outcome(self, policy, row) is not Outcome.HIDDEN]
         if asked and self._relay_impossible():
             return
@@ -272,7 +291,9 @@ class Viewer:
             if kind not in REFERENCING_TYPES:
                 continue
             verdict = verdicts.get((row.created_by_ref, row.markings))
-            if verdict is not None and verdict.served_as_stored and kind == "relationship":
+            if verdict is not None and kind == "relationship" and (
+                verdict.served_as_stored or (verdict.whole and self._nothing_relayed is True)
+            ):
                 obj = orjson.loads(row.body)
                 source, target = obj.get("source_ref"), obj.get("target_ref")
                 if type(source) is str and type(target) is str:
@@ -314,9 +335,9 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     if policy is None:
         return row.body
     # The bulk of any read-out: a pair the reader sees whole, on a type the columns decide, that no relay rule
-    # can stop (one look-up, as for the node's own organisation).
+    # can stop, or none in this batch (one look-up, as for the node's own organisation).
     verdict = policy.column_verdicts.get((row.created_by_ref, row.markings))
-    if verdict is not None and verdict.served_as_stored:
+    if verdict is not None and (verdict.served_as_stored or (verdict.whole and viewer._nothing_relayed is True)):
         kind = row.type
         if kind not in _UNDECIDED:
             return row.body
@@ -334,7 +355,7 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
         return None
     # Provenance costs a store query: it is asked only of rows the markings would otherwise let through.
     if (
-        viewer.relayed is not None and row.markings is not None and stops_onward(row.markings)
+        viewer.relayed is not None and row.markings is not None and stops_onward(row.markings, policy.relay_floor)
         and row.created_by_ref != viewer.principal.organisation_id and viewer.is_relayed(row)
     ):
         viewer.hidden["relayed"] += 1
@@ -347,7 +368,8 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
 def served_as_stored(viewer: Viewer, row_type: str, producer: str | None, markings: str | None) -> bool:
     """Whether :func:`view` serves every version with these columns exactly as stored, whatever its body: the
     fast path at the top of :func:`view`. A reader that knows this of a row need not hold its body to know
-    what ``view`` would give it (a feed build reads the stored facts of such rows, core/feed_read.py)."""
+    what ``view`` would give it (a feed build reads the stored facts of such rows, core/feed_read.py). The
+    answer holds for the batch being read (``Viewer.begin_batch``)."""
     if not viewer.readable:
         return False
     policy = viewer.policy
@@ -358,7 +380,9 @@ def served_as_stored(viewer: Viewer, row_type: str, producer: str | None, markin
     verdict = policy.column_verdicts.get((producer, markings))
     if verdict is None:
         verdict = _verdict(policy, VersionRow(0, "", row_type, 0, "2.1", 0, producer, markings, b""))
-    return verdict.served_as_stored
+    # Whole, and at or above the reader's relay floor: as stored while the collection holds nothing from a
+    # partner node (asked once per batch: a caller reading in batches calls ``Viewer.begin_batch``).
+    return verdict.served_as_stored or (verdict.whole and viewer._relay_impossible())
 
 
 def sees(viewer: Viewer, row: VersionRow) -> bool:
@@ -389,7 +413,7 @@ class _Verdict(NamedTuple):
     outcome: Outcome
     #: Why it hides, for the audit log ("" when it does not).
     reason: str
-    #: ``whole``, and no TLP:AMBER+STRICT/RED that federation may stop per version: served as stored.
+    #: ``whole``, and no TLP level that the relay rule may stop per version for this reader: served as stored.
     served_as_stored: bool
 
 
@@ -425,7 +449,7 @@ def _verdict(policy: ViewerPolicy, row: VersionRow) -> _Verdict:
         whole = policy.sees_every_marking(stub.get("object_marking_refs", ()), row.created_by_ref)
         verdict = _Verdict(
             whole, outcome, (policy.explain(stub) or "markings") if outcome is Outcome.HIDDEN else "",
-            whole and (row.markings is None or not stops_onward(row.markings)),
+            whole and (row.markings is None or not stops_onward(row.markings, policy.relay_floor)),
         )
         if len(cache) >= _COLUMN_VERDICTS:
             cache.clear()
@@ -502,7 +526,8 @@ def group_verdict(
     outcome = _column_outcome(viewer, policy, stub)
     if outcome is Outcome.HIDDEN:
         return (False, False)
-    if relayed and markings is not None and stops_onward(markings) and producer != viewer.principal.organisation_id:
+    if (relayed and markings is not None and stops_onward(markings, policy.relay_floor)
+            and producer != viewer.principal.organisation_id):
         return (False, False)
     # Without granular markings the only redaction left is the anonymised producer.
     return (True, outcome is None)

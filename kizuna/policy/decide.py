@@ -19,7 +19,7 @@ import orjson
 from kizuna.policy.model import ANY, Agreement, MarkingKind, PolicyContext, Viewer
 from kizuna.policy.redact import Path, RedactionPlan, parse_selector, remove_paths
 from kizuna.policy.releasability import RELEASABILITY_EXTENSION_ID
-from kizuna.policy.tlp import TlpLevel
+from kizuna.policy.tlp import STOPS_AT_RECIPIENT, STOPS_BEFORE_NON_CLIENTS, TlpLevel
 
 StixObject = Mapping[str, Any]
 
@@ -116,6 +116,15 @@ class ViewerPolicy:
             tokens.update(agreement.releasability)
         self._tokens: frozenset[str] = frozenset(tokens)
         self._community = bool(org is not None and org.communities & ctx.shared_communities)
+        home = ctx.home_organisation_id
+        #: From this TLP level up, a version this node received from a partner node is hidden from this viewer
+        #: unless the viewer made it (core/visibility.py asks the provenance): this node's organisation was the
+        #: recipient, so it and its clients may see relayed TLP:AMBER and nobody else may (TLP 2.0).
+        self.relay_floor = (
+            STOPS_AT_RECIPIENT
+            if org is not None and home is not None and (org.identity_id == home or home in org.client_of)
+            else STOPS_BEFORE_NON_CLIENTS
+        )
         self._unknown_ok = options.unknown_markings == "carry"
         self._unenforced_ok = options.unenforced_markings == "carry"
         self._unmarked_tlp = options.unmarked_tlp
@@ -236,7 +245,7 @@ class ViewerPolicy:
         one (a widened agreement, say) may see versions it could not before, which a push must offer again."""
         self._refresh()
         compiled = (self.viewer, self._direct, self._clients, self._community, self.ctx.options, self.collection_id,
-                    self.ctx.anonymous_identity_id if self._anonymous else None)
+                    self.ctx.anonymous_identity_id if self._anonymous else None, int(self.relay_floor))
         return hashlib.sha256(orjson.dumps(compiled, default=_canonical)).hexdigest()
 
     # -- the decision -------------------------------------------------------------------------------

@@ -166,8 +166,12 @@ class PolicyContext:
         shared_communities: Iterable[str] = (),
         options: PolicyOptions | None = None,
         anonymous_identity_id: str | None = None,
+        home_organisation_id: str | None = None,
     ) -> None:
         self.options = options or PolicyOptions()
+        #: The node's own organisation: the recipient of what partner nodes send it (TLP:AMBER received from
+        #: them reaches only this organisation and its clients).
+        self.home_organisation_id = home_organisation_id
         self.shared_communities: frozenset[str] = frozenset(shared_communities)
         self.anonymous_identity_id = anonymous_identity_id
         self.generation = 0
@@ -214,7 +218,7 @@ class PolicyContext:
         clone = PolicyContext(
             organisations=self._organisations.values(), agreements=self._agreements.values(),
             shared_communities=self.shared_communities, options=self.options,
-            anonymous_identity_id=self.anonymous_identity_id,
+            anonymous_identity_id=self.anonymous_identity_id, home_organisation_id=self.home_organisation_id,
         )
         clone._markings = dict(self._markings)
         clone._definitions = dict(self._definitions)

@@ -61,6 +61,13 @@ TLP2_EXTENSION_ID: Final = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dd
 #: holds that identity object, so listings name it from here.
 TLP2_EXTENSION_CREATOR: Final = "identity--b3bca3c2-1f3d-4b54-b44f-dac42c3a8f01"
 
+#: TLP 2.0 for a version this node received from a partner node (it is the recipient organisation): from
+#: AMBER+STRICT up, it goes no further than this node's organisation ...
+STOPS_AT_RECIPIENT: Final = TlpLevel.AMBER_STRICT
+#: ... and from AMBER up, no further than this node's organisation and its clients ("Recipients may share
+#: TLP:AMBER information with members of their own organization and its clients").
+STOPS_BEFORE_NON_CLIENTS: Final = TlpLevel.AMBER
+
 #: The OASIS TLP 2.0 marking-definition ids: the only TLP ids Kizuna emits.
 TLP2_IDS: Final[Mapping[TlpLevel, str]] = {
     TlpLevel.CLEAR: "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",

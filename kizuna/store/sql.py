@@ -125,7 +125,7 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                 continue
             for statement in filter(str.strip, script.split(";")):
                 cur.execute(statement)
-            if version == 7:
+            if version in (7, 23):
                 self._backfill_edges(cur)
             if version == 11:
                 self.search_index.backfill(cur)
@@ -416,7 +416,8 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
 
     def _backfill_edges(self, cur: Any) -> None:
         """Schema step 7: the new maybe_first/maybe_last columns start at 1 (right for a single version);
-        compute them for every object with several versions."""
+        compute them for every object with several versions.  Step 23 computes them again, after the rule of
+        which versions readers see alike changed (store/view_edges.py)."""
         cur.execute("SELECT collection_pk, stix_id FROM objects GROUP BY collection_pk, stix_id HAVING COUNT(*) > 1")
         by_collection: dict[int, list[str]] = {}
         for collection_pk, stix_id in cur.fetchall():

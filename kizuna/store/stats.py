@@ -85,16 +85,25 @@ class StoreStats:
         (store/received_groups.py)."""
         return received_groups(self.store, collection_pk, since, per_row_types)
 
-    def relayed_count(self, collection_pk: int, since: int, producer: str | None, markings: str) -> int:
-        """How many versions of one group came from a partner node: asked only of the rare groups that are
-        visible but marked AMBER+STRICT or RED, which stop at this node when relayed."""
+    def relayed_count(
+        self, collection_pk: int, since: int, producer: str | None, markings: str, per_row_types: Sequence[str],
+        senders: Sequence[str] = (),
+    ) -> int:
+        """How many versions of one group of plain types (not ``per_row_types``, which are counted one by one)
+        came from a partner node: asked only of the rare groups that are visible but marked at or above the
+        reader's relay floor (AMBER+STRICT/RED; AMBER outside this node's organisation and its clients), which
+        stop at the recipient when relayed. Versions that ``senders`` (the partner entries of the reader's own
+        organisation) sent are not counted: the reader holds them already."""
+        kinds = ", ".join("?" * len(per_row_types))
+        not_sent = f" AND p.partner NOT IN ({', '.join('?' * len(senders))})" if senders else ""
         with self.store._read() as cur:
             cur.execute(
                 "SELECT COUNT(*) FROM objects o JOIN fed_provenance p ON p.collection_pk = o.collection_pk "
                 "AND p.stix_id = o.stix_id AND p.version = o.version WHERE o.collection_pk = ? "
-                "AND o.date_added >= ? AND o.markings = ? AND "
+                f"AND o.date_added >= ? AND o.markings = ? AND o.type NOT IN ({kinds}){not_sent} AND "
                 + ("o.created_by_ref IS NULL" if producer is None else "o.created_by_ref = ?"),
-                (collection_pk, since, markings, *([] if producer is None else [producer])),
+                (collection_pk, since, markings, *per_row_types, *senders,
+                 *([] if producer is None else [producer])),
             )
             return int(cur.fetchone()[0])
 

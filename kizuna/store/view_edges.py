@@ -11,7 +11,8 @@ write, so a page stays one range scan over the ``(collection, date_added)`` inde
 
 A reader sees two neighbouring versions alike when both are decided from the same producer and
 markings columns alone (``core/visibility.view``: no references, no granular markings, not an
-identity or marking definition, not TLP:AMBER+STRICT/RED, which federation may stop per version).
+identity or marking definition, not TLP:AMBER or above, which federation may stop per version and
+per reader: AMBER received from a partner node reaches only this node's organisation and its clients).
 Then whoever sees the earlier one sees the next one too, so the earlier one is never anyone's last
 and the next one is never anyone's first.  Every other pair is flagged: only re-marked objects and
 objects whose visibility depends on more than their columns ever cost a reader extra work.
@@ -25,7 +26,7 @@ from typing import Final, NamedTuple
 
 import orjson
 
-from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
+from kizuna.policy.tlp import LEVEL_BY_ANY_ID, STOPS_AT_RECIPIENT, STOPS_BEFORE_NON_CLIENTS, TlpLevel
 
 #: Types whose visibility also depends on the objects they reference (docs/policy.md).
 REFERENCING_TYPES: Final = frozenset(
@@ -36,10 +37,12 @@ WHOLE_OBJECT_TYPES: Final = frozenset({"marking-definition", "identity"})
 GRANULAR: Final = b'"granular_markings"'
 
 
+
 @lru_cache(maxsize=4096)
-def stops_onward(markings: str) -> bool:
-    """Whether a markings column carries TLP:AMBER+STRICT or TLP:RED, which never travel past their recipient."""
-    return any(LEVEL_BY_ANY_ID.get(ref, TlpLevel.CLEAR) >= TlpLevel.AMBER_STRICT for ref in orjson.loads(markings))
+def stops_onward(markings: str, floor: TlpLevel = STOPS_AT_RECIPIENT) -> bool:
+    """Whether a markings column carries a TLP level at or above ``floor``, which a relayed version does not
+    travel past: AMBER+STRICT and RED for every reader, AMBER too for a reader outside the recipient's clients."""
+    return any(LEVEL_BY_ANY_ID.get(ref, TlpLevel.CLEAR) >= floor for ref in orjson.loads(markings))
 
 
 class Shape(NamedTuple):
@@ -65,7 +68,7 @@ def decided_by_columns(shape: Shape) -> bool:
         return False
     if shape.markings is None:
         return True
-    return GRANULAR not in shape.body and not stops_onward(shape.markings)
+    return GRANULAR not in shape.body and not stops_onward(shape.markings, STOPS_BEFORE_NON_CLIENTS)
 
 
 def seen_alike(earlier: Shape, later: Shape) -> bool:

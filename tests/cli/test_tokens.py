@@ -231,13 +231,18 @@ def test_agreement_releasability_and_producers_are_checked(node: Node) -> None:
 
 def test_an_agreement_releasing_other_producers_amber_says_where_it_goes(node: Node) -> None:
     """TLP 2.0 lets a recipient pass TLP:AMBER to its own organisation and clients only; an agreement that
-    releases AMBER from any producer would pass on what a partner sent this node, so it says so."""
+    releases AMBER from any producer to an organisation that is not a client says that AMBER received from
+    partner nodes stays withheld from it, and how to make it a client."""
     data = node.data_dir
     own = next(o["id"] for o in kizuna_json(data, "orgs", "list")["organisations"] if o["name"] == "NCSC UK")
     wide = kizuna_json(data, "agreements", "set", "uk-jp-amber", "--partner", "JPCERT/CC", "--max-tlp", "amber")
-    assert len(wide["notes"]) == 1 and "JPCERT/CC" in wide["notes"][0] and "client" in wide["notes"][0]
-    assert "note: this agreement releases TLP:AMBER" in kizuna(data, "agreements", "set", "uk-jp-amber").stdout
+    assert len(wide["notes"]) == 1 and "JPCERT/CC" in wide["notes"][0] and "not a client" in wide["notes"][0]
+    assert ("note: TLP:AMBER that this node received from partner nodes does not reach JPCERT/CC"
+            in kizuna(data, "agreements", "set", "uk-jp-amber").stdout)
+    assert "--client-of 'NCSC UK'" in wide["notes"][0]  # the command that makes it one, quoted for a shell
     assert kizuna_json(data, "agreements", "set", "uk-jp-amber", "--producers", own)["notes"] == []
+    kizuna_json(data, "policy", "org", "JPCERT/CC", "--client-of", "NCSC UK")
+    assert kizuna_json(data, "agreements", "set", "uk-jp-amber", "--producers", "*")["notes"] == []
     assert kizuna_json(data, "agreements", "set", "uk-jp-green", "--partner", "JPCERT/CC",
                        "--max-tlp", "green")["notes"] == []
 

@@ -56,7 +56,8 @@ class World:
 @pytest.fixture
 def world(store_url: str, tmp_path: Path) -> World:
     """UK NCSC's node: JP NISC (agreement up to AMBER) pushes in through its partner node entry, AU ACSC
-    (up to GREEN) and KR KISA (up to AMBER+STRICT) only read; the node's own objects span every TLP level."""
+    (up to GREEN), KR KISA (up to AMBER+STRICT) and GB Rail, a client of UK NCSC (up to AMBER), only read;
+    the node's own objects span every TLP level."""
     node = Node.init(tmp_path / "uk", store_url, org_name="UK NCSC", country="GBR")
     shared = node.create_collection("Shared", alias="shared")
     jp = node.create_organisation("JP NISC", "JPN")["id"]
@@ -65,9 +66,13 @@ def world(store_url: str, tmp_path: Path) -> World:
     node.set_agreement("jp", "JP NISC", max_tlp=TlpLevel.AMBER)
     node.set_agreement("au", "AU ACSC", max_tlp=TlpLevel.GREEN)
     node.set_agreement("kr", "KR KISA", max_tlp=TlpLevel.AMBER_STRICT)
+    node.create_organisation("GB Rail", "GBR")
+    node.set_organisation_groups("GB Rail", client_of=["UK NCSC"])
+    node.set_agreement("rail", "GB Rail", max_tlp=TlpLevel.AMBER)
     secrets = {"jp": node.create_token("JP NISC", read=["shared"], write=["shared"])[1],
                "au": node.create_token("AU ACSC", read=["shared"])[1],
-               "kr": node.create_token("KR KISA", read=["shared"])[1]}
+               "kr": node.create_token("KR KISA", read=["shared"])[1],
+               "rail": node.create_token("GB Rail", read=["shared"])[1]}
     principals = {name: node.authenticate(secret) for name, secret in secrets.items()}
     FederationState(node.store).add_partner(PartnerConfig(
         "jp-node", f"http://127.0.0.1:{free_port()}/main/", (CollectionMapping("shared", "remote", Direction.BOTH),),
@@ -129,6 +134,11 @@ def test_each_principal_counts_exactly_what_it_may_read(world: World) -> None:
     # Nothing above a partner's agreement; KR may receive AMBER+STRICT, but not JP's, which stops here.
     assert {tlp for _, tlp in au} == {"TLP:CLEAR", "TLP:GREEN"}
     assert ("JP NISC", "TLP:AMBER+STRICT") not in _received(boards["kr"])
+    # TLP:AMBER received from JP's node reaches UK NCSC's clients only (TLP 2.0: "members of their own
+    # organization and its clients"): KR, outside them, does not count it; GB Rail, a client, does.
+    kr, rail = _received(boards["kr"]), _received(boards["rail"])
+    assert ("JP NISC", "TLP:AMBER") not in kr and kr[("UK NCSC", "TLP:AMBER")] == 2
+    assert rail[("JP NISC", "TLP:AMBER")] == admin[("JP NISC", "TLP:AMBER")] == 2  # the indicator and the sighting
     assert au[("JP NISC", "TLP:GREEN")] == 3  # two indicators and the sighting of a GREEN indicator
     assert ("UK NCSC", "TLP:AMBER") not in au
     # The relationship points at an AMBER indicator AU may not see: it is hidden, and not counted.

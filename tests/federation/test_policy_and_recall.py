@@ -1,6 +1,6 @@
-"""Three real SQLite nodes (UK, JP, AU): agreements on push egress, AMBER+STRICT stopping on the pull
-path, provenance of pushed-in versions, recall of deleted and re-marked versions along a chain, and
-partner status over HTTP."""
+"""Three real SQLite nodes (UK, JP, AU): agreements on push egress, relayed AMBER+STRICT stopping on the pull
+path and relayed AMBER reaching only the recipient's clients, provenance of pushed-in versions, recall of
+deleted and re-marked versions along a chain, and partner status over HTTP."""
 
 from __future__ import annotations
 
@@ -60,6 +60,19 @@ def partner(node: FedNode, name: str, other: FedNode, direction: str, *extra: st
 
 def stored(node: FedNode, ids: set[str]) -> dict[tuple[str, int], dict[str, Any]]:
     return {key: json.loads(body) for key, body in node.versions().items() if key[0] in ids}
+
+
+def pulled_from(source: FedNode, node: FedNode, max_tlp: str, name: str, objects: list[dict[str, Any]]) -> set[str]:
+    """``source`` releases everything up to ``max_tlp`` to ``node``'s organisation, which pulls ``objects`` through
+    a new partner entry ``name``; their ids."""
+    source.cli_json("agreements", "set", f"{name}-terms", "--partner", org(node), "--collections", "*",
+                    "--producers", "*", "--max-tlp", max_tlp)
+    partner(node, name, source, "pull")
+    source.post(objects)
+    assert sync(node, name)["runs"][0]["error"] is None
+    ids = {obj["id"] for obj in objects}
+    assert {key[0] for key in stored(node, ids)} == ids
+    return ids
 
 
 def anonymous_identity(node: FedNode) -> str:
@@ -130,15 +143,9 @@ def test_a_widened_agreement_pushes_what_it_hid_before(nodes: dict[str, FedNode]
 
 def test_relayed_amber_strict_is_not_served_onward(nodes: dict[str, FedNode]) -> None:
     uk, jp, au = nodes["UK"], nodes["JP"], nodes["AU"]
-    jp.cli_json("agreements", "set", "jp-uk", "--partner", org(uk), "--collections", "*", "--producers", "*",
-                "--max-tlp", "amber+strict")
-    partner(uk, "JP-pull", jp, "pull")
     strict_from_jp = indicator(jp.identity, marking=TLP_AMBER_STRICT, name="jp strict")
     clear_from_jp = indicator(jp.identity, marking=TLP_CLEAR, name="jp clear")
-    jp.post(strict_from_jp + clear_from_jp)
-    assert sync(uk, "JP-pull")["runs"][0]["error"] is None
-    relayed = {strict_from_jp[0]["id"], clear_from_jp[0]["id"]}
-    assert {key[0] for key in stored(uk, relayed)} == relayed
+    relayed = pulled_from(jp, uk, "amber+strict", "JP-pull", strict_from_jp + clear_from_jp)
 
     # AU reads UK under an agreement that releases everything up to AMBER+STRICT from any producer.
     uk.cli_json("agreements", "set", "uk-au-all", "--partner", org(au), "--collections", "*", "--producers", "*",
@@ -152,6 +159,45 @@ def test_relayed_amber_strict_is_not_served_onward(nodes: dict[str, FedNode]) ->
     got = {key[0] for key in stored(au, relayed | {own_strict[0]["id"]})}
     # UK's own AMBER+STRICT reaches AU through the agreement; the one UK received from JP stops at UK.
     assert got == {clear_from_jp[0]["id"], own_strict[0]["id"]}
+
+
+def test_relayed_amber_reaches_only_the_recipients_clients(nodes: dict[str, FedNode]) -> None:
+    # TLP 2.0, TLP:AMBER: "Recipients may share TLP:AMBER information with members of their own organization and
+    # its clients on a need-to-know basis". UK's node received JP's AMBER; an agreement releasing every producer's
+    # AMBER to AU does not carry it to AU until AU is a client of UK's organisation.
+    uk, jp, au = nodes["UK"], nodes["JP"], nodes["AU"]
+    (relayed,) = pulled_from(jp, uk, "amber", "JP-pull-amber", indicator(jp.identity, marking=TLP_AMBER,
+                                                                         name="jp amber"))
+
+    agreed = uk.cli_json("agreements", "set", "uk-au-amber", "--partner", org(au), "--collections", "*",
+                         "--producers", "*", "--max-tlp", "amber")
+    assert len(agreed["notes"]) == 1 and "not a client" in agreed["notes"][0], agreed["notes"]
+    governed = uk.cli_json("tokens", "create", "--org", org(au), "--read", "shared", "--agreement",
+                           "uk-au-amber")["token"]
+    own_amber = indicator(uk.identity, marking=TLP_AMBER, name="uk amber for au")
+    uk.post(own_amber)
+    own = own_amber[0]["id"]
+
+    def read(object_id: str) -> requests.Response:
+        return requests.get(f"{uk.api_root_url}collections/{uk.collection}/objects/{object_id}/",
+                            headers={"Accept": TAXII, "Authorization": f"Bearer {governed}"}, timeout=30)
+
+    absent = read(f"indicator--{uuid.uuid4()}")
+    hidden = read(relayed)
+    assert read(own).status_code == 200
+    # Hidden exactly as an absent object is: the same status and error body.
+    assert (hidden.status_code, hidden.json()) == (absent.status_code, absent.json()) == (404, absent.json())
+    partner(uk, "AU-push-amber", au, "push", "--org", org(au), "--agreement", "uk-au-amber")
+    assert sync(uk, "AU-push-amber")["runs"][0]["error"] is None
+    assert {key[0] for key in stored(au, {relayed, own})} == {own}
+
+    # A client of UK's organisation may receive it: the token reads it, and the next push offers it.
+    uk.cli_json("policy", "org", org(au), "--client-of", org(uk))
+    assert read(relayed).status_code == 200
+    run = sync(uk, "AU-push-amber")["runs"][0]
+    assert run["error"] is None and any("offered again" in note for note in run["notes"]), run
+    assert {key[0] for key in stored(au, {relayed, own})} == {relayed, own}
+    uk.cli_json("policy", "org", org(au), "--client-of", "")
 
 
 def test_pushed_in_versions_have_provenance_and_are_not_echoed(nodes: dict[str, FedNode]) -> None:

@@ -1,5 +1,5 @@
-"""The first/last flags the store keeps for version choice (store/view_edges.py, schema step 7), on both
-backends: on write (versions arriving out of order), on delete, on a replaced form and on migration."""
+"""The first/last flags the store keeps for version choice (store/view_edges.py, schema steps 7 and 23), on
+both backends: on write (versions arriving out of order), on delete, on a replaced form and on migration."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from kizuna.store import open_store
 from kizuna.store.base import ApiRoot, NewVersion, VersionSelector
 from kizuna.store.sql import SqlStore
 
+CLEAR = "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"
 GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
 AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
 OBJECT = "indicator--6d1c3f0e-2a4b-4c5d-8e9f-0a1b2c3d4e5f"
@@ -35,22 +36,23 @@ def test_flags_follow_writes_deletes_forms_and_migration(store_url: str) -> None
         store.migrate()
         store.create_api_root(ApiRoot("main", "Main", None, 1000))
         pk = store.create_collection("c", "main", "C", None, None, ["application/stix+json;version=2.1"]).pk
-        # Out of order: 2 then 1, then 3 and 4 re-marked AMBER.
-        for batch in ([version(2, GREEN)], [version(1, GREEN), version(3, AMBER)], [version(4, AMBER)]):
+        # Out of order: 2 then 1, then 3 and 4 re-marked GREEN.
+        for batch in ([version(2, CLEAR)], [version(1, CLEAR), version(3, GREEN)], [version(4, GREEN)]):
             store.add_versions(pk, batch)
         expected = {1: (1, 0, 1, 0), 2: (0, 0, 0, 1), 3: (0, 0, 1, 0), 4: (0, 1, 0, 1)}
         assert flags(store) == expected
 
-        # A GREEN reader's last is version 2; its first is version 1. Only those rows are candidates.
+        # A reader of CLEAR alone has version 2 as its last and version 1 as its first: only those rows are
+        # candidates.
         assert store.delete_versions(pk, OBJECT, VersionSelector(exact=(3,)), None) == 1
         assert flags(store) == {1: (1, 0, 1, 0), 2: (0, 0, 0, 1), 4: (0, 1, 1, 1)}
 
-        # Version 4 replaced by a GREEN form: all three now read alike.
-        assert store.replace_form(pk, version(4, GREEN), 4) is not None
+        # Version 4 replaced by a CLEAR form: all three now read alike.
+        assert store.replace_form(pk, version(4, CLEAR), 4) is not None
         assert flags(store) == {1: (1, 0, 1, 0), 2: (0, 0, 0, 0), 4: (0, 1, 0, 1)}
 
         # A store from before step 7: the columns are computed on migration.
-        store.add_versions(pk, [version(5, AMBER)])
+        store.add_versions(pk, [version(5, GREEN)])
         before = flags(store)
         with store._write() as cur:
             cur.execute("ALTER TABLE objects DROP COLUMN maybe_first")
@@ -58,5 +60,29 @@ def test_flags_follow_writes_deletes_forms_and_migration(store_url: str) -> None
             cur.execute("DELETE FROM schema_migrations WHERE version = 7")
         store.migrate()
         assert flags(store) == before == {1: (1, 0, 1, 0), 2: (0, 0, 0, 0), 4: (0, 0, 0, 1), 5: (0, 1, 1, 1)}
+    finally:
+        store.close()
+
+
+def test_amber_versions_are_never_seen_alike_and_step_23_flags_them_again(store_url: str) -> None:
+    # TLP:AMBER received from a partner node reaches only this node's organisation and its clients, so two AMBER
+    # versions from one producer may be seen by different readers (one relayed, one not): each may be some
+    # reader's first or last.
+    store: Any = open_store(store_url)
+    try:
+        store.migrate()
+        store.create_api_root(ApiRoot("main", "Main", None, 1000))
+        pk = store.create_collection("c", "main", "C", None, None, ["application/stix+json;version=2.1"]).pk
+        store.add_versions(pk, [version(1, AMBER), version(2, AMBER), version(3, AMBER)])
+        expected = {1: (1, 0, 1, 1), 2: (0, 0, 1, 1), 3: (0, 1, 1, 1)}
+        assert flags(store) == expected
+
+        # A store flagged by the rule before step 23 (AMBER seen alike) has its flags computed again.
+        with store._write() as cur:
+            cur.execute("UPDATE objects SET maybe_first = is_first, maybe_last = is_last")
+            cur.execute("DELETE FROM schema_migrations WHERE version = 23")
+        assert flags(store) != expected
+        store.migrate()
+        assert flags(store) == expected
     finally:
         store.close()

@@ -276,4 +276,8 @@ MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (collection_pk, sighting_id, input))
         """,
     ),
+    # Step 23: TLP:AMBER received from a partner node reaches only this node's organisation and its clients, so
+    # AMBER versions are no longer decided by their columns alone (store/view_edges.py): the first/last flags
+    # of every object with several versions are computed again (store/sql.py).
+    (23, ""),
 ]
