@@ -15,9 +15,9 @@ rows that need redaction, are parsed (once) and decided in full.
 
 A version that arrived from a partner node stops at this node's organisation, its recipient, from
 TLP:AMBER+STRICT up, and at that organisation and its clients from TLP:AMBER up (TLP 2.0): it is
-hidden from every other reader but its producer, and so is such an endpoint from a relationship's
-reader (the policy's ``relay_floor``; provenance is asked with the look-up, and not at all in a
-collection that holds nothing from a partner node).
+hidden from every other reader but its producer and the organisation whose node sent it, and so is
+such an endpoint from a relationship's reader (the policy's ``relay_floor``; provenance is asked with
+the look-up, and not at all in a collection that holds nothing from a partner node).
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ class Viewer:
                     seen.setdefault(row.stix_id, False)
         self._visible_ids.update(seen)
         if kept is not None:
-            # Not kept: an id with a TLP:AMBER+STRICT/RED version, whose verdict hangs on provenance too.
+            # Not kept: an id with a version at or above the relay floor, whose verdict hangs on provenance too.
             floor = self.policy.relay_floor
             apart = {row.stix_id for row in rows if row.markings is not None and stops_onward(row.markings, floor)}
             kept.update((i, self._visible_ids[i]) for i in wanted if i not in apart)
@@ -230,7 +230,8 @@ class Viewer:
         return as_stored or (seen_whole and self._relay_impossible())
 
     def is_relayed(self, row: VersionRow) -> bool:
-        """Whether this node received ``row`` from a partner node (asked of AMBER+STRICT and RED rows only)."""
+        """Whether this node received ``row`` from a partner node other than the reader's (asked only of rows at or
+        above the reader's relay floor)."""
         known = self._relayed_known.get((row.stix_id, row.version))
         if known is None:
             if self._relay_impossible():
