@@ -79,12 +79,20 @@ def agreements_set(
         compiled = node.policy.context().organisation(stored.partner)
         home = node.home_organisation_id
         if home is not None and (compiled is None or home not in compiled.client_of):
-            name = org.name if org else stored.partner
             home_org = node.store.get_organisation(home)
-            notes.append(f"TLP:AMBER that this node received from partner nodes does not reach {name}, which is not "
-                         "a client of this node's organisation: TLP 2.0 lets AMBER go on only to the recipient's "
-                         f"clients (kizuna policy org {shlex.quote(name)} --client-of "
-                         f"{shlex.quote(home_org.name if home_org else home)} makes it one)")
+            patron = shlex.quote(home_org.name if home_org else home)
+            if org is None and stored.partner.startswith("node:"):
+                # A peer node reads as the organisation its partner entry names (--org), if any.
+                notes.append(f"TLP:AMBER that this node received from partner nodes reaches {stored.partner} only "
+                             "if the organisation its partner entry names (--org) is a client of this node's "
+                             f"organisation: TLP 2.0 lets AMBER go on only to the recipient's clients (kizuna "
+                             f"policy org ORG --client-of {patron})")
+            else:
+                name = org.name if org else stored.partner
+                notes.append(f"TLP:AMBER that this node received from partner nodes does not reach {name}, which is "
+                             "not a client of this node's organisation: TLP 2.0 lets AMBER go on only to the "
+                             f"recipient's clients (kizuna policy org {shlex.quote(name)} --client-of {patron} "
+                             "makes it one)")
     emit(as_json, {**_agreement_json(stored), "notes": notes},
          f"Agreement {stored.agreement_id} is now version {stored.version}"
          + "".join(f"\nnote: {note}" for note in notes))

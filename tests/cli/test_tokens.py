@@ -243,6 +243,9 @@ def test_an_agreement_releasing_other_producers_amber_says_where_it_goes(node: N
     assert kizuna_json(data, "agreements", "set", "uk-jp-amber", "--producers", own)["notes"] == []
     kizuna_json(data, "policy", "org", "JPCERT/CC", "--client-of", "NCSC UK")
     assert kizuna_json(data, "agreements", "set", "uk-jp-amber", "--producers", "*")["notes"] == []
+    # A peer node is no organisation: the note names what decides, the organisation of its partner entry.
+    peer = kizuna_json(data, "agreements", "set", "uk-peer", "--partner", "node:peer", "--max-tlp", "amber")
+    assert len(peer["notes"]) == 1 and "node:peer" in peer["notes"][0] and "(--org)" in peer["notes"][0]
     assert kizuna_json(data, "agreements", "set", "uk-jp-green", "--partner", "JPCERT/CC",
                        "--max-tlp", "green")["notes"] == []
 
