@@ -154,10 +154,27 @@ def orgs_create(ctx: click.Context, name: str, country: str | None, identity_id:
 @json_option
 @click.pass_context
 def orgs_list(ctx: click.Context, as_json: bool) -> None:
-    """List organisations."""
-    found = node_of(ctx).store.list_organisations()
-    emit(as_json, {"organisations": [{"id": o.id, "name": o.name, "country": o.country} for o in found]},
-          "\n".join(f"{o.id}  {o.country or '---'}  {o.name}" for o in found))
+    """List organisations: this node's own, the ones that are its clients (TLP:AMBER received from partner
+    nodes reaches those only; `kizuna policy org ORG --client-of …`), their communities and identity ids."""
+    node = node_of(ctx)
+    found = node.store.list_organisations()
+    groups = {g.organisation_id: g for g in node.store.list_organisation_groups()}
+    names = {o.id: o.name for o in found}
+    rows: list[dict[str, Any]] = []
+    lines: list[tuple[str, str, str, str, str]] = []
+    for org in found:
+        group = groups.get(org.id)
+        patrons = [names.get(p, p) for p in (group.client_of if group else ())]
+        communities = list(group.communities) if group else []
+        here = org.id == node.home_organisation_id
+        rows.append({"id": org.id, "name": org.name, "country": org.country, "this_node": here,
+                     "client_of": patrons, "communities": communities})
+        role = "this node" if here else f"client of {', '.join(patrons)}" if patrons else "-"
+        lines.append((org.name, org.country or "---", role, ", ".join(communities) or "-", org.id))
+    widths = [column_width([line[i] for line in lines]) for i in range(4)]
+    emit(as_json, {"organisations": rows}, "\n".join(
+        "  ".join(padded(cell, width) for cell, width in zip(line[:4], widths, strict=True)) + "  " + line[4]
+        for line in lines) or "No organisations.")
 
 
 def _token_states(tokens: list[Any]) -> dict[str, int]:

@@ -18,7 +18,7 @@ import requests
 import trustme
 
 from kizuna.cli import cli
-from kizuna.cli.common import column_width, padded
+from kizuna.cli.common import column_width, display_width, padded
 from tests.conftest import PG_ADMIN_URL, TAXII, free_port, kizuna, kizuna_json
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -134,6 +134,22 @@ def test_countries_are_taken_in_any_case(sqlite_node: Path) -> None:
     assert created["identity"]["x_kizuna_country"] == "JPN"
     listed = kizuna_json(sqlite_node, "orgs", "list")["organisations"]
     assert {"JPCERT/CC": "JPN"}.items() <= {o["name"]: o["country"] for o in listed}.items()
+
+
+def test_orgs_list_names_this_nodes_organisation_and_its_clients(sqlite_node: Path) -> None:
+    # Whether a partner is a client decides whether TLP:AMBER received from partner nodes reaches it.
+    kizuna_json(sqlite_node, "orgs", "create", "東京オリンピック組織委員会", "--country", "JPN")
+    home = next(o for o in kizuna_json(sqlite_node, "orgs", "list")["organisations"] if o["this_node"])
+    kizuna_json(sqlite_node, "policy", "org", "東京オリンピック組織委員会", "--client-of", home["name"],
+                "--community", "games")
+    listed = {o["name"]: o for o in kizuna_json(sqlite_node, "orgs", "list")["organisations"]}
+    client = listed["東京オリンピック組織委員会"]
+    assert (client["client_of"], client["communities"], client["this_node"]) == ([home["name"]], ["games"], False)
+    assert [o["name"] for o in listed.values() if o["this_node"]] == [home["name"]]
+    lines = kizuna(sqlite_node, "orgs", "list").stdout.splitlines()
+    line = next(text for text in lines if text.startswith("東京オリンピック組織委員会"))
+    assert f"client of {home['name']}" in line and " games " in line and line.endswith(client["id"])
+    assert len({display_width(text) for text in lines}) == 1  # columns padded by terminal width: the ids line up
 
 
 def test_a_copied_node_directory_writes_into_the_copy(tmp_path: Path) -> None:
