@@ -120,6 +120,35 @@ def test_a_removed_agreement_leaves_the_list_and_its_page_says_so(operated: Cons
         assert said in newest and "in force" not in newest and "有効" not in newest, newest
 
 
+def test_an_agreement_page_says_whether_relayed_amber_reaches_the_partner(operated: Console) -> None:
+    # The relay rule (docs/federation.md): TLP:AMBER received from partner nodes reaches clients of this node's
+    # organisation only, whatever the agreement releases; the page says which the partner is.
+    node = Node.open(operated.data_dir)
+    try:
+        node.set_agreement("jp-amber", "JPCERT/CC", max_tlp=TlpLevel.AMBER)
+        home = node.home_organisation_id
+    finally:
+        node.close()
+    said = {"en": "does not reach JPCERT/CC, which is not a client", "ja": "JPCERT/CC に届きません"}
+    for language, text in said.items():
+        session = operated.sign_in("op", **{"Accept-Language": language})
+        page = session.get(operated.base + "/console/agreements/jp-amber").text
+        assert text in page and "TLP:AMBER" in page, page
+    node = Node.open(operated.data_dir)
+    try:
+        assert home is not None
+        node.set_organisation_groups("JPCERT/CC", client_of=[home])
+    finally:
+        node.close()
+    page = operated.sign_in("op").get(operated.base + "/console/agreements/jp-amber").text
+    assert "JPCERT/CC is a client of this node's organisation" in page and "does not reach" not in page
+    node = Node.open(operated.data_dir)
+    try:
+        node.set_organisation_groups("JPCERT/CC", client_of=[])
+    finally:
+        node.close()
+
+
 def test_a_token_is_created_with_its_secret_shown_once_and_revoked_only_with_csrf(operated: Console) -> None:
     session = operated.sign_in("op")
     tokens_page = session.get(operated.base + "/console/tokens")
