@@ -118,13 +118,16 @@ class ViewerPolicy:
         self._community = bool(org is not None and org.communities & ctx.shared_communities)
         home = ctx.home_organisation_id
         #: From this TLP level up, a version this node received from a partner node is hidden from this viewer
-        #: unless the viewer made it (core/visibility.py asks the provenance): this node's organisation was the
-        #: recipient, so it and its clients may see relayed TLP:AMBER and nobody else may (TLP 2.0).
-        self.relay_floor = (
-            STOPS_AT_RECIPIENT
-            if org is not None and home is not None and (org.identity_id == home or home in org.client_of)
-            else STOPS_BEFORE_NON_CLIENTS
-        )
+        #: unless the viewer made it or its node sent it (core/visibility.py asks the provenance). This node's
+        #: organisation was the recipient: nothing stops for it (None), and TLP 2.0 lets it pass TLP:AMBER on to
+        #: its clients (AMBER+STRICT stops for them) and nothing to anyone else (AMBER stops).
+        self.relay_floor: TlpLevel | None
+        if org is not None and home is not None and org.identity_id == home:
+            self.relay_floor = None
+        elif org is not None and home is not None and home in org.client_of:
+            self.relay_floor = STOPS_AT_RECIPIENT
+        else:
+            self.relay_floor = STOPS_BEFORE_NON_CLIENTS
         self._unknown_ok = options.unknown_markings == "carry"
         self._unenforced_ok = options.unenforced_markings == "carry"
         self._unmarked_tlp = options.unmarked_tlp
@@ -245,7 +248,7 @@ class ViewerPolicy:
         one (a widened agreement, say) may see versions it could not before, which a push must offer again."""
         self._refresh()
         compiled = (self.viewer, self._direct, self._clients, self._community, self.ctx.options, self.collection_id,
-                    self.ctx.anonymous_identity_id if self._anonymous else None, int(self.relay_floor))
+                    self.ctx.anonymous_identity_id if self._anonymous else None, self.relay_floor)
         return hashlib.sha256(orjson.dumps(compiled, default=_canonical)).hexdigest()
 
     # -- the decision -------------------------------------------------------------------------------

@@ -39,9 +39,12 @@ GRANULAR: Final = b'"granular_markings"'
 
 
 @lru_cache(maxsize=4096)
-def stops_onward(markings: str, floor: TlpLevel = STOPS_AT_RECIPIENT) -> bool:
+def stops_onward(markings: str, floor: TlpLevel | None = STOPS_AT_RECIPIENT) -> bool:
     """Whether a markings column carries a TLP level at or above ``floor``, which a relayed version does not
-    travel past: AMBER+STRICT and RED for every reader, AMBER too for a reader outside the recipient's clients."""
+    travel past: AMBER+STRICT and RED for the recipient's clients, AMBER too for everyone else (None: nothing
+    stops, for the recipient organisation itself)."""
+    if floor is None:
+        return False
     return any(LEVEL_BY_ANY_ID.get(ref, TlpLevel.CLEAR) >= floor for ref in orjson.loads(markings))
 
 

@@ -27,7 +27,7 @@ from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.stored_shapes import StoredShapes
 from kizuna.federation.config import CollectionMapping, Direction, PartnerConfig
 from kizuna.federation.state import FederationState
-from kizuna.policy import TlpLevel
+from kizuna.policy import PolicyOptions, TlpLevel
 from kizuna.store.base import Collection, VersionQuery, VersionSelector
 from tests.conftest import BACKENDS, create_pg_database
 from tests.core.test_read_fast_path import ALL, AMBER, AMBER_STRICT, GREEN, _expected, _general_view, _obj, _read
@@ -236,6 +236,20 @@ def test_amber_from_a_partner_node_reaches_only_clients_of_this_nodes_organisati
         seen = _ids(_read(node, principal, collection, versions))
         assert target["id"] not in seen and pointing["id"] not in seen and targets[0]["id"] in seen
         assert _ids(_read(node, client, collection, versions)) == _ids(_read(node, NODE_ADMIN, collection, versions))
+
+    # This node's organisation is the recipient: judged like a partner (a tightening option), nothing relayed stops
+    # for it, AMBER+STRICT included.
+    strict = _obj("malware", f"identity--{uuid.uuid4()}", [AMBER_STRICT])
+    assert not node.import_objects(collection, [strict]).failures
+    strict_row = node.store.query_versions(VersionQuery(collection_pk=collection.pk, ids=(strict["id"],),
+                                                        versions=ALL, limit=10))[0]
+    node.store.add_provenance([(collection.pk, strict["id"], strict_row.version, "jp-node", "remote", 1)])
+    node.set_policy_options(PolicyOptions(home_organisation_sees_everything=False))
+    node.set_agreement("uk-own", "NCSC UK", max_tlp=TlpLevel.AMBER_STRICT)  # what its markings then let it see
+    home = node.authenticate(node.create_token("NCSC UK", read=["shapes"])[1])
+    assert home is not None and node.viewer_for(home, collection).policy is not None  # judged by the policy
+    assert {target["id"], pointing["id"], strict["id"]} <= _ids(_read(node, home, collection, "all"))
+    assert strict["id"] not in _ids(_read(node, client, collection, "all"))  # AMBER+STRICT stops for clients
 
     # Had JPCERT/CC's own node sent it (the partner entry "jp-node" stands for JPCERT/CC), JPCERT/CC holds it
     # already: it is not stopped for JPCERT/CC, nor is the relationship that names it.
