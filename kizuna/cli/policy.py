@@ -78,7 +78,8 @@ def agreements_set(
         org = node.store.get_organisation(stored.partner)
         compiled = node.policy.context().organisation(stored.partner)
         home = node.home_organisation_id
-        if home is not None and (compiled is None or home not in compiled.client_of):
+        # This node's organisation is the recipient itself: nothing relayed stops for it.
+        if home is not None and stored.partner != home and (compiled is None or home not in compiled.client_of):
             home_org = node.store.get_organisation(home)
             patron = shlex.quote(home_org.name if home_org else home)
             if org is None and stored.partner.startswith("node:"):

@@ -68,8 +68,9 @@ def relayed_amber(visit: Visit, agreement: Agreement) -> str | None:
     that organisation is a client of this node's, so AMBER received from partner nodes reaches it, ``withheld``
     when it is not (the relay rule, docs/federation.md); None otherwise (as `kizuna agreements set` notes)."""
     home = visit.node.home_organisation_id
-    if home is None or agreement.removed or agreement.max_tlp < TlpLevel.AMBER or not agreement.producers - {home}:
-        return None
+    if (home is None or agreement.partner == home or agreement.removed or agreement.max_tlp < TlpLevel.AMBER
+            or not agreement.producers - {home}):
+        return None  # the recipient itself, or nothing of other producers' AMBER released
     partner = visit.node.policy.context().organisation(agreement.partner)
     if partner is None:
         return None  # a peer node (node:NAME): the organisation of its partner entry decides
