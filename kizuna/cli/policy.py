@@ -11,7 +11,7 @@ import orjson
 
 from kizuna.cli.common import TLP_LEVEL_NAMES, CliError, emit, json_option, node_of, split_values, tlp_level
 from kizuna.core.policy_source import agreement_body, options_to_json
-from kizuna.policy import Agreement, TlpLevel
+from kizuna.policy import Agreement, TlpLevel, relayed_amber_reach
 
 
 def _agreement_json(agreement: Agreement) -> dict[str, Any]:
@@ -72,28 +72,25 @@ def agreements_set(
     }
     stored = node.set_agreement(agreement_id, partner or base.partner, **settings)
     notes = []
-    if stored.max_tlp >= TlpLevel.AMBER and (stored.producers - {node.home_organisation_id}):
+    reach = relayed_amber_reach(stored, node.policy.context())
+    if reach in ("peer", "withheld"):
         # TLP 2.0 lets a recipient pass AMBER on to its own organisation and its clients only, so the visibility
         # check withholds AMBER received from a partner node from anyone else, whatever the agreement says.
-        org = node.store.get_organisation(stored.partner)
-        compiled = node.policy.context().organisation(stored.partner)
-        home = node.home_organisation_id
-        # This node's organisation is the recipient itself: nothing relayed stops for it.
-        if home is not None and stored.partner != home and (compiled is None or home not in compiled.client_of):
-            home_org = node.store.get_organisation(home)
-            patron = shlex.quote(home_org.name if home_org else home)
-            if org is None and stored.partner.startswith("node:"):
-                # A peer node reads as the organisation its partner entry names (--org), if any.
-                notes.append(f"TLP:AMBER that this node received from partner nodes reaches {stored.partner} only "
-                             "if the organisation its partner entry names (--org) is a client of this node's "
-                             f"organisation: TLP 2.0 lets AMBER go on only to the recipient's clients (kizuna "
-                             f"policy org ORG --client-of {patron})")
-            else:
-                name = org.name if org else stored.partner
-                notes.append(f"TLP:AMBER that this node received from partner nodes does not reach {name}, which is "
-                             "not a client of this node's organisation: TLP 2.0 lets AMBER go on only to the "
-                             f"recipient's clients (kizuna policy org {shlex.quote(name)} --client-of {patron} "
-                             "makes it one)")
+        home = node.home_organisation_id or ""
+        home_org = node.store.get_organisation(home)
+        patron = shlex.quote(home_org.name if home_org else home)
+        if reach == "peer":
+            notes.append(f"TLP:AMBER that this node received from partner nodes reaches {stored.partner} only "
+                         "if the organisation its partner entry names (--org) is a client of this node's "
+                         f"organisation: TLP 2.0 lets AMBER go on only to the recipient's clients (kizuna "
+                         f"policy org ORG --client-of {patron})")
+        else:
+            org = node.store.get_organisation(stored.partner)
+            name = org.name if org else stored.partner
+            notes.append(f"TLP:AMBER that this node received from partner nodes does not reach {name}, which is "
+                         "not a client of this node's organisation: TLP 2.0 lets AMBER go on only to the "
+                         f"recipient's clients (kizuna policy org {shlex.quote(name)} --client-of {patron} "
+                         "makes it one)")
     emit(as_json, {**_agreement_json(stored), "notes": notes},
          f"Agreement {stored.agreement_id} is now version {stored.version}"
          + "".join(f"\nnote: {note}" for note in notes))

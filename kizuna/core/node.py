@@ -546,12 +546,13 @@ class Node:
                 ))
             return rows
 
-        senders: list[frozenset[str]] = []  # the reader's own partner entries, read when first needed
+        senders: frozenset[str] | None = None  # the reader's own partner entries, read when first needed
 
         def relayed(rows: Sequence[VersionRow]) -> set[tuple[str, int]]:
-            if not senders:
-                senders.append(frozenset(self.partner_entries_of(org_id)) if org_id else frozenset())
-            return self._relayed_from_partner(collection.pk, rows, senders[0])
+            nonlocal senders
+            if senders is None:
+                senders = frozenset(self.partner_entries_of(org_id)) if org_id else frozenset()
+            return self._relayed_from_partner(collection.pk, rows, senders)
 
         def stored_shapes() -> frozenset[tuple[str, str | None, str | None]] | None:
             return self._stored_shapes.of(collection.pk)

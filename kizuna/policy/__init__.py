@@ -23,6 +23,8 @@ from kizuna.policy.model import (
     PolicyContext,
     PolicyOptions,
     Viewer,
+    relay_floor,
+    relayed_amber_reach,
 )
 from kizuna.policy.releasability import (
     RELEASABILITY_EXTENSION_ID,
@@ -52,6 +54,8 @@ __all__ = [
     "Outcome",
     "PolicyContext",
     "PolicyOptions",
+    "relay_floor",
+    "relayed_amber_reach",
     "TlpAliasTable",
     "TlpLevel",
     "Viewer",

@@ -16,10 +16,10 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
-from kizuna.policy.model import ANY, Agreement, MarkingKind, PolicyContext, Viewer
+from kizuna.policy.model import ANY, Agreement, MarkingKind, PolicyContext, Viewer, relay_floor
 from kizuna.policy.redact import Path, RedactionPlan, parse_selector, remove_paths
 from kizuna.policy.releasability import RELEASABILITY_EXTENSION_ID
-from kizuna.policy.tlp import STOPS_AT_RECIPIENT, STOPS_BEFORE_NON_CLIENTS, TlpLevel
+from kizuna.policy.tlp import TlpLevel
 
 StixObject = Mapping[str, Any]
 
@@ -116,18 +116,8 @@ class ViewerPolicy:
             tokens.update(agreement.releasability)
         self._tokens: frozenset[str] = frozenset(tokens)
         self._community = bool(org is not None and org.communities & ctx.shared_communities)
-        home = ctx.home_organisation_id
-        #: From this TLP level up, a version this node received from a partner node is hidden from this viewer
-        #: unless the viewer made it or its node sent it (core/visibility.py asks the provenance). This node's
-        #: organisation was the recipient: nothing stops for it (None), and TLP 2.0 lets it pass TLP:AMBER on to
-        #: its clients (AMBER+STRICT stops for them) and nothing to anyone else (AMBER stops).
-        self.relay_floor: TlpLevel | None
-        if org is not None and home is not None and org.identity_id == home:
-            self.relay_floor = None
-        elif org is not None and home is not None and home in org.client_of:
-            self.relay_floor = STOPS_AT_RECIPIENT
-        else:
-            self.relay_floor = STOPS_BEFORE_NON_CLIENTS
+        #: From this TLP level up, a version received from a partner node is hidden from this viewer (model.py)
+        self.relay_floor = relay_floor(org, ctx.home_organisation_id)
         self._unknown_ok = options.unknown_markings == "carry"
         self._unenforced_ok = options.unenforced_markings == "carry"
         self._unmarked_tlp = options.unmarked_tlp

@@ -14,6 +14,8 @@ from kizuna.policy.releasability import ReleasabilityError, RelTo, parse_releasa
 from kizuna.policy.tlp import (
     LEVEL_BY_ANY_ID,
     LEVEL_BY_OASIS_ID,
+    STOPS_AT_RECIPIENT,
+    STOPS_BEFORE_NON_CLIENTS,
     TlpLevel,
     level_of_marking_definition,
     tlp1_marking_definitions,
@@ -267,3 +269,31 @@ class PolicyContext:
     def agreements_for_partner(self, partner: str) -> list[Agreement]:
         return [a for a in self._agreements.values() if a.partner == partner]
 
+
+def relay_floor(organisation: Organisation | None, home: str | None) -> TlpLevel | None:
+    """From which TLP level a version this node received from a partner node is hidden from a reader of
+    ``organisation`` (unless it made the version or its node sent it; core/visibility.py asks the provenance).
+    ``home``, this node's organisation, was the recipient: nothing stops for it (None); TLP 2.0 lets it pass
+    TLP:AMBER on to its clients (AMBER+STRICT stops for them) and nothing to anyone else (AMBER stops)."""
+    if organisation is not None and home is not None:
+        if organisation.identity_id == home:
+            return None
+        if home in organisation.client_of:
+            return STOPS_AT_RECIPIENT
+    return STOPS_BEFORE_NON_CLIENTS
+
+
+def relayed_amber_reach(agreement: Agreement, ctx: PolicyContext) -> Literal["reaches", "withheld", "peer"] | None:
+    """What the relay rule means for an agreement in force that releases other producers' TLP:AMBER: ``reaches``
+    or ``withheld`` for its partner organisation (AMBER received from partner nodes reaches clients of this
+    node's organisation only), ``peer`` for a peer node (the organisation of its partner entry decides); None
+    when it releases no other producer's AMBER, or its partner is this node's organisation itself."""
+    home = ctx.home_organisation_id
+    if home is None or agreement.removed or agreement.max_tlp < TlpLevel.AMBER or not agreement.producers - {home}:
+        return None
+    if agreement.partner.startswith("node:"):
+        return "peer"
+    floor = relay_floor(ctx.organisation(agreement.partner), home)
+    if floor is None:
+        return None
+    return "reaches" if floor > TlpLevel.AMBER else "withheld"

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from kizuna.core.errors import NotFound
 from kizuna.core.policy_source import agreement_body
-from kizuna.policy import Agreement, TlpLevel
+from kizuna.policy import Agreement, relayed_amber_reach
 from kizuna.web.page import Visit
 
 #: The yes/no settings of an agreement, in the order the page lists them, with their labels.
@@ -63,24 +63,10 @@ def agreements_page(visit: Visit) -> Response:
     return visit.render("agreements.html", agreements=_rows(visit, current))
 
 
-def relayed_amber(visit: Visit, agreement: Agreement) -> str | None:
-    """For an agreement in force that releases other producers' TLP:AMBER to an organisation: ``reaches`` when
-    that organisation is a client of this node's, so AMBER received from partner nodes reaches it, ``withheld``
-    when it is not (the relay rule, docs/federation.md); None otherwise (as `kizuna agreements set` notes)."""
-    home = visit.node.home_organisation_id
-    if (home is None or agreement.partner == home or agreement.removed or agreement.max_tlp < TlpLevel.AMBER
-            or not agreement.producers - {home}):
-        return None  # the recipient itself, or nothing of other producers' AMBER released
-    partner = visit.node.policy.context().organisation(agreement.partner)
-    if partner is None:
-        return None  # a peer node (node:NAME): the organisation of its partner entry decides
-    return "reaches" if home in partner.client_of else "withheld"
-
-
 def agreement_page(visit: Visit) -> Response:
     agreement_id = visit.request.path_params["agreement_id"]
     history = sorted(visit.node.agreement_history(agreement_id), key=lambda a: a.version)
     if not history:
         raise NotFound("no such agreement")
     return visit.render("agreement.html", agreement_id=agreement_id, versions=_rows(visit, history),
-                        relayed_amber=relayed_amber(visit, history[-1]))
+                        relayed_amber=relayed_amber_reach(history[-1], visit.node.policy.context()))

@@ -30,12 +30,17 @@ def flags(store: SqlStore) -> dict[int, tuple[int, int, int, int]]:
         return {int(row[0]): tuple(int(flag) for flag in row[1:]) for row in cur.fetchall()}  # type: ignore[misc]
 
 
-def test_flags_follow_writes_deletes_forms_and_migration(store_url: str) -> None:
+def _store_with_collection(store_url: str) -> tuple[Any, int]:
+    """A migrated store with one collection, and that collection's key."""
     store: Any = open_store(store_url)
+    store.migrate()
+    store.create_api_root(ApiRoot("main", "Main", None, 1000))
+    return store, store.create_collection("c", "main", "C", None, None, ["application/stix+json;version=2.1"]).pk
+
+
+def test_flags_follow_writes_deletes_forms_and_migration(store_url: str) -> None:
+    store, pk = _store_with_collection(store_url)
     try:
-        store.migrate()
-        store.create_api_root(ApiRoot("main", "Main", None, 1000))
-        pk = store.create_collection("c", "main", "C", None, None, ["application/stix+json;version=2.1"]).pk
         # Out of order: 2 then 1, then 3 and 4 re-marked GREEN.
         for batch in ([version(2, CLEAR)], [version(1, CLEAR), version(3, GREEN)], [version(4, GREEN)]):
             store.add_versions(pk, batch)
@@ -68,11 +73,8 @@ def test_amber_versions_are_never_seen_alike_and_step_23_flags_them_again(store_
     # TLP:AMBER received from a partner node reaches only this node's organisation and its clients, so two AMBER
     # versions from one producer may be seen by different readers (one relayed, one not): each may be some
     # reader's first or last.
-    store: Any = open_store(store_url)
+    store, pk = _store_with_collection(store_url)
     try:
-        store.migrate()
-        store.create_api_root(ApiRoot("main", "Main", None, 1000))
-        pk = store.create_collection("c", "main", "C", None, None, ["application/stix+json;version=2.1"]).pk
         store.add_versions(pk, [version(1, AMBER), version(2, AMBER), version(3, AMBER)])
         expected = {1: (1, 0, 1, 1), 2: (0, 0, 1, 1), 3: (0, 1, 1, 1)}
         assert flags(store) == expected
