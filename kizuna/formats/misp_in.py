@@ -28,9 +28,11 @@ from stix2.base import _STIXBase
 from stix2.utils import format_datetime
 
 from kizuna.formats.base import ConversionReport, FormatError, Loss, Rejected
+from kizuna.formats.misp_event_fields import attach
 from kizuna.formats.misp_logs import converter_messages
 from kizuna.formats.misp_losses import LossFinder
 from kizuna.formats.misp_markings import DistributionError, apply_markings, distribution_of, plan_markings
+from kizuna.policy.releasability import KIZUNA_IDENTITY_ID
 from kizuna.policy.tlp import normalise_objects
 from kizuna.stix.patterns import stix_pattern_problem
 
@@ -235,15 +237,21 @@ def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True) -
     report.warnings.extend(logged)
     normalised, _ = normalise_objects(produced)
     report.objects = apply_markings(normalised, plan)
+    report.objects.extend(attach(report.objects, event))
     container = [o for o in produced if o["type"] in ("report", "grouping")]
     report.losses = plan.losses + LossFinder(produced, [str(e) for e in errors] + logged).event(
         event, container)
     return report
 
 
+#: Objects every event of a document may bring alike (its markings, the MISP event extension and its publisher):
+#: kept once.
+_SHARED_TYPES = frozenset({"marking-definition", "extension-definition"})
+
+
 def _merge(into: ConversionReport, part: ConversionReport) -> None:
-    seen = {o["id"] for o in into.objects if o["type"] == "marking-definition"}
-    into.objects.extend(o for o in part.objects if o["type"] != "marking-definition" or o["id"] not in seen)
+    seen = {o["id"] for o in into.objects if o["type"] in _SHARED_TYPES or o["id"] == KIZUNA_IDENTITY_ID}
+    into.objects.extend(o for o in part.objects if o["id"] not in seen)
     into.losses.extend(part.losses)
     into.rejected.extend(part.rejected)
     into.warnings.extend(part.warnings)

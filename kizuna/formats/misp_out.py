@@ -27,8 +27,9 @@ from misp_stix_converter.tools.stix2_loading_helpers import load_stix2_content
 from misp_stix_converter.tools.stix2_to_misp_helpers import is_stix2_from_misp
 
 from kizuna.formats.base import ConversionReport, FormatError, Loss
+from kizuna.formats.misp_event_fields import restore
 from kizuna.formats.misp_logs import converter_messages
-from kizuna.policy.releasability import RELEASABILITY_EXTENSION_ID
+from kizuna.policy.releasability import KIZUNA_IDENTITY_ID, RELEASABILITY_EXTENSION_ID
 from kizuna.policy.tlp import LEVEL_BY_OASIS_ID, TlpLevel
 
 FORMAT = "misp"
@@ -148,8 +149,10 @@ def _losses(objects: list[dict[str, Any]], event: dict[str, Any], markings: _Mar
         if kind == "marking-definition" and (obj["id"] in LEVEL_BY_OASIS_ID or
                                              RELEASABILITY_EXTENSION_ID in (obj.get("extensions") or {})):
             continue  # TLP became tags, REL TO a distribution (reported per object)
-        if kind == "extension-definition":
-            continue  # the TLP 2.0 and releasability extensions are what tags and distribution express
+        if kind == "extension-definition" or obj["id"] == KIZUNA_IDENTITY_ID:
+            # TLP 2.0, releasability and MISP event (and their publisher): what tags, distribution and the
+            # event's own fields express
+            continue
         if kind == "relationship":
             source, target = _uuid(obj.get("source_ref")), _uuid(obj.get("target_ref"))
             if source == target or (source, str(obj.get("relationship_type")), target) in references:
@@ -228,6 +231,7 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
             _labels_as_tags(other, others)
             _merge(event, other)
     _descriptions_as_comments(event, convertible)
+    restore(event, [o for o in convertible if o["type"] in ("report", "grouping")])
     creator = _creator(items, org)
     if creator is not None:
         event["Orgc"] = creator

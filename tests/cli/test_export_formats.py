@@ -152,6 +152,14 @@ def test_misp_feed_directory_has_manifest_hashes_and_events(node: Path, tmp_path
     hashes = (feed / "hashes.csv").read_text().splitlines()
     digest = hashlib.md5(b"tickets-verify.example.net", usedforsecurity=False).hexdigest()
     assert any(line.startswith(digest + ",") and line.split(",")[1] in manifest for line in hashes)
+    # The example event's date, analysis and threat level went into the store on its report and come back out
+    # (before, the feed said "initial", "undefined" and the day of the export).
+    example = json.loads((EXAMPLES / "misp-event.json").read_text())["Event"]
+    entry = manifest[example["uuid"]]
+    assert {name: entry[name] for name in ("date", "analysis", "threat_level_id")} == {
+        name: example[name] for name in ("date", "analysis", "threat_level_id")}
+    written = json.loads((feed / f"{example['uuid']}.json").read_text())["Event"]
+    assert (written["date"], written["analysis"], written["threat_level_id"]) == ("2026-03-02", "2", "2")
     # Kizuna reads its own feed's events back as MISP without being told (they were taken for STIX 2.0).
     kizuna_json(node, "collections", "create", "--title", "Feed copy", "--alias", "feed-copy")
     for event in manifest:

@@ -41,6 +41,11 @@ def test_misp_to_stix_to_misp_keeps_every_field_or_reports_it(path: Path) -> Non
     exported = ConversionReport("misp")
     back = _as_misp_sees_it(write_misp_event(imported.objects, exported, org=ORG))
     assert str(back.uuid) == source["uuid"]
+    # The event's date, threat level and analysis, which STIX has no property for, come back (docs/formats.md).
+    again = back.to_dict()
+    carried = [name for name in ("date", "threat_level_id", "analysis") if source.get(name) not in (None, "")]
+    assert carried
+    assert {name: str(again.get(name)) for name in carried} == {name: str(source[name]) for name in carried}
     losses = imported.losses + exported.losses
     reported = {(loss.ref.partition("--")[2] or loss.ref, loss.field) for loss in losses}
     whole = {ref for ref, field in reported if field == "attribute"}
