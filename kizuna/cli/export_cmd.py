@@ -9,6 +9,7 @@ at all (temporary name, then rename).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import uuid
 from collections.abc import Iterator
@@ -84,11 +85,18 @@ def _org_of(node: Node) -> dict[str, str] | None:
     return {"name": str(identity.get("name", "")), "uuid": str(identity["id"]).split("--", 1)[1]}
 
 
+#: What a collection holds beside its content: alone, they would make an event of no attribute.
+_SUPPORTING: Final = frozenset({"identity", "marking-definition", "extension-definition"})
+
+
 def _misp_objects(run: _Export) -> list[dict[str, Any]]:
     with run.progress() as progress:
         objects = [orjson.loads(body) for body in run.bodies(progress, latest_only=True)]
-    if not objects:
-        raise CliError("nothing to export: the collection holds nothing this principal may see", code="empty")
+    if all(obj.get("type") in _SUPPORTING for obj in objects):
+        ceiling = run.principal.tlp_ceiling
+        below = f" at or below TLP:{ceiling.token.upper()}" if ceiling is not None else ""
+        raise CliError(f"nothing to export: the collection holds nothing this principal may see{below}",
+                       code="empty")
     return objects
 
 
@@ -96,7 +104,7 @@ _LIST_FORMATS: Final = ("csv", "txt", "rpz", "zeek", "suricata")
 #: Options that shape one kind of output, by parameter: their name and the formats they apply to.
 _ONLY_FOR: Final = {
     "kind": ("--type", ("txt",)), "rpz_origin": ("--rpz-origin", ("rpz",)), "info": ("--info", ("misp", "misp-feed")),
-    "tlp_max": ("--tlp-max", _LIST_FORMATS), "min_confidence": ("--min-confidence", _LIST_FORMATS),
+    "min_confidence": ("--min-confidence", _LIST_FORMATS),
     "include_warninglisted": ("--include-warninglisted", _LIST_FORMATS),
 }
 
@@ -114,7 +122,9 @@ _ONLY_FOR: Final = {
 @click.option("--as-token-id", default=None, metavar="ID",
               help="Export what this token would receive over TAXII (see `kizuna tokens list`).")
 @click.option("--tlp-max", "--tlp-ceiling", "tlp_max", type=tlp_level, default=None,
-              help="Feeds: leave out indicators marked above this TLP level (--tlp-ceiling, as for feeds create).")
+              help="Leave out what is marked above this TLP level (--tlp-ceiling, as for feeds create); stix, "
+                   "misp, misp-feed: objects above it are left out and parts above it (granular markings) "
+                   "removed, as the node's visibility check does for a partner.")
 @click.option("--min-confidence", type=click.IntRange(0, 100), default=None,
               help="Feeds: leave out indicators below this confidence (or without one).")
 @click.option("--type", "kind", type=click.Choice(sorted(BLOCKLIST_KINDS)), default="ip", show_default=True,
@@ -123,14 +133,17 @@ _ONLY_FOR: Final = {
               help="Feeds: include indicators flagged as on a MISP warninglist (left out by default).")
 @click.option("--rpz-origin", default=DEFAULT_RPZ_ORIGIN, show_default=True, metavar="ZONE",
               help="rpz: the zone's origin, as your resolver's response-policy statement names it.")
-@click.option("--info", default="Kizuna export", show_default=True, help="misp, misp-feed: the event's title.")
+@click.option("--info", default=None, metavar="TITLE",
+              help="misp: the event's title (default: the name of the STIX report it is made of, else "
+                   "'Kizuna export'); misp-feed: the title of the event of what no report holds.")
 @quiet_option
 @click.option("--json", "as_json", is_flag=True,
               help="With -o: print what was written as one JSON object (errors too).")
 @click.pass_context
 def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, output: Path | None,
            as_org: str | None, as_token_id: str | None, tlp_max: str | None, min_confidence: int | None,
-           kind: str, include_warninglisted: bool, rpz_origin: str, info: str, quiet: bool, as_json: bool) -> None:
+           kind: str, include_warninglisted: bool, rpz_origin: str, info: str | None, quiet: bool,
+           as_json: bool) -> None:
     """Export a collection, as the node administrator or as a partner would receive it."""
     if as_json and output is None:
         raise CliError("--json needs -o: without it the export itself is written to standard output",
@@ -147,6 +160,10 @@ def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, 
     else:
         acting = browse.acting_as(node, as_token_id, as_org)
         principal, target = acting.principal, browse.find_collection(node, acting, collection, api_root)
+    if tlp_max is not None and fmt not in _LIST_FORMATS:
+        # The feeds filter their indicators themselves; every other export reads through the visibility check
+        # with the ceiling on top of the principal's own rules.
+        principal = dataclasses.replace(principal, tlp_ceiling=TlpLevel.from_token(tlp_max))
     run = _Export(node, target, principal, progress_wanted(as_json, quiet))
     report = ConversionReport(fmt)
     written = 0
@@ -157,10 +174,11 @@ def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, 
                 raise CliError("is a file; misp-feed writes a directory", code="io", file=str(output))
             if not output.parent.is_dir():
                 raise CliError(f"directory {output.parent} does not exist", code="io", file=str(output))
-            from kizuna.formats.misp_out import write_misp_events  # misp-stix takes seconds to import
+            # misp-stix takes seconds to import
+            from kizuna.formats.misp_out import DEFAULT_INFO, write_misp_events
 
             org = _org_of(node)
-            events = write_misp_events(_misp_objects(run), report, org=org, info=info)
+            events = write_misp_events(_misp_objects(run), report, org=org, info=info or DEFAULT_INFO)
             written = len(write_misp_feed(events, output, org=org))
         else:
             with output_stream(output) as stream:

@@ -515,14 +515,16 @@ class Node:
 
     def viewer_for(self, principal: Principal, collection: Collection) -> Viewer:
         """Compile the read policy for one principal and one collection (once per request)."""
-        if principal.is_admin:
+        ceiling = principal.tlp_ceiling
+        if principal.is_admin and ceiling is None:
             return Viewer(principal, collection)  # the local operator holds the store itself
         ctx = self.policy.context()
         org_id = principal.organisation_id
-        if (
+        unrestricted = principal.is_admin or (
             ctx.options.home_organisation_sees_everything and principal.agreement_id is None
             and org_id is not None and org_id == self.home_organisation_id
-        ):
+        )
+        if unrestricted and ceiling is None:
             return Viewer(principal, collection)
         org = ctx.organisation(org_id) if org_id else None
         if org is None and org_id:
@@ -534,7 +536,8 @@ class Node:
                 principal.agreement_id, 0, org_id or "", collections=frozenset()
             )
         policy = compile_viewer(
-            PolicyViewer(principal.key, organisation=org, agreement=agreement), ctx, collection.id
+            PolicyViewer(principal.key, organisation=org, agreement=agreement, tlp_ceiling=ceiling,
+                         unrestricted=unrestricted), ctx, collection.id
         )
 
         def lookup(ids: Any) -> list[VersionRow]:

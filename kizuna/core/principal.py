@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from kizuna.policy.tlp import TlpLevel
 from kizuna.store.base import Collection, Grant
 
 
@@ -16,6 +17,9 @@ class Principal:
     is_admin: bool = False
     #: The partner agreement this token reads under, if it is bound to one.
     agreement_id: str | None = None
+    #: The most this read may show, whatever else admits it (``kizuna export --tlp-max``): content marked above
+    #: this TLP level is hidden and selectors marked above it are redacted, for every principal, the node's too.
+    tlp_ceiling: TlpLevel | None = None
 
     def can_read(self, collection: Collection) -> bool:
         grant = self.grants.get(collection.pk)

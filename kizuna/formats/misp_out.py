@@ -33,6 +33,8 @@ from kizuna.policy.releasability import KIZUNA_IDENTITY_ID, RELEASABILITY_EXTENS
 from kizuna.policy.tlp import LEVEL_BY_OASIS_ID, TlpLevel
 
 FORMAT = "misp"
+#: The title of an event made of objects that no STIX report or grouping names.
+DEFAULT_INFO = "Kizuna export"
 _BUNDLE_NAMESPACE = uuid.UUID("b7b0f0c4-2a55-4f8e-9a0c-5d3d1f4e6a10")
 
 
@@ -204,7 +206,9 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
                      info: str | None = None, org: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Convert STIX 2.1 objects to one MISP event document ``{"Event": {…}}`` via misp-stix.
 
-    ``report`` (optional) receives the losses (by STIX id) and misp-stix's warnings. ``org``
+    ``info`` is the event's title; without it, the name of the STIX report or grouping the objects hold, or
+    ``DEFAULT_INFO`` when they hold none. ``report`` (optional) receives the losses (by STIX id) and misp-stix's
+    warnings. ``org``
     (``{"name", "uuid"}``, e.g. the exporting node's organisation) becomes the event's Orgc and Org;
     without it the identity that created most objects does.
     """
@@ -218,7 +222,7 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
                                             and RELEASABILITY_EXTENSION_ID in (o.get("extensions") or {}))]
     with converter_messages():  # its messages on detection say nothing a user can act on
         from_misp = is_stix2_from_misp(convertible)
-    event = _converted(convertible, bundle_id, from_misp, info, report)
+    event = _converted(convertible, bundle_id, from_misp, None, report)
     if not from_misp:
         _labels_as_tags(event, convertible)
     else:
@@ -227,10 +231,14 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
         # through the parser for any STIX, and its records join the event.
         others = _not_from_misp(convertible, event)
         if others:
-            other = _converted(others, _bundle_id(others), False, info, report)
+            other = _converted(others, _bundle_id(others), False, None, report)
             _labels_as_tags(other, others)
             _merge(event, other)
     _descriptions_as_comments(event, convertible)
+    # misp-stix puts a title given to it before the report's name ("Kizuna export Phishing wave …"), and without
+    # one names a bundle of no report after the bundle's id: the event gets the one title instead.
+    if info is not None or not any(o["type"] in ("report", "grouping") for o in convertible):
+        event["info"] = info if info is not None else DEFAULT_INFO
     restore(event, [o for o in convertible if o["type"] in ("report", "grouping")])
     creator = _creator(items, org)
     if creator is not None:
@@ -348,7 +356,7 @@ def _event_members(container: dict[str, Any], by_id: dict[str, dict[str, Any]],
 
 
 def write_misp_events(objects: Iterable[Mapping[str, Any]], report: ConversionReport | None = None, *,
-                      org: Mapping[str, str] | None = None, info: str = "Kizuna export") -> list[dict[str, Any]]:
+                      org: Mapping[str, str] | None = None, info: str = DEFAULT_INFO) -> list[dict[str, Any]]:
     """One MISP event per STIX report or grouping (with what it refers to); the rest as one more event.
 
     This is what a feed needs: a collection exported from Kizuna holds many events, and

@@ -81,7 +81,8 @@ class ViewerPolicy:
         org = viewer.organisation
         self._generation = ctx.generation
         self._markings = ctx.markings_by_id
-        self._sees_everything = viewer.is_node_admin and options.admins_see_everything
+        self._sees_everything = viewer.unrestricted or (viewer.is_node_admin and options.admins_see_everything)
+        self._ceiling = viewer.tlp_ceiling
         identities = {i for i in (org.identity_id if org else None, viewer.identity_id) if i}
         self._own: frozenset[str] = frozenset(identities)
         self._identities = self._own
@@ -117,7 +118,7 @@ class ViewerPolicy:
         self._tokens: frozenset[str] = frozenset(tokens)
         self._community = bool(org is not None and org.communities & ctx.shared_communities)
         #: From this TLP level up, a version received from a partner node is hidden from this viewer (model.py)
-        self.relay_floor = relay_floor(org, ctx.home_organisation_id)
+        self.relay_floor = None if viewer.unrestricted else relay_floor(org, ctx.home_organisation_id)
         self._unknown_ok = options.unknown_markings == "carry"
         self._unenforced_ok = options.unenforced_markings == "carry"
         self._unmarked_tlp = options.unmarked_tlp
@@ -245,6 +246,12 @@ class ViewerPolicy:
 
     def decide(self, obj: StixObject) -> Decision:
         """Decide one object version for this viewer."""
+        decision = self._decide(obj)
+        if self._ceiling is None or decision.outcome is Outcome.HIDDEN:
+            return decision
+        return self._under_ceiling(obj, decision, self._ceiling)
+
+    def _decide(self, obj: StixObject) -> Decision:
         if self._generation != self.ctx.generation:
             self._compile()
         if self._sees_everything:
@@ -271,6 +278,42 @@ class ViewerPolicy:
             return Decision(Outcome.REDACTED, {**obj, "created_by_ref": self._anonymous})
         return VISIBLE
 
+    # -- the TLP ceiling (kizuna export --tlp-max) ----------------------------------------------------
+
+    def _above(self, marking_refs: Iterable[str], ceiling: TlpLevel) -> bool:
+        """Whether content marked ``marking_refs`` is above ``ceiling``: a TLP marking above it, or no TLP
+        marking while the node's unmarked level is above it."""
+        levels = [info.level for info in map(self._markings.get, marking_refs)
+                  if info is not None and info.kind is MarkingKind.TLP and info.level is not None]
+        if not levels:
+            return self._unmarked_tlp is not None and self._unmarked_tlp > ceiling
+        return max(levels) > ceiling
+
+    def _under_ceiling(self, obj: StixObject, decision: Decision, ceiling: TlpLevel) -> Decision:
+        """``decision`` with what is marked above ``ceiling`` taken out: the whole object when its own markings
+        are, else each selector a granular marking above it governs (the object is hidden if that takes a
+        required property, as for any redaction)."""
+        shown = decision.redacted if decision.redacted is not None else obj
+        if self._above(shown.get("object_marking_refs") or (), ceiling):
+            return HIDDEN
+        entries = shown.get("granular_markings")
+        if not isinstance(entries, list):
+            return decision
+        paths = []
+        for entry in entries:
+            ref = entry.get("marking_ref") if isinstance(entry, Mapping) else None
+            info = self._markings.get(ref) if isinstance(ref, str) else None
+            if info is None or info.kind is not MarkingKind.TLP or info.level is None or info.level <= ceiling:
+                continue
+            for selector in entry.get("selectors") or ():
+                path = parse_selector(selector) if isinstance(selector, str) else None
+                if path is not None:
+                    paths.append(path)
+        if not paths:
+            return decision
+        redacted = RedactionPlan(paths).apply(shown)
+        return HIDDEN if redacted is None else Decision(Outcome.REDACTED, redacted)
+
     def sees_every_marking(self, marking_refs: Sequence[str], producer: str | None) -> bool:
         """Whether ``decide`` is VISIBLE, unredacted, for every object by ``producer`` (not an identity or
         marking definition) whose object-level and granular markings together are ``marking_refs``.
@@ -282,6 +325,8 @@ class ViewerPolicy:
         """
         if self._generation != self.ctx.generation:
             self._compile()
+        if self._ceiling is not None and self._above(marking_refs, self._ceiling):
+            return False  # some part of it is above the ceiling (or, for an unmarked part, may be)
         if self._sees_everything or (producer is not None and producer in self._own):
             return True
         if self._blocked or self._anonymous is not None:
@@ -308,13 +353,16 @@ class ViewerPolicy:
         """Why ``decide(obj)`` hides ``obj`` (a short reason for the audit log), or None if it does not.
 
         Reasons: those of :meth:`refusal` for object markings, ``agreement-collection`` (the agreement
-        does not cover the collection), ``granular`` (a redaction removed a required property),
+        does not cover the collection), ``tlp-ceiling`` (marked above the read's ceiling), ``granular`` (a
+        redaction removed a required property),
         ``recipients`` (a recipients list not naming the viewer), ``anonymised-producer``.
         """
         if self.decide(obj).outcome is not Outcome.HIDDEN:
             return None
         if self._blocked:
             return "agreement-collection"
+        if self._ceiling is not None and self._above(obj.get("object_marking_refs") or (), self._ceiling):
+            return "tlp-ceiling"
         producer = obj.get("created_by_ref")
         reason = self.refusal(obj.get("object_marking_refs") or (), producer)
         if reason is not None:

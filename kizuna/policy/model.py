@@ -88,6 +88,11 @@ class Viewer:
     #: Set when the principal reads under one partner agreement (e.g. a peer node's sync token). When
     #: unset, the node's agreements naming the principal's organisation as partner apply.
     agreement: Agreement | None = None
+    #: The most this read may show (core's ``Principal.tlp_ceiling``): content marked above it is hidden,
+    #: selectors marked above it are redacted, on top of every other rule.
+    tlp_ceiling: TlpLevel | None = None
+    #: Reads as the node itself (its operator or its own organisation): everything, up to ``tlp_ceiling``.
+    unrestricted: bool = False
 
 
 class MarkingKind(enum.Enum):

@@ -113,3 +113,14 @@ def test_an_attributes_comment_comes_back() -> None:
     assert {ref: records[ref].get("comment") for ref in commented if ref in records} == {
         ref: text for ref, text in commented.items() if ref in records}
     assert all(ref in records for ref in commented)
+
+
+def test_the_events_title_comes_back_as_it_was() -> None:
+    """misp-stix put the export's title before the report's name: "Kizuna export Phishing wave …"."""
+    example = Path(__file__).parents[2] / "examples" / "formats" / "misp-event.json"
+    source = json.loads(example.read_text(encoding="utf-8"))["Event"]
+    objects = read_misp(example).objects
+    assert write_misp_event(objects)["Event"]["info"] == source["info"]
+    assert write_misp_event(objects, info="Shared onward")["Event"]["info"] == "Shared onward"
+    loose = [o for o in objects if o["type"] not in ("report", "grouping")]
+    assert write_misp_event(loose)["Event"]["info"] == "Kizuna export"  # not misp-stix's bundle id sentence

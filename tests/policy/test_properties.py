@@ -7,7 +7,7 @@ compilation, per-property marking sets) and the compiled policy is checked again
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -260,18 +260,23 @@ def leaf_tokens(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any,
     return []
 
 
-def forbidden_tokens(world: World, viewer: Viewer, obj: dict[str, Any]) -> set[str]:
-    """Tokens whose property the oracle says this viewer may not see."""
+def applying_markings(obj: dict[str, Any]) -> list[tuple[str, set[str]]]:
+    """Each token of ``obj`` with the markings that apply to its property (object level and granular)."""
     granular = [
         (parse_selector(s), g["marking_ref"]) for g in obj.get("granular_markings", []) for s in g["selectors"]
     ]
-    out = set()
+    out = []
     for path, tok in leaf_tokens({k: v for k, v in obj.items() if k != "granular_markings"}):
         applying = set(obj.get("object_marking_refs", []))
         applying |= {ref for sel, ref in granular if sel is not None and path[: len(sel)] == sel}
-        if not oracle_permits(world, viewer, applying, obj.get("created_by_ref")):
-            out.add(tok)
+        out.append((tok, applying))
     return out
+
+
+def forbidden_tokens(world: World, viewer: Viewer, obj: dict[str, Any]) -> set[str]:
+    """Tokens whose property the oracle says this viewer may not see."""
+    producer = obj.get("created_by_ref")
+    return {tok for tok, applying in applying_markings(obj) if not oracle_permits(world, viewer, applying, producer)}
 
 
 def served_text(decision_outcome: Outcome, obj: dict[str, Any], redacted: dict[str, Any] | None) -> str:
@@ -359,3 +364,36 @@ def test_cached_and_fresh_policies_agree(data: st.DataObject) -> None:
     for obj, decision in zip(objects * 2, many, strict=True):
         fresh = compile_viewer(viewer, ctx).decide(obj)
         assert (fresh.outcome, fresh.redacted) == (decision.outcome, decision.redacted)
+
+
+def _above_ceiling_tokens(obj: dict[str, Any], ceiling: TlpLevel) -> set[str]:
+    """Tokens of the properties a TLP marking above ``ceiling`` applies to (object level or a granular selector)."""
+    return {tok for tok, applying in applying_markings(obj)
+            if any(ref in LEVEL and LEVEL[ref] > ceiling for ref in applying)}
+
+
+@SETTINGS
+@given(data=st.data())
+def test_a_tlp_ceiling_takes_out_exactly_what_is_marked_above_it(data: st.DataObject) -> None:
+    """`kizuna export --tlp-max`: on top of every other rule, for any reader, the node itself included."""
+    world = data.draw(worlds())
+    plain = replace(data.draw(viewers(world)), unrestricted=data.draw(st.booleans()))
+    ceiling = data.draw(levels)
+    obj = data.draw(marked_objects())
+    ctx = world.context()
+    before = compile_viewer(plain, ctx).decide(obj)
+    after = compile_viewer(replace(plain, tlp_ceiling=ceiling), ctx).decide(obj)
+    if plain.unrestricted:
+        assert before.outcome is Outcome.VISIBLE
+    if any(LEVEL.get(ref, TlpLevel.CLEAR) > ceiling for ref in obj.get("object_marking_refs", [])):
+        assert after.outcome is Outcome.HIDDEN
+    kept = shown(before.outcome, obj, before.redacted) - _above_ceiling_tokens(obj, ceiling)
+    if after.outcome is Outcome.HIDDEN:
+        return  # hidden whole, or a required property was marked above the ceiling
+    served = shown(after.outcome, obj, after.redacted)
+    assert served <= kept
+    # Exactly those, except that an external reference losing a required property goes whole (as any redaction).
+    in_references = {tok for path, tok in leaf_tokens(obj) if path[0] == "external_references"}
+    assert served - in_references == kept - in_references
+    if after.redacted is not None:
+        assert validation_errors(after.redacted) == []
