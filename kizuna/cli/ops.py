@@ -165,7 +165,7 @@ def ops_alerts(ctx: click.Context, operation: str, since: str | None, as_json: b
         found = alerts_of(node, find(node.store, operation), since_micros(since))
     rows = [a.to_json() for a in found]
     text = "\n".join(f"{a.added[:19]}Z  {a.rule:<12} {a.asset:<28} {a.object_type} {a.object_name or a.object_id}"
-                     f"  by {a.producer or '-'}  ({a.matched})" for a in found) or "No alerts."
+                     f"  by {a.producer or '-'}  ({a.matched_name or a.matched})" for a in found) or "No alerts."
     emit(as_json, {"alerts": rows}, text)
 
 

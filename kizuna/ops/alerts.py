@@ -54,6 +54,9 @@ class Alert:
     collection: str
     added: str
     fuzzer: str | None = None
+    #: For a relationship alert: what ``matched`` (an id) is called, the asset's value or the object's name,
+    #: when the reader may see it (listings show names, not ids).
+    matched_name: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +68,14 @@ class Alert:
 #: asset whatever the agreements say; a token's watchlist is built per call.
 _WATCHLISTS: weakref.WeakKeyDictionary[Node, dict[str, tuple[tuple[Any, ...], Watchlist]]] = \
     weakref.WeakKeyDictionary()
+
+
+def shown_name(obj: dict[str, Any]) -> str | None:
+    """What an alert calls an object: its name, value or pattern."""
+    for key in ("name", "value", "pattern"):
+        if isinstance(obj.get(key), str) and obj[key]:
+            return str(obj[key])
+    return None
 
 
 def watch_fingerprint(node: Node, operation: Operation, watch_pk: int | None = None) -> list[Any]:
@@ -105,6 +116,7 @@ class AlertJudge:
         self.matched: dict[str, Hit] = {}
         self.pointers: list[tuple[str, int, dict[str, Any]]] = []
         self.read: set[str] = set()
+        self.named: dict[str, str | None] = {}  # what each object read is called, for relationship alerts
 
     def see(self, role: str, added: int, obj: dict[str, Any], new: bool = True) -> None:
         """One object read from the ``role`` collection; ``new`` when it was added in the period the
@@ -137,6 +149,7 @@ class AlertJudge:
         return sorted(self.found, key=lambda a: a.added)
 
     def _judge(self, role: str, added: int, obj: dict[str, Any], raise_alert: bool = True) -> None:
+        self.named[obj["id"]] = shown_name(obj)
         hits = sorted(set(self.watch.hits(obj, self.matched)), key=lambda h: (RULE_ORDER[h.rule], h.asset))
         if not hits:
             return
@@ -151,7 +164,9 @@ class AlertJudge:
             seen.add(hit.asset)
             self.found.append(Alert(hit.asset, hit.rule, obj["id"], obj["type"], obj.get("name"),
                                     self.names.get(producer, producer) if producer else None, hit.value, role,
-                                    format_timestamp(added), hit.fuzzer))
+                                    format_timestamp(added), hit.fuzzer,
+                                    (self.watch.names.get(hit.value) or self.named.get(hit.value))
+                                    if hit.rule == "relationship" else None))
 
 
 def judge_stored(node: Node, operation: Operation, since: int | None = None,

@@ -30,6 +30,7 @@ from kizuna.ops.alerts import (
     RULE_ORDER,
     SHIFT_REPORT_MARK,
     Alert,
+    shown_name,
     watch_fingerprint,
     watchlist_of,
 )
@@ -256,17 +257,36 @@ def alerts_of(node: Node, operation: Operation, since: int | None = None,
     first per object, on what ``principal`` may see (the console passes the signed-in token's)."""
     refresh(node, operation)
     rows = node.store.ops_alerts(operation.slug, since)
-    every = set(watchlist_of(node, operation).names)
+    assets = watchlist_of(node, operation).names
+    every = set(assets)
     hidden = every - set(watchlist_of(node, operation, principal).names) if principal is not NODE_ADMIN else set()
-    # Relationship alerts name the object they inherit from; that object must be visible too.
-    via = {r.matched for r in rows if r.rule == "relationship" and r.matched not in every}
-    visible = _visible(node, operation, {r.stix_id for r in rows} | via, principal)
+    # Relationship alerts name the object they inherit from; that object must be visible too, and is shown by
+    # its name.
+    via = _names(node, operation, {r.matched for r in rows if r.rule == "relationship" and r.matched not in every},
+                 principal)
+    visible = _visible(node, operation, {r.stix_id for r in rows}, principal)
     names = {o.id: o.name for o in node.store.list_organisations()}
     return [Alert(r.asset, r.rule, r.stix_id, r.object_type, r.object_name,
                   names.get(r.producer, r.producer) if r.producer else None, r.matched, r.role,
-                  format_timestamp(r.date_added), r.fuzzer)
+                  format_timestamp(r.date_added), r.fuzzer,
+                  (assets.get(r.matched) or via.get(r.matched)) if r.rule == "relationship" else None)
             for r in rows if r.stix_id in visible and r.asset_id not in hidden
-            and (r.rule != "relationship" or r.matched in every or r.matched in visible)]
+            and (r.rule != "relationship" or r.matched in every or r.matched in via)]
+
+
+def _names(node: Node, operation: Operation, ids: set[str], principal: Principal) -> dict[str, str | None]:
+    """What each of ``ids`` the principal sees in the operation's intel or incidents is called (read by id,
+    through the visibility check: a hidden object is absent)."""
+    wanted = sorted(ids)
+    found: dict[str, str | None] = {}
+    for role in ("intel", "incidents") if wanted else ():
+        collection = node.find_collection(operation.collections[role])
+        rest = [i for i in wanted if i not in found]
+        for start in range(0, len(rest), _ID_BATCH):
+            batch = tuple(rest[start:start + _ID_BATCH])
+            for _, obj in latest_objects(node, collection, principal=principal, ids=batch):
+                found[obj["id"]] = shown_name(obj)
+    return found
 
 
 def _visible(node: Node, operation: Operation, ids: set[str], principal: Principal) -> set[str]:

@@ -146,6 +146,10 @@ def test_partner_objects_about_protected_assets_raise_alerts_by_rule(world: Worl
                                                             (report["id"], "relationship")}
     text = kizuna(world.data, "ops", "alerts", "games-alerts").stdout
     assert "lookalike" in text and lookalike in text and "example.com" not in text
+    # A relationship alert says what it came through by name, not by id (the sighting's indicator, the VIP).
+    through = {a["object_id"]: (a["matched"], a["matched_name"]) for a in alerts if a["rule"] == "relationship"}
+    assert through == {sighting["id"]: (phish["id"], "phish"), report["id"]: (vip, "Jane Minister")}
+    assert "(phish)" in text and "(Jane Minister)" in text and phish["id"] not in text
 
 
 def test_markings_inside_the_operation_hold_between_partners(world: World) -> None:

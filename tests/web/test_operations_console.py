@@ -141,3 +141,18 @@ def test_the_operation_pages_on_postgresql(pg_console: Console) -> None:
     jp = pg_console.sign_in("jp-op").get(pg_console.base + "/console/operations/games-console").text
     assert "Red-only login host" in _text(jp) and f'/console/objects/{games["report"]}' in jp
     assert pg_console.sign_in("uk").get(pg_console.base + "/console/operations/games-console").status_code == 404
+
+
+def test_a_relationship_alert_names_what_it_came_through(console: Console, games: dict[str, str]) -> None:
+    """A partner's sighting of the lookalike indicator raises a relationship alert: the board names the
+    indicator it came through and links to it (it showed the bare id)."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    sighting = {"type": "sighting", "spec_version": "2.1", "id": f"sighting--{uuid.uuid4()}", "created": now,
+                "modified": now, "sighting_of_ref": games["phish"], "object_marking_refs": [oasis_id(TlpLevel.AMBER)]}
+    answer = requests.post(f"{console.base}/main/collections/games-console-incidents/objects/",
+                           data=json.dumps({"objects": [sighting]}), timeout=30,
+                           headers={"Accept": TAXII, "Content-Type": TAXII,
+                                    "Authorization": f"Bearer {console.tokens['soc-op']}"})
+    assert answer.status_code == 202, answer.text
+    board = console.sign_in("soc-op").get(console.base + "/console/operations/games-console").text
+    assert f'<td class="url"><a href="/console/objects/{games["phish"]}">Ticketing lookalike</a></td>' in board
