@@ -74,6 +74,7 @@ def create_app(node: Node, tls: bool = False) -> Starlette:
     warming.start()
     warming.join()
     node.learn_stored_shapes()  # the read path's collection summaries, learnt beside the requests
+    node.read_pages_ahead()  # a paging client's next page, computed while it reads this one
     # The console's Import page converts through the formats room, which kizuna.web may not import.
     app.state.importer = import_upload
     # Its operation pages read kizuna/ops (a sibling too) through these two functions.

@@ -7,6 +7,7 @@ Every backend-sensitive test runs against SQLite and against the PostgreSQL serv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -60,6 +61,22 @@ def create_pg_database(prefix: str = "kizuna_test") -> PgDatabase:
         admin.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     return PgDatabase(name, f"{base}/{name}")
+
+
+@contextlib.contextmanager
+def uk_node(backend: str, data_dir: Path) -> Iterator[Any]:
+    """A node of "NCSC UK" (GBR) on a fresh store of ``backend`` ("sqlite" or "postgresql"), closed (and its
+    database dropped) afterwards."""
+    from kizuna.core.node import Node
+
+    database = create_pg_database() if backend == "postgresql" else None
+    node = Node.init(data_dir, database.url if database else None, org_name="NCSC UK", country="GBR")
+    try:
+        yield node
+    finally:
+        node.close()
+        if database:
+            database.drop()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -38,6 +38,7 @@ from kizuna.core.policy_source import (
 )
 from kizuna.core.principal import NODE_ADMIN, Principal
 from kizuna.core.query import Page, Reader
+from kizuna.core.read_ahead import ReadAhead
 from kizuna.core.search import Searcher, SearchFilters, SearchResults
 from kizuna.core.share_preview import partners as share_partners
 from kizuna.core.sighting_shares import merge_stored_sightings
@@ -172,6 +173,8 @@ class Node:
         self.audit = AuditLog(store)
         #: Told of every object this node's ingest adds (core/ingest.py); rooms above core register here.
         self.ingest_listeners: list[IngestListener] = []
+        #: Pages of TAXII read-outs computed ahead (core/read_ahead.py), in a serving process only.
+        self.read_ahead: ReadAhead | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     @classmethod
@@ -209,8 +212,22 @@ class Node:
         return node
 
     def close(self) -> None:
+        if self.read_ahead is not None:
+            self.read_ahead.close()
         self._stored_shapes.stop()
         self.store.close()
+
+    def read_pages_ahead(self) -> None:
+        """From now on, compute the next page of a TAXII read-out that follows cursors while its client takes in
+        the last one (core/read_ahead.py): what a serving process does, where client and server run at once."""
+        if self.read_ahead is None:
+            self.read_ahead = ReadAhead(self._page_for, self.store.policy_generation,
+                                        self.store.collection_change_stamp)
+
+    def _page_for(self, principal: Principal, collection: Collection, endpoint: Endpoint, filters: Filters,
+                  object_id: str | None) -> tuple[Page, Viewer]:
+        viewer = self.viewer_for(principal, collection)
+        return self.reader.page(viewer, endpoint, filters, object_id), viewer
 
     def learn_stored_shapes(self) -> None:
         """From now on, learn each collection's stored shapes (core/stored_shapes.py) in a thread of their
@@ -672,13 +689,24 @@ class Node:
             raise Forbidden("this token may not write to this collection")
         return collection
 
-    def read(self, viewer: Viewer, endpoint: Endpoint, filters: Filters, object_id: str | None = None) -> Page:
-        try:
-            page = self.reader.page(viewer, endpoint, filters, object_id)
-        except NotFound:
-            self._record_egress(viewer, endpoint, None)
-            raise
-        self._record_egress(viewer, endpoint, page)
+    def read(self, viewer: Viewer, endpoint: Endpoint, filters: Filters, object_id: str | None = None,
+             *, ahead: bool = False) -> Page:
+        """One page for ``viewer``, audited as egress. ``ahead`` (TAXII reads): take the page computed ahead for
+        this cursor when it is still exact, and compute the following one (core/read_ahead.py)."""
+        read_ahead = self.read_ahead if ahead else None
+        kept = read_ahead.take(viewer, endpoint, filters, object_id) if read_ahead is not None else None
+        if kept is not None:
+            page, decided = kept
+        else:
+            decided = viewer
+            try:
+                page = self.reader.page(viewer, endpoint, filters, object_id)
+            except NotFound:
+                self._record_egress(viewer, endpoint, None)
+                raise
+        self._record_egress(decided, endpoint, page)
+        if read_ahead is not None:
+            read_ahead.after(viewer, endpoint, filters, object_id, page)
         return page
 
     def _record_egress(self, viewer: Viewer, endpoint: Endpoint, page: Page | None) -> None:
