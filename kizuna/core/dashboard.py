@@ -12,7 +12,8 @@
   principal was served, and every push read for a partner node), counted for the organisations other
   than the node's own. A push read counts what was read for the partner; versions the sync then holds
   back (echo, AMBER+STRICT/RED of other producers) or the partner refuses are included.
-* **reports / indicators**: the newest the principal may see, through ``view``.
+* **reports / indicators**: the newest the principal may see, through ``view``; a report's name in the
+  other languages that a ``language-content`` object for that version gives (read through ``view`` too).
 * **sightings**: the newest sightings, made by other organisations, of indicators the node's own
   organisation produced (same collection), through ``view``.
 * **sync**: per partner node, its stored sync state and push backlog; only for the node's operator and
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final
 
 import orjson
@@ -73,6 +74,8 @@ class Item:
     collection: str
     date_added: str
     object: dict[str, Any]  # as the principal may see it (redacted where the policy says so)
+    #: Its name by language, from the language-content objects the principal may see (for reports).
+    names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,7 +111,7 @@ def build_dashboard(node: Node, principal: Principal, days: int = 14, newest: in
     for viewer in viewers:
         partial |= _count_received(node, stats, viewer, since, names, received)
     served: dict[str, list[VersionRow]] = {}
-    reports = _newest(stats, viewers, "report", newest, served)
+    reports = _translated(stats, viewers, _newest(stats, viewers, "report", newest, served), served)
     indicators = _newest(stats, viewers, "indicator", newest, served)
     sightings = _our_sightings(node, stats, viewers, newest, served)
     for viewer in viewers:
@@ -238,6 +241,35 @@ def _newest(
 def _item(row: VersionRow, collection: Collection, body: bytes, served: dict[str, list[VersionRow]]) -> Item:
     served.setdefault(collection.id, []).append(row)
     return Item(collection.id, format_timestamp(row.date_added), orjson.loads(body))
+
+
+def _translated(
+    stats: StoreStats, viewers: list[Viewer], items: list[Item], served: dict[str, list[VersionRow]],
+) -> list[Item]:
+    """``items`` with their names in the languages that language-content objects for their versions give: the
+    newest ``NEWEST_SCAN`` per item of each collection are looked at (a translation is written with or soon
+    after what it translates, and the items are the newest of their kind)."""
+    names: dict[str, dict[str, str]] = {}
+    for viewer in viewers:
+        versions = {i.object["id"]: i.object.get("modified") for i in items if i.collection == viewer.collection.id}
+        if not versions:
+            continue
+        rows = [row for row in stats.newest_of_types(viewer.collection.pk, ("language-content",), 0,
+                                                     NEWEST_SCAN * len(versions))
+                if any(ref.encode() in row.body for ref in versions)]  # most translate something else
+        viewer.prefetch(rows)
+        for row in rows:
+            body = view(viewer, row)
+            obj = orjson.loads(body) if body is not None else {}
+            target, contents = obj.get("object_ref"), obj.get("contents")
+            if (not isinstance(target, str) or target not in versions or not isinstance(contents, dict)
+                    or obj.get("object_modified", versions[target]) != versions[target]):
+                continue  # hidden, or for another version of the report
+            served.setdefault(viewer.collection.id, []).append(row)
+            for language, properties in contents.items():
+                if isinstance(properties, dict) and isinstance(properties.get("name"), str):
+                    names.setdefault(target, {})[str(language)] = properties["name"]
+    return [replace(item, names=names[item.object["id"]]) if item.object["id"] in names else item for item in items]
 
 
 def _our_sightings(

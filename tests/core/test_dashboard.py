@@ -238,3 +238,21 @@ def test_a_producer_known_by_its_identity_object_is_named_only_to_those_who_may_
     au = _received(build_dashboard(node, world.principals["au"]))  # up to GREEN: the AMBER identity is hidden
     assert au[("unknown producer", "TLP:GREEN")] == 2
     assert not any(name == "Example Research Lab" for name, _ in au)
+
+
+def test_a_reports_name_in_the_readers_language_comes_from_translations_it_may_see(world: World) -> None:
+    node, home = world.node, world.node.home_organisation_id or ""
+    report = next(item.object for item in build_dashboard(node, NODE_ADMIN).reports)
+    translations = [
+        _sdo("language-content", home, GREEN, object_ref=report["id"], object_modified=report["modified"],
+             contents={"ja": {"name": "週報"}}),
+        _sdo("language-content", home, AMBER, object_ref=report["id"], object_modified=report["modified"],
+             contents={"ko": {"name": "주간 보고"}}),
+        # For another version of the report: not its name now.
+        _sdo("language-content", home, GREEN, object_ref=report["id"], object_modified="2025-01-01T00:00:00.000Z",
+             contents={"fr": {"name": "hebdomadaire"}}),
+    ]
+    assert not node.import_objects(world.shared, translations).failures
+    assert build_dashboard(node, NODE_ADMIN).reports[0].names == {"ja": "週報", "ko": "주간 보고"}
+    # AU may read the GREEN report and its Japanese name, not the AMBER Korean one (hidden like any object).
+    assert build_dashboard(node, world.principals["au"]).reports[0].names == {"ja": "週報"}

@@ -16,6 +16,7 @@ from tests.web.conftest import Console, check_accessibility, shoot, signed_in, u
 
 CLEAR = "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"
 JAPANESE_NAME = "偽チケット販売サイトの指標"
+JAPANESE_REPORT = "大会期間中のチケット詐欺"
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,14 @@ def searchable(console: Console) -> Console:
     report = {"type": "report", "spec_version": "2.1", "id": f"report--{uuid.uuid4()}", "created": stamp,
               "modified": stamp, "created_by_ref": uk, "name": "Ticket fraud during the Games",
               "published": stamp, "object_refs": [indicator["id"]], "object_marking_refs": [CLEAR]}
+    # The report's Japanese name, as a STIX language-content object (the dashboard shows it to Japanese readers).
+    translation = {"type": "language-content", "spec_version": "2.1", "id": f"language-content--{uuid.uuid4()}",
+                   "created": stamp, "modified": stamp, "created_by_ref": uk, "object_ref": report["id"],
+                   "object_modified": stamp, "contents": {"ja": {"name": JAPANESE_REPORT}},
+                   "object_marking_refs": [CLEAR]}
     bundle = console.data_dir.parent / "japanese.json"
-    bundle.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": [indicator, report]}))
+    bundle.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}",
+                                  "objects": [indicator, report, translation]}))
     kizuna(console.data_dir, "import", str(bundle), "--collection", "games", "--quiet")
     console.ids["japanese"], console.ids["report"] = indicator["id"], report["id"]
     return console
@@ -62,6 +69,9 @@ def test_the_dashboard_shows_the_days_the_newest_objects_in_both_languages(searc
     page.wait_for_url(re.compile(r".*/console/$"))
     assert page.get_by_role("heading", name="ダッシュボード", exact=True).is_visible()
     assert page.get_by_role("heading", name="最新のレポート").is_visible()
+    # The report under its Japanese name, which it had only in English before.
+    assert page.get_by_role("link", name=JAPANESE_REPORT).is_visible()
+    assert page.get_by_role("link", name="Ticket fraud during the Games").count() == 0
     assert untranslated(page) == []
     shoot(page, "dashboard-ja")
     check_accessibility(page)
