@@ -97,6 +97,29 @@ def _read_file(path: Path) -> Iterator[str]:
         yield from _decoded(handle)
 
 
+#: The longest text ioc-finder is given at once.
+_SEARCHED_AT_ONCE = 20_000
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` cut at white space into pieces of at most ``_SEARCHED_AT_ONCE`` characters; a run of more
+    without white space (no IOC is that long) is left out."""
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
+    for word in text.split():
+        if len(word) > _SEARCHED_AT_ONCE:
+            continue
+        if size + len(word) + 1 > _SEARCHED_AT_ONCE:
+            pieces.append(" ".join(current))
+            current, size = [], 0
+        current.append(word)
+        size += len(word) + 1
+    if current:
+        pieces.append(" ".join(current))
+    return pieces
+
+
 def _why_not(text: str) -> str:
     if "/" in text and ":" not in text and text.split("/", 1)[0].replace(".", "").isdigit():
         return "not an IPv4 block (host bits set, or a malformed address or prefix)"
@@ -316,9 +339,13 @@ class _ListReader:
         return classify(fanged) if fanged != raw else None
 
     def _search(self, text: str) -> list[tuple[str, str]]:
-        """IOCs inside a line of prose, found by ioc-finder (slow: only lines the fast path refused)."""
-        if len(text) < 4 or len(text) > 20000:
+        """IOCs inside a line of prose, found by ioc-finder (slow: only lines the fast path refused). A line
+        longer than ``_SEARCHED_AT_ONCE`` is searched in pieces cut at white space, which no IOC holds (the
+        finder's time grows faster than the text's length)."""
+        if len(text) < 4:
             return []
+        if len(text) > _SEARCHED_AT_ONCE:
+            return [found for piece in _pieces(text) for found in self._search(piece)]
         from ioc_finder import find_iocs
 
         self.searched += 1

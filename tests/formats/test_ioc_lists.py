@@ -75,6 +75,16 @@ def test_plain_text_with_comments_prose_and_defanged_values() -> None:
     assert [(r.where, r.reason) for r in report.rejected] == [(f"{PLAIN_TXT}:7", "no IOC recognised")]
 
 
+def test_a_very_long_line_of_prose_is_searched_in_pieces() -> None:
+    """A pasted report that is one 60,000-character line: it was rejected whole ("no IOC recognised")."""
+    filler = " ".join(["the campaign continued through the night without change"] * 500)
+    line = f"{filler} first hop 203.0.113.45 then {filler} staged at evil-staging.example.org {filler}"
+    assert len(line) > 60_000
+    report = read_ioc_list([line], "report.txt", now=NOW, warninglists=None)
+    assert [o["name"] for o in report.objects] == ["203.0.113.45", "evil-staging.example.org"]
+    assert report.rejected == []
+
+
 PARTNER_MARKING = "marking-definition--11111111-1111-4111-8111-111111111111"
 
 
