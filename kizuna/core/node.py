@@ -690,10 +690,12 @@ class Node:
         return collection
 
     def read(self, viewer: Viewer, endpoint: Endpoint, filters: Filters, object_id: str | None = None,
-             *, ahead: bool = False) -> Page:
+             *, ahead: bool = False, head: bool = False) -> Page:
         """One page for ``viewer``, audited as egress. ``ahead`` (TAXII reads): take the page computed ahead for
-        this cursor when it is still exact, and compute the following one (core/read_ahead.py)."""
-        read_ahead = self.read_ahead if ahead else None
+        this cursor when it is still exact, and compute the following one (core/read_ahead.py). ``head``: the
+        page answers an HTTP HEAD, whose response carries its headers only: audited as a HEAD that served no
+        object (the dashboard's shared counts and the served pairs count what left)."""
+        read_ahead = self.read_ahead if ahead and not head else None
         kept = read_ahead.take(viewer, endpoint, filters, object_id) if read_ahead is not None else None
         if kept is not None:
             page, decided = kept
@@ -702,22 +704,24 @@ class Node:
             try:
                 page = self.reader.page(viewer, endpoint, filters, object_id)
             except NotFound:
-                self._record_egress(viewer, endpoint, None)
+                self._record_egress(viewer, endpoint, None, head=head)
                 raise
-        self._record_egress(decided, endpoint, page)
+        self._record_egress(decided, endpoint, None if head else page, head=head)
         if read_ahead is not None:
             read_ahead.after(viewer, endpoint, filters, object_id, page)
         return page
 
-    def _record_egress(self, viewer: Viewer, endpoint: Endpoint, page: Page | None) -> None:
+    def _record_egress(self, viewer: Viewer, endpoint: Endpoint, page: Page | None, head: bool = False) -> None:
         rows = [row for row, _ in page.items] if page else []
         tlp = tlp_counts(rows) if rows and endpoint in (Endpoint.OBJECTS, Endpoint.OBJECT) else None
-        self.record_served(viewer, endpoint, [row.stix_id for row in rows], [row.version for row in rows], tlp)
+        self.record_served(viewer, endpoint, [row.stix_id for row in rows], [row.version for row in rows], tlp,
+                           method="HEAD" if head else None)
 
     def record_served(self, viewer: Viewer, endpoint: Endpoint, ids: list[str], versions: list[int],
-                      tlp: dict[str, int] | None) -> None:
+                      tlp: dict[str, int] | None, method: str | None = None) -> None:
         """One audit record per page served: what left (``ids`` and ``versions``, with their ``tlp_counts``
-        when the endpoint serves content), and how much was withheld and why."""
+        when the endpoint serves content), and how much was withheld and why; ``method`` when the request was
+        not a GET (a HEAD, whose response carries no object)."""
         body: dict[str, Any] = {"collection": viewer.collection.id, "endpoint": endpoint.value}
         if tlp is not None:
             # Before the served pairs, so the dashboard reads the counts without the pairs (store/stats.py).
@@ -727,6 +731,8 @@ class Node:
             body["hidden"] = dict(viewer.hidden)
         if viewer.redacted:
             body["redacted"] = dict(viewer.redacted)
+        if method is not None:
+            body["method"] = method
         viewer.hidden.clear()
         viewer.redacted.clear()
         self.audit.record("egress", viewer.principal.key, body)

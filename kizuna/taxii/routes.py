@@ -138,7 +138,7 @@ async def _read_page(request: Request, principal: Principal, kind: Endpoint, obj
 
     def read() -> Page:
         viewer = node.readable(principal, request.path_params["api_root"], request.path_params["collection"])
-        return node.read(viewer, kind, filters, object_id, ahead=True)
+        return node.read(viewer, kind, filters, object_id, ahead=True, head=request.method == "HEAD")
 
     return await run_in_threadpool(read)
 

@@ -237,3 +237,17 @@ def test_policy_commands_change_what_is_served(world: World) -> None:
     assert world.objects("au", **{"match[id]": green["id"]}) == []
     cli_json(data, "agreements", "set", "uk-au", "--max-tlp", "green")
     assert [o["id"] for o in world.objects("au", **{"match[id]": green["id"]})] == [green["id"]]
+
+
+def test_a_head_request_is_audited_as_serving_no_object(world: World) -> None:
+    """HEAD answers with the headers of a page and no body: its record said the page's objects had left."""
+    world.node.post([sdo("indicator", world.uk, [GREEN])])
+    url = world.node.collection_url() + "objects/"
+    head = world.node.session("reader").head(url)
+    assert head.status_code == 200 and head.content == b""
+    get = world.node.session("reader").get(url)
+    assert get.status_code == 200 and get.json()["objects"]
+    records = [r for r in world.core.audit.records() if r.kind == "egress"][-2:]
+    bodies = [orjson.loads(r.body) for r in records]
+    assert (bodies[0]["method"], bodies[0]["served"]["n"]) == ("HEAD", 0)
+    assert "method" not in bodies[1] and bodies[1]["served"]["n"] == len(get.json()["objects"])
