@@ -214,6 +214,24 @@ TLP_LEVEL_NAMES: Final = tuple(level.token for level in TlpLevel)
 tlp_level = click.Choice(TLP_LEVEL_NAMES, case_sensitive=False)
 
 
+class Toggle(click.Option):
+    """An on/off flag pair (``--x/--no-x``, ``cls=Toggle``) that refuses both forms on one command line: for
+    settings such as who sees everything, silently taking the last one given is a trap."""
+
+    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
+        # Both forms append to one list, so every form given is known (the usual flag keeps only the last).
+        parser.add_option(obj=self, opts=self.opts, dest=self.name, action="append_const", const=True)
+        parser.add_option(obj=self, opts=self.secondary_opts, dest=self.name, action="append_const", const=False)
+
+    def type_cast_value(self, ctx: click.Context, value: Any) -> Any:
+        if isinstance(value, list):
+            if len(set(value)) > 1:
+                raise click.BadParameter(f"{self.opts[0]} and {self.secondary_opts[0]} contradict each other; "
+                                         "give one of them", ctx=ctx, param=self)
+            value = value[0] if value else None
+        return super().type_cast_value(ctx, value)
+
+
 def check_port_free(host: str, port: int) -> None:
     """Refuse, before anything is printed or created, a host:port this process could not listen on.
 

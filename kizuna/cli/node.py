@@ -11,6 +11,7 @@ import click
 
 from kizuna.cli.common import (
     CliError,
+    Toggle,
     check_port_free,
     column_width,
     emit,
@@ -221,7 +222,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, type=port_type, show_default=True, help="TCP port to listen on (1-65535).")
 @click.option("--workers", default=1, type=click.IntRange(min=1), show_default=True, help="Server processes.")
-@click.option("--sync/--no-sync", "run_sync", default=True, show_default=True,
+@click.option("--sync/--no-sync", "run_sync", cls=Toggle, default=True, show_default=True,
               help="Run the scheduled partner sync worker (one process, whatever --workers says).")
 @click.option("--tls-cert", default=None, type=click.Path(dir_okay=False),
               help="Serve HTTPS with this server certificate chain (PEM file); needs --tls-key.")

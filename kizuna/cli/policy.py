@@ -9,7 +9,16 @@ from typing import Any
 import click
 import orjson
 
-from kizuna.cli.common import TLP_LEVEL_NAMES, CliError, emit, json_option, node_of, split_values, tlp_level
+from kizuna.cli.common import (
+    TLP_LEVEL_NAMES,
+    CliError,
+    Toggle,
+    emit,
+    json_option,
+    node_of,
+    split_values,
+    tlp_level,
+)
 from kizuna.core.policy_source import agreement_body, options_to_json
 from kizuna.policy import Agreement, TlpLevel, relayed_amber_reach
 
@@ -31,11 +40,11 @@ def agreements() -> None:
 @click.option("--max-tlp", type=tlp_level, default=None, help="Highest TLP released.")
 @click.option("--releasability", "releasability", multiple=True,
               help="REL TO tokens (countries, identity ids) the partner satisfies.")
-@click.option("--anonymise-producer/--keep-producer", default=None,
+@click.option("--anonymise-producer/--keep-producer", cls=Toggle, default=None,
               help="Replace producers' identities with the node's anonymous identity in what the partner gets.")
-@click.option("--sightings-flow-back/--no-sightings-flow-back", default=None,
+@click.option("--sightings-flow-back/--no-sightings-flow-back", cls=Toggle, default=None,
               help="Send sightings of the partner's indicators back to it.")
-@click.option("--amber-to-clients/--no-amber-to-clients", default=None,
+@click.option("--amber-to-clients/--no-amber-to-clients", cls=Toggle, default=None,
               help="Whether TLP:AMBER the partner receives may reach the partner's own clients.")
 @json_option
 @click.pass_context
@@ -233,12 +242,12 @@ def policy_org(ctx: click.Context, organisation: str, communities: tuple[str, ..
 @click.option("--unmarked-tlp", type=click.Choice([*TLP_LEVEL_NAMES, "none"], case_sensitive=False), default=None,
               help="TLP level assumed for objects without a TLP marking (none: no assumption).")
 @click.option("--own-organisation-sees-everything/--own-organisation-sees-as-partner", "home_sees_everything",
-              default=None,
+              cls=Toggle, default=None,
               help="Tokens of the node's own organisation (not bound to an agreement) read everything the node "
                    "stores (default), or only what the markings would give a partner organisation.")
-@click.option("--admins-see-everything/--admins-see-as-organisation", default=None,
+@click.option("--admins-see-everything/--admins-see-as-organisation", cls=Toggle, default=None,
               help="Whether node administrator principals bypass markings (docs/policy.md, admins_see_everything).")
-@click.option("--agreement-caps-recipients/--agreement-does-not-cap-recipients", default=None,
+@click.option("--agreement-caps-recipients/--agreement-does-not-cap-recipients", cls=Toggle, default=None,
               help="Whether an agreement also limits what TLP:RED recipients named on an object receive.")
 @json_option
 @click.pass_context

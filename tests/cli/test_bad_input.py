@@ -415,3 +415,21 @@ def test_names_an_operator_would_read_as_one_are_refused(world: World) -> None:
             if p["name"] == "Case-Partner"] == [(PLAIN, True)]
     kizuna_json(world.node, "partners", "remove", "Case-Partner")
     assert all(o["name"] != PLAIN.upper() for o in kizuna_json(world.node, "orgs", "list")["organisations"])
+
+
+@pytest.mark.parametrize("args", [
+    ("policy", "options", "--admins-see-everything", "--admins-see-as-organisation"),
+    ("policy", "options", "--own-organisation-sees-as-partner", "--own-organisation-sees-everything"),
+    ("agreements", "set", "a1", "--partner", PLAIN, "--amber-to-clients", "--no-amber-to-clients"),
+], ids=["admins", "own-organisation", "amber-to-clients"])
+def test_both_forms_of_an_on_off_option_are_refused(world: World, args: tuple[str, ...]) -> None:
+    """The last of the two used to win without a word: who sees everything was decided by the order typed."""
+    before = kizuna_json(world.node, "policy", "options")
+    for as_json in (False, True):
+        case = Case("contradict each other", args, world.node, as_json, True)
+        result = run(case)
+        assert problems(case, result) == [], (result.stdout, result.stderr)
+        said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+        assert "contradict each other" in said
+    assert kizuna_json(world.node, "policy", "options") == before
+    assert "a1" not in [a["id"] for a in kizuna_json(world.node, "agreements", "list")["agreements"]]
