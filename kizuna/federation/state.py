@@ -134,6 +134,10 @@ class FederationState:
         return self.store._write()
 
     # -- partners --------------------------------------------------------------------
+    # Which partner entry stands for which organisation decides what relayed content that organisation may read
+    # (the relay rule's sender exemption, core/node.py), so each change bumps the policy generation in its
+    # transaction, as the policy's own tables do: a process then decides afresh, and a page read ahead is
+    # dropped (core/read_ahead.py).
     def add_partner(self, config: PartnerConfig) -> None:
         with self._write() as cur:
             cur.execute("SELECT 1 FROM fed_partners WHERE name = ?", (config.name,))
@@ -143,10 +147,12 @@ class FederationState:
                 "INSERT INTO fed_partners (name, config, created_at) VALUES (?, ?, ?)",
                 (config.name, config.to_json(), now_micros()),
             )
+            self.store._bump(cur)
 
     def replace_partner(self, config: PartnerConfig) -> None:
         with self._write() as cur:
             cur.execute("UPDATE fed_partners SET config = ? WHERE name = ?", (config.to_json(), config.name))
+            self.store._bump(cur)
 
     def get_partner(self, name: str) -> PartnerConfig | None:
         """The partner's configuration; :class:`ConfigProblem` when the stored one is unusable."""
@@ -186,6 +192,7 @@ class FederationState:
             cur.execute("DELETE FROM fed_cursors WHERE partner = ?", (name,))
             cur.execute("DELETE FROM fed_status WHERE partner = ?", (name,))
             cur.execute("DELETE FROM fed_lease WHERE name = ?", (RUN_LEASE_PREFIX + name,))
+            self.store._bump(cur)
         return removed
 
     # -- cursors ---------------------------------------------------------------------

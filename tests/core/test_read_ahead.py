@@ -22,6 +22,8 @@ from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.core.query import Page
 from kizuna.core.read_ahead import ReadAhead
+from kizuna.federation.config import CollectionMapping, Direction, PartnerConfig
+from kizuna.federation.state import FederationState
 from kizuna.policy import TlpLevel
 from kizuna.store.base import Collection
 from tests.conftest import BACKENDS, uk_node
@@ -147,3 +149,16 @@ def test_a_process_whose_pages_are_not_taken_stops_reading_ahead(world: World) -
     # The first 7 requests read ahead (too few known); from the 8th none of the last 8 or more found its page,
     # so the 8th to the 16th are held back, but for the 15th, the probe (every 8th held back).
     assert _ahead(node).outcomes == {"held back": 8}
+
+
+def test_a_partner_entry_added_between_two_pages_is_not_outrun(world: World) -> None:
+    """Partner entries decide what relayed content their organisation reads, so a new one makes a page computed
+    ahead stale like any policy change."""
+    node, collection, principal, _ = world
+    first = _page(node, principal, collection, None)
+    second = _page(node, principal, collection, first.next)
+    FederationState(node.store).add_partner(PartnerConfig(
+        "jp-node", "http://127.0.0.1:9/main/", (CollectionMapping("ahead", "remote", Direction.PULL),),
+        token="kz_unused", organisation=principal.organisation_id))
+    _page(node, principal, collection, second.next)
+    assert _ahead(node).outcomes["stale"] == 1 and _ahead(node).outcomes["served"] == 0
