@@ -8,8 +8,9 @@ a thread of its own, and keeps it for the request that names that cursor.
 
 A kept page is served only if nothing it was decided on may have changed: the same principal (grants,
 agreement binding), the same policy generation (every change to agreements, organisations, options,
-marking definitions and partner entries bumps it), the same collection change stamp (newest ``date_added`` and newest
-deletion) and at most ``KEEP_S`` seconds old; otherwise it is dropped and the page computed afresh.
+marking definitions and partner entries bumps it), the same collection change stamp (newest
+``date_added`` and newest deletion) and at most ``KEEP_S`` seconds old; otherwise it is dropped and the
+page computed afresh.
 The generation and stamp are read before the page is computed, so a write that lands while it is being
 computed makes it stale too. A kept page is audited as egress when it is served, never when computed:
 what the client never asked for never left. At most ``KEPT`` pages are kept, so a client that stops
