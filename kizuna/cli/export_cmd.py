@@ -85,14 +85,12 @@ def _org_of(node: Node) -> dict[str, str] | None:
     return {"name": str(identity.get("name", "")), "uuid": str(identity["id"]).split("--", 1)[1]}
 
 
-#: What a collection holds beside its content: alone, they would make an event of no attribute.
-_SUPPORTING: Final = frozenset({"identity", "marking-definition", "extension-definition"})
-
-
 def _misp_objects(run: _Export) -> list[dict[str, Any]]:
+    from kizuna.formats.misp_out import SUPPORTING_TYPES  # imported by the caller already (misp-stix is slow)
+
     with run.progress() as progress:
         objects = [orjson.loads(body) for body in run.bodies(progress, latest_only=True)]
-    if all(obj.get("type") in _SUPPORTING for obj in objects):
+    if all(obj.get("type") in SUPPORTING_TYPES for obj in objects):  # alone, an event of no attribute
         ceiling = run.principal.tlp_ceiling
         below = f" at or below TLP:{ceiling.token.upper()}" if ceiling is not None else ""
         raise CliError(f"nothing to export: the collection holds nothing this principal may see{below}",

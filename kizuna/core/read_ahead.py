@@ -11,8 +11,8 @@ agreement binding), the same policy generation (every change to agreements, orga
 marking definitions and partner entries bumps it), the same collection change stamp (newest
 ``date_added`` and newest deletion) and at most ``KEEP_S`` seconds old; otherwise it is dropped and the
 page computed afresh.
-The generation and stamp are read before the page is computed, so a write that lands while it is being
-computed makes it stale too. A kept page is audited as egress when it is served, never when computed:
+The generation and stamp are read, in that thread, before the page is computed, so a write that lands
+while it is being computed makes it stale too. A kept page is audited as egress when it is served, never when computed:
 what the client never asked for never left. At most ``KEPT`` pages are kept, so a client that stops
 paging costs one page of work and its memory for a few seconds.
 
@@ -58,12 +58,18 @@ Compute = Callable[[Principal, Collection, Endpoint, Filters, str | None], tuple
 
 
 @dataclass(frozen=True, slots=True)
+class _Computed:
+    page: Page
+    viewer: Viewer  # the viewer that decided it, whose counts the audit records
+    generation: int  # the policy generation and collection stamp read before it was computed
+    stamp: tuple[int | None, int | None]
+
+
+@dataclass(frozen=True, slots=True)
 class _Ahead:
     principal: Principal
-    generation: int
-    stamp: tuple[int | None, int | None]
     started: float
-    page: Future[tuple[Page, Viewer]]
+    page: Future[_Computed]
 
 
 def _key(principal: Principal, collection: Collection, endpoint: Endpoint, filters: Filters,
@@ -103,16 +109,16 @@ class ReadAhead:
             self.outcomes["queued"] += 1
             return None
         try:
-            page, decided = ahead.page.result()
+            computed = ahead.page.result()
         except Exception:  # noqa: BLE001 - the request reads the page itself and meets the error there
             self.outcomes["failed"] += 1
             return None
         if (ahead.principal != viewer.principal or time.monotonic() - ahead.started > KEEP_S
-                or self._generation() != ahead.generation or self._stamp(viewer.collection.pk) != ahead.stamp):
+                or self._generation() != computed.generation or self._stamp(viewer.collection.pk) != computed.stamp):
             self.outcomes["stale"] += 1
             return None
         self.outcomes["served"] += 1
-        return page, decided
+        return computed.page, computed.viewer
 
     def after(self, viewer: Viewer, endpoint: Endpoint, filters: Filters, object_id: str | None,
               page: Page) -> None:
@@ -124,18 +130,24 @@ class ReadAhead:
             return
         following = replace(filters, next=page.next)
         key = _key(viewer.principal, viewer.collection, endpoint, following, object_id)
-        generation, stamp = self._generation(), self._stamp(viewer.collection.pk)
         started = time.monotonic()
         try:
-            future = self._executor.submit(self._compute, viewer.principal, viewer.collection, endpoint, following,
+            future = self._executor.submit(self._computed, viewer.principal, viewer.collection, endpoint, following,
                                            object_id)
         except RuntimeError:  # shut down: the node is closing
             return
         with self._lock:
-            self._kept[key] = _Ahead(viewer.principal, generation, stamp, started, future)
+            self._kept[key] = _Ahead(viewer.principal, started, future)
             while len(self._kept) > KEPT:
                 _, dropped = self._kept.popitem(last=False)
                 dropped.page.cancel()
+
+    def _computed(self, principal: Principal, collection: Collection, endpoint: Endpoint, filters: Filters,
+                  object_id: str | None) -> _Computed:
+        # In the read-ahead thread, not the request's: the generation and stamp first, then the page.
+        generation, stamp = self._generation(), self._stamp(collection.pk)
+        page, viewer = self._compute(principal, collection, endpoint, filters, object_id)
+        return _Computed(page, viewer, generation, stamp)
 
     def _worth_it(self) -> bool:
         with self._lock:

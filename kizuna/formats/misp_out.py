@@ -270,7 +270,8 @@ def _converted(objects: list[dict[str, Any]], bundle_id: str, from_misp: bool, i
     return event
 
 
-_SUPPORTING = frozenset({"identity", "marking-definition", "extension-definition"})
+#: What a set of objects holds beside its content: the identities and definitions the content names.
+SUPPORTING_TYPES = frozenset({"identity", "marking-definition", "extension-definition"})
 
 
 def _from_misp(obj: Mapping[str, Any]) -> bool:
@@ -281,7 +282,7 @@ def _not_from_misp(objects: list[dict[str, Any]], event: dict[str, Any]) -> list
     """The objects misp-stix's own-STIX parser left out of ``event`` that MISP did not write (no ``misp:``
     label), with the relationships among them and the identities and markings they name; empty if none."""
     uuids, _, _ = _represented(event)
-    left = {o["id"] for o in objects if o["type"] not in _SUPPORTING and o["type"] != "relationship"
+    left = {o["id"] for o in objects if o["type"] not in SUPPORTING_TYPES and o["type"] != "relationship"
             and _uuid(o["id"]) not in uuids and not _from_misp(o)}
     if not left:
         return []

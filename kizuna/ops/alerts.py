@@ -30,6 +30,7 @@ from kizuna.ops.assets import ASSET_TYPES
 from kizuna.ops.reading import latest_objects
 from kizuna.ops.records import Operation, load_lookalikes, lookalikes_version
 from kizuna.ops.watch import VALUE_TYPES, Hit, Watchlist, refs_of
+from kizuna.stix.search_text import display_name
 from kizuna.stix.timestamps import format_timestamp
 
 #: Objects that only refer to others; they are judged once the objects they refer to are known.
@@ -68,14 +69,6 @@ class Alert:
 #: asset whatever the agreements say; a token's watchlist is built per call.
 _WATCHLISTS: weakref.WeakKeyDictionary[Node, dict[str, tuple[tuple[Any, ...], Watchlist]]] = \
     weakref.WeakKeyDictionary()
-
-
-def shown_name(obj: dict[str, Any]) -> str | None:
-    """What an alert calls an object: its name, value or pattern."""
-    for key in ("name", "value", "pattern"):
-        if isinstance(obj.get(key), str) and obj[key]:
-            return str(obj[key])
-    return None
 
 
 def watch_fingerprint(node: Node, operation: Operation, watch_pk: int | None = None) -> list[Any]:
@@ -149,7 +142,7 @@ class AlertJudge:
         return sorted(self.found, key=lambda a: a.added)
 
     def _judge(self, role: str, added: int, obj: dict[str, Any], raise_alert: bool = True) -> None:
-        self.named[obj["id"]] = shown_name(obj)
+        self.named[obj["id"]] = display_name(obj)
         hits = sorted(set(self.watch.hits(obj, self.matched)), key=lambda h: (RULE_ORDER[h.rule], h.asset))
         if not hits:
             return

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 
@@ -30,16 +30,18 @@ from kizuna.ops.alerts import (
     RULE_ORDER,
     SHIFT_REPORT_MARK,
     Alert,
-    shown_name,
     watch_fingerprint,
     watchlist_of,
 )
 from kizuna.ops.reading import latest_objects, visible_ids
 from kizuna.ops.records import INDEX_KEY, Operation, load_all
 from kizuna.ops.watch import VALUE_TYPES, Hit, Watchlist, refs_of
+from kizuna.stix.search_text import display_name
 from kizuna.stix.timestamps import format_timestamp, parse_timestamp
-from kizuna.store.base import Store
+from kizuna.store.base import Collection, Store
 from kizuna.store.ops_alerts import AlertRow
+
+T = TypeVar("T")
 
 STATE_KEY = "ops:alerts:"
 _CHUNK = 1000  # objects judged per transaction when catching up
@@ -274,29 +276,27 @@ def alerts_of(node: Node, operation: Operation, since: int | None = None,
             and (r.rule != "relationship" or r.matched in every or r.matched in via)]
 
 
-def _names(node: Node, operation: Operation, ids: set[str], principal: Principal) -> dict[str, str | None]:
-    """What each of ``ids`` the principal sees in the operation's intel or incidents is called (read by id,
-    through the visibility check: a hidden object is absent)."""
+def _by_id(node: Node, operation: Operation, ids: set[str],
+           read: Callable[[Collection, tuple[str, ...]], Iterable[tuple[str, T]]]) -> dict[str, T]:
+    """``read`` over the operation's intel and incidents collections for ``ids``, in batches, each id once."""
     wanted = sorted(ids)
-    found: dict[str, str | None] = {}
+    found: dict[str, T] = {}
     for role in ("intel", "incidents") if wanted else ():
         collection = node.find_collection(operation.collections[role])
         rest = [i for i in wanted if i not in found]
         for start in range(0, len(rest), _ID_BATCH):
-            batch = tuple(rest[start:start + _ID_BATCH])
-            for _, obj in latest_objects(node, collection, principal=principal, ids=batch):
-                found[obj["id"]] = shown_name(obj)
+            found.update(read(collection, tuple(rest[start:start + _ID_BATCH])))
     return found
 
 
+def _names(node: Node, operation: Operation, ids: set[str], principal: Principal) -> dict[str, str | None]:
+    """What each of ``ids`` the principal sees in the operation is called (read through the visibility check:
+    a hidden object is absent)."""
+    return _by_id(node, operation, ids, lambda collection, batch: (
+        (obj["id"], display_name(obj)) for _, obj in latest_objects(node, collection, principal=principal, ids=batch)))
+
+
 def _visible(node: Node, operation: Operation, ids: set[str], principal: Principal) -> set[str]:
-    """Which of ``ids`` the principal sees in the operation's intel or incidents (read by id, through the
-    visibility check: hidden is absent)."""
-    wanted = sorted(ids)
-    seen: set[str] = set()
-    for role in ("intel", "incidents") if wanted else ():
-        collection = node.find_collection(operation.collections[role])
-        rest = [i for i in wanted if i not in seen]
-        for start in range(0, len(rest), _ID_BATCH):
-            seen.update(visible_ids(node, collection, tuple(rest[start:start + _ID_BATCH]), principal))
-    return seen
+    """Which of ``ids`` the principal sees in the operation (through the visibility check, without parsing)."""
+    return set(_by_id(node, operation, ids, lambda collection, batch: (
+        (stix_id, True) for stix_id in visible_ids(node, collection, batch, principal))))
