@@ -146,6 +146,9 @@ def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, 
     if as_json and output is None:
         raise CliError("--json needs -o: without it the export itself is written to standard output",
                        code="usage", exit_code=2)
+    if info is not None and not info.strip():  # a MISP event must have a title
+        raise CliError("--info is empty: give the event a title, or leave the option out", code="usage",
+                       exit_code=2)
     if fmt == "misp-feed" and output is None:
         raise CliError("--format misp-feed needs -o DIRECTORY", code="usage", exit_code=2)
     for param, (option, formats) in _ONLY_FOR.items():  # an option the format ignores is a mistake worth telling

@@ -126,3 +126,11 @@ def test_a_bad_ceiling_is_one_line(node: Path) -> None:
     result = kizuna(node, "export", "--collection", "out", "--tlp-max", "purple", check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--tlp-max" in result.stderr and "purple" in result.stderr
+
+
+def test_an_empty_event_title_is_refused(node: Path, tmp_path: Path) -> None:
+    """`--info ""` wrote an event with an empty title, which MISP refuses."""
+    result = kizuna(node, "export", "--collection", "out", "--format", "misp", "--info", " ",
+                    "-o", str(tmp_path / "e.json"), check=False)
+    assert result.returncode == 2 and not (tmp_path / "e.json").exists()
+    assert result.stderr == "kizuna export: --info is empty: give the event a title, or leave the option out\n"
