@@ -1,12 +1,13 @@
 """The full-text search index: the searchable text of every stored object version (schema step 11).
 
 One index row per row of ``objects``, keyed by its ``seq``, removed in the transaction that deletes the
-version, so the index never names a version that is not stored. PostgreSQL writes the row in the
-transaction that writes the version. SQLite writes the version's text to ``search_backlog`` there (a plain
-append) and moves it into the FTS5 index afterwards, in larger batches, from a background thread of the
-store (``sqlite/search_backlog.py``): the index's own work, about a quarter of a POST's, then runs beside
-the next request's validation instead of inside the writer's transaction. Every search first empties the
-backlog, so a search never misses a stored version; a crash leaves the backlog to the next search.
+version, so the index never names a version that is not stored. A new version's text is written to
+``search_backlog`` in the transaction that writes the version (a plain append) and moved into the index
+afterwards, in larger batches, by a background thread of the store (``store/search_backlog.py``): the
+index's own work, about a quarter of a POST's on SQLite and half of it on PostgreSQL (its trigram index
+grows with every row), then runs beside the next request's validation instead of inside the writer's
+transaction. Every search first empties the backlog, so a search never misses a stored version; a crash
+leaves the backlog to the next search. (SQLite since schema step 17, PostgreSQL since step 24.)
 Indexing every version rather than only the newest keeps each principal's own history
 (docs/policy.md): a reader who may not see an object's newest version still finds it by the text of
 the version it does see. The store answers only "which versions contain these words"; which of them a
@@ -31,6 +32,7 @@ from kizuna.stix.search_text import TRIGRAM, is_pair_term, pairs, searchable_tex
 from kizuna.store.base import SearchQuery
 
 _BACKFILL_BATCH: Final = 2000
+_DRAIN_LOCK: Final = 0x6B697A76  # an arbitrary advisory-lock key: one PostgreSQL backlog drain at a time
 _BEFORE_ALL: Final = 1 << 62
 _ROW_COLUMNS: Final = (
     "o.seq, o.stix_id, o.type, o.version, o.spec_version, o.date_added, o.created_by_ref, o.markings, o.body, "
@@ -74,6 +76,17 @@ class SearchIndex:
     def _add_pairs(self, cur: Any, rows: Sequence[tuple[str, int]]) -> None:
         cur.executemany("INSERT INTO search_pairs (pair, seq) VALUES (?, ?)", rows)
 
+    def _add_backlog(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
+        cur.executemany("INSERT INTO search_backlog (seq, text) VALUES (?, ?)", rows)
+
+    def _remove_backlog(self, cur: Any, where: str, params: Sequence[Any]) -> None:
+        cur.execute(f"DELETE FROM search_backlog WHERE seq IN (SELECT seq FROM objects WHERE {where})", params)
+
+    def drain(self, cur: Any, limit: int, through: int | None = None) -> int:
+        """Move up to ``limit`` of the oldest backlog rows (up to seq ``through``) into the index; return how
+        many moved."""
+        raise NotImplementedError
+
     def _text_terms(self, terms: Sequence[str]) -> list[tuple[str, Any]]:
         """Conditions on ``s`` for terms of three or more characters, with their parameters."""
         raise NotImplementedError
@@ -88,7 +101,11 @@ class SearchIndex:
         self._add_pairs(cur, [(pair, seq) for seq, text in rows for pair in sorted(pairs(text))])
 
     def remove(self, cur: Any, where: str, params: Sequence[Any]) -> None:
-        """Drop the index rows of the versions ``where`` selects in ``objects``."""
+        """Drop the index rows of the versions ``where`` selects in ``objects``, waiting or indexed.
+
+        The backlog first: a drain that is moving one of these versions into the index holds its backlog
+        row, so this waits for it to commit and then finds (and removes) the index row it wrote."""
+        self._remove_backlog(cur, where, params)
         cur.execute(f"DELETE FROM search_text WHERE {self.key} IN (SELECT seq FROM objects WHERE {where})", params)
         cur.execute(f"DELETE FROM search_pairs WHERE seq IN (SELECT seq FROM objects WHERE {where})", params)
 
@@ -170,8 +187,10 @@ class SearchIndex:
         self.index_new(cur, [(seq, text) for seq, text in rows if text])
 
     def index_new(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
-        """Index versions just added (``index_added``); a backend may defer the work (SQLite does)."""
-        self.add(cur, rows)
+        """Index versions just added (``index_added``): the text waits in the backlog (see the module's
+        docstring); the pairs, rare and cheap, go in now."""
+        self._add_backlog(cur, rows)
+        self._add_pairs(cur, [(pair, seq) for seq, text in rows for pair in sorted(pairs(text))])
 
     def reindex(self, cur: Any, where: str, params: Sequence[Any]) -> None:
         """Replace the index rows of the versions ``where`` selects (their body changed)."""
@@ -255,19 +274,11 @@ class SearchIndex:
 class SqliteSearchIndex(SearchIndex):
     key = "rowid"
 
-    def index_new(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
-        # The text waits in the backlog (see the module's docstring); the pairs, rare and cheap, go in now.
-        cur.executemany("INSERT INTO search_backlog (seq, text) VALUES (?, ?)", rows)
-        self._add_pairs(cur, [(pair, seq) for seq, text in rows for pair in sorted(pairs(text))])
-
-    def remove(self, cur: Any, where: str, params: Sequence[Any]) -> None:
-        super().remove(cur, where, params)
-        cur.execute(f"DELETE FROM search_backlog WHERE seq IN (SELECT seq FROM objects WHERE {where})", params)
-
-    @staticmethod
-    def drain(cur: Any, limit: int) -> int:
-        """Move up to ``limit`` of the oldest backlog rows into the FTS5 index; return how many moved."""
-        cur.execute("SELECT MAX(seq), COUNT(*) FROM (SELECT seq FROM search_backlog ORDER BY seq LIMIT ?)", (limit,))
+    def drain(self, cur: Any, limit: int, through: int | None = None) -> int:
+        cur.execute(
+            "SELECT MAX(seq), COUNT(*) FROM (SELECT seq FROM search_backlog WHERE seq <= ? ORDER BY seq LIMIT ?)",
+            (_BEFORE_ALL if through is None else through, limit),
+        )
         high, count = cur.fetchone()
         if not count:
             return 0
@@ -309,6 +320,32 @@ class PostgresSearchIndex(SearchIndex):
     def _add_pairs(self, cur: Any, rows: Sequence[tuple[str, int]]) -> None:
         if rows:
             cur.copy_rows("COPY search_pairs (pair, seq) FROM STDIN (FORMAT BINARY)", ["text", "bigint"], rows)
+
+    def _add_backlog(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
+        if rows:
+            cur.copy_rows("COPY search_backlog (seq, text) FROM STDIN (FORMAT BINARY)", ["bigint", "text"], rows)
+
+    def _remove_backlog(self, cur: Any, where: str, params: Sequence[Any]) -> None:
+        # Rows are locked in seq order, as a drain locks them: two transactions that both want several of
+        # them wait for each other in turn instead of deadlocking.
+        cur.execute(
+            "DELETE FROM search_backlog WHERE seq IN (SELECT seq FROM search_backlog WHERE seq IN "
+            f"(SELECT seq FROM objects WHERE {where}) ORDER BY seq FOR UPDATE)",
+            params,
+        )
+
+    def drain(self, cur: Any, limit: int, through: int | None = None) -> int:
+        # One drain at a time across every process on the database, so a search's drain waits for one under
+        # way and then finds its rows in the index; rows locked in seq order (see _remove_backlog).
+        cur.execute("SELECT pg_advisory_xact_lock(?)", (_DRAIN_LOCK,))
+        cur.execute(
+            "WITH moved AS (DELETE FROM search_backlog WHERE seq IN (SELECT seq FROM search_backlog WHERE seq <= ? "
+            "ORDER BY seq LIMIT ? FOR UPDATE) RETURNING seq, text), "
+            "indexed AS (INSERT INTO search_text (seq, text) SELECT seq, text FROM moved ON CONFLICT (seq) DO NOTHING) "
+            "SELECT COUNT(*) FROM moved",
+            (_BEFORE_ALL if through is None else through, limit),
+        )
+        return int(cur.fetchone()[0])
 
     def _text_terms(self, terms: Sequence[str]) -> list[tuple[str, Any]]:
         return [self._scan_term(term) for term in terms]

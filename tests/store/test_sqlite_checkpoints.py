@@ -39,7 +39,7 @@ def test_commits_are_checkpointed_by_the_background_thread_and_not_by_the_commit
         assert _in_the_file(path, indicators) == 10  # copied into the file by the background checkpoint
 
         settings = "SELECT COUNT(*) FROM node_settings WHERE key LIKE 'small-%'"
-        # The search backlog's thread (store/sqlite/search_backlog.py) commits its batches too, whenever it gets
+        # The search backlog's thread (store/search_backlog.py) commits its batches too, whenever it gets
         # to them: on a busy machine after the count below, and its commits then brought the checkpoint early.
         # Stopped, and the backlog indexed here, only this test's commits remain to be counted.
         store._indexer.stop()

@@ -267,4 +267,8 @@ MIGRATIONS: list[tuple[int, str]] = [
     # AMBER versions are no longer decided by their columns alone (store/view_edges.py): the first/last flags
     # of every object with several versions are computed again (store/sql.py).
     (23, ""),
+    # Step 24: new versions' searchable text waits in search_backlog and is moved into the trigram index after
+    # the commit, in batches (store/search_index.py): updating the GIN index inside every ingest transaction
+    # had halved PostgreSQL's ingest rate (docs/decisions.md, "Ingest and the search index").
+    (24, "CREATE TABLE search_backlog (seq BIGINT PRIMARY KEY, text TEXT NOT NULL)"),
 ]

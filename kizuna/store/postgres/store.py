@@ -17,8 +17,9 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from kizuna.store.base import AddResult, NewVersion, Outcome, StoreError
+from kizuna.store.base import AddResult, NewVersion, Outcome, SearchQuery, StoreError, VersionRow
 from kizuna.store.postgres.migrations import MIGRATIONS
+from kizuna.store.search_backlog import SearchBacklog
 from kizuna.store.search_index import PostgresSearchIndex
 from kizuna.store.sql import SqlStore, effective_schema_version
 
@@ -68,7 +69,7 @@ class _Cursor:
                 copy.write_row(row)
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(SqlStore, SearchBacklog):
     search_index = PostgresSearchIndex()
     _LEAST = "LEAST"
 
@@ -93,6 +94,7 @@ class PostgresStore(SqlStore):
             self._pool.wait(timeout=30)
         except (psycopg.Error, Exception) as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {url}: {exc}") from exc
+        self._start_search_backlog()
 
     @contextmanager
     def _reader(self) -> Iterator[Any]:
@@ -123,7 +125,10 @@ class PostgresStore(SqlStore):
 
     def add_versions(self, collection_pk: int, versions: Sequence[NewVersion]) -> list[AddResult]:
         results = super().add_versions(collection_pk, versions)
-        self._inserted += sum(r.outcome is Outcome.ADDED for r in results)
+        added = sum(r.outcome is Outcome.ADDED for r in results)
+        if added:
+            self._versions_added()
+        self._inserted += added
         if self._inserted >= self._analyze_at:
             # A bulk load outruns autovacuum; without fresh statistics the planner guesses a handful
             # of rows after a cursor and sorts the whole tail of a million-row collection instead of
@@ -163,5 +168,10 @@ class PostgresStore(SqlStore):
             raise StoreError(f"cannot reach the PostgreSQL store: {exc}") from exc
         return effective_schema_version(applied, [v for v, _ in MIGRATIONS]), MIGRATIONS[-1][0]
 
+    def search_versions(self, query: SearchQuery) -> list[tuple[int, VersionRow]]:
+        self.index_search_backlog()  # a search never misses a stored version
+        return super().search_versions(query)
+
     def close(self) -> None:
+        self._close_search_backlog((psycopg.Error, StoreError))
         self._pool.close()

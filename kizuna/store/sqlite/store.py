@@ -25,11 +25,11 @@ from typing import Any
 
 from kizuna.stix.timestamps import now_micros
 from kizuna.store.base import AddResult, FeedRow, NewVersion, Outcome, SearchQuery, StoreError, VersionRow
+from kizuna.store.search_backlog import SearchBacklog
 from kizuna.store.search_index import SqliteSearchIndex
 from kizuna.store.sql import SqlStore, effective_schema_version
 from kizuna.store.sqlite.checkpoints import BACKSTOP_PAGES, CHECKPOINT_EVERY, Checkpointer
 from kizuna.store.sqlite.migrations import MIGRATIONS
-from kizuna.store.sqlite.search_backlog import BATCH, BacklogIndexer
 
 log = logging.getLogger("kizuna.store")
 
@@ -75,7 +75,7 @@ def path_from_url(url: str) -> Path:
     return Path("/" + url[len("sqlite:///"):].lstrip("/"))
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(SqlStore, SearchBacklog):
     search_index = SqliteSearchIndex()
 
     def __init__(self, url: str) -> None:
@@ -98,7 +98,7 @@ class SqliteStore(SqlStore):
         self._versions_written = False  # by the transaction under way (under the write lock)
         self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()  # the live threads' readers, for close()
         self._readers_lock = threading.Lock()
-        self._indexer = BacklogIndexer(self._index_backlog_batch)
+        self._start_search_backlog()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -175,12 +175,8 @@ class SqliteStore(SqlStore):
         results = super().add_versions(collection_pk, versions)
         if any(result.outcome is Outcome.ADDED for result in results):
             self._versions_written = True
-            self._indexer.wake()
+            self._versions_added()
         return results
-
-    def _index_backlog_batch(self) -> int:
-        with self._write() as cur:
-            return self.search_index.drain(cur, BATCH)
 
     def lean_reads(self) -> None:
         """This thread's reader maps none of the file and caches 2 MiB: for a thread that scans once and ends
@@ -189,17 +185,6 @@ class SqliteStore(SqlStore):
         with self._reader() as cur:
             cur.execute("PRAGMA mmap_size = 0")
             cur.execute("PRAGMA cache_size = -2048")
-
-    def index_search_backlog(self) -> int:
-        """Index every version still waiting in the search backlog; return how many were waiting."""
-        with self._read() as cur:
-            cur.execute("SELECT 1 FROM search_backlog LIMIT 1")
-            if cur.fetchone() is None:
-                return 0
-        done = 0
-        while (moved := self._index_backlog_batch()) > 0:
-            done += moved
-        return done
 
     def search_versions(self, query: SearchQuery) -> list[tuple[int, VersionRow]]:
         self.index_search_backlog()  # a search never misses a stored version
@@ -224,12 +209,7 @@ class SqliteStore(SqlStore):
         return effective_schema_version(applied, [v for v, _ in MIGRATIONS]), MIGRATIONS[-1][0]
 
     def close(self) -> None:
-        if self._indexer.stop():  # this process stored versions: it ends with every one of them searchable
-            try:
-                self.index_search_backlog()
-            except (sqlite3.Error, StoreError) as exc:
-                # Nothing is lost: the backlog is in the file and the next search indexes it.
-                log.warning("search backlog left for the next search: %s", exc)
+        self._close_search_backlog((sqlite3.Error, StoreError))
         self._checkpointer.stop()
         with self._readers_lock:
             for reader in list(self._readers):
