@@ -16,6 +16,7 @@ import orjson
 from kizuna.federation.config import PartnerConfig
 from kizuna.federation.tls import partner_ssl_context, partner_transport
 from kizuna.stix.jsonio import loads_exact
+from kizuna.taxii.media import TERMS_HEADER
 
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 
@@ -36,6 +37,8 @@ class RemotePage:
     next: str | None
     date_added_first: str | None
     date_added_last: str | None
+    #: A Kizuna partner's digest of the terms we read under (``TERMS_HEADER``); None from other servers.
+    terms: str | None = None
 
 
 def http_client(partner: PartnerConfig, accept: str, timeout_s: float = 60.0, **options: Any) -> httpx.Client:
@@ -120,6 +123,7 @@ class TaxiiClient:
         return RemotePage(
             objects, more, token or None,
             response.headers.get("X-TAXII-Date-Added-First"), response.headers.get("X-TAXII-Date-Added-Last"),
+            response.headers.get(TERMS_HEADER),
         )
 
     def post_objects(self, collection: str, envelope: bytes) -> dict[str, Any]:

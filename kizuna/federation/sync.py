@@ -258,6 +258,10 @@ class Syncer:
         report: RunReport,
     ) -> None:
         key = CursorKey(partner.name, "pull", local.id, mapping.remote)
+        # The partner's digest of the terms we read under, as of the last complete pull (a Kizuna partner
+        # sends it with each page; see _restart_for_terms).
+        terms_key = CursorKey(partner.name, "pull-terms", local.id, mapping.remote)
+        agreed = self.state.get_cursor(terms_key)
         source = Source(partner.name, mapping.remote)
         position = PullPosition.loads(self.state.get_cursor(key))
         counts: dict[str, Any] = {"direction": "pull", "local": local.alias or local.id, "remote": mapping.remote,
@@ -286,6 +290,10 @@ class Syncer:
                         pending = pool.submit(fetch, position)
                         continue
                     raise
+                if self._restart_for_terms(page, agreed, position, partner, mapping, report):
+                    agreed, position = page.terms, PullPosition()
+                    pending = pool.submit(fetch, position)
+                    continue
                 new_position = advance(
                     position, page.more, page.next, _timestamp(page.date_added_first),
                     _timestamp(page.date_added_last),
@@ -315,8 +323,28 @@ class Syncer:
                 self._progress(report)
                 position = new_position
                 if not page.more:
+                    if page.terms is not None and page.terms != self.state.get_cursor(terms_key):
+                        # Stored only once the collection was read to its end under these terms: a pull cut
+                        # short reads from the start again.
+                        self.state.save_cursor(terms_key, page.terms)
                     break
         report.mappings.append(counts)
+
+    @staticmethod
+    def _restart_for_terms(
+        page: RemotePage, agreed: str | None, position: PullPosition, partner: PartnerConfig,
+        mapping: CollectionMapping, report: RunReport,
+    ) -> bool:
+        """Whether to read the remote collection again from the start: the partner says the terms we read under
+        changed since the last complete pull (it widened our agreement, say), so versions it added before the
+        change, behind our position, may be ours to read now. What we hold already comes back as duplicates.
+        A first pull, or a partner that does not say (not Kizuna), reads on from where it stands."""
+        if page.terms is None or agreed is None or page.terms == agreed or position == PullPosition():
+            return False
+        report.notes.append(
+            f"pull {mapping.remote} from {partner.name}: the terms {partner.name} lets us read under changed since "
+            "the last pull, so the collection is read again from the start (what is held already is kept once)")
+        return True
 
     # -- recall --------------------------------------------------------------------------
     def _same_node(self, partner: PartnerConfig) -> frozenset[str]:

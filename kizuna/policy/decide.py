@@ -62,6 +62,8 @@ class SharedCaches(NamedTuple):
     permits: dict[tuple[Any, ...], bool]
     plans: dict[Any, RedactionPlan]
     columns: dict[Any, Any]
+    #: the digest of the terms (``ViewerPolicy.terms``) under its one key, None
+    terms: dict[None, str]
 
 
 class ViewerPolicy:
@@ -141,13 +143,14 @@ class ViewerPolicy:
         if shared is None:
             if len(ctx.shared_caches) >= _SHARED_LIMIT:
                 ctx.shared_caches.clear()
-            shared = ctx.shared_caches[key] = SharedCaches({}, {}, {})
+            shared = ctx.shared_caches[key] = SharedCaches({}, {}, {}, {})
         #: (producer, *marking refs) -> permitted
         self._cache: dict[tuple[Any, ...], bool] = shared.permits
         #: granular-marking shape -> the removal of the selector paths this viewer may not see
         self._plans: dict[Any, RedactionPlan] = shared.plans
         #: for callers deciding stored rows from their columns (core/visibility.py), reset with the others
         self.column_verdicts: dict[Any, Any] = shared.columns
+        self._terms = shared.terms
 
     def _refresh(self) -> None:
         if self._generation != self.ctx.generation:
@@ -236,11 +239,17 @@ class ViewerPolicy:
     def terms(self) -> str:
         """A digest of everything compiled here that decides what this viewer may see: the viewer, its
         agreements (direct and as a client), its community, the options. Equal digests see alike; a changed
-        one (a widened agreement, say) may see versions it could not before, which a push must offer again."""
+        one (a widened agreement, say) may see versions it could not before, which a push must offer again,
+        and which a TAXII read-out names (``Kizuna-Terms``), so that a pulling partner reads from the start.
+        Computed once per viewer, collection and policy generation."""
         self._refresh()
+        digest = self._terms.get(None)
+        if digest is not None:
+            return digest
         compiled = (self.viewer, self._direct, self._clients, self._community, self.ctx.options, self.collection_id,
                     self.ctx.anonymous_identity_id if self._anonymous else None, self.relay_floor)
-        return hashlib.sha256(orjson.dumps(compiled, default=_canonical)).hexdigest()
+        digest = self._terms[None] = hashlib.sha256(orjson.dumps(compiled, default=_canonical)).hexdigest()
+        return digest
 
     # -- the decision -------------------------------------------------------------------------------
 

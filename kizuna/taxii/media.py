@@ -1,10 +1,14 @@
-"""TAXII 2.1 media types and content negotiation (§1.6.8, §3.1)."""
+"""TAXII 2.1 media types and content negotiation (§1.6.8, §3.1), and the one header Kizuna adds."""
 
 from __future__ import annotations
 
 from kizuna.core.errors import NotAcceptable, UnsupportedMediaType
 
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
+#: On a page of objects: a digest of the terms the reader reads under (``ViewerPolicy.terms``). A pulling
+#: Kizuna node that sees it change reads the collection again from the start, since versions added before
+#: the change may have become visible to it (docs/federation.md); other clients ignore it.
+TERMS_HEADER = "Kizuna-Terms"
 
 
 def _media_ranges(header: str) -> list[tuple[str, dict[str, str]]]:

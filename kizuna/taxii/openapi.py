@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kizuna import __version__
-from kizuna.taxii.media import TAXII_MEDIA_TYPE
+from kizuna.taxii.media import TAXII_MEDIA_TYPE, TERMS_HEADER
 
 _JSON = "application/json"
 _HTML = "text/html"
@@ -46,6 +46,12 @@ _DATE_HEADERS = {
                                  "schema": _TIMESTAMP},
     "X-TAXII-Date-Added-Last": {"description": "date_added of the last object on the page; resume from it",
                                 "schema": _TIMESTAMP},
+}
+_OBJECTS_HEADERS = {
+    **_DATE_HEADERS,
+    TERMS_HEADER: {"description": "a digest of the terms this token reads under; absent for the node's own "
+                                  "organisation. A pulling node that sees it change reads the collection again",
+                   "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
 }
 
 
@@ -214,7 +220,7 @@ _PATHS: dict[str, Any] = {
         [_API_ROOT, _COLLECTION, *_PAGING, *_MATCH.values()], headers=_DATE_HEADERS)},
     _COLL + "/objects/": {
         "get": _api("Objects this token may see (§5.4)", "taxii", _ref("Envelope"),
-                    [_API_ROOT, _COLLECTION, *_PAGING, *_MATCH.values()], headers=_DATE_HEADERS),
+                    [_API_ROOT, _COLLECTION, *_PAGING, *_MATCH.values()], headers=_OBJECTS_HEADERS),
         "post": _api("Add objects (§5.5); the status is complete when answered", "taxii", _ref("Status"),
                      [_API_ROOT, _COLLECTION], status="202", body=_ENVELOPE_BODY),
     },

@@ -22,7 +22,7 @@ from kizuna.core.principal import Principal
 from kizuna.core.query import Page
 from kizuna.stix.timestamps import format_timestamp
 from kizuna.taxii.http import endpoint, read_body, taxii_response
-from kizuna.taxii.media import TAXII_MEDIA_TYPE, check_content_type
+from kizuna.taxii.media import TAXII_MEDIA_TYPE, TERMS_HEADER, check_content_type
 
 _STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
 
@@ -132,20 +132,24 @@ async def collection(request: Request, principal: Principal) -> Response:
     return taxii_response(orjson.dumps(_collection_resource(principal, found)))
 
 
-async def _read_page(request: Request, principal: Principal, kind: Endpoint, object_id: str | None) -> Page:
+async def _read_page(
+    request: Request, principal: Principal, kind: Endpoint, object_id: str | None
+) -> tuple[Page, dict[str, str]]:
+    """The page, and the header naming the reader's terms (``TERMS_HEADER``) when a policy decides them."""
     node: Node = request.app.state.node
     filters = parse_filters(_params(request), kind)
 
-    def read() -> Page:
+    def read() -> tuple[Page, dict[str, str]]:
         viewer = node.readable(principal, request.path_params["api_root"], request.path_params["collection"])
-        return node.read(viewer, kind, filters, object_id, ahead=True, head=request.method == "HEAD")
+        page = node.read(viewer, kind, filters, object_id, ahead=True, head=request.method == "HEAD")
+        return page, {} if viewer.policy is None else {TERMS_HEADER: viewer.policy.terms()}
 
     return await run_in_threadpool(read)
 
 
 @endpoint
 async def manifest(request: Request, principal: Principal) -> Response:
-    page = await _read_page(request, principal, Endpoint.MANIFEST, None)
+    page, _ = await _read_page(request, principal, Endpoint.MANIFEST, None)
     records = [
         {
             "id": row.stix_id,
@@ -168,9 +172,9 @@ async def manifest(request: Request, principal: Principal) -> Response:
 async def objects(request: Request, principal: Principal) -> Response:
     if request.method == "POST":
         return await _add_objects(request, principal)
-    page = await _read_page(request, principal, Endpoint.OBJECTS, None)
+    page, terms = await _read_page(request, principal, Endpoint.OBJECTS, None)
     filters = parse_filters(_params(request), Endpoint.OBJECTS)
-    return taxii_response(_envelope(page), headers=_date_headers(page, filters.added_after))
+    return taxii_response(_envelope(page), headers={**_date_headers(page, filters.added_after), **terms})
 
 
 async def _add_objects(request: Request, principal: Principal) -> Response:
@@ -199,7 +203,7 @@ async def object_(request: Request, principal: Principal) -> Response:
             request.path_params["collection"], object_id, filters,
         )
         return taxii_response(b"", 200)
-    page = await _read_page(request, principal, Endpoint.OBJECT, object_id)
+    page, _ = await _read_page(request, principal, Endpoint.OBJECT, object_id)
     filters = parse_filters(_params(request), Endpoint.OBJECT)
     return taxii_response(_envelope(page), headers=_date_headers(page, filters.added_after))
 
@@ -207,7 +211,7 @@ async def object_(request: Request, principal: Principal) -> Response:
 @endpoint
 async def versions(request: Request, principal: Principal) -> Response:
     object_id = _object_id(request)
-    page = await _read_page(request, principal, Endpoint.VERSIONS, object_id)
+    page, _ = await _read_page(request, principal, Endpoint.VERSIONS, object_id)
     body: dict[str, Any] = {"more": page.more}
     if page.next is not None:
         body["next"] = page.next

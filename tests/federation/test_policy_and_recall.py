@@ -141,6 +141,46 @@ def test_a_widened_agreement_pushes_what_it_hid_before(nodes: dict[str, FedNode]
     assert again["error"] is None and again["pushed"] == 0 and not again["notes"]
 
 
+def test_a_widened_agreement_reaches_a_node_that_pulls(nodes: dict[str, FedNode]) -> None:
+    # A pull cursor is the partner's date_added: versions the partner hid from us when we passed them would
+    # never come, whatever it allowed later. A Kizuna partner names the terms we read under on each page
+    # (Kizuna-Terms); when they change, the pull reads the collection again from the start.
+    uk, au = nodes["UK"], nodes["AU"]
+    uk.cli_json("agreements", "set", "uk-au-pull", "--partner", org(au), "--collections", "*", "--producers", "*",
+                "--max-tlp", "green")
+    bound = uk.cli_json("tokens", "create", "--org", org(au), "--read", "shared", "--agreement", "uk-au-pull")
+    partner(au, "UK-pull-widen", uk, "pull", token=bound["token"])
+    amber = indicator(uk.identity, marking=TLP_AMBER, name="uk amber, first hidden from the pull")
+    green = indicator(uk.identity, marking=TLP_GREEN, name="uk green, pulled")
+    uk.post(amber + green)
+    first = sync(au, "UK-pull-widen")["runs"][0]
+    assert first["error"] is None and not first["notes"]
+    wanted = {amber[0]["id"], green[0]["id"]}
+    assert {key[0] for key in stored(au, wanted)} == {green[0]["id"]}
+    unchanged = sync(au, "UK-pull-widen")["runs"][0]  # same terms: reads on from where it stood
+    assert unchanged["error"] is None and unchanged["pulled"] == 0 and not unchanged["notes"]
+
+    uk.cli_json("agreements", "set", "uk-au-pull", "--max-tlp", "amber")
+    widened = sync(au, "UK-pull-widen")["runs"][0]
+    assert widened["error"] is None
+    assert {key[0] for key in stored(au, wanted)} == wanted
+    assert widened["pulled"] == 1, widened  # the green version came again as a duplicate, kept once
+    assert len(widened["notes"]) == 1 and "read again from the start" in widened["notes"][0], widened["notes"]
+    again = sync(au, "UK-pull-widen")["runs"][0]
+    assert again["error"] is None and again["pulled"] == 0 and not again["notes"]
+
+
+def test_a_page_names_the_readers_terms_only_when_a_policy_decides_them(nodes: dict[str, FedNode]) -> None:
+    uk = nodes["UK"]
+    partner_page = requests.get(f"{uk.api_root_url}collections/{uk.collection}/objects/", timeout=30, headers={
+        "Accept": TAXII, "Authorization": f"Bearer {uk.tokens['AU']}"})
+    assert partner_page.status_code == 200
+    assert len(partner_page.headers["Kizuna-Terms"]) == 64
+    own_page = requests.get(f"{uk.api_root_url}collections/{uk.collection}/objects/", timeout=30, headers={
+        "Accept": TAXII, "Authorization": f"Bearer {uk.admin_token}"})
+    assert own_page.status_code == 200 and "Kizuna-Terms" not in own_page.headers
+
+
 def test_relayed_amber_strict_is_not_served_onward(nodes: dict[str, FedNode]) -> None:
     uk, jp, au = nodes["UK"], nodes["JP"], nodes["AU"]
     strict_from_jp = indicator(jp.identity, marking=TLP_AMBER_STRICT, name="jp strict")

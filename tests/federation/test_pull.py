@@ -112,8 +112,11 @@ def test_status_and_cursor_are_visible_in_the_cli(pair: tuple[FedNode, FedNode])
     assert listed[0]["token"] == "set" and uk.tokens["JP"] not in str(listed)
     assert listed[0]["status"]["state"] == "ok" and listed[0]["status"]["last_error"] is None
     cursors = jp.cli_json("partners", "show", "UK")["cursors"]
-    # The pull cursor, and the recall cursor of the tombstones extension (a Kizuna partner offers it).
-    assert [(c["direction"], c["remote"]) for c in cursors] == [("pull", uk.collection), ("recall", uk.collection)]
+    # The pull cursor, the digest of the terms it read under (a Kizuna partner names them), and the recall
+    # cursor of the tombstones extension (a Kizuna partner offers it).
+    assert [(c["direction"], c["remote"]) for c in cursors] == [
+        ("pull", uk.collection), ("pull-terms", uk.collection), ("recall", uk.collection)]
+    assert len(cursors[1]["position"]) == 64
     assert orjson.loads(cursors[0]["position"])["next"] is None
 
 
