@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from misp_stix_converter import ExternalSTIX2toMISPParser, InternalSTIX2toMISPParser
@@ -234,6 +234,8 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
             other = _converted(others, _bundle_id(others), False, None, report)
             _labels_as_tags(other, others)
             _merge(event, other)
+    if from_misp:
+        _drop_converter_tags(event, convertible)
     _descriptions_as_comments(event, convertible)
     # misp-stix puts a title given to it before the report's name ("Kizuna export Phishing wave …"), and without
     # one names a bundle of no report after the bundle's id: the event gets the one title instead.
@@ -309,6 +311,25 @@ def _descriptions_as_comments(event: dict[str, Any], objects: list[dict[str, Any
         description = obj.get("description")
         if record is not None and isinstance(description, str) and description and not record.get("comment"):
             record["comment"] = description
+
+
+#: The labels misp-stix gives every report or grouping it makes of a MISP event, before the event's own tags.
+_CONVERTER_LABELS: Final = ("Threat-Report", 'misp:tool="MISP-STIX-Converter"')
+
+
+def _drop_converter_tags(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Leave out of the event's tags the two labels misp-stix itself put first on the event's report, which its
+    parser reads back as tags: a MISP event sent through Kizuna would otherwise come back with two tags it never
+    had, and two more on every further round trip. A label the event also carried as its own tag stays."""
+    containers = [o for o in objects if o["type"] in ("report", "grouping")]
+    artefacts = set(_CONVERTER_LABELS)
+    for container in containers:
+        labels = list(container.get("labels") or ())
+        if tuple(labels[:2]) != _CONVERTER_LABELS:
+            return  # not a report misp-stix made of a MISP event: its labels are all the producer's
+        artefacts -= set(labels[2:])
+    if containers and artefacts and event.get("Tag"):
+        event["Tag"] = [tag for tag in event["Tag"] if tag.get("name") not in artefacts]
 
 
 def _labels_as_tags(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:

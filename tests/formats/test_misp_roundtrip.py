@@ -21,7 +21,7 @@ from pymisp import MISPEvent
 from kizuna.formats.base import ConversionReport
 from kizuna.formats.misp_in import read_misp
 from kizuna.formats.misp_out import write_misp_event
-from tests.formats.misp_roundtrip_check import differences
+from tests.formats.misp_roundtrip_check import differences, tag_set
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "misp"
 ORG = {"name": "NCSC UK", "uuid": "b4a6e2a4-6a0c-4c1e-9f57-2f0e2f1c6d11"}
@@ -52,6 +52,11 @@ def test_misp_to_stix_to_misp_keeps_every_field_or_reports_it(path: Path) -> Non
     values = {loss.value for loss in losses if isinstance(loss.value, str)}
     unreported = [d for d in differences(source, back.to_dict(), values) if d not in reported and d[0] not in whole]
     assert unreported == []
+    # The event's own tags and galaxy clusters come back (every cluster of a galaxy, even where an older MISP
+    # wrote one uuid on all of them), and the converter adds none of its own; the one tag Kizuna adds names the
+    # producer, since the event's creator is now the exporting organisation.
+    assert tag_set(source) - tag_set(again) - values == set()
+    assert {tag for tag in tag_set(again) - tag_set(source) if not tag.startswith("misp-galaxy:producer=")} == set()
     # The comparison is not vacuous: most attributes come back whole.
     assert len(back.attributes) + sum(len(o.attributes) for o in back.objects) >= 0.8 * (
         len(source.get("Attribute", [])) + sum(len(o["Attribute"]) for o in source.get("Object", [])))
@@ -124,3 +129,15 @@ def test_the_events_title_comes_back_as_it_was() -> None:
     assert write_misp_event(objects, info="Shared onward")["Event"]["info"] == "Shared onward"
     loose = [o for o in objects if o["type"] not in ("report", "grouping")]
     assert write_misp_event(loose)["Event"]["info"] == "Kizuna export"  # not misp-stix's bundle id sentence
+
+
+def test_a_tag_the_converter_also_writes_stays_when_the_event_had_it() -> None:
+    """misp-stix labels every report it makes of an event "Threat-Report"; the export leaves that label out of the
+    event's tags, unless the event carried the tag itself."""
+    source = json.loads((Path(__file__).parents[2] / "examples" / "formats" / "misp-event.json").read_text())
+    event = source.get("Event", source)
+    event["Tag"] = [*event.get("Tag", []), {"name": "Threat-Report"}]
+    imported = read_misp(json.dumps({"Event": event}).encode())
+    names = [tag["name"] for tag in write_misp_event(imported.objects, org=ORG)["Event"]["Tag"]]
+    assert names.count("Threat-Report") == 1
+    assert 'misp:tool="MISP-STIX-Converter"' not in names
