@@ -45,7 +45,15 @@ def add(cur: Any, rows: Sequence[tuple[int, str, bytes, Sequence[str] | None]]) 
     """Index versions given as (seq, type, body, their references when already known, else None)."""
     found = [(ref, seq) for seq, stix_type, body, known in rows
              for ref in (references_of(stix_type, body) if known is None else known)]
-    if found:
+    if not found:
+        return
+    copy_rows = getattr(cur, "copy_rows", None)  # PostgreSQL's cursor bulk-loads (store/postgres/store.py)
+    if copy_rows is not None:
+        # One COPY for the batch, several times faster than a statement a row: nothing can collide, since a
+        # version's references are distinct (references_of) and its rows are written only after the version is
+        # inserted or its old rows removed.
+        copy_rows("COPY object_refs (ref, seq) FROM STDIN (FORMAT BINARY)", ["text", "bigint"], found)
+    else:
         cur.executemany("INSERT INTO object_refs (ref, seq) VALUES (?, ?) ON CONFLICT DO NOTHING", found)
 
 
