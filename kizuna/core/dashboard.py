@@ -48,6 +48,8 @@ PER_ROW_LIMIT: Final = 1000
 #: Rows looked at per collection and per wanted item to find the newest visible reports, indicators and
 #: sightings (a partner that may see few of them gets fewer, not a slower board).
 NEWEST_SCAN: Final = 20
+#: language-content versions read per listed report (its translations, in every language and version).
+TRANSLATIONS_SCAN: Final = 100
 PER_ROW_TYPES: Final = tuple(sorted((REFERENCING_TYPES | WHOLE_OBJECT_TYPES) - set(FURNITURE)))
 #: Groups without a per-row type are decided alike whatever their type; the stub needs one.
 _PLAIN_TYPE: Final = "indicator"
@@ -246,17 +248,16 @@ def _item(row: VersionRow, collection: Collection, body: bytes, served: dict[str
 def _translated(
     stats: StoreStats, viewers: list[Viewer], items: list[Item], served: dict[str, list[VersionRow]],
 ) -> list[Item]:
-    """``items`` with their names in the languages that language-content objects for their versions give: the
-    newest ``NEWEST_SCAN`` per item of each collection are looked at (a translation is written with or soon
-    after what it translates, and the items are the newest of their kind)."""
+    """``items`` with their names in the languages that language-content objects for their versions give, found
+    by their ``object_ref`` in the reference index (store/object_refs.py): up to ``TRANSLATIONS_SCAN`` per item,
+    oldest first, so a newer one gives the name when two do."""
     names: dict[str, dict[str, str]] = {}
     for viewer in viewers:
         versions = {i.object["id"]: i.object.get("modified") for i in items if i.collection == viewer.collection.id}
         if not versions:
             continue
-        rows = [row for row in stats.newest_of_types(viewer.collection.pk, ("language-content",), 0,
-                                                     NEWEST_SCAN * len(versions))
-                if any(ref.encode() in row.body for ref in versions)]  # most translate something else
+        rows = stats.store.referencing(viewer.collection.pk, list(versions), ("language-content",),
+                                       TRANSLATIONS_SCAN * len(versions))
         viewer.prefetch(rows)
         for row in rows:
             body = view(viewer, row)

@@ -1,4 +1,5 @@
-"""The reference index: which stored relationship and sighting versions point at an object (schema step 16).
+"""The reference index: which stored relationship, sighting and language-content versions point at an object
+(schema step 16; language-content since step 25).
 
 The console's object page lists the relationships and sightings of one object, and its graph walks two
 relationships out. Without an index both would walk every relationship of the collection, which at a
@@ -17,7 +18,11 @@ from typing import Any, Final
 import orjson
 
 #: The properties that make a version a relationship or sighting *of* an object, by type.
-REFERENCE_FIELDS: Final = {"relationship": ("source_ref", "target_ref"), "sighting": ("sighting_of_ref",)}
+REFERENCE_FIELDS: Final = {
+    "relationship": ("source_ref", "target_ref"), "sighting": ("sighting_of_ref",),
+    # A translation of the object (schema step 25): the dashboard names a report in the reader's language.
+    "language-content": ("object_ref",),
+}
 _BACKFILL_BATCH: Final = 2000
 
 
@@ -82,13 +87,15 @@ def reindex(cur: Any, where: str, params: Sequence[Any]) -> None:
     add(cur, [(int(seq), stix_type, bytes(body), None) for seq, stix_type, body in cur.fetchall()])
 
 
-def backfill(cur: Any) -> None:
-    """Schema step 16: index every relationship and sighting stored before the index existed."""
+def backfill(cur: Any, types: Sequence[str] = ("relationship", "sighting")) -> None:
+    """Index every version of ``types`` stored before the index held them: relationships and sightings at
+    schema step 16, language-content at step 25."""
     after = -1
+    kinds = ", ".join("'" + kind + "'" for kind in types if kind in REFERENCE_FIELDS)
     while True:
         cur.execute(
-            "SELECT seq, type, body FROM objects WHERE seq > ? AND type IN ('relationship', 'sighting') "
-            "ORDER BY seq LIMIT ?", (after, _BACKFILL_BATCH),
+            f"SELECT seq, type, body FROM objects WHERE seq > ? AND type IN ({kinds}) ORDER BY seq LIMIT ?",
+            (after, _BACKFILL_BATCH),
         )
         batch = cur.fetchall()
         if not batch:

@@ -133,6 +133,8 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                 feed_facts.backfill(cur)
             if version == 16:
                 object_refs.backfill(cur)
+            if version == 25:
+                object_refs.backfill(cur, ("language-content",))
             cur.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, now_micros()))
             applied.add(version)
         return max(applied, default=0)

@@ -256,3 +256,19 @@ def test_a_reports_name_in_the_readers_language_comes_from_translations_it_may_s
     assert build_dashboard(node, NODE_ADMIN).reports[0].names == {"ja": "週報", "ko": "주간 보고"}
     # AU may read the GREEN report and its Japanese name, not the AMBER Korean one (hidden like any object).
     assert build_dashboard(node, world.principals["au"]).reports[0].names == {"ja": "週報"}
+
+
+def test_a_translation_is_found_however_many_others_came_after_it(world: World) -> None:
+    """The dashboard finds a report's translations by their object_ref (the reference index, schema step 25), not
+    among the newest language-content objects: 50 translations of other objects stored after it hide nothing."""
+    node, home = world.node, world.node.home_organisation_id or ""
+    report = next(item.object for item in build_dashboard(node, NODE_ADMIN).reports)
+    ours = _sdo("language-content", home, GREEN, object_ref=report["id"], object_modified=report["modified"],
+                contents={"ja": {"name": "先の週報"}})
+    assert not node.import_objects(world.shared, [ours]).failures
+    others = [_sdo("indicator", home, GREEN, pattern_type="stix", valid_from=CREATED, name=f"other {n}",
+                   pattern=f"[ipv4-addr:value = '198.51.100.{n}']") for n in range(50)]
+    later = [_sdo("language-content", home, GREEN, object_ref=other["id"], object_modified=other["modified"],
+                  contents={"ja": {"name": f"別 {n}"}}) for n, other in enumerate(others)]
+    assert not node.import_objects(world.shared, others + later).failures
+    assert build_dashboard(node, NODE_ADMIN).reports[0].names == {"ja": "先の週報"}

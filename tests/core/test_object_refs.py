@@ -154,6 +154,24 @@ def test_existing_relationships_are_indexed_by_the_migration(world: World) -> No
     assert world.related(world.jp, tool["id"]) == {uses["id"]}
 
 
+def test_existing_translations_are_indexed_by_the_migration(world: World) -> None:
+    malware = sdo("malware", world.uk)
+    translation = sdo("language-content", world.uk, object_ref=malware["id"], object_modified=malware["modified"],
+                      contents={"ja": {"name": "インプラント"}})
+    world.add(malware, translation)
+    store: Any = world.node.store
+    collection = world.node.find_collection("shared")
+    assert [row.stix_id for row in store.referencing(collection.pk, [malware["id"]], ["language-content"], 10)] == [
+        translation["id"]]
+    with store._write() as cur:  # the store as a node before step 25 left it
+        cur.execute("DELETE FROM schema_migrations WHERE version = 25")
+        cur.execute("DELETE FROM object_refs WHERE ref = ?", (malware["id"],))
+    assert store.referencing(collection.pk, [malware["id"]], ["language-content"], 10) == []
+    assert store.migrate() == store.schema_versions()[1]  # back at the newest step
+    assert [row.stix_id for row in store.referencing(collection.pk, [malware["id"]], ["language-content"], 10)] == [
+        translation["id"]]
+
+
 def test_the_references_noted_at_ingest_equal_those_read_back_from_the_bodies(world: World) -> None:
     """Ingest passes each version's references from the object it parsed (``NewVersion.refs``); the
     migration's backfill reads them from the stored bodies: both must write the same rows."""

@@ -271,4 +271,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     # the commit, in batches (store/search_index.py): updating the GIN index inside every ingest transaction
     # had halved PostgreSQL's ingest rate (docs/decisions.md, "Ingest and the search index").
     (24, "CREATE TABLE search_backlog (seq BIGINT PRIMARY KEY, text TEXT NOT NULL)"),
+    # Step 25: translations join the reference index (store/object_refs.py), so the dashboard finds the
+    # language-content objects of the reports it lists by their object_ref; existing ones by its backfill.
+    (25, ""),
 ]

@@ -280,4 +280,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     # AMBER versions are no longer decided by their columns alone (store/view_edges.py): the first/last flags
     # of every object with several versions are computed again (store/sql.py).
     (23, ""),
+    # Step 25: translations join the reference index (store/object_refs.py), so the dashboard finds the
+    # language-content objects of the reports it lists by their object_ref; existing ones by its backfill.
+    (25, ""),
 ]
