@@ -175,3 +175,27 @@ def _waiting_for_a_lock(store: Any) -> bool:
             "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )
         return int(cur.fetchone()[0]) > 0
+
+
+def test_a_store_from_before_the_backlog_keeps_its_index_and_gains_the_backlog(pg_node_dir: Path) -> None:
+    """PostgreSQL schema step 24 on a store that indexed every version in its ingest transaction: what was
+    indexed stays searchable, and new versions go through the backlog."""
+    node = Node.open(pg_node_dir)
+    try:
+        store: Any = node.store
+        collection = node.create_collection("Shared", alias="shared")
+        before, after = indicator("beforeword"), indicator("afterword")
+        node.import_objects(collection, [before])
+        store.index_search_backlog()
+        with store._write() as cur:  # the store as a node before step 24 left it
+            cur.execute("DROP TABLE search_backlog")
+            cur.execute("DELETE FROM schema_migrations WHERE version = 24")
+        assert store.migrate() == store.schema_versions()[1]  # back at the newest step
+        assert waiting(store) == 0
+        store._indexer.stop()
+        node.import_objects(collection, [after])
+        assert waiting(store) == 1
+        assert found(node, "beforeword") == [before["id"]]
+        assert found(node, "afterword") == [after["id"]]
+    finally:
+        node.close()
