@@ -3,8 +3,9 @@
 Read from the stored federation tables through ``store/stats.py`` (core may not import
 ``kizuna.federation``, a room above it): the partner's stored configuration, its status row and the
 lease of a run in progress. The dashboard's sync table and the console's Partners page both show this,
-and it matches ``kizuna partners list`` field for field (same rows, same status). Nothing here is an
-object, so there is no visibility check; the callers show it to the node's own operators only.
+and it matches ``kizuna partners list`` field for field (same rows, same status). The callers show it to
+the node's own operators only. The push backlog counts what the partner's agreement lets it read, through
+the one visibility check, as the partner itself (as a push reads for it); what is counted is not served.
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ from typing import Final
 
 import orjson
 
+from kizuna.core.filters import Filters
 from kizuna.core.node import Node
+from kizuna.core.principal import Principal, partner_reader
 from kizuna.stix.timestamps import format_timestamp, now_micros
-from kizuna.store.stats import StoreStats
+from kizuna.store.base import Collection, VersionSelector
+from kizuna.store.stats import FURNITURE, StoreStats
 
 #: A push backlog is counted exactly up to this many versions.
 BACKLOG_CAP: Final = 10_000
+#: Stored versions after a push mark read through the partner's view, per pushed collection, to count its
+#: backlog (each costs a visibility decision); past them the count is a floor and says so.
+BACKLOG_READ: Final = 10_000
+_WINDOW: Final = 500
+_ALL_VERSIONS: Final = VersionSelector(all=True)
 #: The sync worker's run lease names (federation/state.py ``RUN_LEASE_PREFIX``; core may not import it).
 RUN_LEASE_PREFIX: Final = "run:"
 #: Health, worst first: what the Partners page sorts and colours by.
@@ -39,8 +48,9 @@ class PartnerHealth:
     pulled: int
     pushed: int
     quarantined: int
-    #: Versions added to pushed collections since the last push (before the agreement's filter), exact up
-    #: to ``BACKLOG_CAP``; above it ``push_backlog_more`` is set.
+    #: Versions added to pushed collections since the last push that the partner's agreement lets it read
+    #: (the push's own rules, no echo and no relay of AMBER+STRICT/RED, may hold back a few more), exact up
+    #: to ``BACKLOG_CAP`` and among the first ``BACKLOG_READ`` stored; past either ``push_backlog_more`` is set.
     push_backlog: int | None
     push_backlog_more: bool
     notes: list[str] = field(default_factory=list)
@@ -95,12 +105,19 @@ def partner_health(node: Node, stats: StoreStats | None = None, names: dict[str,
         if state == "running" and (lease_expires is None or lease_expires < now):
             state = "interrupted"  # the run's process died without recording an outcome
         backlog: int | None = None
+        more = False
         for mapping in config.get("mappings", ()):
             if mapping.get("direction") in ("push", "both"):
                 collection = next((c for c in collections if mapping.get("local") in (c.id, c.alias)), None)
                 if collection is not None:
-                    waiting = stats.waiting_after(collection.pk, positions.get((name, collection.id)), BACKLOG_CAP)
+                    position = positions.get((name, collection.id))
+                    waiting, beyond = 0, False
+                    if stats.waiting_after(collection.pk, position, 0):  # something waits: what may go?
+                        reader = partner_reader(name, config.get("organisation"), config.get("agreement"),
+                                                [collection.pk])
+                        waiting, beyond = _sendable(node, reader, collection, position)
                     backlog = (backlog or 0) + waiting
+                    more = more or beyond
         last_run = orjson.loads(status.last_run) if status.last_run else {}
         org = config.get("organisation")
         url = config.get("api_root_url")
@@ -109,10 +126,26 @@ def partner_health(node: Node, stats: StoreStats | None = None, names: dict[str,
             format_timestamp(status.last_attempt) if status.last_attempt else None,
             format_timestamp(status.last_success) if status.last_success else None, status.last_error,
             status.pulled, status.pushed, status.quarantined,
-            None if backlog is None else min(backlog, BACKLOG_CAP), backlog is not None and backlog > BACKLOG_CAP,
+            None if backlog is None else min(backlog, BACKLOG_CAP),
+            backlog is not None and (more or backlog > BACKLOG_CAP),
             list(last_run.get("notes", [])) if isinstance(last_run, dict) else [],
             kind=str(config.get("kind", "taxii")), url=without_credentials(url) if isinstance(url, str) else None,
             next_attempt=format_timestamp(status.next_attempt) if status.next_attempt else None,
             health=health_of(state, status.failures, status.last_success, usable),
         ))
     return found
+
+
+def _sendable(node: Node, reader: Principal, collection: Collection, after: int | None) -> tuple[int, bool]:
+    """The content versions added after ``after`` that ``reader`` may read, and whether more were left unread
+    (past ``BACKLOG_READ`` stored versions): the window walk of the console's counts, every version as a push
+    reads them."""
+    viewer = node.viewer_for(reader, collection)
+    counted = read = 0
+    while read < BACKLOG_READ:
+        items, after = node.reader.window(viewer, Filters(versions=_ALL_VERSIONS, added_after=after), _WINDOW)
+        counted += sum(row.type not in FURNITURE for row, _ in items)  # definitions travel with their objects
+        read += _WINDOW
+        if after is None:
+            return counted, False
+    return counted, True

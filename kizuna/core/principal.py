@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from kizuna.policy.tlp import TlpLevel
@@ -34,3 +34,13 @@ class Principal:
 
 
 NODE_ADMIN = Principal(key="admin", organisation_id=None, is_admin=True)
+
+
+def partner_reader(
+    name: str, organisation_id: str | None, agreement_id: str | None, readable_collection_pks: Iterable[int],
+) -> Principal:
+    """A partner node as a reader of this node, as a push reads for it: its organisation, bound to its
+    agreement, read-only."""
+    grants = {pk: Grant(pk, True, False) for pk in readable_collection_pks}
+    return Principal(key=f"partner:{name}", organisation_id=organisation_id, grants=grants,
+                     agreement_id=agreement_id or None)

@@ -13,29 +13,22 @@ know about, because they depend on where a version came from:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 import orjson
 
-from kizuna.core.principal import Principal
+from kizuna.core.principal import Principal, partner_reader
 from kizuna.federation.config import PartnerConfig
 from kizuna.federation.state import Provenance
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
-from kizuna.store.base import Grant, VersionRow
+from kizuna.store.base import VersionRow
 
 _NO_ONWARD = TlpLevel.AMBER_STRICT
-_PRINCIPAL_FIELDS = frozenset(f.name for f in dataclasses.fields(Principal))
 
 
 def partner_principal(partner: PartnerConfig, readable_collection_pks: Iterable[int]) -> Principal:
     """The partner as a reader of this node: its organisation, bound to its agreement, read-only."""
-    grants = {pk: Grant(pk, True, False) for pk in readable_collection_pks}
-    extra: dict[str, Any] = {}
-    if partner.agreement and "agreement_id" in _PRINCIPAL_FIELDS:
-        extra["agreement_id"] = partner.agreement
-    return Principal(key=f"partner:{partner.name}", organisation_id=partner.organisation, grants=grants, **extra)
+    return partner_reader(partner.name, partner.organisation, partner.agreement, readable_collection_pks)
 
 
 def highest_tlp(markings: str | None) -> TlpLevel | None:

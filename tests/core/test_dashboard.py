@@ -14,10 +14,11 @@ import pytest
 import requests
 
 from kizuna.core import dashboard as dashboard_module
+from kizuna.core import partner_health as partner_health_module
 from kizuna.core.dashboard import Dashboard, build_dashboard
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.node import Node
-from kizuna.core.principal import NODE_ADMIN, Principal
+from kizuna.core.principal import NODE_ADMIN, Principal, partner_reader
 from kizuna.federation.config import CollectionMapping, Direction, PartnerConfig
 from kizuna.federation.state import FederationState
 from kizuna.policy import TlpLevel
@@ -217,8 +218,11 @@ def test_sync_health_comes_from_a_real_failed_run_and_only_for_the_node_itself(w
     [health] = build_dashboard(node, NODE_ADMIN).sync
     assert (health.name, health.organisation, health.state) == ("jp-node", "JP NISC", "backoff")
     assert health.consecutive_failures == 1 and health.last_error and health.last_success is None
-    # Nothing was ever pushed, so every content version in the pushed collection is waiting.
-    assert health.push_backlog == 16 and not health.push_backlog_more
+    # Nothing was ever pushed: of the 16 content versions in the pushed collection, the 15 that JP's agreement
+    # (up to AMBER) lets the partner read are waiting, not the RED one; the same as the TAXII path reads for it.
+    assert health.push_backlog == 15 and not health.push_backlog_more
+    partner = partner_reader("jp-node", world.principals["jp"].organisation_id, "jp", [world.shared.pk])
+    assert _readable(node, partner, world.shared) == 15
     assert build_dashboard(node, world.principals["jp"]).sync == []
 
 
@@ -272,3 +276,15 @@ def test_a_translation_is_found_however_many_others_came_after_it(world: World) 
                   contents={"ja": {"name": f"別 {n}"}}) for n, other in enumerate(others)]
     assert not node.import_objects(world.shared, others + later).failures
     assert build_dashboard(node, NODE_ADMIN).reports[0].names == {"ja": "先の週報"}
+
+
+def test_a_push_backlog_past_what_is_read_says_there_is_more(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The count reads at most ``BACKLOG_READ`` stored versions after the mark; past them it is a floor, marked."""
+    home = world.node.home_organisation_id or ""
+    more = [_indicator(home, CLEAR) for _ in range(600)]
+    assert not world.node.import_objects(world.shared, more).failures
+    [health] = build_dashboard(world.node, NODE_ADMIN).sync
+    assert health.push_backlog == 615 and not health.push_backlog_more
+    monkeypatch.setattr(partner_health_module, "BACKLOG_READ", 500)
+    [health] = build_dashboard(world.node, NODE_ADMIN).sync
+    assert health.push_backlog is not None and health.push_backlog < 500 and health.push_backlog_more
