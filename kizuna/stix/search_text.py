@@ -125,8 +125,13 @@ def _without_contained(parts: list[str]) -> list[str]:
     (its writes hold the store's one write lock). Matching is by substring, so nothing findable is lost."""
     if len(parts) < 2 or len(parts) > _CONTAINED_CHECK_PARTS:
         return parts
+    # One pass in C first: joined with a separator no part holds, a part occurs once (as itself) unless another
+    # part holds it too, and only such parts take the check part by part.
+    joined = "\x00".join(parts)
+    separate = joined.count("\x00") == len(parts) - 1
     return [part for i, part in enumerate(parts)
-            if not any(j != i and part in other and (len(other) > len(part) or j < i)
+            if (separate and joined.count(part) == 1)
+            or not any(j != i and part in other and (len(other) > len(part) or j < i)
                        for j, other in enumerate(parts))]
 
 
