@@ -35,17 +35,25 @@ IMPORT_FORMATS: Final = (STIX, STIX20, STIX1, MISP, IOC_CSV, IOC_TEXT)
 #: How many leading bytes are enough to decide (a MISP event names "Event" in its first line).
 HEAD_BYTES: Final = 64 * 1024
 
-_MISP_KEY = re.compile(rb'^[\s\[]*\{\s*"(?:Event|response)"\s*:')
+#: The first key of a MISP document: its wrappers, or, for an event written bare (PyMISP's ``MISPEvent.to_json()``,
+#: an event saved from MISP's UI with its keys sorted), one of the event's own keys. None of them is a STIX
+#: property, and a STIX object or bundle starts with its own ("type", "id", "spec_version", "objects").
+_MISP_KEY = re.compile(
+    rb'^[\s\[]*\{\s*"(?:Event|response|Attribute|Object|Orgc|Org|Tag|Galaxy|EventReport|ShadowAttribute'
+    rb'|RelatedEvent|analysis|attribute_count|threat_level_id|info|orgc_id|org_id|publish_timestamp'
+    rb'|sharing_group_id|event_creator_email|extends_uuid|proposal_email_lock|disable_correlation|locked'
+    rb'|distribution|date|timestamp|uuid)"\s*:'
+)
 _EXTENSIONS: Final = {".xml": STIX1, ".csv": IOC_CSV, ".tsv": IOC_CSV, ".txt": IOC_TEXT, ".list": IOC_TEXT}
 
 
 def detect_format(head: bytes, name: str = "") -> str:
     """The format of an input whose first bytes are ``head`` (`HEAD_BYTES` of them is plenty).
 
-    XML naming the STIX 1.x namespace is ``stix1``; JSON whose first key is ``Event`` or
-    ``response`` (a MISP REST or feed document) is ``misp``; JSON in STIX 2.0 (``spec_version``
-    2.0, or objects without one) is ``stix20``; other JSON is ``stix`` (2.1); anything else is an
-    IOC list, ``ioc-csv`` when the name ends in .csv or .tsv or the first line has a delimiter.
+    XML naming the STIX 1.x namespace is ``stix1``; JSON whose first key is ``Event`` or ``response`` (a
+    MISP REST or feed document) or a MISP event's own (a bare event) is ``misp``; JSON in STIX 2.0
+    (``spec_version`` 2.0, or objects without one) is ``stix20``; other JSON is ``stix`` (2.1); anything
+    else is an IOC list, ``ioc-csv`` when the name ends in .csv or .tsv or the first line has a delimiter.
     """
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     # A MISP document first: its first key says so, while the STIX 2.0 sniff would take any JSON holding

@@ -230,6 +230,21 @@ def test_format_is_detected_from_content_and_forced_by_option(sqlite_node: Path,
     assert as_text["sources"][0]["format"] == "ioc-text"
 
 
+def test_a_bare_misp_event_as_pymisp_writes_it_is_detected(sqlite_node: Path, tmp_path: Path) -> None:
+    """PyMISP's ``MISPEvent.to_json()`` writes the event without its {"Event": …} wrapper, keys sorted (so its
+    first key is "Attribute"), as the CIRCL fixtures are: it is detected as MISP, not refused as empty STIX."""
+    from pymisp import MISPEvent
+
+    event = MISPEvent()
+    event.load_file(str(MISP_EVENT))
+    bare = tmp_path / "bare-event.json"
+    bare.write_text(event.to_json(sort_keys=True, indent=2))
+    assert bare.read_text().lstrip().startswith('{\n  "Attribute"')
+    report = kizuna_json(sqlite_node, "import", str(bare), "--collection", "in")
+    assert report["sources"][0]["format"] == "misp" and report["stored"] > 0
+    assert EVENT_UUID in {obj["id"].partition("--")[2] for obj in stored(sqlite_node)}
+
+
 # --- bad input: one line, exit 1, nothing stored ------------------------------------------------
 
 
