@@ -17,6 +17,7 @@ from typing import Final
 import orjson
 
 from kizuna.core.filters import Filters
+from kizuna.core.listing import Budget, Walk, scan
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal, partner_reader
 from kizuna.stix.timestamps import format_timestamp, now_micros
@@ -28,7 +29,6 @@ BACKLOG_CAP: Final = 10_000
 #: Stored versions after a push mark read through the partner's view, per pushed collection, to count its
 #: backlog (each costs a visibility decision); past them the count is a floor and says so.
 BACKLOG_READ: Final = 10_000
-_WINDOW: Final = 500
 _ALL_VERSIONS: Final = VersionSelector(all=True)
 #: The sync worker's run lease names (federation/state.py ``RUN_LEASE_PREFIX``; core may not import it).
 RUN_LEASE_PREFIX: Final = "run:"
@@ -138,14 +138,9 @@ def partner_health(node: Node, stats: StoreStats | None = None, names: dict[str,
 
 def _sendable(node: Node, reader: Principal, collection: Collection, after: int | None) -> tuple[int, bool]:
     """The content versions added after ``after`` that ``reader`` may read, and whether more were left unread
-    (past ``BACKLOG_READ`` stored versions): the window walk of the console's counts, every version as a push
-    reads them."""
-    viewer = node.viewer_for(reader, collection)
-    counted = read = 0
-    while read < BACKLOG_READ:
-        items, after = node.reader.window(viewer, Filters(versions=_ALL_VERSIONS, added_after=after), _WINDOW)
-        counted += sum(row.type not in FURNITURE for row, _ in items)  # definitions travel with their objects
-        read += _WINDOW
-        if after is None:
-            return counted, False
-    return counted, True
+    (past ``BACKLOG_READ`` stored versions): the console's window walk, every version as a push reads them."""
+    walk = Walk()
+    visible = scan(node, node.viewer_for(reader, collection), Filters(versions=_ALL_VERSIONS, added_after=after),
+                   Budget(floor=BACKLOG_READ, seconds=0.0), walk)  # those rows, no time beyond them
+    counted = sum(row.type not in FURNITURE for row, _ in visible)  # definitions travel with their objects
+    return counted, not walk.complete

@@ -261,7 +261,7 @@ class Syncer:
         # The partner's digest of the terms we read under, as of the last complete pull (a Kizuna partner
         # sends it with each page; see _restart_for_terms).
         terms_key = CursorKey(partner.name, "pull-terms", local.id, mapping.remote)
-        agreed = self.state.get_cursor(terms_key)
+        agreed = stored_terms = self.state.get_cursor(terms_key)
         source = Source(partner.name, mapping.remote)
         position = PullPosition.loads(self.state.get_cursor(key))
         counts: dict[str, Any] = {"direction": "pull", "local": local.alias or local.id, "remote": mapping.remote,
@@ -323,7 +323,7 @@ class Syncer:
                 self._progress(report)
                 position = new_position
                 if not page.more:
-                    if page.terms is not None and page.terms != self.state.get_cursor(terms_key):
+                    if page.terms is not None and page.terms != stored_terms:
                         # Stored only once the collection was read to its end under these terms: a pull cut
                         # short reads from the start again.
                         self.state.save_cursor(terms_key, page.terms)

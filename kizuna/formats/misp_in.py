@@ -171,7 +171,7 @@ def check_event(event: Mapping[str, Any], source: _Source) -> None:
             _check_attribute(attribute, source, f"object {misp_object['uuid']}")
 
 
-def _fill_missing_uuids(event: dict[str, Any], warnings: list[str]) -> None:
+def _settle_uuids(event: dict[str, Any], warnings: list[str]) -> None:
     """Give galaxy clusters and sightings written without a uuid a stable one; misp-stix needs it for the id.
 
     A cluster whose uuid another cluster of the event already uses with another value gets one too: older MISP
@@ -227,7 +227,7 @@ def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True) -
     """
     report = ConversionReport(FORMAT)
     event: dict[str, Any] = copy.deepcopy(dict(source_event)) if copy_input else dict(source_event)
-    _fill_missing_uuids(event, report.warnings)
+    _settle_uuids(event, report.warnings)
     try:
         plan = plan_markings(event)
     except DistributionError as error:

@@ -79,7 +79,8 @@ class BacklogIndexer:
 
 
 class SearchBacklog:
-    """The store's side of the backlog, for a store whose ``search_index`` defers its work (both do)."""
+    """The store's side of the backlog, inherited by ``SqlStore``: each backend starts the indexer in its
+    ``__init__`` and lets it go in ``close``; adding versions wakes it and a search first indexes what waits."""
 
     search_index: SearchIndex
     _indexer: BacklogIndexer

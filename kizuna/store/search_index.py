@@ -23,6 +23,7 @@ principal receives is decided in ``core/search.py`` by the one visibility check.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -61,7 +62,7 @@ def _like(term: str) -> str:
     return f"%{escaped}%"
 
 
-class SearchIndex:
+class SearchIndex(abc.ABC):
     """What differs between the backends; the statements around it are shared."""
 
     #: The index column that holds the ``objects.seq`` of the indexed version.
@@ -82,18 +83,18 @@ class SearchIndex:
     def _remove_backlog(self, cur: Any, where: str, params: Sequence[Any]) -> None:
         cur.execute(f"DELETE FROM search_backlog WHERE seq IN (SELECT seq FROM objects WHERE {where})", params)
 
+    @abc.abstractmethod
     def drain(self, cur: Any, limit: int, through: int | None = None) -> int:
         """Move up to ``limit`` of the oldest backlog rows (up to seq ``through``) into the index; return how
         many moved."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _text_terms(self, terms: Sequence[str]) -> list[tuple[str, Any]]:
         """Conditions on ``s`` for terms of three or more characters, with their parameters."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _scan_term(self, term: str) -> tuple[str, Any]:
         """A condition for a short term neither index can find: a scan of the indexed text."""
-        raise NotImplementedError
 
     # -- shared ------------------------------------------------------------------------
     def add(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:
@@ -115,9 +116,9 @@ class SearchIndex:
         found += [self._scan_term(term) for term in terms if len(term) < TRIGRAM]
         return [clause for clause, _ in found], [value for _, value in found]
 
+    @abc.abstractmethod
     def _row_has(self, term: str) -> tuple[str, Any]:
         """A condition that the version ``o`` holds ``term``, checked row by row (pair-driven queries)."""
-        raise NotImplementedError
 
     def pair_match(self, terms: Sequence[str]) -> tuple[list[str], list[Any]]:
         """With a two-character word among the terms, the pair table ``s`` drives the query: its primary key

@@ -42,6 +42,7 @@ from kizuna.store.base import (
 from kizuna.store.feed_rows import FeedRows
 from kizuna.store.ops_activity import OpsActivityRows
 from kizuna.store.ops_alerts import OpsAlertRows
+from kizuna.store.search_backlog import SearchBacklog
 from kizuna.store.search_index import SearchIndex
 from kizuna.store.sessions import SessionRows
 from kizuna.store.sighting_inputs import SightingInputRows
@@ -99,7 +100,8 @@ def _edges_by_version(known: dict[int, _Held]) -> dict[int, Edges]:
     return dict(zip(order, edges([known[version].shape for version in order]), strict=True))
 
 
-class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRows, SightingInputRows, abc.ABC):
+class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRows, SightingInputRows, SearchBacklog,
+               abc.ABC):
     url: str
     #: The backend's full-text search index (store/search_index.py).
     search_index: SearchIndex
@@ -377,6 +379,8 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                                         {added: (new.type, new.body, new.refs) for new, _, added in pending})
                 self._update_edges(cur, {stix_id: existing[stix_id] for stix_id in flags}, flags)
                 cur.execute("UPDATE collections SET last_added = ? WHERE pk = ?", (next_added - 1, collection_pk))
+        if pending:
+            self._versions_added()  # their search text waits in the backlog (store/search_backlog.py)
         return results
 
     def _existing_versions(self, cur: Any, collection_pk: int, ids: set[str]) -> dict[str, dict[int, _Held]]:
@@ -637,6 +641,7 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
     def search_versions(self, query: SearchQuery) -> list[tuple[int, VersionRow]]:
         if not query.collection_pks:
             return []
+        self.index_search_backlog()  # a search never misses a stored version
         index = self.search_index
         found: list[tuple[int, VersionRow]] = []
         with self._read() as cur:

@@ -17,9 +17,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from kizuna.store.base import AddResult, NewVersion, Outcome, SearchQuery, StoreError, VersionRow
+from kizuna.store.base import AddResult, NewVersion, Outcome, StoreError
 from kizuna.store.postgres.migrations import MIGRATIONS
-from kizuna.store.search_backlog import SearchBacklog
 from kizuna.store.search_index import PostgresSearchIndex
 from kizuna.store.sql import SqlStore, effective_schema_version
 
@@ -69,7 +68,7 @@ class _Cursor:
                 copy.write_row(row)
 
 
-class PostgresStore(SqlStore, SearchBacklog):
+class PostgresStore(SqlStore):
     search_index = PostgresSearchIndex()
     _LEAST = "LEAST"
 
@@ -125,10 +124,7 @@ class PostgresStore(SqlStore, SearchBacklog):
 
     def add_versions(self, collection_pk: int, versions: Sequence[NewVersion]) -> list[AddResult]:
         results = super().add_versions(collection_pk, versions)
-        added = sum(r.outcome is Outcome.ADDED for r in results)
-        if added:
-            self._versions_added()
-        self._inserted += added
+        self._inserted += sum(r.outcome is Outcome.ADDED for r in results)
         if self._inserted >= self._analyze_at:
             # A bulk load outruns autovacuum; without fresh statistics the planner guesses a handful
             # of rows after a cursor and sorts the whole tail of a million-row collection instead of
@@ -167,10 +163,6 @@ class PostgresStore(SqlStore, SearchBacklog):
         except psycopg.Error as exc:
             raise StoreError(f"cannot reach the PostgreSQL store: {exc}") from exc
         return effective_schema_version(applied, [v for v, _ in MIGRATIONS]), MIGRATIONS[-1][0]
-
-    def search_versions(self, query: SearchQuery) -> list[tuple[int, VersionRow]]:
-        self.index_search_backlog()  # a search never misses a stored version
-        return super().search_versions(query)
 
     def close(self) -> None:
         self._close_search_backlog((psycopg.Error, StoreError))

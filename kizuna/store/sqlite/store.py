@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kizuna.stix.timestamps import now_micros
-from kizuna.store.base import AddResult, FeedRow, NewVersion, Outcome, SearchQuery, StoreError, VersionRow
-from kizuna.store.search_backlog import SearchBacklog
+from kizuna.store.base import AddResult, FeedRow, NewVersion, Outcome, StoreError
 from kizuna.store.search_index import SqliteSearchIndex
 from kizuna.store.sql import SqlStore, effective_schema_version
 from kizuna.store.sqlite.checkpoints import BACKSTOP_PAGES, CHECKPOINT_EVERY, Checkpointer
@@ -75,7 +74,7 @@ def path_from_url(url: str) -> Path:
     return Path("/" + url[len("sqlite:///"):].lstrip("/"))
 
 
-class SqliteStore(SqlStore, SearchBacklog):
+class SqliteStore(SqlStore):
     search_index = SqliteSearchIndex()
 
     def __init__(self, url: str) -> None:
@@ -170,12 +169,11 @@ class SqliteStore(SqlStore, SearchBacklog):
                 cur.execute(_MMAP_PRAGMA)
         return rows
 
-    # -- the search backlog (store/search_index.py) ----------------------------------------
+    # -- what a write asks of the log's checkpoints -------------------------------------------
     def add_versions(self, collection_pk: int, versions: Sequence[NewVersion]) -> list[AddResult]:
         results = super().add_versions(collection_pk, versions)
         if any(result.outcome is Outcome.ADDED for result in results):
             self._versions_written = True
-            self._versions_added()
         return results
 
     def lean_reads(self) -> None:
@@ -185,10 +183,6 @@ class SqliteStore(SqlStore, SearchBacklog):
         with self._reader() as cur:
             cur.execute("PRAGMA mmap_size = 0")
             cur.execute("PRAGMA cache_size = -2048")
-
-    def search_versions(self, query: SearchQuery) -> list[tuple[int, VersionRow]]:
-        self.index_search_backlog()  # a search never misses a stored version
-        return super().search_versions(query)
 
     def migrate(self) -> int:
         with self._write() as cur:  # BEGIN IMMEDIATE: one migrator at a time
