@@ -5,14 +5,15 @@ Read from the stored federation tables through ``store/stats.py`` (core may not 
 lease of a run in progress. The dashboard's sync table and the console's Partners page both show this,
 and it matches ``kizuna partners list`` field for field (same rows, same status). The callers show it to
 the node's own operators only. The push backlog counts what the partner's agreement lets it read, through
-the one visibility check, as the partner itself (as a push reads for it); what is counted is not served.
+the one visibility check, as the partner itself (as a push reads for it), less what the push never sends back
+or onward (``policy/onward.py``); what is counted is not served.
 """
 
 from __future__ import annotations
 
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -20,6 +21,7 @@ from kizuna.core.filters import Filters
 from kizuna.core.listing import Budget, Walk, scan
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal, partner_reader
+from kizuna.policy.onward import may_send
 from kizuna.stix.timestamps import format_timestamp, now_micros
 from kizuna.store.base import Collection, VersionSelector
 from kizuna.store.stats import FURNITURE, StoreStats
@@ -48,9 +50,9 @@ class PartnerHealth:
     pulled: int
     pushed: int
     quarantined: int
-    #: Versions added to pushed collections since the last push that the partner's agreement lets it read
-    #: (the push's own rules, no echo and no relay of AMBER+STRICT/RED, may hold back a few more), exact up
-    #: to ``BACKLOG_CAP`` and among the first ``BACKLOG_READ`` stored; past either ``push_backlog_more`` is set.
+    #: Versions added to pushed collections since the last push that a push would send: what the partner's
+    #: agreement lets it read, less what the push's own rules hold back (no echo, no relay of AMBER+STRICT/RED);
+    #: exact up to ``BACKLOG_CAP`` and among the first ``BACKLOG_READ`` stored; past either ``push_backlog_more``.
     push_backlog: int | None
     push_backlog_more: bool
     notes: list[str] = field(default_factory=list)
@@ -93,14 +95,13 @@ def partner_health(node: Node, stats: StoreStats | None = None, names: dict[str,
     now = now_micros()
     positions = {(partner, local): at for partner, local, at in stats.push_positions()}
     collections = node.store.list_collections()
+    rows = stats.sync_rows(RUN_LEASE_PREFIX)
+    configs = {name: _config(text) for name, text, _, _ in rows}
+    own = frozenset(filter(None, [node.identity().get("id")]))
     found = []
-    for name, text, status, lease_expires in stats.sync_rows(RUN_LEASE_PREFIX):
-        try:
-            config = orjson.loads(text)
-            usable = isinstance(config, dict)
-        except orjson.JSONDecodeError:
-            usable = False
-        config = config if usable else {}
+    for name, _, status, lease_expires in rows:
+        usable = configs[name] is not None
+        config = configs[name] or {}
         state = status.state
         if state == "running" and (lease_expires is None or lease_expires < now):
             state = "interrupted"  # the run's process died without recording an outcome
@@ -115,7 +116,8 @@ def partner_health(node: Node, stats: StoreStats | None = None, names: dict[str,
                     if stats.waiting_after(collection.pk, position, 0):  # something waits: what may go?
                         reader = partner_reader(name, config.get("organisation"), config.get("agreement"),
                                                 [collection.pk])
-                        waiting, beyond = _sendable(node, reader, collection, position)
+                        waiting, beyond = _sendable(node, reader, collection, position,
+                                                    _same_node(name, configs), own)
                     backlog = (backlog or 0) + waiting
                     more = more or beyond
         last_run = orjson.loads(status.last_run) if status.last_run else {}
@@ -136,11 +138,35 @@ def partner_health(node: Node, stats: StoreStats | None = None, names: dict[str,
     return found
 
 
-def _sendable(node: Node, reader: Principal, collection: Collection, after: int | None) -> tuple[int, bool]:
-    """The content versions added after ``after`` that ``reader`` may read, and whether more were left unread
-    (past ``BACKLOG_READ`` stored versions): the console's window walk, every version as a push reads them."""
+def _config(text: str) -> dict[str, Any] | None:
+    """A partner's stored configuration, or None when it cannot be read."""
+    try:
+        config = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def _same_node(name: str, configs: dict[str, dict[str, Any] | None]) -> frozenset[str]:
+    """Every partner entry that stands for the same node as ``name`` (same API root URL, as a push asks)."""
+    def root(config: dict[str, Any] | None) -> str | None:
+        url = (config or {}).get("api_root_url")
+        return url.rstrip("/") if isinstance(url, str) else None
+
+    mine = root(configs[name])
+    return frozenset(other for other, config in configs.items() if mine is not None and root(config) == mine) | {name}
+
+
+def _sendable(node: Node, reader: Principal, collection: Collection, after: int | None,
+              same_node: frozenset[str], own: frozenset[str]) -> tuple[int, bool]:
+    """The content versions added after ``after`` that a push would send to ``reader``'s node, and whether more
+    were left unread (past ``BACKLOG_READ`` stored versions): the console's window walk, every version as a push
+    reads them, then the push's own rules (``policy/onward.py``: no echo, no relay of AMBER+STRICT/RED)."""
     walk = Walk()
     visible = scan(node, node.viewer_for(reader, collection), Filters(versions=_ALL_VERSIONS, added_after=after),
                    Budget(floor=BACKLOG_READ, seconds=0.0), walk)  # those rows, no time beyond them
-    counted = sum(row.type not in FURNITURE for row, _ in visible)  # definitions travel with their objects
+    content = [row for row, _ in visible if row.type not in FURNITURE]  # definitions travel with their objects
+    senders = node.store.partners_of(collection.pk, [(row.stix_id, row.version) for row in content])
+    counted = sum(may_send(same_node, row.markings, row.created_by_ref, senders.get((row.stix_id, row.version)), own)
+                  for row in content)
     return counted, not walk.complete

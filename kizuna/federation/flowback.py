@@ -18,9 +18,9 @@ import orjson
 from kizuna.core.node import Node
 from kizuna.core.policy_source import ANONYMOUS_IDENTITY
 from kizuna.federation.config import PartnerConfig
-from kizuna.federation.egress import highest_tlp
 from kizuna.federation.state import FederationState
 from kizuna.policy import Agreement
+from kizuna.policy.onward import highest_tlp
 from kizuna.policy.tlp import TlpLevel
 from kizuna.store.base import VersionQuery, VersionRow, VersionSelector
 

@@ -218,9 +218,10 @@ def test_sync_health_comes_from_a_real_failed_run_and_only_for_the_node_itself(w
     [health] = build_dashboard(node, NODE_ADMIN).sync
     assert (health.name, health.organisation, health.state) == ("jp-node", "JP NISC", "backoff")
     assert health.consecutive_failures == 1 and health.last_error and health.last_success is None
-    # Nothing was ever pushed: of the 16 content versions in the pushed collection, the 15 that JP's agreement
-    # (up to AMBER) lets the partner read are waiting, not the RED one; the same as the TAXII path reads for it.
-    assert health.push_backlog == 15 and not health.push_backlog_more
+    # Nothing was ever pushed. JP's agreement (up to AMBER) lets the partner read 15 of the 16 content versions
+    # in the pushed collection, as the TAXII path reads for it (not the RED one); of those, the 6 its node pushed
+    # in never go back to it (no echo), so 9 wait.
+    assert health.push_backlog == 9 and not health.push_backlog_more
     partner = partner_reader("jp-node", world.principals["jp"].organisation_id, "jp", [world.shared.pk])
     assert _readable(node, partner, world.shared) == 15
     assert build_dashboard(node, world.principals["jp"]).sync == []
@@ -278,13 +279,40 @@ def test_a_translation_is_found_however_many_others_came_after_it(world: World) 
     assert build_dashboard(node, NODE_ADMIN).reports[0].names == {"ja": "先の週報"}
 
 
+def test_a_push_backlog_leaves_out_what_a_push_never_relays(world: World) -> None:
+    """A version another producer made at TLP:AMBER+STRICT is readable by KR KISA under its agreement, yet a push
+    never forwards it onward (TLP 2.0: it stops at the recipient); the backlog counts what the push would send.
+    A second partner entry for JP's node (same API root) gets nothing JP's node pushed in, through either entry."""
+    node, state = world.node, FederationState(world.node.store)
+    kr = node.store.get_organisation("KR KISA")
+    au = node.store.get_organisation("AU ACSC")
+    assert kr is not None and au is not None
+    theirs = _indicator(au.id, STRICT)
+    assert not node.import_objects(world.shared, [theirs]).failures
+    [jp_node] = [p for p in state.list_partners() if p.name == "jp-node"]
+    state.add_partner(PartnerConfig("kr-node", f"http://127.0.0.1:{free_port()}/kr/",
+                                    (CollectionMapping("shared", "remote", Direction.PUSH),),
+                                    token="kz_unused", organisation=kr.id, agreement="kr"))
+    state.add_partner(PartnerConfig("jp-again", jp_node.api_root_url,
+                                    (CollectionMapping("shared", "other", Direction.PUSH),),
+                                    token="kz_unused", organisation=jp_node.organisation, agreement="jp"))
+    backlog = {health.name: health.push_backlog for health in build_dashboard(node, NODE_ADMIN).sync}
+    kr_reader = partner_reader("kr-node", kr.id, "kr", [world.shared.pk])
+    viewer = node.viewer_for(kr_reader, world.shared)
+    found = node.read(viewer, Endpoint.OBJECTS, Filters(ids=(theirs["id"],), versions=VersionSelector(all=True)))
+    assert [row.stix_id for row, _ in found.items] == [theirs["id"]]  # KR may read it...
+    readable = _readable(node, kr_reader, world.shared)
+    assert backlog["kr-node"] == readable - 1  # ...and the push holds it back
+    assert backlog["jp-node"] == backlog["jp-again"] == 9
+
+
 def test_a_push_backlog_past_what_is_read_says_there_is_more(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """The count reads at most ``BACKLOG_READ`` stored versions after the mark; past them it is a floor, marked."""
     home = world.node.home_organisation_id or ""
     more = [_indicator(home, CLEAR) for _ in range(600)]
     assert not world.node.import_objects(world.shared, more).failures
     [health] = build_dashboard(world.node, NODE_ADMIN).sync
-    assert health.push_backlog == 615 and not health.push_backlog_more
+    assert health.push_backlog == 609 and not health.push_backlog_more  # the 9 waiting and these 600
     monkeypatch.setattr(partner_health_module, "BACKLOG_READ", 500)
     [health] = build_dashboard(world.node, NODE_ADMIN).sync
     assert health.push_backlog is not None and health.push_backlog < 500 and health.push_backlog_more
