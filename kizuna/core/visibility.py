@@ -250,16 +250,19 @@ class Viewer:
         assert policy is not None
         verdicts = policy.column_verdicts
         # A pair served as stored carries no TLP:AMBER+STRICT/RED: most rows are passed over on one look-up.
-        asked = [row for row in rows if row.markings is not None
-                 and ((verdict := verdicts.get((row.created_by_ref, row.markings))) is None
-                      or not verdict.served_as_stored)
-                 and row.created_by_ref != own and stops_onward(row.markings, policy.relay_floor)
-                 and _column_outcome(self, policy, row) is not Outcome.HIDDEN]
-        if asked and self._relay_impossible():
+        stopping = (row for row in rows if row.markings is not None
+                    and ((verdict := verdicts.get((row.created_by_ref, row.markings))) is None
+                         or not verdict.served_as_stored)
+                    and row.created_by_ref != own and stops_onward(row.markings, policy.relay_floor)
+                    and _column_outcome(self, policy, row) is not Outcome.HIDDEN)
+        first = next(stopping, None)
+        # Whether the collection holds anything from a partner is asked at the first row that may stop (one
+        # indexed look-up): most collections hold nothing, and the rest of the batch is then not weighed at all.
+        if first is None or self._relay_impossible():
             return
-        if asked:
-            found = self.relayed(asked)
-            self._relayed_known = {(row.stix_id, row.version): (row.stix_id, row.version) in found for row in asked}
+        asked = [first, *stopping]
+        found = self.relayed(asked)
+        self._relayed_known = {(row.stix_id, row.version): (row.stix_id, row.version) in found for row in asked}
 
     def prefetch(self, rows: Sequence[VersionRow]) -> None:
         """Resolve every object the page's relationships, sightings and reports point at, in a few
