@@ -574,7 +574,7 @@ class Node:
                 senders = frozenset(self.partner_entries_of(org_id)) if org_id else frozenset()
             return self._relayed_from_partner(collection.pk, rows, senders)
 
-        def stored_shapes() -> frozenset[tuple[str, str | None, str | None]] | None:
+        def stored_shapes() -> frozenset[tuple[str | None, str | None]] | None:
             return self._stored_shapes.of(collection.pk)
 
         def anything_relayed() -> bool:

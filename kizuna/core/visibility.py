@@ -57,8 +57,9 @@ Relayed = Callable[[Sequence[VersionRow]], set[tuple[str, int]]]
 #: Whether any version stored in the viewer's collection was received from a partner node: asked once per page
 #: before :data:`Relayed`, which a collection without federated content never needs.
 AnythingRelayed = Callable[[], bool]
-#: The (type, producer, markings) of every version the viewer's collection stores, when known (core/stored_shapes.py).
-StoredShapesOf = Callable[[], frozenset[tuple[str, str | None, str | None]] | None]
+#: The (producer, markings) of every version of a column-decided type the viewer's collection stores, when known
+#: (core/stored_shapes.py).
+StoredShapesOf = Callable[[], frozenset[tuple[str | None, str | None]] | None]
 #: The viewer's collection's change stamp (``Store.collection_change_stamp``), read once per prefetched batch.
 ChangeStamp = Callable[[], Hashable]
 
@@ -97,10 +98,10 @@ class Viewer:
         #: The collection held no version from a partner node when the batch last prefetched was read (None: not
         #: asked yet for this batch; asked only when some row of it or an endpoint may stop here).
         self._nothing_relayed: bool | None = False
-        #: Asked once, when the first endpoint is resolved: every (type, producer, markings) stored in the
-        #: collection, or a superset (core/stored_shapes.py), or None when not known. When the policy shows each
-        #: of them whole, no endpoint of a column-decided type can be hidden, and :meth:`resolve` looks up only
-        #: endpoints of the other types.
+        #: Asked once, when the first endpoint is resolved: every (producer, markings) stored in the collection on
+        #: the column-decided types, or a superset (core/stored_shapes.py), or None when not known. When the policy
+        #: shows each of them whole, no endpoint of a column-decided type can be hidden, and :meth:`resolve` looks
+        #: up only endpoints of the other types.
         self.stored_shapes = stored_shapes
         #: (every pair served as stored, every pair whole), for :meth:`_whole_endpoints`
         self._endpoints_whole: tuple[bool, bool] | None = None
@@ -219,8 +220,9 @@ class Viewer:
                 key = ("stored-shapes", shapes)
                 whole = policy.column_verdicts.get(key)
                 if whole is None:
-                    verdicts = [_verdict(policy, VersionRow(0, "", kind, 0, "2.1", 0, producer, markings, b""))
-                                for kind, producer, markings in shapes if kind not in _UNDECIDED]
+                    # The verdict on a pair is the same for every column-decided type (it is kept per pair).
+                    verdicts = [_verdict(policy, VersionRow(0, "", "", 0, "2.1", 0, producer, markings, b""))
+                                for producer, markings in shapes]
                     whole = policy.column_verdicts[key] = (
                         all(v.served_as_stored for v in verdicts), all(v.whole for v in verdicts)
                     )
