@@ -166,7 +166,14 @@ def _sendable(node: Node, reader: Principal, collection: Collection, after: int 
     visible = scan(node, node.viewer_for(reader, collection), Filters(versions=_ALL_VERSIONS, added_after=after),
                    Budget(floor=BACKLOG_READ, seconds=0.0), walk)  # those rows, no time beyond them
     content = [row for row, _ in visible if row.type not in FURNITURE]  # definitions travel with their objects
-    senders = node.store.partners_of(collection.pk, [(row.stix_id, row.version) for row in content])
-    counted = sum(may_send(same_node, row.markings, row.created_by_ref, senders.get((row.stix_id, row.version)), own)
-                  for row in content)
+    senders = (node.store.partners_of(collection.pk, [(row.stix_id, row.version) for row in content])
+               if content and node.store.holds_provenance(collection.pk) else {})
+    rules: dict[tuple[str | None, str | None, str | None], bool] = {}  # the few distinct columns, decided once
+    counted = 0
+    for row in content:
+        key = (row.markings, row.created_by_ref, senders.get((row.stix_id, row.version)))
+        sent = rules.get(key)
+        if sent is None:
+            sent = rules[key] = may_send(same_node, *key, own)
+        counted += sent
     return counted, not walk.complete
