@@ -15,6 +15,7 @@ import click
 
 from kizuna.cli.common import CliError, FiniteFloat, emit, json_option, node_of
 from kizuna.core.node import Node
+from kizuna.core.partner_health import PartnerHealth, partner_health
 from kizuna.federation.admin import add_misp_feed_partner, add_partner, remove_partner
 from kizuna.federation.config import (
     DEFAULT_SCHEDULE_S,
@@ -109,10 +110,26 @@ def _named(row: dict[str, Any], node: Node) -> dict[str, Any]:
     return row
 
 
+#: The health words as the docs and the console say them, where the JSON's differ.
+_HEALTH_WORDS = {"never": "not synced yet", "unusable": "unusable configuration"}
+
+
+def _health_fields(health: PartnerHealth | None) -> dict[str, Any]:
+    """The health word and push backlog of ``core/partner_health.py`` (None: no push mapping)."""
+    if health is None:
+        return {}
+    return {"health": health.health, "push_backlog": health.push_backlog,
+            "push_backlog_more": health.push_backlog_more}
+
+
 def _summary(row: dict[str, Any]) -> str:
     status = row["status"]
     line = (f"{row['name']:<16} {status['state']:<11} {row.get('kind', '?'):<10} "
             f"{row.get('api_root_url') or '(unusable configuration)'}")
+    if row.get("health"):
+        line += f"\n    health: {_HEALTH_WORDS.get(row['health'], row['health'])}"
+        if row.get("push_backlog") is not None:
+            line += f"; push backlog {row['push_backlog']:,}{'+' if row['push_backlog_more'] else ''}"
     if row.get("organisation"):
         line += f"\n    organisation {row['organisation_name'] or row['organisation']}"
         line += f", agreement {row['agreement']}" if row.get("agreement") else ""
@@ -131,12 +148,14 @@ def _summary(row: dict[str, Any]) -> str:
 @json_option
 @click.pass_context
 def partners_list(ctx: click.Context, as_json: bool) -> None:
-    """List partners with their sync state: last success, last error, next attempt (after backoff)."""
+    """List partners with their sync state and health: last success, last error, next attempt (after backoff),
+    and the push backlog (versions a push would send now, as the console's Partners page counts them)."""
     node = node_of(ctx)
     state = FederationState(node.store)
+    health = {entry.name: entry for entry in partner_health(node)}
     rows = [
         _named({**(config.public() if config is not None else {"name": name, "config_error": problem}),
-                "status": state.status_view(name)}, node)
+                "status": state.status_view(name), **_health_fields(health.get(name))}, node)
         for name, config, problem in state.partner_entries()
     ]
     emit(as_json, {"partners": rows}, "\n".join(_summary(r) for r in rows) or "No partners.")

@@ -222,6 +222,9 @@ def test_sync_health_comes_from_a_real_failed_run_and_only_for_the_node_itself(w
     # in the pushed collection, as the TAXII path reads for it (not the RED one); of those, the 6 its node pushed
     # in never go back to it (no echo), so 9 wait.
     assert health.push_backlog == 9 and not health.push_backlog_more
+    [listed] = json.loads(kizuna(node.config.data_dir, "partners", "list", "--json").stdout)["partners"]
+    assert (listed["health"], listed["push_backlog"], listed["push_backlog_more"]) == ("failing", 9, False)
+    assert "health: failing; push backlog 9\n" in kizuna(node.config.data_dir, "partners", "list").stdout
     partner = partner_reader("jp-node", world.principals["jp"].organisation_id, "jp", [world.shared.pk])
     assert _readable(node, partner, world.shared) == 15
     assert build_dashboard(node, world.principals["jp"]).sync == []
