@@ -15,6 +15,7 @@ import orjson
 from kizuna.cli.common import CliError, emit, json_option, node_of
 from kizuna.core import browse
 from kizuna.core.dashboard import Dashboard, DayCount, Item, build_dashboard
+from kizuna.core.listing import display_name
 from kizuna.core.principal import NODE_ADMIN
 from kizuna.policy.preview import summarise
 from kizuna.stix.validation import check_object
@@ -63,8 +64,8 @@ def _by_partner(board: Dashboard) -> list[tuple[str, int]]:
 def _items(items: list[Item]) -> list[str]:
     if not items:
         return ["  none"]
-    return [f"  {item.date_added[:19]}  {str(item.object.get('name') or item.object.get('id'))[:60]}"
-            for item in items]
+    return [f"  {item.date_added[:19]}  {(display_name(item.object) or str(item.object.get('id')))[:60]}"
+            for item in items]  # the one name rule of every listing: a nameless indicator by its pattern
 
 
 def _text(board: Dashboard, described: str) -> str:

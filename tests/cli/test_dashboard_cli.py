@@ -46,6 +46,21 @@ def test_dashboard_counts_as_the_chosen_principal(tmp_path: Path) -> None:
     assert "TLP:AMBER" in text and "TLP:RED" not in text and text.startswith("Dashboard of organisation JP NISC")
 
 
+def test_a_nameless_indicator_is_listed_by_its_pattern(tmp_path: Path) -> None:
+    """A MISP attribute becomes an indicator without a name: the listing shows its pattern, not its id."""
+    data = _node(tmp_path)
+    nameless = _indicator(TlpLevel.CLEAR)
+    del nameless["name"]
+    nameless["pattern"] = "[ipv4-addr:value = '203.0.113.77']"
+    bundle = tmp_path / "nameless.json"
+    bundle.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": [nameless]}))
+    kizuna_json(data, "import", str(bundle), "--collection", "shared")
+    lines = kizuna(data, "dashboard").stdout.splitlines()
+    listed = lines[lines.index("Newest indicators:") + 1:lines.index("Partners' sightings of our indicators:")]
+    assert any(line.endswith("[ipv4-addr:value = '203.0.113.77']") for line in listed), listed
+    assert not any(nameless["id"] in line for line in listed)
+
+
 def test_a_long_producer_name_widens_its_column(tmp_path: Path) -> None:
     data = tmp_path / "long"
     long_name = "National Cyber Security Centre of the United Kingdom"
