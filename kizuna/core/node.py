@@ -42,7 +42,7 @@ from kizuna.core.read_ahead import ReadAhead
 from kizuna.core.search import Searcher, SearchFilters, SearchResults
 from kizuna.core.share_preview import partners as share_partners
 from kizuna.core.sighting_shares import merge_stored_sightings
-from kizuna.core.stored_shapes import StoredShapes
+from kizuna.core.stored_shapes import StoredShapes, Summary
 from kizuna.core.tokens import (
     authenticate_token,
     issue_token,
@@ -574,7 +574,7 @@ class Node:
                 senders = frozenset(self.partner_entries_of(org_id)) if org_id else frozenset()
             return self._relayed_from_partner(collection.pk, rows, senders)
 
-        def stored_shapes() -> frozenset[tuple[str | None, str | None]] | None:
+        def stored_shapes() -> Summary | None:
             return self._stored_shapes.of(collection.pk)
 
         def anything_relayed() -> bool:

@@ -16,8 +16,9 @@ forward (a new version, or a stored version replaced by a fuller form), so the n
 only removes versions, which leaves the set a superset of what is stored: still a safe answer, since a
 superset the reader sees whole implies the same of the real set. A collection whose recorded newest
 ``date_added`` moved back (a restore) is learnt again from the start. A collection with more pairs than
-``cap``, or a version whose id does not name its type, is not summarised at all (its readers look up every
-endpoint, as before).
+``cap`` keeps only its distinct markings, judged for a version without a producer, the strictest case of each
+(``core/visibility.py``); one with more markings than ``cap``, or a version whose id does not name its type, is not
+summarised at all (its readers look up every endpoint).
 """
 
 from __future__ import annotations
@@ -25,13 +26,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Hashable
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from kizuna.store.base import Store
 from kizuna.store.view_edges import REFERENCING_TYPES, WHOLE_OBJECT_TYPES
 
 #: (producer, markings) of a version whose type the columns decide
 Shape = tuple[str | None, str | None]
+
+
+class Summary(NamedTuple):
+    """What a collection stores on the column-decided types, or a superset."""
+
+    #: every (producer, markings) pair; None when there are more than the cap
+    pairs: frozenset[Shape] | None
+    #: every markings column: when the pairs are not kept, each is judged as if no producer made it (the strictest)
+    markings: frozenset[str | None]
+
 _STEP: Final = 50_000
 #: Pairs kept per collection (about 250 bytes each): a million objects of bench/gen_stix.py from 4,552 producers
 #: hold fewer than 14,000. Below the reader's verdict cache (``core/visibility.py``), which holds a verdict per pair.
@@ -57,11 +68,12 @@ def kept_endpoints(verdicts: dict[Any, Any], stamp: Hashable) -> dict[str, bool]
 
 
 class _Learnt:
-    __slots__ = ("complete", "frozen", "reached", "shapes", "unusable")
+    __slots__ = ("complete", "frozen", "markings", "reached", "shapes", "unusable")
 
     def __init__(self) -> None:
-        self.shapes: set[Shape] = set()
-        self.frozen: frozenset[Shape] = frozenset()
+        self.shapes: set[Shape] | None = set()  # None once past the cap: only the markings are kept
+        self.markings: set[str | None] = set()
+        self.frozen = Summary(frozenset(), frozenset())
         self.reached = 0
         self.complete = False
         self.unusable = False
@@ -88,8 +100,8 @@ class StoredShapes:
         self._queue: list[int] = []  # collections waiting for the learning thread, in order
         self._thread: threading.Thread | None = None
 
-    def of(self, collection_pk: int) -> frozenset[Shape] | None:
-        """Every pair stored in the collection (a superset after deletes), or None while not known.
+    def of(self, collection_pk: int) -> Summary | None:
+        """Every pair and markings stored in the collection (a superset after deletes), or None while not known.
 
         One step of at most ``step`` versions, and usually a query that finds nothing new."""
         if not self.background:
@@ -151,7 +163,7 @@ class StoredShapes:
                 if collection_pk in self._queue:
                     self._queue.remove(collection_pk)
 
-    def _advance(self, collection_pk: int) -> frozenset[Shape] | None:
+    def _advance(self, collection_pk: int) -> Summary | None:
         """One step (the query runs outside the lock, so a request never waits for another's step)."""
         with self._lock:
             learnt = self._learnt.setdefault(collection_pk, _Learnt())
@@ -169,15 +181,25 @@ class StoredShapes:
                 learnt.unusable = True
                 return None
             if found.scanned:
-                learnt.shapes.update((producer, markings) for kind, producer, markings in found.shapes
-                                     if kind not in _UNDECIDED)
-                if len(learnt.shapes) > self._cap:
+                decided = [(producer, markings) for kind, producer, markings in found.shapes if kind not in _UNDECIDED]
+                shapes = learnt.shapes
+                if shapes is not None:
+                    shapes.update(decided)
+                    if len(shapes) > self._cap:
+                        shapes = learnt.shapes = None  # a reader that tells producers apart looks endpoints up
+                learnt.markings.update(markings for _, markings in decided)
+                if len(learnt.markings) > self._cap:
                     learnt.unusable = True
-                    learnt.shapes.clear()
+                    learnt.markings.clear()
                     return None
-                if len(learnt.shapes) != len(learnt.frozen):
-                    # A new set only when it grew: a reader's verdicts on the set are kept while it is the same one.
-                    learnt.frozen = frozenset(learnt.shapes)
+                before = learnt.frozen
+                if len(learnt.markings) != len(before.markings) or (
+                    len(shapes) != len(before.pairs) if shapes is not None and before.pairs is not None
+                    else (shapes is None) != (before.pairs is None)
+                ):
+                    # A new summary only when it grew: a reader's verdicts on it are kept while it is the same one.
+                    learnt.frozen = Summary(None if shapes is None else frozenset(shapes),
+                                            frozenset(learnt.markings))
                 learnt.reached = found.reached
             learnt.complete = found.scanned < self._step
             return learnt.frozen if learnt.complete else None

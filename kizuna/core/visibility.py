@@ -29,7 +29,7 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from kizuna.core.principal import Principal
-from kizuna.core.stored_shapes import kept_endpoints
+from kizuna.core.stored_shapes import Summary, kept_endpoints
 from kizuna.policy import ViewerPolicy, hide_dangling
 from kizuna.policy.decide import Decision, Outcome
 from kizuna.store.base import Collection, VersionRow
@@ -57,9 +57,9 @@ Relayed = Callable[[Sequence[VersionRow]], set[tuple[str, int]]]
 #: Whether any version stored in the viewer's collection was received from a partner node: asked once per page
 #: before :data:`Relayed`, which a collection without federated content never needs.
 AnythingRelayed = Callable[[], bool]
-#: The (producer, markings) of every version of a column-decided type the viewer's collection stores, when known
-#: (core/stored_shapes.py).
-StoredShapesOf = Callable[[], frozenset[tuple[str | None, str | None]] | None]
+#: The (producer, markings) pairs and the markings of every version of a column-decided type the viewer's collection
+#: stores, when known (core/stored_shapes.py).
+StoredShapesOf = Callable[[], Summary | None]
 #: The viewer's collection's change stamp (``Store.collection_change_stamp``), read once per prefetched batch.
 ChangeStamp = Callable[[], Hashable]
 
@@ -212,17 +212,27 @@ class Viewer:
         whole = self._endpoints_whole
         if whole is None:
             policy = self.policy
-            shapes = self.stored_shapes() if self.stored_shapes is not None and policy is not None else None
-            if policy is None or shapes is None:
+            summary = self.stored_shapes() if self.stored_shapes is not None and policy is not None else None
+            pairs: Iterable[tuple[str | None, str | None]] | None = None
+            if policy is not None and summary is not None:
+                key: tuple[str, frozenset[Any]]
+                if summary.pairs is not None:
+                    key, pairs = ("stored-shapes", summary.pairs), summary.pairs
+                else:
+                    # Too many pairs to keep: each markings with no producer, the strictest case of it (an agreement
+                    # that lists producers covers a version without one only when it covers any producer, and the
+                    # viewer's own producers are seen whole), so whole here is whole for every producer.
+                    key = ("stored-markings", summary.markings)
+                    pairs = [(None, markings) for markings in summary.markings]
+            if policy is None or pairs is None:
                 whole = (False, False)
             else:
                 # Kept beside the pair verdicts (same policy generation): the set is the same object until it grows.
-                key = ("stored-shapes", shapes)
                 whole = policy.column_verdicts.get(key)
                 if whole is None:
                     # The verdict on a pair is the same for every column-decided type (it is kept per pair).
                     verdicts = [_verdict(policy, VersionRow(0, "", "", 0, "2.1", 0, producer, markings, b""))
-                                for producer, markings in shapes]
+                                for producer, markings in pairs]
                     whole = policy.column_verdicts[key] = (
                         all(v.served_as_stored for v in verdicts), all(v.whole for v in verdicts)
                     )

@@ -150,18 +150,44 @@ def test_the_shapes_are_learnt_in_bounded_steps_and_then_kept_up_to_date(world: 
         steps += 1
         assert steps <= len(rows) // 4 + 1
     assert steps >= len(rows) // 4 - 1  # no step read more than four versions
-    assert found == stored
+    assert found.pairs == stored and found.markings == {markings for _, markings in stored}
     assert shapes.of(collection.pk) is found  # nothing new: the same set, so verdicts on it are kept
     added = _obj("indicator", None, [AMBER_STRICT])
     assert not node.import_objects(collection, [added]).failures
     again = shapes.of(collection.pk)
-    assert again is not None and again - found == {(None, f'["{AMBER_STRICT}"]')}
+    assert again is not None and again.pairs is not None and found.pairs is not None
+    assert again.pairs - found.pairs == {(None, f'["{AMBER_STRICT}"]')}
+    assert again.markings - found.markings == {f'["{AMBER_STRICT}"]'}
     relationship = _obj("relationship", "identity--" + str(uuid.uuid4()), [AMBER_STRICT], relationship_type="uses",
                         source_ref=added["id"], target_ref=added["id"])
     assert not node.import_objects(collection, [relationship]).failures
     assert shapes.of(collection.pk) is again  # a type the columns never decide adds no pair
-    assert StoredShapes(node.store, cap=len(again)).of(collection.pk) == again
-    assert StoredShapes(node.store, cap=len(again) - 1).of(collection.pk) is None  # too many: not summarised
+    assert StoredShapes(node.store, cap=len(again.pairs)).of(collection.pk) == again
+    # More pairs than the cap: the markings alone are kept; more markings than the cap: not summarised.
+    assert StoredShapes(node.store, cap=len(again.pairs) - 1).of(collection.pk) == (None, again.markings)
+    assert StoredShapes(node.store, cap=len(again.markings) - 1).of(collection.pk) is None
+
+
+def test_past_the_pairs_cap_the_markings_alone_are_judged_as_if_no_producer_made_them(world: World) -> None:
+    """With more (producer, markings) pairs than the cap, only the collection's markings are kept, each judged for a
+    version without a producer, the strictest case: enough for a partner whose agreement covers any producer, not
+    for one whose agreement lists producers (a third party's AMBER is hidden from it). Both read what the general
+    path serves."""
+    node, collection, principal, targets = world
+    # Five pairs (two producers by GREEN and AMBER; the TLP extension's definition, unmarked), three markings.
+    node._stored_shapes = StoredShapes(node.store, cap=3)
+    summary = node._stored_shapes.of(collection.pk)
+    assert summary is not None and summary.pairs is None and len(summary.markings) == 3
+    assert _shortcut(node, principal, collection)
+    read = _read(node, principal, collection, "all")
+    assert read == _seen_by_general_path(node, principal, collection)
+    uk = node.home_organisation_id or ""
+    node.set_agreement("uk-jp", "JPCERT/CC", max_tlp=TlpLevel.AMBER, producers=[uk])  # the third party's: GREEN only
+    assert not _shortcut(node, principal, collection)
+    listed = _read(node, principal, collection, "all")
+    assert listed == _seen_by_general_path(node, principal, collection)
+    third_amber = {t["id"] for t in targets if t["created_by_ref"] != uk and t["object_marking_refs"] == [AMBER]}
+    assert third_amber and not third_amber & _ids(listed) and len(listed) < len(read)
 
 
 def test_endpoint_verdicts_kept_across_pages_follow_every_add_and_delete(world: World) -> None:
@@ -296,12 +322,13 @@ def test_in_the_background_the_steps_are_the_learning_threads_not_the_requests(w
     shapes.wait(60)
     assert counting.callers and here not in counting.callers
     assert len(counting.callers) >= len(rows) // 4
-    assert shapes.of(collection.pk) == stored  # complete: one (empty) step in the caller keeps it current
+    complete = shapes.of(collection.pk)  # complete: one (empty) step in the caller keeps it current
+    assert complete is not None and complete.pairs == stored
     assert counting.callers.count(here) == 1
     more = [_obj("indicator", None, [AMBER_STRICT]) for _ in range(5)]  # more than a step since: learnt again
     assert not node.import_objects(collection, more).failures
     assert shapes.of(collection.pk) is None
     shapes.wait(60)
     again = shapes.of(collection.pk)
-    assert again is not None and (None, f'["{AMBER_STRICT}"]') in again
+    assert again is not None and again.pairs is not None and (None, f'["{AMBER_STRICT}"]') in again.pairs
     shapes.stop()

@@ -397,3 +397,19 @@ def test_a_tlp_ceiling_takes_out_exactly_what_is_marked_above_it(data: st.DataOb
     assert served - in_references == kept - in_references
     if after.redacted is not None:
         assert validation_errors(after.redacted) == []
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_version_without_a_producer_is_the_strictest_case_of_its_markings(data: st.DataObject) -> None:
+    """What the read path relies on when a collection holds too many (producer, markings) pairs to keep
+    (core/stored_shapes.py): a viewer that sees every marking of a set on a version without a producer sees them
+    on a version by any producer, whatever agreements (producer lists among them) and options are in force."""
+    world = data.draw(worlds())
+    viewer = data.draw(viewers(world))
+    # TLP levels weighted up: they are where an agreement's producer list decides.
+    refs = data.draw(st.lists(st.sampled_from([*TLP_IDS, *TLP_IDS, *ALL_MARKINGS]), max_size=3, unique=True))
+    producer = data.draw(st.sampled_from([*ORG_IDS, *PERSON_IDS, "identity--e1b2c3d4-0001-4a00-8000-0000000000ee"]))
+    policy = compile_viewer(viewer, world.context())
+    if policy.sees_every_marking(refs, None):
+        assert policy.sees_every_marking(refs, producer)
