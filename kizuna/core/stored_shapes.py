@@ -186,7 +186,7 @@ class StoredShapes:
                 if shapes is not None:
                     shapes.update(decided)
                     if len(shapes) > self._cap:
-                        shapes = learnt.shapes = None  # a reader that tells producers apart looks endpoints up
+                        shapes = learnt.shapes = None  # the markings alone from now on (core/visibility.py)
                 learnt.markings.update(markings for _, markings in decided)
                 if len(learnt.markings) > self._cap:
                     learnt.unusable = True
