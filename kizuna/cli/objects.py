@@ -26,10 +26,11 @@ def _principal_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--collection", "-c", required=True, help="Collection id or alias."),
         click.option("--api-root", default=None, help="API root of the collection (default: any)."),
         click.option("--as-token-id", default=None, metavar="ID",
-                     help="Read as this token, with its rights (see `kizuna tokens list`)."),
+                     help="Act as this token, with its rights (see `kizuna tokens list`)."),
         click.option("--as-org", default=None, metavar="NAME",
-                     help="Read as this organisation, with access to every collection; markings and its "
-                          "agreements still decide what it sees. Default: the node's own organisation."),
+                     help="Act as this organisation, with access to every collection; markings and its "
+                          "agreements still decide what it sees, and so what it may delete. "
+                          "Default: the node's own organisation."),
     )):
         command = option(command)
     return command
