@@ -37,11 +37,11 @@ from kizuna.core.browse import identity_object_names
 from kizuna.core.node import Node
 from kizuna.core.partner_health import PartnerHealth, partner_health
 from kizuna.core.principal import Principal
-from kizuna.core.visibility import REFERENCING_TYPES, Viewer, group_verdict, stops_onward, view
+from kizuna.core.visibility import Viewer, group_verdict, stops_onward, view
 from kizuna.stix.timestamps import format_timestamp, now_micros
 from kizuna.store.base import Collection, VersionRow
 from kizuna.store.stats import DAY_MICROS, FURNITURE, StoreStats
-from kizuna.store.view_edges import WHOLE_OBJECT_TYPES
+from kizuna.store.view_edges import UNDECIDED_TYPES
 
 #: Versions decided one by one (``view``) per collection for the received counts.
 PER_ROW_LIMIT: Final = 1000
@@ -50,7 +50,7 @@ PER_ROW_LIMIT: Final = 1000
 NEWEST_SCAN: Final = 20
 #: language-content versions read per listed report (its translations, in every language and version).
 TRANSLATIONS_SCAN: Final = 100
-PER_ROW_TYPES: Final = tuple(sorted((REFERENCING_TYPES | WHOLE_OBJECT_TYPES) - set(FURNITURE)))
+PER_ROW_TYPES: Final = tuple(sorted(UNDECIDED_TYPES - set(FURNITURE)))
 #: Groups without a per-row type are decided alike whatever their type; the stub needs one.
 _PLAIN_TYPE: Final = "indicator"
 _SHARED_ENDPOINTS: Final = frozenset({"objects", "object", "dashboard"})

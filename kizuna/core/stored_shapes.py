@@ -29,7 +29,7 @@ from collections.abc import Hashable
 from typing import Any, Final, NamedTuple
 
 from kizuna.store.base import Store
-from kizuna.store.view_edges import REFERENCING_TYPES, WHOLE_OBJECT_TYPES
+from kizuna.store.view_edges import UNDECIDED_TYPES
 
 #: (producer, markings) of a version whose type the columns decide
 Shape = tuple[str | None, str | None]
@@ -47,7 +47,6 @@ _STEP: Final = 50_000
 #: Pairs kept per collection (about 250 bytes each): a million objects of bench/gen_stix.py from 4,552 producers
 #: hold fewer than 14,000. Below the reader's verdict cache (``core/visibility.py``), which holds a verdict per pair.
 _CAP: Final = 16384
-_UNDECIDED: Final = REFERENCING_TYPES | WHOLE_OBJECT_TYPES
 _ENDPOINTS_KEY: Final = "kept-endpoints"
 _ENDPOINTS: Final = 65536
 log = logging.getLogger("kizuna.core")
@@ -181,24 +180,21 @@ class StoredShapes:
                 learnt.unusable = True
                 return None
             if found.scanned:
-                decided = [(producer, markings) for kind, producer, markings in found.shapes if kind not in _UNDECIDED]
-                shapes = learnt.shapes
-                if shapes is not None:
-                    shapes.update(decided)
-                    if len(shapes) > self._cap:
-                        shapes = learnt.shapes = None  # the markings alone from now on (core/visibility.py)
+                sizes = (None if learnt.shapes is None else len(learnt.shapes), len(learnt.markings))
+                decided = [(producer, markings) for kind, producer, markings in found.shapes
+                           if kind not in UNDECIDED_TYPES]
+                if learnt.shapes is not None:
+                    learnt.shapes.update(decided)
+                    if len(learnt.shapes) > self._cap:
+                        learnt.shapes = None  # the markings alone from now on (core/visibility.py)
                 learnt.markings.update(markings for _, markings in decided)
                 if len(learnt.markings) > self._cap:
                     learnt.unusable = True
                     learnt.markings.clear()
                     return None
-                before = learnt.frozen
-                if len(learnt.markings) != len(before.markings) or (
-                    len(shapes) != len(before.pairs) if shapes is not None and before.pairs is not None
-                    else (shapes is None) != (before.pairs is None)
-                ):
+                if sizes != (None if learnt.shapes is None else len(learnt.shapes), len(learnt.markings)):
                     # A new summary only when it grew: a reader's verdicts on it are kept while it is the same one.
-                    learnt.frozen = Summary(None if shapes is None else frozenset(shapes),
+                    learnt.frozen = Summary(None if learnt.shapes is None else frozenset(learnt.shapes),
                                             frozenset(learnt.markings))
                 learnt.reached = found.reached
             learnt.complete = found.scanned < self._step

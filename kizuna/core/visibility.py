@@ -35,6 +35,7 @@ from kizuna.policy.decide import Decision, Outcome
 from kizuna.store.base import Collection, VersionRow
 from kizuna.store.view_edges import GRANULAR as _GRANULAR
 from kizuna.store.view_edges import REFERENCING_TYPES, stops_onward
+from kizuna.store.view_edges import UNDECIDED_TYPES as _UNDECIDED
 from kizuna.store.view_edges import WHOLE_OBJECT_TYPES as _WHOLE_OBJECT_TYPES
 
 # The column-decided rows are defined once, in store/view_edges.py, because the store flags which
@@ -46,7 +47,6 @@ _REF_FIELDS: Final = ("source_ref", "target_ref", "sighting_of_ref")
 #: pairs); a smaller bound would empty the cache on every dashboard, which decides every pair in its
 #: window (issue 11).
 _COLUMN_VERDICTS: Final = 32768
-_UNDECIDED: Final = REFERENCING_TYPES | _WHOLE_OBJECT_TYPES  # types the columns never settle as visible
 _REF_LISTS: Final = ("observed_data_refs", "where_sighted_refs", "object_refs")
 
 #: Looks up every stored version of some ids in the viewer's collection.

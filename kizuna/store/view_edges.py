@@ -34,6 +34,8 @@ REFERENCING_TYPES: Final = frozenset(
 )
 #: Decided from the whole object: recipients lists, and identities (an anonymised producer is hidden).
 WHOLE_OBJECT_TYPES: Final = frozenset({"marking-definition", "identity"})
+#: The types the columns alone never show visible: each of their versions is parsed and decided.
+UNDECIDED_TYPES: Final = REFERENCING_TYPES | WHOLE_OBJECT_TYPES
 GRANULAR: Final = b'"granular_markings"'
 
 

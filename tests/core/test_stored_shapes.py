@@ -30,12 +30,11 @@ from kizuna.federation.config import CollectionMapping, Direction, PartnerConfig
 from kizuna.federation.state import FederationState
 from kizuna.policy import PolicyOptions, TlpLevel
 from kizuna.store.base import Collection, VersionQuery, VersionSelector
-from kizuna.store.view_edges import REFERENCING_TYPES, WHOLE_OBJECT_TYPES
+from kizuna.store.view_edges import UNDECIDED_TYPES as UNDECIDED
 from tests.conftest import BACKENDS, create_pg_database
 from tests.core.test_read_fast_path import ALL, AMBER, AMBER_STRICT, GREEN, _expected, _general_view, _obj, _read
 
 World = tuple[Node, Collection, Principal, list[dict[str, Any]]]
-UNDECIDED = REFERENCING_TYPES | WHOLE_OBJECT_TYPES
 
 
 def _seen_by_general_path(node: Node, principal: Principal, collection: Collection) -> list[tuple[str, int, bytes]]:
