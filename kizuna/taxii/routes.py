@@ -135,21 +135,25 @@ async def collection(request: Request, principal: Principal) -> Response:
 async def _read_page(
     request: Request, principal: Principal, kind: Endpoint, object_id: str | None
 ) -> tuple[Page, dict[str, str]]:
-    """The page, and the header naming the reader's terms (``TERMS_HEADER``) when a policy decides them."""
+    """The page and its headers: the date_added ones, and on a page of objects the reader's terms
+    (``TERMS_HEADER``) when a policy decides them."""
     node: Node = request.app.state.node
     filters = parse_filters(_params(request), kind)
 
     def read() -> tuple[Page, dict[str, str]]:
         viewer = node.readable(principal, request.path_params["api_root"], request.path_params["collection"])
         page = node.read(viewer, kind, filters, object_id, ahead=True, head=request.method == "HEAD")
-        return page, {} if viewer.policy is None else {TERMS_HEADER: viewer.policy.terms()}
+        headers = _date_headers(page, filters.added_after)
+        if kind is Endpoint.OBJECTS and viewer.policy is not None:
+            headers[TERMS_HEADER] = viewer.policy.terms()
+        return page, headers
 
     return await run_in_threadpool(read)
 
 
 @endpoint
 async def manifest(request: Request, principal: Principal) -> Response:
-    page, _ = await _read_page(request, principal, Endpoint.MANIFEST, None)
+    page, headers = await _read_page(request, principal, Endpoint.MANIFEST, None)
     records = [
         {
             "id": row.stix_id,
@@ -164,17 +168,15 @@ async def manifest(request: Request, principal: Principal) -> Response:
         body["next"] = page.next
     if records:
         body["objects"] = records
-    filters = parse_filters(_params(request), Endpoint.MANIFEST)
-    return taxii_response(orjson.dumps(body), headers=_date_headers(page, filters.added_after))
+    return taxii_response(orjson.dumps(body), headers=headers)
 
 
 @endpoint
 async def objects(request: Request, principal: Principal) -> Response:
     if request.method == "POST":
         return await _add_objects(request, principal)
-    page, terms = await _read_page(request, principal, Endpoint.OBJECTS, None)
-    filters = parse_filters(_params(request), Endpoint.OBJECTS)
-    return taxii_response(_envelope(page), headers={**_date_headers(page, filters.added_after), **terms})
+    page, headers = await _read_page(request, principal, Endpoint.OBJECTS, None)
+    return taxii_response(_envelope(page), headers=headers)
 
 
 async def _add_objects(request: Request, principal: Principal) -> Response:
@@ -203,22 +205,20 @@ async def object_(request: Request, principal: Principal) -> Response:
             request.path_params["collection"], object_id, filters,
         )
         return taxii_response(b"", 200)
-    page, _ = await _read_page(request, principal, Endpoint.OBJECT, object_id)
-    filters = parse_filters(_params(request), Endpoint.OBJECT)
-    return taxii_response(_envelope(page), headers=_date_headers(page, filters.added_after))
+    page, headers = await _read_page(request, principal, Endpoint.OBJECT, object_id)
+    return taxii_response(_envelope(page), headers=headers)
 
 
 @endpoint
 async def versions(request: Request, principal: Principal) -> Response:
     object_id = _object_id(request)
-    page, _ = await _read_page(request, principal, Endpoint.VERSIONS, object_id)
+    page, headers = await _read_page(request, principal, Endpoint.VERSIONS, object_id)
     body: dict[str, Any] = {"more": page.more}
     if page.next is not None:
         body["next"] = page.next
     if page.items:
         body["versions"] = [format_timestamp(row.version) for row, _ in page.items]
-    filters = parse_filters(_params(request), Endpoint.VERSIONS)
-    return taxii_response(orjson.dumps(body), headers=_date_headers(page, filters.added_after))
+    return taxii_response(orjson.dumps(body), headers=headers)
 
 
 def routes(node: Node) -> list[Route]:
