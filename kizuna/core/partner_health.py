@@ -21,7 +21,7 @@ from kizuna.core.filters import Filters
 from kizuna.core.listing import Budget, Walk, scan
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal, partner_reader
-from kizuna.policy.onward import may_send
+from kizuna.policy.onward import may_send, same_node
 from kizuna.stix.timestamps import format_timestamp, now_micros
 from kizuna.store.base import Collection, VersionSelector
 from kizuna.store.stats import FURNITURE, StoreStats
@@ -98,6 +98,7 @@ def partner_health(node: Node, stats: StoreStats | None = None, names: dict[str,
     rows = stats.sync_rows(RUN_LEASE_PREFIX)
     configs = {name: _config(text) for name, text, _, _ in rows}
     own = frozenset(filter(None, [node.identity().get("id")]))
+    roots = {name: (config or {}).get("api_root_url") for name, config in configs.items()}
     found = []
     for name, _, status, lease_expires in rows:
         usable = configs[name] is not None
@@ -117,7 +118,7 @@ def partner_health(node: Node, stats: StoreStats | None = None, names: dict[str,
                         reader = partner_reader(name, config.get("organisation"), config.get("agreement"),
                                                 [collection.pk])
                         waiting, beyond = _sendable(node, reader, collection, position,
-                                                    _same_node(name, configs), own)
+                                                    same_node(name, roots), own)
                     backlog = (backlog or 0) + waiting
                     more = more or beyond
         last_run = orjson.loads(status.last_run) if status.last_run else {}
@@ -145,16 +146,6 @@ def _config(text: str) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return config if isinstance(config, dict) else None
-
-
-def _same_node(name: str, configs: dict[str, dict[str, Any] | None]) -> frozenset[str]:
-    """Every partner entry that stands for the same node as ``name`` (same API root URL, as a push asks)."""
-    def root(config: dict[str, Any] | None) -> str | None:
-        url = (config or {}).get("api_root_url")
-        return url.rstrip("/") if isinstance(url, str) else None
-
-    mine = root(configs[name])
-    return frozenset(other for other, config in configs.items() if mine is not None and root(config) == mine) | {name}
 
 
 def _sendable(node: Node, reader: Principal, collection: Collection, after: int | None,

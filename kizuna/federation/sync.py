@@ -38,6 +38,7 @@ from kizuna.federation.state import (
     QuarantineEntry,
     Source,
 )
+from kizuna.policy.onward import same_node
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
 from kizuna.store.base import Collection, VersionQuery, VersionSelector
 
@@ -349,7 +350,8 @@ class Syncer:
     # -- recall --------------------------------------------------------------------------
     def _same_node(self, partner: PartnerConfig) -> frozenset[str]:
         """Every partner entry that stands for the same node (same API root URL)."""
-        return frozenset(p.name for p in self.state.list_partners() if p.base_url == partner.base_url) | {partner.name}
+        roots = {p.name: p.api_root_url for p in self.state.list_partners()}
+        return same_node(partner.name, {**roots, partner.name: partner.api_root_url})
 
     def _recall(
         self, client: TaxiiClient, partner: PartnerConfig, mapping: CollectionMapping, local: Collection,

@@ -12,6 +12,7 @@ waits to be pushed (``core/partner_health.py``) apply the same text:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 import orjson
@@ -19,6 +20,16 @@ import orjson
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
 
 _NO_ONWARD: Final = TlpLevel.AMBER_STRICT
+
+
+def same_node(name: str, api_roots: Mapping[str, str | None]) -> frozenset[str]:
+    """Every partner entry that stands for the same node as entry ``name``: the same API root URL (a trailing
+    slash or not), given as entry name -> URL (None for an entry without one, a MISP feed say)."""
+    def root(url: str | None) -> str | None:
+        return url.rstrip("/") if isinstance(url, str) else None
+
+    mine = root(api_roots.get(name))
+    return frozenset(other for other, url in api_roots.items() if mine is not None and root(url) == mine) | {name}
 
 
 def highest_tlp(markings: str | None) -> TlpLevel | None:
