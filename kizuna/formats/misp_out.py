@@ -83,13 +83,14 @@ def _records(event: dict[str, Any]) -> Iterable[dict[str, Any]]:
 
 
 def _creator(items: list[dict[str, Any]], org: Mapping[str, str] | None) -> dict[str, str] | None:
-    """The event's creator: ``org`` if given, else the identity that created most of the objects."""
-    if org is not None:
-        return {"name": str(org["name"]), "uuid": str(org["uuid"])}
+    """The event's creator (MISP's ``Orgc``): the identity that created most of the objects, else ``org``.
+
+    The creator is who made the content, not who exports it: a partner's event passed on keeps its producer, so
+    agreements that name producers and the onward-sharing rules judge it the same after a round trip."""
     identities = {o["id"]: o for o in items if o["type"] == "identity"}
     counts = Counter(o.get("created_by_ref") for o in items if o.get("created_by_ref") in identities)
     if not counts:
-        return None
+        return None if org is None else {"name": str(org["name"]), "uuid": str(org["uuid"])}
     creator = identities[counts.most_common(1)[0][0]]
     return {"name": str(creator.get("name", "")), "uuid": _uuid(creator["id"])}
 
@@ -208,9 +209,9 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
 
     ``info`` is the event's title; without it, the name of the STIX report or grouping the objects hold, or
     ``DEFAULT_INFO`` when they hold none. ``report`` (optional) receives the losses (by STIX id) and misp-stix's
-    warnings. ``org``
-    (``{"name", "uuid"}``, e.g. the exporting node's organisation) becomes the event's Orgc and Org;
-    without it the identity that created most objects does.
+    warnings. The identity that created most objects becomes the event's creator (``Orgc``); ``org``
+    (``{"name", "uuid"}``, e.g. the exporting node's organisation) becomes its owner (``Org``), and its creator
+    too when no object names one; without ``org`` the creator owns the event.
     """
     report = report if report is not None else ConversionReport(FORMAT)
     items = [dict(o) for o in objects]
@@ -245,7 +246,9 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
     creator = _creator(items, org)
     if creator is not None:
         event["Orgc"] = creator
-        event["Org"] = dict(creator)
+        # MISP's ``Org`` owns the event where it is held: the exporting organisation, which "your organisation
+        # only" (the export's distribution) then names.
+        event["Org"] = {"name": str(org["name"]), "uuid": str(org["uuid"])} if org is not None else dict(creator)
     markings = _Markings(items)
     _apply_sharing(event, markings, report)
     report.losses.extend(_losses(convertible, event, markings))

@@ -92,6 +92,29 @@ def test_a_feed_directory_matches_what_pymisp_computes(tmp_path: Path) -> None:
     assert len(lines) >= 100
 
 
+def test_a_partners_event_keeps_its_creator_and_the_exporting_node_owns_it() -> None:
+    # MISP's Orgc is who made an event and Org who holds it. Once the exporting node was written as both, so a
+    # CIRCL event passed through a node came back as the node's own: every object's producer changed, and with
+    # it what producer-listed agreements and the onward-sharing rule decide.
+    objects = read_misp(FIXTURES / "57c4445b-c548-4654-af0b-4be3950d210f.json").objects
+    event = write_misp_event(objects, org=ORG)["Event"]
+    assert event["Orgc"] == {"name": "CIRCL", "uuid": "55f6ea5e-2c60-40e5-964f-47a8950d210f"}
+    assert event["Org"] == ORG
+    producers = {o["id"]: o.get("created_by_ref") for o in objects if o["type"] != "identity"}
+    back = {o["id"]: o.get("created_by_ref") for o in read_misp(json.dumps({"Event": event}).encode()).objects
+            if o["id"] in producers}
+    assert len(back) >= 20 and back == {ref: producers[ref] for ref in back}
+    circl = "identity--55f6ea5e-2c60-40e5-964f-47a8950d210f"
+    assert sum(producer == circl for producer in back.values()) >= 10
+    assert f"identity--{ORG['uuid']}" not in back.values()
+
+
+def test_content_that_names_no_creator_is_created_by_the_exporting_organisation() -> None:
+    anonymous = {k: v for k, v in _indicator(6, "nameless.example", TlpLevel.GREEN).items() if k != "created_by_ref"}
+    event = write_misp_event([tlp2_marking_definition(TlpLevel.GREEN), anonymous], org=ORG)["Event"]
+    assert event["Orgc"] == event["Org"] == ORG
+
+
 def test_a_feed_event_without_a_creator_needs_an_org(tmp_path: Path) -> None:
     event = {"Event": {"uuid": "0f3c9a1b-0d4e-4f60-8a1b-0d4e5f603f2c", "info": "no creator", "Attribute": []}}
     with pytest.raises(FormatError, match="Orgc"):
