@@ -6,7 +6,9 @@ lease of a run in progress. The dashboard's sync table and the console's Partner
 and it matches ``kizuna partners list`` field for field (same rows, same status). The callers show it to
 the node's own operators only. The push backlog counts what the partner's agreement lets it read, through
 the one visibility check, as the partner itself (as a push reads for it), less what the push never sends back
-or onward (``policy/onward.py``); what is counted is not served.
+or onward (``policy/onward.py``) and the sightings that flow back instead (``core/flow_back.py``); from the
+start when what the partner may see changed since its last push, as the push then offers every version again.
+What is counted is not served.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from typing import Any, Final
 import orjson
 
 from kizuna.core.filters import Filters
+from kizuna.core.flow_back import FlowBackRule
 from kizuna.core.listing import Budget, Walk, scan
 from kizuna.core.node import Node
-from kizuna.core.principal import Principal, partner_reader
+from kizuna.core.principal import partner_reader
+from kizuna.core.visibility import Viewer
 from kizuna.policy.onward import may_send, same_node
 from kizuna.stix.timestamps import format_timestamp, now_micros
 from kizuna.store.base import Collection, VersionSelector
@@ -50,8 +54,9 @@ class PartnerHealth:
     pulled: int
     pushed: int
     quarantined: int
-    #: Versions added to pushed collections since the last push that a push would send: what the partner's
-    #: agreement lets it read, less what the push's own rules hold back (no echo, no relay of AMBER+STRICT/RED);
+    #: Versions added to pushed collections since the last push (every version, when its terms changed since)
+    #: that a push would send: what the partner's agreement lets it read, less what the push's own rules hold
+    #: back (no echo, no relay of AMBER+STRICT/RED) and the sightings that flow back in their own stream;
     #: exact up to ``BACKLOG_CAP`` and among the first ``BACKLOG_READ`` stored; past either ``push_backlog_more``.
     push_backlog: int | None
     push_backlog_more: bool
@@ -94,6 +99,7 @@ def partner_health(node: Node, stats: StoreStats | None = None, names: dict[str,
     names = names if names is not None else {org.id: org.name for org in node.store.list_organisations()}
     now = now_micros()
     positions = {(partner, local): at for partner, local, at in stats.push_positions()}
+    terms = stats.push_terms()
     collections = node.store.list_collections()
     rows = stats.sync_rows(RUN_LEASE_PREFIX)
     configs = {name: _config(text) for name, text, _, _ in rows}
@@ -112,13 +118,17 @@ def partner_health(node: Node, stats: StoreStats | None = None, names: dict[str,
             if mapping.get("direction") in ("push", "both"):
                 collection = next((c for c in collections if mapping.get("local") in (c.id, c.alias)), None)
                 if collection is not None:
+                    organisation = config.get("organisation")
+                    viewer = node.viewer_for(partner_reader(name, organisation, config.get("agreement"),
+                                                            [collection.pk]), collection)
                     position = positions.get((name, collection.id))
+                    agreed = terms.get((name, collection.id))
+                    if agreed is not None and agreed != (viewer.policy.terms() if viewer.policy else ""):
+                        position = None  # what it may see changed: the next push offers every version again
                     waiting, beyond = 0, False
                     if stats.waiting_after(collection.pk, position, 0):  # something waits: what may go?
-                        reader = partner_reader(name, config.get("organisation"), config.get("agreement"),
-                                                [collection.pk])
-                        waiting, beyond = _sendable(node, reader, collection, position,
-                                                    same_node(name, roots), own)
+                        waiting, beyond = _sendable(node, viewer, organisation, collection, position,
+                                                    same_node(name, roots), own, _flows_back(node, config))
                     backlog = (backlog or 0) + waiting
                     more = more or beyond
         last_run = orjson.loads(status.last_run) if status.last_run else {}
@@ -148,15 +158,27 @@ def _config(text: str) -> dict[str, Any] | None:
     return config if isinstance(config, dict) else None
 
 
-def _sendable(node: Node, reader: Principal, collection: Collection, after: int | None,
-              same_node: frozenset[str], own: frozenset[str]) -> tuple[int, bool]:
-    """The content versions added after ``after`` that a push would send to ``reader``'s node, and whether more
+def _flows_back(node: Node, config: dict[str, Any]) -> bool:
+    """Whether the partner's agreement sends sightings of its own objects back in the flow-back stream."""
+    name = config.get("agreement")
+    agreement = node.policy.agreement(name) if isinstance(name, str) and name else None
+    return agreement is not None and agreement.sightings_flow_back
+
+
+def _sendable(node: Node, viewer: Viewer, organisation: str | None, collection: Collection, after: int | None,
+              same_node: frozenset[str], own: frozenset[str], flows_back: bool) -> tuple[int, bool]:
+    """The content versions added after ``after`` that a push would send to ``viewer``'s node, and whether more
     were left unread (past ``BACKLOG_READ`` stored versions): the console's window walk, every version as a push
-    reads them, then the push's own rules (``policy/onward.py``: no echo, no relay of AMBER+STRICT/RED)."""
+    reads them, then the push's own rules (``policy/onward.py``: no echo, no relay of AMBER+STRICT/RED) and,
+    with ``flows_back``, without the sightings that travel in the flow-back stream instead (``core/flow_back.py``)."""
     walk = Walk()
-    visible = scan(node, node.viewer_for(reader, collection), Filters(versions=_ALL_VERSIONS, added_after=after),
+    visible = scan(node, viewer, Filters(versions=_ALL_VERSIONS, added_after=after),
                    Budget(floor=BACKLOG_READ, seconds=0.0), walk)  # those rows, no time beyond them
     content = [row for row, _ in visible if row.type not in FURNITURE]  # definitions travel with their objects
+    if flows_back:
+        rule = FlowBackRule(node.store, collection.pk, same_node, organisation)
+        flowing = {(row.stix_id, row.version) for row, _ in rule.select(content)}
+        content = [row for row in content if (row.stix_id, row.version) not in flowing]
     senders = (node.store.partners_of(collection.pk, [(row.stix_id, row.version) for row in content])
                if content and node.store.holds_provenance(collection.pk) else {})
     rules: dict[tuple[str | None, str | None, str | None], bool] = {}  # the few distinct columns, decided once

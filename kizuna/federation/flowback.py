@@ -15,16 +15,12 @@ from typing import Any
 
 import orjson
 
+from kizuna.core.flow_back import FlowBackRule
 from kizuna.core.node import Node
 from kizuna.core.policy_source import ANONYMOUS_IDENTITY
 from kizuna.federation.config import PartnerConfig
-from kizuna.federation.state import FederationState
 from kizuna.policy import Agreement
-from kizuna.policy.onward import highest_tlp
-from kizuna.policy.tlp import TlpLevel
-from kizuna.store.base import VersionQuery, VersionRow, VersionSelector
-
-_ALL = VersionSelector(all=True)
+from kizuna.store.base import VersionRow
 
 
 def flow_back_agreement(node: Node, partner: PartnerConfig) -> Agreement | None:
@@ -35,7 +31,8 @@ def flow_back_agreement(node: Node, partner: PartnerConfig) -> Agreement | None:
 
 
 class FlowBack:
-    """Decides, for one partner and collection, which sightings flow back and in what form."""
+    """The flow-back stream for one partner and collection: which sightings go (``core/flow_back.py``, the rule
+    the push backlog count shares) and in what form."""
 
     def __init__(self, node: Node, partner: PartnerConfig, collection_pk: int, same_node: frozenset[str],
                  agreement: Agreement) -> None:
@@ -44,45 +41,11 @@ class FlowBack:
         self.collection_pk = collection_pk
         self.same_node = same_node
         self.anonymous = node.store.get_setting(ANONYMOUS_IDENTITY) if agreement.anonymise_producer else None
-        self._state = FederationState(node.store)
-        self._theirs: dict[str, bool] = {}
-
-    def _partner_made(self, ids: Iterable[str]) -> None:
-        wanted = sorted({i for i in ids if i not in self._theirs})
-        if not wanted:
-            return
-        received = self._state.provenance_of(self.collection_pk, wanted)
-        from_partner = {sid for (sid, _), found in received.items() if found.partner in self.same_node}
-        for start in range(0, len(wanted), 200):
-            rows = self.node.store.query_versions(VersionQuery(
-                collection_pk=self.collection_pk, ids=tuple(wanted[start:start + 200]), versions=_ALL,
-                limit=100_000,
-            ))
-            for row in rows:
-                if self.partner.organisation and row.created_by_ref == self.partner.organisation:
-                    from_partner.add(row.stix_id)
-        for sid in wanted:
-            self._theirs[sid] = sid in from_partner
+        self._rule = FlowBackRule(node.store, collection_pk, same_node, partner.organisation)
 
     def select(self, rows: Iterable[VersionRow]) -> list[tuple[VersionRow, bytes]]:
         """The sightings among ``rows`` that flow back, with the bytes to send."""
-        sightings: list[tuple[VersionRow, dict[str, Any]]] = []
-        for row in rows:
-            if row.type != "sighting":
-                continue
-            obj = orjson.loads(row.body)
-            if isinstance(obj.get("sighting_of_ref"), str):
-                sightings.append((row, obj))
-        self._partner_made(obj["sighting_of_ref"] for _, obj in sightings)
-        chosen = []
-        for row, obj in sightings:
-            if not self._theirs.get(obj["sighting_of_ref"]):
-                continue
-            level = highest_tlp(row.markings)
-            if level is not None and level >= TlpLevel.AMBER_STRICT:
-                continue
-            chosen.append((row, self._form(row, obj)))
-        return chosen
+        return [(row, self._form(row, obj)) for row, obj in self._rule.select(rows)]
 
     def _form(self, row: VersionRow, obj: dict[str, Any]) -> bytes:
         if self.anonymous is None:

@@ -202,6 +202,13 @@ class StoreStats:
             cur.execute("SELECT partner, local_collection, position FROM fed_cursors WHERE direction = 'push'")
             return [(str(p), str(c), int(pos)) for p, c, pos in cur.fetchall() if str(pos).isdigit()]
 
+    def push_terms(self) -> dict[tuple[str, str], str]:
+        """(partner, local collection id) -> the digest of what the partner could see at its last push (the
+        ``push-terms`` cursor, federation/sync.py): a push whose terms changed offers every version again."""
+        with self.store._read() as cur:
+            cur.execute("SELECT partner, local_collection, position FROM fed_cursors WHERE direction = 'push-terms'")
+            return {(str(p), str(c)): str(terms) for p, c, terms in cur.fetchall()}
+
     def waiting_after(self, collection_pk: int, after: int | None, cap: int) -> int:
         """Content versions added after ``after`` (all of them when None), exact up to ``cap``, else
         ``cap + 1``: a push's backlog. Index-only counts, stopped past the cap because a partner never

@@ -20,10 +20,10 @@ from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN, Principal, partner_reader
 from kizuna.federation.config import CollectionMapping, Direction, PartnerConfig
-from kizuna.federation.state import FederationState
+from kizuna.federation.state import CursorKey, FederationState
 from kizuna.policy import TlpLevel
 from kizuna.policy.tlp import TLP2_IDS
-from kizuna.store.base import Collection, VersionSelector
+from kizuna.store.base import Collection, VersionQuery, VersionSelector
 from kizuna.store.stats import FURNITURE
 from tests.conftest import TAXII, free_port, kizuna, start_server
 
@@ -307,6 +307,29 @@ def test_a_push_backlog_leaves_out_what_a_push_never_relays(world: World) -> Non
     readable = _readable(node, kr_reader, world.shared)
     assert backlog["kr-node"] == readable - 1  # ...and the push holds it back
     assert backlog["jp-node"] == backlog["jp-again"] == 9
+
+
+def test_a_push_backlog_counts_from_the_start_once_what_the_partner_may_see_changed(world: World) -> None:
+    """A push offers every version again when the partner's terms changed since its last push (a widened
+    agreement, say): the backlog counts them all then, not only what came after the push's mark."""
+    node, state = world.node, FederationState(world.node.store)
+    [jp_node] = [p for p in state.list_partners() if p.name == "jp-node"]
+    rows = node.store.query_versions(VersionQuery(collection_pk=world.shared.pk, versions=VersionSelector(all=True),
+                                                  limit=10_000))
+    reader = partner_reader("jp-node", jp_node.organisation, "jp", [world.shared.pk])
+    terms = node.viewer_for(reader, world.shared).policy
+    assert terms is not None
+    # As a push leaves them: its mark past the newest version, and the terms it offered under.
+    state.save_cursor(CursorKey("jp-node", "push", world.shared.id, "remote"), str(max(r.date_added for r in rows)))
+    state.save_cursor(CursorKey("jp-node", "push-terms", world.shared.id, "remote"), terms.terms())
+    [health] = build_dashboard(node, NODE_ADMIN).sync
+    assert health.push_backlog == 0
+    node.set_agreement("jp", "JP NISC", max_tlp=TlpLevel.AMBER_STRICT)  # widened
+    [health] = build_dashboard(node, NODE_ADMIN).sync
+    state.save_cursor(CursorKey("jp-node", "push", world.shared.id, "remote"), "")  # as if never pushed
+    [never_pushed] = build_dashboard(node, NODE_ADMIN).sync
+    assert never_pushed.push_backlog is not None and never_pushed.push_backlog > 0
+    assert health.push_backlog == never_pushed.push_backlog
 
 
 def test_a_push_backlog_past_what_is_read_says_there_is_more(world: World, monkeypatch: pytest.MonkeyPatch) -> None:

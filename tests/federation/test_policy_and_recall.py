@@ -337,7 +337,12 @@ def test_sightings_flow_back_to_the_producer_anonymised(nodes: dict[str, FedNode
     of_theirs = sighting(theirs[0]["id"], uk.identity, TLP_AMBER)
     strict_of_theirs = sighting(theirs[0]["id"], uk.identity, TLP_AMBER_STRICT)
     of_ours = sighting(ours[0]["id"], uk.identity, TLP_AMBER)
+    assert sync(uk, "JP-push")["runs"][0]["error"] is None  # what JP may see changed: offered again, once
     uk.post(ours + [of_theirs, strict_of_theirs, of_ours])
+    # The push backlog the operator reads counts what the push then sends (the indicator and the sighting of
+    # it), not the sighting of JP's own indicator, which travels in the flow-back stream instead.
+    [waiting] = [p for p in uk.cli_json("partners", "list")["partners"] if p["name"] == "JP-push"]
+    assert (waiting["push_backlog"], waiting["push_backlog_more"]) == (2, False)
 
     run = sync(uk, "JP-push")["runs"][0]
     assert run["error"] is None and run["sightings_flowed"] == 1
