@@ -219,6 +219,23 @@ def _as_dict(stix_object: Any) -> dict[str, Any]:
     return result
 
 
+#: MISP attribute types whose value is a rule of another language, which misp-stix writes as an indicator's pattern.
+_RULE_TYPES = frozenset({"sigma", "snort", "suricata", "yara"})
+
+
+def _unbracket_rules(produced: list[dict[str, Any]], event: Mapping[str, Any]) -> None:
+    """Give back each rule attribute's value as its indicator's pattern, as the STIX text defines a pattern of
+    that ``pattern_type``: misp-stix writes a sigma, snort, suricata or yara attribute (not object) as
+    ``[<rule>]``, the brackets of a STIX pattern, which no YARA or Sigma parser reads (a real CIRCL event's YARA
+    rule was refused at ingest), and which its own parser hands back to MISP as part of the rule."""
+    rules = {f"indicator--{a.get('uuid')}": a.get("value") for a in event.get("Attribute") or ()
+             if isinstance(a, Mapping) and a.get("type") in _RULE_TYPES and isinstance(a.get("value"), str)}
+    for obj in produced:
+        value = rules.get(obj["id"]) if obj["type"] == "indicator" else None
+        if value is not None and obj.get("pattern") == f"[{value}]" and obj.get("pattern_type") in _RULE_TYPES:
+            obj["pattern"] = value
+
+
 def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True) -> ConversionReport:
     """One checked event -> STIX objects (misp-stix), markings applied, TLP on OASIS ids, losses found.
 
@@ -237,6 +254,7 @@ def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True) -
             parser = MISPtoSTIX21Parser()
             parser.parse_misp_event({"Event": event})  # misp-stix reads the event, it does not change it
             produced = [_as_dict(o) for o in parser.stix_objects]
+            _unbracket_rules(produced, event)
         except Exception as error:  # misp-stix raises whatever its stix2 objects raise
             raise FormatError(f"misp-stix cannot convert event {event['uuid']}: "
                               f"{' '.join(str(error).split())[:300]}") from None

@@ -156,6 +156,28 @@ def test_stored_yara_indicators_scan_and_the_sightings_are_stored_back(tmp_path:
     assert {s["where_sighted_refs"][0] for s in listed} == {node_identity}
 
 
+def test_a_yara_rule_shared_in_a_misp_event_scans(tmp_path: Path) -> None:
+    """The YARA attribute of a real CIRCL event (tests/fixtures/misp/image_event.json) is imported as a YARA
+    indicator that compiles, and matches a file with its PE header and its WinExec/kernel32.DLL byte string."""
+    data_dir = tmp_path / "node"
+    kizuna_json(data_dir, "init", "--org-name", "NCSC UK", "--country", "GBR")
+    kizuna_json(data_dir, "collections", "create", "--title", "CIRCL", "--alias", "circl")
+    imported = kizuna_json(data_dir, "import", str(ROOT / "tests" / "fixtures" / "misp" / "image_event.json"),
+                           "--collection", "circl")
+    assert imported["sources"][0]["failed"] == 0
+    root = tmp_path / "scan"
+    root.mkdir()
+    win_exec = bytes.fromhex("57696E45786563006B65726E656C33322E444C4C00000000")  # "WinExec\0kernel32.DLL\0…"
+    (root / "loader.exe").write_bytes(b"MZ" + bytes(62) + win_exec)
+    (root / "notes.txt").write_bytes(b"MZ but nothing else")
+    summary = kizuna_json(data_dir, "match", "--yara", "--from-collection", "circl", str(root),
+                          "--alerts", str(tmp_path / "alerts.jsonl"))
+    alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert summary["hits"] == 1
+    assert [(a["rule"], Path(a["file"]).name, a["indicator"]) for a in alerts] == [
+        ("MAL_PE_Type_BabyShark_Loader", "loader.exe", "indicator--5c72ae10-aa9c-4068-853b-4b4602de0b81")]
+
+
 def test_the_scan_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
     root = _files(tmp_path)
     args = ["--data", str(tmp_path / "none"), "match", "--yara", "--indicators", str(_indicators(tmp_path)),

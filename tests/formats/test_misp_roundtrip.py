@@ -21,6 +21,7 @@ from pymisp import MISPEvent
 from kizuna.formats.base import ConversionReport
 from kizuna.formats.misp_in import read_misp
 from kizuna.formats.misp_out import write_misp_event
+from kizuna.stix.validation import check_object
 from tests.formats.misp_roundtrip_check import differences, tag_set
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "misp"
@@ -53,8 +54,8 @@ def test_misp_to_stix_to_misp_keeps_every_field_or_reports_it(path: Path) -> Non
     unreported = [d for d in differences(source, back.to_dict(), values) if d not in reported and d[0] not in whole]
     assert unreported == []
     # The event's own tags and galaxy clusters come back (every cluster of a galaxy, even where an older MISP
-    # wrote one uuid on all of them), and the converter adds none of its own; the one tag Kizuna adds names the
-    # producer, since the event's creator is now the exporting organisation.
+    # wrote one uuid on all of them), and the converter adds none of its own but one: it writes the identity that
+    # created the content back as a producer galaxy cluster.
     assert tag_set(source) - tag_set(again) - values == set()
     assert {tag for tag in tag_set(again) - tag_set(source) if not tag.startswith("misp-galaxy:producer=")} == set()
     # The comparison is not vacuous: most attributes come back whole.
@@ -103,6 +104,40 @@ def test_stix_to_misp_to_stix_keeps_every_object_or_reports_it(name: str) -> Non
     assert unaccounted == []
     kept = len(objects) - len(lost)
     assert kept > 0.05 * len(objects)
+
+
+@pytest.mark.parametrize("name", ["image_event.json", "long_event.json"])
+def test_a_rule_attribute_becomes_its_rule_and_comes_back_as_it_was(name: str) -> None:
+    """misp-stix writes a yara, sigma, snort or suricata attribute as the pattern ``[<rule>]``; a STIX pattern of
+    ``pattern_type`` yara is the YARA rule itself (STIX 2.1, 4.7 Indicator: "pattern … the detection pattern
+    for this Indicator … in the pattern_type language"), so the brackets are taken off. The real CIRCL events'
+    YARA rules were once refused at ingest ("does not compile"), and came back to MISP bracketed."""
+    source = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    source = source.get("Event", source)
+    rules = {f"indicator--{a['uuid']}": a for a in source["Attribute"] if a["type"] in ("yara", "snort")}
+    assert rules
+    imported = read_misp(FIXTURES / name)
+    indicators = {o["id"]: o for o in imported.objects if o["id"] in rules}
+    assert {ref: o["pattern"] for ref, o in indicators.items()} == {ref: a["value"] for ref, a in rules.items()}
+    # Ingest takes every rule that compiles (long_event's YARA rule names a meta field "SHA‐256", with a Unicode
+    # hyphen: no YARA compiler reads it, and it is refused with that reason, not for the brackets).
+    judged = {ref: check_object(o) for ref, o in indicators.items() if o["pattern_type"] == "yara"}
+    assert judged == {ref: None if _compiles(rules[ref]["value"]) else judged[ref] for ref in judged}
+    assert any(problem is None for problem in judged.values()) or name == "long_event.json"
+    assert not {loss.ref for loss in imported.losses if loss.field == "value"} & {r.partition("--")[2] for r in rules}
+    back = write_misp_event(imported.objects, org=ORG)["Event"]
+    values = {a["uuid"]: a["value"] for a in back["Attribute"]}
+    assert {ref: values.get(a["uuid"]) for ref, a in rules.items()} == {ref: a["value"] for ref, a in rules.items()}
+
+
+def _compiles(rule: str) -> bool:
+    import yara
+
+    try:
+        yara.compile(source=rule)
+    except yara.Error:
+        return False
+    return True
 
 
 def test_an_attributes_comment_comes_back() -> None:
