@@ -22,20 +22,27 @@ CARRIED_FIELDS: Final = ("date", "threat_level_id", "analysis")
 _STAMP = "2026-12-06T00:00:00.000Z"
 
 
-def misp_event_extension_definition() -> dict[str, Any]:
-    """The extension-definition every report carrying MISP event fields names (stored with the import)."""
+def kizuna_property_extension(extension_id: str, name: str, description: str, schema: str) -> dict[str, Any]:
+    """A property-extension definition published by the Kizuna project (version 1.0.0)."""
     return {
-        "type": "extension-definition", "spec_version": "2.1", "id": MISP_EVENT_EXTENSION_ID,
+        "type": "extension-definition", "spec_version": "2.1", "id": extension_id,
         "created_by_ref": KIZUNA_IDENTITY_ID, "created": _STAMP, "modified": _STAMP,
-        "name": "Kizuna MISP event",
-        "description": "The fields of a MISP event that STIX 2.1 has no property for, on the report (or "
-                       "grouping) made of the event, so that a MISP export gives them back.",
-        "schema": "Property extension on report and grouping. Properties: extension_type = "
-                  "\"property-extension\" (required); date: the event's date, YYYY-MM-DD; threat_level_id: "
-                  "\"1\" high, \"2\" medium, \"3\" low, \"4\" undefined; analysis: \"0\" initial, \"1\" "
-                  "ongoing, \"2\" complete. Each is a string as MISP writes it, omitted when the event has none.",
+        "name": name, "description": description, "schema": schema,
         "version": "1.0.0", "extension_types": ["property-extension"],
     }
+
+
+def misp_event_extension_definition() -> dict[str, Any]:
+    """The extension-definition every report carrying MISP event fields names (stored with the import)."""
+    return kizuna_property_extension(
+        MISP_EVENT_EXTENSION_ID, "Kizuna MISP event",
+        "The fields of a MISP event that STIX 2.1 has no property for, on the report (or grouping) made of the "
+        "event, so that a MISP export gives them back.",
+        "Property extension on report and grouping. Properties: extension_type = \"property-extension\" "
+        "(required); date: the event's date, YYYY-MM-DD; threat_level_id: \"1\" high, \"2\" medium, \"3\" low, "
+        "\"4\" undefined; analysis: \"0\" initial, \"1\" ongoing, \"2\" complete. Each is a string as MISP "
+        "writes it, omitted when the event has none.",
+    )
 
 
 def event_fields(event: Mapping[str, Any]) -> dict[str, str]:

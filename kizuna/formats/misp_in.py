@@ -28,6 +28,7 @@ from stix2.base import _STIXBase
 from stix2.utils import format_datetime
 
 from kizuna.formats.base import ConversionReport, FormatError, Loss, Rejected
+from kizuna.formats.misp_comments import carry
 from kizuna.formats.misp_event_fields import attach
 from kizuna.formats.misp_logs import converter_messages
 from kizuna.formats.misp_losses import LossFinder
@@ -254,17 +255,19 @@ def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True) -
             parser = MISPtoSTIX21Parser()
             parser.parse_misp_event({"Event": event})  # misp-stix reads the event, it does not change it
             produced = [_as_dict(o) for o in parser.stix_objects]
-            _unbracket_rules(produced, event)
         except Exception as error:  # misp-stix raises whatever its stix2 objects raise
             raise FormatError(f"misp-stix cannot convert event {event['uuid']}: "
                               f"{' '.join(str(error).split())[:300]}") from None
+    _unbracket_rules(produced, event)
+    supporting = carry(produced, event)
     errors = [m for messages in getattr(parser, "errors", {}).values() for m in messages]
     report.warnings.extend(" ".join(str(m).split("\n", 1)[0].split()) for m in errors)
     report.warnings.extend(" ".join(str(m).split()) for ms in getattr(parser, "warnings", {}).values() for m in ms)
     report.warnings.extend(logged)
     normalised, _ = normalise_objects(produced)
     report.objects = apply_markings(normalised, plan)
-    report.objects.extend(attach(report.objects, event))
+    supporting += attach(report.objects, event)
+    report.objects.extend({o["id"]: o for o in supporting}.values())  # the Kizuna identity once
     container = [o for o in produced if o["type"] in ("report", "grouping")]
     report.losses = plan.losses + LossFinder(produced, [str(e) for e in errors] + logged).event(
         event, container)

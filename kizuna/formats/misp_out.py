@@ -27,6 +27,7 @@ from misp_stix_converter.tools.stix2_loading_helpers import load_stix2_content
 from misp_stix_converter.tools.stix2_to_misp_helpers import is_stix2_from_misp
 
 from kizuna.formats.base import ConversionReport, FormatError, Loss
+from kizuna.formats.misp_comments import restore_comments
 from kizuna.formats.misp_event_fields import restore
 from kizuna.formats.misp_logs import converter_messages
 from kizuna.policy.releasability import KIZUNA_IDENTITY_ID, RELEASABILITY_EXTENSION_ID
@@ -238,6 +239,7 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
     if from_misp:
         _drop_converter_tags(event, convertible)
     _descriptions_as_comments(event, convertible)
+    restore_comments(_records(event), convertible)
     # misp-stix puts a title given to it before the report's name ("Kizuna export Phishing wave …"), and without
     # one names a bundle of no report after the bundle's id: the event gets the one title instead.
     if info is not None or not any(o["type"] in ("report", "grouping") for o in convertible):
