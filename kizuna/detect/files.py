@@ -12,6 +12,7 @@ the run succeeds, so a failed run never leaves a half-written sightings bundle o
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,28 +75,51 @@ def read_stix_file(path: Path, name: str | None = None) -> Iterator[tuple[int, d
 
 
 class PendingFile:
-    """A file written under a temporary name beside `path`, moved into place by `commit`."""
+    """A file written under a temporary name beside `path`, moved into place by `commit`.
+
+    A device or a pipe (`-o /dev/null`, a FIFO a tool reads) is written into directly, as a stream: renaming
+    over it would leave a plain file where /dev/null was (run as root, it did). A link is written through to
+    the file it names, not replaced by a file of its own."""
 
     def __init__(self, path: Path, *, binary: bool = False) -> None:
-        self.path = path
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
+        self.path = path.resolve() if path.is_symlink() else path
+        mode, encoding = ("wb", None) if binary else ("w", "utf-8")
+        self.temporary: Path | None = None
+        try:
+            special = not stat.S_ISREG(self.path.stat().st_mode)
+        except OSError:
+            special = False  # not there yet: a new file
+        if special:
+            self.stream: IO[Any] = self.path.open(mode, encoding=encoding)
+            return
+        parent = self.path.parent or Path(".")
+        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=parent)
         self.temporary = Path(temporary)
-        self.stream: IO[Any] = os.fdopen(handle, "wb" if binary else "w", encoding=None if binary else "utf-8")
+        self.stream = os.fdopen(handle, mode, encoding=encoding)
 
     def commit(self) -> None:
         self.stream.close()
-        os.replace(self.temporary, self.path)
+        if self.temporary is not None:
+            os.replace(self.temporary, self.path)
 
     def discard(self) -> None:
         self.stream.close()
-        self.temporary.unlink(missing_ok=True)
+        if self.temporary is not None:
+            self.temporary.unlink(missing_ok=True)
 
 
 def check_writable(path: Path, what: str) -> str | None:
     """Why an output cannot be written to `path`, or None; checked before any work is done."""
-    parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         return f"{what} {path} is a directory"
+    target = path.resolve() if path.is_symlink() else path
+    try:
+        special = not stat.S_ISREG(target.stat().st_mode)
+    except OSError:
+        special = False
+    if special:  # a device or a pipe, written into (PendingFile)
+        return None if os.access(target, os.W_OK) else f"{what} {path} is not writable"
+    parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         return f"{what} {path}: directory {parent} does not exist"
     if not os.access(parent, os.W_OK):

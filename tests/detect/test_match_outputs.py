@@ -8,8 +8,10 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,28 @@ def test_alerts_name_file_and_line_and_the_bundle_is_self_contained(tmp_path: Pa
     assert set().union(*(_refs(o) for o in bundle["objects"])) <= set(objects)
     assert {objects[s["sighting_of_ref"]]["type"] for s in sightings} == {"indicator"}
     assert summary["bundle_missing"] == {} and summary["bundle_objects"] == len(objects)
+
+
+def test_outputs_write_into_a_pipe_or_device_and_through_a_link(tmp_path: Path) -> None:
+    """`match -o /dev/null` renamed a plain file over the device (run as root, /dev/null was gone for every
+    program after it); a FIFO another tool reads was replaced the same way, and a link by a file."""
+    zeek = EXAMPLES / "zeek"
+    args = ["match", "--indicators", str(zeek / "demo-indicators.json"), str(zeek / "dns.log"), "--json"]
+    fifo = tmp_path / "alerts.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    summary = json.loads(kizuna(tmp_path / "none", *args, "--alerts", str(fifo), "-o", os.devnull).stdout)
+    reader.join(timeout=60)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert len(received[0].splitlines()) == summary["hits"] > 0
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    kizuna(tmp_path / "none", *args, "-o", str(link))
+    assert link.is_symlink() and json.loads(real.read_text())["type"] == "bundle"
 
 
 def test_an_unknown_sighting_identity_is_reported_missing(tmp_path: Path) -> None:
