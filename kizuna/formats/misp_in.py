@@ -233,8 +233,10 @@ def _unbracket_rules(produced: list[dict[str, Any]], event: Mapping[str, Any]) -
              if isinstance(a, Mapping) and a.get("type") in _RULE_TYPES and isinstance(a.get("value"), str)}
     for obj in produced:
         value = rules.get(obj["id"]) if obj["type"] == "indicator" else None
-        if value is not None and obj.get("pattern") == f"[{value}]" and obj.get("pattern_type") in _RULE_TYPES:
-            obj["pattern"] = value
+        pattern = obj.get("pattern")
+        if (value is not None and isinstance(pattern, str) and obj.get("pattern_type") in _RULE_TYPES
+                and pattern[:1] == "[" and pattern[-1:] == "]" and pattern[1:-1] in (value, value.strip())):
+            obj["pattern"] = value  # as the attribute holds it: misp-stix also strips a rule's last newline
 
 
 def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True) -> ConversionReport:

@@ -130,6 +130,25 @@ def test_a_rule_attribute_becomes_its_rule_and_comes_back_as_it_was(name: str) -
     assert {ref: values.get(a["uuid"]) for ref, a in rules.items()} == {ref: a["value"] for ref, a in rules.items()}
 
 
+def test_a_sigma_rule_ending_in_a_newline_becomes_its_rule() -> None:
+    """A Sigma rule pasted into MISP ends with a newline, which misp-stix strips inside the brackets it adds:
+    the rule, newline and all, is the indicator's pattern, which ingest parses, and goes back to MISP as MISP keeps
+    it (PyMISP trims an attribute's value on the way out, as MISP does on saving)."""
+    rule = ("title: Kizuna test rule for a renamed archiver\nid: 6f0c2b1e-3d4a-4b5c-8e9f-0a1b2c3d4e5f\n"
+            "status: test\nlogsource:\n    category: process_creation\n    product: windows\ndetection:\n"
+            "    selection:\n        OriginalFileName: 'kz-archiver.exe'\n    condition: selection\nlevel: low\n")
+    attribute = {"uuid": "2d7e9c41-5b3a-4f6e-9d8c-7b6a5f4e3d21", "type": "sigma", "category": "Payload installation",
+                 "to_ids": True, "value": rule, "timestamp": "1764547200", "comment": "test rule"}
+    event = {"Event": {"uuid": "8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "info": "Sigma in MISP", "date": "2026-12-01",
+                       "timestamp": "1764547200", "Orgc": ORG, "Attribute": [attribute]}}
+    imported = read_misp(json.dumps(event).encode(), "sigma.json")
+    [indicator] = [o for o in imported.objects if o["type"] == "indicator"]
+    assert (indicator["pattern_type"], indicator["pattern"]) == ("sigma", rule)
+    assert check_object(indicator) is None
+    back = write_misp_event(imported.objects, org=ORG)["Event"]
+    assert [a["value"] for a in back["Attribute"] if a["type"] == "sigma"] == [rule.strip()]
+
+
 def test_every_attribute_comment_comes_back() -> None:
     """misp-stix keeps an attribute's comment only as a to_ids indicator's description: the comments of attributes
     without to_ids (observed-data) and of the attributes of MISP objects were lost, 98 on these events. Each is
