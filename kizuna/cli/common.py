@@ -27,6 +27,7 @@ import orjson
 from kizuna.config import ConfigError
 from kizuna.core.errors import KizunaError
 from kizuna.core.node import Node
+from kizuna.detect.files import write_target
 from kizuna.ops.arrivals import watch_arrivals
 from kizuna.policy.tlp import TlpLevel
 from kizuna.stix.timestamps import format_timestamp, parse_moment
@@ -137,17 +138,15 @@ def output_stream(path: Path | None) -> Iterator[IO[bytes]]:
         sys.stdout.buffer.flush()
         return
     check_output_path(path)
-    # A link is written through to the file it names, not replaced by a file of its own.
-    target = path.resolve() if path.is_symlink() else path
-    try:
-        found = target.stat()
-    except OSError:
-        found = None
-    if found is not None and not stat.S_ISREG(found.st_mode):
-        # A device or a pipe (-o /dev/null, a FIFO a tool reads) is a stream like standard output: written
-        # into, never renamed over (which would leave a plain file where /dev/null was).
+    # A link is written through to the file it names; a device or a pipe is a stream like standard output.
+    target, special = write_target(path)
+    if special:
         yield from _write_into(target, path)
         return
+    try:
+        found: os.stat_result | None = target.stat()
+    except OSError:
+        found = None
     directory = target.parent if str(target.parent) else Path(".")
     try:
         handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")

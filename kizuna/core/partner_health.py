@@ -119,14 +119,16 @@ def partner_health(node: Node, stats: StoreStats | None = None, names: dict[str,
                 collection = next((c for c in collections if mapping.get("local") in (c.id, c.alias)), None)
                 if collection is not None:
                     organisation = config.get("organisation")
-                    viewer = node.viewer_for(partner_reader(name, organisation, config.get("agreement"),
-                                                            [collection.pk]), collection)
                     position = positions.get((name, collection.id))
                     agreed = terms.get((name, collection.id))
-                    if agreed is not None and agreed != (viewer.policy.terms() if viewer.policy else ""):
-                        position = None  # what it may see changed: the next push offers every version again
+                    viewer = None  # the partner's view is compiled only when a question needs it
+                    if agreed is not None:
+                        viewer = _partner_view(node, name, config, collection)
+                        if agreed != (viewer.policy.terms() if viewer.policy else ""):
+                            position = None  # what it may see changed: the next push offers every version again
                     waiting, beyond = 0, False
                     if stats.waiting_after(collection.pk, position, 0):  # something waits: what may go?
+                        viewer = viewer or _partner_view(node, name, config, collection)
                         waiting, beyond = _sendable(node, viewer, organisation, collection, position,
                                                     same_node(name, roots), own, _flows_back(node, config))
                     backlog = (backlog or 0) + waiting
@@ -156,6 +158,12 @@ def _config(text: str) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return config if isinstance(config, dict) else None
+
+
+def _partner_view(node: Node, name: str, config: dict[str, Any], collection: Collection) -> Viewer:
+    """The partner node as a push reads for it: its organisation under its agreement."""
+    reader = partner_reader(name, config.get("organisation"), config.get("agreement"), [collection.pk])
+    return node.viewer_for(reader, collection)
 
 
 def _flows_back(node: Node, config: dict[str, Any]) -> bool:

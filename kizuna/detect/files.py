@@ -74,6 +74,16 @@ def read_stix_file(path: Path, name: str | None = None) -> Iterator[tuple[int, d
                     yield number, item
 
 
+def write_target(path: Path) -> tuple[Path, bool]:
+    """Where writing ``path`` goes (the file a link names) and whether it is a device or a pipe (``-o /dev/null``,
+    a FIFO a tool reads): a stream written into, never renamed over, which would leave a plain file in its place."""
+    target = path.resolve() if path.is_symlink() else path
+    try:
+        return target, not stat.S_ISREG(target.stat().st_mode)
+    except OSError:
+        return target, False  # not there yet: a new file
+
+
 class PendingFile:
     """A file written under a temporary name beside `path`, moved into place by `commit`.
 
@@ -82,13 +92,9 @@ class PendingFile:
     the file it names, not replaced by a file of its own."""
 
     def __init__(self, path: Path, *, binary: bool = False) -> None:
-        self.path = path.resolve() if path.is_symlink() else path
+        self.path, special = write_target(path)
         mode, encoding = ("wb", None) if binary else ("w", "utf-8")
         self.temporary: Path | None = None
-        try:
-            special = not stat.S_ISREG(self.path.stat().st_mode)
-        except OSError:
-            special = False  # not there yet: a new file
         if special:
             self.stream: IO[Any] = self.path.open(mode, encoding=encoding)
             return
@@ -112,11 +118,7 @@ def check_writable(path: Path, what: str) -> str | None:
     """Why an output cannot be written to `path`, or None; checked before any work is done."""
     if path.is_dir():
         return f"{what} {path} is a directory"
-    target = path.resolve() if path.is_symlink() else path
-    try:
-        special = not stat.S_ISREG(target.stat().st_mode)
-    except OSError:
-        special = False
+    target, special = write_target(path)
     if special:  # a device or a pipe, written into (PendingFile)
         return None if os.access(target, os.W_OK) else f"{what} {path} is not writable"
     parent = target.parent if str(target.parent) else Path(".")
