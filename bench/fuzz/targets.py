@@ -162,6 +162,36 @@ def suricata_rule(data: bytes) -> None:
         assert sum(found.group(1) == "sid" for found in option.finditer(options)) == 1, rule
 
 
+def shared_suricata_rule(data: bytes) -> None:
+    """A partner's Snort/Suricata rules as an indicator's pattern, through the Suricata rules feed: every
+    rule written is one alert on one line that reads back as it was written, keeps the partner's options
+    (but sid, rev, gid) in order, has exactly one sid and none of the keywords that act on the sensor; a
+    line that is no rule becomes a loss, never an exception."""
+    from suricataparser import parse_rule
+
+    from kizuna.formats.base import ConversionReport
+    from kizuna.formats.suricata import _REPLACED, _SENSOR_ACTIONS, _read_rule, write_suricata
+
+    text = data.decode("utf-8", "replace")
+    indicator = {"type": "indicator", "spec_version": "2.1", "id": _yara_id(4), "created": _NOW, "modified": _NOW,
+                 "pattern_type": "suricata", "pattern": text, "valid_from": _NOW}
+    report = ConversionReport("suricata")
+    for rule in write_suricata([indicator], report=report):
+        assert rule.endswith(")\n") and rule.count("\n") == 1, rule
+        written = parse_rule(rule)
+        assert written is not None and written.action == "alert", rule
+        names = [option.name for option in written.options]
+        assert names.count("sid") == 1 and not set(names) & _SENSOR_ACTIONS, rule
+        assert str(written) + "\n" == rule, rule
+        sources = [_read_rule(line.strip()) for line in text.splitlines()]
+        partner = [(o.name, str(o.value or "")) for o in written.options
+                   if o.name not in _REPLACED and o.name not in ("metadata", "classtype")]
+        assert any(source is not None and partner == [
+            (o.name, str(o.value or "")) for o in source.options
+            if o.name not in _REPLACED and o.name not in ("metadata", "classtype")] for source in sources), rule
+    assert all(isinstance(loss.reason, str) and loss.reason for loss in report.losses)
+
+
 def hash_list(data: bytes) -> None:
     """A hash list (text, CSV, ThreatExchange/HMA export, vPDQ frames) as `kizuna hashes import|match` read
     it: every line an entry or a rejection with its reason, never an exception."""
@@ -211,6 +241,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "sigma_rule": sigma_rule,
     "yara_rule": yara_rule,
     "suricata_rule": suricata_rule,
+    "shared_suricata_rule": shared_suricata_rule,
     "hash_list": hash_list,
     "zeek_intel": zeek_intel,
     "mapping_file": mapping_file,
@@ -218,5 +249,6 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
 
 #: Packages instrumented for coverage besides Kizuna's own: pySigma's parser is Python, so atheris can
 #: steer by its branches (yara-python is C, and takes its input as is).
-INSTRUMENTED: dict[str, list[str]] = {"sigma_rule": ["kizuna", "sigma"]}
+INSTRUMENTED: dict[str, list[str]] = {"sigma_rule": ["kizuna", "sigma"],
+                                      "shared_suricata_rule": ["kizuna", "suricataparser"]}
 

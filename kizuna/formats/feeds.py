@@ -6,7 +6,8 @@ stored JSON bytes, or (blocklists and RPZ, `Node.export_feed`) as the feed facts
 indicator the caller receives as stored (store/feed_facts.py), the *latest* version of each. A writer given
 facts reads only the IOCs and the indicator's id. `select` keeps indicators that are
 
-* ``pattern_type`` ``stix`` with a pattern that is a list of IOCs (`iocs.pattern_terms`),
+* ``pattern_type`` ``stix`` with a pattern that is a list of IOCs (`iocs.pattern_terms`), or one of the
+  writer's ``rule_types`` (Suricata takes ``snort`` and ``suricata`` rules whole, as one `RULE` term),
 * not revoked, and valid at ``now`` (``valid_from`` ≤ now < ``valid_until``),
 * at or below the TLP ceiling and at or above the confidence floor, when those are set,
 * not flagged by a warninglist, unless ``include_flagged``,
@@ -67,6 +68,8 @@ class FeedOptions:
 
 
 DEFAULT_OPTIONS: Final = FeedOptions()
+#: The term of an indicator whose pattern is a rule in one of the writer's ``rule_types``: its whole text.
+RULE: Final = "rule"
 #: Lines a list writer joins into one piece of text: a million lines handed on one at a time cost more in
 #: the generators they pass through than in writing them.
 PIECE_LINES: Final = 1024
@@ -131,15 +134,17 @@ def _note_change(report: ConversionReport, stamp: Any) -> None:
 
 def select(
     objects: Iterable[dict[str, Any] | bytes | str], options: FeedOptions, report: ConversionReport | None = None,
-    kinds: Collection[str] | None = None, skip_unparsed: bool = True,
+    kinds: Collection[str] | None = None, skip_unparsed: bool = True, rule_types: Collection[str] = (),
 ) -> Iterator[Selected]:
     """The indicators of ``objects`` that belong in a feed under ``options`` (see the module text).
 
     ``kinds`` limits the IOCs checked and yielded to those a writer can use (all kinds by default);
     with ``skip_unparsed`` stored JSON without any of their pattern paths is not even parsed (a
     writer whose kinds make up most feeds, such as RPZ, turns that off: the test costs more there).
+    An indicator whose ``pattern_type`` is one of ``rule_types`` passes the same limits and comes with the
+    single term (`RULE`, its pattern).
     """
-    selected: Iterator[Selected] = _select(objects, options, report, kinds, skip_unparsed, False)
+    selected: Iterator[Selected] = _select(objects, options, report, kinds, skip_unparsed, False, rule_types)
     return selected
 
 
@@ -156,7 +161,7 @@ def select_terms(
 
 def _select(
     objects: Iterable[dict[str, Any] | bytes | str], options: FeedOptions, report: ConversionReport | None,
-    kinds: Collection[str] | None, skip_unparsed: bool, terms_only: bool,
+    kinds: Collection[str] | None, skip_unparsed: bool, terms_only: bool, rule_types: Collection[str] = (),
 ) -> Iterator[Any]:
     """`select` (``terms_only`` False) or `select_terms` (True)."""
     now = parse_timestamp(options.now) if options.now else now_micros()
@@ -219,7 +224,8 @@ def _select(
             get = obj.get
             if get("type") != "indicator":
                 continue
-            if get("pattern_type") != "stix":
+            pattern_type = get("pattern_type")
+            if pattern_type != "stix" and pattern_type not in rule_types:
                 skipped["pattern type is not stix"] += 1
                 continue
             if get("revoked") is True:
@@ -251,6 +257,10 @@ def _select(
                 skipped["on a warninglist"] += 1
                 continue
             pattern = get("pattern")
+            if pattern_type != "stix":  # a rule of the writer's rule_types, taken whole
+                if type(pattern) is str and not terms_only:
+                    yield Selected(obj, [(RULE, pattern)])
+                continue
             one = single_term(pattern) if type(pattern) is str else None
             if one is None:
                 terms = _terms(obj, pattern, kinds, unused, report)

@@ -6,6 +6,17 @@ rule on host and exact raw URI (an ``https`` URL only matches where Suricata see
 JA3 fingerprint gets a ``ja3.hash`` rule. Hashes and e-mail addresses have no rule of their own and
 are counted as left out.
 
+An indicator whose pattern is a Snort or Suricata rule (``pattern_type`` ``snort``/``suricata``, e.g. a
+MISP ``snort`` attribute) goes into the file as its partner wrote it, with four changes:
+
+* its ``sid`` and ``rev`` are replaced as above (two partners' rules may share a sid; a rule's own sid and
+  ``gid`` are kept as ``kizuna_source_sid`` / ``kizuna_source_gid`` metadata), and Kizuna's metadata is added;
+* a rule without ``classtype`` gets the feed's;
+* its action becomes ``alert``: a shared ``pass`` rule would silence the node's own rules and a ``drop``
+  rule would block traffic on a partner's word (each change is counted in the report);
+* a rule using a keyword that acts on the sensor beyond an alert (scripts, files, datasets) is left
+  out with the reason, as is a line that is no rule. A commented-out rule stays out.
+
 ``sid`` is derived from the indicator id, the IOC and the rule's variant, so it stays the same from
 one export to the next; ``rev`` is ``modified`` in seconds since the epoch, so a new version of the
 indicator raises it. Every content is written with the bytes Suricata treats specially hex-escaped,
@@ -15,13 +26,18 @@ so no partner-supplied value can close the option or the rule.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from kizuna.formats.base import ConversionReport
-from kizuna.formats.feeds import DEFAULT_OPTIONS, FeedOptions, select
+from suricataparser import parse_rule
+from suricataparser.exceptions import RuleParseException
+from suricataparser.rule import Metadata, Option, Rule
+
+from kizuna.formats.base import ConversionReport, Loss
+from kizuna.formats.feeds import DEFAULT_OPTIONS, RULE, FeedOptions, select
 from kizuna.formats.iocs import DOMAIN, IPV4, IPV6, JA3, URL, to_ascii_domain
 from kizuna.stix.timestamps import parse_timestamp
 
@@ -29,6 +45,13 @@ SID_BASE: Final = 1_000_000_000
 SID_SPAN: Final = 3_000_000_000  # sids stay below 2**32
 # Bytes written as |hex| inside content: Suricata's own specials, and those suricata-check asks for.
 _ESCAPED: Final = frozenset(b':; "\'{|\\/`$()')
+#: The pattern types whose rules go into the file whole.
+RULE_TYPES: Final = ("snort", "suricata")
+#: Keywords of a shared rule that make the sensor run a script or read and write files: such a rule is left out.
+_SENSOR_ACTIONS: Final = frozenset({"lua", "luajit", "dataset", "datarep", "filestore", "iprep"})
+_KEYWORD: Final = re.compile(r"[a-z0-9_.]+", re.ASCII | re.IGNORECASE)
+#: Options of a shared rule that Kizuna writes itself.
+_REPLACED: Final = frozenset({"sid", "rev", "gid"})
 
 
 def content(value: str) -> str:
@@ -128,7 +151,8 @@ def write_suricata(
     """Lines of a Suricata rules file, one rule a line."""
     used: set[int] = set()
     unsupported: Counter[str] = Counter()
-    for selected in select(objects, options, report):
+    actions: Counter[str] = Counter()
+    for selected in select(objects, options, report, rule_types=RULE_TYPES):
         o = selected.indicator
         ident = str(o.get("id", ""))
         modified = str(o.get("modified") or o.get("created") or "1970-01-01T00:00:00Z")
@@ -137,18 +161,84 @@ def write_suricata(
         except ValueError:
             rev = 1
         created = _date(str(o.get("created") or modified))
+        stamps = f"created_at {created}, updated_at {_date(modified)}"
         for kind, value in selected.terms:
+            if kind == RULE:
+                for rule_key, rule in _shared_rules(ident, value, actions, report):
+                    sid = _free_sid(stable_sid(f"{ident}|rule|{rule_key}"), used)
+                    yield _rewritten(rule, classtype, sid, rev, f"kizuna_indicator {ident}, {stamps}") + "\n"
+                continue
             rules = _rules(kind, value)
             if not rules:
                 unsupported[kind] += 1
                 continue
             for variant, header, body in rules:
-                sid = stable_sid(f"{ident}|{kind}|{value}|{variant}")
-                while sid in used:  # a collision (rare): the next free sid, kept stable by input order
-                    sid = SID_BASE + (sid - SID_BASE + 1) % SID_SPAN
-                used.add(sid)
+                sid = _free_sid(stable_sid(f"{ident}|{kind}|{value}|{variant}"), used)
                 yield (f"{header} ({body} classtype:{classtype}; sid:{sid}; rev:{rev}; "
-                       f"metadata:kizuna_indicator {ident}, created_at {created}, updated_at {_date(modified)};)\n")
+                       f"metadata:kizuna_indicator {ident}, {stamps};)\n")
     if report is not None:
         for kind, count in sorted(unsupported.items()):
             report.warnings.append(f"{count} {kind} value(s) have no Suricata rule and were left out")
+        for action, count in sorted(actions.items()):
+            report.warnings.append(f"{count} shared rule(s) with action {action} written as alert")
+
+
+def _free_sid(sid: int, used: set[int]) -> int:
+    while sid in used:  # a collision (rare): the next free sid, kept stable by input order
+        sid = SID_BASE + (sid - SID_BASE + 1) % SID_SPAN
+    used.add(sid)
+    return sid
+
+
+def _shared_rules(ident: str, text: str, actions: Counter[str],
+                  report: ConversionReport | None) -> Iterator[tuple[str, Rule]]:
+    """(key for its sid, rule to write) for each rule in a shared rule pattern: one rule a line, blank
+    lines and comments (commented-out rules too) skipped; the rest left out with a loss."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        rule = _read_rule(line)
+        reason = None
+        if rule is None:
+            reason = "not a Suricata rule"
+        elif (used := sorted({o.name for o in rule.options} & _SENSOR_ACTIONS)):
+            reason = f"uses {', '.join(used)}, which acts on the sensor beyond an alert"
+        if reason is not None or rule is None:
+            if report is not None:
+                report.losses.append(Loss(ident, "pattern", line, f"line {number}: {reason}"))
+            continue
+        if rule.action != "alert":
+            actions[rule.action] += 1
+        # the partner's own sid keys ours, so a rule keeps its sid when others are added or removed around it
+        yield (rule.sid if rule.sid is not None else f"line {number}"), rule
+
+
+def _read_rule(line: str) -> Rule | None:
+    """The rule on ``line``, or None when it is none: suricataparser's reading (it splits options at each
+    unescaped ``;``, as Suricata does), and a header of protocol, source, ports, direction and destination
+    and options of a keyword (of keyword characters) and, after a colon, a value, so nothing else can pass
+    for a rule."""
+    try:
+        rule = parse_rule(line)
+    except (RuleParseException, ValueError, IndexError, AttributeError, TypeError):  # e.g. "sid:x;", "msg;"
+        return None
+    if rule is None or not rule.enabled:
+        return None
+    header = rule.header.split()
+    if len(header) != 6 or header[3] not in ("->", "<>", "=>"):
+        return None
+    # (an option with nothing after its colon would be written back without the colon: another rule)
+    if not all(_KEYWORD.fullmatch(option.name) and option.value != "" for option in rule.options):
+        return None
+    return rule
+
+
+def _rewritten(rule: Rule, classtype: str, sid: int, rev: int, metadata: str) -> str:
+    """``rule`` as an alert with Kizuna's sid, rev and metadata (the partner's sid and gid kept in it)."""
+    kept = [o for o in rule.options if o.name not in _REPLACED]
+    if not any(o.name == "classtype" for o in kept):
+        kept.append(Option("classtype", classtype))
+    source = [f"kizuna_source_{o.name} {o.value}" for o in rule.options if o.name in ("sid", "gid")]
+    kept += [Option("sid", str(sid)), Option("rev", str(rev)), Option("metadata", Metadata([*source, metadata]))]
+    return str(Rule(True, "alert", rule.header, kept))

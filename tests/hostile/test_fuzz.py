@@ -47,6 +47,10 @@ def test_the_crashes_fuzzing_found_are_kept() -> None:
     # And an IDN host followed by two dots, which IDNA refuses (an empty label) while the URL check allowed it.
     assert (CRASHES / "suricata_rule" / "crash-trailing-dots-after-an-idn-host").read_bytes().endswith(b"..")
     assert b'"type":[{' in (CRASHES / "misp_event" / "crash-attribute-type-is-a-list").read_bytes()
+    # And shared Suricata rules that suricataparser reads but cannot hold (a bare sid) or writes back as
+    # another rule (a msg with nothing after its colon loses the colon): such lines are no rules.
+    assert b"sid;)" in (CRASHES / "shared_suricata_rule" / "crash-bare-sid-option").read_bytes()
+    assert b"(msg:;)" in (CRASHES / "shared_suricata_rule" / "crash-msg-with-an-empty-value").read_bytes()
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
