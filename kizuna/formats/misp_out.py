@@ -8,9 +8,11 @@ through its external parser. Kizuna then:
 
 - tags the event and each attribute/object with ``tlp:<level>`` (TLP 2.0 words: ``tlp:clear`` …) for the
   OASIS TLP markings its STIX carried, the strictest level of the content on the event;
-- gives the event distribution 0 ("your organisation only") and every attribute/object 5 (inherit):
-  an export never widens sharing, the receiving MISP administrator does; content carrying a Kizuna
-  REL TO marking gets distribution 0 itself, and the report says a MISP file cannot name who;
+- gives the event the widest distribution its TLP allows and every attribute/object 5 (inherit): 3 (all
+  communities) when everything in it is TLP:CLEAR, 1 (this community) when it is at most TLP:GREEN, and
+  0 ("your organisation only") for anything stricter or unmarked, so an export never widens sharing;
+  content carrying a Kizuna REL TO marking gets distribution 0 itself, and the report says a MISP file
+  cannot name who;
 - lists in ``report.losses`` (``ref`` = STIX id) every object the MISP event does not represent.
 """
 
@@ -30,6 +32,16 @@ from kizuna.formats.base import ConversionReport, FormatError, Loss
 from kizuna.formats.misp_comments import restore_comments
 from kizuna.formats.misp_event_fields import restore
 from kizuna.formats.misp_logs import converter_messages
+from kizuna.formats.misp_record_fixes import (
+    add_tag,
+    descriptions_as_comments,
+    drop_converter_tags,
+    drop_indicator_id_comments,
+    event_records,
+    keep_timestamps,
+    labels_as_tags,
+    stix_uuid,
+)
 from kizuna.policy.releasability import KIZUNA_IDENTITY_ID, RELEASABILITY_EXTENSION_ID
 from kizuna.policy.tlp import LEVEL_BY_OASIS_ID, TlpLevel
 
@@ -44,18 +56,20 @@ def _bundle_id(objects: Iterable[Mapping[str, Any]]) -> str:
     return f"bundle--{uuid.uuid5(_BUNDLE_NAMESPACE, ','.join(sorted(str(o['id']) for o in objects)))}"
 
 
-def _uuid(stix_id: object) -> str:
-    return str(stix_id).partition("--")[2]
 
 
 def _tag(level: TlpLevel) -> dict[str, Any]:
     return {"name": f"tlp:{level.token}"}
 
 
-def _add_tag(record: dict[str, Any], tag: dict[str, Any]) -> None:
-    tags = record.setdefault("Tag", [])
-    if all(t.get("name") != tag["name"] for t in tags):
-        tags.append(tag)
+
+
+#: Objects that carry no markings of their own in an event (misp-stix makes no record of them).
+_UNMARKED_TYPES: Final = frozenset({"identity", "marking-definition", "extension-definition"})
+#: The MISP distribution of an event all of whose content is at most this TLP level: the TLP 2.0 definitions
+#: let TLP:CLEAR go to the world (MISP's "all communities") and TLP:GREEN within the recipient's community
+#: ("this community only"); anything stricter stays with the receiving organisation (0).
+_DISTRIBUTION_BY_TLP: Final = {TlpLevel.CLEAR: "3", TlpLevel.GREEN: "1"}
 
 
 class _Markings:
@@ -66,21 +80,20 @@ class _Markings:
                   and RELEASABILITY_EXTENSION_ID in (o.get("extensions") or {})}
         self.tlp: dict[str, TlpLevel] = {}
         self.restricted: set[str] = set()
+        #: Some content has no TLP marking: what the node's policy makes of it, a MISP file cannot say.
+        self.unmarked = False
         for obj in objects:
             refs = obj.get("object_marking_refs") or ()
             levels = [LEVEL_BY_OASIS_ID[r] for r in refs if r in LEVEL_BY_OASIS_ID]
             if levels:
-                self.tlp[_uuid(obj["id"])] = max(levels)
+                self.tlp[stix_uuid(obj["id"])] = max(levels)
+            elif obj["type"] not in _UNMARKED_TYPES:
+                self.unmarked = True
             if any(r in rel_to for r in refs):
                 self.restricted.add(obj["id"])
         self.strictest = max(self.tlp.values(), default=None)
 
 
-def _records(event: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    yield from event.get("Attribute") or ()
-    for misp_object in event.get("Object") or ():
-        yield misp_object
-        yield from misp_object.get("Attribute") or ()
 
 
 def _creator(items: list[dict[str, Any]], org: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -93,23 +106,27 @@ def _creator(items: list[dict[str, Any]], org: Mapping[str, str] | None) -> dict
     if not counts:
         return None if org is None else {"name": str(org["name"]), "uuid": str(org["uuid"])}
     creator = identities[counts.most_common(1)[0][0]]
-    return {"name": str(creator.get("name", "")), "uuid": _uuid(creator["id"])}
+    return {"name": str(creator.get("name", "")), "uuid": stix_uuid(creator["id"])}
 
 
 def _apply_sharing(event: dict[str, Any], markings: _Markings, report: ConversionReport) -> None:
-    # A Kizuna export never widens sharing: the event stays with the receiving organisation until its
-    # MISP administrator decides otherwise, and every record inherits that.
-    event["distribution"] = "0"
-    for record in _records(event):
+    # A Kizuna export never widens sharing: the event goes as far as the TLP of all its content allows, and no
+    # further than the receiving organisation when anything in it is stricter than TLP:GREEN or unmarked (its
+    # MISP administrator decides then). Every record inherits that. Reading the file back gives no marking for
+    # 3 and 1 (a loss for 1), so a node re-importing its own export of TLP:CLEAR or GREEN content finds it as it
+    # stored it.
+    strictest = None if markings.unmarked else markings.strictest
+    event["distribution"] = _DISTRIBUTION_BY_TLP.get(strictest, "0") if strictest is not None else "0"
+    for record in event_records(event):
         record["distribution"] = "5"
     if markings.strictest is not None:
         event["Tag"] = [t for t in event.get("Tag") or () if not str(t.get("name", "")).startswith("tlp:")]
-        _add_tag(event, _tag(markings.strictest))
-    restricted = {_uuid(i) for i in markings.restricted}
-    for record in _records(event):
+        add_tag(event, _tag(markings.strictest))
+    restricted = {stix_uuid(i) for i in markings.restricted}
+    for record in event_records(event):
         level = markings.tlp.get(str(record.get("uuid")))
         if level is not None and level != markings.strictest and "object_relation" not in record:
-            _add_tag(record, _tag(level))
+            add_tag(record, _tag(level))
         if str(record.get("uuid")) in restricted:
             record["distribution"] = "0"
     for stix_id in sorted(markings.restricted):
@@ -123,13 +140,13 @@ def _represented(event: dict[str, Any]) -> tuple[set[str], set[tuple[str, str]],
     uuids.update(str(org.get("uuid")) for org in (event.get("Orgc"), event.get("Org")) if isinstance(org, Mapping))
     clusters: set[tuple[str, str]] = set()
     references: set[tuple[str, str, str]] = set()
-    for record in _records(event):
+    for record in event_records(event):
         uuids.add(str(record.get("uuid")))
         for ref in record.get("ObjectReference") or ():
             references.add((str(ref.get("object_uuid") or record.get("uuid")), str(ref.get("relationship_type")),
                             str(ref.get("referenced_uuid"))))
     galaxies = list(event.get("Galaxy") or ())
-    for record in _records(event):
+    for record in event_records(event):
         galaxies.extend(record.get("Galaxy") or ())
     for galaxy in galaxies:
         for cluster in galaxy.get("GalaxyCluster") or ():
@@ -148,7 +165,7 @@ def _losses(objects: list[dict[str, Any]], event: dict[str, Any], markings: _Mar
     losses = []
     for obj in objects:
         kind = obj["type"]
-        if _uuid(obj["id"]) in uuids or (kind.rpartition("-")[2], str(obj.get("name"))) in clusters:
+        if stix_uuid(obj["id"]) in uuids or (kind.rpartition("-")[2], str(obj.get("name"))) in clusters:
             continue
         if kind == "marking-definition" and (obj["id"] in LEVEL_BY_OASIS_ID or
                                              RELEASABILITY_EXTENSION_ID in (obj.get("extensions") or {})):
@@ -158,7 +175,7 @@ def _losses(objects: list[dict[str, Any]], event: dict[str, Any], markings: _Mar
             # event's own fields express
             continue
         if kind == "relationship":
-            source, target = _uuid(obj.get("source_ref")), _uuid(obj.get("target_ref"))
+            source, target = stix_uuid(obj.get("source_ref")), stix_uuid(obj.get("target_ref"))
             if source == target or (source, str(obj.get("relationship_type")), target) in references:
                 continue
             losses.append(Loss(obj["id"], "relationship",
@@ -193,7 +210,7 @@ def _label_losses(objects: list[dict[str, Any]], event: dict[str, Any]) -> list[
             if isinstance(label, str) and label.startswith("misp-galaxy:") and label not in everywhere:
                 losses.append(Loss(obj["id"], "galaxy", label,
                                    "misp-stix read this galaxy cluster back under another name, or not at all"))
-        record = records.get(_uuid(obj["id"]))
+        record = records.get(stix_uuid(obj["id"]))
         if record is None or obj["type"] in ("report", "grouping"):
             continue
         tags = _carried(record)
@@ -226,7 +243,7 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
         from_misp = is_stix2_from_misp(convertible)
     event = _converted(convertible, bundle_id, from_misp, None, report)
     if not from_misp:
-        _labels_as_tags(event, convertible)
+        labels_as_tags(event, convertible)
     else:
         # misp-stix's parser for STIX it wrote itself reads only MISP's own shapes: a collection holding a MISP
         # event beside other content (a CSV import, a partner's indicators) would lose the rest. That rest goes
@@ -234,12 +251,15 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
         others = _not_from_misp(convertible, event)
         if others:
             other = _converted(others, _bundle_id(others), False, None, report)
-            _labels_as_tags(other, others)
+            labels_as_tags(other, others)
             _merge(event, other)
     if from_misp:
-        _drop_converter_tags(event, convertible)
-    _descriptions_as_comments(event, convertible)
-    restore_comments(_records(event), convertible)
+        drop_converter_tags(event, convertible)
+        labels_as_tags(event, convertible, from_misp=True)
+    drop_indicator_id_comments(event)
+    keep_timestamps(event, convertible)
+    descriptions_as_comments(event, convertible)
+    restore_comments(event_records(event), convertible)
     # misp-stix puts a title given to it before the report's name ("Kizuna export Phishing wave …"), and without
     # one names a bundle of no report after the bundle's id: the event gets the one title instead.
     if info is not None or not any(o["type"] in ("report", "grouping") for o in convertible):
@@ -290,7 +310,7 @@ def _not_from_misp(objects: list[dict[str, Any]], event: dict[str, Any]) -> list
     label), with the relationships among them and the identities and markings they name; empty if none."""
     uuids, _, _ = _represented(event)
     left = {o["id"] for o in objects if o["type"] not in SUPPORTING_TYPES and o["type"] != "relationship"
-            and _uuid(o["id"]) not in uuids and not _from_misp(o)}
+            and stix_uuid(o["id"]) not in uuids and not _from_misp(o)}
     if not left:
         return []
     chosen = set(left)
@@ -304,50 +324,6 @@ def _not_from_misp(objects: list[dict[str, Any]], event: dict[str, Any]) -> list
         if obj.get("created_by_ref") in by_id:
             chosen.add(obj["created_by_ref"])
     return [o for o in objects if o["id"] in chosen]
-
-
-def _descriptions_as_comments(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
-    """Each object's description as the comment of the attribute misp-stix made of it, where it wrote none: a
-    MISP attribute's comment becomes the indicator's description on the way in, and misp-stix's parsers do not
-    write it back (an attribute's context was lost on every round trip)."""
-    records = {str(r.get("uuid")): r for r in _records(event)}
-    for obj in objects:
-        record = records.get(_uuid(obj["id"]))
-        description = obj.get("description")
-        if record is not None and isinstance(description, str) and description and not record.get("comment"):
-            record["comment"] = description
-
-
-#: The labels misp-stix gives every report or grouping it makes of a MISP event, before the event's own tags.
-_CONVERTER_LABELS: Final = ("Threat-Report", 'misp:tool="MISP-STIX-Converter"')
-
-
-def _drop_converter_tags(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
-    """Leave out of the event's tags the two labels misp-stix itself put first on the event's report, which its
-    parser reads back as tags: a MISP event sent through Kizuna would otherwise come back with two tags it never
-    had, and two more on every further round trip. A label the event also carried as its own tag stays."""
-    containers = [o for o in objects if o["type"] in ("report", "grouping")]
-    artefacts = set(_CONVERTER_LABELS)
-    for container in containers:
-        labels = list(container.get("labels") or ())
-        if tuple(labels[:2]) != _CONVERTER_LABELS:
-            return  # not a report misp-stix made of a MISP event: its labels are all the producer's
-        artefacts -= set(labels[2:])
-    if containers and artefacts and event.get("Tag"):
-        event["Tag"] = [tag for tag in event["Tag"] if tag.get("name") not in artefacts]
-
-
-def _labels_as_tags(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
-    """Each object's labels as tags of the attribute or object misp-stix made of it (its parser for any STIX
-    drops them; MISP's tags are where a MISP user looks for them). TLP labels are left to the markings."""
-    records = {str(r.get("uuid")): r for r in _records(event)}
-    for obj in objects:
-        record = records.get(_uuid(obj["id"]))
-        if record is None:
-            continue
-        for label in obj.get("labels") or ():
-            if isinstance(label, str) and label and not label.lower().startswith("tlp:"):
-                _add_tag(record, {"name": label})
 
 
 def _merge(event: dict[str, Any], other: dict[str, Any]) -> None:

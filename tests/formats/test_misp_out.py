@@ -50,7 +50,30 @@ def test_tlp_markings_become_tlp_tags_and_the_event_takes_the_strictest() -> Non
     tags = {a.value: {t.name for t in a.tags} for a in event.attributes}
     tags.update({a.value: {t.name for t in o.tags} for o in event.objects for a in o.attributes})
     assert "tlp:clear" in tags["clear.example"]
-    assert int(event.distribution) == 0  # an export never widens sharing
+    assert int(event.distribution) == 0  # TLP:AMBER content: an export never widens sharing
+
+
+@pytest.mark.parametrize(("levels", "distribution"), [
+    ([TlpLevel.CLEAR], 3),  # TLP:CLEAR may go to the world: MISP's "all communities"
+    ([TlpLevel.CLEAR, TlpLevel.GREEN], 1),  # TLP:GREEN within the recipient's community: "this community only"
+    ([TlpLevel.GREEN, TlpLevel.AMBER_STRICT], 0),
+    ([TlpLevel.RED], 0),
+    ([TlpLevel.CLEAR, None], 0),  # unmarked content: what the node's policy makes of it, the file cannot say
+])
+def test_the_event_goes_as_far_as_the_tlp_of_all_its_content_allows(
+        levels: list[TlpLevel | None], distribution: int) -> None:
+    objects: list[dict[str, Any]] = [IDENTITY]
+    for number, level in enumerate(levels, start=1):
+        if level is None:
+            unmarked = _indicator(number, f"n{number}.example", TlpLevel.CLEAR)
+            del unmarked["object_marking_refs"]
+            objects.append(unmarked)
+        else:
+            objects += [tlp2_marking_definition(level), _indicator(number, f"n{number}.example", level)]
+    event = _loaded(write_misp_event(objects))
+    assert int(event.distribution) == distribution
+    records = list(event.attributes) + list(event.objects)
+    assert records and all(int(r.distribution) == 5 for r in records)  # each inherits the event's
 
 
 def test_rel_to_content_is_exported_for_the_organisation_only_and_reported() -> None:

@@ -1,0 +1,116 @@
+"""What misp-stix's parsers from STIX to MISP add to an event or leave out of it, put right after conversion.
+
+Each function takes the event document (``{"Event": …}``'s inner dict) misp-stix wrote for ``objects``: a
+note of its own conversion taken off, or a field of the objects it left out written back, so a MISP user sees
+what the producer wrote and a node reading its own export back finds the versions it stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+from kizuna.stix.timestamps import parse_timestamp
+
+#: The labels misp-stix gives every report or grouping it makes of a MISP event, before the event's own tags.
+CONVERTER_LABELS: Final = ("Threat-Report", 'misp:tool="MISP-STIX-Converter"')
+_PRODUCER_TAG: Final = "misp-galaxy:producer="
+
+
+def stix_uuid(stix_id: object) -> str:
+    return str(stix_id).partition("--")[2]
+
+
+def add_tag(record: dict[str, Any], tag: dict[str, Any]) -> None:
+    tags = record.setdefault("Tag", [])
+    if all(t.get("name") != tag["name"] for t in tags):
+        tags.append(tag)
+
+
+def event_records(event: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    yield from event.get("Attribute") or ()
+    for misp_object in event.get("Object") or ():
+        yield misp_object
+        yield from misp_object.get("Attribute") or ()
+
+
+def keep_timestamps(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Give back its ``timestamp`` (the ``modified`` of the STIX object made of it) to each attribute or object
+    PyMISP wrote without one: it leaves out the timestamp of a record edited after loading (misp-stix tags a
+    record whose TLP differs from the event's), and a record without one was stamped with the time of its next
+    import, a new version of an object nobody changed."""
+    records = {str(r.get("uuid")): r for r in event_records(event) if not r.get("timestamp")}
+    if not records:
+        return
+    for obj in objects:
+        record = records.get(stix_uuid(obj["id"]))
+        if record is not None and isinstance(obj.get("modified"), str):
+            try:
+                record["timestamp"] = str(parse_timestamp(obj["modified"]) // 1_000_000)
+            except ValueError:
+                continue
+
+
+def drop_indicator_id_comments(event: dict[str, Any]) -> None:
+    """Take off the "Indicator ID: indicator--<uuid>" that misp-stix's parsers put before the comment of each
+    attribute they make of a MISP object's indicator pattern (the object has the indicator's uuid). It notes
+    their conversion, not the producer's content; read back in, it became a comment the event never had, and
+    the objects a node re-imported from its own export no longer matched the versions it stored."""
+    for misp_object in event.get("Object") or ():
+        note = f"Indicator ID: indicator--{misp_object.get('uuid')}"
+        for attribute in misp_object.get("Attribute") or ():
+            comment = attribute.get("comment")
+            if comment == note:
+                del attribute["comment"]
+            elif isinstance(comment, str) and comment.startswith(note + " - "):
+                attribute["comment"] = comment[len(note) + 3:]
+
+
+def descriptions_as_comments(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Each object's description as the comment of the attribute misp-stix made of it, where it wrote none: a
+    MISP attribute's comment becomes the indicator's description on the way in, and misp-stix's parsers do not
+    write it back (an attribute's context was lost on every round trip)."""
+    records = {str(r.get("uuid")): r for r in event_records(event)}
+    for obj in objects:
+        record = records.get(stix_uuid(obj["id"]))
+        description = obj.get("description")
+        if record is not None and isinstance(description, str) and description and not record.get("comment"):
+            record["comment"] = description
+
+
+def drop_converter_tags(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Leave out of the event's tags the two labels misp-stix itself put first on the event's report, which its
+    parser reads back as tags: a MISP event sent through Kizuna would otherwise come back with two tags it never
+    had, and two more on every further round trip. Likewise the ``misp-galaxy:producer`` tag its parser adds for
+    the report's creator, whom the event's ``Orgc`` already names. A label the event also carried as its own tag
+    stays."""
+    containers = [o for o in objects if o["type"] in ("report", "grouping")]
+    artefacts = set(CONVERTER_LABELS)
+    own: set[str] = set()
+    for container in containers:
+        labels = list(container.get("labels") or ())
+        if tuple(labels[:2]) != CONVERTER_LABELS:
+            return  # not a report misp-stix made of a MISP event: its labels are all the producer's
+        own.update(labels[2:])
+    artefacts -= own
+    if containers and event.get("Tag"):
+        event["Tag"] = [tag for tag in event["Tag"] if tag.get("name") not in artefacts and (
+            not str(tag.get("name", "")).startswith(_PRODUCER_TAG) or tag.get("name") in own)]
+
+
+def labels_as_tags(event: dict[str, Any], objects: list[dict[str, Any]], from_misp: bool = False) -> None:
+    """Each object's labels as tags of the attribute or object misp-stix made of it (its parser for any STIX
+    drops them; MISP's tags are where a MISP user looks for them). TLP labels are left to the markings.
+
+    ``from_misp``: the objects misp-stix made of a MISP event, whose parser reads their tags back but leaves out
+    of an attribute a tag its event also carries; only such tags are added (``misp:`` labels describe the
+    record, ``misp-galaxy:`` ones come back as galaxies, and a report's labels are the event's tags)."""
+    records = {str(r.get("uuid")): r for r in event_records(event)}
+    for obj in objects:
+        record = records.get(stix_uuid(obj["id"]))
+        if record is None or (from_misp and obj["type"] in ("report", "grouping")):
+            continue
+        for label in obj.get("labels") or ():
+            if isinstance(label, str) and label and not label.lower().startswith("tlp:") and not (
+                    from_misp and label.startswith(("misp:", "misp-galaxy:"))):
+                add_tag(record, {"name": label})
