@@ -9,6 +9,9 @@ sample to show why well-formed columns take Kizuna's exact path instead.
 
     python -m bench.bench_formats                      # 200k CSV lines, 1M indicators, 3 runs
     python -m bench.bench_formats --lines 50000 --indicators 100000 --runs 1 --json
+
+The Suricata file of the same indicators is timed too (2.5 rules an indicator), and the shared-rule path on
+its own: 10,000 indicators whose patterns are three Snort rules each, rewritten with Kizuna's sids.
 """
 
 from __future__ import annotations
@@ -77,6 +80,20 @@ def write_indicators(path: Path, count: int, seed: int = 11) -> None:
             out.write(orjson.dumps(obj) + b"\n")
 
 
+SHARED_RULE_INDICATORS = 10_000
+
+
+def _shared_rule_indicator(i: int) -> dict[str, Any]:
+    """A partner's indicator whose pattern is three Snort rules, shaped like the real ones MISP events carry."""
+    rules = "\n".join(
+        f'alert udp any any -> any 53 (msg:"Partner C2 domain {i}-{n}"; content:"|01 00 00 01|"; depth:4; '
+        f'offset:2; content:"|03|c{n}|05|bad{i % 977}|03|com"; fast_pattern; nocase; distance:0; '
+        f'reference:url,example.org/{i}; sid:{8_000_000 + 3 * i + n}; rev:2;)' for n in range(3))
+    return {"type": "indicator", "spec_version": "2.1", "id": f"indicator--00000000-0000-4000-8000-{i:012d}",
+            "created": "2025-03-01T10:00:00.000Z", "modified": "2025-03-01T10:00:00.000Z", "pattern": rules,
+            "pattern_type": "snort", "valid_from": "2025-03-01T10:00:00.000Z"}
+
+
 # --- measurements (each in a child process) ---------------------------------------------------------
 
 def _peak_mb() -> float:
@@ -140,6 +157,27 @@ def child(name: str, source: Path, target: Path) -> dict[str, Any]:
             for piece in lines:  # pieces of whole lines
                 out.write(piece)
                 count += piece.count("\n")
+    elif name == "suricata-kizuna":
+        from kizuna.formats.feeds import FeedOptions
+        from kizuna.formats.suricata import write_suricata
+
+        options = FeedOptions(now="2025-06-01T00:00:00Z")
+        start, cpu_start = time.perf_counter(), time.process_time()
+        with source.open("rb") as handle, target.open("w", encoding="utf-8") as out:
+            for line in write_suricata(handle, options=options):
+                out.write(line)
+                count += 1
+    elif name == "shared-rules-kizuna":
+        from kizuna.formats.feeds import FeedOptions
+        from kizuna.formats.suricata import write_suricata
+
+        shared = [_shared_rule_indicator(i) for i in range(SHARED_RULE_INDICATORS)]
+        options = FeedOptions(now="2025-06-01T00:00:00Z")
+        start, cpu_start = time.perf_counter(), time.process_time()
+        with target.open("w", encoding="utf-8") as out:
+            for line in write_suricata(shared, options=options):
+                out.write(line)
+                count += 1
     else:
         raise SystemExit(f"unknown measurement {name}")
     seconds = time.perf_counter() - start
@@ -190,7 +228,8 @@ def main() -> None:
              for name in ("csv-floor", "csv-kizuna", "warninglists-load")}
         r["ioc-finder"] = measure("ioc-finder", csv_path, out_path, 1)
         r.update({name: measure(name, jsonl_path, out_path, args.runs)
-                  for name in ("export-floor", "blocklist-kizuna", "rpz-kizuna")})
+                  for name in ("export-floor", "blocklist-kizuna", "rpz-kizuna", "suricata-kizuna",
+                               "shared-rules-kizuna")})
     per_1m = 1_000_000 / args.indicators
     summary = {
         "bench": "formats", "runs": args.runs, "csv_lines": args.lines, "indicators": args.indicators,
@@ -207,6 +246,10 @@ def main() -> None:
         "rpz_s": r["rpz-kizuna"]["seconds"], "rpz_lines": r["rpz-kizuna"]["count"],
         "rpz_cpu_s": r["rpz-kizuna"]["cpu_seconds"],
         "rpz_peak_rss_mb": r["rpz-kizuna"]["peak_rss_mb"],
+        "suricata_s": r["suricata-kizuna"]["seconds"], "suricata_rules": r["suricata-kizuna"]["count"],
+        "suricata_peak_rss_mb": r["suricata-kizuna"]["peak_rss_mb"],
+        "shared_rules_per_s": round(r["shared-rules-kizuna"]["count"] / r["shared-rules-kizuna"]["seconds"]),
+        "shared_rules": r["shared-rules-kizuna"]["count"],
         "blocklist_s_per_1m": round(r["blocklist-kizuna"]["seconds"] * per_1m, 2),
         "rpz_s_per_1m": round(r["rpz-kizuna"]["seconds"] * per_1m, 2),
         "goals": GOALS,
@@ -221,6 +264,10 @@ def main() -> None:
          f"<= {GOALS['export_seconds_per_1m']} per 1M"),
         (f"RPZ of {args.indicators:,} (s)", summary["export_floor_s"], summary["rpz_s"],
          f"<= {GOALS['export_seconds_per_1m']} per 1M"),
+        (f"Suricata rules of {args.indicators:,} (s)", summary["export_floor_s"], summary["suricata_s"],
+         f"{summary['suricata_rules']:,} rules"),
+        ("shared Snort rules rewritten (rules/s)", "", summary["shared_rules_per_s"],
+         f"{SHARED_RULE_INDICATORS:,} indicators x 3"),
         ("CPU seconds: import / blocklist / RPZ", "", f"{r['csv-kizuna']['cpu_seconds']} / "
          f"{summary['blocklist_cpu_s']} / {summary['rpz_cpu_s']}", f"(load average {load:.1f})"),
         ("peak RSS blocklist / RPZ / import (MB)", "", f"{summary['blocklist_peak_rss_mb']} / "

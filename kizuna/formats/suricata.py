@@ -173,7 +173,10 @@ def write_suricata(
                 unsupported[kind] += 1
                 continue
             for variant, header, body in rules:
-                sid = _free_sid(stable_sid(f"{ident}|{kind}|{value}|{variant}"), used)
+                sid = stable_sid(f"{ident}|{kind}|{value}|{variant}")
+                if sid in used:  # a collision (rare); inline, as this loop writes millions of rules
+                    sid = _free_sid(sid, used)
+                used.add(sid)
                 yield (f"{header} ({body} classtype:{classtype}; sid:{sid}; rev:{rev}; "
                        f"metadata:kizuna_indicator {ident}, {stamps};)\n")
     if report is not None:
@@ -184,7 +187,8 @@ def write_suricata(
 
 
 def _free_sid(sid: int, used: set[int]) -> int:
-    while sid in used:  # a collision (rare): the next free sid, kept stable by input order
+    """``sid``, or on a collision (rare) the next free one, kept stable by input order; marked used."""
+    while sid in used:
         sid = SID_BASE + (sid - SID_BASE + 1) % SID_SPAN
     used.add(sid)
     return sid

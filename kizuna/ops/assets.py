@@ -79,11 +79,25 @@ def asset_object(operation: Operation, kind: str, value: str) -> dict[str, Any]:
 
 
 def add_assets(node: Node, operation: Operation, assets: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Store the assets in the watchlist collection; each new domain's lookalikes join the watch set."""
+    """Store the assets in the watchlist collection; each new domain's lookalikes join the watch set. Returns
+    each asset once, as stored (an identity already protected under that name: its id and name)."""
     if operation.state != "open":
         raise AdminError(f"operation {operation.name!r} is closed")
-    objects = [asset_object(operation, kind, value) for kind, value in assets]
-    report = node.import_objects(node.find_collection(operation.collections["watchlist"]), objects)
+    # A person or organisation is protected once by name: an identity's id is random, so naming it again
+    # (in any case) must find the one already watched instead of adding a second.
+    named = {a["value"].casefold(): {"type": "identity", "id": a["id"], "name": a["value"]}
+             for a in list_assets(node, operation) if a["kind"] == "identity" and isinstance(a["value"], str)}
+    objects, new = [], []
+    for kind, value in assets:
+        known = named.get(value.strip().casefold()) if kind == "identity" else None
+        if known is None:
+            known = asset_object(operation, kind, value)
+            new.append(known)
+            if kind == "identity":
+                named[value.strip().casefold()] = known
+        objects.append(known)
+    objects = list({o["id"]: o for o in objects}.values())
+    report = node.import_objects(node.find_collection(operation.collections["watchlist"]), new)
     if report.failures:
         raise AdminError(f"asset refused: {report.failures[0].get('message')}")
     domains = [o["value"] for o in objects if o["type"] == "domain-name"]

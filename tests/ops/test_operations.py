@@ -107,9 +107,17 @@ def test_create_gives_each_partner_a_token_for_exactly_the_operation_ending_afte
 
 def test_partner_objects_about_protected_assets_raise_alerts_by_rule(world: World) -> None:
     created = world.op("Games Alerts")
-    kizuna_json(world.data, "ops", "assets", "add", "games-alerts", "--domain", "tokyo2020.jp",
-                "--cidr", "198.51.100.0/24", "--url", "https://tickets.example.org/buy", "--identity", "Jane Minister")
+    first = kizuna_json(world.data, "ops", "assets", "add", "games-alerts", "--domain", "tokyo2020.jp",
+                        "--cidr", "198.51.100.0/24", "--url", "https://tickets.example.org/buy",
+                        "--identity", "Jane Minister")
     assets = kizuna_json(world.data, "ops", "assets", "list", "games-alerts")["assets"]
+    assert len(first["added"]) == 4 and first["already_protected"] == []
+    # The same domain again (in another case) is one asset, already protected: not counted as added.
+    again = kizuna(world.data, "ops", "assets", "add", "games-alerts", "--domain", "Tokyo2020.JP",
+                   "--identity", "jane minister", "--identity", "Jane Minister").stdout
+    assert again.startswith("0 assets added to games-alerts-watchlist (2 already protected: tokyo2020.jp, "
+                            "Jane Minister);"), again
+    assert kizuna_json(world.data, "ops", "assets", "list", "games-alerts")["assets"] == assets
     vip = next(a["id"] for a in assets if a["kind"] == "identity")
     lookalike = sorted(d for d, fuzzer in lookalikes_of("tokyo2020.jp").items() if fuzzer == "homoglyph")[0]
     jp, soc = tokens_of(created)[JPCERT], tokens_of(created)[SOC]
