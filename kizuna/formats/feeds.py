@@ -10,7 +10,8 @@ facts reads only the IOCs and the indicator's id. `select` keeps indicators that
   writer's ``rule_types`` (Suricata takes ``snort`` and ``suricata`` rules whole, as one `RULE` term),
 * not revoked, and valid at ``now`` (``valid_from`` ≤ now < ``valid_until``),
 * at or below the TLP ceiling and at or above the confidence floor, when those are set,
-* not flagged by a warninglist, unless ``include_flagged``,
+* not flagged by a warninglist, unless ``include_flagged``, and not shared as not for detection (MISP's
+  ``to_ids`` off, `NOT_FOR_DETECTION_PROPERTY`),
 
 and yields each with its canonical IOC values. Indicators it leaves out for a reason the reader of
 the report should know (a pattern no list can express, a value that is no valid IOC) become `Loss`
@@ -48,6 +49,7 @@ from kizuna.formats.iocs import (
 from kizuna.formats.warninglists import WARNINGLIST_PROPERTY
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
+from kizuna.stix.vocab import NOT_FOR_DETECTION_PROPERTY
 from kizuna.store.feed_facts import SEPARATOR as _SEP
 
 
@@ -255,6 +257,9 @@ def _select(
                     continue
             if not include_flagged and get(WARNINGLIST_PROPERTY):
                 skipped["on a warninglist"] += 1
+                continue
+            if get(NOT_FOR_DETECTION_PROPERTY) is True:
+                skipped["not for detection (MISP to_ids off)"] += 1
                 continue
             pattern = get("pattern")
             if pattern_type != "stix":  # a rule of the writer's rule_types, taken whole

@@ -36,6 +36,7 @@ from kizuna.formats.misp_markings import DistributionError, apply_markings, dist
 from kizuna.policy.releasability import KIZUNA_IDENTITY_ID
 from kizuna.policy.tlp import normalise_objects
 from kizuna.stix.patterns import stix_pattern_problem
+from kizuna.stix.vocab import NOT_FOR_DETECTION_PROPERTY
 
 
 def _pattern_errors(pattern: str, stix_version: str = "2.1") -> list[str]:
@@ -239,6 +240,17 @@ def _unbracket_rules(produced: list[dict[str, Any]], event: Mapping[str, Any]) -
             obj["pattern"] = value  # as the attribute holds it: misp-stix also strips a rule's last newline
 
 
+def _mark_not_for_detection(produced: list[dict[str, Any]], event: Mapping[str, Any]) -> None:
+    """Flag the indicator misp-stix made of an attribute with ``to_ids`` off (it does so for rule attributes,
+    whatever ``to_ids`` says): its producer shared it for context, and MISP's own IDS exports leave it out, so
+    Kizuna's matchers and feeds leave it out too, and a MISP export turns ``to_ids`` off again."""
+    off = {f"indicator--{a.get('uuid')}" for a in event.get("Attribute") or ()
+           if isinstance(a, Mapping) and a.get("to_ids") in (False, 0, "0", "false", "False")}
+    for obj in produced:
+        if obj["type"] == "indicator" and obj["id"] in off:
+            obj[NOT_FOR_DETECTION_PROPERTY] = True
+
+
 def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True) -> ConversionReport:
     """One checked event -> STIX objects (misp-stix), markings applied, TLP on OASIS ids, losses found.
 
@@ -261,6 +273,7 @@ def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True) -
             raise FormatError(f"misp-stix cannot convert event {event['uuid']}: "
                               f"{' '.join(str(error).split())[:300]}") from None
     _unbracket_rules(produced, event)
+    _mark_not_for_detection(produced, event)
     supporting = carry(produced, event)
     errors = [m for messages in getattr(parser, "errors", {}).values() for m in messages]
     report.warnings.extend(" ".join(str(m).split("\n", 1)[0].split()) for m in errors)

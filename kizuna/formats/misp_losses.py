@@ -20,6 +20,7 @@ from pymisp import MISPAttribute
 
 from kizuna.formats.base import Loss
 from kizuna.policy.tlp import misp_tag_level
+from kizuna.stix.vocab import NOT_FOR_DETECTION_PROPERTY
 
 _PATTERN_LITERAL = re.compile(r"'((?:\\.|[^'\\])*)'")
 _MISSING = "misp-stix made no STIX object for it"
@@ -49,6 +50,8 @@ class _Group:
     def __init__(self, objects: list[dict[str, Any]]) -> None:
         self.objects = objects
         self.types = {o["type"] for o in objects}
+        #: An indicator flagged as its producer's not for detection carries ``to_ids`` off.
+        self.detection_off = any(o.get(NOT_FOR_DETECTION_PROPERTY) is True for o in objects)
         self.labels: set[str] = set()
         self.strings: set[str] = set()
         for obj in objects:
@@ -193,7 +196,7 @@ class LossFinder:
         if group.types == {"x-misp-attribute"}:
             if to_ids != _DEFAULT_TO_IDS.get(str(kind), False):
                 self._lost(ref, "to_ids", to_ids, "a custom MISP attribute object does not carry to_ids")
-        elif to_ids != ("indicator" in group.types):
+        elif to_ids != ("indicator" in group.types and not group.detection_off):
             self._lost(ref, "to_ids", to_ids, "an indicator exists exactly when to_ids is set; it does not here")
         self._galaxies(ref, attribute)
 

@@ -38,6 +38,7 @@ from kizuna.formats.misp_record_fixes import (
     drop_converter_tags,
     drop_indicator_id_comments,
     event_records,
+    keep_detection_off,
     keep_timestamps,
     labels_as_tags,
     stix_uuid,
@@ -258,6 +259,7 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
         labels_as_tags(event, convertible, from_misp=True)
     drop_indicator_id_comments(event)
     keep_timestamps(event, convertible)
+    keep_detection_off(event, convertible)
     descriptions_as_comments(event, convertible)
     restore_comments(event_records(event), convertible)
     # misp-stix puts a title given to it before the report's name ("Kizuna export Phishing wave …"), and without

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from kizuna.stix.timestamps import parse_timestamp
+from kizuna.stix.vocab import NOT_FOR_DETECTION_PROPERTY
 
 #: The labels misp-stix gives every report or grouping it makes of a MISP event, before the event's own tags.
 CONVERTER_LABELS: Final = ("Threat-Report", 'misp:tool="MISP-STIX-Converter"')
@@ -49,6 +50,17 @@ def keep_timestamps(event: dict[str, Any], objects: list[dict[str, Any]]) -> Non
                 record["timestamp"] = str(parse_timestamp(obj["modified"]) // 1_000_000)
             except ValueError:
                 continue
+
+
+def keep_detection_off(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Turn ``to_ids`` off again on each attribute made of an indicator its producer shared as not for detection
+    (`NOT_FOR_DETECTION_PROPERTY`, from a MISP attribute with ``to_ids`` off): misp-stix sets it for any
+    indicator."""
+    off = {stix_uuid(o["id"]) for o in objects
+           if o["type"] == "indicator" and o.get(NOT_FOR_DETECTION_PROPERTY) is True}
+    for attribute in event.get("Attribute") or () if off else ():
+        if str(attribute.get("uuid")) in off:
+            attribute["to_ids"] = False
 
 
 def drop_indicator_id_comments(event: dict[str, Any]) -> None:

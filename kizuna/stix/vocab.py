@@ -304,3 +304,7 @@ REFERENCE_PROPERTIES: Final = frozenset(
 #: Kizuna's custom indicator property naming the MISP warninglists its value is on (flagged at import).
 #: It lives here, below both, so that the converters that set it and the matcher that honours it agree.
 WARNINGLIST_PROPERTY: Final = "x_kizuna_warninglists"
+#: Kizuna's custom indicator property (``true``) for an indicator its producer shared as not for detection: a MISP
+#: attribute with ``to_ids`` off that misp-stix still writes as an indicator (a Snort, YARA or Sigma rule). The
+#: matchers and the feeds leave it out; a MISP export writes ``to_ids`` off again.
+NOT_FOR_DETECTION_PROPERTY: Final = "x_kizuna_not_for_detection"

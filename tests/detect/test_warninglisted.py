@@ -1,4 +1,5 @@
-"""Indicators flagged at import as on a MISP warninglist are left out of detection unless forced."""
+"""Indicators flagged at import as on a MISP warninglist are left out of detection unless forced; those shared as not
+for detection (MISP to_ids off) always."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from kizuna.detect.index import IndicatorIndex
-from kizuna.stix.vocab import WARNINGLIST_PROPERTY
+from kizuna.detect.yara_scan import YaraScan
+from kizuna.stix.vocab import NOT_FOR_DETECTION_PROPERTY, WARNINGLIST_PROPERTY
 from tests.conftest import kizuna
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,3 +65,19 @@ def test_the_text_summary_names_the_skipped_indicators(tmp_path: Path) -> None:
     result = kizuna(tmp_path / "no-node", "match", "--indicators", str(intel), "--alerts", str(tmp_path / "a.jsonl"),
                     "-o", str(tmp_path / "sightings.json"), HTTP_LOG)
     assert "1 indicators on warninglists skipped (--include-warninglisted matches them too)" in result.stderr
+
+
+def test_an_indicator_shared_not_for_detection_is_never_matched() -> None:
+    # A MISP attribute with to_ids off that misp-stix still wrote as an indicator: context, not detection,
+    # and --include-warninglisted does not change that (its producer said so, no list did).
+    context = {**_indicators()[0], NOT_FOR_DETECTION_PROPERTY: True}
+    assert IndicatorIndex().add(context).status == "not-for-detection"
+    assert IndicatorIndex(include_warninglisted=True).add(context).status == "not-for-detection"
+    rule = {"type": "indicator", "spec_version": "2.1", "id": "indicator--4f1e8a52-0c3b-4d6e-9f7a-2b8c1d3e5f60",
+            "created": "2026-01-01T00:00:00Z", "modified": "2026-01-01T00:00:00Z", "pattern_type": "yara",
+            "pattern": "rule context_only { strings: $a = \"kizuna\" condition: $a }",
+            "valid_from": "2026-01-01T00:00:00Z"}
+    scan = YaraScan("identity--8f7e3a4c-5b6d-4e2f-9a1b-0c3d5e7f9a2b")
+    context_rule = {**rule, "id": "indicator--4f1e8a52-0c3b-4d6e-9f7a-2b8c1d3e5f61", NOT_FOR_DETECTION_PROPERTY: True}
+    scan.load([rule, context_rule])
+    assert scan.load_counts == {"yara": 1, "not-for-detection": 1}

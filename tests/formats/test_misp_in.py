@@ -13,8 +13,10 @@ import pytest
 from kizuna.core.node import Node
 from kizuna.formats.base import FormatError
 from kizuna.formats.misp_in import read_misp
+from kizuna.formats.misp_out import write_misp_event
 from kizuna.policy.releasability import RELEASABILITY_EXTENSION_ID
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel, tlp1_marking_definitions
+from kizuna.stix.vocab import NOT_FOR_DETECTION_PROPERTY
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "misp"
 EVENTS = sorted(FIXTURES.glob("*.json"))
@@ -218,13 +220,25 @@ def test_a_malformed_attribute_is_named_by_file_and_line_and_nothing_is_converte
     assert caught.value.where == "cut.json:2"
 
 
+def yara_uuid(event: dict[str, Any]) -> str:
+    return str(next(a for a in event["Attribute"] if a["type"] == "yara")["uuid"])
+
+
 def test_the_loss_report_names_each_lost_field_by_attribute_uuid() -> None:
     event = _event("long_event.json")
     report = read_misp(FIXTURES / "long_event.json")
-    yara = next(a for a in event["Attribute"] if a["type"] == "yara")
     lost = {(loss.ref, loss.field) for loss in report.losses}
-    # An indicator exists exactly when to_ids is set: this rule's to_ids (false) is lost, its value is not.
-    assert (yara["uuid"], "to_ids") in lost and (yara["uuid"], "value") not in lost
+    # misp-stix writes a rule attribute as an indicator whatever its to_ids says; with to_ids off (both rules
+    # here) the indicator is flagged as not for detection, so to_ids is carried, not lost, and comes back.
+    for kind in ("yara", "snort"):
+        rule = next(a for a in event["Attribute"] if a["type"] == kind)
+        assert rule["to_ids"] is False
+        assert (rule["uuid"], "to_ids") not in lost and (rule["uuid"], "value") not in lost
+        (indicator,) = [o for o in report.objects if o["id"] == f"indicator--{rule['uuid']}"]
+        assert indicator[NOT_FOR_DETECTION_PROPERTY] is True
+    exported = write_misp_event([o for o in report.objects if o["id"] != f"indicator--{yara_uuid(event)}"])["Event"]
+    assert [a["to_ids"] for a in exported["Attribute"] if a["type"] == "snort"] == [False]
+    assert any(a["to_ids"] for a in exported["Attribute"])  # only the flagged indicator's attribute is turned off
 
     objects = _event("to_delete2.json")
     ip_port = next(o for o in objects["Object"] if o["name"] == "ip-port")

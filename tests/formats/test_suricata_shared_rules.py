@@ -6,6 +6,7 @@ tests/fixtures/misp/ATTRIBUTION), converted by the MISP import as any partner's 
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from kizuna.formats.feeds import FeedOptions
 from kizuna.formats.misp_in import read_misp
 from kizuna.formats.suricata import write_suricata
 from kizuna.policy.tlp import TlpLevel
+from kizuna.stix.vocab import NOT_FOR_DETECTION_PROPERTY
 from tests.cli.test_export_formats import TLP_AMBER_STRICT
 from tests.conftest import imported_with_rejections, kizuna_json
 from tests.formats.test_network_feeds import _suricata_check_issues
@@ -29,8 +31,10 @@ KIZUNA_OPTIONS = {"sid", "rev", "metadata", "classtype", "gid"}
 
 
 def snort_indicator() -> dict[str, Any]:
+    """The indicator of the event's Snort rules, shared for detection (the event has ``to_ids`` off on it)."""
     (found,) = [o for o in read_misp(FIXTURES / "long_event.json").objects
                 if o["type"] == "indicator" and o.get("pattern_type") == "snort"]
+    assert found.pop(NOT_FOR_DETECTION_PROPERTY) is True
     return found
 
 
@@ -123,16 +127,32 @@ def test_a_shared_rule_passes_the_feeds_limits_like_any_indicator() -> None:
     assert msgs == ["sure"]
 
 
-def test_kizuna_export_writes_the_rules_of_an_imported_misp_event(tmp_path: Path) -> None:
+def _export_rules(tmp_path: Path, event: Path) -> tuple[list[Rule | None], dict[str, Any]]:
     data_dir = tmp_path / "node"
     kizuna_json(data_dir, "init", "--org-name", "NCSC UK", "--country", "GBR")
     kizuna_json(data_dir, "collections", "create", "--title", "Events", "--alias", "events")
     # the event's one broken YARA rule is refused; the rest is stored
-    imported_with_rejections(data_dir, str(FIXTURES / "long_event.json"), "--collection", "events")
+    imported_with_rejections(data_dir, str(event), "--collection", "events")
     out = tmp_path / "events.rules"
     summary = kizuna_json(data_dir, "export", "--collection", "events", "--format", "suricata", "-o", str(out))
-    rules = [parse_rule(line) for line in out.read_text().splitlines()]
+    return [parse_rule(line) for line in out.read_text().splitlines()], summary
+
+
+def test_kizuna_export_writes_the_rules_of_an_imported_misp_event_shared_for_detection(tmp_path: Path) -> None:
+    document = json.loads((FIXTURES / "long_event.json").read_text(encoding="utf-8"))
+    (attribute,) = [a for a in document["Event"]["Attribute"] if a["type"] == "snort"]
+    attribute["to_ids"] = True
+    event = tmp_path / "long_event_to_ids.json"
+    event.write_text(json.dumps(document), encoding="utf-8")
+    rules, summary = _export_rules(tmp_path, event)
     shared_sids = {metadata(rule).get("kizuna_source_sid") for rule in rules if rule is not None} - {None}
     assert shared_sids == {str(888016101 + n) for n in range(27)}
     assert all(rule is not None for rule in rules) and len({rule.sid for rule in rules if rule}) == len(rules)
     assert "pattern type is not stix" not in " ".join(summary["warnings"])
+
+
+def test_rules_shared_with_to_ids_off_stay_out_of_the_file(tmp_path: Path) -> None:
+    # As in CIRCL's event: the Snort attribute has to_ids off, which MISP's own IDS exports honour.
+    rules, summary = _export_rules(tmp_path, FIXTURES / "long_event.json")
+    assert rules and not [rule for rule in rules if rule is not None and "kizuna_source_sid" in metadata(rule)]
+    assert "1 indicator(s) left out: not for detection (MISP to_ids off)" in summary["warnings"]
