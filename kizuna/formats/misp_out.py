@@ -57,12 +57,8 @@ def _bundle_id(objects: Iterable[Mapping[str, Any]]) -> str:
     return f"bundle--{uuid.uuid5(_BUNDLE_NAMESPACE, ','.join(sorted(str(o['id']) for o in objects)))}"
 
 
-
-
 def _tag(level: TlpLevel) -> dict[str, Any]:
     return {"name": f"tlp:{level.token}"}
-
-
 
 
 #: Objects that carry no markings of their own in an event (misp-stix makes no record of them).
@@ -93,8 +89,6 @@ class _Markings:
             if any(r in rel_to for r in refs):
                 self.restricted.add(obj["id"])
         self.strictest = max(self.tlp.values(), default=None)
-
-
 
 
 def _creator(items: list[dict[str, Any]], org: Mapping[str, str] | None) -> dict[str, str] | None:

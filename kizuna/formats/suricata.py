@@ -206,8 +206,8 @@ def _shared_rules(ident: str, text: str, actions: Counter[str],
         reason = None
         if rule is None:
             reason = "not a Suricata rule"
-        elif (used := sorted({o.name for o in rule.options} & _SENSOR_ACTIONS)):
-            reason = f"uses {', '.join(used)}, which acts on the sensor beyond an alert"
+        elif (acting := sorted({o.name for o in rule.options} & _SENSOR_ACTIONS)):
+            reason = f"uses {', '.join(acting)}, which acts on the sensor beyond an alert"
         if reason is not None or rule is None:
             if report is not None:
                 report.losses.append(Loss(ident, "pattern", line, f"line {number}: {reason}"))
@@ -215,7 +215,7 @@ def _shared_rules(ident: str, text: str, actions: Counter[str],
         if rule.action != "alert":
             actions[rule.action] += 1
         # the partner's own sid keys ours, so a rule keeps its sid when others are added or removed around it
-        yield (rule.sid if rule.sid is not None else f"line {number}"), rule
+        yield (str(rule.sid) if rule.sid is not None else f"line {number}"), rule
 
 
 def _read_rule(line: str) -> Rule | None:
