@@ -138,17 +138,13 @@ def ops_assets_add(ctx: click.Context, operation: str, domains: tuple[str, ...],
         [("identity", v) for v in identities]
     if not asked:
         raise CliError("give at least one --domain, --cidr, --url or --identity")
-    protected = {asset["id"] for asset in list_assets(node, found)}
-    stored = add_assets(node, found, asked)
+    result = add_assets(node, found, asked)
     watch = len(load_lookalikes(node.store, found.slug))
-    # An asset given twice, or again, is one STIX object (its id is derived from the value): say so, not "added".
-    rows = list({o["id"]: {"id": o["id"], "value": o.get("value") or o.get("name")} for o in stored}.values())
-    added = [row for row in rows if row["id"] not in protected]
-    already = [row for row in rows if row["id"] in protected]
-    text = f"{len(added)} assets added to {found.slug}-watchlist"
-    if already:
-        text += f" ({len(already)} already protected: {', '.join(str(row['value']) for row in already)})"
-    emit(as_json, {"added": added, "already_protected": already, "lookalikes_watched": watch},
+    text = f"{len(result.added)} assets added to {found.slug}-watchlist"
+    if result.already:
+        text += (f" ({len(result.already)} already protected: "
+                 f"{', '.join(str(row['value']) for row in result.already)})")
+    emit(as_json, {"added": result.added, "already_protected": result.already, "lookalikes_watched": watch},
          f"{text}; {watch} lookalike domains watched.")
 
 

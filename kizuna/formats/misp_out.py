@@ -110,8 +110,8 @@ def _apply_sharing(event: dict[str, Any], markings: _Markings, report: Conversio
     # MISP administrator decides then). Every record inherits that. Reading the file back gives no marking for
     # 3 and 1 (a loss for 1), so a node re-importing its own export of TLP:CLEAR or GREEN content finds it as it
     # stored it.
-    strictest = None if markings.unmarked else markings.strictest
-    event["distribution"] = _DISTRIBUTION_BY_TLP.get(strictest, "0") if strictest is not None else "0"
+    widest = None if markings.unmarked or markings.strictest is None else _DISTRIBUTION_BY_TLP.get(markings.strictest)
+    event["distribution"] = widest or "0"
     for record in event_records(event):
         record["distribution"] = "5"
     if markings.strictest is not None:

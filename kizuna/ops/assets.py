@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -78,36 +79,49 @@ def asset_object(operation: Operation, kind: str, value: str) -> dict[str, Any]:
     raise AdminError(f"unknown asset kind {kind!r}: use one of {', '.join(KINDS)}")
 
 
-def add_assets(node: Node, operation: Operation, assets: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Store the assets in the watchlist collection; each new domain's lookalikes join the watch set. Returns
-    each asset once, as stored (an identity already protected under that name: its id and name)."""
+@dataclass(frozen=True)
+class AddedAssets:
+    """What `add_assets` did with each asset asked for (once each): stored now, or already protected."""
+
+    added: list[dict[str, Any]]
+    already: list[dict[str, Any]]
+
+
+def add_assets(node: Node, operation: Operation, assets: list[tuple[str, str]]) -> AddedAssets:
+    """Store the assets not yet protected in the watchlist collection; each new domain's lookalikes join the
+    watch set. An asset given twice, or again, is reported as already protected: SCO ids derive from the value,
+    and a person or organisation is protected once by name (an identity's id is random, so naming it again, in
+    any case, finds the one already watched instead of adding a second)."""
     if operation.state != "open":
         raise AdminError(f"operation {operation.name!r} is closed")
-    # A person or organisation is protected once by name: an identity's id is random, so naming it again
-    # (in any case) must find the one already watched instead of adding a second.
-    named = {a["value"].casefold(): {"type": "identity", "id": a["id"], "name": a["value"]}
-             for a in list_assets(node, operation) if a["kind"] == "identity" and isinstance(a["value"], str)}
-    objects, new = [], []
+    protected = {a["id"]: a for a in list_assets(node, operation)}
+    named = {a["value"].casefold(): a["id"] for a in protected.values()
+             if a["kind"] == "identity" and isinstance(a["value"], str)}
+    added: dict[str, dict[str, Any]] = {}
+    already: dict[str, dict[str, Any]] = {}
     for kind, value in assets:
         known = named.get(value.strip().casefold()) if kind == "identity" else None
-        if known is None:
-            known = asset_object(operation, kind, value)
-            new.append(known)
-            if kind == "identity":
-                named[value.strip().casefold()] = known
-        objects.append(known)
-    objects = list({o["id"]: o for o in objects}.values())
-    report = node.import_objects(node.find_collection(operation.collections["watchlist"]), new)
-    if report.failures:
-        raise AdminError(f"asset refused: {report.failures[0].get('message')}")
-    domains = [o["value"] for o in objects if o["type"] == "domain-name"]
+        obj = asset_object(operation, kind, value) if known is None else None
+        stix_id: str = obj["id"] if obj is not None else str(known)
+        if obj is not None and kind == "identity":
+            named[value.strip().casefold()] = stix_id
+        if stix_id in protected:
+            already.setdefault(stix_id, protected[stix_id])
+        elif obj is not None:
+            added.setdefault(stix_id, obj)  # (an identity named twice in one call: its first object)
+    if added:
+        report = node.import_objects(node.find_collection(operation.collections["watchlist"]), list(added.values()))
+        if report.failures:
+            raise AdminError(f"asset refused: {report.failures[0].get('message')}")
+    domains = [o["value"] for o in added.values() if o["type"] == "domain-name"]
     if domains:
         watch = load_lookalikes(node.store, operation.slug)
         for domain in domains:
             for candidate, fuzzer in lookalikes_of(domain).items():
                 watch.setdefault(candidate, (domain, fuzzer))
         save_lookalikes(node.store, operation.slug, watch)
-    return objects
+    return AddedAssets([{"id": o["id"], "value": o.get("value") or o.get("name")} for o in added.values()],
+                       [{"id": a["id"], "value": a["value"]} for a in already.values()])
 
 
 def list_assets(node: Node, operation: Operation) -> list[dict[str, Any]]:

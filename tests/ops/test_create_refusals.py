@@ -43,7 +43,7 @@ def test_names_in_japanese_keep_their_own_key_and_domains_become_a_labels(node: 
         # What a resolver logs for 東京.example, and what the watch must therefore hold.
         assert normalise_domain("東京.Example.") == "xn--1lqs71d.example"
         added = add_assets(node, tokyo, [("domain", "東京.example")])
-        assert [a["value"] for a in added] == ["xn--1lqs71d.example"]
+        assert [a["value"] for a in added.added] == ["xn--1lqs71d.example"]
         with pytest.raises(AdminError, match="is not a domain name"):
             normalise_domain("xn--.example")
     finally:
