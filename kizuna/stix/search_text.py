@@ -48,31 +48,29 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-_TEXT_RANK: Final = {name: rank for rank, name in enumerate(_TEXT_FIELDS)}
-#: Every field ``_parts`` reads. Most objects (an indicator: name, pattern, description) hold only single
-#: text fields of these, which ``searchable_text`` finds with one set operation instead of a probe per field.
-_READ_FIELDS: Final = frozenset((*_TEXT_FIELDS, *_LIST_FIELDS, "external_references", "hashes", "contents"))
+#: Every field the text is read from, in the order its parts come: single text fields (a snippet prefers the
+#: first), lists of strings, external ids, hash values, and the strings of a language-content's ``contents``.
+_READ_ORDER: Final = (*_TEXT_FIELDS, *_LIST_FIELDS, "external_references", "hashes", "contents")
+_READ_RANK: Final = {name: rank for rank, name in enumerate(_READ_ORDER)}
+_READ_FIELDS: Final = frozenset(_READ_ORDER)
 _TEXT_SET: Final = frozenset(_TEXT_FIELDS)
+_LIST_SET: Final = frozenset(_LIST_FIELDS)
 
 
-def _parts(obj: Mapping[str, Any]) -> Iterator[str]:
-    for field in _TEXT_FIELDS:
-        value = obj.get(field)
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            yield str(value)
-    for field in _LIST_FIELDS:
-        value = obj.get(field)
+def _other_parts(obj: Mapping[str, Any], field: str, value: Any, parts: list[str]) -> None:
+    """Append the non-empty strings that ``field``, one of the fields not holding a single text, contributes."""
+    if field in _LIST_SET:
         if isinstance(value, list):
-            yield from (item for item in value if isinstance(item, str))
-    refs = obj.get("external_references")
-    if isinstance(refs, list):
-        yield from (ref["external_id"] for ref in refs if isinstance(ref, Mapping)
-                    and isinstance(ref.get("external_id"), str))
-    hashes = obj.get("hashes")
-    if isinstance(hashes, Mapping):
-        yield from (value for value in hashes.values() if isinstance(value, str))
-    if obj.get("type") == "language-content":
-        yield from _strings(obj.get("contents"))
+            parts.extend(item for item in value if isinstance(item, str) and item)
+    elif field == "external_references":
+        if isinstance(value, list):
+            parts.extend(ref["external_id"] for ref in value if isinstance(ref, Mapping)
+                         and isinstance(ref.get("external_id"), str) and ref["external_id"])
+    elif field == "hashes":
+        if isinstance(value, Mapping):
+            parts.extend(item for item in value.values() if isinstance(item, str) and item)
+    elif obj.get("type") == "language-content":  # contents
+        parts.extend(item for item in _strings(value) if item)
 
 
 def display_name(obj: Mapping[str, Any]) -> str | None:
@@ -98,13 +96,14 @@ def display_name(obj: Mapping[str, Any]) -> str | None:
 def searchable_text(obj: Mapping[str, Any]) -> str:
     """The text a search matches in ``obj``: its searchable fields, one per line, without a field that another
     one already holds whole."""
-    present = obj.keys() & _READ_FIELDS
-    if not present <= _TEXT_SET:
-        return "\n".join(_without_contained([part for part in _parts(obj) if part]))[:MAX_TEXT_CHARS]
-    parts = []
-    for field in sorted(present, key=_TEXT_RANK.__getitem__):
+    # Only the fields the object has are visited (most objects hold four or five of the twenty read), which
+    # keeps this off the top of an ingest profile: every stored version is indexed by it.
+    parts: list[str] = []
+    for field in sorted(obj.keys() & _READ_FIELDS, key=_READ_RANK.__getitem__):
         value = obj[field]
-        if type(value) is str:
+        if field not in _TEXT_SET:
+            _other_parts(obj, field, value, parts)
+        elif type(value) is str:
             if value:
                 parts.append(value)
         elif isinstance(value, str | int) and not isinstance(value, bool):
