@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from kizuna.config import resolve_data_dir
+from kizuna.core.bulk_import import set_aside_long_lived
 from kizuna.core.dashboard import warm_counts
 from kizuna.core.health import ReadinessCheck, StoreCollector, store_checks
 from kizuna.core.limits import RequestLimits
@@ -103,4 +104,5 @@ def app_from_environment() -> Starlette:
                      tls=bool(os.environ.get("KIZUNA_TLS")))
     app.state.limits = RequestLimits.from_settings(os.environ.get("KIZUNA_LIMITS"),
                                                    shared=shared_bucket_maker(app.state.node.store))
+    set_aside_long_lived()  # the worker's modules, app and node as it starts: see core/bulk_import.py
     return app

@@ -33,6 +33,7 @@ from kizuna.cli.common import (
 from kizuna.cli.fetch_source import fetch_url, is_url
 from kizuna.cli.import_stix import import_stix21
 from kizuna.cli.progress import Progress, progress_wanted
+from kizuna.core.bulk_import import set_aside_long_lived
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN
 from kizuna.formats.base import FormatError
@@ -107,6 +108,7 @@ class _Import:
                     progress.object_done()
                     yield obj
 
+            set_aside_long_lived()  # the converted objects and the warninglists, out of the collector's walks
             report = self.node.import_objects(self.target, counted())
         failures = [{"id": f["id"], "message": f["message"]} for f in report.failures]
         summary = converted.report.summary()

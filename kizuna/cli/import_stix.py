@@ -9,6 +9,7 @@ from typing import Any, BinaryIO, cast
 
 from kizuna.cli.common import CliError
 from kizuna.cli.progress import CountingReader, Progress, tracked
+from kizuna.core.bulk_import import set_aside_long_lived
 from kizuna.core.node import Node
 from kizuna.stix.bundle_stream import BundleSyntaxError, iter_bundle_objects
 from kizuna.stix.json_lines import FIRST_LINE_LIMIT, BadLine, json_lines_objects, looks_like_json_lines
@@ -54,6 +55,7 @@ def import_stix21(node: Node, path: Path, target: Collection, show_progress: boo
             except BundleSyntaxError as exc:
                 broken.append(exc)
 
+        set_aside_long_lived()
         report = node.import_objects(target, objects())
     failures = sorted([*bad_lines, *(
         {"line": lines[pos], "id": f["id"], "message": f["message"]}

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from kizuna.cli.common import CliError, FiniteFloat, emit, json_option, node_of
+from kizuna.core.bulk_import import set_aside_long_lived
 from kizuna.core.node import Node
 from kizuna.core.partner_health import PartnerHealth, partner_health
 from kizuna.federation.admin import add_misp_feed_partner, add_partner, remove_partner
@@ -334,6 +335,7 @@ def sync_command(ctx: click.Context, partner: str | None, loop: bool, tick: floa
             stop_with_parent()
             if os.getppid() != parent_pid:
                 return
+        set_aside_long_lived()  # a process that stores partners' pages for as long as the server runs
         run_worker(node, stop, tick_s=tick, parent_pid=parent_pid, holder=worker_id(worker_tag),
                    run_lease_ttl_s=lease_ttl, misp_converter=convert_misp_event)
         return
