@@ -206,3 +206,51 @@ def test_fast_path_equals_grammar(terms: list[tuple[str, str]]) -> None:
     full = compile_pattern(text, allow_fast_path=False)
     assert fast.parsed_fast
     assert fast.root == full.root
+
+
+_JOINERS = st.sampled_from([" AND ", " OR ", "AND ", " OR", "\tAND\n", "ANDx", "ORfile", "AND", " NOT "])
+_OPERATORS = st.sampled_from([" = ", "=", " != ", " LIKE ", "LIKE ", " MATCHES ", " LIKE", " < ", " IN "])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    terms=st.lists(
+        st.tuples(st.sampled_from(["file:name", "file:hashes.'SHA-256'", "email-message:subject", "url:value",
+                                   "file:nameLIKE", "x-y:a.'b c'.d"]),
+                  _OPERATORS, st.sampled_from(["", "a%", "b_c", "[a-z]+", "x'y", "("])),
+        min_size=1, max_size=4,
+    ),
+    joiners=st.lists(_JOINERS, min_size=3, max_size=3),
+)
+def test_the_fast_path_of_string_comparisons_builds_the_grammars_tree_or_leaves_it_to_the_grammar(
+    terms: list[tuple[str, str, str]], joiners: list[str],
+) -> None:
+    """AND before OR, both from the left (STIX 2.1, 9.1 "Comparison Expressions" lists AND before OR in
+    precedence); a keyword run into a name, a word operator without space before it, or any other operator is
+    the grammar's to read, and then the fast path must not have taken the text."""
+    text = "[" + "".join(
+        (joiners[i - 1] if i else "") + f"{path}{operator}{_string_literal(value)}"
+        for i, (path, operator, value) in enumerate(terms)
+    ) + "]"
+    try:
+        full: object = compile_pattern(text, allow_fast_path=False).root
+    except DetectError as exc:
+        full = f"error: {exc}"
+    try:
+        fast = compile_pattern(text)
+        found: object = fast.root
+    except DetectError as exc:
+        fast, found = None, f"error: {exc}"
+    if fast is not None and fast.parsed_fast:
+        assert found == full
+    elif fast is None:  # the fast path made the same comparison the grammar did, and it failed alike
+        assert isinstance(full, str)
+
+
+def test_the_patterns_of_a_realistic_feed_take_the_fast_path() -> None:
+    for text in ("[file:hashes.MD5 = 'd41d8cd98f00b204e9800998ecf8427e' AND file:name = 'invoice.exe']",
+                 "[email-message:from_ref.value = 'a@b.example' AND email-message:subject LIKE 'Invoice%']",
+                 "[url:value = 'http://a.example/' OR domain-name:value != 'b.example' AND "
+                 "domain-name:value MATCHES '^c\\\\.']"):
+        fast = compile_pattern(text)
+        assert fast.parsed_fast and fast.root == compile_pattern(text, allow_fast_path=False).root
