@@ -23,6 +23,7 @@ import orjson
 from kizuna.cli import match_yara
 from kizuna.cli.common import CliError, FiniteFloat
 from kizuna.cli.ops_watch import operation_watch
+from kizuna.core.bulk_import import set_aside_long_lived
 from kizuna.core.errors import AdminError
 from kizuna.core.principal import NODE_ADMIN
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
@@ -214,6 +215,7 @@ def match_command(
                            include_warninglisted=include_warninglisted, watch=watch.log if watch else None)
         if node is not None:
             run.bundle.remember(node.identity())
+        set_aside_long_lived()  # the modules and the node; the index below, once built
         for path in indicator_files:
             run.load(obj for _line, obj in read_stix_file(path))
         for intel in intel_files:
@@ -227,6 +229,7 @@ def match_command(
         for exported in sources:
             run.load(orjson.loads(body) for body in exported)
         run.require_indicators()
+        set_aside_long_lived()  # the index lives as long as the run: collections need not walk it per batch
 
         alert_stream, direct = _alert_stream(alerts, follow, pending)
         watched = sys.stderr.isatty() and not (as_json or quiet)
