@@ -47,7 +47,7 @@ from kizuna.detect.model import (
 from kizuna.detect.observations import Observation
 from kizuna.detect.values import mask, nfc, parse_ip_or_cidr
 from kizuna.stix.patterns import pattern_type_problem
-from kizuna.stix.vocab import NOT_FOR_DETECTION_PROPERTY, WARNINGLIST_PROPERTY
+from kizuna.stix.vocab import WARNINGLIST_PROPERTY, shared_not_for_detection
 
 Fact = tuple[str, str, Any]  # (object type, dotted path, value)
 PathKey = tuple[str, str]
@@ -181,7 +181,7 @@ class IndicatorIndex:
         # A value on a warninglist (8.8.8.8, an empty file's hash) would sight every benign event.
         if not self.include_warninglisted and indicator.get(WARNINGLIST_PROPERTY):
             return AddResult(indicator_id, "warninglisted", ", ".join(map(str, indicator[WARNINGLIST_PROPERTY])))
-        if indicator.get(NOT_FOR_DETECTION_PROPERTY) is True:  # its producer shared it for context only
+        if shared_not_for_detection(indicator):
             return AddResult(indicator_id, "not-for-detection")
         valid_from, valid_until = (
             _timestamp(indicator.get("valid_from")),

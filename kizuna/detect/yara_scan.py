@@ -25,7 +25,7 @@ from typing import Any
 from kizuna.detect.bundle import SightingBundle
 from kizuna.detect.run import NothingToMatch
 from kizuna.detect.sightings import Alert, SightingAggregator
-from kizuna.stix.vocab import NOT_FOR_DETECTION_PROPERTY
+from kizuna.stix.vocab import shared_not_for_detection
 
 _UNSCANNED_IN_SUMMARY = 100
 # A rule that runs away (a pathological regular expression) must not stall the scan for ever.
@@ -122,7 +122,7 @@ class YaraScan:
             return "not-yara"
         if indicator.get("revoked"):
             return "revoked"
-        if indicator.get(NOT_FOR_DETECTION_PROPERTY) is True:  # its producer shared it for context only
+        if shared_not_for_detection(indicator):
             return "not-for-detection"
         valid_until = _timestamp(indicator.get("valid_until"))
         if valid_until is not None and valid_until <= now:

@@ -49,7 +49,7 @@ from kizuna.formats.iocs import (
 from kizuna.formats.warninglists import WARNINGLIST_PROPERTY
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
-from kizuna.stix.vocab import NOT_FOR_DETECTION_PROPERTY
+from kizuna.stix.vocab import shared_not_for_detection
 from kizuna.store.feed_facts import SEPARATOR as _SEP
 
 
@@ -258,7 +258,7 @@ def _select(
             if not include_flagged and get(WARNINGLIST_PROPERTY):
                 skipped["on a warninglist"] += 1
                 continue
-            if get(NOT_FOR_DETECTION_PROPERTY) is True:
+            if shared_not_for_detection(obj):
                 skipped["not for detection (MISP to_ids off)"] += 1
                 continue
             pattern = get("pattern")

@@ -20,7 +20,7 @@ from pymisp import MISPAttribute
 
 from kizuna.formats.base import Loss
 from kizuna.policy.tlp import misp_tag_level
-from kizuna.stix.vocab import NOT_FOR_DETECTION_PROPERTY
+from kizuna.stix.vocab import shared_not_for_detection
 
 _PATTERN_LITERAL = re.compile(r"'((?:\\.|[^'\\])*)'")
 _MISSING = "misp-stix made no STIX object for it"
@@ -51,7 +51,7 @@ class _Group:
         self.objects = objects
         self.types = {o["type"] for o in objects}
         #: An indicator flagged as its producer's not for detection carries ``to_ids`` off.
-        self.detection_off = any(o.get(NOT_FOR_DETECTION_PROPERTY) is True for o in objects)
+        self.detection_off = any(shared_not_for_detection(o) for o in objects)
         self.labels: set[str] = set()
         self.strings: set[str] = set()
         for obj in objects:

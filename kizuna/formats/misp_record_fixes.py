@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from kizuna.stix.timestamps import parse_timestamp
-from kizuna.stix.vocab import NOT_FOR_DETECTION_PROPERTY
+from kizuna.stix.vocab import shared_not_for_detection
 
 #: The labels misp-stix gives every report or grouping it makes of a MISP event, before the event's own tags.
 CONVERTER_LABELS: Final = ("Threat-Report", 'misp:tool="MISP-STIX-Converter"')
@@ -57,7 +57,7 @@ def keep_detection_off(event: dict[str, Any], objects: list[dict[str, Any]]) -> 
     (`NOT_FOR_DETECTION_PROPERTY`, from a MISP attribute with ``to_ids`` off): misp-stix sets it for any
     indicator."""
     off = {stix_uuid(o["id"]) for o in objects
-           if o["type"] == "indicator" and o.get(NOT_FOR_DETECTION_PROPERTY) is True}
+           if o["type"] == "indicator" and shared_not_for_detection(o)}
     for attribute in event.get("Attribute") or () if off else ():
         if str(attribute.get("uuid")) in off:
             attribute["to_ids"] = False

@@ -6,7 +6,8 @@ hot path only does dictionary look-ups. Section numbers refer to STIX 2.1 OS.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 #: STIX Domain Objects (§4).
 SDO_TYPES: Final = frozenset(
@@ -308,3 +309,9 @@ WARNINGLIST_PROPERTY: Final = "x_kizuna_warninglists"
 #: attribute with ``to_ids`` off that misp-stix still writes as an indicator (a Snort, YARA or Sigma rule). The
 #: matchers and the feeds leave it out; a MISP export writes ``to_ids`` off again.
 NOT_FOR_DETECTION_PROPERTY: Final = "x_kizuna_not_for_detection"
+
+
+def shared_not_for_detection(indicator: Mapping[str, Any]) -> bool:
+    """Whether the indicator's producer shared it for context only (`NOT_FOR_DETECTION_PROPERTY` is ``true``):
+    the matcher, the YARA scanner and the feeds all leave such an indicator out, by this one test."""
+    return indicator.get(NOT_FOR_DETECTION_PROPERTY) is True
