@@ -12,6 +12,7 @@ import base64
 import binascii
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import antlr4
@@ -180,14 +181,9 @@ _KEYWORDS = frozenset(
 _WS = r"[ \t\r\n]*"
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _TYPE = r"[A-Za-z_][A-Za-z0-9_-]*"
-_COMPARISON = (
-    rf"{_WS}({_TYPE}):((?:{_IDENT}|{_QUOTED})(?:\.(?:{_IDENT}|{_QUOTED}))*){_WS}={_WS}({_QUOTED}){_WS}"
-)
 #: A keyword ends where an identifier could not go on: the grammar's lexer reads ``ORdomain-name`` as one
 #: identifier, so that is no OR.
 _KEYWORD_END = r"(?![A-Za-z0-9_-])"
-_FAST_RE = re.compile(rf"{_WS}\[({_COMPARISON}(?:OR{_KEYWORD_END}{_COMPARISON})*)\]{_WS}")
-_ONE_RE = re.compile(_COMPARISON)
 _STEP_RE = re.compile(rf"{_IDENT}|{_QUOTED}")
 #: One comparison of a path with a string by ``=``, ``!=``, ``LIKE`` or ``MATCHES``; a word operator needs
 #: white space before it, else the grammar's lexer would read it as part of the path's last name.
@@ -200,24 +196,13 @@ _JOIN_AT = re.compile(rf"(AND|OR){_KEYWORD_END}")
 _CLOSE_AT = re.compile(rf"\]{_WS}")
 
 
-def _fast_terms(text: str) -> list[tuple[ObjectPath, str]] | None:
-    outer = _FAST_RE.fullmatch(text)
-    if outer is None:
-        return None
-    terms: list[tuple[ObjectPath, str]] = []
-    for m in _ONE_RE.finditer(outer.group(1)):
-        path = _fast_path(m.group(1), m.group(2))
-        if path is None:
-            return None
-        terms.append((path, unquote(m.group(3))))
-    return terms or None
-
-
 def ioc_terms(text: str) -> list[tuple[ObjectPath, str]] | None:
     """For IOC-shaped patterns, the (path, string) equalities ORed together; None for other patterns."""
-    return _fast_terms(text)
+    groups = _scan(text, equalities_ored=True)
+    return None if groups is None else [(path, value) for ((path, _, value),) in groups]
 
 
+@lru_cache(maxsize=4096)  # a feed names a handful of paths over and over; an ObjectPath is immutable
 def _fast_path(object_type: str, path_text: str) -> ObjectPath | None:
     if object_type in _KEYWORDS:
         return None
@@ -232,40 +217,55 @@ def _fast_path(object_type: str, path_text: str) -> ObjectPath | None:
     return ObjectPath(object_type, tuple(steps))
 
 
-def _fast_compile(text: str) -> CompiledPattern | None:
-    """Compile one observation of string comparisons (``=``, ``!=``, ``LIKE``, ``MATCHES``) joined by AND and
-    OR without the grammar, or return None for anything else (numbers, sets, qualifiers, parentheses...).
-
-    The tree is the grammar's own: AND binds before OR and both group from the left, so ``[a OR b AND c OR
-    d]`` is ``((a OR (b AND c)) OR d)`` (tests/detect/test_differential_hypothesis.py holds the two equal). The
-    grammar's parse costs about 60% of compiling a feed whose patterns it must read (bench/README.md)."""
+def _scan(text: str, *, equalities_ored: bool = False) -> list[list[tuple[ObjectPath, str, str]]] | None:
+    """Read one observation of string comparisons (``=``, ``!=``, ``LIKE``, ``MATCHES``) joined by AND and OR
+    into its OR-joined groups of AND-joined (path, operator, string) tests, or None for anything else
+    (numbers, sets, qualifiers, parentheses...). With ``equalities_ored`` it takes only ``=`` joined by OR:
+    the shape of an IOC list, which the index keys on directly."""
     opened = _OPEN_AT.match(text)
     if opened is None:
         return None
     position = opened.end()
-    groups: list[list[CompNode]] = [[]]
+    groups: list[list[tuple[ObjectPath, str, str]]] = [[]]
     while True:
         test = _TEST_AT.match(text, position)
         if test is None:
             return None
+        operator = test.group(3)
+        if equalities_ored and operator != "=":
+            return None
         path = _fast_path(test.group(1), test.group(2))
         if path is None:
             return None
-        groups[-1].append(make_comparison(path, test.group(3), False, unquote(test.group(4))))
+        groups[-1].append((path, operator, unquote(test.group(4))))
         position = test.end()
         if _CLOSE_AT.fullmatch(text, position):
-            break
+            return groups
         joined = _JOIN_AT.match(text, position)
         if joined is None:
             return None
         if joined.group(1) == "OR":
             groups.append([])
+        elif equalities_ored:
+            return None
         position = joined.end()
+
+
+def _fast_compile(text: str) -> CompiledPattern | None:
+    """Compile what `_scan` reads without the grammar, into the grammar's own tree: AND binds before OR and
+    both group from the left, so ``[a OR b AND c OR d]`` is ``((a OR (b AND c)) OR d)``
+    (tests/detect/test_differential_hypothesis.py holds the two equal). The grammar's parse costs about 60% of
+    compiling a feed whose patterns it must read (bench/README.md)."""
+    groups = _scan(text)
+    if groups is None:
+        return None
     node: CompNode | None = None
     for group in groups:
-        chain = group[0]
-        for comparison in group[1:]:
-            chain = CompAnd(chain, comparison)
+        chain: CompNode | None = None
+        for path, operator, value in group:
+            comparison = make_comparison(path, operator, False, value)
+            chain = comparison if chain is None else CompAnd(chain, comparison)
+        assert chain is not None
         node = chain if node is None else CompOr(node, chain)
     assert node is not None
     return CompiledPattern(text, ObsSimple(node), parsed_fast=True)

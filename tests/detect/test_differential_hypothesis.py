@@ -28,9 +28,10 @@ from stix2matcher.matcher import MatcherException
 from stix2matcher.matcher import match as reference_match
 from stix2patterns.exceptions import ParseException
 
-from kizuna.detect.compiler import compile_pattern
+from kizuna.detect.compiler import compile_pattern, ioc_terms
 from kizuna.detect.errors import DetectError
 from kizuna.detect.evaluate import matches
+from kizuna.detect.model import Comparison, CompOr, ObsSimple
 from kizuna.detect.observations import observations_from_stix
 
 WORDS = ["alice", "bob", "évé", "a%b", "it's", "x_y", "1.2.3.4", "10.0.0.0/8", "2020-01-01T00:00:00Z", ""]
@@ -245,6 +246,31 @@ def test_the_fast_path_of_string_comparisons_builds_the_grammars_tree_or_leaves_
         assert found == full
     elif fast is None:  # the fast path made the same comparison the grammar did, and it failed alike
         assert isinstance(full, str)
+    # The index keys on IOC-shaped patterns directly: exactly the equalities joined only by OR, read as the
+    # grammar reads them; every other pattern it leaves to the compiled tree.
+    read = ioc_terms(text)
+    equalities = None if isinstance(full, str) else _ored_equalities(full)
+    if fast is not None and fast.parsed_fast:
+        assert read == equalities
+    else:
+        assert read is None
+
+
+def _ored_equalities(root: object) -> list[tuple[object, object]] | None:
+    """The (path, string) equalities of an observation that is nothing but them joined by OR, left to right."""
+    if not isinstance(root, ObsSimple):
+        return None
+    found: list[tuple[object, object]] = []
+    pending: list[object] = [root.expression]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, CompOr):
+            pending += [node.right, node.left]
+        elif isinstance(node, Comparison) and node.operator == "=" and not node.negated:
+            found.append((node.path, node.literal))
+        else:
+            return None
+    return found
 
 
 def test_the_patterns_of_a_realistic_feed_take_the_fast_path() -> None:
