@@ -160,37 +160,50 @@ def test_healthz_and_readyz_answer_without_a_token(node: Node) -> None:
     }}
 
 
-def test_readyz_names_a_pending_or_unknown_migration(node: Node) -> None:
-    store = open_store(store_url_of(node.data_dir))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_readyz_names_a_pending_or_unknown_migration(backend: str, tmp_path: Path) -> None:
+    # A node of its own, served without the sync worker: every process that opens a node migrates it, so a
+    # worker starting late would apply the deleted step again in the middle of the test.
+    data_dir, cleanup = new_node(tmp_path, backend)
+    server = serve(data_dir, "--no-sync")
+    try:
+        _pending_or_unknown_migration(data_dir, server.base)
+    finally:
+        server.stop()
+        cleanup()
+
+
+def _pending_or_unknown_migration(data_dir: Path, base: str) -> None:
+    store = open_store(store_url_of(data_dir))
     try:
         applied, known = store.schema_versions()
     finally:
         store.close()
     assert applied == known
-    row = sql_row(node.data_dir, "SELECT applied_at FROM schema_migrations WHERE version = ?", (known,))
+    row = sql_row(data_dir, "SELECT applied_at FROM schema_migrations WHERE version = ?", (known,))
     try:
         # What an older Kizuna's database looks like to this one: the newest step not applied yet.
-        sql(node.data_dir, "DELETE FROM schema_migrations WHERE version = ?", (known,))
-        status, body = readyz(node.base)
+        sql(data_dir, "DELETE FROM schema_migrations WHERE version = ?", (known,))
+        status, body = readyz(base)
         assert status == 503
         assert body["status"] == "not ready"
         assert body["checks"]["database"] == "ok"
         # Steps are numbered by the branches that wrote them, so the one before need not be known - 1.
         # Each backend has its own list (SQLite's step 17 has no PostgreSQL twin).
-        steps = POSTGRES_MIGRATIONS if store_url_of(node.data_dir).startswith("postgresql") else SQLITE_MIGRATIONS
+        steps = POSTGRES_MIGRATIONS if store_url_of(data_dir).startswith("postgresql") else SQLITE_MIGRATIONS
         previous = max(version for version, _ in steps if version < known)
         assert body["checks"]["migrations"].startswith(f"pending: the database is at schema {previous}")
         # And a database a newer Kizuna has migrated.
-        sql(node.data_dir, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (known, row[0]))
-        sql(node.data_dir, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (known + 1, row[0]))
-        status, body = readyz(node.base)
+        sql(data_dir, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (known, row[0]))
+        sql(data_dir, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (known + 1, row[0]))
+        status, body = readyz(base)
         assert status == 503
         assert "newer than this Kizuna" in body["checks"]["migrations"]
     finally:
-        sql(node.data_dir, "DELETE FROM schema_migrations WHERE version > ?", (known,))
-        sql(node.data_dir, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?) "
+        sql(data_dir, "DELETE FROM schema_migrations WHERE version > ?", (known,))
+        sql(data_dir, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?) "
             "ON CONFLICT (version) DO NOTHING", (known, row[0]))
-    status, body = readyz(node.base)
+    status, body = readyz(base)
     assert status == 200, body
 
 
