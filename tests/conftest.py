@@ -26,6 +26,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.kizuna_process import run_kizuna
+
 PG_ADMIN_URL = os.environ.get("KIZUNA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TAXII = "application/taxii+json;version=2.1"
 BACKENDS = ["sqlite", "postgresql"]
@@ -113,11 +115,8 @@ def free_port() -> int:
 def kizuna(
     data_dir: Path, *args: str, check: bool = True, input: bytes | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real ``kizuna`` command."""
-    result = subprocess.run(
-        [sys.executable, "-m", "kizuna", "--data", str(data_dir), *args],
-        capture_output=True, text=True, input=None if input is None else input.decode(), timeout=300,
-    )
+    """Run the real ``kizuna`` command, in a process of its own (tests/kizuna_process.py)."""
+    result = run_kizuna(["--data", str(data_dir), *args], input=None if input is None else input.decode())
     if check and result.returncode != 0:
         raise AssertionError(f"kizuna {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result

@@ -15,9 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ import pytest
 
 from kizuna.cli import cli
 from tests.conftest import kizuna_json
+from tests.kizuna_process import run_kizuna
 
 #: Commands that work without a node (they read files or create the node themselves).
 WITHOUT_A_NODE = {"match", "init", "demo", "hash", "restore", "doctor"}
@@ -59,7 +58,7 @@ class Case:
     must_fail: bool
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "kizuna", "--data", str(self.data_dir), *self.args,
+        return ["--data", str(self.data_dir), *self.args,
                 *(["--json"] if self.as_json else [])]
 
 
@@ -155,16 +154,10 @@ def run(case: Case) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KIZUNA_DEBUG": ""}
     env.pop("KIZUNA_DEBUG")
     env.pop("KIZUNA_DATA", None)
-    # Its own session, so that a command that hangs is stopped together with anything it started.
-    process = subprocess.Popen(case.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
-    try:
-        out, err = process.communicate(timeout=TIMEOUT_S)
+    try:  # in a session of its own, so that a command that hangs is stopped together with anything it started
+        return run_kizuna(case.argv(), env=env, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
         pytest.fail(f"{case.what}: `kizuna {' '.join(case.args)[:200]}` still ran after {TIMEOUT_S}s")
-    return subprocess.CompletedProcess(case.argv(), process.returncode, out, err)
 
 
 def problems(case: Case, result: subprocess.CompletedProcess[str]) -> list[str]:
