@@ -52,14 +52,9 @@ from kizuna.detect.values import (
     parse_timestamp,
     values_equal,
 )
-from kizuna.stix.ioc_terms import QUOTED as _QUOTED
+from kizuna.stix.pattern_scan import scan_comparisons, unquote
 
 # --- literal decoding -------------------------------------------------------------------------
-
-
-def unquote(token: str) -> str:
-    """Decode a quoted string literal (only \\' and \\\\ are escapes in the grammar)."""
-    return token[1:-1].replace("\\'", "'").replace("\\\\", "\\")
 
 
 def _decode_literal(token_type: int, text: str) -> Literal:
@@ -174,96 +169,32 @@ def make_comparison(path: ObjectPath, operator: str, negated: bool, literal: Any
 
 # --- fast path ----------------------------------------------------------------------------------
 
-_KEYWORDS = frozenset(
-    "AND OR NOT FOLLOWEDBY LIKE MATCHES ISSUPERSET ISSUBSET EXISTS LAST IN START STOP SECONDS "
-    "true false WITHIN REPEATS TIMES".split()
-)
-_WS = r"[ \t\r\n]*"
-_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-_TYPE = r"[A-Za-z_][A-Za-z0-9_-]*"
-#: A keyword ends where an identifier could not go on: the grammar's lexer reads ``ORdomain-name`` as one
-#: identifier, so that is no OR.
-_KEYWORD_END = r"(?![A-Za-z0-9_-])"
-_STEP_RE = re.compile(rf"{_IDENT}|{_QUOTED}")
-#: One comparison of a path with a string by ``=``, ``!=``, ``LIKE`` or ``MATCHES``; a word operator needs
-#: white space before it, else the grammar's lexer would read it as part of the path's last name.
-_TEST_AT = re.compile(
-    rf"{_WS}({_TYPE}):((?:{_IDENT}|{_QUOTED})(?:\.(?:{_IDENT}|{_QUOTED}))*){_WS}"
-    rf"(=|!=|(?<=[ \t\r\n])(?:LIKE|MATCHES){_KEYWORD_END}){_WS}({_QUOTED}){_WS}"
-)
-_OPEN_AT = re.compile(rf"{_WS}\[")
-_JOIN_AT = re.compile(rf"(AND|OR){_KEYWORD_END}")
-_CLOSE_AT = re.compile(rf"\]{_WS}")
-
-
 def ioc_terms(text: str) -> list[tuple[ObjectPath, str]] | None:
     """For IOC-shaped patterns, the (path, string) equalities ORed together; None for other patterns."""
-    groups = _scan(text, equalities_ored=True)
-    return None if groups is None else [(path, value) for ((path, _, value),) in groups]
+    groups = scan_comparisons(text)
+    if groups is None or any(len(group) != 1 or group[0][2] != "=" for group in groups):
+        return None
+    return [(_scanned_path(object_type, steps), unquote(literal)) for ((object_type, steps, _, literal),) in groups]
 
 
 @lru_cache(maxsize=4096)  # a feed names a handful of paths over and over; an ObjectPath is immutable
-def _fast_path(object_type: str, path_text: str) -> ObjectPath | None:
-    if object_type in _KEYWORDS:
-        return None
-    steps: list[PathStep] = []
-    for step in _STEP_RE.findall(path_text):
-        if step.startswith("'"):
-            steps.append(unquote(step))
-        elif step in _KEYWORDS:
-            return None
-        else:
-            steps.append(step)
-    return ObjectPath(object_type, tuple(steps))
-
-
-def _scan(text: str, *, equalities_ored: bool = False) -> list[list[tuple[ObjectPath, str, str]]] | None:
-    """Read one observation of string comparisons (``=``, ``!=``, ``LIKE``, ``MATCHES``) joined by AND and OR
-    into its OR-joined groups of AND-joined (path, operator, string) tests, or None for anything else
-    (numbers, sets, qualifiers, parentheses...). With ``equalities_ored`` it takes only ``=`` joined by OR:
-    the shape of an IOC list, which the index keys on directly."""
-    opened = _OPEN_AT.match(text)
-    if opened is None:
-        return None
-    position = opened.end()
-    groups: list[list[tuple[ObjectPath, str, str]]] = [[]]
-    while True:
-        test = _TEST_AT.match(text, position)
-        if test is None:
-            return None
-        operator = test.group(3)
-        if equalities_ored and operator != "=":
-            return None
-        path = _fast_path(test.group(1), test.group(2))
-        if path is None:
-            return None
-        groups[-1].append((path, operator, unquote(test.group(4))))
-        position = test.end()
-        if _CLOSE_AT.fullmatch(text, position):
-            return groups
-        joined = _JOIN_AT.match(text, position)
-        if joined is None:
-            return None
-        if joined.group(1) == "OR":
-            groups.append([])
-        elif equalities_ored:
-            return None
-        position = joined.end()
+def _scanned_path(object_type: str, steps: tuple[str, ...]) -> ObjectPath:
+    return ObjectPath(object_type, tuple(unquote(step) for step in steps))
 
 
 def _fast_compile(text: str) -> CompiledPattern | None:
-    """Compile what `_scan` reads without the grammar, into the grammar's own tree: AND binds before OR and
-    both group from the left, so ``[a OR b AND c OR d]`` is ``((a OR (b AND c)) OR d)``
+    """Compile what stix/pattern_scan.py reads without the grammar, into the grammar's own tree: AND binds
+    before OR and both group from the left, so ``[a OR b AND c OR d]`` is ``((a OR (b AND c)) OR d)``
     (tests/detect/test_differential_hypothesis.py holds the two equal). The grammar's parse costs about 60% of
     compiling a feed whose patterns it must read (bench/README.md)."""
-    groups = _scan(text)
+    groups = scan_comparisons(text)
     if groups is None:
         return None
     node: CompNode | None = None
     for group in groups:
         chain: CompNode | None = None
-        for path, operator, value in group:
-            comparison = make_comparison(path, operator, False, value)
+        for object_type, steps, operator, literal in group:
+            comparison = make_comparison(_scanned_path(object_type, steps), operator, False, unquote(literal))
             chain = comparison if chain is None else CompAnd(chain, comparison)
         assert chain is not None
         node = chain if node is None else CompOr(node, chain)

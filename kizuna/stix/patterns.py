@@ -33,28 +33,9 @@ from functools import lru_cache
 from typing import Any, Final
 
 from kizuna.stix import vocab
-from kizuna.stix.ioc_terms import QUOTED as _QUOTED
+from kizuna.stix.pattern_scan import scan_comparisons, unquote
 
 __all__ = ["CHECKED_LANGUAGES", "foreign_pattern_problem", "stix_pattern_problem"]
-
-# The grammar's keywords cannot stand as an object type or a path step in the fast form.
-_KEYWORDS: Final = frozenset(
-    "AND OR NOT FOLLOWEDBY LIKE MATCHES ISSUPERSET ISSUBSET EXISTS LAST IN START STOP SECONDS "
-    "true false WITHIN REPEATS TIMES".split()
-)
-_WS: Final = r"[ \t\r\n]*"
-_IDENT: Final = r"[A-Za-z_][A-Za-z0-9_]*"
-_TYPE: Final = r"[A-Za-z_][A-Za-z0-9_-]*"
-_PATH: Final = rf"(?:{_IDENT}|{_QUOTED})(?:\.(?:{_IDENT}|{_QUOTED}))*"
-# The lexer reads the longest token, so LIKE, AND and OR need whitespace where a letter could
-# otherwise glue them to a neighbouring identifier (`nameLIKE`, `ANDfile` are single identifiers).
-_OPERATOR: Final = rf"(?:{_WS}!?={_WS}|[ \t\r\n]+LIKE{_WS})"
-_COMPARISON: Final = rf"{_WS}({_TYPE}):({_PATH}){_OPERATOR}({_QUOTED}){_WS}"
-_JOIN: Final = r"(?:AND|OR)(?=[ \t\r\n])"
-_OPEN: Final = re.compile(rf"{_WS}\[").match
-_JOIN_MATCH: Final = re.compile(_JOIN).match
-_ONE_COMPARISON: Final = re.compile(_COMPARISON).match
-_STEP: Final = re.compile(rf"{_IDENT}|{_QUOTED}")
 
 # One ANTLR parse at a time: the runtime's shared prediction caches are not written with
 # concurrent server threads in mind, and parsing holds the GIL anyway.
@@ -93,38 +74,22 @@ def _hash_problem(steps: list[Any], value: Any) -> str | None:
     return None
 
 
-def _unquote(step: str) -> str:
-    return step[1:-1].replace("\\'", "'").replace("\\\\", "\\") if step.startswith("'") else step
-
-
 def _fast_problem(text: str) -> str | None | bool:
-    """A problem, None (valid), or False when the text is not IOC-shaped and needs the grammar.
-
-    IOC-shaped: `[`, comparisons joined by AND/OR, `]`, read left to right in one pass.
-    """
-    opening = _OPEN(text)
-    if opening is None:
+    """A problem, None (valid), or False when the text is not read by stix/pattern_scan.py (or compares by
+    MATCHES, whose regular expression is the grammar's to judge) and needs the grammar."""
+    groups = scan_comparisons(text)
+    if groups is None:
         return False
-    position, problem = opening.end(), None
-    while True:
-        match = _ONE_COMPARISON(text, position)
-        if match is None:
-            return False
-        object_type, path, quoted = match.group(1), match.group(2), match.group(3)
-        raw_steps = _STEP.findall(path)
-        if object_type in _KEYWORDS or not _KEYWORDS.isdisjoint(raw_steps):
-            return False
-        if problem is None:
-            problem = pattern_type_problem(object_type)
-        if problem is None and "hashes" in raw_steps:
-            problem = _hash_problem([_unquote(s) for s in raw_steps], _unquote(quoted))
-        position = match.end()
-        if text.startswith("]", position):
-            return problem if not text[position + 1 :].strip(" \t\r\n") else False
-        join = _JOIN_MATCH(text, position)
-        if join is None:
-            return False
-        position = join.end()
+    problem = None
+    for group in groups:
+        for object_type, steps, operator, literal in group:
+            if operator == "MATCHES":
+                return False
+            if problem is None:
+                problem = pattern_type_problem(object_type)
+            if problem is None and "hashes" in steps:
+                problem = _hash_problem([unquote(step) for step in steps], unquote(literal))
+    return problem
 
 
 def _grammar_problem(text: str) -> str | None:

@@ -68,8 +68,8 @@ def test_shipped_demo_indicators_are_valid() -> None:
 _types = st.sampled_from(["ipv4-addr", "file", "foo", "x-acme", "AND", "Domain-name", "url"])
 _steps = st.sampled_from(["value", "name", "hashes.MD5", "hashes.'SHA-256'", "LIKE", "a_b", "'x y'", "x-y"])
 _values = st.sampled_from(["'1.2.3.4'", "'" + "a" * 32 + "'", "'ab'", "'it\\'s'", "'%x%'", "5", "''"])
-_ops = st.sampled_from([" = ", "=", " != ", " LIKE ", "LIKE ", " == ", " > "])
-_joins = st.sampled_from([" AND ", " OR ", "AND ", " AND", " FOLLOWEDBY "])
+_ops = st.sampled_from([" = ", "=", " != ", " LIKE ", "LIKE ", " == ", " > ", " MATCHES ", "\tLIKE\n"])
+_joins = st.sampled_from([" AND ", " OR ", "AND ", " AND", " FOLLOWEDBY ", "\tOR\n", " OR", " ANDx "])
 
 
 @st.composite
@@ -81,7 +81,7 @@ def ioc_like(draw: st.DrawFn) -> str:
     return draw(st.sampled_from(["[", " [", "(["])) + text + draw(st.sampled_from(["]", "] ", "])"]))
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=1500, deadline=None, derandomize=True)
 @given(ioc_like())
 def test_fast_path_agrees_with_the_grammar(pattern: str) -> None:
     fast = _fast_problem(pattern)
