@@ -63,6 +63,7 @@ from kizuna.store import open_store
 from kizuna.store.base import (
     ApiRoot,
     Collection,
+    Conflict,
     Grant,
     Organisation,
     OrganisationGroups,
@@ -265,7 +266,10 @@ class Node:
         if self.store.get_api_root(name) is not None:
             raise AdminError(f"API root {name!r} already exists")
         root = ApiRoot(name, title, description, max_content_length)
-        self.store.create_api_root(root)
+        try:
+            self.store.create_api_root(root)
+        except Conflict:  # another process created it since the check above
+            raise AdminError(f"API root {name!r} already exists") from None
         self.audit.record("api-root-created", NODE_ADMIN.key, {
             "api_root": name, "title": title, "max_content_length": max_content_length})
         return root
@@ -281,9 +285,12 @@ class Node:
             raise AdminError(f"alias {alias!r} must be a non-empty word without '/' or spaces")
         if alias is not None and self.store.get_collection(api_root, alias) is not None:
             raise AdminError(f"alias {alias!r} is already used in API root {api_root!r}")
-        collection = self.store.create_collection(
-            str(uuid.uuid4()), api_root, title, description, alias, (STIX_MEDIA_TYPE,)
-        )
+        try:
+            collection = self.store.create_collection(
+                str(uuid.uuid4()), api_root, title, description, alias, (STIX_MEDIA_TYPE,)
+            )
+        except Conflict:  # another process took the alias since the check above
+            raise AdminError(f"alias {alias!r} is already used in API root {api_root!r}") from None
         self._place_anonymous_identity([collection])
         self.audit.record("collection-created", NODE_ADMIN.key, {
             "collection": collection.id, "api_root": api_root, "title": title, "alias": alias})
@@ -326,7 +333,10 @@ class Node:
             if self.store.get_organisation(identity_id) is not None or identity_id == self.home_organisation_id:
                 raise AdminError(f"identity {identity_id} is already an organisation of this node")
         identity = _identity(name, country, format_timestamp(now_micros())[:-4] + "Z", identity_id)
-        self.store.create_organisation(Organisation(identity["id"], name, country, orjson.dumps(identity)))
+        try:
+            self.store.create_organisation(Organisation(identity["id"], name, country, orjson.dumps(identity)))
+        except Conflict:  # another process created it since the checks above
+            raise AdminError(f"organisation {name!r} already exists") from None
         self.audit.record("organisation-created", NODE_ADMIN.key,
                           {"organisation": identity["id"], "name": name, "country": country})
         return identity

@@ -30,7 +30,13 @@ class NotFound(StoreError):
 
 
 class Conflict(StoreError):
-    pass
+    """A write refused because another writer stored the same unique value first (a name, an alias): the
+    callers' own checks run before the write, so two processes creating the same thing at once meet here."""
+
+
+def unique_conflict(what: str) -> Conflict:
+    """The Conflict for a unique ``what`` (``api_roots.name``) that another writer stored first."""
+    return Conflict(f"{what} is already taken: another writer stored the same value first; nothing was written")
 
 
 @dataclass(frozen=True, slots=True)

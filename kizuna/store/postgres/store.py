@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from kizuna.store.base import AddResult, NewVersion, Outcome, StoreError
+from kizuna.store.base import AddResult, NewVersion, Outcome, StoreError, unique_conflict
 from kizuna.store.postgres.migrations import MIGRATIONS
 from kizuna.store.search_index import PostgresSearchIndex
 from kizuna.store.sql import SqlStore, effective_schema_version
@@ -106,10 +106,13 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        with self._pool.connection() as conn:
-            conn.autocommit = False
-            with conn.transaction(), conn.cursor() as cur:
-                yield _Cursor(cur)
+        try:
+            with self._pool.connection() as conn:
+                conn.autocommit = False
+                with conn.transaction(), conn.cursor() as cur:
+                    yield _Cursor(cur)
+        except psycopg.errors.UniqueViolation as exc:  # rolled back by the transaction block
+            raise unique_conflict(_unique_columns(exc)) from exc
 
     def _lock_collection(self, cur: Any, collection_pk: int) -> tuple[int, int]:
         cur.execute(
@@ -167,3 +170,11 @@ class PostgresStore(SqlStore):
     def close(self) -> None:
         self._close_search_backlog((psycopg.Error, StoreError))
         self._pool.close()
+
+
+def _unique_columns(exc: psycopg.errors.UniqueViolation) -> str:
+    """``table.column`` as SQLite names it, from the violation's ``Key (column)=(value)`` detail."""
+    detail = exc.diag.message_detail or ""
+    columns = detail[detail.find("(") + 1 : detail.find(")")] if detail.startswith("Key (") else ""
+    table = exc.diag.table_name or "a table"
+    return ", ".join(f"{table}.{column.strip()}" for column in columns.split(",")) if columns else table

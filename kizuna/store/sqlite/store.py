@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kizuna.stix.timestamps import now_micros
-from kizuna.store.base import AddResult, FeedRow, NewVersion, Outcome, StoreError
+from kizuna.store.base import AddResult, FeedRow, NewVersion, Outcome, StoreError, unique_conflict
 from kizuna.store.search_index import SqliteSearchIndex
 from kizuna.store.sql import SqlStore, effective_schema_version
 from kizuna.store.sqlite.checkpoints import BACKSTOP_PAGES, CHECKPOINT_EVERY, Checkpointer
@@ -126,9 +126,11 @@ class SqliteStore(SqlStore):
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
-            except BaseException:
+            except BaseException as exc:
                 self._versions_written = False
                 cur.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.IntegrityError) and str(exc).startswith("UNIQUE constraint failed: "):
+                    raise unique_conflict(str(exc).removeprefix("UNIQUE constraint failed: ")) from exc
                 raise
             else:
                 cur.execute("COMMIT")
