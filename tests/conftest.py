@@ -134,18 +134,51 @@ def imported_with_rejections(data_dir: Path, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
+class PortTaken(AssertionError):
+    """Another process listens on the port a test picked for its server (``free_port`` gave it to both)."""
+
+
 def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float = 30.0) -> None:
-    """Block until the server accepts connections; fail fast if it died."""
+    """Block until the server accepts connections; fail fast if it died, or if what listens is not it."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"server exited early with {process.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+                pass
         except OSError:
             time.sleep(0.05)  # polling for readiness, bounded by the deadline
+            continue
+        # A free port is only free when it is picked: a server another test started on the same one would
+        # answer in place of this one (and this one would fail to bind a moment later).
+        if _holds_a_listener(process.pid, port):
+            return
+        raise PortTaken(f"another process listens on {port}")
     raise AssertionError(f"server did not listen on {port} within {deadline_s}s")
+
+
+def _holds_a_listener(pid: int, port: int) -> bool:
+    """Whether ``pid`` or a process below it holds a socket listening on ``port`` (/proc/net/tcp{,6})."""
+    listening: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                fields = row.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    listening.add(f"socket:[{fields[9]}]")
+    pending = [str(pid)]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):  # a process or a descriptor may go while we look
+            for fd in os.scandir(f"/proc/{current}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd.path) in listening:
+                        return True
+            for task in os.scandir(f"/proc/{current}/task"):
+                with contextlib.suppress(OSError):
+                    pending += Path(task.path, "children").read_text().split()
+    return False
 
 
 @dataclass
@@ -174,14 +207,23 @@ def start_server(data_dir: Path, workers: int = 1, port: int | None = None, sync
                  extra: tuple[str, ...] = ()) -> ServerProcess:
     """``sync=False`` leaves out the scheduled sync worker, for tests that run syncs themselves; ``extra``
     are more ``serve`` options (TLS, limits)."""
-    port = port or free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kizuna", "--data", str(data_dir), "serve", "--port", str(port),
-         "--workers", str(workers), *([] if sync else ["--no-sync"]), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    wait_for_port(port, process)
-    return ServerProcess(data_dir, port, process)
+    for attempt in range(3):
+        chosen = port or free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kizuna", "--data", str(data_dir), "serve", "--port", str(chosen),
+             "--workers", str(workers), *([] if sync else ["--no-sync"]), *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        try:
+            wait_for_port(chosen, process)
+        except PortTaken:
+            process.kill()
+            process.wait()
+            if port or attempt == 2:
+                raise
+            continue  # another free port
+        return ServerProcess(data_dir, chosen, process)
+    raise AssertionError("unreachable")
 
 
 @dataclass
