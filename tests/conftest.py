@@ -207,12 +207,18 @@ def start_server(data_dir: Path, workers: int = 1, port: int | None = None, sync
                  extra: tuple[str, ...] = ()) -> ServerProcess:
     """``sync=False`` leaves out the scheduled sync worker, for tests that run syncs themselves; ``extra``
     are more ``serve`` options (TLS, limits)."""
+    return serve_kizuna(data_dir, ["--workers", str(workers), *([] if sync else ["--no-sync"]), *extra], port=port,
+                        stderr=subprocess.PIPE)
+
+
+def serve_kizuna(data_dir: Path, serve_args: list[str], port: int | None = None, **popen: Any) -> ServerProcess:
+    """``kizuna --data DATA_DIR serve --port PORT SERVE_ARGS`` once it listens; without ``port``, on a free
+    port, and on another one if another test's server took that first. ``popen``: more Popen arguments."""
     for attempt in range(3):
         chosen = port or free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "kizuna", "--data", str(data_dir), "serve", "--port", str(chosen),
-             "--workers", str(workers), *([] if sync else ["--no-sync"]), *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [sys.executable, "-m", "kizuna", "--data", str(data_dir), "serve", "--port", str(chosen), *serve_args],
+            **{"stdout": subprocess.DEVNULL, **popen},
         )
         try:
             wait_for_port(chosen, process)

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import tomllib
 import uuid
@@ -33,8 +32,8 @@ from tests.conftest import (
     free_port,
     kizuna,
     kizuna_json,
+    serve_kizuna,
     start_server,
-    wait_for_port,
 )
 from tests.federation.helpers import add_partner, grant_partner, indicator, make_fed_node, sync
 
@@ -115,14 +114,7 @@ def new_node(base: Path, backend: str, name: str = "node") -> tuple[Path, Callab
 
 
 def serve(data_dir: Path, *extra: str, host: str = "127.0.0.1") -> ServerProcess:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kizuna", "--data", str(data_dir), "serve", "--host", host, "--port", str(port),
-         *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    wait_for_port(port, process)
-    return ServerProcess(data_dir, port, process)
+    return serve_kizuna(data_dir, ["--host", host, *extra], stderr=subprocess.PIPE)
 
 
 def non_loopback_address() -> str:

@@ -16,7 +16,7 @@ import requests
 
 from kizuna.store import open_store
 from kizuna.store.base import VersionQuery, VersionSelector
-from tests.conftest import TAXII, ServerProcess, free_port, kizuna, kizuna_json, wait_for_port
+from tests.conftest import TAXII, ServerProcess, free_port, kizuna, kizuna_json, serve_kizuna, wait_for_port
 
 TLP_CLEAR = "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"
 TLP_AMBER_STRICT = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"
@@ -40,14 +40,8 @@ class FedNode:
 
     def start(self, port: int | None = None, worker: bool = False) -> None:
         """Serve the node; without ``worker`` the scheduled sync stays off so tests decide when syncs run."""
-        port = port or free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kizuna", "--data", str(self.data_dir), "serve", "--port", str(port),
-             "--sync" if worker else "--no-sync"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        wait_for_port(port, process)
-        self.server = ServerProcess(self.data_dir, port, process)
+        self.server = serve_kizuna(self.data_dir, ["--sync" if worker else "--no-sync"], port=port,
+                                   stderr=subprocess.PIPE)
 
     def stop(self) -> None:
         if self.server is not None:

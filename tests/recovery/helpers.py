@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from kizuna.core.audit import AuditLog
 from kizuna.store import open_store
 from kizuna.store.base import VersionQuery, VersionSelector
-from tests.conftest import free_port, kizuna, wait_for_port
+from tests.conftest import kizuna
 from tests.federation.helpers import FedNode
 
 
@@ -68,15 +67,10 @@ def chain_ok(store_url: str) -> int:
 
 def serve(node: FedNode, port: int | None = None) -> None:
     """``kizuna serve --no-sync`` in its own process group, so kill -9 takes down all it started."""
-    port = port or free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kizuna", "--data", str(node.data_dir), "serve", "--port", str(port), "--no-sync"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    wait_for_port(port, process)
-    from tests.conftest import ServerProcess
+    from tests.conftest import serve_kizuna
 
-    node.server = ServerProcess(node.data_dir, port, process)
+    node.server = serve_kizuna(node.data_dir, ["--no-sync"], port=port, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
 
 
 def kill_9(process: subprocess.Popen[Any]) -> None:
