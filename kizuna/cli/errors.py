@@ -12,7 +12,7 @@ from kizuna.cli.common import CliError
 from kizuna.config import ConfigError
 from kizuna.core.errors import KizunaError
 from kizuna.detect.errors import DetectError
-from kizuna.federation.state import StateError
+from kizuna.federation.errors import StateError
 from kizuna.stix.bundle_stream import BundleSyntaxError
 from kizuna.store.base import StoreError
 

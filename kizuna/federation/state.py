@@ -21,17 +21,15 @@ import orjson
 from kizuna.core.ingest import ingest
 from kizuna.core.node import Node
 from kizuna.federation.config import ConfigProblem, PartnerConfig
+from kizuna.federation.errors import StateError
 from kizuna.federation.forms import is_redaction_of
 from kizuna.stix.timestamps import format_timestamp, now_micros
 from kizuna.store.base import NewVersion, Outcome, Store, VersionQuery, VersionRow, VersionSelector
 from kizuna.store.sql import SqlStore
 from kizuna.store.stats import PartnerStatus
 
-__all__ = ["PartnerStatus"]  # defined beside the dashboard's read of the same rows (store/stats.py)
-
-
-class StateError(Exception):
-    pass
+# PartnerStatus is defined beside the dashboard's read of the same rows (store/stats.py); StateError in errors.py.
+__all__ = ["PartnerStatus", "StateError"]
 
 
 @dataclass(frozen=True, slots=True)

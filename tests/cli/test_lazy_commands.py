@@ -40,3 +40,12 @@ def test_running_one_command_imports_only_its_module() -> None:
     modules = set(loaded.stdout.strip().splitlines()[-1].split())
     assert "kizuna.cli.tokens" in modules
     assert not modules & {"kizuna.cli.match", "kizuna.cli.ops", "kizuna.cli.hashes", "kizuna.cli.transfer"}
+
+
+def test_a_command_that_never_syncs_does_not_import_the_federation_room() -> None:
+    """Failures of every command are rendered by kizuna/cli/errors.py, which names the federation's StateError
+    from its own small module (kizuna/federation/errors.py), not from the partner state and all it imports."""
+    probe = ("import sys\nfrom kizuna.cli import main\nmain(['tokens', '--help'])\n"
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('kizuna.federation'))))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert set(loaded.stdout.strip().splitlines()[-1].split()) <= {"kizuna.federation", "kizuna.federation.errors"}
