@@ -25,13 +25,15 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kizuna.core.errors import BadRequest
 from kizuna.store.base import Store
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _VERSION = b"1"
 _SEALED = "s"  # marks a sealed cursor: a clear position's base64 is never one character
@@ -108,6 +110,9 @@ class CursorCodec:
 
     @staticmethod
     def _sealer(key: bytes) -> AESGCM:
+        # Imported on first use: every `kizuna` command builds a node, few of them page (16 ms of each start).
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         return AESGCM(hmac.new(key, _SEAL_CONTEXT, hashlib.sha256).digest())
 
     def encode(self, scope: str, position: int) -> str:
@@ -148,6 +153,8 @@ class CursorCodec:
     def _unseal(self, key: bytes, scope: str, sealed: bytes) -> int:
         if len(sealed) <= _NONCE:
             raise BadRequest("'next' is not a cursor this server issued")
+        from cryptography.exceptions import InvalidTag
+
         try:
             clear = self._sealer(key).decrypt(sealed[:_NONCE], sealed[_NONCE:], _VERSION + b"\0" + scope.encode())
         except InvalidTag:

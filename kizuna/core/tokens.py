@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import ssl
 from collections.abc import Iterable
 from typing import Any
 
@@ -158,6 +157,8 @@ def authenticate_token(store: Store, presented: str, client_cert: str | None = N
 def certificate_fingerprint(pem_or_der: str | bytes) -> str:
     """SHA-256 of a certificate's DER encoding, lower-case hex (what ``openssl x509 -fingerprint -sha256``
     prints, without colons)."""
+    import ssl  # on first use: a certificate-bound token is rare, and ssl is 8 ms of every command's start
+
     der = pem_or_der if isinstance(pem_or_der, bytes) else ssl.PEM_cert_to_DER_cert(pem_or_der)
     return hashlib.sha256(der).hexdigest()
 
