@@ -7,6 +7,7 @@ import importlib
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
@@ -49,3 +50,17 @@ def test_a_command_that_never_syncs_does_not_import_the_federation_room() -> Non
              "print(' '.join(sorted(m for m in sys.modules if m.startswith('kizuna.federation'))))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert set(loaded.stdout.strip().splitlines()[-1].split()) <= {"kizuna.federation", "kizuna.federation.errors"}
+
+
+def test_a_command_that_opens_a_node_without_paging_imports_no_tls_or_cipher(tmp_path: Path) -> None:
+    """The cursor sealer's cipher (cryptography) and the certificate fingerprint (ssl) are imported on first use:
+    a tenth of the start of a command such as `kizuna tokens list`, which never pages nor reads a certificate."""
+    node = tmp_path / "node"
+    subprocess.run([sys.executable, "-m", "kizuna", "--data", str(node), "init", "--json"], capture_output=True,
+                   check=True)
+    probe = ("import sys\nfrom kizuna.cli import main\n"
+             f"status = main(['--data', {str(node)!r}, 'tokens', 'list', '--json'])\n"
+             "print('status', status, 'loaded', *(m for m in ('ssl', 'cryptography', 'kizuna.federation.state')"
+             " if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip().splitlines()[-1] == "status 0 loaded"
