@@ -23,6 +23,7 @@ from kizuna.formats.ioc_lists import read_ioc_list
 from kizuna.formats.iocs import canonical, classify, pattern_terms
 from kizuna.formats.stix_legacy import STIX1, STIX20, read_stix1x, read_stix20, sniff
 from kizuna.formats.warninglists import Warninglists
+from kizuna.stix.pattern_scan import unescape
 from kizuna.stix.vocab import WARNINGLIST_PROPERTY
 
 STIX: Final = "stix"
@@ -138,7 +139,7 @@ def flag_indicators(objects: Iterable[dict[str, Any]], warninglists: Warninglist
         pattern = str(obj.get("pattern", ""))
         terms = pattern_terms(pattern)
         values = ([(kind, canonical(kind, raw)) for kind, raw in terms] if terms
-                  else [classify(_unquote(literal)) or (None, None) for literal in _LITERAL.findall(pattern)])
+                  else [classify(unescape(literal)) or (None, None) for literal in _LITERAL.findall(pattern)])
         hits: list[str] = []
         for kind, value in values:
             if kind is not None and value is not None:
@@ -150,10 +151,6 @@ def flag_indicators(objects: Iterable[dict[str, Any]], warninglists: Warninglist
 
 
 _LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")
-
-
-def _unquote(literal: str) -> str:
-    return literal.replace("\\'", "'").replace("\\\\", "\\")
 
 
 __all__ = ["HEAD_BYTES", "IMPORT_FORMATS", "Converted", "IocOptions", "convert", "detect_format",

@@ -48,6 +48,7 @@ from kizuna.formats.iocs import (
 )
 from kizuna.formats.warninglists import WARNINGLIST_PROPERTY
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
+from kizuna.stix.pattern_scan import unescape
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
 from kizuna.stix.vocab import shared_not_for_detection
 from kizuna.store.feed_facts import SEPARATOR as _SEP
@@ -278,8 +279,7 @@ def _select(
         if kinds is not None and kind not in kinds:
             unused[kind] += 1
             continue
-        if "\\" in literal:
-            literal = literal.replace("\\'", "'").replace("\\\\", "\\")
+        literal = unescape(literal)
         if (kind == IPV4 and plain_ipv4(literal)) or (
                 kind == DOMAIN and len(literal) <= 253 and plain_domain(literal)):
             value: str | None = literal  # already canonical: the bulk of any feed, checked in one match

@@ -19,6 +19,7 @@ from typing import Final
 from kizuna.stix.ioc_terms import KIND_BY_PATH as KIND_BY_PATH
 from kizuna.stix.ioc_terms import PATTERN_PATHS, QUOTED
 from kizuna.stix.ioc_terms import SINGLE_TERM as SINGLE_TERM
+from kizuna.stix.pattern_scan import unquote
 
 IPV4: Final = "ipv4"
 IPV6: Final = "ipv6"
@@ -174,10 +175,6 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _unquote(token: str) -> str:
-    return token[1:-1].replace("\\'", "'").replace("\\\\", "\\")
-
-
 def pattern_for(kind: str, value: str) -> str:
     """The STIX pattern that matches exactly this IOC (a CIDR value matches the addresses inside)."""
     return f"[{_PATTERN_PATH[kind]} = {quote(value)}]"
@@ -230,18 +227,18 @@ def pattern_terms(pattern: str) -> list[tuple[str, str]] | None:
     """
     single = SINGLE_TERM.fullmatch(pattern)  # what Kizuna and most producers write: one term, a table path
     if single is not None:
-        return [(KIND_BY_PATH[single.group(1)], _unquote(single.group(2)))]
+        return [(KIND_BY_PATH[single.group(1)], unquote(single.group(2)))]
     outer = _TERMS_RE.fullmatch(pattern)
     if outer is None:
         return None
     terms: list[tuple[str, str]] = []
     for match in _ONE_TERM.finditer(outer.group(1)):
         object_type, path, operator, literal = match.groups()
-        steps = [_unquote(s) if s.startswith("'") else s for s in _STEP_RE.findall(path)]
+        steps = [unquote(s) for s in _STEP_RE.findall(path)]
         kind = _kind_of_path(object_type, steps, operator)
         if kind is None:
             return None
-        value = _unquote(literal)
+        value = unquote(literal)
         if kind == IPV6 and "/" not in value and operator == "ISSUBSET":
             return None
         terms.append((kind, value))

@@ -20,6 +20,7 @@ from pymisp import MISPAttribute
 
 from kizuna.formats.base import Loss
 from kizuna.policy.tlp import misp_tag_level
+from kizuna.stix.pattern_scan import unescape
 from kizuna.stix.vocab import shared_not_for_detection
 
 _PATTERN_LITERAL = re.compile(r"'((?:\\.|[^'\\])*)'")
@@ -61,7 +62,7 @@ class _Group:
                     continue
                 if key == "pattern" and isinstance(value, str):
                     self.strings.update(
-                        m.replace("\\'", "'").replace("\\\\", "\\") for m in _PATTERN_LITERAL.findall(value))
+                        unescape(m) for m in _PATTERN_LITERAL.findall(value))
                 self.strings.update(_strings(value))
 
     def has_value(self, value: str) -> bool:

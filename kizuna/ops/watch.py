@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from kizuna.stix.pattern_scan import unescape
+
 #: A comparison on a value the watchlist knows, inside a STIX pattern: type, operator, quoted value. The
 #: quoted value is runs of plain characters between escapes (one character class repeated, not an
 #: alternation tried at every character: about a third of the time per indicator).
@@ -156,8 +158,7 @@ class Watchlist:
             pattern = obj.get("pattern")
             if type(pattern) is str:
                 for stix_type, _, quoted in _COMPARISON.findall(pattern):
-                    if "\\" in quoted:  # most values have no escapes: no copies for them
-                        quoted = quoted.replace("\\'", "'").replace("\\\\", "\\")
+                    quoted = unescape(quoted)
                     hit = self.domain(quoted) if stix_type == "domain-name" else self.value(stix_type, quoted)
                     if hit is not None:
                         found.append(hit)

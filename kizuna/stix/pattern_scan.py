@@ -81,6 +81,11 @@ def path_steps(object_type: str, path_text: str) -> tuple[str, ...] | None:
 
 
 def unquote(token: str) -> str:
-    """A quoted literal or path step's text (only ``\\'`` and ``\\\\`` are escapes in the grammar); a bare step
-    as it is."""
-    return token[1:-1].replace("\\'", "'").replace("\\\\", "\\") if token.startswith("'") else token
+    """A quoted literal or path step's text; a bare step as it is."""
+    return unescape(token[1:-1]) if token.startswith("'") else token
+
+
+def unescape(body: str) -> str:
+    """The text of a string literal's body, between its quotes: only ``\\'`` and ``\\\\`` are escapes in the
+    grammar. Most values have none and are returned as they are, without a copy."""
+    return body.replace("\\'", "'").replace("\\\\", "\\") if "\\" in body else body
