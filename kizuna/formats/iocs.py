@@ -17,9 +17,9 @@ from typing import Final
 
 # the one-IOC pattern, defined below the formats room (the store reads it too); re-exported
 from kizuna.stix.ioc_terms import KIND_BY_PATH as KIND_BY_PATH
-from kizuna.stix.ioc_terms import PATTERN_PATHS, QUOTED
+from kizuna.stix.ioc_terms import PATTERN_PATHS
 from kizuna.stix.ioc_terms import SINGLE_TERM as SINGLE_TERM
-from kizuna.stix.pattern_scan import unquote
+from kizuna.stix.pattern_scan import scan_comparisons, unquote
 
 IPV4: Final = "ipv4"
 IPV6: Final = "ipv6"
@@ -196,15 +196,6 @@ def indicator_id(kind: str, value: str) -> str:
     return f"indicator--{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-_WS = r"[ \t\r\n]*"
-_Q = QUOTED
-_STEP = rf"(?:[A-Za-z_][A-Za-z0-9_-]*|{_Q})"
-_TERM = rf"{_WS}([a-z0-9-]+):({_STEP}(?:\.{_STEP})*){_WS}(=|ISSUBSET){_WS}({_Q}){_WS}"
-_TERMS_RE = re.compile(rf"{_WS}\[({_TERM}(?:OR{_TERM})*)\]{_WS}")
-_ONE_TERM = re.compile(_TERM)
-_STEP_RE = re.compile(_STEP)
-
-
 def _kind_of_path(object_type: str, steps: list[str], operator: str) -> str | None:
     if object_type in _TYPE_KIND and steps == ["value"]:
         kind = _TYPE_KIND[object_type]
@@ -228,14 +219,15 @@ def pattern_terms(pattern: str) -> list[tuple[str, str]] | None:
     single = SINGLE_TERM.fullmatch(pattern)  # what Kizuna and most producers write: one term, a table path
     if single is not None:
         return [(KIND_BY_PATH[single.group(1)], unquote(single.group(2)))]
-    outer = _TERMS_RE.fullmatch(pattern)
-    if outer is None:
+    groups = scan_comparisons(pattern)
+    if groups is None:
         return None
     terms: list[tuple[str, str]] = []
-    for match in _ONE_TERM.finditer(outer.group(1)):
-        object_type, path, operator, literal = match.groups()
-        steps = [unquote(s) for s in _STEP_RE.findall(path)]
-        kind = _kind_of_path(object_type, steps, operator)
+    for group in groups:
+        if len(group) != 1:  # an AND
+            return None
+        object_type, steps, operator, literal = group[0]
+        kind = _kind_of_path(object_type, [unquote(s) for s in steps], operator)
         if kind is None:
             return None
         value = unquote(literal)

@@ -1,9 +1,10 @@
 """One reading of the patterns most indicators carry, without the pattern grammar.
 
 ``[file:hashes.MD5 = '…' AND file:name LIKE 'inv%' OR url:value = '…']``: one observation of comparisons of
-an object path with a string literal, by ``=``, ``!=``, ``LIKE`` or ``MATCHES``, joined by AND and OR. The
+an object path with a string literal, by ``=``, ``!=``, ``LIKE``, ``MATCHES`` or ``ISSUBSET``, joined by AND and OR. The
 ANTLR grammar of stix2-patterns takes 300–450 µs to parse such a pattern; this reading takes a few. Both the
-validator (stix/patterns.py) and the matcher (detect/compiler.py) read these patterns here, each leaving
+validator (stix/patterns.py), the matcher (detect/compiler.py) and the IOC writers (formats/iocs.py) read these
+patterns here, each leaving
 anything else (numbers, sets, qualifiers, parentheses, several observations) to the grammar, and each is held
 equal to the grammar by generated tests (tests/detect/test_pattern_validation.py,
 tests/detect/test_differential_hypothesis.py).
@@ -32,7 +33,7 @@ _KEYWORD_END: Final = r"(?![A-Za-z0-9_-])"
 #: read it as part of the path's last name.
 _TEST_AT: Final = re.compile(
     rf"{_WS}({_TYPE}):((?:{_IDENT}|{QUOTED})(?:\.(?:{_IDENT}|{QUOTED}))*){_WS}"
-    rf"(=|!=|(?<=[ \t\r\n])(?:LIKE|MATCHES){_KEYWORD_END}){_WS}({QUOTED}){_WS}"
+    rf"(=|!=|(?<=[ \t\r\n])(?:LIKE|MATCHES|ISSUBSET){_KEYWORD_END}){_WS}({QUOTED}){_WS}"
 )
 _OPEN_AT: Final = re.compile(rf"{_WS}\[")
 _JOIN_AT: Final = re.compile(rf"(AND|OR){_KEYWORD_END}")

@@ -76,14 +76,15 @@ def _hash_problem(steps: list[Any], value: Any) -> str | None:
 
 def _fast_problem(text: str) -> str | None | bool:
     """A problem, None (valid), or False when the text is not read by stix/pattern_scan.py (or compares by
-    MATCHES, whose regular expression is the grammar's to judge) and needs the grammar."""
+    MATCHES or ISSUBSET, whose regular expression or address block is the grammar's to judge) and needs the
+    grammar."""
     groups = scan_comparisons(text)
     if groups is None:
         return False
     problem = None
     for group in groups:
         for object_type, steps, operator, literal in group:
-            if operator == "MATCHES":
+            if operator in ("MATCHES", "ISSUBSET"):
                 return False
             if problem is None:
                 problem = pattern_type_problem(object_type)

@@ -210,7 +210,7 @@ def test_fast_path_equals_grammar(terms: list[tuple[str, str]]) -> None:
 
 
 _JOINERS = st.sampled_from([" AND ", " OR ", "AND ", " OR", "\tAND\n", "ANDx", "ORfile", "AND", " NOT "])
-_OPERATORS = st.sampled_from([" = ", "=", " != ", " LIKE ", "LIKE ", " MATCHES ", " LIKE", " < ", " IN "])
+_OPERATORS = st.sampled_from([" = ", "=", " != ", " LIKE ", "LIKE ", " MATCHES ", " LIKE", " < ", " IN ", " ISSUBSET "])
 
 
 @settings(max_examples=1500, deadline=None)
@@ -218,7 +218,7 @@ _OPERATORS = st.sampled_from([" = ", "=", " != ", " LIKE ", "LIKE ", " MATCHES "
     terms=st.lists(
         st.tuples(st.sampled_from(["file:name", "file:hashes.'SHA-256'", "email-message:subject", "url:value",
                                    "file:nameLIKE", "x-y:a.'b c'.d"]),
-                  _OPERATORS, st.sampled_from(["", "a%", "b_c", "[a-z]+", "x'y", "("])),
+                  _OPERATORS, st.sampled_from(["", "a%", "b_c", "[a-z]+", "x'y", "(", "10.0.0.0/8"])),
         min_size=1, max_size=4,
     ),
     joiners=st.lists(_JOINERS, min_size=3, max_size=3),

@@ -68,7 +68,7 @@ def test_shipped_demo_indicators_are_valid() -> None:
 _types = st.sampled_from(["ipv4-addr", "file", "foo", "x-acme", "AND", "Domain-name", "url"])
 _steps = st.sampled_from(["value", "name", "hashes.MD5", "hashes.'SHA-256'", "LIKE", "a_b", "'x y'", "x-y"])
 _values = st.sampled_from(["'1.2.3.4'", "'" + "a" * 32 + "'", "'ab'", "'it\\'s'", "'%x%'", "5", "''"])
-_ops = st.sampled_from([" = ", "=", " != ", " LIKE ", "LIKE ", " == ", " > ", " MATCHES ", "\tLIKE\n"])
+_ops = st.sampled_from([" = ", "=", " != ", " LIKE ", "LIKE ", " == ", " > ", " MATCHES ", "\tLIKE\n", " ISSUBSET "])
 _joins = st.sampled_from([" AND ", " OR ", "AND ", " AND", " FOLLOWEDBY ", "\tOR\n", " OR", " ANDx "])
 
 

@@ -166,3 +166,16 @@ def test_suricata_url_of_an_idn_host_with_trailing_dots_is_written_for_its_a_lab
     (rule,) = write_suricata([obj], options=OPTIONS)
     parsed = parse_rule(rule)
     assert parsed is not None and content("xn--tky-qxac.example") in rule and content("/login") in rule
+
+
+def test_a_pattern_gives_its_iocs_only_when_the_grammar_would_read_it_as_an_or_of_them() -> None:
+    """The writers read patterns with the validator's and the matcher's scanner (stix/pattern_scan.py): OR-joined
+    equalities and address blocks are IOCs; an AND is not a list a blocklist can hold; a keyword run into the
+    next name (``ORdomain-name``) is one identifier to the grammar, so no IOC list either."""
+    assert pattern_terms("[ipv4-addr:value ISSUBSET '10.0.0.0/8' OR domain-name:value = 'a.example'\n]") == [
+        ("ipv4", "10.0.0.0/8"), ("domain", "a.example")]
+    assert pattern_terms("[file:hashes.'SHA-256' = '" + "ab" * 32 + "' OR url:value = 'http://x.example/it\\'s']") == [
+        ("sha256", "ab" * 32), ("url", "http://x.example/it's")]
+    assert pattern_terms("[domain-name:value = 'a.example' AND domain-name:value = 'b.example']") is None
+    assert pattern_terms("[domain-name:value = 'a.example' ORdomain-name:value = 'b.example']") is None
+    assert pattern_terms("[ipv6-addr:value ISSUBSET '2001:db8::1']") is None  # a block needs its prefix
