@@ -7,8 +7,9 @@ back for storage, and executemany the rows into one WAL-mode table carrying the 
 no policy: a server reaching a fraction of this figure is spending the rest on its own logic.
 
 With ``--search-index`` a second floor runs side by side: the same, plus the full-text index Kizuna keeps in
-the same transaction (an FTS5 trigram table of each object's searchable text, store/search_index.py). The ratio
-of the two is what the search index alone costs, before any validation or policy.
+the same transaction (an FTS5 trigram table of each object's searchable text, without token positions as
+Kizuna keeps it since schema step 26, store/search_index.py). The ratio of the two is what the search index
+alone costs, before any validation or policy.
 
     python -m bench.sqlite_floor --count 100000 --runs 3 [--search-index [--automerge 4]] [--json]
 """
@@ -45,7 +46,7 @@ CREATE INDEX objects_type_added ON objects (collection, type, date_added);
 CREATE UNIQUE INDEX objects_version ON objects (collection, id, modified);
 """
 SEARCH_SCHEMA = (
-    "CREATE VIRTUAL TABLE search_text USING fts5 (text, tokenize = 'trigram');"
+    "CREATE VIRTUAL TABLE search_text USING fts5 (text, tokenize = 'trigram', detail = none);"
     "INSERT INTO search_text (search_text, rank) VALUES ('automerge', {automerge});"
 )
 #: FTS5's segment-merge threshold as Kizuna sets it (SQLite schema step 17); FTS5's own default is 4.

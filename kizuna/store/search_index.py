@@ -13,10 +13,13 @@ Indexing every version rather than only the newest keeps each principal's own hi
 the version it does see. The store answers only "which versions contain these words"; which of them a
 principal receives is decided in ``core/search.py`` by the one visibility check.
 
-* SQLite: an FTS5 table with the ``trigram`` tokenizer. Any substring of three or more characters is an
-  index lookup, in every script, without a word splitter (Japanese has no spaces). A term of one or two
-  characters (攻撃) cannot use trigrams: it is checked with ``LIKE`` over the indexed text, a scan that
-  stops as soon as the page and the count are full.
+* SQLite: an FTS5 table with the ``trigram`` tokenizer, kept without token positions (``detail=none``,
+  schema step 26: a third less work per indexed row). Any substring of three or more characters is an
+  index lookup, in every script, without a word splitter (Japanese has no spaces): the index gives the
+  rows holding each of the word's trigrams, and ``holds`` then checks the word itself in each such row,
+  case-folded as ``stix/search_text.matches`` folds it, so the index and the core's check agree. A term of
+  one or two characters (攻撃) cannot use trigrams: it is checked with ``LIKE`` over the indexed text, a
+  scan that stops as soon as the page and the count are full.
 * PostgreSQL: a ``pg_trgm`` GIN index over a plain text table, queried with ``ILIKE``; the same
   substring semantics, and the same fallback for short terms (the index cannot narrow them down).
 """
@@ -55,6 +58,19 @@ def text_of(body: bytes) -> str:
 def text_of_object(obj: dict[str, Any]) -> str:
     """The searchable text of a parsed object, as ``text_of`` gives it for the object's stored body."""
     return searchable_text(obj).replace("\x00", "")
+
+
+def holds(text: str | None, folded_term: str) -> bool:
+    """Whether an indexed text holds a case-folded term (SQLite's ``kizuna_holds``, registered on every
+    connection of the store: SQLite's own ``LIKE`` folds ASCII letters only)."""
+    return text is not None and folded_term in text.casefold()
+
+
+def _trigrams(terms: Sequence[str]) -> str:
+    """An FTS5 query for rows holding every trigram of every term, each trigram a phrase of its own: an index
+    without token positions answers no phrase of several tokens, so the terms themselves are checked after."""
+    grams = dict.fromkeys(term[i:i + TRIGRAM] for term in terms for i in range(len(term) - TRIGRAM + 1))
+    return " ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
 
 
 def _like(term: str) -> str:
@@ -294,18 +310,19 @@ class SqliteSearchIndex(SearchIndex):
         return int(count)
 
     def _text_terms(self, terms: Sequence[str]) -> list[tuple[str, Any]]:
-        # One MATCH of quoted phrases, which FTS5 joins with AND; a trigram phrase matches as a substring.
+        # One MATCH of every term's trigrams, which FTS5 joins with AND, narrows the rows; each term is then
+        # checked whole in the few rows that hold all of its trigrams.
         if not terms:
             return []
-        return [("search_text MATCH ?", " ".join('"' + term.replace('"', '""') + '"' for term in terms))]
+        return [("search_text MATCH ?", _trigrams(terms)),
+                *(("kizuna_holds(s.text, ?)", term.casefold()) for term in terms)]
 
     def _scan_term(self, term: str) -> tuple[str, Any]:
         return "s.text LIKE ? ESCAPE '\\'", _like(term)
 
     def _row_has(self, term: str) -> tuple[str, Any]:
         if len(term) >= TRIGRAM:
-            return ("EXISTS (SELECT 1 FROM search_text WHERE rowid = o.seq AND search_text MATCH ?)",
-                    '"' + term.replace('"', '""') + '"')
+            return "EXISTS (SELECT 1 FROM search_text WHERE rowid = o.seq AND kizuna_holds(text, ?))", term.casefold()
         return "EXISTS (SELECT 1 FROM search_text WHERE rowid = o.seq AND text LIKE ? ESCAPE '\\')", _like(term)
 
 

@@ -39,7 +39,7 @@ def indexed(store: Any, word: str) -> int:
     """Index rows holding ``word``, read from the index table itself (not through a search, which drains)."""
     with store._read() as cur:
         if store.url.startswith("sqlite"):
-            cur.execute("SELECT COUNT(*) FROM search_text WHERE search_text MATCH ?", (f'"{word}"',))
+            cur.execute("SELECT COUNT(*) FROM search_text WHERE kizuna_holds(text, ?)", (word.casefold(),))
         else:
             cur.execute("SELECT COUNT(*) FROM search_text WHERE text ILIKE ?", (f"%{word}%",))
         return int(cur.fetchone()[0])

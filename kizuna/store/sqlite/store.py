@@ -25,7 +25,7 @@ from typing import Any
 
 from kizuna.stix.timestamps import now_micros
 from kizuna.store.base import AddResult, FeedRow, NewVersion, Outcome, StoreError, unique_conflict
-from kizuna.store.search_index import SqliteSearchIndex
+from kizuna.store.search_index import SqliteSearchIndex, holds
 from kizuna.store.sql import SqlStore, effective_schema_version
 from kizuna.store.sqlite.checkpoints import BACKSTOP_PAGES, CHECKPOINT_EVERY, Checkpointer
 from kizuna.store.sqlite.migrations import MIGRATIONS
@@ -103,6 +103,7 @@ class SqliteStore(SqlStore):
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         for pragma in _PRAGMAS:
             conn.execute(pragma)
+        conn.create_function("kizuna_holds", 2, holds, deterministic=True)  # searches (store/search_index.py)
         return conn
 
     @contextmanager
