@@ -7,7 +7,6 @@ reported here as one line, before uvicorn starts and fails with a traceback in a
 from __future__ import annotations
 
 import re
-import ssl
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ _FAILURES = re.compile(r"^([0-9]{1,6})(?:/min)?$")
 #: ``serve --client-cert``: with ``required`` a connection without a certificate from --client-ca fails its
 #: handshake; with ``optional`` one is asked for and verified when sent, and a connection without one
 #: (a browser opening the console) is served, its tokens then only those bound to no certificate.
-CLIENT_CERT_MODES = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL}
+#: By name: ``ssl`` is imported when a server is given TLS files, not by every command of this module.
+CLIENT_CERT_MODES = ("optional", "required")
 
 
 def serve_tls_options(cert: str | None, key: str | None, client_ca: str | None,
@@ -33,6 +33,8 @@ def serve_tls_options(cert: str | None, key: str | None, client_ca: str | None,
         return {}
     if cert is None or key is None:
         raise CliError("--tls-cert and --tls-key go together", code="usage")
+    import ssl  # on first use: only a server given TLS files needs it (see CLIENT_CERT_MODES)
+
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     for path in (cert, key, client_ca):
         if path is not None and not Path(path).is_file():
@@ -51,7 +53,7 @@ def serve_tls_options(cert: str | None, key: str | None, client_ca: str | None,
         if not context.get_ca_certs():
             raise CliError(f"{client_ca} holds no CA certificate", code="tls", file=client_ca)
         options["ssl_ca_certs"] = client_ca
-        options["ssl_cert_reqs"] = CLIENT_CERT_MODES[client_cert]
+        options["ssl_cert_reqs"] = ssl.CERT_OPTIONAL if client_cert == "optional" else ssl.CERT_REQUIRED
     return options
 
 

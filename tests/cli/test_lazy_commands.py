@@ -58,9 +58,10 @@ def test_a_command_that_opens_a_node_without_paging_imports_no_tls_or_cipher(tmp
     node = tmp_path / "node"
     subprocess.run([sys.executable, "-m", "kizuna", "--data", str(node), "init", "--json"], capture_output=True,
                    check=True)
-    probe = ("import sys\nfrom kizuna.cli import main\n"
-             f"status = main(['--data', {str(node)!r}, 'tokens', 'list', '--json'])\n"
-             "print('status', status, 'loaded', *(m for m in ('ssl', 'cryptography', 'kizuna.federation.state')"
-             " if m in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert loaded.stdout.strip().splitlines()[-1] == "status 0 loaded"
+    for command in (["tokens", "list"], ["status"]):  # `status` shares its module with `serve` and its TLS checks
+        probe = ("import sys\nfrom kizuna.cli import main\n"
+                 f"status = main(['--data', {str(node)!r}, *{command!r}, '--json'])\n"
+                 "print('status', status, 'loaded', *(m for m in ('ssl', 'cryptography', 'kizuna.federation.state')"
+                 " if m in sys.modules))")
+        loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+        assert loaded.stdout.strip().splitlines()[-1] == "status 0 loaded", command
