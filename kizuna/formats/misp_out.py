@@ -39,6 +39,8 @@ from kizuna.formats.misp_record_fixes import (
     drop_indicator_id_comments,
     event_records,
     keep_detection_off,
+    keep_published,
+    keep_reference_ids,
     keep_timestamps,
     labels_as_tags,
     stix_uuid,
@@ -253,6 +255,8 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
         labels_as_tags(event, convertible, from_misp=True)
     drop_indicator_id_comments(event)
     keep_timestamps(event, convertible)
+    keep_reference_ids(event, convertible)
+    keep_published(event, convertible)
     keep_detection_off(event, convertible)
     descriptions_as_comments(event, convertible)
     restore_comments(event_records(event), convertible)

@@ -52,6 +52,58 @@ def keep_timestamps(event: dict[str, Any], objects: list[dict[str, Any]]) -> Non
                 continue
 
 
+def keep_published(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Publish the event made of a STIX report, as of the report's ``published``. misp-stix writes a published
+    MISP event as a report and an unpublished one as a grouping, but its parsers from STIX leave every event
+    unpublished: a node reading its own export back stored the event again as a grouping."""
+    for obj in objects:
+        if obj["type"] == "report" and stix_uuid(obj["id"]) == str(event.get("uuid")):
+            try:
+                stamp = parse_timestamp(str(obj.get("published"))) // 1_000_000
+            except ValueError:
+                return
+            event["published"] = True
+            event["publish_timestamp"] = str(stamp)
+            return
+
+
+def keep_reference_ids(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Give each object reference the uuid and timestamp of the STIX relationship it was made of. misp-stix's
+    parsers from STIX write a reference with a new uuid and no timestamp, while its MISP-to-STIX direction names
+    the relationship after the reference's uuid and dates it by the reference's timestamp: a node reading its own
+    export back stored every such relationship again under a new id, and the report holding it as a changed
+    version."""
+    made_of: dict[tuple[str, str, str], dict[str, Any]] = {}
+    listed: dict[str, int] = {}  # where the event's report or grouping lists each relationship
+    for obj in objects:
+        if obj["type"] == "relationship":
+            made_of.setdefault((stix_uuid(obj.get("source_ref")), str(obj.get("relationship_type")),
+                                stix_uuid(obj.get("target_ref"))), obj)
+        elif obj["type"] in ("report", "grouping") and isinstance(obj.get("object_refs"), list):
+            for position, ref in enumerate(obj["object_refs"]):
+                listed.setdefault(str(ref), position)
+    for misp_object in event.get("Object") or () if made_of else ():
+        references = misp_object.get("ObjectReference") or []
+        found: list[tuple[int, dict[str, Any]]] = []
+        for index, reference in enumerate(references):
+            relationship = made_of.get((str(reference.get("object_uuid") or misp_object.get("uuid")),
+                                        str(reference.get("relationship_type")), str(reference.get("referenced_uuid"))))
+            if relationship is None:
+                continue
+            found.append((index, relationship))
+            reference["uuid"] = stix_uuid(relationship["id"])
+            try:
+                reference["timestamp"] = str(parse_timestamp(str(relationship.get("modified"))) // 1_000_000)
+            except ValueError:
+                reference.pop("timestamp", None)
+        # misp-stix lists the relationships it makes in the order of the references: they go back in the order
+        # the report listed them (the other references keep their places), or the report comes back changed.
+        moved = [references[index] for index, _ in
+                 sorted(found, key=lambda pair: listed.get(pair[1]["id"], len(listed)))]
+        for (index, _), reference in zip(found, moved, strict=True):
+            references[index] = reference
+
+
 def keep_detection_off(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
     """Turn ``to_ids`` off again on each attribute made of an indicator its producer shared as not for detection
     (`NOT_FOR_DETECTION_PROPERTY`, from a MISP attribute with ``to_ids`` off): misp-stix sets it for any
