@@ -6,14 +6,22 @@ become one STIX object between them: their comments were dropped (98 of the loss
 events in the tests, the most common loss). Kizuna keeps each on the STIX object made of the attribute, or of
 its MISP object, as a property extension (``extension-definition--c55df225-…``, "Kizuna MISP comments":
 ``{"comments": {"<attribute uuid>": "<comment>"}}``), and a MISP export writes each back on its attribute.
+
+misp-stix's parsers from STIX give the attributes of a MISP object new uuids, so since version 1.1.0 of the
+extension a commented attribute of an object is also named by its ``object_relation`` and value
+(``"attributes": {"<attribute uuid>": ["<object_relation>", "<value>"]}``): the export finds it by them in the
+object made again, and gives it back its uuid with its comment. A node reading its own export back then finds
+the object it stored, not a changed version.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from kizuna.formats.misp_event_fields import kizuna_property_extension
+from kizuna.formats.misp_record_fixes import event_records
 from kizuna.policy.releasability import kizuna_identity
 from kizuna.stix.vocab import SDO_TYPES
 
@@ -31,7 +39,10 @@ def misp_comments_extension_definition() -> dict[str, Any]:
         "back.",
         "Property extension on the STIX object made of a MISP attribute or object. Properties: extension_type = "
         "\"property-extension\" (required); comments (required): an object whose keys are MISP attribute uuids and "
-        "whose values are those attributes' comments.",
+        "whose values are those attributes' comments; attributes (optional): an object whose keys are uuids of "
+        "commented attributes of a MISP object and whose values are [object_relation, value] of each, by which an "
+        "export finds the attribute again when a converter gave it a new uuid.",
+        version="1.1.0", modified="2026-12-07T00:00:00.000Z",
     )
 
 
@@ -41,15 +52,31 @@ def _carrier(by_uuid: Mapping[str, list[dict[str, Any]]], record_uuid: str) -> d
     return made[0] if made else None
 
 
-def _comments(event: Mapping[str, Any]) -> Iterable[tuple[str, str, str]]:
-    """(uuid of the record whose STIX object carries it, attribute uuid, comment) of every commented attribute."""
+def _located(attribute: Mapping[str, Any]) -> tuple[str, str]:
+    """An object attribute's (object_relation, value), a ``datetime`` value in one form: PyMISP writes
+    "2019-02-22 20:12:18" back as "2019-02-22T20:12:18+00:00"."""
+    value = str(attribute.get("value"))
+    if attribute.get("type") == "datetime":
+        try:
+            stamp = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            value = (stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    return str(attribute.get("object_relation")), value
+
+
+def _comments(event: Mapping[str, Any]) -> Iterable[tuple[str, str, str, list[str] | None]]:
+    """(uuid of the record whose STIX object carries it, attribute uuid, comment, and for an attribute of a MISP
+    object its [object_relation, value]) of every commented attribute."""
     for attribute in event.get("Attribute") or ():
         if isinstance(attribute, Mapping) and attribute.get("comment"):
-            yield str(attribute.get("uuid")), str(attribute.get("uuid")), str(attribute["comment"])
+            yield str(attribute.get("uuid")), str(attribute.get("uuid")), str(attribute["comment"]), None
     for misp_object in event.get("Object") or ():
         for attribute in (misp_object.get("Attribute") or ()) if isinstance(misp_object, Mapping) else ():
             if isinstance(attribute, Mapping) and attribute.get("comment"):
-                yield str(misp_object.get("uuid")), str(attribute.get("uuid")), str(attribute["comment"])
+                yield (str(misp_object.get("uuid")), str(attribute.get("uuid")), str(attribute["comment"]),
+                       list(_located(attribute)))
 
 
 def carry(produced: list[dict[str, Any]], event: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -60,7 +87,7 @@ def carry(produced: list[dict[str, Any]], event: Mapping[str, Any]) -> list[dict
     for obj in produced:
         by_uuid.setdefault(str(obj["id"]).partition("--")[2], []).append(obj)
     carried = False
-    for record_uuid, attribute_uuid, comment in _comments(event):
+    for record_uuid, attribute_uuid, comment, located in _comments(event):
         carrier = _carrier(by_uuid, record_uuid)
         if carrier is None or carrier.get("description") == comment:
             continue
@@ -68,21 +95,42 @@ def carry(produced: list[dict[str, Any]], event: Mapping[str, Any]) -> list[dict
         entry = extensions.setdefault(MISP_COMMENTS_EXTENSION_ID, {"extension_type": "property-extension",
                                                                    "comments": {}})
         entry["comments"][attribute_uuid] = comment
+        if located is not None:
+            entry.setdefault("attributes", {})[attribute_uuid] = located
         carried = True
+    for obj in produced if carried else ():
+        kept: dict[str, Any] = (obj.get("extensions") or {}).get(MISP_COMMENTS_EXTENSION_ID) or {}
+        for name in ("comments", "attributes"):
+            if name in kept:  # in uuid order: the STIX made again from an export lists attributes in its own order
+                kept[name] = dict(sorted(kept[name].items()))
     return [kizuna_identity(), misp_comments_extension_definition()] if carried else []
 
 
-def restore_comments(records: Iterable[dict[str, Any]], objects: Iterable[Mapping[str, Any]]) -> None:
-    """Write back, on the MISP attributes (``records``) of an export, each comment the STIX ``objects`` carry for
-    them, where the attribute has none."""
+def restore_comments(event: dict[str, Any], objects: Iterable[Mapping[str, Any]]) -> None:
+    """Write back, on the MISP attributes of an exported ``event``, each comment the STIX ``objects`` carry for
+    them, where the attribute has none; an attribute of a MISP object found by its object_relation and value
+    first gets back its uuid."""
     comments: dict[str, str] = {}
+    located: dict[str, dict[tuple[str, str], str]] = {}  # object uuid -> (relation, value) -> attribute uuid
     for obj in objects:
         entry = (obj.get("extensions") or {}).get(MISP_COMMENTS_EXTENSION_ID)
-        if isinstance(entry, Mapping) and isinstance(entry.get("comments"), Mapping):
-            comments.update({str(k): v for k, v in entry["comments"].items() if isinstance(v, str)})
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("comments"), Mapping):
+            continue
+        comments.update({str(k): v for k, v in entry["comments"].items() if isinstance(v, str)})
+        attributes = entry.get("attributes")
+        for attribute_uuid, where in attributes.items() if isinstance(attributes, Mapping) else ():
+            if isinstance(where, list) and len(where) == 2:
+                owner = located.setdefault(str(obj["id"]).partition("--")[2], {})
+                owner[(str(where[0]), str(where[1]))] = str(attribute_uuid)
     if not comments:
         return
-    for record in records:
+    for misp_object in event.get("Object") or () if located else ():
+        found = located.get(str(misp_object.get("uuid")), {})
+        for attribute in misp_object.get("Attribute") or () if found else ():
+            uuid = found.get(_located(attribute))
+            if uuid is not None:
+                attribute["uuid"] = uuid
+    for record in event_records(event):
         comment = comments.get(str(record.get("uuid")))
         if comment is not None and not record.get("comment"):
             record["comment"] = comment

@@ -22,13 +22,15 @@ CARRIED_FIELDS: Final = ("date", "threat_level_id", "analysis")
 _STAMP = "2026-12-06T00:00:00.000Z"
 
 
-def kizuna_property_extension(extension_id: str, name: str, description: str, schema: str) -> dict[str, Any]:
-    """A property-extension definition published by the Kizuna project (version 1.0.0)."""
+def kizuna_property_extension(extension_id: str, name: str, description: str, schema: str,
+                              version: str = "1.0.0", modified: str = _STAMP) -> dict[str, Any]:
+    """A property-extension definition published by the Kizuna project; a later ``version`` of one is a new STIX
+    version of its object (a later ``modified``)."""
     return {
         "type": "extension-definition", "spec_version": "2.1", "id": extension_id,
-        "created_by_ref": KIZUNA_IDENTITY_ID, "created": _STAMP, "modified": _STAMP,
+        "created_by_ref": KIZUNA_IDENTITY_ID, "created": _STAMP, "modified": modified,
         "name": name, "description": description, "schema": schema,
-        "version": "1.0.0", "extension_types": ["property-extension"],
+        "version": version, "extension_types": ["property-extension"],
     }
 
 

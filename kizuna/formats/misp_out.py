@@ -259,7 +259,7 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
     keep_published(event, convertible)
     keep_detection_off(event, convertible)
     descriptions_as_comments(event, convertible)
-    restore_comments(event_records(event), convertible)
+    restore_comments(event, convertible)
     # misp-stix puts a title given to it before the report's name ("Kizuna export Phishing wave …"), and without
     # one names a bundle of no report after the bundle's id: the event gets the one title instead.
     if info is not None or not any(o["type"] in ("report", "grouping") for o in convertible):
