@@ -52,6 +52,65 @@ def keep_timestamps(event: dict[str, Any], objects: list[dict[str, Any]]) -> Non
                 continue
 
 
+def keep_galaxy_tag_names(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Give each galaxy cluster back its ``tag_name``: the label ``misp-galaxy:<type>="<value>"`` that misp-stix
+    wrote among the labels of the STIX object made of the cluster. Its parsers from STIX leave it out of the
+    cluster, or put it in the cluster's ``meta``, which the way back reads as the object's ``threat_actor_types``
+    (or ``tool_types`` …): a node reading its own export back refused every such object as a changed version."""
+    objects_by_uuid = {stix_uuid(o["id"]): o for o in objects}
+    labels_of = {uuid: o["labels"] for uuid, o in objects_by_uuid.items() if isinstance(o.get("labels"), list)}
+    galaxies = list(event.get("Galaxy") or ())
+    for record in event_records(event):
+        galaxies.extend(record.get("Galaxy") or ())
+    for galaxy in galaxies:
+        for cluster in galaxy.get("GalaxyCluster") or ():
+            _one_description(galaxy, cluster, objects_by_uuid.get(str(cluster.get("uuid"))))
+            if cluster.get("tag_name"):
+                continue
+            prefix = f'misp-galaxy:{cluster.get("type")}="'
+            tag = next((label for label in labels_of.get(str(cluster.get("uuid")), ())
+                        if isinstance(label, str) and label.startswith(prefix)), None)
+            if tag is None:
+                continue
+            cluster["tag_name"] = tag
+            meta = cluster.get("meta")
+            _order_external_ids(meta, objects_by_uuid.get(str(cluster.get("uuid"))))
+            labels = meta.get("labels") if isinstance(meta, dict) else None
+            if isinstance(labels, list) and tag in labels:
+                labels.remove(tag)
+                if not labels:
+                    del meta["labels"]
+
+
+def _one_description(galaxy: dict[str, Any], cluster: dict[str, Any], made: dict[str, Any] | None) -> None:
+    """Take the galaxy's description off a cluster of a galaxy STIX has no object type for: misp-stix writes
+    "<galaxy description> | <cluster description>" as the ``x_misp_description`` of the object made of it, and
+    its parsers from STIX give that whole text to the cluster, so each round trip put the galaxy's in once more."""
+    prefix = f'{galaxy.get("description")} | '
+    description = cluster.get("description")
+    if (made is not None and made["type"] == "x-misp-galaxy-cluster" and galaxy.get("description")
+            and isinstance(description, str) and description == made.get("x_misp_description")
+            and description.startswith(prefix)):
+        cluster["description"] = description[len(prefix):]
+
+
+def _order_external_ids(meta: Any, made: dict[str, Any] | None) -> None:
+    """Put a cluster's ``external_id`` before or after its ``refs`` as the STIX object made of it lists them:
+    misp-stix writes the external references in the order of the cluster's ``meta``."""
+    if not isinstance(meta, dict) or made is None or "external_id" not in meta or "refs" not in meta:
+        return
+    references = [r for r in made.get("external_references") or () if isinstance(r, dict)]
+    by_id = next((i for i, r in enumerate(references) if "external_id" in r), None)
+    by_url = next((i for i, r in enumerate(references) if "url" in r and "external_id" not in r), None)
+    if by_id is None or by_url is None:
+        return
+    first, second = ("external_id", "refs") if by_id < by_url else ("refs", "external_id")
+    kept = {key: meta.pop(key) for key in (first, second)}
+    others = dict(meta)
+    meta.clear()
+    meta.update({**kept, **others})
+
+
 def keep_published(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
     """Publish the event made of a STIX report, as of the report's ``published``. misp-stix writes a published
     MISP event as a report and an unpublished one as a grouping, but its parsers from STIX leave every event
