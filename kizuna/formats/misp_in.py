@@ -200,6 +200,22 @@ def _settle_uuids(event: dict[str, Any], warnings: list[str]) -> None:
                 warnings.append(f"attribute {record.get('uuid')}: a sighting had no uuid; given {sighting['uuid']}")
 
 
+def _settle_timestamps(event: dict[str, Any], warnings: list[str]) -> None:
+    """Date an event written without a ``timestamp`` now, to the second, and each attribute or object without one
+    as its event. misp-stix dates them now to the microsecond, which no MISP file can say: a node reading its own
+    export of such an event back stored every object made of them again (MISP timestamps are whole seconds)."""
+    if not event.get("timestamp"):
+        event["timestamp"] = str(int(datetime.now(UTC).timestamp()))
+        warnings.append(f"event {event.get('uuid')}: no timestamp; dated {event['timestamp']} (now)")
+    records = [*(event.get("Attribute") or ())]
+    for misp_object in event.get("Object") or ():
+        records.append(misp_object)
+        records.extend(misp_object.get("Attribute") or ())
+    for record in records:
+        if isinstance(record, dict) and not record.get("timestamp"):
+            record["timestamp"] = event["timestamp"]
+
+
 def _stix_default(value: Any) -> Any:
     """What python-stix2's own JSON encoder writes for its types (timestamps at their STIX precision)."""
     if isinstance(value, date | datetime):
@@ -254,12 +270,14 @@ def _mark_not_for_detection(produced: list[dict[str, Any]], event: Mapping[str, 
 def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True) -> ConversionReport:
     """One checked event -> STIX objects (misp-stix), markings applied, TLP on OASIS ids, losses found.
 
-    Galaxy clusters and sightings without a uuid get one in place; ``copy_input=False`` lets a caller
-    that owns the event (freshly parsed) skip the defensive copy.
+    Galaxy clusters and sightings without a uuid get one in place, an event or record without a timestamp one
+    to the second; ``copy_input=False`` lets a caller that owns the event (freshly parsed) skip the defensive
+    copy.
     """
     report = ConversionReport(FORMAT)
     event: dict[str, Any] = copy.deepcopy(dict(source_event)) if copy_input else dict(source_event)
     _settle_uuids(event, report.warnings)
+    _settle_timestamps(event, report.warnings)
     try:
         plan = plan_markings(event)
     except DistributionError as error:
