@@ -59,9 +59,21 @@ def keep_galaxy_tag_names(event: dict[str, Any], objects: list[dict[str, Any]]) 
     (or ``tool_types`` …): a node reading its own export back refused every such object as a changed version."""
     objects_by_uuid = {stix_uuid(o["id"]): o for o in objects}
     labels_of = {uuid: o["labels"] for uuid, o in objects_by_uuid.items() if isinstance(o.get("labels"), list)}
-    galaxies = list(event.get("Galaxy") or ())
-    for record in event_records(event):
-        galaxies.extend(record.get("Galaxy") or ())
+    listed: dict[str, int] = {}  # cluster uuid -> where the event's report or grouping lists the object made of it
+    for obj in objects:
+        if obj["type"] in ("report", "grouping") and isinstance(obj.get("object_refs"), list):
+            for position, ref in enumerate(obj["object_refs"]):
+                listed.setdefault(stix_uuid(ref), position)
+    galaxies = []
+    for holder in (event, *event_records(event)):
+        # misp-stix lists the objects it makes of galaxies in the order of the clusters: they go back in the order
+        # the report listed them, or the report comes back changed.
+        for galaxy in holder.get("Galaxy") or ():
+            (galaxy.get("GalaxyCluster") or []).sort(key=lambda c: listed.get(str(c.get("uuid")), len(listed)))
+        if holder.get("Galaxy"):
+            holder["Galaxy"].sort(key=lambda g: min((listed.get(str(c.get("uuid")), len(listed))
+                                                     for c in g.get("GalaxyCluster") or ()), default=len(listed)))
+            galaxies.extend(holder["Galaxy"])
     for galaxy in galaxies:
         for cluster in galaxy.get("GalaxyCluster") or ():
             _one_description(galaxy, cluster, objects_by_uuid.get(str(cluster.get("uuid"))))
