@@ -39,7 +39,7 @@ from kizuna.formats.misp_record_fixes import (
     drop_indicator_id_comments,
     event_records,
     keep_detection_off,
-    keep_galaxy_tag_names,
+    keep_galaxy_clusters,
     keep_published,
     keep_reference_ids,
     keep_timestamps,
@@ -258,7 +258,7 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
     keep_timestamps(event, convertible)
     keep_reference_ids(event, convertible)
     keep_published(event, convertible)
-    keep_galaxy_tag_names(event, convertible)
+    keep_galaxy_clusters(event, convertible)
     keep_detection_off(event, convertible)
     descriptions_as_comments(event, convertible)
     restore_comments(event, convertible)

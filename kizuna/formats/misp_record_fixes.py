@@ -52,64 +52,70 @@ def keep_timestamps(event: dict[str, Any], objects: list[dict[str, Any]]) -> Non
                 continue
 
 
-def keep_galaxy_tag_names(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
-    """Give each galaxy cluster back its ``tag_name``: the label ``misp-galaxy:<type>="<value>"`` that misp-stix
-    wrote among the labels of the STIX object made of the cluster. Its parsers from STIX leave it out of the
-    cluster, or put it in the cluster's ``meta``, which the way back reads as the object's ``threat_actor_types``
-    (or ``tool_types`` …): a node reading its own export back refused every such object as a changed version."""
+def keep_galaxy_clusters(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Give galaxy clusters back what misp-stix's parsers from STIX change, each of which made a node reading its
+    own export back refuse the objects made of them as changed versions (or the report listing them):
+
+    * the ``tag_name``, the label ``misp-galaxy:<type>="<value>"`` misp-stix wrote among the labels of the STIX
+      object made of the cluster; the parsers leave it out, or put it in the cluster's ``meta``, which the way
+      back reads as the object's ``threat_actor_types`` (or ``tool_types`` …);
+    * the order of galaxies and clusters, in which misp-stix lists the objects it makes of them: the report's;
+    * the order of ``external_id`` and ``refs`` (``_order_external_ids``) and a custom galaxy's cluster's own
+      description (``_one_description``)."""
     objects_by_uuid = {stix_uuid(o["id"]): o for o in objects}
-    labels_of = {uuid: o["labels"] for uuid, o in objects_by_uuid.items() if isinstance(o.get("labels"), list)}
     listed: dict[str, int] = {}  # cluster uuid -> where the event's report or grouping lists the object made of it
     for obj in objects:
         if obj["type"] in ("report", "grouping") and isinstance(obj.get("object_refs"), list):
             for position, ref in enumerate(obj["object_refs"]):
                 listed.setdefault(stix_uuid(ref), position)
-    galaxies = []
+
+    def place(cluster: dict[str, Any]) -> int:
+        return listed.get(str(cluster.get("uuid")), len(listed))
+
     for holder in (event, *event_records(event)):
-        # misp-stix lists the objects it makes of galaxies in the order of the clusters: they go back in the order
-        # the report listed them, or the report comes back changed.
-        for galaxy in holder.get("Galaxy") or ():
-            (galaxy.get("GalaxyCluster") or []).sort(key=lambda c: listed.get(str(c.get("uuid")), len(listed)))
-        if holder.get("Galaxy"):
-            holder["Galaxy"].sort(key=lambda g: min((listed.get(str(c.get("uuid")), len(listed))
-                                                     for c in g.get("GalaxyCluster") or ()), default=len(listed)))
-            galaxies.extend(holder["Galaxy"])
-    for galaxy in galaxies:
-        for cluster in galaxy.get("GalaxyCluster") or ():
-            _one_description(galaxy, cluster, objects_by_uuid.get(str(cluster.get("uuid"))))
-            if cluster.get("tag_name"):
-                continue
-            prefix = f'misp-galaxy:{cluster.get("type")}="'
-            tag = next((label for label in labels_of.get(str(cluster.get("uuid")), ())
-                        if isinstance(label, str) and label.startswith(prefix)), None)
-            if tag is None:
-                continue
-            cluster["tag_name"] = tag
-            meta = cluster.get("meta")
-            _order_external_ids(meta, objects_by_uuid.get(str(cluster.get("uuid"))))
-            labels = meta.get("labels") if isinstance(meta, dict) else None
-            if isinstance(labels, list) and tag in labels:
-                labels.remove(tag)
-                if not labels:
-                    del meta["labels"]
+        galaxies = holder.get("Galaxy") or []
+        for galaxy in galaxies:
+            clusters = galaxy.get("GalaxyCluster") or []
+            clusters.sort(key=place)
+            for cluster in clusters:
+                made = objects_by_uuid.get(str(cluster.get("uuid")))
+                if made is not None:
+                    _one_description(galaxy, cluster, made)
+                    _order_external_ids(cluster.get("meta"), made)
+                    _tag_name(cluster, made)
+        galaxies.sort(key=lambda g: min(map(place, g.get("GalaxyCluster") or ()), default=len(listed)))
 
 
-def _one_description(galaxy: dict[str, Any], cluster: dict[str, Any], made: dict[str, Any] | None) -> None:
+def _tag_name(cluster: dict[str, Any], made: dict[str, Any]) -> None:
+    prefix = f'misp-galaxy:{cluster.get("type")}="'
+    tag = next((label for label in made.get("labels") or () if isinstance(label, str) and label.startswith(prefix)),
+               None)
+    if cluster.get("tag_name") or tag is None:
+        return
+    cluster["tag_name"] = tag
+    meta = cluster.get("meta")
+    if isinstance(meta, dict) and isinstance(meta.get("labels"), list) and tag in meta["labels"]:
+        meta["labels"].remove(tag)
+        if not meta["labels"]:
+            del meta["labels"]
+
+
+def _one_description(galaxy: dict[str, Any], cluster: dict[str, Any], made: dict[str, Any]) -> None:
     """Take the galaxy's description off a cluster of a galaxy STIX has no object type for: misp-stix writes
     "<galaxy description> | <cluster description>" as the ``x_misp_description`` of the object made of it, and
     its parsers from STIX give that whole text to the cluster, so each round trip put the galaxy's in once more."""
     prefix = f'{galaxy.get("description")} | '
     description = cluster.get("description")
-    if (made is not None and made["type"] == "x-misp-galaxy-cluster" and galaxy.get("description")
+    if (made["type"] == "x-misp-galaxy-cluster" and galaxy.get("description")
             and isinstance(description, str) and description == made.get("x_misp_description")
             and description.startswith(prefix)):
         cluster["description"] = description[len(prefix):]
 
 
-def _order_external_ids(meta: Any, made: dict[str, Any] | None) -> None:
+def _order_external_ids(meta: Any, made: dict[str, Any]) -> None:
     """Put a cluster's ``external_id`` before or after its ``refs`` as the STIX object made of it lists them:
     misp-stix writes the external references in the order of the cluster's ``meta``."""
-    if not isinstance(meta, dict) or made is None or "external_id" not in meta or "refs" not in meta:
+    if not isinstance(meta, dict) or "external_id" not in meta or "refs" not in meta:
         return
     references = [r for r in made.get("external_references") or () if isinstance(r, dict)]
     by_id = next((i for i, r in enumerate(references) if "external_id" in r), None)
