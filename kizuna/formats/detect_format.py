@@ -23,7 +23,7 @@ from kizuna.formats.ioc_lists import read_ioc_list
 from kizuna.formats.iocs import canonical, classify, pattern_terms
 from kizuna.formats.stix_legacy import STIX1, STIX20, read_stix1x, read_stix20, sniff
 from kizuna.formats.warninglists import Warninglists
-from kizuna.stix.pattern_scan import unescape
+from kizuna.stix.pattern_scan import string_literals
 from kizuna.stix.vocab import WARNINGLIST_PROPERTY
 
 STIX: Final = "stix"
@@ -139,7 +139,7 @@ def flag_indicators(objects: Iterable[dict[str, Any]], warninglists: Warninglist
         pattern = str(obj.get("pattern", ""))
         terms = pattern_terms(pattern)
         values = ([(kind, canonical(kind, raw)) for kind, raw in terms] if terms
-                  else [classify(unescape(literal)) or (None, None) for literal in _LITERAL.findall(pattern)])
+                  else [classify(literal) or (None, None) for literal in string_literals(pattern)])
         hits: list[str] = []
         for kind, value in values:
             if kind is not None and value is not None:
@@ -148,9 +148,6 @@ def flag_indicators(objects: Iterable[dict[str, Any]], warninglists: Warninglist
             obj[WARNINGLIST_PROPERTY] = hits
             flagged += 1
     return flagged
-
-
-_LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")
 
 
 __all__ = ["HEAD_BYTES", "IMPORT_FORMATS", "Converted", "IocOptions", "convert", "detect_format",

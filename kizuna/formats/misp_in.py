@@ -33,6 +33,7 @@ from kizuna.formats.misp_event_fields import attach
 from kizuna.formats.misp_logs import converter_messages
 from kizuna.formats.misp_losses import LossFinder
 from kizuna.formats.misp_markings import DistributionError, apply_markings, distribution_of, plan_markings
+from kizuna.formats.misp_record_fixes import event_records
 from kizuna.policy.releasability import KIZUNA_IDENTITY_ID
 from kizuna.policy.tlp import normalise_objects
 from kizuna.stix.patterns import stix_pattern_problem
@@ -207,11 +208,7 @@ def _settle_timestamps(event: dict[str, Any], warnings: list[str]) -> None:
     if not event.get("timestamp"):
         event["timestamp"] = str(int(datetime.now(UTC).timestamp()))
         warnings.append(f"event {event.get('uuid')}: no timestamp; dated {event['timestamp']} (now)")
-    records = [*(event.get("Attribute") or ())]
-    for misp_object in event.get("Object") or ():
-        records.append(misp_object)
-        records.extend(misp_object.get("Attribute") or ())
-    for record in records:
+    for record in event_records(event):
         if isinstance(record, dict) and not record.get("timestamp"):
             record["timestamp"] = event["timestamp"]
 

@@ -12,7 +12,6 @@ references to other records; per event: tags and galaxies.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -20,10 +19,9 @@ from pymisp import MISPAttribute
 
 from kizuna.formats.base import Loss
 from kizuna.policy.tlp import misp_tag_level
-from kizuna.stix.pattern_scan import unescape
+from kizuna.stix.pattern_scan import string_literals
 from kizuna.stix.vocab import shared_not_for_detection
 
-_PATTERN_LITERAL = re.compile(r"'((?:\\.|[^'\\])*)'")
 _MISSING = "misp-stix made no STIX object for it"
 #: A custom x-misp-attribute has no to_ids; reading it back, misp-stix uses the type's MISP default.
 _DEFAULT_TO_IDS = {kind: bool(d.get("to_ids")) for kind, d in MISPAttribute().describe_types["sane_defaults"].items()}
@@ -61,8 +59,7 @@ class _Group:
                 if key in ("id", "type", "spec_version", "created", "modified", "created_by_ref", "labels"):
                     continue
                 if key == "pattern" and isinstance(value, str):
-                    self.strings.update(
-                        unescape(m) for m in _PATTERN_LITERAL.findall(value))
+                    self.strings.update(string_literals(value))
                 self.strings.update(_strings(value))
 
     def has_value(self, value: str) -> bool:

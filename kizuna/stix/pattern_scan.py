@@ -81,6 +81,16 @@ def path_steps(object_type: str, path_text: str) -> tuple[str, ...] | None:
     return None if not KEYWORDS.isdisjoint(steps) else steps
 
 
+#: A string literal's body; a backslash keeps the next character inside it, whatever it is, so a pattern the
+#: grammar would refuse for an unknown escape still reads as its quotes pair up.
+_LITERAL: Final = re.compile(r"'((?:[^'\\]|\\.)*)'")
+
+
+def string_literals(text: str) -> list[str]:
+    """The text of every string literal in a pattern, in order, whatever the comparisons around them."""
+    return [unescape(body) for body in _LITERAL.findall(text)]
+
+
 def unquote(token: str) -> str:
     """A quoted literal or path step's text; a bare step as it is."""
     return unescape(token[1:-1]) if token.startswith("'") else token
