@@ -52,6 +52,17 @@ def keep_timestamps(event: dict[str, Any], objects: list[dict[str, Any]]) -> Non
                 continue
 
 
+def _listing_order(objects: list[dict[str, Any]]) -> dict[str, int]:
+    """STIX id -> where the first report or grouping among ``objects`` that lists it does: misp-stix lists what it
+    makes of an event in the order of the event's records, so an export restores that order from it."""
+    listed: dict[str, int] = {}
+    for obj in objects:
+        if obj["type"] in ("report", "grouping") and isinstance(obj.get("object_refs"), list):
+            for position, ref in enumerate(obj["object_refs"]):
+                listed.setdefault(str(ref), position)
+    return listed
+
+
 def keep_galaxy_clusters(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
     """Give galaxy clusters back what misp-stix's parsers from STIX change, each of which made a node reading its
     own export back refuse the objects made of them as changed versions (or the report listing them):
@@ -63,14 +74,11 @@ def keep_galaxy_clusters(event: dict[str, Any], objects: list[dict[str, Any]]) -
     * the order of ``external_id`` and ``refs`` (``_order_external_ids``) and a custom galaxy's cluster's own
       description (``_one_description``)."""
     objects_by_uuid = {stix_uuid(o["id"]): o for o in objects}
-    listed: dict[str, int] = {}  # cluster uuid -> where the event's report or grouping lists the object made of it
-    for obj in objects:
-        if obj["type"] in ("report", "grouping") and isinstance(obj.get("object_refs"), list):
-            for position, ref in enumerate(obj["object_refs"]):
-                listed.setdefault(stix_uuid(ref), position)
+    listed = _listing_order(objects)
 
     def place(cluster: dict[str, Any]) -> int:
-        return listed.get(str(cluster.get("uuid")), len(listed))
+        made = objects_by_uuid.get(str(cluster.get("uuid")))
+        return listed.get(made["id"], len(listed)) if made is not None else len(listed)
 
     for holder in (event, *event_records(event)):
         galaxies = holder.get("Galaxy") or []
@@ -151,14 +159,11 @@ def keep_reference_ids(event: dict[str, Any], objects: list[dict[str, Any]]) -> 
     export back stored every such relationship again under a new id, and the report holding it as a changed
     version."""
     made_of: dict[tuple[str, str, str], dict[str, Any]] = {}
-    listed: dict[str, int] = {}  # where the event's report or grouping lists each relationship
     for obj in objects:
         if obj["type"] == "relationship":
             made_of.setdefault((stix_uuid(obj.get("source_ref")), str(obj.get("relationship_type")),
                                 stix_uuid(obj.get("target_ref"))), obj)
-        elif obj["type"] in ("report", "grouping") and isinstance(obj.get("object_refs"), list):
-            for position, ref in enumerate(obj["object_refs"]):
-                listed.setdefault(str(ref), position)
+    listed = _listing_order(objects) if made_of else {}
     for misp_object in event.get("Object") or () if made_of else ():
         references = misp_object.get("ObjectReference") or []
         found: list[tuple[int, dict[str, Any]]] = []
