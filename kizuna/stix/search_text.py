@@ -168,19 +168,25 @@ def pairs(text: str) -> set[str]:
     cannot find (Japanese and Chinese two-character words are common and meaningful)."""
     if text.isascii():  # most indexed text: patterns, hashes, English
         return set()
-    return {run[i:i + 2] for run in _WIDE_RUN.findall(text.casefold()) for i in range(len(run) - 1)}
+    return {run[i:i + 2] for run in _WIDE_RUN.findall(fold(text)) for i in range(len(run) - 1)}
+
+
+def fold(text: str) -> str:
+    """``text`` as words are matched in it, ignoring case in every script: by ``matches`` here and by the store's
+    check of each word in the rows its index finds (store/search_index.py), so the two never disagree."""
+    return text.casefold()
 
 
 def matches(text: str, terms: tuple[str, ...]) -> bool:
     """Whether every term occurs in ``text``, ignoring case."""
-    folded = text.casefold()
-    return all(term.casefold() in folded for term in terms)
+    folded = fold(text)
+    return all(fold(term) in folded for term in terms)
 
 
 def snippet(text: str, terms: tuple[str, ...], width: int = 160) -> str:
     """The line of ``text`` holding the first term, cut to ``width`` characters around it."""
-    folded = text.casefold()
-    at = min((i for i in (folded.find(t.casefold()) for t in terms) if i >= 0), default=0)
+    folded = fold(text)
+    at = min((i for i in (folded.find(fold(t)) for t in terms) if i >= 0), default=0)
     start = text.rfind("\n", 0, at) + 1
     end = text.find("\n", at)
     line = text[start:end if end >= 0 else len(text)]

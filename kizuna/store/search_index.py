@@ -32,7 +32,7 @@ from typing import Any, Final
 
 import orjson
 
-from kizuna.stix.search_text import TRIGRAM, is_pair_term, pairs, searchable_text
+from kizuna.stix.search_text import TRIGRAM, fold, is_pair_term, pairs, searchable_text
 from kizuna.store.base import SearchQuery
 
 _BACKFILL_BATCH: Final = 2000
@@ -61,9 +61,9 @@ def text_of_object(obj: dict[str, Any]) -> str:
 
 
 def holds(text: str | None, folded_term: str) -> bool:
-    """Whether an indexed text holds a case-folded term (SQLite's ``kizuna_holds``, registered on every
-    connection of the store: SQLite's own ``LIKE`` folds ASCII letters only)."""
-    return text is not None and folded_term in text.casefold()
+    """Whether an indexed text holds a term already folded (``stix/search_text.fold``): SQLite's ``kizuna_holds``,
+    registered on every connection of the store, since SQLite's own ``LIKE`` folds ASCII letters only."""
+    return text is not None and folded_term in fold(text)
 
 
 def _trigrams(terms: Sequence[str]) -> str:
@@ -140,13 +140,13 @@ class SearchIndex(abc.ABC):
         """With a two-character word among the terms, the pair table ``s`` drives the query: its primary key
         walks that pair's versions newest first, and the other terms are checked on each of them."""
         driver = next(term for term in terms if is_pair_term(term))
-        where, params = ["s.pair = ?"], [driver.casefold()]
+        where, params = ["s.pair = ?"], [fold(driver)]
         for term in terms:
             if term == driver:
                 continue
             if is_pair_term(term):
                 clause = "EXISTS (SELECT 1 FROM search_pairs p WHERE p.pair = ? AND p.seq = o.seq)"
-                value = term.casefold()
+                value = fold(term)
             else:
                 clause, value = self._row_has(term)
             where.append(clause)
@@ -315,14 +315,14 @@ class SqliteSearchIndex(SearchIndex):
         if not terms:
             return []
         return [("search_text MATCH ?", _trigrams(terms)),
-                *(("kizuna_holds(s.text, ?)", term.casefold()) for term in terms)]
+                *(("kizuna_holds(s.text, ?)", fold(term)) for term in terms)]
 
     def _scan_term(self, term: str) -> tuple[str, Any]:
         return "s.text LIKE ? ESCAPE '\\'", _like(term)
 
     def _row_has(self, term: str) -> tuple[str, Any]:
         if len(term) >= TRIGRAM:
-            return "EXISTS (SELECT 1 FROM search_text WHERE rowid = o.seq AND kizuna_holds(text, ?))", term.casefold()
+            return "EXISTS (SELECT 1 FROM search_text WHERE rowid = o.seq AND kizuna_holds(text, ?))", fold(term)
         return "EXISTS (SELECT 1 FROM search_text WHERE rowid = o.seq AND text LIKE ? ESCAPE '\\')", _like(term)
 
 
