@@ -5,8 +5,11 @@ starts), so the figures include process start, format detection, conversion, war
 ingest, the audit record and the report — what an operator waits for. Beside them, in the same run:
 
 - CSV: `read_ioc_list` alone on the same file, in a child process (the converter's floor);
-- MISP: misp-stix's own conversion of the same events (`MISPtoSTIX21Parser`, objects in memory),
-  the floor for anything built on it (bench/bench_misp.py measures the converter itself).
+- MISP: misp-stix's own conversion of the same events (`MISPtoSTIX21Parser`, objects in memory, one
+  process), the floor for anything built on it (bench/bench_misp.py measures the converter itself), and
+  the same import with `--workers 1` (every file converted in the importing process). The default import
+  converts the directory's files in one worker a core; its peak RSS is that of the largest process (each
+  worker is a fork that shares the importer's pages until it writes them).
 
 The CSV is generated (unique domains, IPv4 addresses and SHA-256 hashes, a type column); the MISP
 events are the real CIRCL events of tests/fixtures/misp/ that misp-stix converts on its own. Medians
@@ -154,12 +157,19 @@ def main() -> None:
             (directory / f"{number:05d}.json").write_bytes(document)
         attributes = sum(attribute_count(d) for d in documents)
         times, rss, report = import_runs(base, directory, args.runs, "--no-warninglists")
+        serial_times, serial_rss, _ = import_runs(base, directory, args.runs, "--no-warninglists", "--workers", "1")
         alone = measure({"misp-stix": documents}, args.runs)["misp-stix"]
         cli_s, alone_s = statistics.median(times), statistics.median(alone["times"])
+        serial_s = statistics.median(serial_times)
         line["misp"] = {"events": len(documents), "copies": args.misp_copies, "attributes": attributes,
                         "stored": report["stored"],
                         "kizuna_import": {"median_s": round(cli_s, 3), "attributes_per_s": round(attributes / cli_s),
-                                          "peak_rss_mb": round(rss, 1)},
+                                          "peak_rss_mb": round(rss, 1),
+                                          "conversion_workers": report["conversion_workers"]},
+                        "kizuna_import_one_process": {"median_s": round(serial_s, 3),
+                                                      "attributes_per_s": round(attributes / serial_s),
+                                                      "peak_rss_mb": round(serial_rss, 1)},
+                        "workers_speedup": round(serial_s / cli_s, 2),
                         "misp_stix_alone": {"median_s": round(alone_s, 3),
                                             "attributes_per_s": round(attributes / alone_s),
                                             "peak_rss_mb": alone["peak_rss_mb"]},
@@ -172,7 +182,8 @@ def main() -> None:
     print(f"CSV  {c['lines']} lines: kizuna import {csv_rate:>8} lines/s (peak {c['kizuna_import']['peak_rss_mb']} MB)"
           f"  read_ioc_list alone {c['read_ioc_list_alone']['lines_per_s']:>8} lines/s", file=sys.stderr)
     print(f"MISP {m['events']} events, {m['attributes']} attributes: kizuna import {misp_rate:>6} attr/s "
-          f"(peak {m['kizuna_import']['peak_rss_mb']} MB)  misp-stix alone "
+          f"(peak {m['kizuna_import']['peak_rss_mb']} MB, {m['kizuna_import']['conversion_workers']} workers; "
+          f"one process {m['kizuna_import_one_process']['attributes_per_s']} attr/s)  misp-stix alone "
           f"{m['misp_stix_alone']['attributes_per_s']:>6} attr/s  ratio {m['ratio_to_misp_stix']}", file=sys.stderr)
     print(f"targets {line['targets']}", file=sys.stderr)
     print(json.dumps(line))

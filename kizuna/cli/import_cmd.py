@@ -37,15 +37,8 @@ from kizuna.core.bulk_import import set_aside_long_lived
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN
 from kizuna.formats.base import FormatError
-from kizuna.formats.detect_format import (
-    HEAD_BYTES,
-    IMPORT_FORMATS,
-    STIX,
-    Converted,
-    IocOptions,
-    convert,
-    detect_format,
-)
+from kizuna.formats.convert_ahead import Job, Outcome, convert_file, converted_in_order, workers_for
+from kizuna.formats.detect_format import HEAD_BYTES, IMPORT_FORMATS, STIX, Converted, IocOptions, detect_format
 from kizuna.formats.warninglists import DEFAULT_LISTS, WarninglistError, Warninglists, load_warninglists
 from kizuna.store.base import Collection
 
@@ -58,6 +51,9 @@ _SKIPPED_IN_DIRECTORIES: Final = {"manifest.json", "hashes.csv"}  # a MISP feed'
 #: A directory's documentation (its README, licence, notes): prose, whose hosts and hashes an IOC-list reader
 #: would otherwise take for indicators. Named on the command line, such a file is imported as asked.
 _DOCUMENTATION: Final = re.compile(r"(?i)(readme|licen[cs]e|copying|notice|changelog|authors)([.-].*)?|.*\.(md|rst)")
+
+
+_Source = dict[str, Any]  # one source's part of the report (imported or failed)
 
 
 class _Import:
@@ -80,24 +76,31 @@ class _Import:
                 raise CliError(str(exc), code="usage", exit_code=2) from None
         return self._warninglists
 
-    def one(self, path: Path, label: str) -> dict[str, Any]:
-        """Import one file; CliError when it is malformed (then nothing of it is stored)."""
+    def job(self, path: Path, label: str) -> Job:
+        """The file and its format (given, or told from its first bytes); CliError when it cannot be read or told."""
         try:
             with path.open("rb") as handle:
                 head = handle.read(HEAD_BYTES)
         except OSError as exc:
             raise CliError(exc.strerror or str(exc), code="io", file=label) from None
-        fmt = self.fmt if self.fmt != "auto" else _detect(head, label)
-        if fmt == STIX:
-            result = import_stix21(self.node, path, self.target, self.show_progress, label)
-            return {"source": label, "format": fmt, **result, "flagged": 0, "losses": [], "rejected_input": [],
-                    "warnings": []}
+        return Job(path, label, self.fmt if self.fmt != "auto" else _detect(head, label))
+
+    def one(self, job: Job, outcome: Outcome | None = None) -> dict[str, Any]:
+        """Import one file, converted here unless ``outcome`` brings its conversion; CliError when it is
+        malformed (then nothing of it is stored)."""
+        if job.fmt == STIX:
+            result = import_stix21(self.node, job.path, self.target, self.show_progress, job.label)
+            return {"source": job.label, "format": job.fmt, **result, "flagged": 0, "losses": [],
+                    "rejected_input": [], "warnings": []}
+        if outcome is None:
+            outcome = convert_file(job, self.ioc, self.warninglists())
         try:
-            converted = convert(fmt, path.read_bytes(), label, ioc=self.ioc, warninglists=self.warninglists(),
-                                undated=int(path.stat().st_mtime) * 1_000_000)
+            converted = outcome.result()
+        except OSError as exc:
+            raise CliError(str(exc), code="io", file=job.label) from None
         except FormatError as exc:
-            raise _format_failure(exc, label) from None
-        return self._store(converted, label)
+            raise _format_failure(exc, job.label) from None
+        return self._store(converted, job.label)
 
     def _store(self, converted: Converted, label: str) -> dict[str, Any]:
         objects = converted.report.objects
@@ -118,6 +121,44 @@ class _Import:
                 "added_by_node": report.node_added, "normalised": report.normalisation_count,
                 "flagged": converted.flagged, "failures": failures, "losses": summary["losses"],
                 "rejected_input": summary["rejected"], "warnings": summary["warnings"]}
+
+
+    def directory(self, files: list[Path], workers: int | None) -> tuple[list[_Source], list[_Source], int]:
+        """Import each file of a directory, converted ahead by ``workers`` processes where that pays; the
+        sources imported, those not (one bad file is reported, the others are imported), and how many
+        processes converted files ahead."""
+        sources: list[_Source] = []
+        failed: list[_Source] = []
+        planned: list[Job | CliError] = []
+        for file in files:
+            try:
+                planned.append(self.job(file, str(file)))
+            except CliError as exc:
+                planned.append(exc)
+        jobs = [job for job in planned if isinstance(job, Job)]
+        helpers = workers_for(jobs, workers)
+        # loaded before the workers fork, which inherit them; not at all for a directory of STIX 2.1 only
+        lists = self.warninglists() if any(job.fmt != STIX for job in jobs) else None
+        outcomes = converted_in_order(jobs, self.ioc, lists, helpers)
+        try:
+            for file, job in zip(files, planned, strict=True):
+                try:
+                    if isinstance(job, CliError):
+                        raise job
+                    read = self.one(job, next(outcomes))
+                except CliError as exc:
+                    where = f"{exc.file}:{exc.line}" if exc.file and exc.line else exc.file or str(file)
+                    failed.append({"source": str(file), "error": exc.message, "where": where})
+                    continue
+                if read["total"] == 0 and not read["rejected_input"] and not read["failures"]:
+                    # an empty file (or one of blank lines): as on its own, nothing usable, not a success
+                    failed.append({"source": str(file), "error": "nothing to import: the file holds no objects "
+                                   "or values", "where": str(file)})
+                    continue
+                sources.append(read)
+        finally:
+            outcomes.close()  # the workers end with the import, whatever ends it
+        return sources, failed, helpers
 
 
 def _detect(head: bytes, label: str) -> str:
@@ -232,6 +273,9 @@ def _audit_body(result: dict[str, Any]) -> dict[str, Any]:
               help="URL sources: refuse a download larger than this.")
 @click.option("--timeout", type=FiniteFloat(min=0.1), default=30.0, show_default=True,
               help="URL sources: seconds to wait for the server.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="A directory: processes converting its MISP, STIX 1.x and STIX 2.0 files ahead of the one "
+                   "storing them (default: one per CPU core; 1: convert each file in this process).")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the whole report (every loss and rejected line) to this JSON file.")
 @quiet_option
@@ -240,7 +284,8 @@ def _audit_body(result: dict[str, Any]) -> dict[str, Any]:
 def import_(ctx: click.Context, source: str, collection: str, api_root: str | None, fmt: str, tlp: str | None,
             labels: tuple[str, ...], confidence: int | None, valid_until: str | None, producer: str | None,
             warninglists: tuple[str, ...],
-            no_warninglists: bool, max_bytes: int, timeout: float, report_file: Path | None, quiet: bool,
+            no_warninglists: bool, max_bytes: int, timeout: float, workers: int | None, report_file: Path | None,
+            quiet: bool,
             as_json: bool) -> None:
     """Import SOURCE (a file, a directory or an http(s) URL) into a collection.
 
@@ -272,34 +317,23 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
     failed: list[dict[str, Any]] = []
     skipped: list[str] = []
     subdirectories: list[str] = []
+    helpers = 0
     with tempfile.TemporaryDirectory(prefix="kizuna-import-") as spool:
         if is_url(source):
             path = fetch_url(source, Path(spool), max_bytes=max_bytes, timeout=timeout)
-            sources.append(run.one(path, source))
+            sources.append(run.one(run.job(path, source)))
         elif Path(source).is_dir():
             files, skipped, subdirectories = _files_of(Path(source))
             if not files:
                 raise CliError("the directory holds no files to import", code="empty", file=source)
-            for file in files:
-                try:
-                    read = run.one(file, str(file))
-                except CliError as exc:  # one bad file is reported; the others are imported
-                    where = f"{exc.file}:{exc.line}" if exc.file and exc.line else exc.file or str(file)
-                    failed.append({"source": str(file), "error": exc.message, "where": where})
-                    continue
-                if read["total"] == 0 and not read["rejected_input"] and not read["failures"]:
-                    # an empty file (or one of blank lines): as on its own, nothing usable, not a success
-                    failed.append({"source": str(file), "error": "nothing to import: the file holds no objects "
-                                   "or values", "where": str(file)})
-                    continue
-                sources.append(read)
+            sources, failed, helpers = run.directory(files, workers)
         else:
             if not Path(source).exists():
                 raise CliError("no such file, directory or http(s) URL", code="io", file=source)
-            sources.append(run.one(Path(source), source))
+            sources.append(run.one(run.job(Path(source), source)))
     result: dict[str, Any] = {
         "collection": target.id, "sources": sources, "failed_sources": failed, "skipped": skipped,
-        "skipped_directories": subdirectories,
+        "skipped_directories": subdirectories, "conversion_workers": helpers,
         "stored": sum(s["stored"] for s in sources), "duplicates": sum(s["duplicates"] for s in sources),
         "rejected": sum(s["rejected"] for s in sources), "failed": sum(s["failed"] for s in sources),
         "total": sum(s["total"] for s in sources), "added_by_node": sum(s["added_by_node"] for s in sources),

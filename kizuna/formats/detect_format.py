@@ -103,12 +103,12 @@ def convert(fmt: str, data: bytes, name: str, *, ioc: IocOptions = IocOptions(),
 
     Raises `FormatError` (naming ``name:line`` or a uuid) when the input as a whole is malformed;
     refused lines or attributes are in the report and the rest is converted. ``undated`` (µs, the input
-    file's time): when a STIX 1.x package dates nothing, the time its objects get.
+    file's time): when a STIX 1.x package or a MISP event dates nothing, the time its objects get.
     """
     if fmt == MISP:
         from kizuna.formats.misp_in import read_misp  # PyMISP and misp-stix take seconds to import
 
-        report = read_misp(data, name)
+        report = read_misp(data, name, undated=undated)
     elif fmt == STIX20:
         report = read_stix20(data, name)
     elif fmt == STIX1:

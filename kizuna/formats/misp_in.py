@@ -201,13 +201,17 @@ def _settle_uuids(event: dict[str, Any], warnings: list[str]) -> None:
                 warnings.append(f"attribute {record.get('uuid')}: a sighting had no uuid; given {sighting['uuid']}")
 
 
-def _settle_timestamps(event: dict[str, Any], warnings: list[str]) -> None:
-    """Date an event written without a ``timestamp`` now, to the second, and each attribute or object without one
-    as its event. misp-stix dates them now to the microsecond, which no MISP file can say: a node reading its own
-    export of such an event back stored every object made of them again (MISP timestamps are whole seconds)."""
+def _settle_timestamps(event: dict[str, Any], warnings: list[str], undated: int | None) -> None:
+    """Date an event written without a ``timestamp`` at ``undated`` (µs; the file's time) or else now, to the
+    second, and each attribute or object without one as its event. misp-stix dates them now to the microsecond,
+    which no MISP file can say: a node reading its own export of such an event back stored every object made of
+    them again (MISP timestamps are whole seconds). Dated by its file, an event imported again from the same
+    file is the same objects, whichever second (or worker process) converts it."""
     if not event.get("timestamp"):
-        event["timestamp"] = str(int(datetime.now(UTC).timestamp()))
-        warnings.append(f"event {event.get('uuid')}: no timestamp; dated {event['timestamp']} (now)")
+        when = "the file's time" if undated is not None else "now"
+        seconds = undated // 1_000_000 if undated is not None else int(datetime.now(UTC).timestamp())
+        event["timestamp"] = str(seconds)
+        warnings.append(f"event {event.get('uuid')}: no timestamp; dated {event['timestamp']} ({when})")
     for record in event_records(event):
         if isinstance(record, dict) and not record.get("timestamp"):
             record["timestamp"] = event["timestamp"]
@@ -264,17 +268,18 @@ def _mark_not_for_detection(produced: list[dict[str, Any]], event: Mapping[str, 
             obj[NOT_FOR_DETECTION_PROPERTY] = True
 
 
-def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True) -> ConversionReport:
+def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True,
+                  undated: int | None = None) -> ConversionReport:
     """One checked event -> STIX objects (misp-stix), markings applied, TLP on OASIS ids, losses found.
 
     Galaxy clusters and sightings without a uuid get one in place, an event or record without a timestamp one
-    to the second; ``copy_input=False`` lets a caller that owns the event (freshly parsed) skip the defensive
-    copy.
+    to the second (``undated``, µs, or now); ``copy_input=False`` lets a caller that owns the event (freshly
+    parsed) skip the defensive copy.
     """
     report = ConversionReport(FORMAT)
     event: dict[str, Any] = copy.deepcopy(dict(source_event)) if copy_input else dict(source_event)
     _settle_uuids(event, report.warnings)
-    _settle_timestamps(event, report.warnings)
+    _settle_timestamps(event, report.warnings, undated)
     try:
         plan = plan_markings(event)
     except DistributionError as error:
@@ -309,25 +314,36 @@ def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True) -
 _SHARED_TYPES = frozenset({"marking-definition", "extension-definition"})
 
 
-def _merge(into: ConversionReport, part: ConversionReport) -> None:
-    seen = {o["id"] for o in into.objects if o["type"] in _SHARED_TYPES or o["id"] == KIZUNA_IDENTITY_ID}
-    into.objects.extend(o for o in part.objects if o["id"] not in seen)
+def _merge(into: ConversionReport, part: ConversionReport, shared: set[str]) -> None:
+    """``part`` added to ``into``; ``shared``: the ids of the objects every event may bring that ``into`` holds
+    (kept up to date here, so a document of many events is merged in one pass, not one per event)."""
+    for obj in part.objects:
+        if obj["id"] in shared:
+            continue
+        if obj["type"] in _SHARED_TYPES or obj["id"] == KIZUNA_IDENTITY_ID:
+            shared.add(obj["id"])
+        into.objects.append(obj)
     into.losses.extend(part.losses)
     into.rejected.extend(part.rejected)
     into.warnings.extend(part.warnings)
 
 
-def _read_document(source: _Source) -> ConversionReport:
+def _read_document(source: _Source, undated: int | None) -> ConversionReport:
     events = _events(_json(source), source)
     for event in events:
         check_event(event, source)
     report = ConversionReport(FORMAT)
+    shared: set[str] = set()
     for event in events:
         try:
-            _merge(report, convert_event(event, copy_input=False))
+            _merge(report, convert_event(event, copy_input=False, undated=undated), shared)
         except FormatError as error:
             raise FormatError(error.message, error.where or source.where(event.get("uuid"))) from None
     return report
+
+
+def _file_time(path: Path, undated: int | None) -> int | None:
+    return undated if undated is not None else int(path.stat().st_mtime) * 1_000_000
 
 
 def _files(directory: Path) -> Iterator[Path]:
@@ -336,20 +352,25 @@ def _files(directory: Path) -> Iterator[Path]:
             yield path
 
 
-def read_misp(source: str | os.PathLike[str] | bytes, name: str | None = None) -> ConversionReport:
+def read_misp(source: str | os.PathLike[str] | bytes, name: str | None = None, *,
+              undated: int | None = None) -> ConversionReport:
     """Convert MISP event JSON (a file, a directory of files, or one document's bytes) to STIX 2.1.
+
+    An event without a timestamp is dated ``undated`` (µs; default: a file's own time, or now for bytes).
 
     Raises ``FormatError`` when a single document cannot be read; in a directory, each bad file is a
     ``Rejected`` entry (``where`` = FILE:LINE) and the other files are converted.
     """
     if isinstance(source, bytes):
-        return _read_document(_Source(name or "<input>", source))
+        return _read_document(_Source(name or "<input>", source), undated)
     path = Path(source)
     if path.is_dir():
         report = ConversionReport(FORMAT)
+        shared: set[str] = set()
         for file in _files(path):
             try:
-                _merge(report, _read_document(_Source(str(file), file.read_bytes())))
+                _merge(report, _read_document(_Source(str(file), file.read_bytes()), _file_time(file, undated)),
+                       shared)
             except FormatError as error:
                 report.rejected.append(Rejected(error.where or str(file), error.message))
         return report
@@ -357,7 +378,7 @@ def read_misp(source: str | os.PathLike[str] | bytes, name: str | None = None) -
         text = path.read_bytes()
     except OSError as error:
         raise FormatError(f"cannot read: {error.strerror}", str(path)) from None
-    return _read_document(_Source(name or str(path), text))
+    return _read_document(_Source(name or str(path), text), _file_time(path, undated))
 
 
 __all__ = ["FORMAT", "Loss", "check_event", "convert_event", "read_misp"]

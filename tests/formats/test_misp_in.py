@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -309,3 +310,19 @@ def test_a_byte_order_mark_is_read_past_and_bytes_that_are_not_utf8_are_named_by
     with pytest.raises(FormatError) as caught:
         read_misp(b"\n".join(lines), "latin1.json")
     assert (caught.value.message, caught.value.where) == ("not UTF-8 text", f"latin1.json:{at + 1}")
+
+
+def test_an_undated_event_is_dated_by_its_file_or_the_time_given(tmp_path: Path) -> None:
+    """misp-stix dates an event without a timestamp now; the node dates it by its file (or by ``undated``),
+    so reading the same file again gives the same objects, not new versions of each."""
+    event = _event()
+    del event["timestamp"]
+    for attribute in event["Attribute"]:
+        attribute.pop("timestamp", None)
+    path = tmp_path / "undated.json"
+    path.write_bytes(_bytes(event))
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    dates = {o["modified"] for o in read_misp(path).objects if o["type"] in ("report", "grouping")}
+    assert dates == {"2023-11-14T22:13:20.000Z"}
+    given = read_misp(_bytes(event), "undated.json", undated=1_600_000_000_123_456).objects
+    assert {o["modified"] for o in given if o["type"] in ("report", "grouping")} == {"2020-09-13T12:26:40.000Z"}
