@@ -20,6 +20,11 @@ connection, for these filters (drawn from the collection itself: random stored i
     first_after   match[version]=first&match[type]=T&added_after=t
     next          the page after a type_after page, through its `next` cursor
 
+After 20 warm-up pages the run waits until the server and its database backends, together, use under 5 % of
+a core for 2 s (`settle_s` in the output): the first reads of a collection start the server learning its stored
+shapes, a scan of the whole collection in steps (core/stored_shapes.py) that took 4 s at 1M and would otherwise
+compete with the pages measured. `--no-settle` measures at once, as runs before 2026-12-07 did.
+
 p50 and p99 per filter and over all, the goal (p99 <= 20 ms), the server's peak RSS, and the
 PostgreSQL counters of sequential and index scans on `objects` during the measurement (a
 sequential scan on a large collection is a missing index, and the run says so). `--json` prints one
@@ -34,6 +39,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +100,25 @@ def params_for(kind: str, rng: random.Random, ids: list[str], instants: list[str
     }[kind] | {"limit": "100"}
 
 
-def measure(url: str, token: str, ids: list[str], instants: list[str], queries: int, seed: int) -> dict[str, Any]:
+def settle(pids: Callable[[], list[int]], window_s: float = 2.0, quiet_share: float = 0.05,
+           limit_s: float = 1800.0) -> float:
+    """Seconds until the server and its database backends, together, use less than ``quiet_share`` of a core
+    over ``window_s``: the work a server starts on a collection's first reads (learning its stored shapes in
+    steps along date_added, core/stored_shapes.py; the dashboard's received counts) is done, so the pages
+    measured are the steady state's, not pages competing with a scan of the whole collection."""
+    began = time.perf_counter()
+    used = cpu_seconds(pids())
+    while time.perf_counter() - began < limit_s:
+        time.sleep(window_s)
+        now = cpu_seconds(pids())
+        if now - used < quiet_share * window_s:
+            break
+        used = now
+    return round(time.perf_counter() - began, 1)
+
+
+def measure(url: str, token: str, ids: list[str], instants: list[str], queries: int, seed: int,
+            settled: Callable[[], float]) -> dict[str, Any]:
     rng = random.Random(seed)
     plan = [kind for kind in KINDS for _ in range(queries)]
     rng.shuffle(plan)
@@ -104,6 +128,7 @@ def measure(url: str, token: str, ids: list[str], instants: list[str], queries: 
     with httpx.Client(headers=headers, timeout=60.0) as client:
         for warm in range(20):  # connection set-up, the server's first plans and caches
             client.get(url, params=params_for(KINDS[warm % len(KINDS)], rng, ids, instants))
+        settle_s = settled()
         for kind in plan:
             params = params_for(kind, rng, ids, instants)
             if kind == "next":
@@ -118,7 +143,7 @@ def measure(url: str, token: str, ids: list[str], instants: list[str], queries: 
                 raise RuntimeError(f"{kind} {params} -> {response.status_code}: {response.text[:300]}")
             timings[kind].append(took)
             returned[kind] += len(orjson.loads(response.content).get("objects", []))
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"settle_s": settle_s}
     for kind, values in timings.items():
         result[kind] = {
             "queries": len(values),
@@ -166,8 +191,20 @@ def run(node: KizunaNode, collection: str, args: argparse.Namespace) -> dict[str
         assert server.process is not None
         server_cpu = cpu_seconds([server.process.pid])
         backends = {pid: cpu_seconds([pid]) for pid in database_pids(args.pg_url, database_url)}
+        server_pid = server.process.pid
+
+        def settled() -> float:
+            nonlocal server_cpu, backends
+            if args.no_settle:
+                return 0.0
+            took = settle(lambda: [server_pid, *database_pids(args.pg_url, database_url)])
+            server_cpu = cpu_seconds([server_pid])  # the measurement's CPU starts here
+            backends = {pid: cpu_seconds([pid]) for pid in database_pids(args.pg_url, database_url)}
+            return took
+
         pages = measure(f"http://127.0.0.1:{port}/main/collections/{collection_id}/objects/", token, ids,
-                        instants, args.queries, args.seed)
+                        instants, args.queries, args.seed, settled)
+        settle_s = pages.pop("settle_s")
         server_cpu = cpu_seconds([server.process.pid]) - server_cpu
         # Backends opened during the run started from zero, so their whole CPU time is the run's.
         database_cpu = sum(cpu_seconds([pid]) - backends.get(pid, 0.0)
@@ -180,6 +217,7 @@ def run(node: KizunaNode, collection: str, args: argparse.Namespace) -> dict[str
         "objects": stored,
         "reader": args.reader,
         "pages": pages,
+        "settle_s": settle_s,  # waited after the warm-up for the server's learning of the collection
         "goal_p99_ms": GOAL_P99_MS,
         "meets_goal": pages["all"]["p99_ms"] <= GOAL_P99_MS,
         # CPU per request does not depend on how busy the machine is, unlike the latencies.
@@ -204,6 +242,9 @@ def main() -> None:
                              "objects it may not see, so pages read past them) or the node's own (sees all)")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="admin connection for --count: a kizuna_bench_* database is created and dropped")
+    parser.add_argument("--no-settle", action="store_true",
+                        help="measure right after the warm-up pages, while the server may still be learning the "
+                             "collection (by default the run waits until the server and its database are idle)")
     parser.add_argument("--json", action="store_true", help="print one JSON line with every figure")
     args = parser.parse_args()
     if (args.count is None) == (args.data is None):

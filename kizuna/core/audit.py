@@ -39,6 +39,12 @@ KINDS: Final = frozenset({
     "node-backed-up", "node-restored",
 })
 
+#: The records every read writes (a page, an object, a feed or a search served). Their commits do not wait for the
+#: database's log to reach the disk (`Store.append_audit(lazily=True)`): on PostgreSQL that wait was a fifth of a
+#: partner's page (bench/README.md), while the records any change writes keep it. A node crash loses none of them;
+#: a database-server crash may lose the last fraction of a second of reads, with the chain whole before them.
+READ_KINDS: Final = frozenset({"egress", "search"})
+
 # A STIX id is ``type--`` and a canonical UUID: 38 characters after the type, with dashes here.
 _TAIL: Final = 38
 _DASHES: Final = (0, 1, 10, 15, 20, 25)
@@ -167,7 +173,7 @@ class AuditLog:
         if kind not in KINDS:
             raise ValueError(f"audit kind {kind!r} is not one of core.audit.KINDS")
         entry = AuditEntry(now_micros(), kind, principal, orjson.dumps(body).decode())
-        return self._store.append_audit([entry], seal)[0]
+        return self._store.append_audit([entry], seal, lazily=kind in READ_KINDS)[0]
 
     def records(self, batch: int = 1000) -> Iterator[AuditRecord]:
         after = 0

@@ -114,6 +114,11 @@ class PostgresStore(SqlStore):
         except psycopg.errors.UniqueViolation as exc:  # rolled back by the transaction block
             raise unique_conflict(_unique_columns(exc)) from exc
 
+    def _commit_lazily(self, cur: Any) -> None:
+        # The WAL writer flushes such a commit within three wal_writer_delay (600 ms by default); until then a
+        # crash of the server, not of the node, can lose it, as SQLite's synchronous=NORMAL can on power loss.
+        cur.execute("SET LOCAL synchronous_commit = off")
+
     def _lock_collection(self, cur: Any, collection_pk: int) -> tuple[int, int]:
         cur.execute(
             "SELECT last_added, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT "
