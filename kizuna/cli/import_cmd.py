@@ -39,6 +39,7 @@ from kizuna.core.principal import NODE_ADMIN
 from kizuna.formats.base import FormatError
 from kizuna.formats.convert_ahead import Job, Outcome, convert_file, converted_in_order, workers_for
 from kizuna.formats.detect_format import HEAD_BYTES, IMPORT_FORMATS, STIX, Converted, IocOptions, detect_format
+from kizuna.formats.forked import usable_cores
 from kizuna.formats.warninglists import DEFAULT_LISTS, WarninglistError, Warninglists, load_warninglists
 from kizuna.store.base import Collection
 
@@ -85,15 +86,16 @@ class _Import:
             raise CliError(exc.strerror or str(exc), code="io", file=label) from None
         return Job(path, label, self.fmt if self.fmt != "auto" else _detect(head, label))
 
-    def one(self, job: Job, outcome: Outcome | None = None) -> dict[str, Any]:
-        """Import one file, converted here unless ``outcome`` brings its conversion; CliError when it is
+    def one(self, job: Job, outcome: Outcome | None = None, workers: int = 0) -> dict[str, Any]:
+        """Import one file, converted here unless ``outcome`` brings its conversion (``workers``: processes
+        forked to convert the events of a MISP document, before anything is written); CliError when it is
         malformed (then nothing of it is stored)."""
         if job.fmt == STIX:
             result = import_stix21(self.node, job.path, self.target, self.show_progress, job.label)
             return {"source": job.label, "format": job.fmt, **result, "flagged": 0, "losses": [],
                     "rejected_input": [], "warnings": []}
         if outcome is None:
-            outcome = convert_file(job, self.ioc, self.warninglists())
+            outcome = convert_file(job, self.ioc, self.warninglists(), workers)
         try:
             converted = outcome.result()
         except OSError as exc:
@@ -159,6 +161,10 @@ class _Import:
         finally:
             outcomes.close()  # the workers end with the import, whatever ends it
         return sources, failed, helpers
+
+
+def _cores(asked: int | None) -> int:
+    return usable_cores() if asked is None else asked
 
 
 def _detect(head: bytes, label: str) -> str:
@@ -274,8 +280,9 @@ def _audit_body(result: dict[str, Any]) -> dict[str, Any]:
 @click.option("--timeout", type=FiniteFloat(min=0.1), default=30.0, show_default=True,
               help="URL sources: seconds to wait for the server.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="A directory: processes converting its MISP, STIX 1.x and STIX 2.0 files ahead of the one "
-                   "storing them (default: one per CPU core; 1: convert each file in this process).")
+              help="Processes converting a directory's MISP, STIX 1.x and STIX 2.0 files ahead of the one "
+                   "storing them, or the events of one MISP file (default: one per CPU core; 1: convert in "
+                   "this process).")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the whole report (every loss and rejected line) to this JSON file.")
 @quiet_option
@@ -321,7 +328,7 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
     with tempfile.TemporaryDirectory(prefix="kizuna-import-") as spool:
         if is_url(source):
             path = fetch_url(source, Path(spool), max_bytes=max_bytes, timeout=timeout)
-            sources.append(run.one(run.job(path, source)))
+            sources.append(run.one(run.job(path, source), workers=_cores(workers)))
         elif Path(source).is_dir():
             files, skipped, subdirectories = _files_of(Path(source))
             if not files:
@@ -330,7 +337,7 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
         else:
             if not Path(source).exists():
                 raise CliError("no such file, directory or http(s) URL", code="io", file=source)
-            sources.append(run.one(run.job(Path(source), source)))
+            sources.append(run.one(run.job(Path(source), source), workers=_cores(workers)))
     result: dict[str, Any] = {
         "collection": target.id, "sources": sources, "failed_sources": failed, "skipped": skipped,
         "skipped_directories": subdirectories, "conversion_workers": helpers,

@@ -64,3 +64,7 @@ class FormatError(ValueError):
         super().__init__(f"{message}: {where}" if where else message)
         self.message = message
         self.where = where
+
+    def __reduce__(self) -> tuple[type[FormatError], tuple[str, str | None]]:
+        # whole from a worker process (formats/forked.py): pickled by default, it came back without its where
+        return FormatError, (self.message, self.where)

@@ -98,17 +98,19 @@ class Converted:
 
 
 def convert(fmt: str, data: bytes, name: str, *, ioc: IocOptions = IocOptions(),
-            warninglists: Warninglists | None = None, undated: int | None = None) -> Converted:
+            warninglists: Warninglists | None = None, undated: int | None = None, workers: int = 0) -> Converted:
     """Convert one whole input (never STIX 2.1: see the module text) before anything is stored.
 
     Raises `FormatError` (naming ``name:line`` or a uuid) when the input as a whole is malformed;
     refused lines or attributes are in the report and the rest is converted. ``undated`` (µs, the input
-    file's time): when a STIX 1.x package or a MISP event dates nothing, the time its objects get.
+    file's time): when a STIX 1.x package or a MISP event dates nothing, the time its objects get. ``workers``:
+    processes forked to convert the events of a MISP document (`misp_in.read_misp`); only for a caller that
+    has started no store thread yet.
     """
     if fmt == MISP:
         from kizuna.formats.misp_in import read_misp  # PyMISP and misp-stix take seconds to import
 
-        report = read_misp(data, name, undated=undated)
+        report = read_misp(data, name, undated=undated, workers=workers)
     elif fmt == STIX20:
         report = read_stix20(data, name)
     elif fmt == STIX1:

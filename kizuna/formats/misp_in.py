@@ -28,6 +28,7 @@ from stix2.base import _STIXBase
 from stix2.utils import format_datetime
 
 from kizuna.formats.base import ConversionReport, FormatError, Loss, Rejected
+from kizuna.formats.forked import in_order
 from kizuna.formats.misp_comments import carry
 from kizuna.formats.misp_event_fields import attach
 from kizuna.formats.misp_logs import converter_messages
@@ -268,6 +269,22 @@ def _mark_not_for_detection(produced: list[dict[str, Any]], event: Mapping[str, 
             obj[NOT_FOR_DETECTION_PROPERTY] = True
 
 
+def _date_sighting_organisations(produced: list[dict[str, Any]], event: Mapping[str, Any]) -> None:
+    """misp-stix makes an identity for each organisation that reported a sighting without a date of its own, which
+    stix2 dates now, to the microsecond: every import of the same event stored a new version of each. They are
+    dated as the event's own organisation is, at the event's timestamp."""
+    reporters = {f"identity--{sighting['Organisation'].get('uuid')}"
+                 for record in event_records(dict(event)) if isinstance(record, Mapping)
+                 for sighting in record.get("Sighting") or () if isinstance(sighting, Mapping)
+                 and isinstance(sighting.get("Organisation"), Mapping)}
+    if not reporters:
+        return
+    stamp = datetime.fromtimestamp(int(event["timestamp"]), UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    for obj in produced:
+        if obj["type"] == "identity" and obj["id"] in reporters:
+            obj["created"] = obj["modified"] = stamp
+
+
 def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True,
                   undated: int | None = None) -> ConversionReport:
     """One checked event -> STIX objects (misp-stix), markings applied, TLP on OASIS ids, losses found.
@@ -293,6 +310,7 @@ def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True,
             raise FormatError(f"misp-stix cannot convert event {event['uuid']}: "
                               f"{' '.join(str(error).split())[:300]}") from None
     _unbracket_rules(produced, event)
+    _date_sighting_organisations(produced, event)
     _mark_not_for_detection(produced, event)
     supporting = carry(produced, event)
     errors = [m for messages in getattr(parser, "errors", {}).values() for m in messages]
@@ -328,17 +346,28 @@ def _merge(into: ConversionReport, part: ConversionReport, shared: set[str]) -> 
     into.warnings.extend(part.warnings)
 
 
-def _read_document(source: _Source, undated: int | None) -> ConversionReport:
+def _read_document(source: _Source, undated: int | None, workers: int = 0) -> ConversionReport:
     events = _events(_json(source), source)
     for event in events:
         check_event(event, source)
+
+    def converted(index: int) -> ConversionReport | FormatError:
+        event = events[index]
+        try:
+            return convert_event(event, copy_input=False, undated=undated)
+        except FormatError as error:  # returned, to be raised in order, whichever process converted it
+            return FormatError(error.message, error.where or source.where(event.get("uuid")))
+
     report = ConversionReport(FORMAT)
     shared: set[str] = set()
-    for event in events:
-        try:
-            _merge(report, convert_event(event, copy_input=False, undated=undated), shared)
-        except FormatError as error:
-            raise FormatError(error.message, error.where or source.where(event.get("uuid"))) from None
+    parts = in_order(converted, len(events), workers)
+    try:
+        for part in parts:
+            if isinstance(part, FormatError):
+                raise part
+            _merge(report, part, shared)
+    finally:
+        parts.close()
     return report
 
 
@@ -353,16 +382,18 @@ def _files(directory: Path) -> Iterator[Path]:
 
 
 def read_misp(source: str | os.PathLike[str] | bytes, name: str | None = None, *,
-              undated: int | None = None) -> ConversionReport:
+              undated: int | None = None, workers: int = 0) -> ConversionReport:
     """Convert MISP event JSON (a file, a directory of files, or one document's bytes) to STIX 2.1.
 
     An event without a timestamp is dated ``undated`` (µs; default: a file's own time, or now for bytes).
+    ``workers``: processes forked to convert the events of a document of several (`kizuna/formats/forked.py`;
+    a caller that has started no thread holding locks), the report the same as with none.
 
     Raises ``FormatError`` when a single document cannot be read; in a directory, each bad file is a
     ``Rejected`` entry (``where`` = FILE:LINE) and the other files are converted.
     """
     if isinstance(source, bytes):
-        return _read_document(_Source(name or "<input>", source), undated)
+        return _read_document(_Source(name or "<input>", source), undated, workers)
     path = Path(source)
     if path.is_dir():
         report = ConversionReport(FORMAT)
@@ -378,7 +409,7 @@ def read_misp(source: str | os.PathLike[str] | bytes, name: str | None = None, *
         text = path.read_bytes()
     except OSError as error:
         raise FormatError(f"cannot read: {error.strerror}", str(path)) from None
-    return _read_document(_Source(name or str(path), text), _file_time(path, undated))
+    return _read_document(_Source(name or str(path), text), _file_time(path, undated), workers)
 
 
 __all__ = ["FORMAT", "Loss", "check_event", "convert_event", "read_misp"]

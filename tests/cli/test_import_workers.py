@@ -159,3 +159,19 @@ def test_a_single_file_is_converted_without_workers(tmp_path: Path) -> None:
     report = kizuna_json(node, "import", str(EXAMPLES / "misp-event.json"), "--collection", "in", "--workers", "2")
     assert report["conversion_workers"] == 0 and report["stored"] > 0
     assert re.fullmatch(r"[0-9a-f-]{36}", report["collection"])
+
+
+def test_the_events_of_one_misp_file_are_converted_by_workers_alike(tmp_path: Path) -> None:
+    """A MISP search result (`{"response": [{"Event": …}, …]}`) is one file of many events: workers convert its
+    events, and what is stored and reported is what one process stores and reports."""
+    events = [json.loads((MISP_FIXTURES / name).read_text()) for name in EVENTS]
+    search = tmp_path / "search.json"
+    search.write_text(json.dumps({"response": [e if "Event" in e else {"Event": e} for e in events]}))
+    since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    said = {}
+    for workers in ("2", "1"):
+        node = _node(tmp_path / f"node-{workers}")
+        report = kizuna_json(node, "import", str(search), "--collection", "in", "--workers", workers)
+        said[workers] = (_without_node_ids(report), _undated_by_import(_stored(node), since))
+    assert said["2"] == said["1"]
+    assert len(said["2"][1]) > 300

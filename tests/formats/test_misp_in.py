@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -326,3 +327,42 @@ def test_an_undated_event_is_dated_by_its_file_or_the_time_given(tmp_path: Path)
     assert dates == {"2023-11-14T22:13:20.000Z"}
     given = read_misp(_bytes(event), "undated.json", undated=1_600_000_000_123_456).objects
     assert {o["modified"] for o in given if o["type"] in ("report", "grouping")} == {"2020-09-13T12:26:40.000Z"}
+
+
+def _children_cpu() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def test_the_events_of_one_document_converted_by_workers_are_what_one_process_makes() -> None:
+    """A MISP search result holds many events; forked workers convert them and the report is the same, in the
+    same order (what misp-stix makes of an event does not depend on the process that converts it)."""
+    names = ("galaxy_1.json", "mainly_objects_1.json", "mainly_objects_2.json", "existing_event.json",
+             "image_event.json", "sighting_1.json")
+    document = json.dumps({"response": [{"Event": _event(name)} for name in names]}).encode()
+    before = _children_cpu()
+    alone = read_misp(document, "search.json", undated=1_700_000_000_000_000)
+    assert _children_cpu() == before  # no process was forked
+    forked = read_misp(document, "search.json", undated=1_700_000_000_000_000, workers=2)
+    assert _children_cpu() > before  # the workers converted, and were reaped
+    assert forked.objects == alone.objects and len(forked.objects) > 300
+    assert forked.losses == alone.losses and forked.warnings == alone.warnings
+    assert forked.rejected == alone.rejected
+
+
+def test_a_format_error_keeps_where_it_was_found_across_processes() -> None:
+    import pickle
+
+    error = pickle.loads(pickle.dumps(FormatError("misp-stix cannot convert event", "search.json:12")))
+    assert (error.message, error.where) == ("misp-stix cannot convert event", "search.json:12")
+
+
+def test_organisations_that_reported_sightings_are_dated_by_the_event_not_the_clock() -> None:
+    """misp-stix's identity for a sighting's organisation had no date, so stix2 gave it the time of conversion:
+    each import of the same event stored a new version of it."""
+    event = _event("sighting_1.json")
+    reporters = {f"identity--{s['Organisation']['uuid']}" for a in event["Attribute"] for s in a.get("Sighting", [])}
+    identities = [o for o in read_misp(_bytes(event), "s.json").objects if o["id"] in reporters]
+    assert identities and all(o["created"] == o["modified"] for o in identities)
+    stamp = datetime.fromtimestamp(int(event["timestamp"]), UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert {o["modified"] for o in identities} == {stamp}
