@@ -42,6 +42,7 @@ from kizuna.formats.misp_record_fixes import (
     keep_galaxy_clusters,
     keep_published,
     keep_reference_ids,
+    keep_sighting_ids,
     keep_timestamps,
     labels_as_tags,
     stix_uuid,
@@ -257,6 +258,7 @@ def write_misp_event(objects: Iterable[Mapping[str, Any]], report: ConversionRep
     drop_indicator_id_comments(event)
     keep_timestamps(event, convertible)
     keep_reference_ids(event, convertible)
+    keep_sighting_ids(event, convertible)
     keep_published(event, convertible)
     keep_galaxy_clusters(event, convertible)
     keep_detection_off(event, convertible)

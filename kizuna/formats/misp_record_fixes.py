@@ -186,6 +186,35 @@ def keep_reference_ids(event: dict[str, Any], objects: list[dict[str, Any]]) -> 
             references[index] = reference
 
 
+def keep_sighting_ids(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Give each MISP sighting the uuid of the STIX sighting (seen, type 0) or opinion (false positive, type 1)
+    it was made of, found by its attribute, date and type. misp-stix's parsers from STIX write sightings without
+    a uuid, which its MISP-to-STIX direction names them by: a node reading its own export back stored every
+    sighting and opinion again under a new id."""
+    made_of: dict[tuple[str, str, str], str] = {}
+    for obj in objects:
+        if obj["type"] == "sighting":
+            sighted = [obj.get("sighting_of_ref")]
+        elif obj["type"] == "opinion":
+            sighted = list(obj.get("object_refs") or ())
+        else:
+            continue
+        try:
+            date = str(parse_timestamp(str(obj.get("created"))) // 1_000_000)
+        except ValueError:
+            continue
+        kind = "0" if obj["type"] == "sighting" else "1"
+        for ref in sighted:
+            made_of.setdefault((stix_uuid(ref), date, kind), stix_uuid(obj["id"]))
+    for record in event_records(event) if made_of else ():
+        for sighting in record.get("Sighting") or ():
+            if isinstance(sighting, dict) and not sighting.get("uuid"):
+                found = made_of.get((str(record.get("uuid")), str(sighting.get("date_sighting")),
+                                     str(sighting.get("type", "0"))))
+                if found is not None:
+                    sighting["uuid"] = found
+
+
 def keep_detection_off(event: dict[str, Any], objects: list[dict[str, Any]]) -> None:
     """Turn ``to_ids`` off again on each attribute made of an indicator its producer shared as not for detection
     (`NOT_FOR_DETECTION_PROPERTY`, from a MISP attribute with ``to_ids`` off): misp-stix sets it for any

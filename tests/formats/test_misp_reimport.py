@@ -21,7 +21,8 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "misp"
 #: Events whose every object misp-stix writes back as it read it (docs/formats.md says what differs on the others).
 CLEAN = ["57c4445b-c548-4654-af0b-4be3950d210f.json", "HTML_event.json", "existing_event.json",
          "existing_event_edited.json", "galaxy_1.json", "image_event.json", "mainly_objects_1.json",
-         "mainly_objects_2.json", "to_delete1.json", "to_delete2.json", "to_delete3.json", "very_long_event.json"]
+         "mainly_objects_2.json", "sighting_1.json", "to_delete1.json", "to_delete2.json", "to_delete3.json",
+         "very_long_event.json"]
 #: TLP:CLEAR on every event, and TLP:GREEN on those with an attribute tagged at another level than the event.
 CASES = [(name, "clear") for name in CLEAN] + [(name, "green") for name in ("to_delete1.json", "to_delete2.json")]
 
