@@ -34,12 +34,12 @@ from kizuna.cli.fetch_source import fetch_url, is_url
 from kizuna.cli.import_stix import import_stix21
 from kizuna.cli.progress import Progress, progress_wanted
 from kizuna.core.bulk_import import set_aside_long_lived
+from kizuna.core.forked import usable_cores
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN
 from kizuna.formats.base import FormatError
 from kizuna.formats.convert_ahead import Job, Outcome, convert_file, converted_in_order, workers_for
 from kizuna.formats.detect_format import HEAD_BYTES, IMPORT_FORMATS, STIX, Converted, IocOptions, detect_format
-from kizuna.formats.forked import usable_cores
 from kizuna.formats.warninglists import DEFAULT_LISTS, WarninglistError, Warninglists, load_warninglists
 from kizuna.store.base import Collection
 
@@ -61,8 +61,9 @@ class _Import:
     """One run: the options, the collection, the warninglists (loaded once, on first need)."""
 
     def __init__(self, node: Node, target: Collection, fmt: str, ioc: IocOptions, lists: tuple[str, ...] | None,
-                 show_progress: bool) -> None:
+                 show_progress: bool, workers: int) -> None:
         self.node, self.target, self.fmt, self.ioc = node, target, fmt, ioc
+        self.workers = workers  # processes preparing a converted file's objects ahead of the one storing them
         self.lists = lists
         self.show_progress = show_progress
         self._warninglists: Warninglists | None = None
@@ -114,7 +115,7 @@ class _Import:
                     yield obj
 
             set_aside_long_lived()  # the converted objects and the warninglists, out of the collector's walks
-            report = self.node.import_objects(self.target, counted())
+            report = self.node.import_objects(self.target, counted(), ahead=objects, workers=self.workers)
         failures = [{"id": f["id"], "message": f["message"]} for f in report.failures]
         summary = converted.report.summary()
         return {"source": label, "format": converted.format, "collection": self.target.id,
@@ -281,8 +282,8 @@ def _audit_body(result: dict[str, Any]) -> dict[str, Any]:
               help="URL sources: seconds to wait for the server.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes converting a directory's MISP, STIX 1.x and STIX 2.0 files ahead of the one "
-                   "storing them, or the events of one MISP file (default: one per CPU core; 1: convert in "
-                   "this process).")
+                   "storing them, or the events of one MISP file, and preparing a large converted file's objects "
+                   "(default: one per CPU core; 1: all in this process).")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the whole report (every loss and rejected line) to this JSON file.")
 @quiet_option
@@ -319,7 +320,7 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
         made_by = found.id
     run = _Import(node, target, fmt, IocOptions(tlp=tlp, labels=labels, confidence=confidence,
                                                 valid_until=valid_until, created_by_ref=made_by), lists,
-                  progress_wanted(as_json, quiet))
+                  progress_wanted(as_json, quiet), _cores(workers))
     sources: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     skipped: list[str] = []

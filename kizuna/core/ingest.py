@@ -9,7 +9,7 @@ objects of an envelope commit together or not at all.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +18,7 @@ import orjson
 
 from kizuna.core import metrics
 from kizuna.core.errors import BadRequest, Unprocessable
+from kizuna.core.forked import in_order
 from kizuna.core.policy_source import PolicySource
 from kizuna.policy import Normalisation, TlpAliasTable, shipped_objects
 from kizuna.policy.tlp import KNOWN_ALIAS_IDS, LEVEL_BY_OASIS_ID, TLP2_EXTENSION_ID, tlp2_marking_definition
@@ -158,16 +159,31 @@ def prepare(obj: Any) -> NewVersion | str:
     )
 
 
+def prepared_ahead(objects: Sequence[Any], workers: int,
+                   batch_size: int = 1000) -> Generator[list[NewVersion | str], None, None]:
+    """What `prepare` makes of each batch of ``objects``, batch by batch, worked out by ``workers`` forked
+    processes (core/forked.py) while the caller stores the batches before: for `ingest`'s ``prepared``.
+
+    Validating, serialising and indexing an object's text take about half of a bulk import's time in the
+    importing process; a prepared version comes back through a pipe for a fifth of what preparing it costs.
+    The caller forks before its store has a thread of its own (a command's first import)."""
+    batches = (len(objects) + batch_size - 1) // batch_size
+    return in_order(lambda n: [prepare(o) for o in objects[n * batch_size:(n + 1) * batch_size]], batches, workers)
+
+
 def ingest(
     store: Store, collection_pk: int, objects: Iterable[Any], batch_size: int = 1000,
     keep_successes: bool = True, policy: PolicySource | None = None, keep_results: bool = False,
     listeners: Sequence[IngestListener] = (),
+    prepared: Iterator[list[NewVersion | str]] | None = None,
 ) -> IngestReport:
     """Store ``objects`` in a collection and report on each one.
 
     With ``policy`` (every node path), TLP aliases are rewritten to the OASIS ids first,
     marking definitions are registered node-wide, and the TLP definitions an object refers
-    to are placed in the collection so clients can resolve them.
+    to are placed in the collection so clients can resolve them. ``prepared``: for each batch of
+    ``batch_size`` objects in turn, what `prepare` makes of each, worked out ahead (`prepared_ahead`); an
+    object the TLP rewriting changed is prepared again here.
     """
     report = IngestReport(
         id=str(uuid.uuid4()), request_timestamp=now_micros(), keep_successes=keep_successes,
@@ -180,7 +196,8 @@ def ingest(
         notes: dict[int, list[Normalisation]] = {}
         if table is not None:
             batch, notes = _normalise_batch(batch, table)
-        _ingest_batch(store, collection_pk, batch, report, notes, policy, present, listeners)
+        ahead = next(prepared) if prepared is not None else None
+        _ingest_batch(store, collection_pk, batch, report, notes, policy, present, listeners, ahead)
     if table is not None:
         learnt = [(i, int(level)) for i, level in table.aliases().items()
                   if i not in KNOWN_ALIAS_IDS and learnt_before.get(i) != level]
@@ -247,7 +264,7 @@ def _batches(objects: Iterable[Any], size: int) -> Iterator[list[Any]]:
 def _ingest_batch(
     store: Store, collection_pk: int, objects: list[Any], report: IngestReport,
     notes: dict[int, list[Normalisation]], policy: PolicySource | None, present: set[str],
-    listeners: Sequence[IngestListener] = (),
+    listeners: Sequence[IngestListener] = (), ahead: list[NewVersion | str] | None = None,
 ) -> None:
     offset = report.total
     report.total += len(objects)
@@ -260,7 +277,7 @@ def _ingest_batch(
             report.normalisation_count += len(records)
             room = _NOTES_KEPT - len(report.normalisations)
             report.normalisations.extend(records[:max(room, 0)])
-        prepared = prepare(obj)
+        prepared = ahead[position - offset] if ahead is not None and not records else prepare(obj)
         if (
             context is not None and not isinstance(prepared, str) and prepared.type == "marking-definition"
             and prepared.stix_id not in LEVEL_BY_OASIS_ID

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -25,7 +25,7 @@ from kizuna.core.errors import AdminError, Forbidden, NotFound
 from kizuna.core.feed_read import feed_items
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.ingest import _DUPLICATE_MESSAGE as DUPLICATE_MESSAGE
-from kizuna.core.ingest import IngestListener, IngestReport, ingest
+from kizuna.core.ingest import IngestListener, IngestReport, ingest, prepared_ahead
 from kizuna.core.policy_source import (
     ANONYMOUS_IDENTITY,
     POLICY_OPTIONS,
@@ -151,6 +151,10 @@ def _identity(name: str, country: str | None, created: str, identity_id: str | N
     if country:
         identity["x_kizuna_country"] = country
     return identity
+
+
+#: Objects an import must hold for workers to prepare them ahead: below, forking costs about what it saves.
+PREPARED_AHEAD_FROM: Final = 10_000
 
 
 class Node:
@@ -873,10 +877,20 @@ class Node:
             self.store.purge_statuses(now - self.config.status_retention_hours * 3600 * 1_000_000)
 
     # -- bulk paths for the CLI ------------------------------------------------------
-    def import_objects(self, collection: Collection, objects: Iterable[Any]) -> IngestReport:
-        with gil_shared_sooner():
-            report = ingest(self.store, collection.pk, objects, keep_successes=False, policy=self.policy,
-                            listeners=self.ingest_listeners)
+    def import_objects(self, collection: Collection, objects: Iterable[Any], *,
+                       ahead: Sequence[Any] | None = None, workers: int = 0) -> IngestReport:
+        """Store ``objects`` as an import (audited as one write). ``ahead``: the same objects as a list, which
+        ``workers`` forked processes prepare batch by batch ahead of the one being stored (`prepared_ahead`;
+        only for a process that has not written yet, whose store has no thread of its own)."""
+        prepared = (prepared_ahead(ahead, workers)
+                    if ahead is not None and workers >= 2 and len(ahead) >= PREPARED_AHEAD_FROM else None)
+        try:
+            with gil_shared_sooner():
+                report = ingest(self.store, collection.pk, objects, keep_successes=False, policy=self.policy,
+                                listeners=self.ingest_listeners, prepared=prepared)
+        finally:
+            if prepared is not None:
+                prepared.close()
         self._record_write(NODE_ADMIN, collection, report)
         return report
 

@@ -66,5 +66,5 @@ class FormatError(ValueError):
         self.where = where
 
     def __reduce__(self) -> tuple[type[FormatError], tuple[str, str | None]]:
-        # whole from a worker process (formats/forked.py): pickled by default, it came back without its where
+        # whole from a worker process (core/forked.py): pickled by default, it came back without its where
         return FormatError, (self.message, self.where)

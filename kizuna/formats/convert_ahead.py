@@ -6,7 +6,7 @@ files are independent, so workers convert the next ones while the importing proc
 Results come back in the files' order, each as it would have been converted in process (the same `convert`),
 so what is stored, reported and audited does not depend on how many workers ran.
 
-Workers are forked once, before the import writes anything (`kizuna/formats/forked.py`): they inherit the
+Workers are forked once, before the import writes anything (`kizuna/core/forked.py`): they inherit the
 converters already imported and the warninglists already loaded, and no store thread exists yet in the process
 they are forked from. At most four conversions a worker are under way or waiting, and their files' bytes at
 most `AHEAD_BYTES`, so memory holds a few files' objects, not the directory's.
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from kizuna.core.forked import in_order, usable_cores
 from kizuna.formats.base import FormatError
 from kizuna.formats.detect_format import MISP, Converted, IocOptions, convert
-from kizuna.formats.forked import in_order, usable_cores
 from kizuna.formats.stix_legacy import STIX1, STIX20
 from kizuna.formats.warninglists import Warninglists
 

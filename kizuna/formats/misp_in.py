@@ -27,8 +27,8 @@ from pymisp import MISPAttribute
 from stix2.base import _STIXBase
 from stix2.utils import format_datetime
 
+from kizuna.core.forked import in_order
 from kizuna.formats.base import ConversionReport, FormatError, Loss, Rejected
-from kizuna.formats.forked import in_order
 from kizuna.formats.misp_comments import carry
 from kizuna.formats.misp_event_fields import attach
 from kizuna.formats.misp_logs import converter_messages
@@ -386,7 +386,7 @@ def read_misp(source: str | os.PathLike[str] | bytes, name: str | None = None, *
     """Convert MISP event JSON (a file, a directory of files, or one document's bytes) to STIX 2.1.
 
     An event without a timestamp is dated ``undated`` (µs; default: a file's own time, or now for bytes).
-    ``workers``: processes forked to convert the events of a document of several (`kizuna/formats/forked.py`;
+    ``workers``: processes forked to convert the events of a document of several (`kizuna/core/forked.py`;
     a caller that has started no thread holding locks), the report the same as with none.
 
     Raises ``FormatError`` when a single document cannot be read; in a directory, each bad file is a
