@@ -8,7 +8,10 @@ and yields the results in order: what the caller makes of them cannot depend on 
 The workers are forked, not spawned: they inherit the converters the caller imported and the data it read
 (the parsed document, the warninglists) instead of importing and reading them again, and ``work`` itself
 (a closure) is inherited, never pickled; only each item's number goes to a worker and its result comes back.
-A caller forks before it starts writing, while its store has no thread that could hold a lock across the fork.
+A fork copies only the forking thread: a lock another thread held at that moment stays held in the child. The
+workers run converters and `prepare` (Python, orjson, the STIX checks), never the store, so its threads' locks
+(SQLite's, the write lock, the search backlog's) cannot stop them; logging's and the import system's locks are
+renewed in a forked child by Python itself. Use it for such pure work only, from a command, not a server.
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ def prepared_ahead(objects: Sequence[Any], workers: int,
 
     Validating, serialising and indexing an object's text take about half of a bulk import's time in the
     importing process; a prepared version comes back through a pipe for a fifth of what preparing it costs.
-    The caller forks before its store has a thread of its own (a command's first import)."""
+    For a command (core/forked.py says why the store's threads do not matter), not a server."""
     batches = (len(objects) + batch_size - 1) // batch_size
     return in_order(lambda n: [prepare(o) for o in objects[n * batch_size:(n + 1) * batch_size]], batches, workers)
 

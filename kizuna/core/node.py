@@ -881,7 +881,7 @@ class Node:
                        ahead: Sequence[Any] | None = None, workers: int = 0) -> IngestReport:
         """Store ``objects`` as an import (audited as one write). ``ahead``: the same objects as a list, which
         ``workers`` forked processes prepare batch by batch ahead of the one being stored (`prepared_ahead`;
-        only for a process that has not written yet, whose store has no thread of its own)."""
+        for a command, not a server: core/forked.py)."""
         prepared = (prepared_ahead(ahead, workers)
                     if ahead is not None and workers >= 2 and len(ahead) >= PREPARED_AHEAD_FROM else None)
         try:

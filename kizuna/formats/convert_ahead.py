@@ -7,9 +7,9 @@ Results come back in the files' order, each as it would have been converted in p
 so what is stored, reported and audited does not depend on how many workers ran.
 
 Workers are forked once, before the import writes anything (`kizuna/core/forked.py`): they inherit the
-converters already imported and the warninglists already loaded, and no store thread exists yet in the process
-they are forked from. At most four conversions a worker are under way or waiting, and their files' bytes at
-most `AHEAD_BYTES`, so memory holds a few files' objects, not the directory's.
+converters already imported and the warninglists already loaded. At most four conversions a worker are under
+way or waiting, and their files' bytes at most `AHEAD_BYTES`, so memory holds a few files' objects, not the
+directory's.
 """
 
 from __future__ import annotations

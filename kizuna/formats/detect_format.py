@@ -104,8 +104,8 @@ def convert(fmt: str, data: bytes, name: str, *, ioc: IocOptions = IocOptions(),
     Raises `FormatError` (naming ``name:line`` or a uuid) when the input as a whole is malformed;
     refused lines or attributes are in the report and the rest is converted. ``undated`` (µs, the input
     file's time): when a STIX 1.x package or a MISP event dates nothing, the time its objects get. ``workers``:
-    processes forked to convert the events of a MISP document (`misp_in.read_misp`); only for a caller that
-    has started no store thread yet.
+    processes forked to convert the events of a MISP document (`misp_in.read_misp`); for a command, not a
+    server.
     """
     if fmt == MISP:
         from kizuna.formats.misp_in import read_misp  # PyMISP and misp-stix take seconds to import

@@ -387,7 +387,7 @@ def read_misp(source: str | os.PathLike[str] | bytes, name: str | None = None, *
 
     An event without a timestamp is dated ``undated`` (µs; default: a file's own time, or now for bytes).
     ``workers``: processes forked to convert the events of a document of several (`kizuna/core/forked.py`;
-    a caller that has started no thread holding locks), the report the same as with none.
+    a command, not a server), the report the same as with none.
 
     Raises ``FormatError`` when a single document cannot be read; in a directory, each bad file is a
     ``Rejected`` entry (``where`` = FILE:LINE) and the other files are converted.
