@@ -4,7 +4,8 @@ Each timed run is a real `kizuna import` process into a fresh SQLite node (creat
 starts), so the figures include process start, format detection, conversion, warninglist flagging,
 ingest, the audit record and the report — what an operator waits for. Beside them, in the same run:
 
-- CSV: `read_ioc_list` alone on the same file, in a child process (the converter's floor);
+- CSV: `read_ioc_list` alone on the same file, in a child process (the converter's floor), and the same
+  import with `--workers 1` (every object prepared for storage in the importing process);
 - MISP: misp-stix's own conversion of the same events (`MISPtoSTIX21Parser`, objects in memory, one
   process), the floor for anything built on it (bench/bench_misp.py measures the converter itself), and
   the same import with `--workers 1` (every file converted in the importing process). The default import
@@ -138,11 +139,17 @@ def main() -> None:
         csv_path = base / "iocs.csv"
         write_csv(csv_path, args.lines)
         times, rss, report = import_runs(base, csv_path, args.runs)
+        csv_serial, csv_serial_rss, _ = import_runs(base, csv_path, args.runs, "--workers", "1")
         floor, floor_rss = converter_floor(csv_path, args.runs)
         cli_s, floor_s = statistics.median(times), statistics.median(floor)
+        csv_serial_s = statistics.median(csv_serial)
         line["csv"] = {"lines": args.lines, "stored": report["stored"],
                        "kizuna_import": {"median_s": round(cli_s, 3), "lines_per_s": round(args.lines / cli_s),
                                          "peak_rss_mb": round(rss, 1)},
+                       "kizuna_import_one_process": {"median_s": round(csv_serial_s, 3),
+                                                     "lines_per_s": round(args.lines / csv_serial_s),
+                                                     "peak_rss_mb": round(csv_serial_rss, 1)},
+                       "workers_speedup": round(csv_serial_s / cli_s, 2),
                        "read_ioc_list_alone": {"median_s": round(floor_s, 3),
                                                "lines_per_s": round(args.lines / floor_s),
                                                "peak_rss_mb": round(floor_rss, 1)}}
@@ -179,7 +186,8 @@ def main() -> None:
     line["targets"] = {"csv_lines_per_s>=50000": csv_rate >= 50_000, "misp_attributes_per_s>=5000": misp_rate >= 5000,
                        "misp_ratio>=0.7": line["misp"]["ratio_to_misp_stix"] >= 0.7}
     c, m = line["csv"], line["misp"]
-    print(f"CSV  {c['lines']} lines: kizuna import {csv_rate:>8} lines/s (peak {c['kizuna_import']['peak_rss_mb']} MB)"
+    print(f"CSV  {c['lines']} lines: kizuna import {csv_rate:>8} lines/s (peak {c['kizuna_import']['peak_rss_mb']} MB; "
+          f"one process {c['kizuna_import_one_process']['lines_per_s']} lines/s)"
           f"  read_ioc_list alone {c['read_ioc_list_alone']['lines_per_s']:>8} lines/s", file=sys.stderr)
     print(f"MISP {m['events']} events, {m['attributes']} attributes: kizuna import {misp_rate:>6} attr/s "
           f"(peak {m['kizuna_import']['peak_rss_mb']} MB, {m['kizuna_import']['conversion_workers']} workers; "
