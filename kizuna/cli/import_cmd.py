@@ -89,8 +89,8 @@ class _Import:
 
     def one(self, job: Job, outcome: Outcome | None = None, workers: int = 0) -> dict[str, Any]:
         """Import one file, converted here unless ``outcome`` brings its conversion (``workers``: processes
-        forked to convert the events of a MISP document, before anything is written); CliError when it is
-        malformed (then nothing of it is stored)."""
+        forked to convert the events of a MISP document); CliError when it is malformed (then nothing of it is
+        stored)."""
         if job.fmt == STIX:
             result = import_stix21(self.node, job.path, self.target, self.show_progress, job.label)
             return {"source": job.label, "format": job.fmt, **result, "flagged": 0, "losses": [],
@@ -124,7 +124,6 @@ class _Import:
                 "added_by_node": report.node_added, "normalised": report.normalisation_count,
                 "flagged": converted.flagged, "failures": failures, "losses": summary["losses"],
                 "rejected_input": summary["rejected"], "warnings": summary["warnings"]}
-
 
     def directory(self, files: list[Path], workers: int | None) -> tuple[list[_Source], list[_Source], int]:
         """Import each file of a directory, converted ahead by ``workers`` processes where that pays; the

@@ -164,8 +164,9 @@ def prepared_ahead(objects: Sequence[Any], workers: int,
     """What `prepare` makes of each batch of ``objects``, batch by batch, worked out by ``workers`` forked
     processes (core/forked.py) while the caller stores the batches before: for `ingest`'s ``prepared``.
 
-    Validating, serialising and indexing an object's text take about half of a bulk import's time in the
-    importing process; a prepared version comes back through a pipe for a fifth of what preparing it costs.
+    Validating, serialising and indexing an object's text took about a third of a CSV import's time in the
+    importing process; a prepared version comes back through a pipe for less than half of what preparing it
+    costs (bench/README.md).
     For a command (core/forked.py says why the store's threads do not matter), not a server."""
     batches = (len(objects) + batch_size - 1) // batch_size
     return in_order(lambda n: [prepare(o) for o in objects[n * batch_size:(n + 1) * batch_size]], batches, workers)

@@ -44,8 +44,7 @@ class Job:
 @dataclass(frozen=True)
 class Outcome:
     """A file's conversion, or why it has none: ``unreadable`` (the operating system's reason) or ``malformed``
-    (a `FormatError`'s message and where; plain strings, as an exception with its own arguments does not come
-    back whole from another process)."""
+    (a `FormatError`'s message and where)."""
 
     job: Job
     converted: Converted | None = None
@@ -75,7 +74,7 @@ def _undated(path: Path) -> int:
 
 def convert_file(job: Job, ioc: IocOptions, warninglists: Warninglists | None, workers: int = 0) -> Outcome:
     """``job``'s file read and converted, in whichever process calls it; ``workers``: processes converting the
-    events of one MISP document (a caller that has written nothing yet; `convert`)."""
+    events of one MISP document (`convert`)."""
     try:
         data = job.path.read_bytes()
         undated = _undated(job.path)

@@ -279,7 +279,10 @@ def _date_sighting_organisations(produced: list[dict[str, Any]], event: Mapping[
                  and isinstance(sighting.get("Organisation"), Mapping)}
     if not reporters:
         return
-    stamp = datetime.fromtimestamp(int(event["timestamp"]), UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    try:
+        stamp = datetime.fromtimestamp(int(event["timestamp"]), UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    except (ValueError, OverflowError, OSError):  # check_event refuses such a timestamp before misp-stix reads it
+        return
     for obj in produced:
         if obj["type"] == "identity" and obj["id"] in reporters:
             obj["created"] = obj["modified"] = stamp
