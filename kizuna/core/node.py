@@ -685,8 +685,11 @@ class Node:
         return [c for c in self.store.list_collections(api_root) if principal.sees_collection(c)]
 
     def collection_for(self, principal: Principal, api_root: str, ref: str) -> Collection:
-        self.api_root(api_root)
+        # The collection first: found, its API root exists (a collection cannot outlive it), and every request
+        # of a collection saves the API root's round trip to the store; not found, the API root is asked.
         collection = self.store.get_collection(api_root, ref)
+        if collection is None:
+            self.api_root(api_root)
         if collection is None or not principal.sees_collection(collection):
             raise NotFound("no such collection")
         return collection

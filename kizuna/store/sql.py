@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 from kizuna.stix.timestamps import now_micros
 from kizuna.store import feed_facts, object_refs
@@ -820,35 +820,39 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
         ``BEGIN IMMEDIATE`` already holds the database lock), so appends from every process
         are serialised and the chain never forks; it returns the head it locked.
 
-        ``lazily``: the commit need not wait for the database's log to reach the disk (`_commit_lazily`). The
+        ``lazily``: the commit need not wait for the database's log to reach the disk (`_lock_audit_head`). The
         records are written and the chain whole either way; a crash of the database server (not of the node)
         may lose the last fraction of a second of such records, and the chain then ends before them.
         """
         if not entries:
             return []
         with self._write() as cur:
-            if lazily:
-                self._commit_lazily(cur)
-            cur.execute("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
-            seq, prev = cur.fetchone()
-            seq = int(seq)
+            seq, prev = self._lock_audit_head(cur, lazily)
             records: list[AuditRecord] = []
             for entry in entries:
                 seq += 1
                 digest = seal(seq, prev, entry)
                 records.append(AuditRecord(seq, entry.at, entry.kind, entry.principal, entry.body, prev, digest))
                 prev = digest
-            cur.executemany(
-                "INSERT INTO audit_log (seq, at, kind, principal, body, prev_hash, hash) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(r.seq, r.at, r.kind, r.principal, r.body, r.prev_hash, r.hash) for r in records],
-            )
-            cur.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (seq, prev))
+            self._write_audit_records(cur, records)
         return records
 
-    def _commit_lazily(self, cur: Any) -> None:
-        """Let this transaction's commit return before the log is flushed. Nothing by default: SQLite in WAL mode
-        with ``synchronous = NORMAL`` (store/sqlite/store.py) commits every transaction so already."""
+    _AUDIT_INSERT: Final = ("INSERT INTO audit_log (seq, at, kind, principal, body, prev_hash, hash) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+    def _lock_audit_head(self, cur: Any, lazily: bool) -> tuple[int, str]:
+        """The chain's head, locked for this transaction. ``lazily``: let the transaction's commit return before
+        the log is flushed; SQLite in WAL mode with ``synchronous = NORMAL`` (store/sqlite/store.py) commits every
+        transaction so already."""
+        cur.execute("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
+        seq, prev = cur.fetchone()
+        return int(seq), str(prev)
+
+    def _write_audit_records(self, cur: Any, records: list[AuditRecord]) -> None:
+        """The new records, and the head moved to the last of them."""
+        cur.executemany(self._AUDIT_INSERT,
+                        [(r.seq, r.at, r.kind, r.principal, r.body, r.prev_hash, r.hash) for r in records])
+        cur.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (records[-1].seq, records[-1].hash))
 
     def audit_records(self, after_seq: int = 0, limit: int = 1000) -> list[AuditRecord]:
         with self._read() as cur:

@@ -487,3 +487,15 @@ def test_non_ascii_numbers_in_parameters_are_400(node: Node, name: str, value: s
     response = node.session().get(objects_url(node), params={name: value})
     assert_taxii_error(response, 400)
     assert_alive(node)
+
+
+def test_an_unknown_api_root_or_collection_is_a_404_naming_which(node: Node) -> None:
+    # rules §4: a collection the token may not see, or that does not exist, is 404; the node says which of the
+    # API root and the collection it did not find (the collection is looked up first, the root only then).
+    session = node.session()
+    unknown_root = assert_taxii_error(session.get(f"{node.base}/nope/collections/{node.collection}/objects/"), 404)
+    assert "API root" in unknown_root["title"] + unknown_root.get("description", "")
+    unknown = assert_taxii_error(session.get(f"{node.base}/main/collections/{uuid.uuid4()}/objects/"), 404)
+    assert "collection" in unknown["title"] + unknown.get("description", "")
+    assert "API root" not in unknown["title"] + unknown.get("description", "")
+    assert_taxii(session.get(objects_url(node)))
