@@ -288,12 +288,20 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                 [(token.id, g.collection_pk, int(g.can_read), int(g.can_write)) for g in token.grants],
             )
 
-    def _tokens(self, cur: Any, where: str, params: tuple[Any, ...]) -> list[TokenRecord]:
-        cur.execute(
-            "SELECT id, organisation_id, secret_hash, label, created_at, revoked_at, expires_at, cert_sha256, "
-            f"previous_secret_hash, previous_valid_until, agreement_id FROM tokens {where} ORDER BY created_at, id",
-            params,
+    _TOKEN_COLUMNS: Final = ("t.id, t.organisation_id, t.secret_hash, t.label, t.created_at, t.revoked_at, "
+                             "t.expires_at, t.cert_sha256, t.previous_secret_hash, t.previous_valid_until, "
+                             "t.agreement_id")
+
+    @staticmethod
+    def _token(t: Sequence[Any], grants: Sequence[Grant]) -> TokenRecord:
+        return TokenRecord(
+            id=t[0], organisation_id=t[1], secret_hash=t[2], label=t[3], created_at=t[4],
+            revoked_at=t[5], grants=tuple(grants), expires_at=t[6],
+            trust=TokenTrust(t[7], t[8], None if t[9] is None else int(t[9])), agreement_id=t[10],
         )
+
+    def _tokens(self, cur: Any, where: str, params: tuple[Any, ...]) -> list[TokenRecord]:
+        cur.execute(f"SELECT {self._TOKEN_COLUMNS} FROM tokens t {where} ORDER BY t.created_at, t.id", params)
         tokens = cur.fetchall()
         if not tokens:
             return []
@@ -305,19 +313,22 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
         grants: dict[str, list[Grant]] = {}
         for token_id, pk, can_read, can_write in cur.fetchall():
             grants.setdefault(token_id, []).append(Grant(int(pk), bool(can_read), bool(can_write)))
-        return [
-            TokenRecord(
-                id=t[0], organisation_id=t[1], secret_hash=t[2], label=t[3], created_at=t[4],
-                revoked_at=t[5], grants=tuple(grants.get(t[0], ())), expires_at=t[6],
-                trust=TokenTrust(t[7], t[8], None if t[9] is None else int(t[9])), agreement_id=t[10],
-            )
-            for t in tokens
-        ]
+        return [self._token(t, grants.get(t[0], ())) for t in tokens]
 
     def get_token(self, token_id: str) -> TokenRecord | None:
+        # One statement with its grants: every authenticated request asks, and on PostgreSQL each statement is
+        # a round trip to a database the read path keeps busy.
         with self._read() as cur:
-            found = self._tokens(cur, "WHERE id = ?", (token_id,))
-        return found[0] if found else None
+            cur.execute(
+                f"SELECT {self._TOKEN_COLUMNS}, g.collection_pk, g.can_read, g.can_write FROM tokens t "
+                "LEFT JOIN grants g ON g.token_id = t.id WHERE t.id = ? ORDER BY g.collection_pk",
+                (token_id,),
+            )
+            rows = cur.fetchall()
+        if not rows:
+            return None
+        grants = [Grant(int(r[11]), bool(r[12]), bool(r[13])) for r in rows if r[11] is not None]
+        return self._token(rows[0], grants)
 
     def list_tokens(self) -> list[TokenRecord]:
         with self._read() as cur:
