@@ -831,14 +831,16 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
         ``BEGIN IMMEDIATE`` already holds the database lock), so appends from every process
         are serialised and the chain never forks; it returns the head it locked.
 
-        ``lazily``: the commit need not wait for the database's log to reach the disk (`_lock_audit_head`). The
+        ``lazily``: the commit need not wait for the database's log to reach the disk (`_audit_head_lock`). The
         records are written and the chain whole either way; a crash of the database server (not of the node)
         may lose the last fraction of a second of such records, and the chain then ends before them.
         """
         if not entries:
             return []
         with self._write() as cur:
-            seq, prev = self._lock_audit_head(cur, lazily)
+            cur.execute(self._audit_head_lock(lazily))
+            head = cur.fetchone()
+            seq, prev = int(head[0]), str(head[1])
             records: list[AuditRecord] = []
             for entry in entries:
                 seq += 1
@@ -851,18 +853,19 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
     _AUDIT_INSERT: Final = ("INSERT INTO audit_log (seq, at, kind, principal, body, prev_hash, hash) "
                             "VALUES (?, ?, ?, ?, ?, ?, ?)")
 
-    def _lock_audit_head(self, cur: Any, lazily: bool) -> tuple[int, str]:
-        """The chain's head, locked for this transaction. ``lazily``: let the transaction's commit return before
-        the log is flushed; SQLite in WAL mode with ``synchronous = NORMAL`` (store/sqlite/store.py) commits every
-        transaction so already."""
-        cur.execute("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
-        seq, prev = cur.fetchone()
-        return int(seq), str(prev)
+    def _audit_head_lock(self, lazily: bool) -> str:
+        """The statement that locks the chain's head for this transaction and returns its seq and hash first.
+        ``lazily``: it also lets the transaction's commit return before the log is flushed, which SQLite in WAL mode
+        with ``synchronous = NORMAL`` (store/sqlite/store.py) does for every transaction already."""
+        return "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash"
+
+    @staticmethod
+    def _audit_row(record: AuditRecord) -> tuple[Any, ...]:
+        return (record.seq, record.at, record.kind, record.principal, record.body, record.prev_hash, record.hash)
 
     def _write_audit_records(self, cur: Any, records: list[AuditRecord]) -> None:
         """The new records, and the head moved to the last of them."""
-        cur.executemany(self._AUDIT_INSERT,
-                        [(r.seq, r.at, r.kind, r.principal, r.body, r.prev_hash, r.hash) for r in records])
+        cur.executemany(self._AUDIT_INSERT, [self._audit_row(r) for r in records])
         cur.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (records[-1].seq, records[-1].hash))
 
     def audit_records(self, after_seq: int = 0, limit: int = 1000) -> list[AuditRecord]:

@@ -114,17 +114,13 @@ class PostgresStore(SqlStore):
         except psycopg.errors.UniqueViolation as exc:  # rolled back by the transaction block
             raise unique_conflict(_unique_columns(exc)) from exc
 
-    def _lock_audit_head(self, cur: Any, lazily: bool) -> tuple[int, str]:
-        if not lazily:
-            return super()._lock_audit_head(cur, lazily)
+    def _audit_head_lock(self, lazily: bool) -> str:
         # The WAL writer flushes such a commit within three wal_writer_delay (600 ms by default); until then a
         # crash of the server, not of the node, can lose it, as SQLite's synchronous=NORMAL can on power loss.
         # Set with the head's lock, in the same statement: each statement is a round trip to a database the
         # read path keeps busy (a quarter of a partner's page at 10M was its audit record's six).
-        cur.execute("UPDATE audit_head SET seq = seq WHERE id = 1 "
-                    "RETURNING seq, hash, set_config('synchronous_commit', 'off', true)")
-        seq, prev, _ = cur.fetchone()
-        return int(seq), str(prev)
+        lock = super()._audit_head_lock(lazily)
+        return f"{lock}, set_config('synchronous_commit', 'off', true)" if lazily else lock
 
     def _write_audit_records(self, cur: Any, records: list[AuditRecord]) -> None:
         if len(records) != 1:
@@ -133,8 +129,7 @@ class PostgresStore(SqlStore):
         # One record (every read's): inserted and the head moved in one statement, one round trip.
         record = records[0]
         cur.execute(f"WITH added AS ({self._AUDIT_INSERT}) UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",
-                    (record.seq, record.at, record.kind, record.principal, record.body, record.prev_hash,
-                     record.hash, record.seq, record.hash))
+                    (*self._audit_row(record), record.seq, record.hash))
 
     def _lock_collection(self, cur: Any, collection_pk: int) -> tuple[int, int]:
         cur.execute(
