@@ -63,7 +63,7 @@ class _Import:
     def __init__(self, node: Node, target: Collection, fmt: str, ioc: IocOptions, lists: tuple[str, ...] | None,
                  show_progress: bool, workers: int) -> None:
         self.node, self.target, self.fmt, self.ioc = node, target, fmt, ioc
-        self.workers = workers  # processes preparing a converted file's objects ahead of the one storing them
+        self.workers = workers  # processes converting and preparing ahead of the one storing (1: none)
         self.lists = lists
         self.show_progress = show_progress
         self._warninglists: Warninglists | None = None
@@ -125,8 +125,8 @@ class _Import:
                 "flagged": converted.flagged, "failures": failures, "losses": summary["losses"],
                 "rejected_input": summary["rejected"], "warnings": summary["warnings"]}
 
-    def directory(self, files: list[Path], workers: int | None) -> tuple[list[_Source], list[_Source], int]:
-        """Import each file of a directory, converted ahead by ``workers`` processes where that pays; the
+    def directory(self, files: list[Path]) -> tuple[list[_Source], list[_Source], int]:
+        """Import each file of a directory, converted ahead by worker processes where that pays; the
         sources imported, those not (one bad file is reported, the others are imported), and how many
         processes converted files ahead."""
         sources: list[_Source] = []
@@ -138,7 +138,7 @@ class _Import:
             except CliError as exc:
                 planned.append(exc)
         jobs = [job for job in planned if isinstance(job, Job)]
-        helpers = workers_for(jobs, workers)
+        helpers = workers_for(jobs, self.workers)
         # loaded before the workers fork, which inherit them; not at all for a directory of STIX 2.1 only
         lists = self.warninglists() if any(job.fmt != STIX for job in jobs) else None
         outcomes = converted_in_order(jobs, self.ioc, lists, helpers)
@@ -161,10 +161,6 @@ class _Import:
         finally:
             outcomes.close()  # the workers end with the import, whatever ends it
         return sources, failed, helpers
-
-
-def _cores(asked: int | None) -> int:
-    return usable_cores() if asked is None else asked
 
 
 def _detect(head: bytes, label: str) -> str:
@@ -319,7 +315,7 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
         made_by = found.id
     run = _Import(node, target, fmt, IocOptions(tlp=tlp, labels=labels, confidence=confidence,
                                                 valid_until=valid_until, created_by_ref=made_by), lists,
-                  progress_wanted(as_json, quiet), _cores(workers))
+                  progress_wanted(as_json, quiet), usable_cores() if workers is None else workers)
     sources: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     skipped: list[str] = []
@@ -328,16 +324,16 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
     with tempfile.TemporaryDirectory(prefix="kizuna-import-") as spool:
         if is_url(source):
             path = fetch_url(source, Path(spool), max_bytes=max_bytes, timeout=timeout)
-            sources.append(run.one(run.job(path, source), workers=_cores(workers)))
+            sources.append(run.one(run.job(path, source), workers=run.workers))
         elif Path(source).is_dir():
             files, skipped, subdirectories = _files_of(Path(source))
             if not files:
                 raise CliError("the directory holds no files to import", code="empty", file=source)
-            sources, failed, helpers = run.directory(files, workers)
+            sources, failed, helpers = run.directory(files)
         else:
             if not Path(source).exists():
                 raise CliError("no such file, directory or http(s) URL", code="io", file=source)
-            sources.append(run.one(run.job(Path(source), source), workers=_cores(workers)))
+            sources.append(run.one(run.job(Path(source), source), workers=run.workers))
     result: dict[str, Any] = {
         "collection": target.id, "sources": sources, "failed_sources": failed, "skipped": skipped,
         "skipped_directories": subdirectories, "conversion_workers": helpers,

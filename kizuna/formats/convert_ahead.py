@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from kizuna.core.forked import in_order, usable_cores
+from kizuna.core.forked import in_order
 from kizuna.formats.base import FormatError
 from kizuna.formats.detect_format import MISP, Converted, IocOptions, convert
 from kizuna.formats.stix_legacy import STIX1, STIX20
@@ -44,7 +44,7 @@ class Job:
 @dataclass(frozen=True)
 class Outcome:
     """A file's conversion, or why it has none: ``unreadable`` (the operating system's reason) or ``malformed``
-    (a `FormatError`'s message and where)."""
+    (a `FormatError`'s message and where: plain values, which compare)."""
 
     job: Job
     converted: Converted | None = None
@@ -87,13 +87,10 @@ def convert_file(job: Job, ioc: IocOptions, warninglists: Warninglists | None, w
         return Outcome(job, malformed=(exc.message, exc.where))
 
 
-def workers_for(jobs: Sequence[Job], asked: int | None) -> int:
-    """How many workers an import of ``jobs`` gets: ``asked`` (0 or 1: none), else one per usable core, never
-    more than the files worth one; none for a single such file, which gains nothing from being converted
-    beside nothing."""
-    worth = sum(1 for job in jobs if job.fmt in WORTH_A_WORKER)
-    wanted = usable_cores() if asked is None else asked
-    count = min(wanted, worth)
+def workers_for(jobs: Sequence[Job], wanted: int) -> int:
+    """How many workers an import of ``jobs`` gets: ``wanted`` (0 or 1: none), never more than the files worth
+    one; none for a single such file, which gains nothing from being converted beside nothing."""
+    count = min(wanted, sum(1 for job in jobs if job.fmt in WORTH_A_WORKER))
     return count if count >= 2 else 0
 
 

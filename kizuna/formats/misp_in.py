@@ -269,12 +269,12 @@ def _mark_not_for_detection(produced: list[dict[str, Any]], event: Mapping[str, 
             obj[NOT_FOR_DETECTION_PROPERTY] = True
 
 
-def _date_sighting_organisations(produced: list[dict[str, Any]], event: Mapping[str, Any]) -> None:
+def _date_sighting_organisations(produced: list[dict[str, Any]], event: dict[str, Any]) -> None:
     """misp-stix makes an identity for each organisation that reported a sighting without a date of its own, which
     stix2 dates now, to the microsecond: every import of the same event stored a new version of each. They are
     dated as the event's own organisation is, at the event's timestamp."""
     reporters = {f"identity--{sighting['Organisation'].get('uuid')}"
-                 for record in event_records(dict(event)) if isinstance(record, Mapping)
+                 for record in event_records(event) if isinstance(record, Mapping)
                  for sighting in record.get("Sighting") or () if isinstance(sighting, Mapping)
                  and isinstance(sighting.get("Organisation"), Mapping)}
     if not reporters:
@@ -354,20 +354,18 @@ def _read_document(source: _Source, undated: int | None, workers: int = 0) -> Co
     for event in events:
         check_event(event, source)
 
-    def converted(index: int) -> ConversionReport | FormatError:
+    def converted(index: int) -> ConversionReport:
         event = events[index]
         try:
             return convert_event(event, copy_input=False, undated=undated)
-        except FormatError as error:  # returned, to be raised in order, whichever process converted it
-            return FormatError(error.message, error.where or source.where(event.get("uuid")))
+        except FormatError as error:  # raised in order, whichever process converted it (it pickles whole)
+            raise FormatError(error.message, error.where or source.where(event.get("uuid"))) from None
 
     report = ConversionReport(FORMAT)
     shared: set[str] = set()
     parts = in_order(converted, len(events), workers)
     try:
         for part in parts:
-            if isinstance(part, FormatError):
-                raise part
             _merge(report, part, shared)
     finally:
         parts.close()
