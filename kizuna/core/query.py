@@ -222,11 +222,15 @@ class Choice:
         )
 
     def prepare(self, rows: Sequence[VersionRow]) -> None:
-        """Look up, in one go, the other versions of the batch's objects whose choice depends on the viewer."""
-        if self._viewer.policy is None or self._all:
+        """Look up, in one go, the other versions of the batch's objects whose choice depends on the viewer:
+        only of rows the viewer sees (``body`` serves no other), so a partner who sees a fifth of a page's
+        candidates looks up a fifth of their objects, and none when it sees none of them."""
+        viewer = self._viewer
+        if viewer.policy is None or self._all:
             return  # a reader who sees every version: the stored first/last are its own
         settled = self._settled
-        wanted = [row.stix_id for row in rows if not settled(row) and row.stix_id not in self._siblings]
+        wanted = [row.stix_id for row in rows
+                  if not settled(row) and row.stix_id not in self._siblings and sees(viewer, row)]
         if wanted:
             self._siblings.update(self._lookup(self._viewer.collection.pk, list(dict.fromkeys(wanted))))
 
