@@ -602,25 +602,30 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
 
     def column_shapes(self, collection_pk: int, after: int, limit: int) -> ColumnShapes:
         """The distinct (type, created_by_ref, markings) of the next ``limit`` versions of a collection added after
-        ``after`` (by date_added), as the read path's column shapes (core/stored_shapes.py)."""
+        ``after`` (by date_added), as the read path's column shapes (core/stored_shapes.py).
+
+        One statement, the collection's recorded newest ``date_added`` on every row (and alone on one row when
+        nothing was added): every partner's page takes such a step, usually an empty one, and on PostgreSQL each
+        statement is a round trip."""
         with self._read() as cur:
             cur.execute(
-                "SELECT type, created_by_ref, markings, COUNT(*), MAX(date_added), "
-                "MIN(CASE WHEN substr(stix_id, 1, length(type) + 2) = type || '--' THEN 1 ELSE 0 END) "
+                "SELECT c.last_added, g.* FROM collections c LEFT JOIN ("
+                "SELECT type, created_by_ref, markings, COUNT(*) AS versions, MAX(date_added) AS newest, "
+                "MIN(CASE WHEN substr(stix_id, 1, length(type) + 2) = type || '--' THEN 1 ELSE 0 END) AS typed "
                 "FROM (SELECT type, created_by_ref, markings, date_added, stix_id FROM objects "
                 "WHERE collection_pk = ? AND date_added > ? ORDER BY date_added LIMIT ?) recent "
-                "GROUP BY type, created_by_ref, markings",
-                (collection_pk, after, limit),
+                "GROUP BY type, created_by_ref, markings) g ON 1 = 1 WHERE c.pk = ?",
+                (collection_pk, after, limit, collection_pk),
             )
-            groups = cur.fetchall()
-            cur.execute("SELECT last_added FROM collections WHERE pk = ?", (collection_pk,))
-            found = cur.fetchone()
+            found = cur.fetchall()
+        last_added = found[0][0] if found else None
+        groups = [row[1:] for row in found if row[4] is not None]  # COUNT(*) is never NULL in a group
         return ColumnShapes(
             [(str(t), producer, markings) for t, producer, markings, _, _, _ in groups],
             sum(int(g[3]) for g in groups),
             max((int(g[4]) for g in groups), default=after),
             all(int(g[5]) == 1 for g in groups),
-            int(found[0]) if found is not None and found[0] is not None else 0,
+            int(last_added) if last_added is not None else 0,
         )
 
     def referencing(
