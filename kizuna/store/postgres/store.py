@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from kizuna.store.base import AddResult, AuditRecord, NewVersion, Outcome, StoreError, unique_conflict
+from kizuna.store.base import (
+    AddResult,
+    AuditEntry,
+    AuditRecord,
+    NewVersion,
+    Outcome,
+    StoreError,
+    unique_conflict,
+)
 from kizuna.store.postgres.migrations import MIGRATIONS
 from kizuna.store.search_index import PostgresSearchIndex
 from kizuna.store.sql import SqlStore, effective_schema_version
@@ -77,6 +85,10 @@ class PostgresStore(SqlStore):
         self._atomic = threading.local()
         self._inserted = 0
         self._analyze_at = 5_000
+        #: The audit chain's head as this process last wrote or read it (seq, hash): the guess `append_audit`
+        #: appends one record after, checked by the database in the same statement.
+        self._audit_head: tuple[int, str] | None = None
+        self._audit_head_guard = threading.Lock()
         try:
             # One direct attempt first, bounded by a connect timeout: a database that does not exist
             # or a host that does not answer is reported at once, not after the pool's retry loop.
@@ -121,6 +133,48 @@ class PostgresStore(SqlStore):
         # read path keeps busy (a quarter of a partner's page at 10M was its audit record's six).
         lock = super()._audit_head_lock(lazily)
         return f"{lock}, set_config('synchronous_commit', 'off', true)" if lazily else lock
+
+    def append_audit(
+        self, entries: Sequence[AuditEntry], seal: Callable[[int, str, AuditEntry], str], *, lazily: bool = False
+    ) -> list[AuditRecord]:
+        """As the SQL store's, and one record outside an ``atomic()`` block (every read's) in one round trip
+        when this process wrote the chain's last record: appended after the head it remembers, in a single
+        statement (its own transaction) that moves the head only if the head is still that one. Another process
+        (or thread) that appended meanwhile makes it move nothing and insert nothing; the record is then
+        appended as before, after the head locked and read (four round trips: begin, lock, write, commit)."""
+        if len(entries) == 1 and getattr(self._atomic, "stack", None) is None:
+            appended = self._append_after_known_head(entries[0], seal, lazily)
+            if appended is not None:
+                return [appended]
+        records = super().append_audit(entries, seal, lazily=lazily)
+        if records and getattr(self._atomic, "stack", None) is None:  # committed: the head is its last record
+            with self._audit_head_guard:
+                self._audit_head = (records[-1].seq, records[-1].hash)
+        return records
+
+    def _append_after_known_head(
+        self, entry: AuditEntry, seal: Callable[[int, str, AuditEntry], str], lazily: bool,
+    ) -> AuditRecord | None:
+        with self._audit_head_guard:  # this process's appenders take turns, as the head's row lock makes them
+            if self._audit_head is None:
+                return None
+            seq, prev = self._audit_head
+            record = AuditRecord(seq + 1, entry.at, entry.kind, entry.principal, entry.body, prev,
+                                 seal(seq + 1, prev, entry))
+            # set_config runs as the head moves, before the insert reads the moved row: the statement's commit
+            # (its implicit transaction ends with it) then need not wait for the log flush (`_audit_head_lock`).
+            commit_setting = ", set_config('synchronous_commit', 'off', true)" if lazily else ""
+            with self._reader() as cur:
+                cur.execute(
+                    "WITH moved AS (UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ? "
+                    f"RETURNING seq{commit_setting}) "
+                    "INSERT INTO audit_log (seq, at, kind, principal, body, prev_hash, hash) "
+                    "SELECT ?, ?, ?, ?, ?, ?, ? FROM moved",
+                    (record.seq, record.hash, seq, prev, *self._audit_row(record)),
+                )
+                appended = cur.rowcount == 1
+            self._audit_head = (record.seq, record.hash) if appended else None
+            return record if appended else None
 
     def _write_audit_records(self, cur: Any, records: list[AuditRecord]) -> None:
         if len(records) != 1:
