@@ -10,31 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-
 from kizuna.core.audit import KINDS, READ_KINDS
-
-
-def _note_commit_setting(url: str) -> None:
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute("CREATE TABLE commit_settings (seq BIGINT PRIMARY KEY, setting TEXT NOT NULL)")
-        connection.execute(
-            "CREATE FUNCTION note_commit_setting() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "INSERT INTO commit_settings VALUES (NEW.seq, current_setting('synchronous_commit')); RETURN NEW; END $$")
-        connection.execute("CREATE TRIGGER note_commit_setting AFTER INSERT ON audit_log "
-                           "FOR EACH ROW EXECUTE FUNCTION note_commit_setting()")
-
-
-def _settings(url: str) -> dict[int, str]:
-    with psycopg.connect(url, autocommit=True) as connection:
-        return dict(connection.execute("SELECT seq, setting FROM commit_settings").fetchall())
+from tests.store.audit_rows import audit_notes, note_beside_audit_rows
 
 
 def test_read_records_do_not_wait_for_the_log_and_change_records_do(home_node: Any, store_url: str) -> None:
     assert READ_KINDS == {"egress", "search"} and READ_KINDS <= KINDS
     postgres = store_url.startswith("postgresql")
     if postgres:
-        _note_commit_setting(store_url)
+        note_beside_audit_rows(store_url, "current_setting('synchronous_commit')")
     written = {kind: home_node.audit.record(kind, "token:test", {"n": n}).seq
                for n, kind in enumerate(["egress", "write", "search", "delete", "egress", "token-created"])}
     verified = home_node.audit.verify()
@@ -42,7 +26,7 @@ def test_read_records_do_not_wait_for_the_log_and_change_records_do(home_node: A
     kept = {record.seq: record.kind for record in home_node.audit.records()}
     assert all(kept[seq] == kind for kind, seq in written.items())
     if postgres:
-        settings = _settings(store_url)
+        settings = audit_notes(store_url)
         # each change record follows a read record, on the connection the pool hands back first: the setting
         # did not outlive the read record's transaction
         assert {kind: settings[seq] for kind, seq in written.items()} == {

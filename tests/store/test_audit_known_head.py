@@ -9,35 +9,22 @@ from __future__ import annotations
 
 import threading
 
-import psycopg
-
 from kizuna.core.audit import AuditLog
 from kizuna.store import open_store
 from kizuna.store.sql import SqlStore
+from tests.store.audit_rows import audit_notes, note_beside_audit_rows
 
 ONE_STATEMENT = "WITH moved AS (UPDATE audit_head"
 
 
-def _note_statements(url: str) -> None:
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute("CREATE TABLE audit_statements (seq BIGINT PRIMARY KEY, statement TEXT NOT NULL)")
-        connection.execute(
-            "CREATE FUNCTION note_audit_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "INSERT INTO audit_statements VALUES (NEW.seq, current_query()); RETURN NEW; END $$")
-        connection.execute("CREATE TRIGGER note_audit_statement AFTER INSERT ON audit_log "
-                           "FOR EACH ROW EXECUTE FUNCTION note_audit_statement()")
-
-
 def _one_statement(url: str) -> dict[int, bool]:
-    with psycopg.connect(url, autocommit=True) as connection:
-        rows = connection.execute("SELECT seq, statement FROM audit_statements").fetchall()
-    return {int(seq): statement.lstrip().startswith(ONE_STATEMENT) for seq, statement in rows}
+    return {seq: statement.lstrip().startswith(ONE_STATEMENT) for seq, statement in audit_notes(url).items()}
 
 
 def test_records_from_two_processes_keep_one_chain(store: SqlStore) -> None:
     postgres = store.url.startswith("postgresql")
     if postgres:
-        _note_statements(store.url)
+        note_beside_audit_rows(store.url, "current_query()")
     other = open_store(store.url)
     try:
         first, second = AuditLog(store), AuditLog(other)
