@@ -549,7 +549,9 @@ class Node:
         ceiling = principal.tlp_ceiling
         if principal.is_admin and ceiling is None:
             return Viewer(principal, collection)  # the local operator holds the store itself
-        ctx = self.policy.context()
+        # The policy's generation and the collection's change stamp in one statement (one round trip on PostgreSQL).
+        generation, stamp = self.store.policy_generation_and_change_stamp(collection.pk)
+        ctx = self.policy.context(generation)
         org_id = principal.organisation_id
         unrestricted = principal.is_admin or (
             ctx.options.home_organisation_sees_everything and principal.agreement_id is None
@@ -563,7 +565,7 @@ class Node:
         agreement: Agreement | None = None
         if principal.agreement_id is not None:
             # A token bound to an agreement that no longer exists reads nothing but its own objects.
-            agreement = self.policy.agreement(principal.agreement_id) or Agreement(
+            agreement = self.policy.agreement(principal.agreement_id, generation) or Agreement(
                 principal.agreement_id, 0, org_id or "", collections=frozenset()
             )
         policy = compile_viewer(
@@ -594,8 +596,15 @@ class Node:
         def anything_relayed() -> bool:
             return self.store.holds_provenance(collection.pk)
 
+        first_stamp: list[tuple[int | None, int | None]] = [stamp]
+
         def change_stamp() -> tuple[int | None, int | None]:
-            return self.store.collection_change_stamp(collection.pk)
+            # The first batch takes the stamp read with the generation, before any of the data it is checked
+            # against (a verdict kept under it is never older than it); later batches of a long walk read it again.
+            try:
+                return first_stamp.pop()  # atomic: a page computed ahead may ask from another thread
+            except IndexError:
+                return self.store.collection_change_stamp(collection.pk)
 
         return Viewer(principal, collection, policy, lookup, relayed, stored_shapes, anything_relayed, change_stamp)
 

@@ -111,8 +111,11 @@ class PolicySource:
         self._aliases: dict[str, TlpLevel] = {}
         self._agreements: dict[str, Agreement] = {}
 
-    def context(self) -> PolicyContext:
-        generation = self._store.policy_generation()
+    def context(self, generation: int | None = None) -> PolicyContext:
+        """The context of the policy's current generation; ``generation``: as the caller has just read it (with
+        something else, in one statement), instead of reading it here."""
+        if generation is None:
+            generation = self._store.policy_generation()
         context = self._context
         if context is not None and generation == self._generation:
             return context
@@ -122,8 +125,8 @@ class PolicySource:
                 self._generation = generation
             return self._context
 
-    def agreement(self, agreement_id: str) -> Agreement | None:
-        self.context()
+    def agreement(self, agreement_id: str, generation: int | None = None) -> Agreement | None:
+        self.context(generation)
         return self._agreements.get(agreement_id)
 
     def alias_table(self) -> TlpAliasTable:

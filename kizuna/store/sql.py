@@ -713,6 +713,19 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
             row = cur.fetchone()
         return 0 if row is None else int(row[0])
 
+    def policy_generation_and_change_stamp(self, collection_pk: int) -> tuple[int, tuple[int | None, int | None]]:
+        """``policy_generation`` and ``collection_change_stamp`` in one statement: what every read of a collection
+        by a partner asks first (core/node.py), and on PostgreSQL each statement is a round trip."""
+        with self._read() as cur:
+            cur.execute(
+                "SELECT (SELECT generation FROM policy_state WHERE id = 1), "
+                "(SELECT MAX(date_added) FROM objects WHERE collection_pk = ?), "
+                "(SELECT MAX(deleted_at) FROM tombstones WHERE collection_pk = ?)", (collection_pk, collection_pk),
+            )
+            generation, added, deleted = cur.fetchone()
+        return (0 if generation is None else int(generation),
+                (None if added is None else int(added), None if deleted is None else int(deleted)))
+
     def bump_policy_generation(self) -> None:
         with self._write() as cur:
             self._bump(cur)

@@ -32,3 +32,24 @@ def test_the_stamp_moves_on_writes_and_deletes_of_its_collection_only(store_url:
         assert store.collection_change_stamp(pk) == (later[0].date_added, stamp[1])
     finally:
         store.close()
+
+
+def test_the_policy_generation_comes_with_the_stamp_as_each_alone_says(store_url: str) -> None:
+    store, pk = _store_with_collection(store_url)
+    try:
+        start = store.policy_generation()
+        for step in range(3):
+            if step == 1:
+                store.add_versions(pk, [version(1, CLEAR)])
+                store.bump_policy_generation()
+            if step == 2:
+                store.delete_versions(pk, OBJECT, VersionSelector(all=True), None)
+                store.bump_policy_generation()
+                store.bump_policy_generation()
+            together = store.policy_generation_and_change_stamp(pk)
+            assert together == (store.policy_generation(), store.collection_change_stamp(pk))
+            assert together[0] == start + [0, 1, 3][step]
+            unset = (together[1][0] is None, together[1][1] is None)
+            assert unset == [(True, True), (False, True), (True, False)][step]  # all deleted: nothing added
+    finally:
+        store.close()
