@@ -21,3 +21,21 @@ def audit_notes(url: str) -> dict[int, str]:
     """seq -> the kept value, of every audit row inserted since `note_beside_audit_rows`."""
     with psycopg.connect(url, autocommit=True) as connection:
         return {int(seq): str(note) for seq, note in connection.execute("SELECT seq, note FROM audit_notes")}
+
+
+def note_head_statements(url: str) -> None:
+    """From now on, keep the text of every statement that updates the audit head, even one that updates no row
+    (a statement-level trigger fires for each such statement)."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("CREATE TABLE head_statements (n BIGSERIAL PRIMARY KEY, statement TEXT NOT NULL)")
+        connection.execute(
+            "CREATE FUNCTION note_head_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "INSERT INTO head_statements (statement) VALUES (current_query()); RETURN NULL; END $$")
+        connection.execute("CREATE TRIGGER note_head_statement AFTER UPDATE ON audit_head "
+                           "FOR EACH STATEMENT EXECUTE FUNCTION note_head_statement()")
+
+
+def head_statements(url: str) -> list[str]:
+    """The statements that updated (or tried to update) the audit head since `note_head_statements`, in order."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        return [str(row[0]) for row in connection.execute("SELECT statement FROM head_statements ORDER BY n")]

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from kizuna.core.audit import AuditLog
 from kizuna.store import open_store
 from kizuna.store.sql import SqlStore
-from tests.store.audit_rows import audit_notes, note_beside_audit_rows
+from tests.store.audit_rows import audit_notes, head_statements, note_beside_audit_rows, note_head_statements
 
 ONE_STATEMENT = "WITH moved AS (UPDATE audit_head"
 
@@ -38,9 +40,10 @@ def test_records_from_two_processes_keep_one_chain(store: SqlStore) -> None:
         if postgres:
             fast = _one_statement(store.url)
             # A process's first record reads the head; its next ones follow the head it wrote; after the other
-            # process wrote, the guess is refused and the record goes after the locked head.
+            # process wrote, the guess is refused and the record goes after the locked head, and so does the
+            # process's next record (one guess skipped after one refusal).
             assert [fast[seqs[n]] for n in range(len(order))] == [
-                False, True, True, False, False, True, False, True, False]
+                False, True, True, False, False, False, False, False, False]
     finally:
         other.close()
 
@@ -66,5 +69,34 @@ def test_threads_appending_at_once_keep_one_chain(store: SqlStore) -> None:
         assert errors == []
         verified = logs[0].verify()
         assert verified.ok and verified.records == 75, verified
+    finally:
+        other.close()
+
+
+def test_refused_guesses_are_tried_less_often_and_a_sole_writer_guesses_again(store: SqlStore) -> None:
+    if not store.url.startswith("postgresql"):
+        pytest.skip("SQLite appends in process, without round trips to save")
+    note_beside_audit_rows(store.url, "current_query()")
+    note_head_statements(store.url)
+    other = open_store(store.url)
+    try:
+        first, second = AuditLog(store), AuditLog(other)
+        for n in range(40):  # two processes taking turns: each guess of either is refused
+            first.record("egress", "first", {"n": n})
+            second.record("egress", "second", {"n": n})
+        guesses = sum(statement.lstrip().startswith(ONE_STATEMENT) for statement in head_statements(store.url))
+        fast = _one_statement(store.url)
+        assert not any(fast.values())  # every record took the locked path
+        # Without skipping, each would have guessed before nearly every one of its 40 records; skipping 1, 2, 4, 8,
+        # 16 records after each refusal leaves each a handful of guesses.
+        assert 2 <= guesses <= 14, guesses
+
+        for n in range(40):  # alone again: first guesses within 33 records (it skips at most 32 more) and keeps on
+            first.record("egress", "alone", {"n": n})
+        fast = _one_statement(store.url)
+        alone = [fast[record.seq] for record in first.records() if record.principal == "alone"]
+        assert True in alone[:34], alone
+        assert all(alone[alone.index(True):]), alone
+        assert first.verify().ok
     finally:
         other.close()

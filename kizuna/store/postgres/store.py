@@ -37,6 +37,7 @@ _COPY_TYPES = [
 ]
 _CONNECT_TIMEOUT_S = 3
 _MIGRATION_LOCK = 0x6B697A75  # an arbitrary advisory-lock key for schema changes
+_GUESSES_SKIPPED_AT_MOST = 64  # appends on the locked path between two guesses of the audit head (append_audit)
 
 
 class _Cursor:
@@ -89,6 +90,11 @@ class PostgresStore(SqlStore):
         #: appends one record after, checked by the database in the same statement.
         self._audit_head: tuple[int, str] | None = None
         self._audit_head_guard = threading.Lock()
+        #: After a refused guess, this many appends take the locked path before the next guess (doubling up to
+        #: _GUESSES_SKIPPED_AT_MOST while guesses keep being refused): processes that take turns writing the chain
+        #: would otherwise pay a refused statement before almost every record.
+        self._audit_guesses_skipped = 0
+        self._audit_guesses_to_skip = 0
         try:
             # One direct attempt first, bounded by a connect timeout: a database that does not exist
             # or a host that does not answer is reported at once, not after the pool's retry loop.
@@ -141,7 +147,8 @@ class PostgresStore(SqlStore):
         when this process wrote the chain's last record: appended after the head it remembers, in a single
         statement (its own transaction) that moves the head only if the head is still that one. Another process
         (or thread) that appended meanwhile makes it move nothing and insert nothing; the record is then
-        appended as before, after the head locked and read (four round trips: begin, lock, write, commit)."""
+        appended as before, after the head locked and read (four round trips: begin, lock, write, commit), and
+        so are the next 1, 2, 4 … 64 records while guesses keep being refused (several processes writing)."""
         if len(entries) == 1 and getattr(self._atomic, "stack", None) is None:
             appended = self._append_after_known_head(entries[0], seal, lazily)
             if appended is not None:
@@ -158,6 +165,9 @@ class PostgresStore(SqlStore):
         with self._audit_head_guard:  # this process's appenders take turns, as the head's row lock makes them
             if self._audit_head is None:
                 return None
+            if self._audit_guesses_to_skip:
+                self._audit_guesses_to_skip -= 1
+                return None
             seq, prev = self._audit_head
             record = AuditRecord(seq + 1, entry.at, entry.kind, entry.principal, entry.body, prev,
                                  seal(seq + 1, prev, entry))
@@ -173,8 +183,13 @@ class PostgresStore(SqlStore):
                     (record.seq, record.hash, seq, prev, *self._audit_row(record)),
                 )
                 appended = cur.rowcount == 1
-            self._audit_head = (record.seq, record.hash) if appended else None
-            return record if appended else None
+            if appended:
+                self._audit_head, self._audit_guesses_skipped = (record.seq, record.hash), 0
+                return record
+            self._audit_head = None
+            self._audit_guesses_skipped = min(max(1, 2 * self._audit_guesses_skipped), _GUESSES_SKIPPED_AT_MOST)
+            self._audit_guesses_to_skip = self._audit_guesses_skipped
+            return None
 
     def _write_audit_records(self, cur: Any, records: list[AuditRecord]) -> None:
         if len(records) != 1:
