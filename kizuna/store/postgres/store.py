@@ -155,8 +155,9 @@ class PostgresStore(SqlStore):
                 return [appended]
         records = super().append_audit(entries, seal, lazily=lazily)
         if records and getattr(self._atomic, "stack", None) is None:  # committed: the head is its last record
-            with self._audit_head_guard:
-                self._audit_head = (records[-1].seq, records[-1].hash)
+            with self._audit_head_guard:  # unless another thread of this process has appended after it since
+                if self._audit_head is None or self._audit_head[0] < records[-1].seq:
+                    self._audit_head = (records[-1].seq, records[-1].hash)
         return records
 
     def _append_after_known_head(
