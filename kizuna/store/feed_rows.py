@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,15 @@ class FeedRecord:
 
 
 _COLUMNS = "name, format, api_root, collection_id, options, created_at, revision"
+#: A collection's change stamp as two columns of one SELECT (each bound to the collection's key): read alone by
+#: `collection_change_stamp`, and beside the policy's generation by ``SqlStore.policy_generation_and_change_stamp``.
+CHANGE_STAMP_COLUMNS: Final = ("(SELECT MAX(date_added) FROM objects WHERE collection_pk = ?), "
+                               "(SELECT MAX(deleted_at) FROM tombstones WHERE collection_pk = ?)")
+
+
+def change_stamp(added: Any, deleted: Any) -> tuple[int | None, int | None]:
+    """The stamp from the two columns of `CHANGE_STAMP_COLUMNS` (NULL for a collection without either)."""
+    return (None if added is None else int(added)), (None if deleted is None else int(deleted))
 
 
 def _record(row: Any) -> FeedRecord:
@@ -79,9 +88,5 @@ class FeedRows(abc.ABC):
         page asks (core/node.py), and on PostgreSQL each statement is a round trip; both halves also come from
         one snapshot."""
         with self._read() as cur:
-            cur.execute(
-                "SELECT (SELECT MAX(date_added) FROM objects WHERE collection_pk = ?), "
-                "(SELECT MAX(deleted_at) FROM tombstones WHERE collection_pk = ?)", (collection_pk, collection_pk),
-            )
-            added, deleted = cur.fetchone()
-        return (None if added is None else int(added)), (None if deleted is None else int(deleted))
+            cur.execute(f"SELECT {CHANGE_STAMP_COLUMNS}", (collection_pk, collection_pk))
+            return change_stamp(*cur.fetchone())

@@ -39,7 +39,7 @@ from kizuna.store.base import (
     VersionRow,
     VersionSelector,
 )
-from kizuna.store.feed_rows import FeedRows
+from kizuna.store.feed_rows import CHANGE_STAMP_COLUMNS, FeedRows, change_stamp
 from kizuna.store.ops_activity import OpsActivityRows
 from kizuna.store.ops_alerts import OpsAlertRows
 from kizuna.store.search_backlog import SearchBacklog
@@ -717,14 +717,10 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
         """``policy_generation`` and ``collection_change_stamp`` in one statement: what every read of a collection
         by a partner asks first (core/node.py), and on PostgreSQL each statement is a round trip."""
         with self._read() as cur:
-            cur.execute(
-                "SELECT (SELECT generation FROM policy_state WHERE id = 1), "
-                "(SELECT MAX(date_added) FROM objects WHERE collection_pk = ?), "
-                "(SELECT MAX(deleted_at) FROM tombstones WHERE collection_pk = ?)", (collection_pk, collection_pk),
-            )
+            cur.execute(f"SELECT (SELECT generation FROM policy_state WHERE id = 1), {CHANGE_STAMP_COLUMNS}",
+                        (collection_pk, collection_pk))
             generation, added, deleted = cur.fetchone()
-        return (0 if generation is None else int(generation),
-                (None if added is None else int(added), None if deleted is None else int(deleted)))
+        return 0 if generation is None else int(generation), change_stamp(added, deleted)
 
     def bump_policy_generation(self) -> None:
         with self._write() as cur:
