@@ -854,14 +854,20 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
         with self._write() as cur:
             cur.execute(self._audit_head_lock(lazily))
             head = cur.fetchone()
-            seq, prev = int(head[0]), str(head[1])
-            records: list[AuditRecord] = []
-            for entry in entries:
-                seq += 1
-                digest = seal(seq, prev, entry)
-                records.append(AuditRecord(seq, entry.at, entry.kind, entry.principal, entry.body, prev, digest))
-                prev = digest
+            records = self._sealed(int(head[0]), str(head[1]), entries, seal)
             self._write_audit_records(cur, records)
+        return records
+
+    @staticmethod
+    def _sealed(seq: int, prev: str, entries: Sequence[AuditEntry],
+                seal: Callable[[int, str, AuditEntry], str]) -> list[AuditRecord]:
+        """``entries`` as the records that follow the head ``(seq, prev)``, each sealed onto the one before."""
+        records: list[AuditRecord] = []
+        for entry in entries:
+            seq += 1
+            digest = seal(seq, prev, entry)
+            records.append(AuditRecord(seq, entry.at, entry.kind, entry.principal, entry.body, prev, digest))
+            prev = digest
         return records
 
     _AUDIT_INSERT: Final = ("INSERT INTO audit_log (seq, at, kind, principal, body, prev_hash, hash) "

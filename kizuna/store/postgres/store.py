@@ -149,12 +149,13 @@ class PostgresStore(SqlStore):
         (or thread) that appended meanwhile makes it move nothing and insert nothing; the record is then
         appended as before, after the head locked and read (four round trips: begin, lock, write, commit), and
         so are the next 1, 2, 4 … 64 records while guesses keep being refused (several processes writing)."""
-        if len(entries) == 1 and getattr(self._atomic, "stack", None) is None:
+        standalone = getattr(self._atomic, "stack", None) is None  # not inside an atomic() block
+        if len(entries) == 1 and standalone:
             appended = self._append_after_known_head(entries[0], seal, lazily)
             if appended is not None:
                 return [appended]
         records = super().append_audit(entries, seal, lazily=lazily)
-        if records and getattr(self._atomic, "stack", None) is None:  # committed: the head is its last record
+        if records and standalone:  # committed: the head is its last record
             with self._audit_head_guard:  # unless another thread of this process has appended after it since
                 if self._audit_head is None or self._audit_head[0] < records[-1].seq:
                     self._audit_head = (records[-1].seq, records[-1].hash)
@@ -170,8 +171,7 @@ class PostgresStore(SqlStore):
                 self._audit_guesses_to_skip -= 1
                 return None
             seq, prev = self._audit_head
-            record = AuditRecord(seq + 1, entry.at, entry.kind, entry.principal, entry.body, prev,
-                                 seal(seq + 1, prev, entry))
+            record = self._sealed(seq, prev, [entry], seal)[0]
             # set_config runs as the head moves, before the insert reads the moved row: the statement's commit
             # (its implicit transaction ends with it) then need not wait for the log flush (`_audit_head_lock`).
             commit_setting = ", set_config('synchronous_commit', 'off', true)" if lazily else ""
