@@ -8,12 +8,14 @@ gapless and unforked on both backends."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 
 from kizuna.core.audit import AuditLog
 from kizuna.store import open_store
 from kizuna.store.sql import SqlStore
+from tests.conftest import create_pg_database
 from tests.store.audit_rows import audit_notes, head_statements, note_beside_audit_rows, note_head_statements
 
 ONE_STATEMENT = "WITH moved AS (UPDATE audit_head"
@@ -73,9 +75,23 @@ def test_threads_appending_at_once_keep_one_chain(store: SqlStore) -> None:
         other.close()
 
 
-def test_refused_guesses_are_tried_less_often_and_a_sole_writer_guesses_again(store: SqlStore) -> None:
-    if not store.url.startswith("postgresql"):
-        pytest.skip("SQLite appends in process, without round trips to save")
+@pytest.fixture
+def postgres_store() -> Iterator[SqlStore]:
+    """A migrated store on a fresh PostgreSQL database: guessing the head is PostgreSQL's alone (SQLite appends in
+    process, with no round trip to save)."""
+    database = create_pg_database()
+    opened = open_store(database.url)
+    assert isinstance(opened, SqlStore)
+    try:
+        opened.migrate()
+        yield opened
+    finally:
+        opened.close()
+        database.drop()
+
+
+def test_refused_guesses_are_tried_less_often_and_a_sole_writer_guesses_again(postgres_store: SqlStore) -> None:
+    store = postgres_store
     note_beside_audit_rows(store.url, "current_query()")
     note_head_statements(store.url)
     other = open_store(store.url)
