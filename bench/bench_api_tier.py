@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.bench_taxii import KizunaNode, kizuna_command, store_url
+from bench.bench_taxii import KizunaNode, kizuna_command
 from bench.common import (
     TAXII_HEADERS,
     TAXII_MEDIA_TYPE,
@@ -51,6 +51,7 @@ from bench.common import (
     percentile,
     positive_int,
     post_envelopes,
+    store_url,
     taxii_timestamp,
 )
 from bench.gen_stix import envelopes

@@ -48,8 +48,8 @@ import orjson
 import psycopg
 
 from bench.bench_api_tier import cpu_seconds, database_pids
-from bench.bench_taxii import KizunaNode, kizuna_command, store_url
-from bench.common import TAXII_MEDIA_TYPE, ServerProcess, free_loopback_port, percentile, positive_int
+from bench.bench_taxii import KizunaNode, kizuna_command
+from bench.common import TAXII_MEDIA_TYPE, ServerProcess, free_loopback_port, percentile, positive_int, store_url
 from bench.pg_load import load
 from kizuna.config import load_config
 

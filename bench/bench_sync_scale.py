@@ -33,8 +33,7 @@ from typing import Any
 
 import orjson
 
-from bench.bench_taxii import store_url
-from bench.common import ServerProcess, free_loopback_port, median, positive_int, run_measured
+from bench.common import ServerProcess, free_loopback_port, median, positive_int, run_measured, store_url
 from bench.gen_stix import TLP_CLEAR, generate
 
 INCREMENT = 100

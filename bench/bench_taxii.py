@@ -3,6 +3,7 @@
 Targets, all fed the same seeded objects in envelopes of 1,000:
 
 - floor: bare orjson parse + SQLite executemany with TAXII indexes (bench/sqlite_floor.py), no HTTP;
+- floor-postgresql: the same work on PostgreSQL, one binary COPY per envelope (bench/pg_floor.py), no HTTP;
 - medallion: the OASIS reference TAXII 2.1 server, memory backend (bench/medallion_target.py), to 10k objects;
 - kizuna-sqlite / kizuna-postgresql: `kizuna serve` as a subprocess, set up through the `kizuna` command.
 
@@ -19,20 +20,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
-from bench import medallion_target, sqlite_floor
+from bench import medallion_target, pg_floor, sqlite_floor
 from bench.common import (
     TAXII_MEDIA_TYPE,
     VENV_BIN,
@@ -46,11 +46,14 @@ from bench.common import (
     post_envelopes,
     read_all,
     run_measured,
+    store_url,
 )
 from bench.gen_stix import MARKINGS, TLP_CLEAR, envelopes, write_bundle
 
 PER_ENVELOPE = 1000
-TARGETS = ("floor", "medallion", "kizuna-sqlite", "kizuna-postgresql")
+TARGETS = ("floor", "floor-postgresql", "medallion", "kizuna-sqlite", "kizuna-postgresql")
+#: The floor each Kizuna target is held to: its own engine's (the SQLite floor when that one did not run).
+FLOOR_OF = {"kizuna-sqlite": "floor", "kizuna-postgresql": "floor-postgresql"}
 GOALS = {
     "ingest_vs_floor": 0.60,
     "ingest_objects_per_s": 25_000,
@@ -148,24 +151,6 @@ class KizunaNode:
             headers={"Accept": TAXII_MEDIA_TYPE, "Authorization": f"Bearer {token}"},
             log_path=self.data_dir.parent / f"serve-{port}.log",
         )
-
-
-@contextlib.contextmanager
-def store_url(kind: str, workdir: Path, admin_url: str) -> Iterator[str]:
-    """A fresh, empty store: an SQLite file, or a new PostgreSQL database dropped afterwards."""
-    if kind == "sqlite":
-        yield f"sqlite:///{workdir / 'kizuna.db'}"
-        return
-    import psycopg
-
-    name = f"kizuna_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run_kizuna(
@@ -306,7 +291,7 @@ def render_table(summary: dict[str, Any], sizes: Sequence[int]) -> str:
         if "error" in data:
             lines.append(f"| {target} | {data['error']} |" + " |" * (len(header) - 2))
             continue
-        if target == "floor":
+        if target.startswith("floor"):
             row = [target, fmt_rate(data["objects_per_s"]), "1.00"] + ["—"] * len(sizes)
             row += ["—", "—", "—", "—"]
         elif target == "medallion":
@@ -320,10 +305,11 @@ def render_table(summary: dict[str, Any], sizes: Sequence[int]) -> str:
             row += ["—", "—", "—", str(data.get("peak_rss_mb"))]
         else:
             ingest = data["ingest"]
+            own_floor = summary.get(data.get("floor", "floor"), {}).get("objects_per_s")
             row = [
                 target,
                 fmt_rate(ingest["objects_per_s"]),
-                f"{data.get('ingest_vs_floor_paired', ingest['objects_per_s'] / floor):.2f}" if floor else "—",
+                f"{data.get('ingest_vs_floor_paired', ingest['objects_per_s'] / own_floor):.2f}" if own_floor else "—",
             ]
             row += [fmt_page(data["stages"].get(str(size), {}).get("page")) for size in sizes]
             imported = data.get("import", {})
@@ -342,7 +328,6 @@ def render_table(summary: dict[str, Any], sizes: Sequence[int]) -> str:
 
 
 def ratios_and_goals(summary: dict[str, Any], sizes: Sequence[int]) -> dict[str, Any]:
-    floor = summary.get("floor", {}).get("objects_per_s")
     medallion = summary.get("medallion", {})
     out: dict[str, Any] = {}
     for target in ("kizuna-sqlite", "kizuna-postgresql"):
@@ -351,7 +336,9 @@ def ratios_and_goals(summary: dict[str, Any], sizes: Sequence[int]) -> dict[str,
             continue
         rate = data["ingest"]["objects_per_s"]
         entry: dict[str, Any] = {}
+        floor = summary.get(data.get("floor", "floor"), {}).get("objects_per_s")
         if floor:
+            entry["floor"] = data.get("floor", "floor")
             entry["ingest_vs_floor"] = round(rate / floor, 2)
         if data.get("ingest_vs_floor_paired") is not None:
             entry["ingest_vs_floor_paired"] = data["ingest_vs_floor_paired"]
@@ -462,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
                 if target == "floor":
                     with tempfile.TemporaryDirectory(prefix="kizuna-floor-") as tmp:
                         runs[target].append(sqlite_floor.ingest(Path(tmp) / "floor.db", payloads))
+                elif target == "floor-postgresql":
+                    runs[target].append(pg_floor.run(args.pg_url, payloads))
                 elif target == "medallion":
                     runs[target].append(
                         medallion_target.run(
@@ -505,12 +494,14 @@ def main(argv: list[str] | None = None) -> int:
         elif target in errors:
             summary[target] = {"error": errors[target]}
     # The machine is noisy: a ratio taken within each run, then the median, cancels load that hits both.
-    for target in ("kizuna-sqlite", "kizuna-postgresql"):
-        if target in summary and "error" not in summary[target] and runs.get("floor"):
+    for target, own_floor in FLOOR_OF.items():
+        floor = own_floor if runs.get(own_floor) else "floor"
+        if target in summary and "error" not in summary[target] and runs.get(floor):
             paired = [
                 run["ingest"]["objects_per_s"] / floor_run["objects_per_s"]
-                for run, floor_run in zip(runs[target], runs["floor"], strict=False)
+                for run, floor_run in zip(runs[target], runs[floor], strict=False)
             ]
+            summary[target]["floor"] = floor
             summary[target]["ingest_vs_floor_paired"] = round(median(paired) or 0, 2)
     comparison = ratios_and_goals(summary, args.sizes)
     table = render_table(summary, args.sizes)

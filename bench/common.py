@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import os
 import random
 import re
 import resource
+import secrets
 import socket
 import statistics
 import subprocess
@@ -491,3 +493,28 @@ def kizuna_tree(text: str) -> str:
     if not (path / "kizuna" / "__init__.py").is_file():
         raise argparse.ArgumentTypeError(f"{text}: not a Kizuna source tree (no kizuna/__init__.py in it)")
     return text
+
+
+@contextlib.contextmanager
+def fresh_pg_database(admin_url: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database created through ``admin_url``, dropped afterwards."""
+    import psycopg
+
+    name = f"kizuna_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def store_url(kind: str, workdir: Path, admin_url: str) -> Iterator[str]:
+    """A fresh, empty store: an SQLite file, or a new PostgreSQL database dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / 'kizuna.db'}"
+        return
+    with fresh_pg_database(admin_url) as url:
+        yield url
