@@ -410,9 +410,8 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                 )
         return found
 
-    @staticmethod
     def _update_edges(
-        cur: Any, held: dict[str, dict[int, _Held]], flags: dict[str, dict[int, Edges]]
+        self, cur: Any, held: dict[str, dict[int, _Held]], flags: dict[str, dict[int, Edges]]
     ) -> None:
         """Rewrite the first/last flags of stored rows whose neighbours changed (view_edges.py)."""
         changes = [
@@ -421,9 +420,13 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
             if row.seq is not None and row.stored != flags[stix_id][version]
         ]
         if changes:
-            cur.executemany(
-                "UPDATE objects SET is_first = ?, is_last = ?, maybe_first = ?, maybe_last = ? WHERE seq = ?", changes
-            )
+            self._write_edges(cur, changes)
+
+    def _write_edges(self, cur: Any, changes: list[tuple[int, int, int, int, int]]) -> None:
+        """Set (is_first, is_last, maybe_first, maybe_last) of the row keyed by the last member of each change."""
+        cur.executemany(
+            "UPDATE objects SET is_first = ?, is_last = ?, maybe_first = ?, maybe_last = ? WHERE seq = ?", changes
+        )
 
     def _refresh_flags(self, cur: Any, collection_pk: int, ids: Sequence[str]) -> None:
         """Recompute the first/last flags of every version of each id (after a delete or a replaced form)."""

@@ -88,3 +88,30 @@ def test_amber_versions_are_never_seen_alike_and_step_23_flags_them_again(store_
         assert flags(store) == expected
     finally:
         store.close()
+
+
+def test_a_batch_of_revisions_moves_the_flags_of_every_older_version(store_url: str) -> None:
+    # Twenty objects, then one batch revising them all: twenty stored rows change their flags in one batch
+    # (PostgreSQL writes them in one statement, store/postgres/store.py ``_write_edges``).
+    store, pk = _store_with_collection(store_url)
+    ids = [f"indicator--6d1c3f0e-2a4b-4c5d-8e9f-{index:012d}" for index in range(20)]
+
+    def revision(stix_id: str, day: int, marking: str) -> NewVersion:
+        return version(day, marking)._replace(stix_id=stix_id, body=version(day, marking).body.replace(
+            OBJECT.encode(), stix_id.encode()))
+
+    try:
+        store.add_versions(pk, [revision(stix_id, 1, CLEAR) for stix_id in ids])
+        # even objects revised alike (CLEAR again), odd ones re-marked GREEN (seen by other readers)
+        store.add_versions(pk, [revision(stix_id, 2, CLEAR if index % 2 == 0 else GREEN)
+                                for index, stix_id in enumerate(ids)])
+        with store._read() as cur:
+            cur.execute("SELECT stix_id, version, is_first, is_last, maybe_first, maybe_last FROM objects")
+            found = {(row[0], int(row[1])): tuple(int(flag) for flag in row[2:]) for row in cur.fetchall()}
+        for index, stix_id in enumerate(ids):
+            alike = index % 2 == 0
+            assert found[(stix_id, 1)] == (1, 0, 1, 0 if alike else 1)
+            assert found[(stix_id, 2)] == (0, 1, 0 if alike else 1, 1)
+        assert len(found) == 40
+    finally:
+        store.close()

@@ -246,6 +246,21 @@ class PostgresStore(SqlStore):
                 return f"{column} IN (SELECT unnest(CAST(? AS {kind})))", [list(values)]
         return f"{column} = ANY(?)", [list(values)]
 
+    def _write_edges(self, cur: Any, changes: list[tuple[int, int, int, int, int]]) -> None:
+        # One statement for the batch: a batch of revisions changes the flags of dozens of older versions, and
+        # each UPDATE of its own was planned and executed apart.
+        if len(changes) == 1:
+            super()._write_edges(cur, changes)
+            return
+        columns = [list(column) for column in zip(*changes, strict=True)]
+        cur.execute(
+            "UPDATE objects SET is_first = c.is_first, is_last = c.is_last, maybe_first = c.maybe_first, "
+            "maybe_last = c.maybe_last FROM unnest(CAST(? AS smallint[]), CAST(? AS smallint[]), "
+            "CAST(? AS smallint[]), CAST(? AS smallint[]), CAST(? AS bigint[])) "
+            "AS c (is_first, is_last, maybe_first, maybe_last, seq) WHERE objects.seq = c.seq",
+            columns,
+        )
+
     def _insert_versions(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
         # COPY loads a batch several times faster than row-by-row INSERTs.
         cur.copy_rows(f"COPY objects ({self._INSERT_COLUMNS}) FROM STDIN (FORMAT BINARY)", _COPY_TYPES, rows)
