@@ -62,17 +62,10 @@ def add(cur: Any, rows: Sequence[tuple[int, str, bytes, Sequence[str] | None]]) 
         cur.executemany("INSERT INTO object_refs (ref, seq) VALUES (?, ?) ON CONFLICT DO NOTHING", found)
 
 
-def index_added(cur: Any, collection_pk: int, added: dict[int, tuple[str, bytes, Sequence[str] | None]]) -> None:
-    """Index the versions just inserted into a collection, given by ``date_added`` -> (type, body, their
-    references when the caller parsed the object, else None)."""
-    wanted = {at: kind_body for at, kind_body in added.items() if kind_body[0] in REFERENCE_FIELDS}
-    if not wanted:
-        return
-    cur.execute(
-        "SELECT seq, date_added FROM objects WHERE collection_pk = ? AND date_added >= ? AND date_added <= ?",
-        (collection_pk, min(wanted), max(wanted)),
-    )
-    add(cur, [(int(seq), *wanted[int(at)]) for seq, at in cur.fetchall() if int(at) in wanted])
+def index_added(cur: Any, added: Sequence[tuple[int, str, bytes, Sequence[str] | None]]) -> None:
+    """Index the versions just inserted, given as (seq, type, body, their references when the caller parsed the
+    object, else None)."""
+    add(cur, [row for row in added if row[1] in REFERENCE_FIELDS])
 
 
 def remove(cur: Any, where: str, params: Sequence[Any]) -> None:

@@ -186,21 +186,10 @@ class SearchIndex(abc.ABC):
         low, count = cur.fetchone()
         return None if low is None or int(count) < (self.window or 0) else int(low)
 
-    def index_added(
-        self, cur: Any, collection_pk: int, first_added: int, added: dict[int, tuple[bytes, str | None]]
-    ) -> None:
-        """Index the versions just inserted into a collection, given by ``date_added`` -> (body, its
-        searchable text if the caller had it; else it is read from the body)."""
-        cur.execute(
-            "SELECT seq, date_added FROM objects WHERE collection_pk = ? AND date_added >= ? AND date_added <= ?",
-            (collection_pk, first_added, max(added)),
-        )
-        rows = []
-        for seq, stamp in cur.fetchall():
-            found = added.get(int(stamp))
-            if found is not None:
-                body, text = found
-                rows.append((int(seq), text_of(body) if text is None else text))
+    def index_added(self, cur: Any, added: Sequence[tuple[int, bytes, str | None]]) -> None:
+        """Index the versions just inserted, given as (seq, body, its searchable text if the caller had it; else
+        it is read from the body)."""
+        rows = [(seq, text_of(body) if text is None else text) for seq, body, text in added]
         self.index_new(cur, [(seq, text) for seq, text in rows if text])
 
     def index_new(self, cur: Any, rows: Sequence[tuple[int, str]]) -> None:

@@ -383,11 +383,15 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                         for new, version, added in pending
                     ],
                 )
-                self.search_index.index_added(
-                    cur, collection_pk, pending[0][2], {added: (new.body, new.text) for new, _, added in pending}
+                # The new rows' keys, asked once for both indexes: the rows were inserted in date_added order.
+                cur.execute(
+                    "SELECT seq, date_added FROM objects WHERE collection_pk = ? AND date_added >= ? "
+                    "AND date_added <= ?", (collection_pk, pending[0][2], pending[-1][2]),
                 )
-                object_refs.index_added(cur, collection_pk,
-                                        {added: (new.type, new.body, new.refs) for new, _, added in pending})
+                seq_of = {int(added): int(seq) for seq, added in cur.fetchall()}
+                keyed = [(seq_of[added], new) for new, _, added in pending]
+                self.search_index.index_added(cur, [(seq, new.body, new.text) for seq, new in keyed])
+                object_refs.index_added(cur, [(seq, new.type, new.body, new.refs) for seq, new in keyed])
                 self._update_edges(cur, {stix_id: existing[stix_id] for stix_id in flags}, flags)
                 cur.execute("UPDATE collections SET last_added = ? WHERE pk = ?", (next_added - 1, collection_pk))
         if pending:
