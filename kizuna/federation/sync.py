@@ -100,6 +100,21 @@ def advance(position: PullPosition, more: bool, token: str | None, first: int | 
     return PullPosition(high if high is not None else position.after, None, high)
 
 
+class PageWalk:
+    """The cursors one walk of a partner's pages has been at. A partner that answers ``more`` and hands back a
+    cursor it gave before (the same ``next``, or dates that do not move) would be read for ever, and the worker
+    syncs partners one after another: the walk stops with a partner error instead, and the others sync."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def step(self, cursor: str) -> None:
+        if cursor in self._seen:
+            raise PartnerError("the partner said more=true and led back to a page it had already served in this "
+                               f"run ({cursor[:80]}): its pages go round in a circle", kind="malformed")
+        self._seen.add(cursor)
+
+
 @dataclass(slots=True)
 class RunReport:
     partner: str
@@ -278,6 +293,8 @@ class Syncer:
 
         # One page is fetched ahead while the current one is validated and committed: the partner's
         # serving time and ours overlap.  Commits stay strictly in page order.
+        walk = PageWalk()
+        restarts = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kizuna-pull") as pool:
             pending: Future[RemotePage] = pool.submit(fetch, position)
             while True:
@@ -292,7 +309,10 @@ class Syncer:
                         continue
                     raise
                 if self._restart_for_terms(page, agreed, position, partner, mapping, report):
-                    agreed, position = page.terms, PullPosition()
+                    restarts += 1
+                    if restarts > 2:  # terms that change page after page would restart the walk for ever
+                        raise PartnerError("the partner's terms changed three times in one pull", kind="malformed")
+                    agreed, position, walk = page.terms, PullPosition(), PageWalk()
                     pending = pool.submit(fetch, position)
                     continue
                 new_position = advance(
@@ -300,6 +320,7 @@ class Syncer:
                     _timestamp(page.date_added_last),
                 )
                 if page.more:
+                    walk.step(new_position.dumps())
                     pending = pool.submit(fetch, new_position)
                 commit = self.state.commit_pull_page(
                     self.node, local.pk, page.objects, source, key, new_position.dumps()
@@ -362,6 +383,7 @@ class Syncer:
         saved = self.state.get_cursor(key)
         position = orjson.loads(saved) if saved else {"deleted": 0, "withdrawn": 0}
         sources = self._same_node(partner)
+        walk = PageWalk()
         while True:
             page = client.get_tombstones(mapping.remote, {
                 "deleted_after": str(position["deleted"]), "withdrawn_after": str(position["withdrawn"]),
@@ -386,6 +408,7 @@ class Syncer:
             self._heartbeat()
             if not page["more"]:
                 return
+            walk.step(orjson.dumps(position).decode())
 
     # -- recall towards partners we push to ---------------------------------------------------
     def _recall_pushed(

@@ -267,10 +267,49 @@ class ScriptedServer:
             conn.close()
 
 
+class RoutedServer:
+    """A partner on a loopback port that answers each GET with the TAXII body of the first route whose path
+    fragment the request's path holds (404 when none does)."""
+
+    def __init__(self, routes: dict[str, bytes]) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+                body = next((reply for fragment, reply in routes.items() if fragment in self.path), None)
+                self.send_response(404 if body is None else 200)
+                self.send_header("Content-Type", "application/taxii+json;version=2.1")
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+                return
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self._server.server_address[1])
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/main/"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def taxii_http(body: bytes, headers: dict[str, str] | None = None) -> bytes:
+    """A 200 answer carrying ``body`` under the TAXII media type, with ``headers`` besides."""
+    extra = b"".join(f"{name}: {value}\r\n".encode() for name, value in (headers or {}).items())
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/taxii+json;version=2.1\r\n" + extra
+            + b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+
 def garbage_http(body: bytes = b"\x00\xffthis is not a TAXII envelope{") -> bytes:
     """A 200 answer whose body is not JSON, under the TAXII media type."""
-    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/taxii+json;version=2.1\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+    return taxii_http(body)
 
 
 def write_sql(node: FedNode, query: str, params: tuple[Any, ...] = ()) -> None:

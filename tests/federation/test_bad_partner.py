@@ -12,6 +12,7 @@ import trustme
 from tests.conftest import TAXII
 from tests.federation.helpers import (
     FedNode,
+    RoutedServer,
     ScriptedServer,
     add_partner,
     garbage_http,
@@ -19,6 +20,7 @@ from tests.federation.helpers import (
     indicator,
     make_fed_node,
     poll,
+    taxii_http,
     write_sql,
 )
 
@@ -93,11 +95,22 @@ def test_one_bad_partner_does_not_stop_the_others(tmp_path: Path, store_url: str
     jp = make_fed_node(tmp_path, "JP", "JPN", store_url=store_url)
     grant_partner(uk, jp, "JPN")
     garbage = ScriptedServer(garbage_http())
+    # Partners whose pages go round: the same next token again and again, or dates that never move.
+    circle = ScriptedServer(taxii_http(b'{"more": true, "next": "same", "objects": []}'))
+    stall = ScriptedServer(taxii_http(b'{"more": true, "objects": []}', {
+        "X-TAXII-Date-Added-First": "2026-01-01T00:00:00.000000Z",
+        "X-TAXII-Date-Added-Last": "2026-01-01T00:00:00.000000Z"}))
+    # A Kizuna-like partner whose objects are read to the end, and whose tombstones go round.
+    recall = RoutedServer({"/objects/": b'{"more": false}', "/tombstones/": b'{"more": true, "tombstones": [], '
+                                                                           b'"deleted_last": 5, "withdrawn_last": 5}'})
     uk.start()
     try:
         uk.post(indicator(uk.identity, versions=2))
         add_partner(jp, uk, "pull")
         jp.cli_json("partners", "add", "GARBAGE", "--url", garbage.url, "--map", "shared=c:pull", "--token", "t")
+        jp.cli_json("partners", "add", "CIRCLE", "--url", circle.url, "--map", "shared=c:pull", "--token", "t")
+        jp.cli_json("partners", "add", "STALL", "--url", stall.url, "--map", "shared=c:pull", "--token", "t")
+        jp.cli_json("partners", "add", "RECALL", "--url", recall.url, "--map", "shared=c:pull", "--token", "t")
         # Files that vanish after the partner was added make the TLS setup itself raise (not a partner error).
         cert, key = tmp_path / "c.pem", tmp_path / "c.key"
         _client_pair(cert, key)  # usable when added (partners add checks them), gone by the sync
@@ -119,6 +132,9 @@ def test_one_bad_partner_does_not_stop_the_others(tmp_path: Path, store_url: str
         runs = {r["partner"]: r for r in json.loads(result.stdout)["runs"]}
         assert runs["UK"]["error"] is None and runs["UK"]["pulled"] == 2
         assert "not JSON" in runs["GARBAGE"]["error"]
+        for name in ("CIRCLE", "STALL", "RECALL"):
+            assert "go round in a circle" in runs[name]["error"], runs[name]
+            assert runs[name]["pages"] == 1  # one page of objects, then a page came again: stopped
         assert "FileNotFoundError" in runs["CERTLESS"]["error"]
         assert "printable ASCII" in runs["ACCENT"]["error"]
         assert "unreadable" in runs["CORRUPT"]["error"]
@@ -126,7 +142,7 @@ def test_one_bad_partner_does_not_stop_the_others(tmp_path: Path, store_url: str
 
         listed = {p["name"]: p for p in jp.cli_json("partners", "list")["partners"]}
         assert listed["UK"]["status"]["state"] == "ok" and listed["UK"]["status"]["last_success"]
-        for name in ("GARBAGE", "CERTLESS", "ACCENT", "CORRUPT"):
+        for name in ("GARBAGE", "CIRCLE", "STALL", "RECALL", "CERTLESS", "ACCENT", "CORRUPT"):
             status = listed[name]["status"]
             assert status["state"] == "backoff", name
             assert status["last_error"] == runs[name]["error"] and status["consecutive_failures"] == 1
@@ -155,7 +171,8 @@ def test_one_bad_partner_does_not_stop_the_others(tmp_path: Path, store_url: str
     finally:
         jp.stop()
         uk.stop()
-        garbage.close()
+        for server in (garbage, circle, stall, recall):
+            server.close()
 
 
 @pytest.mark.parametrize("option", ["--token", "--basic"])
