@@ -239,9 +239,14 @@ def _stix_objects(body: bytes) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             raise BadRequest("observed-data must be sent as JSON objects")
         if item.get("type") == "bundle":
-            out.extend(o for o in item.get("objects", []) if isinstance(o, dict))
+            inside = item.get("objects", [])
+            if not isinstance(inside, list) or not all(isinstance(o, dict) for o in inside):
+                raise BadRequest("a bundle's objects must be a list of JSON objects")
+            out.extend(inside)
         else:
             out.append(item)
+    if not out:
+        raise BadRequest("the body holds no STIX object to match")
     return out
 
 

@@ -124,6 +124,14 @@ def test_bad_requests_are_taxii_errors(setup: Any) -> None:
         response = _post(client, tokens["reader"], body, **params)
         assert response.status_code == 400
         assert response.json()["http_status"] == "400"
+    # Bundles whose objects are not a list of objects, or that hold none, as a careless client sends them.
+    for objects in (b"5", b'"abc"', b'{"a": 1}', b"null", b"[5]", b"[]"):
+        for params in ({}, {"format": "stix"}):
+            body = b'{"type": "bundle", "id": "bundle--1", "objects": ' + objects + b"}"
+            response = _post(client, tokens["reader"], body, **params)
+            assert response.status_code == 400, (objects, params, response.text)
+            assert response.json()["http_status"] == "400"
+    assert _post(client, tokens["reader"], b'{"type": "bundle", "id": "bundle--1"}').status_code == 400
 
 
 def test_sightings_are_stored_and_new_indicators_are_picked_up(setup: Any) -> None:
