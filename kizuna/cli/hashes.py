@@ -39,6 +39,7 @@ from kizuna.hashes.signals import (
     extension_definition,
     kizuna_identity,
     make_signal,
+    next_version,
 )
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel
 
@@ -262,18 +263,26 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
         raise CliError(f"nothing imported: {first['reason']}", code="input", file=file,
                        line=int(line) if line else None)
     node.import_objects(target, [kizuna_identity(), extension_definition()])  # what every signal names
-    report = node.import_objects(target, list(signals.values()))
+    from kizuna.hashes.banks import Banks
+
+    # A signal the bank holds already gets a next version only when this import changes it (labels, TLP).
+    held = Banks(node).newest_objects(target, set(signals))
+    versions = [version for sid, signal in signals.items()
+                if (version := next_version(held.get(sid), signal)) is not None]
+    report = node.import_objects(target, versions)
     failures = [{"id": f["id"], "message": f["message"]} for f in report.failures]
     stored = report.success_count - report.duplicate_count
-    result = {"collection": target.alias or target.id, "signals": len(signals), "stored": stored, "failed": failures,
-              "rejected": rejected, "notes": notes}
+    unchanged = len(signals) - len(versions)
+    result = {"collection": target.alias or target.id, "signals": len(signals), "stored": stored,
+              "unchanged": unchanged, "failed": failures, "rejected": rejected, "notes": notes}
     if not as_json:
         for note in notes:  # what was banked only in part: said, and no failure
             click.echo(f"  note: {note['reason']}: {note['where']}", err=True)
         for problem in rejected:
             _report("hashes import", problem["where"], problem["reason"])
     emit(as_json, result, f"{len(signals)} signals into {result['collection']} "
-                          f"({stored} new), {len(rejected)} inputs rejected, {len(failures)} refused")
+                          f"({stored} new or changed, {unchanged} banked already as they are), "
+                          f"{len(rejected)} inputs rejected, {len(failures)} refused")
     if rejected or failures:
         if not as_json:
             click.echo(f"kizuna hashes import: {len(rejected)} inputs rejected, {len(failures)} signals refused "

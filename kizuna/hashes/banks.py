@@ -258,19 +258,26 @@ class Banks:
         query layer, not `Node.read`: it only narrows an answer, nothing of it leaves."""
         return self._signals(Viewer(NODE_ADMIN, collection), ids, egress=False)
 
+    def newest_objects(self, collection: Collection, ids: set[str]) -> dict[str, dict[str, Any]]:
+        """The newest stored version of each of these signal ids in a bank, as the operator holds it (what an
+        import versions anew, `signals.next_version`). Nothing of it leaves the node."""
+        return self._objects(Viewer(NODE_ADMIN, collection), ids, egress=False)
+
     def _signals(self, viewer: Viewer, ids: set[str], *, egress: bool) -> dict[str, Signal]:
+        found = ((object_id, read_signal(obj)) for object_id, obj in self._objects(viewer, ids, egress=egress).items())
+        return {object_id: signal for object_id, signal in found if signal is not None}
+
+    def _objects(self, viewer: Viewer, ids: set[str], *, egress: bool) -> dict[str, dict[str, Any]]:
         wanted = sorted(ids)
-        seen: dict[str, Signal] = {}
+        seen: dict[str, dict[str, Any]] = {}
         for start in range(0, len(wanted), _PAGE):
             cursor: str | None = None
             while True:
                 filters = Filters(ids=tuple(wanted[start:start + _PAGE]), types=("indicator",), limit=_PAGE,
                                   next=cursor)
                 page = (self.node.read if egress else self.node.reader.page)(viewer, Endpoint.OBJECTS, filters)
-                for _row, body in page.items:
-                    signal = read_signal(orjson.loads(body))
-                    if signal is not None:
-                        seen[signal.id] = signal
+                for row, body in page.items:
+                    seen[row.stix_id] = orjson.loads(body)
                 if not page.more or page.next is None:
                     break
                 cursor = page.next

@@ -24,6 +24,8 @@ from typing import Any, Final
 
 import orjson
 
+from kizuna.stix.timestamps import format_timestamp, parse_timestamp
+
 EXTENSION_ID: Final = "extension-definition--0b1c5a0e-6f3d-4d8e-9a51-2f6c7d4e8b13"
 KIZUNA_IDENTITY_ID: Final = "identity--5b0f0e8e-3d55-4b52-9d8c-7b1f6f0c2a90"
 _SIGNAL_NAMESPACE: Final = uuid.UUID("9f8e2f4c-1b7a-4c3e-8d2a-6e5b4a3c2d10")
@@ -221,6 +223,34 @@ def make_signal(hash_type: str, value: str, *, producer: str | None, labels: lis
     if markings:
         signal["object_marking_refs"] = markings
     return signal
+
+
+#: What a version of a signal says beyond when it was made: an import that changes none of it adds no version.
+_STAMPS = frozenset({"created", "modified", "valid_from"})
+
+
+def next_version(held: dict[str, Any] | None, signal: dict[str, Any]) -> dict[str, Any] | None:
+    """What importing ``signal`` (from `make_signal`) into a bank adds, given ``held``, the newest version the
+    bank stores under its id (None: none): the signal itself when new; else its next version, with the labels of
+    both, the TLP given on this import or else the held one, and the held ``created`` (STIX 2.1, 3.2: a new
+    version keeps it) and a later ``modified``; or None when that version would say nothing new (an import run
+    twice banks each hash once)."""
+    if held is None:
+        return signal
+    version = dict(signal)
+    labels = sorted({*held.get("labels", ()), *signal.get("labels", ())})
+    if labels:
+        version["labels"] = labels
+    if "object_marking_refs" not in signal and "object_marking_refs" in held:
+        version["object_marking_refs"] = held["object_marking_refs"]
+    if {k: v for k, v in version.items() if k not in _STAMPS} == {k: v for k, v in held.items() if k not in _STAMPS}:
+        return None
+    version["created"] = held["created"]
+    version["valid_from"] = held.get("valid_from", signal["valid_from"])
+    held_us = parse_timestamp(str(held["modified"]))
+    if parse_timestamp(version["modified"]) <= held_us:  # a clock behind the held version's
+        version["modified"] = format_timestamp(held_us + 1000)
+    return version
 
 
 def read_signal(obj: dict[str, Any]) -> Signal | None:

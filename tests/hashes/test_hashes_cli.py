@@ -189,3 +189,50 @@ def test_a_label_that_is_no_taxonomy_path_is_named_as_it_was_typed(node_dir: Pat
     refused = kizuna(node_dir, "hashes", "import", str(EXAMPLES / "bank-bridge.jpg"), "--collection", "tcap",
                      "--label", "Bad Label", check=False)
     assert refused.returncode == 2 and refused.stderr.startswith("kizuna hashes import: --label 'Bad Label' is not")
+
+
+def test_importing_a_banked_hash_again_versions_it_only_when_it_changes(node_dir: Path, tmp_path: Path) -> None:
+    from kizuna.stix.timestamps import parse_timestamp
+    from kizuna.store.base import VersionQuery, VersionSelector
+
+    kizuna_json(node_dir, "collections", "create", "--title", "Again", "--alias", "again")
+    bridge = hash_file(EXAMPLES / "bank-bridge.jpg")
+    md5_list = tmp_path / "md5.txt"
+    md5_list.write_text(f"md5:{bridge.md5}\n")
+    other = "terrorist-content/attacker-manifesto"
+
+    def imported(*args: str) -> dict[str, int]:
+        found = kizuna_json(node_dir, "hashes", "import", *args, "--collection", "again")
+        return {key: found[key] for key in ("signals", "stored", "unchanged")}
+
+    def versions() -> dict[str, list[dict[str, object]]]:
+        node = Node.open(node_dir)
+        try:
+            bank = node.find_collection("again")
+            rows = node.store.query_versions(VersionQuery(bank.pk, types=("indicator",),
+                                                          versions=VersionSelector(all=True)))
+        finally:
+            node.close()
+        found: dict[str, list[dict[str, object]]] = {}
+        for row in sorted(rows, key=lambda row: row.version):
+            obj = json.loads(row.body)
+            found.setdefault(obj["extensions"][EXTENSION_ID]["hash"], []).append(obj)
+        return found
+
+    picture = str(EXAMPLES / "bank-bridge.jpg")
+    assert imported(picture, "--label", LABEL, "--tlp", "amber") == {"signals": 3, "stored": 3, "unchanged": 0}
+    # The same import again, and the hash alone without label or TLP: nothing new to say, no new version.
+    assert imported(picture, "--label", LABEL, "--tlp", "amber") == {"signals": 3, "stored": 0, "unchanged": 3}
+    assert imported(str(md5_list)) == {"signals": 1, "stored": 0, "unchanged": 1}
+    assert all(len(kept) == 1 for kept in versions().values())
+    # Another label, then another TLP: each a next version keeping what the last one said and when it was created.
+    assert imported(str(md5_list), "--label", other) == {"signals": 1, "stored": 1, "unchanged": 0}
+    assert imported(str(md5_list), "--tlp", "green") == {"signals": 1, "stored": 1, "unchanged": 0}
+    first, labelled, green = versions()[bridge.md5]
+    assert labelled["labels"] == green["labels"] == sorted([LABEL, other])
+    assert first["object_marking_refs"] == labelled["object_marking_refs"] == [TLP2_IDS[TlpLevel.AMBER]]
+    assert green["object_marking_refs"] == [TLP2_IDS[TlpLevel.GREEN]]
+    assert first["created"] == labelled["created"] == green["created"]  # STIX 2.1, 3.2: created never changes
+    stamps = [parse_timestamp(str(version["modified"])) for version in (first, labelled, green)]
+    assert stamps == sorted(set(stamps))
+    assert len(versions()[bridge.pdq or ""]) == 1
