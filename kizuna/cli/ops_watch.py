@@ -25,6 +25,8 @@ class OperationWatch:
 
 
 def operation_watch(node: Node, name: str) -> OperationWatch:
-    """The watch of the operation called `name` (its slug or name; a usage error when there is none)."""
+    """The watch of the operation called `name` (its slug or name; a usage error when there is none). A closed
+    operation is refused before any log is read: its hits could not be stored."""
     operation = find(node.store, name)
+    operation.require_open()
     return OperationWatch(node, operation, LogWatch(watchlist_of(node, operation)))

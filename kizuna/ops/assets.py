@@ -92,8 +92,7 @@ def add_assets(node: Node, operation: Operation, assets: list[tuple[str, str]]) 
     watch set. An asset given twice, or again, is reported as already protected: SCO ids derive from the value,
     and a person or organisation is protected once by name (an identity's id is random, so naming it again, in
     any case, finds the one already watched instead of adding a second)."""
-    if operation.state != "open":
-        raise AdminError(f"operation {operation.name!r} is closed")
+    operation.require_open()
     protected = {a["id"]: a for a in list_assets(node, operation)}
     named = {a["value"].casefold(): a["id"] for a in protected.values()
              if a["kind"] == "identity" and isinstance(a["value"], str)}

@@ -41,8 +41,7 @@ def _base(node: Node, operation: Operation, kind: str) -> dict[str, Any]:
 
 
 def _store(node: Node, operation: Operation, objects: list[dict[str, Any]]) -> None:
-    if operation.state != "open":
-        raise AdminError(f"operation {operation.name!r} is closed")
+    operation.require_open()
     report = node.import_objects(node.find_collection(operation.collections["incidents"]), objects)
     if report.failures:
         raise AdminError(f"refused: {report.failures[0].get('message')}")

@@ -59,6 +59,11 @@ class Operation:
     state: str = "open"
     closed_at: str | None = None
 
+    def require_open(self) -> None:
+        """Refuse a change to a closed operation: its record is final (``ops close``)."""
+        if self.state != "open":
+            raise AdminError(f"operation {self.name!r} is closed")
+
     @property
     def marking_refs(self) -> list[str]:
         """The markings of what the operation itself publishes: its default TLP (AMBER if unreadable)."""

@@ -39,6 +39,7 @@ def store_log_hits(node: Node, operation: Operation, watch: LogWatch) -> list[Lo
     """Store what a log watch found (an observable and its observed data per value) and return it."""
     hits = watch.found()
     if hits:
+        operation.require_open()
         home = node.store.get_setting("node_identity")
         now = stix_now()
         objects: list[dict[str, Any]] = []
@@ -61,6 +62,7 @@ def store_log_hits(node: Node, operation: Operation, watch: LogWatch) -> list[Lo
 
 def promote(node: Node, operation: Operation, domain: str) -> dict[str, Any]:
     """An indicator for a watched lookalike, in the intel collection, by the node's own identity."""
+    operation.require_open()
     name = normalise_domain(domain)
     watch = load_lookalikes(node.store, operation.slug)
     if name not in watch:

@@ -231,6 +231,16 @@ def test_lookalikes_in_local_dns_logs_raise_alerts_and_promote_to_an_indicator(w
         ("indicator", "lookalike", "NCSC UK"), ("observed-data", "lookalike", "NCSC UK")]
     assert promoted["id"] in {a["object_id"] for a in alerts}
 
+    # Closed, the operation's record is final: no log is scanned or matched into it, nothing is promoted.
+    kizuna_json(world.data, "ops", "close", "games-logs")
+    for command in (["ops", "scan-logs", "games-logs", str(log)], ["match", str(log), "--operation", "games-logs"],
+                    ["ops", "promote", "games-logs", lookalike]):
+        refused = kizuna(world.data, *command, check=False)
+        assert refused.returncode != 0 and refused.stderr.splitlines() == [
+            f"kizuna {command[0] if command[0] == 'match' else 'ops ' + command[1]}: operation 'Games Logs' is "
+            "closed"], refused.stderr
+    assert kizuna_json(world.data, "ops", "alerts", "games-logs")["alerts"] == alerts
+
 
 def test_scan_logs_shows_its_progress_on_a_terminal_only(world: World, tmp_path: Path) -> None:
     world.op("Games Progress")
