@@ -486,7 +486,11 @@ def test_metrics_with_token_access_need_the_metrics_right(sqlite_node: Path) -> 
                             timeout=30).status_code == 200
         assert kizuna_json(sqlite_node, "metrics", "grant", other["id"])["changed"] is True
         scrape(f"http://{address}:{server.port}", headers=bearer(other["token"]))
-        kizuna_json(sqlite_node, "metrics", "revoke", granted["id"])
+        # What the operator reads says what happened, the first time and the second.
+        assert kizuna(sqlite_node, "metrics", "revoke", granted["id"]).stdout == (
+            f"Token {granted['id']} no longer holds the metrics right: withdrawn\n")
+        assert kizuna(sqlite_node, "metrics", "revoke", granted["id"]).stdout == (
+            f"Token {granted['id']} did not hold the metrics right: nothing withdrawn\n")
         assert requests.get(url, headers=bearer(granted["token"]), timeout=30).status_code == 403
     finally:
         server.stop()

@@ -67,9 +67,10 @@ def _change(ctx: click.Context, token_id: str, granted: bool, as_json: bool) -> 
                            "and /metrics counts every collection; give the right to a token of its own "
                            "(`kizuna metrics token`)")
     changed = set_metrics_right(node, token_id, granted)
-    verb = "holds" if granted else "does not hold"
-    emit(as_json, {"id": token_id, "metrics": granted, "changed": changed},
-         f"Token {token_id} {verb} the metrics right" + ("" if changed else " (unchanged)"))
+    said = {(True, True): "now holds the metrics right", (True, False): "already held the metrics right",
+            (False, True): "no longer holds the metrics right: withdrawn",
+            (False, False): "did not hold the metrics right: nothing withdrawn"}[(granted, changed)]
+    emit(as_json, {"id": token_id, "metrics": granted, "changed": changed}, f"Token {token_id} {said}")
 
 
 @metrics.command("grant")
