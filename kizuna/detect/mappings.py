@@ -428,7 +428,8 @@ class LogReader:
         """
         stats = self.stats
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        stripped = text.strip()
+        # A byte order mark opens a file some Windows tools write; the line after it is a line like any other.
+        stripped = text.strip().removeprefix("\ufeff")
         if not stripped:
             return None
         if stripped.startswith("#"):

@@ -243,3 +243,18 @@ def test_a_zeek_intel_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Pat
         f"kizuna match: not UTF-8 text (invalid continuation byte): {intel}:3")
     error = _json_failure(kizuna(tmp_path / "none", *args, "--json", check=False))
     assert (error["code"], error["file"], error["line"]) == ("encoding", str(intel), 3)
+
+
+def test_a_log_that_opens_with_a_byte_order_mark_is_matched_from_its_first_line(tmp_path: Path) -> None:
+    """Some Windows tools write a UTF-8 byte order mark before the first line: a hit on that line still counts,
+    and a Zeek header on it is still the header."""
+    intel = _indicators(tmp_path)
+    first = tmp_path / "first.log"
+    first.write_bytes(orjson.dumps(HIT) + b"\n")
+    for log in (first, ZEEK / "dns.log", ZEEK / "json" / "http.log"):
+        marked = tmp_path / f"bom-{log.name}"
+        marked.write_bytes(b"\xef\xbb\xbf" + log.read_bytes())
+        plain, with_mark = (kizuna_json(tmp_path / "none", "match", "--indicators", str(intel), str(path))
+                            for path in (log, marked))
+        assert with_mark["hits"] == plain["hits"] > 0, log
+        assert (with_mark["events"], with_mark["unparsed"]) == (plain["events"], plain["unparsed"]), log
