@@ -206,6 +206,21 @@ class Moment(click.ParamType):
             self.fail(f"{value!r} is not a date or timestamp such as 2026-03-01 or 2026-03-01T09:30:00Z", param, ctx)
 
 
+class TokenId(click.ParamType):
+    """A token's id, as `tokens list` shows it. A whole token (``kz_<id>_<secret>``) pasted in its place is
+    refused without being repeated, so that the secret does not end up in a terminal's scrollback or a log."""
+
+    name = "token_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value).strip()
+        if text.startswith("kz_") and "_" in text[3:]:
+            self.fail(f"that is a whole token with its secret, not a token id: give its id, "
+                      f"{text[3:].partition('_')[0]!r} (see `kizuna tokens list`)", param, ctx)
+        return text
+
+
+token_id_type = TokenId()
 port_type = click.IntRange(1, 65535)
 
 #: The TLP 2.0 levels as options take them, in any case (``--tlp GREEN`` is ``green``).

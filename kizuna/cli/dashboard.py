@@ -12,7 +12,7 @@ from typing import Any
 import click
 import orjson
 
-from kizuna.cli.common import CliError, emit, json_option, node_of
+from kizuna.cli.common import CliError, emit, json_option, node_of, token_id_type
 from kizuna.core import browse
 from kizuna.core.dashboard import Dashboard, DayCount, Item, build_dashboard
 from kizuna.core.listing import display_name
@@ -22,7 +22,7 @@ from kizuna.stix.validation import check_object
 
 
 @click.command("dashboard")
-@click.option("--as-token-id", default=None, metavar="ID",
+@click.option("--as-token-id", default=None, metavar="ID", type=token_id_type,
               help="Count as this token, with its rights (see `kizuna tokens list`).")
 @click.option("--as-org", default=None, metavar="NAME",
               help="Count as this organisation reading every collection; markings and its agreements still "

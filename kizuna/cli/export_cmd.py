@@ -20,7 +20,7 @@ import click
 import orjson
 from click.core import ParameterSource
 
-from kizuna.cli.common import CliError, emit, node_of, output_stream, quiet_option, tlp_level
+from kizuna.cli.common import CliError, emit, node_of, output_stream, quiet_option, tlp_level, token_id_type
 from kizuna.cli.progress import Progress, progress_wanted
 from kizuna.core import browse
 from kizuna.core.node import Node
@@ -117,7 +117,7 @@ _ONLY_FOR: Final = {
               help="Write to this file (all or nothing) instead of standard output; misp-feed: a directory.")
 @click.option("--as-org", default=None, metavar="NAME",
               help="Export what this organisation would receive over TAXII (its markings and agreements).")
-@click.option("--as-token-id", default=None, metavar="ID",
+@click.option("--as-token-id", default=None, metavar="ID", type=token_id_type,
               help="Export what this token would receive over TAXII (see `kizuna tokens list`).")
 @click.option("--tlp-max", "--tlp-ceiling", "tlp_max", type=tlp_level, default=None,
               help="Leave out what is marked above this TLP level (--tlp-ceiling, as for feeds create); stix, "

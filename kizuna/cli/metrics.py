@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kizuna.cli.common import CliError, emit, json_option, node_of
+from kizuna.cli.common import CliError, emit, json_option, node_of, token_id_type
 from kizuna.core.health import issue_metrics_token, metrics_access, metrics_readers, set_metrics_right
 from kizuna.core.tokens import token_state
 from kizuna.stix.timestamps import now_micros
@@ -74,7 +74,7 @@ def _change(ctx: click.Context, token_id: str, granted: bool, as_json: bool) -> 
 
 
 @metrics.command("grant")
-@click.argument("token_id")
+@click.argument("token_id", type=token_id_type)
 @json_option
 @click.pass_context
 def metrics_grant(ctx: click.Context, token_id: str, as_json: bool) -> None:
@@ -83,7 +83,7 @@ def metrics_grant(ctx: click.Context, token_id: str, as_json: bool) -> None:
 
 
 @metrics.command("revoke")
-@click.argument("token_id")
+@click.argument("token_id", type=token_id_type)
 @json_option
 @click.pass_context
 def metrics_revoke(ctx: click.Context, token_id: str, as_json: bool) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 import orjson
 
-from kizuna.cli.common import CliError, Moment, emit, json_option, node_of
+from kizuna.cli.common import CliError, Moment, emit, json_option, node_of, token_id_type
 from kizuna.core import browse
 from kizuna.core.node import Node
 from kizuna.core.query import Page
@@ -25,7 +25,7 @@ def _principal_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed((
         click.option("--collection", "-c", required=True, help="Collection id or alias."),
         click.option("--api-root", default=None, help="API root of the collection (default: any)."),
-        click.option("--as-token-id", default=None, metavar="ID",
+        click.option("--as-token-id", default=None, metavar="ID", type=token_id_type,
                      help="Act as this token, with its rights (see `kizuna tokens list`)."),
         click.option("--as-org", default=None, metavar="NAME",
                      help="Act as this organisation, with access to every collection; markings and its "

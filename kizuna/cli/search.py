@@ -10,7 +10,7 @@ import dataclasses
 
 import click
 
-from kizuna.cli.common import CliError, Moment, emit, json_option, node_of
+from kizuna.cli.common import CliError, Moment, emit, json_option, node_of, token_id_type
 from kizuna.core import browse
 from kizuna.core.search import MAX_LIMIT, SearchFilters, SearchHit
 from kizuna.federation.state import FederationState
@@ -47,7 +47,7 @@ def _table(hits: list[SearchHit], collections: dict[str, str], words: str) -> li
 
 @click.command("search")
 @click.argument("words")
-@click.option("--as-token-id", default=None, metavar="ID",
+@click.option("--as-token-id", default=None, metavar="ID", type=token_id_type,
               help="Search as this token, with its rights (see `kizuna tokens list`).")
 @click.option("--as-org", default=None, metavar="NAME",
               help="Search as this organisation, over every collection; markings and its agreements still "

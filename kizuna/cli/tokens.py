@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from kizuna.cli.common import CliError, emit, json_option, node_of
+from kizuna.cli.common import CliError, emit, json_option, node_of, token_id_type
 from kizuna.core.node import agreement_binding_problem
 from kizuna.core.operators import set_operator_right
 from kizuna.core.tokens import describe_tokens, read_certificate_fingerprint
@@ -95,7 +95,7 @@ def tokens_list(ctx: click.Context, as_json: bool) -> None:
 
 
 @tokens.command("revoke")
-@click.argument("token_id")
+@click.argument("token_id", type=token_id_type)
 @json_option
 @click.pass_context
 def tokens_revoke(ctx: click.Context, token_id: str, as_json: bool) -> None:
@@ -105,7 +105,7 @@ def tokens_revoke(ctx: click.Context, token_id: str, as_json: bool) -> None:
 
 
 @tokens.command("bind")
-@click.argument("token_id")
+@click.argument("token_id", type=token_id_type)
 @click.argument("agreement_id")
 @json_option
 @click.pass_context
@@ -126,7 +126,7 @@ def tokens_bind(ctx: click.Context, token_id: str, agreement_id: str, as_json: b
 
 
 @tokens.command("operator")
-@click.argument("token_id")
+@click.argument("token_id", type=token_id_type)
 @click.option("--withdraw", is_flag=True, help="Take the operator right away instead of granting it.")
 @json_option
 @click.pass_context
@@ -144,7 +144,7 @@ def tokens_operator(ctx: click.Context, token_id: str, withdraw: bool, as_json: 
          f"Token {token_id} {verb} the operator right" + ("" if changed else " (unchanged)"))
 
 @tokens.command("bind-cert")
-@click.argument("token_id")
+@click.argument("token_id", type=token_id_type)
 @click.option("--cert-fingerprint", default=None, metavar="SHA256",
               help="SHA-256 fingerprint of the client certificate (hex, colons allowed).")
 @click.option("--cert", "cert_file", default=None, type=click.Path(dir_okay=False),
@@ -167,7 +167,7 @@ def tokens_bind_cert(ctx: click.Context, token_id: str, cert_fingerprint: str | 
 
 
 @tokens.command("rotate")
-@click.argument("token_id")
+@click.argument("token_id", type=token_id_type)
 @click.option("--grace", default="1h", show_default=True, metavar="DURATION",
               help="How long the old secret keeps working (90s, 30m, 12h, 7d, at most 90 days; 0 ends it now).")
 @json_option

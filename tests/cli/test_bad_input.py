@@ -426,3 +426,29 @@ def test_both_forms_of_an_on_off_option_are_refused(world: World, args: tuple[st
         assert "contradict each other" in said
     assert kizuna_json(world.node, "policy", "options") == before
     assert "a1" not in [a["id"] for a in kizuna_json(world.node, "agreements", "list")["agreements"]]
+
+
+def test_a_whole_token_given_for_a_token_id_is_refused_without_repeating_its_secret(world: World) -> None:
+    """Every option or argument that takes a token id: a pasted ``kz_<id>_<secret>`` is refused, named by its id,
+    and its secret is never written back (a terminal's scrollback, a CI log)."""
+    from kizuna.cli.common import TokenId
+
+    whole = "kz_0123456789abcdef_SeCrEtPaRtOfTheToken"
+    taking = [(path, param) for path, command in walk(cli) for param in command.params
+              if isinstance(param.type, TokenId)]
+    assert len(taking) >= 10  # tokens revoke/rotate/…, metrics grant/revoke, the --as-token-id options
+    for path, param in taking:
+        command = dict(walk(cli))[path]
+        words = [whole if each is param else PLAIN for each in command.params
+                 if isinstance(each, click.Argument) and (each.required or each is param)]
+        if not isinstance(param, click.Argument):
+            words += [*_filled(command, None)[len(words):], param.opts[0], whole]
+        else:
+            words += [word for each in command.params if not isinstance(each, click.Argument) and each.required
+                      for word in (each.opts[0], PLAIN)]
+        for as_json in (False, True):
+            case = Case("whole token", (*path, *words), world.node, as_json, True)
+            result = run(case)
+            assert problems(case, result) == [], (path, result.stdout, result.stderr)
+            said = result.stdout + result.stderr
+            assert "SeCrEt" not in said and "'0123456789abcdef'" in said, (path, said)
