@@ -99,11 +99,19 @@ def acting_as(node: Node, token_id: str | None = None, organisation: str | None 
 def find_collection(node: Node, acting: Acting, ref: str, api_root: str | None = None) -> Collection:
     """A collection the principal may use, by id or alias; one it may not is reported as absent."""
     roots = [api_root] if api_root else [root.name for root in node.store.list_api_roots()]
+    found: list[Collection] = []
     for root in roots:
         try:
-            return node.collection_for(acting.principal, root, ref)
+            found.append(node.collection_for(acting.principal, root, ref))
         except NotFound:
             continue
+    if len(found) > 1:
+        # An alias is unique within its API root only: a read, and above all a delete, never picks one silently.
+        named = ", ".join(f"{c.id} in {c.api_root!r}" for c in found)
+        raise AdminError(f"alias {ref!r} names a collection in more than one API root ({named}): give the id "
+                         "or --api-root")
+    if found:
+        return found[0]
     raise NotFound(f"no collection {ref!r}" + (f" in API root {api_root!r}" if api_root else ""))
 
 

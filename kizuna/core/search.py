@@ -155,6 +155,9 @@ class Searcher:
             found = [c for c in readable if ref in (c.id, c.alias)]
             if not found:  # not readable is told exactly as not existing
                 raise NotFound(f"no collection {ref!r}")
+            if len(found) > 1:  # an alias is unique within its API root only
+                named = ", ".join(f"{c.id} in {c.api_root!r}" for c in found)
+                raise BadRequest(f"alias {ref!r} names a collection in more than one API root ({named}): give the id")
             chosen += [c for c in found if c not in chosen]
         return chosen
 

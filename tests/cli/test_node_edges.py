@@ -242,6 +242,13 @@ def test_an_alias_used_in_two_api_roots_is_refused_not_guessed(sqlite_node: Path
     assert json.loads(refused.stdout)["error"]["message"].startswith("alias 'shared' names a collection in more")
     assert kizuna_json(sqlite_node, "export", "--collection", main["id"], "--format", "stix", "-o",
                        str(sqlite_node / "main.json"))["objects"] == 0
+    # Browsing, searching and deleting as well: a delete above all must not act on the collection it guessed.
+    for command in (("objects", "list", "-c", "shared"), ("search", "anything", "--collection", "shared"),
+                    ("objects", "delete", "indicator--00000000-0000-4000-8000-000000000001", "-c", "shared")):
+        line = one_line_failure(kizuna(sqlite_node, *command, check=False), " ".join(command[:2])
+                                if command[0] == "objects" else command[0])
+        assert "more than one API root" in line and main["id"] in line and games["id"] in line, line
+    assert kizuna_json(sqlite_node, "objects", "list", "-c", "shared", "--api-root", "games") == {"more": False}
 
 
 def test_a_failed_sync_reports_every_partner_then_fails_in_one_line(sqlite_node: Path) -> None:
