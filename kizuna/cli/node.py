@@ -36,6 +36,9 @@ from kizuna.stix.timestamps import format_timestamp, now_micros
 #: client, which knows when it will send, is the one that closes.
 KEEP_ALIVE_S = 120
 
+#: More server processes than this is a typo (100000), not a deployment: each opens its own store connections.
+MAX_WORKERS = 64
+
 
 @click.command()
 @click.option("--store", "store_url", default=None,
@@ -221,7 +224,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, type=port_type, show_default=True, help="TCP port to listen on (1-65535).")
-@click.option("--workers", default=1, type=click.IntRange(min=1), show_default=True, help="Server processes.")
+@click.option("--workers", default=1, type=click.IntRange(1, MAX_WORKERS), show_default=True,
+              help=f"Server processes (at most {MAX_WORKERS}: each holds its own connections to the store).")
 @click.option("--sync/--no-sync", "run_sync", cls=Toggle, default=True, show_default=True,
               help="Run the scheduled partner sync worker (one process, whatever --workers says).")
 @click.option("--tls-cert", default=None, type=click.Path(dir_okay=False),

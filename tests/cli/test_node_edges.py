@@ -444,3 +444,8 @@ def test_the_demo_prints_its_details_once_the_port_answers(tmp_path: Path, worke
     finally:
         process.terminate()
         process.communicate(timeout=60)
+
+
+def test_a_typo_in_the_number_of_server_processes_is_refused_before_any_starts(sqlite_node: Path) -> None:
+    line = one_line_failure(kizuna(sqlite_node, "serve", "--workers", "100000", check=False), "serve")
+    assert "'--workers'" in line and "1<=x<=64" in line
