@@ -185,7 +185,7 @@ class Node:
     @classmethod
     def open(cls, data_dir: Path) -> Node:
         config = load_config(data_dir)
-        store = open_store(config.store_url)
+        store = open_store(config.store_url, create=False)
         store.migrate()
         return cls(config, store)
 

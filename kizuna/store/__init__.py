@@ -5,11 +5,13 @@ from __future__ import annotations
 from kizuna.store.base import Store, StoreError
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, create: bool = True) -> Store:
+    """The store at ``url``; with ``create=False`` an SQLite file that is not there is an error, not a new empty
+    store (a node whose database went missing must say so, not start again empty)."""
     if url.startswith("sqlite:///"):
         from kizuna.store.sqlite.store import SqliteStore
 
-        return SqliteStore(url)
+        return SqliteStore(url, create=create)
     if url.startswith(("postgresql://", "postgres://")):
         from kizuna.store.postgres.store import PostgresStore
 

@@ -449,3 +449,20 @@ def test_the_demo_prints_its_details_once_the_port_answers(tmp_path: Path, worke
 def test_a_typo_in_the_number_of_server_processes_is_refused_before_any_starts(sqlite_node: Path) -> None:
     line = one_line_failure(kizuna(sqlite_node, "serve", "--workers", "100000", check=False), "serve")
     assert "'--workers'" in line and "1<=x<=64" in line
+
+
+def test_a_node_whose_database_went_missing_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    """`status` on a data directory whose SQLite file is gone used to create an empty one, after which `init`
+    refused (a node lives here) and nothing said what had happened."""
+    data = tmp_path / "node"
+    kizuna_json(data, "init", "--org-name", "Home")
+    for leftover in data.glob("kizuna.db*"):
+        leftover.unlink()
+    line = one_line_failure(kizuna(data, "status", check=False), "status")
+    assert f"the SQLite store {data / 'kizuna.db'} does not exist" in line and "kizuna restore" in line
+    assert sorted(p.name for p in data.iterdir()) == ["kizuna.toml"]
+    # A directory given as the store's file is named as such.
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    line = one_line_failure(kizuna(tmp_path / "other", "init", "--store", f"sqlite:///{folder}", check=False), "init")
+    assert f"{folder} is a directory" in line and not (tmp_path / "other").exists()

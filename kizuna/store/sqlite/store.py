@@ -77,10 +77,15 @@ def path_from_url(url: str) -> Path:
 class SqliteStore(SqlStore):
     search_index = SqliteSearchIndex()
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, create: bool = True) -> None:
         self.url = url
         self._atomic = threading.local()
         self.path = path_from_url(url)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory: an SQLite store is a file (sqlite:///path/to/kizuna.db)")
+        if not create and not self.path.exists():
+            raise StoreError(f"the SQLite store {self.path} does not exist: restore the node from a backup "
+                             "(`kizuna restore`) or point kizuna.toml's store at the file")
         if not self.path.parent.exists():  # made here: its owner's alone (the node's tokens and markings)
             self.path.parent.mkdir(parents=True)
             self.path.parent.chmod(0o700)
