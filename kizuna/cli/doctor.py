@@ -12,7 +12,16 @@ import click
 import httpx
 
 from kizuna.cli.common import CliError, FiniteFloat, emit, json_option
-from kizuna.federation.doctor import FAIL, DoctorError, Peer, auth_headers, normalise_url, report, run_checks
+from kizuna.federation.doctor import (
+    FAIL,
+    DoctorError,
+    Peer,
+    auth_headers,
+    check_options,
+    normalise_url,
+    report,
+    run_checks,
+)
 from kizuna.federation.doctor_checks import CHECKS
 from kizuna.federation.tls import tls_files_problem
 
@@ -33,11 +42,8 @@ _MARKS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
 def doctor(url: str, token: str | None, basic: str | None, write_collection: str | None, ca_file: str | None,
            timeout: float, as_json: bool) -> int:
     """Check the TAXII 2.1 server at URL (its /taxii2/ discovery URL or an API root) for conformance."""
-    if token and basic:
-        raise CliError("give either --token or --basic, not both", code="usage", exit_code=2)
-    if basic is not None and ":" not in basic:
-        raise CliError("--basic takes USER:PASSWORD", code="usage", exit_code=2)
     try:
+        check_options(token, basic, write_collection)
         base = normalise_url(url)
     except DoctorError as exc:
         raise CliError(str(exc), code="usage", exit_code=2) from None

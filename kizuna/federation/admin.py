@@ -22,36 +22,16 @@ from kizuna.federation.config import (
     ConfigProblem,
     Direction,
     PartnerConfig,
-    printable_ascii,
+    check_http_url,
+    is_collection_ref,
 )
 from kizuna.federation.state import FederationState
 from kizuna.federation.tls import tls_files_problem
 
 
-def _check_http_url(url: str, option: str) -> None:
-    """An http(s) URL with a host and a port that can be connected to, without credentials or a query."""
-    if not printable_ascii(url):
-        raise ConfigProblem(f"{option} {url!r} must be printable ASCII without spaces")
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises ValueError for a port that is not a number
-    except ValueError as exc:
-        raise ConfigProblem(f"{option} {url!r} is not a valid URL ({exc})") from None
-    if parts.scheme not in ("http", "https"):
-        raise ConfigProblem(f"{option} {url!r} must start with http:// or https://")
-    if not parts.hostname:
-        raise ConfigProblem(f"{option} {url!r} has no host")
-    if port == 0:
-        raise ConfigProblem(f"{option} {url!r}: port 0 cannot be connected to")
-    if parts.username is not None or parts.password is not None:
-        raise ConfigProblem(f"{option} {url!r}: give credentials with --token or --basic, not in the URL")
-    if parts.query or parts.fragment:
-        raise ConfigProblem(f"{option} {url!r} must be a URL without a query or fragment")
-
-
 def check_api_root_url(url: str) -> None:
     """An http(s) URL with a host, ending with ``/`` (collection paths are resolved against it)."""
-    _check_http_url(url, "--url")
+    check_http_url(url, "--url")
     path = urlsplit(url).path
     if not path.endswith("/"):
         raise ConfigProblem(f"--url {url!r} must be the API root URL ending with '/', e.g. {url}/")
@@ -65,7 +45,7 @@ def misp_feed_location(location: str) -> str:
     """The stored form of a feed: its http(s) URL ending with '/', or the file:// URL of an existing
     directory (given as ``file://…`` or as a path) that holds a ``manifest.json``."""
     if location.startswith(("http://", "https://")):
-        _check_http_url(location, "--misp-feed")
+        check_http_url(location, "--misp-feed")
         parts = urlsplit(location)
         return urlunsplit(parts._replace(path=parts.path if parts.path.endswith("/") else parts.path + "/"))
     if location.startswith("file://"):
@@ -108,7 +88,7 @@ def readable_file(option: str, path: str | None) -> str | None:
 
 def check_remote_collection(mapping: CollectionMapping) -> None:
     remote = mapping.remote
-    if not printable_ascii(remote) or any(char in remote for char in "/?#%"):
+    if not is_collection_ref(remote):
         raise ConfigProblem(f"--map {mapping.local}={remote}: the remote collection must be an id or alias "
                             "(printable ASCII, no '/', '?', '#' or '%')")
 

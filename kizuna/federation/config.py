@@ -10,6 +10,7 @@ import enum
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -30,6 +31,44 @@ FEED_REMOTE = "misp-feed"
 def printable_ascii(value: str) -> bool:
     """Only visible ASCII (no spaces, tabs or controls): what an HTTP header carries unchanged."""
     return bool(value) and all("!" <= char <= "~" for char in value)
+
+
+def is_collection_ref(text: str) -> bool:
+    """Whether ``text`` can name a partner's collection in a URL path: an id or alias, printable ASCII, and
+    no '/', '?', '#' or '%'."""
+    return bool(text) and printable_ascii(text) and not any(char in text for char in "/?#%")
+
+
+def check_credentials(token: str | None, basic: str | None) -> None:
+    """A bearer token or basic credentials that can be sent in an HTTP header (refused here, not mid-sync)."""
+    if token and basic:
+        raise ConfigProblem("give either a bearer token or basic credentials, not both")
+    if token is not None and not printable_ascii(token):
+        raise ConfigProblem("the token must be printable ASCII without spaces (check for a pasted quote or "
+                            "non-breaking space)")
+    if basic is not None and (":" not in basic or not printable_ascii(basic)):
+        raise ConfigProblem("basic credentials must read user:password, printable ASCII without spaces")
+
+
+def check_http_url(url: str, option: str) -> None:
+    """An http(s) URL with a host and a port that can be connected to, without credentials or a query."""
+    if not printable_ascii(url):
+        raise ConfigProblem(f"{option} {url!r} must be printable ASCII without spaces")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ConfigProblem(f"{option} {url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigProblem(f"{option} {url!r} must start with http:// or https://")
+    if not parts.hostname:
+        raise ConfigProblem(f"{option} {url!r} has no host")
+    if port == 0:
+        raise ConfigProblem(f"{option} {url!r}: port 0 cannot be connected to")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigProblem(f"{option} {url!r}: give credentials with --token or --basic, not in the URL")
+    if parts.query or parts.fragment:
+        raise ConfigProblem(f"{option} {url!r} must be a URL without a query or fragment")
 
 
 class ConfigProblem(ValueError):
@@ -114,14 +153,7 @@ class PartnerConfig:
             raise ConfigProblem(f"{self.api_root_url!r} must be an http:// or https:// API root URL")
         if not self.mappings:
             raise ConfigProblem("a partner needs at least one collection mapping (--map LOCAL=REMOTE:pull)")
-        if self.token and self.basic_auth:
-            raise ConfigProblem("give either a bearer token or basic credentials, not both")
-        # A secret that is not plain ASCII cannot be sent in an HTTP header: refuse it here, not mid-sync.
-        if self.token is not None and not printable_ascii(self.token):
-            raise ConfigProblem("the token must be printable ASCII without spaces (check for a pasted quote or "
-                                "non-breaking space)")
-        if self.basic_auth is not None and (":" not in self.basic_auth or not printable_ascii(self.basic_auth)):
-            raise ConfigProblem("basic credentials must read user:password, printable ASCII without spaces")
+        check_credentials(self.token, self.basic_auth)
         if self.pin_sha256 is not None and not _PIN.match(self.pin_sha256):
             raise ConfigProblem("a pin is the SHA-256 of the partner's certificate: 64 hex digits, colons allowed")
         if self.pin_sha256 is not None and self.api_root_url.startswith("http://"):

@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 import orjson
+
+from kizuna.federation.config import ConfigProblem, check_credentials, check_http_url, is_collection_ref
 
 TAXII = "application/taxii+json;version=2.1"
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
@@ -172,14 +174,22 @@ class CheckSpec:
 
 
 def normalise_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DoctorError(f"{url!r} is not an http:// or https:// URL of a TAXII server")
+    """The URL checked as `partners add` checks a partner's, ending with '/'."""
     try:
-        parts.port  # noqa: B018  (raises on a port that is not a number)
-    except ValueError:
-        raise DoctorError(f"{url!r} has a port that is not a number") from None
+        check_http_url(url, "URL")
+    except ConfigProblem as exc:
+        raise DoctorError(str(exc)) from None
     return url if url.endswith("/") else url + "/"
+
+
+def check_options(token: str | None, basic: str | None, write_collection: str | None) -> None:
+    """The credentials and --write collection as they can be sent (a usage error otherwise)."""
+    try:
+        check_credentials(token, basic)
+    except ConfigProblem as exc:
+        raise DoctorError(str(exc)) from None
+    if write_collection is not None and not is_collection_ref(write_collection):
+        raise DoctorError(f"--write {write_collection!r}: give the id or alias of a collection to write to")
 
 
 def auth_headers(token: str | None, basic: str | None) -> dict[str, str]:

@@ -144,11 +144,26 @@ def test_medallion_is_reported_with_its_known_deviations(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("url", ["taxii.example.org", "ftp://peer.example/taxii2/", "https://:443/",
-                                 "http://peer.example:port/"])
+                                 "http://peer.example:port/", "http://localhost:99999/taxii2/"])
 def test_a_url_that_is_not_one_fails_in_one_line(url: str) -> None:
     result = kizuna(Path("/nonexistent-kizuna-node"), "doctor", url, check=False)
     assert result.returncode == 2
     assert result.stderr.startswith("kizuna doctor: ") and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,said", [
+    (("--token", "kz_caf\u00e9"), "the token must be printable ASCII"),
+    (("--basic", "nocolon"), "basic credentials must read user:password"),
+    (("--token", "t", "--basic", "u:p"), "not both"),
+    (("--write", ""), "--write '': give the id or alias of a collection"),
+    (("--write", "a/b"), "--write 'a/b': give the id or alias of a collection"),
+])
+def test_options_that_cannot_be_sent_are_refused_before_any_request(args: tuple[str, ...], said: str) -> None:
+    """As `partners add` refuses them: a usage error, not a check the server is blamed for failing. Port 9 has
+    no server, so a request sent would fail otherwise."""
+    result = kizuna(Path("/nonexistent-kizuna-node"), "doctor", "http://127.0.0.1:9/taxii2/", *args, check=False)
+    (line,) = result.stderr.splitlines()
+    assert result.returncode == 2 and line.startswith("kizuna doctor: ") and said in line, line
 
 
 def test_a_server_that_does_not_answer_fails_in_one_line() -> None:
