@@ -206,6 +206,11 @@ class Moment(click.ParamType):
             self.fail(f"{value!r} is not a date or timestamp such as 2026-03-01 or 2026-03-01T09:30:00Z", param, ctx)
 
 
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """``1 line``, ``2 lines``: a number and its noun, as an operator reads it."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
+
+
 class TokenId(click.ParamType):
     """A token's id, as `tokens list` shows it. A whole token (``kz_<id>_<secret>``) pasted in its place is
     refused without being repeated, so that the secret does not end up in a terminal's scrollback or a log."""

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from kizuna.cli.common import CliError, FiniteFloat, emit, node_of
+from kizuna.cli.common import CliError, FiniteFloat, count, emit, node_of
 from kizuna.cli.progress import Progress, progress_wanted
 from kizuna.detect.mappings import shipped_mappings
 
@@ -83,7 +83,7 @@ def publish_command(logs: tuple[Path, ...], url: str, chunk_lines: int, as_json:
                   enabled=progress_wanted(as_json, False)) as bar:
         chunks, lines = asyncio.run(go(bar))
     emit(as_json, {"chunks": chunks, "lines": lines, "files": len(logs)},
-         f"published {lines} lines of {len(logs)} files in {chunks} chunks")
+         f"published {count(lines, 'line')} of {count(len(logs), 'file')} in {count(chunks, 'chunk')}")
 
 
 @detect_group.command("notify")
@@ -162,9 +162,9 @@ def worker_command(ctx: click.Context, url: str, source_collections: tuple[str, 
     stats = asyncio.run(go())
     summary = {**stats.as_json(), "indicators": worker.indicator_load}
     unread = stats.unparsable + stats.unmapped
-    emit(as_json, summary, f"{stats.chunks} chunks, {stats.lines} lines, {stats.hits} hits, "
-                           f"{stats.sightings_stored} sighting versions stored"
-                           + (f"; {unread} lines could not be read ({stats.unparsable} unparsable, "
+    emit(as_json, summary, f"{count(stats.chunks, 'chunk')}, {count(stats.lines, 'line')}, "
+                           f"{count(stats.hits, 'hit')}, {count(stats.sightings_stored, 'sighting version')} stored"
+                           + (f"; {count(unread, 'line')} could not be read ({stats.unparsable} unparsable, "
                               f"{stats.unmapped} of no known format)" if unread else ""))
 
 

@@ -23,6 +23,7 @@ from kizuna.cli.common import (
     FiniteFloat,
     Moment,
     check_output_path,
+    count,
     emit,
     json_option,
     node_of,
@@ -210,8 +211,10 @@ def _text(result: dict[str, Any], name: str) -> str:
     out: list[str] = []
     details: list[str] = []
     for s in result["sources"]:
-        line = (f"{s['source']}: {s['total']} objects read: {s['stored']} stored, {s['duplicates']} already "
-                f"stored, {s['rejected']} rejected (collection {name})")
+        unreadable = s.get("unreadable_lines", 0)  # rejected too, but no object was read from them
+        line = (f"{s['source']}: {count(s['total'], 'object')} read: {s['stored']} stored, {s['duplicates']} "
+                f"already stored, {s['rejected'] - unreadable} rejected"
+                + (f", and {count(unreadable, 'line')} not JSON" if unreadable else "") + f" (collection {name})")
         if s["format"] != STIX:
             line += (f"; converted from {s['format']}: {len(s['rejected_input'])} input records rejected, "
                      f"{len(s['losses'])} losses, {s['flagged']} flagged by warninglists")
@@ -368,7 +371,7 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
             what = [f"{len(failed)} of {len(failed) + len(sources)} files not imported"] if failed else []
             what += [f"{result['rejected'] - unreadable} objects refused by ingest"] \
                 if result["rejected"] > unreadable else []
-            what += [f"{unreadable} lines not JSON"] if unreadable else []
+            what += [f"{count(unreadable, 'line')} not JSON"] if unreadable else []
             what += [f"{refused_input} input records not converted"] if refused_input else []
             click.echo(f"kizuna import: {', '.join(what)} (listed above)", err=True)
         ctx.exit(1)

@@ -76,7 +76,7 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
     "--zeek-intel",
     "intel_files",
     multiple=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Zeek Intel-framework file; each row becomes a STIX indicator (repeatable).",
 )
 @click.option(
@@ -88,7 +88,7 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
 @click.option("--mapping", "mapping_name", default=None, help="Force a shipped mapping (default: detect).")
 @click.option(
     "--mapping-file",
-    type=click.Path(exists=True, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="A mapping file (JSON) describing another log format; see docs/detection.md and examples/mappings/.",
 )

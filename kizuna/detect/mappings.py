@@ -378,8 +378,8 @@ class LogReader:
 
     def __init__(self, mappings: Iterable[Mapping], *, forced: str | None = None) -> None:
         self.mappings = list(mappings)
-        self.forced = next((m for m in self.mappings if m.name == forced), None) if forced else None
-        if forced and self.forced is None:
+        self.forced = next((m for m in self.mappings if m.name == forced), None) if forced is not None else None
+        if forced is not None and self.forced is None:  # '' too: no mapping is called that
             raise ValueError(f"unknown mapping {forced!r}; one of: {', '.join(sorted(m.name for m in self.mappings))}")
         self.stats = ReadStats()
         self._tsv: dict[str, Any] | None = None

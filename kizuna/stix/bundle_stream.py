@@ -171,7 +171,7 @@ class _Reader:
         if byte == -1:
             raise self.error(self.pos, f"unexpected end of file: {message}")
         if byte not in what:
-            raise self.error(self.pos, f"{message}, found {bytes([byte])!r}")
+            raise self.error(self.pos, f"{message}, found {chr(byte)!r}")
 
     # ---------------------------------------------------------------- values
     def value_extent(self, exact: bool = True) -> tuple[int, int]:
@@ -202,7 +202,7 @@ class _Reader:
                 else:
                     match = _SCALAR(self.buf, start)
                     if match is None:
-                        raise self.error(start, f"expected a value, found {bytes([byte])!r}")
+                        raise self.error(start, f"expected a value, found {chr(byte)!r}")
                     end = match.end()
                     if end == len(self.buf) and not self.eof:
                         raise _Incomplete

@@ -99,6 +99,8 @@ def test_a_bad_json_line_is_named_and_the_lines_after_it_are_imported(data_dir: 
     assert result.returncode == 1
     assert f"{path}:2: not JSON" in result.stdout and f"{path}:5: not JSON" in result.stdout
     assert result.stderr == "kizuna import: 2 lines not JSON (listed above)\n"  # they never reached ingest
+    # The summary adds up: objects read, and apart from them the lines no object was read from.
+    assert f"{path}: 4 objects read: 4 stored, 0 already stored, 0 rejected, and 2 lines not JSON" in result.stdout
     assert count_in(data_dir, "in") == 4
     report = json.loads(kizuna(data_dir, "import", str(path), "--collection", "in", "--json", check=False).stdout)
     assert [(f["line"], f["id"]) for f in report["failures"]] == [(2, None), (5, None)]

@@ -152,7 +152,7 @@ def test_garbled_object_reports_its_line() -> None:
 def test_missing_comma_between_elements() -> None:
     data = b'[\n{"a": 1}\n{"b": 2}\n]'
     error = error_of(data)
-    assert (error.line, error.message) == (3, "expected ',' or ']' after an element of the objects array, found b'{'")
+    assert (error.line, error.message) == (3, "expected ',' or ']' after an element of the objects array, found '{'")
 
 
 def test_truncated_files_report_the_end_and_the_start_of_the_value() -> None:
