@@ -261,8 +261,12 @@ class Node:
         self, name: str, title: str, description: str | None = None,
         max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
     ) -> ApiRoot:
+        if name in (".", ".."):  # a URL path segment that means "here" or "up", never a name
+            raise AdminError(f"API root name {name!r} is a path step ('.' or '..'), not a name")
         if not _API_ROOT_NAME.match(name):
             raise AdminError(f"API root name {name!r} must be letters, digits, '.', '_' or '-'")
+        if not title.strip():
+            raise AdminError("the title is empty: discovery and the console show it; give one")
         if name.lower() in RESERVED_API_ROOT_NAMES:
             raise AdminError(f"API root name {name!r} is reserved for the node's own paths (taxii2, console, feeds)")
         if max_content_length < 1:
@@ -284,6 +288,8 @@ class Node:
     ) -> Collection:
         if self.store.get_api_root(api_root) is None:
             raise AdminError(f"API root {api_root!r} does not exist")
+        if not title.strip():
+            raise AdminError("the title is empty: listings and the console name a collection by it; give one")
         if alias is not None and (not alias or "/" in alias or not alias.isprintable() or " " in alias):
             # An alias is a URL path segment and a word in listings (`r:alias` in tokens list).
             raise AdminError(f"alias {alias!r} must be a non-empty word without '/' or spaces")

@@ -299,6 +299,10 @@ NAMED_BUT_MISSING = [
     # not the old value kept, as if the change were made
     ("--producers needs at least one value", ("agreements", "set", "a1", "--partner", PLAIN, "--producers", "")),
     ("--collections needs at least one value", ("agreements", "set", "a1", "--partner", PLAIN, "--collections", ",")),
+    # a blank row in listings and `r:` in tokens list, not a collection or API root someone can name
+    ("the title is empty", ("collections", "create", "--title", " ")),
+    ("the title is empty", ("api-roots", "create", "blank", "--title", "")),
+    ("is a path step", ("api-roots", "create", "..", "--title", "Up")),
 ]
 
 
