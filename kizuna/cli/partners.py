@@ -177,12 +177,14 @@ def partners_show(ctx: click.Context, name: str, as_json: bool) -> None:
         config: dict[str, Any] = _named(partner.public(), node) if partner is not None else {"name": name}
     except ConfigProblem as exc:
         partner, config = None, {"name": name, "config_error": str(exc)}
+    names = {c.id: c.alias or c.title for c in node.store.list_collections()}
     payload = {
         **config,
         "status": state.status_view(name),
         "cursors": [
-            {"direction": k.direction, "local": k.local_collection, "remote": k.remote_collection,
-             "position": position, "updated": format_timestamp(at) if at else None}
+            {"direction": k.direction, "local": k.local_collection, "local_name": names.get(k.local_collection),
+             "remote": k.remote_collection, "position": position,
+             "updated": format_timestamp(at) if at else None}
             for k, position, at in state.cursors(name)
         ],
         "quarantine": state.quarantined(name, limit=20),

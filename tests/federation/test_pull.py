@@ -118,6 +118,7 @@ def test_status_and_cursor_are_visible_in_the_cli(pair: tuple[FedNode, FedNode])
         ("pull", uk.collection), ("pull-terms", uk.collection), ("recall", uk.collection)]
     assert len(cursors[1]["position"]) == 64
     assert orjson.loads(cursors[0]["position"])["next"] is None
+    assert {c["local_name"] for c in cursors} == {"shared"}  # the local collection by name beside its id
 
 
 def test_unknown_partner_and_bad_mapping_are_refused(pair: tuple[FedNode, FedNode]) -> None:
