@@ -8,7 +8,7 @@ from typing import Any
 import click
 import orjson
 
-from kizuna.cli.common import CliError, emit, json_option, node_of, output_stream
+from kizuna.cli.common import CliError, dash_is_stdout, emit, json_option, node_of, output_stream
 from kizuna.core.audit import KINDS, unpack_served
 from kizuna.stix.timestamps import format_timestamp
 
@@ -39,8 +39,9 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
 
 
 @audit.command("export")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the JSON lines to this file (all or nothing) instead of standard output.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, callback=dash_is_stdout,
+              help="Write the JSON lines to this file (all or nothing) instead of standard output (-: standard "
+              "output).")
 @click.option("--kind", "kinds", multiple=True, metavar="KIND",
               help="Only records of this kind, e.g. import-report, write, egress (repeatable).")
 @click.option("--json", "as_json", is_flag=True,

@@ -166,10 +166,19 @@ def output_stream(path: Path | None) -> Iterator[IO[bytes]]:
         raise
 
 
+def dash_is_stdout(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Callback of an output option whose absence means standard output: ``-o -`` means it too."""
+    return None if value is not None and str(value) == "-" else value
+
+
 def check_output_path(path: Path) -> None:
     """Refuse, before any work, an output file that cannot be written where it is asked: a directory, or a
     place whose directory is missing or is a file (a command that stores something first, such as an
     import with --report, must not fail only after storing)."""
+    if not str(path) or str(path) == ".":
+        raise CliError("the output needs a file name", code="usage")
+    if str(path) == "-":  # taken by commands whose output may go to standard output (`dash_is_stdout`)
+        raise CliError("'-' (standard output) is not an output of this command: give a file name", code="usage")
     if path.is_dir():
         raise CliError("is a directory, not a file", code="io", file=str(path))
     target = path.resolve() if path.is_symlink() else path
@@ -185,8 +194,11 @@ def _write_into(target: Path, path: Path) -> Iterator[IO[bytes]]:
         stream = target.open("wb")
     except OSError as exc:
         raise CliError(f"cannot write: {exc.strerror or exc}", code="io", file=str(path)) from None
-    with stream:
-        yield stream
+    try:
+        with stream:
+            yield stream
+    except OSError as exc:  # a device that refuses the bytes (/dev/full): named, like any output that fails
+        raise CliError(f"cannot write: {exc.strerror or exc}", code="io", file=str(path)) from None
 
 
 class Moment(click.ParamType):

@@ -20,7 +20,16 @@ import click
 import orjson
 from click.core import ParameterSource
 
-from kizuna.cli.common import CliError, emit, node_of, output_stream, quiet_option, tlp_level, token_id_type
+from kizuna.cli.common import (
+    CliError,
+    dash_is_stdout,
+    emit,
+    node_of,
+    output_stream,
+    quiet_option,
+    tlp_level,
+    token_id_type,
+)
 from kizuna.cli.progress import Progress, progress_wanted
 from kizuna.core import browse
 from kizuna.core.node import Node
@@ -113,8 +122,9 @@ _ONLY_FOR: Final = {
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="stix", show_default=True,
               help="stix: a bundle of every version; misp: one MISP event; misp-feed: a MISP feed directory; "
                    "csv, txt (a blocklist), rpz, zeek, suricata: feeds of the indicators' IOCs.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Write to this file (all or nothing) instead of standard output; misp-feed: a directory.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, callback=dash_is_stdout,
+              help="Write to this file (all or nothing) instead of standard output (-: standard output); "
+              "misp-feed: a directory.")
 @click.option("--as-org", default=None, metavar="NAME",
               help="Export what this organisation would receive over TAXII (its markings and agreements).")
 @click.option("--as-token-id", default=None, metavar="ID", type=token_id_type,

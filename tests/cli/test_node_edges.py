@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import select
 import shutil
 import socket
@@ -466,3 +467,17 @@ def test_a_node_whose_database_went_missing_says_so_and_writes_nothing(tmp_path:
     folder.mkdir()
     line = one_line_failure(kizuna(tmp_path / "other", "init", "--store", f"sqlite:///{folder}", check=False), "init")
     assert f"{folder} is a directory" in line and not (tmp_path / "other").exists()
+
+
+def test_an_output_of_dash_is_standard_output_where_it_may_be_and_refused_elsewhere(sqlite_node: Path) -> None:
+    kizuna_json(sqlite_node, "collections", "create", "--title", "Out", "--alias", "out")
+    dashed = kizuna(sqlite_node, "export", "--collection", "out", "-o", "-")
+    plain = kizuna(sqlite_node, "export", "--collection", "out")
+    assert json.loads(dashed.stdout)["objects"] == json.loads(plain.stdout)["objects"]
+    assert not (Path.cwd() / "-").exists() and not (sqlite_node / "-").exists()
+    as_json = kizuna(sqlite_node, "export", "--collection", "out", "-o", "-", "--json", check=False)
+    assert as_json.returncode != 0 and "--json needs -o" in json.loads(as_json.stdout)["error"]["message"]
+    for args, said in ((("import", os.devnull, "--collection", "out", "--report", "-"), "'-' (standard output)"),
+                       (("export", "--collection", "out", "-o", ""), "the output needs a file name"),
+                       (("export", "--collection", "out", "-o", "/dev/full"), "No space left on device: /dev/full")):
+        assert said in one_line_failure(kizuna(sqlite_node, *args, check=False), args[0])
