@@ -236,3 +236,19 @@ def test_importing_a_banked_hash_again_versions_it_only_when_it_changes(node_dir
     stamps = [parse_timestamp(str(version["modified"])) for version in (first, labelled, green)]
     assert stamps == sorted(set(stamps))
     assert len(versions()[bridge.pdq or ""]) == 1
+
+
+def test_when_every_input_is_bad_each_is_named(node_dir: Path, tmp_path: Path) -> None:
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("zz\n")
+    second.write_text("abc\n")
+    for command, last in (("import", "nothing imported: 2 inputs rejected (listed above)"),
+                          ("match", "none of the 2 inputs could be used (listed above)")):
+        args = ("hashes", command, str(first), str(second), *(("--collection", "tcap") if command == "import" else ()))
+        result = kizuna(node_dir, *args, check=False)
+        assert result.returncode == 1 and result.stderr.splitlines() == [
+            f"kizuna hashes {command}: pdq hash 'zz' is not hexadecimal: {first}:1",
+            f"kizuna hashes {command}: pdq hash has 3 hex digits, not 64: {second}:1",
+            f"kizuna hashes {command}: {last}"]
+        error = json.loads(kizuna(node_dir, *args, "--json", check=False).stdout)["error"]
+        assert "2 inputs" in error["message"] and (error["file"], error["line"]) == (str(first), 1)
