@@ -223,9 +223,13 @@ def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], ma
     rows = watch.store()
     text = "\n".join(f"{r['count']:>6}  {r['rule']:<12} {r['value']}  (protected: {r['asset']})" for r in rows)
     unread = stats.problem_count + stats.skipped
-    emit(as_json, {"lines": stats.lines, "unparsed": stats.problem_count, "unmapped": stats.skipped, "hits": rows},
+    # The unparsable lines by file and line, as `kizuna match` names them (the first 20; --json the first 100).
+    named = [{"file": p.file, "line": p.line, "reason": p.reason} for p in stats.problems[:100]]
+    emit(as_json, {"lines": stats.lines, "unparsed": stats.problem_count, "unmapped": stats.skipped,
+                   "unparsed_lines": named, "hits": rows},
          f"{stats.lines} log lines read" + (f" ({unread} unparsable or of no known format)" if unread else "")
-         + f"; {len(rows)} values hit the watchlist" + (f":\n{text}" if rows else "."))
+         + "".join(f"\n  {p['file']}:{p['line']}: {p['reason']}" for p in named[:20])
+         + f"\n{len(rows)} values hit the watchlist" + (f":\n{text}" if rows else "."))
 
 
 @operation_command(ops, "promote")

@@ -213,6 +213,11 @@ def test_lookalikes_in_local_dns_logs_raise_alerts_and_promote_to_an_indicator(w
     scanned = kizuna_json(world.data, "ops", "scan-logs", "games-logs", str(log), "--mapping", "zeek-dns")
     assert scanned["hits"] == [{"value": f"www.{lookalike}", "asset": "rwc2019.jp", "rule": "lookalike", "count": 2}]
     assert (scanned["lines"], scanned["unparsed"] + scanned["unmapped"]) == (4, 1)  # the line that is no log line
+    assert [(p["file"], p["line"]) for p in scanned["unparsed_lines"]] == [(str(log), 4)]  # named, as match does
+    (tmp_path / "quiet").mkdir()
+    quiet = dns_log(tmp_path / "quiet", ["www.example.com"], "not a log line")  # no hit: nothing stored
+    said = kizuna(world.data, "ops", "scan-logs", "games-logs", str(quiet), "--mapping", "zeek-dns").stdout
+    assert f"\n  {quiet}:2: " in said, said
     garbage = tmp_path / "garbage.log"
     garbage.write_text("not a log line\nnor this\n")
     unread = kizuna(world.data, "ops", "scan-logs", "games-logs", str(garbage), "--json", check=False)
