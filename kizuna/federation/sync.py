@@ -13,6 +13,7 @@ visibility check decides what the partner may see) from a per-partner high-water
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -101,18 +102,29 @@ def advance(position: PullPosition, more: bool, token: str | None, first: int | 
 
 
 class PageWalk:
-    """The cursors one walk of a partner's pages has been at. A partner that answers ``more`` and hands back a
-    cursor it gave before (the same ``next``, or dates that do not move) would be read for ever, and the worker
-    syncs partners one after another: the walk stops with a partner error instead, and the others sync."""
+    """The pages one walk of a partner's collection has read: each a cursor and what the page held. A partner
+    that answers ``more`` and serves the same page again from the same cursor (the same ``next`` and the same
+    objects, or dates that do not move) would be read for ever, and the worker syncs partners one after another:
+    the walk stops with a partner error instead, and the others sync. A cursor alone may come back: medallion
+    hands out one ``next`` token for a whole walk and moves what it names along."""
 
     def __init__(self) -> None:
-        self._seen: set[str] = set()
+        self._seen: set[bytes] = set()
 
-    def step(self, cursor: str) -> None:
-        if cursor in self._seen:
-            raise PartnerError("the partner said more=true and led back to a page it had already served in this "
-                               f"run ({cursor[:80]}): its pages go round in a circle", kind="malformed")
-        self._seen.add(cursor)
+    def step(self, cursor: str, held: Any) -> None:
+        """``cursor``: where the next request goes; ``held``: what this page held (JSON-serialisable)."""
+        page = hashlib.sha256(cursor.encode() + b"\0" + orjson.dumps(held)).digest()
+        if page in self._seen:
+            raise PartnerError("the partner said more=true and served a page it had already served in this run, "
+                               f"from the same cursor ({cursor[:80]}): its pages go round in a circle",
+                               kind="malformed")
+        self._seen.add(page)
+
+
+def _page_held(page: RemotePage) -> list[Any]:
+    """What tells one page of objects from another: its objects' ids and versions, and its date headers."""
+    versions = [(obj.get("id"), obj.get("modified")) if isinstance(obj, dict) else None for obj in page.objects]
+    return [page.date_added_first, page.date_added_last, versions]
 
 
 @dataclass(slots=True)
@@ -320,7 +332,7 @@ class Syncer:
                     _timestamp(page.date_added_last),
                 )
                 if page.more:
-                    walk.step(new_position.dumps())
+                    walk.step(new_position.dumps(), _page_held(page))
                     pending = pool.submit(fetch, new_position)
                 commit = self.state.commit_pull_page(
                     self.node, local.pk, page.objects, source, key, new_position.dumps()
@@ -408,7 +420,7 @@ class Syncer:
             self._heartbeat()
             if not page["more"]:
                 return
-            walk.step(orjson.dumps(position).decode())
+            walk.step(orjson.dumps(position).decode(), page["tombstones"])
 
     # -- recall towards partners we push to ---------------------------------------------------
     def _recall_pushed(
