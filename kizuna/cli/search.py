@@ -10,7 +10,7 @@ import dataclasses
 
 import click
 
-from kizuna.cli.common import CliError, Moment, emit, json_option, node_of, token_id_type
+from kizuna.cli.common import TLP_LEVEL_NAMES, CliError, Moment, emit, json_option, node_of, token_id_type
 from kizuna.core import browse
 from kizuna.core.search import MAX_LIMIT, SearchFilters, SearchHit
 from kizuna.federation.state import FederationState
@@ -55,8 +55,8 @@ def _table(hits: list[SearchHit], collections: dict[str, str], words: str) -> li
 @click.option("--collection", "-c", "collections", multiple=True,
               help="Only this collection, id or alias (repeatable).")
 @click.option("--type", "types", multiple=True, help="Only this STIX type (repeatable).")
-@click.option("--tlp", multiple=True, help="Only this TLP level: clear, green, amber, amber+strict, red or none "
-                                           "(repeatable).")
+@click.option("--tlp", multiple=True, type=click.Choice([*TLP_LEVEL_NAMES, "none"], case_sensitive=False),
+              help="Only this TLP level: clear, green, amber, amber+strict, red or none (repeatable).")
 @click.option("--producer", "producers", multiple=True,
               help="Only objects of this producer: an organisation name or identity id (repeatable).")
 @click.option("--partner", default=None, help="Only objects received from this federation partner.")

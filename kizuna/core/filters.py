@@ -113,6 +113,11 @@ def _split_list(field: str, value: str) -> list[str]:
     return items
 
 
+def is_type_name(item: str) -> bool:
+    """Whether ``item`` is a STIX type name: 3-250 characters of a-z, 0-9 and single hyphens inside."""
+    return 3 <= len(item) <= 250 and _TYPE.match(item) is not None
+
+
 def _parse_match(field: str, value: str) -> object:
     items = _split_list(field, value)
     if field == "id":
@@ -122,7 +127,7 @@ def _parse_match(field: str, value: str) -> object:
         return tuple(items)
     if field == "type":
         for item in items:
-            if len(item) < 3 or len(item) > 250 or not _TYPE.match(item):
+            if not is_type_name(item):
                 raise BadRequest(f"match[type] value {item!r} is not a STIX type name")
         return tuple(items)
     if field == "spec_version":

@@ -26,6 +26,7 @@ import orjson
 
 from kizuna.core.cursor import CursorCodec
 from kizuna.core.errors import BadRequest, NotFound
+from kizuna.core.filters import is_type_name
 from kizuna.core.principal import Principal
 from kizuna.core.query import Choice, Reader
 from kizuna.core.visibility import Viewer
@@ -115,6 +116,9 @@ class Searcher:
             raise BadRequest(terms)
         if not 1 <= limit <= MAX_LIMIT:
             raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
+        unnamed = next((kind for kind in filters.types if not is_type_name(kind)), None)
+        if unnamed is not None:  # 'Malware' would find nothing, as if nothing were there
+            raise BadRequest(f"{unnamed!r} is not a STIX type name (lower-case, e.g. malware)")
         wanted = _Wanted(terms, frozenset(filters.types) or None, _levels(filters.tlp),
                          self._producers(filters.producers), filters)
         collections = self._collections(principal, filters.collections)

@@ -303,6 +303,9 @@ NAMED_BUT_MISSING = [
     ("the title is empty", ("collections", "create", "--title", " ")),
     ("the title is empty", ("api-roots", "create", "blank", "--title", "")),
     ("is a path step", ("api-roots", "create", "..", "--title", "Up")),
+    # not "Nothing found": as `objects list --type` and `--tlp` of the other commands refuse them
+    ("'Malware' is not a STIX type name", ("search", "ransomware", "--type", "Malware")),
+    ("'TLP:AMBER' is not one of", ("search", "ransomware", "--tlp", "TLP:AMBER")),
 ]
 
 
