@@ -304,6 +304,8 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
         raise CliError("SOURCE is empty: give a file, a directory or an http(s) URL", code="usage", exit_code=2)
     if warninglists and no_warninglists:
         raise CliError("give --warninglist or --no-warninglists, not both", code="usage", exit_code=2)
+    if any(not label.strip() for label in labels):  # stored as labels: [""], which no one can search for
+        raise CliError("--label is empty: give a word such as phishing", code="usage", exit_code=2)
     if report_file is not None:
         check_output_path(report_file)
     node = node_of(ctx)

@@ -306,6 +306,7 @@ NAMED_BUT_MISSING = [
     # not "Nothing found": as `objects list --type` and `--tlp` of the other commands refuse them
     ("'Malware' is not a STIX type name", ("search", "ransomware", "--type", "Malware")),
     ("'TLP:AMBER' is not one of", ("search", "ransomware", "--tlp", "TLP:AMBER")),
+    ("--label is empty", ("import", os.devnull, "--collection", PLAIN, "--label", " ")),  # not labels: [" "]
 ]
 
 
