@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from kizuna.core.errors import AdminError, BadRequest, Forbidden, NotFound
+from kizuna.core.errors import AdminError, BadRequest, Forbidden, NotFound, alias_in_several_roots
 from kizuna.core.filters import Endpoint, Filters, parse_filters
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
@@ -107,9 +107,7 @@ def find_collection(node: Node, acting: Acting, ref: str, api_root: str | None =
             continue
     if len(found) > 1:
         # An alias is unique within its API root only: a read, and above all a delete, never picks one silently.
-        named = ", ".join(f"{c.id} in {c.api_root!r}" for c in found)
-        raise AdminError(f"alias {ref!r} names a collection in more than one API root ({named}): give the id "
-                         "or --api-root")
+        raise AdminError(alias_in_several_roots(ref, found) + " or --api-root")
     if found:
         return found[0]
     raise NotFound(f"no collection {ref!r}" + (f" in API root {api_root!r}" if api_root else ""))

@@ -6,6 +6,12 @@ TAXII error objects; their text never names an object the caller may not see.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kizuna.store.base import Collection
+
 
 class KizunaError(Exception):
     status = 400
@@ -71,3 +77,10 @@ class Unprocessable(KizunaError):
 
 class AdminError(KizunaError):
     """A node administration step that cannot be done as asked (CLI)."""
+
+
+def alias_in_several_roots(ref: str, found: Sequence[Collection]) -> str:
+    """What to say when ``ref`` is the alias of collections in several API roots (an alias is unique within its
+    root only): every command refuses to pick one, and names them so that the caller can give an id."""
+    named = ", ".join(f"{c.id} in {c.api_root!r}" for c in found)
+    return f"alias {ref!r} names a collection in more than one API root ({named}): give the id"

@@ -21,7 +21,7 @@ from kizuna.config import NodeConfig, absolute_store_url, default_store_url, loa
 from kizuna.core.audit import AuditLog, pack_served, tlp_counts
 from kizuna.core.bulk_import import gil_shared_sooner
 from kizuna.core.cursor import CursorCodec, load_key_ring, rotate_cursor_key
-from kizuna.core.errors import AdminError, Forbidden, NotFound
+from kizuna.core.errors import AdminError, Forbidden, NotFound, alias_in_several_roots
 from kizuna.core.feed_read import feed_items
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.ingest import _DUPLICATE_MESSAGE as DUPLICATE_MESSAGE
@@ -313,8 +313,7 @@ class Node:
             return matches[0]
         if matches:
             # An alias is unique within its API root only: never pick one of two collections silently.
-            named = ", ".join(f"{c.id} in {c.api_root!r}" for c in matches)
-            raise AdminError(f"alias {ref!r} names a collection in more than one API root ({named}): give the id")
+            raise AdminError(alias_in_several_roots(ref, matches))
         # A newcomer naming a collection by its title is told what to give instead (the node's
         # administrator sees every collection, so naming one here reveals nothing).
         titled = [c for c in self.store.list_collections() if c.title == ref and c.api_root in roots]

@@ -25,7 +25,7 @@ from typing import Any, Final
 import orjson
 
 from kizuna.core.cursor import CursorCodec
-from kizuna.core.errors import BadRequest, NotFound
+from kizuna.core.errors import BadRequest, NotFound, alias_in_several_roots
 from kizuna.core.filters import is_type_name
 from kizuna.core.principal import Principal
 from kizuna.core.query import Choice, Reader
@@ -160,8 +160,7 @@ class Searcher:
             if not found:  # not readable is told exactly as not existing
                 raise NotFound(f"no collection {ref!r}")
             if len(found) > 1:  # an alias is unique within its API root only
-                named = ", ".join(f"{c.id} in {c.api_root!r}" for c in found)
-                raise BadRequest(f"alias {ref!r} names a collection in more than one API root ({named}): give the id")
+                raise BadRequest(alias_in_several_roots(ref, found))
             chosen += [c for c in found if c not in chosen]
         return chosen
 
