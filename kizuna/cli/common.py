@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -105,6 +105,16 @@ def padded(text: str, width: int) -> str:
 def column_width(values: list[str]) -> int:
     """The terminal columns the widest of ``values`` takes."""
     return max(map(display_width, values), default=0)
+
+
+def aligned(lines: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of cells as aligned text, each column as wide as its widest cell in terminal columns (a Japanese
+    name is twice its length wide); the last column is not padded."""
+    if not lines:
+        return []
+    widths = [column_width([line[i] for line in lines]) for i in range(len(lines[0]) - 1)]
+    return ["  ".join(padded(cell, width) for cell, width in zip(line, widths, strict=False)) + "  " + line[-1]
+            for line in lines]
 
 
 def emit(as_json: bool, payload: Any, text: str) -> None:

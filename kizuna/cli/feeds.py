@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from kizuna.cli.common import emit, json_option, node_of, tlp_level
+from kizuna.cli.common import aligned, emit, json_option, node_of, tlp_level
 from kizuna.core.feeds import (
     FEED_EXTENSIONS,
     FeedDefinition,
@@ -90,9 +90,7 @@ def feeds_list(ctx: click.Context, as_json: bool) -> None:
         return
     table = [("NAME", "PATH", "COLLECTION", "LIMITS")] + [
         (r["name"], r["path"], r["collection_name"], _limits(r)) for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(3)]
-    text = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1]
-                     for line in table)
+    text = "\n".join(aligned(table))
     emit(as_json, {"feeds": rows}, text)
 
 

@@ -12,6 +12,7 @@ import click
 from kizuna.cli.common import (
     CliError,
     Toggle,
+    aligned,
     check_port_free,
     column_width,
     emit,
@@ -175,10 +176,7 @@ def orgs_list(ctx: click.Context, as_json: bool) -> None:
                      "client_of": patrons, "communities": communities})
         role = "this node" if here else f"client of {', '.join(patrons)}" if patrons else "-"
         lines.append((org.name, org.country or "---", role, ", ".join(communities) or "-", org.id))
-    widths = [column_width([line[i] for line in lines]) for i in range(4)]
-    emit(as_json, {"organisations": rows}, "\n".join(
-        "  ".join(padded(cell, width) for cell, width in zip(line[:4], widths, strict=True)) + "  " + line[4]
-        for line in lines) or "No organisations.")
+    emit(as_json, {"organisations": rows}, "\n".join(aligned(lines)) or "No organisations.")
 
 
 def _token_states(tokens: list[Any]) -> dict[str, int]:

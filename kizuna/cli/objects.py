@@ -11,7 +11,7 @@ from typing import Any
 import click
 import orjson
 
-from kizuna.cli.common import CliError, Moment, emit, json_option, node_of, token_id_type
+from kizuna.cli.common import CliError, Moment, aligned, emit, json_option, node_of, token_id_type
 from kizuna.core import browse
 from kizuna.core.node import Node
 from kizuna.core.query import Page
@@ -80,9 +80,7 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
         (r["added"][:19] + "Z", r["type"], r["tlp"] or "-", _short(r["producer"]), _short(r["name"]), r["id"])
         for r in rows
     ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1]
-            for line in lines]
+    return aligned(lines)
 
 
 def _more_hint(page: Page) -> list[str]:

@@ -10,7 +10,7 @@ import dataclasses
 
 import click
 
-from kizuna.cli.common import TLP_LEVEL_NAMES, CliError, Moment, emit, json_option, node_of, token_id_type
+from kizuna.cli.common import TLP_LEVEL_NAMES, CliError, Moment, aligned, emit, json_option, node_of, token_id_type
 from kizuna.core import browse
 from kizuna.core.search import MAX_LIMIT, SearchFilters, SearchHit
 from kizuna.federation.state import FederationState
@@ -40,9 +40,7 @@ def _table(hits: list[SearchHit], collections: dict[str, str], words: str) -> li
          _match(hit, words), hit.id)
         for hit in hits
     ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1]
-            for line in lines]
+    return aligned(lines)
 
 
 @click.command("search")

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from kizuna.cli.common import CliError, emit, json_option, node_of, token_id_type
+from kizuna.cli.common import CliError, aligned, emit, json_option, node_of, token_id_type
 from kizuna.core.node import agreement_binding_problem
 from kizuna.core.operators import set_operator_right
 from kizuna.core.tokens import describe_tokens, read_certificate_fingerprint
@@ -74,9 +74,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
                           + ([f"cert:{r['certificate'][:16]}"] if r.get("certificate") else []))
         lines.append((r["id"], r["organisation"], rights or "-", r["label"] or "-", r["created"][:19] + "Z",
                       r["expires"][:19] + "Z" if r["expires"] else "never", r["state"]))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1]
-                     for line in lines)
+    return "\n".join(aligned(lines))
 
 
 def _known(node: Any, token_id: str) -> None:

@@ -143,6 +143,21 @@ def test_list_names_organisation_rights_label_dates_and_state(node: Node) -> Non
     assert _listed(node, created["id"])["state"] == "revoked"
 
 
+def test_the_list_stays_in_columns_with_japanese_names(node: Node) -> None:
+    """A Japanese character takes two columns of a terminal: padding by characters broke the table."""
+    import re
+
+    from kizuna.cli.common import display_width
+
+    kizuna_json(node.data_dir, "orgs", "create", "内閣サイバーセキュリティセンター", "--country", "JPN")
+    kizuna_json(node.data_dir, "tokens", "create", "--org", "内閣サイバーセキュリティセンター", "--read", "shared",
+                "--label", "共有フィード")
+    lines = kizuna(node.data_dir, "tokens", "list").stdout.splitlines()
+    created_at = {display_width(line[:match.start()]) for line in lines[1:]
+                  if (match := re.search(r"\d{4}-\d\d-\d\dT", line))}
+    assert created_at == {display_width(lines[0][:lines[0].index("CREATED")])}, lines
+
+
 def test_create_without_any_right_is_refused_with_the_reason(node: Node) -> None:
     before = len(kizuna_json(node.data_dir, "tokens", "list")["tokens"])
     result = kizuna(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--label", "nothing", check=False)
