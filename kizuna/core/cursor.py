@@ -138,7 +138,9 @@ class CursorCodec:
         kid, marked, body = token.partition("~")
         if not marked:
             kid, body = LEGACY_KEY_ID, token
-        position_text, _, mac_text = body.partition(".")
+        position_text, dotted, mac_text = body.partition(".")
+        if not dotted or not mac_text:  # every cursor this server writes has both halves
+            raise BadRequest("'next' is not a cursor this server issued")
         try:
             raw = b"" if position_text == _SEALED else _unb64(position_text)
             mac = _unb64(mac_text)

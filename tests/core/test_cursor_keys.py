@@ -60,6 +60,9 @@ def test_a_cursor_seals_its_position_and_one_issued_in_clear_is_still_accepted(t
         for bad in (tampered, "s.", "s.AAAA"):
             with pytest.raises(BadRequest):
                 node.cursors.decode(SCOPE, bad)
+        for garbage in ("garbage", "", "k1~garbage", "abc."):  # no cursor this server writes looks like these
+            with pytest.raises(BadRequest, match="not a cursor this server issued"):
+                node.cursors.decode(SCOPE, garbage)
         with pytest.raises(BadRequest, match="does not belong"):
             node.cursors.decode("another|scope", sealed)
         # A cursor issued before positions were sealed: the position in clear with its HMAC.
