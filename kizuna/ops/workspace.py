@@ -69,7 +69,11 @@ def create_operation(node: Node, name: str, start: str, end: str, partners: list
         org = node.store.get_organisation(ref)
         if org is None:
             raise AdminError(f"no organisation {ref!r}; create it with `kizuna orgs create`")
-        organisations.append(org)
+        if org.id == node.home_organisation_id:
+            raise AdminError(f"{org.name!r} is this node's own organisation: it runs the operation and reads it "
+                             "with its own tokens, it is not one of its partners")
+        if all(org.id != known.id for known in organisations):  # named twice, by name and by id: one partner
+            organisations.append(org)
     for role in ROLES:
         if node.store.get_collection("main", f"{slug}-{role}") is not None:
             raise AdminError(f"alias {slug}-{role} is already used by another collection")

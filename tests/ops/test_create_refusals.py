@@ -54,3 +54,16 @@ def test_a_since_reaching_back_before_year_1_is_refused_not_an_internal_error() 
     with pytest.raises(AdminError, match="--since '99999999999d' is out of range"):
         since_micros("99999999999d")
     assert since_micros("1000d") is not None
+
+
+def test_the_own_organisation_is_no_partner_and_a_partner_named_twice_is_one(node: Node) -> None:
+    try:
+        with pytest.raises(AdminError, match="'Home' is this node's own organisation"):
+            create_operation(node, "Own", "2027-01-01", "2027-01-02", ["JPCERT/CC", "Home"])
+        assert [c.alias for c in node.store.list_collections()] == []  # checked before anything was made
+        jpcert = node.store.get_organisation("JPCERT/CC")
+        assert jpcert is not None
+        operation, _ = create_operation(node, "Twice", "2027-01-01", "2027-01-02", ["JPCERT/CC", jpcert.id])
+        assert [p.organisation for p in operation.partners] == ["JPCERT/CC"]
+    finally:
+        node.close()
