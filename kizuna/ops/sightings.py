@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from kizuna.core.errors import AdminError
 from kizuna.core.node import Node
 from kizuna.ops.alerts import watchlist_of
@@ -21,6 +23,10 @@ from kizuna.ops.assets import normalise_domain, sco_id
 from kizuna.ops.logwatch import LogHit, LogWatch
 from kizuna.ops.reading import stamp, stix_now
 from kizuna.ops.records import Operation, load_lookalikes
+from kizuna.store.base import VersionQuery
+
+#: The namespace of promoted indicators' ids: one per (operation, lookalike domain).
+_PROMOTED = uuid.UUID("4f5b6e0a-9c1d-4b7e-8a2f-3d6c5b4a1e90")
 
 
 def _marking(operation: Operation) -> list[str]:
@@ -69,16 +75,23 @@ def promote(node: Node, operation: Operation, domain: str) -> dict[str, Any]:
         raise AdminError(f"{name} is not in the lookalike watch set of {operation.name!r}")
     protected, fuzzer = watch[name]
     home = node.store.get_setting("node_identity")
+    # One indicator per operation and lookalike: promoted again, the one already shared is the answer.
+    stix_id = f"indicator--{uuid.uuid5(_PROMOTED, f'{operation.slug}|{name}')}"
+    intel = node.find_collection(operation.collections["intel"])
+    held = node.store.query_versions(VersionQuery(intel.pk, ids=(stix_id,)))
+    if held:
+        found: dict[str, Any] = orjson.loads(held[-1].body)
+        return found
     now = stix_now()
     indicator = {
-        "type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid4()}", "created": now,
+        "type": "indicator", "spec_version": "2.1", "id": stix_id, "created": now,
         "modified": now, "valid_from": now, "name": f"Lookalike of {protected}: {name}",
         "description": f"{name} imitates the protected domain {protected} ({fuzzer}); operation {operation.name}.",
         "indicator_types": ["malicious-activity"], "pattern_type": "stix",
         "pattern": f"[domain-name:value = '{name}']", "object_marking_refs": _marking(operation),
         **({"created_by_ref": home} if home else {}),
     }
-    report = node.import_objects(node.find_collection(operation.collections["intel"]), [indicator])
+    report = node.import_objects(intel, [indicator])
     if report.failures:
         raise AdminError(f"the indicator was refused: {report.failures[0].get('message')}")
     return indicator

@@ -20,6 +20,7 @@ from kizuna.ops.reading import latest_objects, stix_now, tlp_level, tlp_of
 from kizuna.ops.records import Operation, Partner, find, load_all, save, slug_of
 from kizuna.policy.tlp import TlpLevel, oasis_id, tlp2_marking_definition
 from kizuna.stix.timestamps import LAST_MICROS, format_timestamp, now_micros
+from kizuna.store.base import Organisation
 
 ROLES = ("intel", "incidents", "watchlist")
 DEFAULT_GRACE_DAYS = 7
@@ -64,7 +65,7 @@ def create_operation(node: Node, name: str, start: str, end: str, partners: list
     level = tlp_level(tlp_default)
     if not partners:
         raise AdminError("an operation needs at least one --partner organisation")
-    organisations = []
+    organisations: list[Organisation] = []
     for ref in dict.fromkeys(partners):
         org = node.store.get_organisation(ref)
         if org is None:

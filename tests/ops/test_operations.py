@@ -229,6 +229,8 @@ def test_lookalikes_in_local_dns_logs_raise_alerts_and_promote_to_an_indicator(w
     assert json.loads(kizuna(world.data, "ops", "scan-logs", "games-logs", str(empty), "--json",
                              check=False).stdout)["error"]["code"] == "no-log-lines"
     promoted = kizuna_json(world.data, "ops", "promote", "games-logs", lookalike)
+    # Promoted again (a second duty officer, a retried script): the indicator already shared, not a second one.
+    assert kizuna_json(world.data, "ops", "promote", "games-logs", lookalike) == promoted
     refused = kizuna(world.data, "ops", "promote", "games-logs", "example.com", check=False)
     assert refused.returncode != 0 and "not in the lookalike watch set" in refused.stderr
     alerts = kizuna_json(world.data, "ops", "alerts", "games-logs")["alerts"]
