@@ -42,6 +42,8 @@ COMMAND_MODULES: dict[str, str] = {
 @click.pass_context
 def cli(ctx: click.Context, data: str | None) -> None:
     """Kizuna: share STIX 2.1 over TAXII 2.1 with partner organisations."""
+    if data is not None and not data.strip():  # an unset variable in a script: not the default directory
+        raise click.BadParameter("is empty: give the node's data directory", param_hint="'--data'")
     data_dir = resolve_data_dir(data)
     ctx.obj = {"data_dir": data_dir, "context": NodeContext(data_dir)}
 

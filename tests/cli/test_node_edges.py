@@ -481,3 +481,12 @@ def test_an_output_of_dash_is_standard_output_where_it_may_be_and_refused_elsewh
                        (("export", "--collection", "out", "-o", ""), "the output needs a file name"),
                        (("export", "--collection", "out", "-o", "/dev/full"), "No space left on device: /dev/full")):
         assert said in one_line_failure(kizuna(sqlite_node, *args, check=False), args[0])
+
+
+def test_an_empty_data_directory_is_refused_not_taken_for_the_default(tmp_path: Path) -> None:
+    """`--data "$NODE"` with NODE unset in a script must not act on ./kizuna-data."""
+    from tests.kizuna_process import run_kizuna
+
+    result = run_kizuna(["--data", "", "status"])
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        "kizuna status: Invalid value for '--data': is empty: give the node's data directory"]
