@@ -200,6 +200,15 @@ class Node:
         if org_name is not None and not org_name.strip():
             raise AdminError("--org-name is empty: give the organisation's name, or leave the option out")
         url = absolute_store_url(store_url, data_dir) if store_url else default_store_url(data_dir)
+        if url.startswith("sqlite:///"):
+            from kizuna.store.sqlite.store import path_from_url  # the SQLite backend's own reading of its URL
+
+            # The data directory is made here; a store file elsewhere goes into a directory that already exists
+            # (a mistyped path would otherwise be created, as root perhaps, and the node live there unnoticed).
+            folder = path_from_url(url).parent
+            if not folder.exists() and not folder.resolve().is_relative_to(data_dir.resolve()):
+                raise AdminError(f"directory {folder} does not exist: create it first, or leave --store out to keep "
+                                 "the store in the data directory")
         config = NodeConfig(data_dir=data_dir, store_url=url)
         store = open_store(config.store_url)
         store.migrate()

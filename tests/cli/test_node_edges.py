@@ -467,6 +467,13 @@ def test_a_node_whose_database_went_missing_says_so_and_writes_nothing(tmp_path:
     folder.mkdir()
     line = one_line_failure(kizuna(tmp_path / "other", "init", "--store", f"sqlite:///{folder}", check=False), "init")
     assert f"{folder} is a directory" in line and not (tmp_path / "other").exists()
+    # A store file in a directory that does not exist (a typo) is refused, not made; one in the data directory is.
+    missing = tmp_path / "no-such-dir" / "deeper"
+    line = one_line_failure(kizuna(tmp_path / "third", "init", "--store", f"sqlite:///{missing}/x.db", check=False),
+                            "init")
+    assert f"directory {missing} does not exist" in line and not (tmp_path / "no-such-dir").exists()
+    kizuna_json(tmp_path / "fourth", "init", "--store", "sqlite:stores/x.db")
+    assert (tmp_path / "fourth" / "stores" / "x.db").is_file()
 
 
 def test_an_output_of_dash_is_standard_output_where_it_may_be_and_refused_elsewhere(sqlite_node: Path) -> None:
