@@ -317,9 +317,11 @@ def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True,
     _mark_not_for_detection(produced, event)
     supporting = carry(produced, event)
     errors = [m for messages in getattr(parser, "errors", {}).values() for m in messages]
-    report.warnings.extend(" ".join(str(m).split("\n", 1)[0].split()) for m in errors)
-    report.warnings.extend(" ".join(str(m).split()) for ms in getattr(parser, "warnings", {}).values() for m in ms)
-    report.warnings.extend(logged)
+    # misp-stix both records a message and logs it: each is reported once.
+    report.warnings.extend(dict.fromkeys([
+        *(" ".join(str(m).split("\n", 1)[0].split()) for m in errors),
+        *(" ".join(str(m).split()) for ms in getattr(parser, "warnings", {}).values() for m in ms),
+        *logged]))
     normalised, _ = normalise_objects(produced)
     report.objects = apply_markings(normalised, plan)
     supporting += attach(report.objects, event)

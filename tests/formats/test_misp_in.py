@@ -366,3 +366,18 @@ def test_organisations_that_reported_sightings_are_dated_by_the_event_not_the_cl
     assert identities and all(o["created"] == o["modified"] for o in identities)
     stamp = datetime.fromtimestamp(int(event["timestamp"]), UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     assert {o["modified"] for o in identities} == {stamp}
+
+
+def test_a_value_misp_stix_refuses_is_one_loss_and_one_warning() -> None:
+    """misp-stix both records and logs the message of an attribute it refuses: the report says it once."""
+    event = {"Event": {"uuid": "5d0092c5-5f74-4287-9642-33f4c354e56d", "info": "bad address", "date": "2026-01-01",
+                       "timestamp": "1767225600", "threat_level_id": "1", "analysis": "0", "distribution": "0",
+                       "Orgc": {"name": "X", "uuid": "5d0092c5-5f74-4287-9642-33f4c354e56e"}, "Attribute": [
+                           {"uuid": "5d0092c5-5f74-4287-9642-33f4c354e56f", "type": "ip-dst",
+                            "category": "Network activity", "value": "not-an-ip", "to_ids": True,
+                            "timestamp": "1767225600"}]}}
+    report = read_misp(json.dumps(event).encode(), "bad.json")
+    about = [w for w in report.warnings if "not-an-ip" in w]
+    assert len(about) == 1 and len(report.warnings) == len(set(report.warnings)), report.warnings
+    assert [loss.ref for loss in report.losses if "not-an-ip" in loss.reason] == [
+        "5d0092c5-5f74-4287-9642-33f4c354e56f"]
