@@ -340,7 +340,8 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
                 raise CliError("no such file, directory or http(s) URL", code="io", file=source)
             sources.append(run.one(run.job(Path(source), source), workers=run.workers))
     result: dict[str, Any] = {
-        "collection": target.id, "sources": sources, "failed_sources": failed, "skipped": skipped,
+        "collection": target.id, "collection_name": target.alias or target.title,
+        "sources": sources, "failed_sources": failed, "skipped": skipped,
         "skipped_directories": subdirectories, "conversion_workers": helpers,
         "stored": sum(s["stored"] for s in sources), "duplicates": sum(s["duplicates"] for s in sources),
         "rejected": sum(s["rejected"] for s in sources), "failed": sum(s["failed"] for s in sources),

@@ -103,6 +103,7 @@ def test_a_bad_json_line_is_named_and_the_lines_after_it_are_imported(data_dir: 
     assert f"{path}: 4 objects read: 4 stored, 0 already stored, 0 rejected, and 2 lines not JSON" in result.stdout
     assert count_in(data_dir, "in") == 4
     report = json.loads(kizuna(data_dir, "import", str(path), "--collection", "in", "--json", check=False).stdout)
+    assert report["collection_name"] == "in"  # by name beside the id, as the text report says it
     assert [(f["line"], f["id"]) for f in report["failures"]] == [(2, None), (5, None)]
     assert (report["duplicates"], report["rejected"]) == (4, 2)
 
