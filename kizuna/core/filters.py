@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from kizuna.core.errors import BadRequest
 from kizuna.stix.timestamps import parse_timestamp
+from kizuna.stix.validation import is_type_name
 from kizuna.store.base import VersionSelector
 
-_TYPE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
 _ID = re.compile(
     r"^([a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9])--"
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -111,11 +111,6 @@ def _split_list(field: str, value: str) -> list[str]:
     if len(set(items)) != len(items):
         raise BadRequest(f"match[{field}] repeats a value")
     return items
-
-
-def is_type_name(item: str) -> bool:
-    """Whether ``item`` is a STIX type name: 3-250 characters of a-z, 0-9 and single hyphens inside."""
-    return 3 <= len(item) <= 250 and _TYPE.match(item) is not None
 
 
 def _parse_match(field: str, value: str) -> object:

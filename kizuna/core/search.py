@@ -26,13 +26,13 @@ import orjson
 
 from kizuna.core.cursor import CursorCodec
 from kizuna.core.errors import BadRequest, NotFound, alias_in_several_roots
-from kizuna.core.filters import is_type_name
 from kizuna.core.principal import Principal
 from kizuna.core.query import Choice, Reader
 from kizuna.core.visibility import Viewer
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
 from kizuna.stix.search_text import display_name, matches, query_terms, searchable_text, snippet
 from kizuna.stix.timestamps import format_timestamp
+from kizuna.stix.validation import is_type_name
 from kizuna.store.base import Collection, SearchQuery, Store, VersionQuery, VersionRow
 
 MAX_LIMIT: Final = 200

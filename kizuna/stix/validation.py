@@ -256,7 +256,8 @@ def _custom_plan(type_name: str, obj: dict[str, Any]) -> _Plan:
 # --------------------------------------------------------------------------- primitive checks
 
 
-def _is_type_name(name: str) -> bool:
+def is_type_name(name: str) -> bool:
+    """Whether ``name`` is a STIX type name: 3-250 characters of a-z, 0-9 and single hyphens inside."""
     if name in _good_type_names:
         return True
     ok = 3 <= len(name) <= 250 and _TYPE_NAME_MATCH(name) is not None
@@ -480,7 +481,7 @@ def check_object(obj: object) -> str | None:
         return "required property 'type' is missing" if type_name is None else "type must be a string"
     plan = _PLANS.get(type_name)
     if plan is None:
-        if not _is_type_name(type_name):
+        if not is_type_name(type_name):
             return f"type {_short(type_name)} must be 3-250 characters of a-z, 0-9 and single hyphens inside"
         plan = _custom_plan(type_name, obj)
 
