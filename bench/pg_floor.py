@@ -29,20 +29,9 @@ import psycopg
 
 from bench.common import fresh_pg_database, median, own_peak_rss_mb, positive_int
 from bench.gen_stix import envelopes
+from bench.sqlite_floor import floor_schema
 
-SCHEMA = """
-CREATE TABLE objects (
-    collection BIGINT NOT NULL,
-    id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    modified TEXT NOT NULL,
-    date_added TEXT NOT NULL,
-    body BYTEA NOT NULL
-);
-CREATE INDEX objects_added ON objects (collection, date_added);
-CREATE INDEX objects_type_added ON objects (collection, type, date_added);
-CREATE UNIQUE INDEX objects_version ON objects (collection, id, modified);
-"""
+SCHEMA = floor_schema("BIGINT", "BYTEA")  # the SQLite floor's table and indexes
 COPY = "COPY objects (collection, id, type, modified, date_added, body) FROM STDIN (FORMAT BINARY)"
 COPY_TYPES = ["int8", "text", "text", "text", "text", "bytea"]
 COLLECTION = 1

@@ -32,19 +32,26 @@ from bench.common import median, non_negative_int, own_peak_rss_mb, positive_int
 from bench.gen_stix import envelopes
 from kizuna.store.search_index import text_of_object
 
-SCHEMA = """
+
+def floor_schema(collection_type: str, body_type: str) -> str:
+    """The floor's one table and the indexes a TAXII store needs, in an engine's names for the two types that
+    differ (bench/pg_floor.py builds the same on PostgreSQL)."""
+    return f"""
 CREATE TABLE objects (
-    collection TEXT NOT NULL,
+    collection {collection_type} NOT NULL,
     id TEXT NOT NULL,
     type TEXT NOT NULL,
     modified TEXT NOT NULL,
     date_added TEXT NOT NULL,
-    body BLOB NOT NULL
+    body {body_type} NOT NULL
 );
 CREATE INDEX objects_added ON objects (collection, date_added);
 CREATE INDEX objects_type_added ON objects (collection, type, date_added);
 CREATE UNIQUE INDEX objects_version ON objects (collection, id, modified);
 """
+
+
+SCHEMA = floor_schema("TEXT", "BLOB")
 SEARCH_SCHEMA = (
     "CREATE VIRTUAL TABLE search_text USING fts5 (text, tokenize = 'trigram', detail = none);"
     "INSERT INTO search_text (search_text, rank) VALUES ('automerge', {automerge});"
