@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 from bench.bench_taxii import PER_ENVELOPE, KizunaNode
 from bench.common import free_loopback_port, kizuna_tree, positive_int, post_envelopes, process_counters, store_url
@@ -89,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in codes}
     for round_index in range(args.rounds):
         for name, code in list(codes.items())[:: 1 if round_index % 2 else -1]:  # the compared code first in round 1
-            result = one_round(args.store, payloads, args.pg_url, code)
+            try:
+                result = one_round(args.store, payloads, args.pg_url, code)
+            except (psycopg.Error, RuntimeError) as error:  # no database, or a node that would not start
+                parser.exit(1, f"bench_ingest_cpu: {' '.join(str(error).split())[:500]}\n")
             runs[name].append(result)
             print(f"round {round_index + 1} {name}: {result['objects_per_s']:,.0f} objects/s, server CPU "
                   f"{result['server_cpu_s']} s, PostgreSQL CPU {result['database_cpu_s']} s, server peak RSS "

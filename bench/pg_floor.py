@@ -89,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="admin connection; each run creates a fresh kizuna_bench_* database and drops it")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args(argv)
-    result = measure(args.pg_url, envelopes(args.count), args.runs)
+    try:
+        result = measure(args.pg_url, envelopes(args.count), args.runs)
+    except psycopg.Error as error:  # no database to measure: one line, as the kizuna commands say it
+        parser.exit(1, f"pg_floor: PostgreSQL at {args.pg_url}: {' '.join(str(error).split())}\n")
     result["peak_rss_mb"] = own_peak_rss_mb()
     if args.json:
         print(orjson.dumps(result).decode())

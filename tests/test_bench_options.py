@@ -35,3 +35,13 @@ def test_a_size_or_name_that_cannot_be_is_a_usage_error(module: str, args: list[
                             cwd=BENCH.parent)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert said in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("module", ["bench.pg_floor", "bench.bench_ingest_cpu"])
+def test_a_postgresql_that_does_not_answer_is_one_line(module: str) -> None:
+    args = ["--pg-url", "postgresql://postgres@127.0.0.1:9/postgres", "--rounds" if "ingest" in module else "--runs",
+            "1", *(["--objects", "6000"] if "ingest" in module else ["--count", "10"])]
+    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300,
+                            cwd=BENCH.parent)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "connection" in result.stderr, result.stderr
