@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import orjson
@@ -101,19 +101,25 @@ class _Unusable:
     def finish(self, total: int) -> None:
         if self.succeeded or not total or not self.pending:
             return
-        # Nothing was usable: one failure line (or one JSON error object) naming the bad input. Several are each
-        # named on a line of their own first: a person fixes them all at once, not one run at a time.
-        where, reason = self.pending[0]
-        if len(self.pending) > 1 and not self.as_json:
-            for each in self.pending:
-                _report(self.command, *each)
-            raise CliError(f"none of the {total} inputs could be used (listed above)", code="input")
-        if len(self.pending) > 1:
-            reason = f"none of the {total} inputs could be used; the first: {reason}"
-        file, _, line = where.rpartition(":")
-        if file and line.isdigit():
-            raise CliError(reason, code="input", file=file, line=int(line))
-        raise CliError(reason, code="input", file=where)
+        _none_usable(self.command, self.pending, f"none of the {total} inputs could be used", "", self.as_json)
+
+
+def _none_usable(command: str, problems: list[tuple[str, str]], summary: str, lead: str, as_json: bool) -> NoReturn:
+    """Nothing was usable: one failure line (or one JSON error object) naming the bad input, ``lead`` before its
+    reason. Several are each named on a line of their own first (``summary`` then ends the run): a person fixes
+    them all at once, not one run at a time."""
+    where, reason = problems[0]
+    if len(problems) > 1 and not as_json:
+        for each in problems:
+            _report(command, *each)
+        raise CliError(f"{summary} (listed above)", code="input")
+    if len(problems) > 1:
+        reason = f"{summary}; the first: {reason}"
+    reason = lead + reason
+    file, _, line = where.rpartition(":")
+    if file and line.isdigit():
+        raise CliError(reason, code="input", file=file, line=int(line))
+    raise CliError(reason, code="input", file=where)
 
 
 def _files(inputs: tuple[Path, ...]) -> list[Path]:
@@ -260,18 +266,10 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
             signal = make_signal(item.hash_type, item.hash, producer=producer, quality=item.quality,
                                  labels=[*checked, *item.labels], markings=markings)
             signals[signal["id"]] = signal
-    if not signals and len(rejected) > 1 and not as_json:  # each named, as _Unusable.finish does
-        for problem in rejected:
-            _report("hashes import", problem["where"], problem["reason"])
-        raise CliError(f"nothing imported: {len(rejected)} inputs rejected (listed above)", code="input")
     if not signals:
-        first = rejected[0] if rejected else {"where": str(inputs[0]), "reason": "no hashes found"}
-        file, _, line = str(first["where"]).rpartition(":")
-        if not line.isdigit():
-            file, line = str(first["where"]), ""
-        more = f"{len(rejected)} inputs rejected; the first: " if len(rejected) > 1 else ""
-        raise CliError(f"nothing imported: {more}{first['reason']}", code="input", file=file,
-                       line=int(line) if line else None)
+        problems = [(r["where"], r["reason"]) for r in rejected] or [(str(inputs[0]), "no hashes found")]
+        _none_usable("hashes import", problems, f"nothing imported: {len(rejected)} inputs rejected",
+                     "" if len(problems) > 1 else "nothing imported: ", as_json)
     node.import_objects(target, [kizuna_identity(), extension_definition()])  # what every signal names
     from kizuna.hashes.banks import Banks
 
