@@ -31,7 +31,9 @@ def _games_day(node: Node) -> dict[str, Any]:
 def _collection_line(c: dict[str, Any]) -> str:
     split = ""
     if c.get("from_source") is not None:
-        split = f": {c['from_source']} of the {c['read']} source objects"
+        # A later run reports the split of the run that loaded the collection: its count may have changed since.
+        earlier = "" if c.get("loaded_now", True) else " now; an earlier run loaded"
+        split = f"{earlier}: {c['from_source']} of the {c['read']} source objects"
         if c.get("added_by_node"):
             # TLP 1.0 markings in the source become the OASIS TLP 2.0 objects the node added itself.
             split += f" + {c['added_by_node']} OASIS TLP 2.0 objects added by the node"

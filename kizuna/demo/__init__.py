@@ -78,7 +78,7 @@ def load_demo(data_dir: Path, force: bool = False, scenario: Scenario | None = N
         loaded.append({"id": collection.id, "alias": alias, "title": title,
                        "objects": node.store.collection_stats(collection.pk)[0],
                        "read": counts.get("read"), "from_source": counts.get("from_source"),
-                       "added_by_node": counts.get("added_by_node")})
+                       "added_by_node": counts.get("added_by_node"), "loaded_now": existing is None})
     played = scenario(node) if scenario is not None else None
     refs = [str(c["id"]) for c in loaded] + (list(played["collections"]) if played else [])
     # A token of the node's own organisation: the demo shows everything the node holds.

@@ -199,6 +199,10 @@ def test_demo_loads_only_into_a_demo_node_unless_forced(tmp_path: Path, sqlite_n
                       "library": (13, 11, 11, 2)}
     again = kizuna_json(demo, "demo", "--no-serve")  # a demo node is reused
     assert [c["objects"] for c in again["collections"]] == [1826, 323, 13] and again["token"] != first["token"]
+    # A later run counts what the collection holds now, and says the split is the loading run's.
+    kizuna(demo, "objects", "delete", "course-of-action--19a283fa-ae6a-5f09-b15f-f78942800e22", "-c", "library")
+    line = next(line for line in kizuna(demo, "demo", "--no-serve").stdout.splitlines() if "alias library" in line)
+    assert "12 objects now; an earlier run loaded: 11 of the 11 source objects + 2 OASIS" in line
 
 
 def test_status_and_collection_list_show_aliases(sqlite_node: Path) -> None:
