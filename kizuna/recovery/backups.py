@@ -236,7 +236,13 @@ def _saved_config(src: Path) -> NodeConfig:
 
 
 def _refuse_to_replace(data_dir: Path, url: str) -> None:
-    if (data_dir / "kizuna.toml").exists():
+    config = data_dir / "kizuna.toml"
+    if config.exists():
+        try:
+            load_config(data_dir)
+        except ConfigError as exc:  # not a node, but a file restore would overwrite: said as what it is
+            raise BackupError(f"{config} already exists and is no node configuration ({exc}); --force replaces "
+                              "it with the backup's") from None
         raise BackupError(f"{data_dir}: a Kizuna node already lives here; --force replaces it with the backup")
     if url.startswith("sqlite:"):
         target = path_from_url(url)

@@ -178,6 +178,12 @@ def _restore_refuses_to_replace_a_node_and_a_damaged_backup(origin: FedNode, tmp
     refused = kizuna(origin.data_dir, "restore", str(copy), check=False)
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
     assert refused.stderr.startswith("kizuna restore: kizuna serve (pid ") and "stop it before" in refused.stderr
+    # A kizuna.toml that is no node's is named as that, not taken for a node.
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "kizuna.toml").write_text("store = [not toml\n")
+    garbage = kizuna(tmp_path / "garbage", "restore", str(copy), check=False)
+    assert garbage.returncode == 1 and garbage.stderr.count("\n") == 1, garbage.stderr
+    assert "kizuna.toml already exists and is no node configuration" in garbage.stderr, garbage.stderr
     if origin.store_url.startswith("postgresql"):
         # A fresh directory, but the backup's own database still holds the node.
         elsewhere = kizuna(tmp_path / "fresh", "restore", str(copy), "--json", check=False)
