@@ -16,7 +16,7 @@ by ``PER_ROW_LIMIT``), and the **floor**: ``SELECT COUNT(*)`` over the same wind
 the least any count over it costs. Medians and p99 in ms, peak RSS of the measuring phase (VmHWM
 after a reset), one JSON line at the end.
 
-    /work/main/.venv/bin/python bench/bench_dashboard.py [--objects 1000000] [--backend sqlite|postgresql]
+    /work/main/.venv/bin/python -m bench.bench_dashboard [--objects 1000000] [--backend sqlite|postgresql]
         [--spread-days 365] [--runs 20] [--json]
 """
 

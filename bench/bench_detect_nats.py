@@ -1,8 +1,8 @@
 """Benchmark: the detection tier on NATS JetStream, 1 and 2 workers, with the in-process floor beside it.
 
-    .venv/bin/python bench/bench_detect_nats.py            # 200k events, 3 runs each
-    .venv/bin/python bench/bench_detect_nats.py --quick    # 40k events, 1 run each
-    .venv/bin/python bench/bench_detect_nats.py --json     # one JSON line with every figure
+    .venv/bin/python -m bench.bench_detect_nats            # 200k events, 3 runs each
+    .venv/bin/python -m bench.bench_detect_nats --quick    # 40k events, 1 run each
+    .venv/bin/python -m bench.bench_detect_nats --json     # one JSON line with every figure
 
 A private `nats-server -js` on a free port and a private SQLite node (1,000 IOC indicators, 1% of
 events hit one) are created in a temporary directory. Events are Zeek DNS JSON lines, published by

@@ -1,8 +1,8 @@
 """Benchmark: Kizuna's indexed matcher against the OASIS reference matcher, in one run.
 
-    python bench/bench_match.py            # full: 1k..1M curve
-    python bench/bench_match.py --quick    # small sizes, about a minute
-    python bench/bench_match.py --json     # one JSON line with every figure
+    python -m bench.bench_match            # full: 1k..1M curve
+    python -m bench.bench_match --quick    # small sizes, about a minute
+    python -m bench.bench_match --json     # one JSON line with every figure
 
 Events are Zeek-style JSON lines (conn, dns, http, files); indicators are IOC-style equalities on
 ip / domain / url / hash, 1% of events carry an indicator value. Figures are medians of several runs;

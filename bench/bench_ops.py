@@ -1,6 +1,6 @@
 """Operations (issue 14): what an active watchlist adds to ingest, and the shift report over a day.
 
-Run:  .venv/bin/python bench/bench_ops.py [--objects 20000] [--assets 10000] [--lookalikes 100000]
+Run:  .venv/bin/python -m bench.bench_ops [--objects 20000] [--assets 10000] [--lookalikes 100000]
                                          [--runs 5] [--report-objects 100000] [--history 0] [--json]
 
 Both parts use a real SQLite node in a temporary directory.

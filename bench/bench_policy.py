@@ -1,6 +1,6 @@
 """Policy cost: decisions per second and read throughput with enforcement vs. a read that sees everything.
 
-Run:  python bench/bench_policy.py [--objects 20000] [--runs 7] [--json]
+Run:  python -m bench.bench_policy [--objects 20000] [--runs 7] [--json]
 
 Cases (each on the same objects, side by side in one run):
   no-markings      objects without any marking (the fast path)

@@ -17,7 +17,7 @@ side by side: the read-out without any record, with the record as Kizuna writes 
 ``audit_share`` = record cost / read-out time over HTTP, goal < 0.10; ``audit_bytes_per_page``
 is the size of the record body for a full page.
 
-    python bench/bench_policy_read.py [--objects 20000] [--runs 5] [--json]
+    python -m bench.bench_policy_read [--objects 20000] [--runs 5] [--json]
 """
 
 from __future__ import annotations
