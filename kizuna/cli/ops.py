@@ -132,12 +132,12 @@ def ops_assets() -> None:
 def ops_assets_add(ctx: click.Context, operation: str, domains: tuple[str, ...], cidrs: tuple[str, ...],
                    urls: tuple[str, ...], identities: tuple[str, ...], as_json: bool) -> None:
     """Add protected assets (repeat any option); each is stored as STIX in the watchlist collection."""
-    node = node_of(ctx)
-    found = find(node.store, operation)
     asked = [("domain", v) for v in domains] + [("cidr", v) for v in cidrs] + [("url", v) for v in urls] + \
         [("identity", v) for v in identities]
     if not asked:
-        raise CliError("give at least one --domain, --cidr, --url or --identity")
+        raise CliError("give at least one --domain, --cidr, --url or --identity", code="usage")
+    node = node_of(ctx)
+    found = find(node.store, operation)
     result = add_assets(node, found, asked)
     watch = len(load_lookalikes(node.store, found.slug))
     text = f"{len(result.added)} assets added to {found.slug}-watchlist"

@@ -64,7 +64,7 @@ def agreements_set(
     node = node_of(ctx)
     current = node.policy.agreement(agreement_id)
     if current is None and partner is None:
-        raise CliError(f"a new agreement needs --partner ({agreement_id!r} does not exist)")
+        raise CliError(f"a new agreement needs --partner ({agreement_id!r} does not exist)", code="usage")
     base = current or Agreement(agreement_id, 0, partner or "")
     if current is not None and partner is not None:
         found = node.store.get_organisation(partner)

@@ -280,6 +280,9 @@ def test_a_failed_sync_reports_every_partner_then_fails_in_one_line(sqlite_node:
 
 def test_agreements_list_names_the_partner_organisation(sqlite_node: Path) -> None:
     org = kizuna_json(sqlite_node, "orgs", "create", "JPCERT/CC", "--country", "JPN")
+    missing = kizuna(sqlite_node, "agreements", "set", "uk-jp", "--max-tlp", "amber", check=False)
+    assert (missing.returncode, missing.stderr) == (2, "kizuna agreements set: a new agreement needs --partner "
+                                                       "('uk-jp' does not exist)\n")  # a usage error, as click's
     kizuna_json(sqlite_node, "agreements", "set", "uk-jp", "--partner", "JPCERT/CC", "--max-tlp", "amber")
     listed = kizuna_json(sqlite_node, "agreements", "list")["agreements"]
     assert [(a["id"], a["partner_name"]) for a in listed] == [("uk-jp", "JPCERT/CC")]

@@ -118,6 +118,9 @@ def test_partner_objects_about_protected_assets_raise_alerts_by_rule(world: Worl
     assert again.startswith("0 assets added to games-alerts-watchlist (2 already protected: tokyo2020.jp, "
                             "Jane Minister);"), again
     assert kizuna_json(world.data, "ops", "assets", "list", "games-alerts")["assets"] == assets
+    nothing = kizuna(world.data, "ops", "assets", "add", "games-alerts", check=False)  # a usage error: exit 2
+    assert (nothing.returncode, nothing.stderr) == (2, "kizuna ops assets add: give at least one --domain, --cidr, "
+                                                       "--url or --identity\n")
     vip = next(a["id"] for a in assets if a["kind"] == "identity")
     lookalike = sorted(d for d, fuzzer in lookalikes_of("tokyo2020.jp").items() if fuzzer == "homoglyph")[0]
     jp, soc = tokens_of(created)[JPCERT], tokens_of(created)[SOC]
