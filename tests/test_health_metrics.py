@@ -362,6 +362,10 @@ def test_metrics_move_with_taxii_requests_ingest_and_matching(node: Node) -> Non
     assert moved("kizuna_matcher_events_total") >= 1
     assert moved("kizuna_matcher_hits_total") == 1
     assert moved("kizuna_collection_objects", api_root="main", collection=node.collection) >= 1
+    # The id keys the series; the collection's name is on the info series beside it.
+    [info] = [labels for (name, labels) in after if name == "kizuna_collection_info"
+              and dict(labels)["collection"] == node.collection]
+    assert dict(info)["alias"] == "shared" and after[("kizuna_collection_info", info)] == 1
     # Endpoints are route templates, never raw paths with ids in them.
     endpoints = {dict(labels).get("endpoint") for (_, labels) in after} - {None}
     assert not any(node.collection in endpoint for endpoint in endpoints if endpoint)

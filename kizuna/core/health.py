@@ -147,10 +147,19 @@ class StoreCollector:
             "kizuna_collection_last_added_timestamp_seconds", "date_added of the newest version per collection.",
             labels=["api_root", "collection"],
         )
+        # Series are keyed by the collection's id, which never changes; its alias and title (which an operator
+        # may change) are labels of an info series that dashboards join on, so a rename keeps the history.
+        names = GaugeMetricFamily(
+            "kizuna_collection_info", "1 per collection, naming it: join on (api_root, collection) for its alias "
+            "and title.", labels=["api_root", "collection", "alias", "title"],
+        )
         for status in self.node.collection_status():
-            labels = [status.collection.api_root, status.collection.id]
+            collection = status.collection
+            labels = [collection.api_root, collection.id]
             objects.add_metric(labels, status.objects)
+            names.add_metric([*labels, collection.alias or "", collection.title], 1)
             if status.last_added is not None:
                 newest.add_metric(labels, status.last_added / 1_000_000)
         yield objects
         yield newest
+        yield names
