@@ -16,9 +16,10 @@ import copy
 import os
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import stix2.v21.sdo
@@ -150,6 +151,10 @@ def _check_attribute(attribute: object, source: _Source, owner: str) -> None:
             raise FormatError(f"attribute {ref}: {key} must be a list", source.where(ref))
 
 
+#: Event fields MISP holds to a few levels (threat level 1 high to 4 undefined; analysis 0 initial to 2 completed).
+_EVENT_LEVELS: Final = {"threat_level_id": ("1", "2", "3", "4"), "analysis": ("0", "1", "2")}
+
+
 def check_event(event: Mapping[str, Any], source: _Source) -> None:
     """Refuse an event MISP itself would not hold: the error names the file and line of the culprit."""
     ref = event.get("uuid")
@@ -162,6 +167,11 @@ def check_event(event: Mapping[str, Any], source: _Source) -> None:
     except DistributionError as error:
         raise FormatError(f"event {ref}: {error}", source.where(ref)) from None
     _check_times(event, f"event {ref}", source, ref)
+    for key, allowed in _EVENT_LEVELS.items():  # MISP refuses any other, and misp-stix then converts nothing
+        value = event.get(key)
+        if value is not None and str(value).strip() not in allowed:
+            raise FormatError(f"event {ref}: {key} {value!r} is not one of MISP's {', '.join(allowed)}",
+                              source.where(ref))
     for attribute in event.get("Attribute") or ():
         _check_attribute(attribute, source, f"event {ref}")
     for misp_object in event.get("Object") or ():
@@ -327,8 +337,12 @@ def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True,
     supporting += attach(report.objects, event)
     report.objects.extend({o["id"]: o for o in supporting}.values())  # the Kizuna identity once
     container = [o for o in produced if o["type"] in ("report", "grouping")]
-    report.losses = plan.losses + LossFinder(produced, [str(e) for e in errors] + logged).event(
-        event, container)
+    finder = LossFinder(produced, [str(e) for e in errors] + logged)
+    report.losses = plan.losses + finder.event(event, container)
+    if finder.refused:  # misp-stix's message is the rejection's reason: not repeated as a warning
+        refs = [r.where for r in finder.refused]
+        report.warnings = [w for w in report.warnings if not any(ref in w for ref in refs)]
+        report.rejected.extend(finder.refused)
     return report
 
 
@@ -359,9 +373,12 @@ def _read_document(source: _Source, undated: int | None, workers: int = 0) -> Co
     def converted(index: int) -> ConversionReport:
         event = events[index]
         try:
-            return convert_event(event, copy_input=False, undated=undated)
+            part = convert_event(event, copy_input=False, undated=undated)
         except FormatError as error:  # raised in order, whichever process converted it (it pickles whole)
             raise FormatError(error.message, error.where or source.where(event.get("uuid"))) from None
+        # A refused attribute is named by its file and line, as the checks name what they refuse.
+        part.rejected = [replace(r, where=source.where(r.where)) for r in part.rejected]
+        return part
 
     report = ConversionReport(FORMAT)
     shared: set[str] = set()

@@ -17,7 +17,7 @@ from typing import Any
 
 from pymisp import MISPAttribute
 
-from kizuna.formats.base import Loss
+from kizuna.formats.base import Loss, Rejected
 from kizuna.policy.tlp import misp_tag_level
 from kizuna.stix.pattern_scan import string_literals
 from kizuna.stix.vocab import shared_not_for_detection
@@ -111,6 +111,8 @@ class LossFinder:
                               for o in objects if o["type"] == "relationship"}
         self.errors = errors
         self.losses: list[Loss] = []
+        #: Attributes misp-stix refused with a reason and made nothing of: rejected input, not a loss.
+        self.refused: list[Rejected] = []
 
     def _lost(self, ref: str, field: str, value: Any, reason: str) -> None:
         self.losses.append(Loss(ref, field, value, reason))
@@ -179,8 +181,12 @@ class LossFinder:
         ref = str(attribute.get("uuid"))
         objects = self.groups.get(ref)
         if not objects:
-            self._lost(ref, "attribute", {"type": attribute.get("type"), "value": attribute.get("value")},
-                       self._why_missing(ref))
+            complaint = next((m for m in self.errors if ref in m), None)
+            if complaint is not None:
+                self.refused.append(Rejected(ref, f"misp-stix refused the {attribute.get('type')} attribute: "
+                                                  f"{complaint.splitlines()[0][:300]}", str(attribute.get("value"))))
+                return
+            self._lost(ref, "attribute", {"type": attribute.get("type"), "value": attribute.get("value")}, _MISSING)
             return
         group = _Group(objects)
         self._common(ref, attribute, group)

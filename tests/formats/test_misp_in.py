@@ -368,16 +368,32 @@ def test_organisations_that_reported_sightings_are_dated_by_the_event_not_the_cl
     assert {o["modified"] for o in identities} == {stamp}
 
 
-def test_a_value_misp_stix_refuses_is_one_loss_and_one_warning() -> None:
-    """misp-stix both records and logs the message of an attribute it refuses: the report says it once."""
+def test_a_value_misp_stix_refuses_is_rejected_input_named_by_line() -> None:
+    """An attribute misp-stix refuses (and makes nothing of) is input a converter rejected (docs/formats.md: the
+    import then exits 1), named by file and line with misp-stix's reason once: not a loss, not also a warning."""
     event = {"Event": {"uuid": "5d0092c5-5f74-4287-9642-33f4c354e56d", "info": "bad address", "date": "2026-01-01",
                        "timestamp": "1767225600", "threat_level_id": "1", "analysis": "0", "distribution": "0",
                        "Orgc": {"name": "X", "uuid": "5d0092c5-5f74-4287-9642-33f4c354e56e"}, "Attribute": [
                            {"uuid": "5d0092c5-5f74-4287-9642-33f4c354e56f", "type": "ip-dst",
                             "category": "Network activity", "value": "not-an-ip", "to_ids": True,
                             "timestamp": "1767225600"}]}}
-    report = read_misp(json.dumps(event).encode(), "bad.json")
-    about = [w for w in report.warnings if "not-an-ip" in w]
-    assert len(about) == 1 and len(report.warnings) == len(set(report.warnings)), report.warnings
-    assert [loss.ref for loss in report.losses if "not-an-ip" in loss.reason] == [
-        "5d0092c5-5f74-4287-9642-33f4c354e56f"]
+    text = json.dumps(event, indent=1).encode()
+    report = read_misp(text, "bad.json")
+    line = text[: text.index(b"5d0092c5-5f74-4287-9642-33f4c354e56f")].count(b"\n") + 1
+    [rejected] = report.rejected
+    assert rejected.where == f"bad.json:{line}" and rejected.text == "not-an-ip"
+    assert "ip-dst" in rejected.reason and "not-an-ip" in rejected.reason
+    assert not [w for w in report.warnings if "not-an-ip" in w], report.warnings
+    assert not [loss for loss in report.losses if loss.field == "attribute"], report.losses
+
+
+@pytest.mark.parametrize("key, value", [("threat_level_id", "7"), ("analysis", "3"), ("threat_level_id", "high")])
+def test_an_event_level_misp_refuses_is_refused_with_its_line(key: str, value: str) -> None:
+    """MISP holds the threat level to 1-4 and the analysis to 0-2; misp-stix converted nothing of such an event
+    but its marking definitions, and the import used to succeed with every attribute "lost"."""
+    event = _event()
+    event[key] = value
+    with pytest.raises(FormatError) as caught:
+        read_misp(_bytes(event), "levels.json")
+    assert f"{key} {value!r}" in caught.value.message and str(event["uuid"]) in caught.value.message
+    assert caught.value.where is not None and caught.value.where.startswith("levels.json:")
