@@ -10,8 +10,8 @@
   own organisation.
 * **shared**: what left the node, read from the ``egress`` records of the audit log (every page any
   principal was served, and every push read for a partner node), counted for the organisations other
-  than the node's own. A push read counts what was read for the partner; versions the sync then holds
-  back (echo, AMBER+STRICT/RED of other producers) or the partner refuses are included.
+  than the node's own. A push counts what it posted to the partner, refusals by the partner included;
+  versions the sync held back (echo, AMBER+STRICT/RED of other producers) and posts that failed are not.
 * **reports / indicators**: the newest the principal may see, through ``view``; a report's name in the
   other languages that a ``language-content`` object for that version gives (read through ``view`` too).
 * **sightings**: the newest sightings, made by other organisations, of indicators the node's own
@@ -329,7 +329,7 @@ def _shared(
         org = organisation_of.get(record.principal or "")
         if org is None or org == node.home_organisation_id or not (is_home or org == principal.organisation_id):
             continue
-        if record.endpoint not in _SHARED_ENDPOINTS:
+        if record.endpoint not in _SHARED_ENDPOINTS or not record.delivered:
             continue
         by_tlp = record.tlp if record.tlp else {"unknown": record.served}
         for tlp, n in by_tlp.items():

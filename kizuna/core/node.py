@@ -730,11 +730,12 @@ class Node:
         return collection
 
     def read(self, viewer: Viewer, endpoint: Endpoint, filters: Filters, object_id: str | None = None,
-             *, ahead: bool = False, head: bool = False) -> Page:
+             *, ahead: bool = False, head: bool = False, audited: bool = True) -> Page:
         """One page for ``viewer``, audited as egress. ``ahead`` (TAXII reads): take the page computed ahead for
         this cursor when it is still exact, and compute the following one (core/read_ahead.py). ``head``: the
         page answers an HTTP HEAD, whose response carries its headers only: audited as a HEAD that served no
-        object (the dashboard's shared counts and the served pairs count what left)."""
+        object (the dashboard's shared counts and the served pairs count what left). ``audited=False``: the
+        caller records what it sends of the page itself (``record_served``; a push, once its POST is done)."""
         read_ahead = self.read_ahead if ahead and not head else None
         kept = read_ahead.take(viewer, endpoint, filters, object_id) if read_ahead is not None else None
         if kept is not None:
@@ -746,7 +747,8 @@ class Node:
             except NotFound:
                 self._record_egress(viewer, endpoint, None, head=head)
                 raise
-        self._record_egress(decided, endpoint, None if head else page, head=head)
+        if audited:
+            self._record_egress(decided, endpoint, None if head else page, head=head)
         if read_ahead is not None:
             read_ahead.after(viewer, endpoint, filters, object_id, page)
         return page
@@ -758,11 +760,14 @@ class Node:
                            method="HEAD" if head else None)
 
     def record_served(self, viewer: Viewer, endpoint: Endpoint, ids: list[str], versions: list[int],
-                      tlp: dict[str, int] | None, method: str | None = None) -> None:
+                      tlp: dict[str, int] | None, method: str | None = None, delivered: bool = True) -> None:
         """One audit record per page served: what left (``ids`` and ``versions``, with their ``tlp_counts``
         when the endpoint serves content), and how much was withheld and why; ``method`` when the request was
-        not a GET (a HEAD, whose response carries no object)."""
+        not a GET (a HEAD, whose response carries no object). ``delivered=False``: a push whose POST failed,
+        so what it names may not have left (recorded all the same; the dashboard does not count it)."""
         body: dict[str, Any] = {"collection": viewer.collection.id, "endpoint": endpoint.value}
+        if not delivered:
+            body["undelivered"] = True  # in the head the dashboard reads (store/stats.py)
         if tlp is not None:
             # Before the served pairs, so the dashboard reads the counts without the pairs (store/stats.py).
             body["tlp"] = tlp

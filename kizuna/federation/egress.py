@@ -34,8 +34,8 @@ def may_send(
 def select_for_partner(
     partner: frozenset[str], items: Sequence[tuple[VersionRow, bytes]],
     provenance: Mapping[tuple[str, int], Provenance], own_identities: frozenset[str],
-) -> list[bytes]:
+) -> list[tuple[VersionRow, bytes]]:
     return [
-        body for row, body in items
+        (row, body) for row, body in items
         if may_send(partner, row, provenance.get((row.stix_id, row.version)), own_identities)
     ]

@@ -22,9 +22,11 @@ from typing import Any
 
 import orjson
 
+from kizuna.core.audit import tlp_counts
 from kizuna.core.errors import KizunaError
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.node import Node
+from kizuna.core.visibility import Viewer
 from kizuna.federation.client import PartnerError, RemotePage, TaxiiClient
 from kizuna.federation.config import DEFAULT_SCHEDULE_S, CollectionMapping, ConfigProblem, PartnerConfig
 from kizuna.federation.egress import may_send, partner_principal, select_for_partner
@@ -41,7 +43,7 @@ from kizuna.federation.state import (
 )
 from kizuna.policy.onward import same_node
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
-from kizuna.store.base import Collection, VersionQuery, VersionSelector
+from kizuna.store.base import Collection, VersionQuery, VersionRow, VersionSelector
 
 BACKOFF_BASE_S = 5.0
 BACKOFF_CAP_S = 3600.0
@@ -504,6 +506,11 @@ class Syncer:
                 return
 
     # -- push ------------------------------------------------------------------------
+    def _record_posted(self, viewer: Viewer, rows: list[VersionRow], delivered: bool) -> None:
+        tlp = tlp_counts(rows) if rows else None
+        self.node.record_served(viewer, Endpoint.OBJECTS, [row.stix_id for row in rows],
+                                [row.version for row in rows], tlp, delivered=delivered)
+
     def _push(
         self, client: TaxiiClient, partner: PartnerConfig, mapping: CollectionMapping, local: Collection,
         report: RunReport,
@@ -533,7 +540,7 @@ class Syncer:
         visible = 0
         while True:
             filters = Filters(versions=_ALL_VERSIONS, added_after=high_water, limit=partner.page_size)
-            page = self.node.read(viewer, Endpoint.OBJECTS, filters)
+            page = self.node.read(viewer, Endpoint.OBJECTS, filters, audited=False)
             if not page.items:
                 break
             # Marking and extension definitions are furniture placed beside every object that uses one:
@@ -545,9 +552,17 @@ class Syncer:
                 # Sightings of the partner's own objects travel only in the flow-back stream, in its form.
                 flowing = {(row.stix_id, row.version) for row, _ in flow.select(row for row, _ in items)}
                 items = [(row, body) for row, body in items if (row.stix_id, row.version) not in flowing]
-            bodies = select_for_partner(same_node, items, provenance, self.own_identities)
+            chosen = select_for_partner(same_node, items, provenance, self.own_identities)
+            bodies = [body for _, body in chosen]
+            status: dict[str, Any] = {}
+            answered = False
+            try:
+                if bodies:
+                    status = client.post_objects(mapping.remote, b'{"objects":[' + b",".join(bodies) + b"]}")
+                answered = True
+            finally:  # what was posted is egress, counted as shared only once the partner answered
+                self._record_posted(viewer, [row for row, _ in chosen], delivered=answered)
             if bodies:
-                status = client.post_objects(mapping.remote, b'{"objects":[' + b",".join(bodies) + b"]}")
                 refused = [f for f in status.get("failures", ()) if isinstance(f, dict)]
                 if refused:
                     self.state.quarantine(source, local.id, [

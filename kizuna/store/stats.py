@@ -30,24 +30,27 @@ class EgressRow(NamedTuple):
     endpoint: str | None
     tlp: dict[str, int] | None  # served versions per TLP label; None in records written before it existed
     served: int
+    #: False for a push whose POST never completed: read for the partner, not known to have left
+    delivered: bool = True
 
 
 _EGRESS_HEAD = 1024
 _SERVED_COUNT = re.compile(r',"served":\{"n":(\d+)')
 
 
-def _egress_fields(text: str, whole: bool = False) -> tuple[str | None, dict[str, int] | None, int] | None:
-    """(endpoint, per-TLP counts, served count) of an egress body, or None when ``text`` (a head) does not
-    reach the served count."""
+def _egress_fields(text: str, whole: bool = False) -> tuple[str | None, dict[str, int] | None, int, bool] | None:
+    """(endpoint, per-TLP counts, served count, delivered) of an egress body, or None when ``text`` (a head) does
+    not reach the served count."""
     if whole:
         body = orjson.loads(text)
         served = body.get("served")
-        return body.get("endpoint"), body.get("tlp"), int(served.get("n", 0)) if isinstance(served, dict) else 0
+        count = int(served.get("n", 0)) if isinstance(served, dict) else 0
+        return body.get("endpoint"), body.get("tlp"), count, not body.get("undelivered")
     match = _SERVED_COUNT.search(text)
     if match is None:
         return None
     head = orjson.loads(text[:match.start()] + "}")
-    return head.get("endpoint"), head.get("tlp"), int(match.group(1))
+    return head.get("endpoint"), head.get("tlp"), int(match.group(1)), not head.get("undelivered")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,12 +3,13 @@ and push egress that never echoes and never forwards AMBER+STRICT onward."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import create_pg_database
+from tests.conftest import create_pg_database, free_port
 from tests.federation.helpers import (
     TLP_AMBER_STRICT,
     TLP_CLEAR,
@@ -123,3 +124,20 @@ def test_push_never_echoes_and_never_forwards_amber_strict(mesh: dict[str, FedNo
     jp.post(newer)
     again = sync(jp, "AU-push")["runs"][0]
     assert again["pushed"] == 1 and newer[0]["id"] in {sid for sid, _ in au.versions()}
+
+    # The dashboard counts what a push delivered as shared. A push whose partner never answers counts nothing
+    # however often it is retried, and is in the audit log all the same, as undelivered.
+    def shared_with_au() -> int:
+        return sum(e["objects"] for e in jp.cli_json("dashboard")["shared"] if e["partner"] == "AU national CERT")
+
+    delivered = shared_with_au()
+    assert delivered >= to_au["pushed"] - 4  # the pushed TLP definitions are no content
+    jp.cli_json("partners", "add", "AU-gone", "--url", f"http://127.0.0.1:{free_port()}/main/", "--map",
+                f"shared={au.collection}:push", "--token", au.tokens["JP"], "--org", "AU national CERT",
+                "--agreement", "jp-au")
+    for _ in range(2):
+        assert sync(jp, "AU-gone", check=False)["runs"][0]["error"]
+    assert shared_with_au() == delivered
+    egress = [json.loads(line) for line in jp.cli("audit", "export", "--kind", "egress").stdout.splitlines()]
+    undelivered = [r for r in egress if r["principal"] == "partner:AU-gone" and r["body"].get("undelivered")]
+    assert len(undelivered) == 2 and all(r["body"]["served"]["n"] > 0 for r in undelivered)
