@@ -84,28 +84,45 @@ class TombstonePage:
                 "withdrawn_last": self.withdrawn_last, "more": self.more}
 
 
+_TOMBSTONES = ("SELECT stix_id, type, version, created_by_ref, markings, body, reason, withdrawn_at, date_added "
+               "FROM fed_withdrawn WHERE collection_pk = ? AND ")
+
+
 def tombstones_for(node: Node, viewer: Viewer, deleted_after: int, withdrawn_after: int,
                    limit: int = DEFAULT_LIMIT) -> TombstonePage:
-    """The tombstones ``viewer`` may learn about after ``deleted_after``, oldest first."""
+    """The tombstones ``viewer`` may learn about after ``deleted_after``, oldest first.
+
+    The page's position and ``more`` come from the tombstones it names alone: a deletion the viewer may not
+    see moves neither (a ``deleted_last`` stepping over it would tell when it happened, ``more`` how many there
+    were). So a page after hidden deletions only echoes ``deleted_after``, and the next one reads them again.
+    """
     store = node.store
     if not isinstance(store, SqlStore):
         return TombstonePage([], deleted_after, withdrawn_after, False)
     found: list[Tombstone] = []
-    with store._read() as cur:
-        cur.execute(
-            "SELECT stix_id, type, version, created_by_ref, markings, body, reason, withdrawn_at, date_added "
-            "FROM fed_withdrawn "
-            "WHERE collection_pk = ? AND withdrawn_at > ? ORDER BY withdrawn_at LIMIT ?",
-            (viewer.collection.pk, deleted_after, limit),
-        )
-        deleted_rows = cur.fetchall()
-    deleted_last = deleted_after
-    for stix_id, stix_type, version, created_by, markings, body, reason, at, added in deleted_rows:
-        # Copies kept before schema step 5 have no date_added: 0 counts them as sent to every partner.
-        copy = VersionRow(0, stix_id, stix_type, int(version), "2.1", int(added or 0), created_by, markings,
-                          bytes(body))
-        if view(viewer, copy) is not None:
-            found.append(Tombstone(stix_id, int(version), str(reason), copy))
-        deleted_last = int(at)
-    unique = list(dict.fromkeys(found))
-    return TombstonePage(unique, deleted_last, withdrawn_after, len(deleted_rows) == limit)
+    deleted_last = position = deleted_after
+    batch = max(limit, DEFAULT_LIMIT)
+    while True:
+        with store._read() as cur:
+            cur.execute(_TOMBSTONES + "withdrawn_at > ? ORDER BY withdrawn_at LIMIT ?",
+                        (viewer.collection.pk, position, batch))
+            rows = cur.fetchall()
+            exhausted = len(rows) < batch
+            if not exhausted:  # one deletion (a recall, say) may name many versions: read it whole
+                last = rows[-1][7]
+                cur.execute(_TOMBSTONES + "withdrawn_at = ?", (viewer.collection.pk, last))
+                rows = [row for row in rows if row[7] != last] + cur.fetchall()
+        for stix_id, stix_type, version, created_by, markings, body, reason, at, added in rows:
+            if len(found) >= limit and int(at) != deleted_last:
+                # Full, and past the deletions of the last one named (a page never splits one instant).
+                return TombstonePage(list(dict.fromkeys(found)), deleted_last, withdrawn_after, True)
+            position = int(at)
+            # Copies kept before schema step 5 have no date_added: 0 counts them as sent to every partner.
+            copy = VersionRow(0, stix_id, stix_type, int(version), "2.1", int(added or 0), created_by, markings,
+                              bytes(body))
+            if view(viewer, copy) is not None:
+                found.append(Tombstone(stix_id, int(version), str(reason), copy))
+                deleted_last = position
+        if exhausted:
+            # ``more`` as when the page filled, whatever lies beyond: the deletions after it may all be hidden.
+            return TombstonePage(list(dict.fromkeys(found)), deleted_last, withdrawn_after, len(found) >= limit)

@@ -302,17 +302,25 @@ def test_deletes_travel_down_a_chain_and_re_markings_recall_nothing(nodes: dict[
 
 def test_tombstones_reveal_nothing_hidden(nodes: dict[str, FedNode]) -> None:
     jp = nodes["JP"]
+    reader = jp.tokens["AU"]  # AU has no agreement on JP: RED was never visible to it
+
+    def tombstones(**params: int) -> dict[str, Any]:
+        response = requests.get(f"{jp.api_root_url}collections/{jp.collection}/tombstones/", params=params,
+                                headers={"Accept": TAXII, "Authorization": f"Bearer {reader}"}, timeout=60)
+        assert response.status_code == 200, response.text
+        page: dict[str, Any] = response.json()
+        return page
+
+    before = tombstones()
     secret = indicator(jp.identity, marking=TLP_RED, name="red only")
     jp.post(secret)
     _delete(jp, secret[0]["id"])
-    reader = jp.tokens["AU"]  # AU has no agreement on JP: RED was never visible to it
-    response = requests.get(
-        f"{jp.api_root_url}collections/{jp.collection}/tombstones/",
-        headers={"Accept": TAXII, "Authorization": f"Bearer {reader}"}, timeout=60,
-    )
-    assert response.status_code == 200
-    names = {entry["id"] for entry in response.json()["tombstones"]}
-    assert secret[0]["id"] not in names
+    after = tombstones()
+    assert secret[0]["id"] not in {entry["id"] for entry in after["tombstones"]}
+    # Nor does the page's position or `more` step over the hidden deletion: its time and number stay unknown.
+    assert after == before
+    position = {"deleted_after": before["deleted_last"], "limit": 1}
+    assert tombstones(**position) == {**before, "tombstones": [], "more": False}
     owner = requests.get(
         f"{jp.api_root_url}collections/{jp.collection}/tombstones/",
         headers={"Accept": TAXII, "Authorization": f"Bearer {jp.admin_token}"}, timeout=60,
