@@ -84,6 +84,36 @@ class IngestReport:
         self.failures.append(entry)
         self.failure_positions.append(position)
 
+    def mask_hidden(self, hidden: Callable[[str, str], bool]) -> int:
+        """Answer for each stored version the writer may not see (``hidden(id, version)``) as for an absent one:
+        a conflict with it or a duplicate of it is a plain success, so a write cannot probe for hidden versions
+        (STIX 2.1 §3.6: one id and modified are one version, and the node holds it). How many were masked."""
+        masked = 0
+        failures: list[dict[str, str]] = []
+        positions: list[int] = []
+        for entry, position in zip(self.failures, self.failure_positions, strict=True):
+            message = entry.get("message", "")
+            if message.startswith(_CONFLICT_MESSAGE) and hidden(entry["id"], entry["version"]):
+                masked += 1
+                notes = message[len(_CONFLICT_MESSAGE):].lstrip("; ")
+                plain = {"id": entry["id"], "version": entry["version"]}
+                self.succeeded({**plain, "message": notes} if notes else plain)
+            else:
+                failures.append(entry)
+                positions.append(position)
+        self.failures, self.failure_positions = failures, positions
+        for entry in self.successes:
+            message = entry.get("message", "")
+            if message.startswith(_DUPLICATE_MESSAGE) and hidden(entry["id"], entry["version"]):
+                masked += 1
+                self.duplicate_count -= 1
+                notes = message[len(_DUPLICATE_MESSAGE):].lstrip("; ")
+                if notes:
+                    entry["message"] = notes
+                else:
+                    del entry["message"]
+        return masked
+
     def to_taxii(self) -> dict[str, Any]:
         status: dict[str, Any] = {
             "id": self.id,

@@ -10,7 +10,7 @@ import base64
 import re
 import secrets
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
@@ -745,7 +745,8 @@ class Node:
             try:
                 page = self.reader.page(viewer, endpoint, filters, object_id)
             except NotFound:
-                self._record_egress(viewer, endpoint, None, head=head)
+                if audited:
+                    self._record_egress(viewer, endpoint, None, head=head)
                 raise
         if audited:
             self._record_egress(decided, endpoint, None if head else page, head=head)
@@ -830,15 +831,33 @@ class Node:
         with self.store.atomic():
             report = ingest(self.store, collection.pk, objects, batch_size=max(1, len(objects)), policy=self.policy,
                             listeners=self.ingest_listeners)
+            masked = report.mask_hidden(self._hidden_from(principal, collection))
             self.store.put_status(StoredStatus(
                 report.id, collection.api_root, principal.key, report.request_timestamp,
                 orjson.dumps(report.to_taxii()),
             ))
             self._record_pushed_in(principal, collection, report)
             # Last: the audit head's lock is then held only for the commit.
-            self._record_write(principal, collection, report)
+            self._record_write(principal, collection, report, masked)
         self._purge_old_statuses()
         return report
+
+    def _hidden_from(self, principal: Principal, collection: Collection) -> Callable[[str, str], bool]:
+        """Whether a stored version (id, version as the object states it) is one ``principal`` may not see, by
+        the one visibility check; asked only of the conflicts and duplicates of a write."""
+        viewer = self.viewer_for(principal, collection)
+
+        def hidden(stix_id: str, version: str) -> bool:
+            try:
+                wanted = parse_timestamp(version)
+                page = self.read(viewer, Endpoint.OBJECT, Filters(versions=_ALL), stix_id, audited=False)
+            except ValueError:
+                return False
+            except NotFound:
+                return True
+            return all(row.version != wanted for row, _ in page.items)
+
+        return hidden
 
     def store_sightings(self, principal: Principal, collection: Collection, sightings: Sequence[dict[str, Any]],
                         shares: Sequence[SightingShare]) -> IngestReport | None:
@@ -850,11 +869,14 @@ class Node:
             merged = merge_stored_sightings(self.store, collection, sightings, shares)
             return self.add_objects(principal, collection, merged) if merged else None
 
-    def _record_write(self, principal: Principal, collection: Collection, report: IngestReport) -> None:
+    def _record_write(self, principal: Principal, collection: Collection, report: IngestReport,
+                      masked: int = 0) -> None:
         body: dict[str, Any] = {
             "collection": collection.id, "status": report.id, "total": report.total,
             "succeeded": report.success_count, "failed": len(report.failures),
         }
+        if masked:  # answered as stored, but the node holds another version under that id and modified
+            body["held_hidden"] = masked
         if report.normalisation_count:
             body["normalised"] = report.normalisation_count
             body["normalisations"] = [[n.object_id, n.field, n.old, n.new] for n in report.normalisations]

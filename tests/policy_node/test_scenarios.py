@@ -181,3 +181,26 @@ def test_write_and_egress_are_audited_and_delete_of_hidden_is_404(world: World) 
 def test_taxii_media_type_on_policy_errors(world: World) -> None:
     response = world.node.session("au").get(world.node.collection_url() + "objects/" + f"indicator--{uuid.uuid4()}/")
     assert response.status_code == 404 and response.headers["content-type"].startswith(TAXII.split(";")[0])
+
+
+def test_a_write_cannot_probe_for_a_version_hidden_from_the_writer(world: World) -> None:
+    """STIX 2.1 §3.6: an id and modified name one version. A partner posting under the (id, modified) of a
+    version it may not see gets the answer it gets for an absent id (stored), not a conflict or "already
+    stored" that would tell it the hidden version exists; the node keeps its own version, and a version the
+    writer may see still reports its conflict."""
+    _, secret = world.core.create_token("JPCERT/CC", read=["shared"], write=["shared"], agreement="uk-jp")
+    world.node.tokens["jp_writer"] = secret
+    hidden = sdo("indicator", world.uk, [AMBER_STRICT])
+    shown = sdo("indicator", world.uk, [AMBER])
+    world.node.post([hidden, shown])
+    absent = sdo("indicator", world.jp, [AMBER])
+    probes = [{**hidden, "name": "probe", "object_marking_refs": [AMBER]}, hidden,
+              {**shown, "name": "changed"}, absent]
+    status = world.node.post(probes, token="jp_writer")
+    answered = {(entry["id"], entry.get("message")) for entry in status.get("successes", [])}
+    assert (hidden["id"], None) in answered and (absent["id"], None) in answered
+    assert status["success_count"] == 3 and [f["id"] for f in status["failures"]] == [shown["id"]]
+    assert "already stored" in status["failures"][0]["message"]
+    # The node's version is untouched, and still hidden from the writer.
+    assert [o["name"] for o in world.objects("writer", **{"match[id]": hidden["id"]})] == ["Scanner"]
+    assert world.objects("jp_writer", **{"match[id]": hidden["id"]}) == []
