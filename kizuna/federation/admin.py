@@ -135,6 +135,11 @@ def add_partner(
         found = node.store.get_organisation(organisation)
         if found is None:
             raise ConfigProblem(f"no organisation {organisation!r}; create it with `kizuna orgs create`")
+        if found.id == node.home_organisation_id:
+            # The node's own organisation reads without any marking filter: a push would send it everything.
+            raise ConfigProblem(f"--org {organisation}: {found.name!r} is this node's own organisation, which reads "
+                                "everything unfiltered; a partner node belongs to another organisation (create it "
+                                "with `kizuna orgs create`)")
         organisation_id = found.id
     if agreement is not None:
         found_agreement = node.policy.agreement(agreement)

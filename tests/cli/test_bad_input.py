@@ -291,6 +291,9 @@ NAMED_BUT_MISSING = [
     # a partner under an agreement that does not exist would receive nothing (the policy fails closed)
     ("no agreement 'nope'", ("partners", "add", "G", "--url", "https://p.example/main/", "--map", f"{PLAIN}=r",
                              "--token", "t", "--agreement", "nope")),
+    # the node's own organisation reads unfiltered: a push to a partner entry under it would send everything
+    ("'Home' is this node's own organisation", ("partners", "add", "G", "--url", "https://p.example/main/", "--map",
+                                                f"{PLAIN}=r", "--token", "t", "--org", "Home")),
     ("an agreement needs a name", ("agreements", "set", "", "--partner", PLAIN, "--max-tlp", "amber")),
     ("no partner 'NOPE'", ("search", "ransomware", "--partner", "NOPE")),  # not "Nothing found"
     ("no partner ''", ("sync", "")),  # not a sync of every partner
