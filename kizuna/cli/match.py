@@ -33,6 +33,7 @@ from kizuna.detect.mappings import Mapping, load_mapping, shipped_mappings
 from kizuna.detect.run import MatchRun, NothingToMatch
 from kizuna.detect.sightings import Alert, input_key
 from kizuna.detect.yara_scan import YaraScan
+from kizuna.stix.validation import is_stix_id
 
 if TYPE_CHECKING:
     from kizuna.core.node import Node
@@ -123,7 +124,9 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
     "--identity",
     "identity_id",
     default=None,
-    help="Identity recorded in where_sighted_refs (default: the node's identity, if any).",
+    metavar="identity--UUID",
+    callback=lambda _ctx, _param, value: _identity_id(value),
+    help="Identity id recorded in where_sighted_refs (default: the node's identity, if any).",
 )
 @click.option(
     "-o",
@@ -295,6 +298,13 @@ def match_command(
             text += f"\n{len(watch_hits)} values hit the watchlist of {operation}" + "".join(
                 f"\n  {h['count']:>6}  {h['rule']:<12} {h['value']}  (protected: {h['asset']})" for h in watch_hits)
         click.echo(text, err=True)
+
+
+def _identity_id(value: str | None) -> str | None:
+    """``--identity`` as given, when it is what where_sighted_refs holds: a STIX identity id."""
+    if value is not None and not (value.startswith("identity--") and is_stix_id(value)):
+        raise click.BadParameter(f"{value!r} is not a STIX identity id (identity--<UUID>)")
+    return value
 
 
 def _alert_stream(

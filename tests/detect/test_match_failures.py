@@ -258,3 +258,17 @@ def test_a_log_that_opens_with_a_byte_order_mark_is_matched_from_its_first_line(
                             for path in (log, marked))
         assert with_mark["hits"] == plain["hits"] > 0, log
         assert (with_mark["events"], with_mark["unparsed"]) == (plain["events"], plain["unparsed"]), log
+
+
+@pytest.mark.parametrize("identity", ["日本", "identity--notauuid", "indicator--7d5a0c3e-2f4b-4e1a-9c8d-1b2a3c4d5e6f"])
+def test_an_identity_that_is_no_identity_id_is_a_usage_error(tmp_path: Path, identity: str) -> None:
+    """where_sighted_refs holds identity ids: anything else would make every sighting invalid STIX."""
+    out = tmp_path / "s.json"
+    args = ["match", "--indicators", str(_indicators(tmp_path)), str(ZEEK / "dns.log"), "--identity", identity,
+            "-o", str(out)]
+    result = kizuna(tmp_path / "none", *args, check=False)
+    assert result.returncode == 2
+    assert f"'{identity}' is not a STIX identity id (identity--<UUID>)" in _one_line_failure(result)
+    error = _json_failure(kizuna(tmp_path / "none", *args, "--json", check=False))
+    assert error["code"] == "usage" and "--identity" in error["message"]
+    _nothing_written(tmp_path, "s.json")
