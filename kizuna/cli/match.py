@@ -280,6 +280,7 @@ def match_command(
         summary["operation"] = {"operation": operation, "hits": watch_hits}
     if isinstance(run, YaraScan):
         match_yara.report(ctx, run, summary, missing, as_json=as_json, quiet=quiet)
+        _report_refused(ctx, stored, collection)
         return
     if as_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
@@ -298,6 +299,19 @@ def match_command(
             text += f"\n{len(watch_hits)} values hit the watchlist of {operation}" + "".join(
                 f"\n  {h['count']:>6}  {h['rule']:<12} {h['value']}  (protected: {h['asset']})" for h in watch_hits)
         click.echo(text, err=True)
+    _report_refused(ctx, stored, collection)
+
+
+def _report_refused(ctx: click.Context, stored: dict[str, Any] | None, collection: str | None) -> None:
+    """After the summary: when the collection refused sightings, one line naming the first and its reason,
+    and exit status 1 (the sightings it took are stored, the outputs written)."""
+    if not stored or not stored["failures"]:
+        return
+    first, more = stored["failures"][0], len(stored["failures"]) - 1
+    click.echo(f"kizuna match: {len(stored['failures'])} of {stored['success'] + stored['failure']} sightings "
+               f"could not be stored in {collection}: {first['id']}: {first['message']}"
+               + (f" (and {more} more)" if more else ""), err=True)
+    ctx.exit(1)
 
 
 def _identity_id(value: str | None) -> str | None:
@@ -469,11 +483,14 @@ def _open_node(data_dir: Path | None) -> Any:
     return Node.open(data_dir)
 
 
-def _store(node: Any, target: Any, sightings: list[dict[str, Any]], shares: list[Any]) -> dict[str, int]:
-    """Store the run's sightings as the totals of every input matched into them (core/sighting_shares.py)."""
+def _store(node: Any, target: Any, sightings: list[dict[str, Any]], shares: list[Any]) -> dict[str, Any]:
+    """Store the run's sightings as the totals of every input matched into them (core/sighting_shares.py);
+    the counts, and each refused sighting with the store's reason."""
     report = node.store_sightings(NODE_ADMIN, target, sightings, shares) if sightings else None
     result = report.to_taxii() if report is not None else {}
-    return {"success": result.get("success_count", 0), "failure": result.get("failure_count", 0)}
+    failures = [{"id": f.get("id"), "message": f.get("message")} for f in result.get("failures", [])]
+    return {"success": result.get("success_count", 0), "failure": result.get("failure_count", 0),
+            "failures": failures}
 
 
 def _hashed(lines: Iterable[bytes], digest: Any) -> Iterator[bytes]:

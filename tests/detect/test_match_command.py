@@ -47,7 +47,7 @@ def test_match_reads_a_collection_and_stores_sightings_in_another(node_dir: Path
     summary = json.loads(result.stdout)
     assert summary["indicator_load"] == {"indexed": len(indicators)}
     assert summary["hits"] > 0
-    assert summary["stored"] == {"success": summary["sightings"], "failure": 0}
+    assert summary["stored"] == {"success": summary["sightings"], "failure": 0, "failures": []}
 
     exported = kizuna(node_dir, "export", "--collection", "sightings").stdout
     stored = [o for o in json.loads(exported)["objects"] if o["type"] == "sighting"]

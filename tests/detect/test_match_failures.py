@@ -272,3 +272,24 @@ def test_an_identity_that_is_no_identity_id_is_a_usage_error(tmp_path: Path, ide
     error = _json_failure(kizuna(tmp_path / "none", *args, "--json", check=False))
     assert error["code"] == "usage" and "--identity" in error["message"]
     _nothing_written(tmp_path, "s.json")
+
+
+def test_sightings_the_collection_refuses_are_named_and_fail_the_run(tmp_path: Path) -> None:
+    """An indicator whose id is no STIX id makes a sighting the store refuses: the summary lists it with the
+    store's reason, one line says so, and the run exits 1 (the sightings it took are stored)."""
+    node = tmp_path / "node"
+    kizuna_json(node, "init", "--org-name", "CERT Example", "--country", "NZL")
+    kizuna_json(node, "collections", "create", "--title", "Sightings", "--alias", "sightings")
+    objects = list(zeek_intel_indicators((ZEEK / "demo.intel").read_text("utf-8").splitlines()))
+    broken = next(o for o in objects if "guyspy.com" in o["pattern"])
+    broken["id"] = "indicator--notauuid"
+    args = ["match", "--indicators", str(_indicators(tmp_path, objects)), str(ZEEK / "dns.log"),
+            "--collection", "sightings"]
+    result = kizuna(node, *args, "--json", check=False)
+    assert result.returncode == 1
+    (failure,) = json.loads(result.stdout)["stored"]["failures"]
+    assert "sighting_of_ref" in failure["message"] and "indicator--notauuid" in failure["message"]
+    assert result.stderr.splitlines() == [
+        f"kizuna match: 1 of 1 sightings could not be stored in sightings: {failure['id']}: {failure['message']}"]
+    text = kizuna(node, *args, check=False)
+    assert text.returncode == 1 and text.stderr.splitlines()[-1] == result.stderr.splitlines()[0]

@@ -149,7 +149,7 @@ def test_stored_yara_indicators_scan_and_the_sightings_are_stored_back(tmp_path:
     root = _files(tmp_path)
     summary = kizuna_json(data_dir, "match", "--yara", "--from-collection", "rules", str(root),
                           "--collection", "rules")
-    assert summary["hits"] == 3 and summary["stored"] == {"success": 2, "failure": 0}
+    assert summary["hits"] == 3 and summary["stored"] == {"success": 2, "failure": 0, "failures": []}
     listed = kizuna_json(data_dir, "objects", "list", "--collection", "rules", "--type", "sighting")["objects"]
     node_identity = kizuna_json(data_dir, "status")["identity"]
     assert sorted(s["sighting_of_ref"] for s in listed) == sorted([A["id"], B["id"]])
