@@ -9,6 +9,7 @@ temporary name and moved into place only when the run succeeds; a run that match
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import tempfile
 import time
@@ -368,6 +369,9 @@ def _mappings(mapping_file: Path | None) -> dict[str, Mapping]:
     if mapping_file is not None:
         try:
             mappings.update({m.name: m for m in load_mapping(mapping_file)})
+        except json.JSONDecodeError as exc:
+            raise CliError(f"mapping file is not valid JSON: {exc.msg} (column {exc.colno})", code="mapping",
+                           file=str(mapping_file), line=exc.lineno) from None
         except (ValueError, KeyError, TypeError) as exc:
             reason = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
             raise CliError(f"mapping file {mapping_file} is not valid: {reason}", code="mapping",

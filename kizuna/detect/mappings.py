@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from string import Formatter
 from typing import Any
 
 import orjson
@@ -37,6 +38,7 @@ from kizuna.detect.errors import PatternError
 from kizuna.detect.model import STAR, ObjectPath, PathStep
 from kizuna.detect.observations import Observation
 from kizuna.detect.values import parse_timestamp
+from kizuna.stix.patterns import pattern_type_problem
 
 Fact = tuple[str, str, Any]
 Record = dict[str, Any]
@@ -166,6 +168,9 @@ class Event:
     record: Record
 
 
+TIME_FORMATS = ("epoch", "iso")
+
+
 def _shape_problem(spec: Any) -> str | None:
     """Why a mapping file's object is not shaped as docs/detection.md describes, or None. Checked before a
     mapping is built from it, so a wrong shape is refused as the file's fault, not met later as a crash."""
@@ -182,22 +187,55 @@ def _shape_problem(spec: Any) -> str | None:
     time_spec = spec.get("time", {})
     if not all(isinstance(time_spec.get(k, ""), str) for k in ("field", "format")):
         return f"{spec['name']}: time.field and time.format must be strings"
+    if time_spec.get("format", "epoch") not in TIME_FORMATS:
+        return (f"{spec['name']}: time.format {time_spec['format']!r} is not one of "
+                f"{', '.join(TIME_FORMATS)}")
     objects = spec.get("objects")
     if not isinstance(objects, dict) or not objects:
         return f"{spec['name']}: objects must be an object of aliases, each describing one STIX object"
     for alias, obj in objects.items():
-        if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
-            return f"{spec['name']}: objects.{alias} must be an object with a type"
-        if not isinstance(obj.get("properties", {}), dict) or not isinstance(obj.get("refs", {}), dict):
-            return f"{spec['name']}: objects.{alias}: properties and refs must be objects"
-        for prop, source in obj.get("properties", {}).items():
-            if isinstance(source, str):
-                continue
-            usable = isinstance(source, dict) and ("const" in source or isinstance(source.get("template"), str)
-                                                   or isinstance(source.get("field"), str))
-            if not usable:
-                return (f"{spec['name']}: objects.{alias}.properties.{prop} must be a field name or an object with "
-                        "field, const or template")
+        if (problem := _object_problem(f"{spec['name']}: objects.{alias}", obj, objects)) is not None:
+            return problem
+    return None
+
+
+def _object_problem(where: str, obj: Any, objects: dict[str, Any]) -> str | None:
+    """Why one entry of a mapping's `objects` is not as docs/detection.md describes it, or None."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        return f"{where} must be an object with a type"
+    if obj["type"] != "ip" and pattern_type_problem(obj["type"]) is not None:
+        return (f"{where}.type {obj['type']!r} is not a STIX 2.1 cyber-observable type, ip, or a custom type "
+                "starting with x-")
+    if not isinstance(obj.get("properties", {}), dict) or not isinstance(obj.get("refs", {}), dict):
+        return f"{where}: properties and refs must be objects"
+    for prop, source in obj.get("properties", {}).items():
+        if isinstance(source, str):
+            continue
+        usable = isinstance(source, dict) and ("const" in source or isinstance(source.get("template"), str)
+                                               or isinstance(source.get("field"), str))
+        if not usable:
+            return f"{where}.properties.{prop} must be a field name or an object with field, const or template"
+        if "template" in source and (problem := _template_problem(source["template"])) is not None:
+            return f"{where}.properties.{prop}: template {source['template']!r} {problem}"
+    for ref, target in obj.get("refs", {}).items():
+        if not ref.endswith("_ref"):
+            return f"{where}.refs.{ref}: a reference property's name ends in _ref (src_ref, dst_ref, …)"
+        if not isinstance(target, str) or target not in objects:
+            return f"{where}.refs.{ref}: {target!r} is not an alias of this mapping's objects"
+    return None
+
+
+def _template_problem(template: str) -> str | None:
+    """Why a template is not text with `{field}` names, or None."""
+    try:
+        names = [name for _text, name, _spec, _conversion in Formatter().parse(template)
+                 if name is not None]
+    except ValueError as exc:
+        return f"is not a template: {exc}"
+    if not names:
+        return "names no field ({field})"
+    if not all(names):
+        return "has an empty {} (give a field name)"
     return None
 
 

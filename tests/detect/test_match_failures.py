@@ -14,6 +14,7 @@ from kizuna.detect.intel import zeek_intel_indicators
 from tests.conftest import kizuna, kizuna_json
 
 ZEEK = Path(__file__).parent / "fixtures" / "zeek"
+PROXY = Path(__file__).parents[2] / "examples" / "mappings"
 HIT = {"ts": 1575413122.5, "uid": "C1", "id.orig_h": "10.0.0.5", "id.orig_p": 5353, "id.resp_h": "10.0.0.53",
        "id.resp_p": 53, "proto": "udp", "query": "guyspy.com"}
 
@@ -293,3 +294,38 @@ def test_sightings_the_collection_refuses_are_named_and_fail_the_run(tmp_path: P
         f"kizuna match: 1 of 1 sightings could not be stored in sightings: {failure['id']}: {failure['message']}"]
     text = kizuna(node, *args, check=False)
     assert text.returncode == 1 and text.stderr.splitlines()[-1] == result.stderr.splitlines()[0]
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"objects": {"host": {"type": "nosuch-type", "properties": {"value": "host"}}}},
+     "objects.host.type 'nosuch-type' is not a STIX 2.1 cyber-observable type"),
+    ({"time": {"field": "time", "format": "rfc2822"}}, "time.format 'rfc2822' is not one of epoch, iso"),
+    ({"objects": {"url": {"type": "url", "properties": {"value": {"template": "{client"}}}}},
+     "objects.url.properties.value: template '{client' is not a template"),
+    ({"objects": {"flow": {"type": "network-traffic", "properties": {"dst_port": "server.port"},
+                           "refs": {"src_ref": "nosuch"}}}},
+     "objects.flow.refs.src_ref: 'nosuch' is not an alias of this mapping's objects"),
+])
+def test_a_mapping_file_unlike_the_documented_format_is_refused_up_front(
+        tmp_path: Path, change: dict[str, Any], reason: str) -> None:
+    mapping = json.loads((PROXY / "proxy-mapping.json").read_text())
+    mapping = {**mapping, **change, "objects": {**mapping["objects"], **change.get("objects", {})}}
+    bad = tmp_path / "bad-mapping.json"
+    bad.write_text(json.dumps(mapping))
+    args = ["match", "--indicators", str(_indicators(tmp_path)), "--mapping-file", str(bad), str(PROXY / "proxy.log"),
+            "--alerts", str(tmp_path / "alerts.jsonl")]
+    line = _one_line_failure(kizuna(tmp_path / "none", *args, check=False))
+    assert line.startswith(f"kizuna match: mapping file {bad} is not valid: example-proxy: ") and reason in line
+    error = _json_failure(kizuna(tmp_path / "none", *args, "--json", check=False))
+    assert (error["code"], error["file"]) == ("mapping", str(bad))
+    _nothing_written(tmp_path, "alerts.jsonl")
+
+
+def test_a_mapping_file_that_is_not_json_is_named_with_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad-mapping.json"
+    bad.write_text('{"name": "x",\n "signature": [}\n')
+    args = ["match", "--indicators", str(_indicators(tmp_path)), "--mapping-file", str(bad), str(PROXY / "proxy.log")]
+    assert _one_line_failure(kizuna(tmp_path / "none", *args, check=False)) == (
+        f"kizuna match: mapping file is not valid JSON: Expecting value (column 16): {bad}:2")
+    error = _json_failure(kizuna(tmp_path / "none", *args, "--json", check=False))
+    assert (error["code"], error["file"], error["line"]) == ("mapping", str(bad), 2)
