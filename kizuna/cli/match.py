@@ -71,7 +71,7 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
     "--indicators",
     "indicator_files",
     multiple=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="STIX bundle / JSON lines of indicators (repeatable).",
 )
 @click.option(
@@ -184,6 +184,9 @@ def match_command(
     bundle that also holds the indicators and identities they name, or stored in a node collection.
     """
     data_dir: Path | None = (ctx.obj or {}).get("data_dir")
+    if idle_timeout is not None and not follow:
+        raise CliError("--idle-timeout bounds a --follow run; without --follow the run ends with its inputs",
+                       code="usage", exit_code=2)
     if yara:
         match_yara.check_options(inputs, observed_data=observed_data, follow=follow, mapping_name=mapping_name,
                                  mapping_file=mapping_file, intel_files=intel_files, max_lines=max_lines)

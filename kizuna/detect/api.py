@@ -194,6 +194,8 @@ class DetectionService:
         for name, value in request.query_params.multi_items():
             if name not in ("format", "collection", "store"):
                 raise BadRequest(f"unknown query parameter {name!r} (format, collection, store)")
+            if name in params and name != "collection":  # the one repeatable parameter
+                raise BadRequest(f"query parameter {name!r} is repeated; give it once")
             params.setdefault(name, []).append(value)
         answer = await run_in_threadpool(self.match, principal, api_root, params, body)
         return taxii_response(orjson.dumps(answer))

@@ -27,7 +27,7 @@ class Client:
         self.base = base
         self.session = requests.Session()
 
-    def post(self, url: str, content: bytes, params: dict[str, str], headers: dict[str, str]) -> requests.Response:
+    def post(self, url: str, content: bytes, params: dict[str, Any], headers: dict[str, str]) -> requests.Response:
         return self.session.post(self.base + url, data=content, params=params, headers=headers)
 DOMAIN_ID = "domain-name--00000000-0000-4000-8000-000000000001"
 OBSERVED_ID = "observed-data--00000000-0000-4000-8000-000000000001"
@@ -132,6 +132,13 @@ def test_bad_requests_are_taxii_errors(setup: Any) -> None:
             assert response.status_code == 400, (objects, params, response.text)
             assert response.json()["http_status"] == "400"
     assert _post(client, tokens["reader"], b'{"type": "bundle", "id": "bundle--1"}').status_code == 400
+    # A repeated format or store is refused, not read as its last value; collection is repeatable.
+    for repeated in ({"format": ["zeek", "ecs"]}, {"store": ["sightings", "other"]}):
+        response = client.post(URL, (ZEEK / "json" / "dns.log").read_bytes(), repeated,
+                               {"Authorization": f"Bearer {tokens['writer']}"})
+        assert response.status_code == 400, response.text
+        name = next(iter(repeated))
+        assert response.json()["description"] == f"query parameter {name!r} is repeated; give it once"
 
 
 def test_sightings_are_stored_and_new_indicators_are_picked_up(setup: Any) -> None:

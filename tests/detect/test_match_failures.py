@@ -329,3 +329,20 @@ def test_a_mapping_file_that_is_not_json_is_named_with_its_line(tmp_path: Path) 
         f"kizuna match: mapping file is not valid JSON: Expecting value (column 16): {bad}:2")
     error = _json_failure(kizuna(tmp_path / "none", *args, "--json", check=False))
     assert (error["code"], error["file"], error["line"]) == ("mapping", str(bad), 2)
+
+
+def test_an_indicators_directory_is_refused_as_every_other_file_option_refuses_one(tmp_path: Path) -> None:
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    for option in ("--indicators", "--zeek-intel"):
+        result = kizuna(tmp_path / "none", "match", option, str(folder), str(ZEEK / "dns.log"), check=False)
+        assert result.returncode == 2
+        assert _one_line_failure(result) == (
+            f"kizuna match: Invalid value for '{option}': File '{folder}' is a directory.")
+
+
+def test_an_idle_timeout_without_follow_is_a_usage_error(tmp_path: Path) -> None:
+    args = ["match", "--indicators", str(_indicators(tmp_path)), "--idle-timeout", "1", str(ZEEK / "dns.log")]
+    result = kizuna(tmp_path / "none", *args, check=False)
+    assert result.returncode == 2 and "--idle-timeout bounds a --follow run" in _one_line_failure(result)
+    assert _json_failure(kizuna(tmp_path / "none", *args, "--json", check=False))["code"] == "usage"
