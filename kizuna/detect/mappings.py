@@ -278,11 +278,15 @@ class Mapping:
         if raw is None:
             return None
         if self._time_format == "epoch":
+            if type(raw) is bool or not isinstance(raw, int | float | str):
+                raise ValueError(f"time {raw!r} is not a number of seconds")
             try:
                 return checked_epoch(float(raw))
             except OverflowError:  # an integer beyond any float
                 raise ValueError(f"time {raw!r} is outside the years 1-9999") from None
-        text = str(raw).replace("Z", "+00:00")
+        if not isinstance(raw, str):
+            raise ValueError(f"time {raw!r} is not ISO 8601 text")
+        text = raw.replace("Z", "+00:00")
         if len(text) >= 5 and text[-5] in "+-" and text[-3] != ":":
             text = text[:-2] + ":" + text[-2:]  # Suricata writes +0000
         return checked_epoch(datetime.fromisoformat(text).timestamp())

@@ -346,3 +346,18 @@ def test_an_idle_timeout_without_follow_is_a_usage_error(tmp_path: Path) -> None
     result = kizuna(tmp_path / "none", *args, check=False)
     assert result.returncode == 2 and "--idle-timeout bounds a --follow run" in _one_line_failure(result)
     assert _json_failure(kizuna(tmp_path / "none", *args, "--json", check=False))["code"] == "usage"
+
+
+def test_a_time_that_is_no_number_is_a_bad_line_and_a_null_one_no_time(tmp_path: Path) -> None:
+    """`"ts": true` is no time of 1970, nor a list or text a time: each such line is reported with its file
+    and line and the others are matched; a null time is no time (the alert's time is null)."""
+    log = tmp_path / "dns.json.log"
+    times: list[Any] = [True, ["1575413122"], {"s": 1}, "soon", None, HIT["ts"]]
+    log.write_text("".join(json.dumps({**HIT, "ts": t}) + "\n" for t in times))
+    alerts = tmp_path / "alerts.jsonl"
+    summary = kizuna_json(tmp_path / "none", "match", "--indicators", str(_indicators(tmp_path)), str(log),
+                          "--alerts", str(alerts))
+    assert [(p["file"], p["line"]) for p in summary["unparsed_lines"]] == [(str(log), n) for n in range(1, 5)]
+    assert summary["unparsed_lines"][0]["reason"] == "zeek-dns: time True is not a number of seconds"
+    assert [(a["line"], a["time"]) for a in map(json.loads, alerts.read_text().splitlines())] == [
+        (5, None), (6, "2019-12-03T22:45:22.500Z")]
