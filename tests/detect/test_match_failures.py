@@ -361,3 +361,18 @@ def test_a_time_that_is_no_number_is_a_bad_line_and_a_null_one_no_time(tmp_path:
     assert summary["unparsed_lines"][0]["reason"] == "zeek-dns: time True is not a number of seconds"
     assert [(a["line"], a["time"]) for a in map(json.loads, alerts.read_text().splitlines())] == [
         (5, None), (6, "2019-12-03T22:45:22.500Z")]
+
+
+def test_a_response_only_zeek_http_record_is_mapped_to_its_connection_addresses(tmp_path: Path) -> None:
+    """Line 18 of the zat http.log is a 408 with no method and no uri: still an HTTP record of a connection."""
+    http = Path(__file__).parents[2] / "examples" / "zeek" / "json" / "http.log"
+    assert "method" not in json.loads(http.read_text().splitlines()[17])
+    stamp = "2019-01-01T00:00:00.000Z"
+    address = {"type": "indicator", "spec_version": "2.1", "id": "indicator--6a1b3a53-7f0e-4f0e-9d8c-3a2f1b0c9d8f",
+               "created": stamp, "modified": stamp, "pattern": "[ipv4-addr:value = '8.208.24.139']",
+               "pattern_type": "stix", "valid_from": stamp}
+    alerts = tmp_path / "alerts.jsonl"
+    summary = kizuna_json(tmp_path / "none", "match", "--indicators", str(_indicators(tmp_path, [address])),
+                          str(http), "--alerts", str(alerts))
+    assert summary["unmapped"] == 0 and summary["events"] == summary["lines"]
+    assert 18 in {a["line"] for a in map(json.loads, alerts.read_text().splitlines())}
