@@ -594,6 +594,11 @@ class Node:
                     collection_pk=collection.pk, ids=tuple(ids[start:start + 200]),
                     versions=_ALL, limit=100_000,
                 ))
+            if stamp[1] is not None:
+                # An id deleted from the collection is decided by the kept copies of its versions: a reference to
+                # an object the reader could not see stays hidden once the object is gone (docs/policy.md).
+                held = {row.stix_id for row in rows}
+                rows += self.store.withdrawn_copies(collection.pk, [i for i in ids if i not in held])
             return rows
 
         senders: frozenset[str] | None = None  # the reader's own partner entries, read when first needed
@@ -605,7 +610,7 @@ class Node:
             return self._relayed_from_partner(collection.pk, rows, senders)
 
         def stored_shapes() -> Summary | None:
-            return self._stored_shapes.of(collection.pk)
+            return self._stored_shapes.of(collection.pk, stamp[1])
 
         def anything_relayed() -> bool:
             return self.store.holds_provenance(collection.pk)

@@ -67,7 +67,7 @@ def kept_endpoints(verdicts: dict[Any, Any], stamp: Hashable) -> dict[str, bool]
 
 
 class _Learnt:
-    __slots__ = ("complete", "frozen", "markings", "reached", "shapes", "unusable")
+    __slots__ = ("complete", "deleted_seen", "frozen", "markings", "reached", "shapes", "unusable", "withdrawn")
 
     def __init__(self) -> None:
         self.shapes: set[Shape] | None = set()  # None once past the cap: only the markings are kept
@@ -76,6 +76,27 @@ class _Learnt:
         self.reached = 0
         self.complete = False
         self.unusable = False
+        #: the collection's newest deletion when the kept copies of deleted versions were last read, and the
+        #: newest copy's withdrawn_at then
+        self.deleted_seen = 0
+        self.withdrawn = 0
+
+    def add(self, decided: list[Shape], cap: int) -> bool:
+        """Take in pairs of the column-decided types; False once the set is past being usable."""
+        sizes = (None if self.shapes is None else len(self.shapes), len(self.markings))
+        if self.shapes is not None:
+            self.shapes.update(decided)
+            if len(self.shapes) > cap:
+                self.shapes = None  # the markings alone from now on (core/visibility.py)
+        self.markings.update(markings for _, markings in decided)
+        if len(self.markings) > cap:
+            self.unusable = True
+            self.markings.clear()
+            return False
+        if sizes != (None if self.shapes is None else len(self.shapes), len(self.markings)):
+            # A new summary only when it grew: a reader's verdicts on it are kept while it is the same one.
+            self.frozen = Summary(None if self.shapes is None else frozenset(self.shapes), frozenset(self.markings))
+        return True
 
 
 class StoredShapes:
@@ -99,10 +120,22 @@ class StoredShapes:
         self._queue: list[int] = []  # collections waiting for the learning thread, in order
         self._thread: threading.Thread | None = None
 
-    def of(self, collection_pk: int) -> Summary | None:
-        """Every pair and markings stored in the collection (a superset after deletes), or None while not known.
+    def of(self, collection_pk: int, deleted: int | None = None) -> Summary | None:
+        """Every pair and markings stored in the collection, and those of the versions deleted from it up to
+        ``deleted`` (the newest deletion of its change stamp), or None while not known.
 
         One step of at most ``step`` versions, and usually a query that finds nothing new."""
+        found = self._stepped(collection_pk)
+        if found is None or deleted is None:
+            return found
+        self.note_deletions(collection_pk, deleted)
+        with self._lock:
+            learnt = self._learnt.get(collection_pk)
+            if learnt is None or learnt.unusable or learnt.deleted_seen < deleted or not learnt.complete:
+                return None  # the deleted versions' pairs not taken in yet: every endpoint is looked up
+            return learnt.frozen
+
+    def _stepped(self, collection_pk: int) -> Summary | None:
         if not self.background:
             return self._advance(collection_pk)
         if self._needs_learning(collection_pk):
@@ -162,6 +195,23 @@ class StoredShapes:
                 if collection_pk in self._queue:
                     self._queue.remove(collection_pk)
 
+    def note_deletions(self, collection_pk: int, deleted: int | None) -> None:
+        """Take in the pairs of versions deleted from the collection up to ``deleted`` (its change stamp's newest
+        deletion), from their kept copies. A reference to a deleted object stays hidden from a reader who could
+        not see it (core/visibility.py looks such ids up among the copies), so their pairs stay in the set even
+        when it is learnt afresh from what is stored now. One query after each new deletion, none otherwise."""
+        with self._lock:
+            learnt = self._learnt.get(collection_pk)
+            if learnt is None or learnt.unusable or deleted is None or deleted <= learnt.deleted_seen:
+                return
+            after = learnt.withdrawn
+        shapes, reached = self._store.withdrawn_shapes(collection_pk, after)
+        with self._lock:
+            if self._learnt.get(collection_pk) is not learnt or learnt.withdrawn != after:
+                return  # learnt afresh or taken in by another request meanwhile: the next request reads again
+            if learnt.add(_decided(shapes), self._cap):
+                learnt.withdrawn, learnt.deleted_seen = reached, deleted
+
     def _advance(self, collection_pk: int) -> Summary | None:
         """One step (the query runs outside the lock, so a request never waits for another's step)."""
         with self._lock:
@@ -180,22 +230,13 @@ class StoredShapes:
                 learnt.unusable = True
                 return None
             if found.scanned:
-                sizes = (None if learnt.shapes is None else len(learnt.shapes), len(learnt.markings))
-                decided = [(producer, markings) for kind, producer, markings in found.shapes
-                           if kind not in UNDECIDED_TYPES]
-                if learnt.shapes is not None:
-                    learnt.shapes.update(decided)
-                    if len(learnt.shapes) > self._cap:
-                        learnt.shapes = None  # the markings alone from now on (core/visibility.py)
-                learnt.markings.update(markings for _, markings in decided)
-                if len(learnt.markings) > self._cap:
-                    learnt.unusable = True
-                    learnt.markings.clear()
+                if not learnt.add(_decided(found.shapes), self._cap):
                     return None
-                if sizes != (None if learnt.shapes is None else len(learnt.shapes), len(learnt.markings)):
-                    # A new summary only when it grew: a reader's verdicts on it are kept while it is the same one.
-                    learnt.frozen = Summary(None if learnt.shapes is None else frozenset(learnt.shapes),
-                                            frozenset(learnt.markings))
                 learnt.reached = found.reached
             learnt.complete = found.scanned < self._step
             return learnt.frozen if learnt.complete else None
+
+
+def _decided(shapes: list[tuple[str, str | None, str | None]]) -> list[Shape]:
+    """The (producer, markings) of the shapes whose type the columns decide."""
+    return [(producer, markings) for kind, producer, markings in shapes if kind not in UNDECIDED_TYPES]

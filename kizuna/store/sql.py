@@ -966,6 +966,30 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
             return [(str(name), bytes(config) if not isinstance(config, str) else config.encode())
                     for name, config in cur.fetchall()]
 
+    def withdrawn_copies(self, collection_pk: int, ids: Sequence[str]) -> list[VersionRow]:
+        """The kept copies of deleted versions of ``ids`` in a collection (``keep_withdrawn``)."""
+        if not ids:
+            return []
+        clause, params = self._in("stix_id", ids)
+        with self._read() as cur:
+            cur.execute(
+                "SELECT stix_id, type, version, created_by_ref, markings, body, date_added FROM fed_withdrawn "
+                f"WHERE collection_pk = ? AND {clause}", (collection_pk, *params))
+            return [VersionRow(0, stix_id, stix_type, int(version), "2.1", int(added or 0), producer, markings,
+                               bytes(body))
+                    for stix_id, stix_type, version, producer, markings, body, added in cur.fetchall()]
+
+    def withdrawn_shapes(self, collection_pk: int, after: int) -> tuple[list[tuple[str, str | None, str | None]], int]:
+        """The distinct (type, created_by_ref, markings) of the kept copies withdrawn from a collection after
+        ``after`` (µs), and the newest such withdrawn_at (``after`` when none)."""
+        with self._read() as cur:
+            cur.execute("SELECT type, created_by_ref, markings, MAX(withdrawn_at) FROM fed_withdrawn "
+                        "WHERE collection_pk = ? AND withdrawn_at > ? GROUP BY type, created_by_ref, markings",
+                        (collection_pk, after))
+            found = cur.fetchall()
+        return ([(str(kind), producer, markings) for kind, producer, markings, _ in found],
+                max((int(row[3]) for row in found), default=after))
+
     def keep_withdrawn(
         self, collection_pk: int, rows: Sequence[VersionRow], reason: str, at: int, cur: Any = None
     ) -> None:

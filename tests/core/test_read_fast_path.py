@@ -13,7 +13,7 @@ computed here without the column verdicts. Real SQLite and PostgreSQL stores.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,11 +123,17 @@ def _corpus(uk: str, jp: str, third: str) -> list[dict[str, Any]]:
     return objects
 
 
-def _general_view(policy: ViewerPolicy, rows: list[Any]) -> dict[tuple[str, int], bytes | None]:
-    """Every stored version as the general path serves it: parsed, decided, dangling references applied."""
+def _general_view(
+    policy: ViewerPolicy, rows: list[Any], withdrawn: Sequence[Any] = (),
+) -> dict[tuple[str, int], bytes | None]:
+    """Every stored version as the general path serves it: parsed, decided, dangling references applied. An id
+    deleted from the collection is decided by the kept copies of its versions (``withdrawn``)."""
     decided = {(row.stix_id, row.version): (row, orjson.loads(row.body)) for row in rows}
     visible_ids = {obj["id"] for _, obj in decided.values() if policy.decide(obj).visible}
     stored_ids = {obj["id"] for _, obj in decided.values()}
+    gone = [orjson.loads(row.body) for row in withdrawn if row.stix_id not in stored_ids]
+    visible_ids |= {obj["id"] for obj in gone if policy.decide(obj).visible}
+    stored_ids |= {obj["id"] for obj in gone}
 
     def is_visible(ref: str) -> bool:
         return ref in visible_ids or ref not in stored_ids  # an object absent from the collection is not hidden

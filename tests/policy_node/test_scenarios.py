@@ -114,6 +114,11 @@ def test_relationship_to_a_hidden_object_is_hidden(world: World) -> None:
     assert seen[report["id"]]["object_refs"] == [visible["id"]]
     assert set(_ids(world.objects("writer", **{"match[id]": ids}))) == {
         visible["id"], hidden["id"], link["id"], report["id"]}
+    # Deleted, the hidden object is still not named to the reader by what pointed at it (it was hidden from it).
+    deleted = world.node.session("writer").delete(world.node.collection_url() + f"objects/{hidden['id']}/")
+    assert deleted.status_code == 200, deleted.text
+    after = {o["id"]: o for o in world.objects("reader", **{"match[id]": ids})}
+    assert set(after) == {visible["id"], report["id"]} and after[report["id"]]["object_refs"] == [visible["id"]]
 
 
 def test_hidden_objects_are_not_counted_and_give_no_more_tell(world: World) -> None:

@@ -274,4 +274,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     # Step 25: translations join the reference index (store/object_refs.py), so the dashboard finds the
     # language-content objects of the reports it lists by their object_ref; existing ones by its backfill.
     (25, ""),
+    # Step 27: the kept copies of deleted versions are looked up by id too: a reference to an object deleted
+    # from the collection stays hidden from a reader who could not see it (core/visibility.py).
+    (27, "CREATE INDEX fed_withdrawn_id ON fed_withdrawn (collection_pk, stix_id)"),
 ]

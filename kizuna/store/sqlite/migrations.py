@@ -297,4 +297,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE search_text_rows RENAME TO search_text
         """,
     ),
+    # Step 27: the kept copies of deleted versions are looked up by id too: a reference to an object deleted
+    # from the collection stays hidden from a reader who could not see it (core/visibility.py).
+    (27, "CREATE INDEX fed_withdrawn_id ON fed_withdrawn (collection_pk, stix_id)"),
 ]
