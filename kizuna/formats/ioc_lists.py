@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from kizuna.formats.base import ConversionReport, FormatError, Loss, Rejected
+from kizuna.formats.csv_line import csv_cells
 from kizuna.formats.ioc_list_vocab import (
     ANY_IP,
     COMMENT_COLUMNS,
@@ -177,11 +178,9 @@ class _ListReader:
     def _split(self, line: str, number: int) -> list[str] | None:
         if self.delimiter is None:
             return [line]
-        if '"' not in line:
-            return line.split(self.delimiter)
         try:
-            return next(csv.reader([line], delimiter=self.delimiter, strict=True))
-        except (csv.Error, StopIteration) as exc:
+            return csv_cells(line, self.delimiter)
+        except csv.Error as exc:
             self.reject(number, f"malformed CSV: {exc}", line)
             return None
 

@@ -18,13 +18,13 @@ of the list is used.
 from __future__ import annotations
 
 import csv
-import io
 import mimetypes
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from kizuna.formats.csv_line import csv_cells
 from kizuna.hashes.signals import (
     MD5,
     PDQ,
@@ -89,53 +89,74 @@ def _plain(text: str, kind: str) -> Iterator[Entry | Rejected]:
             yield Rejected(number, str(exc))
 
 
-def _column(header: Sequence[str], names: tuple[str, ...]) -> str | None:
-    lowered = {h.strip().lower(): h for h in header}
+def _column(header: Sequence[str], names: tuple[str, ...]) -> int | None:
+    """The index of the first header cell named one of ``names`` (in any case)."""
+    lowered = {h.strip().lower(): index for index, h in enumerate(header)}
     return next((lowered[n] for n in names if n in lowered), None)
 
 
+def _content_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(number, line) of every line that is not blank or a ``#`` comment."""
+    return ((number, line) for number, line in enumerate(text.splitlines(), start=1)
+            if line.strip() and not line.startswith("#"))
+
+
 def _csv(text: str, kind: str) -> Iterator[Entry | Rejected]:
-    # newline="": the csv module reads line ends itself (a lone carriage return ends a row, as it would in
-    # any spreadsheet's export) instead of finding one inside a field and refusing the whole file.
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    # Line by line (kizuna.formats reads its CSV lists so too): a quote left open makes its own line
+    # malformed instead of swallowing every line after it.
+    lines = _content_lines(text)
+    header_number, header_line = next(lines)
     try:
-        yield from _csv_rows(reader, kind)
-    except csv.Error as exc:  # the rows before it were read; what follows cannot be told apart
-        yield Rejected(reader.line_num, f"not CSV from here on: {exc}")
-
-
-def _csv_rows(reader: csv.DictReader[str], kind: str) -> Iterator[Entry | Rejected]:
-    header = reader.fieldnames or []
-    hash_col = _column(header, _HASH_COLUMNS)
-    if hash_col is None:
-        yield Rejected(1, f"no hash column in the header (one of: {', '.join(_HASH_COLUMNS)})")
+        header = csv_cells(header_line)
+    except csv.Error as exc:
+        yield Rejected(header_number, f"malformed CSV header: {exc}")
         return
-    type_col, label_col = _column(header, _TYPE_COLUMNS), _column(header, _LABEL_COLUMNS)
-    quality_col = _column(header, ("quality",))
-    named = hash_col.strip().lower()
-    implied = _TYPE_NAMES[named] if named in ("pdq", "md5", "sha256") else None  # a column named by its type
-    for row in reader:
-        number = reader.line_num
-        value = (row.get(hash_col) or "").strip()
+    columns = _Columns(header)
+    if columns.hash is None:
+        yield Rejected(header_number, f"no hash column in the header (one of: {', '.join(_HASH_COLUMNS)})")
+        return
+    for number, line in lines:
         try:
-            type_text = (row.get(type_col) or "").strip().lower() if type_col else ""
+            cells = csv_cells(line)
+        except csv.Error as exc:
+            yield Rejected(number, f"malformed CSV: {exc}")
+            continue
+        yield columns.read(number, cells, kind)
+
+
+class _Columns:
+    """Where a CSV header puts the hash, its type, its labels and its quality."""
+
+    def __init__(self, header: Sequence[str]) -> None:
+        self.hash = _column(header, _HASH_COLUMNS)
+        self.type, self.labels = _column(header, _TYPE_COLUMNS), _column(header, _LABEL_COLUMNS)
+        self.quality = _column(header, ("quality",))
+        named = header[self.hash].strip().lower() if self.hash is not None else ""
+        self.implied = _TYPE_NAMES[named] if named in ("pdq", "md5", "sha256") else None  # a column named by its type
+
+    def read(self, number: int, cells: Sequence[str], kind: str) -> Entry | Rejected:
+        def cell(index: int | None) -> str:
+            return cells[index].strip() if index is not None and index < len(cells) else ""
+
+        value = cell(self.hash)
+        try:
+            type_text = cell(self.type).lower()
             if type_text and type_text not in _TYPE_NAMES:
                 raise SignalError(f"hash type {type_text!r} is not one of pdq, md5, sha256, vpdq")
-            hash_type = _TYPE_NAMES.get(type_text) or implied or _type_of(value, kind)
-            quality_text = (row.get(quality_col) or "").strip() if quality_col else ""
+            hash_type = _TYPE_NAMES.get(type_text) or self.implied or _type_of(value, kind)
+            quality_text = cell(self.quality)
             if quality_text and not quality_text.isdigit():
                 raise SignalError(f"quality {quality_text!r} is not a number")
-            labels = tuple(check_label(label.lower()) for label in _LABEL_SPLIT.split(row.get(label_col) or "")
-                           if label) if label_col else ()
+            labels = tuple(check_label(label.lower()) for label in _LABEL_SPLIT.split(cell(self.labels)) if label)
             # A vPDQ signal (ThreatExchange's form: a JSON list of frames) becomes the frames' canonical text.
             hashed = frames_text(compact_frames(value)) if hash_type == VPDQ else normalise_hash(hash_type, value)
-            yield Entry(number, hash_type, hashed, int(quality_text) if quality_text else None, labels)
+            return Entry(number, hash_type, hashed, int(quality_text) if quality_text else None, labels)
         except SignalError as exc:
-            yield Rejected(number, str(exc))
+            return Rejected(number, str(exc))
 
 
 def _vpdq(text: str) -> Iterator[Entry | Rejected]:
-    first = next(n for n, line in enumerate(text.splitlines(), start=1) if line.strip() and not line.startswith("#"))
+    first = next(_content_lines(text))[0]
     try:
         yield Entry(first, VPDQ, frames_text(parse_frames(text)))
     except FrameError as exc:
@@ -148,8 +169,8 @@ def read_hash_list(text: str, kind: str = "auto") -> Iterator[Entry | Rejected]:
     ``hash`` is the frames' canonical text."""
     if is_vpdq_text(text):
         return _vpdq(text)
-    first = next((line for line in text.splitlines() if line.strip() and not line.startswith("#")), "")
-    if "," in first and _column(next(csv.reader([first])), _HASH_COLUMNS):
+    first = next(_content_lines(text), (0, ""))[1]
+    if "," in first and _column(next(csv.reader([first])), _HASH_COLUMNS) is not None:
         return _csv(text, kind)
     return _plain(text, kind)
 

@@ -252,3 +252,15 @@ def test_when_every_input_is_bad_each_is_named(node_dir: Path, tmp_path: Path) -
             f"kizuna hashes {command}: {last}"]
         error = json.loads(kizuna(node_dir, *args, "--json", check=False).stdout)["error"]
         assert "2 inputs" in error["message"] and (error["file"], error["line"]) == (str(first), 1)
+
+
+def test_a_quote_left_open_in_a_csv_rejects_its_line_and_the_lines_after_it_are_imported(node_dir: Path,
+                                                                                         tmp_path: Path) -> None:
+    """The CSV is read line by line, as `kizuna import` reads one: the open quote does not run on to the end."""
+    first, second = "5a" * 32, "a5" * 32
+    listing = tmp_path / "open-quote.csv"
+    listing.write_text(f'signal_value,signal_type\n"{first},HASH_PDQ\n{first},HASH_PDQ\n{second},HASH_PDQ\n')
+    result = kizuna(node_dir, "hashes", "import", str(listing), "--collection", "tcap", "--json", check=False)
+    imported = json.loads(result.stdout)
+    assert result.returncode == 1 and (imported["signals"], imported["stored"]) == (2, 2)
+    assert imported["rejected"] == [{"where": f"{listing}:2", "reason": "malformed CSV: unexpected end of data"}]
