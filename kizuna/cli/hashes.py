@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,7 +22,7 @@ from kizuna.cli.common import CliError, FiniteFloat, emit, json_option, node_of,
 from kizuna.cli.progress import Progress, progress_wanted
 from kizuna.core.errors import KizunaError, NotFound
 from kizuna.core.principal import NODE_ADMIN
-from kizuna.hashes.hashlists import KINDS, Entry, Rejected, looks_like_hash_list, read_hash_list
+from kizuna.hashes.hashlists import KINDS, Entry, Note, Rejected, looks_like_hash_list, read_hash_list
 from kizuna.hashes.opinions import record_opinion
 from kizuna.hashes.signals import (
     DEFAULT_THRESHOLD,
@@ -176,12 +175,6 @@ def _video_lines(frames: str | None) -> tuple[list[dict[str, Any]] | None, str]:
             f"vpdq {len(parsed)} frames ({usable} of quality 50 or more){shown}")
 
 
-@dataclass(frozen=True)
-class PartlyBanked(Rejected):
-    """A file whose exact hashes are banked but whose perceptual hash is not (too low a quality, a video
-    without the video extra): said beside the report, not a failure of the run."""
-
-
 def _entries(files: list[Path], kind: str, progress: Progress) -> Iterator[tuple[str, Entry | Rejected]]:
     """(file, entry or rejection) for every hash in the lists and every usable hash of the media."""
     from kizuna.hashes.hashing import HashingError, hash_file
@@ -205,12 +198,12 @@ def _entries(files: list[Path], kind: str, progress: Progress) -> Iterator[tuple
         if found.vpdq is not None:
             yield str(file), Entry(0, VPDQ, found.vpdq)
         elif found.is_video:
-            yield str(file), PartlyBanked(0, "a video: its vPDQ needs the optional video extra; only exact hashes "
+            yield str(file), Note(0, "a video: its vPDQ needs the optional video extra; only exact hashes "
                                              "banked")
         if found.pdq is not None and found.pdq_usable:
             yield str(file), Entry(0, PDQ, found.pdq, found.quality)
         elif found.pdq is not None:
-            yield str(file), PartlyBanked(0, f"PDQ quality {found.quality} is below 50: only exact hashes banked")
+            yield str(file), Note(0, f"PDQ quality {found.quality} is below 50: only exact hashes banked")
         yield str(file), Entry(0, MD5, found.md5)
         yield str(file), Entry(0, SHA256, found.sha256)
 
@@ -257,7 +250,7 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
     with Progress("hash and read", total=len(files), unit="files", enabled=progress_wanted(as_json, quiet)) as bar:
         for file, item in _entries(files, kind, bar):
             where = f"{file}:{item.line}" if item.line else file
-            if isinstance(item, PartlyBanked):
+            if isinstance(item, Note):
                 notes.append({"where": where, "reason": item.reason})
                 continue
             if isinstance(item, Rejected):
@@ -267,8 +260,8 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
                                  labels=[*checked, *item.labels], markings=markings)
             signals[signal["id"]] = signal
     if not signals:
-        problems = [(r["where"], r["reason"]) for r in rejected] or [(str(inputs[0]), "no hashes found")]
-        _none_usable("hashes import", problems, f"nothing imported: {len(rejected)} inputs rejected",
+        problems = [(r["where"], r["reason"]) for r in rejected or notes] or [(str(inputs[0]), "no hashes found")]
+        _none_usable("hashes import", problems, f"nothing imported: {len(problems)} inputs rejected",
                      "" if len(problems) > 1 else "nothing imported: ", as_json)
     node.import_objects(target, [kizuna_identity(), extension_definition()])  # what every signal names
     from kizuna.hashes.banks import Banks

@@ -175,8 +175,8 @@ def _distance(a: str, b: str) -> int:
 def confirmed(signal: Signal, hash_type: str, digest: str, threshold: int,
               rule: VideoRule = DEFAULT_RULE) -> tuple[int, Comparison | None] | None:
     """The distance at which the version a caller sees matches (for vPDQ, with how much of each video
-    matched), or None (another hash now, too little of the video, or revoked)."""
-    if signal.revoked or signal.hash_type != hash_type:
+    matched), or None (another hash now, too little of the video, too plain a picture, or revoked)."""
+    if not signal.matchable or signal.hash_type != hash_type:
         return None
     if hash_type == VPDQ:
         comparison = video.compare(video.usable(digest), video.usable(signal.frames), threshold)
@@ -190,7 +190,7 @@ def confirmed(signal: Signal, hash_type: str, digest: str, threshold: int,
 def confirmed_across(signal: Signal, hash_type: str, digest: str, threshold: int) -> tuple[int, Frame, str] | None:
     """An image against a video signal's frames, or a video's frames against an image signal, on the
     version a caller sees: the distance, the nearest frame and whose frame it is; None if none is near."""
-    if signal.revoked:
+    if not signal.matchable:
         return None
     if hash_type == PDQ and signal.hash_type == VPDQ:
         found, of = video.nearest_frame(digest, signal.frames), "signal"

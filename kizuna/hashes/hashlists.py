@@ -9,7 +9,7 @@
   ``indicator_type``/``type`` (ThreatExchange's ``HASH_PDQ``, HMA's ``pdq``, ``video_md5``, ``vpdq``…;
   a vPDQ value is ThreatExchange's signal form, a JSON list of ``pdq_hex,quality,timestamp`` strings);
   labels in ``labels``/``tags``/``category`` (separated by ``;``, ``|`` or spaces); PDQ quality in
-  ``quality``.
+  ``quality`` (0 to 100; a PDQ hash below 50 is a `Note`, not an entry: it matches too much).
 
 Each line gives an `Entry` or a `Rejected` naming the line, so a bad line is reported and the rest
 of the list is used.
@@ -27,6 +27,7 @@ from typing import Final
 from kizuna.formats.csv_line import csv_cells
 from kizuna.hashes.signals import (
     MD5,
+    MIN_QUALITY,
     PDQ,
     SHA256,
     VPDQ,
@@ -50,6 +51,7 @@ _HASH_COLUMNS: Final = ("hash", "signal", "signal_value", "indicator", "pdq", "m
 _TYPE_COLUMNS: Final = ("hash_type", "signal_type", "indicator_type", "type")
 _LABEL_COLUMNS: Final = ("labels", "tags", "category", "categories")
 _LABEL_SPLIT = re.compile(r"[;|\s]+")
+_QUALITY = re.compile(r"^[0-9]{1,3}$")
 KINDS: Final = ("auto", PDQ, MD5, SHA256)
 
 
@@ -66,6 +68,12 @@ class Entry:
 class Rejected:
     line: int
     reason: str
+
+
+@dataclass(frozen=True)
+class Note(Rejected):
+    """What is read but not banked on purpose (a PDQ hash of quality below 50, which matches too much): said
+    beside the report with its line, not a failure of an import."""
 
 
 def _type_of(value: str, kind: str) -> str:
@@ -144,15 +152,24 @@ class _Columns:
             if type_text and type_text not in _TYPE_NAMES:
                 raise SignalError(f"hash type {type_text!r} is not one of pdq, md5, sha256, vpdq")
             hash_type = _TYPE_NAMES.get(type_text) or self.implied or _type_of(value, kind)
-            quality_text = cell(self.quality)
-            if quality_text and not quality_text.isdigit():
-                raise SignalError(f"quality {quality_text!r} is not a number")
+            quality = _quality(cell(self.quality))
+            if hash_type == PDQ and quality is not None and quality < MIN_QUALITY:
+                return Note(number, f"PDQ quality {quality} is below {MIN_QUALITY}: too plain to bank or match")
             labels = tuple(check_label(label.lower()) for label in _LABEL_SPLIT.split(cell(self.labels)) if label)
             # A vPDQ signal (ThreatExchange's form: a JSON list of frames) becomes the frames' canonical text.
             hashed = frames_text(compact_frames(value)) if hash_type == VPDQ else normalise_hash(hash_type, value)
-            return Entry(number, hash_type, hashed, int(quality_text) if quality_text else None, labels)
+            return Entry(number, hash_type, hashed, quality, labels)
         except SignalError as exc:
             return Rejected(number, str(exc))
+
+
+def _quality(text: str) -> int | None:
+    """A CSV's PDQ quality: a whole number from 0 to 100, or None when the cell is empty."""
+    if not text:
+        return None
+    if not _QUALITY.match(text) or int(text) > 100:
+        raise SignalError(f"quality {text[:40]!r} is not a whole number from 0 to 100")
+    return int(text)
 
 
 def _vpdq(text: str) -> Iterator[Entry | Rejected]:

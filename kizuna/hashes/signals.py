@@ -192,6 +192,13 @@ class Signal:
     modified: str | None = None  # which version of the signal this is
     frames: str = ""  # vPDQ: the frames' canonical text (`frames_text`)
 
+    @property
+    def matchable(self) -> bool:
+        """Not revoked, and not a PDQ hash of quality below 50 (too plain a picture: it would match too much),
+        wherever the signal came from."""
+        too_plain = self.hash_type == PDQ and self.quality is not None and self.quality < MIN_QUALITY
+        return not self.revoked and not too_plain
+
 
 def make_signal(hash_type: str, value: str, *, producer: str | None, labels: list[str], markings: list[str],
                 quality: int | None = None, now: datetime | None = None) -> dict[str, Any]:

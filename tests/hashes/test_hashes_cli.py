@@ -264,3 +264,27 @@ def test_a_quote_left_open_in_a_csv_rejects_its_line_and_the_lines_after_it_are_
     imported = json.loads(result.stdout)
     assert result.returncode == 1 and (imported["signals"], imported["stored"]) == (2, 2)
     assert imported["rejected"] == [{"where": f"{listing}:2", "reason": "malformed CSV: unexpected end of data"}]
+
+
+def test_a_csv_quality_is_a_whole_number_from_0_to_100_and_below_50_is_not_banked(node_dir: Path,
+                                                                                  tmp_path: Path) -> None:
+    """docs/hashes.md: a PDQ hash below quality 50 matches too much, so it is never banked or matched."""
+    kizuna_json(node_dir, "collections", "create", "--title", "Quality", "--alias", "quality")
+    plain, good, high, negative, word = ("6b" * 32, "6c" * 32, "6d" * 32, "6e" * 32, "6f" * 32)
+    listing = tmp_path / "quality.csv"
+    listing.write_text(f"signal_value,signal_type,quality\n{plain},HASH_PDQ,10\n{good},HASH_PDQ,50\n"
+                       f"{high},HASH_PDQ,1000\n{negative},HASH_PDQ,-5\n{word},HASH_PDQ,good\n")
+    result = kizuna(node_dir, "hashes", "import", str(listing), "--collection", "quality", "--json", check=False)
+    imported = json.loads(result.stdout)
+    assert result.returncode == 1 and imported["signals"] == 1
+    assert imported["notes"] == [{"where": f"{listing}:2", "reason": "PDQ quality 10 is below 50: too plain to bank "
+                                                                     "or match"}]
+    assert imported["rejected"] == [
+        {"where": f"{listing}:{n}", "reason": f"quality {text!r} is not a whole number from 0 to 100"}
+        for n, text in ((4, "1000"), (5, "-5"), (6, "good"))]
+    text = kizuna(node_dir, "hashes", "import", str(listing), "--collection", "quality", check=False).stderr
+    assert f"  note: PDQ quality 10 is below 50: too plain to bank or match: {listing}:2" in text.splitlines()
+    matched = _json_lines(kizuna(node_dir, "hashes", "match", str(listing), "--collection", "quality", "--json",
+                                 check=False).stdout)
+    assert [line.get("error") or len(line["matches"]) for line in matched[:2]] == [  # type: ignore[arg-type]
+        "PDQ quality 10 is below 50: too plain to bank or match", 1]

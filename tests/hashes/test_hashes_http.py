@@ -122,6 +122,15 @@ def test_images_and_bad_input(node: Node) -> None:
     assert no_token.status_code == 401
 
 
+def test_a_signal_of_pdq_quality_below_50_never_matches(node: Node) -> None:
+    """Whoever banked it (a partner's node, an older import): too plain a picture matches too much (docs/hashes.md)."""
+    plain, usable = "5c" * 32, "c5" * 32
+    node.post([make_signal(PDQ, plain, producer=_producer(node), labels=[], markings=[], quality=10),
+               make_signal(PDQ, usable, producer=_producer(node), labels=[], markings=[], quality=50)])
+    results = _match(node, "writer", [plain, _near(plain, 2), usable], across="true").json()["results"]
+    assert [len(r["matches"]) for r in results] == [0, 0, 1]
+
+
 def test_a_video_matches_a_vpdq_signal_and_a_red_one_stays_hidden(node: Node, tmp_path: Path) -> None:
     videos = make_videos(tmp_path)
     banked = hash_file(videos["banked"]).vpdq
