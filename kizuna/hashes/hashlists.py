@@ -35,6 +35,7 @@ from kizuna.hashes.signals import (
     SignalError,
     check_label,
     compact_frames,
+    frame_of_line,
     frames_text,
     is_vpdq_text,
     normalise_hash,
@@ -51,8 +52,12 @@ _HASH_COLUMNS: Final = ("hash", "signal", "signal_value", "indicator", "pdq", "m
 _TYPE_COLUMNS: Final = ("hash_type", "signal_type", "indicator_type", "type")
 _LABEL_COLUMNS: Final = ("labels", "tags", "category", "categories")
 _LABEL_SPLIT = re.compile(r"[;|\s]+")
+_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")  # a type before a hash: ``md5:…``, ``sha1:…``
 _QUALITY = re.compile(r"^[0-9]{1,3}$")
 KINDS: Final = ("auto", PDQ, MD5, SHA256)
+_NO_HASH_COLUMN: Final = (
+    f"a CSV's header must name its hash column ({', '.join(_HASH_COLUMNS)}); the columns understood besides are "
+    f"the type ({', '.join(_TYPE_COLUMNS)}), labels ({', '.join(_LABEL_COLUMNS)}) and quality")
 
 
 @dataclass(frozen=True)
@@ -82,19 +87,37 @@ def _type_of(value: str, kind: str) -> str:
     return MD5 if len(value) == 32 else PDQ  # any other length is reported as a bad PDQ hash
 
 
+def _named_type(name: str) -> str:
+    """The hash type a prefix or a type column names (``HASH_PDQ``, ``video_md5``, ``vpdq``…)."""
+    found = _TYPE_NAMES.get(name.lower())
+    if found is None:
+        raise SignalError(f"unknown hash type {name[:40]!r} (pdq, md5, sha256, vpdq)")
+    return found
+
+
+def read_hash_line(number: int, raw: str, kind: str = "auto") -> Entry | Rejected | None:
+    """One line of a plain hash list: a hash, maybe with a type prefix (``md5:…``); None for a blank or
+    comment line."""
+    line = raw.split("#", 1)[0].strip()
+    if not line:
+        return None
+    prefix, colon, rest = line.partition(":")
+    try:
+        named = _named_type(prefix.strip()) if colon and _PREFIX.match(prefix.strip()) else None
+        if named == VPDQ:
+            raise SignalError("a vPDQ hash is a file of 'frame,quality,pdq_hex,timestamp' lines, not one line")
+        value = rest.strip() if named else line
+        hash_type = named or _type_of(value, kind)
+        return Entry(number, hash_type, normalise_hash(hash_type, value))
+    except SignalError as exc:
+        return Rejected(number, str(exc))
+
+
 def _plain(text: str, kind: str) -> Iterator[Entry | Rejected]:
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        prefix, colon, rest = line.partition(":")
-        named = _TYPE_NAMES.get(prefix.strip().lower()) if colon else None
-        value = rest.strip() if named else line
-        try:
-            hash_type = named or _type_of(value, kind)
-            yield Entry(number, hash_type, normalise_hash(hash_type, value))
-        except SignalError as exc:
-            yield Rejected(number, str(exc))
+        item = read_hash_line(number, raw, kind)
+        if item is not None:
+            yield item
 
 
 def _column(header: Sequence[str], names: tuple[str, ...]) -> int | None:
@@ -121,7 +144,7 @@ def _csv(text: str, kind: str) -> Iterator[Entry | Rejected]:
         return
     columns = _Columns(header)
     if columns.hash is None:
-        yield Rejected(header_number, f"no hash column in the header (one of: {', '.join(_HASH_COLUMNS)})")
+        yield Rejected(header_number, _NO_HASH_COLUMN)
         return
     for number, line in lines:
         try:
@@ -148,10 +171,8 @@ class _Columns:
 
         value = cell(self.hash)
         try:
-            type_text = cell(self.type).lower()
-            if type_text and type_text not in _TYPE_NAMES:
-                raise SignalError(f"hash type {type_text!r} is not one of pdq, md5, sha256, vpdq")
-            hash_type = _TYPE_NAMES.get(type_text) or self.implied or _type_of(value, kind)
+            type_text = cell(self.type)
+            hash_type = (_named_type(type_text) if type_text else self.implied) or _type_of(value, kind)
             quality = _quality(cell(self.quality))
             if hash_type == PDQ and quality is not None and quality < MIN_QUALITY:
                 return Note(number, f"PDQ quality {quality} is below {MIN_QUALITY}: too plain to bank or match")
@@ -173,21 +194,27 @@ def _quality(text: str) -> int | None:
 
 
 def _vpdq(text: str) -> Iterator[Entry | Rejected]:
-    first = next(_content_lines(text))[0]
-    try:
-        yield Entry(first, VPDQ, frames_text(parse_frames(text)))
-    except FrameError as exc:
-        yield Rejected(exc.line, str(exc))
+    """The one entry of a vPDQ text, or each of its bad frame lines: one bad line rejects the video."""
+    bad: list[Rejected] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        try:
+            frame_of_line(number, raw)
+        except FrameError as exc:
+            bad.append(Rejected(exc.line, str(exc)))
+    if bad:
+        yield from bad
+        return
+    yield Entry(next(_content_lines(text))[0], VPDQ, frames_text(parse_frames(text)))
 
 
 def read_hash_list(text: str, kind: str = "auto") -> Iterator[Entry | Rejected]:
-    """Every entry of a hash list, in order; a CSV is recognised by a header naming a hash column, and
+    """Every entry of a hash list, in order; a CSV is recognised by a comma in its first line (its header), and
     a vPDQ hash (``frame,quality,pdq_hex,timestamp`` lines) is one entry of the whole text, whose
     ``hash`` is the frames' canonical text."""
     if is_vpdq_text(text):
         return _vpdq(text)
     first = next(_content_lines(text), (0, ""))[1]
-    if "," in first and _column(next(csv.reader([first])), _HASH_COLUMNS) is not None:
+    if "," in first.split("#", 1)[0]:  # no hash has a comma: a header, understood or not
         return _csv(text, kind)
     return _plain(text, kind)
 

@@ -59,7 +59,9 @@ CONTENT_LABELS: Final = (
 )
 _LABEL = re.compile(r"^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9-]*)*$")
 _HEX = re.compile(r"^[0-9a-f]+$")
-_FRAME_LINE = re.compile(r"^\s*(\d+)\s*,\s*(\d{1,3})\s*,\s*([0-9a-fA-F]{64})\s*(?:,\s*(\d+(?:\.\d+)?)\s*)?$")
+# A frame line: number, quality and hash; then the timestamp, in seconds (`_SECONDS`), named apart when it is wrong.
+_FRAME_LINE = re.compile(r"^\s*(\d+)\s*,\s*(\d{1,3})\s*,\s*([0-9a-fA-F]{64})\s*(?:,(.*))?$")
+_SECONDS = re.compile(r"^\s*(\d{1,9}(?:\.\d+)?)\s*$")  # at most 31 years: no float runs to inf
 
 
 class SignalError(ValueError):
@@ -112,7 +114,7 @@ def is_vpdq_text(text: str) -> bool:
     return bool(_FRAME_LINE.match(first))
 
 
-_COMPACT_FEATURE = re.compile(r"^\s*([0-9a-fA-F]{64})\s*,\s*(\d{1,3})\s*,\s*(\d+(?:\.\d+)?)\s*$")
+_COMPACT_FEATURE = re.compile(r"^\s*([0-9a-fA-F]{64})\s*,\s*(\d{1,3})\s*,\s*(\d{1,9}(?:\.\d+)?)\s*$")
 
 
 def compact_frames(items: object) -> tuple[Frame, ...]:
@@ -136,23 +138,31 @@ def compact_frames(items: object) -> tuple[Frame, ...]:
     return tuple(frames)
 
 
+def frame_of_line(number: int, raw: str) -> Frame | None:
+    """The frame of one line of vPDQ text, None for a blank or ``#`` comment line; FrameError names the line."""
+    line = raw.split("#", 1)[0]
+    if not line.strip():
+        return None
+    found = _FRAME_LINE.match(line)
+    if found is None:
+        raise FrameError(number, "not a vPDQ frame line 'frame,quality,pdq_hex,timestamp'")
+    quality = int(found[2])
+    if quality > 100:
+        raise FrameError(number, f"vPDQ frame quality {quality} is above 100")
+    seconds = _SECONDS.match(found[4]) if found[4] is not None else None
+    if found[4] is not None and seconds is None:
+        raise FrameError(number, f"vPDQ frame timestamp {found[4].strip()[:40]!r} is not seconds from the start "
+                                 "(digits, like 12.000)")
+    return Frame(int(found[1]), quality, found[3].lower(), float(seconds[1]) if seconds else 0.0)
+
+
 def parse_frames(text: str) -> tuple[Frame, ...]:
     """The frames of vPDQ text (``#`` comments and blank lines skipped); FrameError at the first bad line."""
-    frames: list[Frame] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0]
-        if not line.strip():
-            continue
-        found = _FRAME_LINE.match(line)
-        if found is None:
-            raise FrameError(number, "not a vPDQ frame line 'frame,quality,pdq_hex,timestamp'")
-        quality = int(found[2])
-        if quality > 100:
-            raise FrameError(number, f"vPDQ frame quality {quality} is above 100")
-        frames.append(Frame(int(found[1]), quality, found[3].lower(), float(found[4] or 0.0)))
+    frames = tuple(frame for number, raw in enumerate(text.splitlines(), start=1)
+                   if (frame := frame_of_line(number, raw)) is not None)
     if not frames:
         raise FrameError(1, "a vPDQ hash needs at least one frame")
-    return tuple(frames)
+    return frames
 
 
 def frames_digest(text: str) -> str:

@@ -288,3 +288,28 @@ def test_a_csv_quality_is_a_whole_number_from_0_to_100_and_below_50_is_not_banke
                                  check=False).stdout)
     assert [line.get("error") or len(line["matches"]) for line in matched[:2]] == [  # type: ignore[arg-type]
         "PDQ quality 10 is below 50: too plain to bank or match", 1]
+
+
+def test_an_unknown_hash_type_a_csv_without_a_hash_column_and_bad_vpdq_timestamps_are_named_as_such(
+        node_dir: Path, tmp_path: Path) -> None:
+    """Each is said for what it is (docs/hashes.md), not as a PDQ hash that "is not hexadecimal"."""
+    frame = "7a" * 32
+    sha1, columns, video = tmp_path / "sha1.txt", tmp_path / "columns.csv", tmp_path / "video.vpdq"
+    sha1.write_text(f"sha1:{'1' * 40}\nvpdq:{frame}\n")
+    columns.write_text(f"foo,bar\n{frame},1\n{frame},2\n")
+    video.write_text(f"0,100,{frame},nan\n1,100,{frame},-5\n2,100,{frame},1e308\n")
+    said = {path: kizuna(node_dir, "hashes", "import", str(path), "--collection", "tcap", check=False)
+            for path in (sha1, columns, video)}
+    assert all(result.returncode == 1 for result in said.values())
+    assert said[sha1].stderr.splitlines() == [
+        f"kizuna hashes import: unknown hash type 'sha1' (pdq, md5, sha256, vpdq): {sha1}:1",
+        "kizuna hashes import: a vPDQ hash is a file of 'frame,quality,pdq_hex,timestamp' lines, not one line: "
+        f"{sha1}:2", "kizuna hashes import: nothing imported: 2 inputs rejected (listed above)"]
+    assert said[columns].stderr.splitlines() == [
+        "kizuna hashes import: nothing imported: a CSV's header must name its hash column (hash, signal, signal_value, "
+        "indicator, pdq, md5, sha256); the columns understood besides are the type (hash_type, signal_type, "
+        f"indicator_type, type), labels (labels, tags, category, categories) and quality: {columns}:1"]
+    assert said[video].stderr.splitlines() == [
+        *(f"kizuna hashes import: vPDQ frame timestamp {stamp!r} is not seconds from the start (digits, like 12.000): "
+          f"{video}:{n}" for n, stamp in ((1, "nan"), (2, "-5"), (3, "1e308"))),
+        "kizuna hashes import: nothing imported: 3 inputs rejected (listed above)"]
