@@ -51,6 +51,13 @@ _kind = click.option("--kind", type=click.Choice(KINDS), default="auto", show_de
                      help="Type of bare 64-hex-digit hashes in lists (auto reads them as PDQ).")
 
 
+def _collection_named(option: str, ref: str) -> str:
+    """A collection option's value; an empty one is a usage error, as elsewhere, not "no collection ''"."""
+    if not ref.strip():
+        raise CliError(f"{option} is empty: give a collection id or alias", code="usage")
+    return ref
+
+
 def _report(command: str, where: str, reason: str) -> None:
     """One input that could not be used: one line on stderr, and the run goes on."""
     sys.stderr.write(f"kizuna {command}: {' '.join(reason.split())}: {where}\n")
@@ -239,7 +246,7 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
             raise CliError(f"--label {label!r} is not a taxonomy path like 'terrorist-content/…' (lower-case "
                            "words of a-z, 0-9 and hyphens, joined by '/')", code="usage") from None
     node = node_of(ctx)
-    target = node.find_collection(collection)
+    target = node.find_collection(_collection_named("--collection", collection))
     files = _files(inputs)
     producer = node.identity().get("id")
     level = TlpLevel.from_token(tlp) if tlp else None
@@ -328,8 +335,10 @@ def match_command(ctx: click.Context, inputs: tuple[Path, ...], collections: tup
     from kizuna.hashes.video import VideoRule
 
     node = node_of(ctx)
-    banks = [node.find_collection(ref) for ref in collections] or node.store.list_collections()
-    target = node.find_collection(sightings_to) if sightings_to else None
+    banks = [node.find_collection(_collection_named("--collection", ref)) for ref in collections] \
+        or node.store.list_collections()
+    target = node.find_collection(_collection_named("--sightings-to", sightings_to)) if sightings_to is not None \
+        else None
     _files(inputs)
     run = MatchRun(Banks(node), NODE_ADMIN, banks, threshold, node.acting_identity(NODE_ADMIN),
                    VideoRule(query_match, target_match, across))
@@ -387,7 +396,7 @@ def opinion_command(ctx: click.Context, signal_id: str, verdict: str, collection
     Federation carries the opinion back to the signal's producer like any object of the bank.
     """
     node = node_of(ctx)
-    target = node.find_collection(collection)
+    target = node.find_collection(_collection_named("--collection", collection))
     try:
         done = record_opinion(node, NODE_ADMIN, target, signal_id, verdict, comment)
     except NotFound:

@@ -313,3 +313,16 @@ def test_an_unknown_hash_type_a_csv_without_a_hash_column_and_bad_vpdq_timestamp
         *(f"kizuna hashes import: vPDQ frame timestamp {stamp!r} is not seconds from the start (digits, like 12.000): "
           f"{video}:{n}" for n, stamp in ((1, "nan"), (2, "-5"), (3, "1e308"))),
         "kizuna hashes import: nothing imported: 3 inputs rejected (listed above)"]
+
+
+@pytest.mark.parametrize(("command", "option"), [("import", "--collection"), ("match", "--collection"),
+                                                 ("match", "--sightings-to")])
+def test_an_empty_collection_is_a_usage_error(node_dir: Path, tmp_path: Path, command: str, option: str) -> None:
+    listing = tmp_path / "one.txt"
+    listing.write_text("7b" * 32 + "\n")
+    args = ("hashes", command, str(listing), *(("--collection", "tcap") if option != "--collection" else ()))
+    result = kizuna(node_dir, *args, option, "", check=False)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [f"kizuna hashes {command}: {option} is empty: give a collection id or alias"]
+    as_json = kizuna(node_dir, *args, option, " ", "--json", check=False)
+    assert as_json.returncode == 2 and json.loads(as_json.stdout)["error"]["code"] == "usage"
