@@ -4,7 +4,8 @@
   like a line of a hash list; each video's vPDQ either its text, ``frame,quality,pdq_hex,timestamp``
   lines as `kizuna hash` writes them, or ThreatExchange's signal form, a list of
   ``pdq_hex,quality,timestamp`` strings), or the bytes of one image, video or other media file (any
-  other content type);
+  other content type). Each item is one input, ``hashes:N`` or ``videos:N`` counted from 1; a bad item
+  (empty, not a string, not a vPDQ) is a result with its ``error``, and the others are answered;
 * ``collection`` (repeatable, id or alias): the banks to match; default, every collection of the
   API root the token may read. A bank the token may not see is a 404, exactly like one that does
   not exist, and signals the token may not see are never indexed for it;
@@ -39,7 +40,7 @@ from kizuna.core.errors import BadRequest
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.hashes.banks import Banks
-from kizuna.hashes.matching import MatchRun, Query, media_query, queries_from_text, video_query
+from kizuna.hashes.matching import MatchRun, Query, hash_query, media_query, queries_from_text, video_query
 from kizuna.hashes.opinions import record_opinion
 from kizuna.hashes.signals import DEFAULT_THRESHOLD
 from kizuna.hashes.video import QUERY_PERCENT, TARGET_PERCENT, VideoRule
@@ -88,13 +89,13 @@ def _queries(body: bytes, content_type: str) -> list[Query]:
             raise BadRequest(f"the body is not JSON: {exc}") from None
         hashes = data.get("hashes", []) if isinstance(data, dict) else None
         videos = data.get("videos", []) if isinstance(data, dict) else None
-        if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes) \
-                or not isinstance(videos, list) or not (hashes or videos):
+        if not isinstance(hashes, list) or not isinstance(videos, list) or not (hashes or videos):
             raise BadRequest('a JSON body must be {"hashes": ["<hash>", …]} and/or {"videos": [<vPDQ>, …]}')
         if len(hashes) + len(videos) > _MAX_HASHES:
             raise BadRequest(f"at most {_MAX_HASHES} hashes and videos per request")
-        queries = list(queries_from_text("hashes", "\n".join(h.replace("\n", " ") for h in hashes)))
-        return queries + [video_query(f"videos[{n}]", video) for n, video in enumerate(videos)]
+        # Each item is one input, named by its place in its list counted from 1, as a line in a file is.
+        return [*(hash_query(f"hashes:{n}", value) for n, value in enumerate(hashes, start=1)),
+                *(video_query(f"videos:{n}", video) for n, video in enumerate(videos, start=1))]
     if not body:
         raise BadRequest("the body is empty: send an image or {\"hashes\": [...]}")
     return [media_query("body", body)]

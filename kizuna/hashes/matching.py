@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from kizuna.core.principal import Principal
 from kizuna.detect.sightings import SightingAggregator
 from kizuna.hashes.banks import Banks, Match
 from kizuna.hashes.hashing import HashingError, MediaHashes, hash_bytes, media_files
-from kizuna.hashes.hashlists import Entry, Rejected, looks_like_hash_list, read_hash_list
+from kizuna.hashes.hashlists import Entry, Rejected, looks_like_hash_list, read_hash_line, read_hash_list
 from kizuna.hashes.signals import (
     MD5,
     MIN_QUALITY,
@@ -30,7 +32,6 @@ from kizuna.hashes.signals import (
     compact_frames,
     frames_digest,
     frames_text,
-    is_vpdq_text,
     parse_frames,
 )
 from kizuna.hashes.video import DEFAULT_RULE, VideoRule
@@ -60,11 +61,24 @@ def video_query(label: str, value: object) -> Query:
     """A video's vPDQ given as data: its text (``frame,quality,pdq_hex,timestamp`` lines) or
     ThreatExchange's signal form (a list of ``pdq_hex,quality,timestamp`` strings)."""
     try:
-        if isinstance(value, str) and is_vpdq_text(value):
+        if isinstance(value, str) and not value.lstrip().startswith("["):  # not JSON: vPDQ text, read line by line
             return Query(label, VPDQ, frames_text(parse_frames(value)))
         return Query(label, VPDQ, frames_text(compact_frames(value)))
     except FrameError as exc:
         return Query(f"{label}:{exc.line}", error=str(exc))
+
+
+def hash_query(label: str, value: object, kind: str = "auto") -> Query:
+    """One hash given as data (an item of a JSON list), read as a line of a hash list: anything else, or
+    nothing, is an error of this input alone."""
+    if not isinstance(value, str):
+        return Query(label, error=f"a hash must be a string, not {orjson.dumps(value).decode()[:40]}")
+    item = read_hash_line(1, value.replace("\n", " "), kind)
+    if item is None:
+        return Query(label, error="no hash: the item is empty")
+    if isinstance(item, Rejected):
+        return Query(label, error=item.reason)
+    return Query(label, item.hash_type, item.hash)
 
 
 def queries_from_text(label: str, text: str, kind: str = "auto") -> Iterator[Query]:

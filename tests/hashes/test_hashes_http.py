@@ -113,6 +113,13 @@ def test_images_and_bad_input(node: Node) -> None:
     assert "corrupt image" in corrupt.json()["results"][0]["error"]
     mixed = _match(node, "reader", ["abc", bridge.pdq]).json()["results"]
     assert "3 hex digits" in mixed[0]["error"] and mixed[1]["matches"]
+    # Each item is one input, numbered from 1 in its list; a bad one is its own error, the others are answered.
+    odd = node.session("reader").post(f"{node.api_root}hashes/match",
+                                      json={"hashes": [5, "", bridge.pdq], "videos": ["0,100,zz,0.0"]})
+    assert odd.status_code == 200, odd.text
+    assert [(r["input"], r.get("error"), len(r.get("matches", []))) for r in odd.json()["results"]] == [
+        ("hashes:1", "a hash must be a string, not 5", 0), ("hashes:2", "no hash: the item is empty", 0),
+        ("hashes:3", None, 1), ("videos:1:1", "not a vPDQ frame line 'frame,quality,pdq_hex,timestamp'", 0)]
     for params in ({"threshold": "abc"}, {"threshold": "300"}, {"colour": "red"}, {"query_match": "nan"},
                    {"target_match": "101"}):
         bad = _match(node, "reader", [bridge.pdq], **params)
@@ -215,7 +222,7 @@ def test_videos_sent_as_vpdq_data_match_and_a_red_bank_stays_hidden(node: Node) 
     results = answer.json()["results"]
     assert [[m["signal"] for m in r.get("matches", [])] for r in results[:4]] == [[signal["id"]]] * 3 + [[]]
     assert results[0]["matches"][0]["query_match_percent"] >= 80
-    assert results[4]["input"] == "videos[4]:1" and "pdq_hex,quality,timestamp" in results[4]["error"]
+    assert results[4]["input"] == "videos:5:1" and "pdq_hex,quality,timestamp" in results[4]["error"]
     # Hashes and videos in one body; JPCERT may not see the TLP:RED video: the answer of an unknown video.
     theirs = send("reader", {"hashes": ["7e" * 32], "videos": [near]})
     assert theirs.status_code == 200 and [r["matches"] for r in theirs.json()["results"]] == [[], []]
