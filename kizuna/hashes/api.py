@@ -40,7 +40,7 @@ from kizuna.core.errors import BadRequest
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.hashes.banks import Banks
-from kizuna.hashes.matching import MatchRun, Query, hash_query, media_query, queries_from_text, video_query
+from kizuna.hashes.matching import MatchRun, Query, hash_query, media_query, queries_from_lines, video_query
 from kizuna.hashes.opinions import record_opinion
 from kizuna.hashes.signals import DEFAULT_THRESHOLD
 from kizuna.hashes.video import QUERY_PERCENT, TARGET_PERCENT, VideoRule
@@ -128,7 +128,7 @@ class HashMatchService:
                           upload: tuple[str, bytes] | None, threshold: int, across: bool) -> list[dict[str, Any]]:
         """The console's form: pasted lines (``line:N``) and one uploaded file, against ``collections``
         (those the token reads), through the same shared indexes and visibility check as the API."""
-        queries = list(queries_from_text("line", text)) if text.strip() else []
+        queries = list(queries_from_lines("line", text))
         if upload is not None:
             queries.append(media_query(upload[0], upload[1]))
         rule = VideoRule(QUERY_PERCENT, TARGET_PERCENT, across)

@@ -74,21 +74,25 @@ def hash_query(label: str, value: object, kind: str = "auto") -> Query:
     if not isinstance(value, str):
         return Query(label, error=f"a hash must be a string, not {orjson.dumps(value).decode()[:40]}")
     item = read_hash_line(1, value.replace("\n", " "), kind)
-    if item is None:
-        return Query(label, error="no hash: the item is empty")
-    if isinstance(item, Rejected):
-        return Query(label, error=item.reason)
-    return Query(label, item.hash_type, item.hash)
+    return _query_of(label, item) if item is not None else Query(label, error="no hash: the item is empty")
+
+
+def _query_of(where: str, item: Entry | Rejected) -> Query:
+    return Query(where, error=item.reason) if isinstance(item, Rejected) else Query(where, item.hash_type, item.hash)
 
 
 def queries_from_text(label: str, text: str, kind: str = "auto") -> Iterator[Query]:
+    """The queries of a hash list (plain, CSV or vPDQ), named ``label:LINE``."""
     for item in read_hash_list(text, kind):
-        where = f"{label}:{item.line}"
-        if isinstance(item, Rejected):
-            yield Query(where, error=item.reason)
-        else:
-            assert isinstance(item, Entry)
-            yield Query(where, item.hash_type, item.hash)
+        yield _query_of(f"{label}:{item.line}", item)
+
+
+def queries_from_lines(label: str, text: str) -> Iterator[Query]:
+    """Pasted lines, each a hash of its own (blank and ``#`` comment lines skipped), named ``label:LINE``."""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        item = read_hash_line(number, raw)
+        if item is not None:
+            yield _query_of(f"{label}:{number}", item)
 
 
 def queries_from_path(path: Path, kind: str = "auto") -> Iterator[Query]:

@@ -87,6 +87,9 @@ def test_matching_and_a_verdict_through_the_tokens_own_view(bank: Any) -> None:
         results[3].replace(_near(NOBODY, 6), "H").replace("line:4", "L").split("</section>")[0]
     assert ids["red"] not in answer.text
     assert "Not usable" in results[2]
+    # Each pasted line is a hash of its own: a comma in the first is that line's problem, not a CSV header.
+    pasted = _match(jp, console, "zz,12\n" + _near(BRIDGE, 6)).text.split('<article class="hash-result">')[1:]
+    assert len(pasted) == 2 and "Not usable" in pasted[0] and ids["clear"] in pasted[1]
     # NCSC, which may see it, matches the RED signal with the same form.
     assert ids["red"] in _match(console.sign_in("uk-bank"), console, _near(RED_HASH, 6)).text
 
