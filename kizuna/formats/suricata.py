@@ -17,8 +17,9 @@ MISP ``snort`` attribute) goes into the file as its partner wrote it, with four 
 * a rule using a keyword that acts on the sensor beyond an alert (scripts, files, datasets) is left
   out with the reason, as is a line that is no rule. A commented-out rule stays out.
 
-``sid`` is derived from the indicator id, the IOC and the rule's variant, so it stays the same from
-one export to the next; ``rev`` is ``modified`` in seconds since the epoch, so a new version of the
+An IOC several indicators name gets its rules once, from the first of them (each hit would otherwise
+alert once per indicator). ``sid`` is derived from the indicator id, the IOC and the rule's variant, so it
+stays the same from one export to the next; ``rev`` is ``modified`` in seconds since the epoch, so a new version of the
 indicator raises it. Every content is written with the bytes Suricata treats specially hex-escaped,
 so no partner-supplied value can close the option or the rule.
 """
@@ -150,6 +151,7 @@ def write_suricata(
 ) -> Iterator[str]:
     """Lines of a Suricata rules file, one rule a line."""
     used: set[int] = set()
+    written: set[tuple[str, str]] = set()  # each IOC once, as the other feeds write each value once
     unsupported: Counter[str] = Counter()
     actions: Counter[str] = Counter()
     for selected in select(objects, options, report, rule_types=RULE_TYPES):
@@ -168,10 +170,13 @@ def write_suricata(
                     sid = _free_sid(stable_sid(f"{ident}|rule|{rule_key}"), used)
                     yield _rewritten(rule, classtype, sid, rev, f"kizuna_indicator {ident}, {stamps}") + "\n"
                 continue
+            if (kind, value) in written:
+                continue  # another indicator's rules already watch for it: one alert, not one per indicator
             rules = _rules(kind, value)
             if not rules:
                 unsupported[kind] += 1
                 continue
+            written.add((kind, value))
             for variant, header, body in rules:
                 sid = stable_sid(f"{ident}|{kind}|{value}|{variant}")
                 if sid in used:  # a collision (rare); inline, as this loop writes millions of rules

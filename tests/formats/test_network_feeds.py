@@ -131,6 +131,17 @@ def test_suricata_sids_are_stable_and_rev_follows_modified() -> None:
     assert all(rb.rev > ra.rev for ra, rb in zip(a, b, strict=True))
 
 
+def test_suricata_writes_an_ioc_two_indicators_share_once_as_the_other_feeds_do() -> None:
+    """Each hit would otherwise alert once per indicator (docs/formats.md: each value is written once)."""
+    first = read_ioc_list(["tickets-verify.example.net", "198.51.100.7"], "a", now=NOW, warninglists=None).objects
+    second = read_ioc_list(["tickets-verify.example.net"], "b", now=NOW, warninglists=None).objects
+    rules = [parse_rule(r) for r in write_suricata(first + second, options=OPTIONS)]
+    assert len(rules) == 3 + 2  # dns, sni and http.host for the domain; to and from the address
+    assert len({r.sid for r in rules}) == len(rules)
+    alone = [parse_rule(r) for r in write_suricata(first, options=OPTIONS)]
+    assert [r.sid for r in rules] == [r.sid for r in alone]  # the first indicator's rules, as without the second
+
+
 @pytest.mark.parametrize("url", [
     'http://evil.example.com/x";sid:1;)alert ip any any -> any any (msg:"pwn',
     "http://evil.example.com/a|41|b\\c",
