@@ -67,7 +67,17 @@ def _host_ok(host: str) -> str | None:
             ascii_host = host.encode("idna").decode("ascii")
         except UnicodeError:
             return None
-    return host if _HOST.match(ascii_host) else None
+    if not _HOST.match(ascii_host):
+        return None
+    if ascii_host is host:
+        return host  # ASCII, punycode labels included (as DNS logs write them), is its own canonical form
+    # IDNA maps full-width and other compatibility forms to the name itself ("ＥＶＩＬ.com" is evil.com):
+    # written so, a name would be an indicator of its own that no log line naming it matches. A real IDN
+    # comes back in Unicode, in which it is kept.
+    try:
+        return ascii_host.encode("ascii").decode("idna")
+    except UnicodeError:
+        return None
 
 
 def to_ascii_domain(domain: str) -> str:

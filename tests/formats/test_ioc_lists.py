@@ -183,6 +183,15 @@ def test_ids_are_uuid5_of_kind_and_value() -> None:
         assert indicator_id(kind, value) == f"indicator--{uuid.uuid5(INDICATOR_NAMESPACE, kind + ':' + value)}"
 
 
+def test_a_full_width_domain_is_the_domain_itself_in_every_feed() -> None:
+    """IDNA maps full-width letters and dots to the name itself: "ＥＶＩＬ.com" is evil.com. Kept as written, it
+    was an indicator of its own that the text blocklist wrote full-width and no log line matched."""
+    lines = ["type,value", "domain,ＥＶＩＬ.com", "domain,ｅｖｉｌ．ｃｏｍ", "domain,evil.com", "domain,Bücher.Example"]
+    report = read_ioc_list(lines, "wide.csv", now=NOW, warninglists=None)
+    patterns = sorted({o["pattern"] for o in report.objects if o["type"] == "indicator"})
+    assert patterns == ["[domain-name:value = 'bücher.example']", "[domain-name:value = 'evil.com']"]
+
+
 def test_iter_ioc_list_streams_and_checks_options_at_the_call() -> None:
     def lines() -> Iterator[str]:
         yield "45.33.12.9\n"
