@@ -28,6 +28,7 @@ from kizuna.config import ConfigError
 from kizuna.core.errors import KizunaError
 from kizuna.core.node import Node
 from kizuna.detect.files import write_target
+from kizuna.numerals import whole_number
 from kizuna.ops.arrivals import watch_arrivals
 from kizuna.policy.tlp import TlpLevel
 from kizuna.stix.timestamps import format_timestamp, parse_moment
@@ -46,6 +47,13 @@ class CliError(Exception):
         self.line = line
         # A usage error exits 2, as click's own do (a missing option, a bad choice); any other failure 1.
         self.exit_code = exit_code if exit_code is not None else 2 if code == "usage" else 1
+
+
+def file_and_line(where: str) -> tuple[str, int | None]:
+    """A ``FILE:LINE`` place as its file and line; any other place is a file (or a name) without a line."""
+    file, _, line = where.rpartition(":")
+    number = whole_number(line)
+    return (file, number) if file and number is not None else (where, None)
 
 
 class FiniteFloat(click.FloatRange):

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from kizuna.cli.common import CliError
+from kizuna.numerals import whole_number
 
 _CHUNK = 1024 * 1024
 
@@ -35,7 +36,7 @@ def fetch_url(url: str, directory: Path, *, max_bytes: int, timeout: float) -> P
             if response.status_code // 100 != 2:
                 raise CliError(f"the server answered HTTP {response.status_code}", code="http", file=url)
             declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            if declared is not None and (whole_number(declared) or 0) > max_bytes:
                 raise CliError(f"the download is {declared} bytes, more than --max-bytes {max_bytes}",
                                code="too-large", file=url)
             size = 0

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import click
 import orjson
 
-from kizuna.cli.common import CliError, FiniteFloat, emit, json_option, node_of, quiet_option, tlp_level
+from kizuna.cli.common import CliError, FiniteFloat, emit, file_and_line, json_option, node_of, quiet_option, tlp_level
 from kizuna.cli.progress import Progress, progress_wanted
 from kizuna.core.errors import KizunaError, NotFound
 from kizuna.core.principal import NODE_ADMIN
@@ -122,10 +122,8 @@ def _none_usable(command: str, problems: list[tuple[str, str]], summary: str, le
     if len(problems) > 1:
         reason = f"{summary}; the first: {reason}"
     reason = lead + reason
-    file, _, line = where.rpartition(":")
-    if file and line.isdigit():
-        raise CliError(reason, code="input", file=file, line=int(line))
-    raise CliError(reason, code="input", file=where)
+    file, line = file_and_line(where)
+    raise CliError(reason, code="input", file=file, line=line)
 
 
 def _files(inputs: tuple[Path, ...]) -> list[Path]:

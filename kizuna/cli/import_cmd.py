@@ -25,6 +25,7 @@ from kizuna.cli.common import (
     check_output_path,
     count,
     emit,
+    file_and_line,
     json_option,
     node_of,
     output_stream,
@@ -174,9 +175,9 @@ def _detect(head: bytes, label: str) -> str:
 def _format_failure(exc: FormatError, label: str) -> CliError:
     """A FormatError's ``where`` (``FILE:LINE``, or a file and uuid) as the CLI's file and line."""
     where = exc.where or label
-    file, _, line = where.rpartition(":")
-    if file and line.isdigit():
-        return CliError(exc.message, code="format", file=file, line=int(line))
+    file, line = file_and_line(where)
+    if line is not None:
+        return CliError(exc.message, code="format", file=file, line=line)
     if where.startswith(label) and where != label:  # "FILE (uuid)": the uuid belongs to the message
         return CliError(f"{exc.message} {where[len(label):].strip()}", code="format", file=label)
     return CliError(exc.message if where == label else f"{exc.message} ({where})", code="format", file=label)
@@ -361,9 +362,8 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
             why, where = f"; {len(refused)} rejected, the first: {refused[0]['reason']}", refused[0]["where"]
         else:
             why, where = "", source
-        named, _, line = where.rpartition(":")
-        raise CliError(f"nothing usable was imported{why}", code="empty", file=named if line.isdigit() else where,
-                       line=int(line) if line.isdigit() else None)
+        file, line = file_and_line(where)
+        raise CliError(f"nothing usable was imported{why}", code="empty", file=file, line=line)
     emit(as_json, result, _text(result, target.alias or target.title))
     # Anything of the input left out fails the command, whatever refused it: a scheduled import's exit status
     # is what most operators see, and a line dropped with exit 0 would be dropped silently there.

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kizuna.core.errors import BadRequest
+from kizuna.numerals import whole_number
 from kizuna.stix.timestamps import parse_timestamp
 from kizuna.stix.validation import is_type_name
 from kizuna.store.base import VersionSelector
@@ -162,6 +163,7 @@ def _parse_added_after(value: str) -> int:
 
 
 def _parse_limit(value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+    limit = whole_number(value)
+    if limit is None or limit < 1:
         raise BadRequest(f"limit {value!r} must be a whole number greater than 0")
-    return int(value)
+    return limit

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kizuna.detect.mappings import Record, TsvLayout
+from kizuna.detect.mappings import Record, TsvLayout, zeek_int
 
 RowProbe = Callable[[Any], bool | None]
 #: What a probe may raise on a value it cannot read (a bad number, a missing key): the row then goes
@@ -53,6 +53,7 @@ def compile_row_probe(
         "EMPTY": layout.empty,
         "SET": layout.set_separator,
         "probe": probe,
+        "zeek_int": zeek_int,
         "ERRORS": PROBE_ERRORS,
     }
     lines = [
@@ -75,7 +76,7 @@ def compile_row_probe(
         if kind.startswith(_LIST_KINDS):
             lines.append(f"        r[{key}] = [] if x == EMPTY else x.split(SET)")
         elif kind in _INT_KINDS:
-            lines.append(f"        r[{key}] = int(x) if x.lstrip('-').isdigit() else x")
+            lines.append(f"        r[{key}] = zeek_int(x)")
         elif kind in _FLOAT_KINDS:
             lines.append("        try:")
             lines.append(f"            r[{key}] = float(x)")

@@ -38,6 +38,7 @@ from kizuna.detect.errors import PatternError
 from kizuna.detect.model import STAR, ObjectPath, PathStep
 from kizuna.detect.observations import Observation
 from kizuna.detect.values import parse_timestamp
+from kizuna.numerals import integer
 from kizuna.stix.patterns import pattern_type_problem
 
 Fact = tuple[str, str, Any]
@@ -50,6 +51,12 @@ Getter = Callable[[Record], Any]
 # with its number — rather than a crash when the sighting is written.
 EARLIEST_EPOCH = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 LATEST_EPOCH = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
+def zeek_int(cell: str) -> int | str:
+    """A Zeek log's count, int or port cell as a number (64 bits, signed or not); any other text as it is."""
+    value = integer(cell, 2**64 - 1)
+    return cell if value is None else value
 
 
 def checked_epoch(value: float) -> float:
@@ -566,7 +573,7 @@ class LogReader:
             if kind.startswith(("set[", "vector[", "table[")):
                 record[name] = [] if cell == self._tsv["empty"] else cell.split(self._tsv["set"])
             elif kind in ("count", "int", "port"):
-                record[name] = int(cell) if cell.lstrip("-").isdigit() else cell
+                record[name] = zeek_int(cell)
             elif kind in ("time", "interval", "double"):
                 try:
                     record[name] = float(cell)

@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from kizuna.detect.errors import MatchError
+from kizuna.numerals import whole_number
 
 Literal = int | float | bool | str | bytes | datetime
 
@@ -184,9 +185,10 @@ def parse_ip_or_cidr(text: str) -> IpBlock:
     network = ipv6_to_int(address) if bits == 128 else ipv4_to_int(address)
     if not slash:
         return bits, network, bits
-    if not prefix.isdigit() or not 1 <= int(prefix) <= bits:
+    length = whole_number(prefix, bits)
+    if length is None or length < 1:
         raise MatchError(f"Invalid CIDR subnet: {text}")
-    return bits, network, int(prefix)
+    return bits, network, length
 
 
 def mask(length: int, bits: int = 32) -> int:

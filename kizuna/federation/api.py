@@ -22,25 +22,26 @@ from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.federation.recall import DEFAULT_LIMIT, MAX_LIMIT, tombstones_for
 from kizuna.federation.state import FederationState
+from kizuna.numerals import whole_number
 from kizuna.taxii.http import endpoint, taxii_response
-
-_MAX_POSITION = 2**63 - 1
 
 
 def _position(request: Request, name: str) -> int:
     text = request.query_params.get(name, "0")
     # Positions are stored as signed 64-bit integers: a larger one (19 digits can exceed it, as
     # schemathesis found) would be echoed back as a position no page can have, or overflow the bind.
-    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) > _MAX_POSITION:
+    position = whole_number(text)
+    if position is None:
         raise BadRequest(f"{name} must be a non-negative integer (microseconds) from a previous page")
-    return int(text)
+    return position
 
 
 def _limit(request: Request) -> int:
     text = request.query_params.get("limit", str(DEFAULT_LIMIT))
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text[:6]) <= MAX_LIMIT:
+    limit = whole_number(text, MAX_LIMIT)
+    if limit is None or limit < 1:
         raise BadRequest(f"limit must be an integer between 1 and {MAX_LIMIT}")
-    return int(text)
+    return limit
 
 
 def partners_payload(node: Node) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from kizuna.core.node import Node
 from kizuna.federation.client import PartnerError, http_client
 from kizuna.federation.config import PartnerConfig
 from kizuna.federation.state import CursorKey, FederationState, QuarantineEntry, Source
+from kizuna.numerals import whole_number
 from kizuna.store.base import Collection
 
 MANIFEST = "manifest.json"
@@ -156,9 +157,7 @@ def open_feed(partner: PartnerConfig) -> HttpFeed | DirectoryFeed:
 def _timestamp(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
+    return whole_number(value) if isinstance(value, str) else None
 
 
 def parse_manifest(partner: str, body: bytes) -> tuple[dict[str, int], list[str]]:

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from kizuna.formats.base import FormatError
 from kizuna.formats.iocs import DOMAIN, EMAIL, IPV4, IPV6, JA3, MD5, SHA1, SHA256, SHA512, URL
+from kizuna.numerals import whole_number
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_moment
 
@@ -53,8 +54,9 @@ def stix_time(text: str) -> str:
     """A STIX timestamp from an ISO 8601 date or date-time (a time without offset is taken as UTC), or from
     seconds since 1970 as MISP's CSV export writes them (9 to 11 digits, so an ISO ``20260101`` stays a date)."""
     text = text.strip()
-    if text.isdigit() and 9 <= len(text) <= 11:
-        return format_timestamp(int(text) * 1_000_000)
+    seconds = whole_number(text) if 9 <= len(text) <= 11 else None
+    if seconds is not None:
+        return format_timestamp(seconds * 1_000_000)
     return format_timestamp(parse_moment(text))
 
 

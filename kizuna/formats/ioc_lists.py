@@ -51,6 +51,7 @@ from kizuna.formats.iocs import (
     pattern_for,
 )
 from kizuna.formats.warninglists import DEFAULT_LISTS, WARNINGLIST_PROPERTY, Warninglists, load_warninglists
+from kizuna.numerals import whole_number
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TLP2_IDS, TlpLevel, misp_tag_restriction
 from kizuna.stix.timestamps import MomentOutOfRange, parse_timestamp
 
@@ -243,10 +244,11 @@ class _ListReader:
             _mark_at_least(obj, level)
         if "confidence" in own:
             confidence = own["confidence"]
-            if not confidence.isdigit() or int(confidence) > 100:
+            score = whole_number(confidence, 100)
+            if score is None:
                 self.reject(number, f"confidence {confidence!r} is not a whole number from 0 to 100", line)
                 return False
-            obj["confidence"] = int(confidence)
+            obj["confidence"] = score
         if "valid_until" in own:
             try:
                 obj["valid_until"] = stix_time(own["valid_until"])

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from kizuna.formats.base import FormatError
+from kizuna.numerals import whole_number
 
 MANIFEST = "manifest.json"
 HASHES = "hashes.csv"
@@ -48,8 +49,10 @@ def _event(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _timestamp(value: object) -> int:
-    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+    if isinstance(value, int | float):
         return int(value)
+    if isinstance(value, str) and (seconds := whole_number(value)) is not None:
+        return seconds
     if isinstance(value, str):
         try:
             return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())

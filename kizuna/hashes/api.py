@@ -44,6 +44,7 @@ from kizuna.hashes.matching import MatchRun, Query, hash_query, media_query, que
 from kizuna.hashes.opinions import record_opinion
 from kizuna.hashes.signals import DEFAULT_THRESHOLD
 from kizuna.hashes.video import QUERY_PERCENT, TARGET_PERCENT, VideoRule
+from kizuna.numerals import whole_number
 from kizuna.store.base import Collection
 from kizuna.taxii.http import endpoint, read_body, taxii_response
 
@@ -55,9 +56,10 @@ def _threshold(values: list[str]) -> int:
     if not values:
         return DEFAULT_THRESHOLD
     text = values[-1]
-    if not text.isdigit() or int(text) > 255:
+    threshold = whole_number(text, 255)
+    if threshold is None:
         raise BadRequest(f"threshold {text[:40]!r} is not a whole number from 0 to 255")
-    return int(text)
+    return threshold
 
 
 def _percent(name: str, values: list[str], default: float) -> float:

@@ -14,6 +14,7 @@ from kizuna.core.errors import AdminError
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN, Principal
+from kizuna.numerals import whole_number
 from kizuna.policy.tlp import TlpLevel, oasis_id
 from kizuna.stix.timestamps import FIRST_MICROS, now_micros, parse_moment, parse_timestamp
 from kizuna.store.base import Collection, VersionSelector
@@ -107,8 +108,9 @@ def since_micros(text: str | None) -> int | None:
         return None
     value = text.strip()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-    if value[:-1].isdigit() and value[-1:] in units:
-        at = now_micros() - int(value[:-1]) * units[value[-1]] * 1_000_000
+    amount = whole_number(value[:-1]) if value[-1:] in units else None
+    if amount is not None:
+        at = now_micros() - amount * units[value[-1]] * 1_000_000
         if at < FIRST_MICROS:
             raise AdminError(f"--since {text!r} is out of range: it reaches back before the year 1")
         return at

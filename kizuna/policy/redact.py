@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, Final
 
+from kizuna.numerals import whole_number
+
 Component = str | int
 Path = tuple[Component, ...]
 
@@ -101,9 +103,10 @@ def _parse_selector(selector: str) -> Path | None:
     for part in selector.split("."):
         if part.startswith("[") and part.endswith("]"):
             inner = part[1:-1]
-            if not inner.isdigit():
+            index = whole_number(inner)
+            if index is None:
                 return None
-            path.append(int(inner))
+            path.append(index)
         elif part:
             path.append(part)
         else:

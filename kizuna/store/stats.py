@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import orjson
 
+from kizuna.numerals import whole_number
 from kizuna.store.base import Store, StoreError, VersionRow
 from kizuna.store.received_groups import DAY_MICROS as DAY_MICROS
 from kizuna.store.received_groups import FURNITURE as FURNITURE
@@ -203,7 +204,8 @@ class StoreStats:
         """(partner, local collection id, last pushed ``date_added``) of every push cursor."""
         with self.store._read() as cur:
             cur.execute("SELECT partner, local_collection, position FROM fed_cursors WHERE direction = 'push'")
-            return [(str(p), str(c), int(pos)) for p, c, pos in cur.fetchall() if str(pos).isdigit()]
+            rows = [(str(p), str(c), whole_number(str(pos))) for p, c, pos in cur.fetchall()]
+            return [(p, c, pos) for p, c, pos in rows if pos is not None]
 
     def push_terms(self) -> dict[tuple[str, str], str]:
         """(partner, local collection id) -> the digest of what the partner could see at its last push (the

@@ -22,6 +22,7 @@ from kizuna.core.limits import RequestLimits
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.core.tokens import certificate_fingerprint
+from kizuna.numerals import whole_number
 from kizuna.taxii.media import TAXII_MEDIA_TYPE, check_accept
 
 _CHALLENGE = 'Bearer realm="kizuna", Basic realm="kizuna"'
@@ -131,9 +132,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        size = whole_number(declared)
+        if size is None:
             raise BadRequest("Content-Length must be a whole number")
-        if int(declared) > limit:
+        if size > limit:
             raise PayloadTooLarge(f"the body is larger than this API root's max_content_length ({limit} bytes)")
     chunks: list[bytes] = []
     size = 0

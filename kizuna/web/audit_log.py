@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from kizuna.core.audit import unpack_served
 from kizuna.core.errors import BadRequest
+from kizuna.numerals import whole_number
 from kizuna.web.page import Visit
 from kizuna.web.vocab import N_
 
@@ -83,9 +84,10 @@ def _named(data: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
 def audit_page(visit: Visit) -> Response:
     raw_before = visit.request.query_params.get("before", "")
     head_seq, _ = visit.node.store.audit_head()
-    if raw_before and not raw_before.isdigit():
+    asked = whole_number(raw_before) if raw_before else None
+    if raw_before and asked is None:
         raise BadRequest(visit.gettext("The page position must be a whole number."))
-    before = min(int(raw_before), head_seq + 1) if raw_before else head_seq + 1
+    before = min(asked, head_seq + 1) if asked is not None else head_seq + 1
     after = max(0, before - 1 - PAGE_SIZE)
     records = [r for r in visit.node.store.audit_records(after, PAGE_SIZE) if r.seq < before]
     organisations = {o.id: o.name for o in visit.node.store.list_organisations()}

@@ -18,6 +18,7 @@ from kizuna.core.listing import (
     readable_collections,
     sees_provenance,
 )
+from kizuna.numerals import whole_number
 from kizuna.policy.tlp import TlpLevel
 from kizuna.web.page import Visit
 
@@ -71,14 +72,15 @@ def _criteria(visit: Visit) -> Criteria:
     params = visit.request.query_params
     kind, tlp, since, partner = narrowing(visit)
     added_after = since - 1 if since is not None else None
-    after = params.get("after") or None
-    if after is not None and not after.isdigit():
+    raw_after = params.get("after") or None
+    after = whole_number(raw_after) if raw_after is not None else None
+    if raw_after is not None and after is None:
         raise BadRequest(visit.gettext("The page position is not valid."))
     level = TlpLevel.from_token(tlp) if tlp and tlp != NO_TLP else None
     return Criteria(
         types=(kind,) if kind else (), tlp=level.token if level is not None else tlp,
         producer=params.get("producer") or None, partner=partner, added_after=added_after,
-        after=int(after) if after is not None else None, limit=PAGE_SIZE,
+        after=after, limit=PAGE_SIZE,
     )
 
 

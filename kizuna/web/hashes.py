@@ -19,6 +19,7 @@ from starlette.responses import Response
 from kizuna.core.errors import BadRequest, Forbidden, NotFound
 from kizuna.core.listing import readable_collections
 from kizuna.core.principal import Principal
+from kizuna.numerals import whole_number
 from kizuna.store.base import Collection
 from kizuna.web.i18n import number
 from kizuna.web.page import Visit
@@ -76,16 +77,17 @@ def hashes_submit(visit: Visit) -> Response:
     upload = upload if upload is not None and upload[1] else None
     draft = {"hashes": text, "threshold": threshold_text, "across": across}
     problem = None
-    if not threshold_text.isdigit() or int(threshold_text) > 255:
+    threshold = whole_number(threshold_text, 255)
+    if threshold is None:
         problem = visit.gettext("The distance must be a whole number from 0 to 255.")
     elif not text.strip() and upload is None:
         problem = visit.gettext("Paste hashes or choose a file to match.")
     elif len(text.splitlines()) > MAX_LINES:
         problem = visit.gettext("At most %(count)s lines; match longer lists with the command line or the API.",
                                 count=number(MAX_LINES, visit.language))
-    if problem is not None:
+    if problem is not None or threshold is None:
         return _form(visit, banks, 422, draft=draft, problem=problem)
-    results = _source(visit).match(visit.principal, banks, text, upload, int(threshold_text), across)
+    results = _source(visit).match(visit.principal, banks, text, upload, threshold, across)
     return _form(visit, banks, draft=draft, results=results, matched=sum(1 for r in results if r.get("matches")))
 
 

@@ -120,8 +120,8 @@ def test_images_and_bad_input(node: Node) -> None:
     assert [(r["input"], r.get("error"), len(r.get("matches", []))) for r in odd.json()["results"]] == [
         ("hashes:1", "a hash must be a string, not 5", 0), ("hashes:2", "no hash: the item is empty", 0),
         ("hashes:3", None, 1), ("videos:1:1", "not a vPDQ frame line 'frame,quality,pdq_hex,timestamp'", 0)]
-    for params in ({"threshold": "abc"}, {"threshold": "300"}, {"colour": "red"}, {"query_match": "nan"},
-                   {"target_match": "101"}):
+    for params in ({"threshold": "abc"}, {"threshold": "300"}, {"threshold": "²"}, {"colour": "red"},
+                   {"query_match": "nan"}, {"target_match": "101"}):
         bad = _match(node, "reader", [bridge.pdq], **params)
         assert bad.status_code == 400 and bad.headers["Content-Type"].startswith(TAXII.split(";")[0])
     no_token = requests.post(f"{node.api_root}hashes/match", json={"hashes": [bridge.pdq]},

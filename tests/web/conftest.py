@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import requests
 
+from kizuna.core.node import Node
+from kizuna.core.operators import set_operator_right
 from kizuna.policy import TLP2_IDS
 from kizuna.policy.tlp import TlpLevel
 from tests.conftest import ServerProcess, create_pg_database, kizuna, kizuna_json, start_server
@@ -63,6 +65,19 @@ class Console:
         envelope = requests.get(url, headers=headers, timeout=30).json()
         assert not envelope["more"]
         return len(envelope.get("objects", []))
+
+
+def add_operator(console: Console, label: str = "operator desk") -> None:
+    """An operator token of the node's organisation reading and writing "games", as ``console.tokens["op"]``
+    (written in-process, as the CLI would, to save a start-up)."""
+    node = Node.open(console.data_dir)
+    try:
+        games = node.find_collection("games").id
+        token_id, secret = node.create_token("NCSC UK", [games], [games], label)
+        set_operator_right(node, token_id, True)
+    finally:
+        node.close()
+    console.tokens["op"], console.token_ids["op"] = secret, token_id
 
 
 def form_csrf(html: str) -> str:

@@ -17,11 +17,10 @@ import pytest
 import requests
 
 from kizuna.core.node import Node
-from kizuna.core.operators import set_operator_right
 from kizuna.federation.admin import add_partner
 from kizuna.policy.tlp import TlpLevel
 from tests.conftest import kizuna, kizuna_json
-from tests.web.conftest import Console, check_accessibility, form_csrf, shoot, signed_in, untranslated
+from tests.web.conftest import Console, add_operator, check_accessibility, form_csrf, shoot, signed_in, untranslated
 
 OPERATOR_PAGES = ("/console/partners", "/console/agreements", "/console/agreements/jp-share", "/console/tokens",
                   "/console/audit", "/console/import")
@@ -33,17 +32,14 @@ def operated(console: Console) -> Console:
     """The console plus: an operator token of the node's organisation, a TAXII partner whose last sync
     failed, and an agreement in two versions (written in-process, as the CLI would, to save start-ups)."""
     data = console.data_dir
+    add_operator(console)
     node = Node.open(data)
     try:
-        games = node.find_collection("games").id
-        token_id, secret = node.create_token("NCSC UK", [games], [games], "operator desk")
-        set_operator_right(node, token_id, True)
         add_partner(node, "jp-node", "http://127.0.0.1:9/main/", ("games=games:push",), organisation="JPCERT/CC")
         node.set_agreement("jp-share", "JPCERT/CC", max_tlp=TlpLevel.GREEN)
         node.set_agreement("jp-share", "JPCERT/CC", max_tlp=TlpLevel.AMBER)
     finally:
         node.close()
-    console.tokens["op"], console.token_ids["op"] = secret, token_id
     assert kizuna(data, "sync", "jp-node", "--json", check=False).returncode == 1  # nothing listens on port 9
     return console
 
@@ -347,15 +343,13 @@ def test_a_token_made_and_a_file_imported_in_japanese_are_accessible(operated: C
 def test_the_operator_pages_on_postgresql(pg_console: Console) -> None:
     """The same pages on PostgreSQL: partner health, audit paging and verification, token create and an
     import read and write through the PostgreSQL store."""
+    add_operator(pg_console, "pg operator")
     node = Node.open(pg_console.data_dir)
     try:
         games = node.find_collection("games").id
-        token_id, secret = node.create_token("NCSC UK", [games], [games], "pg operator")
-        set_operator_right(node, token_id, True)
         add_partner(node, "pg-partner", "http://127.0.0.1:9/main/", ("games=games:push",))
     finally:
         node.close()
-    pg_console.tokens["op"] = secret
     session = pg_console.sign_in("op")
     partners = _text(session.get(pg_console.base + "/console/partners").text)
     assert "pg-partner" in partners and "Not synced yet" in partners

@@ -1,0 +1,35 @@
+"""What the console answers to requests it cannot serve, over plain HTTP against a real `kizuna serve`:
+a 400 page with its reason (in the reader's language) for a position, a number or a search it cannot
+read, never a 500; and a keep-alive connection that outlives every refusal."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.web.conftest import Console, add_operator, form_csrf
+
+
+@pytest.fixture(scope="module")
+def operated(console: Console) -> Console:
+    add_operator(console)
+    return console
+
+
+def _refused(answer: requests.Response, status: int = 400) -> None:
+    assert answer.status_code == status, (answer.url, answer.status_code, answer.text[:300])
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "Content-Security-Policy" in answer.headers
+
+
+def test_numbers_the_console_cannot_read_are_a_400_page(operated: Console) -> None:
+    session = operated.sign_in("op")
+    # "²" passes str.isdigit() and int() refuses it; 2**63 does not fit the store's 64-bit positions.
+    for path in ("/console/browse?after=%C2%B2", "/console/browse?after=9223372036854775808",
+                 "/console/browse?after=%D9%A3", "/console/audit?before=%C2%B2"):
+        _refused(session.get(operated.base + path))
+    assert session.get(operated.base + "/console/browse?after=0").status_code == 200
+    csrf = form_csrf(session.get(operated.base + "/console/hashes").text)
+    answer = session.post(operated.base + "/console/hashes", data={"csrf": csrf, "threshold": "²", "hashes": "ab"})
+    _refused(answer, 422)
+    assert "The distance must be a whole number from 0 to 255." in answer.text
