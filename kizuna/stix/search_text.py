@@ -134,11 +134,17 @@ def _without_contained(parts: list[str]) -> list[str]:
                        for j, other in enumerate(parts))]
 
 
+def indexable(text: str) -> str:
+    """Text as the search index holds it, and a query as it is looked for there: without NUL, which SQLite's
+    FTS5 query syntax and PostgreSQL's text both refuse (and which no reader types on purpose)."""
+    return text.replace("\x00", "")
+
+
 def query_terms(text: str) -> tuple[str, ...] | str:
     """The terms of a query (every one must occur), or the reason it cannot be run."""
     if len(text) > MAX_QUERY_CHARS:
         return f"a search is at most {MAX_QUERY_CHARS} characters"
-    terms = tuple(dict.fromkeys(text.split()))
+    terms = tuple(dict.fromkeys(indexable(text).split()))
     if not terms:
         return "a search needs at least one word"
     if len(terms) > MAX_TERMS:

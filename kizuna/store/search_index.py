@@ -32,7 +32,7 @@ from typing import Any, Final
 
 import orjson
 
-from kizuna.stix.search_text import TRIGRAM, fold, is_pair_term, pairs, searchable_text
+from kizuna.stix.search_text import TRIGRAM, fold, indexable, is_pair_term, pairs, searchable_text
 from kizuna.store.base import SearchQuery
 
 _BACKFILL_BATCH: Final = 2000
@@ -57,7 +57,7 @@ def text_of(body: bytes) -> str:
 
 def text_of_object(obj: dict[str, Any]) -> str:
     """The searchable text of a parsed object, as ``text_of`` gives it for the object's stored body."""
-    return searchable_text(obj).replace("\x00", "")
+    return indexable(searchable_text(obj))
 
 
 def holds(text: str | None, folded_term: str) -> bool:

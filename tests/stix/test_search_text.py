@@ -1,5 +1,6 @@
 """The searchable text leaves out a field another field holds whole (stix/search_text.py): the fast check
-agrees with the rule as stated, part by part, on generated parts, separator characters and empty parts included."""
+agrees with the rule as stated, part by part, on generated parts, separator characters and empty parts included;
+and a query's terms are looked for as the index holds text (without NUL)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kizuna.stix.search_text import _without_contained, searchable_text
+from kizuna.stix.search_text import _without_contained, query_terms, searchable_text
 
 
 def stated_rule(parts: list[str]) -> list[str]:
@@ -85,3 +86,8 @@ def test_the_text_visits_only_the_fields_an_object_has_and_says_what_the_stated_
     obj: dict[str, Any],
 ) -> None:
     assert searchable_text(obj) == stated_text(obj)
+
+
+def test_a_query_is_looked_for_as_the_index_holds_text_without_nul() -> None:
+    assert query_terms("tick\x00et phish") == ("ticket", "phish")
+    assert isinstance(query_terms("\x00\x00\x00"), str)  # nothing left to search for: a reason, not a query

@@ -33,3 +33,11 @@ def test_numbers_the_console_cannot_read_are_a_400_page(operated: Console) -> No
     answer = session.post(operated.base + "/console/hashes", data={"csrf": csrf, "threshold": "²", "hashes": "ab"})
     _refused(answer, 422)
     assert "The distance must be a whole number from 0 to 255." in answer.text
+
+
+def test_a_search_with_nul_is_answered_as_the_index_holds_text(console: Console) -> None:
+    session = console.sign_in("uk")
+    _refused(session.get(console.base + "/console/search", params={"q": "\x00\x00\x00"}))
+    found = session.get(console.base + "/console/search", params={"q": "tick\x00et"})
+    assert found.status_code == 200 and "Phishing domain of the Games ticket scam" in found.text
+    assert session.get(console.base + "/console/search", params={"q": "ticket\x00x"}).status_code == 200
