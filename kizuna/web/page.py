@@ -9,6 +9,7 @@ object the reader may not see is the same 404 page as one that does not exist.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from kizuna.web.i18n import negotiate, supported, translations
 from kizuna.web.render import render_page
 from kizuna.web.security import LANGUAGE_COOKIE, PRE_SESSION_COOKIE, SESSION_COOKIE, protect, set_cookie
 
+log = logging.getLogger("kizuna")
 FORM_LIMIT = 64 * 1024  # console forms are small; a bigger body is refused before it is read
 SIGN_IN_PATH = "/console/sign-in"
 
@@ -146,6 +148,11 @@ def page(handler: Handler, signed_in: bool = True, upload_limit: int = 0) -> Cal
                 response = await run_in_threadpool(handler, visit)
         except KizunaError as exc:
             response = error_page(visit, exc)
+        except Exception:  # noqa: BLE001 - any other failure is the console's 500 page, logged with its cause
+            # Answered here rather than by the app's last-resort handler: that one answers TAXII JSON without
+            # the console's headers and re-raises, so the server closes a kept-alive connection after it.
+            log.exception("console page %s failed", request.url.path)
+            response = visit.render("error.html", 500, code=500, reason="server-error")
         if cookie and session is None:
             response.delete_cookie(SESSION_COOKIE, path="/")  # expired or ended elsewhere
         if new_pre:

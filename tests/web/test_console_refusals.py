@@ -4,6 +4,9 @@ read, never a 500; and a keep-alive connection that outlives every refusal."""
 
 from __future__ import annotations
 
+import http.client
+import sqlite3
+
 import pytest
 import requests
 
@@ -41,3 +44,25 @@ def test_a_search_with_nul_is_answered_as_the_index_holds_text(console: Console)
     found = session.get(console.base + "/console/search", params={"q": "tick\x00et"})
     assert found.status_code == 200 and "Phishing domain of the Games ticket scam" in found.text
     assert session.get(console.base + "/console/search", params={"q": "ticket\x00x"}).status_code == 200
+
+
+def test_a_page_that_fails_is_the_consoles_500_page_and_the_connection_lives_on(operated: Console) -> None:
+    session = operated.sign_in("op")
+    cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+    connection = http.client.HTTPConnection("127.0.0.1", operated.server.port, timeout=30)
+    database = operated.data_dir / "kizuna.db"
+    with sqlite3.connect(database) as db:  # a store the page cannot read: the failure no request can cause
+        db.execute("ALTER TABLE audit_log RENAME TO audit_log_away")
+    try:
+        connection.request("GET", "/console/audit", headers={"Cookie": cookie})
+        failed = connection.getresponse()
+        body = failed.read().decode()
+    finally:
+        with sqlite3.connect(database) as db:
+            db.execute("ALTER TABLE audit_log_away RENAME TO audit_log")
+    assert failed.status == 500 and failed.getheader("content-type", "").startswith("text/html")
+    assert failed.getheader("content-security-policy") and failed.getheader("cache-control") == "no-store"
+    assert "Server error" in body and "audit_log" not in body  # the cause goes to the log, not to the reader
+    connection.request("GET", "/console/", headers={"Cookie": cookie})  # the same connection
+    assert connection.getresponse().status == 200
+    connection.close()
