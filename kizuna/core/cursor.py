@@ -54,6 +54,11 @@ LEGACY_KEY_ID = "0"
 RELOAD_S = 60.0
 
 
+class BadCursor(BadRequest):
+    """A ``next`` value this server will not continue from: not one it wrote, written with a retired key, or
+    written for another query. A page of its own (the console) words it for its readers."""
+
+
 @dataclass(frozen=True, slots=True)
 class KeyRing:
     """The key new cursors are made with (by id), and every key a cursor may still name."""
@@ -131,7 +136,7 @@ class CursorCodec:
             self._reload()  # another process may have rotated
         key = self._ring.keys.get(kid)
         if key is None:
-            raise BadRequest("'next' was issued with a key this server has retired; start the query again")
+            raise BadCursor("'next' was issued with a key this server has retired; start the query again")
         return key
 
     def decode(self, scope: str, token: str) -> int:
@@ -140,12 +145,12 @@ class CursorCodec:
             kid, body = LEGACY_KEY_ID, token
         position_text, dotted, mac_text = body.partition(".")
         if not dotted or not mac_text:  # every cursor this server writes has both halves
-            raise BadRequest("'next' is not a cursor this server issued")
+            raise BadCursor("'next' is not a cursor this server issued")
         try:
             raw = b"" if position_text == _SEALED else _unb64(position_text)
             mac = _unb64(mac_text)
         except (ValueError, TypeError):
-            raise BadRequest("'next' is not a cursor this server issued") from None
+            raise BadCursor("'next' is not a cursor this server issued") from None
         if position_text == _SEALED:
             return self._unseal(self._key(kid), scope, mac)
         if not hmac.compare_digest(mac, self._mac(self._key(kid), scope, raw)) or not raw.isdigit():
@@ -154,7 +159,7 @@ class CursorCodec:
 
     def _unseal(self, key: bytes, scope: str, sealed: bytes) -> int:
         if len(sealed) <= _NONCE:
-            raise BadRequest("'next' is not a cursor this server issued")
+            raise BadCursor("'next' is not a cursor this server issued")
         from cryptography.exceptions import InvalidTag
 
         try:
@@ -166,7 +171,7 @@ class CursorCodec:
         return int.from_bytes(clear, "big", signed=True)
 
 
-def _foreign() -> BadRequest:
-    return BadRequest(
+def _foreign() -> BadCursor:
+    return BadCursor(
         "'next' does not belong to this query: repeat the same filters, as the same principal, that produced it"
     )

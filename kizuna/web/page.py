@@ -129,9 +129,9 @@ def page(handler: Handler, signed_in: bool = True, upload_limit: int = 0) -> Cal
         try:
             if request.method == "POST":
                 if upload_limit and _content_type(request) == "multipart/form-data":
-                    visit.form, visit.files = await _read_upload(request, upload_limit)
+                    visit.form, visit.files = await _read_upload(visit, upload_limit)
                 else:
-                    visit.form_pairs = await _read_form(request)
+                    visit.form_pairs = await _read_form(visit)
                     visit.form = dict(visit.form_pairs)
                 presented = visit.form.get("csrf")
                 valid = session.csrf_matches(presented) if session else (
@@ -187,12 +187,14 @@ def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def _read_upload(request: Request, limit: int) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+async def _read_upload(visit: Visit, limit: int) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
     """A multipart form: read whole up to ``limit`` bytes (a bigger one is refused before parsing)."""
+    request = visit.request
     try:
         body = await read_body(request, limit)
     except PayloadTooLarge:
-        raise BadRequest(f"the file is larger than {limit // (1024 * 1024)} MiB; use `kizuna import`") from None
+        raise BadRequest(visit.gettext("The file is larger than %(mib)s MiB; import it with the command line "
+                                       "(kizuna import).", mib=limit // (1024 * 1024))) from None
     delivered = False
 
     async def replay() -> dict[str, Any]:
@@ -212,18 +214,20 @@ async def _read_upload(request: Request, limit: int) -> tuple[dict[str, str], di
                 else:
                     files[name] = (value.filename or "upload", await value.read())
     except HTTPException:
-        raise BadRequest("the upload is not a well-formed form") from None
+        raise BadRequest(visit.gettext("The upload is not a well-formed form.")) from None
     return fields, files
 
 
-async def _read_form(request: Request) -> list[tuple[str, str]]:
+async def _read_form(visit: Visit) -> list[tuple[str, str]]:
+    request = visit.request
     if _content_type(request) != "application/x-www-form-urlencoded":
         return []  # not a console form: it carries no CSRF value either, so it is refused with 403
     try:
         body = await read_body(request, FORM_LIMIT)
     except PayloadTooLarge:
-        raise BadRequest("the form is too large") from None
+        raise BadRequest(visit.gettext("The form is too large: a console form is at most %(kib)s KiB.",
+                                       kib=FORM_LIMIT // 1024)) from None
     try:
         return urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
-        raise BadRequest("the form is not UTF-8") from None
+        raise BadRequest(visit.gettext("The form is not UTF-8.")) from None

@@ -12,6 +12,8 @@ from typing import Any
 
 from starlette.responses import Response
 
+from kizuna.core.cursor import BadCursor
+from kizuna.core.errors import BadRequest
 from kizuna.core.listing import readable_collections
 from kizuna.core.search import NO_TLP, SearchFilters
 from kizuna.stix.search_text import MAX_QUERY_CHARS, MAX_TERMS, MIN_TERM, query_terms
@@ -48,5 +50,9 @@ def search_page(visit: Visit) -> Response:
             "at most %(chars)s characters in all.", terms=MAX_TERMS, min=MIN_TERM, chars=MAX_QUERY_CHARS)
         return visit.render("search.html", 400, **values)
     cursor = params.get("next") or None
-    values["results"] = visit.node.search(visit.principal, text, filters, limit=PAGE_SIZE, cursor=cursor)
+    try:
+        values["results"] = visit.node.search(visit.principal, text, filters, limit=PAGE_SIZE, cursor=cursor)
+    except BadCursor:
+        raise BadRequest(visit.gettext("This link to more results is out of date or belongs to another search: "
+                                       "search again.")) from None
     return visit.render("search.html", **values)

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.responses import Response
 
 from kizuna.core.errors import BadRequest, KizunaError, NotFound
+from kizuna.core.node import agreement_binding_problem
 from kizuna.core.tokens import ExpiryNotInFuture, describe_tokens, parse_expiry
 from kizuna.stix.timestamps import now_micros
 from kizuna.web.page import Visit
@@ -35,11 +36,27 @@ def tokens_page(visit: Visit) -> Response:
                         revoked=revoked if any(r["id"] == revoked for r in rows) else None, **_choices(visit))
 
 
-def _form_problem(visit: Visit, read: list[str], write: list[str], expires: str) -> str | None:
+def _form_problem(visit: Visit, organisation: str, read: list[str], write: list[str], agreement: str | None,
+                  expires: str) -> str | None:
     """What is wrong with the form, said as the page says things (translated, naming its fields rather
-    than the CLI's options); None to let the node decide the rest."""
+    than the CLI's options), found with the node's own look-ups; None to let the node decide the rest."""
+    org = visit.node.store.get_organisation(organisation)
+    if org is None:
+        return visit.gettext("Organisation: there is no such organisation on this node.")
     if not read and not write:
         return visit.gettext("Tick at least one collection the token may read or write.")
+    for ref in dict.fromkeys([*read, *write]):
+        try:
+            visit.node.find_collection(ref)
+        except KizunaError:
+            return visit.gettext("Collections: %(name)s is not one collection of this node.", name=ref)
+    if agreement is not None:
+        found = visit.node.policy.agreement(agreement)
+        if found is None:
+            return visit.gettext("Agreement: there is no agreement %(name)s.", name=agreement)
+        if agreement_binding_problem(found, org.id) is not None:
+            return visit.gettext("Agreement: %(name)s is made with another partner; a token reads only under an "
+                                 "agreement with its own organisation.", name=agreement)
     if expires:
         try:
             parse_expiry(expires, now_micros())
@@ -55,12 +72,13 @@ def token_create(visit: Visit) -> Response:
     form = visit.form
     read, write = [r for r in visit.form_all("read") if r], [w for w in visit.form_all("write") if w]
     try:
-        problem = _form_problem(visit, read, write, form.get("expires", "").strip())
+        organisation, agreement = form.get("organisation", ""), form.get("agreement") or None
+        problem = _form_problem(visit, organisation, read, write, agreement, form.get("expires", "").strip())
         if problem is not None:
             raise BadRequest(problem)
         token_id, secret = visit.node.create_token(
-            form.get("organisation", ""), read, write, form.get("label", "").strip() or None,
-            form.get("agreement") or None, form.get("expires", "").strip() or None, actor=visit.principal.key,
+            organisation, read, write, form.get("label", "").strip() or None,
+            agreement, form.get("expires", "").strip() or None, actor=visit.principal.key,
         )
     except KizunaError as exc:
         rows = describe_tokens(visit.node.store, now_micros())
@@ -87,6 +105,8 @@ def revoke_confirm(visit: Visit) -> Response:
 
 def revoke_submit(visit: Visit) -> Response:
     token = _token(visit)
+    if token["revoked"] is not None:  # revoked meanwhile, in another tab or by the CLI: nothing to do
+        return visit.render("token_revoke.html", status=400, token=token, own=False)
     visit.node.revoke_token(str(token["id"]), actor=visit.principal.key)
     if token["id"] == visit.principal.key:  # its own session ended with it
         return visit.redirect("/console/sign-in")

@@ -10,6 +10,8 @@ import sqlite3
 import pytest
 import requests
 
+from kizuna.core.node import Node
+from tests.conftest import kizuna_json
 from tests.web.conftest import Console, add_operator, form_csrf
 
 
@@ -66,3 +68,64 @@ def test_a_page_that_fails_is_the_consoles_500_page_and_the_connection_lives_on(
     connection.request("GET", "/console/", headers={"Cookie": cookie})  # the same connection
     assert connection.getresponse().status == 200
     connection.close()
+
+
+def _post_declared(console: Console, path: str, session: requests.Session, content_type: str, size: int) -> str:
+    """A POST that declares ``size`` bytes and sends only its first few: the console refuses it by its
+    Content-Length, before reading (a client would otherwise upload megabytes to be told no)."""
+    connection = http.client.HTTPConnection("127.0.0.1", console.server.port, timeout=30)
+    connection.putrequest("POST", path)
+    for name, value in (("Cookie", "; ".join(f"{c.name}={c.value}" for c in session.cookies)),
+                        ("Content-Type", content_type), ("Content-Length", str(size))):
+        connection.putheader(name, value)
+    connection.endheaders(b"csrf=")
+    answer = connection.getresponse()
+    assert answer.status == 400
+    text = answer.read().decode()
+    connection.close()
+    return text
+
+
+def test_the_japanese_console_says_each_refusal_in_japanese(operated: Console) -> None:
+    session = operated.sign_in("op", **{"Accept-Language": "ja"})
+    refusals = {
+        "'next' is not a cursor": session.get(operated.base + "/console/search?q=ticket&next=garbage"),
+        "the form is too large": _post_declared(operated, "/console/tokens", session,
+                                                "application/x-www-form-urlencoded", 65 * 1024),
+        "kizuna import`": _post_declared(operated, "/console/import", session,
+                                         "multipart/form-data; boundary=x", 17 * 1024 * 1024),
+    }
+    said = {"'next' is not a cursor": "もう一度検索してください", "the form is too large": "フォームが大きすぎます",
+            "kizuna import`": "コマンドライン（kizuna import）でインポートしてください"}
+    for english, answer in refusals.items():
+        text = answer if isinstance(answer, str) else answer.text
+        if not isinstance(answer, str):
+            _refused(answer)
+        assert "不正なリクエスト" in text and said[english] in text and english not in text, text[-600:]
+    csrf = form_csrf(session.get(operated.base + "/console/tokens").text)
+    form = {"csrf": csrf, "organisation": kizuna_json(operated.data_dir, "status")["identity"], "read": "games"}
+    for changed, japanese in (({"organisation": "identity--00000000-0000-4000-8000-000000000000"}, "組織："),
+                              ({"read": "no-such-collection"}, "コレクション："),
+                              ({"agreement": "no-such-agreement"}, "協定：")):
+        answer = session.post(operated.base + "/console/tokens", data={**form, **changed})
+        _refused(answer)
+        assert japanese in answer.text and "create it with" not in answer.text and "no organisation" not in answer.text
+
+
+def test_a_revoked_token_is_said_to_be_revoked_instead_of_offered_for_revoking(operated: Console) -> None:
+    node = Node.open(operated.data_dir)
+    try:
+        games = node.find_collection("games").id
+        token_id, _ = node.create_token("JPCERT/CC", [games], [], "to be revoked")
+        node.revoke_token(token_id)
+    finally:
+        node.close()
+    for language, said in (("en", "is already revoked"), ("ja", "すでに失効しています")):
+        session = operated.sign_in("op", **{"Accept-Language": language})
+        url = operated.base + f"/console/tokens/{token_id}/revoke"
+        confirm = session.get(url)
+        assert confirm.status_code == 200 and said in confirm.text
+        assert 'type="submit" class="danger"' not in confirm.text
+        again = session.post(url, data={"csrf": form_csrf(confirm.text)})
+        _refused(again)
+        assert said in again.text and "no active token" not in again.text
