@@ -87,9 +87,17 @@ async def _to_console(request: Request) -> Response:
     return protect(RedirectResponse("/console/", status_code=307))
 
 
+async def _no_icon(request: Request) -> Response:
+    """The icon browsers ask for by habit: the console names its own (base.html), so this one is absent,
+    rather than a redirect to the TAXII API root ``/favicon.ico/`` and its 401."""
+    return protect(Response(status_code=404))
+
+
 def web_routes(node: Node) -> list[BaseRoute]:
-    """The console under /console/ (every response with the security headers) and / redirecting to it."""
+    """The console under /console/ (every response with the security headers), / redirecting to it, and
+    /favicon.ico answered as absent."""
     return [
         Route("/", _to_console, methods=["GET", "HEAD"]),
+        Route("/favicon.ico", _no_icon, methods=["GET", "HEAD"]),
         Mount("/console", routes=console_routes()),
     ]

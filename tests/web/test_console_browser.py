@@ -185,3 +185,21 @@ def test_on_postgresql_the_console_shows_each_organisation_what_it_may_see(pg_co
     assert "Operation Quiet Lantern" not in _main_text(jp)
     assert jp.goto(pg_console.base + f"/console/objects/{pg_console.ids['secret']}").status == 404
     jp.context.close()
+
+
+def test_a_console_page_names_its_own_icon_and_nothing_asks_for_favicon_ico(console: Console, browser: Any) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    icons: list[Any] = []
+    page.on("response", lambda response: icons.append(response) if "favicon" in response.url else None)
+    page.goto(console.base + "/console/sign-in")
+    page.wait_for_load_state("networkidle")
+    assert not [url for url in asked if url.endswith(("/favicon.ico", "/favicon.ico/"))], asked
+    assert [(r.url, r.status) for r in icons] == [(console.base + "/console/static/favicon.svg", 200)]
+    context.close()
+    # Asked by hand (an old bookmark, a crawler): absent, with no redirect to the TAXII root and no 401.
+    answer = requests.get(console.base + "/favicon.ico", allow_redirects=False, timeout=30)
+    assert answer.status_code == 404 and "location" not in answer.headers
+    assert "www-authenticate" not in answer.headers
