@@ -140,7 +140,7 @@ def page(handler: Handler, signed_in: bool = True, upload_limit: int = 0) -> Cal
                 if not valid:
                     raise CsrfRefused("the form's security token is missing or out of date")
             if signed_in and session is None:
-                if request.method != "GET":
+                if request.method not in ("GET", "HEAD"):  # HEAD is GET without the body (RFC 9110 §9.3.2)
                     raise CsrfRefused("sign in first")
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 response: Response = visit.redirect(f"{SIGN_IN_PATH}?next={urllib.parse.quote(target)}")

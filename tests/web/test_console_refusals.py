@@ -129,3 +129,13 @@ def test_a_revoked_token_is_said_to_be_revoked_instead_of_offered_for_revoking(o
         again = session.post(url, data={"csrf": form_csrf(confirm.text)})
         _refused(again)
         assert said in again.text and "no active token" not in again.text
+
+
+def test_head_is_answered_as_get(console: Console) -> None:
+    for path in ("/console/", "/console/browse?collection=games"):
+        head = requests.head(console.base + path, allow_redirects=False, timeout=30)
+        get = requests.get(console.base + path, allow_redirects=False, timeout=30)
+        assert (head.status_code, head.headers["location"]) == (get.status_code, get.headers["location"]) == (
+            303, "/console/sign-in?next=" + path.replace("?", "%3F").replace("=", "%3D"))
+    signed = console.sign_in("uk")
+    assert signed.head(console.base + "/console/browse", allow_redirects=False).status_code == 200
