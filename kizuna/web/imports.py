@@ -59,4 +59,4 @@ def import_submit(visit: Visit) -> Response:
         except KizunaError as exc:
             problem = exc.description
     return visit.render("import.html", status=422 if problem else 200, collections=collections, levels=LEVELS,
-                        draft=draft, problem=problem, report=report)
+                        draft=draft, problem=problem, report=report, chosen=chosen)

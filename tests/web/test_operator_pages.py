@@ -233,6 +233,8 @@ def test_an_ioc_list_upload_reports_its_rejected_lines(operated: Console) -> Non
     text = _text(answer.text)
     assert "2 objects read: 2 stored, 0 already stored, 0 refused." in text
     assert "iocs.txt:3" in text and "ioc-text" in text
+    assert "Collection games " in text  # by its alias, as `kizuna import` names it, not by its id
+    assert form["collection"] not in text
     event = (Path(__file__).parents[1] / "fixtures" / "misp" / "57c4445b-c548-4654-af0b-4be3950d210f.json")
     misp = session.post(operated.base + "/console/import", data={**form, "csrf": csrf},
                         files={"file": ("event.json", event.read_bytes())})
