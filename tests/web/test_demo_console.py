@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,11 @@ def test_the_demo_token_opens_a_console_with_the_demo_data(tmp_path: Path, brows
         assert page.locator("ul.library a[lang=ja]").count() == 5
         assert page.locator(".missing-translation").count() == 1
         assert untranslated(page) == []
+        # The README's search example is what the demo node finds.
+        example = re.search(r'`(\S+)` finds "([^"]+)"', (Path(__file__).parents[2] / "README.md").read_text())
+        assert example
+        page.goto(server.base + "/console/search?q=" + urllib.parse.quote(example.group(1)))
+        assert example.group(2) in page.locator("main").inner_text()
         # A statement marking reads as what it says (its id on hover), not as its id.
         page.goto(server.base + "/console/objects/indicator--33fe3b22-0201-47cf-85d0-97c02164528d"
                                 "?collection=oasis-examples")
