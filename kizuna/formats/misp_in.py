@@ -94,16 +94,19 @@ def _json(source: _Source) -> Any:
 
 def _events(document: Any, source: _Source) -> list[dict[str, Any]]:
     """The events of one document, whatever wrapper MISP put around them."""
+    wrapper = ""
     if isinstance(document, Mapping) and "response" in document:
-        document = document["response"]
+        document, wrapper = document["response"], "response"
     items = document if isinstance(document, list) else [document]
     events = []
-    for item in items:
+    for index, item in enumerate(items):
         event = item.get("Event", item) if isinstance(item, Mapping) else None
         if not isinstance(event, Mapping) or not ("uuid" in event and ("Attribute" in event or "info" in event
                                                                       or "Object" in event)):
-            raise FormatError("not a MISP event document (expected {\"Event\": …}, {\"response\": […]} "
-                              "or an event with uuid and Attribute/Object)", source.where())
+            # In a list, the item is named: the events before it are fine, and the file may hold thousands.
+            which = f"{wrapper}[{index}] is " if isinstance(document, list) and len(items) > 1 else ""
+            raise FormatError(f"{which}not a MISP event document (expected {{\"Event\": …}}, {{\"response\": "
+                              "[…]} or an event with uuid and Attribute/Object)", source.where())
         events.append(dict(event))
     return events
 
@@ -146,6 +149,10 @@ def _check_attribute(attribute: object, source: _Source, owner: str) -> None:
     if not isinstance(value, str | int | float) or value == "":  # bool is an int: the boolean type's value
         raise FormatError(f"attribute {ref}: value must be a non-empty string", source.where(ref))
     _check_times(attribute, f"attribute {ref}", source, ref)
+    try:
+        distribution_of(attribute, 5)
+    except DistributionError as error:
+        raise FormatError(f"attribute {ref}: {error}", source.where(ref)) from None
     for key in ("Tag", "Galaxy"):
         if not isinstance(attribute.get(key, []), list):
             raise FormatError(f"attribute {ref}: {key} must be a list", source.where(ref))

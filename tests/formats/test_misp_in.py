@@ -397,3 +397,18 @@ def test_an_event_level_misp_refuses_is_refused_with_its_line(key: str, value: s
         read_misp(_bytes(event), "levels.json")
     assert f"{key} {value!r}" in caught.value.message and str(event["uuid"]) in caught.value.message
     assert caught.value.where is not None and caught.value.where.startswith("levels.json:")
+
+def test_a_bad_attribute_distribution_and_a_bad_item_of_a_search_result_are_named() -> None:
+    """formats.md: an error's place is the attribute's line and uuid, or the item of the list that is no event."""
+    event = _event()
+    bad = event["Attribute"][2]
+    bad["distribution"] = -1
+    text = _bytes(event)
+    with pytest.raises(FormatError) as caught:
+        read_misp(text, "dist.json")
+    line = text[: text.index(bad["uuid"].encode())].count(b"\n") + 1
+    assert caught.value.where == f"dist.json:{line}"
+    assert bad["uuid"] in caught.value.message and "distribution -1" in caught.value.message
+    with pytest.raises(FormatError) as caught:
+        read_misp(json.dumps({"response": [{"Event": _event()}, {"Event": "x"}]}).encode(), "search.json")
+    assert caught.value.message.startswith("response[1] is not a MISP event document")
