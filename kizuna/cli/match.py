@@ -297,6 +297,10 @@ def match_command(
         if summary["warninglisted_skipped"]:
             text += (f"\n  {summary['warninglisted_skipped']} indicators on warninglists skipped"
                      " (--include-warninglisted matches them too)")
+        for first, count, what in ((stats.first_unmapped, stats.skipped, "record(s) of no known format"),
+                                   (stats.first_unlike, stats.unlike, "record(s) the forced --mapping does not fit")):
+            if first is not None:
+                text += f"\n  {count} {what}; the first: {first.file}:{first.line}: {first.reason}"
         text += "".join(f"\n  {p.file}:{p.line}: {p.reason}" for p in stats.problems[:20])
         text += "".join(f"\n  not in the bundle: {ref}: {why}" for ref, why in missing.items())
         if watch_hits is not None:

@@ -378,6 +378,7 @@ def _unwatched(stix_type: str, value: str, when: float | None) -> None:
 
 SETTLED = -2  # classifier outcome: mapped, and no indexed structure fires
 UNMAPPED = -1
+UNLIKE = -3  # the forced mapping does not accept the record: counted, then read by the full path all the same
 
 
 def compile_classifier(mappings: list[Mapping], forced: Mapping | None, index: Any, full: set[int],
@@ -405,6 +406,9 @@ def compile_classifier(mappings: list[Mapping], forced: Mapping | None, index: A
         if forced not in mappings:
             src.emit(1, f"return {UNMAPPED}")
         else:
+            src.names["forced_accepts"] = forced.accepts
+            src.emit(1, "if not forced_accepts(r):")
+            src.emit(2, f"return {UNLIKE}")
             accepted(1, mappings.index(forced))
         classifier: Selector = src.function("classify")
         return classifier
@@ -490,6 +494,8 @@ class LineMatcher:
         layout = self.reader.tsv_layout()
         if not self._tsv_rows or layout is None or layout.mapping is None:
             return None  # no header yet, or each row's mapping depends on its fields
+        if layout.mapping is self.reader.forced:
+            return None  # each row is checked against the forced mapping's fields (LogReader.read_line)
         compiled = self._probe(layout.mapping)
         if compiled is None:
             return None
@@ -530,9 +536,14 @@ class LineMatcher:
                             settled += 1
                             continue
                         if outcome == UNMAPPED:
-                            stats.skipped += 1
+                            stats.unmapped(number)
                             continue
-                        mapping = mappings[outcome]
+                        if outcome == UNLIKE:
+                            mapping = reader.forced
+                            assert mapping is not None
+                            stats.unlike_forced(number, mapping.name)
+                        else:
+                            mapping = mappings[outcome]
                     else:
                         found = reader.read_line(raw, number)
                         if found is None:

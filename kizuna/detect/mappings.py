@@ -402,11 +402,34 @@ class ReadStats:
     skipped: int = 0
     problems: list[ParseProblem] = field(default_factory=list)
     problem_count: int = 0
+    #: the first record of no known format (``skipped``), named in the summary so a person can look at it
+    first_unmapped: ParseProblem | None = None
+    #: records a forced mapping (``--mapping``) was applied to although they lack the fields it knows its
+    #: records by, and the first of them: a wrong mapping otherwise reads every line as an event that never hits
+    unlike: int = 0
+    first_unlike: ParseProblem | None = None
 
     def problem(self, line: int, reason: str, keep: int = 1000) -> None:
         self.problem_count += 1
         if len(self.problems) < keep:
             self.problems.append(ParseProblem(line, reason))
+
+    def unmapped(self, line: int) -> None:
+        self.skipped += 1
+        if self.first_unmapped is None:
+            self.first_unmapped = ParseProblem(line, "of no format a mapping knows")
+
+    def unlike_forced(self, line: int, mapping: str) -> None:
+        self.unlike += 1
+        if self.first_unlike is None:
+            self.first_unlike = ParseProblem(line, f"lacks the fields mapping {mapping} knows its records by")
+
+    def name_file(self, label: str) -> None:
+        """Name ``label`` as the file of the first unmapped and unlike records not yet named (one reader reads
+        several files in turn)."""
+        for first in (self.first_unmapped, self.first_unlike):
+            if first is not None and first.file is None:
+                first.file = label
 
 
 @dataclass(frozen=True)
@@ -501,8 +524,11 @@ class LogReader:
             record = parsed
             mapping = self._pick(record)
         if mapping is None:
-            stats.skipped += 1
+            stats.unmapped(number)
             return None
+        forced = self.forced
+        if forced is not None and mapping is forced and not forced.accepts(record):
+            stats.unlike_forced(number, forced.name)
         return record, mapping
 
     def tsv_layout(self) -> TsvLayout | None:

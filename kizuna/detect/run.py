@@ -105,6 +105,7 @@ class MatchRun:
         finally:
             for problem in stats.problems[first_problem:]:
                 problem.file = label
+            stats.name_file(label)
 
     def observed_data_alerts(self, path: Path, label: str, key: str | None = None) -> list[Alert]:
         """Alerts for a STIX observed-data file; an unusable observed-data is a bad line, not a failure."""
@@ -156,6 +157,9 @@ class MatchRun:
             "lines": stats.lines,
             "events": stats.events + (self.observed_data if observed_data else 0),
             "unmapped": stats.skipped,
+            "first_unmapped": stats.first_unmapped.as_json() if stats.first_unmapped else None,
+            "unlike_forced_mapping": stats.unlike,
+            "first_unlike": stats.first_unlike.as_json() if stats.first_unlike else None,
             "unparsed": stats.problem_count,
             "unparsed_lines": [p.as_json() for p in stats.problems[:_PROBLEMS_IN_SUMMARY]],
             "hits": self.engine.hits,

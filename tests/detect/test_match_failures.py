@@ -376,3 +376,20 @@ def test_a_response_only_zeek_http_record_is_mapped_to_its_connection_addresses(
                           str(http), "--alerts", str(alerts))
     assert summary["unmapped"] == 0 and summary["events"] == summary["lines"]
     assert 18 in {a["line"] for a in map(json.loads, alerts.read_text().splitlines())}
+
+
+def test_the_first_record_of_no_known_format_and_a_forced_mapping_that_does_not_fit_are_named(tmp_path: Path) -> None:
+    """Counts alone sent a person guessing: the summary names the first such record's file and line. A forced
+    mapping reads every record, so a wrong one made every line an event that could never hit, without a word."""
+    log = tmp_path / "mixed.log"
+    log.write_text(json.dumps(HIT) + "\n" + json.dumps({"note": "no log of any kind"}) + "\n")
+    indicators = str(_indicators(tmp_path))
+    summary = kizuna_json(tmp_path / "none", "match", "--indicators", indicators, str(log))
+    assert summary["unmapped"] == 1 and summary["first_unmapped"]["file"] == str(log)
+    assert summary["first_unmapped"]["line"] == 2 and summary["unlike_forced_mapping"] == 0
+    forced = kizuna_json(tmp_path / "none", "match", "--indicators", indicators, str(log), "--mapping", "zeek-http")
+    assert forced["unlike_forced_mapping"] == 2 and forced["hits"] == 0
+    assert (forced["first_unlike"]["file"], forced["first_unlike"]["line"]) == (str(log), 1)
+    assert "zeek-http" in forced["first_unlike"]["reason"]
+    text = kizuna(tmp_path / "none", "match", "--indicators", indicators, str(log), "--mapping", "zeek-http").stderr
+    assert f"2 record(s) the forced --mapping does not fit; the first: {log}:1: " in text
