@@ -40,7 +40,7 @@ from kizuna.ops.arrivals import watch_arrivals
 from kizuna.ops.board import operation_board, visible_operations
 from kizuna.store.rate_buckets import shared_bucket_maker
 from kizuna.taxii.health import RequestMetrics, health_routes
-from kizuna.taxii.http import http_error, server_error
+from kizuna.taxii.http import AnswerFailures, http_error, server_error
 from kizuna.taxii.openapi import openapi_routes
 from kizuna.taxii.routes import routes as taxii_routes
 from kizuna.taxii.transport import TransportSecurity
@@ -65,7 +65,8 @@ def create_app(node: Node, tls: bool = False) -> Starlette:
         # The console and the feeds first: the TAXII route /{api_root}/ would otherwise catch them.
         routes=[*web_routes(node), *health, *openapi_routes(), *feed_routes(node), *taxii_routes(node),
                 *detect_routes(node), *hash_routes(hashes), *federation_routes(node)],
-        middleware=[Middleware(RequestMetrics), *([Middleware(TransportSecurity)] if tls else [])],
+        middleware=[Middleware(RequestMetrics), *([Middleware(TransportSecurity)] if tls else []),
+                    Middleware(AnswerFailures)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.state.node = watch_arrivals(node)  # the operations' watchlists judged as objects arrive

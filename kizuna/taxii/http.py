@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kizuna.core.errors import BadRequest, KizunaError, PayloadTooLarge, TooManyRequests, Unauthorized
 from kizuna.core.limits import RequestLimits
@@ -158,4 +160,40 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
+    return _internal_error()
+
+
+def _internal_error() -> Response:
     return error_response(500, "Internal server error", "the server could not complete the request")
+
+
+_log = logging.getLogger("kizuna.http")
+
+
+class AnswerFailures:
+    """ASGI middleware: a request that fails before anything of its answer was sent gets the TAXII 500 here,
+    and the failure goes to the log. Starlette's last-resort handler (``server_error``) answers as well, but
+    then raises again and the server closes the kept-alive connection: the client's next request on it
+    failed with a reset."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            if started:
+                raise  # part of the answer left already: only closing the connection can end it
+            _log.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            await _internal_error()(scope, receive, send)

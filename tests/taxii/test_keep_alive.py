@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +99,33 @@ def test_keep_alive_must_be_a_positive_number_of_seconds(tmp_path_factory: pytes
                            "--port", str(port), "--keep-alive", value], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "--keep-alive" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_request_that_fails_is_a_taxii_500_and_the_connection_lives_on(tmp_path: Path) -> None:
+    """A failure no request can cause (a store the read cannot use) is answered with the TAXII error object,
+    and the kept-alive connection serves the next request: the last-resort handler used to close it."""
+    data_dir = tmp_path / "node"
+    kizuna_json(data_dir, "init", "--org-name", "Home", "--country", "GBR")
+    made = kizuna_json(data_dir, "collections", "create", "--title", "C", "--alias", "c")
+    token = kizuna_json(data_dir, "tokens", "create", "--org", "Home", "--read", "c")["token"]
+    server = start_server(data_dir, sync=False)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/taxii+json;version=2.1"}
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        with sqlite3.connect(data_dir / "kizuna.db") as db:
+            db.execute("ALTER TABLE objects RENAME TO objects_away")
+        try:
+            conn.request("GET", f"/main/collections/{made['id']}/objects/", headers=headers)
+            failed = conn.getresponse()
+            body = json.loads(failed.read())
+        finally:
+            with sqlite3.connect(data_dir / "kizuna.db") as db:
+                db.execute("ALTER TABLE objects_away RENAME TO objects")
+        assert failed.status == 500 and failed.getheader("content-type", "").startswith("application/taxii+json")
+        assert body["http_status"] == "500" and "objects" not in body["description"]
+        conn.request("GET", f"/main/collections/{made['id']}/objects/", headers=headers)  # the same connection
+        again = conn.getresponse()
+        assert again.status == 200 and json.loads(again.read()).get("objects", []) == []
+    finally:
+        conn.close()
+        server.stop()
