@@ -41,6 +41,7 @@ from kizuna.hashes.signals import (
     normalise_hash,
     parse_frames,
 )
+from kizuna.numerals import whole_number
 
 _TYPE_NAMES: Final = {
     "pdq": PDQ, "hash_pdq": PDQ, "pdq_hash": PDQ, "photo_pdq": PDQ,
@@ -53,7 +54,6 @@ _TYPE_COLUMNS: Final = ("hash_type", "signal_type", "indicator_type", "type")
 _LABEL_COLUMNS: Final = ("labels", "tags", "category", "categories")
 _LABEL_SPLIT = re.compile(r"[;|\s]+")
 _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")  # a type before a hash: ``md5:…``, ``sha1:…``
-_QUALITY = re.compile(r"^[0-9]{1,3}$")
 KINDS: Final = ("auto", PDQ, MD5, SHA256)
 _NO_HASH_COLUMN: Final = (
     f"a CSV's header must name its hash column ({', '.join(_HASH_COLUMNS)}); the columns understood besides are "
@@ -188,9 +188,10 @@ def _quality(text: str) -> int | None:
     """A CSV's PDQ quality: a whole number from 0 to 100, or None when the cell is empty."""
     if not text:
         return None
-    if not _QUALITY.match(text) or int(text) > 100:
+    quality = whole_number(text, 100)
+    if quality is None:
         raise SignalError(f"quality {text[:40]!r} is not a whole number from 0 to 100")
-    return int(text)
+    return quality
 
 
 def _vpdq(text: str) -> Iterator[Entry | Rejected]:
