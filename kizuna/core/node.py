@@ -850,12 +850,14 @@ class Node:
     def _hidden_from(self, principal: Principal, collection: Collection) -> Callable[[str, str], bool]:
         """Whether a stored version (id, version as the object states it) is one ``principal`` may not see, by
         the one visibility check; asked only of the conflicts and duplicates of a write."""
-        viewer = self.viewer_for(principal, collection)
+        viewers: list[Viewer] = []  # compiled at the first question: most writes have no conflict to ask about
 
         def hidden(stix_id: str, version: str) -> bool:
+            if not viewers:
+                viewers.append(self.viewer_for(principal, collection))
             try:
                 wanted = parse_timestamp(version)
-                page = self.read(viewer, Endpoint.OBJECT, Filters(versions=_ALL), stix_id, audited=False)
+                page = self.read(viewers[0], Endpoint.OBJECT, Filters(versions=_ALL), stix_id, audited=False)
             except ValueError:
                 return False
             except NotFound:
