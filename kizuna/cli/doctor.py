@@ -44,7 +44,7 @@ def doctor(url: str, token: str | None, basic: str | None, write_collection: str
     """Check the TAXII 2.1 server at URL (its /taxii2/ discovery URL or an API root) for conformance."""
     try:
         check_options(token, basic, write_collection)
-        base = normalise_url(url)
+        base = normalise_url(url, ca_file)
     except DoctorError as exc:
         raise CliError(str(exc), code="usage", exit_code=2) from None
     if (problem := tls_files_problem(None, None, ca_file)) is not None:

@@ -23,6 +23,7 @@ from kizuna.federation.config import (
     Direction,
     PartnerConfig,
     check_http_url,
+    check_tls_over_https,
     is_collection_ref,
 )
 from kizuna.federation.state import FederationState
@@ -114,6 +115,7 @@ def add_partner(
     state = FederationState(node.store)
     _check_name_is_new(state, name)
     check_api_root_url(url)
+    check_tls_over_https(url, {"--pin": pin_sha256, "--cert": client_cert, "--key": client_key, "--ca": ca_file})
     mappings = tuple(CollectionMapping.parse(text) for text in maps)
     pairs = [(m.local, m.remote) for m in mappings]
     if len(set(pairs)) != len(pairs):
@@ -176,6 +178,7 @@ def add_misp_feed_partner(
     location = misp_feed_location(feed)
     if location.startswith("file:") and (token or basic_auth or client_cert or client_key or ca_file):
         raise ConfigProblem("--token, --basic, --cert, --key and --ca apply to http(s) feeds, not to a directory")
+    check_tls_over_https(location, {"--cert": client_cert, "--key": client_key, "--ca": ca_file})
     try:
         node.find_collection(collection)
     except KizunaError:

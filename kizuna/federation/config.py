@@ -71,6 +71,17 @@ def check_http_url(url: str, option: str) -> None:
         raise ConfigProblem(f"{option} {url!r} must be a URL without a query or fragment")
 
 
+def check_tls_over_https(url: str, given: dict[str, object]) -> None:
+    """Refuse TLS options (``--pin``, ``--cert``, ``--key``, ``--ca``: option -> value, None when not given) for a
+    partner reached over http://: there is no TLS there for them to act on, and accepting them silently would
+    let an operator believe the partner is pinned or authenticated."""
+    named = [option for option, value in given.items() if value is not None]
+    if named and url.lower().startswith("http://"):
+        listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+        raise ConfigProblem(f"{listed} {'needs' if len(named) == 1 else 'need'} an https:// URL, not {url!r}: "
+                            "over http:// there is no TLS for them to act on")
+
+
 class ConfigProblem(ValueError):
     """A partner configuration that cannot work; the message says what to fix."""
 
@@ -156,8 +167,7 @@ class PartnerConfig:
         check_credentials(self.token, self.basic_auth)
         if self.pin_sha256 is not None and not _PIN.match(self.pin_sha256):
             raise ConfigProblem("a pin is the SHA-256 of the partner's certificate: 64 hex digits, colons allowed")
-        if self.pin_sha256 is not None and self.api_root_url.startswith("http://"):
-            raise ConfigProblem("a pinned partner must be reached over https://")
+        check_tls_over_https(self.api_root_url, {"--pin": self.pin_sha256})
         if (self.client_cert is None) != (self.client_key is None):
             raise ConfigProblem("a client certificate needs its key, and a key its certificate")
         low, high = SCHEDULE_RANGE_S

@@ -19,7 +19,13 @@ from urllib.parse import urljoin
 import httpx
 import orjson
 
-from kizuna.federation.config import ConfigProblem, check_credentials, check_http_url, is_collection_ref
+from kizuna.federation.config import (
+    ConfigProblem,
+    check_credentials,
+    check_http_url,
+    check_tls_over_https,
+    is_collection_ref,
+)
 
 TAXII = "application/taxii+json;version=2.1"
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
@@ -173,10 +179,11 @@ class CheckSpec:
     writes: bool = False
 
 
-def normalise_url(url: str) -> str:
-    """The URL checked as `partners add` checks a partner's, ending with '/'."""
+def normalise_url(url: str, ca_file: str | None = None) -> str:
+    """The URL checked as `partners add` checks a partner's, ending with '/' (and --ca only with https://)."""
     try:
         check_http_url(url, "URL")
+        check_tls_over_https(url, {"--ca": ca_file})
     except ConfigProblem as exc:
         raise DoctorError(str(exc)) from None
     return url if url.endswith("/") else url + "/"

@@ -262,6 +262,8 @@ MISP_FEED_REFUSALS = [
     ("not in the URL", ("F", "--misp-feed", "https://u:p@f.example/feed/", "--collection", PLAIN)),
     ("no directory with a manifest.json", ("F", "--misp-feed", "/no/such/feed", "--collection", PLAIN)),
     ("must name a local path", ("F", "--misp-feed", "file://elsewhere/feed", "--collection", PLAIN)),
+    ("--ca needs an https:// URL", ("F", "--misp-feed", "http://f.example/feed/", "--collection", PLAIN,
+                                    "--ca", os.devnull)),
     ("apply to TAXII partners", ("F", "--misp-feed", "https://f.example/feed/", "--collection", PLAIN,
                                  "--map", f"{PLAIN}=r")),
     ("applies to --misp-feed", ("F", "--url", "https://p.example/main/", "--map", f"{PLAIN}=r",

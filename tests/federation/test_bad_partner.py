@@ -66,6 +66,13 @@ def test_partners_add_refuses_what_cannot_work(tmp_path: Path) -> None:
                                       "--page-size", "100000"],
         "remote collection must be an id or alias": ["P", "--url", "https://p.example/main/",
                                                      "--map", "shared=a/b"],
+        # TLS options over http:// would be stored and ignored: the operator would believe the partner checked
+        "--ca needs an https:// URL": ["P", "--url", "http://p.example/main/", "--map", "shared=r",
+                                       "--ca", str(key)],
+        "--cert and --key need an https:// URL": ["P", "--url", "http://p.example/main/", "--map", "shared=r",
+                                                  "--cert", str(key), "--key", str(key)],
+        "--pin needs an https:// URL": ["P", "--url", "http://p.example/main/", "--map", "shared=r",
+                                        "--pin", "ab" * 32],
     }
     for expected, args in refusals.items():
         assert expected in _refusal(jp, *args), expected
@@ -114,8 +121,8 @@ def test_one_bad_partner_does_not_stop_the_others(tmp_path: Path, store_url: str
         # Files that vanish after the partner was added make the TLS setup itself raise (not a partner error).
         cert, key = tmp_path / "c.pem", tmp_path / "c.key"
         _client_pair(cert, key)  # usable when added (partners add checks them), gone by the sync
-        jp.cli_json("partners", "add", "CERTLESS", "--url", garbage.url, "--map", "shared=c:pull",
-                    "--cert", str(cert), "--key", str(key))
+        jp.cli_json("partners", "add", "CERTLESS", "--url", garbage.url.replace("http:", "https:"),
+                    "--map", "shared=c:pull", "--cert", str(cert), "--key", str(key))
         cert.unlink()
         key.unlink()
         # Configurations that `partners add` would refuse, planted straight into the store.

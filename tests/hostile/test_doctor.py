@@ -157,6 +157,7 @@ def test_a_url_that_is_not_one_fails_in_one_line(url: str) -> None:
     (("--token", "t", "--basic", "u:p"), "not both"),
     (("--write", ""), "--write '': give the id or alias of a collection"),
     (("--write", "a/b"), "--write 'a/b': give the id or alias of a collection"),
+    (("--ca", __file__), "--ca needs an https:// URL"),  # over http:// there is no certificate to check
 ])
 def test_options_that_cannot_be_sent_are_refused_before_any_request(args: tuple[str, ...], said: str) -> None:
     """As `partners add` refuses them: a usage error, not a check the server is blamed for failing. Port 9 has
