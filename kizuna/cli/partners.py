@@ -25,10 +25,10 @@ from kizuna.federation.config import (
     ConfigProblem,
     PartnerConfig,
 )
-from kizuna.federation.runs import RUN_LEASE_TTL_S, worker_id
+from kizuna.federation.runs import RUN_LEASE_TTL_RANGE_S, RUN_LEASE_TTL_S, worker_id
 from kizuna.federation.state import FederationState
 from kizuna.federation.sync import RunReport, Syncer
-from kizuna.federation.worker import LEASE_NAME, run_worker, stop_with_parent
+from kizuna.federation.worker import LEASE_NAME, TICK_RANGE_S, TICK_S, run_worker, stop_with_parent
 from kizuna.formats.base import ConversionReport
 from kizuna.stix.timestamps import format_timestamp
 
@@ -314,11 +314,11 @@ def _stop_on_signals(stop: threading.Event) -> None:
 @click.command("sync")
 @click.argument("partner", required=False)
 @click.option("--loop", is_flag=True, help="Run the scheduled sync worker until stopped.")
-@click.option("--tick", default=2.0, type=FiniteFloat(min=0.05), show_default=True,
-              help="Worker poll interval (seconds).")
-@click.option("--lease-ttl", default=RUN_LEASE_TTL_S, type=FiniteFloat(min=1.0), show_default=True,
+@click.option("--tick", default=TICK_S, type=FiniteFloat(*TICK_RANGE_S), show_default=True,
+              help=f"Worker poll interval (seconds, {TICK_RANGE_S[0]:g}-{TICK_RANGE_S[1]:g}).")
+@click.option("--lease-ttl", default=RUN_LEASE_TTL_S, type=FiniteFloat(*RUN_LEASE_TTL_RANGE_S), show_default=True,
               help="Seconds a run counts as running after its last sign of life (a killed run is shown as "
-                   "interrupted once they pass).")
+                   f"interrupted once they pass; {RUN_LEASE_TTL_RANGE_S[0]:g}-{RUN_LEASE_TTL_RANGE_S[1]:g}).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display on stderr.")
 @click.option("--parent-pid", default=None, type=int, hidden=True,
               help="Exit when this process (the server that started the worker) is gone.")

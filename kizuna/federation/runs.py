@@ -20,6 +20,9 @@ from kizuna.federation.state import RUN_LEASE_PREFIX, FederationState
 
 #: Seconds a run counts as alive after its last heartbeat; the heartbeat renews it three times as often.
 RUN_LEASE_TTL_S = 30.0
+#: What ``--lease-ttl`` may be: a second at least (the heartbeat renews it three times as often), a day at most
+#: (a killed run reads "running" until it passes; far larger values no longer fit the store's timestamps).
+RUN_LEASE_TTL_RANGE_S = (1.0, 24 * 3600.0)
 
 log = logging.getLogger("kizuna.federation")
 

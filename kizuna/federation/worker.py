@@ -22,6 +22,10 @@ from kizuna.federation.sync import Syncer
 
 LEASE_NAME = "sync-worker"
 LEASE_TTL_S = 30.0
+#: What the worker's poll interval (``--tick``) may be: 50 ms at least, an hour at most (partners are due as
+#: often as every second; a worker that sleeps far longer misses their schedules and looks stuck).
+TICK_S = 2.0
+TICK_RANGE_S = (0.05, 3600.0)
 
 log = logging.getLogger("kizuna.federation")
 
@@ -39,7 +43,7 @@ def stop_with_parent() -> None:
 
 
 def run_worker(
-    node: Node, stop: threading.Event, tick_s: float = 2.0, parent_pid: int | None = None,
+    node: Node, stop: threading.Event, tick_s: float = TICK_S, parent_pid: int | None = None,
     on_run: Callable[[str, dict[str, object]], None] | None = None, holder: str | None = None,
     run_lease_ttl_s: float = RUN_LEASE_TTL_S, misp_converter: MispConverter | None = None,
 ) -> None:

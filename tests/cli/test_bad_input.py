@@ -326,6 +326,26 @@ def test_a_missing_or_empty_name_is_refused(world: World, expected: str, args: t
     assert "G" not in [p["name"] for p in kizuna_json(world.node, "partners", "list")["partners"]]
 
 
+#: Numbers a command would take to its end before they break it (a lease that expires in 1e12 s no longer fits
+#: the store, a wait of 1e12 s no longer fits a thread's timeout): usage errors, however few partners there are.
+OUT_OF_RANGE = [
+    ("sync", "--lease-ttl", "99999999999999999999"),
+    ("sync", "--lease-ttl", "1e300"),
+    ("sync", "--lease-ttl", "1e12"),
+    ("sync", "--loop", "--tick", "1e12"),
+]
+
+
+@pytest.mark.parametrize("args", OUT_OF_RANGE, ids=[" ".join(a) for a in OUT_OF_RANGE])
+def test_a_number_out_of_its_range_is_a_usage_error(world: World, args: tuple[str, ...]) -> None:
+    for as_json in (False, True):
+        case = Case("out of range", args, world.node, as_json, True)
+        result = run(case)
+        assert problems(case, result) == [] and result.returncode == 2, (result.stdout, result.stderr)
+        said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+        assert "is not in the range" in said, said
+
+
 def test_a_preview_of_an_object_that_could_not_be_stored_is_refused(world: World) -> None:
     draft = world.node.parent / "draft-without-id.json"
     draft.write_text('{"type": "indicator", "spec_version": "2.1", "pattern_type": "stix"}')
