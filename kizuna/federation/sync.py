@@ -215,6 +215,10 @@ class Syncer:
                 report.error = str(exc)
             except Exception as exc:  # anything else is this partner's failure too, not the worker's
                 report.error = describe_failure(exc)
+            if report.error is not None and not report.error.startswith(f"{name}: "):
+                # Every failure names its partner, as the client's own do: what a page's content, the walk or
+                # the configuration says otherwise reads as nobody's in `kizuna sync` and `partners list`.
+                report.error = f"{name}: {report.error}"
             self._record(name, report, schedule_s)
         return report
 

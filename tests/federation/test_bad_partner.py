@@ -107,6 +107,8 @@ def test_one_bad_partner_does_not_stop_the_others(tmp_path: Path, store_url: str
     stall = ScriptedServer(taxii_http(b'{"more": true, "objects": []}', {
         "X-TAXII-Date-Added-First": "2026-01-01T00:00:00.000000Z",
         "X-TAXII-Date-Added-Last": "2026-01-01T00:00:00.000000Z"}))
+    # A partner that says there is more and gives no way to ask for it.
+    stuck = ScriptedServer(taxii_http(b'{"more": true}'))
     # A Kizuna-like partner whose objects are read to the end, and whose tombstones go round.
     recall = RoutedServer({"/objects/": b'{"more": false}', "/tombstones/": b'{"more": true, "tombstones": [], '
                                                                            b'"deleted_last": 5, "withdrawn_last": 5}'})
@@ -118,6 +120,7 @@ def test_one_bad_partner_does_not_stop_the_others(tmp_path: Path, store_url: str
         jp.cli_json("partners", "add", "CIRCLE", "--url", circle.url, "--map", "shared=c:pull", "--token", "t")
         jp.cli_json("partners", "add", "STALL", "--url", stall.url, "--map", "shared=c:pull", "--token", "t")
         jp.cli_json("partners", "add", "RECALL", "--url", recall.url, "--map", "shared=c:pull", "--token", "t")
+        jp.cli_json("partners", "add", "STUCK", "--url", stuck.url, "--map", "shared=c:pull", "--token", "t")
         # Files that vanish after the partner was added make the TLS setup itself raise (not a partner error).
         cert, key = tmp_path / "c.pem", tmp_path / "c.key"
         _client_pair(cert, key)  # usable when added (partners add checks them), gone by the sync
@@ -142,10 +145,17 @@ def test_one_bad_partner_does_not_stop_the_others(tmp_path: Path, store_url: str
         for name in ("CIRCLE", "STALL", "RECALL"):
             assert "go round in a circle" in runs[name]["error"], runs[name]
             assert runs[name]["pages"] == 1  # one page of objects, then a page came again: stopped
+        assert "gave neither next nor X-TAXII-Date-Added-Last" in runs["STUCK"]["error"]
         assert "FileNotFoundError" in runs["CERTLESS"]["error"]
         assert "printable ASCII" in runs["ACCENT"]["error"]
         assert "unreadable" in runs["CORRUPT"]["error"]
         assert len(jp.versions()) == 2
+        # Every failure names its partner, whatever raised it: the client, the walk or the configuration.
+        assert all(r["error"].startswith(f"{name}: ") for name, r in runs.items() if name != "UK"), runs
+        alone = jp.cli("sync", "STUCK", check=False)
+        assert alone.stderr == "kizuna sync: 1 of 1 partners failed; the first: STUCK: the partner said more=true " \
+                               "but gave neither next nor X-TAXII-Date-Added-Last\n", alone.stderr
+        assert alone.stdout.startswith("STUCK: pulled 0 new") and "; FAILED: the partner said" in alone.stdout
 
         listed = {p["name"]: p for p in jp.cli_json("partners", "list")["partners"]}
         assert listed["UK"]["status"]["state"] == "ok" and listed["UK"]["status"]["last_success"]
@@ -158,6 +168,7 @@ def test_one_bad_partner_does_not_stop_the_others(tmp_path: Path, store_url: str
         assert "config_error" in listed["CORRUPT"] and "config_error" in listed["ACCENT"]
         text = jp.cli("partners", "list").stdout
         assert "last error: GARBAGE" in text and "next attempt" in text
+        assert "last error: STUCK: the partner said more=true" in text
 
         # The scheduled worker goes the same way: a new version from UK arrives in spite of the others.
         uk.post(indicator(uk.identity))
@@ -178,7 +189,7 @@ def test_one_bad_partner_does_not_stop_the_others(tmp_path: Path, store_url: str
     finally:
         jp.stop()
         uk.stop()
-        for server in (garbage, circle, stall, recall):
+        for server in (garbage, circle, stall, recall, stuck):
             server.close()
 
 
