@@ -292,10 +292,9 @@ class FederationState:
                     "received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     provenance,
                 )
-            if quarantine:
-                self._quarantine(cur, quarantine)
+            quarantined = self._quarantine(cur, quarantine)
             self._save_cursor(cur, cursor, position)
-        return PageCommit(added, duplicates, len(quarantine), redacted, upgraded, report.normalisation_count,
+        return PageCommit(added, duplicates, quarantined, redacted, upgraded, report.normalisation_count,
                           [[n.object_id, n.field, n.old, n.new] for n in report.normalisations])
 
     @staticmethod
@@ -316,12 +315,35 @@ class FederationState:
         return "conflict"
 
     @staticmethod
-    def _quarantine(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
-        cur.executemany(
-            "INSERT INTO fed_quarantine (partner, remote_collection, local_collection, stix_id, version, "
-            "reason, body, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+    def _quarantine(cur: Any, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Quarantine the entries not quarantined already; returns how many were new.
+
+        An entry is the same when the same partner sent the same bytes for the same id and version from the same
+        remote collection into the same local one: a partner whose pull position cannot move past a page (it
+        sends no X-TAXII-Date-Added-Last) serves its poison objects again at every sync, and they are kept once.
+        """
+        new: list[tuple[Any, ...]] = []
+        seen: set[tuple[Any, ...]] = set()
+        for row in rows:
+            partner, remote, local, stix_id, version, _, body, _ = row
+            key = (partner, remote, local, stix_id or "", version or "", body)
+            if key in seen:
+                continue
+            seen.add(key)
+            cur.execute(
+                "SELECT body FROM fed_quarantine WHERE partner = ? AND remote_collection = ? AND local_collection = ? "
+                "AND COALESCE(stix_id, '') = ? AND COALESCE(version, '') = ?",
+                key[:5],
+            )
+            if not any((bytes(found[0]) if found[0] is not None else None) == body for found in cur.fetchall()):
+                new.append(row)
+        if new:
+            cur.executemany(
+                "INSERT INTO fed_quarantine (partner, remote_collection, local_collection, stix_id, version, "
+                "reason, body, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                new,
+            )
+        return len(new)
 
     def quarantine(self, source: Source, local_collection: str, entries: Sequence[QuarantineEntry]) -> None:
         at = now_micros()

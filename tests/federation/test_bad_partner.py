@@ -20,6 +20,7 @@ from tests.federation.helpers import (
     indicator,
     make_fed_node,
     poll,
+    sync,
     taxii_http,
     write_sql,
 )
@@ -203,3 +204,27 @@ def test_stored_secret_check_matches_add(tmp_path: Path, option: str) -> None:
                        "token" if option == "--token" else "basic_auth": "u:\u00e9"})
     with pytest.raises(ConfigProblem, match="stored configuration is invalid"):
         PartnerConfig.from_json(text)
+
+
+def test_poison_objects_are_quarantined_once_though_the_partner_serves_them_every_sync(
+        tmp_path: Path, store_url: str) -> None:
+    """A last page without X-TAXII-Date-Added-Last leaves the pull nowhere to move past it: the partner serves the
+    same page at every sync. Its valid versions come again as duplicates, and its poison objects are quarantined
+    once, not again at every sync (docs/federation.md, poison objects)."""
+    jp = make_fed_node(tmp_path, "JP", "JPN", store_url=store_url)
+    good = indicator("identity--8e2e2d2b-17d4-4cbd-938e-3b7a8d1b0a01")
+    poison = [{"type": "indicator", "spec_version": "2.1", "id": "indicator--5b1d2f8e-4c1a-4f7e-9a55-0f6e7d2c3b10"},
+              {"type": "malware", "spec_version": "2.1", "id": "malware--0c3e8a61-2b3d-4e8f-a1c4-5d6e7f8a9b20",
+               "created": "not a timestamp", "modified": "not a timestamp", "name": "x", "is_family": False}]
+    page = json.dumps({"more": False, "objects": [*good, *poison]}).encode()
+    partner = RoutedServer({"/objects/": page})  # no date headers; tombstones unknown (404): not a Kizuna node
+    try:
+        jp.cli_json("partners", "add", "HEADERLESS", "--url", partner.url, "--map", "shared=c:pull", "--token", "t")
+        runs = [sync(jp, "HEADERLESS")["runs"][0] for _ in range(3)]
+        assert [(r["error"], r["pulled"], r["duplicates"], r["quarantined"]) for r in runs] == [
+            (None, 1, 0, 2), (None, 0, 1, 0), (None, 0, 1, 0)]
+        shown = jp.cli_json("partners", "show", "HEADERLESS")
+        assert shown["status"]["quarantined"] == 2
+        assert sorted(q["id"] for q in shown["quarantine"]) == sorted(p["id"] for p in poison)
+    finally:
+        partner.close()
