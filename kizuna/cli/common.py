@@ -137,6 +137,15 @@ def split_values(values: tuple[str, ...]) -> list[str] | None:
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
+def given_values(option: str, values: tuple[str, ...], hint: str = "") -> list[str] | None:
+    """:func:`split_values`, refusing an option given with nothing but empty values: taking it as absent would
+    keep the old value, and taking it as empty would clear it, both as if the change asked for were made."""
+    found = split_values(values)
+    if values and not found:
+        raise CliError(f"{option} needs at least one value{hint}, not an empty one", code="usage")
+    return found
+
+
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON object on standard output (errors too).")
 

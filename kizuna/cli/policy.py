@@ -14,11 +14,13 @@ from kizuna.cli.common import (
     CliError,
     Toggle,
     emit,
+    given_values,
     json_option,
     node_of,
     split_values,
     tlp_level,
 )
+from kizuna.core.node import Node
 from kizuna.core.policy_source import agreement_body, options_to_json
 from kizuna.policy import Agreement, TlpLevel, relayed_amber_reach
 
@@ -56,12 +58,11 @@ def agreements_set(
 ) -> None:
     """Create an agreement or store a new version of it (unset options keep their current value)."""
 
-    for option, given in (("--collections", collections), ("--producers", producers)):
-        if given and not split_values(given):
-            # An agreement that covers no collection or releases no producer shares nothing; keeping the old
-            # value instead would look like the change was made.
-            raise CliError(f"{option} needs at least one value (an id, or * for all), not an empty one", code="usage")
+    # An agreement that covers no collection or releases no producer shares nothing.
+    listed_collections = given_values("--collections", collections, " (an id, or * for all)")
+    listed_producers = given_values("--producers", producers, " (an id, or * for all)")
     node = node_of(ctx)
+    entry_notes = _partner_entry_notes(node, partner, agreement_id)  # refused before anything is stored
     current = node.policy.agreement(agreement_id)
     if current is None and partner is None:
         raise CliError(f"a new agreement needs --partner ({agreement_id!r} does not exist)", code="usage")
@@ -70,8 +71,8 @@ def agreements_set(
         found = node.store.get_organisation(partner)
         base = replace(base, partner=found.id if found else partner)
     settings: dict[str, Any] = {
-        "collections": split_values(collections) or sorted(base.collections),
-        "producers": split_values(producers) or sorted(base.producers),
+        "collections": listed_collections or sorted(base.collections),
+        "producers": listed_producers or sorted(base.producers),
         "max_tlp": TlpLevel.from_token(max_tlp) if max_tlp else base.max_tlp,
         "releasability": split_values(releasability) if releasability else sorted(base.releasability),
         "anonymise_producer": base.anonymise_producer if anonymise_producer is None else anonymise_producer,
@@ -80,7 +81,7 @@ def agreements_set(
         else amber_to_clients,
     }
     stored = node.set_agreement(agreement_id, partner or base.partner, **settings)
-    notes = []
+    notes: list[str] = []
     reach = relayed_amber_reach(stored, node.policy.context())
     if reach in ("peer", "withheld"):
         # TLP 2.0 lets a recipient pass AMBER on to its own organisation and its clients only, so the visibility
@@ -100,9 +101,32 @@ def agreements_set(
                          "not a client of this node's organisation: TLP 2.0 lets AMBER go on only to the "
                          f"recipient's clients (kizuna policy org {shlex.quote(name)} --client-of {patron} "
                          "makes it one)")
+    notes += entry_notes
     emit(as_json, {**_agreement_json(stored), "notes": notes},
          f"Agreement {stored.agreement_id} is now version {stored.version}"
          + "".join(f"\nnote: {note}" for note in notes))
+
+
+def _partner_entry_notes(node: Node, partner: str | None, agreement_id: str) -> list[str]:
+    """Refuse a ``node:<name>`` that can name no partner entry (empty, not a partner name, or another case of an
+    existing one); note one that names no partner entry yet (`partners add NAME --agreement ID` binds it, and
+    needs the agreement first)."""
+    if partner is None or not partner.startswith("node:"):
+        return []
+    from kizuna.federation.config import partner_name_problem  # the federation room, only for node:<name>
+    from kizuna.federation.state import FederationState
+
+    name = partner.removeprefix("node:")
+    if (problem := partner_name_problem(name)) is not None:
+        raise CliError(f"--partner {partner}: {problem}", code="usage")
+    known = FederationState(node.store).partner_names()
+    if name in known:
+        return []
+    if (other := next((k for k in known if k.casefold() == name.casefold()), None)) is not None:
+        raise CliError(f"--partner {partner}: no partner entry {name!r}; the partner entry is {other!r} "
+                       f"(give --partner node:{other})", code="usage")
+    return [f"no partner entry {name!r} yet: the agreement applies once `kizuna partners add {name} … "
+            f"--agreement {shlex.quote(agreement_id)}` adds one (`kizuna partners list` shows the partner entries)"]
 
 
 @agreements.command("remove")
@@ -165,7 +189,7 @@ def agreements_show(ctx: click.Context, agreement_id: str, as_json: bool) -> Non
 
     history = node_of(ctx).agreement_history(agreement_id)
     if not history:
-        raise CliError(f"no agreement {agreement_id!r}")
+        raise CliError(f"no agreement {agreement_id!r}", code="not-found")  # as `agreements remove` says it
     payload = {"id": agreement_id, "versions": [_agreement_json(a) for a in history]}
     node = node_of(ctx)
     names = {o.id: o.name for o in node.store.list_organisations()}
@@ -181,7 +205,8 @@ def agreements_show(ctx: click.Context, agreement_id: str, as_json: bool) -> Non
         f"  collections:    {named(a.collections)}\n  producers:      {named(a.producers)}\n"
         f"  max TLP:        {a.max_tlp.label}\n  releasability:  {named(a.releasability)}\n"
         f"  anonymise producer: {'yes' if a.anonymise_producer else 'no'}; sightings flow back: "
-        f"{'yes' if a.sightings_flow_back else 'no'}" for a in history)
+        f"{'yes' if a.sightings_flow_back else 'no'}; AMBER to clients: "
+        f"{'yes' if a.amber_extends_to_clients else 'no'}" for a in history)
     emit(as_json, payload, text)
 
 
@@ -214,15 +239,20 @@ def policy_communities(ctx: click.Context, communities: tuple[str, ...], share_w
 @policy.command("org")
 @click.argument("organisation")
 @click.option("--community", "communities", multiple=True, help="Communities it belongs to (repeatable).")
+@click.option("--no-communities", "no_communities", is_flag=True, help="It belongs to no community.")
 @click.option("--client-of", "client_of", multiple=True, help="Organisations it is a client of.")
 @json_option
 @click.pass_context
-def policy_org(ctx: click.Context, organisation: str, communities: tuple[str, ...],
+def policy_org(ctx: click.Context, organisation: str, communities: tuple[str, ...], no_communities: bool,
                client_of: tuple[str, ...], as_json: bool) -> None:
     """Set an organisation's communities and patrons (unset options keep their value)."""
 
+    # An empty name is refused as `policy communities ""` refuses it: --no-communities says "none" on purpose.
+    names = given_values("--community", communities, " (a community name; --no-communities for none)")
+    if no_communities and names:
+        raise CliError("give --community names or --no-communities, not both", code="usage")
     node = node_of(ctx)
-    groups = node.set_organisation_groups(organisation, split_values(communities), split_values(client_of))
+    groups = node.set_organisation_groups(organisation, [] if no_communities else names, split_values(client_of))
 
     def name(org_id: str) -> str:  # listings name organisations; --json keeps their ids
         found = node.store.get_organisation(org_id)

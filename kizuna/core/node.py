@@ -531,6 +531,10 @@ class Node:
             missing = [ref for ref, o in zip(client_of, found, strict=True) if o is None]
             if missing:
                 raise AdminError(f"no organisation {missing[0]!r}")
+            if any(o is not None and o.id == org.id for o in found):
+                # TLP:AMBER that reaches a recipient's clients would reach the recipient itself: nothing changes,
+                # and the listing would say it is its own client.
+                raise AdminError(f"--client-of: {org.name!r} cannot be a client of itself")
             patrons = tuple(sorted(o.id for o in found if o is not None))
         groups = OrganisationGroups(
             org.id, tuple(sorted(set(communities))) if communities is not None else current.communities, patrons

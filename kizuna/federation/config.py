@@ -39,6 +39,15 @@ def is_collection_ref(text: str) -> bool:
     return bool(text) and printable_ascii(text) and not any(char in text for char in "/?#%")
 
 
+def partner_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a partner entry, or None. A partner's name goes into cursors, audit records,
+    ``node:<name>`` agreements and URLs of the console: ASCII, as a host name."""
+    if _NAME.match(name):
+        return None
+    return (f"partner name {name!r} must be 1 to 64 ASCII letters, digits, '.', '_' or '-', starting with a letter "
+            "or digit")
+
+
 def check_credentials(token: str | None, basic: str | None) -> None:
     """A bearer token or basic credentials that can be sent in an HTTP header (refused here, not mid-sync)."""
     if token and basic:
@@ -48,6 +57,9 @@ def check_credentials(token: str | None, basic: str | None) -> None:
                             "non-breaking space)")
     if basic is not None and (":" not in basic or not printable_ascii(basic)):
         raise ConfigProblem("basic credentials must read user:password, printable ASCII without spaces")
+    if basic is not None and "" in basic.partition(":")[::2]:
+        raise ConfigProblem("basic credentials must read user:password with neither the user nor the password "
+                            "empty")
 
 
 def check_http_url(url: str, option: str) -> None:
@@ -111,12 +123,12 @@ class CollectionMapping:
     @classmethod
     def parse(cls, text: str) -> CollectionMapping:
         """``LOCAL=REMOTE[:pull|push|both]`` (pull when no direction is given)."""
-        pair, _, direction = text.partition(":")
+        pair, colon, direction = text.partition(":")
         local, sep, remote = pair.partition("=")
         if not sep or not local or not remote:
             raise ConfigProblem(f"mapping {text!r} must read LOCAL=REMOTE[:pull|push|both]")
-        try:
-            return cls(local, remote, Direction(direction or "pull"))
+        try:  # a ':' with nothing after it is a direction left out by mistake, not a pull
+            return cls(local, remote, Direction(direction if colon else "pull"))
         except ValueError:
             raise ConfigProblem(f"mapping {text!r}: direction must be pull, push or both") from None
 
@@ -149,10 +161,8 @@ class PartnerConfig:
     kind: str = TAXII
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
-            # A partner's name goes into cursors, audit records and URLs of the console: ASCII, as a host name.
-            raise ConfigProblem(f"partner name {self.name!r} must be 1 to 64 ASCII letters, digits, '.', '_' or '-', "
-                                "starting with a letter or digit (the organisation's own name goes in `--org`)")
+        if (problem := partner_name_problem(self.name)) is not None:
+            raise ConfigProblem(f"{problem} (the organisation's own name goes in `--org`)")
         if self.kind not in PARTNER_KINDS:
             raise ConfigProblem(f"partner kind {self.kind!r} must be one of {', '.join(PARTNER_KINDS)}")
         if self.kind == MISP_FEED:

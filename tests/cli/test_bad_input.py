@@ -312,6 +312,17 @@ NAMED_BUT_MISSING = [
     ("'Malware' is not a STIX type name", ("search", "ransomware", "--type", "Malware")),
     ("'TLP:AMBER' is not one of", ("search", "ransomware", "--tlp", "TLP:AMBER")),
     ("--label is empty", ("import", os.devnull, "--collection", PLAIN, "--label", " ")),  # not labels: [" "]
+    # not a pull mapping, nor credentials of nobody, taken as given
+    ("direction must be pull, push or both", ("partners", "add", "G", "--url", "https://p.example/main/", "--map",
+                                              f"{PLAIN}=r:", "--token", "t")),
+    ("neither the user nor the password empty", ("partners", "add", "G", "--url", "https://p.example/main/",
+                                                 "--map", f"{PLAIN}=r", "--basic", ":")),
+    # an agreement with a partner entry that no partner can ever be named
+    ("--partner node:: partner name '' must be", ("agreements", "set", "a2", "--partner", "node:")),
+    ("partner name '名前' must be", ("agreements", "set", "a2", "--partner", "node:名前")),
+    # not an organisation that is its own client, nor one whose communities an empty name empties
+    ("cannot be a client of itself", ("policy", "org", PLAIN, "--client-of", PLAIN)),
+    ("--community needs at least one value", ("policy", "org", PLAIN, "--community", "")),
 ]
 
 
@@ -324,6 +335,8 @@ def test_a_missing_or_empty_name_is_refused(world: World, expected: str, args: t
         said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
         assert expected in said
     assert "G" not in [p["name"] for p in kizuna_json(world.node, "partners", "list")["partners"]]
+    assert "a2" not in [a["id"] for a in kizuna_json(world.node, "agreements", "list")["agreements"]]
+    assert kizuna_json(world.node, "policy", "org", PLAIN)["client_of"] == []
 
 
 #: Numbers a command would take to its end before they break it (a lease that expires in 1e12 s no longer fits
@@ -426,6 +439,8 @@ def test_names_an_operator_would_read_as_one_are_refused(world: World) -> None:
                                  "--map", f"{PLAIN}=r", "--token", "t")),
         ("differ only in case", ("orgs", "create", PLAIN.upper(), "--country", "JPN")),
         ("may not start or end with spaces", ("orgs", "create", f" {PLAIN}-padded ", "--country", "JPN")),
+        # an agreement with the partner entry named in another case would bind no partner entry, ever
+        ("the partner entry is 'Case-Partner'", ("agreements", "set", "a3", "--partner", "node:case-partner")),
     ]
     for expected, args in refusals:
         for as_json in (False, True):

@@ -293,6 +293,13 @@ def test_agreements_list_names_the_partner_organisation(sqlite_node: Path) -> No
     shown = kizuna(sqlite_node, "agreements", "show", "uk-jp").stdout  # names, as the operator gave them
     assert "  partner:        JPCERT/CC\n" in shown and "  collections:    shared\n" in shown
     assert org["id"] not in shown and made["id"] not in shown and shown.startswith("uk-jp v1\n")
+    kizuna_json(sqlite_node, "agreements", "set", "uk-jp", "--amber-to-clients")
+    shown = kizuna(sqlite_node, "agreements", "show", "uk-jp").stdout  # every setting, --amber-to-clients too
+    assert "AMBER to clients: no\n" in shown and shown.endswith("AMBER to clients: yes\n")
+    # An agreement that is not there is not-found for show as for remove, whatever the command.
+    for command in ("show", "remove"):
+        nosuch = kizuna(sqlite_node, "agreements", command, "nosuch", "--json", check=False)
+        assert (nosuch.returncode, json.loads(nosuch.stdout)["error"]["code"]) == (1, "not-found"), command
 
 
 def test_policy_org_names_the_organisations_it_groups(sqlite_node: Path) -> None:

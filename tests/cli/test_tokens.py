@@ -260,7 +260,8 @@ def test_an_agreement_releasing_other_producers_amber_says_where_it_goes(node: N
     assert kizuna_json(data, "agreements", "set", "uk-jp-amber", "--producers", "*")["notes"] == []
     # A peer node is no organisation: the note names what decides, the organisation of its partner entry.
     peer = kizuna_json(data, "agreements", "set", "uk-peer", "--partner", "node:peer", "--max-tlp", "amber")
-    assert len(peer["notes"]) == 1 and "node:peer" in peer["notes"][0] and "(--org)" in peer["notes"][0]
+    assert len(peer["notes"]) == 2 and "node:peer" in peer["notes"][0] and "(--org)" in peer["notes"][0]
+    assert peer["notes"][1].startswith("no partner entry 'peer' yet")  # `partners add peer --agreement` binds it
     # This node's own organisation is the recipient: nothing relayed stops for it, so there is nothing to say.
     assert kizuna_json(data, "agreements", "set", "uk-own", "--partner", "NCSC UK", "--max-tlp", "amber")["notes"] == []
     assert kizuna_json(data, "agreements", "set", "uk-jp-green", "--partner", "JPCERT/CC",

@@ -154,6 +154,7 @@ def test_a_url_that_is_not_one_fails_in_one_line(url: str) -> None:
 @pytest.mark.parametrize("args,said", [
     (("--token", "kz_caf\u00e9"), "the token must be printable ASCII"),
     (("--basic", "nocolon"), "basic credentials must read user:password"),
+    (("--basic", ":"), "neither the user nor the password empty"),
     (("--token", "t", "--basic", "u:p"), "not both"),
     (("--write", ""), "--write '': give the id or alias of a collection"),
     (("--write", "a/b"), "--write 'a/b': give the id or alias of a collection"),
