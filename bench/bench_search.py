@@ -21,8 +21,8 @@ and with indexing switched off (a no-op index in place of the backend's), altern
 
 Each backend runs in its own child process, whose peak RSS is reported. One JSON line at the end.
 
-    /work/main/.venv/bin/python -m bench.bench_search [--objects 1000000] [--repeats 20] [--json]
-    /work/main/.venv/bin/python -m bench.bench_search --objects 100000 --backends sqlite --json
+    python -m bench.bench_search [--objects 1000000] [--repeats 20] [--json]
+    python -m bench.bench_search --objects 100000 --backends sqlite --json
 """
 
 from __future__ import annotations
