@@ -212,8 +212,16 @@ def partners_show(ctx: click.Context, name: str, as_json: bool) -> None:
         arrows = {"pull": "<-", "push": "->", "both": "<->"}  # which way the objects go
         lines += [f"  {m.direction.value:<4} {m.local} {arrows[m.direction.value]} {m.remote}"
                   for m in partner.mappings]
+    # Each cursor as docs/federation.md names it (pull, push, push-terms, …): where the next run goes on from.
+    lines += [f"  cursor {c['direction']:<11} {c['local_name'] or c['local']} ~ {c['remote']}: "
+              f"{_shortened(c['position'])} (updated {c['updated'] or 'never'})" for c in payload["cursors"]]
     lines += [f"  quarantined: {q['id'] or '?'} {q['version'] or ''}: {q['reason']}" for q in payload["quarantine"]]
     emit(as_json, payload, "\n".join(lines))
+
+
+def _shortened(text: str, width: int = 100) -> str:
+    """A cursor's position on one line: a pull position or a terms digest whole, a long ``next`` token cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @partners.command("remove")

@@ -107,6 +107,13 @@ def test_push_never_echoes_and_never_forwards_amber_strict(mesh: dict[str, FedNo
     to_au = sync(jp, "AU-push")["runs"][0]
     to_uk = sync(jp, "UK-push")["runs"][0]
     assert to_au["error"] is None and to_uk["error"] is None
+    # The text form shows the cursors, as --json does: the push mark and the push terms, by name and position.
+    shown = jp.cli_json("partners", "show", "AU-push")
+    text = jp.cli("partners", "show", "AU-push").stdout
+    assert {c["direction"] for c in shown["cursors"]} >= {"push", "push-terms"}
+    for cursor in shown["cursors"]:
+        assert (f"  cursor {cursor['direction']:<11} shared ~ {au.collection}: {cursor['position']} "
+                f"(updated {cursor['updated']})") in text, text
 
     on_au = {sid for sid, _ in au.versions()}
     assert clear[0]["id"] in on_au  # forwarded onward: TLP:CLEAR may travel
