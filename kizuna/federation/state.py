@@ -330,10 +330,12 @@ class FederationState:
             if key in seen:
                 continue
             seen.add(key)
+            # By partner and id (schema step 27's index); an entry without an id is rare (a body that was no object).
+            named = "stix_id = ?" if stix_id else "COALESCE(stix_id, '') = ?"
             cur.execute(
-                "SELECT body FROM fed_quarantine WHERE partner = ? AND remote_collection = ? AND local_collection = ? "
-                "AND COALESCE(stix_id, '') = ? AND COALESCE(version, '') = ?",
-                key[:5],
+                f"SELECT body FROM fed_quarantine WHERE partner = ? AND {named} AND remote_collection = ? "
+                "AND local_collection = ? AND COALESCE(version, '') = ?",
+                (partner, key[3], remote, local, key[4]),
             )
             if not any((bytes(found[0]) if found[0] is not None else None) == body for found in cur.fetchall()):
                 new.append(row)

@@ -275,6 +275,10 @@ MIGRATIONS: list[tuple[int, str]] = [
     # language-content objects of the reports it lists by their object_ref; existing ones by its backfill.
     (25, ""),
     # Step 27: the kept copies of deleted versions are looked up by id too: a reference to an object deleted
-    # from the collection stays hidden from a reader who could not see it (core/visibility.py).
-    (27, "CREATE INDEX fed_withdrawn_id ON fed_withdrawn (collection_pk, stix_id)"),
+    # from the collection stays hidden from a reader who could not see it (core/visibility.py). A quarantined
+    # object is looked up by partner and id before another copy of it is kept (federation/state.py).
+    (27, """
+        CREATE INDEX fed_withdrawn_id ON fed_withdrawn (collection_pk, stix_id);
+        CREATE INDEX fed_quarantine_id ON fed_quarantine (partner, stix_id)
+        """),
 ]
