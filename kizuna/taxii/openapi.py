@@ -293,6 +293,9 @@ _PATHS: dict[str, Any] = {
         "description": "OpenAPI 3.1", "content": {_JSON: {"schema": {"type": "object"}}}}}, secured=False)},
     "/": {"get": _operation("Redirect to the console", "console", {"307": {"description": "to /console/"}},
                             secured=False)},
+    "/favicon.ico": {"get": _operation(
+        "No icon here (console pages name their own): 404, not a redirect to a TAXII API root", "console",
+        {"404": {"description": "absent"}}, secured=False)},
     "/console/": _page("Dashboard"),
     "/console/sign-in": {**_page("Sign-in form"), **_page("Sign in with a token", "post", form=True)},
     "/console/sign-out": _page("Sign out", "post", form=True),
