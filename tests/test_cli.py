@@ -128,10 +128,10 @@ def test_admin_errors_are_one_line_messages(data_dir: Path) -> None:
 def test_demo_loads_attributed_public_content(tmp_path: Path) -> None:
     info = kizuna_json(tmp_path / "demo", "demo", "--no-serve")
     counts = {c["alias"]: c["objects"] for c in info["collections"]}
-    # 320 OASIS examples plus the three OASIS TLP 2.0 objects their TLP 1.0 markings now point to; the
-    # library's 11 items and translations plus the TLP:CLEAR marking and its extension the node adds.
-    assert counts == {"attack-ics": 1826, "oasis-examples": 323, "library": 13}
+    # 320 OASIS examples (one TLP 1.0 definition becoming an OASIS TLP 2.0 one) plus the five OASIS TLP 2.0
+    # definitions and their extension the node adds; the library's 11 items and translations plus the same six.
+    assert counts == {"attack-ics": 1826, "oasis-examples": 325, "library": 17}
     assert info["token"].startswith("kz_")
     again = kizuna_json(tmp_path / "demo", "demo", "--no-serve")
-    assert {c["objects"] for c in again["collections"]} == {1826, 323, 13}
+    assert {c["objects"] for c in again["collections"]} == {1826, 325, 17}
     assert again["token"] != info["token"]

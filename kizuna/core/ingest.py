@@ -370,8 +370,8 @@ def _ingest_batch(
 def _place_shipped_definitions(
     store: Store, collection_pk: int, ready: list[NewVersion], present: set[str]
 ) -> int:
-    """Store the OASIS TLP definitions (and their extension) that the batch refers to, if missing;
-    returns how many were added.
+    """Store the OASIS TLP definitions (all five, and their extension) when the batch refers to one, if
+    missing; returns how many were added.
 
     They go in before the objects that use them, so a client reading in date_added order can
     always resolve a marking reference.
@@ -383,7 +383,9 @@ def _place_shipped_definitions(
         if new.stix_id in LEVEL_BY_OASIS_ID:
             needed.add(new.stix_id)
     if needed:
-        needed.add(TLP2_EXTENSION_ID)
+        # All five levels at once, with their extension: a definition placed only when the first object of its
+        # level arrived told every reader when an object it may not see (TLP:RED, say) came into the collection.
+        needed = {*LEVEL_BY_OASIS_ID, TLP2_EXTENSION_ID}
     needed -= present
     if not needed:
         return 0

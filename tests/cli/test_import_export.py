@@ -115,14 +115,15 @@ def test_import_report_separates_stored_duplicate_rejected_and_added_by_node(dat
     path = tmp_path / "mixed.json"
     path.write_text(json.dumps({"type": "bundle", "id": "bundle--1", "objects": [identity(0), marked, bad]}))
     first = json.loads(kizuna(data_dir, "import", str(path), "--collection", "in", "--json", check=False).stdout)
-    # The node adds the OASIS TLP:GREEN definition and the TLP 2.0 extension definition it refers to.
+    # The node adds the OASIS TLP 2.0 definitions, all five levels at once, and their extension definition: the
+    # TLP:GREEN one is referred to; placing only it would tell readers which levels the collection holds.
     assert (first["total"], first["stored"], first["duplicates"], first["rejected"], first["added_by_node"]) == \
-        (3, 2, 0, 1, 2)
+        (3, 2, 0, 1, 6)
     again = kizuna(data_dir, "import", str(path), "--collection", "in", check=False)
     assert again.returncode == 1  # the rejected object is still rejected
     assert "3 objects read: 0 stored, 2 already stored, 1 rejected" in again.stdout
     assert f"{path}:1: indicator--not-a-uuid:" in again.stdout
-    assert count_in(data_dir, "in") == 4
+    assert count_in(data_dir, "in") == 8
 
 
 def test_export_into_a_missing_directory_writes_nothing(data_dir: Path, tmp_path: Path) -> None:

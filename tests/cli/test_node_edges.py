@@ -194,15 +194,15 @@ def test_demo_loads_only_into_a_demo_node_unless_forced(tmp_path: Path, sqlite_n
     first = kizuna_json(demo, "demo", "--no-serve")
     counts = {c["alias"]: (c["objects"], c["read"], c["from_source"], c["added_by_node"]) for c in first["collections"]}
     # The OASIS examples' TLP 1.0 markings are normalised to the OASIS TLP 2.0 objects, which the node
-    # adds (three markings and their extension); one source marking becomes a copy of one of them.
-    assert counts == {"attack-ics": (1826, 1826, 1826, 0), "oasis-examples": (323, 320, 319, 4),
-                      "library": (13, 11, 11, 2)}
+    # adds (all five levels and their extension); one source marking becomes a copy of one of them.
+    assert counts == {"attack-ics": (1826, 1826, 1826, 0), "oasis-examples": (325, 320, 319, 6),
+                      "library": (17, 11, 11, 6)}
     again = kizuna_json(demo, "demo", "--no-serve")  # a demo node is reused
-    assert [c["objects"] for c in again["collections"]] == [1826, 323, 13] and again["token"] != first["token"]
+    assert [c["objects"] for c in again["collections"]] == [1826, 325, 17] and again["token"] != first["token"]
     # A later run counts what the collection holds now, and says the split is the loading run's.
     kizuna(demo, "objects", "delete", "course-of-action--19a283fa-ae6a-5f09-b15f-f78942800e22", "-c", "library")
     line = next(line for line in kizuna(demo, "demo", "--no-serve").stdout.splitlines() if "alias library" in line)
-    assert "12 objects now; an earlier run loaded: 11 of the 11 source objects + 2 OASIS" in line
+    assert "16 objects now; an earlier run loaded: 11 of the 11 source objects + 6 OASIS" in line
 
 
 def test_status_and_collection_list_show_aliases(sqlite_node: Path) -> None:

@@ -58,17 +58,17 @@ def test_first_pull_copies_every_version_byte_for_byte(pair: tuple[FedNode, FedN
     versioned = {k: v for k, v in on_uk.items() if not k[0].startswith("ipv4-addr")}
     assert {k: on_jp[k] for k in versioned} == versioned
     assert [b for k, b in on_jp.items() if k[0] == sco["id"]] == [orjson.dumps(sco)]
-    # The OASIS TLP definitions (and their extension) are placed by JP's own ingest, as for a POST; the
-    # partner's copies of them arrive as duplicates.
+    # The OASIS TLP definitions (all five levels, and their extension) are placed by JP's own ingest, as for a
+    # POST; the partner's copies of them arrive as duplicates.
     shipped = {k for k in on_uk if k[0].startswith(("marking-definition--", "extension-definition--"))}
-    assert len(shipped) == 2
-    assert run["pulled"] == len(on_uk) - 2 and run["duplicates"] == 2 and run["error"] is None
+    assert len(shipped) == 6
+    assert run["pulled"] == len(on_uk) - 6 and run["duplicates"] == 6 and run["error"] is None
     assert run["pages"] >= len(on_uk) // 7  # pages of 7
     # Each version received from UK records where it came from.
     rows = jp.sql("SELECT stix_id, partner, remote_collection FROM fed_provenance")
     # (An SCO's version is the date_added of each node, so ids are compared.)
     assert {sid for sid, _ in on_uk} - {sid for sid, _ in shipped} == {sid for sid, _, _ in rows}
-    assert len(rows) == len(on_uk) - 2
+    assert len(rows) == len(on_uk) - 6
     assert {(p, r) for _, p, r in rows} == {("UK", uk.collection)}
 
 

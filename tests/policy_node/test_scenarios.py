@@ -209,3 +209,24 @@ def test_a_write_cannot_probe_for_a_version_hidden_from_the_writer(world: World)
     # The node's version is untouched, and still hidden from the writer.
     assert [o["name"] for o in world.objects("writer", **{"match[id]": hidden["id"]})] == ["Scanner"]
     assert world.objects("jp_writer", **{"match[id]": hidden["id"]}) == []
+
+
+def test_a_hidden_object_places_no_definition_a_reader_could_see_arrive(world: World) -> None:
+    """The TLP definitions come into a collection all five at once, with the first object marked with any of
+    them: a TLP:RED definition placed when the first RED object arrived told every reader that (and when) an
+    object it may not see came in."""
+    fresh = world.core.create_collection("Fresh", alias=f"fresh-{uuid.uuid4().hex[:8]}")
+    _, secret = world.core.create_token("JPCERT/CC", read=[fresh.id], agreement="uk-jp")
+    world.node.tokens["fresh_reader"] = secret
+
+    def read_out() -> list[dict[str, Any]]:
+        answer = world.node.session("fresh_reader").get(world.node.collection_url(fresh.id) + "objects/")
+        assert answer.status_code == 200, answer.text
+        objects: list[dict[str, Any]] = answer.json().get("objects", [])
+        return objects
+
+    assert not world.core.import_objects(fresh, [sdo("indicator", world.uk, [GREEN])]).failures
+    seen = read_out()
+    assert {TLP2_IDS[level] for level in TLP2_IDS} <= {o["id"] for o in seen}
+    assert not world.core.import_objects(fresh, [sdo("indicator", world.uk, [RED])]).failures
+    assert read_out() == seen  # nothing of the RED object shows, not even a definition placed with it
