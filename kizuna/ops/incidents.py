@@ -21,6 +21,7 @@ from kizuna.core.errors import AdminError
 from kizuna.core.node import Node
 from kizuna.ops.reading import latest_objects, next_modified, stix_now, visible_ids
 from kizuna.ops.records import Operation
+from kizuna.policy.tlp import LEVEL_BY_ANY_ID, oasis_id
 
 INCIDENT_CORE = "extension-definition--ef765651-680c-498d-9894-99799f2fa126"
 #: The operators' words for an incident's progress, and the extension's investigation status for each.
@@ -30,6 +31,18 @@ _STATUS_OF = {value: key for key, value in _INVESTIGATION.items()}
 #: incident-determination-enum of the Incident Core Extension (section 4.1).
 DETERMINATIONS = ("suspected", "successful-attempt", "failed-attempt", "blocked", "low-value", "false-positive")
 CONTACT_FOR = "contact-for"
+
+
+def joint_markings(base: list[str], target: dict[str, Any]) -> list[str]:
+    """The markings of what the operation publishes about ``target``: its own and the target's together, so
+    only a reader who may see both sees it (an AMBER link to a RED indicator named the indicator to every
+    partner); of the TLP levels, the strictest alone."""
+    refs = list(dict.fromkeys([*base, *target.get("object_marking_refs", ())]))
+    levels = [LEVEL_BY_ANY_ID[ref] for ref in refs if ref in LEVEL_BY_ANY_ID]
+    if len(levels) < 2:
+        return refs
+    top = oasis_id(max(levels))
+    return [ref for ref in refs if ref not in LEVEL_BY_ANY_ID] + [top]
 
 
 def _base(node: Node, operation: Operation, kind: str) -> dict[str, Any]:
@@ -174,7 +187,12 @@ def link_incident(node: Node, operation: Operation, incident_id: str, targets: l
     missing = [target for target in wanted if target not in found]
     if missing:
         raise AdminError(f"no object {missing[0]!r} in the collections of {operation.name!r}")
+    markings: dict[str, list[str]] = {}
+    for collection_id in operation.collections.values():
+        for _, obj in latest_objects(node, node.find_collection(collection_id), ids=wanted):
+            markings[obj["id"]] = joint_markings(operation.marking_refs, obj)
     links = [{**_base(node, operation, "relationship"), "relationship_type": "related-to",
-              "source_ref": incident_id, "target_ref": target} for target in targets]
+              "source_ref": incident_id, "target_ref": target,
+              "object_marking_refs": markings.get(target, operation.marking_refs)} for target in targets]
     _store(node, operation, links)
     return links

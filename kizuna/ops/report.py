@@ -24,7 +24,16 @@ from kizuna.core.principal import NODE_ADMIN
 from kizuna.ops import activity
 from kizuna.ops.alerts import NOT_ACTIVITY, SHIFT_REPORT_MARK
 from kizuna.ops.arrivals import alerts_of, refresh
-from kizuna.ops.incidents import CONTACT_FOR, _base, _store, assigned_to, contacts_of, determination_of, status_of
+from kizuna.ops.incidents import (
+    CONTACT_FOR,
+    _base,
+    _store,
+    assigned_to,
+    contacts_of,
+    determination_of,
+    joint_markings,
+    status_of,
+)
 from kizuna.ops.reading import latest_objects
 from kizuna.ops.records import Operation
 from kizuna.ops.report_html import to_html
@@ -78,7 +87,9 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
         producers[names.get(producer, producer) if producer else words["unsigned"]] += count
     per_hour = period.per_hour
     contact_links = period.contact_links
-    alerts = alerts_of(node, operation, since)
+    # The report goes to every partner of the operation under its markings: an alert on an object marked
+    # beyond them (a TLP:RED indicator in an AMBER report) would name that object, and count it, to them all.
+    alerts = _within_markings(node, operation, alerts_of(node, operation, since))
     top = sightings.most_common(10)
     indicators = _names_of(node, operation, [ref for ref, _ in top])
     hours = {format_timestamp(hour * _HOUR_US)[:13]: count for hour, count in per_hour.items()}
@@ -207,3 +218,17 @@ def _names_of(node: Node, operation: Operation, ids: list[str]) -> dict[str, str
 
 def default_since() -> int:
     return now_micros() - 12 * 3600 * 1_000_000
+
+
+def _within_markings(node: Node, operation: Operation, alerts: list[Any]) -> list[Any]:
+    """The alerts whose objects carry no marking beyond the operation's own (``joint_markings`` adds none)."""
+    wanted = tuple(dict.fromkeys(a.object_id for a in alerts))
+    if not wanted:
+        return alerts
+    base = set(operation.marking_refs)
+    within: set[str] = set()
+    for collection_id in operation.collections.values():
+        for _, obj in latest_objects(node, node.find_collection(collection_id), ids=wanted):
+            if set(joint_markings(operation.marking_refs, obj)) == base:
+                within.add(obj["id"])
+    return [a for a in alerts if a.object_id in within]
