@@ -35,6 +35,7 @@ from kizuna.store.backup import (
     dump_postgres,
     install_sqlite,
     open_sqlite_copy,
+    other_sessions,
     postgres_snapshot,
     restore_postgres,
 )
@@ -169,6 +170,13 @@ def _restore(src: Path, data_dir: Path, store_url: str | None, force: bool,
     if not force:
         _refuse_to_replace(data_dir, url)
     if postgres:
+        # The serve lock guards a data directory; a server started from another directory on the same database
+        # holds none of it, but its connections show (the restore's own checks above closed theirs).
+        sessions = other_sessions(url)
+        if sessions:
+            raise BackupError(f"the database {url} has {sessions} other connection(s), such as a kizuna serve of "
+                              "another data directory: stop them before a restore, or they go on using the tables "
+                              "the restore replaces")
         restore_postgres(data, url)
         contents = _inspect_closing(open_store(url), progress)
     else:

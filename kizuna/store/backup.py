@@ -114,6 +114,20 @@ def dump_postgres(url: str, snapshot_id: str, dest: Path) -> None:
           f"--file={dest}", f"--dbname={url}"], "pg_dump")
 
 
+def other_sessions(url: str) -> int:
+    """How many other connections the database at ``url`` has now: a server holds some for as long as it
+    runs, whichever data directory it was started from."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=5, autocommit=True) as connection:
+            row = connection.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND pid <> pg_backend_pid()").fetchone()
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot connect to PostgreSQL at {url}: {exc}") from None
+    return int(row[0]) if row else 0
+
+
 def restore_postgres(dump: Path, url: str) -> None:
     """Load ``dump`` into the database at ``url`` in one transaction: all of it or, on failure, nothing.
 

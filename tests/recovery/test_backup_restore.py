@@ -189,6 +189,11 @@ def _restore_refuses_to_replace_a_node_and_a_damaged_backup(origin: FedNode, tmp
         elsewhere = kizuna(tmp_path / "fresh", "restore", str(copy), "--json", check=False)
         assert elsewhere.returncode == 1
         assert "already holds a Kizuna node" in json.loads(elsewhere.stdout)["error"]["message"]
+        # Forced from another directory, while the origin's server uses the database: its serve lock is not
+        # this directory's, but its connections are the database's.
+        forced = kizuna(tmp_path / "fresh", "restore", str(copy), "--force", "--json", check=False)
+        assert forced.returncode == 1, forced.stdout
+        assert "other connection(s)" in json.loads(forced.stdout)["error"]["message"]
         return
 
     restored = tmp_path / "restored"
