@@ -38,7 +38,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from kizuna.cli.common import CliError
+from kizuna.cli.common import CliError, check_port_free
 from kizuna.ops.games import NAME, SLUG, TICKETS
 from kizuna.ops.lookalikes import lookalikes_of
 from kizuna.policy.tlp import TlpLevel, oasis_id
@@ -94,13 +94,16 @@ class GamesDay:
                               capture_output=True, text=True, check=False)
         if done.returncode != 0:
             try:
-                reason = json.loads(done.stdout)["error"]
+                reason = str(json.loads(done.stdout)["error"]["message"])
             except (ValueError, KeyError, TypeError):
                 reason = (done.stderr.strip().splitlines() or ["no message"])[-1]
             raise CliError(f"the {node.role} node's `kizuna {' '.join(args[:2])}` failed: {reason}", code="games")
         return json.loads(done.stdout) if done.stdout.strip() else {}
 
     def start(self, node: GamesNode) -> None:
+        # Checked again now: the ports were free when the demo began, but another process may have taken one
+        # since, and this demo would then take that process's server for its own node's.
+        check_port_free("127.0.0.1", node.port)
         log = (node.data_dir / "serve.log").open("ab")
         node.process = subprocess.Popen(
             [sys.executable, "-m", "kizuna", "--data", str(node.data_dir), "serve", "--host", "127.0.0.1",

@@ -7,13 +7,17 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
+from kizuna.cli.common import CliError
+from kizuna.cli.games_nodes import GamesDay
 from tests.conftest import free_port, kizuna, kizuna_json
 from tests.web.conftest import untranslated
 
@@ -133,3 +137,16 @@ def test_the_games_demo_refuses_a_used_directory_and_shared_ports(tmp_path: Path
     assert clash.returncode != 0
     assert json.loads(clash.stdout)["error"]["message"] == "the three nodes need three different ports"
     assert not (tmp_path / "fresh").exists() and sorted(p.name for p in used.iterdir()) == ["notes.txt"]
+
+
+def test_a_node_whose_port_another_process_took_meanwhile_stops_the_demo(tmp_path: Path) -> None:
+    """The ports are checked when the demo begins; one taken later (another demo starting on it) used to be
+    knocked on and taken for this node's server, which had failed to bind: its tokens then went to the other."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        day = GamesDay(tmp_path / "games", {"host": port, "visitor": free_port(), "soc": free_port()}, lambda _: None)
+        with pytest.raises(CliError, match=f"cannot listen on 127.0.0.1:{port}: the port is already in use"):
+            day.start(day.host)
+        assert day.host.process is None  # no server was started to fail behind the other's
