@@ -45,6 +45,11 @@ def normalise_domain(text: str) -> str:
             raise AdminError(f"{text!r} is not a domain name such as tickets.example.org or 東京.example") from None
     if not _DOMAIN.match(domain):
         raise AdminError(f"{text!r} is not a domain name such as tickets.example.org")
+    if "xn--" in domain:
+        try:
+            idna.decode(domain)  # an A-label that is no punycode of a name: its lookalikes could not be made
+        except idna.IDNAError:
+            raise AdminError(f"{text!r} is not a domain name: an xn-- label that IDNA cannot read") from None
     return domain
 
 

@@ -46,6 +46,9 @@ def test_names_in_japanese_keep_their_own_key_and_domains_become_a_labels(node: 
         assert [a["value"] for a in added.added] == ["xn--1lqs71d.example"]
         with pytest.raises(AdminError, match="is not a domain name"):
             normalise_domain("xn--.example")
+        with pytest.raises(AdminError, match="an xn-- label that IDNA cannot read"):
+            normalise_domain("xn--zz.example")  # it was taken, and its lookalikes then failed as bad UTF-8
+        assert normalise_domain("XN--1lqs71d.example") == "xn--1lqs71d.example"
     finally:
         node.close()
 
