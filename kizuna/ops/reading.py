@@ -108,7 +108,8 @@ def since_micros(text: str | None) -> int | None:
         return None
     value = text.strip()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-    amount = whole_number(value[:-1]) if value[-1:] in units else None
+    # Any length of digits is a duration (one past the year 1 is refused below as out of range, not as no duration).
+    amount = whole_number(value[:-1], maximum=10**40) if value[-1:] in units else None
     if amount is not None:
         at = now_micros() - amount * units[value[-1]] * 1_000_000
         if at < FIRST_MICROS:

@@ -56,6 +56,8 @@ def test_names_in_japanese_keep_their_own_key_and_domains_become_a_labels(node: 
 def test_a_since_reaching_back_before_year_1_is_refused_not_an_internal_error() -> None:
     with pytest.raises(AdminError, match="--since '99999999999d' is out of range"):
         since_micros("99999999999d")
+    with pytest.raises(AdminError, match="--since '99999999999999999999h' is out of range"):
+        since_micros("99999999999999999999h")  # past 64 bits too: a duration out of range, not "no duration"
     assert since_micros("1000d") is not None
 
 
