@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kizuna.core.errors import BadRequest
-from kizuna.numerals import whole_number
+from kizuna.numerals import MAX_INT64, whole_number
 from kizuna.stix.timestamps import parse_timestamp
 from kizuna.stix.validation import is_type_name
 from kizuna.store.base import VersionSelector
@@ -163,7 +163,9 @@ def _parse_added_after(value: str) -> int:
 
 
 def _parse_limit(value: str) -> int:
-    limit = whole_number(value)
+    # A limit past 64 bits asks for everything, which a page gives as its largest (TAXII 2.1 §3.4: the server
+    # may use a smaller limit): not "no whole number".
+    limit = whole_number(value, maximum=10**40)
     if limit is None or limit < 1:
         raise BadRequest(f"limit {value!r} must be a whole number greater than 0")
-    return limit
+    return min(limit, MAX_INT64)
