@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -133,7 +133,12 @@ class Watchlist:
             return None
         if host is None:
             return None
-        return self.address(host) or self.domain(host)
+        hit = self.address(host) or self.domain(host)
+        if hit is None:
+            return None
+        # A URL is never the protected host itself: on it, the URL is contained in it (the rule named above),
+        # and what matched is the URL as written, not its host.
+        return replace(hit, rule="containment" if hit.rule == "exact" else hit.rule, value=value)
 
     def value(self, stix_type: str, text: str) -> Hit | None:
         if stix_type == "domain-name":

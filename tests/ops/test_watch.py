@@ -41,6 +41,8 @@ ipv6-addr    2001:db8:1::5                        containment  2001:db8::/32
 url          https://tickets.partner.example/buy  exact        https://tickets.partner.example/buy
 url          http://www.games2027.example/login   containment  games2027.example
 url          http://198.51.100.9/x                containment  198.51.100.0/24
+url          https://games2027.example/phish      containment  games2027.example
+url          http://203.0.113.7/pay               containment  203.0.113.7/32
 email-addr   press@games2027.example              exact        games2027.example
 """
 
@@ -49,6 +51,8 @@ email-addr   press@games2027.example              exact        games2027.example
 def test_values_meet_the_rule_they_should(stix_type: str, value: str, rule: str, asset: str) -> None:
     hit = WATCH.value(stix_type, value)
     assert hit is not None and (hit.rule, hit.asset) == (rule, asset)
+    if stix_type == "url":
+        assert hit.value == value  # the URL that matched, not only its host
 
 
 @pytest.mark.parametrize("stix_type,value", [
