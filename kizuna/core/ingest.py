@@ -84,35 +84,45 @@ class IngestReport:
         self.failures.append(entry)
         self.failure_positions.append(position)
 
-    def mask_hidden(self, hidden: Callable[[str, str], bool]) -> int:
-        """Answer for each stored version the writer may not see (``hidden(id, version)``) as for an absent one:
-        a conflict with it or a duplicate of it is a plain success, so a write cannot probe for hidden versions
-        (STIX 2.1 §3.6: one id and modified are one version, and the node holds it). How many were masked."""
-        masked = 0
+    def mask_hidden(self, hidden: Callable[[list[tuple[str, str]]], set[tuple[str, str]]]) -> int:
+        """Answer for each stored version the writer may not see (``hidden``: of some (id, version), those) as
+        for an absent one: a conflict with it or a duplicate of it is a plain success, so a write cannot probe for
+        hidden versions (STIX 2.1 §3.6: one id and modified are one version, and the node holds it). How many
+        were masked."""
+        def said(entry: dict[str, str], message: str) -> bool:
+            return entry.get("message", "").startswith(message)
+
+        asked = [(e["id"], e["version"]) for e in self.failures if said(e, _CONFLICT_MESSAGE)]
+        asked += [(e["id"], e["version"]) for e in self.successes if said(e, _DUPLICATE_MESSAGE)]
+        masked = hidden(asked) if asked else set()
+        if not masked:
+            return 0
+
+        def plain(entry: dict[str, str], message: str) -> dict[str, str]:
+            """The entry as an absent id's success: what ``message`` said of the stored version gone, notes kept."""
+            notes = entry["message"][len(message):].lstrip("; ")
+            return {"id": entry["id"], "version": entry["version"], **({"message": notes} if notes else {})}
+
+        def masks(entry: dict[str, str], message: str) -> bool:
+            return said(entry, message) and (entry["id"], entry["version"]) in masked
+
         failures: list[dict[str, str]] = []
         positions: list[int] = []
+        conflicts: list[dict[str, str]] = []
         for entry, position in zip(self.failures, self.failure_positions, strict=True):
-            message = entry.get("message", "")
-            if message.startswith(_CONFLICT_MESSAGE) and hidden(entry["id"], entry["version"]):
-                masked += 1
-                notes = message[len(_CONFLICT_MESSAGE):].lstrip("; ")
-                plain = {"id": entry["id"], "version": entry["version"]}
-                self.succeeded({**plain, "message": notes} if notes else plain)
+            if masks(entry, _CONFLICT_MESSAGE):
+                conflicts.append(entry)
             else:
                 failures.append(entry)
                 positions.append(position)
         self.failures, self.failure_positions = failures, positions
-        for entry in self.successes:
-            message = entry.get("message", "")
-            if message.startswith(_DUPLICATE_MESSAGE) and hidden(entry["id"], entry["version"]):
-                masked += 1
-                self.duplicate_count -= 1
-                notes = message[len(_DUPLICATE_MESSAGE):].lstrip("; ")
-                if notes:
-                    entry["message"] = notes
-                else:
-                    del entry["message"]
-        return masked
+        duplicates = [i for i, entry in enumerate(self.successes) if masks(entry, _DUPLICATE_MESSAGE)]
+        for i in duplicates:
+            self.successes[i] = plain(self.successes[i], _DUPLICATE_MESSAGE)
+        self.duplicate_count -= len(duplicates)
+        for entry in conflicts:
+            self.succeeded(plain(entry, _CONFLICT_MESSAGE))
+        return len(conflicts) + len(duplicates)
 
     def to_taxii(self) -> dict[str, Any]:
         status: dict[str, Any] = {

@@ -764,10 +764,14 @@ class Node:
         return page
 
     def _record_egress(self, viewer: Viewer, endpoint: Endpoint, page: Page | None, head: bool = False) -> None:
-        rows = [row for row, _ in page.items] if page else []
+        self.record_rows_served(viewer, endpoint, [row for row, _ in page.items] if page else [], head=head)
+
+    def record_rows_served(self, viewer: Viewer, endpoint: Endpoint, rows: Sequence[VersionRow], head: bool = False,
+                           delivered: bool = True) -> None:
+        """``record_served`` for stored rows: their ids, versions and, for content, TLP counts."""
         tlp = tlp_counts(rows) if rows and endpoint in (Endpoint.OBJECTS, Endpoint.OBJECT) else None
         self.record_served(viewer, endpoint, [row.stix_id for row in rows], [row.version for row in rows], tlp,
-                           method="HEAD" if head else None)
+                           method="HEAD" if head else None, delivered=delivered)
 
     def record_served(self, viewer: Viewer, endpoint: Endpoint, ids: list[str], versions: list[int],
                       tlp: dict[str, int] | None, method: str | None = None, delivered: bool = True) -> None:
@@ -851,22 +855,32 @@ class Node:
         self._purge_old_statuses()
         return report
 
-    def _hidden_from(self, principal: Principal, collection: Collection) -> Callable[[str, str], bool]:
-        """Whether a stored version (id, version as the object states it) is one ``principal`` may not see, by
-        the one visibility check; asked only of the conflicts and duplicates of a write."""
-        viewers: list[Viewer] = []  # compiled at the first question: most writes have no conflict to ask about
+    def _hidden_from(self, principal: Principal, collection: Collection
+                     ) -> Callable[[list[tuple[str, str]]], set[tuple[str, str]]]:
+        """Which stored versions (id, version as the object states it) ``principal`` may not see, by the one
+        visibility check: asked once a write, of its conflicts and duplicates together (a partner resending a
+        page is all duplicates), and not at all by a principal that sees everything."""
 
-        def hidden(stix_id: str, version: str) -> bool:
-            if not viewers:
-                viewers.append(self.viewer_for(principal, collection))
-            try:
-                wanted = parse_timestamp(version)
-                page = self.read(viewers[0], Endpoint.OBJECT, Filters(versions=_ALL), stix_id, audited=False)
-            except ValueError:
-                return False
-            except NotFound:
-                return True
-            return all(row.version != wanted for row, _ in page.items)
+        def hidden(wanted: list[tuple[str, str]]) -> set[tuple[str, str]]:
+            viewer = self.viewer_for(principal, collection)
+            if viewer.policy is None:
+                return set()
+            seen: set[tuple[str, int]] = set()
+            filters = Filters(ids=tuple(dict.fromkeys(i for i, _ in wanted)), versions=_ALL)
+            while True:
+                page = self.read(viewer, Endpoint.OBJECTS, filters, audited=False)
+                seen.update((row.stix_id, row.version) for row, _ in page.items)
+                if not page.more:
+                    break
+                filters = replace(filters, next=page.next)
+            found = set()
+            for stix_id, version in wanted:
+                try:
+                    if (stix_id, parse_timestamp(version)) not in seen:
+                        found.add((stix_id, version))
+                except ValueError:
+                    continue  # no version the node could hold under that text
+            return found
 
         return hidden
 

@@ -22,11 +22,9 @@ from typing import Any
 
 import orjson
 
-from kizuna.core.audit import tlp_counts
 from kizuna.core.errors import KizunaError
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.node import Node
-from kizuna.core.visibility import Viewer
 from kizuna.federation.client import PartnerError, RemotePage, TaxiiClient
 from kizuna.federation.config import DEFAULT_SCHEDULE_S, CollectionMapping, ConfigProblem, PartnerConfig
 from kizuna.federation.egress import may_send, partner_principal, select_for_partner
@@ -43,7 +41,7 @@ from kizuna.federation.state import (
 )
 from kizuna.policy.onward import same_node
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
-from kizuna.store.base import Collection, VersionQuery, VersionRow, VersionSelector
+from kizuna.store.base import Collection, VersionQuery, VersionSelector
 
 BACKOFF_BASE_S = 5.0
 BACKOFF_CAP_S = 3600.0
@@ -510,11 +508,6 @@ class Syncer:
                 return
 
     # -- push ------------------------------------------------------------------------
-    def _record_posted(self, viewer: Viewer, rows: list[VersionRow], delivered: bool) -> None:
-        tlp = tlp_counts(rows) if rows else None
-        self.node.record_served(viewer, Endpoint.OBJECTS, [row.stix_id for row in rows],
-                                [row.version for row in rows], tlp, delivered=delivered)
-
     def _push(
         self, client: TaxiiClient, partner: PartnerConfig, mapping: CollectionMapping, local: Collection,
         report: RunReport,
@@ -565,7 +558,7 @@ class Syncer:
                     status = client.post_objects(mapping.remote, b'{"objects":[' + b",".join(bodies) + b"]}")
                 answered = True
             finally:  # what was posted is egress, counted as shared only once the partner answered
-                self._record_posted(viewer, [row for row, _ in chosen], delivered=answered)
+                self.node.record_rows_served(viewer, Endpoint.OBJECTS, [row for row, _ in chosen], delivered=answered)
             if bodies:
                 refused = [f for f in status.get("failures", ()) if isinstance(f, dict)]
                 if refused:
