@@ -91,7 +91,7 @@ def check_tls_over_https(url: str, given: dict[str, object]) -> None:
     if named and url.lower().startswith("http://"):
         listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
         raise ConfigProblem(f"{listed} {'needs' if len(named) == 1 else 'need'} an https:// URL, not {url!r}: "
-                            "over http:// there is no TLS for them to act on")
+                            f"over http:// there is no TLS for {'it' if len(named) == 1 else 'them'} to act on")
 
 
 class ConfigProblem(ValueError):
