@@ -21,6 +21,7 @@ from kizuna.config import NodeConfig, absolute_store_url, default_store_url, loa
 from kizuna.core.audit import AuditLog, pack_served, tlp_counts
 from kizuna.core.bulk_import import gil_shared_sooner
 from kizuna.core.cursor import CursorCodec, load_key_ring, rotate_cursor_key
+from kizuna.core.elsewhere import OtherCollections
 from kizuna.core.errors import AdminError, Forbidden, NotFound, alias_in_several_roots
 from kizuna.core.feed_read import feed_items
 from kizuna.core.filters import Endpoint, Filters
@@ -562,8 +563,9 @@ class Node:
         self.store.bump_policy_generation()
         self.audit.record("policy-changed", NODE_ADMIN.key, {"options": orjson.loads(text)})
 
-    def viewer_for(self, principal: Principal, collection: Collection) -> Viewer:
-        """Compile the read policy for one principal and one collection (once per request)."""
+    def viewer_for(self, principal: Principal, collection: Collection, elsewhere: bool = True) -> Viewer:
+        """Compile the read policy for one principal and one collection (once per request). With ``elsewhere``, an
+        id the collection does not hold is decided by the node's other collections that hold it (core/elsewhere.py)."""
         ceiling = principal.tlp_ceiling
         if principal.is_admin and ceiling is None:
             return Viewer(principal, collection)  # the local operator holds the store itself
@@ -629,7 +631,12 @@ class Node:
             except IndexError:
                 return self.store.collection_change_stamp(collection.pk)
 
-        return Viewer(principal, collection, policy, lookup, relayed, stored_shapes, anything_relayed, change_stamp)
+        others = OtherCollections(
+            lambda: [c for c in self.store.list_collections() if c.pk != collection.pk],
+            lambda other: self.viewer_for(principal, other, elsewhere=False), self.store.held_ids,
+        ) if elsewhere else None
+        return Viewer(principal, collection, policy, lookup, relayed, stored_shapes, anything_relayed, change_stamp,
+                      others)
 
     def _relayed_from_partner(
         self, collection_pk: int, rows: Sequence[VersionRow], senders: frozenset[str] = frozenset(),

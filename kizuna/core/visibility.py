@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 import orjson
 
@@ -60,6 +60,15 @@ AnythingRelayed = Callable[[], bool]
 #: The (producer, markings) pairs and the markings of every version of a column-decided type the viewer's collection
 #: stores, when known (core/stored_shapes.py).
 StoredShapesOf = Callable[[], Summary | None]
+
+
+class Elsewhere(Protocol):
+    """The node's other collections, which decide an id the viewer's collection does not hold (core/elsewhere.py)."""
+
+    def exist(self) -> bool: ...
+    def decide(self, ids: Sequence[str]) -> dict[str, bool]: ...
+
+
 #: The viewer's collection's change stamp (``Store.collection_change_stamp``), read once per prefetched batch.
 ChangeStamp = Callable[[], Hashable]
 
@@ -73,14 +82,14 @@ class Viewer:
     """
 
     __slots__ = ("_anything_relayed", "_change_stamp", "_endpoints_whole", "_ends", "_kept", "_lookup",
-                 "_nothing_relayed", "_parsed", "_relayed_known", "_seen", "_visible_ids", "collection", "hidden",
-                 "policy", "principal", "readable", "redacted", "relayed", "stored_shapes")
+                 "_nothing_relayed", "_parsed", "_relayed_known", "_seen", "_visible_ids", "collection", "elsewhere",
+                 "hidden", "policy", "principal", "readable", "redacted", "relayed", "stored_shapes")
 
     def __init__(
         self, principal: Principal, collection: Collection, policy: ViewerPolicy | None = None,
         lookup: Lookup | None = None, relayed: Relayed | None = None,
         stored_shapes: StoredShapesOf | None = None, anything_relayed: AnythingRelayed | None = None,
-        change_stamp: ChangeStamp | None = None,
+        change_stamp: ChangeStamp | None = None, elsewhere: Elsewhere | None = None,
     ) -> None:
         self.principal = principal
         self.collection = collection
@@ -93,6 +102,8 @@ class Viewer:
         self.relayed = relayed
         self._anything_relayed = anything_relayed
         self._change_stamp = change_stamp
+        #: The node's other collections, asked of the ids this one does not hold (with a policy; None: not asked).
+        self.elsewhere = elsewhere
         #: While a batch is prefetched: the endpoint verdicts kept across pages for the collection as it is now.
         self._kept: dict[str, bool] | None = None
         #: The collection held no version from a partner node when the batch last prefetched was read (None: not
@@ -127,19 +138,21 @@ class Viewer:
         return known
 
     def resolve(self, ids: Iterable[str]) -> None:
-        """Decide, in one store query, whether each of ``ids`` is visible to this viewer."""
+        """Decide, in one store query, whether each of ``ids`` is visible to this viewer; an id the collection does
+        not hold is decided by the node's other collections that hold it (core/elsewhere.py)."""
         wanted = [i for i in dict.fromkeys(ids) if i not in self._visible_ids]
         if not wanted:
             return
         for object_id in wanted:
-            self._visible_ids[object_id] = True  # absent from the collection: not hidden
+            self._visible_ids[object_id] = True  # absent from the node: not hidden
         if self._lookup is None or self.policy is None:
             return
-        if self._whole_endpoints():
+        elsewhere = self.elsewhere if self.elsewhere is not None and self.elsewhere.exist() else None
+        passed: list[str] = []  # held here or nowhere, unasked: the shortcut below shows them whole if held here
+        if self.endpoints_whole():
             # An id names its object's type (validated at ingest, checked by the shapes' scan).
+            passed = [i for i in wanted if i.partition("--")[0] not in _UNDECIDED]
             wanted = [i for i in wanted if i.partition("--")[0] in _UNDECIDED]
-            if not wanted:
-                return
         kept = self._kept
         if kept is not None:
             known = self._visible_ids
@@ -147,9 +160,7 @@ class Viewer:
                 if object_id in kept:
                     known[object_id] = kept[object_id]
             wanted = [i for i in wanted if i not in kept]
-            if not wanted:
-                return
-        rows = self._lookup(wanted)
+        rows = self._lookup(wanted) if wanted else []
         seen: dict[str, bool] = {}
         stopping: list[VersionRow] = []  # visible by their markings, unless received from a partner node
         for row in rows:
@@ -174,11 +185,33 @@ class Viewer:
                 else:
                     seen.setdefault(row.stix_id, False)
         self._visible_ids.update(seen)
+        held = {row.stix_id for row in rows}
+        if elsewhere is not None:
+            absent = [i for i in wanted if i not in held]
+            if absent or passed:
+                self._decide_elsewhere(elsewhere, absent, passed)
         if kept is not None:
-            # Not kept: an id with a version at or above the relay floor, whose verdict hangs on provenance too.
+            # Not kept: an id with a version at or above the relay floor, whose verdict hangs on provenance too; and,
+            # while other collections may decide it, an id this one does not hold (they change apart from its stamp).
             floor = self.policy.relay_floor
             apart = {row.stix_id for row in rows if row.markings is not None and stops_onward(row.markings, floor)}
-            kept.update((i, self._visible_ids[i]) for i in wanted if i not in apart)
+            kept.update((i, self._visible_ids[i]) for i in wanted
+                        if i not in apart and (elsewhere is None or i in held))
+
+    def _decide_elsewhere(self, elsewhere: Elsewhere, absent: list[str], passed: list[str]) -> None:
+        """Hide each of ``absent`` (not held here) and ``passed`` (not asked here) that the node's other collections
+        hold and do not show this reader, unless, for ``passed``, this collection holds it."""
+        verdicts = elsewhere.decide(absent + passed)
+        hidden = {i for i, visible in verdicts.items() if not visible}
+        if not hidden:
+            return
+        unsure = [i for i in passed if i in hidden]
+        if unsure:
+            # Held here, it is decided here, and the shortcut shows every such id whole.
+            assert self._lookup is not None
+            hidden.difference_update(row.stix_id for row in self._lookup(unsure))
+        for object_id in hidden:
+            self._visible_ids[object_id] = False
 
     def _may_be_relayed(self, row: VersionRow) -> bool:
         """Whether ``row`` carries a TLP level that its arrival from a partner node would stop here for this viewer
@@ -205,7 +238,7 @@ class Viewer:
         if self.relayed is not None:
             self._nothing_relayed = None
 
-    def _whole_endpoints(self) -> bool:
+    def endpoints_whole(self) -> bool:
         """Whether every version stored in the collection, of a type the columns decide, is visible whole to this
         viewer: its (producer, markings) pair is served as stored (``stored_shapes``), or is whole and the relay
         rule has nothing to stop in this batch (the collection holds nothing from a partner node)."""
@@ -324,8 +357,10 @@ class Viewer:
             refs.extend(_references(obj))
         if refs and self._change_stamp is not None:
             # Read after the batch: a write since then moves the stamp, and the kept verdicts are not used.
-            self._kept = kept_endpoints(policy.column_verdicts, self._change_stamp())
-        if not refs or self._whole_endpoints():
+            # Kept apart while other collections exist: ids this one does not hold were kept before they did.
+            others = self.elsewhere is not None and self.elsewhere.exist()
+            self._kept = kept_endpoints(policy.column_verdicts, (self._change_stamp(), others))
+        if not refs or self.endpoints_whole():
             self.resolve(refs)  # every endpoint of a column-decided type is visible: nothing to weigh here
             return
         neighbours = {row.stix_id: row for row in rows if row.type not in REFERENCING_TYPES}

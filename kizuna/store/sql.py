@@ -966,6 +966,22 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
             return [(str(name), bytes(config) if not isinstance(config, str) else config.encode())
                     for name, config in cur.fetchall()]
 
+    def held_ids(self, collection_pks: Sequence[int], ids: Sequence[str]) -> set[tuple[int, str]]:
+        """(collection_pk, id) for each of ``ids`` that one of the collections holds, as a stored version or as the
+        kept copy of a deleted one: index probes only, no bodies (core/elsewhere.py asks it once per page)."""
+        held: set[tuple[int, str]] = set()
+        if not collection_pks or not ids:
+            return held
+        with self._read() as cur:
+            for start in range(0, len(ids), 500):
+                clause, params = self._in("stix_id", ids[start:start + 500])
+                within, pks = self._in("collection_pk", collection_pks)
+                for table in ("objects", "fed_withdrawn"):
+                    cur.execute(f"SELECT DISTINCT collection_pk, stix_id FROM {table} WHERE {within} AND {clause}",
+                                (*pks, *params))
+                    held.update((int(pk), str(stix_id)) for pk, stix_id in cur.fetchall())
+        return held
+
     def withdrawn_copies(self, collection_pk: int, ids: Sequence[str]) -> list[VersionRow]:
         """The kept copies of deleted versions of ``ids`` in a collection (``keep_withdrawn``)."""
         if not ids:

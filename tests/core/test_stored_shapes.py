@@ -53,7 +53,7 @@ def _refs(obj: dict[str, Any]) -> list[str]:
 def _shortcut(node: Node, principal: Principal, collection: Collection) -> bool:
     viewer = node.viewer_for(principal, collection)
     viewer.begin_batch()  # the shortcut holds for one batch of rows: relayed content may arrive between two
-    return viewer._whole_endpoints()
+    return viewer.endpoints_whole()
 
 
 def _ids(read: list[tuple[str, int, bytes]]) -> set[str]:

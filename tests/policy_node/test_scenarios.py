@@ -121,6 +121,23 @@ def test_relationship_to_a_hidden_object_is_hidden(world: World) -> None:
     assert set(after) == {visible["id"], report["id"]} and after[report["id"]]["object_refs"] == [visible["id"]]
 
 
+def test_a_reference_into_another_collection_is_decided_there(world: World) -> None:
+    # The object is kept only in a collection the reader has no grant to; its TLP:AMBER+STRICT hides it, and
+    # so what points at it from the shared collection (core/elsewhere.py), over the real TAXII read path.
+    hidden = sdo("indicator", world.uk, [AMBER_STRICT])
+    internal = world.core.create_collection("Internal", alias=f"internal-{uuid.uuid4().hex[:8]}")
+    assert not world.core.import_objects(internal, [hidden]).failures
+    visible = sdo("indicator", world.uk, [GREEN])
+    link = relationship(world.uk, visible["id"], hidden["id"], [GREEN])
+    report = sdo("report", world.uk, [GREEN], object_refs=[visible["id"], hidden["id"]])
+    world.node.post([visible, link, report])
+    ids = f"{visible['id']},{link['id']},{report['id']}"
+    seen = {o["id"]: o for o in world.objects("reader", **{"match[id]": ids})}
+    assert set(seen) == {visible["id"], report["id"]}
+    assert seen[report["id"]]["object_refs"] == [visible["id"]]
+    assert set(_ids(world.objects("writer", **{"match[id]": ids}))) == {visible["id"], link["id"], report["id"]}
+
+
 def test_hidden_objects_are_not_counted_and_give_no_more_tell(world: World) -> None:
     hidden = [sdo("indicator", world.uk, [AMBER_STRICT]) for _ in range(5)]
     shown = [sdo("indicator", world.uk, [GREEN]) for _ in range(2)]
