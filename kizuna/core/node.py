@@ -632,11 +632,15 @@ class Node:
                 return self.store.collection_change_stamp(collection.pk)
 
         others = OtherCollections(
-            lambda: [c for c in self.store.list_collections() if c.pk != collection.pk],
-            lambda other: self.viewer_for(principal, other, elsewhere=False), self.store.held_ids,
+            collection.pk, self.store.collection_change_stamps,
+            lambda pk: self.viewer_for(principal, self._collection_by_pk(pk), elsewhere=False),
+            self.store.held_ids, policy.column_verdicts,
         ) if elsewhere else None
         return Viewer(principal, collection, policy, lookup, relayed, stored_shapes, anything_relayed, change_stamp,
                       others)
+
+    def _collection_by_pk(self, pk: int) -> Collection:
+        return next(c for c in self.store.list_collections() if c.pk == pk)
 
     def _relayed_from_partner(
         self, collection_pk: int, rows: Sequence[VersionRow], senders: frozenset[str] = frozenset(),

@@ -66,6 +66,7 @@ class Elsewhere(Protocol):
     """The node's other collections, which decide an id the viewer's collection does not hold (core/elsewhere.py)."""
 
     def exist(self) -> bool: ...
+    def stamp(self) -> Hashable: ...
     def decide(self, ids: Sequence[str]) -> dict[str, bool]: ...
 
 
@@ -81,7 +82,7 @@ class Viewer:
     was withheld, by reason, for the audit log.
     """
 
-    __slots__ = ("_anything_relayed", "_change_stamp", "_endpoints_whole", "_ends", "_kept", "_lookup",
+    __slots__ = ("_anything_relayed", "_batch_ids", "_change_stamp", "_endpoints_whole", "_ends", "_kept", "_lookup",
                  "_nothing_relayed", "_parsed", "_relayed_known", "_seen", "_visible_ids", "collection", "elsewhere",
                  "hidden", "policy", "principal", "readable", "redacted", "relayed", "stored_shapes")
 
@@ -125,6 +126,8 @@ class Viewer:
         #: (id, version) -> relayed from a partner, for the rows of the batch last prefetched that may stop here
         self._relayed_known: dict[tuple[str, int], bool] = {}
         self._visible_ids: dict[str, bool] = {}
+        #: While a batch is prefetched and other collections exist: the ids of its rows (held here, so decided here).
+        self._batch_ids: frozenset[str] = frozenset()
         self._seen: dict[tuple[str, int], bool] = {}  # (id, version) -> visible, for version selection
         self.hidden: Counter[str] = Counter()
         self.redacted: Counter[str] = Counter()
@@ -151,7 +154,8 @@ class Viewer:
         passed: list[str] = []  # held here or nowhere, unasked: the shortcut below shows them whole if held here
         if self.endpoints_whole():
             # An id names its object's type (validated at ingest, checked by the shapes' scan).
-            passed = [i for i in wanted if i.partition("--")[0] not in _UNDECIDED]
+            batch = self._batch_ids
+            passed = [i for i in wanted if i.partition("--")[0] not in _UNDECIDED and i not in batch]
             wanted = [i for i in wanted if i.partition("--")[0] in _UNDECIDED]
         kept = self._kept
         if kept is not None:
@@ -185,26 +189,30 @@ class Viewer:
                 else:
                     seen.setdefault(row.stix_id, False)
         self._visible_ids.update(seen)
-        held = {row.stix_id for row in rows}
+        held_elsewhere: set[str] = set()
         if elsewhere is not None:
+            held = {row.stix_id for row in rows}
             absent = [i for i in wanted if i not in held]
             if absent or passed:
-                self._decide_elsewhere(elsewhere, absent, passed)
+                held_elsewhere = self._decide_elsewhere(elsewhere, absent, passed)
         if kept is not None:
-            # Not kept: an id with a version at or above the relay floor, whose verdict hangs on provenance too; and,
-            # while other collections may decide it, an id this one does not hold (they change apart from its stamp).
+            # Not kept: an id with a version at or above the relay floor, or held in another collection, whose
+            # verdict hangs on provenance too (recorded apart from the version). The kept verdicts are valid for the
+            # change stamps of this collection and, while they exist, of the others (``prefetch``).
             floor = self.policy.relay_floor
             apart = {row.stix_id for row in rows if row.markings is not None and stops_onward(row.markings, floor)}
-            kept.update((i, self._visible_ids[i]) for i in wanted
-                        if i not in apart and (elsewhere is None or i in held))
+            apart |= held_elsewhere
+            known = self._visible_ids
+            kept.update((i, known[i]) for i in wanted if i not in apart)
 
-    def _decide_elsewhere(self, elsewhere: Elsewhere, absent: list[str], passed: list[str]) -> None:
+    def _decide_elsewhere(self, elsewhere: Elsewhere, absent: list[str], passed: list[str]) -> set[str]:
         """Hide each of ``absent`` (not held here) and ``passed`` (not asked here) that the node's other collections
-        hold and do not show this reader, unless, for ``passed``, this collection holds it."""
+        hold and do not show this reader, unless, for ``passed``, this collection holds it. Returns the ids the
+        other collections hold."""
         verdicts = elsewhere.decide(absent + passed)
         hidden = {i for i, visible in verdicts.items() if not visible}
         if not hidden:
-            return
+            return set(verdicts)
         unsure = [i for i in passed if i in hidden]
         if unsure:
             # Held here, it is decided here, and the shortcut shows every such id whole.
@@ -212,6 +220,7 @@ class Viewer:
             hidden.difference_update(row.stix_id for row in self._lookup(unsure))
         for object_id in hidden:
             self._visible_ids[object_id] = False
+        return set(verdicts)
 
     def _may_be_relayed(self, row: VersionRow) -> bool:
         """Whether ``row`` carries a TLP level that its arrival from a partner node would stop here for this viewer
@@ -274,6 +283,10 @@ class Viewer:
         # Not kept across batches: content from a partner node may arrive between two of them.
         return as_stored or (seen_whole and self._relay_impossible())
 
+    def shapes_known(self) -> bool:
+        """Whether :meth:`endpoints_whole` answered from the collection's stored shapes (not for want of them)."""
+        return self.policy is None or (self.stored_shapes is not None and self.stored_shapes() is not None)
+
     def is_relayed(self, row: VersionRow) -> bool:
         """Whether this node received ``row`` from a partner node other than the reader's (asked only of rows at or
         above the reader's relay floor)."""
@@ -328,6 +341,7 @@ class Viewer:
             self._prefetch_references(policy, rows)
         finally:
             self._kept = None  # a look-up outside a batch asks the store: the stamp was read for this batch only
+            self._batch_ids = frozenset()
 
     def _prefetch_references(self, policy: ViewerPolicy, rows: Sequence[VersionRow]) -> None:
         parsed, ends = self._parsed, self._ends
@@ -357,9 +371,12 @@ class Viewer:
             refs.extend(_references(obj))
         if refs and self._change_stamp is not None:
             # Read after the batch: a write since then moves the stamp, and the kept verdicts are not used.
-            # Kept apart while other collections exist: ids this one does not hold were kept before they did.
-            others = self.elsewhere is not None and self.elsewhere.exist()
+            # While other collections hold anything, the verdicts hang on their stamps too.
+            elsewhere = self.elsewhere
+            others = elsewhere.stamp() if elsewhere is not None and elsewhere.exist() else None
             self._kept = kept_endpoints(policy.column_verdicts, (self._change_stamp(), others))
+            if others is not None:
+                self._batch_ids = frozenset(row.stix_id for row in rows)
         if not refs or self.endpoints_whole():
             self.resolve(refs)  # every endpoint of a column-decided type is visible: nothing to weigh here
             return

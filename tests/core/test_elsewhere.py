@@ -77,3 +77,18 @@ def test_an_object_held_in_both_collections_is_decided_by_the_one_read(world: Wo
     pointing = {o["id"] for o in _bodies(read).values()
                 if o["type"] == "relationship" and targets[0]["id"] in (o["source_ref"], o["target_ref"])}
     assert pointing and pointing <= _ids(read)
+
+
+def test_verdicts_kept_across_pages_follow_writes_to_the_other_collections(world: World) -> None:
+    node, collection, principal, targets = world
+    internal = node.create_collection("Internal", alias="internal")
+    assert not node.import_objects(internal, [_obj("malware", None, [AMBER_STRICT])]).failures
+    later = f"indicator--{uuid.uuid4()}"
+    pointing = _obj("relationship", None, [GREEN], relationship_type="indicates", source_ref=later,
+                    target_ref=targets[0]["id"])
+    assert not node.import_objects(collection, [pointing]).failures
+    for _ in range(2):  # held nowhere: not hidden, and kept across pages and read-outs
+        assert pointing["id"] in _ids(_read(node, principal, collection, "all"))
+    # Only the other collection changes; what was kept for this one must not serve the relationship.
+    assert not node.import_objects(internal, [_obj("indicator", None, [AMBER_STRICT], object_id=later)]).failures
+    assert pointing["id"] not in _ids(_read(node, principal, collection, "all"))
