@@ -9,10 +9,10 @@ of that collection would decide them; the reader's grants to that collection pla
 of an object is what its markings say). An id no collection holds stays "absent, not hidden".
 
 Asking costs one index probe per id and collection, no bodies, and an id found in none is not asked again
-while the other collections' change stamps hold. A collection whose stored shapes the reader sees whole
-(core/stored_shapes.py) cannot hide an id of a column-decided type, so it is probed only for ids of the other
-types; a node with one collection is never probed at all. An id held both in a collection that hides it and in
-a whole one probed only for the other types counts as hidden (the conservative side).
+while the other collections' change stamps hold. A collection whose stored shapes the reader is served as
+stored (core/stored_shapes.py) cannot hide an id of a column-decided type, so it is probed only for ids of the
+other types; a node with one collection is never probed at all. An id held both in a collection that hides it
+and in one probed only for the other types counts as hidden (the conservative side).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class OtherCollections:
     """The node's collections other than the one being read, as one reader sees them (one per request).
 
     Asked once per request, when the first reference leaves the collection read: every collection's change stamp
-    (one statement). Which of the others the reader sees whole is kept beside its verdicts on the collection read
+    (one statement). Which of the others the reader sees as stored is kept beside its verdicts on the collection read
     (``verdicts``: one reader, collection and policy generation), valid while their stamps hold; the reader's
     viewer of another collection (``viewer_of``, without an ``OtherCollections`` of its own: what another
     collection holds is decided there, not followed further) is built only to learn that, or to decide an id it
@@ -111,7 +111,9 @@ class OtherCollections:
             if kept is not None and kept[0] == key:
                 whole = kept[1]
             else:
-                whole = {pk: self._viewer(pk).endpoints_whole() for pk in stamps}
+                # Served as stored, not merely whole: whether a collection holds anything from a partner node (which
+                # the relay rule may stop) can change without its stamp, when a partner resends a stored version.
+                whole = {pk: self._viewer(pk).endpoints_as_stored() for pk in stamps}
                 # Not kept while a collection's shapes are still being learnt: it may be whole once they are.
                 if all(seen_whole or self._viewer(pk).shapes_known() for pk, seen_whole in whole.items()):
                     self._verdicts[_WHOLE_KEY] = (key, whole)

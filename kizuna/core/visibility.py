@@ -251,6 +251,17 @@ class Viewer:
         """Whether every version stored in the collection, of a type the columns decide, is visible whole to this
         viewer: its (producer, markings) pair is served as stored (``stored_shapes``), or is whole and the relay
         rule has nothing to stop in this batch (the collection holds nothing from a partner node)."""
+        as_stored, seen_whole = self._endpoint_verdicts()
+        # Not kept across batches: content from a partner node may arrive between two of them.
+        return as_stored or (seen_whole and self._relay_impossible())
+
+    def endpoints_as_stored(self) -> bool:
+        """Whether every such version's pair is served as stored: :meth:`endpoints_whole` without the relay rule's
+        part, so true for as long as the collection's stored shapes and the policy are unchanged."""
+        return self._endpoint_verdicts()[0]
+
+    def _endpoint_verdicts(self) -> tuple[bool, bool]:
+        """(every stored pair served as stored, every stored pair whole), or (False, False) when not known."""
         whole = self._endpoints_whole
         if whole is None:
             policy = self.policy
@@ -279,12 +290,10 @@ class Viewer:
                         all(v.served_as_stored for v in verdicts), all(v.whole for v in verdicts)
                     )
             self._endpoints_whole = whole
-        as_stored, seen_whole = whole
-        # Not kept across batches: content from a partner node may arrive between two of them.
-        return as_stored or (seen_whole and self._relay_impossible())
+        return whole
 
     def shapes_known(self) -> bool:
-        """Whether :meth:`endpoints_whole` answered from the collection's stored shapes (not for want of them)."""
+        """Whether :meth:`endpoints_as_stored` answered from the collection's stored shapes (not for want of them)."""
         return self.policy is None or (self.stored_shapes is not None and self.stored_shapes() is not None)
 
     def is_relayed(self, row: VersionRow) -> bool:
