@@ -161,8 +161,10 @@ def write_config(config: NodeConfig, carry_from: Path | None = None) -> None:
         # a directory Kizuna makes is its owner's alone (one given that exists keeps the mode it has).
         config.data_dir.mkdir(parents=True)
         config.data_dir.chmod(0o700)
-    if not config.path.exists():
-        config.path.touch(mode=0o600)
+    # Owner-only before it is written, also over a file that was not: it names the store, a PostgreSQL password
+    # with it perhaps (a restore --force writes it anew over whatever was there).
+    config.path.touch(mode=0o600)
+    config.path.chmod(0o600)
     config.path.write_text(
         "# Kizuna node configuration\n"
         f"store = {_toml_string(portable_store_url(config.store_url, config.data_dir))}\n\n"

@@ -38,6 +38,7 @@ from kizuna.store.backup import (
     other_sessions,
     postgres_snapshot,
     restore_postgres,
+    stage_sqlite,
 )
 from kizuna.store.base import Store, StoreError
 from kizuna.store.sqlite.store import path_from_url
@@ -180,10 +181,7 @@ def _restore(src: Path, data_dir: Path, store_url: str | None, force: bool,
         restore_postgres(data, url)
         contents = _inspect_closing(open_store(url), progress)
     else:
-        target = path_from_url(url)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staged = target.with_name(target.name + ".restoring")
-        shutil.copyfile(data, staged)
+        staged = stage_sqlite(data, url)
         try:
             contents = _inspect_closing(open_sqlite_copy(staged), progress)
             _expect(manifest, contents)

@@ -8,6 +8,7 @@ time another process commits), PostgreSQL through ``pg_dump`` reading a snapshot
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kizuna.store.base import StoreError
-from kizuna.store.sqlite.store import SqliteStore, path_from_url
+from kizuna.store.sqlite.store import SqliteStore, path_from_url, private_parent
 
 
 def copy_sqlite(url: str, dest: Path) -> None:
@@ -35,6 +36,22 @@ def copy_sqlite(url: str, dest: Path) -> None:
         raise StoreError(f"cannot copy the SQLite store {path_from_url(url)}: {exc}") from exc
     finally:
         source.close()
+
+
+def stage_sqlite(copy: Path, url: str) -> Path:
+    """Copy the backup's database file ``copy`` beside the store at ``url``, for ``install_sqlite``; the staged file.
+
+    Owner-only from its first byte, like the file ``kizuna init`` makes (it holds the node's tokens and keys, and
+    becomes the store as it is), and in a directory made its owner's alone if the copy has to make it."""
+    target = path_from_url(url)
+    private_parent(target)
+    staged = target.with_name(target.name + ".restoring")
+    staged.unlink(missing_ok=True)  # a leftover of an interrupted restore, whatever its mode
+    with os.fdopen(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+        os.fchmod(out.fileno(), 0o600)  # whatever the umask
+        with copy.open("rb") as source:
+            shutil.copyfileobj(source, out, 1 << 20)
+    return staged
 
 
 def install_sqlite(staged: Path, url: str) -> None:

@@ -232,3 +232,32 @@ def test_restore_takes_a_relative_sqlite_store_as_init_does(tmp_path: Path) -> N
     assert (tmp_path / "restored" / "other.db").is_file()
     store = (tmp_path / "restored" / "other.db").resolve()
     assert kizuna_json(tmp_path / "restored", "status")["store"] == "sqlite:///" + str(store).lstrip("/")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_restored_node_is_its_owners_alone_as_an_initialised_one_is(backend: str, tmp_path: Path) -> None:
+    """The directory a restore makes is 700 and the files it writes (the database, kizuna.toml naming the store) are
+    600, as `kizuna init` makes them; a forced restore over files that were not leaves them owner-only too."""
+    databases = [create_pg_database() for _ in range(2)] if backend == "postgresql" else []
+    try:
+        init_store = ["--store", databases[0].url] if databases else []
+        kizuna_json(tmp_path / "node", "init", "--org-name", "NCSC UK", "--country", "GBR", *init_store)
+        kizuna_json(tmp_path / "node", "backup", str(tmp_path / "copy"))
+        restored = tmp_path / "restored"
+        into = ["--store", databases[1].url] if databases else []
+        kizuna_json(restored, "restore", str(tmp_path / "copy"), *into)
+        files = ["kizuna.toml", *([] if databases else ["kizuna.db"])]
+
+        def modes() -> dict[str, str]:
+            return {name: oct((restored / name).stat().st_mode & 0o777) for name in (".", *files)}
+
+        assert modes() == {".": oct(0o700), **{name: oct(0o600) for name in files}}
+        for name in files:
+            (restored / name).chmod(0o644)
+        kizuna_json(restored, "restore", str(tmp_path / "copy"), "--force", *into)
+        assert modes() == {".": oct(0o700), **{name: oct(0o600) for name in files}}
+        kizuna_json(restored, "status")  # opened: SQLite's -wal and -shm files take the database file's mode
+        assert {oct(path.stat().st_mode & 0o777) for path in restored.iterdir()} == {oct(0o600)}
+    finally:
+        for database in databases:
+            database.drop()

@@ -74,6 +74,14 @@ def path_from_url(url: str) -> Path:
     return Path("/" + url[len("sqlite:///"):].lstrip("/"))
 
 
+def private_parent(path: Path) -> None:
+    """Make the directory the file ``path`` goes in, if it is missing: its owner's alone, as the node's tokens and
+    markings inside require (one that exists keeps the mode it has)."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True)
+        path.parent.chmod(0o700)
+
+
 class SqliteStore(SqlStore):
     search_index = SqliteSearchIndex()
 
@@ -86,9 +94,7 @@ class SqliteStore(SqlStore):
         if not create and not self.path.exists():
             raise StoreError(f"the SQLite store {self.path} does not exist: restore the node from a backup "
                              "(`kizuna restore`) or point kizuna.toml's store at the file")
-        if not self.path.parent.exists():  # made here: its owner's alone (the node's tokens and markings)
-            self.path.parent.mkdir(parents=True)
-            self.path.parent.chmod(0o700)
+        private_parent(self.path)
         if not self.path.exists():  # SQLite gives its -wal and -shm files the database file's permissions
             self.path.touch(mode=0o600)
         self._local = threading.local()
