@@ -6,12 +6,23 @@ Each command is a thin call into kizuna/ops; the runbook is docs/operations-runb
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import click
 
-from kizuna.cli.common import CliError, column_width, emit, json_option, node_of, output_stream, padded, tlp_level
+from kizuna.cli.common import (
+    CliError,
+    check_output_path,
+    column_width,
+    emit,
+    json_option,
+    node_of,
+    output_stream,
+    padded,
+    tlp_level,
+)
 from kizuna.cli.ops_watch import operation_watch
 from kizuna.cli.progress import Progress, progress_wanted, tracked
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
@@ -303,17 +314,25 @@ def ops_report(ctx: click.Context, operation: str, since: str, lang: str, output
     node = node_of(ctx)
     start = since_micros(since)
     translate = translations(lang).gettext if lang != "en" else None  # the console's catalog (kizuna.po)
-    with collector_paused():
-        made = shift_report(node, find(node.store, operation), start if start is not None else default_since(),
-                            lang, translate)
-    for path, text in ((output, made.markdown), (html_output, made.html)):
-        if path is not None:
-            with output_stream(path) as handle:
-                handle.write(text.encode())
-    written = [str(path) for path in (output, html_output) if path is not None]
+    written = [path for path in (output, html_output) if path is not None]
+    if output is not None and html_output is not None and output.resolve() == html_output.resolve():
+        raise CliError("-o and --html name the same file: give each its own", code="usage")
+    for path in written:  # both refused before either is begun
+        check_output_path(path)
+    with ExitStack() as opened:
+        # The files are begun (under temporary names) before the report is stored, which is shared with the
+        # partners at once: a place that cannot be written fails the command with nothing stored; a failure
+        # while storing leaves no file.
+        handles = {path: opened.enter_context(output_stream(path)) for path in written}
+        with collector_paused():
+            made = shift_report(node, find(node.store, operation), start if start is not None else default_since(),
+                                lang, translate)
+        for wanted, text in ((output, made.markdown), (html_output, made.html)):
+            if wanted is not None:
+                handles[wanted].write(text.encode())
     emit(as_json, {"report": made.stix[0]["id"], "objects": [o["id"] for o in made.stix],
-                   "markdown": made.markdown, "written": written},
-         made.markdown if output is None else f"Report written to {' and '.join(written)}")
+                   "markdown": made.markdown, "written": [str(path) for path in written]},
+         made.markdown if output is None else f"Report written to {' and '.join(map(str, written))}")
 
 
 def register(group: click.Group) -> None:

@@ -341,6 +341,28 @@ def test_incidents_and_a_bilingual_shift_report(world: World) -> None:
     assert "report" not in {a["object_type"] for a in kizuna_json(world.data, "ops", "alerts", "games-shift")["alerts"]}
 
 
+def test_a_report_whose_files_cannot_be_written_is_not_stored(world: World, tmp_path: Path) -> None:
+    """The report is shared with the partners once stored: a file it cannot write fails it before, leaving nothing."""
+    world.op("Games Paths")
+
+    def reports() -> list[str]:
+        exported = json.loads(kizuna(world.data, "export", "--collection", "games-paths-incidents").stdout)
+        return [o["id"] for o in exported["objects"] if o["type"] == "report"]
+
+    missing = tmp_path / "nowhere"
+    kept = tmp_path / "report.md"
+    for args in (["-o", str(missing / "x.md")], ["--html", str(missing / "x.html")],
+                 ["-o", str(kept), "--html", str(missing / "x.html")], ["-o", str(kept), "--html", str(kept)]):
+        failed = kizuna(world.data, "ops", "report", "games-paths", *args, "--json", check=False)
+        error = json.loads(failed.stdout)["error"]
+        assert failed.returncode in (1, 2) and error["code"] in ("io", "usage"), failed.stdout
+        assert reports() == [] and sorted(path.name for path in tmp_path.iterdir()) == []  # not even a part file
+    written = kizuna_json(world.data, "ops", "report", "games-paths", "-o", str(kept), "--html",
+                          str(tmp_path / "report.html"))
+    assert reports() == [written["report"]] and kept.read_text() == written["markdown"]
+    assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
+
+
 def test_an_operation_on_postgresql_keeps_its_record_assets_and_alerts(tmp_path: Path) -> None:
     database = create_pg_database()
     try:
