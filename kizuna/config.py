@@ -132,24 +132,36 @@ def load_config(data_dir: Path) -> NodeConfig:
         raise ConfigError(f"{path}: 'store' must be a store URL string")
     server = raw.get("server", {})
     try:
-        return NodeConfig(
-            data_dir=data_dir,
-            store_url=absolute_store_url(store, data_dir),
-            default_page_size=int(server.get("default_page_size", 1000)),
-            max_page_size=int(server.get("max_page_size", 10000)),
-            status_retention_hours=int(server.get("status_retention_hours", 168)),
-            page_rows_per_object=_at_least_one(path, server, "page_rows_per_object", 20),
-            page_microseconds_per_object=_at_least_one(path, server, "page_microseconds_per_object", 100),
-        )
+        retention = int(server.get("status_retention_hours", 168))
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: [server] values must be whole numbers ({exc})") from None
+        raise ConfigError(f"[server] status_retention_hours must be a whole number ({exc})", path,
+                          _line_in(path, "status_retention_hours")) from None
+    return NodeConfig(
+        data_dir=data_dir,
+        store_url=absolute_store_url(store, data_dir),
+        # A page of no objects is no page: every TAXII read would fail on it.
+        default_page_size=_at_least_one(path, server, "default_page_size", 1000),
+        max_page_size=_at_least_one(path, server, "max_page_size", 10000),
+        status_retention_hours=retention,
+        page_rows_per_object=_at_least_one(path, server, "page_rows_per_object", 20),
+        page_microseconds_per_object=_at_least_one(path, server, "page_microseconds_per_object", 100),
+    )
 
 
 def _at_least_one(path: Path, server: dict[str, object], name: str, default: int) -> int:
     value = server.get(name, default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{path}: [server] {name} must be a whole number, 1 or more, not {value!r}")
+        raise ConfigError(f"[server] {name} must be a whole number, 1 or more, not {value!r}", path,
+                          _line_in(path, name))
     return value
+
+
+def _line_in(path: Path, key: str) -> int | None:
+    """The line of ``path`` that sets ``key``, for a value found wrong once the file was read."""
+    try:
+        return line_of(path.read_text(encoding="utf-8"), key)
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def write_config(config: NodeConfig, carry_from: Path | None = None) -> None:

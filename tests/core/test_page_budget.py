@@ -190,6 +190,26 @@ def test_the_budget_is_set_in_kizuna_toml_and_a_wrong_value_is_one_line(tmp_path
         assert line.startswith("kizuna status: ") and said in line, line
 
 
+def test_a_page_size_below_one_is_refused_with_its_line(tmp_path: Path) -> None:
+    """max_page_size = 0 was accepted, and every TAXII objects read then failed with a 500; a negative default
+    page went unnoticed. Both are refused where kizuna.toml is read, naming the line, as the budget's values are."""
+    data_dir = tmp_path / "node"
+    kizuna(data_dir, "init", "--org-name", "Home", "--country", "GBR")
+    config = data_dir / "kizuna.toml"
+    text = config.read_text()
+    for key, written in (("default_page_size", 1000), ("max_page_size", 10000)):
+        line = next(n for n, found in enumerate(text.splitlines(), 1) if found.startswith(key))
+        for wrong in ("0", "-5", '"many"', "2.5"):
+            config.write_text(text.replace(f"{key} = {written}", f"{key} = {wrong}"))
+            failed = kizuna(data_dir, "status", "--json", check=False)
+            error = json.loads(failed.stdout)["error"]
+            assert failed.returncode == 1, failed.stdout
+            assert f"[server] {key} must be a whole number, 1 or more, not " in error["message"], error
+            assert (error["file"], error["line"]) == (str(config), line)
+            text_form = kizuna(data_dir, "status", check=False).stderr
+            assert text_form.endswith(f": {config}:{line}\n") and text_form.count("\n") == 1, text_form
+
+
 def test_a_broken_or_misspelt_kizuna_toml_is_named_with_its_line(tmp_path: Path) -> None:
     """A misspelt key was ignored quietly (`acess = "token"` left /metrics open to loopback only, as if
     unset), and a TOML error carried its line only inside the message, never in `--json`'s line."""
