@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import TAXII, kizuna, kizuna_json, start_server
+from tests.kizuna_process import run_kizuna
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -42,6 +43,25 @@ def test_data_dir_from_environment(tmp_path: Path) -> None:
         [sys.executable, "-m", "kizuna", "status", "--json"], env=env, check=True, capture_output=True, text=True
     )
     assert json.loads(out.stdout)["data_dir"] == str(tmp_path / "envnode")
+
+
+def test_an_empty_or_blank_kizuna_data_is_refused_as_an_empty_data_option_is(tmp_path: Path) -> None:
+    """An unset variable in a script (`KIZUNA_DATA=$NODE`) made every command quietly use ./kizuna-data, and
+    `init` made a directory named " "; --data '' was already refused, and now the variable is too."""
+    for value in ("", " ", "\t"):
+        env = {**os.environ, "KIZUNA_DATA": value}
+        for args in (["status"], ["status", "--json"]):
+            result = run_kizuna(args, env=env)
+            assert result.returncode == 2, (value, result)
+            said = "Invalid value for 'KIZUNA_DATA': is empty: give the node's data directory"
+            if "--json" in args:
+                assert said in json.loads(result.stdout)["error"]["message"]
+            else:
+                assert result.stderr.startswith(f"kizuna status: {said}") and result.stderr.count("\n") == 1
+    # --data given decides, whatever the variable holds.
+    kizuna_json(tmp_path / "node", "init", "--org-name", "Home", "--country", "GBR")
+    given = run_kizuna(["--data", str(tmp_path / "node"), "status", "--json"], env={**os.environ, "KIZUNA_DATA": ""})
+    assert given.returncode == 0 and json.loads(given.stdout)["data_dir"] == str(tmp_path / "node")
 
 
 def test_commands_without_a_node_fail_with_a_clear_message(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import click
 from kizuna.cli.common import NodeContext
 from kizuna.cli.errors import render_failure
 from kizuna.cli.lazy import LazyCommands
-from kizuna.config import resolve_data_dir
+from kizuna.config import DEFAULT_DATA_DIR, resolve_data_dir
 
 #: Each command of ``kizuna`` and the module (in kizuna/cli) whose ``register`` adds it. A command's
 #: module is imported when the command runs, so `kizuna tokens create` does not pay for the matcher,
@@ -44,6 +44,9 @@ def cli(ctx: click.Context, data: str | None) -> None:
     """Kizuna: share STIX 2.1 over TAXII 2.1 with partner organisations."""
     if data is not None and not data.strip():  # an unset variable in a script: not the default directory
         raise click.BadParameter("is empty: give the node's data directory", param_hint="'--data'")
+    if data is None and not os.environ.get("KIZUNA_DATA", DEFAULT_DATA_DIR).strip():  # the same slip, exported
+        raise click.BadParameter(f"is empty: give the node's data directory, or unset it for ./{DEFAULT_DATA_DIR}",
+                                 param_hint="'KIZUNA_DATA'")
     data_dir = resolve_data_dir(data)
     ctx.obj = {"data_dir": data_dir, "context": NodeContext(data_dir)}
 
