@@ -6,6 +6,7 @@ TAXII error objects; their text never names an object the caller may not see.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -84,3 +85,30 @@ def alias_in_several_roots(ref: str, found: Sequence[Collection]) -> str:
     root only): every command refuses to pick one, and names them so that the caller can give an id."""
     named = ", ".join(f"{c.id} in {c.api_root!r}" for c in found)
     return f"alias {ref!r} names a collection in more than one API root ({named}): give the id"
+
+
+#: The longest label a token may carry (the console's form allows as many characters: templates/tokens.html).
+MAX_LABEL_CHARS = 200
+#: What breaks a name out of its line: controls (a line break, a tab, an escape), line and paragraph separators,
+#: and lone surrogates (bytes of an argument that were not UTF-8).
+_OUT_OF_LINE = frozenset({"Cc", "Zl", "Zp", "Cs"})
+
+
+def name_problem(text: str, what: str, most: int | None = None) -> str | None:
+    """Why ``text`` cannot be the name or label an operator gives something (``what``: "an organisation's name"),
+    or None: every listing, audit line and console page shows it as one line, so it may hold no control character,
+    and, with ``most``, no more characters than that. Any script is welcome: 東京 2027 is a name."""
+    bad = next((char for char in text if unicodedata.category(char) in _OUT_OF_LINE), None)
+    if bad is not None:
+        shown = repr(text if len(text) <= 80 else text[:80] + "…")
+        return (f"{what} may not hold a control character such as a line break (U+{ord(bad):04X} in {shown}): "
+                "it is one line in every listing")
+    if most is not None and len(text) > most:
+        return f"{what} is {len(text):,} characters long; it may be at most {most}"
+    return None
+
+
+def check_name(text: str, what: str, most: int | None = None) -> None:
+    """Refuse, as an AdminError, a name or label ``name_problem`` finds wrong."""
+    if (problem := name_problem(text, what, most)) is not None:
+        raise AdminError(problem)

@@ -22,7 +22,7 @@ from kizuna.core.audit import AuditLog, pack_served, tlp_counts
 from kizuna.core.bulk_import import gil_shared_sooner
 from kizuna.core.cursor import CursorCodec, load_key_ring, rotate_cursor_key
 from kizuna.core.elsewhere import OtherCollections
-from kizuna.core.errors import AdminError, Forbidden, NotFound, alias_in_several_roots
+from kizuna.core.errors import AdminError, Forbidden, NotFound, alias_in_several_roots, check_name
 from kizuna.core.feed_read import feed_items
 from kizuna.core.filters import Endpoint, Filters
 from kizuna.core.ingest import _DUPLICATE_MESSAGE as DUPLICATE_MESSAGE
@@ -200,6 +200,10 @@ class Node:
         country = country_code(country)  # refused before anything is created
         if org_name is not None and not org_name.strip():
             raise AdminError("--org-name is empty: give the organisation's name, or leave the option out")
+        if org_name is not None:
+            check_name(org_name, "--org-name")
+        if title is not None:
+            check_name(title, "--title")
         url = absolute_store_url(store_url, data_dir) if store_url else default_store_url(data_dir)
         if url.startswith("sqlite:///"):
             from kizuna.store.sqlite.store import path_from_url  # the SQLite backend's own reading of its URL
@@ -277,6 +281,7 @@ class Node:
             raise AdminError(f"API root name {name!r} must be letters, digits, '.', '_' or '-'")
         if not title.strip():
             raise AdminError("the title is empty: discovery and the console show it; give one")
+        check_name(title, "the title")
         if name.lower() in RESERVED_API_ROOT_NAMES:
             raise AdminError(f"API root name {name!r} is reserved for the node's own paths (taxii2, console, feeds)")
         if max_content_length < 1:
@@ -300,6 +305,7 @@ class Node:
             raise AdminError(f"API root {api_root!r} does not exist")
         if not title.strip():
             raise AdminError("the title is empty: listings and the console name a collection by it; give one")
+        check_name(title, "the title")
         if alias is not None and (not alias or "/" in alias or not alias.isprintable() or " " in alias):
             # An alias is a URL path segment and a word in listings (`r:alias` in tokens list).
             raise AdminError(f"alias {alias!r} must be a non-empty word without '/' or spaces")
@@ -340,6 +346,7 @@ class Node:
         if name != name.strip():
             # " NCSC UK" would be another organisation than "NCSC UK", told apart by nobody reading a list.
             raise AdminError(f"an organisation's name may not start or end with spaces: {name!r}")
+        check_name(name, "an organisation's name")
         country = country_code(country)
         if self.store.get_organisation(name) is not None:
             raise AdminError(f"organisation {name!r} already exists")
@@ -450,6 +457,7 @@ class Node:
         """Store a new version of an agreement (the first version creates it)."""
         if not agreement_id.strip() or agreement_id != agreement_id.strip():
             raise AdminError(f"an agreement needs a name without spaces around it, not {agreement_id!r}")
+        check_name(agreement_id, "an agreement's name")
         org = self.store.get_organisation(partner)
         if org is None and not partner.startswith("node:"):
             raise AdminError(f"no organisation {partner!r} (a partner is an organisation or node:<name>)")

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from kizuna.core.errors import AdminError, NotFound
+from kizuna.core.errors import MAX_LABEL_CHARS, AdminError, NotFound, check_name
 from kizuna.core.principal import Principal
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_moment
 from kizuna.store.base import Grant, Store, TokenRecord
@@ -117,6 +117,8 @@ def issue_token(
     agreement_id: str | None = None, expires_at: int | None = None,
 ) -> tuple[str, str]:
     """Create a token; return (token id, the full secret token to show once)."""
+    if label is not None:  # every way a token is made (CLI, console, metrics, operations) meets this one rule
+        check_name(label, "the label", MAX_LABEL_CHARS)
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     store.create_token(

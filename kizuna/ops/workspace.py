@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from kizuna.core.errors import AdminError
+from kizuna.core.errors import MAX_LABEL_CHARS, AdminError, check_name
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN
 from kizuna.ops.alerts import NOT_ACTIVITY
@@ -25,6 +25,8 @@ from kizuna.store.base import Organisation
 ROLES = ("intel", "incidents", "watchlist")
 DEFAULT_GRACE_DAYS = 7
 _DAY_US = 86_400 * 1_000_000
+#: The label of the operation's partner tokens.
+_TOKEN_LABEL = "operation {name}"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ def create_operation(node: Node, name: str, start: str, end: str, partners: list
     """Create the workspace. The operation runs from the start of ``start`` to the end of ``end`` (UTC);
     partner tokens stop working ``grace_days`` after that. Everything is checked before anything is made."""
     name = name.strip()
+    # Its partner tokens are labelled with it, so it is bounded by what a label may hold.
+    check_name(name, "an operation's name", MAX_LABEL_CHARS - len(_TOKEN_LABEL.format(name="")))
     slug = slug_of(name)
     if slug in load_all(node.store):
         raise AdminError(f"operation {name!r} already exists; `kizuna ops show {slug}` shows it")
@@ -111,7 +115,7 @@ def create_operation(node: Node, name: str, start: str, end: str, partners: list
         node.set_agreement(agreement, org.id, collections=ids, max_tlp=max(level, TlpLevel.AMBER))
         token_id, secret = node.create_token(
             org.name, read=ids, write=[collections["intel"].id, collections["incidents"].id],
-            label=f"operation {name}", agreement=agreement, expires=operation.expires)
+            label=_TOKEN_LABEL.format(name=name), agreement=agreement, expires=operation.expires)
         operation.partners.append(Partner(org.name, org.id, agreement, token_id))
         issued.append(IssuedToken(org.name, token_id, secret))
     save(node.store, operation)

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from kizuna.core.errors import BadRequest, KizunaError, NotFound
+from kizuna.core.errors import MAX_LABEL_CHARS, BadRequest, KizunaError, NotFound, name_problem
 from kizuna.core.node import agreement_binding_problem
 from kizuna.core.tokens import ExpiryNotInFuture, describe_tokens, parse_expiry
 from kizuna.stix.timestamps import now_micros
@@ -24,7 +24,8 @@ def _choices(visit: Visit) -> dict[str, Any]:
     store = visit.node.store
     return {"organisations": sorted(store.list_organisations(), key=lambda o: o.name),
             "collections": sorted(store.list_collections(), key=lambda c: c.title),
-            "agreements": sorted(a.agreement_id for a in visit.node.policy.context().agreements())}
+            "agreements": sorted(a.agreement_id for a in visit.node.policy.context().agreements()),
+            "max_label": MAX_LABEL_CHARS}
 
 
 def tokens_page(visit: Visit) -> Response:
@@ -37,7 +38,7 @@ def tokens_page(visit: Visit) -> Response:
 
 
 def _form_problem(visit: Visit, organisation: str, read: list[str], write: list[str], agreement: str | None,
-                  expires: str) -> str | None:
+                  expires: str, label: str) -> str | None:
     """What is wrong with the form, said as the page says things (translated, naming its fields rather
     than the CLI's options), found with the node's own look-ups; None to let the node decide the rest."""
     org = visit.node.store.get_organisation(organisation)
@@ -57,6 +58,8 @@ def _form_problem(visit: Visit, organisation: str, read: list[str], write: list[
         if agreement_binding_problem(found, org.id) is not None:
             return visit.gettext("Agreement: %(name)s is made with another partner; a token reads only under an "
                                  "agreement with its own organisation.", name=agreement)
+    if name_problem(label, "the label", MAX_LABEL_CHARS) is not None:  # the node's own rule (maxlength is a hint)
+        return visit.gettext("Label: at most %(most)s characters, on one line.", most=MAX_LABEL_CHARS)
     if expires:
         try:
             parse_expiry(expires, now_micros())
@@ -73,11 +76,12 @@ def token_create(visit: Visit) -> Response:
     read, write = [r for r in visit.form_all("read") if r], [w for w in visit.form_all("write") if w]
     try:
         organisation, agreement = form.get("organisation", ""), form.get("agreement") or None
-        problem = _form_problem(visit, organisation, read, write, agreement, form.get("expires", "").strip())
+        label = form.get("label", "").strip()
+        problem = _form_problem(visit, organisation, read, write, agreement, form.get("expires", "").strip(), label)
         if problem is not None:
             raise BadRequest(problem)
         token_id, secret = visit.node.create_token(
-            organisation, read, write, form.get("label", "").strip() or None,
+            organisation, read, write, label or None,
             agreement, form.get("expires", "").strip() or None, actor=visit.principal.key,
         )
     except KizunaError as exc:

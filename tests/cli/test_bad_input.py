@@ -459,6 +459,54 @@ def test_names_an_operator_would_read_as_one_are_refused(world: World) -> None:
     assert all(o["name"] != PLAIN.upper() for o in kizuna_json(world.node, "orgs", "list")["organisations"])
 
 
+#: Names and labels that would break a listing over two lines (or run on for pages): one rule, in the core, for
+#: every command that takes one (and for the console's token form: tests/web/test_operator_pages.py).
+OUT_OF_LINE = [
+    ("an organisation's name may not hold a control character such as a line break (U+000A in 'x\\ny')",
+     ("orgs", "create", "x\ny", "--country", "JPN")),
+    ("the label may not hold a control character", ("tokens", "create", "--org", PLAIN, "--read", PLAIN,
+                                                    "--label", "a\nb")),
+    ("the label is 5,000 characters long; it may be at most 200", ("tokens", "create", "--org", PLAIN, "--read",
+                                                                  PLAIN, "--label", "x" * 5000)),
+    ("the label may not hold a control character", ("metrics", "token", "--org", PLAIN, "--label", "m\r")),
+    ("the title may not hold a control character", ("collections", "create", "--title", "T\tx")),
+    ("the title may not hold a control character", ("api-roots", "create", "tabbed", "--title", "T\x1bx")),
+    ("an agreement's name may not hold a control character", ("agreements", "set", "a\nb", "--partner", PLAIN)),
+    ("an operation's name may not hold a control character", ("ops", "create", "op\nx", "--from", "2099-01-01",
+                                                              "--to", "2099-01-02", "--partner", PLAIN)),
+    ("an operation's name is 191 characters long; it may be at most 190",  # its tokens' label: "operation NAME"
+     ("ops", "create", "o" * 191, "--from", "2099-01-01", "--to", "2099-01-02", "--partner", PLAIN)),
+]
+
+
+@pytest.mark.parametrize("expected,args", OUT_OF_LINE, ids=[" ".join(a[:2]) + ": " + e[:30] for e, a in OUT_OF_LINE])
+def test_a_name_or_label_that_is_not_one_line_is_refused(world: World, expected: str,
+                                                         args: tuple[str, ...]) -> None:
+    for as_json in (False, True):
+        case = Case(expected, args, world.node, as_json, True)
+        result = run(case)
+        assert problems(case, result) == [], (result.stdout, result.stderr)
+        said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+        assert expected in said, said
+    tokens = kizuna_json(world.node, "tokens", "list")["tokens"]
+    assert not [t for t in tokens if t["label"] and (len(t["label"]) > 200 or not t["label"].isprintable())]
+    assert not [o for o in kizuna_json(world.node, "orgs", "list")["organisations"] if "\n" in o["name"]]
+    assert not [c for c in kizuna_json(world.node, "collections", "list")["collections"] if "\t" in c["title"]]
+
+
+def test_names_in_any_script_and_labels_up_to_200_characters_are_kept(world: World) -> None:
+    """The rule is about lines, not scripts: Japanese names, with their ideographic space, are names."""
+    org = kizuna_json(world.node, "orgs", "create", "東京 2027　SOC", "--country", "JPN")
+    assert org["name"] == "東京 2027　SOC"
+    for label in ("監視チーム　夜間", "ラ" * 200):
+        created = kizuna_json(world.node, "tokens", "create", "--org", "東京 2027　SOC", "--read", PLAIN,
+                              "--label", label)
+        listed = {t["id"]: t for t in kizuna_json(world.node, "tokens", "list")["tokens"]}
+        assert listed[created["id"]]["label"] == label
+    assert kizuna_json(world.node, "collections", "create", "--title", "共有 インテリジェンス")["title"] == \
+        "共有 インテリジェンス"
+
+
 @pytest.mark.parametrize("args", [
     ("policy", "options", "--admins-see-everything", "--admins-see-as-organisation"),
     ("policy", "options", "--own-organisation-sees-as-partner", "--own-organisation-sees-everything"),

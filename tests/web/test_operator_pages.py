@@ -398,8 +398,18 @@ def test_the_token_form_says_what_is_wrong_in_its_own_words_and_language(operate
     form = {"csrf": form_csrf(page), "organisation": own, "read": "games", "label": "x"}
     cases = [({"read": ""}, "トークンが読み取りまたは書き込みできるコレクションを一つ以上選んでください。"),
              ({"expires": "bogus"}, "有効期限：bogus は期間（90m、12h、30d）でも日付（2027-03-31）でもありません。"),
-             ({"expires": "2020-01-01"}, "有効期限：2020-01-01 は未来の日時ではありません。")]
+             ({"expires": "2020-01-01"}, "有効期限：2020-01-01 は未来の日時ではありません。"),
+             # maxlength="200" is a hint a client may ignore; a line break it does not even prevent
+             ({"label": "a\nb"}, "ラベル：改行を含まない 200 文字以内にしてください。"),
+             ({"label": "x" * 5000}, "ラベル：改行を含まない 200 文字以内にしてください。")]
+    before = len(kizuna_json(operated.data_dir, "tokens", "list")["tokens"])
     for change, said in cases:
         refused = session.post(operated.base + "/console/tokens", data={**form, **change})
         assert refused.status_code == 400 and said in refused.text
         assert "--expires" not in refused.text and "--read" not in refused.text
+    assert len(kizuna_json(operated.data_dir, "tokens", "list")["tokens"]) == before
+    english = operated.sign_in("op")
+    refused = english.post(operated.base + "/console/tokens", data={
+        **form, "csrf": form_csrf(english.get(operated.base + "/console/tokens").text), "label": "a\nb"})
+    assert refused.status_code == 400 and "Label: at most 200 characters, on one line." in refused.text
+    assert 'maxlength="200"' in refused.text
