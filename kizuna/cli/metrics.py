@@ -6,7 +6,7 @@ import click
 
 from kizuna.cli.common import CliError, emit, json_option, node_of, token_id_type
 from kizuna.core.health import issue_metrics_token, metrics_access, metrics_readers, set_metrics_right
-from kizuna.core.tokens import token_state
+from kizuna.core.tokens import refuse_unless_active, token_state
 from kizuna.stix.timestamps import now_micros
 
 
@@ -58,9 +58,7 @@ def _change(ctx: click.Context, token_id: str, granted: bool, as_json: bool) -> 
     if record is None and (granted or token_id not in metrics_readers(node.store)):
         raise CliError(f"no token {token_id!r}; see `kizuna tokens list`", code="not-found")
     if granted and record is not None:
-        state = token_state(record, now_micros())
-        if state != "active":
-            raise CliError(f"token {token_id} is {state}: it cannot sign in to read /metrics")
+        refuse_unless_active(record, "read /metrics")
         if record.agreement_id is not None:
             # /metrics names and counts every collection, those the agreement hides included.
             raise CliError(f"token {token_id} reads under agreement {record.agreement_id!r} (a partner's token), "

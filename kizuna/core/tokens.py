@@ -112,6 +112,15 @@ def token_state(record: TokenRecord, now: int) -> str:
     return "active"
 
 
+def refuse_unless_active(record: TokenRecord, use: str) -> None:
+    """Refuse to give a node-level right to a token that cannot sign in (revoked or expired): such a grant would
+    sit in the listings as if it meant something, and come back to life with nothing to say so. ``use`` says
+    what the right is for ("read /metrics")."""
+    state = token_state(record, now_micros())
+    if state != "active":
+        raise AdminError(f"token {record.id} is {state}: it cannot sign in to {use}")
+
+
 def issue_token(
     store: Store, organisation_id: str, grants: Iterable[Grant], label: str | None = None,
     agreement_id: str | None = None, expires_at: int | None = None,

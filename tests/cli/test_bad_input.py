@@ -431,6 +431,23 @@ def test_the_operator_right_is_refused_to_a_partners_token_in_one_line(world: Wo
     assert listed[partner]["operator"] is False
 
 
+def test_the_operator_right_is_refused_to_a_revoked_token_as_the_metrics_right_is(world: World) -> None:
+    """`tokens operator` granted the right to a revoked token, where `metrics grant` refused it: one check, both."""
+    own = kizuna_json(world.node, "tokens", "create", "--org", "Home", "--read", PLAIN)["id"]
+    kizuna_json(world.node, "tokens", "revoke", own)
+    for args, use in ((("tokens", "operator", own), "operate the node"), (("metrics", "grant", own), "read /metrics")):
+        for as_json in (False, True):
+            case = Case(f"{args[0]} for a revoked token", args, world.node, as_json, True)
+            result = run(case)
+            assert problems(case, result) == [], (result.stdout, result.stderr)
+            said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+            assert f"token {own} is revoked: it cannot sign in to {use}" in said, said
+    listed = {t["id"]: t for t in kizuna_json(world.node, "tokens", "list")["tokens"]}
+    assert listed[own]["operator"] is False and listed[own]["state"] == "revoked"
+    # Withdrawing stays possible, whatever the token's state.
+    assert kizuna_json(world.node, "tokens", "operator", own, "--withdraw")["changed"] is False
+
+
 def test_names_an_operator_would_read_as_one_are_refused(world: World) -> None:
     """Two partners or organisations whose names differ only in case or padding read as one in every list."""
     kizuna_json(world.node, "partners", "add", "Case-Partner", "--url", "https://p.example/main/",
