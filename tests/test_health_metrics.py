@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
+import sys
 import time
 import tomllib
 import uuid
@@ -558,3 +560,46 @@ def test_a_serve_that_ended_leaves_no_counts_directory_behind(sqlite_node: Path)
         assert not Path(abandoned).exists()
     finally:
         second.stop()
+
+
+def test_the_demo_server_counts_like_serve(tmp_path: Path) -> None:
+    """`kizuna demo` loads its content (counted, in this process, before any server existed) and then serves in
+    the same process: its /metrics must still list the matcher's families from the start and count what its
+    server ingests, as `kizuna serve` does."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "kizuna", "--data", str(tmp_path / "demo"), "demo",
+                                "--port", str(port), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 180)
+        assert ready, "the demo printed nothing within 180 s"
+        details = json.loads(process.stdout.readline())  # printed once the port listens
+        base = f"http://127.0.0.1:{port}"
+        before = scrape(base)
+        assert ("kizuna_matcher_events_total", frozenset()) in before  # the README's 0.0 from the start
+        assert value(before, "kizuna_matcher_events_total") == 0.0
+        headers = {"Authorization": f"Bearer {details['token']}", "Accept": TAXII}
+        collection = details["collections"][0]["id"]
+        stamp = "2026-01-01T00:00:00.000Z"
+        evil = {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid4()}", "created": stamp,
+                "modified": stamp, "pattern_type": "stix", "pattern": "[domain-name:value = 'evil.example']",
+                "valid_from": stamp}
+        posted = requests.post(f"{base}/main/collections/{collection}/objects/", data=json.dumps({"objects": [evil]}),
+                               headers={**headers, "Content-Type": TAXII}, timeout=30)
+        assert posted.status_code == 202 and posted.json()["success_count"] == 1, posted.text
+        observed: list[dict[str, Any]] = [{"type": "domain-name", "spec_version": "2.1",
+                                           "id": f"domain-name--{uuid.uuid4()}", "value": "evil.example"}]
+        observed.append({"type": "observed-data", "spec_version": "2.1", "id": f"observed-data--{uuid.uuid4()}",
+                         "created": stamp, "modified": stamp, "first_observed": stamp, "last_observed": stamp,
+                         "number_observed": 1, "object_refs": [observed[0]["id"]]})
+        matched = requests.post(f"{base}/main/detect/observations/", data=json.dumps(observed), headers=headers,
+                                timeout=30)
+        assert matched.status_code == 200, matched.text
+        after = scrape(base)
+        assert value(after, "kizuna_objects_ingested_total", outcome="accepted") >= 1
+        assert value(after, "kizuna_matcher_events_total") >= 1
+        assert value(after, "kizuna_matcher_hits_total") == matched.json()["hit_count"] == 1
+    finally:
+        process.terminate()
+        process.communicate(timeout=60)

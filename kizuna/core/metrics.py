@@ -50,6 +50,10 @@ def share_between_processes() -> str:
     values = sys.modules.get("prometheus_client.values")
     if values is not None:  # imported before the directory existed: switch it to the shared files now
         values.ValueClass = values.get_value_class()  # type: ignore[attr-defined]
+    # Instruments made before (`kizuna demo` counts the objects it loads, then serves in this process) keep
+    # their counts in this process's memory, which the scrape no longer reads: make them again, in the
+    # files, so that every family is listed from the start and counted where /metrics looks.
+    _instruments.cache_clear()
     return shared
 
 
