@@ -22,7 +22,7 @@ from kizuna.core.forked import in_order
 from kizuna.core.policy_source import PolicySource
 from kizuna.policy import Normalisation, TlpAliasTable, shipped_objects
 from kizuna.policy.tlp import KNOWN_ALIAS_IDS, LEVEL_BY_OASIS_ID, TLP2_EXTENSION_ID, tlp2_marking_definition
-from kizuna.stix.jsonio import loads_exact
+from kizuna.stix.jsonio import loads_exact, unwritable_reason
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp_recent
 from kizuna.stix.validation import check_object
 from kizuna.store.base import AddResult, NewVersion, Outcome, Store, VersionQuery, VersionSelector
@@ -179,8 +179,8 @@ def prepare(obj: Any) -> NewVersion | str:
         return problem
     try:
         body = orjson.dumps(obj)
-    except orjson.JSONEncodeError:
-        return "contains an integer outside the 64-bit range, which cannot be stored or exchanged exactly"
+    except orjson.JSONEncodeError:  # parsed, but too deep or holding too large an integer to be written
+        return unwritable_reason(obj)
     stamp = obj.get("modified", obj.get("created"))
     spec_version = obj.get("spec_version", "2.1")
     created_by = obj.get("created_by_ref")

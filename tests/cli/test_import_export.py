@@ -108,6 +108,22 @@ def test_a_bad_json_line_is_named_and_the_lines_after_it_are_imported(data_dir: 
     assert (report["duplicates"], report["rejected"]) == (4, 2)
 
 
+def test_an_object_nested_too_deep_to_write_is_rejected_for_that(data_dir: Path, tmp_path: Path) -> None:
+    """The import parses 1024 levels of nesting, as orjson does, and the node writes 254: an object between the two
+    is rejected on its line for its depth (it used to be blamed on an integer outside the 64-bit range)."""
+    kizuna_json(data_dir, "collections", "create", "--title", "In", "--alias", "in")
+    deep: Any = 1
+    for _ in range(299):
+        deep = [deep]
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json.dumps(identity(0)) + "\n" + json.dumps(dict(identity(1), x_deep=deep)) + "\n")
+    report = json.loads(kizuna(data_dir, "import", str(path), "--collection", "in", "--json", check=False).stdout)
+    assert (report["stored"], report["rejected"]) == (1, 1)
+    [failure] = report["failures"]
+    assert failure["line"] == 2 and failure["id"] == identity(1)["id"]
+    assert "deeper than 254 levels" in failure["message"] and "integer" not in failure["message"], failure
+
+
 def test_import_report_separates_stored_duplicate_rejected_and_added_by_node(data_dir: Path, tmp_path: Path) -> None:
     kizuna_json(data_dir, "collections", "create", "--title", "In", "--alias", "in")
     marked = {**identity(1), "object_marking_refs": [TLP_GREEN]}

@@ -225,6 +225,27 @@ def test_integers_beyond_64_bits_are_kept_or_refused_never_altered(node: Node) -
     assert b'"x_big":123456789012345678901234567890' in response.content
 
 
+def _nested(obj: dict[str, Any], depth: int) -> dict[str, Any]:
+    """``obj`` with a property that makes arrays and objects nest ``depth`` levels, the object itself the first."""
+    value: Any = 1
+    for _ in range(depth - 1):
+        value = [value]
+    return dict(obj, x_deep=value)
+
+
+def test_objects_nested_deeper_than_the_node_can_write_are_refused_for_that(node: Node) -> None:
+    # orjson parses 1024 levels but writes 254: an object between the two parsed and was then refused as
+    # "an integer outside the 64-bit range", which it does not hold. The deepest writable one is stored whole.
+    deepest, deeper = _nested(indicator(), 254), _nested(indicator(), 255)
+    status = assert_taxii(post_raw(node, envelope_body([deepest, deeper])), 202)
+    assert status["success_count"] == 1 and [f["id"] for f in status["failures"]] == [deeper["id"]]
+    assert status["failures"][0]["message"] == (
+        "nests arrays and objects deeper than 254 levels, which this node cannot store or send back")
+    assert manifest_of(node, [deeper["id"]]) == []
+    response = node.session().get(objects_url(node) + deepest["id"] + "/")
+    assert assert_taxii(response)["objects"] == [deepest]
+
+
 def test_body_over_max_content_length_is_413_and_stores_nothing(node: Node, tiny: ExtraCollection) -> None:
     # rules §7.1, §3 api-root (a body ≤ max_content_length MUST NOT get 413)
     root = assert_taxii(tiny.session().get(f"{node.base}/tiny/"))
