@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from kizuna.core.errors import BadRequest
@@ -67,12 +67,23 @@ def is_stix_id(value: str) -> bool:
     return _ID.match(value) is not None
 
 
-def parse_filters(params: Iterable[tuple[str, str]], endpoint: Endpoint) -> Filters:
-    seen: dict[str, str] = {}
+def query_values(params: Iterable[tuple[str, str]], repeatable: Container[str] = ()) -> dict[str, list[str]]:
+    """Each query parameter's values, in order; a 400 for a parameter given twice unless it is ``repeatable``.
+
+    The one rule of every HTTP API route (TAXII's own, detection, hashes, federation): a parameter that takes
+    one value is refused when repeated, never read as its first or last value (TAXII 2.1 §3.4 gives a
+    ``match[]`` field once, its values comma-separated)."""
+    values: dict[str, list[str]] = {}
     for name, value in params:
-        if name in seen:
-            raise BadRequest(f"query parameter {name!r} is repeated; give it once with comma-separated values")
-        seen[name] = value
+        if name in values and name not in repeatable:
+            hint = " with comma-separated values" if name.startswith("match[") else ""
+            raise BadRequest(f"query parameter {name!r} is repeated; give it once{hint}")
+        values.setdefault(name, []).append(value)
+    return values
+
+
+def parse_filters(params: Iterable[tuple[str, str]], endpoint: Endpoint) -> Filters:
+    seen = {name: given[0] for name, given in query_values(params).items()}
     accepts = _ACCEPTS[endpoint]
     values: dict[str, object] = {}
     for name, value in seen.items():

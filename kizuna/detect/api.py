@@ -40,7 +40,7 @@ from starlette.routing import Route
 
 from kizuna.core import metrics
 from kizuna.core.errors import BadRequest
-from kizuna.core.filters import Endpoint, parse_filters
+from kizuna.core.filters import Endpoint, parse_filters, query_values
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.detect.engine import DetectionEngine
@@ -190,13 +190,11 @@ class DetectionService:
         api_root = request.path_params["api_root"]
         root = await run_in_threadpool(self.node.api_root, api_root)
         body = await read_body(request, root.max_content_length)
-        params: dict[str, list[str]] = {}
-        for name, value in request.query_params.multi_items():
+        given = request.query_params.multi_items()
+        for name, _ in given:
             if name not in ("format", "collection", "store"):
                 raise BadRequest(f"unknown query parameter {name!r} (format, collection, store)")
-            if name in params and name != "collection":  # the one repeatable parameter
-                raise BadRequest(f"query parameter {name!r} is repeated; give it once")
-            params.setdefault(name, []).append(value)
+        params = query_values(given, repeatable=("collection",))
         answer = await run_in_threadpool(self.match, principal, api_root, params, body)
         return taxii_response(orjson.dumps(answer))
 

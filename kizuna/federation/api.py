@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kizuna.core.errors import BadRequest, Forbidden
+from kizuna.core.filters import query_values
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.federation.recall import DEFAULT_LIMIT, MAX_LIMIT, tombstones_for
@@ -26,8 +27,8 @@ from kizuna.numerals import whole_number
 from kizuna.taxii.http import endpoint, taxii_response
 
 
-def _position(request: Request, name: str) -> int:
-    text = request.query_params.get(name, "0")
+def _position(params: dict[str, list[str]], name: str) -> int:
+    text = params.get(name, ["0"])[0]
     # Positions are stored as signed 64-bit integers: a larger one (19 digits can exceed it, as
     # schemathesis found) would be echoed back as a position no page can have, or overflow the bind.
     position = whole_number(text)
@@ -36,8 +37,8 @@ def _position(request: Request, name: str) -> int:
     return position
 
 
-def _limit(request: Request) -> int:
-    text = request.query_params.get("limit", str(DEFAULT_LIMIT))
+def _limit(params: dict[str, list[str]]) -> int:
+    text = params.get("limit", [str(DEFAULT_LIMIT)])[0]
     limit = whole_number(text, MAX_LIMIT)
     if limit is None or limit < 1:
         raise BadRequest(f"limit must be an integer between 1 and {MAX_LIMIT}")
@@ -57,9 +58,10 @@ def routes(node: Node) -> list[Route]:
     """The federation routes, for `kizuna.app.create_app` to mount next to the TAXII ones."""
 
     async def tombstones(request: Request, principal: Principal) -> Response:
-        deleted_after = _position(request, "deleted_after")
-        withdrawn_after = _position(request, "withdrawn_after")
-        limit = _limit(request)
+        params = query_values(request.query_params.multi_items())  # each taken once, as TAXII's own
+        deleted_after = _position(params, "deleted_after")
+        withdrawn_after = _position(params, "withdrawn_after")
+        limit = _limit(params)
 
         def read() -> bytes:
             viewer = node.readable(principal, request.path_params["api_root"], request.path_params["collection"])

@@ -37,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kizuna.core.errors import BadRequest
+from kizuna.core.filters import query_values
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.hashes.banks import Banks
@@ -143,11 +144,11 @@ class HashMatchService:
     async def handle(self, request: Request, principal: Principal) -> Response:
         api_root = request.path_params["api_root"]
         root = await run_in_threadpool(self.node.api_root, api_root)
-        params: dict[str, list[str]] = {}
-        for name, value in request.query_params.multi_items():
+        given = request.query_params.multi_items()
+        for name, _ in given:
             if name not in _PARAMS:
                 raise BadRequest(f"unknown query parameter {name!r} ({', '.join(_PARAMS)})")
-            params.setdefault(name, []).append(value)
+        params = query_values(given, repeatable=("collection",))
         body = await read_body(request, root.max_content_length)
         content_type = request.headers.get("content-type", "").lower()
         answer = await run_in_threadpool(self.match, principal, api_root, params, body, content_type)

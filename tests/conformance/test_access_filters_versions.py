@@ -185,6 +185,31 @@ def test_repeated_parameters_are_400(node: Node, name: str) -> None:
     assert_taxii_error(node.session().get(url.replace("/objects/", "/manifest/")), 400)
 
 
+def _single_valued_query_parameters() -> list[tuple[str, str, str]]:
+    """(method, path, name) of every query parameter of the HTTP API that takes one value, read from the
+    OpenAPI document, where a parameter that may come more than once says "repeatable"."""
+    from kizuna.taxii.openapi import openapi_document
+
+    return [(method, path, parameter["name"])
+            for path, operations in openapi_document()["paths"].items()
+            for method, operation in operations.items() if "console" not in operation["tags"]
+            for parameter in operation.get("parameters", ())
+            if parameter["in"] == "query" and "repeatable" not in parameter["description"]]
+
+
+@pytest.mark.parametrize(("method", "path", "name"), _single_valued_query_parameters(),
+                         ids=lambda part: str(part))
+def test_every_single_valued_parameter_is_refused_when_repeated_as_on_objects(node: Node, method: str, path: str,
+                                                                             name: str) -> None:
+    # rules §5.4 (a field MUST NOT appear twice), and one rule for all: tombstones' deleted_after and the
+    # hash matcher's threshold were read as their last value while objects' limit was a 400.
+    url = node.base + path.format(api_root="main", collection=node.collection, object_id=indicator()["id"])
+    response = node.session().request(method.upper(), url, params=[(name, "1"), (name, "1")])
+    error = assert_taxii_error(response, 400)
+    hint = " with comma-separated values" if name.startswith("match[") else ""
+    assert error["description"] == f"query parameter {name!r} is repeated; give it once{hint}"
+
+
 def test_match_id_values_are_ored_and_fields_anded(node: Node) -> None:
     # rules §5.4
     a, b, c = indicator(), indicator(), indicator()
