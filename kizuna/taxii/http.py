@@ -54,7 +54,16 @@ def kizuna_error_response(exc: KizunaError) -> Response:
 
 
 def presented_token(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+    """The token of the request's Authorization header; None without one or with one no token can be read from.
+
+    Two or more Authorization headers are refused as an authentication failure (401), whatever they hold:
+    which one to believe would be a guess (the first, as Starlette's ``get`` returns it, let a request carry a
+    valid token past a proxy that added or checked the other), and a request that does not say who it is gets
+    the challenge, as one without a readable token does."""
+    found = request.headers.getlist("authorization")
+    if len(found) > 1:
+        raise Unauthorized(f"send one Authorization header; this request has {len(found)}")
+    header = found[0] if found else None
     if not header:
         return None
     scheme, _, value = header.partition(" ")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import http.client
+import json
 import uuid
 from typing import Any
 
@@ -85,6 +87,34 @@ def test_revoked_token_gets_401_immediately(node: Node) -> None:
     response = requests.get(objects_url(node), headers=headers, params={"limit": "1"})
     assert_taxii_error(response, 401)
     assert response.headers.get("WWW-Authenticate")
+
+
+@pytest.mark.parametrize("order", ["valid first", "bad first"])
+def test_two_authorization_headers_get_401_whichever_comes_first(node: Node, order: str) -> None:
+    # rules §1.3. 401, not 400: it is the answer of the existing authentication failure path to credentials it
+    # cannot use (no header, an unknown scheme, Basic that is not base64), with the challenge, so a client
+    # learns the one thing it must change. Taking the first header, as before, let a valid token ride past
+    # whatever added or checked the other.
+    valid, bad = f"Bearer {node.tokens['writer']}", "Bearer bad"
+    paths = [objects_url(node).removeprefix(node.base) + "?limit=1", "/taxii2/", f"/feeds/{uuid.uuid4()}.txt"]
+    for path in paths:
+        connection = http.client.HTTPConnection("127.0.0.1", node.server.port, timeout=30)
+        try:
+            connection.putrequest("GET", path)
+            connection.putheader("Accept", TAXII)
+            for value in ([valid, bad] if order == "valid first" else [bad, valid]):
+                connection.putheader("Authorization", value)
+            connection.endheaders()
+            response = connection.getresponse()
+            body = json.loads(response.read())
+        finally:
+            connection.close()
+        assert response.status == 401 and response.getheader("Content-Type") == TAXII, (path, body)
+        assert response.getheader("WWW-Authenticate")
+        assert body["http_status"] == "401" and "one Authorization header" in body["description"], body
+    # One of them alone is answered as ever.
+    assert_taxii(requests.get(objects_url(node), headers={"Accept": TAXII, "Authorization": valid},
+                              params={"limit": "1"}))
 
 
 def test_http_basic_with_the_token_as_password(node: Node) -> None:
