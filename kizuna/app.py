@@ -20,6 +20,7 @@ import threading
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount, Route
 
 from kizuna.config import resolve_data_dir
 from kizuna.core.bulk_import import set_aside_long_lived
@@ -52,19 +53,37 @@ from kizuna.web.routes import web_routes
 log = logging.getLogger("kizuna")
 
 
-def create_app(node: Node, tls: bool = False) -> Starlette:
-    """The whole HTTP API of ``node``: every API response, errors included, is TAXII JSON (the health
-    endpoints answer plain JSON and Prometheus text)."""
+def _routes(node: Node, hashes: HashMatchService) -> list[BaseRoute]:
+    """Every route of the app, in the order they are tried."""
 
     def readiness() -> list[ReadinessCheck]:
         return [*store_checks(node), worker_check(node)]
 
     health = health_routes(node, readiness, [StoreCollector(node), SyncCollector(node)])
+    # The console and the feeds first: the TAXII route /{api_root}/ would otherwise catch them.
+    return [*web_routes(node), *health, *openapi_routes(), *feed_routes(node), *taxii_routes(node),
+            *detect_routes(node), *hash_routes(hashes), *federation_routes(node)]
+
+
+def reserved_api_root_names(node: Node) -> frozenset[str]:
+    """The first path segments the app serves itself (taxii2, console, feeds, metrics, healthz, openapi.json …),
+    read from its routes: an API root of such a name would answer /NAME/ beside the node's own /NAME, or be
+    hidden by it (``Node.create_api_root`` refuses them; ``kizuna api-roots create`` passes them)."""
+    names = set()
+    for route in _routes(node, HashMatchService(node)):
+        path = route.path if isinstance(route, Route | Mount) else ""
+        first = path.strip("/").partition("/")[0]
+        if first and not first.startswith("{"):  # "/" and "/{api_root}/…" name no segment of their own
+            names.add(first)
+    return frozenset(names)
+
+
+def create_app(node: Node, tls: bool = False) -> Starlette:
+    """The whole HTTP API of ``node``: every API response, errors included, is TAXII JSON (the health
+    endpoints answer plain JSON and Prometheus text)."""
     hashes = HashMatchService(node)  # one set of bank indexes for the API and the console
     app = Starlette(
-        # The console and the feeds first: the TAXII route /{api_root}/ would otherwise catch them.
-        routes=[*web_routes(node), *health, *openapi_routes(), *feed_routes(node), *taxii_routes(node),
-                *detect_routes(node), *hash_routes(hashes), *federation_routes(node)],
+        routes=_routes(node, hashes),
         middleware=[Middleware(RequestMetrics), *([Middleware(TransportSecurity)] if tls else []),
                     Middleware(AnswerFailures)],
         exception_handlers={HTTPException: http_error, Exception: server_error},

@@ -81,7 +81,10 @@ def api_roots() -> None:
 def api_roots_create(ctx: click.Context, name: str, title: str, description: str | None,
                      max_content_length: int, as_json: bool) -> None:
     """Create an API root served at /NAME/."""
-    root = node_of(ctx).create_api_root(name, title, description, max_content_length)
+    from kizuna.app import reserved_api_root_names  # here: the other commands need no app
+
+    node = node_of(ctx)
+    root = node.create_api_root(name, title, description, max_content_length, reserved_api_root_names(node))
     emit(as_json, {"name": root.name, "title": root.title, "max_content_length": root.max_content_length},
           f"API root /{root.name}/ created")
 

@@ -81,8 +81,6 @@ DEFAULT_API_ROOT = "main"
 DEFAULT_MAX_CONTENT_LENGTH = 100 * 1024 * 1024
 STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
 _API_ROOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-#: Paths the node serves itself beside its API roots: discovery, the web console and the feeds.
-RESERVED_API_ROOT_NAMES = ("taxii2", "console", "feeds")
 _ALL = VersionSelector(all=True)
 
 
@@ -273,8 +271,10 @@ class Node:
     # -- administration ------------------------------------------------------------------
     def create_api_root(
         self, name: str, title: str, description: str | None = None,
-        max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
+        max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH, reserved: frozenset[str] = frozenset(),
     ) -> ApiRoot:
+        """A new API root served at /NAME/; ``reserved``: the first path segments the node's app serves itself,
+        which no API root may take, in any case (``kizuna.app.reserved_api_root_names``, read from its routes)."""
         if name in (".", ".."):  # a URL path segment that means "here" or "up", never a name
             raise AdminError(f"API root name {name!r} is a path step ('.' or '..'), not a name")
         if not _API_ROOT_NAME.match(name):
@@ -282,8 +282,9 @@ class Node:
         if not title.strip():
             raise AdminError("the title is empty: discovery and the console show it; give one")
         check_name(title, "the title")
-        if name.lower() in RESERVED_API_ROOT_NAMES:
-            raise AdminError(f"API root name {name!r} is reserved for the node's own paths (taxii2, console, feeds)")
+        if name.lower() in {own.lower() for own in reserved}:
+            raise AdminError(f"API root name {name!r} is reserved for the node's own paths "
+                             f"({', '.join(sorted(reserved))})")
         if max_content_length < 1:
             raise AdminError("max_content_length must be greater than 0")
         if self.store.get_api_root(name) is not None:
