@@ -37,9 +37,17 @@ def _taxii(schema: dict[str, Any], description: str, headers: dict[str, Any] | N
 
 
 _ERRORS = _taxii(_ref("Error"), "A TAXII error object (§3.6): 400, 401, 403, 404, 405, 406, 413, 415, 422 or 500")
-_TIMESTAMP = {"type": "string", "pattern": r"^(?!0000)\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
-                                          r"T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?Z$"}
-_STIX_ID = r"[a-z][a-z0-9-]{1,248}[a-z0-9]--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# A real day of a year from 1 to 9999 (the server parses dates with Python's calendar: 0510-11-31 is no day,
+# nor is 2100-02-29), so that every timestamp the document allows is one the server takes.
+_YEAR = r"(?:000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})"
+_LEAP_YEAR = r"(?:\d\d(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+_DATE = (rf"(?:{_YEAR}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+         rf"|{_LEAP_YEAR}-02-29)")
+_TIMESTAMP = {"type": "string", "pattern": rf"^{_DATE}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{{1,6}})?Z$"}
+# STIX type names as the server reads them (stix/validation.py, core/filters.py): letters and digits with single
+# hyphens inside, 3 to 250 characters; in an id, at least 2.
+_TYPE_NAME = r"[a-z0-9](?:-?[a-z0-9])+"
+_STIX_ID = rf"{_TYPE_NAME}--[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}"
 _POSITION = {"type": "integer", "minimum": 0, "maximum": 9_223_372_036_854_775_807}
 _DATE_HEADERS = {
     "X-TAXII-Date-Added-First": {"description": "date_added of the first object on the page (§3.4.2)",
@@ -73,11 +81,19 @@ _PAGING = [
     _query("limit", "at most this many records on a page", {"type": "integer", "minimum": 1, "maximum": 10**9}),
     _query("next", "the opaque cursor of the previous page's `next`", {"type": "string", "minLength": 1}),
 ]
+
+
+def _list(name: str, description: str, item: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter holding a comma-separated list in which no value repeats (core/filters.py refuses one)."""
+    return {**_query(name, description, {"type": "array", "minItems": 1, "uniqueItems": True, "items": item}),
+            "style": "form", "explode": False}
+
+
 _MATCH = {
-    "id": _query("match[id]", "comma-separated STIX ids",
-                 {"type": "string", "pattern": f"^{_STIX_ID}(,{_STIX_ID})*$"}),
-    "type": _query("match[type]", "comma-separated STIX types",
-                   {"type": "string", "pattern": r"^[a-z][a-z0-9-]{1,248}[a-z0-9](,[a-z][a-z0-9-]{1,248}[a-z0-9])*$"}),
+    "id": _list("match[id]", "comma-separated STIX ids, none repeated",
+                {"type": "string", "pattern": f"^{_STIX_ID}$"}),
+    "type": _list("match[type]", "comma-separated STIX types, none repeated",
+                  {"type": "string", "pattern": f"^{_TYPE_NAME}$", "minLength": 3, "maxLength": 250}),
     "version": _query("match[version]", "last, first, all or comma-separated timestamps",
                       {"anyOf": [{"enum": ["last", "first", "all"]}, _TIMESTAMP]}),
     "spec_version": _query("match[spec_version]", "comma-separated spec versions, e.g. 2.1",
@@ -136,8 +152,9 @@ _HASH_BODY = {"required": True, "content": {
             "description": "a video's vPDQ: its text (frame,quality,pdq_hex,timestamp lines) or ThreatExchange's "
                            "signal form (a list of pdq_hex,quality,timestamp strings)",
             "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}}}}},
-    "application/octet-stream": {"schema": {"type": "string", "format": "binary",
-                                            "description": "one image, video or other media file, hashed on arrival"}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary", "minLength": 1,
+                                            "description": "one image, video or other media file, hashed on arrival "
+                                                           "(an empty body is refused)"}},
 }}
 _OPINION_BODY = {"required": True, "content": {_JSON: {"schema": {
     "type": "object", "required": ["collection", "signal", "verdict"], "additionalProperties": False, "properties": {
