@@ -52,7 +52,6 @@ def test_the_console_operators_benchmark_runs_at_its_smallest_size() -> None:
     # It measures with bench_console's `timed`, which takes a dict of servers' clients since bench_console
     # compares two servers; handed one client, the documented command (docs/console-operators.md) died
     # with "'Client' object is not iterable" after preparing its node.
-    pytest.importorskip("psutil")  # bench_console's server CPU time: the `bench` extra
     result = subprocess.run([sys.executable, "-m", "bench.bench_console_operators", "--records", "20",
                              "--partners", "1", "--tokens", "1", "--runs", "1", "--json"],
                             capture_output=True, text=True, timeout=300, cwd=BENCH.parent)
