@@ -25,8 +25,8 @@ def tokens() -> None:
 @click.option("--label", default=None, help="A note for operators, shown by `tokens list`.")
 @click.option("--agreement", default=None, help="Bind the token to this partner agreement.")
 @click.option("--expires", default=None, metavar="WHEN",
-              help="Stop working after a duration (90m, 12h, 30d) or at an ISO date/time (2027-03-31). "
-                   "Default: until revoked.")
+              help="Stop working after a duration (90m, 12h, 30d) or at an ISO date/time (2027-03-31), at most "
+                   "5 years ahead. Default: until revoked.")
 @click.option("--cert-fingerprint", default=None, metavar="SHA256",
               help="Accept the token only with this client certificate (SHA-256, hex, colons allowed); "
                    "needs `serve --client-ca`.")

@@ -16,6 +16,7 @@ and its binding stay.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import re
@@ -35,6 +36,7 @@ _DUMMY_HASH = hashlib.sha256(b"kizuna: no such token").hexdigest()
 _MAX_DURATION_DIGITS = 7
 _DURATION = re.compile(rf"^([1-9][0-9]{{0,{_MAX_DURATION_DIGITS - 1}}})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: The node setting listing the ids of tokens that hold the operator right (core/operators.py).
 OPERATORS_SETTING = "operator_token_ids"
 
@@ -50,19 +52,44 @@ def parse_expiry(text: str, now: int, option: str = "--expires") -> int:
 
     ``text`` is a duration from now (``90s``, ``90m``, ``12h``, ``30d``) or an ISO 8601 date or
     time (``2027-03-31`` is midnight UTC at its start; a time without an offset is UTC). The moment
-    must lie in the future: a token that never works is a mistake worth reporting. ``option`` names
-    the value in errors.
+    must lie in the future: a token that never works is a mistake worth reporting; and at most
+    `MAX_EXPIRY_YEARS` years ahead. ``option`` names the value in errors.
     """
     value = text.strip()
     duration = _duration_micros(value, option)
     at = now + duration if duration is not None else _parse_moment(value, option)
     if at <= now:
         raise ExpiryNotInFuture(f"{option} {text!r} is not in the future")
+    if at > latest_expiry(now):
+        raise ExpiryTooFar(f"{option} {text!r} is more than {MAX_EXPIRY_YEARS} years from now; leave {option} out "
+                           "for a token that lasts until it is revoked")
     return at
+
+
+#: Furthest ahead a token's expiry may lie. Longer than the partner agreements and operations tokens are made
+#: for (a year or two); an expiry further off is a typo (``9999999d``, year 29406) or no expiry in practice,
+#: which a token without one already says, and it keeps every expiry a four-digit-year STIX timestamp.
+MAX_EXPIRY_YEARS = 5
+
+
+def latest_expiry(now: int) -> int:
+    """The furthest expiry allowed at ``now`` (µs): the same moment `MAX_EXPIRY_YEARS` calendar years on
+    (29 February goes to 28 February)."""
+    moment = _EPOCH + dt.timedelta(microseconds=now)
+    year = moment.year + MAX_EXPIRY_YEARS
+    try:
+        later = moment.replace(year=year)
+    except ValueError:  # 29 February, in a year without one
+        later = moment.replace(year=year, day=28)
+    return (later - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 class ExpiryNotInFuture(AdminError):
     """An expiry that is a valid moment, only not a later one (told apart from a value that is not one)."""
+
+
+class ExpiryTooFar(AdminError):
+    """An expiry that is a valid moment, only further ahead than `MAX_EXPIRY_YEARS` allows."""
 
 
 #: Longest grace a rotated token's old secret is given: a rotation is meant to end the old secret.

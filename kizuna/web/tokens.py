@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from kizuna.core.errors import MAX_LABEL_CHARS, BadRequest, KizunaError, NotFound, name_problem
 from kizuna.core.node import agreement_binding_problem
-from kizuna.core.tokens import ExpiryNotInFuture, describe_tokens, parse_expiry
+from kizuna.core.tokens import MAX_EXPIRY_YEARS, ExpiryNotInFuture, ExpiryTooFar, describe_tokens, parse_expiry
 from kizuna.stix.timestamps import now_micros
 from kizuna.web.page import Visit
 
@@ -65,6 +65,9 @@ def _form_problem(visit: Visit, organisation: str, read: list[str], write: list[
             parse_expiry(expires, now_micros())
         except ExpiryNotInFuture:
             return visit.gettext("Expires: %(value)s is not in the future.", value=expires)
+        except ExpiryTooFar:
+            return visit.gettext("Expires: %(value)s is more than %(years)s years from now; leave it empty for a "
+                                 "token that lasts until revoked.", value=expires, years=MAX_EXPIRY_YEARS)
         except KizunaError:
             return visit.gettext("Expires: %(value)s is neither a duration (90m, 12h, 30d) nor a date "
                                  "(2027-03-31).", value=expires)

@@ -94,13 +94,18 @@ def test_expiry_as_a_duration(node: Node, given: str, seconds: int) -> None:
 
 
 def test_expiry_as_an_iso_date_and_bad_forms(node: Node) -> None:
+    year = dt.datetime.now(dt.UTC).year
     created = kizuna_json(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared",
-                          "--expires", "2099-03-31")
-    assert created["expires"] == "2099-03-31T00:00:00.000000Z"
-    assert _listed(node, created["id"])["expires"] == "2099-03-31T00:00:00.000000Z"
+                          "--expires", f"{year + 4}-03-31")
+    assert created["expires"] == f"{year + 4}-03-31T00:00:00.000000Z"
+    assert _listed(node, created["id"])["expires"] == f"{year + 4}-03-31T00:00:00.000000Z"
     for given, reason in [("3 weeks", "--expires '3 weeks' is neither a duration"),
                           ("2001-01-01", "not in the future"), ("0d", "neither a duration"),
-                          ("99999999999d", "'99999999999d' is out of range")]:
+                          ("99999999999d", "'99999999999d' is out of range"),
+                          # Valid moments, only too far off to be meant (9999999d is the year 29406).
+                          ("9999999d", "--expires '9999999d' is more than 5 years from now"),
+                          ("1828d", "is more than 5 years from now"),
+                          (f"{year + 6}-01-01", "is more than 5 years from now")]:
         result = kizuna(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared",
                         "--expires", given, check=False)
         assert result.returncode == 1 and result.stdout == ""

@@ -399,6 +399,7 @@ def test_the_token_form_says_what_is_wrong_in_its_own_words_and_language(operate
     cases = [({"read": ""}, "トークンが読み取りまたは書き込みできるコレクションを一つ以上選んでください。"),
              ({"expires": "bogus"}, "有効期限：bogus は期間（90m、12h、30d）でも日付（2027-03-31）でもありません。"),
              ({"expires": "2020-01-01"}, "有効期限：2020-01-01 は未来の日時ではありません。"),
+             ({"expires": "9999999d"}, "有効期限：9999999d は今から5年より先です。"),
              # maxlength="200" is a hint a client may ignore; a line break it does not even prevent
              ({"label": "a\nb"}, "ラベル：改行を含まない 200 文字以内にしてください。"),
              ({"label": "x" * 5000}, "ラベル：改行を含まない 200 文字以内にしてください。")]
