@@ -45,6 +45,7 @@ from kizuna.core.share_preview import partners as share_partners
 from kizuna.core.sighting_shares import merge_stored_sightings
 from kizuna.core.stored_shapes import StoredShapes, Summary
 from kizuna.core.tokens import (
+    active_token,
     authenticate_token,
     issue_token,
     parse_expiry,
@@ -424,6 +425,7 @@ class Node:
     def bind_token_certificate(self, token_id: str, fingerprint: str | None) -> str | None:
         """Bind a token to a client certificate's SHA-256 fingerprint (None unbinds); returns it normalised."""
         value = parse_fingerprint(fingerprint) if fingerprint is not None else None
+        active_token(self.store, token_id)
         if not self.store.set_token_certificate(token_id, value):
             raise NotFound(f"no token {token_id!r}")
         self.audit.record("token-certificate-bound", NODE_ADMIN.key, {"token": token_id, "certificate": value})

@@ -231,14 +231,21 @@ def read_certificate_fingerprint(path: str) -> str:
         raise AdminError(f"cannot read a PEM certificate from {path}: {exc}") from None
 
 
-def rotate_token(store: Store, token_id: str, previous_valid_until: int) -> str:
-    """Give a token a new secret (returned, to show once); the replaced one works until the moment given."""
+def active_token(store: Store, token_id: str) -> TokenRecord:
+    """The record of a token that still works, to be changed: a revoked or expired one is refused (changing
+    it would not make it work again), an unknown one is not found."""
     record = store.get_token(token_id)
     if record is None:
         raise NotFound(f"no token {token_id!r}")
     state = token_state(record, now_micros())
     if state != "active":
         raise AdminError(f"token {token_id} is {state}; create a new one instead")
+    return record
+
+
+def rotate_token(store: Store, token_id: str, previous_valid_until: int) -> str:
+    """Give a token a new secret (returned, to show once); the replaced one works until the moment given."""
+    active_token(store, token_id)
     secret = secrets.token_urlsafe(32)
     if not store.rotate_token_secret(token_id, hash_secret(secret), previous_valid_until):
         raise AdminError(f"token {token_id} was revoked meanwhile")

@@ -202,6 +202,22 @@ def test_the_text_list_shows_what_binds_a_token(node: Node) -> None:
                                   "see `kizuna tokens list`\n")
 
 
+def test_a_revoked_token_is_not_bound_to_a_certificate_as_it_is_not_rotated(node: Node) -> None:
+    created = kizuna_json(node.data_dir, "tokens", "create", "--org", "JPCERT/CC", "--read", "shared")
+    kizuna_json(node.data_dir, "tokens", "revoke", created["id"])
+    for command in (("bind-cert", created["id"], "--cert-fingerprint", "ab" * 32),
+                    ("bind-cert", created["id"], "--unbind"), ("rotate", created["id"])):
+        refused = kizuna(node.data_dir, "tokens", *command, check=False)
+        assert (refused.returncode, refused.stdout) == (1, "")
+        assert refused.stderr == (f"kizuna tokens {command[0]}: token {created['id']} is revoked; "
+                                  "create a new one instead\n")
+    as_json = kizuna(node.data_dir, "tokens", "bind-cert", created["id"], "--unbind", "--json", check=False)
+    assert json.loads(as_json.stdout)["error"]["code"] == "invalid"
+    assert _listed(node, created["id"])["certificate"] is None
+    bound = kizuna(node.data_dir, "audit", "export", "--kind", "token-certificate-bound").stdout.splitlines()
+    assert not [line for line in bound if json.loads(line)["body"]["token"] == created["id"]]
+
+
 def test_a_token_reads_only_under_an_agreement_with_its_own_organisation(node: Node) -> None:
     """An agreement is made with one partner. Binding another organisation's token to it would hand that
     organisation what was agreed with someone else (here TLP:AMBER+STRICT agreed with KrCERT only)."""
