@@ -111,6 +111,29 @@ def absolute_store_url(url: str, data_dir: Path) -> str:
     return url
 
 
+#: ``scheme://user:password@``: the user information ends at the first ``@`` before any ``/`` and the user at its
+#: first ``:``, as libpq reads a connection URI.
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:@/]*):[^@/]*@")
+_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+MASK = "***"
+
+
+def shown_store_url(url: str) -> str:
+    """A store URL as it may be printed, returned in JSON or put in an error: its password (``user:PASSWORD@``,
+    or a ``password=`` parameter of a PostgreSQL URL) reads ``***``. Only ``kizuna.toml`` holds it whole."""
+    return _PASSWORD_PARAMETER.sub(rf"\1{MASK}", _URL_PASSWORD.sub(rf"\1:{MASK}@", url))
+
+
+def without_store_password(text: str, url: str) -> str:
+    """``text``, a driver's message about the store at ``url``, with the URL's password masked where it shows: the
+    URL itself, or the password quoted back by libpq when it cannot be read (``invalid percent-encoded token``)."""
+    written = [m.group(0)[len(m.group(1)) + 1:-1] for m in [_URL_PASSWORD.match(url)] if m]
+    written += [m.group(0)[len(m.group(1)):] for m in _PASSWORD_PARAMETER.finditer(url)]
+    for password in written:
+        text = text.replace(f'"{password}"', f'"{MASK}"')
+    return text.replace(url, shown_store_url(url))
+
+
 def portable_store_url(url: str, data_dir: Path) -> str:
     """The URL as written to ``kizuna.toml``: an SQLite file inside the data directory, relative to it."""
     if not url.startswith(_SQLITE_ABSOLUTE):

@@ -23,6 +23,7 @@ from kizuna.cli.common import (
     when_listening,
 )
 from kizuna.cli.tls import CLIENT_CERT_MODES, parse_rate_limit, serve_tls_options
+from kizuna.config import shown_store_url
 from kizuna.core.health import metrics_access
 from kizuna.core.limits import FAILURES_PER_MINUTE, SCOPES
 from kizuna.core.metrics import share_between_processes
@@ -60,8 +61,9 @@ def init(ctx: click.Context, store_url: str | None, org_name: str | None, countr
                        code="usage", exit_code=2)
     node = Node.init(data_dir, store_url, org_name, country, title)
     identity = node.identity()
-    emit(as_json, {"data_dir": str(data_dir), "store": node.config.store_url, "identity": identity},
-          f"Initialised a Kizuna node in {data_dir}\n  store:    {node.config.store_url}\n"
+    store = shown_store_url(node.config.store_url)
+    emit(as_json, {"data_dir": str(data_dir), "store": store, "identity": identity},
+          f"Initialised a Kizuna node in {data_dir}\n  store:    {store}\n"
           f"  identity: {identity['id']} ({identity['name']})")
 
 
@@ -200,7 +202,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     tokens_all = node.store.list_tokens()
     payload: dict[str, Any] = {
         "data_dir": str(node.config.data_dir),
-        "store": node.config.store_url,
+        "store": shown_store_url(node.config.store_url),
         "title": node.title,
         "identity": node.identity().get("id"),
         "api_roots": [r.name for r in node.store.list_api_roots()],

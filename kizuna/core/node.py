@@ -17,7 +17,14 @@ from typing import Any, Final
 
 import orjson
 
-from kizuna.config import NodeConfig, absolute_store_url, default_store_url, load_config, write_config
+from kizuna.config import (
+    NodeConfig,
+    absolute_store_url,
+    default_store_url,
+    load_config,
+    shown_store_url,
+    write_config,
+)
 from kizuna.core.audit import AuditLog, pack_served, tlp_counts
 from kizuna.core.bulk_import import gil_shared_sooner
 from kizuna.core.cursor import CursorCodec, load_key_ring, rotate_cursor_key
@@ -163,7 +170,8 @@ class Node:
         self.store = store
         key = store.get_setting("cursor_key")
         if key is None:
-            raise AdminError(f"{config.store_url}: this store has not been initialised; run `kizuna init`")
+            raise AdminError(f"{shown_store_url(config.store_url)}: this store has not been initialised; "
+                             "run `kizuna init`")
         cursors = self.cursors = CursorCodec(lambda: load_key_ring(store))
         self.reader = Reader(
             store, cursors, config.default_page_size, config.max_page_size,
@@ -218,7 +226,8 @@ class Node:
         store.migrate()
         if store.get_setting("cursor_key") is not None:
             store.close()
-            raise AdminError(f"{config.store_url}: this store already holds a node; use another database")
+            raise AdminError(f"{shown_store_url(config.store_url)}: this store already holds a node; "
+                             "use another database")
         write_config(config)
         store.set_setting_if_absent("cursor_key", base64.b64encode(secrets.token_bytes(32)).decode())
         store.set_setting("title", title or f"Kizuna node of {org_name or 'this organisation'}")

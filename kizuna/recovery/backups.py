@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from kizuna.config import ConfigError, NodeConfig, default_store_url, load_config, write_config
+from kizuna.config import ConfigError, NodeConfig, default_store_url, load_config, shown_store_url, write_config
 from kizuna.core.audit import AuditLog, verify_chain
 from kizuna.core.principal import NODE_ADMIN
 from kizuna.stix.timestamps import format_timestamp, now_micros
@@ -166,7 +166,7 @@ def _restore(src: Path, data_dir: Path, store_url: str | None, force: bool,
     postgres = manifest["backend"] == "postgresql"
     if store_url is not None and store_url.startswith("sqlite:") == postgres:
         raise BackupError(f"a {manifest['backend']} backup restores to a {manifest['backend']} store, "
-                          f"not {store_url}")
+                          f"not {shown_store_url(store_url)}")
     url = store_url or (saved.store_url if postgres else default_store_url(data_dir))
     if not force:
         _refuse_to_replace(data_dir, url)
@@ -175,9 +175,9 @@ def _restore(src: Path, data_dir: Path, store_url: str | None, force: bool,
         # holds none of it, but its connections show (the restore's own checks above closed theirs).
         sessions = other_sessions(url)
         if sessions:
-            raise BackupError(f"the database {url} has {sessions} other connection(s), such as a kizuna serve of "
-                              "another data directory: stop them before a restore, or they go on using the tables "
-                              "the restore replaces")
+            raise BackupError(f"the database {shown_store_url(url)} has {sessions} other connection(s), such as a "
+                              "kizuna serve of another data directory: stop them before a restore, or they go on "
+                              "using the tables the restore replaces")
         restore_postgres(data, url)
         contents = _inspect_closing(open_store(url), progress)
     else:
@@ -200,7 +200,7 @@ def _restore(src: Path, data_dir: Path, store_url: str | None, force: bool,
     except StoreError as exc:
         raise BackupError(f"the node is restored in {data_dir}, but its audit chain could not record where from: "
                           f"{exc}") from None
-    return {"data_dir": str(data_dir), "store": url, "backend": manifest["backend"],
+    return {"data_dir": str(data_dir), "store": shown_store_url(url), "backend": manifest["backend"],
             "created": manifest["created"], **asdict(contents), "audit_seq": seq}
 
 
@@ -263,7 +263,8 @@ def _refuse_to_replace(data_dir: Path, url: str) -> None:
     finally:
         store.close()
     if holds_node:
-        raise BackupError(f"the database {url} already holds a Kizuna node; --force replaces it with the backup")
+        raise BackupError(f"the database {shown_store_url(url)} already holds a Kizuna node; --force replaces it "
+                          "with the backup")
 
 
 def _expect(manifest: dict[str, Any], found: Contents) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kizuna.config import shown_store_url
 from kizuna.store.base import Store, StoreError
 
 
@@ -16,7 +17,7 @@ def open_store(url: str, *, create: bool = True) -> Store:
         from kizuna.store.postgres.store import PostgresStore
 
         return PostgresStore(url)
-    raise StoreError(f"unsupported store URL {url!r}: use sqlite:///path/to/file.db or postgresql://…")
+    raise StoreError(f"unsupported store URL {shown_store_url(url)!r}: use sqlite:///path/to/file.db or postgresql://…")
 
 
 __all__ = ["Store", "StoreError", "open_store"]

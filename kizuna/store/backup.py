@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kizuna.store.base import StoreError
+from kizuna.store.base import StoreError, unreachable_postgres
 from kizuna.store.sqlite.store import SqliteStore, path_from_url, private_parent
 
 
@@ -114,7 +114,7 @@ def postgres_snapshot(url: str) -> Iterator[PostgresSnapshot]:
     try:
         connection = psycopg.connect(url, connect_timeout=5)
     except psycopg.Error as exc:
-        raise StoreError(f"cannot connect to PostgreSQL at {url}: {exc}") from None
+        raise unreachable_postgres(url, exc) from None
     try:
         connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         row = connection.execute("SELECT pg_export_snapshot()").fetchone()
@@ -141,7 +141,7 @@ def other_sessions(url: str) -> int:
             row = connection.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                                      "AND pid <> pg_backend_pid()").fetchone()
     except psycopg.Error as exc:
-        raise StoreError(f"cannot connect to PostgreSQL at {url}: {exc}") from None
+        raise unreachable_postgres(url, exc) from None
     return int(row[0]) if row else 0
 
 

@@ -13,6 +13,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
+from kizuna.config import shown_store_url, without_store_password
+
 if TYPE_CHECKING:
     from kizuna.store.feed_rows import FeedRecord
     from kizuna.store.ops_activity import SightedRow
@@ -27,6 +29,12 @@ class StoreError(Exception):
 
 class NotFound(StoreError):
     pass
+
+
+def unreachable_postgres(url: str, exc: BaseException) -> StoreError:
+    """The error of a PostgreSQL store ``url`` that cannot be connected to, its password masked."""
+    return StoreError(f"cannot connect to PostgreSQL at {shown_store_url(url)}: "
+                      f"{without_store_password(str(exc), url)}")
 
 
 class Conflict(StoreError):

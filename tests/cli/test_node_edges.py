@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 import pytest
@@ -20,7 +21,8 @@ import trustme
 
 from kizuna.cli import cli
 from kizuna.cli.common import column_width, display_width, padded
-from tests.conftest import PG_ADMIN_URL, TAXII, free_port, kizuna, kizuna_json
+from kizuna.config import shown_store_url
+from tests.conftest import PG_ADMIN_URL, TAXII, create_pg_database, free_port, kizuna, kizuna_json
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 #: Far below the 30 s the connection pool used to keep retrying; not a measure of speed.
@@ -109,6 +111,57 @@ def test_an_unreachable_postgresql_fails_in_one_line_quickly(tmp_path: Path, sil
                                  *(["--port", str(free_port())] if command == "serve" else [])],
                                 capture_output=True, text=True, timeout=CONNECT_DEADLINE_S)
         assert "cannot connect to PostgreSQL" in one_line_failure(result, command)
+
+
+def _with_password(url: str, password: str) -> tuple[str, str]:
+    """``url`` holding a password (the server trusts loopback, so any works), and the password it holds."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url, parts.password
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{password}@{parts.hostname}:{parts.port}")), password
+
+
+def test_a_postgresql_password_is_never_shown(tmp_path: Path) -> None:
+    """A store URL's password was printed by `init`, `status` (text and --json) and the connection errors."""
+    database = create_pg_database("kizuna_masked")
+    try:
+        url, password = _with_password(database.url, "s3cr3tpw")
+        masked = url.replace(f":{password}@", ":***@")
+        node = tmp_path / "node"
+        made = kizuna(node, "init", "--store", url, "--org-name", "NCSC UK")
+        assert f"store:    {masked}" in made.stdout and password not in made.stdout + made.stderr
+        assert password in (node / "kizuna.toml").read_text()  # only the configuration holds it
+        shown = kizuna(node, "status")
+        assert f"store:    {masked}" in shown.stdout and password not in shown.stdout + shown.stderr
+        assert kizuna_json(node, "status")["store"] == masked
+        again = one_line_failure(kizuna(tmp_path / "again", "init", "--store", url, check=False), "init")
+        assert masked in again and password not in again
+    finally:
+        database.drop()
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    (gone / "kizuna.toml").write_text(f'store = "{url}"\n')
+    for command, data in (("init", tmp_path / "fresh"), ("status", gone)):
+        line = one_line_failure(kizuna(data, command, *(["--store", url] if command == "init" else []),
+                                       check=False), command)
+        assert f"cannot connect to PostgreSQL at {masked}" in line and password not in line
+        as_json = kizuna(data, command, *(["--store", url] if command == "init" else []), "--json", check=False)
+        assert masked in as_json.stdout and password not in as_json.stdout
+    # A password libpq cannot read is quoted back in its message: masked there too.
+    broken = url.replace(f":{password}@", ":s3cr3t%zz@")
+    line = one_line_failure(kizuna(tmp_path / "broken", "init", "--store", broken, check=False), "init")
+    assert "s3cr3t" not in line and '"***"' in line
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://kizuna:pw@db.example:5432/node", "postgresql://kizuna:***@db.example:5432/node"),
+    ("postgres://kizuna:p%40ss:w@db/node?sslmode=require", "postgres://kizuna:***@db/node?sslmode=require"),
+    ("postgresql://db/node?sslmode=require&password=pw", "postgresql://db/node?sslmode=require&password=***"),
+    ("postgresql://kizuna@db/node", "postgresql://kizuna@db/node"),
+    ("sqlite:///var/lib/kizuna/kizuna.db", "sqlite:///var/lib/kizuna/kizuna.db"),
+])
+def test_a_store_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert shown_store_url(url) == shown
 
 
 @pytest.mark.parametrize("name", ["", "   "])

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from kizuna.config import without_store_password
 from kizuna.store.base import (
     AddResult,
     AuditEntry,
@@ -25,6 +26,7 @@ from kizuna.store.base import (
     Outcome,
     StoreError,
     unique_conflict,
+    unreachable_postgres,
 )
 from kizuna.store.postgres.migrations import MIGRATIONS
 from kizuna.store.search_index import PostgresSearchIndex
@@ -103,7 +105,7 @@ class PostgresStore(SqlStore):
             # or a host that does not answer is reported at once, not after the pool's retry loop.
             psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT_S, autocommit=True).close()
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to PostgreSQL at {url}: {exc}") from None
+            raise unreachable_postgres(url, exc) from None
         try:
             self._pool = ConnectionPool(
                 url, min_size=min_size, max_size=max_size, open=True, timeout=30,
@@ -113,7 +115,7 @@ class PostgresStore(SqlStore):
             )
             self._pool.wait(timeout=30)
         except (psycopg.Error, Exception) as exc:
-            raise StoreError(f"cannot connect to PostgreSQL at {url}: {exc}") from exc
+            raise unreachable_postgres(url, exc) from exc
         self._start_search_backlog()
 
     @contextmanager
@@ -277,7 +279,8 @@ class PostgresStore(SqlStore):
             with psycopg.connect(self.url, connect_timeout=5, autocommit=True) as conn:
                 applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations").fetchall()}
         except psycopg.Error as exc:
-            raise StoreError(f"cannot reach the PostgreSQL store: {exc}") from exc
+            said = without_store_password(str(exc), self.url)
+            raise StoreError(f"cannot reach the PostgreSQL store: {said}") from exc
         return effective_schema_version(applied, [v for v, _ in MIGRATIONS]), MIGRATIONS[-1][0]
 
     def close(self) -> None:
