@@ -543,6 +543,41 @@ def test_a_node_whose_database_went_missing_says_so_and_writes_nothing(tmp_path:
     assert (tmp_path / "fourth" / "stores" / "x.db").is_file()
 
 
+@pytest.mark.parametrize("name, args", [
+    ("status", ()), ("tokens list", ()), ("collections list", ()), ("search", ("anything",)), ("audit verify", ()),
+    ("dashboard", ()), ("sync", ()), ("serve", ("--port", "18441")), ("status", ("--json",)), ("init", ()),
+])
+def test_a_store_file_that_is_no_database_is_named_as_such(tmp_path: Path, name: str, args: tuple[str, ...]) -> None:
+    """Garbage in kizuna.db was 'internal error (DatabaseError: file is not a database)' for every command."""
+    data = tmp_path / "node"
+    kizuna_json(data, "init", "--org-name", "Home")
+    for leftover in data.glob("kizuna.db-*"):
+        leftover.unlink()
+    store = data / "kizuna.db"
+    store.write_bytes(bytes(range(256)) * 64)
+    if name == "init":  # a file given to init is not a node's store: nothing to restore
+        result = kizuna(tmp_path / "fresh", "init", "--store", f"sqlite:///{store}", check=False)
+        assert one_line_failure(result, "init") == f"kizuna init: {store} is not an SQLite database"
+        return
+    result = kizuna(data, *name.split(), *args, check=False)
+    said = (json.loads(result.stdout)["error"]["message"] if "--json" in args
+            else one_line_failure(result, name).removeprefix(f"kizuna {name}: "))
+    assert said == (f"{store} is not an SQLite database: restore the node from a backup (`kizuna restore`) or "
+                    "point kizuna.toml's store at the node's file")
+
+
+def test_a_damaged_store_file_is_named_as_such(tmp_path: Path) -> None:
+    data = tmp_path / "node"
+    kizuna_json(data, "init", "--org-name", "Home")
+    for leftover in data.glob("kizuna.db-*"):
+        leftover.unlink()
+    store = data / "kizuna.db"
+    whole = store.read_bytes()
+    store.write_bytes(whole[:4096] + b"\xff" * (len(whole) - 4096))  # the header and first page whole, not the rest
+    line = one_line_failure(kizuna(data, "tokens", "list", check=False), "tokens list")
+    assert f"the SQLite store {store} is damaged (database disk image is malformed): restore the node" in line
+
+
 def test_an_output_of_dash_is_standard_output_where_it_may_be_and_refused_elsewhere(sqlite_node: Path) -> None:
     kizuna_json(sqlite_node, "collections", "create", "--title", "Out", "--alias", "out")
     dashed = kizuna(sqlite_node, "export", "--collection", "out", "-o", "-")

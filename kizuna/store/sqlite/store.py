@@ -82,6 +82,11 @@ def private_parent(path: Path) -> None:
         path.parent.chmod(0o700)
 
 
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite found the file not to be a database, or a damaged one (not a query's own mistake)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
 class SqliteStore(SqlStore):
     search_index = SqliteSearchIndex()
 
@@ -99,7 +104,11 @@ class SqliteStore(SqlStore):
             self.path.touch(mode=0o600)
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._writer = self._connect()
+        self._create = create
+        try:
+            self._writer = self._connect()  # its pragmas read the file's header: garbage is found here
+        except sqlite3.DatabaseError as exc:
+            raise self._unreadable(exc) from None
         # The log is checkpointed by a thread of its own (store/sqlite/checkpoints.py), not in the commits.
         self._writer.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
         self._writer.execute(_WRITER_CACHE_PRAGMA)
@@ -109,6 +118,16 @@ class SqliteStore(SqlStore):
         self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()  # the live threads' readers, for close()
         self._readers_lock = threading.Lock()
         self._start_search_backlog()
+
+    def _unreadable(self, exc: sqlite3.DatabaseError) -> StoreError:
+        """A file SQLite cannot read, said as the other store errors say what is wrong."""
+        if not _damaged(exc):  # locked, or not to be opened: the file itself may well be whole
+            return StoreError(f"cannot read the SQLite store {self.path}: {exc}")
+        what = (f"{self.path} is not an SQLite database" if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_NOTADB
+                else f"the SQLite store {self.path} is damaged ({exc})")
+        # A node's store, not a file given to `init`: what it held is lost unless a backup holds it.
+        return StoreError(what if self._create else f"{what}: restore the node from a backup (`kizuna restore`) "
+                          "or point kizuna.toml's store at the node's file")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -128,6 +147,10 @@ class SqliteStore(SqlStore):
         cur = reader.conn.cursor()
         try:
             yield cur
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc):
+                raise self._unreadable(exc) from None
+            raise
         finally:
             cur.close()
 
@@ -143,6 +166,8 @@ class SqliteStore(SqlStore):
                 cur.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.IntegrityError) and str(exc).startswith("UNIQUE constraint failed: "):
                     raise unique_conflict(str(exc).removeprefix("UNIQUE constraint failed: ")) from exc
+                if isinstance(exc, sqlite3.DatabaseError) and _damaged(exc):
+                    raise self._unreadable(exc) from None
                 raise
             else:
                 cur.execute("COMMIT")
