@@ -14,11 +14,9 @@ from kizuna.cli.common import (
     Toggle,
     aligned,
     check_port_free,
-    column_width,
     emit,
     json_option,
     node_of,
-    padded,
     port_type,
     when_listening,
 )
@@ -132,11 +130,19 @@ def collections_list(ctx: click.Context, as_json: bool) -> None:
          "alias": s.collection.alias, "objects": s.objects}
         for s in found
     ]
-    aliases = [str(r["alias"] or "-") for r in rows]
-    width = column_width(aliases)
-    emit(as_json, {"collections": rows},
-          "\n".join(f"{r['id']}  /{r['api_root']}/  {padded(alias, width)} {r['objects']:>9} versions  {r['title']}"
-                    for r, alias in zip(rows, aliases, strict=True)))
+    emit(as_json, {"collections": rows}, _collection_table(rows))
+
+
+def _collection_table(rows: list[dict[str, Any]]) -> str:
+    """Aligned columns under a header, as `tokens list` prints them; the counts right-aligned."""
+    if not rows:
+        return "No collections; create one with `kizuna collections create`."
+    counts = [str(r["objects"]) for r in rows]
+    width = max(len("VERSIONS"), *map(len, counts))
+    lines = [("ID", "API_ROOT", "ALIAS", "VERSIONS", "TITLE")]
+    lines += [(r["id"], f"/{r['api_root']}/", r["alias"] or "-", count.rjust(width), r["title"])
+              for r, count in zip(rows, counts, strict=True)]
+    return "\n".join(aligned(lines))
 
 
 @click.group()
@@ -181,7 +187,8 @@ def orgs_list(ctx: click.Context, as_json: bool) -> None:
                      "client_of": patrons, "communities": communities})
         role = "this node" if here else f"client of {', '.join(patrons)}" if patrons else "-"
         lines.append((org.name, org.country or "---", role, ", ".join(communities) or "-", org.id))
-    emit(as_json, {"organisations": rows}, "\n".join(aligned(lines)) or "No organisations.")
+    header = ("NAME", "COUNTRY", "ROLE", "COMMUNITIES", "ID")
+    emit(as_json, {"organisations": rows}, "\n".join(aligned([header, *lines])) if lines else "No organisations.")
 
 
 def _token_states(tokens: list[Any]) -> dict[str, int]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from kizuna.cli.common import CliError, FiniteFloat, emit, json_option, node_of
+from kizuna.cli.common import CliError, FiniteFloat, aligned, emit, json_option, node_of
 from kizuna.core.bulk_import import set_aside_long_lived
 from kizuna.core.node import Node
 from kizuna.core.partner_health import PartnerHealth, partner_health
@@ -123,10 +123,21 @@ def _health_fields(health: PartnerHealth | None) -> dict[str, Any]:
             "push_backlog_more": health.push_backlog_more}
 
 
-def _summary(row: dict[str, Any]) -> str:
+def _table(rows: list[dict[str, Any]]) -> str:
+    """One partner a line in aligned columns under a header, as `tokens list` prints them, each followed by its
+    health, organisation, last run and errors, indented."""
+    if not rows:
+        return "No partners; add one with `kizuna partners add`."
+    heads = aligned([("NAME", "STATE", "KIND", "URL")] + [
+        (r["name"], r["status"]["state"], r.get("kind", "?"), r.get("api_root_url") or "(unusable configuration)")
+        for r in rows])
+    return "\n".join([heads[0], *(head + _details(row) for head, row in zip(heads[1:], rows, strict=True))])
+
+
+def _details(row: dict[str, Any]) -> str:
+    """The indented lines under a partner's line in `partners list`."""
     status = row["status"]
-    line = (f"{row['name']:<16} {status['state']:<11} {row.get('kind', '?'):<10} "
-            f"{row.get('api_root_url') or '(unusable configuration)'}")
+    line = ""
     if row.get("health"):
         line += f"\n    health: {_HEALTH_WORDS.get(row['health'], row['health'])}"
         if row.get("push_backlog") is not None:
@@ -159,7 +170,7 @@ def partners_list(ctx: click.Context, as_json: bool) -> None:
                 "status": state.status_view(name), **_health_fields(health.get(name))}, node)
         for name, config, problem in state.partner_entries()
     ]
-    emit(as_json, {"partners": rows}, "\n".join(_summary(r) for r in rows) or "No partners.")
+    emit(as_json, {"partners": rows}, _table(rows))
 
 
 @partners.command("show")

@@ -200,10 +200,13 @@ def test_orgs_list_names_this_nodes_organisation_and_its_clients(sqlite_node: Pa
     client = listed["東京オリンピック組織委員会"]
     assert (client["client_of"], client["communities"], client["this_node"]) == ([home["name"]], ["games"], False)
     assert [o["name"] for o in listed.values() if o["this_node"]] == [home["name"]]
-    lines = kizuna(sqlite_node, "orgs", "list").stdout.splitlines()
+    header, *lines = kizuna(sqlite_node, "orgs", "list").stdout.splitlines()
+    assert header.split() == ["NAME", "COUNTRY", "ROLE", "COMMUNITIES", "ID"]  # as `tokens list` heads its columns
     line = next(text for text in lines if text.startswith("東京オリンピック組織委員会"))
     assert f"client of {home['name']}" in line and " games " in line and line.endswith(client["id"])
     assert len({display_width(text) for text in lines}) == 1  # columns padded by terminal width: the ids line up
+    assert display_width(header) == display_width(line) - len(client["id"]) + len("ID")  # and the header over them
+    assert header.index("ROLE") == next(t for t in lines if t.startswith(home["name"])).index("this node")
 
 
 def test_a_copied_node_directory_writes_into_the_copy(tmp_path: Path) -> None:
@@ -263,8 +266,11 @@ def test_status_and_collection_list_show_aliases(sqlite_node: Path) -> None:
     kizuna_json(sqlite_node, "collections", "create", "--title", "No alias")
     assert {c["alias"] for c in kizuna_json(sqlite_node, "status")["collections"]} == {"shared", None}
     assert f"/main/collections/{made['id']}/  alias shared  " in kizuna(sqlite_node, "status").stdout
-    listed = kizuna(sqlite_node, "collections", "list").stdout.splitlines()
+    header, *listed = kizuna(sqlite_node, "collections", "list").stdout.splitlines()
+    assert header.split() == ["ID", "API_ROOT", "ALIAS", "VERSIONS", "TITLE"]  # as `tokens list` heads its columns
     assert any(line.startswith(made["id"]) and " shared " in line for line in listed)
+    assert {line.index("No alias") for line in listed if "No alias" in line} == {header.index("TITLE")}
+    assert {line.index(" 0  ") + 1 for line in listed} == {header.index("VERSIONS") + len("VERSIONS") - 1}
 
 
 def test_a_collection_named_by_its_title_is_refused_with_its_id_and_alias(sqlite_node: Path) -> None:
@@ -327,6 +333,11 @@ def test_a_failed_sync_reports_every_partner_then_fails_in_one_line(sqlite_node:
                        "kz_x", "--map", "shared=remote", "--cert", str(sqlite_node), "--key", str(sqlite_node),
                        check=False)
     assert "is a directory, not a file" in one_line_failure(directory, "partners add")
+    header, *listed = kizuna(sqlite_node, "partners", "list").stdout.splitlines()
+    assert header.split() == ["NAME", "STATE", "KIND", "URL"]  # as `tokens list` heads its columns
+    heads = [line for line in listed if not line.startswith(" ")]
+    assert [line.split()[0] for line in heads] == ["down-a", "down-b"]
+    assert {line.index("http://127.0.0.1:9/main/") for line in heads} == {header.index("URL")}
     gone = json.loads(kizuna(sqlite_node, "partners", "remove", "nosuch", "--json", check=False).stdout)
     assert gone["error"]["code"] == "not-found"  # as `partners show nosuch` says it
 
