@@ -195,9 +195,13 @@ def cursor_keys() -> None:
 def cursor_keys_rotate(ctx: click.Context, keep: int, as_json: bool) -> None:
     """Sign new cursors with a new key; cursors from the KEEP newest old keys keep working."""
     current, retired = node_of(ctx).rotate_cursor_key(keep)
+    # The retired keys counted, and their ids named as ids: the node's first key has the id 0, read as a count.
+    s = "s" if len(retired) != 1 else ""
     emit(as_json, {"key_id": current, "retired": retired},
          f"Cursors are now signed with key {current}"
-         + (f"; retired {', '.join(retired)} (their cursors are refused)" if retired else ""))
+         + (f"; retired {len(retired)} key{s} (id{s} {', '.join(retired)}): their cursors are refused" if retired
+            else "")
+         + ". Running servers switch within a minute.")
 
 
 def register(group: click.Group) -> None:

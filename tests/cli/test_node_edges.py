@@ -209,6 +209,20 @@ def test_orgs_list_names_this_nodes_organisation_and_its_clients(sqlite_node: Pa
     assert header.index("ROLE") == next(t for t in lines if t.startswith(home["name"])).index("this node")
 
 
+def test_a_cursor_key_rotation_names_the_retired_keys_as_ids_not_counts(sqlite_node: Path) -> None:
+    """`--keep 0` printed 'retired 0, 884cff95': the node's first key has the id 0, which read as a count."""
+    kept = kizuna(sqlite_node, "cursor-keys", "rotate").stdout
+    first = kizuna_json(sqlite_node, "cursor-keys", "rotate")["key_id"]
+    assert kept.startswith("Cursors are now signed with key ") and "retired" not in kept
+    assert "Running servers switch within a minute." in kept  # as README and docs/security.md say
+    both = kizuna(sqlite_node, "cursor-keys", "rotate", "--keep", "0").stdout
+    second = both.split()[6].rstrip(";")
+    older = kept.split()[6].rstrip(".")
+    assert f"; retired 3 keys (ids 0, {older}, {first}): their cursors are refused." in both
+    one = kizuna(sqlite_node, "cursor-keys", "rotate", "--keep", "0").stdout
+    assert f"; retired 1 key (id {second}): their cursors are refused." in one
+
+
 def test_a_copied_node_directory_writes_into_the_copy(tmp_path: Path) -> None:
     original = tmp_path / "original"
     kizuna_json(original, "init", "--org-name", "NCSC UK", "--country", "GBR")
