@@ -250,6 +250,11 @@ def count(number: int, noun: str, plural: str | None = None) -> str:
     return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
 
 
+def were(number: int) -> str:
+    """The verb after `count`: ``1 line was``, ``2 lines were``."""
+    return "was" if number == 1 else "were"
+
+
 class TokenId(click.ParamType):
     """A token's id, as `tokens list` shows it. A whole token (``kz_<id>_<secret>``) pasted in its place is
     refused without being repeated, so that the secret does not end up in a terminal's scrollback or a log."""

@@ -31,6 +31,7 @@ from kizuna.cli.common import (
     output_stream,
     quiet_option,
     tlp_level,
+    were,
 )
 from kizuna.cli.fetch_source import fetch_url, is_url
 from kizuna.cli.import_stix import import_stix21
@@ -217,14 +218,15 @@ def _text(result: dict[str, Any], name: str) -> str:
                 f"already stored, {s['rejected'] - unreadable} rejected"
                 + (f", and {count(unreadable, 'line')} not JSON" if unreadable else "") + f" (collection {name})")
         if s["format"] != STIX:
-            line += (f"; converted from {s['format']}: {len(s['rejected_input'])} input records rejected, "
-                     f"{len(s['losses'])} losses, {s['flagged']} flagged by warninglists")
+            line += (f"; converted from {s['format']}: {count(len(s['rejected_input']), 'input record')} rejected, "
+                     f"{count(len(s['losses']), 'loss', 'losses')}, {s['flagged']} flagged by warninglists")
         out.append(line)
         if s["added_by_node"]:
-            out.append(f"  the node added {s['added_by_node']} OASIS TLP 2.0 objects the input refers to"
+            out.append(f"  the node added {count(s['added_by_node'], 'OASIS TLP 2.0 object')} the input refers to"
                        " (marking definitions and their extension)")
         if s["normalised"]:
-            out.append(f"  {s['normalised']} TLP markings were rewritten to the OASIS TLP 2.0 ids")
+            out.append(f"  {count(s['normalised'], 'TLP marking')} {were(s['normalised'])} rewritten to the "
+                       "OASIS TLP 2.0 ids")
         out += _failure_lines(s)  # refused objects are listed in full, as the STIX import always did
         details += _details(s)
     for bad in result["failed_sources"]:
@@ -371,10 +373,10 @@ def import_(ctx: click.Context, source: str, collection: str, api_root: str | No
     refused_input = sum(len(s["rejected_input"]) for s in sources)
     if result["rejected"] or failed or refused_input:
         if not as_json:  # the report is above; the failure itself is one line, as for every command
-            what = [f"{len(failed)} of {len(failed) + len(sources)} files not imported"] if failed else []
-            what += [f"{result['rejected'] - unreadable} objects refused by ingest"] \
+            what = [f"{len(failed)} of {count(len(failed) + len(sources), 'file')} not imported"] if failed else []
+            what += [f"{count(result['rejected'] - unreadable, 'object')} refused by ingest"] \
                 if result["rejected"] > unreadable else []
             what += [f"{count(unreadable, 'line')} not JSON"] if unreadable else []
-            what += [f"{refused_input} input records not converted"] if refused_input else []
+            what += [f"{count(refused_input, 'input record')} not converted"] if refused_input else []
             click.echo(f"kizuna import: {', '.join(what)} (listed above)", err=True)
         ctx.exit(1)

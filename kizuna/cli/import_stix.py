@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from kizuna.cli.common import CliError
+from kizuna.cli.common import CliError, count, were
 from kizuna.cli.progress import CountingReader, Progress, tracked
 from kizuna.core.bulk_import import set_aside_long_lived
 from kizuna.core.node import Node
@@ -64,8 +64,10 @@ def import_stix21(node: Node, path: Path, target: Collection, show_progress: boo
     stored = report.success_count - report.duplicate_count
     if broken:
         error = broken[0]
-        before = (f"{stored} objects before this point were stored, {report.duplicate_count} were already "
-                  f"stored, {len(failures)} were rejected") if report.total else "no objects before this point"
+        duplicates, rejected = report.duplicate_count, len(failures)
+        before = (f"{count(stored, 'object')} before this point {were(stored)} stored, {duplicates} {were(duplicates)} "
+                  f"already stored, {rejected} {were(rejected)} rejected") if report.total \
+            else "no objects before this point"
         raise CliError(f"{error.message} ({before})", code="syntax", file=error.name, line=error.line)
     if report.total == 0 and not bad_lines:
         raise CliError(f"no STIX objects to import; expected {ACCEPTED_INPUT}", code="empty", file=name)

@@ -80,11 +80,21 @@ def test_truncated_import_keeps_and_counts_what_came_before(data_dir: Path, tmp_
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith("kizuna import: ")
     assert result.stderr.rstrip().endswith(f"{path}:1502")
-    assert "1500 objects before this point were stored" in result.stderr
+    assert "1,500 objects before this point were stored" in result.stderr
     assert count_in(data_dir, "in") == 1500
     error = json.loads(kizuna(data_dir, "import", str(path), "--collection", "in", "--json", check=False).stdout)
     assert (error["error"]["file"], error["error"]["line"]) == (str(path), 1502)
     assert "1500 were already stored" in error["error"]["message"]
+
+
+def test_a_cut_after_one_object_counts_it_in_the_singular(data_dir: Path, tmp_path: Path) -> None:
+    kizuna_json(data_dir, "collections", "create", "--title", "In", "--alias", "in")
+    path = tmp_path / "cut.json"
+    path.write_text('{"type": "bundle", "id": "bundle--1", "objects": [\n' + json.dumps(identity(0))
+                    + ',\n{"type": "identity", "id": "ident')
+    result = kizuna(data_dir, "import", str(path), "--collection", "in", check=False)
+    assert "(1 object before this point was stored, 0 were already stored, 0 were rejected)" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and count_in(data_dir, "in") == 1
 
 
 def test_a_bad_json_line_is_named_and_the_lines_after_it_are_imported(data_dir: Path, tmp_path: Path) -> None:
@@ -139,6 +149,7 @@ def test_import_report_separates_stored_duplicate_rejected_and_added_by_node(dat
     assert again.returncode == 1  # the rejected object is still rejected
     assert "3 objects read: 0 stored, 2 already stored, 1 rejected" in again.stdout
     assert f"{path}:1: indicator--not-a-uuid:" in again.stdout
+    assert again.stderr == "kizuna import: 1 object refused by ingest (listed above)\n"  # not "1 objects"
     assert count_in(data_dir, "in") == 8
 
 

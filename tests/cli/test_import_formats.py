@@ -121,7 +121,7 @@ def test_csv_with_a_bad_line_imports_the_rest_and_names_the_line(data_dir: Path)
     result = kizuna(data_dir, "import", str(IOC_CSV), "--collection", "in", "--tlp", "green", "--label", "phishing",
                     "--confidence", "70", "--valid-until", "2099-01-01", check=False)
     assert result.returncode == 1  # the rest is imported; the line left out fails the command
-    assert result.stderr == "kizuna import: 1 input records not converted (listed above)\n"
+    assert result.stderr == "kizuna import: 1 input record not converted (listed above)\n"
     assert f"{IOC_CSV}:8: rejected: not a valid ip value" in result.stdout
     indicators = {o["pattern"]: o for o in stored(data_dir) if o["type"] == "indicator"}
     assert set(indicators) == {

@@ -97,7 +97,7 @@ def test_the_text_report_and_exit_say_the_same_with_workers(tmp_path: Path) -> N
     assert said[0] == said[1]
     code, out, err = said[0]
     assert code == 1 and f"{folder / 'f-broken.json'}:2: not imported" in out
-    assert err == "kizuna import: 1 of 11 files not imported, 1 input records not converted (listed above)\n"
+    assert err == "kizuna import: 1 of 11 files not imported, 1 input record not converted (listed above)\n"
 
 
 @pytest.mark.parametrize("workers", ["0", "-1", "two"])
