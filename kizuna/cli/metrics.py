@@ -58,7 +58,7 @@ def _change(ctx: click.Context, token_id: str, granted: bool, as_json: bool) -> 
     if record is None and (granted or token_id not in metrics_readers(node.store)):
         raise CliError(f"no token {token_id!r}; see `kizuna tokens list`", code="not-found")
     if granted and record is not None:
-        refuse_unless_active(record, "read /metrics")
+        refuse_unless_active(record, "it cannot sign in to read /metrics")
         if record.agreement_id is not None:
             # /metrics names and counts every collection, those the agreement hides included.
             raise CliError(f"token {token_id} reads under agreement {record.agreement_id!r} (a partner's token), "

@@ -33,7 +33,7 @@ def set_operator_right(node: Node, token_id: str, granted: bool, actor: str = NO
         record = node.store.get_token(token_id)
         if record is None:
             raise AdminError(f"no token {token_id!r}; `kizuna tokens list` shows the tokens")
-        refuse_unless_active(record, "operate the node")
+        refuse_unless_active(record, "it cannot sign in to operate the node")
         if record.organisation_id != node.home_organisation_id:
             raise AdminError(f"token {token_id!r} belongs to another organisation; only the node's own "
                              "organisation operates it")

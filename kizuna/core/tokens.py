@@ -139,13 +139,13 @@ def token_state(record: TokenRecord, now: int) -> str:
     return "active"
 
 
-def refuse_unless_active(record: TokenRecord, use: str) -> None:
-    """Refuse to give a node-level right to a token that cannot sign in (revoked or expired): such a grant would
-    sit in the listings as if it meant something, and come back to life with nothing to say so. ``use`` says
-    what the right is for ("read /metrics")."""
+def refuse_unless_active(record: TokenRecord, why: str) -> None:
+    """Refuse to give a right to, or change, a token that cannot sign in (revoked or expired): a grant would sit
+    in the listings as if it meant something, and a change would not make it work again. ``why`` ends the
+    refusal ("it cannot sign in to read /metrics")."""
     state = token_state(record, now_micros())
     if state != "active":
-        raise AdminError(f"token {record.id} is {state}: it cannot sign in to {use}")
+        raise AdminError(f"token {record.id} is {state}: {why}")
 
 
 def issue_token(
@@ -237,9 +237,7 @@ def active_token(store: Store, token_id: str) -> TokenRecord:
     record = store.get_token(token_id)
     if record is None:
         raise NotFound(f"no token {token_id!r}")
-    state = token_state(record, now_micros())
-    if state != "active":
-        raise AdminError(f"token {token_id} is {state}; create a new one instead")
+    refuse_unless_active(record, "create a new one instead")
     return record
 
 

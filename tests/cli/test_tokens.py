@@ -209,7 +209,7 @@ def test_a_revoked_token_is_not_bound_to_a_certificate_as_it_is_not_rotated(node
                     ("bind-cert", created["id"], "--unbind"), ("rotate", created["id"])):
         refused = kizuna(node.data_dir, "tokens", *command, check=False)
         assert (refused.returncode, refused.stdout) == (1, "")
-        assert refused.stderr == (f"kizuna tokens {command[0]}: token {created['id']} is revoked; "
+        assert refused.stderr == (f"kizuna tokens {command[0]}: token {created['id']} is revoked: "
                                   "create a new one instead\n")
     as_json = kizuna(node.data_dir, "tokens", "bind-cert", created["id"], "--unbind", "--json", check=False)
     assert json.loads(as_json.stdout)["error"]["code"] == "invalid"
