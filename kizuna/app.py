@@ -41,7 +41,7 @@ from kizuna.ops.arrivals import watch_arrivals
 from kizuna.ops.board import operation_board, visible_operations
 from kizuna.store.rate_buckets import shared_bucket_maker
 from kizuna.taxii.health import RequestMetrics, health_routes
-from kizuna.taxii.http import AnswerFailures, http_error, server_error
+from kizuna.taxii.http import AnswerFailures, RefuseNul, http_error, server_error
 from kizuna.taxii.openapi import openapi_routes
 from kizuna.taxii.routes import routes as taxii_routes
 from kizuna.taxii.transport import TransportSecurity
@@ -85,7 +85,7 @@ def create_app(node: Node, tls: bool = False) -> Starlette:
     app = Starlette(
         routes=_routes(node, hashes),
         middleware=[Middleware(RequestMetrics), *([Middleware(TransportSecurity)] if tls else []),
-                    Middleware(AnswerFailures)],
+                    Middleware(AnswerFailures), Middleware(RefuseNul)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.state.node = watch_arrivals(node)  # the operations' watchlists judged as objects arrive

@@ -171,6 +171,8 @@ def _opinion_fields(body: bytes) -> dict[str, str]:
     for name, required in _OPINION_FIELDS.items():
         if (required and name not in data) or (name in data and not isinstance(data[name], str)):
             raise BadRequest(f"{name} must be a string" + (" and is required" if required else ""))
+    if any("\x00" in data[name] for name in _OPINION_FIELDS if name in data):
+        raise BadRequest("a field holds a NUL character, which no collection, signal or verdict contains")
     if not data["collection"] or not data["signal"]:
         raise BadRequest("collection and signal must not be empty")
     return data

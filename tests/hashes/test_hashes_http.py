@@ -332,9 +332,16 @@ def test_a_partner_records_a_verdict_on_a_matched_signal_and_a_hidden_one_is_abs
                           ({"collection": "shared", "signal": clear["id"]}, "verdict"),
                           ({"collection": "shared", "signal": clear["id"], "verdict": "disputed", "colour": "red"},
                            "colour"),
-                          ({"collection": "shared", "signal": 7, "verdict": "disputed"}, "signal")):
+                          ({"collection": "shared", "signal": 7, "verdict": "disputed"}, "signal"),
+                          # PostgreSQL text cannot hold NUL: looked up, it was a 500 there
+                          ({"collection": "sha\x00red", "signal": clear["id"], "verdict": "disputed"}, "NUL")):
         bad = _opinion(node, "partner", **fields)
         assert bad.status_code == 400 and named in bad.json()["description"], (fields, bad.text)
+    # A NUL in a path or a query value is refused before any route looks it up (a 500 on PostgreSQL before).
+    for url in (f"{node.api_root}collections/sha%00red/objects/", f"{node.api_root}hashes/match?store=%00x",
+                f"{node.collection_url()}objects/?match[id]=indicator--%00"):
+        nul = node.session("partner").request("POST" if "hashes" in url else "GET", url, json={"hashes": []})
+        assert nul.status_code == 400 and "NUL" in nul.json()["description"], (url, nul.text)
     not_json = node.session("partner").post(f"{node.api_root}hashes/opinions", data=b"{",
                                             headers={"Content-Type": "application/json"})
     assert not_json.status_code == 400 and not_json.json()["http_status"] == "400"
