@@ -63,13 +63,17 @@ _OBJECTS_HEADERS = {
 }
 
 
+#: Any text without a NUL character, which no name, id or value of the node holds (taxii/http.RefuseNul refuses it).
+_NO_NUL = "^[^\\u0000]*$"
+
+
 def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema or {"type": "string"}}
+            "schema": schema or {"type": "string", "pattern": _NO_NUL}}
 
 
 def _path(name: str, description: str, pattern: str | None = None) -> dict[str, Any]:
-    schema = {"type": "string", **({"pattern": f"^{pattern}$"} if pattern else {})}
+    schema = {"type": "string", "pattern": f"^{pattern}$" if pattern else _NO_NUL}
     return {"name": name, "in": "path", "required": True, "description": description, "schema": schema}
 
 
@@ -79,7 +83,8 @@ _OBJECT_ID = _path("object_id", "a STIX identifier, type--UUID", _STIX_ID)
 _PAGING = [
     _query("added_after", "only objects added after this instant (§3.4.2)", _TIMESTAMP),
     _query("limit", "at most this many records on a page", {"type": "integer", "minimum": 1, "maximum": 10**9}),
-    _query("next", "the opaque cursor of the previous page's `next`", {"type": "string", "minLength": 1}),
+    _query("next", "the opaque cursor of the previous page's `next`",
+           {"type": "string", "minLength": 1, "pattern": _NO_NUL}),
 ]
 
 
@@ -158,10 +163,11 @@ _HASH_BODY = {"required": True, "content": {
 }}
 _OPINION_BODY = {"required": True, "content": {_JSON: {"schema": {
     "type": "object", "required": ["collection", "signal", "verdict"], "additionalProperties": False, "properties": {
-        "collection": {"type": "string", "minLength": 1, "description": "the bank holding the signal (id or alias)"},
-        "signal": {"type": "string", "minLength": 1, "description": "the signal's indicator id"},
+        "collection": {"type": "string", "minLength": 1, "pattern": _NO_NUL,
+                       "description": "the bank holding the signal (id or alias)"},
+        "signal": {"type": "string", "minLength": 1, "pattern": _NO_NUL, "description": "the signal's indicator id"},
         "verdict": {"type": "string", "enum": ["true-positive", "false-positive", "disputed"]},
-        "comment": {"type": "string", "maxLength": 2000}}}}}}
+        "comment": {"type": "string", "maxLength": 2000, "pattern": _NO_NUL}}}}}}
 
 _SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["title"], "properties": {
@@ -257,7 +263,8 @@ _PATHS: dict[str, Any] = {
                            {"type": "string", "enum": ["auto", "stix", "zeek", "suricata", "ecs"]}),
          _query("collection", "a collection (id or alias) whose indicators are matched; repeatable",
                 {"type": "string", "minLength": 1}),
-         _query("store", "store the sightings in this collection", {"type": "string", "minLength": 1})],
+         _query("store", "store the sightings in this collection",
+                {"type": "string", "minLength": 1, "pattern": _NO_NUL})],
         body=_DETECT_BODY)},
     "/{api_root}/hashes/match": {"post": _api(
         "Match images, videos or hashes against the hash banks this token may read (docs/hashes.md)", "hashes",
@@ -272,7 +279,8 @@ _PATHS: dict[str, Any] = {
                 {"type": "number", "minimum": 0, "maximum": 100}),
          _query("across", "also match images against banked videos' frames and videos' frames against banked "
                 "images (default false)", {"type": "string", "enum": ["true", "false"]}),
-         _query("store", "store the sightings in this collection", {"type": "string", "minLength": 1})],
+         _query("store", "store the sightings in this collection",
+                {"type": "string", "minLength": 1, "pattern": _NO_NUL})],
         body=_HASH_BODY)},
     "/{api_root}/hashes/opinions": {"post": _api(
         "Record a verdict on a hash signal as a STIX opinion in its bank (docs/hashes.md)", "hashes",
