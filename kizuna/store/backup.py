@@ -127,8 +127,22 @@ def postgres_snapshot(url: str) -> Iterator[PostgresSnapshot]:
 
 def dump_postgres(url: str, snapshot_id: str, dest: Path) -> None:
     """``pg_dump`` of the database at ``url`` as of ``snapshot_id``, in pg_restore's custom format."""
+    target, env = pg_target(url)
     _run([pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", f"--snapshot={snapshot_id}",
-          f"--file={dest}", f"--dbname={url}"], "pg_dump")
+          f"--file={dest}", f"--dbname={target}"], "pg_dump", env)
+
+
+def pg_target(url: str) -> tuple[str, dict[str, str]]:
+    """``--dbname`` for a PostgreSQL tool, without the URL's password, and the environment that carries it instead:
+    a command line is shown to every local user (``ps``), a process's environment only to its owner."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(url)
+    password = params.pop("password", None)
+    env = dict(os.environ)
+    if password is not None:
+        env["PGPASSWORD"] = str(password)
+    return make_conninfo("", **params), env
 
 
 def other_sessions(url: str) -> int:
@@ -150,12 +164,13 @@ def restore_postgres(dump: Path, url: str) -> None:
 
     ``--clean --if-exists`` drops the node's tables first, so a database that held a node ends
     up holding exactly the copy."""
+    target, env = pg_target(url)
     _run([pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--no-privileges",
-          "--single-transaction", "--exit-on-error", f"--dbname={url}", str(dump)], "pg_restore")
+          "--single-transaction", "--exit-on-error", f"--dbname={target}", str(dump)], "pg_restore", env)
 
 
-def _run(command: Sequence[str], name: str) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+def _run(command: Sequence[str], name: str, env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         raise StoreError(f"{name} failed: {lines[-1] if lines else f'exit status {result.returncode}'}")

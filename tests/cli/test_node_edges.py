@@ -22,6 +22,7 @@ import trustme
 from kizuna.cli import cli
 from kizuna.cli.common import column_width, display_width, padded
 from kizuna.config import shown_store_url
+from kizuna.store.backup import pg_target
 from tests.conftest import PG_ADMIN_URL, TAXII, create_pg_database, free_port, kizuna, kizuna_json
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -136,6 +137,13 @@ def test_a_postgresql_password_is_never_shown(tmp_path: Path) -> None:
         assert kizuna_json(node, "status")["store"] == masked
         again = one_line_failure(kizuna(tmp_path / "again", "init", "--store", url, check=False), "init")
         assert masked in again and password not in again
+        # pg_dump and pg_restore get it in their environment, not on a command line every local user can read.
+        target, env = pg_target(url)
+        assert password not in target and env["PGPASSWORD"] == password
+        backed = kizuna(node, "backup", str(tmp_path / "backup"))
+        assert password not in backed.stdout + backed.stderr
+        restored = kizuna(node, "restore", str(tmp_path / "backup"), "--force")
+        assert password not in restored.stdout + restored.stderr
     finally:
         database.drop()
     gone = tmp_path / "gone"
