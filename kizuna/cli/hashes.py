@@ -18,7 +18,17 @@ from typing import Any, NoReturn
 import click
 import orjson
 
-from kizuna.cli.common import CliError, FiniteFloat, emit, file_and_line, json_option, node_of, quiet_option, tlp_level
+from kizuna.cli.common import (
+    CliError,
+    FiniteFloat,
+    count,
+    emit,
+    file_and_line,
+    json_option,
+    node_of,
+    quiet_option,
+    tlp_level,
+)
 from kizuna.cli.progress import Progress, progress_wanted
 from kizuna.core.errors import KizunaError, NotFound
 from kizuna.core.principal import NODE_ADMIN
@@ -266,7 +276,7 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
             signals[signal["id"]] = signal
     if not signals:
         problems = [(r["where"], r["reason"]) for r in rejected or notes] or [(str(inputs[0]), "no hashes found")]
-        _none_usable("hashes import", problems, f"nothing imported: {len(problems)} inputs rejected",
+        _none_usable("hashes import", problems, f"nothing imported: {count(len(problems), 'input')} rejected",
                      "" if len(problems) > 1 else "nothing imported: ", as_json)
     node.import_objects(target, [kizuna_identity(), extension_definition()])  # what every signal names
     from kizuna.hashes.banks import Banks
@@ -286,12 +296,13 @@ def import_command(ctx: click.Context, inputs: tuple[Path, ...], collection: str
             click.echo(f"  note: {note['reason']}: {note['where']}", err=True)
         for problem in rejected:
             _report("hashes import", problem["where"], problem["reason"])
-    emit(as_json, result, f"{len(signals)} signals into {result['collection']} "
+    emit(as_json, result, f"{count(len(signals), 'signal')} into {result['collection']} "
                           f"({stored} new or changed, {unchanged} banked already as they are), "
-                          f"{len(rejected)} inputs rejected, {len(failures)} refused")
+                          f"{count(len(rejected), 'input')} rejected, {len(failures)} refused")
     if rejected or failures:
         if not as_json:
-            click.echo(f"kizuna hashes import: {len(rejected)} inputs rejected, {len(failures)} signals refused "
+            click.echo(f"kizuna hashes import: {count(len(rejected), 'input')} rejected, "
+                       f"{count(len(failures), 'signal')} refused "
                        "(listed above)", err=True)
         raise click.exceptions.Exit(1)
 

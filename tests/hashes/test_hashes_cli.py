@@ -5,6 +5,7 @@ input, and matches become sightings of the signal in the node."""
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -54,6 +55,16 @@ def test_hash_prints_every_file_and_names_the_corrupt_one(tmp_path: Path) -> Non
         "kizuna hash: 1 of 3 inputs could not be used (listed above)",
     ]
     assert "(too low: not used)" in text.stdout
+
+
+def test_one_signal_and_one_rejected_input_are_counted_in_the_singular(node_dir: Path, tmp_path: Path) -> None:
+    listing = tmp_path / "one.txt"
+    listing.write_text(f"md5:{secrets.token_hex(16)}\nmd5:nothex\n")
+    kizuna_json(node_dir, "collections", "create", "--title", "One signal", "--alias", "one")  # the others' banks stay
+    result = kizuna(node_dir, "hashes", "import", str(listing), "--collection", "one", check=False)
+    assert result.returncode == 1
+    assert result.stdout.startswith("1 signal into one ") and ", 1 input rejected, 0 refused" in result.stdout
+    assert result.stderr.splitlines()[-1] == "kizuna hashes import: 1 input rejected, 0 signals refused (listed above)"
 
 
 def test_import_names_bad_lines_stores_the_rest_as_marked_signals_and_matches(node_dir: Path, tmp_path: Path) -> None:
