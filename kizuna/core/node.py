@@ -249,7 +249,7 @@ class Node:
         the last one (core/read_ahead.py): what a serving process does, where client and server run at once."""
         if self.read_ahead is None:
             self.read_ahead = ReadAhead(self._page_for, self.store.policy_generation,
-                                        self.store.collection_change_stamp)
+                                        lambda: tuple(sorted(self.store.collection_change_stamps().items())))
 
     def _page_for(self, principal: Principal, collection: Collection, endpoint: Endpoint, filters: Filters,
                   object_id: str | None) -> tuple[Page, Viewer]:

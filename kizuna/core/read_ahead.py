@@ -8,9 +8,10 @@ a thread of its own, and keeps it for the request that names that cursor.
 
 A kept page is served only if nothing it was decided on may have changed: the same principal (grants,
 agreement binding), the same policy generation (every change to agreements, organisations, options,
-marking definitions and partner entries bumps it), the same collection change stamp (newest
-``date_added`` and newest deletion) and at most ``KEEP_S`` seconds old; otherwise it is dropped and the
-page computed afresh.
+marking definitions and partner entries bumps it), the same change stamps (newest ``date_added`` and newest
+deletion) of every collection of the node, since a reference is decided by the collections that hold its
+target (core/elsewhere.py), and at most ``KEEP_S`` seconds old; otherwise it is dropped and the page
+computed afresh.
 The generation and stamp are read, in that thread, before the page is computed, so a write that lands
 while it is being computed makes it stale too. A kept page is audited as egress when it is served, never when computed:
 what the client never asked for never left. At most ``KEPT`` pages are kept, so a client that stops
@@ -27,7 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Final
@@ -61,8 +62,8 @@ Compute = Callable[[Principal, Collection, Endpoint, Filters, str | None], tuple
 class _Computed:
     page: Page
     viewer: Viewer  # the viewer that decided it, whose counts the audit records
-    generation: int  # the policy generation and collection stamp read before it was computed
-    stamp: tuple[int | None, int | None]
+    generation: int  # the policy generation and collections' stamps read before it was computed
+    stamp: Hashable
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,7 @@ class ReadAhead:
     """The pages computed ahead for the clients paging now, and the thread that computes them."""
 
     def __init__(self, compute: Compute, generation: Callable[[], int],
-                 stamp: Callable[[int], tuple[int | None, int | None]]) -> None:
+                 stamp: Callable[[], Hashable]) -> None:
         self._compute, self._generation, self._stamp = compute, generation, stamp
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kizuna-read-ahead")
         self._kept: OrderedDict[_Key, _Ahead] = OrderedDict()
@@ -114,7 +115,7 @@ class ReadAhead:
             self.outcomes["failed"] += 1
             return None
         if (ahead.principal != viewer.principal or time.monotonic() - ahead.started > KEEP_S
-                or self._generation() != computed.generation or self._stamp(viewer.collection.pk) != computed.stamp):
+                or self._generation() != computed.generation or self._stamp() != computed.stamp):
             self.outcomes["stale"] += 1
             return None
         self.outcomes["served"] += 1
@@ -145,7 +146,7 @@ class ReadAhead:
     def _computed(self, principal: Principal, collection: Collection, endpoint: Endpoint, filters: Filters,
                   object_id: str | None) -> _Computed:
         # In the read-ahead thread, not the request's: the generation and stamp first, then the page.
-        generation, stamp = self._generation(), self._stamp(collection.pk)
+        generation, stamp = self._generation(), self._stamp()
         page, viewer = self._compute(principal, collection, endpoint, filters, object_id)
         return _Computed(page, viewer, generation, stamp)
 

@@ -27,7 +27,7 @@ from kizuna.federation.state import FederationState
 from kizuna.policy import TlpLevel
 from kizuna.store.base import Collection
 from tests.conftest import BACKENDS, uk_node
-from tests.core.test_read_fast_path import AMBER, GREEN, _obj
+from tests.core.test_read_fast_path import AMBER, AMBER_STRICT, GREEN, _obj
 
 World = tuple[Node, Collection, Principal, str]
 LIMIT = 4
@@ -119,6 +119,33 @@ def test_an_object_added_between_two_pages_is_in_the_next(world: World) -> None:
         rest += _ids(page)
         cursor = page.next if page.more else None
     assert late["id"] in rest and _ahead(node).outcomes["stale"] == 1
+
+
+def test_a_write_to_another_collection_between_two_pages_is_not_outrun(world: World) -> None:
+    # A reference is decided by the collection that holds its target (core/elsewhere.py): a page computed ahead
+    # before that collection changed may show a relationship to what is now a hidden object.
+    node, collection, principal, producer = world
+    target = f"malware--{uuid.uuid4()}"
+    pointing = _obj("relationship", producer, [GREEN], relationship_type="uses",
+                    source_ref=f"indicator--{uuid.uuid4()}", target_ref=target)
+    assert not node.import_objects(collection, [pointing, *(_obj("indicator", producer, [GREEN]) for _ in range(5))]
+                                   ).failures
+    pages, cursor = [], None
+    while True:  # read afresh, to find the page the relationship is on
+        page = node.read(node.viewer_for(principal, collection), Endpoint.OBJECTS, Filters(limit=LIMIT, next=cursor))
+        pages.append(page)
+        if not page.more:
+            break
+        cursor = page.next
+    on = next(n for n, page in enumerate(pages) if pointing["id"] in _ids(page))
+    assert on >= 2  # the requests before it follow a cursor, so it is computed ahead
+    cursor = None
+    for _ in range(on):
+        cursor = _page(node, principal, collection, cursor).next
+    internal = node.create_collection("Internal", alias="internal")
+    assert not node.import_objects(internal, [_obj("malware", producer, [AMBER_STRICT], object_id=target)]).failures
+    assert pointing["id"] not in _ids(_page(node, principal, collection, cursor))
+    assert _ahead(node).outcomes["stale"] == 1
 
 
 def test_a_page_computed_for_one_principal_is_not_served_to_another(world: World) -> None:
