@@ -209,16 +209,20 @@ class AnswerFailures:
 
 
 class RefuseNul:
-    """ASGI middleware: a request whose path or query holds a NUL character is refused with a TAXII 400 before any
-    route sees it. PostgreSQL text cannot hold NUL, so every look-up by such a name failed there with a 500 (on
-    SQLite it found nothing); no name, id, alias or query value the node issues contains one."""
+    """ASGI middleware: a request whose path, or an API request (TAXII, detection, hashes, feeds) whose query,
+    holds a NUL character is refused with a TAXII 400 before any route sees it. PostgreSQL text cannot hold NUL,
+    so every look-up by such a name failed there with a 500 (on SQLite it found nothing); no name, id, alias or
+    query value the node issues contains one. A console page's query is the console's to answer (its search
+    reads a NUL as the index does: as nothing)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query: bytes = scope.get("query_string", b"")
-        if scope["type"] == "http" and ("\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query):
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and ("\x00" in path or (
+                not path.startswith("/console/") and (b"%00" in query or b"\x00" in query))):
             await error_response(400, "Bad request", "the request's path or query holds a NUL character, "
                                  "which no name, id or value of this node contains")(scope, receive, send)
             return
