@@ -41,7 +41,7 @@ from kizuna.store.view_edges import WHOLE_OBJECT_TYPES as _WHOLE_OBJECT_TYPES
 # The column-decided rows are defined once, in store/view_edges.py, because the store flags which
 # versions readers see alike by the same rule (docs/policy.md, "Each principal sees its own history").
 __all__ = ["REFERENCING_TYPES", "Viewer", "sees", "served_as_stored", "stops_onward", "view"]
-_REF_FIELDS: Final = ("source_ref", "target_ref", "sighting_of_ref")
+_REF_FIELDS: Final = ("source_ref", "target_ref", "sighting_of_ref", "object_ref")
 #: (producer, markings) verdicts kept per reader and collection. A million-object collection from a few
 #: thousand producers holds more than 8,192 pairs (bench/gen_stix.py's million: 4,552 producers, 13,498
 #: pairs); a smaller bound would empty the cache on every dashboard, which decides every pair in its

@@ -495,6 +495,7 @@ def hide_dangling(
     """Apply the no-dangling-disclosure rule on top of a decision.
 
     - relationship: hidden if its source or target is hidden;
+    - language-content: hidden if ``object_ref`` (the object it translates) is hidden;
     - sighting: hidden if ``sighting_of_ref`` is hidden; hidden ``observed_data_refs`` and
       ``where_sighted_refs`` entries are removed;
     - report, grouping, note, opinion, observed-data: hidden ``object_refs`` entries are removed, and the
@@ -511,6 +512,8 @@ def hide_dangling(
         if not (is_visible(str(view.get("source_ref"))) and is_visible(str(view.get("target_ref")))):
             return HIDDEN
         return decision
+    if stix_type == "language-content":
+        return decision if is_visible(str(view.get("object_ref"))) else HIDDEN
     if stix_type == "sighting":
         if not is_visible(str(view.get("sighting_of_ref"))):
             return HIDDEN

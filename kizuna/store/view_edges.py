@@ -28,9 +28,10 @@ import orjson
 
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, STOPS_AT_RECIPIENT, STOPS_BEFORE_NON_CLIENTS, TlpLevel
 
-#: Types whose visibility also depends on the objects they reference (docs/policy.md).
+#: Types whose visibility also depends on the objects they reference (docs/policy.md); a translation
+#: (language-content) is of its object's content, and hidden with it.
 REFERENCING_TYPES: Final = frozenset(
-    {"relationship", "sighting", "report", "grouping", "note", "opinion", "observed-data"}
+    {"relationship", "sighting", "report", "grouping", "note", "opinion", "observed-data", "language-content"}
 )
 #: Decided from the whole object: recipients lists, and identities (an anonymised producer is hidden).
 WHOLE_OBJECT_TYPES: Final = frozenset({"marking-definition", "identity"})

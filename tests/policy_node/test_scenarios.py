@@ -107,13 +107,16 @@ def test_relationship_to_a_hidden_object_is_hidden(world: World) -> None:
     hidden = sdo("malware", world.uk, [AMBER_STRICT])
     link = relationship(world.uk, visible["id"], hidden["id"], [GREEN])
     report = sdo("report", world.uk, [GREEN], object_refs=[visible["id"], hidden["id"]])
-    world.node.post([visible, hidden, link, report])
-    ids = f"{visible['id']},{hidden['id']},{link['id']},{report['id']}"
+    # A translation of the hidden object is its content (and names it): hidden with it.
+    translation = sdo("language-content", world.uk, [GREEN], object_ref=hidden["id"],
+                      object_modified=hidden["modified"], contents={"ja": {"name": "インプラント"}})
+    world.node.post([visible, hidden, link, report, translation])
+    ids = f"{visible['id']},{hidden['id']},{link['id']},{report['id']},{translation['id']}"
     seen = {o["id"]: o for o in world.objects("reader", **{"match[id]": ids})}
     assert set(seen) == {visible["id"], report["id"]}
     assert seen[report["id"]]["object_refs"] == [visible["id"]]
     assert set(_ids(world.objects("writer", **{"match[id]": ids}))) == {
-        visible["id"], hidden["id"], link["id"], report["id"]}
+        visible["id"], hidden["id"], link["id"], report["id"], translation["id"]}
     # Deleted, the hidden object is still not named to the reader by what pointed at it (it was hidden from it).
     deleted = world.node.session("writer").delete(world.node.collection_url() + f"objects/{hidden['id']}/")
     assert deleted.status_code == 200, deleted.text
