@@ -133,6 +133,7 @@ def worker_command(ctx: click.Context, url: str, source_collections: tuple[str, 
     the indicators of --from-collection and store sightings in --collection. Start several to share
     the load; a chunk is acknowledged only after its sightings are stored, and counts are exact
     across workers and redeliveries. Stops on SIGTERM or Ctrl-C after the batch in hand."""
+    from kizuna.detect.run import NothingToMatch
     from kizuna.detect.worker import DetectWorker
 
     url = _nats_url(url)
@@ -154,6 +155,8 @@ def worker_command(ctx: click.Context, url: str, source_collections: tuple[str, 
         nc = await _connect(url)
         try:
             return await worker.run(nc, stop, until_drained=until_drained, max_chunks=max_chunks)
+        except NothingToMatch as exc:  # refused before taking a chunk: they stay for a worker that can match
+            raise CliError(str(exc), code=exc.code) from None
         except NatsError as exc:  # the server went away or refused a request: unacked chunks are redelivered
             raise CliError(f"NATS failed: {type(exc).__name__} {exc}".strip(), code="nats") from None
         finally:

@@ -32,6 +32,19 @@ class NothingToMatch(Exception):
         self.file, self.line = file, line  # the first problem, when one input line is to blame
 
 
+def require_indicators(usable: int, load_counts: dict[str, int], inputs: str) -> None:
+    """NothingToMatch unless at least one of the indicators read (``load_counts``: how many of each load
+    status; ``usable`` of them indexed) can match; ``inputs`` names the options that gave them."""
+    if usable > 0:
+        return
+    read = sum(load_counts.values())
+    if read == 0:
+        raise NothingToMatch(f"no indicators to match: the indicator inputs given ({inputs}) held none",
+                             "no-indicators")
+    reasons = ", ".join(f"{count} {status}" for status, count in sorted(load_counts.items()))
+    raise NothingToMatch(f"none of the {read} indicators can be matched ({reasons})", "no-usable-indicators")
+
+
 def require_log_lines(stats: ReadStats) -> None:
     """NothingToMatch, naming the first bad file:line, when no line read was a log line of a known format."""
     if stats.events == 0:
@@ -74,18 +87,8 @@ class MatchRun:
 
     def require_indicators(self) -> None:
         """NothingToMatch unless at least one indicator can match."""
-        if self.engine.index.stats()["indicators"] > 0:
-            return
-        if self.indicators_read == 0:
-            raise NothingToMatch(
-                "no indicators to match: the indicator inputs given (--indicators, --zeek-intel, "
-                "--from-collection) held none",
-                "no-indicators",
-            )
-        reasons = ", ".join(f"{count} {status}" for status, count in sorted(self.load_counts.items()))
-        raise NothingToMatch(
-            f"none of the {self.indicators_read} indicators can be matched ({reasons})", "no-usable-indicators"
-        )
+        require_indicators(self.engine.index.stats()["indicators"], self.load_counts,
+                           "--indicators, --zeek-intel, --from-collection")
 
     # --- inputs ---------------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ from kizuna.core.node import Node
 from kizuna.detect.engine import DetectionEngine
 from kizuna.detect.fast import LineMatcher
 from kizuna.detect.mappings import LogReader, Mapping
+from kizuna.detect.run import require_indicators
 from kizuna.detect.sightings import sighting_uuid
 from kizuna.detect.stream import (
     CHANGE_SUBJECT,
@@ -191,6 +192,7 @@ class DetectWorker:
         self.matcher: LineMatcher | None = None
         self.reader = LogReader(mappings)
         self.indicator_load: dict[str, int] = {}
+        self.usable_indicators = 0
 
     # --- indicators -----------------------------------------------------------------------------
 
@@ -217,6 +219,7 @@ class DetectWorker:
         self.reader = LogReader(self.mappings)  # a new one per reload; `handle` counts its bad lines by chunk
         self.matcher = engine.line_matcher(self.reader)
         self.indicator_load = load
+        self.usable_indicators = engine.index.stats()["indicators"]
         self._freshness, self._changed = freshness, False
         self.stats.reloads += 1
 
@@ -264,6 +267,8 @@ class DetectWorker:
 
     async def run(self, nc: Client, stop: asyncio.Event, *, until_drained: bool = False,
                   max_chunks: int | None = None) -> WorkerStats:
+        self.refresh()  # refused before the consumer is made too (its --ack-wait is fixed by its first worker)
+        require_indicators(self.usable_indicators, self.indicator_load, "--from-collection")
         js = nc.jetstream()
         await ensure_streams(js)
         ledger = SightingLedger(js, self.identity_id, self.window_seconds)
@@ -271,8 +276,11 @@ class DetectWorker:
                                 max_ack_pending=-1)
         sub = await js.pull_subscribe(EVENTS_SUBJECT, durable=DURABLE, stream=EVENTS_STREAM, config=config)
         await nc.subscribe(CHANGE_SUBJECT, cb=self._on_change)
-        self.refresh()
         while not stop.is_set():
+            # Checked before each fetch, not after: a chunk taken by a worker that can match nothing
+            # would be acknowledged with its lines unmatched, lost to the workers that could match them.
+            self.refresh()
+            require_indicators(self.usable_indicators, self.indicator_load, "--from-collection")
             wanted = self.batch if max_chunks is None else min(self.batch, max_chunks - self.stats.chunks)
             if wanted <= 0:
                 break

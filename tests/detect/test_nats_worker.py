@@ -289,3 +289,26 @@ def test_a_running_worker_picks_up_new_indicators(world: dict[str, Any], nats_ur
     assert worker.returncode == 0, err
     assert json.loads(out)["reloads"] >= 2  # loaded at start, and again for the new indicator
     assert _stored_counts(world["data"], collection) == {(late_id, BASE_TS // 3600 * 3600): 3}
+
+
+def test_a_worker_with_no_indicators_is_refused_before_it_takes_a_chunk(world: dict[str, Any], nats_url: str) -> None:
+    # It would acknowledge every chunk it took with its lines matched against nothing: lost to the
+    # workers that can match them. `kizuna match` refuses the same collection the same way.
+    empty = _sightings_collection(world["data"], "no-intel")
+    collection = _sightings_collection(world["data"], "s-no-intel")
+    chunks = _publish(world, nats_url)
+    args = _worker_args(world["data"], nats_url, collection, "--until-drained")
+    args[args.index("intel")] = empty
+    refused = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and refused.stderr == "", refused.stderr[-2000:]
+    assert json.loads(refused.stdout)["error"]["code"] == "no-indicators"
+    plain = subprocess.run([a for a in args if a != "--json"], capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 1 and plain.stdout == ""
+    assert plain.stderr == ("kizuna detect worker: no indicators to match: the indicator inputs given "
+                            "(--from-collection) held none\n")
+    assert _delivered(nats_url) == 0
+    drain = subprocess.run(_worker_args(world["data"], nats_url, collection, "--until-drained"),
+                           capture_output=True, text=True, timeout=120)
+    assert drain.returncode == 0, drain.stderr
+    assert json.loads(drain.stdout)["chunks"] == chunks
+    assert _stored_counts(world["data"], collection) == world["expected"]
