@@ -60,7 +60,7 @@ def doctor(url: str, token: str | None, basic: str | None, write_collection: str
             raise CliError(f"nothing answered at {base}: {exc or type(exc).__name__}", code="unavailable") from None
         peer = Peer(base, client, auth_headers(token, basic), write_collection, ca_file)
         results = list(run_checks(peer, CHECKS))
-    document = report(base, results, peer.refused)
+    document = report(base, results, peer.refused, peer.write_refused)
     width = max(len(r.id) for r in results)
     lines = [f"{_MARKS[r.status]}  {r.id:<{width}}  {r.section:<12} {r.title}: {r.detail}" for r in results]
     counts = document["summary"]["counts"]
@@ -70,6 +70,8 @@ def doctor(url: str, token: str | None, basic: str | None, write_collection: str
                    "this node with --token, or --basic, and run again")
     else:
         verdict = "conformant" if document["summary"]["conformant"] else "NOT conformant"
+        if peer.write_refused:
+            verdict += f" as far as checked, the write path not ({peer.write_refused})"
     lines.append(f"{base}: {verdict} — {counts['pass']} passed, {counts['fail']} failed, "
                  f"{counts['warn']} warnings, {counts['skip']} skipped")
     emit(as_json, document, "\n".join(lines))

@@ -124,6 +124,8 @@ class Peer:
     #: Whether the check running now met a 401/403 after the credentials were refused: its failure is then
     #: the credentials', and the check is reported as not checked rather than failed.
     refused_here: bool = False
+    #: Why the --write collection was refused (403/404): the operator's mistake, failed but not the server's.
+    write_refused: str | None = None
 
     def get(self, url: str, params: dict[str, str] | None = None, accept: str | None = TAXII,
             credentials: bool = True) -> Answer:
@@ -223,12 +225,17 @@ def run_checks(peer: Peer, checks: list[CheckSpec]) -> Iterator[CheckResult]:
         yield CheckResult(spec.id, spec.section, spec.title, status, detail)
 
 
-def summary(results: list[CheckResult], refused: str | None = None) -> dict[str, Any]:
-    """``conformant`` is None (not known) when the server refused the credentials given."""
+def summary(results: list[CheckResult], refused: str | None = None,
+            write_refused: str | None = None) -> dict[str, Any]:
+    """``conformant`` is None (not known) when the server refused the credentials given; a refused
+    --write (``write_refused``) fails its check but is the operator's mistake, not the server's."""
     counts = {s: sum(1 for r in results if r.status == s) for s in (PASS, FAIL, WARN, SKIP)}
-    conformant = None if refused else counts[FAIL] == 0
-    return {"conformant": conformant, "credentials_refused": refused, "counts": counts}
+    conformant = None if refused else counts[FAIL] - (1 if write_refused else 0) == 0
+    return {"conformant": conformant, "credentials_refused": refused, "write_refused": write_refused,
+            "counts": counts}
 
 
-def report(url: str, results: list[CheckResult], refused: str | None = None) -> dict[str, Any]:
-    return {"url": url, "checks": [asdict(r) for r in results], "summary": summary(results, refused)}
+def report(url: str, results: list[CheckResult], refused: str | None = None,
+           write_refused: str | None = None) -> dict[str, Any]:
+    return {"url": url, "checks": [asdict(r) for r in results],
+            "summary": summary(results, refused, write_refused)}

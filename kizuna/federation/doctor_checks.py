@@ -253,9 +253,12 @@ def add_objects(peer: Peer) -> str:
     answer = peer.post(url, orjson.dumps({"objects": [probe]}))
     if answer.status in (403, 404):
         # What TAXII 2.1 (§5.5) answers a token that may not write there, or a collection it does not have:
-        # the server did right; the collection given, or the token's rights, are what to check.
-        raise Finding(SKIP, f"the server refused the write to {peer.write_collection!r} ({answer.status}: "
-                            f"{answer.said()}): check --write and the token's write right")
+        # the server did right, and the operator's --write is wrong. The check fails (the write path the
+        # operator asked to check was not), naming --write; the verdict on the server does not count it.
+        what = "has no such collection" if answer.status == 404 else "refused the token a write there"
+        peer.write_refused = (f"--write {peer.write_collection!r}: the server {what} ({answer.status}: "
+                              f"{answer.said()}); give a collection the token may write")
+        raise fail(peer.write_refused)
     status = answer.taxii_json(202)
     missing = {"id", "status", "total_count", "success_count", "failure_count", "pending_count"} - set(status)
     expect(not missing, f"the status resource lacks {sorted(missing)}")

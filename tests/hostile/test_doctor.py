@@ -73,7 +73,7 @@ def test_a_kizuna_node_passes_every_check_including_the_write_path(kizuna_peer: 
     assert found.pop("tls") == "warn"
     assert set(found.values()) == {"pass"}, report
     assert {"paging", "match-type", "added-after", "versions", "add-objects"} <= set(found)
-    assert report["summary"] == {"conformant": True, "credentials_refused": None,
+    assert report["summary"] == {"conformant": True, "credentials_refused": None, "write_refused": None,
                                  "counts": {"pass": len(found), "fail": 0, "warn": 1, "skip": 0}}
     sections = {check["id"]: check["section"] for check in report["checks"]}
     assert sections["discovery"] == "§4.1" and sections["error-body"] == "§3.6"
@@ -109,14 +109,20 @@ def test_a_wrong_token_is_named_not_blamed_on_the_server(kizuna_peer: tuple[Serv
 
 
 def test_the_users_own_mistakes_are_not_blamed_on_the_server(kizuna_peer: tuple[ServerProcess, str, str]) -> None:
-    """A collection the token may not write (or that is not there) is answered 403/404 as TAXII 2.1 §5.5 says:
-    a skipped check naming --write, not a non-conformant server. Without a token the API root is refused
-    before content negotiation can be judged; the server's root is a redirect, not a discovery answer."""
+    """A collection that is not there (or the token may not write) is answered 404/403 as TAXII 2.1 §5.5 says:
+    the write path asked for went unchecked, so the check fails naming --write and the exit is 1, but the
+    server is not called non-conformant. Without a token the API root is refused before content
+    negotiation can be judged; the server's root is a redirect, not a discovery answer."""
     server, token, _ = kizuna_peer
     code, report = doctor(f"{server.base}/taxii2/", "--token", token, "--write", "nosuch")
     add = next(check for check in report["checks"] if check["id"] == "add-objects")
-    assert code == 0 and report["summary"]["conformant"] is True
-    assert add["status"] == "skip" and "check --write and the token's write right" in add["detail"]
+    assert code == 1 and report["summary"]["conformant"] is True
+    assert add["status"] == "fail" and add["detail"].startswith("--write 'nosuch': the server has no such collection")
+    assert report["summary"]["write_refused"] == add["detail"]
+    text = kizuna(Path("/nonexistent-kizuna-node"), "doctor", f"{server.base}/taxii2/", "--token", token,
+                  "--write", "nosuch", check=False)
+    assert text.returncode == 1 and "FAIL  add-objects" in text.stdout
+    assert "conformant as far as checked, the write path not (--write 'nosuch': " in text.stdout.splitlines()[-1]
     code, report = doctor(f"{server.base}/taxii2/")
     assert statuses(report)["content-negotiation"] == "skip" and report["summary"]["conformant"] is None
     code, report = doctor(f"{server.base}/", "--token", token)
