@@ -562,6 +562,21 @@ def test_a_serve_that_ended_leaves_no_counts_directory_behind(sqlite_node: Path)
         second.stop()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_serve_stopped_with_sigterm_removes_its_counts_directory(sqlite_node: Path, workers: int) -> None:
+    # `kill PID` (README's `kill %1`, a service manager's stop) is the usual stop, not only Ctrl-C: uvicorn
+    # re-raised the SIGTERM after its shutdown, which killed serve before its exit handlers ran.
+    server = start_server(sqlite_node, workers=workers)
+    try:
+        counts = Path(_multiproc_dir(server.process.pid))
+        assert counts.is_dir() and counts.name.startswith(f"kizuna-metrics-{server.process.pid}-")
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(timeout=60)
+    assert code == 0, server.process.stderr.read().decode() if server.process.stderr else code
+    assert not counts.exists()
+
+
 def test_the_demo_server_counts_like_serve(tmp_path: Path) -> None:
     """`kizuna demo` loads its content (counted, in this process, before any server existed) and then serves in
     the same process: its /metrics must still list the matcher's families from the start and count what its

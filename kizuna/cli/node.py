@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -311,6 +313,11 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
         from kizuna.federation.supervisor import WorkerSupervisor
 
         worker = WorkerSupervisor(Path(ctx.obj["data_dir"])).start() if run_sync else None
+        # uvicorn handles SIGTERM, shuts down, then raises it again under the handler it found: SIG_DFL
+        # would kill this process there, skipping the `finally` below and the exit handlers (the metrics
+        # directory was left in /tmp on every `kill`). Ctrl-C unwinds as KeyboardInterrupt; SIGTERM now
+        # unwinds as a clean exit.
+        previous_term = signal.signal(signal.SIGTERM, _exit_on_terminate)
         try:
             uvicorn.run(
                 "kizuna.app:app_from_environment", factory=True, host=host, port=port,
@@ -320,9 +327,15 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, run_sync: bool
                 timeout_graceful_shutdown=5, timeout_keep_alive=keep_alive,
             )
         finally:
+            signal.signal(signal.SIGTERM, previous_term)
             gave_up.set()
             if worker is not None:
                 worker.stop()
+
+
+def _exit_on_terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (`kill PID`, a service manager's stop) ends `kizuna serve` as asked: exit status 0."""
+    raise SystemExit(0)
 
 
 def register(group: click.Group) -> None:

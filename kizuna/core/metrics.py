@@ -60,9 +60,9 @@ def share_between_processes() -> str:
 def _sweep_abandoned() -> None:
     """Remove the counts directories of serves that ended without running their exit handlers.
 
-    uvicorn re-raises the SIGTERM it handled once it has shut down, and a killed process runs no
-    handler at all, so a serve's own clean-up cannot be relied on.  A directory is named after the
-    serve's pid and removed once no such process exists.
+    ``serve`` exits cleanly on SIGINT and SIGTERM (it catches the SIGTERM uvicorn raises again once it
+    has shut down), but a killed process runs no handler at all, so its own clean-up cannot be relied on.
+    A directory is named after the serve's pid and removed once no such process exists.
     """
     for path in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*-*"):
         pid = path.name[len(_PREFIX):].partition("-")[0]
