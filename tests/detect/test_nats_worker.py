@@ -312,3 +312,24 @@ def test_a_worker_with_no_indicators_is_refused_before_it_takes_a_chunk(world: d
     assert drain.returncode == 0, drain.stderr
     assert json.loads(drain.stdout)["chunks"] == chunks
     assert _stored_counts(world["data"], collection) == world["expected"]
+
+
+def test_the_readme_says_what_the_worker_and_match_print(nats_url: str, tmp_path: Path) -> None:
+    # README "Matcher workers on NATS JetStream", run as written there against a fresh node.
+    root = Path(__file__).resolve().parents[2]
+    section = (root / "README.md").read_text().partition("### Matcher workers on NATS JetStream")[2]
+    data = tmp_path / "node"
+    kizuna(data, "init", "--org-name", "Example CERT", "--country", "NZL")
+    for title, alias in (("Intel", "intel"), ("Sightings", "sightings")):
+        kizuna(data, "collections", "create", "--title", title, "--alias", alias)
+    kizuna(data, "import", str(root / "examples/zeek/demo-indicators.json"), "--collection", "intel")
+    logs = [str(root / "examples/zeek/dns.log"), str(root / "examples/zeek/json/http.log")]
+    kizuna(data, "detect", "publish", *logs, "--nats", nats_url)
+    worker = kizuna(data, "detect", "worker", "--nats", nats_url, "--from-collection", "intel",
+                    "--collection", "sightings", "--until-drained")
+    said = worker.stdout.strip()
+    assert f"`{said}`" in section, said
+    matched = kizuna(data, "match", "--from-collection", "intel", *logs, "-o", str(tmp_path / "out.json"))
+    told = matched.stderr + matched.stdout
+    assert "82 events" in told and "0 of no known format" in told  # what the README compares the worker with
+    assert "82 log events" in section and "here none" in section
