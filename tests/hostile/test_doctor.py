@@ -123,6 +123,11 @@ def test_the_users_own_mistakes_are_not_blamed_on_the_server(kizuna_peer: tuple[
                   "--write", "nosuch", check=False)
     assert text.returncode == 1 and "FAIL  add-objects" in text.stdout
     assert "conformant as far as checked, the write path not (--write 'nosuch': " in text.stdout.splitlines()[-1]
+    reader = kizuna_json(server.data_dir, "tokens", "create", "--org", "Home", "--read", "checked")["token"]
+    code, report = doctor(f"{server.base}/taxii2/", "--token", reader, "--write", "checked")
+    add = next(check for check in report["checks"] if check["id"] == "add-objects")
+    assert code == 1 and report["summary"]["conformant"] is True and add["status"] == "fail"
+    assert add["detail"].startswith("--write 'checked': the server refused the token a write there (403")
     code, report = doctor(f"{server.base}/taxii2/")
     assert statuses(report)["content-negotiation"] == "skip" and report["summary"]["conformant"] is None
     code, report = doctor(f"{server.base}/", "--token", token)
