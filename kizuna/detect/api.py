@@ -170,6 +170,10 @@ class DetectionService:
                 lines=stats.lines,
                 observations=stats.events,
                 unmapped=stats.skipped,
+                # A forced format that does not fit a record: counted and named, as `kizuna match --mapping` does.
+                unlike_forced_format=stats.unlike,
+                first_unlike={"line": stats.first_unlike.line, "reason": stats.first_unlike.reason}
+                if stats.first_unlike else None,
                 unparsed=stats.problem_count,
                 unparsed_lines=[{"line": p.line, "reason": p.reason} for p in stats.problems[:100]],
             )

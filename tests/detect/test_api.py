@@ -109,6 +109,16 @@ def test_log_lines_match_as_kizuna_match_does(setup: Any) -> None:
     assert answer["lines"] == len(body.splitlines())
 
 
+def test_a_forced_format_that_does_not_fit_is_counted_and_named(setup: Any) -> None:
+    client, _node, tokens = setup
+    body = (ZEEK / "json" / "dns.log").read_bytes()
+    answer = _post(client, tokens["reader"], body, format="ecs").json()  # Zeek records read as ECS
+    records = len([line for line in body.splitlines() if line.strip()])
+    assert answer["hit_count"] == 0 and answer["unlike_forced_format"] == records > 0
+    assert answer["first_unlike"]["line"] == 1 and "ecs" in answer["first_unlike"]["reason"]
+    assert _post(client, tokens["reader"], body, format="zeek").json()["unlike_forced_format"] == 0
+
+
 def test_tokens_match_only_indicators_they_may_read(setup: Any) -> None:
     client, _node, tokens = setup
     answer = _post(client, tokens["outsider"], _observed("guyspy.com")).json()
