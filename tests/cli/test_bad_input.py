@@ -198,6 +198,18 @@ def problems(case: Case, result: subprocess.CompletedProcess[str]) -> list[str]:
     return found
 
 
+def refusals(world: World, what: str, args: tuple[str, ...]) -> list[str]:
+    """What the command says when it refuses ``args``, in text and under --json, each checked against the contract
+    (``problems``): the stderr line, then the JSON error's message."""
+    said: list[str] = []
+    for as_json in (False, True):
+        case = Case(what, args, world.node, as_json, True)
+        result = run(case)
+        assert problems(case, result) == [], (result.stdout, result.stderr)
+        said.append(json.loads(result.stdout)["error"]["message"] if as_json else result.stderr)
+    return said
+
+
 @pytest.mark.parametrize("path,command", COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
 def test_bad_input_fails_in_one_line(world: World, path: tuple[str, ...], command: click.Command) -> None:
     cases = cases_for(path, command, world)
@@ -288,11 +300,7 @@ MISP_FEED_REFUSALS = [
 
 @pytest.mark.parametrize("expected,args", MISP_FEED_REFUSALS, ids=[e for e, _ in MISP_FEED_REFUSALS])
 def test_partners_add_refuses_a_misp_feed_it_cannot_use(world: World, expected: str, args: tuple[str, ...]) -> None:
-    for as_json in (False, True):
-        case = Case(f"partners add {expected}", ("partners", "add", *args), world.node, as_json, True)
-        result = run(case)
-        assert problems(case, result) == [], (result.stdout, result.stderr)
-        said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+    for said in refusals(world, f"partners add {expected}", ("partners", "add", *args)):
         assert expected in said
     assert "F" not in [p["name"] for p in kizuna_json(world.node, "partners", "list")["partners"]]
 
@@ -338,11 +346,7 @@ NAMED_BUT_MISSING = [
 
 @pytest.mark.parametrize("expected,args", NAMED_BUT_MISSING, ids=[e for e, _ in NAMED_BUT_MISSING])
 def test_a_missing_or_empty_name_is_refused(world: World, expected: str, args: tuple[str, ...]) -> None:
-    for as_json in (False, True):
-        case = Case(expected, args, world.node, as_json, True)
-        result = run(case)
-        assert problems(case, result) == [], (result.stdout, result.stderr)
-        said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+    for said in refusals(world, expected, args):
         assert expected in said
     assert "G" not in [p["name"] for p in kizuna_json(world.node, "partners", "list")["partners"]]
     assert "a2" not in [a["id"] for a in kizuna_json(world.node, "agreements", "list")["agreements"]]
@@ -431,11 +435,7 @@ def test_malformed_interchange_files_fail_in_one_line(world: World) -> None:
 def test_the_operator_right_is_refused_to_a_partners_token_in_one_line(world: World) -> None:
     """Only the node's own organisation operates it: a partner's token never gets the operator right."""
     partner = kizuna_json(world.node, "tokens", "create", "--org", PLAIN, "--read", PLAIN)["id"]
-    for as_json in (False, True):
-        case = Case("operator right for a partner", ("tokens", "operator", partner), world.node, as_json, True)
-        result = run(case)
-        assert problems(case, result) == [], (result.stdout, result.stderr)
-        said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+    for said in refusals(world, "operator right for a partner", ("tokens", "operator", partner)):
         assert "another organisation" in said
     listed = {t["id"]: t for t in kizuna_json(world.node, "tokens", "list")["tokens"]}
     assert listed[partner]["operator"] is False
@@ -446,11 +446,7 @@ def test_the_operator_right_is_refused_to_a_revoked_token_as_the_metrics_right_i
     own = kizuna_json(world.node, "tokens", "create", "--org", "Home", "--read", PLAIN)["id"]
     kizuna_json(world.node, "tokens", "revoke", own)
     for args, use in ((("tokens", "operator", own), "operate the node"), (("metrics", "grant", own), "read /metrics")):
-        for as_json in (False, True):
-            case = Case(f"{args[0]} for a revoked token", args, world.node, as_json, True)
-            result = run(case)
-            assert problems(case, result) == [], (result.stdout, result.stderr)
-            said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+        for said in refusals(world, f"{args[0]} for a revoked token", args):
             assert f"token {own} is revoked: it cannot sign in to {use}" in said, said
     listed = {t["id"]: t for t in kizuna_json(world.node, "tokens", "list")["tokens"]}
     assert listed[own]["operator"] is False and listed[own]["state"] == "revoked"
@@ -462,7 +458,7 @@ def test_names_an_operator_would_read_as_one_are_refused(world: World) -> None:
     """Two partners or organisations whose names differ only in case or padding read as one in every list."""
     kizuna_json(world.node, "partners", "add", "Case-Partner", "--url", "https://p.example/main/",
                 "--map", f"{PLAIN}=r", "--token", "t", "--org", PLAIN)
-    refusals = [
+    alike = [
         ("differ only in case", ("partners", "add", "case-partner", "--url", "https://q.example/main/",
                                  "--map", f"{PLAIN}=r", "--token", "t")),
         ("differ only in case", ("orgs", "create", PLAIN.upper(), "--country", "JPN")),
@@ -470,12 +466,8 @@ def test_names_an_operator_would_read_as_one_are_refused(world: World) -> None:
         # an agreement with the partner entry named in another case would bind no partner entry, ever
         ("the partner entry is 'Case-Partner'", ("agreements", "set", "a3", "--partner", "node:case-partner")),
     ]
-    for expected, args in refusals:
-        for as_json in (False, True):
-            case = Case(expected, args, world.node, as_json, True)
-            result = run(case)
-            assert problems(case, result) == [], (result.stdout, result.stderr)
-            said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+    for expected, args in alike:
+        for said in refusals(world, expected, args):
             assert expected in said, said
     listed = kizuna_json(world.node, "partners", "list")["partners"]
     assert [p["name"] for p in listed].count("case-partner") == 0
@@ -509,11 +501,7 @@ OUT_OF_LINE = [
 @pytest.mark.parametrize("expected,args", OUT_OF_LINE, ids=[" ".join(a[:2]) + ": " + e[:30] for e, a in OUT_OF_LINE])
 def test_a_name_or_label_that_is_not_one_line_is_refused(world: World, expected: str,
                                                          args: tuple[str, ...]) -> None:
-    for as_json in (False, True):
-        case = Case(expected, args, world.node, as_json, True)
-        result = run(case)
-        assert problems(case, result) == [], (result.stdout, result.stderr)
-        said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+    for said in refusals(world, expected, args):
         assert expected in said, said
     tokens = kizuna_json(world.node, "tokens", "list")["tokens"]
     assert not [t for t in tokens if t["label"] and (len(t["label"]) > 200 or not t["label"].isprintable())]
@@ -542,11 +530,7 @@ def test_names_in_any_script_and_labels_up_to_200_characters_are_kept(world: Wor
 def test_both_forms_of_an_on_off_option_are_refused(world: World, args: tuple[str, ...]) -> None:
     """The last of the two used to win without a word: who sees everything was decided by the order typed."""
     before = kizuna_json(world.node, "policy", "options")
-    for as_json in (False, True):
-        case = Case("contradict each other", args, world.node, as_json, True)
-        result = run(case)
-        assert problems(case, result) == [], (result.stdout, result.stderr)
-        said = json.loads(result.stdout)["error"]["message"] if as_json else result.stderr
+    for said in refusals(world, "contradict each other", args):
         assert "contradict each other" in said
     assert kizuna_json(world.node, "policy", "options") == before
     assert "a1" not in [a["id"] for a in kizuna_json(world.node, "agreements", "list")["agreements"]]
