@@ -30,11 +30,12 @@ import orjson
 
 from kizuna.core.principal import Principal
 from kizuna.core.stored_shapes import Summary, kept_endpoints
-from kizuna.policy import ViewerPolicy, hide_dangling
+from kizuna.policy import ViewerPolicy, embedded_references, hide_dangling
+from kizuna.policy.dangling import DECIDING_REFS
 from kizuna.policy.decide import Decision, Outcome
 from kizuna.store.base import Collection, VersionRow
 from kizuna.store.view_edges import GRANULAR as _GRANULAR
-from kizuna.store.view_edges import REFERENCING_TYPES, stops_onward
+from kizuna.store.view_edges import HIDDEN_BY_REFERENCES, REFERENCING_TYPES, stops_onward
 from kizuna.store.view_edges import UNDECIDED_TYPES as _UNDECIDED
 from kizuna.store.view_edges import WHOLE_OBJECT_TYPES as _WHOLE_OBJECT_TYPES
 
@@ -361,6 +362,12 @@ class Viewer:
         for row in rows:
             kind = row.type
             if kind not in REFERENCING_TYPES:
+                if kind in _WHOLE_OBJECT_TYPES or not row.embeds:
+                    continue
+                if _column_outcome(self, policy, row) is Outcome.HIDDEN:
+                    continue
+                obj = parsed[(row.stix_id, row.version)] = orjson.loads(row.body)
+                refs.extend(_references(obj, 1))
                 continue
             verdict = verdicts.get((row.created_by_ref, row.markings))
             if verdict is not None and kind == "relationship" and (
@@ -377,7 +384,7 @@ class Viewer:
             else:
                 obj = orjson.loads(row.body)
             parsed[(row.stix_id, row.version)] = obj
-            refs.extend(_references(obj))
+            refs.extend(_references(obj, row.embeds))
         if refs and self._change_stamp is not None:
             # Read after the batch: a write since then moves the stamp, and the kept verdicts are not used.
             # While other collections hold anything, the verdicts hang on their stamps too.
@@ -417,14 +424,15 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     if verdict is not None and (verdict.served_as_stored or (verdict.whole and viewer._nothing_relayed is True)):
         kind = row.type
         if kind not in _UNDECIDED:
-            return row.body
-        if kind == "relationship":
+            if not row.embeds:
+                return row.body
+        elif kind == "relationship":
             # Whole to the reader, so decided VISIBLE: the no-dangling rule alone may hide it. Both endpoints
             # resolved visible with the page (prefetch): what the general path below would serve, unparsed again.
             ends = viewer._ends.get((row.stix_id, row.version))
             if ends is not None:
                 known = viewer._visible_ids
-                if known.get(ends[0]) is True and known.get(ends[1]) is True:
+                if known.get(ends[0]) is True and known.get(ends[1]) is True and not row.embeds:
                     return row.body
     outcome = _column_outcome(viewer, policy, row)
     if outcome is Outcome.HIDDEN:
@@ -437,16 +445,17 @@ def view(viewer: Viewer, row: VersionRow) -> bytes | None:
     ):
         viewer.hidden["relayed"] += 1
         return None
-    if outcome is Outcome.VISIBLE:
+    if outcome is Outcome.VISIBLE and not row.embeds:
         return row.body
     return _full_view(viewer, policy, row)
 
 
 def served_as_stored(viewer: Viewer, row_type: str, producer: str | None, markings: str | None) -> bool:
-    """Whether :func:`view` serves every version with these columns exactly as stored, whatever its body: the
-    fast path at the top of :func:`view`. A reader that knows this of a row need not hold its body to know
-    what ``view`` would give it (a feed build reads the stored facts of such rows, core/feed_read.py). The
-    answer holds for the batch being read (``Viewer.begin_batch``)."""
+    """Whether :func:`view` serves every version with these columns as stored, but for the references a body may
+    embed (decided apart, policy/dangling.py): the fast path at the top of :func:`view`. A reader that knows
+    this of a row and serves none of its references need not hold its body (a feed build serves the stored
+    facts of such rows, values only, core/feed_read.py). The answer holds for the batch being read
+    (``Viewer.begin_batch``)."""
     if not viewer.readable:
         return False
     policy = viewer.policy
@@ -554,10 +563,10 @@ def _full_view(viewer: Viewer, policy: ViewerPolicy, row: VersionRow) -> bytes |
     if decision.outcome is Outcome.HIDDEN:
         viewer.hidden[policy.explain(obj) or "markings"] += 1
         return None
-    if row.type in REFERENCING_TYPES:
+    if row.type in REFERENCING_TYPES or row.embeds:
         if not prefetched:
-            viewer.resolve(_references(obj))
-        final: Decision = hide_dangling(obj, decision, viewer.is_visible)
+            viewer.resolve(_references(obj, row.embeds))
+        final: Decision = hide_dangling(obj, decision, viewer.is_visible, embeds=bool(row.embeds))
         if final.outcome is Outcome.HIDDEN:
             viewer.hidden["references"] += 1
             return None
@@ -572,13 +581,19 @@ def _full_view(viewer: Viewer, policy: ViewerPolicy, row: VersionRow) -> bytes |
     return orjson.dumps(decision.redacted)
 
 
-def _references(obj: dict[str, Any]) -> list[str]:
+def _references(obj: dict[str, Any], embeds: int) -> list[str]:
+    """Every id ``obj`` names that its reader must be able to see (policy/dangling.py); ``embeds``: its stored
+    version's flag (store/embedded.py), without which only the references its type is decided by are looked for."""
     refs = [obj[name] for name in _REF_FIELDS if isinstance(obj.get(name), str)]
     for name in _REF_LISTS:
         value = obj.get(name)
         if isinstance(value, list):
             refs.extend(ref for ref in value if isinstance(ref, str))
+    if embeds:
+        refs.extend(ref for _, ref in embedded_references(obj, DECIDING_REFS.get(str(obj.get("type")), frozenset())))
     return refs
+
+
 
 
 def group_verdict(
@@ -597,7 +612,7 @@ def group_verdict(
     policy = viewer.policy
     if policy is None:
         return (True, False)
-    if row_type in REFERENCING_TYPES or row_type in _WHOLE_OBJECT_TYPES:
+    if row_type in REFERENCING_TYPES or row_type in _WHOLE_OBJECT_TYPES or row_type in HIDDEN_BY_REFERENCES:
         return None
     stub = VersionRow(0, "", row_type, 0, "2.1", 0, producer, markings, b"")
     outcome = _column_outcome(viewer, policy, stub)

@@ -4,6 +4,7 @@ The core calls ``compile_viewer(viewer, ctx, collection_id)`` once per read and 
 ``policy.decide(obj)`` per object version; see docs/policy.md for the rules.
 """
 
+from kizuna.policy.dangling import embedded_references, filter_batch, hide_dangling
 from kizuna.policy.decide import (
     HIDDEN,
     VISIBLE,
@@ -12,8 +13,6 @@ from kizuna.policy.decide import (
     ViewerPolicy,
     compile_viewer,
     decide,
-    filter_batch,
-    hide_dangling,
 )
 from kizuna.policy.model import (
     Agreement,
@@ -64,6 +63,7 @@ __all__ = [
     "build_rel_to_marking",
     "compile_viewer",
     "decide",
+    "embedded_references",
     "filter_batch",
     "hide_dangling",
     "normalise_objects",

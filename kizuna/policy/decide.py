@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 import orjson
 
 from kizuna.policy.model import ANY, Agreement, MarkingKind, PolicyContext, Viewer, relay_floor
-from kizuna.policy.redact import Path, RedactionPlan, parse_selector, remove_paths
+from kizuna.policy.redact import Path, RedactionPlan, parse_selector
 from kizuna.policy.releasability import RELEASABILITY_EXTENSION_ID
 from kizuna.policy.tlp import TlpLevel
 
@@ -482,83 +482,3 @@ def decide(viewer: Viewer, obj: StixObject, ctx: PolicyContext) -> Decision:
             ctx.compiled_viewers.clear()
         compiled = ctx.compiled_viewers[viewer] = ViewerPolicy(viewer, ctx)
     return compiled.decide(obj)
-
-
-# -- references to hidden objects -------------------------------------------------------------------
-
-_REF_LIST_TYPES: Final = frozenset({"report", "grouping", "note", "opinion", "observed-data"})
-
-
-def hide_dangling(
-    obj: StixObject, decision: Decision, is_visible: Callable[[str], bool]
-) -> Decision:
-    """Apply the no-dangling-disclosure rule on top of a decision.
-
-    - relationship: hidden if its source or target is hidden;
-    - language-content: hidden if ``object_ref`` (the object it translates) is hidden;
-    - sighting: hidden if ``sighting_of_ref`` is hidden; hidden ``observed_data_refs`` and
-      ``where_sighted_refs`` entries are removed;
-    - report, grouping, note, opinion, observed-data: hidden ``object_refs`` entries are removed, and the
-      object is hidden if none remain.
-
-    ``is_visible(id)`` answers whether the viewer may see (any version of) the referenced object.
-    """
-    view = decision.view(obj)
-    if view is None:
-        return decision
-    stix_type = view.get("type")
-    removals: list[Path] = []
-    if stix_type == "relationship":
-        if not (is_visible(str(view.get("source_ref"))) and is_visible(str(view.get("target_ref")))):
-            return HIDDEN
-        return decision
-    if stix_type == "language-content":
-        return decision if is_visible(str(view.get("object_ref"))) else HIDDEN
-    if stix_type == "sighting":
-        if not is_visible(str(view.get("sighting_of_ref"))):
-            return HIDDEN
-        for name in ("observed_data_refs", "where_sighted_refs"):
-            removals.extend(_hidden_items(view, name, is_visible))
-    elif stix_type in _REF_LIST_TYPES:
-        removals.extend(_hidden_items(view, "object_refs", is_visible))
-    if not removals:
-        return decision
-    redacted = remove_paths(view, removals)
-    if redacted is None:
-        return HIDDEN
-    return Decision(Outcome.REDACTED, redacted)
-
-
-def _hidden_items(view: StixObject, name: str, is_visible: Callable[[str], bool]) -> list[Path]:
-    refs = view.get(name)
-    if not isinstance(refs, list):
-        return []
-    return [(name, index) for index, ref in enumerate(refs) if not is_visible(str(ref))]
-
-
-def filter_batch(
-    policy: ViewerPolicy,
-    objects: Sequence[StixObject],
-    is_visible_elsewhere: Callable[[str], bool] | None = None,
-) -> list[StixObject]:
-    """Decide a batch and drop dangling references.
-
-    Ids decided visible within the batch count as visible; other ids are asked of
-    ``is_visible_elsewhere`` (e.g. a store lookup decided with the same policy); without it they count
-    as hidden, which is the safe default.
-    """
-    decisions = [policy.decide(obj) for obj in objects]
-    visible_ids = {str(obj.get("id")) for obj, d in zip(objects, decisions, strict=True) if d.visible}
-
-    def is_visible(ref: str) -> bool:
-        if ref in visible_ids:
-            return True
-        return is_visible_elsewhere(ref) if is_visible_elsewhere is not None else False
-
-    out: list[StixObject] = []
-    for obj, decision in zip(objects, decisions, strict=True):
-        final = hide_dangling(obj, decision, is_visible)
-        view = final.view(obj)
-        if view is not None:
-            out.append(view)
-    return out

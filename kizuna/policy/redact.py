@@ -133,6 +133,10 @@ def _nested_item_valid(path: Path, item: Mapping[str, Any]) -> bool:
             return "source_name" in item and any(k in item for k in ("description", "url", "external_id"))
         if path[0] == "kill_chain_phases":
             return "kill_chain_name" in item and "phase_name" in item
+        if path[0] == "body_multipart":  # an email body part (STIX 2.1 §6.6.2): one of the two is required
+            return "body" in item or "body_raw_ref" in item
+    if path == ("extensions", "archive-ext"):  # §6.7.2: an archive names what it contains, or is not said
+        return "contains_refs" in item
     return True
 
 

@@ -181,6 +181,9 @@ class VersionRow(NamedTuple):
     #: among the versions it does see (``core/query.py``); rows made outside a query default to both.
     is_first: int = 1
     is_last: int = 1
+    #: Whether the body embeds references a reader's copy may have to lose (store/embedded.py); rows made
+    #: outside a query (kept copies of deleted versions, which are never served) default to none.
+    embeds: int = 0
 
 
 #: An indicator version as a feed build first reads it, a plain tuple (a million a build): seq, stix_id, version,

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any, Final, NamedTuple, TypeVar
 
 from kizuna.stix.timestamps import now_micros
-from kizuna.store import feed_facts, object_refs
+from kizuna.store import embedded, feed_facts, object_refs
 from kizuna.store.base import (
     FEED_NOT_NOTED,
     AddResult,
@@ -52,7 +52,8 @@ from kizuna.store.view_edges import Edges, Shape, edges
 _IN_CHUNK = 500
 _T = TypeVar("_T")
 _ROW_COLUMNS = (
-    "seq, stix_id, type, version, spec_version, date_added, created_by_ref, markings, body, is_first, is_last"
+    "seq, stix_id, type, version, spec_version, date_added, created_by_ref, markings, body, is_first, is_last, "
+    "embeds"
 )
 
 
@@ -137,6 +138,8 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                 object_refs.backfill(cur)
             if version == 25:
                 object_refs.backfill(cur, ("language-content",))
+            if version == 28:
+                embedded.backfill(cur)
             cur.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, now_micros()))
             applied.add(version)
         return max(applied, default=0)
@@ -153,12 +156,12 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
 
     _INSERT_COLUMNS = (
         "collection_pk, stix_id, type, version, spec_version, date_added, created_by_ref, markings, body, "
-        "is_first, is_last, maybe_first, maybe_last, feed"
+        "is_first, is_last, maybe_first, maybe_last, feed, embeds"
     )
 
     def _insert_versions(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
         """Insert object rows (columns as in ``_INSERT_COLUMNS``); a backend may bulk-load instead."""
-        cur.executemany(f"INSERT INTO objects ({self._INSERT_COLUMNS}) VALUES ({_marks(14)})", rows)
+        cur.executemany(f"INSERT INTO objects ({self._INSERT_COLUMNS}) VALUES ({_marks(15)})", rows)
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -379,6 +382,7 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                             collection_pk, new.stix_id, new.type, version, new.spec_version, added,
                             new.created_by_ref, new.markings, new.body, *flags[new.stix_id][version],
                             feed_facts.facts_of(new.type, new.body) if new.feed == FEED_NOT_NOTED else new.feed,
+                            embedded.embeds(new.type, new.body, new.created_by_ref, new.markings),
                         )
                         for new, version, added in pending
                     ],
@@ -584,8 +588,9 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
             for index in (self.search_index, object_refs):
                 index.reindex(cur, "collection_pk = ? AND stix_id = ? AND version = ?",
                               (collection_pk, new.stix_id, version))
-            feed_facts.refresh(cur, "collection_pk = ? AND stix_id = ? AND version = ?",
-                               (collection_pk, new.stix_id, version))
+            for facts in (feed_facts, embedded):
+                facts.refresh(cur, "collection_pk = ? AND stix_id = ? AND version = ?",
+                              (collection_pk, new.stix_id, version))
             # Other markings or another producer can change which readers see this version like its neighbours.
             self._refresh_flags(cur, collection_pk, [new.stix_id])
             cur.execute("UPDATE collections SET last_added = ? WHERE pk = ?", (added, collection_pk))

@@ -20,12 +20,14 @@ objects whose visibility depends on more than their columns ever cost a reader e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Final, NamedTuple
 
 import orjson
 
+from kizuna.policy.redact import AT_LEAST_ONE_OF
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, STOPS_AT_RECIPIENT, STOPS_BEFORE_NON_CLIENTS, TlpLevel
 
 #: Types whose visibility also depends on the objects they reference (docs/policy.md); a translation
@@ -38,7 +40,40 @@ WHOLE_OBJECT_TYPES: Final = frozenset({"marking-definition", "identity"})
 #: The types the columns alone never show visible: each of their versions is parsed and decided.
 UNDECIDED_TYPES: Final = REFERENCING_TYPES | WHOLE_OBJECT_TYPES
 GRANULAR: Final = b'"granular_markings"'
+#: Types that references hidden from a reader can hide whole (a MUST of the type needs one of them).
+HIDDEN_BY_REFERENCES: Final = frozenset(
+    kind for kind, groups in AT_LEAST_ONE_OF.items()
+    if any(name.endswith(("_ref", "_refs")) for group in groups for name in group)
+) - REFERENCING_TYPES
 
+
+def embeds_references(body: bytes, producer: str | None, markings: str | None, deciding: int = 0) -> bool:
+    """Whether a stored body may embed a reference (policy/dangling.py) besides its producer, its markings and
+    the ``deciding`` references that every body of its type carries (two for a relationship).
+
+    Never False for a body that embeds one: a key ending in ``_ref`` or ``_refs`` is followed by '"' and ':'
+    (whitespace between), which no string value holds unescaped. True for some that only mention "_ref" (an
+    ``external_references`` key, a pattern on ``parent_directory_ref``): store/embedded.py parses those.
+    """
+    found = body.count(b"_ref")
+    # Every producer and every markings column puts at least one "_ref" in the body.
+    if found <= deciding + (producer is not None) + (markings is not None):
+        return False
+    keys = len(_REF_KEY.findall(body))
+    # The producer and markings keys, at most as many as the columns allow (a nested one is a reference).
+    own = min(len(_PRODUCER_KEY.findall(body)), producer is not None)
+    if markings is not None:
+        own += min(len(_MARKINGS_KEY.findall(body)), 1)
+        if GRANULAR in body:  # a marking_ref per granular marking, each of which has selectors
+            own += min(len(_GRANULAR_MARKING_KEY.findall(body)), len(_SELECTORS_KEY.findall(body)))
+    return keys - own > deciding
+
+
+_REF_KEY: Final = re.compile(rb'_refs?"\s*:')
+_PRODUCER_KEY: Final = re.compile(rb'"created_by_ref"\s*:')
+_MARKINGS_KEY: Final = re.compile(rb'"object_marking_refs"\s*:')
+_GRANULAR_MARKING_KEY: Final = re.compile(rb'"marking_ref"\s*:')
+_SELECTORS_KEY: Final = re.compile(rb'"selectors"\s*:')
 
 
 @lru_cache(maxsize=4096)
@@ -71,6 +106,8 @@ class Edges(NamedTuple):
 def decided_by_columns(shape: Shape) -> bool:
     """Whether every reader's verdict on this version follows from its producer and markings alone."""
     if shape.type in REFERENCING_TYPES or shape.type in WHOLE_OBJECT_TYPES:
+        return False
+    if shape.type in HIDDEN_BY_REFERENCES and embeds_references(shape.body, shape.created_by_ref, shape.markings):
         return False
     if shape.markings is None:
         return True

@@ -250,3 +250,39 @@ def test_a_hidden_object_places_no_definition_a_reader_could_see_arrive(world: W
     assert {TLP2_IDS[level] for level in TLP2_IDS} <= {o["id"] for o in seen}
     assert not world.core.import_objects(fresh, [sdo("indicator", world.uk, [RED])]).failures
     assert read_out() == seen  # nothing of the RED object shows, not even a definition placed with it
+
+
+def _sco(stix_type: str, markings: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": stix_type, "spec_version": "2.1", "id": f"{stix_type}--{uuid.uuid4()}",
+            "object_marking_refs": markings, **properties}
+
+
+def test_references_embedded_in_observables_and_sdos_are_decided_too(world: World) -> None:
+    # An observable's id derives from its value: a TLP:GREEN domain naming the TLP:AMBER+STRICT address it
+    # resolves to would name that address to every TLP:GREEN reader (policy/dangling.py).
+    hidden_ip = _sco("ipv4-addr", [AMBER_STRICT], value="203.0.113.9")
+    shown_ip = _sco("ipv4-addr", [GREEN], value="198.51.100.20")
+    hidden_file = _sco("file", [AMBER_STRICT], name="dropper.exe")
+    domain = _sco("domain-name", [GREEN], value="c2.example", resolves_to_refs=[hidden_ip["id"], shown_ip["id"]])
+    only_hidden = _sco("domain-name", [GREEN], value="c3.example", resolves_to_refs=[hidden_ip["id"]])
+    flow = _sco("network-traffic", [GREEN], protocols=["tcp"], src_ref=hidden_ip["id"], dst_ref=shown_ip["id"])
+    flow_from_hidden = _sco("network-traffic", [GREEN], protocols=["tcp"], src_ref=hidden_ip["id"])
+    malware = sdo("malware", world.uk, [GREEN], sample_refs=[hidden_file["id"]])
+    objects = [hidden_ip, shown_ip, hidden_file, domain, only_hidden, flow, flow_from_hidden, malware]
+    world.node.post(objects)
+    ids = ",".join(o["id"] for o in objects)
+    seen = {o["id"]: o for o in world.objects("reader", **{"match[id]": ids})}
+    assert set(seen) == {shown_ip["id"], domain["id"], only_hidden["id"], flow["id"], malware["id"]}
+    assert seen[domain["id"]]["resolves_to_refs"] == [shown_ip["id"]]
+    assert "resolves_to_refs" not in seen[only_hidden["id"]]
+    # Network traffic MUST name a source or a destination (STIX 2.1 §6.12): without its only one it is hidden.
+    assert "src_ref" not in seen[flow["id"]] and seen[flow["id"]]["dst_ref"] == shown_ip["id"]
+    assert "sample_refs" not in seen[malware["id"]] and seen[malware["id"]]["name"] == malware["name"]
+    assert hidden_ip["id"] not in json.dumps(list(seen.values()))
+    for obj in seen.values():
+        result = validate_instance(obj, ValidationOptions(version="2.1"))
+        assert result.is_valid, [str(e) for e in result.errors]
+    # Its writer, who may see every object, reads them as stored.
+    written = {o["id"]: o for o in world.objects("writer", **{"match[id]": ids})}
+    assert written[domain["id"]]["resolves_to_refs"] == domain["resolves_to_refs"]
+    assert written[flow_from_hidden["id"]]["src_ref"] == hidden_ip["id"]

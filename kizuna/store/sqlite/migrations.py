@@ -304,4 +304,8 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX fed_withdrawn_id ON fed_withdrawn (collection_pk, stix_id);
         CREATE INDEX fed_quarantine_id ON fed_quarantine (partner, stix_id)
         """),
+    # Step 28: versions whose body embeds references to other objects (a domain's resolves_to_refs, network
+    # traffic's src_ref) are flagged, so a reader's copy loses those it may not see without every body being
+    # looked through on every read (store/embedded.py); existing versions by its backfill.
+    (28, "ALTER TABLE objects ADD COLUMN embeds SMALLINT NOT NULL DEFAULT 0"),
 ]

@@ -1,0 +1,61 @@
+"""Which stored versions embed references that a reader's copy may have to lose (policy/dangling.py).
+
+A domain's ``resolves_to_refs``, network traffic's ``src_ref`` or a custom ``x_*_ref`` names another object,
+and a reader who may not see that object must not receive its id. Most versions embed nothing of the kind,
+and the read path serves them unparsed from their producer and markings columns; the few that do are flagged
+once, on write, in the ``embeds`` column (schema step 28), so a read-out asks a column per row instead of
+looking through every body.
+
+The flag is exact: a byte test over the body (``view_edges.embeds_references``) passes most bodies over, and
+the rest are parsed and looked through.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+from kizuna.policy.dangling import DECIDING_REFS, embedded_references
+from kizuna.store.view_edges import embeds_references
+
+#: The references every version of a referencing type carries, which the rule for that type decides.
+_ALWAYS_DECIDING: Final = {
+    "relationship": 2, "sighting": 1, "language-content": 1, "report": 1, "grouping": 1, "note": 1, "opinion": 1,
+}
+_BACKFILL_BATCH: Final = 2000
+
+
+def embeds(stix_type: str, body: bytes, producer: str | None, markings: str | None) -> int:
+    """1 when the version embeds a reference beyond its producer, its markings and those its type is decided
+    by; else 0."""
+    if not embeds_references(body, producer, markings, _ALWAYS_DECIDING.get(stix_type, 0)):
+        return 0
+    return int(bool(embedded_references(orjson.loads(body), DECIDING_REFS.get(stix_type, frozenset()))))
+
+
+def backfill(cur: Any) -> None:
+    """Schema step 28: flag every version stored before the column existed (it starts at 0)."""
+    after = -1
+    while True:
+        cur.execute(
+            "SELECT seq, type, body, created_by_ref, markings FROM objects WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, _BACKFILL_BATCH),
+        )
+        batch = cur.fetchall()
+        if not batch:
+            return
+        after = int(batch[-1][0])
+        flagged = [(int(seq),) for seq, stix_type, body, producer, markings in batch
+                   if embeds(stix_type, bytes(body), producer, markings)]
+        if flagged:
+            cur.executemany("UPDATE objects SET embeds = 1 WHERE seq = ?", flagged)
+
+
+def refresh(cur: Any, where: str, params: tuple[Any, ...]) -> None:
+    """Flag again the versions ``where`` selects (their body changed)."""
+    cur.execute(f"SELECT seq, type, body, created_by_ref, markings FROM objects WHERE {where}", params)
+    changes = [(embeds(stix_type, bytes(body), producer, markings), int(seq))
+               for seq, stix_type, body, producer, markings in cur.fetchall()]
+    if changes:
+        cur.executemany("UPDATE objects SET embeds = ? WHERE seq = ?", changes)
