@@ -20,7 +20,6 @@ objects whose visibility depends on more than their columns ever cost a reader e
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Final, NamedTuple
@@ -51,29 +50,22 @@ def embeds_references(body: bytes, producer: str | None, markings: str | None, d
     """Whether a stored body may embed a reference (policy/dangling.py) besides its producer, its markings and
     the ``deciding`` references that every body of its type carries (two for a relationship).
 
-    Never False for a body that embeds one: a key ending in ``_ref`` or ``_refs`` is followed by '"' and ':'
-    (whitespace between), which no string value holds unescaped. True for some that only mention "_ref" (an
-    ``external_references`` key, a pattern on ``parent_directory_ref``): store/embedded.py parses those.
+    Never False for a body that embeds one: bodies are written by ingest alone, as orjson writes them (no
+    whitespace, keys unescaped), so a key ending in ``_ref`` or ``_refs`` shows as ``_ref":`` or ``_refs":``,
+    which no string value holds (a quote inside one is escaped). True for some bodies that do not (a custom
+    ``marking_ref`` beside granular markings): store/embedded.py parses those.
     """
-    found = body.count(b"_ref")
-    # Every producer and every markings column puts at least one "_ref" in the body.
-    if found <= deciding + (producer is not None) + (markings is not None):
+    keys = body.count(b'_ref":') + body.count(b'_refs":')
+    # Every producer and every markings column puts at least one such key in the body.
+    if keys <= deciding + (producer is not None) + (markings is not None):
         return False
-    keys = len(_REF_KEY.findall(body))
     # The producer and markings keys, at most as many as the columns allow (a nested one is a reference).
-    own = min(len(_PRODUCER_KEY.findall(body)), producer is not None)
+    own = min(body.count(b'"created_by_ref":'), producer is not None)
     if markings is not None:
-        own += min(len(_MARKINGS_KEY.findall(body)), 1)
+        own += min(body.count(b'"object_marking_refs":'), 1)
         if GRANULAR in body:  # a marking_ref per granular marking, each of which has selectors
-            own += min(len(_GRANULAR_MARKING_KEY.findall(body)), len(_SELECTORS_KEY.findall(body)))
+            own += min(body.count(b'"marking_ref":'), body.count(b'"selectors":'))
     return keys - own > deciding
-
-
-_REF_KEY: Final = re.compile(rb'_refs?"\s*:')
-_PRODUCER_KEY: Final = re.compile(rb'"created_by_ref"\s*:')
-_MARKINGS_KEY: Final = re.compile(rb'"object_marking_refs"\s*:')
-_GRANULAR_MARKING_KEY: Final = re.compile(rb'"marking_ref"\s*:')
-_SELECTORS_KEY: Final = re.compile(rb'"selectors"\s*:')
 
 
 @lru_cache(maxsize=4096)
