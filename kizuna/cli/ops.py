@@ -45,7 +45,14 @@ from kizuna.ops.reading import collector_paused, since_micros
 from kizuna.ops.records import find, load_lookalikes
 from kizuna.ops.report import default_since, shift_report
 from kizuna.ops.sightings import promote
-from kizuna.ops.workspace import DEFAULT_GRACE_DAYS, close_operation, create_operation, describe, list_operations
+from kizuna.ops.workspace import (
+    DEFAULT_GRACE_DAYS,
+    close_operation,
+    create_operation,
+    describe,
+    list_operations,
+    review_list,
+)
 from kizuna.web.i18n import translations
 
 
@@ -107,27 +114,36 @@ def ops_list(ctx: click.Context, as_json: bool) -> None:
 
 @operation_command(ops, "show")
 def ops_show(ctx: click.Context, operation: str, as_json: bool) -> None:
-    """Show an operation: dates, collections, partners and the state of their tokens."""
+    """Show an operation: dates, collections, partners and the state of their tokens; once closed, what is
+    still on its declassification review list."""
     node = node_of(ctx)
-    shown = describe(node, find(node.store, operation))
+    found = find(node.store, operation)
+    shown = describe(node, found)
     lines = [f"{shown['name']} ({shown['slug']}): {shown['state']}, {shown['start'][:10]} .. {shown['last_day']}, "
              f"default TLP:{shown['tlp_default'].upper()}, tokens until {shown['tokens_expire'][:19]}Z"]
     lines += [f"  collection {role}: {c['title']} ({c['alias']})" for role, c in shown["collections"].items()]
     lines += [f"  partner {p['organisation']}: agreement {p['agreement']}, token {p['token']} {p['token_state']}"
               for p in shown["partners"]]
+    if found.state == "closed":
+        shown["review"] = review_list(node, found)
+        lines += _review_lines(shown["review"])
     emit(as_json, shown, "\n".join(lines))
 
 
 @operation_command(ops, "close")
 def ops_close(ctx: click.Context, operation: str, as_json: bool) -> None:
-    """Close an operation: partner tokens stop now; prints the declassification review list."""
+    """Close an operation: partner tokens stop now; prints the declassification review list (`ops show` prints
+    what is left on it later)."""
     closed, review = close_operation(node_of(ctx), operation)
     lines = [f"Operation {closed.name!r} closed at {(closed.closed_at or '')[:19]}Z; "
-             f"{len(closed.partners)} partner tokens ended.",
-             f"Declassification review ({len(review)} AMBER objects; approve with `kizuna ops declassify`):"]
-    lines += [f"  {r['id']}  {r['type']}  TLP:{r['tlp'].upper()}  {r['name'] or '-'}  by {r['producer'] or '-'}"
-              for r in review]
+             f"{len(closed.partners)} partner tokens ended.", *_review_lines(review)]
     emit(as_json, {"operation": closed.slug, "closed_at": closed.closed_at, "review": review}, "\n".join(lines))
+
+
+def _review_lines(review: list[dict[str, Any]]) -> list[str]:
+    return [f"Declassification review ({len(review)} AMBER objects; approve with `kizuna ops declassify`):"] + [
+        f"  {r['id']}  {r['type']}  TLP:{r['tlp'].upper()}  {r['name'] or '-'}  by {r['producer'] or '-'}"
+        for r in review]
 
 
 @ops.group("assets")

@@ -165,8 +165,9 @@ def review_list(node: Node, operation: Operation) -> list[dict[str, Any]]:
         collection = node.find_collection(operation.collections[role])
         for _, obj in latest_objects(node, collection):
             level = tlp_of(obj)
-            # Observables have no versions and translations follow their object: neither is re-marked alone.
-            if "modified" not in obj or obj["type"] in NOT_ACTIVITY:
+            # Translations follow their object (``ops declassify`` re-marks them with it); an observable, which
+            # has no versions, is re-marked by a new stored form.
+            if obj["type"] in NOT_ACTIVITY:
                 continue
             if level in (TlpLevel.AMBER, TlpLevel.AMBER_STRICT):
                 producer = obj.get("created_by_ref")

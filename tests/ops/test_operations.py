@@ -181,20 +181,37 @@ def test_close_ends_the_tokens_and_declassification_needs_an_approval(world: Wor
     created = world.op("Games Close")
     jp = tokens_of(created)[JPCERT]
     lesson = indicator(world.ids[JPCERT], "[domain-name:value = 'lesson.example.net']", AMBER, name="lesson")
-    assert world.post(jp, "games-close-intel", [lesson]).status_code == 202
+    # A translation follows its object; an observable, which has no versions, is on the list too.
+    translation = {"type": "language-content", "spec_version": "2.1", "id": f"language-content--{uuid.uuid4()}",
+                   "created": lesson["created"], "modified": lesson["modified"], "created_by_ref": world.ids[JPCERT],
+                   "object_ref": lesson["id"], "object_modified": lesson["modified"],
+                   "contents": {"ja": {"name": "教訓"}}, "object_marking_refs": [AMBER]}
+    observed = {"type": "domain-name", "spec_version": "2.1", "id": f"domain-name--{uuid.uuid4()}",
+                "value": "lesson.example.net", "object_marking_refs": [AMBER]}
+    assert world.post(jp, "games-close-intel", [lesson, translation, observed]).status_code == 202
     closed = kizuna_json(world.data, "ops", "close", "games-close")
-    assert [(r["id"], r["tlp"], r["producer"]) for r in closed["review"]] == [(lesson["id"], "amber", JPCERT)]
+    assert sorted((r["id"], r["tlp"], r["producer"]) for r in closed["review"]) == sorted(
+        [(lesson["id"], "amber", JPCERT), (observed["id"], "amber", None)])
     assert world.get(jp, "games-close-intel").status_code == 401
-    assert {p["token_state"] for p in kizuna_json(world.data, "ops", "show", "games-close")["partners"]} == {"revoked"}
+    shown = kizuna_json(world.data, "ops", "show", "games-close")
+    assert {p["token_state"] for p in shown["partners"]} == {"revoked"}
+    assert shown["review"] == closed["review"]  # the list is there after the close too
+    assert "Declassification review (2 AMBER objects" in kizuna(world.data, "ops", "show", "games-close").stdout
     upward = kizuna(world.data, "ops", "declassify", "games-close", lesson["id"], "--to", "red",
                     "--approved-by", "JPCERT duty officer", check=False)
     assert upward.returncode != 0 and "lower level" in upward.stderr
     done = kizuna_json(world.data, "ops", "declassify", "games-close", lesson["id"], "--to", "green",
                        "--approved-by", "JPCERT duty officer")
-    assert (done["from"], done["to"]) == ("amber", "green")
-    exported = kizuna(world.data, "export", "--collection", "games-close-intel").stdout
-    versions = [o for o in json.loads(exported)["objects"] if o["id"] == lesson["id"]]
+    assert (done["from"], done["to"]) == ("amber", "green") and done["translations"] == [translation["id"]]
+    exported = json.loads(kizuna(world.data, "export", "--collection", "games-close-intel").stdout)["objects"]
+    versions = [o for o in exported if o["id"] == lesson["id"]]
     assert sorted(v["object_marking_refs"][0] for v in versions) == sorted([AMBER, GREEN])
+    released = next(o for o in exported if o["id"] == translation["id"] and o["object_marking_refs"] == [GREEN])
+    assert released["object_modified"] == done["modified"]
+    kizuna_json(world.data, "ops", "declassify", "games-close", observed["id"], "--to", "clear",
+                "--approved-by", "JPCERT duty officer")
+    left = kizuna_json(world.data, "ops", "show", "games-close")["review"]
+    assert [r["id"] for r in left] == []  # both released: nothing AMBER is left to review
     audit = kizuna(world.data, "audit", "export").stdout
     assert "operation-declassified" in audit and "JPCERT duty officer" in audit
 
