@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from kizuna.core.node import Node
 from kizuna.core.object_view import referring
 from kizuna.core.partner_health import partner_health
@@ -95,6 +97,10 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
     hours = {format_timestamp(hour * _HOUR_US)[:13]: count for hour, count in per_hour.items()}
     counts = {"incidents": len(incidents), "alerts": len(alerts), "objects": new_objects}
     summary = words["summary"] % counts
+    # The stored report goes to every partner: it counts only what the operation's markings cover, as its alerts.
+    base = operation.marking_refs
+    shared = {**counts, "incidents": sum(1 for i in incidents if _within(base, i.get("object_marking_refs"))),
+              "objects": period.shared_objects}
     contacts = contacts_of(contact_links, names)
     title = f"{words['title']}: {operation.name}"
     lines = [f"# {title}", "", f"{words['since']}: {format_timestamp(since)[:19]}Z", "", summary, "",
@@ -122,13 +128,13 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
 
     refs = [i["id"] for i in incidents] + list(dict.fromkeys(a.object_id for a in alerts))
     report = {**_base(node, operation, "report"), "name": f"{LABELS['title']}: {operation.name}",
-              "description": LABELS["summary"] % counts,
+              "description": LABELS["summary"] % shared,
               "report_types": ["threat-report"], "object_refs": refs or [operation.grouping_id],
               SHIFT_REPORT_MARK: True}
     report["published"] = report["created"]
     stix = [report]
     if lang != "en":
-        translated = {lang: {"name": title, "description": summary}}
+        translated = {lang: {"name": title, "description": words["summary"] % shared}}
         stix.append({**_base(node, operation, "language-content"), "object_ref": report["id"],
                      "object_modified": report["modified"], "contents": translated})
         stix[-1]["id"] = f"language-content--{uuid.uuid4()}"
@@ -143,6 +149,8 @@ class Period:
     reads them), other than definitions and the operation's own shift reports."""
 
     objects: int = 0
+    #: of ``objects``, those whose markings the operation's own cover (``_within``): what a partner may be told
+    shared_objects: int = 0
     per_hour: Counter[int] = field(default_factory=Counter)
     producers: dict[str | None, int] = field(default_factory=dict)  # created_by_ref -> count, first seen first
     incidents: list[dict[str, Any]] = field(default_factory=list)
@@ -163,20 +171,28 @@ def period_of(node: Node, operation: Operation, since: int, top: int | None = 10
     slot = activity.SLOT_US
     boundary = (since // slot + 1) * slot  # the first whole slot of the kept sums
 
-    def count(order: int, hour: int, producer: str | None, number: int, first: int) -> None:
+    within: dict[str | None, bool] = {}
+
+    def count(order: int, hour: int, producer: str | None, number: int, first: int, markings: str | None) -> None:
         found.objects += number
+        shared = within.get(markings)
+        if shared is None:
+            shared = within[markings] = _within(operation.marking_refs, orjson.loads(markings) if markings else None)
+        found.shared_objects += number if shared else 0
         found.per_hour[hour] += number
         found.producers[producer] = found.producers.get(producer, 0) + number
         first_seen[producer] = min(first_seen.get(producer, (order, first)), (order, first))
 
     collections = [node.find_collection(operation.collections[role]) for role in ("intel", "incidents")]
     for order, collection in enumerate(collections):
-        for hour, producer, kind, number, first in node.store.added_counts(collection.pk, since):
+        for hour, producer, kind, number, first, markings in node.store.added_counts(collection.pk, since):
             if kind not in NOT_ACTIVITY:
-                count(order, hour, producer, number, first)
+                count(order, hour, producer, number, first, markings)
         for added, obj in latest_objects(node, collection, ("report",), added_after=since):
             if obj.get(SHIFT_REPORT_MARK):  # counted by the grouping above: taken back out
-                count(order, added // _HOUR_US, obj.get("created_by_ref"), -1, added)
+                marked = obj.get("object_marking_refs")
+                count(order, added // _HOUR_US, obj.get("created_by_ref"), -1, added,
+                      orjson.dumps(marked).decode() if marked else None)
         for added, obj in latest_objects(node, collection, ("sighting",), added_after=since):
             if added >= boundary:
                 break
@@ -220,15 +236,20 @@ def default_since() -> int:
     return now_micros() - 12 * 3600 * 1_000_000
 
 
+def _within(base: list[str], markings: list[str] | None) -> bool:
+    """Whether an object with these markings carries none beyond the operation's own (``joint_markings`` adds
+    none). A stored markings column lists granular markings too: stricter, never looser."""
+    return set(joint_markings(base, {"object_marking_refs": markings or []})) == set(base)
+
+
 def _within_markings(node: Node, operation: Operation, alerts: list[Any]) -> list[Any]:
     """The alerts whose objects carry no marking beyond the operation's own (``joint_markings`` adds none)."""
     wanted = tuple(dict.fromkeys(a.object_id for a in alerts))
     if not wanted:
         return alerts
-    base = set(operation.marking_refs)
     within: set[str] = set()
     for collection_id in operation.collections.values():
         for _, obj in latest_objects(node, node.find_collection(collection_id), ids=wanted):
-            if set(joint_markings(operation.marking_refs, obj)) == base:
+            if _within(operation.marking_refs, obj.get("object_marking_refs")):
                 within.add(obj["id"])
     return [a for a in alerts if a.object_id in within]

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
 
+from kizuna.store.base import AddedCount
+
 _CHUNK = 500
 _HOUR_US = 3600 * 1_000_000
 
@@ -106,18 +108,18 @@ class OpsAlertRows(OpsRows):
             )
             return list(map(_row, cur.fetchall()))
 
-    def added_counts(self, collection_pk: int, added_after: int) -> list[tuple[int, str | None, str, int, int]]:
-        """(hour since the epoch, producer, type, count, first date_added) of the newest stored versions
+    def added_counts(self, collection_pk: int, added_after: int) -> list[AddedCount]:
+        """(hour since the epoch, producer, type, count, first date_added, markings) of the newest stored versions
         added after ``added_after``: what a collection received in a period, without reading a body."""
         with self._read() as cur:
             cur.execute(
-                f"SELECT date_added / {_HOUR_US}, created_by_ref, type, COUNT(*), MIN(date_added) FROM objects "
-                "WHERE collection_pk = ? AND date_added > ? AND is_last = 1 "
-                f"GROUP BY date_added / {_HOUR_US}, created_by_ref, type",
+                f"SELECT date_added / {_HOUR_US}, created_by_ref, type, COUNT(*), MIN(date_added), markings "
+                "FROM objects WHERE collection_pk = ? AND date_added > ? AND is_last = 1 "
+                f"GROUP BY date_added / {_HOUR_US}, created_by_ref, type, markings",
                 (collection_pk, added_after),
             )
-            return [(int(hour), producer, str(kind), int(count), int(first))
-                    for hour, producer, kind, count, first in cur.fetchall()]
+            return [(int(hour), producer, str(kind), int(count), int(first), markings)
+                    for hour, producer, kind, count, first, markings in cur.fetchall()]
 
     def top_seq_between(self, collection_pk: int, first: int, last: int) -> int:
         """The highest ``seq`` of the versions added from ``first`` to ``last`` (-1: none), an indexed range."""

@@ -14,9 +14,9 @@ from kizuna.ops.arrivals import alerts_of
 from kizuna.ops.incidents import CONTACT_FOR, add_incident, update_incident
 from kizuna.ops.reading import latest_objects, stix_now
 from kizuna.ops.records import Operation
-from kizuna.ops.report import Period, period_of, shift_report
+from kizuna.ops.report import Period, _within, period_of, shift_report
 from kizuna.stix.timestamps import now_micros
-from tests.ops.conftest import indicator, sighting
+from tests.ops.conftest import RED, indicator, sighting
 
 _HOUR_US = 3600 * 1_000_000
 
@@ -34,6 +34,10 @@ def every_object(node: Node, operation: Operation, since: int) -> Period:
             if added <= since:
                 continue
             found.objects += 1
+            # As the stored markings column has them: the object's markings and its granular ones.
+            marked = [*obj.get("object_marking_refs", ()), *(g["marking_ref"] for g in obj.get("granular_markings", ())
+                                                              if "marking_ref" in g)]
+            found.shared_objects += _within(operation.marking_refs, marked)
             found.per_hour[added // _HOUR_US] += 1
             producers[obj.get("created_by_ref")] += 1
             if obj["type"] == "incident":
@@ -45,7 +49,8 @@ def every_object(node: Node, operation: Operation, since: int) -> Period:
 
 
 def same(left: Period, right: Period) -> None:
-    assert (left.objects, dict(left.per_hour)) == (right.objects, dict(right.per_hour))
+    assert (left.objects, left.shared_objects, dict(left.per_hour)) == (
+        right.objects, right.shared_objects, dict(right.per_hour))
     assert list(left.producers.items()) == list(right.producers.items())  # order decides equal counts' order
     assert [i["id"] for i in left.incidents] == [i["id"] for i in right.incidents]
     assert left.sightings.most_common() == right.sightings.most_common()
@@ -71,6 +76,8 @@ def test_the_period_and_its_alerts_equal_a_reading_of_every_object(room: tuple[N
         value = "login.games2027.example" if n % 4 == 0 else f"host{n}.unrelated.example"
         new.append(indicator(value, **({"created_by_ref": producer} if producer else {})))
     new += [sighting(new[0]["id"], created_by_ref=soc), sighting(old[0]["id"]), sighting(new[5]["id"])]
+    # Marked beyond the operation's AMBER: counted for the operator, not in the report every partner receives.
+    new += [indicator("red.games2027.example", RED), indicator("red2.unrelated.example", RED, created_by_ref=soc)]
     now = stix_now()
     new.append({"type": "relationship", "spec_version": "2.1", "id": f"relationship--{uuid.uuid4()}",
                 "created": now, "modified": now, "relationship_type": "related-to",
@@ -82,9 +89,16 @@ def test_the_period_and_its_alerts_equal_a_reading_of_every_object(room: tuple[N
     update_incident(node, operation, kept["id"], "closed", None)
     shift_report(node, operation, since)  # the operation's own report: neither activity nor news
 
-    same(period_of(node, operation, since), every_object(node, operation, since))
+    period = period_of(node, operation, since)
+    same(period, every_object(node, operation, since))
+    assert period.objects - period.shared_objects == 2
     assert alerts_of(node, operation, since) == judge_stored(node, operation, since)
     assert {a.object_id for a in alerts_of(node, operation, since)} >= {new[0]["id"], new[30]["id"]}
-    markdown = shift_report(node, operation, since).markdown
+    report = shift_report(node, operation, since)
+    markdown = report.markdown
+    # The operator's Markdown counts everything; the stored report, which every partner receives, what its
+    # markings cover (a TLP:RED object is neither named nor counted to them).
+    assert f"new objects: {period.objects}" in markdown
+    assert report.stix[0]["description"].endswith(f"new objects: {period.shared_objects}")
     assert "Phishing wave — status: investigating" in markdown and "assigned to: Host CERT" in markdown
     assert "Before the shift" in markdown  # a new version of an older incident is news of the period
