@@ -18,7 +18,7 @@ from kizuna.config import shown_store_url, without_store_password
 if TYPE_CHECKING:
     from kizuna.store.feed_rows import FeedRecord
     from kizuna.store.ops_activity import SightedRow
-    from kizuna.store.ops_alerts import AlertRow
+    from kizuna.store.ops_alerts import AddedCount, AlertRow
     from kizuna.store.sessions import SessionRecord
     from kizuna.store.sighting_inputs import SightingShare, SightingTotal
 
@@ -190,9 +190,6 @@ class VersionRow(NamedTuple):
 #: date_added, created_by_ref, markings, is_last, and its feed facts (store/feed_facts.py; None: the body must
 #: be read). The columns that decide who sees it and which version is chosen, no body.
 FeedRow = tuple[int, str, int, int, str | None, str | None, int, str | None]
-#: What a collection received in one hour from one producer, of one type and markings (``Store.added_counts``):
-#: hour since the epoch, producer, type, count, first date_added, markings.
-AddedCount = tuple[int, str | None, str, int, int, str | None]
 
 
 @dataclass(frozen=True, slots=True)

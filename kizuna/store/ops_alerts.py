@@ -12,8 +12,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
 
-from kizuna.store.base import AddedCount
-
+#: What a collection received in one hour from one producer, of one type and markings (``added_counts``): hour
+#: since the epoch, producer, type, count, first date_added, markings.
+AddedCount = tuple[int, str | None, str, int, int, str | None]
 _CHUNK = 500
 _HOUR_US = 3600 * 1_000_000
 
