@@ -2,13 +2,14 @@
 
 A bank's index holds every hash any version of any signal of the collection has carried, whoever may
 see it: it only proposes *candidates*. Before anything leaves, the candidates are read through the
-node's one read path (`Node.read` with the caller's `Viewer`), so what a caller gets is the version
-of each signal it may see, or nothing: a hidden or deleted signal is absent, exactly like a hash
-nobody holds, and is not counted anywhere in the answer. A match is then confirmed on that version
-(its own hash within the threshold, not revoked), and only if it is the signal's newest version, so
-a revocation, a deletion or a marking that now hides the signal stops matching at once, with no
-index change. One index per bank, not one per caller: memory does not grow with the
-number of partners who match.
+node's one read path (`Node.read` with the caller's `Viewer`, TAXII's ``match[version]=last``), so what
+a caller gets is the newest version of each signal that it may see, or nothing: a hidden or deleted
+signal is absent, exactly like a hash nobody holds, and is not counted anywhere in the answer. A match
+is then confirmed on that version (its own hash within the threshold, not revoked), so a revocation or
+a deletion stops matching at once, with no index change. A newer version the caller may not see is
+absent to it (docs/policy.md, "Each principal sees its own history"): the caller matches the version
+TAXII and the indicator feeds serve it, and the answer does not tell that a newer one exists. One
+index per bank, not one per caller: memory does not grow with the number of partners who match.
 
 A refresh reads only what was added since the last one (``added_after``), so a new signal is
 matchable at the next request without a rebuild.
@@ -250,13 +251,9 @@ class Banks:
         bank.added_after = newest
 
     def _seen_by(self, principal: Principal, collection: Collection, ids: set[str]) -> dict[str, Signal]:
-        """The version of each signal that ``principal`` may see (the one visibility check), by id."""
+        """The newest version of each signal that ``principal`` may see (the one visibility check, and the
+        query layer's choice of the latest version for this viewer, as TAXII serves it), by id."""
         return self._signals(self.node.viewer_for(principal, collection), ids, egress=True)
-
-    def _newest(self, collection: Collection, ids: set[str]) -> dict[str, Signal]:
-        """The newest version of each signal that still exists, whoever may see it. Read through the
-        query layer, not `Node.read`: it only narrows an answer, nothing of it leaves."""
-        return self._signals(Viewer(NODE_ADMIN, collection), ids, egress=False)
 
     def newest_objects(self, collection: Collection, ids: set[str]) -> dict[str, dict[str, Any]]:
         """The newest stored version of each of these signal ids in a bank, as the operator holds it (what an
@@ -293,16 +290,14 @@ class Banks:
             everyone = set().union(*proposed) if proposed else set()
             if not everyone:
                 continue
+            # The caller's own newest version of each signal: a newer version it may not see is absent to it,
+            # so it neither stops the match nor shows (docs/policy.md, "Each principal sees its own history").
             seen = self._seen_by(principal, collection, everyone)
-            # Only the newest version counts: an older one the caller may still see does not match once
-            # the signal has been revoked, deleted or marked beyond the caller's reach since.
-            newest = self._newest(collection, set(seen))
             for i, ids in enumerate(proposed):
                 hash_type, digest = lookups[i]
                 for signal_id in ids:
                     signal = seen.get(signal_id)
-                    current = newest.get(signal_id)
-                    if signal is None or current is None or current.modified != signal.modified:
+                    if signal is None:
                         continue
                     result = confirmed(signal, hash_type, digest, threshold, rule)
                     if result is not None:
