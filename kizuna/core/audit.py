@@ -24,6 +24,7 @@ from kizuna.policy.tlp import LEVEL_BY_ANY_ID
 from kizuna.stix.timestamps import now_micros
 from kizuna.store.base import AuditEntry, AuditRecord, Store, VersionRow
 from kizuna.store.stats import FURNITURE
+from kizuna.store.view_edges import GRANULAR
 
 GENESIS = ""
 
@@ -137,9 +138,33 @@ def tlp_label(markings: str | None) -> str:
     return max(levels).label if levels else "none"
 
 
+def object_tlp_label(row: VersionRow) -> str:
+    """`tlp_label` of a version by the markings of its object: its markings column but for a version with granular
+    markings, whose column also lists the markings of some of its properties only. Such a marking governs the part
+    it selects, which a reader who may not see it does not receive, not the object; the object's own markings are
+    the same in every copy served of it."""
+    if row.markings is None or GRANULAR not in row.body:
+        return tlp_label(row.markings)
+    refs = orjson.loads(row.body).get("object_marking_refs") or ()
+    return tlp_label(orjson.dumps(sorted(set(refs))).decode() if refs else None)
+
+
 def tlp_counts(rows: Iterable[VersionRow]) -> dict[str, int]:
-    """Served content versions per TLP label: an egress record's ``tlp``, the dashboard's "shared"."""
-    return tlp_counts_of(row.markings for row in rows if row.type not in FURNITURE)
+    """Served content versions per TLP label (`object_tlp_label`): an egress record's ``tlp``, the dashboard's
+    "shared"."""
+    plain: list[str | None] = []
+    granular: Counter[str] = Counter()
+    for row in rows:
+        if row.type in FURNITURE:
+            continue
+        if row.markings is not None and GRANULAR in row.body:
+            granular[object_tlp_label(row)] += 1
+        else:
+            plain.append(row.markings)
+    counts = tlp_counts_of(plain)
+    for label, count in granular.items():
+        counts[label] = counts.get(label, 0) + count
+    return counts
 
 
 def tlp_counts_of(markings_columns: Iterable[str | None]) -> dict[str, int]:

@@ -4,8 +4,10 @@
   the store (store/stats.py) by the columns the visibility check decides from, and each group decided
   once by ``visibility.group_verdict`` (AMBER+STRICT/RED groups a partner could see also lose the
   versions a partner node sent, which stop here); versions that need their body (relationships, sightings,
-  reports, identities…) go through ``visibility.view`` one by one, newest first, at most
-  ``PER_ROW_LIMIT`` per collection — beyond that the answer says ``partial``.
+  reports, identities…, and versions with granular markings) go through ``visibility.view`` one by one,
+  newest first, at most ``PER_ROW_LIMIT`` of each per collection — beyond that the answer says ``partial``.
+  Each version is counted under the TLP of its object's own markings: a granular marking governs only the
+  part it selects, which a reader who may not see it does not receive.
 * **received_from_partners**: versions per day each partner node sent (provenance), for the node's
   own organisation.
 * **shared**: what left the node, read from the ``egress`` records of the audit log (every page any
@@ -32,7 +34,7 @@ from typing import Any, Final
 
 import orjson
 
-from kizuna.core.audit import pack_served, tlp_counts, tlp_label
+from kizuna.core.audit import object_tlp_label, pack_served, tlp_counts, tlp_label
 from kizuna.core.browse import identity_object_names
 from kizuna.core.node import Node
 from kizuna.core.partner_health import PartnerHealth, partner_health
@@ -41,7 +43,7 @@ from kizuna.core.visibility import Viewer, group_verdict, stops_onward, view
 from kizuna.stix.timestamps import format_timestamp, now_micros
 from kizuna.store.base import Collection, VersionRow
 from kizuna.store.stats import DAY_MICROS, FURNITURE, StoreStats
-from kizuna.store.view_edges import UNDECIDED_TYPES
+from kizuna.store.view_edges import GRANULAR, UNDECIDED_TYPES
 
 #: Versions decided one by one (``view``) per collection for the received counts.
 PER_ROW_LIMIT: Final = 1000
@@ -176,7 +178,12 @@ def _count_received(
     groups = list(stats.received_groups(collection_pk, since, PER_ROW_TYPES))
     names = _identity_names(node, viewer, {group.created_by_ref for group in groups}, names)
     senders: list[str] | None = None  # the reader's own partner entries: what they sent is not stopped for it
+    granular: list[int] = []  # the seq of each version with granular markings
     for group in groups:
+        seq = group.granular_seq
+        if seq is not None:
+            granular.append(seq)
+            continue
         if group.type:
             per_row += group.versions
             if viewer.policy is not None:
@@ -201,9 +208,19 @@ def _count_received(
                                          senders)
         source = _producer_name(group.created_by_ref, names, verdict[1])
         into[(group.day, source, tlp_label(group.markings))] += count
-    if viewer.policy is None or per_row == 0:
-        return False
-    rows = stats.newest_of_types(collection_pk, PER_ROW_TYPES, since, PER_ROW_LIMIT)
+    # Versions with granular markings, newest first, and those of the per-row types: one by one, as the reader
+    # receives them.
+    granular.sort(reverse=True)
+    rows = stats.store.versions_by_seq(granular[:PER_ROW_LIMIT]) if granular else []
+    partial = len(granular) > PER_ROW_LIMIT
+    if viewer.policy is not None and per_row:
+        # Those with granular markings are among the versions above, counted there.
+        per_row_rows = [row for row in stats.newest_of_types(collection_pk, PER_ROW_TYPES, since, PER_ROW_LIMIT)
+                        if row.markings is None or GRANULAR not in row.body]
+        partial |= per_row > len(per_row_rows)
+        rows += per_row_rows
+    if not rows:
+        return partial
     names = _identity_names(node, viewer, {row.created_by_ref for row in rows}, names)
     viewer.prefetch(rows)  # what the relationships, sightings and reports point at, in a few queries
     for row in rows:
@@ -212,10 +229,11 @@ def _count_received(
             continue
         producer = orjson.loads(body).get("created_by_ref") if row.created_by_ref else None
         source = _producer_name(row.created_by_ref, names, producer != row.created_by_ref)
-        into[(row.date_added // DAY_MICROS, source, tlp_label(row.markings))] += 1
+        # Under the TLP of the object's own markings: a granular marking governs only the part it selects.
+        into[(row.date_added // DAY_MICROS, source, object_tlp_label(row))] += 1
     viewer.hidden.clear()  # counting is not serving: nothing here goes into an egress record
     viewer.redacted.clear()
-    return per_row > len(rows)
+    return partial
 
 
 def _newest(

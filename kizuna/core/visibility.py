@@ -605,7 +605,8 @@ def group_verdict(
 
     A version with granular markings is decided here as if each of its markings covered the whole object,
     which is stricter than ``view`` (a redacted form would be served): a count may leave such a version
-    out, it never includes one the viewer cannot see.
+    out, it never includes one the viewer cannot see. The dashboard therefore groups versions with granular
+    markings apart and passes each through ``view`` (store/received_groups.py).
     """
     if not viewer.readable:
         return (False, False)

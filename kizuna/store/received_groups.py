@@ -4,7 +4,10 @@ added since the last dashboard are few).
 
 Counts are the store's, not a principal's: the groups are the columns the visibility check decides from
 (store/stats.py), and every request decides them again for its own principal (core/dashboard.py); the
-cache never answers "may this principal see it".
+cache never answers "may this principal see it". A version with granular markings is a group of its own
+(``GRANULAR``, its ``seq``): its markings column also lists the markings that govern only some of its
+properties, which a reader who may not see them does not receive, so neither its visibility nor its TLP
+follows from the column; it is read and decided one by one, as the types counted per row are.
 
 What a collection's groups depend on changes in three ways, each seen at the next request:
 
@@ -33,9 +36,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+from kizuna.store.view_edges import GRANULAR as _GRANULAR
+
 DAY_MICROS = 86_400_000_000
 #: Marking and extension definitions travel beside the objects that use them; they are not content.
 FURNITURE = ("marking-definition", "extension-definition")
+
+
+#: The ``type`` of a group that is one version with granular markings, followed by that version's ``seq``.
+GRANULAR_GROUP = "granular:"
 
 
 class ReceivedGroup(NamedTuple):
@@ -44,8 +53,15 @@ class ReceivedGroup(NamedTuple):
     day: int
     created_by_ref: str | None
     markings: str | None
-    type: str  # the type when it is decided per row (references, identities), else ""
+    #: ``GRANULAR_GROUP`` and the ``seq`` of the one version with granular markings; the type when it is decided
+    #: per row (references, identities); else "".
+    type: str
     versions: int
+
+    @property
+    def granular_seq(self) -> int | None:
+        """The ``seq`` of the version with granular markings this group is, else None."""
+        return int(self.type[len(GRANULAR_GROUP):]) if self.type.startswith(GRANULAR_GROUP) else None
 
 
 GroupKey = tuple[int, str | None, str | None, str]
@@ -72,7 +88,9 @@ def received_groups(store: Any, collection_pk: int, since: int, per_row_types: S
     """Versions of the collection added at or after ``since`` (µs), grouped by day and by the columns that
     decide their visibility (in no particular order), from the counts kept since the last call (in this
     process, else in the store) and the rows added after them."""
-    kinds = tuple(sorted(per_row_types))
+    # Kept under the per-row types and the granular marker: counts kept before versions with granular markings
+    # were grouped apart are not read (they are counted afresh once).
+    kinds = (*sorted(per_row_types), GRANULAR_GROUP)
     with _lock:
         cache = _caches.setdefault(store, {})
         kept = cache.get((collection_pk, kinds))
@@ -167,13 +185,15 @@ def _save(store: Any, collection_pk: int, kinds: tuple[str, ...], counts: _Count
 
 def _grouped(store: Any, cur: Any, collection_pk: int, start: int, kinds: tuple[str, ...]) -> list[tuple[Any, ...]]:
     """(day, producer, markings, type or "", versions, lowest seq, highest seq, last date_added) of the
-    content versions added at or after ``start``: one range scan of ``(collection, date_added)``."""
-    kind_clause, kind_params = store._in("type", list(kinds))
+    content versions added at or after ``start``: one range scan of ``(collection, date_added)``. A version with
+    granular markings is a group of its own (``GRANULAR_GROUP``)."""
+    kind_clause, kind_params = store._in("type", [kind for kind in kinds if kind != GRANULAR_GROUP])
     furniture, furniture_params = store._in("type", list(FURNITURE))
     cur.execute(
-        f"SELECT date_added / {DAY_MICROS}, created_by_ref, markings, CASE WHEN {kind_clause} THEN type ELSE '' "
+        f"SELECT date_added / {DAY_MICROS}, created_by_ref, markings, CASE WHEN markings IS NOT NULL AND "
+        f"{store._holds('body')} THEN '{GRANULAR_GROUP}' || CAST(seq AS TEXT) WHEN {kind_clause} THEN type ELSE '' "
         "END, COUNT(*), MIN(seq), MAX(seq), MAX(date_added) FROM objects WHERE collection_pk = ? "
         f"AND date_added >= ? AND NOT {furniture} GROUP BY 1, 2, 3, 4",
-        (*kind_params, collection_pk, start, *furniture_params),
+        (_GRANULAR, *kind_params, collection_pk, start, *furniture_params),
     )
     return list(cur.fetchall())

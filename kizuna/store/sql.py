@@ -154,6 +154,10 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
         """``column`` is one of ``values``; PostgreSQL binds one array instead of many parameters."""
         return f"{column} IN ({_marks(len(values))})", list(values)
 
+    def _holds(self, column: str) -> str:
+        """``column`` (bytes) holds the bytes bound to the one parameter."""
+        return f"instr({column}, ?) > 0"
+
     _INSERT_COLUMNS = (
         "collection_pk, stix_id, type, version, spec_version, date_added, created_by_ref, markings, body, "
         "is_first, is_last, maybe_first, maybe_last, feed, embeds"

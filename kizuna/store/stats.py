@@ -23,6 +23,7 @@ from kizuna.store.received_groups import DAY_MICROS as DAY_MICROS
 from kizuna.store.received_groups import FURNITURE as FURNITURE
 from kizuna.store.received_groups import ReceivedGroup, received_groups
 from kizuna.store.sql import _ROW_COLUMNS, SqlStore
+from kizuna.store.view_edges import GRANULAR
 
 
 class EgressRow(NamedTuple):
@@ -97,16 +98,18 @@ class StoreStats:
         came from a partner node: asked only of the rare groups that are visible but marked at or above the
         reader's relay floor (AMBER+STRICT/RED; AMBER outside this node's organisation and its clients), which
         stop at the recipient when relayed. Versions that ``senders`` (the partner entries of the reader's own
-        organisation) sent are not counted: the reader holds them already."""
+        organisation) sent are not counted: the reader holds them already. Nor are versions with granular markings,
+        each a group of its own (store/received_groups.py)."""
         kinds = ", ".join("?" * len(per_row_types))
         not_sent = f" AND p.partner NOT IN ({', '.join('?' * len(senders))})" if senders else ""
         with self.store._read() as cur:
             cur.execute(
                 "SELECT COUNT(*) FROM objects o JOIN fed_provenance p ON p.collection_pk = o.collection_pk "
                 "AND p.stix_id = o.stix_id AND p.version = o.version WHERE o.collection_pk = ? "
-                f"AND o.date_added >= ? AND o.markings = ? AND o.type NOT IN ({kinds}){not_sent} AND "
+                f"AND o.date_added >= ? AND o.markings = ? AND o.type NOT IN ({kinds}){not_sent} "
+                f"AND NOT {self.store._holds('o.body')} AND "
                 + ("o.created_by_ref IS NULL" if producer is None else "o.created_by_ref = ?"),
-                (collection_pk, since, markings, *per_row_types, *senders,
+                (collection_pk, since, markings, *per_row_types, *senders, GRANULAR,
                  *([] if producer is None else [producer])),
             )
             return int(cur.fetchone()[0])

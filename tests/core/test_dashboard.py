@@ -146,15 +146,34 @@ def test_each_principal_counts_exactly_what_it_may_read(world: World) -> None:
     assert au[("UK NCSC", "TLP:GREEN")] == 3  # two indicators and the report (trimmed to what AU sees)
 
 
-def test_granular_markings_never_count_what_a_partner_cannot_see(world: World) -> None:
+def test_granular_markings_count_under_the_markings_of_the_object_each_reader_receives(world: World) -> None:
     node = world.node
-    partly = _indicator(node.home_organisation_id or "", GREEN, description="from our sensor at site 4",
+    home = node.home_organisation_id or ""
+    partly = _indicator(home, GREEN, description="from our sensor at site 4",
                         granular_markings=[{"marking_ref": AMBER, "selectors": ["description"]}])
-    assert not node.import_objects(world.shared, [partly]).failures
+    secret = _indicator(home, CLEAR, description="the source's name",
+                        granular_markings=[{"marking_ref": RED, "selectors": ["description"]}])
+    report = _sdo("report", home, CLEAR, name="clear report", published=CREATED, object_refs=[secret["id"]],
+                  description="what only we may read", granular_markings=[{"marking_ref": RED,
+                                                                           "selectors": ["description"]}])
+    before = {name: _received(build_dashboard(node, p)) for name, p in world.principals.items()}
+    assert not node.import_objects(world.shared, [partly, secret, report]).failures
+    for name, principal in world.principals.items():
+        board = build_dashboard(node, principal)
+        # Counted as read: AU reads each without its description (and without the marking that covered it).
+        assert sum(e.objects for e in board.received) == _readable(node, principal, world.shared), name
+        after = _received(board)
+        added = {key: n - before[name].get(key, 0) for key, n in after.items() if n != before[name].get(key, 0)}
+        # Under the markings of the object, for every reader: a granular marking covers only its selectors.
+        assert added == {("UK NCSC", "TLP:GREEN"): 1, ("UK NCSC", "TLP:CLEAR"): 2}, name
+    # AU's copies carry neither description nor the RED marking; the page served is recorded under CLEAR.
     au = world.principals["au"]
-    counted = sum(e.objects for e in build_dashboard(node, au).received)
-    # AU reads it with the description withheld; the count decides from columns and leaves it out.
-    assert counted == _readable(node, au, world.shared) - 1
+    page = node.read(node.viewer_for(au, world.shared), Endpoint.OBJECTS,
+                     Filters(ids=(secret["id"], report["id"])))
+    assert [json.loads(body).get("description") for _, body in page.items] == [None, None]
+    assert RED not in str([body for _, body in page.items])
+    egress = [r for r in node.audit.records() if r.kind == "egress" and r.principal == au.key][-1]
+    assert json.loads(egress.body)["tlp"] == {"TLP:CLEAR": 2}
 
 
 def test_versions_decided_one_by_one_are_bounded_and_the_board_says_so(

@@ -235,6 +235,9 @@ class PostgresStore(SqlStore):
             conn.autocommit = True
             conn.execute("ANALYZE objects")
 
+    def _holds(self, column: str) -> str:
+        return f"position(CAST(? AS bytea) IN {column}) > 0"
+
     def _in(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         if len(values) == 1:  # plain equality keeps ordered index scans (ANY forces a sort)
             return f"{column} = ?", [values[0]]
