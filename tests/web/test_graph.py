@@ -5,6 +5,7 @@ cytoscape.js draws it in Chromium, and without JavaScript the page still lists t
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,12 @@ def test_the_graph_renders_in_the_browser_and_the_page_reads_without_javascript(
     listed = static.locator("ul.relationships").inner_text()
     assert "Operation Quiet Lantern" in listed and "Fake ticket resale wave" in listed
     static.context.close()
+
+
+def test_the_object_pages_title_is_only_its_name(graphed: Console) -> None:
+    """The graph's scripts load in the head, not inside the title, which is the name and nothing else."""
+    html = graphed.sign_in("uk").get(f"{graphed.base}/console/objects/{graphed.ids['malware']}?collection=games").text
+    title = re.search(r"<title>(.*?)</title>", html, re.S)
+    assert title and title.group(1) == "Ticket stealer · Kizuna console"
+    head = html.split("</head>", 1)[0]
+    assert '<script src="/console/static/graph.js" defer></script>' in head
