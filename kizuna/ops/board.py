@@ -41,7 +41,9 @@ class OperationBoard:
     alerts: list[Alert] = field(default_factory=list)
     alerts_total: int = 0
     incidents: list[IncidentRow] = field(default_factory=list)
-    shift_report: dict[str, Any] | None = None  # the newest shift report the token may see: id, name, published
+    #: The newest shift report the token may see: id, name, published, and ``names`` by language (from the
+    #: language-content objects of that version, as the dashboard names reports).
+    shift_report: dict[str, Any] | None = None
 
 
 def _readable(node: Node, principal: Principal) -> set[str]:
@@ -72,8 +74,11 @@ def operation_board(node: Node, principal: Principal, slug: str) -> OperationBoa
     incidents: list[dict[str, Any]] = []
     relationships: list[dict[str, Any]] = []
     reports: list[dict[str, Any]] = []
-    for _, obj in latest_objects(node, collection, ("incident", "relationship", "report"), principal):
-        {"incident": incidents, "relationship": relationships, "report": reports}[obj["type"]].append(obj)
+    contents: list[dict[str, Any]] = []
+    for _, obj in latest_objects(node, collection, ("incident", "relationship", "report", "language-content"),
+                                 principal):
+        {"incident": incidents, "relationship": relationships, "report": reports,
+         "language-content": contents}[obj["type"]].append(obj)
     contacts = contacts_of(relationships, names)
     board.incidents = sorted((IncidentRow(i["id"], i.get("name", i["id"]), status_of(i), determination_of(i),
                                           assigned_to(i, contacts), i["modified"]) for i in incidents),
@@ -81,5 +86,20 @@ def operation_board(node: Node, principal: Principal, slug: str) -> OperationBoa
     shift = [r for r in reports if r.get(SHIFT_REPORT_MARK)]
     if shift:
         newest = max(shift, key=lambda r: r["created"])
-        board.shift_report = {"id": newest["id"], "name": newest.get("name"), "published": newest.get("published")}
+        board.shift_report = {"id": newest["id"], "name": newest.get("name"), "published": newest.get("published"),
+                              "names": _translated_names(newest, contents)}
     return board
+
+
+def _translated_names(report: dict[str, Any], contents: list[dict[str, Any]]) -> dict[str, str]:
+    """The report's name by language, from the language-content objects for its version (a newer one wins)."""
+    names: dict[str, str] = {}
+    for content in sorted(contents, key=lambda c: str(c.get("modified", ""))):
+        translated = content.get("contents")
+        if (content.get("object_ref") != report["id"] or not isinstance(translated, dict)
+                or content.get("object_modified", report["modified"]) != report["modified"]):
+            continue
+        for language, properties in translated.items():
+            if isinstance(properties, dict) and isinstance(properties.get("name"), str):
+                names[str(language)] = properties["name"]
+    return names

@@ -97,7 +97,7 @@ def test_the_games_demo_opens_an_operation_in_the_console(tmp_path: Path, browse
         assert untranslated(page) == []
         check_accessibility(page)
         shoot(page, "demo-games-operation-ja")
-        page.get_by_role("link", name=re.compile("^Shift report: Games 2027")).click()
+        page.get_by_role("link", name=re.compile("^シフトレポート: Games 2027")).click()  # its Japanese name
         page.wait_for_url(re.compile(r".*/console/objects/report--"))
         assert page.get_by_role("heading", name=re.compile("^Shift report: Games 2027")).is_visible()
         context.close()

@@ -156,3 +156,21 @@ def test_a_relationship_alert_names_what_it_came_through(console: Console, games
     assert answer.status_code == 202, answer.text
     board = console.sign_in("soc-op").get(console.base + "/console/operations/games-console").text
     assert f'<td class="url"><a href="/console/objects/{games["phish"]}">Ticketing lookalike</a></td>' in board
+
+
+def test_the_board_names_the_shift_report_in_the_readers_language(console: Console, games: dict[str, str]) -> None:
+    """A Japanese shift report carries its name in a language-content object: the board links to it by
+    that name in Japanese, as the dashboard does, and by the report's own name in English."""
+    from kizuna.ops.records import find
+    from kizuna.web.i18n import translations
+
+    node = Node.open(console.data_dir)
+    try:
+        report = shift_report(node, find(node.store, "games-console"), 0, "ja", translations("ja").gettext)
+    finally:
+        node.close()
+    link = f'<a href="/console/objects/{report.stix[0]["id"]}">'
+    ja = console.sign_in("jp-op", **{"Accept-Language": "ja"}).get(console.base + "/console/operations/games-console")
+    assert f"{link}シフトレポート: Games Console</a>" in ja.text
+    en = console.sign_in("jp-op", **{"Accept-Language": "en"}).get(console.base + "/console/operations/games-console")
+    assert f"{link}Shift report: Games Console</a>" in en.text
