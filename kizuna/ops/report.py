@@ -23,6 +23,7 @@ from kizuna.core.node import Node
 from kizuna.core.object_view import referring
 from kizuna.core.partner_health import partner_health
 from kizuna.core.principal import NODE_ADMIN
+from kizuna.core.vocab import DETERMINATION_NAMES, HEALTH_NAMES, RULE_NAMES, STATUS_NAMES, TYPE_NAMES
 from kizuna.ops import activity
 from kizuna.ops.alerts import NOT_ACTIVITY, SHIFT_REPORT_MARK
 from kizuna.ops.arrivals import alerts_of, refresh
@@ -81,6 +82,11 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
     if lang != "en" and translate is None:
         raise ValueError(f"a {lang} report needs the catalog's translations")
     words = {key: (translate or str)(label) for key, label in LABELS.items()}
+
+    def say(table: dict[str, str], key: str) -> str:
+        """An identifier (a status, a rule, a type) in the console's word for it, or as it is without one."""
+        return (translate or str)(table[key]) if key in table else key
+
     names = {o.id: o.name for o in node.store.list_organisations()}
     period = period_of(node, operation, since)
     incidents, sightings, new_objects = period.incidents, period.sightings, period.objects
@@ -105,11 +111,12 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
     title = f"{words['title']}: {operation.name}"
     lines = [f"# {title}", "", f"{words['since']}: {format_timestamp(since)[:19]}Z", "", summary, "",
              f"## {words['incidents']}", ""]
-    lines += [f"- {i['name']} — {words['status']}: {status_of(i)}, "
-              + (f"{words['determination']}: {determination_of(i)}, " if determination_of(i) else "")
+    lines += [f"- {i['name']} — {words['status']}: {say(STATUS_NAMES, status_of(i))}, "
+              + (f"{words['determination']}: {say(DETERMINATION_NAMES, d)}, " if (d := determination_of(i)) else "")
               + f"{words['assigned']}: {assigned_to(i, contacts)}" for i in incidents] or [f"- {words['none']}"]
     lines += ["", f"## {words['alerts']}", ""]
-    lines += [f"- {a.rule}: {a.asset} ← {a.object_type} {a.object_name or a.object_id} ({a.producer or '-'})"
+    lines += [f"- {say(RULE_NAMES, a.rule)}: {a.asset} ← {say(TYPE_NAMES, a.object_type)} "
+              f"{a.object_name or a.object_id} ({a.producer or '-'})"
               for a in alerts] or [f"- {words['none']}"]
     lines += ["", f"## {words['top']}", ""]
     lines += [f"- {indicators.get(ref, ref)}: {count} {words['sightings']}"
@@ -118,7 +125,7 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
     lines += [f"- {who}: {count} {words['objects']}"
               for who, count in producers.most_common()] or [f"- {words['none']}"]
     lines += ["", f"## {words['sync']}", ""]
-    lines += [f"- {h.name}: {h.state}, {words['last_success']}: {h.last_success or '-'}, "
+    lines += [f"- {h.name}: {say(HEALTH_NAMES, h.health)}, {words['last_success']}: {h.last_success or '-'}, "
               f"{words['failures']}: {h.consecutive_failures}"
               for h in partner_health(node)] or [f"- {words['no_sync']}"]
     lines += ["", f"## {words['activity']}", "", "```"]

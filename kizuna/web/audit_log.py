@@ -17,9 +17,9 @@ from starlette.responses import Response
 
 from kizuna.core.audit import unpack_served
 from kizuna.core.errors import BadRequest
+from kizuna.core.vocab import N_
 from kizuna.numerals import whole_number
 from kizuna.web.page import Visit
-from kizuna.web.vocab import N_
 
 #: How each kind of record reads on the page (translated); the kind itself is shown beside it, as
 #: `kizuna audit export --kind` takes it.

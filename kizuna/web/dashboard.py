@@ -17,9 +17,8 @@ from typing import Final
 from starlette.responses import Response
 
 from kizuna.core.dashboard import DayCount, build_dashboard
+from kizuna.core.vocab import HEALTH_NAMES, N_
 from kizuna.web.page import Visit
-from kizuna.web.partners import HEALTH_NAMES
-from kizuna.web.vocab import N_
 
 DAYS: Final = 14
 #: Stacking order of a day's bar, bottom up; "none" is what carries no TLP marking.

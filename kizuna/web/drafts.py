@@ -15,12 +15,12 @@ from typing import Any, Final
 
 from kizuna.core.errors import NotFound
 from kizuna.core.object_view import locate
+from kizuna.core.vocab import N_
 from kizuna.policy.releasability import ISO3166_ALPHA3, build_rel_to_marking
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel
 from kizuna.stix.patterns import stix_pattern_problem
 from kizuna.stix.timestamps import format_timestamp, now_micros
 from kizuna.web.page import Visit
-from kizuna.web.vocab import N_
 
 KINDS: Final = ("indicator", "report", "note", "opinion")
 #: The page's heading and its menu entry, by kind.

@@ -19,11 +19,11 @@ from starlette.responses import Response
 from kizuna.core.errors import BadRequest, Forbidden, NotFound
 from kizuna.core.listing import readable_collections
 from kizuna.core.principal import Principal
+from kizuna.core.vocab import N_
 from kizuna.numerals import whole_number
 from kizuna.store.base import Collection
 from kizuna.web.i18n import number
 from kizuna.web.page import Visit
-from kizuna.web.vocab import N_
 
 #: An upload's largest size (bigger media: `kizuna hashes match`, which reads files where they are).
 UPLOAD_LIMIT: Final = 64 * 1024 * 1024

@@ -8,8 +8,8 @@ from typing import Final
 from starlette.responses import Response
 
 from kizuna.core.library import library
+from kizuna.core.vocab import N_
 from kizuna.web.page import Visit
-from kizuna.web.vocab import N_
 
 #: Headings of the topics (the label is ``topic:<key>``, see docs/library.md).
 TOPIC_NAMES: Final = {

@@ -20,8 +20,8 @@ from starlette.responses import Response
 from kizuna.core.errors import NotFound
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
+from kizuna.core.vocab import DETERMINATION_NAMES, N_, RULE_NAMES, STATUS_NAMES
 from kizuna.web.page import Visit
-from kizuna.web.vocab import N_
 
 
 @dataclass(frozen=True)
@@ -32,16 +32,8 @@ class OperationsSource:
     board: Callable[[Node, Principal, str], Any | None]
 
 
-#: How the alert rules, incident statuses and operation states read on the page (translated).
-RULE_NAMES = {"exact": N_("exact"), "containment": N_("containment"), "lookalike": N_("lookalike"),
-              "relationship": N_("relationship")}
-STATUS_NAMES = {"open": N_("open"), "investigating": N_("investigating"), "contained": N_("contained"),
-                "closed": N_("closed")}
+#: How the roles and token states read on the page (translated); the rest is core/vocab.py's.
 ROLE_NAMES = {"intel": N_("Intel"), "incidents": N_("Incidents"), "watchlist": N_("Watchlist")}
-#: incident-determination-enum of the Incident Core Extension, as a reader says it.
-DETERMINATIONS = {"suspected": N_("suspected"), "successful-attempt": N_("successful attempt"),
-                  "failed-attempt": N_("failed attempt"), "blocked": N_("blocked"), "low-value": N_("low value"),
-                  "false-positive": N_("false positive")}
 TOKEN_STATES = {"active": N_("active"), "expired": N_("expired"), "revoked": N_("revoked")}
 
 
@@ -65,4 +57,4 @@ def operation_page(visit: Visit) -> Response:
         raise NotFound("no such operation")
     return visit.render("operation.html", board=board, op=board.summary, rules=_names(visit, RULE_NAMES),
                         states=_names(visit, STATUS_NAMES), roles=_names(visit, ROLE_NAMES),
-                        token_states=_names(visit, TOKEN_STATES), determinations=_names(visit, DETERMINATIONS))
+                        token_states=_names(visit, TOKEN_STATES), determinations=_names(visit, DETERMINATION_NAMES))

@@ -10,13 +10,10 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from kizuna.core.partner_health import HEALTH_ORDER, partner_health
+from kizuna.core.vocab import HEALTH_NAMES, N_
 from kizuna.web.page import Visit
-from kizuna.web.vocab import N_
 
-#: How each health word and partner kind reads on the page (translated).
-HEALTH_NAMES = {"unusable": N_("Unusable configuration"), "failing": N_("Failing"),
-                "interrupted": N_("Interrupted"), "never": N_("Not synced yet"), "syncing": N_("Syncing"),
-                "healthy": N_("Healthy")}
+#: How each partner kind reads on the page (translated).
 KIND_NAMES = {"taxii": N_("TAXII server"), "misp-feed": N_("MISP feed")}
 
 

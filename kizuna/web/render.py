@@ -14,11 +14,11 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from kizuna.core.vocab import TYPE_NAMES
 from kizuna.policy.releasability import WELL_KNOWN_CREATORS
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
 from kizuna.stix.timestamps import now_micros, parse_timestamp
 from kizuna.web.i18n import LANGUAGE_NAMES, LANGUAGES, number, translations, when
-from kizuna.web.vocab import TYPE_NAMES
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: CSS class of each TLP 2.0 badge (console.css gives FIRST's colours: coloured text on black).

@@ -346,7 +346,7 @@ def test_incidents_and_a_bilingual_shift_report(world: World) -> None:
     assert "## Sync health\n\n- no partner nodes configured" in english["markdown"]
     japanese = kizuna_json(world.data, "ops", "report", "games-shift", "--since", "1h", "--lang", "ja")
     # The Japanese labels are the console catalog's (kizuna.po), the same words as its pages.
-    assert "状態: contained, 判定: suspected, 担当: Tokyo 2020 SOC" in japanese["markdown"]
+    assert "状態: 封じ込め済み, 判定: 疑い, 担当: Tokyo 2020 SOC" in japanese["markdown"]
     assert "## サイティングの多い指標" in japanese["markdown"] and "## Most sighted" not in japanese["markdown"]
     assert "インシデント 1 件、アラート 1 件" in japanese["markdown"]
     stored = {o["id"]: o for o in json.loads(kizuna(world.data, "export", "--collection",

@@ -15,6 +15,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
+import kizuna.core.vocab
 import kizuna.ops.report
 import kizuna.policy.preview
 import kizuna.web
@@ -23,6 +24,7 @@ WEB = Path(kizuna.web.__file__).parent
 PO = WEB / "locale" / "ja" / "LC_MESSAGES" / "kizuna.po"
 POLICY_REASONS = Path(kizuna.policy.preview.__file__)
 SHIFT_REPORT = Path(kizuna.ops.report.__file__)  # the shift report's labels come from this catalog too
+VOCABULARY = Path(kizuna.core.vocab.__file__)  # the words for identifiers, the console's and the report's
 MO = PO.with_suffix(".mo")
 GLOSSARY = Path(__file__).resolve().parents[2] / "docs" / "glossary-ja.md"
 _PLACEHOLDER = re.compile(r"%\([a-z_]+\)s")
@@ -42,7 +44,7 @@ def extracted_ids() -> set[str | tuple[str, ...]]:
     ):
         found.add(message if isinstance(message, str) else tuple(message))
     # the policy's reasons for withholding a draft are English there and translated where shown
-    for source in (POLICY_REASONS, SHIFT_REPORT):
+    for source in (POLICY_REASONS, SHIFT_REPORT, VOCABULARY):
         for _line, message, _comments, _context in extract_from_file("python", str(source), keywords=keywords):
             found.add(message if isinstance(message, str) else tuple(message))
     return found

@@ -1,4 +1,7 @@
-"""Names of STIX object types as a reader sees them, translated through the catalog.
+"""The words a reader sees for identifiers: STIX object types, alert rules, incident statuses and
+determinations, partner sync health. English msgids of the console's catalog (kizuna/web/locale),
+translated where they are shown: by the console's pages, and by the shift report (kizuna/ops, which may
+not import the console), so both say the same thing in each language from this one table.
 
 The STIX type itself (``threat-actor``) is an identifier and is shown as it is next to the name; the
 names use the terms of docs/glossary-ja.md. ``N_`` only marks a string for extraction.
@@ -56,3 +59,17 @@ TYPE_NAMES = {
     "windows-registry-key": N_("Windows registry key"),
     "x509-certificate": N_("X.509 certificate"),
 }
+
+#: Operations: how the alert rules, incident statuses and determinations read.
+RULE_NAMES = {"exact": N_("exact"), "containment": N_("containment"), "lookalike": N_("lookalike"),
+              "relationship": N_("relationship")}
+STATUS_NAMES = {"open": N_("open"), "investigating": N_("investigating"), "contained": N_("contained"),
+                "closed": N_("closed")}
+#: incident-determination-enum of the Incident Core Extension, as a reader says it.
+DETERMINATION_NAMES = {"suspected": N_("suspected"), "successful-attempt": N_("successful attempt"),
+                       "failed-attempt": N_("failed attempt"), "blocked": N_("blocked"), "low-value": N_("low value"),
+                       "false-positive": N_("false positive")}
+#: A partner node's sync health (core/partner_health.py ``HEALTH_ORDER``).
+HEALTH_NAMES = {"unusable": N_("Unusable configuration"), "failing": N_("Failing"),
+                "interrupted": N_("Interrupted"), "never": N_("Not synced yet"), "syncing": N_("Syncing"),
+                "healthy": N_("Healthy")}
