@@ -60,7 +60,7 @@ LABELS = {
     "alerts": N_("Alerts on protected assets"), "top": N_("Most sighted indicators"),
     "partners": N_("Partner activity"), "activity": N_("Activity per hour"), "none": N_("none"),
     "status": N_("status"), "determination": N_("determination"), "assigned": N_("assigned to"),
-    "objects": N_("objects"), "sightings": N_("sightings"), "unsigned": N_("(no producer)"),
+    "objects": N_("objects"), "sightings": N_("sightings"),
     "sync": N_("Sync health"), "no_sync": N_("no partner nodes configured"), "failures": N_("failures"),
     "last_success": N_("last success"),
     # Counts after their labels, so no plural is needed in either language ("1 incidents").
@@ -90,9 +90,13 @@ def shift_report(node: Node, operation: Operation, since: int, lang: str = "en",
     names = {o.id: o.name for o in node.store.list_organisations()}
     period = period_of(node, operation, since)
     incidents, sightings, new_objects = period.incidents, period.sightings, period.objects
+    # Partner activity is what the operation's partners produced: the host's own objects, other
+    # organisations' and those without a producer (observables) count in the summary and per hour only.
+    partners = {p.organisation_id: p.organisation for p in operation.partners}
     producers: Counter[str] = Counter()
     for producer, count in period.producers.items():
-        producers[names.get(producer, producer) if producer else words["unsigned"]] += count
+        if producer in partners:
+            producers[names.get(producer, partners[producer])] += count
     per_hour = period.per_hour
     contact_links = period.contact_links
     # The report goes to every partner of the operation under its markings: an alert on an object marked
