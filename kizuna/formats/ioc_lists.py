@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
+from kizuna.core.messages import N_, Message
 from kizuna.formats.base import ConversionReport, FormatError, Loss, Rejected
 from kizuna.formats.csv_line import csv_cells
 from kizuna.formats.ioc_list_vocab import (
@@ -124,8 +125,8 @@ def _pieces(text: str) -> list[str]:
 
 def _why_not(text: str) -> str:
     if "/" in text and ":" not in text and text.split("/", 1)[0].replace(".", "").isdigit():
-        return "not an IPv4 block (host bits set, or a malformed address or prefix)"
-    return "no IOC recognised"
+        return Message(N_("not an IPv4 block (host bits set, or a malformed address or prefix)"))
+    return Message(N_("no IOC recognised"))
 
 
 class _ListReader:
@@ -182,7 +183,7 @@ class _ListReader:
         try:
             return csv_cells(line, self.delimiter)
         except csv.Error as exc:
-            self.reject(number, f"malformed CSV: {exc}", line)
+            self.reject(number, Message(N_("malformed CSV: %(detail)s"), detail=str(exc)), line)
             return None
 
     def reject(self, number: int, reason: str, text: str) -> None:
@@ -238,22 +239,24 @@ class _ListReader:
         if "tlp" in own:
             level = TlpLevel.from_token(own["tlp"].lower().removeprefix("tlp:"))
             if level is None:
-                self.reject(number, f"tlp {own['tlp']!r} is not a TLP 2.0 level (clear, green, amber, amber+strict, "
-                            "red)", line)
+                self.reject(number, Message(N_("tlp %(value)r is not a TLP 2.0 level (clear, green, amber, "
+                                               "amber+strict, red)"), value=own["tlp"]), line)
                 return False
             _mark_at_least(obj, level)
         if "confidence" in own:
             confidence = own["confidence"]
             score = whole_number(confidence, 100)
             if score is None:
-                self.reject(number, f"confidence {confidence!r} is not a whole number from 0 to 100", line)
+                self.reject(number, Message(N_("confidence %(value)r is not a whole number from 0 to 100"),
+                                            value=confidence), line)
                 return False
             obj["confidence"] = score
         if "valid_until" in own:
             try:
                 obj["valid_until"] = stix_time(own["valid_until"])
             except ValueError:
-                self.reject(number, f"valid-until {own['valid_until']!r} is not an ISO 8601 date or date-time", line)
+                self.reject(number, Message(N_("valid-until %(value)r is not an ISO 8601 date or date-time"),
+                                            value=own["valid_until"]), line)
                 return False
         if "labels" in own:
             labels = [label.strip() for label in re.split(r"[;,]", own["labels"]) if label.strip()]
@@ -298,15 +301,16 @@ class _ListReader:
         if not type_name:
             found = classify(raw) or self._refang(raw)
             if found is None:
-                self.reject(number, "not an IPv4/IPv6 address or block, domain, URL, e-mail address or hash", line)
+                self.reject(number, Message(N_("not an IPv4/IPv6 address or block, domain, URL, e-mail address "
+                                               "or hash")), line)
             return found
         kind = TYPE_NAMES.get(type_name)
         if kind is None:
-            self.reject(number, f"unknown type {type_name!r}", line)
+            self.reject(number, Message(N_("unknown type %(name)r"), name=type_name), line)
             return None
         found = self._typed(kind, raw) or self._typed(kind, self._fang(raw))
         if found is None:
-            self.reject(number, f"not a valid {type_name} value", line)
+            self.reject(number, Message(N_("not a valid %(name)s value"), name=type_name), line)
         return found
 
     @staticmethod
@@ -375,13 +379,15 @@ class _ListReader:
             try:
                 obj["valid_from"] = stix_time(first_seen)
             except MomentOutOfRange:
-                self.reject(number, f"first-seen {first_seen!r} falls outside the years 1 to 9999 in UTC", line)
+                self.reject(number, Message(N_("first-seen %(value)r falls outside the years 1 to 9999 in UTC"),
+                                            value=first_seen), line)
                 return
             except ValueError:
-                self.reject(number, f"first-seen {first_seen!r} is not an ISO 8601 date or date-time", line)
+                self.reject(number, Message(N_("first-seen %(value)r is not an ISO 8601 date or date-time"),
+                                            value=first_seen), line)
                 return
         if "valid_until" in obj and parse_timestamp(obj["valid_until"]) <= parse_timestamp(obj["valid_from"]):
-            self.reject(number, "valid-until is not later than the first-seen date", line)
+            self.reject(number, Message(N_("valid-until is not later than the first-seen date")), line)
             return
         self.seen.add(key)
         obj["id"] = indicator_id(kind, value)
@@ -399,15 +405,18 @@ class _ListReader:
 
     def finish(self) -> None:
         if self.refanged:
-            self.report.warnings.append(f"{self.refanged} defanged value(s) refanged")
+            self.report.warnings.append(Message(N_("%(count)s defanged value(s) refanged"), count=self.refanged))
         if self.duplicates:
-            self.report.warnings.append(f"{self.duplicates} repeated value(s) merged into the first occurrence")
+            self.report.warnings.append(Message(N_("%(count)s repeated value(s) merged into the first occurrence"),
+                                                count=self.duplicates))
         if self.searched:
-            self.report.warnings.append(f"{self.searched} line(s) of free text searched for IOCs")
+            self.report.warnings.append(Message(N_("%(count)s line(s) of free text searched for IOCs"),
+                                                count=self.searched))
         flagged = self.flagged
         if flagged:
-            self.report.warnings.append(
-                f"{flagged} value(s) on warninglists: kept and flagged ({WARNINGLIST_PROPERTY}), not exported")
+            self.report.warnings.append(Message(
+                N_("%(count)s value(s) on warninglists: kept and flagged (%(property)s), not exported"),
+                count=flagged, property=WARNINGLIST_PROPERTY))
 
 
 def _mark_at_least(obj: dict[str, Any], level: TlpLevel) -> None:
@@ -504,7 +513,8 @@ def _read(lines: Iterable[str], where: str, reader: _ListReader) -> Iterator[dic
             if not line or line.startswith(_COMMENT_LINE):
                 continue
             if "\x00" in line:
-                reader.reject(number, "binary data (NUL byte) in a text list", line.replace("\x00", "\\0"))
+                reader.reject(number, Message(N_("binary data (NUL byte) in a text list")),
+                              line.replace("\x00", "\\0"))
                 continue
             if not started:
                 started = True
@@ -515,7 +525,8 @@ def _read(lines: Iterable[str], where: str, reader: _ListReader) -> Iterator[dic
                 yield from out
                 out.clear()
     except UnicodeDecodeError as exc:
-        raise FormatError(f"not UTF-8 text ({exc.reason})", f"{where}:{number + 1}") from None
+        raise FormatError(Message(N_("not UTF-8 text (%(detail)s)"), detail=exc.reason),
+                          f"{where}:{number + 1}") from None
     except FileNotFoundError as exc:
         raise FormatError(f"no such file: {exc.filename}") from None
     reader.finish()

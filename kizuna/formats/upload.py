@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from kizuna.core.errors import Unprocessable
+from kizuna.core.messages import N_, Message
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.formats.base import FormatError
@@ -51,8 +52,10 @@ def import_upload(node: Node, principal: Principal, collection: Collection, data
             converted = convert(fmt, data, name, ioc=IocOptions(tlp=tlp), warninglists=_default_lists())
             report = _converted(node, principal, collection, converted, name)
     except FormatError as exc:
-        where = f" ({exc.where})" if exc.where and exc.where != name else ""
-        raise Unprocessable(f"{name}: {exc.message}{where}") from None
+        if exc.where and exc.where != name:
+            raise Unprocessable(Message(N_("%(name)s: %(message)s (%(where)s)"), name=name, message=exc.message,
+                                        where=exc.where)) from None
+        raise Unprocessable(Message(N_("%(name)s: %(message)s"), name=name, message=exc.message)) from None
     except BundleSyntaxError as exc:
         raise Unprocessable(f"{exc.name}:{exc.line}: {exc.message}; nothing was stored") from None
     report["audit_seq"] = node.audit.record(AUDIT_KIND, principal.key, _audit_body(report)).seq
@@ -76,7 +79,8 @@ def _converted(node: Node, principal: Principal, collection: Collection, convert
     objects = converted.report.objects
     if not objects:
         first = summary["rejected"][0]["where"] if summary["rejected"] else name
-        raise Unprocessable(f"{first}: nothing usable in this file ({len(summary['rejected'])} lines rejected)")
+        raise Unprocessable(Message(N_("%(where)s: nothing usable in this file (%(count)s lines rejected)"),
+                                    where=first, count=len(summary["rejected"])))
     written = node.add_objects(principal, collection, objects)
     failures = [{"id": f["id"], "message": f["message"]} for f in written.failures]
     return _report(name, converted.format, collection, written, failures, converted.flagged, summary)

@@ -38,6 +38,7 @@ from starlette.routing import Route
 
 from kizuna.core.errors import BadRequest
 from kizuna.core.filters import query_values
+from kizuna.core.messages import N_, Message
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.hashes.banks import Banks
@@ -129,9 +130,10 @@ class HashMatchService:
 
     def match_for_console(self, principal: Principal, collections: list[Collection], text: str,
                           upload: tuple[str, bytes] | None, threshold: int, across: bool) -> list[dict[str, Any]]:
-        """The console's form: pasted lines (``line:N``) and one uploaded file, against ``collections``
-        (those the token reads), through the same shared indexes and visibility check as the API."""
-        queries = list(queries_from_lines("line", text))
+        """The console's form: pasted lines ("line N", said in the reader's language; the API's are
+        ``line:N``) and one uploaded file, against ``collections`` (those the token reads), through the same
+        shared indexes and visibility check as the API."""
+        queries = list(queries_from_lines("line", text, lambda n: Message(N_("line %(num)s"), num=n)))
         if upload is not None:
             queries.append(media_query(upload[0], upload[1]))
         rule = VideoRule(QUERY_PERCENT, TARGET_PERCENT, across)

@@ -20,6 +20,7 @@ import numpy as np
 import pdqhash
 from PIL import Image, UnidentifiedImageError
 
+from kizuna.core.messages import N_, Message
 from kizuna.hashes import video
 from kizuna.hashes.signals import MIN_QUALITY, frames_text
 
@@ -78,7 +79,7 @@ def hash_bytes(data: bytes, path: Path | None = None) -> MediaHashes:
     """The hashes of a file's bytes; ``path``, when they were read from a file, spares a video a copy."""
     if not data:
         # The MD5 and SHA-256 of nothing, banked, would match every empty upload.
-        raise HashingError("empty file: no content to hash")
+        raise HashingError(Message(N_("empty file: no content to hash")))
     md5, sha256 = hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
     looks_like_image = data.startswith(_IMAGE_MAGIC)
     try:
@@ -89,12 +90,13 @@ def hash_bytes(data: bytes, path: Path | None = None) -> MediaHashes:
                 pdq, quality = pdq_of_image(image)
     except UnidentifiedImageError:
         if looks_like_image:
-            raise HashingError("corrupt image: cannot be decoded") from None
+            raise HashingError(Message(N_("corrupt image: cannot be decoded"))) from None
         if video.looks_like_video(data[:1024]):
             return MediaHashes(md5, sha256, vpdq=_vpdq(data, path), is_video=True)
         return MediaHashes(md5, sha256)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise HashingError(f"corrupt image: {exc}") from None
+        # The decoder's own words (English) are kept as a detail after the translated sentence.
+        raise HashingError(Message(N_("corrupt image: %(detail)s"), detail=str(exc))) from None
     return MediaHashes(md5, sha256, pdq, quality)
 
 

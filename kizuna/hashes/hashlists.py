@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from kizuna.core.messages import N_, Message, message_of
 from kizuna.formats.csv_line import csv_cells
 from kizuna.hashes.signals import (
     MD5,
@@ -91,7 +92,7 @@ def _named_type(name: str) -> str:
     """The hash type a prefix or a type column names (``HASH_PDQ``, ``video_md5``, ``vpdq``…)."""
     found = _TYPE_NAMES.get(name.lower())
     if found is None:
-        raise SignalError(f"unknown hash type {name[:40]!r} (pdq, md5, sha256, vpdq)")
+        raise SignalError(Message(N_("unknown hash type %(name)r (pdq, md5, sha256, vpdq)"), name=name[:40]))
     return found
 
 
@@ -105,12 +106,13 @@ def read_hash_line(number: int, raw: str, kind: str = "auto") -> Entry | Rejecte
     try:
         named = _named_type(prefix.strip()) if colon and _PREFIX.match(prefix.strip()) else None
         if named == VPDQ:
-            raise SignalError("a vPDQ hash is a file of 'frame,quality,pdq_hex,timestamp' lines, not one line")
+            raise SignalError(Message(N_("a vPDQ hash is a file of 'frame,quality,pdq_hex,timestamp' lines, "
+                                         "not one line")))
         value = rest.strip() if named else line
         hash_type = named or _type_of(value, kind)
         return Entry(number, hash_type, normalise_hash(hash_type, value))
     except SignalError as exc:
-        return Rejected(number, str(exc))
+        return Rejected(number, message_of(exc))
 
 
 def _plain(text: str, kind: str) -> Iterator[Entry | Rejected]:

@@ -10,13 +10,14 @@ to the producer like any other sighting.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from kizuna.core.messages import N_, Message, message_of
 from kizuna.core.principal import Principal
 from kizuna.detect.sightings import SightingAggregator
 from kizuna.hashes.banks import Banks, Match
@@ -54,7 +55,7 @@ def media_query(label: str, data: bytes, path: Path | None = None) -> Query:
     try:
         return Query(label, media=hash_bytes(data, path))
     except HashingError as exc:
-        return Query(label, error=str(exc))
+        return Query(label, error=message_of(exc))
 
 
 def video_query(label: str, value: object) -> Query:
@@ -87,12 +88,13 @@ def queries_from_text(label: str, text: str, kind: str = "auto") -> Iterator[Que
         yield _query_of(f"{label}:{item.line}", item)
 
 
-def queries_from_lines(label: str, text: str) -> Iterator[Query]:
-    """Pasted lines, each a hash of its own (blank and ``#`` comment lines skipped), named ``label:LINE``."""
+def queries_from_lines(label: str, text: str, name: Callable[[int], str] | None = None) -> Iterator[Query]:
+    """Pasted lines, each a hash of its own (blank and ``#`` comment lines skipped), named ``label:LINE``
+    (or ``name(LINE)``)."""
     for number, raw in enumerate(text.splitlines(), start=1):
         item = read_hash_line(number, raw)
         if item is not None:
-            yield _query_of(f"{label}:{number}", item)
+            yield _query_of(name(number) if name else f"{label}:{number}", item)
 
 
 def queries_from_path(path: Path, kind: str = "auto") -> Iterator[Query]:
@@ -134,14 +136,16 @@ def result_of(query: Query, matches: list[Match]) -> dict[str, Any]:
         head["hash"] = frames_digest(media.vpdq) if media.vpdq is not None else media.sha256
         head.update(md5=media.md5, sha256=media.sha256, frames=media.vpdq.count("\n") if media.vpdq else None)
         if media.vpdq is None:
-            head["note"] = "vPDQ needs the optional vpdq package (kizuna[video]): matched by exact hashes only"
+            head["note"] = Message(N_("vPDQ needs the optional vpdq package (kizuna[video]): matched by exact "
+                                      "hashes only"))
     else:
         head["hash"] = media.pdq or media.sha256
         head.update(md5=media.md5, sha256=media.sha256, quality=media.quality)
         if media.pdq is None:
-            head["note"] = "not an image or a video: matched by its MD5 and SHA-256 only"
+            head["note"] = Message(N_("not an image or a video: matched by its MD5 and SHA-256 only"))
         elif not media.pdq_usable:
-            head["note"] = f"PDQ quality {media.quality} is below {MIN_QUALITY}: matched by exact hashes only"
+            head["note"] = Message(N_("PDQ quality %(quality)s is below %(least)s: matched by exact hashes only"),
+                                   quality=media.quality, least=MIN_QUALITY)
     return {**head, "matches": [m.as_json() for m in matches]}
 
 

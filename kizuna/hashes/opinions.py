@@ -16,6 +16,7 @@ import orjson
 
 from kizuna.core.errors import BadRequest, Forbidden, NotFound
 from kizuna.core.filters import Endpoint, Filters
+from kizuna.core.messages import N_, Message
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
 from kizuna.hashes.signals import VERDICTS, make_opinion, read_signal
@@ -46,9 +47,10 @@ def record_opinion(node: Node, principal: Principal, bank: Collection, signal_id
                    comment: str | None = None) -> Recorded:
     """Store ``principal``'s verdict on a signal of ``bank`` (which it must read and write)."""
     if verdict not in VERDICTS:
-        raise BadRequest(f"verdict {verdict[:40]!r} is not one of {', '.join(VERDICTS)}")
+        raise BadRequest(Message(N_("verdict %(verdict)r is not one of %(verdicts)s"), verdict=verdict[:40],
+                                 verdicts=", ".join(VERDICTS)))
     if comment is not None and len(comment) > MAX_COMMENT:
-        raise BadRequest(f"the comment is longer than {MAX_COMMENT} characters")
+        raise BadRequest(Message(N_("the comment is longer than %(most)s characters"), most=MAX_COMMENT))
     signal = visible_signal(node, principal, bank, signal_id)
     if signal is None:
         raise NotFound("no such hash signal in this bank")

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import orjson
 
+from kizuna.core.messages import N_, Message
 from kizuna.stix.timestamps import format_timestamp, parse_timestamp
 
 EXTENSION_ID: Final = "extension-definition--0b1c5a0e-6f3d-4d8e-9a51-2f6c7d4e8b13"
@@ -87,9 +88,11 @@ def normalise_hash(hash_type: str, value: str) -> str:
     text = value.strip().lower()
     expected = HEX_LENGTH[hash_type]
     if not _HEX.match(text):
-        raise SignalError(f"{hash_type} hash {value[:80]!r} is not hexadecimal")
+        raise SignalError(Message(N_("%(hash_type)s hash %(value)r is not hexadecimal"), hash_type=hash_type,
+                                  value=value[:80]))
     if len(text) != expected:
-        raise SignalError(f"{hash_type} hash has {len(text)} hex digits, not {expected}")
+        raise SignalError(Message(N_("%(hash_type)s hash has %(count)s hex digits, not %(expected)s"),
+                                  hash_type=hash_type, count=len(text), expected=expected))
     return text
 
 

@@ -7,6 +7,7 @@ both languages are rendered at once in the server's threads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from kizuna.core.messages import Message
 from kizuna.core.vocab import TYPE_NAMES
 from kizuna.policy.releasability import WELL_KNOWN_CREATORS
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
@@ -82,8 +84,18 @@ def environment(language: str) -> jinja2.Environment:
         marking=marking_badge,
         # A STIX type's name in the reader's language; a type without one keeps its identifier.
         kind=lambda stix_type: catalog.gettext(TYPE_NAMES[stix_type]) if stix_type in TYPE_NAMES else stix_type,
+        say=lambda text: said(text, catalog.gettext),
     )
     return env
+
+
+def said(text: Any, gettext: Callable[[str], str]) -> Any:
+    """A message of a room below the console (core/messages.py) in the reader's language, the values put
+    back as they are (a message among them said too); any other text as it is."""
+    if not isinstance(text, Message):
+        return text
+    template = gettext(text.template)
+    return template % {key: said(value, gettext) for key, value in text.params.items()} if text.params else template
 
 
 def render_page(language: str, template: str, values: dict[str, Any]) -> str:

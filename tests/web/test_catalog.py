@@ -25,6 +25,11 @@ PO = WEB / "locale" / "ja" / "LC_MESSAGES" / "kizuna.po"
 POLICY_REASONS = Path(kizuna.policy.preview.__file__)
 SHIFT_REPORT = Path(kizuna.ops.report.__file__)  # the shift report's labels come from this catalog too
 VOCABULARY = Path(kizuna.core.vocab.__file__)  # the words for identifiers, the console's and the report's
+#: Messages of the rooms below the console that its hash and import forms show (core/messages.py).
+ROOT = Path(kizuna.core.vocab.__file__).parents[1]
+MESSAGES = [ROOT / "hashes" / f"{name}.py" for name in ("api", "hashing", "hashlists", "matching", "opinions",
+                                                        "signals")]
+MESSAGES += [ROOT / "formats" / "ioc_lists.py", ROOT / "formats" / "upload.py"]
 MO = PO.with_suffix(".mo")
 GLOSSARY = Path(__file__).resolve().parents[2] / "docs" / "glossary-ja.md"
 _PLACEHOLDER = re.compile(r"%\([a-z_]+\)s")
@@ -44,7 +49,7 @@ def extracted_ids() -> set[str | tuple[str, ...]]:
     ):
         found.add(message if isinstance(message, str) else tuple(message))
     # the policy's reasons for withholding a draft are English there and translated where shown
-    for source in (POLICY_REASONS, SHIFT_REPORT, VOCABULARY):
+    for source in (POLICY_REASONS, SHIFT_REPORT, VOCABULARY, *MESSAGES):
         for _line, message, _comments, _context in extract_from_file("python", str(source), keywords=keywords):
             found.add(message if isinstance(message, str) else tuple(message))
     return found

@@ -83,8 +83,8 @@ def test_matching_and_a_verdict_through_the_tokens_own_view(bank: Any) -> None:
     assert ids["clear"] in results[0] and "<td>6</td>" in results[0] and "graphic-violence" in results[0]
     assert "NCSC UK" in results[0] and "Games security" in results[0]
     # The RED signal's line reads exactly as a hash nobody holds, and its id is nowhere on the page.
-    assert results[1].replace(_near(RED_HASH, 6), "H").replace("line:2", "L") == \
-        results[3].replace(_near(NOBODY, 6), "H").replace("line:4", "L").split("</section>")[0]
+    assert results[1].replace(_near(RED_HASH, 6), "H").replace("line 2", "L") == \
+        results[3].replace(_near(NOBODY, 6), "H").replace("line 4", "L").split("</section>")[0]
     assert ids["red"] not in answer.text
     assert "Not usable" in results[2]
     # Each pasted line is a hash of its own: a comma in the first is that line's problem, not a CSV header.
@@ -158,3 +158,32 @@ def test_an_uploaded_image_matches_and_the_page_reads_in_japanese(bank: Any, bro
     page.wait_for_url(re.compile(r".*/console/objects/opinion--"))
     assert page.locator("h1").is_visible()
     page.context.close()
+
+
+def test_what_the_form_refuses_is_said_in_japanese(bank: Any) -> None:
+    """A bad pasted line, a truncated image, a text file and a refused verdict, each in the reader's
+    language; the value the reader gave stays as it is."""
+    console, ids = bank
+    jp = console.sign_in("jp-bank", **{"Accept-Language": "ja"})
+    csrf = form_csrf(jp.get(console.base + "/console/hashes").text)
+    cut = (EXAMPLES / "bank-bridge.jpg").read_bytes()[:3000]
+    pasted = jp.post(console.base + "/console/hashes", data={"csrf": csrf, "hashes": "zzzz"},
+                     files={"media": ("", b"")}).text
+    assert "<h3><code>1 行目</code></h3>" in pasted
+    assert "使用できません： pdq ハッシュ &#39;zzzz&#39; は16進数ではありません" in pasted
+    truncated = jp.post(console.base + "/console/hashes", data={"csrf": csrf, "hashes": ""},
+                        files={"media": ("cut.jpg", cut)}).text
+    assert "<h3><code>cut.jpg</code></h3>" in truncated and "使用できません： 壊れた画像です" in truncated
+    text = jp.post(console.base + "/console/hashes", data={"csrf": csrf, "hashes": ""},
+                   files={"media": ("notes.txt", b"just some notes\n")}).text
+    assert "画像でも動画でもありません: MD5 と SHA-256 だけで照合しました" in text
+    for verdict, comment, said in (("maybe", "", "判定 &#39;maybe&#39; は true-positive, false-positive, disputed の"
+                                    "いずれでもありません"),
+                                   ("disputed", "x" * 2001, "コメントが 2000 文字を超えています")):
+        refused = jp.post(console.base + "/console/hashes/opinion", allow_redirects=False,
+                          data={"csrf": csrf, "bank": "games", "signal": ids["clear"], "verdict": verdict,
+                                "comment": comment})
+        assert refused.status_code == 400 and said in refused.text, refused.text
+    english = console.sign_in("jp-bank")
+    said = _match(english, console, "zzzz").text
+    assert "<h3><code>line 1</code></h3>" in said and "pdq hash &#39;zzzz&#39; is not hexadecimal" in said

@@ -414,3 +414,26 @@ def test_the_token_form_says_what_is_wrong_in_its_own_words_and_language(operate
         **form, "csrf": form_csrf(english.get(operated.base + "/console/tokens").text), "label": "a\nb"})
     assert refused.status_code == 400 and "Label: at most 200 characters, on one line." in refused.text
     assert 'maxlength="200"' in refused.text
+
+
+def test_an_import_report_and_refusal_are_said_in_japanese(operated: Console) -> None:
+    """Rejected lines, warnings and a file that cannot be read, in the reader's language; the file's
+    name and lines stay as they are."""
+    session = operated.sign_in("op", **{"Accept-Language": "ja"})
+    csrf = form_csrf(session.get(operated.base + "/console/import").text)
+    form = {"csrf": csrf, "collection": kizuna_json(operated.data_dir, "collections", "list")["collections"][0]["id"]}
+    value = f"{uuid.uuid4().hex[:10]}.example"
+    listing = f"{value}\nnothing to see here\nSeen 198.51.100.23 in mail\n".encode()
+    report = session.post(operated.base + "/console/import", data=form, files={"file": ("bad.txt", listing)})
+    assert report.status_code == 200, report.text
+    assert "<code>bad.txt:2</code>: IOC が見つかりません" in report.text
+    assert re.search(r"自由記述の \d+ 行から IOC を探しました", report.text)
+    assert "no IOC recognised" not in report.text and "line(s)" not in report.text
+    broken = session.post(operated.base + "/console/import", data=form,
+                          files={"file": ("latin.txt", b"caf\xe9.example\n")})
+    assert broken.status_code == 422 and "UTF-8 のテキストではありません" in broken.text, broken.text
+    empty = session.post(operated.base + "/console/import", data=form, files={"file": ("none.txt", b"nothing\n")})
+    assert empty.status_code == 422
+    assert "none.txt:1：このファイルには使えるものがありません（拒否された行 1）" in empty.text
+    assert "not UTF-8 text" not in broken.text and "latin.txt" in broken.text
+
