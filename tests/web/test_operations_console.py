@@ -174,3 +174,41 @@ def test_the_board_names_the_shift_report_in_the_readers_language(console: Conso
     assert f"{link}シフトレポート: Games Console</a>" in ja.text
     en = console.sign_in("jp-op", **{"Accept-Language": "en"}).get(console.base + "/console/operations/games-console")
     assert f"{link}Shift report: Games Console</a>" in en.text
+
+
+_ROW_HEIGHTS = ("() => [...document.querySelectorAll('table.alerts tbody tr')]"
+                ".map(r => r.getBoundingClientRect().height)")
+
+
+def test_the_japanese_board_reads_at_phone_and_desktop_widths(console: Console, games: dict[str, str],
+                                                               browser: Any) -> None:
+    """Japanese text may break between any two characters, so a squeezed table column went one character
+    per line: alert rows hundreds of pixels tall on a phone, headers like ルール stacked on a desktop. The
+    tables keep their words whole and scroll inside their own box instead of squeezing or widening the page."""
+    node = Node.open(console.data_dir)
+    try:
+        jp = node.store.get_organisation("JPCERT/CC")
+    finally:
+        node.close()
+    assert jp is not None
+    long = [_indicator(jp.id, f"Ticket resale lookalike number {n} seen in the partner's phishing mail to fans",
+                       f"tickets-and-hospitality-packages-{n}.{LOOKALIKE}", TlpLevel.AMBER) for n in range(3)]
+    answer = requests.post(f"{console.base}/main/collections/games-console-intel/objects/", timeout=30,
+                           data=json.dumps({"objects": long}),
+                           headers={"Accept": TAXII, "Content-Type": TAXII,
+                                    "Authorization": f"Bearer {console.tokens['jp-op']}"})
+    assert answer.status_code == 202, answer.text
+    page = signed_in(browser, console, "ops-desk", locale="ja-JP", browse=False)
+    page.goto(f"{console.base}/console/operations/games-console")
+    assert page.get_by_role("heading", name="保護資産に関するアラート").is_visible()
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        heights = page.evaluate(_ROW_HEIGHTS)
+        assert heights and max(heights) < 160, (width, heights)
+        single = page.evaluate("""() => [...document.querySelectorAll(
+          'table.alerts thead th, table.incidents thead th, table.alerts tbody td:nth-child(2)')]
+          .map(th => { const r = document.createRange(); r.selectNodeContents(th);
+                       return [th.textContent.trim(), r.getClientRects().length]; })""")
+        assert [name for name, lines in single if lines != 1] == [], width
+        shoot(page, f"operation-ja-{width}")  # and the page itself never scrolls sideways
+    page.context.close()

@@ -437,3 +437,17 @@ def test_an_import_report_and_refusal_are_said_in_japanese(operated: Console) ->
     assert "none.txt:1：このファイルには使えるものがありません（拒否された行 1）" in empty.text
     assert "not UTF-8 text" not in broken.text and "latin.txt" in broken.text
 
+
+def test_the_japanese_tokens_page_fits_a_phone(operated: Console, browser: Any) -> None:
+    """At 390 px the tokens table scrolls inside its box and the form wraps: the page itself never scrolls
+    sideways."""
+    page = signed_in(browser, operated, "op", locale="ja-JP", browse=False)
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.goto(operated.base + "/console/tokens")
+    assert page.get_by_role("heading", name="トークン", exact=True).is_visible()
+    wide = page.evaluate("""() => [...document.querySelectorAll('main *')]
+      .filter(el => !el.closest('.table-wrap') && el.getBoundingClientRect().right > window.innerWidth + 1)
+      .map(el => el.tagName + (el.id ? '#' + el.id : '') + '.' + el.className)""")
+    assert wide == []
+    shoot(page, "tokens-ja-390")
+    page.context.close()
