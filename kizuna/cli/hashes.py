@@ -55,8 +55,10 @@ from kizuna.policy.tlp import TLP2_IDS, TlpLevel
 # numba, numpy, Pillow and pdqhash are imported by the commands that use them, not at start-up:
 # they would add a second to every other `kizuna` command.
 
+# A missing path is not refused here: it is one unusable input, reported and skipped like a corrupt file, so that
+# one typo does not stop the run over every other input.
 _paths = click.argument("inputs", nargs=-1, required=True,
-                        type=click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path))
+                        type=click.Path(file_okay=True, dir_okay=True, path_type=Path))
 _kind = click.option("--kind", type=click.Choice(KINDS), default="auto", show_default=True,
                      help="Type of bare 64-hex-digit hashes in lists (auto reads them as PDQ).")
 

@@ -16,6 +16,7 @@ from kizuna.cli.common import (
     CliError,
     check_output_path,
     column_width,
+    count,
     emit,
     json_option,
     node_of,
@@ -213,7 +214,7 @@ def ops_declassify(ctx: click.Context, operation: str, object_id: str, to: str, 
 
 
 @operation_command(ops, "scan-logs")
-@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--mapping", "mapping_name", default=None,
               help="Force a shipped log mapping, as `kizuna match` does (default: detect per line).")
 def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], mapping_name: str | None,
@@ -228,7 +229,8 @@ def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], ma
     reader = LogReader(mappings.values(), forced=mapping_name)
     # No indicators: the detection fast path runs for the watch alone (the same pass as `match --operation`).
     matcher = DetectionEngine(node.identity().get("id") or LOCAL_IDENTITY_ID).line_matcher(reader, watch.log)
-    total = sum(path.stat().st_size for path in logs)
+    total = sum(_size(path) for path in logs)
+    unreadable: list[tuple[Path, str]] = []  # reported after the others are scanned: one log does not stop the run
     with Progress("scan", total=total or None, unit="bytes", noun="lines",
                   enabled=progress_wanted(as_json, False)) as bar:
         for path in logs:
@@ -239,10 +241,15 @@ def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], ma
                     for _ in matcher.alerts(tracked(lines, bar)):
                         pass
             except OSError as exc:
-                raise CliError(f"cannot read {path}: {exc.strerror}", file=str(path)) from None
+                unreadable.append((path, exc.strerror or str(exc)))
+                continue
             for problem in reader.stats.problems[known:]:
                 problem.file = str(path)
     stats = reader.stats
+    if unreadable and stats.events == 0:  # nothing else to show: the unreadable log is the failure
+        path, reason = unreadable[0]
+        more = f" ({len(unreadable)} of {count(len(logs), 'log')} could not be read)" if len(unreadable) > 1 else ""
+        raise CliError(f"cannot read {path}: {reason}{more}", code="io", file=str(path))
     try:  # as for `kizuna match`: nothing read, or nothing readable, is no clean bill of health
         require_log_lines(stats)
     except NothingToMatch as exc:
@@ -253,10 +260,26 @@ def ops_scan_logs(ctx: click.Context, operation: str, logs: tuple[Path, ...], ma
     # The unparsable lines by file and line, as `kizuna match` names them (the first 20; --json the first 100).
     named = [{"file": p.file, "line": p.line, "reason": p.reason} for p in stats.problems[:100]]
     emit(as_json, {"lines": stats.lines, "unparsed": stats.problem_count, "unmapped": stats.skipped,
-                   "unparsed_lines": named, "hits": rows},
+                   "unparsed_lines": named, "hits": rows,
+                   "unreadable": [{"file": str(path), "reason": reason} for path, reason in unreadable]},
          f"{stats.lines} log lines read" + (f" ({unread} unparsable or of no known format)" if unread else "")
          + "".join(f"\n  {p['file']}:{p['line']}: {p['reason']}" for p in named[:20])
          + f"\n{len(rows)} values hit the watchlist" + (f":\n{text}" if rows else "."))
+    if unreadable:
+        if not as_json:
+            for path, reason in unreadable:
+                click.echo(f"kizuna ops scan-logs: cannot read {path}: {reason}", err=True)
+            click.echo(f"kizuna ops scan-logs: {len(unreadable)} of {count(len(logs), 'log')} could not be read "
+                       "(listed above)", err=True)
+        raise click.exceptions.Exit(1)
+
+
+def _size(path: Path) -> int:
+    """The log's size for the progress bar; 0 for one that cannot be read (it is reported when its turn comes)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 @operation_command(ops, "promote")

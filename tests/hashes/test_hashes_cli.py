@@ -57,6 +57,28 @@ def test_hash_prints_every_file_and_names_the_corrupt_one(tmp_path: Path) -> Non
     assert "(too low: not used)" in text.stdout
 
 
+@pytest.mark.parametrize("command", [("hash",), ("hashes", "import", "--collection", "tcap"), ("hashes", "match")],
+                         ids=["hash", "hashes import", "hashes match"])
+def test_a_missing_file_is_named_like_a_corrupt_one_and_the_rest_is_processed(node_dir: Path, tmp_path: Path,
+                                                                              command: tuple[str, ...]) -> None:
+    corrupt, missing, good = tmp_path / "a-corrupt.jpg", tmp_path / "b-nope.jpg", tmp_path / "c-ok.jpg"
+    corrupt.write_bytes((EXAMPLES / "bank-bridge.jpg").read_bytes()[:500])
+    shutil.copy(EXAMPLES / "bank-bridge.jpg", good)
+    result = kizuna(node_dir, *command, str(corrupt), str(missing), str(good), check=False)
+    said = result.stderr.splitlines()
+    assert result.returncode == 1, result.stderr
+    assert f"kizuna {' '.join(command[:2])}: No such file or directory: {missing}" in said, said
+    assert any(str(corrupt) in line for line in said) and "Traceback" not in result.stderr
+    if command == ("hash",):
+        assert str(good) in result.stdout  # the file after the missing one was hashed
+    elif command[1] == "import":
+        assert "1 signal" in result.stdout or "signals into tcap" in result.stdout, result.stdout
+    else:
+        assert "3 inputs" in result.stderr, result.stderr
+    alone = kizuna(node_dir, *command, str(missing), "--json", check=False)  # nothing else: one error object
+    assert alone.returncode == 1 and json.loads(alone.stdout)["error"]["file"] == str(missing)
+
+
 def test_one_signal_and_one_rejected_input_are_counted_in_the_singular(node_dir: Path, tmp_path: Path) -> None:
     listing = tmp_path / "one.txt"
     listing.write_text(f"md5:{secrets.token_hex(16)}\nmd5:nothex\n")

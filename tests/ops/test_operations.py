@@ -269,6 +269,24 @@ def test_lookalikes_in_local_dns_logs_raise_alerts_and_promote_to_an_indicator(w
     assert kizuna_json(world.data, "ops", "alerts", "games-logs")["alerts"] == alerts
 
 
+def test_scan_logs_names_a_missing_log_and_scans_the_others(world: World, tmp_path: Path) -> None:
+    world.op("Games Missing")
+    kizuna_json(world.data, "ops", "assets", "add", "games-missing", "--domain", "rwc2019.jp")
+    lookalike = sorted(d for d, fuzzer in lookalikes_of("rwc2019.jp").items() if fuzzer == "bitsquatting")[0]
+    log, missing = dns_log(tmp_path, [f"www.{lookalike}"]), tmp_path / "nope.log"
+    text = kizuna(world.data, "ops", "scan-logs", "games-missing", str(missing), str(log), "--mapping", "zeek-dns",
+                  check=False)
+    assert text.returncode == 1 and "1 values hit the watchlist" in text.stdout, (text.stdout, text.stderr)
+    assert text.stderr.splitlines() == [f"kizuna ops scan-logs: cannot read {missing}: No such file or directory",
+                                        "kizuna ops scan-logs: 1 of 2 logs could not be read (listed above)"]
+    scanned = kizuna(world.data, "ops", "scan-logs", "games-missing", str(log), str(missing), "--json", check=False)
+    report = json.loads(scanned.stdout)
+    assert scanned.returncode == 1 and report["lines"] == 1 and len(report["hits"]) == 1, report
+    assert report["unreadable"] == [{"file": str(missing), "reason": "No such file or directory"}]
+    alone = kizuna(world.data, "ops", "scan-logs", "games-missing", str(missing), "--json", check=False)
+    assert alone.returncode == 1 and json.loads(alone.stdout)["error"]["file"] == str(missing)
+
+
 def test_scan_logs_shows_its_progress_on_a_terminal_only(world: World, tmp_path: Path) -> None:
     world.op("Games Progress")
     log = dns_log(tmp_path, [f"www{n}.example.com" for n in range(50)])
