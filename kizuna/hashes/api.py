@@ -5,7 +5,9 @@
   lines as `kizuna hash` writes them, or ThreatExchange's signal form, a list of
   ``pdq_hex,quality,timestamp`` strings), or the bytes of one image, video or other media file (any
   other content type). Each item is one input, ``hashes:N`` or ``videos:N`` counted from 1; a bad item
-  (empty, not a string, not a vPDQ) is a result with its ``error``, and the others are answered;
+  (empty, not a string, not a vPDQ) is a result with its ``error``, and the others are answered. Any
+  other key is a 400: the options below are query parameters, and one put in the body would otherwise
+  be ignored without a word (a match run at the default threshold);
 * ``collection`` (repeatable, id or alias): the banks to match; default, every collection of the
   API root the token may read. A bank the token may not see is a 404, exactly like one that does
   not exist, and signals the token may not see are never indexed for it;
@@ -51,6 +53,7 @@ from kizuna.store.base import Collection
 from kizuna.taxii.http import endpoint, read_body, taxii_response
 
 _PARAMS = ("collection", "threshold", "query_match", "target_match", "across", "store")
+_BODY_KEYS = ("hashes", "videos")
 _MAX_HASHES = 10_000
 
 
@@ -91,6 +94,11 @@ def _queries(body: bytes, content_type: str) -> list[Query]:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"the body is not JSON: {exc}") from None
+        unknown = sorted(set(data) - set(_BODY_KEYS)) if isinstance(data, dict) else []
+        if unknown:
+            name = unknown[0][:40]
+            where = f"; {name} is a query parameter (?{name}=…)" if name in _PARAMS else ""
+            raise BadRequest(f"unknown field {name!r} in the body ({', '.join(_BODY_KEYS)}){where}")
         hashes = data.get("hashes", []) if isinstance(data, dict) else None
         videos = data.get("videos", []) if isinstance(data, dict) else None
         if not isinstance(hashes, list) or not isinstance(videos, list) or not (hashes or videos):

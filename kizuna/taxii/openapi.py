@@ -150,7 +150,9 @@ _DETECT_BODY = {"required": True, "content": {
 }}
 
 _HASH_BODY = {"required": True, "content": {
-    _JSON: {"schema": {"type": "object", "anyOf": [{"required": ["hashes"]}, {"required": ["videos"]}], "properties": {
+    # The options (threshold, …) are query parameters; any other key in the body is refused.
+    _JSON: {"schema": {"type": "object", "anyOf": [{"required": ["hashes"]}, {"required": ["videos"]}],
+                       "additionalProperties": False, "properties": {
         "hashes": {"type": "array", "minItems": 1, "maxItems": 10_000, "items": {
             "type": "string", "description": "PDQ hex, md5:<hex> or sha256:<hex>, as a line of a hash list"}},
         "videos": {"type": "array", "minItems": 1, "maxItems": 10_000, "items": {

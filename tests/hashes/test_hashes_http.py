@@ -124,6 +124,14 @@ def test_images_and_bad_input(node: Node) -> None:
                    {"query_match": "nan"}, {"target_match": "101"}):
         bad = _match(node, "reader", [bridge.pdq], **params)
         assert bad.status_code == 400 and bad.headers["Content-Type"].startswith(TAXII.split(";")[0])
+    # An option put in the body, or any other key, is refused: it was ignored, and the match ran at threshold 31.
+    for body, named in (({"hashes": [bridge.pdq], "threshold": -4}, "threshold is a query parameter"),
+                        ({"hashes": [bridge.pdq], "threshold": 10}, "threshold is a query parameter"),
+                        ({"videos": [], "hashes": [bridge.pdq], "colour": "red"}, "unknown field 'colour'"),
+                        ({"hashes": bridge.pdq}, "a JSON body must be")):
+        bad = node.session("reader").post(f"{node.api_root}hashes/match", json=body)
+        assert bad.status_code == 400 and named in bad.json()["description"], (body, bad.text)
+        assert bad.headers["Content-Type"].startswith(TAXII.split(";")[0])
     no_token = requests.post(f"{node.api_root}hashes/match", json={"hashes": [bridge.pdq]},
                              headers={"Accept": TAXII})
     assert no_token.status_code == 401
