@@ -15,6 +15,7 @@ from typing import Any
 from kizuna.core.errors import MAX_LABEL_CHARS, AdminError, check_name
 from kizuna.core.node import Node
 from kizuna.core.principal import NODE_ADMIN
+from kizuna.core.tokens import MAX_EXPIRY_YEARS, latest_expiry
 from kizuna.ops.alerts import NOT_ACTIVITY
 from kizuna.ops.reading import latest_objects, stix_now, tlp_level, tlp_of
 from kizuna.ops.records import Operation, Partner, find, load_all, save, slug_of
@@ -63,6 +64,10 @@ def create_operation(node: Node, name: str, start: str, end: str, partners: list
     if expires > LAST_MICROS:
         raise AdminError(f"--to {end} with --grace-days {grace_days} ends after the year 9999, which no "
                          "STIX timestamp can write")
+    if expires > latest_expiry(now_micros()):  # said here, in the options given: ops create has no --expires
+        raise AdminError(f"--to {end} with --grace-days {grace_days} makes the partner tokens work until "
+                         f"{format_timestamp(expires)[:10]}, more than {MAX_EXPIRY_YEARS} years from now, longer "
+                         "than any token may last; give an earlier --to or fewer --grace-days")
     if expires <= now_micros():
         raise AdminError(f"operation {name!r} ended with its grace period on {format_timestamp(expires)[:10]}; "
                          "its tokens would never work")

@@ -498,6 +498,25 @@ OUT_OF_LINE = [
 ]
 
 
+#: Operations whose partner tokens would outlive the five years a token may last: named by the options given, as
+#: `ops create` has no --expires.
+TOO_LONG_OPERATIONS = [
+    ("--to 2031-12-31 with --grace-days 7 makes the partner tokens work until 2032-01-08, more than 5 years",
+     ("ops", "create", "L", "--from", "2027-01-01", "--to", "2031-12-31", "--partner", PLAIN)),
+    ("--to 2027-01-02 with --grace-days 100000 makes the partner tokens work until",
+     ("ops", "create", "L", "--from", "2027-01-01", "--to", "2027-01-02", "--grace-days", "100000",
+      "--partner", PLAIN)),
+]
+
+
+@pytest.mark.parametrize("expected,args", TOO_LONG_OPERATIONS, ids=["--to", "--grace-days"])
+def test_an_operation_outliving_the_longest_token_names_its_own_options(world: World, expected: str,
+                                                                       args: tuple[str, ...]) -> None:
+    for said in refusals(world, "too long an operation", args):
+        assert expected in said and "--expires" not in said, said
+    assert "l" not in [o["slug"] for o in kizuna_json(world.node, "ops", "list")["operations"]]
+
+
 @pytest.mark.parametrize("expected,args", OUT_OF_LINE, ids=[" ".join(a[:2]) + ": " + e[:30] for e, a in OUT_OF_LINE])
 def test_a_name_or_label_that_is_not_one_line_is_refused(world: World, expected: str,
                                                          args: tuple[str, ...]) -> None:
