@@ -180,6 +180,8 @@ def link_incident(node: Node, operation: Operation, incident_id: str, targets: l
     for target in targets:
         if "--" not in target:
             raise AdminError(f"{target!r} is not a STIX id")
+        if target == incident_id:  # a related-to from the incident to itself is evidence of nothing
+            raise AdminError(f"{target!r} is the incident itself: link it to other objects")
     # Each must be an object of the operation: a link to nothing would stand in the incident as evidence.
     wanted, found = tuple(dict.fromkeys(targets)), set[str]()
     for collection_id in operation.collections.values():

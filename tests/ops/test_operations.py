@@ -339,6 +339,9 @@ def test_incidents_and_a_bilingual_shift_report(world: World) -> None:
     nowhere = "indicator--00000000-0000-4000-8000-000000000000"  # no object of the operation: no link to it
     refused = kizuna(world.data, "ops", "incident", "link", "games-shift", incident, nowhere, check=False)
     assert refused.returncode == 1 and f"no object '{nowhere}' in the collections of" in refused.stderr
+    itself = kizuna(world.data, "ops", "incident", "link", "games-shift", incident, asset, incident, check=False)
+    assert itself.returncode == 1 and itself.stderr == (
+        f"kizuna ops incident link: {incident!r} is the incident itself: link it to other objects\n"), itself.stderr
     versions = [o for o in json.loads(kizuna(world.data, "export", "--collection", "games-shift-incidents").stdout)
                 ["objects"] if o["id"] == incident]
     core = [v["extensions"][INCIDENT_CORE] for v in versions]
