@@ -25,6 +25,10 @@ from kizuna.ops.reading import latest_objects, stix_now
 from kizuna.ops.records import Operation, load_lookalikes, save_lookalikes
 
 KINDS = ("domain", "cidr", "url", "identity")
+#: The shortest prefix a protected range may have, by IP version. A /8 is the largest block ever assigned to one
+#: organisation and a /16 of IPv6 more than any registry allocation; wider ones (0.0.0.0/0 at worst) would turn
+#: every address partners mention into an alert of the operation.
+WIDEST_PREFIX = {4: 8, 6: 16}
 ASSET_TYPES = ("domain-name", "ipv4-addr", "ipv6-addr", "url", "identity")
 _SCO_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")  # STIX 2.1, section 2.9
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{1,62}$")
@@ -65,6 +69,11 @@ def asset_object(operation: Operation, kind: str, value: str) -> dict[str, Any]:
             network = ipaddress.ip_network(value.strip(), strict=False)
         except ValueError:
             raise AdminError(f"{value!r} is not an IP address or CIDR range such as 192.0.2.0/24") from None
+        widest = WIDEST_PREFIX[network.version]
+        if network.prefixlen < widest:
+            raise AdminError(f"{value.strip()!r} is /{network.prefixlen}: a protected range may be at most "
+                             f"/{widest} for IPv{network.version} (wider ones would make alerts of a large part "
+                             "of the Internet); give the operation's own ranges")
         sco = "ipv4-addr" if network.version == 4 else "ipv6-addr"
         return {"type": sco, "spec_version": "2.1", "id": sco_id(sco, str(network)), "value": str(network),
                 "object_marking_refs": marking}

@@ -121,6 +121,17 @@ def test_partner_objects_about_protected_assets_raise_alerts_by_rule(world: Worl
     nothing = kizuna(world.data, "ops", "assets", "add", "games-alerts", check=False)  # a usage error: exit 2
     assert (nothing.returncode, nothing.stderr) == (2, "kizuna ops assets add: give at least one --domain, --cidr, "
                                                        "--url or --identity\n")
+    # A range wider than /8 (IPv4) or /16 (IPv6) would make every address partners mention an alert: refused,
+    # and nothing of the same command is added.
+    for cidr, widest in (("0.0.0.0/0", "/8 for IPv4"), ("10.0.0.0/7", "/8 for IPv4"), ("::/0", "/16 for IPv6")):
+        wide = kizuna(world.data, "ops", "assets", "add", "games-alerts", "--domain", "wide.example.org",
+                      "--cidr", cidr, check=False)
+        assert wide.returncode == 1 and wide.stderr.startswith(f"kizuna ops assets add: '{cidr}' is /") \
+            and f"at most {widest}" in wide.stderr and len(wide.stderr.splitlines()) == 1, wide.stderr
+    assert kizuna_json(world.data, "ops", "assets", "list", "games-alerts")["assets"] == assets
+    assert len(kizuna_json(world.data, "ops", "assets", "add", "games-alerts", "--cidr", "10.0.0.0/8",
+                           "--cidr", "2001:db8::/16")["added"]) == 2
+    assets = kizuna_json(world.data, "ops", "assets", "list", "games-alerts")["assets"]
     vip = next(a["id"] for a in assets if a["kind"] == "identity")
     lookalike = sorted(d for d, fuzzer in lookalikes_of("tokyo2020.jp").items() if fuzzer == "homoglyph")[0]
     jp, soc = tokens_of(created)[JPCERT], tokens_of(created)[SOC]
