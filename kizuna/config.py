@@ -145,6 +145,20 @@ def portable_store_url(url: str, data_dir: Path) -> str:
         return url
 
 
+#: Who may read /metrics (core/health.py): loopback clients only, or tokens granted the metrics right.
+METRICS_ACCESS_MODES = ("loopback", "token")
+
+
+def metrics_access_mode(path: Path, raw: dict[str, Any]) -> str:
+    """``[metrics] access`` of the parsed ``kizuna.toml`` at ``path`` (absent: loopback)."""
+    table = raw.get("metrics", {})
+    mode = table.get("access", "loopback") if isinstance(table, dict) else None
+    if mode not in METRICS_ACCESS_MODES:
+        raise ConfigError(f"[metrics] access must be one of {', '.join(METRICS_ACCESS_MODES)}, not {mode!r}", path,
+                          _line_in(path, "access"))
+    return str(mode)
+
+
 def load_config(data_dir: Path) -> NodeConfig:
     path = data_dir / CONFIG_NAME
     if not path.exists():
@@ -153,6 +167,8 @@ def load_config(data_dir: Path) -> NodeConfig:
     store = raw.get("store")
     if not isinstance(store, str):
         raise ConfigError(f"{path}: 'store' must be a store URL string")
+    # Checked here, not only where /metrics is served: every command refuses a bad kizuna.toml alike.
+    metrics_access_mode(path, raw)
     server = raw.get("server", {})
     try:
         retention = int(server.get("status_retention_hours", 168))

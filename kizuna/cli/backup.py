@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from kizuna.cli.common import CliError, data_dir_of, emit, json_option, quiet_option
+from kizuna.cli.common import CliError, config_failure, data_dir_of, emit, json_option, quiet_option
 from kizuna.cli.progress import progress_wanted
 from kizuna.config import ConfigError, absolute_store_url, load_config
 from kizuna.recovery import BackupError, back_up, restore
@@ -54,6 +54,9 @@ def backup_command(ctx: click.Context, dest: Path, quiet: bool, as_json: bool) -
     """
     try:
         config = load_config(data_dir_of(ctx))
+    except ConfigError as exc:
+        raise config_failure(exc) from None
+    try:
         with _audit_progress(progress_wanted(as_json, quiet), "checking the copy") as hook:
             manifest = back_up(config, dest.absolute(), hook)
     except (BackupError, ConfigError) as exc:

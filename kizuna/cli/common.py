@@ -69,6 +69,11 @@ class FiniteFloat(click.FloatRange):
         return number
 
 
+def config_failure(exc: ConfigError) -> CliError:
+    """A node whose kizuna.toml cannot be used, as every command reports it: the file and line that say why."""
+    return CliError(str(exc), code="node", file=str(exc.file) if exc.file else None, line=exc.line)
+
+
 class NodeContext:
     """The data directory a command runs on, and the node opened from it on first use."""
 
@@ -82,8 +87,7 @@ class NodeContext:
                 # Every command's node judges the operations' watchlists as objects arrive (ops/arrivals.py).
                 self._node = watch_arrivals(Node.open(self.data_dir))
             except ConfigError as exc:
-                raise CliError(str(exc), code="node", file=str(exc.file) if exc.file else None,
-                               line=exc.line) from None
+                raise config_failure(exc) from None
             except (StoreError, KizunaError) as exc:
                 raise CliError(str(exc), code="node") from None
         return self._node

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from kizuna.config import ConfigError, NodeConfig, line_of, read_toml
+from kizuna.config import NodeConfig, metrics_access_mode, read_toml
 from kizuna.core.errors import AdminError
 from kizuna.core.node import Node
 from kizuna.core.tokens import issue_token
@@ -34,7 +34,6 @@ from kizuna.store.base import Store, StoreError
 log = logging.getLogger("kizuna.health")
 
 OK = "ok"
-ACCESS_MODES = ("loopback", "token")
 _READERS_SETTING = "metrics_token_ids"
 
 #: A readiness check: its name and a function answering "ok" (or "skipped: …") or what is wrong.
@@ -87,18 +86,12 @@ def run_checks(checks: list[ReadinessCheck]) -> tuple[bool, dict[str, str]]:
 # -- who may read /metrics ---------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class MetricsAccess:
-    mode: str  # one of ACCESS_MODES
+    mode: str  # one of config.METRICS_ACCESS_MODES
 
 
 def metrics_access(config: NodeConfig) -> MetricsAccess:
     """The ``[metrics]`` table of ``kizuna.toml`` (absent: loopback only)."""
-    raw = read_toml(config.path)
-    table = raw.get("metrics", {})
-    mode = table.get("access", "loopback") if isinstance(table, dict) else None
-    if mode not in ACCESS_MODES:
-        raise ConfigError(f"[metrics] access must be one of {', '.join(ACCESS_MODES)}, not {mode!r}", config.path,
-                          line_of(config.path.read_text(encoding="utf-8"), "access"))
-    return MetricsAccess(mode)
+    return MetricsAccess(metrics_access_mode(config.path, read_toml(config.path)))
 
 
 def metrics_readers(store: Store) -> set[str]:

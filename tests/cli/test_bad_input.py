@@ -264,6 +264,32 @@ def test_hash_commands_name_the_bad_file_and_line(world: World, tmp_path: Path) 
             assert where in (result.stdout if as_json else result.stderr)
 
 
+@pytest.mark.parametrize("setting,line,expected", [
+    ("[server]\ndefault_page_size = 0\n", 4, "[server] default_page_size must be a whole number, 1 or more, not 0"),
+    ('[metrics]\naccess = "everyone"\n', 4, "[metrics] access must be one of loopback, token, not 'everyone'"),
+], ids=["page size", "metrics access"])
+def test_a_bad_setting_in_kizuna_toml_is_named_with_its_line_by_every_command(tmp_path: Path, setting: str,
+                                                                              line: int, expected: str) -> None:
+    node = tmp_path / "node"
+    kizuna_json(node, "init", "--org-name", "Home", "--country", "GBR")
+    toml = node / "kizuna.toml"
+    store = next(each for each in toml.read_text().splitlines() if each.startswith("store"))
+    toml.write_text(f"# Kizuna node configuration\n{store}\n{setting}")
+    commands = {"status": ("status",), "backup": ("backup", str(tmp_path / "copy")),
+                "metrics show": ("metrics", "show"), "objects list": ("objects", "list", "--collection", "x")}
+    for name, args in commands.items():
+        for as_json in (False, True):
+            case = Case("bad setting", args, node, as_json, True)
+            result = run(case)
+            assert problems(case, result) == [], (args, result.stdout, result.stderr)
+            if as_json:
+                error = json.loads(result.stdout)["error"]
+                assert (error["message"], error["file"], error["line"]) == (expected, str(toml), line), error
+            else:
+                assert result.stderr == f"kizuna {name}: {expected}: {toml}:{line}\n", result.stderr
+    assert not (tmp_path / "copy").exists()
+
+
 def test_the_walk_finds_every_command_group_and_leaf() -> None:
     names = {" ".join(path) for path, _ in COMMANDS}
     # A sample the walk must find; new commands are covered by the walk, not by this list.
