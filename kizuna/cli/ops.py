@@ -5,7 +5,7 @@ Each command is a thin call into kizuna/ops; the runbook is docs/operations-runb
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -166,7 +166,7 @@ def ops_assets_add(ctx: click.Context, operation: str, domains: tuple[str, ...],
         raise CliError("give at least one --domain, --cidr, --url or --identity", code="usage")
     node = node_of(ctx)
     found = find(node.store, operation)
-    result = add_assets(node, found, asked)
+    result = add_assets(node, found, asked, lambda new: _lookalike_progress(new, progress_wanted(as_json, False)))
     watch = len(load_lookalikes(node.store, found.slug))
     text = f"{len(result.added)} assets added to {found.slug}-watchlist"
     if result.already:
@@ -174,6 +174,14 @@ def ops_assets_add(ctx: click.Context, operation: str, domains: tuple[str, ...],
                  f"{', '.join(str(row['value']) for row in result.already)})")
     emit(as_json, {"added": result.added, "already_protected": result.already, "lookalikes_watched": watch},
          f"{text}; {watch} lookalike domains watched.")
+
+
+def _lookalike_progress(domains: list[str], enabled: bool) -> Iterator[str]:
+    """The new domains, a bar on a terminal counting those whose lookalikes are made (up to a second each)."""
+    with Progress("lookalikes", total=len(domains), unit="domains", noun="domains", enabled=enabled) as bar:
+        for domain in domains:
+            yield domain
+            bar.object_done()
 
 
 @operation_command(ops_assets, "list")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -101,11 +102,13 @@ class AddedAssets:
     already: list[dict[str, Any]]
 
 
-def add_assets(node: Node, operation: Operation, assets: list[tuple[str, str]]) -> AddedAssets:
+def add_assets(node: Node, operation: Operation, assets: list[tuple[str, str]],
+               each_domain: Callable[[list[str]], Iterable[str]] = iter) -> AddedAssets:
     """Store the assets not yet protected in the watchlist collection; each new domain's lookalikes join the
-    watch set. An asset given twice, or again, is reported as already protected: SCO ids derive from the value,
-    and a person or organisation is protected once by name (an identity's id is random, so naming it again, in
-    any case, finds the one already watched instead of adding a second)."""
+    watch set (``each_domain`` walks the new domains, for a caller showing progress). An asset given twice, or
+    again, is reported as already protected: SCO ids derive from the value, and a person or organisation is
+    protected once by name (an identity's id is random, so naming it again, in any case, finds the one already
+    watched instead of adding a second)."""
     operation.require_open()
     protected = {a["id"]: a for a in list_assets(node, operation)}
     named = {a["value"].casefold(): a["id"] for a in protected.values()
@@ -129,7 +132,7 @@ def add_assets(node: Node, operation: Operation, assets: list[tuple[str, str]]) 
     domains = [o["value"] for o in added.values() if o["type"] == "domain-name"]
     if domains:
         watch = load_lookalikes(node.store, operation.slug)
-        for domain in domains:
+        for domain in each_domain(domains):
             for candidate, fuzzer in lookalikes_of(domain).items():
                 watch.setdefault(candidate, (domain, fuzzer))
         save_lookalikes(node.store, operation.slug, watch)

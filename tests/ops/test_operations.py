@@ -19,7 +19,7 @@ import stix2
 from taxii2client.v21 import Collection
 
 from kizuna.ops.incidents import INCIDENT_CORE
-from kizuna.ops.lookalikes import lookalikes_of
+from kizuna.ops.lookalikes import MAX_LOOKALIKES, lookalikes_of
 from kizuna.policy.tlp import TlpLevel, oasis_id
 from tests.conftest import (
     TAXII,
@@ -306,6 +306,24 @@ def test_scan_logs_shows_its_progress_on_a_terminal_only(world: World, tmp_path:
     assert status == 0 and re.search(r"scan.*50 lines", screen), screen
     status, out, screen = run_on_a_terminal([*base, "--json"], tmp_path)
     assert status == 0 and json.loads(out)["lines"] == 50 and screen.strip() == ""
+
+
+def test_the_lookalikes_of_a_long_domain_are_bounded_and_their_making_shows_on_a_terminal_only(
+        world: World, tmp_path: Path) -> None:
+    world.op("Games Long")
+    long = "averyveryverylongdomainnameforlookalikes.example"
+    base = [sys.executable, "-m", "kizuna", "--data", str(world.data), "ops", "assets", "add", "games-long"]
+    status, out, screen = run_on_a_terminal([*base, "--domain", long, "--json"], tmp_path)
+    assert status == 0 and screen.strip() == "", screen  # --json: no bar
+    # dnstwist alone makes about 117,000 names of it: two-glyph homoglyph swaps grow with the square of the length
+    assert 1_000 < json.loads(out)["lookalikes_watched"] <= MAX_LOOKALIKES, out
+    found = lookalikes_of(long)
+    kinds = set(found.values())
+    assert {"homoglyph", "bitsquatting", "insertion", "omission", "transposition"} <= kinds, kinds
+    assert found == lookalikes_of(long)  # the same set every time
+    assert len(lookalikes_of("a" * 62 + "b.example")) <= MAX_LOOKALIKES  # the longest label DNS allows
+    status, _, screen = run_on_a_terminal([*base, "--domain", "short.example"], tmp_path)
+    assert status == 0 and re.search(r"lookalikes.*1/1", screen), screen
 
 
 def test_match_with_an_operation_judges_indicators_and_the_watch_in_one_pass(world: World, tmp_path: Path) -> None:
