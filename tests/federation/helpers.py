@@ -246,20 +246,27 @@ class ScriptedServer:
         return f"http://127.0.0.1:{self.port}/main/"
 
     def _serve(self) -> None:
+        import threading
+
         while True:
             try:
                 conn, _ = self._sock.accept()
             except OSError:
                 return  # closed
             self.connections.append(conn)
-            if self.reply is None:
-                continue
-            try:
-                conn.recv(65536)
-                conn.sendall(self.reply)
-            except OSError:
-                pass
-            conn.close()
+            if self.reply is not None:
+                # Each connection answered in a thread of its own: one client that connects and sends nothing
+                # (a TLS handshake given up, a probe) must not hold the next one's answer back.
+                threading.Thread(target=self._answer, args=(conn, self.reply), daemon=True).start()
+
+    @staticmethod
+    def _answer(conn: Any, reply: bytes) -> None:
+        try:
+            conn.recv(65536)
+            conn.sendall(reply)
+        except OSError:
+            pass
+        conn.close()
 
     def close(self) -> None:
         self._sock.close()
