@@ -17,13 +17,13 @@ from typing import Any, Final
 import orjson
 
 from kizuna.policy.dangling import DECIDING_REFS, embedded_references
+from kizuna.store.stored_batches import stored_batches
 from kizuna.store.view_edges import embeds_references
 
 #: The references every version of a referencing type carries, which the rule for that type decides.
 _ALWAYS_DECIDING: Final = {
     "relationship": 2, "sighting": 1, "language-content": 1, "report": 1, "grouping": 1, "note": 1, "opinion": 1,
 }
-_BACKFILL_BATCH: Final = 2000
 
 
 def embeds(stix_type: str, body: bytes, producer: str | None, markings: str | None) -> int:
@@ -36,16 +36,7 @@ def embeds(stix_type: str, body: bytes, producer: str | None, markings: str | No
 
 def backfill(cur: Any) -> None:
     """Schema step 28: flag every version stored before the column existed (it starts at 0)."""
-    after = -1
-    while True:
-        cur.execute(
-            "SELECT seq, type, body, created_by_ref, markings FROM objects WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after, _BACKFILL_BATCH),
-        )
-        batch = cur.fetchall()
-        if not batch:
-            return
-        after = int(batch[-1][0])
+    for batch in stored_batches(cur, "type, body, created_by_ref, markings"):
         flagged = [(int(seq),) for seq, stix_type, body, producer, markings in batch
                    if embeds(stix_type, bytes(body), producer, markings)]
         if flagged:

@@ -25,9 +25,9 @@ from kizuna.policy.tlp import LEVEL_BY_ANY_ID
 from kizuna.stix.ioc_terms import KIND_BY_PATH, SINGLE_TERM
 from kizuna.stix.timestamps import parse_timestamp_recent
 from kizuna.stix.vocab import WARNINGLIST_PROPERTY
+from kizuna.store.stored_batches import stored_batches
 
 SEPARATOR: Final = "\x1f"
-_BACKFILL_BATCH: Final = 2000
 
 
 def _stamp(value: Any) -> str | None:
@@ -92,16 +92,7 @@ def refresh(cur: Any, where: str, params: Sequence[Any]) -> None:
 
 def backfill(cur: Any) -> None:
     """Schema step 14: note the facts of every indicator version stored before the column existed."""
-    after = -1
-    while True:
-        cur.execute(
-            "SELECT seq, type, body FROM objects WHERE seq > ? AND type = 'indicator' ORDER BY seq LIMIT ?",
-            (after, _BACKFILL_BATCH),
-        )
-        batch = cur.fetchall()
-        if not batch:
-            return
-        after = int(batch[-1][0])
+    for batch in stored_batches(cur, "type, body", "type = 'indicator'"):
         changes = [(found, int(seq)) for seq, stix_type, body in batch
                    if (found := facts_of(stix_type, bytes(body))) is not None]
         if changes:

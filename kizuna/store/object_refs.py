@@ -17,13 +17,14 @@ from typing import Any, Final
 
 import orjson
 
+from kizuna.store.stored_batches import stored_batches
+
 #: The properties that make a version a relationship or sighting *of* an object, by type.
 REFERENCE_FIELDS: Final = {
     "relationship": ("source_ref", "target_ref"), "sighting": ("sighting_of_ref",),
     # A translation of the object (schema step 25): the dashboard names a report in the reader's language.
     "language-content": ("object_ref",),
 }
-_BACKFILL_BATCH: Final = 2000
 
 
 def references_of(stix_type: str, body: bytes) -> list[str]:
@@ -83,15 +84,6 @@ def reindex(cur: Any, where: str, params: Sequence[Any]) -> None:
 def backfill(cur: Any, types: Sequence[str] = ("relationship", "sighting")) -> None:
     """Index every version of ``types`` stored before the index held them: relationships and sightings at
     schema step 16, language-content at step 25."""
-    after = -1
     kinds = ", ".join("'" + kind + "'" for kind in types if kind in REFERENCE_FIELDS)
-    while True:
-        cur.execute(
-            f"SELECT seq, type, body FROM objects WHERE seq > ? AND type IN ({kinds}) ORDER BY seq LIMIT ?",
-            (after, _BACKFILL_BATCH),
-        )
-        batch = cur.fetchall()
-        if not batch:
-            return
-        after = int(batch[-1][0])
+    for batch in stored_batches(cur, "type, body", f"type IN ({kinds})"):
         add(cur, [(int(seq), stix_type, bytes(body), None) for seq, stix_type, body in batch])

@@ -34,8 +34,8 @@ import orjson
 
 from kizuna.stix.search_text import TRIGRAM, fold, indexable, is_pair_term, pairs, searchable_text
 from kizuna.store.base import SearchQuery
+from kizuna.store.stored_batches import stored_batches
 
-_BACKFILL_BATCH: Final = 2000
 _DRAIN_LOCK: Final = 0x6B697A76  # an arbitrary advisory-lock key: one PostgreSQL backlog drain at a time
 _BEFORE_ALL: Final = 1 << 62
 _ROW_COLUMNS: Final = (
@@ -206,13 +206,7 @@ class SearchIndex(abc.ABC):
 
     def backfill(self, cur: Any) -> None:
         """Schema step 11: index every version stored before the index existed."""
-        after = -1
-        while True:
-            cur.execute("SELECT seq, body FROM objects WHERE seq > ? ORDER BY seq LIMIT ?", (after, _BACKFILL_BATCH))
-            batch = cur.fetchall()
-            if not batch:
-                return
-            after = int(batch[-1][0])
+        for batch in stored_batches(cur, "body"):
             self.add(cur, [(int(seq), text) for seq, body in batch if (text := text_of(bytes(body)))])
 
     def statement(self, query: SearchQuery, in_clause: Any, windowed: bool = False,
