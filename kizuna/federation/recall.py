@@ -25,6 +25,7 @@ from kizuna.core.node import Node
 from kizuna.core.visibility import Viewer, view
 from kizuna.federation.state import content_hash
 from kizuna.stix.timestamps import format_timestamp
+from kizuna.store import embedded
 from kizuna.store.base import VersionRow
 from kizuna.store.sql import SqlStore
 
@@ -118,10 +119,14 @@ def tombstones_for(node: Node, viewer: Viewer, deleted_after: int, withdrawn_aft
                 return TombstonePage(list(dict.fromkeys(found)), deleted_last, withdrawn_after, True)
             position = int(at)
             # Copies kept before schema step 5 have no date_added: 0 counts them as sent to every partner.
-            copy = VersionRow(0, stix_id, stix_type, int(version), "2.1", int(added or 0), created_by, markings,
-                              bytes(body))
-            if view(viewer, copy) is not None:
-                found.append(Tombstone(stix_id, int(version), str(reason), copy))
+            kept = bytes(body)
+            copy = VersionRow(0, stix_id, stix_type, int(version), "2.1", int(added or 0), created_by, markings, kept,
+                              embeds=embedded.embeds(stix_type, kept, created_by, markings))
+            served = view(viewer, copy)
+            if served is not None:
+                # Named by the copy the reader was sent (references it may not see removed): an unversioned one
+                # is recalled by the hash of those bytes, which are what its node holds.
+                found.append(Tombstone(stix_id, int(version), str(reason), copy._replace(body=served)))
                 deleted_last = position
         if exhausted:
             # ``more`` as when the page filled, whatever lies beyond: the deletions after it may all be hidden.

@@ -11,8 +11,9 @@ held. So once the markings have decided an object, the references it carries are
   none remain;
 - every other reference, at any depth (``resolves_to_refs``, network traffic's ``src_ref``, malware's
   ``sample_refs``, an archive extension's ``contains_refs``, an email body part's ``body_raw_ref``, custom
-  ``x_*_ref`` properties), is removed when it names a hidden object; the object is hidden when what is left
-  breaks a MUST of its type (network traffic with neither ``src_ref`` nor ``dst_ref``).
+  ``x_*_ref`` properties, every string under such a key however nested), is removed when it names a hidden
+  object; the object is hidden when what is left breaks a MUST of its type (network traffic with neither
+  ``src_ref`` nor ``dst_ref``), or when the reference sits inside a granular marking (markings are not cut).
 
 The producer (``created_by_ref``) and the markings are the policy's own and are decided with the object.
 """
@@ -23,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from kizuna.policy.decide import HIDDEN, Decision, Outcome, StixObject, ViewerPolicy
-from kizuna.policy.redact import Path, remove_paths
+from kizuna.policy.redact import UNREMOVABLE, Path, remove_paths
 
 __all__ = ["embedded_references", "filter_batch", "hide_dangling"]
 
@@ -35,9 +36,9 @@ DECIDING_REFS: Final[Mapping[str, frozenset[str]]] = {
     "sighting": frozenset({"sighting_of_ref", "observed_data_refs", "where_sighted_refs"}),
     **{kind: frozenset({"object_refs"}) for kind in _REF_LIST_TYPES},
 }
-#: Top-level properties that are not references to decide: the producer and the markings (the policy's own),
-#: and observed-data's deprecated ``objects``, whose references are keys within it, not ids.
-_NOT_EMBEDDED: Final = frozenset({"created_by_ref", "object_marking_refs", "granular_markings", "objects"})
+#: Top-level properties that are not references to decide: the producer and the markings (the policy's own).
+_OWN: Final = frozenset({"created_by_ref", "object_marking_refs"})
+_GRANULAR_OWN: Final = frozenset({"marking_ref", "selectors", "lang"})
 
 
 def hide_dangling(
@@ -72,6 +73,8 @@ def hide_dangling(
         removals.extend(path for path, ref in embedded_references(view, deciding) if not is_visible(ref))
     if not removals:
         return decision
+    if any(path[0] in UNREMOVABLE for path in removals):
+        return HIDDEN  # a reference inside a granular marking: the markings are never cut
     redacted = remove_paths(view, removals)
     if redacted is None:
         return HIDDEN
@@ -79,31 +82,38 @@ def hide_dangling(
 
 
 def embedded_references(obj: StixObject, deciding: frozenset[str] = frozenset()) -> list[tuple[Path, str]]:
-    """(path, id) of every reference ``obj`` embeds: each ``*_ref`` and each item of a ``*_refs`` list, at any
-    depth, but for the producer, the markings and the top-level ``deciding`` references of its type."""
+    """(path, id) of every reference ``obj`` embeds: each string at any depth under a key ending in ``_ref`` or
+    ``_refs`` (however it is nested: lists of lists, dictionaries), but for the producer, the object's markings,
+    each granular marking's own marking and the top-level ``deciding`` references of its type."""
     found: list[tuple[Path, str]] = []
     for key, value in obj.items():
-        if key not in _NOT_EMBEDDED and key not in deciding:
-            _collect(key, value, (), found)
+        if key in _OWN or key in deciding:
+            continue
+        if key == "granular_markings":
+            # A granular marking's marking_ref is a marking, decided with the object; anything else is not.
+            for index, entry in enumerate(value if isinstance(value, list) else ()):
+                for inner, item in entry.items() if isinstance(entry, dict) else ():
+                    if inner not in _GRANULAR_OWN:
+                        _collect(inner, item, (key, index), found, False)
+            continue
+        _collect(key, value, (), found, False)
     return found
 
 
-def _collect(key: str, value: Any, path: Path, found: list[tuple[Path, str]]) -> None:
-    here = (*path, key)
-    if key.endswith("_ref"):
-        if isinstance(value, str):
-            found.append((here, value))
-    elif key.endswith("_refs"):
-        if isinstance(value, list):
-            found.extend(((*here, index), ref) for index, ref in enumerate(value) if isinstance(ref, str))
+def _collect(key: str, value: Any, path: Path, found: list[tuple[Path, str]], named: bool) -> None:
+    _walk(value, (*path, key), found, named or key.endswith(("_ref", "_refs")))
+
+
+def _walk(value: Any, path: Path, found: list[tuple[Path, str]], named: bool) -> None:
+    if isinstance(value, str):
+        if named:
+            found.append((path, value))
     elif isinstance(value, dict):
-        for inner, item in value.items():
-            _collect(inner, item, here, found)
+        for key, item in value.items():
+            _collect(key, item, path, found, named)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            if isinstance(item, dict):
-                for inner, sub in item.items():
-                    _collect(inner, sub, (*here, index), found)
+            _walk(item, (*path, index), found, named)
 
 
 def _hidden_items(view: StixObject, name: str, is_visible: Callable[[str], bool]) -> list[Path]:

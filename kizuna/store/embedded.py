@@ -6,8 +6,9 @@ and the read path serves them unparsed from their producer and markings columns;
 once, on write, in the ``embeds`` column (schema step 28), so a read-out asks a column per row instead of
 looking through every body.
 
-The flag is exact: a byte test over the body (``view_edges.embeds_references``) passes most bodies over, and
-the rest are parsed and looked through.
+The flag is exact: two counts of the body's reference keys pass most bodies over (bodies are written by
+ingest alone, as orjson writes them, so a key ending in ``_ref`` shows as ``_ref":``, which no string value
+holds), and the rest are parsed and looked through.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import orjson
 
 from kizuna.policy.dangling import DECIDING_REFS, embedded_references
 from kizuna.store.stored_batches import stored_batches
-from kizuna.store.view_edges import embeds_references
 
 #: The references every version of a referencing type carries, which the rule for that type decides.
 _ALWAYS_DECIDING: Final = {
@@ -28,8 +28,10 @@ _ALWAYS_DECIDING: Final = {
 
 def embeds(stix_type: str, body: bytes, producer: str | None, markings: str | None) -> int:
     """1 when the version embeds a reference beyond its producer, its markings and those its type is decided
-    by; else 0."""
-    if not embeds_references(body, producer, markings, _ALWAYS_DECIDING.get(stix_type, 0)):
+    by; else 0. A body with more reference keys than its producer, markings and type account for is parsed
+    and looked through: the count alone would take a nested ``marking_ref`` for one of the markings'."""
+    keys = body.count(b'_ref":') + body.count(b'_refs":')
+    if keys <= _ALWAYS_DECIDING.get(stix_type, 0) + (producer is not None) + (markings is not None):
         return 0
     return int(bool(embedded_references(orjson.loads(body), DECIDING_REFS.get(stix_type, frozenset()))))
 

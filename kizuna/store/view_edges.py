@@ -26,6 +26,7 @@ from typing import Final, NamedTuple
 
 import orjson
 
+from kizuna.policy.dangling import embedded_references
 from kizuna.policy.redact import AT_LEAST_ONE_OF
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, STOPS_AT_RECIPIENT, STOPS_BEFORE_NON_CLIENTS, TlpLevel
 
@@ -44,28 +45,6 @@ HIDDEN_BY_REFERENCES: Final = frozenset(
     kind for kind, groups in AT_LEAST_ONE_OF.items()
     if any(name.endswith(("_ref", "_refs")) for group in groups for name in group)
 ) - REFERENCING_TYPES
-
-
-def embeds_references(body: bytes, producer: str | None, markings: str | None, deciding: int = 0) -> bool:
-    """Whether a stored body may embed a reference (policy/dangling.py) besides its producer, its markings and
-    the ``deciding`` references that every body of its type carries (two for a relationship).
-
-    Never False for a body that embeds one: bodies are written by ingest alone, as orjson writes them (no
-    whitespace, keys unescaped), so a key ending in ``_ref`` or ``_refs`` shows as ``_ref":`` or ``_refs":``,
-    which no string value holds (a quote inside one is escaped). True for some bodies that do not (a custom
-    ``marking_ref`` beside granular markings): store/embedded.py parses those.
-    """
-    keys = body.count(b'_ref":') + body.count(b'_refs":')
-    # Every producer and every markings column puts at least one such key in the body.
-    if keys <= deciding + (producer is not None) + (markings is not None):
-        return False
-    # The producer and markings keys, at most as many as the columns allow (a nested one is a reference).
-    own = min(body.count(b'"created_by_ref":'), producer is not None)
-    if markings is not None:
-        own += min(body.count(b'"object_marking_refs":'), 1)
-        if GRANULAR in body:  # a marking_ref per granular marking, each of which has selectors
-            own += min(body.count(b'"marking_ref":'), body.count(b'"selectors":'))
-    return keys - own > deciding
 
 
 @lru_cache(maxsize=4096)
@@ -99,8 +78,8 @@ def decided_by_columns(shape: Shape) -> bool:
     """Whether every reader's verdict on this version follows from its producer and markings alone."""
     if shape.type in REFERENCING_TYPES or shape.type in WHOLE_OBJECT_TYPES:
         return False
-    if shape.type in HIDDEN_BY_REFERENCES and embeds_references(shape.body, shape.created_by_ref, shape.markings):
-        return False
+    if shape.type in HIDDEN_BY_REFERENCES and embedded_references(orjson.loads(shape.body)):
+        return False  # its references may hide it from some readers (the few versions of two types: parsed)
     if shape.markings is None:
         return True
     return GRANULAR not in shape.body and not stops_onward(shape.markings, STOPS_BEFORE_NON_CLIENTS)

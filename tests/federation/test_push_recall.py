@@ -123,6 +123,30 @@ def test_recall_of_a_deleted_sco_by_content_when_pulled(pair: tuple[FedNode, Fed
     assert address["id"] not in ids_on(jp)
 
 
+def test_a_deleted_sco_is_recalled_by_the_copy_the_partner_was_sent(pair: tuple[FedNode, FedNode]) -> None:
+    # A domain naming a TLP:RED address reached JP without it (policy/dangling.py): its tombstone names it by the
+    # hash of that copy, so JP recalls it, and the hash of the full body (which would let JP confirm a guess of
+    # the address) never leaves. Network traffic whose one address is hidden was never JP's: not named at all.
+    uk, jp = pair
+    hidden, shown = {**sco("203.0.113.77"), "object_marking_refs": [TLP_RED]}, sco("198.51.100.77")
+    domain = {"type": "domain-name", "spec_version": "2.1", "id": f"domain-name--{uuid.uuid4()}",
+              "value": "recall.example", "resolves_to_refs": [hidden["id"], shown["id"]],
+              "object_marking_refs": [TLP_CLEAR]}
+    flow = {"type": "network-traffic", "spec_version": "2.1", "id": f"network-traffic--{uuid.uuid4()}",
+            "protocols": ["tcp"], "src_ref": hidden["id"], "object_marking_refs": [TLP_CLEAR]}
+    uk.post([hidden, shown, domain, flow])
+    assert sync(jp, "UK")["runs"][0]["error"] is None
+    assert domain["id"] in ids_on(jp) and hidden["id"] not in ids_on(jp) and flow["id"] not in ids_on(jp)
+    assert delete(uk, domain["id"]) == 200 and delete(uk, flow["id"]) == 200
+    page = requests.get(f"{uk.api_root_url}collections/{uk.collection}/tombstones/",
+                        headers={"Accept": TAXII, "Authorization": f"Bearer {uk.tokens['JP']}"}, timeout=60).json()
+    named = {entry["id"] for entry in page["tombstones"]}
+    assert domain["id"] in named and flow["id"] not in named
+    run = sync(jp, "UK")["runs"][0]
+    assert run["error"] is None and run["recalled"] >= 1
+    assert domain["id"] not in ids_on(jp)
+
+
 def test_a_foreign_push_partner_receives_taxii_deletes(pair: tuple[FedNode, FedNode], tmp_path: Path) -> None:
     uk, _ = pair
     process, port, collection = start_medallion(tmp_path / "m", [])

@@ -1,5 +1,5 @@
 """References embedded in objects are decided with the objects they name (policy/dangling.py), and the store's
-byte test that lets most bodies skip the parse (store/view_edges.embeds_references) never misses one."""
+flag that lets every other body skip the parse (store/embedded.py) is set exactly when one is embedded."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from kizuna.formats.misp_in import read_misp
 from kizuna.policy import VISIBLE, Outcome, embedded_references, hide_dangling
+from kizuna.policy.dangling import DECIDING_REFS
 from kizuna.policy.tlp import TLP2_IDS, TlpLevel
-from kizuna.store.view_edges import HIDDEN_BY_REFERENCES, embeds_references
+from kizuna.store.embedded import embeds
+from kizuna.store.view_edges import HIDDEN_BY_REFERENCES
 
 HIDDEN_IP = "ipv4-addr--11111111-1111-4111-8111-111111111111"
 SHOWN_IP = "ipv4-addr--22222222-2222-4222-8222-222222222222"
@@ -64,12 +66,35 @@ def test_the_producer_and_markings_are_not_embedded_references() -> None:
               "granular_markings": [{"marking_ref": GREEN, "selectors": ["name"]}],
               "external_references": [{"source_name": "x", "url": "https://example.org/_ref"}]}
     assert embedded_references(marked) == []
-    assert not embeds_references(orjson.dumps(marked), PRODUCER, json.dumps([GREEN]))
-    assert embeds_references(orjson.dumps({**marked, "x_sample_ref": HIDDEN_FILE}), PRODUCER, json.dumps([GREEN]))
+    assert not embeds("indicator", orjson.dumps(marked), PRODUCER, json.dumps([GREEN]))
+    assert embeds("indicator", orjson.dumps({**marked, "x_sample_ref": HIDDEN_FILE}), PRODUCER, json.dumps([GREEN]))
+
+
+def test_references_however_nested_are_found_and_one_inside_a_granular_marking_hides_the_object() -> None:
+    base = {"type": "domain-name", "id": "domain-name--0a", "value": "c2.example", "object_marking_refs": [GREEN]}
+    shapes = [
+        {"x_ctx": {"granular_markings": True, "selectors": ["a"], "marking_ref": HIDDEN_IP}},  # look-alike keys
+        {"x_ctx": {"object_marking_refs": [HIDDEN_IP]}},
+        {"x_n": [[{"x_a_ref": HIDDEN_IP}]]},  # a list of lists
+        {"x_ctx": {"x_a_ref": [HIDDEN_IP]}}, {"x_ctx": {"x_a_refs": {"k": HIDDEN_IP}}},
+        {"x_ctx": {"x_a_refs": [{"id": HIDDEN_IP}]}}, {"x_ctx": {"x_a_refs": [[HIDDEN_IP]]}},
+        {"objects": {"0": {"type": "domain-name", "resolves_to_refs": [HIDDEN_IP]}}},
+        {"extensions": {"x-ext": {"extension_type": "property-extension", "items": [[{"x_ref": HIDDEN_IP}]]}}},
+    ]
+    for extra in shapes:
+        obj = {**base, **extra}
+        assert [ref for _, ref in embedded_references(obj)] == [HIDDEN_IP], extra
+        assert embeds("domain-name", orjson.dumps(obj), None, json.dumps([GREEN])), extra
+        decided = _decided(obj)
+        assert decided is not None and HIDDEN_IP not in json.dumps(decided), extra
+    inside = {**base, "granular_markings": [{"marking_ref": GREEN, "selectors": ["value"], "x_a_ref": HIDDEN_IP}]}
+    assert embeds("domain-name", orjson.dumps(inside), None, json.dumps([GREEN]))
+    assert _decided(inside) is None
 
 
 _NAMES = st.sampled_from(["value", "name", "x_note", "resolves_to_refs", "src_ref", "x_seen_ref", "contains_refs",
-                          "marking_ref", "created_by_ref", "object_marking_refs", "external_references", "x_ref_note"])
+                          "marking_ref", "created_by_ref", "object_marking_refs", "external_references", "x_ref_note",
+                          "granular_markings", "selectors", "objects"])
 _SCALARS = st.sampled_from(["plain", "_ref", '"_ref":', "created_by_ref", "marking_ref", HIDDEN_IP, 7, True])
 _VALUES = st.recursive(
     _SCALARS | st.lists(_SCALARS, min_size=1, max_size=3),
@@ -80,33 +105,27 @@ _VALUES = st.recursive(
 
 @settings(max_examples=400, deadline=None)
 @given(body=st.dictionaries(_NAMES, _VALUES, max_size=6), producer=st.booleans(), markings=st.booleans())
-def test_the_byte_test_never_misses_a_reference_the_parse_finds(body: dict[str, Any], producer: bool,
-                                                                 markings: bool) -> None:
+def test_the_stored_flag_is_the_parse(body: dict[str, Any], producer: bool, markings: bool) -> None:
     obj: dict[str, Any] = {"type": "x-thing", "id": "x-thing--99999999-9999-4999-8999-999999999999", **body}
     # The columns come from the object as ingest writes them: the producer, and the markings' ids.
-    obj.pop("created_by_ref", None)
-    obj.pop("object_marking_refs", None)
+    for own in ("created_by_ref", "object_marking_refs", "granular_markings"):
+        obj.pop(own, None)
     if producer:
         obj["created_by_ref"] = PRODUCER
     if markings:
         obj["object_marking_refs"] = [GREEN]
-    if embedded_references(obj):
-        # As ingest writes bodies (core/ingest.py: orjson).
-        assert embeds_references(orjson.dumps(obj), PRODUCER if producer else None,
-                                 json.dumps([GREEN]) if markings else None)
+    # As ingest writes bodies (core/ingest.py: orjson).
+    assert embeds("x-thing", orjson.dumps(obj), PRODUCER if producer else None,
+                  json.dumps([GREEN]) if markings else None) == bool(embedded_references(obj))
 
 
-def test_the_byte_test_never_misses_a_reference_in_real_conversions() -> None:
+def test_the_stored_flag_is_the_parse_on_real_conversions() -> None:
     # The MISP project's test events, converted as `kizuna import` converts them (misp-stix).
     names = ("mainly_objects_1.json", "mainly_objects_2.json", "misp-stix/test_events_collection_1.json")
     objects = [o for name in names for o in read_misp(MISP_EVENTS / name).objects]
     assert len(objects) > 20
-    flagged = 0
     for obj in objects:
         markings = obj.get("object_marking_refs")
-        embeds = embeds_references(orjson.dumps(obj), obj.get("created_by_ref"),
-                                   json.dumps(markings) if markings else None)
-        if embedded_references(obj):
-            assert embeds, obj["id"]
-            flagged += 1
-    assert flagged > 0
+        kind = obj["type"]
+        assert embeds(kind, orjson.dumps(obj), obj.get("created_by_ref"), json.dumps(markings) if markings else None) \
+            == bool(embedded_references(obj, DECIDING_REFS.get(kind, frozenset()))), obj["id"]
