@@ -174,7 +174,10 @@ def tlp_counts(rows: Iterable[VersionRow]) -> dict[str, int]:
     for row in rows:
         if row.type in FURNITURE:
             continue
-        if row.markings is not None and GRANULAR in row.body:
+        markings = row.markings
+        # A column of one marking labels as its object's markings do (a version whose one marking is a granular
+        # one's alone is labelled by it): only a column of several is looked into, not every served body.
+        if markings is not None and "," in markings and GRANULAR in row.body:
             granular[object_tlp_label(row)] += 1
         else:
             plain.append(row.markings)
