@@ -12,6 +12,7 @@ from typing import Any
 
 from kizuna.cli.common import CliError
 from kizuna.core.limits import DEFAULT_RATE_PER_S, RequestLimits
+from kizuna.federation.tls import key_problem, load_key_pair
 
 _RATE = re.compile(r"^([0-9]{1,6}(?:\.[0-9]{1,3})?)(?:/s)?$")
 _FAILURES = re.compile(r"^([0-9]{1,6})(?:/min)?$")
@@ -40,8 +41,10 @@ def serve_tls_options(cert: str | None, key: str | None, client_ca: str | None,
         if path is not None and not Path(path).is_file():
             raise CliError(f"no such file {path!r}", code="io", file=path)
     try:
-        context.load_cert_chain(cert, key)
+        load_key_pair(context, cert, key)
     except ssl.SSLError as exc:
+        if "ENCRYPTED_KEY" in str(exc):
+            raise CliError(key_problem(key, "--tls-key"), code="tls", file=key) from None
         raise CliError(f"cannot use {cert} with key {key}: {exc.reason or exc}", code="tls", file=cert) from None
     options: dict[str, Any] = {"ssl_certfile": cert, "ssl_keyfile": key}
     if client_ca is not None:

@@ -72,6 +72,22 @@ class _PinnedBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
+def load_key_pair(context: ssl.SSLContext, cert: str, key: str) -> None:
+    """``context.load_cert_chain`` without OpenSSL's passphrase prompt: a key kept under a passphrase is refused
+    (``ssl.SSLError`` with reason ``ENCRYPTED_KEY``), since a node starts and syncs unattended."""
+    context.load_cert_chain(cert, key, password=_no_passphrase)
+
+
+def _no_passphrase() -> bytes:
+    raise ssl.SSLError("ENCRYPTED_KEY")
+
+
+def key_problem(key: str, option: str) -> str:
+    """What to say of a key ``load_key_pair`` refused as encrypted."""
+    return (f"{option} {key} is kept under a passphrase; give the key without one "
+            f"(openssl pkey -in {key} -out KEY.pem), readable by this node only")
+
+
 def tls_files_problem(cert: str | None, key: str | None, ca: str | None) -> str | None:
     """Why these files cannot make this node's TLS settings (named by the options that gave them), or None.
     Checked when a partner is added and before doctor connects: a key that is not the certificate's, or a
@@ -85,9 +101,11 @@ def tls_files_problem(cert: str | None, key: str | None, ca: str | None) -> str 
             return f"--ca {ca}: no PEM certificate could be read from it ({getattr(exc, 'reason', None) or exc})"
     if cert is not None and key is not None:
         try:
-            ssl.create_default_context().load_cert_chain(cert, key)
+            load_key_pair(ssl.create_default_context(), cert, key)
         except ssl.SSLError as exc:
             reason = getattr(exc, "reason", None) or str(exc)
+            if "ENCRYPTED_KEY" in str(exc):
+                return key_problem(key, "--key")
             if reason == "KEY_VALUES_MISMATCH":
                 return f"--key {key} is not the key of the certificate --cert {cert}"
             return f"--cert {cert} with --key {key}: not a PEM certificate and its key ({reason})"
@@ -102,7 +120,7 @@ def partner_ssl_context(partner: PartnerConfig) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if partner.client_cert and partner.client_key:
-        context.load_cert_chain(partner.client_cert, partner.client_key)
+        load_key_pair(context, partner.client_cert, partner.client_key)
     return context
 
 

@@ -484,6 +484,28 @@ def test_partners_add_refuses_a_key_of_another_certificate_and_a_ca_file_without
     assert json.loads(doctor.stdout)["error"]["code"] == "tls" and doctor.returncode == 1
 
 
+def test_a_key_kept_under_a_passphrase_is_refused_in_one_line_without_a_prompt(sqlite_node: Path,
+                                                                               tmp_path: Path) -> None:
+    """OpenSSL asked for the passphrase on the terminal (twice), then serve failed with `Invalid argument`; a node
+    starts and syncs unattended, so such a key is named and refused, by serve and by partners add alike."""
+    from cryptography.hazmat.primitives import serialization
+
+    issued = trustme.CA().issue_cert("uk.example")
+    cert, key = tmp_path / "uk.pem", tmp_path / "uk-enc.key"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    plain = serialization.load_pem_private_key(issued.private_key_pem.bytes(), None)
+    key.write_bytes(plain.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.BestAvailableEncryption(b"secret")))
+    served = kizuna(sqlite_node, "serve", "--port", str(free_port()), "--tls-cert", str(cert), "--tls-key", str(key),
+                    check=False)
+    assert one_line_failure(served, "serve").startswith(f"kizuna serve: --tls-key {key} is kept under a passphrase")
+    kizuna_json(sqlite_node, "collections", "create", "--title", "Shared", "--alias", "shared")
+    added = kizuna(sqlite_node, "partners", "add", "uk", "--url", "https://127.0.0.1:9/main/", "--token", "kz_x",
+                   "--map", "shared=remote", "--cert", str(cert), "--key", str(key), check=False)
+    assert one_line_failure(added, "partners add").startswith(
+        f"kizuna partners add: --key {key} is kept under a passphrase")
+
+
 def test_listings_line_up_under_japanese_names() -> None:
     names = ["東京2027-intel", "games-2027-watchlist", "x"]
     width = column_width(names)
