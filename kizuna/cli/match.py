@@ -28,7 +28,7 @@ from kizuna.core.bulk_import import set_aside_long_lived
 from kizuna.core.errors import AdminError
 from kizuna.core.principal import NODE_ADMIN
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
-from kizuna.detect.files import PendingFile, check_writable, read_stix_file
+from kizuna.detect.files import PendingFile, check_writable, read_stix_file, same_file
 from kizuna.detect.intel import zeek_intel_indicators
 from kizuna.detect.mappings import Mapping, load_mapping, shipped_mappings
 from kizuna.detect.run import MatchRun, NothingToMatch
@@ -192,6 +192,9 @@ def match_command(
                                  mapping_file=mapping_file, intel_files=intel_files, max_lines=max_lines)
     else:
         _check_inputs(inputs, observed_data, follow)
+    _check_distinct(inputs, (("--indicators", indicator_files), ("--zeek-intel", intel_files),
+                             ("--mapping-file", (mapping_file,) if mapping_file else ())),
+                    (("-o", output), ("--alerts", Path(alerts) if alerts not in (None, "-") else None)))
     if output is not None and (problem := check_writable(output, "output")):
         raise CliError(problem, code="io", file=str(output))
     if alerts not in (None, "-") and (problem := check_writable(Path(alerts), "alerts file")):
@@ -346,6 +349,24 @@ def _alert_stream(
         return direct, direct
     pending.append(PendingFile(Path(alerts)))
     return pending[-1].stream, None
+
+
+def _check_distinct(inputs: tuple[str, ...], read: Iterable[tuple[str, Iterable[Path]]],
+                    written: Iterable[tuple[str, Path | None]]) -> None:
+    """Refuse, before anything is read, an output that is one of the files read or another output: the run
+    would replace its own input with its results, or write one output over the other."""
+    sources = [("input", Path(name)) for name in inputs if name != "-"]
+    sources += [(option, path) for option, paths in read for path in paths]
+    outputs = [(option, path) for option, path in written if path is not None]
+    for number, (option, path) in enumerate(outputs):
+        for other, earlier in outputs[:number]:
+            if same_file(path, earlier):
+                raise CliError(f"{other} and {option} name the same file: give each its own", code="usage",
+                               file=str(path))
+        for what, source in sources:
+            if same_file(path, source):
+                raise CliError(f"{option} {path} is the {what} file {source}: the run would replace what it reads",
+                               code="usage", file=str(path))
 
 
 def _collection(node: Node, ref: str, option: str) -> Collection:

@@ -127,3 +127,15 @@ def check_writable(path: Path, what: str) -> str | None:
     if not os.access(parent, os.W_OK):
         return f"{what} {path}: directory {parent} is not writable"
     return None
+
+
+def same_file(one: Path, other: Path) -> bool:
+    """Whether writing ``one`` would write the file ``other`` names, through links and other spellings of its path.
+
+    A device or a pipe (``/dev/null``) is a stream every writer shares, never a file one output would replace."""
+    try:
+        if os.path.samefile(one, other):
+            return not write_target(one)[1]
+    except OSError:  # one of them is not there yet: only the same path, however spelt, is the same file
+        pass
+    return one.resolve() == other.resolve()

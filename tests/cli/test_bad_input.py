@@ -605,3 +605,24 @@ def test_a_whole_token_given_for_a_token_id_is_refused_without_repeating_its_sec
             assert problems(case, result) == [], (path, result.stdout, result.stderr)
             said = result.stdout + result.stderr
             assert "SeCrEt" not in said and "'0123456789abcdef'" in said, (path, said)
+
+
+def test_match_refuses_an_output_that_is_an_input_or_another_output(world: World, tmp_path: Path) -> None:
+    """`match … self.log -o self.log` replaced the log with the sightings bundle, and `-o x --alerts x` wrote one
+    output over the other; both are refused before anything is read, through a link as well."""
+    examples = Path(__file__).resolve().parents[2] / "examples" / "zeek"
+    log, intel = tmp_path / "self.log", tmp_path / "intel.json"
+    log.write_bytes((examples / "dns.log").read_bytes())
+    intel.write_bytes((examples / "demo-indicators.json").read_bytes())
+    link = tmp_path / "link.log"
+    link.symlink_to(log)
+    before = log.read_bytes(), intel.read_bytes()
+    match = ("match", "--indicators", str(intel), str(log))
+    for args, expected in [((*match, "-o", str(log)), "replace what it reads"),
+                           ((*match, "--alerts", str(link)), "replace what it reads"),
+                           ((*match, "-o", str(intel)), "replace what it reads"),
+                           ((*match, "-o", str(tmp_path / "x.json"), "--alerts", str(tmp_path / "x.json")),
+                            "name the same file")]:
+        for said in refusals(world, "output is an input", args):
+            assert expected in said, said
+    assert (log.read_bytes(), intel.read_bytes()) == before and not (tmp_path / "x.json").exists()
