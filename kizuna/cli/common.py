@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import socket
 import stat
 import sys
@@ -19,6 +20,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any, Final
 
 import click
@@ -345,3 +347,20 @@ def when_listening(host: str, port: int, then: Callable[[], None]) -> threading.
 
     threading.Thread(target=knock, name="kizuna-announce", daemon=True).start()
     return stop
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Inside the block SIGTERM (`kill PID`, a service manager's stop) is Ctrl-C: a KeyboardInterrupt that a
+    long-running command ends on, keeping what it has done, where the default action would kill it with nothing
+    saved. SIGINT is caught explicitly too: a shell starts background jobs with it ignored, and they must still
+    stop."""
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -25,20 +25,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any, TextIO
 
-from kizuna.cli.common import CliError, check_port_free
+from kizuna.cli.common import CliError, check_port_free, terminate_as_interrupt
 from kizuna.ops.games import NAME, SLUG, TICKETS
 from kizuna.ops.lookalikes import lookalikes_of
 from kizuna.policy.tlp import TlpLevel, oasis_id
@@ -272,21 +269,6 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends the demo like Ctrl-C, so the servers are stopped either way. SIGINT is caught
-    explicitly too: a shell starts background jobs with it ignored, and the demo must still stop."""
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def run_games_nodes(base: Path, ports: dict[str, int], as_json: bool, out: TextIO) -> None:
     """Set up, play and serve the Games day until interrupted; every server is stopped on the way out."""
     if base.exists() and (not base.is_dir() or any(base.iterdir())):
@@ -301,7 +283,7 @@ def run_games_nodes(base: Path, ports: dict[str, int], as_json: bool, out: TextI
             print(text, file=sys.stderr, flush=True)
 
     day = GamesDay(base, ports, say)
-    with _terminate_as_interrupt():
+    with terminate_as_interrupt():
         try:
             for node in day.nodes:
                 node.data_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ temporary name and moved into place only when the run succeeds; a run that match
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -22,7 +23,7 @@ import click
 import orjson
 
 from kizuna.cli import match_yara
-from kizuna.cli.common import CliError, FiniteFloat
+from kizuna.cli.common import CliError, FiniteFloat, terminate_as_interrupt
 from kizuna.cli.ops_watch import operation_watch
 from kizuna.core.bulk_import import set_aside_long_lived
 from kizuna.core.errors import AdminError
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2) -> Iterator[bytes]:
     """Yield lines as they are appended, like `tail -f`.
 
-    Ends on Ctrl-C, or when nothing new arrived for `idle_timeout` seconds (if given). A line is
+    Ends on Ctrl-C or SIGTERM, or when nothing new arrived for `idle_timeout` seconds (if given). A line is
     yielded only once its newline has arrived, so a writer caught mid-line is never read short.
     """
     pending = b""
@@ -417,46 +418,61 @@ def _match_inputs(
     alert_stream: IO[str] | None,
     progress: _Progress,
 ) -> None:
-    remaining = max_lines
+    # A follower runs until stopped; `kill` (SIGTERM) stops it as Ctrl-C does, with what it matched kept.
+    stopping = terminate_as_interrupt() if follow else contextlib.nullcontext()
     try:
-        for name in inputs or ("-",):
-            if remaining is not None and remaining <= 0:
-                break
-            label = "<stdin>" if name == "-" else name
-            if observed_data:
-                if name == "-":  # spooled to a file: STIX input is read twice (JSON lines or bundle?)
-                    with tempfile.TemporaryDirectory() as spool:
-                        path = Path(spool) / "stdin.json"
-                        held = sys.stdin.buffer.read()
-                        path.write_bytes(held)
-                        found = run.observed_data_alerts(path, label, f"stdin:{hashlib.sha256(held).hexdigest()}")
-                else:
-                    found = run.observed_data_alerts(Path(name), label)
-                for alert in found:
-                    _write_alert(alert_stream, alert, flush=follow)
-                continue
-            handle = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
-            try:
-                lines: Iterable[bytes] = _follow(handle, idle_timeout=idle_timeout) if follow else handle
-                if remaining is not None:
-                    lines = _counted(lines, remaining)
-                if name != "-":
-                    lines = progress.track(label, lines, Path(name).stat().st_size)
-                before = run.reader.stats.lines
-                digest = hashlib.sha256() if name == "-" else None
-                if digest is not None:  # standard input is named by what it held
-                    lines = _hashed(lines, digest)
-                for alert in run.log_alerts(label, lines):
-                    _write_alert(alert_stream, alert, flush=follow)
-                run.engine.aggregator.name_input(f"stdin:{digest.hexdigest()}" if digest is not None
-                                                 else input_key(Path(name)))
-                if remaining is not None:
-                    remaining -= run.reader.stats.lines - before
-            finally:
-                if handle is not sys.stdin.buffer:
-                    handle.close()
+        with stopping:
+            _match_each(run, inputs, observed_data, follow, max_lines, idle_timeout, alert_stream, progress)
     except KeyboardInterrupt:
         pass  # Ctrl-C ends a run (a --follow run in particular) with what was matched so far
+
+
+def _match_each(
+    run: MatchRun,
+    inputs: tuple[str, ...],
+    observed_data: bool,
+    follow: bool,
+    remaining: int | None,
+    idle_timeout: float | None,
+    alert_stream: IO[str] | None,
+    progress: _Progress,
+) -> None:
+    for name in inputs or ("-",):
+        if remaining is not None and remaining <= 0:
+            break
+        label = "<stdin>" if name == "-" else name
+        if observed_data:
+            if name == "-":  # spooled to a file: STIX input is read twice (JSON lines or bundle?)
+                with tempfile.TemporaryDirectory() as spool:
+                    path = Path(spool) / "stdin.json"
+                    held = sys.stdin.buffer.read()
+                    path.write_bytes(held)
+                    found = run.observed_data_alerts(path, label, f"stdin:{hashlib.sha256(held).hexdigest()}")
+            else:
+                found = run.observed_data_alerts(Path(name), label)
+            for alert in found:
+                _write_alert(alert_stream, alert, flush=follow)
+            continue
+        handle = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
+        try:
+            lines: Iterable[bytes] = _follow(handle, idle_timeout=idle_timeout) if follow else handle
+            if remaining is not None:
+                lines = _counted(lines, remaining)
+            if name != "-":
+                lines = progress.track(label, lines, Path(name).stat().st_size)
+            before = run.reader.stats.lines
+            digest = hashlib.sha256() if name == "-" else None
+            if digest is not None:  # standard input is named by what it held
+                lines = _hashed(lines, digest)
+            for alert in run.log_alerts(label, lines):
+                _write_alert(alert_stream, alert, flush=follow)
+            run.engine.aggregator.name_input(f"stdin:{digest.hexdigest()}" if digest is not None
+                                             else input_key(Path(name)))
+            if remaining is not None:
+                remaining -= run.reader.stats.lines - before
+        finally:
+            if handle is not sys.stdin.buffer:
+                handle.close()
 
 
 class _Progress:

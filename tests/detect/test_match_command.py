@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,27 @@ def test_observed_data_sightings_refer_to_the_observed_data(tmp_path: Path) -> N
     (sighting,) = [o for o in json.loads(out.read_text())["objects"] if o["type"] == "sighting"]
     assert sighting["observed_data_refs"] == ["observed-data--00000000-0000-4000-8000-000000000000"]
     assert sighting["first_seen"] == "2019-12-03T22:45:22.000Z"
+
+
+def test_sigterm_ends_a_follower_as_ctrl_c_does_with_its_sightings_kept(tmp_path: Path) -> None:
+    """`kill` of a `match --follow` exited 143 and wrote nothing; it stops the run as Ctrl-C does: the bundle
+    written, the summary printed, exit status 0."""
+    indicators = _write_bundle(tmp_path / "intel.json", _demo_indicators())
+    log, out = tmp_path / "dns.json.log", tmp_path / "hs.json"
+    hit = {"ts": 1575413122.5, "id.orig_h": "10.0.0.5", "id.resp_h": "10.0.0.53", "query": "guyspy.com"}
+    log.write_bytes(orjson.dumps(hit) + b"\n")
+    command = [sys.executable, "-m", "kizuna", "--data", str(tmp_path / "none"), "match", "--indicators",
+               str(indicators), "--follow", "--alerts", "-", "-o", str(out), str(log)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        assert json.loads(process.stdout.readline())["line"] == 1  # the follower is waiting for more
+        process.send_signal(signal.SIGTERM)
+        _rest, errors = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, errors
+    assert "1 lines read: 1 events, 1 hits, 1 sightings" in errors.decode()
+    sightings = [o for o in json.loads(out.read_text())["objects"] if o["type"] == "sighting"]
+    assert [s["count"] for s in sightings] == [1]
