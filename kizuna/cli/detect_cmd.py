@@ -12,7 +12,7 @@ import asyncio
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
@@ -20,6 +20,9 @@ import click
 from kizuna.cli.common import CliError, FiniteFloat, count, emit, node_of
 from kizuna.cli.progress import Progress, progress_wanted
 from kizuna.detect.mappings import shipped_mappings
+
+if TYPE_CHECKING:
+    from kizuna.detect.stream import Published
 
 _SCHEMES = {"nats", "tls", "ws", "wss"}
 
@@ -71,7 +74,7 @@ def publish_command(logs: tuple[Path, ...], url: str, chunk_lines: int, as_json:
     url = _nats_url(url)
     total = sum(path.stat().st_size for path in logs)
 
-    async def go(bar: Progress) -> tuple[int, int]:
+    async def go(bar: Progress) -> Published:
         nc = await _connect(url)
         try:
             return await publish(nc, [(path, str(path)) for path in logs], chunk_lines=chunk_lines,
@@ -81,9 +84,15 @@ def publish_command(logs: tuple[Path, ...], url: str, chunk_lines: int, as_json:
 
     with Progress("publish", total=total or None, unit="bytes", noun="lines",
                   enabled=progress_wanted(as_json, False)) as bar:
-        chunks, lines = asyncio.run(go(bar))
-    emit(as_json, {"chunks": chunks, "lines": lines, "files": len(logs)},
-         f"published {count(lines, 'line')} of {count(len(logs), 'file')} in {count(chunks, 'chunk')}")
+        done = asyncio.run(go(bar))
+    published = f"published {count(done.lines, 'line')} of {count(len(logs), 'file')} in {count(done.chunks, 'chunk')}"
+    if done.too_large:
+        # The rest is published; the run still fails, so a pipeline notices the lines no worker will see.
+        (label, line, size), more = done.too_large[0], len(done.too_large) - 1
+        also = f" (and {count(more, 'more line')})" if more else ""
+        raise CliError(f"{label}:{line}: the line is {size:,} bytes, larger than the server's maximum payload, "
+                       f"and was left out{also}; {published}", code="too-large", file=label, line=line)
+    emit(as_json, {"chunks": done.chunks, "lines": done.lines, "files": len(logs)}, published)
 
 
 @detect_group.command("notify")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nats.aio.client import Client
@@ -61,10 +62,21 @@ async def ensure_streams(js: JetStreamContext) -> None:
                 await js.stream_info(str(config.name))  # another process created it meanwhile
 
 
-def chunks(path: Path, size: int = CHUNK_LINES) -> Iterator[tuple[int, int, bytes]]:
-    """(first line number, lines, payload) for each chunk of a log file; TSV headers lead each one."""
+#: Room kept in a message for its headers (the file's name and line) when chunks are cut to the server's maximum
+#: payload: the server counts headers and body together, the client checks the body alone.
+HEADER_ROOM = 512
+
+
+def chunks(path: Path, size: int = CHUNK_LINES, max_bytes: int | None = None,
+           too_large: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, int, bytes]]:
+    """(first line number, lines, payload) for each chunk of a log file; TSV headers lead each one.
+
+    With ``max_bytes`` a chunk is cut early rather than grow past it, and a line that cannot fit even alone
+    is left out and told to ``too_large(line number, its size)``: the server would refuse it, and the rest
+    of the file is still worth publishing."""
     headers: list[bytes] = []
     batch: list[bytes] = []
+    used = 0  # the payload's size so far: the headers and the batch's lines, newline-separated
     first = 1
     with path.open("rb") as stream:
         for number, line in enumerate(stream, 1):
@@ -77,9 +89,20 @@ def chunks(path: Path, size: int = CHUNK_LINES) -> Iterator[tuple[int, int, byte
                 continue
             if not line:
                 continue
+            if max_bytes is not None:
+                alone = sum(len(h) + 1 for h in headers) + len(line)
+                if alone > max_bytes:
+                    if too_large is not None:
+                        too_large(number, len(line))
+                    continue
+                if batch and used + 1 + len(line) > max_bytes:
+                    yield first, len(batch), b"\n".join(headers + batch)
+                    batch = []
             if not batch:
                 first = number
+                used = sum(len(h) + 1 for h in headers) - 1
             batch.append(line)
+            used += 1 + len(line)
             if len(batch) >= size:
                 yield first, len(batch), b"\n".join(headers + batch)
                 batch = []
@@ -87,27 +110,42 @@ def chunks(path: Path, size: int = CHUNK_LINES) -> Iterator[tuple[int, int, byte
         yield first, len(batch), b"\n".join(headers + batch)
 
 
+@dataclass
+class Published:
+    """What `publish` sent: chunks and lines, and the lines left out as larger than the server takes
+    (file label, line number, size in bytes)."""
+
+    chunks: int = 0
+    lines: int = 0
+    too_large: list[tuple[str, int, int]] = field(default_factory=list)
+
+
 async def publish(nc: Client, files: Iterable[tuple[Path, str]], *, chunk_lines: int = CHUNK_LINES,
-                  in_flight: int = 64, on_chunk: Callable[[int, int], None] | None = None) -> tuple[int, int]:
-    """Publish every file's chunks; returns (chunks, lines). Waits for JetStream to store each one.
-    ``on_chunk(lines, bytes)`` is told of each chunk as it is sent (a progress display)."""
+                  in_flight: int = 64, on_chunk: Callable[[int, int], None] | None = None) -> Published:
+    """Publish every file's chunks, each within the server's maximum payload; waits for JetStream to store
+    each one. ``on_chunk(lines, bytes)`` is told of each chunk as it is sent (a progress display)."""
     js = nc.jetstream()
     await ensure_streams(js)
     pending: list[asyncio.Future[object]] = []
-    sent = lines = 0
+    done = Published()
     for path, label in files:
-        for first, count, payload in chunks(path, chunk_lines):
+        room = nc.max_payload - HEADER_ROOM - len(label.encode())
+
+        def skipped(line: int, size: int, label: str = label) -> None:
+            done.too_large.append((label, line, size))
+
+        for first, count, payload in chunks(path, chunk_lines, max_bytes=room, too_large=skipped):
             headers = {"Kizuna-File": label, "Kizuna-Line": str(first)}
             pending.append(asyncio.ensure_future(js.publish(EVENTS_SUBJECT, payload, headers=headers)))
-            sent += 1
-            lines += count
+            done.chunks += 1
+            done.lines += count
             if on_chunk is not None:
                 on_chunk(count, len(payload))
             if len(pending) >= in_flight:
                 await asyncio.gather(*pending)
                 pending = []
     await asyncio.gather(*pending)
-    return sent, lines
+    return done
 
 
 async def notify_change(nc: Client) -> None:

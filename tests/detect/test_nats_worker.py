@@ -244,6 +244,34 @@ def test_a_worker_counts_the_lines_it_could_not_read(world: dict[str, Any], nats
     assert (summary["lines"], summary["hits"], summary["unparsable"], summary["unmapped"]) == (3, 0, 2, 1)
 
 
+def test_a_line_larger_than_the_server_takes_is_named_and_the_rest_published(
+        world: dict[str, Any], nats_url: str, tmp_path: Path) -> None:
+    """A line over NATS's maximum payload (1 MB) failed the command with a traceback's last line and no place,
+    and was dropped in silence; it is named by file and line, the rest is published, and the run fails."""
+    log = tmp_path / "dns.json.log"
+    line = {"ts": BASE_TS, "id.orig_h": "10.0.0.5", "id.resp_h": "10.0.0.53", "query": "evil-a.example"}
+    huge = orjson.dumps({**line, "query": "x" * 1_100_000})
+    small = [orjson.dumps({**line, "ts": BASE_TS + n}) for n in range(3)]
+    log.write_bytes(b"\n".join([small[0], huge, small[1], small[2]]) + b"\n")
+    args = ("detect", "publish", str(log), "--nats", nats_url)
+    result = kizuna(world["data"], *args, check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"kizuna detect publish: {log}:2: the line is {len(huge):,} bytes, larger than the server's maximum "
+        "payload, and was left out; published 3 lines of 1 file in 1 chunk"]
+    error = json.loads(kizuna(world["data"], *args, "--json", check=False).stdout)["error"]
+    assert (error["code"], error["file"], error["line"]) == ("too-large", str(log), 2)
+
+    async def stored() -> int:
+        nc = await nats.connect(nats_url)
+        try:
+            return int((await nc.jetstream().stream_info("KIZUNA_EVENTS")).state.messages)
+        finally:
+            await nc.close()
+
+    assert asyncio.run(stored()) == 2  # one chunk of the three small lines from each run
+
+
 @pytest.mark.parametrize("command", [("publish", "LOG"), ("notify",),
                                      ("worker", "--from-collection", "intel", "--collection", "intel")])
 def test_a_nats_server_that_is_not_there_fails_in_one_line(world: dict[str, Any], command: tuple[str, ...]) -> None:
