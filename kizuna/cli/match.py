@@ -133,10 +133,10 @@ def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2)
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     default=None,
-    help="Write the sightings bundle (with the indicators and identities it names) here; default: standard "
-    "output, except with --json or --collection, where only -o keeps it.",
+    help="Write the sightings bundle (with the indicators and identities it names) here ('-' for standard "
+    "output); default: standard output, except with --json, --collection or --alerts -, where only -o keeps it.",
 )
 @click.option(
     "--alerts",
@@ -193,10 +193,12 @@ def match_command(
                                  mapping_file=mapping_file, intel_files=intel_files, max_lines=max_lines)
     else:
         _check_inputs(inputs, observed_data, follow)
+    bundle_out = None if output == Path("-") else output  # the file the bundle goes to, if any
+    _check_stdout((("-o", bundle_out is None and output is not None), ("--alerts", alerts == "-")), as_json)
     _check_distinct(inputs, (("--indicators", indicator_files), ("--zeek-intel", intel_files),
                              ("--mapping-file", (mapping_file,) if mapping_file else ())),
-                    (("-o", output), ("--alerts", Path(alerts) if alerts not in (None, "-") else None)))
-    if output is not None and (problem := check_writable(output, "output")):
+                    (("-o", bundle_out), ("--alerts", Path(alerts) if alerts not in (None, "-") else None)))
+    if bundle_out is not None and (problem := check_writable(bundle_out, "output")):
         raise CliError(problem, code="io", file=str(output))
     if alerts not in (None, "-") and (problem := check_writable(Path(alerts), "alerts file")):
         raise CliError(problem, code="io", file=alerts)
@@ -264,11 +266,11 @@ def match_command(
         shares = run.aggregator.shares() if isinstance(run, YaraScan) else run.engine.aggregator.shares()
         stored = _store(node, store_in, sightings, shares) if store_in is not None else None
         watch_hits = watch.store() if watch is not None else None
-        if output is not None:
-            sightings_file = PendingFile(output, binary=True)
+        if bundle_out is not None:
+            sightings_file = PendingFile(bundle_out, binary=True)
             pending.append(sightings_file)
             sightings_file.stream.write(orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n")
-        elif not as_json and not collection and alerts != "-":
+        elif output is not None or (not as_json and not collection and alerts != "-"):
             sys.stdout.write(orjson.dumps(bundle, option=orjson.OPT_INDENT_2).decode() + "\n")
         for done in pending:
             done.commit()
@@ -368,6 +370,18 @@ def _check_distinct(inputs: tuple[str, ...], read: Iterable[tuple[str, Iterable[
             if same_file(path, source):
                 raise CliError(f"{option} {path} is the {what} file {source}: the run would replace what it reads",
                                code="usage", file=str(path))
+
+
+def _check_stdout(outputs: Iterable[tuple[str, bool]], as_json: bool) -> None:
+    """Refuse two outputs on standard output, or one beside --json's summary: whatever reads it could not tell
+    the alerts, the bundle and the summary apart."""
+    on_stdout = [option for option, dash in outputs if dash]
+    if len(on_stdout) > 1:
+        raise CliError(f"{' and '.join(f'{option} -' for option in on_stdout)} both write to standard output: "
+                       "give one of them a file", code="usage")
+    if on_stdout and as_json:
+        raise CliError(f"--json prints its summary on standard output: give {on_stdout[0]} a file, not -",
+                       code="usage")
 
 
 def _collection(node: Node, ref: str, option: str) -> Collection:

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -626,3 +627,21 @@ def test_match_refuses_an_output_that_is_an_input_or_another_output(world: World
         for said in refusals(world, "output is an input", args):
             assert expected in said, said
     assert (log.read_bytes(), intel.read_bytes()) == before and not (tmp_path / "x.json").exists()
+
+
+def test_match_writes_dash_to_standard_output_and_refuses_two_outputs_there(world: World, tmp_path: Path) -> None:
+    """`-o -` wrote a file named `-` while `--alerts -` meant standard output, and `--alerts - --json` mixed
+    alert lines with the summary: `-` is standard output for both, and only one output may go there."""
+    examples = Path(__file__).resolve().parents[2] / "examples" / "zeek"
+    match = ("match", "--indicators", str(examples / "demo-indicators.json"), str(examples / "dns.log"))
+    for said in refusals(world, "two outputs on standard output", (*match, "-o", "-", "--alerts", "-")):
+        assert "-o - and --alerts - both write to standard output" in said
+    for option in ("-o", "--alerts"):  # beside --json's summary
+        case = Case("an output beside the summary", (*match, option, "-"), world.node, True, True)
+        result = run(case)
+        assert problems(case, result) == [], (result.stdout, result.stderr)
+        assert f"give {option} a file" in json.loads(result.stdout)["error"]["message"]
+    written = subprocess.run([sys.executable, "-m", "kizuna", "--data", str(world.node), *match, "-o", "-",
+                              "--collection", PLAIN, "-q"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert written.returncode == 0, written.stderr
+    assert json.loads(written.stdout)["type"] == "bundle" and not (tmp_path / "-").exists()
