@@ -262,7 +262,21 @@ class _ProbeWriter:
         for alias in self.aliases:
             spec = self.specs[alias]
             for number in sorted(needed.get(alias, ())):
-                src.source(depth, self.var(alias, number), spec.sources[number], spec.properties[number][2])
+                var, source, getter = self.var(alias, number), spec.sources[number], spec.properties[number][2]
+                normaliser = spec.normalisers[number]
+                if normaliser is None:
+                    src.source(depth, var, source, getter)
+                    continue
+                if isinstance(source, dict) and source.get("list"):
+                    # Lists are rare in these properties: the mapping's getter normalises each item.
+                    src.read.update(_source_fields(source))
+                    src.emit(depth, f"{var} = {src.const(getter, 'get')}(r)")
+                    continue
+                # The value as the mapping gives it (lower case, no final dot, compressed IPv6): the
+                # cheap test settles the common value already in that form without a call.
+                src.source(depth, var, source, getter)
+                test = normaliser[1].format(v=var)
+                src.emit(depth, f"if type({var}) is str and {test}: {var} = {src.const(normaliser[0], 'norm')}({var})")
 
         for spec in mapping.objects:
             if spec.alias not in needed or not spec.properties:

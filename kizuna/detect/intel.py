@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from kizuna.detect.mappings import domain_value, ip_value
 from kizuna.stix.patterns import stix_pattern_problem
 
 _NAMESPACE = uuid.UUID("0b7d7f5e-5c43-4a8b-9a55-2d0f4a8e1c17")
@@ -14,6 +15,17 @@ _HASH_NAMES = {32: "MD5", 40: "'SHA-1'", 64: "'SHA-256'"}
 
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _canonical(indicator: str, kind: str) -> str:
+    """The value as Kizuna's IOC importer stores it, which is also the form log mappings give a log's
+    values (kizuna/detect/mappings.py): a domain in lower case without the final dot, an IPv6 address
+    compressed. An intel file written `Evil.COM` then matches the `evil.com` a log names."""
+    if kind == "Intel::DOMAIN":
+        return domain_value(indicator)
+    if kind == "Intel::ADDR":
+        return ip_value(indicator)
+    return indicator
 
 
 def _pattern(indicator: str, kind: str) -> str | None:
@@ -49,7 +61,8 @@ def zeek_intel_indicators(
         if not line or line.startswith("#") or not fields:
             continue
         row = dict(zip(fields, line.split("\t"), strict=False))
-        indicator, kind = row.get("indicator", ""), row.get("indicator_type", "")
+        kind = row.get("indicator_type", "")
+        indicator = _canonical(row.get("indicator", ""), kind)
         pattern = _pattern(indicator, kind)
         if pattern is None or stix_pattern_problem(pattern) is not None:
             # An unsupported kind, or a value its kind cannot hold (a "hash" that is not hex): no indicator

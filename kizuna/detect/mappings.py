@@ -22,10 +22,12 @@ or a sighting recorded.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from string import Formatter
@@ -64,6 +66,57 @@ def checked_epoch(value: float) -> float:
     if not EARLIEST_EPOCH <= value <= LATEST_EPOCH:
         raise ValueError(f"time {value!r} is outside the years 1-9999")
     return value
+
+
+def domain_value(value: str) -> str:
+    """A log's DNS name as a domain-name value: lower case without the final dot, the form Kizuna's IOC
+    importer stores. Resolvers randomise the case of the names they ask for (DNS 0x20) and a fully
+    qualified name ends in a dot, so the name as written would miss an indicator naming the domain."""
+    name = value.lower()
+    if name.endswith("."):
+        name = name[:-1]
+    if name.isascii():
+        return name
+    # As the importer: compatibility forms (full-width letters) become the name they stand for, and a
+    # real IDN is kept in Unicode.
+    try:
+        return name.encode("idna").decode("ascii").encode("ascii").decode("idna")
+    except UnicodeError:
+        return name
+
+
+@lru_cache(maxsize=65_536)
+def ip_value(value: str) -> str:
+    """A log's IP address as an ipv4-addr/ipv6-addr value: an IPv6 address in the compressed lower-case
+    form the IOC importer stores (a log may write it in full or in capitals); anything else as written."""
+    if ":" not in value:
+        return value
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return value
+
+
+#: The value normaliser of a (mapping object type, property): the properties whose values are compared with
+#: indicators in a canonical form. The fast path (fast.py) tests these cheap conditions inline and calls the
+#: normaliser only when a value may not be in that form already.
+NORMALISERS: dict[tuple[str, str], tuple[Callable[[str], str], str]] = {
+    ("domain-name", "value"): (domain_value, "not ({v}.islower() and {v}[-1:] != '.' and {v}.isascii())"),
+    ("ip", "value"): (ip_value, "':' in {v}"),
+    ("ipv6-addr", "value"): (ip_value, "':' in {v}"),
+}
+
+
+def _normalised(getter: Getter, normalise: Callable[[str], str]) -> Getter:
+    def get(record: Record) -> Any:
+        value = getter(record)
+        if type(value) is str:
+            return normalise(value)
+        if isinstance(value, list):
+            return [normalise(v) if type(v) is str else v for v in value]
+        return value
+
+    return get
 
 
 def _field_getter(name: str) -> Getter:
@@ -156,6 +209,9 @@ class _ObjectSpec:
     properties: list[tuple[str, tuple[PathStep, ...], Getter]]  # (dotted, steps, getter)
     refs: dict[str, str] = field(default_factory=dict)
     sources: list[Any] = field(default_factory=list)  # the mapping file's source of each property
+    #: per property, the inline test (a format with {v}) and the function that put its values in canonical
+    #: form (NORMALISERS), or None: the getters apply them already, the fast path's inlined reads must too
+    normalisers: list[tuple[Callable[[str], str], str] | None] = field(default_factory=list)
 
 
 def _ip_type(value: Any) -> str:
@@ -262,13 +318,18 @@ class Mapping:
         for alias, obj_spec in spec["objects"].items():
             object_type = obj_spec["type"]
             path_type = "ipv4-addr" if object_type == "ip" else object_type
-            properties, sources = [], []
+            properties, sources, normalisers = [], [], []
             for prop, source in obj_spec.get("properties", {}).items():
                 path = _parse_property_path(path_type, prop)
-                properties.append((path.dotted(), path.steps, _source_getter(source)))
+                getter = _source_getter(source)
+                normaliser = NORMALISERS.get((object_type, path.dotted()))
+                if normaliser is not None:
+                    getter = _normalised(getter, normaliser[0])
+                properties.append((path.dotted(), path.steps, getter))
                 sources.append(source)
+                normalisers.append(normaliser)
             refs = dict(obj_spec.get("refs", {}))
-            self.objects.append(_ObjectSpec(alias, object_type, properties, refs, sources))
+            self.objects.append(_ObjectSpec(alias, object_type, properties, refs, sources, normalisers))
         self.time_field: str | None = time_spec.get("field")
         self.time_format: str = self._time_format
 

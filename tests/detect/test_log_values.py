@@ -1,0 +1,98 @@
+"""A log's values reach the matcher in the form indicators are stored in: a DNS name in lower case without
+the final dot, an IPv6 address compressed (docs/detection.md, "What a mapping produces")."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import kizuna, kizuna_json
+
+ZEEK = Path(__file__).parent / "fixtures" / "zeek"
+ZEEK_TSV_DNS = (ZEEK / "dns.log").read_text("utf-8").splitlines()[:8]
+
+
+@pytest.fixture
+def node_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "node"
+    kizuna_json(directory, "init", "--org-name", "CERT Example", "--country", "NZL")
+    kizuna_json(directory, "collections", "create", "--title", "Intel", "--alias", "intel")
+    return directory
+
+
+def _hit_lines(node_dir: Path, tmp_path: Path, log: Path, *source: str) -> list[int]:
+    alerts = tmp_path / f"{log.stem}.alerts.jsonl"
+    summary = json.loads(kizuna(node_dir, *source, str(log), "-o", str(tmp_path / "out.json"),
+                                "--alerts", str(alerts), "--json").stdout)
+    hits = [json.loads(line) for line in alerts.read_text().splitlines()]
+    assert len(hits) == summary["hits"]
+    return sorted(h["line"] for h in hits)
+
+
+def _now() -> float:
+    """A log time after the import: an indicator imported from a list is valid from its import on."""
+    return time.time() + 1
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def _zeek_dns(query: str, orig: str = "192.0.2.1") -> dict[str, Any]:
+    return {"ts": _now(), "uid": "C1", "id.orig_h": orig, "id.orig_p": 5353, "id.resp_h": "192.0.2.53",
+            "id.resp_p": 53, "proto": "udp", "query": query}
+
+
+def test_names_and_ipv6_addresses_match_in_any_case_and_form(node_dir: Path, tmp_path: Path) -> None:
+    iocs = tmp_path / "iocs.txt"
+    iocs.write_text("BAD-Corp-Login.COM.\n2A03:2880:0:0:0:0:0:BAD\n")
+    imported = kizuna_json(node_dir, "import", str(iocs), "--format", "ioc-text", "--collection", "intel")
+    assert imported["stored"] == 2
+    patterns = {o["pattern"] for o in json.loads(kizuna(node_dir, "export", "--collection", "intel").stdout)
+                ["objects"] if o["type"] == "indicator"}
+    assert patterns == {"[domain-name:value = 'bad-corp-login.com']", "[ipv6-addr:value = '2a03:2880::bad']"}
+
+    records = [
+        _zeek_dns("bAd-cOrP-login.com"),  # a resolver's DNS 0x20 case
+        _zeek_dns("BAD-Corp-Login.COM."),  # fully qualified
+        _zeek_dns("example.org", orig="2A03:2880:0:0:0:0:0:BAD"),  # IPv6 written in full
+        _zeek_dns("example.org", orig="2a03:2880::bad"),
+        _zeek_dns("bad-corp-login.com.example.org"),  # another name, no hit
+        {"timestamp": _iso(_now()), "event_type": "tls", "src_ip": "192.0.2.1",
+         "src_port": 50000, "dest_ip": "192.0.2.80", "dest_port": 443, "proto": "TCP",
+         "tls": {"sni": "Bad-Corp-Login.com", "version": "TLS 1.3"}},
+        {"@timestamp": _iso(_now()), "ecs": {"version": "8.11.0"},
+         "source": {"ip": "192.0.2.1"}, "dns": {"question": {"name": "BAD-CORP-LOGIN.COM."}}},
+    ]
+    log = tmp_path / "mixed.log"
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    source = ("match", "--from-collection", "intel")
+    assert _hit_lines(node_dir, tmp_path, log, *source) == [1, 2, 3, 4, 6, 7]
+
+    # Zeek TSV rows take the compiled row readers of fast_tsv.py: the same names hit there.
+    tsv = tmp_path / "dns.log"
+    row = ZEEK_TSV_DNS[-1].split("\t")  # the #types line gives the column count
+    cells = [f"{_now():.6f}", "C1", "192.168.33.10", "1030", "4.2.2.3", "53", "udp", "44949",
+             "Bad-Corp-Login.COM.", *["-"] * (len(row) - 10)]
+    tsv.write_text("\n".join([*ZEEK_TSV_DNS, "\t".join(cells)]) + "\n")
+    assert _hit_lines(node_dir, tmp_path, tsv, *source) == [9]
+
+
+def test_zeek_intel_domains_and_addresses_are_stored_canonical(node_dir: Path, tmp_path: Path) -> None:
+    intel = tmp_path / "feed.intel"
+    intel.write_text("#fields\tindicator\tindicator_type\tmeta.source\n"
+                     "BAD-Corp-Login.COM.\tIntel::DOMAIN\tfeed\n"
+                     "2A03:2880:0:0:0:0:0:BAD\tIntel::ADDR\tfeed\n")
+    log = tmp_path / "dns.json"
+    log.write_text(json.dumps(_zeek_dns("bad-corp-login.com", orig="2a03:2880::bad")) + "\n")
+    out = tmp_path / "sightings.json"
+    summary = json.loads(kizuna(node_dir, "match", "--zeek-intel", str(intel), str(log), "-o", str(out),
+                                "--json").stdout)
+    assert summary["hits"] == 2
+    patterns = {o["pattern"] for o in json.loads(out.read_text())["objects"] if o["type"] == "indicator"}
+    assert patterns == {"[domain-name:value = 'bad-corp-login.com']", "[ipv6-addr:value = '2a03:2880::bad']"}
