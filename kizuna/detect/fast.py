@@ -22,7 +22,15 @@ from typing import Any, Protocol
 import orjson
 
 from kizuna.detect.fast_tsv import PROBE_ERRORS, RowProbe, compile_row_probe
-from kizuna.detect.mappings import EARLIEST_EPOCH, LATEST_EPOCH, LogReader, Mapping, Record, _ObjectSpec
+from kizuna.detect.mappings import (
+    EARLIEST_EPOCH,
+    LATEST_EPOCH,
+    REQUEST_SOURCES,
+    LogReader,
+    Mapping,
+    Record,
+    _ObjectSpec,
+)
 from kizuna.detect.sightings import Alert
 
 
@@ -136,6 +144,19 @@ class _Source:
             self.emit(depth, f"if {' or '.join(f'{p} is None' for p in parts)}: {var} = None")
             self.emit(depth, f"elif {' and '.join(f'type({p}) is str' for p in parts)}: {var} = {joined}")
             self.emit(depth, f"else: {var} = {self.const(getter, 'get')}(r)")
+        elif len(source) == 1 and (kind := next(iter(source))) in REQUEST_SOURCES:
+            # An origin-form target (`/path`, all but proxy requests) is settled inline, as the getter
+            # would; any other target goes through the getter.
+            parts = source[kind]
+            self.field(depth, f"{var}_h", parts["host"])
+            self.field(depth, f"{var}_t", parts["target"])
+            if kind == "request_host":
+                self.emit(depth, f"if type({var}_t) is str and {var}_t[:1] == '/': {var} = {var}_h")
+            else:
+                prefix = parts.get("scheme", "http") + "://"
+                self.emit(depth, f"if type({var}_t) is str and {var}_t[:1] == '/' and type({var}_h) is str: "
+                                 f"{var} = {prefix!r} + {var}_h + {var}_t")
+            self.emit(depth, f"else: {var} = {self.const(getter, 'get')}(r)")
         elif set(source) == {"field", "first"} and source["first"]:
             self.field(depth, var, source["field"])
             self.emit(depth, f"{var} = {var}[0] if isinstance({var}, list) and {var} else None")
@@ -158,6 +179,9 @@ def _source_fields(source: Any) -> list[str]:
         return [source]
     if "template" in source:
         return [part.split("}", 1)[0] for part in str(source["template"]).split("{")[1:]]
+    for kind in REQUEST_SOURCES:
+        if kind in source:
+            return [source[kind]["host"], source[kind]["target"]]
     return [source["field"]] if "field" in source else []
 
 

@@ -12,8 +12,10 @@ and the objects to build:
 
 A property source is a field name (a literal key such as Zeek's "id.orig_h" is tried first, then
 the same text as a nested path), {"template": "http://{host}{uri}"}, {"field": ..., "list": true}
-to wrap a scalar in a list, or {"const": value}. The pseudo-type "ip" becomes ipv4-addr or
-ipv6-addr by the value. Property names use pattern path syntax (`hashes.'SHA-256'`).
+to wrap a scalar in a list, {"const": value}, or {"request_url": {"host": "host", "target": "uri"}}
+and {"request_host": ...} for an HTTP request's URL and host (a proxy request's target is the URL).
+The pseudo-type "ip" becomes ipv4-addr or ipv6-addr by the value.
+Property names use pattern path syntax (`hashes.'SHA-256'`).
 
 Matching needs *facts* — (type, path, value) — rather than objects, so a compiled mapping produces
 facts straight from the record and builds the STIX objects only when a candidate must be confirmed
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +76,12 @@ def domain_value(value: str) -> str:
     importer stores. Resolvers randomise the case of the names they ask for (DNS 0x20) and a fully
     qualified name ends in a dot, so the name as written would miss an indicator naming the domain."""
     name = value.lower()
+    if ":" in name:
+        # An HTTP Host header or a URL's authority may carry a port (`evil.com:8080`); the domain is
+        # the name before it. A colon elsewhere (an IPv6 literal) is left as it is.
+        head, _, port = name.rpartition(":")
+        if port.isdigit() and ":" not in head:
+            name = head
     if name.endswith("."):
         name = name[:-1]
     if name.isascii():
@@ -101,7 +110,8 @@ def ip_value(value: str) -> str:
 #: indicators in a canonical form. The fast path (fast.py) tests these cheap conditions inline and calls the
 #: normaliser only when a value may not be in that form already.
 NORMALISERS: dict[tuple[str, str], tuple[Callable[[str], str], str]] = {
-    ("domain-name", "value"): (domain_value, "not ({v}.islower() and {v}[-1:] != '.' and {v}.isascii())"),
+    ("domain-name", "value"): (
+        domain_value, "not ({v}.islower() and {v}[-1:] != '.' and ':' not in {v} and {v}.isascii())"),
     ("ip", "value"): (ip_value, "':' in {v}"),
     ("ipv6-addr", "value"): (ip_value, "':' in {v}"),
 }
@@ -151,9 +161,47 @@ def _template_getter(template: str, names: list[str]) -> Getter:
     return get
 
 
+#: A request target in absolute form (`http://evil.com/dl/x.exe`, as a client sends it to a proxy), not the
+#: origin form (`/dl/x.exe`) that follows the Host header.
+_ABSOLUTE_TARGET = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _target_host(target: str) -> str:
+    """The host (with its port, if any) of an absolute-form request target."""
+    authority = re.split(r"[/?#]", target.split("://", 1)[1], maxsplit=1)[0]
+    return authority.rpartition("@")[2]
+
+
+def _request_getter(parts: dict[str, Any], what: str) -> Getter:
+    """An HTTP request's URL (`request_url`) or host (`request_host`) from its Host header and request
+    target. A client talking to a proxy sends the whole URL as the target (RFC 9112, absolute form):
+    that URL is the request's URL and its host the host, where the Host header would name the proxy."""
+    host_getter, target_getter = _field_getter(parts["host"]), _field_getter(parts["target"])
+    scheme = parts.get("scheme", "http")
+
+    def get(record: Record) -> Any:
+        target = target_getter(record)
+        if isinstance(target, str) and _ABSOLUTE_TARGET.match(target):
+            return target if what == "request_url" else _target_host(target)
+        host = host_getter(record)
+        if what == "request_host":
+            return host
+        if host is None or target is None:
+            return None
+        return f"{scheme}://{host}{target}"
+
+    return get
+
+
+REQUEST_SOURCES = ("request_url", "request_host")
+
+
 def _source_getter(source: Any) -> Getter:
     if isinstance(source, str):
         return _field_getter(source)
+    for what in REQUEST_SOURCES:
+        if what in source:
+            return _request_getter(source[what], what)
     if "const" in source:
         constant = source["const"]
         return lambda record: constant
@@ -275,9 +323,17 @@ def _object_problem(where: str, obj: Any, objects: dict[str, Any]) -> str | None
         if isinstance(source, str):
             continue
         usable = isinstance(source, dict) and ("const" in source or isinstance(source.get("template"), str)
-                                               or isinstance(source.get("field"), str))
+                                               or isinstance(source.get("field"), str)
+                                               or any(k in source for k in REQUEST_SOURCES))
         if not usable:
-            return f"{where}.properties.{prop} must be a field name or an object with field, const or template"
+            return (f"{where}.properties.{prop} must be a field name or an object with field, const, template, "
+                    "request_url or request_host")
+        for kind in REQUEST_SOURCES:
+            parts = source.get(kind)
+            if kind in source and not (isinstance(parts, dict) and isinstance(parts.get("host"), str)
+                                       and isinstance(parts.get("target"), str)
+                                       and isinstance(parts.get("scheme", ""), str)):
+                return f"{where}.properties.{prop}.{kind} must be an object with host and target field names"
         if "template" in source and (problem := _template_problem(source["template"])) is not None:
             return f"{where}.properties.{prop}: template {source['template']!r} {problem}"
     for ref, target in obj.get("refs", {}).items():

@@ -96,3 +96,55 @@ def test_zeek_intel_domains_and_addresses_are_stored_canonical(node_dir: Path, t
     assert summary["hits"] == 2
     patterns = {o["pattern"] for o in json.loads(out.read_text())["objects"] if o["type"] == "indicator"}
     assert patterns == {"[domain-name:value = 'bad-corp-login.com']", "[ipv6-addr:value = '2a03:2880::bad']"}
+
+
+def _zeek_http(host: str, uri: str) -> dict[str, Any]:
+    return {"ts": _now(), "uid": "C2", "id.orig_h": "192.0.2.1", "id.orig_p": 50000, "id.resp_h": "192.0.2.9",
+            "id.resp_p": 8080, "trans_depth": 1, "method": "GET", "host": host, "uri": uri}
+
+
+def test_http_hosts_lose_their_port_and_proxy_requests_give_their_own_url(tmp_path: Path) -> None:
+    patterns = {
+        "domain": "[domain-name:value = 'evil-host.com']",
+        "url": "[url:value = 'http://evil-host.com/dl/payload.exe']",
+        "url-port": "[url:value = 'http://evil-host.com:8080/dl/payload.exe']",
+    }
+    bundle = tmp_path / "intel.json"
+    bundle.write_text(json.dumps({"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
+                                  "objects": [
+        {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{n:08d}-0000-4000-8000-000000000000",
+         "created": "2020-01-01T00:00:00.000Z", "modified": "2020-01-01T00:00:00.000Z", "name": name,
+         "pattern": pattern, "pattern_type": "stix", "valid_from": "2020-01-01T00:00:00Z"}
+        for n, (name, pattern) in enumerate(patterns.items())]}))
+    names = {f"indicator--{n:08d}-0000-4000-8000-000000000000": name for n, name in enumerate(patterns)}
+    records = [
+        _zeek_http("evil-host.com:8080", "/dl/payload.exe"),  # domain, url-port
+        _zeek_http("Evil-Host.com:80", "/index.html"),  # domain
+        _zeek_http("192.0.2.9", "http://evil-host.com/dl/payload.exe"),  # a proxy request: domain, url
+        _zeek_http("evil-host.com", "/dl/payload.exe"),  # domain, url
+        {"timestamp": _iso(_now()), "event_type": "http", "src_ip": "192.0.2.1", "src_port": 50000,
+         "dest_ip": "192.0.2.9", "dest_port": 3128, "proto": "TCP",
+         "http": {"hostname": "192.0.2.9", "url": "http://evil-host.com/dl/payload.exe", "http_method": "GET"}},
+        {"@timestamp": _iso(_now()), "ecs": {"version": "8.11.0"}, "source": {"ip": "192.0.2.1"},
+         "destination": {"domain": "evil-host.com:443"}},
+    ]
+    log = tmp_path / "http.log"
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    alerts = tmp_path / "alerts.jsonl"
+    kizuna(tmp_path / "none", "match", "--indicators", str(bundle), str(log), "-o", str(tmp_path / "out.json"),
+           "--alerts", str(alerts), "--json")
+    hits = sorted((a["line"], names[a["indicator"]]) for a in map(json.loads, alerts.read_text().splitlines()))
+    assert hits == [(1, "domain"), (1, "url-port"), (2, "domain"), (3, "domain"), (3, "url"), (4, "domain"),
+                    (4, "url"), (5, "domain"), (5, "url"), (6, "domain")]
+    # Zeek TSV rows take the compiled row readers of fast_tsv.py, which read the host and uri cells too.
+    header = (ZEEK / "http.log").read_text("utf-8").splitlines()[:8]
+    width = len(header[-1].split("\t")) - 1
+    rows = [[f"{_now():.6f}", "C3", "192.0.2.1", "50000", "192.0.2.9", "3128", "1", "GET", host, uri,
+             *["-"] * (width - 10)] for host, uri in (("192.0.2.9", "http://evil-host.com/dl/payload.exe"),
+                                                     ("Evil-Host.com:8080", "/"))]
+    tsv = tmp_path / "http-tsv.log"
+    tsv.write_text("\n".join([*header, *("\t".join(r) for r in rows)]) + "\n")
+    kizuna(tmp_path / "none", "match", "--indicators", str(bundle), str(tsv), "-o", str(tmp_path / "out.json"),
+           "--alerts", str(alerts), "--json")
+    hits = sorted((a["line"], names[a["indicator"]]) for a in map(json.loads, alerts.read_text().splitlines()))
+    assert hits == [(9, "domain"), (9, "url"), (10, "domain")]
