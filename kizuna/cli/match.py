@@ -9,6 +9,7 @@ temporary name and moved into place only when the run succeeds; a run that match
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import sys
@@ -29,7 +30,7 @@ from kizuna.core.bulk_import import set_aside_long_lived
 from kizuna.core.errors import AdminError
 from kizuna.core.principal import NODE_ADMIN
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
-from kizuna.detect.files import PendingFile, check_writable, read_stix_file, same_file
+from kizuna.detect.files import PendingFile, check_writable, is_gzip, open_log, read_stix_file, same_file
 from kizuna.detect.intel import zeek_intel_indicators
 from kizuna.detect.mappings import Mapping, load_mapping, shipped_mappings
 from kizuna.detect.run import MatchRun, NothingToMatch
@@ -467,13 +468,17 @@ def _match_each(
             for alert in found:
                 _write_alert(alert_stream, alert, flush=follow)
             continue
-        handle = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
+        if follow and name != "-" and is_gzip(Path(name)):
+            raise CliError(f"{name} is compressed (gzip): a growing log is followed as text", code="usage", file=name)
+        handle = sys.stdin.buffer if name == "-" else open_log(Path(name))
         try:
             lines: Iterable[bytes] = _follow(handle, idle_timeout=idle_timeout) if follow else handle
             if remaining is not None:
                 lines = _counted(lines, remaining)
             if name != "-":
-                lines = progress.track(label, lines, Path(name).stat().st_size)
+                # A compressed log's lines outgrow its size on disk: its bar is driven by lines alone.
+                lines = progress.track(label, lines, 0 if isinstance(handle, gzip.GzipFile)
+                                       else Path(name).stat().st_size)
             before = run.reader.stats.lines
             digest = hashlib.sha256() if name == "-" else None
             if digest is not None:  # standard input is named by what it held
@@ -515,7 +520,8 @@ class _Progress:
 
     def _tracked(self, label: str, lines: Iterable[bytes], total: int) -> Iterator[bytes]:
         bar = self._bar
-        task = bar.add_task(label, total=max(total, 1), lines=0, rate=0.0)
+        # No size to go by (a compressed log): rich shows the bar as running, without an end.
+        task = bar.add_task(label, total=max(total, 1) if total else None, lines=0, rate=0.0)
         started, done, count = time.monotonic(), 0, 0
         try:
             for line in lines:

@@ -22,6 +22,26 @@ import orjson
 
 from kizuna.stix.bundle_stream import BundleSyntaxError, iter_bundle_objects
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def open_log(path: Path) -> IO[bytes]:
+    """A log file for reading its lines, decompressed when it is gzip (a rotated log often is): read as it is,
+    every line of it would be reported as not a log record."""
+    raw = path.open("rb")
+    if raw.read(2) == _GZIP_MAGIC:
+        import gzip  # on first use: most logs are plain text
+
+        raw.seek(0)
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    raw.seek(0)
+    return raw
+
+
+def is_gzip(path: Path) -> bool:
+    with path.open("rb") as stream:
+        return stream.read(2) == _GZIP_MAGIC
+
 
 def _flatten(data: Any) -> Iterator[Any]:
     if isinstance(data, list):

@@ -28,6 +28,8 @@ from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from kizuna.detect.files import open_log
+
 EVENTS_STREAM = "KIZUNA_EVENTS"
 EVENTS_SUBJECT = "kizuna.events.logs"
 HITS_STREAM = "KIZUNA_HITS"
@@ -78,7 +80,7 @@ def chunks(path: Path, size: int = CHUNK_LINES, max_bytes: int | None = None,
     batch: list[bytes] = []
     used = 0  # the payload's size so far: the headers and the batch's lines, newline-separated
     first = 1
-    with path.open("rb") as stream:
+    with open_log(path) as stream:
         for number, line in enumerate(stream, 1):
             line = line.rstrip(b"\r\n")
             if line.startswith(b"#"):

@@ -19,7 +19,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kizuna.core.errors import BadRequest, KizunaError, PayloadTooLarge, TooManyRequests, Unauthorized
+from kizuna.core.errors import (
+    BadRequest,
+    KizunaError,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from kizuna.core.limits import RequestLimits
 from kizuna.core.node import Node
 from kizuna.core.principal import Principal
@@ -140,7 +147,11 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
+    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes, and with 415 when it comes in a
+    content coding (gzip, say): read as it is, it would be taken for the records it compresses."""
+    coding = request.headers.get("content-encoding", "identity").strip().lower()
+    if coding not in ("", "identity"):
+        raise UnsupportedMediaType(f"Content-Encoding {coding!r} is not accepted: send the body uncompressed")
     declared = request.headers.get("content-length")
     if declared is not None:
         size = whole_number(declared)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,16 @@ def test_log_lines_match_as_kizuna_match_does(setup: Any) -> None:
     assert [(h["indicator"], h["line"]) for h in answer["hits"]] == expected
     assert answer["hit_count"] == len(expected) > 0
     assert answer["lines"] == len(body.splitlines())
+
+
+def test_a_compressed_body_is_refused_not_read_as_records(setup: Any) -> None:
+    # Read as it is, every line of a gzip body was "unparsed" and the answer a 200 with nothing matched.
+    client, _node, tokens = setup
+    body = gzip.compress((ZEEK / "json" / "dns.log").read_bytes())
+    response = client.post(URL, content=body, params={"format": "zeek"},
+                            headers={"Authorization": f"Bearer {tokens['reader']}", "Content-Encoding": "gzip"})
+    assert response.status_code == 415, response.text
+    assert "Content-Encoding 'gzip'" in response.json()["description"]
 
 
 def test_a_forced_format_that_does_not_fit_is_counted_and_named(setup: Any) -> None:

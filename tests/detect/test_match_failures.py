@@ -3,6 +3,7 @@ bad lines (out-of-range times included) counted with their file and line while t
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,20 @@ def test_a_collection_that_does_not_exist_fails_before_matching(tmp_path: Path) 
                                     check=False))
     assert line.startswith("kizuna match: --from-collection: no collection 'nosuch'")
     _nothing_written(tmp_path, "sightings.json", "alerts.jsonl")
+
+
+def test_a_gzip_log_is_matched_as_its_text_and_not_followed(tmp_path: Path) -> None:
+    # A rotated log is often compressed: read as it is, every line was "of no known format".
+    intel = _indicators(tmp_path)
+    packed = tmp_path / "dns.log.gz"
+    packed.write_bytes(gzip.compress((ZEEK / "dns.log").read_bytes()))
+    plain = kizuna_json(tmp_path / "none", "match", "--indicators", str(intel), str(ZEEK / "dns.log"))
+    compressed = kizuna_json(tmp_path / "none", "match", "--indicators", str(intel), str(packed))
+    counted = ("lines", "events", "hits", "sightings", "unparsed", "unmapped")
+    assert [compressed[k] for k in counted] == [plain[k] for k in counted] and plain["hits"] > 0
+    followed = _one_line_failure(kizuna(tmp_path / "none", "match", "--indicators", str(intel), "--follow",
+                                        str(packed), check=False))
+    assert followed == f"kizuna match: {packed} is compressed (gzip): a growing log is followed as text"
 
 
 def test_follow_with_several_inputs_and_an_unknown_mapping_are_refused(tmp_path: Path) -> None:
