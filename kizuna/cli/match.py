@@ -208,6 +208,7 @@ def match_command(
                        code="usage", exit_code=2)
     node = _open_node(data_dir) if (collection or source_collections or operation or identity_id is None) else None
     pending: list[PendingFile] = []
+    intel_skipped: list[tuple[str, int, str]] = []  # Zeek Intel rows that made no indicator: file, line, why
     try:
         store_in: Any = None
         sources: list[Iterator[bytes]] = []
@@ -239,7 +240,9 @@ def match_command(
             except UnicodeDecodeError as exc:
                 raise CliError(f"not UTF-8 text ({exc.reason})", code="encoding", file=str(intel),
                                line=raw.count(b"\n", 0, exc.start) + 1) from None
-            run.load(zeek_intel_indicators(text.splitlines()))
+            skipped: list[tuple[int, str]] = []
+            run.load(zeek_intel_indicators(text.splitlines(), skipped=skipped))
+            intel_skipped += [(str(intel), number, why) for number, why in skipped]
         for exported in sources:
             run.load(orjson.loads(body) for body in exported)
         run.require_indicators()
@@ -277,6 +280,10 @@ def match_command(
             done.commit()
         pending.clear()
     except NothingToMatch as exc:
+        if exc.code == "no-indicators" and intel_skipped:  # say why the intel file's rows made none
+            file, line, why = intel_skipped[0]
+            raise CliError(f"{exc}; {len(intel_skipped)} Zeek Intel row(s) made no indicator, the first: {why}",
+                           code=exc.code, file=file, line=line) from None
         raise CliError(str(exc), code=exc.code, file=exc.file, line=exc.line) from None
     finally:
         for unfinished in pending:
@@ -287,6 +294,9 @@ def match_command(
     summary = run.summary(len(sightings), observed_data)
     summary.update(stored=stored, output=str(output) if output else None,
                    bundle_objects=len(bundle["objects"]), bundle_missing=missing)
+    if intel_files:
+        summary["intel_rows_skipped"] = {"count": len(intel_skipped),
+                                         "first": [f"{f}:{n}: {why}" for f, n, why in intel_skipped[:20]]}
     if watch_hits is not None:
         summary["operation"] = {"operation": operation, "hits": watch_hits}
     if isinstance(run, YaraScan):
@@ -301,6 +311,9 @@ def match_command(
         text = (f"{read}{summary['events']} events, {summary['hits']} hits, {summary['sightings']} sightings; "
                 f"{stats.problem_count} unparsable" + ("" if observed_data else
                                                        f" lines, {stats.skipped} of no known format"))
+        if intel_skipped:
+            text += f"\n  {len(intel_skipped)} Zeek Intel row(s) made no indicator:" + "".join(
+                f"\n    {f}:{n}: {why}" for f, n, why in intel_skipped[:20])
         if summary["warninglisted_skipped"]:
             text += (f"\n  {summary['warninglisted_skipped']} indicators on warninglists skipped"
                      " (--include-warninglisted matches them too)")

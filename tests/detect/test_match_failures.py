@@ -95,6 +95,30 @@ def test_a_collection_that_does_not_exist_fails_before_matching(tmp_path: Path) 
     _nothing_written(tmp_path, "sightings.json", "alerts.jsonl")
 
 
+def test_zeek_intel_rows_that_make_no_indicator_are_named_and_subnets_are_read(tmp_path: Path) -> None:
+    # Rows were dropped without a word, a misspelt type and an impossible address among them, and SUBNET rows,
+    # which `kizuna export --format zeek` writes, were never read.
+    intel = tmp_path / "bad.intel"
+    intel.write_text("#fields\tindicator\tindicator_type\tmeta.source\n10.0.0.0/24\tIntel::SUBNET\tx\n"
+                     "1.2.3.999\tIntel::ADDR\tx\n\tIntel::DOMAIN\tx\nguyspy.com\tIntel::DOMAN\tx\n")
+    log = tmp_path / "conn.log"
+    log.write_text(json.dumps(HIT) + "\n")
+    result = kizuna_json(tmp_path / "none", "match", "--zeek-intel", str(intel), str(log))
+    assert result["hits"] == 1  # 10.0.0.5 is in the SUBNET row's range
+    assert result["intel_rows_skipped"] == {"count": 3, "first": [
+        f"{intel}:3: '1.2.3.999' is not an address", f"{intel}:4: the indicator is empty",
+        f"{intel}:5: indicator_type 'Intel::DOMAN' is not one Kizuna reads (Intel::ADDR, Intel::DOMAIN, "
+        "Intel::EMAIL, Intel::FILE_HASH, Intel::SUBNET, Intel::URL)"]}
+    text = kizuna(tmp_path / "none", "match", "--zeek-intel", str(intel), str(log), "-o", str(tmp_path / "s.json"))
+    assert f"3 Zeek Intel row(s) made no indicator:\n    {intel}:3: '1.2.3.999' is not an address" in text.stderr
+    headless = tmp_path / "headless.intel"
+    headless.write_text("guyspy.com\tIntel::DOMAIN\tx\n")
+    error = _json_failure(kizuna(tmp_path / "none", "match", "--zeek-intel", str(headless), str(log), "--json",
+                                 check=False))
+    assert (error["file"], error["line"]) == (str(headless), 1)
+    assert error["message"].endswith("the first: a row before the #fields line that names its columns")
+
+
 def test_a_gzip_log_is_matched_as_its_text_and_not_followed(tmp_path: Path) -> None:
     # A rotated log is often compressed: read as it is, every line was "of no known format".
     intel = _indicators(tmp_path)
