@@ -425,7 +425,12 @@ def _mappings(mapping_file: Path | None) -> dict[str, Mapping]:
     mappings: dict[str, Mapping] = shipped_mappings()
     if mapping_file is not None:
         try:
-            mappings.update({m.name: m for m in load_mapping(mapping_file)})
+            loaded = load_mapping(mapping_file)
+            shadowing = [m.name for m in loaded if m.name in mappings]
+            if shadowing:
+                raise CliError(f"mapping {shadowing[0]!r} is the name of a shipped mapping; give yours another name",
+                               code="mapping", file=str(mapping_file))
+            mappings.update({m.name: m for m in loaded})
         except json.JSONDecodeError as exc:
             raise CliError(f"mapping file is not valid JSON: {exc.msg} (column {exc.colno})", code="mapping",
                            file=str(mapping_file), line=exc.lineno) from None

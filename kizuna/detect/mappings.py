@@ -282,6 +282,9 @@ class Event:
 TIME_FORMATS = ("epoch", "iso")
 
 
+_MAPPING_KEYS = frozenset({"name", "description", "signature", "where", "time", "objects"})
+
+
 def _shape_problem(spec: Any) -> str | None:
     """Why a mapping file's object is not shaped as docs/detection.md describes, or None. Checked before a
     mapping is built from it, so a wrong shape is refused as the file's fault, not met later as a crash."""
@@ -289,15 +292,24 @@ def _shape_problem(spec: Any) -> str | None:
         return "a mapping must be a JSON object"
     if not isinstance(spec.get("name"), str) or not spec["name"]:
         return "a mapping needs a name (a string)"
-    signature = spec.get("signature", [])
-    if not isinstance(signature, list) or not all(isinstance(f, str) for f in signature):
-        return f"{spec['name']}: signature must be a list of field names"
+    # A misspelt key would be ignored: a mapping without its signature claims every record of every format.
+    unknown = sorted(set(spec) - _MAPPING_KEYS)
+    if unknown:
+        return f"{spec['name']}: unknown key {unknown[0]!r} (a mapping has {', '.join(sorted(_MAPPING_KEYS))})"
+    signature = spec.get("signature")
+    if not isinstance(signature, list) or not signature or not all(isinstance(f, str) and f for f in signature):
+        return (f"{spec['name']}: signature must list the fields every record of this format has (at least one): "
+                "a mapping without one would claim every record")
     for key in ("where", "time"):
         if not isinstance(spec.get(key, {}), dict):
             return f"{spec['name']}: {key} must be an object"
     time_spec = spec.get("time", {})
     if not all(isinstance(time_spec.get(k, ""), str) for k in ("field", "format")):
         return f"{spec['name']}: time.field and time.format must be strings"
+    if extra := sorted(set(time_spec) - {"field", "format"}):
+        return f"{spec['name']}: unknown key {extra[0]!r} in time (it has field and format)"
+    if time_spec and not time_spec.get("field"):
+        return f"{spec['name']}: time needs a field (the record's time), or leave time out"
     if time_spec.get("format", "epoch") not in TIME_FORMATS:
         return (f"{spec['name']}: time.format {time_spec['format']!r} is not one of "
                 f"{', '.join(TIME_FORMATS)}")

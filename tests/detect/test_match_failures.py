@@ -344,6 +344,10 @@ def test_sightings_the_collection_refuses_are_named_and_fail_the_run(tmp_path: P
     ({"objects": {"flow": {"type": "network-traffic", "properties": {"dst_port": "server.port"},
                            "refs": {"src_ref": "nosuch"}}}},
      "objects.flow.refs.src_ref: 'nosuch' is not an alias of this mapping's objects"),
+    # A misspelt key was ignored, and a mapping without its signature claimed every record of every format.
+    ({"signatur": ["client"]}, "unknown key 'signatur'"),
+    ({"signature": []}, "signature must list the fields every record of this format has"),
+    ({"time": {"format": "iso"}}, "time needs a field"),
 ])
 def test_a_mapping_file_unlike_the_documented_format_is_refused_up_front(
         tmp_path: Path, change: dict[str, Any], reason: str) -> None:
@@ -358,6 +362,16 @@ def test_a_mapping_file_unlike_the_documented_format_is_refused_up_front(
     error = _json_failure(kizuna(tmp_path / "none", *args, "--json", check=False))
     assert (error["code"], error["file"]) == ("mapping", str(bad))
     _nothing_written(tmp_path, "alerts.jsonl")
+
+
+def test_a_mapping_file_may_not_take_a_shipped_mapping_s_name(tmp_path: Path) -> None:
+    mapping = {**json.loads((PROXY / "proxy-mapping.json").read_text()), "name": "zeek-dns"}
+    shadow = tmp_path / "shadow.json"
+    shadow.write_text(json.dumps(mapping))
+    line = _one_line_failure(kizuna(tmp_path / "none", "match", "--indicators", str(_indicators(tmp_path)),
+                                    "--mapping-file", str(shadow), str(ZEEK / "dns.log"), check=False))
+    assert line == ("kizuna match: mapping 'zeek-dns' is the name of a shipped mapping; give yours another name: "
+                    f"{shadow}")
 
 
 def test_a_mapping_file_that_is_not_json_is_named_with_its_line(tmp_path: Path) -> None:
