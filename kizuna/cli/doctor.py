@@ -8,6 +8,8 @@ server that does not answer at all, is a failure of the command (one line, or a 
 
 from __future__ import annotations
 
+import ssl
+
 import click
 import httpx
 
@@ -23,7 +25,7 @@ from kizuna.federation.doctor import (
     run_checks,
 )
 from kizuna.federation.doctor_checks import CHECKS
-from kizuna.federation.tls import tls_files_problem
+from kizuna.federation.tls import load_key_pair, tls_files_problem
 
 _MARKS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
 
@@ -36,27 +38,42 @@ _MARKS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
               help="Also test the write path: post one marked note to this collection id and read it back.")
 @click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="PEM file of the CA that signed the partner's certificate (default: the system's).")
+@click.option("--cert", "client_cert", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="This node's client certificate (PEM), for a partner that requires mutual TLS; needs --key.")
+@click.option("--key", "client_key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The private key of --cert (PEM, without a passphrase).")
 @click.option("--timeout", type=FiniteFloat(0.1, 600), default=20.0, show_default=True,
               help="Seconds to wait for each answer.")
 @json_option
 def doctor(url: str, token: str | None, basic: str | None, write_collection: str | None, ca_file: str | None,
-           timeout: float, as_json: bool) -> int:
+           client_cert: str | None, client_key: str | None, timeout: float, as_json: bool) -> int:
     """Check the TAXII 2.1 server at URL (its /taxii2/ discovery URL or an API root) for conformance."""
     try:
         check_options(token, basic, write_collection)
         base = normalise_url(url, ca_file)
     except DoctorError as exc:
         raise CliError(str(exc), code="usage", exit_code=2) from None
-    if (problem := tls_files_problem(None, None, ca_file)) is not None:
-        raise CliError(problem, code="tls", file=ca_file)
-    with httpx.Client(timeout=timeout, verify=ca_file or True, follow_redirects=False,
+    if (problem := tls_files_problem(client_cert, client_key, ca_file)) is not None:
+        raise CliError(problem, code="tls", file=client_key or client_cert or ca_file)
+    if client_cert is not None and not base.startswith("https://"):
+        raise CliError("--cert and --key are for an https:// URL (mutual TLS)", code="usage", exit_code=2)
+    verify: ssl.SSLContext = ssl.create_default_context(cafile=ca_file)
+    if client_cert is not None and client_key is not None:
+        load_key_pair(verify, client_cert, client_key)  # checked just above: usable
+    with httpx.Client(timeout=timeout, verify=verify, follow_redirects=False,
                       headers={"User-Agent": "kizuna-doctor"}) as client:
         try:
             client.get(base, headers={"Accept": "application/taxii+json;version=2.1"})
         except httpx.HTTPError as exc:
+            if "certificate has expired" in str(exc):
+                raise CliError(f"the TLS certificate of {base} has expired ({exc})", code="tls") from None
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # §1.6.2: no trusted TLS, no federation
-                raise CliError(f"the TLS certificate of {base} is not trusted ({exc}); give the CA that signed "
-                               "it with --ca FILE", code="tls") from None
+                hint = "is it the CA that signed it?" if ca_file else "give the CA that signed it with --ca FILE"
+                raise CliError(f"the TLS certificate of {base} is not trusted ({exc}); {hint}", code="tls") from None
+            if client_cert is None and isinstance(exc, httpx.RemoteProtocolError) and base.startswith("https://"):
+                raise CliError(f"nothing answered at {base}: {exc}; a partner that requires mutual TLS closes "
+                               "the connection without a client certificate: give this node's with --cert and "
+                               "--key", code="unavailable") from None
             raise CliError(f"nothing answered at {base}: {exc or type(exc).__name__}", code="unavailable") from None
         peer = Peer(base, client, auth_headers(token, basic), write_collection, ca_file)
         results = list(run_checks(peer, CHECKS))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -182,3 +183,16 @@ def test_federation_over_mutual_tls_pulls_and_each_wrong_setting_is_refused(worl
     exported = jp.cli("audit", "export", "--kind", "partner-added").stdout
     assert len(exported.splitlines()) == 6 and world.uk.tokens["JP"] not in exported
     assert jp.cli_json("audit", "verify")["ok"] is True
+
+
+def test_doctor_checks_a_partner_that_requires_mutual_tls_with_this_node_s_certificate(world: World) -> None:
+    """Without --cert/--key doctor could not check such a partner at all, and said only that nothing answered."""
+    token = world.uk.tokens["JP"]
+    common = ["doctor", world.url.replace("/main/", "/taxii2/"), "--token", token, "--ca", str(world.ca)]
+    checked = world.jp.cli(*common, "--cert", str(world.jp_cert.cert), "--key", str(world.jp_cert.key), "--json",
+                           check=False)
+    assert checked.returncode == 0, checked.stdout
+    assert json.loads(checked.stdout)["summary"]["conformant"] is True
+    bare = world.jp.cli(*common, "--json", check=False)
+    assert bare.returncode != 0 and "give this node's with --cert and --key" in json.loads(bare.stdout)["error"][
+        "message"]
