@@ -12,6 +12,7 @@ from typing import Any
 
 from kizuna.cli.common import CliError
 from kizuna.core.limits import DEFAULT_RATE_PER_S, RequestLimits
+from kizuna.core.tokens import certificate_expired_on
 from kizuna.federation.tls import key_problem, load_key_pair
 
 _RATE = re.compile(r"^([0-9]{1,6}(?:\.[0-9]{1,3})?)(?:/s)?$")
@@ -40,6 +41,9 @@ def serve_tls_options(cert: str | None, key: str | None, client_ca: str | None,
     for path in (cert, key, client_ca):
         if path is not None and not Path(path).is_file():
             raise CliError(f"no such file {path!r}", code="io", file=path)
+    if (expired := certificate_expired_on(Path(cert).read_bytes())) is not None:
+        raise CliError(f"--tls-cert {cert} expired on {expired}: partners would refuse it in the handshake",
+                       code="tls", file=cert)
     try:
         load_key_pair(context, cert, key)
     except ssl.SSLError as exc:

@@ -211,6 +211,20 @@ def parse_fingerprint(text: str) -> str:
     return value
 
 
+def certificate_expired_on(pem: bytes) -> str | None:
+    """The day the first certificate of PEM bytes stopped being valid (ISO date), or None while it is valid
+    (or when it cannot be read: the callers' own checks say why). A TLS handshake refuses an expired
+    certificate with a bare "certificate has expired" or a closed connection, at the first use."""
+    from cryptography import x509  # on first use, as ssl above
+
+    try:
+        certificate = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return None
+    end = certificate.not_valid_after_utc
+    return end.date().isoformat() if end.timestamp() * 1_000_000 < now_micros() else None
+
+
 def read_certificate_fingerprint(path: str) -> str:
     """The fingerprint of the first certificate in a PEM file."""
     begin, finish = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
@@ -225,8 +239,11 @@ def read_certificate_fingerprint(path: str) -> str:
     end = pem.find(finish, start) if start >= 0 else -1
     if end < 0:
         raise AdminError(f"{path} is not a PEM certificate: it has no {begin} … {finish} block")
+    block = pem[start:end + len(finish)] + "\n"
+    if (expired := certificate_expired_on(block.encode("ascii"))) is not None:
+        raise AdminError(f"the certificate in {path} expired on {expired}: a handshake with it is refused")
     try:
-        return certificate_fingerprint(pem[start:end + len(finish)] + "\n")
+        return certificate_fingerprint(block)
     except ValueError as exc:
         raise AdminError(f"cannot read a PEM certificate from {path}: {exc}") from None
 

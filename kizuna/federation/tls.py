@@ -19,6 +19,7 @@ from typing import Any
 import httpcore
 import httpx
 
+from kizuna.core.tokens import certificate_expired_on
 from kizuna.federation.config import PartnerConfig
 
 
@@ -100,6 +101,13 @@ def tls_files_problem(cert: str | None, key: str | None, ca: str | None) -> str 
         except (ssl.SSLError, ValueError) as exc:
             return f"--ca {ca}: no PEM certificate could be read from it ({getattr(exc, 'reason', None) or exc})"
     if cert is not None and key is not None:
+        try:
+            with open(cert, "rb") as handle:
+                expired = certificate_expired_on(handle.read())
+        except OSError:
+            expired = None  # unreadable: loading it below says why
+        if expired is not None:
+            return f"--cert {cert} expired on {expired}: the partner would refuse it in the handshake"
         try:
             load_key_pair(ssl.create_default_context(), cert, key)
         except ssl.SSLError as exc:

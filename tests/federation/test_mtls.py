@@ -196,3 +196,18 @@ def test_doctor_checks_a_partner_that_requires_mutual_tls_with_this_node_s_certi
     bare = world.jp.cli(*common, "--json", check=False)
     assert bare.returncode != 0 and "give this node's with --cert and --key" in json.loads(bare.stdout)["error"][
         "message"]
+
+
+def test_an_expired_certificate_is_refused_when_it_is_given_not_at_the_first_handshake(world: World) -> None:
+    """It was taken by partners add, tokens create/bind-cert and serve, and failed only at the first sync as a
+    closed connection."""
+    jp, uk, pair = world.jp, world.uk, world.expired
+    added = jp.cli("partners", "add", "UK-EXPIRED", "--url", world.url, "--map", f"shared={uk.collection}:pull",
+                   "--token", uk.tokens["JP"], "--cert", str(pair.cert), "--key", str(pair.key), check=False)
+    assert added.returncode != 0 and added.stderr.startswith(
+        f"kizuna partners add: --cert {pair.cert} expired on ") and len(added.stderr.splitlines()) == 1
+    created = uk.cli("tokens", "create", "--org", "JP national CERT", "--read", "shared", "--cert", str(pair.cert),
+                     check=False)
+    assert created.returncode != 0 and f"the certificate in {pair.cert} expired on " in created.stderr
+    served = uk.cli("serve", "--port", "9", "--tls-cert", str(pair.cert), "--tls-key", str(pair.key), check=False)
+    assert served.returncode != 0 and served.stderr.startswith(f"kizuna serve: --tls-cert {pair.cert} expired on ")
