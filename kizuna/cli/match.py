@@ -411,6 +411,9 @@ def _check_inputs(inputs: tuple[str, ...], observed_data: bool, follow: bool) ->
         raise CliError(f"--follow reads one growing file; {len(inputs) or 'no'} inputs were given",
                        code="usage", exit_code=2)
     what = "observed-data file" if observed_data else "log file"
+    if not inputs and sys.stdin.isatty():
+        # Standard input is read when no file is named: at a terminal that is a wait for typing, not a log.
+        raise CliError(f"give the {what}s to match (or - to read standard input)", code="usage", exit_code=2)
     for name in inputs:
         if name == "-":
             continue

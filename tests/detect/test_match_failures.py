@@ -119,6 +119,25 @@ def test_zeek_intel_rows_that_make_no_indicator_are_named_and_subnets_are_read(t
     assert error["message"].endswith("the first: a row before the #fields line that names its columns")
 
 
+def test_no_log_named_at_a_terminal_is_a_usage_error_not_a_wait(tmp_path: Path) -> None:
+    # Standard input is read when no file is named: at a terminal match waited for typing, and an empty one
+    # said "no log line could be matched".
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "kizuna", "match", "--indicators", str(_indicators(tmp_path))],
+                              stdin=terminal, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert done.returncode == 2
+    assert done.stderr == "kizuna match: give the log files to match (or - to read standard input)\n"
+
+
 def test_a_gzip_log_is_matched_as_its_text_and_not_followed(tmp_path: Path) -> None:
     # A rotated log is often compressed: read as it is, every line was "of no known format".
     intel = _indicators(tmp_path)
