@@ -13,7 +13,6 @@ from typing import Any
 from kizuna.cli.common import CliError
 from kizuna.core.limits import DEFAULT_RATE_PER_S, RequestLimits
 from kizuna.core.tokens import certificate_expired_on
-from kizuna.federation.tls import key_problem, load_key_pair
 
 _RATE = re.compile(r"^([0-9]{1,6}(?:\.[0-9]{1,3})?)(?:/s)?$")
 _FAILURES = re.compile(r"^([0-9]{1,6})(?:/min)?$")
@@ -36,6 +35,8 @@ def serve_tls_options(cert: str | None, key: str | None, client_ca: str | None,
     if cert is None or key is None:
         raise CliError("--tls-cert and --tls-key go together", code="usage")
     import ssl  # on first use: only a server given TLS files needs it (see CLIENT_CERT_MODES)
+
+    from kizuna.federation.tls import key_problem, load_key_pair  # likewise: it loads ssl and the HTTP client
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     for path in (cert, key, client_ca):
