@@ -12,6 +12,7 @@ import contextlib
 import gzip
 import hashlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -43,28 +44,59 @@ if TYPE_CHECKING:
     from kizuna.store.base import Collection
 
 
-def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2) -> Iterator[bytes]:
-    """Yield lines as they are appended, like `tail -f`.
+def _follow(stream: IO[bytes], *, idle_timeout: float | None, poll: float = 0.2,
+            path: Path | None = None) -> Iterator[bytes]:
+    """Yield lines as they are appended, like `tail -F`.
 
     Ends on Ctrl-C or SIGTERM, or when nothing new arrived for `idle_timeout` seconds (if given). A line is
-    yielded only once its newline has arrived, so a writer caught mid-line is never read short.
+    yielded only once its newline has arrived, so a writer caught mid-line is never read short. With the
+    file's ``path``, a log rotated under it is followed on: renamed away (Zeek, logrotate), the new file at
+    the path is read from its start once the old one is read to its end; truncated in place (copytruncate),
+    it is read again from its start.
     """
     pending = b""
     idle_since = time.monotonic()
-    while True:
-        chunk = stream.readline()
-        if chunk:
-            idle_since = time.monotonic()
-            pending += chunk
-            if pending.endswith(b"\n"):
-                yield pending
-                pending = b""
-            continue
-        if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
-            if pending:
-                yield pending
-            return
-        time.sleep(poll)
+    current = stream
+    try:
+        while True:
+            chunk = current.readline()
+            if chunk:
+                idle_since = time.monotonic()
+                pending += chunk
+                if pending.endswith(b"\n"):
+                    yield pending
+                    pending = b""
+                continue
+            if path is not None:
+                rotated = _rotated(current, path)
+                if rotated is not None:
+                    if current is not stream:
+                        current.close()
+                    current = rotated
+                    continue
+            if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
+                if pending:
+                    yield pending
+                return
+            time.sleep(poll)
+    finally:
+        if current is not stream:
+            current.close()
+
+
+def _rotated(stream: IO[bytes], path: Path) -> IO[bytes] | None:
+    """The stream to go on with when the log at ``path`` was rotated since ``stream`` was opened, or None."""
+    try:
+        now = path.stat()
+    except OSError:
+        return None  # renamed away and not made again yet: the next poll looks again
+    held = os.fstat(stream.fileno())
+    if (now.st_ino, now.st_dev) != (held.st_ino, held.st_dev):
+        return path.open("rb")  # a new file at the path; the old one was read to its end
+    if now.st_size < stream.tell():
+        stream.seek(0)  # truncated in place: what is there now was written after the cut
+        return stream
+    return None
 
 
 @click.command("match")
@@ -493,7 +525,8 @@ def _match_each(
             raise CliError(f"{name} is compressed (gzip): a growing log is followed as text", code="usage", file=name)
         handle = sys.stdin.buffer if name == "-" else open_log(Path(name))
         try:
-            lines: Iterable[bytes] = _follow(handle, idle_timeout=idle_timeout) if follow else handle
+            lines: Iterable[bytes] = (_follow(handle, idle_timeout=idle_timeout,
+                                              path=None if name == "-" else Path(name)) if follow else handle)
             if remaining is not None:
                 lines = _counted(lines, remaining)
             if name != "-":

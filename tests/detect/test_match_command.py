@@ -90,6 +90,39 @@ def test_follow_matches_lines_appended_while_running(tmp_path: Path) -> None:
     assert "4 lines read: 4 events, 2 hits" in errors.decode()
 
 
+@pytest.mark.parametrize("rotation", ["rename", "copytruncate"])
+def test_follow_goes_on_reading_a_log_rotated_under_it(tmp_path: Path, rotation: str) -> None:
+    # Zeek and logrotate rename the log and start a new one; copytruncate empties it in place. The follower
+    # stayed on the renamed file, or past the end of the truncated one, and read nothing more.
+    indicators = _write_bundle(tmp_path / "intel.json", _demo_indicators())
+    log = tmp_path / "dns.json.log"
+    hit = {"ts": 1575413122.5, "id.orig_h": "10.0.0.5", "id.resp_h": "10.0.0.53", "query": "guyspy.com"}
+    miss = {**hit, "query": "example.org"}
+    log.write_bytes(orjson.dumps(hit) + b"\n" + orjson.dumps(miss) + b"\n")
+    command = [sys.executable, "-m", "kizuna", "--data", str(tmp_path / "none"), "match", "--indicators",
+               str(indicators), "--follow", "--max-lines", "3", "--idle-timeout", "60", "--alerts", "-",
+               str(log)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        assert json.loads(process.stdout.readline())["line"] == 1  # the follower has read the file's lines
+        after = orjson.dumps({**hit, "ts": 1575413199.0}) + b"\n"  # shorter than what was read: a cut is seen
+        if rotation == "rename":
+            log.rename(tmp_path / "dns.json.log.1")
+            log.write_bytes(after)
+        else:
+            with log.open("r+b") as handle:
+                handle.truncate(0)
+                handle.write(after)
+        rest, errors = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, errors
+    assert [json.loads(a)["line"] for a in rest.decode().splitlines()] == [3]
+    assert "3 lines read: 3 events, 2 hits" in errors.decode()
+
+
 def test_observed_data_sightings_refer_to_the_observed_data(tmp_path: Path) -> None:
     indicators = _write_bundle(tmp_path / "intel.json", _demo_indicators())
     observed: list[dict[str, Any]] = []
