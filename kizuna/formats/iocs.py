@@ -186,8 +186,10 @@ def quote(value: str) -> str:
 
 
 def pattern_for(kind: str, value: str) -> str:
-    """The STIX pattern that matches exactly this IOC (a CIDR value matches the addresses inside)."""
-    return f"[{_PATTERN_PATH[kind]} = {quote(value)}]"
+    """The STIX pattern that matches exactly this IOC; a CIDR block matches the addresses inside it, which is
+    ``ISSUBSET`` (STIX 2.1 §9.5): ``=`` compares the text, and would match only a log naming the block."""
+    operator = "ISSUBSET" if "/" in value and kind in (IPV4, IPV6) else "="
+    return f"[{_PATTERN_PATH[kind]} {operator} {quote(value)}]"
 
 
 _NAMESPACE_BYTES: Final = INDICATOR_NAMESPACE.bytes

@@ -138,6 +138,20 @@ def test_no_log_named_at_a_terminal_is_a_usage_error_not_a_wait(tmp_path: Path) 
     assert done.stderr == "kizuna match: give the log files to match (or - to read standard input)\n"
 
 
+def test_an_address_block_from_an_ioc_list_matches_the_addresses_inside_it(tmp_path: Path) -> None:
+    # The list's 10.0.0.0/24 was stored as `value = '10.0.0.0/24'`, which compares the text (STIX 2.1 §9.5):
+    # only a log naming the block itself would have matched it; ISSUBSET matches the addresses it holds.
+    from kizuna.formats.ioc_lists import read_ioc_list
+
+    (block,) = read_ioc_list(["10.0.0.0/24"], "blocks.txt", warninglists=None).objects
+    assert block["pattern"] == "[ipv4-addr:value ISSUBSET '10.0.0.0/24']"
+    block["valid_from"] = "2019-01-01T00:00:00Z"  # the log line is of 2019
+    log = tmp_path / "conn.log"
+    log.write_text(json.dumps(HIT) + "\n")  # from 10.0.0.5
+    result = kizuna_json(tmp_path / "none", "match", "--indicators", str(_indicators(tmp_path, [block])), str(log))
+    assert result["hits"] == 1
+
+
 def test_a_gzip_log_is_matched_as_its_text_and_not_followed(tmp_path: Path) -> None:
     # A rotated log is often compressed: read as it is, every line was "of no known format".
     intel = _indicators(tmp_path)

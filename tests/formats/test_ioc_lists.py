@@ -22,7 +22,7 @@ from tests.formats.helpers import MIXED_CSV, NOW, PLAIN_TXT
 EXPECTED_MIXED = {
     "[ipv4-addr:value = '45.33.12.9']",
     "[ipv6-addr:value = '2a03:b0c0:3:d0::1a2b']",
-    "[ipv4-addr:value = '185.220.101.0/24']",
+    "[ipv4-addr:value ISSUBSET '185.220.101.0/24']",
     "[domain-name:value = 'update-checker.xyz']",
     "[domain-name:value = 'cdn.update-checker.top']",
     "[url:value = 'http://update-checker.xyz/gate.php?id=7']",
