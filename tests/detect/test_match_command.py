@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,48 +66,49 @@ def test_match_needs_a_node_for_collections(tmp_path: Path) -> None:
     assert "kizuna init" in result.stderr
 
 
-def test_follow_matches_lines_appended_while_running(tmp_path: Path) -> None:
+_HIT = {"ts": 1575413122.5, "id.orig_h": "10.0.0.5", "id.resp_h": "10.0.0.53", "query": "guyspy.com"}
+_MISS = {**_HIT, "query": "example.org"}
+
+
+def _follow_then(tmp_path: Path, max_lines: int, change: Callable[[Path], None]) -> tuple[int, list[int], str]:
+    """Follow a log of a hit and a miss until ``max_lines``; once the follower has reported line 1 (it then
+    waits at the end of the file), ``change`` the log. (exit status, later alerts' lines, standard error)."""
     indicators = _write_bundle(tmp_path / "intel.json", _demo_indicators())
     log = tmp_path / "dns.json.log"
-    hit = {"ts": 1575413122.5, "id.orig_h": "10.0.0.5", "id.resp_h": "10.0.0.53", "query": "guyspy.com"}
-    miss = {**hit, "query": "example.org"}
-    log.write_bytes(orjson.dumps(hit) + b"\n" + orjson.dumps(miss) + b"\n")
+    log.write_bytes(orjson.dumps(_HIT) + b"\n" + orjson.dumps(_MISS) + b"\n")
     command = [sys.executable, "-m", "kizuna", "--data", str(tmp_path / "none"), "match", "--indicators",
-               str(indicators), "--follow", "--max-lines", "4", "--idle-timeout", "60", "--alerts", "-",
+               str(indicators), "--follow", "--max-lines", str(max_lines), "--idle-timeout", "60", "--alerts", "-",
                str(log)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert process.stdout is not None
-        first = json.loads(process.stdout.readline())  # blocks until the follower reported line 1
-        assert first["line"] == 1
-        with log.open("ab") as handle:  # the follower is now waiting at the end of the file
-            handle.write(orjson.dumps(miss) + b"\n" + orjson.dumps({**hit, "ts": 1575413199.0}) + b"\n")
+        assert json.loads(process.stdout.readline())["line"] == 1  # blocks until the follower reported line 1
+        change(log)
         rest, errors = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 0, errors
-    assert [json.loads(a)["line"] for a in rest.decode().splitlines()] == [4]
-    assert "4 lines read: 4 events, 2 hits" in errors.decode()
+    return process.returncode, [json.loads(a)["line"] for a in rest.decode().splitlines()], errors.decode()
+
+
+def test_follow_matches_lines_appended_while_running(tmp_path: Path) -> None:
+    def append(log: Path) -> None:
+        with log.open("ab") as handle:
+            handle.write(orjson.dumps(_MISS) + b"\n" + orjson.dumps({**_HIT, "ts": 1575413199.0}) + b"\n")
+
+    status, lines, errors = _follow_then(tmp_path, 4, append)
+    assert status == 0, errors
+    assert lines == [4]
+    assert "4 lines read: 4 events, 2 hits" in errors
 
 
 @pytest.mark.parametrize("rotation", ["rename", "copytruncate"])
 def test_follow_goes_on_reading_a_log_rotated_under_it(tmp_path: Path, rotation: str) -> None:
     # Zeek and logrotate rename the log and start a new one; copytruncate empties it in place. The follower
     # stayed on the renamed file, or past the end of the truncated one, and read nothing more.
-    indicators = _write_bundle(tmp_path / "intel.json", _demo_indicators())
-    log = tmp_path / "dns.json.log"
-    hit = {"ts": 1575413122.5, "id.orig_h": "10.0.0.5", "id.resp_h": "10.0.0.53", "query": "guyspy.com"}
-    miss = {**hit, "query": "example.org"}
-    log.write_bytes(orjson.dumps(hit) + b"\n" + orjson.dumps(miss) + b"\n")
-    command = [sys.executable, "-m", "kizuna", "--data", str(tmp_path / "none"), "match", "--indicators",
-               str(indicators), "--follow", "--max-lines", "3", "--idle-timeout", "60", "--alerts", "-",
-               str(log)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        assert json.loads(process.stdout.readline())["line"] == 1  # the follower has read the file's lines
-        after = orjson.dumps({**hit, "ts": 1575413199.0}) + b"\n"  # shorter than what was read: a cut is seen
+    after = orjson.dumps({**_HIT, "ts": 1575413199.0}) + b"\n"  # shorter than what was read: a cut is seen
+
+    def rotate(log: Path) -> None:
         if rotation == "rename":
             log.rename(tmp_path / "dns.json.log.1")
             log.write_bytes(after)
@@ -114,13 +116,11 @@ def test_follow_goes_on_reading_a_log_rotated_under_it(tmp_path: Path, rotation:
             with log.open("r+b") as handle:
                 handle.truncate(0)
                 handle.write(after)
-        rest, errors = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, errors
-    assert [json.loads(a)["line"] for a in rest.decode().splitlines()] == [3]
-    assert "3 lines read: 3 events, 2 hits" in errors.decode()
+
+    status, lines, errors = _follow_then(tmp_path, 3, rotate)
+    assert status == 0, errors
+    assert lines == [3]
+    assert "3 lines read: 3 events, 2 hits" in errors
 
 
 def test_observed_data_sightings_refer_to_the_observed_data(tmp_path: Path) -> None:
