@@ -141,7 +141,10 @@ def worker_command(ctx: click.Context, url: str, source_collections: tuple[str, 
     """Consume log chunks from the events stream with the shared durable consumer, match them against
     the indicators of --from-collection and store sightings in --collection. Start several to share
     the load; a chunk is acknowledged only after its sightings are stored, and counts are exact
-    across workers and redeliveries. Stops on SIGTERM or Ctrl-C after the batch in hand."""
+    across workers and redeliveries. Stops on SIGTERM or Ctrl-C after the batch in hand. A worker
+    refuses to start without an indicator to match; one whose indicators are all revoked, expired or
+    deleted while it runs takes no chunks until there are some again (a line on standard error each
+    way), and one run with --until-drained or --max-chunks stops, refused, instead."""
     from kizuna.detect.run import NothingToMatch
     from kizuna.detect.worker import DetectWorker
 
@@ -152,7 +155,8 @@ def worker_command(ctx: click.Context, url: str, source_collections: tuple[str, 
     identity = node.identity().get("id", "")
     worker = DetectWorker(node, sources, target, list(shipped_mappings().values()), identity_id=identity,
                           window_seconds=window, batch=batch, ack_wait=ack_wait,
-                          fault=os.environ.get("KIZUNA_DETECT_FAULT"))
+                          fault=os.environ.get("KIZUNA_DETECT_FAULT"),
+                          notify=lambda line: click.echo(f"kizuna detect worker: {line}", err=True))
 
     async def go() -> Any:
         stop = asyncio.Event()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,7 +47,7 @@ from kizuna.core.node import Node
 from kizuna.detect.engine import DetectionEngine
 from kizuna.detect.fast import LineMatcher
 from kizuna.detect.mappings import LogReader, Mapping
-from kizuna.detect.run import require_indicators
+from kizuna.detect.run import NothingToMatch, require_indicators
 from kizuna.detect.sightings import sighting_uuid
 from kizuna.detect.stream import (
     CHANGE_SUBJECT,
@@ -159,6 +159,7 @@ class WorkerStats:
     hits: int = 0
     sightings_stored: int = 0
     reloads: int = 0
+    pauses: int = 0  # times a running worker found no usable indicator left and stopped taking chunks
     unparsable: int = 0  # lines that are no log line (not JSON, a broken TSV row)
     unmapped: int = 0  # lines of no format a shipped mapping knows
     failures: list[str] = field(default_factory=list)
@@ -167,7 +168,7 @@ class WorkerStats:
         return {"chunks": self.chunks, "lines": self.lines, "hits": self.hits,
                 "unparsable": self.unparsable, "unmapped": self.unmapped,
                 "sightings_stored": self.sightings_stored, "reloads": self.reloads,
-                "store_failures": self.failures[:20]}
+                "pauses": self.pauses, "store_failures": self.failures[:20]}
 
 
 class DetectWorker:
@@ -175,7 +176,8 @@ class DetectWorker:
 
     def __init__(self, node: Node, sources: list[Any], target: Any, mappings: list[Mapping], *,
                  identity_id: str, window_seconds: int = 3600, batch: int = 16, ack_wait: float = 30.0,
-                 refresh_seconds: float = 5.0, fault: str | None = None) -> None:
+                 refresh_seconds: float = 5.0, fault: str | None = None,
+                 notify: Callable[[str], None] | None = None) -> None:
         self.node, self.sources, self.target = node, sources, target
         self.mappings = mappings
         self.identity_id = identity_id
@@ -185,7 +187,10 @@ class DetectWorker:
         self.refresh_seconds = refresh_seconds
         # Fault injection for the crash tests: die at a chosen point of a batch, as `kill -9` would.
         self.fault = fault
+        #: Told, in one line, when the worker pauses for want of indicators and when it takes chunks again.
+        self.notify = notify
         self.stats = WorkerStats()
+        self._woken = asyncio.Event()  # set by the change subject: a paused worker looks again at once
         self._changed = True
         self._freshness: Any = None
         self._checked = 0.0
@@ -225,6 +230,19 @@ class DetectWorker:
 
     async def _on_change(self, _msg: Msg) -> None:
         self._changed = True
+        self._woken.set()
+
+    async def _pause(self, stop: asyncio.Event) -> None:
+        """Wait, taking nothing, until indicators may have come back: a change notice, the next refresh
+        interval, or the stop. A chunk taken now would be acknowledged with its lines matched against
+        nothing, lost to every worker."""
+        self._woken.clear()
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._woken.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self.refresh_seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -261,6 +279,10 @@ class DetectWorker:
         self.stats.chunks += len(msgs)
         self.stats.hits += len(hits)
 
+    def _say(self, line: str) -> None:
+        if self.notify is not None:
+            self.notify(line)
+
     def _maybe_die(self, point: str) -> None:
         if self.fault == point:
             os._exit(70)
@@ -276,11 +298,27 @@ class DetectWorker:
                                 max_ack_pending=-1)
         sub = await js.pull_subscribe(EVENTS_SUBJECT, durable=DURABLE, stream=EVENTS_STREAM, config=config)
         await nc.subscribe(CHANGE_SUBJECT, cb=self._on_change)
+        paused = False
         while not stop.is_set():
             # Checked before each fetch, not after: a chunk taken by a worker that can match nothing
             # would be acknowledged with its lines unmatched, lost to the workers that could match them.
             self.refresh()
-            require_indicators(self.usable_indicators, self.indicator_load, "--from-collection")
+            if self.usable_indicators == 0:
+                if until_drained or max_chunks is not None:
+                    # a run that is to end: it ends here, refused, and leaves the chunks to others
+                    require_indicators(self.usable_indicators, self.indicator_load, "--from-collection")
+                if not paused:
+                    # A worker left running outlives its indicators being revoked, expired or deleted (a
+                    # quiet spell between operations): it waits for new ones rather than stopping.
+                    paused = True
+                    self.stats.pauses += 1
+                    self._say(f"{_why_none(self.indicator_load)}; taking no chunks until there are")
+                await self._pause(stop)
+                continue
+            if paused:
+                paused = False
+                n = self.usable_indicators
+                self._say(f"{n} indicator{'' if n == 1 else 's'} to match again; taking chunks")
             wanted = self.batch if max_chunks is None else min(self.batch, max_chunks - self.stats.chunks)
             if wanted <= 0:
                 break
@@ -292,6 +330,14 @@ class DetectWorker:
                 continue
             await self.handle(ledger, msgs)
         return self.stats
+
+
+def _why_none(load: dict[str, int]) -> str:
+    try:
+        require_indicators(0, load, "--from-collection")
+    except NothingToMatch as exc:
+        return str(exc)
+    raise AssertionError("require_indicators accepts no usable indicator")
 
 
 async def _drained(js: JetStreamContext) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -317,6 +318,55 @@ def test_a_running_worker_picks_up_new_indicators(world: dict[str, Any], nats_ur
     assert worker.returncode == 0, err
     assert json.loads(out)["reloads"] >= 2  # loaded at start, and again for the new indicator
     assert _stored_counts(world["data"], collection) == {(late_id, BASE_TS // 3600 * 3600): 3}
+
+
+def _stderr_line(worker: subprocess.Popen[str], deadline_s: float = 60.0) -> str:
+    """The worker's next line on standard error, waited for up to a deadline (not a fixed sleep)."""
+    assert worker.stderr is not None
+    ready, _, _ = select.select([worker.stderr], [], [], deadline_s)
+    if not ready:
+        raise AssertionError("timed out waiting for the worker to say something on standard error")
+    return worker.stderr.readline()
+
+
+def test_a_running_worker_whose_indicators_vanish_pauses_and_loses_no_line(
+        world: dict[str, Any], nats_url: str, tmp_path: Path) -> None:
+    # Before, it stopped (no-indicators) the moment its one indicator was deleted; and a worker that went on
+    # taking chunks would acknowledge lines matched against nothing, lost to every worker.
+    source = _sightings_collection(world["data"], "pause-intel")
+    collection = _sightings_collection(world["data"], "s-pause")
+    first_id, back_id = ("indicator--00000000-0000-4000-8000-0000000000d1",
+                         "indicator--00000000-0000-4000-8000-0000000000d2")
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps([_indicator("first-d.example", first_id)]))
+    kizuna_json(world["data"], "import", str(first), "--collection", source)
+    args = _worker_args(world["data"], nats_url, collection, "--batch", "1")
+    args[args.index("intel")] = source
+    worker = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_until(lambda: _try_waiting(nats_url) >= 1, "the worker to wait on the consumer")
+        kizuna_json(world["data"], "objects", "delete", first_id, "--collection", source)
+        kizuna_json(world["data"], "detect", "notify", "--nats", nats_url)
+        assert _stderr_line(worker) == ("kizuna detect worker: no indicators to match: the indicator inputs given "
+                                        "(--from-collection) held none; taking no chunks until there are\n")
+        log = tmp_path / "back.log"
+        log.write_bytes(b"".join(orjson.dumps({"ts": BASE_TS + k, "id.orig_h": "10.0.0.8", "id.resp_h": "192.0.2.53",
+                                               "query": "back-d.example"}) + b"\n" for k in range(4)))
+        kizuna_json(world["data"], "detect", "publish", str(log), "--nats", nats_url, "--chunk-lines", "1")
+        back = tmp_path / "back.json"
+        back.write_text(json.dumps([_indicator("back-d.example", back_id)]))
+        kizuna_json(world["data"], "import", str(back), "--collection", source)
+        kizuna_json(world["data"], "detect", "notify", "--nats", nats_url)
+        assert _stderr_line(worker) == "kizuna detect worker: 1 indicator to match again; taking chunks\n"
+        _wait_until(lambda: _drained(nats_url), "the stream to drain")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["pauses"] == 1 and summary["chunks"] == 4
+    # the four lines published while it was paused waited for it, and were matched once it had an indicator
+    assert _stored_counts(world["data"], collection) == {(back_id, BASE_TS // 3600 * 3600): 4}
 
 
 def test_a_worker_with_no_indicators_is_refused_before_it_takes_a_chunk(world: dict[str, Any], nats_url: str) -> None:
