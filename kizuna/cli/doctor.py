@@ -14,6 +14,7 @@ import click
 import httpx
 
 from kizuna.cli.common import CliError, FiniteFloat, emit, json_option
+from kizuna.federation.config import ConfigProblem, parse_pin
 from kizuna.federation.doctor import (
     FAIL,
     DoctorError,
@@ -25,7 +26,7 @@ from kizuna.federation.doctor import (
     run_checks,
 )
 from kizuna.federation.doctor_checks import CHECKS
-from kizuna.federation.tls import load_key_pair, tls_files_problem
+from kizuna.federation.tls import pinned_transport, tls_files_problem, trust_context
 
 _MARKS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
 
@@ -38,6 +39,9 @@ _MARKS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
               help="Also test the write path: post one marked note to this collection id and read it back.")
 @click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="PEM file of the CA that signed the partner's certificate (default: the system's).")
+@click.option("--pin", default=None, metavar="SHA256",
+              help="Accept only the server certificate with this SHA-256 fingerprint (64 hex digits, colons "
+                   "allowed; https only), as `partners add --pin` will: a self-signed certificate needs no --ca.")
 @click.option("--cert", "client_cert", type=click.Path(exists=True, dir_okay=False), default=None,
               help="This node's client certificate (PEM), for a partner that requires mutual TLS; needs --key.")
 @click.option("--key", "client_key", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -46,25 +50,27 @@ _MARKS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
               help="Seconds to wait for each answer.")
 @json_option
 def doctor(url: str, token: str | None, basic: str | None, write_collection: str | None, ca_file: str | None,
-           client_cert: str | None, client_key: str | None, timeout: float, as_json: bool) -> int:
+           pin: str | None, client_cert: str | None, client_key: str | None, timeout: float, as_json: bool) -> int:
     """Check the TAXII 2.1 server at URL (its /taxii2/ discovery URL or an API root) for conformance."""
     try:
         check_options(token, basic, write_collection)
-        base = normalise_url(url, ca_file)
-    except DoctorError as exc:
+        pin = parse_pin(pin) if pin is not None else None
+        base = normalise_url(url, ca_file, pin)
+    except (DoctorError, ConfigProblem) as exc:
         raise CliError(str(exc), code="usage", exit_code=2) from None
     if (problem := tls_files_problem(client_cert, client_key, ca_file)) is not None:
         raise CliError(problem, code="tls", file=client_key or client_cert or ca_file)
     if client_cert is not None and not base.startswith("https://"):
         raise CliError("--cert and --key are for an https:// URL (mutual TLS)", code="usage", exit_code=2)
-    verify: ssl.SSLContext = ssl.create_default_context(cafile=ca_file)
-    if client_cert is not None and client_key is not None:
-        load_key_pair(verify, client_cert, client_key)  # checked just above: usable
-    with httpx.Client(timeout=timeout, verify=verify, follow_redirects=False,
+    verify: ssl.SSLContext = trust_context(ca_file, pin, client_cert, client_key)  # files checked just above
+    transport = pinned_transport(verify, pin) if pin is not None else None
+    with httpx.Client(timeout=timeout, verify=verify, transport=transport, follow_redirects=False,
                       headers={"User-Agent": "kizuna-doctor"}) as client:
         try:
             client.get(base, headers={"Accept": "application/taxii+json;version=2.1"})
         except httpx.HTTPError as exc:
+            if "is not the pinned one" in str(exc):  # checked before any byte of HTTP, so no token was sent
+                raise CliError(f"{exc} at {base}", code="tls") from None
             if "certificate has expired" in str(exc):
                 raise CliError(f"the TLS certificate of {base} has expired ({exc})", code="tls") from None
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # §1.6.2: no trusted TLS, no federation
@@ -75,7 +81,7 @@ def doctor(url: str, token: str | None, basic: str | None, write_collection: str
                                "the connection without a client certificate: give this node's with --cert and "
                                "--key", code="unavailable") from None
             raise CliError(f"nothing answered at {base}: {exc or type(exc).__name__}", code="unavailable") from None
-        peer = Peer(base, client, auth_headers(token, basic), write_collection, ca_file)
+        peer = Peer(base, client, auth_headers(token, basic), write_collection, ca_file, pin)
         results = list(run_checks(peer, CHECKS))
     document = report(base, results, peer.refused, peer.write_refused)
     width = max(len(r.id) for r in results)

@@ -25,6 +25,7 @@ from kizuna.federation.config import (
     check_http_url,
     check_tls_over_https,
     is_collection_ref,
+    parse_pin,
 )
 from kizuna.federation.state import FederationState
 from kizuna.federation.tls import tls_files_problem
@@ -204,12 +205,3 @@ def remove_partner(node: Node, name: str) -> bool:
     if removed:
         node.audit.record("partner-removed", NODE_ADMIN.key, {"name": name})
     return removed
-
-
-def parse_pin(text: str) -> str:
-    """A pin as operators paste it (hex with or without colons, any case) in the form stored."""
-    value = text.strip().replace(":", "").lower()
-    if len(value) != 64 or any(char not in "0123456789abcdef" for char in value):
-        raise ConfigProblem(f"--pin {text!r}: give the SHA-256 fingerprint of the partner's certificate "
-                            "(64 hex digits, colons allowed)")
-    return value

@@ -98,6 +98,15 @@ class ConfigProblem(ValueError):
     """A partner configuration that cannot work; the message says what to fix."""
 
 
+def parse_pin(text: str) -> str:
+    """A pin as operators paste it (hex with or without colons, any case) in the form stored."""
+    value = text.strip().replace(":", "").lower()
+    if len(value) != 64 or any(char not in "0123456789abcdef" for char in value):
+        raise ConfigProblem(f"--pin {text!r}: give the SHA-256 fingerprint of the partner's certificate "
+                            "(64 hex digits, colons allowed)")
+    return value
+
+
 class Direction(enum.Enum):
     PULL = "pull"
     PUSH = "push"

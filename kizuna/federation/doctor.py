@@ -110,6 +110,7 @@ class Peer:
     auth: dict[str, str]
     write_collection: str | None = None
     ca_file: str | None = None  # the CA file given with --ca, when the system's CAs are not the trust
+    pin: str | None = None  # the server certificate's SHA-256 given with --pin
     discovery_url: str | None = None
     api_root_url: str | None = None
     max_content_length: int | None = None
@@ -181,11 +182,11 @@ class CheckSpec:
     writes: bool = False
 
 
-def normalise_url(url: str, ca_file: str | None = None) -> str:
-    """The URL checked as `partners add` checks a partner's, ending with '/' (and --ca only with https://)."""
+def normalise_url(url: str, ca_file: str | None = None, pin: str | None = None) -> str:
+    """The URL checked as `partners add` checks a partner's, ending with '/' (and --ca, --pin only with https://)."""
     try:
         check_http_url(url, "URL")
-        check_tls_over_https(url, {"--ca": ca_file})
+        check_tls_over_https(url, {"--ca": ca_file, "--pin": pin})
     except ConfigProblem as exc:
         raise DoctorError(str(exc)) from None
     return url if url.endswith("/") else url + "/"

@@ -240,6 +240,8 @@ def transport(peer: Peer) -> str:
     if urlsplit(peer.url).scheme != "https":
         raise Finding(WARN, "plain HTTP: tokens and objects cross the network unencrypted; use https:// "
                             "(or a TLS-terminating proxy) before federating")
+    if peer.pin:
+        return "HTTPS with the pinned certificate" + (" (which the CA file given trusts too)" if peer.ca_file else "")
     return ("HTTPS with a certificate the CA file given trusts" if peer.ca_file
             else "HTTPS with a certificate this machine trusts")
 

@@ -122,13 +122,19 @@ def tls_files_problem(cert: str | None, key: str | None, ca: str | None) -> str 
 
 def partner_ssl_context(partner: PartnerConfig) -> ssl.SSLContext:
     """The TLS settings for talking to ``partner``: whom to trust, and which certificate to present."""
-    context = ssl.create_default_context(cafile=partner.ca_file)
-    if partner.pin_sha256 and not partner.ca_file:
+    return trust_context(partner.ca_file, partner.pin_sha256, partner.client_cert, partner.client_key)
+
+
+def trust_context(ca_file: str | None, pin: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
+    """Whom to trust (``ca_file``, else the system's; a ``pin`` alone is the trust) and which certificate to present:
+    a partner's settings, or doctor's options before there is a partner."""
+    context = ssl.create_default_context(cafile=ca_file)
+    if pin and not ca_file:
         # The pin is the trust: a self-signed partner certificate need not chain to any CA or name the host.
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    if partner.client_cert and partner.client_key:
-        load_key_pair(context, partner.client_cert, partner.client_key)
+    if cert and key:
+        load_key_pair(context, cert, key)
     return context
 
 
@@ -136,9 +142,13 @@ def partner_transport(partner: PartnerConfig) -> httpx.HTTPTransport | None:
     """A transport that enforces the partner's pin, or None when it has none (httpx's default then)."""
     if not partner.pin_sha256:
         return None
-    context = partner_ssl_context(partner)
+    return pinned_transport(partner_ssl_context(partner), partner.pin_sha256)
+
+
+def pinned_transport(context: ssl.SSLContext, pin: str) -> httpx.HTTPTransport:
+    """A transport over ``context`` that accepts only the server certificate whose SHA-256 is ``pin``."""
     transport = httpx.HTTPTransport(verify=context, trust_env=False)
     # httpx builds its pool without a way to choose the network backend; this pool is the same one
     # with the pinning backend, so the check runs inside every TLS connection the client opens.
-    transport._pool = httpcore.ConnectionPool(ssl_context=context, network_backend=_PinnedBackend(partner.pin_sha256))
+    transport._pool = httpcore.ConnectionPool(ssl_context=context, network_backend=_PinnedBackend(pin))
     return transport

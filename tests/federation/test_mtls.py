@@ -198,6 +198,28 @@ def test_doctor_checks_a_partner_that_requires_mutual_tls_with_this_node_s_certi
         "message"]
 
 
+def test_doctor_checks_a_partner_by_its_pinned_certificate_as_partners_add_will(world: World) -> None:
+    """doctor had no --pin: a partner trusted by its pinned (say self-signed) certificate could not be checked
+    the way it would be federated with."""
+    token, pin = world.uk.tokens["JP"], fingerprint(world.server_pair)
+    common = ["doctor", world.url.replace("/main/", "/taxii2/"), "--token", token,
+              "--cert", str(world.jp_cert.cert), "--key", str(world.jp_cert.key)]
+    pasted = ":".join(pin[i:i + 2] for i in range(0, 64, 2)).upper()
+    checked = world.jp.cli(*common, "--pin", pasted, "--json", check=False)  # no --ca: the pin is the trust
+    assert checked.returncode == 0, checked.stdout
+    document = json.loads(checked.stdout)
+    assert document["summary"]["conformant"] is True
+    assert {c["id"]: c["detail"] for c in document["checks"]}["tls"] == "HTTPS with the pinned certificate"
+    wrong = world.jp.cli(*common, "--pin", "ab" * 32, check=False)
+    assert wrong.returncode == 1 and wrong.stdout == ""
+    assert wrong.stderr.startswith(f"kizuna doctor: the server certificate (SHA-256 {pin}) is not the pinned one "
+                                   f"({'ab' * 32}) at ") and len(wrong.stderr.splitlines()) == 1
+    short = world.jp.cli(*common, "--pin", "ab12", "--json", check=False)
+    assert short.returncode == 2 and "64 hex digits" in json.loads(short.stdout)["error"]["message"]
+    plain = world.jp.cli("doctor", "http://127.0.0.1:9/taxii2/", "--pin", pin, check=False)
+    assert plain.returncode == 2 and plain.stderr.startswith("kizuna doctor: --pin needs an https:// URL")
+
+
 def test_an_expired_certificate_is_refused_when_it_is_given_not_at_the_first_handshake(world: World) -> None:
     """It was taken by partners add, tokens create/bind-cert and serve, and failed only at the first sync as a
     closed connection."""
