@@ -10,7 +10,7 @@ from kizuna.cli.common import file_and_line
 from kizuna.detect.errors import MatchError
 from kizuna.detect.mappings import zeek_int
 from kizuna.detect.values import parse_ip_or_cidr
-from kizuna.numerals import MAX_INT64, integer, whole_number
+from kizuna.numerals import MAX_INT64, integer, typed_whole_number, whole_number
 from kizuna.policy.redact import parse_selector
 
 NOT_NUMBERS = ("", "²", "1²", "①", "٣", "１", " 1", "1 ", "+1", "-1", "1.0", "1e3", "0x1")
@@ -39,3 +39,11 @@ def test_each_reader_of_outside_numbers_refuses_what_int_would_raise_on() -> Non
     assert zeek_int("²") == "²" and zeek_int("--5") == "--5" and zeek_int("-5") == -5
     assert zeek_int(str(2**64 - 1)) == 2**64 - 1
     assert file_and_line("list.txt:²") == ("list.txt:²", None) and file_and_line("list.txt:3") == ("list.txt", 3)
+
+
+def test_a_typed_number_reads_full_width_digits_and_nothing_else_more() -> None:
+    assert typed_whole_number("\uff13\uff11") == 31  # ３１, as a Japanese input method types it
+    assert typed_whole_number("3\uff11", 255) == 31
+    assert typed_whole_number("\uff12\uff15\uff16", 255) is None  # 256: the bound still holds
+    for text in ("\u00b2", "\u0663", "\uff0d1", "", " 31"):  # ², Arabic-Indic 3, full-width minus, empty, space
+        assert typed_whole_number(text) is None

@@ -20,7 +20,7 @@ from kizuna.core.errors import BadRequest, Forbidden, NotFound
 from kizuna.core.listing import readable_collections
 from kizuna.core.principal import Principal
 from kizuna.core.vocab import N_
-from kizuna.numerals import whole_number
+from kizuna.numerals import typed_whole_number
 from kizuna.store.base import Collection
 from kizuna.web.i18n import number
 from kizuna.web.page import Visit
@@ -77,7 +77,7 @@ def hashes_submit(visit: Visit) -> Response:
     upload = upload if upload is not None and upload[1] else None
     draft = {"hashes": text, "threshold": threshold_text, "across": across}
     problem = None
-    threshold = whole_number(threshold_text, 255)
+    threshold = typed_whole_number(threshold_text, 255)
     if threshold is None:
         problem = visit.gettext("The distance must be a whole number from 0 to 255.")
     elif not text.strip() and upload is None:

@@ -127,6 +127,10 @@ def test_matching_and_a_verdict_through_the_tokens_own_view(bank: Any) -> None:
 
     # Bad input: one message, the form kept.
     assert "from 0 to 255" in _match(jp, console, BRIDGE, threshold="300").text
+    # A distance typed with a Japanese input method's full-width digits reads as the CLI's --threshold reads it.
+    assert ids["clear"] in _match(jp, console, _near(BRIDGE, 6), threshold="\uff16").text  # ６
+    assert ids["clear"] not in _match(jp, console, _near(BRIDGE, 6), threshold="\uff15").text  # ５
+    assert _match(jp, console, BRIDGE, threshold="\uff13\uff10\uff10").status_code == 422  # ３００
     assert _match(jp, console, BRIDGE, threshold="-1").status_code == 422
     assert "Paste hashes or choose a file" in _match(jp, console, "  ").text
     assert _verdict(jp, console, ids["clear"], verdict="maybe").status_code == 400
