@@ -59,9 +59,9 @@ class _Export:
             progress.object_done()
             yield body
 
-    def feed_items(self, progress: Progress, fmt: str) -> Iterator[bytes | str]:
+    def feed_items(self, progress: Progress, fmt: str, ceiling: TlpLevel | None) -> Iterator[bytes | str]:
         """What the feed writer of ``fmt`` reads (`feed_input`: blocklists and RPZ read indicators only)."""
-        for item in feed_input(self.node, fmt, self.target, self.principal):
+        for item in feed_input(self.node, fmt, self.target, self.principal, ceiling):
             self.count += 1
             progress.object_done()
             yield item
@@ -172,8 +172,8 @@ def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, 
         acting = browse.acting_as(node, as_token_id, as_org)
         principal, target = acting.principal, browse.find_collection(node, acting, collection, api_root)
     if tlp_max is not None and fmt not in _LIST_FORMATS:
-        # The feeds filter their indicators themselves; every other export reads through the visibility check
-        # with the ceiling on top of the principal's own rules.
+        # Every export reads through the visibility check with the ceiling on top of the principal's own rules;
+        # the feeds' reader adds it itself (feed_input), as the feed endpoints' does.
         principal = dataclasses.replace(principal, tlp_ceiling=TlpLevel.from_token(tlp_max))
     run = _Export(node, target, principal, progress_wanted(as_json, quiet))
     report = ConversionReport(fmt)
@@ -206,7 +206,8 @@ def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, 
                     options = FeedOptions(tlp_ceiling=TlpLevel.from_token(tlp_max) if tlp_max else None,
                                           min_confidence=min_confidence, include_flagged=include_warninglisted)
                     with run.progress(enabled=output is not None) as progress:
-                        for piece in feed_lines(fmt, run.feed_items(progress, fmt), options, report,
+                        items = run.feed_items(progress, fmt, options.tlp_ceiling)
+                        for piece in feed_lines(fmt, items, options, report,
                                                 kind, rpz_origin):
                             data = piece.encode("utf-8")
                             stream.write(data)

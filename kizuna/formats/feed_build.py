@@ -5,6 +5,7 @@ HTTP is byte for byte what `kizuna export --as-token-id` writes for the same tok
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -51,14 +52,27 @@ def feed_lines(fmt: str, objects: Iterable[bytes | str], options: FeedOptions, r
 FACT_FORMATS: Final = frozenset({"txt", "rpz"})
 
 
-def feed_input(node: Any, fmt: str, collection: Collection, principal: Principal) -> Iterator[bytes | str]:
+def feed_input(node: Any, fmt: str, collection: Collection, principal: Principal,
+               ceiling: TlpLevel | None = None) -> Iterator[bytes | str]:
     """What the writer of ``fmt`` reads: the newest version the principal sees of each object, through the
-    visibility check (`Node.export_feed` for blocklists and RPZ, `Node.export_objects` otherwise)."""
+    visibility check (`Node.export_feed` for blocklists and RPZ, `Node.export_objects` otherwise). ``ceiling``:
+    the feed's TLP ceiling, which the check applies on top of the principal's own rules, as to any export: an
+    indicator marked above it is left out, and a part of one (its name, description, labels, pattern) that a
+    granular marking above it covers is removed, the indicator with it when that part is required. The writers'
+    own test of an indicator's TLP (formats/feeds.py) sees only its object markings."""
+    principal = with_ceiling(principal, ceiling)
     if fmt in FACT_FORMATS:
         found: Iterator[bytes | str] = node.export_feed(collection, principal)
         return found
     objects: Iterator[bytes] = node.export_objects(collection, principal, latest_only=True)
     return objects
+
+
+def with_ceiling(principal: Principal, ceiling: TlpLevel | None) -> Principal:
+    """``principal`` reading at most up to ``ceiling`` (its own ceiling, when lower, still holds)."""
+    if ceiling is None or (principal.tlp_ceiling is not None and principal.tlp_ceiling <= ceiling):
+        return principal
+    return dataclasses.replace(principal, tlp_ceiling=ceiling)
 
 
 def feed_options(feed: FeedDefinition) -> FeedOptions:
@@ -81,8 +95,9 @@ def build_feed(node: Any, feed: FeedDefinition, collection: Collection, principa
     """The feed as ``principal`` receives it now. The objects come from `feed_input` (`Node.export_feed` or
     `Node.export_objects`), which reads through the visibility check and audits what leaves as egress."""
     report = ConversionReport(feed.format)
-    objects = feed_input(node, feed.format, collection, principal)
-    lines = feed_lines(feed.format, objects, feed_options(feed), report, feed.kind or "ip",
+    options = feed_options(feed)
+    objects = feed_input(node, feed.format, collection, principal, options.tlp_ceiling)
+    lines = feed_lines(feed.format, objects, options, report, feed.kind or "ip",
                        feed.rpz_origin or DEFAULT_RPZ_ORIGIN)
     digest = hashlib.sha256()
     body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY)  # handed to the caller

@@ -1,4 +1,4 @@
-"""`kizuna export --tlp-max` on STIX and MISP exports: the ceiling goes through the one visibility check.
+"""`kizuna export --tlp-max` on every export format: the ceiling goes through the one visibility check.
 
 Objects marked above the ceiling are left out, for the node's own export as for a partner's; a granular marking
 above it removes only the part it marks; a relationship to an object left out goes too (it would point at
@@ -114,6 +114,38 @@ def test_the_ceiling_narrows_a_partners_view_and_a_misp_export(node: Path, tmp_p
     assert empty.returncode != 0 and empty.stdout == ""
     assert empty.stderr == ("kizuna export: nothing to export: the collection holds nothing this principal may see "
                             "at or below TLP:AMBER\n")
+
+
+PATTERN_STRICT = _indicator("pattern-strict.example.net", GREEN, description="Named by a partner's sensor",
+                            granular_markings=[{"selectors": ["pattern", "description"], "marking_ref": AMBER_STRICT}])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "zeek", "txt", "rpz", "suricata"])
+def test_list_exports_remove_the_parts_a_granular_marking_above_the_ceiling_covers(
+        node: Path, tmp_path: Path, fmt: str) -> None:
+    """The list formats tested only an indicator's object markings against the ceiling: a TLP:GREEN indicator's
+    AMBER+STRICT description went out in CSV and Zeek exports (and feeds) under a GREEN ceiling, and one whose
+    pattern itself is AMBER+STRICT went out in every list format."""
+    kizuna_json(node, "collections", "create", "--title", "Lists", "--alias", "lists")
+    bundle = tmp_path / "lists.json"
+    bundle.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}",
+                                  "objects": [GREEN_IND, PART_STRICT, PATTERN_STRICT]}))
+    kizuna_json(node, "import", str(bundle), "--collection", "lists")
+    kind = ["--type", "domain"] if fmt == "txt" else []
+
+    def export(ceiling: str) -> str:
+        out = tmp_path / f"{fmt}-{ceiling}.out"
+        kizuna_json(node, "export", "--collection", "lists", "--format", fmt, *kind, "--tlp-max", ceiling,
+                    "-o", str(out))
+        return out.read_text()
+
+    green, strict = export("green"), export("amber+strict")
+    for text in (green, strict):
+        assert "green.example.net" in text and "part-strict.example.net" in text
+    assert "pattern-strict.example.net" not in green and "pattern-strict.example.net" in strict
+    assert PART_STRICT["description"] not in green and PATTERN_STRICT["description"] not in green
+    if fmt == "csv":  # the one list format that carries descriptions
+        assert PART_STRICT["description"] in strict and PATTERN_STRICT["description"] in strict
 
 
 def test_unmarked_content_is_judged_at_the_nodes_unmarked_level(node: Path, tmp_path: Path) -> None:

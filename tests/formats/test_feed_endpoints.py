@@ -174,6 +174,31 @@ def test_a_served_feed_is_audited_as_egress_and_a_304_sends_nothing(fed: Node, t
     assert len(egress()) == len(records)
 
 
+def test_a_ceilinged_feed_leaves_out_what_a_granular_marking_above_the_ceiling_covers(
+        fed: Node, tmp_path: Path) -> None:
+    """A feed's ceiling was tested against the indicator's object markings alone: a TLP:GREEN indicator's
+    AMBER+STRICT description went out in a GREEN-ceilinged CSV feed, and one whose pattern is AMBER+STRICT
+    went out whole."""
+    green = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
+    part = ip_indicator("198.51.100.31", green, description="Named by a partner's own sensor",
+                        granular_markings=[{"selectors": ["description"], "marking_ref": TLP_AMBER_STRICT}])
+    value = ip_indicator("198.51.100.32", green,
+                         granular_markings=[{"selectors": ["pattern", "name"], "marking_ref": TLP_AMBER_STRICT}])
+    kizuna_json(fed.data_dir, "collections", "create", "--title", "Ceilinged", "--alias", "ceilinged")
+    bundle = tmp_path / "ceilinged.json"
+    bundle.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": [part, value]}))
+    kizuna_json(fed.data_dir, "import", str(bundle), "--collection", "ceilinged")
+    token = kizuna_json(fed.data_dir, "tokens", "create", "--org", "NCSC UK", "--read", "ceilinged")["token"]
+    for fmt, ext in (("csv", "csv"), ("txt", "txt")):
+        kizuna_json(fed.data_dir, "feeds", "create", f"ceilinged-{fmt}", "--format", fmt, "--collection", "ceilinged",
+                    "--tlp-ceiling", "green")
+        served = requests.get(f"{fed.base}/feeds/ceilinged-{fmt}.{ext}", headers={"Authorization": f"Bearer {token}"},
+                              timeout=60)
+        assert served.status_code == 200, served.text
+        assert "198.51.100.31" in served.text and "198.51.100.32" not in served.text
+        assert part["description"] not in served.text
+
+
 def test_feeds_are_listed_by_name_and_removed(fed: Node) -> None:
     listed = kizuna_json(fed.data_dir, "feeds", "list")["feeds"]
     row = next(f for f in listed if f["name"] == "fw")
