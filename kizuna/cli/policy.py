@@ -258,10 +258,19 @@ def policy_org(ctx: click.Context, organisation: str, communities: tuple[str, ..
         found = node.store.get_organisation(org_id)
         return found.name if found is not None else org_id
 
-    emit(as_json, {"organisation": groups.organisation_id, "communities": list(groups.communities),
-                    "client_of": list(groups.client_of)},
+    # A community the node does not share TLP:GREEN with gives the organisation nothing: most often a misspelt
+    # name, which would silently withhold GREEN from a partner.
+    shared = node.shared_communities()
+    notes = [f"this node does not share TLP:GREEN with community {community!r} (it shares with "
+             f"{', '.join(repr(c) for c in shared) or 'none'}: kizuna policy communities), so "
+             f"{name(groups.organisation_id)} receives no TLP:GREEN through it"
+             for community in groups.communities if community not in shared] if names else []
+    emit(as_json, {"organisation": groups.organisation_id, "organisation_name": name(groups.organisation_id),
+                    "communities": list(groups.communities), "client_of": list(groups.client_of),
+                    "client_of_names": [name(o) for o in groups.client_of], "notes": notes},
           f"{name(groups.organisation_id)}: communities {', '.join(groups.communities) or '-'}; "
-          f"client of {', '.join(name(o) for o in groups.client_of) or '-'}")
+          f"client of {', '.join(name(o) for o in groups.client_of) or '-'}"
+          + "".join(f"\nnote: {note}" for note in notes))
 
 
 @policy.command("options")

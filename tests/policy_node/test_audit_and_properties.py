@@ -223,7 +223,13 @@ def test_policy_commands_change_what_is_served(world: World) -> None:
     world.node.tokens["ee"] = token
     assert world.objects("ee", **{"match[id]": green["id"]}) == []
     cli_json(data, "policy", "communities", "first-eu,")
-    cli_json(data, "policy", "org", "CERT-EE", "--community", "first-eu")
+    # A misspelt community gives nothing, and now says so (it was set without a word).
+    typo = cli_json(data, "policy", "org", "CERT-EE", "--community", "frist-eu")
+    assert typo["organisation_name"] == "CERT-EE" and typo["notes"] == [
+        "this node does not share TLP:GREEN with community 'frist-eu' (it shares with 'first-eu': kizuna policy "
+        "communities), so CERT-EE receives no TLP:GREEN through it"]
+    assert world.objects("ee", **{"match[id]": green["id"]}) == []
+    assert cli_json(data, "policy", "org", "CERT-EE", "--community", "first-eu")["notes"] == []
     assert [o["id"] for o in world.objects("ee", **{"match[id]": green["id"]})] == [green["id"]]
     # Looking changes nothing (the bare command used to empty the list); --none empties it.
     assert cli_json(data, "policy", "communities")["shared_communities"] == ["first-eu"]
