@@ -168,15 +168,20 @@ def agreements_list(ctx: click.Context, as_json: bool) -> None:
     ctx_policy = node.policy.context()
     found = sorted(ctx_policy.agreements(), key=lambda a: a.agreement_id)
     names = {o.id: o.name for o in node.store.list_organisations()}
+    collection_names = {c.id: c.alias or c.title for c in node.store.list_collections()}
 
     def partner_name(agreement: Agreement) -> str | None:
         # A partner is an organisation (named here) or a node:<name> entry, which is its own name.
         return names.get(agreement.partner)
 
-    rows = [{**_agreement_json(a), "partner_name": partner_name(a)} for a in found]
+    def covered(agreement: Agreement) -> list[str]:
+        return sorted(collection_names.get(c, c) for c in agreement.collections)
+
+    # The text names partners and collections as the operator does; --json keeps the stored ids beside the names.
+    rows = [{**_agreement_json(a), "partner_name": partner_name(a), "collection_names": covered(a)} for a in found]
     emit(as_json, {"agreements": rows},
-          "\n".join(f"{a.agreement_id}  v{a.version}  {partner_name(a) or a.partner}"
-                    f"{'  (' + a.partner + ')' if partner_name(a) else ''}  max {a.max_tlp.label}" for a in found)
+          "\n".join(f"{a.agreement_id}  v{a.version}  {partner_name(a) or a.partner}  max {a.max_tlp.label}  "
+                    f"collections {', '.join(covered(a)) or '-'}" for a in found)
          or "No agreements.")
 
 

@@ -373,9 +373,14 @@ def test_agreements_list_names_the_partner_organisation(sqlite_node: Path) -> No
     listed = kizuna_json(sqlite_node, "agreements", "list")["agreements"]
     assert [(a["id"], a["partner_name"]) for a in listed] == [("uk-jp", "JPCERT/CC")]
     text = kizuna(sqlite_node, "agreements", "list").stdout
-    assert "uk-jp  v1  JPCERT/CC" in text and org["id"] in text
+    assert "uk-jp  v1  JPCERT/CC  max TLP:AMBER" in text and org["id"] not in text  # names, not keys
     made = kizuna_json(sqlite_node, "collections", "create", "--title", "Shared", "--alias", "shared")
     kizuna_json(sqlite_node, "agreements", "set", "uk-jp", "--collections", "shared")
+    # The list names the collections an agreement covers (it did not show them at all), --json beside the ids.
+    listing = kizuna(sqlite_node, "agreements", "list").stdout
+    assert listing == "uk-jp  v2  JPCERT/CC  max TLP:AMBER  collections shared\n"
+    listed = kizuna_json(sqlite_node, "agreements", "list")["agreements"]
+    assert (listed[0]["collections"], listed[0]["collection_names"]) == ([made["id"]], ["shared"])
     shown = kizuna(sqlite_node, "agreements", "show", "uk-jp").stdout  # names, as the operator gave them
     assert "  partner:        JPCERT/CC\n" in shown and "  collections:    shared\n" in shown
     assert org["id"] not in shown and made["id"] not in shown and shown.startswith("uk-jp v1\n")
@@ -391,10 +396,12 @@ def test_agreements_list_names_the_partner_organisation(sqlite_node: Path) -> No
 def test_policy_org_names_the_organisations_it_groups(sqlite_node: Path) -> None:
     partner = kizuna_json(sqlite_node, "orgs", "create", "NISC", "--country", "JPN")
     patron = kizuna_json(sqlite_node, "orgs", "create", "MOD JP", "--country", "JPN")
+    kizuna_json(sqlite_node, "policy", "communities", "pact")
     text = kizuna(sqlite_node, "policy", "org", "NISC", "--community", "pact", "--client-of", "MOD JP").stdout
     assert text.strip() == "NISC: communities pact; client of MOD JP"
     grouped = kizuna_json(sqlite_node, "policy", "org", "NISC")
     assert (grouped["organisation"], grouped["client_of"]) == (partner["id"], [patron["id"]])
+    assert (grouped["organisation_name"], grouped["client_of_names"]) == ("NISC", ["MOD JP"])
 
 
 def test_the_own_organisation_switch_is_a_documented_flag(sqlite_node: Path) -> None:
