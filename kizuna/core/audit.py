@@ -24,7 +24,6 @@ from kizuna.policy.tlp import LEVEL_BY_ANY_ID
 from kizuna.stix.timestamps import now_micros
 from kizuna.store.base import AuditEntry, AuditRecord, Store, VersionRow
 from kizuna.store.stats import FURNITURE
-from kizuna.store.view_edges import GRANULAR
 
 GENESIS = ""
 
@@ -142,49 +141,18 @@ def object_tlp_label(row: VersionRow) -> str:
     """`tlp_label` of a version by the markings of its object: its markings column but for a version with granular
     markings, whose column also lists the markings of some of its properties only. Such a marking governs the part
     it selects, which a reader who may not see it does not receive, not the object; the object's own markings are
-    the same in every copy served of it."""
-    if row.markings is None or GRANULAR not in row.body:
-        return tlp_label(row.markings)
-    # Every served page labels its versions: the object's markings are read from the bytes (bodies are written
-    # by ingest alone, as orjson writes them), not by parsing the whole body, which cost a quarter of a
-    # granular read-out. A label for the operator's counts: a nested key of that name written before the
-    # object's own could only mislabel its own version.
-    body = row.body
-    start = body.find(_OBJECT_MARKINGS)
-    if start < 0:
-        return "none"
-    start += len(_OBJECT_MARKINGS) - 1
-    return _label_of_list(body[start:body.index(b"]", start) + 1])
-
-
-_OBJECT_MARKINGS: Final = b'"object_marking_refs":['
-
-
-@lru_cache(maxsize=1024)
-def _label_of_list(refs: bytes) -> str:
-    listed = orjson.loads(refs)
-    return tlp_label(orjson.dumps(sorted(set(listed))).decode() if listed else None)
+    the same in every copy served of it. The store notes them on write where they differ in kind from the column
+    (store/object_markings.py), so every served page labels its versions from columns alone."""
+    own = row.object_markings
+    return tlp_label(own if own is not None else row.markings)
 
 
 def tlp_counts(rows: Iterable[VersionRow]) -> dict[str, int]:
     """Served content versions per TLP label (`object_tlp_label`): an egress record's ``tlp``, the dashboard's
     "shared"."""
-    plain: list[str | None] = []
-    granular: Counter[str] = Counter()
-    for row in rows:
-        if row.type in FURNITURE:
-            continue
-        markings = row.markings
-        # A column of one marking labels as its object's markings do (a version whose one marking is a granular
-        # one's alone is labelled by it): only a column of several is looked into, not every served body.
-        if markings is not None and "," in markings and GRANULAR in row.body:
-            granular[object_tlp_label(row)] += 1
-        else:
-            plain.append(row.markings)
-    counts = tlp_counts_of(plain)
-    for label, count in granular.items():
-        counts[label] = counts.get(label, 0) + count
-    return counts
+    # Counted per markings first (a page has few distinct ones), labelled after (`tlp_counts_of`).
+    return tlp_counts_of([row.markings if row.object_markings is None else row.object_markings
+                          for row in rows if row.type not in FURNITURE])
 
 
 def tlp_counts_of(markings_columns: Iterable[str | None]) -> dict[str, int]:

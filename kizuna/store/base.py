@@ -184,6 +184,9 @@ class VersionRow(NamedTuple):
     #: Whether the body embeds references a reader's copy may have to lose (store/embedded.py); rows made
     #: outside a query (kept copies of deleted versions, which are never served) default to none.
     embeds: int = 0
+    #: The object's own markings where they differ in kind from the markings column (store/object_markings.py):
+    #: what labels the version; None: the markings column does (rows made outside a query default to it).
+    object_markings: str | None = None
 
 
 #: An indicator version as a feed build first reads it, a plain tuple (a million a build): seq, stix_id, version,

@@ -40,7 +40,7 @@ _DRAIN_LOCK: Final = 0x6B697A76  # an arbitrary advisory-lock key: one PostgreSQ
 _BEFORE_ALL: Final = 1 << 62
 _ROW_COLUMNS: Final = (
     "o.seq, o.stix_id, o.type, o.version, o.spec_version, o.date_added, o.created_by_ref, o.markings, o.body, "
-    "o.is_first, o.is_last, o.embeds"
+    "o.is_first, o.is_last, o.embeds, o.object_markings"
 )
 #: language-content is searched for the object it translates: filters on the object apply to that object.
 _TRANSLATION: Final = "o.type = 'language-content'"

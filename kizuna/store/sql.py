@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any, Final, NamedTuple, TypeVar
 
 from kizuna.stix.timestamps import now_micros
-from kizuna.store import embedded, feed_facts, object_refs
+from kizuna.store import embedded, feed_facts, object_markings, object_refs
 from kizuna.store.base import (
     FEED_NOT_NOTED,
     AddResult,
@@ -53,7 +53,7 @@ _IN_CHUNK = 500
 _T = TypeVar("_T")
 _ROW_COLUMNS = (
     "seq, stix_id, type, version, spec_version, date_added, created_by_ref, markings, body, is_first, is_last, "
-    "embeds"
+    "embeds, object_markings"
 )
 
 
@@ -140,6 +140,8 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                 object_refs.backfill(cur, ("language-content",))
             if version == 28:
                 embedded.backfill(cur)
+            if version == 29:
+                object_markings.backfill(cur)
             cur.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, now_micros()))
             applied.add(version)
         return max(applied, default=0)
@@ -160,12 +162,12 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
 
     _INSERT_COLUMNS = (
         "collection_pk, stix_id, type, version, spec_version, date_added, created_by_ref, markings, body, "
-        "is_first, is_last, maybe_first, maybe_last, feed, embeds"
+        "is_first, is_last, maybe_first, maybe_last, feed, embeds, object_markings"
     )
 
     def _insert_versions(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
         """Insert object rows (columns as in ``_INSERT_COLUMNS``); a backend may bulk-load instead."""
-        cur.executemany(f"INSERT INTO objects ({self._INSERT_COLUMNS}) VALUES ({_marks(15)})", rows)
+        cur.executemany(f"INSERT INTO objects ({self._INSERT_COLUMNS}) VALUES ({_marks(16)})", rows)
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -387,6 +389,7 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                             new.created_by_ref, new.markings, new.body, *flags[new.stix_id][version],
                             feed_facts.facts_of(new.type, new.body) if new.feed == FEED_NOT_NOTED else new.feed,
                             embedded.embeds(new.type, new.body, new.created_by_ref, new.markings),
+                            object_markings.object_markings(new.markings, new.body),
                         )
                         for new, version, added in pending
                     ],
@@ -592,7 +595,7 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
             for index in (self.search_index, object_refs):
                 index.reindex(cur, "collection_pk = ? AND stix_id = ? AND version = ?",
                               (collection_pk, new.stix_id, version))
-            for facts in (feed_facts, embedded):
+            for facts in (feed_facts, embedded, object_markings):
                 facts.refresh(cur, "collection_pk = ? AND stix_id = ? AND version = ?",
                               (collection_pk, new.stix_id, version))
             # Other markings or another producer can change which readers see this version like its neighbours.

@@ -35,7 +35,7 @@ from kizuna.store.sql import SqlStore, effective_schema_version
 _PLACEHOLDER = re.compile(r"\?")
 _COPY_TYPES = [
     "bigint", "text", "text", "bigint", "text", "bigint", "text", "text", "bytea", "smallint", "smallint",
-    "smallint", "smallint", "text", "smallint",
+    "smallint", "smallint", "text", "smallint", "text",
 ]
 _CONNECT_TIMEOUT_S = 3
 _MIGRATION_LOCK = 0x6B697A75  # an arbitrary advisory-lock key for schema changes

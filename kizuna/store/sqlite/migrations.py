@@ -308,4 +308,8 @@ MIGRATIONS: list[tuple[int, str]] = [
     # traffic's src_ref) are flagged, so a reader's copy loses those it may not see without every body being
     # looked through on every read (store/embedded.py); existing versions by its backfill.
     (28, "ALTER TABLE objects ADD COLUMN embeds SMALLINT NOT NULL DEFAULT 0"),
+    # Step 29: the object's own markings of a version whose markings column also lists its granular markings,
+    # so what left the node is labelled by its object's TLP without the body being read (store/object_markings.py);
+    # existing versions by its backfill.
+    (29, "ALTER TABLE objects ADD COLUMN object_markings TEXT"),
 ]
