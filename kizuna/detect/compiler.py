@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -20,6 +21,7 @@ from stix2patterns.exceptions import ParseException
 from stix2patterns.v21.grammars.STIXPatternParser import STIXPatternParser as P
 from stix2patterns.v21.pattern import Pattern as GrammarPattern
 
+from kizuna.detect.canonical import CASELESS, PATTERN_NORMALISERS
 from kizuna.detect.errors import MatchError, PatternError
 from kizuna.detect.model import (
     STAR,
@@ -88,9 +90,35 @@ _ORDER_TESTS = {
 }
 
 
+@lru_cache(maxsize=4096)  # a path is immutable, and a feed names a handful of them over and over
+def _path_form(path: ObjectPath) -> tuple[Callable[[str], str] | None, bool]:
+    """The normaliser of the values of a path (kizuna/detect/canonical.py) and whether they are names, the
+    same in any case; (None, False) for a path whose values are compared as written."""
+    key = (path.object_type, path.dotted())
+    return PATTERN_NORMALISERS.get(key), key in CASELESS
+
+
+def canonical_operand(path: ObjectPath, operator: str, literal: Any) -> Any:
+    """The constant of a comparison in the form the values of its path are compared in: a domain name in
+    lower case without the final dot, an IPv6 address compressed (canonical.py), for `=`, `!=` and `IN`;
+    a LIKE operand on a name lower-cased. The pattern's text is not changed, only what is compiled from it.
+    ISSUBSET and ISSUPERSET compare addresses as numbers, and MATCHES ignores case on names (make_comparison)."""
+    normalise, caseless = _path_form(path)
+    if normalise is None:
+        return literal
+    if operator in ("=", "!=") and type(literal) is str:
+        return normalise(literal)
+    if operator == "IN" and all(type(member) is str for member in literal):
+        return frozenset(normalise(member) for member in literal)
+    if operator == "LIKE" and caseless:
+        return literal.lower()
+    return literal
+
+
 def make_comparison(path: ObjectPath, operator: str, negated: bool, literal: Any) -> Comparison:
     """Build a comparison node with its predicate; raises PatternError for unusable operands."""
     matcher: TextMatcher | None = None
+    literal = canonical_operand(path, operator, literal)
     pred: Predicate
     if operator in ("=", "!="):
         invert = (operator == "!=") != negated
@@ -135,6 +163,11 @@ def make_comparison(path: ObjectPath, operator: str, negated: bool, literal: Any
 
     elif operator in ("LIKE", "MATCHES"):
         source = like_to_regex(nfc(literal)) if operator == "LIKE" else nfc(literal)
+        if operator == "MATCHES" and _path_form(path)[1]:
+            # A name is the same name in any case (RFC 4343) and reaches the matcher in lower case: an
+            # expression written for `EVIL.example.com` finds it. `(?i)` leads, where Python's re and RE2
+            # (the index's pre-filter) both read it as a flag for the whole expression.
+            source = "(?i)" + source
         try:
             matcher = TextMatcher(source, anchored=operator == "LIKE")
         except re.error as exc:
@@ -170,11 +203,16 @@ def make_comparison(path: ObjectPath, operator: str, negated: bool, literal: Any
 # --- fast path ----------------------------------------------------------------------------------
 
 def ioc_terms(text: str) -> list[tuple[ObjectPath, str]] | None:
-    """For IOC-shaped patterns, the (path, string) equalities ORed together; None for other patterns."""
+    """For IOC-shaped patterns, the (path, string) equalities ORed together, each string as `make_comparison`
+    compiles it (`canonical_operand`); None for other patterns."""
     groups = scan_comparisons(text)
     if groups is None or any(len(group) != 1 or group[0][2] != "=" for group in groups):
         return None
-    return [(_scanned_path(object_type, steps), unquote(literal)) for ((object_type, steps, _, literal),) in groups]
+    terms = []
+    for ((object_type, steps, _, literal),) in groups:
+        path = _scanned_path(object_type, steps)
+        terms.append((path, canonical_operand(path, "=", unquote(literal))))
+    return terms
 
 
 @lru_cache(maxsize=4096)  # a feed names a handful of paths over and over; an ObjectPath is immutable

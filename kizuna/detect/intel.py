@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from kizuna.detect.mappings import domain_value, ip_value
+from kizuna.detect.canonical import domain_value, ip_value
 from kizuna.stix.patterns import stix_pattern_problem
 
 _NAMESPACE = uuid.UUID("0b7d7f5e-5c43-4a8b-9a55-2d0f4a8e1c17")
@@ -20,7 +20,7 @@ def _quote(value: str) -> str:
 
 def _canonical(indicator: str, kind: str) -> str:
     """The value as Kizuna's IOC importer stores it, which is also the form log mappings give a log's
-    values (kizuna/detect/mappings.py): a domain in lower case without the final dot, an IPv6 address
+    values (kizuna/detect/canonical.py): a domain in lower case without the final dot, an IPv6 address
     compressed. An intel file written `Evil.COM` then matches the `evil.com` a log names."""
     if kind == "Intel::DOMAIN":
         return domain_value(indicator)

@@ -24,13 +24,11 @@ or a sighting recorded.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from string import Formatter
@@ -38,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from kizuna.detect.canonical import NORMALISERS
 from kizuna.detect.compiler import compile_pattern
 from kizuna.detect.errors import PatternError
 from kizuna.detect.model import STAR, ObjectPath, PathStep
@@ -69,52 +68,6 @@ def checked_epoch(value: float) -> float:
     if not EARLIEST_EPOCH <= value <= LATEST_EPOCH:
         raise ValueError(f"time {value!r} is outside the years 1-9999")
     return value
-
-
-def domain_value(value: str) -> str:
-    """A log's DNS name as a domain-name value: lower case without the final dot, the form Kizuna's IOC
-    importer stores. Resolvers randomise the case of the names they ask for (DNS 0x20) and a fully
-    qualified name ends in a dot, so the name as written would miss an indicator naming the domain."""
-    name = value.lower()
-    if ":" in name:
-        # An HTTP Host header or a URL's authority may carry a port (`evil.com:8080`); the domain is
-        # the name before it. A colon elsewhere (an IPv6 literal) is left as it is.
-        head, _, port = name.rpartition(":")
-        if port.isdigit() and ":" not in head:
-            name = head
-    if name.endswith("."):
-        name = name[:-1]
-    if name.isascii():
-        return name
-    # As the importer: compatibility forms (full-width letters) become the name they stand for, and a
-    # real IDN is kept in Unicode.
-    try:
-        return name.encode("idna").decode("ascii").encode("ascii").decode("idna")
-    except UnicodeError:
-        return name
-
-
-@lru_cache(maxsize=65_536)
-def ip_value(value: str) -> str:
-    """A log's IP address as an ipv4-addr/ipv6-addr value: an IPv6 address in the compressed lower-case
-    form the IOC importer stores (a log may write it in full or in capitals); anything else as written."""
-    if ":" not in value:
-        return value
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return value
-
-
-#: The value normaliser of a (mapping object type, property): the properties whose values are compared with
-#: indicators in a canonical form. The fast path (fast.py) tests these cheap conditions inline and calls the
-#: normaliser only when a value may not be in that form already.
-NORMALISERS: dict[tuple[str, str], tuple[Callable[[str], str], str]] = {
-    ("domain-name", "value"): (
-        domain_value, "not ({v}.islower() and {v}[-1:] != '.' and ':' not in {v} and {v}.isascii())"),
-    ("ip", "value"): (ip_value, "':' in {v}"),
-    ("ipv6-addr", "value"): (ip_value, "':' in {v}"),
-}
 
 
 def _normalised(getter: Getter, normalise: Callable[[str], str]) -> Getter:

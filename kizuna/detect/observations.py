@@ -1,7 +1,9 @@
 """Observations: what patterns are matched against.
 
 An observation is one observed-data object with its cyber-observable objects, its time interval and
-how many times it was seen. Log events become observations through mappings (see mappings.py).
+how many times it was seen. Log events become observations through mappings (see mappings.py). Names
+and addresses are read in the form a pattern's constants are compiled in (canonical.py), as a mapping
+gives a log's.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from kizuna.detect.canonical import canonical_object, canonical_objects
 from kizuna.detect.errors import MatchError
 from kizuna.detect.values import parse_timestamp
 
@@ -114,7 +117,10 @@ def observations_from_stix(
 def _embedded(sdo: Mapping[str, Any]) -> Observation:
     """A STIX 2.0 observed-data with its objects inside."""
     first, last, count = _interval(sdo)
-    return Observation(first, last, sdo.get("objects", {}), count, sdo.get("id"), skip_sdo_types=False)
+    objects = sdo.get("objects", {})
+    if isinstance(objects, Mapping):
+        objects = canonical_objects(objects)
+    return Observation(first, last, objects, count, sdo.get("id"), skip_sdo_types=False)
 
 
 def _referencing(sdo: Mapping[str, Any], scos: Mapping[str, Any]) -> Observation:
@@ -126,10 +132,10 @@ def _referencing(sdo: Mapping[str, Any], scos: Mapping[str, Any]) -> Observation
         objects: dict[str, Any] = {sdo.get("id", "observed-data"): sdo}
         for ref in sdo["object_refs"]:
             if ref in scos:
-                objects[ref] = scos[ref]
+                objects[ref] = canonical_object(scos[ref])
     elif isinstance(sdo.get("objects"), dict):
         # 2.1 still allows the deprecated embedded form.
-        objects = dict(sdo["objects"])
+        objects = canonical_objects(sdo["objects"])
     else:
         raise MatchError("observed-data needs object_refs")
     return Observation(first, last, objects, count, sdo.get("id"))
