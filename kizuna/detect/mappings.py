@@ -125,10 +125,17 @@ def _target_host(target: str) -> str:
     return authority.rpartition("@")[2]
 
 
+#: A request target in authority form (`evil.com:443`, `[2001:db8::1]:443`): the host and port of a CONNECT
+#: request, which asks a proxy for a tunnel (RFC 9112, 3.2.3).
+_AUTHORITY_TARGET = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^\s/?#@\[\]:]+):[0-9]+\Z")
+
+
 def _request_getter(parts: dict[str, Any], what: str) -> Getter:
     """An HTTP request's URL (`request_url`) or host (`request_host`) from its Host header and request
     target. A client talking to a proxy sends the whole URL as the target (RFC 9112, absolute form):
-    that URL is the request's URL and its host the host, where the Host header would name the proxy."""
+    that URL is the request's URL and its host the host, where the Host header would name the proxy.
+    A CONNECT request's target is the host and port of the tunnel it asks for (authority form): that is
+    its host, and it has no URL (what goes through the tunnel is not in the log)."""
     host_getter, target_getter = _field_getter(parts["host"]), _field_getter(parts["target"])
     scheme = parts.get("scheme", "http")
 
@@ -136,6 +143,8 @@ def _request_getter(parts: dict[str, Any], what: str) -> Getter:
         target = target_getter(record)
         if isinstance(target, str) and _ABSOLUTE_TARGET.match(target):
             return target if what == "request_url" else _target_host(target)
+        if isinstance(target, str) and _AUTHORITY_TARGET.match(target):
+            return None if what == "request_url" else target
         host = host_getter(record)
         if what == "request_host":
             return host

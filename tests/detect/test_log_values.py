@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from kizuna.detect.engine import DetectionEngine
+from kizuna.detect.mappings import LogReader, shipped_mappings
 from tests.conftest import kizuna, kizuna_json
 
 ZEEK = Path(__file__).parent / "fixtures" / "zeek"
@@ -148,3 +150,65 @@ def test_http_hosts_lose_their_port_and_proxy_requests_give_their_own_url(tmp_pa
            "--alerts", str(alerts), "--json")
     hits = sorted((a["line"], names[a["indicator"]]) for a in map(json.loads, alerts.read_text().splitlines()))
     assert hits == [(9, "domain"), (9, "url"), (10, "domain")]
+
+
+def test_a_connect_request_names_its_host_and_no_url(tmp_path: Path) -> None:
+    """A CONNECT request's target is the host and port of a tunnel (RFC 9112, authority form), not a path: it
+    names the domain, and no URL, which the tunnel's contents would have (`http://evil-host.comevil-host.com:443`
+    was built from it). The target stays the flow's request_value."""
+    mappings = shipped_mappings()
+    patterns = {
+        "domain": "[domain-name:value = 'evil-host.com']",
+        "any-url": "[url:value LIKE '%evil-host.com%']",
+        "target": "[network-traffic:extensions.'http-request-ext'.request_value = 'evil-host.com:443']",
+    }
+    ids = {f"indicator--{n:08d}-0000-4000-8000-000000000000": name for n, name in enumerate(patterns)}
+    indicators = [{"type": "indicator", "id": i, "pattern": patterns[name], "pattern_type": "stix"}
+                  for i, name in ids.items()]
+
+    def connect(host: str | None, uri: str) -> dict[str, Any]:
+        record = {**_zeek_http(host or "", uri), "method": "CONNECT", "id.resp_p": 3128}
+        if host is None:
+            del record["host"]
+        return record
+
+    records = [
+        connect("evil-host.com:443", "evil-host.com:443"),  # 1
+        connect(None, "evil-host.com:443"),  # 2: no Host header
+        connect("192.0.2.9", "Evil-Host.com:443"),  # 3: a Host header naming the proxy
+        {"timestamp": _iso(_now()), "event_type": "http", "src_ip": "192.0.2.1", "src_port": 50000,  # 4
+         "dest_ip": "192.0.2.9", "dest_port": 3128, "proto": "TCP",
+         "http": {"hostname": "evil-host.com", "url": "evil-host.com:443", "http_method": "CONNECT"}},
+        connect("[2001:db8::1]:443", "[2001:db8::1]:443"),  # 5: an address, not a name
+    ]
+    lines = [json.dumps(r) for r in records]
+    for number, record in enumerate(records, 1):
+        mapping = LogReader(mappings.values()).pick(record)
+        assert mapping is not None
+        facts = mapping.to_event(record, number).facts
+        assert [f for f in facts if f[0] == "url"] == [], facts
+        built = mapping.to_event(record, number).build()
+        assert built.of_type("url") == []
+    expected = [(1, "domain"), (1, "target"), (2, "domain"), (2, "target"), (3, "domain"), (4, "domain"),
+                (4, "target")]
+    for route in ("full", "fast"):
+        engine = DetectionEngine("identity--00000000-0000-4000-8000-000000000000")
+        assert engine.load_indicators(indicators) == {"indexed": 3}
+        reader = LogReader(mappings.values())
+        alerts = (engine.run(reader.events(lines), mappings) if route == "full"
+                  else engine.line_matcher(reader).alerts(lines))
+        assert sorted((a.line, ids[a.indicator_id]) for a in alerts) == expected, route
+
+    # A Zeek TSV row is read by the compiled row readers of fast_tsv.py, which call the same getters.
+    header = (ZEEK / "http.log").read_text("utf-8").splitlines()[:8]
+    width = len(header[-1].split("\t")) - 1
+    row = [f"{_now():.6f}", "C4", "192.0.2.1", "50000", "192.0.2.9", "3128", "1", "CONNECT", "evil-host.com:443",
+           "evil-host.com:443", *["-"] * (width - 10)]
+    tsv = [*header, "\t".join(row)]
+    for route in ("full", "fast"):
+        engine = DetectionEngine("identity--00000000-0000-4000-8000-000000000000")
+        engine.load_indicators(indicators)
+        reader = LogReader(mappings.values())
+        alerts = (engine.run(reader.events(tsv), mappings) if route == "full"
+                  else engine.line_matcher(reader).alerts(tsv))
+        assert sorted((a.line, ids[a.indicator_id]) for a in alerts) == [(9, "domain"), (9, "target")], route
