@@ -74,7 +74,7 @@ def report(
         lines: Iterable[str] = [
             f"{summary['files']} files scanned with {summary['indicators']['yara']} YARA indicators, "
             f"{summary['hits']} hits, {summary['sightings']} sightings",
-            *(f"  rule of {ref} left out: {why}" for ref, why in run.invalid.items()),
+            *(f"  rule of {_named(ref, run.names.get(ref))} left out: {why}" for ref, why in run.invalid.items()),
             *(f"  not in the bundle: {ref}: {why}" for ref, why in missing.items()),
         ]
         click.echo("\n".join(lines), err=True)
@@ -83,3 +83,9 @@ def report(
         more = f" (and {len(run.unscanned) - 1} more)" if len(run.unscanned) > 1 else ""
         click.echo(f"kizuna match: could not scan {first.file}: {first.reason}{more}", err=True)
         ctx.exit(1)
+
+
+def _named(ref: str, name: str | None) -> str:
+    """An indicator as a person reads it: its name (quoted, so that no character of it acts on the terminal)
+    beside its id, or the id alone when it has no name."""
+    return ref if name is None else f"{name!r} ({ref})"

@@ -15,9 +15,10 @@ A sensor or SIEM posts what it saw and gets back which of the node's indicators 
   write it), where federation shares them back under the collection's agreement.
 
 The answer is JSON: the hits (one per indicator per observation or record, as `kizuna match
---alerts` writes them), the sightings (aggregated per indicator per hour, `observed_data_refs` set
-for STIX input) and counts. Authentication, content negotiation and error bodies are the TAXII
-endpoints' own (`kizuna.taxii.http.endpoint`).
+--alerts` writes them: the indicator's id, and its name for a person to read), the sightings
+(aggregated per indicator per hour, `observed_data_refs` set for STIX input) and counts.
+Authentication, content negotiation and error bodies are the TAXII endpoints' own
+(`kizuna.taxii.http.endpoint`).
 
 Compiled indicator sets are cached per (token, collections) and rebuilt when a collection's
 object count or newest addition changes, or the node's sharing policy does.

@@ -97,7 +97,8 @@ class DetectionEngine:
                 refs = [source]
             self.aggregator.record(hit.indicator_id, when if first is None else min(first, when), refs, count=count,
                                    until=when)
-            alerts.append(Alert(hit.indicator_id, at, line, source, facts))
+            alerts.append(Alert(hit.indicator_id, at, line, source, facts,
+                                indicator_name=self.index.name_of(hit.indicator_id)))
         return alerts
 
     def _needs_generic_facts(self, mapping: Mapping, types: set[str]) -> bool:

@@ -143,6 +143,9 @@ class IndicatorIndex:
         #: Index indicators flagged at import as on a warninglist (skipped unless the operator forces it).
         self.include_warninglisted = include_warninglisted
         self._ids: list[str | None] = []
+        #: The name of each indicator that has one, by slot, for alerts a person reads (kept apart from the ids:
+        #: many feeds name none, and those cost nothing here).
+        self._names: dict[int, str] = {}
         self._valid: list[tuple[float | None, float | None]] = []
         self._slot_of: dict[str, int] = {}
         self._entries: dict[int, _Entry] = {}
@@ -193,7 +196,11 @@ class IndicatorIndex:
         if not isinstance(text, str):
             self.invalid += 1
             return AddResult(indicator_id, "invalid", "no pattern")
-        return self.add_pattern(indicator_id, text, valid_from=valid_from, valid_until=valid_until)
+        result = self.add_pattern(indicator_id, text, valid_from=valid_from, valid_until=valid_until)
+        name = indicator.get("name")
+        if result.status == "indexed" and isinstance(name, str) and name:
+            self._names[self._slot_of[indicator_id]] = name
+        return result
 
     def add_pattern(
         self,
@@ -303,10 +310,16 @@ class IndicatorIndex:
             else:
                 self._scan[key].discard(slot)
         self._ids[slot] = None
+        self._names.pop(slot, None)
         self._entries.pop(slot, None)
         self._multi.discard(slot)
         self.version += 1
         return True
+
+    def name_of(self, indicator_id: str) -> str | None:
+        """The `name` of an indexed indicator, or None when it has none (or is not indexed)."""
+        slot = self._slot_of.get(indicator_id)
+        return None if slot is None else self._names.get(slot)
 
     def expire(self, now: float) -> list[str]:
         """Drop indicators whose valid_until has passed; returns their ids."""

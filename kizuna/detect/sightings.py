@@ -141,10 +141,13 @@ class Alert:
     facts: list[tuple[str, str, Any]]
     file: str | None = None  # the input file, when the hit came from one
     rule: str | None = None  # the YARA rule that matched, for a `--yara` hit
+    #: the indicator's `name`, for the person who reads the alert (None when it has none); the id stays the key
+    indicator_name: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         head: dict[str, Any] = {
             "indicator": self.indicator_id,
+            "indicator_name": self.indicator_name,
             "time": _stix_time(self.time) if self.time is not None else None,
         }
         if self.file is not None:

@@ -83,6 +83,7 @@ class YaraScan:
         self.bundle = SightingBundle()
         self.load_counts: dict[str, int] = {}
         self.invalid: dict[str, str] = {}
+        self.names: dict[str, str] = {}  # the name of each indicator that has one, for what a person reads
         self.indicators_read = 0
         self.files_scanned = 0
         self.bytes_scanned = 0
@@ -104,6 +105,11 @@ class YaraScan:
             self.indicators_read += 1
             status = self._status(obj, now)
             indicator_id = str(obj.get("id"))
+            name = obj.get("name")
+            if isinstance(name, str) and name:
+                self.names[indicator_id] = name
+            else:
+                self.names.pop(indicator_id, None)
             if status == "yara" and "\0" in obj["pattern"]:
                 # yara-python cannot take a NUL in a source (ValueError): the rule can never compile.
                 self.invalid[indicator_id] = "the rule contains a NUL character"
@@ -195,7 +201,8 @@ class YaraScan:
         for found in matches:
             self.hits += 1
             self.aggregator.record(found.namespace, at)
-            alerts.append(Alert(found.namespace, at, None, "yara", facts, file=str(path), rule=found.rule))
+            alerts.append(Alert(found.namespace, at, None, "yara", facts, file=str(path), rule=found.rule,
+                                indicator_name=self.names.get(found.namespace)))
         return alerts
 
     def scan_all(self, paths: Iterable[Path]) -> Iterator[Alert]:

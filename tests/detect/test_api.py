@@ -86,6 +86,7 @@ def test_observed_data_hit_gives_a_sighting_of_the_readers_organisation(setup: A
     answer = response.json()
     (indicator,) = [i for i in _demo_indicators() if "guyspy.com" in i["pattern"]]
     assert [h["indicator"] for h in answer["hits"]] == [indicator["id"]]
+    assert [h["indicator_name"] for h in answer["hits"]] == ["DOMAIN guyspy.com"]
     (sighting,) = answer["sightings"]
     assert sighting["sighting_of_ref"] == indicator["id"]
     assert sighting["observed_data_refs"] == [OBSERVED_ID]
@@ -106,6 +107,8 @@ def test_log_lines_match_as_kizuna_match_does(setup: Any) -> None:
     expected = [(a.indicator_id, a.line) for a in engine.run(LogReader(mappings.values()).events(body.splitlines()),
                                                                mappings)]
     assert [(h["indicator"], h["line"]) for h in answer["hits"]] == expected
+    name_of = {i["id"]: i["name"] for i in _demo_indicators()}
+    assert [h["indicator_name"] for h in answer["hits"]] == [name_of[i] for i, _line in expected]
     assert answer["hit_count"] == len(expected) > 0
     assert answer["lines"] == len(body.splitlines())
 

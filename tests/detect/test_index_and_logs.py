@@ -93,6 +93,30 @@ def test_add_remove_expire() -> None:
     assert index.stats()["not_stix"] == 1
 
 
+def test_alerts_carry_the_name_of_the_version_indexed() -> None:
+    """An alert names its indicator by id and, for a person, by the name of the version that is indexed."""
+    engine = DetectionEngine("identity--00000000-0000-4000-8000-000000000000")
+    index = engine.index
+    base = {"type": "indicator", "pattern_type": "stix", "pattern": "[domain-name:value = 'guyspy.com']"}
+    index.add({**base, "id": "indicator--a", "name": "First version"})
+    index.add({**base, "id": "indicator--a", "name": "Guyspy phishing domain"})
+    index.add({**base, "id": "indicator--b", "name": ""})  # an empty name is no name
+    index.add({**base, "id": "indicator--c", "name": "revoked", "revoked": True})
+    mappings = shipped_mappings()
+
+    def named() -> set[tuple[str, str | None]]:
+        alerts = [a for e in _events() for a in engine.submit_event(e, mappings[e.mapping])]
+        return {(a.indicator_id, a.indicator_name) for a in alerts}
+
+    assert named() == {("indicator--a", "Guyspy phishing domain"), ("indicator--b", None)}
+    index.add({**base, "id": "indicator--a"})  # a newer version without a name
+    assert named() == {("indicator--a", None), ("indicator--b", None)}
+    index.add({**base, "id": "indicator--b", "name": "Named at last"})
+    assert index.remove("indicator--a")
+    assert index.name_of("indicator--a") is None and index.name_of("indicator--b") == "Named at last"
+    assert named() == {("indicator--b", "Named at last")}
+
+
 def test_indicator_outside_validity_does_not_match() -> None:
     engine = DetectionEngine("identity--00000000-0000-4000-8000-000000000000")
     engine.load_indicators(

@@ -43,6 +43,10 @@ def test_alerts_name_file_and_line_and_the_bundle_is_self_contained(tmp_path: Pa
     for hit in hits:  # the line named is the line that holds the matched value
         text = Path(hit["file"]).read_text().splitlines()[hit["line"] - 1]
         assert value_of[hit["indicator"]] in text
+    # A person reads the indicator's name beside its id (the id stays, for whatever reads alerts already).
+    name_of = {i["id"]: i["name"] for i in indicators}
+    assert [h["indicator_name"] for h in hits] == [name_of[h["indicator"]] for h in hits]
+    assert list(hits[0])[:3] == ["indicator", "indicator_name", "time"]
 
     bundle = json.loads(out.read_text())
     objects = {o["id"]: o for o in bundle["objects"]}
@@ -178,3 +182,39 @@ def test_an_older_version_met_later_does_not_replace_the_newer_indicator() -> No
     sightings = run.engine.aggregator.sightings()
     bundle, _missing = run.bundle.build(sightings, "bundle--00000000-0000-4000-8000-0000000000aa")
     assert [o["pattern"] for o in bundle["objects"] if o["type"] == "indicator"] == [newer["pattern"]]
+
+
+def test_alerts_name_the_indicator_as_it_is_when_it_hits(tmp_path: Path) -> None:
+    """An indicator without a name has a null one; of two versions, the one matched gives the name; observed
+    data's alerts name it too."""
+    stamp = "2020-01-01T00:00:00.000Z"
+
+    def indicator(number: int, pattern: str, **more: Any) -> dict[str, Any]:
+        return {"type": "indicator", "spec_version": "2.1",
+                "id": f"indicator--{number:08d}-0000-4000-8000-000000000000", "created": stamp, "modified": stamp,
+                "pattern": pattern, "pattern_type": "stix", "valid_from": "2000-01-01T00:00:00Z", **more}
+
+    named = indicator(1, "[domain-name:value = 'guyspy.com']", name="Old name")
+    renamed = {**named, "modified": "2021-01-01T00:00:00.000Z", "name": "Guyspy phishing domain"}
+    unnamed = indicator(2, "[ipv4-addr:value = '69.147.64.34']")
+    bundle = tmp_path / "indicators.json"
+    bundle.write_text(json.dumps([renamed, named, unnamed]))
+    alerts = tmp_path / "alerts.jsonl"
+    kizuna(tmp_path / "none", "match", "--indicators", str(bundle), str(EXAMPLES / "zeek" / "dns.log"),
+           str(EXAMPLES / "zeek" / "json" / "http.log"), "-o", str(tmp_path / "out.json"), "--alerts", str(alerts),
+           "--json")
+    hits = [json.loads(line) for line in alerts.read_text().splitlines()]
+    assert {(h["indicator"], h["indicator_name"]) for h in hits} == {
+        (named["id"], "Guyspy phishing domain"), (unnamed["id"], None)}
+
+    observed = tmp_path / "observed.json"
+    domain = "domain-name--00000000-0000-4000-8000-000000000001"
+    observed.write_text(json.dumps([
+        {"type": "domain-name", "spec_version": "2.1", "id": domain, "value": "guyspy.com"},
+        {"type": "observed-data", "spec_version": "2.1", "id": "observed-data--00000000-0000-4000-8000-000000000001",
+         "created": stamp, "modified": stamp, "first_observed": stamp, "last_observed": stamp,
+         "number_observed": 1, "object_refs": [domain]}]))
+    kizuna(tmp_path / "none", "match", "--observed-data", "--indicators", str(bundle), str(observed),
+           "-o", str(tmp_path / "out.json"), "--alerts", str(alerts), "--json")
+    hits = [json.loads(line) for line in alerts.read_text().splitlines()]
+    assert [(h["indicator"], h["indicator_name"]) for h in hits] == [(named["id"], "Guyspy phishing domain")]

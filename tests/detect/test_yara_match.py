@@ -75,6 +75,7 @@ def test_alerts_name_file_rule_and_indicator_and_sightings_aggregate(tmp_path: P
     notes, sample = str(root / "notes.txt"), str(root / "nested" / "sample.exe")
     assert sorted((h["file"], h["rule"], h["indicator"]) for h in hits) == sorted([
         (notes, "loader", A["id"]), (sample, "loader", A["id"]), (sample, "loader", B["id"])])
+    assert {(h["indicator"], h["indicator_name"]) for h in hits} == {(A["id"], "rule 1"), (B["id"], "rule 2")}
     for hit in hits:
         assert hit["source"] == "yara" and hit["line"] is None
         digest = hashlib.sha256(Path(hit["file"]).read_bytes()).hexdigest()
@@ -122,6 +123,11 @@ def test_a_broken_rule_is_left_out_with_its_reason_and_the_others_scan(tmp_path:
                           str(_indicators(tmp_path, broken)), str(root), "-o", str(tmp_path / "s.json"))
     assert summary["invalid_rules"] == {broken["id"]: 'line 5: undefined string "$missing"'}
     assert summary["indicators"] == {"yara": 2, "invalid": 1} and summary["hits"] == 3
+    # On the screen the rule left out is named by its indicator's name beside the id.
+    shown = kizuna(tmp_path / "none", "match", "--yara", "--indicators", str(_indicators(tmp_path, broken)),
+                   str(root), "-o", str(tmp_path / "s.json"))
+    assert f"  rule of 'rule 4' ({broken['id']}) left out: line 5: undefined string \"$missing\"" in \
+        shown.stderr.splitlines()
 
     only_broken = tmp_path / "broken.json"
     only_broken.write_text(json.dumps([broken, STIX]))
