@@ -32,10 +32,12 @@ def domain_value(value: str) -> str:
         name = name[:-1]
     if name.isascii():
         return name
-    # As the importer: compatibility forms (full-width letters) become the name they stand for, and a
-    # real IDN is kept in Unicode.
+    # One spelling of an international name on both sides: its A-label (RFC 5890), as a DNS log writes it
+    # and as compatibility forms (full-width letters) reduce to the name they stand for. The IOC importer keeps
+    # an IDN as it was written, punycode or Unicode, and a pattern constant or an observed value in Unicode is
+    # put in this form when compiled or read, so either spelling matches a log naming the domain either way.
     try:
-        return name.encode("idna").decode("ascii").encode("ascii").decode("idna")
+        return name.encode("idna").decode("ascii")
     except UnicodeError:
         return name
 

@@ -122,3 +122,23 @@ def test_other_properties_keep_their_case() -> None:
                           ("[url:value = 'HTTP://EVIL.EXAMPLE.COM/Payload.exe']", 0)):
         engine = _engine(pattern)
         assert len(list(engine.run(LogReader(MAPPINGS.values()).events([line]), MAPPINGS))) == hits, pattern
+
+
+IDN_LINES = [
+    _dns("xn--bcher-evil-9db.de", "192.0.2.1"),  # 1: as a DNS log writes an international name
+    _dns("BÜCHER-EVIL.de", "192.0.2.1"),  # 2: as a proxy or an analyst's log may write it
+    _dns("buecher-evil.de", "192.0.2.1"),  # 3: another name
+]
+
+
+@pytest.mark.parametrize("pattern", ["[domain-name:value = 'bücher-evil.de']",
+                                     "[domain-name:value = 'xn--bcher-evil-9db.de']",
+                                     "[domain-name:value IN ('Bücher-Evil.DE', 'other.example')]"])
+def test_an_international_name_matches_in_either_spelling(pattern: str) -> None:
+    """`kizuna import` keeps an IDN as it was written, Unicode or punycode, and a DNS log writes its A-label: an
+    indicator written in Unicode matched no DNS log naming the domain. Both sides are compared as A-labels."""
+    full = {a.line for a in _engine(pattern).run(LogReader(MAPPINGS.values()).events(IDN_LINES), MAPPINGS)}
+    fast = {a.line for a in _engine(pattern).line_matcher(LogReader(MAPPINGS.values())).alerts(IDN_LINES)}
+    assert full == fast == {1, 2}
+    observed = observations_from_stix(_observed("domain-name", "xn--bcher-evil-9db.de"))
+    assert matches(compile_pattern(pattern), observed)
