@@ -118,6 +118,6 @@ def test_preview_words_a_file_that_is_not_utf8_as_import_does(tmp_path: Path) ->
     imported = kizuna(data, "import", str(draft), "-c", "shared", check=False)
     assert previewed.returncode == imported.returncode == 1
     assert previewed.stderr == f"kizuna preview: not UTF-8 text (invalid continuation byte): {draft}:2\n"
-    # The import adds what it stored before the bad byte; the reason and the place are the same.
+    # The import adds that it stored nothing of the file; the reason and the place are the same.
     assert imported.stderr == (f"kizuna import: not UTF-8 text (invalid continuation byte) "
-                               f"(no objects before this point): {draft}:2\n")
+                               f"(nothing of the file was stored): {draft}:2\n")

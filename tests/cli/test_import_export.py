@@ -68,7 +68,8 @@ def test_import_of_nothing_is_an_error(data_dir: Path, tmp_path: Path, content: 
     assert as_json.returncode != 0 and json.loads(as_json.stdout)["error"]["file"] == str(path)
 
 
-def test_truncated_import_keeps_and_counts_what_came_before(data_dir: Path, tmp_path: Path) -> None:
+def test_a_truncated_bundle_stores_nothing(data_dir: Path, tmp_path: Path) -> None:
+    """All or nothing per file: objects read before the cut, even whole ingest batches of them, are not stored."""
     kizuna_json(data_dir, "collections", "create", "--title", "In", "--alias", "in")
     # More objects than one ingest batch (1000), then a cut inside the next object.
     complete = [json.dumps(identity(n)) for n in range(1500)]
@@ -76,25 +77,40 @@ def test_truncated_import_keeps_and_counts_what_came_before(data_dir: Path, tmp_
     path.write_text('{"type": "bundle", "id": "bundle--1", "objects": [\n' + ",\n".join(complete)
                     + ',\n{"type": "identity", "id": "ident')
     result = kizuna(data_dir, "import", str(path), "--collection", "in", check=False)
-    assert result.returncode != 0
+    assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1
-    assert result.stderr.startswith("kizuna import: ")
-    assert result.stderr.rstrip().endswith(f"{path}:1502")
-    assert "1,500 objects before this point were stored" in result.stderr
-    assert count_in(data_dir, "in") == 1500
+    assert result.stderr.startswith("kizuna import: unexpected end of file")
+    assert result.stderr.rstrip().endswith(f"(nothing of the file was stored): {path}:1502")
+    assert count_in(data_dir, "in") == 0
     error = json.loads(kizuna(data_dir, "import", str(path), "--collection", "in", "--json", check=False).stdout)
-    assert (error["error"]["file"], error["error"]["line"]) == (str(path), 1502)
-    assert "1500 were already stored" in error["error"]["message"]
+    assert (error["error"]["file"], error["error"]["line"], error["error"]["code"]) == (str(path), 1502, "syntax")
+    assert count_in(data_dir, "in") == 0
 
 
-def test_a_cut_after_one_object_counts_it_in_the_singular(data_dir: Path, tmp_path: Path) -> None:
+def test_a_bundle_missing_a_comma_stores_none_of_its_objects(data_dir: Path, tmp_path: Path) -> None:
     kizuna_json(data_dir, "collections", "create", "--title", "In", "--alias", "in")
-    path = tmp_path / "cut.json"
-    path.write_text('{"type": "bundle", "id": "bundle--1", "objects": [\n' + json.dumps(identity(0))
-                    + ',\n{"type": "identity", "id": "ident')
+    first, second, third, fourth = (json.dumps(identity(n)) for n in range(4))
+    path = tmp_path / "badcomma.json"
+    path.write_text('{"type": "bundle", "id": "bundle--1", "objects": [\n'
+                    f"{first},\n{second},\n{third}\n{fourth}\n]}}\n")
     result = kizuna(data_dir, "import", str(path), "--collection", "in", check=False)
-    assert "(1 object before this point was stored, 0 were already stored, 0 were rejected)" in result.stderr
-    assert len(result.stderr.splitlines()) == 1 and count_in(data_dir, "in") == 1
+    assert result.returncode == 1
+    assert result.stderr == ("kizuna import: expected ',' or ']' after an element of the objects array, found '{' "
+                             f"(nothing of the file was stored): {path}:5\n")
+    assert count_in(data_dir, "in") == 0
+
+
+def test_a_malformed_bundle_in_a_directory_leaves_the_other_files_imported(data_dir: Path, tmp_path: Path) -> None:
+    kizuna_json(data_dir, "collections", "create", "--title", "In", "--alias", "in")
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "a-broken.json").write_text(json.dumps([identity(0), identity(1)])[:-1])  # the closing ] cut off
+    (folder / "b-good.json").write_text(json.dumps([identity(2), identity(3)]))
+    report = json.loads(kizuna(data_dir, "import", str(folder), "--collection", "in", "--json", check=False).stdout)
+    assert [s["source"] for s in report["sources"]] == [str(folder / "b-good.json")]
+    (broken,) = report["failed_sources"]
+    assert broken["source"] == str(folder / "a-broken.json") and "nothing of the file was stored" in broken["error"]
+    assert count_in(data_dir, "in") == 2
 
 
 def test_a_bad_json_line_is_named_and_the_lines_after_it_are_imported(data_dir: Path, tmp_path: Path) -> None:
