@@ -51,6 +51,7 @@ from kizuna.formats.iocs import (
     indicator_id,
     pattern_for,
 )
+from kizuna.formats.tlds import unknown_top_level_domain
 from kizuna.formats.warninglists import DEFAULT_LISTS, WARNINGLIST_PROPERTY, Warninglists, load_warninglists
 from kizuna.numerals import whole_number
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TLP2_IDS, TlpLevel, misp_tag_restriction
@@ -368,6 +369,11 @@ class _ListReader:
     # -- output -----------------------------------------------------------------------------
     def _emit(self, kind: str, value: str, comment: str, first_seen: str, number: int, line: str,
               own: dict[str, str] | None = None) -> None:
+        if kind == DOMAIN and (tld := unknown_top_level_domain(value)) is not None:
+            # report.pdf, update.exe: a file name has a domain's shape; as an indicator it would be blocked by DNS.
+            self.reject(number, Message(N_("%(value)r is not a domain: %(tld)r is not a top-level domain"),
+                                        value=value, tld=tld), line)
+            return
         key = kind + ":" + value
         if key in self.seen:
             self.duplicates += 1

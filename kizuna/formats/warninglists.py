@@ -71,6 +71,17 @@ def available_lists(directory: Path | None = None) -> list[str]:
     return sorted(p.name for p in (directory or _lists_dir()).iterdir() if (p / "list.json").is_file())
 
 
+def shipped_list_entries(name: str) -> list[str]:
+    """The entries of one list shipped with ``pymispwarninglists``, as written there (other data than flags
+    needs them too: the IANA top-level domains, say); WarninglistError when it cannot be read."""
+    path = _lists_dir() / name / "list.json"
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise WarninglistError(f"warninglist {name!r} cannot be read: {exc}") from exc
+    return [str(v).strip() for v in data.get("list", ()) if str(v).strip()]
+
+
 @dataclass
 class _Networks:
     """Sorted address intervals; `overlaps` answers in O(log n) for an address or a block."""

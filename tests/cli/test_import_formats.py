@@ -309,3 +309,19 @@ def test_a_list_of_nothing_usable_fails_naming_the_first_rejected_line(sqlite_no
     assert "nothing usable was imported; 2 rejected" in result.stderr
     (audited,) = import_reports(sqlite_node)  # the report is kept even so
     assert [r["where"] for r in audited["sources"][0]["rejected_input"]] == [f"{path}:2", f"{path}:3"]
+
+
+def test_file_names_in_a_text_list_never_reach_a_response_policy_zone(sqlite_node: Path, tmp_path: Path) -> None:
+    listed = tmp_path / "list.txt"
+    listed.write_text("report.pdf\nupdate.exe\nbad-updates.io\n")
+    result = kizuna(sqlite_node, "import", str(listed), "--collection", "in", "--json", check=False)
+    report = json.loads(result.stdout)
+    (source,) = report["sources"]
+    assert source["stored"] == 1
+    assert [(r["where"], r["reason"]) for r in source["rejected_input"]] == [
+        (f"{listed}:1", "'report.pdf' is not a domain: 'pdf' is not a top-level domain"),
+        (f"{listed}:2", "'update.exe' is not a domain: 'exe' is not a top-level domain"),
+    ]
+    zone = kizuna(sqlite_node, "export", "--collection", "in", "--format", "rpz", "-o", "-").stdout
+    assert "bad-updates.io CNAME ." in zone
+    assert "report.pdf" not in zone and "update.exe" not in zone

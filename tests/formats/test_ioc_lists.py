@@ -247,3 +247,31 @@ def test_cells_past_the_headers_columns_are_reported_as_lost() -> None:
     assert report.rejected == [] and len(report.objects) == 3
     assert [(loss.ref, loss.field, loss.value) for loss in report.losses] == [("extra.csv:2", "column 4",
                                                                                " sent by mail")]
+
+
+def test_a_file_name_is_not_a_domain_in_a_text_list() -> None:
+    """A name whose last label is no top-level domain (report.pdf, update.exe) is a file, not a domain: it is
+    rejected on its line, never made a domain indicator (a zone would then block it)."""
+    lines = ["report.pdf", "update.exe", "evil.io", "shop.example.jp", "ドメイン.コム", "xn--eckwd4c7c.xn--tckwe",
+             "c2.onion", "setup.msi # dropped by the loader"]
+    report = read_ioc_list(io.StringIO("\n".join(lines) + "\n"), "list.txt", now=NOW)
+    assert {o["pattern"] for o in report.objects} == {
+        "[domain-name:value = 'evil.io']", "[domain-name:value = 'shop.example.jp']",
+        "[domain-name:value = 'ドメイン.コム']", "[domain-name:value = 'xn--eckwd4c7c.xn--tckwe']",
+        "[domain-name:value = 'c2.onion']",
+    }
+    assert [(r.where, r.reason) for r in report.rejected] == [
+        ("list.txt:1", "'report.pdf' is not a domain: 'pdf' is not a top-level domain"),
+        ("list.txt:2", "'update.exe' is not a domain: 'exe' is not a top-level domain"),
+        ("list.txt:8", "'setup.msi' is not a domain: 'msi' is not a top-level domain"),
+    ]
+
+
+def test_a_file_name_typed_as_a_domain_in_a_csv_list_is_rejected() -> None:
+    text = "type,value\ndomain,update.exe\ndomain,evil.example.com\nhostname,invoice.docx\n"
+    report = read_ioc_list(io.StringIO(text), "list.csv", now=NOW)
+    assert [o["pattern"] for o in report.objects] == ["[domain-name:value = 'evil.example.com']"]
+    assert [(r.where, r.reason) for r in report.rejected] == [
+        ("list.csv:2", "'update.exe' is not a domain: 'exe' is not a top-level domain"),
+        ("list.csv:4", "'invoice.docx' is not a domain: 'docx' is not a top-level domain"),
+    ]
