@@ -8,7 +8,15 @@ from typing import Any
 import click
 import orjson
 
-from kizuna.cli.common import CliError, dash_is_stdout, emit, json_option, node_of, output_stream
+from kizuna.cli.common import (
+    CliError,
+    dash_is_stdout,
+    emit,
+    json_option,
+    node_of,
+    output_stream,
+    refuse_json_without_a_file,
+)
 from kizuna.core.audit import KINDS, unpack_served
 from kizuna.stix.timestamps import format_timestamp
 
@@ -58,9 +66,7 @@ def audit_export(ctx: click.Context, output: Path | None, kinds: tuple[str, ...]
     if unknown:
         raise CliError(f"no such record kind {', '.join(map(repr, unknown))}; the kinds are "
                        + ", ".join(sorted(KINDS)), code="usage", exit_code=2)
-    if as_json and output is None:
-        raise CliError("--json needs -o FILE: without it the records are written to standard output",
-                       code="usage", exit_code=2)
+    refuse_json_without_a_file(ctx, output, as_json, "the records")
     node = node_of(ctx)
     count = 0
     with output_stream(output) as stream:

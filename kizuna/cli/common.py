@@ -25,6 +25,7 @@ from typing import IO, Any, Final
 
 import click
 import orjson
+from click.core import ParameterSource
 
 from kizuna.config import ConfigError
 from kizuna.core.errors import KizunaError
@@ -202,6 +203,23 @@ def output_stream(path: Path | None) -> Iterator[IO[bytes]]:
 def dash_is_stdout(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     """Callback of an output option whose absence means standard output: ``-o -`` means it too."""
     return None if value is not None and str(value) == "-" else value
+
+
+def refuse_json_without_a_file(ctx: click.Context, output: Path | None, as_json: bool, written: str) -> None:
+    """--json prints what was written on standard output, so the output itself must go to a file; ``written``
+    names what would otherwise go to standard output (the export itself, the records)."""
+    if not as_json or output is not None:
+        return
+    if stdout_chosen(ctx):
+        raise CliError(f"--json cannot go with -o -: {written} is written to standard output then", code="usage",
+                       exit_code=2)
+    raise CliError(f"--json needs -o FILE: without it {written} is written to standard output", code="usage",
+                   exit_code=2)
+
+
+def stdout_chosen(ctx: click.Context) -> bool:
+    """Whether ``-o -`` was given: `dash_is_stdout` makes it None, as if no -o had been given at all."""
+    return ctx.params.get("output") is None and ctx.get_parameter_source("output") is ParameterSource.COMMANDLINE
 
 
 def check_output_path(path: Path) -> None:

@@ -27,6 +27,8 @@ from kizuna.cli.common import (
     node_of,
     output_stream,
     quiet_option,
+    refuse_json_without_a_file,
+    stdout_chosen,
     tlp_level,
     token_id_type,
 )
@@ -153,13 +155,14 @@ def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, 
            kind: str, include_warninglisted: bool, rpz_origin: str, info: str | None, quiet: bool,
            as_json: bool) -> None:
     """Export a collection, as the node administrator or as a partner would receive it."""
-    if as_json and output is None:
-        raise CliError("--json needs -o: without it the export itself is written to standard output",
-                       code="usage", exit_code=2)
+    refuse_json_without_a_file(ctx, output, as_json, "the export itself")
     if info is not None and not info.strip():  # a MISP event must have a title
         raise CliError("--info is empty: give the event a title, or leave the option out", code="usage",
                        exit_code=2)
     if fmt == "misp-feed" and output is None:
+        if stdout_chosen(ctx):
+            raise CliError("--format misp-feed cannot be written to standard output (-o -): give -o DIRECTORY",
+                           code="usage", exit_code=2)
         raise CliError("--format misp-feed needs -o DIRECTORY", code="usage", exit_code=2)
     for param, (option, formats) in _ONLY_FOR.items():  # an option the format ignores is a mistake worth telling
         if fmt not in formats and ctx.get_parameter_source(param) is ParameterSource.COMMANDLINE:

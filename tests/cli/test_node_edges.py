@@ -646,8 +646,17 @@ def test_an_output_of_dash_is_standard_output_where_it_may_be_and_refused_elsewh
     plain = kizuna(sqlite_node, "export", "--collection", "out")
     assert json.loads(dashed.stdout)["objects"] == json.loads(plain.stdout)["objects"]
     assert not (Path.cwd() / "-").exists() and not (sqlite_node / "-").exists()
-    as_json = kizuna(sqlite_node, "export", "--collection", "out", "-o", "-", "--json", check=False)
-    assert as_json.returncode != 0 and "--json needs -o" in json.loads(as_json.stdout)["error"]["message"]
+    for command in (("export", "--collection", "out"), ("audit", "export")):
+        # -o was given: the error says that --json cannot go with -o -, not that -o is missing.
+        as_json = kizuna(sqlite_node, *command, "-o", "-", "--json", check=False)
+        assert as_json.returncode == 2 and as_json.stderr == ""
+        error = json.loads(as_json.stdout)["error"]
+        assert error["message"].startswith("--json cannot go with -o -: "), error
+        assert error["code"] == "usage"
+        missing = kizuna(sqlite_node, *command, "--json", check=False)
+        assert json.loads(missing.stdout)["error"]["message"].startswith("--json needs -o FILE: ")
+    feed = kizuna(sqlite_node, "export", "--collection", "out", "--format", "misp-feed", "-o", "-", check=False)
+    assert "misp-feed cannot be written to standard output (-o -): give -o DIRECTORY" in feed.stderr
     for args, said in ((("import", os.devnull, "--collection", "out", "--report", "-"), "'-' (standard output)"),
                        (("export", "--collection", "out", "-o", ""), "the output needs a file name"),
                        (("export", "--collection", "out", "-o", "/dev/full"), "No space left on device: /dev/full")):
