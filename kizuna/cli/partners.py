@@ -17,7 +17,7 @@ from kizuna.cli.common import CliError, FiniteFloat, aligned, emit, json_option,
 from kizuna.core.bulk_import import set_aside_long_lived
 from kizuna.core.node import Node
 from kizuna.core.partner_health import PartnerHealth, partner_health
-from kizuna.federation.admin import add_misp_feed_partner, add_partner, remove_partner
+from kizuna.federation.admin import AddedPartner, add_misp_feed_partner, add_partner, remove_partner
 from kizuna.federation.config import (
     DEFAULT_SCHEDULE_S,
     PAGE_SIZE_RANGE,
@@ -63,15 +63,19 @@ def partners() -> None:
               help=f"Seconds between scheduled syncs ({SCHEDULE_RANGE_S[0]}-{SCHEDULE_RANGE_S[1]}).")
 @click.option("--page-size", default=1000, type=int, show_default=True,
               help=f"Objects per page requested or sent ({PAGE_SIZE_RANGE[0]}-{PAGE_SIZE_RANGE[1]}).")
+@click.option("--no-check", "no_check", is_flag=True,
+              help="Do not ask a TAXII partner before adding it (for a partner that is not up yet).")
 @json_option
 @click.pass_context
 def partners_add(ctx: click.Context, name: str, url: str | None, maps: tuple[str, ...], misp_feed: str | None,
                  collection: str | None, token: str | None, basic: str | None, cert: str | None, key: str | None,
                  ca: str | None, pin: str | None, org: str | None, agreement: str | None, schedule: int,
-                 page_size: int, as_json: bool) -> None:
+                 page_size: int, no_check: bool, as_json: bool) -> None:
     """Add a partner: a TAXII node (--url, --map) or a MISP feed (--misp-feed, --collection).
 
-    The whole configuration is checked before it is stored.
+    The whole configuration is checked before it is stored; then a TAXII partner is asked once (a few
+    seconds at most): one that refuses the token, or lacks a mapped collection, is refused, and one that
+    cannot be reached now is added with a note.
     """
     if (url is None) == (misp_feed is None):
         raise CliError("give either --url (a TAXII partner) or --misp-feed (a MISP feed), not both or neither",
@@ -96,12 +100,22 @@ def partners_add(ctx: click.Context, name: str, url: str | None, maps: tuple[str
                        code="usage", exit_code=2)
     if not maps:
         raise CliError("--url needs at least one --map LOCAL=REMOTE[:pull|push|both]", code="usage", exit_code=2)
-    config = add_partner(
+    added = add_partner(
         node_of(ctx), name, url, maps, token=token, basic_auth=basic, client_cert=cert, client_key=key,
         ca_file=ca, organisation=org, agreement=agreement, schedule_s=schedule, page_size=page_size,
-        pin_sha256=pin,
+        pin_sha256=pin, ask_partner=not no_check,
     )
-    emit(as_json, config.public(), f"Partner {name} added ({len(config.mappings)} collection mapping(s))")
+    _emit_added(as_json, added, f"Partner {name} added ({len(added.config.mappings)} collection mapping(s))")
+
+
+def _emit_added(as_json: bool, added: AddedPartner, line: str) -> None:
+    """The added partner's configuration, whether it was asked, and a note for each thing the asking found."""
+    if not added.asked:
+        line += "; not checked with the partner (--no-check)"
+    elif not added.notes:
+        line += "; the partner answered as configured"
+    emit(as_json, {**added.config.public(), "checked": added.asked, "notes": added.notes},
+         line + "".join(f"\nnote: {note}" for note in added.notes))
 
 
 def _named(row: dict[str, Any], node: Node) -> dict[str, Any]:

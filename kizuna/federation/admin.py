@@ -3,12 +3,14 @@
 A partner configuration that cannot work (a URL without a host, a token that an HTTP header cannot
 carry, a certificate file that is not there, a mapping to a collection this node does not have)
 is refused at ``kizuna partners add`` with one sentence saying what to fix, instead of failing at
-every scheduled sync afterwards.
+every scheduled sync afterwards. Then, unless told not to, a TAXII partner itself is asked once
+(partner_probe.py): a definite "no" from it refuses the add too, and anything less is a note.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -27,6 +29,7 @@ from kizuna.federation.config import (
     is_collection_ref,
     parse_pin,
 )
+from kizuna.federation.partner_probe import PartnerRefused, ProbeResult, probe_taxii_partner
 from kizuna.federation.state import FederationState
 from kizuna.federation.tls import tls_files_problem
 
@@ -88,6 +91,26 @@ def readable_file(option: str, path: str | None) -> str | None:
     return str(resolved)
 
 
+@dataclass(frozen=True)
+class AddedPartner:
+    """A stored partner, with what asking it found (``asked`` False: added with ``--no-check``)."""
+
+    config: PartnerConfig
+    asked: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _ask(config: PartnerConfig, ask_partner: bool) -> AddedPartner:
+    """The probe's notes; its refusal as the ConfigProblem that refuses the add."""
+    if not ask_partner:
+        return AddedPartner(config, asked=False)
+    try:
+        found: ProbeResult = probe_taxii_partner(config)
+    except PartnerRefused as exc:
+        raise ConfigProblem(str(exc)) from None
+    return AddedPartner(config, asked=True, notes=found.notes)
+
+
 def check_remote_collection(mapping: CollectionMapping) -> None:
     remote = mapping.remote
     if not is_collection_ref(remote):
@@ -110,9 +133,10 @@ def add_partner(
     node: Node, name: str, url: str, maps: tuple[str, ...], *, token: str | None = None,
     basic_auth: str | None = None, client_cert: str | None = None, client_key: str | None = None,
     ca_file: str | None = None, organisation: str | None = None, agreement: str | None = None,
-    schedule_s: int = 300, page_size: int = 1000, pin_sha256: str | None = None,
-) -> PartnerConfig:
-    """Check a new partner's configuration and store it; raise :class:`ConfigProblem` for the first fault."""
+    schedule_s: int = 300, page_size: int = 1000, pin_sha256: str | None = None, ask_partner: bool = True,
+) -> AddedPartner:
+    """Check a new partner's configuration, ask the partner (unless ``ask_partner`` is False) and store it;
+    raise :class:`ConfigProblem` for the first fault."""
     state = FederationState(node.store)
     _check_name_is_new(state, name)
     check_api_root_url(url)
@@ -163,9 +187,10 @@ def add_partner(
         schedule_s=schedule_s, page_size=page_size,
         pin_sha256=parse_pin(pin_sha256) if pin_sha256 is not None else None,
     )
+    added = _ask(config, ask_partner)
     state.add_partner(config)
     node.audit.record("partner-added", NODE_ADMIN.key, config.public())
-    return config
+    return added
 
 
 def add_misp_feed_partner(

@@ -53,7 +53,7 @@ def http_client(partner: PartnerConfig, accept: str, timeout_s: float = 60.0, **
         auth = httpx.BasicAuth(user, password)
     return httpx.Client(
         headers=headers, auth=auth, verify=partner_ssl_context(partner), transport=partner_transport(partner),
-        timeout=httpx.Timeout(timeout_s, connect=10.0), **options,
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)), **options,
     )
 
 
@@ -71,6 +71,10 @@ class TaxiiClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def get(self, path: str) -> httpx.Response:
+        """A GET of ``path`` under the API root, its failures worded as a sync words them."""
+        return self._request("GET", path)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import trustme
 
-from tests.conftest import TAXII
+from tests.conftest import TAXII, free_port
 from tests.federation.helpers import (
     FedNode,
     RoutedServer,
@@ -228,3 +228,52 @@ def test_poison_objects_are_quarantined_once_though_the_partner_serves_them_ever
         assert sorted(q["id"] for q in shown["quarantine"]) == sorted(p["id"] for p in poison)
     finally:
         partner.close()
+
+
+def test_partners_add_asks_the_partner_and_refuses_what_it_refuses(tmp_path: Path) -> None:
+    """A wrong token, a remote collection the partner does not list, or one the token may not write to for a
+    push, is refused when the partner is added (the first sync would fail the same way); a partner that
+    cannot be reached now is added with a note, and --no-check adds without asking."""
+    uk = make_fed_node(tmp_path, "UK", "GBR")
+    jp = make_fed_node(tmp_path, "JP", "JPN")
+    token = grant_partner(uk, jp, "JPN")
+    read_only = uk.cli_json("tokens", "create", "--org", "JP national CERT", "--read", "shared")["token"]
+    silent = ScriptedServer(None)  # accepts connections and never answers
+    uk.start()
+    try:
+        url = uk.api_root_url
+        wrong_token = _refusal(jp, "ASK1", "--url", url, "--map", "shared=shared", "--token", "kz_wrong")
+        assert f"GET {url} answered 401" in wrong_token and "refuses the token" in wrong_token, wrong_token
+        assert "--no-check" in wrong_token
+        missing = _refusal(jp, "ASK2", "--url", url, "--map", "shared=no-such-coll", "--token", token)
+        assert "--map shared=no-such-coll: ASK2 lists no collection 'no-such-coll'" in missing, missing
+        assert "(it lists: shared)" in missing  # the alias the partner gives, not only its id
+        push = _refusal(jp, "ASK3", "--url", url, "--map", "shared=shared:both", "--token", read_only)
+        assert "does not let this token write to collection 'shared' (Shared)" in push, push
+        assert jp.cli_json("partners", "list")["partners"] == []  # nothing stored by a refusal
+        json_refusal = jp.cli("partners", "add", "ASK1", "--url", url, "--map", "shared=shared", "--token",
+                              "kz_wrong", "--json", check=False)
+        assert json_refusal.returncode == 1 and json_refusal.stderr == ""
+        assert "answered 401" in json.loads(json_refusal.stdout)["error"]["message"]
+
+        good = jp.cli_json("partners", "add", "ASK4", "--url", url, "--map", f"shared={uk.collection}:both",
+                           "--map", "shared=shared:pull", "--token", token)
+        assert (good["checked"], good["notes"]) == (True, [])
+        text = jp.cli("partners", "add", "ASK5", "--url", url, "--map", "shared=shared", "--token", token).stdout
+        assert text == "Partner ASK5 added (1 collection mapping(s)); the partner answered as configured\n"
+        unchecked = jp.cli_json("partners", "add", "ASK6", "--url", url, "--map", "shared=no-such-coll",
+                                "--token", "kz_wrong", "--no-check")
+        assert (unchecked["checked"], unchecked["notes"]) == (False, [])
+
+        down = f"http://127.0.0.1:{free_port()}/main/"  # nothing listens there
+        added = jp.cli("partners", "add", "ASK7", "--url", down, "--map", "shared=shared", "--token", "t")
+        first, note = added.stdout.splitlines()
+        assert first == "Partner ASK7 added (1 collection mapping(s))" and added.stderr == ""
+        assert note.startswith("note: could not ask ASK7 now (cannot reach") and "`kizuna sync ASK7`" in note
+        hanging = jp.cli_json("partners", "add", "ASK8", "--url", silent.url, "--map", "shared=c", "--token", "t")
+        assert hanging["checked"] and "timed out" in hanging["notes"][0], hanging["notes"]
+        assert sorted(p["name"] for p in jp.cli_json("partners", "list")["partners"]) == [
+            "ASK4", "ASK5", "ASK6", "ASK7", "ASK8"]
+    finally:
+        uk.stop()
+        silent.close()
