@@ -64,7 +64,8 @@ def partners() -> None:
 @click.option("--page-size", default=1000, type=int, show_default=True,
               help=f"Objects per page requested or sent ({PAGE_SIZE_RANGE[0]}-{PAGE_SIZE_RANGE[1]}).")
 @click.option("--no-check", "no_check", is_flag=True,
-              help="Do not ask a TAXII partner before adding it (for a partner that is not up yet).")
+              help="Do not ask the partner before adding it (for a partner that is not up yet, or a feed "
+                   "directory not mounted yet).")
 @json_option
 @click.pass_context
 def partners_add(ctx: click.Context, name: str, url: str | None, maps: tuple[str, ...], misp_feed: str | None,
@@ -73,9 +74,9 @@ def partners_add(ctx: click.Context, name: str, url: str | None, maps: tuple[str
                  page_size: int, no_check: bool, as_json: bool) -> None:
     """Add a partner: a TAXII node (--url, --map) or a MISP feed (--misp-feed, --collection).
 
-    The whole configuration is checked before it is stored; then a TAXII partner is asked once (a few
-    seconds at most): one that refuses the token, or lacks a mapped collection, is refused, and one that
-    cannot be reached now is added with a note.
+    The whole configuration is checked before it is stored; then the partner is asked once (a few seconds
+    at most): a partner that refuses the token, or lacks a mapped collection or the feed's manifest.json,
+    is refused, and one that cannot be reached now is added with a note.
     """
     if (url is None) == (misp_feed is None):
         raise CliError("give either --url (a TAXII partner) or --misp-feed (a MISP feed), not both or neither",
@@ -88,11 +89,11 @@ def partners_add(ctx: click.Context, name: str, url: str | None, maps: tuple[str
         if collection is None:
             raise CliError("--misp-feed needs --collection (the local collection receiving the events)",
                            code="usage", exit_code=2)
-        config = add_misp_feed_partner(
+        added = add_misp_feed_partner(
             node_of(ctx), name, misp_feed, collection, token=token, basic_auth=basic, client_cert=cert,
-            client_key=key, ca_file=ca, schedule_s=schedule,
+            client_key=key, ca_file=ca, schedule_s=schedule, ask_partner=not no_check,
         )
-        emit(as_json, config.public(), f"MISP feed partner {name} added (events go to {collection})")
+        _emit_added(as_json, added, f"MISP feed partner {name} added (events go to {collection})")
         return
     assert url is not None
     if collection is not None:

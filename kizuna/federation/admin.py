@@ -3,7 +3,7 @@
 A partner configuration that cannot work (a URL without a host, a token that an HTTP header cannot
 carry, a certificate file that is not there, a mapping to a collection this node does not have)
 is refused at ``kizuna partners add`` with one sentence saying what to fix, instead of failing at
-every scheduled sync afterwards. Then, unless told not to, a TAXII partner itself is asked once
+every scheduled sync afterwards. Then, unless told not to, the partner itself is asked once
 (partner_probe.py): a definite "no" from it refuses the add too, and anything less is a note.
 """
 
@@ -29,7 +29,7 @@ from kizuna.federation.config import (
     is_collection_ref,
     parse_pin,
 )
-from kizuna.federation.partner_probe import PartnerRefused, ProbeResult, probe_taxii_partner
+from kizuna.federation.partner_probe import PartnerRefused, ProbeResult, probe_misp_feed, probe_taxii_partner
 from kizuna.federation.state import FederationState
 from kizuna.federation.tls import tls_files_problem
 
@@ -47,8 +47,9 @@ def check_api_root_url(url: str) -> None:
 
 
 def misp_feed_location(location: str) -> str:
-    """The stored form of a feed: its http(s) URL ending with '/', or the file:// URL of an existing
-    directory (given as ``file://…`` or as a path) that holds a ``manifest.json``."""
+    """The stored form of a feed: its http(s) URL ending with '/', or the absolute file:// URL of a directory
+    (given as ``file://…`` or as a path). Whether the feed's manifest.json is there is asked by the probe,
+    for a directory as for a URL (partner_probe.py)."""
     if location.startswith(("http://", "https://")):
         check_http_url(location, "--misp-feed")
         parts = urlsplit(location)
@@ -63,13 +64,9 @@ def misp_feed_location(location: str) -> str:
     else:
         path = Path(location).expanduser()
     try:
-        directory = path.resolve()
-        usable = directory.is_dir() and (directory / "manifest.json").is_file()
+        return path.resolve().as_uri()
     except (OSError, ValueError) as exc:
         raise ConfigProblem(f"--misp-feed {location[:200]}: not a usable path ({exc})") from None
-    if not usable:
-        raise ConfigProblem(f"--misp-feed {location[:200]}: no directory with a manifest.json there")
-    return directory.as_uri()
 
 
 def readable_file(option: str, path: str | None) -> str | None:
@@ -104,8 +101,9 @@ def _ask(config: PartnerConfig, ask_partner: bool) -> AddedPartner:
     """The probe's notes; its refusal as the ConfigProblem that refuses the add."""
     if not ask_partner:
         return AddedPartner(config, asked=False)
+    probe = probe_misp_feed if config.is_misp_feed else probe_taxii_partner
     try:
-        found: ProbeResult = probe_taxii_partner(config)
+        found: ProbeResult = probe(config)
     except PartnerRefused as exc:
         raise ConfigProblem(str(exc)) from None
     return AddedPartner(config, asked=True, notes=found.notes)
@@ -196,9 +194,10 @@ def add_partner(
 def add_misp_feed_partner(
     node: Node, name: str, feed: str, collection: str, *, token: str | None = None, basic_auth: str | None = None,
     client_cert: str | None = None, client_key: str | None = None, ca_file: str | None = None,
-    schedule_s: int = 300,
-) -> PartnerConfig:
-    """Check a MISP feed partner (the feed is there, the collection exists here) and store it."""
+    schedule_s: int = 300, ask_partner: bool = True,
+) -> AddedPartner:
+    """Check a MISP feed partner (the collection exists here; unless ``ask_partner`` is False, the feed's
+    manifest answers) and store it."""
     state = FederationState(node.store)
     _check_name_is_new(state, name)
     location = misp_feed_location(feed)
@@ -219,9 +218,10 @@ def add_misp_feed_partner(
         token=token, basic_auth=basic_auth, client_cert=client_cert, client_key=client_key, ca_file=ca_file,
         schedule_s=schedule_s, kind=MISP_FEED,
     )
+    added = _ask(config, ask_partner)
     state.add_partner(config)
     node.audit.record("partner-added", NODE_ADMIN.key, config.public())
-    return config
+    return added
 
 
 def remove_partner(node: Node, name: str) -> bool:

@@ -79,10 +79,10 @@ def feed_directory(url: str) -> Path | None:
 class HttpFeed:
     """A feed served over HTTP(S), asked conditionally for its manifest."""
 
-    def __init__(self, partner: PartnerConfig) -> None:
+    def __init__(self, partner: PartnerConfig, timeout_s: float = 60.0) -> None:
         self.partner = partner
         self.base = partner.base_url
-        self._client = http_client(partner, "application/json", follow_redirects=True)
+        self._client = http_client(partner, "application/json", timeout_s, follow_redirects=True)
 
     def close(self) -> None:
         self._client.close()

@@ -1,7 +1,8 @@
-"""``partners add`` asks a TAXII partner once, before the configuration is stored, whether it can work.
+"""``partners add`` asks the partner once, before the configuration is stored, whether it can work.
 
 The local checks (admin.py) catch what is wrong in the configuration itself; these catch what only the
-partner can say: that it refuses the token, or that a mapped collection is not there or not open to it.
+partner can say: that it refuses the token, that a mapped collection is not there or not open to it, or
+that a MISP feed has no manifest.json.
 Such a definite answer refuses the add (the first sync would fail the same way, at every schedule). A
 partner that cannot be reached now, or answers in a way that proves nothing (a server error, a page
 that is not TAXII), is only noted: a partner may be down today and up tomorrow, and ``--no-check``
@@ -11,12 +12,16 @@ adds one that is not up yet without asking it at all.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
+import httpx
 import orjson
 
 from kizuna.federation.client import PartnerError, TaxiiClient
 from kizuna.federation.config import CollectionMapping, PartnerConfig
+from kizuna.federation.misp_feed import MANIFEST, HttpFeed, feed_directory, parse_manifest
 
 #: Seconds the check waits for each answer: long enough for a partner across the world, short enough
 #: that adding a partner that is down does not look like a hang.
@@ -115,3 +120,47 @@ def _check_mapping(partner: PartnerConfig, mapping: CollectionMapping, listed: l
     if mapping.direction.pushes and found.get("can_write") is not True:
         raise PartnerRefused(f"{where}: {partner.name} does not let this token write to collection {title} "
                              f"(can_write is not true), so a push cannot work; {_NO_CHECK}")
+
+
+def probe_misp_feed(partner: PartnerConfig, timeout_s: float = PROBE_TIMEOUT_S) -> ProbeResult:
+    """Ask the feed for its manifest.json, from its URL or its directory, as a run would; raise
+    :class:`PartnerRefused` when the feed says it has none or refuses the credentials."""
+    result = ProbeResult()
+    directory = feed_directory(partner.api_root_url)
+    body = _directory_manifest(directory) if directory is not None else _http_manifest(partner, timeout_s, result)
+    if body is not None:
+        try:
+            parse_manifest(partner.name, body)
+        except PartnerError as exc:
+            result.notes.append(f"{str(exc).removeprefix(partner.name + ': ')}; the runs will fail until the feed "
+                                "serves a MISP manifest")
+    return result
+
+
+def _directory_manifest(directory: Path) -> bytes:
+    """A local feed's manifest: a missing or unreadable file is as definite as a 404 or a 403 over HTTP."""
+    path = directory / MANIFEST
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        why = "no directory with a manifest.json there" if isinstance(exc, FileNotFoundError | NotADirectoryError) \
+            else f"cannot read {path} ({exc.strerror or exc})"
+        raise PartnerRefused(f"--misp-feed {directory}: {why}; {_NO_CHECK} (a share not mounted yet)") from None
+
+
+def _http_manifest(partner: PartnerConfig, timeout_s: float, result: ProbeResult) -> bytes | None:
+    url = urljoin(partner.base_url, MANIFEST)
+    feed = HttpFeed(partner, timeout_s=timeout_s)
+    try:
+        return feed.manifest({}).body
+    except PartnerError as exc:
+        if exc.status_code in (401, 403, 404):
+            why = "there is no manifest.json there" if exc.status_code == 404 else "the feed refuses the credentials"
+            raise PartnerRefused(f"--misp-feed: GET {url} answered {exc.status_code}: {why}; {_NO_CHECK}") from None
+        result.notes.append(_unreachable(partner, str(exc).removeprefix(f"{partner.name}: ")))
+        return None
+    except httpx.HTTPError as exc:  # anything the feed's client raised past its own wording
+        result.notes.append(_unreachable(partner, str(exc)))
+        return None
+    finally:
+        feed.close()

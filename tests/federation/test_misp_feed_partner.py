@@ -125,6 +125,8 @@ def test_a_misp_feed_partner_imports_incrementally_with_markings_and_provenance(
     try:
         added = node.cli_json("partners", "add", "CIRCL", "--misp-feed", server.url, "--collection", "shared")
         assert added["kind"] == "misp-feed" and added["api_root_url"] == server.url + "/"
+        assert (added["checked"], added["notes"]) == (True, [])
+        assert server.take() == Counter({(MANIFEST, 200): 1})  # `partners add` asked for the manifest once
         listed = node.cli_json("partners", "list")["partners"]
         assert [(p["name"], p["kind"]) for p in listed] == [("CIRCL", "misp-feed")]
         assert "misp-feed" in node.cli("partners", "list").stdout
@@ -281,5 +283,47 @@ def test_partners_add_checks_the_feed_location(tmp_path: Path, location: str) ->
     target = str(empty) if location == "file" else empty.as_uri()
     result = node.cli("partners", "add", "F", "--misp-feed", target, "--collection", "shared", check=False)
     assert result.returncode != 0 and "no directory with a manifest.json" in result.stderr
-    assert len(result.stderr.splitlines()) == 1
+    assert len(result.stderr.splitlines()) == 1 and "--no-check" in result.stderr
     assert node.cli_json("partners", "list")["partners"] == []
+    # A feed directory that is not there yet (a share mounted later) is added with --no-check, as a URL is.
+    later = tmp_path / "not-mounted-yet"
+    target = str(later) if location == "file" else later.as_uri()
+    added = node.cli_json("partners", "add", "F", "--misp-feed", target, "--collection", "shared", "--no-check")
+    assert (added["api_root_url"], added["checked"], added["notes"]) == (later.as_uri(), False, [])
+
+
+def test_partners_add_asks_a_feed_url_for_its_manifest_as_it_checks_a_directory(tmp_path: Path) -> None:
+    """A feed URL is asked for its manifest.json when added, as a feed directory is looked into: a definite
+    "not there" or "not for you" (404, 401, 403) is refused like a directory without the file; a feed that
+    cannot be reached now is added with a note; a manifest that is not one is added with a note."""
+    node = make_fed_node(tmp_path, "UK", "GBR")
+    empty, garbled = tmp_path / "empty", tmp_path / "garbled"
+    empty.mkdir()
+    garbled.mkdir()
+    (garbled / MANIFEST).write_text("<html>sign in</html>")
+    no_manifest, not_a_manifest = FeedServer(empty), FeedServer(garbled)
+    try:
+        refused = node.cli("partners", "add", "F1", "--misp-feed", no_manifest.url, "--collection", "shared",
+                           check=False)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert refused.stderr == (f"kizuna partners add: --misp-feed: GET {no_manifest.url}/{MANIFEST} answered 404: "
+                                  "there is no manifest.json there; give --no-check to add it anyway\n")
+        assert node.cli_json("partners", "list")["partners"] == []
+
+        dead = f"http://127.0.0.1:{free_port()}/feed/"  # nothing listens there
+        added = node.cli("partners", "add", "F2", "--misp-feed", dead, "--collection", "shared")
+        first, note = added.stdout.splitlines()
+        assert first == "MISP feed partner F2 added (events go to shared)" and added.stderr == ""
+        assert note.startswith(f"note: could not ask F2 now (cannot reach {dead}{MANIFEST}"), note
+        odd = node.cli_json("partners", "add", "F3", "--misp-feed", not_a_manifest.url, "--collection", "shared")
+        assert odd["checked"] and odd["notes"][0].startswith(f"{MANIFEST} is not JSON"), odd["notes"]
+        (garbled / MANIFEST).write_text("[]")  # JSON, not a manifest: the same note for a directory
+        local = node.cli_json("partners", "add", "F4", "--misp-feed", str(garbled), "--collection", "shared")
+        assert local["notes"][0].startswith(f"{MANIFEST} is not a JSON object keyed by event uuid"), local["notes"]
+        unchecked = node.cli_json("partners", "add", "F5", "--misp-feed", no_manifest.url, "--collection", "shared",
+                                  "--no-check")
+        assert (unchecked["checked"], unchecked["notes"]) == (False, [])
+        assert sorted(p["name"] for p in node.cli_json("partners", "list")["partners"]) == ["F2", "F3", "F4", "F5"]
+    finally:
+        no_manifest.close()
+        not_a_manifest.close()
