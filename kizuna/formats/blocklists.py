@@ -3,6 +3,10 @@
 Values are read one at a time from the caller's view (`feeds.select` applies the feed's TLP
 ceiling, confidence floor, expiry and warninglist flags), so a million indicators never sit in memory
 as objects; only the set of values already written is kept, to write each value once.
+
+Each value is written as the devices reading the list compare it (`iocs.wire_form`): a domain, an e-mail
+address's domain and a URL's host in IDNA A-labels, the rest of a URL percent-encoded. A DNS filter holding
+``bücher.de`` would never match the ``xn--bcher-kva.de`` its resolver sees.
 """
 
 from __future__ import annotations
@@ -10,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from kizuna.formats.base import ConversionReport, FormatError
+from kizuna.formats.base import ConversionReport, FormatError, Loss
 from kizuna.formats.feeds import DEFAULT_OPTIONS, PIECE_LINES, FeedOptions, feed_timestamp, select_terms
-from kizuna.formats.iocs import HASH_KINDS, IPV4, IPV6, KINDS
+from kizuna.formats.iocs import HASH_KINDS, IPV4, IPV6, KINDS, NO_WIRE_FORM, wire_form
 
 #: The lists `write_blocklist` can write, and the IOC kinds each one holds.
 BLOCKLIST_KINDS: Final = {
@@ -43,7 +47,14 @@ def write_blocklist(
     written: set[str] = set()
     out: list[str] = []
     add = out.append
-    for _, value in select_terms(objects, options, report, wanted):
+    for kind, value in select_terms(objects, options, report, wanted):
+        if not value.isascii():  # an IDN or a URL with non-ASCII text: written as devices compare it
+            wire = wire_form(kind, value)
+            if wire is None:
+                if report is not None:
+                    report.losses.append(Loss("?", "pattern", value, NO_WIRE_FORM))
+                continue
+            value = wire
         if value not in written:
             written.add(value)
             add(value + "\n")

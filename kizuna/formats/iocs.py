@@ -14,6 +14,7 @@ import ipaddress
 import re
 import uuid
 from typing import Final
+from urllib.parse import quote as percent_encode
 
 # the one-IOC pattern, defined below the formats room (the store reads it too); re-exported
 from kizuna.stix.ioc_terms import KIND_BY_PATH as KIND_BY_PATH
@@ -83,6 +84,54 @@ def _host_ok(host: str) -> str | None:
 def to_ascii_domain(domain: str) -> str:
     """The IDNA (punycode) form of a canonical domain, as DNS zones and IDS engines see it."""
     return domain if domain.isascii() else domain.encode("idna").decode("ascii")
+
+
+#: Why a value that IDNA cannot write is left out of a feed (a loss in the report).
+NO_WIRE_FORM: Final = "IDNA cannot write its domain name, so no device could match it"
+
+# Every printable ASCII character: kept as it is when a URL is percent-encoded, '%' among them, so an
+# escape the URL already has is not escaped a second time.
+_KEPT_IN_URLS: Final = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+def _wire_host(host: str) -> str:
+    """A URL's host as its Host header carries it: A-labels (the trailing dots the URL check allows kept)."""
+    if host.isascii():
+        return host
+    name = host.rstrip(".")
+    return to_ascii_domain(name) + host[len(name):]
+
+
+def _wire_url(url: str) -> str | None:
+    """A canonical URL as a client sends it: host in A-labels, other non-ASCII text percent-encoded UTF-8."""
+    match = _URL.match(url)
+    if match is None:
+        return None
+    scheme, userinfo, host, port, rest = match.groups()
+    userinfo = percent_encode(userinfo or "", safe=_KEPT_IN_URLS)
+    rest = percent_encode(rest or "", safe=_KEPT_IN_URLS)
+    return f"{scheme}://{userinfo}{_wire_host(host)}{port or ''}{rest}"
+
+
+def wire_form(kind: str, value: str) -> str | None:
+    """A canonical IOC as devices see it on the wire, which is how DNS filters, proxies and IDS engines
+    compare it: a domain (an e-mail address's too, a URL's host) in IDNA A-labels, the rest of a URL
+    percent-encoded as UTF-8 as a browser sends it. ASCII values, the bulk of any feed, are their own wire
+    form; callers test ``value.isascii()`` first and call this only for the others. None when IDNA cannot
+    write the name: the value has no form a device could match, and is reported as lost, not written."""
+    if value.isascii():
+        return value
+    try:
+        if kind == DOMAIN:
+            return to_ascii_domain(value)
+        if kind == URL:
+            return _wire_url(value)
+        if kind == EMAIL:
+            local, _, domain = value.rpartition("@")
+            return f"{local}@{to_ascii_domain(domain)}"
+    except UnicodeError:
+        return None
+    return value
 
 
 def _ip(value: str, version: int) -> str | None:

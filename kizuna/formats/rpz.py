@@ -81,18 +81,19 @@ def write_rpz(
     out: list[str] = []
     add = out.append
     for kind, value in select_terms(objects, options, report, (DOMAIN, IPV4, IPV6), skip_unparsed=False):
-        if value in written:  # one entry per value keeps the set at a third of one per owner name
-            continue
         if kind == DOMAIN:
+            # keyed by the owner name, so an IDN given in Unicode and in A-labels is one record
             name = value if value.isascii() else to_ascii_domain(value)
+            if name in written:  # one entry per name keeps the set at a third of one per owner name
+                continue
             if len(name) > room:
                 unsupported["domain too long for the zone"] += 1
                 continue
-            written.add(value)
+            written.add(name)
             add(name + tail)
             if subdomains:
                 add("*." + name + tail)
-        else:
+        elif value not in written:
             written.add(value)
             add(rpz_ip_name(value) + tail)
         if len(out) >= PIECE_LINES:

@@ -225,3 +225,55 @@ def test_csv_to_stix_to_blocklist_returns_exactly_the_accepted_values(node: Path
     assert [r["where"] for r in report["sources"][0]["rejected_input"]] == [f"{source}:4"]
     listed = kizuna(node, "export", "--collection", "rt", "--format", "txt", "--type", "domain").stdout.split()
     assert sorted(listed) == ["alpha.example.net", "beta.example.org", "gamma.example.com"]
+
+
+# International names as a newcomer's list gave them: a DNS filter, proxy or IDS compares the names and URLs it
+# sees on the wire (A-labels, a percent-encoded path), so every machine feed must write that form.
+IDN_CSV = ("type,value\ndomain,bücher-evil.de\ndomain,例え.テスト\ndomain,xn--bcher-evil-9db.de\n"
+           "url,http://例え.jp/パス\nurl,http://bücher.de/a%20b/ü?q=ä\nemail,bob@bücher.de\n")
+REFUSED_BY_IDNA = "ü" * 70 + ".de"  # one label longer than 63 octets once punycoded
+
+
+@pytest.fixture(scope="module")
+def idn_node(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("export-idn")
+    data_dir = base / "node"
+    kizuna_json(data_dir, "init", "--org-name", "JPCERT", "--country", "JPN")
+    kizuna_json(data_dir, "collections", "create", "--title", "IDN", "--alias", "idn")
+    (base / "odd.csv").write_text(IDN_CSV, encoding="utf-8")
+    kizuna_json(data_dir, "import", str(base / "odd.csv"), "--collection", "idn", "--tlp", "green")
+    bundle = base / "refused.json"
+    bundle.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}",
+                                  "objects": [indicator(REFUSED_BY_IDNA, TLP_CLEAR)]}))
+    kizuna_json(data_dir, "import", str(bundle), "--collection", "idn")
+    return data_dir
+
+
+def test_blocklists_write_international_names_as_resolvers_and_proxies_see_them(idn_node: Path,
+                                                                                tmp_path: Path) -> None:
+    def listed(kind: str) -> tuple[list[str], dict[str, Any]]:
+        out = tmp_path / f"{kind}.txt"
+        summary = kizuna_json(idn_node, "export", "--collection", "idn", "--format", "txt", "--type", kind,
+                              "-o", str(out))
+        return out.read_text(encoding="utf-8").splitlines(), summary
+
+    domains, summary = listed("domain")
+    # the Unicode and the A-label spelling of one name are one line
+    assert sorted(domains) == ["xn--bcher-evil-9db.de", "xn--r8jz45g.xn--zckzah"]
+    assert [(loss["value"], loss["reason"]) for loss in summary["losses"]] == [
+        (REFUSED_BY_IDNA, "not a valid domain value")]
+    urls, _ = listed("url")
+    # the escape the URL already had is kept, not escaped again
+    assert sorted(urls) == ["http://xn--bcher-kva.de/a%20b/%C3%BC?q=%C3%A4", "http://xn--r8jz45g.jp/%E3%83%91%E3%82%B9"]
+    emails, _ = listed("email")
+    assert emails == ["bob@xn--bcher-kva.de"]
+
+
+def test_rpz_holds_an_idn_given_in_both_spellings_once(idn_node: Path, tmp_path: Path) -> None:
+    out = tmp_path / "idn.rpz"
+    kizuna_json(idn_node, "export", "--collection", "idn", "--format", "rpz", "-o", str(out))
+    text = out.read_text(encoding="utf-8")
+    zone = dns.zone.from_text(text, origin="rpz.kizuna.invalid.", relativize=True)
+    assert {n.to_text() for n in zone.nodes} - {"@"} == {
+        "xn--bcher-evil-9db.de", "*.xn--bcher-evil-9db.de", "xn--r8jz45g.xn--zckzah", "*.xn--r8jz45g.xn--zckzah"}
+    assert text.splitlines().count("xn--bcher-evil-9db.de CNAME .") == 1
