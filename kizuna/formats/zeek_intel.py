@@ -4,6 +4,10 @@ Types: addresses ``Intel::ADDR``, CIDR blocks ``Intel::SUBNET``, domains ``Intel
 ``Intel::URL`` (without the scheme, as Zeek sees them in HTTP), e-mail addresses ``Intel::EMAIL``
 and file hashes ``Intel::FILE_HASH``. Zeek has no intel type for JA3, so fingerprints are counted as
 left out. ``meta.desc`` names the indicator, so a Zeek hit leads back to the STIX object.
+
+Zeek matches what it reads off the wire: DNS queries, TLS server names and Host headers carry IDNA A-labels,
+and a request's path carries non-ASCII text percent-encoded. Each indicator is written so (`iocs.wire_form`),
+or an IDN would never be seen.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from kizuna.formats.base import ConversionReport
+from kizuna.formats.base import ConversionReport, Loss
 from kizuna.formats.feeds import DEFAULT_OPTIONS, FeedOptions, select
-from kizuna.formats.iocs import DOMAIN, EMAIL, HASH_KINDS, IPV4, IPV6, URL, to_ascii_domain
+from kizuna.formats.iocs import DOMAIN, EMAIL, HASH_KINDS, IPV4, IPV6, NO_WIRE_FORM, URL, wire_form
 
 HEADER: Final = "#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc\tmeta.url\n"
 
@@ -29,7 +33,7 @@ def _intel(kind: str, value: str) -> tuple[str, str] | None:
     if kind == IPV4 or kind == IPV6:
         return value, "Intel::SUBNET" if "/" in value else "Intel::ADDR"
     if kind == DOMAIN:
-        return to_ascii_domain(value), "Intel::DOMAIN"
+        return value, "Intel::DOMAIN"
     if kind == URL:
         return value.split("://", 1)[1], "Intel::URL"
     if kind == EMAIL:
@@ -62,6 +66,13 @@ def write_zeek_intel(
         desc = _field(f"{name} ({ident})" if isinstance(name, str) and name else ident)
         meta_url = _field(url + ident) if url else "-"
         for kind, value in selected.terms:
+            if not value.isascii():  # Zeek sees a name in A-labels and a URL's path percent-encoded, as sent
+                wire = wire_form(kind, value)
+                if wire is None:
+                    if report is not None:
+                        report.losses.append(Loss(ident, "pattern", value, NO_WIRE_FORM))
+                    continue
+                value = wire
             intel = _intel(kind, value)
             if intel is None:
                 unsupported[kind] += 1

@@ -277,3 +277,14 @@ def test_rpz_holds_an_idn_given_in_both_spellings_once(idn_node: Path, tmp_path:
     assert {n.to_text() for n in zone.nodes} - {"@"} == {
         "xn--bcher-evil-9db.de", "*.xn--bcher-evil-9db.de", "xn--r8jz45g.xn--zckzah", "*.xn--r8jz45g.xn--zckzah"}
     assert text.splitlines().count("xn--bcher-evil-9db.de CNAME .") == 1
+
+
+def test_zeek_intel_matches_an_idn_url_as_zeek_sees_its_host_header_and_path(idn_node: Path,
+                                                                             tmp_path: Path) -> None:
+    out = tmp_path / "idn.intel"
+    kizuna_json(idn_node, "export", "--collection", "idn", "--format", "zeek", "-o", str(out))
+    rows = {tuple(line.split("\t")[:2]) for line in out.read_text(encoding="utf-8").splitlines()[1:]}
+    assert rows == {
+        ("xn--bcher-evil-9db.de", "Intel::DOMAIN"), ("xn--r8jz45g.xn--zckzah", "Intel::DOMAIN"),
+        ("xn--r8jz45g.jp/%E3%83%91%E3%82%B9", "Intel::URL"), ("xn--bcher-kva.de/a%20b/%C3%BC?q=%C3%A4", "Intel::URL"),
+        ("bob@xn--bcher-kva.de", "Intel::EMAIL")}
