@@ -3,8 +3,9 @@
 Per IOC: an address or block gets a rule for traffic to it and one for traffic from it; a domain
 (and its subdomains) gets rules on ``dns.query``, ``tls.sni`` and ``http.host``; a URL gets an HTTP
 rule on host and exact raw URI (an ``https`` URL only matches where Suricata sees decrypted HTTP); a
-JA3 fingerprint gets a ``ja3.hash`` rule. Hashes and e-mail addresses have no rule of their own and
-are counted as left out.
+JA3 fingerprint gets a ``ja3.hash`` rule. Names are matched in IDNA A-labels and a URL's non-ASCII text
+percent-encoded as UTF-8, as clients send them (`iocs.wire_form`): the raw URI never holds UTF-8 bytes.
+Hashes and e-mail addresses have no rule of their own and are counted as left out.
 
 An indicator whose pattern is a Snort or Suricata rule (``pattern_type`` ``snort``/``suricata``, e.g. a
 MISP ``snort`` attribute) goes into the file as its partner wrote it, with four changes:
@@ -39,7 +40,7 @@ from suricataparser.rule import Metadata, Option, Rule
 
 from kizuna.formats.base import ConversionReport, Loss
 from kizuna.formats.feeds import DEFAULT_OPTIONS, RULE, FeedOptions, select
-from kizuna.formats.iocs import DOMAIN, IPV4, IPV6, JA3, URL, to_ascii_domain
+from kizuna.formats.iocs import DOMAIN, IPV4, IPV6, JA3, NO_WIRE_FORM, URL, to_ascii_domain, wire_form
 from kizuna.stix.timestamps import parse_timestamp
 
 SID_BASE: Final = 1_000_000_000
@@ -170,13 +171,19 @@ def write_suricata(
                     sid = _free_sid(stable_sid(f"{ident}|rule|{rule_key}"), used)
                     yield _rewritten(rule, classtype, sid, rev, f"kizuna_indicator {ident}, {stamps}") + "\n"
                 continue
-            if (kind, value) in written:
+            # Suricata sees names in A-labels and a request's path percent-encoded, as sent: rules match that
+            wire: str | None = value if value.isascii() else wire_form(kind, value)
+            if wire is None:
+                if report is not None:
+                    report.losses.append(Loss(ident, "pattern", value, NO_WIRE_FORM))
+                continue
+            if (kind, wire) in written:
                 continue  # another indicator's rules already watch for it: one alert, not one per indicator
-            rules = _rules(kind, value)
+            rules = _rules(kind, wire)
             if not rules:
                 unsupported[kind] += 1
                 continue
-            written.add((kind, value))
+            written.add((kind, wire))
             for variant, header, body in rules:
                 sid = stable_sid(f"{ident}|{kind}|{value}|{variant}")
                 if sid in used:  # a collision (rare); inline, as this loop writes millions of rules

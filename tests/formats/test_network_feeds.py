@@ -159,7 +159,7 @@ def test_suricata_hostile_urls_stay_inside_their_content(url: str) -> None:
     (rule,) = rules
     parsed = parse_rule(rule)
     assert parsed is not None and parsed.sid and rule.count("sid:") == 1
-    uri = url.split("evil.example.com", 1)[1]
+    uri = url.split("evil.example.com", 1)[1].replace("ü", "%C3%BC")  # as a client sends it
     assert content(uri) in rule
     decoded = re.sub(r"\|([0-9a-f ]+)\|", lambda m: bytes.fromhex(m.group(1)).decode("latin-1"),
                      content(uri)[1:-1]).encode("latin-1").decode("utf-8")
@@ -189,3 +189,25 @@ def test_a_pattern_gives_its_iocs_only_when_the_grammar_would_read_it_as_an_or_o
     assert pattern_terms("[domain-name:value = 'a.example' AND domain-name:value = 'b.example']") is None
     assert pattern_terms("[domain-name:value = 'a.example' ORdomain-name:value = 'b.example']") is None
     assert pattern_terms("[ipv6-addr:value ISSUBSET '2001:db8::1']") is None  # a block needs its prefix
+
+
+@pytest.mark.parametrize(("url", "host", "raw_uri"), [
+    ("http://例え.jp/パス", "xn--r8jz45g.jp", "/%E3%83%91%E3%82%B9"),
+    ("http://bücher.de/a%20b/ü?q=ä", "xn--bcher-kva.de", "/a%20b/%C3%BC?q=%C3%A4"),  # its own escape kept
+])
+def test_suricata_url_rules_match_the_request_as_it_goes_on_the_wire(url: str, host: str, raw_uri: str) -> None:
+    """A client sends a non-ASCII path percent-encoded: a rule on its UTF-8 bytes in http.uri.raw never fires."""
+    objects = read_ioc_list(["type,value", f"url,{url}"], "x", now=NOW, warninglists=None).objects
+    (rule,) = write_suricata(objects, options=OPTIONS)
+    parsed = parse_rule(rule)
+    assert parsed is not None
+    assert (f"http.host; content:{content(host)}; startswith; endswith; "
+            f"http.uri.raw; content:{content(raw_uri)};") in rule
+    assert [i for i in _suricata_check_issues(rule) if (i.severity or 0) >= logging.WARNING] == []
+
+
+def test_suricata_writes_an_idn_given_in_both_spellings_once() -> None:
+    objects = read_ioc_list(["type,value", "domain,bücher-evil.de", "domain,xn--bcher-evil-9db.de"], "x", now=NOW,
+                            warninglists=None).objects
+    rules = list(write_suricata(objects, options=OPTIONS))
+    assert len(rules) == 3 and all(content(".xn--bcher-evil-9db.de") in rule for rule in rules)
