@@ -3,6 +3,11 @@
 Cells that a spreadsheet would evaluate as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab
 or carriage return) get a leading apostrophe: partner-supplied descriptions must not run on an
 analyst's machine.
+
+``value`` is the IOC as the indicator states it, an international name in Unicode, which people read.
+``wire_value`` adds, where it differs, the form DNS filters, proxies and IDS engines match (`iocs.wire_form`:
+IDNA A-labels, a URL's path percent-encoded), the one the machine feeds write, so a spreadsheet row can be
+searched for in logs. It is empty for ASCII values, which are their own wire form.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ import io
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from kizuna.formats.base import ConversionReport
+from kizuna.formats.base import ConversionReport, Loss
 from kizuna.formats.feeds import DEFAULT_OPTIONS, FeedOptions, select
+from kizuna.formats.iocs import NO_WIRE_FORM, wire_form
 from kizuna.formats.warninglists import WARNINGLIST_PROPERTY
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID
 
 COLUMNS: Final = ("type", "value", "indicator_id", "name", "description", "tlp", "confidence", "valid_from",
-                  "valid_until", "labels", "warninglists", "modified")
+                  "valid_until", "labels", "warninglists", "modified", "wire_value")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -62,4 +68,16 @@ def write_csv(
                    o.get("valid_from"), o.get("valid_until"), o.get("labels"), o.get(WARNINGLIST_PROPERTY),
                    o.get("modified")]
         for kind, value in selected.terms:
-            yield row(_cell(c) for c in (kind, value, *context))
+            yield row(_cell(c) for c in (kind, value, *context, _wire_value(kind, value, o, report)))
+
+
+def _wire_value(kind: str, value: str, indicator: dict[str, Any], report: ConversionReport | None) -> str:
+    """The ``wire_value`` cell: the wire form of a non-ASCII value, empty for an ASCII one (the same)."""
+    if value.isascii():
+        return ""
+    wire = wire_form(kind, value)
+    if wire is None:  # the row stays (people can read the name); its wire form is reported missing
+        if report is not None:
+            report.losses.append(Loss(str(indicator.get("id", "?")), "wire_value", value, NO_WIRE_FORM))
+        return ""
+    return wire

@@ -6,7 +6,9 @@ PyMISP; a partner's export (``--as-org``) is checked to see exactly less than th
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import stat
@@ -288,3 +290,15 @@ def test_zeek_intel_matches_an_idn_url_as_zeek_sees_its_host_header_and_path(idn
         ("xn--bcher-evil-9db.de", "Intel::DOMAIN"), ("xn--r8jz45g.xn--zckzah", "Intel::DOMAIN"),
         ("xn--r8jz45g.jp/%E3%83%91%E3%82%B9", "Intel::URL"), ("xn--bcher-kva.de/a%20b/%C3%BC?q=%C3%A4", "Intel::URL"),
         ("bob@xn--bcher-kva.de", "Intel::EMAIL")}
+
+
+def test_csv_keeps_an_idn_as_people_read_it_and_adds_the_form_devices_match(idn_node: Path, tmp_path: Path) -> None:
+    out = tmp_path / "idn.csv"
+    kizuna_json(idn_node, "export", "--collection", "idn", "--format", "csv", "-o", str(out))
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert {(row["value"], row["wire_value"]) for row in rows} == {
+        ("bücher-evil.de", "xn--bcher-evil-9db.de"), ("例え.テスト", "xn--r8jz45g.xn--zckzah"),
+        ("xn--bcher-evil-9db.de", ""),  # ASCII: its own wire form
+        ("http://例え.jp/パス", "http://xn--r8jz45g.jp/%E3%83%91%E3%82%B9"),
+        ("http://bücher.de/a%20b/ü?q=ä", "http://xn--bcher-kva.de/a%20b/%C3%BC?q=%C3%A4"),
+        ("bob@bücher.de", "bob@xn--bcher-kva.de")}

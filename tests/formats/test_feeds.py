@@ -146,7 +146,7 @@ def test_csv_export_reads_back_and_defuses_formulas() -> None:
     kept = ("name", "description", "object_marking_refs", "confidence", "valid_from", "valid_until", "labels")
     assert {o["id"]: {k: o.get(k) for k in kept} for o in back.objects} == {
         o["id"]: {k: o.get(k) for k in kept} for o in report.objects}
-    assert {loss.field for loss in back.losses} == {"indicator_id", "warninglists", "modified"}
+    assert {loss.field for loss in back.losses} == {"indicator_id", "warninglists", "modified", "wire_value"}
     # A row's TLP stricter than the command's wins, and one that is no level rejects its line.
     strict = read_ioc_list(io.StringIO("value,tlp\n198.51.100.9,amber\n198.51.100.10,purple\n"), "x.csv",
                            now=NOW, tlp="green")
