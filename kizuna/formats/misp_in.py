@@ -138,14 +138,26 @@ def _check_times(record: Mapping[str, Any], what: str, source: _Source, ref: obj
                               "10000)", source.where(ref)) from None
 
 
+def _unknown_type(attribute: Mapping[str, Any]) -> Rejected | None:
+    """The rejection of an attribute whose type MISP does not define (misp-stix raises on it, which lost the whole
+    file): only that attribute is left out, as one whose value misp-stix refuses is. ``where``: its uuid."""
+    kind = attribute.get("type")
+    if isinstance(kind, str) and kind in _KNOWN_TYPES:  # a list or object is no type (nor hashable)
+        return None
+    ref = attribute.get("uuid")
+    value = attribute.get("value")
+    return Rejected(str(ref), f"attribute {ref}: unknown MISP type {kind!r}",
+                    value if isinstance(value, str) else None)
+
+
 def _check_attribute(attribute: object, source: _Source, owner: str) -> None:
     if not isinstance(attribute, Mapping):
         raise FormatError(f"{owner}: an Attribute entry is not an object", source.where(owner))
     ref = attribute.get("uuid")
     _check_uuid(ref, f"{owner}: attribute", source)
-    kind, value = attribute.get("type"), attribute.get("value")
-    if not isinstance(kind, str) or kind not in _KNOWN_TYPES:  # a list or object is no type (nor hashable)
-        raise FormatError(f"attribute {ref}: unknown MISP type {kind!r}", source.where(ref))
+    if _unknown_type(attribute) is not None:  # left out by _set_aside_unknown_types, the rest converted
+        return
+    value = attribute.get("value")
     if not isinstance(value, str | int | float) or value == "":  # bool is an int: the boolean type's value
         raise FormatError(f"attribute {ref}: value must be a non-empty string", source.where(ref))
     _check_times(attribute, f"attribute {ref}", source, ref)
@@ -372,10 +384,34 @@ def _merge(into: ConversionReport, part: ConversionReport, shared: set[str]) -> 
     into.warnings.extend(part.warnings)
 
 
+def _set_aside_unknown_types(event: dict[str, Any], source: _Source) -> list[Rejected]:
+    """Take the attributes of a type MISP does not define out of a checked event (and of its objects), each
+    rejected by file and line; the rest of the event is converted."""
+    refused: list[Rejected] = []
+
+    def known(attributes: list[Any]) -> list[Any]:
+        kept = []
+        for attribute in attributes:
+            rejected = _unknown_type(attribute)
+            if rejected is None:
+                kept.append(attribute)
+            else:
+                refused.append(replace(rejected, where=source.where(rejected.where)))
+        return kept
+
+    if event.get("Attribute"):
+        event["Attribute"] = known(event["Attribute"])
+    for misp_object in event.get("Object") or ():
+        if misp_object.get("Attribute"):
+            misp_object["Attribute"] = known(misp_object["Attribute"])
+    return refused
+
+
 def _read_document(source: _Source, undated: int | None, workers: int = 0) -> ConversionReport:
     events = _events(_json(source), source)
     for event in events:
         check_event(event, source)
+    set_aside = [_set_aside_unknown_types(event, source) for event in events]
 
     def converted(index: int) -> ConversionReport:
         event = events[index]
@@ -384,7 +420,7 @@ def _read_document(source: _Source, undated: int | None, workers: int = 0) -> Co
         except FormatError as error:  # raised in order, whichever process converted it (it pickles whole)
             raise FormatError(error.message, error.where or source.where(event.get("uuid"))) from None
         # A refused attribute is named by its file and line, as the checks name what they refuse.
-        part.rejected = [replace(r, where=source.where(r.where)) for r in part.rejected]
+        part.rejected = set_aside[index] + [replace(r, where=source.where(r.where)) for r in part.rejected]
         return part
 
     report = ConversionReport(FORMAT)

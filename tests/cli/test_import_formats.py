@@ -325,3 +325,41 @@ def test_file_names_in_a_text_list_never_reach_a_response_policy_zone(sqlite_nod
     zone = kizuna(sqlite_node, "export", "--collection", "in", "--format", "rpz", "-o", "-").stdout
     assert "bad-updates.io CNAME ." in zone
     assert "report.pdf" not in zone and "update.exe" not in zone
+
+
+# --- MISP records the conversion cannot keep: reported, the rest imported ----------------------------------------
+
+
+def _misp_event(event_uuid: str, attributes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"Event": {"uuid": event_uuid, "info": "newcomer tour", "date": "2026-03-02", "analysis": "2",
+                      "threat_level_id": "2", "distribution": "3", "published": True, "timestamp": "1772445600",
+                      "Orgc": {"name": "Example CSIRT", "uuid": "3e9b7c51-0a2d-4c8e-b6f4-71d2a9e0c3b5"},
+                      "Tag": [{"name": "tlp:green"}], "Attribute": attributes}}
+
+
+def _misp_attribute(attribute_uuid: str, kind: str, value: str, **more: Any) -> dict[str, Any]:
+    return {"uuid": attribute_uuid, "type": kind, "category": "Network activity", "value": value, "to_ids": True,
+            "timestamp": "1772445600", **more}
+
+
+def test_an_attribute_of_an_unknown_misp_type_is_rejected_and_the_rest_of_the_file_imported(
+        sqlite_node: Path, tmp_path: Path) -> None:
+    unknown = "aaaaaaaa-0000-4000-8000-000000000001"
+    path = tmp_path / "misp-multi.json"
+    path.write_text(json.dumps({"response": [
+        _misp_event("a1a1a1a1-0000-4000-8000-000000000001", [
+            _misp_attribute(unknown, "nonsense-type", "whatever"),
+            _misp_attribute("aaaaaaaa-0000-4000-8000-000000000002", "domain", "good-a.example.net")]),
+        _misp_event("b2b2b2b2-0000-4000-8000-000000000001", [
+            _misp_attribute("bbbbbbbb-0000-4000-8000-000000000001", "domain", "good-b.example.net")]),
+    ]}, indent=2))
+    line = path.read_text()[: path.read_text().index(unknown)].count("\n") + 1
+    report = imported_with_rejections(sqlite_node, str(path), "--collection", "in")
+    [rejected] = report["sources"][0]["rejected_input"]
+    assert rejected["where"] == f"{path}:{line}"
+    assert unknown in rejected["reason"] and "unknown MISP type 'nonsense-type'" in rejected["reason"]
+    patterns = " ".join(o["pattern"] for o in stored(sqlite_node) if o["type"] == "indicator")
+    assert "good-a.example.net" in patterns and "good-b.example.net" in patterns and "whatever" not in patterns
+    text = kizuna(sqlite_node, "import", str(path), "--collection", "in", check=False)
+    assert f"{path}:{line}: rejected: attribute {unknown}: unknown MISP type 'nonsense-type'" in text.stdout
+    assert text.stderr == "kizuna import: 1 input record not converted (listed above)\n"

@@ -204,16 +204,26 @@ def test_a_date_or_timestamp_misp_stix_cannot_read_is_refused_not_lost(where: st
     assert caught.value.where is not None and caught.value.where.startswith("dated.json:")
 
 
-def test_a_malformed_attribute_is_named_by_file_and_line_and_nothing_is_converted() -> None:
+def _line_of(text: bytes, record_uuid: str) -> int:
+    return text[: text.index(record_uuid.encode())].count(b"\n") + 1
+
+
+def test_an_unknown_type_rejects_its_attribute_and_a_malformed_one_the_document() -> None:
     event = _event()
+    # A type MISP does not define is no malformed document: that attribute alone is rejected, by file and line.
     bad = event["Attribute"][3]
     bad["type"] = "no-such-type"
+    in_object = event["Object"][0]["Attribute"][0]
+    in_object["type"] = "no-such-type-either"
     text = _bytes(event)
-    line = text[: text.index(bad["uuid"].encode())].count(b"\n") + 1
-    with pytest.raises(FormatError) as caught:
-        read_misp(text, "sednit.json")
-    assert caught.value.where == f"sednit.json:{line}"
-    assert bad["uuid"] in caught.value.message and "no-such-type" in caught.value.message
+    report = read_misp(text, "sednit.json")
+    lines = {f"sednit.json:{_line_of(text, a['uuid'])}": a for a in (bad, in_object)}
+    assert {r.where for r in report.rejected} == set(lines)
+    for rejected in report.rejected:
+        assert lines[rejected.where]["uuid"] in rejected.reason and "unknown MISP type" in rejected.reason
+    made = {o["id"].partition("--")[2] for o in report.objects}
+    assert bad["uuid"] not in made and in_object["uuid"] not in made
+    assert {a["uuid"] for a in event["Attribute"] if a is not bad} <= made | {loss.ref for loss in report.losses}
 
     del event["Attribute"][3]
     event["uuid"] = "not-a-uuid"
