@@ -231,6 +231,31 @@ def _settle_uuids(event: dict[str, Any], warnings: list[str]) -> None:
                 warnings.append(f"attribute {record.get('uuid')}: a sighting had no uuid; given {sighting['uuid']}")
 
 
+def _settle_sighting_organisations(event: dict[str, Any], warnings: list[str]) -> list[Loss]:
+    """Make each sighting's organisation one misp-stix can name: it reads the organisation's uuid and name and
+    raised a bare KeyError on either missing, losing the whole event. An organisation known only by its name gets
+    a uuid derived from that name (the same on every import, so one identity); one without a name cannot become
+    an identity, and is taken off its sighting, which is kept and reported as having lost it."""
+    losses: list[Loss] = []
+    for record in event_records(event):
+        for sighting in record.get("Sighting") or () if isinstance(record, dict) else ():
+            organisation = sighting.get("Organisation") if isinstance(sighting, dict) else None
+            if not organisation:
+                continue
+            name = organisation.get("name") if isinstance(organisation, Mapping) else None
+            if not isinstance(name, str) or not name.strip():
+                del sighting["Organisation"]
+                losses.append(Loss(str(record.get("uuid")), "sighting organisation", sighting.get("uuid"),
+                                   "the organisation that reported the sighting has no name: the sighting is "
+                                   "kept without it"))
+            elif not organisation.get("uuid"):
+                sighting["Organisation"] = {**organisation,
+                                            "uuid": str(uuid.uuid5(CLUSTER_NAMESPACE, f"organisation:{name}"))}
+                warnings.append(f"attribute {record.get('uuid')}: the organisation {name!r} of a sighting had no "
+                                f"uuid; given {sighting['Organisation']['uuid']}")
+    return losses
+
+
 def _settle_timestamps(event: dict[str, Any], warnings: list[str], undated: int | None) -> None:
     """Date an event written without a ``timestamp`` at ``undated`` (µs; the file's time) or else now, to the
     second, and each attribute or object without one as its event. misp-stix dates them now to the microsecond,
@@ -328,6 +353,7 @@ def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True,
     report = ConversionReport(FORMAT)
     event: dict[str, Any] = copy.deepcopy(dict(source_event)) if copy_input else dict(source_event)
     _settle_uuids(event, report.warnings)
+    settled = _settle_sighting_organisations(event, report.warnings)
     _settle_timestamps(event, report.warnings, undated)
     try:
         plan = plan_markings(event)
@@ -357,7 +383,7 @@ def convert_event(source_event: Mapping[str, Any], *, copy_input: bool = True,
     report.objects.extend({o["id"]: o for o in supporting}.values())  # the Kizuna identity once
     container = [o for o in produced if o["type"] in ("report", "grouping")]
     finder = LossFinder(produced, [str(e) for e in errors] + logged)
-    report.losses = plan.losses + finder.event(event, container)
+    report.losses = plan.losses + settled + finder.event(event, container)
     if finder.refused:  # misp-stix's message is the rejection's reason: not repeated as a warning
         refs = [r.where for r in finder.refused]
         report.warnings = [w for w in report.warnings if not any(ref in w for ref in refs)]

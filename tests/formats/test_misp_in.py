@@ -413,3 +413,26 @@ def test_a_bad_attribute_distribution_and_a_bad_item_of_a_search_result_are_name
     with pytest.raises(FormatError) as caught:
         read_misp(json.dumps({"response": [{"Event": _event()}, {"Event": "x"}]}).encode(), "search.json")
     assert caught.value.message.startswith("response[1] is not a MISP event document")
+
+
+def test_a_sighting_organisation_without_uuid_gets_a_stable_one_and_one_without_name_is_reported() -> None:
+    """misp-stix names a sighting's organisation by its uuid and name: a sighting whose organisation had no uuid
+    (``{"name": "Sighter"}``) made it raise a bare KeyError, and the whole event was lost. The organisation is
+    known by its name, so it gets a uuid derived from it; one with no name cannot become an identity, and is left
+    off the sighting, reported as lost."""
+    event = _event("sighting_1.json")
+    sightings = [s for a in event["Attribute"] for s in a.get("Sighting", [])]
+    seen = next(s for s in sightings if s["type"] == "0")
+    false_positive, *_, nameless = [s for s in sightings if s["type"] == "1"]
+    seen["Organisation"] = {"name": "Sighter"}
+    false_positive["Organisation"] = {"name": "Sighter"}
+    nameless["Organisation"] = {"id": "7"}
+    first, again = (read_misp(_bytes(event), "s.json") for _ in range(2))
+    by_id = {o["id"]: o for o in first.objects}
+    [sighter] = [o for o in first.objects if o["type"] == "identity" and o["name"] == "Sighter"]
+    assert by_id[f"sighting--{seen['uuid']}"]["where_sighted_refs"] == [sighter["id"]]
+    assert by_id[f"opinion--{false_positive['uuid']}"]["x_misp_author_ref"] == sighter["id"]
+    assert f"opinion--{nameless['uuid']}" in by_id and "authors" not in by_id[f"opinion--{nameless['uuid']}"]
+    assert sighter["id"] in {o["id"] for o in again.objects}  # the same organisation on every import
+    [lost] = [loss for loss in first.losses if loss.field == "sighting organisation"]
+    assert lost.value == nameless["uuid"] and "no name" in lost.reason
