@@ -155,7 +155,7 @@ def _check_attribute(attribute: object, source: _Source, owner: str) -> None:
         raise FormatError(f"{owner}: an Attribute entry is not an object", source.where(owner))
     ref = attribute.get("uuid")
     _check_uuid(ref, f"{owner}: attribute", source)
-    if _unknown_type(attribute) is not None:  # left out by _set_aside_unknown_types, the rest converted
+    if _unknown_type(attribute) is not None:  # left out by _SetAside, the rest converted
         return
     value = attribute.get("value")
     if not isinstance(value, str | int | float) or value == "":  # bool is an int: the boolean type's value
@@ -410,34 +410,85 @@ def _merge(into: ConversionReport, part: ConversionReport, shared: set[str]) -> 
     into.warnings.extend(part.warnings)
 
 
-def _set_aside_unknown_types(event: dict[str, Any], source: _Source) -> list[Rejected]:
-    """Take the attributes of a type MISP does not define out of a checked event (and of its objects), each
-    rejected by file and line; the rest of the event is converted."""
-    refused: list[Rejected] = []
+#: How MISP writes ``deleted`` on a soft-deleted attribute or object (JSON true; older exports "1").
+_DELETED: Final = (True, 1, "1", "true", "True")
+_DELETED_REASON: Final = "deleted in MISP (soft-deleted there, kept in its exports): not imported"
 
-    def known(attributes: list[Any]) -> list[Any]:
+
+def _deleted(record: Mapping[str, Any]) -> bool:
+    return record.get("deleted") in _DELETED
+
+
+class _SetAside:
+    """What is taken out of a checked event before misp-stix reads it: attributes of a type MISP does not define
+    (rejected input, by file and line: misp-stix raises on them, losing the file) and attributes and objects
+    deleted in MISP (losses: misp-stix converts them like live ones, and a withdrawn value went out in feeds)."""
+
+    def __init__(self, source: _Source) -> None:
+        self.source = source
+        self.rejected: list[Rejected] = []
+        self.losses: list[Loss] = []
+        self.deleted_uuids: set[str] = set()
+
+    def event(self, event: dict[str, Any]) -> None:
+        if event.get("Attribute"):
+            event["Attribute"] = self._attributes(event["Attribute"])
+        objects = []
+        for misp_object in event.get("Object") or ():
+            if _deleted(misp_object):
+                records = [misp_object, *(misp_object.get("Attribute") or ())]
+                self.deleted_uuids.update(str(record.get("uuid")) for record in records)
+                self.losses.append(Loss(str(misp_object.get("uuid")), "object", misp_object.get("name"),
+                                        _DELETED_REASON))
+                continue
+            if misp_object.get("Attribute"):
+                misp_object["Attribute"] = self._attributes(misp_object["Attribute"])
+            objects.append(misp_object)
+        if event.get("Object"):
+            event["Object"] = objects
+        if self.deleted_uuids:
+            self._references(objects)
+
+    def _attributes(self, attributes: list[Any]) -> list[Any]:
         kept = []
         for attribute in attributes:
             rejected = _unknown_type(attribute)
-            if rejected is None:
-                kept.append(attribute)
+            if _deleted(attribute):
+                self.deleted_uuids.add(str(attribute.get("uuid")))
+                self.losses.append(Loss(str(attribute.get("uuid")), "attribute",
+                                        {"type": attribute.get("type"), "value": attribute.get("value")},
+                                        _DELETED_REASON))
+            elif rejected is not None:
+                self.rejected.append(replace(rejected, where=self.source.where(rejected.where)))
             else:
-                refused.append(replace(rejected, where=source.where(rejected.where)))
+                kept.append(attribute)
         return kept
 
-    if event.get("Attribute"):
-        event["Attribute"] = known(event["Attribute"])
-    for misp_object in event.get("Object") or ():
-        if misp_object.get("Attribute"):
-            misp_object["Attribute"] = known(misp_object["Attribute"])
-    return refused
+    def _references(self, objects: list[dict[str, Any]]) -> None:
+        """A reference to a deleted record goes with it: misp-stix would relate the object to an id never stored."""
+        for misp_object in objects:
+            references = misp_object.get("ObjectReference")
+            if not isinstance(references, list):
+                continue
+            kept = []
+            for reference in references:
+                target = str(reference.get("referenced_uuid")) if isinstance(reference, Mapping) else ""
+                if target in self.deleted_uuids:
+                    self.losses.append(Loss(str(misp_object.get("uuid")), "object_reference",
+                                            f"{reference.get('relationship_type')} {target}",
+                                            "refers to a record deleted in MISP, which is not imported"))
+                else:
+                    kept.append(reference)
+            misp_object["ObjectReference"] = kept
 
 
 def _read_document(source: _Source, undated: int | None, workers: int = 0) -> ConversionReport:
     events = _events(_json(source), source)
     for event in events:
         check_event(event, source)
-    set_aside = [_set_aside_unknown_types(event, source) for event in events]
+    set_aside = [_SetAside(source) for _ in events]
+    for event, aside in zip(events, set_aside, strict=True):
+        aside.event(event)
 
     def converted(index: int) -> ConversionReport:
         event = events[index]
@@ -446,7 +497,8 @@ def _read_document(source: _Source, undated: int | None, workers: int = 0) -> Co
         except FormatError as error:  # raised in order, whichever process converted it (it pickles whole)
             raise FormatError(error.message, error.where or source.where(event.get("uuid"))) from None
         # A refused attribute is named by its file and line, as the checks name what they refuse.
-        part.rejected = set_aside[index] + [replace(r, where=source.where(r.where)) for r in part.rejected]
+        part.rejected = set_aside[index].rejected + [replace(r, where=source.where(r.where)) for r in part.rejected]
+        part.losses = set_aside[index].losses + part.losses
         return part
 
     report = ConversionReport(FORMAT)

@@ -363,3 +363,31 @@ def test_an_attribute_of_an_unknown_misp_type_is_rejected_and_the_rest_of_the_fi
     text = kizuna(sqlite_node, "import", str(path), "--collection", "in", check=False)
     assert f"{path}:{line}: rejected: attribute {unknown}: unknown MISP type 'nonsense-type'" in text.stdout
     assert text.stderr == "kizuna import: 1 input record not converted (listed above)\n"
+
+
+def test_attributes_and_objects_deleted_in_misp_are_not_imported_and_are_named_as_deleted(
+        sqlite_node: Path, tmp_path: Path) -> None:
+    """MISP keeps a soft-deleted attribute or object in its exports with ``"deleted": true``; misp-stix converts it
+    like any other, so a value its producer withdrew became a live indicator that went out in feeds."""
+    deleted, live = "dddddddd-0000-4000-8000-000000000001", "dddddddd-0000-4000-8000-000000000002"
+    deleted_object, in_deleted_object = "dddddddd-0000-4000-8000-000000000003", "dddddddd-0000-4000-8000-000000000004"
+    event = _misp_event("d1d1d1d1-0000-4000-8000-000000000001", [
+        _misp_attribute(deleted, "domain", "withdrawn.example.net", deleted=True),
+        _misp_attribute(live, "domain", "live.example.net", deleted=False)])
+    event["Event"]["Object"] = [{
+        "uuid": deleted_object, "name": "domain-ip", "meta-category": "network", "deleted": True,
+        "timestamp": "1772445600", "Attribute": [{**_misp_attribute(in_deleted_object, "domain", "gone.example.net"),
+                                                  "object_relation": "domain"}]}]
+    path = tmp_path / "misp-deleted.json"
+    path.write_text(json.dumps(event, indent=2))
+    report = kizuna_json(sqlite_node, "import", str(path), "--collection", "in")
+    lost = {loss["ref"]: loss for loss in report["sources"][0]["losses"]}
+    assert "deleted in MISP" in lost[deleted]["reason"] and lost[deleted]["value"]["value"] == "withdrawn.example.net"
+    assert "deleted in MISP" in lost[deleted_object]["reason"] and live not in lost
+    stored_ids = {o["id"].partition("--")[2] for o in stored(sqlite_node)}
+    assert live in stored_ids and not {deleted, deleted_object, in_deleted_object} & stored_ids
+    feed = tmp_path / "domains.txt"
+    kizuna(sqlite_node, "export", "--collection", "in", "--format", "txt", "--type", "domain", "-o", str(feed))
+    assert feed.read_text().split() == ["live.example.net"]
+    text = kizuna(sqlite_node, "import", str(path), "--collection", "in").stdout
+    assert f"{deleted}: attribute lost: deleted in MISP" in text
