@@ -65,6 +65,9 @@ class IngestReport:
     duplicate_count: int = 0
     #: Objects the node stored on its own account (the OASIS TLP definitions the input refers to).
     node_added: int = 0
+    #: The ids of those, until the input's own copy of one arrives: that copy is then the input's, stored (not
+    #: "already stored" on a collection that held none of it), and the node no longer counts it.
+    placed_by_node: set[str] = field(default_factory=set)
     keep_successes: bool = True  # a bulk import keeps counts only, so memory stays bounded
     successes: list[dict[str, str]] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
@@ -337,7 +340,9 @@ def _ingest_batch(
             ready.append(prepared)
             positions.append(position)
     if policy is not None:
-        report.node_added += _place_shipped_definitions(store, collection_pk, ready, present)
+        placed = _place_shipped_definitions(store, collection_pk, ready, present)
+        report.node_added += len(placed)
+        report.placed_by_node.update(placed)
     # With listeners, their writes commit with the batch: one commit instead of two for a bulk import (a
     # TAXII post already holds one transaction), and never a batch stored without its listeners' rows.
     with store.atomic() if listeners else nullcontext():
@@ -368,6 +373,12 @@ def _ingest_batch(
             if messages:
                 entry["message"] = "; ".join(messages)
             report.succeeded(entry)
+        elif result.outcome is Outcome.DUPLICATE and new.stix_id in report.placed_by_node:
+            report.placed_by_node.discard(new.stix_id)  # a second copy in the input is a duplicate again
+            report.node_added -= 1
+            if messages:
+                entry["message"] = "; ".join(messages)
+            report.succeeded(entry)
         elif result.outcome is Outcome.DUPLICATE:
             entry["message"] = "; ".join([_DUPLICATE_MESSAGE, *messages])
             report.duplicate_count += 1
@@ -379,9 +390,9 @@ def _ingest_batch(
 
 def _place_shipped_definitions(
     store: Store, collection_pk: int, ready: list[NewVersion], present: set[str]
-) -> int:
+) -> list[str]:
     """Store the OASIS TLP definitions (all five, and their extension) when the batch refers to one, if
-    missing; returns how many were added.
+    missing; returns the ids of those added.
 
     They go in before the objects that use them, so a client reading in date_added order can
     always resolve a marking reference.
@@ -398,7 +409,7 @@ def _place_shipped_definitions(
         needed = {*LEVEL_BY_OASIS_ID, TLP2_EXTENSION_ID}
     needed -= present
     if not needed:
-        return 0
+        return []
     found = store.query_versions(VersionQuery(
         collection_pk=collection_pk, ids=tuple(sorted(needed)), versions=VersionSelector(all=True), limit=100,
     ))
@@ -408,4 +419,4 @@ def _place_shipped_definitions(
     prepared = [p for p in map(prepare, missing) if not isinstance(p, str)]
     added = store.add_versions(collection_pk, prepared)
     present.update(needed)
-    return sum(result.outcome is Outcome.ADDED for result in added)
+    return [new.stix_id for new, result in zip(prepared, added, strict=True) if result.outcome is Outcome.ADDED]

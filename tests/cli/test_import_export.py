@@ -169,6 +169,26 @@ def test_import_report_separates_stored_duplicate_rejected_and_added_by_node(dat
     assert count_in(data_dir, "in") == 8
 
 
+def test_a_tlp_definition_the_input_carries_is_stored_not_already_stored_in_a_new_collection(
+        data_dir: Path, tmp_path: Path) -> None:
+    """The node places the OASIS TLP definitions before the objects that refer to them; the input's own copy of
+    one (MISP imports carry the TLP:GREEN definition) then read "1 already stored" on a brand-new collection,
+    which a newcomer could not account for. It is the input's, stored: the node counts the other five."""
+    from kizuna.policy.tlp import TlpLevel, tlp2_marking_definition
+
+    kizuna_json(data_dir, "collections", "create", "--title", "Fresh", "--alias", "fresh")
+    marked = {**identity(1), "object_marking_refs": [TLP_GREEN]}
+    path = tmp_path / "with-definition.json"
+    path.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}",
+                                "objects": [marked, tlp2_marking_definition(TlpLevel.GREEN)]}))
+    first = kizuna(data_dir, "import", str(path), "--collection", "fresh")
+    assert "2 objects read: 2 stored, 0 already stored, 0 rejected" in first.stdout
+    assert "the node added 5 OASIS TLP 2.0 objects" in first.stdout
+    again = kizuna_json(data_dir, "import", str(path), "--collection", "fresh")
+    assert (again["stored"], again["duplicates"], again["added_by_node"]) == (0, 2, 0)
+    assert count_in(data_dir, "fresh") == 7
+
+
 def test_export_into_a_missing_directory_writes_nothing(data_dir: Path, tmp_path: Path) -> None:
     kizuna_json(data_dir, "collections", "create", "--title", "Out", "--alias", "out")
     target = tmp_path / "no-such-dir" / "export.json"

@@ -73,6 +73,8 @@ def test_misp_event_is_converted_and_its_loss_report_is_kept_in_the_audit_log(da
     report = kizuna_json(data_dir, "import", str(MISP_EVENT), "--collection", "in")
     (source,) = report["sources"]
     assert source["format"] == "misp" and report["stored"] > 0
+    # A new collection holds nothing already: the TLP:GREEN definition the event brings is stored as its own.
+    assert (report["duplicates"], report["added_by_node"]) == (0, 5)
     # 'this community only' has no Kizuna equivalent: reported against the event's uuid.
     assert any(loss["ref"] == EVENT_UUID and loss["field"] == "distribution" for loss in source["losses"])
     assert source["flagged"] == 1  # the 8.8.8.8 attribute is on the public-resolver warninglist
