@@ -96,7 +96,7 @@ class _Import:
         stored)."""
         if job.fmt == STIX:
             result = import_stix21(self.node, job.path, self.target, self.show_progress, job.label)
-            return {"source": job.label, "format": job.fmt, **result, "flagged": 0, "losses": [],
+            return {"source": job.label, "format": job.fmt, **result, "flagged": 0, "flagged_values": [], "losses": [],
                     "rejected_input": [], "warnings": []}
         if outcome is None:
             outcome = convert_file(job, self.ioc, self.warninglists(), workers)
@@ -125,7 +125,8 @@ class _Import:
                 "total": report.total, "stored": report.success_count - report.duplicate_count,
                 "duplicates": report.duplicate_count, "rejected": len(failures), "failed": len(failures),
                 "added_by_node": report.node_added, "normalised": report.normalisation_count,
-                "flagged": converted.flagged, "failures": failures, "losses": summary["losses"],
+                "flagged": converted.flagged, "flagged_values": converted.flagged_values, "failures": failures,
+                "losses": summary["losses"],
                 "rejected_input": summary["rejected"], "warnings": summary["warnings"]}
 
     def directory(self, files: list[Path]) -> tuple[list[_Source], list[_Source], int]:
@@ -201,9 +202,11 @@ def _failure_lines(source: dict[str, Any]) -> list[str]:
 
 
 def _details(source: dict[str, Any]) -> list[str]:
-    """What did not survive the conversion of one source: rejected records, losses, warnings."""
+    """What did not survive the conversion of one source (rejected records, losses), what was flagged, warnings."""
     lines = [f"  {r['where']}: rejected: {r['reason']}" for r in source["rejected_input"]]
     lines += [f"  {loss['ref']}: {loss['field']} lost: {loss['reason']}" for loss in source["losses"]]
+    lines += [f"  {f['ref']}: flagged by warninglists ({', '.join(f['lists'])}): {f['value']}"
+              for f in source["flagged_values"]]
     lines += [f"  {source['source']}: {w}" for w in source["warnings"]]
     return lines
 
@@ -247,7 +250,7 @@ def _audit_body(result: dict[str, Any]) -> dict[str, Any]:
     body["sources"] = []
     for source in result["sources"]:
         kept = dict(source)
-        for key in ("failures", "losses", "rejected_input", "warnings"):
+        for key in ("failures", "losses", "rejected_input", "flagged_values", "warnings"):
             if len(source[key]) > AUDIT_LIMIT:
                 kept[key] = source[key][:AUDIT_LIMIT]
                 kept[f"{key}_not_kept"] = len(source[key]) - AUDIT_LIMIT

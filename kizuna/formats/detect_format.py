@@ -95,6 +95,8 @@ class Converted:
     report: ConversionReport
     flagged: int = 0
     notes: list[str] = field(default_factory=list)
+    #: Each flagged indicator named for the report (`flagged_values`).
+    flagged_values: list[dict[str, Any]] = field(default_factory=list)
 
 
 def convert(fmt: str, data: bytes, name: str, *, ioc: IocOptions = IocOptions(),
@@ -120,11 +122,38 @@ def convert(fmt: str, data: bytes, name: str, *, ioc: IocOptions = IocOptions(),
                                valid_until=ioc.valid_until, created_by_ref=ioc.created_by_ref,
                                warninglists=warninglists)
         flagged = sum(1 for o in report.objects if WARNINGLIST_PROPERTY in o)
-        return Converted(fmt, report, flagged)
+        return Converted(fmt, report, flagged, flagged_values=flagged_values(report.objects, warninglists, fmt))
     else:
         raise FormatError(f"no converter for format {fmt!r} (one of {', '.join(IMPORT_FORMATS)})")
     flagged = flag_indicators(report.objects, warninglists) if warninglists is not None else 0
-    return Converted(fmt, report, flagged)
+    named = flagged_values(report.objects, warninglists, fmt) if flagged else []
+    return Converted(fmt, report, flagged, flagged_values=named)
+
+
+def _ioc_values(pattern: str) -> list[tuple[str | None, str | None]]:
+    """The IOC values of a pattern with their kinds: an IOC-shaped pattern's terms, or else each quoted literal
+    that has the shape of an IOC (misp-stix writes ``network-traffic:dst_ref.value = '…' AND …`` for an ip-dst)."""
+    terms = pattern_terms(pattern)
+    return ([(kind, canonical(kind, raw)) for kind, raw in terms] if terms
+            else [classify(literal) or (None, None) for literal in string_literals(pattern)])
+
+
+def flagged_values(objects: Iterable[dict[str, Any]], warninglists: Warninglists | None,
+                   fmt: str) -> list[dict[str, Any]]:
+    """Each indicator flagged at import, named for the report: ``ref`` (for MISP the attribute's uuid, which
+    misp-stix names the indicator by; else the indicator's id), ``value`` (the value(s) on a list) and ``lists``.
+    Only flagged indicators are looked at again, so an import with none pays nothing."""
+    named = []
+    for obj in objects:
+        lists = obj.get(WARNINGLIST_PROPERTY)
+        if obj.get("type") != "indicator" or not lists:
+            continue
+        values = [value for kind, value in _ioc_values(str(obj.get("pattern", "")))
+                  if kind is not None and value is not None
+                  and (warninglists is None or warninglists.check(kind, value))]
+        ref = str(obj["id"]).partition("--")[2] if fmt == MISP else obj["id"]
+        named.append({"ref": ref, "value": " ".join(dict.fromkeys(values)), "lists": list(lists)})
+    return named
 
 
 def flag_indicators(objects: Iterable[dict[str, Any]], warninglists: Warninglists) -> int:
@@ -138,10 +167,7 @@ def flag_indicators(objects: Iterable[dict[str, Any]], warninglists: Warninglist
     for obj in objects:
         if obj.get("type") != "indicator" or obj.get("pattern_type", "stix") != "stix":
             continue
-        pattern = str(obj.get("pattern", ""))
-        terms = pattern_terms(pattern)
-        values = ([(kind, canonical(kind, raw)) for kind, raw in terms] if terms
-                  else [classify(literal) or (None, None) for literal in string_literals(pattern)])
+        values = _ioc_values(str(obj.get("pattern", "")))
         hits: list[str] = []
         for kind, value in values:
             if kind is not None and value is not None:
@@ -153,4 +179,4 @@ def flag_indicators(objects: Iterable[dict[str, Any]], warninglists: Warninglist
 
 
 __all__ = ["HEAD_BYTES", "IMPORT_FORMATS", "Converted", "IocOptions", "convert", "detect_format",
-           "flag_indicators"]
+           "flag_indicators", "flagged_values"]

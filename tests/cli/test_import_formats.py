@@ -393,3 +393,21 @@ def test_attributes_and_objects_deleted_in_misp_are_not_imported_and_are_named_a
     assert feed.read_text().split() == ["live.example.net"]
     text = kizuna(sqlite_node, "import", str(path), "--collection", "in").stdout
     assert f"{deleted}: attribute lost: deleted in MISP" in text
+
+
+def test_the_misp_import_names_each_value_it_flags_with_its_attribute_and_list(sqlite_node: Path) -> None:
+    """README, "MISP events": the import flags the 8.8.8.8 attribute. It said "1 flagged by warninglists" and named
+    nothing: which value, of which attribute, on which list, is what an operator needs to judge the flag."""
+    resolver = "4d7b5e94-af60-4b8c-9423-8e9f0a1b2c34"
+    report = kizuna_json(sqlite_node, "import", str(MISP_EVENT), "--collection", "in")
+    (source,) = report["sources"]
+    assert source["flagged"] == 1
+    assert source["flagged_values"] == [{"ref": resolver, "value": "8.8.8.8", "lists": ["public-dns-v4"]}]
+    text = kizuna(sqlite_node, "import", str(MISP_EVENT), "--collection", "in").stdout
+    assert f"  {resolver}: flagged by warninglists (public-dns-v4): 8.8.8.8" in text.splitlines()
+    (_, audited) = import_reports(sqlite_node)
+    assert audited["sources"][0]["flagged_values"] == source["flagged_values"]
+    (csv,) = imported_with_rejections(sqlite_node, str(IOC_CSV), "--collection", "in")["sources"]
+    [flagged] = csv["flagged_values"]  # as the CSV import names its flagged values too
+    assert (flagged["value"], flagged["lists"]) == ("8.8.8.8", ["public-dns-v4"])
+    assert flagged["ref"].startswith("indicator--") and flagged["ref"] in {o["id"] for o in stored(sqlite_node)}
