@@ -63,11 +63,15 @@ def _matches(header: str | None, etag: str) -> bool:
 
 
 def _not_modified_since(header: str | None, last_modified: float) -> bool:
+    """RFC 9110 If-Modified-Since. A date later than the server's clock is invalid (13.1.3) and the field is
+    ignored: a device with a wrong clock must still receive the list, not a 304 until that date comes."""
     if not header:
         return False
     try:
         since = parsedate_to_datetime(header).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
+        return False
+    if since > time.time():
         return False
     return int(last_modified) <= since
 

@@ -109,6 +109,17 @@ def test_an_unchanged_list_is_304_and_a_new_indicator_changes_it(fed: Node) -> N
     assert get(fed, "/feeds/fw.txt", **{"If-None-Match": changed.headers["etag"]}).status_code == 304
 
 
+def test_an_if_modified_since_in_the_future_is_ignored(fed: Node) -> None:
+    # RFC 9110 13.1.3: a date later than the server's clock is invalid, so the field is ignored and the list sent.
+    first = get(fed, "/feeds/fw.txt")
+    future = "Fri, 01 Jan 2099 00:00:00 GMT"
+    again = get(fed, "/feeds/fw.txt", **{"If-Modified-Since": future})
+    assert (again.status_code, again.content) == (200, first.content)
+    # If-None-Match still decides when both are sent.
+    both = get(fed, "/feeds/fw.txt", **{"If-Modified-Since": future, "If-None-Match": first.headers["etag"]})
+    assert both.status_code == 304
+
+
 def test_revoked_and_expired_indicators_leave_and_a_future_one_enters_on_time(fed: Node) -> None:
     now = datetime.now(UTC)
     revoked = ip_indicator("192.0.2.50")
