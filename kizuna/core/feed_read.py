@@ -9,7 +9,9 @@ says `view` would serve it as stored and it is the stored last version (which ``
 selects for every reader: core/query.py, `Choice`). Every other row — another version that may be the
 reader's last, a version the reader may not see or receives redacted, a version without facts — is read in
 full and goes through `Choice` and `view` exactly as a TAXII read, and the feed parses what they return.
-Each batch is audited as egress before any of it is handed on, like a page of `Node.read`.
+Each batch is audited as egress before any of it is handed on, like a page of `Node.read`, each version
+labelled by its object's markings as a TAXII read labels it (`tlp_counts`), not by a granular marking of a
+part the reader may not even have received.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any, Final
 
-from kizuna.core.audit import tlp_counts_of
+from kizuna.core.audit import tlp_counts, tlp_counts_of
 from kizuna.core.filters import Endpoint
 from kizuna.core.visibility import Viewer, served_as_stored
 from kizuna.store.base import FeedRow, VersionRow
@@ -44,7 +46,7 @@ def feed_items(node: Any, viewer: Viewer, batch: int = _BATCH) -> Iterator[bytes
             # The usual batch: every row served from its facts. Taken column by column, as the loop below would
             # take it row by row (tests/formats/test_feed_facts.py holds the two to the same feed and audit).
             node.record_served(viewer, Endpoint.OBJECTS, list(map(_ID, rows)), list(map(_VERSION, rows)),
-                               tlp_counts_of(list(map(_MARKINGS, rows))))
+                               _facts_tlp_counts(store, [row[0] for row in rows], list(map(_MARKINGS, rows))))
             yield from map(_FACTS, rows)
             if len(rows) < batch:
                 return
@@ -64,7 +66,9 @@ def feed_items(node: Any, viewer: Viewer, batch: int = _BATCH) -> Iterator[bytes
             full = {row.seq: row for row in found}
         ids: list[str] = []
         versions: list[int] = []
-        markings_served: list[str | None] = []
+        fact_seqs: list[int] = []
+        fact_markings: list[str | None] = []
+        rows_served: list[VersionRow] = []
         items: list[bytes | str] = []
         for row, fast in zip(rows, quick, strict=True):
             if fast:
@@ -73,7 +77,8 @@ def feed_items(node: Any, viewer: Viewer, batch: int = _BATCH) -> Iterator[bytes
                 items.append(facts)
                 ids.append(row[1])
                 versions.append(row[2])
-                markings_served.append(row[5])
+                fact_seqs.append(row[0])
+                fact_markings.append(row[5])
                 continue
             stored = full.get(row[0])  # absent: deleted since the batch was read
             body = choose.body(stored) if stored is not None else None
@@ -81,8 +86,9 @@ def feed_items(node: Any, viewer: Viewer, batch: int = _BATCH) -> Iterator[bytes
                 items.append(body)
                 ids.append(stored.stix_id)
                 versions.append(stored.version)
-                markings_served.append(stored.markings)
-        node.record_served(viewer, Endpoint.OBJECTS, ids, versions, tlp_counts_of(markings_served) if ids else None)
+                rows_served.append(stored)
+        tlp = _summed(_facts_tlp_counts(store, fact_seqs, fact_markings), tlp_counts(rows_served)) if ids else None
+        node.record_served(viewer, Endpoint.OBJECTS, ids, versions, tlp)
         yield from items
         if len(rows) < batch:
             return
@@ -108,3 +114,25 @@ def _all_quick(rows: list[FeedRow], whole: dict[tuple[str | None, str | None], b
         if not as_stored:
             return False
     return True
+
+
+def _facts_tlp_counts(store: Any, seqs: list[int], markings: list[str | None]) -> dict[str, int]:
+    """`tlp_counts` of the versions of ``seqs``, served from their facts, given their markings columns. A column of
+    one marking is its object's; only a version whose column lists several may hold granular markings, which
+    the column lists too, so only such versions are read to label them (`tlp_counts` then looks into their
+    bytes, not their parsed bodies). A feed whose indicators carry one marking each reads no body."""
+    several = {column for column in set(markings) if column is not None and "," in column}
+    if not several:
+        return tlp_counts_of(markings)
+    looked = [seq for seq, column in zip(seqs, markings, strict=True) if column in several]
+    found = store.versions_by_seq(looked)
+    gone = set(looked) - {row.seq for row in found}  # deleted since the batch was read: labelled by the column
+    plain = [column for seq, column in zip(seqs, markings, strict=True) if column not in several or seq in gone]
+    return _summed(tlp_counts_of(plain), tlp_counts(found))
+
+
+def _summed(counts: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    """Two sets of TLP counts as one."""
+    for label, count in more.items():
+        counts[label] = counts.get(label, 0) + count
+    return counts

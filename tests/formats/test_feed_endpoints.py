@@ -20,6 +20,8 @@ from tests.conftest import Node, kizuna, kizuna_json
 
 TLP_CLEAR = "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"
 TLP_AMBER_STRICT = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"
+TLP_GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
+TLP_RED = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
 
 
 def _stamp(at: datetime) -> str:
@@ -208,6 +210,40 @@ def test_a_ceilinged_feed_leaves_out_what_a_granular_marking_above_the_ceiling_c
         assert served.status_code == 200, served.text
         assert "198.51.100.31" in served.text and "198.51.100.32" not in served.text
         assert part["description"] not in served.text
+
+
+def test_a_feeds_egress_labels_a_version_by_its_objects_markings_not_its_granular_parts(
+        fed: Node, tmp_path: Path) -> None:
+    """A GREEN indicator whose name is RED (a granular marking) reaches a GREEN partner without its name: its
+    egress record says TLP:GREEN, as a TAXII read's does, not TLP:RED, which never left. So too for the node's
+    own organisation, which receives it whole (a blocklist then serves it from its stored facts). In the
+    collection "other", which no other test here reads, and for a partner organisation of its own."""
+    kizuna_json(fed.data_dir, "policy", "communities", "pact")
+    kizuna_json(fed.data_dir, "orgs", "create", "Green Partner", "--country", "FRA")
+    kizuna_json(fed.data_dir, "policy", "org", "Green Partner", "--community", "pact")
+    partner = kizuna_json(fed.data_dir, "tokens", "create", "--org", "Green Partner", "--read", fed.other_collection)
+    partly_red = [ip_indicator(f"192.0.2.{i}", TLP_GREEN, description="seen at the victim's site",
+                               granular_markings=[{"marking_ref": TLP_RED, "selectors": ["name", "description"]}])
+                  for i in (80, 81)]
+    fed.post([*partly_red, ip_indicator("192.0.2.82", TLP_GREEN)], collection=fed.other_collection)
+    for fmt in ("csv", "txt"):  # a feed read through TAXII's page reader, and one read from the feed facts
+        kizuna_json(fed.data_dir, "feeds", "create", f"granular-{fmt}", "--format", fmt,
+                    "--collection", fed.other_collection)
+        for secret in (partner["token"], fed.tokens["writer"]):
+            served = requests.get(f"{fed.base}/feeds/granular-{fmt}.{fmt}", timeout=60,
+                                  headers={"Authorization": f"Bearer {secret}"})
+            assert served.status_code == 200 and "192.0.2.80" in served.text
+            assert secret != partner["token"] or "victim" not in served.text  # the RED part stays
+    out = tmp_path / "egress.jsonl"
+    kizuna(fed.data_dir, "audit", "export", "--kind", "egress", "-o", str(out))
+    for secret in (partner["token"], fed.tokens["writer"]):
+        token_id = secret.split("_")[1]
+        counts: dict[str, int] = {}
+        for record in map(json.loads, out.read_text().splitlines()):
+            if record["principal"] == token_id and record["body"]["collection"] == fed.other_collection:
+                for label, count in record["body"].get("tlp", {}).items():
+                    counts[label] = counts.get(label, 0) + count
+        assert counts == {"TLP:GREEN": 6}, (secret == partner["token"], counts)
 
 
 def test_feeds_are_listed_by_name_and_removed(fed: Node) -> None:
