@@ -10,6 +10,7 @@ at all (temporary name, then rename).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import sys
 import uuid
 from collections.abc import Iterator
@@ -35,12 +36,12 @@ from kizuna.cli.common import (
 from kizuna.cli.progress import Progress, progress_wanted
 from kizuna.core import browse
 from kizuna.core.node import Node
-from kizuna.core.principal import NODE_ADMIN, Principal
+from kizuna.core.principal import NODE_ADMIN, Principal, whose_view
 from kizuna.formats.base import ConversionReport, FormatError
 from kizuna.formats.blocklists import BLOCKLIST_KINDS
 from kizuna.formats.feed_build import DEFAULT_RPZ_ORIGIN, feed_input, feed_lines
 from kizuna.formats.feeds import FeedOptions
-from kizuna.formats.misp_feed import write_misp_feed
+from kizuna.formats.misp_feed import ViewMismatch, export_misp_feed, kept_events
 from kizuna.policy.tlp import TlpLevel
 from kizuna.store.base import Collection
 
@@ -115,6 +116,7 @@ _ONLY_FOR: Final = {
     "kind": ("--type", ("txt",)), "rpz_origin": ("--rpz-origin", ("rpz",)), "info": ("--info", ("misp", "misp-feed")),
     "min_confidence": ("--min-confidence", _LIST_FORMATS),
     "include_warninglisted": ("--include-warninglisted", _LIST_FORMATS),
+    "replace": ("--replace", ("misp-feed",)),
 }
 
 
@@ -146,13 +148,16 @@ _ONLY_FOR: Final = {
 @click.option("--info", default=None, metavar="TITLE",
               help="misp: the event's title (default: the name of the STIX report it is made of, else "
                    "'Kizuna export'); misp-feed: the title of the event of what no report holds.")
+@click.option("--replace", is_flag=True,
+              help="misp-feed: write into a directory that holds a feed exported for another view (organisation, "
+                   "token, --tlp-max), replacing it whole.")
 @quiet_option
 @click.option("--json", "as_json", is_flag=True,
               help="With -o: print what was written as one JSON object (errors too).")
 @click.pass_context
 def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, output: Path | None,
            as_org: str | None, as_token_id: str | None, tlp_max: str | None, min_confidence: int | None,
-           kind: str, include_warninglisted: bool, rpz_origin: str, info: str | None, quiet: bool,
+           kind: str, include_warninglisted: bool, rpz_origin: str, info: str | None, replace: bool, quiet: bool,
            as_json: bool) -> None:
     """Export a collection, as the node administrator or as a partner would receive it."""
     refuse_json_without_a_file(ctx, output, as_json, "the export itself")
@@ -188,12 +193,17 @@ def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, 
                 raise CliError("is a file; misp-feed writes a directory", code="io", file=str(output))
             if not output.parent.is_dir():
                 raise CliError(f"directory {output.parent} does not exist", code="io", file=str(output))
+            view, part = _feed_view(principal, target)
+            try:
+                kept_events(output, view, part, replace)  # before anything is read: a refusal reads nothing
+            except ViewMismatch as exc:
+                raise CliError(exc.message, code="exists") from None
             # misp-stix takes seconds to import
             from kizuna.formats.misp_out import DEFAULT_INFO, write_misp_events
 
             org = _org_of(node)
             events = write_misp_events(_misp_objects(run), report, org=org, info=info or DEFAULT_INFO)
-            written = len(write_misp_feed(events, output, org=org))
+            written = len(export_misp_feed(events, output, org=org, view=view, collection=part, replace=replace))
         else:
             with output_stream(output) as stream:
                 if fmt == "stix":
@@ -218,6 +228,14 @@ def export(ctx: click.Context, collection: str, api_root: str | None, fmt: str, 
     except FormatError as exc:
         raise CliError(exc.message, code="format", file=exc.where) from None
     _summarise(fmt, run, report, output, written, as_json=as_json, quiet=quiet)
+
+
+def _feed_view(principal: Principal, target: Collection) -> tuple[str, str]:
+    """Digests of who a MISP feed export is for (whose view, under which ceiling) and of its collection: what
+    the feed directory records (formats/misp_feed.py, `VIEW`), naming neither."""
+    ceiling = principal.tlp_ceiling.token if principal.tlp_ceiling is not None else None
+    view = hashlib.sha256(orjson.dumps([whose_view(principal), ceiling])).hexdigest()
+    return view, hashlib.sha256(target.id.encode()).hexdigest()[:32]
 
 
 def _summarise(fmt: str, run: _Export, report: ConversionReport, output: Path | None, written: int, *,

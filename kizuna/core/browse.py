@@ -17,7 +17,7 @@ import orjson
 from kizuna.core.errors import AdminError, BadRequest, Forbidden, NotFound, alias_in_several_roots
 from kizuna.core.filters import Endpoint, Filters, parse_filters
 from kizuna.core.node import Node
-from kizuna.core.principal import Principal
+from kizuna.core.principal import AS_TOKEN, Principal
 from kizuna.core.query import Page
 from kizuna.core.tokens import principal_of, token_state
 from kizuna.core.visibility import Viewer
@@ -86,7 +86,7 @@ def acting_as(node: Node, token_id: str | None = None, organisation: str | None 
         if state != "active":
             raise AdminError(f"token {token_id!r} is {state}; over TAXII it reads nothing")
         # The key names the operator, so audit records and cursors never pass for the token's own.
-        return Acting(principal_of(node.store, record, key=f"admin-as-token:{record.id}"), f"token {record.id}")
+        return Acting(principal_of(node.store, record, key=AS_TOKEN + record.id), f"token {record.id}")
     org_ref = organisation if organisation is not None else node.home_organisation_id
     org = node.store.get_organisation(org_ref) if org_ref else None
     if org is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from kizuna.policy.tlp import TlpLevel
 from kizuna.store.base import Collection, Grant
@@ -34,6 +35,14 @@ class Principal:
 
 
 NODE_ADMIN = Principal(key="admin", organisation_id=None, is_admin=True)
+#: The key of the operator acting as a token (``kizuna export --as-token-id``), before the token's id.
+AS_TOKEN: Final = "admin-as-token:"
+
+
+def whose_view(principal: Principal) -> str:
+    """Whose view of the data ``principal`` reads: its key, but the token's own id for an operator acting as a
+    token, whose view is the token's (the key itself stays apart, so audit records never pass for the token's)."""
+    return principal.key.removeprefix(AS_TOKEN)
 
 
 def partner_reader(

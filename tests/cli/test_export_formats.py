@@ -169,6 +169,43 @@ def test_misp_feed_directory_has_manifest_hashes_and_events(node: Path, tmp_path
         assert [source["format"] for source in imported["sources"]] == ["misp"] and imported["stored"] > 0
 
 
+def _feed_files(feed: Path) -> tuple[set[str], set[str]]:
+    """The events a feed directory lists, and the event files it holds."""
+    listed = set(json.loads((feed / "manifest.json").read_text()))
+    return listed, {p.stem for p in feed.iterdir() if p.suffix == ".json" and p.name != "manifest.json"}
+
+
+def test_a_misp_feed_directory_holds_only_what_one_view_allows(node: Path, tmp_path: Path) -> None:
+    """A MISP feed exported for one view (the administrator's) is not topped up by an export for a narrower one
+    (a TLP ceiling, a partner): that is refused in one line naming the directory, which stays as it was, and
+    with --replace the directory holds exactly what a fresh export of that view writes. The same view
+    exports into its own directory again."""
+    pub, fresh = tmp_path / "pub", tmp_path / "fresh"
+    kizuna_json(node, "export", "--collection", "out", "--format", "misp-feed", "-o", str(pub))
+    before = {p.name: p.read_bytes() for p in pub.iterdir()}
+    for narrower in (["--tlp-max", "clear"], ["--as-org", "Partner"]):
+        refused = kizuna(node, "export", "--collection", "out", "--format", "misp-feed", *narrower, "-o", str(pub),
+                         check=False)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        assert len(refused.stderr.splitlines()) == 1 and refused.stderr.startswith("kizuna export: ")
+        assert str(pub) in refused.stderr and "--replace" in refused.stderr
+        assert {p.name: p.read_bytes() for p in pub.iterdir()} == before
+    as_json = kizuna(node, "export", "--collection", "out", "--format", "misp-feed", "--tlp-max", "clear",
+                     "-o", str(pub), "--json", check=False)
+    assert as_json.returncode != 0 and "--replace" in json.loads(as_json.stdout)["error"]["message"]
+
+    kizuna_json(node, "export", "--collection", "out", "--format", "misp-feed", "--tlp-max", "clear", "-o", str(fresh))
+    kizuna_json(node, "export", "--collection", "out", "--format", "misp-feed", "--tlp-max", "clear", "-o", str(pub),
+                "--replace")
+    assert _feed_files(pub) == _feed_files(fresh)
+    assert sorted((pub / "hashes.csv").read_text().splitlines()) == sorted(
+        (fresh / "hashes.csv").read_text().splitlines())
+    # The same view again: written in place, nothing refused.
+    again = kizuna_json(node, "export", "--collection", "out", "--format", "misp-feed", "--tlp-max", "clear",
+                        "-o", str(pub))
+    assert again["events"] == len(_feed_files(pub)[0]) and _feed_files(pub) == _feed_files(fresh)
+
+
 def test_zeek_intel_and_warninglisted_values_only_when_forced(node: Path, tmp_path: Path) -> None:
     out, _ = export(node, tmp_path, "zeek")
     lines = out.read_text().splitlines()
