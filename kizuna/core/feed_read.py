@@ -27,7 +27,7 @@ from kizuna.store.base import FeedRow, VersionRow
 
 _BATCH: Final = 5000
 # The columns of a `FeedRow`.
-_ID, _VERSION, _PRODUCER, _MARKINGS, _IS_LAST, _FACTS = (itemgetter(i) for i in (1, 2, 4, 5, 6, 7))
+_ID, _VERSION, _PRODUCER, _MARKINGS, _IS_LAST, _FACTS, _LABELLED_BY = (itemgetter(i) for i in (1, 2, 4, 5, 6, 7, 8))
 
 
 def feed_items(node: Any, viewer: Viewer, batch: int = _BATCH) -> Iterator[bytes | str]:
@@ -46,14 +46,14 @@ def feed_items(node: Any, viewer: Viewer, batch: int = _BATCH) -> Iterator[bytes
             # The usual batch: every row served from its facts. Taken column by column, as the loop below would
             # take it row by row (tests/formats/test_feed_facts.py holds the two to the same feed and audit).
             node.record_served(viewer, Endpoint.OBJECTS, list(map(_ID, rows)), list(map(_VERSION, rows)),
-                               _facts_tlp_counts(store, [row[0] for row in rows], list(map(_MARKINGS, rows))))
+                               tlp_counts_of(list(map(_LABELLED_BY, rows))))
             yield from map(_FACTS, rows)
             if len(rows) < batch:
                 return
             after = rows[-1][3]
             continue
         quick: list[bool] = []
-        for _seq, _id, _version, _added, producer, markings, is_last, facts in rows:
+        for _seq, _id, _version, _added, producer, markings, is_last, facts, _labelled_by in rows:
             as_stored = whole.get((producer, markings))
             if as_stored is None:
                 as_stored = whole[(producer, markings)] = served_as_stored(viewer, "indicator", producer, markings)
@@ -66,8 +66,7 @@ def feed_items(node: Any, viewer: Viewer, batch: int = _BATCH) -> Iterator[bytes
             full = {row.seq: row for row in found}
         ids: list[str] = []
         versions: list[int] = []
-        fact_seqs: list[int] = []
-        fact_markings: list[str | None] = []
+        fact_labels: list[str | None] = []
         rows_served: list[VersionRow] = []
         items: list[bytes | str] = []
         for row, fast in zip(rows, quick, strict=True):
@@ -77,8 +76,7 @@ def feed_items(node: Any, viewer: Viewer, batch: int = _BATCH) -> Iterator[bytes
                 items.append(facts)
                 ids.append(row[1])
                 versions.append(row[2])
-                fact_seqs.append(row[0])
-                fact_markings.append(row[5])
+                fact_labels.append(row[8])
                 continue
             stored = full.get(row[0])  # absent: deleted since the batch was read
             body = choose.body(stored) if stored is not None else None
@@ -87,7 +85,7 @@ def feed_items(node: Any, viewer: Viewer, batch: int = _BATCH) -> Iterator[bytes
                 ids.append(stored.stix_id)
                 versions.append(stored.version)
                 rows_served.append(stored)
-        tlp = _summed(_facts_tlp_counts(store, fact_seqs, fact_markings), tlp_counts(rows_served)) if ids else None
+        tlp = _summed(tlp_counts_of(fact_labels), tlp_counts(rows_served)) if ids else None
         node.record_served(viewer, Endpoint.OBJECTS, ids, versions, tlp)
         yield from items
         if len(rows) < batch:
@@ -114,21 +112,6 @@ def _all_quick(rows: list[FeedRow], whole: dict[tuple[str | None, str | None], b
         if not as_stored:
             return False
     return True
-
-
-def _facts_tlp_counts(store: Any, seqs: list[int], markings: list[str | None]) -> dict[str, int]:
-    """`tlp_counts` of the versions of ``seqs``, served from their facts, given their markings columns. A column of
-    one marking is its object's; only a version whose column lists several may hold granular markings, which
-    the column lists too, so only such versions are read to label them (`tlp_counts` then looks into their
-    bytes, not their parsed bodies). A feed whose indicators carry one marking each reads no body."""
-    several = {column for column in set(markings) if column is not None and "," in column}
-    if not several:
-        return tlp_counts_of(markings)
-    looked = [seq for seq, column in zip(seqs, markings, strict=True) if column in several]
-    found = store.versions_by_seq(looked)
-    gone = set(looked) - {row.seq for row in found}  # deleted since the batch was read: labelled by the column
-    plain = [column for seq, column in zip(seqs, markings, strict=True) if column not in several or seq in gone]
-    return _summed(tlp_counts_of(plain), tlp_counts(found))
 
 
 def _summed(counts: dict[str, int], more: dict[str, int]) -> dict[str, int]:

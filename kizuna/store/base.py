@@ -190,9 +190,10 @@ class VersionRow(NamedTuple):
 
 
 #: An indicator version as a feed build first reads it, a plain tuple (a million a build): seq, stix_id, version,
-#: date_added, created_by_ref, markings, is_last, and its feed facts (store/feed_facts.py; None: the body must
-#: be read). The columns that decide who sees it and which version is chosen, no body.
-FeedRow = tuple[int, str, int, int, str | None, str | None, int, str | None]
+#: date_added, created_by_ref, markings, is_last, its feed facts (store/feed_facts.py; None: the body must be
+#: read) and the markings that label it (its object's own, store/object_markings.py). The columns that decide who
+#: sees it and which version is chosen, no body.
+FeedRow = tuple[int, str, int, int, str | None, str | None, int, str | None, str | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -497,7 +497,8 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
 
     def feed_rows(self, collection_pk: int, added_after: int | None, limit: int) -> list[FeedRow]:
         clause, params = self._version_clause(VersionSelector(last=True), candidates=True)
-        sql = (f"SELECT seq, stix_id, version, date_added, created_by_ref, markings, is_last, feed FROM objects "
+        sql = (f"SELECT seq, stix_id, version, date_added, created_by_ref, markings, is_last, feed, "
+               f"COALESCE(object_markings, markings) FROM objects "
                f"WHERE collection_pk = ? AND type = 'indicator'{clause} AND date_added > ? ORDER BY date_added LIMIT ?")
         with self._read() as cur:
             cur.execute(sql, (collection_pk, *params, -1 if added_after is None else added_after, limit))
