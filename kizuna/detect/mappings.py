@@ -135,7 +135,7 @@ def _request_getter(parts: dict[str, Any], what: str) -> Getter:
     target. A client talking to a proxy sends the whole URL as the target (RFC 9112, absolute form):
     that URL is the request's URL and its host the host, where the Host header would name the proxy.
     A CONNECT request's target is the host and port of the tunnel it asks for (authority form): that is
-    its host, and it has no URL (what goes through the tunnel is not in the log)."""
+    its host, and it has no URL (what goes through the tunnel is not in the log); nor has `OPTIONS *`."""
     host_getter, target_getter = _field_getter(parts["host"]), _field_getter(parts["target"])
     scheme = parts.get("scheme", "http")
 
@@ -148,7 +148,9 @@ def _request_getter(parts: dict[str, Any], what: str) -> Getter:
         host = host_getter(record)
         if what == "request_host":
             return host
-        if host is None or target is None:
+        # Only a path (origin form) joins the host into a URL: `OPTIONS *` asks about the server itself (asterisk
+        # form, RFC 9112, 3.2.4) and names no resource, nor does a target that is no path at all.
+        if host is None or not isinstance(target, str) or not target.startswith("/"):
             return None
         return f"{scheme}://{host}{target}"
 

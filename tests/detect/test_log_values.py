@@ -152,6 +152,39 @@ def test_http_hosts_lose_their_port_and_proxy_requests_give_their_own_url(tmp_pa
     assert hits == [(9, "domain"), (9, "url"), (10, "domain")]
 
 
+def _routes(indicators: list[dict[str, Any]], lines: list[str]) -> dict[str, list[Any]]:
+    """The alerts of the full path and of the fast path over the same lines."""
+    mappings, out = shipped_mappings(), {}
+    for route in ("full", "fast"):
+        engine = DetectionEngine("identity--00000000-0000-4000-8000-000000000000")
+        engine.load_indicators(indicators)
+        reader = LogReader(mappings.values())
+        out[route] = list(engine.run(reader.events(lines), mappings) if route == "full"
+                          else engine.line_matcher(reader).alerts(lines))
+    return out
+
+
+def test_a_request_for_the_server_itself_names_its_host_and_no_url() -> None:
+    """`OPTIONS *` asks about the server, not a resource (RFC 9112, 3.2.4, asterisk form): it has no URL, where
+    `http://evil-host.com*` was built from it; a target that is no path at all likewise. The host is still named."""
+    mappings = shipped_mappings()
+    for uri in ("*", "evil"):
+        record = {**_zeek_http("evil-host.com", uri), "method": "OPTIONS"}
+        mapping = LogReader(mappings.values()).pick(record)
+        assert mapping is not None
+        built = mapping.to_event(record, 1).build()
+        assert built.of_type("url") == [], uri
+        assert [o["value"] for o in built.of_type("domain-name")] == ["evil-host.com"], uri
+    origin = mapping.to_event({**_zeek_http("evil-host.com", "/a?b"), "method": "GET"}, 2).build()
+    assert [o["value"] for o in origin.of_type("url")] == ["http://evil-host.com/a?b"]
+    patterns = ["[url:value LIKE '%evil-host.com%']", "[domain-name:value = 'evil-host.com']"]
+    indicators = [{"type": "indicator", "id": f"indicator--{n:08d}-0000-4000-8000-000000000000", "pattern": pattern,
+                   "pattern_type": "stix"} for n, pattern in enumerate(patterns)]
+    lines = [json.dumps({**_zeek_http("evil-host.com", "*"), "method": "OPTIONS"})]
+    for route, alerts in _routes(indicators, lines).items():
+        assert [a.indicator_id for a in alerts] == [indicators[1]["id"]], route  # the domain, and no URL
+
+
 def test_a_connect_request_names_its_host_and_no_url(tmp_path: Path) -> None:
     """A CONNECT request's target is the host and port of a tunnel (RFC 9112, authority form), not a path: it
     names the domain, and no URL, which the tunnel's contents would have (`http://evil-host.comevil-host.com:443`
@@ -205,10 +238,5 @@ def test_a_connect_request_names_its_host_and_no_url(tmp_path: Path) -> None:
     row = [f"{_now():.6f}", "C4", "192.0.2.1", "50000", "192.0.2.9", "3128", "1", "CONNECT", "evil-host.com:443",
            "evil-host.com:443", *["-"] * (width - 10)]
     tsv = [*header, "\t".join(row)]
-    for route in ("full", "fast"):
-        engine = DetectionEngine("identity--00000000-0000-4000-8000-000000000000")
-        engine.load_indicators(indicators)
-        reader = LogReader(mappings.values())
-        alerts = (engine.run(reader.events(tsv), mappings) if route == "full"
-                  else engine.line_matcher(reader).alerts(tsv))
+    for route, alerts in _routes(indicators, tsv).items():
         assert sorted((a.line, ids[a.indicator_id]) for a in alerts) == [(9, "domain"), (9, "target")], route
