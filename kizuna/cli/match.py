@@ -31,7 +31,7 @@ from kizuna.core.bulk_import import set_aside_long_lived
 from kizuna.core.errors import AdminError
 from kizuna.core.principal import NODE_ADMIN
 from kizuna.detect.bundle import LOCAL_IDENTITY_ID
-from kizuna.detect.files import PendingFile, check_writable, is_gzip, open_log, read_stix_file, same_file
+from kizuna.detect.files import PendingFile, check_writable, open_log, read_stix_file, same_file
 from kizuna.detect.intel import zeek_intel_indicators
 from kizuna.detect.mappings import Mapping, load_mapping, shipped_mappings
 from kizuna.detect.run import MatchRun, NothingToMatch
@@ -521,18 +521,19 @@ def _match_each(
             for alert in found:
                 _write_alert(alert_stream, alert, flush=follow)
             continue
-        if follow and name != "-" and is_gzip(Path(name)):
-            raise CliError(f"{name} is compressed (gzip): a growing log is followed as text", code="usage", file=name)
         handle = sys.stdin.buffer if name == "-" else open_log(Path(name))
+        compressed = isinstance(handle, gzip.GzipFile)
         try:
+            if follow and compressed:
+                raise CliError(f"{name} is compressed (gzip): a growing log is followed as text", code="usage",
+                               file=name)
             lines: Iterable[bytes] = (_follow(handle, idle_timeout=idle_timeout,
                                               path=None if name == "-" else Path(name)) if follow else handle)
             if remaining is not None:
                 lines = _counted(lines, remaining)
             if name != "-":
                 # A compressed log's lines outgrow its size on disk: its bar is driven by lines alone.
-                lines = progress.track(label, lines, 0 if isinstance(handle, gzip.GzipFile)
-                                       else Path(name).stat().st_size)
+                lines = progress.track(label, lines, 0 if compressed else Path(name).stat().st_size)
             before = run.reader.stats.lines
             digest = hashlib.sha256() if name == "-" else None
             if digest is not None:  # standard input is named by what it held

@@ -38,11 +38,6 @@ def open_log(path: Path) -> IO[bytes]:
     return raw
 
 
-def is_gzip(path: Path) -> bool:
-    with path.open("rb") as stream:
-        return stream.read(2) == _GZIP_MAGIC
-
-
 def _flatten(data: Any) -> Iterator[Any]:
     if isinstance(data, list):
         for item in data:
