@@ -29,7 +29,7 @@ from kizuna.federation.config import (
     is_collection_ref,
     parse_pin,
 )
-from kizuna.federation.partner_probe import PartnerRefused, ProbeResult, probe_misp_feed, probe_taxii_partner
+from kizuna.federation.partner_probe import probe_misp_feed, probe_taxii_partner
 from kizuna.federation.state import FederationState
 from kizuna.federation.tls import tls_files_problem
 
@@ -98,15 +98,11 @@ class AddedPartner:
 
 
 def _ask(config: PartnerConfig, ask_partner: bool) -> AddedPartner:
-    """The probe's notes; its refusal as the ConfigProblem that refuses the add."""
+    """The probe's notes (a definite refusal from the partner is the ConfigProblem that refuses the add)."""
     if not ask_partner:
         return AddedPartner(config, asked=False)
     probe = probe_misp_feed if config.is_misp_feed else probe_taxii_partner
-    try:
-        found: ProbeResult = probe(config)
-    except PartnerRefused as exc:
-        raise ConfigProblem(str(exc)) from None
-    return AddedPartner(config, asked=True, notes=found.notes)
+    return AddedPartner(config, asked=True, notes=probe(config))
 
 
 def check_remote_collection(mapping: CollectionMapping) -> None:
