@@ -43,12 +43,3 @@ def backfill(cur: Any) -> None:
                    if embeds(stix_type, bytes(body), producer, markings)]
         if flagged:
             cur.executemany("UPDATE objects SET embeds = 1 WHERE seq = ?", flagged)
-
-
-def refresh(cur: Any, where: str, params: tuple[Any, ...]) -> None:
-    """Flag again the versions ``where`` selects (their body changed)."""
-    cur.execute(f"SELECT seq, type, body, created_by_ref, markings FROM objects WHERE {where}", params)
-    changes = [(embeds(stix_type, bytes(body), producer, markings), int(seq))
-               for seq, stix_type, body, producer, markings in cur.fetchall()]
-    if changes:
-        cur.executemany("UPDATE objects SET embeds = ? WHERE seq = ?", changes)

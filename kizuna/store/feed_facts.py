@@ -16,7 +16,6 @@ literal as written (quotes removed, escapes kept).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
@@ -80,14 +79,6 @@ def facts_of_object(obj: Any) -> str | None:
         "" if confidence is None else str(confidence), str(int(max(levels))) if levels else "",
         "1" if obj.get(WARNINGLIST_PROPERTY) else "", single.group(2)[1:-1],
     ))
-
-
-def refresh(cur: Any, where: str, params: Sequence[Any]) -> None:
-    """Write the facts of the versions ``where`` selects in ``objects`` (their body was written or replaced)."""
-    cur.execute(f"SELECT seq, type, body FROM objects WHERE {where}", params)
-    changes = [(facts_of(stix_type, bytes(body)), int(seq)) for seq, stix_type, body in cur.fetchall()]
-    if changes:
-        cur.executemany("UPDATE objects SET feed = ? WHERE seq = ?", changes)
 
 
 def backfill(cur: Any) -> None:

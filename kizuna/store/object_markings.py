@@ -47,11 +47,3 @@ def backfill(cur: Any) -> None:
                  if (found := object_markings(markings, bytes(body))) is not None]
         if noted:
             cur.executemany("UPDATE objects SET object_markings = ? WHERE seq = ?", noted)
-
-
-def refresh(cur: Any, where: str, params: tuple[Any, ...]) -> None:
-    """Note again the object markings of the versions ``where`` selects (their body changed)."""
-    cur.execute(f"SELECT seq, markings, body FROM objects WHERE {where}", params)
-    changes = [(object_markings(markings, bytes(body)), int(seq)) for seq, markings, body in cur.fetchall()]
-    if changes:
-        cur.executemany("UPDATE objects SET object_markings = ? WHERE seq = ?", changes)

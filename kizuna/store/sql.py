@@ -387,9 +387,7 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                         (
                             collection_pk, new.stix_id, new.type, version, new.spec_version, added,
                             new.created_by_ref, new.markings, new.body, *flags[new.stix_id][version],
-                            feed_facts.facts_of(new.type, new.body) if new.feed == FEED_NOT_NOTED else new.feed,
-                            embedded.embeds(new.type, new.body, new.created_by_ref, new.markings),
-                            object_markings.object_markings(new.markings, new.body),
+                            *self._noted_columns(new),
                         )
                         for new, version, added in pending
                     ],
@@ -576,6 +574,14 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
                 then(cur, deleted)
         return deleted
 
+    @staticmethod
+    def _noted_columns(new: NewVersion) -> tuple[str | None, int, str | None]:
+        """The columns noted from a version's body on write: its feed facts, whether it embeds references and its
+        object's own markings (store/feed_facts.py, embedded.py, object_markings.py)."""
+        return (feed_facts.facts_of(new.type, new.body) if new.feed == FEED_NOT_NOTED else new.feed,
+                embedded.embeds(new.type, new.body, new.created_by_ref, new.markings),
+                object_markings.object_markings(new.markings, new.body))
+
     def replace_form(self, collection_pk: int, new: NewVersion, version: int) -> int | None:
         """Store a fuller form of a stored version (same id and version) in its place; return its new
         ``date_added``, or None if the version is not stored.
@@ -586,18 +592,18 @@ class SqlStore(Transactions, SessionRows, FeedRows, OpsAlertRows, OpsActivityRow
         with self._write() as cur:
             last_added, now = self._lock_collection(cur, collection_pk)
             added = max(now, last_added + 1)
+            # The columns noted from the body are written with it, from the version in hand, as add_versions
+            # writes them.
             cur.execute(
-                "UPDATE objects SET body = ?, markings = ?, created_by_ref = ?, date_added = ? "
-                "WHERE collection_pk = ? AND stix_id = ? AND version = ?",
-                (new.body, new.markings, new.created_by_ref, added, collection_pk, new.stix_id, version),
+                "UPDATE objects SET body = ?, markings = ?, created_by_ref = ?, date_added = ?, feed = ?, embeds = ?, "
+                "object_markings = ? WHERE collection_pk = ? AND stix_id = ? AND version = ?",
+                (new.body, new.markings, new.created_by_ref, added, *self._noted_columns(new),
+                 collection_pk, new.stix_id, version),
             )
             if not cur.rowcount:
                 return None
             for index in (self.search_index, object_refs):
                 index.reindex(cur, "collection_pk = ? AND stix_id = ? AND version = ?",
-                              (collection_pk, new.stix_id, version))
-            for facts in (feed_facts, embedded, object_markings):
-                facts.refresh(cur, "collection_pk = ? AND stix_id = ? AND version = ?",
                               (collection_pk, new.stix_id, version))
             # Other markings or another producer can change which readers see this version like its neighbours.
             self._refresh_flags(cur, collection_pk, [new.stix_id])
