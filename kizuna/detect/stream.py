@@ -77,6 +77,7 @@ def chunks(path: Path, size: int = CHUNK_LINES, max_bytes: int | None = None,
     is left out and told to ``too_large(line number, its size)``: the server would refuse it, and the rest
     of the file is still worth publishing."""
     headers: list[bytes] = []
+    head = 0  # the headers' size, each with its newline: kept as they change, not summed again per line
     batch: list[bytes] = []
     used = 0  # the payload's size so far: the headers and the batch's lines, newline-separated
     first = 1
@@ -85,15 +86,15 @@ def chunks(path: Path, size: int = CHUNK_LINES, max_bytes: int | None = None,
             line = line.rstrip(b"\r\n")
             if line.startswith(b"#"):
                 if line.startswith(b"#separator"):
-                    headers = []
+                    headers, head = [], 0
                 if not line.startswith(b"#close"):
                     headers.append(line)
+                    head += len(line) + 1
                 continue
             if not line:
                 continue
             if max_bytes is not None:
-                alone = sum(len(h) + 1 for h in headers) + len(line)
-                if alone > max_bytes:
+                if head + len(line) > max_bytes:
                     if too_large is not None:
                         too_large(number, len(line))
                     continue
@@ -102,7 +103,7 @@ def chunks(path: Path, size: int = CHUNK_LINES, max_bytes: int | None = None,
                     batch = []
             if not batch:
                 first = number
-                used = sum(len(h) + 1 for h in headers) - 1
+                used = head - 1
             batch.append(line)
             used += 1 + len(line)
             if len(batch) >= size:
