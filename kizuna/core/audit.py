@@ -143,16 +143,20 @@ def object_tlp_label(row: VersionRow) -> str:
     it selects, which a reader who may not see it does not receive, not the object; the object's own markings are
     the same in every copy served of it. The store notes them on write where they differ in kind from the column
     (store/object_markings.py), so every served page labels its versions from columns alone."""
-    own = row.object_markings
-    return tlp_label(own if own is not None else row.markings)
+    return tlp_label(labelled_by(row))
+
+
+def labelled_by(row: VersionRow) -> str | None:
+    """The markings a version is labelled by (`object_tlp_label`): its object's own, noted where they differ in
+    kind from its markings column, else that column."""
+    return row.markings if row.object_markings is None else row.object_markings
 
 
 def tlp_counts(rows: Iterable[VersionRow]) -> dict[str, int]:
     """Served content versions per TLP label (`object_tlp_label`): an egress record's ``tlp``, the dashboard's
     "shared"."""
     # Counted per markings first (a page has few distinct ones), labelled after (`tlp_counts_of`).
-    return tlp_counts_of([row.markings if row.object_markings is None else row.object_markings
-                          for row in rows if row.type not in FURNITURE])
+    return tlp_counts_of([labelled_by(row) for row in rows if row.type not in FURNITURE])
 
 
 def tlp_counts_of(markings_columns: Iterable[str | None]) -> dict[str, int]:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any, Final
 
-from kizuna.core.audit import tlp_counts, tlp_counts_of
+from kizuna.core.audit import labelled_by, tlp_counts_of
 from kizuna.core.filters import Endpoint
 from kizuna.core.visibility import Viewer, served_as_stored
 from kizuna.store.base import FeedRow, VersionRow
@@ -66,8 +66,7 @@ def feed_items(node: Any, viewer: Viewer, batch: int = _BATCH) -> Iterator[bytes
             full = {row.seq: row for row in found}
         ids: list[str] = []
         versions: list[int] = []
-        fact_labels: list[str | None] = []
-        rows_served: list[VersionRow] = []
+        labels: list[str | None] = []  # the markings each served version is labelled by
         items: list[bytes | str] = []
         for row, fast in zip(rows, quick, strict=True):
             if fast:
@@ -76,7 +75,7 @@ def feed_items(node: Any, viewer: Viewer, batch: int = _BATCH) -> Iterator[bytes
                 items.append(facts)
                 ids.append(row[1])
                 versions.append(row[2])
-                fact_labels.append(row[8])
+                labels.append(row[8])
                 continue
             stored = full.get(row[0])  # absent: deleted since the batch was read
             body = choose.body(stored) if stored is not None else None
@@ -84,8 +83,8 @@ def feed_items(node: Any, viewer: Viewer, batch: int = _BATCH) -> Iterator[bytes
                 items.append(body)
                 ids.append(stored.stix_id)
                 versions.append(stored.version)
-                rows_served.append(stored)
-        tlp = _summed(tlp_counts_of(fact_labels), tlp_counts(rows_served)) if ids else None
+                labels.append(labelled_by(stored))
+        tlp = tlp_counts_of(labels) if ids else None
         node.record_served(viewer, Endpoint.OBJECTS, ids, versions, tlp)
         yield from items
         if len(rows) < batch:
@@ -112,10 +111,3 @@ def _all_quick(rows: list[FeedRow], whole: dict[tuple[str | None, str | None], b
         if not as_stored:
             return False
     return True
-
-
-def _summed(counts: dict[str, int], more: dict[str, int]) -> dict[str, int]:
-    """Two sets of TLP counts as one."""
-    for label, count in more.items():
-        counts[label] = counts.get(label, 0) + count
-    return counts
