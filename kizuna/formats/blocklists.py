@@ -14,9 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from kizuna.formats.base import ConversionReport, FormatError, Loss
-from kizuna.formats.feeds import DEFAULT_OPTIONS, PIECE_LINES, FeedOptions, feed_timestamp, select_terms
-from kizuna.formats.iocs import HASH_KINDS, IPV4, IPV6, KINDS, NO_WIRE_FORM, wire_form
+from kizuna.formats.base import ConversionReport, FormatError
+from kizuna.formats.feeds import (
+    DEFAULT_OPTIONS,
+    PIECE_LINES,
+    FeedOptions,
+    feed_timestamp,
+    on_the_wire,
+    select_terms,
+)
+from kizuna.formats.iocs import HASH_KINDS, IPV4, IPV6, KINDS
 
 #: The lists `write_blocklist` can write, and the IOC kinds each one holds.
 BLOCKLIST_KINDS: Final = {
@@ -49,10 +56,8 @@ def write_blocklist(
     add = out.append
     for kind, value in select_terms(objects, options, report, wanted):
         if not value.isascii():  # an IDN or a URL with non-ASCII text: written as devices compare it
-            wire = wire_form(kind, value)
+            wire = on_the_wire(kind, value, "?", report)
             if wire is None:
-                if report is not None:
-                    report.losses.append(Loss("?", "pattern", value, NO_WIRE_FORM))
                 continue
             value = wire
         if value not in written:

@@ -17,9 +17,8 @@ import io
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from kizuna.formats.base import ConversionReport, Loss
-from kizuna.formats.feeds import DEFAULT_OPTIONS, FeedOptions, select
-from kizuna.formats.iocs import NO_WIRE_FORM, wire_form
+from kizuna.formats.base import ConversionReport
+from kizuna.formats.feeds import DEFAULT_OPTIONS, FeedOptions, on_the_wire, select
 from kizuna.formats.warninglists import WARNINGLIST_PROPERTY
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID
 
@@ -75,9 +74,5 @@ def _wire_value(kind: str, value: str, indicator: dict[str, Any], report: Conver
     """The ``wire_value`` cell: the wire form of a non-ASCII value, empty for an ASCII one (the same)."""
     if value.isascii():
         return ""
-    wire = wire_form(kind, value)
-    if wire is None:  # the row stays (people can read the name); its wire form is reported missing
-        if report is not None:
-            report.losses.append(Loss(str(indicator.get("id", "?")), "wire_value", value, NO_WIRE_FORM))
-        return ""
-    return wire
+    # None: the row stays (people can read the name), its wire form reported missing
+    return on_the_wire(kind, value, str(indicator.get("id", "?")), report, "wire_value") or ""

@@ -38,6 +38,7 @@ from kizuna.formats.iocs import (
     JA3,
     KIND_BY_PATH,
     MD5,
+    NO_WIRE_FORM,
     SHA1,
     SHA256,
     SHA512,
@@ -45,6 +46,7 @@ from kizuna.formats.iocs import (
     URL,
     canonical,
     pattern_terms,
+    wire_form,
 )
 from kizuna.formats.warninglists import WARNINGLIST_PROPERTY
 from kizuna.policy.tlp import LEVEL_BY_ANY_ID, TlpLevel
@@ -52,6 +54,17 @@ from kizuna.stix.pattern_scan import unescape
 from kizuna.stix.timestamps import format_timestamp, now_micros, parse_timestamp
 from kizuna.stix.vocab import shared_not_for_detection
 from kizuna.store.feed_facts import SEPARATOR as _SEP
+
+
+def on_the_wire(kind: str, value: str, ident: str, report: ConversionReport | None,
+                what: str = "pattern") -> str | None:
+    """The non-ASCII ``value`` as devices compare it (`iocs.wire_form`), or None with a loss reported for
+    ``ident``'s ``what`` when IDNA cannot write its name. Writers test ``value.isascii()`` before calling: ASCII
+    values, the bulk of any feed, are their own wire form."""
+    wire = wire_form(kind, value)
+    if wire is None and report is not None:
+        report.losses.append(Loss(ident, what, value, NO_WIRE_FORM))
+    return wire
 
 
 @dataclass(frozen=True)

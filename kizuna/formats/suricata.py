@@ -39,8 +39,8 @@ from suricataparser.exceptions import RuleParseException
 from suricataparser.rule import Metadata, Option, Rule
 
 from kizuna.formats.base import ConversionReport, Loss
-from kizuna.formats.feeds import DEFAULT_OPTIONS, RULE, FeedOptions, select
-from kizuna.formats.iocs import DOMAIN, IPV4, IPV6, JA3, NO_WIRE_FORM, URL, to_ascii_domain, wire_form
+from kizuna.formats.feeds import DEFAULT_OPTIONS, RULE, FeedOptions, on_the_wire, select
+from kizuna.formats.iocs import DOMAIN, IPV4, IPV6, JA3, URL, to_ascii_domain
 from kizuna.stix.timestamps import parse_timestamp
 
 SID_BASE: Final = 1_000_000_000
@@ -172,10 +172,8 @@ def write_suricata(
                     yield _rewritten(rule, classtype, sid, rev, f"kizuna_indicator {ident}, {stamps}") + "\n"
                 continue
             # Suricata sees names in A-labels and a request's path percent-encoded, as sent: rules match that
-            wire: str | None = value if value.isascii() else wire_form(kind, value)
+            wire = value if value.isascii() else on_the_wire(kind, value, ident, report)
             if wire is None:
-                if report is not None:
-                    report.losses.append(Loss(ident, "pattern", value, NO_WIRE_FORM))
                 continue
             if (kind, wire) in written:
                 continue  # another indicator's rules already watch for it: one alert, not one per indicator

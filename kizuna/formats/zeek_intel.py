@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from kizuna.formats.base import ConversionReport, Loss
-from kizuna.formats.feeds import DEFAULT_OPTIONS, FeedOptions, select
-from kizuna.formats.iocs import DOMAIN, EMAIL, HASH_KINDS, IPV4, IPV6, NO_WIRE_FORM, URL, wire_form
+from kizuna.formats.base import ConversionReport
+from kizuna.formats.feeds import DEFAULT_OPTIONS, FeedOptions, on_the_wire, select
+from kizuna.formats.iocs import DOMAIN, EMAIL, HASH_KINDS, IPV4, IPV6, URL
 
 HEADER: Final = "#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc\tmeta.url\n"
 
@@ -67,10 +67,8 @@ def write_zeek_intel(
         meta_url = _field(url + ident) if url else "-"
         for kind, value in selected.terms:
             if not value.isascii():  # Zeek sees a name in A-labels and a URL's path percent-encoded, as sent
-                wire = wire_form(kind, value)
+                wire = on_the_wire(kind, value, ident, report)
                 if wire is None:
-                    if report is not None:
-                        report.losses.append(Loss(ident, "pattern", value, NO_WIRE_FORM))
                     continue
                 value = wire
             intel = _intel(kind, value)
